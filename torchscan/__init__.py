@@ -1,0 +1,30 @@
+"""torchscan: a static analyzer for PyTorch models.
+
+Give it a model and an input shape; it reports, per layer and in total, output shapes,
+parameters, FLOPs, MACs and memory accesses (DMAs) — computed on a torch.fx graph with fake
+tensors, so the model is never run and never changed.
+"""
+
+from torchscan.api import crawl_module, summary
+from torchscan.errors import CaptureError, InputError, ShapeError, TorchscanError
+from torchscan.records import Cost, OpCall, TensorSpec
+from torchscan.report import Context, Diagnostic, Report, Row, Totals
+
+__all__ = [
+    "CaptureError",
+    "Context",
+    "Cost",
+    "Diagnostic",
+    "InputError",
+    "OpCall",
+    "Report",
+    "Row",
+    "ShapeError",
+    "TensorSpec",
+    "TorchscanError",
+    "Totals",
+    "crawl_module",
+    "summary",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,120 @@
+"""Public entry points: :func:`crawl_module` (no printing) and :func:`summary` (prints)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+import torch
+from torch import nn
+
+from torchscan.errors import InputError
+from torchscan.graph.build import RECORD, build_graph
+from torchscan.graph.calls import module_path_of
+from torchscan.graph.shapes import propagate
+from torchscan.graph.trace import capture, input_device
+from torchscan.inputs import InputSpec, normalise_inputs
+from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
+from torchscan.passes.counts import count_costs
+from torchscan.passes.params import collect_params
+from torchscan.passes.rows import build_rows
+from torchscan.render.table import render_table
+from torchscan.report import Context, Report, Totals
+
+__all__ = ["crawl_module", "summary"]
+
+
+def crawl_module(
+    model: nn.Module,
+    input_shape: Sequence[int] | Sequence[Sequence[int]],
+    *,
+    dtype: torch.dtype | Sequence[torch.dtype] | None = None,
+    batch_size: int | None = 1,
+    formulas: Mapping[Any, Formula] | None = None,
+) -> Report:
+    """Analyse ``model`` for inputs of ``input_shape`` (without the batch dim) and return a report.
+
+    The model is left exactly as found: a fake copy (no storage) is traced and run on fake
+    tensors, so no arithmetic is done and a model on the ``meta`` device works.
+    ``formulas`` adds or overrides op formulas for this call only.
+    """
+    if not isinstance(model, nn.Module):
+        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    specs = normalise_inputs(input_shape, dtype, batch_size)
+    registry: Registry = DEFAULT_REGISTRY.with_overrides(formulas) if formulas else DEFAULT_REGISTRY
+    device = input_device(model)
+
+    captured = capture(model, registry)
+    graph_module = captured.graph_module
+    paths = {node.name: module_path_of(node) for node in graph_module.graph.nodes}
+    with captured.fake_mode:
+        fake_inputs = [torch.empty(spec.shape, dtype=spec.dtype, device=device) for spec in specs]
+        values = propagate(graph_module, fake_inputs, paths)
+    graph = build_graph(graph_module, captured.root, values)
+
+    outputs = tuple(
+        spec.shape
+        for node in graph_module.graph.nodes
+        if node.op == "output"
+        for spec in graph.nodes[node.name][RECORD].outputs
+    )
+    costs, diagnostics = count_costs(graph, registry)
+    params = collect_params(model)
+    rows = build_rows(model, graph, costs, params, captured.module_outputs)
+    known = [cost for cost in costs.values() if cost is not None]
+    unknown = sum(cost is None for cost in costs.values())
+    totals = Totals(
+        params=params.params,
+        trainable_params=params.trainable,
+        non_trainable_params=params.params - params.trainable,
+        param_bytes=params.param_bytes,
+        buffer_bytes=params.buffer_bytes,
+        flops=sum(cost.flops for cost in known),
+        macs=sum(cost.macs for cost in known),
+        dmas=sum(cost.dmas for cost in known),
+        complete=unknown == 0,
+        unknown_ops=unknown,
+    )
+    return Report(
+        rows=rows,
+        totals=totals,
+        diagnostics=diagnostics,
+        context=_context(model, specs, outputs, captured.method, device),
+        graph=graph,
+    )
+
+
+def _context(
+    model: nn.Module,
+    specs: Sequence[InputSpec],
+    outputs: tuple[tuple[int, ...], ...],
+    method: str,
+    device: torch.device,
+) -> Context:
+    return Context(
+        model=type(model).__name__,
+        torch_version=torch.__version__,
+        capture=method,
+        input_shapes=tuple(spec.shape for spec in specs),
+        output_shapes=outputs,
+        dtypes=tuple(str(spec.dtype).removeprefix("torch.") for spec in specs),
+        device=str(device),
+        training=model.training,
+    )
+
+
+def summary(
+    model: nn.Module,
+    input_shape: Sequence[int] | Sequence[Sequence[int]],
+    *,
+    max_depth: int | None = None,
+    dtype: torch.dtype | Sequence[torch.dtype] | None = None,
+    batch_size: int | None = 1,
+    formulas: Mapping[Any, Formula] | None = None,
+    file: TextIO | None = None,
+) -> Report:
+    """Print the keras-style summary of ``model`` (to ``file``, stdout by default); return the report."""
+    report = crawl_module(model, input_shape, dtype=dtype, batch_size=batch_size, formulas=formulas)
+    print(render_table(report, max_depth=max_depth), file=file or sys.stdout)
+    return report

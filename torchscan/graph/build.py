@@ -1,0 +1,74 @@
+"""The networkx graph the passes read: one node per fx node, a frozen record per node."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import networkx as nx
+from torch import fx, nn
+
+from torchscan.graph.calls import ArgumentBinder, display_type, make_call, module_path_of
+from torchscan.graph.shapes import NodeValues
+from torchscan.records import OpCall, TensorSpec, tensor_leaves
+
+__all__ = ["RECORD", "NodeRecord", "build_graph"]
+
+RECORD = "record"
+"""Key of the :class:`NodeRecord` in each networkx node's attributes."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """One fx node: where it sits, what it computes, what it produced.
+
+    ``index`` is the execution order; ``module_path`` the called module (``call_module``) or
+    the innermost module whose forward made the call ('' for the top level).
+    """
+
+    name: str
+    op: str
+    index: int
+    module_path: str
+    type_name: str
+    call: OpCall | None
+    outputs: tuple[TensorSpec, ...]
+    stack_trace: str | None = None
+
+    @property
+    def produces_tensor(self) -> bool:
+        return bool(self.outputs)
+
+
+def build_graph(graph_module: fx.GraphModule, root: nn.Module, values: Mapping[str, NodeValues]) -> nx.DiGraph:
+    """A DiGraph with a :class:`NodeRecord` under ``RECORD`` per node and data-flow edges."""
+    graph = nx.DiGraph()
+    binder = ArgumentBinder()
+    for index, node in enumerate(graph_module.graph.nodes):
+        node_values = values.get(node.name)
+        call = make_call(node, node_values, root, binder) if node_values is not None else None
+        if node.op == "call_module":
+            type_name = type(root.get_submodule(str(node.target))).__name__
+        elif node.op in ("call_function", "call_method"):
+            type_name = display_type(node.target)
+        else:
+            type_name = node.op
+        record = NodeRecord(
+            name=node.name,
+            op=node.op,
+            index=index,
+            module_path=module_path_of(node),
+            type_name=type_name,
+            call=call,
+            outputs=tuple(tensor_leaves(node_values.output)) if node_values is not None else (),
+            stack_trace=node.stack_trace,
+        )
+        graph.add_node(node.name, **{RECORD: record})
+        for source in node.all_input_nodes:
+            graph.add_edge(source.name, node.name)
+    return graph
+
+
+def records(graph: nx.DiGraph) -> list[NodeRecord]:
+    """The records of a graph in execution order."""
+    return sorted((data[RECORD] for _, data in graph.nodes(data=True)), key=lambda record: record.index)

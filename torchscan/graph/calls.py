@@ -1,0 +1,152 @@
+"""Turn fx nodes into :class:`OpCall` records: the normalised view a formula gets."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch._jit_internal import boolean_dispatched
+from torch.fx.operator_schemas import get_signature_for_torch_op
+
+from torchscan.graph.shapes import NodeValues, describe
+from torchscan.records import OpCall, tensor_leaves
+
+__all__ = ["ArgumentBinder", "display_type", "make_call", "module_path_of", "resolve_target"]
+
+_CONFIG_TYPES = (int, float, bool, str, type(None), tuple, list)
+
+
+def module_path_of(node: fx.Node) -> str:
+    """The path of the module a node belongs to: the called module, or the innermost caller."""
+    if node.op == "call_module":
+        return str(node.target)
+    stack = node.meta.get("nn_module_stack")
+    if stack:
+        path, _ = next(reversed(stack.values()))
+        return str(path)
+    return ""
+
+
+def resolve_target(node: fx.Node) -> Any:
+    """The Python object a call node dispatches on (function, ``torch.Tensor`` method, or module class)."""
+    if node.op == "call_method":
+        return getattr(torch.Tensor, str(node.target), node.target)
+    return node.target
+
+
+def display_type(target: Any) -> str:
+    """A short type name for a report row (a module class name or a function name)."""
+    if isinstance(target, type):
+        return target.__name__
+    return getattr(target, "__name__", None) or str(target)
+
+
+class ArgumentBinder:
+    """Binds call arguments to parameter names, remembering signatures for one analysis."""
+
+    def __init__(self) -> None:
+        self._signatures: dict[int, tuple[inspect.Signature, ...]] = {}
+
+    def _signatures_of(self, function: Callable[..., Any]) -> tuple[inspect.Signature, ...]:
+        key = id(function)
+        if key not in self._signatures:
+            self._signatures[key] = _find_signatures(function)
+        return self._signatures[key]
+
+    def bind(self, function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Arguments by parameter name, defaults applied; ``{"args": …, **kwargs}`` when unbindable."""
+        for signature in self._signatures_of(function):
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError:
+                continue
+            bound.apply_defaults()
+            return _flatten_var_keyword(signature, dict(bound.arguments))
+        return {"args": tuple(args), **kwargs}
+
+
+def _find_signatures(function: Callable[..., Any]) -> tuple[inspect.Signature, ...]:
+    dispatched = boolean_dispatched.get(function)  # F.max_pool2d and friends wrap two functions
+    if dispatched is not None:
+        function = dispatched["if_false"]
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None and not any(
+        p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature.parameters.values()
+    ):
+        return (signature,)
+    try:
+        return tuple(get_signature_for_torch_op(function) or ())
+    except Exception:
+        return ()
+
+
+def _flatten_var_keyword(signature: inspect.Signature, arguments: dict[str, Any]) -> dict[str, Any]:
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD and parameter.name in arguments:
+            arguments.update(arguments.pop(parameter.name))
+    return arguments
+
+
+def module_config(module: nn.Module) -> dict[str, Any]:
+    """A module's plain configuration attributes plus specs of its own parameters and buffers."""
+    config: dict[str, Any] = {
+        name: value
+        for name, value in vars(module).items()
+        if not name.startswith("_") and isinstance(value, _CONFIG_TYPES)
+    }
+    config["training"] = module.training
+    for name, tensor in (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)):
+        config[name] = describe(tensor)
+    return config
+
+
+def make_call(
+    node: fx.Node,
+    values: NodeValues,
+    root: nn.Module,
+    binder: ArgumentBinder,
+) -> OpCall | None:
+    """The :class:`OpCall` of a call node (None for placeholders, attributes and the output).
+
+    ``root`` is the traced (fake) copy of the model: module configs and training flags come
+    from it.
+    """
+    if node.op not in ("call_module", "call_function", "call_method"):
+        return None
+    path = module_path_of(node)
+    owner = _owner_module(root, path)
+    training = owner.training if owner is not None else root.training
+    if node.op == "call_module":
+        module = root.get_submodule(str(node.target))
+        target: Any = type(module)
+        attrs = module_config(module)
+        training = module.training
+    elif node.op == "call_function":
+        target = node.target
+        attrs = binder.bind(target, values.args, values.kwargs)
+    else:
+        target = resolve_target(node)
+        attrs = {"args": values.args[1:], **values.kwargs}
+    return OpCall(
+        kind=node.op.removeprefix("call_"),  # type: ignore[arg-type]
+        target=target,
+        inputs=tuple(tensor_leaves((values.args, values.kwargs))),
+        outputs=tuple(tensor_leaves(values.output)),
+        attrs=attrs,
+        training=training,
+        name=node.name,
+        module_path=path,
+    )
+
+
+def _owner_module(root: nn.Module, path: str) -> nn.Module | None:
+    try:
+        return root.get_submodule(path) if path else root
+    except AttributeError:
+        return None

@@ -1,0 +1,106 @@
+"""Capture with torch.fx on a fake copy of the model.
+
+The user's model is never run nor traced: a structural copy whose parameters and buffers are
+fake tensors (no storage) is traced instead, so tracing cannot change the model's state and a
+model built on the ``meta`` device works. Leaves are the modules the op registry has a formula
+for, plus torch's own built-in modules (fx's default); everything else is traced through, so
+functional calls and branches become nodes.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._pytree import tree_leaves
+
+from torchscan.errors import CaptureError
+from torchscan.ops.registry import Registry
+
+__all__ = ["Capture", "capture", "fake_copy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """A traced fake copy of the model (``root`` is the copy, ``graph_module`` its graph).
+
+    ``module_outputs`` maps a module path to the fx node names of the outputs of each of its
+    calls (first tensor of the returned structure), so every module row gets an output shape.
+    """
+
+    graph_module: fx.GraphModule
+    root: nn.Module
+    module_outputs: Mapping[str, tuple[str, ...]]
+    fake_mode: FakeTensorMode
+    method: str = "torch.fx"
+
+
+def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> nn.Module:
+    """A deep copy of ``model`` whose parameters and buffers are fake tensors sharing nothing.
+
+    Tied tensors stay tied (the memo maps each tensor once); hooks are dropped from the copy so
+    user callbacks never see analysis calls.
+    """
+    memo: dict[int, Any] = {}
+    for _, tensor in (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)):
+        if id(tensor) not in memo:
+            memo[id(tensor)] = fake_mode.from_tensor(tensor, static_shapes=True)
+    try:
+        clone = copy.deepcopy(model, memo)
+    except Exception as error:
+        raise CaptureError(f"{type(model).__name__} cannot be copied for analysis: {error}") from error
+    for module in clone.modules():
+        for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
+            if getattr(module, hooks, None):
+                setattr(module, hooks, type(getattr(module, hooks))())
+    return clone
+
+
+class _Tracer(fx.Tracer):
+    """fx tracer whose leaves are the modules with a formula; records module outputs."""
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__()
+        self.record_stack_traces = True
+        self._registry = registry
+        self.module_outputs: dict[str, list[str]] = {}
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if self._registry.lookup(type(m)) is not None:
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+    def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
+        result = super().call_module(m, forward, args, kwargs)
+        proxies = [leaf for leaf in tree_leaves(result) if isinstance(leaf, fx.Proxy)]
+        if proxies:
+            self.module_outputs.setdefault(self.path_of_module(m), []).append(proxies[0].node.name)
+        return result
+
+
+def capture(model: nn.Module, registry: Registry) -> Capture:
+    """Trace a fake copy of ``model`` with torch.fx."""
+    fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
+    clone = fake_copy(model, fake_mode)
+    tracer = _Tracer(registry)
+    try:
+        graph = tracer.trace(clone)
+    except Exception as error:
+        raise CaptureError(
+            f"torch.fx could not trace {type(model).__name__}: {type(error).__name__}: {error}"
+        ) from error
+    graph_module = fx.GraphModule(tracer.root, graph, class_name=type(model).__name__)
+    outputs = {path: tuple(names) for path, names in tracer.module_outputs.items()}
+    return Capture(graph_module=graph_module, root=clone, module_outputs=outputs, fake_mode=fake_mode)
+
+
+def input_device(model: nn.Module) -> torch.device:
+    """Device of the model's first parameter or buffer (CPU for a stateless model)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")

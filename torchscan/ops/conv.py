@@ -1,0 +1,57 @@
+"""Convolutions and transposed convolutions (1-D, 2-D, 3-D; module and functional spellings).
+
+Notation: ``N_in``/``N_out`` input/output elements, ``K`` product of kernel sizes, ``g`` groups,
+``P`` parameter elements (weight + bias). The weight of a convolution has shape
+``(C_out, C_in/g, *k)`` and of a transposed one ``(C_in, C_out/g, *k)``, so
+``prod(weight.shape[1:])`` is ``(C_in/g)·K`` resp. ``(C_out/g)·K`` for both spellings.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import nn
+
+from torchscan.ops.registry import FormulaTable
+from torchscan.records import Cost, OpCall
+
+TABLE = FormulaTable("conv")
+
+
+def _weight_fan(call: OpCall) -> tuple[int, int]:
+    weight = call.spec("weight")
+    if weight is None:
+        raise ValueError("convolution without a weight")
+    return math.prod(weight.shape[1:]), weight.numel + call.numel("bias")
+
+
+@TABLE.register(nn.Conv1d, nn.Conv2d, nn.Conv3d, F.conv1d, F.conv2d, F.conv3d)
+def conv(call: OpCall) -> Cost:
+    """ConvNd: ``FLOPs = N_out·(2·(C_in/g)·K − 1 + [bias])``, ``MACs = N_out·(C_in/g)·K``,
+    ``DMAs = N_out·(C_in/g)·K + P + N_out`` (each output reads its whole window)."""
+    fan_in, params = _weight_fan(call)
+    n_out = call.output.numel
+    has_bias = call.spec("bias") is not None
+    macs = n_out * fan_in
+    return Cost(flops=n_out * (2 * fan_in - 1 + has_bias), macs=macs, dmas=macs + params + n_out)
+
+
+@TABLE.register(
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    F.conv_transpose1d,
+    F.conv_transpose2d,
+    F.conv_transpose3d,
+)
+def conv_transpose(call: OpCall) -> Cost:
+    """ConvTransposeNd: each input element is multiplied into ``(C_out/g)·K`` outputs.
+
+    ``MACs = N_in·(C_out/g)·K``, ``FLOPs = 2·MACs + N_out·[bias]``, ``DMAs = MACs + P + N_out``.
+    """
+    fan_out, params = _weight_fan(call)
+    n_out = call.output.numel
+    macs = call.input.numel * fan_out
+    has_bias = call.spec("bias") is not None
+    return Cost(flops=2 * macs + n_out * has_bias, macs=macs, dmas=macs + params + n_out)

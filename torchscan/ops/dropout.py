@@ -1,0 +1,36 @@
+"""Dropout: free in eval, a mask draw and a multiply in training."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from torchscan.ops.registry import FormulaTable
+from torchscan.records import Cost, OpCall
+
+TABLE = FormulaTable("dropout")
+
+
+@TABLE.register(
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+    F.dropout,
+    F.dropout1d,
+    F.dropout2d,
+    F.dropout3d,
+    F.alpha_dropout,
+    F.feature_alpha_dropout,
+)
+def dropout(call: OpCall) -> Cost:
+    """Dropout: ``0 / 0 / 0`` in eval or with ``p = 0``; in training with ``p > 0``:
+    ``FLOPs = N_in``, ``MACs = 0``, ``DMAs = N_in + 1 + N_out·[not inplace]``."""
+    training = bool(call.get("training", call.training))
+    if not training or not call.get("p", 0.5):
+        return Cost()
+    n_in = call.input.numel
+    writes = 0 if call.get("inplace", False) else call.output.numel
+    return Cost(flops=n_in, dmas=n_in + 1 + writes)

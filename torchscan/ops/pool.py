@@ -1,0 +1,74 @@
+"""Max, average and adaptive pooling (1-D, 2-D, 3-D; module and functional spellings).
+
+``K`` is the product of the kernel sizes and ``d`` the number of spatial dims. Adaptive pools
+use, per spatial dim, ``k_i = in_i // out_i`` when ``out_i`` divides ``in_i``, else
+``in_i % out_i + 1``, then the formula of the plain pool with ``K = prod(k_i)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import nn
+
+from torchscan.ops.registry import FormulaTable
+from torchscan.records import Cost, OpCall
+
+TABLE = FormulaTable("pool")
+
+
+def _kernel_volume(kernel: int | Sequence[int], dims: int) -> int:
+    if isinstance(kernel, int):
+        return kernel**dims
+    return math.prod(kernel)
+
+
+def _adaptive_kernel_volume(call: OpCall, dims: int) -> int:
+    spatial_in = call.input.shape[-dims:]
+    spatial_out = call.output.shape[-dims:]
+    sizes = [i // o if i % o == 0 else i % o + 1 for i, o in zip(spatial_in, spatial_out, strict=True)]
+    return math.prod(sizes)
+
+
+def _max(n_out: int, volume: int) -> Cost:
+    ops = n_out * (volume - 1)
+    return Cost(flops=ops, macs=ops, dmas=n_out * volume + n_out)
+
+
+def _avg(n_out: int, volume: int, dims: int) -> Cost:
+    ops = n_out * (volume - 1 + dims)
+    return Cost(flops=ops, macs=ops, dmas=n_out * volume + n_out)
+
+
+@TABLE.register(nn.MaxPool1d, F.max_pool1d, dims=1)
+@TABLE.register(nn.MaxPool2d, F.max_pool2d, dims=2)
+@TABLE.register(nn.MaxPool3d, F.max_pool3d, dims=3)
+def max_pool(call: OpCall, dims: int) -> Cost:
+    """MaxPool: ``FLOPs = MACs = N_out·(K − 1)`` comparisons, ``DMAs = N_out·K + N_out``."""
+    return _max(call.output.numel, _kernel_volume(call.attrs["kernel_size"], dims))
+
+
+@TABLE.register(nn.AvgPool1d, F.avg_pool1d, dims=1)
+@TABLE.register(nn.AvgPool2d, F.avg_pool2d, dims=2)
+@TABLE.register(nn.AvgPool3d, F.avg_pool3d, dims=3)
+def avg_pool(call: OpCall, dims: int) -> Cost:
+    """AvgPool: ``FLOPs = MACs = N_out·(K − 1 + d)``, ``DMAs = N_out·K + N_out``."""
+    return _avg(call.output.numel, _kernel_volume(call.attrs["kernel_size"], dims), dims)
+
+
+@TABLE.register(nn.AdaptiveMaxPool1d, F.adaptive_max_pool1d, dims=1)
+@TABLE.register(nn.AdaptiveMaxPool2d, F.adaptive_max_pool2d, dims=2)
+@TABLE.register(nn.AdaptiveMaxPool3d, F.adaptive_max_pool3d, dims=3)
+def adaptive_max_pool(call: OpCall, dims: int) -> Cost:
+    """AdaptiveMaxPool: MaxPool with ``K = prod(k_i)`` (module docstring)."""
+    return _max(call.output.numel, _adaptive_kernel_volume(call, dims))
+
+
+@TABLE.register(nn.AdaptiveAvgPool1d, F.adaptive_avg_pool1d, dims=1)
+@TABLE.register(nn.AdaptiveAvgPool2d, F.adaptive_avg_pool2d, dims=2)
+@TABLE.register(nn.AdaptiveAvgPool3d, F.adaptive_avg_pool3d, dims=3)
+def adaptive_avg_pool(call: OpCall, dims: int) -> Cost:
+    """AdaptiveAvgPool: AvgPool with ``K = prod(k_i)`` (module docstring)."""
+    return _avg(call.output.numel, _adaptive_kernel_volume(call, dims), dims)

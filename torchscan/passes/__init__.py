@@ -1,0 +1,1 @@
+"""Pure passes over the captured graph and the model: costs, parameters, rows."""

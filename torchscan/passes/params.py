@@ -1,0 +1,79 @@
+"""Parameters and buffers of the (original) model: ownership, trainability, bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from torch import nn
+
+__all__ = ["ModuleParams", "ParamEntry", "ParamSummary", "collect_params"]
+
+
+@dataclass(frozen=True, slots=True)
+class ParamEntry:
+    """One parameter tensor owned by a module."""
+
+    name: str
+    shape: tuple[int, ...]
+    numel: int
+    trainable: bool
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleParams:
+    """Parameters and buffers registered directly on one module.
+
+    A tensor registered on several modules (tied weights) is owned by the first in
+    ``named_modules`` order; the others count it in ``shared``.
+    """
+
+    params: int = 0
+    trainable: int = 0
+    shared: int = 0
+    param_bytes: int = 0
+    buffer_bytes: int = 0
+    entries: tuple[ParamEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSummary:
+    by_module: Mapping[str, ModuleParams]
+    params: int
+    trainable: int
+    param_bytes: int
+    buffer_bytes: int
+
+
+def collect_params(model: nn.Module) -> ParamSummary:
+    """Count each parameter and buffer tensor once, by identity, under its first owner."""
+    seen: set[int] = set()
+    by_module: dict[str, ModuleParams] = {}
+    total = trainable_total = param_bytes_total = buffer_bytes_total = 0
+    for path, module in model.named_modules():
+        params = trainable = shared = param_bytes = buffer_bytes = 0
+        entries: list[ParamEntry] = []
+        for name, tensor in module.named_parameters(recurse=False, remove_duplicate=False):
+            if id(tensor) in seen:
+                shared += tensor.numel()
+                continue
+            seen.add(id(tensor))
+            entry = ParamEntry(
+                name, tuple(tensor.shape), tensor.numel(), tensor.requires_grad, tensor.numel() * tensor.element_size()
+            )
+            entries.append(entry)
+            params += entry.numel
+            trainable += entry.numel * entry.trainable
+            param_bytes += entry.nbytes
+        for _, tensor in module.named_buffers(recurse=False, remove_duplicate=False):
+            if id(tensor) in seen:
+                continue
+            seen.add(id(tensor))
+            buffer_bytes += tensor.numel() * tensor.element_size()
+        by_module[path] = ModuleParams(params, trainable, shared, param_bytes, buffer_bytes, tuple(entries))
+        total += params
+        trainable_total += trainable
+        param_bytes_total += param_bytes
+        buffer_bytes_total += buffer_bytes
+    return ParamSummary(by_module, total, trainable_total, param_bytes_total, buffer_bytes_total)

@@ -1,0 +1,214 @@
+"""Roll node costs and module parameters up the module tree into report rows.
+
+Every counted node lands in exactly one leaf row (its leaf module, or its own row for a
+functional call) and in all the rows above it, so the rows at any depth partition the model.
+Parameters held directly by a module that also has child rows get a row of their own
+(kind ``parameter``) for the same reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import networkx as nx
+from torch import nn
+
+from torchscan.graph.build import NodeRecord, records
+from torchscan.passes.params import ParamSummary
+from torchscan.records import Cost
+from torchscan.report import Row, RowKind
+
+__all__ = ["build_rows"]
+
+
+@dataclass(slots=True)
+class _Acc:
+    """Mutable accumulator used only while building rows (never leaves this module)."""
+
+    name: str
+    type: str
+    kind: RowKind
+    parent: str
+    order: float
+    output_shape: tuple[int, ...] | None = None
+    calls: int = 0
+    params: int = 0
+    trainable: int = 0
+    shared: int = 0
+    param_bytes: int = 0
+    buffer_bytes: int = 0
+    flops: int = 0
+    macs: int = 0
+    dmas: int = 0
+    unknown: int = 0
+    children: list[str] = field(default_factory=list)
+
+
+def _parent_path(path: str) -> str:
+    return path.rpartition(".")[0]
+
+
+def build_rows(
+    model: nn.Module,
+    graph: nx.DiGraph,
+    costs: Mapping[str, Cost | None],
+    params: ParamSummary,
+    module_outputs: Mapping[str, tuple[str, ...]],
+) -> tuple[Row, ...]:
+    """The report rows in tree order (children by first execution; unused modules last)."""
+    ordered = records(graph)
+    by_name = {record.name: record for record in ordered}
+    leaf_calls = {record.module_path for record in ordered if record.op == "call_module"}
+
+    accs: dict[str, _Acc] = {"": _Acc("", type(model).__name__, "module", "", -math.inf)}
+    owner_of: dict[str, str] = {"": ""}
+    for path, module in model.named_modules():
+        if not path:
+            continue
+        parent = _parent_path(path)
+        if owner_of[parent] != parent or parent in leaf_calls:  # inside a module counted as one op
+            owner_of[path] = owner_of[parent]
+            continue
+        owner_of[path] = path
+        accs[path] = _Acc(path, type(module).__name__, "module", parent, math.inf)
+
+    for record in ordered:
+        if record.op in ("call_function", "call_method") and record.produces_tensor:
+            parent = record.module_path if record.module_path in accs else ""
+            accs[record.name] = _Acc(
+                record.name,
+                record.type_name,
+                record.op.removeprefix("call_"),  # type: ignore[arg-type]
+                parent,
+                record.index,
+                record.outputs[0].shape,
+                calls=1,
+            )
+    for path, names in module_outputs.items():
+        if path in accs and names and names[0] in by_name:
+            first = by_name[names[0]]
+            accs[path].output_shape = first.outputs[0].shape if first.outputs else None
+            accs[path].calls = len(names)
+    for record in ordered:
+        if record.op == "call_module" and record.module_path in accs:
+            acc = accs[record.module_path]
+            acc.calls = max(acc.calls, 1)
+            if acc.output_shape is None and record.outputs:
+                acc.output_shape = record.outputs[0].shape
+
+    for name, acc in accs.items():
+        if name:
+            accs[acc.parent].children.append(name)
+
+    _add_params(accs, owner_of, params)
+    _add_costs(accs, ordered, costs)
+    _first_use(accs, ordered)
+    return _flatten(accs)
+
+
+def _add_params(accs: dict[str, _Acc], owner_of: Mapping[str, str], params: ParamSummary) -> None:
+    for path, held in params.by_module.items():
+        owner = owner_of.get(path, "")
+        if owner == path and accs[owner].children and held.entries:
+            for entry in held.entries:  # a module with child rows: one row per direct parameter
+                row_name = f"{path}.{entry.name}" if path else entry.name
+                accs[row_name] = _Acc(row_name, "Parameter", "parameter", path, -1.0, entry.shape)
+                accs[path].children.append(row_name)
+                _propagate(
+                    accs,
+                    row_name,
+                    params=entry.numel,
+                    trainable=entry.numel * entry.trainable,
+                    param_bytes=entry.nbytes,
+                )
+            _propagate(accs, path, shared=held.shared, buffer_bytes=held.buffer_bytes)
+        else:
+            _propagate(
+                accs,
+                owner,
+                params=held.params,
+                trainable=held.trainable,
+                shared=held.shared,
+                param_bytes=held.param_bytes,
+                buffer_bytes=held.buffer_bytes,
+            )
+
+
+def _propagate(accs: dict[str, _Acc], name: str, **amounts: int) -> None:
+    while True:
+        acc = accs[name]
+        for key, amount in amounts.items():
+            setattr(acc, key, getattr(acc, key) + amount)
+        if not name:
+            return
+        name = acc.parent
+
+
+def _add_costs(accs: dict[str, _Acc], ordered: list[NodeRecord], costs: Mapping[str, Cost | None]) -> None:
+    for record in ordered:
+        if record.name not in costs:
+            continue
+        row = record.module_path if record.op == "call_module" else record.name
+        if row not in accs:
+            row = record.module_path if record.module_path in accs else ""
+        cost = costs[record.name]
+        if cost is None:
+            _propagate(accs, row, unknown=1)
+        else:
+            _propagate(accs, row, flops=cost.flops, macs=cost.macs, dmas=cost.dmas)
+
+
+def _first_use(accs: dict[str, _Acc], ordered: list[NodeRecord]) -> None:
+    for record in ordered:
+        if record.op != "call_module" or record.module_path not in accs:
+            continue
+        name = record.module_path
+        while name:
+            acc = accs[name]
+            if acc.order <= record.index:
+                break
+            acc.order = record.index
+            name = acc.parent
+    for acc in accs.values():  # functional rows pull their modules' first use forward too
+        if acc.kind in ("function", "method"):
+            name = acc.parent
+            while name and accs[name].order > acc.order:
+                accs[name].order = acc.order
+                name = accs[name].parent
+
+
+def _flatten(accs: dict[str, _Acc]) -> tuple[Row, ...]:
+    rows: list[Row] = []
+    stack: list[tuple[str, int]] = [(name, 1) for name in reversed(_sorted_children(accs, ""))]
+    while stack:
+        name, depth = stack.pop()
+        acc = accs[name]
+        rows.append(
+            Row(
+                name=acc.name,
+                type=acc.type,
+                kind=acc.kind,
+                depth=depth,
+                parent=acc.parent,
+                is_leaf=not acc.children,
+                output_shape=acc.output_shape,
+                params=acc.params,
+                trainable_params=acc.trainable,
+                shared_params=acc.shared,
+                param_bytes=acc.param_bytes,
+                buffer_bytes=acc.buffer_bytes,
+                flops=acc.flops,
+                macs=acc.macs,
+                dmas=acc.dmas,
+                unknown_ops=acc.unknown,
+                calls=acc.calls,
+            )
+        )
+        stack.extend((child, depth + 1) for child in reversed(_sorted_children(accs, name)))
+    return tuple(rows)
+
+
+def _sorted_children(accs: Mapping[str, _Acc], name: str) -> list[str]:
+    return sorted(accs[name].children, key=lambda child: accs[child].order)

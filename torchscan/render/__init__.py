@@ -1,0 +1,1 @@
+"""Text and file renderings of a report (functions of the report; only summary() prints)."""

@@ -1,0 +1,79 @@
+"""The keras-style text table of a report."""
+
+from __future__ import annotations
+
+from torchscan.render.units import format_count, format_mib, format_shape
+from torchscan.report import Report, Row
+
+__all__ = ["render_table"]
+
+_HEADERS = ("Layer", "Type", "Output Shape", "Param #")
+
+
+def _label(row: Row) -> str:
+    if row.kind == "module" or row.kind == "parameter":
+        prefix = f"{row.parent}." if row.parent else ""
+        return row.name.removeprefix(prefix)
+    return row.name
+
+
+def render_table(report: Report, max_depth: int | None = None) -> str:
+    """The summary table down to ``max_depth`` (all depths when None), then totals and diagnostics."""
+    rows = report.rows_to_depth(max_depth)
+    parents = {row.name: row.parent for row in rows}
+    labels = _labels(rows, parents)
+    totals = report.totals
+    body = [
+        (label, row.type, format_shape(row.output_shape), f"{row.params:,}")
+        for label, row in zip(labels, rows, strict=True)
+    ]
+    outputs = report.context.output_shapes
+    root = (
+        report.context.model,
+        report.context.model,
+        format_shape(outputs[0] if outputs else None),
+        f"{totals.params:,}",
+    )
+    table = [_HEADERS, root, *body]
+    widths = [max(len(line[i]) for line in table) + 3 for i in range(len(_HEADERS))]
+    width = sum(widths)
+
+    def fmt(line: tuple[str, ...]) -> str:
+        return "".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+
+    partial = "" if totals.complete else f" (lower bound: {totals.unknown_ops} op(s) not counted, see below)"
+    lines = ["_" * width, fmt(_HEADERS), "=" * width, fmt(root), *(fmt(line) for line in body), "=" * width]
+    lines += [
+        f"Trainable params: {totals.trainable_params:,}",
+        f"Non-trainable params: {totals.non_trainable_params:,}",
+        f"Total params: {totals.params:,}",
+        "-" * width,
+        f"Model size (params + buffers): {format_mib(totals.model_bytes)}",
+        "-" * width,
+        f"Floating Point Operations on forward: {format_count(totals.flops, 'FLOPs')}{partial}",
+        f"Multiply-Accumulations on forward: {format_count(totals.macs, 'MACs')}{partial}",
+        f"Direct memory accesses on forward: {format_count(totals.dmas, 'DMAs')}{partial}",
+        "_" * width,
+    ]
+    if report.diagnostics:
+        lines.append("Diagnostics:")
+        lines += [f"- [{diagnostic.code}] {diagnostic.message}" for diagnostic in report.diagnostics]
+    return "\n".join(lines)
+
+
+def _labels(rows: tuple[Row, ...], parents: dict[str, str]) -> list[str]:
+    last_child: dict[str, str] = {}
+    for row in rows:
+        last_child[row.parent] = row.name
+    continues: dict[str, bool] = {}
+    labels = []
+    for row in rows:
+        is_last = last_child[row.parent] == row.name
+        continues[row.name] = not is_last
+        guides = []
+        ancestor = row.parent
+        while ancestor:
+            guides.append("│    " if continues.get(ancestor) else "     ")
+            ancestor = parents.get(ancestor, "")
+        labels.append("".join(reversed(guides)) + ("└─" if is_last else "├─") + _label(row))
+    return labels

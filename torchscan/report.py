@@ -1,0 +1,143 @@
+"""The report: frozen rows, totals, diagnostics and context; roll-up views by depth."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import networkx as nx
+
+__all__ = ["SCHEMA_VERSION", "Context", "Diagnostic", "Report", "Row", "Totals"]
+
+SCHEMA_VERSION = 1
+
+RowKind = Literal["module", "function", "method", "parameter"]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One layer of the report, aggregating everything beneath it.
+
+    ``name`` is the module path (``layer1.0.conv1``), the fx node name of a functional call
+    (``add_3``), or ``path.param`` for a parameter held directly by a module that is traced
+    through. ``params`` counts the parameters this subtree owns (a tied parameter is owned by
+    its first module; ``shared_params`` counts the ones used here but owned elsewhere).
+    """
+
+    name: str
+    type: str
+    kind: RowKind
+    depth: int
+    parent: str
+    is_leaf: bool
+    output_shape: tuple[int, ...] | None
+    params: int
+    trainable_params: int
+    shared_params: int
+    param_bytes: int
+    buffer_bytes: int
+    flops: int
+    macs: int
+    dmas: int
+    unknown_ops: int
+    calls: int
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["output_shape"] = list(self.output_shape) if self.output_shape is not None else None
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Whole-model numbers. ``flops``/``macs``/``dmas`` are lower bounds when not ``complete``."""
+
+    params: int
+    trainable_params: int
+    non_trainable_params: int
+    param_bytes: int
+    buffer_bytes: int
+    flops: int
+    macs: int
+    dmas: int
+    complete: bool
+    unknown_ops: int
+
+    @property
+    def model_bytes(self) -> int:
+        return self.param_bytes + self.buffer_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """Something the report could not do exactly: ``code`` is machine-readable."""
+
+    code: str
+    message: str
+    nodes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "nodes": list(self.nodes)}
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """How the numbers were obtained."""
+
+    model: str
+    torch_version: str
+    capture: str
+    input_shapes: tuple[tuple[int, ...], ...]
+    output_shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[str, ...]
+    device: str
+    training: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["input_shapes"] = [list(shape) for shape in self.input_shapes]
+        data["output_shapes"] = [list(shape) for shape in self.output_shapes]
+        data["dtypes"] = list(self.dtypes)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Everything torchscan measured about one model and input."""
+
+    rows: tuple[Row, ...]
+    totals: Totals
+    diagnostics: tuple[Diagnostic, ...]
+    context: Context
+    graph: nx.DiGraph = field(compare=False, repr=False, default_factory=nx.DiGraph)
+
+    @property
+    def max_depth(self) -> int:
+        return max((row.depth for row in self.rows), default=0)
+
+    def rows_at_depth(self, depth: int) -> tuple[Row, ...]:
+        """The frontier at ``depth``: rows at that depth plus shallower leaves. They partition
+        the model, so their sums equal the totals (parameters: untied ones)."""
+        return tuple(row for row in self.rows if row.depth == depth or (row.depth < depth and row.is_leaf))
+
+    def rows_to_depth(self, depth: int | None) -> tuple[Row, ...]:
+        """Rows down to ``depth`` (all rows when None), in tree order."""
+        return self.rows if depth is None else tuple(row for row in self.rows if row.depth <= depth)
+
+    def row(self, name: str) -> Row:
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def to_dict(self, depth: int | None = None) -> dict[str, Any]:
+        """Plain JSON-serialisable data (schema ``SCHEMA_VERSION``)."""
+        totals: Mapping[str, Any] = asdict(self.totals)
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "context": self.context.to_dict(),
+            "totals": dict(totals),
+            "layers": [row.to_dict() for row in self.rows_to_depth(depth)],
+            "diagnostics": [diagnostic.to_dict() for diagnostic in self.diagnostics],
+        }
