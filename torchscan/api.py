@@ -6,6 +6,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+import networkx as nx
 import torch
 from torch import nn
 
@@ -16,7 +17,7 @@ from torchscan.graph.shapes import propagate
 from torchscan.graph.trace import capture, input_device
 from torchscan.inputs import InputSpec, normalise_inputs
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
-from torchscan.passes.counts import count_costs
+from torchscan.passes.counts import COST, count_costs
 from torchscan.passes.params import collect_params
 from torchscan.passes.rows import build_rows
 from torchscan.render.table import render_table
@@ -60,6 +61,7 @@ def crawl_module(
         for spec in graph.nodes[node.name][RECORD].outputs
     )
     costs, diagnostics = count_costs(graph, registry)
+    nx.set_node_attributes(graph, costs, COST)  # per-node costs stay available to exports
     params = collect_params(model)
     rows = build_rows(model, graph, costs, params, captured.module_outputs)
     known = [cost for cost in costs.values() if cost is not None]

@@ -12,7 +12,10 @@ from torchscan.ops.registry import Registry
 from torchscan.records import Cost
 from torchscan.report import Diagnostic
 
-__all__ = ["NodeCosts", "count_costs"]
+__all__ = ["COST", "NodeCosts", "count_costs"]
+
+COST = "cost"
+"""Key of a node's :class:`Cost` in the report graph's node attributes (None: no formula; absent: free)."""
 
 NodeCosts = Mapping[str, Cost | None]
 """Cost of each counted node by name; None marks an op without a (working) formula."""
