@@ -22,6 +22,7 @@ class ShapeError(TorchscanError):
 
     def __init__(self, message: str, *, node: str, module_path: str, input_shapes: tuple) -> None:
         super().__init__(message)
+        self.message = message
         self.node = node
         self.module_path = module_path
         self.input_shapes = input_shapes

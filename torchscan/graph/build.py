@@ -9,7 +9,7 @@ import networkx as nx
 from torch import fx, nn
 
 from torchscan.graph.calls import ArgumentBinder, display_type, make_call, module_path_of
-from torchscan.graph.shapes import NodeValues
+from torchscan.graph.shapes import NodeValues, StorageRef
 from torchscan.records import OpCall, TensorSpec, tensor_leaves
 
 __all__ = ["RECORD", "NodeRecord", "build_graph"]
@@ -34,6 +34,8 @@ class NodeRecord:
     call: OpCall | None
     outputs: tuple[TensorSpec, ...]
     stack_trace: str | None = None
+    storages: tuple[StorageRef, ...] = ()
+    """One per tensor of ``outputs``: which storage it lives in (views share their base's)."""
 
     @property
     def produces_tensor(self) -> bool:
@@ -62,6 +64,7 @@ def build_graph(graph_module: fx.GraphModule, root: nn.Module, values: Mapping[s
             call=call,
             outputs=tuple(tensor_leaves(node_values.output)) if node_values is not None else (),
             stack_trace=node.stack_trace,
+            storages=node_values.storages if node_values is not None else (),
         )
         graph.add_node(node.name, **{RECORD: record})
         for source in node.all_input_nodes:

@@ -12,6 +12,7 @@ from torch._jit_internal import boolean_dispatched
 from torch.fx.operator_schemas import get_signature_for_torch_op
 
 from torchscan.graph.shapes import NodeValues, describe
+from torchscan.graph.trace import ROOT_CALL
 from torchscan.records import OpCall, tensor_leaves
 
 __all__ = ["ArgumentBinder", "display_type", "make_call", "module_path_of", "resolve_target"]
@@ -22,7 +23,7 @@ _CONFIG_TYPES = (int, float, bool, str, type(None), tuple, list)
 def module_path_of(node: fx.Node) -> str:
     """The path of the module a node belongs to: the called module, or the innermost caller."""
     if node.op == "call_module":
-        return str(node.target)
+        return "" if node.meta.get(ROOT_CALL) else str(node.target)
     stack = node.meta.get("nn_module_stack")
     if stack:
         path, _ = next(reversed(stack.values()))

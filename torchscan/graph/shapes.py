@@ -6,17 +6,21 @@ cost of this pass does not depend on the input resolution or the batch size.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import fx
+from torch.multiprocessing.reductions import StorageWeakRef
 
 from torchscan.errors import ShapeError
 from torchscan.records import TensorSpec, tensor_leaves
 
-__all__ = ["NodeValues", "Opaque", "describe", "propagate"]
+__all__ = ["NodeValues", "Opaque", "StorageRef", "describe", "propagate"]
 
 _PLAIN = (
     int,
@@ -42,12 +46,27 @@ class Opaque:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageRef:
+    """The storage behind one output tensor: ``id`` is unique within one propagation (views and
+    in-place results share their base's id), ``nbytes`` the storage size, ``persistent`` True for
+    storages of the model's parameters and buffers."""
+
+    id: int
+    nbytes: int
+    persistent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class NodeValues:
-    """Described arguments and result of one node (tensors as :class:`TensorSpec`)."""
+    """Described arguments and result of one node (tensors as :class:`TensorSpec`).
+
+    ``storages`` holds one :class:`StorageRef` per tensor of ``output``, in ``tensor_leaves`` order.
+    """
 
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
     output: Any
+    storages: tuple[StorageRef, ...] = ()
 
 
 def tensor_spec(tensor: torch.Tensor) -> TensorSpec:
@@ -81,10 +100,70 @@ def shapes_of(value: Any) -> tuple[tuple[int, ...], ...]:
     return tuple(spec.shape for spec in tensor_leaves(value))
 
 
+_LIBRARY_DIRS = (os.path.dirname(torch.__file__), os.path.dirname(os.path.dirname(__file__)))
+
+
 def _user_frame(node: fx.Node) -> str:
-    trace = (node.stack_trace or "").strip().splitlines()
-    frames = [line.strip() for line in trace if line.strip().startswith("File ")]
-    return f"\n  at {frames[-1]}" if frames else ""
+    """The innermost frame of the user's code that made the call (library frames skipped)."""
+    lines = (node.stack_trace or "").splitlines()
+    for position in range(len(lines) - 1, -1, -1):
+        line = lines[position].strip()
+        if not line.startswith('File "'):
+            continue
+        path = line.split('"', 2)[1]
+        if not path.startswith(_LIBRARY_DIRS):
+            code = lines[position + 1].strip() if position + 1 < len(lines) else ""
+            return f"\n  at {line}" + (f"\n    {code}" if code and not code.startswith("File ") else "")
+    return ""
+
+
+@contextlib.contextmanager
+def _quiet_fake_tensor_log() -> Iterator[None]:
+    """FakeTensor logs a traceback before raising a shape error: we raise a clearer one."""
+    logger = logging.getLogger("torch._subclasses.fake_tensor")
+
+    def drop(record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+def _tensors(value: Any) -> Iterator[torch.Tensor]:
+    """The tensors of a value in the order :func:`describe` then ``tensor_leaves`` list them."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)) and not isinstance(value, torch.Size):
+        for item in value:
+            yield from _tensors(item)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _tensors(item)
+    elif hasattr(value, "__dataclass_fields__"):
+        for name in value.__dataclass_fields__:
+            yield from _tensors(getattr(value, name))
+
+
+class _StorageIds:
+    """Numbers storages in order of first sight; keeps them alive so no address is reused."""
+
+    def __init__(self) -> None:
+        self._refs: dict[int, StorageRef] = {}
+        self._alive: list[Any] = []
+
+    def ref(self, tensor: torch.Tensor, persistent: bool = False) -> StorageRef:
+        try:
+            storage = tensor.untyped_storage()
+        except (RuntimeError, NotImplementedError):  # sparse and other storage-less layouts
+            return StorageRef(id=-1, nbytes=tensor.numel() * tensor.element_size())
+        key = StorageWeakRef(storage).cdata
+        if key not in self._refs:
+            self._refs[key] = StorageRef(id=len(self._refs), nbytes=int(storage.nbytes()), persistent=persistent)
+            self._alive.append(storage)
+        return self._refs[key]
 
 
 class _ShapeInterpreter(fx.Interpreter):
@@ -94,6 +173,9 @@ class _ShapeInterpreter(fx.Interpreter):
         super().__init__(module, garbage_collect_values=True)
         self.values: dict[str, NodeValues] = {}
         self._module_paths = module_paths
+        self._storages = _StorageIds()
+        for tensor in (*module.parameters(), *module.buffers()):
+            self._storages.ref(tensor, persistent=True)
 
     def run_node(self, n: fx.Node) -> Any:
         with self._set_current_node(n):
@@ -104,13 +186,16 @@ class _ShapeInterpreter(fx.Interpreter):
                 raise
             except Exception as error:
                 raise self._shape_error(n, args, kwargs, error) from error
-        self.values[n.name] = NodeValues(args=describe(args), kwargs=describe(kwargs), output=describe(result))
+        storages = tuple(self._storages.ref(tensor) for tensor in _tensors(result))
+        self.values[n.name] = NodeValues(
+            args=describe(args), kwargs=describe(kwargs), output=describe(result), storages=storages
+        )
         return result
 
     def _shape_error(self, n: fx.Node, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
         path = self._module_paths.get(n.name, "")
         shapes = shapes_of(describe((tuple(args), dict(kwargs))))
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
         where = f"layer '{path}' " if path else ""
         message = (
             f"{where}(fx node '{n.name}': {n.format_node()}) rejected input shapes "
@@ -130,5 +215,11 @@ def propagate(
     ``module_paths`` maps node names to their module path (used in error messages).
     """
     interpreter = _ShapeInterpreter(graph_module, module_paths)
-    interpreter.run(*inputs)
+    with _quiet_fake_tensor_log():
+        try:
+            interpreter.run(*inputs)
+        except ShapeError as error:  # fx appended its graph dump: raise ours clean, torch's error as context
+            raise ShapeError(
+                error.message, node=error.node, module_path=error.module_path, input_shapes=error.input_shapes
+            ) from None
     return interpreter.values

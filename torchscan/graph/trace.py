@@ -10,6 +10,7 @@ functional calls and branches become nodes.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -83,20 +84,56 @@ class _Tracer(fx.Tracer):
         return result
 
 
+ROOT_CALL = "torchscan_root_call"
+"""Meta key marking the call of a model that is itself one op (e.g. a bare ``nn.Conv2d``)."""
+
+
+class _LeafRoot(nn.Module):
+    """Holds a model that is itself one op (a bare ``nn.Conv2d``), called once by a one-node graph."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.train(model.training)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
+
+
+def _leaf_root_graph(model: nn.Module) -> fx.Graph:
+    """placeholders (one per parameter of ``model.forward``) -> call_module ``model`` -> output."""
+    graph = fx.Graph()
+    args = []
+    for parameter in inspect.signature(model.forward).parameters.values():
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        args.append(graph.placeholder(parameter.name, default_value=parameter.default))
+    call = graph.call_module("model", tuple(args))
+    call.meta[ROOT_CALL] = True
+    graph.output(call)
+    return graph
+
+
 def capture(model: nn.Module, registry: Registry) -> Capture:
     """Trace a fake copy of ``model`` with torch.fx."""
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     clone = fake_copy(model, fake_mode)
     tracer = _Tracer(registry)
-    try:
-        graph = tracer.trace(clone)
-    except Exception as error:
-        raise CaptureError(
-            f"torch.fx could not trace {type(model).__name__}: {type(error).__name__}: {error}"
-        ) from error
-    graph_module = fx.GraphModule(tracer.root, graph, class_name=type(model).__name__)
-    outputs = {path: tuple(names) for path, names in tracer.module_outputs.items()}
-    return Capture(graph_module=graph_module, root=clone, module_outputs=outputs, fake_mode=fake_mode)
+    if tracer.is_leaf_module(clone, ""):
+        root: nn.Module = _LeafRoot(clone)
+        graph = _leaf_root_graph(clone)
+        outputs: dict[str, tuple[str, ...]] = {}
+    else:
+        root = clone
+        try:
+            graph = tracer.trace(clone)
+        except Exception as error:  # noqa: BLE001 - fx raises many kinds
+            raise CaptureError(
+                f"torch.fx could not trace {type(model).__name__}: {type(error).__name__}: {error}"
+            ) from error
+        outputs = {path: tuple(names) for path, names in tracer.module_outputs.items()}
+    graph_module = fx.GraphModule(root, graph, class_name=type(model).__name__)
+    return Capture(graph_module=graph_module, root=root, module_outputs=outputs, fake_mode=fake_mode)
 
 
 def input_device(model: nn.Module) -> torch.device:

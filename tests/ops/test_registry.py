@@ -1,0 +1,48 @@
+"""The op registry: lookup along the MRO, duplicates refused, overrides copy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from torchscan.ops import DEFAULT_REGISTRY, DuplicateFormulaError, FormulaTable, Registry
+from torchscan.records import Cost, OpCall
+
+
+def test_subclass_inherits_formula_unless_forward_overridden() -> None:
+    class MyConv(nn.Conv2d):
+        pass
+
+    class WeirdConv(nn.Conv2d):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x) * 2
+
+    assert DEFAULT_REGISTRY.lookup(MyConv) is DEFAULT_REGISTRY.lookup(nn.Conv2d)
+    assert DEFAULT_REGISTRY.lookup(WeirdConv) is None  # traced through: its mul is counted too
+
+
+def test_duplicates_are_refused() -> None:
+    table = FormulaTable("test")
+    table.register(torch.add)(lambda call: Cost())
+    with pytest.raises(DuplicateFormulaError):
+        table.register(torch.add)(lambda call: Cost())
+    other = FormulaTable("other")
+    other.register(torch.add)(lambda call: Cost())
+    with pytest.raises(DuplicateFormulaError):
+        Registry.from_tables(table, other)
+
+
+def test_overrides_copy_the_registry() -> None:
+    def free(call: OpCall) -> Cost:
+        return Cost()
+
+    custom = DEFAULT_REGISTRY.with_overrides({nn.Conv2d: free})
+    assert custom.lookup(nn.Conv2d) is free
+    assert DEFAULT_REGISTRY.lookup(nn.Conv2d) is not free
+
+
+def test_unknown_targets() -> None:
+    assert DEFAULT_REGISTRY.lookup(torch.fft.fft) is None
+    assert DEFAULT_REGISTRY.lookup(int) is None
+    assert DEFAULT_REGISTRY.lookup([1, 2]) is None  # unhashable
