@@ -127,7 +127,7 @@ def capture(model: nn.Module, registry: Registry) -> Capture:
         root = clone
         try:
             graph = tracer.trace(clone)
-        except Exception as error:  # noqa: BLE001 - fx raises many kinds
+        except Exception as error:
             raise CaptureError(
                 f"torch.fx could not trace {type(model).__name__}: {type(error).__name__}: {error}"
             ) from error
