@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import networkx as nx
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import TextIO
+
+    from torchscan.render.dot import ColorBy
 
 __all__ = ["SCHEMA_VERSION", "Context", "Diagnostic", "Report", "Row", "Totals"]
 
@@ -141,3 +147,48 @@ class Report:
             "layers": [row.to_dict() for row in self.rows_to_depth(depth)],
             "diagnostics": [diagnostic.to_dict() for diagnostic in self.diagnostics],
         }
+
+    # Exports: thin delegates to torchscan.render (imported here to avoid import cycles).
+
+    def to_networkx(self) -> nx.DiGraph:
+        """A copy of ``graph`` with plain node attributes only (``nx.write_graphml`` works on it)."""
+        from torchscan.render.graph_attrs import plain_graph
+
+        return plain_graph(self)
+
+    def to_csv(self, path_or_file: str | Path | TextIO | None = None, depth: int | None = None) -> str:
+        """The rows down to ``depth`` as CSV (written to ``path_or_file`` if given)."""
+        from torchscan.render.csv import to_csv
+
+        return to_csv(self, path_or_file, depth=depth)
+
+    def to_json(
+        self, path_or_file: str | Path | TextIO | None = None, depth: int | None = None, indent: int | None = 2
+    ) -> str:
+        """``to_dict(depth)`` as JSON (written to ``path_or_file`` if given); see ``torchscan/schema``."""
+        from torchscan.render.json import to_json
+
+        return to_json(self, path_or_file, depth=depth, indent=indent)
+
+    def to_dot(self, depth: int | None = None, color_by: ColorBy = "flops") -> str:
+        """Graphviz source, modules collapsed to ``depth``, coloured by share of ``color_by``."""
+        from torchscan.render.dot import to_dot
+
+        return to_dot(self, depth=depth, color_by=color_by)
+
+    def to_svg(self, path: str | Path | None = None, depth: int | None = None, color_by: ColorBy = "flops") -> str:
+        """:meth:`to_dot` rendered to SVG by Graphviz's ``dot`` (written to ``path`` if given)."""
+        from torchscan.render.dot import to_svg
+
+        return to_svg(self, path, depth=depth, color_by=color_by)
+
+    def to_html(self, path: str | Path | None = None, **options: Any) -> str:
+        """A self-contained HTML report (written to ``path`` if given); see :func:`torchscan.render.html.to_html`."""
+        from torchscan.render.html import to_html
+
+        return to_html(self, path, **options)
+
+    def _repr_html_(self) -> str:
+        from torchscan.render.html import repr_html
+
+        return repr_html(self)

@@ -1,0 +1,91 @@
+"""The report graph with modules collapsed to a depth: one node per report row at that depth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from torchscan.graph.build import RECORD, NodeRecord
+from torchscan.render.graph_attrs import leaf_row
+from torchscan.report import Report, Row
+
+__all__ = ["CollapsedNode", "collapse"]
+
+
+@dataclass(frozen=True, slots=True)
+class CollapsedNode:
+    """One node of the collapsed graph: a report row (its aggregated numbers), an input or the output."""
+
+    id: str
+    kind: str  # "row" | "input" | "output"
+    label: str
+    row: Row | None = None
+    shape: tuple[int, ...] | None = None
+    dtype: str = ""
+
+
+def _group(row: Row, rows: dict[str, Row], depth: int) -> Row:
+    while row.depth > depth:
+        row = rows[row.parent]
+    return row
+
+
+def collapse(report: Report, depth: int | None = None) -> nx.DiGraph:
+    """Data flow between the rows at ``depth`` (leaves above it stay whole; None: full depth).
+
+    Nodes are keyed ``n0, n1…`` in execution order with a :class:`CollapsedNode` under ``"node"``;
+    an edge joins two nodes when a tensor flows between their fx nodes, through bypassed nodes
+    (attribute reads, Python arithmetic) if need be. Self-loops are dropped.
+    """
+    if depth is not None and depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    depth = report.max_depth if depth is None else depth
+    rows = {row.name: row for row in report.rows}
+    ordered: list[NodeRecord] = sorted(
+        (data[RECORD] for _, data in report.graph.nodes(data=True)), key=lambda record: record.index
+    )
+
+    keys: dict[str, str] = {}  # fx node -> group key
+    nodes: dict[str, CollapsedNode] = {}
+    for record in ordered:
+        if record.op == "placeholder":
+            key = f"input:{record.name}"
+            spec = record.outputs[0] if record.outputs else None
+            node = CollapsedNode(
+                "",
+                "input",
+                record.name,
+                shape=spec.shape if spec else None,
+                dtype=str(spec.dtype).removeprefix("torch.") if spec else "",
+            )
+        elif record.op == "output":
+            key, node = "output", CollapsedNode("", "output", "output")
+        else:
+            name = leaf_row(record, rows)
+            if name is None:
+                continue
+            row = _group(rows[name], rows, depth)
+            key, node = f"row:{row.name}", CollapsedNode("", "row", row.name, row=row, shape=row.output_shape)
+        keys[record.name] = key
+        nodes.setdefault(key, node)
+
+    outputs = report.context.output_shapes
+    graph = nx.DiGraph()
+    ids = {key: f"n{index}" for index, key in enumerate(nodes)}
+    for key, node in nodes.items():
+        if node.kind == "output" and len(outputs) == 1:
+            node = CollapsedNode("", "output", "output", shape=outputs[0])
+        graph.add_node(ids[key], node=CollapsedNode(ids[key], node.kind, node.label, node.row, node.shape, node.dtype))
+
+    sources: dict[str, set[str]] = {}  # fx node -> group keys whose tensors reach it
+    for record in ordered:
+        preds = report.graph.predecessors(record.name)
+        incoming = set().union(*(sources.get(pred, set()) for pred in preds))
+        key = keys.get(record.name)
+        if key is None:
+            sources[record.name] = incoming
+            continue
+        sources[record.name] = {key}
+        graph.add_edges_from((ids[source], ids[key]) for source in incoming if source != key)
+    return graph
