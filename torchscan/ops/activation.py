@@ -10,12 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchscan.ops.common import argument, reduced_groups
 from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("activation")
 
 T = torch.Tensor
+aten = torch.ops.aten
 
 
 def _writes(call: OpCall, inplace: bool) -> int:
@@ -23,16 +25,16 @@ def _writes(call: OpCall, inplace: bool) -> int:
     return 0 if inplace or call.get("inplace", False) else call.output.numel
 
 
-@TABLE.register(nn.ReLU, F.relu, torch.relu, T.relu, inplace=False)
-@TABLE.register(F.relu_, torch.relu_, T.relu_, inplace=True)
+@TABLE.register(nn.ReLU, F.relu, torch.relu, T.relu, aten.relu.default, inplace=False)
+@TABLE.register(F.relu_, torch.relu_, T.relu_, aten.relu_.default, inplace=True)
 def relu(call: OpCall, inplace: bool) -> Cost:
     """ReLU: ``FLOPs = N_in``, ``MACs = 0``, ``DMAs = N_in + N_out·[not inplace]``."""
     n_in = call.input.numel
     return Cost(flops=n_in, dmas=n_in + _writes(call, inplace))
 
 
-@TABLE.register(nn.ReLU6, nn.Hardtanh, F.relu6, F.hardtanh, inplace=False)
-@TABLE.register(F.hardtanh_, inplace=True)
+@TABLE.register(nn.ReLU6, nn.Hardtanh, F.relu6, F.hardtanh, aten.hardtanh.default, inplace=False)
+@TABLE.register(F.hardtanh_, aten.hardtanh_.default, inplace=True)
 def hardtanh(call: OpCall, inplace: bool) -> Cost:
     """ReLU6 / Hardtanh (two comparisons): ``FLOPs = 2·N_in``, ``DMAs = N_in + N_out·[not inplace]``."""
     n_in = call.input.numel
@@ -55,15 +57,110 @@ def elu(call: OpCall, inplace: bool) -> Cost:
     return Cost(flops=6 * n_in, dmas=n_in + 1 + _writes(call, inplace))
 
 
-@TABLE.register(nn.Sigmoid, torch.sigmoid, F.sigmoid, T.sigmoid, T.sigmoid_)
+@TABLE.register(nn.Sigmoid, torch.sigmoid, F.sigmoid, T.sigmoid, T.sigmoid_, aten.sigmoid.default)
 def sigmoid(call: OpCall) -> Cost:
     """Sigmoid ``1 / (1 + exp(-x))``: ``FLOPs = 4·N_in``, ``DMAs = N_in + N_out``."""
     n_in = call.input.numel
     return Cost(flops=4 * n_in, dmas=n_in + call.output.numel)
 
 
-@TABLE.register(nn.Tanh, torch.tanh, F.tanh, T.tanh, T.tanh_)
+@TABLE.register(nn.Tanh, torch.tanh, F.tanh, T.tanh, T.tanh_, aten.tanh.default)
 def tanh(call: OpCall) -> Cost:
     """Tanh: ``FLOPs = 6·N_in``, ``DMAs = 2·N_in + N_out``."""
     n_in = call.input.numel
     return Cost(flops=6 * n_in, dmas=2 * n_in + call.output.numel)
+
+
+def _unary(call: OpCall, per_element: int, inplace: bool) -> Cost:
+    n_in = call.input.numel
+    return Cost(flops=per_element * n_in, dmas=n_in + _writes(call, inplace))
+
+
+@TABLE.register(nn.GELU, F.gelu, aten.gelu.default)
+def gelu(call: OpCall) -> Cost:
+    """GELU. Exact ``x·(1 + erf(x/√2))/2`` (erf counted as one op): ``FLOPs = 5·N_in``;
+    tanh approximation ``x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))/2`` (tanh = 6):
+    ``FLOPs = 14·N_in``. ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    per_element = 14 if argument(call, "approximate", 0, "none") == "tanh" else 5
+    return _unary(call, per_element, inplace=False)
+
+
+@TABLE.register(nn.SiLU, F.silu, aten.silu.default, inplace=False)
+@TABLE.register(aten.silu_.default, inplace=True)
+def silu(call: OpCall, inplace: bool) -> Cost:
+    """SiLU ``x·sigmoid(x)`` (sigmoid = 4): ``FLOPs = 5·N_in``, ``DMAs = N_in + N_out·[not inplace]``."""
+    return _unary(call, 5, inplace)
+
+
+@TABLE.register(nn.Mish, F.mish, aten.mish.default, inplace=False)
+def mish(call: OpCall, inplace: bool) -> Cost:
+    """Mish ``x·tanh(softplus(x))`` (softplus = exp, add, log; tanh = 6): ``FLOPs = 10·N_in``,
+    ``DMAs = N_in + N_out·[not inplace]``."""
+    return _unary(call, 10, inplace)
+
+
+@TABLE.register(nn.Hardswish, F.hardswish, aten.hardswish.default, inplace=False)
+@TABLE.register(aten.hardswish_.default, inplace=True)
+def hardswish(call: OpCall, inplace: bool) -> Cost:
+    """Hardswish ``x·relu6(x + 3)/6`` (add, two comparisons, div, mul): ``FLOPs = 5·N_in``,
+    ``DMAs = N_in + N_out·[not inplace]``."""
+    return _unary(call, 5, inplace)
+
+
+@TABLE.register(nn.Hardsigmoid, F.hardsigmoid, aten.hardsigmoid.default, inplace=False)
+@TABLE.register(aten.hardsigmoid_.default, inplace=True)
+def hardsigmoid(call: OpCall, inplace: bool) -> Cost:
+    """Hardsigmoid ``relu6(x + 3)/6`` (add, two comparisons, div): ``FLOPs = 4·N_in``,
+    ``DMAs = N_in + N_out·[not inplace]``."""
+    return _unary(call, 4, inplace)
+
+
+@TABLE.register(nn.Softplus, F.softplus, aten.softplus.default)
+def softplus(call: OpCall) -> Cost:
+    """Softplus ``log(1 + exp(β·x))/β`` with a threshold (mul, exp, add, log, div, compare):
+    ``FLOPs = 6·N_in``, ``DMAs = N_in + N_out``."""
+    return _unary(call, 6, inplace=False)
+
+
+def _softmax_dim(call: OpCall) -> int:
+    dim = argument(call, "dim", 0)
+    if dim is None:  # legacy implicit dim of F.softmax
+        return 0 if call.input.ndim in (0, 1, 3) else 1
+    return int(dim)
+
+
+def _softmax(call: OpCall, per_element: int, per_group: int, dim: int | None = None) -> Cost:
+    n_in = call.input.numel
+    groups = reduced_groups(call.input, _softmax_dim(call) if dim is None else dim)
+    return Cost(flops=per_element * n_in + per_group * groups, dmas=n_in + call.output.numel)
+
+
+@TABLE.register(
+    nn.Softmax, F.softmax, torch.softmax, T.softmax, aten.softmax.int, aten._softmax.default, aten._safe_softmax.default
+)
+def softmax(call: OpCall) -> Cost:
+    """Softmax over a dim of length ``L`` (``R = N_in / L`` rows), numerically stable: max
+    (``N_in − R`` comparisons), subtract, exp, sum (``N_in − R``), divide:
+    ``FLOPs = 5·N_in − 2·R``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    return _softmax(call, 5, -2)
+
+
+@TABLE.register(nn.Softmax2d)
+def softmax2d(call: OpCall) -> Cost:
+    """Softmax2d: softmax over the channel dim (``-3``): ``FLOPs = 5·N_in − 2·R``, ``DMAs = N_in + N_out``."""
+    return _softmax(call, 5, -2, dim=-3)
+
+
+@TABLE.register(nn.Softmin, F.softmin)
+def softmin(call: OpCall) -> Cost:
+    """Softmin = softmax of ``−x``: ``FLOPs = 6·N_in − 2·R``, ``DMAs = N_in + N_out``."""
+    return _softmax(call, 6, -2)
+
+
+@TABLE.register(
+    nn.LogSoftmax, F.log_softmax, torch.log_softmax, T.log_softmax, aten.log_softmax.int, aten._log_softmax.default
+)
+def log_softmax(call: OpCall) -> Cost:
+    """LogSoftmax: max (``N_in − R``), subtract, exp, sum (``N_in − R``), log (``R``), subtract:
+    ``FLOPs = 5·N_in − R``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    return _softmax(call, 5, -1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -17,6 +18,8 @@ from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("conv")
+
+aten = torch.ops.aten
 
 
 def _weight_fan(call: OpCall) -> tuple[int, int]:
@@ -26,7 +29,17 @@ def _weight_fan(call: OpCall) -> tuple[int, int]:
     return math.prod(weight.shape[1:]), weight.numel + call.numel("bias")
 
 
-@TABLE.register(nn.Conv1d, nn.Conv2d, nn.Conv3d, F.conv1d, F.conv2d, F.conv3d)
+@TABLE.register(
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    F.conv1d,
+    F.conv2d,
+    F.conv3d,
+    aten.conv1d.default,
+    aten.conv2d.default,
+    aten.conv3d.default,
+)
 def conv(call: OpCall) -> Cost:
     """ConvNd: ``FLOPs = N_out·(2·(C_in/g)·K − 1 + [bias])``, ``MACs = N_out·(C_in/g)·K``,
     ``DMAs = N_out·(C_in/g)·K + P + N_out`` (each output reads its whole window)."""
@@ -44,6 +57,9 @@ def conv(call: OpCall) -> Cost:
     F.conv_transpose1d,
     F.conv_transpose2d,
     F.conv_transpose3d,
+    aten.conv_transpose1d.default,
+    aten.conv_transpose2d.input,
+    aten.conv_transpose3d.input,
 )
 def conv_transpose(call: OpCall) -> Cost:
     """ConvTransposeNd: each input element is multiplied into ``(C_out/g)·K`` outputs.
@@ -55,3 +71,10 @@ def conv_transpose(call: OpCall) -> Cost:
     macs = call.input.numel * fan_out
     has_bias = call.spec("bias") is not None
     return Cost(flops=2 * macs + n_out * has_bias, macs=macs, dmas=macs + params + n_out)
+
+
+@TABLE.register(aten.convolution.default, aten._convolution.default)
+def aten_convolution(call: OpCall) -> Cost:
+    """``aten.convolution(input, weight, bias, stride, padding, dilation, transposed, …)``: the
+    ConvNd formula, or the ConvTransposeNd one when ``transposed``."""
+    return conv_transpose(call) if call.get("transposed", False) else conv(call)

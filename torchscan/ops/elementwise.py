@@ -1,4 +1,9 @@
-"""Binary elementwise arithmetic in every spelling: ``x + y``, ``torch.add``, ``Tensor.add_``…"""
+"""Elementwise arithmetic in every spelling: ``x + y``, ``torch.add``, ``Tensor.add_``, ``torch.exp``…
+
+Unary math is a table of FLOPs per element (``pointwise(k)``): exp, log, sqrt, neg, abs… count
+1; ``rsqrt`` 2 (root and reciprocal); ``clamp`` one comparison per bound. Selections
+(``torch.where``, ``masked_fill``) move data and do no arithmetic.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import operator
 
 import torch
 
+from torchscan.ops.common import argument, pointwise, unary_writes
 from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("elementwise")
 
 T = torch.Tensor
+aten = torch.ops.aten
 
 
 @TABLE.register(
@@ -52,9 +59,115 @@ T = torch.Tensor
     T.__truediv__,
     T.__rtruediv__,
     T.__itruediv__,
+    torch.maximum,
+    torch.minimum,
+    torch.fmax,
+    torch.fmin,
+    T.maximum,
+    T.minimum,
+    torch.floor_divide,
+    T.__floordiv__,
+    operator.floordiv,
+    torch.remainder,
+    T.__mod__,
+    operator.mod,
+    torch.fmod,
+    torch.eq,
+    torch.ne,
+    torch.lt,
+    torch.le,
+    torch.gt,
+    torch.ge,
+    T.eq,
+    T.ne,
+    T.lt,
+    T.le,
+    T.gt,
+    T.ge,
+    T.__eq__,
+    T.__ne__,
+    T.__lt__,
+    T.__le__,
+    T.__gt__,
+    T.__ge__,
+    operator.eq,
+    operator.ne,
+    operator.lt,
+    operator.le,
+    operator.gt,
+    operator.ge,
+    aten.add.Tensor,
+    aten.add_.Tensor,
+    aten.sub.Tensor,
+    aten.mul.Tensor,
+    aten.mul_.Tensor,
+    aten.div.Tensor,
+    aten.add.Scalar,
+    aten.mul.Scalar,
+    aten.div.Scalar,
+    aten.maximum.default,
+    aten.minimum.default,
 )
 def binary(call: OpCall) -> Cost:
-    """add / sub / mul / div: ``FLOPs = N_out``, ``MACs = 0``,
+    """add / sub / mul / div / maximum / comparisons: ``FLOPs = N_out``, ``MACs = 0``,
     ``DMAs = (elements of the tensor operands) + N_out`` (a Python scalar operand is free)."""
     n_out = call.output.numel
     return Cost(flops=n_out, dmas=sum(spec.numel for spec in call.inputs) + n_out)
+
+
+TABLE.register(torch.exp, T.exp, T.exp_, torch.exp2, torch.expm1, T.expm1, aten.exp.default)(pointwise(1))
+TABLE.register(torch.log, T.log, T.log_, torch.log2, T.log2, torch.log10, T.log10, torch.log1p, T.log1p)(pointwise(1))
+TABLE.register(aten.log.default)(pointwise(1))
+TABLE.register(torch.sqrt, T.sqrt, T.sqrt_, aten.sqrt.default)(pointwise(1))
+TABLE.register(torch.rsqrt, T.rsqrt, T.rsqrt_, aten.rsqrt.default)(pointwise(2))
+TABLE.register(torch.neg, torch.negative, T.neg, T.neg_, T.__neg__, operator.neg, aten.neg.default)(pointwise(1))
+TABLE.register(torch.abs, torch.absolute, T.abs, T.abs_, T.__abs__, operator.abs, aten.abs.default)(pointwise(1))
+TABLE.register(torch.reciprocal, T.reciprocal, T.reciprocal_, torch.square, T.square, torch.sign, T.sign)(pointwise(1))
+TABLE.register(torch.sin, T.sin, torch.cos, T.cos, torch.erf, T.erf, torch.erfinv, T.erfinv)(pointwise(1))
+TABLE.register(torch.floor, T.floor, torch.ceil, T.ceil, torch.round, T.round, torch.trunc, T.trunc)(pointwise(1))
+TABLE.register(
+    torch.pow,
+    T.pow,
+    T.pow_,
+    T.__pow__,
+    T.__rpow__,
+    T.__ipow__,
+    operator.pow,
+    operator.ipow,
+    torch.float_power,
+    aten.pow.Tensor_Scalar,
+    aten.pow.Tensor_Tensor,
+)(pointwise(1))
+TABLE.register(torch.lerp, T.lerp)(pointwise(2))
+TABLE.register(torch.addcmul, T.addcmul, torch.addcdiv, T.addcdiv)(pointwise(3))
+
+
+@TABLE.register(torch.clamp, torch.clip, T.clamp, T.clip, aten.clamp.default, inplace=False)
+@TABLE.register(torch.clamp_, T.clamp_, T.clip_, inplace=True)
+def clamp(call: OpCall, inplace: bool) -> Cost:
+    """clamp / clip: one comparison per given bound: ``FLOPs = N_in·([min] + [max])``, ``MACs = 0``,
+    ``DMAs = N_in + (tensor bounds) + N_out·[not inplace]``."""
+    bounds = (argument(call, "min", 0) is not None) + (argument(call, "max", 1) is not None)
+    return Cost(flops=call.input.numel * bounds, dmas=sum(s.numel for s in call.inputs) + unary_writes(call, inplace))
+
+
+@TABLE.register(torch.clamp_min, T.clamp_min, torch.clamp_max, T.clamp_max, aten.clamp_min.default, inplace=False)
+@TABLE.register(T.clamp_min_, T.clamp_max_, inplace=True)
+def clamp_one(call: OpCall, inplace: bool) -> Cost:
+    """clamp_min / clamp_max: ``FLOPs = N_in``, ``MACs = 0``, ``DMAs = N_in + N_out·[not inplace]``."""
+    return Cost(flops=call.input.numel, dmas=sum(s.numel for s in call.inputs) + unary_writes(call, inplace))
+
+
+@TABLE.register(torch.where, T.where, aten.where.self)
+def where(call: OpCall) -> Cost:
+    """where (a selection, no arithmetic): ``FLOPs = MACs = 0``,
+    ``DMAs = (elements of the condition and tensor operands) + N_out``."""
+    return Cost(dmas=sum(spec.numel for spec in call.inputs) + call.output.numel)
+
+
+@TABLE.register(torch.masked_fill, T.masked_fill, aten.masked_fill.Scalar, aten.masked_fill.Tensor, inplace=False)
+@TABLE.register(T.masked_fill_, inplace=True)
+def masked_fill(call: OpCall, inplace: bool) -> Cost:
+    """masked_fill (a selection, no arithmetic): ``FLOPs = MACs = 0``,
+    ``DMAs = N_in + N_mask + N_out·[not inplace]``."""
+    return Cost(dmas=sum(spec.numel for spec in call.inputs) + unary_writes(call, inplace))

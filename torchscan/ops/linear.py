@@ -1,20 +1,33 @@
-"""Fully connected layers and matrix products."""
+"""Fully connected layers and matrix products (matmul, ``addmm``/``baddbmm``/``addbmm``, einsum).
+
+A product ``[.., m, k] @ [.., k, n]`` is ``batch·m·n·k`` MACs and ``batch·m·n·(2k − 1)`` FLOPs;
+the ``add*`` variants add ``N_out`` FLOPs for the added term (when ``beta ≠ 0``) and one more
+per output for each scaling that is not 1. ``einsum`` is counted as its pairwise contractions,
+left to right: a step over index set ``S`` (``k`` = product of the sizes of the indices summed
+in that step) costs ``MACs = prod(S)``, ``FLOPs = N_step·(2k − 1)``; a one-operand sum costs
+``N_in − N_out`` adds.
+"""
 
 from __future__ import annotations
 
+import math
 import operator
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchscan.ops.common import argument
 from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("linear")
 
+aten = torch.ops.aten
 
-@TABLE.register(nn.Linear, F.linear)
+
+@TABLE.register(nn.Linear, F.linear, aten.linear.default)
 def linear(call: OpCall) -> Cost:
     """Linear (``k`` in features): ``FLOPs = N_out·(2k − 1 + [bias])``, ``MACs = N_out·k``,
     ``DMAs = N_in + P + N_out``."""
@@ -38,6 +51,10 @@ def linear(call: OpCall) -> Cost:
     torch.Tensor.mm,
     torch.Tensor.bmm,
     torch.Tensor.__matmul__,
+    torch.Tensor.__rmatmul__,
+    aten.mm.default,
+    aten.bmm.default,
+    aten.matmul.default,
 )
 def matmul(call: OpCall) -> Cost:
     """``[.., m, k] @ [.., k, n]`` (broadcast batch): ``MACs = batch·m·n·k = N_out·k``,
@@ -46,3 +63,121 @@ def matmul(call: OpCall) -> Cost:
     k = a.shape[-1] if a.ndim else 1
     n_out = call.output.numel
     return Cost(flops=n_out * (2 * k - 1), macs=n_out * k, dmas=a.numel + b.numel + n_out)
+
+
+def _scalings(n_out: int, beta: float, alpha: float) -> int:
+    """FLOPs of ``beta·input + alpha·product`` on top of the product."""
+    return n_out * ((beta != 0) + (alpha != 1) + (beta not in (0, 1)))
+
+
+@TABLE.register(torch.addmm, torch.Tensor.addmm, aten.addmm.default)
+@TABLE.register(torch.baddbmm, torch.Tensor.baddbmm, aten.baddbmm.default)
+def addmm(call: OpCall) -> Cost:
+    """addmm / baddbmm ``beta·input + alpha·(a @ b)``: ``MACs = N_out·k``,
+    ``FLOPs = N_out·(2k − 1) + N_out·([beta ≠ 0] + [alpha ≠ 1] + [beta ∉ {0, 1}])``,
+    ``DMAs = N_input·[beta ≠ 0] + N_a + N_b + N_out``."""
+    bias, a, b = call.inputs[:3]
+    beta, alpha = argument(call, "beta", None, 1), argument(call, "alpha", None, 1)
+    k = a.shape[-1] if a.ndim else 1
+    n_out = call.output.numel
+    return Cost(
+        flops=n_out * (2 * k - 1) + _scalings(n_out, beta, alpha),
+        macs=n_out * k,
+        dmas=bias.numel * (beta != 0) + a.numel + b.numel + n_out,
+    )
+
+
+@TABLE.register(torch.addbmm, torch.Tensor.addbmm, aten.addbmm.default)
+def addbmm(call: OpCall) -> Cost:
+    """addbmm ``beta·input + alpha·sum_b(a_b @ b_b)`` over ``B`` batches: ``MACs = N_out·B·k``,
+    ``FLOPs = N_out·(2·B·k − 1) + N_out·([beta ≠ 0] + [alpha ≠ 1] + [beta ∉ {0, 1}])``,
+    ``DMAs = N_input·[beta ≠ 0] + N_a + N_b + N_out``."""
+    bias, a, b = call.inputs[:3]
+    beta, alpha = argument(call, "beta", None, 1), argument(call, "alpha", None, 1)
+    depth = a.shape[0] * a.shape[-1]
+    n_out = call.output.numel
+    return Cost(
+        flops=n_out * (2 * depth - 1) + _scalings(n_out, beta, alpha),
+        macs=n_out * depth,
+        dmas=bias.numel * (beta != 0) + a.numel + b.numel + n_out,
+    )
+
+
+@TABLE.register(torch.addmv, torch.Tensor.addmv, torch.mv, torch.Tensor.mv, torch.dot, torch.Tensor.dot)
+def matvec(call: OpCall) -> Cost:
+    """mv / dot / addmv (``k`` = the contracted length): ``MACs = N_out·k``,
+    ``FLOPs = N_out·(2k − 1) (+ N_out for the added term of addmv)``, ``DMAs = N_inputs + N_out``."""
+    specs = call.inputs[-2:]
+    k = specs[-1].shape[0] if specs[-1].ndim else 1
+    n_out = call.output.numel
+    added = n_out if len(call.inputs) == 3 else 0
+    return Cost(flops=n_out * (2 * k - 1) + added, macs=n_out * k, dmas=sum(s.numel for s in call.inputs) + n_out)
+
+
+def _einsum_terms(equation: str, shapes: Sequence[tuple[int, ...]]) -> tuple[list[str], str, dict[str, int]]:
+    """Operand subscripts, output subscripts and index sizes (``...`` expanded to fresh letters)."""
+    equation = equation.replace(" ", "")
+    lhs, arrow, rhs = equation.partition("->")
+    operands = lhs.split(",")
+    if len(operands) != len(shapes):
+        raise ValueError(f"einsum '{equation}' names {len(operands)} operands, got {len(shapes)}")
+    free = [chr(c) for c in range(0x100, 0x200)]  # letters that cannot clash with a-zA-Z
+    ranks = [len(shape) - (len(term) - 3) for term, shape in zip(operands, shapes, strict=True) if "..." in term]
+    broadcast = max(ranks, default=0)
+    ellipsis = "".join(free[:broadcast])
+    sizes: dict[str, int] = {}
+    terms = []
+    for term, shape in zip(operands, shapes, strict=True):
+        if "..." in term:
+            rank = len(shape) - (len(term) - 3)
+            term = term.replace("...", ellipsis[broadcast - rank :])
+        for letter, size in zip(term, shape, strict=True):
+            sizes[letter] = max(sizes.get(letter, 1), size)
+        terms.append(term)
+    if arrow:
+        output = rhs.replace("...", ellipsis)
+    else:
+        counts = {letter: "".join(terms).count(letter) for letter in sizes}
+        output = ellipsis + "".join(sorted(letter for letter, n in counts.items() if n == 1 and letter not in ellipsis))
+    return terms, output, sizes
+
+
+def einsum_cost(equation: str, shapes: Sequence[tuple[int, ...]]) -> Cost:
+    """Cost of ``einsum(equation, *operands of shapes)`` contracted pairwise left to right.
+
+    Step ``A, B -> C`` (``C`` keeps the indices still needed later or in the output):
+    ``MACs = prod(sizes of A ∪ B)``, ``FLOPs = N_C·(2k − 1)`` with ``k = prod(sizes of (A ∪ B) − C)``;
+    reads ``N_A + N_B``; only the final result is written. A single operand that sums indices
+    costs ``FLOPs = N_in − N_out``.
+    """
+    terms, output, sizes = _einsum_terms(equation, shapes)
+
+    def numel(term: str) -> int:
+        return math.prod(sizes[letter] for letter in term)
+
+    flops = macs = 0
+    dmas = sum(math.prod(shape) for shape in shapes) + numel(output)
+    current = terms[0]
+    for position, nxt in enumerate(terms[1:], start=1):
+        later = "".join(terms[position + 1 :]) + output
+        union = "".join(dict.fromkeys(current + nxt))
+        kept = "".join(letter for letter in union if letter in later)
+        k = numel("".join(letter for letter in union if letter not in kept))
+        macs += numel(union)
+        flops += numel(kept) * (2 * k - 1)
+        current = kept
+    if len(terms) == 1:
+        flops = numel(current) - numel(output)
+    elif set(current) - set(output):  # indices summed only after the last product
+        flops += numel(current) - numel(output)
+    return Cost(flops=flops, macs=macs, dmas=dmas)
+
+
+@TABLE.register(torch.einsum, aten.einsum.default)
+def einsum(call: OpCall) -> Cost:
+    """einsum as its contraction (module docstring): for ``'bij,bjk->bik'`` it equals bmm:
+    ``MACs = b·i·k·j``, ``FLOPs = b·i·k·(2j − 1)``, ``DMAs = N_a + N_b + N_out``."""
+    equation = argument(call, "equation", None)
+    if equation is None:
+        equation = call.attrs["args"][0]
+    return einsum_cost(str(equation), [spec.shape for spec in call.inputs])

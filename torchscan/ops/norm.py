@@ -1,17 +1,35 @@
-"""Batch normalisation (module and functional spellings)."""
+"""Normalisation layers: batch, layer, group, instance and RMS norms, ``F.normalize``.
+
+``R`` is the number of groups of elements normalised together (rows of a LayerNorm, ``B·G`` for
+a GroupNorm, ``B·C`` for an InstanceNorm).
+"""
 
 from __future__ import annotations
 
+import math
+
+import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchscan.ops.common import argument, reduced_groups
 from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("norm")
 
+aten = torch.ops.aten
 
-@TABLE.register(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, F.batch_norm)
+
+@TABLE.register(
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    F.batch_norm,
+    aten.batch_norm.default,
+    aten._native_batch_norm_legit_no_training.default,
+)
 def batch_norm(call: OpCall) -> Cost:
     """BatchNorm over ``C`` channels.
 
@@ -39,3 +57,97 @@ def batch_norm(call: OpCall) -> Cost:
             flops += 6 * channels + 1 + (momentum is None)
             dmas += 1 + 2 * channels
     return Cost(flops=flops, macs=macs, dmas=dmas)
+
+
+def _group_norm_cost(call: OpCall, groups: int) -> Cost:
+    n_in = call.input.numel
+    has_weight = call.spec("weight") is not None
+    has_bias = call.spec("bias") is not None
+    params = call.numel("weight") + call.numel("bias")
+    return Cost(
+        flops=6 * n_in + 2 * groups + n_in * has_weight + n_in * has_bias,
+        macs=n_in * (1 + (has_weight or has_bias)),
+        dmas=n_in + params + call.output.numel,
+    )
+
+
+@TABLE.register(nn.LayerNorm, F.layer_norm, torch.layer_norm, aten.layer_norm.default, aten.native_layer_norm.default)
+def layer_norm(call: OpCall) -> Cost:
+    """LayerNorm over the trailing ``normalized_shape`` (``R = N_in / prod(normalized_shape)``):
+    ``FLOPs = 6·N_in + 2·R + N_in·[weight] + N_in·[bias]``, ``MACs = N_in·(1 + [affine])``,
+    ``DMAs = N_in + P + N_out``."""
+    normalized = argument(call, "normalized_shape", 0, ())
+    size = math.prod((normalized,) if isinstance(normalized, int) else normalized)
+    return _group_norm_cost(call, call.input.numel // max(size, 1))
+
+
+@TABLE.register(nn.GroupNorm, F.group_norm, torch.group_norm, aten.group_norm.default)
+def group_norm(call: OpCall) -> Cost:
+    """GroupNorm with ``G`` groups (``R = B·G``): ``FLOPs = 6·N_in + 2·R + N_in·[weight] + N_in·[bias]``,
+    ``MACs = N_in·(1 + [affine])``, ``DMAs = N_in + P + N_out``."""
+    groups = argument(call, "num_groups", 0, 1)
+    batch = call.input.shape[0] if call.input.ndim else 1
+    return _group_norm_cost(call, batch * int(groups))
+
+
+@TABLE.register(aten.native_group_norm.default)
+def native_group_norm(call: OpCall) -> Cost:
+    """``aten.native_group_norm(input, weight, bias, N, C, HxW, group, eps)``: as GroupNorm with
+    ``R = N·group``."""
+    batch = int(argument(call, "N", 2, 1))
+    return _group_norm_cost(call, batch * int(argument(call, "group", 5, 1)))
+
+
+@TABLE.register(nn.InstanceNorm1d, dims=1)
+@TABLE.register(nn.InstanceNorm2d, dims=2)
+@TABLE.register(nn.InstanceNorm3d, dims=3)
+@TABLE.register(F.instance_norm, aten.instance_norm.default, dims=0)
+def instance_norm(call: OpCall, dims: int) -> Cost:
+    """InstanceNorm over the ``d`` spatial dims of each ``(b, c)`` (``R = N_in / prod(spatial)``):
+    ``FLOPs = 6·N_in + 2·R + N_in·[weight] + N_in·[bias]``, ``MACs = N_in·(1 + [affine])``,
+    ``DMAs = N_in + P + N_out``. Normalised with running statistics (eval with
+    ``track_running_stats``) it is a BatchNorm in eval."""
+    training = bool(call.get("training", call.training))
+    use_input_stats = call.attrs.get("use_input_stats", training or not call.get("track_running_stats", False))
+    if not use_input_stats:
+        return batch_norm(call)
+    spec = call.input
+    spatial_dims = dims or max(spec.ndim - 2, 0)
+    spatial = math.prod(spec.shape[spec.ndim - spatial_dims :])
+    return _group_norm_cost(call, spec.numel // max(spatial, 1))
+
+
+@TABLE.register(nn.RMSNorm, F.rms_norm, torch.rms_norm, aten.rms_norm.default)
+def rms_norm(call: OpCall) -> Cost:
+    """RMSNorm ``x / sqrt(mean(x²) + eps) · w`` (square, sum, mean division, scale; eps add and
+    sqrt per group): ``FLOPs = 4·N_in + 2·R + N_in·[weight]``, ``MACs = N_in·(1 + [weight])``,
+    ``DMAs = N_in + P + N_out``."""
+    normalized = argument(call, "normalized_shape", 0, ())
+    size = math.prod((normalized,) if isinstance(normalized, int) else normalized)
+    groups = call.input.numel // max(size, 1)
+    n_in = call.input.numel
+    has_weight = call.spec("weight") is not None
+    return Cost(
+        flops=4 * n_in + 2 * groups + n_in * has_weight,
+        macs=n_in * (1 + has_weight),
+        dmas=n_in + call.numel("weight") + call.output.numel,
+    )
+
+
+@TABLE.register(F.normalize)
+def normalize(call: OpCall) -> Cost:
+    """``F.normalize`` (Lp norm over ``dim``, ``R`` rows): ``|x|^p`` and sum (``2·N_in``), root and
+    clamp to eps (``2·R``), divide (``N_in``): ``FLOPs = 3·N_in + 2·R``, ``MACs = 0``,
+    ``DMAs = N_in + N_out``."""
+    n_in = call.input.numel
+    groups = reduced_groups(call.input, argument(call, "dim", 1, 1))
+    return Cost(flops=3 * n_in + 2 * groups, dmas=n_in + call.output.numel)
+
+
+@TABLE.register(nn.LocalResponseNorm, F.local_response_norm)
+def local_response_norm(call: OpCall) -> Cost:
+    """LocalResponseNorm over ``n = size`` channels: square, window sum (``n − 1`` adds), scale,
+    add ``k``, power, divide: ``FLOPs = N_in·(n + 4)``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    size = int(argument(call, "size", 0, 1))
+    n_in = call.input.numel
+    return Cost(flops=n_in * (size + 4), dmas=n_in + call.output.numel)

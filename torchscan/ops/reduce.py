@@ -1,27 +1,133 @@
-"""Reductions: sum and mean over some dims."""
+"""Reductions (sum, mean, var, std, max…), scans (cumsum) and selections (topk, sort).
+
+``R`` = number of independent groups a reduction makes (``N_out`` for a reduction,
+``N_in / L`` for a scan or a sort along a dim of length ``L``). Comparisons count as FLOPs.
+"""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from torchscan.ops.common import argument, normalise_dims, reduced_groups
 from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("reduce")
 
 T = torch.Tensor
+aten = torch.ops.aten
 
 
-@TABLE.register(torch.sum, T.sum)
+def _outputs(call: OpCall) -> int:
+    return sum(spec.numel for spec in call.outputs)
+
+
+@TABLE.register(torch.sum, T.sum, torch.nansum, T.nansum, aten.sum.dim_IntList, aten.sum.default)
 def reduce_sum(call: OpCall) -> Cost:
     """sum: ``FLOPs = N_in − N_out`` adds, ``MACs = 0``, ``DMAs = N_in + N_out``."""
     n_in, n_out = call.input.numel, call.output.numel
     return Cost(flops=n_in - n_out, dmas=n_in + n_out)
 
 
-@TABLE.register(torch.mean, T.mean)
+@TABLE.register(torch.prod, T.prod)
+def reduce_prod(call: OpCall) -> Cost:
+    """prod: ``FLOPs = N_in − N_out`` multiplies, ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    return reduce_sum(call)
+
+
+@TABLE.register(torch.mean, T.mean, torch.nanmean, T.nanmean, aten.mean.dim, aten.mean.default)
 def reduce_mean(call: OpCall) -> Cost:
     """mean: ``FLOPs = N_in`` (``N_in − N_out`` adds, ``N_out`` divisions), ``MACs = 0``,
     ``DMAs = N_in + N_out``."""
     n_in, n_out = call.input.numel, call.output.numel
     return Cost(flops=n_in, dmas=n_in + n_out)
+
+
+@TABLE.register(torch.var, T.var, aten.var.correction, aten.var.dim, sqrt=False)
+@TABLE.register(torch.std, T.std, aten.std.correction, aten.std.dim, sqrt=True)
+@TABLE.register(torch.var_mean, aten.var_mean.correction, sqrt=False)
+@TABLE.register(torch.std_mean, aten.std_mean.correction, sqrt=True)
+def reduce_var(call: OpCall, sqrt: bool) -> Cost:
+    """var / std (two-pass, ``R`` groups): mean (``N_in``), subtract, square, sum (``N_in − R``),
+    divide (``R``): ``FLOPs = 4·N_in + R·[std]`` (the root), ``MACs = 0``,
+    ``DMAs = N_in + (output elements: 2·R for var_mean / std_mean)``."""
+    n_in = call.input.numel
+    groups = call.output.numel
+    return Cost(flops=4 * n_in + groups * sqrt, dmas=n_in + _outputs(call))
+
+
+@TABLE.register(
+    torch.amax,
+    torch.amin,
+    T.amax,
+    T.amin,
+    torch.max,
+    torch.min,
+    T.max,
+    T.min,
+    torch.argmax,
+    torch.argmin,
+    T.argmax,
+    T.argmin,
+    torch.aminmax,
+    aten.amax.default,
+    aten.amin.default,
+    aten.argmax.default,
+    aten.argmin.default,
+)
+def reduce_extremum(call: OpCall) -> Cost:
+    """max / min / argmax / amax… over dims: ``FLOPs = N_in − R`` comparisons (``R`` = elements of
+    the first output), ``MACs = 0``, ``DMAs = N_in + all output elements``. The binary spelling
+    ``torch.max(a, b)`` is elementwise: ``FLOPs = N_out``, ``DMAs = N_a + N_b + N_out``."""
+    if len(call.inputs) > 1:
+        n_out = call.output.numel
+        return Cost(flops=n_out, dmas=sum(spec.numel for spec in call.inputs) + n_out)
+    n_in = call.input.numel
+    return Cost(flops=n_in - call.output.numel, dmas=n_in + _outputs(call))
+
+
+@TABLE.register(torch.norm, T.norm, torch.linalg.vector_norm, torch.linalg.norm, aten.linalg_vector_norm.default)
+def reduce_norm(call: OpCall) -> Cost:
+    """p-norm over dims (``R = N_out``): ``|x|^p`` (``N_in``), sum (``N_in − R``), root (``R``):
+    ``FLOPs = 2·N_in``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    n_in = call.input.numel
+    return Cost(flops=2 * n_in, dmas=n_in + call.output.numel)
+
+
+@TABLE.register(torch.logsumexp, T.logsumexp)
+def reduce_logsumexp(call: OpCall) -> Cost:
+    """logsumexp (stable): max (``N_in − R``), subtract, exp, sum (``N_in − R``), log and add back
+    (``2·R``): ``FLOPs = 4·N_in``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    n_in = call.input.numel
+    return Cost(flops=4 * n_in, dmas=n_in + call.output.numel)
+
+
+@TABLE.register(torch.cumsum, T.cumsum, T.cumsum_, torch.cumprod, T.cumprod, aten.cumsum.default, aten.cumprod.default)
+def cumulative(call: OpCall) -> Cost:
+    """cumsum / cumprod along a dim of length ``L`` (``R = N_in / L`` rows):
+    ``FLOPs = N_in − R``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    n_in = call.input.numel
+    groups = reduced_groups(call.input, argument(call, "dim", 0, 0))
+    return Cost(flops=n_in - groups, dmas=n_in + call.output.numel)
+
+
+@TABLE.register(torch.topk, T.topk, aten.topk.default)
+def topk(call: OpCall) -> Cost:
+    """topk along a dim of length ``L`` (``R`` rows), a size-``k`` heap per row:
+    ``FLOPs = N_in·⌈log2(k + 1)⌉`` comparisons, ``MACs = 0``, ``DMAs = N_in + 2·R·k`` (values and indices)."""
+    k = int(argument(call, "k", 0, 1))
+    n_in = call.input.numel
+    return Cost(flops=n_in * max(math.ceil(math.log2(k + 1)), 1), dmas=n_in + _outputs(call))
+
+
+@TABLE.register(torch.sort, T.sort, torch.argsort, T.argsort, aten.sort.default, dim=None)
+@TABLE.register(torch.msort, T.msort, dim=0)
+def sort(call: OpCall, dim: int | None) -> Cost:
+    """sort / argsort along a dim of length ``L``: ``FLOPs = N_in·⌈log2 L⌉`` comparisons,
+    ``MACs = 0``, ``DMAs = N_in + output elements`` (values and/or indices)."""
+    spec = call.input
+    axis = normalise_dims(argument(call, "dim", 0, -1) if dim is None else dim, spec.ndim)
+    length = spec.shape[axis[0]] if spec.ndim else 1
+    return Cost(flops=spec.numel * math.ceil(math.log2(max(length, 1))), dmas=spec.numel + _outputs(call))

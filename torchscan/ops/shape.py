@@ -1,8 +1,10 @@
 """Views, metadata and data movement: reshape, permute, indexing, cat/stack, Identity.
 
 Views and metadata-only ops cost ``0 / 0 / 0``. A copy that only moves data (``contiguous()``
-or ``reshape`` of a non-contiguous tensor) costs ``DMAs = N_in + N_out`` and no FLOPs;
-``cat``/``stack`` cost ``DMAs = 2·N_out``.
+or ``reshape`` of a non-contiguous tensor, ``clone``, ``roll``, ``F.pad``, a dtype cast) costs
+``DMAs = N_in + N_out`` and no FLOPs; a cast to the same dtype (or only to another device) is
+free; ``cat``/``stack`` cost ``DMAs = 2·N_out``; a tensor factory (``zeros``, ``arange``…) writes
+its output: ``DMAs = N_out``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import operator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from torchscan.ops.registry import FormulaTable
@@ -18,6 +21,7 @@ from torchscan.records import Cost, OpCall
 TABLE = FormulaTable("shape")
 
 T = torch.Tensor
+aten = torch.ops.aten
 
 
 @TABLE.register(
@@ -62,13 +66,47 @@ T = torch.Tensor
     T.numel,
     T.detach,
     torch.detach,
+    T.unfold,
+    torch.broadcast_to,
+    T.broadcast_to,
+    torch.atleast_1d,
+    torch.atleast_2d,
+    torch.atleast_3d,
+    T.dim_order,
+    T.requires_grad_,
+    T.is_contiguous,
+    T.is_floating_point,
+    torch.is_floating_point,
+    T.stride,
+    T.data_ptr,
+    T.element_size,
+    T.get_device,
+    aten.view.default,
+    aten._unsafe_view.default,
+    aten.permute.default,
+    aten.transpose.int,
+    aten.t.default,
+    aten.unsqueeze.default,
+    aten.squeeze.dim,
+    aten.squeeze.dims,
+    aten.expand.default,
+    aten.select.int,
+    aten.slice.Tensor,
+    aten.split.Tensor,
+    aten.split_with_sizes.default,
+    aten.unbind.int,
+    aten.chunk.default,
+    aten.alias.default,
+    aten.detach.default,
+    aten.flatten.using_ints,
+    aten.unflatten.int,
 )
 def view(call: OpCall) -> Cost:
     """Views and metadata: ``0 / 0 / 0``."""
     return Cost()
 
 
-@TABLE.register(T.contiguous, torch.reshape, T.reshape, T.reshape_as)
+@TABLE.register(T.contiguous, torch.reshape, T.reshape, T.reshape_as, aten.reshape.default, aten.contiguous.default)
 def maybe_copy(call: OpCall) -> Cost:
     """``contiguous``/``reshape``: free on contiguous data, else a copy: ``DMAs = N_in + N_out``."""
     if not call.inputs or call.input.contiguous:
@@ -76,7 +114,153 @@ def maybe_copy(call: OpCall) -> Cost:
     return Cost(dmas=call.input.numel + call.output.numel)
 
 
-@TABLE.register(torch.cat, torch.concat, torch.concatenate, torch.stack)
+@TABLE.register(
+    torch.cat,
+    torch.concat,
+    torch.concatenate,
+    torch.stack,
+    torch.hstack,
+    torch.vstack,
+    aten.cat.default,
+    aten.stack.default,
+)
 def concatenate(call: OpCall) -> Cost:
     """cat / stack: ``FLOPs = MACs = 0``, ``DMAs = 2·N_out`` (every element read once, written once)."""
     return Cost(dmas=2 * call.output.numel)
+
+
+@TABLE.register(
+    T.to,
+    T.type,
+    T.type_as,
+    T.float,
+    T.double,
+    T.half,
+    T.bfloat16,
+    T.int,
+    T.long,
+    T.short,
+    T.bool,
+    T.byte,
+    T.char,
+    T.cpu,
+    T.cuda,
+    aten._to_copy.default,
+    aten.to.dtype,
+)
+def cast(call: OpCall) -> Cost:
+    """dtype casts (``.float()``, ``.to(dtype)``…): ``DMAs = N_in + N_out`` when the dtype changes,
+    else ``0 / 0 / 0`` (a device move is not counted); ``FLOPs = MACs = 0``."""
+    if not call.inputs or not call.outputs or call.input.dtype == call.output.dtype:
+        return Cost()
+    return Cost(dmas=call.input.numel + call.output.numel)
+
+
+@TABLE.register(
+    T.clone,
+    torch.clone,
+    T.copy_,
+    torch.roll,
+    T.roll,
+    torch.flip,
+    T.flip,
+    torch.triu,
+    T.triu,
+    torch.tril,
+    T.tril,
+    T.triu_,
+    T.tril_,
+    T.repeat,
+    torch.tile,
+    T.tile,
+    T.repeat_interleave,
+    torch.repeat_interleave,
+    F.pad,
+    torch.constant_pad_nd,
+    nn.ZeroPad1d,
+    nn.ZeroPad2d,
+    nn.ZeroPad3d,
+    nn.ConstantPad1d,
+    nn.ConstantPad2d,
+    nn.ConstantPad3d,
+    nn.ReflectionPad1d,
+    nn.ReflectionPad2d,
+    nn.ReflectionPad3d,
+    nn.ReplicationPad1d,
+    nn.ReplicationPad2d,
+    nn.ReplicationPad3d,
+    nn.CircularPad1d,
+    nn.CircularPad2d,
+    nn.CircularPad3d,
+    aten.clone.default,
+    aten.copy.default,
+    aten.constant_pad_nd.default,
+    aten.pad.default,
+    aten.roll.default,
+    aten.flip.default,
+)
+def copy(call: OpCall) -> Cost:
+    """Copies and padding (``clone``, ``roll``, ``flip``, ``triu``, ``repeat``, ``F.pad`` in every
+    mode and the ``*Pad*d`` modules): ``FLOPs = MACs = 0``, ``DMAs = N_in + N_out``."""
+    return Cost(dmas=call.input.numel + call.output.numel)
+
+
+@TABLE.register(
+    torch.gather,
+    T.gather,
+    torch.index_select,
+    T.index_select,
+    torch.take_along_dim,
+    T.take_along_dim,
+    torch.masked_select,
+    T.masked_select,
+    aten.gather.default,
+    aten.index_select.default,
+    aten.index.Tensor,
+)
+def gather(call: OpCall) -> Cost:
+    """Gathers (``gather``, ``index_select``…): each output element is read once and written once,
+    plus the index: ``FLOPs = MACs = 0``, ``DMAs = 2·N_out + N_index``."""
+    index = sum(spec.numel for spec in call.inputs[1:])
+    return Cost(dmas=2 * call.output.numel + index)
+
+
+@TABLE.register(
+    torch.zeros,
+    torch.ones,
+    torch.full,
+    torch.empty,
+    torch.arange,
+    torch.linspace,
+    torch.eye,
+    torch.zeros_like,
+    torch.ones_like,
+    torch.full_like,
+    torch.empty_like,
+    torch.rand,
+    torch.randn,
+    torch.rand_like,
+    torch.randn_like,
+    torch.tensor,
+    torch.as_tensor,
+    T.new_zeros,
+    T.new_ones,
+    T.new_full,
+    T.new_empty,
+    T.new_tensor,
+    T.zero_,
+    T.fill_,
+    aten.zeros.default,
+    aten.ones.default,
+    aten.full.default,
+    aten.empty.memory_format,
+    aten.arange.default,
+    aten.arange.start,
+    aten.zeros_like.default,
+    aten.ones_like.default,
+    aten.full_like.default,
+)
+def factory(call: OpCall) -> Cost:
+    """Tensor factories and fills (``zeros``, ``arange``, ``full_like``, ``fill_``…): they write their
+    output: ``FLOPs = MACs = 0``, ``DMAs = N_out``."""
+    return Cost(dmas=call.output.numel)
