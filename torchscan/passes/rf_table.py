@@ -1,0 +1,171 @@
+"""Receptive-field rules: the table keyed by op targets, and the helpers rules share.
+
+A rule maps one call and the fields of its input-dependent operands to the field of its output
+(:class:`~torchscan.passes.rf_geometry.Field` or a :class:`~torchscan.passes.rf_geometry.Marker`),
+or raises :class:`~torchscan.passes.rf_geometry.Unsupported` when it cannot follow the call
+exactly. Targets are the same objects as in :mod:`torchscan.ops`: module classes (looked up along
+the MRO), functions and ``torch.Tensor`` methods.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any
+
+from torch import nn
+
+from torchscan.passes.rf_geometry import Field, Marker, Unsupported
+from torchscan.records import OpCall, TensorSpec
+
+__all__ = ["Operand", "Outcome", "Rule", "RuleTable", "arg", "ints", "mix", "union"]
+
+Outcome = Field | Marker
+
+
+@dataclass(frozen=True, slots=True)
+class Operand:
+    """An input of a call that depends on the model input: its field and its tensor spec."""
+
+    field: Field
+    spec: TensorSpec | None
+
+
+Rule = Callable[[OpCall, tuple[Operand, ...]], Outcome]
+
+
+class RuleTable:
+    """Rules keyed by every spelling of each op; a target registered twice is refused.
+
+    ``merged`` builds one read-only table out of several (also refusing duplicates).
+    """
+
+    def __init__(self, entries: Mapping[Any, Rule] | None = None) -> None:
+        self._entries: dict[Any, Rule] = dict(entries or {})
+
+    def register(self, *targets: Any) -> Callable[[Rule], Rule]:
+        def decorate(rule: Rule) -> Rule:
+            for target in dict.fromkeys(targets):
+                if target in self._entries:
+                    raise ValueError(f"receptive-field rule for {target!r} registered twice")
+                self._entries[target] = rule
+            return rule
+
+        return decorate
+
+    @classmethod
+    def merged(cls, tables: Iterable[RuleTable]) -> RuleTable:
+        merged = cls()
+        for table in tables:
+            for target, rule in table.items():
+                merged.register(target)(rule)
+        merged._entries = MappingProxyType(merged._entries)  # type: ignore[assignment]
+        return merged
+
+    def items(self) -> tuple[tuple[Any, Rule], ...]:
+        return tuple(self._entries.items())
+
+    def lookup(self, target: Any) -> Rule | None:
+        """The rule of a function, tensor method or module class (along the MRO, unless ``forward`` is overridden)."""
+        if isinstance(target, type):
+            if not issubclass(target, nn.Module):
+                return None
+            for base in target.__mro__:
+                rule = self._entries.get(base)
+                if rule is not None:
+                    return rule if getattr(target, "forward", None) is getattr(base, "forward", None) else None
+            return None
+        try:
+            return self._entries.get(target)
+        except TypeError:
+            return None
+
+
+def arg(call: OpCall, name: str, position: int, default: Any = None) -> Any:
+    """Argument ``name`` of a call: bound by name, else the ``position``-th positional (after ``self``)."""
+    if name in call.attrs:
+        value = call.attrs[name]
+        return default if value is None else value
+    args = call.attrs.get("args", ())
+    offset = 1 if call.kind == "function" else 0  # unbound functions keep their input in ``args``
+    if len(args) > position + offset:
+        value = args[position + offset]
+        return default if value is None else value
+    return default
+
+
+def ints(value: Any, count: int, default: int | None = None) -> tuple[int, ...]:
+    """An int or sequence of ints as ``count`` ints (an empty/None value gives ``default``)."""
+    if value is None or (isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 0):
+        if default is None:
+            raise Unsupported("missing window argument")
+        return (default,) * count
+    if isinstance(value, int):
+        return (value,) * count
+    values = tuple(int(v) for v in value)
+    if len(values) == 1:
+        return values * count
+    if len(values) != count:
+        raise Unsupported(f"expected {count} values, got {values}")
+    return values
+
+
+def union(call: OpCall, operands: Sequence[Operand]) -> Field:
+    """The field of an elementwise combination (broadcast) of ``operands``: per unit the hull
+    ``[min L, max R]`` of the operands' fields; the layout must agree and match the output."""
+    first = operands[0].field
+    spans = first.spans
+    for operand in operands[1:]:
+        field = operand.field
+        if field.axes != first.axes or field.flat != first.flat:
+            raise Unsupported("operands hold the spatial dims on different axes")
+        if field.sizes != first.sizes:
+            raise Unsupported(f"operands broadcast along spatial dims ({field.sizes} vs {first.sizes})")
+        spans = tuple(a.hull(b) for a, b in zip(spans, field.spans, strict=True))
+    result = replace(first, spans=spans)
+    check_output(call, result)
+    return result
+
+
+def check_output(call: OpCall, field: Field) -> None:
+    """The output must hold the field's grid where the field says."""
+    shape = call.output.shape
+    if field.flat:
+        axis = field.axes[0]
+        size = math.prod(field.sizes)
+        if axis is None or -axis > len(shape) or shape[axis] != size:
+            raise Unsupported(f"output {shape} does not hold the flattened spatial grid {field.sizes}")
+        return
+    for axis, size in zip(field.axes, field.sizes, strict=True):
+        if axis is None:
+            continue
+        if -axis > len(shape) or shape[axis] != size:
+            raise Unsupported(f"output {shape} does not hold the spatial grid {field.sizes}")
+
+
+def mix(field: Field, axes: Iterable[int], ndim: int, removed: bool = False) -> Outcome:
+    """The field after an op that mixes all positions along ``axes`` (of a rank-``ndim`` input).
+
+    Mixing every spatial axis (or the flattened one) makes the field global; mixing none keeps
+    it (shifted when ``removed`` drops the mixed axes); mixing some spatial dims but not all is
+    not expressible per dim and raises.
+    """
+    mixed = {axis - ndim if axis >= 0 else axis for axis in axes}
+    touched = {axis for axis in _moving_axes(field) if axis in mixed}
+    if touched and touched == _moving_axes(field):
+        return Marker.GLOBAL
+    if touched:
+        raise Unsupported("the op mixes some spatial dims but not all")
+    if not removed:
+        return field
+    shifted = tuple(None if a is None or a in mixed else a + sum(m > a for m in mixed) for a in field.axes)
+    return replace(field, axes=shifted)
+
+
+def _moving_axes(field: Field) -> set[int]:
+    """Axes along which the field changes (spatial axes of size > 1)."""
+    if field.flat:
+        return {a for a in field.axes if a is not None} if math.prod(field.sizes) > 1 else set()
+    return {a for a, n in zip(field.axes, field.sizes, strict=True) if a is not None and n > 1}
