@@ -19,6 +19,7 @@ from torchscan.inputs import InputSpec, normalise_inputs
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
 from torchscan.passes.counts import COST, count_costs
 from torchscan.passes.params import collect_params
+from torchscan.passes.receptive import receptive_fields, with_receptive_fields
 from torchscan.passes.rows import build_rows
 from torchscan.render.table import render_table
 from torchscan.report import Context, Report, Totals
@@ -33,12 +34,14 @@ def crawl_module(
     dtype: torch.dtype | Sequence[torch.dtype] | None = None,
     batch_size: int | None = 1,
     formulas: Mapping[Any, Formula] | None = None,
+    receptive_field: bool = False,
 ) -> Report:
     """Analyse ``model`` for inputs of ``input_shape`` (without the batch dim) and return a report.
 
     The model is left exactly as found: a fake copy (no storage) is traced and run on fake
     tensors, so no arithmetic is done and a model on the ``meta`` device works.
-    ``formulas`` adds or overrides op formulas for this call only.
+    ``formulas`` adds or overrides op formulas for this call only. ``receptive_field`` adds each
+    row's receptive field, effective stride and padding per spatial dim (w.r.t. the first input).
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -64,6 +67,10 @@ def crawl_module(
     nx.set_node_attributes(graph, costs, COST)  # per-node costs stay available to exports
     params = collect_params(model)
     rows = build_rows(model, graph, costs, params, captured.module_outputs)
+    if receptive_field:
+        fields = receptive_fields(graph)
+        rows = with_receptive_fields(rows, fields, captured.module_outputs)
+        diagnostics = (*diagnostics, *fields.diagnostics)
     known = [cost for cost in costs.values() if cost is not None]
     unknown = sum(cost is None for cost in costs.values())
     totals = Totals(
@@ -114,9 +121,12 @@ def summary(
     dtype: torch.dtype | Sequence[torch.dtype] | None = None,
     batch_size: int | None = 1,
     formulas: Mapping[Any, Formula] | None = None,
+    receptive_field: bool = False,
     file: TextIO | None = None,
 ) -> Report:
     """Print the keras-style summary of ``model`` (to ``file``, stdout by default); return the report."""
-    report = crawl_module(model, input_shape, dtype=dtype, batch_size=batch_size, formulas=formulas)
+    report = crawl_module(
+        model, input_shape, dtype=dtype, batch_size=batch_size, formulas=formulas, receptive_field=receptive_field
+    )
     print(render_table(report, max_depth=max_depth), file=file or sys.stdout)
     return report

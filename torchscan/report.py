@@ -48,10 +48,16 @@ class Row:
     dmas: int
     unknown_ops: int
     calls: int
+    receptive_field: tuple[int, ...] | str | None = None
+    effective_stride: tuple[int | float, ...] | str | None = None
+    effective_padding: tuple[int, ...] | str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["output_shape"] = list(self.output_shape) if self.output_shape is not None else None
+        for key in ("receptive_field", "effective_stride", "effective_padding"):
+            value = data[key]
+            data[key] = list(value) if isinstance(value, tuple) else value
         return data
 
 
