@@ -19,12 +19,15 @@ from torchscan.inputs import InputSpec, normalise_inputs
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
 from torchscan.passes.counts import COST, count_costs
 from torchscan.passes.params import collect_params
-from torchscan.passes.receptive import receptive_fields, with_receptive_fields
+from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
 from torchscan.passes.rows import build_rows
 from torchscan.render.table import render_table
 from torchscan.report import Context, Report, Totals
 
 __all__ = ["crawl_module", "summary"]
+
+_RF_KEYS = ("receptive_field", "effective_stride", "effective_padding")
+"""Per-node receptive-field attributes kept on the report graph (for exports), like the rows' columns."""
 
 
 def crawl_module(
@@ -70,6 +73,9 @@ def crawl_module(
     if receptive_field:
         fields = receptive_fields(graph)
         rows = with_receptive_fields(rows, fields, captured.module_outputs)
+        nx.set_node_attributes(
+            graph, {name: dict(zip(_RF_KEYS, row_values(fields.of(name)), strict=True)) for name in graph}
+        )
         diagnostics = (*diagnostics, *fields.diagnostics)
     known = [cost for cost in costs.values() if cost is not None]
     unknown = sum(cost is None for cost in costs.values())
