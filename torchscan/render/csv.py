@@ -10,19 +10,21 @@ from typing import TextIO
 
 from torchscan.report import Report, Row
 
-__all__ = ["CSV_COLUMNS", "to_csv"]
+__all__ = ["CSV_COLUMNS", "cell", "to_csv"]
 
 CSV_COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(Row))
-"""The columns, in order: every :class:`Row` field (``output_shape`` as ``1x64x56x56``)."""
+"""The columns, in order: every :class:`Row` field (shapes and per-dim values as ``1x64x56x56``)."""
 
 
-def _cell(row: Row, column: str) -> str | int:
-    value = getattr(row, column)
-    if column == "output_shape":
-        return "" if value is None else "x".join(str(size) for size in value)
+def cell(value: object) -> str:
+    """A row value as CSV text: tuples ``x``-joined (``1x64x56x56``), None empty, booleans ``true``/``false``."""
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return "x".join(str(item) for item in value)
     if isinstance(value, bool):
         return str(value).lower()
-    return value
+    return str(value)
 
 
 def to_csv(report: Report, path_or_file: str | Path | TextIO | None = None, depth: int | None = None) -> str:
@@ -34,7 +36,7 @@ def to_csv(report: Report, path_or_file: str | Path | TextIO | None = None, dept
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    writer.writerows([_cell(row, column) for column in CSV_COLUMNS] for row in report.rows_to_depth(depth))
+    writer.writerows([cell(getattr(row, column)) for column in CSV_COLUMNS] for row in report.rows_to_depth(depth))
     text = buffer.getvalue()
     if isinstance(path_or_file, (str, Path)):
         Path(path_or_file).write_text(text, encoding="utf-8", newline="")
