@@ -1,0 +1,257 @@
+"""Public API: crawl_module / summary behaviour, input validation, model left as found."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from hypothesis import given
+from torch import nn
+
+import torchscan
+from tests.strategies import RandomNet, random_nets
+from torchscan import InputError, ShapeError, crawl_module, summary
+
+
+def snapshot(model: nn.Module) -> dict:
+    return {
+        "state": {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()},
+        "grads": {k: None if p.grad is None else p.grad.clone() for k, p in model.named_parameters()},
+        "requires_grad": {k: p.requires_grad for k, p in model.named_parameters()},
+        "training": {k: m.training for k, m in model.named_modules()},
+        "dicts": {k: sorted(vars(m)) for k, m in model.named_modules()},
+        "hooks": {k: (len(m._forward_hooks), len(m._forward_pre_hooks)) for k, m in model.named_modules()},
+        "devices": {k: v.device for k, v in model.state_dict().items()},
+    }
+
+
+def assert_same(before: dict, after: dict) -> None:
+    assert before.keys() == after.keys()
+    for key in ("grads", "state"):
+        assert before[key].keys() == after[key].keys()
+        for name, value in before[key].items():
+            other = after[key][name]
+            assert (value is None and other is None) or torch.equal(value, other), name
+    for key in ("requires_grad", "training", "dicts", "hooks", "devices"):
+        assert before[key] == after[key], key
+
+
+def test_public_surface() -> None:
+    assert set(torchscan.__all__) == {
+        "CaptureError",
+        "Context",
+        "Cost",
+        "Diagnostic",
+        "InputError",
+        "OpCall",
+        "Report",
+        "Row",
+        "ShapeError",
+        "TensorSpec",
+        "TorchscanError",
+        "Totals",
+        "crawl_module",
+        "summary",
+    }
+
+
+def test_model_left_exactly_as_found_in_training_mode() -> None:
+    model = torchvision.models.resnet18(num_classes=10).train()
+    model.layer1[0].bn1.eval()  # mixed flags
+    model.fc.weight.requires_grad_(False)
+    model(torch.randn(2, 3, 32, 32)).sum().backward()  # grads present
+    calls: list[int] = []
+    model.layer2.register_forward_hook(lambda *args: calls.append(1))
+    before = snapshot(model)
+    report = crawl_module(model, (3, 32, 32), batch_size=2)
+    assert report.totals.flops > 0
+    assert_same(before, snapshot(model))
+    assert calls == []  # user hooks never see analysis calls
+
+
+def test_model_left_as_found_when_analysis_raises() -> None:
+    model = torchvision.models.resnet18().train()
+    before = snapshot(model)
+    with pytest.raises(ShapeError):
+        crawl_module(model, (4, 32, 32))
+    assert_same(before, snapshot(model))
+
+
+def test_meta_device_model() -> None:
+    with torch.device("meta"):
+        model = torchvision.models.resnet50()
+    report = crawl_module(model, (3, 224, 224))
+    reference = crawl_module(torchvision.models.resnet50(), (3, 224, 224))
+    assert report.totals == reference.totals
+    assert report.context.device == "meta"
+
+
+def test_analysis_cost_does_not_depend_on_resolution() -> None:
+    # fake tensors: a 4096x4096 input with batch 64 would need 12 GiB for its first activation alone
+    report = crawl_module(torchvision.models.resnet18(), (3, 4096, 4096), batch_size=64)
+    assert report.context.output_shapes == ((64, 1000),)
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ((), "empty"),
+        ((3, -1, 8), "dimension < 1"),
+        ((3, 0, 8), "dimension < 1"),
+        ("3x224", "input_shape must be"),
+        ([(3, 8, 8), ()], "input 1 shape is empty"),
+    ],
+)
+def test_bad_input_shapes(bad: object, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        crawl_module(nn.Linear(3, 3), bad)  # type: ignore[arg-type]
+
+
+def test_not_a_module() -> None:
+    with pytest.raises(InputError, match="must be a torch.nn.Module"):
+        crawl_module(lambda x: x, (3,))  # type: ignore[arg-type]
+
+
+def test_shape_the_model_rejects_names_layer_and_shapes() -> None:
+    class Mismatch(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(10, 5), nn.ReLU())
+            self.head = nn.Linear(6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.encoder(x))
+
+    with pytest.raises(ShapeError) as caught:
+        crawl_module(Mismatch(), (10,))
+    message = str(caught.value)
+    assert "layer 'head'" in message and "(1, 5)" in message and "fx node 'head'" in message
+    assert "test_api.py" in message  # points at the user's line
+    assert caught.value.module_path == "head"
+    assert caught.value.input_shapes == ((1, 5),)
+
+
+class ModuleSpelling(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)
+        self.bn = nn.BatchNorm2d(6)
+        self.act = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.avg = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(6, 3)
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.act(self.bn(self.conv(x))))
+        return self.fc(self.drop(torch.flatten(self.avg(x), 1)))
+
+
+class FunctionalSpelling(ModuleSpelling):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c, b = self.conv, self.bn
+        x = F.conv2d(x, c.weight, c.bias, c.stride, c.padding, c.dilation, c.groups)
+        x = F.batch_norm(x, b.running_mean, b.running_var, b.weight, b.bias, self.training, b.momentum, b.eps)
+        x = F.max_pool2d(F.relu(x), 2)
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return F.linear(F.dropout(x, 0.3, self.training), self.fc.weight, self.fc.bias)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_module_and_functional_spellings_cost_the_same(training: bool) -> None:
+    modules = crawl_module(ModuleSpelling().train(training), (4, 16, 16), batch_size=3).totals
+    functions = crawl_module(FunctionalSpelling().train(training), (4, 16, 16), batch_size=3).totals
+    assert (modules.flops, modules.macs, modules.dmas) == (functions.flops, functions.macs, functions.dmas)
+    assert modules.complete and functions.complete
+
+
+def test_unknown_op_is_reported_never_silent() -> None:
+    class Fancy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.fft.fft(self.fc(x)).real
+
+    report = crawl_module(Fancy(), (8,))
+    assert not report.totals.complete and report.totals.unknown_ops >= 1
+    assert report.totals.macs == 64  # the known part is still counted
+    assert any(d.code == "unknown-op" and "fft" in d.message for d in report.diagnostics)
+    assert "lower bound" in torchscan.render.table.render_table(report)
+
+
+def test_tied_parameters_count_once() -> None:
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Linear(5, 7, bias=False)
+            self.head = nn.Linear(7, 5, bias=False)
+            self.unembed = nn.Linear(7, 5, bias=False)
+            self.unembed.weight = self.head.weight
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.embed(x)
+            return self.head(h) + self.unembed(h)
+
+    report = crawl_module(Tied(), (5,))
+    assert report.totals.params == 35 + 35
+    assert report.row("unembed").shared_params == 35 and report.row("unembed").params == 0
+    assert sum(row.params for row in report.rows_at_depth(1)) == report.totals.params
+
+
+def test_summary_prints_table_and_returns_report() -> None:
+    buffer = io.StringIO()
+    report = summary(torchvision.models.resnet18(), (3, 64, 64), max_depth=1, file=buffer)
+    text = buffer.getvalue()
+    assert "├─layer1" in text and "Sequential" in text and "11,689,512" in text
+    assert "│    " not in text  # depth 1 only
+    assert "GFLOPs" in text or "MFLOPs" in text
+    assert report.totals.params == 11_689_512
+
+
+def test_multiple_inputs_and_dtypes() -> None:
+    class Two(nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return a @ b
+
+    report = crawl_module(Two(), [(2, 3), (3, 4)], dtype=torch.float16)
+    assert report.context.input_shapes == ((1, 2, 3), (1, 3, 4))
+    assert report.context.dtypes == ("float16", "float16")
+    assert report.totals.macs == 2 * 4 * 3
+
+
+@given(random_nets())
+def test_output_shapes_equal_a_real_forward(case: tuple[RandomNet, tuple[int, int, int]]) -> None:
+    model, shape = case
+    seen: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str) -> object:
+        def hook(module: nn.Module, args: object, output: torch.Tensor) -> None:
+            seen.setdefault(name, tuple(output.shape))
+
+        return hook
+
+    handles = [module.register_forward_hook(record(name)) for name, module in model.named_modules() if name]
+    try:
+        with torch.no_grad():
+            output = model.eval()(torch.randn(2, *shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+    report = crawl_module(model, shape, batch_size=2)
+    assert report.context.output_shapes == (tuple(output.shape),)
+    for row in report.rows:
+        if row.kind == "module" and row.name in seen:
+            assert row.output_shape == seen[row.name], row.name
+
+
+@given(random_nets())
+def test_model_unchanged_property(case: tuple[RandomNet, tuple[int, int, int]]) -> None:
+    model, shape = case
+    before = snapshot(model)
+    crawl_module(model, shape, batch_size=2)
+    assert_same(before, snapshot(model))
