@@ -111,7 +111,7 @@ def test_bad_input_shapes(bad: object, match: str) -> None:
 
 
 def test_not_a_module() -> None:
-    with pytest.raises(InputError, match="must be a torch.nn.Module"):
+    with pytest.raises(InputError, match=r"must be a torch\.nn\.Module"):
         crawl_module(lambda x: x, (3,))  # type: ignore[arg-type]
 
 
