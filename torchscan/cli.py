@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
         "--color-by", choices=("flops", "memory", "params"), default="flops", help="graph colours (dot/svg/html)"
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "--receptive-field",
+        action="store_true",
+        help="add each layer's receptive field, effective stride and padding per spatial dim",
+    )
     return parser
 
 
@@ -101,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"torchscan: analysing {args.model}…", file=sys.stderr, flush=True)
     try:
         model = build_model(args.model)
-        report = crawl_module(model, tuple(args.input_shape), batch_size=args.batch_size)
+        report = crawl_module(
+            model, tuple(args.input_shape), batch_size=args.batch_size, receptive_field=args.receptive_field
+        )
         text = _render(report, args)
     except TorchscanError as error:
         print(f"torchscan: error: {error}", file=sys.stderr)

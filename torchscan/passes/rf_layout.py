@@ -9,8 +9,9 @@
   ``permute``/``transpose`` move the axes; indexing crops (``x[..., a:b:s]`` is a window with
   ``k = 1``, ``s``, ``p = −a``) or selects.
 - Ops that mix every position along some axes (reductions, softmax, Linear and matmul over their
-  contracted axis, normalisation statistics, attention) make the field global when those axes hold
+  contracted axis, attention) make the field global when those axes hold
   all the spatial dims, leave it unchanged when they hold none, and stop it otherwise.
+  Normalisation statistics are not counted as mixing (normalisation layers are pointwise).
 """
 
 from __future__ import annotations
@@ -291,42 +292,16 @@ def softmax(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     return _checked(call, mix(field, [int(dim)], call.input.ndim))
 
 
-@TABLE.register(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, F.batch_norm)
-def batch_norm(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
-    """BatchNorm: pointwise with running statistics; batch statistics mix every non-channel position."""
-    field = data_operand(call, operands)
-    batch_stats = bool(call.get("training", call.training)) or call.spec("running_mean") is None
-    ndim = call.input.ndim
-    return _checked(call, mix(field, [a for a in range(ndim) if a != 1], ndim) if batch_stats else field)
-
-
-@TABLE.register(nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, F.instance_norm)
-def instance_norm(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
-    """InstanceNorm: instance statistics mix every spatial position (running ones in eval do not)."""
-    field = data_operand(call, operands)
-    ndim = call.input.ndim
-    if call.kind == "module":
-        instance_stats = bool(call.get("training", call.training)) or not call.get("track_running_stats", False)
-    else:
-        instance_stats = bool(arg(call, "use_input_stats", 5, True))
-    return _checked(call, mix(field, range(2, ndim), ndim) if instance_stats else field)
-
-
-@TABLE.register(nn.GroupNorm, F.group_norm)
-def group_norm(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
-    """GroupNorm: its statistics mix every position of the channel group."""
-    field = data_operand(call, operands)
-    ndim = call.input.ndim
-    return _checked(call, mix(field, range(1, ndim), ndim))
-
-
-@TABLE.register(nn.LayerNorm, F.layer_norm, *((nn.RMSNorm, F.rms_norm) if hasattr(nn, "RMSNorm") else ()))
-def layer_norm(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
-    """LayerNorm / RMSNorm: mix every position of the last ``len(normalized_shape)`` axes."""
-    field = data_operand(call, operands)
-    shape = arg(call, "normalized_shape", 0)
-    count = 1 if isinstance(shape, int) else len(shape)
-    return _checked(call, mix(field, range(-count, 0), call.input.ndim))
+@TABLE.register(
+    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, F.batch_norm, nn.InstanceNorm1d,
+    nn.InstanceNorm2d, nn.InstanceNorm3d, F.instance_norm, nn.GroupNorm, F.group_norm, nn.LayerNorm, F.layer_norm,
+    *((nn.RMSNorm, F.rms_norm) if hasattr(nn, "RMSNorm") else ()),
+)  # fmt: skip
+def normalization(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
+    """Normalisation layers are pointwise: their statistics (means, variances over positions)
+    rescale features without moving them, so they are not counted as spatial mixing (the usual
+    convention; with batch or instance statistics the gradient does reach every position)."""
+    return union(call, operands)
 
 
 @TABLE.register(nn.Linear, F.linear)

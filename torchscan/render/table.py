@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from torchscan.render.units import format_count, format_mib, format_shape
+from torchscan.render.memory import memory_lines
+from torchscan.render.units import format_count, format_mib, format_rfield, format_shape
 from torchscan.report import Report, Row
 
 __all__ = ["render_table"]
@@ -23,8 +24,11 @@ def render_table(report: Report, max_depth: int | None = None) -> str:
     parents = {row.name: row.parent for row in rows}
     labels = _labels(rows, parents)
     totals = report.totals
+    with_rf = any(row.receptive_field is not None for row in report.rows)
+    headers = (*_HEADERS, "Receptive field") if with_rf else _HEADERS
     body = [
         (label, row.type, format_shape(row.output_shape), f"{row.params:,}")
+        + ((format_rfield(row.receptive_field),) if with_rf else ())
         for label, row in zip(labels, rows, strict=True)
     ]
     outputs = report.context.output_shapes
@@ -33,16 +37,16 @@ def render_table(report: Report, max_depth: int | None = None) -> str:
         report.context.model,
         format_shape(outputs[0] if outputs else None),
         f"{totals.params:,}",
-    )
-    table = [_HEADERS, root, *body]
-    widths = [max(len(line[i]) for line in table) + 3 for i in range(len(_HEADERS))]
+    ) + (("",) if with_rf else ())
+    table = [headers, root, *body]
+    widths = [max(len(line[i]) for line in table) + 3 for i in range(len(headers))]
     width = sum(widths)
 
     def fmt(line: tuple[str, ...]) -> str:
         return "".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
 
     partial = "" if totals.complete else f" (lower bound: {totals.unknown_ops} op(s) not counted, see below)"
-    lines = ["_" * width, fmt(_HEADERS), "=" * width, fmt(root), *(fmt(line) for line in body), "=" * width]
+    lines = ["_" * width, fmt(headers), "=" * width, fmt(root), *(fmt(line) for line in body), "=" * width]
     lines += [
         f"Trainable params: {totals.trainable_params:,}",
         f"Non-trainable params: {totals.non_trainable_params:,}",
@@ -55,6 +59,8 @@ def render_table(report: Report, max_depth: int | None = None) -> str:
         f"Direct memory accesses on forward: {format_count(totals.dmas, 'DMAs')}{partial}",
         "_" * width,
     ]
+    if report.memory is not None:
+        lines += [*memory_lines(report.memory), "_" * width]
     if report.diagnostics:
         lines.append("Diagnostics:")
         lines += [f"- [{diagnostic.code}] {diagnostic.message}" for diagnostic in report.diagnostics]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["format_count", "format_mib", "format_shape"]
+__all__ = ["format_count", "format_mib", "format_rfield", "format_shape"]
 
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
@@ -22,3 +22,10 @@ def format_mib(nbytes: int) -> str:
 
 def format_shape(shape: tuple[int, ...] | None) -> str:
     return "-" if shape is None else "(" + ", ".join(str(size) for size in shape) + ")"
+
+
+def format_rfield(value: tuple[int, ...] | str | None) -> str:
+    """Receptive field sizes per spatial dim (``(212, 212)`` -> ``"212x212"``), a marker, or ``"-"``."""
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else "x".join(str(size) for size in value)
