@@ -1,0 +1,71 @@
+"""The plain-attribute graph: GraphML export and users' own networkx analyses."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+import torchscan
+from torchscan.graph.build import RECORD
+from torchscan.report import Report
+
+_PLAIN = (bool, int, float, str)
+
+
+def test_write_graphml_round_trips(resnet18_report: Report, tmp_path: Path) -> None:
+    graph = resnet18_report.to_networkx()
+    nx.write_graphml(graph, tmp_path / "model.graphml")
+    back = nx.read_graphml(tmp_path / "model.graphml")
+    assert set(back.nodes) == set(resnet18_report.graph.nodes)
+    assert set(back.edges) == set(resnet18_report.graph.edges)
+    totals = resnet18_report.totals
+    assert sum(data["flops"] for _, data in back.nodes(data=True)) == totals.flops
+    assert sum(data["params"] for _, data in back.nodes(data=True)) == totals.params  # no tied or direct params
+    assert back.graph["model"] == "ResNet" and back.graph["flops"] == totals.flops
+
+
+def test_every_attribute_is_plain(branchy_report: Report) -> None:
+    graph = branchy_report.to_networkx()
+    values = [*graph.graph.values(), *(value for _, data in graph.nodes(data=True) for value in data.values())]
+    assert all(isinstance(value, _PLAIN) for value in values)
+    assert RECORD in branchy_report.graph.nodes["stem"]  # the record graph itself is left as is
+
+
+def test_node_attributes(branchy_report: Report) -> None:
+    nodes = branchy_report.to_networkx().nodes
+    stem = nodes["stem"]
+    assert stem["op"] == "call_module" and stem["type"] == "Conv2d" and stem["module_path"] == "stem"
+    assert stem["output_shape"] == "1x8x8x8" and stem["dtype"] == "float32" and stem["bytes"] == 8 * 8 * 8 * 4
+    assert stem["params"] == branchy_report.row("stem").params and stem["flops"] == branchy_report.row("stem").flops
+    assert stem["cost_status"] == "counted"
+    assert nodes["size"]["cost_status"] == "free" and nodes["size"]["row"] == ""
+    assert nodes["add"]["row"] == "add" and nodes["block_1"]["row"] == "block.1"
+    assert [nodes[name]["index"] for name in ("x", "stem", "output")] == sorted(
+        nodes[name]["index"] for name in ("x", "stem", "output")
+    )
+
+
+def test_receptive_field_when_computed(tmp_path: Path) -> None:
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.resnet18().eval()
+    report = torchscan.crawl_module(model, (3, 64, 64), receptive_field=True)
+    graph = report.to_networkx()
+    assert graph.nodes["conv1"]["receptive_field"] == "[7, 7]"
+    assert graph.nodes["conv1"]["effective_stride"] == "[2, 2]"
+    nx.write_graphml(graph, tmp_path / "rf.graphml")
+    assert "receptive_field" not in torchscan.crawl_module(model, (3, 64, 64)).to_networkx().nodes["conv1"]
+
+
+class _Opaque:
+    def __str__(self) -> str:
+        return "opaque"
+
+
+def test_other_passes_attributes_are_flattened(branchy_report: Report) -> None:
+    graph = branchy_report.graph.copy()
+    graph.nodes["stem"]["extra"] = {"span": (1, 2), "kind": _Opaque(), "none": None}
+    plain = replace(branchy_report, graph=graph).to_networkx().nodes["stem"]
+    assert plain["extra_span"] == "[1, 2]" and plain["extra_kind"] == "opaque" and "extra_none" not in plain
