@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
@@ -16,8 +17,10 @@ from torchscan.graph.calls import module_path_of
 from torchscan.graph.shapes import propagate
 from torchscan.graph.trace import capture, input_device
 from torchscan.inputs import InputSpec, normalise_inputs
+from torchscan.measure.cuda import measure_cuda
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
 from torchscan.passes.counts import COST, count_costs
+from torchscan.passes.memory import estimate_memory, with_output_bytes
 from torchscan.passes.params import collect_params
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
 from torchscan.passes.rows import build_rows
@@ -70,6 +73,7 @@ def crawl_module(
     nx.set_node_attributes(graph, costs, COST)  # per-node costs stay available to exports
     params = collect_params(model)
     rows = build_rows(model, graph, costs, params, captured.module_outputs)
+    rows = with_output_bytes(rows, graph, captured.module_outputs)
     if receptive_field:
         fields = receptive_fields(graph)
         rows = with_receptive_fields(rows, fields, captured.module_outputs)
@@ -97,6 +101,7 @@ def crawl_module(
         diagnostics=diagnostics,
         context=_context(model, specs, outputs, captured.method, device),
         graph=graph,
+        memory=estimate_memory(graph, params, costs),
     )
 
 
@@ -128,11 +133,22 @@ def summary(
     batch_size: int | None = 1,
     formulas: Mapping[Any, Formula] | None = None,
     receptive_field: bool = False,
+    measure: bool = False,
+    device: str | None = None,
     file: TextIO | None = None,
 ) -> Report:
-    """Print the keras-style summary of ``model`` (to ``file``, stdout by default); return the report."""
+    """Print the keras-style summary of ``model`` (to ``file``, stdout by default); return the report.
+
+    ``measure=True`` (or ``device="cuda"``) also runs one real no-grad forward on CUDA with random
+    inputs and reports the measured peak beside the static one (see
+    :func:`torchscan.measure.cuda.measure_cuda`); without CUDA the report says so.
+    """
     report = crawl_module(
         model, input_shape, dtype=dtype, batch_size=batch_size, formulas=formulas, receptive_field=receptive_field
     )
+    if (measure or (device is not None and str(device).startswith("cuda"))) and report.memory is not None:
+        dtypes = [getattr(torch, name) for name in report.context.dtypes]
+        measured = measure_cuda(model, report.context.input_shapes, dtypes, report.memory.activation_peak_bytes)
+        report = dataclasses.replace(report, memory=dataclasses.replace(report.memory, measured=measured))
     print(render_table(report, max_depth=max_depth), file=file or sys.stdout)
     return report

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import TextIO
 
+    from torchscan.passes.memory import MemoryReport
     from torchscan.render.dot import ColorBy
 
 __all__ = ["SCHEMA_VERSION", "Context", "Diagnostic", "Report", "Row", "Totals"]
@@ -51,6 +52,8 @@ class Row:
     receptive_field: tuple[int, ...] | str | None = None
     effective_stride: tuple[int | float, ...] | str | None = None
     effective_padding: tuple[int, ...] | str | None = None
+    output_bytes: int = 0
+    """Bytes of the output tensor(s) of this row's (first) call: ``Σ numel · itemsize``."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -123,6 +126,8 @@ class Report:
     diagnostics: tuple[Diagnostic, ...]
     context: Context
     graph: nx.DiGraph = field(compare=False, repr=False, default_factory=nx.DiGraph)
+    memory: MemoryReport | None = field(default=None, compare=False)
+    """Static inference peak, training estimates, and a real measurement when asked for."""
 
     @property
     def max_depth(self) -> int:
@@ -152,6 +157,7 @@ class Report:
             "totals": dict(totals),
             "layers": [row.to_dict() for row in self.rows_to_depth(depth)],
             "diagnostics": [diagnostic.to_dict() for diagnostic in self.diagnostics],
+            "memory": self.memory.to_dict() if self.memory is not None else None,
         }
 
     # Exports: thin delegates to torchscan.render (imported here to avoid import cycles).

@@ -22,7 +22,7 @@ import importlib
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import networkx as nx
@@ -31,6 +31,7 @@ import torch
 from torchscan.graph.build import NodeRecord, records
 from torchscan.passes.params import ParamSummary
 from torchscan.records import Cost
+from torchscan.report import Row
 
 __all__ = [
     "OPTIMIZERS",
@@ -43,6 +44,7 @@ __all__ = [
     "saved_for_backward",
     "static_peak",
     "training_estimates",
+    "with_output_bytes",
 ]
 
 Optimizer = Literal["sgd", "sgd_momentum", "adam", "adamw"]
@@ -722,3 +724,25 @@ def estimate_memory(
         backward_macs=sum(cost.macs for cost in backward.values()),
         training=training,
     )
+
+
+def with_output_bytes(
+    rows: tuple[Row, ...], graph: nx.DiGraph, module_outputs: Mapping[str, tuple[str, ...]]
+) -> tuple[Row, ...]:
+    """Rows with ``output_bytes`` set: the outputs of the row's node (functional rows), of its
+    leaf call, or of the node producing its first call's output (traced-through modules)."""
+    ordered = records(graph)
+    by_name = {record.name: record for record in ordered}
+    leaf_nodes: dict[str, NodeRecord] = {}
+    for record in ordered:
+        if record.op == "call_module":
+            leaf_nodes.setdefault(record.module_path, record)
+    result = []
+    for row in rows:
+        record = by_name.get(row.name) if row.kind in ("function", "method") else leaf_nodes.get(row.name)
+        if record is None and row.kind == "module":
+            names = module_outputs.get(row.name, ())
+            record = by_name.get(names[0]) if names else None
+        nbytes = output_bytes(record) if record is not None else 0
+        result.append(replace(row, output_bytes=nbytes) if nbytes != row.output_bytes else row)
+    return tuple(result)
