@@ -21,6 +21,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
+from torchscan.ops import TRACE_THROUGH, trace_context
 from torchscan.ops.registry import Registry
 
 __all__ = ["Capture", "capture", "fake_copy"]
@@ -74,7 +75,13 @@ class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if self._registry.lookup(type(m)) is not None:
             return True
+        if type(m) in TRACE_THROUGH:  # torch.nn built-ins made of counted sub-modules
+            return False
         return super().is_leaf_module(m, module_qualified_name)
+
+    def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
+        with trace_context():  # lets fx enter the TRACE_THROUGH built-ins (restored after)
+            return super().trace(root, concrete_args)
 
     def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
         result = super().call_module(m, forward, args, kwargs)

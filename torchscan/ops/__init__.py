@@ -20,10 +20,32 @@ and ``[x]`` (1 if x else 0). These reproduce the published torchscan table for t
 classifiers within 1% while also counting the functional calls module hooks never saw.
 """
 
-from torchscan.ops import activation, conv, dropout, elementwise, linear, norm, pool, reduce, shape
+from torchscan.ops import (
+    activation,
+    attention,
+    conv,
+    dropout,
+    elementwise,
+    embedding,
+    linear,
+    norm,
+    pool,
+    recurrent,
+    reduce,
+    shape,
+    upsample,
+)
 from torchscan.ops.registry import DuplicateFormulaError, Formula, FormulaTable, Registry
 
-__all__ = ["DEFAULT_REGISTRY", "DuplicateFormulaError", "Formula", "FormulaTable", "Registry"]
+__all__ = [
+    "DEFAULT_REGISTRY",
+    "TRACE_THROUGH",
+    "DuplicateFormulaError",
+    "Formula",
+    "FormulaTable",
+    "Registry",
+    "trace_context",
+]
 
 DEFAULT_REGISTRY = Registry.from_tables(
     conv.TABLE,
@@ -35,4 +57,14 @@ DEFAULT_REGISTRY = Registry.from_tables(
     elementwise.TABLE,
     shape.TABLE,
     reduce.TABLE,
+    attention.TABLE,
+    recurrent.TABLE,
+    embedding.TABLE,
+    upsample.TABLE,
 )
+
+TRACE_THROUGH = attention.TRACE_THROUGH
+"""torch.nn built-in modules the tracer enters instead of keeping as leaves (no formula of their own)."""
+
+trace_context = attention.trace_context
+"""Context the tracer runs in so that it can enter the ``TRACE_THROUGH`` modules."""

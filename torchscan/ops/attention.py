@@ -1,0 +1,238 @@
+"""Attention: ``F.scaled_dot_product_attention`` and ``nn.MultiheadAttention`` (all spellings).
+
+Scaled dot-product attention of queries ``[.., Hq, L, E]`` against keys ``[.., Hkv, S, E]`` and
+values ``[.., Hkv, S, Ev]`` (grouped-query attention broadcasts the ``Hkv`` heads over ``Hq``)
+with ``Q = batch·Hq·L·S`` scores:
+
+- ``MACs = Q·E + Q·Ev`` (``q @ kᵀ`` and ``attn @ v``, counted in full even when causal, as the
+  math and FlopCounterMode do);
+- ``FLOPs = Q·(2E − 1) + Q (scale) + Q·[mask or causal] + (5·Q − 2·R) (softmax, R = batch·Hq·L)
+  + Q·[dropout] + batch·Hq·L·Ev·(2S − 1)``;
+- ``DMAs = N_q + N_k + N_v + N_mask + N_out`` (a fused kernel: the scores are not materialised).
+
+``nn.MultiheadAttention`` (``E`` = embed_dim, ``H`` heads, query length ``L``, key length ``S``,
+``S' = S + [bias_kv] + [add_zero_attn]``) is counted as its four projections (Linear formulas)
+plus the attention above on ``H`` heads of size ``E/H``, plus averaging the returned attention
+weights over heads when they are returned averaged (``B·L·S'·H`` FLOPs, their write). Its MACs are
+``B·L·E² (q) + B·S·kdim·E (k) + B·S·vdim·E (v) + 2·B·L·S'·E (scores, values) + B·L·E² (out)``,
+whether eval runs the fused fast path or not: formulas work from shapes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+from torch.nn.modules import transformer as _transformer
+
+from torchscan.ops.common import argument
+from torchscan.ops.registry import FormulaTable
+from torchscan.records import Cost, OpCall, TensorSpec
+
+TABLE = FormulaTable("attention")
+
+aten = torch.ops.aten
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionShape:
+    """One attention: ``batch`` (all leading dims, query heads included), lengths and head sizes."""
+
+    batch: int
+    queries: int
+    keys: int
+    head_dim: int
+    value_dim: int
+    masked: bool = False
+    dropout: bool = False
+
+    @property
+    def scores(self) -> int:
+        return self.batch * self.queries * self.keys
+
+
+def attention_core(shape: AttentionShape) -> Cost:
+    """FLOPs and MACs of ``softmax(q kᵀ · scale + mask) v`` (module docstring); no DMAs."""
+    scores = shape.scores
+    rows = shape.batch * shape.queries
+    qk_flops = scores * (2 * shape.head_dim - 1)
+    av_flops = rows * shape.value_dim * (2 * shape.keys - 1)
+    softmax_flops = 5 * scores - 2 * rows
+    flops = qk_flops + scores + scores * shape.masked + softmax_flops + scores * shape.dropout + av_flops
+    return Cost(flops=flops, macs=scores * (shape.head_dim + shape.value_dim))
+
+
+def _training(call: OpCall) -> bool:
+    return bool(call.get("training", call.training))
+
+
+@TABLE.register(
+    F.scaled_dot_product_attention,
+    aten.scaled_dot_product_attention.default,
+    aten._scaled_dot_product_flash_attention_for_cpu.default,
+    aten._scaled_dot_product_efficient_attention.default,
+    aten._scaled_dot_product_flash_attention.default,
+    aten._scaled_dot_product_cudnn_attention.default,
+    aten._scaled_dot_product_attention_math.default,
+)
+def scaled_dot_product_attention(call: OpCall) -> Cost:
+    """SDPA (module docstring): ``MACs = Q·(E + Ev)``; ``FLOPs = Q·(2E − 1) + Q + Q·[mask or causal]
+    + 5·Q − 2·R + Q·[dropout] + batch·Hq·L·Ev·(2S − 1)``; ``DMAs = N_q + N_k + N_v + N_mask + N_out``.
+    ``Q = batch·Hq·L·S`` (GQA: keys and values shared by query groups are read once)."""
+    query, key, value = call.inputs[:3]
+    mask = call.inputs[3] if len(call.inputs) > 3 else None
+    dropout = float(argument(call, "dropout_p", None, 0.0)) > 0
+    shape = AttentionShape(
+        batch=math.prod(query.shape[:-2]),
+        queries=query.shape[-2],
+        keys=key.shape[-2],
+        head_dim=query.shape[-1],
+        value_dim=value.shape[-1],
+        masked=mask is not None or bool(argument(call, "is_causal", None, False)),
+        dropout=dropout,
+    )
+    reads = query.numel + key.numel + value.numel + (mask.numel if mask is not None else 0)
+    return attention_core(shape) + Cost(dmas=reads + call.output.numel)
+
+
+def _linear(rows: int, fan_in: int, fan_out: int, bias: bool) -> Cost:
+    """``rows`` tokens through a Linear ``fan_in → fan_out`` (the Linear formula)."""
+    n_out = rows * fan_out
+    params = fan_in * fan_out + fan_out * bias
+    return Cost(flops=n_out * (2 * fan_in - 1 + bias), macs=n_out * fan_in, dmas=rows * fan_in + params + n_out)
+
+
+def _tokens(spec: TensorSpec, batch_first: bool) -> tuple[int, int]:
+    """``(batch, length)`` of a ``(L, B, E)``/``(B, L, E)`` or unbatched ``(L, E)`` sequence."""
+    if spec.ndim < 3:
+        return 1, spec.shape[0]
+    return (spec.shape[0], spec.shape[1]) if batch_first else (spec.shape[1], spec.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class MultiheadShape:
+    batch: int
+    queries: int
+    keys: int
+    embed_dim: int
+    kdim: int
+    vdim: int
+    heads: int
+    bias: bool
+    extra_keys: int = 0
+    masked: bool = False
+    dropout: bool = False
+
+
+def multihead_attention_cost(shape: MultiheadShape, weights: TensorSpec | None, averaged: bool) -> Cost:
+    """Projections + attention + output projection (+ returned weights, averaged over heads
+    at ``H`` FLOPs per element when ``averaged``), module docstring."""
+    b, e = shape.batch, shape.embed_dim
+    projections = (
+        _linear(b * shape.queries, e, e, shape.bias)
+        + _linear(b * shape.keys, shape.kdim, e, shape.bias)
+        + _linear(b * shape.keys, shape.vdim, e, shape.bias)
+        + _linear(b * shape.queries, e, e, shape.bias)
+    )
+    keys = shape.keys + shape.extra_keys
+    head = e // shape.heads
+    core = attention_core(AttentionShape(b * shape.heads, shape.queries, keys, head, head, shape.masked, shape.dropout))
+    # the attention reads q, k, v and writes its output (the input of the out projection)
+    core_dmas = Cost(dmas=b * shape.queries * e * 2 + 2 * b * keys * e)
+    cost = projections + core + core_dmas
+    if weights is not None:
+        cost = cost + Cost(flops=weights.numel * shape.heads * averaged, dmas=weights.numel)
+    return cost
+
+
+@TABLE.register(nn.MultiheadAttention)
+def multihead_attention(call: OpCall) -> Cost:
+    """nn.MultiheadAttention (module docstring): ``MACs = B·L·E² + B·S·kdim·E + B·S·vdim·E
+    + 2·B·L·S'·E + B·L·E²``; FLOPs and DMAs are the Linear formulas of the four projections plus
+    the SDPA formula on ``B·H`` heads, plus ``B·L·S'·H`` FLOPs for head-averaged weights."""
+    query, key = call.inputs[0], call.inputs[1] if len(call.inputs) > 1 else call.inputs[0]
+    batch_first = bool(call.get("batch_first", False))
+    batch, queries = _tokens(query, batch_first)
+    _, keys = _tokens(key, batch_first)
+    embed_dim = int(call.attrs["embed_dim"])
+    shape = MultiheadShape(
+        batch=batch,
+        queries=queries,
+        keys=keys,
+        embed_dim=embed_dim,
+        kdim=int(call.get("kdim", embed_dim)),
+        vdim=int(call.get("vdim", embed_dim)),
+        heads=int(call.attrs["num_heads"]),
+        bias=call.spec("in_proj_bias") is not None,
+        extra_keys=(call.spec("bias_k") is not None) + bool(call.get("add_zero_attn", False)),
+        masked=len(call.inputs) > 3,
+        dropout=_training(call) and float(call.get("dropout", 0.0)) > 0,
+    )
+    weights = call.outputs[1] if len(call.outputs) > 1 else None
+    return multihead_attention_cost(shape, weights, averaged=weights is not None and weights.ndim == query.ndim)
+
+
+@TABLE.register(aten._native_multi_head_attention.default)
+def native_multi_head_attention(call: OpCall) -> Cost:
+    """``aten._native_multi_head_attention`` (the eval fast path, batch first): as
+    nn.MultiheadAttention with ``kdim = vdim = E``."""
+    query, key = call.inputs[0], call.inputs[1]
+    batch, queries = _tokens(query, True)
+    _, keys = _tokens(key, True)
+    embed_dim = int(argument(call, "embed_dim", 2))
+    shape = MultiheadShape(
+        batch=batch,
+        queries=queries,
+        keys=keys,
+        embed_dim=embed_dim,
+        kdim=embed_dim,
+        vdim=embed_dim,
+        heads=int(argument(call, "num_head", 3)),
+        bias=call.spec("qkv_bias") is not None,
+        masked=call.spec("mask") is not None,
+    )
+    weights = call.outputs[1] if len(call.outputs) > 1 and call.outputs[1].numel else None
+    averaged = bool(argument(call, "average_attn_weights", 11, True))
+    return multihead_attention_cost(shape, weights, averaged=weights is not None and averaged)
+
+
+TRACE_THROUGH: frozenset[type[nn.Module]] = frozenset(
+    {nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.TransformerEncoder, nn.TransformerDecoder}
+)
+"""Built-in layers traced through rather than counted whole: their sub-modules (MultiheadAttention,
+Linear, LayerNorm, Dropout, activation) are leaves with formulas, so each gets its own row.
+(``nn.Transformer`` itself branches on proxy shapes and stays an unknown leaf.)"""
+
+
+_GET_SEQ_LEN = getattr(_transformer, "_get_seq_len", None)
+
+
+def _sequence_length(src: Any, batch_first: bool) -> Any:
+    """``_get_seq_len`` without its ``src.is_nested`` branch for a traced (never nested) tensor."""
+    if isinstance(src, fx.Proxy) or _GET_SEQ_LEN is None:
+        return src.size(int(batch_first))
+    return _GET_SEQ_LEN(src, batch_first)
+
+
+@contextlib.contextmanager
+def trace_context() -> Iterator[None]:
+    """While tracing: the MultiheadAttention fast path off (its checks branch on tensor
+    properties; the plain path does the same arithmetic) and ``_get_seq_len`` proxy-safe.
+    Both are restored on exit."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    original = _GET_SEQ_LEN
+    torch.backends.mha.set_fastpath_enabled(False)
+    if original is not None:
+        _transformer._get_seq_len = _sequence_length
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
+        if original is not None:
+            _transformer._get_seq_len = original

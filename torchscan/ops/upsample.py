@@ -1,0 +1,86 @@
+"""Resampling: ``nn.Upsample``/``F.interpolate`` and pixel (un)shuffle, fold/unfold.
+
+Interpolation over ``d`` spatial dims (``d = rank − 2``) reads ``taps`` input elements per output
+element and blends them: nearest reads 1 and does no arithmetic; (bi/tri)linear reads ``2^d`` and
+does ``2^d − 1`` lerps ``a + w·(b − a)`` (3 FLOPs, 1 MAC each); bicubic (2-D) reads 16 and does
+5 four-tap cubic blends (7 FLOPs, 4 MACs each); area is an adaptive average pool.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from torchscan.ops.common import argument
+from torchscan.ops.registry import FormulaTable
+from torchscan.records import Cost, OpCall
+
+TABLE = FormulaTable("upsample")
+
+aten = torch.ops.aten
+
+
+def interpolation_cost(mode: str, n_out: int, dims: int, area_window: int = 1) -> Cost:
+    """Per-output taps, FLOPs and MACs of one interpolation mode (module docstring)."""
+    if mode in ("linear", "bilinear", "trilinear"):
+        lerps = 2**dims - 1
+        taps, flops, macs = 2**dims, 3 * lerps, lerps
+    elif mode == "bicubic":
+        taps, flops, macs = 16, 35, 20
+    elif mode == "area":
+        taps, flops, macs = area_window, area_window, 0
+    else:  # nearest, nearest-exact
+        taps, flops, macs = 1, 0, 0
+    return Cost(flops=n_out * flops, macs=n_out * macs, dmas=n_out * taps + n_out)
+
+
+@TABLE.register(nn.Upsample, F.interpolate, F.upsample, mode=None)
+@TABLE.register(nn.UpsamplingNearest2d, F.upsample_nearest, aten.upsample_nearest2d.vec, mode="nearest")
+@TABLE.register(nn.UpsamplingBilinear2d, F.upsample_bilinear, aten.upsample_bilinear2d.vec, mode="bilinear")
+@TABLE.register(aten.upsample_bicubic2d.vec, mode="bicubic")
+def interpolate(call: OpCall, mode: str | None) -> Cost:
+    """Upsample / interpolate (``taps`` per output, module docstring):
+    nearest ``FLOPs = MACs = 0``; linear family ``FLOPs = 3·(2^d − 1)·N_out``,
+    ``MACs = (2^d − 1)·N_out``; bicubic ``FLOPs = 35·N_out``, ``MACs = 20·N_out``;
+    area ``FLOPs = K·N_out`` (``K`` = window, as AdaptiveAvgPool); ``DMAs = taps·N_out + N_out``."""
+    spec, out = call.input, call.output
+    dims = max(spec.ndim - 2, 1)
+    name = mode or str(argument(call, "mode", None, "nearest"))
+    window = math.prod(
+        max(i // o, 1) if i % o == 0 else i % o + 1 for i, o in zip(spec.shape[2:], out.shape[2:], strict=True)
+    )
+    return interpolation_cost(name, out.numel, dims, window)
+
+
+@TABLE.register(
+    nn.PixelShuffle,
+    nn.PixelUnshuffle,
+    F.pixel_shuffle,
+    F.pixel_unshuffle,
+    aten.pixel_shuffle.default,
+    aten.pixel_unshuffle.default,
+    nn.ChannelShuffle,
+    F.channel_shuffle,
+)
+def pixel_shuffle(call: OpCall) -> Cost:
+    """PixelShuffle / PixelUnshuffle / ChannelShuffle (a permuting copy): ``FLOPs = MACs = 0``,
+    ``DMAs = N_in + N_out``."""
+    return Cost(dmas=call.input.numel + call.output.numel)
+
+
+@TABLE.register(nn.Unfold, F.unfold)
+def unfold(call: OpCall) -> Cost:
+    """Unfold (im2col, each output element copied from one input element or padding):
+    ``FLOPs = MACs = 0``, ``DMAs = 2·N_out``."""
+    return Cost(dmas=2 * call.output.numel)
+
+
+@TABLE.register(nn.Fold, F.fold)
+def fold(call: OpCall) -> Cost:
+    """Fold (col2im, overlapping blocks summed): ``FLOPs = N_in − N_out`` (at most; counted as
+    every input added into its output), ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    n_in, n_out = call.input.numel, call.output.numel
+    return Cost(flops=max(n_in - n_out, 0), dmas=n_in + n_out)
