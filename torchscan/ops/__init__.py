@@ -33,9 +33,10 @@ from torchscan.ops import (
     recurrent,
     reduce,
     shape,
+    torchvision_ops,
     upsample,
 )
-from torchscan.ops.registry import DuplicateFormulaError, Formula, FormulaTable, Registry
+from torchscan.ops.registry import DuplicateFormulaError, Formula, FormulaTable, LazyTable, Registry
 
 __all__ = [
     "DEFAULT_REGISTRY",
@@ -43,6 +44,7 @@ __all__ = [
     "DuplicateFormulaError",
     "Formula",
     "FormulaTable",
+    "LazyTable",
     "Registry",
     "trace_context",
 ]
@@ -61,6 +63,7 @@ DEFAULT_REGISTRY = Registry.from_tables(
     recurrent.TABLE,
     embedding.TABLE,
     upsample.TABLE,
+    lazy=(LazyTable("torchvision", torchvision_ops.load),),
 )
 
 TRACE_THROUGH = attention.TRACE_THROUGH

@@ -8,7 +8,9 @@ the spellings of an op at once; :class:`Registry` merges the tables into one rea
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -16,7 +18,7 @@ from torch import nn
 
 from torchscan.records import Cost, OpCall
 
-__all__ = ["DuplicateFormulaError", "Formula", "FormulaTable", "Registry"]
+__all__ = ["DuplicateFormulaError", "Formula", "FormulaTable", "LazyTable", "Registry"]
 
 Formula = Callable[[OpCall], Cost]
 
@@ -58,25 +60,49 @@ class FormulaTable:
         return tuple(self._entries.items())
 
 
+@dataclass(frozen=True, slots=True)
+class LazyTable:
+    """A family for an optional library (e.g. torchvision's fx-wrapped functions).
+
+    ``load`` imports the library and returns its table; it runs at the first lookup miss after
+    ``module`` has been imported by someone else — a model that calls the library's functions
+    has imported it — so importing torchscan never imports the library.
+    """
+
+    module: str
+    load: Callable[[], FormulaTable]
+
+
 class Registry:
     """Read-only lookup from op targets to formulas."""
 
-    def __init__(self, entries: Mapping[Any, Formula]) -> None:
+    def __init__(self, entries: Mapping[Any, Formula], lazy: tuple[LazyTable, ...] = ()) -> None:
         self._entries: Mapping[Any, Formula] = MappingProxyType(dict(entries))
+        self._lazy = lazy
+        self._pending = list(lazy)
+        self._loaded: dict[Any, Formula] = {}
 
     @classmethod
-    def from_tables(cls, *tables: FormulaTable) -> Registry:
+    def from_tables(cls, *tables: FormulaTable, lazy: tuple[LazyTable, ...] = ()) -> Registry:
         merged: dict[Any, Formula] = {}
         for table in tables:
             for target, formula in table.items():
                 if target in merged:
                     raise DuplicateFormulaError(f"{table.family}: {_describe(target)} already registered")
                 merged[target] = formula
-        return cls(merged)
+        return cls(merged, lazy)
 
     def with_overrides(self, overrides: Mapping[Any, Formula]) -> Registry:
         """A new registry where ``overrides`` replace or add formulas (this one is unchanged)."""
-        return Registry({**self._entries, **overrides})
+        return Registry({**self._entries, **overrides}, self._lazy)
+
+    def _late(self, target: Any) -> Formula | None:
+        """The formula of ``target`` from a lazy table whose library is imported by now."""
+        for lazy in [lazy for lazy in self._pending if lazy.module in sys.modules]:
+            self._pending.remove(lazy)
+            for key, formula in lazy.load().items():
+                self._loaded.setdefault(key, formula)
+        return self._loaded.get(target)
 
     def __contains__(self, target: Any) -> bool:
         return self.lookup(target) is not None
@@ -96,7 +122,8 @@ class Registry:
         if isinstance(target, type):
             return self._module_formula(target)
         try:
-            return self._entries.get(target)
+            formula = self._entries.get(target)
+            return formula if formula is not None else self._late(target)
         except TypeError:  # unhashable target
             return None
 
@@ -104,7 +131,7 @@ class Registry:
         if not issubclass(cls, nn.Module):
             return None
         for base in cls.__mro__:
-            formula = self._entries.get(base)
+            formula = self._entries.get(base) or self._late(base)
             if formula is not None:
                 return formula if getattr(cls, "forward", None) is getattr(base, "forward", None) else None
         return None
