@@ -106,7 +106,8 @@ def to_dot(report: Report, depth: int | None = None, color_by: ColorBy = "flops"
     )
     lines = [
         "digraph torchscan {",
-        f"  graph [rankdir=TB, fontname=Helvetica, fontsize=12, labelloc=t, label={_quote(title)}];",
+        "  graph [rankdir=TB, ranksep=0.3, nodesep=0.3, fontname=Helvetica, fontsize=12, labelloc=t,"
+        f" label={_quote(title)}];",
         '  node [shape=box, style="rounded,filled", fontname=Helvetica, fontsize=10, fillcolor="#ffffff"];',
         '  edge [color="#555555", arrowsize=0.6];',
     ]
