@@ -315,8 +315,9 @@ def linear(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     torch.matmul, torch.mm, torch.bmm, operator.matmul, operator.imatmul, T.matmul, T.mm, T.bmm, T.__matmul__,
 )  # fmt: skip
 def matmul(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
-    """``[.., m, k] @ [.., k, n]``: positions along the contracted axis (``k``) mix; a field on ``m``
-    (left operand) or ``n`` (right operand) is kept; a field on both would be pairwise (unknown)."""
+    """``[.., m, k] @ [.., k, n]``: positions along the contracted axis (``k``) mix (global); a field
+    on ``m`` (left operand) or ``n`` (right operand) is kept; fields on both pair every position with
+    every other (attention scores ``q @ kᵀ``): global."""
     if len(call.inputs) < 2 or min(spec.ndim for spec in call.inputs[:2]) < 2:
         raise Unsupported("matmul of a vector")
     left, right = call.inputs[:2]
@@ -332,6 +333,8 @@ def matmul(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
             return Marker.GLOBAL
         assert isinstance(mixed, Field)
         outcomes.append(Operand(mixed, operand.spec))
+    if len({(o.field.axes, o.field.flat) for o in outcomes}) > 1:
+        return Marker.GLOBAL  # all pairs of positions (attention scores ``q @ kᵀ``)
     return union(call, outcomes)
 
 
