@@ -13,9 +13,8 @@ from torch import nn
 
 from torchscan.errors import InputError
 from torchscan.graph.build import RECORD, build_graph
-from torchscan.graph.calls import module_path_of
-from torchscan.graph.shapes import propagate
-from torchscan.graph.trace import capture, input_device
+from torchscan.graph.capture import capture_with_fallback
+from torchscan.graph.trace import input_device
 from torchscan.inputs import InputSpec, normalise_inputs
 from torchscan.measure.cuda import measure_cuda
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
@@ -55,12 +54,9 @@ def crawl_module(
     registry: Registry = DEFAULT_REGISTRY.with_overrides(formulas) if formulas else DEFAULT_REGISTRY
     device = input_device(model)
 
-    captured = capture(model, registry)
+    chain = capture_with_fallback(model, registry, specs, device)
+    captured, values = chain.capture, chain.values
     graph_module = captured.graph_module
-    paths = {node.name: module_path_of(node) for node in graph_module.graph.nodes}
-    with captured.fake_mode:
-        fake_inputs = [torch.empty(spec.shape, dtype=spec.dtype, device=device) for spec in specs]
-        values = propagate(graph_module, fake_inputs, paths)
     graph = build_graph(graph_module, captured.root, values)
 
     outputs = tuple(
@@ -70,6 +66,7 @@ def crawl_module(
         for spec in graph.nodes[node.name][RECORD].outputs
     )
     costs, diagnostics = count_costs(graph, registry)
+    diagnostics = (*chain.diagnostics, *diagnostics)
     nx.set_node_attributes(graph, costs, COST)  # per-node costs stay available to exports
     params = collect_params(model)
     rows = build_rows(model, graph, costs, params, captured.module_outputs)

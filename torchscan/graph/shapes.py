@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 from torch import fx
+from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException
 from torch.multiprocessing.reductions import StorageWeakRef
 
-from torchscan.errors import ShapeError
+from torchscan.errors import CaptureError, ShapeError
 from torchscan.records import TensorSpec, tensor_leaves
 
 __all__ = ["NodeValues", "Opaque", "StorageRef", "describe", "propagate"]
@@ -182,8 +183,13 @@ class _ShapeInterpreter(fx.Interpreter):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             try:
                 result = getattr(self, n.op)(n.target, args, kwargs)
-            except ShapeError:
+            except (ShapeError, CaptureError):
                 raise
+            except (DataDependentOutputException, DynamicOutputShapeException) as error:
+                raise CaptureError(
+                    f"fx node '{n.name}' ({n.format_node()}) has a data-dependent output shape "
+                    f"({error}): fake tensors cannot say its size{_user_frame(n)}"
+                ) from error
             except Exception as error:
                 raise self._shape_error(n, args, kwargs, error) from error
         storages = tuple(self._storages.ref(tensor) for tensor in _tensors(result))

@@ -24,7 +24,7 @@ from torchscan.errors import CaptureError
 from torchscan.ops import TRACE_THROUGH, trace_context
 from torchscan.ops.registry import Registry
 
-__all__ = ["Capture", "capture", "fake_copy"]
+__all__ = ["Capture", "capture", "drop_hooks", "fake_copy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +57,15 @@ def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> nn.Module:
     except Exception as error:
         raise CaptureError(f"{type(model).__name__} cannot be copied for analysis: {error}") from error
     for module in clone.modules():
-        for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
-            if getattr(module, hooks, None):
-                setattr(module, hooks, type(getattr(module, hooks))())
+        drop_hooks(module)
     return clone
+
+
+def drop_hooks(module: nn.Module) -> None:
+    """Empty the hook dicts of a module of *our copy* (user callbacks must not see analysis calls)."""
+    for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
+        if getattr(module, hooks, None):
+            setattr(module, hooks, type(getattr(module, hooks))())
 
 
 class _Tracer(fx.Tracer):

@@ -1,0 +1,196 @@
+"""Capture by recording one forward pass on fake tensors (the fallback when torch.fx cannot trace).
+
+The fake copy of the model runs once under a ``TorchFunctionMode`` that appends every torch
+function and tensor method call to an fx graph, while module hooks on the copy (never on the
+user's model) keep the module stack, so rows and module attribution are the same as with fx.
+Modules the op registry has a formula for are recorded as one ``call_module`` node and their
+insides are not recorded. What is lost: Python control flow is fixed to this input (a branch
+not taken is absent), and Python-level arithmetic on sizes is baked in as constants.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.overrides import TorchFunctionMode
+
+from torchscan.errors import CaptureError
+from torchscan.graph.shapes import NodeValues, describe
+from torchscan.graph.trace import Capture
+from torchscan.ops.registry import Registry
+
+__all__ = ["record"]
+
+NN_MODULE_STACK = "nn_module_stack"
+
+
+class _Recorder(TorchFunctionMode):
+    """Appends each call made outside counted leaf modules to ``graph``."""
+
+    def __init__(self, root: nn.Module, registry: Registry) -> None:
+        super().__init__()
+        self.graph = fx.Graph()
+        self.root = root
+        self.registry = registry
+        self.paths = {id(module): path for path, module in root.named_modules()}
+        self.attrs = {id(t): p for p, t in (*root.named_parameters(), *root.named_buffers())}
+        self.env: dict[int, fx.Node] = {}
+        self.alive: list[Any] = []  # keeps recorded tensors alive so their ids stay unique
+        self.stack: list[str] = []
+        self.leaf_depth = 0
+        self.pending: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        self.module_outputs: dict[str, list[str]] = {}
+        self.values: dict[str, NodeValues] = {}
+        self.constants = 0
+
+    # -- values -> nodes ---------------------------------------------------------------
+    def _bind(self, tensor: torch.Tensor, node: fx.Node) -> None:
+        self.env[id(tensor)] = node
+        self.alive.append(tensor)
+        if node.op in ("placeholder", "get_attr"):
+            self.values[node.name] = NodeValues((), {}, describe(tensor))
+
+    def _node_of(self, tensor: torch.Tensor) -> fx.Node:
+        node = self.env.get(id(tensor))
+        if node is not None:
+            return node
+        path = self.attrs.get(id(tensor))
+        if path is None:  # a tensor the forward made outside torch functions: keep it as a constant
+            path = f"_torchscan_constant_{self.constants}"
+            self.constants += 1
+            setattr(self.root, path, tensor)  # the root is our copy, never the user's model
+        node = self.graph.get_attr(path)
+        self._bind(tensor, node)
+        return node
+
+    def _arg(self, value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return self._node_of(value)
+        if isinstance(value, (tuple, list)):
+            return type(value)(self._arg(item) for item in value)
+        if isinstance(value, Mapping):
+            return {key: self._arg(item) for key, item in value.items()}
+        return value
+
+    def _stack_meta(self) -> OrderedDict[str, tuple[str, type]]:
+        return OrderedDict((path, (path, type(self.root.get_submodule(path)))) for path in self.stack if path)
+
+    def _emit(self, op: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> fx.Node:
+        node = self.graph.create_node(op, target, self._arg(tuple(args)), self._arg(dict(kwargs)))
+        node.meta[NN_MODULE_STACK] = self._stack_meta()
+        described = describe(result)
+        self.values[node.name] = NodeValues(describe(tuple(args)), describe(dict(kwargs)), described)
+        if isinstance(result, torch.Tensor):
+            self._bind(result, node)
+        elif isinstance(result, (tuple, list)):
+            for index, item in enumerate(result):
+                if isinstance(item, torch.Tensor):
+                    item_node = self.graph.call_function(operator.getitem, (node, index))
+                    item_node.meta[NN_MODULE_STACK] = node.meta[NN_MODULE_STACK]
+                    self.values[item_node.name] = NodeValues((described, index), {}, describe(item))
+                    self._bind(item, item_node)
+        return node
+
+    # -- torch calls ---------------------------------------------------------------------
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
+    ) -> Any:
+        kwargs = dict(kwargs or {})
+        result = func(*args, **kwargs)
+        if self.leaf_depth == 0 and _has_tensor(result):
+            name = getattr(func, "__name__", "")
+            if name and getattr(torch.Tensor, name, None) is func:
+                self._emit("call_method", name, tuple(args), kwargs, result)
+            else:
+                self._emit("call_function", func, tuple(args), kwargs, result)
+        return result
+
+    # -- module hooks --------------------------------------------------------------------
+    def pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        path = self.paths.get(id(module), "")
+        self.stack.append(path)
+        if self.leaf_depth == 0 and path and self.registry.lookup(type(module)) is not None:
+            self.pending.append((args, kwargs))
+            self.leaf_depth += 1
+        elif self.leaf_depth:
+            self.leaf_depth += 1
+        else:
+            self.pending.append(((), {}))
+
+    def post_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        path = self.stack.pop()
+        if self.leaf_depth > 1:
+            self.leaf_depth -= 1
+            return
+        call_args, call_kwargs = self.pending.pop()
+        if self.leaf_depth == 1:
+            self.leaf_depth = 0
+            self._emit("call_module", path, call_args, call_kwargs, output)
+        first = _first_tensor(output)
+        if path and first is not None and id(first) in self.env:
+            self.module_outputs.setdefault(path, []).append(self.env[id(first)].name)
+
+
+def _has_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    return isinstance(value, (tuple, list)) and any(isinstance(item, torch.Tensor) for item in value)
+
+
+def _first_tensor(value: Any) -> torch.Tensor | None:
+    if isinstance(value, torch.Tensor):
+        return value
+    items = value.values() if isinstance(value, Mapping) else value if isinstance(value, (tuple, list)) else ()
+    for item in items:
+        found = _first_tensor(item)
+        if found is not None:
+            return found
+    return None
+
+
+def record(
+    clone: nn.Module,
+    registry: Registry,
+    mode: FakeTensorMode | contextlib.AbstractContextManager[Any],
+    make_inputs: Callable[[], list[torch.Tensor]],
+    method: str = "eager-record",
+) -> tuple[Capture, dict[str, NodeValues]]:
+    """Record one forward of ``clone`` on the inputs ``make_inputs`` builds inside ``mode``.
+
+    ``clone`` is a copy of the user's model: fake (``mode`` is its FakeTensorMode) or, as a last
+    resort, real (``mode`` is ``torch.no_grad()``). Returns the capture and every node's values,
+    described as they were when the call was made (no replay needed).
+    """
+    recorder = _Recorder(clone, registry)
+    handles = []
+    for module in clone.modules():
+        handles.append(module.register_forward_pre_hook(recorder.pre_hook, with_kwargs=True))
+        handles.append(module.register_forward_hook(recorder.post_hook, with_kwargs=True))
+    try:
+        with mode:
+            inputs = make_inputs()
+            for index, tensor in enumerate(inputs):
+                recorder._bind(tensor, recorder.graph.placeholder(f"input_{index}"))
+            with recorder:
+                output = clone(*inputs)
+            out_node = recorder.graph.output(recorder._arg(output))
+            recorder.values[out_node.name] = NodeValues((describe(output),), {}, describe(output))
+    except Exception as error:
+        raise CaptureError(
+            f"recording a forward of {type(clone).__name__} ({method}) failed: {type(error).__name__}: {error}"
+        ) from error
+    finally:
+        for handle in handles:
+            handle.remove()
+    graph_module = fx.GraphModule(clone, recorder.graph, class_name=type(clone).__name__)
+    outputs = {path: tuple(names) for path, names in recorder.module_outputs.items()}
+    fake_mode = mode if isinstance(mode, FakeTensorMode) else FakeTensorMode(allow_non_fake_inputs=True)
+    capture = Capture(graph_module=graph_module, root=clone, module_outputs=outputs, fake_mode=fake_mode, method=method)
+    return capture, recorder.values
