@@ -91,5 +91,5 @@ def test_data_dependent_model_falls_back_to_one_real_forward() -> None:
 
 
 def test_genuine_shape_errors_still_raise() -> None:
-    with pytest.raises(ShapeError, match="layer .conv."):
+    with pytest.raises(ShapeError, match=r"layer .conv."):
         crawl_module(Traceable(), (3, 16, 16, 2))
