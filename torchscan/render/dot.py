@@ -6,6 +6,7 @@ import math
 import shutil
 import subprocess
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 from torchscan.errors import TorchscanError
@@ -18,7 +19,7 @@ __all__ = ["ColorBy", "GraphvizNotFoundError", "to_dot", "to_svg"]
 ColorBy = Literal["flops", "memory", "params"]
 """What the fill colour shows: FLOPs share, memory-access (DMAs) share, or parameter share."""
 
-_COLOR_NAMES = {"flops": "FLOPs", "memory": "memory accesses (DMAs)", "params": "parameters"}
+_COLOR_NAMES = MappingProxyType({"flops": "FLOPs", "memory": "memory accesses (DMAs)", "params": "parameters"})
 _LOW = (0xFF, 0xF5, 0xEB)  # light cream, for ~0 share
 _HIGH = (0xE6, 0x55, 0x0D)  # orange, for the heaviest node
 _INSTALL = (
