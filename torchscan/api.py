@@ -22,7 +22,7 @@ from torchscan.passes.counts import COST, count_costs
 from torchscan.passes.memory import estimate_memory, with_output_bytes
 from torchscan.passes.params import collect_params
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
-from torchscan.passes.rows import build_rows
+from torchscan.passes.rows import build_rows, unused_parameters
 from torchscan.render.table import render_table
 from torchscan.report import Context, Report, Totals
 
@@ -70,6 +70,7 @@ def crawl_module(
     nx.set_node_attributes(graph, costs, COST)  # per-node costs stay available to exports
     params = collect_params(model)
     rows = build_rows(model, graph, costs, params, captured.module_outputs)
+    diagnostics = (*diagnostics, *unused_parameters(rows))
     rows = with_output_bytes(rows, graph, captured.module_outputs)
     if receptive_field:
         fields = receptive_fields(graph)

@@ -36,6 +36,8 @@ class NodeRecord:
     stack_trace: str | None = None
     storages: tuple[StorageRef, ...] = ()
     """One per tensor of ``outputs``: which storage it lives in (views share their base's)."""
+    passthrough: bool = False
+    """The call returned some of its own tensor arguments unchanged (e.g. packing a namedtuple)."""
 
     @property
     def produces_tensor(self) -> bool:
@@ -65,6 +67,7 @@ def build_graph(graph_module: fx.GraphModule, root: nn.Module, values: Mapping[s
             outputs=tuple(tensor_leaves(node_values.output)) if node_values is not None else (),
             stack_trace=node.stack_trace,
             storages=node_values.storages if node_values is not None else (),
+            passthrough=node_values.passthrough if node_values is not None else False,
         )
         graph.add_node(node.name, **{RECORD: record})
         for source in node.all_input_nodes:

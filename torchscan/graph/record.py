@@ -22,7 +22,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.overrides import TorchFunctionMode
 
 from torchscan.errors import CaptureError
-from torchscan.graph.shapes import NodeValues, describe
+from torchscan.graph.shapes import NodeValues, describe, is_passthrough
 from torchscan.graph.trace import Capture
 from torchscan.ops.registry import Registry
 
@@ -86,7 +86,9 @@ class _Recorder(TorchFunctionMode):
         node = self.graph.create_node(op, target, self._arg(tuple(args)), self._arg(dict(kwargs)))
         node.meta[NN_MODULE_STACK] = self._stack_meta()
         described = describe(result)
-        self.values[node.name] = NodeValues(describe(tuple(args)), describe(dict(kwargs)), described)
+        self.values[node.name] = NodeValues(
+            describe(tuple(args)), describe(dict(kwargs)), described, passthrough=is_passthrough((args, kwargs), result)
+        )
         if isinstance(result, torch.Tensor):
             self._bind(result, node)
         elif isinstance(result, (tuple, list)):

@@ -68,6 +68,17 @@ class NodeValues:
     kwargs: Mapping[str, Any]
     output: Any
     storages: tuple[StorageRef, ...] = ()
+    passthrough: bool = False
+
+
+def is_passthrough(inputs: Any, result: Any) -> bool:
+    """True when every tensor of ``result`` is one of the tensors of ``inputs`` (a container was
+    packed or an argument returned as is): such a call computes nothing."""
+    outputs = list(_tensors(result))
+    if not outputs:
+        return False
+    given = {id(tensor) for tensor in _tensors(inputs)}
+    return all(id(tensor) in given for tensor in outputs)
 
 
 def tensor_spec(tensor: torch.Tensor) -> TensorSpec:
@@ -194,7 +205,11 @@ class _ShapeInterpreter(fx.Interpreter):
                 raise self._shape_error(n, args, kwargs, error) from error
         storages = tuple(self._storages.ref(tensor) for tensor in _tensors(result))
         self.values[n.name] = NodeValues(
-            args=describe(args), kwargs=describe(kwargs), output=describe(result), storages=storages
+            args=describe(args),
+            kwargs=describe(kwargs),
+            output=describe(result),
+            storages=storages,
+            passthrough=n.op != "placeholder" and is_passthrough((args, kwargs), result),
         )
         return result
 

@@ -34,6 +34,9 @@ def count_costs(graph: nx.DiGraph, registry: Registry) -> tuple[dict[str, Cost |
         if record.call is None or not record.produces_tensor:
             continue
         formula = registry.lookup(record.call.target)
+        if formula is None and record.passthrough:  # returns its arguments as they are: computes nothing
+            costs[record.name] = Cost()
+            continue
         if formula is None:
             costs[record.name] = None
             unknown[record.type_name].append(record.name)

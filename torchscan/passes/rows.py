@@ -18,9 +18,9 @@ from torch import nn
 from torchscan.graph.build import NodeRecord, records
 from torchscan.passes.params import ParamSummary
 from torchscan.records import Cost
-from torchscan.report import Row, RowKind
+from torchscan.report import Diagnostic, Row, RowKind
 
-__all__ = ["build_rows"]
+__all__ = ["build_rows", "unused_parameters"]
 
 
 @dataclass(slots=True)
@@ -212,3 +212,24 @@ def _flatten(accs: dict[str, _Acc]) -> tuple[Row, ...]:
 
 def _sorted_children(accs: Mapping[str, _Acc], name: str) -> list[str]:
     return sorted(accs[name].children, key=lambda child: accs[child].order)
+
+
+def unused_parameters(rows: tuple[Row, ...]) -> tuple[Diagnostic, ...]:
+    """A diagnostic for modules holding parameters that this forward never called (e.g. auxiliary
+    heads used only in training): they count in the totals, not in the computation."""
+    called_or_root = {""} | {row.name for row in rows if row.calls}
+    unused = [
+        row for row in rows if row.kind == "module" and not row.calls and row.params and row.parent in called_or_root
+    ]
+    if not unused:
+        return ()
+    total = sum(row.params for row in unused)
+    names = ", ".join(row.name for row in unused[:6]) + (", …" if len(unused) > 6 else "")
+    return (
+        Diagnostic(
+            code="unused-params",
+            message=f"{total:,} parameters are held by modules this forward never called ({names}): "
+            "they are in the parameter totals but cost nothing here",
+            nodes=tuple(row.name for row in unused),
+        ),
+    )
