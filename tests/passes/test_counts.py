@@ -1,0 +1,43 @@
+"""Counting pass: unknown ops, free packing calls, parameters never used."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from torchscan import crawl_module
+
+
+class Pair(NamedTuple):
+    main: torch.Tensor
+    aux: torch.Tensor
+
+
+class WithAux(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(4, 4)
+        self.aux_head = nn.Linear(4, 2)  # only used in training
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | Pair:
+        h = self.body(x)
+        if self.training:
+            return Pair(self.head(h), self.aux_head(h))
+        return self.head(h)
+
+
+def test_packing_outputs_into_a_namedtuple_is_free_not_unknown() -> None:
+    report = crawl_module(WithAux().train(), (4,))
+    assert report.totals.complete, report.diagnostics
+    assert report.context.output_shapes == ((1, 3), (1, 2))
+
+
+def test_parameters_of_modules_never_called_are_diagnosed() -> None:
+    report = crawl_module(WithAux().eval(), (4,))
+    assert report.totals.params == 20 + 10 + 15
+    unused = [d for d in report.diagnostics if d.code == "unused-params"]
+    assert len(unused) == 1 and unused[0].nodes == ("aux_head",) and "10 parameters" in unused[0].message
+    assert report.row("aux_head").calls == 0 and report.row("aux_head").flops == 0
