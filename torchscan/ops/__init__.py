@@ -13,6 +13,26 @@ Counting conventions (the single place they are stated in code; the README repea
 - An op without a formula is **unknown**: totals are partial (a lower bound) and a diagnostic
   names it — never a silent zero.
 - Counts are for the forward pass in the model's current mode (``train``/``eval``).
+- Comparisons (max, clamp, sort, topk) are FLOPs; selections (``where``, ``masked_fill``, gathers)
+  and copies (pad, roll, casts to another dtype, pixel shuffle) are DMAs only; a cast to the
+  same dtype is free; tensor factories write their output (``DMAs = N_out``).
+- Transcendentals (exp, log, sqrt, erf, pow) count 1 FLOP per element; sigmoid 4, tanh 6,
+  SiLU 5, GELU 5 (erf) or 14 (tanh approximation), Mish 10, Hardswish 5, Hardsigmoid 4,
+  Softplus 6; softmax is numerically stable: ``5·N − 2·R`` (``R`` rows), log-softmax ``5·N − R``.
+- Norms over ``R`` groups: ``6·N + 2·R + N·[weight] + N·[bias]`` FLOPs (LayerNorm, GroupNorm,
+  InstanceNorm), RMSNorm ``4·N + 2·R + N·[weight]``; MACs ``N·(1 + [affine])``.
+- Attention is counted from shapes (eval fast path or not): ``q kᵀ`` and ``attn v`` in full
+  (causal too, as FlopCounterMode), scale, mask, softmax FLOPs; DMAs as a fused kernel (scores not
+  materialised). nn.MultiheadAttention = its four projections (Linear formulas) + that core;
+  nn.Transformer{Encoder,Decoder}{,Layer} are traced through (``TRACE_THROUGH``).
+- einsum is its pairwise contraction left to right; ``add*mm`` add ``N_out`` FLOPs for the
+  added term and one per output per non-unit scaling.
+- RNN/LSTM/GRU: ``MACs = T·B·gates·H·(I + H)`` per layer and direction; both biases counted as
+  adds; elementwise gate work 6 / 1 (RNN tanh / relu), 28 (LSTM), 19 (GRU) FLOPs per hidden unit.
+- Interpolation reads ``taps`` inputs per output: nearest 1 (no FLOPs), d-linear ``2^d``
+  (``2^d − 1`` lerps of 3 FLOPs / 1 MAC), bicubic 16 (35 FLOPs / 20 MACs).
+- Optional libraries' functions (torchvision's fx-wrapped ops) come from a ``LazyTable``
+  loaded once the library is imported: importing torchscan never imports them.
 
 Every formula's docstring gives its closed form with ``N_in``/``N_out`` (input/output elements),
 ``K`` (product of kernel sizes), ``g`` (groups), ``d`` (spatial dims), ``P`` (parameter elements)

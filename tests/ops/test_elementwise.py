@@ -1,0 +1,71 @@
+"""Unary math, where / masked_fill, casts, pads and copies: tables and complete reports."""
+
+from __future__ import annotations
+
+import operator
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tests.ops.helpers import cost, spec
+from torchscan import crawl_module
+from torchscan.records import Cost
+
+T = torch.Tensor
+X = spec(2, 5)
+
+
+@pytest.mark.parametrize(
+    ("target", "per_element"),
+    [
+        (torch.exp, 1),
+        (T.exp, 1),
+        (torch.log, 1),
+        (torch.sqrt, 1),
+        (torch.rsqrt, 2),
+        (torch.neg, 1),
+        (operator.neg, 1),
+        (torch.abs, 1),
+        (torch.pow, 1),
+        (T.__pow__, 1),
+    ],
+)
+def test_unary(target: object, per_element: int) -> None:
+    assert cost(target, (X,), (X,)) == Cost(flops=10 * per_element, dmas=20)
+
+
+def test_clamp_counts_its_bounds() -> None:
+    assert cost(torch.clamp, (X,), (X,), min=0, max=None) == Cost(flops=10, dmas=20)
+    assert cost(torch.clamp, (X,), (X,), min=0, max=6) == Cost(flops=20, dmas=20)
+    assert cost(T.clamp_, (X,), (X,), kind="method", args=(0, 1)) == Cost(flops=20, dmas=10)
+
+
+def test_selections_do_no_arithmetic() -> None:
+    mask = spec(2, 5, dtype=torch.bool)
+    assert cost(torch.where, (mask, X, X), (X,)) == Cost(dmas=40)
+    assert cost(T.masked_fill, (X, mask), (X,), kind="method", args=(mask, 0.0)) == Cost(dmas=30)
+
+
+def test_casts_are_free_unless_the_dtype_changes() -> None:
+    half = spec(2, 5, dtype=torch.float16)
+    assert cost(T.float, (X,), (X,), kind="method") == Cost()
+    assert cost(T.to, (X,), (half,), kind="method") == Cost(dmas=20)
+    assert cost(T.half, (X,), (half,), kind="method") == Cost(dmas=20)
+
+
+def test_pad_and_copies() -> None:
+    assert cost(F.pad, (X,), (spec(2, 7),), pad=(1, 1)) == Cost(dmas=24)
+    assert cost(nn.ReflectionPad1d, (spec(1, 2, 5),), (spec(1, 2, 7),), padding=(1, 1)) == Cost(dmas=24)
+
+
+class Mixed(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.where(x > 0, x.exp(), -x).masked_fill(x < -1, 0.0)
+        y = F.pad(y, (1, 1)).float().rsqrt().clamp(0, 1) ** 2
+        return F.normalize(y.to(torch.float64), dim=-1).abs().log().sqrt()
+
+
+def test_complete() -> None:
+    assert crawl_module(Mixed(), (3, 4)).totals.complete

@@ -1,0 +1,55 @@
+"""Reductions, scans and selections on literal shapes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tests.ops.helpers import cost, spec
+from torchscan import crawl_module
+from torchscan.records import Cost
+
+T = torch.Tensor
+X = spec(4, 6)
+
+
+@pytest.mark.parametrize(
+    ("target", "outputs", "attrs", "expected"),
+    [
+        (torch.sum, (spec(4),), {"dim": 1}, Cost(flops=20, dmas=28)),
+        (torch.mean, (spec(4),), {"dim": 1}, Cost(flops=24, dmas=28)),
+        (torch.var, (spec(4),), {"dim": 1}, Cost(flops=96, dmas=28)),
+        (torch.std, (spec(4),), {"dim": 1}, Cost(flops=100, dmas=28)),
+        (torch.var_mean, (spec(4), spec(4)), {"dim": 1}, Cost(flops=96, dmas=32)),
+        (torch.amax, (spec(6),), {"dim": 0}, Cost(flops=18, dmas=30)),
+        (torch.max, (spec(4), spec(4, dtype=torch.int64)), {"dim": 1}, Cost(flops=20, dmas=32)),
+        (torch.cumsum, (X,), {"dim": 1}, Cost(flops=20, dmas=48)),
+        (torch.cumsum, (X,), {"dim": 0}, Cost(flops=18, dmas=48)),
+        (torch.topk, (spec(4, 2), spec(4, 2)), {"k": 2, "dim": -1}, Cost(flops=24 * 2, dmas=24 + 16)),
+        (torch.sort, (X, X), {"dim": -1}, Cost(flops=24 * math.ceil(math.log2(6)), dmas=72)),
+        (torch.sort, (X, X), {"dim": 0}, Cost(flops=24 * 2, dmas=72)),
+    ],
+)
+def test_reductions(target: object, outputs: tuple, attrs: dict, expected: Cost) -> None:
+    assert cost(target, (X,), outputs, **attrs) == expected
+
+
+def test_method_spellings() -> None:
+    assert cost(T.cumsum, (X,), (X,), kind="method", args=(0,)) == Cost(flops=18, dmas=48)
+    assert cost(T.sort, (X,), (X, X), kind="method", args=(0,)).flops == 48
+
+
+def test_binary_max_is_elementwise() -> None:
+    assert cost(torch.max, (X, X), (X,)) == Cost(flops=24, dmas=72)
+
+
+class Stats(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values, _ = x.topk(2, dim=-1)
+        return x.var(-1) + x.std(-1) + x.sum(-1) + x.mean(-1) + x.cumsum(-1)[..., 0] + values.sort(-1)[0][..., 0]
+
+
+def test_complete() -> None:
+    assert crawl_module(Stats(), (3, 5)).totals.complete
