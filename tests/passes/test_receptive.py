@@ -430,7 +430,7 @@ def check_oracle(model: nn.Module, dims: int) -> None:
         return
     report, _ = found
     field = _predicted(report)
-    assert not report.diagnostics, report.diagnostics
+    assert not [d for d in report.diagnostics if d.code.startswith("rf-")], report.diagnostics
     summaries = [span.summary() for span in field.spans]
     # size each dim so that the central unit's field lies inside the input (no clipping)
     sizes = [max(16, 2 * (abs(s.start) + s.size) + 4 * int(s.jump + 1)) for s in summaries]
