@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
@@ -15,11 +16,11 @@ from torchscan.errors import InputError
 from torchscan.graph.build import RECORD, build_graph
 from torchscan.graph.capture import capture_with_fallback
 from torchscan.graph.trace import input_device
-from torchscan.inputs import InputSpec, normalise_inputs
+from torchscan.inputs import InputSpec, model_inputs
 from torchscan.measure.cuda import measure_cuda
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
 from torchscan.passes.counts import COST, count_costs
-from torchscan.passes.memory import estimate_memory, with_output_bytes
+from torchscan.passes.memory import LIBRARY_MODULES, estimate_memory, library_modules, with_output_bytes
 from torchscan.passes.params import collect_params
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
 from torchscan.passes.rows import build_rows, unused_parameters
@@ -28,20 +29,31 @@ from torchscan.report import Context, Report, Totals
 
 __all__ = ["crawl_module", "summary"]
 
+InputShape = Sequence[int] | Sequence[Sequence[int]] | torch.Tensor | Sequence[torch.Tensor]
+"""A shape without the batch dim, one per positional input, or example tensors (full shapes)."""
+
 _RF_KEYS = ("receptive_field", "effective_stride", "effective_padding")
 """Per-node receptive-field attributes kept on the report graph (for exports), like the rows' columns."""
 
 
 def crawl_module(
     model: nn.Module,
-    input_shape: Sequence[int] | Sequence[Sequence[int]],
+    input_shape: InputShape | None = None,
     *,
+    args: Any = None,
+    kwargs: Mapping[str, Any] | None = None,
     dtype: torch.dtype | Sequence[torch.dtype] | None = None,
     batch_size: int | None = 1,
     formulas: Mapping[Any, Formula] | None = None,
     receptive_field: bool = False,
 ) -> Report:
     """Analyse ``model`` for inputs of ``input_shape`` (without the batch dim) and return a report.
+
+    ``input_shape`` is one shape or one per positional input (``batch_size`` prepended, ``dtype``
+    per input: ``torch.long`` for token ids), or example tensors (full shapes). ``args``/``kwargs``
+    give the call as made: tensors (or ``TensorSpec``) at any depth of tuples, lists and dicts,
+    other values as is (``return_dict=False``). Example tensors are never read, except by the
+    last-resort real forward.
 
     The model is left exactly as found: a fake copy (no storage) is traced and run on fake
     tensors, so no arithmetic is done and a model on the ``meta`` device works.
@@ -50,11 +62,14 @@ def crawl_module(
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    specs = normalise_inputs(input_shape, dtype, batch_size)
+    inputs = model_inputs(
+        input_shape, args=args, kwargs=kwargs, dtype=dtype, batch_size=batch_size, signature=_signature(model)
+    )
+    specs = inputs.specs
     registry: Registry = DEFAULT_REGISTRY.with_overrides(formulas) if formulas else DEFAULT_REGISTRY
     device = input_device(model)
 
-    chain = capture_with_fallback(model, registry, specs, device)
+    chain = capture_with_fallback(model, registry, inputs, device)
     captured, values = chain.capture, chain.values
     graph_module = captured.graph_module
     graph = build_graph(graph_module, captured.root, values)
@@ -72,6 +87,7 @@ def crawl_module(
     rows = build_rows(model, graph, costs, params, captured.module_outputs)
     diagnostics = (*diagnostics, *unused_parameters(rows))
     rows = with_output_bytes(rows, graph, captured.module_outputs)
+    graph.graph[LIBRARY_MODULES] = library_modules(model)
     if receptive_field:
         fields = receptive_fields(graph)
         rows = with_receptive_fields(rows, fields, captured.module_outputs)
@@ -103,6 +119,13 @@ def crawl_module(
     )
 
 
+def _signature(model: nn.Module) -> inspect.Signature | None:
+    try:
+        return inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return None
+
+
 def _context(
     model: nn.Module,
     specs: Sequence[InputSpec],
@@ -124,8 +147,10 @@ def _context(
 
 def summary(
     model: nn.Module,
-    input_shape: Sequence[int] | Sequence[Sequence[int]],
+    input_shape: InputShape | None = None,
     *,
+    args: Any = None,
+    kwargs: Mapping[str, Any] | None = None,
     max_depth: int | None = None,
     dtype: torch.dtype | Sequence[torch.dtype] | None = None,
     batch_size: int | None = 1,
@@ -142,9 +167,17 @@ def summary(
     :func:`torchscan.measure.cuda.measure_cuda`); without CUDA the report says so.
     """
     report = crawl_module(
-        model, input_shape, dtype=dtype, batch_size=batch_size, formulas=formulas, receptive_field=receptive_field
+        model,
+        input_shape,
+        args=args,
+        kwargs=kwargs,
+        dtype=dtype,
+        batch_size=batch_size,
+        formulas=formulas,
+        receptive_field=receptive_field,
     )
-    if (measure or (device is not None and str(device).startswith("cuda"))) and report.memory is not None:
+    wants_measure = measure or (device is not None and str(device).startswith("cuda"))
+    if wants_measure and report.memory is not None and args is None and kwargs is None:  # positional inputs only
         dtypes = [getattr(torch, name) for name in report.context.dtypes]
         measured = measure_cuda(model, report.context.input_shapes, dtypes, report.memory.activation_peak_bytes)
         report = dataclasses.replace(report, memory=dataclasses.replace(report.memory, measured=measured))

@@ -12,6 +12,7 @@ Pure functions over the graph records; every result is a frozen record. Conventi
   forward, graph outputs until the end. At node ``i``:
   ``live_i = Σ live storages + Σ storages new at i``; ``peak = max_i live_i`` (inputs included).
   Parameters and buffers (and views of them) are model memory, never activations.
+- **Workspace**: transient bytes inside an op (:func:`workspace`) add to ``live_i`` at that op.
 - **Training** (steady state: second step, ``zero_grad(set_to_none=True)``, foreach optimizers):
   see :func:`training_estimates`.
 """
@@ -27,6 +28,7 @@ from typing import Any, Literal
 
 import networkx as nx
 import torch
+from torch import nn
 
 from torchscan.graph.build import NodeRecord, records
 from torchscan.passes.params import ParamSummary
@@ -34,6 +36,7 @@ from torchscan.records import Cost
 from torchscan.report import Row
 
 __all__ = [
+    "LIBRARY_MODULES",
     "OPTIMIZERS",
     "ActivationPeak",
     "MemoryReport",
@@ -61,6 +64,10 @@ SGD keeps nothing; momentum one buffer (``P``); Adam/AdamW ``exp_avg`` + ``exp_a
 The foreach step of Adam/AdamW materialises ``sqrt(exp_avg_sq)`` (one transient ``P``)."""
 
 _END = 1 << 62
+
+LIBRARY_MODULES = "library_modules"
+"""Graph attribute: paths of modules whose forward is torch's own (``Sequential``, ``ModuleList``…);
+they never hold Python locals, so frames are attributed to the nearest user module above them."""
 
 _WEIGHTED = frozenset(
     {
@@ -303,8 +310,13 @@ def _storages(graph: nx.DiGraph, ordered: list[NodeRecord]) -> _Storages:
     last_use: dict[Any, int] = {}
     of_node: dict[str, tuple[Any, ...]] = {}
     inputs: set[Any] = set()
+    remap: dict[Any, Any] = {}
     for record in ordered:
-        keys = _keys(record)
+        keys = tuple((remap.get(key, key), nbytes) for key, nbytes in _keys(record))
+        alias = _augmented_source(graph, record, of_node)
+        if alias is not None and len(keys) == 1:
+            remap[keys[0][0]] = alias  # later views and in-place ops of the result alias it too
+            keys = ((alias, size[alias]),)
         of_node[record.name] = tuple(key for key, _ in keys)
         for key, nbytes in keys:
             if key not in size:
@@ -357,8 +369,15 @@ def _local_ends(graph: nx.DiGraph, ordered: list[NodeRecord]) -> dict[str, int]:
     caller module; its extent is the contiguous run of nodes traced inside it.
     """
     frames = [_user_frames(record) for record in ordered]
+    library = graph.graph.get(LIBRARY_MODULES, frozenset())
+
+    def caller(path: str) -> str:  # the nearest enclosing module whose forward is user code
+        while path and path in library:
+            path = path.rpartition(".")[0]
+        return path
+
     owners = [
-        record.module_path.rpartition(".")[0] if record.op == "call_module" else record.module_path
+        caller(record.module_path.rpartition(".")[0] if record.op == "call_module" else record.module_path)
         for record in ordered
     ]
     ends: dict[str, int] = {}
@@ -392,12 +411,33 @@ def _local_ends(graph: nx.DiGraph, ordered: list[NodeRecord]) -> dict[str, int]:
                 consumed_on_line = True  # an inner call of the line: a temporary, not the bound value
                 break
             end = later
-            if theirs[0] != site and _ASSIGN.match(theirs[2]) and _ASSIGN.match(theirs[2]).group(1) == match.group(1):
-                break  # the name is rebound by this node's statement
+            rebinding = _ASSIGN.match(theirs[2])
+            if theirs[0] != site and rebinding is not None and rebinding.group(1) == match.group(1):
+                # the name is rebound once this statement completes: held through all of its nodes
+                while later + 1 < len(ordered) and inside(later + 1) and frames[later + 1][len(outer)][0] == theirs[0]:
+                    later += 1
+                end = later
+                break
             later += 1
         if not consumed_on_line and end > position:
             ends[record.name] = ordered[end].index
     return ends
+
+
+_AUGMENTED = re.compile(r"^[\w.\[\]]+\s*(\+|-|\*|/|@)=")
+
+
+def _augmented_source(graph: nx.DiGraph, record: NodeRecord, of_node: Mapping[str, tuple[Any, ...]]) -> Any:
+    """fx traces ``y += z`` as ``add``; eager runs it in place. For such a node (its source line is
+    an augmented assignment) the storage of its first operand, else None."""
+    if record.op != "call_function" or record.type_name not in ("add", "sub", "mul", "truediv", "matmul"):
+        return None
+    frames = _user_frames(record)
+    if not frames or not _AUGMENTED.match(frames[-1][2]):
+        return None
+    sources = list(graph.predecessors(record.name))
+    keys = of_node.get(sources[0], ()) if sources else ()
+    return keys[0] if len(keys) == 1 else None
 
 
 def _parts(path: str) -> tuple[str, ...]:
@@ -433,6 +473,14 @@ def _call_ends(ordered: list[NodeRecord]) -> dict[tuple[int, int], int]:
     return ends
 
 
+def workspace(record: NodeRecord) -> int:
+    """Transient bytes inside one op, freed when it returns: max pools compute int64 indices
+    (``8·N_out``; ATen always does on CUDA, and on CPU for ``ceil_mode``; counted always)."""
+    if _family_key(record) in _MAX_POOL:
+        return 8 * sum(spec.numel for spec in record.outputs[:1])
+    return 0
+
+
 def _walk(ordered: list[NodeRecord], storages: _Storages, kept: Iterable[Any] = ()) -> ActivationPeak:
     """Forward walk; storages in ``kept`` stay live to the end (saved for backward)."""
     kept = frozenset(kept)
@@ -454,9 +502,10 @@ def _walk(ordered: list[NodeRecord], storages: _Storages, kept: Iterable[Any] = 
             best_node = best_node or record.name
             continue
         live += allocs.get(record.index, 0)
-        timeline.append((record.name, live))
-        if live > best:
-            best, best_node, best_path = live, record.name, record.module_path
+        during = live + workspace(record)
+        timeline.append((record.name, during))
+        if during > best:
+            best, best_node, best_path = during, record.name, record.module_path
         live -= frees.get(record.index, 0)
     return ActivationPeak(best, input_bytes, best_node, best_path, tuple(timeline))
 
@@ -697,6 +746,16 @@ def backward_costs(graph: nx.DiGraph, costs: Mapping[str, Cost | None], params: 
 
 
 # ----------------------------------------------------------------------------- everything
+
+
+def library_modules(model: nn.Module) -> frozenset[str]:
+    """Paths of the modules whose ``forward`` is defined by torch itself (value of
+    :data:`LIBRARY_MODULES`)."""
+    return frozenset(
+        path
+        for path, module in model.named_modules()
+        if path and getattr(type(module).forward, "__module__", "").startswith("torch.")
+    )
 
 
 def estimate_memory(
