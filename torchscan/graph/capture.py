@@ -8,8 +8,9 @@ explained in a diagnostic.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,7 +21,7 @@ from torchscan.graph.calls import module_path_of
 from torchscan.graph.record import record
 from torchscan.graph.shapes import NodeValues, propagate
 from torchscan.graph.trace import Capture, capture, drop_hooks, fake_copy
-from torchscan.inputs import InputSpec
+from torchscan.inputs import InputSpec, ModelInputs
 from torchscan.ops.registry import Registry
 from torchscan.report import Diagnostic
 
@@ -36,17 +37,15 @@ class Captured:
     diagnostics: tuple[Diagnostic, ...]
 
 
-def _propagate(captured: Capture, specs: Sequence[InputSpec], device: torch.device) -> dict[str, NodeValues]:
+def _propagate(captured: Capture, inputs: ModelInputs, device: torch.device) -> dict[str, NodeValues]:
     graph_module = captured.graph_module
     paths = {node.name: module_path_of(node) for node in graph_module.graph.nodes}
     with captured.fake_mode:
-        inputs = [torch.empty(spec.shape, dtype=spec.dtype, device=device) for spec in specs]
-        return propagate(graph_module, inputs, paths)
+        tensors = [_tensor(spec, device, real=False) for spec in inputs.specs]
+        return propagate(graph_module, tensors, paths)
 
 
-def capture_with_fallback(
-    model: nn.Module, registry: Registry, specs: Sequence[InputSpec], device: torch.device
-) -> Captured:
+def capture_with_fallback(model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device) -> Captured:
     """torch.fx first; else record one forward on fake tensors; else (data-dependent ops such as
     NMS) record one real forward on a copy of the model.
 
@@ -55,8 +54,8 @@ def capture_with_fallback(
     capture fails, the first error stands.
     """
     try:
-        traced = capture(model, registry)
-        return Captured(traced, _propagate(traced, specs, device), ())
+        traced = capture(model, registry, inputs)
+        return Captured(traced, _propagate(traced, inputs, device), ())
     except CaptureError as error:
         reason = f"the torch.fx capture failed ({error})"
         first_error: Exception = error
@@ -64,14 +63,14 @@ def capture_with_fallback(
         reason = f"the torch.fx graph failed shape propagation ({error.message.splitlines()[0]})"
         first_error = error
     try:
-        captured, values = _record_fake(model, registry, specs, device)
+        captured, values = _record_fake(model, registry, inputs, device)
         return Captured(captured, values, (Diagnostic("capture-fallback", f"{reason}; {_RECORDED}"),))
     except CaptureError as error:
         fake_error = error
     if device.type == "meta":
         raise first_error from None
     try:
-        captured, values = _record_real(model, registry, specs, device)
+        captured, values = _record_real(model, registry, inputs, device)
     except CaptureError:
         raise first_error from None
     message = (
@@ -88,26 +87,40 @@ _RECORDED = (
 )
 
 
-def _inputs(specs: Sequence[InputSpec], device: torch.device, real: bool) -> list[torch.Tensor]:
-    tensors = []
-    for spec in specs:
-        if real and spec.dtype.is_floating_point:
-            tensors.append(torch.randn(spec.shape, dtype=spec.dtype, device=device))
-        else:
-            tensors.append(torch.zeros(spec.shape, dtype=spec.dtype, device=device))
-    return tensors
+def _tensor(spec: InputSpec, device: torch.device, real: bool) -> torch.Tensor:
+    """An input tensor for ``spec`` on ``device``: empty (fake), or for the real forward a copy of
+    the example tensor, else random floats / zeros (token ids, masks)."""
+    example = spec.example
+    if real and example is not None and example.device.type != "meta":
+        return example.detach().clone().to(device)
+    if real and spec.dtype.is_floating_point:
+        return torch.randn(spec.shape, dtype=spec.dtype, device=device)
+    if real:
+        return torch.zeros(spec.shape, dtype=spec.dtype, device=device)
+    return torch.empty(spec.shape, dtype=spec.dtype, device=device)
+
+
+def _make_inputs(
+    inputs: ModelInputs, device: torch.device, real: bool
+) -> Callable[[], tuple[tuple[Any, ...], dict[str, Any], list[tuple[str, torch.Tensor]]]]:
+    def make() -> tuple[tuple[Any, ...], dict[str, Any], list[tuple[str, torch.Tensor]]]:
+        args, kwargs, tensors = inputs.build(lambda spec: _tensor(spec, device, real))
+        names = [spec.name or "input" for spec in inputs.specs]
+        return args, kwargs, list(zip(names, tensors, strict=True))
+
+    return make
 
 
 def _record_fake(
-    model: nn.Module, registry: Registry, specs: Sequence[InputSpec], device: torch.device
+    model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device
 ) -> tuple[Capture, dict[str, NodeValues]]:
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     clone = fake_copy(model, fake_mode)
-    return record(clone, registry, fake_mode, lambda: _inputs(specs, device, real=False))
+    return record(clone, registry, fake_mode, _make_inputs(inputs, device, real=False))
 
 
 def _record_real(
-    model: nn.Module, registry: Registry, specs: Sequence[InputSpec], device: torch.device
+    model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device
 ) -> tuple[Capture, dict[str, NodeValues]]:
     try:
         clone = copy.deepcopy(model)
@@ -115,4 +128,4 @@ def _record_real(
         raise CaptureError(f"cannot copy {type(model).__name__}: {error}") from error
     for module in clone.modules():
         drop_hooks(module)
-    return record(clone, registry, torch.no_grad(), lambda: _inputs(specs, device, real=True), "real-forward")
+    return record(clone, registry, torch.no_grad(), _make_inputs(inputs, device, real=True), "real-forward")

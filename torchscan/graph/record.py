@@ -11,6 +11,7 @@ not taken is absent), and Python-level arithmetic on sizes is baked in as consta
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import operator
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -77,6 +78,8 @@ class _Recorder(TorchFunctionMode):
             return type(value)(self._arg(item) for item in value)
         if isinstance(value, Mapping):
             return {key: self._arg(item) for key, item in value.items()}
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):  # e.g. a ModelOutput: by field
+            return {f.name: self._arg(getattr(value, f.name)) for f in dataclasses.fields(value)}
         return value
 
     def _stack_meta(self) -> OrderedDict[str, tuple[str, type]]:
@@ -161,10 +164,13 @@ def record(
     clone: nn.Module,
     registry: Registry,
     mode: FakeTensorMode | contextlib.AbstractContextManager[Any],
-    make_inputs: Callable[[], list[torch.Tensor]],
+    make_inputs: Callable[[], tuple[tuple[Any, ...], dict[str, Any], list[tuple[str, torch.Tensor]]]],
     method: str = "eager-record",
 ) -> tuple[Capture, dict[str, NodeValues]]:
     """Record one forward of ``clone`` on the inputs ``make_inputs`` builds inside ``mode``.
+
+    ``make_inputs`` returns the call's ``args``, ``kwargs`` and its input tensors with their
+    placeholder names, in placeholder order.
 
     ``clone`` is a copy of the user's model: fake (``mode`` is its FakeTensorMode) or, as a last
     resort, real (``mode`` is ``torch.no_grad()``). Returns the capture and every node's values,
@@ -177,11 +183,11 @@ def record(
         handles.append(module.register_forward_hook(recorder.post_hook, with_kwargs=True))
     try:
         with mode:
-            inputs = make_inputs()
-            for index, tensor in enumerate(inputs):
-                recorder._bind(tensor, recorder.graph.placeholder(f"input_{index}"))
+            args, kwargs, tensors = make_inputs()
+            for name, tensor in tensors:
+                recorder._bind(tensor, recorder.graph.placeholder(name))
             with recorder:
-                output = clone(*inputs)
+                output = clone(*args, **kwargs)
             out_node = recorder.graph.output(recorder._arg(output))
             recorder.values[out_node.name] = NodeValues((describe(output),), {}, describe(output))
     except Exception as error:

@@ -10,8 +10,8 @@ functional calls and branches become nodes.
 from __future__ import annotations
 
 import copy
-import inspect
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,8 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
-from torchscan.ops import TRACE_THROUGH, trace_context
+from torchscan.inputs import ModelInputs
+from torchscan.ops import AUTOWRAP_FUNCTIONS, TRACE_THROUGH
 from torchscan.ops.registry import Registry
 
 __all__ = ["Capture", "capture", "drop_hooks", "fake_copy"]
@@ -69,13 +70,37 @@ def drop_hooks(module: nn.Module) -> None:
 
 
 class _Tracer(fx.Tracer):
-    """fx tracer whose leaves are the modules with a formula; records module outputs."""
+    """fx tracer whose leaves are the modules with a formula; records module outputs.
 
-    def __init__(self, registry: Registry) -> None:
-        super().__init__()
+    The root is called as the user's call is made: one placeholder per input tensor, every
+    other value (``None``, flags, ints) concrete, so ``if mask is not None`` takes the branch
+    the call takes and ``**kwargs`` or decorated forwards are no obstacle.
+    """
+
+    def __init__(self, registry: Registry, inputs: ModelInputs) -> None:
+        super().__init__(autowrap_functions=AUTOWRAP_FUNCTIONS)
         self.record_stack_traces = True
         self._registry = registry
+        self._inputs = inputs
         self.module_outputs: dict[str, list[str]] = {}
+
+    def create_args_for_root(
+        self, root_fn: Callable[..., Any], is_module: bool, concrete_args: Any = None
+    ) -> tuple[Callable[..., Any], list[Any]]:
+        placeholders = [self.create_proxy("placeholder", spec.name or "input", (), {}) for spec in self._inputs.specs]
+        args, kwargs = self._inputs.rebuild(placeholders)
+        if not is_module:
+            return lambda: root_fn(*args, **kwargs), []
+
+        def call(root: nn.Module) -> Any:
+            return root_fn(root, *args, **kwargs)
+
+        return call, [self.root]
+
+    def create_arg(self, a: Any) -> Any:
+        if dataclasses.is_dataclass(a) and not isinstance(a, (type, Mapping)):  # a dataclass output: by field
+            return super().create_arg({f.name: getattr(a, f.name) for f in dataclasses.fields(a)})
+        return super().create_arg(a)
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if self._registry.lookup(type(m)) is not None:
@@ -83,10 +108,6 @@ class _Tracer(fx.Tracer):
         if type(m) in TRACE_THROUGH:  # torch.nn built-ins made of counted sub-modules
             return False
         return super().is_leaf_module(m, module_qualified_name)
-
-    def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
-        with trace_context():  # lets fx enter the TRACE_THROUGH built-ins (restored after)
-            return super().trace(root, concrete_args)
 
     def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
         result = super().call_module(m, forward, args, kwargs)
@@ -112,28 +133,25 @@ class _LeafRoot(nn.Module):
         return self.model(*args, **kwargs)
 
 
-def _leaf_root_graph(model: nn.Module) -> fx.Graph:
-    """placeholders (one per parameter of ``model.forward``) -> call_module ``model`` -> output."""
+def _leaf_root_graph(inputs: ModelInputs) -> fx.Graph:
+    """placeholders (one per input tensor) -> call_module ``model`` (the user's call) -> output."""
     graph = fx.Graph()
-    args = []
-    for parameter in inspect.signature(model.forward).parameters.values():
-        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            continue
-        args.append(graph.placeholder(parameter.name, default_value=parameter.default))
-    call = graph.call_module("model", tuple(args))
+    placeholders = [graph.placeholder(spec.name or "input") for spec in inputs.specs]
+    args, kwargs = inputs.rebuild(placeholders)
+    call = graph.call_module("model", args, kwargs)
     call.meta[ROOT_CALL] = True
     graph.output(call)
     return graph
 
 
-def capture(model: nn.Module, registry: Registry) -> Capture:
-    """Trace a fake copy of ``model`` with torch.fx."""
+def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Capture:
+    """Trace a fake copy of ``model`` called with ``inputs`` with torch.fx."""
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     clone = fake_copy(model, fake_mode)
-    tracer = _Tracer(registry)
+    tracer = _Tracer(registry, inputs)
     if tracer.is_leaf_module(clone, ""):
         root: nn.Module = _LeafRoot(clone)
-        graph = _leaf_root_graph(clone)
+        graph = _leaf_root_graph(inputs)
         outputs: dict[str, tuple[str, ...]] = {}
     else:
         root = clone
