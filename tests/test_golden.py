@@ -36,7 +36,8 @@ def shared_references() -> dict[str, list[float]]:
 
 
 def unused_module_params(report: Report) -> int:
-    return sum(row.params for row in report.rows if row.kind == "module" and row.calls == 0 and row.depth == 1)
+    unused = {name for d in report.diagnostics if d.code == "unused-params" for name in d.nodes}
+    return sum(row.params for row in report.rows if row.name in unused)
 
 
 def relu6_dmas(report: Report) -> int:

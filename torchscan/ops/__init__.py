@@ -59,6 +59,7 @@ from torchscan.ops import (
 from torchscan.ops.registry import DuplicateFormulaError, Formula, FormulaTable, LazyTable, Registry
 
 __all__ = [
+    "AUTOWRAP_FUNCTIONS",
     "DEFAULT_REGISTRY",
     "TRACE_THROUGH",
     "DuplicateFormulaError",
@@ -66,7 +67,6 @@ __all__ = [
     "FormulaTable",
     "LazyTable",
     "Registry",
-    "trace_context",
 ]
 
 DEFAULT_REGISTRY = Registry.from_tables(
@@ -89,5 +89,5 @@ DEFAULT_REGISTRY = Registry.from_tables(
 TRACE_THROUGH = attention.TRACE_THROUGH
 """torch.nn built-in modules the tracer enters instead of keeping as leaves (no formula of their own)."""
 
-trace_context = attention.trace_context
-"""Context the tracer runs in so that it can enter the ``TRACE_THROUGH`` modules."""
+AUTOWRAP_FUNCTIONS = attention.AUTOWRAP_FUNCTIONS
+"""Functions the tracer records as single calls so that it can enter the ``TRACE_THROUGH`` modules."""

@@ -20,15 +20,13 @@ whether eval runs the fused fast path or not: formulas work from shapes.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import fx, nn
+from torch import nn
 from torch.nn.modules import transformer as _transformer
 
 from torchscan.ops.common import argument
@@ -210,29 +208,8 @@ Linear, LayerNorm, Dropout, activation) are leaves with formulas, so each gets i
 (``nn.Transformer`` itself branches on proxy shapes and stays an unknown leaf.)"""
 
 
-_GET_SEQ_LEN = getattr(_transformer, "_get_seq_len", None)
-
-
-def _sequence_length(src: Any, batch_first: bool) -> Any:
-    """``_get_seq_len`` without its ``src.is_nested`` branch for a traced (never nested) tensor."""
-    if isinstance(src, fx.Proxy) or _GET_SEQ_LEN is None:
-        return src.size(int(batch_first))
-    return _GET_SEQ_LEN(src, batch_first)
-
-
-@contextlib.contextmanager
-def trace_context() -> Iterator[None]:
-    """While tracing: the MultiheadAttention fast path off (its checks branch on tensor
-    properties; the plain path does the same arithmetic) and ``_get_seq_len`` proxy-safe.
-    Both are restored on exit."""
-    enabled = torch.backends.mha.get_fastpath_enabled()
-    original = _GET_SEQ_LEN
-    torch.backends.mha.set_fastpath_enabled(False)
-    if original is not None:
-        _transformer._get_seq_len = _sequence_length
-    try:
-        yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(enabled)
-        if original is not None:
-            _transformer._get_seq_len = original
+AUTOWRAP_FUNCTIONS: tuple[Any, ...] = tuple(
+    function for function in (getattr(_transformer, "_get_seq_len", None),) if function is not None
+)
+"""Helpers fx records as one call instead of tracing into (``_get_seq_len`` branches on
+``src.is_nested``); they return sizes, which are free."""

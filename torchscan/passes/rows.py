@@ -215,11 +215,19 @@ def _sorted_children(accs: Mapping[str, _Acc], name: str) -> list[str]:
 
 
 def unused_parameters(rows: tuple[Row, ...]) -> tuple[Diagnostic, ...]:
-    """A diagnostic for modules holding parameters that this forward never called (e.g. auxiliary
-    heads used only in training): they count in the totals, not in the computation."""
-    called_or_root = {""} | {row.name for row in rows if row.calls}
+    """A diagnostic for modules holding parameters that this forward never called, directly or
+    through a sub-module (e.g. auxiliary heads used only in training): they count in the
+    totals, not in the computation. Containers such as ``nn.ModuleList`` are used when a child is."""
+    parents = {row.name: row.parent for row in rows}
+    used = {""}
+    for row in rows:
+        if row.calls or row.kind != "module":
+            name = row.name
+            while name not in used:
+                used.add(name)
+                name = parents.get(name, "")
     unused = [
-        row for row in rows if row.kind == "module" and not row.calls and row.params and row.parent in called_or_root
+        row for row in rows if row.kind == "module" and row.name not in used and row.params and row.parent in used
     ]
     if not unused:
         return ()
