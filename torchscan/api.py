@@ -15,6 +15,7 @@ from torch import nn
 from torchscan.errors import InputError
 from torchscan.graph.build import RECORD, build_graph
 from torchscan.graph.capture import capture_with_fallback
+from torchscan.graph.script import SCRIPTED
 from torchscan.graph.trace import input_device
 from torchscan.inputs import InputSpec, model_inputs
 from torchscan.measure.cuda import measure_cuda
@@ -85,7 +86,8 @@ def crawl_module(
     nx.set_node_attributes(graph, costs, COST)  # per-node costs stay available to exports
     params = collect_params(model)
     rows = build_rows(model, graph, costs, params, captured.module_outputs)
-    diagnostics = (*diagnostics, *unused_parameters(rows))
+    if captured.method != SCRIPTED:  # a scripted forward shows no module calls: every module looks unused
+        diagnostics = (*diagnostics, *unused_parameters(rows))
     rows = with_output_bytes(rows, graph, captured.module_outputs)
     graph.graph[LIBRARY_MODULES] = library_modules(model)
     if receptive_field:

@@ -19,6 +19,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.calls import module_path_of
 from torchscan.graph.record import record
+from torchscan.graph.script import is_scripted, record_scripted
 from torchscan.graph.shapes import NodeValues, propagate
 from torchscan.graph.trace import Capture, capture, drop_hooks, fake_copy
 from torchscan.inputs import InputSpec, ModelInputs
@@ -51,8 +52,11 @@ def capture_with_fallback(model: nn.Module, registry: Registry, inputs: ModelInp
 
     A shape error from a traced graph is re-checked by a recorded forward (fx graphs can be wrong
     where Python control flow depends on values): if that works its graph is used; if every
-    capture fails, the first error stands.
+    capture fails, the first error stands. A TorchScript module is recorded at the ATen level.
     """
+    if is_scripted(model):
+        captured, values = record_scripted(model, registry, inputs, _make_inputs(inputs, device, real=False))
+        return Captured(captured, values, (Diagnostic("scripted-module", _SCRIPTED),))
     try:
         traced = capture(model, registry, inputs)
         return Captured(traced, _propagate(traced, inputs, device), ())
@@ -80,6 +84,12 @@ def capture_with_fallback(model: nn.Module, registry: Registry, inputs: ModelInp
     )
     return Captured(captured, values, (Diagnostic("capture-fallback", message),))
 
+
+_SCRIPTED = (
+    "a TorchScript module hides its Python code from tracing and hooks: one forward of a copy was recorded "
+    "op by ATen op on fake tensors; shapes and counts are exact for this input, but every op is attributed "
+    "to the root module (sub-module rows show their parameters only)"
+)
 
 _RECORDED = (
     "captured instead by recording one forward pass: Python control flow is fixed to this input "

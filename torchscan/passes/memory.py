@@ -754,7 +754,7 @@ def library_modules(model: nn.Module) -> frozenset[str]:
     return frozenset(
         path
         for path, module in model.named_modules()
-        if path and getattr(type(module).forward, "__module__", "").startswith("torch.")
+        if path and getattr(getattr(type(module), "forward", None), "__module__", "").startswith("torch.")
     )
 
 

@@ -1,0 +1,92 @@
+"""Capture of TorchScript modules (``torch.jit.script`` / ``torch.jit.trace``) at the ATen level.
+
+A ScriptModule runs its forward in the TorchScript interpreter: fx cannot trace it, module hooks
+cannot be added to it and torch functions are never seen from Python. What can be seen is the
+dispatcher: one forward of a copy of the module runs on fake tensors (no arithmetic, parameters
+converted on the fly) under a dispatch mode that appends every ATen op to an fx graph. Shapes are
+exact for this input, parameters are read from the module, but module boundaries are invisible:
+every op belongs to the root module.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from torchscan.errors import CaptureError
+from torchscan.graph.record import _has_tensor, _Recorder
+from torchscan.graph.shapes import NodeValues, describe
+from torchscan.graph.trace import Capture
+from torchscan.inputs import ModelInputs
+from torchscan.ops.registry import Registry
+
+__all__ = ["SCRIPTED", "is_scripted", "record_scripted"]
+
+SCRIPTED = "torchscript-aten"
+"""The capture method named in the report's context for a TorchScript module."""
+
+_SKIPPED = {torch.ops.aten.detach.default, torch.ops.aten.lift_fresh.default}
+"""Ops the interpreter inserts that are not part of the model's computation."""
+
+
+def is_scripted(model: nn.Module) -> bool:
+    """True for ``torch.jit.script``/``torch.jit.trace`` results (their forward is TorchScript)."""
+    return isinstance(model, torch.jit.ScriptModule)
+
+
+class _AtenRecorder(TorchDispatchMode):
+    """Appends every ATen op that makes a tensor to the graph of ``recorder`` (no module stack)."""
+
+    def __init__(self, recorder: _Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
+    ) -> Any:
+        kwargs = dict(kwargs or {})
+        result = func(*args, **kwargs)
+        if func not in _SKIPPED and _has_tensor(result):
+            self.recorder._emit("call_function", func, tuple(args), kwargs, result)
+        return result
+
+
+def record_scripted(
+    model: nn.Module,
+    registry: Registry,
+    inputs: ModelInputs,
+    make: Callable[[], tuple[tuple[Any, ...], dict[str, Any], list[tuple[str, torch.Tensor]]]],
+) -> tuple[Capture, dict[str, NodeValues]]:
+    """Record one forward of a copy of the scripted ``model`` on fake tensors, op by ATen op.
+
+    ``make`` builds the call's ``args``, ``kwargs`` and named input tensors (inside the fake mode).
+    """
+    try:
+        clone = copy.deepcopy(model)  # the interpreter may mutate attributes: never on the user's module
+    except Exception as error:
+        raise CaptureError(f"cannot copy the scripted {type(model).__name__}: {error}") from error
+    fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
+    recorder = _Recorder(clone, registry)
+    try:
+        with fake_mode:
+            args, kwargs, tensors = make()
+            for name, tensor in tensors:
+                recorder._bind(tensor, recorder.graph.placeholder(name))
+            with _AtenRecorder(recorder):
+                output = clone(*args, **kwargs)
+            out_node = recorder.graph.output(recorder._arg(output))
+            recorder.values[out_node.name] = NodeValues((describe(output),), {}, describe(output))
+    except Exception as error:
+        raise CaptureError(
+            f"recording the scripted {getattr(model, 'original_name', type(model).__name__)} failed: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    graph_module = fx.GraphModule(clone, recorder.graph, class_name="ScriptedModule")
+    capture = Capture(graph_module=graph_module, root=clone, module_outputs={}, fake_mode=fake_mode, method=SCRIPTED)
+    return capture, recorder.values
