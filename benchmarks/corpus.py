@@ -223,6 +223,10 @@ def _hf_cases() -> Iterator[Case]:
         "encoder_ffn_dim": 128,
         "decoder_ffn_dim": 128,
         "num_mel_bins": 80,
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "decoder_start_token_id": 1,
         "max_source_positions": 1500,
         "max_target_positions": 64,
     }
@@ -324,12 +328,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--filter", default=None, help="only models whose name contains this")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--traceback", action="store_true", help="print the traceback of failures")
+    parser.add_argument("--shard", default="0/1", help="run every N-th model from the I-th: I/N (for parallel runs)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
     results: list[Result] = []
-    for case in cases(args.source, args.timm_count):
-        if args.filter and args.filter not in case.name:
+    shard, shards = (int(part) for part in args.shard.split("/"))
+    for index, case in enumerate(cases(args.source, args.timm_count)):
+        if (args.filter and args.filter not in case.name) or index % shards != shard:
             continue
         result = run(case)
         results.append(result)

@@ -182,7 +182,7 @@ def model_inputs(
     else:
         if dtype is not None:
             raise InputError("dtype applies to input_shape shapes: tensors in args=/kwargs= carry their own dtype")
-        positional = tuple(args) if isinstance(args, (tuple, list)) else (args,)
+        positional = () if args is None else tuple(args) if isinstance(args, (tuple, list)) else (args,)
     names = _parameter_names(signature, len(positional))
     leaves_with_paths, treespec = tree_flatten_with_path((positional, dict(kwargs or {})))
     leaves = []

@@ -20,7 +20,7 @@ from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.calls import module_path_of
 from torchscan.graph.record import record
 from torchscan.graph.script import is_scripted, record_scripted
-from torchscan.graph.shapes import NodeValues, propagate
+from torchscan.graph.shapes import NodeValues, propagate, quiet_fake_tensor_log
 from torchscan.graph.trace import Capture, capture, drop_hooks, fake_copy
 from torchscan.inputs import InputSpec, ModelInputs
 from torchscan.ops.registry import Registry
@@ -126,7 +126,8 @@ def _record_fake(
 ) -> tuple[Capture, dict[str, NodeValues]]:
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     clone = fake_copy(model, fake_mode)
-    return record(clone, registry, fake_mode, _make_inputs(inputs, device, real=False))
+    with quiet_fake_tensor_log():  # a failure here is reported by the fallback's diagnostic
+        return record(clone, registry, fake_mode, _make_inputs(inputs, device, real=False))
 
 
 def _record_real(

@@ -130,7 +130,7 @@ def _user_frame(node: fx.Node) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_fake_tensor_log() -> Iterator[None]:
+def quiet_fake_tensor_log() -> Iterator[None]:
     """FakeTensor logs a traceback before raising a shape error: we raise a clearer one."""
     logger = logging.getLogger("torch._subclasses.fake_tensor")
 
@@ -236,7 +236,7 @@ def propagate(
     ``module_paths`` maps node names to their module path (used in error messages).
     """
     interpreter = _ShapeInterpreter(graph_module, module_paths)
-    with _quiet_fake_tensor_log():
+    with quiet_fake_tensor_log():
         try:
             interpreter.run(*inputs)
         except ShapeError as error:  # fx appended its graph dump: raise ours clean, torch's error as context
