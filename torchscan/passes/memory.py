@@ -527,29 +527,33 @@ def _requires_grad(graph: nx.DiGraph, ordered: list[NodeRecord], params: ParamSu
     """
     flags: dict[str, bool] = {}
     any_trainable = params.trainable > 0
+    trainable = _trainable_bytes(params)
     for record in ordered:
         if record.op == "placeholder":
             flags[record.name] = False
         elif record.op == "get_attr":
             flags[record.name] = any_trainable and any(spec.dtype.is_floating_point for spec in record.outputs)
         else:
-            own = record.op == "call_module" and _trainable_bytes(params, record.module_path) > 0
+            own = record.op == "call_module" and trainable.get(record.module_path, 0) > 0
             flows = any(flags.get(source, False) for source in graph.predecessors(record.name))
             floating = any(spec.dtype.is_floating_point for spec in record.outputs)
             flags[record.name] = (own or flows) and floating
     return flags
 
 
-def _trainable_bytes(params: ParamSummary, path: str) -> int:
-    """Bytes of the trainable parameters registered on module ``path`` and below, owned there."""
-    prefix = f"{path}." if path else ""
-    return sum(
-        entry.nbytes
-        for module_path, held in params.by_module.items()
-        if module_path == path or module_path.startswith(prefix)
-        for entry in held.entries
-        if entry.trainable
-    )
+def _trainable_bytes(params: ParamSummary) -> dict[str, int]:
+    """Module path -> bytes of the trainable parameters registered on it and below, owned there
+    (one pass over the modules and their ancestors: a lookup per node stays O(1))."""
+    totals: dict[str, int] = {}
+    for module_path, held in params.by_module.items():
+        nbytes = sum(entry.nbytes for entry in held.entries if entry.trainable)
+        path = module_path
+        while True:
+            totals[path] = totals.get(path, 0) + nbytes
+            if not path:
+                break
+            path = path.rpartition(".")[0]
+    return totals
 
 
 def saved_for_backward(
@@ -575,6 +579,7 @@ def saved_for_backward(
     ordered = records(graph)
     storages = _storages(graph, ordered)
     grads = _requires_grad(graph, ordered, params)
+    trainable = _trainable_bytes(params)
     saved: dict[str, tuple[Any, ...]] = {}
     extra: dict[str, int] = {}
     for record in ordered:
@@ -588,7 +593,7 @@ def saved_for_backward(
         if key in _SAVES_NOTHING:
             continue
         if key in _WEIGHTED:
-            keep = inputs if _trainable_bytes(params, record.module_path) > 0 or record.op != "call_module" else ()
+            keep = inputs if trainable.get(record.module_path, 0) > 0 or record.op != "call_module" else ()
         elif key in _MATMUL:
             tensor_inputs = sum(1 for spec in record.call.inputs) if record.call is not None else 0
             keep = inputs if key in _MATMUL_ONLY or tensor_inputs >= 2 else ()
@@ -684,6 +689,7 @@ def _backward_peak(
     }
     allocated: set[str] = set()
     modules_done: set[str] = set()
+    trainable = _trainable_bytes(params)
     peak = live
     for record in reversed(ordered):
         if record.op in ("placeholder", "output") or not grads.get(record.name):
@@ -698,7 +704,7 @@ def _backward_peak(
                 new += grad_bytes.get(source, 0)
         if record.op == "call_module" and record.module_path not in modules_done:
             modules_done.add(record.module_path)
-            new += _trainable_bytes(params, record.module_path)
+            new += trainable.get(record.module_path, 0)
         live += new
         peak = max(peak, live)
         live -= grad_bytes.get(record.name, 0) + release.get(record.index, 0) + extra.get(record.name, 0)
@@ -729,6 +735,7 @@ def backward_costs(graph: nx.DiGraph, costs: Mapping[str, Cost | None], params: 
     """
     ordered = records(graph)
     grads = _requires_grad(graph, ordered, params)
+    trainable = _trainable_bytes(params)
     result: dict[str, Cost] = {}
     for record in ordered:
         cost = costs.get(record.name)
@@ -737,7 +744,7 @@ def backward_costs(graph: nx.DiGraph, costs: Mapping[str, Cost | None], params: 
         key = _family_key(record)
         if key in _WEIGHTED or key in _MATMUL_ONLY:
             input_grad = any(grads.get(source, False) for source in graph.predecessors(record.name))
-            weight_grad = record.op != "call_module" or _trainable_bytes(params, record.module_path) > 0
+            weight_grad = record.op != "call_module" or trainable.get(record.module_path, 0) > 0
             factor = int(input_grad) + int(weight_grad) if key in _WEIGHTED else 2
             result[record.name] = Cost(flops=cost.flops * factor, macs=cost.macs * factor, dmas=cost.dmas * factor)
         else:
