@@ -1,0 +1,147 @@
+"""torchscan side by side with its peers: time and counts on the same models, in one process.
+
+    python benchmarks/peers.py                          # default models
+    python benchmarks/peers.py resnet18 vit_b_16 --repeat 5
+
+Tools (each skipped when not installed; none is a dependency of torchscan — ``pip install
+torchscan[peers]`` brings them): torchinfo, fvcore, ptflops, thop, and PyTorch's own
+``FlopCounterMode`` (always there). Each tool is called as its README shows, on its own copy of
+the model (thop and ptflops attach counters to modules), at batch 1 and 3x224x224. The tools
+and a plain ``torch.no_grad`` CPU forward run interleaved, ``--repeat`` rounds after a warm-up;
+times are medians. MACs: torchscan's MACs, torchinfo's ``total_mult_adds``, fvcore's total
+("flops" that count one fused multiply-add), ptflops' and thop's MACs, FlopCounterMode's FLOPs/2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import os
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+import torchvision
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from torchscan import crawl_module
+
+SHAPE = (3, 224, 224)
+Tool = Callable[[nn.Module, torch.Tensor], tuple[int, int | None]]
+"""(model, sample) -> (MACs, params or None)."""
+
+
+def _torchscan(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
+    totals = crawl_module(model, SHAPE).totals
+    return totals.macs, totals.params
+
+
+def _torchinfo(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
+    from torchinfo import summary
+
+    stats = summary(model, input_data=sample, verbose=0)
+    return int(stats.total_mult_adds), int(stats.total_params)
+
+
+def _fvcore(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
+    from fvcore.nn import FlopCountAnalysis, parameter_count
+
+    analysis = FlopCountAnalysis(model, sample)
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    return int(analysis.total()), int(parameter_count(model)[""])
+
+
+def _ptflops(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
+    from ptflops import get_model_complexity_info
+
+    macs, params = get_model_complexity_info(model, SHAPE, as_strings=False, print_per_layer_stat=False, verbose=False)
+    return int(macs), int(params)
+
+
+def _thop(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
+    from thop import profile
+
+    macs, params = profile(model, inputs=(sample,), verbose=False)
+    return int(macs), int(params)
+
+
+def _flop_counter(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(sample)
+    return counter.get_total_flops() // 2, None
+
+
+TOOLS: dict[str, tuple[str | None, Tool]] = {
+    "torchscan": (None, _torchscan),
+    "torchinfo": ("torchinfo", _torchinfo),
+    "fvcore": ("fvcore", _fvcore),
+    "ptflops": ("ptflops", _ptflops),
+    "thop": ("thop", _thop),
+    "FlopCounterMode": (None, _flop_counter),
+}
+
+
+def available() -> dict[str, Tool]:
+    return {name: tool for name, (module, tool) in TOOLS.items() if module is None or importlib.util.find_spec(module)}
+
+
+def compare(name: str, tools: dict[str, Tool], repeat: int) -> None:
+    base = torchvision.models.get_model(name, weights=None).eval()
+    sample = torch.randn(1, *SHAPE)
+    models = {tool: copy.deepcopy(base) for tool in tools}
+
+    def forward() -> None:
+        with torch.no_grad():
+            base(sample)
+
+    calls: dict[str, Callable[[], object]] = {"forward": forward}
+    calls.update({tool: (lambda tool=tool: tools[tool](models[tool], sample)) for tool in tools})
+    counts = {tool: tools[tool](models[tool], sample) for tool in tools}  # warm-up and counts
+    forward()
+    times: dict[str, list[float]] = {key: [] for key in calls}
+    for _ in range(repeat):
+        for key, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[key].append(time.perf_counter() - start)
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    ours = medians["torchscan"]
+    print(f"| {name} | forward | {medians['forward']:.3f} | 1.00 | {medians['forward'] / ours:.2f} | | |")
+    for tool in tools:
+        macs, params = counts[tool]
+        params_text = f"{params / 1e6:.2f}" if params is not None else ""
+        print(
+            f"| {name} | {tool} | {medians[tool]:.3f} | {medians[tool] / medians['forward']:.2f} | "
+            f"{medians[tool] / ours:.2f} | {macs / 1e9:.3f} | {params_text} |",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*", default=["resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16"])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    tools = available()
+    missing = [name for name in TOOLS if name not in tools]
+    print(
+        f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
+        f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
+        f"{torch.get_num_threads()} torch threads; batch 1, 3x224x224; medians of {args.repeat} interleaved rounds"
+        + (f"; not installed: {', '.join(missing)}" if missing else "")
+        + "\n"
+    )
+    print("| Model | Tool | Time (s) | × forward | × torchscan | GMACs | Params (M) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name in args.models:
+        compare(name, tools, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
