@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,3 +71,15 @@ def test_a_single_positional_value_and_kwargs_only() -> None:
 def test_bad_inputs_are_input_errors(call: dict, match: str) -> None:
     with pytest.raises(InputError, match=match):
         model_inputs(**call)
+
+
+def test_cli_dtype_for_token_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from torchscan.cli import main
+
+    factory = tmp_path / "lm.py"
+    factory.write_text(
+        "import torch\n\ndef make():\n"
+        "    return torch.nn.Sequential(torch.nn.Embedding(100, 16), torch.nn.Linear(16, 4))\n"
+    )
+    assert main([f"{factory}:make", "--input-shape", "7", "--dtype", "long", "-q", "--format", "json"]) == 0
+    assert '"int64"' in capsys.readouterr().out

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from torchscan.api import crawl_module
@@ -75,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         help="shape of one input sample, without the batch dim (default: 3 224 224)",
     )
     parser.add_argument("--batch-size", type=int, default=1, help="batch size (default: 1)")
+    parser.add_argument(
+        "--dtype",
+        default=None,
+        choices=("float32", "float16", "bfloat16", "float64", "long", "int32", "bool"),
+        help="input dtype (default: torch's default float; long for token ids)",
+    )
     parser.add_argument("--max-depth", type=int, default=None, help="deepest layer level shown (default: all)")
     parser.add_argument(
         "--format",
@@ -107,7 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         model = build_model(args.model)
         report = crawl_module(
-            model, tuple(args.input_shape), batch_size=args.batch_size, receptive_field=args.receptive_field
+            model,
+            tuple(args.input_shape),
+            dtype=getattr(torch, args.dtype) if args.dtype else None,
+            batch_size=args.batch_size,
+            receptive_field=args.receptive_field,
         )
         text = _render(report, args)
     except TorchscanError as error:
