@@ -19,6 +19,7 @@ Pure functions over the graph records; every result is a frozen record. Conventi
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 import re
@@ -405,18 +406,16 @@ def _local_ends(graph: nx.DiGraph, ordered: list[NodeRecord]) -> dict[str, int]:
         later = position + 1
         consumed_on_line = False
         end = position
+        bound = _is_root(record, _root_call(code)[0])  # the statement's value, even if a loop reads it
         while later < len(ordered) and inside(later):
             theirs = frames[later][len(outer)]
-            if theirs[0] == site and record.name in {s for s in graph.predecessors(ordered[later].name)}:
+            if theirs[0] == site and not bound and record.name in set(graph.predecessors(ordered[later].name)):
                 consumed_on_line = True  # an inner call of the line: a temporary, not the bound value
                 break
             end = later
             rebinding = _ASSIGN.match(theirs[2])
-            if theirs[0] != site and rebinding is not None and rebinding.group(1) == match.group(1):
-                # the name is rebound once this statement completes: held through all of its nodes
-                while later + 1 < len(ordered) and inside(later + 1) and frames[later + 1][len(outer)][0] == theirs[0]:
-                    later += 1
-                end = later
+            if (theirs[0] != site or bound) and rebinding is not None and rebinding.group(1) == match.group(1):
+                end = _statement_end(graph, ordered, frames, later, len(outer), record.name, theirs[2], inside)
                 break
             later += 1
         if not consumed_on_line and end > position:
@@ -438,6 +437,76 @@ def _augmented_source(graph: nx.DiGraph, record: NodeRecord, of_node: Mapping[st
     sources = list(graph.predecessors(record.name))
     keys = of_node.get(sources[0], ()) if sources else ()
     return keys[0] if len(keys) == 1 else None
+
+
+def _root_call(code: str) -> tuple[str | None, int]:
+    """The outermost operation of an assignment's right-hand side (``cat``, ``add``, a module
+    attribute name…) and how often the assigned name is read there; (None, 1) when unparsable."""
+    try:
+        statement = ast.parse(code).body[0]
+    except (SyntaxError, IndexError):
+        return None, 1
+    if not isinstance(statement, ast.Assign) or not isinstance(statement.targets[0], ast.Name):
+        return None, 1
+    name = statement.targets[0].id
+    value = statement.value
+    reads = sum(isinstance(node, ast.Name) and node.id == name for node in ast.walk(value))
+    root: str | None = None
+    if isinstance(value, ast.BinOp):
+        root = _BINOPS.get(type(value.op))
+    elif isinstance(value, ast.Call):
+        func = value.func
+        root = func.attr if isinstance(func, ast.Attribute) else None
+    return root, max(reads, 1)
+
+
+_BINOPS: Mapping[type, str] = {
+    ast.Add: "add",
+    ast.Sub: "sub",
+    ast.Mult: "mul",
+    ast.Div: "truediv",
+    ast.MatMult: "matmul",
+}
+
+
+def _is_root(record: NodeRecord, root: str | None) -> bool:
+    """Whether a node is the statement's outermost call ``root`` (see :func:`_root_call`)."""
+    if root is None:
+        return False
+    path = record.module_path
+    return record.type_name.lower().rstrip("_") == root.lower() or path == root or path.endswith(f".{root}")
+
+
+def _statement_end(
+    graph: nx.DiGraph,
+    ordered: list[NodeRecord],
+    frames: list[tuple[tuple[str, str, str], ...]],
+    start: int,
+    level: int,
+    name: str,
+    code: str,
+    inside: Any,
+) -> int:
+    """Position of the last node of the statement that rebinds a name, starting at ``start``.
+
+    Its old value is held until the statement completes: through the last read of the name
+    (as many reads as the source has) and on to the statement's outermost call. A statement in a
+    loop runs straight into its next iteration, so without a recognisable outermost call we stop
+    at the last read.
+    """
+    root, reads = _root_call(code)
+    site = frames[start][level][0]
+
+    position, seen, end = start, 0, start
+    while position < len(ordered) and inside(position) and frames[position][level][0] == site:
+        record = ordered[position]
+        if name in set(graph.predecessors(record.name)):
+            seen += 1
+            end = position
+        if seen >= reads and (root is None or _is_root(record, root)):
+            return end if root is None else position
+        position += 1
+    return end
 
 
 def _parts(path: str) -> tuple[str, ...]:
