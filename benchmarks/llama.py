@@ -145,8 +145,8 @@ class MoE(nn.Module):
         order = torch.argsort(chosen.reshape(-1))
         token_of = order // self.top_k
         routed = torch.index_select(tokens, 0, token_of)
-        chunks = routed.chunk(len(self.experts))
-        outputs = torch.cat([expert(chunk) for expert, chunk in zip(self.experts, chunks, strict=True)])
+        chunks = routed.chunk(len(self.experts))  # indexed, not iterated: torch.fx can trace it
+        outputs = torch.cat([expert(chunks[position]) for position, expert in enumerate(self.experts)])
         outputs = outputs * weights.reshape(-1, 1)[order].to(outputs.dtype)
         return torch.zeros_like(tokens).index_add(0, token_of, outputs).reshape(shape)
 
