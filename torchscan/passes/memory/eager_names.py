@@ -1,0 +1,75 @@
+"""What one line of the user's ``forward`` binds, read from its source text (regex + ``ast``).
+
+Models: eager PyTorch frees a tensor when its last Python reference goes, not after its last use
+by an op. A result bound to a local (``y = f(x)``) is held by that name until the name is rebound
+or the frame returns; the old value of a rebound name is held until the rebinding statement
+completes (``x = torch.cat([x, y], 1)`` keeps the old ``x`` through the ``cat``); ``y += z`` runs
+in place. fx erases names, so the only record of them is the source line in each node's stack
+trace; this module parses that line. The plain producer → last-consumer rule alone was 15% under
+the measured peak of DenseNet-121 (each dense layer's concatenation stays bound to a name).
+
+Limits: one statement per source line (the line fx recorded, stripped); a multi-line statement,
+tuple targets (``a, b = …``), attribute/subscript targets, walrus and ``del`` are not seen
+(``None``/no binding: those values fall back to the plain rule); names are matched textually, so
+shadowing across frames is not modelled.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from torchscan.graph.calls import display_type
+
+__all__ = ["AUGMENTABLE", "assigned_name", "is_augmented", "root_call"]
+
+_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=[^=]")
+_AUGMENTED = re.compile(r"^[\w.\[\]]+\s*(\+|-|\*|/|@)=")
+
+_BINOPS: Mapping[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.MatMult: operator.matmul,
+}
+"""Python's binary operators and the targets fx records for them."""
+
+AUGMENTABLE = frozenset(display_type(target) for target in _BINOPS.values())
+"""Recorded names of the ops an augmented assignment (``+=``, ``-=``, ``*=``, ``/=``, ``@=``) traces to."""
+
+
+def assigned_name(code: str) -> str | None:
+    """The name a plain assignment ``name = …`` binds, else None."""
+    match = _ASSIGN.match(code)
+    return match.group(1) if match is not None else None
+
+
+def is_augmented(code: str) -> bool:
+    """Whether the line is an augmented assignment (``y += z``: eager runs it in place)."""
+    return _AUGMENTED.match(code) is not None
+
+
+def root_call(code: str) -> tuple[str | None, int]:
+    """The outermost operation of an assignment's right-hand side (``cat``, ``add``, a module
+    attribute name…) and how often the assigned name is read there; (None, 1) when unparsable."""
+    try:
+        statement = ast.parse(code).body[0]
+    except (SyntaxError, IndexError):
+        return None, 1
+    if not isinstance(statement, ast.Assign) or not isinstance(statement.targets[0], ast.Name):
+        return None, 1
+    name = statement.targets[0].id
+    value = statement.value
+    reads = sum(isinstance(node, ast.Name) and node.id == name for node in ast.walk(value))
+    root: str | None = None
+    if isinstance(value, ast.BinOp):
+        target = _BINOPS.get(type(value.op))
+        root = display_type(target) if target is not None else None
+    elif isinstance(value, ast.Call):
+        func = value.func
+        root = func.attr if isinstance(func, ast.Attribute) else None
+    return root, max(reads, 1)

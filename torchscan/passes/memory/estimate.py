@@ -1,0 +1,44 @@
+"""The memory section of a report, assembled from the passes of this package."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import networkx as nx
+
+from torchscan.graph.build import records
+from torchscan.passes.memory.backward_flops import backward_costs
+from torchscan.passes.memory.peak import static_peak
+from torchscan.passes.memory.records import MemoryReport
+from torchscan.passes.memory.training import OPTIMIZERS, training_estimates
+from torchscan.passes.params import ParamSummary
+from torchscan.records import Cost
+
+__all__ = ["estimate_memory"]
+
+
+def estimate_memory(
+    graph: nx.DiGraph,
+    params: ParamSummary,
+    costs: Mapping[str, Cost | None] | None = None,
+    optimizers: Iterable[str] = tuple(OPTIMIZERS),
+) -> MemoryReport:
+    """The memory section of a report: static inference peak, training estimates, backward cost."""
+    ordered = records(graph)
+    peak = static_peak(graph)
+    training, saved_bytes = training_estimates(graph, params, optimizers)
+    backward = backward_costs(graph, costs or {}, params)
+    outputs = sum(spec.nbytes for record in ordered if record.op == "output" for spec in record.outputs)
+    return MemoryReport(
+        param_bytes=params.param_bytes,
+        buffer_bytes=params.buffer_bytes,
+        input_bytes=peak.input_bytes,
+        output_bytes=outputs,
+        activation_peak_bytes=peak.bytes,
+        peak_node=peak.node,
+        peak_module_path=peak.module_path,
+        saved_activation_bytes=saved_bytes,
+        backward_flops=sum(cost.flops for cost in backward.values()),
+        backward_macs=sum(cost.macs for cost in backward.values()),
+        training=training,
+    )

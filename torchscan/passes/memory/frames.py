@@ -1,0 +1,48 @@
+"""Which user frames a node was traced in: its stack trace without torch's and torchscan's frames."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+
+import torch
+from torch import nn
+
+from torchscan.graph.build import NodeRecord
+
+__all__ = ["LIBRARY_MODULES", "Frame", "library_modules", "user_frames"]
+
+LIBRARY_MODULES = "library_modules"
+"""Graph attribute: paths of modules whose forward is torch's own (``Sequential``, ``ModuleList``…);
+they never hold Python locals, so frames are attributed to the nearest user module above them."""
+
+Frame = tuple[str, str, str]
+"""``(file:line, file:function, code)`` of one frame: its call site, its function, its source line."""
+
+_LIBRARY_DIRS = tuple(
+    os.path.dirname(module.__file__ or "") + os.sep for module in (torch, importlib.import_module("torchscan"))
+)
+_FRAME = re.compile(r'\s*File "([^"]+)", line (\d+), in (\S+)')
+
+
+def user_frames(record: NodeRecord) -> tuple[Frame, ...]:
+    """The user frames in a node's stack trace, outermost first."""
+    lines = (record.stack_trace or "").splitlines()
+    frames = []
+    for position, line in enumerate(lines):
+        match = _FRAME.match(line)
+        if match and not match.group(1).startswith(_LIBRARY_DIRS):
+            code = lines[position + 1].strip() if position + 1 < len(lines) else ""
+            frames.append((f"{match.group(1)}:{match.group(2)}", f"{match.group(1)}:{match.group(3)}", code))
+    return tuple(frames)
+
+
+def library_modules(model: nn.Module) -> frozenset[str]:
+    """Paths of the modules whose ``forward`` is defined by torch itself (value of
+    :data:`LIBRARY_MODULES`)."""
+    return frozenset(
+        path
+        for path, module in model.named_modules()
+        if path and getattr(getattr(type(module), "forward", None), "__module__", "").startswith("torch.")
+    )

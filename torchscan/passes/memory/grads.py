@@ -1,0 +1,47 @@
+"""Which node outputs require grad, and the trainable parameter bytes under each module."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from torchscan.graph.build import NodeRecord
+from torchscan.passes.params import ParamSummary
+
+__all__ = ["requires_grad", "trainable_bytes"]
+
+
+def requires_grad(graph: nx.DiGraph, ordered: list[NodeRecord], params: ParamSummary) -> dict[str, bool]:
+    """Which node outputs require grad: trainable parameters start it, data flow spreads it.
+
+    A ``call_module`` node with trainable parameters, and a ``get_attr`` of a floating tensor
+    when the model has trainable parameters, require grad; so does any node reading one.
+    """
+    flags: dict[str, bool] = {}
+    any_trainable = params.trainable > 0
+    trainable = trainable_bytes(params)
+    for record in ordered:
+        if record.op == "placeholder":
+            flags[record.name] = False
+        elif record.op == "get_attr":
+            flags[record.name] = any_trainable and any(spec.dtype.is_floating_point for spec in record.outputs)
+        else:
+            own = record.op == "call_module" and trainable.get(record.module_path, 0) > 0
+            flows = any(flags.get(source, False) for source in graph.predecessors(record.name))
+            floating = any(spec.dtype.is_floating_point for spec in record.outputs)
+            flags[record.name] = (own or flows) and floating
+    return flags
+
+
+def trainable_bytes(params: ParamSummary) -> dict[str, int]:
+    """Module path -> bytes of the trainable parameters registered on it and below, owned there
+    (one pass over the modules and their ancestors: a lookup per node stays O(1))."""
+    totals: dict[str, int] = {}
+    for module_path, held in params.by_module.items():
+        nbytes = sum(entry.nbytes for entry in held.entries if entry.trainable)
+        path = module_path
+        while True:
+            totals[path] = totals.get(path, 0) + nbytes
+            if not path:
+                break
+            path = path.rpartition(".")[0]
+    return totals

@@ -1,0 +1,63 @@
+"""The static peak of inference: a forward walk over storage lifetimes.
+
+At node ``i``: ``live_i = Σ live storages + Σ storages new at i + workspace_i``;
+``peak = max_i live_i`` (graph inputs included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import networkx as nx
+
+from torchscan.graph.build import NodeRecord, records
+from torchscan.passes.memory.families import Family, family
+from torchscan.passes.memory.liveness import storages
+from torchscan.passes.memory.records import ActivationPeak
+from torchscan.passes.memory.storage import END, Storages
+
+__all__ = ["static_peak", "walk", "workspace"]
+
+
+def workspace(record: NodeRecord) -> int:
+    """Transient bytes inside one op, freed when it returns: max pools compute int64 indices
+    (``8·N_out``; ATen always does on CUDA, and on CPU for ``ceil_mode``; counted always)."""
+    if family(record) is Family.MAX_POOL:
+        return 8 * sum(spec.numel for spec in record.outputs[:1])
+    return 0
+
+
+def walk(ordered: list[NodeRecord], live_storages: Storages, kept: Iterable[object] = ()) -> ActivationPeak:
+    """Forward walk; storages in ``kept`` stay live to the end (saved for backward)."""
+    kept = frozenset(kept)
+    allocs: dict[int, int] = {}
+    frees: dict[int, int] = {}
+    live = 0
+    for key, nbytes in live_storages.size.items():
+        if key in live_storages.inputs:
+            live += nbytes
+            continue
+        allocs[live_storages.born[key]] = allocs.get(live_storages.born[key], 0) + nbytes
+        end = END if key in kept else live_storages.last_use[key]
+        frees[end] = frees.get(end, 0) + nbytes
+    input_bytes = live
+    best, best_node, best_path = live, "", ""
+    timeline = []
+    for record in ordered:
+        if record.op == "placeholder":
+            best_node = best_node or record.name
+            continue
+        live += allocs.get(record.index, 0)
+        during = live + workspace(record)
+        timeline.append((record.name, during))
+        if during > best:
+            best, best_node, best_path = during, record.name, record.module_path
+        live -= frees.get(record.index, 0)
+    return ActivationPeak(best, input_bytes, best_node, best_path, tuple(timeline))
+
+
+def static_peak(graph: nx.DiGraph) -> ActivationPeak:
+    """Peak live activation bytes of one inference forward (liveness:
+    :mod:`~torchscan.passes.memory.liveness`)."""
+    ordered = records(graph)
+    return walk(ordered, storages(graph, ordered))

@@ -1,0 +1,104 @@
+"""The frozen result records of the memory pass (bytes throughout)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["ActivationPeak", "MemoryReport", "TrainingEstimate"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationPeak:
+    """Static peak of live activation bytes in inference (graph inputs included).
+
+    ``node`` is the fx node during whose execution the peak is reached (its new outputs counted),
+    ``module_path`` where it sits; ``timeline`` gives ``live_i`` per node in execution order.
+    """
+
+    bytes: int
+    input_bytes: int
+    node: str
+    module_path: str
+    timeline: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingEstimate:
+    """One training step's memory for one optimizer; ``peak_bytes`` is the whole step's peak.
+
+    ``peak = params + buffers + optimizer_state + max(forward, backward, step)`` where forward
+    is the live activations with saved tensors kept, backward the remaining saved tensors plus
+    live activation gradients plus parameter gradients so far, and step ``grads + transient``.
+    ``peak_phase`` names the phase that wins.
+    """
+
+    optimizer: str
+    param_bytes: int
+    buffer_bytes: int
+    grad_bytes: int
+    optimizer_state_bytes: int
+    saved_activation_bytes: int
+    peak_bytes: int
+    peak_phase: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryReport:
+    """The memory section of a report (bytes throughout).
+
+    ``measured`` holds a real measurement when one was asked for (``summary(measure=True)``),
+    else None; ``backward_flops``/``backward_macs`` follow
+    :func:`torchscan.passes.memory.backward_flops.backward_costs`.
+    """
+
+    param_bytes: int
+    buffer_bytes: int
+    input_bytes: int
+    output_bytes: int
+    activation_peak_bytes: int
+    peak_node: str
+    peak_module_path: str
+    saved_activation_bytes: int
+    backward_flops: int
+    backward_macs: int
+    training: tuple[TrainingEstimate, ...]
+    measured: Any = None
+
+    @property
+    def model_bytes(self) -> int:
+        """``param_bytes + buffer_bytes``."""
+        return self.param_bytes + self.buffer_bytes
+
+    @property
+    def inference_peak_bytes(self) -> int:
+        """Model plus static activation peak: what one forward needs in total."""
+        return self.model_bytes + self.activation_peak_bytes
+
+    def training_for(self, optimizer: str) -> TrainingEstimate:
+        """The estimate for ``optimizer`` (a key of ``OPTIMIZERS``); KeyError if not estimated."""
+        for estimate in self.training:
+            if estimate.optimizer == optimizer:
+                return estimate
+        raise KeyError(optimizer)
+
+    def to_dict(self) -> dict[str, Any]:
+        measured = self.measured.to_dict() if self.measured is not None else None
+        return {
+            "model_bytes": self.model_bytes,
+            "param_bytes": self.param_bytes,
+            "buffer_bytes": self.buffer_bytes,
+            "input_bytes": self.input_bytes,
+            "output_bytes": self.output_bytes,
+            "activation_peak_bytes": self.activation_peak_bytes,
+            "peak_node": self.peak_node,
+            "peak_module_path": self.peak_module_path,
+            "saved_activation_bytes": self.saved_activation_bytes,
+            "backward_flops": self.backward_flops,
+            "backward_macs": self.backward_macs,
+            "training": [estimate.to_dict() for estimate in self.training],
+            "measured": measured,
+        }

@@ -1,0 +1,103 @@
+"""What autograd keeps for backward, per op family (:mod:`~torchscan.passes.memory.families`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import networkx as nx
+
+from torchscan.graph.build import NodeRecord, records
+from torchscan.passes.memory.families import Family, family
+from torchscan.passes.memory.grads import requires_grad, trainable_bytes
+from torchscan.passes.memory.liveness import storages
+from torchscan.passes.params import ParamSummary
+
+__all__ = ["saved_for_backward"]
+
+Saves = tuple[tuple[Any, ...], int | None]
+"""(storage keys kept, extra bytes kept or None)."""
+
+Rule = Callable[[NodeRecord, tuple[Any, ...], tuple[Any, ...], bool], Saves]
+"""(node, input keys, output keys, has trainable weights) -> what the node saves."""
+
+
+def _weighted(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Saves:
+    return (inputs if weights or record.op != "call_module" else ()), None
+
+
+def _inputs(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Saves:
+    return inputs, None
+
+
+def _product(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Saves:
+    tensor_inputs = sum(1 for spec in record.call.inputs) if record.call is not None else 0
+    return (inputs if tensor_inputs >= 2 else ()), None
+
+
+def _output(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Saves:
+    return outputs, None
+
+
+def _max_pool(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Saves:
+    return inputs, 8 * sum(spec.numel for spec in record.outputs[:1])
+
+
+def _dropout(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Saves:
+    training = record.call is not None and bool(record.call.get("training", record.call.training))
+    if training and float(record.call.get("p", 0.5) if record.call else 0) > 0:
+        return (), sum(spec.numel for spec in record.outputs[:1])
+    return (), None
+
+
+_RULES: Mapping[Family | None, Rule] = {
+    Family.WEIGHTED: _weighted,
+    Family.MATMUL: _inputs,
+    Family.PRODUCT: _product,
+    Family.SAVES_OUTPUT: _output,
+    Family.MAX_POOL: _max_pool,
+    Family.DROPOUT: _dropout,
+    None: _inputs,  # unknown: every activation input (conservative)
+}
+"""Family -> what it saves; :attr:`Family.SAVES_NOTHING` has no rule (and no entry in the result)."""
+
+
+def saved_for_backward(
+    graph: nx.DiGraph, params: ParamSummary
+) -> tuple[dict[str, tuple[Any, ...]], dict[str, int], dict[str, bool]]:
+    """What autograd keeps per node: (storage keys saved, extra bytes saved, requires-grad flags).
+
+    Conventions per family (only for nodes whose output requires grad):
+
+    - conv / linear / bilinear: their activation input when they have trainable weights
+      (needed for ``dL/dW``); matmul / bmm / einsum, and ``mul``/``div`` of two tensors: every
+      activation input.
+    - ReLU, sigmoid, tanh, softmax, log-softmax, exp, sqrt, ELU: their output.
+    - Batch/layer/group/instance norm, GELU, SiLU, Hardswish, ReLU6/Hardtanh, LeakyReLU and other
+      pointwise ops: their input (per-channel statistics are negligible and not counted).
+    - Max pools: input + int64 indices (``8·N_out`` extra bytes). Dropout in training: a bool
+      mask (``N_out`` extra bytes); in eval nothing.
+    - Views, add/sub, cat/stack, sum/mean, average pools, padding, interpolation: nothing.
+    - Anything unknown: every activation input (conservative).
+
+    A storage saved by several nodes counts once.
+    """
+    ordered = records(graph)
+    live = storages(graph, ordered)
+    grads = requires_grad(graph, ordered, params)
+    trainable = trainable_bytes(params)
+    saved: dict[str, tuple[Any, ...]] = {}
+    extra: dict[str, int] = {}
+    for record in ordered:
+        if record.op not in ("call_module", "call_function", "call_method") or not grads.get(record.name):
+            continue
+        rule = _RULES.get(family(record))
+        if rule is None:
+            continue
+        inputs = tuple(stored for source in graph.predecessors(record.name) for stored in live.of_node.get(source, ()))
+        outputs = live.of_node.get(record.name, ())
+        keep, extra_bytes = rule(record, inputs, outputs, trainable.get(record.module_path, 0) > 0)
+        if extra_bytes is not None:
+            extra[record.name] = extra_bytes
+        saved[record.name] = tuple(dict.fromkeys(keep))
+    return saved, extra, grads
