@@ -179,9 +179,17 @@ def summary(
         receptive_field=receptive_field,
     )
     wants_measure = measure or (device is not None and str(device).startswith("cuda"))
-    if wants_measure and report.memory is not None and args is None and kwargs is None:  # positional inputs only
-        dtypes = [getattr(torch, name) for name in report.context.dtypes]
-        measured = measure_cuda(model, report.context.input_shapes, dtypes, report.memory.activation_peak_bytes)
-        report = dataclasses.replace(report, memory=dataclasses.replace(report.memory, measured=measured))
+    if wants_measure and args is None and kwargs is None:  # positional inputs only
+        report = with_measurement(report, model)
     print(render_table(report, max_depth=max_depth), file=file or sys.stdout)
     return report
+
+
+def with_measurement(report: Report, model: nn.Module) -> Report:
+    """``report`` with one real CUDA forward of ``model`` on its input shapes and dtypes in
+    ``memory.measured`` (:func:`torchscan.measure.cuda.measure_cuda`; without CUDA it says so)."""
+    if report.memory is None:
+        return report
+    dtypes = [getattr(torch, name) for name in report.context.dtypes]
+    measured = measure_cuda(model, report.context.input_shapes, dtypes, report.memory.activation_peak_bytes)
+    return dataclasses.replace(report, memory=dataclasses.replace(report.memory, measured=measured))

@@ -1,4 +1,5 @@
-"""Command line: ``torchscan MODEL [--input-shape C H W] [--max-depth N] [--batch-size B] [--format F] [-o FILE]``."""
+"""Command line: ``torchscan MODEL [--input-shape C H W] [--max-depth N] [--batch-size B] [--format F]
+[-o FILE] [--measure]``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from torchscan.api import crawl_module
+from torchscan.api import crawl_module, with_measurement
 from torchscan.errors import TorchscanError
 from torchscan.loader import load_model
 from torchscan.render.table import render_table
@@ -99,6 +100,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add each layer's receptive field, effective stride and padding per spatial dim",
     )
+    parser.add_argument(
+        "--measure",
+        action="store_true",
+        help="also run one real forward on CUDA and report the measured memory peak (needs a CUDA device)",
+    )
     return parser
 
 
@@ -120,10 +126,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             receptive_field=args.receptive_field,
         )
+        if args.measure:
+            report = with_measurement(report, model)
         text = _render(report, args)
     except TorchscanError as error:
         print(f"torchscan: error: {error}", file=sys.stderr)
         return 2
+    measured = report.memory.measured if report.memory is not None else None
+    if measured is not None and not measured.available and args.format != "table":  # the table has this line
+        print(f"torchscan: {measured.note}", file=sys.stderr)
     if args.output is None:
         sys.stdout.write(text)
     else:
