@@ -4,6 +4,14 @@ Notation: ``N_in``/``N_out`` input/output elements, ``K`` product of kernel size
 ``P`` parameter elements (weight + bias). The weight of a convolution has shape
 ``(C_out, C_in/g, *k)`` and of a transposed one ``(C_in, C_out/g, *k)``, so
 ``prod(weight.shape[1:])`` is ``(C_in/g)·K`` resp. ``(C_out/g)·K`` for both spellings.
+
+A parametrized convolution (``torch.nn.utils.parametrize``, e.g. Wav2Vec2's weight-norm
+``ParametrizedConv1d``) is a subclass made on the fly that keeps its base's ``forward``, so the
+registry finds its base's formula along the MRO; its ``weight`` is no parameter of its own (it is
+computed from ``parametrizations.weight.original*``), so the weight shape is rebuilt from
+``in_channels``/``out_channels``/``groups``/``kernel_size`` and ``P`` counts that shape. The cost
+of the parametrization itself (weight norm: ``‖v‖`` and the rescale, about ``3·P`` FLOPs per
+forward) is not in the call record and is not counted.
 """
 
 from __future__ import annotations
@@ -22,11 +30,23 @@ TABLE = FormulaTable("conv")
 aten = torch.ops.aten
 
 
-def _weight_fan(call: OpCall) -> tuple[int, int]:
+def _weight_shape(call: OpCall) -> tuple[int, ...]:
+    """The weight's shape: its spec, else (a parametrized module, whose ``weight`` is computed
+    from ``parametrizations.weight.original*``) rebuilt from the module's configuration."""
     weight = call.spec("weight")
-    if weight is None:
-        raise ValueError("convolution without a weight")
-    return math.prod(weight.shape[1:]), weight.numel + call.numel("bias")
+    if weight is not None:
+        return weight.shape
+    if call.kind == "module" and call.attrs.get("kernel_size") is not None:
+        in_channels, out_channels = int(call.attrs["in_channels"]), int(call.attrs["out_channels"])
+        groups = int(call.get("groups", 1))
+        first, second = (in_channels, out_channels) if call.get("transposed", False) else (out_channels, in_channels)
+        return (first, second // groups, *call.attrs["kernel_size"])
+    raise ValueError("convolution without a weight")
+
+
+def _weight_fan(call: OpCall) -> tuple[int, int]:
+    shape = _weight_shape(call)
+    return math.prod(shape[1:]), math.prod(shape) + call.numel("bias")
 
 
 @TABLE.register(

@@ -1,7 +1,9 @@
 """Elementwise arithmetic in every spelling: ``x + y``, ``torch.add``, ``Tensor.add_``, ``torch.exp``…
 
 Unary math is a table of FLOPs per element (``pointwise(k)``): exp, log, sqrt, neg, abs… count
-1; ``rsqrt`` 2 (root and reciprocal); ``clamp`` one comparison per bound. Selections
+1; ``rsqrt`` 2 (root and reciprocal); ``clamp`` one comparison per bound. Logical and bitwise ops
+(``&``, ``|``, ``^``, ``~``, ``logical_not``…) count one elementary op per output element, like a
+comparison, whatever the dtype. Selections
 (``torch.where``, ``masked_fill``) move data and do no arithmetic.
 """
 
@@ -107,10 +109,86 @@ aten = torch.ops.aten
     aten.div.Scalar,
     aten.maximum.default,
     aten.minimum.default,
+    aten.add_.Scalar,
+    aten.sub.Scalar,
+    aten.sub_.Tensor,
+    aten.sub_.Scalar,
+    aten.rsub.Tensor,
+    aten.rsub.Scalar,
+    aten.mul_.Scalar,
+    aten.div_.Tensor,
+    aten.div_.Scalar,
+    aten.remainder.Tensor,
+    aten.remainder.Scalar,
+    aten.eq.Tensor,
+    aten.eq.Scalar,
+    aten.ne.Tensor,
+    aten.ne.Scalar,
+    aten.lt.Tensor,
+    aten.lt.Scalar,
+    aten.le.Tensor,
+    aten.le.Scalar,
+    aten.gt.Tensor,
+    aten.gt.Scalar,
+    aten.ge.Tensor,
+    aten.ge.Scalar,
+    T.remainder,
+    T.remainder_,
+    T.__rmod__,
+    T.__imod__,
+    T.fmod,
+    T.fmod_,
+    T.floor_divide,
+    T.floor_divide_,
+    T.__rfloordiv__,
+    T.__ifloordiv__,
+    # logical and bitwise binary ops: one elementary op per output element
+    operator.and_,
+    operator.or_,
+    operator.xor,
+    operator.iand,
+    operator.ior,
+    operator.ixor,
+    torch.bitwise_and,
+    torch.bitwise_or,
+    torch.bitwise_xor,
+    torch.logical_and,
+    torch.logical_or,
+    torch.logical_xor,
+    T.bitwise_and,
+    T.bitwise_or,
+    T.bitwise_xor,
+    T.bitwise_and_,
+    T.bitwise_or_,
+    T.bitwise_xor_,
+    T.logical_and,
+    T.logical_or,
+    T.logical_xor,
+    T.logical_and_,
+    T.logical_or_,
+    T.logical_xor_,
+    T.__and__,
+    T.__or__,
+    T.__xor__,
+    T.__rand__,
+    T.__ror__,
+    T.__rxor__,
+    T.__iand__,
+    T.__ior__,
+    T.__ixor__,
+    aten.bitwise_and.Tensor,
+    aten.bitwise_and.Scalar,
+    aten.bitwise_or.Tensor,
+    aten.bitwise_or.Scalar,
+    aten.bitwise_xor.Tensor,
+    aten.logical_and.default,
+    aten.logical_or.default,
+    aten.logical_xor.default,
 )
 def binary(call: OpCall) -> Cost:
-    """add / sub / mul / div / maximum / comparisons: ``FLOPs = N_out``, ``MACs = 0``,
-    ``DMAs = (elements of the tensor operands) + N_out`` (a Python scalar operand is free)."""
+    """add / sub / mul / div / remainder / maximum / comparisons / logical and bitwise
+    ``& | ^``: ``FLOPs = N_out``, ``MACs = 0``, ``DMAs = (elements of the tensor operands) + N_out``
+    (a Python scalar operand is free; an in-place spelling still writes its ``N_out`` results)."""
     n_out = call.output.numel
     return Cost(flops=n_out, dmas=sum(spec.numel for spec in call.inputs) + n_out)
 
@@ -137,6 +215,19 @@ TABLE.register(
     torch.float_power,
     aten.pow.Tensor_Scalar,
     aten.pow.Tensor_Tensor,
+)(pointwise(1))
+TABLE.register(
+    torch.bitwise_not,
+    T.bitwise_not,
+    T.bitwise_not_,
+    T.__invert__,
+    operator.invert,
+    operator.inv,
+    torch.logical_not,
+    T.logical_not,
+    T.logical_not_,
+    aten.bitwise_not.default,
+    aten.logical_not.default,
 )(pointwise(1))
 TABLE.register(torch.lerp, T.lerp)(pointwise(2))
 TABLE.register(torch.addcmul, T.addcmul, torch.addcdiv, T.addcdiv)(pointwise(3))

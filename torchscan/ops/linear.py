@@ -5,7 +5,8 @@ the ``add*`` variants add ``N_out`` FLOPs for the added term (when ``beta ≠ 0`
 per output for each scaling that is not 1. ``einsum`` is counted as its pairwise contractions,
 left to right: a step over index set ``S`` (``k`` = product of the sizes of the indices summed
 in that step) costs ``MACs = prod(S)``, ``FLOPs = N_step·(2k − 1)``; a one-operand sum costs
-``N_in − N_out`` adds.
+``N_in − N_out`` adds. A grouped matmul (``torch._grouped_mm``, MoE experts) is one dot product
+per output element over its group's inner dim.
 """
 
 from __future__ import annotations
@@ -63,6 +64,26 @@ def matmul(call: OpCall) -> Cost:
     k = a.shape[-1] if a.ndim else 1
     n_out = call.output.numel
     return Cost(flops=n_out * (2 * k - 1), macs=n_out * k, dmas=a.numel + b.numel + n_out)
+
+
+@TABLE.register(torch._grouped_mm, F.grouped_mm, aten._grouped_mm.default)
+def grouped_mm(call: OpCall) -> Cost:
+    """Grouped matmul (mixture-of-experts: ``G`` groups along the offsets ``offs``), ``K`` =
+    ``a.shape[-1]``: 2-D × 3-D (token rows split by expert), 3-D × 2-D and 3-D × 3-D (batched)
+    take dot products of length ``K``: ``MACs = N_out·K``; 2-D × 2-D (``K`` split into groups,
+    output ``G × m × n``): ``MACs = (N_out / G)·K``. ``FLOPs = 2·MACs − N_out + N_out·[bias]``
+    (each output a dot product), ``DMAs = N_a + N_b + N_offs + N_bias + N_out``. Rows past the
+    last offset are counted as if used."""
+    a, b = call.inputs[:2]
+    n_out = call.output.numel
+    depth = a.shape[-1] if a.ndim else 1
+    macs = n_out // call.output.shape[0] * depth if a.ndim == 2 and b.ndim == 2 else n_out * depth
+    has_bias = call.spec("bias") is not None
+    return Cost(
+        flops=2 * macs - n_out + n_out * has_bias,
+        macs=macs,
+        dmas=sum(spec.numel for spec in call.inputs) + n_out,
+    )
 
 
 def _scalings(n_out: int, beta: float, alpha: float) -> int:

@@ -29,6 +29,7 @@ aten = torch.ops.aten
     F.batch_norm,
     aten.batch_norm.default,
     aten._native_batch_norm_legit_no_training.default,
+    aten.native_batch_norm.default,
 )
 def batch_norm(call: OpCall) -> Cost:
     """BatchNorm over ``C`` channels.

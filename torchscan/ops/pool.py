@@ -2,7 +2,9 @@
 
 ``K`` is the product of the kernel sizes and ``d`` the number of spatial dims. Adaptive pools
 use, per spatial dim, ``k_i = in_i // out_i`` when ``out_i`` divides ``in_i``, else
-``in_i % out_i + 1``, then the formula of the plain pool with ``K = prod(k_i)``.
+``in_i % out_i + 1``, then the formula of the plain pool with ``K = prod(k_i)``. The ATen
+spellings a scripted model records (``aten.max_pool2d_with_indices``…) count as the torch spelling
+(the indices output is not counted), so a scripted model reports what its eager twin does.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -17,6 +20,8 @@ from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("pool")
+
+aten = torch.ops.aten
 
 
 def _kernel_volume(kernel: int | Sequence[int], dims: int) -> int:
@@ -42,24 +47,24 @@ def _avg(n_out: int, volume: int, dims: int) -> Cost:
     return Cost(flops=ops, macs=ops, dmas=n_out * volume + n_out)
 
 
-@TABLE.register(nn.MaxPool1d, F.max_pool1d, dims=1)
-@TABLE.register(nn.MaxPool2d, F.max_pool2d, dims=2)
-@TABLE.register(nn.MaxPool3d, F.max_pool3d, dims=3)
+@TABLE.register(nn.MaxPool1d, F.max_pool1d, aten.max_pool1d.default, aten.max_pool1d_with_indices.default, dims=1)
+@TABLE.register(nn.MaxPool2d, F.max_pool2d, aten.max_pool2d.default, aten.max_pool2d_with_indices.default, dims=2)
+@TABLE.register(nn.MaxPool3d, F.max_pool3d, aten.max_pool3d.default, aten.max_pool3d_with_indices.default, dims=3)
 def max_pool(call: OpCall, dims: int) -> Cost:
     """MaxPool: ``FLOPs = MACs = N_out·(K − 1)`` comparisons, ``DMAs = N_out·K + N_out``."""
     return _max(call.output.numel, _kernel_volume(call.attrs["kernel_size"], dims))
 
 
-@TABLE.register(nn.AvgPool1d, F.avg_pool1d, dims=1)
-@TABLE.register(nn.AvgPool2d, F.avg_pool2d, dims=2)
-@TABLE.register(nn.AvgPool3d, F.avg_pool3d, dims=3)
+@TABLE.register(nn.AvgPool1d, F.avg_pool1d, aten.avg_pool1d.default, dims=1)
+@TABLE.register(nn.AvgPool2d, F.avg_pool2d, aten.avg_pool2d.default, dims=2)
+@TABLE.register(nn.AvgPool3d, F.avg_pool3d, aten.avg_pool3d.default, dims=3)
 def avg_pool(call: OpCall, dims: int) -> Cost:
     """AvgPool: ``FLOPs = MACs = N_out·(K − 1 + d)``, ``DMAs = N_out·K + N_out``."""
     return _avg(call.output.numel, _kernel_volume(call.attrs["kernel_size"], dims), dims)
 
 
 @TABLE.register(nn.AdaptiveMaxPool1d, F.adaptive_max_pool1d, dims=1)
-@TABLE.register(nn.AdaptiveMaxPool2d, F.adaptive_max_pool2d, dims=2)
+@TABLE.register(nn.AdaptiveMaxPool2d, F.adaptive_max_pool2d, aten.adaptive_max_pool2d.default, dims=2)
 @TABLE.register(nn.AdaptiveMaxPool3d, F.adaptive_max_pool3d, dims=3)
 def adaptive_max_pool(call: OpCall, dims: int) -> Cost:
     """AdaptiveMaxPool: MaxPool with ``K = prod(k_i)`` (module docstring)."""
@@ -67,7 +72,13 @@ def adaptive_max_pool(call: OpCall, dims: int) -> Cost:
 
 
 @TABLE.register(nn.AdaptiveAvgPool1d, F.adaptive_avg_pool1d, dims=1)
-@TABLE.register(nn.AdaptiveAvgPool2d, F.adaptive_avg_pool2d, dims=2)
+@TABLE.register(
+    nn.AdaptiveAvgPool2d,
+    F.adaptive_avg_pool2d,
+    aten.adaptive_avg_pool2d.default,
+    aten._adaptive_avg_pool2d.default,
+    dims=2,
+)
 @TABLE.register(nn.AdaptiveAvgPool3d, F.adaptive_avg_pool3d, dims=3)
 def adaptive_avg_pool(call: OpCall, dims: int) -> Cost:
     """AdaptiveAvgPool: AvgPool with ``K = prod(k_i)`` (module docstring)."""

@@ -2,6 +2,7 @@
 
 ``R`` = number of independent groups a reduction makes (``N_out`` for a reduction,
 ``N_in / L`` for a scan or a sort along a dim of length ``L``). Comparisons count as FLOPs.
+``unique`` is counted as a sort plus neighbour comparisons; ``histc`` as direct binning.
 """
 
 from __future__ import annotations
@@ -34,6 +35,23 @@ def reduce_sum(call: OpCall) -> Cost:
 @TABLE.register(torch.prod, T.prod)
 def reduce_prod(call: OpCall) -> Cost:
     """prod: ``FLOPs = N_in − N_out`` multiplies, ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    return reduce_sum(call)
+
+
+@TABLE.register(
+    torch.any,
+    torch.all,
+    T.any,
+    T.all,
+    aten.any.default,
+    aten.any.dim,
+    aten.any.dims,
+    aten.all.default,
+    aten.all.dim,
+    aten.all.dims,
+)
+def reduce_logical(call: OpCall) -> Cost:
+    """any / all: ``FLOPs = N_in − N_out`` logical or/and, ``MACs = 0``, ``DMAs = N_in + N_out``."""
     return reduce_sum(call)
 
 
@@ -131,3 +149,48 @@ def sort(call: OpCall, dim: int | None) -> Cost:
     axis = normalise_dims(argument(call, "dim", 0, -1) if dim is None else dim, spec.ndim)
     length = spec.shape[axis[0]] if spec.ndim else 1
     return Cost(flops=spec.numel * math.ceil(math.log2(max(length, 1))), dmas=spec.numel + _outputs(call))
+
+
+def _slices(call: OpCall) -> tuple[int, int]:
+    """``(n, s)``: the length of the ``dim`` argument (all elements when None) and ``s = N_in / n``."""
+    spec = call.input
+    dim = argument(call, "dim", None, None)
+    if dim is None or not spec.ndim:
+        return spec.numel, 1
+    length = spec.shape[int(dim) % spec.ndim]
+    return length, spec.numel // max(length, 1)
+
+
+@TABLE.register(torch.unique, T.unique, aten._unique2.default, aten.unique_dim.default)
+def unique(call: OpCall) -> Cost:
+    """unique, counted as sort-based whatever ``sorted`` says (``n`` = elements, or the length of
+    ``dim``, ``s = N_in / n`` slices): sort (``N_in·⌈log2 n⌉`` comparisons) and compare neighbours
+    (``N_in − s``): ``FLOPs = N_in·⌈log2 n⌉ + N_in − s``, ``MACs = 0``,
+    ``DMAs = N_in + output elements`` (values, inverse, counts)."""
+    length, slices = _slices(call)
+    n_in = call.input.numel
+    comparisons = n_in * math.ceil(math.log2(max(length, 1))) + n_in - slices
+    return Cost(flops=comparisons, dmas=n_in + _outputs(call))
+
+
+@TABLE.register(torch.unique_consecutive, T.unique_consecutive, aten.unique_consecutive.default)
+def unique_consecutive(call: OpCall) -> Cost:
+    """unique_consecutive (neighbour comparisons only, notation of ``unique``): ``FLOPs = N_in − s``,
+    ``MACs = 0``, ``DMAs = N_in + output elements``."""
+    _, slices = _slices(call)
+    n_in = call.input.numel
+    return Cost(flops=n_in - slices, dmas=n_in + _outputs(call))
+
+
+@TABLE.register(torch.histc, T.histc, aten.histc.default)
+def histc(call: OpCall) -> Cost:
+    """histc (direct binning, no sort): per element 2 range comparisons, subtract ``min``, scale,
+    floor and the count increment; when ``min = max`` the range is first taken from the data
+    (``2·(N_in − 1)`` comparisons, one more read): ``FLOPs = 6·N_in + 2·(N_in − 1)·[min = max]``,
+    ``MACs = 0``, ``DMAs = N_in·(1 + [min = max]) + N_out``."""
+    n_in = call.input.numel
+    data_range = argument(call, "min", 1, 0) == argument(call, "max", 2, 0)
+    return Cost(
+        flops=6 * n_in + 2 * max(n_in - 1, 0) * data_range,
+        dmas=n_in * (1 + data_range) + call.output.numel,
+    )

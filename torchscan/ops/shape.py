@@ -4,7 +4,8 @@ Views and metadata-only ops cost ``0 / 0 / 0``. A copy that only moves data (``c
 or ``reshape`` of a non-contiguous tensor, ``clone``, ``roll``, ``F.pad``, a dtype cast) costs
 ``DMAs = N_in + N_out`` and no FLOPs; a cast to the same dtype (or only to another device) is
 free; ``cat``/``stack`` cost ``DMAs = 2·N_out``; a tensor factory (``zeros``, ``arange``…) writes
-its output: ``DMAs = N_out``.
+its output: ``DMAs = N_out``. ``meshgrid`` and ``tensor_split`` return views (free); ``one_hot``
+writes its output and reads the indices.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchscan.ops.common import argument
 from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall
 
@@ -100,9 +102,26 @@ aten = torch.ops.aten
     aten.detach.default,
     aten.flatten.using_ints,
     aten.unflatten.int,
+    torch.tensor_split,
+    T.tensor_split,
+    torch.hsplit,
+    torch.vsplit,
+    torch.dsplit,
+    T.hsplit,
+    T.vsplit,
+    T.dsplit,
+    torch.meshgrid,
+    aten.tensor_split.sections,
+    aten.tensor_split.indices,
+    aten.tensor_split.tensor_indices_or_sections,
+    aten.meshgrid.default,
+    aten.meshgrid.indexing,
 )
 def view(call: OpCall) -> Cost:
-    """Views and metadata: ``0 / 0 / 0``."""
+    """Views and metadata: ``0 / 0 / 0``. ``tensor_split``/``hsplit`` return views; ``meshgrid``
+    returns expanded (stride-0) views of its inputs, so it is free too: the op that materialises
+    them (``reshape``/``contiguous`` of the non-contiguous view, an arithmetic op) pays the
+    ``N_out`` reads and writes."""
     return Cost()
 
 
@@ -264,3 +283,13 @@ def factory(call: OpCall) -> Cost:
     """Tensor factories and fills (``zeros``, ``arange``, ``full_like``, ``fill_``…): they write their
     output: ``FLOPs = MACs = 0``, ``DMAs = N_out``."""
     return Cost(dmas=call.output.numel)
+
+
+@TABLE.register(F.one_hot, aten.one_hot.default)
+def one_hot(call: OpCall) -> Cost:
+    """``F.one_hot`` (zero-filled output, one 1 scattered per index): ``MACs = 0``,
+    ``FLOPs = (N_in − 1)·[num_classes = −1]`` (the class count is then the max over the indices),
+    ``DMAs = N_in·(1 + [num_classes = −1]) + N_out``."""
+    n_in = call.input.numel
+    inferred = int(argument(call, "num_classes", 0, -1)) < 0
+    return Cost(flops=max(n_in - 1, 0) * inferred, dmas=n_in * (1 + inferred) + call.output.numel)

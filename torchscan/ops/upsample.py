@@ -4,6 +4,8 @@ Interpolation over ``d`` spatial dims (``d = rank − 2``) reads ``taps`` input 
 element and blends them: nearest reads 1 and does no arithmetic; (bi/tri)linear reads ``2^d`` and
 does ``2^d − 1`` lerps ``a + w·(b − a)`` (3 FLOPs, 1 MAC each); bicubic (2-D) reads 16 and does
 5 four-tap cubic blends (7 FLOPs, 4 MACs each); area is an adaptive average pool.
+``grid_sample`` blends the same taps at the grid's points, plus the grid coordinates' own
+unnormalising and clipping (once per point, shared by the channels).
 """
 
 from __future__ import annotations
@@ -53,6 +55,35 @@ def interpolate(call: OpCall, mode: str | None) -> Cost:
         max(i // o, 1) if i % o == 0 else i % o + 1 for i, o in zip(spec.shape[2:], out.shape[2:], strict=True)
     )
     return interpolation_cost(name, out.numel, dims, window)
+
+
+_GRID_MODES = ("bilinear", "nearest", "bicubic")
+_GRID_PADDINGS = ("zeros", "border", "reflection")
+_CLIP_FLOPS = {"zeros": 0, "border": 2, "reflection": 4}
+
+
+@TABLE.register(
+    F.grid_sample,
+    torch.grid_sampler,
+    aten.grid_sampler.default,
+    aten.grid_sampler_2d.default,
+    aten.grid_sampler_3d.default,
+)
+def grid_sample(call: OpCall) -> Cost:
+    """grid_sample (``d`` = grid coordinates per point, ``N_grid`` = grid elements): each output
+    element reads ``taps`` inputs and blends them as interpolate does (bilinear on 5-D input is
+    trilinear: ``2^d`` taps, ``2^d − 1`` lerps; nearest 1 tap; bicubic 16); each grid coordinate is
+    unnormalised once for all channels (2 FLOPs) and clipped (border 2, reflection 4, zeros 0):
+    ``FLOPs = interpolation FLOPs + N_grid·(2 + clip)``, ``MACs`` = interpolation MACs,
+    ``DMAs = taps·N_out + N_grid + N_out``."""
+    spec, grid, out = call.input, call.inputs[1], call.output
+    mode = argument(call, "mode", None) or argument(call, "interpolation_mode", 1, "bilinear")
+    mode = _GRID_MODES[mode] if isinstance(mode, int) else str(mode)  # ATen spells modes as enums
+    padding = argument(call, "padding_mode", 2, "zeros")
+    padding = _GRID_PADDINGS[padding] if isinstance(padding, int) else str(padding)
+    blend = interpolation_cost(mode, out.numel, max(spec.ndim - 2, 1))
+    coordinates = Cost(flops=grid.numel * (2 + _CLIP_FLOPS.get(padding, 0)), dmas=grid.numel)
+    return blend + coordinates
 
 
 @TABLE.register(
