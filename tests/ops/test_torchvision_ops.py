@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.ops.helpers import spec
+from tests.ops.helpers import cost, spec
 from torchscan import crawl_module
 from torchscan.ops import DEFAULT_REGISTRY
 from torchscan.ops.torchvision_ops import shifted_window_attention, stochastic_depth
 from torchscan.records import Cost, OpCall
 
 torchvision = pytest.importorskip("torchvision")
+OPS = torch.ops.torchvision  # the namespace torchvision's extension fills
 
 
 def test_lazy_table_resolves_once_torchvision_is_imported() -> None:
@@ -56,3 +57,103 @@ def test_swin_t_is_complete_and_close_to_published() -> None:
     report = crawl_module(model, (3, 224, 224))
     assert report.totals.complete, [d.message for d in report.diagnostics]
     assert abs(report.totals.macs / 4.49e9 - 1) < 0.01  # torchvision's card: 4.49 GFLOPS (multiply-adds)
+
+
+# -- NMS, RoI poolers, MViT helpers ------------------------------------------------------------
+def test_nms_counts_every_pair() -> None:
+    # 10 boxes: 10·⌈log2 10⌉ sort, 3·10 areas, 13 FLOPs for each of the 45 pairs
+    expected = Cost(flops=40 + 30 + 13 * 45, dmas=50 + 5 * 45 + 4)
+    for target in (torchvision.ops.nms, OPS.nms, OPS.nms.default):
+        assert cost(target, (spec(10, 4), spec(10)), (spec(4, dtype=torch.int64),), iou_threshold=0.5) == expected
+
+
+FEATURE, ROIS, POOLED = spec(1, 4, 10, 10), spec(3, 5), spec(3, 4, 2, 2)  # N_out 48, 3 RoIs of 2×2 bins
+
+
+def test_roi_align_samples() -> None:
+    # sampling_ratio 2: S = 4 samples per bin, 3·2·2·4 = 48 sample points
+    fixed = Cost(flops=40 * 48 + 4 * 48, macs=12 * 48, dmas=16 * 48 + 15 + 48)
+    assert cost(OPS.roi_align, (FEATURE, ROIS), (POOLED,), sampling_ratio=2, aligned=False) == fixed
+    assert cost(OPS.roi_align.default, (FEATURE, ROIS), (POOLED,), sampling_ratio=2) == fixed
+    assert cost(torchvision.ops.roi_align, (FEATURE, ROIS), (POOLED,), output_size=2, sampling_ratio=2) == fixed
+    assert cost(torchvision.ops.RoIAlign, (FEATURE, ROIS), (POOLED,), output_size=(2, 2), sampling_ratio=2) == fixed
+    # adaptive: an RoI spanning the 10×10 map, S = ⌈10/2⌉·⌈10/2⌉ = 25
+    adaptive = Cost(flops=250 * 48 + 4 * 300, macs=75 * 48, dmas=100 * 48 + 15 + 48)
+    assert cost(torchvision.ops.roi_align, (FEATURE, ROIS), (POOLED,), output_size=2, sampling_ratio=-1) == adaptive
+    # PS RoI align also writes its channel map
+    ps = cost(OPS.ps_roi_align, (spec(1, 16, 10, 10), ROIS), (POOLED, POOLED), sampling_ratio=2)
+    assert ps == fixed + Cost(dmas=48)
+
+
+def test_roi_pool_bins() -> None:
+    # bins of ⌈10/2⌉·⌈10/2⌉ = 25 elements; output and argmax written
+    assert cost(torchvision.ops.roi_pool, (FEATURE, ROIS), (POOLED,), output_size=2) == Cost(
+        flops=48 * 24, dmas=48 * 25 + 15 + 96
+    )
+    assert cost(OPS.ps_roi_pool, (spec(1, 16, 10, 10), ROIS), (POOLED, POOLED)) == Cost(
+        flops=48 * 25, dmas=48 * 25 + 15 + 96
+    )
+
+
+def test_multiscale_roi_align() -> None:
+    from torchvision.ops import poolers
+
+    levels, boxes, out = [spec(1, 4, 16, 16), spec(1, 4, 8, 8)], [spec(6, 4)], spec(6, 4, 2, 2)  # N_out 96
+    got = cost(
+        poolers._multiscale_roi_align,
+        (*levels, *boxes),
+        (out,),
+        x_filtered=levels,
+        boxes=boxes,
+        output_size=(2, 2),
+        sampling_ratio=2,
+    )
+    align = Cost(flops=40 * 96 + 4 * 96, macs=12 * 96, dmas=16 * 96 + 30 + 96)
+    assert got == align + Cost(flops=14 * 6, dmas=9 * 6 + 10 * 6 + 3 * 96)
+
+
+def test_mvit_helpers() -> None:
+    from torchvision.models.video import mvit
+
+    x = spec(1, 2, 5, 8)
+    assert cost(mvit._unsqueeze, (x,), (spec(1, 1, 2, 5, 8),), target_dim=5, expand_dim=1) == Cost()
+    assert cost(mvit._add_shortcut, (x, x), (x,), residual_with_cls_embed=True) == Cost(flops=80, dmas=240)
+    assert cost(mvit._add_shortcut, (x, x), (x,), residual_with_cls_embed=False) == Cost(flops=64, dmas=192)
+
+
+def test_mvit_add_rel_pos_macs_match_flop_counter() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+    from torchvision.models.video import mvit
+
+    attn, q, table = torch.zeros(1, 2, 9, 9), torch.rand(1, 2, 9, 4), torch.rand(3, 4)
+    with FlopCounterMode(display=False) as counter:
+        mvit._add_rel_pos(attn, q, (2, 2, 2), (2, 2, 2), table, table, table)
+    got = cost(
+        mvit._add_rel_pos,
+        (spec(1, 2, 9, 9), spec(1, 2, 9, 4), spec(3, 4), spec(3, 4), spec(3, 4)),
+        (spec(1, 2, 9, 9),),
+        q_thw=(2, 2, 2),
+        k_thw=(2, 2, 2),
+    )
+    assert 2 * got.macs == counter.get_total_flops()
+    # 2 heads, Q = K = 8, c = 4, k = 6: products 96·7, sum and add 3·2·8·8
+    assert got.flops == 96 * 7 + 3 * 128
+
+
+def test_fasterrcnn_mobilenet_is_complete() -> None:
+    model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None)
+    report = crawl_module(model.eval(), (3, 128, 128))
+    assert report.totals.complete, [d.message for d in report.diagnostics if d.code != "capture-fallback"]
+
+
+def test_raft_small_is_complete() -> None:
+    model = torchvision.models.optical_flow.raft_small(weights=None).eval()
+    report = crawl_module(model, ((3, 128, 128), (3, 128, 128)))
+    assert report.totals.complete, [d.message for d in report.diagnostics if d.code != "capture-fallback"]
+
+
+@pytest.mark.slow
+def test_mvit_v2_s_is_complete() -> None:
+    model = torchvision.models.video.mvit_v2_s(weights=None).eval()
+    report = crawl_module(model, (3, 16, 224, 224))
+    assert report.totals.complete, [d.message for d in report.diagnostics]

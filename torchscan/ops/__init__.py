@@ -33,6 +33,27 @@ Counting conventions (the single place they are stated in code; the README repea
   (``2^d − 1`` lerps of 3 FLOPs / 1 MAC), bicubic 16 (35 FLOPs / 20 MACs).
 - Optional libraries' functions (torchvision's fx-wrapped ops) come from a ``LazyTable``
   loaded once the library is imported: importing torchscan never imports them.
+- Logical and bitwise ops (``&``, ``|``, ``^``, ``~``, ``logical_not``) and ``remainder`` count 1 FLOP
+  per output element, like a comparison; ``any``/``all`` reduce with ``N_in − N_out`` FLOPs.
+- ``meshgrid`` (expanded views), ``tensor_split``/``hsplit`` and MViT's ``_unsqueeze``/``_squeeze`` are
+  views, free: whatever materialises a meshgrid output (a copying ``reshape``) pays its DMAs.
+- ``unique`` is sort-based: ``N·⌈log2 n⌉ + N − s`` comparisons; ``histc`` bins directly: 6 FLOPs per
+  element (+ a min/max pass when ``min = max``); ``one_hot`` writes its output (DMAs only).
+- ``grid_sample`` blends taps as interpolate (bilinear ``2^d``, nearest 1, bicubic 16) plus 2 FLOPs
+  per grid coordinate (and 2 / 4 to clip for border / reflection padding).
+- Grouped matmul (``torch._grouped_mm``, MoE experts): one dot product per output element over its
+  group's inner dim: ``MACs = N_out·K`` (``N_out·K/G`` for 2-D × 2-D), ``FLOPs = 2·MACs − N_out``.
+- NMS on ``N`` boxes is its worst case (the CUDA kernel's work): sort ``N·⌈log2 N⌉``, areas ``3N``,
+  13 FLOPs per pair for all ``N(N − 1)/2`` pairs.
+- RoI align: ``S = sampling_ratio²`` samples per bin (adaptive: ``⌈H/ph⌉·⌈W/pw⌉``, an RoI spanning the
+  map), each a bilinear blend per channel (9 FLOPs, 3 MACs), averaged (``S``); RoI pool / PS RoI
+  pool take the max / mean of ``⌈H/ph⌉·⌈W/pw⌉`` elements per bin (FLOPs only, ``MACs = 0``).
+- A parametrized module (``torch.nn.utils.parametrize``) counts as its base class (found along the
+  MRO; a conv's weight shape is rebuilt from its config); the parametrization's own cost is not
+  in the record and is not counted.
+- ATen spellings (scripted models) count as their torch spelling: ``aten.native_batch_norm`` as
+  BatchNorm, ``aten.max_pool2d_with_indices`` as MaxPool (indices not counted), ``aten.add_.Scalar``
+  as an elementwise add.
 
 Every formula's docstring gives its closed form with ``N_in``/``N_out`` (input/output elements),
 ``K`` (product of kernel sizes), ``g`` (groups), ``d`` (spatial dims), ``P`` (parameter elements)
