@@ -41,3 +41,21 @@ def test_parameters_of_modules_never_called_are_diagnosed() -> None:
     unused = [d for d in report.diagnostics if d.code == "unused-params"]
     assert len(unused) == 1 and unused[0].nodes == ("aux_head",) and "10 parameters" in unused[0].message
     assert report.row("aux_head").calls == 0 and report.row("aux_head").flops == 0
+
+
+def _add_in_place(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    x.add_(y)
+    return x
+
+
+torch.fx.wrap("_add_in_place")
+
+
+def test_a_function_returning_its_argument_is_not_assumed_free() -> None:
+    class InPlace(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return _add_in_place(x, x)
+
+    report = crawl_module(InPlace(), (4,))
+    assert not report.totals.complete
+    assert any(d.code == "unknown-op" and "_add_in_place" in d.message for d in report.diagnostics)

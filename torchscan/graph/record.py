@@ -75,7 +75,8 @@ class _Recorder(TorchFunctionMode):
         if isinstance(value, torch.Tensor):
             return self._node_of(value)
         if isinstance(value, (tuple, list)):
-            return type(value)(self._arg(item) for item in value)
+            items = [self._arg(item) for item in value]
+            return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
         if isinstance(value, Mapping):
             return {key: self._arg(item) for key, item in value.items()}
         if dataclasses.is_dataclass(value) and not isinstance(value, type):  # e.g. a ModelOutput: by field

@@ -72,8 +72,11 @@ class NodeValues:
 
 
 def is_passthrough(inputs: Any, result: Any) -> bool:
-    """True when every tensor of ``result`` is one of the tensors of ``inputs`` (a container was
-    packed or an argument returned as is): such a call computes nothing."""
+    """True when ``result`` is a container (tuple, namedtuple, dict…) whose tensors are all tensors
+    of ``inputs``: packing computes nothing. A call returning one of its arguments as a bare
+    tensor is not a passthrough: it may have modified it in place, so it needs a formula."""
+    if isinstance(result, torch.Tensor):
+        return False
     outputs = list(_tensors(result))
     if not outputs:
         return False
