@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -79,10 +81,13 @@ class _Tracer(fx.Tracer):
 
     def __init__(self, registry: Registry, inputs: ModelInputs) -> None:
         super().__init__(autowrap_functions=AUTOWRAP_FUNCTIONS)
-        self.record_stack_traces = True
+        self._stack_traces: dict[tuple[tuple[str, int, str], ...], str] = {}
+        """Stack trace text by stack (file, line, function of each frame, outermost first)."""
         self._registry = registry
         self._inputs = inputs
         self.module_outputs: dict[str, list[str]] = {}
+        self._buffers: dict[int, tuple[str, torch.Tensor]] | None = None
+        """The root's buffers by id (made at the first tensor argument; the root is set by ``trace``)."""
 
     def create_args_for_root(
         self, root_fn: Callable[..., Any], is_module: bool, concrete_args: Any = None
@@ -100,7 +105,27 @@ class _Tracer(fx.Tracer):
     def create_arg(self, a: Any) -> Any:
         if dataclasses.is_dataclass(a) and not isinstance(a, (type, Mapping)):  # a dataclass output: by field
             return super().create_arg({f.name: getattr(a, f.name) for f in dataclasses.fields(a)})
+        if isinstance(a, torch.Tensor) and not isinstance(a, nn.Parameter):
+            return self._tensor_arg(a)
         return super().create_arg(a)
+
+    def _tensor_arg(self, a: torch.Tensor) -> fx.Node:
+        """fx's ``create_arg`` of a tensor that is not a parameter (a buffer: ``get_attr`` of its path;
+        else a constant attribute of the root), with the buffers looked up by id: fx scans every
+        module's buffers per tensor argument, quadratic in depth when each layer makes a constant."""
+        if self._buffers is None:
+            self._buffers = {}
+            for path, buffer in self.root.named_buffers():
+                self._buffers.setdefault(id(buffer), (path, buffer))
+        found = self._buffers.get(id(a))
+        if found is not None and found[1] is a:
+            return self.create_node("get_attr", found[0], (), {})
+        qualname = self.tensor_attrs.get(a)
+        if not qualname:
+            qualname = self.get_fresh_qualname("_tensor_constant")
+            self.tensor_attrs[a] = qualname
+            setattr(self.root, qualname, a)
+        return self.create_node("get_attr", qualname, (), {})
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if self._registry.lookup(type(m)) is not None:
@@ -115,6 +140,36 @@ class _Tracer(fx.Tracer):
         if proxies:
             self.module_outputs.setdefault(self.path_of_module(m), []).append(proxies[0].node.name)
         return result
+
+    def create_node(
+        self,
+        kind: str,
+        target: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None = None,
+        type_expr: Any | None = None,
+    ) -> fx.Node:
+        """fx's node with the stack trace fx's ``record_stack_traces`` gives it (the same frames,
+        filter and format), from a walk of the Python frames, formatted once per distinct stack
+        (fx symbolizes and formats every node's stack: ~half the tracing time of a deep model)."""
+        node = super().create_node(kind, target, args, kwargs, name, type_expr)
+        if node.stack_trace:
+            return node
+        frames = []
+        frame = sys._getframe()
+        while frame is not None:
+            frames.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
+            frame = frame.f_back
+        stack = tuple(reversed(frames))
+        text = self._stack_traces.get(stack)
+        if text is None:
+            summary = traceback.StackSummary.from_list([traceback.FrameSummary(*entry) for entry in stack])
+            user_frames = self._filter_traceback_frames(summary)
+            text = self._stack_traces[stack] = "".join(user_frames.format()).strip() if user_frames else ""
+        if text:
+            node.stack_trace = text
+        return node
 
 
 ROOT_CALL = "torchscan_root_call"
