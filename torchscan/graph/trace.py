@@ -13,13 +13,16 @@ import copy
 import dataclasses
 import sys
 import traceback
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import fx, nn
-from torch._subclasses.fake_tensor import FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._mode_utils import no_dispatch
 from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
@@ -51,10 +54,15 @@ def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> nn.Module:
     Tied tensors stay tied (the memo maps each tensor once); hooks are dropped from the copy so
     user callbacks never see analysis calls.
     """
+    tensors = {
+        id(tensor): tensor
+        for _, tensor in (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False))
+    }
+    storages = Counter(_storage_key(tensor) for tensor in tensors.values())
     memo: dict[int, Any] = {}
-    for _, tensor in (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)):
-        if id(tensor) not in memo:
-            memo[id(tensor)] = fake_mode.from_tensor(tensor, static_shapes=True)
+    for key, tensor in tensors.items():
+        fake = _plain_fake(tensor, fake_mode) if storages[_storage_key(tensor)] == 1 else None
+        memo[key] = fake if fake is not None else fake_mode.from_tensor(tensor, static_shapes=True)
     try:
         clone = copy.deepcopy(model, memo)
     except Exception as error:
@@ -62,6 +70,52 @@ def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> nn.Module:
     for module in clone.modules():
         drop_hooks(module)
     return clone
+
+
+def _storage_key(tensor: torch.Tensor) -> int | None:
+    """Identity of a tensor's storage (None for storage-less layouts)."""
+    try:
+        return StorageWeakRef(tensor.untyped_storage()).cdata
+    except (RuntimeError, NotImplementedError):
+        return None
+
+
+def _plain_fake(tensor: torch.Tensor, fake_mode: FakeTensorMode) -> FakeTensor | None:
+    """The fake of a plain dense leaf tensor alone in its storage, made directly: what
+    ``from_tensor`` makes of it (same sizes, strides, storage size, dtype, device, grad flag,
+    parameter flag) at a tenth of the cost; None for anything else (views, shared storages,
+    subclasses, grads, attributes, exotic layouts, real scalars whose value ``from_tensor``
+    memoizes for ``item()``), which ``from_tensor`` converts."""
+    if (
+        type(tensor) not in (torch.Tensor, nn.Parameter)
+        or vars(tensor)
+        or tensor.layout != torch.strided
+        or tensor.device.type not in ("cpu", "cuda", "meta")
+        or (tensor.dim() == 0 and tensor.device.type != "meta")
+        or not tensor.is_leaf
+        or tensor.grad is not None
+        or (tensor.requires_grad and tensor.grad_dtype != tensor.dtype)
+        or tensor.is_quantized
+        or tensor.is_nested
+        or tensor.is_conj()
+        or tensor.is_neg()
+        or tensor._is_zerotensor()
+        or tensor.is_inference()
+        or tensor._is_view()
+        or tensor.storage_offset() != 0
+        or torch._C._functorch.is_functorch_wrapped_tensor(tensor)
+    ):
+        return None
+    with no_dispatch():
+        meta = torch.empty_strided(
+            tensor.shape, tensor.stride(), dtype=tensor.dtype, device="meta", requires_grad=tensor.requires_grad
+        )
+        if meta.untyped_storage().nbytes() != tensor.untyped_storage().nbytes():
+            return None
+        fake = FakeTensor(fake_mode, meta, tensor.device)
+    if type(tensor) is nn.Parameter:
+        fake._is_param = True  # what from_tensor marks: isinstance(fake, nn.Parameter)
+    return fake
 
 
 def drop_hooks(module: nn.Module) -> None:
