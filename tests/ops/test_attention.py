@@ -250,3 +250,16 @@ def test_vit_b_16_attention_is_counted(no_grad: bool) -> None:
     assert report.totals.complete, report.diagnostics
     counted = sum(c.macs for name, c in report_costs(report) if name in ("Conv2d", "Linear", "MultiheadAttention"))
     assert counted == VIT_B16_MACS
+
+
+def test_full_transformer_is_counted_through_its_layers() -> None:
+    """nn.Transformer branches on shapes (fx cannot trace it): the recorded forward captures it and
+    its MACs equal FlopCounterMode's FLOPs / 2 plus the LayerNorm MACs (2 per element, affine)."""
+    model = nn.Transformer(
+        d_model=32, nhead=4, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=64, batch_first=True
+    ).eval()
+    report = crawl_module(model, [(10, 32), (7, 32)])
+    assert report.totals.complete and report.context.capture == "eager-record"
+    flops = torch_flops(model, torch.randn(1, 10, 32), torch.randn(1, 7, 32))
+    layer_norm_macs = 2 * 32 * (10 * (2 * 2 + 1) + 7 * (2 * 3 + 1))
+    assert report.totals.macs == flops // 2 + layer_norm_macs

@@ -201,11 +201,18 @@ def native_multi_head_attention(call: OpCall) -> Cost:
 
 
 TRACE_THROUGH: frozenset[type[nn.Module]] = frozenset(
-    {nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.TransformerEncoder, nn.TransformerDecoder}
+    {
+        nn.Transformer,
+        nn.TransformerEncoderLayer,
+        nn.TransformerDecoderLayer,
+        nn.TransformerEncoder,
+        nn.TransformerDecoder,
+    }
 )
 """Built-in layers traced through rather than counted whole: their sub-modules (MultiheadAttention,
 Linear, LayerNorm, Dropout, activation) are leaves with formulas, so each gets its own row.
-(``nn.Transformer`` itself branches on proxy shapes and stays an unknown leaf.)"""
+(``nn.Transformer`` branches on input shapes, which fx cannot trace: such models are captured by the
+recorded forward instead.)"""
 
 
 AUTOWRAP_FUNCTIONS: tuple[Any, ...] = tuple(
