@@ -255,3 +255,11 @@ def test_model_unchanged_property(case: tuple[RandomNet, tuple[int, int, int]]) 
     before = snapshot(model)
     crawl_module(model, shape, batch_size=2)
     assert_same(before, snapshot(model))
+
+
+@pytest.mark.parametrize("context", [torch.no_grad, torch.inference_mode])
+def test_report_does_not_depend_on_the_callers_grad_mode(context: type) -> None:
+    model = torchvision.models.vit_b_16(image_size=64).eval()  # MultiheadAttention has a no-grad fast path
+    reference = crawl_module(model, (3, 64, 64)).to_dict()
+    with context():
+        assert crawl_module(model, (3, 64, 64)).to_dict() == reference

@@ -183,7 +183,7 @@ def record(
         handles.append(module.register_forward_pre_hook(recorder.pre_hook, with_kwargs=True))
         handles.append(module.register_forward_hook(recorder.post_hook, with_kwargs=True))
     try:
-        with mode:
+        with mode, torch.enable_grad() if isinstance(mode, FakeTensorMode) else contextlib.nullcontext():
             args, kwargs, tensors = make_inputs()
             for name, tensor in tensors:
                 recorder._bind(tensor, recorder.graph.placeholder(name))

@@ -239,7 +239,8 @@ def propagate(
     ``module_paths`` maps node names to their module path (used in error messages).
     """
     interpreter = _ShapeInterpreter(graph_module, module_paths)
-    with quiet_fake_tensor_log():
+    # grad mode on whatever the caller's: some modules (MultiheadAttention) take another path under no_grad
+    with quiet_fake_tensor_log(), torch.enable_grad():
         try:
             interpreter.run(*inputs)
         except ShapeError as error:  # fx appended its graph dump: raise ours clean, torch's error as context

@@ -21,7 +21,11 @@ from typing import Any
 import torch
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
-from torch.fx._lazy_graph_module import _LazyGraphModule
+
+try:  # fx generates a graph module's Python code only when asked (torch >= 2.3); plain otherwise
+    from torch.fx._lazy_graph_module import _LazyGraphModule as _GraphModule
+except ImportError:  # pragma: no cover - older torch
+    _GraphModule = fx.GraphModule  # type: ignore[misc]
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._mode_utils import no_dispatch
 from torch.utils._pytree import tree_leaves
@@ -274,7 +278,7 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
         outputs = {path: tuple(names) for path, names in tracer.module_outputs.items()}
     # fx.GraphModule generates and compiles the graph's Python code at once (~70 us per node); the
     # analysis only reads the graph and interprets it, so the code is made only if it is asked for
-    graph_module = _LazyGraphModule(root, graph, class_name=type(model).__name__)
+    graph_module = _GraphModule(root, graph, class_name=type(model).__name__)
     return Capture(graph_module=graph_module, root=root, module_outputs=outputs, fake_mode=fake_mode)
 
 
