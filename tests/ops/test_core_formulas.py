@@ -288,3 +288,15 @@ def test_every_core_op_is_registered_in_all_spellings() -> None:
     ]
     missing = [getattr(target, "__name__", target) for target in spellings if target not in DEFAULT_REGISTRY]
     assert not missing
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        # destination 4x3, index 2, source 2x3: 6 adds; index + 3·source (+ copy 12 + 12 out of place)
+        (torch.index_add, Cost(flops=6, dmas=2 + 18 + 24)),
+        (torch.Tensor.index_add_, Cost(flops=6, dmas=2 + 18)),
+    ],
+)
+def test_scatter_add(target: object, expected: Cost) -> None:
+    assert cost(target, (spec(4, 3), spec(2), spec(2, 3)), (spec(4, 3),)) == expected

@@ -54,6 +54,9 @@ Counting conventions (the single place they are stated in code; the README repea
 - ATen spellings (scripted models) count as their torch spelling: ``aten.native_batch_norm`` as
   BatchNorm, ``aten.max_pool2d_with_indices`` as MaxPool (indices not counted), ``aten.add_.Scalar``
   as an elementwise add.
+- Scatter-adds (``index_add``, ``scatter_add``) cost one add per source element; DMAs read the
+  index and source, read and write each destination element, and copy the destination first when
+  not in place.
 
 Every formula's docstring gives its closed form with ``N_in``/``N_out`` (input/output elements),
 ``K`` (product of kernel sizes), ``g`` (groups), ``d`` (spatial dims), ``P`` (parameter elements)

@@ -245,6 +245,29 @@ def gather(call: OpCall) -> Cost:
 
 
 @TABLE.register(
+    torch.index_add,
+    T.index_add,
+    T.index_add_,
+    torch.scatter_add,
+    T.scatter_add,
+    T.scatter_add_,
+)
+def scatter_add(call: OpCall) -> Cost:
+    """Scatter-adds (``index_add``, ``scatter_add``; ``_`` spellings in place): one add per source
+    element, ``FLOPs = N_src``, ``MACs = 0``; ``DMAs = N_index + N_src + 2·N_src`` (each source
+    element read, its destination read and written) ``+ N_self + N_out`` when not in place (the
+    destination is copied first). The source is the last tensor argument."""
+    destination, *rest = call.inputs
+    source = rest[-1].numel if rest else 0
+    index = sum(spec.numel for spec in rest[:-1])
+    copy_cost = 0 if call.target in _IN_PLACE_SCATTERS else destination.numel + call.output.numel
+    return Cost(flops=source, dmas=index + 3 * source + copy_cost)
+
+
+_IN_PLACE_SCATTERS = frozenset({T.index_add_, T.scatter_add_})
+
+
+@TABLE.register(
     torch.zeros,
     torch.ones,
     torch.full,
