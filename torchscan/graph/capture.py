@@ -47,6 +47,13 @@ def _propagate(captured: Capture, inputs: ModelInputs, device: torch.device) -> 
 
 
 def capture_with_fallback(model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device) -> Captured:
+    """:func:`capture_chain` with autograd on, whatever the caller's mode (``no_grad`` and
+    ``inference_mode`` send some modules, e.g. ``nn.MultiheadAttention``, down other paths)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        return capture_chain(model, registry, inputs, device)
+
+
+def capture_chain(model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device) -> Captured:
     """torch.fx first; else record one forward on fake tensors; else (data-dependent ops such as
     NMS) record one real forward on a copy of the model.
 
