@@ -281,7 +281,7 @@ def unknown_ops(report: Any) -> dict[str, int]:
     for diagnostic in report.diagnostics:
         if diagnostic.code in ("unknown-op", "formula-error"):
             for node in diagnostic.nodes:
-                record = report.graph.nodes[node][RECORD]
+                record = report.records.nodes[node][RECORD]
                 counter[f"{record.op.removeprefix('call_')}:{record.type_name}"] += 1
     return dict(counter)
 

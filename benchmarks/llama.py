@@ -259,7 +259,7 @@ def child(name: str, tool: str, hf: bool) -> dict[str, object]:
         "flops": report.totals.flops,
         "complete": report.totals.complete,
         "rows": len(report.rows),
-        "nodes": report.graph.number_of_nodes(),
+        "nodes": report.records.number_of_nodes(),
         "table_lines": table.count("\n") + 1,
         "diagnostics": [d.code for d in report.diagnostics],
     }

@@ -99,7 +99,7 @@ def growth(blocks: list[int], repeat: int) -> None:
 
         def analyse(model: nn.Module = model) -> None:
             nonlocal nodes
-            nodes = crawl_module(model, (8, 16, 16)).graph.number_of_nodes()
+            nodes = crawl_module(model, (8, 16, 16)).records.number_of_nodes()
 
         (seconds,) = median_times([analyse], repeat if count < 10_000 else 1)
         print(f"| {count:,} | {nodes:,} | {seconds:.2f} | {seconds / nodes * 1e6:.0f} |", flush=True)

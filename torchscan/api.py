@@ -116,7 +116,7 @@ def crawl_module(
         totals=totals,
         diagnostics=diagnostics,
         context=_context(model, specs, outputs, captured.method, device),
-        graph=graph,
+        records=graph,
         memory=estimate_memory(graph, params, costs),
     )
 

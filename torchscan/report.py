@@ -125,7 +125,8 @@ class Report:
     totals: Totals
     diagnostics: tuple[Diagnostic, ...]
     context: Context
-    graph: nx.DiGraph = field(compare=False, repr=False, default_factory=nx.DiGraph)
+    records: nx.DiGraph = field(compare=False, repr=False, default_factory=nx.DiGraph)
+    """The pipeline's graph: a frozen ``NodeRecord`` (and ``Cost``) per fx node, read by the passes."""
     memory: MemoryReport | None = field(default=None, compare=False)
     """Static inference peak, training estimates, and a real measurement when asked for."""
 
@@ -162,11 +163,18 @@ class Report:
 
     # Exports: thin delegates to torchscan.render (imported here to avoid import cycles).
 
-    def to_networkx(self) -> nx.DiGraph:
-        """A copy of ``graph`` with plain node attributes only (``nx.write_graphml`` works on it)."""
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The model's graph for users: one node per fx node with plain attributes only (op, module
+        path, type, shapes, dtype, params, FLOPs, MACs, DMAs, bytes, receptive field when computed),
+        edges = data flow; ``nx.write_graphml`` works on it. A new copy on each access."""
         from torchscan.render.graph_attrs import plain_graph
 
         return plain_graph(self)
+
+    def to_networkx(self) -> nx.DiGraph:
+        """Same as :attr:`graph`."""
+        return self.graph
 
     def to_csv(self, path_or_file: str | Path | TextIO | None = None, depth: int | None = None) -> str:
         """The rows down to ``depth`` as CSV (written to ``path_or_file`` if given)."""

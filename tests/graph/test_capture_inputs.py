@@ -54,7 +54,7 @@ def test_kwargs_with_tensors_flags_and_var_keywords() -> None:
     assert report.context.dtypes == ("int64", "float32")
     assert report.context.output_shapes == ((2, 6, 8),)
     assert report.totals.macs == 2 * (2 * 6 * 8 * 8)
-    placeholders = [n for n in report.graph.nodes if report.graph.nodes[n]["record"].op == "placeholder"]
+    placeholders = [n for n in report.records.nodes if report.records.nodes[n]["record"].op == "placeholder"]
     assert placeholders == ["ids", "mask"]
 
 

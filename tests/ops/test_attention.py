@@ -179,7 +179,7 @@ def report_costs(report: object) -> list[tuple[str, Cost]]:
     from torchscan.ops import DEFAULT_REGISTRY
 
     out = []
-    for _, data in report.graph.nodes(data=True):  # type: ignore[attr-defined]
+    for _, data in report.records.nodes(data=True):  # type: ignore[attr-defined]
         record = data[RECORD]
         if record.call is not None and record.produces_tensor:
             formula = DEFAULT_REGISTRY.lookup(record.call.target)
@@ -217,7 +217,7 @@ def test_transformer_encoder_is_traced_through(norm_first: bool, grad: bool) -> 
 def report_costs_types(report: object) -> list:
     from torchscan.graph.build import RECORD
 
-    return [data[RECORD] for _, data in report.graph.nodes(data=True)]  # type: ignore[attr-defined]
+    return [data[RECORD] for _, data in report.records.nodes(data=True)]  # type: ignore[attr-defined]
 
 
 class Decode(nn.Module):

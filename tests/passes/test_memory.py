@@ -151,8 +151,8 @@ def test_frozen_model_saves_nothing() -> None:
 def test_peak_bounded_by_outputs(case: tuple[nn.Module, tuple[int, int, int]]) -> None:
     net, shape = case
     report = crawl_module(net, shape, batch_size=2)
-    peak = static_peak(report.graph)
-    records = [data["record"] for _, data in report.graph.nodes(data=True)]
+    peak = static_peak(report.records)
+    records = [data["record"] for _, data in report.records.nodes(data=True)]
     computed = [r for r in records if r.op in ("call_module", "call_function", "call_method")]
     largest = max(sum(ref.nbytes for ref in r.storages if not ref.persistent) for r in computed)
     total = sum(output_bytes(r) + workspace(r) for r in computed) + peak.input_bytes

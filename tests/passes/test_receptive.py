@@ -161,8 +161,8 @@ class Unknown(nn.Module):
 def test_rows(model: nn.Module, shape: Sequence[int], row: str, size: Any, stride: Any, padding: Any) -> None:
     report = _report(model, shape)
     if not row:  # a bare leaf model: its only row
-        fields = receptive_fields(report.graph)
-        (node,) = [name for name, data in report.graph.nodes(data=True) if data[RECORD].op == "call_module"]
+        fields = receptive_fields(report.records)
+        (node,) = [name for name, data in report.records.nodes(data=True) if data[RECORD].op == "call_module"]
         summary = fields.of(node)
         assert not isinstance(summary, Marker) and summary is not None
         assert [f.size for f in summary] == [5]
@@ -404,9 +404,9 @@ def nets(draw: st.DrawFn, chain_only: bool) -> tuple[nn.Module, int]:
 
 
 def _predicted(report: Report) -> Field:
-    fields = receptive_fields(report.graph)
-    (output,) = [name for name, data in report.graph.nodes(data=True) if data[RECORD].op == "output"]
-    (last,) = report.graph.predecessors(output)
+    fields = receptive_fields(report.records)
+    (output,) = [name for name, data in report.records.nodes(data=True) if data[RECORD].op == "output"]
+    (last,) = report.records.predecessors(output)
     field = fields.outcomes[last]
     assert isinstance(field, Field), (field, fields.diagnostics)
     return field

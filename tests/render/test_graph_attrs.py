@@ -19,8 +19,8 @@ def test_write_graphml_round_trips(resnet18_report: Report, tmp_path: Path) -> N
     graph = resnet18_report.to_networkx()
     nx.write_graphml(graph, tmp_path / "model.graphml")
     back = nx.read_graphml(tmp_path / "model.graphml")
-    assert set(back.nodes) == set(resnet18_report.graph.nodes)
-    assert set(back.edges) == set(resnet18_report.graph.edges)
+    assert set(back.nodes) == set(resnet18_report.records.nodes)
+    assert set(back.edges) == set(resnet18_report.records.edges)
     totals = resnet18_report.totals
     assert sum(data["flops"] for _, data in back.nodes(data=True)) == totals.flops
     assert sum(data["params"] for _, data in back.nodes(data=True)) == totals.params  # no tied or direct params
@@ -31,7 +31,7 @@ def test_every_attribute_is_plain(branchy_report: Report) -> None:
     graph = branchy_report.to_networkx()
     values = [*graph.graph.values(), *(value for _, data in graph.nodes(data=True) for value in data.values())]
     assert all(isinstance(value, _PLAIN) for value in values)
-    assert RECORD in branchy_report.graph.nodes["stem"]  # the record graph itself is left as is
+    assert RECORD in branchy_report.records.nodes["stem"]  # the record graph itself is left as is
 
 
 def test_node_attributes(branchy_report: Report) -> None:
@@ -65,7 +65,15 @@ class _Opaque:
 
 
 def test_other_passes_attributes_are_flattened(branchy_report: Report) -> None:
-    graph = branchy_report.graph.copy()
+    graph = branchy_report.records.copy()
     graph.nodes["stem"]["extra"] = {"span": (1, 2), "kind": _Opaque(), "none": None}
-    plain = replace(branchy_report, graph=graph).to_networkx().nodes["stem"]
+    plain = replace(branchy_report, records=graph).graph.nodes["stem"]
     assert plain["extra_span"] == "[1, 2]" and plain["extra_kind"] == "opaque" and "extra_none" not in plain
+
+
+def test_write_graphml_works_on_report_graph(resnet18_report, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import networkx as nx
+
+    nx.write_graphml(resnet18_report.graph, tmp_path / "model.graphml")
+    back = nx.read_graphml(tmp_path / "model.graphml")
+    assert back.number_of_nodes() == resnet18_report.records.number_of_nodes()

@@ -43,7 +43,7 @@ def collapse(report: Report, depth: int | None = None) -> nx.DiGraph:
     depth = report.max_depth if depth is None else depth
     rows = {row.name: row for row in report.rows}
     ordered: list[NodeRecord] = sorted(
-        (data[RECORD] for _, data in report.graph.nodes(data=True)), key=lambda record: record.index
+        (data[RECORD] for _, data in report.records.nodes(data=True)), key=lambda record: record.index
     )
 
     keys: dict[str, str] = {}  # fx node -> group key
@@ -80,7 +80,7 @@ def collapse(report: Report, depth: int | None = None) -> nx.DiGraph:
 
     sources: dict[str, set[str]] = {}  # fx node -> group keys whose tensors reach it
     for record in ordered:
-        preds = report.graph.predecessors(record.name)
+        preds = report.records.predecessors(record.name)
         incoming = set().union(*(sources.get(pred, set()) for pred in preds))
         key = keys.get(record.name)
         if key is None:

@@ -1,6 +1,6 @@
 """A plain-attribute copy of the report graph for users' networkx analyses and GraphML export.
 
-``report.graph`` holds frozen pipeline records (``NodeRecord``, ``Cost``) that passes read;
+``report.records`` holds frozen pipeline records (``NodeRecord``, ``Cost``) that passes read;
 :func:`plain_graph` derives a copy whose node attributes are only ``str``/``int``/``float``/``bool``,
 so ``nx.write_graphml(report.to_networkx(), path)`` works.
 """
@@ -99,7 +99,7 @@ def _node_attrs(record: NodeRecord, data: Mapping[str, Any], rows: Mapping[str, 
 
 
 def plain_graph(report: Report) -> nx.DiGraph:
-    """A copy of ``report.graph`` (same nodes and edges) with plain attributes only.
+    """A copy of ``report.records`` (same nodes and edges) with plain attributes only.
 
     Per node: ``op``, ``index`` (execution order), ``module_path``, ``type``, ``row`` (the report
     row that counts it), ``output_shape`` (``"1x64x56x56"``), ``output_shapes`` (``;``-joined),
@@ -118,7 +118,7 @@ def plain_graph(report: Report) -> nx.DiGraph:
         params=totals.params,
         complete=totals.complete,
     )
-    for name, data in report.graph.nodes(data=True):
+    for name, data in report.records.nodes(data=True):
         plain.add_node(name, **_node_attrs(data[RECORD], data, rows))
-    plain.add_edges_from(report.graph.edges())
+    plain.add_edges_from(report.records.edges())
     return plain
