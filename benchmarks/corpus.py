@@ -188,7 +188,7 @@ def _hf_cases() -> Iterator[Case]:
         build("T5ForConditionalGeneration", "T5Config", d_model=64, d_ff=128, num_layers=2, num_heads=4, d_kv=16),
         {"kwargs": {"input_ids": ids, "decoder_input_ids": ids[:, :8]}},
     )
-    bart = {
+    seq2seq = {  # a small encoder-decoder, shared by BART and Whisper
         "d_model": 64,
         "encoder_layers": 2,
         "decoder_layers": 2,
@@ -196,8 +196,8 @@ def _hf_cases() -> Iterator[Case]:
         "decoder_attention_heads": 4,
         "encoder_ffn_dim": 128,
         "decoder_ffn_dim": 128,
-        "max_position_embeddings": 128,
     }
+    bart = {**seq2seq, "max_position_embeddings": 128}
     yield Case("huggingface", "bart (encoder-decoder)", build("BartModel", "BartConfig", **bart), text)
     vision = {**_SMALL, "image_size": 64, "patch_size": 16}
     pixels = {"kwargs": {"pixel_values": torch.rand(1, 3, 64, 64)}}
@@ -215,13 +215,7 @@ def _hf_cases() -> Iterator[Case]:
         {"kwargs": {"input_values": torch.rand(1, 4000)}},
     )
     whisper = {
-        "d_model": 64,
-        "encoder_layers": 2,
-        "decoder_layers": 2,
-        "encoder_attention_heads": 4,
-        "decoder_attention_heads": 4,
-        "encoder_ffn_dim": 128,
-        "decoder_ffn_dim": 128,
+        **seq2seq,
         "num_mel_bins": 80,
         "pad_token_id": 0,
         "bos_token_id": 1,

@@ -29,31 +29,16 @@ def conv_configs(draw: st.DrawFn, dims: int) -> tuple[nn.Module, tuple[int, ...]
     transposed = draw(st.booleans())
     bias = draw(st.booleans())
     size = tuple(draw(st.integers(6, 11)) for _ in range(dims))
-    if transposed:
-        cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 1]
+    if transposed:  # a transposed conv needs padding <= dilation·(k − 1)
         padding = tuple(min(p, d * (k - 1)) for p, d, k in zip(padding, dilation, kernel, strict=True))
-        module = cls(
-            in_channels,
-            out_channels,
-            kernel,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            bias=bias,
-        )
-    else:
-        cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1]
-        module = cls(
-            in_channels,
-            out_channels,
-            kernel,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            bias=bias,
-        )
+    family = (
+        (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+        if transposed
+        else (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    )
+    module = family[dims - 1](
+        in_channels, out_channels, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias
+    )
     return module.eval(), (in_channels, *size)
 
 
