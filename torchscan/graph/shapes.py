@@ -15,10 +15,18 @@ from typing import Any
 
 import torch
 from torch import fx
-from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException
+from torch._guards import detect_fake_mode
+from torch._subclasses.fake_tensor import (
+    DataDependentOutputException,
+    DynamicOutputShapeException,
+    FakeTensor,
+    FakeTensorMode,
+)
 from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._mode_utils import no_dispatch
 
 from torchscan.errors import CaptureError, ShapeError
+from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer
 from torchscan.records import TensorSpec, tensor_leaves
 
 __all__ = ["NodeValues", "Opaque", "StorageRef", "describe", "propagate"]
@@ -182,12 +190,24 @@ class _StorageIds:
 
 
 class _ShapeInterpreter(fx.Interpreter):
-    """Runs the graph on fake tensors and records every node's described arguments and result."""
+    """Runs the graph on fake tensors and records every node's described arguments and result.
 
-    def __init__(self, module: fx.GraphModule, module_paths: Mapping[str, str]) -> None:
+    An op with a shape rule (:mod:`torchscan.graph.rules`) gets its fake output made directly
+    from the rule's answer; the others (and calls a rule declines) are dispatched on fake tensors.
+    """
+
+    def __init__(
+        self,
+        module: fx.GraphModule,
+        module_paths: Mapping[str, str],
+        rules: ShapeRules,
+        fake_mode: FakeTensorMode | None,
+    ) -> None:
         super().__init__(module, garbage_collect_values=True)
         self.values: dict[str, NodeValues] = {}
         self._module_paths = module_paths
+        self._rules = rules
+        self._fake_mode = fake_mode
         self._storages = _StorageIds()
         for tensor in (*module.parameters(), *module.buffers()):
             self._storages.ref(tensor, persistent=True)
@@ -196,7 +216,9 @@ class _ShapeInterpreter(fx.Interpreter):
         with self._set_current_node(n):
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             try:
-                result = getattr(self, n.op)(n.target, args, kwargs)
+                result = self._by_rule(n, args, kwargs)
+                if result is None:
+                    result = getattr(self, n.op)(n.target, args, kwargs)
             except (ShapeError, CaptureError):
                 raise
             except (DataDependentOutputException, DynamicOutputShapeException) as error:
@@ -216,6 +238,21 @@ class _ShapeInterpreter(fx.Interpreter):
         )
         return result
 
+    def _by_rule(self, n: fx.Node, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        """The node's result from its shape rule, or None (no rule, or the rule declines)."""
+        if self._fake_mode is None or n.op not in ("call_module", "call_function"):
+            return None
+        target = self.fetch_attr(str(n.target)) if n.op == "call_module" else n.target
+        rule = self._rules.rule_for(target)
+        if rule is None:
+            return None
+        result = answer(rule, target, args, kwargs)
+        if not isinstance(result, Fresh):
+            return result
+        with no_dispatch():
+            meta = torch.empty(result.shape, dtype=result.dtype, device="meta")
+        return FakeTensor(self._fake_mode, meta, result.device)
+
     def _shape_error(self, n: fx.Node, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
         path = self._module_paths.get(n.name, "")
         shapes = shapes_of(describe((tuple(args), dict(kwargs))))
@@ -232,13 +269,15 @@ def propagate(
     graph_module: fx.GraphModule,
     inputs: Sequence[Any],
     module_paths: Mapping[str, str],
+    rules: ShapeRules = RULES,
 ) -> dict[str, NodeValues]:
     """Run ``graph_module`` on (fake) ``inputs`` and describe every node's values.
 
     Must be called inside the fake mode that made the inputs and the module's tensors.
-    ``module_paths`` maps node names to their module path (used in error messages).
+    ``module_paths`` maps node names to their module path (used in error messages); ``rules``
+    answer the common ops without a dispatch (``NO_RULES``: dispatch every op).
     """
-    interpreter = _ShapeInterpreter(graph_module, module_paths)
+    interpreter = _ShapeInterpreter(graph_module, module_paths, rules, detect_fake_mode(list(inputs)))
     # grad mode on whatever the caller's: some modules (MultiheadAttention) take another path under no_grad
     with quiet_fake_tensor_log(), torch.enable_grad():
         try:
