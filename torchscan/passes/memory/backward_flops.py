@@ -6,16 +6,20 @@ from collections.abc import Mapping
 
 import networkx as nx
 
-from torchscan.graph.build import records
+from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import Family, family
-from torchscan.passes.memory.grads import requires_grad, trainable_bytes
 from torchscan.passes.params import ParamSummary
 from torchscan.records import Cost
 
 __all__ = ["backward_costs"]
 
 
-def backward_costs(graph: nx.DiGraph, costs: Mapping[str, Cost | None], params: ParamSummary) -> dict[str, Cost]:
+def backward_costs(
+    graph: nx.DiGraph,
+    costs: Mapping[str, Cost | None],
+    params: ParamSummary,
+    context: MemoryGraph | None = None,
+) -> dict[str, Cost]:
     """Backward cost per node whose output requires grad.
 
     - conv / linear / matmul: one forward-sized product per gradient taken — ``dL/dx`` when the
@@ -24,18 +28,19 @@ def backward_costs(graph: nx.DiGraph, costs: Mapping[str, Cost | None], params: 
     - every other op: ``1×`` its forward FLOPs (one pass over the gradient); views and
       ``add``-like ops therefore cost what their forward costs (mostly 0).
     - unknown ops (no forward cost): 0, like their forward.
+
+    ``context``: :func:`~torchscan.passes.memory.context.memory_graph` of the graph, when at hand.
     """
-    ordered = records(graph)
-    grads = requires_grad(graph, ordered, params)
-    trainable = trainable_bytes(params)
+    context = memory_graph(graph, params) if context is None else context
+    grads, trainable = context.grads, context.trainable
     result: dict[str, Cost] = {}
-    for record in ordered:
+    for record in context.ordered:
         cost = costs.get(record.name)
         if cost is None or not grads.get(record.name):
             continue
         kind = family(record)
         if kind in (Family.WEIGHTED, Family.MATMUL):
-            input_grad = any(grads.get(source, False) for source in graph.predecessors(record.name))
+            input_grad = any(grads.get(source, False) for source in context.sources[record.name])
             weight_grad = record.op != "call_module" or trainable.get(record.module_path, 0) > 0
             factor = int(input_grad) + int(weight_grad) if kind is Family.WEIGHTED else 2
             result[record.name] = Cost(flops=cost.flops * factor, macs=cost.macs * factor, dmas=cost.dmas * factor)

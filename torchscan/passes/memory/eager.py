@@ -6,83 +6,153 @@ parsing is :mod:`~torchscan.passes.memory.eager_names`, which states what is mod
 - a result bound to a local name is held until the frame returns or the name is rebound
   (:func:`local_ends`);
 - ``y += z`` traced as ``add`` runs in place: its result aliases ``y`` (:func:`augmented_source`).
+
+Everything here is linear in the number of nodes (times the depth of user frames): frame
+extents, the next rebinding of a name and the end of a statement are looked up in tables built
+in one sweep, never found by scanning ahead from every node.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import bisect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
-
-import networkx as nx
 
 from torchscan.graph.build import NodeRecord
 from torchscan.passes.memory.eager_names import AUGMENTABLE, assigned_name, is_augmented, root_call
-from torchscan.passes.memory.frames import LIBRARY_MODULES, Frame, user_frames
+from torchscan.passes.memory.frames import Frame
 
-__all__ = ["augmented_source", "local_ends"]
+__all__ = ["augmented_source", "is_root", "local_ends"]
 
-Inside = Callable[[int], bool]
-"""Whether the node at a position runs inside a given frame instance."""
+_NOT_BOUND = frozenset({"placeholder", "output", "get_attr"})
 
 
-def local_ends(graph: nx.DiGraph, ordered: list[NodeRecord]) -> dict[str, int]:
+@dataclass(frozen=True, slots=True)
+class _Bindings:
+    """Positions whose source line at a frame level binds a name, with their call sites; ``skip[i]``
+    is the first entry from ``i`` on at another call site than entry ``i``."""
+
+    positions: list[int]
+    sites: list[str]
+    skip: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Frames:
+    """Frame instances of an execution order, as lookup tables.
+
+    ``level_ids[q][l]`` identifies node ``q``'s frame at level ``l`` (its outer call sites and
+    function); ``frame_end[q][l]`` and ``site_end[q][l]`` are the last position of the contiguous
+    run of nodes, from ``q`` on, with the same frame, resp. the same call site, at level ``l``;
+    ``owner_end[q]`` the last of the run whose caller module starts with ``q``'s; ``bindings``
+    the positions binding a name, per (frame, name).
+    """
+
+    level_ids: list[list[int]]
+    frame_end: list[list[int]]
+    site_end: list[list[int]]
+    owner_end: list[int]
+    bindings: Mapping[tuple[int, str], _Bindings]
+
+
+def local_ends(
+    ordered: Sequence[NodeRecord],
+    frames: Sequence[tuple[Frame, ...]],
+    sources: Sequence[frozenset[str]],
+    library: frozenset[str],
+) -> dict[str, int]:
     """Eager Python keeps a result bound to a local name (``y = f(x)``) until the frame returns or
     rebinds the name, even after its last use. Node -> last index it is held that way.
 
+    ``frames`` and ``sources`` are each node's user frames and the names of the nodes it reads.
     A frame instance is the chain of outer call sites plus the innermost function, within one
-    caller module; its extent is the contiguous run of nodes traced inside it.
+    caller module (a module in ``library`` runs no user code: its caller's counts); its extent is
+    the contiguous run of nodes traced inside it.
     """
-    frames = [user_frames(record) for record in ordered]
-    library = graph.graph.get(LIBRARY_MODULES, frozenset())
-
-    def caller(path: str) -> str:  # the nearest enclosing module whose forward is user code
-        while path and path in library:
-            path = path.rpartition(".")[0]
-        return path
-
-    owners = [
-        caller(record.module_path.rpartition(".")[0] if record.op == "call_module" else record.module_path)
-        for record in ordered
-    ]
+    tables = _tables(ordered, frames, library)
+    consumers: list[list[int]] = [[] for _ in ordered]
+    position_of = {record.name: position for position, record in enumerate(ordered)}
+    for position, names in enumerate(sources):
+        for name in names:
+            consumers[position_of[name]].append(position)
     ends: dict[str, int] = {}
     for position, record in enumerate(ordered):
         chain = frames[position]
-        if not chain or record.op in ("placeholder", "output", "get_attr") or not record.outputs:
+        if not chain or record.op in _NOT_BOUND or not record.outputs:
             continue
-        site, function, code = chain[-1]
-        name = assigned_name(code)
-        if name is None:
-            continue
-        outer = tuple(frame[0] for frame in chain[:-1])
-
-        def inside(
-            other: int, outer: tuple[str, ...] = outer, function: str = function, owner: str = owners[position]
-        ) -> bool:
-            theirs = frames[other]
-            return (
-                len(theirs) > len(outer)
-                and tuple(frame[0] for frame in theirs[: len(outer)]) == outer
-                and theirs[len(outer)][1] == function
-                and owners[other].startswith(owner)
-            )
-
-        later = position + 1
-        consumed_on_line = False
-        end = position
-        bound = is_root(record, root_call(code)[0])  # the statement's value, even if a loop reads it
-        while later < len(ordered) and inside(later):
-            theirs = frames[later][len(outer)]
-            if theirs[0] == site and not bound and record.name in set(graph.predecessors(ordered[later].name)):
-                consumed_on_line = True  # an inner call of the line: a temporary, not the bound value
-                break
-            end = later
-            if (theirs[0] != site or bound) and assigned_name(theirs[2]) == name:
-                end = _statement_end(graph, ordered, frames, later, len(outer), record.name, theirs[2], inside)
-                break
-            later += 1
-        if not consumed_on_line and end > position:
+        end = _held_until(ordered, frames, sources, tables, consumers[position], position)
+        if end is not None:
             ends[record.name] = ordered[end].index
     return ends
+
+
+def _held_until(
+    ordered: Sequence[NodeRecord],
+    frames: Sequence[tuple[Frame, ...]],
+    sources: Sequence[frozenset[str]],
+    tables: _Frames,
+    consumers: list[int],
+    position: int,
+) -> int | None:
+    """The last position the name bound by the node at ``position`` holds its result, None when
+    it binds none, is read again on its own line (a temporary), or is held no longer."""
+    chain = frames[position]
+    level = len(chain) - 1
+    site, _, code = chain[level]
+    name = assigned_name(code)
+    if name is None:
+        return None
+    record = ordered[position]
+    bound = is_root(record, root_call(code)[0])  # the statement's value, even if a loop reads it
+    extent = min(tables.frame_end[position][level], tables.owner_end[position])
+    rebound = _next_binding(tables, position, level, name, site, bound, extent)
+    if not bound:  # an inner call of the line read on that line: a temporary, not the bound value
+        for later in consumers:
+            if position < later <= extent and (rebound is None or later < rebound) and frames[later][level][0] == site:
+                return None
+    if rebound is None:
+        return extent if extent > position else None
+    last = min(extent, tables.site_end[rebound][level])
+    return _statement_end(ordered, sources, rebound, last, record.name, frames[rebound][level][2])
+
+
+def _next_binding(
+    tables: _Frames, position: int, level: int, name: str, site: str, bound: bool, extent: int
+) -> int | None:
+    """The first position after ``position`` and up to ``extent`` whose line in the same frame
+    binds ``name`` again — at another call site, unless the node is its statement's value."""
+    bindings = tables.bindings.get((tables.level_ids[position][level], name))
+    if bindings is None:
+        return None
+    entry = bisect.bisect_right(bindings.positions, position)
+    if entry < len(bindings.positions) and not bound and bindings.sites[entry] == site:
+        entry = bindings.skip[entry]
+    if entry < len(bindings.positions) and bindings.positions[entry] <= extent:
+        return bindings.positions[entry]
+    return None
+
+
+def _statement_end(
+    ordered: Sequence[NodeRecord], sources: Sequence[frozenset[str]], start: int, last: int, name: str, code: str
+) -> int:
+    """Position of the last node of the statement that rebinds a name, starting at ``start``
+    (its nodes run to ``last`` at most).
+
+    Its old value is held until the statement completes: through the last read of the name
+    (as many reads as the source has) and on to the statement's outermost call. A statement in a
+    loop runs straight into its next iteration, so without a recognisable outermost call we stop
+    at the last read.
+    """
+    root, reads = root_call(code)
+    seen, end = 0, start
+    for position in range(start, last + 1):
+        if name in sources[position]:
+            seen += 1
+            end = position
+        if seen >= reads and (root is None or is_root(ordered[position], root)):
+            return end if root is None else position
+    return end
 
 
 def is_root(record: NodeRecord, root: str | None) -> bool:
@@ -94,46 +164,110 @@ def is_root(record: NodeRecord, root: str | None) -> bool:
     return record.type_name.lower().rstrip("_") == root.lower() or path == root or path.endswith(f".{root}")
 
 
-def _statement_end(
-    graph: nx.DiGraph,
-    ordered: list[NodeRecord],
-    frames: list[tuple[Frame, ...]],
-    start: int,
-    level: int,
-    name: str,
-    code: str,
-    inside: Inside,
-) -> int:
-    """Position of the last node of the statement that rebinds a name, starting at ``start``.
-
-    Its old value is held until the statement completes: through the last read of the name
-    (as many reads as the source has) and on to the statement's outermost call. A statement in a
-    loop runs straight into its next iteration, so without a recognisable outermost call we stop
-    at the last read.
-    """
-    root, reads = root_call(code)
-    site = frames[start][level][0]
-
-    position, seen, end = start, 0, start
-    while position < len(ordered) and inside(position) and frames[position][level][0] == site:
-        record = ordered[position]
-        if name in set(graph.predecessors(record.name)):
-            seen += 1
-            end = position
-        if seen >= reads and (root is None or is_root(record, root)):
-            return end if root is None else position
-        position += 1
-    return end
+def _tables(ordered: Sequence[NodeRecord], frames: Sequence[tuple[Frame, ...]], library: frozenset[str]) -> _Frames:
+    """The lookup tables of :class:`_Frames`, in one sweep each."""
+    level_ids = _level_ids(frames)
+    sites = [[frame[0] for frame in chain] for chain in frames]
+    return _Frames(
+        level_ids=level_ids,
+        frame_end=_run_ends(level_ids),
+        site_end=_run_ends(sites),
+        owner_end=_owner_ends(_owners(ordered, library)),
+        bindings=_bindings(frames, level_ids),
+    )
 
 
-def augmented_source(graph: nx.DiGraph, record: NodeRecord, of_node: Mapping[str, tuple[Any, ...]]) -> Any:
+def _level_ids(frames: Sequence[tuple[Frame, ...]]) -> list[list[int]]:
+    """Per node and level, an id of (the call sites of the outer levels, the level's function)."""
+    prefixes: dict[tuple[int, str], int] = {}
+    levels: dict[tuple[int, str], int] = {}
+    result = []
+    for chain in frames:
+        prefix, ids = 0, []
+        for site, function, _ in chain:
+            ids.append(levels.setdefault((prefix, function), len(levels)))
+            prefix = prefixes.setdefault((prefix, site), len(prefixes) + 1)
+        result.append(ids)
+    return result
+
+
+def _run_ends(keys: Sequence[Sequence[Any]]) -> list[list[int]]:
+    """``ends[q][l]``: the last position of the contiguous run from ``q`` on with ``keys[·][l]``
+    equal to ``keys[q][l]``."""
+    ends: list[list[int]] = [[] for _ in keys]
+    following: Sequence[Any] = ()
+    for position in range(len(keys) - 1, -1, -1):
+        own = keys[position]
+        after = ends[position + 1] if position + 1 < len(keys) else []
+        ends[position] = [
+            after[level] if level < len(following) and following[level] == key else position
+            for level, key in enumerate(own)
+        ]
+        following = own
+    return ends
+
+
+def _owners(ordered: Sequence[NodeRecord], library: frozenset[str]) -> list[str]:
+    """Per node, the nearest enclosing module whose forward is user code."""
+    cache: dict[str, str] = {}
+
+    def caller(path: str) -> str:
+        if path not in cache:
+            found = path
+            while found and found in library:
+                found = found.rpartition(".")[0]
+            cache[path] = found
+        return cache[path]
+
+    return [
+        caller(record.module_path.rpartition(".")[0] if record.op == "call_module" else record.module_path)
+        for record in ordered
+    ]
+
+
+def _owner_ends(owners: Sequence[str]) -> list[int]:
+    """``ends[q]``: the last position of the run from ``q`` on whose owners all start with ``q``'s
+    (a monotonic stack: a position dominated by a later start is never the first to leave)."""
+    ends = [0] * len(owners)
+    stack: list[int] = []
+    for position in range(len(owners) - 1, -1, -1):
+        while stack and owners[stack[-1]].startswith(owners[position]):
+            stack.pop()
+        ends[position] = (stack[-1] if stack else len(owners)) - 1
+        stack.append(position)
+    return ends
+
+
+def _bindings(frames: Sequence[tuple[Frame, ...]], level_ids: Sequence[list[int]]) -> dict[tuple[int, str], _Bindings]:
+    """Per (frame id, name): the positions whose line at that frame binds the name."""
+    found: dict[tuple[int, str], tuple[list[int], list[str]]] = {}
+    for position, chain in enumerate(frames):
+        for level, (site, _, code) in enumerate(chain):
+            name = assigned_name(code)
+            if name is not None:
+                positions, sites = found.setdefault((level_ids[position][level], name), ([], []))
+                positions.append(position)
+                sites.append(site)
+    return {key: _Bindings(positions, sites, _skips(sites)) for key, (positions, sites) in found.items()}
+
+
+def _skips(sites: Sequence[str]) -> list[int]:
+    """``skip[i]``: the first index from ``i`` on whose site differs from ``sites[i]``."""
+    skip = [len(sites)] * len(sites)
+    for entry in range(len(sites) - 2, -1, -1):
+        skip[entry] = entry + 1 if sites[entry + 1] != sites[entry] else skip[entry + 1]
+    return skip
+
+
+def augmented_source(
+    record: NodeRecord, frames: tuple[Frame, ...], sources: Sequence[str], of_node: Mapping[str, tuple[Any, ...]]
+) -> Any:
     """fx traces ``y += z`` as ``add``; eager runs it in place. For such a node (its source line is
-    an augmented assignment) the storage of its first operand, else None."""
+    an augmented assignment; ``frames`` its user frames, ``sources`` what it reads, in order) the
+    storage of its first operand, else None."""
     if record.op != "call_function" or record.type_name not in AUGMENTABLE:
         return None
-    frames = user_frames(record)
     if not frames or not is_augmented(frames[-1][2]):
         return None
-    sources = list(graph.predecessors(record.name))
     keys = of_node.get(sources[0], ()) if sources else ()
     return keys[0] if len(keys) == 1 else None

@@ -18,6 +18,7 @@ shadowing across frames is not modelled.
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -54,9 +55,12 @@ def is_augmented(code: str) -> bool:
     return _AUGMENTED.match(code) is not None
 
 
+@functools.lru_cache(maxsize=4096)
 def root_call(code: str) -> tuple[str | None, int]:
     """The outermost operation of an assignment's right-hand side (``cat``, ``add``, a module
-    attribute name…) and how often the assigned name is read there; (None, 1) when unparsable."""
+    attribute name…) and how often the assigned name is read there; (None, 1) when unparsable.
+
+    Cached: a graph repeats few distinct source lines (every iteration of a loop shares one)."""
     try:
         statement = ast.parse(code).body[0]
     except (SyntaxError, IndexError):

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping
 
 import networkx as nx
 
-from torchscan.graph.build import records
 from torchscan.passes.memory.backward_flops import backward_costs
-from torchscan.passes.memory.peak import static_peak
+from torchscan.passes.memory.context import memory_graph
+from torchscan.passes.memory.peak import walk
 from torchscan.passes.memory.records import MemoryReport
 from torchscan.passes.memory.training import OPTIMIZERS, training_estimates
 from torchscan.passes.params import ParamSummary
@@ -23,12 +23,13 @@ def estimate_memory(
     costs: Mapping[str, Cost | None] | None = None,
     optimizers: Iterable[str] = tuple(OPTIMIZERS),
 ) -> MemoryReport:
-    """The memory section of a report: static inference peak, training estimates, backward cost."""
-    ordered = records(graph)
-    peak = static_peak(graph)
-    training, saved_bytes = training_estimates(graph, params, optimizers)
-    backward = backward_costs(graph, costs or {}, params)
-    outputs = sum(spec.nbytes for record in ordered if record.op == "output" for spec in record.outputs)
+    """The memory section of a report: static inference peak, training estimates, backward cost
+    (the graph's order, liveness and gradient flags computed once, shared by all three)."""
+    context = memory_graph(graph, params)
+    peak = walk(context.ordered, context.live)
+    training, saved_bytes = training_estimates(graph, params, optimizers, context)
+    backward = backward_costs(graph, costs or {}, params, context)
+    outputs = sum(spec.nbytes for record in context.ordered if record.op == "output" for spec in record.outputs)
     return MemoryReport(
         param_bytes=params.param_bytes,
         buffer_bytes=params.buffer_bytes,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib
 import os
 import re
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from torchscan.graph.build import NodeRecord
 
-__all__ = ["LIBRARY_MODULES", "Frame", "library_modules", "user_frames"]
+__all__ = ["LIBRARY_MODULES", "Frame", "frames_by_node", "library_modules", "parse_frames", "user_frames"]
 
 LIBRARY_MODULES = "library_modules"
 """Graph attribute: paths of modules whose forward is torch's own (``Sequential``, ``ModuleList``…);
@@ -28,10 +29,28 @@ _FRAME = re.compile(r'\s*File "([^"]+)", line (\d+), in (\S+)')
 
 def user_frames(record: NodeRecord) -> tuple[Frame, ...]:
     """The user frames in a node's stack trace, outermost first."""
-    lines = (record.stack_trace or "").splitlines()
+    return parse_frames(record.stack_trace)
+
+
+def frames_by_node(ordered: Sequence[NodeRecord]) -> list[tuple[Frame, ...]]:
+    """:func:`user_frames` of each node; each distinct stack trace is parsed once (nodes traced
+    from one source line in a loop share theirs)."""
+    parsed: dict[str | None, tuple[Frame, ...]] = {}
+    result = []
+    for record in ordered:
+        frames = parsed.get(record.stack_trace)
+        if frames is None:
+            frames = parsed[record.stack_trace] = parse_frames(record.stack_trace)
+        result.append(frames)
+    return result
+
+
+def parse_frames(stack_trace: str | None) -> tuple[Frame, ...]:
+    """The user frames of a stack trace as fx records it, outermost first."""
+    lines = (stack_trace or "").splitlines()
     frames = []
     for position, line in enumerate(lines):
-        match = _FRAME.match(line)
+        match = _FRAME.match(line) if 'File "' in line else None
         if match and not match.group(1).startswith(_LIBRARY_DIRS):
             code = lines[position + 1].strip() if position + 1 < len(lines) else ""
             frames.append((f"{match.group(1)}:{match.group(2)}", f"{match.group(1)}:{match.group(3)}", code))

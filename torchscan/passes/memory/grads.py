@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import networkx as nx
 
 from torchscan.graph.build import NodeRecord
@@ -10,15 +12,23 @@ from torchscan.passes.params import ParamSummary
 __all__ = ["requires_grad", "trainable_bytes"]
 
 
-def requires_grad(graph: nx.DiGraph, ordered: list[NodeRecord], params: ParamSummary) -> dict[str, bool]:
+def requires_grad(
+    graph: nx.DiGraph,
+    ordered: list[NodeRecord],
+    params: ParamSummary,
+    sources: Mapping[str, tuple[str, ...]] | None = None,
+    trainable: Mapping[str, int] | None = None,
+) -> dict[str, bool]:
     """Which node outputs require grad: trainable parameters start it, data flow spreads it.
 
     A ``call_module`` node with trainable parameters, and a ``get_attr`` of a floating tensor
     when the model has trainable parameters, require grad; so does any node reading one.
+    ``sources`` (what each node reads) and ``trainable`` (:func:`trainable_bytes`) when at hand.
     """
     flags: dict[str, bool] = {}
     any_trainable = params.trainable > 0
-    trainable = trainable_bytes(params)
+    trainable = trainable_bytes(params) if trainable is None else trainable
+    sources = graph.pred if sources is None else sources
     for record in ordered:
         if record.op == "placeholder":
             flags[record.name] = False
@@ -26,7 +36,7 @@ def requires_grad(graph: nx.DiGraph, ordered: list[NodeRecord], params: ParamSum
             flags[record.name] = any_trainable and any(spec.dtype.is_floating_point for spec in record.outputs)
         else:
             own = record.op == "call_module" and trainable.get(record.module_path, 0) > 0
-            flows = any(flags.get(source, False) for source in graph.predecessors(record.name))
+            flows = any(flags.get(source, False) for source in sources[record.name])
             floating = any(spec.dtype.is_floating_point for spec in record.outputs)
             flags[record.name] = (own or flows) and floating
     return flags

@@ -9,28 +9,41 @@ storage bound to a local name and alias ``y += z`` to ``y``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import networkx as nx
 
 from torchscan.graph.build import NodeRecord
 from torchscan.passes.memory.eager import augmented_source, local_ends
+from torchscan.passes.memory.frames import LIBRARY_MODULES, frames_by_node
 from torchscan.passes.memory.storage import END, Storages, storage_keys
 
-__all__ = ["call_ends", "storages"]
+__all__ = ["call_ends", "sources_of", "storages"]
 
 
-def storages(graph: nx.DiGraph, ordered: list[NodeRecord]) -> Storages:
-    """Size, producer and last use of every activation storage (``ordered``: execution order)."""
+def sources_of(graph: nx.DiGraph) -> dict[str, tuple[str, ...]]:
+    """Node -> the nodes it reads, in the graph's predecessor order."""
+    return {name: tuple(predecessors) for name, predecessors in graph.pred.items()}
+
+
+def storages(
+    graph: nx.DiGraph, ordered: Sequence[NodeRecord], sources: Mapping[str, tuple[str, ...]] | None = None
+) -> Storages:
+    """Size, producer and last use of every activation storage (``ordered``: execution order;
+    ``sources``: :func:`sources_of` the graph, when already at hand)."""
+    sources = sources_of(graph) if sources is None else sources
+    reads = [sources[record.name] for record in ordered]
+    frames = frames_by_node(ordered)
     size: dict[Any, int] = {}
     born: dict[Any, int] = {}
     last_use: dict[Any, int] = {}
     of_node: dict[str, tuple[Any, ...]] = {}
     inputs: set[Any] = set()
     remap: dict[Any, Any] = {}
-    for record in ordered:
+    for position, record in enumerate(ordered):
         keys = tuple((remap.get(key, key), nbytes) for key, nbytes in storage_keys(record))
-        alias = augmented_source(graph, record, of_node)
+        alias = augmented_source(record, frames[position], reads[position], of_node)
         if alias is not None and len(keys) == 1:
             remap[keys[0][0]] = alias  # later views and in-place ops of the result alias it too
             keys = ((alias, size[alias]),)
@@ -43,40 +56,40 @@ def storages(graph: nx.DiGraph, ordered: list[NodeRecord]) -> Storages:
             if record.op == "placeholder":
                 inputs.add(key)
                 last_use[key] = END
+    library = graph.graph.get(LIBRARY_MODULES, frozenset())
+    local_end = local_ends(ordered, frames, [frozenset(names) for names in reads], library)
     call_end = call_ends(ordered)
-    local_end = local_ends(graph, ordered)
-    by_name = {record.name: record for record in ordered}
-    for record in ordered:
+    paths = {record.name: _parts(record.module_path) for record in ordered}
+    for position, record in enumerate(ordered):
+        local = local_end.get(record.name, -1)
         for key in of_node[record.name]:
-            last_use[key] = max(last_use[key], local_end.get(record.name, -1))
-        for source in graph.predecessors(record.name):
+            last_use[key] = max(last_use[key], local)
+        own = paths[record.name]
+        for source in reads[position]:
             if record.op == "output":
                 end = END
             else:  # an argument of a module call lives until the call returns (the caller holds it)
-                entered = _common_depth(by_name[source].module_path, record.module_path) + 1
+                entered = _common_depth(paths[source], own) + 1
                 end = call_end.get((record.index, entered), record.index)
             for key in of_node.get(source, ()):
                 last_use[key] = max(last_use[key], end)
     return Storages(size, born, last_use, of_node, frozenset(inputs))
 
 
-def call_ends(ordered: list[NodeRecord]) -> dict[tuple[int, int], int]:
+def call_ends(ordered: Sequence[NodeRecord]) -> dict[tuple[int, int], int]:
     """``(i, d) -> j``: the last index of the run of nodes, from node ``i`` on, inside the same
     depth-``d`` module as node ``i`` — the end of that module call."""
     parts = [_parts(record.module_path) for record in ordered]
     ends: dict[tuple[int, int], int] = {}
-    for depth in range(1, max((len(p) for p in parts), default=0) + 1):
-        following: tuple[str, ...] | None = None
-        end = -1
-        for position in range(len(ordered) - 1, -1, -1):
-            prefix = parts[position][:depth] if len(parts[position]) >= depth else None
-            if prefix is None:
-                following = None
-                continue
-            if prefix != following:
-                end = ordered[position].index
-            ends[(ordered[position].index, depth)] = end
-            following = prefix
+    following: tuple[str, ...] = ()
+    after: list[int] = []
+    for position in range(len(ordered) - 1, -1, -1):
+        own, index = parts[position], ordered[position].index
+        common = _common_depth(own, following)
+        mine = [after[depth] if depth < common else index for depth in range(len(own))]
+        for depth, end in enumerate(mine, start=1):
+            ends[(index, depth)] = end
+        following, after = own, mine
     return ends
 
 
@@ -84,10 +97,10 @@ def _parts(path: str) -> tuple[str, ...]:
     return tuple(path.split(".")) if path else ()
 
 
-def _common_depth(first: str, second: str) -> int:
-    """Number of leading path components two module paths share."""
+def _common_depth(first: tuple[str, ...], second: tuple[str, ...]) -> int:
+    """Number of leading components two split module paths share."""
     depth = 0
-    for a, b in zip(_parts(first), _parts(second), strict=False):
+    for a, b in zip(first, second, strict=False):
         if a != b:
             break
         depth += 1

@@ -7,10 +7,9 @@ from typing import Any
 
 import networkx as nx
 
-from torchscan.graph.build import NodeRecord, records
+from torchscan.graph.build import NodeRecord
+from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import Family, family
-from torchscan.passes.memory.grads import requires_grad, trainable_bytes
-from torchscan.passes.memory.liveness import storages
 from torchscan.passes.params import ParamSummary
 
 __all__ = ["saved_for_backward"]
@@ -63,8 +62,8 @@ _RULES: Mapping[Family | None, Rule] = {
 
 
 def saved_for_backward(
-    graph: nx.DiGraph, params: ParamSummary
-) -> tuple[dict[str, tuple[Any, ...]], dict[str, int], dict[str, bool]]:
+    graph: nx.DiGraph, params: ParamSummary, context: MemoryGraph | None = None
+) -> tuple[dict[str, tuple[Any, ...]], dict[str, int], Mapping[str, bool]]:
     """What autograd keeps per node: (storage keys saved, extra bytes saved, requires-grad flags).
 
     Conventions per family (only for nodes whose output requires grad):
@@ -80,22 +79,21 @@ def saved_for_backward(
     - Views, add/sub, cat/stack, sum/mean, average pools, padding, interpolation: nothing.
     - Anything unknown: every activation input (conservative).
 
-    A storage saved by several nodes counts once.
+    A storage saved by several nodes counts once. ``context``: :func:`memory_graph` of the
+    graph, when already at hand.
     """
-    ordered = records(graph)
-    live = storages(graph, ordered)
-    grads = requires_grad(graph, ordered, params)
-    trainable = trainable_bytes(params)
+    context = memory_graph(graph, params) if context is None else context
+    of_node, grads, trainable = context.live.of_node, context.grads, context.trainable
     saved: dict[str, tuple[Any, ...]] = {}
     extra: dict[str, int] = {}
-    for record in ordered:
+    for record in context.ordered:
         if record.op not in ("call_module", "call_function", "call_method") or not grads.get(record.name):
             continue
         rule = _RULES.get(family(record))
         if rule is None:
             continue
-        inputs = tuple(stored for source in graph.predecessors(record.name) for stored in live.of_node.get(source, ()))
-        outputs = live.of_node.get(record.name, ())
+        inputs = tuple(stored for source in context.sources[record.name] for stored in of_node.get(source, ()))
+        outputs = of_node.get(record.name, ())
         keep, extra_bytes = rule(record, inputs, outputs, trainable.get(record.module_path, 0) > 0)
         if extra_bytes is not None:
             extra[record.name] = extra_bytes

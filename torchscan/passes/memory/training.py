@@ -10,13 +10,11 @@ from typing import Any, Literal
 
 import networkx as nx
 
-from torchscan.graph.build import NodeRecord, records
-from torchscan.passes.memory.grads import trainable_bytes
-from torchscan.passes.memory.liveness import storages
+from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.peak import walk
 from torchscan.passes.memory.records import TrainingEstimate
 from torchscan.passes.memory.saved import saved_for_backward
-from torchscan.passes.memory.storage import Storages, input_keys, is_view, output_bytes
+from torchscan.passes.memory.storage import is_view, output_bytes
 from torchscan.passes.params import ParamSummary
 
 __all__ = ["OPTIMIZERS", "Optimizer", "training_estimates"]
@@ -39,6 +37,7 @@ def training_estimates(
     graph: nx.DiGraph,
     params: ParamSummary,
     optimizers: Iterable[str] = tuple(OPTIMIZERS),
+    context: MemoryGraph | None = None,
 ) -> tuple[tuple[TrainingEstimate, ...], int]:
     """Training-step memory per optimizer, and the saved activation bytes.
 
@@ -50,15 +49,17 @@ def training_estimates(
       backward of their first saver; parameter gradients (``P`` in total) accumulate;
     - step: ``P`` of gradients + the optimizer's transient (:data:`OPTIMIZERS`);
     - ``peak = params + buffers + state + max(forward, backward, step)``.
+
+    ``context``: :func:`~torchscan.passes.memory.context.memory_graph` of the graph, when at hand.
     """
-    ordered = records(graph)
-    live = storages(graph, ordered)
-    saved, extra, grads = saved_for_backward(graph, params)
+    context = memory_graph(graph, params) if context is None else context
+    live = context.live
+    saved, extra, _ = saved_for_backward(graph, params, context)
     kept = {key for keys in saved.values() for key in keys}
     saved_bytes = sum(live.size[key] for key in kept) + sum(extra.values())
     # forward: saved storages stay; extras are allocated at their node and stay too
-    forward = walk(ordered, live, kept).bytes + sum(extra.values())
-    backward = _backward_peak(graph, ordered, live, saved, extra, grads, params)
+    forward = walk(context.ordered, live, kept).bytes + sum(extra.values())
+    backward = _backward_peak(context, saved, extra)
     trainable = sum(entry.nbytes for held in params.by_module.values() for entry in held.entries if entry.trainable)
     estimates = []
     for name in optimizers:
@@ -81,22 +82,21 @@ def training_estimates(
     return tuple(estimates), saved_bytes
 
 
-def _backward_peak(
-    graph: nx.DiGraph,
-    ordered: list[NodeRecord],
-    live_storages: Storages,
-    saved: Mapping[str, tuple[Any, ...]],
-    extra: Mapping[str, int],
-    grads: Mapping[str, bool],
-    params: ParamSummary,
-) -> int:
+def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], extra: Mapping[str, int]) -> int:
     """Peak of (remaining saved + live activation grads + parameter grads) over the backward."""
+    ordered, sources, grads, live_storages = context.ordered, context.sources, context.grads, context.live
     first_saver: dict[Any, int] = {}
     for record in ordered:
         for key in saved.get(record.name, ()):
             first_saver.setdefault(key, record.index)
     kept = set(first_saver)
-    outputs = {key for record in ordered if record.op == "output" for key in input_keys(graph, record, live_storages)}
+    outputs = {
+        key
+        for record in ordered
+        if record.op == "output"
+        for source in sources[record.name]
+        for key in live_storages.of_node.get(source, ())
+    }
     live = sum(live_storages.size[key] for key in kept | outputs | set(live_storages.inputs)) + sum(extra.values())
     release: dict[int, int] = {}
     for key, index in first_saver.items():
@@ -111,7 +111,7 @@ def _backward_peak(
     }
     allocated: set[str] = set()
     modules_done: set[str] = set()
-    trainable = trainable_bytes(params)
+    trainable = context.trainable
     peak = live
     for record in reversed(ordered):
         if record.op in ("placeholder", "output") or not grads.get(record.name):
@@ -120,7 +120,7 @@ def _backward_peak(
             live += grad_bytes.get(record.name, 0)
             allocated.add(record.name)
         new = 0
-        for source in graph.predecessors(record.name):
+        for source in sources[record.name]:
             if grads.get(source) and source not in allocated:
                 allocated.add(source)
                 new += grad_bytes.get(source, 0)

@@ -1,0 +1,44 @@
+"""What several memory rules read, computed once per analysis."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import networkx as nx
+
+from torchscan.graph.build import NodeRecord, records
+from torchscan.passes.memory.grads import requires_grad, trainable_bytes
+from torchscan.passes.memory.liveness import sources_of, storages
+from torchscan.passes.memory.storage import Storages
+from torchscan.passes.params import ParamSummary
+
+__all__ = ["MemoryGraph", "memory_graph"]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryGraph:
+    """A graph as the memory rules read it: execution order, the nodes each node reads (in
+    predecessor order), storage liveness, requires-grad flags and trainable bytes per module."""
+
+    graph: nx.DiGraph
+    ordered: list[NodeRecord]
+    sources: Mapping[str, tuple[str, ...]]
+    live: Storages
+    grads: Mapping[str, bool]
+    trainable: Mapping[str, int]
+
+
+def memory_graph(graph: nx.DiGraph, params: ParamSummary) -> MemoryGraph:
+    """Everything of :class:`MemoryGraph`, each computed once."""
+    ordered = records(graph)
+    sources = sources_of(graph)
+    trainable = trainable_bytes(params)
+    return MemoryGraph(
+        graph=graph,
+        ordered=ordered,
+        sources=sources,
+        live=storages(graph, ordered, sources),
+        grads=requires_grad(graph, ordered, params, sources, trainable),
+        trainable=trainable,
+    )
