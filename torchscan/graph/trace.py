@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import sys
 import traceback
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,6 @@ try:  # fx generates a graph module's Python code only when asked (torch >= 2.3)
     from torch.fx._lazy_graph_module import _LazyGraphModule as _GraphModule
 except ImportError:  # pragma: no cover - older torch
     _GraphModule = fx.GraphModule  # type: ignore[misc]
-from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._mode_utils import no_dispatch
 from torch.utils._pytree import tree_leaves
 
@@ -54,33 +54,75 @@ class Capture:
 
 
 def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> nn.Module:
-    """A deep copy of ``model`` whose parameters and buffers are fake tensors sharing nothing.
+    """A copy of ``model`` whose parameters and buffers are fake tensors sharing nothing.
 
-    Tied tensors stay tied (the memo maps each tensor once); hooks are dropped from the copy so
-    user callbacks never see analysis calls.
+    Tied tensors stay tied (each tensor is faked once); hooks are dropped from the copy so user
+    callbacks never see analysis calls. The copy is structural (:func:`_shadow`): every module
+    is a new object, its tensors fakes; a module whose state cannot be copied that way (slots)
+    is deep-copied instead.
     """
+    fakes = _fakes(model, fake_mode)
+    try:
+        clone = _shadow(model, fakes, {})
+    except TypeError:  # a module without a plain __dict__
+        try:
+            clone = copy.deepcopy(model, dict(fakes))
+        except Exception as error:
+            raise CaptureError(f"{type(model).__name__} cannot be copied for analysis: {error}") from error
+    for module in clone.modules():
+        drop_hooks(module)
+    return clone
+
+
+def _fakes(model: nn.Module, fake_mode: FakeTensorMode) -> dict[int, torch.Tensor]:
+    """The fake of every parameter and buffer of ``model``, by the id of the real tensor."""
     tensors = {
         id(tensor): tensor
         for _, tensor in (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False))
     }
-    storages = Counter(_storage_key(tensor) for tensor in tensors.values())
-    memo: dict[int, Any] = {}
+    keys = {key: _storage_key(tensor) for key, tensor in tensors.items()}
+    storages = Counter(keys.values())
+    fakes: dict[int, torch.Tensor] = {}
     for key, tensor in tensors.items():
-        fake = _plain_fake(tensor, fake_mode) if storages[_storage_key(tensor)] == 1 else None
-        memo[key] = fake if fake is not None else fake_mode.from_tensor(tensor, static_shapes=True)
-    try:
-        clone = copy.deepcopy(model, memo)
-    except Exception as error:
-        raise CaptureError(f"{type(model).__name__} cannot be copied for analysis: {error}") from error
-    for module in clone.modules():
-        drop_hooks(module)
+        fake = _plain_fake(tensor, fake_mode) if storages[keys[key]] == 1 else None
+        fakes[key] = fake if fake is not None else fake_mode.from_tensor(tensor, static_shapes=True)
+    return fakes
+
+
+_CONTAINERS = (list, dict, set, OrderedDict)
+"""Attribute types copied one level deep (a forward that appends to a list must not reach the model)."""
+
+
+def _shadow(module: nn.Module, fakes: Mapping[int, torch.Tensor], memo: dict[int, nn.Module]) -> nn.Module:
+    """A new module of the same class with a shallow copy of ``module``'s state: sub-modules
+    shadowed in turn (shared ones once), parameters and buffers replaced by their fakes, plain
+    containers copied, every other attribute shared (deep-copying a module's Python state costs
+    more than the rest of the analysis of a small model).
+    """
+    found = memo.get(id(module))
+    if found is not None:
+        return found
+    cls = type(module)
+    clone = cls.__new__(cls)
+    memo[id(module)] = clone
+    state: dict[str, Any] = {}
+    for key, value in vars(module).items():
+        if key in ("_parameters", "_buffers"):
+            state[key] = {name: None if tensor is None else fakes[id(tensor)] for name, tensor in value.items()}
+        elif key == "_modules":
+            state[key] = {name: None if child is None else _shadow(child, fakes, memo) for name, child in value.items()}
+        elif type(value) in _CONTAINERS:
+            state[key] = value.copy()
+        else:
+            state[key] = value
+    vars(clone).update(state)
     return clone
 
 
 def _storage_key(tensor: torch.Tensor) -> int | None:
     """Identity of a tensor's storage (None for storage-less layouts)."""
     try:
-        return StorageWeakRef(tensor.untyped_storage()).cdata
+        return tensor.untyped_storage()._cdata
     except (RuntimeError, NotImplementedError):
         return None
 
@@ -88,15 +130,16 @@ def _storage_key(tensor: torch.Tensor) -> int | None:
 def _plain_fake(tensor: torch.Tensor, fake_mode: FakeTensorMode) -> FakeTensor | None:
     """The fake of a plain dense leaf tensor alone in its storage, made directly: what
     ``from_tensor`` makes of it (same sizes, strides, storage size, dtype, device, grad flag,
-    parameter flag) at a tenth of the cost; None for anything else (views, shared storages,
-    subclasses, grads, attributes, exotic layouts, real scalars whose value ``from_tensor``
-    memoizes for ``item()``), which ``from_tensor`` converts."""
+    parameter flag, and for a real 0-dim integer or float64 tensor the value ``item()`` returns,
+    e.g. BatchNorm's ``num_batches_tracked``) at a tenth of the cost; None for anything else (views,
+    shared storages, subclasses, grads, attributes, exotic layouts), which ``from_tensor`` converts."""
+    scalar = tensor.dim() == 0 and tensor.device.type != "meta"
     if (
         type(tensor) not in (torch.Tensor, nn.Parameter)
         or vars(tensor)
         or tensor.layout != torch.strided
         or tensor.device.type not in ("cpu", "cuda", "meta")
-        or (tensor.dim() == 0 and tensor.device.type != "meta")
+        or (scalar and (fake_mode.shape_env is not None or "item_memo" not in vars(FakeTensor)))
         or not tensor.is_leaf
         or tensor.grad is not None
         or (tensor.requires_grad and tensor.grad_dtype != tensor.dtype)
@@ -120,7 +163,16 @@ def _plain_fake(tensor: torch.Tensor, fake_mode: FakeTensorMode) -> FakeTensor |
         fake = FakeTensor(fake_mode, meta, tensor.device)
     if type(tensor) is nn.Parameter:
         fake._is_param = True  # what from_tensor marks: isinstance(fake, nn.Parameter)
+    if scalar and tensor.dtype in _MEMO_DTYPES:
+        with no_dispatch():
+            value = tensor.item()
+        if not (math.isnan(value) or math.isinf(value)):
+            fake.item_memo = value  # what from_tensor memoizes for a plain fake mode
     return fake
+
+
+_MEMO_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.float64)
+"""Dtypes of the real scalars whose value ``from_tensor`` memoizes for ``item()``."""
 
 
 def drop_hooks(module: nn.Module) -> None:
