@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 
 import pytest
@@ -78,6 +79,20 @@ def test_model_left_as_found_when_analysis_raises() -> None:
     with pytest.raises(ShapeError):
         crawl_module(model, (4, 32, 32))
     assert_same(before, snapshot(model))
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_garbage_collector_state_is_restored(collecting: bool) -> None:
+    model = torchvision.models.resnet18().eval()
+    (gc.enable if collecting else gc.disable)()
+    try:
+        crawl_module(model, (3, 32, 32))
+        assert gc.isenabled() is collecting
+        with pytest.raises(ShapeError):
+            crawl_module(model, (4, 32, 32))
+        assert gc.isenabled() is collecting
+    finally:
+        gc.enable()
 
 
 def test_meta_device_model() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import inspect
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
 import networkx as nx
@@ -57,12 +59,46 @@ def crawl_module(
     last-resort real forward.
 
     The model is left exactly as found: a fake copy (no storage) is traced and run on fake
-    tensors, so no arithmetic is done and a model on the ``meta`` device works.
+    tensors, so no arithmetic is done and a model on the ``meta`` device works. Python's cyclic
+    garbage collector is paused during the analysis and restored after (:func:`_collector_paused`).
     ``formulas`` adds or overrides op formulas for this call only. ``receptive_field`` adds each
     row's receptive field, effective stride and padding per spatial dim (w.r.t. the first input).
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    with _collector_paused():
+        return _crawl(model, input_shape, args, kwargs, dtype, batch_size, formulas, receptive_field)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector, restoring its state after.
+
+    The analysis allocates many small objects; each time they trip the collector's thresholds it
+    may scan the whole heap (with torch imported, ~400k objects: one full collection took 0.27 s
+    of a 0.52 s DenseNet-121 analysis). Nothing the analysis makes needs a cycle collected before
+    it returns; the next collection after it takes what it left.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _crawl(
+    model: nn.Module,
+    input_shape: InputShape | None,
+    args: Any,
+    kwargs: Mapping[str, Any] | None,
+    dtype: torch.dtype | Sequence[torch.dtype] | None,
+    batch_size: int | None,
+    formulas: Mapping[Any, Formula] | None,
+    receptive_field: bool,
+) -> Report:
+    """:func:`crawl_module` with its arguments checked."""
     inputs = model_inputs(
         input_shape, args=args, kwargs=kwargs, dtype=dtype, batch_size=batch_size, signature=_signature(model)
     )
