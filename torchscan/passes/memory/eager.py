@@ -165,30 +165,50 @@ def is_root(record: NodeRecord, root: str | None) -> bool:
 
 
 def _tables(ordered: Sequence[NodeRecord], frames: Sequence[tuple[Frame, ...]], library: frozenset[str]) -> _Frames:
-    """The lookup tables of :class:`_Frames`, in one sweep each."""
-    level_ids = _level_ids(frames)
-    sites = [[frame[0] for frame in chain] for chain in frames]
+    """The lookup tables of :class:`_Frames`, in one sweep each (a chain of frames shared by
+    several nodes, e.g. every iteration of a loop, is read once)."""
+    chains: dict[tuple[Frame, ...], _Chain] = {}
+    prefixes: dict[tuple[int, str], int] = {}
+    functions: dict[tuple[int, str], int] = {}
+    per_node = []
+    for chain in frames:
+        known = chains.get(chain)
+        if known is None:
+            known = chains[chain] = _read_chain(chain, prefixes, functions)
+        per_node.append(known)
+    level_ids = [known.level_ids for known in per_node]
     return _Frames(
         level_ids=level_ids,
         frame_end=_run_ends(level_ids),
-        site_end=_run_ends(sites),
+        site_end=_run_ends([known.sites for known in per_node]),
         owner_end=_owner_ends(_owners(ordered, library)),
-        bindings=_bindings(frames, level_ids),
+        bindings=_bindings(per_node),
     )
 
 
-def _level_ids(frames: Sequence[tuple[Frame, ...]]) -> list[list[int]]:
-    """Per node and level, an id of (the call sites of the outer levels, the level's function)."""
-    prefixes: dict[tuple[int, str], int] = {}
-    levels: dict[tuple[int, str], int] = {}
-    result = []
-    for chain in frames:
-        prefix, ids = 0, []
-        for site, function, _ in chain:
-            ids.append(levels.setdefault((prefix, function), len(levels)))
-            prefix = prefixes.setdefault((prefix, site), len(prefixes) + 1)
-        result.append(ids)
-    return result
+@dataclass(frozen=True, slots=True)
+class _Chain:
+    """One chain of user frames: per level its frame id and call site, and the levels whose
+    source line binds a name (level, name)."""
+
+    level_ids: list[int]
+    sites: list[str]
+    binds: list[tuple[int, str]]
+
+
+def _read_chain(
+    chain: tuple[Frame, ...], prefixes: dict[tuple[int, str], int], functions: dict[tuple[int, str], int]
+) -> _Chain:
+    """A chain's frame ids — (the call sites of the outer levels, the level's function), interned
+    in ``prefixes`` and ``functions`` — its sites and what its lines bind."""
+    prefix, level_ids, binds = 0, [], []
+    for level, (site, function, code) in enumerate(chain):
+        level_ids.append(functions.setdefault((prefix, function), len(functions)))
+        prefix = prefixes.setdefault((prefix, site), len(prefixes) + 1)
+        name = assigned_name(code)
+        if name is not None:
+            binds.append((level, name))
+    return _Chain(level_ids, [site for site, _, _ in chain], binds)
 
 
 def _run_ends(keys: Sequence[Sequence[Any]]) -> list[list[int]]:
@@ -238,16 +258,14 @@ def _owner_ends(owners: Sequence[str]) -> list[int]:
     return ends
 
 
-def _bindings(frames: Sequence[tuple[Frame, ...]], level_ids: Sequence[list[int]]) -> dict[tuple[int, str], _Bindings]:
+def _bindings(chains: Sequence[_Chain]) -> dict[tuple[int, str], _Bindings]:
     """Per (frame id, name): the positions whose line at that frame binds the name."""
     found: dict[tuple[int, str], tuple[list[int], list[str]]] = {}
-    for position, chain in enumerate(frames):
-        for level, (site, _, code) in enumerate(chain):
-            name = assigned_name(code)
-            if name is not None:
-                positions, sites = found.setdefault((level_ids[position][level], name), ([], []))
-                positions.append(position)
-                sites.append(site)
+    for position, chain in enumerate(chains):
+        for level, name in chain.binds:
+            positions, sites = found.setdefault((chain.level_ids[level], name), ([], []))
+            positions.append(position)
+            sites.append(chain.sites[level])
     return {key: _Bindings(positions, sites, _skips(sites)) for key, (positions, sites) in found.items()}
 
 

@@ -10,6 +10,7 @@ targets themselves so each entry is a real spelling.
 from __future__ import annotations
 
 import enum
+import functools
 import operator
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -188,4 +189,9 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
 
 def family(record: NodeRecord) -> Family | None:
     """The family of a node's op, None when it has none."""
-    return FAMILIES.get(op_key(record.type_name))
+    return _family_of(record.type_name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _family_of(type_name: str) -> Family | None:
+    return FAMILIES.get(op_key(type_name))

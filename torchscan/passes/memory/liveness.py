@@ -9,6 +9,7 @@ storage bound to a local name and alias ``y += z`` to ``y``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -59,42 +60,46 @@ def storages(
     library = graph.graph.get(LIBRARY_MODULES, frozenset())
     local_end = local_ends(ordered, frames, [frozenset(names) for names in reads], library)
     call_end = call_ends(ordered)
-    paths = {record.name: _parts(record.module_path) for record in ordered}
+    paths = {record.name: record.module_path for record in ordered}
     for position, record in enumerate(ordered):
         local = local_end.get(record.name, -1)
         for key in of_node[record.name]:
             last_use[key] = max(last_use[key], local)
-        own = paths[record.name]
+        own, ends = record.module_path, call_end[position]
         for source in reads[position]:
             if record.op == "output":
                 end = END
             else:  # an argument of a module call lives until the call returns (the caller holds it)
-                entered = _common_depth(paths[source], own) + 1
-                end = call_end.get((record.index, entered), record.index)
+                entered = _shared_depth(paths[source], own)  # the depth of the call entered, less one
+                end = ends[entered] if entered < len(ends) else record.index
             for key in of_node.get(source, ()):
                 last_use[key] = max(last_use[key], end)
     return Storages(size, born, last_use, of_node, frozenset(inputs))
 
 
-def call_ends(ordered: Sequence[NodeRecord]) -> dict[tuple[int, int], int]:
-    """``(i, d) -> j``: the last index of the run of nodes, from node ``i`` on, inside the same
-    depth-``d`` module as node ``i`` — the end of that module call."""
+def call_ends(ordered: Sequence[NodeRecord]) -> list[list[int]]:
+    """``ends[i][d - 1]``: the last index of the run of nodes, from node ``i`` on, inside the same
+    depth-``d`` module as node ``i`` — the end of that module call (``d`` up to node ``i``'s depth)."""
     parts = [_parts(record.module_path) for record in ordered]
-    ends: dict[tuple[int, int], int] = {}
+    ends: list[list[int]] = [[] for _ in ordered]
     following: tuple[str, ...] = ()
     after: list[int] = []
     for position in range(len(ordered) - 1, -1, -1):
         own, index = parts[position], ordered[position].index
         common = _common_depth(own, following)
-        mine = [after[depth] if depth < common else index for depth in range(len(own))]
-        for depth, end in enumerate(mine, start=1):
-            ends[(index, depth)] = end
-        following, after = own, mine
+        ends[position] = after = [after[depth] if depth < common else index for depth in range(len(own))]
+        following = own
     return ends
 
 
 def _parts(path: str) -> tuple[str, ...]:
     return tuple(path.split(".")) if path else ()
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared_depth(first: str, second: str) -> int:
+    """Number of leading components two module paths share (cached: a graph has few pairs)."""
+    return _common_depth(_parts(first), _parts(second))
 
 
 def _common_depth(first: tuple[str, ...], second: tuple[str, ...]) -> int:
