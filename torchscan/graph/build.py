@@ -46,33 +46,48 @@ class NodeRecord:
 
 def build_graph(graph_module: fx.GraphModule, root: nn.Module, values: Mapping[str, NodeValues]) -> nx.DiGraph:
     """A DiGraph with a :class:`NodeRecord` under ``RECORD`` per node and data-flow edges."""
-    graph = nx.DiGraph()
     binder = ArgumentBinder()
+    modules = dict(root.named_modules(remove_duplicate=False))
+    nodes: list[tuple[str, dict[str, NodeRecord]]] = []
+    edges: list[tuple[str, str]] = []
     for index, node in enumerate(graph_module.graph.nodes):
-        node_values = values.get(node.name)
-        call = make_call(node, node_values, root, binder) if node_values is not None else None
-        if node.op == "call_module":
-            type_name = type(root.get_submodule(str(node.target))).__name__
-        elif node.op in ("call_function", "call_method"):
-            type_name = display_type(node.target)
-        else:
-            type_name = node.op
-        record = NodeRecord(
-            name=node.name,
-            op=node.op,
-            index=index,
-            module_path=module_path_of(node),
-            type_name=type_name,
-            call=call,
-            outputs=tuple(tensor_leaves(node_values.output)) if node_values is not None else (),
-            stack_trace=node.stack_trace,
-            storages=node_values.storages if node_values is not None else (),
-            passthrough=node_values.passthrough if node_values is not None else False,
-        )
-        graph.add_node(node.name, **{RECORD: record})
-        for source in node.all_input_nodes:
-            graph.add_edge(source.name, node.name)
+        nodes.append((node.name, {RECORD: _record(node, index, root, modules, values.get(node.name), binder)}))
+        edges.extend((source.name, node.name) for source in node.all_input_nodes)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)  # fx order is topological: every edge's source is already a node
+    graph.add_edges_from(edges)
     return graph
+
+
+def _record(
+    node: fx.Node,
+    index: int,
+    root: nn.Module,
+    modules: Mapping[str, nn.Module],
+    node_values: NodeValues | None,
+    binder: ArgumentBinder,
+) -> NodeRecord:
+    """The record of one fx node (``modules``: the root's submodules by path, duplicates included)."""
+    if node.op == "call_module":
+        target = str(node.target)
+        module = modules.get(target)
+        type_name = type(module if module is not None else root.get_submodule(target)).__name__
+    elif node.op in ("call_function", "call_method"):
+        type_name = display_type(node.target)
+    else:
+        type_name = node.op
+    return NodeRecord(
+        name=node.name,
+        op=node.op,
+        index=index,
+        module_path=module_path_of(node),
+        type_name=type_name,
+        call=make_call(node, node_values, root, binder) if node_values is not None else None,
+        outputs=tuple(tensor_leaves(node_values.output)) if node_values is not None else (),
+        stack_trace=node.stack_trace,
+        storages=node_values.storages if node_values is not None else (),
+        passthrough=node_values.passthrough if node_values is not None else False,
+    )
 
 
 def records(graph: nx.DiGraph) -> list[NodeRecord]:
