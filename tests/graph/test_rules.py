@@ -205,10 +205,21 @@ def test_norms_and_linear(features: int, extra: int, shape: list[int], training:
         x = torch.empty(*shape, features + extra)
         check(nn.Linear(features, 5), (x,))
         check(nn.LayerNorm(features), (x,))
+        assert check(nn.RMSNorm(features), (x,)) == ("rejected" if extra else "answered")
+        check(nn.RMSNorm(features, elementwise_affine=False), (x,))
         for dims, norm in ((2, nn.BatchNorm1d), (3, nn.BatchNorm1d), (4, nn.BatchNorm2d), (5, nn.BatchNorm3d)):
             y = torch.empty(2, features + extra, *([3] * (dims - 2)))
             result = check(norm(features).train(training), (y,))
             assert result == ("rejected" if extra else "answered")
+
+
+@given(shape=st.lists(st.integers(0, 3), max_size=3), dtype=st.sampled_from([torch.int64, torch.int32, torch.float32]))
+def test_embedding(shape: list[int], dtype: torch.dtype) -> None:
+    with FakeTensorMode():
+        ids = torch.empty(shape, dtype=dtype)
+        result = check(nn.Embedding(10, 4), (ids,))
+        assert result == ("answered" if dtype != torch.float32 else "rejected")
+        assert check(nn.Embedding(10, 4, max_norm=1.0), (ids,)) in ("declined", "rejected")
 
 
 def test_unusual_calls_are_declined(fake: FakeTensorMode) -> None:

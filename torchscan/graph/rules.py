@@ -153,6 +153,27 @@ def _layer_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, A
     return _fresh(x.shape, x) if tuple(x.shape[x.dim() - len(shape) :]) == shape and x.dim() >= len(shape) else None
 
 
+def _rms_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``nn.RMSNorm``: same shape; the trailing dims must equal ``normalized_shape``."""
+    x = _one_input(args, kwargs)
+    shape = tuple(module.normalized_shape)
+    if x is None or not x.dtype.is_floating_point or not _like(x, module.weight) or x.dim() < len(shape):
+        return None
+    return _fresh(x.shape, x) if tuple(x.shape[x.dim() - len(shape) :]) == shape else None
+
+
+def _embedding(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``nn.Embedding`` (without ``max_norm``, which renormalises rows in place): integer ids
+    ``(*)`` -> ``(*, embedding_dim)`` in the weight's dtype."""
+    ids = _one_input(args, kwargs)
+    weight = module.weight
+    if ids is None or ids.dtype not in (torch.int64, torch.int32) or module.max_norm is not None:
+        return None
+    if weight.dim() != 2 or weight.device != ids.device or not weight.is_contiguous():
+        return None
+    return Fresh((*(int(size) for size in ids.shape), int(weight.shape[1])), weight.dtype, weight.device)
+
+
 def _pointwise_module(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
     """Activations: same shape; the input itself when ``inplace``."""
     x = _one_input(args, kwargs)
@@ -190,6 +211,8 @@ def _pool(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -
     dilation = _tuple(getattr(module, "dilation", 1), dims)
     if any(2 * pad > k for pad, k in zip(padding, kernel, strict=True)):  # torch's rule: pad ≤ kernel/2
         return None
+    if type(module) is nn.AvgPool3d and any(x.shape[2 + dim] < kernel[dim] for dim in range(dims)):
+        return None  # avg_pool3d refuses an input smaller than its kernel, padding or not
     sizes = [
         _window_size(x.shape[2 + dim], kernel[dim], stride[dim], padding[dim], dilation[dim], module.ceil_mode)
         for dim in range(dims)
@@ -358,6 +381,8 @@ def _table() -> dict[Any, Rule]:
     add(_conv, nn.Conv1d, nn.Conv2d, nn.Conv3d)
     add(_batch_norm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
     add(_layer_norm, nn.LayerNorm)
+    add(_rms_norm, nn.RMSNorm)
+    add(_embedding, nn.Embedding)
     add(
         _pointwise_module,
         nn.ReLU,
