@@ -82,7 +82,7 @@ def _record(
         index=index,
         module_path=module_path_of(node),
         type_name=type_name,
-        call=make_call(node, node_values, root, binder) if node_values is not None else None,
+        call=make_call(node, node_values, root, binder, modules) if node_values is not None else None,
         outputs=tuple(tensor_leaves(node_values.output)) if node_values is not None else (),
         stack_trace=node.stack_trace,
         storages=node_values.storages if node_values is not None else (),

@@ -102,8 +102,11 @@ def module_config(module: nn.Module) -> dict[str, Any]:
         if not name.startswith("_") and isinstance(value, _CONFIG_TYPES)
     }
     config["training"] = module.training
-    for name, tensor in (*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)):
-        config[name] = describe(tensor)
+    seen: set[int] = set()
+    for name, tensor in (*module._parameters.items(), *module._buffers.items()):  # named_*(recurse=False)
+        if tensor is not None and id(tensor) not in seen:
+            seen.add(id(tensor))
+            config[name] = describe(tensor)
     return config
 
 
@@ -112,19 +115,22 @@ def make_call(
     values: NodeValues,
     root: nn.Module,
     binder: ArgumentBinder,
+    modules: Mapping[str, nn.Module] | None = None,
 ) -> OpCall | None:
     """The :class:`OpCall` of a call node (None for placeholders, attributes and the output).
 
     ``root`` is the traced (fake) copy of the model: module configs and training flags come
-    from it.
+    from it; ``modules`` (its submodules by path, duplicates included) saves the lookups.
     """
     if node.op not in ("call_module", "call_function", "call_method"):
         return None
     path = module_path_of(node)
-    owner = _owner_module(root, path)
+    owner = _owner_module(root, path, modules)
     training = owner.training if owner is not None else root.training
     if node.op == "call_module":
-        module = root.get_submodule(str(node.target))
+        module = modules.get(str(node.target)) if modules is not None else None
+        if module is None:
+            module = root.get_submodule(str(node.target))
         target: Any = type(module)
         attrs = module_config(module)
         training = module.training
@@ -146,7 +152,10 @@ def make_call(
     )
 
 
-def _owner_module(root: nn.Module, path: str) -> nn.Module | None:
+def _owner_module(root: nn.Module, path: str, modules: Mapping[str, nn.Module] | None) -> nn.Module | None:
+    found = modules.get(path) if modules is not None else None
+    if found is not None:
+        return found
     try:
         return root.get_submodule(path) if path else root
     except AttributeError:
