@@ -3,6 +3,7 @@ aliasing), decline whatever torch would reject, and leave whole-model propagatio
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from typing import Any
 
@@ -242,7 +243,18 @@ def _values(model: nn.Module, shape: tuple[int, ...], rules: Any) -> dict[str, A
     paths = {node.name: module_path_of(node) for node in captured.graph_module.graph.nodes}
     with captured.fake_mode, torch.enable_grad():
         tensors = [torch.empty(spec.shape, dtype=spec.dtype) for spec in inputs.specs]
-        return propagate(captured.graph_module, tensors, paths, rules)
+        return _renumbered(propagate(captured.graph_module, tensors, paths, rules, captured.fakes))
+
+
+def _renumbered(values: dict[str, Any]) -> dict[str, Any]:
+    """Storage ids by first appearance in node order (parameters are faked, and numbered, on first use)."""
+    ids: dict[int, int] = {}
+    return {
+        name: dataclasses.replace(
+            value, storages=tuple(dataclasses.replace(s, id=ids.setdefault(s.id, len(ids))) for s in value.storages)
+        )
+        for name, value in values.items()
+    }
 
 
 @given(net=random_nets())

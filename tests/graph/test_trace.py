@@ -8,7 +8,10 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from tests.test_api import assert_same, snapshot
-from torchscan.graph.trace import _plain_fake, fake_copy
+from torchscan import crawl_module
+from torchscan.graph.trace import _plain_fake, capture, fake_copy
+from torchscan.inputs import model_inputs
+from torchscan.ops import DEFAULT_REGISTRY
 
 TENSORS = [
     torch.randn(4, 3),
@@ -73,3 +76,39 @@ def test_fake_copy_keeps_structure_and_leaves_the_model_as_found() -> None:
     clone.seen.append(1)
     assert model.seen == []
     assert clone.steps.item_memo == 0
+
+
+class ScalesInPlace(nn.Module):
+    """Traced-through code that changes its own parameter and buffer in place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(4))
+        self.register_buffer("count", torch.zeros(()))
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            self.scale.mul_(2)
+        self.count += 1
+        return self.fc(x) * self.scale
+
+
+def test_in_place_changes_in_traced_code_never_reach_the_model() -> None:
+    model = ScalesInPlace()
+    before = snapshot(model)
+    report = crawl_module(model, (4,), batch_size=2)
+    assert_same(before, snapshot(model))
+    assert report.context.output_shapes == ((2, 4),)  # fx's graph drops no_grad: the recorder answers
+
+
+def test_capture_fakes_parameters_only_where_an_op_is_dispatched() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    captured = capture(model, DEFAULT_REGISTRY, model_inputs((3, 8, 8), batch_size=1))
+    root = captured.root
+    assert root[0].weight is model[0].weight  # the model's own parameter object, read for its shape only
+    assert type(root[1].running_mean).__name__ == "FakeTensor"  # buffers are faked at once
+    assert captured.fakes is not None
+    put = captured.fakes.fill(root[0])
+    assert [type(t).__name__ for t in put] == ["FakeTensor", "FakeTensor"] and root[0].weight is put[0]
+    assert model[0].weight is not put[0] and type(model[0].weight) is nn.Parameter

@@ -43,7 +43,7 @@ def _propagate(captured: Capture, inputs: ModelInputs, device: torch.device) -> 
     paths = {node.name: module_path_of(node) for node in graph_module.graph.nodes}
     with captured.fake_mode:
         tensors = [_tensor(spec, device, real=False) for spec in inputs.specs]
-        return propagate(graph_module, tensors, paths)
+        return propagate(graph_module, tensors, paths, fakes=captured.fakes)
 
 
 def capture_with_fallback(model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device) -> Captured:

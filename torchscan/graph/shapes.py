@@ -27,6 +27,7 @@ from torch.utils._mode_utils import no_dispatch
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer
+from torchscan.graph.trace import Fakes
 from torchscan.records import TensorSpec, tensor_leaves
 
 __all__ = ["NodeValues", "Opaque", "StorageRef", "describe", "propagate"]
@@ -194,6 +195,8 @@ class _ShapeInterpreter(fx.Interpreter):
 
     An op with a shape rule (:mod:`torchscan.graph.rules`) gets its fake output made directly
     from the rule's answer; the others (and calls a rule declines) are dispatched on fake tensors.
+    With ``fakes``, the module holds real parameters and buffers: a dispatched module call gets
+    its fakes put in first, an attribute read its fake.
     """
 
     def __init__(
@@ -202,15 +205,33 @@ class _ShapeInterpreter(fx.Interpreter):
         module_paths: Mapping[str, str],
         rules: ShapeRules,
         fake_mode: FakeTensorMode | None,
+        fakes: Fakes | None,
     ) -> None:
         super().__init__(module, garbage_collect_values=True)
         self.values: dict[str, NodeValues] = {}
         self._module_paths = module_paths
         self._rules = rules
         self._fake_mode = fake_mode
+        self._fakes = fakes
         self._storages = _StorageIds()
-        for tensor in (*module.parameters(), *module.buffers()):
-            self._storages.ref(tensor, persistent=True)
+        if fakes is None:
+            for tensor in (*module.parameters(), *module.buffers()):
+                self._storages.ref(tensor, persistent=True)
+
+    def get_attr(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        value = super().get_attr(target, args, kwargs)
+        if self._fakes is None or not isinstance(value, torch.Tensor):
+            return value
+        fake = self._fakes.of(value)
+        if fake is not value:
+            self._storages.ref(fake, persistent=True)
+        return fake
+
+    def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._fakes is not None:
+            for fake in self._fakes.fill(self.fetch_attr(str(target))):
+                self._storages.ref(fake, persistent=True)
+        return super().call_module(target, args, kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
         with self._set_current_node(n):
@@ -270,14 +291,16 @@ def propagate(
     inputs: Sequence[Any],
     module_paths: Mapping[str, str],
     rules: ShapeRules = RULES,
+    fakes: Fakes | None = None,
 ) -> dict[str, NodeValues]:
     """Run ``graph_module`` on (fake) ``inputs`` and describe every node's values.
 
     Must be called inside the fake mode that made the inputs and the module's tensors.
     ``module_paths`` maps node names to their module path (used in error messages); ``rules``
-    answer the common ops without a dispatch (``NO_RULES``: dispatch every op).
+    answer the common ops without a dispatch (``NO_RULES``: dispatch every op); ``fakes`` are
+    put into a module that still holds real tensors where an op is dispatched.
     """
-    interpreter = _ShapeInterpreter(graph_module, module_paths, rules, detect_fake_mode(list(inputs)))
+    interpreter = _ShapeInterpreter(graph_module, module_paths, rules, detect_fake_mode(list(inputs)), fakes)
     # grad mode on whatever the caller's: some modules (MultiheadAttention) take another path under no_grad
     with quiet_fake_tensor_log(), torch.enable_grad():
         try:

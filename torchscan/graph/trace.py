@@ -51,6 +51,8 @@ class Capture:
     module_outputs: Mapping[str, tuple[str, ...]]
     fake_mode: FakeTensorMode
     method: str = "torch.fx"
+    fakes: Fakes | None = None
+    """Fakes still to be put into ``root`` where an op is dispatched (None: the copy is all fake)."""
 
 
 def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> nn.Module:
@@ -58,15 +60,22 @@ def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> nn.Module:
 
     Tied tensors stay tied (each tensor is faked once); hooks are dropped from the copy so user
     callbacks never see analysis calls. The copy is structural (:func:`_shadow`): every module
-    is a new object, its tensors fakes; a module whose state cannot be copied that way (slots)
-    is deep-copied instead.
+    is a new object; a module whose state cannot be copied that way (slots) is deep-copied.
     """
-    fakes = _fakes(model, fake_mode)
+    fakes = Fakes(model, fake_mode)
+    return shadow_copy(model, fakes, lazy=False)
+
+
+def shadow_copy(model: nn.Module, fakes: Fakes, lazy: bool) -> nn.Module:
+    """A structural copy of ``model`` (hooks dropped) with fakes of its buffers and parameters
+    (``lazy``: the model's own parameters, fakes put in later by :meth:`Fakes.fill`; buffers are
+    always faked: fx hands traced code a buffer itself, and ``self.count += 1`` must not reach
+    the model); a model without plain module state is deep-copied with every tensor faked."""
     try:
-        clone = _shadow(model, fakes, {})
+        clone = _shadow(model, (lambda tensor: tensor) if lazy else fakes.of, fakes.of, {})
     except TypeError:  # a module without a plain __dict__
         try:
-            clone = copy.deepcopy(model, dict(fakes))
+            clone = copy.deepcopy(model, dict(fakes.all()))
         except Exception as error:
             raise CaptureError(f"{type(model).__name__} cannot be copied for analysis: {error}") from error
     for module in clone.modules():
@@ -74,30 +83,69 @@ def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> nn.Module:
     return clone
 
 
-def _fakes(model: nn.Module, fake_mode: FakeTensorMode) -> dict[int, torch.Tensor]:
-    """The fake of every parameter and buffer of ``model``, by the id of the real tensor."""
-    tensors = {
-        id(tensor): tensor
-        for _, tensor in (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False))
-    }
-    keys = {key: _storage_key(tensor) for key, tensor in tensors.items()}
-    storages = Counter(keys.values())
-    fakes: dict[int, torch.Tensor] = {}
-    for key, tensor in tensors.items():
-        fake = _plain_fake(tensor, fake_mode) if storages[keys[key]] == 1 else None
-        fakes[key] = fake if fake is not None else fake_mode.from_tensor(tensor, static_shapes=True)
-    return fakes
+class Fakes:
+    """The fakes of one model's parameters and buffers, each made once, on first use.
+
+    A copy can hold the real tensors (shape rules read only their shapes) and get fakes put in
+    (:meth:`fill`) only where an op is dispatched on fake tensors: most parameters of a model
+    made of common layers are never faked.
+    """
+
+    def __init__(self, model: nn.Module, fake_mode: FakeTensorMode) -> None:
+        named = (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False))
+        self._real = {id(tensor): tensor for _, tensor in named}
+        keys = {key: _storage_key(tensor) for key, tensor in self._real.items()}
+        counts = Counter(keys.values())
+        self._alone = {key for key, storage in keys.items() if counts[storage] == 1}
+        self._mode = fake_mode
+        self._made: dict[int, torch.Tensor] = {}
+
+    def of(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The fake of a parameter or buffer of the model; any other tensor as is."""
+        key = id(tensor)
+        made = self._made.get(key)
+        if made is not None:
+            return made
+        if self._real.get(key) is not tensor:
+            return tensor
+        fake = _plain_fake(tensor, self._mode) if key in self._alone else None
+        if fake is None:  # views, shared storages, subclasses…: torch's own conversion
+            fake = self._mode.from_tensor(tensor, static_shapes=True)
+        self._made[key] = fake
+        return fake
+
+    def all(self) -> dict[int, torch.Tensor]:
+        """Every fake, by the id of its real tensor."""
+        return {key: self.of(tensor) for key, tensor in self._real.items()}
+
+    def fill(self, module: nn.Module) -> list[torch.Tensor]:
+        """Put fakes in place of the real tensors of ``module`` (a module of *our copy*) and its
+        sub-modules; returns the fakes put in."""
+        put: list[torch.Tensor] = []
+        for owner in module.modules():
+            for tensors in (owner._parameters, owner._buffers):
+                for name, tensor in tensors.items():
+                    if tensor is not None and (fake := self.of(tensor)) is not tensor:
+                        tensors[name] = fake
+                        put.append(fake)
+        return put
 
 
 _CONTAINERS = (list, dict, set, OrderedDict)
 """Attribute types copied one level deep (a forward that appends to a list must not reach the model)."""
 
 
-def _shadow(module: nn.Module, fakes: Mapping[int, torch.Tensor], memo: dict[int, nn.Module]) -> nn.Module:
+def _shadow(
+    module: nn.Module,
+    parameter_of: Callable[[torch.Tensor], torch.Tensor],
+    buffer_of: Callable[[torch.Tensor], torch.Tensor],
+    memo: dict[int, Any],
+) -> nn.Module:
     """A new module of the same class with a shallow copy of ``module``'s state: sub-modules
-    shadowed in turn (shared ones once), parameters and buffers replaced by their fakes, plain
-    containers copied, every other attribute shared (deep-copying a module's Python state costs
-    more than the rest of the analysis of a small model).
+    shadowed in turn (shared ones once), parameters and buffers mapped by ``parameter_of`` and
+    ``buffer_of``, other
+    tensor attributes deep-copied, plain containers copied, every other attribute shared
+    (deep-copying a module's Python state costs more than the rest of the analysis of a small model).
     """
     found = memo.get(id(module))
     if found is not None:
@@ -108,9 +156,15 @@ def _shadow(module: nn.Module, fakes: Mapping[int, torch.Tensor], memo: dict[int
     state: dict[str, Any] = {}
     for key, value in vars(module).items():
         if key in ("_parameters", "_buffers"):
-            state[key] = {name: None if tensor is None else fakes[id(tensor)] for name, tensor in value.items()}
+            tensor_of = parameter_of if key == "_parameters" else buffer_of
+            state[key] = {name: None if tensor is None else tensor_of(tensor) for name, tensor in value.items()}
         elif key == "_modules":
-            state[key] = {name: None if child is None else _shadow(child, fakes, memo) for name, child in value.items()}
+            state[key] = {
+                name: None if child is None else _shadow(child, parameter_of, buffer_of, memo)
+                for name, child in value.items()
+            }
+        elif isinstance(value, torch.Tensor):  # a plain tensor attribute: copied, as by deepcopy
+            state[key] = copy.deepcopy(value, memo)
         elif type(value) in _CONTAINERS:
             state[key] = value.copy()
         else:
@@ -311,9 +365,14 @@ def _leaf_root_graph(inputs: ModelInputs) -> fx.Graph:
 
 
 def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Capture:
-    """Trace a fake copy of ``model`` called with ``inputs`` with torch.fx."""
+    """Trace a copy of ``model`` called with ``inputs`` with torch.fx.
+
+    The copy holds the model's own parameter and buffer objects until the shape pass puts
+    fakes in (``Capture.fakes``): tracing reads them through proxies only, never their values.
+    """
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
-    clone = fake_copy(model, fake_mode)
+    fakes = Fakes(model, fake_mode)
+    clone = shadow_copy(model, fakes, lazy=True)
     tracer = _Tracer(registry, inputs)
     if tracer.is_leaf_module(clone, ""):
         root: nn.Module = _LeafRoot(clone)
@@ -331,7 +390,7 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
     # fx.GraphModule generates and compiles the graph's Python code at once (~70 us per node); the
     # analysis only reads the graph and interprets it, so the code is made only if it is asked for
     graph_module = _GraphModule(root, graph, class_name=type(model).__name__)
-    return Capture(graph_module=graph_module, root=root, module_outputs=outputs, fake_mode=fake_mode)
+    return Capture(graph_module=graph_module, root=root, module_outputs=outputs, fake_mode=fake_mode, fakes=fakes)
 
 
 def input_device(model: nn.Module) -> torch.device:
