@@ -253,6 +253,18 @@ class _Tracer(fx.Tracer):
         self.module_outputs: dict[str, list[str]] = {}
         self._buffers: dict[int, tuple[str, torch.Tensor]] | None = None
         """The root's buffers by id (made at the first tensor argument; the root is set by ``trace``)."""
+        self._entry: tuple[Any, tuple[tuple[str, int, str], ...]] | None = None
+        """The frame that called ``trace`` and the stack down to it (outermost first)."""
+        self._leaves: dict[type, bool] = {}
+        """Leaf decision by module class (everything it depends on is the class)."""
+
+    def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
+        caller = sys._getframe(1)
+        self._entry = (caller, _frames(caller, None))
+        try:
+            return super().trace(root, concrete_args)
+        finally:
+            self._entry = None
 
     def create_args_for_root(
         self, root_fn: Callable[..., Any], is_module: bool, concrete_args: Any = None
@@ -293,17 +305,23 @@ class _Tracer(fx.Tracer):
         return self.create_node("get_attr", qualname, (), {})
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if self._registry.lookup(type(m)) is not None:
-            return True
-        if type(m) in TRACE_THROUGH:  # torch.nn built-ins made of counted sub-modules
-            return False
-        return super().is_leaf_module(m, module_qualified_name)
+        cls = type(m)
+        leaf = self._leaves.get(cls)
+        if leaf is None:
+            if self._registry.lookup(cls) is not None:
+                leaf = True
+            elif cls in TRACE_THROUGH:  # torch.nn built-ins made of counted sub-modules
+                leaf = False
+            else:  # fx's rule: torch.nn's own modules, Sequential excepted (reads the class only)
+                leaf = super().is_leaf_module(m, module_qualified_name)
+            self._leaves[cls] = leaf
+        return leaf
 
     def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
         result = super().call_module(m, forward, args, kwargs)
-        proxies = [leaf for leaf in tree_leaves(result) if isinstance(leaf, fx.Proxy)]
-        if proxies:
-            self.module_outputs.setdefault(self.path_of_module(m), []).append(proxies[0].node.name)
+        first = result if isinstance(result, fx.Proxy) else _first_proxy(result)
+        if first is not None:
+            self.module_outputs.setdefault(self.path_of_module(m), []).append(first.node.name)
         return result
 
     def create_node(
@@ -321,20 +339,33 @@ class _Tracer(fx.Tracer):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         if node.stack_trace:
             return node
-        frames = []
-        frame = sys._getframe()
-        while frame is not None:
-            frames.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
-            frame = frame.f_back
-        stack = tuple(reversed(frames))
-        text = self._stack_traces.get(stack)
+        entry, outer = self._entry if self._entry is not None else (None, ())
+        inner = _frames(sys._getframe(), entry)
+        text = self._stack_traces.get(inner)
         if text is None:
+            stack = outer + inner
             summary = traceback.StackSummary.from_list([traceback.FrameSummary(*entry) for entry in stack])
             user_frames = self._filter_traceback_frames(summary)
-            text = self._stack_traces[stack] = "".join(user_frames.format()).strip() if user_frames else ""
+            text = self._stack_traces[inner] = "".join(user_frames.format()).strip() if user_frames else ""
         if text:
             node.stack_trace = text
         return node
+
+
+def _frames(frame: Any, stop: Any) -> tuple[tuple[str, int, str], ...]:
+    """(file, line, function) of ``frame`` and its callers up to ``stop`` (excluded), outermost first."""
+    frames = []
+    while frame is not None and frame is not stop:
+        code = frame.f_code
+        frames.append((code.co_filename, frame.f_lineno, code.co_name))
+        frame = frame.f_back
+    frames.reverse()
+    return tuple(frames)
+
+
+def _first_proxy(value: Any) -> fx.Proxy | None:
+    """The first proxy among the leaves of a module's returned structure."""
+    return next((leaf for leaf in tree_leaves(value) if isinstance(leaf, fx.Proxy)), None)
 
 
 ROOT_CALL = "torchscan_root_call"
