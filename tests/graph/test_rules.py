@@ -44,9 +44,28 @@ def check(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = No
         assert expected.is_contiguous()
         inputs = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
         assert all(expected.untyped_storage()._cdata != a.untyped_storage()._cdata for a in inputs)
+    elif isinstance(got, (tuple, list)) or not any(got is a for a in (*args, *kwargs.values())):
+        _assert_same_views(got, expected, [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)])
     else:
         assert got is expected
     return "answered"
+
+
+def _assert_same_views(got: Any, expected: Any, inputs: list[torch.Tensor]) -> None:
+    """Same type, and per tensor: shape, strides, offset, dtype, device and storage (shared or not)."""
+    got_all = list(got) if isinstance(got, (tuple, list)) else [got]
+    expected_all = list(expected) if isinstance(expected, (tuple, list)) else [expected]
+    assert type(got) is type(expected) and len(got_all) == len(expected_all)
+    for mine, theirs in zip(got_all, expected_all, strict=True):
+        assert type(mine) is type(theirs)
+        assert (mine.shape, mine.stride(), mine.storage_offset()) == (
+            theirs.shape,
+            theirs.stride(),
+            theirs.storage_offset(),
+        )
+        assert (mine.dtype, mine.device, mine.is_contiguous()) == (theirs.dtype, theirs.device, theirs.is_contiguous())
+        storages = [a.untyped_storage()._cdata for a in inputs]
+        assert (mine.untyped_storage()._cdata in storages) == (theirs.untyped_storage()._cdata in storages)
 
 
 @pytest.fixture
@@ -221,6 +240,59 @@ def test_embedding(shape: list[int], dtype: torch.dtype) -> None:
         result = check(nn.Embedding(10, 4), (ids,))
         assert result == ("answered" if dtype != torch.float32 else "rejected")
         assert check(nn.Embedding(10, 4, max_norm=1.0), (ids,)) in ("declined", "rejected")
+
+
+VIEWS = [
+    (torch.Tensor.view, (6, -1)),
+    (torch.Tensor.view, (-1,)),
+    (torch.Tensor.reshape, (2, 3, -1)),
+    (torch.Tensor.permute, (0, 2, 3, 1)),
+    (torch.Tensor.transpose, (1, 2)),
+    (torch.Tensor.flatten, (1,)),
+    (torch.Tensor.unflatten, (1, (3, 1))),
+    (torch.Tensor.contiguous, ()),
+    (torch.Tensor.unsqueeze, (1,)),
+    (torch.Tensor.squeeze, ()),
+    (torch.Tensor.expand, (2, 2, 3, 4, 5)),
+    (torch.Tensor.chunk, (2, -1)),
+    (torch.Tensor.split, (2, 3)),
+    (torch.Tensor.narrow, (2, 1, 2)),
+    (torch.Tensor.select, (1, 0)),
+    (torch.Tensor.movedim, (1, -1)),
+    (torch.Tensor.__getitem__, ((slice(None), slice(1, None), None, Ellipsis, 0),)),
+    (operator.getitem, ((Ellipsis, slice(None, None, 2)),)),
+    (torch.flatten, (1, 2)),
+    (torch.reshape, ((2, -1),)),
+    (torch.permute, ((3, 2, 1, 0),)),
+    (torch.transpose, (0, 3)),
+    (torch.squeeze, (0,)),
+    (torch.unsqueeze, (-1,)),
+    (torch.chunk, (3, 1)),
+    (torch.split, ([1, 2], 1)),
+    (torch.narrow, (3, 0, 1)),
+    (torch.select, (0, -1)),
+    (torch.movedim, (0, 2)),
+]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "permuted", "sliced"])
+@pytest.mark.parametrize(("function", "arguments"), VIEWS, ids=range(len(VIEWS)))
+def test_views_are_what_dispatch_makes(function: Any, arguments: tuple[Any, ...], layout: str) -> None:
+    with FakeTensorMode():
+        base = torch.empty(2, 3, 4, 5)
+        if layout == "permuted":
+            base = torch.empty(2, 4, 5, 3).permute(0, 3, 1, 2)
+        elif layout == "sliced":
+            base = torch.empty(2, 3, 4, 10)[..., ::2]
+        result = check(function, (base, *arguments))
+    assert result in ("answered", "rejected")  # a view torch refuses (non-viewable strides) is declined
+
+
+def test_views_decline_tensor_indices(fake: FakeTensorMode) -> None:
+    x = torch.empty(4, 3)
+    index = torch.zeros(2, dtype=torch.long)
+    assert answer(RULES.rule_for(operator.getitem), operator.getitem, (x, index), {}) is None
+    assert answer(RULES.rule_for(operator.getitem), operator.getitem, ((1, 2), 0), {}) is None
 
 
 def test_unusual_calls_are_declined(fake: FakeTensorMode) -> None:

@@ -5,10 +5,14 @@ than the op itself on a small input); these rules answer the common ops (convolu
 activations, pools, linear, elementwise arithmetic, concatenation) in a few microseconds.
 
 A rule sees the call as the interpreter makes it (the module object for a ``call_module`` node,
-else the function; fake tensors as arguments) and answers one of:
+else the function, a tensor method for ``call_method``; fake tensors as arguments) and answers:
 
 - :class:`Fresh`: the op returns a new contiguous tensor of that shape, dtype and device;
 - a tensor of its arguments: the op returns that very tensor (in place, identity, eval dropout);
+- views (``view``, ``reshape``, ``permute``, ``transpose``, slicing, ``chunk``…): the fake tensor(s)
+  made by the op's own C++ meta kernel on the argument's meta data (no FakeTensor dispatch), so
+  sizes, strides and storage sharing are torch's own — a copying ``reshape``/``contiguous`` gets
+  a new storage, a view its base's;
 - ``None``: anything unusual (non-contiguous or mixed dtypes or devices, an extra argument, a
   shape torch would reject): the interpreter dispatches the op on fake tensors as before, so
   torch's own checks and error messages stand.
@@ -29,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor
+from torch.utils._mode_utils import no_dispatch
 
 __all__ = ["RULES", "Fresh", "Rule", "ShapeRules", "answer"]
 
@@ -364,6 +369,60 @@ def _adaptive_function(function: Any, args: tuple[Any, ...], kwargs: Mapping[str
     return None if extra or size is None else _adaptive(args[0], size, _ADAPTIVE_FUNCTIONS[function])
 
 
+def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """A view-like op on one fake tensor with plain (int, slice, None, Ellipsis…) arguments: the
+    op run by its meta kernel without the FakeTensor dispatch, the result(s) wrapped as fakes."""
+    if not args or type(args[0]) is not FakeTensor or args[0].layout != torch.strided:
+        return None
+    x = args[0]
+    if not all(_plain_argument(value) for value in (*args[1:], *kwargs.values())):
+        return None
+    try:
+        with no_dispatch(), torch.no_grad():
+            alias = x.as_strided(x.shape, x.stride(), x.storage_offset())  # a plain meta tensor, same storage
+            out = function(alias, *args[1:], **kwargs)
+    except (RuntimeError, IndexError, TypeError, ValueError):  # torch's own error comes from the dispatch
+        return None
+    if isinstance(out, torch.Tensor):
+        return FakeTensor(x.fake_mode, out, x.device)
+    if isinstance(out, (tuple, list)) and all(isinstance(item, torch.Tensor) for item in out):
+        return type(out)(FakeTensor(x.fake_mode, item, x.device) for item in out)
+    return None
+
+
+def _plain_argument(value: Any) -> bool:
+    """An int, a slice of ints, None, Ellipsis, a memory format, or a tuple/list of these."""
+    if value is None or value is Ellipsis or type(value) in (int, bool, torch.memory_format):
+        return True
+    if type(value) is slice:
+        return all(part is None or type(part) is int for part in (value.start, value.stop, value.step))
+    if type(value) in (tuple, list, torch.Size):
+        return all(_plain_argument(item) for item in value)
+    return False
+
+
+_VIEW_METHODS = (
+    "view",
+    "reshape",
+    "permute",
+    "transpose",
+    "flatten",
+    "unflatten",
+    "contiguous",
+    "unsqueeze",
+    "squeeze",
+    "expand",
+    "chunk",
+    "split",
+    "narrow",
+    "select",
+    "movedim",
+    "t",
+    "__getitem__",
+)
+"""Tensor methods answered by :func:`_view` (looked up on ``torch.Tensor``: fx's method targets)."""
+
+
 _INPLACE_FUNCTIONS = frozenset({F.relu, F.relu6, F.silu, F.hardswish, F.hardsigmoid, F.mish})
 _DIVISIONS = frozenset({operator.truediv, torch.div})
 _ADAPTIVE_FUNCTIONS: Mapping[Any, int] = MappingProxyType(
@@ -413,6 +472,9 @@ def _table() -> dict[Any, Rule]:
     add(_binary, operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.sub, torch.div)
     add(_cat, torch.cat)
     add(_adaptive_function, *_ADAPTIVE_FUNCTIONS)
+    add(_view, *(getattr(torch.Tensor, name) for name in _VIEW_METHODS))
+    add(_view, operator.getitem, torch.flatten, torch.reshape, torch.permute, torch.transpose, torch.squeeze)
+    add(_view, torch.unsqueeze, torch.chunk, torch.split, torch.narrow, torch.select, torch.movedim, torch.t)
     return entries
 
 

@@ -261,9 +261,14 @@ class _ShapeInterpreter(fx.Interpreter):
 
     def _by_rule(self, n: fx.Node, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         """The node's result from its shape rule, or None (no rule, or the rule declines)."""
-        if self._fake_mode is None or n.op not in ("call_module", "call_function"):
+        if self._fake_mode is None or n.op not in ("call_module", "call_function", "call_method"):
             return None
-        target = self.fetch_attr(str(n.target)) if n.op == "call_module" else n.target
+        if n.op == "call_module":
+            target = self.fetch_attr(str(n.target))
+        elif n.op == "call_method":
+            target = getattr(torch.Tensor, str(n.target), None)
+        else:
+            target = n.target
         rule = self._rules.rule_for(target)
         if rule is None:
             return None
