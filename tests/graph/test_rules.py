@@ -295,6 +295,36 @@ def test_views_decline_tensor_indices(fake: FakeTensorMode) -> None:
     assert answer(RULES.rule_for(operator.getitem), operator.getitem, ((1, 2), 0), {}) is None
 
 
+@given(
+    first=st.lists(st.integers(1, 3), min_size=1, max_size=4),
+    second=st.lists(st.integers(1, 3), min_size=1, max_size=4),
+    transposed=st.booleans(),
+)
+def test_matmul(first: list[int], second: list[int], transposed: bool) -> None:
+    with FakeTensorMode():
+        a = torch.empty(first)
+        b = torch.empty(second).transpose(-1, -2) if transposed and len(second) > 1 else torch.empty(second)
+        for function in (torch.matmul, operator.matmul, torch.Tensor.__matmul__):
+            result = check(function, (a, b))
+        if len(first) >= 2 and len(b.shape) >= 2 and first[-1] == b.shape[-2] and first[:-2] == list(b.shape[:-2]):
+            assert result == "answered"
+
+
+@given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=4), dim=st.integers(-4, 3), bias=st.booleans())
+def test_functional_linear_and_softmax(shape: list[int], dim: int, bias: bool) -> None:
+    with FakeTensorMode():
+        x = torch.empty(shape)
+        weight, vector = torch.empty(5, shape[-1]), torch.empty(5) if bias else None
+        assert check(F.linear, (x, weight, vector)) == "answered"
+        check(F.linear, (x,), {"weight": weight, "bias": vector})
+        check(F.linear, (x, torch.empty(5, shape[-1] + 1)))
+        for function in (torch.softmax, torch.Tensor.softmax):
+            check(function, (x, dim))
+        check(F.softmax, (x,), {"dim": dim})
+        check(torch.Tensor.__radd__, (x, 2.0))
+        check(torch.Tensor.__rmul__, (x, 3))
+
+
 def test_unusual_calls_are_declined(fake: FakeTensorMode) -> None:
     x = torch.empty(2, 4, 8, 8)
     conv = nn.Conv2d(4, 4, 3)

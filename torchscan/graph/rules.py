@@ -335,6 +335,52 @@ def _binary(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
     return _fresh(shape, like)
 
 
+def _linear_function(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``F.linear(x, weight, bias=None)``: ``(*, in) -> (*, out)``."""
+    extra = dict(kwargs)
+    values = list(args) + [extra.pop(name) for name in ("input", "weight", "bias")[len(args) :] if name in extra]
+    if extra or not 2 <= len(values) <= 3:
+        return None
+    x, weight = values[0], values[1]
+    bias = values[2] if len(values) == 3 else None
+    if not _plain(x) or x.dim() == 0 or not x.dtype.is_floating_point or not _like(x, weight, bias):
+        return None
+    if weight.dim() != 2 or x.shape[-1] != weight.shape[1] or (bias is not None and bias.shape != weight.shape[:1]):
+        return None
+    return _fresh((*x.shape[:-1], weight.shape[0]), x)
+
+
+def _softmax(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``x.softmax(dim)`` / ``torch.softmax(x, dim)`` (no dtype): same shape, new tensor."""
+    extra = dict(kwargs)
+    if len(args) == 1 and "dim" in extra:
+        args = (args[0], extra.pop("dim"))
+    if extra or len(args) != 2 or not _plain(args[0]) or type(args[1]) is not int:
+        return None
+    x, dim = args
+    if not x.dtype.is_floating_point or not -max(x.dim(), 1) <= dim < max(x.dim(), 1):
+        return None
+    return _fresh(x.shape, x)
+
+
+def _matmul(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``a @ b`` for tensors of rank ≥ 2 (same dtype and device, any strides): batch dims
+    broadcast, ``(…, n, k) @ (…, k, m) -> (…, n, m)``, a new contiguous tensor."""
+    if len(args) != 2 or kwargs:
+        return None
+    a, b = args
+    if type(a) is not FakeTensor or type(b) is not FakeTensor or a.layout != torch.strided or b.layout != torch.strided:
+        return None
+    if a.dim() < 2 or b.dim() < 2 or a.dtype != b.dtype or a.device != b.device or not a.dtype.is_floating_point:
+        return None
+    if a.shape[-1] != b.shape[-2]:
+        return None
+    batch = _broadcast([a.shape[:-2], b.shape[:-2]]) if max(a.dim(), b.dim()) > 2 else ()
+    if batch is None:
+        return None
+    return _fresh((*batch, a.shape[-2], b.shape[-1]), a)
+
+
 def _cat(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
     """``torch.cat(tensors, dim=0)``: sizes add along ``dim``, every other size equal."""
     extra = dict(kwargs)
@@ -470,6 +516,11 @@ def _table() -> dict[Any, Rule]:
     add(_pointwise_function, F.relu, F.relu6, F.silu, F.gelu, F.hardswish, F.hardsigmoid, F.mish)
     add(_pointwise_function, torch.relu, torch.sigmoid, torch.tanh, F.sigmoid, F.tanh)
     add(_binary, operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.sub, torch.div)
+    add(_binary, torch.Tensor.__add__, torch.Tensor.__mul__, torch.Tensor.__sub__, torch.Tensor.__truediv__)
+    add(_binary, torch.Tensor.__radd__, torch.Tensor.__rmul__, torch.Tensor.add, torch.Tensor.mul)
+    add(_linear_function, F.linear)
+    add(_softmax, torch.softmax, torch.Tensor.softmax, F.softmax)
+    add(_matmul, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, operator.matmul)
     add(_cat, torch.cat)
     add(_adaptive_function, *_ADAPTIVE_FUNCTIONS)
     add(_view, *(getattr(torch.Tensor, name) for name in _VIEW_METHODS))
