@@ -99,7 +99,7 @@ def tensor_spec(tensor: torch.Tensor) -> TensorSpec:
         contiguous = tensor.is_contiguous()
     except RuntimeError:  # sparse or exotic layouts
         contiguous = True
-    return TensorSpec(shape=tuple(int(size) for size in tensor.shape), dtype=tensor.dtype, contiguous=contiguous)
+    return TensorSpec(shape=tuple(tensor.shape), dtype=tensor.dtype, contiguous=contiguous)
 
 
 def describe(value: Any) -> Any:
@@ -234,21 +234,22 @@ class _ShapeInterpreter(fx.Interpreter):
         return super().call_module(target, args, kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
-        with self._set_current_node(n):
-            args, kwargs = self.fetch_args_kwargs_from_env(n)
-            try:
-                result = self._by_rule(n, args, kwargs)
-                if result is None:
-                    result = getattr(self, n.op)(n.target, args, kwargs)
-            except (ShapeError, CaptureError):
-                raise
-            except (DataDependentOutputException, DynamicOutputShapeException) as error:
-                raise CaptureError(
-                    f"fx node '{n.name}' ({n.format_node()}) has a data-dependent output shape "
-                    f"({error}): fake tensors cannot say its size{_user_frame(n)}"
-                ) from error
-            except Exception as error:
-                raise self._shape_error(n, args, kwargs, error) from error
+        # fx's run_node also sets fx_traceback's current node (for its own error context): our
+        # errors name the node themselves, and that context manager costs more than a rule
+        args, kwargs = self.fetch_args_kwargs_from_env(n)
+        try:
+            result = self._by_rule(n, args, kwargs)
+            if result is None:
+                result = getattr(self, n.op)(n.target, args, kwargs)
+        except (ShapeError, CaptureError):
+            raise
+        except (DataDependentOutputException, DynamicOutputShapeException) as error:
+            raise CaptureError(
+                f"fx node '{n.name}' ({n.format_node()}) has a data-dependent output shape "
+                f"({error}): fake tensors cannot say its size{_user_frame(n)}"
+            ) from error
+        except Exception as error:
+            raise self._shape_error(n, args, kwargs, error) from error
         storages = tuple(self._storages.ref(tensor) for tensor in _tensors(result))
         self.values[n.name] = NodeValues(
             args=describe(args),
