@@ -102,12 +102,36 @@ def test_in_place_changes_in_traced_code_never_reach_the_model() -> None:
     assert report.context.output_shapes == ((2, 4),)  # fx's graph drops no_grad: the recorder answers
 
 
+class Counts(nn.Module):
+    """Traced-through code that bumps a buffer and reads a child's buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("count", torch.zeros(()))
+        self.bn = nn.BatchNorm1d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.count += 1
+        self.bn.running_mean.add_(1)
+        return self.bn(x) + self.count + self.bn.running_var
+
+
+def test_buffers_changed_by_traced_code_stay_unchanged_in_the_model() -> None:
+    model = Counts().eval()
+    before = snapshot(model)
+    report = crawl_module(model, (4,), batch_size=2)
+    assert_same(before, snapshot(model))
+    assert report.context.capture == "torch.fx" and report.context.output_shapes == ((2, 4),)
+    kinds = {record.type_name for record in (data["record"] for _, data in report.records.nodes(data=True))}
+    assert {"get_attr", "BatchNorm1d"} <= kinds  # buffer ops at trace time act on the fakes, as fx on buffers
+
+
 def test_capture_fakes_parameters_only_where_an_op_is_dispatched() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
     captured = capture(model, DEFAULT_REGISTRY, model_inputs((3, 8, 8), batch_size=1))
     root = captured.root
     assert root[0].weight is model[0].weight  # the model's own parameter object, read for its shape only
-    assert type(root[1].running_mean).__name__ == "FakeTensor"  # buffers are faked at once
+    assert root[1].running_mean is model[1].running_mean  # a leaf's buffers too: traced code never sees them
     assert captured.fakes is not None
     put = captured.fakes.fill(root[0])
     assert [type(t).__name__ for t in put] == ["FakeTensor", "FakeTensor"] and root[0].weight is put[0]

@@ -67,12 +67,13 @@ def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> nn.Module:
 
 
 def shadow_copy(model: nn.Module, fakes: Fakes, lazy: bool) -> nn.Module:
-    """A structural copy of ``model`` (hooks dropped) with fakes of its buffers and parameters
-    (``lazy``: the model's own parameters, fakes put in later by :meth:`Fakes.fill`; buffers are
-    always faked: fx hands traced code a buffer itself, and ``self.count += 1`` must not reach
-    the model); a model without plain module state is deep-copied with every tensor faked."""
+    """A structural copy of ``model`` (hooks dropped) with fakes of its parameters and buffers
+    (``lazy``: the model's own tensor objects, fakes put in later by :meth:`Fakes.fill`, and
+    handed to traced code by the tracer); a model without plain module state is deep-copied
+    with every tensor faked."""
+    keep = lambda tensor: tensor  # noqa: E731
     try:
-        clone = _shadow(model, (lambda tensor: tensor) if lazy else fakes.of, fakes.of, {})
+        clone = _shadow(model, keep if lazy else fakes.of, keep if lazy else fakes.of, {})
     except TypeError:  # a module without a plain __dict__
         try:
             clone = copy.deepcopy(model, dict(fakes.all()))
@@ -244,8 +245,12 @@ class _Tracer(fx.Tracer):
     the call takes and ``**kwargs`` or decorated forwards are no obstacle.
     """
 
-    def __init__(self, registry: Registry, inputs: ModelInputs) -> None:
+    def __init__(self, registry: Registry, inputs: ModelInputs, fakes: Fakes | None = None) -> None:
         super().__init__(autowrap_functions=AUTOWRAP_FUNCTIONS)
+        self._fakes = fakes
+        """Fakes handed to traced code in place of the model's own buffers (None: the copy is fake)."""
+        self._real_of_fake: dict[int, torch.Tensor] = {}
+        """The model's buffer behind each fake handed out, by the fake's id (for ``get_attr`` paths)."""
         self._stack_traces: dict[tuple[tuple[str, int, str], ...], str] = {}
         """Stack trace text by stack (file, line, function of each frame, outermost first)."""
         self._registry = registry
@@ -294,6 +299,7 @@ class _Tracer(fx.Tracer):
             self._buffers = {}
             for path, buffer in self.root.named_buffers():
                 self._buffers.setdefault(id(buffer), (path, buffer))
+        a = self._real_of_fake.get(id(a), a)
         found = self._buffers.get(id(a))
         if found is not None and found[1] is a:
             return self.create_node("get_attr", found[0], (), {})
@@ -303,6 +309,17 @@ class _Tracer(fx.Tracer):
             self.tensor_attrs[a] = qualname
             setattr(self.root, qualname, a)
         return self.create_node("get_attr", qualname, (), {})
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        """fx's attribute of a module during tracing (a proxy for a parameter); a buffer of the
+        model is handed out as its fake, so traced code (``self.count += 1``) never touches it."""
+        value = super().getattr(attr, attr_val, parameter_proxy_cache)
+        if self._fakes is None or not isinstance(value, torch.Tensor):
+            return value
+        fake = self._fakes.of(value)
+        if fake is not value:
+            self._real_of_fake[id(fake)] = value
+        return fake
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         cls = type(m)
@@ -399,12 +416,13 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
     """Trace a copy of ``model`` called with ``inputs`` with torch.fx.
 
     The copy holds the model's own parameter and buffer objects until the shape pass puts
-    fakes in (``Capture.fakes``): tracing reads them through proxies only, never their values.
+    fakes in (``Capture.fakes``): traced code gets parameters as proxies and buffers as fakes
+    (:meth:`_Tracer.getattr`), never the model's own tensors.
     """
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     fakes = Fakes(model, fake_mode)
     clone = shadow_copy(model, fakes, lazy=True)
-    tracer = _Tracer(registry, inputs)
+    tracer = _Tracer(registry, inputs, fakes)
     if tracer.is_leaf_module(clone, ""):
         root: nn.Module = _LeafRoot(clone)
         graph = _leaf_root_graph(inputs)
