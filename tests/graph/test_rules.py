@@ -325,6 +325,25 @@ def test_functional_linear_and_softmax(shape: list[int], dim: int, bias: bool) -
         check(torch.Tensor.__rmul__, (x, 3))
 
 
+def test_swin_rules_answer_what_dispatch_makes_and_decline_bad_shapes(fake: FakeTensorMode) -> None:
+    from torchvision.models import swin_transformer as swin
+
+    x, qkv, proj = torch.empty(2, 7, 9, 8), torch.empty(24, 8), torch.empty(8, 8)
+    table, index = torch.empty(9 * 9, 2), torch.zeros(25 * 25, dtype=torch.long)
+    assert check(swin._get_relative_position_bias, (table, index, [5, 5])) == "answered"
+    bias = swin._get_relative_position_bias(table, index, [5, 5])
+    for shift in ([0, 0], [2, 2]):
+        kwargs = {"shift_size": shift, "qkv_bias": torch.empty(24), "proj_bias": torch.empty(8), "training": False}
+        assert check(swin.shifted_window_attention, (x, qkv, proj, bias, [5, 5], 2), kwargs) == "answered"
+    assert check(swin.shifted_window_attention, (x, qkv, proj, bias, [5, 5], 3), {"shift_size": [0, 0]}) != "answered"
+    assert check(
+        swin.shifted_window_attention, (x, torch.empty(24, 7), proj, bias, [5, 5], 2), {"shift_size": [0, 0]}
+    ) in (
+        "declined",
+        "rejected",
+    )
+
+
 def test_unusual_calls_are_declined(fake: FakeTensorMode) -> None:
     x = torch.empty(2, 4, 8, 8)
     conv = nn.Conv2d(4, 4, 3)
@@ -365,7 +384,7 @@ def test_random_nets_propagate_the_same_with_and_without_rules(net: tuple[nn.Mod
     assert _values(model, shape, RULES) == _values(model, shape, NO_RULES)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "squeezenet1_1"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "squeezenet1_1", "swin_v2_t"])
 def test_torchvision_models_propagate_the_same_with_and_without_rules(name: str) -> None:
     model = torchvision.models.get_model(name, weights=None)
     for mode in (model.eval(), model.train()):

@@ -24,6 +24,7 @@ dtype, device, contiguity and the same aliasing, on random configurations and on
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -35,7 +36,7 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._mode_utils import no_dispatch
 
-__all__ = ["RULES", "Fresh", "Rule", "ShapeRules", "answer"]
+__all__ = ["NO_RULES", "RULES", "Answer", "Fresh", "Rule", "ShapeRules", "answer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +55,19 @@ Rule = Callable[[Any, tuple[Any, ...], Mapping[str, Any]], Answer]
 
 class ShapeRules:
     """Read-only lookup of rules: module classes by exact type (a subclass may change forward),
-    functions and operators by identity."""
+    functions and operators by identity.
 
-    def __init__(self, entries: Mapping[Any, Rule]) -> None:
+    ``lazy`` rules are for an optional library's functions: ``(module, load)`` pairs, ``load``
+    called at the first lookup miss after ``module`` was imported by someone else (the model),
+    so importing torchscan never imports the library.
+    """
+
+    def __init__(
+        self, entries: Mapping[Any, Rule], lazy: tuple[tuple[str, Callable[[], Mapping[Any, Rule]]], ...] = ()
+    ) -> None:
         self._entries: Mapping[Any, Rule] = MappingProxyType(dict(entries))
+        self._pending = list(lazy)
+        self._loaded: dict[Any, Rule] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -66,9 +76,17 @@ class ShapeRules:
         """The rule of a module object (by its exact class) or of a function."""
         key = type(target) if isinstance(target, nn.Module) else target
         try:
-            return self._entries.get(key)
+            rule = self._entries.get(key)
+            if rule is None and self._pending:
+                self._load()
+            return rule if rule is not None else self._loaded.get(key)
         except TypeError:  # unhashable target
             return None
+
+    def _load(self) -> None:
+        for module, load in [pending for pending in self._pending if pending[0] in sys.modules]:
+            self._pending.remove((module, load))
+            self._loaded.update(load())
 
 
 def _plain(value: Any) -> bool:
@@ -529,7 +547,13 @@ def _table() -> dict[Any, Rule]:
     return entries
 
 
-RULES = ShapeRules(_table())
+def _torchvision_rules() -> Mapping[Any, Rule]:
+    from torchscan.graph import rules_torchvision
+
+    return rules_torchvision.RULES
+
+
+RULES = ShapeRules(_table(), lazy=(("torchvision.models.swin_transformer", _torchvision_rules),))
 """The default rules (read-only)."""
 
 NO_RULES = ShapeRules({})

@@ -1,0 +1,85 @@
+"""Shape rules for torchvision's fx-wrapped functions (loaded once torchvision is imported).
+
+Swin's window attention runs ~25 ops per call on fake tensors when dispatched; its output is
+a new contiguous tensor of its input's shape, and the relative position bias a new contiguous
+``(1, heads, N, N)`` tensor (``N`` = window area), both by torchvision's code
+(``torchvision/models/swin_transformer.py``). Declined for anything unusual, as every rule.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensor
+from torchvision.models import swin_transformer
+
+from torchscan.graph.rules import Answer, Fresh, Rule
+
+__all__ = ["RULES"]
+
+_ATTENTION = inspect.signature(swin_transformer.shifted_window_attention)
+_BIAS = inspect.signature(swin_transformer._get_relative_position_bias)
+
+
+def _fake(value: Any) -> bool:
+    return type(value) is FakeTensor and value.layout == torch.strided
+
+
+def _shaped(value: Any, shape: tuple[int, ...], like: torch.Tensor) -> bool:
+    """None, or a tensor of ``shape`` with ``like``'s dtype and device."""
+    return value is None or (
+        isinstance(value, torch.Tensor)
+        and tuple(value.shape) == shape
+        and value.dtype == like.dtype
+        and value.device == like.device
+    )
+
+
+def _window_attention(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``shifted_window_attention(x[N, H, W, C], qkv_weight[3C, C], proj_weight[C, C], bias[1, h, A, A], …)``
+    → a new contiguous ``[N, H, W, C]`` (``A`` = window area, ``h`` heads dividing ``C``)."""
+    call = _ATTENTION.bind(*args, **kwargs).arguments
+    x, qkv, proj, bias = call["input"], call["qkv_weight"], call["proj_weight"], call["relative_position_bias"]
+    window, heads = call["window_size"], call["num_heads"]
+    if not all(isinstance(t, torch.Tensor) for t in (qkv, proj, bias)) or not _fake(x) or x.dim() != 4:
+        return None
+    channels = x.shape[-1]
+    if not x.dtype.is_floating_point or any(t.dtype != x.dtype or t.device != x.device for t in (qkv, proj, bias)):
+        return None
+    if type(heads) is not int or heads <= 0 or channels % heads or len(window) != 2 or min(x.shape[1:3]) <= 0:
+        return None
+    area = int(window[0]) * int(window[1])
+    if tuple(qkv.shape) != (3 * channels, channels) or tuple(proj.shape) != (channels, channels):
+        return None
+    if tuple(bias.shape) != (1, heads, area, area):
+        return None
+    if not _shaped(call.get("qkv_bias"), (3 * channels,), x) or not _shaped(call.get("proj_bias"), (channels,), x):
+        return None
+    if not _shaped(call.get("logit_scale"), (heads, 1, 1), x):
+        return None
+    return Fresh(tuple(x.shape), x.dtype, x.device)
+
+
+def _position_bias(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``_get_relative_position_bias(table[(2w0−1)(2w1−1), h], index[A·A], window)`` → a new
+    contiguous ``[1, h, A, A]``."""
+    call = _BIAS.bind(*args, **kwargs).arguments
+    table, index, window = call["relative_position_bias_table"], call["relative_position_index"], call["window_size"]
+    if not isinstance(table, torch.Tensor) or not isinstance(index, torch.Tensor) or len(window) != 2:
+        return None
+    area = int(window[0]) * int(window[1])
+    rows = (2 * int(window[0]) - 1) * (2 * int(window[1]) - 1)
+    if table.dim() != 2 or table.shape[0] != rows or index.numel() != area * area or index.dtype != torch.int64:
+        return None
+    if not table.dtype.is_floating_point or table.device != index.device:
+        return None
+    return Fresh((1, int(table.shape[1]), area, area), table.dtype, table.device)
+
+
+RULES: Mapping[Any, Rule] = {
+    swin_transformer.shifted_window_attention: _window_attention,
+    swin_transformer._get_relative_position_bias: _position_bias,
+}
