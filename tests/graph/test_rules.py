@@ -325,6 +325,35 @@ def test_functional_linear_and_softmax(shape: list[int], dim: int, bias: bool) -
         check(torch.Tensor.__rmul__, (x, 3))
 
 
+@given(
+    batch_first=st.booleans(),
+    need_weights=st.booleans(),
+    average=st.booleans(),
+    cross=st.booleans(),
+    frozen=st.booleans(),
+    batch=st.integers(1, 3),
+    length=st.integers(1, 4),
+)
+def test_multihead_attention(
+    batch_first: bool, need_weights: bool, average: bool, cross: bool, frozen: bool, batch: int, length: int
+) -> None:
+    with FakeTensorMode():
+        module = nn.MultiheadAttention(8, 2, batch_first=batch_first).eval().requires_grad_(not frozen)
+        shape = (batch, length, 8) if batch_first else (length, batch, 8)
+        query = torch.empty(shape)
+        key = torch.empty((batch, length + 1, 8) if batch_first else (length + 1, batch, 8)) if cross else query
+        kwargs = {"need_weights": need_weights, "average_attn_weights": average}
+        got = answer(RULES.rule_for(module), module, (query, key, key), kwargs)
+        if frozen:
+            assert got is None  # the fused fast path may run: torch decides
+            return
+        expected = module(query, key, key, **kwargs)
+    assert got is not None and (got[1] is None) == (expected[1] is None)
+    _assert_same_views(got[0], expected[0], [query, key])
+    if need_weights:
+        _assert_same_views(got[1], expected[1], [query, key])
+
+
 def test_swin_rules_answer_what_dispatch_makes_and_decline_bad_shapes(fake: FakeTensorMode) -> None:
     from torchvision.models import swin_transformer as swin
 
@@ -384,11 +413,14 @@ def test_random_nets_propagate_the_same_with_and_without_rules(net: tuple[nn.Mod
     assert _values(model, shape, RULES) == _values(model, shape, NO_RULES)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "squeezenet1_1", "swin_v2_t"])
+@pytest.mark.parametrize(
+    "name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "squeezenet1_1", "swin_v2_t", "vit_b_32"]
+)
 def test_torchvision_models_propagate_the_same_with_and_without_rules(name: str) -> None:
     model = torchvision.models.get_model(name, weights=None)
+    shape = (3, 224, 224) if name.startswith("vit") else (3, 64, 64)  # ViTs take their training size only
     for mode in (model.eval(), model.train()):
-        assert _values(mode, (3, 64, 64), RULES) == _values(mode, (3, 64, 64), NO_RULES)
+        assert _values(mode, shape, RULES) == _values(mode, shape, NO_RULES)
 
 
 @pytest.mark.slow

@@ -33,10 +33,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensor
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._mode_utils import no_dispatch
 
-__all__ = ["NO_RULES", "RULES", "Answer", "Fresh", "Rule", "ShapeRules", "answer"]
+__all__ = ["NO_RULES", "RULES", "Answer", "Fresh", "Rule", "ShapeRules", "answer", "materialize"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +433,59 @@ def _adaptive_function(function: Any, args: tuple[Any, ...], kwargs: Mapping[str
     return None if extra or size is None else _adaptive(args[0], size, _ADAPTIVE_FUNCTIONS[function])
 
 
+def materialize(fresh: Fresh, fake_mode: FakeTensorMode) -> FakeTensor:
+    """The fake tensor a :class:`Fresh` answer describes (a new storage of its size)."""
+    with no_dispatch():
+        meta = torch.empty(fresh.shape, dtype=fresh.dtype, device="meta")
+    return FakeTensor(fake_mode, meta, fresh.device)
+
+
+def _multihead_attention(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """``nn.MultiheadAttention`` on the path taken when autograd records (grad enabled and a
+    projection parameter requires grad: never the fused fast path): ``(output, weights)`` with the
+    output made as torch makes it, ``linear(…).view(L, N, E)``, transposed to ``(N, L, E)`` when
+    ``batch_first``; weights ``(N, L, S)`` (averaged), ``(N, heads, L, S)``, or None."""
+    names = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask", "average_attn_weights")
+    if len(args) > len(names) or any(name not in (*names, "is_causal") for name in kwargs):
+        return None
+    if any(name in kwargs for name in names[: len(args)]):  # given twice: torch's error
+        return None
+    call = {**dict(zip(names, args, strict=False)), **kwargs}
+    query, key, value = call.get("query"), call.get("key"), call.get("value")
+    if call.get("key_padding_mask") is not None or call.get("attn_mask") is not None or call.get("is_causal", False):
+        return None
+    weight = module.in_proj_weight
+    if not (module._qkv_same_embed_dim and weight is not None and module.bias_k is None and module.bias_v is None):
+        return None
+    if module.add_zero_attn or not torch.is_grad_enabled():
+        return None
+    projections = (weight, module.in_proj_bias, module.out_proj.weight, module.out_proj.bias)
+    if not any(t is not None and t.requires_grad for t in projections):
+        return None
+    tensors = (query, key, value)
+    if not all(type(t) is FakeTensor and t.layout == torch.strided and t.dim() == 3 for t in tensors):
+        return None
+    if any(t.dtype != weight.dtype or t.device != weight.device for t in tensors):
+        return None
+    embed, batch = module.embed_dim, 0 if module.batch_first else 1
+    if query.shape[-1] != embed or key.shape != value.shape or key.shape[-1] != embed:
+        return None
+    if query.shape[batch] != key.shape[batch]:
+        return None
+    batches, length, source = query.shape[batch], query.shape[1 - batch], key.shape[1 - batch]
+    mode = query.fake_mode
+    output = materialize(Fresh((length, batches, embed), query.dtype, query.device), mode)
+    if module.batch_first:
+        with no_dispatch(), torch.no_grad():
+            view = output.as_strided(output.shape, output.stride()).transpose(1, 0)
+        output = FakeTensor(mode, view, query.device)
+    need, average = call.get("need_weights", True), call.get("average_attn_weights", True)
+    if not need:
+        return output, None
+    shape = (batches, length, source) if average else (batches, module.num_heads, length, source)
+    return output, materialize(Fresh(shape, query.dtype, query.device), mode)
+
+
 def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """A view-like op on one fake tensor with plain (int, slice, None, Ellipsis…) arguments: the
     op run by its meta kernel without the FakeTensor dispatch, the result(s) wrapped as fakes."""
@@ -531,6 +584,7 @@ def _table() -> dict[Any, Rule]:
         nn.AdaptiveMaxPool3d,
     )
     add(_linear, nn.Linear)
+    add(_multihead_attention, nn.MultiheadAttention)
     add(_pointwise_function, F.relu, F.relu6, F.silu, F.gelu, F.hardswish, F.hardsigmoid, F.mish)
     add(_pointwise_function, torch.relu, torch.sigmoid, torch.tanh, F.sigmoid, F.tanh)
     add(_binary, operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.sub, torch.div)

@@ -19,14 +19,12 @@ from torch._guards import detect_fake_mode
 from torch._subclasses.fake_tensor import (
     DataDependentOutputException,
     DynamicOutputShapeException,
-    FakeTensor,
     FakeTensorMode,
 )
 from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._mode_utils import no_dispatch
 
 from torchscan.errors import CaptureError, ShapeError
-from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer
+from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
 from torchscan.graph.trace import Fakes
 from torchscan.records import TensorSpec, tensor_leaves
 
@@ -274,11 +272,7 @@ class _ShapeInterpreter(fx.Interpreter):
         if rule is None:
             return None
         result = answer(rule, target, args, kwargs)
-        if not isinstance(result, Fresh):
-            return result
-        with no_dispatch():
-            meta = torch.empty(result.shape, dtype=result.dtype, device="meta")
-        return FakeTensor(self._fake_mode, meta, result.device)
+        return materialize(result, self._fake_mode) if isinstance(result, Fresh) else result
 
     def _shape_error(self, n: fx.Node, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
         path = self._module_paths.get(n.name, "")
