@@ -7,7 +7,7 @@
 ``ratio``: for each torchvision classifier, the median ``crawl_module`` time over the median time of
 one ``torch.no_grad`` CPU forward of the same model (batch 1), measured in one process with the two
 interleaved; then the geometric mean over the models, at 224x224 and 1024x1024 (goals: < 1 and
-< 0.1, issue 7). Models that cannot take the size (inception_v3 below 299, the ViTs and Swins
+< 0.1, issue 7). Models that cannot take the size (inception_v3 below 299, the ViTs and MaxViT
 fixed at 224 positions) are skipped at that size.
 
 ``growth``: an ``nn.Sequential`` of N blocks (conv-bn-relu and a residual add: 4 graph nodes
