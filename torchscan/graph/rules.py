@@ -36,7 +36,7 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._mode_utils import no_dispatch
 
-__all__ = ["NO_RULES", "RULES", "Answer", "Fresh", "Rule", "ShapeRules", "answer", "materialize"]
+__all__ = ["NO_RULES", "RULES", "Answer", "Fresh", "Rule", "ShapeRules", "answer", "materialize", "strided_fake"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,17 @@ class ShapeRules:
 
 def _plain(value: Any) -> bool:
     """A fake, dense, contiguous tensor."""
-    return type(value) is FakeTensor and value.layout == torch.strided and value.is_contiguous()
+    return strided_fake(value) and value.is_contiguous()
+
+
+def strided_fake(value: Any) -> bool:
+    """A fake, dense (strided) tensor, of any strides."""
+    return type(value) is FakeTensor and value.layout == torch.strided
+
+
+def _in_place(x: torch.Tensor) -> torch.Tensor | None:
+    """``x`` as the result of an in-place op on it (None where torch refuses: a leaf requiring grad)."""
+    return None if x.requires_grad and x.is_leaf else x
 
 
 def _like(tensor: torch.Tensor, *others: torch.Tensor | None) -> bool:
@@ -167,22 +177,13 @@ def _batch_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, A
     return _fresh(x.shape, x)
 
 
-def _layer_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
-    """``nn.LayerNorm``: same shape; the trailing dims must equal ``normalized_shape``."""
+def _trailing_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``nn.LayerNorm`` / ``nn.RMSNorm``: same shape; the trailing dims must equal ``normalized_shape``."""
     x = _one_input(args, kwargs)
     shape = tuple(module.normalized_shape)
     if x is None or not x.dtype.is_floating_point or not _like(x, module.weight, getattr(module, "bias", None)):
         return None
     return _fresh(x.shape, x) if tuple(x.shape[x.dim() - len(shape) :]) == shape and x.dim() >= len(shape) else None
-
-
-def _rms_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
-    """``nn.RMSNorm``: same shape; the trailing dims must equal ``normalized_shape``."""
-    x = _one_input(args, kwargs)
-    shape = tuple(module.normalized_shape)
-    if x is None or not x.dtype.is_floating_point or not _like(x, module.weight) or x.dim() < len(shape):
-        return None
-    return _fresh(x.shape, x) if tuple(x.shape[x.dim() - len(shape) :]) == shape else None
 
 
 def _embedding(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
@@ -203,7 +204,7 @@ def _pointwise_module(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[
     if x is None or not x.dtype.is_floating_point:
         return None
     if getattr(module, "inplace", False):
-        return x if not (x.requires_grad and x.is_leaf) else None  # torch refuses in place on such a leaf
+        return _in_place(x)
     return _fresh(x.shape, x)
 
 
@@ -218,7 +219,7 @@ def _dropout(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     if x is None or not x.dtype.is_floating_point:
         return None
     if not module.training or module.p == 0 or module.inplace:
-        return x if not (module.training and module.inplace and x.requires_grad and x.is_leaf) else None
+        return _in_place(x) if module.training and module.inplace else x
     return _fresh(x.shape, x)
 
 
@@ -311,7 +312,7 @@ def _pointwise_function(function: Any, args: tuple[Any, ...], kwargs: Mapping[st
     if extra or not isinstance(inplace, bool) or (inplace and function not in _INPLACE_FUNCTIONS):
         return None
     if inplace:
-        return x if not (x.requires_grad and x.is_leaf) else None
+        return _in_place(x)
     return _fresh(x.shape, x)
 
 
@@ -387,7 +388,7 @@ def _matmul(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
     if len(args) != 2 or kwargs:
         return None
     a, b = args
-    if type(a) is not FakeTensor or type(b) is not FakeTensor or a.layout != torch.strided or b.layout != torch.strided:
+    if not strided_fake(a) or not strided_fake(b):
         return None
     if a.dim() < 2 or b.dim() < 2 or a.dtype != b.dtype or a.device != b.device or not a.dtype.is_floating_point:
         return None
@@ -463,7 +464,7 @@ def _multihead_attention(module: nn.Module, args: tuple[Any, ...], kwargs: Mappi
     if not any(t is not None and t.requires_grad for t in projections):
         return None
     tensors = (query, key, value)
-    if not all(type(t) is FakeTensor and t.layout == torch.strided and t.dim() == 3 for t in tensors):
+    if not all(strided_fake(t) and t.dim() == 3 for t in tensors):
         return None
     if any(t.dtype != weight.dtype or t.device != weight.device for t in tensors):
         return None
@@ -489,7 +490,7 @@ def _multihead_attention(module: nn.Module, args: tuple[Any, ...], kwargs: Mappi
 def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """A view-like op on one fake tensor with plain (int, slice, None, Ellipsis…) arguments: the
     op run by its meta kernel without the FakeTensor dispatch, the result(s) wrapped as fakes."""
-    if not args or type(args[0]) is not FakeTensor or args[0].layout != torch.strided:
+    if not args or not strided_fake(args[0]):
         return None
     x = args[0]
     if not all(_plain_argument(value) for value in (*args[1:], *kwargs.values())):
@@ -556,8 +557,7 @@ def _table() -> dict[Any, Rule]:
 
     add(_conv, nn.Conv1d, nn.Conv2d, nn.Conv3d)
     add(_batch_norm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-    add(_layer_norm, nn.LayerNorm)
-    add(_rms_norm, nn.RMSNorm)
+    add(_trailing_norm, nn.LayerNorm, nn.RMSNorm)
     add(_embedding, nn.Embedding)
     add(
         _pointwise_module,

@@ -13,19 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensor
 from torchvision.models import swin_transformer
 
-from torchscan.graph.rules import Answer, Fresh, Rule
+from torchscan.graph.rules import Answer, Fresh, Rule, strided_fake
 
 __all__ = ["RULES"]
 
 _ATTENTION = inspect.signature(swin_transformer.shifted_window_attention)
 _BIAS = inspect.signature(swin_transformer._get_relative_position_bias)
-
-
-def _fake(value: Any) -> bool:
-    return type(value) is FakeTensor and value.layout == torch.strided
 
 
 def _shaped(value: Any, shape: tuple[int, ...], like: torch.Tensor) -> bool:
@@ -44,7 +39,7 @@ def _window_attention(function: Any, args: tuple[Any, ...], kwargs: Mapping[str,
     call = _ATTENTION.bind(*args, **kwargs).arguments
     x, qkv, proj, bias = call["input"], call["qkv_weight"], call["proj_weight"], call["relative_position_bias"]
     window, heads = call["window_size"], call["num_heads"]
-    if not all(isinstance(t, torch.Tensor) for t in (qkv, proj, bias)) or not _fake(x) or x.dim() != 4:
+    if not all(isinstance(t, torch.Tensor) for t in (qkv, proj, bias)) or not strided_fake(x) or x.dim() != 4:
         return None
     channels = x.shape[-1]
     if not x.dtype.is_floating_point or any(t.dtype != x.dtype or t.device != x.device for t in (qkv, proj, bias)):
