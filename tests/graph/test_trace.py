@@ -9,7 +9,8 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from tests.test_api import assert_same, snapshot
 from torchscan import crawl_module
-from torchscan.graph.trace import _plain_fake, capture, fake_copy
+from torchscan.graph.clone import _plain_fake, fake_copy
+from torchscan.graph.trace import capture
 from torchscan.inputs import model_inputs
 from torchscan.ops import DEFAULT_REGISTRY
 

@@ -7,7 +7,7 @@ explained in a diagnostic.
 
 from __future__ import annotations
 
-import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,15 +18,19 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.calls import module_path_of
-from torchscan.graph.record import record
+from torchscan.graph.clone import fake_copy, real_copy
+from torchscan.graph.record import NeedsValues, record
 from torchscan.graph.script import is_scripted, record_scripted
 from torchscan.graph.shapes import NodeValues, propagate, quiet_fake_tensor_log
-from torchscan.graph.trace import Capture, capture, drop_hooks, fake_copy
+from torchscan.graph.trace import Capture, capture
 from torchscan.inputs import InputSpec, ModelInputs
 from torchscan.ops.registry import Registry
 from torchscan.report import Diagnostic
 
-__all__ = ["Captured", "capture_with_fallback"]
+__all__ = ["DEFAULT_REAL_FORWARD_LIMIT", "Captured", "RealForward", "capture_with_fallback"]
+
+DEFAULT_REAL_FORWARD_LIMIT = 2 * 2**30
+"""Default memory limit of the last-resort real forward (bytes; ``real_forward_limit`` raises it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,23 +50,40 @@ def _propagate(captured: Capture, inputs: ModelInputs, device: torch.device) -> 
         return propagate(graph_module, tensors, paths, fakes=captured.fakes)
 
 
-def capture_with_fallback(model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device) -> Captured:
+def capture_with_fallback(
+    model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device, policy: RealForward | None = None
+) -> Captured:
     """:func:`capture_chain` with autograd on, whatever the caller's mode (``no_grad`` and
     ``inference_mode`` send some modules, e.g. ``nn.MultiheadAttention``, down other paths)."""
     with torch.inference_mode(False), torch.enable_grad():
-        return capture_chain(model, registry, inputs, device)
+        return capture_chain(model, registry, inputs, device, policy or RealForward())
 
 
-def capture_chain(model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device) -> Captured:
+@dataclass(frozen=True, slots=True)
+class RealForward:
+    """When the last-resort real forward may run: ``allowed`` at all, and only if its estimated
+    memory (a real copy of the parameters and buffers, the inputs, and the tensors the fake
+    recording had made before it stopped) is at most ``limit`` bytes."""
+
+    allowed: bool = True
+    limit: int = DEFAULT_REAL_FORWARD_LIMIT
+
+
+def capture_chain(
+    model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device, policy: RealForward
+) -> Captured:
     """torch.fx first; else record one forward on fake tensors; else (data-dependent ops such as
-    NMS) record one real forward on a copy of the model.
+    NMS) record one real forward on a copy of the model, if ``policy`` allows it.
 
     A shape error from a traced graph is re-checked by a recorded forward (fx graphs can be wrong
-    where Python control flow depends on values): if that works its graph is used; if every
-    capture fails, the first error stands. A TorchScript module is recorded at the ATen level.
+    where Python control flow depends on values): if that works its graph is used. An error found
+    by running the forward on fake tensors (an op rejecting its shapes or dtypes) is final: no real
+    forward follows, and it is raised rather than fx's "cannot trace". A TorchScript module is
+    recorded at the ATen level.
     """
     if is_scripted(model):
-        captured, values = record_scripted(model, registry, inputs, _make_inputs(inputs, device, real=False))
+        with quiet_fake_tensor_log():
+            captured, values = record_scripted(model, registry, inputs, _make_inputs(inputs, device, real=False))
         return Captured(captured, values, (Diagnostic("scripted-module", _SCRIPTED),))
     try:
         traced = capture(model, registry, inputs)
@@ -76,20 +97,59 @@ def capture_chain(model: nn.Module, registry: Registry, inputs: ModelInputs, dev
     try:
         captured, values = _record_fake(model, registry, inputs, device)
         return Captured(captured, values, (Diagnostic("capture-fallback", f"{reason}; {_RECORDED}"),))
-    except CaptureError as error:
+    except ShapeError as error:  # found by running the forward on fake tensors: final (fx's names its node)
+        raise (first_error if isinstance(first_error, ShapeError) else error) from None
+    except NeedsValues as error:
+        fake_error: CaptureError = error
+    except CaptureError as error:  # the forward failed on fake tensors in the model's own code
         fake_error = error
+        first_error = error if isinstance(first_error, CaptureError) else first_error
     if device.type == "meta":
         raise first_error from None
+    _check_real_forward(model, inputs, policy, fake_error, first_error)
     try:
         captured, values = _record_real(model, registry, inputs, device)
-    except CaptureError:
-        raise first_error from None
+    except ShapeError:
+        raise
+    except CaptureError as error:
+        raise (error if isinstance(first_error, CaptureError) else first_error) from None
     message = (
         f"{reason}; recording on fake tensors failed too ({fake_error}); captured by ONE REAL forward pass "
-        f"on a copy of the model with random inputs: {_RECORDED}, and this analysis did real arithmetic "
-        "(its time and memory grow with the input)"
+        f"on a private copy of the model with seeded random inputs: {_RECORDED}, and this analysis did real "
+        "arithmetic (its time and memory grow with the input; forbid it with real_forward=False)"
     )
-    return Captured(captured, values, (Diagnostic("capture-fallback", message),))
+    return Captured(captured, values, (Diagnostic("capture-fallback", message), Diagnostic("real-forward", message)))
+
+
+def _check_real_forward(
+    model: nn.Module, inputs: ModelInputs, policy: RealForward, fake_error: CaptureError, first_error: Exception
+) -> None:
+    """Raise a :class:`CaptureError` if ``policy`` forbids the real forward or its estimate exceeds the limit."""
+    if not policy.allowed:
+        raise CaptureError(
+            f"{first_error}; on fake tensors: {fake_error}. Only a real forward pass could capture this model, "
+            "and real_forward=False forbids it"
+        ) from None
+    state = sum(tensor.numel() * tensor.element_size() for tensor in (*model.parameters(), *model.buffers()))
+    given = sum(math.prod(spec.shape) * spec.dtype.itemsize for spec in inputs.specs)
+    made = getattr(fake_error, "recorded_bytes", 0)
+    estimate = state + given + made
+    if estimate > policy.limit:
+        raise CaptureError(
+            f"{first_error}; on fake tensors: {fake_error}. Only a real forward pass could capture this model; "
+            f"it was not run: it would need about {_size(estimate)} (a copy of the parameters and buffers "
+            f"{_size(state)}, inputs {_size(given)}, tensors made before the fake recording stopped "
+            f"{_size(made)}), above the limit of {_size(policy.limit)} (raise it with real_forward_limit=…)"
+        ) from None
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
 
 
 _SCRIPTED = (
@@ -103,15 +163,20 @@ _RECORDED = (
     "(branches not taken are absent) and size arithmetic is constant"
 )
 
+_SEED = 0
+"""Seed of the private generator of the real forward's random inputs (same report every call)."""
 
-def _tensor(spec: InputSpec, device: torch.device, real: bool) -> torch.Tensor:
+
+def _tensor(
+    spec: InputSpec, device: torch.device, real: bool, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """An input tensor for ``spec`` on ``device``: empty (fake), or for the real forward a copy of
-    the example tensor, else random floats / zeros (token ids, masks)."""
+    the example tensor, else random floats from ``generator`` / zeros (token ids, masks)."""
     example = spec.example
     if real and example is not None and example.device.type != "meta":
         return example.detach().clone().to(device)
     if real and spec.dtype.is_floating_point:
-        return torch.randn(spec.shape, dtype=spec.dtype, device=device)
+        return torch.randn(spec.shape, dtype=spec.dtype, device=device, generator=generator)
     if real:
         return torch.zeros(spec.shape, dtype=spec.dtype, device=device)
     return torch.empty(spec.shape, dtype=spec.dtype, device=device)
@@ -121,7 +186,8 @@ def _make_inputs(
     inputs: ModelInputs, device: torch.device, real: bool
 ) -> Callable[[], tuple[tuple[Any, ...], dict[str, Any], list[tuple[str, torch.Tensor]]]]:
     def make() -> tuple[tuple[Any, ...], dict[str, Any], list[tuple[str, torch.Tensor]]]:
-        args, kwargs, tensors = inputs.build(lambda spec: _tensor(spec, device, real))
+        generator = torch.Generator(device=device).manual_seed(_SEED) if real else None
+        args, kwargs, tensors = inputs.build(lambda spec: _tensor(spec, device, real, generator))
         names = [spec.name or "input" for spec in inputs.specs]
         return args, kwargs, list(zip(names, tensors, strict=True))
 
@@ -140,10 +206,10 @@ def _record_fake(
 def _record_real(
     model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device
 ) -> tuple[Capture, dict[str, NodeValues]]:
-    try:
-        clone = copy.deepcopy(model)
-    except Exception as error:
-        raise CaptureError(f"cannot copy {type(model).__name__}: {error}") from error
-    for module in clone.modules():
-        drop_hooks(module)
-    return record(clone, registry, torch.no_grad(), _make_inputs(inputs, device, real=True), "real-forward")
+    """One real no-grad forward of a private copy, on seeded inputs, with the global RNG forked
+    and seeded (ops such as dropout are deterministic, and the caller's RNG state is restored)."""
+    clone = real_copy(model)
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type="cuda"):
+        torch.manual_seed(_SEED)
+        return record(clone, registry, torch.no_grad(), _make_inputs(inputs, device, real=True), "real-forward")

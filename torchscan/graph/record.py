@@ -13,21 +13,65 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import operator
+import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import fx, nn
-from torch._subclasses.fake_tensor import FakeTensorMode
+from torch._subclasses.fake_tensor import (
+    DataDependentOutputException,
+    DynamicOutputShapeException,
+    FakeTensorMode,
+    UnsupportedOperatorException,
+)
 from torch.overrides import TorchFunctionMode
 
-from torchscan.errors import CaptureError
-from torchscan.graph.shapes import NodeValues, describe, is_passthrough
-from torchscan.graph.trace import Capture
+from torchscan.errors import CaptureError, ShapeError
+from torchscan.graph.shapes import NodeValues, describe, is_passthrough, shapes_of, user_frame_of_stack
+from torchscan.graph.trace import Capture, checked_output
 from torchscan.ops.registry import Registry
+from torchscan.records import TensorSpec, tensor_leaves
 
-__all__ = ["record"]
+__all__ = ["NeedsValues", "record"]
+
+
+class NeedsValues(CaptureError):
+    """The forward read tensor values (``item()``, ``if x.sum() > 0``, data-dependent sizes) that fake
+    tensors do not have; ``recorded_bytes`` sums the tensors it had made before."""
+
+    def __init__(self, message: str, recorded_bytes: int) -> None:
+        super().__init__(message)
+        self.recorded_bytes = recorded_bytes
+
+
+_NEEDS_VALUES = (DataDependentOutputException, DynamicOutputShapeException, UnsupportedOperatorException)
+"""What fake tensors raise where an op needs values (or has no fake kernel): a real forward may answer."""
+
+_READS_VALUES = frozenset(
+    {
+        torch.Tensor.item,
+        torch.Tensor.tolist,
+        torch.Tensor.numpy,
+        torch.Tensor.__bool__,
+        torch.Tensor.__int__,
+        torch.Tensor.__float__,
+        torch.Tensor.__index__,
+        torch.Tensor.__array__,
+        torch.Tensor.data_ptr,
+    }
+)
+"""Tensor methods that read values: fake tensors fail them whatever the shapes (a real forward may answer)."""
+
+
+class _OpFailed(Exception):
+    """An op rejected its arguments (raised out of the recorded forward, turned into a ShapeError)."""
+
+    def __init__(self, error: ShapeError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
 
 NN_MODULE_STACK = "nn_module_stack"
 
@@ -109,7 +153,14 @@ class _Recorder(TorchFunctionMode):
         self, func: Callable[..., Any], types: Any, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
     ) -> Any:
         kwargs = dict(kwargs or {})
-        result = func(*args, **kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except (_OpFailed, *_NEEDS_VALUES):
+            raise
+        except Exception as error:
+            if func in _READS_VALUES:
+                raise
+            raise _OpFailed(self._op_error(func, args, kwargs, error)) from error
         if self.leaf_depth == 0 and _has_tensor(result):
             name = getattr(func, "__name__", "")
             if name and getattr(torch.Tensor, name, None) is func:
@@ -117,6 +168,28 @@ class _Recorder(TorchFunctionMode):
             else:
                 self._emit("call_function", func, tuple(args), kwargs, result)
         return result
+
+    def _op_error(self, func: Any, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
+        """The error of an op that rejected its arguments: the layer, the op, the input shapes and dtypes,
+        torch's reason and the user's line."""
+        path = next((path for path in reversed(self.stack) if path), "")
+        described = describe((tuple(args), dict(kwargs)))
+        shapes = shapes_of(described)
+        dtypes = sorted({str(spec.dtype).removeprefix("torch.") for spec in _specs(described)})
+        reason = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        where = f"layer '{path}' " if path else ""
+        name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or str(func)
+        message = (
+            f"{where}({name}) rejected input shapes {', '.join(str(tuple(s)) for s in shapes) or '()'} "
+            f"(dtypes {', '.join(dtypes) or '-'}): {reason}{user_frame_of_stack(traceback.extract_stack())}"
+        )
+        return ShapeError(message, node=name, module_path=path, input_shapes=shapes)
+
+    def recorded_bytes(self) -> int:
+        """Bytes of the tensors recorded so far (inputs and op outputs)."""
+        return sum(
+            spec.numel * spec.dtype.itemsize for values in self.values.values() for spec in _specs(values.output)
+        )
 
     # -- module hooks --------------------------------------------------------------------
     def pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -142,6 +215,14 @@ class _Recorder(TorchFunctionMode):
         first = _first_tensor(output)
         if path and first is not None and id(first) in self.env:
             self.module_outputs.setdefault(path, []).append(self.env[id(first)].name)
+
+
+def _specs(described: Any) -> Iterator[TensorSpec]:
+    yield from tensor_leaves(described)
+
+
+def _first_line(error: BaseException) -> str:
+    return next((line for line in str(error).splitlines() if line.strip()), "")
 
 
 def _has_tensor(value: Any) -> bool:
@@ -188,12 +269,25 @@ def record(
             for name, tensor in tensors:
                 recorder._bind(tensor, recorder.graph.placeholder(name))
             with recorder:
-                output = clone(*args, **kwargs)
+                output = checked_output(clone(*args, **kwargs))
             out_node = recorder.graph.output(recorder._arg(output))
             recorder.values[out_node.name] = NodeValues((describe(output),), {}, describe(output))
+    except _OpFailed as failed:
+        raise failed.error from None
+    except _NEEDS_VALUES as error:
+        frame = user_frame_of_stack(traceback.extract_tb(error.__traceback__))
+        raise NeedsValues(
+            f"recording a forward of {type(clone).__name__} ({method}) stopped where values are needed: "
+            f"{type(error).__name__}: {_first_line(error)}{frame}",
+            recorder.recorded_bytes(),
+        ) from error
+    except CaptureError:
+        raise
     except Exception as error:
+        frame = user_frame_of_stack(traceback.extract_tb(error.__traceback__))
         raise CaptureError(
-            f"recording a forward of {type(clone).__name__} ({method}) failed: {type(error).__name__}: {error}"
+            f"recording a forward of {type(clone).__name__} ({method}) failed: {type(error).__name__}: "
+            f"{_first_line(error)}{frame}"
         ) from error
     finally:
         for handle in handles:

@@ -19,9 +19,9 @@ from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from torchscan.errors import CaptureError
+from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.record import _has_tensor, _Recorder
-from torchscan.graph.shapes import NodeValues, describe
+from torchscan.graph.shapes import NodeValues, describe, shapes_of
 from torchscan.graph.trace import Capture
 from torchscan.inputs import ModelInputs
 from torchscan.ops.registry import Registry
@@ -46,12 +46,24 @@ class _AtenRecorder(TorchDispatchMode):
     def __init__(self, recorder: _Recorder) -> None:
         super().__init__()
         self.recorder = recorder
+        self.failed: ShapeError | None = None
+        """The error of the op that failed (the TorchScript interpreter re-raises it as its own)."""
 
     def __torch_dispatch__(
         self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
     ) -> Any:
         kwargs = dict(kwargs or {})
-        result = func(*args, **kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except Exception as error:
+            shapes = shapes_of(describe((tuple(args), kwargs)))
+            reason = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+            message = (
+                f"the scripted model's op {func} rejected input shapes "
+                f"{', '.join(str(tuple(s)) for s in shapes) or '()'}: {reason}"
+            )
+            self.failed = ShapeError(message, node=str(func), module_path="", input_shapes=shapes)
+            raise self.failed from None
         if func not in _SKIPPED and _has_tensor(result):
             self.recorder._emit("call_function", func, tuple(args), kwargs, result)
         return result
@@ -73,16 +85,22 @@ def record_scripted(
         raise CaptureError(f"cannot copy the scripted {type(model).__name__}: {error}") from error
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     recorder = _Recorder(clone, registry)
+    aten: _AtenRecorder | None = None
     try:
         with fake_mode:
             args, kwargs, tensors = make()
             for name, tensor in tensors:
                 recorder._bind(tensor, recorder.graph.placeholder(name))
-            with _AtenRecorder(recorder):
+            aten = _AtenRecorder(recorder)
+            with aten:
                 output = clone(*args, **kwargs)
             out_node = recorder.graph.output(recorder._arg(output))
             recorder.values[out_node.name] = NodeValues((describe(output),), {}, describe(output))
+    except ShapeError:
+        raise
     except Exception as error:
+        if aten is not None and aten.failed is not None:
+            raise aten.failed from None
         raise CaptureError(
             f"recording the scripted {getattr(model, 'original_name', type(model).__name__)} failed: "
             f"{type(error).__name__}: {error}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +26,8 @@ from torch._subclasses.fake_tensor import (
 from torch.multiprocessing.reductions import StorageWeakRef
 
 from torchscan.errors import CaptureError, ShapeError
+from torchscan.graph.clone import Fakes
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
-from torchscan.graph.trace import Fakes
 from torchscan.records import TensorSpec, tensor_leaves
 
 __all__ = ["NodeValues", "Opaque", "StorageRef", "describe", "propagate"]
@@ -139,13 +141,25 @@ def _user_frame(node: fx.Node) -> str:
     return ""
 
 
+def user_frame_of_stack(frames: traceback.StackSummary | list[traceback.FrameSummary]) -> str:
+    """The innermost frame of the user's code in a stack (library frames skipped), as an error's suffix."""
+    for frame in reversed(frames):
+        if not frame.filename.startswith(_LIBRARY_DIRS) and not frame.filename.startswith("<"):
+            code = (frame.line or "").strip()
+            where = f'File "{frame.filename}", line {frame.lineno}, in {frame.name}'
+            return f"\n  at {where}" + (f"\n    {code}" if code else "")
+    return ""
+
+
 @contextlib.contextmanager
 def quiet_fake_tensor_log() -> Iterator[None]:
-    """FakeTensor logs a traceback before raising a shape error: we raise a clearer one."""
+    """FakeTensor logs a traceback before raising a shape error: we raise a clearer one (records of
+    other threads pass)."""
     logger = logging.getLogger("torch._subclasses.fake_tensor")
+    thread = threading.get_ident()
 
-    def drop(record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR
+    def drop(record: logging.LogRecord) -> bool:  # this analysis's records only: other threads log as before
+        return record.thread != thread or record.levelno < logging.ERROR
 
     logger.addFilter(drop)
     try:

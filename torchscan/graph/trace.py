@@ -9,33 +9,34 @@ functional calls and branches become nodes.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import functools
 import math
 import sys
 import traceback
-from collections import Counter, OrderedDict
-from collections.abc import Callable, Mapping
+import types
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import fx, nn
-from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.fx import _symbolic_trace
 
 try:  # fx generates a graph module's Python code only when asked (torch >= 2.3); plain otherwise
     from torch.fx._lazy_graph_module import _LazyGraphModule as _GraphModule
 except ImportError:  # pragma: no cover - older torch
     _GraphModule = fx.GraphModule  # type: ignore[misc]
-from torch.utils._mode_utils import no_dispatch
 from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
+from torchscan.graph.clone import Fakes, shadow_copy
 from torchscan.inputs import ModelInputs
 from torchscan.ops import AUTOWRAP_FUNCTIONS, TRACE_THROUGH
 from torchscan.ops.registry import Registry
 
-__all__ = ["Capture", "capture", "drop_hooks", "fake_copy"]
+__all__ = ["GRAPH_MODULE", "Capture", "capture", "checked_output", "run_pre_hooks", "wrapped_module"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,254 +56,134 @@ class Capture:
     """Fakes still to be put into ``root`` where an op is dispatched (None: the copy is all fake)."""
 
 
-def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> nn.Module:
-    """A copy of ``model`` whose parameters and buffers are fake tensors sharing nothing.
-
-    Tied tensors stay tied (each tensor is faked once); hooks are dropped from the copy so user
-    callbacks never see analysis calls. The copy is structural (:func:`_shadow`): every module
-    is a new object; a module whose state cannot be copied that way (slots) is deep-copied.
-    """
-    fakes = Fakes(model, fake_mode)
-    return shadow_copy(model, fakes, lazy=False)
-
-
-def shadow_copy(model: nn.Module, fakes: Fakes, lazy: bool) -> nn.Module:
-    """A structural copy of ``model`` (hooks dropped) with fakes of its parameters and buffers
-    (``lazy``: the model's own tensor objects, fakes put in later by :meth:`Fakes.fill`, and
-    handed to traced code by the tracer); a model without plain module state is deep-copied
-    with every tensor faked."""
-    keep = lambda tensor: tensor  # noqa: E731
-    try:
-        clone = _shadow(model, keep if lazy else fakes.of, keep if lazy else fakes.of, {})
-    except TypeError:  # a module without a plain __dict__
-        try:
-            clone = copy.deepcopy(model, dict(fakes.all()))
-        except Exception as error:
-            raise CaptureError(f"{type(model).__name__} cannot be copied for analysis: {error}") from error
-    for module in clone.modules():
-        drop_hooks(module)
-    return clone
-
-
-class Fakes:
-    """The fakes of one model's parameters and buffers, each made once, on first use.
-
-    A copy can hold the real tensors (shape rules read only their shapes) and get fakes put in
-    (:meth:`fill`) only where an op is dispatched on fake tensors: most parameters of a model
-    made of common layers are never faked.
-    """
-
-    def __init__(self, model: nn.Module, fake_mode: FakeTensorMode) -> None:
-        named = (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False))
-        self._real = {id(tensor): tensor for _, tensor in named}
-        keys = {key: _storage_key(tensor) for key, tensor in self._real.items()}
-        counts = Counter(keys.values())
-        self._alone = {key for key, storage in keys.items() if counts[storage] == 1}
-        self._mode = fake_mode
-        self._made: dict[int, torch.Tensor] = {}
-
-    def of(self, tensor: torch.Tensor) -> torch.Tensor:
-        """The fake of a parameter or buffer of the model; any other tensor as is."""
-        key = id(tensor)
-        made = self._made.get(key)
-        if made is not None:
-            return made
-        if self._real.get(key) is not tensor:
-            return tensor
-        fake = _plain_fake(tensor, self._mode) if key in self._alone else None
-        if fake is None:  # views, shared storages, subclasses…: torch's own conversion
-            fake = self._mode.from_tensor(tensor, static_shapes=True)
-        self._made[key] = fake
-        return fake
-
-    def all(self) -> dict[int, torch.Tensor]:
-        """Every fake, by the id of its real tensor."""
-        return {key: self.of(tensor) for key, tensor in self._real.items()}
-
-    def fill(self, module: nn.Module) -> list[torch.Tensor]:
-        """Put fakes in place of the real tensors of ``module`` (a module of *our copy*) and its
-        sub-modules; returns the fakes put in."""
-        put: list[torch.Tensor] = []
-        for owner in module.modules():
-            for tensors in (owner._parameters, owner._buffers):
-                for name, tensor in tensors.items():
-                    if tensor is not None and (fake := self.of(tensor)) is not tensor:
-                        tensors[name] = fake
-                        put.append(fake)
-        return put
-
-
-_CONTAINERS = (list, dict, set, OrderedDict)
-"""Attribute types copied one level deep (a forward that appends to a list must not reach the model)."""
-
-
-def _shadow(
-    module: nn.Module,
-    parameter_of: Callable[[torch.Tensor], torch.Tensor],
-    buffer_of: Callable[[torch.Tensor], torch.Tensor],
-    memo: dict[int, Any],
-) -> nn.Module:
-    """A new module of the same class with a shallow copy of ``module``'s state: sub-modules
-    shadowed in turn (shared ones once), parameters and buffers mapped by ``parameter_of`` and
-    ``buffer_of``, other
-    tensor attributes deep-copied, plain containers copied, every other attribute shared
-    (deep-copying a module's Python state costs more than the rest of the analysis of a small model).
-    """
-    found = memo.get(id(module))
-    if found is not None:
-        return found
-    cls = type(module)
-    clone = cls.__new__(cls)
-    memo[id(module)] = clone
-    state: dict[str, Any] = {}
-    for key, value in vars(module).items():
-        if key in ("_parameters", "_buffers"):
-            tensor_of = parameter_of if key == "_parameters" else buffer_of
-            state[key] = {name: None if tensor is None else tensor_of(tensor) for name, tensor in value.items()}
-        elif key == "_modules":
-            state[key] = {
-                name: None if child is None else _shadow(child, parameter_of, buffer_of, memo)
-                for name, child in value.items()
-            }
-        elif isinstance(value, torch.Tensor):  # a plain tensor attribute: copied, as by deepcopy
-            state[key] = copy.deepcopy(value, memo)
-        elif type(value) in _CONTAINERS:
-            state[key] = value.copy()
-        else:
-            state[key] = value
-    vars(clone).update(state)
-    return clone
-
-
-def _storage_key(tensor: torch.Tensor) -> int | None:
-    """Identity of a tensor's storage (None for storage-less layouts)."""
-    try:
-        return tensor.untyped_storage()._cdata
-    except (RuntimeError, NotImplementedError):
-        return None
-
-
-def _plain_fake(tensor: torch.Tensor, fake_mode: FakeTensorMode) -> FakeTensor | None:
-    """The fake of a plain dense leaf tensor alone in its storage, made directly: what
-    ``from_tensor`` makes of it (same sizes, strides, storage size, dtype, device, grad flag,
-    parameter flag, and for a real 0-dim integer or float64 tensor the value ``item()`` returns,
-    e.g. BatchNorm's ``num_batches_tracked``) at a tenth of the cost; None for anything else (views,
-    shared storages, subclasses, grads, attributes, exotic layouts), which ``from_tensor`` converts."""
-    scalar = tensor.dim() == 0 and tensor.device.type != "meta"
-    if (
-        type(tensor) not in (torch.Tensor, nn.Parameter)
-        or vars(tensor)
-        or tensor.layout != torch.strided
-        or tensor.device.type not in ("cpu", "cuda", "meta")
-        or (scalar and (fake_mode.shape_env is not None or "item_memo" not in vars(FakeTensor)))
-        or not tensor.is_leaf
-        or tensor.grad is not None
-        or (tensor.requires_grad and tensor.grad_dtype != tensor.dtype)
-        or tensor.is_quantized
-        or tensor.is_nested
-        or tensor.is_conj()
-        or tensor.is_neg()
-        or tensor._is_zerotensor()
-        or tensor.is_inference()
-        or tensor._is_view()
-        or tensor.storage_offset() != 0
-        or torch._C._functorch.is_functorch_wrapped_tensor(tensor)
-    ):
-        return None
-    with no_dispatch():
-        meta = torch.empty_strided(
-            tensor.shape, tensor.stride(), dtype=tensor.dtype, device="meta", requires_grad=tensor.requires_grad
-        )
-        if meta.untyped_storage().nbytes() != tensor.untyped_storage().nbytes():
-            return None
-        fake = FakeTensor(fake_mode, meta, tensor.device)
-    if type(tensor) is nn.Parameter:
-        fake._is_param = True  # what from_tensor marks: isinstance(fake, nn.Parameter)
-    if scalar and tensor.dtype in _MEMO_DTYPES:
-        with no_dispatch():
-            value = tensor.item()
-        if not (math.isnan(value) or math.isinf(value)):
-            fake.item_memo = value  # what from_tensor memoizes for a plain fake mode
-    return fake
-
-
-_MEMO_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.float64)
-"""Dtypes of the real scalars whose value ``from_tensor`` memoizes for ``item()``."""
-
-
-def drop_hooks(module: nn.Module) -> None:
-    """Empty the hook dicts of a module of *our copy* (user callbacks must not see analysis calls)."""
-    for hooks in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
-        if getattr(module, hooks, None):
-            setattr(module, hooks, type(getattr(module, hooks))())
-
-
 class _Tracer(fx.Tracer):
-    """fx tracer whose leaves are the modules with a formula; records module outputs.
+    """fx tracer that patches nothing: it intercepts module calls on the copy's own objects.
 
-    The root is called as the user's call is made: one placeholder per input tensor, every
-    other value (``None``, flags, ints) concrete, so ``if mask is not None`` takes the branch
-    the call takes and ``**kwargs`` or decorated forwards are no obstacle.
+    torch.fx's ``Tracer.trace`` patches ``nn.Module.__call__``/``__getattr__``, the globals of the
+    traced code and ``math`` for the whole process while it runs, so another thread's eager forward
+    goes through the patches, and two traces at once can leave them installed. This tracer installs
+    its hooks on the copy's modules only (:class:`_Interception`): each module's call is routed
+    through ``_compiled_call_impl`` (the per-instance slot ``nn.Module`` calls first), parameters and
+    buffers are handed out by views of the copy's own tensor dicts, and the functions fx wraps
+    (``fx.wrap``, ``math``, :data:`AUTOWRAP_FUNCTIONS`) are seen through per-analysis copies of the
+    traced code's globals. Leaves are the modules the op registry has a formula for, plus torch's
+    own built-in modules (fx's default). Module outputs are recorded per module path.
+
+    The root is called as the user's call is made: one placeholder per input tensor, every other
+    value (``None``, flags, ints) concrete, so ``if mask is not None`` takes the branch the call
+    takes and ``**kwargs`` or decorated forwards are no obstacle.
     """
 
-    def __init__(self, registry: Registry, inputs: ModelInputs, fakes: Fakes | None = None) -> None:
-        super().__init__(autowrap_functions=AUTOWRAP_FUNCTIONS)
+    def __init__(self, registry: Registry, inputs: ModelInputs, fakes: Fakes) -> None:
+        super().__init__(autowrap_modules=(), autowrap_functions=())
         self._fakes = fakes
-        """Fakes handed to traced code in place of the model's own buffers (None: the copy is fake)."""
-        self._real_of_fake: dict[int, torch.Tensor] = {}
-        """The model's buffer behind each fake handed out, by the fake's id (for ``get_attr`` paths)."""
         self._stack_traces: dict[tuple[tuple[str, int, str], ...], str] = {}
         """Stack trace text by stack (file, line, function of each frame, outermost first)."""
         self._registry = registry
         self._inputs = inputs
         self.module_outputs: dict[str, list[str]] = {}
-        self._buffers: dict[int, tuple[str, torch.Tensor]] | None = None
-        """The root's buffers by id (made at the first tensor argument; the root is set by ``trace``)."""
+        self._tensor_paths: dict[int, tuple[str, str, torch.Tensor]] = {}
+        """The root's parameters and buffers by id: (kind, first path, tensor)."""
+        self._proxies: dict[str, fx.Proxy] = {}
+        """The ``get_attr`` proxy of each parameter path read so far."""
         self._entry: tuple[Any, tuple[tuple[str, int, str], ...]] | None = None
         """The frame that called ``trace`` and the stack down to it (outermost first)."""
         self._leaves: dict[type, bool] = {}
         """Leaf decision by module class (everything it depends on is the class)."""
+        self._code = _TracedCode()
+        self._qualnames: dict[str, int] = {}
 
     def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
+        """The graph of one call of ``root`` (a module of our copy) on the inputs' placeholders."""
         caller = sys._getframe(1)
         self._entry = (caller, _frames(caller, None))
+        self.root = root
+        self.root_module_name = root._get_name()
+        self.submodule_paths = {module: path for path, module in root.named_modules()}
+        self.graph = fx.Graph(tracer_cls=type(self))
+        self.tensor_attrs = {}
+        for module, path in self.submodule_paths.items():
+            prefix = f"{path}." if path else ""
+            for key, value in vars(module).items():
+                if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+                    self.tensor_attrs.setdefault(value, prefix + key)
+        for kind, named in (("parameter", root.named_parameters()), ("buffer", root.named_buffers())):
+            for name, tensor in named:
+                self._tensor_paths.setdefault(id(tensor), (kind, name, tensor))
         try:
-            return super().trace(root, concrete_args)
+            with _Interception(self, root):
+                placeholders = [
+                    self.create_proxy("placeholder", spec.name or "input", (), {}) for spec in self._inputs.specs
+                ]
+                args, kwargs = self._inputs.rebuild(placeholders)
+                output = self.forward_of(root)(*args, **kwargs)
+                self.create_node("output", "output", (self.create_arg(checked_output(output)),), {})
         finally:
             self._entry = None
+            self.submodule_paths = None
+        return self.graph
 
-    def create_args_for_root(
-        self, root_fn: Callable[..., Any], is_module: bool, concrete_args: Any = None
-    ) -> tuple[Callable[..., Any], list[Any]]:
-        placeholders = [self.create_proxy("placeholder", spec.name or "input", (), {}) for spec in self._inputs.specs]
-        args, kwargs = self._inputs.rebuild(placeholders)
-        if not is_module:
-            return lambda: root_fn(*args, **kwargs), []
+    def get_fresh_qualname(self, prefix: str) -> str:
+        """fx's fresh attribute name, counted per tracer (fx's counter is shared by every tracer)."""
+        index = self._qualnames.get(prefix, 0)
+        while hasattr(self.root, f"{prefix}{index}"):
+            index += 1
+        self._qualnames[prefix] = index + 1
+        return f"{prefix}{index}"
 
-        def call(root: nn.Module) -> Any:
-            return root_fn(root, *args, **kwargs)
+    def forward_of(self, module: nn.Module) -> Callable[..., Any]:
+        """The forward to trace for ``module``: its instance-level override (copied with the model)
+        or its class's, with the traced code's globals seen through :class:`_TracedCode`; a wrapper
+        (``torch.compile``, ``DataParallel``) forwards to the module it wraps."""
+        inner = wrapped_module(module)
+        if inner is not None:
+            return inner
+        own = vars(module).get("forward")
+        if own is None:
+            return types.MethodType(self._code.function(type(module).forward), module)
+        if isinstance(own, types.MethodType) and own.__self__ is module:
+            return types.MethodType(self._code.function(own.__func__), module)
+        return own
 
-        return call, [self.root]
+    def module_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A call of a module of the copy: its kept re-parametrization pre-hooks, then a
+        ``call_module`` node (a leaf) or its forward traced through."""
+        args, kwargs = run_pre_hooks(module, args, kwargs)
+        if module not in self.submodule_paths:  # a module the model holds outside its tree
+            return self.forward_of(module)(*args, **kwargs)
+        return self.call_module(module, self.forward_of(module), args, kwargs)
+
+    def parameter(self, tensor: torch.Tensor) -> Any:
+        """What traced code gets for a parameter of the copy: the proxy of its first path."""
+        found = self._tensor_paths.get(id(tensor))
+        if found is None or found[0] != "parameter":
+            return self._fakes.any(tensor)
+        path = found[1]
+        proxy = self._proxies.get(path)
+        if proxy is None:
+            proxy = self._proxies[path] = self.create_proxy("get_attr", path, (), {})
+        return proxy
+
+    def buffer(self, tensor: torch.Tensor | None) -> Any:
+        """What traced code gets for a buffer of the copy: its fake (``self.count += 1`` changes only that)."""
+        return tensor if tensor is None else self._fakes.any(tensor)
 
     def create_arg(self, a: Any) -> Any:
         if dataclasses.is_dataclass(a) and not isinstance(a, (type, Mapping)):  # a dataclass output: by field
             return super().create_arg({f.name: getattr(a, f.name) for f in dataclasses.fields(a)})
-        if isinstance(a, torch.Tensor) and not isinstance(a, nn.Parameter):
+        if isinstance(a, torch.Tensor):
             return self._tensor_arg(a)
         return super().create_arg(a)
 
     def _tensor_arg(self, a: torch.Tensor) -> fx.Node:
-        """fx's ``create_arg`` of a tensor that is not a parameter (a buffer: ``get_attr`` of its path;
-        else a constant attribute of the root), with the buffers looked up by id: fx scans every
-        module's buffers per tensor argument, quadratic in depth when each layer makes a constant."""
-        if self._buffers is None:
-            self._buffers = {}
-            for path, buffer in self.root.named_buffers():
-                self._buffers.setdefault(id(buffer), (path, buffer))
-        a = self._real_of_fake.get(id(a), a)
-        found = self._buffers.get(id(a))
-        if found is not None and found[1] is a:
-            return self.create_node("get_attr", found[0], (), {})
+        """A concrete tensor argument: ``get_attr`` of its path if it is (the fake of) a parameter or
+        buffer of the copy or a tensor attribute of one of its modules, else a new constant of the root."""
+        real = self._fakes.real_of(a)
+        found = self._tensor_paths.get(id(real))
+        if found is not None and found[2] is real:
+            if found[0] == "parameter":
+                return self.parameter(real).node
+            return self.create_node("get_attr", found[1], (), {})
         qualname = self.tensor_attrs.get(a)
         if not qualname:
             qualname = self.get_fresh_qualname("_tensor_constant")
@@ -310,18 +191,9 @@ class _Tracer(fx.Tracer):
             setattr(self.root, qualname, a)
         return self.create_node("get_attr", qualname, (), {})
 
-    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
-        """fx's attribute of a module during tracing (a proxy for a parameter); a buffer of the
-        model is handed out as its fake, so traced code (``self.count += 1``) never touches it."""
-        value = super().getattr(attr, attr_val, parameter_proxy_cache)
-        if self._fakes is None or not isinstance(value, torch.Tensor):
-            return value
-        fake = self._fakes.of(value)
-        if fake is not value:
-            self._real_of_fake[id(fake)] = value
-        return fake
-
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if "forward" in vars(m) or wrapped_module(m) is not None:  # an instance override or a wrapper
+            return False
         cls = type(m)
         leaf = self._leaves.get(cls)
         if leaf is None:
@@ -369,6 +241,224 @@ class _Tracer(fx.Tracer):
         return node
 
 
+class _ParameterView(dict):  # type: ignore[type-arg]
+    """A module's ``_parameters`` while it is traced: reads give the tracer's proxies."""
+
+    tracer: _Tracer
+
+    def __getitem__(self, name: str) -> Any:
+        tensor = dict.__getitem__(self, name)
+        return tensor if tensor is None else self.tracer.parameter(tensor)
+
+
+class _BufferView(dict):  # type: ignore[type-arg]
+    """A module's ``_buffers`` while it is traced: reads give fakes."""
+
+    tracer: _Tracer
+
+    def __getitem__(self, name: str) -> Any:
+        return self.tracer.buffer(dict.__getitem__(self, name))
+
+
+class _Interception:
+    """Routes the calls and tensor reads of every module of the copy to the tracer, for the
+    duration of one trace; the copy's modules are as before afterwards.
+
+    Each module gets a ``_compiled_call_impl`` (``nn.Module.__call__`` calls it instead of its
+    hooks and ``forward``) and views of its tensor dicts; kept re-parametrization hooks that set a
+    module attribute during the trace have it restored. Only objects of the copy are touched.
+    """
+
+    def __init__(self, tracer: _Tracer, root: nn.Module) -> None:
+        self._tracer = tracer
+        self._modules = list(_modules_held(root))
+        self._saved: list[tuple[nn.Module, dict[str, Any]]] = []
+
+    def __enter__(self) -> _Interception:
+        tracer = self._tracer
+        for module in self._modules:
+            state = vars(module)
+            if state.get("_forward_pre_hooks"):
+                self._saved.append((module, dict(state)))
+            state["_compiled_call_impl"] = _Call(tracer, module)
+            parameters, buffers = _ParameterView(state["_parameters"]), _BufferView(state["_buffers"])
+            parameters.tracer = buffers.tracer = tracer
+            state["_parameters"], state["_buffers"] = parameters, buffers
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for module in self._modules:
+            state = vars(module)
+            state["_compiled_call_impl"] = None
+            state["_parameters"], state["_buffers"] = dict(state["_parameters"]), dict(state["_buffers"])
+        for module, saved in self._saved:
+            vars(module).clear()
+            vars(module).update(saved)
+
+
+class _Call:
+    """The per-instance call slot of one module of the copy (see :class:`_Interception`)."""
+
+    __slots__ = ("_module", "_tracer")
+
+    def __init__(self, tracer: _Tracer, module: nn.Module) -> None:
+        self._tracer = tracer
+        self._module = module
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._tracer.module_call(self._module, args, kwargs)
+
+
+def _modules_held(root: nn.Module) -> Iterator[nn.Module]:
+    """Every module of the copy: its tree, and modules held outside it (plain attributes, containers)."""
+    seen: set[int] = set()
+    pending = [root]
+    while pending:
+        module = pending.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        yield module
+        for key, value in vars(module).items():
+            if key == "_modules":
+                pending.extend(child for child in value.values() if child is not None)
+            elif isinstance(value, nn.Module):
+                pending.append(value)
+            elif isinstance(value, (list, tuple, dict)) and not key.startswith("_"):
+                items = value.values() if isinstance(value, dict) else value
+                pending.extend(item for item in items if isinstance(item, nn.Module))
+
+
+def run_pre_hooks(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict]:
+    """Run the forward pre-hooks a copy kept (torch's weight re-parametrizations) as ``__call__`` would."""
+    hooks = vars(module).get("_forward_pre_hooks")
+    if not hooks:
+        return args, kwargs
+    with_kwargs = vars(module).get("_forward_pre_hooks_with_kwargs") or {}
+    for key, hook in list(hooks.items()):
+        if key in with_kwargs:
+            result = hook(module, args, kwargs)
+            if result is not None:
+                args, kwargs = result
+        else:
+            result = hook(module, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+    return args, kwargs
+
+
+class _TracedCode:
+    """Functions as the tracer runs them: the same code over a copy of their module's globals in which
+    the functions fx would patch process-wide (``fx.wrap``-ed ones, ``math``'s,
+    :data:`AUTOWRAP_FUNCTIONS`) are wrapped to record one ``call_function`` node when given a proxy.
+    Functions whose globals hold none of them are used as they are."""
+
+    def __init__(self) -> None:
+        self._wrap_ids = {id(function) for function in AUTOWRAP_FUNCTIONS}
+        self._wrap_ids.update(id(value) for name, value in vars(math).items() if callable(value) and name[0] != "_")
+        self._globals: dict[int, dict[str, Any] | None] = {}
+        self._functions: dict[int, types.FunctionType] = {}
+        self._math: Any = None
+
+    def function(self, function: Any) -> Any:
+        if not isinstance(function, types.FunctionType):
+            return function
+        made = self._functions.get(id(function))
+        if made is None:
+            scope = self._scope(function.__globals__)
+            made = function if scope is None else _with_globals(function, scope)
+            self._functions[id(function)] = made
+        return made
+
+    def _scope(self, scope: dict[str, Any]) -> dict[str, Any] | None:
+        key = id(scope)
+        if key in self._globals:
+            return self._globals[key]
+        wrapped = _symbolic_trace._wrapped_fns_to_patch
+        replaced: dict[str, Any] = {}
+        for name, value in scope.items():
+            if (key, name) in wrapped or (callable(value) and id(value) in self._wrap_ids):
+                replaced[name] = _proxy_aware(value)
+            elif value is math:
+                replaced[name] = self._math_shim()
+        made: dict[str, Any] | None = None
+        if replaced:
+            made = dict(scope)
+            made.update(replaced)
+            for name, value in scope.items():  # the module's own helpers see the same globals
+                if isinstance(value, types.FunctionType) and value.__globals__ is scope and name not in replaced:
+                    made[name] = _with_globals(value, made)
+        self._globals[key] = made
+        return made
+
+    def _math_shim(self) -> Any:
+        if self._math is None:
+            entries = {
+                name: _proxy_aware(value) if callable(value) and name[0] != "_" else value
+                for name, value in vars(math).items()
+            }
+            self._math = types.SimpleNamespace(**entries)
+        return self._math
+
+
+def _with_globals(function: types.FunctionType, scope: dict[str, Any]) -> types.FunctionType:
+    """``function``'s code, defaults and closure over the globals ``scope``."""
+    made = types.FunctionType(function.__code__, scope, function.__name__, function.__defaults__, function.__closure__)
+    made.__kwdefaults__ = function.__kwdefaults__
+    made.__qualname__, made.__module__, made.__doc__ = function.__qualname__, function.__module__, function.__doc__
+    made.__dict__.update(function.__dict__)
+    return made
+
+
+def _proxy_aware(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function``, recorded as one ``call_function`` node when an argument is a proxy (fx's wrap)."""
+
+    @functools.wraps(function)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        proxy = _find_proxy(args, kwargs)
+        if proxy is None:
+            return function(*args, **kwargs)
+        made = proxy.tracer.create_proxy("call_function", function, args, kwargs)
+        made.node.meta["is_wrapped"] = True
+        return made
+
+    return wrapped
+
+
+def _find_proxy(args: tuple[Any, ...], kwargs: dict[str, Any]) -> fx.Proxy | None:
+    return next((leaf for leaf in tree_leaves((args, kwargs)) if isinstance(leaf, fx.Proxy)), None)
+
+
+_OUTPUT_TYPES = (fx.Proxy, torch.Tensor, int, float, bool, complex, str, type(None), torch.dtype, torch.device, slice)
+
+
+def checked_output(output: Any) -> Any:
+    """The forward's output, if it is made of tensors and plain data; else a :class:`CaptureError`."""
+    for leaf in tree_leaves(output):
+        if not isinstance(leaf, _OUTPUT_TYPES) and not dataclasses.is_dataclass(leaf):
+            raise CaptureError(
+                f"the forward returned a {type(leaf).__name__} ({_short(leaf)}): an output must be tensors, "
+                "numbers or containers of them"
+            )
+    return output
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def wrapped_module(module: nn.Module) -> nn.Module | None:
+    """The module a wrapper holds: ``torch.compile``'s ``_orig_mod``, ``DataParallel``/DDP's
+    ``module``; None for any other module."""
+    if isinstance(module, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        return module.module
+    dynamo = sys.modules.get("torch._dynamo.eval_frame")  # no model is compiled before dynamo is imported
+    if dynamo is not None and isinstance(module, dynamo.OptimizedModule):
+        return module._orig_mod
+    return None
+
+
 def _frames(frame: Any, stop: Any) -> tuple[tuple[str, int, str], ...]:
     """(file, line, function) of ``frame`` and its callers up to ``stop`` (excluded), outermost first."""
     frames = []
@@ -413,16 +503,18 @@ def _leaf_root_graph(inputs: ModelInputs) -> fx.Graph:
 
 
 def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Capture:
-    """Trace a copy of ``model`` called with ``inputs`` with torch.fx.
+    """Trace a copy of ``model`` called with ``inputs``.
 
     The copy holds the model's own parameter and buffer objects until the shape pass puts
     fakes in (``Capture.fakes``): traced code gets parameters as proxies and buffers as fakes
-    (:meth:`_Tracer.getattr`), never the model's own tensors.
+    (:class:`_Interception`), never the model's own tensors.
     """
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     fakes = Fakes(model, fake_mode)
     clone = shadow_copy(model, fakes, lazy=True)
     tracer = _Tracer(registry, inputs, fakes)
+    if isinstance(model, fx.GraphModule):  # already a graph (torch.export's .module(), fx's own): used as is
+        return _graph_capture(model, clone, inputs, fake_mode, fakes)
     if tracer.is_leaf_module(clone, ""):
         root: nn.Module = _LeafRoot(clone)
         graph = _leaf_root_graph(inputs)
@@ -431,6 +523,8 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
         root = clone
         try:
             graph = tracer.trace(clone)
+        except CaptureError:
+            raise
         except Exception as error:
             raise CaptureError(
                 f"torch.fx could not trace {type(model).__name__}: {type(error).__name__}: {error}"
@@ -440,6 +534,31 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
     # analysis only reads the graph and interprets it, so the code is made only if it is asked for
     graph_module = _GraphModule(root, graph, class_name=type(model).__name__)
     return Capture(graph_module=graph_module, root=root, module_outputs=outputs, fake_mode=fake_mode, fakes=fakes)
+
+
+GRAPH_MODULE = "fx-graph"
+"""The capture method named in the report's context for a model that is an fx ``GraphModule``."""
+
+
+def _graph_capture(
+    model: fx.GraphModule, clone: nn.Module, inputs: ModelInputs, fake_mode: FakeTensorMode, fakes: Fakes
+) -> Capture:
+    """The graph of an fx ``GraphModule`` (e.g. ``torch.export(...).module()``) copied onto our copy of
+    it, its placeholders one per input tensor, nodes nothing uses removed (export's guard call)."""
+    graph = fx.Graph()
+    output = graph.graph_copy(model.graph, {})
+    graph.output(output)
+    placeholders = [node for node in graph.nodes if node.op == "placeholder"]
+    if len(placeholders) != len(inputs.specs):
+        raise CaptureError(
+            f"the graph of {type(model).__name__} takes {len(placeholders)} tensor input(s), "
+            f"{len(inputs.specs)} were given"
+        )
+    graph_module = _GraphModule(clone, graph, class_name=type(model).__name__)
+    graph_module.graph.eliminate_dead_code()
+    return Capture(
+        graph_module=graph_module, root=clone, module_outputs={}, fake_mode=fake_mode, method=GRAPH_MODULE, fakes=fakes
+    )
 
 
 def input_device(model: nn.Module) -> torch.device:

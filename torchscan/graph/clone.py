@@ -1,0 +1,489 @@
+"""The copy of the user's model that every capture runs: nothing the forward can reach is shared.
+
+The copy is structural: every module is a new object of the same class; parameters and buffers
+are fakes (no storage) or, for the last-resort real forward, private real copies; and everything
+else the model holds is copied too (containers at any depth, plain objects, closures and bound
+methods that refer to the model, generators' states), so a forward that appends to a list, bumps
+a counter in a plain object, changes a held tensor in place or keeps its last output reaches only
+the copy. User hooks are dropped from the copy (and named, :func:`hooks_of`); torch's own
+weight re-parametrization hooks (weight norm, spectral norm, pruning) are kept: they only touch
+the module they are given, which is the copy's.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import functools
+import math
+import types
+from collections import Counter, OrderedDict, defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.nn.utils import prune
+from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm
+from torch.utils._mode_utils import no_dispatch
+
+from torchscan.errors import CaptureError
+
+__all__ = ["Fakes", "IgnoredHook", "fake_copy", "hooks_of", "real_copy", "shadow_copy"]
+
+TensorMap = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Fakes:
+    """The fakes of one model's parameters and buffers, each made once, on first use.
+
+    A copy can hold the real tensors (shape rules read only their shapes) and get fakes put in
+    (:meth:`fill`) only where an op is dispatched on fake tensors: most parameters of a model
+    made of common layers are never faked. Other tensors the model holds get fakes from
+    :meth:`any` (made at once: the copy must not share them).
+    """
+
+    def __init__(self, model: nn.Module, fake_mode: FakeTensorMode) -> None:
+        named = (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False))
+        self._real = {id(tensor): tensor for _, tensor in named}
+        keys = {key: _storage_key(tensor) for key, tensor in self._real.items()}
+        counts = Counter(keys.values())
+        self._alone = {key for key, storage in keys.items() if counts[storage] == 1}
+        self.mode = fake_mode
+        self._made: dict[int, torch.Tensor] = {}
+        self._real_of: dict[int, torch.Tensor] = {}
+        self._held: list[torch.Tensor] = []  # tensors faked by any(): alive, so their ids stay unique
+
+    def of(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The fake of a parameter or buffer of the model; any other tensor as is."""
+        key = id(tensor)
+        made = self._made.get(key)
+        if made is not None:
+            return made
+        if self._real.get(key) is not tensor:
+            return tensor
+        fake = _plain_fake(tensor, self.mode) if key in self._alone else None
+        if fake is None:  # views, shared storages, subclasses…: torch's own conversion
+            fake = self.mode.from_tensor(tensor, static_shapes=True)
+        self._made[key] = fake
+        self._real_of[id(fake)] = tensor
+        return fake
+
+    def any(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The fake of any tensor the model holds (a parameter's or buffer's own fake for those)."""
+        if id(tensor) in self._real or isinstance(tensor, FakeTensor):
+            return self.of(tensor)
+        made = self._made.get(id(tensor))
+        if made is None:
+            try:
+                made = self.mode.from_tensor(tensor, static_shapes=True)
+            except Exception as error:  # an exotic tensor subclass fake tensors do not know
+                raise CaptureError(f"cannot fake a {type(tensor).__name__} the model holds: {error}") from error
+            self._made[id(tensor)] = made
+            self._held.append(tensor)
+        return made
+
+    def real_of(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The model's parameter or buffer behind a fake made by :meth:`of` (else ``tensor``)."""
+        return self._real_of.get(id(tensor), tensor)
+
+    def all(self) -> dict[int, torch.Tensor]:
+        """Every fake, by the id of its real tensor."""
+        return {key: self.of(tensor) for key, tensor in self._real.items()}
+
+    def fill(self, module: nn.Module) -> list[torch.Tensor]:
+        """Put fakes in place of the real tensors of ``module`` (a module of *our copy*) and its
+        sub-modules; returns the fakes put in."""
+        put: list[torch.Tensor] = []
+        for owner in module.modules():
+            for tensors in (owner._parameters, owner._buffers):
+                for name, tensor in dict.items(tensors):
+                    if tensor is not None and (fake := self.of(tensor)) is not tensor:
+                        dict.__setitem__(tensors, name, fake)
+                        put.append(fake)
+        return put
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoredHook:
+    """A hook of the user's model that the analysis did not run (``kind``: e.g. ``forward pre-hook``)."""
+
+    module_path: str
+    kind: str
+    name: str
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name} on '{self.module_path or '<root>'}'"
+
+
+_KEPT_HOOKS = (WeightNorm, SpectralNorm, prune.BasePruningMethod)
+"""torch's own forward pre-hooks that recompute a re-parametrized weight from the module they are
+given (the copy's): run on the copy, since the forward reads the weight they set."""
+
+_HOOK_DICTS = {
+    "_forward_pre_hooks": "forward pre-hook",
+    "_forward_hooks": "forward hook",
+    "_backward_pre_hooks": "backward pre-hook",
+    "_backward_hooks": "backward hook",
+}
+
+_MODULE_INTERNALS = frozenset(
+    {
+        "_non_persistent_buffers_set",
+        "_forward_hooks_with_kwargs",
+        "_forward_hooks_always_called",
+        "_forward_pre_hooks_with_kwargs",
+        "_state_dict_hooks",
+        "_state_dict_pre_hooks",
+        "_load_state_dict_pre_hooks",
+        "_load_state_dict_post_hooks",
+    }
+)
+"""nn.Module's own bookkeeping containers: copied one level (they hold callables and names)."""
+
+
+def hooks_of(model: nn.Module) -> tuple[IgnoredHook, ...]:
+    """The user hooks of ``model`` and its sub-modules that a copy drops (kept ones excluded)."""
+    found: list[IgnoredHook] = []
+    for path, module in model.named_modules(remove_duplicate=True):
+        for key, kind in _HOOK_DICTS.items():
+            for hook in (vars(module).get(key) or {}).values():
+                if not (key == "_forward_pre_hooks" and isinstance(hook, _KEPT_HOOKS)):
+                    found.append(IgnoredHook(path, kind, _callable_name(hook)))
+    return tuple(found)
+
+
+def _callable_name(hook: Any) -> str:
+    name = getattr(hook, "__qualname__", None) or type(hook).__qualname__
+    return f"'{name}'"
+
+
+def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> nn.Module:
+    """A copy of ``model`` whose tensors (parameters, buffers and held ones) are fakes sharing nothing."""
+    fakes = Fakes(model, fake_mode)
+    return shadow_copy(model, fakes, lazy=False)
+
+
+def shadow_copy(model: nn.Module, fakes: Fakes, lazy: bool) -> nn.Module:
+    """A structural copy of ``model`` (user hooks dropped) with fakes of its tensors (``lazy``: the
+    model's own parameter and buffer objects in the modules' tensor dicts, fakes put in later by
+    :meth:`Fakes.fill` and handed to traced code by the tracer; every other reference to a tensor
+    is a fake at once)."""
+    keep: TensorMap = lambda tensor: tensor  # noqa: E731
+    return _Copier(keep if lazy else fakes.of, fakes.any, _registered(model)).module(model)
+
+
+def real_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with private real copies of its tensors, for the last-resort real forward."""
+    copies: dict[int, torch.Tensor] = {}
+
+    def real(tensor: torch.Tensor) -> torch.Tensor:
+        made = copies.get(id(tensor))
+        if made is None:
+            with torch.no_grad():
+                made = tensor.detach().clone()
+            if isinstance(tensor, nn.Parameter):
+                made = nn.Parameter(made, requires_grad=tensor.requires_grad)
+            copies[id(tensor)] = made
+        return made
+
+    return _Copier(real, real, _registered(model)).module(model)
+
+
+def _registered(model: nn.Module) -> frozenset[int]:
+    return frozenset(id(module) for module in model.modules())
+
+
+_ATOMIC: frozenset[type] = frozenset(
+    {
+        int,
+        float,
+        complex,
+        bool,
+        str,
+        bytes,
+        type(None),
+        type(Ellipsis),
+        type(NotImplemented),
+        range,
+        slice,
+        torch.dtype,
+        torch.device,
+        torch.layout,
+        torch.memory_format,
+        torch.Size,
+        torch.finfo,
+        torch.iinfo,
+        types.BuiltinFunctionType,
+        types.ModuleType,
+        types.MethodDescriptorType,
+        types.WrapperDescriptorType,
+        types.MethodWrapperType,
+        types.ClassMethodDescriptorType,
+        types.GetSetDescriptorType,
+        property,
+        frozenset,
+    }
+)
+"""Types whose values the forward cannot change: shared, not copied."""
+
+
+class _Copier:
+    """Copies a model and what it holds, one memo for all (shared objects stay shared, cycles kept)."""
+
+    def __init__(self, parameter_of: TensorMap, tensor_of: TensorMap, registered: frozenset[int]) -> None:
+        self._parameter_of = parameter_of
+        self._tensor_of = tensor_of
+        self._registered = registered
+        """Ids of the model's registered modules (whose tensors ``parameter_of`` maps; the others' ``tensor_of``)."""
+        self._memo: dict[int, Any] = {}
+        self._alive: list[Any] = []  # originals seen: their ids stay unique while copying
+
+    def module(self, module: nn.Module) -> nn.Module:
+        """A new module of the same class: sub-modules copied in turn (shared ones once), tensors
+        mapped, hooks filtered, a ``torch.compile`` of the module itself dropped, the rest copied."""
+        found = self._memo.get(id(module))
+        if found is not None:
+            return found
+        cls = type(module)
+        clone = cls.__new__(cls)
+        self._memo[id(module)] = clone
+        try:
+            state = vars(module)
+        except TypeError as error:
+            raise CaptureError(f"{cls.__name__} cannot be copied for analysis: it has no __dict__") from error
+        copied: dict[str, Any] = {}
+        for key, value in state.items():
+            if key == "_parameters" or key == "_buffers":
+                tensor_of = self._parameter_of if id(module) in self._registered else self.value
+                copied[key] = {name: None if tensor is None else tensor_of(tensor) for name, tensor in value.items()}
+            elif key == "_modules":
+                copied[key] = {name: None if child is None else self.module(child) for name, child in value.items()}
+            elif key in _HOOK_DICTS:
+                kept = {
+                    k: hook
+                    for k, hook in value.items()
+                    if key == "_forward_pre_hooks" and isinstance(hook, _KEPT_HOOKS)
+                }
+                copied[key] = type(value)(kept)
+            elif key in _MODULE_INTERNALS:
+                copied[key] = value.copy()
+            elif key == "_compiled_call_impl":
+                copied[key] = None  # never run a compiled kernel: the module's own forward is analysed
+            elif key == "forward" and isinstance(value, types.FunctionType):  # an instance-level forward
+                copied[key] = self._function(value, with_globals=True)
+            else:
+                copied[key] = self.value(value)
+        vars(clone).update(copied)
+        return clone
+
+    def value(self, value: Any) -> Any:
+        """A copy of one value the model holds (shared when the forward cannot change it)."""
+        cls = type(value)
+        if cls in _ATOMIC:
+            return value
+        found = self._memo.get(id(value))
+        if found is not None:
+            return found
+        if isinstance(value, torch.Tensor):
+            return self._remember(value, self._tensor_of(value))
+        if isinstance(value, nn.Module):
+            return self.module(value)
+        if isinstance(value, (type, enum.Enum)):
+            return value
+        if cls is torch.Generator:
+            generator = torch.Generator(device=value.device)
+            generator.set_state(value.get_state())
+            return self._remember(value, generator)
+        if isinstance(value, list):
+            clone = [] if cls is list else self._emptied(value)
+            self._remember(value, clone)
+            clone.extend([self.value(item) for item in list(value)])
+            return clone
+        if isinstance(value, tuple):
+            items = [self.value(item) for item in value]
+            if all(new is old for new, old in zip(items, value, strict=True)):
+                return value
+            return self._remember(value, cls(*items) if hasattr(value, "_fields") else cls(items))
+        if isinstance(value, dict):
+            return self._copy_dict(value)
+        if isinstance(value, deque):
+            queue: deque[Any] = deque(maxlen=value.maxlen)
+            self._remember(value, queue)
+            queue.extend([self.value(item) for item in list(value)])
+            return queue
+        if isinstance(value, set):
+            items_set: set[Any] = set()
+            self._remember(value, items_set)
+            items_set.update(self.value(item) for item in list(value))
+            return items_set
+        if isinstance(value, types.FunctionType):
+            return self._function(value)
+        if isinstance(value, types.MethodType):
+            func, owner = self.value(value.__func__), self.value(value.__self__)
+            if func is value.__func__ and owner is value.__self__:
+                return value
+            return self._remember(value, types.MethodType(func, owner))
+        if isinstance(value, functools.partial):
+            func, args, keywords = self.value(value.func), self.value(value.args), self.value(value.keywords)
+            return self._remember(value, functools.partial(func, *args, **keywords))
+        if callable(value) and not hasattr(value, "__dict__"):
+            return value  # builtins, ops, C functions: nothing the forward can change
+        return self._object(value)
+
+    def _remember(self, original: Any, clone: Any) -> Any:
+        self._memo[id(original)] = clone
+        self._alive.append(original)
+        return clone
+
+    @staticmethod
+    def _emptied(value: Any) -> Any:
+        """An empty container of ``value``'s own (sub)class, its other attributes shallow-copied."""
+        clone = copy.copy(value)
+        clone.clear()
+        return clone
+
+    def _copy_dict(self, value: dict[Any, Any]) -> dict[Any, Any]:
+        cls = type(value)
+        if cls is dict or cls is OrderedDict:
+            clone: dict[Any, Any] = cls()
+        elif cls is defaultdict:
+            clone = defaultdict(value.default_factory)  # type: ignore[attr-defined]
+        else:
+            try:
+                clone = self._emptied(value)
+            except Exception:  # a mapping type we cannot rebuild: shared
+                return self._remember(value, value)
+        self._remember(value, clone)
+        for key, item in list(value.items()):
+            clone[key] = self.value(item)
+        return clone
+
+    def _function(self, function: types.FunctionType, with_globals: bool = False) -> types.FunctionType:
+        """The function itself, or (when its closure holds something copied) a new function over
+        new cells with the copied contents; defaults copied likewise. ``with_globals`` (a module's
+        instance-level forward, e.g. ``net.forward = lambda x: orig(x)`` at a script's top level):
+        the globals its code reads are copied too, into a private copy of its globals."""
+        scope = self._globals_of(function) if with_globals else function.__globals__
+        cells = function.__closure__ or ()
+        if not cells and not function.__defaults__ and not function.__kwdefaults__ and scope is function.__globals__:
+            return function
+        new_cells = tuple(types.CellType() for _ in cells)
+        made = types.FunctionType(function.__code__, scope, function.__name__, None, new_cells)
+        self._remember(function, made)
+        changed = False
+        for old, new in zip(cells, new_cells, strict=True):
+            try:
+                content = old.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            new.cell_contents = self.value(content)
+            changed = changed or new.cell_contents is not content
+        defaults = self.value(function.__defaults__) if function.__defaults__ else function.__defaults__
+        kwdefaults = self.value(function.__kwdefaults__) if function.__kwdefaults__ else function.__kwdefaults__
+        changed = changed or defaults is not function.__defaults__ or kwdefaults is not function.__kwdefaults__
+        if not changed and scope is function.__globals__:
+            self._memo[id(function)] = function
+            return function
+        made.__defaults__, made.__kwdefaults__ = defaults, kwdefaults
+        made.__qualname__, made.__module__, made.__doc__ = function.__qualname__, function.__module__, function.__doc__
+        made.__dict__.update(function.__dict__)
+        return made
+
+    def _globals_of(self, function: types.FunctionType) -> dict[str, Any]:
+        """``function``'s globals, or a shallow copy of them in which the names its code reads are copied."""
+        scope = function.__globals__
+        replaced = {}
+        for name in _names_read(function.__code__):
+            if name in scope:
+                value = scope[name]
+                copied = self.value(value)
+                if copied is not value:
+                    replaced[name] = copied
+        if not replaced:
+            return scope
+        made = dict(scope)
+        made.update(replaced)
+        return made
+
+    def _object(self, value: Any) -> Any:
+        """A plain object: a shallow copy whose attributes are copied in turn; an object that cannot
+        be copied (locks, handles, C objects) is shared."""
+        try:
+            clone = copy.copy(value)
+        except Exception:
+            return self._remember(value, value)
+        self._remember(value, clone)
+        state = getattr(clone, "__dict__", None)
+        if isinstance(state, dict) and clone is not value:
+            for key, item in list(state.items()):
+                state[key] = self.value(item)
+        return clone
+
+
+def _names_read(code: types.CodeType) -> set[str]:
+    """Global (and attribute) names a code object and the code nested in it read."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names_read(const)
+    return names
+
+
+def _storage_key(tensor: torch.Tensor) -> int | None:
+    """Identity of a tensor's storage (None for storage-less layouts)."""
+    try:
+        return tensor.untyped_storage()._cdata
+    except (RuntimeError, NotImplementedError):
+        return None
+
+
+def _plain_fake(tensor: torch.Tensor, fake_mode: FakeTensorMode) -> FakeTensor | None:
+    """The fake of a plain dense leaf tensor alone in its storage, made directly: what
+    ``from_tensor`` makes of it (same sizes, strides, storage size, dtype, device, grad flag,
+    parameter flag, and for a real 0-dim integer or float64 tensor the value ``item()`` returns,
+    e.g. BatchNorm's ``num_batches_tracked``) at a tenth of the cost; None for anything else (views,
+    shared storages, subclasses, grads, attributes, exotic layouts), which ``from_tensor`` converts."""
+    scalar = tensor.dim() == 0 and tensor.device.type != "meta"
+    if (
+        type(tensor) not in (torch.Tensor, nn.Parameter)
+        or vars(tensor)
+        or tensor.layout != torch.strided
+        or tensor.device.type not in ("cpu", "cuda", "meta")
+        or (scalar and (fake_mode.shape_env is not None or "item_memo" not in vars(FakeTensor)))
+        or not tensor.is_leaf
+        or tensor.grad is not None
+        or (tensor.requires_grad and tensor.grad_dtype != tensor.dtype)
+        or tensor.is_quantized
+        or tensor.is_nested
+        or tensor.is_conj()
+        or tensor.is_neg()
+        or tensor._is_zerotensor()
+        or tensor.is_inference()
+        or tensor._is_view()
+        or tensor.storage_offset() != 0
+        or torch._C._functorch.is_functorch_wrapped_tensor(tensor)
+    ):
+        return None
+    with no_dispatch():
+        meta = torch.empty_strided(
+            tensor.shape, tensor.stride(), dtype=tensor.dtype, device="meta", requires_grad=tensor.requires_grad
+        )
+        if meta.untyped_storage().nbytes() != tensor.untyped_storage().nbytes():
+            return None
+        fake = FakeTensor(fake_mode, meta, tensor.device)
+    if type(tensor) is nn.Parameter:
+        fake._is_param = True  # what from_tensor marks: isinstance(fake, nn.Parameter)
+    if scalar and tensor.dtype in _MEMO_DTYPES:
+        with no_dispatch():
+            value = tensor.item()
+        if not (math.isnan(value) or math.isinf(value)):
+            fake.item_memo = value  # what from_tensor memoizes for a plain fake mode
+    return fake
+
+
+_MEMO_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.float64)
+"""Dtypes of the real scalars whose value ``from_tensor`` memoizes for ``item()``."""
