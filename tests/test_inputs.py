@@ -83,3 +83,54 @@ def test_cli_dtype_for_token_ids(tmp_path: Path, capsys: pytest.CaptureFixture[s
     )
     assert main([f"{factory}:make", "--input-shape", "7", "--dtype", "long", "-q", "--format", "json"]) == 0
     assert '"int64"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            {"input_shape": (3, 10**9, 10**9)},
+            r"input 0 of shape \(1, 3, 1000000000, 1000000000\) and dtype float32",
+        ),
+        ({"input_shape": (2**70,)}, rf"input 0 shape \({2**70},\): dimension 0 \({2**70}\) overflows torch's int64"),
+        ({"input_shape": ((3,), (4, 2**64))}, r"input 1 shape \(4, 18446744073709551616\): dimension 1"),
+        ({"input_shape": (3,), "batch_size": 2**64}, r"input 0 shape \(18446744073709551616, 3\): dimension 0"),
+        ({"input_shape": (2**62,), "batch_size": 4}, r"\(4, 4611686018427387904\) and dtype float32 is too large"),
+        ({"input_shape": (2**62,), "dtype": torch.float16}, "is too large: 4611686018427387904 elements x 2 bytes"),
+        ({"input_shape": (3, 2.5)}, r"input 0 shape \(3, 2.5\): dimension 1 is 2.5 \(float\), not an int"),
+        ({"input_shape": (True, 3)}, r"dimension 0 is True \(bool\), not an int"),
+        ({"input_shape": ((3,), (4, 1.0))}, "input 1 shape .*dimension 1 is 1.0"),
+        ({"input_shape": (3, -1)}, r"input 0 shape \(3, -1\) has a dimension < 1"),
+        ({"args": (TensorSpec((3, 10**10, 10**10)),)}, r"input 0 of shape \(3, 10000000000, 10000000000\)"),
+        ({"args": (TensorSpec((3, 2.5)),)}, "dimension 1 is 2.5"),
+        ({"kwargs": {"mask": TensorSpec((-1, 3))}}, r"input 0 \(mask\) shape \(-1, 3\) has a negative dimension"),
+        ({"kwargs": {"mask": TensorSpec((0, 2**64))}}, r"input 0 \(mask\) shape .*dimension 1 .* overflows"),
+    ],
+)
+def test_dims_and_sizes_torch_cannot_hold_are_input_errors(call: dict, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        model_inputs(**call)
+
+
+def test_the_largest_sizes_torch_holds_pass() -> None:
+    limit = 2**63 - 1
+    assert model_inputs((limit,), dtype=torch.bool, batch_size=None).specs[0].shape == (limit,)
+    assert model_inputs((3, 10**9, 10**9), dtype=torch.float16).specs[0].shape == (1, 3, 10**9, 10**9)  # 6e18 bytes
+    assert model_inputs(args=(TensorSpec((0, 4)),)).specs[0].shape == (0, 4)  # empty tensors stay allowed
+    with pytest.raises(InputError, match="too large"):
+        model_inputs((2**62,), dtype=torch.float16, batch_size=None)  # 2**63 bytes
+
+
+def test_crawl_module_names_the_input_that_overflows() -> None:
+    from torch import nn
+
+    from torchscan import crawl_module
+
+    class Two(nn.Module):
+        def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return image.sum() + mask.sum()
+
+    with pytest.raises(InputError, match=r"input 0 \(input\) of shape \(1, 3, 1000000000, 1000000000\)"):
+        crawl_module(nn.Flatten(), (3, 10**9, 10**9))  # Flatten.forward(input)
+    with pytest.raises(InputError, match=r"input 1 \(mask\) of shape \(2, 1000000000000, 1000000000000\)"):
+        crawl_module(Two(), ((3, 4), (10**12, 10**12)), batch_size=2)

@@ -10,6 +10,8 @@ tensors are never read, except by the last-resort real forward.
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +25,9 @@ from torchscan.records import TensorSpec
 __all__ = ["InputSpec", "ModelInputs", "model_inputs", "normalise_inputs"]
 
 ShapeLike = Sequence[int]
+
+_INT64_MAX = 2**63 - 1
+"""torch's limit on a tensor's dims and on its storage in bytes (``numel * itemsize``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +79,49 @@ class ModelInputs:
 
 
 def _is_shape(value: object) -> bool:
+    """A flat sequence of numbers: a shape, whose dims :func:`_checked_dims` then checks one by one."""
     return (
         isinstance(value, Sequence)
-        and not isinstance(value, str)
-        and all(isinstance(item, int) and not isinstance(item, bool) for item in value)
+        and not isinstance(value, (str, bytes))
+        and all(isinstance(item, numbers.Number) and not isinstance(item, torch.Tensor) for item in value)
     )
+
+
+def _checked_dims(shape: Sequence[Any], where: str, minimum: int) -> tuple[int, ...]:
+    """``shape`` as a tuple of ints, each in ``[minimum, _INT64_MAX]``, else an :class:`InputError` naming the dim."""
+    for index, size in enumerate(shape):
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+            raise InputError(
+                f"{where}shape {tuple(shape)}: dimension {index} is {size!r} ({type(size).__name__}), not an int"
+            )
+        if size < minimum:
+            if minimum > 0:
+                raise InputError(f"{where}shape {tuple(shape)} has a dimension < 1: every dimension must be positive")
+            raise InputError(f"{where}shape {tuple(shape)} has a negative dimension ({index}: {size})")
+        if size > _INT64_MAX:
+            raise InputError(
+                f"{where}shape {tuple(shape)}: dimension {index} ({size}) overflows torch's int64 sizes "
+                f"(at most 2**63 - 1)"
+            )
+    return tuple(int(size) for size in shape)
+
+
+def _input_label(index: int, name: str) -> str:
+    """``input 0``, or ``input 1 (attention_mask)`` when the input has a name of its own."""
+    return f"input {index}" + (f" ({name})" if name and name != f"input_{index}" else "")
+
+
+def _check_size(spec: InputSpec, index: int) -> None:
+    """Raise :class:`InputError` when ``spec`` is too large for torch: numel * itemsize past int64."""
+    shape = _checked_dims(spec.shape, f"{_input_label(index, spec.name)} ", 0)
+    numel = math.prod(shape)
+    itemsize = spec.dtype.itemsize
+    if numel * itemsize > _INT64_MAX:
+        dtype = str(spec.dtype).removeprefix("torch.")
+        raise InputError(
+            f"{_input_label(index, spec.name)} of shape {shape} and dtype {dtype} is too large: {numel} elements x "
+            f"{itemsize} bytes = {numel * itemsize:.3g} bytes, over torch's int64 limit (2**63 - 1 bytes)"
+        )
 
 
 def _is_tensor_like(value: object) -> bool:
@@ -104,7 +147,7 @@ def normalise_inputs(
 
 def _spec_of(value: torch.Tensor | TensorSpec, name: str) -> InputSpec:
     if isinstance(value, TensorSpec):
-        return InputSpec(tuple(value.shape), value.dtype, name)
+        return InputSpec(tuple(value.shape), value.dtype, name)  # dims checked by _check_size
     if value.is_sparse or value.layout != torch.strided:
         raise InputError(f"input {name or ''} has layout {value.layout}: only strided (dense) tensors are supported")
     return InputSpec(tuple(int(size) for size in value.shape), value.dtype, name, value)
@@ -137,18 +180,16 @@ def _positional(
             raise InputError(f"dtype must be a torch.dtype or one per input ({len(entries)}), got {dtype!r}")
     specs = []
     for index, (entry, entry_dtype) in enumerate(zip(entries, dtypes, strict=True)):
-        where = f"input {index} " if len(entries) > 1 else ""
+        where = f"input {index} "
         if _is_tensor_like(entry):
             spec = _spec_of(entry, "")
             if entry_dtype is not None and entry_dtype != spec.dtype and not isinstance(dtype, torch.dtype):
                 raise InputError(f"{where}dtype {entry_dtype} differs from its example tensor's {spec.dtype}")
             specs.append(spec)
             continue
-        shape = tuple(entry)
-        if not shape:
+        if not entry:
             raise InputError(f"{where}shape is empty: give the dims of one sample, e.g. (3, 224, 224)")
-        if any(size < 1 for size in shape):
-            raise InputError(f"{where}shape {shape} has a dimension < 1: every dimension must be positive")
+        shape = _checked_dims(entry, where, 1)
         prefix = (batch_size,) if batch_size is not None else ()
         specs.append(InputSpec(prefix + shape, entry_dtype or torch.get_default_dtype()))
     return specs
@@ -197,6 +238,8 @@ def model_inputs(
         leaves.append(leaf)
     call_args, call_kwargs = tree_unflatten(leaves, treespec)
     specs = tuple(leaf for leaf in leaves if isinstance(leaf, InputSpec))
+    for index, spec in enumerate(specs):
+        _check_size(spec, index)
     return ModelInputs(tuple(call_args), dict(call_kwargs), specs)
 
 
