@@ -167,7 +167,8 @@ class Report:
     def graph(self) -> nx.DiGraph:
         """The model's graph for users: one node per fx node with plain attributes only (op, module
         path, type, shapes, dtype, params, FLOPs, MACs, DMAs, bytes, receptive field when computed),
-        edges = data flow; ``nx.write_graphml`` works on it. A new copy on each access."""
+        edges = data flow; ``nx.write_graphml`` works on it (control characters in names are written
+        visibly, e.g. ``\\x1b``). A new copy on each access."""
         from torchscan.render.graph_attrs import plain_graph
 
         return plain_graph(self)
@@ -177,7 +178,8 @@ class Report:
         return self.graph
 
     def to_csv(self, path_or_file: str | Path | TextIO | None = None, depth: int | None = None) -> str:
-        """The rows down to ``depth`` as CSV (written to ``path_or_file`` if given)."""
+        """The rows down to ``depth`` as CSV (written to ``path_or_file`` if given); text cells a spreadsheet
+        would run as a formula get a leading ``'``."""
         from torchscan.render.csv import to_csv
 
         return to_csv(self, path_or_file, depth=depth)

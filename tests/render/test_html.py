@@ -117,7 +117,7 @@ def test_notebook_view_is_compact(resnet18_report: Report) -> None:
     assert "<script" not in view and "<svg" not in view and "<style" not in view
     assert view.count("<tr class=") == len(resnet18_report.rows_to_depth(1))
     assert f"{resnet18_report.totals.params:,} params" in view
-    assert len(view) < len(to_html(resnet18_report)) / 10
+    assert len(view) < len(to_html(resnet18_report)) / 5  # the page without Graphviz is ~10x the view
 
 
 def test_sortable_and_collapsible_markup(resnet18_report: Report) -> None:

@@ -11,6 +11,7 @@ from typing import Literal
 
 from torchscan.errors import TorchscanError
 from torchscan.render.collapse import CollapsedNode, collapse
+from torchscan.render.text import visible
 from torchscan.render.units import format_count, format_mib, format_shape
 from torchscan.report import Report, Row
 
@@ -35,9 +36,11 @@ class GraphvizNotFoundError(TorchscanError):
 
 
 def _quote(text: str) -> str:
-    """A DOT double-quoted string; ``\\n`` in ``text`` becomes a centred line break."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    """A DOT double-quoted string that no text can break: ``\\n`` in ``text`` becomes a centred line break,
+    other control characters show :func:`visible`-ly, ``\\`` and ``"`` are escaped and ``&`` is written
+    ``&amp;`` (Graphviz reads entities in labels)."""
+    lines = (visible(line).replace("&", "&amp;").replace("\\", "\\\\").replace('"', '\\"') for line in text.split("\n"))
+    return '"' + "\\n".join(lines) + '"'
 
 
 def color_name(color_by: ColorBy) -> str:
@@ -65,24 +68,25 @@ def _share(part: int, whole: int) -> str:
 
 
 def node_label(node: CollapsedNode, report: Report) -> tuple[str, str]:
-    """The (label, tooltip) of a collapsed node."""
+    """The (label, tooltip) of a collapsed node: ``\\n``-separated lines, names shown :func:`visible`-ly."""
     if node.row is None:
         lines = [node.label if node.kind == "output" else f"input {node.label}", format_shape(node.shape)]
         if node.dtype:
             lines.append(node.dtype)
         return "\n".join(lines), " ".join(lines)
     row, totals = node.row, report.totals
+    name, kind = visible(row.name), visible(row.type)
     label = "\n".join(
         [
-            row.name,
-            row.type,
+            name,
+            kind,
             format_shape(row.output_shape),
             f"{format_count(row.params, 'params')} · {format_count(row.flops, 'FLOPs')} "
             f"({_share(row.flops, totals.flops)})",
         ]
     )
     tooltip = (
-        f"{row.name} ({row.type}): output {format_shape(row.output_shape)}, {row.params:,} params, "
+        f"{name} ({kind}): output {format_shape(row.output_shape)}, {row.params:,} params, "
         f"{row.flops:,} FLOPs, {row.macs:,} MACs, {row.dmas:,} DMAs, "
         f"{format_mib(row.param_bytes + row.buffer_bytes)} params+buffers"
         + (f", {row.unknown_ops} op(s) not counted" if row.unknown_ops else "")
@@ -102,7 +106,7 @@ def to_dot(report: Report, depth: int | None = None, color_by: ColorBy = "flops"
     measures = {key: measure(data["node"].row, color_by) for key, data in graph.nodes(data=True) if data["node"].row}
     peak = max(measures.values(), default=0)
     title = (
-        f"{report.context.model}: {format_count(report.totals.flops, 'FLOPs')}, "
+        f"{visible(report.context.model)}: {format_count(report.totals.flops, 'FLOPs')}, "
         f"{format_count(report.totals.params, 'params')} (colour: share of {what})"
     )
     lines = [

@@ -2,7 +2,8 @@
 
 ``report.records`` holds frozen pipeline records (``NodeRecord``, ``Cost``) that passes read;
 :func:`plain_graph` derives a copy whose node attributes are only ``str``/``int``/``float``/``bool``,
-so ``nx.write_graphml(report.to_networkx(), path)`` works.
+so ``nx.write_graphml(report.to_networkx(), path)`` works, whatever the module and class names:
+every string (node ids, keys, values, graph attributes) is :func:`~torchscan.render.text.visible`, so valid XML 1.0.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from torchscan.graph.build import RECORD, NodeRecord
 from torchscan.passes.counts import COST
 from torchscan.records import Cost, TensorSpec
+from torchscan.render.text import visible
 from torchscan.report import SCHEMA_VERSION, Report, Row
 
 __all__ = ["leaf_row", "plain_graph", "shape_text"]
@@ -98,6 +100,11 @@ def _node_attrs(record: NodeRecord, data: Mapping[str, Any], rows: Mapping[str, 
     return attrs
 
 
+def _visible(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """``attrs`` with keys and string values made :func:`visible` (valid XML 1.0)."""
+    return {visible(key): visible(value) if isinstance(value, str) else value for key, value in attrs.items()}
+
+
 def plain_graph(report: Report) -> nx.DiGraph:
     """A copy of ``report.records`` (same nodes and edges) with plain attributes only.
 
@@ -105,12 +112,13 @@ def plain_graph(report: Report) -> nx.DiGraph:
     row that counts it), ``output_shape`` (``"1x64x56x56"``), ``output_shapes`` (``;``-joined),
     ``dtype``, ``bytes`` (output bytes), ``params`` (of a called module), ``flops``, ``macs``,
     ``dmas``, ``cost_status`` (``counted``/``unknown``/``free``), plus every attribute another pass
-    stored on the node (e.g. receptive field), flattened to plain values.
+    stored on the node (e.g. receptive field), flattened to plain values. Control characters in names
+    and graph attributes are written visibly (an ESC as ``\\x1b``), node ids (fx names) too.
     """
     rows = {row.name: row for row in report.rows}
     totals = report.totals
     plain = nx.DiGraph(
-        model=report.context.model,
+        model=visible(report.context.model),
         schema_version=SCHEMA_VERSION,
         flops=totals.flops,
         macs=totals.macs,
@@ -119,6 +127,6 @@ def plain_graph(report: Report) -> nx.DiGraph:
         complete=totals.complete,
     )
     for name, data in report.records.nodes(data=True):
-        plain.add_node(name, **_node_attrs(data[RECORD], data, rows))
-    plain.add_edges_from(report.records.edges())
+        plain.add_node(visible(name), **_visible(_node_attrs(data[RECORD], data, rows)))
+    plain.add_edges_from((visible(source), visible(target)) for source, target in report.records.edges())
     return plain

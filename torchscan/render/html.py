@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from html import escape
 from importlib import resources
 from pathlib import Path
@@ -11,14 +12,15 @@ from torchscan.errors import TorchscanError
 from torchscan.render.collapse import CollapsedNode, collapse
 from torchscan.render.dot import (
     ColorBy,
+    GraphvizNotFoundError,
     color_name,
-    dot_program,
     fill_colour,
     measure,
     node_label,
     render_svg,
     to_dot,
 )
+from torchscan.render.text import visible
 from torchscan.render.units import format_count, format_mib, format_shape
 from torchscan.report import Report, Row
 
@@ -149,7 +151,7 @@ def _flow_fallback(report: Report, depth: int, color_by: ColorBy) -> str:
     nodes: dict[str, CollapsedNode] = {key: data["node"] for key, data in graph.nodes(data=True)}
     measures = {key: measure(node.row, color_by) for key, node in nodes.items() if node.row is not None}
     peak = max(measures.values(), default=0)
-    names = {key: node.label for key, node in nodes.items()}
+    names = {key: visible(node.label) for key, node in nodes.items()}
     items, previous = [], None
     for key, node in nodes.items():
         label, tooltip = node_label(node, report)
@@ -163,12 +165,13 @@ def _flow_fallback(report: Report, depth: int, color_by: ColorBy) -> str:
 
 
 def _graph_section(report: Report, depth: int, color_by: ColorBy) -> str:
+    """The Graphviz picture, or the plain flow and a note saying why when Graphviz is missing or fails."""
     try:
-        dot_program()
-    except TorchscanError as error:
-        note = f"Graphviz is not installed, so a simplified flow is shown instead of the picture: {error}."
-        return f'<p class="note">{escape(note)}</p>{_flow_fallback(report, depth, color_by)}'
-    svg = _inline_svg(render_svg(to_dot(report, depth=depth, color_by=color_by)))
+        svg = _inline_svg(render_svg(to_dot(report, depth=depth, color_by=color_by)))
+    except (TorchscanError, OSError, subprocess.SubprocessError) as error:
+        why = "is not installed" if isinstance(error, GraphvizNotFoundError) else "failed"
+        note = f"Graphviz {why}, so a simplified flow is shown instead of the picture: {error}."
+        return f'<p class="note">{escape(visible(note))}</p>{_flow_fallback(report, depth, color_by)}'
     return f'<div class="svg-wrap">{svg}</div>'
 
 
@@ -185,7 +188,7 @@ def to_html(
     It holds the context, the totals, the diagnostics, the layer table (sortable columns,
     collapsible tree, opened to ``table_depth``) and the graph collapsed to ``graph_depth``
     (default: the deepest level with at most 40 nodes), as an SVG when Graphviz is installed
-    and as a plain-HTML flow otherwise. Without JavaScript every row is shown.
+    and as a plain-HTML flow otherwise (or when Graphviz fails). Without JavaScript every row is shown.
     """
     from torchscan import __version__
 

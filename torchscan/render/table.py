@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from torchscan.render.memory import memory_lines
+from torchscan.render.text import visible
 from torchscan.render.units import format_count, format_mib, format_rfield, format_shape
 from torchscan.report import Report, Row
 
@@ -19,7 +20,11 @@ def _label(row: Row) -> str:
 
 
 def render_table(report: Report, max_depth: int | None = None) -> str:
-    """The summary table down to ``max_depth`` (all depths when None), then totals and diagnostics."""
+    """The summary table down to ``max_depth`` (all depths when None), then totals and diagnostics.
+
+    Names, types and messages are shown :func:`visible`-ly (an ESC as ``\\x1b``, a line break as ``\\n``):
+    one line per row, no escape sequence reaches the terminal.
+    """
     rows = report.rows_to_depth(max_depth)
     parents = {row.name: row.parent for row in rows}
     labels = _labels(rows, parents)
@@ -27,14 +32,15 @@ def render_table(report: Report, max_depth: int | None = None) -> str:
     with_rf = any(row.receptive_field is not None for row in report.rows)
     headers = (*_HEADERS, "Receptive field") if with_rf else _HEADERS
     body = [
-        (label, row.type, format_shape(row.output_shape), f"{row.params:,}")
+        (visible(label), visible(row.type), format_shape(row.output_shape), f"{row.params:,}")
         + ((format_rfield(row.receptive_field),) if with_rf else ())
         for label, row in zip(labels, rows, strict=True)
     ]
     outputs = report.context.output_shapes
+    model = visible(report.context.model)
     root = (
-        report.context.model,
-        report.context.model,
+        model,
+        model,
         format_shape(outputs[0] if outputs else None),
         f"{totals.params:,}",
     ) + (("",) if with_rf else ())
@@ -64,7 +70,7 @@ def render_table(report: Report, max_depth: int | None = None) -> str:
     if report.diagnostics:
         lines.append("Diagnostics:")
         lines += [f"- [{diagnostic.code}] {diagnostic.message}" for diagnostic in report.diagnostics]
-    return "\n".join(lines)
+    return "\n".join(visible(line) for line in lines)  # footers (memory, diagnostics) may quote names
 
 
 def _labels(rows: tuple[Row, ...], parents: dict[str, str]) -> list[str]:
