@@ -45,8 +45,10 @@ class CudaMeasurement:
 
 
 def _inputs(shapes: Sequence[Sequence[int]], dtypes: Sequence[torch.dtype], device: torch.device) -> list[torch.Tensor]:
+    """Seeded random inputs from a private generator (the global RNG is not advanced)."""
+    generator = torch.Generator(device=device).manual_seed(0)
     return [
-        torch.randn(tuple(shape), dtype=dtype, device=device)
+        torch.randn(tuple(shape), dtype=dtype, device=device, generator=generator)
         if dtype.is_floating_point
         else torch.zeros(tuple(shape), dtype=dtype, device=device)
         for shape, dtype in zip(shapes, dtypes, strict=True)
@@ -82,7 +84,8 @@ def measure_cuda(
         before = torch.cuda.memory_allocated()
         inputs = _inputs(shapes, dtypes, device)
         torch.cuda.reset_peak_memory_stats()
-        with torch.no_grad():
+        with torch.no_grad(), torch.random.fork_rng(devices=[device], device_type="cuda"):
+            torch.manual_seed(0)  # ops that draw (dropout) are deterministic; the caller's RNG is restored
             output = runner(*inputs)
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - before
