@@ -139,8 +139,8 @@ def _check_real_forward(
             f"{first_error}; on fake tensors: {fake_error}. Only a real forward pass could capture this model; "
             f"it was not run: it would need about {_size(estimate)} (a copy of the parameters and buffers "
             f"{_size(state)}, inputs {_size(given)}, tensors made before the fake recording stopped "
-            f"{_size(made)}), above the limit of {_size(policy.limit)} (raise it with real_forward_limit=… or the CLI's "
-            "--real-forward-limit)"
+            f"{_size(made)}), above the limit of {_size(policy.limit)} "
+            "(raise it with real_forward_limit=… or the CLI's --real-forward-limit)"
         ) from None
 
 
