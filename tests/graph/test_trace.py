@@ -1,82 +1,17 @@
-"""The fake copy: what ``from_tensor`` would make, structure kept, the user's model untouched."""
+"""The tracer: nothing patched process-wide, traced code never reaches the user's model."""
 
 from __future__ import annotations
 
-import pytest
+import math
+
 import torch
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensorMode
 
 from tests.test_api import assert_same, snapshot
 from torchscan import crawl_module
-from torchscan.graph.clone import _plain_fake, fake_copy
 from torchscan.graph.trace import capture
 from torchscan.inputs import model_inputs
 from torchscan.ops import DEFAULT_REGISTRY
-
-TENSORS = [
-    torch.randn(4, 3),
-    torch.randn(2, 3, 5).transpose(0, 2).contiguous(),
-    nn.Parameter(torch.randn(8)),
-    nn.Parameter(torch.randn(3), requires_grad=False),
-    torch.tensor(0),
-    torch.tensor(7, dtype=torch.int32),
-    torch.tensor(1.5, dtype=torch.float64),
-    torch.tensor(2.0),
-    torch.tensor(float("inf"), dtype=torch.float64),
-    nn.Parameter(torch.tensor(1.0)),
-    torch.empty(2, 2, device="meta"),
-]
-
-
-@pytest.mark.parametrize("tensor", TENSORS, ids=range(len(TENSORS)))
-def test_plain_fake_is_what_from_tensor_makes(tensor: torch.Tensor) -> None:
-    mode = FakeTensorMode(allow_non_fake_inputs=True)
-    made, reference = _plain_fake(tensor, mode), mode.from_tensor(tensor, static_shapes=True)
-    assert made is not None
-    for attribute in ("shape", "dtype", "device", "requires_grad", "is_leaf", "item_memo"):
-        assert getattr(made, attribute) == getattr(reference, attribute), attribute
-    assert made.stride() == reference.stride()
-    assert made.untyped_storage().nbytes() == reference.untyped_storage().nbytes()
-    assert isinstance(made, nn.Parameter) == isinstance(reference, nn.Parameter)
-
-
-def test_views_and_tensors_with_attributes_are_left_to_from_tensor() -> None:
-    mode = FakeTensorMode()
-    base = torch.randn(4, 4)
-    tagged = torch.randn(2)
-    tagged.tag = "mine"  # type: ignore[attr-defined]
-    assert _plain_fake(base[1:], mode) is None
-    assert _plain_fake(tagged, mode) is None
-
-
-class Shared(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.block = nn.Linear(4, 4)
-        self.again = self.block  # the same module twice
-        self.head = nn.Linear(4, 4)
-        self.head.weight = self.block.weight  # tied
-        self.seen: list[int] = []
-        self.register_buffer("steps", torch.tensor(0))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.again(self.block(x)))
-
-
-def test_fake_copy_keeps_structure_and_leaves_the_model_as_found() -> None:
-    model = Shared()
-    model.register_forward_hook(lambda *_: None)
-    before = snapshot(model)
-    clone = fake_copy(model, FakeTensorMode(allow_non_fake_inputs=True))
-    assert_same(before, snapshot(model))
-    assert clone is not model and clone.block is not model.block
-    assert clone.again is clone.block and clone.head.weight is clone.block.weight
-    assert all(type(t).__name__ == "FakeTensor" for t in (*clone.parameters(), *clone.buffers()))
-    assert not clone._forward_hooks and model._forward_hooks
-    clone.seen.append(1)
-    assert model.seen == []
-    assert clone.steps.item_memo == 0
 
 
 class ScalesInPlace(nn.Module):
@@ -137,3 +72,38 @@ def test_capture_fakes_parameters_only_where_an_op_is_dispatched() -> None:
     put = captured.fakes.fill(root[0])
     assert [type(t).__name__ for t in put] == ["FakeTensor", "FakeTensor"] and root[0].weight is put[0]
     assert model[0].weight is not put[0] and type(model[0].weight) is nn.Parameter
+
+
+class Probe(nn.Module):
+    """Records, while it is traced, what other threads would see of torch and math."""
+
+    def __init__(self, seen: list[tuple[object, ...]]) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.seen = seen
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import math as real_math  # the module object itself, not this function's view of it
+
+        self.seen.append(
+            (
+                nn.Module.__call__,
+                nn.Module.__getattr__,
+                real_math.sqrt,
+                torch.fx._symbolic_trace.is_fx_tracing(),
+                torch.fx._symbolic_trace.CURRENT_PATCHER,
+            )
+        )
+        return self.fc(x) / math.sqrt(x.shape[-1])
+
+
+def test_tracing_patches_nothing_process_wide() -> None:
+    seen: list[tuple[object, ...]] = []
+    outside = (nn.Module.__call__, nn.Module.__getattr__, math.sqrt, False, None)
+    model = Probe(seen)
+    report = crawl_module(model, (4,))
+    assert report.context.capture == "torch.fx" and report.totals.complete
+    assert seen == [] and model.seen is seen  # the copy's list got the entries, not the model's
+    captured = capture(model, DEFAULT_REGISTRY, model_inputs((4,), batch_size=1))
+    assert captured.root.seen == [outside]
+    assert any(node.target is math.sqrt for node in captured.graph_module.graph.nodes)  # recorded as one call
