@@ -100,9 +100,9 @@ class Fakes:
         put: list[torch.Tensor] = []
         for owner in module.modules():
             for tensors in (owner._parameters, owner._buffers):
-                for name, tensor in dict.items(tensors):
+                for name, tensor in tensors.items():
                     if tensor is not None and (fake := self.of(tensor)) is not tensor:
-                        dict.__setitem__(tensors, name, fake)
+                        tensors[name] = fake
                         put.append(fake)
         return put
 
