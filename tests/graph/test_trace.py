@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -107,3 +108,33 @@ def test_tracing_patches_nothing_process_wide() -> None:
     captured = capture(model, DEFAULT_REGISTRY, model_inputs((4,), batch_size=1))
     assert captured.root.seen == [outside]
     assert any(node.target is math.sqrt for node in captured.graph_module.graph.nodes)  # recorded as one call
+
+
+def _convnet() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
+
+
+REPARAMETRIZATIONS = {
+    "weight_norm": nn.utils.parametrizations.weight_norm,
+    "spectral_norm": nn.utils.parametrizations.spectral_norm,
+    "legacy_weight_norm": nn.utils.weight_norm,
+    "legacy_spectral_norm": nn.utils.spectral_norm,
+    "l1_pruning": lambda module: nn.utils.prune.l1_unstructured(module, "weight", 0.3),
+}
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("name", list(REPARAMETRIZATIONS))
+def test_reparametrized_layers_count_as_the_plain_layers(name: str, training: bool) -> None:
+    model = _convnet()
+    for layer in (model[0], model[3]):
+        REPARAMETRIZATIONS[name](layer)
+    model.train(training)
+    before = snapshot(model)
+    report = crawl_module(model, (3, 8, 8), batch_size=2)
+    assert_same(before, snapshot(model))  # spectral norm's power iteration ran on the copy only
+    plain = crawl_module(_convnet().train(training), (3, 8, 8), batch_size=2)
+    assert report.context.capture == "torch.fx" and report.totals.complete and not report.diagnostics
+    assert (report.totals.macs, report.totals.flops) == (plain.totals.macs, plain.totals.flops)
+    assert report.totals.params == sum(p.numel() for p in model.parameters())

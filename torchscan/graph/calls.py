@@ -9,8 +9,10 @@ from typing import Any
 import torch
 from torch import fx, nn
 from torch._jit_internal import boolean_dispatched
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.operator_schemas import get_signature_for_torch_op
 
+from torchscan.graph.clone import reparametrized_names
 from torchscan.graph.shapes import NodeValues, describe
 from torchscan.graph.trace import ROOT_CALL
 from torchscan.records import OpCall, tensor_leaves
@@ -107,6 +109,11 @@ def module_config(module: nn.Module) -> dict[str, Any]:
         if tensor is not None and id(tensor) not in seen:
             seen.add(id(tensor))
             config[name] = describe(tensor)
+    for name in reparametrized_names(module):  # the weight a formula reads, as the module computes it
+        with FakeTensorMode(allow_non_fake_inputs=True):  # from the copy's tensors, no arithmetic
+            value = getattr(module, name, None)
+        if isinstance(value, torch.Tensor):
+            config[name] = describe(value)
     return config
 
 

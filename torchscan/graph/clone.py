@@ -25,14 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
-from torch.nn.utils import prune
+from torch.nn.utils import parametrize, prune
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 from torch.utils._mode_utils import no_dispatch
 
 from torchscan.errors import CaptureError
 
-__all__ = ["Fakes", "IgnoredHook", "fake_copy", "hooks_of", "real_copy", "shadow_copy"]
+__all__ = ["Fakes", "IgnoredHook", "fake_copy", "hooks_of", "real_copy", "reparametrized_names", "shadow_copy"]
 
 TensorMap = Callable[[torch.Tensor], torch.Tensor]
 
@@ -122,6 +122,21 @@ class IgnoredHook:
 _KEPT_HOOKS = (WeightNorm, SpectralNorm, prune.BasePruningMethod)
 """torch's own forward pre-hooks that recompute a re-parametrized weight from the module they are
 given (the copy's): run on the copy, since the forward reads the weight they set."""
+
+
+def reparametrized_names(module: nn.Module) -> tuple[str, ...]:
+    """Names of the tensors ``module`` computes from others at each call (``weight`` of a weight-,
+    spectral-normed or pruned layer; any ``torch.nn.utils.parametrize`` parametrization)."""
+    names: list[str] = []
+    if parametrize.is_parametrized(module):
+        names.extend(module.parametrizations.keys())
+    for hook in (vars(module).get("_forward_pre_hooks") or {}).values():
+        if isinstance(hook, (WeightNorm, SpectralNorm)):
+            names.append(hook.name)
+        elif isinstance(hook, prune.BasePruningMethod):
+            names.append(hook._tensor_name)
+    return tuple(names)
+
 
 _HOOK_DICTS = {
     "_forward_pre_hooks": "forward pre-hook",

@@ -261,7 +261,8 @@ def record(
     recorder = _Recorder(clone, registry)
     handles = []
     for module in clone.modules():
-        handles.append(module.register_forward_pre_hook(recorder.pre_hook, with_kwargs=True))
+        # first, so a counted leaf's kept re-parametrization hooks run inside it (as under fx)
+        handles.append(module.register_forward_pre_hook(recorder.pre_hook, with_kwargs=True, prepend=True))
         handles.append(module.register_forward_hook(recorder.post_hook, with_kwargs=True))
     try:
         with mode, torch.enable_grad() if isinstance(mode, FakeTensorMode) else contextlib.nullcontext():

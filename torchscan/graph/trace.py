@@ -146,10 +146,13 @@ class _Tracer(fx.Tracer):
         return own
 
     def module_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """A call of a module of the copy: its kept re-parametrization pre-hooks, then a
-        ``call_module`` node (a leaf) or its forward traced through."""
-        args, kwargs = run_pre_hooks(module, args, kwargs)
-        if module not in self.submodule_paths:  # a module the model holds outside its tree
+        """A call of a module of the copy: a ``call_module`` node (a leaf: the weight its kept
+        re-parametrization hooks compute is part of the layer, as with ``torch.nn.utils.parametrize``),
+        or its kept pre-hooks and its forward traced through."""
+        path = self.submodule_paths.get(module)
+        if path is None or not self.is_leaf_module(module, path):
+            args, kwargs = run_pre_hooks(module, args, kwargs)
+        if path is None:  # a module the model holds outside its tree
             return self.forward_of(module)(*args, **kwargs)
         return self.call_module(module, self.forward_of(module), args, kwargs)
 
