@@ -3,7 +3,6 @@ shows the traceback. ``-o`` is checked before the model is built; the real-forwa
 
 from __future__ import annotations
 
-import inspect
 import os
 import subprocess
 import sys
@@ -265,7 +264,7 @@ def _recording_crawl(seen: dict[str, Any]) -> Any:
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
-        ([], {}),  # only the flags the user set are passed: works with a crawl_module without them
+        ([], {}),  # only the flags the user set are passed
         (["--no-real-forward"], {"real_forward": False}),
         (["--real-forward-limit", "512MiB"], {"real_forward_limit": 512 * 2**20}),
         (["--real-forward-limit", "1000"], {"real_forward_limit": 1000}),
@@ -281,26 +280,10 @@ def test_real_forward_flags_reach_crawl_module(
     assert capsys.readouterr().err == ""
 
 
-def test_real_forward_flags_without_support_are_one_line(models: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    real = torchscan.cli.crawl_module
-
-    def old_crawl(model: Any, shape: Any, **kwargs: Any) -> Any:
-        return real(model, shape, **kwargs)
-
-    old_crawl.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    )
-    monkeypatch.setattr(torchscan.cli, "crawl_module", old_crawl)
-    line = _error(capsys, f"{models}:small", "--input-shape", "3", "8", "8", "--no-real-forward")
-    assert line == "torchscan: error: --no-real-forward is not supported yet (crawl_module has no real_forward)"
-    assert not _called(models)
-
-
 def test_real_forward_flags_with_the_installed_crawl_module(models: Path, capsys) -> None:
-    supported = "real_forward" in inspect.signature(torchscan.crawl_module).parameters
     argv = [f"{models}:small", "--input-shape", "3", "8", "8", "-q", "--no-real-forward"]
-    assert main(argv) == (0 if supported else 2)
-    assert len(capsys.readouterr().err.splitlines()) == (0 if supported else 1)
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_output_path_check_does_not_create_the_file(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ A user mistake (a model that cannot be built, a bad shape, an unusable ``-o``) i
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import re
 import sys
@@ -118,9 +117,6 @@ def _write(path: Path, text: str) -> None:
         raise TorchscanError(f"cannot write -o {path}: {error.strerror or error}") from error
 
 
-_REAL_FORWARD_FLAGS = {"real_forward": "--no-real-forward", "real_forward_limit": "--real-forward-limit"}
-
-
 def _real_forward_options(args: argparse.Namespace) -> dict[str, Any]:
     """``crawl_module``'s real-forward keywords the user set (none when no flag is given)."""
     options: dict[str, Any] = {}
@@ -128,10 +124,6 @@ def _real_forward_options(args: argparse.Namespace) -> dict[str, Any]:
         options["real_forward"] = False
     if args.real_forward_limit is not None:
         options["real_forward_limit"] = args.real_forward_limit
-    accepted = inspect.signature(crawl_module).parameters
-    for keyword in options:
-        if keyword not in accepted:
-            raise TorchscanError(f"{_REAL_FORWARD_FLAGS[keyword]} is not supported yet (crawl_module has no {keyword})")
     return options
 
 
