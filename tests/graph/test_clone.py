@@ -12,6 +12,7 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 
 from tests.test_api import assert_same, snapshot
+from torchscan import crawl_module
 from torchscan.graph.clone import _plain_fake, fake_copy, hooks_of, real_copy
 
 TENSORS = [
@@ -147,3 +148,32 @@ def test_user_hooks_are_dropped_and_named_kept_reparametrizations_run() -> None:
         ("", "forward pre-hook"),
         ("1", "forward hook"),
     ]
+
+
+class ValueBranch(nn.Module):
+    """fx cannot trace it (a branch on values); recording on fake tensors cannot either."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return y if y.sum() > 0 else -y
+
+
+@pytest.mark.parametrize("model", [nn.Sequential(nn.Linear(3, 3), nn.ReLU()), ValueBranch()], ids=["fx", "real"])
+def test_global_module_hooks_never_see_analysis_calls(model: nn.Module) -> None:
+    calls: list[str] = []
+    handles = [
+        nn.modules.module.register_module_forward_pre_hook(lambda module, args: calls.append("pre")),
+        nn.modules.module.register_module_forward_hook(lambda module, args, output: calls.append("post")),
+    ]
+    try:
+        report = crawl_module(model, (3,))
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert calls == []
+    (ignored,) = [d for d in report.diagnostics if d.code == "hooks-ignored"]
+    assert "global forward pre-hook" in ignored.message and "global forward hook" in ignored.message

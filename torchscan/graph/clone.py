@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.nn.modules import module as module_state
 from torch.nn.utils import parametrize, prune
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
@@ -116,7 +117,8 @@ class IgnoredHook:
     name: str
 
     def describe(self) -> str:
-        return f"{self.kind} {self.name} on '{self.module_path or '<root>'}'"
+        where = "" if self.module_path == "<global>" else f" on '{self.module_path or '<root>'}'"
+        return f"{self.kind} {self.name}{where}"
 
 
 _KEPT_HOOKS = (WeightNorm, SpectralNorm, prune.BasePruningMethod)
@@ -160,9 +162,22 @@ _MODULE_INTERNALS = frozenset(
 """nn.Module's own bookkeeping containers: copied one level (they hold callables and names)."""
 
 
+_GLOBAL_HOOKS = {
+    "_global_forward_pre_hooks": "global forward pre-hook",
+    "_global_forward_hooks": "global forward hook",
+    "_global_backward_pre_hooks": "global backward pre-hook",
+    "_global_backward_hooks": "global backward hook",
+}
+"""torch's process-wide module hooks (``register_module_forward_hook``…): never run on the copy either."""
+
+
 def hooks_of(model: nn.Module) -> tuple[IgnoredHook, ...]:
-    """The user hooks of ``model`` and its sub-modules that a copy drops (kept ones excluded)."""
+    """The user hooks of ``model`` and its sub-modules that a copy drops (kept ones excluded), and
+    torch's global module hooks, which calls on the copy never run."""
     found: list[IgnoredHook] = []
+    for key, kind in _GLOBAL_HOOKS.items():
+        for hook in (getattr(module_state, key, None) or {}).values():
+            found.append(IgnoredHook("<global>", kind, _callable_name(hook)))
     for path, module in model.named_modules(remove_duplicate=True):
         for key, kind in _HOOK_DICTS.items():
             for hook in (vars(module).get(key) or {}).values():

@@ -1,11 +1,12 @@
 """Capture by recording one forward pass on fake tensors (the fallback when torch.fx cannot trace).
 
 The fake copy of the model runs once under a ``TorchFunctionMode`` that appends every torch
-function and tensor method call to an fx graph, while module hooks on the copy (never on the
-user's model) keep the module stack, so rows and module attribution are the same as with fx.
-Modules the op registry has a formula for are recorded as one ``call_module`` node and their
-insides are not recorded. What is lost: Python control flow is fixed to this input (a branch
-not taken is absent), and Python-level arithmetic on sizes is baked in as constants.
+function and tensor method call to an fx graph, while the copy's module calls, routed to the
+recorder (:class:`RoutedCalls`: never a hook), keep the module stack, so rows and module
+attribution are the same as with fx. Modules the op registry has a formula for are recorded as one
+``call_module`` node and their insides are not recorded. What is lost: Python control flow is fixed
+to this input (a branch not taken is absent), and Python-level arithmetic on sizes is baked in as
+constants.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torch.overrides import TorchFunctionMode
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.shapes import NodeValues, describe, is_passthrough, shapes_of, user_frame_of_stack
-from torchscan.graph.trace import Capture, checked_output
+from torchscan.graph.trace import Capture, RoutedCalls, checked_output, forward_of, run_pre_hooks
 from torchscan.ops.registry import Registry
 from torchscan.records import TensorSpec, tensor_leaves
 
@@ -259,17 +260,24 @@ def record(
     described as they were when the call was made (no replay needed).
     """
     recorder = _Recorder(clone, registry)
-    handles = []
-    for module in clone.modules():
-        # first, so a counted leaf's kept re-parametrization hooks run inside it (as under fx)
-        handles.append(module.register_forward_pre_hook(recorder.pre_hook, with_kwargs=True, prepend=True))
-        handles.append(module.register_forward_hook(recorder.post_hook, with_kwargs=True))
+
+    def slot(module: nn.Module) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            recorder.pre_hook(module, args, kwargs)
+            # after the recorder's pre-hook, so a counted leaf's kept re-parametrization hooks run inside it
+            call_args, call_kwargs = run_pre_hooks(module, args, kwargs)
+            output = forward_of(module)(*call_args, **call_kwargs)
+            recorder.post_hook(module, args, kwargs, output)
+            return output
+
+        return call
+
     try:
         with mode, torch.enable_grad() if isinstance(mode, FakeTensorMode) else contextlib.nullcontext():
             args, kwargs, tensors = make_inputs()
             for name, tensor in tensors:
                 recorder._bind(tensor, recorder.graph.placeholder(name))
-            with recorder:
+            with recorder, RoutedCalls(clone, slot):
                 output = checked_output(clone(*args, **kwargs))
             out_node = recorder.graph.output(recorder._arg(output))
             recorder.values[out_node.name] = NodeValues((describe(output),), {}, describe(output))
@@ -290,9 +298,6 @@ def record(
             f"recording a forward of {type(clone).__name__} ({method}) failed: {type(error).__name__}: "
             f"{_first_line(error)}{frame}"
         ) from error
-    finally:
-        for handle in handles:
-            handle.remove()
     graph_module = fx.GraphModule(clone, recorder.graph, class_name=type(clone).__name__)
     outputs = {path: tuple(names) for path, names in recorder.module_outputs.items()}
     fake_mode = mode if isinstance(mode, FakeTensorMode) else FakeTensorMode(allow_non_fake_inputs=True)

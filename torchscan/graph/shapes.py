@@ -28,6 +28,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.clone import Fakes
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
+from torchscan.graph.trace import forward_of, run_pre_hooks
 from torchscan.records import TensorSpec, tensor_leaves
 
 __all__ = ["NodeValues", "Opaque", "StorageRef", "describe", "propagate"]
@@ -240,10 +241,13 @@ class _ShapeInterpreter(fx.Interpreter):
         return fake
 
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The module's kept re-parametrization hooks and forward (no user or global hook runs)."""
+        module = self.fetch_attr(str(target))
         if self._fakes is not None:
-            for fake in self._fakes.fill(self.fetch_attr(str(target))):
+            for fake in self._fakes.fill(module):
                 self._storages.ref(fake, persistent=True)
-        return super().call_module(target, args, kwargs)
+        args, kwargs = run_pre_hooks(module, tuple(args), dict(kwargs))
+        return forward_of(module)(*args, **kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
         # fx's run_node also sets fx_traceback's current node (for its own error context): our

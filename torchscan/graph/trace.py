@@ -36,7 +36,16 @@ from torchscan.inputs import ModelInputs
 from torchscan.ops import AUTOWRAP_FUNCTIONS, TRACE_THROUGH
 from torchscan.ops.registry import Registry
 
-__all__ = ["GRAPH_MODULE", "Capture", "capture", "checked_output", "run_pre_hooks", "wrapped_module"]
+__all__ = [
+    "GRAPH_MODULE",
+    "Capture",
+    "RoutedCalls",
+    "capture",
+    "checked_output",
+    "forward_of",
+    "run_pre_hooks",
+    "wrapped_module",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,18 +141,8 @@ class _Tracer(fx.Tracer):
         return f"{prefix}{index}"
 
     def forward_of(self, module: nn.Module) -> Callable[..., Any]:
-        """The forward to trace for ``module``: its instance-level override (copied with the model)
-        or its class's, with the traced code's globals seen through :class:`_TracedCode`; a wrapper
-        (``torch.compile``, ``DataParallel``) forwards to the module it wraps."""
-        inner = wrapped_module(module)
-        if inner is not None:
-            return inner
-        own = vars(module).get("forward")
-        if own is None:
-            return types.MethodType(self._code.function(type(module).forward), module)
-        if isinstance(own, types.MethodType) and own.__self__ is module:
-            return types.MethodType(self._code.function(own.__func__), module)
-        return own
+        """:func:`forward_of` ``module``, with the traced code's globals seen through :class:`_TracedCode`."""
+        return forward_of(module, self._code.function)
 
     def module_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A call of a module of the copy: a ``call_module`` node (a leaf: the weight its kept
@@ -263,44 +262,64 @@ class _BufferView(dict):  # type: ignore[type-arg]
         return self.tracer.buffer(dict.__getitem__(self, name))
 
 
-class _Interception:
-    """Routes the calls and tensor reads of every module of the copy to the tracer, for the
-    duration of one trace; the copy's modules are as before afterwards.
+class RoutedCalls:
+    """Routes every call of a module of the copy (its tree and modules it holds elsewhere) to
+    ``make_slot(module)`` for the duration of a ``with`` block, through the per-instance
+    ``_compiled_call_impl`` that ``nn.Module.__call__`` calls first: neither the module's hooks nor
+    torch's global module hooks run (user callbacks never see analysis calls), and nothing outside
+    the copy is touched."""
 
-    Each module gets a ``_compiled_call_impl`` (``nn.Module.__call__`` calls it instead of its
-    hooks and ``forward``) and views of its tensor dicts; kept re-parametrization hooks that set a
-    module attribute during the trace have it restored. Only objects of the copy are touched.
-    """
-
-    def __init__(self, tracer: _Tracer, root: nn.Module) -> None:
-        self._tracer = tracer
+    def __init__(self, root: nn.Module, make_slot: Callable[[nn.Module], Callable[..., Any]]) -> None:
         self._modules = list(_modules_held(root))
-        self._saved: list[tuple[nn.Module, dict[str, Any]]] = []
+        self._make_slot = make_slot
 
-    def __enter__(self) -> _Interception:
-        tracer = self._tracer
+    def __enter__(self) -> RoutedCalls:
         for module in self._modules:
-            state = vars(module)
-            if state.get("_forward_pre_hooks"):
-                self._saved.append((module, dict(state)))
-            state["_compiled_call_impl"] = _Call(tracer, module)
-            parameters, buffers = _ParameterView(state["_parameters"]), _BufferView(state["_buffers"])
-            parameters.tracer = buffers.tracer = tracer
-            state["_parameters"], state["_buffers"] = parameters, buffers
+            vars(module)["_compiled_call_impl"] = self._make_slot(module)
         return self
 
     def __exit__(self, *exc: object) -> None:
         for module in self._modules:
+            vars(module)["_compiled_call_impl"] = None
+
+
+class _Interception(RoutedCalls):
+    """Routes the calls and tensor reads of every module of the copy to the tracer, for the
+    duration of one trace; the copy's modules are as before afterwards.
+
+    Besides the call slot (:class:`RoutedCalls`), each module gets views of its tensor dicts; kept
+    re-parametrization hooks that set a module attribute during the trace have it restored.
+    """
+
+    def __init__(self, tracer: _Tracer, root: nn.Module) -> None:
+        super().__init__(root, lambda module: _Call(tracer, module))
+        self._tracer = tracer
+        self._saved: list[tuple[nn.Module, dict[str, Any]]] = []
+
+    def __enter__(self) -> _Interception:
+        super().__enter__()
+        for module in self._modules:
             state = vars(module)
-            state["_compiled_call_impl"] = None
+            if state.get("_forward_pre_hooks"):
+                self._saved.append((module, dict(state)))
+            parameters, buffers = _ParameterView(state["_parameters"]), _BufferView(state["_buffers"])
+            parameters.tracer = buffers.tracer = self._tracer
+            state["_parameters"], state["_buffers"] = parameters, buffers
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        for module in self._modules:
+            state = vars(module)
             state["_parameters"], state["_buffers"] = dict(state["_parameters"]), dict(state["_buffers"])
         for module, saved in self._saved:
+            saved["_compiled_call_impl"] = None
             vars(module).clear()
             vars(module).update(saved)
 
 
 class _Call:
-    """The per-instance call slot of one module of the copy (see :class:`_Interception`)."""
+    """The per-instance call slot of one module of the copy while it is traced (see :class:`_Interception`)."""
 
     __slots__ = ("_module", "_tracer")
 
@@ -330,6 +349,21 @@ def _modules_held(root: nn.Module) -> Iterator[nn.Module]:
             elif isinstance(value, (list, tuple, dict)) and not key.startswith("_"):
                 items = value.values() if isinstance(value, dict) else value
                 pending.extend(item for item in items if isinstance(item, nn.Module))
+
+
+def forward_of(module: nn.Module, rebind: Callable[[Any], Any] = lambda function: function) -> Callable[..., Any]:
+    """What a call of ``module`` runs, hooks aside: its instance-level ``forward`` (copied with the model)
+    or its class's, each function through ``rebind``; a wrapper (``torch.compile``, ``DataParallel``)
+    calls the module it wraps."""
+    inner = wrapped_module(module)
+    if inner is not None:
+        return inner
+    own = vars(module).get("forward")
+    if own is None:
+        return types.MethodType(rebind(type(module).forward), module)
+    if isinstance(own, types.MethodType) and own.__self__ is module:
+        return types.MethodType(rebind(own.__func__), module)
+    return own
 
 
 def run_pre_hooks(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict]:
