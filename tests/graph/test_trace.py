@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import types
 
 import pytest
 import torch
@@ -138,3 +139,40 @@ def test_reparametrized_layers_count_as_the_plain_layers(name: str, training: bo
     assert report.context.capture == "torch.fx" and report.totals.complete and not report.diagnostics
     assert (report.totals.macs, report.totals.flops) == (plain.totals.macs, plain.totals.flops)
     assert report.totals.params == sum(p.numel() for p in model.parameters())
+
+
+HELPERS = """
+import math
+import types
+import torch.nn.functional as F
+
+
+def pad_same(x, k):
+    pad = (math.ceil(x.size(-1) / 2) - 1) * 2 + k - x.size(-1)  # math on a traced size
+    return F.pad(x, (pad // 2, pad - pad // 2))
+"""
+
+MODEL = """
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, 3, stride=2)
+
+    def forward(self, x):
+        return self.conv(pad_same(x, 3))
+"""
+
+
+def test_math_in_a_helper_of_another_module_is_recorded_as_fx_would() -> None:
+    helpers = types.ModuleType("torchscan_test_helpers")
+    exec(compile(HELPERS, "helpers.py", "exec"), vars(helpers))
+    models = types.ModuleType("torchscan_test_models")
+    models.pad_same = helpers.pad_same  # type: ignore[attr-defined]  # `from helpers import pad_same`
+    exec(compile(MODEL, "models.py", "exec"), vars(models))
+    report = crawl_module(models.Net(), (3, 17))
+    assert report.context.capture == "torch.fx" and not report.diagnostics
+    assert report.context.output_shapes == ((1, 4, 9),)
+    assert helpers.math is math and vars(helpers)["pad_same"] is helpers.pad_same  # their globals untouched

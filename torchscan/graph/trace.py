@@ -387,8 +387,10 @@ def run_pre_hooks(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, An
 class _TracedCode:
     """Functions as the tracer runs them: the same code over a copy of their module's globals in which
     the functions fx would patch process-wide (``fx.wrap``-ed ones, ``math``'s,
-    :data:`AUTOWRAP_FUNCTIONS`) are wrapped to record one ``call_function`` node when given a proxy.
-    Functions whose globals hold none of them are used as they are."""
+    :data:`AUTOWRAP_FUNCTIONS`) are wrapped to record one ``call_function`` node when given a proxy,
+    and the functions it holds from other modules are seen the same way (fx patches ``math`` for every
+    module: a helper elsewhere that calls ``math.ceil`` on a size must record it too). Functions whose
+    globals reach none of them are used as they are."""
 
     def __init__(self) -> None:
         self._wrap_ids = {id(function) for function in AUTOWRAP_FUNCTIONS}
@@ -402,6 +404,7 @@ class _TracedCode:
             return function
         made = self._functions.get(id(function))
         if made is None:
+            self._functions[id(function)] = function  # while its module is looked at (cycles): as is
             scope = self._scope(function.__globals__)
             made = function if scope is None else _with_globals(function, scope)
             self._functions[id(function)] = made
@@ -411,13 +414,19 @@ class _TracedCode:
         key = id(scope)
         if key in self._globals:
             return self._globals[key]
+        self._globals[key] = None  # while it is looked at (a cycle back to it sees it as is)
         wrapped = _symbolic_trace._wrapped_fns_to_patch
         replaced: dict[str, Any] = {}
-        for name, value in scope.items():
-            if (key, name) in wrapped or (callable(value) and id(value) in self._wrap_ids):
-                replaced[name] = _proxy_aware(value)
+        for name, value in list(scope.items()):
+            if isinstance(value, types.FunctionType):
+                if (key, name) in wrapped or id(value) in self._wrap_ids:
+                    replaced[name] = _proxy_aware(value)
+                elif value.__globals__ is not scope and (seen := self.function(value)) is not value:
+                    replaced[name] = seen
             elif value is math:
                 replaced[name] = self._math_shim()
+            elif callable(value) and id(value) in self._wrap_ids:
+                replaced[name] = _proxy_aware(value)
         made: dict[str, Any] | None = None
         if replaced:
             made = dict(scope)
