@@ -177,3 +177,29 @@ def test_global_module_hooks_never_see_analysis_calls(model: nn.Module) -> None:
     assert calls == []
     (ignored,) = [d for d in report.diagnostics if d.code == "hooks-ignored"]
     assert "global forward pre-hook" in ignored.message and "global forward hook" in ignored.message
+
+
+class HoldsADataset(nn.Module):
+    """A model that keeps a reference to something huge (a trainer, a dataset) besides small state."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        self.samples = [(f"image{i}.jpg", i) for i in range(size)]
+        self.seen = [0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen[0] += 1
+        return self.fc(x)
+
+
+def test_held_state_past_the_budget_is_shared_and_named() -> None:
+    from torchscan.graph.clone import HELD_STATE_BUDGET
+
+    model = HoldsADataset(HELD_STATE_BUDGET + 1)
+    report = crawl_module(model, (3,))
+    (shared,) = [d for d in report.diagnostics if d.code == "held-state-shared"]
+    assert "HoldsADataset.samples" in shared.message and "seen" not in shared.message
+    assert model.seen == [0]  # small state is still copied
+    small = crawl_module(HoldsADataset(10), (3,))
+    assert not small.diagnostics

@@ -7,6 +7,7 @@ explained in a diagnostic.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.calls import module_path_of
-from torchscan.graph.clone import fake_copy, real_copy
+from torchscan.graph.clone import HELD_STATE_BUDGET, fake_copy, real_copy
 from torchscan.graph.record import NeedsValues, record
 from torchscan.graph.script import is_scripted, record_scripted
 from torchscan.graph.shapes import NodeValues, propagate, quiet_fake_tensor_log
@@ -87,7 +88,7 @@ def capture_chain(
         return Captured(captured, values, (Diagnostic("scripted-module", _SCRIPTED),))
     try:
         traced = capture(model, registry, inputs)
-        return Captured(traced, _propagate(traced, inputs, device), ())
+        return Captured(traced, _propagate(traced, inputs, device), _shared_state(traced.shared))
     except CaptureError as error:
         reason = f"the torch.fx capture failed ({error})"
         first_error: Exception = error
@@ -96,7 +97,8 @@ def capture_chain(
         first_error = error
     try:
         captured, values = _record_fake(model, registry, inputs, device)
-        return Captured(captured, values, (Diagnostic("capture-fallback", f"{reason}; {_RECORDED}"),))
+        fallback = Diagnostic("capture-fallback", f"{reason}; {_RECORDED}")
+        return Captured(captured, values, (fallback, *_shared_state(captured.shared)))
     except ShapeError as error:  # found by running the forward on fake tensors: final (fx's names its node)
         raise (first_error if isinstance(first_error, ShapeError) else error) from None
     except NeedsValues as error:
@@ -118,7 +120,20 @@ def capture_chain(
         f"on a private copy of the model with seeded random inputs: {_RECORDED}, and this analysis did real "
         "arithmetic (its time and memory grow with the input; forbid it with real_forward=False)"
     )
-    return Captured(captured, values, (Diagnostic("capture-fallback", message), Diagnostic("real-forward", message)))
+    diagnostics = (Diagnostic("capture-fallback", message), Diagnostic("real-forward", message))
+    return Captured(captured, values, (*diagnostics, *_shared_state(captured.shared)))
+
+
+def _shared_state(shared: tuple[str, ...]) -> tuple[Diagnostic, ...]:
+    """A ``held-state-shared`` diagnostic naming the attributes too large to copy (none: no diagnostic)."""
+    if not shared:
+        return ()
+    names = ", ".join(sorted(set(shared)))
+    message = (
+        f"attributes holding more than {HELD_STATE_BUDGET:,} values were not copied for the analysis: {names}; "
+        "the model's forward read them as they are (a change it makes to them would reach your objects)"
+    )
+    return (Diagnostic("held-state-shared", message),)
 
 
 def _check_real_forward(
@@ -199,9 +214,11 @@ def _record_fake(
     model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device
 ) -> tuple[Capture, dict[str, NodeValues]]:
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
-    clone = fake_copy(model, fake_mode)
+    shared: list[str] = []
+    clone = fake_copy(model, fake_mode, shared)
     with quiet_fake_tensor_log():  # a failure here is reported by the fallback's diagnostic
-        return record(clone, registry, fake_mode, _make_inputs(inputs, device, real=False))
+        captured, values = record(clone, registry, fake_mode, _make_inputs(inputs, device, real=False))
+    return dataclasses.replace(captured, shared=tuple(shared)), values
 
 
 def _record_real(
@@ -209,8 +226,11 @@ def _record_real(
 ) -> tuple[Capture, dict[str, NodeValues]]:
     """One real no-grad forward of a private copy, on seeded inputs, with the global RNG forked
     and seeded (ops such as dropout are deterministic, and the caller's RNG state is restored)."""
-    clone = real_copy(model)
+    shared: list[str] = []
+    clone = real_copy(model, shared)
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, device_type="cuda"):
         torch.manual_seed(_SEED)
-        return record(clone, registry, torch.no_grad(), _make_inputs(inputs, device, real=True), "real-forward")
+        made = _make_inputs(inputs, device, real=True)
+        captured, values = record(clone, registry, torch.no_grad(), made, "real-forward")
+    return dataclasses.replace(captured, shared=tuple(shared)), values

@@ -33,7 +33,16 @@ from torch.utils._mode_utils import no_dispatch
 
 from torchscan.errors import CaptureError
 
-__all__ = ["Fakes", "IgnoredHook", "fake_copy", "hooks_of", "real_copy", "reparametrized_names", "shadow_copy"]
+__all__ = [
+    "HELD_STATE_BUDGET",
+    "Fakes",
+    "IgnoredHook",
+    "fake_copy",
+    "hooks_of",
+    "real_copy",
+    "reparametrized_names",
+    "shadow_copy",
+]
 
 TensorMap = Callable[[torch.Tensor], torch.Tensor]
 
@@ -191,22 +200,23 @@ def _callable_name(hook: Any) -> str:
     return f"'{name}'"
 
 
-def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> nn.Module:
-    """A copy of ``model`` whose tensors (parameters, buffers and held ones) are fakes sharing nothing."""
+def fake_copy(model: nn.Module, fake_mode: FakeTensorMode, shared: list[str] | None = None) -> nn.Module:
+    """A copy of ``model`` whose tensors (parameters, buffers and held ones) are fakes sharing nothing
+    (``shared`` gets the attributes too large to copy, see :data:`HELD_STATE_BUDGET`)."""
     fakes = Fakes(model, fake_mode)
-    return shadow_copy(model, fakes, lazy=False)
+    return shadow_copy(model, fakes, lazy=False, shared=shared)
 
 
-def shadow_copy(model: nn.Module, fakes: Fakes, lazy: bool) -> nn.Module:
+def shadow_copy(model: nn.Module, fakes: Fakes, lazy: bool, shared: list[str] | None = None) -> nn.Module:
     """A structural copy of ``model`` (user hooks dropped) with fakes of its tensors (``lazy``: the
     model's own parameter and buffer objects in the modules' tensor dicts, fakes put in later by
     :meth:`Fakes.fill` and handed to traced code by the tracer; every other reference to a tensor
     is a fake at once)."""
     keep: TensorMap = lambda tensor: tensor  # noqa: E731
-    return _Copier(keep if lazy else fakes.of, fakes.any, _registered(model)).module(model)
+    return _copy(_Copier(keep if lazy else fakes.of, fakes.any, _registered(model)), model, shared)
 
 
-def real_copy(model: nn.Module) -> nn.Module:
+def real_copy(model: nn.Module, shared: list[str] | None = None) -> nn.Module:
     """A copy of ``model`` with private real copies of its tensors, for the last-resort real forward."""
     copies: dict[int, torch.Tensor] = {}
 
@@ -220,7 +230,14 @@ def real_copy(model: nn.Module) -> nn.Module:
             copies[id(tensor)] = made
         return made
 
-    return _Copier(real, real, _registered(model)).module(model)
+    return _copy(_Copier(real, real, _registered(model)), model, shared)
+
+
+def _copy(copier: _Copier, model: nn.Module, shared: list[str] | None) -> nn.Module:
+    clone = copier.module(model)
+    if shared is not None:
+        shared.extend(copier.shared)
+    return clone
 
 
 def _registered(model: nn.Module) -> frozenset[int]:
@@ -261,6 +278,15 @@ _ATOMIC: frozenset[type] = frozenset(
 """Types whose values the forward cannot change: shared, not copied."""
 
 
+HELD_STATE_BUDGET = 50_000
+"""Most values (other than numbers, strings and the like) visited to copy one attribute of one module (a model holding a trainer, a dataset…): past
+it the attribute is shared with the model and a ``held-state-shared`` diagnostic names it."""
+
+
+class _OverBudget(Exception):
+    """An attribute's held state has more than :data:`HELD_STATE_BUDGET` values."""
+
+
 class _Copier:
     """Copies a model and what it holds, one memo for all (shared objects stay shared, cycles kept)."""
 
@@ -271,6 +297,10 @@ class _Copier:
         """Ids of the model's registered modules (whose tensors ``parameter_of`` maps; the others' ``tensor_of``)."""
         self._memo: dict[int, Any] = {}
         self._alive: list[Any] = []  # originals seen: their ids stay unique while copying
+        self._left: int | None = None
+        """Values the attribute being copied may still take (:data:`HELD_STATE_BUDGET`)."""
+        self.shared: list[str] = []
+        """Attributes (``Class.name``) left shared with the model: too large to copy."""
 
     def module(self, module: nn.Module) -> nn.Module:
         """A new module of the same class: sub-modules copied in turn (shared ones once), tensors
@@ -306,15 +336,37 @@ class _Copier:
             elif key == "forward" and isinstance(value, types.FunctionType):  # an instance-level forward
                 copied[key] = self._function(value, with_globals=True)
             else:
-                copied[key] = self.value(value)
+                copied[key] = self._held(cls, key, value)
         vars(clone).update(copied)
         return clone
+
+    def _held(self, owner: type, key: str, value: Any) -> Any:
+        """The copy of one attribute's value within the budget; past it, the value itself (named in
+        :attr:`shared`) and nothing the attempt copied kept."""
+        if type(value) in _ATOMIC:
+            return value
+        memo_size, alive_size, outer = len(self._memo), len(self._alive), self._left
+        self._left = HELD_STATE_BUDGET
+        try:
+            return self.value(value)
+        except _OverBudget:
+            for made in list(self._memo)[memo_size:]:
+                del self._memo[made]
+            del self._alive[alive_size:]
+            self.shared.append(f"{owner.__name__}.{key}")
+            return value
+        finally:
+            self._left = outer
 
     def value(self, value: Any) -> Any:
         """A copy of one value the model holds (shared when the forward cannot change it)."""
         cls = type(value)
         if cls in _ATOMIC:
             return value
+        if self._left is not None:
+            self._left -= 1
+            if self._left < 0:
+                raise _OverBudget
         found = self._memo.get(id(value))
         if found is not None:
             return found

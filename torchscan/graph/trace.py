@@ -63,6 +63,8 @@ class Capture:
     method: str = "torch.fx"
     fakes: Fakes | None = None
     """Fakes still to be put into ``root`` where an op is dispatched (None: the copy is all fake)."""
+    shared: tuple[str, ...] = ()
+    """Attributes of the model too large to copy, left shared with the copy (``Class.name``)."""
 
 
 class _Tracer(fx.Tracer):
@@ -557,10 +559,11 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
     """
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     fakes = Fakes(model, fake_mode)
-    clone = shadow_copy(model, fakes, lazy=True)
+    shared: list[str] = []
+    clone = shadow_copy(model, fakes, lazy=True, shared=shared)
     tracer = _Tracer(registry, inputs, fakes)
     if isinstance(model, fx.GraphModule):  # already a graph (torch.export's .module(), fx's own): used as is
-        return _graph_capture(model, clone, inputs, fake_mode, fakes)
+        return dataclasses.replace(_graph_capture(model, clone, inputs, fake_mode, fakes), shared=tuple(shared))
     if tracer.is_leaf_module(clone, ""):
         root: nn.Module = _LeafRoot(clone)
         graph = _leaf_root_graph(inputs)
@@ -579,7 +582,14 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
     # fx.GraphModule generates and compiles the graph's Python code at once (~70 us per node); the
     # analysis only reads the graph and interprets it, so the code is made only if it is asked for
     graph_module = _GraphModule(root, graph, class_name=type(model).__name__)
-    return Capture(graph_module=graph_module, root=root, module_outputs=outputs, fake_mode=fake_mode, fakes=fakes)
+    return Capture(
+        graph_module=graph_module,
+        root=root,
+        module_outputs=outputs,
+        fake_mode=fake_mode,
+        fakes=fakes,
+        shared=tuple(shared),
+    )
 
 
 GRAPH_MODULE = "fx-graph"
