@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
 from torch import nn
@@ -93,3 +95,90 @@ def test_data_dependent_model_falls_back_to_one_real_forward() -> None:
 def test_genuine_shape_errors_still_raise() -> None:
     with pytest.raises(ShapeError, match=r"layer .conv."):
         crawl_module(Traceable(), (3, 16, 16, 2))
+
+
+class ValueBranch(nn.Module):
+    """Python control flow on a value: only a real forward can capture it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return y if y.sum() > 0 else -y
+
+
+def test_real_forward_can_be_forbidden_and_is_limited() -> None:
+    model = ValueBranch()
+    state = torch.get_rng_state()
+    first, second = crawl_module(model, (4,)), crawl_module(model, (4,))
+    assert first.totals == second.totals and first.context.capture == "real-forward"
+    assert any(d.code == "real-forward" for d in first.diagnostics)
+    assert torch.equal(state, torch.get_rng_state())  # seeded private inputs, forked RNG
+    with pytest.raises(CaptureError, match="real_forward=False"):
+        crawl_module(model, (4,), real_forward=False)
+    with pytest.raises(CaptureError, match=r"above the limit of 100 B"):
+        crawl_module(model, (4,), real_forward_limit=100)
+
+
+def test_a_shape_error_on_fake_tensors_is_final_and_beats_the_fx_error() -> None:
+    class WrongAfterBranch(ValueBranch):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[-1] > 2:  # fx cannot trace this (a proxy in a condition)
+                x = x.flatten(1)
+            return self.fc(x)
+
+    calls: list[int] = []
+    model = WrongAfterBranch()
+    model.fc.register_forward_hook(lambda *_: calls.append(1))
+    with pytest.raises(ShapeError, match=r"layer 'fc'.*\(1, 12\)") as caught:
+        crawl_module(model, (3, 4))
+    assert "control flow" not in str(caught.value) and calls == []
+    assert "note: hooks of the model were not run: forward hook" in str(caught.value)
+
+
+class Experts(nn.Module):
+    """An op whose fake kernel rejects float32 (its meta kernel wants bf16) while the CPU kernel accepts it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(4, 16, 8))
+        self.register_buffer("offs", torch.tensor([2, 4, 6, 8], dtype=torch.int32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch._grouped_mm(x, self.w, offs=self.offs)
+
+
+def test_an_op_whose_fake_kernel_disagrees_with_the_real_one_gets_the_real_forward() -> None:
+    report = crawl_module(Experts(), (16,), batch_size=8)
+    assert report.context.capture == "real-forward" and report.context.output_shapes == ((8, 8),)
+
+
+class ReturnsACache(nn.Module):
+    """Returns its output with an object that is not data (as Hugging Face decoders return a cache)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, object]:
+        return self.fc(x), {"cache": types.SimpleNamespace(layers=[x])}
+
+
+@pytest.mark.parametrize("traceable", [True, False])
+def test_output_objects_that_are_not_data_are_named_and_left_out(traceable: bool) -> None:
+    model = ReturnsACache()
+    if not traceable:
+        model.forward = lambda x: (model.fc(x) if x.sum() > -1e9 else x, object())  # type: ignore[method-assign]
+    report = crawl_module(model, (4,))
+    (note,) = [d for d in report.diagnostics if d.code == "opaque-output"]
+    assert ("SimpleNamespace" if traceable else "object") in note.message
+    assert report.context.output_shapes == ((1, 4),) and report.totals.macs == 16
+    with pytest.raises(CaptureError, match="returned no tensor"):
+        crawl_module(_NoTensor(), (4,))
+
+
+class _NoTensor(nn.Module):
+    def forward(self, x: torch.Tensor) -> object:
+        return (i for i in range(3))

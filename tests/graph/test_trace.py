@@ -176,3 +176,44 @@ def test_math_in_a_helper_of_another_module_is_recorded_as_fx_would() -> None:
     assert report.context.capture == "torch.fx" and not report.diagnostics
     assert report.context.output_shapes == ((1, 4, 9),)
     assert helpers.math is math and vars(helpers)["pad_same"] is helpers.pad_same  # their globals untouched
+
+
+WRAPPED = """
+import torch
+import torch.fx
+from torch import nn
+from torch.nn.functional import rms_norm  # a torch function imported by name, as timm does
+
+
+def bias_of(table):
+    return table.t().contiguous().unsqueeze(0)
+
+
+torch.fx.wrap("bias_of")  # the model's author keeps it one node under fx
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(8, 4))
+        self.fc = nn.Linear(8, 8)
+
+    def bias(self):  # a method, not forward, reaches the wrapped function
+        return bias_of(self.table)
+
+    def forward(self, x):
+        return rms_norm(self.fc(x), (8,)) + self.bias()
+"""
+
+
+def test_wrapped_functions_reached_from_methods_and_imported_torch_functions_keep_their_identity() -> None:
+    module = types.ModuleType("torchscan_test_wrapped")
+    exec(compile(WRAPPED, "wrapped.py", "exec"), vars(module))
+    model = module.Net()
+    report = crawl_module(model, (4, 8))
+    (unknown,) = report.diagnostics  # the wrapped function has no formula: one node, named, the rest counted
+    assert unknown.code == "unknown-op" and "bias_of" in unknown.message and report.totals.unknown_ops == 1
+    targets = [node.target for node in capture(model, DEFAULT_REGISTRY, model_inputs((4, 8))).graph_module.graph.nodes]
+    assert module.bias_of in targets  # one node, as fx.wrap asks
+    assert torch.nn.functional.rms_norm in targets  # the registry's own object, not a copy
+    assert "bias" not in vars(model) and module.rms_norm is torch.nn.functional.rms_norm

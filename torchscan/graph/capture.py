@@ -7,6 +7,7 @@ explained in a diagnostic.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 from collections.abc import Callable
@@ -88,7 +89,7 @@ def capture_chain(
         return Captured(captured, values, (Diagnostic("scripted-module", _SCRIPTED),))
     try:
         traced = capture(model, registry, inputs)
-        return Captured(traced, _propagate(traced, inputs, device), _shared_state(traced.shared))
+        return Captured(traced, _propagate(traced, inputs, device), _notes(traced))
     except CaptureError as error:
         reason = f"the torch.fx capture failed ({error})"
         first_error: Exception = error
@@ -98,7 +99,7 @@ def capture_chain(
     try:
         captured, values = _record_fake(model, registry, inputs, device)
         fallback = Diagnostic("capture-fallback", f"{reason}; {_RECORDED}")
-        return Captured(captured, values, (fallback, *_shared_state(captured.shared)))
+        return Captured(captured, values, (fallback, *_notes(captured)))
     except ShapeError as error:  # found by running the forward on fake tensors: final (fx's names its node)
         raise (first_error if isinstance(first_error, ShapeError) else error) from None
     except NeedsValues as error:
@@ -121,19 +122,28 @@ def capture_chain(
         "arithmetic (its time and memory grow with the input; forbid it with real_forward=False)"
     )
     diagnostics = (Diagnostic("capture-fallback", message), Diagnostic("real-forward", message))
-    return Captured(captured, values, (*diagnostics, *_shared_state(captured.shared)))
+    return Captured(captured, values, (*diagnostics, *_notes(captured)))
 
 
-def _shared_state(shared: tuple[str, ...]) -> tuple[Diagnostic, ...]:
-    """A ``held-state-shared`` diagnostic naming the attributes too large to copy (none: no diagnostic)."""
-    if not shared:
-        return ()
-    names = ", ".join(sorted(set(shared)))
-    message = (
-        f"attributes holding more than {HELD_STATE_BUDGET:,} values were not copied for the analysis: {names}; "
-        "the model's forward read them as they are (a change it makes to them would reach your objects)"
-    )
-    return (Diagnostic("held-state-shared", message),)
+def _notes(captured: Capture) -> tuple[Diagnostic, ...]:
+    """What the capture left out: attributes too large to copy, output objects that are not data."""
+    notes = []
+    if captured.shared:
+        names = ", ".join(sorted(set(captured.shared)))
+        message = (
+            f"attributes holding more than {HELD_STATE_BUDGET:,} values were not copied for the analysis: {names}; "
+            "the model's forward read them as they are (a change it makes to them would reach your objects)"
+        )
+        notes.append(Diagnostic("held-state-shared", message))
+    if captured.opaque_outputs:
+        kinds = collections.Counter(captured.opaque_outputs)
+        names = ", ".join(f"{name} (x{count})" if count > 1 else name for name, count in kinds.items())
+        message = (
+            f"the forward's output holds objects that are not tensors or plain data: {names}; they are shown "
+            "as None (tensors they hold are not outputs of the report)"
+        )
+        notes.append(Diagnostic("opaque-output", message))
+    return tuple(notes)
 
 
 def _check_real_forward(

@@ -279,8 +279,9 @@ _ATOMIC: frozenset[type] = frozenset(
 
 
 HELD_STATE_BUDGET = 50_000
-"""Most values (other than numbers, strings and the like) visited to copy one attribute of one module (a model holding a trainer, a dataset…): past
-it the attribute is shared with the model and a ``held-state-shared`` diagnostic names it."""
+"""Most values (other than numbers, strings and the like) visited to copy one attribute of one module
+(a model holding a trainer, a dataset…): past it the attribute is shared with the model and a
+``held-state-shared`` diagnostic names it."""
 
 
 class _OverBudget(Exception):

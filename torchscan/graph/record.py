@@ -26,12 +26,14 @@ from torch._subclasses.fake_tensor import (
     DynamicOutputShapeException,
     FakeTensorMode,
     UnsupportedOperatorException,
+    unset_fake_temporarily,
 )
 from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.shapes import NodeValues, describe, is_passthrough, shapes_of, user_frame_of_stack
-from torchscan.graph.trace import Capture, RoutedCalls, checked_output, forward_of, run_pre_hooks
+from torchscan.graph.trace import Capture, RoutedCalls, forward_of, output_data, run_pre_hooks
 from torchscan.ops.registry import Registry
 from torchscan.records import TensorSpec, tensor_leaves
 
@@ -47,8 +49,21 @@ class NeedsValues(CaptureError):
         self.recorded_bytes = recorded_bytes
 
 
-_NEEDS_VALUES = (DataDependentOutputException, DynamicOutputShapeException, UnsupportedOperatorException)
+class _FakeKernelDisagrees(Exception):
+    """An op's fake kernel rejected arguments its real kernel accepts (e.g. a dtype the meta kernel
+    does not allow): fake tensors cannot answer, a real forward may."""
+
+
+_NEEDS_VALUES = (
+    DataDependentOutputException,
+    DynamicOutputShapeException,
+    UnsupportedOperatorException,
+    _FakeKernelDisagrees,
+)
 """What fake tensors raise where an op needs values (or has no fake kernel): a real forward may answer."""
+
+_PROBE_LIMIT = 64 * 2**20
+"""Most bytes of zeros a check of a rejected op on its real kernel may allocate (:func:`_real_kernel_accepts`)."""
 
 _READS_VALUES = frozenset(
     {
@@ -161,6 +176,8 @@ class _Recorder(TorchFunctionMode):
         except Exception as error:
             if func in _READS_VALUES:
                 raise
+            if _real_kernel_accepts(func, args, kwargs):
+                raise _FakeKernelDisagrees(f"{_name(func)}: {_first_line(error)}") from error
             raise _OpFailed(self._op_error(func, args, kwargs, error)) from error
         if self.leaf_depth == 0 and _has_tensor(result):
             name = getattr(func, "__name__", "")
@@ -179,7 +196,7 @@ class _Recorder(TorchFunctionMode):
         dtypes = sorted({str(spec.dtype).removeprefix("torch.") for spec in _specs(described)})
         reason = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
         where = f"layer '{path}' " if path else ""
-        name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or str(func)
+        name = _name(func)
         message = (
             f"{where}({name}) rejected input shapes {', '.join(str(tuple(s)) for s in shapes) or '()'} "
             f"(dtypes {', '.join(dtypes) or '-'}): {reason}{user_frame_of_stack(traceback.extract_stack())}"
@@ -220,6 +237,35 @@ class _Recorder(TorchFunctionMode):
 
 def _specs(described: Any) -> Iterator[TensorSpec]:
     yield from tensor_leaves(described)
+
+
+def _name(func: Any) -> str:
+    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or str(func)
+
+
+def _real_kernel_accepts(func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
+    """Whether ``func`` accepts, on its real kernel, zeros of the shapes, dtypes and devices its fake
+    kernel rejected: a check only where that costs little (at most :data:`_PROBE_LIMIT` bytes, no
+    ``meta`` tensor), outside the fake mode, under ``no_grad``; it reads and changes nothing of the
+    model's (fresh zeros) and draws no random number."""
+    tensors = [leaf for leaf in tree_leaves((args, kwargs)) if isinstance(leaf, torch.Tensor)]
+    if not tensors or any(tensor.device.type == "meta" for tensor in tensors):
+        return False
+    if sum(tensor.numel() * tensor.element_size() for tensor in tensors) > _PROBE_LIMIT:
+        return False
+
+    def zeros(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return torch.zeros(value.shape, dtype=value.dtype, device=value.device)
+        return value
+
+    with unset_fake_temporarily(), torch.no_grad():
+        try:
+            real_args, real_kwargs = tree_map(zeros, (tuple(args), dict(kwargs)))
+            func(*real_args, **real_kwargs)
+        except Exception:
+            return False
+    return True
 
 
 def _first_line(error: BaseException) -> str:
@@ -278,7 +324,7 @@ def record(
             for name, tensor in tensors:
                 recorder._bind(tensor, recorder.graph.placeholder(name))
             with recorder, RoutedCalls(clone, slot):
-                output = checked_output(clone(*args, **kwargs))
+                output, opaque = output_data(clone(*args, **kwargs))
             out_node = recorder.graph.output(recorder._arg(output))
             recorder.values[out_node.name] = NodeValues((describe(output),), {}, describe(output))
     except _OpFailed as failed:
@@ -301,5 +347,12 @@ def record(
     graph_module = fx.GraphModule(clone, recorder.graph, class_name=type(clone).__name__)
     outputs = {path: tuple(names) for path, names in recorder.module_outputs.items()}
     fake_mode = mode if isinstance(mode, FakeTensorMode) else FakeTensorMode(allow_non_fake_inputs=True)
-    capture = Capture(graph_module=graph_module, root=clone, module_outputs=outputs, fake_mode=fake_mode, method=method)
+    capture = Capture(
+        graph_module=graph_module,
+        root=clone,
+        module_outputs=outputs,
+        fake_mode=fake_mode,
+        method=method,
+        opaque_outputs=opaque,
+    )
     return capture, recorder.values

@@ -41,8 +41,8 @@ __all__ = [
     "Capture",
     "RoutedCalls",
     "capture",
-    "checked_output",
     "forward_of",
+    "output_data",
     "run_pre_hooks",
     "wrapped_module",
 ]
@@ -65,6 +65,8 @@ class Capture:
     """Fakes still to be put into ``root`` where an op is dispatched (None: the copy is all fake)."""
     shared: tuple[str, ...] = ()
     """Attributes of the model too large to copy, left shared with the copy (``Class.name``)."""
+    opaque_outputs: tuple[str, ...] = ()
+    """Type names of objects in the forward's output that are not data (replaced by None)."""
 
 
 class _Tracer(fx.Tracer):
@@ -103,6 +105,9 @@ class _Tracer(fx.Tracer):
         """Leaf decision by module class (everything it depends on is the class)."""
         self._code = _TracedCode()
         self._qualnames: dict[str, int] = {}
+        self.opaque_outputs: tuple[str, ...] = ()
+        """Type names of output objects that are not data (replaced by None)."""
+        self._methods: dict[type, list[tuple[str, types.FunctionType]]] = {}
 
     def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
         """The graph of one call of ``root`` (a module of our copy) on the inputs' placeholders."""
@@ -127,8 +132,8 @@ class _Tracer(fx.Tracer):
                     self.create_proxy("placeholder", spec.name or "input", (), {}) for spec in self._inputs.specs
                 ]
                 args, kwargs = self._inputs.rebuild(placeholders)
-                output = self.forward_of(root)(*args, **kwargs)
-                self.create_node("output", "output", (self.create_arg(checked_output(output)),), {})
+                output, self.opaque_outputs = output_data(self.forward_of(root)(*args, **kwargs))
+                self.create_node("output", "output", (self.create_arg(output),), {})
         finally:
             self._entry = None
             self.submodule_paths = None
@@ -145,6 +150,26 @@ class _Tracer(fx.Tracer):
     def forward_of(self, module: nn.Module) -> Callable[..., Any]:
         """:func:`forward_of` ``module``, with the traced code's globals seen through :class:`_TracedCode`."""
         return forward_of(module, self._code.function)
+
+    def methods_of(self, cls: type) -> list[tuple[str, types.FunctionType]]:
+        """The plain methods of ``cls`` (below ``nn.Module``; ``forward`` and dunders aside) that the
+        traced code must see through :class:`_TracedCode`, with the functions to bind."""
+        found = self._methods.get(cls)
+        if found is None:
+            found, seen = [], set()
+            for owner in cls.__mro__:
+                if owner is nn.Module or owner is object:
+                    break
+                for name, value in vars(owner).items():
+                    if name in seen:
+                        continue
+                    seen.add(name)
+                    if isinstance(value, types.FunctionType) and name != "forward" and not name.startswith("__"):
+                        made = self._code.function(value)
+                        if made is not value:
+                            found.append((name, made))
+            self._methods[cls] = found
+        return found
 
     def module_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A call of a module of the copy: a ``call_module`` node (a leaf: the weight its kept
@@ -229,6 +254,8 @@ class _Tracer(fx.Tracer):
         """fx's node with the stack trace fx's ``record_stack_traces`` gives it (the same frames,
         filter and format), from a walk of the Python frames, formatted once per distinct stack
         (fx symbolizes and formats every node's stack: ~half the tracing time of a deep model)."""
+        if kind == "call_function":  # a function the traced code saw through a copy of its globals: the original
+            target = self._code.original(target)
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         if node.stack_trace:
             return node
@@ -289,7 +316,9 @@ class _Interception(RoutedCalls):
     """Routes the calls and tensor reads of every module of the copy to the tracer, for the
     duration of one trace; the copy's modules are as before afterwards.
 
-    Besides the call slot (:class:`RoutedCalls`), each module gets views of its tensor dicts; kept
+    Besides the call slot (:class:`RoutedCalls`), each module gets views of its tensor dicts, and a
+    traced-through module its class's methods as the tracer sees them (:meth:`_Tracer.methods_of`:
+    ``self.helper()`` reaching an ``fx.wrap``-ed function or ``math``) as instance attributes; kept
     re-parametrization hooks that set a module attribute during the trace have it restored.
     """
 
@@ -297,9 +326,11 @@ class _Interception(RoutedCalls):
         super().__init__(root, lambda module: _Call(tracer, module))
         self._tracer = tracer
         self._saved: list[tuple[nn.Module, dict[str, Any]]] = []
+        self._methods: list[tuple[nn.Module, list[str]]] = []
 
     def __enter__(self) -> _Interception:
         super().__enter__()
+        paths = self._tracer.submodule_paths or {}
         for module in self._modules:
             state = vars(module)
             if state.get("_forward_pre_hooks"):
@@ -307,6 +338,13 @@ class _Interception(RoutedCalls):
             parameters, buffers = _ParameterView(state["_parameters"]), _BufferView(state["_buffers"])
             parameters.tracer = buffers.tracer = self._tracer
             state["_parameters"], state["_buffers"] = parameters, buffers
+            path = paths.get(module)
+            if path is None or not self._tracer.is_leaf_module(module, path):
+                methods = {name: made for name, made in self._tracer.methods_of(type(module)) if name not in state}
+                for name, made in methods.items():
+                    state[name] = types.MethodType(made, module)
+                if methods:
+                    self._methods.append((module, list(methods)))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -314,6 +352,9 @@ class _Interception(RoutedCalls):
         for module in self._modules:
             state = vars(module)
             state["_parameters"], state["_buffers"] = dict(state["_parameters"]), dict(state["_buffers"])
+        for module, names in self._methods:
+            for name in names:
+                vars(module).pop(name, None)
         for module, saved in self._saved:
             saved["_compiled_call_impl"] = None
             vars(module).clear()
@@ -399,7 +440,13 @@ class _TracedCode:
         self._wrap_ids.update(id(value) for name, value in vars(math).items() if callable(value) and name[0] != "_")
         self._globals: dict[int, dict[str, Any] | None] = {}
         self._functions: dict[int, types.FunctionType] = {}
+        self._originals: dict[int, types.FunctionType] = {}
+        """The function each copy was made from, by the copy's id (nodes name the original)."""
         self._math: Any = None
+
+    def original(self, function: Any) -> Any:
+        """The function a copy made here was made from (any other object as is)."""
+        return self._originals.get(id(function), function)
 
     def function(self, function: Any) -> Any:
         if not isinstance(function, types.FunctionType):
@@ -408,7 +455,7 @@ class _TracedCode:
         if made is None:
             self._functions[id(function)] = function  # while its module is looked at (cycles): as is
             scope = self._scope(function.__globals__)
-            made = function if scope is None else _with_globals(function, scope)
+            made = function if scope is None else self._rebound(function, scope)
             self._functions[id(function)] = made
         return made
 
@@ -435,8 +482,13 @@ class _TracedCode:
             made.update(replaced)
             for name, value in scope.items():  # the module's own helpers see the same globals
                 if isinstance(value, types.FunctionType) and value.__globals__ is scope and name not in replaced:
-                    made[name] = _with_globals(value, made)
+                    made[name] = self._functions[id(value)] = self._rebound(value, made)
         self._globals[key] = made
+        return made
+
+    def _rebound(self, function: types.FunctionType, scope: dict[str, Any]) -> types.FunctionType:
+        made = _with_globals(function, scope)
+        self._originals[id(made)] = function
         return made
 
     def _math_shim(self) -> Any:
@@ -477,18 +529,39 @@ def _find_proxy(args: tuple[Any, ...], kwargs: dict[str, Any]) -> fx.Proxy | Non
     return next((leaf for leaf in tree_leaves((args, kwargs)) if isinstance(leaf, fx.Proxy)), None)
 
 
-_OUTPUT_TYPES = (fx.Proxy, torch.Tensor, int, float, bool, complex, str, type(None), torch.dtype, torch.device, slice)
+_DATA_TYPES = (fx.Proxy, torch.Tensor, int, float, bool, complex, str, type(None), torch.dtype, torch.device, slice)
 
 
-def checked_output(output: Any) -> Any:
-    """The forward's output, if it is made of tensors and plain data; else a :class:`CaptureError`."""
-    for leaf in tree_leaves(output):
-        if not isinstance(leaf, _OUTPUT_TYPES) and not dataclasses.is_dataclass(leaf):
-            raise CaptureError(
-                f"the forward returned a {type(leaf).__name__} ({_short(leaf)}): an output must be tensors, "
-                "numbers or containers of them"
-            )
-    return output
+def output_data(output: Any) -> tuple[Any, tuple[str, ...]]:
+    """The forward's output as data: tensors and plain values kept, containers rebuilt (dataclasses
+    and mappings as dicts), any other object (a cache object, a generator) replaced by None; and the
+    type names replaced. An output with no tensor at all is a :class:`CaptureError`."""
+    opaque: list[str] = []
+    found = [False]
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, (fx.Proxy, torch.Tensor)):
+            found[0] = True
+            return value
+        if isinstance(value, _DATA_TYPES):
+            return value
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {field.name: walk(getattr(value, field.name)) for field in dataclasses.fields(value)}
+        if isinstance(value, Mapping):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, (tuple, list)):
+            items = [walk(item) for item in value]
+            return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+        opaque.append(type(value).__name__)
+        return None
+
+    data = walk(output)
+    if not found[0]:
+        raise CaptureError(
+            f"the forward returned no tensor ({type(output).__name__}: {_short(output)}): an output must hold "
+            "tensors, possibly in tuples, lists, dicts or dataclasses"
+        )
+    return data, tuple(opaque)
 
 
 def _short(value: Any) -> str:
@@ -589,6 +662,7 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
         fake_mode=fake_mode,
         fakes=fakes,
         shared=tuple(shared),
+        opaque_outputs=tracer.opaque_outputs,
     )
 
 
