@@ -19,8 +19,9 @@ from torchscan.errors import InputError, ShapeError
 from torchscan.graph.build import RECORD, build_graph
 from torchscan.graph.capture import DEFAULT_REAL_FORWARD_LIMIT, RealForward, capture_with_fallback
 from torchscan.graph.clone import IgnoredHook, hooks_of
+from torchscan.graph.routing import wrapped_module
 from torchscan.graph.script import SCRIPTED
-from torchscan.graph.trace import input_device, wrapped_module
+from torchscan.graph.trace import input_device
 from torchscan.inputs import InputSpec, model_inputs
 from torchscan.measure.cuda import measure_cuda
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry

@@ -150,35 +150,6 @@ def test_user_hooks_are_dropped_and_named_kept_reparametrizations_run() -> None:
     ]
 
 
-class ValueBranch(nn.Module):
-    """fx cannot trace it (a branch on values); recording on fake tensors cannot either."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(3, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.fc(x)
-        return y if y.sum() > 0 else -y
-
-
-@pytest.mark.parametrize("model", [nn.Sequential(nn.Linear(3, 3), nn.ReLU()), ValueBranch()], ids=["fx", "real"])
-def test_global_module_hooks_never_see_analysis_calls(model: nn.Module) -> None:
-    calls: list[str] = []
-    handles = [
-        nn.modules.module.register_module_forward_pre_hook(lambda module, args: calls.append("pre")),
-        nn.modules.module.register_module_forward_hook(lambda module, args, output: calls.append("post")),
-    ]
-    try:
-        report = crawl_module(model, (3,))
-    finally:
-        for handle in handles:
-            handle.remove()
-    assert calls == []
-    (ignored,) = [d for d in report.diagnostics if d.code == "hooks-ignored"]
-    assert "global forward pre-hook" in ignored.message and "global forward hook" in ignored.message
-
-
 class HoldsADataset(nn.Module):
     """A model that keeps a reference to something huge (a trainer, a dataset) besides small state."""
 

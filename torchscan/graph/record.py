@@ -32,8 +32,9 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.errors import CaptureError, ShapeError
+from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
 from torchscan.graph.shapes import NodeValues, describe, is_passthrough, shapes_of, user_frame_of_stack
-from torchscan.graph.trace import Capture, RoutedCalls, forward_of, output_data, run_pre_hooks
+from torchscan.graph.trace import Capture, output_data
 from torchscan.ops.registry import Registry
 from torchscan.records import TensorSpec, tensor_leaves
 

@@ -27,8 +27,8 @@ from torch.multiprocessing.reductions import StorageWeakRef
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.clone import Fakes
+from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
-from torchscan.graph.trace import forward_of, run_pre_hooks
 from torchscan.records import TensorSpec, tensor_leaves
 
 __all__ = ["NodeValues", "Opaque", "StorageRef", "describe", "propagate"]

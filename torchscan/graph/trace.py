@@ -1,28 +1,28 @@
-"""Capture with torch.fx on a fake copy of the model.
+"""Capture with an fx tracer that patches nothing, on a copy of the model.
 
-The user's model is never run nor traced: a structural copy whose parameters and buffers are
-fake tensors (no storage) is traced instead, so tracing cannot change the model's state and a
-model built on the ``meta`` device works. Leaves are the modules the op registry has a formula
-for, plus torch's own built-in modules (fx's default); everything else is traced through, so
-functional calls and branches become nodes.
+The user's model is never run nor traced: a structural copy (:mod:`torchscan.graph.clone`) is
+traced instead, so tracing cannot change the model's state and a model built on the ``meta`` device
+works. fx's own ``Tracer.trace`` patches ``nn.Module``, ``math`` and library globals for the whole
+process while it runs; this tracer routes module calls through each copied module's own call slot
+and reads traced code's globals through private copies (:class:`_Tracer`), so another thread never
+sees a trace. Leaves are the modules the op registry has a formula for, plus torch's own built-in
+modules (fx's default); everything else is traced through, so functional calls and branches become
+nodes. A model that already is an fx graph (``torch.export(...).module()``) is used as it is.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 import sys
 import traceback
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.fx import _symbolic_trace
 
 try:  # fx generates a graph module's Python code only when asked (torch >= 2.3); plain otherwise
     from torch.fx._lazy_graph_module import _LazyGraphModule as _GraphModule
@@ -32,20 +32,13 @@ from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
 from torchscan.graph.clone import Fakes, shadow_copy
+from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
+from torchscan.graph.traced_code import TracedCode
 from torchscan.inputs import ModelInputs
-from torchscan.ops import AUTOWRAP_FUNCTIONS, TRACE_THROUGH
+from torchscan.ops import TRACE_THROUGH
 from torchscan.ops.registry import Registry
 
-__all__ = [
-    "GRAPH_MODULE",
-    "Capture",
-    "RoutedCalls",
-    "capture",
-    "forward_of",
-    "output_data",
-    "run_pre_hooks",
-    "wrapped_module",
-]
+__all__ = ["GRAPH_MODULE", "Capture", "capture", "input_device", "output_data"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +96,7 @@ class _Tracer(fx.Tracer):
         """The frame that called ``trace`` and the stack down to it (outermost first)."""
         self._leaves: dict[type, bool] = {}
         """Leaf decision by module class (everything it depends on is the class)."""
-        self._code = _TracedCode()
+        self._code = TracedCode()
         self._qualnames: dict[str, int] = {}
         self.opaque_outputs: tuple[str, ...] = ()
         """Type names of output objects that are not data (replaced by None)."""
@@ -148,12 +141,12 @@ class _Tracer(fx.Tracer):
         return f"{prefix}{index}"
 
     def forward_of(self, module: nn.Module) -> Callable[..., Any]:
-        """:func:`forward_of` ``module``, with the traced code's globals seen through :class:`_TracedCode`."""
+        """:func:`forward_of` ``module``, with the traced code's globals seen through :class:`TracedCode`."""
         return forward_of(module, self._code.function)
 
     def methods_of(self, cls: type) -> list[tuple[str, types.FunctionType]]:
         """The plain methods of ``cls`` (below ``nn.Module``; ``forward`` and dunders aside) that the
-        traced code must see through :class:`_TracedCode`, with the functions to bind."""
+        traced code must see through :class:`TracedCode`, with the functions to bind."""
         found = self._methods.get(cls)
         if found is None:
             found, seen = [], set()
@@ -291,27 +284,6 @@ class _BufferView(dict):  # type: ignore[type-arg]
         return self.tracer.buffer(dict.__getitem__(self, name))
 
 
-class RoutedCalls:
-    """Routes every call of a module of the copy (its tree and modules it holds elsewhere) to
-    ``make_slot(module)`` for the duration of a ``with`` block, through the per-instance
-    ``_compiled_call_impl`` that ``nn.Module.__call__`` calls first: neither the module's hooks nor
-    torch's global module hooks run (user callbacks never see analysis calls), and nothing outside
-    the copy is touched."""
-
-    def __init__(self, root: nn.Module, make_slot: Callable[[nn.Module], Callable[..., Any]]) -> None:
-        self._modules = list(_modules_held(root))
-        self._make_slot = make_slot
-
-    def __enter__(self) -> RoutedCalls:
-        for module in self._modules:
-            vars(module)["_compiled_call_impl"] = self._make_slot(module)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for module in self._modules:
-            vars(module)["_compiled_call_impl"] = None
-
-
 class _Interception(RoutedCalls):
     """Routes the calls and tensor reads of every module of the copy to the tracer, for the
     duration of one trace; the copy's modules are as before afterwards.
@@ -374,161 +346,6 @@ class _Call:
         return self._tracer.module_call(self._module, args, kwargs)
 
 
-def _modules_held(root: nn.Module) -> Iterator[nn.Module]:
-    """Every module of the copy: its tree, and modules held outside it (plain attributes, containers)."""
-    seen: set[int] = set()
-    pending = [root]
-    while pending:
-        module = pending.pop()
-        if id(module) in seen:
-            continue
-        seen.add(id(module))
-        yield module
-        for key, value in vars(module).items():
-            if key == "_modules":
-                pending.extend(child for child in value.values() if child is not None)
-            elif isinstance(value, nn.Module):
-                pending.append(value)
-            elif isinstance(value, (list, tuple, dict)) and not key.startswith("_"):
-                items = value.values() if isinstance(value, dict) else value
-                pending.extend(item for item in items if isinstance(item, nn.Module))
-
-
-def forward_of(module: nn.Module, rebind: Callable[[Any], Any] = lambda function: function) -> Callable[..., Any]:
-    """What a call of ``module`` runs, hooks aside: its instance-level ``forward`` (copied with the model)
-    or its class's, each function through ``rebind``; a wrapper (``torch.compile``, ``DataParallel``)
-    calls the module it wraps."""
-    inner = wrapped_module(module)
-    if inner is not None:
-        return inner
-    own = vars(module).get("forward")
-    if own is None:
-        return types.MethodType(rebind(type(module).forward), module)
-    if isinstance(own, types.MethodType) and own.__self__ is module:
-        return types.MethodType(rebind(own.__func__), module)
-    return own
-
-
-def run_pre_hooks(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict]:
-    """Run the forward pre-hooks a copy kept (torch's weight re-parametrizations) as ``__call__`` would."""
-    hooks = vars(module).get("_forward_pre_hooks")
-    if not hooks:
-        return args, kwargs
-    with_kwargs = vars(module).get("_forward_pre_hooks_with_kwargs") or {}
-    for key, hook in list(hooks.items()):
-        if key in with_kwargs:
-            result = hook(module, args, kwargs)
-            if result is not None:
-                args, kwargs = result
-        else:
-            result = hook(module, args)
-            if result is not None:
-                args = result if isinstance(result, tuple) else (result,)
-    return args, kwargs
-
-
-class _TracedCode:
-    """Functions as the tracer runs them: the same code over a copy of their module's globals in which
-    the functions fx would patch process-wide (``fx.wrap``-ed ones, ``math``'s,
-    :data:`AUTOWRAP_FUNCTIONS`) are wrapped to record one ``call_function`` node when given a proxy,
-    and the functions it holds from other modules are seen the same way (fx patches ``math`` for every
-    module: a helper elsewhere that calls ``math.ceil`` on a size must record it too). Functions whose
-    globals reach none of them are used as they are."""
-
-    def __init__(self) -> None:
-        self._wrap_ids = {id(function) for function in AUTOWRAP_FUNCTIONS}
-        self._wrap_ids.update(id(value) for name, value in vars(math).items() if callable(value) and name[0] != "_")
-        self._globals: dict[int, dict[str, Any] | None] = {}
-        self._functions: dict[int, types.FunctionType] = {}
-        self._originals: dict[int, types.FunctionType] = {}
-        """The function each copy was made from, by the copy's id (nodes name the original)."""
-        self._math: Any = None
-
-    def original(self, function: Any) -> Any:
-        """The function a copy made here was made from (any other object as is)."""
-        return self._originals.get(id(function), function)
-
-    def function(self, function: Any) -> Any:
-        if not isinstance(function, types.FunctionType):
-            return function
-        made = self._functions.get(id(function))
-        if made is None:
-            self._functions[id(function)] = function  # while its module is looked at (cycles): as is
-            scope = self._scope(function.__globals__)
-            made = function if scope is None else self._rebound(function, scope)
-            self._functions[id(function)] = made
-        return made
-
-    def _scope(self, scope: dict[str, Any]) -> dict[str, Any] | None:
-        key = id(scope)
-        if key in self._globals:
-            return self._globals[key]
-        self._globals[key] = None  # while it is looked at (a cycle back to it sees it as is)
-        wrapped = _symbolic_trace._wrapped_fns_to_patch
-        replaced: dict[str, Any] = {}
-        for name, value in list(scope.items()):
-            if isinstance(value, types.FunctionType):
-                if (key, name) in wrapped or id(value) in self._wrap_ids:
-                    replaced[name] = _proxy_aware(value)
-                elif value.__globals__ is not scope and (seen := self.function(value)) is not value:
-                    replaced[name] = seen
-            elif value is math:
-                replaced[name] = self._math_shim()
-            elif callable(value) and id(value) in self._wrap_ids:
-                replaced[name] = _proxy_aware(value)
-        made: dict[str, Any] | None = None
-        if replaced:
-            made = dict(scope)
-            made.update(replaced)
-            for name, value in scope.items():  # the module's own helpers see the same globals
-                if isinstance(value, types.FunctionType) and value.__globals__ is scope and name not in replaced:
-                    made[name] = self._functions[id(value)] = self._rebound(value, made)
-        self._globals[key] = made
-        return made
-
-    def _rebound(self, function: types.FunctionType, scope: dict[str, Any]) -> types.FunctionType:
-        made = _with_globals(function, scope)
-        self._originals[id(made)] = function
-        return made
-
-    def _math_shim(self) -> Any:
-        if self._math is None:
-            entries = {
-                name: _proxy_aware(value) if callable(value) and name[0] != "_" else value
-                for name, value in vars(math).items()
-            }
-            self._math = types.SimpleNamespace(**entries)
-        return self._math
-
-
-def _with_globals(function: types.FunctionType, scope: dict[str, Any]) -> types.FunctionType:
-    """``function``'s code, defaults and closure over the globals ``scope``."""
-    made = types.FunctionType(function.__code__, scope, function.__name__, function.__defaults__, function.__closure__)
-    made.__kwdefaults__ = function.__kwdefaults__
-    made.__qualname__, made.__module__, made.__doc__ = function.__qualname__, function.__module__, function.__doc__
-    made.__dict__.update(function.__dict__)
-    return made
-
-
-def _proxy_aware(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function``, recorded as one ``call_function`` node when an argument is a proxy (fx's wrap)."""
-
-    @functools.wraps(function)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        proxy = _find_proxy(args, kwargs)
-        if proxy is None:
-            return function(*args, **kwargs)
-        made = proxy.tracer.create_proxy("call_function", function, args, kwargs)
-        made.node.meta["is_wrapped"] = True
-        return made
-
-    return wrapped
-
-
-def _find_proxy(args: tuple[Any, ...], kwargs: dict[str, Any]) -> fx.Proxy | None:
-    return next((leaf for leaf in tree_leaves((args, kwargs)) if isinstance(leaf, fx.Proxy)), None)
-
-
 _DATA_TYPES = (fx.Proxy, torch.Tensor, int, float, bool, complex, str, type(None), torch.dtype, torch.device, slice)
 
 
@@ -567,17 +384,6 @@ def output_data(output: Any) -> tuple[Any, tuple[str, ...]]:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def wrapped_module(module: nn.Module) -> nn.Module | None:
-    """The module a wrapper holds: ``torch.compile``'s ``_orig_mod``, ``DataParallel``/DDP's
-    ``module``; None for any other module."""
-    if isinstance(module, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-        return module.module
-    dynamo = sys.modules.get("torch._dynamo.eval_frame")  # no model is compiled before dynamo is imported
-    if dynamo is not None and isinstance(module, dynamo.OptimizedModule):
-        return module._orig_mod
-    return None
 
 
 def _frames(frame: Any, stop: Any) -> tuple[tuple[str, int, str], ...]:

@@ -1,0 +1,104 @@
+"""How calls on the copy of a model run: routed through each module's own call slot, never a hook.
+
+``nn.Module.__call__`` runs a module's per-instance ``_compiled_call_impl`` first when it is set:
+setting it on the copy's modules (and only there) routes every module call to the capture without
+patching anything process-wide, and without running the module's hooks or torch's global ones.
+Every capture (tracer, recorder, shape pass) runs a module the same way: its kept
+re-parametrization pre-hooks (:func:`run_pre_hooks`), then :func:`forward_of` it.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from torch import nn
+
+__all__ = ["RoutedCalls", "forward_of", "modules_held", "run_pre_hooks", "wrapped_module"]
+
+
+class RoutedCalls:
+    """Routes every call of a module of the copy (its tree and modules it holds elsewhere) to
+    ``make_slot(module)`` for the duration of a ``with`` block, through the per-instance
+    ``_compiled_call_impl`` that ``nn.Module.__call__`` calls first: neither the module's hooks nor
+    torch's global module hooks run (user callbacks never see analysis calls), and nothing outside
+    the copy is touched."""
+
+    def __init__(self, root: nn.Module, make_slot: Callable[[nn.Module], Callable[..., Any]]) -> None:
+        self._modules = list(modules_held(root))
+        self._make_slot = make_slot
+
+    def __enter__(self) -> RoutedCalls:
+        for module in self._modules:
+            vars(module)["_compiled_call_impl"] = self._make_slot(module)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for module in self._modules:
+            vars(module)["_compiled_call_impl"] = None
+
+
+def modules_held(root: nn.Module) -> Iterator[nn.Module]:
+    """Every module of the copy: its tree, and modules held outside it (plain attributes, containers)."""
+    seen: set[int] = set()
+    pending = [root]
+    while pending:
+        module = pending.pop()
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        yield module
+        for key, value in vars(module).items():
+            if key == "_modules":
+                pending.extend(child for child in value.values() if child is not None)
+            elif isinstance(value, nn.Module):
+                pending.append(value)
+            elif isinstance(value, (list, tuple, dict)) and not key.startswith("_"):
+                items = value.values() if isinstance(value, dict) else value
+                pending.extend(item for item in items if isinstance(item, nn.Module))
+
+
+def forward_of(module: nn.Module, rebind: Callable[[Any], Any] = lambda function: function) -> Callable[..., Any]:
+    """What a call of ``module`` runs, hooks aside: its instance-level ``forward`` (copied with the model)
+    or its class's, each function through ``rebind``; a wrapper (``torch.compile``, ``DataParallel``)
+    calls the module it wraps."""
+    inner = wrapped_module(module)
+    if inner is not None:
+        return inner
+    own = vars(module).get("forward")
+    if own is None:
+        return types.MethodType(rebind(type(module).forward), module)
+    if isinstance(own, types.MethodType) and own.__self__ is module:
+        return types.MethodType(rebind(own.__func__), module)
+    return own
+
+
+def run_pre_hooks(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict]:
+    """Run the forward pre-hooks a copy kept (torch's weight re-parametrizations) as ``__call__`` would."""
+    hooks = vars(module).get("_forward_pre_hooks")
+    if not hooks:
+        return args, kwargs
+    with_kwargs = vars(module).get("_forward_pre_hooks_with_kwargs") or {}
+    for key, hook in list(hooks.items()):
+        if key in with_kwargs:
+            result = hook(module, args, kwargs)
+            if result is not None:
+                args, kwargs = result
+        else:
+            result = hook(module, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+    return args, kwargs
+
+
+def wrapped_module(module: nn.Module) -> nn.Module | None:
+    """The module a wrapper holds: ``torch.compile``'s ``_orig_mod``, ``DataParallel``/DDP's
+    ``module``; None for any other module."""
+    if isinstance(module, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        return module.module
+    dynamo = sys.modules.get("torch._dynamo.eval_frame")  # no model is compiled before dynamo is imported
+    if dynamo is not None and isinstance(module, dynamo.OptimizedModule):
+        return module._orig_mod
+    return None

@@ -1,0 +1,125 @@
+"""Traced code's view of the functions fx would patch process-wide, through private copies of globals.
+
+fx's ``Tracer.trace`` replaces ``fx.wrap``-ed functions and ``math``'s in module globals (and in
+``math`` itself) for every thread while it traces, so a call given a proxy becomes one node. Here the
+tracer runs functions over *copies* of their globals in which those names are wrapped
+(:class:`TracedCode`): the same nodes, and no other code ever sees a change.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import types
+from collections.abc import Callable
+from typing import Any
+
+from torch import fx
+from torch.fx import _symbolic_trace
+from torch.utils._pytree import tree_leaves
+
+from torchscan.ops import AUTOWRAP_FUNCTIONS
+
+__all__ = ["TracedCode"]
+
+
+class TracedCode:
+    """Functions as the tracer runs them: the same code over a copy of their module's globals in which
+    the functions fx would patch process-wide (``fx.wrap``-ed ones, ``math``'s,
+    :data:`AUTOWRAP_FUNCTIONS`) are wrapped to record one ``call_function`` node when given a proxy,
+    and the functions it holds from other modules are seen the same way (fx patches ``math`` for every
+    module: a helper elsewhere that calls ``math.ceil`` on a size must record it too). Functions whose
+    globals reach none of them are used as they are."""
+
+    def __init__(self) -> None:
+        self._wrap_ids = {id(function) for function in AUTOWRAP_FUNCTIONS}
+        self._wrap_ids.update(id(value) for name, value in vars(math).items() if callable(value) and name[0] != "_")
+        self._globals: dict[int, dict[str, Any] | None] = {}
+        self._functions: dict[int, types.FunctionType] = {}
+        self._originals: dict[int, types.FunctionType] = {}
+        """The function each copy was made from, by the copy's id (nodes name the original)."""
+        self._math: Any = None
+
+    def original(self, function: Any) -> Any:
+        """The function a copy made here was made from (any other object as is)."""
+        return self._originals.get(id(function), function)
+
+    def function(self, function: Any) -> Any:
+        if not isinstance(function, types.FunctionType):
+            return function
+        made = self._functions.get(id(function))
+        if made is None:
+            self._functions[id(function)] = function  # while its module is looked at (cycles): as is
+            scope = self._scope(function.__globals__)
+            made = function if scope is None else self._rebound(function, scope)
+            self._functions[id(function)] = made
+        return made
+
+    def _scope(self, scope: dict[str, Any]) -> dict[str, Any] | None:
+        key = id(scope)
+        if key in self._globals:
+            return self._globals[key]
+        self._globals[key] = None  # while it is looked at (a cycle back to it sees it as is)
+        wrapped = _symbolic_trace._wrapped_fns_to_patch
+        replaced: dict[str, Any] = {}
+        for name, value in list(scope.items()):
+            if isinstance(value, types.FunctionType):
+                if (key, name) in wrapped or id(value) in self._wrap_ids:
+                    replaced[name] = _proxy_aware(value)
+                elif value.__globals__ is not scope and (seen := self.function(value)) is not value:
+                    replaced[name] = seen
+            elif value is math:
+                replaced[name] = self._math_shim()
+            elif callable(value) and id(value) in self._wrap_ids:
+                replaced[name] = _proxy_aware(value)
+        made: dict[str, Any] | None = None
+        if replaced:
+            made = dict(scope)
+            made.update(replaced)
+            for name, value in scope.items():  # the module's own helpers see the same globals
+                if isinstance(value, types.FunctionType) and value.__globals__ is scope and name not in replaced:
+                    made[name] = self._functions[id(value)] = self._rebound(value, made)
+        self._globals[key] = made
+        return made
+
+    def _rebound(self, function: types.FunctionType, scope: dict[str, Any]) -> types.FunctionType:
+        made = _with_globals(function, scope)
+        self._originals[id(made)] = function
+        return made
+
+    def _math_shim(self) -> Any:
+        if self._math is None:
+            entries = {
+                name: _proxy_aware(value) if callable(value) and name[0] != "_" else value
+                for name, value in vars(math).items()
+            }
+            self._math = types.SimpleNamespace(**entries)
+        return self._math
+
+
+def _with_globals(function: types.FunctionType, scope: dict[str, Any]) -> types.FunctionType:
+    """``function``'s code, defaults and closure over the globals ``scope``."""
+    made = types.FunctionType(function.__code__, scope, function.__name__, function.__defaults__, function.__closure__)
+    made.__kwdefaults__ = function.__kwdefaults__
+    made.__qualname__, made.__module__, made.__doc__ = function.__qualname__, function.__module__, function.__doc__
+    made.__dict__.update(function.__dict__)
+    return made
+
+
+def _proxy_aware(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function``, recorded as one ``call_function`` node when an argument is a proxy (fx's wrap)."""
+
+    @functools.wraps(function)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        proxy = _find_proxy(args, kwargs)
+        if proxy is None:
+            return function(*args, **kwargs)
+        made = proxy.tracer.create_proxy("call_function", function, args, kwargs)
+        made.node.meta["is_wrapped"] = True
+        return made
+
+    return wrapped
+
+
+def _find_proxy(args: tuple[Any, ...], kwargs: dict[str, Any]) -> fx.Proxy | None:
+    return next((leaf for leaf in tree_leaves((args, kwargs)) if isinstance(leaf, fx.Proxy)), None)
