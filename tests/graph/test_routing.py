@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from torch import nn
 
+from tests.graph.test_capture import ValueBranch
 from torchscan import crawl_module
 
 
-class ValueBranch(nn.Module):
-    """fx cannot trace it (a branch on values); recording on fake tensors cannot either."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(3, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.fc(x)
-        return y if y.sum() > 0 else -y
-
-
-@pytest.mark.parametrize("model", [nn.Sequential(nn.Linear(3, 3), nn.ReLU()), ValueBranch()], ids=["fx", "real"])
+@pytest.mark.parametrize("model", [nn.Sequential(nn.Linear(4, 4), nn.ReLU()), ValueBranch()], ids=["fx", "real"])
 def test_global_module_hooks_never_see_analysis_calls(model: nn.Module) -> None:
     calls: list[str] = []
     handles = [
@@ -29,7 +17,7 @@ def test_global_module_hooks_never_see_analysis_calls(model: nn.Module) -> None:
         nn.modules.module.register_module_forward_hook(lambda module, args, output: calls.append("post")),
     ]
     try:
-        report = crawl_module(model, (3,))
+        report = crawl_module(model, (4,))
     finally:
         for handle in handles:
             handle.remove()
