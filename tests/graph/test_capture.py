@@ -182,3 +182,24 @@ def test_output_objects_that_are_not_data_are_named_and_left_out(traceable: bool
 class _NoTensor(nn.Module):
     def forward(self, x: torch.Tensor) -> object:
         return (i for i in range(3))
+
+
+class Tagged(list):  # type: ignore[type-arg]
+    """An output container whose constructor takes more than its items."""
+
+    def __init__(self, items: list[torch.Tensor], tag: str) -> None:
+        super().__init__(items)
+        self.tag = tag
+
+
+def test_output_containers_of_any_subclass_are_kept() -> None:
+    class Returns(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> Tagged:
+            return Tagged([self.fc(x), x], "out")
+
+    report = crawl_module(Returns(), (4,))
+    assert report.context.capture == "torch.fx" and report.context.output_shapes == ((1, 4), (1, 4))

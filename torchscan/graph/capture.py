@@ -116,12 +116,13 @@ def capture_chain(
         raise
     except CaptureError as error:
         raise (error if isinstance(first_error, CaptureError) else first_error) from None
-    message = (
-        f"{reason}; recording on fake tensors failed too ({fake_error}); captured by ONE REAL forward pass "
-        f"on a private copy of the model with seeded random inputs: {_RECORDED}, and this analysis did real "
-        "arithmetic (its time and memory grow with the input; forbid it with real_forward=False)"
+    fallback = f"{reason}; recording on fake tensors failed too ({fake_error}); {_RECORDED}"
+    real = (
+        "captured by ONE REAL forward pass on a private copy of the model with seeded random inputs: this "
+        "analysis did real arithmetic (its time and memory grow with the input; forbid it with "
+        "real_forward=False, CLI --no-real-forward)"
     )
-    diagnostics = (Diagnostic("capture-fallback", message), Diagnostic("real-forward", message))
+    diagnostics = (Diagnostic("capture-fallback", fallback), Diagnostic("real-forward", real))
     return Captured(captured, values, (*diagnostics, *_notes(captured)))
 
 

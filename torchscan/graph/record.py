@@ -247,8 +247,8 @@ def _name(func: Any) -> str:
 def _real_kernel_accepts(func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
     """Whether ``func`` accepts, on its real kernel, zeros of the shapes, dtypes and devices its fake
     kernel rejected: a check only where that costs little (at most :data:`_PROBE_LIMIT` bytes, no
-    ``meta`` tensor), outside the fake mode, under ``no_grad``; it reads and changes nothing of the
-    model's (fresh zeros) and draws no random number."""
+    ``meta`` tensor), outside the fake mode, under ``no_grad``, with the RNG forked (a random op
+    leaves the caller's state as it was); it reads and changes nothing of the model's (fresh zeros)."""
     tensors = [leaf for leaf in tree_leaves((args, kwargs)) if isinstance(leaf, torch.Tensor)]
     if not tensors or any(tensor.device.type == "meta" for tensor in tensors):
         return False
@@ -260,7 +260,8 @@ def _real_kernel_accepts(func: Any, args: Sequence[Any], kwargs: Mapping[str, An
             return torch.zeros(value.shape, dtype=value.dtype, device=value.device)
         return value
 
-    with unset_fake_temporarily(), torch.no_grad():
+    cuda = sorted({tensor.device for tensor in tensors if tensor.device.type == "cuda"}, key=str)
+    with unset_fake_temporarily(), torch.no_grad(), torch.random.fork_rng(devices=cuda, device_type="cuda"):
         try:
             real_args, real_kwargs = tree_map(zeros, (tuple(args), dict(kwargs)))
             func(*real_args, **real_kwargs)
@@ -332,9 +333,13 @@ def record(
         raise failed.error from None
     except _NEEDS_VALUES as error:
         frame = user_frame_of_stack(traceback.extract_tb(error.__traceback__))
+        why = (
+            f"an op's fake kernel rejected what its real kernel accepts: {_first_line(error)}"
+            if isinstance(error, _FakeKernelDisagrees)
+            else f"values are needed: {type(error).__name__}: {_first_line(error)}"
+        )
         raise NeedsValues(
-            f"recording a forward of {type(clone).__name__} ({method}) stopped where values are needed: "
-            f"{type(error).__name__}: {_first_line(error)}{frame}",
+            f"recording a forward of {type(clone).__name__} ({method}) stopped where {why}{frame}",
             recorder.recorded_bytes(),
         ) from error
     except CaptureError:

@@ -368,7 +368,14 @@ def output_data(output: Any) -> tuple[Any, tuple[str, ...]]:
             return {key: walk(item) for key, item in value.items()}
         if isinstance(value, (tuple, list)):
             items = [walk(item) for item in value]
-            return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+            if all(new is old for new, old in zip(items, value, strict=True)):
+                return value
+            if hasattr(value, "_fields"):
+                return type(value)(*items)
+            try:  # a subclass whose constructor takes other arguments: its plain base
+                return type(value)(items)
+            except Exception:
+                return (tuple if isinstance(value, tuple) else list)(items)
         opaque.append(type(value).__name__)
         return None
 
