@@ -7,7 +7,6 @@ import dataclasses
 import gc
 import inspect
 import sys
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
@@ -93,9 +92,11 @@ def _collector_paused() -> Iterator[None]:
     may scan the whole heap (with torch imported, ~400k objects: one full collection took 0.27 s
     of a 0.52 s DenseNet-121 analysis). Nothing the analysis makes needs a cycle collected before
     it returns; the next collection after it takes what it left. The collector is process-wide:
-    while other threads run it is left alone, so they see it as they set it.
+    other threads' cyclic garbage waits for the analysis to end too (nothing else changes for them;
+    torch itself may run a daemon thread, so "no other thread" is not a usable test). Concurrent
+    analyses leave it as the first found it: only one that found it enabled enables it again.
     """
-    enabled = gc.isenabled() and threading.active_count() == 1
+    enabled = gc.isenabled()
     if enabled:
         gc.disable()
     try:

@@ -207,13 +207,19 @@ def fake_copy(model: nn.Module, fake_mode: FakeTensorMode, shared: list[str] | N
     return shadow_copy(model, fakes, lazy=False, shared=shared)
 
 
-def shadow_copy(model: nn.Module, fakes: Fakes, lazy: bool, shared: list[str] | None = None) -> nn.Module:
+def shadow_copy(
+    model: nn.Module,
+    fakes: Fakes,
+    lazy: bool,
+    shared: list[str] | None = None,
+    modules: list[nn.Module] | None = None,
+) -> nn.Module:
     """A structural copy of ``model`` (user hooks dropped) with fakes of its tensors (``lazy``: the
     model's own parameter and buffer objects in the modules' tensor dicts, fakes put in later by
     :meth:`Fakes.fill` and handed to traced code by the tracer; every other reference to a tensor
-    is a fake at once)."""
+    is a fake at once; ``modules`` gets every module of the copy)."""
     keep: TensorMap = lambda tensor: tensor  # noqa: E731
-    return _copy(_Copier(keep if lazy else fakes.of, fakes.any, _registered(model)), model, shared)
+    return _copy(_Copier(keep if lazy else fakes.of, fakes.any, _registered(model)), model, shared, modules)
 
 
 def real_copy(model: nn.Module, shared: list[str] | None = None) -> nn.Module:
@@ -230,13 +236,16 @@ def real_copy(model: nn.Module, shared: list[str] | None = None) -> nn.Module:
             copies[id(tensor)] = made
         return made
 
-    return _copy(_Copier(real, real, _registered(model)), model, shared)
+    return _copy(_Copier(real, real, _registered(model)), model, shared, None)
 
 
-def _copy(copier: _Copier, model: nn.Module, shared: list[str] | None) -> nn.Module:
+def _copy(copier: _Copier, model: nn.Module, shared: list[str] | None, modules: list[nn.Module] | None) -> nn.Module:
+    """``model`` copied; ``shared`` gets the attributes left shared, ``modules`` every module of the copy."""
     clone = copier.module(model)
     if shared is not None:
         shared.extend(copier.shared)
+    if modules is not None:
+        modules.extend(copier.modules)
     return clone
 
 
@@ -302,6 +311,8 @@ class _Copier:
         """Values the attribute being copied may still take (:data:`HELD_STATE_BUDGET`)."""
         self.shared: list[str] = []
         """Attributes (``Class.name``) left shared with the model: too large to copy."""
+        self.modules: list[nn.Module] = []
+        """Every module of the copy: the model's tree and modules it holds elsewhere."""
 
     def module(self, module: nn.Module) -> nn.Module:
         """A new module of the same class: sub-modules copied in turn (shared ones once), tensors
@@ -312,6 +323,7 @@ class _Copier:
         cls = type(module)
         clone = cls.__new__(cls)
         self._memo[id(module)] = clone
+        self.modules.append(clone)
         try:
             state = vars(module)
         except TypeError as error:

@@ -26,8 +26,14 @@ class RoutedCalls:
     torch's global module hooks run (user callbacks never see analysis calls), and nothing outside
     the copy is touched."""
 
-    def __init__(self, root: nn.Module, make_slot: Callable[[nn.Module], Callable[..., Any]]) -> None:
-        self._modules = list(modules_held(root))
+    def __init__(
+        self,
+        root: nn.Module,
+        make_slot: Callable[[nn.Module], Callable[..., Any]],
+        modules: list[nn.Module] | None = None,
+    ) -> None:
+        self._modules = list(modules_held(root)) if modules is None else modules
+        """The copy's modules (``modules``, when the copier listed them; else found from ``root``)."""
         self._make_slot = make_slot
 
     def __enter__(self) -> RoutedCalls:

@@ -80,8 +80,12 @@ class _Tracer(fx.Tracer):
     takes and ``**kwargs`` or decorated forwards are no obstacle.
     """
 
-    def __init__(self, registry: Registry, inputs: ModelInputs, fakes: Fakes) -> None:
+    def __init__(
+        self, registry: Registry, inputs: ModelInputs, fakes: Fakes, modules: list[nn.Module] | None = None
+    ) -> None:
         super().__init__(autowrap_modules=(), autowrap_functions=())
+        self._modules = modules
+        """Every module of the copy, as the copier listed them (None: found from the root)."""
         self._fakes = fakes
         self._stack_traces: dict[tuple[tuple[str, int, str], ...], str] = {}
         """Stack trace text by stack (file, line, function of each frame, outermost first)."""
@@ -120,7 +124,7 @@ class _Tracer(fx.Tracer):
             for name, tensor in named:
                 self._tensor_paths.setdefault(id(tensor), (kind, name, tensor))
         try:
-            with _Interception(self, root):
+            with _Interception(self, root, self._modules):
                 placeholders = [
                     self.create_proxy("placeholder", spec.name or "input", (), {}) for spec in self._inputs.specs
                 ]
@@ -169,8 +173,9 @@ class _Tracer(fx.Tracer):
         re-parametrization hooks compute is part of the layer, as with ``torch.nn.utils.parametrize``),
         or its kept pre-hooks and its forward traced through."""
         path = self.submodule_paths.get(module)
-        if path is None or not self.is_leaf_module(module, path):
-            args, kwargs = run_pre_hooks(module, args, kwargs)
+        if path is not None and self.is_leaf_module(module, path):
+            return self.call_module(module, _never_called, args, kwargs)
+        args, kwargs = run_pre_hooks(module, args, kwargs)
         if path is None:  # a module the model holds outside its tree
             return self.forward_of(module)(*args, **kwargs)
         return self.call_module(module, self.forward_of(module), args, kwargs)
@@ -214,12 +219,14 @@ class _Tracer(fx.Tracer):
         return self.create_node("get_attr", qualname, (), {})
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if "forward" in vars(m) or wrapped_module(m) is not None:  # an instance override or a wrapper
+        if "forward" in vars(m):  # an instance-level override: traced through
             return False
         cls = type(m)
         leaf = self._leaves.get(cls)
         if leaf is None:
-            if self._registry.lookup(cls) is not None:
+            if wrapped_module(m) is not None:  # torch.compile, DataParallel: the wrapped module is called
+                leaf = False
+            elif self._registry.lookup(cls) is not None:
                 leaf = True
             elif cls in TRACE_THROUGH:  # torch.nn built-ins made of counted sub-modules
                 leaf = False
@@ -265,6 +272,11 @@ class _Tracer(fx.Tracer):
         return node
 
 
+def _never_called(*args: Any, **kwargs: Any) -> Any:
+    """The forward handed to fx's ``call_module`` for a leaf (a leaf gets a node; its forward never runs)."""
+    raise AssertionError("a leaf module's forward is not traced")
+
+
 class _ParameterView(dict):  # type: ignore[type-arg]
     """A module's ``_parameters`` while it is traced: reads give the tracer's proxies."""
 
@@ -294,11 +306,12 @@ class _Interception(RoutedCalls):
     re-parametrization hooks that set a module attribute during the trace have it restored.
     """
 
-    def __init__(self, tracer: _Tracer, root: nn.Module) -> None:
-        super().__init__(root, lambda module: _Call(tracer, module))
+    def __init__(self, tracer: _Tracer, root: nn.Module, modules: list[nn.Module] | None) -> None:
+        super().__init__(root, lambda module: _Call(tracer, module), modules)
         self._tracer = tracer
         self._saved: list[tuple[nn.Module, dict[str, Any]]] = []
         self._methods: list[tuple[nn.Module, list[str]]] = []
+        self._dicts: list[tuple[dict[str, Any], Any, Any]] = []
 
     def __enter__(self) -> _Interception:
         super().__enter__()
@@ -307,6 +320,7 @@ class _Interception(RoutedCalls):
             state = vars(module)
             if state.get("_forward_pre_hooks"):
                 self._saved.append((module, dict(state)))
+            self._dicts.append((state, state["_parameters"], state["_buffers"]))
             parameters, buffers = _ParameterView(state["_parameters"]), _BufferView(state["_buffers"])
             parameters.tracer = buffers.tracer = self._tracer
             state["_parameters"], state["_buffers"] = parameters, buffers
@@ -321,9 +335,8 @@ class _Interception(RoutedCalls):
 
     def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
-        for module in self._modules:
-            state = vars(module)
-            state["_parameters"], state["_buffers"] = dict(state["_parameters"]), dict(state["_buffers"])
+        for state, parameters, buffers in self._dicts:  # the dicts as they were (a trace's writes are not kept)
+            state["_parameters"], state["_buffers"] = parameters, buffers
         for module, names in self._methods:
             for name in names:
                 vars(module).pop(name, None)
@@ -446,8 +459,9 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     fakes = Fakes(model, fake_mode)
     shared: list[str] = []
-    clone = shadow_copy(model, fakes, lazy=True, shared=shared)
-    tracer = _Tracer(registry, inputs, fakes)
+    modules: list[nn.Module] = []
+    clone = shadow_copy(model, fakes, lazy=True, shared=shared, modules=modules)
+    tracer = _Tracer(registry, inputs, fakes, modules)
     if isinstance(model, fx.GraphModule):  # already a graph (torch.export's .module(), fx's own): used as is
         return dataclasses.replace(_graph_capture(model, clone, inputs, fake_mode, fakes), shared=tuple(shared))
     if tracer.is_leaf_module(clone, ""):
