@@ -155,7 +155,7 @@ class _Tracer(fx.Tracer):
         if found is None:
             found, seen = [], set()
             for owner in cls.__mro__:
-                if owner is nn.Module or owner is object:
+                if owner in _TORCH_NN_CLASSES:  # torch.nn's own classes: nothing fx would wrap
                     break
                 for name, value in vars(owner).items():
                     if name in seen:
@@ -270,6 +270,16 @@ class _Tracer(fx.Tracer):
         if text:
             node.stack_trace = text
         return node
+
+
+_TORCH_NN_CLASSES = frozenset(
+    {
+        nn.Module,
+        object,
+        *(value for value in vars(nn).values() if isinstance(value, type) and issubclass(value, nn.Module)),
+    }
+)
+"""torch.nn's public module classes (and ``object``): where :meth:`_Tracer.methods_of` stops walking a class's MRO."""
 
 
 def _never_called(*args: Any, **kwargs: Any) -> Any:

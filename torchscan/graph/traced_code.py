@@ -27,15 +27,15 @@ class TracedCode:
     """Functions as the tracer runs them: the same code over a copy of their module's globals in which
     the functions fx would patch process-wide (``fx.wrap``-ed ones, ``math``'s,
     :data:`AUTOWRAP_FUNCTIONS`) are wrapped to record one ``call_function`` node when given a proxy,
-    and the functions it holds from other modules are seen the same way (fx patches ``math`` for every
-    module: a helper elsewhere that calls ``math.ceil`` on a size must record it too). Functions whose
-    globals reach none of them are used as they are."""
+    and the functions it imports from other modules are seen the same way (fx patches ``math`` for
+    every module: a helper elsewhere that calls ``math.ceil`` on a size must record it too). Functions
+    whose globals reach none of them are used as they are."""
 
     def __init__(self) -> None:
         self._wrap_ids = {id(function) for function in AUTOWRAP_FUNCTIONS}
         self._wrap_ids.update(id(value) for name, value in vars(math).items() if callable(value) and name[0] != "_")
-        self._globals: dict[int, dict[str, Any] | None] = {}
-        self._functions: dict[int, types.FunctionType] = {}
+        self._globals: dict[tuple[int, int], dict[str, Any] | None] = {}
+        self._functions: dict[tuple[int, int], types.FunctionType] = {}
         self._originals: dict[int, types.FunctionType] = {}
         """The function each copy was made from, by the copy's id (nodes name the original)."""
         self._math: Any = None
@@ -44,19 +44,23 @@ class TracedCode:
         """The function a copy made here was made from (any other object as is)."""
         return self._originals.get(id(function), function)
 
-    def function(self, function: Any) -> Any:
+    def function(self, function: Any, reach: int = 1) -> Any:
+        """``function`` as traced code runs it; ``reach``: how many modules away its globals' functions
+        are followed (1: the helpers a module imports from another, as timm's ``pad_same``; the cost of
+        following every module a library reaches would be paid by every analysis)."""
         if not isinstance(function, types.FunctionType):
             return function
-        made = self._functions.get(id(function))
+        key = (id(function), reach)
+        made = self._functions.get(key)
         if made is None:
-            self._functions[id(function)] = function  # while its module is looked at (cycles): as is
-            scope = self._scope(function.__globals__)
+            self._functions[key] = function  # while its module is looked at (cycles): as is
+            scope = self._scope(function.__globals__, reach)
             made = function if scope is None else self._rebound(function, scope)
-            self._functions[id(function)] = made
+            self._functions[key] = made
         return made
 
-    def _scope(self, scope: dict[str, Any]) -> dict[str, Any] | None:
-        key = id(scope)
+    def _scope(self, scope: dict[str, Any], reach: int) -> dict[str, Any] | None:
+        key = (id(scope), reach)
         if key in self._globals:
             return self._globals[key]
         self._globals[key] = None  # while it is looked at (a cycle back to it sees it as is)
@@ -64,9 +68,11 @@ class TracedCode:
         replaced: dict[str, Any] = {}
         for name, value in list(scope.items()):
             if isinstance(value, types.FunctionType):
-                if (key, name) in wrapped or id(value) in self._wrap_ids:
+                if (id(scope), name) in wrapped or id(value) in self._wrap_ids:
                     replaced[name] = _proxy_aware(value)
-                elif value.__globals__ is not scope and (seen := self.function(value)) is not value:
+                elif (
+                    reach and value.__globals__ is not scope and (seen := self.function(value, reach - 1)) is not value
+                ):
                     replaced[name] = seen
             elif value is math:
                 replaced[name] = self._math_shim()
@@ -78,7 +84,7 @@ class TracedCode:
             made.update(replaced)
             for name, value in scope.items():  # the module's own helpers see the same globals
                 if isinstance(value, types.FunctionType) and value.__globals__ is scope and name not in replaced:
-                    made[name] = self._functions[id(value)] = self._rebound(value, made)
+                    made[name] = self._functions[(id(value), reach)] = self._rebound(value, made)
         self._globals[key] = made
         return made
 
