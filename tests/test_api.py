@@ -278,3 +278,38 @@ def test_report_does_not_depend_on_the_callers_grad_mode(context: type) -> None:
     reference = crawl_module(model, (3, 64, 64)).to_dict()
     with context():
         assert crawl_module(model, (3, 64, 64)).to_dict() == reference
+
+
+class _Counting(torch.overrides.TorchFunctionMode):
+    """A caller's torch function mode: counts every call it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_callers_modes_never_see_the_analysis() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
+    counting = _Counting()
+    with FlopCounterMode(display=False) as counter, counting, torch.device("meta"):
+        stacks = (torch.overrides._get_current_function_mode_stack(), _dispatch_stack())
+        seen = counting.calls
+        report = crawl_module(model, (3, 8, 8))
+        with pytest.raises(ShapeError):
+            crawl_module(model, (3, 9, 9))
+        assert counting.calls == seen
+        assert (torch.overrides._get_current_function_mode_stack(), _dispatch_stack()) == stacks
+    assert counter.get_total_flops() == 0
+    assert report.totals.macs == 8 * 3 * 9 * 36 + 288 * 4
+
+
+def _dispatch_stack() -> list[object]:
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+    return _get_current_dispatch_mode_stack()

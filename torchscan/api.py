@@ -13,6 +13,7 @@ from typing import Any, TextIO
 import networkx as nx
 import torch
 from torch import nn
+from torch.utils._python_dispatch import _disable_current_modes
 
 from torchscan.errors import InputError, ShapeError
 from torchscan.graph.build import RECORD, build_graph
@@ -80,8 +81,22 @@ def crawl_module(
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     limit = DEFAULT_REAL_FORWARD_LIMIT if real_forward_limit is None else int(real_forward_limit)
     policy = RealForward(allowed=bool(real_forward), limit=limit)
-    with _collector_paused():
+    with _collector_paused(), _caller_modes_set_aside():
         return _crawl(model, input_shape, args, kwargs, dtype, batch_size, formulas, receptive_field, policy)
+
+
+@contextlib.contextmanager
+def _caller_modes_set_aside() -> Iterator[None]:
+    """The caller's torch function and dispatch modes (``FlopCounterMode``, ``torch.device(...)``, a
+    profiler's mode…) set aside while the analysis runs and put back after, in order: they never see
+    the analysis's fake ops. Both stacks are per thread: no other thread is touched."""
+    function_modes = [torch.overrides._pop_mode() for _ in range(torch._C._len_torch_function_stack())]
+    try:
+        with _disable_current_modes():
+            yield
+    finally:
+        for mode in reversed(function_modes):
+            torch.overrides._push_mode(mode)
 
 
 @contextlib.contextmanager
