@@ -69,7 +69,7 @@ def test_fake_copy_keeps_structure_and_leaves_the_model_as_found() -> None:
     model = Shared()
     model.register_forward_hook(lambda *_: None)
     before = snapshot(model)
-    clone = fake_copy(model, FakeTensorMode(allow_non_fake_inputs=True))
+    clone = fake_copy(model, FakeTensorMode(allow_non_fake_inputs=True)).root
     assert_same(before, snapshot(model))
     assert clone is not model and clone.block is not model.block
     assert clone.again is clone.block and clone.head.weight is clone.block.weight
@@ -101,7 +101,8 @@ def test_held_state_is_copied_at_any_depth(copier: str) -> None:
     before = snapshot(model)
     held = (model.state[0], model.nested["a"][0]["b"], model.queue[0], model.holder.t)
     values = [tensor.clone() for tensor in held]
-    clone = fake_copy(model, FakeTensorMode(allow_non_fake_inputs=True)) if copier == "fake" else real_copy(model)
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    clone = (fake_copy(model, mode) if copier == "fake" else real_copy(model)).root
     copies = (clone.state[0], clone.nested["a"][0]["b"], clone.queue[0], clone.holder.t)
     for original, copied in zip(held, copies, strict=True):
         assert copied is not original
@@ -128,12 +129,12 @@ def test_instance_forwards_are_rebound_to_the_copy() -> None:
     model = nn.Sequential(nn.BatchNorm1d(3))
     original = model.forward
     model.forward = lambda x: original(x)  # a closure over the user's bound method
-    clone = real_copy(model)
+    clone = real_copy(model).root
     clone.train()(torch.randn(4, 3))
     assert int(model[0].num_batches_tracked) == 0 and int(clone[0].num_batches_tracked) == 1
     method = nn.Sequential(nn.BatchNorm1d(3))
     method.forward = types.MethodType(nn.Sequential.forward, method)
-    copied = real_copy(method)
+    copied = real_copy(method).root
     assert copied.forward.__self__ is copied
 
 
@@ -141,7 +142,7 @@ def test_user_hooks_are_dropped_and_named_kept_reparametrizations_run() -> None:
     model = nn.Sequential(nn.utils.weight_norm(nn.Linear(4, 4)), nn.ReLU())
     model[1].register_forward_hook(lambda *_: None)
     model.register_forward_pre_hook(lambda *_: None)
-    clone = real_copy(model)
+    clone = real_copy(model).root
     assert not clone[1]._forward_hooks and not clone._forward_pre_hooks
     assert len(clone[0]._forward_pre_hooks) == 1  # WeightNorm recomputes the copy's own weight
     assert [(hook.module_path, hook.kind) for hook in hooks_of(model)] == [

@@ -8,7 +8,6 @@ explained in a diagnostic.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -225,11 +224,9 @@ def _record_fake(
     model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device
 ) -> tuple[Capture, dict[str, NodeValues]]:
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
-    shared: list[str] = []
-    clone = fake_copy(model, fake_mode, shared)
+    copied = fake_copy(model, fake_mode)
     with quiet_fake_tensor_log():  # a failure here is reported by the fallback's diagnostic
-        captured, values = record(clone, registry, fake_mode, _make_inputs(inputs, device, real=False))
-    return dataclasses.replace(captured, shared=tuple(shared)), values
+        return record(copied, registry, fake_mode, _make_inputs(inputs, device, real=False))
 
 
 def _record_real(
@@ -237,11 +234,8 @@ def _record_real(
 ) -> tuple[Capture, dict[str, NodeValues]]:
     """One real no-grad forward of a private copy, on seeded inputs, with the global RNG forked
     and seeded (ops such as dropout are deterministic, and the caller's RNG state is restored)."""
-    shared: list[str] = []
-    clone = real_copy(model, shared)
+    copied = real_copy(model)
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, device_type="cuda"):
         torch.manual_seed(_SEED)
-        made = _make_inputs(inputs, device, real=True)
-        captured, values = record(clone, registry, torch.no_grad(), made, "real-forward")
-    return dataclasses.replace(captured, shared=tuple(shared)), values
+        return record(copied, registry, torch.no_grad(), _make_inputs(inputs, device, real=True), "real-forward")

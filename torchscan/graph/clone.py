@@ -37,6 +37,7 @@ __all__ = [
     "HELD_STATE_BUDGET",
     "Fakes",
     "IgnoredHook",
+    "ModelCopy",
     "fake_copy",
     "hooks_of",
     "real_copy",
@@ -99,10 +100,6 @@ class Fakes:
     def real_of(self, tensor: torch.Tensor) -> torch.Tensor:
         """The model's parameter or buffer behind a fake made by :meth:`of` (else ``tensor``)."""
         return self._real_of.get(id(tensor), tensor)
-
-    def all(self) -> dict[int, torch.Tensor]:
-        """Every fake, by the id of its real tensor."""
-        return {key: self.of(tensor) for key, tensor in self._real.items()}
 
     def fill(self, module: nn.Module) -> list[torch.Tensor]:
         """Put fakes in place of the real tensors of ``module`` (a module of *our copy*) and its
@@ -200,29 +197,32 @@ def _callable_name(hook: Any) -> str:
     return f"'{name}'"
 
 
-def fake_copy(model: nn.Module, fake_mode: FakeTensorMode, shared: list[str] | None = None) -> nn.Module:
-    """A copy of ``model`` whose tensors (parameters, buffers and held ones) are fakes sharing nothing
-    (``shared`` gets the attributes too large to copy, see :data:`HELD_STATE_BUDGET`)."""
-    fakes = Fakes(model, fake_mode)
-    return shadow_copy(model, fakes, lazy=False, shared=shared)
+@dataclass(frozen=True, slots=True)
+class ModelCopy:
+    """A copy of a model: its ``root``, every module of it (``modules``: the tree and the modules the
+    model holds elsewhere) and the attributes left shared with the model (``shared``, ``Class.name``:
+    too large to copy, see :data:`HELD_STATE_BUDGET`)."""
+
+    root: nn.Module
+    modules: tuple[nn.Module, ...]
+    shared: tuple[str, ...]
 
 
-def shadow_copy(
-    model: nn.Module,
-    fakes: Fakes,
-    lazy: bool,
-    shared: list[str] | None = None,
-    modules: list[nn.Module] | None = None,
-) -> nn.Module:
+def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> ModelCopy:
+    """A copy of ``model`` whose tensors (parameters, buffers and held ones) are fakes sharing nothing."""
+    return shadow_copy(model, Fakes(model, fake_mode), lazy=False)
+
+
+def shadow_copy(model: nn.Module, fakes: Fakes, lazy: bool) -> ModelCopy:
     """A structural copy of ``model`` (user hooks dropped) with fakes of its tensors (``lazy``: the
     model's own parameter and buffer objects in the modules' tensor dicts, fakes put in later by
     :meth:`Fakes.fill` and handed to traced code by the tracer; every other reference to a tensor
-    is a fake at once; ``modules`` gets every module of the copy)."""
+    is a fake at once)."""
     keep: TensorMap = lambda tensor: tensor  # noqa: E731
-    return _copy(_Copier(keep if lazy else fakes.of, fakes.any, _registered(model)), model, shared, modules)
+    return _copy(_Copier(keep if lazy else fakes.of, fakes.any, _registered(model)), model)
 
 
-def real_copy(model: nn.Module, shared: list[str] | None = None) -> nn.Module:
+def real_copy(model: nn.Module) -> ModelCopy:
     """A copy of ``model`` with private real copies of its tensors, for the last-resort real forward."""
     copies: dict[int, torch.Tensor] = {}
 
@@ -236,17 +236,12 @@ def real_copy(model: nn.Module, shared: list[str] | None = None) -> nn.Module:
             copies[id(tensor)] = made
         return made
 
-    return _copy(_Copier(real, real, _registered(model)), model, shared, None)
+    return _copy(_Copier(real, real, _registered(model)), model)
 
 
-def _copy(copier: _Copier, model: nn.Module, shared: list[str] | None, modules: list[nn.Module] | None) -> nn.Module:
-    """``model`` copied; ``shared`` gets the attributes left shared, ``modules`` every module of the copy."""
-    clone = copier.module(model)
-    if shared is not None:
-        shared.extend(copier.shared)
-    if modules is not None:
-        modules.extend(copier.modules)
-    return clone
+def _copy(copier: _Copier, model: nn.Module) -> ModelCopy:
+    root = copier.module(model)
+    return ModelCopy(root=root, modules=tuple(copier.modules), shared=tuple(copier.shared))
 
 
 def _registered(model: nn.Module) -> frozenset[int]:

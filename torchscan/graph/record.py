@@ -32,6 +32,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.errors import CaptureError, ShapeError
+from torchscan.graph.clone import ModelCopy
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
 from torchscan.graph.shapes import NodeValues, describe, is_passthrough, shapes_of, user_frame_of_stack
 from torchscan.graph.trace import Capture, output_data
@@ -292,21 +293,22 @@ def _first_tensor(value: Any) -> torch.Tensor | None:
 
 
 def record(
-    clone: nn.Module,
+    copied: ModelCopy,
     registry: Registry,
     mode: FakeTensorMode | contextlib.AbstractContextManager[Any],
     make_inputs: Callable[[], tuple[tuple[Any, ...], dict[str, Any], list[tuple[str, torch.Tensor]]]],
     method: str = "eager-record",
 ) -> tuple[Capture, dict[str, NodeValues]]:
-    """Record one forward of ``clone`` on the inputs ``make_inputs`` builds inside ``mode``.
+    """Record one forward of the copy of the user's model on the inputs ``make_inputs`` builds inside ``mode``.
 
     ``make_inputs`` returns the call's ``args``, ``kwargs`` and its input tensors with their
     placeholder names, in placeholder order.
 
-    ``clone`` is a copy of the user's model: fake (``mode`` is its FakeTensorMode) or, as a last
-    resort, real (``mode`` is ``torch.no_grad()``). Returns the capture and every node's values,
-    described as they were when the call was made (no replay needed).
+    The copy is fake (``mode`` is its FakeTensorMode) or, as a last resort, real (``mode`` is
+    ``torch.no_grad()``). Returns the capture and every node's values, described as they were when
+    the call was made (no replay needed).
     """
+    clone = copied.root
     recorder = _Recorder(clone, registry)
 
     def slot(module: nn.Module) -> Callable[..., Any]:
@@ -325,7 +327,7 @@ def record(
             args, kwargs, tensors = make_inputs()
             for name, tensor in tensors:
                 recorder._bind(tensor, recorder.graph.placeholder(name))
-            with recorder, RoutedCalls(clone, slot):
+            with recorder, RoutedCalls(copied.modules, slot):
                 output, opaque = output_data(clone(*args, **kwargs))
             out_node = recorder.graph.output(recorder._arg(output))
             recorder.values[out_node.name] = NodeValues((describe(output),), {}, describe(output))
@@ -359,6 +361,7 @@ def record(
         module_outputs=outputs,
         fake_mode=fake_mode,
         method=method,
+        shared=copied.shared,
         opaque_outputs=opaque,
     )
     return capture, recorder.values

@@ -11,29 +11,23 @@ from __future__ import annotations
 
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import nn
 
-__all__ = ["RoutedCalls", "forward_of", "modules_held", "run_pre_hooks", "wrapped_module"]
+__all__ = ["RoutedCalls", "forward_of", "run_pre_hooks", "wrapped_module"]
 
 
 class RoutedCalls:
-    """Routes every call of a module of the copy (its tree and modules it holds elsewhere) to
-    ``make_slot(module)`` for the duration of a ``with`` block, through the per-instance
-    ``_compiled_call_impl`` that ``nn.Module.__call__`` calls first: neither the module's hooks nor
-    torch's global module hooks run (user callbacks never see analysis calls), and nothing outside
-    the copy is touched."""
+    """Routes every call of the copy's ``modules`` (:attr:`ModelCopy.modules`: its tree and the modules
+    it holds elsewhere) to ``make_slot(module)`` for the duration of a ``with`` block, through the
+    per-instance ``_compiled_call_impl`` that ``nn.Module.__call__`` calls first: neither the module's
+    hooks nor torch's global module hooks run (user callbacks never see analysis calls), and nothing
+    outside the copy is touched."""
 
-    def __init__(
-        self,
-        root: nn.Module,
-        make_slot: Callable[[nn.Module], Callable[..., Any]],
-        modules: list[nn.Module] | None = None,
-    ) -> None:
-        self._modules = list(modules_held(root)) if modules is None else modules
-        """The copy's modules (``modules``, when the copier listed them; else found from ``root``)."""
+    def __init__(self, modules: Sequence[nn.Module], make_slot: Callable[[nn.Module], Callable[..., Any]]) -> None:
+        self._modules = modules
         self._make_slot = make_slot
 
     def __enter__(self) -> RoutedCalls:
@@ -44,26 +38,6 @@ class RoutedCalls:
     def __exit__(self, *exc: object) -> None:
         for module in self._modules:
             vars(module)["_compiled_call_impl"] = None
-
-
-def modules_held(root: nn.Module) -> Iterator[nn.Module]:
-    """Every module of the copy: its tree, and modules held outside it (plain attributes, containers)."""
-    seen: set[int] = set()
-    pending = [root]
-    while pending:
-        module = pending.pop()
-        if id(module) in seen:
-            continue
-        seen.add(id(module))
-        yield module
-        for key, value in vars(module).items():
-            if key == "_modules":
-                pending.extend(child for child in value.values() if child is not None)
-            elif isinstance(value, nn.Module):
-                pending.append(value)
-            elif isinstance(value, (list, tuple, dict)) and not key.startswith("_"):
-                items = value.values() if isinstance(value, dict) else value
-                pending.extend(item for item in items if isinstance(item, nn.Module))
 
 
 def forward_of(module: nn.Module, rebind: Callable[[Any], Any] = lambda function: function) -> Callable[..., Any]:

@@ -16,7 +16,7 @@ import dataclasses
 import sys
 import traceback
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,12 +80,10 @@ class _Tracer(fx.Tracer):
     takes and ``**kwargs`` or decorated forwards are no obstacle.
     """
 
-    def __init__(
-        self, registry: Registry, inputs: ModelInputs, fakes: Fakes, modules: list[nn.Module] | None = None
-    ) -> None:
+    def __init__(self, registry: Registry, inputs: ModelInputs, fakes: Fakes, modules: Sequence[nn.Module]) -> None:
         super().__init__(autowrap_modules=(), autowrap_functions=())
         self._modules = modules
-        """Every module of the copy, as the copier listed them (None: found from the root)."""
+        """Every module of the copy (:attr:`ModelCopy.modules`)."""
         self._fakes = fakes
         self._stack_traces: dict[tuple[tuple[str, int, str], ...], str] = {}
         """Stack trace text by stack (file, line, function of each frame, outermost first)."""
@@ -124,7 +122,7 @@ class _Tracer(fx.Tracer):
             for name, tensor in named:
                 self._tensor_paths.setdefault(id(tensor), (kind, name, tensor))
         try:
-            with _Interception(self, root, self._modules):
+            with _Interception(self, self._modules):
                 placeholders = [
                     self.create_proxy("placeholder", spec.name or "input", (), {}) for spec in self._inputs.specs
                 ]
@@ -316,8 +314,8 @@ class _Interception(RoutedCalls):
     re-parametrization hooks that set a module attribute during the trace have it restored.
     """
 
-    def __init__(self, tracer: _Tracer, root: nn.Module, modules: list[nn.Module] | None) -> None:
-        super().__init__(root, lambda module: _Call(tracer, module), modules)
+    def __init__(self, tracer: _Tracer, modules: Sequence[nn.Module]) -> None:
+        super().__init__(modules, lambda module: _Call(tracer, module))
         self._tracer = tracer
         self._saved: list[tuple[nn.Module, dict[str, Any]]] = []
         self._methods: list[tuple[nn.Module, list[str]]] = []
@@ -468,12 +466,11 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
     """
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     fakes = Fakes(model, fake_mode)
-    shared: list[str] = []
-    modules: list[nn.Module] = []
-    clone = shadow_copy(model, fakes, lazy=True, shared=shared, modules=modules)
-    tracer = _Tracer(registry, inputs, fakes, modules)
+    copied = shadow_copy(model, fakes, lazy=True)
+    clone = copied.root
+    tracer = _Tracer(registry, inputs, fakes, copied.modules)
     if isinstance(model, fx.GraphModule):  # already a graph (torch.export's .module(), fx's own): used as is
-        return dataclasses.replace(_graph_capture(model, clone, inputs, fake_mode, fakes), shared=tuple(shared))
+        return dataclasses.replace(_graph_capture(model, clone, inputs, fake_mode, fakes), shared=copied.shared)
     if tracer.is_leaf_module(clone, ""):
         root: nn.Module = _LeafRoot(clone)
         graph = _leaf_root_graph(inputs)
@@ -498,7 +495,7 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
         module_outputs=outputs,
         fake_mode=fake_mode,
         fakes=fakes,
-        shared=tuple(shared),
+        shared=copied.shared,
         opaque_outputs=tracer.opaque_outputs,
     )
 
