@@ -16,7 +16,7 @@ import dataclasses
 import operator
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -34,10 +34,18 @@ from torch.utils._pytree import tree_leaves, tree_map
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.clone import ModelCopy
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
-from torchscan.graph.shapes import NodeValues, describe, is_passthrough, shapes_of, user_frame_of_stack
+from torchscan.graph.shapes import (
+    NodeValues,
+    describe,
+    first_line,
+    is_passthrough,
+    shape_list,
+    shapes_of,
+    user_frame_of_stack,
+)
 from torchscan.graph.trace import Capture, output_data
 from torchscan.ops.registry import Registry
-from torchscan.records import TensorSpec, tensor_leaves
+from torchscan.records import tensor_leaves
 
 __all__ = ["NeedsValues", "record"]
 
@@ -179,7 +187,7 @@ class _Recorder(TorchFunctionMode):
             if func in _READS_VALUES:
                 raise
             if _real_kernel_accepts(func, args, kwargs):
-                raise _FakeKernelDisagrees(f"{_name(func)}: {_first_line(error)}") from error
+                raise _FakeKernelDisagrees(f"{_name(func)}: {first_line(error)}") from error
             raise _OpFailed(self._op_error(func, args, kwargs, error)) from error
         if self.leaf_depth == 0 and _has_tensor(result):
             name = getattr(func, "__name__", "")
@@ -195,20 +203,19 @@ class _Recorder(TorchFunctionMode):
         path = next((path for path in reversed(self.stack) if path), "")
         described = describe((tuple(args), dict(kwargs)))
         shapes = shapes_of(described)
-        dtypes = sorted({str(spec.dtype).removeprefix("torch.") for spec in _specs(described)})
-        reason = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        dtypes = sorted({str(spec.dtype).removeprefix("torch.") for spec in tensor_leaves(described)})
         where = f"layer '{path}' " if path else ""
         name = _name(func)
         message = (
-            f"{where}({name}) rejected input shapes {', '.join(str(tuple(s)) for s in shapes) or '()'} "
-            f"(dtypes {', '.join(dtypes) or '-'}): {reason}{user_frame_of_stack(traceback.extract_stack())}"
+            f"{where}({name}) rejected input shapes {shape_list(shapes)} (dtypes {', '.join(dtypes) or '-'}): "
+            f"{first_line(error)}{user_frame_of_stack(traceback.extract_stack())}"
         )
         return ShapeError(message, node=name, module_path=path, input_shapes=shapes)
 
     def recorded_bytes(self) -> int:
         """Bytes of the tensors recorded so far (inputs and op outputs)."""
         return sum(
-            spec.numel * spec.dtype.itemsize for values in self.values.values() for spec in _specs(values.output)
+            spec.numel * spec.dtype.itemsize for values in self.values.values() for spec in tensor_leaves(values.output)
         )
 
     # -- module hooks --------------------------------------------------------------------
@@ -235,10 +242,6 @@ class _Recorder(TorchFunctionMode):
         first = _first_tensor(output)
         if path and first is not None and id(first) in self.env:
             self.module_outputs.setdefault(path, []).append(self.env[id(first)].name)
-
-
-def _specs(described: Any) -> Iterator[TensorSpec]:
-    yield from tensor_leaves(described)
 
 
 def _name(func: Any) -> str:
@@ -269,10 +272,6 @@ def _real_kernel_accepts(func: Any, args: Sequence[Any], kwargs: Mapping[str, An
         except Exception:
             return False
     return True
-
-
-def _first_line(error: BaseException) -> str:
-    return next((line for line in str(error).splitlines() if line.strip()), "")
 
 
 def _has_tensor(value: Any) -> bool:
@@ -336,9 +335,9 @@ def record(
     except _NEEDS_VALUES as error:
         frame = user_frame_of_stack(traceback.extract_tb(error.__traceback__))
         why = (
-            f"an op's fake kernel rejected what its real kernel accepts: {_first_line(error)}"
+            f"an op's fake kernel rejected what its real kernel accepts: {first_line(error)}"
             if isinstance(error, _FakeKernelDisagrees)
-            else f"values are needed: {type(error).__name__}: {_first_line(error)}"
+            else f"values are needed: {type(error).__name__}: {first_line(error)}"
         )
         raise NeedsValues(
             f"recording a forward of {type(clone).__name__} ({method}) stopped where {why}{frame}",
@@ -350,7 +349,7 @@ def record(
         frame = user_frame_of_stack(traceback.extract_tb(error.__traceback__))
         raise CaptureError(
             f"recording a forward of {type(clone).__name__} ({method}) failed: {type(error).__name__}: "
-            f"{_first_line(error)}{frame}"
+            f"{first_line(error)}{frame}"
         ) from error
     graph_module = fx.GraphModule(clone, recorder.graph, class_name=type(clone).__name__)
     outputs = {path: tuple(names) for path, names in recorder.module_outputs.items()}

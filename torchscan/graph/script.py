@@ -21,7 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.record import _has_tensor, _Recorder
-from torchscan.graph.shapes import NodeValues, describe, shapes_of
+from torchscan.graph.shapes import NodeValues, describe, first_line, shape_list, shapes_of
 from torchscan.graph.trace import Capture
 from torchscan.inputs import ModelInputs
 from torchscan.ops.registry import Registry
@@ -57,11 +57,7 @@ class _AtenRecorder(TorchDispatchMode):
             result = func(*args, **kwargs)
         except Exception as error:
             shapes = shapes_of(describe((tuple(args), kwargs)))
-            reason = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
-            message = (
-                f"the scripted model's op {func} rejected input shapes "
-                f"{', '.join(str(tuple(s)) for s in shapes) or '()'}: {reason}"
-            )
+            message = f"the scripted model's op {func} rejected input shapes {shape_list(shapes)}: {first_line(error)}"
             self.failed = ShapeError(message, node=str(func), module_path="", input_shapes=shapes)
             raise self.failed from None
         if func not in _SKIPPED and _has_tensor(result):

@@ -142,6 +142,16 @@ def _user_frame(node: fx.Node) -> str:
     return ""
 
 
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an error's message (its type's name when it has none)."""
+    return next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
+def shape_list(shapes: Sequence[Sequence[int]]) -> str:
+    """Shapes as an error message lists them: ``(1, 3), (8,)``, or ``()`` for none."""
+    return ", ".join(str(tuple(shape)) for shape in shapes) or "()"
+
+
 def user_frame_of_stack(frames: traceback.StackSummary | list[traceback.FrameSummary]) -> str:
     """The innermost frame of the user's code in a stack (library frames skipped), as an error's suffix."""
     for frame in reversed(frames):
@@ -295,11 +305,10 @@ class _ShapeInterpreter(fx.Interpreter):
     def _shape_error(self, n: fx.Node, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
         path = self._module_paths.get(n.name, "")
         shapes = shapes_of(describe((tuple(args), dict(kwargs))))
-        reason = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
         where = f"layer '{path}' " if path else ""
         message = (
             f"{where}(fx node '{n.name}': {n.format_node()}) rejected input shapes "
-            f"{', '.join(str(tuple(s)) for s in shapes) or '()'}: {reason}{_user_frame(n)}"
+            f"{shape_list(shapes)}: {first_line(error)}{_user_frame(n)}"
         )
         return ShapeError(message, node=n.name, module_path=path, input_shapes=shapes)
 
