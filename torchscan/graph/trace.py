@@ -28,12 +28,11 @@ try:  # fx generates a graph module's Python code only when asked (torch >= 2.3)
     from torch.fx._lazy_graph_module import _LazyGraphModule as _GraphModule
 except ImportError:  # pragma: no cover - older torch
     _GraphModule = fx.GraphModule  # type: ignore[misc]
-from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
 from torchscan.graph.clone import Fakes, shadow_copy
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
-from torchscan.graph.traced_code import TracedCode
+from torchscan.graph.traced_code import TracedCode, first_proxy
 from torchscan.inputs import ModelInputs
 from torchscan.ops import TRACE_THROUGH
 from torchscan.ops.registry import Registry
@@ -235,7 +234,7 @@ class _Tracer(fx.Tracer):
 
     def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
         result = super().call_module(m, forward, args, kwargs)
-        first = result if isinstance(result, fx.Proxy) else _first_proxy(result)
+        first = result if isinstance(result, fx.Proxy) else first_proxy(result)
         if first is not None:
             self.module_outputs.setdefault(self.path_of_module(m), []).append(first.node.name)
         return result
@@ -423,11 +422,6 @@ def _frames(frame: Any, stop: Any) -> tuple[tuple[str, int, str], ...]:
         frame = frame.f_back
     frames.reverse()
     return tuple(frames)
-
-
-def _first_proxy(value: Any) -> fx.Proxy | None:
-    """The first proxy among the leaves of a module's returned structure."""
-    return next((leaf for leaf in tree_leaves(value) if isinstance(leaf, fx.Proxy)), None)
 
 
 ROOT_CALL = "torchscan_root_call"

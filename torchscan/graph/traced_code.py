@@ -20,7 +20,7 @@ from torch.utils._pytree import tree_leaves
 
 from torchscan.ops import AUTOWRAP_FUNCTIONS
 
-__all__ = ["TracedCode"]
+__all__ = ["TracedCode", "first_proxy"]
 
 
 class TracedCode:
@@ -117,7 +117,7 @@ def _proxy_aware(function: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(function)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        proxy = _find_proxy(args, kwargs)
+        proxy = first_proxy((args, kwargs))
         if proxy is None:
             return function(*args, **kwargs)
         made = proxy.tracer.create_proxy("call_function", function, args, kwargs)
@@ -127,5 +127,6 @@ def _proxy_aware(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def _find_proxy(args: tuple[Any, ...], kwargs: dict[str, Any]) -> fx.Proxy | None:
-    return next((leaf for leaf in tree_leaves((args, kwargs)) if isinstance(leaf, fx.Proxy)), None)
+def first_proxy(value: Any) -> fx.Proxy | None:
+    """The first proxy among the leaves of a structure (arguments, a module's output)."""
+    return next((leaf for leaf in tree_leaves(value) if isinstance(leaf, fx.Proxy)), None)
