@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from torchscan import crawl_module
-from torchscan.graph.build import RECORD
+from torchscan.records import RECORD
 
 SOURCES = ("classification", "detection", "segmentation", "video", "optical_flow", "timm", "huggingface")
 

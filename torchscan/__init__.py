@@ -9,6 +9,7 @@ from torchscan.api import crawl_module, summary
 from torchscan.errors import CaptureError, InputError, ShapeError, TorchscanError
 from torchscan.records import Cost, OpCall, TensorSpec
 from torchscan.report import Context, Diagnostic, Report, Row, Totals
+from torchscan.version import __version__ as __version__
 
 __all__ = [
     "CaptureError",
@@ -26,5 +27,3 @@ __all__ = [
     "crawl_module",
     "summary",
 ]
-
-__version__ = "0.1.0"

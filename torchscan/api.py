@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils._python_dispatch import _disable_current_modes
 
 from torchscan.errors import InputError, ShapeError
-from torchscan.graph.build import RECORD, build_graph
+from torchscan.graph.build import build_graph
 from torchscan.graph.capture import DEFAULT_REAL_FORWARD_LIMIT, RealForward, capture_with_fallback
 from torchscan.graph.clone import IgnoredHook, hooks_of
 from torchscan.graph.routing import wrapped_module
@@ -25,11 +25,12 @@ from torchscan.graph.trace import input_device
 from torchscan.inputs import InputSpec, model_inputs
 from torchscan.measure.cuda import measure_cuda
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
-from torchscan.passes.counts import COST, count_costs
+from torchscan.passes.counts import count_costs
 from torchscan.passes.memory import LIBRARY_MODULES, estimate_memory, library_modules, with_output_bytes
 from torchscan.passes.params import collect_params
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
 from torchscan.passes.rows import build_rows, unused_parameters
+from torchscan.records import COST, RECORD
 from torchscan.render.table import render_table
 from torchscan.report import Context, Diagnostic, Report, Totals
 

@@ -175,8 +175,8 @@ def test_sdpa_random_shapes(case: tuple) -> None:
 
 
 def report_costs(report: object) -> list[tuple[str, Cost]]:
-    from torchscan.graph.build import RECORD
     from torchscan.ops import DEFAULT_REGISTRY
+    from torchscan.records import RECORD
 
     out = []
     for _, data in report.records.nodes(data=True):  # type: ignore[attr-defined]
@@ -215,7 +215,7 @@ def test_transformer_encoder_is_traced_through(norm_first: bool, grad: bool) -> 
 
 
 def report_costs_types(report: object) -> list:
-    from torchscan.graph.build import RECORD
+    from torchscan.records import RECORD
 
     return [data[RECORD] for _, data in report.records.nodes(data=True)]  # type: ignore[attr-defined]
 

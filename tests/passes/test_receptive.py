@@ -23,9 +23,9 @@ from torch.overrides import TorchFunctionMode
 
 from torchscan import crawl_module
 from torchscan.cli import main
-from torchscan.graph.build import RECORD
 from torchscan.passes.receptive import DEFAULT_RULES, Marker, RuleTable, receptive_fields
 from torchscan.passes.rf_geometry import Bound, Field, Span
+from torchscan.records import RECORD
 from torchscan.report import Report
 
 # ---------------------------------------------------------------- geometry

@@ -9,7 +9,7 @@ import networkx as nx
 import pytest
 
 import torchscan
-from torchscan.graph.build import RECORD
+from torchscan.records import RECORD
 from torchscan.report import Report
 
 _PLAIN = (bool, int, float, str)

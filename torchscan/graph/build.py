@@ -3,45 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import networkx as nx
 from torch import fx, nn
 
 from torchscan.graph.calls import ArgumentBinder, display_type, make_call, module_path_of
-from torchscan.graph.shapes import NodeValues, StorageRef
-from torchscan.records import OpCall, TensorSpec, tensor_leaves
+from torchscan.graph.shapes import NodeValues
+from torchscan.records import RECORD, NodeRecord, tensor_leaves
 
-__all__ = ["RECORD", "NodeRecord", "build_graph"]
-
-RECORD = "record"
-"""Key of the :class:`NodeRecord` in each networkx node's attributes."""
-
-
-@dataclass(frozen=True, slots=True)
-class NodeRecord:
-    """One fx node: where it sits, what it computes, what it produced.
-
-    ``index`` is the execution order; ``module_path`` the called module (``call_module``) or
-    the innermost module whose forward made the call ('' for the top level).
-    """
-
-    name: str
-    op: str
-    index: int
-    module_path: str
-    type_name: str
-    call: OpCall | None
-    outputs: tuple[TensorSpec, ...]
-    stack_trace: str | None = None
-    storages: tuple[StorageRef, ...] = ()
-    """One per tensor of ``outputs``: which storage it lives in (views share their base's)."""
-    passthrough: bool = False
-    """The call returned some of its own tensor arguments unchanged (e.g. packing a namedtuple)."""
-
-    @property
-    def produces_tensor(self) -> bool:
-        return bool(self.outputs)
+__all__ = ["build_graph"]
 
 
 def build_graph(graph_module: fx.GraphModule, root: nn.Module, values: Mapping[str, NodeValues]) -> nx.DiGraph:
@@ -88,8 +58,3 @@ def _record(
         storages=node_values.storages if node_values is not None else (),
         passthrough=node_values.passthrough if node_values is not None else False,
     )
-
-
-def records(graph: nx.DiGraph) -> list[NodeRecord]:
-    """The records of a graph in execution order."""
-    return sorted((data[RECORD] for _, data in graph.nodes(data=True)), key=lambda record: record.index)

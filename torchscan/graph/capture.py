@@ -26,7 +26,7 @@ from torchscan.graph.shapes import NodeValues, propagate, quiet_fake_tensor_log
 from torchscan.graph.trace import Capture, capture
 from torchscan.inputs import InputSpec, ModelInputs
 from torchscan.ops.registry import Registry
-from torchscan.report import Diagnostic
+from torchscan.records import Diagnostic
 
 __all__ = ["DEFAULT_REAL_FORWARD_LIMIT", "Captured", "RealForward", "capture_with_fallback"]
 

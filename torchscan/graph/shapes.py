@@ -29,9 +29,9 @@ from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.clone import Fakes
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
-from torchscan.records import TensorSpec, tensor_leaves
+from torchscan.records import StorageRef, TensorSpec, tensor_leaves
 
-__all__ = ["NodeValues", "Opaque", "StorageRef", "describe", "propagate"]
+__all__ = ["NodeValues", "Opaque", "describe", "propagate"]
 
 _PLAIN = (
     int,
@@ -54,17 +54,6 @@ class Opaque:
     """A value that is neither a tensor nor plain data (kept by type name only)."""
 
     type_name: str
-
-
-@dataclass(frozen=True, slots=True)
-class StorageRef:
-    """The storage behind one output tensor: ``id`` is unique within one propagation (views and
-    in-place results share their base's id), ``nbytes`` the storage size, ``persistent`` True for
-    storages of the model's parameters and buffers."""
-
-    id: int
-    nbytes: int
-    persistent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,15 +7,10 @@ from collections.abc import Mapping
 
 import networkx as nx
 
-from torchscan.graph.build import RECORD, NodeRecord
 from torchscan.ops.registry import Registry
-from torchscan.records import Cost
-from torchscan.report import Diagnostic
+from torchscan.records import RECORD, Cost, Diagnostic, NodeRecord
 
-__all__ = ["COST", "NodeCosts", "count_costs"]
-
-COST = "cost"
-"""Key of a node's :class:`Cost` in the report graph's node attributes (None: no formula; absent: free)."""
+__all__ = ["NodeCosts", "count_costs"]
 
 NodeCosts = Mapping[str, Cost | None]
 """Cost of each counted node by name; None marks an op without a (working) formula."""

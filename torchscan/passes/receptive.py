@@ -26,11 +26,10 @@ from types import MappingProxyType
 
 import networkx as nx
 
-from torchscan.graph.build import RECORD, NodeRecord
 from torchscan.passes import rf_layout, rf_windows
 from torchscan.passes.rf_geometry import Field, Marker, RField, Span, Unsupported
 from torchscan.passes.rf_table import Operand, Outcome, RuleTable
-from torchscan.report import Diagnostic, Row
+from torchscan.records import RECORD, Diagnostic, NodeRecord, Row
 
 __all__ = [
     "DEFAULT_RULES",

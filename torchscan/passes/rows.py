@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 import networkx as nx
 from torch import nn
 
-from torchscan.graph.build import NodeRecord, records
 from torchscan.passes.params import ParamSummary
-from torchscan.records import Cost
-from torchscan.report import Diagnostic, Row, RowKind
+from torchscan.records import Cost, Diagnostic, NodeRecord, Row, RowKind, node_records
 
 __all__ = ["build_rows", "unused_parameters"]
 
@@ -58,7 +56,7 @@ def build_rows(
     module_outputs: Mapping[str, tuple[str, ...]],
 ) -> tuple[Row, ...]:
     """The report rows in tree order (children by first execution; unused modules last)."""
-    ordered = records(graph)
+    ordered = node_records(graph)
     by_name = {record.name: record for record in ordered}
     leaf_calls = {record.module_path for record in ordered if record.op == "call_module"}
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from torchscan.graph.build import RECORD, NodeRecord
+from torchscan.records import RECORD, NodeRecord, Row
 from torchscan.render.graph_attrs import leaf_row
-from torchscan.report import Report, Row
+
+if TYPE_CHECKING:
+    from torchscan.report import Report
 
 __all__ = ["CollapsedNode", "collapse"]
 

@@ -6,9 +6,12 @@ import csv
 from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from torchscan.report import Report, Row
+from torchscan.records import Row
+
+if TYPE_CHECKING:
+    from torchscan.report import Report
 
 __all__ = ["CSV_COLUMNS", "cell", "neutralise", "to_csv"]
 

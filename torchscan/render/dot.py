@@ -7,13 +7,16 @@ import shutil
 import subprocess
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from torchscan.errors import TorchscanError
+from torchscan.records import Row
 from torchscan.render.collapse import CollapsedNode, collapse
 from torchscan.render.text import visible
 from torchscan.render.units import format_count, format_mib, format_shape
-from torchscan.report import Report, Row
+
+if TYPE_CHECKING:
+    from torchscan.report import Report
 
 __all__ = ["ColorBy", "GraphvizNotFoundError", "to_dot", "to_svg"]
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import torch
 
-from torchscan.graph.build import RECORD, NodeRecord
-from torchscan.passes.counts import COST
-from torchscan.records import Cost, TensorSpec
+from torchscan.records import COST, RECORD, SCHEMA_VERSION, Cost, NodeRecord, Row, TensorSpec
 from torchscan.render.text import visible
-from torchscan.report import SCHEMA_VERSION, Report, Row
+
+if TYPE_CHECKING:
+    from torchscan.report import Report
 
 __all__ = ["leaf_row", "plain_graph", "shape_text"]
 

@@ -7,8 +7,10 @@ import subprocess
 from html import escape
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torchscan.errors import TorchscanError
+from torchscan.records import Row
 from torchscan.render.collapse import CollapsedNode, collapse
 from torchscan.render.dot import (
     ColorBy,
@@ -22,7 +24,10 @@ from torchscan.render.dot import (
 )
 from torchscan.render.text import visible
 from torchscan.render.units import format_count, format_mib, format_shape
-from torchscan.report import Report, Row
+from torchscan.version import __version__
+
+if TYPE_CHECKING:
+    from torchscan.report import Report
 
 __all__ = ["auto_graph_depth", "repr_html", "to_html"]
 
@@ -190,7 +195,6 @@ def to_html(
     (default: the deepest level with at most 40 nodes), as an SVG when Graphviz is installed
     and as a plain-HTML flow otherwise (or when Graphviz fails). Without JavaScript every row is shown.
     """
-    from torchscan import __version__
 
     depth = graph_depth if graph_depth is not None else auto_graph_depth(report)
     title = f"torchscan · {report.context.model}"

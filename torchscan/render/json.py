@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from torchscan.report import Report
+if TYPE_CHECKING:
+    from torchscan.report import Report
+
 
 __all__ = ["load_schema", "to_json"]
 

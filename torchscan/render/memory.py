@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torchscan.passes.memory import MemoryReport
+from torchscan.records import MemoryReport
 from torchscan.render.units import format_mib
 
 __all__ = ["memory_lines"]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from torchscan.records import Row
 from torchscan.render.memory import memory_lines
 from torchscan.render.text import visible
 from torchscan.render.units import format_count, format_mib, format_rfield, format_shape
-from torchscan.report import Report, Row
+
+if TYPE_CHECKING:
+    from torchscan.report import Report
 
 __all__ = ["render_table"]
 

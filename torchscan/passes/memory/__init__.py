@@ -23,11 +23,11 @@ from torchscan.passes.memory.backward_flops import backward_costs
 from torchscan.passes.memory.estimate import estimate_memory
 from torchscan.passes.memory.frames import LIBRARY_MODULES, library_modules
 from torchscan.passes.memory.peak import static_peak, workspace
-from torchscan.passes.memory.records import ActivationPeak, MemoryReport, TrainingEstimate
 from torchscan.passes.memory.rows import with_output_bytes
 from torchscan.passes.memory.saved import saved_for_backward
 from torchscan.passes.memory.storage import output_bytes
 from torchscan.passes.memory.training import OPTIMIZERS, Optimizer, training_estimates
+from torchscan.records import ActivationPeak, MemoryReport, TrainingEstimate
 
 __all__ = [
     "LIBRARY_MODULES",

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from torchscan.graph.build import NodeRecord, records
 from torchscan.passes.memory.grads import requires_grad, trainable_bytes
 from torchscan.passes.memory.liveness import sources_of, storages
 from torchscan.passes.memory.storage import Storages
 from torchscan.passes.params import ParamSummary
+from torchscan.records import NodeRecord, node_records
 
 __all__ = ["MemoryGraph", "memory_graph"]
 
@@ -31,7 +31,7 @@ class MemoryGraph:
 
 def memory_graph(graph: nx.DiGraph, params: ParamSummary) -> MemoryGraph:
     """Everything of :class:`MemoryGraph`, each computed once."""
-    ordered = records(graph)
+    ordered = node_records(graph)
     sources = sources_of(graph)
     trainable = trainable_bytes(params)
     return MemoryGraph(

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torchscan.graph.build import NodeRecord
 from torchscan.passes.memory.eager_names import AUGMENTABLE, assigned_name, is_augmented, root_call
 from torchscan.passes.memory.frames import Frame
+from torchscan.records import NodeRecord
 
 __all__ = ["augmented_source", "is_root", "local_ends"]
 

@@ -9,10 +9,9 @@ import networkx as nx
 from torchscan.passes.memory.backward_flops import backward_costs
 from torchscan.passes.memory.context import memory_graph
 from torchscan.passes.memory.peak import walk
-from torchscan.passes.memory.records import MemoryReport
 from torchscan.passes.memory.training import OPTIMIZERS, training_estimates
 from torchscan.passes.params import ParamSummary
-from torchscan.records import Cost
+from torchscan.records import Cost, MemoryReport
 
 __all__ = ["estimate_memory"]
 

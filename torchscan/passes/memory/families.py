@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchscan.graph.build import NodeRecord
 from torchscan.graph.calls import display_type
+from torchscan.records import NodeRecord
 
 __all__ = ["FAMILIES", "Family", "family", "op_key"]
 

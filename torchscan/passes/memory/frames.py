@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from torchscan.graph.build import NodeRecord
+from torchscan.records import NodeRecord
 
 __all__ = ["LIBRARY_MODULES", "Frame", "frames_by_node", "library_modules", "parse_frames", "user_frames"]
 

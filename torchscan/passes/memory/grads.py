@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import networkx as nx
 
-from torchscan.graph.build import NodeRecord
 from torchscan.passes.params import ParamSummary
+from torchscan.records import NodeRecord
 
 __all__ = ["requires_grad", "trainable_bytes"]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import networkx as nx
 
-from torchscan.graph.build import NodeRecord
 from torchscan.passes.memory.eager import augmented_source, local_ends
 from torchscan.passes.memory.frames import LIBRARY_MODULES, frames_by_node
 from torchscan.passes.memory.storage import END, Storages, storage_keys
+from torchscan.records import NodeRecord
 
 __all__ = ["call_ends", "sources_of", "storages"]
 

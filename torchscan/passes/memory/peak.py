@@ -10,11 +10,10 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from torchscan.graph.build import NodeRecord, records
 from torchscan.passes.memory.families import Family, family
 from torchscan.passes.memory.liveness import storages
-from torchscan.passes.memory.records import ActivationPeak
 from torchscan.passes.memory.storage import END, Storages
+from torchscan.records import ActivationPeak, NodeRecord, node_records
 
 __all__ = ["static_peak", "walk", "workspace"]
 
@@ -59,5 +58,5 @@ def walk(ordered: list[NodeRecord], live_storages: Storages, kept: Iterable[obje
 def static_peak(graph: nx.DiGraph) -> ActivationPeak:
     """Peak live activation bytes of one inference forward (liveness:
     :mod:`~torchscan.passes.memory.liveness`)."""
-    ordered = records(graph)
+    ordered = node_records(graph)
     return walk(ordered, storages(graph, ordered))

@@ -7,9 +7,8 @@ from dataclasses import replace
 
 import networkx as nx
 
-from torchscan.graph.build import NodeRecord, records
 from torchscan.passes.memory.storage import output_bytes
-from torchscan.report import Row
+from torchscan.records import NodeRecord, Row, node_records
 
 __all__ = ["with_output_bytes"]
 
@@ -19,7 +18,7 @@ def with_output_bytes(
 ) -> tuple[Row, ...]:
     """Rows with ``output_bytes`` set: the outputs of the row's node (functional rows), of its
     leaf call, or of the node producing its first call's output (traced-through modules)."""
-    ordered = records(graph)
+    ordered = node_records(graph)
     by_name = {record.name: record for record in ordered}
     leaf_nodes: dict[str, NodeRecord] = {}
     for record in ordered:

@@ -7,10 +7,10 @@ from typing import Any
 
 import networkx as nx
 
-from torchscan.graph.build import NodeRecord
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import Family, family
 from torchscan.passes.params import ParamSummary
+from torchscan.records import NodeRecord
 
 __all__ = ["saved_for_backward"]
 

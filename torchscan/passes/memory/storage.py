@@ -15,7 +15,7 @@ from typing import Any
 
 import networkx as nx
 
-from torchscan.graph.build import NodeRecord
+from torchscan.records import NodeRecord
 
 __all__ = ["END", "Storages", "input_keys", "is_view", "output_bytes", "storage_keys"]
 

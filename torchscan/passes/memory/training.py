@@ -12,10 +12,10 @@ import networkx as nx
 
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.peak import walk
-from torchscan.passes.memory.records import TrainingEstimate
 from torchscan.passes.memory.saved import saved_for_backward
 from torchscan.passes.memory.storage import is_view, output_bytes
 from torchscan.passes.params import ParamSummary
+from torchscan.records import TrainingEstimate
 
 __all__ = ["OPTIMIZERS", "Optimizer", "training_estimates"]
 

@@ -1,4 +1,4 @@
-"""Frozen records that flow through the pipeline: tensor specs, op calls and costs.
+"""What a formula sees: tensor specs, op calls and costs (frozen records).
 
 Formulas only ever see these records, never an ``nn.Module`` or a tensor, so a test can
 build an :class:`OpCall` from plain tuples.
@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import torch
 
-__all__ = ["CallKind", "Cost", "OpCall", "TensorSpec"]
+__all__ = ["ZERO", "CallKind", "Cost", "OpCall", "TensorSpec", "tensor_leaves"]
 
 CallKind = Literal["module", "function", "method"]
 
