@@ -1,67 +1,116 @@
-"""One registry for every op: module classes, functions, operators and tensor methods.
+"""One table pattern for everything keyed by op: formulas here, shape rules and receptive-field rules.
 
-A family file collects its formulas in a :class:`FormulaTable` with a decorator that takes all
-the spellings of an op at once; :class:`Registry` merges the tables into one read-only lookup
-(refusing a target registered twice). User overrides make a new registry, never mutate one.
+A family file collects its entries in an :class:`OpTable` with a decorator that takes all the
+spellings of an op at once (module classes, functions, operators, ``torch.Tensor`` methods, ATen
+overloads); :class:`OpLookup` merges the tables into one read-only lookup, refusing a target
+registered twice. :class:`Registry` is the lookup of formulas; user overrides make a new registry,
+never mutate one. The shape rules (:mod:`torchscan.graph.rules`) and the receptive-field rules
+(:mod:`torchscan.passes.receptive`) are tables of the same kind.
+
+Where a formula is registered, the same decorator may state what autograd saves for the op
+(``saves=Saves.…``): the memory pass reads it back by the call's target object
+(:meth:`OpLookup.saves`), so every family is declared once, next to the op's spellings.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from torch import nn
 
 from torchscan.records import Cost, OpCall
 
-__all__ = ["DuplicateFormulaError", "Formula", "FormulaTable", "LazyTable", "Registry"]
+__all__ = ["DuplicateFormulaError", "Formula", "FormulaTable", "LazyTable", "OpLookup", "OpTable", "Registry", "Saves"]
 
 Formula = Callable[[OpCall], Cost]
+V = TypeVar("V", bound=Callable[..., Any])
 
 
 class DuplicateFormulaError(ValueError):
-    """A target got two formulas."""
+    """A target got two entries (formulas, or rules) in one table or across merged tables."""
+
+
+class Saves(enum.Enum):
+    """What autograd keeps for an op's backward (read by the memory pass's training estimate).
+
+    An op declared with none of these saves every activation input (the conservative default).
+    """
+
+    WEIGHTED = "weighted"
+    """conv / linear / bilinear: the input, for ``dL/dW``."""
+    MATMUL = "matmul"
+    """Products of two activations: every input."""
+    PRODUCT = "product"
+    """``mul`` / ``div``: the inputs when both are tensors."""
+    OUTPUT = "saves_output"
+    """Pointwise ops whose gradient is a function of their output."""
+    NOTHING = "saves_nothing"
+    """Views, metadata, and ops linear in their inputs (the gradient needs only shapes)."""
+    MAX_POOL = "max_pool"
+    """Max pools: input + int64 indices."""
+    DROPOUT = "dropout"
+    """Dropout: a bool mask in training."""
 
 
 def _describe(target: Any) -> str:
     return getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
 
 
-class FormulaTable:
-    """Formulas of one op family, keyed by every spelling of each op."""
+class OpTable(Generic[V]):
+    """Entries of one op family, keyed by every spelling of each op."""
 
     def __init__(self, family: str) -> None:
         self.family = family
-        self._entries: dict[Any, Formula] = {}
+        self._entries: dict[Any, V] = {}
+        self._saves: dict[Any, Saves] = {}
 
-    def register(self, *targets: Any, **fixed: Any) -> Callable[[Formula], Formula]:
-        """Register the decorated formula under ``targets``; ``fixed`` keyword arguments are bound.
+    def register(self, *targets: Any, saves: Saves | None = None, **fixed: Any) -> Callable[[V], V]:
+        """Register the decorated entry under ``targets``; ``fixed`` keyword arguments are bound.
 
-        ``fixed`` lets one formula serve several dimensionalities, e.g. ``dims=2`` for 2-D pools.
+        ``fixed`` lets one formula serve several dimensionalities, e.g. ``dims=2`` for 2-D pools;
+        ``saves`` declares what autograd keeps for these spellings.
         """
 
-        def decorate(formula: Formula) -> Formula:
-            bound = functools.partial(formula, **fixed) if fixed else formula
+        def decorate(entry: V) -> V:
+            bound = functools.partial(entry, **fixed) if fixed else entry
             if fixed:
-                functools.update_wrapper(bound, formula)  # type: ignore[arg-type]
+                functools.update_wrapper(bound, entry)
             for target in dict.fromkeys(targets):  # an alias listed twice (F.x is torch.x) is one
                 if target in self._entries:
                     raise DuplicateFormulaError(f"{self.family}: {_describe(target)} registered twice")
-                self._entries[target] = bound
-            return formula
+                self._entries[target] = bound  # type: ignore[assignment]
+            if saves is not None:
+                self.declare(*targets, saves=saves)
+            return entry
 
         return decorate
 
-    def items(self) -> Iterable[tuple[Any, Formula]]:
+    def declare(self, *targets: Any, saves: Saves) -> None:
+        """State what autograd saves for ``targets`` (also for spellings without an entry)."""
+        for target in dict.fromkeys(targets):
+            if target in self._saves:
+                raise DuplicateFormulaError(f"{self.family}: what {_describe(target)} saves is declared twice")
+            self._saves[target] = saves
+
+    def items(self) -> tuple[tuple[Any, V], ...]:
         return tuple(self._entries.items())
+
+    def saves_items(self) -> tuple[tuple[Any, Saves], ...]:
+        return tuple(self._saves.items())
+
+
+FormulaTable = OpTable[Formula]
+"""The formulas of one op family (``ops/<family>.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
-class LazyTable:
+class LazyTable(Generic[V]):
     """A family for an optional library (e.g. torchvision's fx-wrapped functions).
 
     ``load`` imports the library and returns its table; it runs at the first lookup miss after
@@ -70,39 +119,47 @@ class LazyTable:
     """
 
     module: str
-    load: Callable[[], FormulaTable]
+    load: Callable[[], OpTable[V]]
 
 
-class Registry:
-    """Read-only lookup from op targets to formulas."""
+def _merged(tables: Iterable[OpTable[Any]], pairs: Callable[[OpTable[Any]], Iterable[tuple[Any, Any]]]) -> dict:
+    merged: dict[Any, Any] = {}
+    for table in tables:
+        for target, value in pairs(table):
+            if target in merged:
+                raise DuplicateFormulaError(f"{table.family}: {_describe(target)} already registered")
+            merged[target] = value
+    return merged
 
-    def __init__(self, entries: Mapping[Any, Formula], lazy: tuple[LazyTable, ...] = ()) -> None:
-        self._entries: Mapping[Any, Formula] = MappingProxyType(dict(entries))
+
+class OpLookup(Generic[V]):
+    """Read-only lookup from op targets to entries, merged from :class:`OpTable`\\ s.
+
+    With ``inherit`` (formulas, receptive-field rules) a module class is looked up along its MRO,
+    so a subclass gets its base's entry unless it overrides ``forward``; without it (shape rules)
+    only the exact class matches.
+    """
+
+    def __init__(
+        self,
+        entries: Mapping[Any, V],
+        lazy: tuple[LazyTable[V], ...] = (),
+        *,
+        inherit: bool = True,
+        saves: Mapping[Any, Saves] | None = None,
+    ) -> None:
+        self._entries: Mapping[Any, V] = MappingProxyType(dict(entries))
+        self._saves: Mapping[Any, Saves] = MappingProxyType(dict(saves or {}))
         self._lazy = lazy
         self._pending = list(lazy)
-        self._loaded: dict[Any, Formula] = {}
+        self._loaded: dict[Any, V] = {}
+        self._loaded_saves: dict[Any, Saves] = {}
+        self._inherit = inherit
 
     @classmethod
-    def from_tables(cls, *tables: FormulaTable, lazy: tuple[LazyTable, ...] = ()) -> Registry:
-        merged: dict[Any, Formula] = {}
-        for table in tables:
-            for target, formula in table.items():
-                if target in merged:
-                    raise DuplicateFormulaError(f"{table.family}: {_describe(target)} already registered")
-                merged[target] = formula
-        return cls(merged, lazy)
-
-    def with_overrides(self, overrides: Mapping[Any, Formula]) -> Registry:
-        """A new registry where ``overrides`` replace or add formulas (this one is unchanged)."""
-        return Registry({**self._entries, **overrides}, self._lazy)
-
-    def _late(self, target: Any) -> Formula | None:
-        """The formula of ``target`` from a lazy table whose library is imported by now."""
-        for lazy in [lazy for lazy in self._pending if lazy.module in sys.modules]:
-            self._pending.remove(lazy)
-            for key, formula in lazy.load().items():
-                self._loaded.setdefault(key, formula)
-        return self._loaded.get(target)
+    def from_tables(cls, *tables: OpTable[V], lazy: tuple[LazyTable[V], ...] = (), inherit: bool = True) -> Any:
+        entries = _merged(tables, OpTable.items)
+        return cls(entries, lazy, inherit=inherit, saves=_merged(tables, OpTable.saves_items))
 
     def __contains__(self, target: Any) -> bool:
         return self.lookup(target) is not None
@@ -113,25 +170,44 @@ class Registry:
     def targets(self) -> tuple[Any, ...]:
         return tuple(self._entries)
 
-    def lookup(self, target: Any) -> Formula | None:
-        """The formula for a function, operator, tensor method or module class.
+    def _late(self, target: Any, loaded: Mapping[Any, Any]) -> Any:
+        """``loaded[target]`` after loading the lazy tables whose library is imported by now."""
+        for lazy in [lazy for lazy in self._pending if lazy.module in sys.modules]:
+            self._pending.remove(lazy)
+            table = lazy.load()
+            for key, entry in table.items():
+                self._loaded.setdefault(key, entry)
+            for key, saves in table.saves_items():
+                self._loaded_saves.setdefault(key, saves)
+        return loaded.get(target)
 
-        Module classes are looked up along the MRO, so subclasses inherit their base's formula —
-        unless they override ``forward`` (then they are traced through, not counted as their base).
-        """
-        if isinstance(target, type):
-            return self._module_formula(target)
+    def _get(self, target: Any, entries: Mapping[Any, Any], loaded: Mapping[Any, Any]) -> Any:
+        if isinstance(target, type) and self._inherit:
+            if not issubclass(target, nn.Module):
+                return None
+            for base in target.__mro__:
+                entry = entries.get(base) or self._late(base, loaded)
+                if entry is not None:
+                    return entry if getattr(target, "forward", None) is getattr(base, "forward", None) else None
+            return None
         try:
-            formula = self._entries.get(target)
-            return formula if formula is not None else self._late(target)
+            entry = entries.get(target)
+            return entry if entry is not None else self._late(target, loaded)
         except TypeError:  # unhashable target
             return None
 
-    def _module_formula(self, cls: type) -> Formula | None:
-        if not issubclass(cls, nn.Module):
-            return None
-        for base in cls.__mro__:
-            formula = self._entries.get(base) or self._late(base)
-            if formula is not None:
-                return formula if getattr(cls, "forward", None) is getattr(base, "forward", None) else None
-        return None
+    def lookup(self, target: Any) -> V | None:
+        """The entry of a function, operator, tensor method or module class (see the class docstring)."""
+        return self._get(target, self._entries, self._loaded)
+
+    def saves(self, target: Any) -> Saves | None:
+        """What autograd saves for the op ``target`` as declared with its formula (None: undeclared)."""
+        return self._get(target, self._saves, self._loaded_saves)
+
+
+class Registry(OpLookup[Formula]):
+    """Read-only lookup from op targets to formulas."""
+
+    def with_overrides(self, overrides: Mapping[Any, Formula]) -> Registry:
+        """A new registry where ``overrides`` replace or add formulas (this one is unchanged)."""
+        return Registry({**self._entries, **overrides}, self._lazy, saves=self._saves)

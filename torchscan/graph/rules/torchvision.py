@@ -15,9 +15,12 @@ from typing import Any
 import torch
 from torchvision.models import swin_transformer
 
-from torchscan.graph.rules import Answer, Fresh, Rule, strided_fake
+from torchscan.graph.rules.common import strided_fake
+from torchscan.graph.rules.table import Answer, Fresh, RuleTable
 
-__all__ = ["RULES"]
+__all__ = ["TABLE"]
+
+TABLE = RuleTable("torchvision")
 
 _ATTENTION = inspect.signature(swin_transformer.shifted_window_attention)
 _BIAS = inspect.signature(swin_transformer._get_relative_position_bias)
@@ -33,6 +36,7 @@ def _shaped(value: Any, shape: tuple[int, ...], like: torch.Tensor) -> bool:
     )
 
 
+@TABLE.register(swin_transformer.shifted_window_attention)
 def _window_attention(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
     """``shifted_window_attention(x[N, H, W, C], qkv_weight[3C, C], proj_weight[C, C], bias[1, h, A, A], …)``
     → a new contiguous ``[N, H, W, C]`` (``A`` = window area, ``h`` heads dividing ``C``)."""
@@ -58,6 +62,7 @@ def _window_attention(function: Any, args: tuple[Any, ...], kwargs: Mapping[str,
     return Fresh(tuple(x.shape), x.dtype, x.device)
 
 
+@TABLE.register(swin_transformer._get_relative_position_bias)
 def _position_bias(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
     """``_get_relative_position_bias(table[(2w0−1)(2w1−1), h], index[A·A], window)`` → a new
     contiguous ``[1, h, A, A]``."""
@@ -72,9 +77,3 @@ def _position_bias(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, An
     if not table.dtype.is_floating_point or table.device != index.device:
         return None
     return Fresh((1, int(table.shape[1]), area, area), table.dtype, table.device)
-
-
-RULES: Mapping[Any, Rule] = {
-    swin_transformer.shifted_window_attention: _window_attention,
-    swin_transformer._get_relative_position_bias: _position_bias,
-}

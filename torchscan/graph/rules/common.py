@@ -1,0 +1,72 @@
+"""Checks and helpers the shape rules share (a rule declines unless its arguments are plain)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensor
+
+from torchscan.graph.rules.table import Fresh
+
+__all__ = ["as_tuple", "broadcast", "fresh", "in_place", "like", "one_input", "plain", "strided_fake", "window_size"]
+
+
+def plain(value: Any) -> bool:
+    """A fake, dense, contiguous tensor."""
+    return strided_fake(value) and value.is_contiguous()
+
+
+def strided_fake(value: Any) -> bool:
+    """A fake, dense (strided) tensor, of any strides."""
+    return type(value) is FakeTensor and value.layout == torch.strided
+
+
+def in_place(x: torch.Tensor) -> torch.Tensor | None:
+    """``x`` as the result of an in-place op on it (None where torch refuses: a leaf requiring grad)."""
+    return None if x.requires_grad and x.is_leaf else x
+
+
+def like(tensor: torch.Tensor, *others: torch.Tensor | None) -> bool:
+    """``tensor`` is plain and every other tensor (parameters) matches its dtype and device."""
+    return plain(tensor) and all(
+        other is None or (other.dtype == tensor.dtype and other.device == tensor.device) for other in others
+    )
+
+
+def fresh(shape: Sequence[int], like: torch.Tensor) -> Fresh | None:
+    shape = tuple(int(size) for size in shape)
+    return Fresh(shape, like.dtype, like.device) if all(size >= 0 for size in shape) else None
+
+
+def one_input(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> torch.Tensor | None:
+    """The single positional tensor of a module call (``None`` if called otherwise)."""
+    return args[0] if len(args) == 1 and not kwargs and plain(args[0]) else None
+
+
+def as_tuple(value: Any, dims: int) -> tuple[int, ...]:
+    return tuple(int(item) for item in value) if isinstance(value, (tuple, list)) else (int(value),) * dims
+
+
+def window_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil: bool) -> int:
+    """Pool/conv output length: ``⌊(L + 2p − d(k − 1) − 1)/s⌋ + 1`` (``⌈·⌉`` with ``ceil_mode``,
+    minus one when the last window would start in the right padding)."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    if ceil and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def broadcast(shapes: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
+    """The broadcast shape, or None when the shapes do not broadcast."""
+    rank = max(len(shape) for shape in shapes)
+    out = []
+    for position in range(rank):
+        sizes = {shape[position - rank + len(shape)] for shape in shapes if position - rank + len(shape) >= 0}
+        sizes.discard(1)
+        if len(sizes) > 1:
+            return None
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)

@@ -1,0 +1,62 @@
+"""Shape rules of binary arithmetic (broadcast)."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from torchscan.graph.rules.common import broadcast, fresh, plain
+from torchscan.graph.rules.table import Answer, RuleTable
+
+__all__ = ["TABLE"]
+
+TABLE = RuleTable("elementwise")
+
+
+_DIVISIONS = frozenset({operator.truediv, torch.div})
+
+
+@TABLE.register(
+    operator.add,
+    operator.mul,
+    operator.sub,
+    operator.truediv,
+    torch.add,
+    torch.mul,
+    torch.sub,
+    torch.div,
+    torch.Tensor.__add__,
+    torch.Tensor.__mul__,
+    torch.Tensor.__sub__,
+    torch.Tensor.__truediv__,
+    torch.Tensor.__radd__,
+    torch.Tensor.__rmul__,
+    torch.Tensor.add,
+    torch.Tensor.mul,
+)
+def _binary(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``a + b``, ``a * b``, ``a - b``, ``a / b`` (operators and ``torch.add``/``mul``/``sub``/``div``
+    without keywords): two same-dtype tensors (broadcast), or a tensor and a Python number."""
+    if len(args) != 2 or kwargs:
+        return None
+    first, second = args
+    tensors = [arg for arg in args if isinstance(arg, torch.Tensor)]
+    if not tensors or not all(plain(tensor) for tensor in tensors):
+        return None
+    like = tensors[0]
+    if not like.dtype.is_floating_point or any(t.dtype != like.dtype or t.device != like.device for t in tensors):
+        return None
+    if len(tensors) == 1:
+        scalar = second if first is like else first
+        if type(scalar) not in (int, float) or (function in _DIVISIONS and scalar == 0 and first is like):
+            return None
+        return fresh(like.shape, like)
+    shape = broadcast([first.shape, second.shape])
+    if shape is None:
+        return None
+    if min(first.dim(), second.dim()) == 0 and first.dim() != second.dim():  # 0-dim tensors: torch decides
+        return None
+    return fresh(shape, like)

@@ -1,0 +1,78 @@
+"""Shape rules of linear layers, matrix products and embeddings."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from torchscan.graph.rules.common import broadcast, fresh, like, one_input, plain, strided_fake
+from torchscan.graph.rules.table import Answer, Fresh, RuleTable
+
+__all__ = ["TABLE"]
+
+TABLE = RuleTable("linear")
+
+
+@TABLE.register(nn.Linear)
+def _linear(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``nn.Linear``: ``(*, in_features) -> (*, out_features)``."""
+    x = one_input(args, kwargs)
+    weight = module.weight
+    if x is None or x.dim() == 0 or not x.dtype.is_floating_point or not like(x, weight, module.bias):
+        return None
+    if weight.dim() != 2 or x.shape[-1] != weight.shape[1]:
+        return None
+    return fresh((*x.shape[:-1], weight.shape[0]), x)
+
+
+@TABLE.register(F.linear)
+def _linear_function(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``F.linear(x, weight, bias=None)``: ``(*, in) -> (*, out)``."""
+    extra = dict(kwargs)
+    values = list(args) + [extra.pop(name) for name in ("input", "weight", "bias")[len(args) :] if name in extra]
+    if extra or not 2 <= len(values) <= 3:
+        return None
+    x, weight = values[0], values[1]
+    bias = values[2] if len(values) == 3 else None
+    if not plain(x) or x.dim() == 0 or not x.dtype.is_floating_point or not like(x, weight, bias):
+        return None
+    if weight.dim() != 2 or x.shape[-1] != weight.shape[1] or (bias is not None and bias.shape != weight.shape[:1]):
+        return None
+    return fresh((*x.shape[:-1], weight.shape[0]), x)
+
+
+@TABLE.register(torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, operator.matmul)
+def _matmul(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``a @ b`` for tensors of rank ≥ 2 (same dtype and device, any strides): batch dims
+    broadcast, ``(…, n, k) @ (…, k, m) -> (…, n, m)``, a new contiguous tensor."""
+    if len(args) != 2 or kwargs:
+        return None
+    a, b = args
+    if not strided_fake(a) or not strided_fake(b):
+        return None
+    if a.dim() < 2 or b.dim() < 2 or a.dtype != b.dtype or a.device != b.device or not a.dtype.is_floating_point:
+        return None
+    if a.shape[-1] != b.shape[-2]:
+        return None
+    batch = broadcast([a.shape[:-2], b.shape[:-2]]) if max(a.dim(), b.dim()) > 2 else ()
+    if batch is None:
+        return None
+    return fresh((*batch, a.shape[-2], b.shape[-1]), a)
+
+
+@TABLE.register(nn.Embedding)
+def _embedding(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``nn.Embedding`` (without ``max_norm``, which renormalises rows in place): integer ids
+    ``(*)`` -> ``(*, embedding_dim)`` in the weight's dtype."""
+    ids = one_input(args, kwargs)
+    weight = module.weight
+    if ids is None or ids.dtype not in (torch.int64, torch.int32) or module.max_norm is not None:
+        return None
+    if weight.dim() != 2 or weight.device != ids.device or not weight.is_contiguous():
+        return None
+    return Fresh((*(int(size) for size in ids.shape), int(weight.shape[1])), weight.dtype, weight.device)

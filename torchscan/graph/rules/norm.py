@@ -1,0 +1,39 @@
+"""Shape rules of normalisation layers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from torchscan.graph.rules.common import fresh, like, one_input
+from torchscan.graph.rules.table import Answer, RuleTable
+
+__all__ = ["TABLE"]
+
+TABLE = RuleTable("norm")
+
+
+@TABLE.register(nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+def _batch_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``nn.BatchNormNd``: same shape (1-D takes ``(N, C)`` or ``(N, C, L)``)."""
+    x = one_input(args, kwargs)
+    dims = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}[type(module)]
+    if x is None or x.dim() not in dims or x.shape[1] != module.num_features or not x.dtype.is_floating_point:
+        return None
+    if not like(x, module.weight, module.bias, module.running_mean, module.running_var):
+        return None
+    if module.training and x.numel() // x.shape[1] <= 1:  # torch refuses one value per channel in training
+        return None
+    return fresh(x.shape, x)
+
+
+@TABLE.register(nn.LayerNorm, nn.RMSNorm)
+def _trailing_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``nn.LayerNorm`` / ``nn.RMSNorm``: same shape; the trailing dims must equal ``normalized_shape``."""
+    x = one_input(args, kwargs)
+    shape = tuple(module.normalized_shape)
+    if x is None or not x.dtype.is_floating_point or not like(x, module.weight, getattr(module, "bias", None)):
+        return None
+    return fresh(x.shape, x) if tuple(x.shape[x.dim() - len(shape) :]) == shape and x.dim() >= len(shape) else None

@@ -1,0 +1,121 @@
+"""Shape rules of views (run by the ops' own meta kernels), identity and concatenation."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch._subclasses.fake_tensor import FakeTensor
+from torch.utils._mode_utils import no_dispatch
+
+from torchscan.graph.rules.common import fresh, one_input, plain, strided_fake
+from torchscan.graph.rules.table import Answer, RuleTable
+
+__all__ = ["TABLE"]
+
+TABLE = RuleTable("shape")
+
+
+_VIEW_METHODS = (
+    "view",
+    "reshape",
+    "permute",
+    "transpose",
+    "flatten",
+    "unflatten",
+    "contiguous",
+    "unsqueeze",
+    "squeeze",
+    "expand",
+    "chunk",
+    "split",
+    "narrow",
+    "select",
+    "movedim",
+    "t",
+    "__getitem__",
+)
+"""Tensor methods answered by :func:`_view` (looked up on ``torch.Tensor``: fx's method targets)."""
+
+
+@TABLE.register(
+    *(getattr(torch.Tensor, name) for name in _VIEW_METHODS),
+    operator.getitem,
+    torch.flatten,
+    torch.reshape,
+    torch.permute,
+    torch.transpose,
+    torch.squeeze,
+    torch.unsqueeze,
+    torch.chunk,
+    torch.split,
+    torch.narrow,
+    torch.select,
+    torch.movedim,
+    torch.t,
+)
+def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """A view-like op on one fake tensor with plain (int, slice, None, Ellipsis…) arguments: the
+    op run by its meta kernel without the FakeTensor dispatch, the result(s) wrapped as fakes."""
+    if not args or not strided_fake(args[0]):
+        return None
+    x = args[0]
+    if not all(_plain_argument(value) for value in (*args[1:], *kwargs.values())):
+        return None
+    try:
+        with no_dispatch(), torch.no_grad():
+            alias = x.as_strided(x.shape, x.stride(), x.storage_offset())  # a plain meta tensor, same storage
+            out = function(alias, *args[1:], **kwargs)
+    except (RuntimeError, IndexError, TypeError, ValueError):  # torch's own error comes from the dispatch
+        return None
+    if isinstance(out, torch.Tensor):
+        return FakeTensor(x.fake_mode, out, x.device)
+    if isinstance(out, (tuple, list)) and all(isinstance(item, torch.Tensor) for item in out):
+        return type(out)(FakeTensor(x.fake_mode, item, x.device) for item in out)
+    return None
+
+
+def _plain_argument(value: Any) -> bool:
+    """An int, a slice of ints, None, Ellipsis, a memory format, or a tuple/list of these."""
+    if value is None or value is Ellipsis or type(value) in (int, bool, torch.memory_format):
+        return True
+    if type(value) is slice:
+        return all(part is None or type(part) is int for part in (value.start, value.stop, value.step))
+    if type(value) in (tuple, list, torch.Size):
+        return all(_plain_argument(item) for item in value)
+    return False
+
+
+@TABLE.register(nn.Identity)
+def _identity(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``nn.Identity``: its argument."""
+    return one_input(args, kwargs)
+
+
+@TABLE.register(torch.cat)
+def _cat(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``torch.cat(tensors, dim=0)``: sizes add along ``dim``, every other size equal."""
+    extra = dict(kwargs)
+    if not args or len(args) > 2 or (len(args) == 2 and "dim" in extra):
+        return None
+    dim = args[1] if len(args) == 2 else extra.pop("dim", 0)
+    tensors = args[0]
+    if extra or type(dim) is not int or not isinstance(tensors, (tuple, list)) or not tensors:
+        return None
+    first = tensors[0]
+    if not all(plain(tensor) for tensor in tensors) or first.dim() == 0:
+        return None
+    if any(t.dtype != first.dtype or t.device != first.device or t.dim() != first.dim() for t in tensors):
+        return None
+    rank = first.dim()
+    if not -rank <= dim < rank:
+        return None
+    dim %= rank
+    if any(t.shape[:dim] != first.shape[:dim] or t.shape[dim + 1 :] != first.shape[dim + 1 :] for t in tensors):
+        return None
+    shape = list(first.shape)
+    shape[dim] = sum(int(t.shape[dim]) for t in tensors)
+    return fresh(shape, first)
