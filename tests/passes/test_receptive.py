@@ -24,7 +24,7 @@ from torch.overrides import TorchFunctionMode
 from torchscan import crawl_module
 from torchscan.cli import main
 from torchscan.passes.receptive import DEFAULT_RULES, Marker, RuleTable, receptive_fields
-from torchscan.passes.rf_geometry import Bound, Field, Span
+from torchscan.passes.receptive.geometry import Bound, Field, Span
 from torchscan.records import RECORD
 from torchscan.report import Report
 
@@ -217,7 +217,7 @@ def test_rule_table() -> None:
 
     assert DEFAULT_RULES.lookup(MyConv) is DEFAULT_RULES.lookup(nn.Conv2d) is not None
     assert DEFAULT_RULES.lookup(OwnForward) is None
-    table = RuleTable()
+    table = RuleTable("test")
     table.register(nn.ReLU)(lambda call, operands: Marker.GLOBAL)
     with pytest.raises(ValueError, match="twice"):
         table.register(nn.ReLU)(lambda call, operands: Marker.GLOBAL)

@@ -26,14 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchscan.passes.rf_geometry import Field, Marker, Unsupported
-from torchscan.passes.rf_table import Operand, Outcome, RuleTable, arg, check_output, mix, union
-from torchscan.passes.rf_windows import data_operand
+from torchscan.passes.receptive.geometry import Field, Marker, Unsupported
+from torchscan.passes.receptive.table import Operand, Outcome, RuleTable, arg, check_output, mix, union
+from torchscan.passes.receptive.windows import data_operand
 from torchscan.records import OpCall, TensorSpec
 
 __all__ = ["TABLE"]
 
-TABLE = RuleTable()
+TABLE = RuleTable("layout")
 
 T = torch.Tensor
 

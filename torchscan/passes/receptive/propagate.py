@@ -1,48 +1,20 @@
-"""Receptive field of every node with respect to the model input, per spatial dim.
-
-A dynamic programme over the graph in topological order (the shape of networkx's
-``dag_longest_path``): each node combines the fields of its predecessors (read under the
-``RECORD`` key) through the rule of its op (:mod:`torchscan.passes.rf_windows`,
-:mod:`torchscan.passes.rf_layout`). Merges take, per output unit, the hull of the paths' fields
-(Distill, "Computing Receptive Fields of Convolutional Neural Networks", 2019: multi-path
-networks need the left-most and right-most bounds over paths, and the paths must share one
-effective stride). ``GLOBAL`` (the field is the whole input) absorbs everything; ``UNKNOWN``
-(an op whose geometry cannot be followed, with a diagnostic) stops the field for every
-descendant — never a guess.
-
-The source is the first model input of rank ``≥ 3``, read as ``(N, C, *spatial)``; other inputs
-count as constants. Definitions per spatial dim (:class:`~torchscan.passes.rf_geometry.RField`):
-``size`` = input units seen by one output unit, ``jump`` = effective stride, ``start`` = first
-input unit seen by output unit 0 (``effective padding = −start``).
-"""
+"""The dynamic programme: the receptive field of every node, in topological order."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from fractions import Fraction
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import networkx as nx
 
-from torchscan.passes import rf_layout, rf_windows
-from torchscan.passes.rf_geometry import Field, Marker, RField, Span, Unsupported
-from torchscan.passes.rf_table import Operand, Outcome, RuleTable
-from torchscan.records import RECORD, Diagnostic, NodeRecord, Row
+from torchscan.passes.receptive.geometry import Field, Marker, RField, Span, Unsupported
+from torchscan.passes.receptive.rules import DEFAULT_RULES
+from torchscan.passes.receptive.table import Operand, Outcome, RuleLookup
+from torchscan.records import RECORD, Diagnostic, NodeRecord
 
-__all__ = [
-    "DEFAULT_RULES",
-    "Field",
-    "Marker",
-    "RField",
-    "ReceptiveFields",
-    "RuleTable",
-    "receptive_fields",
-    "with_receptive_fields",
-]
-
-DEFAULT_RULES = RuleTable.merged((rf_windows.TABLE, rf_layout.TABLE))
+__all__ = ["ReceptiveFields", "receptive_fields"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +36,7 @@ class ReceptiveFields:
         return tuple(span.summary() for span in outcome.spans)
 
 
-def receptive_fields(graph: nx.DiGraph, rules: RuleTable = DEFAULT_RULES) -> ReceptiveFields:
+def receptive_fields(graph: nx.DiGraph, rules: RuleLookup = DEFAULT_RULES) -> ReceptiveFields:
     """The receptive field of every node (module docstring); a pure function of the graph."""
     outcomes: dict[str, Outcome] = {}
     source: str | None = None
@@ -152,45 +124,3 @@ def _diagnostics(
             )
         )
     return tuple(diagnostics)
-
-
-RowValue = tuple[int, ...] | tuple[int | float, ...] | str | None
-
-
-def _stride(jump: Fraction) -> int | float:
-    return int(jump) if jump.denominator == 1 else float(jump)
-
-
-def row_values(fields: tuple[RField, ...] | Marker | None) -> tuple[RowValue, RowValue, RowValue]:
-    """``(receptive_field, effective_stride, effective_padding)`` of a row: tuples per spatial dim,
-    a marker string (``"global"``, ``"unknown"``), or None."""
-    if fields is None:
-        return None, None, None
-    if isinstance(fields, Marker):
-        return fields.value, fields.value, fields.value
-    return (
-        tuple(f.size for f in fields),
-        tuple(_stride(f.jump) for f in fields),
-        tuple(f.effective_padding for f in fields),
-    )
-
-
-def with_receptive_fields(
-    rows: Sequence[Row],
-    fields: ReceptiveFields,
-    module_outputs: Mapping[str, tuple[str, ...]],
-) -> tuple[Row, ...]:
-    """Rows with their receptive-field columns: a module row reads the output node of its first
-    call, a functional row its own node; parameter rows stay empty."""
-    result = []
-    for row in rows:
-        if row.kind == "parameter":
-            node = None
-        elif row.kind == "module":
-            calls = module_outputs.get(row.name, ())
-            node = calls[0] if calls else None
-        else:
-            node = row.name
-        size, stride, padding = row_values(fields.of(node) if node is not None else None)
-        result.append(replace(row, receptive_field=size, effective_stride=stride, effective_padding=padding))
-    return tuple(result)

@@ -1,8 +1,8 @@
 """Receptive-field rules: the table keyed by op targets, and the helpers rules share.
 
 A rule maps one call and the fields of its input-dependent operands to the field of its output
-(:class:`~torchscan.passes.rf_geometry.Field` or a :class:`~torchscan.passes.rf_geometry.Marker`),
-or raises :class:`~torchscan.passes.rf_geometry.Unsupported` when it cannot follow the call
+(:class:`~torchscan.passes.receptive.geometry.Field` or a :class:`~torchscan.passes.receptive.geometry.Marker`),
+or raises :class:`~torchscan.passes.receptive.geometry.Unsupported` when it cannot follow the call
 exactly. Targets are the same objects as in :mod:`torchscan.ops`: module classes (looked up along
 the MRO), functions and ``torch.Tensor`` methods.
 """
@@ -10,17 +10,15 @@ the MRO), functions and ``torch.Tensor`` methods.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from types import MappingProxyType
 from typing import Any
 
-from torch import nn
-
-from torchscan.passes.rf_geometry import Field, Marker, Unsupported
+from torchscan.ops.registry import OpLookup, OpTable
+from torchscan.passes.receptive.geometry import Field, Marker, Unsupported
 from torchscan.records import OpCall, TensorSpec
 
-__all__ = ["Operand", "Outcome", "Rule", "RuleTable", "arg", "ints", "mix", "union"]
+__all__ = ["Operand", "Outcome", "Rule", "RuleLookup", "RuleTable", "arg", "check_output", "ints", "mix", "union"]
 
 Outcome = Field | Marker
 
@@ -36,51 +34,11 @@ class Operand:
 Rule = Callable[[OpCall, tuple[Operand, ...]], Outcome]
 
 
-class RuleTable:
-    """Rules keyed by every spelling of each op; a target registered twice is refused.
+RuleTable = OpTable[Rule]
+"""The receptive-field rules of one op family (a target registered twice is refused)."""
 
-    ``merged`` builds one read-only table out of several (also refusing duplicates).
-    """
-
-    def __init__(self, entries: Mapping[Any, Rule] | None = None) -> None:
-        self._entries: dict[Any, Rule] = dict(entries or {})
-
-    def register(self, *targets: Any) -> Callable[[Rule], Rule]:
-        def decorate(rule: Rule) -> Rule:
-            for target in dict.fromkeys(targets):
-                if target in self._entries:
-                    raise ValueError(f"receptive-field rule for {target!r} registered twice")
-                self._entries[target] = rule
-            return rule
-
-        return decorate
-
-    @classmethod
-    def merged(cls, tables: Iterable[RuleTable]) -> RuleTable:
-        merged = cls()
-        for table in tables:
-            for target, rule in table.items():
-                merged.register(target)(rule)
-        merged._entries = MappingProxyType(merged._entries)  # type: ignore[assignment]
-        return merged
-
-    def items(self) -> tuple[tuple[Any, Rule], ...]:
-        return tuple(self._entries.items())
-
-    def lookup(self, target: Any) -> Rule | None:
-        """The rule of a function, tensor method or module class (along the MRO, unless ``forward`` is overridden)."""
-        if isinstance(target, type):
-            if not issubclass(target, nn.Module):
-                return None
-            for base in target.__mro__:
-                rule = self._entries.get(base)
-                if rule is not None:
-                    return rule if getattr(target, "forward", None) is getattr(base, "forward", None) else None
-            return None
-        try:
-            return self._entries.get(target)
-        except TypeError:
-            return None
+RuleLookup = OpLookup[Rule]
+"""The merged, read-only rules: module classes along the MRO (unless ``forward`` is overridden)."""
 
 
 def arg(call: OpCall, name: str, position: int, default: Any = None) -> Any:

@@ -1,7 +1,7 @@
 """Receptive-field rules of window ops: convolutions, pools, resampling, unfold, pixel shuffle.
 
 Each op windows the last ``k`` axes of its input; per windowed spatial axis, output unit ``i``
-reads input units ``a(i) … b(i)`` (see :mod:`torchscan.passes.rf_geometry`):
+reads input units ``a(i) … b(i)`` (see :mod:`torchscan.passes.receptive.geometry`):
 
 - ConvNd / Max, Avg and LP pools (kernel ``k``, stride ``s``, padding ``p``, dilation ``d``):
   ``a = s·i − p``, ``b = a + d·(k − 1)``; ``padding="same"`` is ``p = d·(k − 1) // 2``.
@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchscan.passes.rf_geometry import Field, Marker, Span, Unsupported
-from torchscan.passes.rf_table import Operand, Outcome, RuleTable, arg, ints
+from torchscan.passes.receptive.geometry import Field, Marker, Span, Unsupported
+from torchscan.passes.receptive.table import Operand, Outcome, RuleTable, arg, ints
 from torchscan.records import OpCall
 
 __all__ = ["TABLE", "data_operand", "through"]
 
-TABLE = RuleTable()
+TABLE = RuleTable("windows")
 
 SpanMap = Callable[[Span], Span]
 
