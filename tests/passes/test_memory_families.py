@@ -1,32 +1,61 @@
-"""Memory op families: the target tables, the package layout and the eager source-line parser."""
+"""Memory op families (declared with the formulas, found by target), the package layout, the eager parser."""
 
 from __future__ import annotations
 
 import operator
+from dataclasses import replace
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import torchscan.passes.memory as memory
-from torchscan.graph.calls import display_type
+from torchscan.ops import DEFAULT_REGISTRY, DuplicateFormulaError, FormulaTable, Registry, Saves
 from torchscan.passes.memory.eager_names import assigned_name, is_augmented, root_call
-from torchscan.passes.memory.families import _TARGETS, FAMILIES, Family, op_key
+from torchscan.passes.memory.families import family
+from torchscan.records import Cost, NodeRecord, OpCall, TensorSpec
 
 
-def test_every_target_has_one_family() -> None:
-    keys = [op_key(display_type(target)) for targets in _TARGETS.values() for target in targets]
-    assert len(set(keys)) == len(FAMILIES)
-    for kind, targets in _TARGETS.items():
-        assert all(FAMILIES[op_key(display_type(target))] is kind for target in targets)
+def test_families_are_found_by_target_object_along_the_mro() -> None:
+    assert DEFAULT_REGISTRY.saves(nn.ReLU) is Saves.OUTPUT
+    assert DEFAULT_REGISTRY.saves(F.relu_) is Saves.OUTPUT
+    assert DEFAULT_REGISTRY.saves(torch.Tensor.relu) is Saves.OUTPUT
+    assert DEFAULT_REGISTRY.saves(operator.matmul) is Saves.MATMUL
+    assert DEFAULT_REGISTRY.saves(torch.cat) is Saves.NOTHING
+    assert DEFAULT_REGISTRY.saves(nn.MaxPool2d) is Saves.MAX_POOL
+    assert DEFAULT_REGISTRY.saves(nn.GELU) is None  # saves its input, the default
+    assert DEFAULT_REGISTRY.saves(nn.UpsamplingBilinear2d) is Saves.NOTHING  # nn.Upsample's forward
+
+    class OwnForward(nn.ReLU):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 2
+
+    def relu(x: torch.Tensor) -> torch.Tensor:  # a user function that only shares the name
+        return x
+
+    assert DEFAULT_REGISTRY.saves(OwnForward) is None
+    assert DEFAULT_REGISTRY.saves(relu) is None
 
 
-def test_spellings_of_one_op_share_a_family() -> None:
-    assert FAMILIES[op_key(display_type(nn.ReLU))] is Family.SAVES_OUTPUT
-    assert FAMILIES[op_key(display_type(F.relu_))] is Family.SAVES_OUTPUT
-    assert FAMILIES[op_key(display_type(operator.matmul))] is Family.MATMUL
-    assert FAMILIES[op_key(display_type(torch.cat))] is Family.SAVES_NOTHING
-    assert op_key(display_type(torch.nn.GELU)) not in FAMILIES  # saves its input, the default
+def test_a_node_s_family_is_its_call_target_s() -> None:
+    call = OpCall(kind="module", target=nn.Sigmoid, inputs=(TensorSpec((2, 3)),), outputs=(TensorSpec((2, 3)),))
+    record = NodeRecord(
+        name="act", op="call_module", index=1, module_path="act", type_name="Whatever", call=call, outputs=()
+    )
+    assert family(record) is Saves.OUTPUT
+    assert family(replace(record, call=None, type_name="Sigmoid")) is None
+
+
+def test_what_an_op_saves_is_declared_once() -> None:
+    table = FormulaTable("test")
+    table.register(torch.relu, saves=Saves.OUTPUT)(lambda call: Cost())
+    with pytest.raises(DuplicateFormulaError, match="declared twice"):
+        table.declare(torch.relu, saves=Saves.NOTHING)
+    other = FormulaTable("other")
+    other.declare(torch.relu, saves=Saves.NOTHING)
+    with pytest.raises(DuplicateFormulaError, match="already registered"):
+        Registry.from_tables(table, other)
 
 
 def test_public_names_importable_from_the_package() -> None:

@@ -80,7 +80,16 @@ from torchscan.ops import (
     torchvision_ops,
     upsample,
 )
-from torchscan.ops.registry import DuplicateFormulaError, Formula, FormulaTable, LazyTable, Registry
+from torchscan.ops.registry import (
+    DuplicateFormulaError,
+    Formula,
+    FormulaTable,
+    LazyTable,
+    OpLookup,
+    OpTable,
+    Registry,
+    Saves,
+)
 
 __all__ = [
     "AUTOWRAP_FUNCTIONS",
@@ -90,7 +99,10 @@ __all__ = [
     "Formula",
     "FormulaTable",
     "LazyTable",
+    "OpLookup",
+    "OpTable",
     "Registry",
+    "Saves",
 ]
 
 DEFAULT_REGISTRY = Registry.from_tables(

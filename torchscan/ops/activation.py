@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchscan.ops.common import argument, reduced_groups
-from torchscan.ops.registry import FormulaTable
+from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("activation")
@@ -33,6 +33,11 @@ def relu(call: OpCall, inplace: bool) -> Cost:
     return Cost(flops=n_in, dmas=n_in + _writes(call, inplace))
 
 
+TABLE.declare(F.relu_, torch.relu_, T.relu_, saves=Saves.OUTPUT)
+
+TABLE.declare(nn.ReLU, F.relu, torch.relu, T.relu, saves=Saves.OUTPUT)
+
+
 @TABLE.register(nn.ReLU6, nn.Hardtanh, F.relu6, F.hardtanh, aten.hardtanh.default, inplace=False)
 @TABLE.register(F.hardtanh_, aten.hardtanh_.default, inplace=True)
 def hardtanh(call: OpCall, inplace: bool) -> Cost:
@@ -49,8 +54,8 @@ def leaky_relu(call: OpCall, inplace: bool) -> Cost:
     return Cost(flops=4 * n_in, dmas=n_in + 1 + _writes(call, inplace))
 
 
-@TABLE.register(nn.ELU, F.elu, inplace=False)
-@TABLE.register(F.elu_, inplace=True)
+@TABLE.register(nn.ELU, F.elu, inplace=False, saves=Saves.OUTPUT)
+@TABLE.register(F.elu_, inplace=True, saves=Saves.OUTPUT)
 def elu(call: OpCall, inplace: bool) -> Cost:
     """ELU: ``FLOPs = 6·N_in``, ``DMAs = N_in + 1 + N_out·[not inplace]`` (alpha is read)."""
     n_in = call.input.numel
@@ -64,11 +69,17 @@ def sigmoid(call: OpCall) -> Cost:
     return Cost(flops=4 * n_in, dmas=n_in + call.output.numel)
 
 
+TABLE.declare(nn.Sigmoid, torch.sigmoid, F.sigmoid, T.sigmoid, T.sigmoid_, saves=Saves.OUTPUT)
+
+
 @TABLE.register(nn.Tanh, torch.tanh, F.tanh, T.tanh, T.tanh_, aten.tanh.default)
 def tanh(call: OpCall) -> Cost:
     """Tanh: ``FLOPs = 6·N_in``, ``DMAs = 2·N_in + N_out``."""
     n_in = call.input.numel
     return Cost(flops=6 * n_in, dmas=2 * n_in + call.output.numel)
+
+
+TABLE.declare(nn.Tanh, torch.tanh, F.tanh, T.tanh, T.tanh_, saves=Saves.OUTPUT)
 
 
 def _unary(call: OpCall, per_element: int, inplace: bool) -> Cost:
@@ -145,6 +156,9 @@ def softmax(call: OpCall) -> Cost:
     return _softmax(call, 5, -2)
 
 
+TABLE.declare(nn.Softmax, F.softmax, torch.softmax, T.softmax, saves=Saves.OUTPUT)
+
+
 @TABLE.register(nn.Softmax2d)
 def softmax2d(call: OpCall) -> Cost:
     """Softmax2d: softmax over the channel dim (``-3``): ``FLOPs = 5·N_in − 2·R``, ``DMAs = N_in + N_out``."""
@@ -164,3 +178,6 @@ def log_softmax(call: OpCall) -> Cost:
     """LogSoftmax: max (``N_in − R``), subtract, exp, sum (``N_in − R``), log (``R``), subtract:
     ``FLOPs = 5·N_in − R``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
     return _softmax(call, 5, -1)
+
+
+TABLE.declare(nn.LogSoftmax, F.log_softmax, torch.log_softmax, T.log_softmax, saves=Saves.OUTPUT)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchscan.ops.registry import FormulaTable
+from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("conv")
@@ -70,6 +70,9 @@ def conv(call: OpCall) -> Cost:
     return Cost(flops=n_out * (2 * fan_in - 1 + has_bias), macs=macs, dmas=macs + params + n_out)
 
 
+TABLE.declare(nn.Conv1d, nn.Conv2d, nn.Conv3d, F.conv1d, F.conv2d, F.conv3d, saves=Saves.WEIGHTED)
+
+
 @TABLE.register(
     nn.ConvTranspose1d,
     nn.ConvTranspose2d,
@@ -91,6 +94,17 @@ def conv_transpose(call: OpCall) -> Cost:
     macs = call.input.numel * fan_out
     has_bias = call.spec("bias") is not None
     return Cost(flops=2 * macs + n_out * has_bias, macs=macs, dmas=macs + params + n_out)
+
+
+TABLE.declare(
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    F.conv_transpose1d,
+    F.conv_transpose2d,
+    F.conv_transpose3d,
+    saves=Saves.WEIGHTED,
+)
 
 
 @TABLE.register(aten.convolution.default, aten._convolution.default)

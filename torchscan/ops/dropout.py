@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from torchscan.ops.registry import FormulaTable
+from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("dropout")
@@ -34,3 +34,18 @@ def dropout(call: OpCall) -> Cost:
     n_in = call.input.numel
     writes = 0 if call.get("inplace", False) else call.output.numel
     return Cost(flops=n_in, dmas=n_in + 1 + writes)
+
+
+TABLE.declare(
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    F.dropout,
+    F.dropout1d,
+    F.dropout2d,
+    F.dropout3d,
+    F.alpha_dropout,
+    saves=Saves.DROPOUT,
+)

@@ -14,7 +14,7 @@ import operator
 import torch
 
 from torchscan.ops.common import argument, pointwise, unary_writes
-from torchscan.ops.registry import FormulaTable
+from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("elementwise")
@@ -193,12 +193,36 @@ def binary(call: OpCall) -> Cost:
     return Cost(flops=n_out, dmas=sum(spec.numel for spec in call.inputs) + n_out)
 
 
+TABLE.declare(
+    operator.add,
+    operator.iadd,
+    torch.add,
+    T.add,
+    T.add_,
+    operator.sub,
+    operator.isub,
+    torch.sub,
+    T.sub,
+    T.sub_,
+    saves=Saves.NOTHING,
+)
+TABLE.declare(operator.mul, torch.mul, T.mul, T.mul_, torch.div, T.div, T.div_, saves=Saves.PRODUCT)
+
+
 TABLE.register(torch.exp, T.exp, T.exp_, torch.exp2, torch.expm1, T.expm1, aten.exp.default)(pointwise(1))
+
+TABLE.declare(torch.exp, T.exp, T.exp_, saves=Saves.OUTPUT)
 TABLE.register(torch.log, T.log, T.log_, torch.log2, T.log2, torch.log10, T.log10, torch.log1p, T.log1p)(pointwise(1))
 TABLE.register(aten.log.default)(pointwise(1))
 TABLE.register(torch.sqrt, T.sqrt, T.sqrt_, aten.sqrt.default)(pointwise(1))
+
+TABLE.declare(torch.sqrt, T.sqrt, T.sqrt_, saves=Saves.OUTPUT)
 TABLE.register(torch.rsqrt, T.rsqrt, T.rsqrt_, aten.rsqrt.default)(pointwise(2))
+
+TABLE.declare(torch.rsqrt, T.rsqrt, T.rsqrt_, saves=Saves.OUTPUT)
 TABLE.register(torch.neg, torch.negative, T.neg, T.neg_, T.__neg__, operator.neg, aten.neg.default)(pointwise(1))
+
+TABLE.declare(torch.neg, T.neg, T.neg_, T.__neg__, operator.neg, saves=Saves.NOTHING)
 TABLE.register(torch.abs, torch.absolute, T.abs, T.abs_, T.__abs__, operator.abs, aten.abs.default)(pointwise(1))
 TABLE.register(torch.reciprocal, T.reciprocal, T.reciprocal_, torch.square, T.square, torch.sign, T.sign)(pointwise(1))
 TABLE.register(torch.sin, T.sin, torch.cos, T.cos, torch.erf, T.erf, torch.erfinv, T.erfinv)(pointwise(1))

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchscan.ops.common import argument
-from torchscan.ops.registry import FormulaTable
+from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("linear")
@@ -40,6 +40,9 @@ def linear(call: OpCall) -> Cost:
     has_bias = call.spec("bias") is not None
     params = weight.numel + call.numel("bias")
     return Cost(flops=n_out * (2 * k - 1 + has_bias), macs=n_out * k, dmas=call.input.numel + params + n_out)
+
+
+TABLE.declare(nn.Linear, F.linear, saves=Saves.WEIGHTED)
 
 
 @TABLE.register(
@@ -64,6 +67,18 @@ def matmul(call: OpCall) -> Cost:
     k = a.shape[-1] if a.ndim else 1
     n_out = call.output.numel
     return Cost(flops=n_out * (2 * k - 1), macs=n_out * k, dmas=a.numel + b.numel + n_out)
+
+
+TABLE.declare(
+    torch.matmul,
+    torch.mm,
+    torch.bmm,
+    operator.matmul,
+    torch.Tensor.matmul,
+    torch.Tensor.mm,
+    torch.Tensor.bmm,
+    saves=Saves.MATMUL,
+)
 
 
 @TABLE.register(torch._grouped_mm, F.grouped_mm, aten._grouped_mm.default)
@@ -106,6 +121,11 @@ def addmm(call: OpCall) -> Cost:
         macs=n_out * k,
         dmas=bias.numel * (beta != 0) + a.numel + b.numel + n_out,
     )
+
+
+TABLE.declare(torch.baddbmm, torch.Tensor.baddbmm, saves=Saves.MATMUL)
+
+TABLE.declare(torch.addmm, torch.Tensor.addmm, saves=Saves.MATMUL)
 
 
 @TABLE.register(torch.addbmm, torch.Tensor.addbmm, aten.addbmm.default)
@@ -202,3 +222,9 @@ def einsum(call: OpCall) -> Cost:
     if equation is None:
         equation = call.attrs["args"][0]
     return einsum_cost(str(equation), [spec.shape for spec in call.inputs])
+
+
+TABLE.declare(torch.einsum, saves=Saves.MATMUL)
+
+
+TABLE.declare(nn.Bilinear, F.bilinear, saves=Saves.WEIGHTED)  # no formula yet: counted as unknown

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchscan.ops.registry import FormulaTable
+from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("pool")
@@ -55,6 +55,13 @@ def max_pool(call: OpCall, dims: int) -> Cost:
     return _max(call.output.numel, _kernel_volume(call.attrs["kernel_size"], dims))
 
 
+TABLE.declare(nn.MaxPool3d, F.max_pool3d, saves=Saves.MAX_POOL)
+
+TABLE.declare(nn.MaxPool2d, F.max_pool2d, saves=Saves.MAX_POOL)
+
+TABLE.declare(nn.MaxPool1d, F.max_pool1d, saves=Saves.MAX_POOL)
+
+
 @TABLE.register(nn.AvgPool1d, F.avg_pool1d, aten.avg_pool1d.default, dims=1)
 @TABLE.register(nn.AvgPool2d, F.avg_pool2d, aten.avg_pool2d.default, dims=2)
 @TABLE.register(nn.AvgPool3d, F.avg_pool3d, aten.avg_pool3d.default, dims=3)
@@ -63,15 +70,25 @@ def avg_pool(call: OpCall, dims: int) -> Cost:
     return _avg(call.output.numel, _kernel_volume(call.attrs["kernel_size"], dims), dims)
 
 
-@TABLE.register(nn.AdaptiveMaxPool1d, F.adaptive_max_pool1d, dims=1)
+TABLE.declare(nn.AvgPool3d, F.avg_pool3d, saves=Saves.NOTHING)
+
+TABLE.declare(nn.AvgPool2d, F.avg_pool2d, saves=Saves.NOTHING)
+
+TABLE.declare(nn.AvgPool1d, F.avg_pool1d, saves=Saves.NOTHING)
+
+
+@TABLE.register(nn.AdaptiveMaxPool1d, F.adaptive_max_pool1d, dims=1, saves=Saves.MAX_POOL)
 @TABLE.register(nn.AdaptiveMaxPool2d, F.adaptive_max_pool2d, aten.adaptive_max_pool2d.default, dims=2)
-@TABLE.register(nn.AdaptiveMaxPool3d, F.adaptive_max_pool3d, dims=3)
+@TABLE.register(nn.AdaptiveMaxPool3d, F.adaptive_max_pool3d, dims=3, saves=Saves.MAX_POOL)
 def adaptive_max_pool(call: OpCall, dims: int) -> Cost:
     """AdaptiveMaxPool: MaxPool with ``K = prod(k_i)`` (module docstring)."""
     return _max(call.output.numel, _adaptive_kernel_volume(call, dims))
 
 
-@TABLE.register(nn.AdaptiveAvgPool1d, F.adaptive_avg_pool1d, dims=1)
+TABLE.declare(nn.AdaptiveMaxPool2d, F.adaptive_max_pool2d, saves=Saves.MAX_POOL)
+
+
+@TABLE.register(nn.AdaptiveAvgPool1d, F.adaptive_avg_pool1d, dims=1, saves=Saves.NOTHING)
 @TABLE.register(
     nn.AdaptiveAvgPool2d,
     F.adaptive_avg_pool2d,
@@ -79,7 +96,10 @@ def adaptive_max_pool(call: OpCall, dims: int) -> Cost:
     aten._adaptive_avg_pool2d.default,
     dims=2,
 )
-@TABLE.register(nn.AdaptiveAvgPool3d, F.adaptive_avg_pool3d, dims=3)
+@TABLE.register(nn.AdaptiveAvgPool3d, F.adaptive_avg_pool3d, dims=3, saves=Saves.NOTHING)
 def adaptive_avg_pool(call: OpCall, dims: int) -> Cost:
     """AdaptiveAvgPool: AvgPool with ``K = prod(k_i)`` (module docstring)."""
     return _avg(call.output.numel, _adaptive_kernel_volume(call, dims), dims)
+
+
+TABLE.declare(nn.AdaptiveAvgPool2d, F.adaptive_avg_pool2d, saves=Saves.NOTHING)

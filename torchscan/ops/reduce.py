@@ -12,7 +12,7 @@ import math
 import torch
 
 from torchscan.ops.common import argument, normalise_dims, reduced_groups
-from torchscan.ops.registry import FormulaTable
+from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("reduce")
@@ -30,6 +30,9 @@ def reduce_sum(call: OpCall) -> Cost:
     """sum: ``FLOPs = N_in − N_out`` adds, ``MACs = 0``, ``DMAs = N_in + N_out``."""
     n_in, n_out = call.input.numel, call.output.numel
     return Cost(flops=n_in - n_out, dmas=n_in + n_out)
+
+
+TABLE.declare(torch.sum, T.sum, saves=Saves.NOTHING)
 
 
 @TABLE.register(torch.prod, T.prod)
@@ -61,6 +64,9 @@ def reduce_mean(call: OpCall) -> Cost:
     ``DMAs = N_in + N_out``."""
     n_in, n_out = call.input.numel, call.output.numel
     return Cost(flops=n_in, dmas=n_in + n_out)
+
+
+TABLE.declare(torch.mean, T.mean, saves=Saves.NOTHING)
 
 
 @TABLE.register(torch.var, T.var, aten.var.correction, aten.var.dim, sqrt=False)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchscan.ops.common import argument
-from torchscan.ops.registry import FormulaTable
+from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("shape")
@@ -125,12 +125,60 @@ def view(call: OpCall) -> Cost:
     return Cost()
 
 
+TABLE.declare(
+    nn.Identity,
+    nn.Flatten,
+    nn.Unflatten,
+    operator.getitem,
+    torch.flatten,
+    torch.permute,
+    torch.transpose,
+    torch.swapaxes,
+    torch.squeeze,
+    torch.unsqueeze,
+    torch.chunk,
+    torch.split,
+    torch.unbind,
+    torch.narrow,
+    torch.select,
+    torch.t,
+    torch.movedim,
+    T.view,
+    T.view_as,
+    T.flatten,
+    T.permute,
+    T.transpose,
+    T.swapaxes,
+    T.squeeze,
+    T.unsqueeze,
+    T.chunk,
+    T.split,
+    T.unbind,
+    T.narrow,
+    T.select,
+    T.t,
+    T.movedim,
+    T.expand,
+    T.expand_as,
+    T.unflatten,
+    T.size,
+    T.dim,
+    T.numel,
+    T.detach,
+    torch.detach,
+    saves=Saves.NOTHING,
+)
+
+
 @TABLE.register(T.contiguous, torch.reshape, T.reshape, T.reshape_as, aten.reshape.default, aten.contiguous.default)
 def maybe_copy(call: OpCall) -> Cost:
     """``contiguous``/``reshape``: free on contiguous data, else a copy: ``DMAs = N_in + N_out``."""
     if not call.inputs or call.input.contiguous:
         return Cost()
     return Cost(dmas=call.input.numel + call.output.numel)
+
+
+TABLE.declare(T.contiguous, torch.reshape, T.reshape, T.reshape_as, saves=Saves.NOTHING)
 
 
 @TABLE.register(
@@ -146,6 +194,9 @@ def maybe_copy(call: OpCall) -> Cost:
 def concatenate(call: OpCall) -> Cost:
     """cat / stack: ``FLOPs = MACs = 0``, ``DMAs = 2·N_out`` (every element read once, written once)."""
     return Cost(dmas=2 * call.output.numel)
+
+
+TABLE.declare(torch.cat, torch.concat, torch.concatenate, torch.stack, saves=Saves.NOTHING)
 
 
 @TABLE.register(
@@ -173,6 +224,9 @@ def cast(call: OpCall) -> Cost:
     if not call.inputs or not call.outputs or call.input.dtype == call.output.dtype:
         return Cost()
     return Cost(dmas=call.input.numel + call.output.numel)
+
+
+TABLE.declare(T.to, T.type_as, T.float, saves=Saves.NOTHING)
 
 
 @TABLE.register(
@@ -222,6 +276,9 @@ def copy(call: OpCall) -> Cost:
     """Copies and padding (``clone``, ``roll``, ``flip``, ``triu``, ``repeat``, ``F.pad`` in every
     mode and the ``*Pad*d`` modules): ``FLOPs = MACs = 0``, ``DMAs = N_in + N_out``."""
     return Cost(dmas=call.input.numel + call.output.numel)
+
+
+TABLE.declare(T.clone, torch.clone, F.pad, nn.ZeroPad2d, nn.ConstantPad2d, saves=Saves.NOTHING)
 
 
 @TABLE.register(

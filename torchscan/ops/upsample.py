@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchscan.ops.common import argument
-from torchscan.ops.registry import FormulaTable
+from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("upsample")
@@ -39,7 +39,7 @@ def interpolation_cost(mode: str, n_out: int, dims: int, area_window: int = 1) -
     return Cost(flops=n_out * flops, macs=n_out * macs, dmas=n_out * taps + n_out)
 
 
-@TABLE.register(nn.Upsample, F.interpolate, F.upsample, mode=None)
+@TABLE.register(nn.Upsample, F.interpolate, F.upsample, mode=None, saves=Saves.NOTHING)
 @TABLE.register(nn.UpsamplingNearest2d, F.upsample_nearest, aten.upsample_nearest2d.vec, mode="nearest")
 @TABLE.register(nn.UpsamplingBilinear2d, F.upsample_bilinear, aten.upsample_bilinear2d.vec, mode="bilinear")
 @TABLE.register(aten.upsample_bicubic2d.vec, mode="bicubic")

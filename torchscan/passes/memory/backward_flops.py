@@ -6,8 +6,9 @@ from collections.abc import Mapping
 
 import networkx as nx
 
+from torchscan.ops import Saves
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
-from torchscan.passes.memory.families import Family, family
+from torchscan.passes.memory.families import family
 from torchscan.passes.params import ParamSummary
 from torchscan.records import Cost
 
@@ -39,10 +40,10 @@ def backward_costs(
         if cost is None or not grads.get(record.name):
             continue
         kind = family(record)
-        if kind in (Family.WEIGHTED, Family.MATMUL):
+        if kind in (Saves.WEIGHTED, Saves.MATMUL):
             input_grad = any(grads.get(source, False) for source in context.sources[record.name])
             weight_grad = record.op != "call_module" or trainable.get(record.module_path, 0) > 0
-            factor = int(input_grad) + int(weight_grad) if kind is Family.WEIGHTED else 2
+            factor = int(input_grad) + int(weight_grad) if kind is Saves.WEIGHTED else 2
             result[record.name] = Cost(flops=cost.flops * factor, macs=cost.macs * factor, dmas=cost.dmas * factor)
         else:
             result[record.name] = Cost(flops=cost.flops, macs=cost.macs, dmas=cost.dmas)

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from torchscan.passes.memory.families import Family, family
+from torchscan.ops import Saves
+from torchscan.passes.memory.families import family
 from torchscan.passes.memory.liveness import storages
 from torchscan.passes.memory.storage import END, Storages
 from torchscan.records import ActivationPeak, NodeRecord, node_records
@@ -21,7 +22,7 @@ __all__ = ["static_peak", "walk", "workspace"]
 def workspace(record: NodeRecord) -> int:
     """Transient bytes inside one op, freed when it returns: max pools compute int64 indices
     (``8·N_out``; ATen always does on CUDA, and on CPU for ``ceil_mode``; counted always)."""
-    if family(record) is Family.MAX_POOL:
+    if family(record) is Saves.MAX_POOL:
         return 8 * sum(spec.numel for spec in record.outputs[:1])
     return 0
 

@@ -1,4 +1,4 @@
-"""What autograd keeps for backward, per op family (:mod:`~torchscan.passes.memory.families`)."""
+"""What autograd keeps for backward, per op family (:class:`~torchscan.ops.registry.Saves`)."""
 
 from __future__ import annotations
 
@@ -7,58 +7,59 @@ from typing import Any
 
 import networkx as nx
 
+from torchscan.ops import Saves
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
-from torchscan.passes.memory.families import Family, family
+from torchscan.passes.memory.families import family
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord
 
 __all__ = ["saved_for_backward"]
 
-Saves = tuple[tuple[Any, ...], int | None]
+Kept = tuple[tuple[Any, ...], int | None]
 """(storage keys kept, extra bytes kept or None)."""
 
-Rule = Callable[[NodeRecord, tuple[Any, ...], tuple[Any, ...], bool], Saves]
+Rule = Callable[[NodeRecord, tuple[Any, ...], tuple[Any, ...], bool], Kept]
 """(node, input keys, output keys, has trainable weights) -> what the node saves."""
 
 
-def _weighted(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Saves:
+def _weighted(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     return (inputs if weights or record.op != "call_module" else ()), None
 
 
-def _inputs(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Saves:
+def _inputs(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     return inputs, None
 
 
-def _product(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Saves:
+def _product(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     tensor_inputs = sum(1 for spec in record.call.inputs) if record.call is not None else 0
     return (inputs if tensor_inputs >= 2 else ()), None
 
 
-def _output(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Saves:
+def _output(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     return outputs, None
 
 
-def _max_pool(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Saves:
+def _max_pool(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     return inputs, 8 * sum(spec.numel for spec in record.outputs[:1])
 
 
-def _dropout(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Saves:
+def _dropout(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     training = record.call is not None and bool(record.call.get("training", record.call.training))
     if training and float(record.call.get("p", 0.5) if record.call else 0) > 0:
         return (), sum(spec.numel for spec in record.outputs[:1])
     return (), None
 
 
-_RULES: Mapping[Family | None, Rule] = {
-    Family.WEIGHTED: _weighted,
-    Family.MATMUL: _inputs,
-    Family.PRODUCT: _product,
-    Family.SAVES_OUTPUT: _output,
-    Family.MAX_POOL: _max_pool,
-    Family.DROPOUT: _dropout,
+_RULES: Mapping[Saves | None, Rule] = {
+    Saves.WEIGHTED: _weighted,
+    Saves.MATMUL: _inputs,
+    Saves.PRODUCT: _product,
+    Saves.OUTPUT: _output,
+    Saves.MAX_POOL: _max_pool,
+    Saves.DROPOUT: _dropout,
     None: _inputs,  # unknown: every activation input (conservative)
 }
-"""Family -> what it saves; :attr:`Family.SAVES_NOTHING` has no rule (and no entry in the result)."""
+"""Family -> what it keeps; :attr:`Saves.NOTHING` has no rule (and no entry in the result)."""
 
 
 def saved_for_backward(

@@ -1,18 +1,19 @@
 """Receptive field of every node with respect to the model input, per spatial dim.
 
 A dynamic programme over the graph in topological order (the shape of networkx's
-``dag_longest_path``): each node combines the fields of its predecessors (read under the
-``RECORD`` key) through the rule of its op (:mod:`.windows`, :mod:`.layout`). Merges take, per output unit, the hull of the paths' fields
-(Distill, "Computing Receptive Fields of Convolutional Neural Networks", 2019: multi-path
-networks need the left-most and right-most bounds over paths, and the paths must share one
-effective stride). ``GLOBAL`` (the field is the whole input) absorbs everything; ``UNKNOWN``
-(an op whose geometry cannot be followed, with a diagnostic) stops the field for every
+``dag_longest_path``): each node combines the fields of its predecessors (read under the ``RECORD``
+key) through the rule of its op (:mod:`.windows`, :mod:`.layout`). Merges take, per output unit, the
+hull of the paths' fields (Distill, "Computing Receptive Fields of Convolutional Neural Networks",
+2019: multi-path networks need the left-most and right-most bounds over paths, and the paths must
+share one effective stride). ``GLOBAL`` (the field is the whole input) absorbs everything;
+``UNKNOWN`` (an op whose geometry cannot be followed, with a diagnostic) stops the field for every
 descendant — never a guess.
 
 The source is the first model input of rank ``≥ 3``, read as ``(N, C, *spatial)``; other inputs
-count as constants. Definitions per spatial dim (:class:`~torchscan.passes.receptive.geometry.RField`):
-``size`` = input units seen by one output unit, ``jump`` = effective stride, ``start`` = first
-input unit seen by output unit 0 (``effective padding = −start``).
+count as constants. Definitions per spatial dim
+(:class:`~torchscan.passes.receptive.geometry.RField`): ``size`` = input units seen by one output
+unit, ``jump`` = effective stride, ``start`` = first input unit seen by output unit 0 (``effective
+padding = −start``).
 
 One job per module:
 
