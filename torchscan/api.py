@@ -31,7 +31,7 @@ from torchscan.passes.params import collect_params
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
 from torchscan.passes.rows import build_rows, unused_parameters
 from torchscan.records import COST, RECORD
-from torchscan.render.table import render_table
+from torchscan.render.table import parse_columns, render_table, wants_receptive_field
 from torchscan.report import Context, Diagnostic, Report, Totals
 
 __all__ = ["DEFAULT_REAL_FORWARD_LIMIT", "crawl_module", "summary"]
@@ -276,13 +276,21 @@ def summary(
     file: TextIO | None = None,
     real_forward: bool = True,
     real_forward_limit: int | None = None,
+    columns: str | Sequence[str] | None = None,
+    width: int | None = None,
 ) -> Report:
-    """Print the keras-style summary of ``model`` (to ``file``, stdout by default); return the report.
+    """Print the keras-style summary of ``model`` (to ``file``, stdout by default); return the report
+    (its ``repr`` is one line, so a Python prompt shows the table and that line).
 
-    ``measure=True`` (or ``device="cuda"``) also runs one real no-grad forward on CUDA with random
-    inputs and reports the measured peak beside the static one (see
-    :func:`torchscan.measure.cuda.measure_cuda`); without CUDA the report says so.
+    ``columns`` chooses the table's columns by name or preset (``"all"``, ``"cost"``, ``"memory"``,
+    ``["output_shape", "flops", "kernel"]``…; see :func:`torchscan.render.table.parse_columns`,
+    checked before the analysis); naming ``"receptive_field"`` turns ``receptive_field`` on. ``width``
+    is the line width (default: the terminal's; 0: no limit). ``measure=True`` (or ``device="cuda"``)
+    also runs one real no-grad forward on CUDA with random inputs and reports the measured peak beside
+    the static one (see :func:`torchscan.measure.cuda.measure_cuda`); without CUDA the report says so.
     """
+    parse_columns(columns)
+    receptive_field = receptive_field or wants_receptive_field(columns)
     report = crawl_module(
         model,
         input_shape,
@@ -298,7 +306,7 @@ def summary(
     wants_measure = measure or (device is not None and str(device).startswith("cuda"))
     if wants_measure and args is None and kwargs is None:  # positional inputs only
         report = with_measurement(report, model)
-    print(render_table(report, max_depth=max_depth), file=file or sys.stdout)
+    print(render_table(report, max_depth=max_depth, columns=columns, width=width), file=file or sys.stdout)
     return report
 
 

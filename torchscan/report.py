@@ -18,6 +18,9 @@ from torchscan.render.dot import to_dot, to_svg
 from torchscan.render.graph_attrs import plain_graph
 from torchscan.render.html import repr_html, to_html
 from torchscan.render.json import to_json
+from torchscan.render.table import render_table
+from torchscan.render.text import visible
+from torchscan.render.units import format_count
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,6 +43,19 @@ class Report:
     """The pipeline's graph: a frozen ``NodeRecord`` (and ``Cost``) per fx node, read by the passes."""
     memory: MemoryReport | None = field(default=None, compare=False)
     """Static inference peak, training estimates, and a real measurement when asked for."""
+
+    def __repr__(self) -> str:
+        """One line: model, params, FLOPs, MACs and whether the counts are complete."""
+        totals = self.totals
+        complete = "complete" if totals.complete else f"lower bound, {totals.unknown_ops} op(s) not counted"
+        return (
+            f"<torchscan Report {visible(self.context.model)}: {format_count(totals.params)} params, "
+            f"{format_count(totals.flops, 'FLOPs')}, {format_count(totals.macs, 'MACs')}, {complete}>"
+        )
+
+    def __str__(self) -> str:
+        """The summary table at every depth, fitted to the terminal (:func:`torchscan.render.table.render_table`)."""
+        return render_table(self)
 
     @property
     def max_depth(self) -> int:

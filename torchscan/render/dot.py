@@ -13,7 +13,7 @@ from torchscan.errors import TorchscanError
 from torchscan.records import Row
 from torchscan.render.collapse import CollapsedNode, collapse
 from torchscan.render.text import visible
-from torchscan.render.units import format_count, format_mib, format_shape
+from torchscan.render.units import format_bytes, format_count, format_percent, format_shape
 
 if TYPE_CHECKING:
     from torchscan.report import Report
@@ -66,10 +66,6 @@ def fill_colour(fraction: float) -> str:
     return "#" + "".join(f"{channel:02x}" for channel in channels)
 
 
-def _share(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "0%"
-
-
 def node_label(node: CollapsedNode, report: Report) -> tuple[str, str]:
     """The (label, tooltip) of a collapsed node: ``\\n``-separated lines, names shown :func:`visible`-ly."""
     if node.row is None:
@@ -84,14 +80,14 @@ def node_label(node: CollapsedNode, report: Report) -> tuple[str, str]:
             name,
             kind,
             format_shape(row.output_shape),
-            f"{format_count(row.params, 'params')} · {format_count(row.flops, 'FLOPs')} "
-            f"({_share(row.flops, totals.flops)})",
+            f"{format_count(row.params)} params · {format_count(row.flops, 'FLOPs')} "
+            f"({format_percent(row.flops, totals.flops)})",
         ]
     )
     tooltip = (
         f"{name} ({kind}): output {format_shape(row.output_shape)}, {row.params:,} params, "
         f"{row.flops:,} FLOPs, {row.macs:,} MACs, {row.dmas:,} DMAs, "
-        f"{format_mib(row.param_bytes + row.buffer_bytes)} params+buffers"
+        f"{format_bytes(row.param_bytes + row.buffer_bytes)} params+buffers"
         + (f", {row.unknown_ops} op(s) not counted" if row.unknown_ops else "")
     )
     return label, tooltip
@@ -110,7 +106,7 @@ def to_dot(report: Report, depth: int | None = None, color_by: ColorBy = "flops"
     peak = max(measures.values(), default=0)
     title = (
         f"{visible(report.context.model)}: {format_count(report.totals.flops, 'FLOPs')}, "
-        f"{format_count(report.totals.params, 'params')} (colour: share of {what})"
+        f"{format_count(report.totals.params)} params (colour: share of {what})"
     )
     lines = [
         "digraph torchscan {",

@@ -23,7 +23,7 @@ from torchscan.render.dot import (
     to_dot,
 )
 from torchscan.render.text import visible
-from torchscan.render.units import format_count, format_mib, format_shape
+from torchscan.render.units import format_bytes, format_count, format_shape
 from torchscan.version import __version__
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def _cards(report: Report) -> str:
         ("Total params", f"{totals.params:,}", ""),
         ("Trainable params", f"{totals.trainable_params:,}", ""),
         ("Non-trainable params", f"{totals.non_trainable_params:,}", ""),
-        ("Model size", format_mib(totals.model_bytes), ""),
+        ("Model size", format_bytes(totals.model_bytes), ""),
         ("FLOPs", format_count(totals.flops, "FLOPs"), lower),
         ("MACs", format_count(totals.macs, "MACs"), lower),
         ("DMAs", format_count(totals.dmas, "DMAs"), lower),
@@ -262,7 +262,7 @@ def repr_html(report: Report, depth: int = 1) -> str:
     return (
         '<div class="torchscan-report">'
         f"<p><b>{escape(report.context.model)}</b>: {totals.params:,} params "
-        f"({format_mib(totals.model_bytes)}), {escape(format_count(totals.flops, 'FLOPs'))}, "
+        f"({format_bytes(totals.model_bytes)}), {escape(format_count(totals.flops, 'FLOPs'))}, "
         f"{escape(format_count(totals.macs, 'MACs'))}, {escape(format_count(totals.dmas, 'DMAs'))}{escape(lower)}</p>"
         f'<table><thead><tr style="text-align:left">{headers}</tr></thead><tbody>{body}</tbody></table>'
         f"{diagnostics}</div>"

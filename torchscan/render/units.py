@@ -1,23 +1,69 @@
-"""Human-readable numbers."""
+"""Human-readable numbers: counts with SI prefixes, bytes with binary prefixes, 3 significant digits."""
 
 from __future__ import annotations
 
-__all__ = ["format_count", "format_mib", "format_rfield", "format_shape"]
+import math
 
-_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+__all__ = ["format_bytes", "format_count", "format_percent", "format_rfield", "format_shape", "significant"]
 
-
-def format_count(value: int, unit: str) -> str:
-    """``3_640_000_000, "FLOPs"`` -> ``"3.64 GFLOPs"`` (SI prefixes, two decimals)."""
-    for scale, prefix in _PREFIXES:
-        if abs(value) >= scale:
-            return f"{value / scale:.2f} {prefix}{unit}"
-    return f"{value} {unit}"
+_SI = ("", "k", "M", "G", "T", "P", "E")
+_BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+_DIGITS = 3
 
 
-def format_mib(nbytes: int) -> str:
-    """Bytes in MiB (1024²) with two decimals."""
-    return f"{nbytes / 1024**2:.2f} MiB"
+def significant(value: float, digits: int = _DIGITS) -> str:
+    """``value`` rounded to ``digits`` significant digits, no exponent: ``3.6385 -> "3.64"``,
+    ``44.6 -> "44.6"``, ``118.01 -> "118"``, ``0.0123456 -> "0.0123"``, ``1023.7 -> "1024"`` (integer
+    digits are never dropped)."""
+    if value == 0:
+        return "0"
+    sign, magnitude = ("-" if value < 0 else ""), abs(value)
+    decimals = max(digits - 1 - math.floor(math.log10(magnitude)), 0)
+    text = f"{magnitude:.{decimals}f}"
+    if decimals and len(text.replace(".", "").lstrip("0")) > digits:  # 9.995 rounded up to 10.00
+        text = f"{magnitude:.{decimals - 1}f}"
+    return sign + text
+
+
+def _scaled(value: float, base: int, prefixes: tuple[str, ...]) -> tuple[str, str]:
+    """``(digits, prefix)`` with ``1 <= |value| / base**i < base`` after rounding to 3 significant digits."""
+    magnitude = abs(value)
+    index = 0
+    while index + 1 < len(prefixes) and magnitude >= base ** (index + 1):
+        index += 1
+    text = significant(magnitude / base**index)
+    if float(text) >= base and index + 1 < len(prefixes):  # 999.7k rounds to 1000k: 1.00M
+        index += 1
+        text = significant(magnitude / base**index)
+    return ("-" if value < 0 else "") + text, prefixes[index]
+
+
+def format_count(value: int, unit: str = "") -> str:
+    """A count with an SI prefix (``k`` = 10³, ``M`` = 10⁶, ``G``, ``T``…) and 3 significant digits:
+    ``3_638_525_952, "FLOPs"`` -> ``"3.64 GFLOPs"``, ``999_500`` -> ``"1.00M"``; below 1000 the exact
+    integer (``680, "params"`` -> ``"680 params"``). Without ``unit`` the prefix follows the digits."""
+    if abs(value) < 1000:
+        digits, prefix = f"{value:d}" if float(value).is_integer() else significant(value), ""
+    else:
+        digits, prefix = _scaled(value, 1000, _SI)
+    if not unit:
+        return digits + prefix
+    return f"{digits} {prefix}{unit}"
+
+
+def format_bytes(nbytes: int) -> str:
+    """Bytes with a binary prefix (``KiB`` = 2¹⁰, ``MiB`` = 2²⁰, ``GiB`` = 2³⁰…) and 3 significant digits:
+    ``1023 -> "1023 B"``, ``1024 -> "1.00 KiB"``, ``46_797_976 -> "44.6 MiB"``, ``1_254_564_000 -> "1.17 GiB"``;
+    below 1 KiB the exact integer."""
+    if abs(nbytes) < 1024:
+        return f"{nbytes:d} B"
+    digits, prefix = _scaled(nbytes, 1024, _BINARY)
+    return f"{digits} {prefix}"
+
+
+def format_percent(part: float, whole: float) -> str:
+    """``part`` as a share of ``whole`` with one decimal (``"12.3%"``); ``"0%"`` when ``whole`` is 0."""
+    return f"{100 * part / whole:.1f}%" if whole else "0%"
 
 
 def format_shape(shape: tuple[int, ...] | None) -> str:
