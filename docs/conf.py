@@ -5,10 +5,17 @@ Build: ``sphinx-build -W --keep-going -b html docs docs/_build/html`` (after ``p
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import importlib
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+from docutils import nodes
 from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
 
 from torchscan.version import __version__
 
@@ -20,7 +27,6 @@ version = release = __version__
 extensions = [
     "sphinx.ext.autodoc",  # the API pages, from the docstrings (reStructuredText, read natively)
     "sphinx.ext.viewcode",  # a [source] link beside every documented object
-    "sphinxarg.ext",  # the CLI page, generated from the argparse parser
     "myst_parser",  # Markdown pages: the index and ARCHITECTURE.md, included as they are
 ]
 
@@ -73,6 +79,59 @@ def _factory_defaults(
     return (signature.replace("<factory>", "...") if signature else signature), annotation
 
 
+HELP_COLUMNS = "100"
+
+
+@contextlib.contextmanager
+def _plain_terminal() -> Iterator[None]:
+    """argparse formats help for the terminal: a fixed width, no colour (Python 3.14 colours help)."""
+    saved = {key: os.environ.get(key) for key in ("COLUMNS", "NO_COLOR")}
+    os.environ.update(COLUMNS=HELP_COLUMNS, NO_COLOR="1")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _helps(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    """``(prog, --help text)`` of ``parser`` and of each subcommand, depth first."""
+    helps = [(parser.prog, parser.format_help())]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # an alias names the same parser
+                helps += _helps(sub)
+    return helps
+
+
+class CommandHelp(SphinxDirective):
+    """``.. command-help:: module:function``: the ``--help`` text of the parser that ``function()`` returns
+    and of its subcommands, as printed (the page follows the parser, never a pasted copy)."""
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        module, _, function = self.arguments[0].partition(":")
+        try:
+            parser = getattr(importlib.import_module(module), function)()
+        except Exception as error:  # a renamed parser function fails the build, saying which
+            raise self.error(f"command-help: cannot build the parser {self.arguments[0]}: {error!r}") from error
+        with _plain_terminal():
+            helps = _helps(parser)
+        result: list[nodes.Node] = []
+        for index, (prog, text) in enumerate(helps):
+            if index:
+                result.append(nodes.rubric(text=prog))
+            block = nodes.literal_block(text, text)
+            block["language"] = "text"
+            result.append(block)
+        return result
+
+
 def setup(app: Sphinx) -> None:
+    app.add_directive("command-help", CommandHelp)
     app.connect("include-read", _repository_links)
     app.connect("autodoc-process-signature", _factory_defaults)
