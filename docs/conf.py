@@ -27,7 +27,7 @@ version = release = __version__
 extensions = [
     "sphinx.ext.autodoc",  # the API pages, from the docstrings (reStructuredText, read natively)
     "sphinx.ext.viewcode",  # a [source] link beside every documented object
-    "myst_parser",  # Markdown pages: the index and ARCHITECTURE.md, included as they are
+    "myst_parser",  # Markdown pages: the index, and README.md and ARCHITECTURE.md included as they are
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
