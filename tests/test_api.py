@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
+import re
+import sys
 
 import pytest
 import torch
@@ -54,6 +57,7 @@ def test_public_surface() -> None:
         "TensorSpec",
         "TorchscanError",
         "Totals",
+        "compare",
         "crawl_module",
         "summary",
     }
@@ -226,6 +230,34 @@ def test_summary_prints_table_and_returns_report() -> None:
     assert "│    " not in text  # depth 1 only
     assert "GFLOPs" in text or "MFLOPs" in text
     assert report.totals.params == 11_689_512
+
+
+def test_summary_at_a_prompt_shows_the_table_then_one_line() -> None:
+    """What an interactive prompt prints for ``summary(...)``: the table, then the result's repr (one line)."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        sys.displayhook(summary(torchvision.models.resnet50(), (3, 64, 64), max_depth=1))
+    table, shown = buffer.getvalue().rstrip("\n").rsplit("\n", 1)
+    assert table.endswith("_") and shown.startswith("<torchscan Report ResNet: 25.6M params") and len(shown) < 120
+
+
+def test_summary_columns_and_width() -> None:
+    buffer = io.StringIO()
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 5))
+    report = summary(model, (3, 32, 32), columns="all,receptive_field", width=60, file=buffer)
+    text = buffer.getvalue()
+    assert report.row("2").receptive_field == (7, 7)  # naming the column turned receptive_field on
+    assert all(len(line) <= 60 for line in text.splitlines())
+    assert all(header in text for header in ("Kernel", "FLOPs %", "Receptive field", "Output Bytes"))
+    buffer = io.StringIO()
+    summary(model, (3, 32, 32), columns=["flops", "kernel"], width=0, file=buffer)
+    assert re.split(r" {2,}", buffer.getvalue().splitlines()[1]) == ["Layer", "FLOPs", "Kernel"]
+
+
+def test_summary_checks_columns_before_the_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torchscan.api, "crawl_module", lambda *args, **kwargs: pytest.fail("analysed"))
+    with pytest.raises(InputError, match=r"unknown column 'flop' \(did you mean 'flops'\?\); valid columns: type, "):
+        summary(nn.Linear(2, 2), (2,), columns="kernel,flop")
 
 
 def test_multiple_inputs_and_dtypes() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import replace
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 
 from torchscan.render import dot as dot_module
 from torchscan.render.html import auto_graph_depth, to_html
+from torchscan.render.memory import TRAINING_HEADERS, peak_where, training_cells
+from torchscan.render.units import format_bytes, format_count
 from torchscan.report import Diagnostic, Report
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz `dot` is not installed")
@@ -126,3 +129,31 @@ def test_sortable_and_collapsible_markup(resnet18_report: Report) -> None:
     assert page.count('data-type="num"') >= 6 and page.count('<button class="tog"') == sum(
         1 for row in resnet18_report.rows if any(other.parent == row.name for other in resnet18_report.rows)
     )
+
+
+def test_memory_section(resnet18_report: Report) -> None:
+    memory = resnet18_report.memory
+    assert memory is not None
+    page = to_html(resnet18_report)
+    _check(page)
+    section = page[page.index('<section class="box" id="memory">') : page.index('id="diagnostics"')]
+    assert (
+        format_bytes(memory.activation_peak_bytes) in section and format_bytes(memory.inference_peak_bytes) in section
+    )
+    assert escape(f"at {peak_where(memory)}") in section and format_bytes(memory.saved_activation_bytes) in section
+    training = section[section.index('<table class="mem" id="training">') :]
+    assert re.findall(r"<th[^>]*>([^<]*)</th>", training) == [escape(name) for name in TRAINING_HEADERS]
+    rows = re.findall(r"<tr>(.*?)</tr>", training)[1:]
+    assert [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in rows] == [
+        [escape(cell) for cell in cells] for cells in training_cells(memory)
+    ]
+    without = to_html(replace(resnet18_report, memory=None))
+    assert 'id="memory"' in without and "no memory analysis" in without and 'id="training"' not in without
+
+
+def test_counts_are_short_with_the_exact_value_on_hover(resnet18_report: Report) -> None:
+    page = to_html(resnet18_report)
+    row = resnet18_report.row("conv1")
+    line = next(line for line in page.splitlines() if 'data-name="conv1"' in line)
+    assert f'data-v="{row.flops}" title="{row.flops:,}">{format_count(row.flops)}</td>' in line
+    assert f'data-v="{row.output_bytes}" title="{row.output_bytes:,}">{format_bytes(row.output_bytes)}</td>' in line

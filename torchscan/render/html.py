@@ -22,8 +22,9 @@ from torchscan.render.dot import (
     render_svg,
     to_dot,
 )
+from torchscan.render.memory import TRAINING_HEADERS, measured_line, peak_where, training_cells
 from torchscan.render.text import visible
-from torchscan.render.units import format_bytes, format_count, format_shape
+from torchscan.render.units import format_bytes, format_count, format_percent, format_shape
 from torchscan.version import __version__
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ _COLUMNS = (
     ("Layer", "text"),
     ("Type", "text"),
     ("Output shape", "text"),
+    ("Output bytes", "num"),
     ("Params", "num"),
     ("FLOPs", "num"),
     ("FLOPs %", "num"),
@@ -59,7 +61,10 @@ def _short(row: Row) -> str:
 
 
 def _num(value: int, text: str | None = None) -> str:
-    return f'<td class="n" data-v="{value}">{escape(text if text is not None else f"{value:,}")}</td>'
+    """A numeric cell sorting by ``value``; a shortened ``text`` shows the exact value on hover."""
+    if text is None:
+        return f'<td class="n" data-v="{value}">{value:,}</td>'
+    return f'<td class="n" data-v="{value}" title="{value:,}">{escape(text)}</td>'
 
 
 def _table_rows(report: Report, rows: tuple[Row, ...], interactive: bool) -> list[str]:
@@ -80,19 +85,62 @@ def _table_rows(report: Report, rows: tuple[Row, ...], interactive: bool) -> lis
         lines.append(
             f'<tr class="{kind}" data-name="{escape(row.name)}" data-parent="{escape(row.parent)}" '
             f'data-depth="{row.depth}" data-order="{order}">'
-            f'{number}<td class="name" style="{indent}" title="{escape(row.name)}">'
+            f'{number}<td class="name t" style="{indent}" title="{escape(row.name)}">'
             f"{toggle}{spacer}{escape(_short(row))}</td>"
-            f"<td>{escape(row.type)}</td><td>{escape(format_shape(row.output_shape))}</td>"
+            f'<td class="t">{escape(row.type)}</td><td class="t">{escape(format_shape(row.output_shape))}</td>'
+            + _num(row.output_bytes, format_bytes(row.output_bytes))
             + _num(row.params)
-            + _num(row.flops, format_count(row.flops, "FLOPs"))
-            + f'<td class="n" data-v="{share:.6f}"><span class="bar" style="width:{round(60 * share)}px"></span>'
-            f"{100 * share:.1f}%</td>"
-            + _num(row.macs, format_count(row.macs, "MACs"))
-            + _num(row.dmas, format_count(row.dmas, "DMAs"))
+            + _num(row.flops, format_count(row.flops))
+            + f'<td class="n" data-v="{share:.6f}"><span class="bar" style="width:{round(48 * share)}px"></span>'
+            f"{format_percent(row.flops, total)}</td>"
+            + _num(row.macs, format_count(row.macs))
+            + _num(row.dmas, format_count(row.dmas))
             + _num(row.calls)
             + "</tr>"
         )
     return lines
+
+
+def _memory(report: Report) -> str:
+    """The memory section: static activation peak and where, inference memory, the training table per
+    optimizer and the measurement (the data of the text table's memory lines)."""
+    memory = report.memory
+    if memory is None:
+        return '<p class="note">This report has no memory analysis.</p>'
+    facts = [
+        (
+            "Activation peak (static, inputs incl.)",
+            format_bytes(memory.activation_peak_bytes),
+            f"at {peak_where(memory)}",
+        ),
+        ("Inference memory (model + activation peak)", format_bytes(memory.inference_peak_bytes), ""),
+        ("Saved for backward", format_bytes(memory.saved_activation_bytes), "activations kept by a training step"),
+    ]
+    cards = "".join(
+        f'<div class="card"><div class="k">{escape(key)}</div><div class="v">{escape(value)}</div>'
+        + (f'<div class="where">{escape(visible(extra))}</div>' if extra else "")
+        + "</div>"
+        for key, value, extra in facts
+    )
+    last = len(TRAINING_HEADERS) - 1
+    head = "".join(
+        f"<th{'' if index in (0, last) else ' class=n'}>{escape(name)}</th>"
+        for index, name in enumerate(TRAINING_HEADERS)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td{'' if index in (0, last) else ' class=n'}>{escape(cell)}</td>" for index, cell in enumerate(cells)
+        )
+        + "</tr>"
+        for cells in training_cells(memory)
+    )
+    measured = measured_line(memory)
+    return (
+        f'<div class="memrow"><div class="cards">{cards}</div><div><h3>Training step, steady state</h3>'
+        f'<table class="mem" id="training"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></div>'
+        + (f'<p class="note">{escape(visible(measured))}</p>' if measured else "")
+    )
 
 
 def _cards(report: Report) -> str:
@@ -190,7 +238,8 @@ def to_html(
 ) -> str:
     """One self-contained HTML page (inline CSS, JS and SVG; nothing fetched), written to ``path`` if given.
 
-    It holds the context, the totals, the diagnostics, the layer table (sortable columns,
+    It holds the context, the totals, the memory section (static activation peak and where,
+    inference memory, the training table per optimizer), the diagnostics, the layer table (sortable columns,
     collapsible tree, opened to ``table_depth``) and the graph collapsed to ``graph_depth``
     (default: the deepest level with at most 40 nodes), as an SVG when Graphviz is installed
     and as a plain-HTML flow otherwise (or when Graphviz fails). Without JavaScript every row is shown.
@@ -220,6 +269,7 @@ def to_html(
 <p class="context">{escape(_context_line(report))}</p>
 </header>
 <div class="cards" id="totals">{_cards(report)}</div>
+<section class="box" id="memory"><h2>Memory</h2>{_memory(report)}</section>
 <section class="box" id="diagnostics"><h2>Diagnostics</h2>{_diagnostics(report)}</section>
 <div class="panes">
 <section class="box" id="summary">

@@ -58,7 +58,7 @@ COLUMNS: Mapping[str, Column] = MappingProxyType(
             Column("macs", "MACs", True, "multiply-accumulations on forward"),
             Column("dmas", "DMAs", True, "direct memory accesses (element reads + writes) on forward"),
             Column("output_bytes", "Output Bytes", True, "bytes of the first call's output tensors (B/KiB/MiB/GiB)"),
-            Column("receptive_field", "Receptive Field", False, "per spatial dim (needs receptive_field=True)"),
+            Column("receptive_field", "Receptive field", False, "per spatial dim (needs receptive_field=True)"),
             Column("calls", "Calls", True, "times the module was called in one forward"),
         )
     }
