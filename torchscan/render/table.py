@@ -206,7 +206,7 @@ def _root_cells(report: Report, names: Sequence[str]) -> list[str]:
     """The model's own line: its totals where a column has one, its input and output shapes."""
     context, totals = report.context, report.totals
     model = visible(context.model)
-    output_bytes = _root_output_bytes(report)
+    output_bytes = _root_output_bytes(report) if "output_bytes" in names else None
     cells = {
         "type": model,
         "input_shape": format_shape(context.input_shapes[0] if context.input_shapes else None),
