@@ -13,16 +13,20 @@ nodes. A model that already is an fx graph (``torch.export(...).module()``) is u
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import os
 import sys
 import traceback
 import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.fx import traceback as fx_traceback
 
 try:  # fx generates a graph module's Python code only when asked (torch >= 2.3); plain otherwise
     from torch.fx._lazy_graph_module import _LazyGraphModule as _GraphModule
@@ -233,10 +237,31 @@ class _Tracer(fx.Tracer):
         return leaf
 
     def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
-        result = super().call_module(m, forward, args, kwargs)
+        """fx's ``call_module`` — the scope, the ``module_stack`` entry (keyed ``path``, then ``path@n``
+        from the module's second call on), the call count; a ``call_module`` node for a leaf, else the
+        forward traced — without fx's copies of the scope, and each call's first output recorded per
+        module path."""
+        path = self.path_of_module(m)
+        scope = self.scope
+        outer = scope.module_path, scope.module_type
+        scope.module_path, scope.module_type = path, type(m)
+        calls = self.num_calls.get(path, 0)
+        key = f"{path}@{calls}" if calls > 0 else path
+        self.module_stack[key] = (path, type(m))
+        self.num_calls[path] = calls + 1
+        try:
+            if self.is_leaf_module(m, path):
+                result = self.create_proxy("call_module", path, args, kwargs)
+            else:
+                result = forward(*args, **kwargs)
+        finally:
+            popped, _ = self.module_stack.popitem(last=True)
+            scope.module_path, scope.module_type = outer
+        if popped != key:
+            raise AssertionError(f"module stack out of order: {popped} left, {key} expected")
         first = result if isinstance(result, fx.Proxy) else first_proxy(result)
         if first is not None:
-            self.module_outputs.setdefault(self.path_of_module(m), []).append(first.node.name)
+            self.module_outputs.setdefault(path, []).append(first.node.name)
         return result
 
     def create_node(
@@ -248,26 +273,36 @@ class _Tracer(fx.Tracer):
         name: str | None = None,
         type_expr: Any | None = None,
     ) -> fx.Node:
-        """fx's node with the stack trace fx's ``record_stack_traces`` gives it (the same frames,
-        filter and format), from a walk of the Python frames, formatted once per distinct stack
-        (fx symbolizes and formats every node's stack: ~half the tracing time of a deep model)."""
+        """fx's node — its scope and a copy of the ``module_stack`` as ``nn_module_stack`` — with the
+        stack trace fx's ``record_stack_traces`` gives it (the same filter and format, the tracer's own
+        frames left out), from a walk of the Python frames, formatted once per distinct stack (fx
+        symbolizes and formats every node's stack: ~half the tracing time of a deep model)."""
         if kind == "call_function":  # a function the traced code saw through a copy of its globals: the original
             target = self._code.original(target)
-        node = super().create_node(kind, target, args, kwargs, name, type_expr)
+        if fx_traceback.has_preserved_node_meta():  # a caller asked fx to carry node meta: fx's own path
+            node = super().create_node(kind, target, args, kwargs, name, type_expr)
+        else:
+            node = self.graph.create_node(kind, target, args, kwargs, name, type_expr)
+            self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
+            if self.module_stack:
+                node.meta["nn_module_stack"] = self.module_stack.copy()
         if node.stack_trace:
             return node
         entry, outer = self._entry if self._entry is not None else (None, ())
         inner = _frames(sys._getframe(), entry)
         text = self._stack_traces.get(inner)
         if text is None:
-            stack = outer + inner
-            summary = traceback.StackSummary.from_list([traceback.FrameSummary(*entry) for entry in stack])
+            stack = [frame for frame in outer + inner if not frame[0].startswith(_OWN_DIR)]
+            summary = traceback.StackSummary.from_list([traceback.FrameSummary(*frame) for frame in stack])
             user_frames = self._filter_traceback_frames(summary)
             text = self._stack_traces[inner] = "".join(user_frames.format()).strip() if user_frames else ""
         if text:
             node.stack_trace = text
         return node
 
+
+_OWN_DIR = str(Path(__file__).resolve().parent.parent) + os.sep
+"""torchscan's own folder: its frames (the tracer's) are left out of the nodes' stack traces."""
 
 _TORCH_NN_CLASSES = frozenset(
     {
@@ -521,6 +556,6 @@ def _graph_capture(
 
 def input_device(model: nn.Module) -> torch.device:
     """Device of the model's first parameter or buffer (CPU for a stateless model)."""
-    for tensor in (*model.parameters(), *model.buffers()):
+    for tensor in itertools.chain(model.parameters(), model.buffers()):  # stops at the first: no full walk
         return tensor.device
     return torch.device("cpu")
