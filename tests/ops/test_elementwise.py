@@ -69,3 +69,26 @@ class Mixed(nn.Module):
 
 def test_complete() -> None:
     assert crawl_module(Mixed(), (3, 4)).totals.complete
+
+
+def test_diff_counts_each_round_and_the_concatenation() -> None:
+    x = spec(2, 5)
+    # one round along the last dim: 2 rows x 4 differences, each reading 2 and writing 1
+    assert cost(torch.diff, (x,), (spec(2, 4),)) == Cost(flops=8, dmas=24)
+    # two rounds: 8 then 2 x 3 = 6 outputs
+    assert cost(torch.diff, (x,), (spec(2, 3),), n=2) == Cost(flops=14, dmas=42)
+    # prepend a column: 12 elements copied (read + written), then 2 x 5 = 10 differences
+    assert cost(torch.diff, (x, spec(2, 1)), (spec(2, 5),), prepend=spec(2, 1)) == Cost(flops=10, dmas=54)
+    # along dim 0: 1 x 5 differences
+    assert cost(torch.Tensor.diff, (x,), (spec(1, 5),), kind="method", dim=0) == Cost(flops=5, dmas=15)
+
+
+def test_diff_output_sizes_match_torch() -> None:
+    x = torch.zeros(3, 7)
+    for n, dim in ((1, -1), (3, 1), (2, 0)):
+        out = torch.diff(x, n=n, dim=dim)
+        flops = cost(torch.diff, (spec(3, 7),), (spec(*out.shape),), n=n, dim=dim).flops
+        lengths = [(7 if dim != 0 else 3) - k for k in range(1, n + 1)]
+        others = 21 // (7 if dim != 0 else 3)
+        assert flops == sum(others * length for length in lengths)
+        assert out.numel() == others * lengths[-1]

@@ -286,3 +286,22 @@ def masked_fill(call: OpCall, inplace: bool) -> Cost:
     """masked_fill (a selection, no arithmetic): ``FLOPs = MACs = 0``,
     ``DMAs = N_in + N_mask + N_out·[not inplace]``."""
     return Cost(dmas=sum(spec.numel for spec in call.inputs) + unary_writes(call, inplace))
+
+
+@TABLE.register(torch.diff, T.diff, aten.diff.default)
+def diff(call: OpCall) -> Cost:
+    """``torch.diff(x, n, dim, prepend, append)``: ``prepend``/``append`` are concatenated along ``dim``
+    first (a copy: ``DMAs = N_cat`` read + ``N_cat`` written), then ``n`` rounds of ``y[i+1] − y[i]``.
+    With ``L`` the length along ``dim`` after concatenation and ``M = N_cat / L`` the other elements,
+    round ``k`` makes ``N_k = M·(L − k)`` outputs from ``2·N_k`` reads:
+    ``FLOPs = Σ_k N_k``, ``MACs = 0``, ``DMAs = [concatenated]·2·N_cat + Σ_k 3·N_k`` (``k = 1..n``)."""
+    x = call.inputs[0]
+    rounds = int(argument(call, "n", 0, 1))
+    dim = int(argument(call, "dim", 1, -1)) % max(len(x.shape), 1)
+    extra = call.inputs[1:]
+    length = x.shape[dim] + sum(spec.shape[dim] if len(spec.shape) == len(x.shape) else 1 for spec in extra)
+    others = x.numel // x.shape[dim] if x.shape[dim] else 0
+    total = others * length
+    outputs = [others * max(length - k, 0) for k in range(1, rounds + 1)]
+    copy = 2 * total if extra else 0
+    return Cost(flops=sum(outputs), dmas=copy + 3 * sum(outputs))

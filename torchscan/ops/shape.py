@@ -116,12 +116,14 @@ aten = torch.ops.aten
     aten.tensor_split.tensor_indices_or_sections,
     aten.meshgrid.default,
     aten.meshgrid.indexing,
+    getattr,
 )
 def view(call: OpCall) -> Cost:
     """Views and metadata: ``0 / 0 / 0``. ``tensor_split``/``hsplit`` return views; ``meshgrid``
     returns expanded (stride-0) views of its inputs, so it is free too: the op that materialises
     them (``reshape``/``contiguous`` of the non-contiguous view, an arithmetic op) pays the
-    ``N_out`` reads and writes."""
+    ``N_out`` reads and writes. ``getattr`` (fx's node for ``x.T``, ``torch.sort(x).values``, a
+    field of a returned structure) reads an attribute: a view or an element of the structure."""
     return Cost()
 
 
@@ -166,6 +168,7 @@ TABLE.declare(
     T.numel,
     T.detach,
     torch.detach,
+    getattr,
     saves=Saves.NOTHING,
 )
 

@@ -1,0 +1,27 @@
+"""Views, metadata and attribute reads are free."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tests.ops.helpers import cost, spec
+from torchscan import crawl_module
+from torchscan.records import Cost
+
+
+def test_attribute_reads_are_free() -> None:
+    assert cost(getattr, (spec(4, 8),), (spec(4, 8),)) == Cost()
+
+
+class _Sorts(nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        ordered = torch.sort(x, dim=-1)
+        top = torch.topk(x, 2)
+        return ordered.values + 1, ordered.indices, top.values, x.max(dim=1).values, x.mT
+
+
+def test_fields_of_returned_structures_leave_the_totals_complete() -> None:
+    report = crawl_module(_Sorts(), (4, 8))
+    assert report.totals.complete and report.totals.unknown_ops == 0
+    assert not [diagnostic for diagnostic in report.diagnostics if diagnostic.code == "unknown-op"]
