@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -27,7 +28,7 @@ from torchscan.render.dot import _quote
 from torchscan.render.html import to_html
 from torchscan.render.table import render_table
 from torchscan.render.text import visible
-from torchscan.report import Report
+from torchscan.report import Diagnostic, Report
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?(x-?\d+(\.\d+)?)*")
@@ -109,8 +110,12 @@ class _Markup(HTMLParser):
 
 
 @cache
-def _plain_markup() -> frozenset[tuple[str, tuple[str, ...]]]:
-    return frozenset(_Markup(to_html(_report(("a", "b", "c", "d"), "Plain"))).elements)
+def _plain_markup(with_diagnostics: bool = False) -> frozenset[tuple[str, tuple[str, ...]]]:
+    """The elements of a page of plainly named layers (with one diagnostic: its list's elements too)."""
+    plain = _report(("a", "b", "c", "d"), "Plain")
+    if with_diagnostics:
+        plain = dataclasses.replace(plain, diagnostics=(Diagnostic("note", "plain"),))
+    return frozenset(_Markup(to_html(plain)).elements)
 
 
 def _check_csv(report: Report) -> None:
@@ -147,7 +152,7 @@ def _check_dot(report: Report) -> None:
 
 def _check_html(report: Report) -> None:
     markup = _Markup(report.to_html())
-    assert markup.elements == _plain_markup()
+    assert markup.elements == _plain_markup(bool(report.diagnostics))  # hostile names add no element
     assert markup.names == [row.name for row in report.rows]
 
 
