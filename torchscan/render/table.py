@@ -84,9 +84,15 @@ _MIN_RULE = 64
 """Rules are at least this long (the footer lines are about as long), within the width."""
 _MIN_CELL = MappingProxyType({"layer": 24, "type": 12})
 """How far text columns may be shortened before the table continues in another block."""
-_CONV_FUNCTIONS = frozenset(
-    {torch.conv1d, torch.conv2d, torch.conv3d, torch.conv_transpose1d, torch.conv_transpose2d, torch.conv_transpose3d}
+_CONV_FUNCTIONS = (
+    torch.conv1d,
+    torch.conv2d,
+    torch.conv3d,
+    torch.conv_transpose1d,
+    torch.conv_transpose2d,
+    torch.conv_transpose3d,
 )
+"""``F.conv2d`` and the rest (the same objects): their kernel is the weight's spatial shape."""
 
 
 def _expand(spec: str | Sequence[str] | None) -> list[tuple[str, bool]]:
@@ -142,7 +148,8 @@ def _kernel(call: OpCall) -> str | None:
     """``"3x3"`` for a convolution or pooling call (``kernel_size``, or a functional conv's weight)."""
     size = call.attrs.get("kernel_size")
     weight = call.spec("weight")
-    if size is None and call.target in _CONV_FUNCTIONS and weight is not None and weight.ndim >= 3:
+    is_conv = any(call.target is function for function in _CONV_FUNCTIONS)
+    if size is None and is_conv and weight is not None and weight.ndim >= 3:
         size = weight.shape[2:]
     if isinstance(size, int):
         spatial = max(call.outputs[0].ndim - 2, 1) if call.outputs else 1
