@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("torchscan.graph",),
     ("torchscan.passes",),
     ("torchscan.render",),
-    ("torchscan.report",),
+    ("torchscan.report", "torchscan.comparison"),
     ("torchscan.measure",),
     ("torchscan.api",),
     ("torchscan.loader",),

@@ -6,6 +6,7 @@ tensors, so the model is never run and never changed.
 """
 
 from torchscan.api import crawl_module, summary
+from torchscan.comparison import compare
 from torchscan.errors import CaptureError, InputError, ShapeError, TorchscanError
 from torchscan.records import Cost, OpCall, TensorSpec
 from torchscan.report import Context, Diagnostic, Report, Row, Totals
@@ -24,6 +25,7 @@ __all__ = [
     "TensorSpec",
     "TorchscanError",
     "Totals",
+    "compare",
     "crawl_module",
     "summary",
 ]

@@ -1,20 +1,30 @@
-"""Command line: ``torchscan MODEL [--input-shape C H W] [--max-depth N] [--batch-size B] [--format F]
-[-o FILE] [--measure] [--no-real-forward | --real-forward-limit SIZE] [--traceback]``.
+"""Command line: ``torchscan MODEL [options]`` and ``torchscan diff MODEL_A MODEL_B [options]``
+(``torchscan --help`` and ``torchscan diff --help`` list the options, with examples).
 
-A user mistake (a model that cannot be built, a bad shape, an unusable ``-o``) is one line on stderr,
-``torchscan: error: …``, and exit status 2; a bug of torchscan's is one line and exit status 1.
-``--traceback`` prints the full traceback instead.
+The model is built by :func:`torchscan.loader.load_model`: nothing is downloaded, and its weights
+are meta tensors unless a real forward (a model only a real forward can capture) or ``--measure``
+(on a CUDA machine) needs real ones. ``--dtype`` with a float type casts the model and the inputs.
+
+Progress goes to stderr through tqdm, from one second on, while stderr is a terminal and
+``--quiet`` is not given. A user mistake (a model that cannot be built, a bad shape, an unusable
+``-o``) is one line on stderr, ``torchscan: error: …``, and exit status 2; a bug of torchscan's is
+one line and exit status 1. ``--traceback`` prints the full traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.metadata
+import math
 import os
 import re
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,35 +33,17 @@ import torch
 from torch import nn
 
 from torchscan.api import crawl_module, with_measurement
-from torchscan.errors import TorchscanError
+from torchscan.comparison import compare
+from torchscan.errors import CaptureError, TorchscanError
 from torchscan.inputs import model_inputs
-from torchscan.loader import call_user_code, load_model
-from torchscan.render.table import render_table
+from torchscan.loader import default_input_shapes, load_model
+from torchscan.records import ROW_METRICS
+from torchscan.render.diff import diff_csv, diff_json, render_diff
+from torchscan.render.table import parse_columns, render_table, wants_receptive_field
 from torchscan.report import Report
+from torchscan.version import __version__
 
-__all__ = ["build_model", "check_output_path", "main", "parse_size"]
-
-
-def build_model(name: str) -> nn.Module:
-    """A torchvision model by name, randomly initialised (no weights are downloaded), in eval mode.
-
-    ``timm:NAME``, ``path/to/file.py:factory`` and ``package.module:factory`` load other models
-    (see :func:`torchscan.loader.load_model`).
-    """
-    if ":" in name:
-        return load_model(name)
-    try:
-        import torchvision
-    except ImportError as error:
-        raise TorchscanError("model names are torchvision models: install it with `pip install torchvision`") from error
-    available = torchvision.models.list_models()
-    if name not in available:
-        close = [candidate for candidate in available if name.lower() in candidate][:8]
-        hint = f" Did you mean: {', '.join(close)}?" if close else " See torchvision.models.list_models()."
-        raise TorchscanError(f"unknown model '{name}'.{hint}")
-    model = call_user_code(f"torchvision model {name}", lambda: torchvision.models.get_model(name, weights=None))
-    return model.eval()
-
+__all__ = ["check_output_path", "main", "parse_size"]
 
 _UNITS = {
     "b": 1,
@@ -64,6 +56,20 @@ _UNITS = {
     "gib": 2**30,
     "tib": 2**40,
 }
+
+_DTYPES = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+    "long": torch.long,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "bool": torch.bool,
+}
+
+_PROGRESS_DELAY = 1.0
+"""Seconds before the progress line appears: shorter runs show none."""
 
 
 def parse_size(text: str) -> int:
@@ -86,6 +92,14 @@ def _size_argument(text: str) -> int:
         return parse_size(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _dims_argument(text: str) -> tuple[int, ...]:
+    """``3``, ``3,224,224`` or ``3x224x224``: dims of one input (their values are checked with the inputs)."""
+    try:
+        return tuple(int(part) for part in re.split(r"[,x]", text.strip()) if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid dims '{text}': give integers, e.g. 3 224 224 or 3,224,224") from None
 
 
 def check_output_path(output: str) -> Path:
@@ -127,7 +141,163 @@ def _real_forward_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """The positional inputs of one model: a shape (no batch dim) and a dtype (None: default float) each."""
+
+    shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[torch.dtype | None, ...]
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | list[tuple[int, ...]]:
+        """``crawl_module``'s ``input_shape``: the shape of a single input, else the list."""
+        return self.shapes[0] if len(self.shapes) == 1 else list(self.shapes)
+
+    @property
+    def dtype(self) -> torch.dtype | tuple[torch.dtype, ...] | None:
+        """``crawl_module``'s ``dtype``: None, one dtype for a single input, else one per input."""
+        if all(dtype is None for dtype in self.dtypes):
+            return None
+        if len(self.dtypes) == 1:
+            return self.dtypes[0]
+        return tuple(dtype or torch.get_default_dtype() for dtype in self.dtypes)
+
+    @property
+    def model_dtype(self) -> torch.dtype | None:
+        """The float dtype the model is cast to: the one float dtype given, if any."""
+        floats = {dtype for dtype in self.dtypes if dtype is not None and dtype.is_floating_point}
+        return next(iter(floats)) if len(floats) == 1 else None
+
+
+def _inputs(args: argparse.Namespace, spec: str) -> _Inputs:
+    """The inputs for model ``spec``: ``--input-shape`` (one per input; default: the model's, see
+    :func:`torchscan.loader.default_input_shapes`) and ``--dtype`` (one for all, or one per input).
+
+    Raises :class:`TorchscanError` on a dtype count that fits neither, on several float dtypes (the
+    model is cast to one), and :class:`~torchscan.errors.InputError` on a bad shape: before any work."""
+    shapes = (
+        tuple(tuple(dim for part in given for dim in part) for given in args.input_shape)
+        if args.input_shape
+        else default_input_shapes(spec)
+    )
+    names = args.dtype or []
+    if len(names) > 1 and len(names) != len(shapes):
+        raise TorchscanError(
+            f"{len(names)} --dtype for {len(shapes)} input(s): give one --dtype for all inputs or one per --input-shape"
+        )
+    dtypes: tuple[torch.dtype | None, ...]
+    if not names:
+        dtypes = (None,) * len(shapes)
+    elif len(names) == 1:
+        dtypes = (_DTYPES[names[0]],) * len(shapes)
+    else:
+        dtypes = tuple(_DTYPES[name] for name in names)
+    inputs = _Inputs(shapes, dtypes)
+    floats = {dtype for dtype in dtypes if dtype is not None and dtype.is_floating_point}
+    if len(floats) > 1:
+        names_given = ", ".join(sorted(str(dtype).removeprefix("torch.") for dtype in floats))
+        raise TorchscanError(f"--dtype: one float dtype per model (the model is cast to it), got {names_given}")
+    model_inputs(inputs.input_shape, dtype=inputs.dtype, batch_size=args.batch_size)  # raises InputError
+    return inputs
+
+
+class _Progress:
+    """What the command is doing, on stderr: one tqdm line (stage, count, elapsed time), shown from
+    :data:`_PROGRESS_DELAY` seconds on, at each new stage and every half second by a daemon thread while
+    a stage runs; nothing when disabled (``--quiet``, or stderr is not a terminal). Cleared when closed."""
+
+    def __init__(self, enabled: bool, stages: int) -> None:
+        self._bar: Any = None
+        if not enabled:
+            return
+        from tqdm import tqdm  # the command's dependency only: the library never imports it
+
+        self._bar = tqdm(
+            total=stages,
+            file=sys.stderr,
+            delay=math.inf,  # tqdm never draws on its own: _refresh does, from the delay on
+            leave=False,
+            dynamic_ncols=True,
+            bar_format="torchscan: {desc} [{n_fmt}/{total_fmt}, {elapsed}]",
+        )
+        self._started = time.monotonic()
+        self._current: str | None = None
+        self._shown = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, name="torchscan-progress", daemon=True)
+        self._thread.start()
+
+    def _refresh(self) -> None:
+        if self._current is not None and time.monotonic() - self._started >= _PROGRESS_DELAY:
+            self._shown = True
+            self._bar.refresh()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.5):
+            self._refresh()
+
+    def stage(self, text: str, extra: int = 0, same: bool = False) -> None:
+        """Start stage ``text``: the one before it is done (unless it has the ``same`` text, and goes on);
+        ``extra`` stages are added to the total."""
+        if self._bar is None or (same and self._current == text):
+            return
+        if self._current is not None:
+            self._bar.n += 1
+        self._current = text
+        self._bar.total += extra
+        self._bar.set_description_str(text, refresh=False)
+        self._refresh()
+
+    def close(self) -> None:
+        if self._bar is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        if self._shown:
+            self._bar.clear()  # the line is drawn by _refresh only: tqdm would not clear it
+        self._bar.close()
+        self._bar = None
+
+
+def _on_meta(model: nn.Module) -> bool:
+    return any(tensor.device.type == "meta" for tensor in (*model.parameters(), *model.buffers()))
+
+
+def _built(spec: str, inputs: _Inputs, meta: bool) -> nn.Module:
+    """Model ``spec``, cast to the float dtype of ``inputs`` (if any): an fp16 model for ``--dtype float16``."""
+    model = load_model(spec, meta=meta)
+    dtype = inputs.model_dtype
+    return model if dtype is None else model.to(dtype)
+
+
+def _analyse(
+    spec: str, inputs: _Inputs, args: argparse.Namespace, progress: _Progress, real_weights: bool = False
+) -> tuple[Report, nn.Module]:
+    """Build ``spec`` (meta weights unless ``real_weights``) and analyse it.
+
+    A model on meta weights that cannot be captured on fake tensors (detection models: only a real
+    forward gets past NMS) is built again with real random weights and analysed once more: the
+    real-forward policy (``--no-real-forward``, ``--real-forward-limit``) then decides, and its error
+    says what to change."""
+    progress.stage(f"building {spec}", same=True)
+    model = _built(spec, inputs, meta=not real_weights)
+    progress.stage(f"analysing {spec}")
+    receptive = getattr(args, "receptive_field", False) or wants_receptive_field(getattr(args, "columns", None))
+    options = {"dtype": inputs.dtype, "batch_size": args.batch_size, "receptive_field": receptive}
+    options |= _real_forward_options(args)
+    try:
+        return crawl_module(model, inputs.input_shape, **options), model
+    except CaptureError:
+        if not _on_meta(model):
+            raise
+    progress.stage(f"building {spec} with real weights (only a real forward can capture it)", extra=2)
+    model = _built(spec, inputs, meta=False)
+    progress.stage(f"analysing {spec} with a real forward")
+    return crawl_module(model, inputs.input_shape, **options), model
+
+
 _FORMATS = ("table", "csv", "json", "dot", "svg", "html")
+_DIFF_FORMATS = ("text", "csv", "json")
 
 
 def _render(report: Report, args: argparse.Namespace) -> str:
@@ -142,7 +312,8 @@ def _render(report: Report, args: argparse.Namespace) -> str:
         return report.to_svg(depth=args.max_depth, color_by=args.color_by)
     if args.format == "html":
         return report.to_html(graph_depth=args.max_depth, color_by=args.color_by)
-    return render_table(report, max_depth=args.max_depth) + "\n"
+    width = 0 if args.output is not None else None  # a file has no width; a terminal its own
+    return render_table(report, max_depth=args.max_depth, columns=args.columns, width=width) + "\n"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -152,52 +323,68 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="torchscan",
-        description="Static analysis of a PyTorch model: per-layer shapes, parameters, FLOPs, MACs, DMAs.",
-    )
-    parser.add_argument(
-        "model",
-        help="a torchvision model name (resnet50), timm:NAME, path/to/file.py:factory or package.module:factory",
-    )
+def _version() -> str:
+    """``torchscan 0.1.0 (torch 2.14.1, torchvision 0.29.1)``: the versions that shape the numbers."""
+    found = [f"torch {torch.__version__}"]
+    for package in ("torchvision", "timm"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found.append(f"{package} {importlib.metadata.version(package)}")
+    return f"torchscan {__version__} ({', '.join(found)})"
+
+
+_EXAMPLES = """\
+examples:
+  torchscan resnet50 --max-depth 1                   the table of a torchvision model, depth 1
+  torchscan resnet50 --max-depth 0                   totals only
+  torchscan vit_b_16 --columns all                   every column (or cost, memory, or names: flops,macs)
+  torchscan timm:convnext_tiny --input-shape 3,288,288 --batch-size 8
+  torchscan resnet50 --dtype float16                 an fp16 model: weights and inputs cast
+  torchscan lm.py:make --input-shape 128 --dtype long                      token ids
+  torchscan two.py:make --input-shape 3,224,224 --input-shape 77 --dtype float32 --dtype long
+                                                     two inputs, a dtype each
+  torchscan resnet50 --format html -o resnet50.html  a self-contained HTML report
+  torchscan diff resnet18 resnet34 --max-depth 1     compare two models (torchscan diff --help)
+
+Nothing is downloaded: torchvision and timm models get random weights, on the meta device unless a
+real forward is needed. Video models default to 16 frames, optical-flow models to two images."""
+
+_DIFF_EXAMPLES = """\
+examples:
+  torchscan diff resnet18 resnet34 --max-depth 1
+  torchscan diff resnet50 timm:resnet50 --changed-only
+  torchscan diff vit_b_16 vit_b_32 --metrics params,flops,macs --format csv -o diff.csv
+
+Differences are B − A; rows are matched by name, and rows only one model has are marked."""
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input-shape",
-        type=int,
+        type=_dims_argument,
         nargs="+",
-        default=[3, 224, 224],
+        action="append",
+        default=None,
         metavar="DIM",
-        help="shape of one input sample, without the batch dim (default: 3 224 224)",
+        help="shape of one input sample without the batch dim: 3 224 224 or 3,224,224; repeat it for each "
+        "positional input (default: 3 224 224; 3 16 H W for video models, two images for optical flow)",
     )
     parser.add_argument("--batch-size", type=int, default=1, help="batch size (default: 1)")
     parser.add_argument(
         "--dtype",
+        action="append",
         default=None,
-        choices=("float32", "float16", "bfloat16", "float64", "long", "int32", "bool"),
-        help="input dtype (default: torch's default float; long for token ids)",
+        choices=tuple(_DTYPES),
+        help="input dtype, once for all inputs or once per --input-shape (long for token ids); a float "
+        "dtype casts the model too, e.g. float16 analyses an fp16 model (default: float32)",
     )
-    parser.add_argument("--max-depth", type=int, default=None, help="deepest layer level shown (default: all)")
     parser.add_argument(
-        "--format",
-        choices=_FORMATS,
-        default="table",
-        help="table (default), csv, json, dot (Graphviz source), svg (needs graphviz) or html",
+        "--max-depth", type=int, default=None, help="deepest layer level shown, 0 for totals only (default: all)"
     )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", default=None, metavar="FILE", help="write to FILE instead of stdout")
-    parser.add_argument(
-        "--color-by", choices=("flops", "memory", "params"), default="flops", help="graph colours (dot/svg/html)"
-    )
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
-    parser.add_argument(
-        "--receptive-field",
-        action="store_true",
-        help="add each layer's receptive field, effective stride and padding per spatial dim",
-    )
-    parser.add_argument(
-        "--measure",
-        action="store_true",
-        help="also run one real forward on CUDA and report the measured memory peak (needs a CUDA device)",
-    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     real = parser.add_mutually_exclusive_group()
     real.add_argument(
         "--no-real-forward",
@@ -214,17 +401,87 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--traceback", action="store_true", help="on an error, print the full traceback instead of one line"
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="torchscan",
+        description="Static analysis of a PyTorch model: per-layer shapes, parameters, FLOPs, MACs, DMAs, "
+        "memory. `torchscan diff MODEL_A MODEL_B` compares two models.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "model",
+        help="a torchvision model name (resnet50), timm:NAME, path/to/file.py:factory or package.module:factory",
+    )
+    _add_input_options(parser)
+    parser.add_argument(
+        "--columns",
+        default=None,
+        metavar="LIST",
+        help="table columns: a preset (default, cost, memory, all) or names, comma-separated "
+        "(type, input_shape, output_shape, kernel, params, params_percent, flops, flops_percent, macs, "
+        "dmas, output_bytes, receptive_field, calls)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=_FORMATS,
+        default="table",
+        help="table (default), csv, json, dot (Graphviz source), svg (needs graphviz) or html",
+    )
+    parser.add_argument(
+        "--color-by", choices=("flops", "memory", "params"), default="flops", help="graph colours (dot/svg/html)"
+    )
+    parser.add_argument(
+        "--receptive-field",
+        action="store_true",
+        help="add each layer's receptive field, effective stride and padding per spatial dim",
+    )
+    parser.add_argument(
+        "--measure",
+        action="store_true",
+        help="also run one real forward on CUDA and report the measured memory peak (needs a CUDA device)",
+    )
+    _add_run_options(parser)
+    parser.add_argument("--version", action="version", version=_version())
+    return parser
+
+
+def _diff_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="torchscan diff",
+        description="Compare two models: totals and per-layer differences (B − A), layers matched by name.",
+        epilog=_DIFF_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model_a", metavar="MODEL_A", help="the first model (A), named as for `torchscan MODEL`")
+    parser.add_argument("model_b", metavar="MODEL_B", help="the second model (B)")
+    _add_input_options(parser)
+    parser.add_argument(
+        "--metrics",
+        default="params,flops",
+        metavar="LIST",
+        help=f"per-layer numbers shown, comma-separated: {', '.join(ROW_METRICS)} (default: params,flops)",
+    )
+    parser.add_argument("--changed-only", action="store_true", help="leave out the layers that are the same in both")
+    parser.add_argument("--format", choices=_DIFF_FORMATS, default="text", help="text (default), csv or json")
+    _add_run_options(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``torchscan`` command; returns the exit status (0, 2: user error, 1: bug)."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.max_depth is not None and args.max_depth < 1:
-        parser.error("--max-depth must be at least 1")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    diff = argv[:1] == ["diff"]
+    parser = _diff_parser() if diff else _parser()
+    args = parser.parse_args(argv[1:] if diff else argv)
+    if args.max_depth is not None and args.max_depth < 0:
+        parser.error("--max-depth must be 0 (totals only) or more")
+    if not diff and args.columns is not None and args.format != "table":
+        parser.error(f"--columns chooses the table's columns: it does not apply to --format {args.format}")
     try:
-        return _run(args)
+        return _run_diff(args) if diff else _run(args)
     except KeyboardInterrupt:
         if args.traceback:
             raise
@@ -253,35 +510,69 @@ def _fail(args: argparse.Namespace, error: BaseException, status: int, line: str
     return status
 
 
+def _progress_shown(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _emit(args: argparse.Namespace, output: Path | None, text: str, start: float) -> None:
+    """``text`` to stdout or ``-o``; on a terminal, a closing line naming the file."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    _write(output, text)
+    if _progress_shown(args):
+        print(f"torchscan: {args.format} written to {output} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
     """The command once its arguments are parsed: everything the user gave is checked before any work."""
     start = time.perf_counter()
     output = check_output_path(args.output) if args.output is not None else None
-    dtype = getattr(torch, args.dtype) if args.dtype else None
-    model_inputs(tuple(args.input_shape), dtype=dtype, batch_size=args.batch_size)  # raises InputError
-    options = _real_forward_options(args)
-    if not args.quiet:
-        print(f"torchscan: analysing {args.model}…", file=sys.stderr, flush=True)
-    model = build_model(args.model)
-    report = crawl_module(
-        model,
-        tuple(args.input_shape),
-        dtype=dtype,
-        batch_size=args.batch_size,
-        receptive_field=args.receptive_field,
-        **options,
-    )
-    if args.measure:
-        report = with_measurement(report, model)
-    text = _render(report, args)
+    if args.columns is not None:
+        parse_columns(args.columns)  # raises InputError naming the valid columns
+    real_weights = args.measure and torch.cuda.is_available()  # without CUDA the measurement only says so
+    progress = _Progress(_progress_shown(args), stages=3 + args.measure)
+    try:
+        progress.stage(f"building {args.model}")  # torchvision's import (and torch._dynamo's) is in there
+        inputs = _inputs(args, args.model)
+        report, model = _analyse(args.model, inputs, args, progress, real_weights=real_weights)
+        if args.measure:
+            progress.stage("measuring on CUDA")
+            report = with_measurement(report, model)
+        progress.stage(f"rendering {args.format}")
+        text = _render(report, args)
+    finally:
+        progress.close()
     measured = report.memory.measured if report.memory is not None else None
     if measured is not None and not measured.available and args.format != "table":  # the table has this line
         print(f"torchscan: {measured.note}", file=sys.stderr)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        _write(output, text)
-    if not args.quiet:
-        where = f", {args.format} written to {args.output}" if args.output else ""
-        print(f"torchscan: done in {time.perf_counter() - start:.1f} s{where}", file=sys.stderr)
+    _emit(args, output, text, start)
+    return 0
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    """``torchscan diff``: both models analysed with the same options, B compared against A."""
+    start = time.perf_counter()
+    output = check_output_path(args.output) if args.output is not None else None
+    metrics = tuple(name.strip() for name in args.metrics.split(",") if name.strip())
+    unknown = [name for name in metrics if name not in ROW_METRICS]
+    if unknown or not metrics:
+        raise TorchscanError(f"--metrics {args.metrics}: choose from {', '.join(ROW_METRICS)}")
+    progress = _Progress(_progress_shown(args), stages=5)
+    try:
+        progress.stage(f"building {args.model_a}")
+        inputs = (_inputs(args, args.model_a), _inputs(args, args.model_b))
+        report_a, _ = _analyse(args.model_a, inputs[0], args, progress)
+        report_b, _ = _analyse(args.model_b, inputs[1], args, progress)
+        progress.stage("comparing")
+        comparison = compare(report_a, report_b, labels=(args.model_a, args.model_b))
+        if args.format == "csv":
+            text = diff_csv(comparison, max_depth=args.max_depth)
+        elif args.format == "json":
+            text = diff_json(comparison, max_depth=args.max_depth)
+        else:
+            text = render_diff(comparison, args.max_depth, metrics=metrics, changed_only=args.changed_only) + "\n"
+    finally:
+        progress.close()
+    _emit(args, output, text, start)
     return 0

@@ -1,26 +1,59 @@
-"""Models named on the command line: ``timm:NAME``, ``path/to/file.py:factory``, ``package.module:factory``."""
+"""Models named on the command line, built without downloading anything.
+
+A spec is a torchvision name (``resnet50``), ``timm:NAME``, ``path/to/file.py:factory`` or
+``package.module:factory``. Every pretrained-weights argument a torchvision builder takes (each
+parameter of its signature whose name holds ``weights``: ``weights``, ``weights_backbone``…) is
+``None`` and timm's ``pretrained`` is ``False``, so no file is fetched.
+
+By default the model's parameters and buffers are made on the ``meta`` device (shapes and dtypes, no
+storage, no initialisation cost): enough for the analysis, which never reads a weight. A model whose
+forward needs real values (detection models' NMS, which only a real forward can capture) or a
+measurement needs real weights: ``meta=False`` gives them (random, as the builder initialises them).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import sysconfig
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
+from torch.nn.modules.module import (
+    register_module_buffer_registration_hook,
+    register_module_parameter_registration_hook,
+)
+from torch.nn.parameter import UninitializedTensorMixin
 
 from torchscan.errors import TorchscanError
 
-__all__ = ["call_user_code", "load_model", "user_code_error"]
+__all__ = [
+    "DEFAULT_INPUT_SHAPE",
+    "call_user_code",
+    "default_input_shapes",
+    "load_model",
+    "meta_weights",
+    "torchvision_builder_arguments",
+    "user_code_error",
+]
 
 _T = TypeVar("_T")
+
+DEFAULT_INPUT_SHAPE: tuple[int, ...] = (3, 224, 224)
+"""One input sample when the command line gives none and the model's family has no other."""
+
+_VIDEO_FRAMES = 16
+"""Frames of a torchvision video model's default input (every one of them accepts 16)."""
 
 # Frames in these folders are not the user's code: an error's location is the deepest frame outside them.
 _LIBRARY_DIRS = tuple(
@@ -62,19 +95,112 @@ def call_user_code(what: str, function: Callable[[], _T]) -> _T:
         raise user_code_error(what, error) from error
 
 
-def _timm_model(name: str) -> nn.Module:
+def _meta_parameter(module: nn.Module, name: str, parameter: nn.Parameter | None) -> nn.Parameter | None:
+    if type(parameter) is not nn.Parameter or parameter.device.type == "meta":  # None, lazy, subclasses: as is
+        return None
+    return nn.Parameter(parameter.detach().to("meta"), requires_grad=parameter.requires_grad)
+
+
+def _meta_buffer(module: nn.Module, name: str, buffer: torch.Tensor | None) -> torch.Tensor | None:
+    if (
+        type(buffer) is not torch.Tensor
+        or isinstance(buffer, UninitializedTensorMixin)
+        or buffer.device.type == "meta"
+        or buffer.is_quantized
+    ):
+        return None
+    return buffer.to("meta")
+
+
+@contextlib.contextmanager
+def meta_weights() -> Iterator[None]:
+    """Every parameter and buffer a module registers while this is open is moved to the ``meta`` device.
+
+    torch's registration hooks (``register_module_parameter_registration_hook``, ``…_buffer_…``)
+    replace each one as it is registered, so the initialisation that follows (``reset_parameters``)
+    runs on meta tensors: no memory, no arithmetic. Unlike ``with torch.device("meta")``, a builder
+    that computes its configuration with tensors (torchvision's RegNets: ``torch.arange(...).tolist()``)
+    still works. The hooks are process-wide while open: a module registered by another thread then
+    gets meta weights too; this is for the command line, one model at a time.
+    """
+    parameters = register_module_parameter_registration_hook(_meta_parameter)
+    buffers = register_module_buffer_registration_hook(_meta_buffer)
+    try:
+        yield
+    finally:
+        parameters.remove()
+        buffers.remove()
+
+
+def _mentions_meta(error: BaseException) -> bool:
+    """True when ``error`` (or an error it was raised from) is a meta tensor's refusal to give values."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if "meta" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _built(what: str, build: Callable[[], _T], meta: bool) -> _T:
+    """``build()`` under :func:`meta_weights` when ``meta``; a builder that fails only because its weights
+    are meta tensors (it reads their values) is called again with real ones."""
+    if not meta:
+        return call_user_code(what, build)
+    try:
+        with meta_weights():
+            return call_user_code(what, build)
+    except TorchscanError as error:
+        if not _mentions_meta(error):
+            raise
+    return call_user_code(what, build)
+
+
+def _torchvision() -> Any:
+    try:
+        import torchvision
+    except ImportError as error:
+        raise TorchscanError("model names are torchvision models: install it with `pip install torchvision`") from error
+    return torchvision
+
+
+def _close_matches(name: str, known: list[str]) -> list[str]:
+    """Known names close to ``name``: difflib's closest, then names containing it."""
+    close = difflib.get_close_matches(name.lower(), known, n=5, cutoff=0.6)
+    close += [candidate for candidate in known if name.lower() in candidate and candidate not in close]
+    return close[:5]
+
+
+def _unknown(name: str, known: list[str], where: str) -> TorchscanError:
+    close = _close_matches(name, known)
+    hint = f" Did you mean {', '.join(close)}?" if close else f" See {where}."
+    return TorchscanError(f"unknown model '{name}'.{hint}")
+
+
+def torchvision_builder_arguments(name: str) -> dict[str, Any]:
+    """The keywords that turn every pretrained-weights argument of torchvision builder ``name`` off:
+    ``None`` for each parameter of its signature whose name holds ``weights``."""
+    builder = _torchvision().models.get_model_builder(name)
+    return {parameter: None for parameter in inspect.signature(builder).parameters if "weights" in parameter}
+
+
+def _torchvision_model(name: str, meta: bool) -> nn.Module:
+    models = _torchvision().models
+    available = models.list_models()
+    if name not in available:
+        raise _unknown(name, available, "torchvision.models.list_models()")
+    arguments = torchvision_builder_arguments(name)
+    return _built(f"torchvision model {name}", lambda: models.get_model(name, **arguments), meta)
+
+
+def _timm_model(name: str, meta: bool) -> nn.Module:
     try:
         import timm
     except ImportError as error:
         raise TorchscanError("`timm:` models need timm: install it with `pip install timm`") from error
-    try:
-        return timm.create_model(name, pretrained=False)
-    except RuntimeError as error:
-        if "unknown model" in str(error).lower():
-            raise TorchscanError(f"timm has no model '{name}': {error}") from error
-        raise user_code_error(f"timm.create_model('{name}')", error) from error
-    except Exception as error:  # the model's own constructor raised
-        raise user_code_error(f"timm.create_model('{name}')", error) from error
+    if not timm.is_model(name):
+        raise _unknown(name, list(timm.list_models()), "timm.list_models()")
+    return _built(f"timm.create_model('{name}')", lambda: timm.create_model(name, pretrained=False), meta)
 
 
 def _file_module(path: Path) -> ModuleType:
@@ -110,18 +236,7 @@ def _import_module(name: str) -> ModuleType:
         raise user_code_error(f"importing module '{name}'", error) from error
 
 
-def load_model(spec: str) -> nn.Module:
-    """The model described by ``spec`` (``source:attribute``), in eval mode.
-
-    ``timm:NAME`` builds a randomly initialised timm model; ``file.py:factory`` and
-    ``package.module:factory`` import the file or module and call ``factory()`` with no
-    arguments (an ``nn.Module`` attribute is used as is).
-    """
-    source, _, attribute = spec.rpartition(":")
-    if not source or not attribute:
-        raise TorchscanError(f"'{spec}': expected timm:NAME, path/to/file.py:factory or package.module:factory")
-    if source == "timm":
-        return _timm_model(attribute).eval()
+def _factory_model(spec: str, source: str, attribute: str, meta: bool) -> object:
     if source.endswith(".py") or "/" in source or "\\" in source:
         module = _file_module(Path(source))
     else:
@@ -130,9 +245,48 @@ def load_model(spec: str) -> nn.Module:
         raise TorchscanError(f"'{source}' has no attribute '{attribute}'")
     factory = getattr(module, attribute)
     if isinstance(factory, nn.Module) or not callable(factory):
-        model = factory
+        return factory  # built when the module was imported: as it is
+    return _built(f"factory {spec}", factory, meta)
+
+
+def load_model(spec: str, *, meta: bool = True) -> nn.Module:
+    """The model ``spec`` names, in eval mode; nothing is downloaded.
+
+    ``resnet50`` (any ``torchvision.models.list_models()`` name) and ``timm:NAME`` build a randomly
+    initialised model, every pretrained-weights argument off; ``file.py:factory`` and
+    ``package.module:factory`` import the file or module and call ``factory()`` with no arguments (an
+    ``nn.Module`` attribute is used as is). With ``meta`` (the default) the parameters and buffers the
+    builder registers are meta tensors (:func:`meta_weights`); a builder that fails on them (one that
+    reads their values) is called again for real weights. An unknown torchvision or timm name raises a
+    :class:`TorchscanError` naming the closest known names.
+    """
+    source, _, attribute = spec.rpartition(":")
+    if ":" not in spec:
+        model: object = _torchvision_model(spec, meta)
+    elif not source or not attribute:
+        raise TorchscanError(f"'{spec}': expected timm:NAME, path/to/file.py:factory or package.module:factory")
+    elif source == "timm":
+        model = _timm_model(attribute, meta)
     else:
-        model = call_user_code(f"factory {spec}", factory)
+        model = _factory_model(spec, source, attribute, meta)
     if not isinstance(model, nn.Module):
         raise TorchscanError(f"'{spec}' gave a {type(model).__name__}, not a torch.nn.Module")
     return model.eval()
+
+
+def default_input_shapes(spec: str) -> tuple[tuple[int, ...], ...]:
+    """One sample per positional input (no batch dim) for ``spec`` when the user gives none.
+
+    torchvision's video models: ``(3, 16, H, W)``, 16 frames of their weights' crop size;
+    optical-flow models: two images ``(3, 224, 224)``; everything else one ``(3, 224, 224)``.
+    The families are torchvision's own model modules (``list_models(module=...)``).
+    """
+    if ":" in spec:
+        return (DEFAULT_INPUT_SHAPE,)
+    models = _torchvision().models
+    if spec in models.list_models(module=models.video):
+        crop = models.get_model_weights(spec).DEFAULT.transforms().crop_size
+        return ((3, _VIDEO_FRAMES, *crop),)
+    if spec in models.list_models(module=models.optical_flow):
+        return (DEFAULT_INPUT_SHAPE, DEFAULT_INPUT_SHAPE)
+    return (DEFAULT_INPUT_SHAPE,)

@@ -1,0 +1,171 @@
+"""The CLI's model loader: every torchvision name builds and is analysed with the network blocked,
+weights on the meta device where only shapes are needed, every pretrained-weights argument off."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import socket
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+import torch
+from torch import nn
+
+from torchscan.cli import main
+from torchscan.errors import TorchscanError
+from torchscan.loader import default_input_shapes, load_model, meta_weights, torchvision_builder_arguments
+
+torchvision = pytest.importorskip("torchvision")
+models = torchvision.models
+
+
+class NetworkBlocked(AssertionError):
+    """Raised by any attempt to open a connection while :func:`offline` holds."""
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No socket may connect or resolve a name, and torch's weight cache is empty: any download fails loudly."""
+
+    def refuse(*args: Any, **kwargs: Any) -> NoReturn:
+        raise NetworkBlocked(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # no cached checkpoint to fall back on
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def test_the_network_block_works(offline: None) -> None:
+    """The guard itself: a builder asked for pretrained weights fails on the blocked socket."""
+    with pytest.raises(Exception) as raised:  # any error, as long as the socket was refused (below)
+        models.get_model("squeezenet1_1", weights="DEFAULT")
+    chain: BaseException | None = raised.value
+    while chain is not None and not isinstance(chain, NetworkBlocked):
+        chain = chain.__cause__ or chain.__context__
+    assert isinstance(chain, NetworkBlocked)
+
+
+def _weights_parameters(name: str) -> set[str]:
+    return {p for p in inspect.signature(models.get_model_builder(name)).parameters if "weights" in p}
+
+
+@pytest.mark.parametrize("name", ["fasterrcnn_resnet50_fpn", "deeplabv3_resnet50", "raft_small", "resnet18"])
+def test_every_weights_argument_of_the_signature_is_off(name: str) -> None:
+    arguments = torchvision_builder_arguments(name)
+    assert set(arguments) == _weights_parameters(name) and set(arguments.values()) == {None}
+    assert "weights" in arguments
+    if name != "resnet18" and name != "raft_small":
+        assert "weights_backbone" in arguments  # the argument that used to download ImageNet weights
+
+
+def test_weights_are_meta_tensors_unless_asked(offline: None) -> None:
+    model = load_model("vit_h_14")  # 632M parameters, 2.4 GiB as real weights
+    assert all(p.device.type == "meta" for p in model.parameters()) and not model.training
+    assert sum(p.numel() for p in model.parameters()) == 632_045_800
+    real = load_model("resnet18", meta=False)
+    assert all(p.device.type == "cpu" for p in real.parameters())
+
+
+def test_a_builder_that_computes_with_tensors_still_gets_meta_weights(offline: None) -> None:
+    """RegNet computes its widths with torch.arange(...).tolist(): `with torch.device("meta")` breaks it,
+    the registration hooks do not."""
+    with pytest.raises(NotImplementedError), torch.device("meta"):
+        models.regnet_y_400mf()
+    model = load_model("regnet_y_400mf")
+    assert {t.device.type for t in (*model.parameters(), *model.buffers())} == {"meta"}
+
+
+def test_meta_weights_hooks_are_removed_after() -> None:
+    with meta_weights():
+        inside = nn.Linear(2, 3)
+    outside = nn.Linear(2, 3)
+    assert inside.weight.device.type == "meta" and inside.weight.requires_grad
+    assert outside.weight.device.type == "cpu"
+
+
+def test_a_factory_that_reads_its_weights_is_built_again_with_real_ones(tmp_path: Path) -> None:
+    path = tmp_path / "reads.py"
+    path.write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "def make():\n"
+        "    model = nn.Linear(4, 2)\n"
+        "    assert float(model.weight.detach().abs().sum()) >= 0  # reads values: impossible on meta\n"
+        "    return model\n"
+    )
+    model = load_model(f"{path}:make")
+    assert model.weight.device.type == "cpu"
+
+
+def test_a_factory_error_is_not_retried_unless_meta_caused_it(tmp_path: Path) -> None:
+    path = tmp_path / "fails.py"
+    path.write_text("calls = []\n\ndef make():\n    calls.append(1)\n    raise ValueError(f'boom {len(calls)}')\n")
+    with pytest.raises(TorchscanError, match="boom 1"):
+        load_model(f"{path}:make")
+
+
+def test_unknown_names_suggest_close_ones() -> None:
+    with pytest.raises(TorchscanError, match=r"unknown model 'resnt50'\. Did you mean resnet50"):
+        load_model("resnt50")
+    with pytest.raises(TorchscanError, match=r"See torchvision\.models\.list_models\(\)"):
+        load_model("qqqqqqqq")
+    pytest.importorskip("timm")
+    with pytest.raises(TorchscanError, match=r"unknown model 'resnet_18'\. Did you mean resnet18"):
+        load_model("timm:resnet_18")
+
+
+def test_timm_models_build_offline_on_meta(offline: None) -> None:
+    pytest.importorskip("timm")
+    model = load_model("timm:resnet18")
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+
+
+def test_default_input_shapes_follow_the_model_family() -> None:
+    assert default_input_shapes("resnet18") == ((3, 224, 224),)
+    assert default_input_shapes("r3d_18") == ((3, 16, 112, 112),)  # its weights' crop size
+    assert default_input_shapes("mvit_v2_s") == ((3, 16, 224, 224),)
+    assert default_input_shapes("raft_small") == ((3, 224, 224), (3, 224, 224))
+    assert default_input_shapes("timm:resnet18") == ((3, 224, 224),)
+
+
+def _analysed(capsys: pytest.CaptureFixture[str], name: str, *flags: str) -> dict[str, Any]:
+    status = main([name, "--format", "json", "-q", *flags])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return json.loads(captured.out)
+
+
+FAST = [
+    ("resnet18", "classification", "torch.fx"),
+    ("regnet_x_400mf", "classification", "torch.fx"),
+    ("lraspp_mobilenet_v3_large", "segmentation", "torch.fx"),
+    ("r3d_18", "video", "torch.fx"),
+    ("raft_small", "optical flow", "eager-record"),
+    ("fasterrcnn_mobilenet_v3_large_320_fpn", "detection", "real-forward"),
+]
+
+
+@pytest.mark.parametrize(("name", "family", "capture"), FAST, ids=[name for name, _, _ in FAST])
+def test_torchvision_families_offline(
+    name: str, family: str, capture: str, offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _analysed(capsys, name)
+    assert data["context"]["capture"] == capture
+    assert data["totals"]["params"] == sum(p.numel() for p in load_model(name).parameters())
+    assert data["totals"]["complete"] and data["totals"]["flops"] > 0
+    # meta weights where only shapes are needed; real ones where only a real forward can capture the model
+    assert (data["context"]["device"] == "meta") == (capture != "real-forward")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", models.list_models())
+def test_every_torchvision_model_offline(name: str, offline: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every ``torchvision.models.list_models()`` name through the command: built without a download and
+    analysed (detection models by one real forward on random weights: up to ~3 GiB, hence the limit)."""
+    data = _analysed(capsys, name, "--real-forward-limit", "8GiB")
+    assert data["totals"]["params"] > 0 and data["totals"]["flops"] > 0
+    assert data["totals"]["complete"], [d["message"] for d in data["diagnostics"]]
