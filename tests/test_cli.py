@@ -337,3 +337,11 @@ def test_diff_options(models: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     status, _, err = _run(capsys, "diff", "resnet18", "resnt34", "-q")
     assert status == 2 and "Did you mean resnet34" in err
     assert "the following arguments are required: MODEL_B" in _usage_error(capsys, "diff", "resnet18")
+
+
+def test_the_readmes_diff_example_is_what_the_command_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    command = "torchscan diff resnet18 resnet34 --max-depth 2 --changed-only"
+    shown = readme.split(f"`{command}`", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    status, out, _ = _run(capsys, *command.split()[1:], "-q")
+    assert status == 0 and out == shown
