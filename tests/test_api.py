@@ -345,3 +345,26 @@ def _dispatch_stack() -> list[object]:
     from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 
     return _get_current_dispatch_mode_stack()
+
+
+class _BatchNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def test_a_batch_dimension_given_by_mistake_is_pointed_out() -> None:
+    with pytest.raises(ShapeError) as caught:
+        crawl_module(_BatchNet(), (1, 3, 8, 8))
+    message = str(caught.value)
+    assert "hint: input_shape excludes the batch dimension (batch_size=1 is prepended)" in message
+    assert "the model takes (3, 8, 8)" in message
+
+
+def test_no_batch_hint_when_the_leading_one_is_not_the_problem() -> None:
+    with pytest.raises(ShapeError) as caught:
+        crawl_module(_BatchNet(), (1, 8, 8))  # one channel where three are expected: no rank problem
+    assert "hint" not in str(caught.value)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import _disable_current_modes
 
-from torchscan.errors import InputError, ShapeError
+from torchscan.errors import InputError, ShapeError, TorchscanError
 from torchscan.graph.build import build_graph
 from torchscan.graph.capture import DEFAULT_REAL_FORWARD_LIMIT, RealForward, capture_with_fallback
 from torchscan.graph.clone import IgnoredHook, hooks_of
@@ -122,6 +122,34 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _batch_hint(
+    model: nn.Module,
+    input_shape: InputShape | None,
+    dtype: torch.dtype | Sequence[torch.dtype] | None,
+    batch_size: int | None,
+    error: ShapeError,
+) -> str:
+    """A hint when the failing op got a model input whose given shape starts with 1 and the model
+    takes that input without it: the batch dimension given by mistake (``input_shape`` excludes it).
+    Checked by capturing again without the leading 1 (on the error path only, no real forward)."""
+    if batch_size is None or not input_shape or isinstance(input_shape, torch.Tensor):
+        return ""
+    if not all(isinstance(size, int) for size in input_shape):  # several inputs, or example tensors
+        return ""
+    shape = tuple(input_shape)
+    if len(shape) < 2 or shape[0] != 1 or (batch_size, *shape) not in error.input_shapes:
+        return ""
+    try:
+        inputs = model_inputs(shape[1:], dtype=dtype, batch_size=batch_size, signature=_signature(model))
+        capture_with_fallback(model, DEFAULT_REGISTRY, inputs, input_device(model), RealForward(False, 0))
+    except TorchscanError:
+        return ""
+    return (
+        f"\n  hint: input_shape excludes the batch dimension (batch_size={batch_size} is prepended): "
+        f"the model takes {shape[1:]}"
+    )
+
+
 def _crawl(
     model: nn.Module,
     input_shape: InputShape | None,
@@ -146,9 +174,11 @@ def _crawl(
     try:
         chain = capture_with_fallback(model, registry, inputs, device, policy)
     except ShapeError as error:
-        if not hooks:
+        note = _batch_hint(model, input_shape, dtype, batch_size, error)
+        if hooks:
+            note += f"\n  note: hooks of the model were not run: {_hook_list(hooks)}"
+        if not note:
             raise
-        note = f"\n  note: hooks of the model were not run: {_hook_list(hooks)}"
         raise ShapeError(
             error.message + note, node=error.node, module_path=error.module_path, input_shapes=error.input_shapes
         ) from None

@@ -25,10 +25,11 @@ from torch._subclasses.fake_tensor import (
 )
 from torch.multiprocessing.reductions import StorageWeakRef
 
-from torchscan.errors import CaptureError, ShapeError
+from torchscan.errors import CaptureError, InputError, ShapeError
 from torchscan.graph.clone import Fakes
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
+from torchscan.ops import DEFAULT_REGISTRY, Saves
 from torchscan.records import StorageRef, TensorSpec, tensor_leaves
 
 __all__ = ["NodeValues", "Opaque", "describe", "propagate"]
@@ -220,6 +221,7 @@ class _ShapeInterpreter(fx.Interpreter):
         fakes: Fakes | None,
     ) -> None:
         super().__init__(module, garbage_collect_values=True)
+        self.extra_traceback = False  # our errors name the node themselves: no fx graph dump appended
         self.values: dict[str, NodeValues] = {}
         self._module_paths = module_paths
         self._rules = rules
@@ -252,6 +254,7 @@ class _ShapeInterpreter(fx.Interpreter):
         # fx's run_node also sets fx_traceback's current node (for its own error context): our
         # errors name the node themselves, and that context manager costs more than a rule
         args, kwargs = self.fetch_args_kwargs_from_env(n)
+        self._check_dtypes(n, args, kwargs)
         try:
             result = self._by_rule(n, args, kwargs)
             if result is None:
@@ -260,7 +263,7 @@ class _ShapeInterpreter(fx.Interpreter):
             raise
         except (DataDependentOutputException, DynamicOutputShapeException) as error:
             raise CaptureError(
-                f"fx node '{n.name}' ({n.format_node()}) has a data-dependent output shape "
+                f"fx node '{n.name}' ({self._op_name(n)}) has a data-dependent output shape "
                 f"({error}): fake tensors cannot say its size{_user_frame(n)}"
             ) from error
         except Exception as error:
@@ -293,13 +296,91 @@ class _ShapeInterpreter(fx.Interpreter):
 
     def _shape_error(self, n: fx.Node, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
         path = self._module_paths.get(n.name, "")
-        shapes = shapes_of(describe((tuple(args), dict(kwargs))))
-        where = f"layer '{path}' " if path else ""
+        described = describe((tuple(args), dict(kwargs)))
+        shapes = shapes_of(described)
         message = (
-            f"{where}(fx node '{n.name}': {n.format_node()}) rejected input shapes "
-            f"{shape_list(shapes)}: {first_line(error)}{_user_frame(n)}"
+            f"{_where(n, path, self._op_name(n))} rejected input shapes {shape_list(shapes)}"
+            f"{_dtype_list(described)}: {first_line(error)}{_user_frame(n)}{_dtype_hint(self._target(n), described)}"
         )
         return ShapeError(message, node=n.name, module_path=path, input_shapes=shapes)
+
+    def _target(self, n: fx.Node) -> Any:
+        """What the node calls: the module's class, the function, or the tensor method."""
+        if n.op == "call_module":
+            return type(self.fetch_attr(str(n.target)))
+        if n.op == "call_method":
+            return getattr(torch.Tensor, str(n.target), n.target)
+        return n.target
+
+    def _op_name(self, n: fx.Node) -> str:
+        target = self._target(n)
+        return target.__name__ if isinstance(target, type) else getattr(target, "__name__", str(target))
+
+    def _check_dtypes(self, n: fx.Node, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """A weighted op (conv, linear…) whose floating-point tensors differ in dtype fails in eager
+        PyTorch (``Input type (Half) and bias type (float) should be the same``) but not on fake
+        tensors: raise it as the model would, saying what to pass."""
+        if n.op not in ("call_module", "call_function"):
+            return
+        target = self._target(n)
+        if DEFAULT_REGISTRY.saves(target) is not Saves.WEIGHTED:
+            return
+        inputs = [t.dtype for t in tensor_leaves(describe((tuple(args), dict(kwargs)))) if t.dtype.is_floating_point]
+        weights: list[torch.dtype] = []
+        if n.op == "call_module":
+            module = self.fetch_attr(str(n.target))
+            weights = [t.dtype for t in module.parameters(recurse=False) if t.dtype.is_floating_point]
+        if len(set(inputs + weights)) > 1:
+            found = weights[0] if weights else inputs[-1]
+            given = next(dtype for dtype in inputs if dtype != found)
+            raise InputError(
+                f"{_where(n, self._module_paths.get(n.name, ''), self._op_name(n))} computes in {found} "
+                f"but gets {given} input: the model would fail the same way. Pass dtype={_spelling(found)} "
+                f"(the dtype of the model's weights), or convert the model first (model.to({_spelling(given)})) "
+                f"to analyse it in {given}{_user_frame(n)}"
+            )
+
+
+def _where(n: fx.Node, path: str, op: str) -> str:
+    """``layer 'conv1' (Conv2d, fx node 'conv1')`` or ``fx node 'add_3' (add)``."""
+    return f"layer '{path}' ({op}, fx node '{n.name}')" if path else f"fx node '{n.name}' ({op})"
+
+
+def _spelling(dtype: torch.dtype) -> str:
+    return str(dtype)  # ``torch.float32``
+
+
+def _dtype_list(described: Any) -> str:
+    """`` [float16, float32]``: the dtypes of the op's tensors when they are not all float32."""
+    dtypes = list(dict.fromkeys(str(spec.dtype).removeprefix("torch.") for spec in tensor_leaves(described)))
+    return f" [{', '.join(dtypes)}]" if dtypes and dtypes != ["float32"] else ""
+
+
+_ID_OPS = frozenset(
+    {torch.nn.Embedding, torch.nn.EmbeddingBag, torch.nn.functional.embedding, torch.nn.functional.embedding_bag}
+)
+"""Ops whose first input is integer ids (token ids, indices)."""
+
+
+def _dtype_hint(target: Any, described: Any) -> str:
+    """What to pass when a layer's first input has the wrong kind of dtype for it: float ids into an
+    embedding, integers (``dtype=torch.long`` given for an image) into a layer that computes in floats."""
+    first = next(iter(tensor_leaves(described)), None)
+    if first is None:
+        return ""
+    if target in _ID_OPS and first.dtype.is_floating_point:
+        return f"\n  hint: this layer takes integer ids; pass dtype=torch.long for this input (it is {first.dtype})"
+    if (
+        target not in _ID_OPS
+        and not first.dtype.is_floating_point
+        and not first.dtype.is_complex
+        and first.dtype != torch.bool
+    ):
+        return (
+            f"\n  hint: this layer computes in floating point but gets {first.dtype}: dtype=torch.long is for "
+            "token ids only; leave this input's dtype at its default (torch.float32)"
+        )
+    return ""
 
 
 def propagate(

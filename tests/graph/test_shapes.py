@@ -1,0 +1,71 @@
+"""The shape pass's errors: they name the layer, its type and the shapes, say what to change, and
+never dump fx's graph."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from torchscan import crawl_module
+from torchscan.errors import InputError, ShapeError
+
+
+class _Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def test_half_input_into_a_float_model_fails_as_the_model_would() -> None:
+    with pytest.raises(RuntimeError):  # eager PyTorch refuses the mix
+        _Net()(torch.zeros(1, 3, 8, 8, dtype=torch.float16))
+    with pytest.raises(InputError) as caught:
+        crawl_module(_Net(), (3, 8, 8), dtype=torch.float16)
+    message = str(caught.value)
+    assert "layer 'conv' (Conv2d, fx node 'conv')" in message
+    assert "torch.float32 but gets torch.float16" in message and "dtype=torch.float32" in message
+    assert "model.to(torch.float16)" in message
+    assert "While executing" not in message and "num_users" not in message
+
+
+def test_a_model_converted_to_the_input_dtype_is_analysed() -> None:
+    report = crawl_module(_Net().to(torch.bfloat16), (3, 8, 8), dtype=torch.bfloat16)
+    assert report.totals.complete and report.totals.macs > 0
+
+
+def test_mixed_dtypes_in_a_functional_weighted_call_are_refused() -> None:
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(2, 4, dtype=torch.float64))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.linear(x, self.weight)
+
+    expected = r"fx node 'linear' \(linear\) computes in torch.float64 but gets torch.float32"
+    with pytest.raises(InputError, match=expected):
+        crawl_module(Functional(), (4,))
+
+
+def test_long_input_into_a_conv_net_says_to_leave_the_dtype_float() -> None:
+    with pytest.raises(ShapeError) as caught:
+        crawl_module(_Net(), (3, 8, 8), dtype=torch.long)
+    message = str(caught.value)
+    assert "layer 'conv' (Conv2d, fx node 'conv') rejected input shapes (1, 3, 8, 8) [int64]" in message
+    assert "hint: this layer computes in floating point" in message and "torch.float32" in message
+    assert "num_users" not in message
+
+
+def test_float_ids_into_an_embedding_say_to_pass_long() -> None:
+    with pytest.raises(ShapeError) as caught:
+        crawl_module(nn.Sequential(nn.Embedding(10, 4)), (7,))
+    message = str(caught.value)
+    assert "(Embedding, fx node" in message and "hint: this layer takes integer ids; pass dtype=torch.long" in message
+    report = crawl_module(nn.Sequential(nn.Embedding(10, 4)), (7,), dtype=torch.long)
+    assert report.totals.complete
