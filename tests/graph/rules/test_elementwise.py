@@ -1,0 +1,40 @@
+"""Binary arithmetic rules (broadcasting, scalars, dtypes) against FakeTensor dispatch."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from tests.graph.rules.helpers import check
+
+broadcastable = st.lists(st.sampled_from([1, 3, 4]), min_size=0, max_size=4)
+
+
+@given(
+    first=broadcastable,
+    second=broadcastable,
+    op=st.sampled_from(
+        [operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.sub, torch.div]
+    ),
+    scalar=st.one_of(st.none(), st.sampled_from([2, 0.5, 0, True])),
+    dtype=st.sampled_from([torch.float32, torch.float16, torch.int64]),
+    other_dtype=st.booleans(),
+)
+def test_binary(
+    first: list[int], second: list[int], op: Any, scalar: Any, dtype: torch.dtype, other_dtype: bool
+) -> None:
+    with FakeTensorMode():
+        a = torch.empty(first, dtype=dtype)
+        if scalar is not None:
+            check(op, (a, scalar))
+            check(op, (scalar, a))
+        else:
+            b = torch.empty(second, dtype=torch.float64 if other_dtype else dtype)
+            result = check(op, (a, b))
+            if dtype.is_floating_point and not other_dtype and len(first) == len(second) > 0:
+                assert result in ("answered", "rejected")

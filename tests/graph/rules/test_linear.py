@@ -1,0 +1,53 @@
+"""Embedding, matmul and ``F.linear`` (with softmax and reflected arithmetic) against FakeTensor dispatch."""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from tests.graph.rules.helpers import check
+
+
+@given(shape=st.lists(st.integers(0, 3), max_size=3), dtype=st.sampled_from([torch.int64, torch.int32, torch.float32]))
+def test_embedding(shape: list[int], dtype: torch.dtype) -> None:
+    with FakeTensorMode():
+        ids = torch.empty(shape, dtype=dtype)
+        result = check(nn.Embedding(10, 4), (ids,))
+        assert result == ("answered" if dtype != torch.float32 else "rejected")
+        assert check(nn.Embedding(10, 4, max_norm=1.0), (ids,)) in ("declined", "rejected")
+
+
+@given(
+    first=st.lists(st.integers(1, 3), min_size=1, max_size=4),
+    second=st.lists(st.integers(1, 3), min_size=1, max_size=4),
+    transposed=st.booleans(),
+)
+def test_matmul(first: list[int], second: list[int], transposed: bool) -> None:
+    with FakeTensorMode():
+        a = torch.empty(first)
+        b = torch.empty(second).transpose(-1, -2) if transposed and len(second) > 1 else torch.empty(second)
+        for function in (torch.matmul, operator.matmul, torch.Tensor.__matmul__):
+            result = check(function, (a, b))
+        if len(first) >= 2 and len(b.shape) >= 2 and first[-1] == b.shape[-2] and first[:-2] == list(b.shape[:-2]):
+            assert result == "answered"
+
+
+@given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=4), dim=st.integers(-4, 3), bias=st.booleans())
+def test_functional_linear_and_softmax(shape: list[int], dim: int, bias: bool) -> None:
+    with FakeTensorMode():
+        x = torch.empty(shape)
+        weight, vector = torch.empty(5, shape[-1]), torch.empty(5) if bias else None
+        assert check(F.linear, (x, weight, vector)) == "answered"
+        check(F.linear, (x,), {"weight": weight, "bias": vector})
+        check(F.linear, (x, torch.empty(5, shape[-1] + 1)))
+        for function in (torch.softmax, torch.Tensor.softmax):
+            check(function, (x, dim))
+        check(F.softmax, (x,), {"dim": dim})
+        check(torch.Tensor.__radd__, (x, 2.0))
+        check(torch.Tensor.__rmul__, (x, 3))

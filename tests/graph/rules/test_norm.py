@@ -1,0 +1,30 @@
+"""Batch, layer and RMS norms (with ``nn.Linear`` on the same inputs) against FakeTensor dispatch."""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from tests.graph.rules.helpers import check
+
+
+@given(
+    features=st.integers(1, 4),
+    extra=st.integers(0, 1),
+    shape=st.lists(st.integers(1, 3), min_size=0, max_size=3),
+    training=st.booleans(),
+)
+def test_norms_and_linear(features: int, extra: int, shape: list[int], training: bool) -> None:
+    with FakeTensorMode():
+        x = torch.empty(*shape, features + extra)
+        check(nn.Linear(features, 5), (x,))
+        check(nn.LayerNorm(features), (x,))
+        assert check(nn.RMSNorm(features), (x,)) == ("rejected" if extra else "answered")
+        check(nn.RMSNorm(features, elementwise_affine=False), (x,))
+        for dims, norm in ((2, nn.BatchNorm1d), (3, nn.BatchNorm1d), (4, nn.BatchNorm2d), (5, nn.BatchNorm3d)):
+            y = torch.empty(2, features + extra, *([3] * (dims - 2)))
+            result = check(norm(features).train(training), (y,))
+            assert result == ("rejected" if extra else "answered")

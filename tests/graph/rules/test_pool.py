@@ -1,0 +1,50 @@
+"""Pooling rules (max, average, adaptive; modules and functions) against FakeTensor dispatch."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from tests.graph.rules.helpers import check, sizes
+
+
+@given(
+    kind=st.sampled_from(["max", "avg"]),
+    dims=st.integers(1, 3),
+    kernel=st.integers(1, 4),
+    stride=st.one_of(st.none(), st.integers(1, 3)),
+    padding=st.integers(0, 2),
+    dilation=st.integers(1, 2),
+    ceil=st.booleans(),
+    size=sizes,
+)
+def test_pool(
+    kind: str, dims: int, kernel: int, stride: int | None, padding: int, dilation: int, ceil: bool, size: int
+) -> None:
+    with FakeTensorMode():
+        if kind == "max":
+            module: nn.Module = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[dims - 1](
+                kernel, stride, padding, dilation, ceil_mode=ceil
+            )
+        else:
+            module = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[dims - 1](kernel, stride, padding, ceil_mode=ceil)
+        check(module, (torch.empty(2, 3, *[size + d for d in range(dims)]),))
+
+
+@given(
+    dims=st.integers(1, 3), out=st.lists(st.one_of(st.none(), st.integers(1, 5)), min_size=1, max_size=3), size=sizes
+)
+def test_adaptive_pool(dims: int, out: list[int | None], size: int) -> None:
+    output_size = out[0] if len(out) == 1 else tuple(out)
+    with FakeTensorMode():
+        x = torch.empty(2, 3, *[size + d for d in range(dims)])
+        for module in (
+            (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[dims - 1](output_size),
+            (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)[dims - 1](output_size),
+        ):
+            check(module, (x,))
+        check((F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[dims - 1], (x, output_size))

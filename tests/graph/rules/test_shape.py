@@ -1,0 +1,81 @@
+"""Concatenation and views: what the op's own meta kernel makes (sizes, strides, storage sharing)."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from tests.graph.rules.helpers import check
+from torchscan.graph.rules import RULES, answer
+
+
+@given(
+    shapes=st.lists(st.lists(st.integers(0, 3), min_size=1, max_size=3), min_size=1, max_size=3),
+    dim=st.integers(-3, 3),
+    keyword=st.booleans(),
+)
+def test_cat(shapes: list[list[int]], dim: int, keyword: bool) -> None:
+    with FakeTensorMode():
+        tensors = [torch.empty(shape) for shape in shapes]
+        check(torch.cat, (tensors,), {"dim": dim}) if keyword else check(torch.cat, (tensors, dim))
+        same = [torch.empty(shapes[0]) for _ in shapes]
+        assert check(torch.cat, (same, 0)) == "answered" or 0 in shapes[0][:0]
+
+
+VIEWS = [
+    (torch.Tensor.view, (6, -1)),
+    (torch.Tensor.view, (-1,)),
+    (torch.Tensor.reshape, (2, 3, -1)),
+    (torch.Tensor.permute, (0, 2, 3, 1)),
+    (torch.Tensor.transpose, (1, 2)),
+    (torch.Tensor.flatten, (1,)),
+    (torch.Tensor.unflatten, (1, (3, 1))),
+    (torch.Tensor.contiguous, ()),
+    (torch.Tensor.unsqueeze, (1,)),
+    (torch.Tensor.squeeze, ()),
+    (torch.Tensor.expand, (2, 2, 3, 4, 5)),
+    (torch.Tensor.chunk, (2, -1)),
+    (torch.Tensor.split, (2, 3)),
+    (torch.Tensor.narrow, (2, 1, 2)),
+    (torch.Tensor.select, (1, 0)),
+    (torch.Tensor.movedim, (1, -1)),
+    (torch.Tensor.__getitem__, ((slice(None), slice(1, None), None, Ellipsis, 0),)),
+    (operator.getitem, ((Ellipsis, slice(None, None, 2)),)),
+    (torch.flatten, (1, 2)),
+    (torch.reshape, ((2, -1),)),
+    (torch.permute, ((3, 2, 1, 0),)),
+    (torch.transpose, (0, 3)),
+    (torch.squeeze, (0,)),
+    (torch.unsqueeze, (-1,)),
+    (torch.chunk, (3, 1)),
+    (torch.split, ([1, 2], 1)),
+    (torch.narrow, (3, 0, 1)),
+    (torch.select, (0, -1)),
+    (torch.movedim, (0, 2)),
+]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "permuted", "sliced"])
+@pytest.mark.parametrize(("function", "arguments"), VIEWS, ids=range(len(VIEWS)))
+def test_views_are_what_dispatch_makes(function: Any, arguments: tuple[Any, ...], layout: str) -> None:
+    with FakeTensorMode():
+        base = torch.empty(2, 3, 4, 5)
+        if layout == "permuted":
+            base = torch.empty(2, 4, 5, 3).permute(0, 3, 1, 2)
+        elif layout == "sliced":
+            base = torch.empty(2, 3, 4, 10)[..., ::2]
+        result = check(function, (base, *arguments))
+    assert result in ("answered", "rejected")  # a view torch refuses (non-viewable strides) is declined
+
+
+def test_views_decline_tensor_indices(fake: FakeTensorMode) -> None:
+    x = torch.empty(4, 3)
+    index = torch.zeros(2, dtype=torch.long)
+    assert answer(RULES.rule_for(operator.getitem), operator.getitem, (x, index), {}) is None
+    assert answer(RULES.rule_for(operator.getitem), operator.getitem, ((1, 2), 0), {}) is None

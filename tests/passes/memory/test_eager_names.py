@@ -1,0 +1,15 @@
+"""The eager parser: names and root calls of source lines."""
+
+from __future__ import annotations
+
+from torchscan.passes.memory.eager_names import assigned_name, is_augmented, root_call
+
+
+def test_eager_names_of_source_lines() -> None:
+    assert assigned_name("x = self.conv(x)") == "x"
+    assert assigned_name("x == y") is None
+    assert is_augmented("out += identity") and not is_augmented("out = out + identity")
+    assert root_call("x = torch.cat([x, y], 1)") == ("cat", 1)
+    assert root_call("x = x + self.f(x)") == ("add", 2)
+    assert root_call("a, b = f(x)") == (None, 1)
+    assert root_call("not python(") == (None, 1)
