@@ -183,12 +183,11 @@ def _crawl(
             error.message + note, node=error.node, module_path=error.module_path, input_shapes=error.input_shapes
         ) from None
     captured, values = chain.capture, chain.values
-    graph_module = captured.graph_module
-    graph = build_graph(graph_module, captured.root, values)
+    graph = build_graph(captured.graph, captured.root, values)
 
     outputs = tuple(
         spec.shape
-        for node in graph_module.graph.nodes
+        for node in captured.graph.nodes
         if node.op == "output"
         for spec in graph.nodes[node.name][RECORD].outputs
     )

@@ -203,3 +203,15 @@ def test_output_containers_of_any_subclass_are_kept() -> None:
 
     report = crawl_module(Returns(), (4,))
     assert report.context.capture == "torch.fx" and report.context.output_shapes == ((1, 4), (1, 4))
+
+
+def test_modules_named_like_graph_module_attributes_are_captured() -> None:
+    """The graph is interpreted against the copy itself (no fx.GraphModule): submodules may be called
+    ``graph``, ``code`` or ``forward_impl`` like any other name."""
+    model = nn.Sequential()
+    model.add_module("graph", nn.Conv2d(3, 4, 3))
+    model.add_module("code", nn.ReLU())
+    model.add_module("meta", nn.Flatten())
+    report = crawl_module(model, (3, 8, 8))
+    assert [row.name for row in report.rows if row.depth == 1] == ["graph", "code", "meta"]
+    assert report.totals.complete and report.row("graph").output_shape == (1, 4, 6, 6)

@@ -84,7 +84,7 @@ def test_wrapped_functions_reached_from_methods_and_imported_torch_functions_kee
     report = crawl_module(model, (4, 8))
     (unknown,) = report.diagnostics  # the wrapped function has no formula: one node, named, the rest counted
     assert unknown.code == "unknown-op" and "bias_of" in unknown.message and report.totals.unknown_ops == 1
-    targets = [node.target for node in capture(model, DEFAULT_REGISTRY, model_inputs((4, 8))).graph_module.graph.nodes]
+    targets = [node.target for node in capture(model, DEFAULT_REGISTRY, model_inputs((4, 8))).graph.nodes]
     assert module.bias_of in targets  # one node, as fx.wrap asks
     assert torch.nn.functional.rms_norm in targets  # the registry's own object, not a copy
     assert "bias" not in vars(model) and module.rms_norm is torch.nn.functional.rms_norm

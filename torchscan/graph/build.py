@@ -14,13 +14,13 @@ from torchscan.records import RECORD, NodeRecord, tensor_leaves
 __all__ = ["build_graph"]
 
 
-def build_graph(graph_module: fx.GraphModule, root: nn.Module, values: Mapping[str, NodeValues]) -> nx.DiGraph:
-    """A DiGraph with a :class:`NodeRecord` under ``RECORD`` per node and data-flow edges."""
+def build_graph(traced: fx.Graph, root: nn.Module, values: Mapping[str, NodeValues]) -> nx.DiGraph:
+    """A DiGraph with a :class:`NodeRecord` under ``RECORD`` per node of ``traced`` and data-flow edges."""
     binder = ArgumentBinder()
     modules = dict(root.named_modules(remove_duplicate=False))
     nodes: list[tuple[str, dict[str, NodeRecord]]] = []
     edges: list[tuple[str, str]] = []
-    for index, node in enumerate(graph_module.graph.nodes):
+    for index, node in enumerate(traced.nodes):
         nodes.append((node.name, {RECORD: _record(node, index, root, modules, values.get(node.name), binder)}))
         edges.extend((source.name, node.name) for source in node.all_input_nodes)
     graph = nx.DiGraph()

@@ -44,11 +44,10 @@ class Captured:
 
 
 def _propagate(captured: Capture, inputs: ModelInputs, device: torch.device) -> dict[str, NodeValues]:
-    graph_module = captured.graph_module
-    paths = {node.name: module_path_of(node) for node in graph_module.graph.nodes}
+    paths = {node.name: module_path_of(node) for node in captured.graph.nodes}
     with captured.fake_mode:
         tensors = [_tensor(spec, device, real=False) for spec in inputs.specs]
-        return propagate(graph_module, tensors, paths, fakes=captured.fakes)
+        return propagate(captured.root, captured.graph, tensors, paths, fakes=captured.fakes)
 
 
 def capture_with_fallback(

@@ -351,11 +351,10 @@ def record(
             f"recording a forward of {type(clone).__name__} ({method}) failed: {type(error).__name__}: "
             f"{first_line(error)}{frame}"
         ) from error
-    graph_module = fx.GraphModule(clone, recorder.graph, class_name=type(clone).__name__)
     outputs = {path: tuple(names) for path, names in recorder.module_outputs.items()}
     fake_mode = mode if isinstance(mode, FakeTensorMode) else FakeTensorMode(allow_non_fake_inputs=True)
     capture = Capture(
-        graph_module=graph_module,
+        graph=recorder.graph,
         root=clone,
         module_outputs=outputs,
         fake_mode=fake_mode,

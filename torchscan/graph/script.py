@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-from torch import fx, nn
+from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -101,6 +101,5 @@ def record_scripted(
             f"recording the scripted {getattr(model, 'original_name', type(model).__name__)} failed: "
             f"{type(error).__name__}: {error}"
         ) from error
-    graph_module = fx.GraphModule(clone, recorder.graph, class_name="ScriptedModule")
-    capture = Capture(graph_module=graph_module, root=clone, module_outputs={}, fake_mode=fake_mode, method=SCRIPTED)
+    capture = Capture(graph=recorder.graph, root=clone, module_outputs={}, fake_mode=fake_mode, method=SCRIPTED)
     return capture, recorder.values

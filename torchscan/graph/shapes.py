@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import fx
+from torch import fx, nn
 from torch._guards import detect_fake_mode
 from torch._subclasses.fake_tensor import (
     DataDependentOutputException,
@@ -214,13 +214,14 @@ class _ShapeInterpreter(fx.Interpreter):
 
     def __init__(
         self,
-        module: fx.GraphModule,
+        module: nn.Module,
+        graph: fx.Graph,
         module_paths: Mapping[str, str],
         rules: ShapeRules,
         fake_mode: FakeTensorMode | None,
         fakes: Fakes | None,
     ) -> None:
-        super().__init__(module, garbage_collect_values=True)
+        super().__init__(module, garbage_collect_values=True, graph=graph)
         self.extra_traceback = False  # our errors name the node themselves: no fx graph dump appended
         self.values: dict[str, NodeValues] = {}
         self._module_paths = module_paths
@@ -384,20 +385,21 @@ def _dtype_hint(target: Any, described: Any) -> str:
 
 
 def propagate(
-    graph_module: fx.GraphModule,
+    root: nn.Module,
+    graph: fx.Graph,
     inputs: Sequence[Any],
     module_paths: Mapping[str, str],
     rules: ShapeRules = RULES,
     fakes: Fakes | None = None,
 ) -> dict[str, NodeValues]:
-    """Run ``graph_module`` on (fake) ``inputs`` and describe every node's values.
+    """Run ``graph`` (a graph of a call of ``root``) on (fake) ``inputs`` and describe every node's values.
 
     Must be called inside the fake mode that made the inputs and the module's tensors.
     ``module_paths`` maps node names to their module path (used in error messages); ``rules``
     answer the common ops without a dispatch (``NO_RULES``: dispatch every op); ``fakes`` are
     put into a module that still holds real tensors where an op is dispatched.
     """
-    interpreter = _ShapeInterpreter(graph_module, module_paths, rules, detect_fake_mode(list(inputs)), fakes)
+    interpreter = _ShapeInterpreter(root, graph, module_paths, rules, detect_fake_mode(list(inputs)), fakes)
     # grad mode on whatever the caller's: some modules (MultiheadAttention) take another path under no_grad
     with quiet_fake_tensor_log(), torch.enable_grad():
         try:

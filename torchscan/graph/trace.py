@@ -28,11 +28,6 @@ from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx import traceback as fx_traceback
 
-try:  # fx generates a graph module's Python code only when asked (torch >= 2.3); plain otherwise
-    from torch.fx._lazy_graph_module import _LazyGraphModule as _GraphModule
-except ImportError:  # pragma: no cover - older torch
-    _GraphModule = fx.GraphModule  # type: ignore[misc]
-
 from torchscan.errors import CaptureError
 from torchscan.graph.clone import Fakes, shadow_copy
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
@@ -46,13 +41,16 @@ __all__ = ["GRAPH_MODULE", "Capture", "capture", "input_device", "output_data"]
 
 @dataclass(frozen=True, slots=True)
 class Capture:
-    """A traced fake copy of the model (``root`` is the copy, ``graph_module`` its graph).
+    """A traced fake copy of the model: ``graph`` is the fx graph of a call of ``root`` (the copy), its
+    ``call_module`` and ``get_attr`` targets paths in ``root`` (interpreted against ``root`` itself, so
+    no ``fx.GraphModule`` is made: no code generated, and module names such as ``graph`` or ``code``
+    are as good as any).
 
     ``module_outputs`` maps a module path to the fx node names of the outputs of each of its
     calls (first tensor of the returned structure), so every module row gets an output shape.
     """
 
-    graph_module: fx.GraphModule
+    graph: fx.Graph
     root: nn.Module
     module_outputs: Mapping[str, tuple[str, ...]]
     fake_mode: FakeTensorMode
@@ -515,11 +513,8 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
                 f"torch.fx could not trace {type(model).__name__}: {type(error).__name__}: {error}"
             ) from error
         outputs = {path: tuple(names) for path, names in tracer.module_outputs.items()}
-    # fx.GraphModule generates and compiles the graph's Python code at once (~70 us per node); the
-    # analysis only reads the graph and interprets it, so the code is made only if it is asked for
-    graph_module = _GraphModule(root, graph, class_name=type(model).__name__)
     return Capture(
-        graph_module=graph_module,
+        graph=graph,
         root=root,
         module_outputs=outputs,
         fake_mode=fake_mode,
@@ -547,11 +542,9 @@ def _graph_capture(
             f"the graph of {type(model).__name__} takes {len(placeholders)} tensor input(s), "
             f"{len(inputs.specs)} were given"
         )
-    graph_module = _GraphModule(clone, graph, class_name=type(model).__name__)
-    graph_module.graph.eliminate_dead_code()
-    return Capture(
-        graph_module=graph_module, root=clone, module_outputs={}, fake_mode=fake_mode, method=GRAPH_MODULE, fakes=fakes
-    )
+    graph.owning_module = clone  # what fx's purity check reads call_module targets from
+    graph.eliminate_dead_code()
+    return Capture(graph=graph, root=clone, module_outputs={}, fake_mode=fake_mode, method=GRAPH_MODULE, fakes=fakes)
 
 
 def input_device(model: nn.Module) -> torch.device:

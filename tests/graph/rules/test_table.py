@@ -41,10 +41,10 @@ def test_unusual_calls_are_declined(fake: FakeTensorMode) -> None:
 def _values(model: nn.Module, shape: tuple[int, ...], rules: Any) -> dict[str, Any]:
     inputs = model_inputs(shape, args=None, kwargs=None, dtype=None, batch_size=2, signature=None)
     captured = capture(model, DEFAULT_REGISTRY, inputs)
-    paths = {node.name: module_path_of(node) for node in captured.graph_module.graph.nodes}
+    paths = {node.name: module_path_of(node) for node in captured.graph.nodes}
     with captured.fake_mode, torch.enable_grad():
         tensors = [torch.empty(spec.shape, dtype=spec.dtype) for spec in inputs.specs]
-        return _renumbered(propagate(captured.graph_module, tensors, paths, rules, captured.fakes))
+        return _renumbered(propagate(captured.root, captured.graph, tensors, paths, rules, captured.fakes))
 
 
 def _renumbered(values: dict[str, Any]) -> dict[str, Any]:
