@@ -13,6 +13,11 @@ reads input units ``a(i) … b(i)`` (see :mod:`torchscan.passes.receptive.geomet
   ``a = b = floor(i·α/β)``; linear modes (``align_corners=False``) sample ``x = (i + ½)·α/β − ½``,
   ``a = floor(x)``, ``b = ceil(x)``; ``area`` is an adaptive average pool.
 - PixelShuffle ``r``: ``a = b = floor(i/r)``; PixelUnshuffle ``r``: a window ``k = s = r``.
+- Padding, every mode (``F.pad``; ``Zero``/``Constant``/``Reflection``/``Replication``/``CircularPadNd``),
+  left pad ``p`` on an axis (negative: a crop): ``a = b = i − p``. Reflection, replication and circular
+  padding copy input values into the border: the field is reported as for zero padding (the classic
+  definition, exact for every unit whose window stays inside the input); a unit whose window reaches
+  into the border reads the mirrored, repeated or wrapped inputs instead.
 - ``F.unfold``: the convolution window, then the block grid flattened into the last axis;
   ``Tensor.unfold(dim, size, step)``: a window ``k = size``, ``s = step`` on ``dim`` (the unit is
   the whole window).
@@ -316,3 +321,22 @@ def tensor_unfold(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
             sizes[j] = call.output.shape[axis - 1]
     axes = tuple(None if axis is None else axis - 1 for axis in field.axes)
     return Field(spans=tuple(spans), sizes=tuple(sizes), axes=axes, flat=field.flat)
+
+
+_PAD_MODULES = (
+    nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
+    nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d,
+    nn.ReplicationPad3d, nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d,
+)  # fmt: skip
+
+
+@TABLE.register(F.pad, *_PAD_MODULES)
+def pad(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
+    """``pad = (left_last, right_last, left_second_last, right_second_last, …)``: each padded axis a
+    window ``k = s = 1`` with padding = its left pad (module docstring)."""
+    field = data_operand(call, operands)
+    pads = arg(call, "padding", 99) if call.kind == "module" else arg(call, "pad", 0)
+    if pads is None or isinstance(pads, int) or len(pads) % 2:
+        raise Unsupported(f"padding {pads!r}")
+    lefts = [int(value) for value in pads[0::2]]  # last axis first
+    return through(call, field, [lambda span, p=p: span.window(1, p, 1) for p in reversed(lefts)])
