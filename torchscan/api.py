@@ -26,7 +26,14 @@ from torchscan.inputs import InputSpec, model_inputs
 from torchscan.measure.cuda import measure_cuda
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
 from torchscan.passes.counts import count_costs
-from torchscan.passes.memory import LIBRARY_MODULES, estimate_memory, library_modules, with_output_bytes
+from torchscan.passes.memory import (
+    CONTAINER_MODULES,
+    LIBRARY_MODULES,
+    container_modules,
+    estimate_memory,
+    library_modules,
+    with_output_bytes,
+)
 from torchscan.passes.params import collect_params
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
 from torchscan.passes.rows import build_rows, unused_parameters
@@ -200,6 +207,7 @@ def _crawl(
         diagnostics = (*diagnostics, *unused_parameters(rows))
     rows = with_output_bytes(rows, graph, captured.module_outputs)
     graph.graph[LIBRARY_MODULES] = library_modules(model)
+    graph.graph[CONTAINER_MODULES] = container_modules(model)
     if receptive_field:
         fields = receptive_fields(graph)
         rows = with_receptive_fields(rows, fields, captured.module_outputs)

@@ -21,7 +21,7 @@ Parameters and buffers (and views of them) are model memory, never activations.
 
 from torchscan.passes.memory.backward_flops import backward_costs
 from torchscan.passes.memory.estimate import estimate_memory
-from torchscan.passes.memory.frames import LIBRARY_MODULES, library_modules
+from torchscan.passes.memory.frames import CONTAINER_MODULES, LIBRARY_MODULES, container_modules, library_modules
 from torchscan.passes.memory.peak import static_peak, workspace
 from torchscan.passes.memory.rows import with_output_bytes
 from torchscan.passes.memory.saved import saved_for_backward
@@ -30,6 +30,7 @@ from torchscan.passes.memory.training import OPTIMIZERS, Optimizer, training_est
 from torchscan.records import ActivationPeak, MemoryReport, TrainingEstimate
 
 __all__ = [
+    "CONTAINER_MODULES",
     "LIBRARY_MODULES",
     "OPTIMIZERS",
     "ActivationPeak",
@@ -37,6 +38,7 @@ __all__ = [
     "Optimizer",
     "TrainingEstimate",
     "backward_costs",
+    "container_modules",
     "estimate_memory",
     "library_modules",
     "output_bytes",

@@ -12,11 +12,24 @@ from torch import nn
 
 from torchscan.records import NodeRecord
 
-__all__ = ["LIBRARY_MODULES", "Frame", "frames_by_node", "library_modules", "parse_frames", "user_frames"]
+__all__ = [
+    "CONTAINER_MODULES",
+    "LIBRARY_MODULES",
+    "Frame",
+    "container_modules",
+    "frames_by_node",
+    "library_modules",
+    "parse_frames",
+    "user_frames",
+]
 
 LIBRARY_MODULES = "library_modules"
 """Graph attribute: paths of modules whose forward is torch's own (``Sequential``, ``ModuleList``…);
 they never hold Python locals, so frames are attributed to the nearest user module above them."""
+
+CONTAINER_MODULES = "container_modules"
+"""Graph attribute: paths of modules that are never called (no ``forward``: ``ModuleList``,
+``ModuleDict``); the calls of their children are separate calls."""
 
 Frame = tuple[str, str, str]
 """``(file:line, file:function, code)`` of one frame: its call site, its function, its source line."""
@@ -64,4 +77,11 @@ def library_modules(model: nn.Module) -> frozenset[str]:
         path
         for path, module in model.named_modules()
         if path and getattr(getattr(type(module), "forward", None), "__module__", "").startswith("torch.")
+    )
+
+
+def container_modules(model: nn.Module) -> frozenset[str]:
+    """Paths of the modules without a ``forward`` of their own (value of :data:`CONTAINER_MODULES`)."""
+    return frozenset(
+        path for path, module in model.named_modules() if path and type(module).forward is nn.Module.forward
     )

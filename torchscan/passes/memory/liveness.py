@@ -3,8 +3,10 @@
 The plain rule: a storage is live from the node that first produces it to the last node that
 reads any tensor aliasing it; graph inputs are held by the caller for the whole forward, graph
 outputs until the end; an argument of a module call lives until that call returns (the caller
-holds it). On top, the eager-Python rules of :mod:`~torchscan.passes.memory.eager` extend a
-storage bound to a local name and alias ``y += z`` to ``y``.
+holds it) — the call of the outermost module entered, a container (``ModuleList``, never called)
+skipped: each of its children's calls returns on its own. On top, the eager-Python rules of
+:mod:`~torchscan.passes.memory.eager` extend a storage bound to a local name and alias ``y += z``
+to ``y``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import networkx as nx
 
 from torchscan.passes.memory.eager import augmented_source, local_ends
-from torchscan.passes.memory.frames import LIBRARY_MODULES, frames_by_node
+from torchscan.passes.memory.frames import CONTAINER_MODULES, LIBRARY_MODULES, frames_by_node
 from torchscan.passes.memory.storage import END, Storages, storage_keys
 from torchscan.records import NodeRecord
 
@@ -60,6 +62,7 @@ def storages(
     library = graph.graph.get(LIBRARY_MODULES, frozenset())
     local_end = local_ends(ordered, frames, [frozenset(names) for names in reads], library)
     call_end = call_ends(ordered)
+    containers = graph.graph.get(CONTAINER_MODULES, frozenset())
     paths = {record.name: record.module_path for record in ordered}
     for position, record in enumerate(ordered):
         local = local_end.get(record.name, -1)
@@ -70,7 +73,7 @@ def storages(
             if record.op == "output":
                 end = END
             else:  # an argument of a module call lives until the call returns (the caller holds it)
-                entered = _shared_depth(paths[source], own)  # the depth of the call entered, less one
+                entered = _entered(_shared_depth(paths[source], own), own, containers)  # its depth, less one
                 end = ends[entered] if entered < len(ends) else record.index
             for key in of_node.get(source, ()):
                 last_use[key] = max(last_use[key], end)
@@ -90,6 +93,15 @@ def call_ends(ordered: Sequence[NodeRecord]) -> list[list[int]]:
         ends[position] = after = [after[depth] if depth < common else index for depth in range(len(own))]
         following = own
     return ends
+
+
+def _entered(depth: int, path: str, containers: frozenset[str]) -> int:
+    """The depth (less one) of the module call entered from ``depth`` down to ``path``: the first
+    module below the shared ``depth`` levels that is not a container (``depth`` itself if none is)."""
+    parts = _parts(path)
+    while depth < len(parts) and ".".join(parts[: depth + 1]) in containers:
+        depth += 1
+    return depth
 
 
 def _parts(path: str) -> tuple[str, ...]:

@@ -1,0 +1,79 @@
+"""Liveness: module-call arguments are held until their call returns, and no longer.
+
+Each net works on one activation size ``A`` (bytes of a ``1x1x16x16`` float32 tensor); the peaks
+are worked out by hand from what eager Python holds, and checked against a real CPU run.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from torchscan import crawl_module
+from torchscan.measure.cpu import measure_inference, random_inputs
+from torchscan.passes.memory import CONTAINER_MODULES, container_modules
+
+A = 4 * 16 * 16
+"""Bytes of one activation."""
+
+
+def _peaks(model: nn.Module) -> tuple[int, int]:
+    """(static, measured) inference peaks, in activations."""
+    static = crawl_module(model, (1, 16, 16), batch_size=1).memory.activation_peak_bytes
+    measured = measure_inference(model, random_inputs([(1, 1, 16, 16)])).total_bytes
+    return static // A, measured // A
+
+
+class _Inner(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.ReLU(), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.first(x))
+
+
+class _Outer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.inner = nn.ReLU(), _Inner()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(self.stem(x))
+
+
+def test_a_module_call_argument_lives_until_the_call_returns() -> None:
+    """``inner``'s argument (the stem's output) is last read by ``first``, but ``inner.forward``'s
+    parameter ``x`` holds it until ``inner`` returns. During ``second``: the input, the stem's
+    output, ``first``'s output (``second``'s argument) and ``second``'s output = 4 activations
+    (freeing arguments at their last read would say 3)."""
+    assert _peaks(_Outer()) == (4, 4)
+
+
+class _Chain(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 1, 1)
+        self.blocks = nn.ModuleList([nn.ReLU() for _ in range(3)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def test_children_of_a_container_are_separate_calls() -> None:
+    """A ``ModuleList`` is never called: ``blocks.0`` returns before ``blocks.1`` starts, and the
+    loop's ``x`` is rebound to its output, so the stem's output is freed after ``blocks.0``. Peak:
+    the caller's input, one block's argument and its output = 3 activations (holding the stem's
+    output until the last block returns would say 4)."""
+    assert _peaks(_Chain()) == (3, 3)
+
+
+def test_containers_are_the_modules_without_forward() -> None:
+    model = _Chain()
+    assert container_modules(model) == {"blocks"}
+    assert container_modules(nn.Sequential(nn.ModuleDict({"a": nn.ReLU()}), nn.ReLU())) == {"0"}
+    report = crawl_module(model, (1, 16, 16))
+    assert report.records.graph[CONTAINER_MODULES] == {"blocks"}
