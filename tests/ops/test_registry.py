@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import operator
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from torchscan.ops import DEFAULT_REGISTRY, DuplicateFormulaError, FormulaTable, Registry
@@ -46,3 +49,18 @@ def test_unknown_targets() -> None:
     assert DEFAULT_REGISTRY.lookup(torch.fft.fft) is None
     assert DEFAULT_REGISTRY.lookup(int) is None
     assert DEFAULT_REGISTRY.lookup([1, 2]) is None  # unhashable
+
+
+def test_pointwise_is_declared_with_the_formulas_and_read_by_the_receptive_field() -> None:
+    from torchscan.passes.receptive import DEFAULT_RULES
+
+    pointwise = set(DEFAULT_REGISTRY.pointwise_targets())
+    assert {nn.ReLU, F.relu, torch.relu, torch.Tensor.relu_, operator.add, torch.Tensor.__mul__} <= pointwise
+    assert not {nn.Conv2d, torch.matmul, torch.Tensor.view, F.softmax} & pointwise  # windows, products, layouts
+    elementwise = DEFAULT_RULES.lookup(nn.ReLU)
+    assert all(DEFAULT_RULES.lookup(target) is elementwise for target in pointwise)
+
+    table = FormulaTable("test")
+    table.register(torch.relu, pointwise=True)(lambda call: Cost())
+    with pytest.raises(DuplicateFormulaError, match="pointwise twice"):
+        table.declare(torch.relu, pointwise=True)

@@ -33,6 +33,11 @@ def relu(call: OpCall, inplace: bool) -> Cost:
     return Cost(flops=n_in, dmas=n_in + _writes(call, inplace))
 
 
+TABLE.declare(F.relu_, torch.relu_, T.relu_, pointwise=True)
+
+TABLE.declare(nn.ReLU, F.relu, torch.relu, T.relu, pointwise=True)
+
+
 TABLE.declare(F.relu_, torch.relu_, T.relu_, saves=Saves.OUTPUT)
 
 TABLE.declare(nn.ReLU, F.relu, torch.relu, T.relu, saves=Saves.OUTPUT)
@@ -46,16 +51,21 @@ def hardtanh(call: OpCall, inplace: bool) -> Cost:
     return Cost(flops=2 * n_in, dmas=n_in + _writes(call, inplace))
 
 
-@TABLE.register(nn.LeakyReLU, F.leaky_relu, inplace=False)
-@TABLE.register(F.leaky_relu_, inplace=True)
+TABLE.declare(F.hardtanh_, pointwise=True)
+
+TABLE.declare(nn.ReLU6, nn.Hardtanh, F.relu6, F.hardtanh, pointwise=True)
+
+
+@TABLE.register(nn.LeakyReLU, F.leaky_relu, inplace=False, pointwise=True)
+@TABLE.register(F.leaky_relu_, inplace=True, pointwise=True)
 def leaky_relu(call: OpCall, inplace: bool) -> Cost:
     """LeakyReLU: ``FLOPs = 4·N_in``, ``DMAs = N_in + 1 + N_out·[not inplace]`` (the slope is read)."""
     n_in = call.input.numel
     return Cost(flops=4 * n_in, dmas=n_in + 1 + _writes(call, inplace))
 
 
-@TABLE.register(nn.ELU, F.elu, inplace=False, saves=Saves.OUTPUT)
-@TABLE.register(F.elu_, inplace=True, saves=Saves.OUTPUT)
+@TABLE.register(nn.ELU, F.elu, inplace=False, saves=Saves.OUTPUT, pointwise=True)
+@TABLE.register(F.elu_, inplace=True, saves=Saves.OUTPUT, pointwise=True)
 def elu(call: OpCall, inplace: bool) -> Cost:
     """ELU: ``FLOPs = 6·N_in``, ``DMAs = N_in + 1 + N_out·[not inplace]`` (alpha is read)."""
     n_in = call.input.numel
@@ -69,6 +79,9 @@ def sigmoid(call: OpCall) -> Cost:
     return Cost(flops=4 * n_in, dmas=n_in + call.output.numel)
 
 
+TABLE.declare(nn.Sigmoid, torch.sigmoid, F.sigmoid, T.sigmoid, T.sigmoid_, pointwise=True)
+
+
 TABLE.declare(nn.Sigmoid, torch.sigmoid, F.sigmoid, T.sigmoid, T.sigmoid_, saves=Saves.OUTPUT)
 
 
@@ -77,6 +90,9 @@ def tanh(call: OpCall) -> Cost:
     """Tanh: ``FLOPs = 6·N_in``, ``DMAs = 2·N_in + N_out``."""
     n_in = call.input.numel
     return Cost(flops=6 * n_in, dmas=2 * n_in + call.output.numel)
+
+
+TABLE.declare(nn.Tanh, torch.tanh, F.tanh, T.tanh, T.tanh_, pointwise=True)
 
 
 TABLE.declare(nn.Tanh, torch.tanh, F.tanh, T.tanh, T.tanh_, saves=Saves.OUTPUT)
@@ -96,6 +112,9 @@ def gelu(call: OpCall) -> Cost:
     return _unary(call, per_element, inplace=False)
 
 
+TABLE.declare(nn.GELU, F.gelu, pointwise=True)
+
+
 @TABLE.register(nn.SiLU, F.silu, aten.silu.default, inplace=False)
 @TABLE.register(aten.silu_.default, inplace=True)
 def silu(call: OpCall, inplace: bool) -> Cost:
@@ -103,11 +122,17 @@ def silu(call: OpCall, inplace: bool) -> Cost:
     return _unary(call, 5, inplace)
 
 
+TABLE.declare(nn.SiLU, F.silu, pointwise=True)
+
+
 @TABLE.register(nn.Mish, F.mish, aten.mish.default, inplace=False)
 def mish(call: OpCall, inplace: bool) -> Cost:
     """Mish ``x·tanh(softplus(x))`` (softplus = exp, add, log; tanh = 6): ``FLOPs = 10·N_in``,
     ``DMAs = N_in + N_out·[not inplace]``."""
     return _unary(call, 10, inplace)
+
+
+TABLE.declare(nn.Mish, F.mish, pointwise=True)
 
 
 @TABLE.register(nn.Hardswish, F.hardswish, aten.hardswish.default, inplace=False)
@@ -118,6 +143,9 @@ def hardswish(call: OpCall, inplace: bool) -> Cost:
     return _unary(call, 5, inplace)
 
 
+TABLE.declare(nn.Hardswish, F.hardswish, pointwise=True)
+
+
 @TABLE.register(nn.Hardsigmoid, F.hardsigmoid, aten.hardsigmoid.default, inplace=False)
 @TABLE.register(aten.hardsigmoid_.default, inplace=True)
 def hardsigmoid(call: OpCall, inplace: bool) -> Cost:
@@ -126,11 +154,17 @@ def hardsigmoid(call: OpCall, inplace: bool) -> Cost:
     return _unary(call, 4, inplace)
 
 
+TABLE.declare(nn.Hardsigmoid, F.hardsigmoid, pointwise=True)
+
+
 @TABLE.register(nn.Softplus, F.softplus, aten.softplus.default)
 def softplus(call: OpCall) -> Cost:
     """Softplus ``log(1 + exp(β·x))/β`` with a threshold (mul, exp, add, log, div, compare):
     ``FLOPs = 6·N_in``, ``DMAs = N_in + N_out``."""
     return _unary(call, 6, inplace=False)
+
+
+TABLE.declare(nn.Softplus, F.softplus, pointwise=True)
 
 
 def _softmax_dim(call: OpCall) -> int:

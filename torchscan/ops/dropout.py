@@ -24,6 +24,7 @@ TABLE = FormulaTable("dropout")
     F.dropout3d,
     F.alpha_dropout,
     F.feature_alpha_dropout,
+    pointwise=True,
 )
 def dropout(call: OpCall) -> Cost:
     """Dropout: ``0 / 0 / 0`` in eval or with ``p = 0``; in training with ``p > 0``:

@@ -199,6 +199,50 @@ TABLE.declare(
     torch.add,
     T.add,
     T.add_,
+    T.__add__,
+    T.__radd__,
+    T.__iadd__,
+    operator.sub,
+    operator.isub,
+    torch.sub,
+    torch.subtract,
+    T.sub,
+    T.sub_,
+    T.__sub__,
+    T.__rsub__,
+    T.__isub__,
+    torch.rsub,
+    operator.mul,
+    operator.imul,
+    torch.mul,
+    torch.multiply,
+    T.mul,
+    T.mul_,
+    T.__mul__,
+    T.__rmul__,
+    T.__imul__,
+    operator.truediv,
+    operator.itruediv,
+    torch.div,
+    torch.divide,
+    torch.true_divide,
+    T.div,
+    T.div_,
+    T.__truediv__,
+    T.__rtruediv__,
+    T.__itruediv__,
+    torch.maximum,
+    torch.minimum,
+    pointwise=True,
+)
+
+
+TABLE.declare(
+    operator.add,
+    operator.iadd,
+    torch.add,
+    T.add,
+    T.add_,
     operator.sub,
     operator.isub,
     torch.sub,
@@ -211,21 +255,37 @@ TABLE.declare(operator.mul, torch.mul, T.mul, T.mul_, torch.div, T.div, T.div_, 
 
 TABLE.register(torch.exp, T.exp, T.exp_, torch.exp2, torch.expm1, T.expm1, aten.exp.default)(pointwise(1))
 
+TABLE.declare(torch.exp, T.exp, pointwise=True)
+
 TABLE.declare(torch.exp, T.exp, T.exp_, saves=Saves.OUTPUT)
 TABLE.register(torch.log, T.log, T.log_, torch.log2, T.log2, torch.log10, T.log10, torch.log1p, T.log1p)(pointwise(1))
+
+TABLE.declare(torch.log, T.log, pointwise=True)
 TABLE.register(aten.log.default)(pointwise(1))
 TABLE.register(torch.sqrt, T.sqrt, T.sqrt_, aten.sqrt.default)(pointwise(1))
+
+TABLE.declare(torch.sqrt, T.sqrt, pointwise=True)
 
 TABLE.declare(torch.sqrt, T.sqrt, T.sqrt_, saves=Saves.OUTPUT)
 TABLE.register(torch.rsqrt, T.rsqrt, T.rsqrt_, aten.rsqrt.default)(pointwise(2))
 
+TABLE.declare(torch.rsqrt, T.rsqrt, pointwise=True)
+
 TABLE.declare(torch.rsqrt, T.rsqrt, T.rsqrt_, saves=Saves.OUTPUT)
 TABLE.register(torch.neg, torch.negative, T.neg, T.neg_, T.__neg__, operator.neg, aten.neg.default)(pointwise(1))
 
+TABLE.declare(torch.neg, T.neg, T.__neg__, operator.neg, pointwise=True)
+
 TABLE.declare(torch.neg, T.neg, T.neg_, T.__neg__, operator.neg, saves=Saves.NOTHING)
 TABLE.register(torch.abs, torch.absolute, T.abs, T.abs_, T.__abs__, operator.abs, aten.abs.default)(pointwise(1))
+
+TABLE.declare(torch.abs, T.abs, T.__abs__, pointwise=True)
 TABLE.register(torch.reciprocal, T.reciprocal, T.reciprocal_, torch.square, T.square, torch.sign, T.sign)(pointwise(1))
+
+TABLE.declare(torch.reciprocal, T.reciprocal, torch.square, T.square, torch.sign, pointwise=True)
 TABLE.register(torch.sin, T.sin, torch.cos, T.cos, torch.erf, T.erf, torch.erfinv, T.erfinv)(pointwise(1))
+
+TABLE.declare(torch.sin, T.sin, torch.cos, T.cos, torch.erf, pointwise=True)
 TABLE.register(torch.floor, T.floor, torch.ceil, T.ceil, torch.round, T.round, torch.trunc, T.trunc)(pointwise(1))
 TABLE.register(
     torch.pow,
@@ -240,6 +300,8 @@ TABLE.register(
     aten.pow.Tensor_Scalar,
     aten.pow.Tensor_Tensor,
 )(pointwise(1))
+
+TABLE.declare(torch.pow, T.pow, T.__pow__, operator.pow, pointwise=True)
 TABLE.register(
     torch.bitwise_not,
     T.bitwise_not,
@@ -266,6 +328,11 @@ def clamp(call: OpCall, inplace: bool) -> Cost:
     return Cost(flops=call.input.numel * bounds, dmas=sum(s.numel for s in call.inputs) + unary_writes(call, inplace))
 
 
+TABLE.declare(T.clamp_, pointwise=True)
+
+TABLE.declare(torch.clamp, torch.clip, T.clamp, T.clip, pointwise=True)
+
+
 @TABLE.register(torch.clamp_min, T.clamp_min, torch.clamp_max, T.clamp_max, aten.clamp_min.default, inplace=False)
 @TABLE.register(T.clamp_min_, T.clamp_max_, inplace=True)
 def clamp_one(call: OpCall, inplace: bool) -> Cost:
@@ -278,6 +345,9 @@ def where(call: OpCall) -> Cost:
     """where (a selection, no arithmetic): ``FLOPs = MACs = 0``,
     ``DMAs = (elements of the condition and tensor operands) + N_out``."""
     return Cost(dmas=sum(spec.numel for spec in call.inputs) + call.output.numel)
+
+
+TABLE.declare(torch.where, pointwise=True)
 
 
 @TABLE.register(torch.masked_fill, T.masked_fill, aten.masked_fill.Scalar, aten.masked_fill.Tensor, inplace=False)

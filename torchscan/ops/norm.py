@@ -145,7 +145,7 @@ def normalize(call: OpCall) -> Cost:
     return Cost(flops=3 * n_in + 2 * groups, dmas=n_in + call.output.numel)
 
 
-@TABLE.register(nn.LocalResponseNorm, F.local_response_norm)
+@TABLE.register(nn.LocalResponseNorm, F.local_response_norm, pointwise=True)
 def local_response_norm(call: OpCall) -> Cost:
     """LocalResponseNorm over ``n = size`` channels: square, window sum (``n − 1`` adds), scale,
     add ``k``, power, divide: ``FLOPs = N_in·(n + 4)``, ``MACs = 0``, ``DMAs = N_in + N_out``."""

@@ -7,9 +7,11 @@ registered twice. :class:`Registry` is the lookup of formulas; user overrides ma
 never mutate one. The shape rules (:mod:`torchscan.graph.rules`) and the receptive-field rules
 (:mod:`torchscan.passes.receptive`) are tables of the same kind.
 
-Where a formula is registered, the same decorator may state what autograd saves for the op
-(``saves=Saves.…``): the memory pass reads it back by the call's target object
-(:meth:`OpLookup.saves`), so every family is declared once, next to the op's spellings.
+Where a formula is registered, the same decorator may state what other passes need to know about
+the op, so each fact is declared once, next to the op's spellings, and read back by the call's
+target object: what autograd saves for it (``saves=Saves.…``, :meth:`OpLookup.saves`, read by the
+memory pass), and whether it is pointwise (``pointwise=True``: output unit ``i`` reads unit ``i`` of
+each operand after broadcasting; :meth:`OpLookup.pointwise_targets`, read by the receptive field).
 """
 
 from __future__ import annotations
@@ -69,12 +71,15 @@ class OpTable(Generic[V]):
         self.family = family
         self._entries: dict[Any, V] = {}
         self._saves: dict[Any, Saves] = {}
+        self._pointwise: dict[Any, None] = {}
 
-    def register(self, *targets: Any, saves: Saves | None = None, **fixed: Any) -> Callable[[V], V]:
+    def register(
+        self, *targets: Any, saves: Saves | None = None, pointwise: bool = False, **fixed: Any
+    ) -> Callable[[V], V]:
         """Register the decorated entry under ``targets``; ``fixed`` keyword arguments are bound.
 
         ``fixed`` lets one formula serve several dimensionalities, e.g. ``dims=2`` for 2-D pools;
-        ``saves`` declares what autograd keeps for these spellings.
+        ``saves`` and ``pointwise`` declare facts about these spellings (see :meth:`declare`).
         """
 
         def decorate(entry: V) -> V:
@@ -85,24 +90,33 @@ class OpTable(Generic[V]):
                 if target in self._entries:
                     raise DuplicateFormulaError(f"{self.family}: {_describe(target)} registered twice")
                 self._entries[target] = bound  # type: ignore[assignment]
-            if saves is not None:
-                self.declare(*targets, saves=saves)
+            if saves is not None or pointwise:
+                self.declare(*targets, saves=saves, pointwise=pointwise)
             return entry
 
         return decorate
 
-    def declare(self, *targets: Any, saves: Saves) -> None:
-        """State what autograd saves for ``targets`` (also for spellings without an entry)."""
+    def declare(self, *targets: Any, saves: Saves | None = None, pointwise: bool = False) -> None:
+        """State what autograd saves for ``targets`` and whether they are pointwise (also for spellings
+        without an entry); a fact declared twice for one target is refused."""
         for target in dict.fromkeys(targets):
-            if target in self._saves:
-                raise DuplicateFormulaError(f"{self.family}: what {_describe(target)} saves is declared twice")
-            self._saves[target] = saves
+            if saves is not None:
+                if target in self._saves:
+                    raise DuplicateFormulaError(f"{self.family}: what {_describe(target)} saves is declared twice")
+                self._saves[target] = saves
+            if pointwise:
+                if target in self._pointwise:
+                    raise DuplicateFormulaError(f"{self.family}: {_describe(target)} declared pointwise twice")
+                self._pointwise[target] = None
 
     def items(self) -> tuple[tuple[Any, V], ...]:
         return tuple(self._entries.items())
 
     def saves_items(self) -> tuple[tuple[Any, Saves], ...]:
         return tuple(self._saves.items())
+
+    def pointwise_items(self) -> tuple[tuple[Any, None], ...]:
+        return tuple(self._pointwise.items())
 
 
 FormulaTable = OpTable[Formula]
@@ -147,9 +161,11 @@ class OpLookup(Generic[V]):
         *,
         inherit: bool = True,
         saves: Mapping[Any, Saves] | None = None,
+        pointwise: Iterable[Any] = (),
     ) -> None:
         self._entries: Mapping[Any, V] = MappingProxyType(dict(entries))
         self._saves: Mapping[Any, Saves] = MappingProxyType(dict(saves or {}))
+        self._pointwise: tuple[Any, ...] = tuple(dict.fromkeys(pointwise))
         self._lazy = lazy
         self._pending = list(lazy)
         self._loaded: dict[Any, V] = {}
@@ -159,7 +175,8 @@ class OpLookup(Generic[V]):
     @classmethod
     def from_tables(cls, *tables: OpTable[V], lazy: tuple[LazyTable[V], ...] = (), inherit: bool = True) -> Any:
         entries = _merged(tables, OpTable.items)
-        return cls(entries, lazy, inherit=inherit, saves=_merged(tables, OpTable.saves_items))
+        saves = _merged(tables, OpTable.saves_items)
+        return cls(entries, lazy, inherit=inherit, saves=saves, pointwise=_merged(tables, OpTable.pointwise_items))
 
     def __contains__(self, target: Any) -> bool:
         return self.lookup(target) is not None
@@ -200,6 +217,10 @@ class OpLookup(Generic[V]):
         """The entry of a function, operator, tensor method or module class (see the class docstring)."""
         return self._get(target, self._entries, self._loaded)
 
+    def pointwise_targets(self) -> tuple[Any, ...]:
+        """The spellings declared pointwise (the eagerly merged tables')."""
+        return self._pointwise
+
     def saves(self, target: Any) -> Saves | None:
         """What autograd saves for the op ``target`` as declared with its formula (None: undeclared)."""
         return self._get(target, self._saves, self._loaded_saves)
@@ -210,4 +231,4 @@ class Registry(OpLookup[Formula]):
 
     def with_overrides(self, overrides: Mapping[Any, Formula]) -> Registry:
         """A new registry where ``overrides`` replace or add formulas (this one is unchanged)."""
-        return Registry({**self._entries, **overrides}, self._lazy, saves=self._saves)
+        return Registry({**self._entries, **overrides}, self._lazy, saves=self._saves, pointwise=self._pointwise)

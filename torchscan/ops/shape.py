@@ -127,6 +127,9 @@ def view(call: OpCall) -> Cost:
     return Cost()
 
 
+TABLE.declare(nn.Identity, T.detach, torch.detach, T.requires_grad_, pointwise=True)
+
+
 TABLE.declare(
     nn.Identity,
     nn.Flatten,
@@ -181,6 +184,9 @@ def maybe_copy(call: OpCall) -> Cost:
     return Cost(dmas=call.input.numel + call.output.numel)
 
 
+TABLE.declare(T.contiguous, pointwise=True)
+
+
 TABLE.declare(T.contiguous, torch.reshape, T.reshape, T.reshape_as, saves=Saves.NOTHING)
 
 
@@ -227,6 +233,9 @@ def cast(call: OpCall) -> Cost:
     if not call.inputs or not call.outputs or call.input.dtype == call.output.dtype:
         return Cost()
     return Cost(dmas=call.input.numel + call.output.numel)
+
+
+TABLE.declare(T.to, T.type, T.type_as, T.float, T.double, T.half, T.bfloat16, T.cpu, T.cuda, pointwise=True)
 
 
 TABLE.declare(T.to, T.type_as, T.float, saves=Saves.NOTHING)
@@ -279,6 +288,9 @@ def copy(call: OpCall) -> Cost:
     """Copies and padding (``clone``, ``roll``, ``flip``, ``triu``, ``repeat``, ``F.pad`` in every
     mode and the ``*Pad*d`` modules): ``FLOPs = MACs = 0``, ``DMAs = N_in + N_out``."""
     return Cost(dmas=call.input.numel + call.output.numel)
+
+
+TABLE.declare(T.clone, torch.clone, pointwise=True)
 
 
 TABLE.declare(T.clone, torch.clone, F.pad, nn.ZeroPad2d, nn.ConstantPad2d, saves=Saves.NOTHING)
