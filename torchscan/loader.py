@@ -19,6 +19,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import sysconfig
 import traceback
@@ -136,7 +137,7 @@ def _mentions_meta(error: BaseException) -> bool:
     """True when ``error`` (or an error it was raised from) is a meta tensor's refusal to give values."""
     seen: BaseException | None = error
     while seen is not None:
-        if "meta" in str(seen).lower():
+        if re.search(r"\bmeta\b", str(seen), re.IGNORECASE):  # "meta tensor", "'Meta' backend"; not "metadata"
             return True
         seen = seen.__cause__ or seen.__context__
     return False
