@@ -1,13 +1,33 @@
-"""Activation formulas in all their spellings, on literal shapes."""
+"""Activations against the counting reference (``tests/reference/activation.py``) and in all
+their spellings on literal shapes.
+
+Conventions (``torchscan/ops/__init__.py``): transcendentals (exp, log, erf, pow) are 1 FLOP; the
+reference spells sigmoid (4), tanh (6), SiLU (5), GELU (5, or 14 with the tanh approximation),
+Mish (10), Softplus (6), Hardswish (5), Hardsigmoid (4), LeakyReLU ``max(x, 0) + slope·min(x, 0)``
+(4) and ELU (6) by their textbook definitions, so FLOPs are literal. Softmax is the numerically
+stable one (``5L − 2`` a row of ``L``), log-softmax ``5L − 1``. No MACs. DMAs read each input
+element once and write each output once, with three departures checked exactly:
+
+- Tanh reads its input **twice** (``2·N_in + N_out``, one read per exponential; GELU's and Mish's
+  inner tanh do not);
+- LeakyReLU and ELU read their slope / alpha as **one more element** (a scalar hyperparameter);
+- an in-place call writes **nothing** (``N_out·[not inplace]``), though it overwrites its input.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
-from tests.ops.helpers import cost, spec
+from tests.ops.helpers import assert_same, cost, crawled_cost, function_cost, method_cost, module_cost, randn, spec
+from tests.reference import activation as reference
+from tests.reference.counting import Counted
 from torchscan import crawl_module
 from torchscan.records import Cost
 
@@ -44,8 +64,10 @@ def test_inplace_writes_nothing() -> None:
     assert cost(nn.Hardswish, (X,), (X,), inplace=True).dmas == 24
 
 
-SOFTMAX = Cost(flops=5 * 24 - 2 * 6, dmas=48)
-LOG_SOFTMAX = Cost(flops=5 * 24 - 6, dmas=48)
+# 6 rows of 4: max 3 comparisons, subtract 4, exp 4, sum 3 adds, divide 4 = 18 a row, 108 in all;
+# log-softmax: max 3, subtract 4, exp 4, sum 3, log 1, subtract 4 = 19 a row, 114. DMAs 24 + 24.
+SOFTMAX = Cost(flops=108, dmas=48)
+LOG_SOFTMAX = Cost(flops=114, dmas=48)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +82,8 @@ LOG_SOFTMAX = Cost(flops=5 * 24 - 6, dmas=48)
         (nn.LogSoftmax, "module", {"dim": -1}, LOG_SOFTMAX),
         (F.log_softmax, "function", {"dim": -1}, LOG_SOFTMAX),
         (T.log_softmax, "method", {"args": (-1,)}, LOG_SOFTMAX),
-        (nn.Softmax, "module", {"dim": 0}, Cost(flops=5 * 24 - 2 * 12, dmas=48)),
+        # 12 rows of 2: 1 + 2 + 2 + 1 + 2 = 8 a row
+        (nn.Softmax, "module", {"dim": 0}, Cost(flops=96, dmas=48)),
     ],
 )
 def test_softmax_spellings(target: object, kind: str, attrs: dict, expected: Cost) -> None:
@@ -76,3 +99,93 @@ class Acts(nn.Module):
 def test_functional_spellings_are_complete() -> None:
     report = crawl_module(Acts(), (3, 4))
     assert report.totals.complete, report.diagnostics
+
+
+def expected(counted: Counted, extra_reads: int = 0, inplace: bool = False) -> Cost:
+    """The convention on the reference's counts: FLOPs literal, each input element read once
+    (``extra_reads`` more: the departures of the module docstring), an in-place call's writes not
+    counted."""
+    tally = counted.tally
+    assert tally.macs == 0
+    writes = tally.writes["output"] if inplace else 0
+    return Cost(flops=tally.flops, dmas=tally.dmas(once=["input"]) + extra_reads - writes)
+
+
+def _none(n: int) -> int:
+    return 0
+
+
+def _scalar(n: int) -> int:
+    return 1
+
+
+def _twice(n: int) -> int:
+    return n
+
+
+# name → (module, a functional spelling and its keyword arguments, reads beyond one per input element)
+ACTIVATIONS: dict[str, tuple[Callable[[], nn.Module], Callable[..., torch.Tensor], dict, Callable[[int], int]]] = {
+    "relu": (nn.ReLU, F.relu, {}, _none),
+    "relu6": (nn.ReLU6, F.relu6, {}, _none),
+    "hardtanh": (nn.Hardtanh, F.hardtanh, {}, _none),
+    "leaky_relu": (nn.LeakyReLU, F.leaky_relu, {}, _scalar),
+    "elu": (nn.ELU, F.elu, {}, _scalar),
+    "sigmoid": (nn.Sigmoid, torch.sigmoid, {}, _none),
+    "tanh": (nn.Tanh, torch.tanh, {}, _twice),
+    "silu": (nn.SiLU, F.silu, {}, _none),
+    "gelu": (nn.GELU, F.gelu, {}, _none),
+    "gelu_tanh": (lambda: nn.GELU(approximate="tanh"), F.gelu, {"approximate": "tanh"}, _none),
+    "softplus": (nn.Softplus, F.softplus, {}, _none),
+    "mish": (nn.Mish, F.mish, {}, _none),
+    "hardswish": (nn.Hardswish, F.hardswish, {}, _none),
+    "hardsigmoid": (nn.Hardsigmoid, F.hardsigmoid, {}, _none),
+}
+
+
+@given(
+    st.sampled_from(sorted(ACTIVATIONS)),
+    st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    st.integers(0, 2**31),
+)
+def test_activations_count_as_the_reference(name: str, shape: list[int], seed: int) -> None:
+    x = 3 * randn(seed, *shape)
+    make, function, kwargs, extra = ACTIVATIONS[name]
+    counted = reference.pointwise(reference.ACTIVATIONS[name], x)
+    module = make()
+    assert_same(counted.output, module(x))
+    want = expected(counted, extra(x.numel()))
+    assert module_cost(module, x) == want
+    assert function_cost(function, x, **kwargs) == want
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_every_activation_end_to_end(name: str) -> None:
+    x = 3 * randn(0, 2, 3)
+    make, _, _, extra = ACTIVATIONS[name]
+    assert crawled_cost(make(), x) == expected(reference.pointwise(reference.ACTIVATIONS[name], x), extra(6))
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [(nn.ReLU(inplace=True), "relu"), (nn.SiLU(inplace=True), "silu"), (nn.Hardswish(inplace=True), "hardswish")],
+)
+def test_inplace_activations_count_as_the_reference(module: nn.Module, name: str) -> None:
+    x = randn(0, 2, 5)
+    counted = reference.pointwise(reference.ACTIVATIONS[name], x)
+    assert_same(counted.output, module(x.clone()))
+    assert module_cost(module, x.clone()) == expected(counted, inplace=True)
+
+
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=3), st.data())
+def test_softmax_counts_as_the_reference(shape: list[int], data: st.DataObject) -> None:
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    x = 3 * randn(data.draw(st.integers(0, 2**31)), *shape)
+    counted = reference.softmax(x, dim)
+    assert_same(counted.output, torch.softmax(x, dim))
+    assert module_cost(nn.Softmax(dim), x) == expected(counted)
+    assert function_cost(F.softmax, x, dim) == expected(counted)
+    assert method_cost(T.softmax, x, dim) == expected(counted)
+    counted = reference.log_softmax(x, dim)
+    assert_same(counted.output, torch.log_softmax(x, dim))
+    assert module_cost(nn.LogSoftmax(dim), x) == expected(counted)
+    assert function_cost(F.log_softmax, x, dim) == expected(counted)

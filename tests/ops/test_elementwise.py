@@ -1,4 +1,11 @@
-"""Unary math, where / masked_fill, casts, pads and copies: tables and complete reports."""
+"""Binary arithmetic against the counting reference (``tests/reference/elementwise.py``); unary
+math, where / masked_fill, casts, pads and copies: tables and complete reports.
+
+Binary ops (``+ − · /``, broadcasting, a Python scalar on either side): FLOPs literal (one per
+output element); DMAs read each element of each tensor operand once and write each output once
+— departure: the reference reads a broadcast operand once per output element that uses it
+(``Tally.reads``), the convention counts its elements once (``Tally.distinct``). A scalar is free.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,12 @@ import operator
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
-from tests.ops.helpers import cost, spec
+from tests.ops.helpers import assert_same, cost, crawled_cost, function_cost, method_cost, randn, spec
+from tests.reference import elementwise as reference
 from torchscan import crawl_module
 from torchscan.records import Cost
 
@@ -92,3 +102,59 @@ def test_diff_output_sizes_match_torch() -> None:
         others = 21 // (7 if dim != 0 else 3)
         assert flops == sum(others * length for length in lengths)
         assert out.numel() == others * lengths[-1]
+
+
+SPELLINGS = {
+    "add": (operator.add, torch.add, T.add),
+    "sub": (operator.sub, torch.sub, T.sub),
+    "mul": (operator.mul, torch.mul, T.mul),
+    "div": (operator.truediv, torch.div, T.div),
+}
+
+
+@st.composite
+def broadcast_pairs(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """Two shapes that broadcast (sizes set to 1 or dims dropped on either side), or a shape and a
+    Python scalar (``None``)."""
+    shape = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    if draw(st.booleans()):
+        return tuple(shape), None
+
+    def thin(dims: list[int]) -> tuple[int, ...]:
+        kept = dims[draw(st.integers(0, len(dims) - 1)) :]
+        return tuple(size if draw(st.booleans()) else 1 for size in kept)
+
+    return thin(shape), thin(shape)
+
+
+@given(st.sampled_from(sorted(SPELLINGS)), broadcast_pairs(), st.booleans(), st.integers(0, 2**31))
+def test_binary_ops_count_as_the_reference(name: str, shapes: tuple, scalar_first: bool, seed: int) -> None:
+    a = randn(seed, *shapes[0])
+    b: torch.Tensor | float = randn(seed + 1, *shapes[1]) if shapes[1] is not None else 0.75
+    if isinstance(b, float) and scalar_first and name != "div":  # 0.75 − x, 0.75 · x; 0.75 / x may blow up
+        a, b = b, a  # type: ignore[assignment]
+    counted = reference.binary(name, a, b)
+    python_operator, function, method = SPELLINGS[name]
+    assert_same(counted.output, python_operator(a, b))
+    tally = counted.tally
+    want = Cost(flops=tally.flops, dmas=tally.dmas(once=["a", "b"]))
+    assert tally.flops == tally.writes["output"]
+    assert function_cost(python_operator, a, b) == want
+    assert function_cost(function, a, b) == want
+    if isinstance(a, torch.Tensor):
+        assert method_cost(method, a, b) == want
+
+
+class Broadcast(nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x * y
+
+
+def test_broadcast_product_end_to_end() -> None:
+    """(2, 3) · (3,): 6 multiplies; the (3,) operand is read by every row (6 reads, 3 distinct):
+    DMAs 6 + 3 + 6 = 15."""
+    x, y = randn(0, 2, 3), randn(1, 3)
+    counted = reference.binary("mul", x, y)
+    assert (counted.tally.reads["b"], counted.tally.distinct("b")) == (6, 3)
+    assert crawled_cost(Broadcast(), x, y) == Cost(flops=counted.tally.flops, dmas=counted.tally.dmas(once=["a", "b"]))
+    assert crawled_cost(Broadcast(), x, y) == Cost(flops=6, dmas=15)

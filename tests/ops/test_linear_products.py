@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from torch import nn
 
@@ -35,10 +35,12 @@ def test_einsum_contractions(equation: str, shapes: list, macs: int, flops: int)
 
 
 def test_einsum_spellings() -> None:
+    """``bij,bjk->bik`` on (2, 3, 4), (2, 4, 5): 30 outputs, each a dot product of 4 (4 MACs,
+    7 FLOPs): 120 MACs, 210 FLOPs; DMAs 24 + 40 + 30 = 94 — a bmm, however the equation is passed."""
     a, b, out = spec(2, 3, 4), spec(2, 4, 5), spec(2, 3, 5)
     positional = cost(torch.einsum, (a, b), (out,), args=("bij,bjk->bik", a, b))
     named = cost(torch.einsum, (a, b), (out,), equation="bij,bjk->bik", tensors=(a, b))
-    assert positional == named == cost(torch.bmm, (a, b), (out,))
+    assert positional == named == Cost(flops=210, macs=120, dmas=94)
 
 
 def test_addmm_table() -> None:
@@ -72,7 +74,6 @@ class Products(nn.Module):
         return torch.addmm(bias[0], a[0], b[0])
 
 
-@settings(max_examples=20, deadline=None)
 @given(
     st.sampled_from(["baddbmm", "einsum", "addmm"]),  # FlopCounterMode does not see addbmm
     st.integers(1, 3),

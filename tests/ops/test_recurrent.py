@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
@@ -22,7 +22,6 @@ def closed_form(cls: type, steps: int, batch: int, inputs: int, hidden: int, lay
     return total
 
 
-@settings(max_examples=25, deadline=None)
 @given(
     cls=st.sampled_from([nn.RNN, nn.LSTM, nn.GRU]),
     steps=st.integers(1, 5),

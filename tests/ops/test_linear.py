@@ -1,0 +1,102 @@
+"""Linear layers and matrix products against the counting reference (``tests/reference/linear.py``).
+
+Conventions (``torchscan/ops/__init__.py``): a dot product of length ``k`` is ``k`` MACs and
+``2k − 1`` FLOPs, a bias add one more FLOP — the reference's literal counts. Departure, checked
+exactly: DMAs count each operand element **once** (``N_in + P + N_out``, ``N_a + N_b + N_out``),
+where the reference's dot products read each input element once per output column
+(``Tally.reads``): a blocked kernel keeps them in cache.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from tests.ops.helpers import assert_same, crawled_cost, function_cost, method_cost, module_cost, randn
+from tests.reference import linear as reference
+from tests.reference.counting import Counted
+from torchscan.records import Cost
+
+
+def expected(counted: Counted, *operands: str) -> Cost:
+    tally = counted.tally
+    return Cost(flops=tally.flops, macs=tally.macs, dmas=tally.dmas(once=operands))
+
+
+@st.composite
+def linears(draw: st.DrawFn) -> tuple[nn.Linear, torch.Tensor]:
+    lead = draw(st.lists(st.integers(1, 3), max_size=2))
+    in_features, out_features = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    module = nn.Linear(in_features, out_features, bias=draw(st.booleans()), dtype=torch.float64)
+    seed = draw(st.integers(0, 2**31))
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(randn(seed + 1, *parameter.shape))
+    return module, randn(seed, *lead, in_features)
+
+
+@given(linears())
+def test_linear_counts_as_the_reference(case: tuple[nn.Linear, torch.Tensor]) -> None:
+    module, x = case
+    counted = reference.linear(x, module.weight, module.bias)
+    literal_reads = x.numel() * module.out_features  # every input element once per output column
+    assert counted.tally.reads["input"] == literal_reads
+    with torch.no_grad():
+        assert_same(counted.output, module(x))
+        assert module_cost(module, x) == expected(counted, "input", "weight", "bias")
+        assert function_cost(F.linear, x, module.weight, module.bias) == expected(counted, "input", "weight", "bias")
+
+
+@given(linears())
+def test_linear_end_to_end(case: tuple[nn.Linear, torch.Tensor]) -> None:
+    module, x = case
+    assert crawled_cost(module, x) == expected(
+        reference.linear(x, module.weight, module.bias), "input", "weight", "bias"
+    )
+
+
+@st.composite
+def products(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Operand shapes of a matmul: 1-D or more, broadcast batch dims."""
+    m, k, n = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    batch = draw(st.lists(st.integers(1, 3), max_size=2))
+    a_batch = [size if draw(st.booleans()) else 1 for size in batch][draw(st.integers(0, len(batch))) :]
+    b_batch = [size if draw(st.booleans()) else 1 for size in batch][draw(st.integers(0, len(batch))) :]
+    a = (k,) if draw(st.booleans()) else (*a_batch, m, k)
+    b = (k,) if draw(st.booleans()) else (*b_batch, k, n)
+    return a, b
+
+
+@given(products(), st.integers(0, 2**31))
+def test_matmul_counts_as_the_reference(shapes: tuple, seed: int) -> None:
+    a, b = randn(seed, *shapes[0]), randn(seed + 1, *shapes[1])
+    counted = reference.matmul(a, b)
+    assert_same(counted.output, torch.matmul(a, b))
+    assert function_cost(torch.matmul, a, b) == expected(counted, "a", "b")
+    assert function_cost(operator.matmul, a, b) == expected(counted, "a", "b")
+    assert method_cost(torch.Tensor.matmul, a, b) == expected(counted, "a", "b")
+
+
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), st.integers(0, 2**31))
+def test_bmm_and_mm_count_as_the_reference(batch: int, m: int, k: int, n: int, seed: int) -> None:
+    a, b = randn(seed, batch, m, k), randn(seed + 1, batch, k, n)
+    counted = reference.matmul(a, b)
+    assert_same(counted.output, torch.bmm(a, b))
+    assert function_cost(torch.bmm, a, b) == expected(counted, "a", "b")
+    single = reference.matmul(a[0], b[0])
+    assert function_cost(torch.mm, a[0], b[0]) == expected(single, "a", "b")
+
+
+def test_a_hand_worked_linear() -> None:
+    """Linear 3 → 2 with bias on 2 rows: 4 outputs, each 3 multiplies + 2 adds + the bias = 6 FLOPs
+    (24), 3 MACs (12); DMAs: 6 inputs + 6 weights + 2 biases + 4 writes = 18."""
+    module = nn.Linear(3, 2, dtype=torch.float64)
+    x = randn(0, 2, 3)
+    with torch.no_grad():
+        assert module_cost(module, x) == Cost(flops=24, macs=12, dmas=18)
+        assert expected(reference.linear(x, module.weight, module.bias), "input", "weight", "bias") == Cost(24, 12, 18)
