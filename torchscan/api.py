@@ -315,9 +315,14 @@ def summary(
     real_forward_limit: int | None = None,
     columns: str | Sequence[str] | None = None,
     width: int | None = None,
+    show_free: bool = False,
 ) -> Report:
     """Print the keras-style summary of ``model`` (to ``file``, stdout by default); return the report
     (its ``repr`` is one line, so a Python prompt shows the table and that line).
+
+    Bookkeeping rows (views, indexing, small factories and casts: no FLOPs, next to no DMAs; see
+    :func:`torchscan.records.rows.is_bookkeeping`) are folded into their parents unless
+    ``show_free=True``; the returned report keeps every row.
 
     ``columns`` chooses the table's columns by name or preset (``"all"``, ``"cost"``, ``"memory"``,
     ``["output_shape", "flops", "kernel"]``…; see :func:`torchscan.render.table.parse_columns`,
@@ -343,7 +348,8 @@ def summary(
     wants_measure = measure or (device is not None and str(device).startswith("cuda"))
     if wants_measure and args is None and kwargs is None:  # positional inputs only
         report = with_measurement(report, model)
-    print(render_table(report, max_depth=max_depth, columns=columns, width=width), file=file or sys.stdout)
+    table = render_table(report, max_depth=max_depth, columns=columns, width=width, show_free=show_free)
+    print(table, file=file or sys.stdout)
     return report
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import torch
 import torchvision
 from hypothesis import given
 from hypothesis import strategies as st
+from torch import nn
 
+from tests.gpt2 import gpt2_report
 from tests.strategies import RandomNet, random_nets
 from torchscan import Report, crawl_module
+from torchscan.passes.rows import scoped_names
+from torchscan.records import RECORD
 
 
 def assert_rows_sum_to_totals(report: Report) -> None:
@@ -24,7 +29,14 @@ def assert_rows_sum_to_totals(report: Report) -> None:
 
 def assert_tree_consistent(report: Report) -> None:
     by_name = {row.name: row for row in report.rows}
+    assert len(by_name) == len(report.rows), "row names are unique"
     for row in report.rows:
+        assert report.row(row.name) is row
+        if row.kind in ("function", "method"):  # named parent.op(_k), linked to its fx node
+            assert row.node is not None and report.records.nodes[row.node][RECORD].type_name == row.type
+            assert row.name.removeprefix(f"{row.parent}." if row.parent else "").startswith(row.type)
+        else:
+            assert row.node is None
         children = [child for child in report.rows if child.parent == row.name]
         assert row.is_leaf == (not children)
         if children:
@@ -77,3 +89,100 @@ def test_parameters_held_by_traced_modules_get_rows() -> None:
     assert report.row("class_token").params == 768 and report.row("class_token").kind == "parameter"
     assert report.row("encoder.pos_embedding").params == 197 * 768
     assert report.totals.params == 86_567_656
+
+
+def _functional(report: Report) -> list[tuple[str, str | None]]:
+    return [(row.name, row.node) for row in report.rows if row.kind in ("function", "method")]
+
+
+def test_functional_rows_are_named_by_their_module_and_op() -> None:
+    report = crawl_module(torchvision.models.resnet18(), (3, 64, 64))
+    assert_tree_consistent(report)
+    add = report.row("layer1.0.add")  # the residual add of layer1.0 (fx calls it add)
+    assert (add.kind, add.type, add.parent, add.depth) == ("function", "add", "layer1.0", 3)
+    record = report.records.nodes[add.node][RECORD]
+    assert record.module_path == "layer1.0" and record.type_name == "add"
+    sources = {report.records.nodes[source][RECORD].module_path for source in report.records.predecessors(add.node)}
+    assert sources == {"layer1.0.bn2", "maxpool"}  # the block's last norm and the skip from its input
+    residual = report.row("layer2.1.add")  # fx's add_3: the name no longer depends on what came before
+    assert report.records.nodes[residual.node][RECORD].module_path == "layer2.1"
+    adds = [f"layer{i}.{j}.add" for i in range(1, 5) for j in (0, 1)]
+    assert [name for name, _ in _functional(report)] == [*adds, "flatten"]
+
+
+def test_vit_names() -> None:
+    report = crawl_module(torchvision.models.vit_b_16(), (3, 224, 224))
+    assert_tree_consistent(report)
+    names = {name for name, _ in _functional(report)}
+    assert {"cat", "encoder.add", "getitem"} <= names  # class token, position embedding, x[:, 0]
+    for layer in range(12):
+        block = f"encoder.layers.encoder_layer_{layer}"
+        assert {f"{block}.getitem", f"{block}.add", f"{block}.add_1"} <= names  # attention output, two residuals
+        assert report.row(f"{block}.add_1").flops == 197 * 768
+    assert not any(name.startswith("getitem_") for name in names)  # no global fx numbering
+
+
+def test_gpt2_names() -> None:
+    report = gpt2_report()
+    assert_tree_consistent(report)
+    names = {name for name, _ in _functional(report)}
+    for layer in (0, 1):
+        block = f"transformer.h.{layer}"
+        assert {f"{block}.add", f"{block}.add_1", f"{block}.attn.scaled_dot_product_attention"} <= names
+        assert [name for name in names if name.startswith(f"{block}.mlp.act.")] != []  # the tanh GELU's ops
+        assert report.row(f"{block}.mlp.act.tanh").type == "tanh"
+    assert {"transformer.arange", "transformer.le", "getitem"} <= names
+
+
+def test_names_are_stable_across_runs_and_instances() -> None:
+    first = crawl_module(torchvision.models.resnet18().eval(), (3, 32, 32))
+    second = crawl_module(torchvision.models.resnet18().eval(), (3, 32, 32))
+    assert [row.name for row in first.rows] == [row.name for row in second.rows]
+    assert _functional(first) == _functional(second)
+
+
+class Spellings(nn.Module):
+    """Every spelling of indexing, add and relu, and a child module named like an op."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        a = x[0]
+        b = x.__getitem__(1)
+        c = torch.add(a + b, y[0])
+        c.add_(1)
+        c += 1
+        return torch.relu_(self.relu(c)) + c.relu()
+
+
+def test_one_spelling_per_type_and_names_that_skip_taken_ones() -> None:
+    report = crawl_module(Spellings(), [(4, 5), (4, 5)], batch_size=2)
+    assert_tree_consistent(report)
+    rows = [(row.name, row.type) for row in report.rows]
+    assert rows == [
+        ("getitem", "getitem"),  # x[0]: operator.getitem
+        ("getitem_1", "getitem"),  # x.__getitem__(1): the tensor method
+        ("add", "add"),  # a + b
+        ("getitem_2", "getitem"),
+        ("add_1", "add"),  # torch.add
+        ("add_2", "add"),  # c.add_(1)
+        ("add_3", "add"),  # c += 1
+        ("relu", "ReLU"),  # the module owns its name
+        ("relu_1", "relu"),  # torch.relu_
+        ("relu_2", "relu"),  # c.relu()
+        ("add_4", "add"),
+    ]
+
+
+def test_scoped_names() -> None:
+    calls = [("add", "", "add"), ("add_1", "block", "add"), ("add_2", "block", "add"), ("relu", "block", "relu")]
+    assert scoped_names(calls) == {"add": "add", "add_1": "block.add", "add_2": "block.add_1", "relu": "block.relu"}
+    taken = {"block.relu", "block.add_1"}  # a module path, a parameter row
+    assert scoped_names(calls, taken) == {
+        "add": "add",
+        "add_1": "block.add",
+        "add_2": "block.add_2",
+        "relu": "block.relu_1",
+    }

@@ -78,7 +78,7 @@ def test_stdout_depth_and_quiet(capsys: pytest.CaptureFixture[str]) -> None:
         "layer1",
     ]
     status, out, _ = _run(capsys, "resnet18", "--format", "dot", "--max-depth", "1", "-q")
-    assert status == 0 and out.count("label=") == 11 + 2 + 1
+    assert status == 0 and out.count("label=") == 11 - 1 + 2 + 1  # depth-1 rows but flatten (folded), in/out, graph
 
 
 def test_package_module_factory(model_file: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

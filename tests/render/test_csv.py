@@ -6,6 +6,8 @@ import csv
 import io
 from pathlib import Path
 
+from tests.gpt2 import gpt2_report
+from torchscan.records.rows import is_bookkeeping
 from torchscan.render.csv import CSV_COLUMNS, cell, to_csv
 from torchscan.report import Report
 
@@ -49,3 +51,15 @@ def test_per_dim_values_are_x_joined() -> None:
         "true",
         "7",
     ]
+
+
+def test_every_row_and_its_node() -> None:
+    """CSV keeps the bookkeeping rows the table folds, with each functional row's fx node."""
+    report = gpt2_report()
+    records = list(csv.DictReader(io.StringIO(report.to_csv())))
+    assert [record["name"] for record in records] == [row.name for row in report.rows]
+    assert any(is_bookkeeping(row, report.totals) for row in report.rows)
+    for record, row in zip(records, report.rows, strict=True):
+        assert record["node"] == (row.node or "")
+        assert row.node is None or row.node in report.records
+    assert {"transformer.h.0.add", "transformer.h.1.add"} <= {record["name"] for record in records}

@@ -10,6 +10,7 @@ import subprocess
 import networkx as nx
 import pytest
 
+from torchscan.records.rows import is_bookkeeping
 from torchscan.render import dot as dot_module
 from torchscan.render.dot import GraphvizNotFoundError, _quote, fill_colour, to_dot
 from torchscan.report import Report
@@ -35,6 +36,7 @@ def test_resnet50_depth_1_has_one_node_per_top_level_child(resnet50_report: Repo
     graph, _ = _parse(resnet50_report.to_dot(depth=1))
     top_level = [row.name for row in resnet50_report.rows if row.depth == 1 and row.kind != "parameter"]
     assert len(top_level) == 11  # conv1 bn1 relu maxpool layer1-4 avgpool flatten fc
+    top_level.remove("flatten")  # a view: bookkeeping, folded (its data flows from avgpool to fc)
     assert set(graph.nodes) == {*top_level, "input x", "output"}
     assert graph.number_of_nodes() == len(top_level) + 2
     chain = ["input x", *top_level, "output"]  # ResNet is a chain at the top level
@@ -53,15 +55,16 @@ def test_edges_between_collapsed_nodes_kept_without_self_loops(resnet50_report: 
     graph, _ = _parse(resnet50_report.to_dot(depth=2))
     assert nx.number_of_selfloops(graph) == 0
     assert ("layer1.2", "layer2.0") in graph.edges and ("layer4.2", "avgpool") in graph.edges
-    assert graph.number_of_nodes() == len(resnet50_report.rows_at_depth(2)) + 2
+    shown = [row for row in resnet50_report.rows_at_depth(2) if not is_bookkeeping(row, resnet50_report.totals)]
+    assert len(shown) == len(resnet50_report.rows_at_depth(2)) - 1  # flatten folded
+    assert graph.number_of_nodes() == len(shown) + 2
     assert nx.has_path(graph, "input x", "output")
 
 
 def test_full_depth_branches_and_bypassed_python_ops(branchy_report: Report) -> None:
     graph, _ = _parse(branchy_report.to_dot())
-    assert {("stem", "block.0"), ("stem", "add"), ("block.2", "add"), ("mul", "view"), ("view", "head")} <= set(
-        graph.edges
-    )
+    assert {("stem", "block.0"), ("stem", "add"), ("block.2", "add"), ("mul", "head")} <= set(graph.edges)
+    assert "view" not in graph  # bookkeeping: folded, its data flowing through
     assert "scale" not in graph  # parameters are drawn through the ops that use them
     assert nx.is_directed_acyclic_graph(graph)
     collapsed, _ = _parse(branchy_report.to_dot(depth=1))
@@ -72,9 +75,9 @@ def test_full_depth_branches_and_bypassed_python_ops(branchy_report: Report) -> 
 def test_colour_scale_follows_the_chosen_share(branchy_report: Report) -> None:
     _, attrs = _parse(branchy_report.to_dot(color_by="flops"))
     assert f'fillcolor="{fill_colour(1.0)}"' in attrs["block.0"]  # the heaviest node
-    assert f'fillcolor="{fill_colour(0.0)}"' in attrs["view"]
     _, by_params = _parse(branchy_report.to_dot(color_by="params"))
     assert f'fillcolor="{fill_colour(1.0)}"' in by_params["head"]
+    assert f'fillcolor="{fill_colour(0.0)}"' in by_params["add"]  # no parameters
     _, by_memory = _parse(branchy_report.to_dot(color_by="memory"))
     assert f'fillcolor="{fill_colour(1.0)}"' in by_memory["block.0"]
 

@@ -48,6 +48,15 @@ def test_node_attributes(branchy_report: Report) -> None:
     )
 
 
+def test_functional_nodes_name_their_scoped_row(resnet18_report: Report) -> None:
+    graph = resnet18_report.to_networkx()
+    for row in resnet18_report.rows:
+        if row.node is not None:  # the residual adds: fx's add, add_1… are layer1.0.add, layer1.1.add…
+            assert graph.nodes[row.node]["row"] == row.name and graph.nodes[row.node]["type"] == row.type
+    rows = {data["row"] for _, data in graph.nodes(data=True)}
+    assert "layer2.1.add" in rows and "add_3" not in rows
+
+
 def test_receptive_field_when_computed(tmp_path: Path) -> None:
     torchvision = pytest.importorskip("torchvision")
     model = torchvision.models.resnet18().eval()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from torchscan.records.rows import is_bookkeeping
 from torchscan.render import dot as dot_module
 from torchscan.render.html import auto_graph_depth, to_html
 from torchscan.render.memory import TRAINING_HEADERS, peak_where, training_cells
@@ -83,7 +84,8 @@ def test_graph_is_an_inline_svg(resnet18_report: Report) -> None:
     assert graph.count("<svg") == 1 and "<?xml" not in page and "<!DOCTYPE svg" not in page
     depth = auto_graph_depth(resnet18_report)
     assert depth == 2  # 15 rows at depth 2, ~60 at depth 3
-    assert graph.count('class="node"') == len(resnet18_report.rows_at_depth(depth)) + 2
+    shown = [row for row in resnet18_report.rows_at_depth(depth) if not is_bookkeeping(row, resnet18_report.totals)]
+    assert graph.count('class="node"') == len(shown) + 2  # bookkeeping (the top-level flatten) folded
 
 
 def test_without_graphviz_a_plain_flow_and_a_note(resnet18_report: Report, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,7 +93,8 @@ def test_without_graphviz_a_plain_flow_and_a_note(resnet18_report: Report, monke
     page = to_html(resnet18_report, graph_depth=1)
     _check(page)
     assert "<svg" not in page and "Graphviz is not installed" in page and "apt-get install graphviz" in page
-    assert page.count('class="gnode"') == len(resnet18_report.rows_at_depth(1)) + 2
+    shown = [row for row in resnet18_report.rows_at_depth(1) if not is_bookkeeping(row, resnet18_report.totals)]
+    assert page.count('class="gnode"') == len(shown) + 2
 
 
 def test_text_is_escaped(branchy_report: Report, monkeypatch: pytest.MonkeyPatch) -> None:

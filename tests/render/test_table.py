@@ -10,10 +10,14 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
 from torch import nn
 
 import torchscan
+from tests.gpt2 import gpt2_report
+from tests.strategies import RandomNet, random_nets
 from torchscan.errors import InputError
+from torchscan.records.rows import Row, is_bookkeeping
 from torchscan.render.table import COLUMNS, PRESETS, parse_columns, render_table, wants_receptive_field
 from torchscan.render.units import format_bytes, format_count, format_shape
 from torchscan.report import Diagnostic, Report
@@ -97,7 +101,7 @@ def test_a_bad_name_is_an_input_error_listing_the_valid_ones(spec: str | list[st
 def test_each_column_alone(resnet18_report: Report, rf_report: Report) -> None:
     for name, column in COLUMNS.items():
         report = rf_report if name == "receptive_field" else resnet18_report
-        table = render_table(report, columns=name, width=0)
+        table = render_table(report, columns=name, width=0, show_free=True)
         (block,) = _blocks(table)
         assert _headers(block) == ["Layer", column.header]
         assert len(block) == 2 + 1 + len(report.rows) + 1  # header, rule, the model, one per row, rule
@@ -105,7 +109,7 @@ def test_each_column_alone(resnet18_report: Report, rf_report: Report) -> None:
 
 def test_cells_are_the_rows_numbers(resnet18_report: Report) -> None:
     report = resnet18_report
-    (block,) = _blocks(render_table(report, columns="all", width=0))
+    (block,) = _blocks(render_table(report, columns="all", width=0, show_free=True))
     headers = _headers(block)
     assert headers == ["Layer", *(column.header for name, column in COLUMNS.items() if name != "receptive_field")]
     where = {header: index for index, header in enumerate(headers)}
@@ -141,7 +145,8 @@ def test_input_shape_and_kernel(resnet18_report: Report) -> None:
     assert kernel["conv1"] == "x".join(map(str, model.conv1.kernel_size))
     assert kernel["maxpool"] == f"{model.maxpool.kernel_size}x{model.maxpool.kernel_size}"  # an int, per spatial dim
     assert kernel["layer1"] == "-" and kernel["fc"] == "-"
-    (block,) = _blocks(render_table(report, max_depth=1, columns=["input_shape", "output_shape"], width=0))
+    shapes = render_table(report, max_depth=1, columns=["input_shape", "output_shape"], width=0, show_free=True)
+    (block,) = _blocks(shapes)
     cells = [_cells(line) for line in block[2:-1]]
     assert cells[0][1] == cells[1][1] == format_shape(report.context.input_shapes[0])  # the model's, conv1's
     for (_, _, previous_out), (_, this_in, _) in itertools.pairwise(cells[1:]):
@@ -169,14 +174,14 @@ def test_receptive_field_column(rf_report: Report, resnet18_report: Report) -> N
 @pytest.mark.parametrize("width", [60, 100, 200])
 def test_every_line_fits_and_every_row_is_one_line(resnet18_report: Report, width: int) -> None:
     report = resnet18_report
-    table = render_table(report, columns="all", width=width)
+    table = render_table(report, columns="all", width=width, show_free=True)
     blocks = _blocks(table)
     assert all(len(line) <= width for line in table.splitlines())
     headers = [header for block in blocks for header in _headers(block)[1:]]
     assert headers == [column.header for column in COLUMNS.values() if column.name != "receptive_field"]
     for block in blocks:
         assert _headers(block)[0] == "Layer" and len(block) == 4 + len(report.rows)
-    natural = max(len(line) for line in render_table(report, columns="all", width=0).splitlines())
+    natural = max(len(line) for line in render_table(report, columns="all", width=0, show_free=True).splitlines())
     assert (len(blocks) == 1) == (natural <= width)
 
 
@@ -223,3 +228,84 @@ def test_footer_lines_wrap_at_the_width(branchy_report: Report) -> None:
     lines = render_table(report, width=60).splitlines()
     assert all(len(line) <= 60 for line in lines)
     assert " ".join(line.strip() for line in lines[lines.index("Diagnostics:") + 1 :]) == f"- [long] {message}"
+
+
+def _shown(table: str) -> list[str]:
+    """The Layer cells of a one-block table's rows (the model's line left out)."""
+    (block,) = _blocks(table)
+    return [_cells(line)[0] for line in block[3:-1]]
+
+
+def _label(row: Row) -> str:
+    return row.name.removeprefix(f"{row.parent}.") if row.parent else row.name
+
+
+def assert_shown_rows_sum_to_totals(report: Report) -> None:
+    """The table's rows are the report's rows less bookkeeping, and at every depth the shown frontier
+    sums to the totals: exactly for parameters, FLOPs and MACs; DMAs with the folded rows' (the footer's)."""
+    totals = report.totals
+    shown = [row for row in report.rows if not is_bookkeeping(row, totals)]
+    table = render_table(report, width=0)
+    assert _shown(table) == [_label(row) for row in shown]
+    folded = [row for row in report.rows if is_bookkeeping(row, totals)]
+    if folded:
+        dmas = format_count(sum(row.dmas for row in folded), "DMAs")
+        rows = f"{len(folded)} bookkeeping row{'s' * (len(folded) > 1)}"
+        assert f"Folded: {rows}, {dmas} (show_free=True / --all-rows)" in table
+    for depth in range(1, report.max_depth + 1):
+        frontier = report.rows_at_depth(depth)
+        visible = [row for row in frontier if not is_bookkeeping(row, totals)]
+        hidden = [row for row in frontier if is_bookkeeping(row, totals)]
+        assert sum(row.params for row in visible) == totals.params, depth
+        assert sum(row.flops for row in visible) == totals.flops, depth
+        assert sum(row.macs for row in visible) == totals.macs, depth
+        assert sum(row.unknown_ops for row in visible) == totals.unknown_ops, depth
+        assert sum(row.dmas for row in visible) + sum(row.dmas for row in hidden) == totals.dmas, depth
+        assert all(row.dmas * 10_000 <= totals.dmas for row in hidden)
+
+
+def test_gpt2_bookkeeping_rows_are_folded() -> None:
+    report = gpt2_report()
+    folded = {row.name for row in report.rows if is_bookkeeping(row, report.totals)}
+    types = {row.type for row in report.rows if row.name in folded}
+    assert {"arange", "getitem", "new_ones", "to", "expand", "view"} <= types
+    under_transformer = [row for row in report.rows if row.parent == "transformer"]
+    assert len([row for row in under_transformer if row.name in folded]) >= 20  # the clutter of the issue
+    default = render_table(report, width=0)
+    everything = render_table(report, width=0, show_free=True)
+    assert _shown(everything) == [_label(row) for row in report.rows]
+    shown = _shown(default)
+    assert len(shown) == len(report.rows) - len(folded)
+    assert not {"arange", "new_ones", "expand", "getitem", "view"} & {label.rstrip("_0123456789") for label in shown}
+    assert "Folded: " not in everything
+    # the same numbers: everything after the table is the same but the folded-rows line
+    footer = default.split("Folded: ", 1)[1].split("\n", 2)[2]
+    assert everything.endswith(footer)
+    for row in report.rows:  # whatever does arithmetic is shown: le, bitwise_and of the mask, the position add
+        if row.flops or row.macs or row.kind not in ("function", "method"):
+            assert row.name not in folded
+    assert {"le", "bitwise_and", "add"} <= set(shown)
+    assert_shown_rows_sum_to_totals(report)
+
+
+def test_shown_rows_sum_to_totals(resnet18_report: Report, branchy_report: Report, functional_report: Report) -> None:
+    for report in (resnet18_report, branchy_report, functional_report, gpt2_report()):
+        assert_shown_rows_sum_to_totals(report)
+    assert "flatten" not in _shown(render_table(resnet18_report, max_depth=1, width=0))
+    assert "flatten" in _shown(render_table(resnet18_report, max_depth=1, width=0, show_free=True))
+
+
+@given(random_nets())
+def test_shown_rows_sum_to_totals_on_random_nets(case: tuple[RandomNet, tuple[int, int, int]]) -> None:
+    model, shape = case
+    assert_shown_rows_sum_to_totals(torchscan.crawl_module(model, shape, batch_size=2))
+
+
+def test_summary_shows_free_rows_on_request(capsys: pytest.CaptureFixture[str]) -> None:
+    model = FunctionalConv()  # x.flatten(2): a view, folded (nn.Flatten would be a module: never folded)
+    torchscan.summary(model, (3, 16, 16), width=0)
+    folded = capsys.readouterr().out
+    torchscan.summary(model, (3, 16, 16), width=0, show_free=True)
+    everything = capsys.readouterr().out
+    assert "flatten" not in _shown(folded) and "Folded: 1 bookkeeping row, " in folded
+    assert "flatten" in _shown(everything) and "Folded: " not in everything

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import networkx as nx
 from torch import fx, nn
 
-from torchscan.graph.calls import ArgumentBinder, display_type, make_call, module_path_of
+from torchscan.graph.calls import ArgumentBinder, display_type, make_call, module_path_of, resolve_target
 from torchscan.graph.shapes import NodeValues
 from torchscan.records import RECORD, NodeRecord, tensor_leaves
 
@@ -43,7 +43,7 @@ def _record(
         module = modules.get(target)
         type_name = type(module if module is not None else root.get_submodule(target)).__name__
     elif node.op in ("call_function", "call_method"):
-        type_name = display_type(node.target)
+        type_name = display_type(resolve_target(node))  # one name per op, whatever the spelling
     else:
         type_name = node.op
     return NodeRecord(

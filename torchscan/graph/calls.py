@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import operator
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -40,11 +42,94 @@ def resolve_target(node: fx.Node) -> Any:
     return node.target
 
 
+_T = torch.Tensor
+
+_OPERATOR_SPELLINGS: tuple[tuple[str, tuple[str, ...], tuple[Any, ...]], ...] = (
+    # (canonical name, torch.Tensor dunders, operator-module functions): Python's operator protocol
+    ("add", ("__add__", "__radd__", "__iadd__"), (operator.add, operator.iadd)),
+    ("sub", ("__sub__", "__rsub__", "__isub__"), (operator.sub, operator.isub)),
+    ("mul", ("__mul__", "__rmul__", "__imul__"), (operator.mul, operator.imul)),
+    (
+        "div",
+        ("__truediv__", "__rtruediv__", "__itruediv__", "__div__", "__rdiv__", "__idiv__"),
+        (operator.truediv, operator.itruediv),
+    ),
+    ("floor_divide", ("__floordiv__", "__rfloordiv__", "__ifloordiv__"), (operator.floordiv, operator.ifloordiv)),
+    ("remainder", ("__mod__", "__rmod__", "__imod__"), (operator.mod, operator.imod)),
+    ("pow", ("__pow__", "__rpow__", "__ipow__"), (operator.pow, operator.ipow)),
+    ("matmul", ("__matmul__", "__rmatmul__", "__imatmul__"), (operator.matmul, operator.imatmul)),
+    ("bitwise_and", ("__and__", "__rand__", "__iand__"), (operator.and_, operator.iand)),
+    ("bitwise_or", ("__or__", "__ror__", "__ior__"), (operator.or_, operator.ior)),
+    ("bitwise_xor", ("__xor__", "__rxor__", "__ixor__"), (operator.xor, operator.ixor)),
+    ("bitwise_left_shift", ("__lshift__", "__rlshift__", "__ilshift__"), (operator.lshift, operator.ilshift)),
+    ("bitwise_right_shift", ("__rshift__", "__rrshift__", "__irshift__"), (operator.rshift, operator.irshift)),
+    ("bitwise_not", ("__invert__",), (operator.invert,)),
+    ("neg", ("__neg__",), (operator.neg,)),
+    ("positive", ("__pos__",), (operator.pos,)),
+    ("abs", ("__abs__",), (operator.abs,)),
+    ("eq", ("__eq__",), (operator.eq,)),
+    ("ne", ("__ne__",), (operator.ne,)),
+    ("lt", ("__lt__",), (operator.lt,)),
+    ("le", ("__le__",), (operator.le,)),
+    ("gt", ("__gt__",), (operator.gt,)),
+    ("ge", ("__ge__",), (operator.ge,)),
+    ("getitem", ("__getitem__",), (operator.getitem,)),
+    ("setitem", ("__setitem__",), (operator.setitem,)),
+)
+"""Each Python operator's spellings: ``x + y`` is traced as ``operator.add`` (``operator.iadd`` for
+``+=``), ``x.__add__(y)`` as the tensor dunder; torch's own name for the op is the display name."""
+
+
+def _display_names() -> Mapping[Any, str]:
+    """The table :func:`display_type` reads, keyed by target object (built once, read-only).
+
+    Operators and tensor dunders take torch's name (:data:`_OPERATOR_SPELLINGS`); an in-place
+    spelling (``Tensor.relu_``, ``torch.relu_``, ``F.relu_``) takes the name of its out-of-place op,
+    found in the same namespace under the name without the trailing underscore. Only torch's
+    namespaces are read, once, here; targets themselves are never parsed.
+    """
+    names: dict[Any, str] = {}
+    for canonical, dunders, functions in _OPERATOR_SPELLINGS:
+        for target in (*(getattr(_T, dunder, None) for dunder in dunders), *functions):
+            if target is not None:
+                names[target] = canonical
+    for namespace in (_T, torch, nn.functional):
+        for attribute in dir(namespace):
+            if attribute.startswith("_") or not attribute.endswith("_"):
+                continue
+            in_place, out_of_place = getattr(namespace, attribute, None), getattr(namespace, attribute[:-1], None)
+            if callable(in_place) and callable(out_of_place) and in_place not in names:
+                names[in_place] = names.get(out_of_place) or getattr(out_of_place, "__name__", attribute[:-1])
+    return MappingProxyType(names)
+
+
+_DISPLAY_NAMES = _display_names()
+
+
 def display_type(target: Any) -> str:
-    """A short type name for a report row (a module class name or a function name)."""
+    """The one name of an op in a report (the Type column, row names, ``NodeRecord.type_name``).
+
+    A module class: its class name. A function, operator or tensor method: the name torch gives
+    the op, whatever the spelling traced: ``x + y``, ``torch.add``, ``x.add(y)``, ``x.add_(y)``,
+    ``x += y`` and ``x.__add__(y)`` are all ``add``; ``x[i]`` and ``x.__getitem__(i)`` are
+    ``getitem``; ``relu_`` is ``relu`` (see :func:`_display_names`). An ATen overload is its
+    packet's name (``aten.add.Tensor`` → ``add``); a method name not on ``torch.Tensor`` (a string
+    target) is itself; anything else its ``__name__``, or its class name.
+    """
     if isinstance(target, type):
         return target.__name__
-    return getattr(target, "__name__", None) or str(target)
+    if isinstance(target, str):
+        return target
+    try:
+        known = _DISPLAY_NAMES.get(target)
+    except TypeError:  # unhashable target
+        known = None
+    if known is not None:
+        return known
+    if isinstance(target, torch._ops.OpOverload):
+        target = target.overloadpacket
+    name = getattr(target, "__name__", None)
+    return name if isinstance(name, str) and name else type(target).__name__
 
 
 class ArgumentBinder:

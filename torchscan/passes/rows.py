@@ -4,12 +4,15 @@ Every counted node lands in exactly one leaf row (its leaf module, or its own ro
 functional call) and in all the rows above it, so the rows at any depth partition the model.
 Parameters held directly by a module that also has child rows get a row of their own
 (kind ``parameter``) for the same reason.
+
+A functional row is named by the module that made the call and the op's display name
+(``layer1.0.add``, ``layer1.0.add_1``…; :func:`scoped_names`); its fx node is in ``Row.node``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -18,7 +21,7 @@ from torch import nn
 from torchscan.passes.params import ParamSummary
 from torchscan.records import Cost, Diagnostic, NodeRecord, Row, RowKind, node_records
 
-__all__ = ["build_rows", "unused_parameters"]
+__all__ = ["build_rows", "scoped_names", "unused_parameters"]
 
 
 @dataclass(slots=True)
@@ -31,6 +34,7 @@ class _Acc:
     parent: str
     order: float
     output_shape: tuple[int, ...] | None = None
+    node: str | None = None
     calls: int = 0
     params: int = 0
     trainable: int = 0
@@ -72,18 +76,24 @@ def build_rows(
         owner_of[path] = path
         accs[path] = _Acc(path, type(module).__name__, "module", parent, math.inf)
 
-    for record in ordered:
-        if record.op in ("call_function", "call_method") and record.produces_tensor:
-            parent = record.module_path if record.module_path in accs else ""
-            accs[record.name] = _Acc(
-                record.name,
-                record.type_name,
-                record.op.removeprefix("call_"),  # type: ignore[arg-type]
-                parent,
-                record.index,
-                record.outputs[0].shape,
-                calls=1,
-            )
+    functional = [r for r in ordered if r.op in ("call_function", "call_method") and r.produces_tensor]
+    parents = {record.name: record.module_path if record.module_path in accs else "" for record in functional}
+    taken = {
+        *accs,
+        *(_parameter_row(path, entry.name) for path, held in params.by_module.items() for entry in held.entries),
+    }
+    row_of = scoped_names(((record.name, parents[record.name], record.type_name) for record in functional), taken)
+    for record in functional:
+        accs[row_of[record.name]] = _Acc(
+            row_of[record.name],
+            record.type_name,
+            record.op.removeprefix("call_"),  # type: ignore[arg-type]
+            parents[record.name],
+            record.index,
+            record.outputs[0].shape,
+            node=record.name,
+            calls=1,
+        )
     for path, names in module_outputs.items():
         if path in accs and names and names[0] in by_name:
             first = by_name[names[0]]
@@ -101,9 +111,35 @@ def build_rows(
             accs[acc.parent].children.append(name)
 
     _add_params(accs, owner_of, params)
-    _add_costs(accs, ordered, costs)
+    _add_costs(accs, ordered, costs, row_of)
     _first_use(accs, ordered)
     return _flatten(accs)
+
+
+def scoped_names(calls: Iterable[tuple[str, str, str]], taken: Iterable[str] = ()) -> dict[str, str]:
+    """Row names of functional calls ``(fx node, module path, op)``, given in execution order.
+
+    A call is named ``path.op`` (``op`` at the top level), the k-th call of the same op in the
+    same module ``path.op_k`` (k = 1, 2… in execution order); a name in ``taken`` (module paths,
+    parameter rows) or already given is skipped to the next k. Nothing else enters the name, so
+    the same model and inputs give the same names on every run. Returns fx node -> row name.
+    """
+    used = set(taken)
+    following: dict[str, int] = {}  # base name -> next k to try
+    names: dict[str, str] = {}
+    for node, path, op in calls:
+        base = f"{path}.{op}" if path else op
+        k = following.get(base, 0)
+        while (name := base if k == 0 else f"{base}_{k}") in used:
+            k += 1
+        following[base] = k + 1
+        used.add(name)
+        names[node] = name
+    return names
+
+
+def _parameter_row(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
 
 
 def _add_params(accs: dict[str, _Acc], owner_of: Mapping[str, str], params: ParamSummary) -> None:
@@ -111,7 +147,7 @@ def _add_params(accs: dict[str, _Acc], owner_of: Mapping[str, str], params: Para
         owner = owner_of.get(path, "")
         if owner == path and accs[owner].children and held.entries:
             for entry in held.entries:  # a module with child rows: one row per direct parameter
-                row_name = f"{path}.{entry.name}" if path else entry.name
+                row_name = _parameter_row(path, entry.name)
                 accs[row_name] = _Acc(row_name, "Parameter", "parameter", path, -1.0, entry.shape)
                 accs[path].children.append(row_name)
                 _propagate(
@@ -144,12 +180,14 @@ def _propagate(accs: dict[str, _Acc], name: str, **amounts: int) -> None:
         name = acc.parent
 
 
-def _add_costs(accs: dict[str, _Acc], ordered: list[NodeRecord], costs: Mapping[str, Cost | None]) -> None:
+def _add_costs(
+    accs: dict[str, _Acc], ordered: list[NodeRecord], costs: Mapping[str, Cost | None], row_of: Mapping[str, str]
+) -> None:
     for record in ordered:
         if record.name not in costs:
             continue
-        row = record.module_path if record.op == "call_module" else record.name
-        if row not in accs:
+        row = record.module_path if record.op == "call_module" else row_of.get(record.name, "")
+        if row not in accs or not row:
             row = record.module_path if record.module_path in accs else ""
         cost = costs[record.name]
         if cost is None:
@@ -192,6 +230,7 @@ def _flatten(accs: dict[str, _Acc]) -> tuple[Row, ...]:
                 parent=acc.parent,
                 is_leaf=not acc.children,
                 output_shape=acc.output_shape,
+                node=acc.node,
                 params=acc.params,
                 trainable_params=acc.trainable,
                 shared_params=acc.shared,

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import networkx as nx
 
 from torchscan.records import RECORD, NodeRecord, Row
-from torchscan.render.graph_attrs import leaf_row
+from torchscan.records.rows import is_bookkeeping
+from torchscan.render.graph_attrs import leaf_row, rows_by_node
 
 if TYPE_CHECKING:
     from torchscan.report import Report
@@ -34,17 +35,20 @@ def _group(row: Row, rows: dict[str, Row], depth: int) -> Row:
     return row
 
 
-def collapse(report: Report, depth: int | None = None) -> nx.DiGraph:
+def collapse(report: Report, depth: int | None = None, show_free: bool = False) -> nx.DiGraph:
     """Data flow between the rows at ``depth`` (leaves above it stay whole; None: full depth).
 
     Nodes are keyed ``n0, n1…`` in execution order with a :class:`CollapsedNode` under ``"node"``;
     an edge joins two nodes when a tensor flows between their fx nodes, through bypassed nodes
-    (attribute reads, Python arithmetic) if need be. Self-loops are dropped.
+    (attribute reads, Python arithmetic) if need be. Self-loops are dropped. Bookkeeping rows
+    (:func:`~torchscan.records.rows.is_bookkeeping`) are bypassed too unless ``show_free``: folded
+    into their parent, as in the table.
     """
     if depth is not None and depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")
     depth = report.max_depth if depth is None else depth
     rows = {row.name: row for row in report.rows}
+    by_node = rows_by_node(report.rows)
     ordered: list[NodeRecord] = sorted(
         (data[RECORD] for _, data in report.records.nodes(data=True)), key=lambda record: record.index
     )
@@ -65,10 +69,14 @@ def collapse(report: Report, depth: int | None = None) -> nx.DiGraph:
         elif record.op == "output":
             key, node = "output", CollapsedNode("", "output", "output")
         else:
-            name = leaf_row(record, rows)
+            name = leaf_row(record, rows, by_node)
             if name is None:
                 continue
             row = _group(rows[name], rows, depth)
+            # Folding: a bookkeeping row that would be a node of its own is bypassed like an attribute
+            # read (its data flows through); inside a collapsed ancestor it is part of that node as usual.
+            if row.name == name and not show_free and is_bookkeeping(row, report.totals):
+                continue
             key, node = f"row:{row.name}", CollapsedNode("", "row", row.name, row=row, shape=row.output_shape)
         keys[record.name] = key
         nodes.setdefault(key, node)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -22,7 +22,7 @@ from torchscan.render.text import visible
 if TYPE_CHECKING:
     from torchscan.report import Report
 
-__all__ = ["leaf_row", "plain_graph", "shape_text"]
+__all__ = ["leaf_row", "plain_graph", "rows_by_node", "shape_text"]
 
 _PLAIN = (bool, int, float, str)
 
@@ -34,15 +34,21 @@ def shape_text(shape: tuple[int, ...] | None) -> str:
     return "x".join(str(size) for size in shape) if shape else "scalar"
 
 
-def leaf_row(record: NodeRecord, rows: Mapping[str, Row]) -> str | None:
+def rows_by_node(rows: Iterable[Row]) -> dict[str, str]:
+    """fx node -> name of the functional row that counts it (``Row.node``; rows are not named by node)."""
+    return {row.node: row.name for row in rows if row.node is not None}
+
+
+def leaf_row(record: NodeRecord, rows: Mapping[str, Row], by_node: Mapping[str, str]) -> str | None:
     """Name of the deepest report row that counts ``record`` (None for nodes no row counts:
-    inputs, outputs, attribute reads and pure Python arithmetic)."""
+    inputs, outputs, attribute reads and pure Python arithmetic). ``rows`` by name, ``by_node``
+    from :func:`rows_by_node`."""
     if record.op == "call_module":
         path = record.module_path
     elif record.op in ("call_function", "call_method") and record.produces_tensor:
-        own = rows.get(record.name)
-        if own is not None and own.kind in ("function", "method"):
-            return record.name
+        own = by_node.get(record.name)
+        if own is not None:
+            return own
         path = record.module_path
     else:
         return None
@@ -73,8 +79,10 @@ def _flatten(key: str, value: Any) -> Iterator[tuple[str, bool | int | float | s
         yield key, str(value)
 
 
-def _node_attrs(record: NodeRecord, data: Mapping[str, Any], rows: Mapping[str, Row]) -> dict[str, Any]:
-    row_name = leaf_row(record, rows)
+def _node_attrs(
+    record: NodeRecord, data: Mapping[str, Any], rows: Mapping[str, Row], by_node: Mapping[str, str]
+) -> dict[str, Any]:
+    row_name = leaf_row(record, rows, by_node)
     params = 0
     if record.op == "call_module" and row_name == record.module_path:
         params = rows[row_name].params
@@ -116,6 +124,7 @@ def plain_graph(report: Report) -> nx.DiGraph:
     and graph attributes are written visibly (an ESC as ``\\x1b``), node ids (fx names) too.
     """
     rows = {row.name: row for row in report.rows}
+    by_node = rows_by_node(report.rows)
     totals = report.totals
     plain = nx.DiGraph(
         model=visible(report.context.model),
@@ -127,6 +136,6 @@ def plain_graph(report: Report) -> nx.DiGraph:
         complete=totals.complete,
     )
     for name, data in report.records.nodes(data=True):
-        plain.add_node(visible(name), **_visible(_node_attrs(data[RECORD], data, rows)))
+        plain.add_node(visible(name), **_visible(_node_attrs(data[RECORD], data, rows, by_node)))
     plain.add_edges_from((visible(source), visible(target)) for source, target in report.records.edges())
     return plain

@@ -21,7 +21,8 @@ import torch
 
 from torchscan.errors import InputError
 from torchscan.records import NodeRecord, OpCall, Row, node_records
-from torchscan.render.graph_attrs import leaf_row
+from torchscan.records.rows import is_bookkeeping
+from torchscan.render.graph_attrs import leaf_row, rows_by_node
 from torchscan.render.memory import memory_lines
 from torchscan.render.text import visible
 from torchscan.render.units import format_bytes, format_count, format_percent, format_rfield, format_shape
@@ -169,9 +170,10 @@ def _facts(report: Report, names: Sequence[str]) -> _Facts:
     if "input_shape" not in names and "kernel" not in names:
         return _Facts(report, inputs, kernels)
     rows = {row.name: row for row in report.rows}
+    by_node = rows_by_node(report.rows)
     records: list[NodeRecord] = node_records(report.records) if report.records.number_of_nodes() else []
     for record in records:
-        name = leaf_row(record, rows) if record.call is not None else None
+        name = leaf_row(record, rows, by_node) if record.call is not None else None
         if name is None or record.call is None:
             continue
         if name not in kernels and rows[name].is_leaf:
@@ -306,6 +308,7 @@ def render_table(
     max_depth: int | None = None,
     columns: str | Sequence[str] | None = None,
     width: int | None = None,
+    show_free: bool = False,
 ) -> str:
     """The summary table down to ``max_depth`` (all depths when None), then totals, memory and diagnostics.
 
@@ -314,10 +317,17 @@ def render_table(
     ``width``: the characters a line may take (0: no limit; None: the terminal's width, no limit when
     output is not a terminal). Names, types and messages are shown :func:`visible`-ly (an ESC as
     ``\\x1b``, a line break as ``\\n``): one line per row, no escape sequence reaches the terminal.
+    Bookkeeping rows (:func:`~torchscan.records.rows.is_bookkeeping`: views, indexing, small
+    factories and casts) are folded into their parents, a footer line counting them, unless
+    ``show_free``; no number shown changes.
     """
     names = _shown(report, columns)
     limit = _terminal_width(width)
     rows = report.rows_to_depth(max_depth)
+    folded: tuple[Row, ...] = ()
+    if not show_free:
+        folded = tuple(row for row in rows if is_bookkeeping(row, report.totals))
+        rows = tuple(row for row in rows if not is_bookkeeping(row, report.totals))
     facts = _facts(report, names)
     header = ["Layer", *(COLUMNS[name].header for name in names)]
     root = _root_cells(report, names)
@@ -345,16 +355,21 @@ def render_table(
             lines.append("")
         lines += ["_" * rule, fmt(header, block), "=" * rule, fmt(root, block), *(fmt(line, block) for line in body)]
         lines.append("=" * rule)
-    lines += [visible(line) for line in _footer(report, rule)]  # footers (memory, diagnostics) may quote names
+    lines += [visible(line) for line in _footer(report, rule, folded)]  # footers (memory, diagnostics) may quote names
     if limit is not None:
         lines = [wrapped for line in lines for wrapped in _wrap(line, limit)]
     return "\n".join(lines)
 
 
-def _footer(report: Report, rule: int) -> list[str]:
+def _footer(report: Report, rule: int, folded: Sequence[Row]) -> list[str]:
     totals = report.totals
     partial = "" if totals.complete else f" (lower bound: {totals.unknown_ops} op(s) not counted, see below)"
-    lines = [
+    lines = []
+    if folded:  # the folded rows' DMAs: with them the shown rows at each depth sum to the totals
+        dmas = format_count(sum(row.dmas for row in folded), "DMAs")
+        rows = f"{len(folded)} bookkeeping row{'s' * (len(folded) > 1)}"
+        lines += [f"Folded: {rows}, {dmas} (show_free=True / --all-rows)", "-" * rule]
+    lines += [
         f"Trainable params: {totals.trainable_params:,}",
         f"Non-trainable params: {totals.non_trainable_params:,}",
         f"Total params: {totals.params:,}",
@@ -383,10 +398,8 @@ def _wrap(line: str, limit: int) -> list[str]:
 
 
 def _label(row: Row) -> str:
-    if row.kind == "module" or row.kind == "parameter":
-        prefix = f"{row.parent}." if row.parent else ""
-        return row.name.removeprefix(prefix)
-    return row.name
+    """The name under its parent: ``conv1``, ``add_1`` (the full name is ``parent.`` + label)."""
+    return row.name.removeprefix(f"{row.parent}.") if row.parent else row.name
 
 
 def _labels(rows: tuple[Row, ...]) -> list[str]:

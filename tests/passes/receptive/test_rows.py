@@ -118,3 +118,16 @@ def test_fraction_strides_are_exported_as_numbers() -> None:
     report = rf_report(nn.Sequential(nn.Upsample(scale_factor=2)), (1, 4))
     assert report.row("0").effective_stride == (0.5,)
     assert Fraction(1, 2) == report.row("0").effective_stride[0]
+
+
+def test_functional_rows_inside_modules_read_their_node() -> None:
+    """``layer1.0.add`` is not an fx node name: the row's receptive field comes from ``Row.node``."""
+    import torchvision
+
+    report = crawl_module(torchvision.models.resnet18().eval(), (3, 64, 64), receptive_field=True)
+    fields = receptive_fields(report.records)
+    for block in ("layer1.0", "layer2.0", "layer4.1"):
+        add, norm = report.row(f"{block}.add"), report.row(f"{block}.bn2")
+        assert add.receptive_field is not None and add.node is not None
+        assert add.receptive_field == norm.receptive_field  # the residual's field is the larger branch's
+        assert add.receptive_field == tuple(f.size for f in fields.of(add.node))  # type: ignore[union-attr]

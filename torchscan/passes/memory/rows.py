@@ -16,8 +16,8 @@ __all__ = ["with_output_bytes"]
 def with_output_bytes(
     rows: tuple[Row, ...], graph: nx.DiGraph, module_outputs: Mapping[str, tuple[str, ...]]
 ) -> tuple[Row, ...]:
-    """Rows with ``output_bytes`` set: the outputs of the row's node (functional rows), of its
-    leaf call, or of the node producing its first call's output (traced-through modules)."""
+    """Rows with ``output_bytes`` set: the outputs of the row's node (functional rows: ``Row.node``),
+    of its leaf call, or of the node producing its first call's output (traced-through modules)."""
     ordered = node_records(graph)
     by_name = {record.name: record for record in ordered}
     leaf_nodes: dict[str, NodeRecord] = {}
@@ -26,7 +26,10 @@ def with_output_bytes(
             leaf_nodes.setdefault(record.module_path, record)
     result = []
     for row in rows:
-        record = by_name.get(row.name) if row.kind in ("function", "method") else leaf_nodes.get(row.name)
+        if row.kind in ("function", "method"):
+            record = by_name.get(row.node) if row.node is not None else None
+        else:
+            record = leaf_nodes.get(row.name)
         if record is None and row.kind == "module":
             names = module_outputs.get(row.name, ())
             record = by_name.get(names[0]) if names else None

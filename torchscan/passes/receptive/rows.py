@@ -39,7 +39,7 @@ def with_receptive_fields(
     module_outputs: Mapping[str, tuple[str, ...]],
 ) -> tuple[Row, ...]:
     """Rows with their receptive-field columns: a module row reads the output node of its first
-    call, a functional row its own node; parameter rows stay empty."""
+    call, a functional row its own node (``Row.node``); parameter rows stay empty."""
     result = []
     for row in rows:
         if row.kind == "parameter":
@@ -48,7 +48,7 @@ def with_receptive_fields(
             calls = module_outputs.get(row.name, ())
             node = calls[0] if calls else None
         else:
-            node = row.name
+            node = row.node
         size, stride, padding = row_values(fields.of(node) if node is not None else None)
         result.append(replace(row, receptive_field=size, effective_stride=stride, effective_padding=padding))
     return tuple(result)

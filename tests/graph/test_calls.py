@@ -1,0 +1,62 @@
+"""Display names: one name per op whatever the spelling traced, read from a table keyed by the target."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from torchscan.graph.calls import display_type
+
+T = torch.Tensor
+aten = torch.ops.aten
+
+
+@pytest.mark.parametrize(
+    ("spellings", "name"),
+    [
+        ((operator.getitem, T.__getitem__), "getitem"),
+        ((operator.add, operator.iadd, torch.add, T.add, T.add_, T.__add__, T.__radd__, T.__iadd__), "add"),
+        ((operator.sub, operator.isub, torch.sub, T.sub_, T.__sub__, T.__rsub__), "sub"),
+        ((operator.truediv, operator.itruediv, torch.div, T.div, T.div_, T.__truediv__, T.__rtruediv__), "div"),
+        ((operator.matmul, torch.matmul, T.matmul, T.__matmul__, T.__rmatmul__), "matmul"),
+        ((operator.and_, operator.iand, torch.bitwise_and, T.bitwise_and_, T.__and__, T.__iand__), "bitwise_and"),
+        ((operator.neg, torch.neg, T.neg_, T.__neg__), "neg"),
+        ((operator.le, torch.le, T.le, T.le_, T.__le__), "le"),
+        ((torch.relu, torch.relu_, F.relu, F.relu_, T.relu, T.relu_), "relu"),
+        ((F.leaky_relu, F.leaky_relu_), "leaky_relu"),
+        ((torch.sigmoid, torch.sigmoid_, T.sigmoid, T.sigmoid_), "sigmoid"),
+        ((aten.add.Tensor, aten.add.Scalar, aten.add), "add"),
+        ((nn.Conv2d,), "Conv2d"),
+        (("custom_method",), "custom_method"),  # a call_method target not on torch.Tensor
+    ],
+)
+def test_one_name_per_op(spellings: tuple[Any, ...], name: str) -> None:
+    assert {display_type(target) for target in spellings} == {name}
+
+
+def test_every_in_place_tensor_method_is_named_as_its_out_of_place_op() -> None:
+    pairs = [
+        (getattr(T, attribute), getattr(T, attribute[:-1]))
+        for attribute in dir(T)
+        if attribute.endswith("_") and not attribute.startswith("_") and callable(getattr(T, attribute[:-1], None))
+    ]
+    assert len(pairs) > 100
+    assert all(display_type(in_place) == display_type(plain) for in_place, plain in pairs)
+
+
+def test_ops_with_only_an_in_place_form_keep_their_name() -> None:
+    assert display_type(T.zero_) == "zero_" and display_type(T.fill_) == "fill_"
+
+
+def test_names_never_hold_addresses() -> None:
+    class Scale:
+        def __call__(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 2
+
+    assert display_type(Scale()) == "Scale"  # no __name__: the class name, not a repr with an address
+    assert display_type(lambda x: x) == "<lambda>"
