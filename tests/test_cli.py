@@ -345,3 +345,11 @@ def test_the_readmes_diff_example_is_what_the_command_prints(capsys: pytest.Capt
     shown = readme.split(f"`{command}`", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
     status, out, _ = _run(capsys, *command.split()[1:], "-q")
     assert status == 0 and out == shown
+
+
+def test_all_rows_shows_the_bookkeeping_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    status, folded, _ = _run(capsys, "resnet18", "--max-depth", "1", "-q")
+    assert status == 0 and "├─flatten" not in folded and "Folded: 1 bookkeeping row, " in folded
+    status, everything, _ = _run(capsys, "resnet18", "--max-depth", "1", "--all-rows", "-q")
+    assert status == 0 and "├─flatten" in everything and "Folded: " not in everything
+    assert "does not apply to --format dot" in _usage_error(capsys, "resnet18", "--all-rows", "--format", "dot")

@@ -313,7 +313,8 @@ def _render(report: Report, args: argparse.Namespace) -> str:
     if args.format == "html":
         return report.to_html(graph_depth=args.max_depth, color_by=args.color_by)
     width = 0 if args.output is not None else None  # a file has no width; a terminal its own
-    return render_table(report, max_depth=args.max_depth, columns=args.columns, width=width) + "\n"
+    table = render_table(report, max_depth=args.max_depth, columns=args.columns, width=width, show_free=args.all_rows)
+    return table + "\n"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -425,6 +426,12 @@ def _parser() -> argparse.ArgumentParser:
         "dmas, output_bytes, receptive_field, calls)",
     )
     parser.add_argument(
+        "--all-rows",
+        action="store_true",
+        help="also show the bookkeeping rows (views, indexing, small factories and casts: no FLOPs, next to "
+        "no DMAs) that the table folds into their parents; csv and json always have every row",
+    )
+    parser.add_argument(
         "--format",
         choices=_FORMATS,
         default="table",
@@ -480,6 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--max-depth must be 0 (totals only) or more")
     if not diff and args.columns is not None and args.format != "table":
         parser.error(f"--columns chooses the table's columns: it does not apply to --format {args.format}")
+    if not diff and args.all_rows and args.format in ("dot", "svg", "html"):
+        parser.error(f"--all-rows shows the table's bookkeeping rows: it does not apply to --format {args.format}")
     try:
         return _run_diff(args) if diff else _run(args)
     except KeyboardInterrupt:
