@@ -1,4 +1,6 @@
-"""Pointwise activations (in place or not) and dropout against FakeTensor dispatch."""
+"""Pointwise activations (in place or not) and dropout against FakeTensor dispatch: the rules answer
+every plain call, and decline (torch decides) an in-place op on a leaf requiring grad and channel
+dropouts of a rank they do not take."""
 
 from __future__ import annotations
 
@@ -16,18 +18,22 @@ from tests.graph.rules.helpers import check
     inplace=st.booleans(),
     training=st.booleans(),
     requires_grad=st.booleans(),
-    shape=st.lists(st.integers(1, 3), max_size=4),
+    shape=st.lists(st.integers(1, 3), max_size=5),
 )
 def test_pointwise_and_dropout(inplace: bool, training: bool, requires_grad: bool, shape: list[int]) -> None:
+    torch_refuses_in_place = inplace and requires_grad  # an in-place op on a leaf that requires grad
     with FakeTensorMode():
         x = torch.empty(shape, requires_grad=requires_grad)
         for module in (nn.ReLU(inplace), nn.ReLU6(inplace), nn.SiLU(inplace), nn.Hardswish(inplace), nn.Mish(inplace)):
-            check(module, (x,))
-        for module in (nn.GELU(), nn.Sigmoid(), nn.Tanh(), nn.Identity()):
-            check(module, (x,))
+            assert check(module, (x,)) == ("rejected" if torch_refuses_in_place else "answered"), module
+        for module in (nn.GELU(), nn.Sigmoid(), nn.Tanh(), nn.Identity(), nn.Hardsigmoid()):
+            assert check(module, (x,)) == "answered", module
         for function in (F.relu, F.relu6, F.silu, F.hardswish, F.hardsigmoid):
-            check(function, (x,), {"inplace": inplace})
-        check(torch.relu, (x,))
-        check(torch.sigmoid, (x,))
+            assert check(function, (x,), {"inplace": inplace}) == ("rejected" if torch_refuses_in_place else "answered")
+        for function in (torch.relu, torch.sigmoid, torch.tanh, F.gelu, F.sigmoid, F.tanh):
+            assert check(function, (x,)) == "answered", function
         dropout = nn.Dropout(0.2, inplace).train(training)
-        check(dropout, (x,))
+        assert check(dropout, (x,)) == ("rejected" if torch_refuses_in_place and training else "answered")
+        for channel, ranks in ((nn.Dropout1d, (2, 3)), (nn.Dropout2d, (3, 4)), (nn.Dropout3d, (4, 5))):
+            result = check(channel(0.2).train(training), (x,))
+            assert result == "answered" if len(shape) in ranks else result in ("declined", "rejected"), channel

@@ -75,11 +75,16 @@ def _softmax(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) ->
     return fresh(x.shape, x)
 
 
+_CHANNEL_DROPOUT_DIMS = {nn.Dropout1d: (2, 3), nn.Dropout2d: (3, 4), nn.Dropout3d: (4, 5)}
+"""The ranks channel dropouts take, (unbatched, batched); torch refuses others (some in training only)."""
+
+
 @TABLE.register(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 def _dropout(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
-    """Dropout: the input itself in eval mode (or ``p = 0``) or in place, else a new tensor."""
+    """Dropout: the input itself in eval mode (or ``p = 0``) or in place, else a new tensor;
+    channel dropouts only on the ranks they take."""
     x = one_input(args, kwargs)
-    if x is None or not x.dtype.is_floating_point:
+    if x is None or not x.dtype.is_floating_point or x.dim() not in _CHANNEL_DROPOUT_DIMS.get(type(module), (x.dim(),)):
         return None
     if not module.training or module.p == 0 or module.inplace:
         return in_place(x) if module.training and module.inplace else x
