@@ -83,5 +83,7 @@ def library_modules(model: nn.Module) -> frozenset[str]:
 def container_modules(model: nn.Module) -> frozenset[str]:
     """Paths of the modules without a ``forward`` of their own (value of :data:`CONTAINER_MODULES`)."""
     return frozenset(
-        path for path, module in model.named_modules() if path and type(module).forward is nn.Module.forward
+        path
+        for path, module in model.named_modules()
+        if path and getattr(type(module), "forward", None) is nn.Module.forward  # a scripted module has none
     )
