@@ -6,6 +6,7 @@ At node ``i``: ``live_i = Σ live storages + Σ storages new at i + workspace_i`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import networkx as nx
@@ -21,10 +22,32 @@ __all__ = ["static_peak", "walk", "workspace"]
 
 def workspace(record: NodeRecord) -> int:
     """Transient bytes inside one op, freed when it returns: max pools compute int64 indices
-    (``8·N_out``; ATen always does on CUDA, and on CPU for ``ceil_mode``; counted always)."""
+    (``8·N_out``; ATen always does on CUDA, and on CPU for ``ceil_mode``; counted always); a
+    convolution with ``padding="same"`` whose total padding ``d·(k − 1)`` is odd along some dim pads
+    a copy of its input by one there (ATen's ``conv_padding_same``):
+    ``N·C_in·Π(L_i + [d_i·(k_i − 1) odd])`` elements of the input's size."""
     if family(record) is Saves.MAX_POOL:
         return 8 * sum(spec.numel for spec in record.outputs[:1])
-    return 0
+    return _same_padding_copy(record)
+
+
+def _same_padding_copy(record: NodeRecord) -> int:
+    call = record.call
+    weight = call.spec("weight") if call is not None else None
+    if call is None or weight is None or call.attrs.get("padding") != "same" or not call.inputs:
+        return 0
+    dims = weight.ndim - 2
+    dilation = call.get("dilation", 1)
+    dilation = tuple(dilation) if isinstance(dilation, (tuple, list)) else (int(dilation),) * dims
+    odd = [d * (k - 1) % 2 for k, d in zip(weight.shape[2:], dilation, strict=True)]
+    if dims < 1 or not any(odd) or call.input.ndim < dims:
+        return 0
+    lead, spatial = call.input.shape[:-dims], call.input.shape[-dims:]
+    return (
+        math.prod(lead)
+        * math.prod(n + extra for n, extra in zip(spatial, odd, strict=True))
+        * call.input.dtype.itemsize
+    )
 
 
 def walk(ordered: list[NodeRecord], live_storages: Storages, kept: Iterable[object] = ()) -> ActivationPeak:
