@@ -167,7 +167,8 @@ def test_torchvision_families_offline(
 @pytest.mark.parametrize("name", models.list_models())
 def test_every_torchvision_model_offline(name: str, offline: None, capsys: pytest.CaptureFixture[str]) -> None:
     """Every ``torchvision.models.list_models()`` name through the command: built without a download and
-    analysed (detection models by one real forward on random weights: up to ~3 GiB, hence the limit)."""
-    data = _analysed(capsys, name, "--real-forward-limit", "8GiB")
+    analysed (detection models by one real forward on random weights: the ResNet-50 ones estimate up to 2.7 GiB,
+    over the 2 GiB default, hence the limit)."""
+    data = _analysed(capsys, name, "--real-forward-limit", "4GiB")
     assert data["totals"]["params"] > 0 and data["totals"]["flops"] > 0
     assert data["totals"]["complete"], [d["message"] for d in data["diagnostics"]]
