@@ -57,4 +57,15 @@ def _record(
         stack_trace=node.stack_trace,
         storages=node_values.storages if node_values is not None else (),
         passthrough=node_values.passthrough if node_values is not None else False,
+        module_calls=_module_calls(node),
     )
+
+
+def _module_calls(node: fx.Node) -> tuple[tuple[str, int], ...]:
+    """``(path, k)`` per entry of the node's ``nn_module_stack``: the tracer keys a module's first call
+    by its path and the ``k``-th by ``path@k``."""
+    calls = []
+    for key, (path, _) in (node.meta.get("nn_module_stack") or {}).items():
+        suffix = key[len(path) + 1 :] if key.startswith(f"{path}@") else ""
+        calls.append((str(path), int(suffix) if suffix.isdigit() else 0))
+    return tuple(calls)

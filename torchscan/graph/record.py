@@ -115,6 +115,9 @@ class _Recorder(TorchFunctionMode):
         self.env: dict[int, fx.Node] = {}
         self.alive: list[Any] = []  # keeps recorded tensors alive so their ids stay unique
         self.stack: list[str] = []
+        self._keys: list[str] = []
+        """``nn_module_stack`` key of each entry of ``stack``: the path, ``path@k`` from its second call on."""
+        self._calls: dict[str, int] = {}
         self.leaf_depth = 0
         self.pending: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
         self.module_outputs: dict[str, list[str]] = {}
@@ -154,7 +157,11 @@ class _Recorder(TorchFunctionMode):
         return value
 
     def _stack_meta(self) -> OrderedDict[str, tuple[str, type]]:
-        return OrderedDict((path, (path, type(self.root.get_submodule(path)))) for path in self.stack if path)
+        return OrderedDict(
+            (key, (path, type(self.root.get_submodule(path))))
+            for path, key in zip(self.stack, self._keys, strict=True)
+            if path
+        )
 
     def _emit(self, op: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> fx.Node:
         node = self.graph.create_node(op, target, self._arg(tuple(args)), self._arg(dict(kwargs)))
@@ -166,10 +173,13 @@ class _Recorder(TorchFunctionMode):
         if isinstance(result, torch.Tensor):
             self._bind(result, node)
         elif isinstance(result, (tuple, list)):
+            outer = node.meta[NN_MODULE_STACK].copy()
+            if op == "call_module" and outer:  # the items are taken in the caller's scope, as fx traces them
+                outer.popitem(last=True)
             for index, item in enumerate(result):
                 if isinstance(item, torch.Tensor):
                     item_node = self.graph.call_function(operator.getitem, (node, index))
-                    item_node.meta[NN_MODULE_STACK] = node.meta[NN_MODULE_STACK]
+                    item_node.meta[NN_MODULE_STACK] = outer
                     self.values[item_node.name] = NodeValues((described, index), {}, describe(item))
                     self._bind(item, item_node)
         return node
@@ -218,10 +228,17 @@ class _Recorder(TorchFunctionMode):
             spec.numel * spec.dtype.itemsize for values in self.values.values() for spec in tensor_leaves(values.output)
         )
 
+    def _leave(self) -> None:
+        self.stack.pop()
+        self._keys.pop()
+
     # -- module hooks --------------------------------------------------------------------
     def pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         path = self.paths.get(id(module), "")
+        calls = self._calls.get(path, 0)
+        self._calls[path] = calls + 1
         self.stack.append(path)
+        self._keys.append(f"{path}@{calls}" if calls else path)
         if self.leaf_depth == 0 and path and self.registry.lookup(type(module)) is not None:
             self.pending.append((args, kwargs))
             self.leaf_depth += 1
@@ -231,14 +248,16 @@ class _Recorder(TorchFunctionMode):
             self.pending.append(((), {}))
 
     def post_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
-        path = self.stack.pop()
+        path = self.stack[-1]
         if self.leaf_depth > 1:
             self.leaf_depth -= 1
+            self._leave()
             return
         call_args, call_kwargs = self.pending.pop()
         if self.leaf_depth == 1:
             self.leaf_depth = 0
-            self._emit("call_module", path, call_args, call_kwargs, output)
+            self._emit("call_module", path, call_args, call_kwargs, output)  # the module's own call in its stack
+        self._leave()
         first = _first_tensor(output)
         if path and first is not None and id(first) in self.env:
             self.module_outputs.setdefault(path, []).append(self.env[id(first)].name)

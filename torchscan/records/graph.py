@@ -53,6 +53,9 @@ class NodeRecord:
     """One per tensor of ``outputs``: which storage it lives in (views share their base's)."""
     passthrough: bool = False
     """The call returned some of its own tensor arguments unchanged (e.g. packing a namedtuple)."""
+    module_calls: tuple[tuple[str, int], ...] = ()
+    """The module calls the node was made in, outermost first: ``(path, k)`` for the ``k``-th call
+    (from 0) of the module at ``path``; a ``call_module`` node's own module last."""
 
     @property
     def produces_tensor(self) -> bool:

@@ -1,7 +1,12 @@
-"""The report graph with modules collapsed to a depth: one node per report row at that depth."""
+"""The report graph with modules collapsed to a depth: one node per call of each report row at that depth.
+
+A module called twice (the ReLU of torchvision's ``BasicBlock``) is two nodes, one per call, so the
+drawn graph is a DAG exactly when the model's dataflow is one.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,6 +32,8 @@ class CollapsedNode:
     row: Row | None = None
     shape: tuple[int, ...] | None = None
     dtype: str = ""
+    call: int = 0
+    """Which call of the row's module this node is (from 0); its row's numbers cover all its calls."""
 
 
 def _group(row: Row, rows: dict[str, Row], depth: int) -> Row:
@@ -36,7 +43,11 @@ def _group(row: Row, rows: dict[str, Row], depth: int) -> Row:
 
 
 def collapse(report: Report, depth: int | None = None, show_free: bool = False) -> nx.DiGraph:
-    """Data flow between the rows at ``depth`` (leaves above it stay whole; None: full depth).
+    """Data flow between the calls of the rows at ``depth`` (leaves above it stay whole; None: full depth).
+
+    A module row is one node per call (``NodeRecord.module_calls``); a node made by a module that sits
+    outside the calls of the row it collapses into (a module shared across the tree) stays with its
+    own row.
 
     Nodes are keyed ``n0, n1…`` in execution order with a :class:`CollapsedNode` under ``"node"``;
     an edge joins two nodes when a tensor flows between their fx nodes, through bypassed nodes
@@ -55,6 +66,7 @@ def collapse(report: Report, depth: int | None = None, show_free: bool = False) 
 
     keys: dict[str, str] = {}  # fx node -> group key
     nodes: dict[str, CollapsedNode] = {}
+    last: dict[str, NodeRecord] = {}  # group key -> its last fx node (a later call's output)
     for record in ordered:
         if record.op == "placeholder":
             key = f"input:{record.name}"
@@ -77,7 +89,13 @@ def collapse(report: Report, depth: int | None = None, show_free: bool = False) 
             # read (its data flows through); inside a collapsed ancestor it is part of that node as usual.
             if row.name == name and not show_free and is_bookkeeping(row, report.totals):
                 continue
-            key, node = f"row:{row.name}", CollapsedNode("", "row", row.name, row=row, shape=row.output_shape)
+            calls = dict(record.module_calls)
+            if row.kind == "module" and row.name not in calls and row.name != name:
+                row = rows[name]  # made outside the calls of the row it belongs to: its own row's node
+            call = calls.get(row.name, 0) if row.kind == "module" else 0
+            key = f"row:{row.name}@{call}"
+            node = CollapsedNode("", "row", row.name, row=row, shape=row.output_shape, call=call)
+            last[key] = record
         keys[record.name] = key
         nodes.setdefault(key, node)
 
@@ -87,7 +105,9 @@ def collapse(report: Report, depth: int | None = None, show_free: bool = False) 
     for key, node in nodes.items():
         if node.kind == "output" and len(outputs) == 1:
             node = CollapsedNode("", "output", "output", shape=outputs[0])
-        graph.add_node(ids[key], node=CollapsedNode(ids[key], node.kind, node.label, node.row, node.shape, node.dtype))
+        if node.call > 0:  # the table shows a row's first call; a later call shows its own output
+            node = dataclasses.replace(node, shape=_call_output(last[key]))
+        graph.add_node(ids[key], node=dataclasses.replace(node, id=ids[key]))
 
     sources: dict[str, set[str]] = {}  # fx node -> group keys whose tensors reach it
     for record in ordered:
@@ -100,3 +120,8 @@ def collapse(report: Report, depth: int | None = None, show_free: bool = False) 
         sources[record.name] = {key}
         graph.add_edges_from((ids[source], ids[key]) for source in incoming if source != key)
     return graph
+
+
+def _call_output(record: NodeRecord) -> tuple[int, ...] | None:
+    """The output shape of a call: its last node's first output."""
+    return record.outputs[0].shape if record.outputs else None

@@ -75,6 +75,8 @@ def node_label(node: CollapsedNode, report: Report) -> tuple[str, str]:
         return "\n".join(lines), " ".join(lines)
     row, totals = node.row, report.totals
     name, kind = visible(row.name), visible(row.type)
+    if row.calls > 1:  # one node per call: numbers are the row's, over all its calls
+        name = f"{name} (call {node.call + 1} of {row.calls})"
     label = "\n".join(
         [
             name,
@@ -89,6 +91,7 @@ def node_label(node: CollapsedNode, report: Report) -> tuple[str, str]:
         f"{row.flops:,} FLOPs, {row.macs:,} MACs, {row.dmas:,} DMAs, "
         f"{format_bytes(row.param_bytes + row.buffer_bytes)} params+buffers"
         + (f", {row.unknown_ops} op(s) not counted" if row.unknown_ops else "")
+        + (f" (numbers over all {row.calls} calls)" if row.calls > 1 else "")
     )
     return label, tooltip
 
