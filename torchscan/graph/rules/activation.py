@@ -75,14 +75,15 @@ def _softmax(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) ->
     return fresh(x.shape, x)
 
 
-_CHANNEL_DROPOUT_DIMS = {nn.Dropout1d: (2, 3), nn.Dropout2d: (3, 4), nn.Dropout3d: (4, 5)}
-"""The ranks channel dropouts take, (unbatched, batched); torch refuses others (some in training only)."""
+_CHANNEL_DROPOUT_DIMS = {nn.Dropout1d: (3,), nn.Dropout2d: (4,), nn.Dropout3d: (5,)}
+"""The batched rank of channel dropouts: torch refuses some others, and returns a view of an
+unbatched input (unsqueezed, then squeezed back), not the input itself."""
 
 
 @TABLE.register(nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 def _dropout(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
     """Dropout: the input itself in eval mode (or ``p = 0``) or in place, else a new tensor;
-    channel dropouts only on the ranks they take."""
+    channel dropouts only on batched inputs."""
     x = one_input(args, kwargs)
     if x is None or not x.dtype.is_floating_point or x.dim() not in _CHANNEL_DROPOUT_DIMS.get(type(module), (x.dim(),)):
         return None
