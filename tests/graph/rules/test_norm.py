@@ -1,4 +1,5 @@
-"""Batch, layer and RMS norms (with ``nn.Linear`` on the same inputs) against FakeTensor dispatch."""
+"""Batch, layer and RMS norms (with ``nn.Linear`` on the same inputs) against FakeTensor dispatch:
+answered whenever torch accepts the call."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from tests.graph.rules.helpers import check
 def test_norms_and_linear(features: int, extra: int, shape: list[int], training: bool) -> None:
     with FakeTensorMode():
         x = torch.empty(*shape, features + extra)
-        check(nn.Linear(features, 5), (x,))
-        check(nn.LayerNorm(features), (x,))
+        expected = "rejected" if extra else "answered"
+        assert check(nn.Linear(features, 5), (x,)) == expected
+        assert check(nn.LayerNorm(features), (x,)) == expected
+        assert check(nn.LayerNorm([*shape[-1:], features]), (x,)) == expected
         assert check(nn.RMSNorm(features), (x,)) == ("rejected" if extra else "answered")
-        check(nn.RMSNorm(features, elementwise_affine=False), (x,))
+        assert check(nn.RMSNorm(features, elementwise_affine=False), (x,)) == expected
         for dims, norm in ((2, nn.BatchNorm1d), (3, nn.BatchNorm1d), (4, nn.BatchNorm2d), (5, nn.BatchNorm3d)):
             y = torch.empty(2, features + extra, *([3] * (dims - 2)))
             result = check(norm(features).train(training), (y,))

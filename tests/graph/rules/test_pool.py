@@ -1,4 +1,5 @@
-"""Pooling rules (max, average, adaptive; modules and functions) against FakeTensor dispatch."""
+"""Pooling rules (max, average, adaptive; modules and functions) against FakeTensor dispatch: on a
+plain input (contiguous float, no indices) they answer whatever torch accepts."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def test_pool(
             )
         else:
             module = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[dims - 1](kernel, stride, padding, ceil_mode=ceil)
-        check(module, (torch.empty(2, 3, *[size + d for d in range(dims)]),))
+        result = check(module, (torch.empty(2, 3, *[size + d for d in range(dims)]),))
+    assert result in ("answered", "rejected")
 
 
 @given(
@@ -42,9 +44,11 @@ def test_adaptive_pool(dims: int, out: list[int | None], size: int) -> None:
     output_size = out[0] if len(out) == 1 else tuple(out)
     with FakeTensorMode():
         x = torch.empty(2, 3, *[size + d for d in range(dims)])
-        for module in (
+        modules = (
             (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[dims - 1](output_size),
             (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)[dims - 1](output_size),
-        ):
-            check(module, (x,))
-        check((F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[dims - 1], (x, output_size))
+        )
+        results = [check(module, (x,)) for module in modules]
+        function = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[dims - 1]
+        results.append(check(function, (x, output_size)))
+    assert set(results) <= {"answered", "rejected"}, results
