@@ -8,6 +8,7 @@ import torchvision
 from hypothesis import given, settings
 from torch import nn
 
+from tests.profiles import examples
 from tests.strategies import random_nets
 from torchscan import crawl_module
 from torchscan.measure.cpu import measure_inference, measure_training, random_inputs
@@ -20,7 +21,7 @@ def _check(model: nn.Module, shape: tuple[int, ...], batch: int = 2) -> tuple[in
     return static, measured
 
 
-@settings(max_examples=10, derandomize=True)
+@settings(max_examples=examples(10))
 @given(random_nets())
 def test_random_nets_within_15_percent(case: tuple[nn.Module, tuple[int, int, int]]) -> None:
     _check(*case)

@@ -1,8 +1,9 @@
 """Receptive field along graph paths against the gradient-footprint oracle.
 
-The oracle is independent of our formulas: with every weight positive (biases 0), average instead
-of max pooling, ReLU instead of ReLU6 and an all-ones input, the input pixels with a non-zero
-gradient of one output unit are exactly its receptive field (clipped to the image).
+The oracle is independent of our formulas: with every weight positive (biases 0), the sum over
+its (dilated) window instead of a max pool, ReLU instead of ReLU6 and an all-ones input, the input
+pixels with a non-zero gradient of one output unit are exactly its receptive field (clipped to the
+image).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from tests.profiles import examples
 from torchscan import crawl_module
 from torchscan.passes.receptive import receptive_fields
 from torchscan.passes.receptive.geometry import Field
@@ -28,25 +30,43 @@ from torchscan.report import Report
 
 # ---------------------------------------------------------------- the oracle
 
-_MAX_TO_AVG = {F.max_pool1d: F.avg_pool1d, F.max_pool2d: F.avg_pool2d, F.max_pool3d: F.avg_pool3d}
+_MAX_POOLS = {F.max_pool1d: 1, F.max_pool2d: 2, F.max_pool3d: 3}
+_MAX_POOL_OF = {dims: pool for pool, dims in _MAX_POOLS.items()}
+_DEPTHWISE = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _POOL_ARGS = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
 
 
+def _per_dim(value: Any, dims: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (int(value),) * dims
+
+
+def window_sum(x: torch.Tensor, dims: int, bound: dict[str, Any]) -> torch.Tensor:
+    """A max pool's footprint: each output unit the sum of its (dilated) window — a depthwise
+    convolution of ones over the input padded as the pool pads it (``ceil_mode``'s last window
+    included), cut to the pool's own output size."""
+    kernel = _per_dim(bound["kernel_size"], dims)
+    stride = _per_dim(bound.get("stride") or kernel, dims)
+    padding = _per_dim(bound.get("padding", 0), dims)
+    dilation = _per_dim(bound.get("dilation", 1), dims)
+    with torch.no_grad():
+        sizes = _MAX_POOL_OF[dims](x, kernel, stride, padding, dilation, bound.get("ceil_mode", False)).shape[2:]
+    pads: list[int] = []
+    for n, o, k, s, p, d in reversed(list(zip(x.shape[2:], sizes, kernel, stride, padding, dilation, strict=True))):
+        pads += [p, max(p, (o - 1) * s + d * (k - 1) + 1 - n - p)]
+    weight = torch.ones((x.shape[1], 1, *kernel), dtype=x.dtype)
+    y = _DEPTHWISE[dims](F.pad(x, pads), weight, stride=stride, dilation=dilation, groups=x.shape[1])
+    return y[(Ellipsis, *[slice(0, o) for o in sizes])]
+
+
 class _OracleMode(TorchFunctionMode):
-    """Average instead of max pooling, ReLU instead of ReLU6/Hardtanh (which would saturate)."""
+    """Window sums instead of max pooling, ReLU instead of ReLU6/Hardtanh (which would saturate)."""
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = dict(kwargs or {})
-        if func in _MAX_TO_AVG:
+        if func in _MAX_POOLS:
             bound = dict(zip(_POOL_ARGS, args[1:], strict=False)) | kwargs
-            assert bound.get("dilation", 1) in (1, (1, 1), [1, 1]) and not bound.get("return_indices", False)
-            return _MAX_TO_AVG[func](
-                args[0],
-                bound["kernel_size"],
-                bound.get("stride"),
-                bound.get("padding", 0),
-                ceil_mode=bound.get("ceil_mode", False),
-            )
+            assert not bound.get("return_indices", False)
+            return window_sum(args[0], _MAX_POOLS[func], bound)
         if func in (F.hardtanh, F.relu6):
             return F.relu(args[0])
         return func(*args, **kwargs)
@@ -171,14 +191,19 @@ def blocks(draw: st.DrawFn, dims: int, chain_only: bool) -> nn.Module:
         kernel = draw(_tuple_of(dims, st.integers(1, kmax)))
         stride = draw(_tuple_of(dims, st.integers(1, 2)))
         dilation = draw(_tuple_of(dims, st.integers(1, 2 if small else 3)))
+        if draw(st.booleans()):  # torch pads d·(k − 1) // 2 before, the rest after (even kernels too)
+            return nn.Sequential(_CONV[dims](C, C, kernel, 1, "same", dilation), nn.ReLU())
         padding = tuple(draw(st.integers(0, d * (k - 1) // 2)) for k, d in zip(kernel, dilation, strict=True))
         return nn.Sequential(_CONV[dims](C, C, kernel, stride, padding, dilation), nn.ReLU())
     if kind == "pool":
         kernel = draw(_tuple_of(dims, st.integers(1, 3)))
         stride = draw(_tuple_of(dims, st.integers(1, 2)))
         padding = tuple(draw(st.integers(0, k // 2)) for k in kernel)
-        pool = draw(st.sampled_from([_MAXPOOL, _AVGPOOL]))[dims]
-        return pool(kernel, stride, padding, ceil_mode=draw(st.booleans()))
+        ceil_mode = draw(st.booleans())
+        if draw(st.booleans()):
+            dilation = draw(_tuple_of(dims, st.integers(1, 2 if small else 3)))
+            return _MAXPOOL[dims](kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+        return _AVGPOOL[dims](kernel, stride, padding, ceil_mode=ceil_mode)
     if kind == "tconv":
         stride = draw(_tuple_of(dims, st.integers(1, 2)))
         kernel = tuple(draw(st.integers(s, 4)) for s in stride)
@@ -253,16 +278,39 @@ def check_oracle(model: nn.Module, dims: int) -> None:
             assert lo == summary.start + summary.jump * i
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(nets(chain_only=True))
 def test_oracle_random_chains(net: tuple[nn.Module, int]) -> None:
     check_oracle(*net)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(nets(chain_only=False))
 def test_oracle_random_branched_nets(net: tuple[nn.Module, int]) -> None:
     check_oracle(*net)
+
+
+def _stem(dims: int, *layers: nn.Module) -> tuple[nn.Module, int]:
+    return nn.Sequential(_CONV[dims](1, C, 1), *layers).eval(), dims
+
+
+_WINDOW_CASES = {
+    "dilated max pool 1d": _stem(1, nn.MaxPool1d(3, 2, 1, dilation=3)),
+    "dilated max pool 2d, ceil": _stem(2, nn.MaxPool2d((3, 2), (1, 2), (1, 0), (2, 3), ceil_mode=True)),
+    "dilated max pool 3d": _stem(3, nn.MaxPool3d(2, 1, 0, dilation=(1, 2, 3))),
+    "dilated max pools in a chain": _stem(2, nn.MaxPool2d(3, 1, dilation=2), nn.MaxPool2d(2, 2, dilation=(3, 1))),
+    "same, dilated, odd kernel": _stem(2, _CONV[2](C, C, (3, 5), padding="same", dilation=(2, 3)), nn.ReLU()),
+    "same, dilated, even kernel": _stem(1, _CONV[1](C, C, 4, padding="same", dilation=3), nn.ReLU()),
+    "same after a stride": _stem(2, _CONV[2](C, C, 3, 2), _CONV[2](C, C, (2, 3), padding="same", dilation=2)),
+    "same, 3d": _stem(3, _CONV[3](C, C, (3, 2, 1), padding="same", dilation=(2, 2, 1))),
+}
+
+
+@pytest.mark.parametrize("case", _WINDOW_CASES.values(), ids=_WINDOW_CASES.keys())
+def test_oracle_dilated_max_pools_and_same_padding(case: tuple[nn.Module, int]) -> None:
+    """The windows the random nets draw only now and then, every run."""
+    assert _valid_size(*case) is not None
+    check_oracle(*case)
 
 
 # torchvision models -----------------------------------------------------------
