@@ -10,6 +10,7 @@ the output once.
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import assume, given
@@ -20,6 +21,8 @@ from tests.ops.helpers import assert_same, crawled_cost, function_cost, module_c
 from tests.reference import conv as reference
 from tests.reference.counting import Counted
 from torchscan.records import Cost
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")  # torch's note on even kernels
 
 CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 CONV_TRANSPOSE = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -135,11 +138,14 @@ def test_a_hand_worked_convolution() -> None:
         assert module_cost(module, x) == Cost(flops=24, macs=12, dmas=20)
 
 
-def test_a_hand_worked_transposed_convolution() -> None:
-    """ConvTranspose1d 1→2, k = 2, stride 2, padding 1, no bias, on 3 elements: every input element
-    is multiplied into 2 channels × 2 taps: 12 MACs, each product added into a zeroed accumulator:
-    24 FLOPs; the full output (length 6) is cropped to 4; DMAs: 12 input reads + 4 weights + 8 writes."""
-    module = nn.ConvTranspose1d(1, 2, 2, stride=2, padding=1, bias=False, dtype=torch.float64)
+@pytest.mark.parametrize(("bias", "want"), [(False, Cost(flops=24, macs=12, dmas=24)), (True, Cost(32, 12, 26))])
+def test_a_hand_worked_transposed_convolution(bias: bool, want: Cost) -> None:
+    """ConvTranspose1d 1→2, k = 2, stride 2, padding 1 on 3 elements: every input element is
+    multiplied into 2 channels × 2 taps: 12 MACs, each product added into a zeroed accumulator:
+    24 FLOPs; the full output (length 6) is cropped to 4 (8 outputs); DMAs: 12 input reads +
+    4 weights + 8 writes = 24. With a bias: 8 more adds (one per output, not per input) and
+    2 more parameters: 32 FLOPs, 26 DMAs."""
+    module = nn.ConvTranspose1d(1, 2, 2, stride=2, padding=1, bias=bias, dtype=torch.float64)
     x = randn(0, 1, 1, 3)
     with torch.no_grad():
-        assert module_cost(module, x) == expected(_reference(module, x)) == Cost(flops=24, macs=12, dmas=24)
+        assert module_cost(module, x) == expected(_reference(module, x)) == want
