@@ -70,10 +70,11 @@ def test_page_is_self_contained_with_table_totals_and_diagnostics(resnet18_repor
     checker = _check(page)
     _assert_offline(page, checker)
     assert checker.tags["script"] == 1 and checker.tags["style"] >= 1
-    assert page.count('<tr class="') == len(resnet18_report.rows)
+    shown = [row for row in resnet18_report.rows if not is_bookkeeping(row, resnet18_report.totals)]
+    assert page.count('<tr class="') == len(shown)  # bookkeeping rows (the flatten) folded
     assert 'id="layers"' in page and 'id="totals"' in page and 'id="diagnostics"' in page
     assert f"{resnet18_report.totals.params:,}" in page and "3.6" in page  # params and GFLOPs
-    for row in resnet18_report.rows:
+    for row in shown:
         assert f'data-name="{row.name}"' in page
 
 
@@ -160,3 +161,15 @@ def test_counts_are_short_with_the_exact_value_on_hover(resnet18_report: Report)
     line = next(line for line in page.splitlines() if 'data-name="conv1"' in line)
     assert f'data-v="{row.flops}" title="{row.flops:,}">{format_count(row.flops)}</td>' in line
     assert f'data-v="{row.output_bytes}" title="{row.output_bytes:,}">{format_bytes(row.output_bytes)}</td>' in line
+
+
+def test_bookkeeping_rows_are_folded_in_the_table_unless_shown() -> None:
+    from tests.gpt2 import gpt2_report
+    from torchscan.render.html import to_html
+
+    report = gpt2_report()
+    folded = [row for row in report.rows if is_bookkeeping(row, report.totals)]
+    assert folded
+    page, full = to_html(report), to_html(report, show_free=True)
+    name = folded[0].name
+    assert f'data-name="{name}"' not in page and f'data-name="{name}"' in full

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from torchscan.errors import TorchscanError
 from torchscan.records import Row
+from torchscan.records.rows import is_bookkeeping
 from torchscan.render.collapse import CollapsedNode, collapse
 from torchscan.render.dot import (
     ColorBy,
@@ -56,8 +57,9 @@ _COLUMNS = (
 
 
 def _short(row: Row) -> str:
+    """The name below its parent row (``layer1.0.add`` under ``layer1.0`` is ``add``), as the tree shows it."""
     prefix = f"{row.parent}."
-    return row.name.removeprefix(prefix) if row.kind in ("module", "parameter") and row.parent else row.name
+    return row.name.removeprefix(prefix) if row.parent and row.name.startswith(prefix) else row.name
 
 
 def _num(value: int, text: str | None = None) -> str:
@@ -65,6 +67,13 @@ def _num(value: int, text: str | None = None) -> str:
     if text is None:
         return f'<td class="n" data-v="{value}">{value:,}</td>'
     return f'<td class="n" data-v="{value}" title="{value:,}">{escape(text)}</td>'
+
+
+def _shown(report: Report, show_free: bool) -> tuple[Row, ...]:
+    """The rows the table shows: every row, or all but the bookkeeping ones (folded into their parent)."""
+    if show_free:
+        return report.rows
+    return tuple(row for row in report.rows if not is_bookkeeping(row, report.totals))
 
 
 def _table_rows(report: Report, rows: tuple[Row, ...], interactive: bool) -> list[str]:
@@ -235,8 +244,12 @@ def to_html(
     graph_depth: int | None = None,
     color_by: ColorBy = "flops",
     table_depth: int = 2,
+    show_free: bool = False,
 ) -> str:
     """One self-contained HTML page (inline CSS, JS and SVG; nothing fetched), written to ``path`` if given.
+
+    Bookkeeping rows (:func:`~torchscan.records.rows.is_bookkeeping`) are folded into their parent in the
+    table and the graph, as in the text table, unless ``show_free``.
 
     It holds the context, the totals, the memory section (static activation peak and where,
     inference memory, the training table per optimizer), the diagnostics, the layer table (sortable columns,
@@ -280,7 +293,7 @@ def to_html(
 <table id="layers" data-initial-depth="{table_depth}">
 <thead><tr>{headers}</tr></thead>
 <tbody>
-{chr(10).join(_table_rows(report, report.rows, interactive=True))}
+{chr(10).join(_table_rows(report, _shown(report, show_free), interactive=True))}
 </tbody>
 </table>
 </div>
