@@ -228,6 +228,11 @@ def test_sdpa_random_shapes(case: tuple) -> None:
     assert report.totals.complete
     node = next(c for c in report_costs(report) if c[0] == "scaled_dot_product_attention")
     assert node[1].macs * 2 == expected_flops
+    tensors = [randn(seed, *shape) for seed, shape in enumerate((q, k, v))]
+    mask = torch.ones(q[2], k[2], dtype=torch.bool).tril() if masked else None
+    counted = reference.scaled_dot_product_attention(*tensors, mask, causal, enable_gqa=gqa)
+    assert_same(counted.output, model(*tensors))
+    assert node[1] == expected(counted)  # the call as the analysis recorded it, end to end
 
 
 def report_costs(report: object) -> list[tuple[str, Cost]]:
