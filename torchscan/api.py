@@ -34,7 +34,7 @@ from torchscan.passes.memory import (
     library_modules,
     with_output_bytes,
 )
-from torchscan.passes.params import collect_params
+from torchscan.passes.params import collect_params, parameter_readers
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
 from torchscan.passes.rows import build_rows, unused_parameters
 from torchscan.records import COST, RECORD
@@ -204,7 +204,9 @@ def _crawl(
     params = collect_params(model)
     rows = build_rows(model, graph, costs, params, captured.module_outputs)
     if captured.method != SCRIPTED:  # a scripted forward shows no module calls: every module looks unused
-        diagnostics = (*diagnostics, *unused_parameters(rows))
+        calls = [str(node.target) for node in captured.graph.nodes if node.op == "call_module"]
+        reads = [str(node.target) for node in captured.graph.nodes if node.op == "get_attr"]
+        diagnostics = (*diagnostics, *unused_parameters(rows, parameter_readers(model, calls, reads)))
     rows = with_output_bytes(rows, graph, captured.module_outputs)
     graph.graph[LIBRARY_MODULES] = library_modules(model)
     graph.graph[CONTAINER_MODULES] = container_modules(model)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from torch import nn
 
-__all__ = ["ModuleParams", "ParamEntry", "ParamSummary", "collect_params"]
+__all__ = ["ModuleParams", "ParamEntry", "ParamSummary", "collect_params", "parameter_readers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +77,29 @@ def collect_params(model: nn.Module) -> ParamSummary:
         param_bytes_total += param_bytes
         buffer_bytes_total += buffer_bytes
     return ParamSummary(by_module, total, trainable_total, param_bytes_total, buffer_bytes_total)
+
+
+def parameter_readers(model: nn.Module, calls: Iterable[str], reads: Iterable[str]) -> frozenset[str]:
+    """Paths of the modules (first owners, as :func:`collect_params` counts them) whose parameters the
+    forward reads: every parameter of each called module (``calls``: module paths, sub-modules
+    included) and each parameter read as an attribute (``reads``: parameter paths)."""
+    owners: dict[int, str] = {}
+    for path, module in model.named_modules():
+        for tensor in module.parameters(recurse=False):
+            owners.setdefault(id(tensor), path)
+    found: set[str] = set()
+    for path in calls:
+        try:
+            module = model.get_submodule(path)
+        except AttributeError:  # not a path of the model (a bare-op model's own call)
+            continue
+        found.update(owners[id(tensor)] for tensor in module.parameters() if id(tensor) in owners)
+    for path in reads:
+        owner_path, _, name = path.rpartition(".")
+        try:
+            tensor = getattr(model.get_submodule(owner_path), name, None)
+        except AttributeError:
+            continue
+        if isinstance(tensor, nn.Parameter) and id(tensor) in owners:
+            found.add(owners[id(tensor)])
+    return frozenset(found)

@@ -12,7 +12,7 @@ A functional row is named by the module that made the call and the op's display 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -251,14 +251,17 @@ def _sorted_children(accs: Mapping[str, _Acc], name: str) -> list[str]:
     return sorted(accs[name].children, key=lambda child: accs[child].order)
 
 
-def unused_parameters(rows: tuple[Row, ...]) -> tuple[Diagnostic, ...]:
-    """A diagnostic for modules holding parameters that this forward never called, directly or
-    through a sub-module (e.g. auxiliary heads used only in training): they count in the
-    totals, not in the computation. Containers such as ``nn.ModuleList`` are used when a child is."""
+def unused_parameters(rows: tuple[Row, ...], read: Collection[str] = ()) -> tuple[Diagnostic, ...]:
+    """A diagnostic for modules holding parameters that this forward never read: the module was not
+    called, directly or through a sub-module (e.g. auxiliary heads used only in training), and no op
+    read its parameters otherwise — ``read`` holds the paths of modules whose parameters were read by
+    another route (passed to a functional call, like Swin's attention weights, or tied to a module that
+    was called, like T5's shared embedding). They count in the totals, not in the computation.
+    Containers such as ``nn.ModuleList`` are used when a child is."""
     parents = {row.name: row.parent for row in rows}
     used = {""}
     for row in rows:
-        if row.calls or row.kind != "module":
+        if row.calls or row.kind != "module" or row.name in read:
             name = row.name
             while name not in used:
                 used.add(name)
