@@ -62,6 +62,10 @@ class Row:
     """Bytes of the output tensor(s) of this row's (first) call: ``Σ numel · itemsize``."""
     node: str | None = None
     """The fx node a functional row counts (its record's key in ``report.records``); None otherwise."""
+    receptive_field_statistics: bool = False
+    """Statistics over positions (batch norm in training, group or instance norm, layer norm over spatial
+    dims) lie on the way to this row: strictly its outputs depend on the whole input; ``receptive_field``
+    is the classic field, which leaves statistics out."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -205,7 +205,7 @@ _CELLS: Mapping[str, Callable[[Row, _Facts], str]] = MappingProxyType(
         "macs": lambda row, _: format_count(row.macs),
         "dmas": lambda row, _: format_count(row.dmas),
         "output_bytes": lambda row, _: format_bytes(row.output_bytes),
-        "receptive_field": lambda row, _: format_rfield(row.receptive_field),
+        "receptive_field": lambda row, _: format_rfield(row.receptive_field) + "*" * row.receptive_field_statistics,
         "calls": lambda row, _: str(row.calls),
     }
 )
@@ -365,6 +365,12 @@ def _footer(report: Report, rule: int, folded: Sequence[Row]) -> list[str]:
     totals = report.totals
     partial = "" if totals.complete else f" (lower bound: {totals.unknown_ops} op(s) not counted, see below)"
     lines = []
+    if any(row.receptive_field_statistics for row in report.rows):
+        lines += [
+            "* statistics over positions on the way (batch norm in training, group/instance norm, layer norm "
+            "over positions): strictly every output there depends on the whole input",
+            "-" * rule,
+        ]
     if folded:  # the folded rows' DMAs: with them the shown rows at each depth sum to the totals
         dmas = format_count(sum(row.dmas for row in folded), "DMAs")
         rows = f"{len(folded)} bookkeeping row{'s' * (len(folded) > 1)}"

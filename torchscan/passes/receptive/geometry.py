@@ -144,12 +144,16 @@ class Field:
     ``sizes`` is the grid size of each spatial dim in this tensor. ``axes`` locates them, as
     negative tensor axes: one axis per dim (``None`` for a size-1 dim that was squeezed away),
     or, when ``flat``, one single axis holding the dims flattened row-major (tokens).
+    ``statistics``: an op on the way computed statistics over positions (batch norm in training,
+    group or instance norm, layer norm over spatial dims), so strictly every unit also depends on the
+    whole input through them; the spans are the classic field, which leaves statistics out.
     """
 
     spans: tuple[Span, ...]
     sizes: tuple[int, ...]
     axes: tuple[int | None, ...]
     flat: bool = False
+    statistics: bool = False
 
     @property
     def spatial_axes(self) -> frozenset[int]:

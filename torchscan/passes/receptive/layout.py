@@ -150,7 +150,7 @@ def getitem(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
         spans[j] = spans[j].window(step, -start, 1)
         sizes[j] = len(range(*item.indices(n)))
         axes[j] = None if target is None else target - out_ndim
-    result = Field(spans=tuple(spans), sizes=tuple(sizes), axes=tuple(axes))
+    result = replace(field, spans=tuple(spans), sizes=tuple(sizes), axes=tuple(axes), flat=False)
     check_output(call, result)
     return result
 
@@ -189,13 +189,13 @@ def reshape(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     moving = [j for j, (_, n) in enumerate(slots) if n > 1]
     if all(slots[j] in where for j in moving):
         axes = tuple(where.get(slot) if slot[1] > 1 else None for slot in slots)
-        return Field(spans=field.spans, sizes=field.sizes, axes=axes)
+        return replace(field, axes=axes, flat=False)
     if moving:
         last = slots[moving[-1]]
         contiguous = all(slots[a][0] == slots[b][0] * slots[b][1] for a, b in itertools.pairwise(moving))
         size = math.prod(slots[j][1] for j in moving)
         if contiguous and (last[0], size) in where:
-            return Field(spans=field.spans, sizes=field.sizes, axes=(where[(last[0], size)],), flat=True)
+            return replace(field, axes=(where[(last[0], size)],), flat=True)
     for j in moving:
         low, n = slots[j]
         if any(inner[b] <= low and low * n <= inner[b] * target[b] for b in range(len(target))):
@@ -282,8 +282,23 @@ def softmax(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
 def normalization(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """Normalisation layers are pointwise: their statistics (means, variances over positions)
     rescale features without moving them, so they are not counted as spatial mixing (the usual
-    convention; with batch or instance statistics the gradient does reach every position)."""
-    return union(call, operands)
+    convention). Where the statistics are taken over positions — batch norm in training or without
+    running statistics, group and instance norm, layer/RMS norm over spatial axes — the field is
+    marked (``Field.statistics``): the gradient does reach every position."""
+    field = union(call, operands)
+    return replace(field, statistics=True) if _statistics_over_positions(call, field) else field
+
+
+def _statistics_over_positions(call: OpCall, field: Field) -> bool:
+    target = call.target
+    if target in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, F.batch_norm):
+        running = call.attrs.get("running_mean") is not None or call.attrs.get("track_running_stats", False)
+        return bool(arg(call, "training", 5, call.training)) or not running
+    if target in (nn.LayerNorm, F.layer_norm, *((nn.RMSNorm, F.rms_norm) if hasattr(nn, "RMSNorm") else ())):
+        normalized = arg(call, "normalized_shape", 0, ())
+        count = len(normalized) if isinstance(normalized, (tuple, list)) else 1
+        return any(axis is not None and axis >= -count for axis in field.axes)
+    return True  # group and instance norm: per sample and channel, over positions
 
 
 @TABLE.register(nn.Linear, F.linear)

@@ -28,6 +28,11 @@ class ReceptiveFields:
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcomes", MappingProxyType(dict(self.outcomes)))
 
+    def statistics(self, node: str) -> bool:
+        """Whether statistics over positions lie on the way to the node (:attr:`Field.statistics`)."""
+        outcome = self.outcomes.get(node)
+        return isinstance(outcome, Field) and outcome.statistics
+
     def of(self, node: str) -> tuple[RField, ...] | Marker | None:
         """Per-dim fields of a node's output, a marker, or None (does not depend on the input)."""
         outcome = self.outcomes.get(node)

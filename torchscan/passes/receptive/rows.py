@@ -50,5 +50,14 @@ def with_receptive_fields(
         else:
             node = row.node
         size, stride, padding = row_values(fields.of(node) if node is not None else None)
-        result.append(replace(row, receptive_field=size, effective_stride=stride, effective_padding=padding))
+        statistics = node is not None and fields.statistics(node)
+        result.append(
+            replace(
+                row,
+                receptive_field=size,
+                effective_stride=stride,
+                effective_padding=padding,
+                receptive_field_statistics=statistics,
+            )
+        )
     return tuple(result)

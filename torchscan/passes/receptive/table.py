@@ -82,7 +82,7 @@ def union(call: OpCall, operands: Sequence[Operand]) -> Field:
         if field.sizes != first.sizes:
             raise Unsupported(f"operands broadcast along spatial dims ({field.sizes} vs {first.sizes})")
         spans = tuple(a.hull(b) for a, b in zip(spans, field.spans, strict=True))
-    result = replace(first, spans=spans)
+    result = replace(first, spans=spans, statistics=any(operand.field.statistics for operand in operands))
     check_output(call, result)
     return result
 

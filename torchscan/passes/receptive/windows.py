@@ -299,7 +299,7 @@ def unfold(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
         (n + 2 * p - d * (k - 1) - 1) // s + 1
         for n, k, d, p, s in zip(call.input.shape[-2:], kernel, dilation, padding, stride, strict=True)
     )
-    return Field(spans=spans, sizes=sizes, axes=(-1,), flat=True)
+    return replace(field, spans=spans, sizes=sizes, axes=(-1,), flat=True)
 
 
 @TABLE.register(torch.Tensor.unfold)
@@ -320,7 +320,7 @@ def tensor_unfold(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
             spans[j] = spans[j].window(step, 0, size)
             sizes[j] = call.output.shape[axis - 1]
     axes = tuple(None if axis is None else axis - 1 for axis in field.axes)
-    return Field(spans=tuple(spans), sizes=tuple(sizes), axes=axes, flat=field.flat)
+    return replace(field, spans=tuple(spans), sizes=tuple(sizes), axes=axes)
 
 
 _PAD_MODULES = (
