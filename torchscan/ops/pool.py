@@ -1,8 +1,10 @@
 """Max, average and adaptive pooling (1-D, 2-D, 3-D; module and functional spellings).
 
 ``K`` is the product of the kernel sizes and ``d`` the number of spatial dims. Adaptive pools
-use, per spatial dim, ``k_i = in_i // out_i`` when ``out_i`` divides ``in_i``, else
-``in_i % out_i + 1``, then the formula of the plain pool with ``K = prod(k_i)``. The ATen
+read torch's windows: output ``j`` of ``o`` along a dim of ``n`` covers ``[⌊j·n/o⌋, ⌈(j + 1)·n/o⌉)``
+(windows overlap when ``o`` does not divide ``n``), so the formula of the plain pool applies with
+the total taps ``T = N_out/Π o_i · Π_i Σ_j len_i(j)`` in place of ``N_out·K`` (``T = N_out·K`` with
+``K = Π n_i/o_i`` when every ``o_i`` divides ``n_i``). The ATen
 spellings a scripted model records (``aten.max_pool2d_with_indices``…) count as the torch spelling
 (the indices output is not counted), so a scripted model reports what its eager twin does.
 """
@@ -30,21 +32,29 @@ def _kernel_volume(kernel: int | Sequence[int], dims: int) -> int:
     return math.prod(kernel)
 
 
-def _adaptive_kernel_volume(call: OpCall, dims: int) -> int:
+def _adaptive_taps(call: OpCall, dims: int) -> int:
+    """Input elements read over all outputs: per dim ``Σ_j (⌈(j + 1)·n/o⌉ − ⌊j·n/o⌋)``, multiplied."""
     spatial_in = call.input.shape[-dims:]
     spatial_out = call.output.shape[-dims:]
-    sizes = [i // o if i % o == 0 else i % o + 1 for i, o in zip(spatial_in, spatial_out, strict=True)]
-    return math.prod(sizes)
+    per_grid = math.prod(
+        sum(-(-(j + 1) * n // o) - j * n // o for j in range(o)) for n, o in zip(spatial_in, spatial_out, strict=True)
+    )
+    grids = call.output.numel // math.prod(spatial_out) if math.prod(spatial_out) else 0
+    return grids * per_grid
 
 
-def _max(n_out: int, volume: int) -> Cost:
-    ops = n_out * (volume - 1)
-    return Cost(flops=ops, macs=ops, dmas=n_out * volume + n_out)
+def _max(n_out: int, volume: int, taps: int | None = None) -> Cost:
+    """``taps`` (default ``N_out·K``) input reads, ``taps − N_out`` comparisons."""
+    taps = n_out * volume if taps is None else taps
+    ops = taps - n_out
+    return Cost(flops=ops, macs=ops, dmas=taps + n_out)
 
 
-def _avg(n_out: int, volume: int, dims: int) -> Cost:
-    ops = n_out * (volume - 1 + dims)
-    return Cost(flops=ops, macs=ops, dmas=n_out * volume + n_out)
+def _avg(n_out: int, volume: int, dims: int, taps: int | None = None) -> Cost:
+    """``taps`` (default ``N_out·K``) input reads, ``taps − N_out`` adds and ``d`` divisor FLOPs per output."""
+    taps = n_out * volume if taps is None else taps
+    ops = taps - n_out + dims * n_out
+    return Cost(flops=ops, macs=ops, dmas=taps + n_out)
 
 
 @TABLE.register(nn.MaxPool1d, F.max_pool1d, aten.max_pool1d.default, aten.max_pool1d_with_indices.default, dims=1)
@@ -81,8 +91,8 @@ TABLE.declare(nn.AvgPool1d, F.avg_pool1d, saves=Saves.NOTHING)
 @TABLE.register(nn.AdaptiveMaxPool2d, F.adaptive_max_pool2d, aten.adaptive_max_pool2d.default, dims=2)
 @TABLE.register(nn.AdaptiveMaxPool3d, F.adaptive_max_pool3d, dims=3, saves=Saves.MAX_POOL)
 def adaptive_max_pool(call: OpCall, dims: int) -> Cost:
-    """AdaptiveMaxPool: MaxPool with ``K = prod(k_i)`` (module docstring)."""
-    return _max(call.output.numel, _adaptive_kernel_volume(call, dims))
+    """AdaptiveMaxPool: ``FLOPs = MACs = T − N_out``, ``DMAs = T + N_out`` (``T``: module docstring)."""
+    return _max(call.output.numel, 0, _adaptive_taps(call, dims))
 
 
 TABLE.declare(nn.AdaptiveMaxPool2d, F.adaptive_max_pool2d, saves=Saves.MAX_POOL)
@@ -98,8 +108,8 @@ TABLE.declare(nn.AdaptiveMaxPool2d, F.adaptive_max_pool2d, saves=Saves.MAX_POOL)
 )
 @TABLE.register(nn.AdaptiveAvgPool3d, F.adaptive_avg_pool3d, dims=3, saves=Saves.NOTHING)
 def adaptive_avg_pool(call: OpCall, dims: int) -> Cost:
-    """AdaptiveAvgPool: AvgPool with ``K = prod(k_i)`` (module docstring)."""
-    return _avg(call.output.numel, _adaptive_kernel_volume(call, dims), dims)
+    """AdaptiveAvgPool: ``FLOPs = MACs = T − N_out + d·N_out``, ``DMAs = T + N_out`` (``T``: module docstring)."""
+    return _avg(call.output.numel, 0, dims, _adaptive_taps(call, dims))
 
 
 TABLE.declare(nn.AdaptiveAvgPool2d, F.adaptive_avg_pool2d, saves=Saves.NOTHING)
