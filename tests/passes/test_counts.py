@@ -59,3 +59,29 @@ def test_a_function_returning_its_argument_is_not_assumed_free() -> None:
     report = crawl_module(InPlace(), (4,))
     assert not report.totals.complete
     assert any(d.code == "unknown-op" and "_add_in_place" in d.message for d in report.diagnostics)
+
+
+def _unknown(x: torch.Tensor) -> torch.Tensor:
+    return torch.cumsum(x, 0) * 0 + x
+
+
+torch.fx.wrap("_unknown")
+
+
+def test_unknown_ops_are_diagnosed_once_per_type_with_their_calls() -> None:
+    class Unknowns(nn.Module):
+        def __init__(self, calls: int) -> None:
+            super().__init__()
+            self.calls = calls
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for _ in range(self.calls):
+                x = _unknown(x)
+            return x
+
+    (one,) = crawl_module(Unknowns(1), (4,)).diagnostics
+    assert one.code == "unknown-op" and one.nodes == ("_unknown",)
+    assert one.message.startswith("no formula for _unknown (1 call, e.g. fx node '_unknown'):")
+    (two,) = crawl_module(Unknowns(2), (4,)).diagnostics
+    assert two.nodes == ("_unknown", "_unknown_1")
+    assert two.message.startswith("no formula for _unknown (2 calls, e.g. fx node '_unknown'):")

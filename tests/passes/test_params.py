@@ -53,3 +53,17 @@ def test_a_tied_parameter_read_through_another_module_is_used() -> None:
 def test_swin_attention_weights_are_used_and_an_aux_head_in_eval_is_not() -> None:
     assert _unused(torchvision.models.swin_t(), 3, 224, 224) == []
     assert _unused(torchvision.models.inception_v3(init_weights=False).eval(), 3, 299, 299) == ["AuxLogits"]
+
+
+def test_buffer_bytes_per_module_and_in_total() -> None:
+    """BatchNorm2d(3): running mean and variance (3 float32 each) and an int64 batch counter,
+    3·4 + 3·4 + 8 = 32 bytes; BatchNorm1d(2) in float64: 2·8 + 2·8 + 8 = 40; a buffer shared by
+    two modules counts once, under its first owner."""
+    from torchscan.passes.params import collect_params
+
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.BatchNorm1d(2).double(), nn.Module())
+    model[2].register_buffer("alias", model[0].running_mean)
+    summary = collect_params(model)
+    assert [summary.by_module[path].buffer_bytes for path in ("", "0", "1", "2")] == [0, 32, 40, 0]
+    assert summary.buffer_bytes == 72
+    assert summary.param_bytes == 2 * 3 * 4 + 2 * 2 * 8

@@ -1,0 +1,45 @@
+"""What autograd keeps for backward, per op family, in bytes worked out by hand (float32, batch 1;
+a storage saved by several nodes counts once)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from torchscan import crawl_module
+
+
+def _saved(model: nn.Module, shape: tuple[int, ...] = (4,)) -> int:
+    return crawl_module(model, shape).memory.saved_activation_bytes
+
+
+class _Product(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x) * self.b(x)
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        # a trainable Linear keeps its input for dL/dW: x, 4 floats
+        (nn.Linear(4, 4), 16),
+        # dropout in eval keeps nothing; in training a bool mask of its 4 outputs
+        (nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)).eval(), 16),
+        (nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)).train(), 16 + 4),
+        # a product of two tensors keeps both factors (a(x), b(x)); both Linears keep x, once
+        (_Product(), 16 + 16 + 16),
+        # a frozen Linear whose input requires grad keeps nothing (dL/dx = Wᵀ·g needs no input)
+        (nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4).requires_grad_(False)), 16),
+        # nothing requires grad before the trainable Linear: the GELU keeps nothing, the Linear its
+        # input (the GELU's output, 8 floats)
+        (nn.Sequential(nn.Linear(4, 8).requires_grad_(False), nn.GELU(), nn.Linear(8, 4)), 32),
+    ],
+    ids=["linear", "dropout-eval", "dropout-train", "product", "frozen-after", "frozen-before"],
+)
+def test_saved_bytes(model: nn.Module, expected: int) -> None:
+    assert _saved(model) == expected
