@@ -151,13 +151,14 @@ CONV_NOBIAS = Cost(flops=128 * (2 * 27 - 1), macs=128 * 27, dmas=128 * 27 + 8 * 
             {"output_size": 1},
             Cost(flops=8 * 50, macs=8 * 50, dmas=8 * 49 + 8),
         ),
-        # Adaptive max 10 -> 3 (not divisible): k = 10 % 3 + 1 = 2 per dim
+        # Adaptive max 10 -> 3 (not divisible): torch's windows per dim are [0, 4), [3, 7), [6, 10),
+        # 4 taps each, so each of the 9 outputs reads 4 x 4 = 16 elements (144 reads) and makes 15 comparisons
         (
             F.adaptive_max_pool2d,
             (spec(1, 1, 10, 10),),
             (spec(1, 1, 3, 3),),
             {"output_size": 3},
-            Cost(flops=27, macs=27, dmas=36 + 9),
+            Cost(flops=9 * 15, macs=9 * 15, dmas=144 + 9),
         ),
         (nn.ReLU, (spec(2, 5),), (spec(2, 5),), {"inplace": False}, Cost(flops=10, dmas=20)),
         (nn.ReLU, (spec(2, 5),), (spec(2, 5),), {"inplace": True}, Cost(flops=10, dmas=10)),
