@@ -1,0 +1,443 @@
+"""Mutation testing of ``torchscan/ops/`` and ``torchscan/passes/``: do the tests catch small bugs?
+
+Each mutant changes one token of one module (an AST node, the file written back with
+``ast.unparse``; the round trip is checked to give the same AST):
+
+- arithmetic ``+ ↔ -``, ``* → +``, ``/ → *``, ``// → *``, ``% → //``, ``** → *`` (also in ``x op= y``);
+- comparisons ``< ↔ <=``, ``> ↔ >=``, ``== ↔ !=``, ``is ↔ is not``, ``in ↔ not in``;
+- ``and ↔ or``; ``not x → x``; ``-x → x``;
+- integer constants ``0 → 1``, ``1 → 2``, ``2 → 1``, ``n → n + 1``; ``True ↔ False``.
+
+Docstrings, annotations and ``TYPE_CHECKING`` blocks are not mutated. For each mutant only the
+tests of its module run (:data:`TESTS`: module -> the test folders that exercise it, default
+suite only, ``-x``, hypothesis seeded with ``--hypothesis-seed=0`` and no example database), in a
+private copy of the working tree (``torchscan/``, ``tests/``, ``pyproject.toml``) on ``PYTHONPATH``:
+a failure, an error or a timeout (3 minutes) kills the mutant; passing tests let it survive.
+
+Why a script and not mutmut or cosmic-ray: mutmut 3 does not mutate decorated functions, and
+every formula (``@TABLE.register(...)``), shape rule and receptive-field rule here is one;
+cosmic-ray runs one fixed test command per session, while a run that fits on two shared cores
+needs a seeded sample and per-module tests. This script is those two things and nothing more.
+
+Usage (from the repository root)::
+
+    python benchmarks/mutation.py --list                      # the mutant population
+    python benchmarks/mutation.py --sample 200 --seed 18 --jobs 2 --out benchmarks/mutation.md
+    python benchmarks/mutation.py --only "passes/receptive/windows.py:17"   # one mutant, by id
+
+The report lists the kill rate and every survivor; survivors judged equivalent (no observable
+change) are listed in :data:`EQUIVALENT` with the reason and reported as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import concurrent.futures
+import copy
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("torchscan/ops", "torchscan/passes")
+TIMEOUT_S = 180
+
+TESTS: dict[str, tuple[str, ...]] = {
+    "torchscan/ops/": ("tests/ops", "tests/passes/test_counts.py", "tests/test_golden.py"),
+    "torchscan/ops/registry.py": ("tests/ops", "tests/passes/memory/test_families.py", "tests/graph/rules"),
+    "torchscan/passes/receptive/": ("tests/passes/receptive",),
+    "torchscan/passes/memory/": ("tests/passes/memory", "tests/measure/test_cpu.py"),
+    "torchscan/passes/": (
+        "tests/passes/test_counts.py",
+        "tests/passes/test_params.py",
+        "tests/passes/test_rows.py",
+        "tests/test_golden.py",
+    ),
+}
+"""Module (or folder prefix) -> the tests run against its mutants; the longest matching key wins."""
+
+_RECORD = "a flag of a private record's @dataclass (frozen/slots): the code never assigns a field"
+_STRICT = "zip(strict=True) -> False over sequences of equal length by construction"
+EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
+    ("passes/memory/eager.py", "@dataclass(frozen=True, slots=True)", "True -> False"): _RECORD,
+    ("passes/memory/storage.py", "@dataclass(frozen=True, slots=True)", "True -> False"): _RECORD,
+    ("passes/receptive/geometry.py", "@dataclass(frozen=True, slots=True)", "True -> False"): _RECORD,
+    ("passes/memory/liveness.py", "@functools.lru_cache(maxsize=4096)", "4096 -> 4097"): "a cache's size",
+    (
+        "passes/memory/peak.py",
+        "odd = [d * (k - 1) % 2 for k, d in zip(weight.shape[2:], dilation, strict=True)]",
+        "True -> False",
+    ): _STRICT + " (both have one entry per spatial dim of the weight)",
+    (
+        "passes/receptive/layout.py",
+        "(0 if axis is None else inner[axis + len(shape)], n) for axis, n in zip(field.axes, field.sizes, strict=True)",
+        "True -> False",
+    ): _STRICT + " (a Field has one axis and one size per spatial dim)",
+    (
+        "passes/memory/saved.py",
+        "keep, extra_bytes = rule(record, inputs, outputs, trainable.get(record.module_path, 0) > 0)",
+        "0 -> 1",
+    ): "the default: every module path of a call_module is in the table (a module without parameters has 0 "
+    "bytes); the comparison: a module with a trainable parameter has at least 2 bytes of them (one fp16 element)",
+    ("passes/params.py", "shared: int = 0", "0 -> 1"): "a field default that collect_params always overrides",
+    ("passes/memory/eager.py", "for position in range(len(owners) - 1, -1, -1):", "1 -> 2", 1): "the stop -1 -> "
+    "-2 leaves out position 0, always a placeholder: never bound to a name, and no later position reads the stack",
+}
+"""``(module, source line, change[, occurrence])`` -> why the mutant changes nothing observable
+(reported as equivalent, not as a survivor); without an occurrence, every mutant of that line and
+change. Keyed by text, not by id, so that it outlives edits elsewhere."""
+
+
+def equivalent(mutant: Mutant) -> str | None:
+    """Why ``mutant`` is equivalent, or None."""
+    return EQUIVALENT.get(mutant.key) or EQUIVALENT.get(mutant.key[:3])
+
+
+_BINARY = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Add,
+    ast.Div: ast.Mult,
+    ast.FloorDiv: ast.Mult,
+    ast.Mod: ast.FloorDiv,
+    ast.Pow: ast.Mult,
+}
+_COMPARE = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+}
+_SYMBOL = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.Pow: "**",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """The ``index``-th mutation point of ``path`` (in :func:`_points` order)."""
+
+    path: str
+    index: int
+    line: int
+    change: str
+    source: str
+    occurrence: int = 0
+    """How many mutants of the same module before this one have the same source line and change."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.path.removeprefix('torchscan/')}:{self.index}"
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.path.removeprefix("torchscan/"), self.source, self.change, self.occurrence)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    mutant: Mutant
+    status: str  # killed | survived | timeout | error
+    seconds: float
+    detail: str
+
+
+def _skipped(tree: ast.Module) -> set[int]:
+    """Ids of nodes not to mutate: annotations, docstrings, ``if TYPE_CHECKING:`` bodies."""
+    skip: set[int] = set()
+
+    def mark(node: ast.AST | None) -> None:
+        if node is not None:
+            skip.update(id(child) for child in ast.walk(node))
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.arg, ast.AnnAssign)):
+            mark(node.annotation)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            mark(node.returns)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            mark(node)
+        body = getattr(node, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            mark(first)
+    return skip
+
+
+def _points(tree: ast.Module) -> Iterator[tuple[ast.AST, int, str]]:
+    """``(node, slot, change)`` for every mutation point, in a fixed order (``slot``: which
+    comparison operator of a chain)."""
+    skip = _skipped(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, (ast.BinOp, ast.AugAssign)) and type(node.op) in _BINARY:
+            yield node, 0, f"{_SYMBOL[type(node.op)]} -> {_SYMBOL[_BINARY[type(node.op)]]}"
+        elif isinstance(node, ast.Compare):
+            for slot, op in enumerate(node.ops):
+                yield node, slot, f"{_SYMBOL[type(op)]} -> {_SYMBOL[_COMPARE[type(op)]]}"
+        elif isinstance(node, ast.BoolOp):
+            yield node, 0, "and -> or" if isinstance(node.op, ast.And) else "or -> and"
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub)):
+            yield node, 0, "not x -> x" if isinstance(node.op, ast.Not) else "-x -> x"
+        elif isinstance(node, ast.Constant) and type(node.value) is bool:
+            yield node, 0, f"{node.value} -> {not node.value}"
+        elif isinstance(node, ast.Constant) and type(node.value) is int:
+            yield node, 0, f"{node.value} -> {_new_int(node.value)}"
+
+
+def _new_int(value: int) -> int:
+    return {0: 1, 1: 2, 2: 1}.get(value, value + 1)
+
+
+class _Apply(ast.NodeTransformer):
+    """Replaces the target node by its mutation."""
+
+    def __init__(self, target: ast.AST, slot: int) -> None:
+        self.target, self.slot = target, slot
+
+    def visit(self, node: ast.AST) -> ast.AST:
+        if node is not self.target:
+            return self.generic_visit(node)
+        if isinstance(node, (ast.BinOp, ast.AugAssign)):
+            node.op = _BINARY[type(node.op)]()
+        elif isinstance(node, ast.Compare):
+            node.ops[self.slot] = _COMPARE[type(node.ops[self.slot])]()
+        elif isinstance(node, ast.BoolOp):
+            node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        elif isinstance(node, ast.UnaryOp):
+            return node.operand
+        elif isinstance(node, ast.Constant):
+            node.value = (not node.value) if type(node.value) is bool else _new_int(node.value)
+        return node
+
+
+def modules() -> list[str]:
+    return sorted(str(path.relative_to(ROOT)) for package in PACKAGES for path in (ROOT / package).rglob("*.py"))
+
+
+def population(paths: list[str]) -> list[Mutant]:
+    """Every mutant of ``paths``."""
+    mutants = []
+    for path in paths:
+        text = (ROOT / path).read_text()
+        lines = text.splitlines()
+        tree = ast.parse(text)
+        seen: dict[tuple[str, str], int] = {}
+        for index, (node, _, change) in enumerate(_points(tree)):
+            line = getattr(node, "lineno", 0)
+            source = lines[line - 1].strip() if line else ""
+            occurrence = seen[source, change] = seen.get((source, change), -1) + 1
+            mutants.append(Mutant(path, index, line, change, source, occurrence))
+    return mutants
+
+
+def mutated_source(mutant: Mutant, root: Path = ROOT) -> str:
+    tree = ast.parse((root / mutant.path).read_text())
+    node, slot, _ = list(_points(tree))[mutant.index]
+    before = ast.dump(tree)
+    assert ast.dump(ast.parse(ast.unparse(copy.deepcopy(tree)))) == before, "ast.unparse round trip"
+    return ast.unparse(ast.fix_missing_locations(_Apply(node, slot).visit(tree)))
+
+
+def tests_for(path: str) -> tuple[str, ...]:
+    key = max((key for key in TESTS if path.startswith(key)), key=len)
+    return TESTS[key]
+
+
+def _workspace() -> Path:
+    place = Path(tempfile.mkdtemp(prefix="torchscan-mutation-"))
+    ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", "*.pyc")
+    for name in ("torchscan", "tests"):
+        shutil.copytree(ROOT / name, place / name, ignore=ignore)
+    shutil.copy(ROOT / "pyproject.toml", place / "pyproject.toml")
+    return place
+
+
+def run(mutant: Mutant, place: Path) -> Outcome:
+    """Run the mutant's tests in ``place`` (a :func:`_workspace`), restoring the module after."""
+    target = place / mutant.path
+    original = target.read_text()
+    shutil.rmtree(place / ".hypothesis", ignore_errors=True)
+    env = {**os.environ, "PYTHONPATH": str(place), "HYPOTHESIS_PROFILE": "default"}
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-W", "ignore"]
+    command += ["--hypothesis-seed=0", *tests_for(mutant.path)]
+    start = time.perf_counter()
+    try:
+        target.write_text(mutated_source(mutant))
+        done = subprocess.run(command, cwd=place, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+        tail = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))][:1]
+        status = {0: "survived", 1: "killed", 2: "killed", 3: "killed"}.get(done.returncode, "error")
+        detail = tail[0] if tail else done.stdout.strip().splitlines()[-1:][0] if done.stdout.strip() else ""
+    except subprocess.TimeoutExpired:
+        status, detail = "timeout", f"over {TIMEOUT_S} s"
+    finally:
+        target.write_text(original)
+    return Outcome(mutant, status, time.perf_counter() - start, detail)
+
+
+def _outcome(data: dict) -> Outcome:
+    return Outcome(Mutant(**data["mutant"]), data["status"], data["seconds"], data["detail"])
+
+
+def _current(mutant: Mutant, everything: list[Mutant]) -> Mutant:
+    """The mutant of the current tree with the same module, source line and change (the nearest by
+    index when several are)."""
+    same = [m for m in everything if (m.path, m.source, m.change) == (mutant.path, mutant.source, mutant.change)]
+    if not same:
+        raise SystemExit(f"{mutant.id} ({mutant.change} in {mutant.source!r}) is not in the current tree")
+    return min(same, key=lambda m: abs(m.index - mutant.index))
+
+
+def report(outcomes: list[Outcome], total: int, args: argparse.Namespace) -> str:
+    killed = [o for o in outcomes if o.status in ("killed", "timeout")]
+    same = [o for o in outcomes if o.status == "survived" and equivalent(o.mutant)]
+    survived = [o for o in outcomes if o.status == "survived" and not equivalent(o.mutant)]
+    errors = [o for o in outcomes if o.status == "error"]
+    judged = len(outcomes) - len(same) - len(errors)
+    rate = 100 * len(killed) / judged if judged else 0.0
+    lines = [
+        "# Mutation testing of `torchscan/ops/` and `torchscan/passes/`",
+        "",
+        f"Generated by `python benchmarks/mutation.py {' '.join(args.argv)}` (see its docstring for the",
+        "mutation operators, the tests run per module and why a script). "
+        f"Population: {total} one-token mutants; run: {len(outcomes)}"
+        + (f" (a random sample, seed {args.seed})." if args.sample else ".")
+        + (
+            f" Survivors under {args.rerun_under} of that run ({args.rerun.name}) run again with the current tests."
+            if args.rerun
+            else ""
+        ),
+        "",
+        f"**Kill rate: {len(killed)} / {judged} = {rate:.1f}%** (killed or timed out, over the mutants run less "
+        f"the {len(same)} equivalent ones{f' and {len(errors)} errors' if errors else ''}).",
+        "",
+        f"Wall time: {sum(o.seconds for o in outcomes) / 60:.0f} CPU-minutes of test runs.",
+        "",
+        "## Survivors",
+        "",
+    ]
+    lines += [f"- `{o.mutant.id}` line {o.mutant.line}, `{o.mutant.change}`: `{o.mutant.source}`" for o in survived]
+    lines += ["- none"] if not survived else []
+    lines += ["", "## Equivalent mutants", ""]
+    lines += [
+        f"- `{o.mutant.id}` line {o.mutant.line}, `{o.mutant.change}`: `{o.mutant.source}` — {equivalent(o.mutant)}"
+        for o in same
+    ]
+    lines += ["- none"] if not same else []
+    lines += ["", "## Per module", "", "| module | run | killed | survived | equivalent |", "|---|---|---|---|---|"]
+    for path in sorted({o.mutant.path for o in outcomes}):
+        mine = [o for o in outcomes if o.mutant.path == path]
+        lines.append(
+            f"| `{path}` | {len(mine)} | {sum(o.status in ('killed', 'timeout') for o in mine)} | "
+            f"{sum(o in survived for o in mine)} | {sum(o in same for o in mine)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--list", action="store_true", help="print the population and exit")
+    parser.add_argument("--sample", type=int, default=0, help="run a random sample of this many mutants")
+    parser.add_argument("--seed", type=int, default=18, help="seed of the sample")
+    parser.add_argument("--only", nargs="*", default=(), help="mutant ids to run")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (one copy of the tree each)")
+    parser.add_argument("--out", type=Path, help="write the markdown report here")
+    parser.add_argument("--results", type=Path, help="write one JSON line per mutant here")
+    parser.add_argument(
+        "--rerun",
+        type=Path,
+        help="the --results of an earlier run: run its survivors again (matched by module, line and change), "
+        "report them with its other outcomes",
+    )
+    parser.add_argument("--rerun-under", default="torchscan/", help="with --rerun: only the survivors under this path")
+    args = parser.parse_args(argv)
+    args.argv = argv if argv is not None else sys.argv[1:]
+    everything = population(modules())
+    if args.list:
+        for mutant in everything:
+            print(f"{mutant.id}\tline {mutant.line}\t{mutant.change}\t{mutant.source}")
+        print(f"{len(everything)} mutants", file=sys.stderr)
+        return 0
+    earlier: list[Outcome] = []
+    chosen = [m for m in everything if m.id in set(args.only)] if args.only else everything
+    if args.rerun:
+        earlier = [_outcome(json.loads(line)) for line in args.rerun.read_text().splitlines() if line.strip()]
+        again = [o for o in earlier if o.status == "survived" and o.mutant.path.startswith(args.rerun_under)]
+        chosen = [_current(o.mutant, everything) for o in again]
+        earlier = [o for o in earlier if o not in again]
+    elif args.sample:
+        chosen = sorted(random.Random(args.seed).sample(chosen, min(args.sample, len(chosen))), key=lambda m: m.id)
+    places = [_workspace() for _ in range(max(1, args.jobs))]
+    free = list(places)
+    for tests in sorted({tests_for(m.path) for m in chosen}):  # the unmutated tree must pass them
+        env = {**os.environ, "PYTHONPATH": str(places[0]), "HYPOTHESIS_PROFILE": "default"}
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore"]
+        done = subprocess.run([*command, "--hypothesis-seed=0", *tests], cwd=places[0], env=env, capture_output=True)
+        if done.returncode != 0:
+            print(f"the unmutated tree fails {' '.join(tests)}:\n{done.stdout.decode()[-3000:]}", file=sys.stderr)
+            return 1
+    outcomes: list[Outcome] = []
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(places)) as pool:
+
+            def work(mutant: Mutant) -> Outcome:
+                place = free.pop()
+                try:
+                    return run(mutant, place)
+                finally:
+                    free.append(place)
+
+            for count, outcome in enumerate(pool.map(work, chosen), 1):
+                outcomes.append(outcome)
+                print(
+                    f"[{count}/{len(chosen)}] {outcome.status:8} {outcome.seconds:5.0f} s  {outcome.mutant.id}  "
+                    f"{outcome.mutant.change}  {outcome.detail}",
+                    flush=True,
+                )
+                if args.results:
+                    with args.results.open("a") as stream:
+                        stream.write(json.dumps({**asdict(outcome), "id": outcome.mutant.id}) + "\n")
+    finally:
+        for place in places:
+            shutil.rmtree(place, ignore_errors=True)
+    text = report([*earlier, *outcomes], len(everything), args)
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
