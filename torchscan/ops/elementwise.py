@@ -63,6 +63,9 @@ aten = torch.ops.aten
     T.__itruediv__,
     torch.maximum,
     torch.minimum,
+    pointwise=True,
+)
+@TABLE.register(
     torch.fmax,
     torch.fmin,
     T.maximum,
@@ -142,7 +145,6 @@ aten = torch.ops.aten
     T.floor_divide_,
     T.__rfloordiv__,
     T.__ifloordiv__,
-    # logical and bitwise binary ops: one elementary op per output element
     operator.and_,
     operator.or_,
     operator.xor,
@@ -191,50 +193,6 @@ def binary(call: OpCall) -> Cost:
     (a Python scalar operand is free; an in-place spelling still writes its ``N_out`` results)."""
     n_out = call.output.numel
     return Cost(flops=n_out, dmas=sum(spec.numel for spec in call.inputs) + n_out)
-
-
-TABLE.declare(
-    operator.add,
-    operator.iadd,
-    torch.add,
-    T.add,
-    T.add_,
-    T.__add__,
-    T.__radd__,
-    T.__iadd__,
-    operator.sub,
-    operator.isub,
-    torch.sub,
-    torch.subtract,
-    T.sub,
-    T.sub_,
-    T.__sub__,
-    T.__rsub__,
-    T.__isub__,
-    torch.rsub,
-    operator.mul,
-    operator.imul,
-    torch.mul,
-    torch.multiply,
-    T.mul,
-    T.mul_,
-    T.__mul__,
-    T.__rmul__,
-    T.__imul__,
-    operator.truediv,
-    operator.itruediv,
-    torch.div,
-    torch.divide,
-    torch.true_divide,
-    T.div,
-    T.div_,
-    T.__truediv__,
-    T.__rtruediv__,
-    T.__itruediv__,
-    torch.maximum,
-    torch.minimum,
-    pointwise=True,
-)
 
 
 TABLE.declare(

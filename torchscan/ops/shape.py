@@ -208,34 +208,14 @@ def concatenate(call: OpCall) -> Cost:
 TABLE.declare(torch.cat, torch.concat, torch.concatenate, torch.stack, saves=Saves.NOTHING)
 
 
-@TABLE.register(
-    T.to,
-    T.type,
-    T.type_as,
-    T.float,
-    T.double,
-    T.half,
-    T.bfloat16,
-    T.int,
-    T.long,
-    T.short,
-    T.bool,
-    T.byte,
-    T.char,
-    T.cpu,
-    T.cuda,
-    aten._to_copy.default,
-    aten.to.dtype,
-)
+@TABLE.register(T.to, T.type, T.type_as, T.float, T.double, T.half, T.bfloat16, T.cpu, T.cuda, pointwise=True)
+@TABLE.register(T.int, T.long, T.short, T.bool, T.byte, T.char, aten._to_copy.default, aten.to.dtype)
 def cast(call: OpCall) -> Cost:
     """dtype casts (``.float()``, ``.to(dtype)``…): ``DMAs = N_in + N_out`` when the dtype changes,
     else ``0 / 0 / 0`` (a device move is not counted); ``FLOPs = MACs = 0``."""
     if not call.inputs or not call.outputs or call.input.dtype == call.output.dtype:
         return Cost()
     return Cost(dmas=call.input.numel + call.output.numel)
-
-
-TABLE.declare(T.to, T.type, T.type_as, T.float, T.double, T.half, T.bfloat16, T.cpu, T.cuda, pointwise=True)
 
 
 TABLE.declare(T.to, T.type_as, T.float, saves=Saves.NOTHING)
