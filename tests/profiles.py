@@ -2,7 +2,10 @@
 
 ``default`` (the suite: 20 examples a property) and ``thorough`` (10x: 200), chosen by the
 ``HYPOTHESIS_PROFILE`` environment variable (``HYPOTHESIS_PROFILE=thorough python -m pytest``).
-Neither derandomizes: every run draws new examples. A test that wants another count than the
+Neither derandomizes: every run draws new examples, on CI too (hypothesis loads its own
+derandomizing ``ci`` profile when it detects CI, and a profile registered without a parent
+inherits from the loaded one, so ``derandomize=False`` is stated; ``print_blob`` prints how to
+reproduce a failure). A test that wants another count than the
 profile's states it relative to the default run, ``@settings(max_examples=examples(8))``, so the
 thorough profile enlarges it too (a literal ``max_examples`` would override the profile;
 ``tests/test_profiles.py`` refuses one).
@@ -27,6 +30,8 @@ for _name, _scale in PROFILES.items():
         _name,
         max_examples=DEFAULT_EXAMPLES * _scale,
         deadline=None,
+        derandomize=False,
+        print_blob=True,
         suppress_health_check=[HealthCheck.too_slow],
     )
 
