@@ -3,6 +3,7 @@
     python benchmarks/speed.py                     # both parts, every torchvision classifier
     python benchmarks/speed.py ratio resnet18 vit_b_16 --sizes 224
     python benchmarks/speed.py growth --blocks 250 2500 25000
+    python benchmarks/speed.py sweep resnet50 mobilenet_v3_large vit_b_16
 
 ``ratio``: for each torchvision classifier, the median ``crawl_module`` time over the median time of
 one ``torch.no_grad`` CPU forward of the same model (batch 1), measured in one process with the two
@@ -13,11 +14,17 @@ fixed at 224 positions) are skipped at that size.
 ``growth``: an ``nn.Sequential`` of N blocks (conv-bn-relu and a residual add: 4 graph nodes
 each) on a 16x16 input: the analysis time per graph node at each N must stay flat (no quadratic
 pass) from 1k to 100k nodes.
+
+``sweep``: ``torchscan.sweep`` over 8 input shapes (the model's 224x224 and other sizes or batch
+sizes) against 8 fresh ``crawl_module`` calls: the cost of each extra shape as a share of a first
+analysis (issue 13's goal: at most 20%), in process CPU time (this part is for shared machines,
+where the wall clock measures the neighbours), medians of ``--repeat`` interleaved rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import platform
@@ -30,7 +37,7 @@ import torch
 import torchvision
 from torch import nn
 
-from torchscan import crawl_module
+from torchscan import crawl_module, sweep
 
 
 def median_times(functions: list[Callable[[], object]], repeat: int) -> list[float]:
@@ -105,9 +112,53 @@ def growth(blocks: list[int], repeat: int) -> None:
         print(f"| {count:,} | {nodes:,} | {seconds:.2f} | {seconds / nodes * 1e6:.0f} |", flush=True)
 
 
+SWEEP_SIZES = (224, 160, 192, 256, 288, 320, 128, 96)
+"""Square input sizes of the sweep part (fixed-size models sweep these as batch sizes instead)."""
+
+
+def median_cpu_times(functions: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median process CPU time of each function over ``repeat`` interleaved rounds (after one warm-up)."""
+    times: list[list[float]] = [[] for _ in functions]
+    for function in functions:
+        function()
+    for _ in range(repeat):
+        for position, function in enumerate(functions):
+            start = time.process_time()
+            function()
+            times[position].append(time.process_time() - start)
+    return [statistics.median(values) for values in times]
+
+
+def sweeps(names: list[str], repeat: int) -> None:
+    print(
+        "| Model | Items | One analysis (ms) | Sweep (ms) | Per extra item (ms) | Extra / first |\n"
+        "|---|---|---:|---:|---:|---:|"
+    )
+    for name in names:
+        model = torchvision.models.get_model(name, weights=None).eval()
+        try:
+            with torch.no_grad():
+                model(torch.randn(1, 3, 160, 160))
+            items: list = [(3, size, size) for size in SWEEP_SIZES]
+            kind = "sizes"
+        except Exception:  # fixed-size models (ViT, Swin position tables): batch sizes instead
+            items = [{"input_shape": (3, 224, 224), "batch_size": batch} for batch in range(1, len(SWEEP_SIZES) + 1)]
+            kind = "batch sizes"
+        first = items[0] if isinstance(items[0], dict) else {"input_shape": items[0]}
+        one, swept = median_cpu_times(
+            [functools.partial(crawl_module, model, **first), functools.partial(sweep, model, items)], repeat
+        )
+        extra = (swept - one) / (len(items) - 1)
+        print(
+            f"| {name} | {len(items)} {kind} | {one * 1e3:.1f} | {swept * 1e3:.1f} | {extra * 1e3:.1f} | "
+            f"{extra / one:.2f} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", nargs="?", choices=["ratio", "growth", "both"], default="both")
+    parser.add_argument("part", nargs="?", choices=["ratio", "growth", "sweep", "both"], default="both")
     parser.add_argument("models", nargs="*", help="torchvision classifiers (default: all)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 1024])
     parser.add_argument("--blocks", type=int, nargs="+", default=[250, 2500, 25000])
@@ -124,6 +175,8 @@ def main() -> None:
     if args.part in ("growth", "both"):
         print()
         growth(args.blocks, args.repeat)
+    if args.part == "sweep":
+        sweeps(args.models or ["resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16"], args.repeat)
 
 
 if __name__ == "__main__":

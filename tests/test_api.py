@@ -7,15 +7,18 @@ import gc
 import io
 import re
 import sys
+from collections.abc import Iterator
 
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import torchscan
+from tests.profiles import examples
 from tests.strategies import RandomNet, random_nets
 from torchscan import InputError, ShapeError, crawl_module, summary
 
@@ -60,6 +63,7 @@ def test_public_surface() -> None:
         "compare",
         "crawl_module",
         "summary",
+        "sweep",
     }
 
 
@@ -368,3 +372,157 @@ def test_no_batch_hint_when_the_leading_one_is_not_the_problem() -> None:
     with pytest.raises(ShapeError) as caught:
         crawl_module(_BatchNet(), (1, 8, 8))  # one channel where three are expected: no rank problem
     assert "hint" not in str(caught.value)
+
+
+# sweep(): one capture, many input shapes, reports equal to fresh analyses
+
+
+def _fresh(model: nn.Module, items: list[dict]) -> list[torchscan.Report]:
+    return [crawl_module(model, **item) for item in items]
+
+
+def _assert_equal_reports(swept: list[torchscan.Report], fresh: list[torchscan.Report]) -> None:
+    assert len(swept) == len(fresh)
+    for one, other in zip(swept, fresh, strict=True):
+        assert one.to_dict() == other.to_dict()
+
+
+@contextlib.contextmanager
+def _counted_traces(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """How many times the model was traced (the fx capture) while the block ran."""
+    import torchscan.graph.capture as capture_module
+
+    calls = [0]
+    original = capture_module.capture
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(capture_module, "capture", counting)
+    yield calls
+
+
+@given(random_nets(), st.integers(1, 3), st.integers(0, 3))
+@settings(max_examples=examples(10), deadline=None)
+def test_a_sweep_equals_fresh_analyses_on_random_nets(
+    case: tuple[RandomNet, tuple[int, ...]], batch: int, grow: int
+) -> None:
+    model, shape = case
+    channels, *spatial = shape
+    larger = (channels, *(size + grow for size in spatial))  # every layer accepts a larger input
+    items = [
+        {"input_shape": shape},
+        {"input_shape": larger, "batch_size": batch},
+        {"input_shape": shape, "batch_size": batch + 1},
+    ]
+    before = snapshot(model)
+    swept = torchscan.sweep(model, items, receptive_field=True)
+    assert_same(before, snapshot(model))
+    _assert_equal_reports(swept, [crawl_module(model, **item, receptive_field=True) for item in items])
+
+
+@pytest.mark.parametrize(
+    ("name", "items"),
+    [
+        ("resnet18", [(3, 224, 224), (3, 160, 192), (3, 64, 64), (3, 321, 321)]),
+        ("mobilenet_v3_small", [(3, 224, 224), (3, 97, 131)]),
+        ("vit_b_16", [{"input_shape": (3, 224, 224), "batch_size": b} for b in (1, 4, 2)]),
+    ],
+)
+def test_a_sweep_traces_once_and_equals_fresh_analyses_on_torchvision(
+    name: str, items: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = torchvision.models.get_model(name, weights=None).eval()
+    as_items = [item if isinstance(item, dict) else {"input_shape": item} for item in items]
+    with _counted_traces(monkeypatch) as traces:
+        swept = torchscan.sweep(model, items)
+    assert traces[0] == 1
+    _assert_equal_reports(swept, _fresh(model, as_items))
+
+
+def test_a_sweep_shares_common_arguments_and_items_override_them() -> None:
+    model = nn.Sequential(nn.MaxPool2d(3, stride=2), nn.ReLU(), nn.Flatten(1))  # no weights: any float dtype
+    items = [{"batch_size": 2}, {"batch_size": 5, "dtype": torch.float64}]
+    swept = torchscan.sweep(model, items, input_shape=(3, 9, 9))
+    assert [report.context.input_shapes for report in swept] == [((2, 3, 9, 9),), ((5, 3, 9, 9),)]
+    assert [report.context.dtypes for report in swept] == [("float32",), ("float64",)]
+    _assert_equal_reports(swept, [crawl_module(model, (3, 9, 9), **item) for item in items])
+    assert swept[1].totals.flops == swept[0].totals.flops * 5 // 2  # batch-linear
+
+
+class _Flagged(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor, twice: bool = False) -> torch.Tensor:
+        y = self.conv(x)
+        return self.conv(x) + y if twice else y
+
+
+def test_a_sweep_never_reuses_a_graph_traced_for_other_non_tensor_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _Flagged()
+    x = torchscan.TensorSpec((1, 3, 8, 8))
+    items = [
+        {"args": (x,), "kwargs": {"twice": False}},
+        {"args": (x,), "kwargs": {"twice": True}},
+        {"args": (torchscan.TensorSpec((2, 3, 8, 8)),), "kwargs": {"twice": True}},
+    ]
+    with _counted_traces(monkeypatch) as traces:
+        swept = torchscan.sweep(model, items)
+    assert traces[0] == 2  # the flag changed the graph: traced again; the batch change reused it
+    _assert_equal_reports(swept, _fresh(model, items))
+    assert swept[1].totals.macs == 2 * swept[0].totals.macs
+
+
+class _Branchy(nn.Module):
+    """Python control flow on a size: fx cannot trace it, a recorded forward fixes the branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.small, self.large = nn.Linear(8, 8), nn.Linear(8, 8, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.small(x) if x.shape[1] < 4 else self.large(x).relu()
+
+
+def test_a_sweep_captures_a_recorded_model_afresh_for_every_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    items = [{"input_shape": (length, 8)} for length in (2, 6, 3)]
+    swept = torchscan.sweep(_Branchy(), items)
+    _assert_equal_reports(swept, _fresh(_Branchy(), items))
+    assert [report.row("small").flops > 0 for report in swept] == [True, False, True]
+
+
+class _FixedView(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(1, 2, 3), nn.Linear(2 * 6 * 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(x).view(-1, 2 * 6 * 6))
+
+
+def test_a_sweep_raises_where_a_fresh_analysis_raises() -> None:
+    model = _FixedView()
+    with pytest.raises(ShapeError) as fresh:
+        crawl_module(model, (1, 9, 9))
+    with pytest.raises(ShapeError) as swept:
+        torchscan.sweep(model, [(1, 8, 8), (1, 9, 9)])
+    assert swept.value.message == fresh.value.message
+    assert swept.value.node == fresh.value.node
+
+
+def test_sweep_rejects_unknown_arguments() -> None:
+    model = nn.Linear(3, 3)
+    with pytest.raises(InputError, match="unexpected keyword argument"):
+        torchscan.sweep(model, [(3,)], max_depth=2)
+    with pytest.raises(InputError, match="a sweep item may set"):
+        torchscan.sweep(model, [{"input_shape": (3,), "formulas": {}}])
+    assert torchscan.sweep(model, []) == []
+
+
+def test_a_lazy_module_is_a_clear_input_error() -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.LazyLinear(5))
+    with pytest.raises(InputError, match=r"layer '1' \(LazyLinear\) has an uninitialized parameter"):
+        crawl_module(model, (3,))

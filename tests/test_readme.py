@@ -25,6 +25,10 @@ def test_python_blocks_run_and_the_shown_table_is_true(tmp_path: Path, monkeypat
         with contextlib.redirect_stdout(buffer):
             exec(compile(block, "README.md", "exec"), namespace)
         outputs.append(buffer.getvalue())
+    for block, output in zip(BLOCKS, outputs, strict=True):  # `print(...)  # shown` lines show the output
+        lines = output.splitlines()
+        for shown in re.findall(r"^print\(.*\)\s+# (.+)$", block, re.M):
+            assert any(line and shown.startswith(line) for line in lines), (shown, lines)
     first = outputs[0]
     assert first.rstrip().splitlines()[-1] == "1820672000 True"
     shown = README.split("```text\n", 1)[1].split("```", 1)[0]

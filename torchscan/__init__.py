@@ -5,7 +5,7 @@ parameters, FLOPs, MACs and memory accesses (DMAs) — computed on a torch.fx gr
 tensors, so the model is never run and never changed.
 """
 
-from torchscan.api import crawl_module, summary
+from torchscan.api import crawl_module, summary, sweep
 from torchscan.comparison import compare
 from torchscan.errors import CaptureError, InputError, ShapeError, TorchscanError
 from torchscan.records import Cost, OpCall, TensorSpec
@@ -28,4 +28,5 @@ __all__ = [
     "compare",
     "crawl_module",
     "summary",
+    "sweep",
 ]

@@ -7,22 +7,30 @@ import dataclasses
 import gc
 import inspect
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
 import networkx as nx
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 from torch.utils._python_dispatch import _disable_current_modes
 
 from torchscan.errors import InputError, ShapeError, TorchscanError
 from torchscan.graph.build import build_graph
-from torchscan.graph.capture import DEFAULT_REAL_FORWARD_LIMIT, RealForward, capture_with_fallback
+from torchscan.graph.capture import (
+    DEFAULT_REAL_FORWARD_LIMIT,
+    Captured,
+    RealForward,
+    capture_with_fallback,
+    same_call,
+    with_inputs,
+)
 from torchscan.graph.clone import IgnoredHook, hooks_of
 from torchscan.graph.routing import wrapped_module
 from torchscan.graph.script import SCRIPTED
 from torchscan.graph.trace import input_device
-from torchscan.inputs import InputSpec, model_inputs
+from torchscan.inputs import InputSpec, ModelInputs, model_inputs
 from torchscan.measure.cuda import measure_cuda
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
 from torchscan.passes.counts import count_costs
@@ -34,14 +42,14 @@ from torchscan.passes.memory import (
     library_modules,
     with_output_bytes,
 )
-from torchscan.passes.params import collect_params, parameter_readers
+from torchscan.passes.params import ParamSummary, collect_params, parameter_readers
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
 from torchscan.passes.rows import build_rows, unused_parameters
 from torchscan.records import COST, RECORD
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
 from torchscan.report import Context, Diagnostic, Report, Totals
 
-__all__ = ["DEFAULT_REAL_FORWARD_LIMIT", "crawl_module", "summary"]
+__all__ = ["DEFAULT_REAL_FORWARD_LIMIT", "crawl_module", "summary", "sweep"]
 
 InputShape = Sequence[int] | Sequence[Sequence[int]] | torch.Tensor | Sequence[torch.Tensor]
 """A shape without the batch dim, one per positional input, or example tensors (full shapes)."""
@@ -89,8 +97,66 @@ def crawl_module(
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     limit = DEFAULT_REAL_FORWARD_LIMIT if real_forward_limit is None else int(real_forward_limit)
     policy = RealForward(allowed=bool(real_forward), limit=limit)
+    call = _Call(input_shape, args, kwargs, dtype, batch_size)
     with _collector_paused(), _caller_modes_set_aside():
-        return _crawl(model, input_shape, args, kwargs, dtype, batch_size, formulas, receptive_field, policy)
+        return _crawl(_subject(model, formulas), call, receptive_field, policy)
+
+
+def sweep(
+    model: nn.Module,
+    inputs: Iterable[InputShape | Mapping[str, Any]],
+    *,
+    formulas: Mapping[Any, Formula] | None = None,
+    receptive_field: bool = False,
+    real_forward: bool = True,
+    real_forward_limit: int | None = None,
+    **common: Any,
+) -> list[Report]:
+    """Analyse ``model`` at each of ``inputs``: one report per item, each equal to the report of
+    ``crawl_module(model, **common, **item)``, but the model is copied and traced once.
+
+    An item is an ``input_shape`` (``sweep(model, [(3, 224, 224), (3, 320, 320)])``) or a mapping of
+    ``crawl_module``'s input arguments (``input_shape``, ``args``, ``kwargs``, ``dtype``,
+    ``batch_size``): ``sweep(model, [{"batch_size": b} for b in (1, 8, 64)], input_shape=(3, 224, 224))``.
+    ``common`` holds the input arguments every item shares; an item's own override them.
+
+    The torch.fx graph of the first item is reused for every later item called the same way (same
+    argument structure and input names, equal non-tensor values: only shapes and dtypes differ):
+    only the shapes, counts, rows and memory are computed again. A graph that does not hold at an
+    item's shapes (a shape error), and models captured by recording a forward (Python control flow
+    fixed to one input) are captured afresh for that item, exactly as ``crawl_module`` would.
+    ``crawl_module`` itself keeps no state between calls (a hidden cache could outlive an edit of
+    the model); ``sweep`` is the way to analyse one model at many sizes.
+    """
+    unknown = set(common) - _CALL_KEYS
+    if unknown:
+        raise InputError(f"sweep() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    if not isinstance(model, nn.Module):
+        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    limit = DEFAULT_REAL_FORWARD_LIMIT if real_forward_limit is None else int(real_forward_limit)
+    policy = RealForward(allowed=bool(real_forward), limit=limit)
+    calls = []
+    for item in inputs:
+        given = dict(item) if isinstance(item, Mapping) else {"input_shape": item}
+        if set(given) - _CALL_KEYS:
+            extra = ", ".join(sorted(set(given) - _CALL_KEYS))
+            raise InputError(f"a sweep item may set {', '.join(sorted(_CALL_KEYS))}; got {extra}")
+        calls.append(_Call(**{**common, **given}))
+    reports: list[Report] = []
+    with _collector_paused(), _caller_modes_set_aside():
+        subject = _subject(model, formulas)
+        last: tuple[ModelInputs, Captured] | None = None
+        for call in calls:
+            inputs_of_call = call.inputs(subject.model)
+            chain = None
+            if last is not None and same_call(last[0], inputs_of_call):
+                with contextlib.suppress(ShapeError):  # the graph does not hold here: captured afresh below
+                    chain = with_inputs(last[1], inputs_of_call, subject.device)
+            if chain is None:
+                chain = _capture(subject, call, inputs_of_call, policy)
+                last = (inputs_of_call, chain)
+            reports.append(_report(subject, chain, inputs_of_call, receptive_field))
+    return reports
 
 
 @contextlib.contextmanager
@@ -157,38 +223,85 @@ def _batch_hint(
     )
 
 
-def _crawl(
-    model: nn.Module,
-    input_shape: InputShape | None,
-    args: Any,
-    kwargs: Mapping[str, Any] | None,
-    dtype: torch.dtype | Sequence[torch.dtype] | None,
-    batch_size: int | None,
-    formulas: Mapping[Any, Formula] | None,
-    receptive_field: bool,
-    policy: RealForward,
-) -> Report:
-    """:func:`crawl_module` with its arguments checked."""
-    model, unwrapped = _unwrapped(model)
-    inputs = model_inputs(
-        input_shape, args=args, kwargs=kwargs, dtype=dtype, batch_size=batch_size, signature=_signature(model)
-    )
-    specs = inputs.specs
-    registry: Registry = DEFAULT_REGISTRY.with_overrides(formulas) if formulas else DEFAULT_REGISTRY
-    device = input_device(model)
-    hooks = hooks_of(model)
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Subject:
+    """What an analysis knows of the model before any input (shape-independent; one per sweep)."""
 
+    model: nn.Module
+    unwrapped: tuple[Diagnostic, ...]
+    hooks: tuple[IgnoredHook, ...]
+    registry: Registry
+    device: torch.device
+    params: ParamSummary
+    library: frozenset[str]
+    containers: frozenset[str]
+
+
+def _subject(model: nn.Module, formulas: Mapping[Any, Formula] | None) -> _Subject:
+    inner, unwrapped = _unwrapped(model)
+    _check_initialized(inner)
+    return _Subject(
+        model=inner,
+        unwrapped=unwrapped,
+        hooks=tuple(hooks_of(inner)),
+        registry=DEFAULT_REGISTRY.with_overrides(formulas) if formulas else DEFAULT_REGISTRY,
+        device=input_device(inner),
+        params=collect_params(inner),
+        library=library_modules(inner),
+        containers=container_modules(inner),
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Call:
+    """The inputs of one analysis as given (``crawl_module``'s input arguments)."""
+
+    input_shape: InputShape | None = None
+    args: Any = None
+    kwargs: Mapping[str, Any] | None = None
+    dtype: torch.dtype | Sequence[torch.dtype] | None = None
+    batch_size: int | None = 1
+
+    def inputs(self, model: nn.Module) -> ModelInputs:
+        return model_inputs(
+            self.input_shape,
+            args=self.args,
+            kwargs=self.kwargs,
+            dtype=self.dtype,
+            batch_size=self.batch_size,
+            signature=_signature(model),
+        )
+
+
+_CALL_KEYS = frozenset(field.name for field in dataclasses.fields(_Call))
+"""The input arguments of ``crawl_module`` that a :func:`sweep` item may set."""
+
+
+def _capture(subject: _Subject, call: _Call, inputs: ModelInputs, policy: RealForward) -> Captured:
+    """The capture chain for ``inputs``, a shape error completed with the batch-dimension hint and
+    the hooks that were not run."""
     try:
-        chain = capture_with_fallback(model, registry, inputs, device, policy)
+        return capture_with_fallback(subject.model, subject.registry, inputs, subject.device, policy)
     except ShapeError as error:
-        note = _batch_hint(model, input_shape, dtype, batch_size, error)
-        if hooks:
-            note += f"\n  note: hooks of the model were not run: {_hook_list(hooks)}"
+        note = _batch_hint(subject.model, call.input_shape, call.dtype, call.batch_size, error)
+        if subject.hooks:
+            note += f"\n  note: hooks of the model were not run: {_hook_list(subject.hooks)}"
         if not note:
             raise
         raise ShapeError(
             error.message + note, node=error.node, module_path=error.module_path, input_shapes=error.input_shapes
         ) from None
+
+
+def _crawl(subject: _Subject, call: _Call, receptive_field: bool, policy: RealForward) -> Report:
+    """:func:`crawl_module` with its arguments checked."""
+    inputs = call.inputs(subject.model)
+    return _report(subject, _capture(subject, call, inputs, policy), inputs, receptive_field)
+
+
+def _report(subject: _Subject, chain: Captured, inputs: ModelInputs, receptive_field: bool) -> Report:
+    """The report of one captured call: records, counts, rows, memory (and receptive fields)."""
+    model, registry, params = subject.model, subject.registry, subject.params
     captured, values = chain.capture, chain.values
     graph = build_graph(captured.graph, captured.root, values)
 
@@ -199,17 +312,16 @@ def _crawl(
         for spec in graph.nodes[node.name][RECORD].outputs
     )
     costs, diagnostics = count_costs(graph, registry)
-    diagnostics = (*unwrapped, *_hook_diagnostics(hooks), *chain.diagnostics, *diagnostics)
+    diagnostics = (*subject.unwrapped, *_hook_diagnostics(subject.hooks), *chain.diagnostics, *diagnostics)
     nx.set_node_attributes(graph, costs, COST)  # per-node costs stay available to exports
-    params = collect_params(model)
     rows = build_rows(model, graph, costs, params, captured.module_outputs)
     if captured.method != SCRIPTED:  # a scripted forward shows no module calls: every module looks unused
         calls = [str(node.target) for node in captured.graph.nodes if node.op == "call_module"]
         reads = [str(node.target) for node in captured.graph.nodes if node.op == "get_attr"]
         diagnostics = (*diagnostics, *unused_parameters(rows, parameter_readers(model, calls, reads)))
     rows = with_output_bytes(rows, graph, captured.module_outputs)
-    graph.graph[LIBRARY_MODULES] = library_modules(model)
-    graph.graph[CONTAINER_MODULES] = container_modules(model)
+    graph.graph[LIBRARY_MODULES] = subject.library
+    graph.graph[CONTAINER_MODULES] = subject.containers
     if receptive_field:
         fields = receptive_fields(graph)
         rows = with_receptive_fields(rows, fields, captured.module_outputs)
@@ -235,10 +347,23 @@ def _crawl(
         rows=rows,
         totals=totals,
         diagnostics=diagnostics,
-        context=_context(model, specs, outputs, captured.method, device),
+        context=_context(model, inputs.specs, outputs, captured.method, subject.device),
         records=graph,
         memory=estimate_memory(graph, params, costs),
     )
+
+
+def _check_initialized(model: nn.Module) -> None:
+    """An :class:`InputError` naming the first layer whose parameters or buffers are still lazy
+    (``nn.LazyLinear`` before its first forward: their shapes are not known yet)."""
+    for path, module in model.named_modules():
+        for name, tensor in (*module._parameters.items(), *module._buffers.items()):
+            if tensor is not None and is_lazy(tensor):
+                raise InputError(
+                    f"layer '{path or type(model).__name__}' ({type(module).__name__}) has an uninitialized "
+                    f"parameter or buffer '{name}' (a lazy module before its first forward): its shape is not "
+                    "known yet. Run one forward on a real input first (it fixes the shapes), then analyse the model"
+                )
 
 
 def _unwrapped(model: nn.Module) -> tuple[nn.Module, tuple[Diagnostic, ...]]:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._pytree import tree_flatten
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.calls import module_path_of
@@ -23,12 +24,12 @@ from torchscan.graph.clone import HELD_STATE_BUDGET, fake_copy, real_copy
 from torchscan.graph.record import NeedsValues, record
 from torchscan.graph.script import is_scripted, record_scripted
 from torchscan.graph.shapes import NodeValues, propagate, quiet_fake_tensor_log
-from torchscan.graph.trace import Capture, capture
+from torchscan.graph.trace import FX, GRAPH_MODULE, Capture, capture
 from torchscan.inputs import InputSpec, ModelInputs
 from torchscan.ops.registry import Registry
 from torchscan.records import Diagnostic
 
-__all__ = ["DEFAULT_REAL_FORWARD_LIMIT", "Captured", "RealForward", "capture_with_fallback"]
+__all__ = ["DEFAULT_REAL_FORWARD_LIMIT", "Captured", "RealForward", "capture_with_fallback", "same_call", "with_inputs"]
 
 DEFAULT_REAL_FORWARD_LIMIT = 2 * 2**30
 """Default memory limit of the last-resort real forward (bytes; ``real_forward_limit`` raises it)."""
@@ -48,6 +49,41 @@ def _propagate(captured: Capture, inputs: ModelInputs, device: torch.device) -> 
     with captured.fake_mode:
         tensors = [_tensor(spec, device, real=False) for spec in inputs.specs]
         return propagate(captured.root, captured.graph, tensors, paths, fakes=captured.fakes)
+
+
+def same_call(first: ModelInputs, second: ModelInputs) -> bool:
+    """Whether ``second`` calls the model like ``first`` up to its tensors' shapes and dtypes: the
+    same argument structure, the same input names, equal non-tensor values. A torch.fx graph traced
+    for one is then the graph of the other (fx records shapes and dtypes as graph nodes, never as
+    constants: Python control flow on them fails to trace and falls back to recording)."""
+    first_leaves, first_spec = tree_flatten((first.args, dict(first.kwargs)))
+    second_leaves, second_spec = tree_flatten((second.args, dict(second.kwargs)))
+    if first_spec != second_spec:
+        return False
+    for a, b in zip(first_leaves, second_leaves, strict=True):
+        if isinstance(a, InputSpec) or isinstance(b, InputSpec):
+            if not (isinstance(a, InputSpec) and isinstance(b, InputSpec) and a.name == b.name):
+                return False
+            continue
+        try:
+            if a is not b and (type(a) is not type(b) or not bool(a == b)):
+                return False
+        except Exception:  # values that cannot be compared are not known to be equal
+            return False
+    return True
+
+
+def with_inputs(captured: Captured, inputs: ModelInputs, device: torch.device) -> Captured | None:
+    """``captured`` with the shapes of its graph for ``inputs`` instead (the capture reused: no new
+    trace), or None where the capture does not carry over to other inputs: a recorded or scripted
+    forward (fixed to the input it saw), a fallback. The caller checks :func:`same_call`. A shape
+    error raised here means the graph does not hold for ``inputs``; a fresh capture decides then."""
+    if captured.capture.method not in _GENERIC_METHODS or any(
+        note.code == "capture-fallback" for note in captured.diagnostics
+    ):
+        return None
+    with torch.inference_mode(False), torch.enable_grad():
+        return Captured(captured.capture, _propagate(captured.capture, inputs, device), captured.diagnostics)
 
 
 def capture_with_fallback(
@@ -176,6 +212,9 @@ def _size(count: int) -> str:
         value /= 1024
     return f"{count} B"
 
+
+_GENERIC_METHODS = frozenset({FX, GRAPH_MODULE})
+"""Capture methods whose graph holds for any input of the same call structure (torch.fx, fx graphs)."""
 
 _SCRIPTED = (
     "a TorchScript module hides its Python code from tracing and hooks: one forward of a copy was recorded "

@@ -36,7 +36,11 @@ from torchscan.inputs import ModelInputs
 from torchscan.ops import TRACE_THROUGH
 from torchscan.ops.registry import Registry
 
-__all__ = ["GRAPH_MODULE", "Capture", "capture", "input_device", "output_data"]
+__all__ = ["FX", "GRAPH_MODULE", "Capture", "capture", "input_device", "output_data"]
+
+
+FX = "torch.fx"
+"""The capture method named in the report's context for a model traced by torch.fx (our tracer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,7 @@ class Capture:
     root: nn.Module
     module_outputs: Mapping[str, tuple[str, ...]]
     fake_mode: FakeTensorMode
-    method: str = "torch.fx"
+    method: str = FX
     fakes: Fakes | None = None
     """Fakes still to be put into ``root`` where an op is dispatched (None: the copy is all fake)."""
     shared: tuple[str, ...] = ()
