@@ -145,7 +145,7 @@ def sweep(
     reports: list[Report] = []
     with _collector_paused(), _caller_modes_set_aside():
         subject = _subject(model, formulas)
-        last: tuple[ModelInputs, Captured] | None = None
+        last: tuple[ModelInputs, Captured, frozenset[str] | None] | None = None
         for call in calls:
             inputs_of_call = call.inputs(subject.model)
             chain = None
@@ -154,8 +154,8 @@ def sweep(
                     chain = with_inputs(last[1], inputs_of_call, subject.device)
             if chain is None:
                 chain = _capture(subject, call, inputs_of_call, policy)
-                last = (inputs_of_call, chain)
-            reports.append(_report(subject, chain, inputs_of_call, receptive_field))
+                last = (inputs_of_call, chain, _readers(subject, chain))
+            reports.append(_report(subject, chain, inputs_of_call, receptive_field, last[2]))
     return reports
 
 
@@ -296,14 +296,29 @@ def _capture(subject: _Subject, call: _Call, inputs: ModelInputs, policy: RealFo
 def _crawl(subject: _Subject, call: _Call, receptive_field: bool, policy: RealForward) -> Report:
     """:func:`crawl_module` with its arguments checked."""
     inputs = call.inputs(subject.model)
-    return _report(subject, _capture(subject, call, inputs, policy), inputs, receptive_field)
+    chain = _capture(subject, call, inputs, policy)
+    return _report(subject, chain, inputs, receptive_field, _readers(subject, chain))
 
 
-def _report(subject: _Subject, chain: Captured, inputs: ModelInputs, receptive_field: bool) -> Report:
-    """The report of one captured call: records, counts, rows, memory (and receptive fields)."""
+def _readers(subject: _Subject, chain: Captured) -> frozenset[str] | None:
+    """The modules whose parameters the captured forward reads (None for a scripted forward, which
+    shows no module calls: every module would look unused)."""
+    captured = chain.capture
+    if captured.method == SCRIPTED:
+        return None
+    calls = [str(node.target) for node in captured.graph.nodes if node.op == "call_module"]
+    reads = [str(node.target) for node in captured.graph.nodes if node.op == "get_attr"]
+    return parameter_readers(subject.model, calls, reads)
+
+
+def _report(
+    subject: _Subject, chain: Captured, inputs: ModelInputs, receptive_field: bool, readers: frozenset[str] | None
+) -> Report:
+    """The report of one captured call: records, counts, rows, memory (and receptive fields);
+    ``readers`` from :func:`_readers` (the same for every input of one capture)."""
     model, registry, params = subject.model, subject.registry, subject.params
     captured, values = chain.capture, chain.values
-    graph = build_graph(captured.graph, captured.root, values)
+    graph = build_graph(captured.graph, captured.root, values, captured.memo.records)
 
     outputs = tuple(
         spec.shape
@@ -315,10 +330,8 @@ def _report(subject: _Subject, chain: Captured, inputs: ModelInputs, receptive_f
     diagnostics = (*subject.unwrapped, *_hook_diagnostics(subject.hooks), *chain.diagnostics, *diagnostics)
     nx.set_node_attributes(graph, costs, COST)  # per-node costs stay available to exports
     rows = build_rows(model, graph, costs, params, captured.module_outputs)
-    if captured.method != SCRIPTED:  # a scripted forward shows no module calls: every module looks unused
-        calls = [str(node.target) for node in captured.graph.nodes if node.op == "call_module"]
-        reads = [str(node.target) for node in captured.graph.nodes if node.op == "get_attr"]
-        diagnostics = (*diagnostics, *unused_parameters(rows, parameter_readers(model, calls, reads)))
+    if readers is not None:
+        diagnostics = (*diagnostics, *unused_parameters(rows, readers))
     rows = with_output_bytes(rows, graph, captured.module_outputs)
     graph.graph[LIBRARY_MODULES] = subject.library
     graph.graph[CONTAINER_MODULES] = subject.containers

@@ -3,25 +3,60 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 from torch import fx, nn
 
-from torchscan.graph.calls import ArgumentBinder, display_type, make_call, module_path_of, resolve_target
+from torchscan.graph.calls import (
+    ArgumentBinder,
+    CallSite,
+    call_site,
+    display_type,
+    make_call,
+    module_path_of,
+    resolve_target,
+)
 from torchscan.graph.shapes import NodeValues
 from torchscan.records import RECORD, NodeRecord, tensor_leaves
 
 __all__ = ["build_graph"]
 
 
-def build_graph(traced: fx.Graph, root: nn.Module, values: Mapping[str, NodeValues]) -> nx.DiGraph:
-    """A DiGraph with a :class:`NodeRecord` under ``RECORD`` per node of ``traced`` and data-flow edges."""
+@dataclass(frozen=True, slots=True)
+class _Static:
+    """The parts of a node's record that depend on the graph and the copy only (one per capture)."""
+
+    type_name: str
+    module_path: str
+    module_calls: tuple[tuple[str, int], ...]
+    site: CallSite | None
+
+
+def build_graph(
+    traced: fx.Graph,
+    root: nn.Module,
+    values: Mapping[str, NodeValues],
+    memo: dict[str, Any] | None = None,
+) -> nx.DiGraph:
+    """A DiGraph with a :class:`NodeRecord` under ``RECORD`` per node of ``traced`` and data-flow edges.
+
+    ``memo`` keeps each node's shape-independent parts across builds over the same capture (a sweep).
+    """
     binder = ArgumentBinder()
-    modules = dict(root.named_modules(remove_duplicate=False))
+    memo = {} if memo is None else memo
+    modules: dict[str, nn.Module] | None = None
     nodes: list[tuple[str, dict[str, NodeRecord]]] = []
     edges: list[tuple[str, str]] = []
     for index, node in enumerate(traced.nodes):
-        nodes.append((node.name, {RECORD: _record(node, index, root, modules, values.get(node.name), binder)}))
+        static = memo.get(node.name)
+        if static is None:
+            if modules is None:
+                modules = dict(root.named_modules(remove_duplicate=False))
+            static = memo[node.name] = _static(node, root, modules)
+        record = _record(node, index, static, values.get(node.name), binder)
+        nodes.append((node.name, {RECORD: record}))
         edges.extend((source.name, node.name) for source in node.all_input_nodes)
     graph = nx.DiGraph()
     graph.add_nodes_from(nodes)  # fx order is topological: every edge's source is already a node
@@ -29,15 +64,9 @@ def build_graph(traced: fx.Graph, root: nn.Module, values: Mapping[str, NodeValu
     return graph
 
 
-def _record(
-    node: fx.Node,
-    index: int,
-    root: nn.Module,
-    modules: Mapping[str, nn.Module],
-    node_values: NodeValues | None,
-    binder: ArgumentBinder,
-) -> NodeRecord:
-    """The record of one fx node (``modules``: the root's submodules by path, duplicates included)."""
+def _static(node: fx.Node, root: nn.Module, modules: Mapping[str, nn.Module]) -> _Static:
+    """The shape-independent parts of a node's record (``modules``: the root's submodules by path,
+    duplicates included)."""
     if node.op == "call_module":
         target = str(node.target)
         module = modules.get(target)
@@ -46,18 +75,26 @@ def _record(
         type_name = display_type(resolve_target(node))  # one name per op, whatever the spelling
     else:
         type_name = node.op
+    return _Static(type_name, module_path_of(node), _module_calls(node), call_site(node, root, modules))
+
+
+def _record(
+    node: fx.Node, index: int, static: _Static, node_values: NodeValues | None, binder: ArgumentBinder
+) -> NodeRecord:
+    """The record of one fx node."""
+    has_values = node_values is not None
     return NodeRecord(
         name=node.name,
         op=node.op,
         index=index,
-        module_path=module_path_of(node),
-        type_name=type_name,
-        call=make_call(node, node_values, root, binder, modules) if node_values is not None else None,
-        outputs=tuple(tensor_leaves(node_values.output)) if node_values is not None else (),
+        module_path=static.module_path,
+        type_name=static.type_name,
+        call=make_call(node, node_values, static.site, binder) if has_values and static.site is not None else None,
+        outputs=tuple(tensor_leaves(node_values.output)) if has_values else (),
         stack_trace=node.stack_trace,
-        storages=node_values.storages if node_values is not None else (),
-        passthrough=node_values.passthrough if node_values is not None else False,
-        module_calls=_module_calls(node),
+        storages=node_values.storages if has_values else (),
+        passthrough=node_values.passthrough if has_values else False,
+        module_calls=static.module_calls,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import operator
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -19,7 +20,7 @@ from torchscan.graph.shapes import NodeValues, describe
 from torchscan.graph.trace import ROOT_CALL
 from torchscan.records import OpCall, tensor_leaves
 
-__all__ = ["ArgumentBinder", "display_type", "make_call", "module_path_of", "resolve_target"]
+__all__ = ["ArgumentBinder", "CallSite", "call_site", "display_type", "make_call", "module_path_of", "resolve_target"]
 
 _CONFIG_TYPES = (int, float, bool, str, type(None), tuple, list)
 
@@ -202,14 +203,21 @@ def module_config(module: nn.Module) -> dict[str, Any]:
     return config
 
 
-def make_call(
-    node: fx.Node,
-    values: NodeValues,
-    root: nn.Module,
-    binder: ArgumentBinder,
-    modules: Mapping[str, nn.Module] | None = None,
-) -> OpCall | None:
-    """The :class:`OpCall` of a call node (None for placeholders, attributes and the output).
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """What an :class:`OpCall` of a node takes from the graph and the model's copy alone: the same
+    for every input (a sweep makes it once per capture). ``attrs`` is a called module's config
+    (None for a function or method, whose attributes are its bound arguments)."""
+
+    kind: str
+    target: Any
+    attrs: Mapping[str, Any] | None
+    training: bool
+    module_path: str
+
+
+def call_site(node: fx.Node, root: nn.Module, modules: Mapping[str, nn.Module] | None = None) -> CallSite | None:
+    """The :class:`CallSite` of a call node (None for placeholders, attributes and the output).
 
     ``root`` is the traced (fake) copy of the model: module configs and training flags come
     from it; ``modules`` (its submodules by path, duplicates included) saves the lookups.
@@ -219,6 +227,7 @@ def make_call(
     path = module_path_of(node)
     owner = _owner_module(root, path, modules)
     training = owner.training if owner is not None else root.training
+    attrs: Mapping[str, Any] | None = None
     if node.op == "call_module":
         module = modules.get(str(node.target)) if modules is not None else None
         if module is None:
@@ -228,19 +237,28 @@ def make_call(
         training = module.training
     elif node.op == "call_function":
         target = node.target
-        attrs = binder.bind(target, values.args, values.kwargs)
     else:
         target = resolve_target(node)
+    return CallSite(node.op.removeprefix("call_"), target, attrs, training, path)
+
+
+def make_call(node: fx.Node, values: NodeValues, site: CallSite, binder: ArgumentBinder) -> OpCall:
+    """The :class:`OpCall` of a call node from its :class:`CallSite` and its described values."""
+    if site.attrs is not None:
+        attrs: Mapping[str, Any] = site.attrs  # OpCall freezes a copy
+    elif site.kind == "function":
+        attrs = binder.bind(site.target, values.args, values.kwargs)
+    else:
         attrs = {"args": values.args[1:], **values.kwargs}
     return OpCall(
-        kind=node.op.removeprefix("call_"),  # type: ignore[arg-type]
-        target=target,
+        kind=site.kind,  # type: ignore[arg-type]
+        target=site.target,
         inputs=tuple(tensor_leaves((values.args, values.kwargs))),
         outputs=tuple(tensor_leaves(values.output)),
         attrs=attrs,
-        training=training,
+        training=site.training,
         name=node.name,
-        module_path=path,
+        module_path=site.module_path,
     )
 
 

@@ -48,7 +48,8 @@ def _propagate(captured: Capture, inputs: ModelInputs, device: torch.device) -> 
     paths = {node.name: module_path_of(node) for node in captured.graph.nodes}
     with captured.fake_mode:
         tensors = [_tensor(spec, device, real=False) for spec in inputs.specs]
-        return propagate(captured.root, captured.graph, tensors, paths, fakes=captured.fakes)
+        plans = captured.memo.shapes
+        return propagate(captured.root, captured.graph, tensors, paths, fakes=captured.fakes, plans=plans)
 
 
 def same_call(first: ModelInputs, second: ModelInputs) -> bool:

@@ -32,7 +32,7 @@ from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
 from torchscan.ops import DEFAULT_REGISTRY, Saves
 from torchscan.records import StorageRef, TensorSpec, tensor_leaves
 
-__all__ = ["NodeValues", "Opaque", "describe", "propagate"]
+__all__ = ["NodePlan", "NodeValues", "Opaque", "PlanCache", "describe", "propagate"]
 
 _PLAIN = (
     int,
@@ -69,6 +69,23 @@ class NodeValues:
     output: Any
     storages: tuple[StorageRef, ...] = ()
     passthrough: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodePlan:
+    """What the shape pass looks up once per call node: what it calls (the module object, the
+    function, or the tensor method's function), its shape rule, and for an op that computes with
+    weights (conv, linear…) the dtypes of the module's own floating-point parameters. These depend
+    on the graph and the model's copy only, so one plan serves every run of the same capture."""
+
+    callee: Any
+    rule: Any
+    weighted: bool
+    weight_dtypes: tuple[torch.dtype, ...] = ()
+
+
+PlanCache = dict[str, NodePlan]
+"""Node name -> its :class:`NodePlan`, filled by the shape pass (one per capture)."""
 
 
 def is_passthrough(inputs: Any, result: Any) -> bool:
@@ -220,8 +237,10 @@ class _ShapeInterpreter(fx.Interpreter):
         rules: ShapeRules,
         fake_mode: FakeTensorMode | None,
         fakes: Fakes | None,
+        plans: PlanCache,
     ) -> None:
         super().__init__(module, garbage_collect_values=True, graph=graph)
+        self._plans = plans
         self.extra_traceback = False  # our errors name the node themselves: no fx graph dump appended
         self.values: dict[str, NodeValues] = {}
         self._module_paths = module_paths
@@ -244,7 +263,7 @@ class _ShapeInterpreter(fx.Interpreter):
 
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The module's kept re-parametrization hooks and forward (no user or global hook runs)."""
-        module = self.fetch_attr(str(target))
+        module = self.submodules.get(str(target)) or self.fetch_attr(str(target))
         if self._fakes is not None:
             for fake in self._fakes.fill(module):
                 self._storages.ref(fake, persistent=True)
@@ -255,9 +274,12 @@ class _ShapeInterpreter(fx.Interpreter):
         # fx's run_node also sets fx_traceback's current node (for its own error context): our
         # errors name the node themselves, and that context manager costs more than a rule
         args, kwargs = self.fetch_args_kwargs_from_env(n)
-        self._check_dtypes(n, args, kwargs)
+        plan = self._plan(n)
+        described_args, described_kwargs = describe(args), describe(kwargs)
+        if plan is not None and plan.weighted:
+            self._check_dtypes(n, plan, described_args, described_kwargs)
         try:
-            result = self._by_rule(n, args, kwargs)
+            result = self._by_rule(plan, args, kwargs)
             if result is None:
                 result = getattr(self, n.op)(n.target, args, kwargs)
         except (ShapeError, CaptureError):
@@ -271,28 +293,42 @@ class _ShapeInterpreter(fx.Interpreter):
             raise self._shape_error(n, args, kwargs, error) from error
         storages = tuple(self._storages.ref(tensor) for tensor in _tensors(result))
         self.values[n.name] = NodeValues(
-            args=describe(args),
-            kwargs=describe(kwargs),
+            args=described_args,
+            kwargs=described_kwargs,
             output=describe(result),
             storages=storages,
             passthrough=n.op != "placeholder" and is_passthrough((args, kwargs), result),
         )
         return result
 
-    def _by_rule(self, n: fx.Node, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    def _plan(self, n: fx.Node) -> NodePlan | None:
+        """The node's :class:`NodePlan` (None for placeholders, attributes and the output)."""
+        if n.op not in ("call_module", "call_function", "call_method"):
+            return None
+        plan = self._plans.get(n.name)
+        if plan is None:
+            if n.op == "call_module":
+                callee = self.submodules.get(str(n.target)) or self.fetch_attr(str(n.target))
+                target = type(callee)
+            elif n.op == "call_method":
+                callee = target = getattr(torch.Tensor, str(n.target), None)
+            else:
+                callee = target = n.target
+            weighted = n.op != "call_method" and DEFAULT_REGISTRY.saves(target) is Saves.WEIGHTED
+            weights = (
+                tuple(t.dtype for t in callee.parameters(recurse=False) if t.dtype.is_floating_point)
+                if weighted and n.op == "call_module"
+                else ()
+            )
+            rule = self._rules.rule_for(callee) if self._fake_mode is not None else None
+            plan = self._plans[n.name] = NodePlan(callee, rule, weighted, weights)
+        return plan
+
+    def _by_rule(self, plan: NodePlan | None, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
         """The node's result from its shape rule, or None (no rule, or the rule declines)."""
-        if self._fake_mode is None or n.op not in ("call_module", "call_function", "call_method"):
+        if plan is None or plan.rule is None or self._fake_mode is None:
             return None
-        if n.op == "call_module":
-            target = self.fetch_attr(str(n.target))
-        elif n.op == "call_method":
-            target = getattr(torch.Tensor, str(n.target), None)
-        else:
-            target = n.target
-        rule = self._rules.rule_for(target)
-        if rule is None:
-            return None
-        result = answer(rule, target, args, kwargs)
+        result = answer(plan.rule, plan.callee, args, kwargs)
         return materialize(result, self._fake_mode) if isinstance(result, Fresh) else result
 
     def _shape_error(self, n: fx.Node, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
@@ -308,7 +344,7 @@ class _ShapeInterpreter(fx.Interpreter):
     def _target(self, n: fx.Node) -> Any:
         """What the node calls: the module's class, the function, or the tensor method."""
         if n.op == "call_module":
-            return type(self.fetch_attr(str(n.target)))
+            return type(self.submodules.get(str(n.target)) or self.fetch_attr(str(n.target)))
         if n.op == "call_method":
             return getattr(torch.Tensor, str(n.target), n.target)
         return n.target
@@ -317,20 +353,12 @@ class _ShapeInterpreter(fx.Interpreter):
         target = self._target(n)
         return target.__name__ if isinstance(target, type) else getattr(target, "__name__", str(target))
 
-    def _check_dtypes(self, n: fx.Node, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    def _check_dtypes(self, n: fx.Node, plan: NodePlan, args: Any, kwargs: Any) -> None:
         """A weighted op (conv, linear…) whose floating-point tensors differ in dtype fails in eager
         PyTorch (``Input type (Half) and bias type (float) should be the same``) but not on fake
-        tensors: raise it as the model would, saying what to pass."""
-        if n.op not in ("call_module", "call_function"):
-            return
-        target = self._target(n)
-        if DEFAULT_REGISTRY.saves(target) is not Saves.WEIGHTED:
-            return
-        inputs = [t.dtype for t in tensor_leaves(describe((tuple(args), dict(kwargs)))) if t.dtype.is_floating_point]
-        weights: list[torch.dtype] = []
-        if n.op == "call_module":
-            module = self.fetch_attr(str(n.target))
-            weights = [t.dtype for t in module.parameters(recurse=False) if t.dtype.is_floating_point]
+        tensors: raise it as the model would, saying what to pass (``args``, ``kwargs`` described)."""
+        inputs = [t.dtype for t in tensor_leaves((args, kwargs)) if t.dtype.is_floating_point]
+        weights = list(plan.weight_dtypes)
         if len(set(inputs + weights)) > 1:
             found = weights[0] if weights else inputs[-1]
             given = next(dtype for dtype in inputs if dtype != found)
@@ -391,15 +419,19 @@ def propagate(
     module_paths: Mapping[str, str],
     rules: ShapeRules = RULES,
     fakes: Fakes | None = None,
+    plans: PlanCache | None = None,
 ) -> dict[str, NodeValues]:
     """Run ``graph`` (a graph of a call of ``root``) on (fake) ``inputs`` and describe every node's values.
 
     Must be called inside the fake mode that made the inputs and the module's tensors.
     ``module_paths`` maps node names to their module path (used in error messages); ``rules``
     answer the common ops without a dispatch (``NO_RULES``: dispatch every op); ``fakes`` are
-    put into a module that still holds real tensors where an op is dispatched.
+    put into a module that still holds real tensors where an op is dispatched. ``plans`` memoizes
+    the per-node lookups (:class:`NodePlan`) across runs of the same graph and copy (a sweep).
     """
-    interpreter = _ShapeInterpreter(root, graph, module_paths, rules, detect_fake_mode(list(inputs)), fakes)
+    fake_mode = detect_fake_mode(list(inputs))
+    plans = {} if plans is None else plans
+    interpreter = _ShapeInterpreter(root, graph, module_paths, rules, fake_mode, fakes, plans)
     # grad mode on whatever the caller's: some modules (MultiheadAttention) take another path under no_grad
     with quiet_fake_tensor_log(), torch.enable_grad():
         try:

@@ -36,7 +36,17 @@ from torchscan.inputs import ModelInputs
 from torchscan.ops import TRACE_THROUGH
 from torchscan.ops.registry import Registry
 
-__all__ = ["FX", "GRAPH_MODULE", "Capture", "capture", "input_device", "output_data"]
+__all__ = ["FX", "GRAPH_MODULE", "Capture", "Memo", "capture", "input_device", "output_data"]
+
+
+@dataclass(slots=True)
+class Memo:
+    """Per-node lookups made once per capture: the shape pass's (``graph.shapes.NodePlan``) and the
+    node records' shape-independent parts (``graph.build``), by node name. Filled by the first run
+    over the capture; every later run on other inputs reads them (nothing in them depends on shapes)."""
+
+    shapes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    records: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 FX = "torch.fx"
@@ -65,6 +75,9 @@ class Capture:
     """Attributes of the model too large to copy, left shared with the copy (``Class.name``)."""
     opaque_outputs: tuple[str, ...] = ()
     """Type names of objects in the forward's output that are not data (replaced by None)."""
+    memo: Memo = dataclasses.field(default_factory=lambda: Memo())
+    """Per-node lookups of the passes that depend on the graph and the copy only, kept for later
+    runs of this capture on other inputs (:func:`torchscan.sweep`)."""
 
 
 class _Tracer(fx.Tracer):

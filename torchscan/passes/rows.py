@@ -112,6 +112,7 @@ def build_rows(
 
     _add_params(accs, owner_of, params)
     _add_costs(accs, ordered, costs, row_of)
+    _roll_up(accs)
     _first_use(accs, ordered)
     return _flatten(accs)
 
@@ -143,57 +144,62 @@ def _parameter_row(path: str, name: str) -> str:
 
 
 def _add_params(accs: dict[str, _Acc], owner_of: Mapping[str, str], params: ParamSummary) -> None:
+    """Each module's own parameters and buffers on its row (or its owner's, inside a leaf), rows of
+    their own (kind ``parameter``) where the module also has child rows; :func:`_roll_up` sums them up."""
     for path, held in params.by_module.items():
         owner = owner_of.get(path, "")
-        if owner == path and accs[owner].children and held.entries:
+        acc = accs[owner]
+        if owner == path and acc.children and held.entries:
             for entry in held.entries:  # a module with child rows: one row per direct parameter
                 row_name = _parameter_row(path, entry.name)
-                accs[row_name] = _Acc(row_name, "Parameter", "parameter", path, -1.0, entry.shape)
-                accs[path].children.append(row_name)
-                _propagate(
-                    accs,
-                    row_name,
-                    params=entry.numel,
-                    trainable=entry.numel * entry.trainable,
-                    param_bytes=entry.nbytes,
-                )
-            _propagate(accs, path, shared=held.shared, buffer_bytes=held.buffer_bytes)
+                row = accs[row_name] = _Acc(row_name, "Parameter", "parameter", path, -1.0, entry.shape)
+                acc.children.append(row_name)
+                row.params, row.trainable, row.param_bytes = entry.numel, entry.numel * entry.trainable, entry.nbytes
         else:
-            _propagate(
-                accs,
-                owner,
-                params=held.params,
-                trainable=held.trainable,
-                shared=held.shared,
-                param_bytes=held.param_bytes,
-                buffer_bytes=held.buffer_bytes,
-            )
-
-
-def _propagate(accs: dict[str, _Acc], name: str, **amounts: int) -> None:
-    while True:
-        acc = accs[name]
-        for key, amount in amounts.items():
-            setattr(acc, key, getattr(acc, key) + amount)
-        if not name:
-            return
-        name = acc.parent
+            acc.params += held.params
+            acc.trainable += held.trainable
+            acc.param_bytes += held.param_bytes
+        acc.shared += held.shared
+        acc.buffer_bytes += held.buffer_bytes
 
 
 def _add_costs(
     accs: dict[str, _Acc], ordered: list[NodeRecord], costs: Mapping[str, Cost | None], row_of: Mapping[str, str]
 ) -> None:
+    """Each counted node's cost on its own row (its leaf module, or its functional row)."""
     for record in ordered:
         if record.name not in costs:
             continue
         row = record.module_path if record.op == "call_module" else row_of.get(record.name, "")
         if row not in accs or not row:
             row = record.module_path if record.module_path in accs else ""
+        acc = accs[row]
         cost = costs[record.name]
         if cost is None:
-            _propagate(accs, row, unknown=1)
+            acc.unknown += 1
         else:
-            _propagate(accs, row, flops=cost.flops, macs=cost.macs, dmas=cost.dmas)
+            acc.flops += cost.flops
+            acc.macs += cost.macs
+            acc.dmas += cost.dmas
+
+
+def _roll_up(accs: dict[str, _Acc]) -> None:
+    """Every row's amounts summed into all the rows above it: children come after their parents in
+    ``accs`` (modules in ``named_modules`` order, then calls and parameter rows under existing rows),
+    so one pass in reverse order adds each row's complete total to its parent's."""
+    for name, acc in reversed(accs.items()):
+        if not name:
+            continue
+        parent = accs[acc.parent]
+        parent.params += acc.params
+        parent.trainable += acc.trainable
+        parent.shared += acc.shared
+        parent.param_bytes += acc.param_bytes
+        parent.buffer_bytes += acc.buffer_bytes
+        parent.flops += acc.flops
+        parent.macs += acc.macs
+        parent.dmas += acc.dmas
+        parent.unknown += acc.unknown
 
 
 def _first_use(accs: dict[str, _Acc], ordered: list[NodeRecord]) -> None:
