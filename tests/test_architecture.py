@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("torchscan.render",),
     ("torchscan.report", "torchscan.comparison"),
     ("torchscan.measure",),
+    ("torchscan.symbolic",),
     ("torchscan.api",),
     ("torchscan.loader",),
     ("torchscan.cli", "torchscan.__main__"),

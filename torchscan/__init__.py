@@ -10,6 +10,7 @@ from torchscan.comparison import compare
 from torchscan.errors import CaptureError, InputError, ShapeError, TorchscanError
 from torchscan.records import Cost, OpCall, TensorSpec
 from torchscan.report import Context, Diagnostic, Report, Row, Totals
+from torchscan.symbolic import Dim, Fit, SymbolicReport
 from torchscan.version import __version__ as __version__
 
 __all__ = [
@@ -17,11 +18,14 @@ __all__ = [
     "Context",
     "Cost",
     "Diagnostic",
+    "Dim",
+    "Fit",
     "InputError",
     "OpCall",
     "Report",
     "Row",
     "ShapeError",
+    "SymbolicReport",
     "TensorSpec",
     "TorchscanError",
     "Totals",

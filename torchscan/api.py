@@ -48,11 +48,13 @@ from torchscan.passes.rows import build_rows, unused_parameters
 from torchscan.records import COST, RECORD
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
 from torchscan.report import Context, Diagnostic, Report, Totals
+from torchscan.symbolic import Dim, SymbolicReport, collect_dims, fit_report, has_dims, substitute
 
 __all__ = ["DEFAULT_REAL_FORWARD_LIMIT", "crawl_module", "summary", "sweep"]
 
-InputShape = Sequence[int] | Sequence[Sequence[int]] | torch.Tensor | Sequence[torch.Tensor]
-"""A shape without the batch dim, one per positional input, or example tensors (full shapes)."""
+InputShape = Sequence[int | str | Dim] | Sequence[Sequence[int | str | Dim]] | torch.Tensor | Sequence[torch.Tensor]
+"""A shape without the batch dim, one per positional input, or example tensors (full shapes); a
+size may be named (``"H"``, ``Dim("H", multiple_of=32)``): the report is then symbolic."""
 
 _RF_KEYS = ("receptive_field", "effective_stride", "effective_padding")
 """Per-node receptive-field attributes kept on the report graph (for exports), like the rows' columns."""
@@ -65,12 +67,12 @@ def crawl_module(
     args: Any = None,
     kwargs: Mapping[str, Any] | None = None,
     dtype: torch.dtype | Sequence[torch.dtype] | None = None,
-    batch_size: int | None = 1,
+    batch_size: int | str | Dim | None = 1,
     formulas: Mapping[Any, Formula] | None = None,
     receptive_field: bool = False,
     real_forward: bool = True,
     real_forward_limit: int | None = None,
-) -> Report:
+) -> Report | SymbolicReport:
     """Analyse ``model`` for inputs of ``input_shape`` (without the batch dim) and return a report.
 
     ``input_shape`` is one shape or one per positional input (``batch_size`` prepended, ``dtype``
@@ -92,14 +94,50 @@ def crawl_module(
     bytes (default :data:`DEFAULT_REAL_FORWARD_LIMIT`). Wrappers are seen through
     (``torch.compile``, ``DataParallel``, DDP: the module they hold is analysed); user hooks are not
     run (a ``hooks-ignored`` diagnostic names them).
+
+    A named size anywhere in the shapes (``input_shape=(3, "H", "W")``, ``batch_size="B"``, a
+    :class:`~torchscan.Dim` in a ``TensorSpec``'s shape) makes the report symbolic: a
+    :class:`~torchscan.symbolic.SymbolicReport` whose numbers are exact formulas of the sizes.
     """
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     limit = DEFAULT_REAL_FORWARD_LIMIT if real_forward_limit is None else int(real_forward_limit)
     policy = RealForward(allowed=bool(real_forward), limit=limit)
+    if has_dims(input_shape, args, kwargs, batch_size):
+        return _symbolic(model, _Call(input_shape, args, kwargs, dtype, batch_size), formulas, receptive_field, policy)
     call = _Call(input_shape, args, kwargs, dtype, batch_size)
     with _collector_paused(), _caller_modes_set_aside():
         return _crawl(_subject(model, formulas), call, receptive_field, policy)
+
+
+def _symbolic(
+    model: nn.Module,
+    call: _Call,
+    formulas: Mapping[Any, Formula] | None,
+    receptive_field: bool,
+    policy: RealForward,
+) -> SymbolicReport:
+    """The :class:`~torchscan.symbolic.SymbolicReport` of a call whose shapes hold named sizes: formulas
+    derived from concrete analyses at a grid of sizes (one capture, reused), checked off the grid."""
+    dims = collect_dims(call.input_shape, call.args, call.kwargs, call.batch_size)
+    with _collector_paused(), _caller_modes_set_aside():
+        analyses = _Analyses(_subject(model, formulas), policy, receptive_field)
+
+    def sample(points: Sequence[Mapping[str, int]]) -> list[Report]:
+        calls = [
+            _Call(
+                substitute(call.input_shape, point, shape=True),
+                substitute(call.args, point),
+                substitute(call.kwargs, point),
+                call.dtype,
+                substitute(call.batch_size, point, shape=True),
+            )
+            for point in points
+        ]
+        with _collector_paused(), _caller_modes_set_aside():
+            return analyses.reports(calls)
+
+    return SymbolicReport(dims, fit_report(dims, sample), sample)
 
 
 def sweep(
@@ -142,21 +180,34 @@ def sweep(
             extra = ", ".join(sorted(set(given) - _CALL_KEYS))
             raise InputError(f"a sweep item may set {', '.join(sorted(_CALL_KEYS))}; got {extra}")
         calls.append(_Call(**{**common, **given}))
-    reports: list[Report] = []
     with _collector_paused(), _caller_modes_set_aside():
-        subject = _subject(model, formulas)
-        last: tuple[ModelInputs, Captured, frozenset[str] | None] | None = None
+        return _Analyses(_subject(model, formulas), policy, receptive_field).reports(calls)
+
+
+class _Analyses:
+    """Analyses of one model at many inputs: the model's shape-independent facts made once, and the
+    last capture reused for every input called the same way (:func:`sweep`, the symbolic sampler).
+    It holds the private copy of the model made by its last capture: it answers for the model as it
+    was then, whatever the model becomes."""
+
+    def __init__(self, subject: _Subject, policy: RealForward, receptive_field: bool) -> None:
+        self._subject, self._policy, self._receptive_field = subject, policy, receptive_field
+        self._last: tuple[ModelInputs, Captured, frozenset[str] | None] | None = None
+
+    def reports(self, calls: Sequence[_Call]) -> list[Report]:
+        """One report per call, each equal to a fresh analysis of it."""
+        subject, reports = self._subject, []
         for call in calls:
-            inputs_of_call = call.inputs(subject.model)
+            inputs = call.inputs(subject.model)
             chain = None
-            if last is not None and same_call(last[0], inputs_of_call):
+            if self._last is not None and same_call(self._last[0], inputs):
                 with contextlib.suppress(ShapeError):  # the graph does not hold here: captured afresh below
-                    chain = with_inputs(last[1], inputs_of_call, subject.device)
+                    chain = with_inputs(self._last[1], inputs, subject.device)
             if chain is None:
-                chain = _capture(subject, call, inputs_of_call, policy)
-                last = (inputs_of_call, chain, _readers(subject, chain))
-            reports.append(_report(subject, chain, inputs_of_call, receptive_field, last[2]))
-    return reports
+                chain = _capture(subject, call, inputs, self._policy)
+                self._last = (inputs, chain, _readers(subject, chain))
+            reports.append(_report(subject, chain, inputs, self._receptive_field, self._last[2]))
+        return reports
 
 
 @contextlib.contextmanager
@@ -445,7 +496,7 @@ def summary(
     kwargs: Mapping[str, Any] | None = None,
     max_depth: int | None = None,
     dtype: torch.dtype | Sequence[torch.dtype] | None = None,
-    batch_size: int | None = 1,
+    batch_size: int | str | Dim | None = 1,
     formulas: Mapping[Any, Formula] | None = None,
     receptive_field: bool = False,
     measure: bool = False,
@@ -456,7 +507,7 @@ def summary(
     columns: str | Sequence[str] | None = None,
     width: int | None = None,
     show_free: bool = False,
-) -> Report:
+) -> Report | SymbolicReport:
     """Print the keras-style summary of ``model`` (to ``file``, stdout by default); return the report
     (its ``repr`` is one line, so a Python prompt shows the table and that line).
 
@@ -485,6 +536,9 @@ def summary(
         real_forward=real_forward,
         real_forward_limit=real_forward_limit,
     )
+    if isinstance(report, SymbolicReport):  # formulas: their own text (no per-layer table of formulas)
+        print(report, file=file or sys.stdout)
+        return report
     wants_measure = measure or (device is not None and str(device).startswith("cuda"))
     if wants_measure and args is None and kwargs is None:  # positional inputs only
         report = with_measurement(report, model)

@@ -1,0 +1,119 @@
+"""Derive exact formulas from concrete analyses: sample a grid of sizes, interpolate every number
+of the report, verify at sizes off the grid, raise the degree until every number checks.
+
+A report's numbers are polynomials in its sizes wherever the sizes keep every ``floor``/``ceil``
+exact (a resolution that is a multiple of the network's stride) and the model does not branch on a
+size: then the interpolating polynomial through ``d + 1`` values per size is the number, for any
+``d`` at least its degree. Each candidate is checked at random sizes off the grid; a number that
+fails at the highest degree tried has no formula (a maximum that moves between layers, a branch on
+a size) and is reported as such, never replaced by one case's value; so are the places where the
+report's structure itself changes with the sizes (a row that appears, an output that is None at one
+size and a shape at another).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from torchscan.report import Report
+from torchscan.symbolic.dims import Dim, grid_values, verification_values
+from torchscan.symbolic.leaves import Path, is_number, leaves
+from torchscan.symbolic.poly import evaluate, grid, interpolate
+
+__all__ = ["Fitted", "Sampler", "fit_report"]
+
+Sampler = Callable[[Sequence[Mapping[str, int]]], list[Report]]
+"""Concrete reports of the model at the given sizes (one per point, in order)."""
+
+DEGREES = (2, 3)
+"""Degrees per size tried in turn (``d + 1`` grid values per size): quadratic covers the counts of
+convolutions (``H·W``), attention (``L²``) and batch-linear memory; cubic is tried where a number
+fails at quadratic, and the search stops there or as soon as a higher degree fixes nothing."""
+
+CHECKS = 3
+"""Sizes off the grid at which every formula is checked."""
+
+SPAN = 24
+"""Checks draw each size among its first ``SPAN`` values (or all, with a nearer ``max``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """What :func:`fit_report` found: the report at the first grid point, a formula per number that
+    changes with the sizes, the leaves without one, and where the formulas were checked."""
+
+    template: Report
+    formulas: Mapping[Path, Mapping[tuple[int, ...], Fraction]]
+    unfitted: tuple[Path, ...]
+    grid: tuple[Mapping[str, int], ...]
+    checks: tuple[Mapping[str, int], ...]
+    degree: int
+
+    @property
+    def unfitted_values_only(self) -> bool:
+        """Whether every leaf without a formula is a value of the template's structure (the structure
+        itself, container lengths and keys, is the same at every size)."""
+        template = leaves(self.template)
+        return all(path in template and not str(path[-1]).startswith("#") for path in self.unfitted)
+
+
+def fit_report(dims: Sequence[Dim], sample: Sampler, seed: int = 0) -> Fitted:
+    """Formulas in ``dims`` for every number of the reports ``sample`` gives (see the module doc).
+
+    Deterministic: the check sizes come from a private generator seeded with ``seed``.
+    """
+    names = [dim.name for dim in dims]
+    rng = random.Random(seed)
+    failed: set[Path] | None = None
+    for degree in DEGREES:
+        axes = [grid_values(dim, degree + 1) for dim in dims]
+        cells = grid(axes)
+        points = [dict(zip(names, point, strict=True)) for _, point in cells]
+        checks = [
+            dict(zip(names, values, strict=True))
+            for values in zip(
+                *(verification_values(dim, CHECKS, axis, rng, SPAN) for dim, axis in zip(dims, axes, strict=True)),
+                strict=True,
+            )
+        ]
+        reports = sample([*points, *checks])
+        found = [leaves(report) for report in reports]
+        on_grid, off_grid = found[: len(points)], found[len(points) :]
+        formulas: dict[Path, dict[tuple[int, ...], Fraction]] = {}
+        paths = set(found[0])
+        unfitted: list[Path] = sorted({path for one in found[1:] for path in paths ^ set(one)}, key=str)
+        for path, value in on_grid[0].items():
+            if any(path not in one for one in found):  # the report's structure changes with the sizes
+                continue
+            values = [one[path] for one in on_grid]
+            checked = [one[path] for one in off_grid]
+            if all(other == value for other in values[1:]):
+                if any(other != value for other in checked):
+                    unfitted.append(path)
+                continue
+            if not all(is_number(other) for other in values):
+                unfitted.append(path)
+                continue
+            formula = interpolate(axes, {index: one for (index, _), one in zip(cells, values, strict=True)})
+            if all(
+                is_number(actual) and evaluate(formula, [point[name] for name in names]) == actual
+                for point, actual in zip(checks, checked, strict=True)
+            ):
+                formulas[path] = formula
+            else:
+                unfitted.append(path)
+        if not unfitted or degree == DEGREES[-1] or failed == set(unfitted):
+            return Fitted(reports[0], formulas, tuple(unfitted), tuple(points), tuple(checks), degree)
+        failed = set(unfitted)
+    raise AssertionError("unreachable")  # the loop returns at the last degree
+
+
+def value_at(formula: Mapping[tuple[int, ...], Fraction], point: Sequence[int]) -> Any:
+    """The formula's value at ``point``: an ``int`` where it is one (every admitted size), else the
+    exact fraction."""
+    value = evaluate(formula, point)
+    return int(value) if value.denominator == 1 else value
