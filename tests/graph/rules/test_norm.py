@@ -31,3 +31,12 @@ def test_norms_and_linear(features: int, extra: int, shape: list[int], training:
             y = torch.empty(2, features + extra, *([3] * (dims - 2)))
             result = check(norm(features).train(training), (y,))
             assert result == ("rejected" if extra else "answered")
+
+
+@given(features=st.integers(1, 4), rows=st.integers(1, 3), batch=st.integers(1, 3))
+def test_layer_norm_answers_a_strided_input_with_a_contiguous_result(features: int, rows: int, batch: int) -> None:
+    with FakeTensorMode():
+        x = torch.empty(rows, batch, features).transpose(0, 1)  # an attention output with batch first
+        assert check(nn.LayerNorm(features), (x,)) == "answered"  # check(): a contiguous new storage
+        rms = check(nn.RMSNorm(features), (x,))
+        assert rms == ("answered" if x.is_contiguous() else "declined")  # computed op by op: not assumed

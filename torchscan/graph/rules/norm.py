@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from torchscan.graph.rules.common import fresh, like, one_input
+from torchscan.graph.rules.common import fresh, like, one_input, strided_fake
 from torchscan.graph.rules.table import Answer, RuleTable
 
 __all__ = ["TABLE"]
@@ -31,9 +31,15 @@ def _batch_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, A
 
 @TABLE.register(nn.LayerNorm, nn.RMSNorm)
 def _trailing_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
-    """``nn.LayerNorm`` / ``nn.RMSNorm``: same shape; the trailing dims must equal ``normalized_shape``."""
-    x = one_input(args, kwargs)
+    """``nn.LayerNorm`` / ``nn.RMSNorm``: same shape; the trailing dims must equal ``normalized_shape``.
+    Layer norm makes its input contiguous first, so a strided input (a transposed attention output,
+    ViT at batch > 1) gets a contiguous result too."""
+    x = args[0] if len(args) == 1 and not kwargs and isinstance(module, nn.LayerNorm) else one_input(args, kwargs)
+    x = x if x is not None and strided_fake(x) else None
     shape = tuple(module.normalized_shape)
-    if x is None or not x.dtype.is_floating_point or not like(x, module.weight, getattr(module, "bias", None)):
+    weights = (module.weight, getattr(module, "bias", None))
+    if x is None or not x.dtype.is_floating_point:
+        return None
+    if any(w is not None and (w.dtype != x.dtype or w.device != x.device) for w in weights):
         return None
     return fresh(x.shape, x) if tuple(x.shape[x.dim() - len(shape) :]) == shape and x.dim() >= len(shape) else None
