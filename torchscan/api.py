@@ -13,6 +13,7 @@ from typing import Any, TextIO
 import networkx as nx
 import torch
 from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.nn.parameter import is_lazy
 from torch.utils._python_dispatch import _disable_current_modes
 
@@ -29,7 +30,8 @@ from torchscan.graph.capture import (
 from torchscan.graph.clone import IgnoredHook, hooks_of
 from torchscan.graph.routing import wrapped_module
 from torchscan.graph.script import SCRIPTED
-from torchscan.graph.trace import input_device
+from torchscan.graph.shapes import NodeValues
+from torchscan.graph.trace import Capture, input_device
 from torchscan.inputs import InputSpec, ModelInputs, model_inputs
 from torchscan.measure.cuda import measure_cuda
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
@@ -37,6 +39,7 @@ from torchscan.passes.counts import count_costs
 from torchscan.passes.memory import (
     CONTAINER_MODULES,
     LIBRARY_MODULES,
+    Replay,
     container_modules,
     estimate_memory,
     library_modules,
@@ -413,7 +416,7 @@ def _report(
         diagnostics=diagnostics,
         context=_context(model, inputs.specs, outputs, captured.method, subject.device),
         records=graph,
-        memory=estimate_memory(graph, params, costs),
+        memory=estimate_memory(graph, params, costs, replay=_replay(captured, values, inputs.specs, subject.device)),
     )
 
 
@@ -428,6 +431,19 @@ def _check_initialized(model: nn.Module) -> None:
                     f"parameter or buffer '{name}' (a lazy module before its first forward): its shape is not "
                     "known yet. Run one forward on a real input first (it fixes the shapes), then analyse the model"
                 )
+
+
+def _replay(
+    captured: Capture, values: Mapping[str, NodeValues], specs: Sequence[InputSpec], device: torch.device
+) -> Replay | None:
+    """What the memory pass needs to run the captured calls again on fake tensors (None when the
+    capture ran real tensors)."""
+    if not isinstance(captured.fake_mode, FakeTensorMode):
+        return None
+    with captured.fake_mode:
+        inputs = tuple(torch.empty(spec.shape, dtype=spec.dtype, device=device) for spec in specs)
+    described = {name: value.output for name, value in values.items()}
+    return Replay(captured.graph, captured.root, captured.fake_mode, inputs, described, captured.fakes)
 
 
 def _unwrapped(model: nn.Module) -> tuple[nn.Module, tuple[Diagnostic, ...]]:
