@@ -48,5 +48,5 @@ def memory_graph(graph: nx.DiGraph, params: ParamSummary, replay: Replay | None 
         live=live,
         grads=grads,
         trainable=trainable,
-        calls=recorded_calls(replay, ordered, live, grads) if replay is not None else {},
+        calls=recorded_calls(replay, ordered, grads) if replay is not None else {},
     )

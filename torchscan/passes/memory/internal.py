@@ -43,7 +43,6 @@ from torchscan.graph.clone import Fakes
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.ops import Saves
 from torchscan.passes.memory.families import family
-from torchscan.passes.memory.storage import Storages, is_view
 from torchscan.records import NodeRecord, TensorSpec
 
 __all__ = ["CallMemory", "NodeMemory", "Replay", "record_calls", "recorded_calls", "worth_recording"]
@@ -480,29 +479,25 @@ class Replay:
     fakes: Fakes | None = None
 
 
-def worth_recording(record: NodeRecord, live: Storages) -> bool:
-    """Whether a node's call may allocate or save more than its family says (see the module
-    docstring): an op with no declared family (composite calls, modules the registry does not
-    know), an op that writes its input in place (autograd may save a copy first), a product
-    reading a strided operand (a ``reshape`` inside it may copy). Views and shape-only ops
-    (``Saves.NOTHING``) never are."""
+def worth_recording(record: NodeRecord) -> bool:
+    """Whether a node's call may allocate or save more than its family says: an op with no
+    declared family (composite calls, modules the registry does not know), or a product
+    (:attr:`Saves.MATMUL`, or :attr:`Saves.WEIGHTED` with a 2-D weight: linear) reading a strided
+    operand (the ``reshape`` inside it may copy). Every other family states what the op keeps
+    (:mod:`~torchscan.passes.memory.saved`) and allocates only its result."""
     if record.op not in _CALLS or record.call is None or not record.outputs:
         return False
     kind = family(record)
     if kind is None:
         return True
-    if kind is Saves.NOTHING:
-        return False
-    if is_view(record, live):
-        return True
-    return kind in (Saves.WEIGHTED, Saves.MATMUL) and not all(spec.contiguous for spec in record.call.inputs)
+    strided = not all(spec.contiguous for spec in record.call.inputs)
+    weight = record.call.spec("weight")
+    return strided and (kind is Saves.MATMUL or (kind is Saves.WEIGHTED and weight is not None and weight.ndim == 2))
 
 
-def recorded_calls(
-    replay: Replay, ordered: Sequence[NodeRecord], live: Storages, grads: Mapping[str, bool]
-) -> dict[str, NodeMemory]:
+def recorded_calls(replay: Replay, ordered: Sequence[NodeRecord], grads: Mapping[str, bool]) -> dict[str, NodeMemory]:
     """:func:`record_calls` of every node :func:`worth_recording` (none: nothing is run)."""
-    selected = [record.name for record in ordered if worth_recording(record, live)]
+    selected = [record.name for record in ordered if worth_recording(record)]
     if not selected:
         return {}
     return record_calls(

@@ -36,6 +36,11 @@ def _product(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ..
     return (inputs if tensor_inputs >= 2 else ()), None
 
 
+def _input(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    in_place = bool(outputs) and set(outputs) <= set(inputs)
+    return inputs, (sum(spec.nbytes for spec in record.outputs[:1]) if in_place else None)
+
+
 def _output(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     return outputs, None
 
@@ -55,6 +60,7 @@ _RULES: Mapping[Saves | None, Rule] = {
     Saves.WEIGHTED: _weighted,
     Saves.MATMUL: _inputs,
     Saves.PRODUCT: _product,
+    Saves.INPUT: _input,
     Saves.OUTPUT: _output,
     Saves.MAX_POOL: _max_pool,
     Saves.DROPOUT: _dropout,
@@ -84,8 +90,9 @@ def saved_for_backward(
       (needed for ``dL/dW``); matmul / bmm / einsum, and ``mul``/``div`` of two tensors: every
       activation input.
     - ReLU, sigmoid, tanh, softmax, log-softmax, exp, sqrt, ELU: their output.
-    - Batch/layer/group/instance norm, GELU, SiLU, Hardswish, ReLU6/Hardtanh, LeakyReLU and other
-      pointwise ops: their input (per-channel statistics are negligible and not counted).
+    - Batch/layer/group/instance norm, GELU, SiLU, Mish, Hardswish, Hardsigmoid, ReLU6/Hardtanh,
+      Softplus (:attr:`Saves.INPUT`): their input (per-row or per-channel statistics are negligible
+      and not counted); run in place, a copy of their input (extra bytes ``N_out``·itemsize).
     - Max pools: input + int64 indices (``8·N_out`` extra bytes). Dropout in training: a bool
       mask (``N_out`` extra bytes); in eval nothing.
     - Views, add/sub, cat/stack, sum/mean, average pools, padding, interpolation: nothing.
