@@ -33,6 +33,7 @@ from torchscan.graph.script import SCRIPTED
 from torchscan.graph.shapes import NodeValues
 from torchscan.graph.trace import Capture, input_device
 from torchscan.inputs import InputSpec, ModelInputs, model_inputs
+from torchscan.measure.cpu import measure_cpu
 from torchscan.measure.cuda import measure_cuda
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
 from torchscan.passes.counts import count_costs
@@ -515,7 +516,7 @@ def summary(
     batch_size: int | str | Dim | None = 1,
     formulas: Mapping[Any, Formula] | None = None,
     receptive_field: bool = False,
-    measure: bool = False,
+    measure: bool | str = False,
     device: str | None = None,
     file: TextIO | None = None,
     real_forward: bool = True,
@@ -537,6 +538,8 @@ def summary(
     is the line width (default: the terminal's; 0: no limit). ``measure=True`` (or ``device="cuda"``)
     also runs one real no-grad forward on CUDA with random inputs and reports the measured peak beside
     the static one (see :func:`torchscan.measure.cuda.measure_cuda`); without CUDA the report says so.
+    ``measure="cpu"`` runs on CPU one no-grad forward and one steady-state training step with SGD and
+    with Adam on a private copy, within ``real_forward_limit`` (:func:`torchscan.measure.cpu.measure_cpu`).
     """
     parse_columns(columns)
     receptive_field = receptive_field or wants_receptive_field(columns)
@@ -555,19 +558,27 @@ def summary(
     if isinstance(report, SymbolicReport):  # formulas: their own text (no per-layer table of formulas)
         print(report, file=file or sys.stdout)
         return report
-    wants_measure = measure or (device is not None and str(device).startswith("cuda"))
-    if wants_measure and args is None and kwargs is None:  # positional inputs only
+    if measure == "cpu" and args is None and kwargs is None:  # positional inputs only
+        report = with_measurement(report, model, "cpu", real_forward_limit)
+    elif (measure or str(device or "").startswith("cuda")) and args is None and kwargs is None:
         report = with_measurement(report, model)
     table = render_table(report, max_depth=max_depth, columns=columns, width=width, show_free=show_free)
     print(table, file=file or sys.stdout)
     return report
 
 
-def with_measurement(report: Report, model: nn.Module) -> Report:
-    """``report`` with one real CUDA forward of ``model`` on its input shapes and dtypes in
-    ``memory.measured`` (:func:`torchscan.measure.cuda.measure_cuda`; without CUDA it says so)."""
+def with_measurement(report: Report, model: nn.Module, device: str = "cuda", limit: int | None = None) -> Report:
+    """``report`` with real passes of ``model`` on its input shapes and dtypes in ``memory.measured``:
+    one CUDA forward (:func:`torchscan.measure.cuda.measure_cuda`; without CUDA it says so), or with
+    ``device="cpu"`` a forward and a training step per optimizer on CPU within ``limit`` bytes
+    (:func:`torchscan.measure.cpu.measure_cpu`)."""
     if report.memory is None:
         return report
     dtypes = [getattr(torch, name) for name in report.context.dtypes]
-    measured = measure_cuda(model, report.context.input_shapes, dtypes, report.memory.activation_peak_bytes)
+    shapes = report.context.input_shapes
+    if device == "cpu":
+        limit = DEFAULT_REAL_FORWARD_LIMIT if limit is None else int(limit)
+        measured: Any = measure_cpu(model, shapes, dtypes, report.memory, limit)
+    else:
+        measured = measure_cuda(model, shapes, dtypes, report.memory.activation_peak_bytes)
     return dataclasses.replace(report, memory=dataclasses.replace(report.memory, measured=measured))
