@@ -441,7 +441,7 @@ def _replay(
     capture ran real tensors)."""
     if not isinstance(captured.fake_mode, FakeTensorMode):
         return None
-    with captured.fake_mode:
+    with captured.fake_mode, torch.inference_mode(False):
         inputs = tuple(torch.empty(spec.shape, dtype=spec.dtype, device=device) for spec in specs)
     described = {name: value.output for name, value in values.items()}
     return Replay(captured.graph, captured.root, captured.fake_mode, inputs, described, captured.fakes)

@@ -428,7 +428,7 @@ def record_calls(
     modules = _ModuleSignatures()
     cache: dict[Any, CallMemory] = {}
     calls: dict[str, NodeMemory] = {}
-    with fake_mode:
+    with fake_mode, torch.inference_mode(False), torch.enable_grad():  # whatever the caller's grad mode
         for name in selected:
             node = values.nodes[name]
             try:
