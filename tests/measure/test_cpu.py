@@ -69,7 +69,7 @@ _INFERENCE_OFF = {
 
 _TRAINING_OFF = {
     "vit (torchvision, small)": "SGD +7.1%, Adam +4.4%",
-    "lstm": "SGD -14.9% (the LSTM's backward workspace is not modelled), Adam -0.0%",
+    "lstm": "SGD -14.9% (not analysed), Adam -0.0%",
     "gpt2": "SGD +7.8%, Adam +5.8%: the eager-recorded capture has no storage ids",
     "t5": "SGD -11.7%, Adam -8.0%",
 }
