@@ -13,6 +13,7 @@ from typing import Any, TextIO
 import networkx as nx
 import torch
 from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.nn.parameter import is_lazy
 from torch.utils._python_dispatch import _disable_current_modes
 
@@ -29,14 +30,17 @@ from torchscan.graph.capture import (
 from torchscan.graph.clone import IgnoredHook, hooks_of
 from torchscan.graph.routing import wrapped_module
 from torchscan.graph.script import SCRIPTED
-from torchscan.graph.trace import input_device
+from torchscan.graph.shapes import NodeValues
+from torchscan.graph.trace import Capture, input_device
 from torchscan.inputs import InputSpec, ModelInputs, model_inputs
+from torchscan.measure.cpu import measure_cpu
 from torchscan.measure.cuda import measure_cuda
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
 from torchscan.passes.counts import count_costs
 from torchscan.passes.memory import (
     CONTAINER_MODULES,
     LIBRARY_MODULES,
+    Replay,
     container_modules,
     estimate_memory,
     library_modules,
@@ -413,7 +417,7 @@ def _report(
         diagnostics=diagnostics,
         context=_context(model, inputs.specs, outputs, captured.method, subject.device),
         records=graph,
-        memory=estimate_memory(graph, params, costs),
+        memory=estimate_memory(graph, params, costs, replay=_replay(captured, values, inputs.specs, subject.device)),
     )
 
 
@@ -428,6 +432,19 @@ def _check_initialized(model: nn.Module) -> None:
                     f"parameter or buffer '{name}' (a lazy module before its first forward): its shape is not "
                     "known yet. Run one forward on a real input first (it fixes the shapes), then analyse the model"
                 )
+
+
+def _replay(
+    captured: Capture, values: Mapping[str, NodeValues], specs: Sequence[InputSpec], device: torch.device
+) -> Replay | None:
+    """What the memory pass needs to run the captured calls again on fake tensors (None when the
+    capture ran real tensors)."""
+    if not isinstance(captured.fake_mode, FakeTensorMode):
+        return None
+    with captured.fake_mode, torch.inference_mode(False):
+        inputs = tuple(torch.empty(spec.shape, dtype=spec.dtype, device=device) for spec in specs)
+    described = {name: value.output for name, value in values.items()}
+    return Replay(captured.graph, captured.root, captured.fake_mode, inputs, described, captured.fakes)
 
 
 def _unwrapped(model: nn.Module) -> tuple[nn.Module, tuple[Diagnostic, ...]]:
@@ -499,7 +516,7 @@ def summary(
     batch_size: int | str | Dim | None = 1,
     formulas: Mapping[Any, Formula] | None = None,
     receptive_field: bool = False,
-    measure: bool = False,
+    measure: bool | str = False,
     device: str | None = None,
     file: TextIO | None = None,
     real_forward: bool = True,
@@ -521,6 +538,8 @@ def summary(
     is the line width (default: the terminal's; 0: no limit). ``measure=True`` (or ``device="cuda"``)
     also runs one real no-grad forward on CUDA with random inputs and reports the measured peak beside
     the static one (see :func:`torchscan.measure.cuda.measure_cuda`); without CUDA the report says so.
+    ``measure="cpu"`` runs on CPU one no-grad forward and one steady-state training step with SGD and
+    with Adam on a private copy, within ``real_forward_limit`` (:func:`torchscan.measure.cpu.measure_cpu`).
     """
     parse_columns(columns)
     receptive_field = receptive_field or wants_receptive_field(columns)
@@ -539,19 +558,27 @@ def summary(
     if isinstance(report, SymbolicReport):  # formulas: their own text (no per-layer table of formulas)
         print(report, file=file or sys.stdout)
         return report
-    wants_measure = measure or (device is not None and str(device).startswith("cuda"))
-    if wants_measure and args is None and kwargs is None:  # positional inputs only
+    if measure == "cpu" and args is None and kwargs is None:  # positional inputs only
+        report = with_measurement(report, model, "cpu", real_forward_limit)
+    elif (measure or str(device or "").startswith("cuda")) and args is None and kwargs is None:
         report = with_measurement(report, model)
     table = render_table(report, max_depth=max_depth, columns=columns, width=width, show_free=show_free)
     print(table, file=file or sys.stdout)
     return report
 
 
-def with_measurement(report: Report, model: nn.Module) -> Report:
-    """``report`` with one real CUDA forward of ``model`` on its input shapes and dtypes in
-    ``memory.measured`` (:func:`torchscan.measure.cuda.measure_cuda`; without CUDA it says so)."""
+def with_measurement(report: Report, model: nn.Module, device: str = "cuda", limit: int | None = None) -> Report:
+    """``report`` with real passes of ``model`` on its input shapes and dtypes in ``memory.measured``:
+    one CUDA forward (:func:`torchscan.measure.cuda.measure_cuda`; without CUDA it says so), or with
+    ``device="cpu"`` a forward and a training step per optimizer on CPU within ``limit`` bytes
+    (:func:`torchscan.measure.cpu.measure_cpu`)."""
     if report.memory is None:
         return report
     dtypes = [getattr(torch, name) for name in report.context.dtypes]
-    measured = measure_cuda(model, report.context.input_shapes, dtypes, report.memory.activation_peak_bytes)
+    shapes = report.context.input_shapes
+    if device == "cpu":
+        limit = DEFAULT_REAL_FORWARD_LIMIT if limit is None else int(limit)
+        measured: Any = measure_cpu(model, shapes, dtypes, report.memory, limit)
+    else:
+        measured = measure_cuda(model, shapes, dtypes, report.memory.activation_peak_bytes)
     return dataclasses.replace(report, memory=dataclasses.replace(report.memory, measured=measured))

@@ -447,8 +447,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--measure",
-        action="store_true",
-        help="also run one real forward on CUDA and report the measured memory peak (needs a CUDA device)",
+        nargs="?",
+        const="cuda",
+        choices=("cuda", "cpu"),
+        help="also run real passes and report the measured memory peaks: one forward on CUDA (the default; "
+        "needs a CUDA device), or 'cpu': a forward and a training step with SGD and with Adam on CPU",
     )
     _add_run_options(parser)
     parser.add_argument("--version", action="version", version=_version())
@@ -539,15 +542,16 @@ def _run(args: argparse.Namespace) -> int:
     output = check_output_path(args.output) if args.output is not None else None
     if args.columns is not None:
         parse_columns(args.columns)  # raises InputError naming the valid columns
-    real_weights = args.measure and torch.cuda.is_available()  # without CUDA the measurement only says so
-    progress = _Progress(_progress_shown(args), stages=3 + args.measure)
+    # without CUDA the CUDA measurement only says so
+    real_weights = args.measure == "cpu" or (args.measure == "cuda" and torch.cuda.is_available())
+    progress = _Progress(_progress_shown(args), stages=3 + bool(args.measure))
     try:
         progress.stage(f"building {args.model}")  # torchvision's import (and torch._dynamo's) is in there
         inputs = _inputs(args, args.model)
         report, model = _analyse(args.model, inputs, args, progress, real_weights=real_weights)
         if args.measure:
-            progress.stage("measuring on CUDA")
-            report = with_measurement(report, model)
+            progress.stage(f"measuring on {args.measure.upper()}")
+            report = with_measurement(report, model, args.measure, args.real_forward_limit)
         progress.stage(f"rendering {args.format}")
         text = _render(report, args)
     finally:

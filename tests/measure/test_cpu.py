@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import io
+from typing import Any
+
 import pytest
 import torch
 import torchvision
 from hypothesis import given, settings
 from torch import nn
 
+from tests.measure.accuracy_cases import CASES, Case, Figures, figures
 from tests.profiles import examples
 from tests.strategies import random_nets
-from torchscan import crawl_module
-from torchscan.measure.cpu import measure_inference, measure_training, random_inputs
+from torchscan import crawl_module, summary
+from torchscan.measure.cpu import measure_cpu, measure_inference, measure_training, random_inputs
+from torchscan.records import CpuMeasurement
 
 
 def _check(model: nn.Module, shape: tuple[int, ...], batch: int = 2) -> tuple[int, int]:
@@ -51,3 +57,88 @@ def test_resnet18_training_step_within_15_percent() -> None:
         model, random_inputs([(4, 3, 64, 64)]), lambda params: torch.optim.Adam(params, foreach=True)
     )
     assert abs(estimate.peak_bytes / measured.total_bytes - 1) <= 0.15, (estimate, measured)
+
+
+# -- issue 16: static figures against real CPU passes on twelve models ------------------------------
+_INFERENCE_OFF = {
+    "bert": "+6.9% (static 0.60 MiB, measured 0.56 MiB): Hugging Face attention-mask building",
+    "gpt2": "+22.5% (static 0.98 MiB, measured 0.80 MiB): the eager-recorded capture has no storage ids",
+    "t5": "+5.4% (static 0.76 MiB, measured 0.72 MiB)",
+}
+"""Cases whose static inference peak is not within 2% of the measured one (figures at this commit)."""
+
+_TRAINING_OFF = {
+    "vit (torchvision, small)": "SGD +7.1%, Adam +4.4%",
+    "lstm": "SGD -14.9% (not analysed), Adam -0.0%",
+    "gpt2": "SGD +7.8%, Adam +5.8%: the eager-recorded capture has no storage ids",
+    "t5": "SGD -11.7%, Adam -8.0%",
+}
+"""Cases whose training-step estimate is not within 3% of a real step (figures at this commit)."""
+
+_FAST = ("unet", "vit (torchvision, small)", "lstm")
+
+
+def _accuracy_params(off: dict[str, str]) -> list[Any]:
+    params = []
+    for case in CASES:
+        marks = [] if case.name in _FAST else [pytest.mark.slow]
+        if case.name in off:
+            marks.append(pytest.mark.xfail(strict=True, reason=off[case.name]))
+        params.append(pytest.param(case, marks=marks, id=case.name))
+    return params
+
+
+@functools.cache
+def _figures(name: str) -> Figures:
+    case = next(case for case in CASES if case.name == name)
+    if case.needs:
+        pytest.importorskip(case.needs)
+    return figures(case)
+
+
+@pytest.mark.parametrize("case", _accuracy_params(_INFERENCE_OFF))
+def test_static_inference_peak_within_2_percent_of_a_real_forward(case: Case) -> None:
+    result = _figures(case.name)
+    assert abs(result.errors()["inference"]) <= 0.02, result
+
+
+@pytest.mark.parametrize("case", _accuracy_params(_TRAINING_OFF))
+def test_training_estimate_within_3_percent_of_a_real_step(case: Case) -> None:
+    result = _figures(case.name)
+    errors = result.errors()
+    assert abs(errors["sgd"]) <= 0.03 and abs(errors["adam"]) <= 0.03, result
+
+
+def test_measure_cpu_guards_memory_and_is_deterministic() -> None:
+    model = torchvision.models.resnet18(weights=None).eval()
+    report = crawl_module(model, (3, 32, 32), batch_size=2)
+    assert report.memory is not None
+    refused = measure_cpu(model, [(2, 3, 32, 32)], [torch.float32], report.memory, limit=2**20)
+    assert not refused.available and "limit" in refused.note and refused.training == ()
+    state = torch.get_rng_state()
+    first = measure_cpu(model, [(2, 3, 32, 32)], [torch.float32], report.memory, limit=2**32)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is left as found
+    second = measure_cpu(model, [(2, 3, 32, 32)], [torch.float32], report.memory, limit=2**32)
+    assert first == second and first.available
+    assert [step.optimizer for step in first.training] == ["sgd", "adam"]
+    assert first.activation_peak_bytes == measure_inference(model, random_inputs([(2, 3, 32, 32)])).total_bytes
+    for step in first.training:
+        assert step.static_bytes == report.memory.training_for(step.optimizer).peak_bytes
+        assert abs(step.relative_error) < 0.03
+
+
+def test_measure_cpu_refuses_meta_weights() -> None:
+    with torch.device("meta"):
+        model = nn.Linear(4, 4)
+    report = crawl_module(model, (4,))
+    assert report.memory is not None
+    measured = measure_cpu(model, [(1, 4)], [torch.float32], report.memory, limit=2**32)
+    assert not measured.available and "meta" in measured.note
+
+
+def test_summary_measure_cpu_prints_the_measured_line() -> None:
+    out = io.StringIO()
+    report = summary(nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4)), (8,), measure="cpu", file=out)
+    assert isinstance(report.memory.measured, CpuMeasurement)
+    assert "Measured on cpu (live tensor bytes): activation peak" in out.getvalue()
+    assert report.to_dict()["memory"]["measured"]["device"] == "cpu"

@@ -5,12 +5,17 @@ weak reference until it dies. After each op ``live = Σ bytes of tracked storage
 the peak is the max over ops. Storages that existed before (parameters, buffers, inputs,
 optimizer state) are counted separately as ``baseline_bytes``. The model is never touched: a
 deep copy is run, with real random inputs.
+
+:func:`measure_cpu` is what ``summary(..., measure="cpu")`` runs: one no-grad forward and one
+steady-state training step per optimizer, on a private copy, with seeded inputs from a private
+generator and the global RNG forked and seeded (same numbers every call, the caller's RNG state
+restored), only when the static estimate of the largest step fits a memory limit.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +25,17 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-__all__ = ["LiveBytes", "LiveTensorTracker", "measure_inference", "measure_training", "random_inputs"]
+from torchscan.records import CpuMeasurement, MeasuredStep, MemoryReport
+
+__all__ = [
+    "OPTIMIZER_FACTORIES",
+    "LiveBytes",
+    "LiveTensorTracker",
+    "measure_cpu",
+    "measure_inference",
+    "measure_training",
+    "random_inputs",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +91,19 @@ class LiveTensorTracker(TorchDispatchMode):
         return result
 
 
-def random_inputs(shapes: Sequence[Sequence[int]], dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
-    """Real random tensors (``randn`` for floating dtypes, zeros otherwise)."""
+def random_inputs(
+    shapes: Sequence[Sequence[int]],
+    dtype: torch.dtype | Sequence[torch.dtype] = torch.float32,
+    generator: torch.Generator | None = None,
+) -> list[torch.Tensor]:
+    """Real random tensors (``randn`` for floating dtypes, zeros otherwise; ``dtype`` one or one per
+    shape), drawn from ``generator`` when given (the global RNG is then not advanced)."""
+    dtypes = [dtype] * len(shapes) if isinstance(dtype, torch.dtype) else list(dtype)
     return [
-        torch.randn(tuple(shape), dtype=dtype) if dtype.is_floating_point else torch.zeros(tuple(shape), dtype=dtype)
-        for shape in shapes
+        torch.randn(tuple(shape), dtype=kind, generator=generator)
+        if kind.is_floating_point
+        else torch.zeros(tuple(shape), dtype=kind)
+        for shape, kind in zip(shapes, dtypes, strict=True)
     ]
 
 
@@ -93,20 +116,23 @@ def _bytes(tensors: Iterable[torch.Tensor]) -> int:
     return sum(seen.values())
 
 
-def measure_inference(model: nn.Module, inputs: Sequence[torch.Tensor]) -> LiveBytes:
+def measure_inference(
+    model: nn.Module, inputs: Sequence[torch.Tensor], kwargs: Mapping[str, Any] | None = None
+) -> LiveBytes:
     """Peak live activation bytes of one forward of a copy of ``model`` under ``no_grad``.
 
     ``baseline_bytes`` are the inputs' bytes (held by the caller throughout), so
     ``total_bytes`` compares with the static peak, which includes inputs.
     """
     clone = copy.deepcopy(model)
-    existing = [*clone.parameters(), *clone.buffers(), *inputs]
+    given = [*inputs, *_tensors(kwargs)]
+    existing = [*clone.parameters(), *clone.buffers(), *given]
     with torch.no_grad():
         tracker = LiveTensorTracker(existing)
         with tracker:
-            output = clone(*inputs)
+            output = clone(*inputs, **(kwargs or {}))
         del output
-    return LiveBytes(tracker.peak, _bytes(inputs), tracker.peak_op)
+    return LiveBytes(tracker.peak, _bytes(given), tracker.peak_op)
 
 
 def measure_training(
@@ -114,6 +140,7 @@ def measure_training(
     inputs: Sequence[torch.Tensor],
     optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
     loss: Callable[[Any], torch.Tensor] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
 ) -> LiveBytes:
     """Peak bytes of a steady-state training step (the second) of a copy of ``model``.
 
@@ -127,7 +154,7 @@ def measure_training(
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        out = clone(*inputs)
+        out = clone(*inputs, **(kwargs or {}))
         value = loss(out)
         del out
         value.backward()
@@ -137,9 +164,68 @@ def measure_training(
     step()
     opt.zero_grad(set_to_none=True)
     state = [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
-    existing = [*clone.parameters(), *clone.buffers(), *state, *inputs]
+    existing = [*clone.parameters(), *clone.buffers(), *state, *inputs, *_tensors(kwargs)]
     baseline = _bytes(existing)
     tracker = LiveTensorTracker(existing)
     with tracker:
         step()
     return LiveBytes(tracker.peak, baseline, tracker.peak_op)
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    return [leaf for leaf in tree_leaves(value) if isinstance(leaf, torch.Tensor)]
+
+
+OPTIMIZER_FACTORIES: Mapping[str, Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]] = {
+    "sgd": lambda params: torch.optim.SGD(params, lr=1e-3, foreach=True),
+    "sgd_momentum": lambda params: torch.optim.SGD(params, lr=1e-3, momentum=0.9, foreach=True),
+    "adam": lambda params: torch.optim.Adam(params, lr=1e-3, foreach=True),
+    "adamw": lambda params: torch.optim.AdamW(params, lr=1e-3, foreach=True),
+}
+"""The optimizers of the training estimate, foreach (as the estimate assumes), by name."""
+
+_SEED = 0
+
+
+def measure_cpu(
+    model: nn.Module,
+    shapes: Sequence[Sequence[int]],
+    dtypes: Sequence[torch.dtype],
+    memory: MemoryReport,
+    limit: int,
+    optimizers: Sequence[str] = ("sgd", "adam"),
+) -> CpuMeasurement:
+    """One no-grad forward and one steady-state training step per optimizer (in the model's own
+    mode) of a private copy of ``model`` on CPU, with seeded random inputs of ``shapes``; their
+    live-bytes peaks beside the static ``memory`` figures.
+
+    Not run (``available`` False, the note says why) when the model holds tensors off the CPU
+    (meta weights included), or when the largest static estimate of the steps (the copy, its
+    gradients, optimizer state and activations) exceeds ``limit`` bytes."""
+    devices = {tensor.device.type for tensor in (*model.parameters(), *model.buffers())}
+    if devices - {"cpu"}:
+        where = ", ".join(sorted(devices - {"cpu"}))
+        return CpuMeasurement(False, f"not measured on cpu: the model holds tensors on {where}")
+    estimates = [memory.training_for(name).peak_bytes for name in optimizers]
+    needed = max([memory.inference_peak_bytes, *estimates])
+    if needed > limit:
+        return CpuMeasurement(
+            False,
+            f"not measured on cpu: the real passes would need about {needed / 2**20:,.1f} MiB, above the limit "
+            f"of {limit / 2**20:,.1f} MiB (raise real_forward_limit, CLI --real-forward-limit)",
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_SEED)  # dropout and other random ops are deterministic
+        inputs = random_inputs(shapes, dtypes, torch.Generator().manual_seed(_SEED))
+        inference = measure_inference(model, inputs).total_bytes
+        steps = tuple(
+            MeasuredStep(name, measure_training(model, inputs, OPTIMIZER_FACTORIES[name]).total_bytes, estimate)
+            for name, estimate in zip(optimizers, estimates, strict=True)
+        )
+    return CpuMeasurement(
+        available=True,
+        note="one no-grad forward and one steady-state training step per optimizer, on a copy, seeded inputs",
+        activation_peak_bytes=inference,
+        static_activation_peak_bytes=memory.activation_peak_bytes,
+        training=steps,
+    )

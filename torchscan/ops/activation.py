@@ -43,8 +43,8 @@ TABLE.declare(F.relu_, torch.relu_, T.relu_, saves=Saves.OUTPUT)
 TABLE.declare(nn.ReLU, F.relu, torch.relu, T.relu, saves=Saves.OUTPUT)
 
 
-@TABLE.register(nn.ReLU6, nn.Hardtanh, F.relu6, F.hardtanh, aten.hardtanh.default, inplace=False)
-@TABLE.register(F.hardtanh_, aten.hardtanh_.default, inplace=True)
+@TABLE.register(nn.ReLU6, nn.Hardtanh, F.relu6, F.hardtanh, aten.hardtanh.default, inplace=False, saves=Saves.INPUT)
+@TABLE.register(F.hardtanh_, aten.hardtanh_.default, inplace=True, saves=Saves.INPUT)
 def hardtanh(call: OpCall, inplace: bool) -> Cost:
     """ReLU6 / Hardtanh (two comparisons): ``FLOPs = 2·N_in``, ``DMAs = N_in + N_out·[not inplace]``."""
     n_in = call.input.numel
@@ -103,7 +103,7 @@ def _unary(call: OpCall, per_element: int, inplace: bool) -> Cost:
     return Cost(flops=per_element * n_in, dmas=n_in + _writes(call, inplace))
 
 
-@TABLE.register(nn.GELU, F.gelu, aten.gelu.default)
+@TABLE.register(nn.GELU, F.gelu, aten.gelu.default, saves=Saves.INPUT)
 def gelu(call: OpCall) -> Cost:
     """GELU. Exact ``x·(1 + erf(x/√2))/2`` (erf counted as one op): ``FLOPs = 5·N_in``;
     tanh approximation ``x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))/2`` (tanh = 6):
@@ -115,8 +115,8 @@ def gelu(call: OpCall) -> Cost:
 TABLE.declare(nn.GELU, F.gelu, pointwise=True)
 
 
-@TABLE.register(nn.SiLU, F.silu, aten.silu.default, inplace=False)
-@TABLE.register(aten.silu_.default, inplace=True)
+@TABLE.register(nn.SiLU, F.silu, aten.silu.default, inplace=False, saves=Saves.INPUT)
+@TABLE.register(aten.silu_.default, inplace=True, saves=Saves.INPUT)
 def silu(call: OpCall, inplace: bool) -> Cost:
     """SiLU ``x·sigmoid(x)`` (sigmoid = 4): ``FLOPs = 5·N_in``, ``DMAs = N_in + N_out·[not inplace]``."""
     return _unary(call, 5, inplace)
@@ -125,7 +125,7 @@ def silu(call: OpCall, inplace: bool) -> Cost:
 TABLE.declare(nn.SiLU, F.silu, pointwise=True)
 
 
-@TABLE.register(nn.Mish, F.mish, aten.mish.default, inplace=False)
+@TABLE.register(nn.Mish, F.mish, aten.mish.default, inplace=False, saves=Saves.INPUT)
 def mish(call: OpCall, inplace: bool) -> Cost:
     """Mish ``x·tanh(softplus(x))`` (softplus = exp, add, log; tanh = 6): ``FLOPs = 10·N_in``,
     ``DMAs = N_in + N_out·[not inplace]``."""
@@ -135,8 +135,8 @@ def mish(call: OpCall, inplace: bool) -> Cost:
 TABLE.declare(nn.Mish, F.mish, pointwise=True)
 
 
-@TABLE.register(nn.Hardswish, F.hardswish, aten.hardswish.default, inplace=False)
-@TABLE.register(aten.hardswish_.default, inplace=True)
+@TABLE.register(nn.Hardswish, F.hardswish, aten.hardswish.default, inplace=False, saves=Saves.INPUT)
+@TABLE.register(aten.hardswish_.default, inplace=True, saves=Saves.INPUT)
 def hardswish(call: OpCall, inplace: bool) -> Cost:
     """Hardswish ``x·relu6(x + 3)/6`` (add, two comparisons, div, mul): ``FLOPs = 5·N_in``,
     ``DMAs = N_in + N_out·[not inplace]``."""
@@ -146,8 +146,8 @@ def hardswish(call: OpCall, inplace: bool) -> Cost:
 TABLE.declare(nn.Hardswish, F.hardswish, pointwise=True)
 
 
-@TABLE.register(nn.Hardsigmoid, F.hardsigmoid, aten.hardsigmoid.default, inplace=False)
-@TABLE.register(aten.hardsigmoid_.default, inplace=True)
+@TABLE.register(nn.Hardsigmoid, F.hardsigmoid, aten.hardsigmoid.default, inplace=False, saves=Saves.INPUT)
+@TABLE.register(aten.hardsigmoid_.default, inplace=True, saves=Saves.INPUT)
 def hardsigmoid(call: OpCall, inplace: bool) -> Cost:
     """Hardsigmoid ``relu6(x + 3)/6`` (add, two comparisons, div): ``FLOPs = 4·N_in``,
     ``DMAs = N_in + N_out·[not inplace]``."""
@@ -157,7 +157,7 @@ def hardsigmoid(call: OpCall, inplace: bool) -> Cost:
 TABLE.declare(nn.Hardsigmoid, F.hardsigmoid, pointwise=True)
 
 
-@TABLE.register(nn.Softplus, F.softplus, aten.softplus.default)
+@TABLE.register(nn.Softplus, F.softplus, aten.softplus.default, saves=Saves.INPUT)
 def softplus(call: OpCall) -> Cost:
     """Softplus ``log(1 + exp(β·x))/β`` with a threshold (mul, exp, add, log, div, compare):
     ``FLOPs = 6·N_in``, ``DMAs = N_in + N_out``."""

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchscan.ops.common import argument, reduced_groups
-from torchscan.ops.registry import FormulaTable
+from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("norm")
@@ -30,6 +30,7 @@ aten = torch.ops.aten
     aten.batch_norm.default,
     aten._native_batch_norm_legit_no_training.default,
     aten.native_batch_norm.default,
+    saves=Saves.INPUT,
 )
 def batch_norm(call: OpCall) -> Cost:
     """BatchNorm over ``C`` channels.
@@ -72,7 +73,14 @@ def _group_norm_cost(call: OpCall, groups: int) -> Cost:
     )
 
 
-@TABLE.register(nn.LayerNorm, F.layer_norm, torch.layer_norm, aten.layer_norm.default, aten.native_layer_norm.default)
+@TABLE.register(
+    nn.LayerNorm,
+    F.layer_norm,
+    torch.layer_norm,
+    aten.layer_norm.default,
+    aten.native_layer_norm.default,
+    saves=Saves.INPUT,
+)
 def layer_norm(call: OpCall) -> Cost:
     """LayerNorm over the trailing ``normalized_shape`` (``R = N_in / prod(normalized_shape)``):
     ``FLOPs = 6·N_in + 2·R + N_in·[weight] + N_in·[bias]``, ``MACs = N_in·(1 + [affine])``,
@@ -82,7 +90,7 @@ def layer_norm(call: OpCall) -> Cost:
     return _group_norm_cost(call, call.input.numel // max(size, 1))
 
 
-@TABLE.register(nn.GroupNorm, F.group_norm, torch.group_norm, aten.group_norm.default)
+@TABLE.register(nn.GroupNorm, F.group_norm, torch.group_norm, aten.group_norm.default, saves=Saves.INPUT)
 def group_norm(call: OpCall) -> Cost:
     """GroupNorm with ``G`` groups (``R = B·G``): ``FLOPs = 6·N_in + 2·R + N_in·[weight] + N_in·[bias]``,
     ``MACs = N_in·(1 + [affine])``, ``DMAs = N_in + P + N_out``."""
@@ -91,7 +99,7 @@ def group_norm(call: OpCall) -> Cost:
     return _group_norm_cost(call, batch * int(groups))
 
 
-@TABLE.register(aten.native_group_norm.default)
+@TABLE.register(aten.native_group_norm.default, saves=Saves.INPUT)
 def native_group_norm(call: OpCall) -> Cost:
     """``aten.native_group_norm(input, weight, bias, N, C, HxW, group, eps)``: as GroupNorm with
     ``R = N·group``."""
@@ -99,10 +107,10 @@ def native_group_norm(call: OpCall) -> Cost:
     return _group_norm_cost(call, batch * int(argument(call, "group", 5, 1)))
 
 
-@TABLE.register(nn.InstanceNorm1d, dims=1)
-@TABLE.register(nn.InstanceNorm2d, dims=2)
-@TABLE.register(nn.InstanceNorm3d, dims=3)
-@TABLE.register(F.instance_norm, aten.instance_norm.default, dims=0)
+@TABLE.register(nn.InstanceNorm1d, dims=1, saves=Saves.INPUT)
+@TABLE.register(nn.InstanceNorm2d, dims=2, saves=Saves.INPUT)
+@TABLE.register(nn.InstanceNorm3d, dims=3, saves=Saves.INPUT)
+@TABLE.register(F.instance_norm, aten.instance_norm.default, dims=0, saves=Saves.INPUT)
 def instance_norm(call: OpCall, dims: int) -> Cost:
     """InstanceNorm over the ``d`` spatial dims of each ``(b, c)`` (``R = N_in / prod(spatial)``):
     ``FLOPs = 6·N_in + 2·R + N_in·[weight] + N_in·[bias]``, ``MACs = N_in·(1 + [affine])``,

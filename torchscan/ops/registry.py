@@ -50,6 +50,9 @@ class Saves(enum.Enum):
     """Products of two activations: every input."""
     PRODUCT = "product"
     """``mul`` / ``div``: the inputs when both are tensors."""
+    INPUT = "saves_input"
+    """Pointwise ops and normalisations whose gradient needs their input (per-row or per-channel
+    statistics aside, a few bytes per row); in place, autograd saves a copy of the input first."""
     OUTPUT = "saves_output"
     """Pointwise ops whose gradient is a function of their output."""
     NOTHING = "saves_nothing"

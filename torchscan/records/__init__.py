@@ -12,7 +12,7 @@ read them.
 
 from torchscan.records.compare import ROW_METRICS, TOTAL_METRICS, Comparison, RowDiff, RowStatus
 from torchscan.records.graph import COST, RECORD, NodeRecord, StorageRef, node_records
-from torchscan.records.memory import ActivationPeak, MemoryReport, TrainingEstimate
+from torchscan.records.memory import ActivationPeak, CpuMeasurement, MeasuredStep, MemoryReport, TrainingEstimate
 from torchscan.records.ops import ZERO, CallKind, Cost, OpCall, TensorSpec, tensor_leaves
 from torchscan.records.rows import SCHEMA_VERSION, Context, Diagnostic, Row, RowKind, Totals
 
@@ -28,7 +28,9 @@ __all__ = [
     "Comparison",
     "Context",
     "Cost",
+    "CpuMeasurement",
     "Diagnostic",
+    "MeasuredStep",
     "MemoryReport",
     "NodeRecord",
     "OpCall",

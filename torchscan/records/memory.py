@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["ActivationPeak", "MemoryReport", "TrainingEstimate"]
+__all__ = ["ActivationPeak", "CpuMeasurement", "MeasuredStep", "MemoryReport", "TrainingEstimate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,52 @@ class TrainingEstimate:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredStep:
+    """One real steady-state training step on CPU (``optimizer``): its measured peak (live tensor
+    bytes over the step + parameters, buffers, optimizer state and inputs) beside the estimate's."""
+
+    optimizer: str
+    measured_bytes: int
+    static_bytes: int
+
+    @property
+    def relative_error(self) -> float:
+        """``static / measured − 1``."""
+        return self.static_bytes / self.measured_bytes - 1
+
+
+@dataclass(frozen=True, slots=True)
+class CpuMeasurement:
+    """Real passes on CPU (``summary(..., measure="cpu")``): the live tensor bytes of one no-grad
+    forward (inputs included, like the static peak) and of one training step per optimizer;
+    ``available`` False (and no numbers) when they were not run, ``note`` says why."""
+
+    available: bool
+    note: str
+    activation_peak_bytes: int = 0
+    static_activation_peak_bytes: int = 0
+    training: tuple[MeasuredStep, ...] = ()
+
+    @property
+    def relative_error(self) -> float | None:
+        """``static / measured − 1`` of the inference peak."""
+        return (
+            self.static_activation_peak_bytes / self.activation_peak_bytes - 1 if self.activation_peak_bytes else None
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": "cpu",
+            "available": self.available,
+            "note": self.note,
+            "activation_peak_bytes": self.activation_peak_bytes,
+            "static_activation_peak_bytes": self.static_activation_peak_bytes,
+            "relative_error": self.relative_error,
+            "training": [{**asdict(step), "relative_error": step.relative_error} for step in self.training],
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from torchscan.records import MemoryReport
+from torchscan.records import CpuMeasurement, MemoryReport
 from torchscan.render.units import format_bytes
 
 __all__ = ["OPTIMIZER_NAMES", "TRAINING_HEADERS", "measured_line", "memory_lines", "peak_where", "training_cells"]
@@ -46,6 +46,16 @@ def measured_line(memory: MemoryReport) -> str | None:
         return None
     if not measured.available:
         return f"Measured: {measured.note}"
+    if isinstance(measured, CpuMeasurement):
+        steps = "; ".join(
+            f"training step ({OPTIMIZER_NAMES.get(step.optimizer, step.optimizer)}) "
+            f"{format_bytes(step.measured_bytes)} (static error {step.relative_error:+.1%})"
+            for step in measured.training
+        )
+        return (
+            f"Measured on cpu (live tensor bytes): activation peak {format_bytes(measured.activation_peak_bytes)} "
+            f"(static error {measured.relative_error or 0:+.1%})" + (f"; {steps}" if steps else "")
+        )
     error = f"{measured.relative_error:+.1%}" if measured.relative_error is not None else "n/a"
     return (
         f"Measured on {measured.device}: activation peak {format_bytes(measured.activation_peak_bytes)} "

@@ -22,7 +22,9 @@ def test_families_are_found_by_target_object_along_the_mro() -> None:
     assert DEFAULT_REGISTRY.saves(operator.matmul) is Saves.MATMUL
     assert DEFAULT_REGISTRY.saves(torch.cat) is Saves.NOTHING
     assert DEFAULT_REGISTRY.saves(nn.MaxPool2d) is Saves.MAX_POOL
-    assert DEFAULT_REGISTRY.saves(nn.GELU) is None  # saves its input, the default
+    assert DEFAULT_REGISTRY.saves(nn.GELU) is Saves.INPUT
+    assert DEFAULT_REGISTRY.saves(nn.BatchNorm2d) is Saves.INPUT
+    assert DEFAULT_REGISTRY.saves(nn.RMSNorm) is None  # composite: recorded at the ATen level
     assert DEFAULT_REGISTRY.saves(nn.UpsamplingBilinear2d) is Saves.NOTHING  # nn.Upsample's forward
 
     class OwnForward(nn.ReLU):

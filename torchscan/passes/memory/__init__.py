@@ -10,6 +10,9 @@ Pure functions over the graph records; every result is a frozen record. One job 
   outputs held throughout, module-call arguments until the call returns), extended by the
   eager-Python rules of :mod:`.eager` (names bound in ``forward``, ``+=`` in place), which read
   source lines through :mod:`.eager_names` and stack traces through :mod:`.frames`;
+- :mod:`.internal` — what a call allocates and saves inside itself, recorded at the ATen level
+  on fake tensors once per distinct call signature (the calls worth it: composite or unknown ops,
+  in-place ops, products of strided operands);
 - :mod:`.peak` — ``live_i = Σ live storages + Σ new at i + workspace_i``, ``peak = max_i live_i``;
 - :mod:`.families`, :mod:`.grads`, :mod:`.saved` — what autograd keeps per op family;
 - :mod:`.training` — optimizer state and a simulated backward: the training-step peak;
@@ -22,6 +25,7 @@ Parameters and buffers (and views of them) are model memory, never activations.
 from torchscan.passes.memory.backward_flops import backward_costs
 from torchscan.passes.memory.estimate import estimate_memory
 from torchscan.passes.memory.frames import CONTAINER_MODULES, LIBRARY_MODULES, container_modules, library_modules
+from torchscan.passes.memory.internal import CallMemory, NodeMemory, Replay
 from torchscan.passes.memory.peak import static_peak, workspace
 from torchscan.passes.memory.rows import with_output_bytes
 from torchscan.passes.memory.saved import saved_for_backward
@@ -34,8 +38,11 @@ __all__ = [
     "LIBRARY_MODULES",
     "OPTIMIZERS",
     "ActivationPeak",
+    "CallMemory",
     "MemoryReport",
+    "NodeMemory",
     "Optimizer",
+    "Replay",
     "TrainingEstimate",
     "backward_costs",
     "container_modules",

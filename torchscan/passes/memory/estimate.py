@@ -8,6 +8,7 @@ import networkx as nx
 
 from torchscan.passes.memory.backward_flops import backward_costs
 from torchscan.passes.memory.context import memory_graph
+from torchscan.passes.memory.internal import Replay
 from torchscan.passes.memory.peak import walk
 from torchscan.passes.memory.training import OPTIMIZERS, training_estimates
 from torchscan.passes.params import ParamSummary
@@ -21,11 +22,14 @@ def estimate_memory(
     params: ParamSummary,
     costs: Mapping[str, Cost | None] | None = None,
     optimizers: Iterable[str] = tuple(OPTIMIZERS),
+    replay: Replay | None = None,
 ) -> MemoryReport:
     """The memory section of a report: static inference peak, training estimates, backward cost
-    (the graph's order, liveness and gradient flags computed once, shared by all three)."""
-    context = memory_graph(graph, params)
-    peak = walk(context.ordered, context.live)
+    (the graph's order, liveness, gradient flags and the calls recorded at the ATen level from
+    ``replay`` computed once, shared by all three)."""
+    context = memory_graph(graph, params, replay)
+    transient = {name: recorded.call.transient for name, recorded in context.calls.items()}
+    peak = walk(context.ordered, context.live, transient=transient)
     training, saved_bytes = training_estimates(graph, params, optimizers, context)
     backward = backward_costs(graph, costs or {}, params, context)
     outputs = sum(spec.nbytes for record in context.ordered if record.op == "output" for spec in record.outputs)

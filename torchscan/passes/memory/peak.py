@@ -7,7 +7,7 @@ At node ``i``: ``live_i = Σ live storages + Σ storages new at i + workspace_i`
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import networkx as nx
 
@@ -50,8 +50,16 @@ def _same_padding_copy(record: NodeRecord) -> int:
     )
 
 
-def walk(ordered: list[NodeRecord], live_storages: Storages, kept: Iterable[object] = ()) -> ActivationPeak:
-    """Forward walk; storages in ``kept`` stay live to the end (saved for backward)."""
+def walk(
+    ordered: list[NodeRecord],
+    live_storages: Storages,
+    kept: Iterable[object] = (),
+    transient: Mapping[str, int] | None = None,
+) -> ActivationPeak:
+    """Forward walk; storages in ``kept`` stay live to the end (saved for backward). ``transient``:
+    bytes a node's call holds inside itself above its results, recorded at the ATen level
+    (:mod:`~torchscan.passes.memory.internal`), in place of its :func:`workspace`."""
+    transient = transient or {}
     kept = frozenset(kept)
     allocs: dict[int, int] = {}
     frees: dict[int, int] = {}
@@ -71,7 +79,8 @@ def walk(ordered: list[NodeRecord], live_storages: Storages, kept: Iterable[obje
             best_node = best_node or record.name
             continue
         live += allocs.get(record.index, 0)
-        during = live + workspace(record)
+        inside = transient.get(record.name)
+        during = live + (workspace(record) if inside is None else inside)
         timeline.append((record.name, during))
         if during > best:
             best, best_node, best_path = during, record.name, record.module_path

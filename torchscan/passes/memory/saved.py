@@ -10,6 +10,7 @@ import networkx as nx
 from torchscan.ops import Saves
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import family
+from torchscan.passes.memory.internal import NodeMemory
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord
 
@@ -35,6 +36,11 @@ def _product(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ..
     return (inputs if tensor_inputs >= 2 else ()), None
 
 
+def _input(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    in_place = bool(outputs) and set(outputs) <= set(inputs)
+    return inputs, (sum(spec.nbytes for spec in record.outputs[:1]) if in_place else None)
+
+
 def _output(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     return outputs, None
 
@@ -54,12 +60,23 @@ _RULES: Mapping[Saves | None, Rule] = {
     Saves.WEIGHTED: _weighted,
     Saves.MATMUL: _inputs,
     Saves.PRODUCT: _product,
+    Saves.INPUT: _input,
     Saves.OUTPUT: _output,
     Saves.MAX_POOL: _max_pool,
     Saves.DROPOUT: _dropout,
     None: _inputs,  # unknown: every activation input (conservative)
 }
 """Family -> what it keeps; :attr:`Saves.NOTHING` has no rule (and no entry in the result)."""
+
+
+def _recorded(recorded: NodeMemory, outputs: tuple[Any, ...], of_node: Mapping[str, tuple[Any, ...]]) -> Kept:
+    """What a call recorded at the ATen level saves: its saved arguments' storages, its results'
+    when it saves one, and the bytes of tensors it made and saved (``saved_extra``)."""
+    call = recorded.call
+    sources = [recorded.arg_sources[position] for position in sorted(call.saved_args)]
+    keep = tuple(key for source in sources if source is not None for key in of_node.get(source, ()))
+    keep += outputs if call.saved_outputs else ()
+    return keep, call.saved_extra or None
 
 
 def saved_for_backward(
@@ -73,12 +90,15 @@ def saved_for_backward(
       (needed for ``dL/dW``); matmul / bmm / einsum, and ``mul``/``div`` of two tensors: every
       activation input.
     - ReLU, sigmoid, tanh, softmax, log-softmax, exp, sqrt, ELU: their output.
-    - Batch/layer/group/instance norm, GELU, SiLU, Hardswish, ReLU6/Hardtanh, LeakyReLU and other
-      pointwise ops: their input (per-channel statistics are negligible and not counted).
+    - Batch/layer/group/instance norm, GELU, SiLU, Mish, Hardswish, Hardsigmoid, ReLU6/Hardtanh,
+      Softplus (:attr:`Saves.INPUT`): their input (per-row or per-channel statistics are negligible
+      and not counted); run in place, a copy of their input (extra bytes ``N_out``·itemsize).
     - Max pools: input + int64 indices (``8·N_out`` extra bytes). Dropout in training: a bool
       mask (``N_out`` extra bytes); in eval nothing.
     - Views, add/sub, cat/stack, sum/mean, average pools, padding, interpolation: nothing.
     - Anything unknown: every activation input (conservative).
+    - A call recorded at the ATen level (:mod:`~torchscan.passes.memory.internal`): what autograd
+      saved when it ran on fake tensors — arguments, results, and tensors made inside (extras).
 
     A storage saved by several nodes counts once. ``context``: :func:`memory_graph` of the
     graph, when already at hand.
@@ -90,12 +110,16 @@ def saved_for_backward(
     for record in context.ordered:
         if record.op not in ("call_module", "call_function", "call_method") or not grads.get(record.name):
             continue
-        rule = _RULES.get(family(record))
-        if rule is None:
-            continue
-        inputs = tuple(stored for source in context.sources[record.name] for stored in of_node.get(source, ()))
         outputs = of_node.get(record.name, ())
-        keep, extra_bytes = rule(record, inputs, outputs, trainable.get(record.module_path, 0) > 0)
+        recorded = context.calls.get(record.name)
+        if recorded is not None and recorded.call.trained:
+            keep, extra_bytes = _recorded(recorded, outputs, of_node)
+        else:
+            rule = _RULES.get(family(record))
+            if rule is None:
+                continue
+            inputs = tuple(stored for source in context.sources[record.name] for stored in of_node.get(source, ()))
+            keep, extra_bytes = rule(record, inputs, outputs, trainable.get(record.module_path, 0) > 0)
         if extra_bytes is not None:
             extra[record.name] = extra_bytes
         saved[record.name] = tuple(dict.fromkeys(keep))

@@ -45,8 +45,12 @@ def output_bytes(record: NodeRecord) -> int:
 def storage_keys(record: NodeRecord) -> tuple[tuple[Any, int], ...]:
     """(storage key, bytes) of a node's non-persistent outputs, dtype-aware.
 
-    The key is the recorded storage id, or ``(node, position)`` for an output without one.
+    The key is the recorded storage id, or ``(node, position)`` for an output without one. A
+    ``get_attr`` node reads what the model holds (parameters, buffers, constant tensors): persistent,
+    with or without a recorded storage.
     """
+    if record.op == "get_attr":
+        return ()
     keys = []
     for position, spec in enumerate(record.outputs):
         ref = record.storages[position] if position < len(record.storages) else None

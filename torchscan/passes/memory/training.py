@@ -10,12 +10,14 @@ from typing import Any, Literal
 
 import networkx as nx
 
+from torchscan.ops import Saves
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
+from torchscan.passes.memory.families import family
 from torchscan.passes.memory.peak import walk
 from torchscan.passes.memory.saved import saved_for_backward
 from torchscan.passes.memory.storage import is_view, output_bytes
 from torchscan.passes.params import ParamSummary
-from torchscan.records import TrainingEstimate
+from torchscan.records import RECORD, TrainingEstimate
 
 __all__ = ["OPTIMIZERS", "Optimizer", "training_estimates"]
 
@@ -58,7 +60,8 @@ def training_estimates(
     kept = {key for keys in saved.values() for key in keys}
     saved_bytes = sum(live.size[key] for key in kept) + sum(extra.values())
     # forward: saved storages stay; extras are allocated at their node and stay too
-    forward = walk(context.ordered, live, kept).bytes + sum(extra.values())
+    transient = {name: recorded.call.train_transient for name, recorded in context.calls.items()}
+    forward = walk(context.ordered, live, kept, transient).bytes + sum(extra.values())
     backward = _backward_peak(context, saved, extra)
     trainable = sum(entry.nbytes for held in params.by_module.values() for entry in held.entries if entry.trainable)
     estimates = []
@@ -83,7 +86,15 @@ def training_estimates(
 
 
 def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], extra: Mapping[str, int]) -> int:
-    """Peak of (remaining saved + live activation grads + parameter grads) over the backward."""
+    """Peak of (remaining saved + live activation grads + parameter grads) over the backward.
+
+    A node's backward reads its output's gradient and makes one for each source that requires
+    grad (a new storage the first time; a second gradient for the same source is summed into the
+    first: transient). A call recorded at the ATen level (:mod:`~torchscan.passes.memory.internal`)
+    says how big each gradient is (0: it aliases the output's, which the source then holds) and what
+    its backward holds at most (``backward_transient``); any other node makes gradients of its
+    sources' sizes (views: none), with no transient.
+    """
     ordered, sources, grads, live_storages = context.ordered, context.sources, context.grads, context.live
     first_saver: dict[Any, int] = {}
     for record in ordered:
@@ -107,27 +118,62 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         for record in ordered
         if grads.get(record.name)
         and record.op in ("call_module", "call_function", "call_method")
-        and not is_view(record, live_storages)
+        and (not is_view(record, live_storages) or family(record) is not Saves.NOTHING)
     }
-    allocated: set[str] = set()
-    modules_done: set[str] = set()
+    attributes = {record.name for record in ordered if record.op == "get_attr"}
+    held: dict[str, int] = {}  # live gradient bytes per node output
+    taken: dict[str, str] = {}  # node -> the source its gradient's storage passes to
+    params_done: set[str] = set()
     trainable = context.trainable
     peak = live
     for record in reversed(ordered):
         if record.op in ("placeholder", "output") or not grads.get(record.name):
             continue
-        if record.name not in allocated:  # the gradient of the loss/output
-            live += grad_bytes.get(record.name, 0)
-            allocated.add(record.name)
-        new = 0
-        for source in sources[record.name]:
-            if grads.get(source) and source not in allocated:
-                allocated.add(source)
-                new += grad_bytes.get(source, 0)
-        if record.op == "call_module" and record.module_path not in modules_done:
-            modules_done.add(record.module_path)
+        if record.name not in held:  # the gradient of the loss/output
+            held[record.name] = grad_bytes.get(record.name, 0)
+            live += held[record.name]
+        recorded = context.calls.get(record.name)
+        new, during = 0, live
+        if recorded is not None and recorded.call.trained and recorded.call.grad_bytes:
+            call = recorded.call
+            during = live + call.backward_transient
+            for position, source in enumerate(recorded.arg_sources):
+                if source is None or not grads.get(source) or position >= len(call.grad_bytes):
+                    continue
+                size = call.grad_bytes[position]
+                if source in attributes:  # a parameter read by the call: its .grad
+                    if source not in params_done:
+                        params_done.add(source)
+                        new += size
+                elif source not in held:
+                    held[source] = size
+                    new += size
+                    if size == 0 and record.name not in taken:
+                        taken[record.name] = source
+        else:
+            for source in sources[record.name]:
+                if grads.get(source) and source not in held and source not in attributes:
+                    held[source] = grad_bytes.get(source, 0)
+                    new += held[source]
+                elif grads.get(source) and source in attributes and source not in params_done:
+                    params_done.add(source)
+                    new += _attribute_bytes(context, source)
+        if record.op == "call_module" and record.module_path not in params_done:
+            params_done.add(record.module_path)
             new += trainable.get(record.module_path, 0)
         live += new
-        peak = max(peak, live)
-        live -= grad_bytes.get(record.name, 0) + release.get(record.index, 0) + extra.get(record.name, 0)
+        peak = max(peak, during, live)
+        own = held.get(record.name, 0)
+        if record.name in taken:  # the source holds this gradient's storage now
+            held[taken[record.name]] = own
+        else:
+            live -= own
+        held[record.name] = 0
+        live -= release.get(record.index, 0) + extra.get(record.name, 0)
     return peak
+
+
+def _attribute_bytes(context: MemoryGraph, name: str) -> int:
+    """Bytes of the gradient of a parameter read by ``get_attr`` (its output's bytes)."""
+    record = context.graph.nodes[name][RECORD]
+    return output_bytes(record)

@@ -1,0 +1,116 @@
+"""Calls recorded at the ATen level on fake tensors: transients, saved tensors, gradients, the cache."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from torchscan import crawl_module
+from torchscan.measure.cpu import measure_inference, random_inputs
+from torchscan.passes.memory.internal import record_calls, worth_recording
+from torchscan.records import RECORD, NodeRecord, OpCall, TensorSpec
+
+
+@fx.wrap
+def _attention(x: torch.Tensor) -> torch.Tensor:
+    """A composite call fx keeps as one node: scores and their softmax are temporaries."""
+    scores = x @ x.transpose(-1, -2)
+    return torch.softmax(scores, -1) @ x
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(_attention(x))
+
+
+class _Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(_Block(), _Block(), _Block())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+def _record(kind: str, target: object, inputs: tuple[TensorSpec, ...], weight: TensorSpec | None = None) -> NodeRecord:
+    attrs = {"weight": weight} if weight is not None else {}
+    call = OpCall(kind=kind, target=target, inputs=inputs, outputs=inputs[:1], attrs=attrs)  # type: ignore[arg-type]
+    return NodeRecord(
+        name="n", op=f"call_{kind}", index=1, module_path="", type_name="x", call=call, outputs=inputs[:1]
+    )
+
+
+def test_worth_recording_follows_the_registry_families() -> None:
+    spec, strided = TensorSpec((2, 8, 16)), TensorSpec((2, 8, 16), contiguous=False)
+    assert worth_recording(_record("function", _attention, (spec,)))  # no family: composite
+    assert not worth_recording(_record("module", nn.GELU, (spec,)))  # Saves.INPUT: declared
+    assert not worth_recording(_record("function", torch.cat, (spec,)))  # Saves.NOTHING
+    assert not worth_recording(_record("module", nn.Linear, (spec,), TensorSpec((16, 16))))
+    assert worth_recording(_record("module", nn.Linear, (strided,), TensorSpec((16, 16))))  # reshape may copy
+    assert not worth_recording(_record("module", nn.Conv1d, (strided,), TensorSpec((16, 8, 3))))  # one ATen op
+    assert worth_recording(_record("function", torch.matmul, (strided, spec)))
+
+
+def test_static_peak_of_a_composite_call_equals_a_real_forward() -> None:
+    model = _Net().train()
+    x = random_inputs([(2, 64, 16)])
+    memory = crawl_module(model, args=tuple(x), batch_size=None).memory
+    assert memory is not None
+    assert memory.activation_peak_bytes == measure_inference(model, x).total_bytes
+    assert memory.activation_peak_bytes > 2 * 2 * 64 * 64 * 4  # the call's scores and softmax, inside it
+
+
+def test_each_distinct_signature_is_recorded_once() -> None:
+    model = _Net()
+    traced = fx.symbolic_trace(model)
+    mode = FakeTensorMode()
+    with mode:
+        fake = torch.empty(2, 64, 16)
+    names = [node.name for node in traced.graph.nodes if node.target is _attention]
+    spec = TensorSpec((2, 64, 16))
+    described = {node.name: spec for node in traced.graph.nodes}
+    grads = {node.name: node.op != "placeholder" for node in traced.graph.nodes}
+    calls = record_calls(traced.graph, traced, (fake,), mode, described, names, grads)
+    assert list(calls) == names
+    first, second = calls[names[0]].call, calls[names[1]].call
+    assert calls[names[2]].call is second  # same signature: one recording, shared
+    assert first is not second  # the model input requires no grad: another signature
+    scores = 2 * 64 * 64 * 4
+    assert first.transient == second.transient == 2 * scores  # scores and their softmax, alive together
+    assert not first.trained  # nothing of it requires grad
+    assert second.trained and second.saved_extra == scores  # the softmax output, for both its readers' backward
+    assert second.saved_args == frozenset({0})  # the input, for both products
+    assert second.grad_bytes == (2 * 64 * 16 * 4,)
+    assert [calls[name].arg_sources for name in names] == [("x",), ("blocks_0_proj",), ("blocks_1_proj",)]
+
+
+def test_in_place_activation_saves_a_copy_of_its_input() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU6(inplace=True), nn.Conv2d(8, 4, 1)).train()
+    x = random_inputs([(2, 3, 16, 16)])
+    memory = crawl_module(model, args=tuple(x), batch_size=None).memory
+    assert memory is not None
+    copy = 2 * 8 * 14 * 14 * 4
+    inputs, conv, bn = 2 * 3 * 16 * 16 * 4, copy, copy
+    assert memory.saved_activation_bytes == inputs + conv + bn + copy  # ReLU6's clone besides its result
+
+
+def test_parameters_read_by_get_attr_are_model_memory() -> None:
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(256, 256))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.linear(x, self.weight)
+
+    report = crawl_module(Functional(), (256,))
+    attributes = [record for name in report.records if (record := report.records.nodes[name][RECORD]).op == "get_attr"]
+    assert attributes
+    assert report.memory is not None
+    assert report.memory.activation_peak_bytes == 2 * 256 * 4  # input and output, no weight

@@ -1,0 +1,505 @@
+"""What a call allocates inside itself, recorded at the ATen level on fake tensors.
+
+A node of the graph is one call (a leaf module, a function, a tensor method); the liveness walk sees
+its arguments and results only. Inside, the call may dispatch several ATen ops whose temporaries
+are freed before it returns (window partitioning and attention scores inside Swin's functional
+attention, the ``clone`` autograd makes before an in-place activation, a ``reshape`` copy of a
+strided matmul operand). This pass runs each distinct *call signature* once — the target (a module
+by its structure: class, plain attributes, parameter specs, children), the specs of its tensor
+arguments (shape, strides, offset, dtype, which require grad, which alias) and its plain
+arguments — on fake tensors, under a dispatch mode that tracks every storage an ATen op makes by a
+weak reference, so frees are seen as they happen (no arithmetic is done). Per signature
+(:class:`CallMemory`):
+
+- inference (``no_grad``): ``transient = max_t live_t − outputs``, ``live_t`` the bytes made inside
+  the call and alive after its ``t``-th op, ``outputs`` the new storages it returns;
+- training: the forward with autograd, whose ``saved_tensors_hooks`` name what autograd keeps —
+  arguments (by position), results, or tensors made inside (``saved_extra`` bytes) — and
+  ``train_transient = max_t live_t − live_end``; then the call's backward (``torch.autograd.grad``
+  with empty gradients of its results): ``backward_transient = max_t (new_t + extra_t) −
+  saved_extra`` (``new_t``: bytes made by the backward and alive, ``extra_t``: ``saved_extra``
+  still held), and per argument the bytes of its gradient when it is a new storage (0 when it
+  aliases a result's gradient, e.g. ``add``), and the gradients of the module's own parameters.
+
+Nodes are run in graph order by an interpreter over the capture's fake copy; a node whose signature
+was seen gets its value from a shape rule where one answers, else by plain dispatch. Ops declared
+in the registry as views or shape-only (``Saves.NOTHING``) are not recorded: they allocate at most
+their output and save nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from torchscan.graph.clone import Fakes
+from torchscan.graph.routing import forward_of, run_pre_hooks
+from torchscan.ops import Saves
+from torchscan.passes.memory.families import family
+from torchscan.records import NodeRecord, TensorSpec
+
+__all__ = ["CallMemory", "NodeMemory", "Replay", "record_calls", "recorded_calls", "worth_recording"]
+
+_CALLS = ("call_module", "call_function", "call_method")
+
+
+@dataclass(frozen=True, slots=True)
+class CallMemory:
+    """ATen-level memory of one call (bytes), see the module docstring.
+
+    ``saved_args`` / ``grad_bytes`` are indexed by the call's tensor arguments in ``tree_leaves``
+    order of ``(args, kwargs)``; ``saved_outputs`` by its results' tensors in the same order.
+    """
+
+    transient: int
+    train_transient: int = 0
+    saved_args: frozenset[int] = frozenset()
+    saved_outputs: frozenset[int] = frozenset()
+    saved_extra: int = 0
+    backward_transient: int = 0
+    grad_bytes: tuple[int, ...] = ()
+    param_grad_bytes: int = 0
+    trained: bool = False
+    """Whether the training facts were recorded (something of the call requires grad)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeMemory:
+    """A node's :class:`CallMemory` and the graph nodes its tensor arguments come from (same order)."""
+
+    call: CallMemory
+    arg_sources: tuple[str | None, ...]
+
+
+def _storage(tensor: torch.Tensor) -> Any:
+    try:
+        return tensor.untyped_storage()
+    except (RuntimeError, NotImplementedError):
+        return None
+
+
+def _key(tensor: torch.Tensor) -> int | None:
+    storage = _storage(tensor)
+    return None if storage is None else StorageWeakRef(storage).cdata
+
+
+class _Tracker(TorchDispatchMode):
+    """Bytes of the storages made by ops inside the mode and still alive; ``peak`` the max after
+    any op. ``held`` storages (made before, freed inside) count while alive, from the start."""
+
+    def __init__(self, existing: set[int], held: Sequence[Any] = ()) -> None:
+        super().__init__()
+        self.existing = existing
+        self.live: dict[int, tuple[StorageWeakRef, int]] = {}
+        for storage in held:
+            ref = StorageWeakRef(storage)
+            self.live[ref.cdata] = (ref, int(storage.nbytes()))
+        self.peak = self.current()
+
+    def current(self) -> int:
+        total = 0
+        for key, (ref, nbytes) in list(self.live.items()):
+            if ref.expired():
+                del self.live[key]
+            else:
+                total += nbytes
+        return total
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        result = func(*args, **(kwargs or {}))
+        for tensor in tree_leaves(result):
+            if isinstance(tensor, torch.Tensor):
+                storage = _storage(tensor)
+                if storage is not None:
+                    ref = StorageWeakRef(storage)
+                    if ref.cdata not in self.existing and ref.cdata not in self.live:
+                        self.live[ref.cdata] = (ref, int(storage.nbytes()))
+        self.peak = max(self.peak, self.current())
+        return result
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    return [leaf for leaf in tree_leaves(value) if isinstance(leaf, torch.Tensor)]
+
+
+def _new_bytes(tensors: Sequence[torch.Tensor], existing: set[int]) -> int:
+    seen: dict[int, int] = {}
+    for tensor in tensors:
+        storage = _storage(tensor)
+        if storage is not None and (key := StorageWeakRef(storage).cdata) not in existing:
+            seen[key] = int(storage.nbytes())
+    return sum(seen.values())
+
+
+def _record(
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    wants_grad: Sequence[bool],
+    params: Sequence[torch.Tensor],
+) -> tuple[CallMemory, Any]:
+    """The :class:`CallMemory` of ``function(*args, **kwargs)`` and its (inference) result."""
+    leaves = _tensors((args, kwargs))
+    existing = {key for tensor in (*leaves, *params) if (key := _key(tensor)) is not None}
+    tracker = _Tracker(existing)
+    with torch.no_grad(), tracker:
+        result = function(*args, **kwargs)
+    outputs = _new_bytes(_tensors(result), existing)
+    transient = max(0, tracker.peak - outputs)
+    trainable = [param for param in params if param.requires_grad and param.dtype.is_floating_point]
+    if not any(wants_grad) and not trainable:
+        return CallMemory(transient=transient), result
+    try:
+        return _record_training(function, args, kwargs, wants_grad, trainable, transient), result
+    except RuntimeError:  # an op without a backward, a leaf modified in place twice…: inference facts only
+        return CallMemory(transient=transient), result
+
+
+def _with_grad_leaves(
+    args: tuple[Any, ...], kwargs: Mapping[str, Any], wants_grad: Sequence[bool], clone: bool
+) -> tuple[tuple[Any, ...], dict[str, Any], list[torch.Tensor], list[torch.Tensor]]:
+    """Copies of the arguments where the tensors in ``wants_grad`` are leaves requiring grad (or,
+    with ``clone``, clones of such leaves: in-place ops may write them); the passed tensors and
+    the leaves to differentiate against."""
+    position = iter(range(1 << 30))
+    passed: list[torch.Tensor] = []
+    grad_leaves: list[torch.Tensor] = []
+
+    def one(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            index = next(position)
+            if wants_grad[index]:
+                leaf = value.detach().requires_grad_(True)
+                grad_leaves.append(leaf)
+                value = leaf.clone(memory_format=torch.preserve_format) if clone else leaf
+            else:
+                value = value.detach()
+            passed.append(value)
+            return value
+        if isinstance(value, (tuple, list)):
+            return type(value)(one(item) for item in value) if not hasattr(value, "_fields") else value
+        if isinstance(value, dict):
+            return {key: one(item) for key, item in value.items()}
+        return value
+
+    new_args = tuple(one(value) for value in args)
+    new_kwargs = {key: one(value) for key, value in kwargs.items()}
+    if len(passed) != len(wants_grad):
+        raise RuntimeError("arguments not understood")
+    return new_args, new_kwargs, passed, grad_leaves
+
+
+def _record_training(
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    wants_grad: Sequence[bool],
+    params: Sequence[torch.Tensor],
+    transient: int,
+) -> CallMemory:
+    try:
+        return _train_once(function, args, kwargs, wants_grad, params, transient, clone=False)
+    except RuntimeError:  # a leaf written in place: give the call clones of the leaves
+        return _train_once(function, args, kwargs, wants_grad, params, transient, clone=True)
+
+
+def _train_once(
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    wants_grad: Sequence[bool],
+    params: Sequence[torch.Tensor],
+    transient: int,
+    clone: bool,
+) -> CallMemory:
+    new_args, new_kwargs, passed, grad_leaves = _with_grad_leaves(args, kwargs, wants_grad, clone)
+    arg_keys = [_key(tensor) for tensor in passed]
+    existing = {key for tensor in (*passed, *grad_leaves, *params) if (key := _key(tensor)) is not None}
+    packed: dict[int, Any] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = _storage(tensor)
+        if storage is not None:
+            packed.setdefault(StorageWeakRef(storage).cdata, storage)
+        return tensor
+
+    tracker = _Tracker(existing)
+    with torch.enable_grad(), tracker, torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        result = function(*new_args, **new_kwargs)
+    outputs = _tensors(result)
+    output_keys = [_key(tensor) for tensor in outputs]
+    train_transient = max(0, tracker.peak - tracker.current())
+    param_keys = {_key(param) for param in params}
+    saved_args = frozenset(i for i, key in enumerate(arg_keys) if key in packed)
+    saved_outputs = frozenset(i for i, key in enumerate(output_keys) if key in packed)
+    extra = [
+        storage
+        for key, storage in packed.items()
+        if key not in arg_keys and key not in output_keys and key not in param_keys and key not in existing
+    ]
+    saved_extra = sum(int(storage.nbytes()) for storage in extra)
+    packed.clear()
+    differentiable = [tensor for tensor in outputs if tensor.requires_grad]
+    if not differentiable:
+        return CallMemory(transient=transient, train_transient=train_transient, trained=True)
+    gradients = [torch.empty_like(tensor) for tensor in differentiable]
+    gradient_keys = {_key(tensor) for tensor in gradients}
+    before = {key for tensor in (*passed, *grad_leaves, *params, *outputs) if (key := _key(tensor)) is not None}
+    wrt = [*grad_leaves, *params]
+    backward = _Tracker(before | gradient_keys, extra)
+    del extra
+    with backward:
+        grads = torch.autograd.grad(differentiable, wrt, gradients, allow_unused=True)
+    backward_transient = max(0, backward.peak - saved_extra)
+    sizes = [
+        0 if grad is None or _key(grad) in gradient_keys else _new_bytes([grad], before | gradient_keys)
+        for grad in grads
+    ]
+    leaf_sizes = iter(sizes[: len(grad_leaves)])
+    grad_bytes = tuple(next(leaf_sizes) if wanted else 0 for wanted in wants_grad)
+    return CallMemory(
+        transient=transient,
+        train_transient=train_transient,
+        saved_args=saved_args,
+        saved_outputs=saved_outputs,
+        saved_extra=saved_extra,
+        backward_transient=backward_transient,
+        grad_bytes=grad_bytes,
+        param_grad_bytes=sum(sizes[len(grad_leaves) :]),
+        trained=True,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A hashable stand-in for a plain argument (its identity for anything else)."""
+    if isinstance(value, (int, float, bool, str, complex, type(None), torch.dtype, torch.device, slice)):
+        return (type(value), value) if not isinstance(value, slice) else ("slice", value.start, value.stop, value.step)
+    if isinstance(value, (torch.memory_format, torch.layout)):
+        return str(value)
+    return ("id", id(value))
+
+
+def _tensor_key(tensor: torch.Tensor, grad: bool) -> tuple[Any, ...]:
+    return (tuple(tensor.shape), tuple(tensor.stride()), tensor.storage_offset(), tensor.dtype, grad)
+
+
+def _signature(value: Any, wants_grad: Iterator[bool], storages: dict[int, int]) -> Any:
+    """Hashable signature of an argument structure (tensors by spec and aliasing)."""
+    if isinstance(value, torch.Tensor):
+        key = _key(value)
+        alias = storages.setdefault(key, len(storages)) if key is not None else -1
+        return ("T", _tensor_key(value, next(wants_grad)), alias)
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__, tuple(_signature(item, wants_grad, storages) for item in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((key, _signature(item, wants_grad, storages)) for key, item in value.items()))
+    return _plain(value)
+
+
+class _ModuleSignatures:
+    """Structural signatures of modules: class, training flag, plain attributes, parameter and
+    buffer specs (with requires-grad), children's signatures; one per module object."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, Any] = {}
+
+    def of(self, module: nn.Module) -> Any:
+        known = self._known.get(id(module))
+        if known is not None:
+            return known
+        attributes = []
+        for name, value in vars(module).items():
+            if name.startswith("_") or name == "training":
+                continue
+            plain = _plain(value)
+            if isinstance(value, (tuple, list)) and all(
+                not isinstance(item, (nn.Module, torch.Tensor)) for item in value
+            ):
+                plain = tuple(_plain(item) for item in value)
+            attributes.append((name, plain))
+        tensors = tuple(
+            (name, _tensor_key(tensor, tensor.requires_grad) if tensor is not None else None)
+            for table in (module._parameters, module._buffers)
+            for name, tensor in table.items()
+        )
+        children = tuple((name, self.of(child)) for name, child in module._modules.items() if child is not None)
+        forward = vars(module).get("forward")
+        signature = (type(module), module.training, tuple(attributes), tensors, children, id(forward))
+        self._known[id(module)] = signature
+        return signature
+
+
+class _Values:
+    """Fake values of graph nodes, made on demand: a node whose recorded result is one contiguous
+    tensor gets a fresh empty tensor of its spec; any other node (views, strided results,
+    structures) is run on the values of the nodes it reads, so the strides and aliasing a
+    recorded call sees are the real ones."""
+
+    def __init__(
+        self,
+        graph: fx.Graph,
+        root: nn.Module,
+        inputs: Sequence[torch.Tensor],
+        described: Mapping[str, Any],
+        fakes: Fakes | None,
+    ) -> None:
+        self.nodes = {node.name: node for node in graph.nodes}
+        self._root = root
+        self._described = described
+        self._fakes = fakes
+        self._memo: dict[str, Any] = {}
+        placeholders = [node for node in graph.nodes if node.op == "placeholder"]
+        for node, value in zip(placeholders, inputs, strict=False):
+            self._memo[node.name] = value
+        self._modules = dict(root.named_modules(remove_duplicate=False))
+
+    def module(self, node: fx.Node) -> nn.Module:
+        module = self._modules[str(node.target)]
+        if self._fakes is not None:
+            self._fakes.fill(module)
+        return module
+
+    def arguments(self, node: fx.Node) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        args = fx.node.map_arg(node.args, lambda source: self.of(source.name))
+        kwargs = fx.node.map_arg(node.kwargs, lambda source: self.of(source.name))
+        return tuple(args), dict(kwargs)
+
+    def call(self, node: fx.Node) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], nn.Module | None]:
+        """What running ``node`` calls, with its arguments (a module's kept pre-hooks run)."""
+        args, kwargs = self.arguments(node)
+        if node.op == "call_module":
+            module = self.module(node)
+            args, kwargs = run_pre_hooks(module, args, kwargs)
+            return forward_of(module), args, kwargs, module
+        if node.op == "call_method":
+            name = str(node.target)
+            return (lambda own, *rest, **named: getattr(own, name)(*rest, **named)), args, kwargs, None
+        return node.target, args, kwargs, None
+
+    def set(self, name: str, value: Any) -> None:
+        self._memo[name] = value
+
+    def of(self, name: str) -> Any:
+        if name in self._memo:
+            return self._memo[name]
+        node = self.nodes[name]
+        described = self._described.get(name)
+        if node.op == "get_attr":
+            value: Any = self._root
+            for part in str(node.target).split("."):
+                value = getattr(value, part)
+            if self._fakes is not None and isinstance(value, torch.Tensor):
+                value = self._fakes.of(value)
+        elif isinstance(described, TensorSpec) and described.contiguous:
+            value = torch.empty(described.shape, dtype=described.dtype)
+        else:
+            function, args, kwargs, _ = self.call(node)
+            with torch.no_grad():
+                value = function(*args, **kwargs)
+        self._memo[name] = value
+        return value
+
+
+def record_calls(
+    graph: fx.Graph,
+    root: nn.Module,
+    inputs: Sequence[torch.Tensor],
+    fake_mode: Any,
+    described: Mapping[str, Any],
+    selected: Sequence[str],
+    grads: Mapping[str, bool],
+    fakes: Fakes | None = None,
+) -> dict[str, NodeMemory]:
+    """Node name -> its :class:`NodeMemory`, for the ``selected`` call nodes (graph order).
+
+    ``inputs`` are fake tensors of ``fake_mode`` (the capture's) for the graph's placeholders,
+    ``described`` each node's described result (a :class:`TensorSpec` for a plain tensor),
+    ``grads`` the graph's requires-grad flags per node. A node that cannot be run again (an error
+    on fake tensors) is left out: it falls back to the registry's family.
+    """
+    values = _Values(graph, root, inputs, described, fakes)
+    modules = _ModuleSignatures()
+    cache: dict[Any, CallMemory] = {}
+    calls: dict[str, NodeMemory] = {}
+    with fake_mode, torch.inference_mode(False), torch.enable_grad():  # whatever the caller's grad mode
+        for name in selected:
+            node = values.nodes[name]
+            try:
+                function, args, kwargs, module = values.call(node)
+            except Exception:  # an input that cannot be rebuilt: the family's rule answers
+                continue
+            leaves = _tensors((args, kwargs))
+            sources = _sources(node, values, leaves)
+            wants = [
+                tensor.dtype.is_floating_point and source is not None and grads.get(source, False)
+                for tensor, source in zip(leaves, sources, strict=True)
+            ]
+            target = modules.of(module) if module is not None else (node.op, node.target)
+            key = (target, _signature((args, kwargs), iter(wants), {}))
+            known = cache.get(key)
+            if known is None:
+                params = [*module.parameters(), *module.buffers()] if module is not None else []
+                try:
+                    known, result = _record(function, args, kwargs, wants, params)
+                except Exception:
+                    continue
+                cache[key] = known
+                values.set(name, result)
+            calls[name] = NodeMemory(known, sources)
+    return calls
+
+
+def _sources(node: fx.Node, values: _Values, leaves: Sequence[torch.Tensor]) -> tuple[str | None, ...]:
+    """The graph node each tensor argument comes from (None: made inside the call's arguments)."""
+    made: dict[int, str] = {}
+    for source in node.all_input_nodes:
+        for tensor in _tensors(values.of(source.name)):
+            made.setdefault(id(tensor), source.name)
+    return tuple(made.get(id(tensor)) for tensor in leaves)
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What running the graph's calls again needs, from the capture: its fx ``graph`` of a call of
+    ``root`` (the fake copy), ``fake_mode``, the ``fakes`` still to put into ``root`` (None: all
+    fake), fake ``inputs`` for its placeholders and each node's ``described`` result."""
+
+    graph: fx.Graph
+    root: nn.Module
+    fake_mode: Any
+    inputs: tuple[torch.Tensor, ...]
+    described: Mapping[str, Any]
+    fakes: Fakes | None = None
+
+
+def worth_recording(record: NodeRecord) -> bool:
+    """Whether a node's call may allocate or save more than its family says: an op with no
+    declared family (composite calls, modules the registry does not know), or a product
+    (:attr:`Saves.MATMUL`, or :attr:`Saves.WEIGHTED` with a 2-D weight: linear) reading a strided
+    operand (the ``reshape`` inside it may copy). Every other family states what the op keeps
+    (:mod:`~torchscan.passes.memory.saved`) and allocates only its result."""
+    if record.op not in _CALLS or record.call is None or not record.outputs:
+        return False
+    kind = family(record)
+    if kind is None:
+        return True
+    strided = not all(spec.contiguous for spec in record.call.inputs)
+    weight = record.call.spec("weight")
+    return strided and (kind is Saves.MATMUL or (kind is Saves.WEIGHTED and weight is not None and weight.ndim == 2))
+
+
+def recorded_calls(replay: Replay, ordered: Sequence[NodeRecord], grads: Mapping[str, bool]) -> dict[str, NodeMemory]:
+    """:func:`record_calls` of every node :func:`worth_recording` (none: nothing is run)."""
+    selected = [record.name for record in ordered if worth_recording(record)]
+    if not selected:
+        return {}
+    return record_calls(
+        replay.graph, replay.root, replay.inputs, replay.fake_mode, replay.described, selected, grads, replay.fakes
+    )
