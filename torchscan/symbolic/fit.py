@@ -34,8 +34,8 @@ DEGREES = (2, 3)
 convolutions (``H·W``), attention (``L²``) and batch-linear memory; cubic is tried where a number
 fails at quadratic, and the search stops there or as soon as a higher degree fixes nothing."""
 
-CHECKS = 3
-"""Sizes off the grid at which every formula is checked."""
+CHECKS = 4
+"""Random sizes off the grid at which every formula is checked (besides the first sizes past it)."""
 
 SPAN = 24
 """Checks draw each size among its first ``SPAN`` values (or all, with a nearer ``max``)."""
@@ -73,13 +73,16 @@ def fit_report(dims: Sequence[Dim], sample: Sampler, seed: int = 0) -> Fitted:
         axes = [grid_values(dim, degree + 1) for dim in dims]
         cells = grid(axes)
         points = [dict(zip(names, point, strict=True)) for _, point in cells]
-        checks = [
+        beyond = [_after(dim, axis) for dim, axis in zip(dims, axes, strict=True)]
+        drawn = [
             dict(zip(names, values, strict=True))
             for values in zip(
                 *(verification_values(dim, CHECKS, axis, rng, SPAN) for dim, axis in zip(dims, axes, strict=True)),
                 strict=True,
             )
         ]
+        # the first sizes past the grid (where a small-size special case ends), then random ones
+        checks = [*([dict(zip(names, beyond, strict=True))] if None not in beyond else []), *drawn]
         reports = sample([*points, *checks])
         found = [leaves(report) for report in reports]
         on_grid, off_grid = found[: len(points)], found[len(points) :]
@@ -110,6 +113,12 @@ def fit_report(dims: Sequence[Dim], sample: Sampler, seed: int = 0) -> Fitted:
             return Fitted(reports[0], formulas, tuple(unfitted), tuple(points), tuple(checks), degree)
         failed = set(unfitted)
     raise AssertionError("unreachable")  # the loop returns at the last degree
+
+
+def _after(dim: Dim, axis: Sequence[int]) -> int | None:
+    """The next admitted value of ``dim`` after its grid values (None past its ``max``)."""
+    value = max(axis) + dim.multiple_of
+    return value if dim.max is None or value <= dim.max else None
 
 
 def value_at(formula: Mapping[tuple[int, ...], Fraction], point: Sequence[int]) -> Any:
