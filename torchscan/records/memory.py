@@ -30,7 +30,8 @@ class TrainingEstimate:
     ``peak = params + buffers + optimizer_state + max(forward, backward, step)`` where forward
     is the live activations with saved tensors kept, backward the remaining saved tensors plus
     live activation gradients plus parameter gradients so far, and step ``grads + transient``.
-    ``peak_phase`` names the phase that wins.
+    ``peak_phase`` names the phase that wins; ``phases`` gives each phase's bytes (``forward``,
+    ``backward``, ``step``, in that order: the first of equal maxima wins).
     """
 
     optimizer: str
@@ -41,6 +42,7 @@ class TrainingEstimate:
     saved_activation_bytes: int
     peak_bytes: int
     peak_phase: str
+    phases: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,12 +8,14 @@ static memory estimate fits a budget.
 
 Modules: ``dims`` (the :class:`Dim` record, finding and substituting sizes in inputs), ``poly``
 (exact rational polynomials: interpolation, evaluation, sympy), ``leaves`` (a report as path ->
-value and back), ``fit`` (grid, interpolation, checks, degrees), ``report`` (:class:`SymbolicReport`, :class:`Fit`).
+value and back), ``fit`` (grid, interpolation, checks, degrees), ``report``
+(:class:`SymbolicReport`, :class:`Fit`), ``html`` (the page with its SVG chart).
 """
 
 from torchscan.symbolic.dims import Dim, collect_dims, has_dims, substitute
 from torchscan.symbolic.fit import Fitted, Sampler, fit_report
-from torchscan.symbolic.report import NO_FORMULA, Fit, NoFormula, SymbolicReport, parse_bytes
+from torchscan.symbolic.leaves import NO_FORMULA, NoFormula
+from torchscan.symbolic.report import Fit, SymbolicReport, parse_bytes
 
 __all__ = [
     "NO_FORMULA",

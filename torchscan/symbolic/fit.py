@@ -38,7 +38,13 @@ CHECKS = 4
 """Random sizes off the grid at which every formula is checked (besides the first sizes past it)."""
 
 SPAN = 24
-"""Checks draw each size among its first ``SPAN`` values (or all, with a nearer ``max``)."""
+"""Small checks draw each size among its first ``SPAN`` values (or all, with a nearer ``max``)."""
+
+FAR = 3
+"""Far checks: sizes drawn log-uniformly up to each size's ``max`` (or ``FAR_STEPS`` steps)."""
+
+FAR_STEPS = 4096
+"""How far the far checks reach for a size without a ``max`` (in steps of its ``multiple_of``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +87,10 @@ def fit_report(dims: Sequence[Dim], sample: Sampler, seed: int = 0) -> Fitted:
                 strict=True,
             )
         ]
-        # the first sizes past the grid (where a small-size special case ends), then random ones
-        checks = [*([dict(zip(names, beyond, strict=True))] if None not in beyond else []), *drawn]
+        far = [dict(zip(names, [_far(dim, rng, k == 0) for dim in dims], strict=True)) for k in range(FAR)]
+        # the first sizes past the grid (where a small-size special case ends), random small ones, and
+        # far ones up to each size's max (fake tensors: an analysis costs the same at any size)
+        checks = [*([dict(zip(names, beyond, strict=True))] if None not in beyond else []), *drawn, *far]
         reports = sample([*points, *checks])
         found = [leaves(report) for report in reports]
         on_grid, off_grid = found[: len(points)], found[len(points) :]
@@ -119,6 +127,13 @@ def _after(dim: Dim, axis: Sequence[int]) -> int | None:
     """The next admitted value of ``dim`` after its grid values (None past its ``max``)."""
     value = max(axis) + dim.multiple_of
     return value if dim.max is None or value <= dim.max else None
+
+
+def _far(dim: Dim, rng: random.Random, farthest: bool) -> int:
+    """A far value of ``dim``: the farthest (its ``max``, or ``FAR_STEPS`` steps of ``multiple_of`` past
+    its first value), or one drawn log-uniformly up to it (so middling sizes get checked too)."""
+    steps = FAR_STEPS if dim.max is None else (dim.max - dim.first) // dim.multiple_of
+    return dim.first + (steps if farthest else round(steps ** rng.random())) * dim.multiple_of
 
 
 def value_at(formula: Mapping[tuple[int, ...], Fraction], point: Sequence[int]) -> Any:

@@ -16,6 +16,20 @@ from torchscan.report import Report
 
 __all__ = ["WALKED", "Path", "is_number", "leaves", "rebuild"]
 
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NoFormula:
+    """Stands where a symbolic report has no exact formula for a value (see its ``conditions``)."""
+
+    def __str__(self) -> str:
+        return "<no formula: piecewise>"
+
+    __repr__ = __str__
+
+
+NO_FORMULA = NoFormula()
+
+
 Path = tuple[Any, ...]
 """Field names, sequence positions and dict keys from the report down to a leaf."""
 

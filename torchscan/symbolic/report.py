@@ -16,7 +16,7 @@ from torchscan.errors import InputError
 from torchscan.report import Report
 from torchscan.symbolic.dims import Dim
 from torchscan.symbolic.fit import Fitted, Sampler, value_at
-from torchscan.symbolic.leaves import Path, leaves, rebuild
+from torchscan.symbolic.leaves import NO_FORMULA, NoFormula, Path, leaves, rebuild
 from torchscan.symbolic.poly import to_sympy
 
 __all__ = ["NO_FORMULA", "Fit", "NoFormula", "SymbolicReport", "parse_bytes"]
@@ -46,19 +46,6 @@ def parse_bytes(budget: int | str) -> int:
         return int(float(number) * _UNITS[unit])
     except (KeyError, ValueError):
         raise InputError(f"cannot read {budget!r} as a memory size (e.g. 80GiB, 16GB, 12000000000)") from None
-
-
-@dataclass(frozen=True, slots=True)
-class NoFormula:
-    """Stands where a symbolic report has no exact formula for a value (see ``conditions``)."""
-
-    def __str__(self) -> str:
-        return "<no formula: piecewise>"
-
-    __repr__ = __str__
-
-
-NO_FORMULA = NoFormula()
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +261,17 @@ class SymbolicReport:
     def __repr__(self) -> str:
         model, sizes = self.fitted.template.context.model, ", ".join(self.symbols)
         return f"<torchscan SymbolicReport {model} in {sizes}: FLOPs = {self.totals.flops}>"
+
+    def to_html(self, path: str | None = None, symbol: str | None = None, **fixed: int) -> str:
+        """A self-contained HTML page (written to ``path`` if given): the formulas, the conditions and
+        an inline SVG chart against ``symbol`` (see :func:`torchscan.symbolic.html.to_html`)."""
+        from torchscan.symbolic.html import to_html
+
+        page = to_html(self, symbol, **fixed)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as file:
+                file.write(page)
+        return page
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data: the sizes, every formula as text by report path, and the conditions."""

@@ -80,6 +80,7 @@ def training_estimates(
                 saved_activation_bytes=saved_bytes,
                 peak_bytes=params.param_bytes + params.buffer_bytes + state + phases[phase],
                 peak_phase=phase,
+                phases=tuple(phases.items()),
             )
         )
     return tuple(estimates), saved_bytes
