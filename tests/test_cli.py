@@ -172,7 +172,45 @@ def test_dtype_count_must_fit_the_inputs(models: Path, capsys: pytest.CaptureFix
 
 
 def test_bad_dims_are_usage_errors(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert "invalid dims '3,a'" in _usage_error(capsys, f"{models}:small", "--input-shape", "3,a")
+    assert "invalid dims '3,2.5'" in _usage_error(capsys, f"{models}:small", "--input-shape", "3,2.5")
+    assert "invalid dims '3,H%0'" in _usage_error(capsys, f"{models}:small", "--input-shape", "3,H%0")
+    assert "invalid batch size" in _usage_error(capsys, f"{models}:small", "--batch-size", "2x")
+
+
+def _conv(models: Path) -> str:
+    """A model whose every size works: a 3x3 convolution with padding and a global pool."""
+    path = models.parent / "conv_models.py"
+    path.write_text(
+        "from torch import nn\n\n\ndef conv():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))\n",
+        encoding="utf-8",
+    )
+    return f"{path}:conv"
+
+
+def test_named_sizes_give_formulas_and_a_fit(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _conv(models)
+    status, out, err = _run(capsys, spec, "--input-shape", "3", "H", "H", "--batch-size", "B", "-q")
+    assert status == 0, err
+    assert "flops    " in out and "*B*H**2" in out and "conditions:" in out
+    args = ("--input-shape", "3,H,H", "--batch-size", "B", "--fit", "B", "--memory", "64MiB", "--at", "H=64", "-q")
+    status, out, err = _run(capsys, spec, *args, "--optimizer", "sgd")
+    assert status == 0, err
+    fit_line = out.splitlines()[-1]
+    value = int(fit_line.split("B=")[1].split(" ")[0])
+    from torchscan import crawl_module  # the answer fits; the next batch does not
+    from torchscan.loader import load_model
+
+    model = load_model(spec)
+    peak = lambda b: crawl_module(model, (3, 64, 64), batch_size=b).memory.training_for("sgd").peak_bytes  # noqa: E731
+    assert peak(value) <= 64 * 2**20 < peak(value + 1)
+    data = _json(capsys, spec, "--input-shape", "3", "H%4", "H%4", "--batch-size", "B")
+    macs = crawl_module(model, (3, 8, 8), batch_size=3).totals.macs  # 224·B·H² + 8·B at B = 3, H = 8
+    assert data["formulas"]["totals.macs"] == "224*B*H**2 + 8*B" and macs == 224 * 3 * 64 + 8 * 3
+    assert data["dims"][1]["multiple_of"] == 4
+    assert "--fit needs --memory" in _usage_error(capsys, spec, "--input-shape", "3,H,H", "--fit", "H")
+    status, _, err = _run(capsys, spec, "--input-shape", "3", "H", "H", "--format", "csv", "-q")
+    assert status == 2 and "named sizes is table, json or html" in err
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])

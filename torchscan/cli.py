@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.metadata
+import json
 import math
 import os
 import re
@@ -37,10 +38,12 @@ from torchscan.comparison import compare
 from torchscan.errors import CaptureError, TorchscanError
 from torchscan.inputs import model_inputs
 from torchscan.loader import default_input_shapes, load_model
+from torchscan.passes.memory import OPTIMIZERS
 from torchscan.records import ROW_METRICS
 from torchscan.render.diff import diff_csv, diff_json, render_diff
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
 from torchscan.report import Report
+from torchscan.symbolic import Dim, SymbolicReport, collect_dims, substitute
 from torchscan.version import __version__
 
 __all__ = ["check_output_path", "main", "parse_size"]
@@ -94,12 +97,43 @@ def _size_argument(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from error
 
 
-def _dims_argument(text: str) -> tuple[int, ...]:
-    """``3``, ``3,224,224`` or ``3x224x224``: dims of one input (their values are checked with the inputs)."""
+def _dim(text: str) -> int | Dim:
+    """``224``, or a named size: ``H`` (any), ``H%32`` (multiples of 32 from 32); ``ValueError`` else."""
+    match = re.fullmatch(r"([A-Za-z_]\w*)(?:%(\d+))?", text)
+    if match is None:
+        return int(text)
+    multiple = int(match.group(2) or 1)
+    if multiple < 1:
+        raise ValueError(text)
+    return Dim(match.group(1), min=multiple, multiple_of=multiple)
+
+
+def _dims_argument(text: str) -> tuple[int | Dim, ...]:
+    """``3``, ``3,224,224`` or ``3x224x224``, a size may be named (``3 H%32 W%32``): dims of one input
+    (their values are checked with the inputs)."""
     try:
-        return tuple(int(part) for part in re.split(r"[,x]", text.strip()) if part.strip())
+        return tuple(_dim(part.strip()) for part in re.split(r",|(?<=\d)x(?=\d)", text.strip()) if part.strip())
+    except (ValueError, TorchscanError):
+        raise argparse.ArgumentTypeError(
+            f"invalid dims '{text}': give integers or named sizes, e.g. 3 224 224, 3,224,224 or 3 H%32 W%32"
+        ) from None
+
+
+def _batch_argument(text: str) -> int | Dim:
+    """``--batch-size``: an integer or a named size (``B``, ``B%8``)."""
+    try:
+        return _dim(text.strip())
+    except (ValueError, TorchscanError):
+        raise argparse.ArgumentTypeError(f"invalid batch size '{text}': give an integer or a name (B)") from None
+
+
+def _assignment(text: str) -> tuple[str, int]:
+    """``--at L=1024``: a named size and its value."""
+    name, _, value = text.partition("=")
+    try:
+        return name.strip(), int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid dims '{text}': give integers, e.g. 3 224 224 or 3,224,224") from None
+        raise argparse.ArgumentTypeError(f"invalid size '{text}': give NAME=VALUE, e.g. L=1024") from None
 
 
 def check_output_path(output: str) -> Path:
@@ -197,7 +231,9 @@ def _inputs(args: argparse.Namespace, spec: str) -> _Inputs:
     if len(floats) > 1:
         names_given = ", ".join(sorted(str(dtype).removeprefix("torch.") for dtype in floats))
         raise TorchscanError(f"--dtype: one float dtype per model (the model is cast to it), got {names_given}")
-    model_inputs(inputs.input_shape, dtype=inputs.dtype, batch_size=args.batch_size)  # raises InputError
+    first = {dim.name: dim.first for dim in collect_dims(inputs.input_shape, None, None, args.batch_size)}
+    shape, batch = substitute(inputs.input_shape, first, shape=True), substitute(args.batch_size, first, shape=True)
+    model_inputs(shape, dtype=inputs.dtype, batch_size=batch)  # raises InputError
     return inputs
 
 
@@ -367,9 +403,12 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="DIM",
         help="shape of one input sample without the batch dim: 3 224 224 or 3,224,224; repeat it for each "
-        "positional input (default: 3 224 224; 3 16 H W for video models, two images for optical flow)",
+        "positional input (default: 3 224 224; 3 16 H W for video models, two images for optical flow). A named "
+        "size (3 H%%32 W%%32: multiples of 32) gives formulas in it",
     )
-    parser.add_argument("--batch-size", type=int, default=1, help="batch size (default: 1)")
+    parser.add_argument(
+        "--batch-size", type=_batch_argument, default=1, help="batch size, or a name (B) for formulas (default: 1)"
+    )
     parser.add_argument(
         "--dtype",
         action="append",
@@ -453,6 +492,18 @@ def _parser() -> argparse.ArgumentParser:
         help="also run real passes and report the measured memory peaks: one forward on CUDA (the default; "
         "needs a CUDA device), or 'cpu': a forward and a training step with SGD and with Adam on CPU",
     )
+    fit = parser.add_argument_group("formulas (with a named size in --input-shape or --batch-size)")
+    fit.add_argument("--fit", default=None, metavar="NAME", help="the largest value of size NAME that fits --memory")
+    fit.add_argument("--memory", type=_size_argument, default=None, metavar="SIZE", help="the budget: 80GiB, 16GB…")
+    fit.add_argument(
+        "--optimizer",
+        default="adamw",
+        choices=(*OPTIMIZERS, "none"),
+        help="training step whose peak must fit (default: adamw; none: one inference forward)",
+    )
+    fit.add_argument(
+        "--at", type=_assignment, action="append", default=[], metavar="NAME=VALUE", help="the other sizes (L=1024)"
+    )
     _add_run_options(parser)
     parser.add_argument("--version", action="version", version=_version())
     return parser
@@ -492,6 +543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--columns chooses the table's columns: it does not apply to --format {args.format}")
     if not diff and args.all_rows and args.format in ("dot", "svg", "html"):
         parser.error(f"--all-rows shows the table's bookkeeping rows: it does not apply to --format {args.format}")
+    if not diff and args.fit is not None and args.memory is None:
+        parser.error("--fit needs --memory (the budget, e.g. 80GiB)")
     try:
         return _run_diff(args) if diff else _run(args)
     except KeyboardInterrupt:
@@ -549,6 +602,12 @@ def _run(args: argparse.Namespace) -> int:
         progress.stage(f"building {args.model}")  # torchvision's import (and torch._dynamo's) is in there
         inputs = _inputs(args, args.model)
         report, model = _analyse(args.model, inputs, args, progress, real_weights=real_weights)
+        if isinstance(report, SymbolicReport):
+            progress.stage(f"rendering {args.format}")
+            text = _symbolic_text(report, args)
+            progress.close()
+            _emit(args, output, text, start)
+            return 0
         if args.measure:
             progress.stage(f"measuring on {args.measure.upper()}")
             report = with_measurement(report, model, args.measure, args.real_forward_limit)
@@ -561,6 +620,36 @@ def _run(args: argparse.Namespace) -> int:
         print(f"torchscan: {measured.note}", file=sys.stderr)
     _emit(args, output, text, start)
     return 0
+
+
+def _symbolic_text(report: SymbolicReport, args: argparse.Namespace) -> str:
+    """A symbolic report: its formulas and conditions (table), ``to_dict`` (json) or its page (html);
+    with ``--fit``, the largest size that fits ``--memory`` after it."""
+    if args.format == "json":
+        return json.dumps(report.to_dict(), indent=2) + "\n"
+    if args.format == "html":
+        return report.to_html(symbol=args.fit, **dict(args.at))
+    if args.format != "table":
+        raise TorchscanError(
+            f"--format {args.format} is for one size: a report with named sizes is table, json or html"
+        )
+    text = str(report) + "\n"
+    if args.fit is not None:
+        fit = report.max_fit(
+            args.fit, args.memory, None if args.optimizer == "none" else args.optimizer, **dict(args.at)
+        )
+        what = "inference" if fit.optimizer is None else f"a training step with {fit.optimizer}"
+        if fit.value is None:
+            text += (
+                f"fit: even {fit.name}={fit.next_value} needs {fit.next_peak_bytes:,} B for {what}, over the budget\n"
+            )
+        else:
+            after = "" if fit.next_value is None else f"; {fit.name}={fit.next_value} needs {fit.next_peak_bytes:,} B"
+            text += (
+                f"fit: {fit.name}={fit.value} ({what}: {fit.peak_bytes:,} B of {fit.budget_bytes:,} B, "
+                f"{fit.phase} binds{after})\n"
+            )
+    return text
 
 
 def _run_diff(args: argparse.Namespace) -> int:
