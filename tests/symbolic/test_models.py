@@ -170,3 +170,19 @@ def test_max_fit_on_resnet50_and_a_small_llama() -> None:
         args = (TensorSpec((4, length), torch.long),)
         peak = crawl_module(llama, args=args, kwargs=_HF).memory.training_for("adamw").peak_bytes
         assert (peak <= 2**30) is fits
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_max_fit_batch_trains_within_the_budget_on_cuda() -> None:
+    """One real steady-state Adam step of ResNet-50 at the batch size max_fit returns stays within the
+    budget (max_memory_allocated: parameters, gradients, optimizer state and activations)."""
+    from torchscan.measure.cuda import measure_cuda_training
+
+    budget = 8 * 2**30
+    resnet = torchvision.models.resnet50()
+    fit = crawl_module(resnet, (3, 224, 224), batch_size="B").max_fit("B", memory=budget, optimizer="adam")
+    assert fit.value is not None
+    inputs = [torch.randn(fit.value, 3, 224, 224, device="cuda")]
+    peak = measure_cuda_training(resnet, inputs, lambda params: torch.optim.Adam(params, foreach=True))
+    assert peak <= budget, (fit, peak)
