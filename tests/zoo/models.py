@@ -198,3 +198,8 @@ def two_inputs() -> nn.Module:
 
 def upsample() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 4, 1), nn.Upsample(scale_factor=2), nn.ConvTranspose2d(4, 2, 2, stride=2))
+
+
+def halves() -> nn.Module:
+    """Analysed in float16 (the inputs say so: the model is cast)."""
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.GELU())
