@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import IO
 
-import torchscan
 from torchscan.zoo.analyse import failed_row, one_line
 from torchscan.zoo.records import Job, Settings, ZooRow
 
@@ -33,7 +32,7 @@ __all__ = ["run_job"]
 _POLL = 0.2
 """Seconds between looks at the cancel flag while waiting for a row."""
 
-_SOURCE = str(Path(torchscan.__file__).resolve().parents[1])
+_SOURCE = str(Path(__file__).resolve().parents[2])
 """The folder holding this torchscan package: the worker imports the same one."""
 
 
