@@ -2,9 +2,10 @@
 
 Rows go to ``-o FILE`` as they complete (a rerun skips what the file holds); the table of the sweep's
 rows goes to ``--table FILE`` (``.md`` Markdown, ``.html`` a sortable page) or, with ``--table -`` or
-when neither ``-o`` nor ``--table`` is given, to stdout as Markdown. The progress bar and the closing
-summary (rows, failures by reason, wall time) go to stderr. Without a SPEC, ``-o FILE`` is only read:
-``torchscan zoo -o results.csv --table results.html`` renders an earlier sweep.
+when neither ``-o`` nor ``--table`` is given, to stdout as Markdown. The progress bar (on a terminal,
+unless ``--quiet``) and the closing summary (rows, failures by reason, wall time) go to stderr. Without
+a SPEC, ``-o FILE`` is only read: ``torchscan zoo -o results.csv --table results.html`` renders an
+earlier sweep.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser, size: Callable[[str], int]) -
     real.add_argument(
         "--real-forward-limit", type=size, default=None, metavar="SIZE", help="largest real forward allowed, e.g. 4GiB"
     )
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar (shown only on a terminal)")
     parser.add_argument("--traceback", action="store_true", help="on an error, print the full traceback")
 
 
@@ -161,7 +162,7 @@ def run_command(args: argparse.Namespace) -> int:
                 memory_limit=args.memory_limit,
                 real_forward=not args.no_real_forward,
                 real_forward_limit=args.real_forward_limit,
-                progress=None if args.quiet else sys.stderr,
+                progress=sys.stderr if not args.quiet and sys.stderr.isatty() else None,
             )
     if table_format == "html":
         Path(args.table).write_text(render_html(rows, columns), encoding="utf-8")

@@ -26,15 +26,11 @@ class _Column:
 def _scaled(field: str, scale: float, digits: int) -> _Column:
     """A count or size divided by ``scale``, ``digits`` decimals; empty when the row has none."""
 
-    def value(row: ZooRow) -> float | None:
-        number = getattr(row, field)
-        return None if number is None else number
-
     def text(row: ZooRow) -> str:
-        number = value(row)
+        number = getattr(row, field)
         return "" if number is None else f"{number / scale:.{digits}f}"
 
-    return _Column("", text, value)
+    return _Column("", text, lambda row: getattr(row, field))
 
 
 def _named(header: str, column: _Column) -> _Column:
