@@ -71,3 +71,12 @@ def test_refused_allocations_are_recognised_through_the_chain() -> None:
         assert memory_refused(error)
     assert memory_refused(MemoryError())
     assert not memory_refused(ValueError("shape mismatch"))
+
+
+def test_several_sizes_share_one_sweep_with_the_rows_of_separate_analyses() -> None:
+    (job,) = jobs([spec("cnn")], sizes=[16, 32, 48], batch_sizes=[1, 4])
+    together = list(analyse_job(job, Settings(), together=True))
+    apart = list(analyse_job(job, Settings(), together=False))
+    assert len(together) == 6 and all(row.ok for row in together)
+    assert together == apart  # every field but the timings
+    assert len({row.analysis_seconds for row in together}) == 1  # the sweep's time, shared

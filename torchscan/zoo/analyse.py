@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from torchscan.api import crawl_module
+from torchscan.api import crawl_module, sweep
 from torchscan.errors import CaptureError
 from torchscan.loader import load_model
 from torchscan.records import TensorSpec
@@ -107,11 +107,16 @@ def _on_meta(model: nn.Module) -> bool:
     return any(tensor.device.type == "meta" for tensor in (*model.parameters(), *model.buffers()))
 
 
-def analyse_job(job: Job, settings: Settings) -> Iterator[ZooRow]:
+def analyse_job(job: Job, settings: Settings, together: bool = True) -> Iterator[ZooRow]:
     """One row per input set of ``job``, in order. The model is built once on meta weights; an input set
     that only a real forward can capture (:class:`CaptureError` on meta weights) gets a model with real
     random weights, built once, as the ``torchscan`` command does. An exception becomes a failed row; a
-    model that cannot be built fails every row."""
+    model that cannot be built fails every row.
+
+    With ``together`` and several input sets of one dtype, :func:`torchscan.sweep` analyses them all
+    (traced once; each report equal to ``crawl_module``'s) and each row's ``analysis_seconds`` is an
+    equal share of the sweep's time; if the sweep raises, each input set is analysed on its own.
+    """
     options = {"real_forward": settings.real_forward, "real_forward_limit": settings.real_forward_limit}
     models: dict[tuple[bool, torch.dtype | None], nn.Module] = {}
 
@@ -130,6 +135,19 @@ def analyse_job(job: Job, settings: Settings) -> Iterator[ZooRow]:
             yield _error_row(job.spec, inputs, error, settings)
         return
     build_seconds = time.perf_counter() - start
+    dtypes = {_model_dtype(inputs) for inputs in job.inputs}
+    if together and len(job.inputs) > 1 and len(dtypes) == 1:
+        start = time.perf_counter()
+        try:
+            items = [dict(zip(("args", "kwargs"), _call(inputs), strict=True)) for inputs in job.inputs]
+            reports = sweep(model_for(True, dtypes.pop()), items, **options)
+        except Exception:  # one input set failed it (or needs real weights): each on its own below
+            pass
+        else:
+            share = (time.perf_counter() - start) / len(reports)
+            for inputs, report in zip(job.inputs, reports, strict=True):
+                yield row_from_report(job.spec, inputs, report, build_seconds, share)
+            return
     for inputs in job.inputs:
         args, kwargs = _call(inputs)
         dtype = _model_dtype(inputs)

@@ -1,6 +1,6 @@
 """The worker process: ``python -m torchscan.zoo.child``, started by :func:`torchscan.zoo.worker.run_job`.
 
-It reads one pickled ``(Job, Settings)`` from stdin, limits its own address space (``RLIMIT_AS``: what
+It reads one pickled ``(Job, Settings, together)`` from stdin, limits its own address space (``RLIMIT_AS``: what
 it holds after importing torch plus ``Settings.memory_limit``), analyses the job
 (:func:`torchscan.zoo.analyse.analyse_job`) and writes each row as one JSON line on the stdout it was
 given. Everything else — the model's prints, warnings, a crash's stack (``faulthandler``) — goes to
@@ -49,7 +49,7 @@ def main() -> int:
     channel: TextIO = os.fdopen(os.dup(1), "w", encoding="utf-8")  # the rows; fd 1 itself now goes to stderr
     os.dup2(2, 1)
     faulthandler.enable()
-    job, settings = pickle.load(sys.stdin.buffer)
+    job, settings, together = pickle.load(sys.stdin.buffer)
     threading.Thread(target=_exit_with_parent, name="torchscan-zoo-parent", daemon=True).start()
 
     import torch
@@ -58,7 +58,7 @@ def main() -> int:
 
     torch.set_num_threads(1)  # jobs run side by side: one core each
     limit_memory(settings.memory_limit)
-    for row in analyse_job(job, settings):
+    for row in analyse_job(job, settings, together):
         channel.write(json.dumps(row.to_dict()) + "\n")
         channel.flush()
     return 0

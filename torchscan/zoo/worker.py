@@ -90,8 +90,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def _run_once(job: Job, settings: Settings, cancel: threading.Event | None) -> tuple[list[ZooRow], ZooRow | None]:
-    """Rows of one worker process for ``job``; the failed row of the input set it died on, if it did."""
+def _run_once(
+    job: Job, settings: Settings, cancel: threading.Event | None, together: bool
+) -> tuple[list[ZooRow], ZooRow | None]:
+    """Rows of one worker process for ``job``; the failed row of the input set it died on, if it did.
+
+    ``together``: the worker may analyse the input sets in one :func:`torchscan.sweep`, its rows all
+    coming at its end; the first row's time limit is then one per input set."""
     rows: list[ZooRow] = []
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(
@@ -108,10 +113,11 @@ def _run_once(job: Job, settings: Settings, cancel: threading.Event | None) -> t
         reader.start()
         failure: tuple[str, str] | None = None
         try:
-            pickle.dump((job, settings), process.stdin)
+            pickle.dump((job, settings, together), process.stdin)
             process.stdin.flush()
             while len(rows) < len(job.inputs):
-                deadline = time.monotonic() + settings.time_limit
+                rows_due = len(job.inputs) if together and not rows else 1
+                deadline = time.monotonic() + settings.time_limit * rows_due
                 row: ZooRow | None = None
                 while time.monotonic() < deadline:
                     if cancel is not None and cancel.is_set():
@@ -122,7 +128,7 @@ def _run_once(job: Job, settings: Settings, cancel: threading.Event | None) -> t
                     except queue.Empty:
                         continue
                 else:
-                    failure = ("Timeout", f"timeout after {settings.time_limit:g} s")
+                    failure = ("Timeout", f"timeout after {settings.time_limit * rows_due:g} s")
                     break
                 if row is None:  # the worker is gone: its status says why
                     process.wait()
@@ -146,15 +152,22 @@ def _run_once(job: Job, settings: Settings, cancel: threading.Event | None) -> t
 
 def run_job(job: Job, settings: Settings, cancel: threading.Event | None = None) -> tuple[ZooRow, ...]:
     """The rows of ``job``, one per input set in order, each analysed in a worker process under
-    ``settings``' limits; a worker's death fails its row and a new worker takes the rest. ``cancel``
-    (for an executor in this process) stops early: the rows so far are returned."""
+    ``settings``' limits; a worker's death fails its row and a new worker takes the rest. Several input
+    sets go to one worker together (one :func:`torchscan.sweep`); if that worker dies before its first
+    row, they are analysed again one by one, so that only the input set that kills a worker fails.
+    ``cancel`` (for an executor in this process) stops early: the rows so far are returned."""
     rows: list[ZooRow] = []
     remaining = job
+    together = len(job.inputs) > 1
     while remaining.inputs:
-        done, failed = _run_once(remaining, settings, cancel)
+        done, failed = _run_once(remaining, settings, cancel, together)
         rows += done
         if failed is None:  # every input set done, or cancelled
             break
+        if together and not done:  # the shared sweep died: find the input set that kills a worker
+            together = False
+            continue
+        together = False
         rows.append(failed)
         remaining = remaining.only(remaining.inputs[len(done) + 1 :])
     return tuple(rows)
