@@ -85,7 +85,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     """Kill the worker and everything it started (its process group), and reap it."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+    except (ProcessLookupError, PermissionError, AttributeError):  # gone already, or no process groups (Windows)
         process.kill()
     process.wait()
 
