@@ -10,7 +10,7 @@ from torchscan import zoo
 
 def test_a_dask_cluster_gives_the_local_rows(sweep: Sweep) -> None:
     distributed = pytest.importorskip("dask.distributed")
-    names = ["cnn", "value_branch", "segfault"]
+    names = ["value_branch", "segfault"]
     with (
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
         distributed.Client(cluster) as client,
