@@ -30,7 +30,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("torchscan.symbolic",),
     ("torchscan.api",),
     ("torchscan.loader",),
-    ("torchscan.cli", "torchscan.__main__"),
+    ("torchscan.zoo",),
+    ("torchscan.cli", "torchscan.zoo.command", "torchscan.__main__"),
     ("torchscan",),
 )
 """Bottom to top: a module imports from its own layer or the layers below it, never above."""

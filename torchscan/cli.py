@@ -1,5 +1,6 @@
-"""Command line: ``torchscan MODEL [options]`` and ``torchscan diff MODEL_A MODEL_B [options]``
-(``torchscan --help`` and ``torchscan diff --help`` list the options, with examples).
+"""Command line: ``torchscan MODEL [options]``, ``torchscan diff MODEL_A MODEL_B [options]`` and
+``torchscan zoo SPEC... [options]`` (:mod:`torchscan.zoo.command`; ``--help`` of each lists the options,
+with examples).
 
 The model is built by :func:`torchscan.loader.load_model`: nothing is downloaded, and its weights
 are meta tensors unless a real forward (a model only a real forward can capture) or ``--measure``
@@ -24,7 +25,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -447,7 +448,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="torchscan",
         description="Static analysis of a PyTorch model: per-layer shapes, parameters, FLOPs, MACs, DMAs, "
-        "memory. `torchscan diff MODEL_A MODEL_B` compares two models.",
+        "memory. `torchscan diff MODEL_A MODEL_B` compares two models; `torchscan zoo SPEC...` sweeps many.",
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -531,9 +532,27 @@ def _diff_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _zoo_parser() -> argparse.ArgumentParser:
+    from torchscan.zoo import command
+
+    parser = _Parser(
+        prog="torchscan zoo",
+        description=command.DESCRIPTION,
+        epilog=command.EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    command.add_arguments(parser, size=_size_argument)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``torchscan`` command; returns the exit status (0, 2: user error, 1: bug)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["zoo"]:  # torchscan zoo: torchscan.zoo.command
+        from torchscan.zoo.command import run_command
+
+        args = _zoo_parser().parse_args(argv[1:])
+        return _guarded(args, lambda: run_command(args))
     diff = argv[:1] == ["diff"]
     parser = _diff_parser() if diff else _parser()
     args = parser.parse_args(argv[1:] if diff else argv)
@@ -545,8 +564,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--all-rows shows the table's bookkeeping rows: it does not apply to --format {args.format}")
     if not diff and args.fit is not None and args.memory is None:
         parser.error("--fit needs --memory (the budget, e.g. 80GiB)")
+    return _guarded(args, lambda: _run_diff(args) if diff else _run(args))
+
+
+def _guarded(args: argparse.Namespace, command: Callable[[], int]) -> int:
+    """``command()``'s exit status; an interruption, a user mistake or a bug becomes one line on stderr."""
     try:
-        return _run_diff(args) if diff else _run(args)
+        return command()
     except KeyboardInterrupt:
         if args.traceback:
             raise
