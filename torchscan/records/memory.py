@@ -45,7 +45,8 @@ class TrainingEstimate:
     phases: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON data (``phases`` as ``{"forward": bytes, …}``)."""
+        return {**asdict(self), "phases": dict(self.phases)}
 
 
 @dataclass(frozen=True, slots=True)
