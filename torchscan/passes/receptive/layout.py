@@ -66,7 +66,7 @@ def _negative(dim: int, ndim: int) -> int:
 @TABLE.register(torch.cat, torch.concat, torch.concatenate)
 def cat(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """Concatenation along a non-spatial axis: the hull of the operands' fields (the union of paths)."""
-    dim = _negative(int(arg(call, "dim", 1, arg(call, "axis", 1, 0))), call.output.ndim)
+    dim = _negative(int(arg(call, "dim", 0, arg(call, "axis", 0, 0))), call.output.ndim)
     if dim in {axis for operand in operands for axis in operand.field.axes}:
         raise Unsupported("concatenation along a spatial dim")
     return union(call, operands)
@@ -76,7 +76,7 @@ def cat(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
 def stack(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """Stacking along a new axis: the hull of the operands' fields (axes left of the new one move)."""
     ndim = call.output.ndim
-    new = int(arg(call, "dim", 1, 0))
+    new = int(arg(call, "dim", 0, 0))
     new = new + ndim if new < 0 else new
     moved = []
     for operand in operands:
@@ -293,7 +293,7 @@ def _statistics_over_positions(call: OpCall, field: Field) -> bool:
     target = call.target
     if target in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, F.batch_norm):
         running = call.attrs.get("running_mean") is not None or call.attrs.get("track_running_stats", False)
-        return bool(arg(call, "training", 5, call.training)) or not running
+        return bool(arg(call, "training", 4, call.training)) or not running
     if target in (nn.LayerNorm, F.layer_norm, *((nn.RMSNorm, F.rms_norm) if hasattr(nn, "RMSNorm") else ())):
         normalized = arg(call, "normalized_shape", 0, ())
         count = len(normalized) if isinstance(normalized, (tuple, list)) else 1
