@@ -11,13 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.passes.receptive.helpers import rf_report
-from torchscan.graph.calls import ArgumentBinder
-from torchscan.passes.receptive import DEFAULT_RULES, Marker, receptive_fields
-from torchscan.passes.receptive.geometry import Field, Unsupported
-from torchscan.passes.receptive.propagate import _identity
-from torchscan.passes.receptive.table import Operand, Outcome
-from torchscan.records import OpCall, TensorSpec
+from tests.passes.receptive.helpers import rf_report, rule_outcomes
+from torchscan.passes.receptive import Marker, receptive_fields
+from torchscan.passes.receptive.geometry import Field
 
 
 def test_adaptive_pool_global_only_when_every_spatial_dim_pools_to_one() -> None:
@@ -26,48 +22,6 @@ def test_adaptive_pool_global_only_when_every_spatial_dim_pools_to_one() -> None
 
 
 # -- positional arguments -----------------------------------------------------------------------
-def _described(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return TensorSpec(tuple(value.shape), value.dtype)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_described(v) for v in value)
-    return value
-
-
-def _tensors(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    return []
-
-
-def rule_outcomes(function: Any, *args: Any) -> tuple[Outcome | str, Outcome | str]:
-    """The rule's outcome on ``function(*args)`` recorded with its arguments bound by name (what
-    the graph records) and unbound (``{"args": …}``, what it records when a signature does not bind),
-    every input of rank ≥ 3 an identity field over its spatial dims; a refusal as its message."""
-    out = function(*args)
-    tensors = _tensors(args)
-    inputs = tuple(_described(t) for t in tensors)
-    operands = tuple(
-        Operand(_identity(t.shape[2:]), spec) for t, spec in zip(tensors, inputs, strict=True) if t.ndim >= 3
-    )
-    described = tuple(_described(a) for a in args)
-    bound = ArgumentBinder().bind(function, described, {})
-    assert "args" not in bound
-    rule = DEFAULT_RULES.lookup(function)
-    assert rule is not None
-    outputs = tuple(_described(t) for t in _tensors(out))
-
-    def outcome(attrs: dict[str, Any]) -> Outcome | str:
-        try:
-            return rule(OpCall("function", function, inputs, outputs, attrs), operands)
-        except Unsupported as error:
-            return str(error)
-
-    return outcome(bound), outcome({"args": described})
-
-
 X1, X2, X3 = torch.ones(1, 2, 9), torch.ones(1, 2, 9, 8), torch.ones(1, 2, 7, 8, 6)
 
 POSITIONAL = {

@@ -206,10 +206,9 @@ def reshape(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
 def _permutation(call: OpCall, ndim: int) -> list[int]:
     target = call.target
     if target in (torch.permute, T.permute):
-        dims = arg(call, "dims", 0)
-        if dims is None or isinstance(dims, int):
+        dims = arg(call, "dims", 0)  # one tuple, by name or as the first positional
+        if dims is None or isinstance(dims, int):  # x.permute(0, 2, 3, 1): the dims are the positionals
             dims = call.attrs.get("args", ())
-        dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         return [d % ndim for d in dims]
     if target in (torch.t, T.t):
         first, second = 0, 1
