@@ -454,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         "--set-aside", default="", help="report the mutants under this path apart, not in the kill rate"
     )
     parser.add_argument("--set-aside-reason", default="", help="why, in the report")
+    parser.add_argument("--from-results", type=Path, help="write the report of an earlier --results file, run nothing")
     args = parser.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
     everything = population(modules())
@@ -461,6 +462,13 @@ def main(argv: list[str] | None = None) -> int:
         for mutant in everything:
             print(f"{mutant.id}\tline {mutant.line}\t{mutant.change}\t{mutant.source}")
         print(f"{len(everything)} mutants", file=sys.stderr)
+        return 0
+    if args.from_results:  # report only: the outcomes of a run (possibly cut short) as they were written
+        done = [_outcome(json.loads(line)) for line in args.from_results.read_text().splitlines() if line.strip()]
+        text = report(done, len(everything), args)
+        if args.out:
+            args.out.write_text(text)
+        print(text)
         return 0
     earlier: list[Outcome] = []
     chosen = [m for m in everything if m.id in set(args.only)] if args.only else everything
