@@ -343,10 +343,11 @@ def _outcome(data: dict) -> Outcome:
     return Outcome(Mutant(**data["mutant"]), data["status"], data["seconds"], data["detail"])
 
 
-def _current(mutant: Mutant, everything: list[Mutant]) -> Mutant | None:
-    """The mutant of the current tree with the same module, source line and change (the nearest by
-    index when several are); None when that line was rewritten or removed."""
-    same = [m for m in everything if (m.path, m.source, m.change) == (mutant.path, mutant.source, mutant.change)]
+def _current(mutant: Mutant, everything: list[Mutant], occurrence: bool = True) -> Mutant | None:
+    """The mutant of the current tree with the same module, source line and change — and occurrence,
+    when the earlier run recorded it (results written before occurrences were: the nearest by index) —
+    the nearest by index when several are; None when that line was rewritten or removed."""
+    same = [m for m in everything if m.key[:3] == mutant.key[:3] and (not occurrence or m.key == mutant.key)]
     return min(same, key=lambda m: abs(m.index - mutant.index)) if same else None
 
 
@@ -473,9 +474,11 @@ def main(argv: list[str] | None = None) -> int:
     earlier: list[Outcome] = []
     chosen = [m for m in everything if m.id in set(args.only)] if args.only else everything
     if args.rerun:
-        earlier = [_outcome(json.loads(line)) for line in args.rerun.read_text().splitlines() if line.strip()]
+        data = [json.loads(line) for line in args.rerun.read_text().splitlines() if line.strip()]
+        earlier = [_outcome(item) for item in data]
+        recorded = {id(o): "occurrence" in item["mutant"] for o, item in zip(earlier, data, strict=True)}
         again = [o for o in earlier if o.status == "survived" and o.mutant.path.startswith(args.rerun_under)]
-        found = [(o, _current(o.mutant, everything)) for o in again]
+        found = [(o, _current(o.mutant, everything, recorded[id(o)])) for o in again]
         chosen = [current for _, current in found if current is not None]
         gone = [
             Outcome(o.mutant, "gone", 0.0, "the line was rewritten or removed")

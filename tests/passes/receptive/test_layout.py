@@ -177,6 +177,23 @@ def test_matmul_of_two_input_dependent_operands_is_global() -> None:
     assert Marker.GLOBAL in outcomes.values()
 
 
+class SquareScores(nn.Module):
+    """Scores of two different projections whose token and feature counts agree (4 tokens of 4
+    features): both operands have the same shape, told apart by their order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.k = nn.Conv2d(1, 4, 1), nn.Conv2d(1, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.q(x).flatten(2).transpose(1, 2) @ self.k(x).flatten(2)
+
+
+def test_matmul_of_two_operands_of_one_shape_is_global() -> None:
+    outcomes = _fields(SquareScores(), (1, 2, 2))
+    assert Marker.GLOBAL in outcomes.values()
+
+
 A = torch.ones(1, 2, 5, 4)
 
 
