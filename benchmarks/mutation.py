@@ -24,6 +24,13 @@ Usage (from the repository root)::
     python benchmarks/mutation.py --list                      # the mutant population
     python benchmarks/mutation.py --sample 200 --seed 18 --jobs 2 --out benchmarks/mutation.md
     python benchmarks/mutation.py --only "passes/receptive/windows.py:17"   # one mutant, by id
+    python benchmarks/mutation.py --rerun old.jsonl --results new.jsonl   # an earlier run's survivors again
+    python benchmarks/mutation.py --sample 150 --seed 1118 --set-aside torchscan/passes/memory/ \
+        --set-aside-reason "being reworked"   # reported apart, outside the kill rate
+
+``--rerun`` matches an earlier survivor to the current tree by module, source line and change; a
+survivor whose line was rewritten since is reported as gone (not counted: the new line's mutants are
+in the population a fresh sample draws from).
 
 The report lists the kill rate and every survivor; survivors judged equivalent (no observable
 change) are listed in :data:`EQUIVALENT` with the reason and reported as such.
@@ -67,6 +74,15 @@ TESTS: dict[str, tuple[str, ...]] = {
 
 _RECORD = "a flag of a private record's @dataclass (frozen/slots): the code never assigns a field"
 _STRICT = "zip(strict=True) -> False over sequences of equal length by construction"
+_SCATTER = (
+    "every registered scatter-add (index_add, scatter_add and their method and in-place spellings) takes "
+    "(self, index, source) tensors, so rest is (index, source): never empty, rest[:-1] == rest[:1]"
+)
+_CONV = (
+    "a default or position of a (transposed) convolution's window argument: the rule reads the weight by "
+    "name (call.spec), so an unbound call (arguments by position only) is refused before it; a bound call "
+    "has every argument (the binder applies the defaults; a module has them as attributes)"
+)
 EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
     ("passes/memory/eager.py", "@dataclass(frozen=True, slots=True)", "True -> False"): _RECORD,
     ("passes/memory/storage.py", "@dataclass(frozen=True, slots=True)", "True -> False"): _RECORD,
@@ -91,6 +107,22 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
     ("passes/params.py", "shared: int = 0", "0 -> 1"): "a field default that collect_params always overrides",
     ("passes/memory/eager.py", "for position in range(len(owners) - 1, -1, -1):", "1 -> 2", 1): "the stop -1 -> "
     "-2 leaves out position 0, always a placeholder: never bound to a name, and no later position reads the stack",
+    ("ops/linear.py", "for term, shape in zip(operands, shapes, strict=True):", "True -> False"): _STRICT
+    + " (_einsum_terms raises first when the equation names another number of operands)",
+    ("ops/norm.py", 'groups = argument(call, "num_groups", 0, 1)', "1 -> 2"): "the default: num_groups is a "
+    "required argument of every spelling (nn.GroupNorm's attribute; F.group_norm, torch.group_norm and "
+    "aten.group_norm take it as their first argument after the input, by name or by position)",
+    ("ops/shape.py", "source = rest[-1].numel if rest else 0", "0 -> 1"): _SCATTER,
+    ("ops/shape.py", "index = sum(spec.numel for spec in rest[:-1])", "-x -> x"): _SCATTER,
+    (
+        "passes/receptive/windows.py",
+        "for span, k, d, p, s in zip(field.spans, kernel, dilation, padding, stride, strict=True)",
+        "True -> False",
+    ): _STRICT + " (unfold refuses a field whose axes are not (-2, -1): two spans; the four window arguments "
+    "are ints(…, 2))",
+    ("passes/receptive/windows.py", 'stride = ints(arg(call, "stride", 2), n, 1)', "1 -> 2"): _CONV,
+    ("passes/receptive/windows.py", 'padding = ints(arg(call, "padding", 3), n, 0)', "0 -> 1"): _CONV,
+    ("passes/receptive/windows.py", 'dilation = ints(arg(call, "dilation", 4), n, 1)', "4 -> 5"): _CONV,
 }
 """``(module, source line, change[, occurrence])`` -> why the mutant changes nothing observable
 (reported as equivalent, not as a survivor); without an occurrence, every mutant of that line and
@@ -311,22 +343,35 @@ def _outcome(data: dict) -> Outcome:
     return Outcome(Mutant(**data["mutant"]), data["status"], data["seconds"], data["detail"])
 
 
-def _current(mutant: Mutant, everything: list[Mutant]) -> Mutant:
-    """The mutant of the current tree with the same module, source line and change (the nearest by
-    index when several are)."""
-    same = [m for m in everything if (m.path, m.source, m.change) == (mutant.path, mutant.source, mutant.change)]
-    if not same:
-        raise SystemExit(f"{mutant.id} ({mutant.change} in {mutant.source!r}) is not in the current tree")
-    return min(same, key=lambda m: abs(m.index - mutant.index))
+def _current(mutant: Mutant, everything: list[Mutant], occurrence: bool = True) -> Mutant | None:
+    """The mutant of the current tree with the same module, source line and change — and occurrence,
+    when the earlier run recorded it (results written before occurrences were: the nearest by index) —
+    the nearest by index when several are; None when that line was rewritten or removed."""
+    same = [m for m in everything if m.key[:3] == mutant.key[:3] and (not occurrence or m.key == mutant.key)]
+    return min(same, key=lambda m: abs(m.index - mutant.index)) if same else None
+
+
+def _rate(outcomes: list[Outcome]) -> tuple[int, int]:
+    """``(killed, judged)``: killed or timed out, over the mutants run less the equivalent ones, the
+    errors and the gone ones."""
+    killed = sum(o.status in ("killed", "timeout") for o in outcomes)
+    judged = sum(
+        o.status in ("killed", "timeout") or (o.status == "survived" and not equivalent(o.mutant)) for o in outcomes
+    )
+    return killed, judged
 
 
 def report(outcomes: list[Outcome], total: int, args: argparse.Namespace) -> str:
+    aside = [o for o in outcomes if args.set_aside and o.mutant.path.startswith(args.set_aside)]
+    everything, outcomes = outcomes, [o for o in outcomes if o not in aside]
     killed = [o for o in outcomes if o.status in ("killed", "timeout")]
     same = [o for o in outcomes if o.status == "survived" and equivalent(o.mutant)]
     survived = [o for o in outcomes if o.status == "survived" and not equivalent(o.mutant)]
     errors = [o for o in outcomes if o.status == "error"]
-    judged = len(outcomes) - len(same) - len(errors)
+    gone = [o for o in outcomes if o.status == "gone"]
+    judged = len(outcomes) - len(same) - len(errors) - len(gone)
     rate = 100 * len(killed) / judged if judged else 0.0
+    all_killed, all_judged = _rate(everything)
     lines = [
         "# Mutation testing of `torchscan/ops/` and `torchscan/passes/`",
         "",
@@ -341,8 +386,18 @@ def report(outcomes: list[Outcome], total: int, args: argparse.Namespace) -> str
         ),
         "",
         f"**Kill rate: {len(killed)} / {judged} = {rate:.1f}%** (killed or timed out, over the mutants run less "
-        f"the {len(same)} equivalent ones{f' and {len(errors)} errors' if errors else ''}).",
+        f"the {len(same)} equivalent ones{f' and {len(errors)} errors' if errors else ''}"
+        f"{f' and {len(gone)} whose line is gone' if gone else ''}"
+        f"{f'; the {len(aside)} under {args.set_aside} set aside, see below' if aside else ''}).",
         "",
+    ]
+    if aside:
+        lines += [
+            f"With the set-aside mutants: {all_killed} / {all_judged} = "
+            f"{100 * all_killed / all_judged if all_judged else 0:.1f}%.",
+            "",
+        ]
+    lines += [
         f"Wall time: {sum(o.seconds for o in outcomes) / 60:.0f} CPU-minutes of test runs.",
         "",
         "## Survivors",
@@ -356,12 +411,26 @@ def report(outcomes: list[Outcome], total: int, args: argparse.Namespace) -> str
         for o in same
     ]
     lines += ["- none"] if not same else []
+    if gone:
+        lines += ["", "## Gone (the mutated line was rewritten or removed since; not counted)", ""]
+        lines += [f"- `{o.mutant.id}` line {o.mutant.line}, `{o.mutant.change}`: `{o.mutant.source}`" for o in gone]
+    if aside:
+        lines += ["", f"## Set aside: {args.set_aside} ({args.set_aside_reason or 'not counted above'})", ""]
+        lines += [
+            f"- `{o.mutant.id}` line {o.mutant.line}, `{o.mutant.change}`: {o.status}"
+            + (f" (equivalent: {equivalent(o.mutant)})" if o.status == "survived" and equivalent(o.mutant) else "")
+            + f": `{o.mutant.source}`"
+            for o in aside
+            if o.status not in ("killed", "timeout")
+        ]
+        lines.append(f"- killed: {sum(o.status in ('killed', 'timeout') for o in aside)} of {len(aside)}")
     lines += ["", "## Per module", "", "| module | run | killed | survived | equivalent |", "|---|---|---|---|---|"]
-    for path in sorted({o.mutant.path for o in outcomes}):
-        mine = [o for o in outcomes if o.mutant.path == path]
+    for path in sorted({o.mutant.path for o in everything}):
+        mine = [o for o in everything if o.mutant.path == path]
         lines.append(
             f"| `{path}` | {len(mine)} | {sum(o.status in ('killed', 'timeout') for o in mine)} | "
-            f"{sum(o in survived for o in mine)} | {sum(o in same for o in mine)} |"
+            f"{sum(o.status == 'survived' and not equivalent(o.mutant) for o in mine)} | "
+            f"{sum(o.status == 'survived' and bool(equivalent(o.mutant)) for o in mine)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -382,6 +451,11 @@ def main(argv: list[str] | None = None) -> int:
         "report them with its other outcomes",
     )
     parser.add_argument("--rerun-under", default="torchscan/", help="with --rerun: only the survivors under this path")
+    parser.add_argument(
+        "--set-aside", default="", help="report the mutants under this path apart, not in the kill rate"
+    )
+    parser.add_argument("--set-aside-reason", default="", help="why, in the report")
+    parser.add_argument("--from-results", type=Path, help="write the report of an earlier --results file, run nothing")
     args = parser.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
     everything = population(modules())
@@ -390,13 +464,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{mutant.id}\tline {mutant.line}\t{mutant.change}\t{mutant.source}")
         print(f"{len(everything)} mutants", file=sys.stderr)
         return 0
+    if args.from_results:  # report only: the outcomes of a run (possibly cut short) as they were written
+        done = [_outcome(json.loads(line)) for line in args.from_results.read_text().splitlines() if line.strip()]
+        text = report(done, len(everything), args)
+        if args.out:
+            args.out.write_text(text)
+        print(text)
+        return 0
     earlier: list[Outcome] = []
     chosen = [m for m in everything if m.id in set(args.only)] if args.only else everything
     if args.rerun:
-        earlier = [_outcome(json.loads(line)) for line in args.rerun.read_text().splitlines() if line.strip()]
+        data = [json.loads(line) for line in args.rerun.read_text().splitlines() if line.strip()]
+        earlier = [_outcome(item) for item in data]
+        recorded = {id(o): "occurrence" in item["mutant"] for o, item in zip(earlier, data, strict=True)}
         again = [o for o in earlier if o.status == "survived" and o.mutant.path.startswith(args.rerun_under)]
-        chosen = [_current(o.mutant, everything) for o in again]
-        earlier = [o for o in earlier if o not in again]
+        found = [(o, _current(o.mutant, everything, recorded[id(o)])) for o in again]
+        chosen = [current for _, current in found if current is not None]
+        gone = [
+            Outcome(o.mutant, "gone", 0.0, "the line was rewritten or removed")
+            for o, current in found
+            if current is None
+        ]
+        earlier = [o for o in earlier if o not in again] + gone
     elif args.sample:
         chosen = sorted(random.Random(args.seed).sample(chosen, min(args.sample, len(chosen))), key=lambda m: m.id)
     places = [_workspace() for _ in range(max(1, args.jobs))]

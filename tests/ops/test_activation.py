@@ -64,6 +64,24 @@ def test_inplace_writes_nothing() -> None:
     assert cost(nn.Hardswish, (X,), (X,), inplace=True).dmas == 24
 
 
+@pytest.mark.parametrize(
+    ("target", "per_element"),
+    [
+        (aten.relu_.default, 1),
+        (aten.hardtanh_.default, 2),
+        (aten.silu_.default, 5),
+        (aten.hardswish_.default, 5),
+        (aten.hardsigmoid_.default, 4),
+    ],
+)
+def test_aten_inplace_spellings_write_nothing(target: object, per_element: int) -> None:
+    """The ATen in-place overloads (what a scripted or decomposed model records): 24 inputs read,
+    nothing written; the out-of-place overload writes its 24 outputs."""
+    assert cost(target, (X,), (X,)) == Cost(flops=per_element * 24, dmas=24)
+    out_of_place = getattr(aten, str(target).split(".")[1].rstrip("_")).default
+    assert cost(out_of_place, (X,), (X,)) == Cost(flops=per_element * 24, dmas=48)
+
+
 # 6 rows of 4: max 3 comparisons, subtract 4, exp 4, sum 3 adds, divide 4 = 18 a row, 108 in all;
 # log-softmax: max 3, subtract 4, exp 4, sum 3, log 1, subtract 4 = 19 a row, 114. DMAs 24 + 24.
 SOFTMAX = Cost(flops=108, dmas=48)
@@ -174,6 +192,28 @@ def test_inplace_activations_count_as_the_reference(module: nn.Module, name: str
     counted = reference.pointwise(reference.ACTIVATIONS[name], x)
     assert_same(counted.output, module(x.clone()))
     assert module_cost(module, x.clone()) == expected(counted, inplace=True)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (3, 4, 2)])
+def test_softmax2d_is_a_softmax_over_channels(shape: tuple[int, ...]) -> None:
+    """Softmax2d normalises over dim −3 (the channels of a batched or unbatched image): the
+    reference's softmax over that dim. On (2, 3, 4, 5): R = 40 rows of 3, 5·120 − 2·40 = 520 FLOPs."""
+    x = 3 * randn(0, *shape)
+    counted = reference.softmax(x, -3)
+    assert_same(counted.output, nn.Softmax2d()(x))
+    assert module_cost(nn.Softmax2d(), x) == expected(counted)
+    if shape == (2, 3, 4, 5):
+        assert expected(counted) == Cost(flops=520, dmas=240)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activations_keep_the_receptive_field(name: str) -> None:
+    """A pointwise activation neither widens nor stops a receptive field: after a 3×3 conv the
+    activation's field is the conv's (3, 3), with no receptive-field diagnostic."""
+    make = ACTIVATIONS[name][0]
+    report = crawl_module(nn.Sequential(nn.Conv2d(1, 2, 3), make()), (1, 6, 6), receptive_field=True)
+    assert [d.code for d in report.diagnostics if d.code.startswith("rf-")] == []
+    assert report.row("1").receptive_field == report.row("0").receptive_field == (3, 3)
 
 
 @given(st.lists(st.integers(1, 4), min_size=1, max_size=3), st.data())

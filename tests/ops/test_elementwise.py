@@ -93,6 +93,24 @@ def test_diff_counts_each_round_and_the_concatenation() -> None:
     assert cost(torch.Tensor.diff, (x,), (spec(1, 5),), kind="method", dim=0) == Cost(flops=5, dmas=15)
 
 
+def test_diff_positional_rounds_and_a_full_prepend() -> None:
+    x = spec(3, 4)
+    # x.diff(2) (rounds given by position): 3 x 3 then 3 x 2 outputs, 15 FLOPs, 3 DMAs each
+    assert cost(torch.Tensor.diff, (x,), (spec(3, 2),), kind="method", args=(2,)) == Cost(flops=15, dmas=45)
+    # prepend a (3, 2) tensor along the last dim: L = 4 + 2 = 6, 18 elements copied (read and
+    # written, 36 DMAs), then 3 x 5 = 15 differences (45 DMAs)
+    prepend = spec(3, 2)
+    assert cost(torch.diff, (x, prepend), (spec(3, 5),), prepend=prepend) == Cost(flops=15, dmas=81)
+    assert torch.diff(torch.zeros(3, 4), prepend=torch.zeros(3, 2)).shape == (3, 5)
+
+
+def test_clamp_to_one_bound() -> None:
+    # one comparison per element; 10 read and 10 written, nothing written in place
+    assert cost(torch.clamp_min, (X,), (X,), min=0.0) == Cost(flops=10, dmas=20)
+    assert cost(T.clamp_max, (X,), (X,), kind="method", args=(1.0,)) == Cost(flops=10, dmas=20)
+    assert cost(T.clamp_min_, (X,), (X,), kind="method", args=(0.0,)) == Cost(flops=10, dmas=10)
+
+
 def test_diff_output_sizes_match_torch() -> None:
     x = torch.zeros(3, 7)
     for n, dim in ((1, -1), (3, 1), (2, 0)):

@@ -100,3 +100,26 @@ def test_a_hand_worked_linear() -> None:
     with torch.no_grad():
         assert module_cost(module, x) == Cost(flops=24, macs=12, dmas=18)
         assert expected(reference.linear(x, module.weight, module.bias), "input", "weight", "bias") == Cost(24, 12, 18)
+
+
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(0, 2**31))
+def test_matrix_vector_products_count_as_the_reference(rows: int, depth: int, seed: int) -> None:
+    """mv / dot / addmv (a non-square matrix: the contracted length is the vector's, ``k``, not the
+    matrix's row count): the reference's matmul of a matrix and a vector, the added term of addmv
+    one more add and read per output."""
+    a, v, bias = randn(seed, rows, depth), randn(seed + 1, depth), randn(seed + 2, rows)
+    counted = reference.matmul(a, v)
+    assert_same(counted.output, torch.mv(a, v))
+    want = expected(counted, "a", "b")
+    assert function_cost(torch.mv, a, v) == want
+    assert method_cost(torch.Tensor.mv, a, v) == want
+    assert function_cost(torch.addmv, bias, a, v) == want + Cost(flops=rows, dmas=rows)
+    counted = reference.matmul(v, v)
+    assert_same(counted.output, torch.dot(v, v))
+    assert function_cost(torch.dot, v, v) == expected(counted, "a", "b")
+
+
+def test_a_hand_worked_matrix_vector_product() -> None:
+    """(3 × 5) @ (5,): 3 dot products of length 5, 5 MACs and 5 multiplies + 4 adds each:
+    15 MACs, 27 FLOPs; 15 + 5 elements read, 3 written: 23 DMAs."""
+    assert function_cost(torch.mv, randn(0, 3, 5), randn(1, 5)) == Cost(flops=27, macs=15, dmas=23)

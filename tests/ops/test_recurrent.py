@@ -70,6 +70,45 @@ def test_lstm_table_flops_and_dmas() -> None:
     assert got.dmas == params + 4 * (3 + 2 + 2 + 2 * 2)
 
 
+def test_projected_lstm_flops_and_dmas() -> None:
+    """LSTM(4, 6, proj_size=3) over 5 steps, unbatched: g = 4, H = 6, Hr = 3, I = 4.
+    Per step: gates 24·(2·4 + 2·3 − 1) = 312, biases 2·24 = 48, cell 28·6 = 168, projection
+    3·(2·6 − 1) = 33: 561, 2805 over 5 steps. Parameters 96 (W_ih) + 72 (W_hh) + 48 (biases) +
+    18 (W_hr) = 234, read once; per step x (4), h (3) read, h (3) written, cell state (6) read and
+    written: 5·22 = 110. DMAs 344."""
+    attrs = {"input_size": 4, "hidden_size": 6, "num_layers": 1, "bias": True, "batch_first": False, "proj_size": 3}
+    got = cost(nn.LSTM, (spec(5, 4),), (spec(5, 3),), **attrs)
+    assert got.flops == 2805
+    assert got.dmas == 344
+    assert sum(p.numel() for p in nn.LSTM(4, 6, proj_size=3).parameters()) == 234
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        nn.LSTM(4, 6, proj_size=3),
+        nn.LSTM(3, 5, num_layers=2, proj_size=2, bidirectional=True),
+        nn.LSTM(3, 5, bias=False, proj_size=4),
+        nn.GRU(3, 4, num_layers=2),
+        nn.RNN(2, 3, bias=False, bidirectional=True),
+    ],
+)
+def test_weights_are_read_once(module: nn.Module) -> None:
+    """The DMAs of one step of an unbatched sequence less its per-step traffic are the module's
+    parameters, counted by torch: per layer and direction ``x`` (I) and ``h`` (Hr) read, ``h``
+    written, an LSTM's cell state (H) read and written."""
+    module = module.eval()
+    hidden, proj = module.hidden_size, module.proj_size or module.hidden_size
+    dirs = 2 if module.bidirectional else 1
+    state = 2 * hidden if isinstance(module, nn.LSTM) else 0
+    traffic = sum(
+        dirs * ((module.input_size if layer == 0 else dirs * proj) + 2 * proj + state)
+        for layer in range(module.num_layers)
+    )
+    report = crawl_module(module, (1, module.input_size), batch_size=None)
+    assert report.totals.dmas - traffic == sum(p.numel() for p in module.parameters())
+
+
 @pytest.mark.parametrize(("cls", "gates"), [(nn.RNNCell, 1), (nn.LSTMCell, 4), (nn.GRUCell, 3)])
 def test_cells(cls: type, gates: int) -> None:
     report = crawl_module(cls(5, 7).eval(), (5,), batch_size=3)

@@ -53,3 +53,20 @@ class Stats(torch.nn.Module):
 
 def test_complete() -> None:
     assert crawl_module(Stats(), (3, 5)).totals.complete
+
+
+def test_topk_heap_comparisons() -> None:
+    # k = 1 is a running max: one comparison per element (24); 24 read, value and index written
+    assert cost(torch.topk, (X,), (spec(4, 1), spec(4, 1)), k=1) == Cost(flops=24, dmas=24 + 8)
+    # x.topk(3) (k by position): a heap of 3, ⌈log2 4⌉ = 2 comparisons per element
+    got = cost(T.topk, (X,), (spec(4, 3), spec(4, 3)), kind="method", args=(3,))
+    assert got == Cost(flops=48, dmas=24 + 24)
+
+
+def test_unique_along_a_dim() -> None:
+    """unique(x, dim=1) on 3 × 4: n = 4 columns, s = 3 slices: 12·⌈log2 4⌉ + 12 − 3 = 33
+    comparisons; along dim 0: n = 3, s = 4: 12·2 + 12 − 4 = 32."""
+    x, out = spec(3, 4), spec(3, 4)
+    assert cost(torch.unique, (x,), (out,), dim=1).flops == 33
+    assert cost(torch.unique, (x,), (out,), dim=-1).flops == 33
+    assert cost(torch.unique, (x,), (out,), dim=0).flops == 32

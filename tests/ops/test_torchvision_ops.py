@@ -40,6 +40,68 @@ def test_window_attention_macs() -> None:
     assert got.macs == linear_macs + attention_macs
 
 
+WINDOW = {"window_size": [2, 2], "num_heads": 2, "training": False}
+
+
+@pytest.mark.parametrize(
+    ("x", "window", "shift", "flops_over_unshifted", "dmas"),
+    [
+        (spec(1, 4, 4, 4), [2, 2], [0, 0], 0, 1184),
+        (spec(1, 4, 4, 4), [2, 2], [1, 0], 128, 1440),
+        (spec(1, 4, 4, 4), [2, 2], [1, 1], 128, 1440),
+        (spec(1, 3, 3, 4), [2, 2], [1, 1], 128, 1440 - 2 * (64 - 36)),  # padded to 4 × 4
+        (spec(1, 4, 4, 4), [4, 4], [2, 2], 0, None),  # one window: the shift is dropped
+    ],
+)
+def test_window_attention_dmas_and_shift(
+    x: object, window: list[int], shift: list[int], flops_over_unshifted: int, dmas: int | None
+) -> None:
+    """Swin window attention on 1×4×4×4 (C = 4), 2×2 windows, 2 heads, no biases, eval: T = 16
+    tokens, Np = 64 padded elements, W = 4 windows of N = 4 tokens, Q = W·h·N² = 128 scores.
+    DMAs: qkv Linear 4 → 12 on 16 tokens 64 + 48 + 192 = 304; proj 4 → 4: 64 + 16 + 64 = 144;
+    attention q, k, v 3·64, the bias h·N² = 32, its output 64: 288; data movement: input 64, pad 64,
+    window partition 2·64, window merge 2·64, crop 64 = 448, and when shifted the two rolls 4·64 =
+    256: 1184 unshifted, 1440 shifted. A shifted window adds its mask (one add per score, 128
+    FLOPs). A 3×3 input pads to 4×4: the input read and the crop written are 36 elements, not 64."""
+    attrs = {**WINDOW, "window_size": window}
+    unshifted = shifted_window_attention(OpCall("function", None, (x,), (x,), {**attrs, "shift_size": [0, 0]}))
+    got = shifted_window_attention(OpCall("function", None, (x,), (x,), {**attrs, "shift_size": shift}))
+    assert got.flops - unshifted.flops == flops_over_unshifted
+    if dmas is not None:
+        assert got.dmas == dmas
+    else:
+        assert got == unshifted
+
+
+def test_swin_v2_cosine_attention_flops() -> None:
+    """Swin V2 (a logit scale) on 1×4×4×8, 2×2 windows, 4 heads (c = 2): q and k are each
+    F.normalize'd over rows of c, ``3·N + 2·R`` (the F.normalize formula, ops/norm.py) on N = T·C =
+    128 elements in R = T·h = 64 rows: 512 each; the logit scale clamped and exponentiated, 2·h = 8;
+    the scores multiplied by it instead of by 1/√c (as many FLOPs): 1032 FLOPs more than V1."""
+    x = spec(1, 4, 4, 8)
+    attrs = {**WINDOW, "num_heads": 4, "shift_size": [0, 0]}
+    v1 = shifted_window_attention(OpCall("function", None, (x,), (x,), attrs))
+    v2 = shifted_window_attention(OpCall("function", None, (x,), (x,), {**attrs, "logit_scale": spec(4, 1, 1)}))
+    q = spec(4 * 4, 4, 2)  # windows·heads, tokens, head dim
+    normalize = cost(torch.nn.functional.normalize, (q,), (q,), dim=-1)
+    assert normalize.flops == 512
+    assert v2.flops - v1.flops == 2 * normalize.flops + 8 == 1032
+    assert v2.macs == v1.macs
+
+
+def test_relative_position_bias_gather() -> None:
+    """Swin's bias for 2×2 windows and 3 heads: the (9, 3) table gathered by a 16-entry index into
+    (16, 3), viewed, permuted and copied into (1, 3, 4, 4): the index read (16) and 4 reads/writes
+    per output element (4·48): 208 DMAs."""
+    from torchvision.models import swin_transformer
+
+    table, index = torch.zeros(9, 3), torch.randint(0, 9, (16,))
+    out = swin_transformer._get_relative_position_bias(table, index, [2, 2])
+    assert out.shape == (1, 3, 4, 4)
+    got = cost(swin_transformer._get_relative_position_bias, (spec(9, 3), spec(16)), (spec(*out.shape),))
+    assert got == Cost(dmas=16 + 4 * 48)
+
+
 ZOO = ["vit_b_16", "convnext_tiny", "efficientnet_b0", "mobilenet_v3_large", "swin_t", "regnet_y_400mf", "maxvit_t"]
 
 
@@ -85,6 +147,17 @@ def test_roi_align_samples() -> None:
     assert ps == fixed + Cost(dmas=48)
 
 
+def test_roi_align_on_a_non_square_map() -> None:
+    """A 6×10 map, 2×2 bins, N_out 48. Adaptive: S = ⌈6/2⌉·⌈10/2⌉ = 15 samples per bin, 180 sample
+    points: FLOPs 10·15·48 + 4·180 = 7920, MACs 3·15·48 = 2160, DMAs 4·15·48 + 15 + 48 = 2943.
+    sampling_ratio 3: S = 9, 108 points: FLOPs 90·48 + 432 = 4752, MACs 1296, DMAs 1728 + 63 = 1791."""
+    feature = spec(1, 4, 6, 10)
+    adaptive = cost(torchvision.ops.roi_align, (feature, ROIS), (POOLED,), output_size=2, sampling_ratio=-1)
+    assert adaptive == Cost(flops=7920, macs=2160, dmas=2943)
+    three = cost(torchvision.ops.roi_align, (feature, ROIS), (POOLED,), output_size=2, sampling_ratio=3)
+    assert three == Cost(flops=4752, macs=1296, dmas=1791)
+
+
 def test_roi_pool_bins() -> None:
     # bins of ⌈10/2⌉·⌈10/2⌉ = 25 elements; output and argmax written
     assert cost(torchvision.ops.roi_pool, (FEATURE, ROIS), (POOLED,), output_size=2) == Cost(
@@ -119,6 +192,42 @@ def test_mvit_helpers() -> None:
     assert cost(mvit._unsqueeze, (x,), (spec(1, 1, 2, 5, 8),), target_dim=5, expand_dim=1) == Cost()
     assert cost(mvit._add_shortcut, (x, x), (x,), residual_with_cls_embed=True) == Cost(flops=80, dmas=240)
     assert cost(mvit._add_shortcut, (x, x), (x,), residual_with_cls_embed=False) == Cost(flops=64, dmas=192)
+
+
+def test_mvit_shortcut_on_any_rank() -> None:
+    """With the class token the shortcut is one in-place add over all of x, whatever its rank
+    (torch's ``x.add_(shortcut)``): 5×8, 40 adds, 3 DMAs each."""
+    from torchvision.models.video import mvit
+
+    x = torch.zeros(5, 8)
+    mvit._add_shortcut(x, torch.ones(5, 8), True)
+    assert cost(mvit._add_shortcut, (spec(5, 8), spec(5, 8)), (spec(5, 8),), residual_with_cls_embed=True) == Cost(
+        flops=40, dmas=120
+    )
+
+
+def test_mvit_add_rel_pos_with_unequal_grids() -> None:
+    """q over (t, h, w) = (1, 2, 3) and k over (2, 3, 1) (Q = K = 6 tokens after the class token),
+    2 heads, c = 4, k_t + k_h + k_w = 6: products 2·6·6 = 72 of length 4 (288 MACs, as FlopCounterMode
+    counts the three einsum/matmul products), 72·7 FLOPs + 3·2·6·6 for the sum and add = 720.
+    DMAs: q read 3·2·6·4 = 144, the gathered tables read and written 2·(1·2 + 2·3 + 3·1)·4 = 88, the
+    products 2·72 = 144, the sum and add 4·2·6·6 = 288: 664."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from torchvision.models.video import mvit
+
+    attn, q = torch.zeros(1, 2, 7, 7), torch.rand(1, 2, 7, 4)
+    tables = torch.rand(5, 4), torch.rand(5, 4), torch.rand(3, 4)  # 2·max(q, k) − 1 rows for h, w, t
+    with FlopCounterMode(display=False) as counter:
+        mvit._add_rel_pos(attn, q, (1, 2, 3), (2, 3, 1), *tables)
+    got = cost(
+        mvit._add_rel_pos,
+        (spec(1, 2, 7, 7), spec(1, 2, 7, 4), spec(5, 4), spec(5, 4), spec(3, 4)),
+        (spec(1, 2, 7, 7),),
+        q_thw=(1, 2, 3),
+        k_thw=(2, 3, 1),
+    )
+    assert 2 * got.macs == counter.get_total_flops() == 2 * 288
+    assert got == Cost(flops=720, macs=288, dmas=664)
 
 
 def test_mvit_add_rel_pos_macs_match_flop_counter() -> None:

@@ -1,10 +1,14 @@
 """Upsample / interpolate against the counting reference (``tests/reference/upsample.py``):
-nearest, linear / bilinear / trilinear, bicubic, ``align_corners``; pixel (un)shuffle.
+nearest, linear / bilinear / trilinear, bicubic, ``align_corners``; pixel (un)shuffle; area
+against the reference's adaptive average pool (``tests/reference/pool.py``), which torch's area
+mode is.
 
 Conventions (``torchscan/ops/upsample.py``): each output reads its taps (nearest 1, d-linear
 ``2^d``, bicubic 16, border taps included) and is written once; d-linear blends with ``2^d − 1``
 lerps (3 FLOPs, 1 MAC each), bicubic with five 4-tap dot products (7 FLOPs, 4 MACs each) — the
 reference's literal counts, source coordinates and weights being position arithmetic (not counted).
+Area reads torch's adaptive windows (``K − 1`` adds and one division per output, no MACs): the
+reference's literal counts too.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from tests.ops.helpers import assert_same, cost, crawled_cost, function_cost, module_cost, randn, spec
+from tests.reference import pool as pool_reference
 from tests.reference import upsample as reference
 from tests.reference.counting import Counted
 from torchscan import crawl_module
@@ -97,3 +102,39 @@ def test_upsample_end_to_end(mode: str) -> None:
     x = randn(0, 1, 2, 3, 2)
     counted = reference.interpolate(x, (5, 4), mode)
     assert crawled_cost(nn.Upsample(size=(5, 4), mode=mode), x) == expected(counted)
+
+
+@st.composite
+def areas(draw: st.DrawFn) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """An input (1-D/2-D/3-D, non-square) and an area output size up or down, dividing or not."""
+    dims = draw(st.integers(1, 3))
+    size = tuple(draw(st.integers(1, 6 if dims < 3 else 3)) for _ in range(dims))
+    out = tuple(draw(st.integers(1, 7 if dims < 3 else 4)) for _ in range(dims))
+    return randn(draw(st.integers(0, 2**31)), draw(st.integers(1, 2)), draw(st.integers(1, 2)), *size), out
+
+
+def expected_area(counted: Counted) -> Cost:
+    tally = counted.tally
+    assert tally.macs == 0
+    return Cost(flops=tally.flops, dmas=tally.dmas(per_read=["input"]))
+
+
+@given(areas())
+def test_area_counts_as_the_adaptive_average_pool_reference(case: tuple[torch.Tensor, tuple[int, ...]]) -> None:
+    x, size = case
+    counted = pool_reference.adaptive_avg_pool(x, size)
+    assert_same(counted.output, F.interpolate(x, size=size, mode="area"))
+    assert function_cost(F.interpolate, x, size=size, mode="area") == expected_area(counted)
+    assert module_cost(nn.Upsample(size=size, mode="area"), x) == expected_area(counted)
+
+
+def test_a_hand_worked_area_upsampling() -> None:
+    """Area 3 → 6 (1-D): output ``j`` reads ``[⌊j/2⌋, ⌈(j + 1)/2⌉)``, one element each: 6 taps, no
+    adds, 6 divisions (6 FLOPs), 6 reads + 6 writes (12 DMAs). Area 10 → 3: windows [0, 4), [3, 7),
+    [6, 10), 12 taps: 9 adds + 3 divisions (12 FLOPs), 12 reads + 3 writes (15 DMAs). (A uniform
+    window of ``n % o + 1``, the formula before, gave 4 taps per output upsampling 3 → 6.)"""
+    x = randn(0, 1, 1, 3)
+    assert function_cost(F.interpolate, x, size=6, mode="area") == Cost(flops=6, dmas=12)
+    assert expected_area(pool_reference.adaptive_avg_pool(x, (6,))) == Cost(flops=6, dmas=12)
+    x = randn(0, 1, 1, 10)
+    assert function_cost(F.interpolate, x, size=3, mode="area") == Cost(flops=12, dmas=15)

@@ -15,6 +15,7 @@ from typing import Any
 from torchscan.records import Cost, OpCall, TensorSpec
 
 __all__ = [
+    "adaptive_taps",
     "argument",
     "normalise_dims",
     "pointwise",
@@ -54,6 +55,15 @@ def reduced_groups(spec: TensorSpec, dims: int | Sequence[int] | None) -> int:
     reduced = normalise_dims(dims, spec.ndim)
     size = math.prod(spec.shape[d] for d in reduced) if spec.ndim else 1
     return spec.numel // size if size else 0
+
+
+def adaptive_taps(spatial_in: Sequence[int], spatial_out: Sequence[int]) -> int:
+    """Input elements read by one grid of adaptive windows (torch's ``adaptive_*_pool`` and area
+    interpolation): output ``j`` of ``o`` along a dim of ``n`` reads ``[⌊j·n/o⌋, ⌈(j + 1)·n/o⌉)``,
+    so ``T = Π_i Σ_j (⌈(j + 1)·n_i/o_i⌉ − ⌊j·n_i/o_i⌋)`` (``Π_i o_i·n_i/o_i`` when every ``o_i`` divides ``n_i``)."""
+    return math.prod(
+        sum(-(-(j + 1) * n // o) - j * n // o for j in range(o)) for n, o in zip(spatial_in, spatial_out, strict=True)
+    )
 
 
 def unary_writes(call: OpCall, inplace: bool = False) -> int:

@@ -148,8 +148,7 @@ def addbmm(call: OpCall) -> Cost:
 def matvec(call: OpCall) -> Cost:
     """mv / dot / addmv (``k`` = the contracted length): ``MACs = N_out·k``,
     ``FLOPs = N_out·(2k − 1) (+ N_out for the added term of addmv)``, ``DMAs = N_inputs + N_out``."""
-    specs = call.inputs[-2:]
-    k = specs[-1].shape[0] if specs[-1].ndim else 1
+    k = call.inputs[-1].shape[0]  # the vector (torch takes 1-D vectors only)
     n_out = call.output.numel
     added = n_out if len(call.inputs) == 3 else 0
     return Cost(flops=n_out * (2 * k - 1) + added, macs=n_out * k, dmas=sum(s.numel for s in call.inputs) + n_out)

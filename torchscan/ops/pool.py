@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchscan.ops.common import adaptive_taps
 from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
@@ -36,9 +37,7 @@ def _adaptive_taps(call: OpCall, dims: int) -> int:
     """Input elements read over all outputs: per dim ``Σ_j (⌈(j + 1)·n/o⌉ − ⌊j·n/o⌋)``, multiplied."""
     spatial_in = call.input.shape[-dims:]
     spatial_out = call.output.shape[-dims:]
-    per_grid = math.prod(
-        sum(-(-(j + 1) * n // o) - j * n // o for j in range(o)) for n, o in zip(spatial_in, spatial_out, strict=True)
-    )
+    per_grid = adaptive_taps(spatial_in, spatial_out)
     grids = call.output.numel // math.prod(spatial_out) if math.prod(spatial_out) else 0
     return grids * per_grid
 

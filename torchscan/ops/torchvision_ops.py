@@ -73,12 +73,13 @@ def patch_merging_pad(call: OpCall) -> Cost:
 
 
 def shifted_window_attention(call: OpCall) -> Cost:
-    """Swin (V1/V2) shifted-window attention, closed form in the module docstring."""
+    """Swin (V1/V2) shifted-window attention, closed form in the module docstring. Arguments are
+    read by name (a Python function's call always binds them)."""
     batch, height, width, channels = call.input.shape
-    wh, ww = argument(call, "window_size", 4)
-    heads = int(argument(call, "num_heads", 5))
+    wh, ww = argument(call, "window_size", None)
+    heads = int(argument(call, "num_heads", None))
     padded_h, padded_w = -(-height // wh) * wh, -(-width // ww) * ww
-    shift = list(argument(call, "shift_size", 6, (0, 0)))
+    shift = list(argument(call, "shift_size", None, (0, 0)))
     shift[0] = 0 if wh >= padded_h else shift[0]
     shift[1] = 0 if ww >= padded_w else shift[1]
     shifted = sum(shift) > 0
@@ -86,7 +87,7 @@ def shifted_window_attention(call: OpCall) -> Cost:
     window = wh * ww
     windows = tokens // window
     padded = tokens * channels
-    training = bool(argument(call, "training", 12, True))
+    training = bool(argument(call, "training", None, True))
     cosine = call.spec("logit_scale") is not None
     qkv = _linear(tokens, channels, 3 * channels, call.spec("qkv_bias") is not None)
     proj = _linear(tokens, channels, channels, call.spec("proj_bias") is not None)
@@ -97,14 +98,14 @@ def shifted_window_attention(call: OpCall) -> Cost:
         head_dim=channels // heads,
         value_dim=channels // heads,
         masked=True,
-        dropout=training and float(argument(call, "attention_dropout", 7, 0.0)) > 0,
+        dropout=training and float(argument(call, "attention_dropout", None, 0.0)) > 0,
     )
     core = attention_core(shape)
     scores = shape.scores
     extra_flops = scores * shifted
     if cosine:
         extra_flops += 2 * (3 * tokens * channels + 2 * tokens * heads) + 2 * heads
-    if training and float(argument(call, "dropout", 8, 0.0)) > 0:
+    if training and float(argument(call, "dropout", None, 0.0)) > 0:
         extra_flops += tokens * channels
     attention_reads = 3 * tokens * channels + heads * window * window + tokens * channels
     movement = call.input.numel + padded + 2 * padded + 4 * padded * shifted + 2 * padded + call.output.numel
@@ -204,12 +205,13 @@ def multiscale_roi_align(call: OpCall) -> Cost:
     formula on ``N_out`` with ``N_rois = 5R``, plus the RoI format (``DMAs += 9R``: read 4, write 5
     per box) and, when ``L > 1``, the level of each box (area, sqrt, log2, floor, clamp: 12 FLOPs)
     and ``L`` level tests (``FLOPs += (12 + L)·R``), the RoI gathers and the zero-filled result
-    written, read and scattered (``DMAs += 10R + 3·N_out``)."""
-    levels = [spec for spec in argument(call, "x_filtered", 0, ()) if hasattr(spec, "shape")]
-    boxes = sum(spec.numel for spec in argument(call, "boxes", 1, ()) if hasattr(spec, "numel")) // 4
+    written, read and scattered (``DMAs += 10R + 3·N_out``). Arguments are read by name (a Python
+    function's call always binds them; the data input is the list ``x_filtered`` itself)."""
+    levels = [spec for spec in argument(call, "x_filtered", None, ()) if hasattr(spec, "shape")]
+    boxes = sum(spec.numel for spec in argument(call, "boxes", None, ()) if hasattr(spec, "numel")) // 4
     out = call.output
     finest = levels[0].shape if levels else out.shape
-    ratio = int(argument(call, "sampling_ratio", 3, -1))
+    ratio = int(argument(call, "sampling_ratio", None, -1))
     cost = _roi_align_cost(finest, out.shape, ratio, 5 * boxes) + Cost(dmas=9 * boxes)
     if len(levels) > 1:
         cost += Cost(flops=(12 + len(levels)) * boxes, dmas=10 * boxes + 3 * out.numel)

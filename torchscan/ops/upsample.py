@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchscan.ops.common import argument
+from torchscan.ops.common import adaptive_taps, argument
 from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
@@ -25,15 +25,13 @@ TABLE = FormulaTable("upsample")
 aten = torch.ops.aten
 
 
-def interpolation_cost(mode: str, n_out: int, dims: int, area_window: int = 1) -> Cost:
+def interpolation_cost(mode: str, n_out: int, dims: int) -> Cost:
     """Per-output taps, FLOPs and MACs of one interpolation mode (module docstring)."""
     if mode in ("linear", "bilinear", "trilinear"):
         lerps = 2**dims - 1
         taps, flops, macs = 2**dims, 3 * lerps, lerps
     elif mode == "bicubic":
         taps, flops, macs = 16, 35, 20
-    elif mode == "area":
-        taps, flops, macs = area_window, area_window, 0
     else:  # nearest, nearest-exact
         taps, flops, macs = 1, 0, 0
     return Cost(flops=n_out * flops, macs=n_out * macs, dmas=n_out * taps + n_out)
@@ -47,14 +45,17 @@ def interpolate(call: OpCall, mode: str | None) -> Cost:
     """Upsample / interpolate (``taps`` per output, module docstring):
     nearest ``FLOPs = MACs = 0``; linear family ``FLOPs = 3·(2^d − 1)·N_out``,
     ``MACs = (2^d − 1)·N_out``; bicubic ``FLOPs = 35·N_out``, ``MACs = 20·N_out``;
-    area ``FLOPs = K·N_out`` (``K`` = window, as AdaptiveAvgPool); ``DMAs = taps·N_out + N_out``."""
+    ``DMAs = taps·N_out + N_out``; area (torch's adaptive average pool windows, ``T`` taps in all,
+    ``pool.py``): ``T − N_out`` adds and ``N_out`` divisions, ``FLOPs = T``, ``MACs = 0``,
+    ``DMAs = T + N_out``."""
     spec, out = call.input, call.output
     dims = max(spec.ndim - 2, 1)
     name = mode or str(argument(call, "mode", None, "nearest"))
-    window = math.prod(
-        max(i // o, 1) if i % o == 0 else i % o + 1 for i, o in zip(spec.shape[2:], out.shape[2:], strict=True)
-    )
-    return interpolation_cost(name, out.numel, dims, window)
+    if name == "area":  # adaptive windows: T taps over all outputs, T / N_out on average
+        grids = call.output.numel // max(math.prod(out.shape[2:]), 1)
+        taps = grids * adaptive_taps(spec.shape[2:], out.shape[2:])
+        return Cost(flops=taps, dmas=taps + out.numel)
+    return interpolation_cost(name, out.numel, dims)
 
 
 _GRID_MODES = ("bilinear", "nearest", "bicubic")

@@ -66,7 +66,7 @@ def _negative(dim: int, ndim: int) -> int:
 @TABLE.register(torch.cat, torch.concat, torch.concatenate)
 def cat(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """Concatenation along a non-spatial axis: the hull of the operands' fields (the union of paths)."""
-    dim = _negative(int(arg(call, "dim", 1, arg(call, "axis", 1, 0))), call.output.ndim)
+    dim = _negative(int(arg(call, "dim", 0, arg(call, "axis", 0, 0))), call.output.ndim)
     if dim in {axis for operand in operands for axis in operand.field.axes}:
         raise Unsupported("concatenation along a spatial dim")
     return union(call, operands)
@@ -76,7 +76,7 @@ def cat(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
 def stack(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """Stacking along a new axis: the hull of the operands' fields (axes left of the new one move)."""
     ndim = call.output.ndim
-    new = int(arg(call, "dim", 1, 0))
+    new = int(arg(call, "dim", 0, 0))
     new = new + ndim if new < 0 else new
     moved = []
     for operand in operands:
@@ -206,10 +206,9 @@ def reshape(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
 def _permutation(call: OpCall, ndim: int) -> list[int]:
     target = call.target
     if target in (torch.permute, T.permute):
-        dims = arg(call, "dims", 0)
-        if dims is None or isinstance(dims, int):
+        dims = arg(call, "dims", 0)  # one tuple, by name or as the first positional
+        if dims is None or isinstance(dims, int):  # x.permute(0, 2, 3, 1): the dims are the positionals
             dims = call.attrs.get("args", ())
-        dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         return [d % ndim for d in dims]
     if target in (torch.t, T.t):
         first, second = 0, 1
@@ -293,7 +292,7 @@ def _statistics_over_positions(call: OpCall, field: Field) -> bool:
     target = call.target
     if target in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, F.batch_norm):
         running = call.attrs.get("running_mean") is not None or call.attrs.get("track_running_stats", False)
-        return bool(arg(call, "training", 5, call.training)) or not running
+        return bool(arg(call, "training", 4, call.training)) or not running
     if target in (nn.LayerNorm, F.layer_norm, *((nn.RMSNorm, F.rms_norm) if hasattr(nn, "RMSNorm") else ())):
         normalized = arg(call, "normalized_shape", 0, ())
         count = len(normalized) if isinstance(normalized, (tuple, list)) else 1

@@ -233,15 +233,15 @@ def interpolate(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     ``align_corners=True`` and antialiasing are not followed."""
     field = data_operand(call, operands)
     dims = call.input.ndim - 2
-    mode = arg(call, "mode", 3, "nearest")
+    mode = arg(call, "mode", 2, "nearest")
     if mode == "area":
         return _adaptive(call, operands, dims)
-    if arg(call, "antialias", 6, False):
+    if arg(call, "antialias", 5, False):
         raise Unsupported("antialiased resampling")
-    if mode in _LINEAR_MODES and arg(call, "align_corners", 4, False):
+    if mode in _LINEAR_MODES and arg(call, "align_corners", 3, False):
         raise Unsupported(f"{mode} resampling with align_corners=True")
-    scale = arg(call, "scale_factor", 2)
-    recompute = arg(call, "recompute_scale_factor", 5, False)
+    scale = arg(call, "scale_factor", 1)
+    recompute = arg(call, "recompute_scale_factor", 4, False)
     scales = (
         [None] * dims
         if scale is None or recompute
@@ -268,7 +268,7 @@ def interpolate(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
 def pixel_shuffle(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """PixelShuffle ``r``: output unit ``i`` comes from input unit ``floor(i/r)``."""
     field = data_operand(call, operands)
-    r = int(arg(call, "upscale_factor", 1))
+    r = int(arg(call, "upscale_factor", 0))
     return through(call, field, [lambda span: span.remap((1, 0, r), (1, 0, r))] * 2)
 
 
@@ -276,7 +276,7 @@ def pixel_shuffle(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
 def pixel_unshuffle(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """PixelUnshuffle ``r``: a window ``k = s = r``."""
     field = data_operand(call, operands)
-    r = int(arg(call, "downscale_factor", 1))
+    r = int(arg(call, "downscale_factor", 0))
     return through(call, field, _window_maps((r, r), (0, 0), (r, r)))
 
 
@@ -287,10 +287,10 @@ def unfold(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     field = data_operand(call, operands)
     if field.flat or field.axes != (-2, -1):
         raise Unsupported("unfold over axes that are not the two spatial dims")
-    kernel = ints(arg(call, "kernel_size", 1), 2)
-    dilation = ints(arg(call, "dilation", 2), 2, 1)
-    padding = ints(arg(call, "padding", 3), 2, 0)
-    stride = ints(arg(call, "stride", 4), 2, 1)
+    kernel = ints(arg(call, "kernel_size", 0), 2)
+    dilation = ints(arg(call, "dilation", 1), 2, 1)
+    padding = ints(arg(call, "padding", 2), 2, 0)
+    stride = ints(arg(call, "stride", 3), 2, 1)
     spans = tuple(
         span.window(s, p, d * (k - 1) + 1)
         for span, k, d, p, s in zip(field.spans, kernel, dilation, padding, stride, strict=True)

@@ -1,0 +1,213 @@
+"""Layout rules: stacking, integer and flattened indexing, reshapes of small dims, permutes given as
+one tuple, matmul against a parameter — against hand-worked fields and the gradient footprint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from tests.passes.receptive.helpers import rf_report, rule_outcomes
+from torchscan.passes.receptive import Marker, receptive_fields
+from torchscan.passes.receptive.geometry import Field
+
+
+def _fields(model: nn.Module, shape: tuple[int, ...]) -> dict[str, Any]:
+    report = rf_report(model, shape)
+    assert [d.code for d in report.diagnostics if d.code.startswith("rf-")] == [], report.diagnostics
+    return receptive_fields(report.records).outcomes
+
+
+def _last(model: nn.Module, shape: tuple[int, ...]) -> Field:
+    """The field of the model's output."""
+    report = rf_report(model, shape)
+    fields = receptive_fields(report.records)
+    (output,) = [n for n in report.records.nodes if n == "output"]
+    (last,) = report.records.predecessors(output)
+    field = fields.outcomes[last]
+    assert isinstance(field, Field), (field, fields.diagnostics)
+    return field
+
+
+def _footprint(model: nn.Module, shape: tuple[int, ...], index: tuple[Any, ...]) -> list[tuple[int, int]]:
+    """Per spatial dim, the first and last input position with a non-zero gradient of
+    ``model(x)[index]`` (positive weights, zero biases, an all-ones input)."""
+    model = model.double().eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+    x = torch.ones((1, *shape), dtype=torch.float64, requires_grad=True)
+    model(x)[index].sum().backward()
+    nonzero = (x.grad[0].abs().sum(0) > 0).nonzero()
+    return [(int(nonzero[:, j].min()), int(nonzero[:, j].max())) for j in range(len(shape) - 1)]
+
+
+class Select(nn.Module):
+    def __init__(self, row: int) -> None:
+        super().__init__()
+        self.row = row
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, self.row]
+
+
+@pytest.mark.parametrize("row", [0, 3, -2, -9])
+def test_selecting_a_row_fixes_its_field(row: int) -> None:
+    """A 3×3 conv (padding 1) on 9×8, then ``x[:, :, row]``: every output column ``j`` reads rows
+    ``r − 1 … r + 1`` (``r = row mod 9``) and columns ``j − 1 … j + 1`` — the footprint of its
+    gradient wherever the window lies inside the input."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), Select(row))
+    field = _last(model, (1, 9, 8))
+    r = row % 9
+    assert field.axes == (None, -1) and field.sizes == (1, 8)
+    assert [field.spans[0].extent_at(j) for j in range(8)] == [(r - 1, r + 1)] * 8
+    for j in range(1, 7):
+        expected = [(max(r - 1, 0), min(r + 1, 8)), (j - 1, j + 1)]
+        assert _footprint(model, (1, 9, 8), (0, slice(None), j)) == expected
+        assert field.spans[1].extent_at(j) == (j - 1, j + 1)
+
+
+class Tokens(nn.Module):
+    """Flatten the grid into tokens, index the token axis, unflatten back."""
+
+    def __init__(self, index: slice) -> None:
+        super().__init__()
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spatial = x.shape[2:]
+        return x.flatten(2)[:, :, self.index].unflatten(2, spatial)
+
+
+@pytest.mark.parametrize("index", [slice(None), slice(0, None), slice(0, 72), slice(None, None, 1)])
+def test_whole_slices_of_tokens_keep_the_field(index: slice) -> None:
+    """Any slice that keeps every token (``[0:]``, ``[0:72]``, ``[::1]`` of 9·8 tokens) keeps the
+    field: a 3×3 conv's, then a second 3×3 conv's 5×5."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), Tokens(index), nn.Conv2d(2, 2, 3, padding=1))
+    field = _last(model, (1, 9, 8))
+    assert [span.summary().size for span in field.spans] == [5, 5]
+    assert _footprint(model, (1, 9, 8), (0, slice(None), 4, 4)) == [(2, 6), (2, 6)]
+
+
+class CropTokens(Tokens):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2)[:, :, self.index]
+
+
+@pytest.mark.parametrize("index", [slice(1, None), slice(0, 71), slice(0, None, 2)])
+def test_cropping_tokens_is_refused(index: slice) -> None:
+    """A slice that drops tokens cannot be followed per spatial dim: the field stops there."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), CropTokens(index))
+    report = rf_report(model, (1, 9, 8))
+    assert "rf-unsupported" in {d.code for d in report.diagnostics}
+
+
+class RoundTrip(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], x.shape[1], -1).reshape(x.shape)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 2), (1, 2, 5), (1, 3, 2)])
+def test_reshape_round_trip_of_small_dims(shape: tuple[int, ...]) -> None:
+    """A reshape round trip keeps a spatial dim of size 2 on its axis: a 3×3 conv (padding 1)
+    after it sees the field of both convs, 5 along every dim of size > 1."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), RoundTrip(), nn.Conv2d(2, 2, 3, padding=1))
+    field = _last(model, shape)
+    assert field.axes == (-2, -1)
+    assert [span.summary().size for span in field.spans] == [5, 5]
+
+
+class Permute(nn.Module):
+    def __init__(self, as_tuple: bool) -> None:
+        super().__init__()
+        self.as_tuple = as_tuple
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.as_tuple:
+            return x.permute((0, 2, 3, 1)).permute((0, 3, 1, 2))
+        return x.permute(0, 2, 3, 1).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("as_tuple", [True, False])
+def test_permute_dims_as_one_tuple_or_several(as_tuple: bool) -> None:
+    """``x.permute((0, 2, 3, 1))`` and ``x.permute(0, 2, 3, 1)`` move the axes alike: a round trip
+    keeps the 3×3 conv's field on the last two axes."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), Permute(as_tuple), nn.Conv2d(2, 2, 3))
+    field = _last(model, (1, 9, 8))
+    assert field.axes == (-2, -1)
+    assert [span.summary().size for span in field.spans] == [5, 5]
+
+
+class Project(nn.Module):
+    """Tokens (B, HW, C) times a (C, D) parameter, back to (B, D, H, W)."""
+
+    def __init__(self, left: bool) -> None:
+        super().__init__()
+        self.left = left
+        self.proj = nn.Parameter(torch.ones(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = x.flatten(2).transpose(1, 2)
+        mixed = tokens @ self.proj if self.left else (self.proj.t() @ tokens.transpose(1, 2)).transpose(1, 2)
+        return mixed.transpose(1, 2).unflatten(2, x.shape[2:])
+
+
+@pytest.mark.parametrize("left", [True, False])
+def test_matmul_with_a_parameter_keeps_the_field(left: bool) -> None:
+    """``tokens @ W`` mixes features only (the contracted axis holds no position): the field is the
+    3×3 conv's before it, then 5×5 after a second conv."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), Project(left), nn.Conv2d(3, 2, 3))
+    field = _last(model, (1, 9, 8))
+    assert [span.summary().size for span in field.spans] == [5, 5]
+
+
+class Scores(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = x.flatten(2).transpose(1, 2)
+        return tokens @ tokens.transpose(1, 2)
+
+
+def test_matmul_of_two_input_dependent_operands_is_global() -> None:
+    """Attention scores ``q @ kᵀ`` pair every position with every other: global."""
+    outcomes = _fields(nn.Sequential(nn.Conv2d(1, 2, 3), Scores()), (1, 6, 6))
+    assert Marker.GLOBAL in outcomes.values()
+
+
+class SquareScores(nn.Module):
+    """Scores of two different projections whose token and feature counts agree (4 tokens of 4
+    features): both operands have the same shape, told apart by their order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.k = nn.Conv2d(1, 4, 1), nn.Conv2d(1, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.q(x).flatten(2).transpose(1, 2) @ self.k(x).flatten(2)
+
+
+def test_matmul_of_two_operands_of_one_shape_is_global() -> None:
+    outcomes = _fields(SquareScores(), (1, 2, 2))
+    assert Marker.GLOBAL in outcomes.values()
+
+
+A = torch.ones(1, 2, 5, 4)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [(torch.stack, [A, A], 0), (torch.stack, [A, A], 1), (torch.stack, [A, A], -1), (torch.cat, [A, A], 1)],
+    ids=["stack 0", "stack 1", "stack -1", "cat 1"],
+)
+def test_stack_and_cat_by_name_and_by_position(case: tuple) -> None:
+    """Stacking along a new axis moves the spatial axes left of it one further from the end
+    (``dim = 0`` or ``1``: none; ``dim = −1``: both); the same call with its ``dim`` by position
+    gives the same field."""
+    function, tensors, dim = case
+    by_name, by_position = rule_outcomes(function, tensors, dim)
+    assert by_position == by_name
+    assert isinstance(by_name, Field)
+    assert by_name.axes == ((-3, -2) if (function is torch.stack and dim == -1) else (-2, -1))
