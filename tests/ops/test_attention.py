@@ -324,3 +324,35 @@ def test_full_transformer_is_counted_through_its_layers() -> None:
     flops = torch_flops(model, torch.randn(1, 10, 32), torch.randn(1, 7, 32))
     layer_norm_macs = 2 * 32 * (10 * (2 * 2 + 1) + 7 * (2 * 3 + 1))
     assert report.totals.macs == flops // 2 + layer_norm_macs
+
+
+def test_native_fast_path_cross_attention() -> None:
+    """``aten._native_multi_head_attention`` (the eval fast path) with 3 queries against 5 keys,
+    E = 4, 2 heads, batch 2: MACs q projection 2·3·16 = 96, k and v 2·5·16 = 160 each, scores and
+    values 2·(2·3·5·4) = 240, output projection 96: 752 — and every count as nn.MultiheadAttention's
+    formula on the same shapes."""
+    q, kv, out = spec(2, 3, 4), spec(2, 5, 4), spec(2, 3, 4)
+    weights = (spec(12, 4), spec(12), spec(4, 4), spec(4))
+    native = cost(
+        torch.ops.aten._native_multi_head_attention.default,
+        (q, kv, kv, *weights),
+        (out,),
+        embed_dim=4,
+        num_head=2,
+        qkv_bias=spec(12),
+        need_weights=False,
+    )
+    assert native.macs == 752
+    module = cost(
+        nn.MultiheadAttention,
+        (q, kv, kv),
+        (out,),
+        embed_dim=4,
+        num_heads=2,
+        kdim=4,
+        vdim=4,
+        batch_first=True,
+        in_proj_bias=spec(12),
+        dropout=0.0,
+    )
+    assert native == module
