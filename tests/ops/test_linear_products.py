@@ -53,6 +53,16 @@ def test_addmm_table() -> None:
     assert dropped == Cost(flops=15 * 7, macs=60, dmas=12 + 20 + 15)
 
 
+def test_addmm_method_defaults() -> None:
+    """``bias.addmm(a, b)`` (a method call: no beta or alpha recorded, torch's defaults 1 and 1):
+    15 dot products of 4 (7 FLOPs each) and one add each for the bias, no scaling: 120 FLOPs."""
+    bias, a, b, out = spec(5), spec(3, 4), spec(4, 5), spec(3, 5)
+    got = cost(torch.Tensor.addmm, (bias, a, b), (out,), kind="method", args=(a, b))
+    assert got == Cost(flops=15 * 7 + 15, macs=60, dmas=5 + 12 + 20 + 15)
+    batched = cost(torch.Tensor.baddbmm, (spec(1, 3, 5), spec(1, 3, 4), spec(1, 4, 5)), (spec(1, 3, 5),), kind="method")
+    assert batched == Cost(flops=15 * 7 + 15, macs=60, dmas=15 + 12 + 20 + 15)  # a (1, 3, 5) bias read
+
+
 def test_addbmm_table() -> None:
     bias, a, b, out = spec(3, 5), spec(2, 3, 4), spec(2, 4, 5), spec(3, 5)
     got = cost(torch.addbmm, (bias, a, b), (out,), beta=1, alpha=1)

@@ -70,3 +70,10 @@ def test_unique_along_a_dim() -> None:
     assert cost(torch.unique, (x,), (out,), dim=1).flops == 33
     assert cost(torch.unique, (x,), (out,), dim=-1).flops == 33
     assert cost(torch.unique, (x,), (out,), dim=0).flops == 32
+
+
+@pytest.mark.parametrize("target", [torch.norm, torch.linalg.vector_norm, T.norm])
+def test_p_norm_over_a_dim(target: object) -> None:
+    """The 2-norm of each of 4 rows of 6: 24 powers, 4 × 5 adds, 4 roots = 48 FLOPs; 24 read, 4 written."""
+    kind = "method" if target is T.norm else "function"
+    assert cost(target, (X,), (spec(4),), kind=kind, dim=1) == Cost(flops=48, dmas=28)
