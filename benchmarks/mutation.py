@@ -126,6 +126,21 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "> -> >=",
     ): "nn.MultiheadAttention.forward takes query, key and value: a call has at least three tensor inputs, "
     "so len > 1 and len >= 1 agree",
+    (
+        "passes/receptive/layout.py",
+        'sequence = -2 if call.get("batch_first", False) or not batched else -3',
+        "False -> True",
+    ): ("the default: nn.MultiheadAttention always has its batch_first attribute (module_config records it)"),
+    (
+        "passes/receptive/table.py",
+        "return {a for a, n in zip(field.axes, field.sizes, strict=True) if a is not None and n > 1}",
+        "True -> False",
+    ): _STRICT + " (a Field has one axis and one size per spatial dim)",
+    (
+        "passes/receptive/windows.py",
+        "extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]",
+        "True -> False",
+    ): _STRICT + " (the kernel and the dilation are both ints(…, dims))",
     ("passes/receptive/windows.py", 'stride = ints(arg(call, "stride", 2), n, 1)', "1 -> 2"): _CONV,
     ("passes/receptive/windows.py", 'padding = ints(arg(call, "padding", 3), n, 0)', "0 -> 1"): _CONV,
     ("passes/receptive/windows.py", 'dilation = ints(arg(call, "dilation", 4), n, 1)', "4 -> 5"): _CONV,

@@ -186,3 +186,17 @@ def test_scoped_names() -> None:
         "add_2": "block.add_2",
         "relu": "block.relu_1",
     }
+
+
+class Doubled(nn.Module):
+    """Functional calls only: no child module marks where it is first used."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x) * 2
+
+
+def test_a_module_of_functional_calls_keeps_its_place() -> None:
+    """Rows follow execution order: the middle module of three, made of functional calls only, is
+    the second row (its first call places it), its calls under it, before the last conv."""
+    report = crawl_module(nn.Sequential(nn.Conv2d(1, 2, 3), Doubled(), nn.Conv2d(2, 2, 3)), (1, 8, 8))
+    assert [row.name for row in report.rows] == ["0", "1", "1.relu", "1.mul", "2"]

@@ -194,6 +194,14 @@ def test_matmul_of_two_operands_of_one_shape_is_global() -> None:
     assert Marker.GLOBAL in outcomes.values()
 
 
+@pytest.mark.parametrize(("conv", "shape"), [(nn.Conv1d(1, 2, 3), (1, 7)), (nn.Conv2d(1, 2, (1, 3)), (1, 1, 7))])
+def test_flattening_one_moving_dim_into_features_is_global(conv: nn.Module, shape: tuple[int, ...]) -> None:
+    """A signal of 5 positions (a 1-D one, or a 2-D one of height 1) and 2 channels flattened into
+    10 features before a classifier: every feature mixes into the next layer, the field is global."""
+    outcomes = _fields(nn.Sequential(conv, nn.Flatten()), shape)
+    assert outcomes["_1"] is Marker.GLOBAL, outcomes
+
+
 A = torch.ones(1, 2, 5, 4)
 
 

@@ -189,3 +189,13 @@ def test_adaptive_pool_global_over_a_size_one_dim_it_does_not_pool() -> None:
     report = rf_report(model, (1, 1, 5))
     fields = receptive_fields(report.records)
     assert fields.outcomes["_2"] is Marker.GLOBAL, fields.outcomes["_2"]
+
+
+def test_lp_pool1d_windows_the_last_axis_only() -> None:
+    """A 3×3 conv on 9×8, unbatched to (C, H, W), then LPPool1d(2) as (N, C, L): the windows run
+    along W only. H keeps the conv's field (3, jump 1); W grows to 3 + 1 = 4, jump 2."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), Unbatch(), nn.LPPool1d(2, 2))
+    report = rf_report(model, (1, 9, 8))
+    field = receptive_fields(report.records).outcomes["_2"]
+    assert isinstance(field, Field), field
+    assert [(s.summary().size, s.summary().jump) for s in field.spans] == [(3, 1), (4, 2)]
