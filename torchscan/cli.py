@@ -27,7 +27,6 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -43,23 +42,12 @@ from torchscan.passes.memory import OPTIMIZERS
 from torchscan.records import ROW_METRICS
 from torchscan.render.diff import diff_csv, diff_json, render_diff
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
+from torchscan.render.units import parse_size
 from torchscan.report import Report
 from torchscan.symbolic import Dim, SymbolicReport, collect_dims, substitute
 from torchscan.version import __version__
 
 __all__ = ["check_output_path", "main", "parse_size"]
-
-_UNITS = {
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
 
 _DTYPES = {
     "float32": torch.float32,
@@ -74,21 +62,6 @@ _DTYPES = {
 
 _PROGRESS_DELAY = 1.0
 """Seconds before the progress line appears: shorter runs show none."""
-
-
-def parse_size(text: str) -> int:
-    """Bytes in ``text``: ``4GiB``, ``512MiB``, ``1.5GB``, ``100kB`` or a plain byte count; ``ValueError`` else.
-
-    Units (any case): B, kB/MB/GB/TB (powers of 1000), KiB/MiB/GiB/TiB (powers of 1024); fractions round down.
-    """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*", text)
-    if match is None:
-        raise ValueError(f"'{text}' is not a size: give bytes or a number and a unit (512MiB, 4GiB, 2GB)")
-    number, unit = match.groups()
-    factor = _UNITS.get(unit.lower()) if unit else 1
-    if factor is None:
-        raise ValueError(f"unknown unit '{unit}' in '{text}': use B, KiB, MiB, GiB, TiB, kB, MB, GB or TB")
-    return int(Decimal(number) * factor)
 
 
 def _size_argument(text: str) -> int:

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import math
+import re
+from decimal import Decimal
 
-__all__ = ["format_bytes", "format_count", "format_percent", "format_rfield", "format_shape", "significant"]
+__all__ = [
+    "format_bytes",
+    "format_count",
+    "format_percent",
+    "format_rfield",
+    "format_shape",
+    "parse_size",
+    "significant",
+]
 
 _SI = ("", "k", "M", "G", "T", "P", "E")
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
@@ -75,3 +85,32 @@ def format_rfield(value: tuple[int, ...] | str | None) -> str:
     if value is None:
         return "-"
     return value if isinstance(value, str) else "x".join(str(size) for size in value)
+
+
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+"""Byte units (any case) and their factors: decimal kB…TB, binary KiB…TiB."""
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``text``: ``4GiB``, ``512MiB``, ``1.5GB``, ``100kB`` or a plain byte count; ``ValueError`` else.
+
+    Units (any case): B, kB/MB/GB/TB (powers of 1000), KiB/MiB/GiB/TiB (powers of 1024); fractions round down.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*", text)
+    if match is None:
+        raise ValueError(f"'{text}' is not a size: give bytes or a number and a unit (512MiB, 4GiB, 2GB)")
+    number, unit = match.groups()
+    factor = _SIZE_UNITS.get(unit.lower()) if unit else 1
+    if factor is None:
+        raise ValueError(f"unknown unit '{unit}' in '{text}': use B, KiB, MiB, GiB, TiB, kB, MB, GB or TB")
+    return int(Decimal(number) * factor)

@@ -13,6 +13,7 @@ import networkx as nx
 import sympy
 
 from torchscan.errors import InputError
+from torchscan.render.units import parse_size
 from torchscan.report import Report
 from torchscan.symbolic.dims import Dim
 from torchscan.symbolic.fit import Fitted, Sampler, value_at
@@ -21,31 +22,15 @@ from torchscan.symbolic.poly import to_sympy
 
 __all__ = ["NO_FORMULA", "Fit", "NoFormula", "SymbolicReport", "parse_bytes"]
 
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
-
 
 def parse_bytes(budget: int | str) -> int:
-    """``80GiB``, ``"16 GB"``, ``1e9`` or an int: bytes (binary units KiB…TiB, decimal kB…TB)."""
+    """``80GiB``, ``"16 GB"`` or an int: bytes (:func:`torchscan.render.units.parse_size`)."""
     if isinstance(budget, int) and not isinstance(budget, bool):
         return budget
-    text = str(budget).strip().lower().replace(" ", "")
-    number = text.rstrip("kmgtib")
-    unit = text[len(number) :]
     try:
-        return int(float(number) * _UNITS[unit])
-    except (KeyError, ValueError):
-        raise InputError(f"cannot read {budget!r} as a memory size (e.g. 80GiB, 16GB, 12000000000)") from None
+        return parse_size(str(budget))
+    except ValueError as error:
+        raise InputError(f"cannot read {budget!r} as a memory size: {error}") from None
 
 
 @dataclass(frozen=True, slots=True)
