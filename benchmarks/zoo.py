@@ -7,7 +7,8 @@
 
 The timm sample is deterministic: ``timm.list_models()`` (sorted by name), every k-th from the first.
 The speed-up runs the same ``--count`` models (evenly spaced over the spec list) with ``jobs=1``, then
-``jobs=2``, no results file, and prints both wall times.
+``jobs=2``, no results file, and prints both wall times (``--cold``: first ``jobs=1`` with a new
+interpreter per model, the time warm starts save).
 """
 
 from __future__ import annotations
@@ -61,20 +62,27 @@ def summary(path: str) -> str:
     return "\n".join(lines)
 
 
-def speedup(count: int, timm_every: int) -> str:
+def speedup(count: int, timm_every: int, cold: bool) -> str:
+    """Wall time of the same ``count`` models with 1 worker, then 2 (warm starts), and with ``cold`` first
+    1 worker of new interpreters (the time warm starts save)."""
     specs = spec_list(timm_every)
     step = max(len(specs) // count, 1)
     chosen = specs[::step][:count]
     walls = {}
-    for jobs in (1, 2):
+    runs = ([("cold", 1)] if cold else []) + [("warm", 1), ("warm", 2)]
+    for start_kind, jobs in runs:
         start = time.perf_counter()
-        rows = zoo.run(chosen, jobs=jobs, time_limit=300, real_forward_limit=4 * 2**30)
-        walls[jobs] = time.perf_counter() - start
-        print(f"jobs={jobs}: {zoo.summarise(rows)} in {walls[jobs]:.1f} s", flush=True)
-    return (
-        f"{len(chosen)} models (every {step}-th of {len(specs)}): 1 worker {walls[1]:.1f} s, 2 workers "
-        f"{walls[2]:.1f} s, speed-up {walls[1] / walls[2]:.2f}x; load average {os.getloadavg()[0]:.1f}"
+        rows = zoo.run(chosen, jobs=jobs, time_limit=300, real_forward_limit=4 * 2**30, warm_start=start_kind == "warm")
+        walls[start_kind, jobs] = time.perf_counter() - start
+        print(f"{start_kind} starts, jobs={jobs}: {zoo.summarise(rows)} in {walls[start_kind, jobs]:.1f} s", flush=True)
+    text = (
+        f"{len(chosen)} models (every {step}-th of {len(specs)}): 1 worker {walls['warm', 1]:.1f} s, 2 workers "
+        f"{walls['warm', 2]:.1f} s, speed-up {walls['warm', 1] / walls['warm', 2]:.2f}x"
     )
+    if cold:
+        ratio = walls["cold", 1] / walls["warm", 1]
+        text += f"; 1 worker of new interpreters {walls['cold', 1]:.1f} s ({ratio:.2f}x warm)"
+    return text + f"; load average {os.getloadavg()[0]:.1f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     speed = commands.add_parser("speedup", help="wall time with 1 and 2 workers")
     speed.add_argument("--count", type=int, default=40)
     speed.add_argument("--timm-every", type=int, default=1)
+    speed.add_argument("--cold", action="store_true", help="also 1 worker without warm starts")
     args = parser.parse_args(argv)
     if args.command == "specs":
         print("\n".join(spec_list(args.timm_every)))
@@ -94,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(summary(args.path))
     else:
         print(f"torch {torch.__version__}, {platform.machine()}, {os.cpu_count()} cores")
-        print(speedup(args.count, args.timm_every))
+        print(speedup(args.count, args.timm_every, args.cold))
     return 0
 
 

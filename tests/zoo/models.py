@@ -203,3 +203,14 @@ def upsample() -> nn.Module:
 def halves() -> nn.Module:
     """Analysed in float16 (the inputs say so: the model is cast)."""
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.GELU())
+
+
+def leaky() -> nn.Module:
+    """Changes process-wide state from its factory: torch's default dtype (float64 from here on)."""
+    torch.set_default_dtype(torch.float64)
+    return nn.Linear(4, 4)
+
+
+def probe() -> nn.Module:
+    """A linear layer made with whatever default dtype the process has: 4 bytes a weight in a fresh one."""
+    return nn.Linear(4, 4)

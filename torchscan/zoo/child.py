@@ -1,7 +1,8 @@
-"""The worker process: ``python -m torchscan.zoo.child``, started by :func:`torchscan.zoo.worker.run_job`.
+"""The worker process: ``python -m torchscan.zoo.child`` started by :func:`torchscan.zoo.worker.run_job`, or a
+child forked by a warm-start process (:mod:`torchscan.zoo.zygote`) running :func:`serve`.
 
-It reads one pickled ``(Job, Settings, together)`` from stdin, limits its own address space (``RLIMIT_AS``: what
-it holds after importing torch plus ``Settings.memory_limit``), analyses the job
+It reads one pickled ``(Job, Settings, together)`` from stdin (the job's channel), limits its own address
+space (``RLIMIT_AS``: what it holds after importing torch plus ``Settings.memory_limit``), analyses the job
 (:func:`torchscan.zoo.analyse.analyse_job`) and writes each row as one JSON line on the stdout it was
 given. Everything else — the model's prints, warnings, a crash's stack (``faulthandler``) — goes to
 stderr. It exits when its stdin closes (the process that started it is gone).
@@ -15,9 +16,9 @@ import os
 import pickle
 import sys
 import threading
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
-__all__ = ["limit_memory", "main"]
+__all__ = ["limit_memory", "main", "serve"]
 
 
 def limit_memory(limit: int | None) -> None:
@@ -39,18 +40,16 @@ def limit_memory(limit: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def _exit_with_parent() -> None:
-    """Wait for stdin to close (the parent is done or gone), then end this process at once."""
-    sys.stdin.buffer.read()
+def _exit_with_parent(reader: BinaryIO) -> None:
+    """Wait for ``reader`` to close (the parent is done or gone), then end this process at once."""
+    reader.read()
     os._exit(3)
 
 
-def main() -> int:
-    channel: TextIO = os.fdopen(os.dup(1), "w", encoding="utf-8")  # the rows; fd 1 itself now goes to stderr
-    os.dup2(2, 1)
-    faulthandler.enable()
-    job, settings, together = pickle.load(sys.stdin.buffer)
-    threading.Thread(target=_exit_with_parent, name="torchscan-zoo-parent", daemon=True).start()
+def serve(reader: BinaryIO, channel: TextIO) -> int:
+    """Read the job from ``reader``, write its rows on ``channel``; end the process if ``reader`` closes."""
+    job, settings, together = pickle.load(reader)
+    threading.Thread(target=_exit_with_parent, args=(reader,), name="torchscan-zoo-parent", daemon=True).start()
 
     import torch
 
@@ -62,6 +61,13 @@ def main() -> int:
         channel.write(json.dumps(row.to_dict()) + "\n")
         channel.flush()
     return 0
+
+
+def main() -> int:
+    channel: TextIO = os.fdopen(os.dup(1), "w", encoding="utf-8")  # the rows; fd 1 itself now goes to stderr
+    os.dup2(2, 1)
+    faulthandler.enable()
+    return serve(sys.stdin.buffer, channel)
 
 
 if __name__ == "__main__":

@@ -100,6 +100,11 @@ def add_arguments(parser: argparse.ArgumentParser, size: Callable[[str], int]) -
     real.add_argument(
         "--real-forward-limit", type=size, default=None, metavar="SIZE", help="largest real forward allowed, e.g. 4GiB"
     )
+    parser.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="each worker a new interpreter, not forked from one that imported torch (slower by ~4 s a model)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar (shown only on a terminal)")
     parser.add_argument("--traceback", action="store_true", help="on an error, print the full traceback")
 
@@ -162,6 +167,7 @@ def run_command(args: argparse.Namespace) -> int:
                 memory_limit=args.memory_limit,
                 real_forward=not args.no_real_forward,
                 real_forward_limit=args.real_forward_limit,
+                warm_start=not args.cold_start,
                 progress=sys.stderr if not args.quiet and sys.stderr.isatty() else None,
             )
     if table_format == "html":

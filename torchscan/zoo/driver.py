@@ -104,6 +104,7 @@ def iter_rows(
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     real_forward: bool = True,
     real_forward_limit: int | None = None,
+    warm_start: bool = True,
     progress: TextIO | None = None,
 ) -> Iterator[ZooRow]:
     """Each new row of the sweep as it completes (rows ``output`` already holds are skipped, not yielded).
@@ -115,7 +116,7 @@ def iter_rows(
     if jobs < 1:
         raise ValueError(f"jobs must be 1 or more, got {jobs}")
     plan = plan_jobs(specs, inputs=inputs, sizes=sizes, batch_sizes=batch_sizes)
-    settings = Settings(time_limit, memory_limit, real_forward, real_forward_limit)
+    settings = Settings(time_limit, memory_limit, real_forward, real_forward_limit, warm_start)
     return _iter(plan, settings, output, executor, jobs, progress)
 
 
@@ -132,6 +133,7 @@ def run(
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     real_forward: bool = True,
     real_forward_limit: int | None = None,
+    warm_start: bool = True,
     progress: TextIO | None = None,
 ) -> list[ZooRow]:
     """Analyse every model ``specs`` name at every input set, each in a worker process; one row each.
@@ -146,7 +148,9 @@ def run(
     holds are not run again (a stopped sweep resumes). ``executor`` runs the jobs (default: ``jobs``
     threads here, each watching a worker process); ``time_limit`` (seconds per row) and
     ``memory_limit`` (bytes of address space a worker may add after importing torch; ``None``: no
-    limit) bound each worker. ``progress``: a stream for the progress bar (``sys.stderr``).
+    limit) bound each worker. ``warm_start``: workers forked from a process that imported torch and the
+    model library once (:mod:`torchscan.zoo.zygote`; off: a new interpreter each, ~4 s slower a model).
+    ``progress``: a stream for the progress bar (``sys.stderr``).
 
     Returns every row of the sweep, those the output already held included, in the order of the
     specs and their input sets.
@@ -154,7 +158,7 @@ def run(
     if jobs < 1:
         raise ValueError(f"jobs must be 1 or more, got {jobs}")
     plan = plan_jobs(specs, inputs=inputs, sizes=sizes, batch_sizes=batch_sizes)
-    settings = Settings(time_limit, memory_limit, real_forward, real_forward_limit)
+    settings = Settings(time_limit, memory_limit, real_forward, real_forward_limit, warm_start)
     rows = {row.key: row for row in _iter(plan, settings, output, executor, jobs, progress)}
     if output is not None:
         rows = {row.key: row for row in read_rows(output)} | rows

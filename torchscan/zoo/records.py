@@ -82,13 +82,16 @@ class Settings:
     """How every job of a sweep runs: the worker's limits and ``crawl_module``'s real-forward policy.
 
     ``memory_limit`` (bytes, ``None``: none) is the address space the worker may add after its imports;
-    ``time_limit`` (seconds) bounds each row.
+    ``time_limit`` (seconds) bounds each row. ``warm_start``: workers are forked from a process that
+    imported torch and the model library once (:mod:`torchscan.zoo.zygote`) where the platform can fork;
+    off, each worker is a new interpreter (slower by the imports, about 4 s a model).
     """
 
     time_limit: float = DEFAULT_TIME_LIMIT
     memory_limit: int | None = DEFAULT_MEMORY_LIMIT
     real_forward: bool = True
     real_forward_limit: int | None = None
+    warm_start: bool = True
 
 
 @dataclass(frozen=True, slots=True)

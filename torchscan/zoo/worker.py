@@ -1,8 +1,11 @@
 """The task an executor runs: one job in a fresh Python process, whatever happens to that process.
 
-:func:`run_job` starts ``python -m torchscan.zoo.child`` (a new interpreter: nothing inherited from
-the executor's process but the environment; a subprocess, so it works from Dask's daemonic workers
-too), hands it the job, and reads a row per input set. A worker that dies (a signal: segfault, abort,
+:func:`run_job` has a worker process made for the job — forked from a warm-start process that has
+imported torch and the model library already (:mod:`torchscan.zoo.zygote`, started on first use, one
+per library in the executor's process), or ``python -m torchscan.zoo.child``, a new interpreter, where
+fork is unavailable or ``Settings.warm_start`` is off; either way nothing is inherited from the
+executor's process but the environment, and it works from Dask's daemonic workers too — hands it the
+job, and reads a row per input set. A worker that dies (a signal: segfault, abort,
 the kernel's OOM killer), exceeds its memory limit or takes longer than ``Settings.time_limit`` for a
 row is killed with its process group; that row is marked failed with the reason, and the job's other
 input sets go on in a new process. The returned rows are the same whichever executor ran the task
@@ -11,43 +14,43 @@ input sets go on in a new process. The returned rows are the same whichever exec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import IO
 
 from torchscan.zoo.analyse import failed_row, one_line
 from torchscan.zoo.records import Job, Settings, ZooRow
+from torchscan.zoo.zygote import EXIT_KEY, Zygote, available, environment, modules_for
 
 __all__ = ["run_job"]
 
 _POLL = 0.2
 """Seconds between looks at the cancel flag while waiting for a row."""
 
-_SOURCE = str(Path(__file__).resolve().parents[2])
-"""The folder holding this torchscan package: the worker imports the same one."""
 
-
-def _environment() -> dict[str, str]:
-    path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(part for part in (_SOURCE, path) if part)}
-
-
-def _read_rows(stream: IO[bytes], rows: queue.Queue[ZooRow | None]) -> None:
-    """Each JSON line of ``stream`` as a row on ``rows``; ``None`` at the end (the worker closed it)."""
+def _read_rows(stream: IO[bytes], rows: queue.Queue[ZooRow | None], status: list[int]) -> None:
+    """Each JSON line of ``stream`` as a row on ``rows``; ``None`` at the end (the worker closed it, or a
+    warm-start process wrote its exit status, appended to ``status``). A line cut short by the worker's
+    death is skipped."""
     for line in stream:
         try:
-            rows.put(ZooRow.from_dict(json.loads(line)))
-        except (ValueError, KeyError, TypeError):  # a line cut short by the worker's death
-            break
+            data = json.loads(line)
+            if isinstance(data, dict) and set(data) == {EXIT_KEY}:
+                status.append(int(data[EXIT_KEY]))
+                break
+            rows.put(ZooRow.from_dict(data))
+        except (ValueError, KeyError, TypeError):
+            continue
     rows.put(None)
 
 
@@ -81,13 +84,103 @@ def _death(returncode: int, stderr: str, settings: Settings) -> tuple[str, str]:
     return "Crash", f"worker exited with status {returncode}" + (f": {tail[0]}" if tail else "")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Kill the worker and everything it started (its process group), and reap it."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, AttributeError):  # gone already, or no process groups (Windows)
-        process.kill()
-    process.wait()
+class _Worker:
+    """One worker process serving one job: a fresh interpreter (``python -m torchscan.zoo.child``) or,
+    where a warm-start process is available, a child forked from it (:mod:`torchscan.zoo.zygote`)."""
+
+    def __init__(self, stderr: IO[bytes], zygote: Zygote | None) -> None:
+        self.rows: queue.Queue[ZooRow | None] = queue.Queue()
+        self._status: list[int] = []
+        self._process: subprocess.Popen[bytes] | None = None
+        self._channel: socket.socket | None = None
+        if zygote is None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "torchscan.zoo.child"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=environment(),
+                start_new_session=True,  # its own process group: killed whole on a timeout
+            )
+            assert self._process.stdin is not None and self._process.stdout is not None
+            self._input: IO[bytes] = self._process.stdin
+            self.output: IO[bytes] = self._process.stdout
+            self.pid = self._process.pid
+        else:
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            with theirs:
+                self.pid = zygote.fork(theirs, stderr.fileno())
+            self._channel = mine
+            self._input = mine.makefile("wb")
+            self.output = mine.makefile("rb")
+        self.reader = threading.Thread(target=_read_rows, args=(self.output, self.rows, self._status), daemon=True)
+
+    def send(self, payload: bytes) -> None:
+        self._input.write(payload)
+        self._input.flush()
+
+    def returncode(self) -> int | None:
+        """The worker's exit status once its output has ended (``None``: a warm-start process lost)."""
+        if self._process is not None:
+            return self._process.wait()
+        self.reader.join()
+        return self._status[0] if self._status else None
+
+    def stop(self) -> None:
+        """Kill the worker and everything it started (its process group), and release its pipes."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:  # gone already, or its group not made yet
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        except (PermissionError, AttributeError):  # no process groups (Windows)
+            if self._process is not None:
+                self._process.kill()
+        if self._process is not None:
+            self._process.wait()
+        with contextlib.suppress(OSError):  # the worker closed its end first
+            self._input.close()
+        if self._channel is not None:
+            with contextlib.suppress(OSError):
+                self._channel.shutdown(socket.SHUT_RDWR)  # wakes the reader
+        self.reader.join()
+        self.output.close()
+        if self._channel is not None:
+            self._channel.close()
+
+
+def _zygote_for(job: Job, settings: Settings) -> Zygote | None:
+    """The warm-start process for ``job``'s libraries, started on first use (one per set of libraries in
+    this process); ``None`` where warm starts are off or unavailable."""
+    if not settings.warm_start or not available():
+        return None
+    modules = modules_for(job.target)
+    with _ZYGOTES_LOCK:
+        zygote = _ZYGOTES.get(modules)
+        if zygote is None or not zygote.alive():
+            zygote = _ZYGOTES[modules] = Zygote(modules)
+        return zygote
+
+
+_ZYGOTES: dict[tuple[str, ...], Zygote] = {}
+"""This process's warm-start processes, by the libraries they imported: a pool of helper processes that
+live as long as this process (each ends when this process does), never seen in a row."""
+_ZYGOTES_LOCK = threading.Lock()
+
+
+def _start(job: Job, settings: Settings, stderr: IO[bytes]) -> _Worker:
+    """A worker for ``job``: forked warm where possible, a fresh interpreter otherwise (or if the warm
+    start fails: its process is started again for the next job)."""
+    zygote = _zygote_for(job, settings)
+    if zygote is not None:
+        try:
+            return _Worker(stderr, zygote)
+        except OSError:
+            with _ZYGOTES_LOCK:
+                if _ZYGOTES.get(modules_for(job.target)) is zygote:
+                    del _ZYGOTES[modules_for(job.target)]
+            zygote.close()
+    return _Worker(stderr, None)
 
 
 def _run_once(
@@ -99,22 +192,20 @@ def _run_once(
     coming at its end; the first row's time limit is then one per input set."""
     rows: list[ZooRow] = []
     with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "torchscan.zoo.child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=_environment(),
-            start_new_session=True,  # its own process group: killed whole on a timeout
-        )
-        assert process.stdin is not None and process.stdout is not None
-        received: queue.Queue[ZooRow | None] = queue.Queue()
-        reader = threading.Thread(target=_read_rows, args=(process.stdout, received), daemon=True)
-        reader.start()
+        worker = _start(job, settings, stderr)
+        worker.reader.start()
         failure: tuple[str, str] | None = None
+
+        def death() -> tuple[str, str]:
+            code = worker.returncode()
+            stderr.seek(0)
+            text = stderr.read().decode("utf-8", "replace")
+            if code is None:
+                return "Crash", "worker lost: its warm-start process ended"
+            return _death(code, text, settings)
+
         try:
-            pickle.dump((job, settings, together), process.stdin)
-            process.stdin.flush()
+            worker.send(pickle.dumps((job, settings, together)))
             while len(rows) < len(job.inputs):
                 rows_due = len(job.inputs) if together and not rows else 1
                 deadline = time.monotonic() + settings.time_limit * rows_due
@@ -123,7 +214,7 @@ def _run_once(
                     if cancel is not None and cancel.is_set():
                         return rows, None
                     try:
-                        row = received.get(timeout=min(_POLL, max(deadline - time.monotonic(), 0.0)))
+                        row = worker.rows.get(timeout=min(_POLL, max(deadline - time.monotonic(), 0.0)))
                         break
                     except queue.Empty:
                         continue
@@ -131,20 +222,13 @@ def _run_once(
                     failure = ("Timeout", f"timeout after {settings.time_limit * rows_due:g} s")
                     break
                 if row is None:  # the worker is gone: its status says why
-                    process.wait()
-                    stderr.seek(0)
-                    failure = _death(process.returncode, stderr.read().decode("utf-8", "replace"), settings)
+                    failure = death()
                     break
                 rows.append(row)
-        except BrokenPipeError:  # the worker died before it read the job
-            process.wait()
-            stderr.seek(0)
-            failure = _death(process.returncode, stderr.read().decode("utf-8", "replace"), settings)
+        except (BrokenPipeError, ConnectionError):  # the worker died before it read the job
+            failure = death()
         finally:
-            _stop(process)
-            process.stdin.close()
-            reader.join()
-            process.stdout.close()
+            worker.stop()
     if failure is None:
         return rows, None
     return rows, failed_row(job.spec, job.inputs[len(rows)], failure[0], one_line(failure[1]))
