@@ -56,6 +56,11 @@ def summary(path: str) -> str:
     for reason, failures in sorted(reasons.items(), key=lambda item: -len(item[1])):
         lines.append(f"failed, {reason} ({len(failures)}):")
         lines += [f"  {failure}" for failure in failures]
+    incomplete = [row for row in rows if row.ok and not row.complete]
+    named = ", ".join(f"{row.spec} ({row.unknown_ops})" for row in incomplete)
+    lines.append(f"incomplete ({len(incomplete)}, unknown ops in brackets): {named}")
+    slowest = sorted((row for row in rows if row.analysis_seconds is not None), key=lambda row: -row.analysis_seconds)
+    lines.append("slowest analyses: " + ", ".join(f"{row.spec} {row.analysis_seconds:.1f} s" for row in slowest[:8]))
     seconds = [row.analysis_seconds for row in rows if row.analysis_seconds is not None]
     builds = [row.build_seconds for row in rows if row.build_seconds is not None]
     lines.append(f"analysis seconds in the workers: {sum(seconds):.0f} (builds {sum(builds):.0f})")
