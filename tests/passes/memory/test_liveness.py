@@ -77,3 +77,25 @@ def test_containers_are_the_modules_without_forward() -> None:
     assert container_modules(nn.Sequential(nn.ModuleDict({"a": nn.ReLU()}), nn.ReLU())) == {"0"}
     report = crawl_module(model, (1, 16, 16))
     assert report.records.graph[CONTAINER_MODULES] == {"blocks"}
+
+
+class _Pair(nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.exp(x), torch.sigmoid(x)
+
+
+class _Unpacks(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pair = _Pair()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.exp(x)
+        h, side = self.pair(h)  # tuple targets rebind h: its old value goes when the statement completes
+        return torch.cat([h, side, h, side], 1)
+
+
+def test_tuple_targets_release_the_names_they_rebind() -> None:
+    # x, h, side (the old h freed after the unpacking) + the 4A concatenation = 7A; holding the old h
+    # to the end of forward would make it 8A
+    assert _peaks(_Unpacks()) == (7, 7)

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torchscan.passes.memory.eager_names import AUGMENTABLE, assigned_name, is_augmented, root_call
+from torchscan.passes.memory.eager_names import AUGMENTABLE, assigned_name, is_augmented, rebound_names, root_call
 from torchscan.passes.memory.frames import Frame
 from torchscan.records import NodeRecord
 
@@ -189,7 +189,7 @@ def _tables(ordered: Sequence[NodeRecord], frames: Sequence[tuple[Frame, ...]], 
 @dataclass(frozen=True, slots=True)
 class _Chain:
     """One chain of user frames: per level its frame id and call site, and the levels whose
-    source line binds a name (level, name)."""
+    source line binds a name (level, name; each name of tuple targets)."""
 
     level_ids: list[int]
     sites: list[str]
@@ -205,9 +205,7 @@ def _read_chain(
     for level, (site, function, code) in enumerate(chain):
         level_ids.append(functions.setdefault((prefix, function), len(functions)))
         prefix = prefixes.setdefault((prefix, site), len(prefixes) + 1)
-        name = assigned_name(code)
-        if name is not None:
-            binds.append((level, name))
+        binds.extend((level, name) for name in rebound_names(code))
     return _Chain(level_ids, [site for site, _, _ in chain], binds)
 
 
