@@ -46,7 +46,7 @@ from torchscan.graph.shapes import (
     shapes_of,
     user_frame_of_stack,
 )
-from torchscan.graph.trace import Capture, output_data
+from torchscan.graph.trace import Capture, held_by_objects, output_data
 from torchscan.ops.registry import Registry
 from torchscan.records import tensor_leaves
 
@@ -406,7 +406,16 @@ def record(
             for name, tensor in tensors:
                 recorder._bind(tensor, recorder.graph.placeholder(name))
             with recorder, RoutedCalls(copied.modules, slot):
-                output, opaque = output_data(clone(*args, **kwargs))
+                returned = clone(*args, **kwargs)
+                output, opaque = output_data(returned)
+            held = held_by_objects(returned) if opaque else ()
+            held_outputs = tuple(
+                dict.fromkeys(
+                    recorder.env[id(tensor)].name
+                    for tensor in held
+                    if isinstance(tensor, torch.Tensor) and id(tensor) in recorder.env
+                )
+            )
             recorder.finish(output)
     except _OpFailed as failed:
         raise failed.error from None
@@ -439,5 +448,6 @@ def record(
         method=method,
         shared=copied.shared,
         opaque_outputs=opaque,
+        held_outputs=held_outputs,
     )
     return capture, recorder.values

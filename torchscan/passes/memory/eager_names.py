@@ -54,6 +54,7 @@ def assigned_name(code: str) -> str | None:
     return match.group(1) if match is not None else None
 
 
+@functools.lru_cache(maxsize=4096)
 def rebound_names(code: str) -> tuple[str, ...]:
     """The names an assignment binds: ``name = …`` one, tuple targets ``a, b, *c = …`` each of them
     (their old values are released when the statement completes), else none."""
