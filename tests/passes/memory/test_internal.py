@@ -171,3 +171,13 @@ def test_one_tensor_passed_several_times_is_recorded_as_one_object() -> None:
     memory = crawl_module(model, args=(x,), batch_size=None).memory
     assert memory is not None
     assert memory.saved_activation_bytes == _really_saved(model, x)
+
+
+def test_a_dropout_in_training_saves_the_mask_its_device_kernel_makes() -> None:
+    # on CPU, dropout draws an input-sized float mask (CUDA's fused kernel keeps a bool one): recorded
+    # on fake tensors of the analysis device, what autograd really saves
+    model = nn.Sequential(nn.Linear(16, 32), nn.Dropout(0.3), nn.Linear(32, 8)).train()
+    x = random_inputs([(4, 16)])[0]
+    memory = crawl_module(model, args=(x,), batch_size=None).memory
+    assert memory is not None
+    assert memory.saved_activation_bytes == _really_saved(model, x) == (4 * 16 + 2 * 4 * 32) * 4

@@ -511,7 +511,8 @@ class Replay:
 
 def worth_recording(record: NodeRecord) -> bool:
     """Whether a node's call may allocate or save more than its family says: an op with no
-    declared family (composite calls, modules the registry does not know), or a product
+    declared family (composite calls, modules the registry does not know), a dropout in training
+    (CPU's kernel keeps an input-sized float mask, CUDA's fused one a bool mask), or a product
     (:attr:`Saves.MATMUL`, or :attr:`Saves.WEIGHTED` with a 2-D weight: linear) reading a strided
     operand (the ``reshape`` inside it may copy). Every other family states what the op keeps
     (:mod:`~torchscan.passes.memory.saved`) and allocates only its result."""
@@ -520,6 +521,9 @@ def worth_recording(record: NodeRecord) -> bool:
     kind = family(record)
     if kind is None:
         return True
+    if kind is Saves.DROPOUT:  # in training, the mask's dtype is the device kernel's (CPU: the input's)
+        call = record.call
+        return bool(call.get("training", call.training)) and float(call.get("p", 0.5)) > 0
     strided = not all(spec.contiguous for spec in record.call.inputs)
     weight = record.call.spec("weight")
     return strided and (kind is Saves.MATMUL or (kind is Saves.WEIGHTED and weight is not None and weight.ndim == 2))
