@@ -70,7 +70,7 @@ _TRAINING_OFF = {
 }
 """Cases whose training-step estimate is not within 3% of a real step (figures at this commit)."""
 
-_FAST = ("unet", "vit (torchvision, small)", "lstm")
+_FAST = ("unet", "vit (torchvision, small)", "lstm", "gpt2")
 
 
 def _accuracy_params(off: dict[str, str]) -> list[Any]:
