@@ -141,4 +141,3 @@ class _Caching(nn.Module):
 def test_tensors_held_by_an_output_object_live_to_the_end() -> None:
     # x, the cached sigmoid, the old and the new h = 4A (the cached tensor freed at once gave 3A)
     assert _peaks(_Caching()) == (4, 4)
-
