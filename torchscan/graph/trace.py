@@ -468,12 +468,16 @@ def output_data(output: Any) -> tuple[Any, tuple[str, ...]]:
 _HELD_DEPTH = 8
 """How deep :func:`held_by_objects` looks inside an output object (attributes, items)."""
 
+_HELD_OBJECTS = 10_000
+"""How many objects :func:`held_by_objects` visits at most (an output object may reference much)."""
+
 
 def held_by_objects(output: Any) -> tuple[Any, ...]:
     """The tensors (or proxies) that objects of the forward's output which are not data hold (a cache
     object's keys and values): :func:`output_data` replaces such objects by None, yet the caller keeps
     them, and the tensors they reference, alive. Found through attributes, sequences and mappings, at
-    most :data:`_HELD_DEPTH` levels down; modules (the model's own state) are not entered."""
+    most :data:`_HELD_DEPTH` levels down and :data:`_HELD_OBJECTS` objects; modules (the model's own
+    state) are not entered."""
     found: dict[int, Any] = {}
     seen: set[int] = set()
 
@@ -481,7 +485,9 @@ def held_by_objects(output: Any) -> tuple[Any, ...]:
         if isinstance(value, (fx.Proxy, torch.Tensor)):
             found.setdefault(id(value), value)
             return
-        if depth > _HELD_DEPTH or id(value) in seen or isinstance(value, (nn.Module, type, *_DATA_TYPES)):
+        if depth > _HELD_DEPTH or len(seen) >= _HELD_OBJECTS or id(value) in seen:
+            return
+        if isinstance(value, (nn.Module, type, *_DATA_TYPES)):
             return
         seen.add(id(value))
         if isinstance(value, Mapping):
