@@ -39,6 +39,7 @@ from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
 from torchscan.passes.counts import count_costs
 from torchscan.passes.memory import (
     CONTAINER_MODULES,
+    HELD_OUTPUTS,
     LIBRARY_MODULES,
     Replay,
     container_modules,
@@ -390,6 +391,7 @@ def _report(
     rows = with_output_bytes(rows, graph, captured.module_outputs)
     graph.graph[LIBRARY_MODULES] = subject.library
     graph.graph[CONTAINER_MODULES] = subject.containers
+    graph.graph[HELD_OUTPUTS] = captured.held_outputs
     if receptive_field:
         fields = receptive_fields(graph)
         rows = with_receptive_fields(rows, fields, captured.module_outputs)

@@ -92,8 +92,10 @@ def _text(tokens: int, decoder: int = 0, mask: bool = True) -> Callable[[], dict
     def make() -> dict[str, Any]:
         ids = torch.zeros(2, tokens, dtype=torch.long)
         kwargs: dict[str, Any] = {"input_ids": ids}
-        if mask:
+        if mask:  # the second sequence padded: an all-ones mask lets Hugging Face skip building it, a
+            # data-dependent shortcut (``padding_mask.all()``) that a fake tensor, never read, cannot take
             kwargs["attention_mask"] = torch.ones_like(ids)
+            kwargs["attention_mask"][1, -(tokens // 4) :] = 0
         if decoder:
             kwargs["decoder_input_ids"] = torch.zeros(2, decoder, dtype=torch.long)
         return kwargs

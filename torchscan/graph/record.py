@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import operator
+import os
+import sys
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +38,7 @@ from torchscan.graph.clone import ModelCopy
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
 from torchscan.graph.shapes import (
     NodeValues,
+    StorageIds,
     describe,
     first_line,
     is_passthrough,
@@ -43,7 +46,7 @@ from torchscan.graph.shapes import (
     shapes_of,
     user_frame_of_stack,
 )
-from torchscan.graph.trace import Capture, output_data
+from torchscan.graph.trace import Capture, held_by_objects, output_data
 from torchscan.ops.registry import Registry
 from torchscan.records import tensor_leaves
 
@@ -123,13 +126,21 @@ class _Recorder(TorchFunctionMode):
         self.module_outputs: dict[str, list[str]] = {}
         self.values: dict[str, NodeValues] = {}
         self.constants = 0
+        self._traces: dict[tuple[tuple[str, int, str], ...], str] = {}
+        """Stack trace text by stack (file, line, function of each user frame, outermost first)."""
+        self.storages = StorageIds()
+        """Storage of every recorded tensor (views and in-place results share their base's), as the
+        shape pass numbers them for fx captures; the model's parameters and buffers are persistent."""
+        for tensor in (*root.parameters(), *root.buffers()):
+            self.storages.ref(tensor, persistent=True)
 
     # -- values -> nodes ---------------------------------------------------------------
     def _bind(self, tensor: torch.Tensor, node: fx.Node) -> None:
         self.env[id(tensor)] = node
         self.alive.append(tensor)
-        if node.op in ("placeholder", "get_attr"):
-            self.values[node.name] = NodeValues((), {}, describe(tensor))
+        if node.op in ("placeholder", "get_attr"):  # a tensor the model holds is persistent
+            ref = self.storages.ref(tensor, persistent=node.op == "get_attr")
+            self.values[node.name] = NodeValues((), {}, describe(tensor), storages=(ref,))
 
     def _node_of(self, tensor: torch.Tensor) -> fx.Node:
         node = self.env.get(id(tensor))
@@ -141,6 +152,8 @@ class _Recorder(TorchFunctionMode):
             self.constants += 1
             setattr(self.root, path, tensor)  # the root is our copy, never the user's model
         node = self.graph.get_attr(path)
+        node.meta[NN_MODULE_STACK] = self._stack_meta()  # read where first used, as fx traces it
+        node.stack_trace = self.stack_trace()
         self._bind(tensor, node)
         return node
 
@@ -163,12 +176,43 @@ class _Recorder(TorchFunctionMode):
             if path
         )
 
-    def _emit(self, op: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> fx.Node:
+    def stack_trace(self) -> str | None:
+        """The Python stack here as fx's ``record_stack_traces`` gives a traced node's (the same
+        format; torch's and torchscan's frames left out), so the eager-liveness rules read recorded
+        graphs as they read traced ones; formatted once per distinct stack."""
+        frames = []
+        frame = sys._getframe(1)
+        while frame is not None:
+            code = frame.f_code
+            if not code.co_filename.startswith(_LIBRARY_DIRS):
+                frames.append((code.co_filename, frame.f_lineno, code.co_name))
+            frame = frame.f_back
+        stack = tuple(reversed(frames))
+        text = self._traces.get(stack)
+        if text is None:
+            summary = traceback.StackSummary.from_list([traceback.FrameSummary(*entry) for entry in stack])
+            text = self._traces[stack] = "".join(summary.format()).strip()
+        return text or None
+
+    def _emit(
+        self,
+        op: str,
+        target: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        result: Any,
+        stack_trace: str | None = None,
+    ) -> fx.Node:
         node = self.graph.create_node(op, target, self._arg(tuple(args)), self._arg(dict(kwargs)))
         node.meta[NN_MODULE_STACK] = self._stack_meta()
+        node.stack_trace = stack_trace
         described = describe(result)
         self.values[node.name] = NodeValues(
-            describe(tuple(args)), describe(dict(kwargs)), described, passthrough=is_passthrough((args, kwargs), result)
+            describe(tuple(args)),
+            describe(dict(kwargs)),
+            described,
+            storages=self.storages.refs(result),
+            passthrough=is_passthrough((args, kwargs), result),
         )
         if isinstance(result, torch.Tensor):
             self._bind(result, node)
@@ -180,7 +224,10 @@ class _Recorder(TorchFunctionMode):
                 if isinstance(item, torch.Tensor):
                     item_node = self.graph.call_function(operator.getitem, (node, index))
                     item_node.meta[NN_MODULE_STACK] = outer
-                    self.values[item_node.name] = NodeValues((described, index), {}, describe(item))
+                    item_node.stack_trace = stack_trace
+                    self.values[item_node.name] = NodeValues(
+                        (described, index), {}, describe(item), storages=self.storages.refs(item)
+                    )
                     self._bind(item, item_node)
         return node
 
@@ -201,10 +248,11 @@ class _Recorder(TorchFunctionMode):
             raise _OpFailed(self._op_error(func, args, kwargs, error)) from error
         if self.leaf_depth == 0 and _has_tensor(result):
             name = getattr(func, "__name__", "")
+            trace = self.stack_trace()
             if name and getattr(torch.Tensor, name, None) is func:
-                self._emit("call_method", name, tuple(args), kwargs, result)
+                self._emit("call_method", name, tuple(args), kwargs, result, trace)
             else:
-                self._emit("call_function", func, tuple(args), kwargs, result)
+                self._emit("call_function", func, tuple(args), kwargs, result, trace)
         return result
 
     def _op_error(self, func: Any, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
@@ -221,6 +269,13 @@ class _Recorder(TorchFunctionMode):
             f"{first_line(error)}{user_frame_of_stack(traceback.extract_stack())}"
         )
         return ShapeError(message, node=name, module_path=path, input_shapes=shapes)
+
+    def finish(self, output: Any) -> None:
+        """The graph's output node, returning ``output`` (its tensors keep their storages: the
+        output allocates nothing)."""
+        node = self.graph.output(self._arg(output))
+        described = describe(output)
+        self.values[node.name] = NodeValues((described,), {}, described, storages=self.storages.refs(output))
 
     def recorded_bytes(self) -> int:
         """Bytes of the tensors recorded so far (inputs and op outputs)."""
@@ -256,11 +311,16 @@ class _Recorder(TorchFunctionMode):
         call_args, call_kwargs = self.pending.pop()
         if self.leaf_depth == 1:
             self.leaf_depth = 0
-            self._emit("call_module", path, call_args, call_kwargs, output)  # the module's own call in its stack
+            # the module's own call in its stack, traced at its caller's line
+            self._emit("call_module", path, call_args, call_kwargs, output, self.stack_trace())
         self._leave()
         first = _first_tensor(output)
         if path and first is not None and id(first) in self.env:
             self.module_outputs.setdefault(path, []).append(self.env[id(first)].name)
+
+
+_LIBRARY_DIRS = (os.path.dirname(torch.__file__) + os.sep, os.path.dirname(os.path.dirname(__file__)) + os.sep)
+"""torch's and torchscan's folders: their frames are left out of recorded stack traces."""
 
 
 def _name(func: Any) -> str:
@@ -346,9 +406,17 @@ def record(
             for name, tensor in tensors:
                 recorder._bind(tensor, recorder.graph.placeholder(name))
             with recorder, RoutedCalls(copied.modules, slot):
-                output, opaque = output_data(clone(*args, **kwargs))
-            out_node = recorder.graph.output(recorder._arg(output))
-            recorder.values[out_node.name] = NodeValues((describe(output),), {}, describe(output))
+                returned = clone(*args, **kwargs)
+                output, opaque = output_data(returned)
+            held = held_by_objects(returned) if opaque else ()
+            held_outputs = tuple(
+                dict.fromkeys(
+                    recorder.env[id(tensor)].name
+                    for tensor in held
+                    if isinstance(tensor, torch.Tensor) and id(tensor) in recorder.env
+                )
+            )
+            recorder.finish(output)
     except _OpFailed as failed:
         raise failed.error from None
     except _NEEDS_VALUES as error:
@@ -380,5 +448,6 @@ def record(
         method=method,
         shared=copied.shared,
         opaque_outputs=opaque,
+        held_outputs=held_outputs,
     )
     return capture, recorder.values

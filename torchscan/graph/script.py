@@ -90,8 +90,7 @@ def record_scripted(
             aten = _AtenRecorder(recorder)
             with aten:
                 output = clone(*args, **kwargs)
-            out_node = recorder.graph.output(recorder._arg(output))
-            recorder.values[out_node.name] = NodeValues((describe(output),), {}, describe(output))
+            recorder.finish(output)
     except ShapeError:
         raise
     except Exception as error:

@@ -32,7 +32,7 @@ from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
 from torchscan.ops import DEFAULT_REGISTRY, Saves
 from torchscan.records import StorageRef, TensorSpec, tensor_leaves
 
-__all__ = ["NodePlan", "NodeValues", "Opaque", "PlanCache", "describe", "propagate"]
+__all__ = ["NodePlan", "NodeValues", "Opaque", "PlanCache", "StorageIds", "describe", "propagate"]
 
 _PLAIN = (
     int,
@@ -201,8 +201,9 @@ def _tensors(value: Any) -> Iterator[torch.Tensor]:
             yield from _tensors(getattr(value, name))
 
 
-class _StorageIds:
-    """Numbers storages in order of first sight; keeps them alive so no address is reused."""
+class StorageIds:
+    """Numbers storages in order of first sight; keeps them alive so no address is reused (the
+    shape pass and the recording fallbacks give every node's outputs their storages this way)."""
 
     def __init__(self) -> None:
         self._refs: dict[int, StorageRef] = {}
@@ -218,6 +219,10 @@ class _StorageIds:
             self._refs[key] = StorageRef(id=len(self._refs), nbytes=int(storage.nbytes()), persistent=persistent)
             self._alive.append(storage)
         return self._refs[key]
+
+    def refs(self, value: Any) -> tuple[StorageRef, ...]:
+        """One :class:`StorageRef` per tensor of ``value``, in ``tensor_leaves`` order of its description."""
+        return tuple(self.ref(tensor) for tensor in _tensors(value))
 
 
 class _ShapeInterpreter(fx.Interpreter):
@@ -247,7 +252,7 @@ class _ShapeInterpreter(fx.Interpreter):
         self._rules = rules
         self._fake_mode = fake_mode
         self._fakes = fakes
-        self._storages = _StorageIds()
+        self._storages = StorageIds()
         if fakes is None:
             for tensor in (*module.parameters(), *module.buffers()):
                 self._storages.ref(tensor, persistent=True)
@@ -291,7 +296,7 @@ class _ShapeInterpreter(fx.Interpreter):
             ) from error
         except Exception as error:
             raise self._shape_error(n, args, kwargs, error) from error
-        storages = tuple(self._storages.ref(tensor) for tensor in _tensors(result))
+        storages = self._storages.refs(result)
         self.values[n.name] = NodeValues(
             args=described_args,
             kwargs=described_kwargs,

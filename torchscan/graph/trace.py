@@ -75,6 +75,8 @@ class Capture:
     """Attributes of the model too large to copy, left shared with the copy (``Class.name``)."""
     opaque_outputs: tuple[str, ...] = ()
     """Type names of objects in the forward's output that are not data (replaced by None)."""
+    held_outputs: tuple[str, ...] = ()
+    """Nodes whose tensors those objects hold (:func:`held_by_objects`): alive to the end of the call."""
     memo: Memo = dataclasses.field(default_factory=lambda: Memo())
     """Per-node lookups of the passes that depend on the graph and the copy only, kept for later
     runs of this capture on other inputs (:func:`torchscan.sweep`)."""
@@ -120,6 +122,8 @@ class _Tracer(fx.Tracer):
         self._qualnames: dict[str, int] = {}
         self.opaque_outputs: tuple[str, ...] = ()
         """Type names of output objects that are not data (replaced by None)."""
+        self.held_outputs: tuple[str, ...] = ()
+        """Nodes of the proxies those objects hold."""
         self._methods: dict[type, list[tuple[str, types.FunctionType]]] = {}
 
     def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
@@ -145,7 +149,10 @@ class _Tracer(fx.Tracer):
                     self.create_proxy("placeholder", spec.name or "input", (), {}) for spec in self._inputs.specs
                 ]
                 args, kwargs = self._inputs.rebuild(placeholders)
-                output, self.opaque_outputs = output_data(self.forward_of(root)(*args, **kwargs))
+                returned = self.forward_of(root)(*args, **kwargs)
+                output, self.opaque_outputs = output_data(returned)
+                held = held_by_objects(returned) if self.opaque_outputs else ()
+                self.held_outputs = tuple(proxy.node.name for proxy in held if isinstance(proxy, fx.Proxy))
                 self.create_node("output", "output", (self.create_arg(output),), {})
         finally:
             self._entry = None
@@ -458,6 +465,59 @@ def output_data(output: Any) -> tuple[Any, tuple[str, ...]]:
     return data, tuple(opaque)
 
 
+_HELD_DEPTH = 8
+"""How deep :func:`held_by_objects` looks inside an output object (attributes, items)."""
+
+_HELD_OBJECTS = 10_000
+"""How many objects :func:`held_by_objects` visits at most (an output object may reference much)."""
+
+
+def held_by_objects(output: Any) -> tuple[Any, ...]:
+    """The tensors (or proxies) that objects of the forward's output which are not data hold (a cache
+    object's keys and values): :func:`output_data` replaces such objects by None, yet the caller keeps
+    them, and the tensors they reference, alive. Found through attributes, sequences and mappings, at
+    most :data:`_HELD_DEPTH` levels down and :data:`_HELD_OBJECTS` objects; modules (the model's own
+    state) are not entered."""
+    found: dict[int, Any] = {}
+    seen: set[int] = set()
+
+    def inside(value: Any, depth: int) -> None:
+        if isinstance(value, (fx.Proxy, torch.Tensor)):
+            found.setdefault(id(value), value)
+            return
+        if depth > _HELD_DEPTH or len(seen) >= _HELD_OBJECTS or id(value) in seen:
+            return
+        if isinstance(value, (nn.Module, type, *_DATA_TYPES)):
+            return
+        seen.add(id(value))
+        if isinstance(value, Mapping):
+            items: Any = list(value.values())
+        elif isinstance(value, (tuple, list, set, frozenset)):
+            items = list(value)
+        else:
+            items = list(getattr(value, "__dict__", {}).values())
+        for item in items:
+            inside(item, depth + 1)
+
+    def outer(value: Any) -> None:  # the data part, as output_data walks it
+        if isinstance(value, _DATA_TYPES):
+            return
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for field in dataclasses.fields(value):
+                outer(getattr(value, field.name))
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                outer(item)
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                outer(item)
+        else:
+            inside(value, 0)
+
+    outer(output)
+    return tuple(found.values())
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -538,6 +598,7 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
         fakes=fakes,
         shared=copied.shared,
         opaque_outputs=tracer.opaque_outputs,
+        held_outputs=tracer.held_outputs,
     )
 
 

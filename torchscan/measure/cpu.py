@@ -144,21 +144,25 @@ def measure_training(
 ) -> LiveBytes:
     """Peak bytes of a steady-state training step (the second) of a copy of ``model``.
 
-    The step is ``zero_grad(set_to_none=True)``, forward, ``loss(output).backward()``, ``step()``;
-    the default loss sums the output's tensors. ``baseline_bytes`` are parameters, buffers,
-    optimizer state and inputs, so ``total_bytes`` is the step's whole peak.
+    The step is ``zero_grad(set_to_none=True)``, forward, ``loss(output).backward()`` with the output
+    held through the backward, ``step()``. The default loss is a fixed linear functional of the
+    output's floating tensors, ``Σ ⟨t, 1⟩`` as a dot product: like a real loss (cross-entropy, MSE) its
+    gradient is as big as the output, unlike ``sum()``'s (a broadcast scalar); it allocates nothing
+    (its all-ones weights, made in the first step, are not counted, like a loss's targets).
+    ``baseline_bytes`` are parameters, buffers, optimizer state and inputs, so ``total_bytes`` is the
+    step's whole peak.
     """
     clone = copy.deepcopy(model)
     opt = optimizer(clone.parameters())
-    loss = loss or (lambda out: sum(t.float().sum() for t in tree_leaves(out) if isinstance(t, torch.Tensor)))
+    weights: dict[int, torch.Tensor] = {}
+    loss = loss or (lambda out: _linear_loss(out, weights))
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         out = clone(*inputs, **(kwargs or {}))
         value = loss(out)
-        del out
         value.backward()
-        del value
+        del out, value
         opt.step()
 
     step()
@@ -166,10 +170,28 @@ def measure_training(
     state = [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
     existing = [*clone.parameters(), *clone.buffers(), *state, *inputs, *_tensors(kwargs)]
     baseline = _bytes(existing)
-    tracker = LiveTensorTracker(existing)
+    tracker = LiveTensorTracker([*existing, *weights.values()])
     with tracker:
         step()
     return LiveBytes(tracker.peak, baseline, tracker.peak_op)
+
+
+def _linear_loss(output: Any, weights: dict[int, torch.Tensor]) -> torch.Tensor:
+    """``Σ_t ⟨t, w_t⟩`` over the floating tensors of ``output`` that require grad, ``w_t`` all ones of
+    ``t``'s shape, dtype and strides (made once, kept in ``weights`` by position): a dot product of
+    flat views (an element-wise product, then a sum, where a tensor is not dense)."""
+    total = torch.zeros(())
+    for position, tensor in enumerate(_tensors(output)):
+        if not (tensor.dtype.is_floating_point and tensor.requires_grad):
+            continue
+        weight = weights.get(position)
+        if weight is None:
+            weight = weights[position] = torch.ones_like(tensor)
+        if tensor.is_contiguous() and weight.is_contiguous():
+            total = total + torch.dot(tensor.reshape(-1), weight.reshape(-1)).float()
+        else:
+            total = total + (tensor * weight).sum().float()
+    return total
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:

@@ -26,7 +26,7 @@ class ModuleParams:
     """Parameters and buffers registered directly on one module.
 
     A tensor registered on several modules (tied weights) is owned by the first in
-    ``named_modules`` order; the others count it in ``shared``.
+    ``named_modules`` order; the others count it in ``shared`` and name it in ``tied``.
     """
 
     params: int = 0
@@ -35,6 +35,9 @@ class ModuleParams:
     param_bytes: int = 0
     buffer_bytes: int = 0
     entries: tuple[ParamEntry, ...] = ()
+    tied: tuple[tuple[str, int], ...] = ()
+    """(the owner's path of the parameter, bytes) of each trainable tensor registered here that another
+    module owns (tied weights): the memory pass accumulates one gradient per tensor."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +52,21 @@ class ParamSummary:
 def collect_params(model: nn.Module) -> ParamSummary:
     """Count each parameter and buffer tensor once, by identity, under its first owner."""
     seen: set[int] = set()
+    owners: dict[int, str] = {}
     by_module: dict[str, ModuleParams] = {}
     total = trainable_total = param_bytes_total = buffer_bytes_total = 0
     for path, module in model.named_modules():
         params = trainable = shared = param_bytes = buffer_bytes = 0
         entries: list[ParamEntry] = []
+        tied: list[tuple[str, int]] = []
         for name, tensor in module.named_parameters(recurse=False, remove_duplicate=False):
             if id(tensor) in seen:
                 shared += tensor.numel()
+                if tensor.requires_grad and id(tensor) in owners:
+                    tied.append((owners[id(tensor)], tensor.numel() * tensor.element_size()))
                 continue
             seen.add(id(tensor))
+            owners[id(tensor)] = f"{path}.{name}" if path else name
             entry = ParamEntry(
                 name, tuple(tensor.shape), tensor.numel(), tensor.requires_grad, tensor.numel() * tensor.element_size()
             )
@@ -71,7 +79,9 @@ def collect_params(model: nn.Module) -> ParamSummary:
                 continue
             seen.add(id(tensor))
             buffer_bytes += tensor.numel() * tensor.element_size()
-        by_module[path] = ModuleParams(params, trainable, shared, param_bytes, buffer_bytes, tuple(entries))
+        by_module[path] = ModuleParams(
+            params, trainable, shared, param_bytes, buffer_bytes, tuple(entries), tuple(dict.fromkeys(tied))
+        )
         total += params
         trainable_total += trainable
         param_bytes_total += param_bytes

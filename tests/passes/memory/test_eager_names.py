@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torchscan.passes.memory.eager_names import assigned_name, is_augmented, root_call
+from torchscan.passes.memory.eager_names import assigned_name, is_augmented, rebound_names, root_call
 
 
 def test_eager_names_of_source_lines() -> None:
@@ -13,3 +13,10 @@ def test_eager_names_of_source_lines() -> None:
     assert root_call("x = x + self.f(x)") == ("add", 2)
     assert root_call("a, b = f(x)") == (None, 1)
     assert root_call("not python(") == (None, 1)
+
+
+def test_rebound_names_of_plain_and_tuple_targets() -> None:
+    assert rebound_names("x = self.conv(x)") == ("x",)
+    assert rebound_names("hidden_states, bias, _ = layer(") == ("hidden_states", "bias", "_")
+    assert rebound_names("(a, *rest) = f(x)") == ("a", "rest")
+    assert rebound_names("x == y") == () and rebound_names("self.a, b = f()") == () and rebound_names("x += 1") == ()

@@ -11,6 +11,7 @@ from torch import nn
 
 from tests.strategies import random_nets
 from torchscan import crawl_module
+from torchscan.measure.cpu import OPTIMIZER_FACTORIES, measure_training
 from torchscan.passes.memory import OPTIMIZERS, output_bytes, static_peak, workspace
 
 F32 = 4
@@ -158,3 +159,27 @@ def test_peak_bounded_by_outputs(case: tuple[nn.Module, tuple[int, int, int]]) -
     total = sum(output_bytes(r) + workspace(r) for r in computed) + peak.input_bytes
     assert largest <= peak.bytes <= total
     assert peak.bytes == report.memory.activation_peak_bytes
+
+
+class _Tied(nn.Module):
+    """An embedding tied to the output head (GPT-2, T5): one parameter, two gradients summed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(2000, 32)
+        self.head = nn.Linear(32, 2000, bias=False)
+        self.head.weight = self.embed.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.embed(ids)))
+
+
+def test_a_tied_parameter_sums_its_gradients() -> None:
+    # the head's gradient of the shared weight is held while the embedding's is made and the two are
+    # summed into a third: 3 weight-sized tensors at once (one was counted)
+    model = _Tied().train()
+    ids = torch.zeros(2, 4, dtype=torch.long)
+    estimate = crawl_module(model, args=(ids,), batch_size=None).memory.training_for("sgd")
+    measured = measure_training(model, [ids], OPTIMIZER_FACTORIES["sgd"]).total_bytes
+    assert estimate.peak_phase == "backward"
+    assert abs(estimate.peak_bytes / measured - 1) < 0.01, (estimate.peak_bytes, measured)

@@ -134,3 +134,50 @@ def test_what_is_recorded_does_not_depend_on_what_the_process_analysed_before() 
     first = crawl_module(model, args=args).memory
     second = crawl_module(model, args=args).memory
     assert first.to_dict() == second.to_dict()
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(16, 16)
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.proj(x)
+        return self.attn(h, h, h, need_weights=False)[0]
+
+
+def _really_saved(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the distinct non-parameter storages autograd saves in one real forward."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(x)
+    return sum(saved.values())
+
+
+def test_one_tensor_passed_several_times_is_recorded_as_one_object() -> None:
+    # MultiheadAttention takes its packed self-attention path only when query is key is value; three
+    # separate leaves made it save separate projections (a ViT's training estimate +7.1%)
+    model = _SelfAttention().train()
+    x = random_inputs([(2, 24, 16)])[0]
+    memory = crawl_module(model, args=(x,), batch_size=None).memory
+    assert memory is not None
+    assert memory.saved_activation_bytes == _really_saved(model, x)
+
+
+def test_a_dropout_in_training_saves_the_mask_its_device_kernel_makes() -> None:
+    # on CPU, dropout draws an input-sized float mask (CUDA's fused kernel keeps a bool one): recorded
+    # on fake tensors of the analysis device, what autograd really saves
+    model = nn.Sequential(nn.Linear(16, 32), nn.Dropout(0.3), nn.Linear(32, 8)).train()
+    x = random_inputs([(4, 16)])[0]
+    memory = crawl_module(model, args=(x,), batch_size=None).memory
+    assert memory is not None
+    assert memory.saved_activation_bytes == _really_saved(model, x) == (4 * 16 + 2 * 4 * 32) * 4

@@ -77,3 +77,67 @@ def test_containers_are_the_modules_without_forward() -> None:
     assert container_modules(nn.Sequential(nn.ModuleDict({"a": nn.ReLU()}), nn.ReLU())) == {"0"}
     report = crawl_module(model, (1, 16, 16))
     assert report.records.graph[CONTAINER_MODULES] == {"blocks"}
+
+
+class _Pair(nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.exp(x), torch.sigmoid(x)
+
+
+class _Unpacks(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pair = _Pair()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.exp(x)
+        h, side = self.pair(h)  # tuple targets rebind h: its old value goes when the statement completes
+        return torch.cat([h, side, h, side], 1)
+
+
+def test_tuple_targets_release_the_names_they_rebind() -> None:
+    # x, h, side (the old h freed after the unpacking) + the 4A concatenation = 7A; holding the old h
+    # to the end of forward would make it 8A
+    assert _peaks(_Unpacks()) == (7, 7)
+
+
+class _Pairs(nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.exp(x), torch.sigmoid(x)
+
+
+class _KeepsReturned(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.pair = _Pairs()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, gate = self.pair(x)  # both names hold their value to the end of forward
+        y = out * gate
+        return torch.exp(y)
+
+
+def test_a_result_returned_into_a_binding_line_is_held_by_its_names() -> None:
+    # x, out, gate, y and exp(y) at the end = 5A (freeing out and gate after their last use gave 4A)
+    assert _peaks(_KeepsReturned()) == (5, 5)
+
+
+class _Cache:
+    """An object of the output that is not data: it holds tensors (as a model's key/value cache)."""
+
+    def __init__(self) -> None:
+        self.kept: list[torch.Tensor] = []
+
+
+class _Caching(nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, _Cache]:
+        cache = _Cache()
+        h = torch.exp(x)
+        cache.kept.append(torch.sigmoid(h))
+        h = torch.exp(h)
+        return torch.exp(h), cache
+
+
+def test_tensors_held_by_an_output_object_live_to_the_end() -> None:
+    # x, the cached sigmoid, the old and the new h = 4A (the cached tensor freed at once gave 3A)
+    assert _peaks(_Caching()) == (4, 4)

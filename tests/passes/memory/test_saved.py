@@ -28,9 +28,10 @@ class _Product(nn.Module):
     [
         # a trainable Linear keeps its input for dL/dW: x, 4 floats
         (nn.Linear(4, 4), 16),
-        # dropout in eval keeps nothing; in training a bool mask of its 4 outputs
+        # dropout in eval keeps nothing; in training the mask its CPU kernel draws: 4 floats (CUDA's
+        # fused kernel keeps a bool mask; the call is recorded on the analysis device)
         (nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)).eval(), 16),
-        (nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)).train(), 16 + 4),
+        (nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)).train(), 16 + 16),
         # a product of two tensors keeps both factors (a(x), b(x)); both Linears keep x, once
         (_Product(), 16 + 16 + 16),
         # a frozen Linear whose input requires grad keeps nothing (dL/dx = Wᵀ·g needs no input)

@@ -26,6 +26,7 @@ from torchscan.passes.memory.backward_flops import backward_costs
 from torchscan.passes.memory.estimate import estimate_memory
 from torchscan.passes.memory.frames import CONTAINER_MODULES, LIBRARY_MODULES, container_modules, library_modules
 from torchscan.passes.memory.internal import CallMemory, NodeMemory, Replay
+from torchscan.passes.memory.liveness import HELD_OUTPUTS
 from torchscan.passes.memory.peak import static_peak, workspace
 from torchscan.passes.memory.rows import with_output_bytes
 from torchscan.passes.memory.saved import saved_for_backward
@@ -35,6 +36,7 @@ from torchscan.records import ActivationPeak, MemoryReport, TrainingEstimate
 
 __all__ = [
     "CONTAINER_MODULES",
+    "HELD_OUTPUTS",
     "LIBRARY_MODULES",
     "OPTIMIZERS",
     "ActivationPeak",

@@ -4,7 +4,7 @@ Two effects of running ``forward`` eagerly that an fx graph does not show (the s
 parsing is :mod:`~torchscan.passes.memory.eager_names`, which states what is modelled and why):
 
 - a result bound to a local name is held until the frame returns or the name is rebound
-  (:func:`local_ends`);
+  (:func:`local_ends`), and so is a result returned out of a call into a line that binds it;
 - ``y += z`` traced as ``add`` runs in place: its result aliases ``y`` (:func:`augmented_source`).
 
 Everything here is linear in the number of nodes (times the depth of user frames): frame
@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torchscan.passes.memory.eager_names import AUGMENTABLE, assigned_name, is_augmented, root_call
+from torchscan.passes.memory.eager_names import AUGMENTABLE, assigned_name, is_augmented, rebound_names, root_call
 from torchscan.passes.memory.frames import Frame
 from torchscan.records import NodeRecord
 
@@ -82,9 +82,46 @@ def local_ends(
         if not chain or record.op in _NOT_BOUND or not record.outputs:
             continue
         end = _held_until(ordered, frames, sources, tables, consumers[position], position)
+        returned = _returned_until(frames, tables, consumers[position], position)
+        if returned is not None and (end is None or returned > end):
+            end = returned
         if end is not None:
             ends[record.name] = ordered[end].index
     return ends
+
+
+def _returned_until(
+    frames: Sequence[tuple[Frame, ...]], tables: _Frames, consumers: list[int], position: int
+) -> int | None:
+    """A result returned out of a call into an outer frame whose line binds names (``y =
+    self.block(x)``, ``out, _ = self.attn(x)``) is held by them until that frame returns or the
+    statement that next rebinds one of them completes: the last such position, None when no outer
+    line binds it. A result counts as returned to a level when a node after the call's statement, in
+    that frame, reads it (which of tuple targets' names holds it is not read: the first rebound)."""
+    chain = frames[position]
+    best: int | None = None
+    for level in range(len(chain) - 1):
+        names = rebound_names(chain[level][2])
+        if not names:
+            continue
+        statement, extent = tables.site_end[position][level], tables.frame_end[position][level]
+        readers = [later for later in consumers if statement < later <= extent]
+        if not readers:
+            continue
+        # a loop calling one function from one line gives its iterations one frame id: the frame's
+        # module (the owner of a reader running its own code, else of the first reader) bounds it
+        own = [later for later in readers if len(frames[later]) == level + 1]
+        end = extent = min(extent, tables.owner_end[(own or readers)[0]])
+        frame = tables.level_ids[position][level]
+        for name in names:
+            bindings = tables.bindings.get((frame, name))
+            if bindings is None:
+                continue
+            entry = bisect.bisect_right(bindings.positions, statement)
+            if entry < len(bindings.positions) and bindings.positions[entry] <= extent:
+                end = min(end, tables.site_end[bindings.positions[entry]][level])
+        best = end if best is None else max(best, end)
+    return best
 
 
 def _held_until(
@@ -189,7 +226,7 @@ def _tables(ordered: Sequence[NodeRecord], frames: Sequence[tuple[Frame, ...]], 
 @dataclass(frozen=True, slots=True)
 class _Chain:
     """One chain of user frames: per level its frame id and call site, and the levels whose
-    source line binds a name (level, name)."""
+    source line binds a name (level, name; each name of tuple targets)."""
 
     level_ids: list[int]
     sites: list[str]
@@ -205,9 +242,7 @@ def _read_chain(
     for level, (site, function, code) in enumerate(chain):
         level_ids.append(functions.setdefault((prefix, function), len(functions)))
         prefix = prefixes.setdefault((prefix, site), len(prefixes) + 1)
-        name = assigned_name(code)
-        if name is not None:
-            binds.append((level, name))
+        binds.extend((level, name) for name in rebound_names(code))
     return _Chain(level_ids, [site for site, _, _ in chain], binds)
 
 

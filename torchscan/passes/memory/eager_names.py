@@ -9,10 +9,12 @@ trace; this module parses that line. The plain producer → last-consumer rule a
 the measured peak of DenseNet-121 (1.41 vs 1.66 MiB at 64×64, batch 2: each dense layer's
 concatenation stays bound to a name); with these rules it is exact there.
 
-Limits: one statement per source line (the line fx recorded, stripped); a multi-line statement,
-tuple targets (``a, b = …``), attribute/subscript targets, walrus and ``del`` are not seen
-(``None``/no binding: those values fall back to the plain rule); names are matched textually, so
-shadowing across frames is not modelled.
+Limits: one statement per source line (the line fx recorded, stripped: a multi-line statement is
+read from its first line); tuple targets (``a, b = f(x)``) rebind each of their names (the old
+values are freed when the statement completes) but bind no node's value (which item goes where is
+not read); attribute/subscript targets, walrus and ``del`` are not seen (``None``/no binding: those
+values fall back to the plain rule); names are matched textually, so shadowing across frames is not
+modelled.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from typing import Any
 
 from torchscan.graph.calls import display_type
 
-__all__ = ["AUGMENTABLE", "assigned_name", "is_augmented", "root_call"]
+__all__ = ["AUGMENTABLE", "assigned_name", "is_augmented", "rebound_names", "root_call"]
 
 _ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=[^=]")
+_UNPACK = re.compile(r"^\(?\s*(\*?[A-Za-z_]\w*(?:\s*,\s*\*?[A-Za-z_]\w*)*)\s*,?\s*\)?\s*=[^=]")
+_NAME = re.compile(r"\*?([A-Za-z_]\w*)")
 _AUGMENTED = re.compile(r"^[\w.\[\]]+\s*(\+|-|\*|/|@)=")
 
 _BINOPS: Mapping[type[ast.operator], Callable[[Any, Any], Any]] = {
@@ -48,6 +52,16 @@ def assigned_name(code: str) -> str | None:
     """The name a plain assignment ``name = …`` binds, else None."""
     match = _ASSIGN.match(code)
     return match.group(1) if match is not None else None
+
+
+@functools.lru_cache(maxsize=4096)
+def rebound_names(code: str) -> tuple[str, ...]:
+    """The names an assignment binds: ``name = …`` one, tuple targets ``a, b, *c = …`` each of them
+    (their old values are released when the statement completes), else none."""
+    match = _UNPACK.match(code)
+    if match is None:
+        return ()
+    return tuple(_NAME.fullmatch(part.strip()).group(1) for part in match.group(1).split(","))  # type: ignore[union-attr]
 
 
 def is_augmented(code: str) -> bool:

@@ -9,7 +9,7 @@ import networkx as nx
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord
 
-__all__ = ["requires_grad", "trainable_bytes"]
+__all__ = ["parameter_reads", "requires_grad", "trainable_bytes"]
 
 
 def requires_grad(
@@ -55,3 +55,23 @@ def trainable_bytes(params: ParamSummary) -> dict[str, int]:
                 break
             path = path.rpartition(".")[0]
     return totals
+
+
+def parameter_reads(params: ParamSummary) -> dict[str, dict[str, int]]:
+    """Module path -> {parameter path (its owner's): bytes} of the trainable parameters a call of the
+    module reads: those registered on it and below, owned there or tied to another owner's."""
+    reads: dict[str, dict[str, int]] = {}
+    for module_path, held in params.by_module.items():
+        own = {
+            f"{module_path}.{entry.name}" if module_path else entry.name: entry.nbytes
+            for entry in held.entries
+            if entry.trainable
+        }
+        own.update(held.tied)
+        path = module_path
+        while True:
+            reads.setdefault(path, {}).update(own)
+            if not path:
+                break
+            path = path.rpartition(".")[0]
+    return reads

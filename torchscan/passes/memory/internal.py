@@ -19,7 +19,9 @@ weak reference, so frees are seen as they happen (no arithmetic is done). Per si
   with empty gradients of its results): ``backward_transient = max_t (new_t + extra_t) −
   saved_extra`` (``new_t``: bytes made by the backward and alive, ``extra_t``: ``saved_extra``
   still held), and per argument the bytes of its gradient when it is a new storage (0 when it
-  aliases a result's gradient, e.g. ``add``), and the gradients of the module's own parameters.
+  aliases a result's gradient, e.g. ``add``, or repeats a tensor object passed before: one object
+  passed several times stays one, as the call sees it), and the gradients of the module's own
+  parameters.
 
 Nodes are run in graph order by an interpreter over the capture's fake copy; a node whose signature
 was seen gets its value from a shape rule where one answers, else by plain dispatch. Ops declared
@@ -165,25 +167,33 @@ def _record(
 
 def _with_grad_leaves(
     args: tuple[Any, ...], kwargs: Mapping[str, Any], wants_grad: Sequence[bool], clone: bool
-) -> tuple[tuple[Any, ...], dict[str, Any], list[torch.Tensor], list[torch.Tensor]]:
+) -> tuple[tuple[Any, ...], dict[str, Any], list[torch.Tensor], list[torch.Tensor], list[bool]]:
     """Copies of the arguments where the tensors in ``wants_grad`` are leaves requiring grad (or,
-    with ``clone``, clones of such leaves: in-place ops may write them); the passed tensors and
-    the leaves to differentiate against."""
+    with ``clone``, clones of such leaves: in-place ops may write them); the passed tensors, the
+    leaves to differentiate against, and per tensor argument whether it is the first occurrence of
+    its object. One tensor object passed several times (``attention(x, x, x)``) stays one object:
+    calls branch on identity (``query is key``), and its gradient is one sum."""
     position = iter(range(1 << 30))
     passed: list[torch.Tensor] = []
     grad_leaves: list[torch.Tensor] = []
+    firsts: list[bool] = []
+    made: dict[int, torch.Tensor] = {}
 
     def one(value: Any) -> Any:
         if isinstance(value, torch.Tensor):
             index = next(position)
-            if wants_grad[index]:
-                leaf = value.detach().requires_grad_(True)
-                grad_leaves.append(leaf)
-                value = leaf.clone(memory_format=torch.preserve_format) if clone else leaf
-            else:
-                value = value.detach()
-            passed.append(value)
-            return value
+            known = made.get(id(value))
+            firsts.append(known is None)
+            if known is None:
+                if wants_grad[index]:
+                    leaf = value.detach().requires_grad_(True)
+                    grad_leaves.append(leaf)
+                    known = leaf.clone(memory_format=torch.preserve_format) if clone else leaf
+                else:
+                    known = value.detach()
+                made[id(value)] = known
+            passed.append(known)
+            return known
         if isinstance(value, (tuple, list)):
             return type(value)(one(item) for item in value) if not hasattr(value, "_fields") else value
         if isinstance(value, dict):
@@ -194,7 +204,7 @@ def _with_grad_leaves(
     new_kwargs = {key: one(value) for key, value in kwargs.items()}
     if len(passed) != len(wants_grad):
         raise RuntimeError("arguments not understood")
-    return new_args, new_kwargs, passed, grad_leaves
+    return new_args, new_kwargs, passed, grad_leaves, firsts
 
 
 def _record_training(
@@ -220,7 +230,7 @@ def _train_once(
     transient: int,
     clone: bool,
 ) -> CallMemory:
-    new_args, new_kwargs, passed, grad_leaves = _with_grad_leaves(args, kwargs, wants_grad, clone)
+    new_args, new_kwargs, passed, grad_leaves, firsts = _with_grad_leaves(args, kwargs, wants_grad, clone)
     arg_keys = [_key(tensor) for tensor in passed]
     existing = {key for tensor in (*passed, *grad_leaves, *params) if (key := _key(tensor)) is not None}
     packed: dict[int, Any] = {}
@@ -264,7 +274,9 @@ def _train_once(
         for grad in grads
     ]
     leaf_sizes = iter(sizes[: len(grad_leaves)])
-    grad_bytes = tuple(next(leaf_sizes) if wanted else 0 for wanted in wants_grad)
+    grad_bytes = tuple(
+        next(leaf_sizes) if wanted and first else 0 for wanted, first in zip(wants_grad, firsts, strict=True)
+    )
     return CallMemory(
         transient=transient,
         train_transient=train_transient,
@@ -499,7 +511,8 @@ class Replay:
 
 def worth_recording(record: NodeRecord) -> bool:
     """Whether a node's call may allocate or save more than its family says: an op with no
-    declared family (composite calls, modules the registry does not know), or a product
+    declared family (composite calls, modules the registry does not know), a dropout in training
+    (CPU's kernel keeps an input-sized float mask, CUDA's fused one a bool mask), or a product
     (:attr:`Saves.MATMUL`, or :attr:`Saves.WEIGHTED` with a 2-D weight: linear) reading a strided
     operand (the ``reshape`` inside it may copy). Every other family states what the op keeps
     (:mod:`~torchscan.passes.memory.saved`) and allocates only its result."""
@@ -508,6 +521,9 @@ def worth_recording(record: NodeRecord) -> bool:
     kind = family(record)
     if kind is None:
         return True
+    if kind is Saves.DROPOUT:  # in training, the mask's dtype is the device kernel's (CPU: the input's)
+        call = record.call
+        return bool(call.get("training", call.training)) and float(call.get("p", 0.5)) > 0
     strided = not all(spec.contiguous for spec in record.call.inputs)
     weight = record.call.spec("weight")
     return strided and (kind is Saves.MATMUL or (kind is Saves.WEIGHTED and weight is not None and weight.ndim == 2))

@@ -4,9 +4,10 @@ The plain rule: a storage is live from the node that first produces it to the la
 reads any tensor aliasing it; graph inputs are held by the caller for the whole forward, graph
 outputs until the end; an argument of a module call lives until that call returns (the caller
 holds it) — the call of the outermost module entered, a container (``ModuleList``, never called)
-skipped: each of its children's calls returns on its own. On top, the eager-Python rules of
-:mod:`~torchscan.passes.memory.eager` extend a storage bound to a local name and alias ``y += z``
-to ``y``.
+skipped: each of its children's calls returns on its own. Tensors that objects of the output hold
+(a cache object's keys and values, :data:`HELD_OUTPUTS`) are held to the end like the outputs. On
+top, the eager-Python rules of :mod:`~torchscan.passes.memory.eager` extend a storage bound to a
+local name and alias ``y += z`` to ``y``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from torchscan.passes.memory.frames import CONTAINER_MODULES, LIBRARY_MODULES, f
 from torchscan.passes.memory.storage import END, Storages, storage_keys
 from torchscan.records import NodeRecord
 
-__all__ = ["call_ends", "sources_of", "storages"]
+__all__ = ["HELD_OUTPUTS", "call_ends", "sources_of", "storages"]
+
+HELD_OUTPUTS = "held_outputs"
+"""Graph attribute: names of the nodes whose tensors objects of the forward's output hold (a cache
+object, replaced by None in the output's data): the caller keeps them alive to the end."""
 
 
 def sources_of(graph: nx.DiGraph) -> dict[str, tuple[str, ...]]:
@@ -59,6 +64,9 @@ def storages(
             if record.op == "placeholder":
                 inputs.add(key)
                 last_use[key] = END
+    for name in graph.graph.get(HELD_OUTPUTS, ()):
+        for key in of_node.get(name, ()):
+            last_use[key] = END
     library = graph.graph.get(LIBRARY_MODULES, frozenset())
     local_end = local_ends(ordered, frames, [frozenset(names) for names in reads], library)
     call_end = call_ends(ordered)

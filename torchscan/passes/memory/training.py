@@ -124,8 +124,8 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     attributes = {record.name for record in ordered if record.op == "get_attr"}
     held: dict[str, int] = {}  # live gradient bytes per node output
     taken: dict[str, str] = {}  # node -> the source its gradient's storage passes to
-    params_done: set[str] = set()
-    trainable = context.trainable
+    params_done: set[str] = set()  # parameters read by get_attr whose gradient exists
+    started: set[str] = set()  # parameters of module calls (owner paths) whose gradient exists
     peak = live
     for record in reversed(ordered):
         if record.op in ("placeholder", "output") or not grads.get(record.name):
@@ -159,9 +159,13 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
                 elif grads.get(source) and source in attributes and source not in params_done:
                     params_done.add(source)
                     new += _attribute_bytes(context, source)
-        if record.op == "call_module" and record.module_path not in params_done:
-            params_done.add(record.module_path)
-            new += trainable.get(record.module_path, 0)
+        if record.op == "call_module":  # its parameters' gradients: new, or summed into the first
+            for parameter, size in context.reads.get(record.module_path, {}).items():
+                if parameter not in started:
+                    started.add(parameter)
+                    new += size
+                else:  # a tied or reused parameter: this gradient and the sum, beside the first
+                    during = max(during, live + new + 2 * size)
         live += new
         peak = max(peak, during, live)
         own = held.get(record.name, 0)
