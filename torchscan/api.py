@@ -45,7 +45,7 @@ from torchscan.passes.memory import (
     container_modules,
     estimate_memory,
     library_modules,
-    with_output_bytes,
+    row_output_bytes,
 )
 from torchscan.passes.params import ParamSummary, collect_params, parameter_readers
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
@@ -385,10 +385,10 @@ def _report(
     costs, diagnostics = count_costs(graph, registry)
     diagnostics = (*subject.unwrapped, *_hook_diagnostics(subject.hooks), *chain.diagnostics, *diagnostics)
     nx.set_node_attributes(graph, costs, COST)  # per-node costs stay available to exports
-    rows = build_rows(model, graph, costs, params, captured.module_outputs)
+    output_bytes = row_output_bytes(graph, captured.module_outputs)
+    rows = build_rows(model, graph, costs, params, captured.module_outputs, output_bytes)
     if readers is not None:
         diagnostics = (*diagnostics, *unused_parameters(rows, readers))
-    rows = with_output_bytes(rows, graph, captured.module_outputs)
     graph.graph[LIBRARY_MODULES] = subject.library
     graph.graph[CONTAINER_MODULES] = subject.containers
     graph.graph[HELD_OUTPUTS] = captured.held_outputs
