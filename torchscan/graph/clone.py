@@ -58,8 +58,13 @@ class Fakes:
     """
 
     def __init__(self, model: nn.Module, fake_mode: FakeTensorMode) -> None:
-        named = (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False))
-        self._real = {id(tensor): tensor for _, tensor in named}
+        self._real = {  # every parameter and buffer, from one walk of the modules
+            id(tensor): tensor
+            for module in model.modules()
+            for tensors in (module._parameters, module._buffers)
+            for tensor in tensors.values()
+            if tensor is not None
+        }
         keys = {key: _storage_key(tensor) for key, tensor in self._real.items()}
         counts = Counter(keys.values())
         self._alone = {key for key, storage in keys.items() if counts[storage] == 1}
