@@ -12,7 +12,7 @@ A functional row is named by the module that made the call and the op's display 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -59,16 +59,18 @@ def build_rows(
     params: ParamSummary,
     module_outputs: Mapping[str, tuple[str, ...]],
     output_bytes: Callable[[str, str, str | None], int] | None = None,
+    modules: Sequence[tuple[str, nn.Module]] | None = None,
 ) -> tuple[Row, ...]:
     """The report rows in tree order (children by first execution; unused modules last);
-    ``output_bytes(name, kind, node)`` gives each row's ``output_bytes`` (0 without it)."""
+    ``output_bytes(name, kind, node)`` gives each row's ``output_bytes`` (0 without it), ``modules``
+    is ``model.named_modules()`` when the caller has it."""
     ordered = node_records(graph)
     by_name = {record.name: record for record in ordered}
     leaf_calls = {record.module_path for record in ordered if record.op == "call_module"}
 
     accs: dict[str, _Acc] = {"": _Acc("", type(model).__name__, "module", "", -math.inf)}
     owner_of: dict[str, str] = {"": ""}
-    for path, module in model.named_modules():
+    for path, module in model.named_modules() if modules is None else modules:
         if not path:
             continue
         parent = _parent_path(path)
