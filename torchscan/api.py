@@ -45,7 +45,7 @@ from torchscan.passes.memory import (
     container_modules,
     estimate_memory,
     library_modules,
-    with_output_bytes,
+    row_output_bytes,
 )
 from torchscan.passes.params import ParamSummary, collect_params, parameter_readers
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
@@ -291,18 +291,22 @@ class _Subject:
     params: ParamSummary
     library: frozenset[str]
     containers: frozenset[str]
+    modules: tuple[tuple[str, nn.Module], ...] = ()
+    """``model.named_modules()``, walked once."""
 
 
 def _subject(model: nn.Module, formulas: Mapping[Any, Formula] | None) -> _Subject:
     inner, unwrapped = _unwrapped(model)
-    _check_initialized(inner)
+    modules = tuple(inner.named_modules())  # one walk, read by every pass that needs the modules
+    _check_initialized(inner, modules)
     return _Subject(
         model=inner,
         unwrapped=unwrapped,
-        hooks=tuple(hooks_of(inner)),
+        hooks=tuple(hooks_of(inner, modules)),
         registry=DEFAULT_REGISTRY.with_overrides(formulas) if formulas else DEFAULT_REGISTRY,
         device=input_device(inner),
-        params=collect_params(inner),
+        params=collect_params(inner, modules),
+        modules=modules,
         library=library_modules(inner),
         containers=container_modules(inner),
     )
@@ -364,7 +368,7 @@ def _readers(subject: _Subject, chain: Captured) -> frozenset[str] | None:
         return None
     calls = [str(node.target) for node in captured.graph.nodes if node.op == "call_module"]
     reads = [str(node.target) for node in captured.graph.nodes if node.op == "get_attr"]
-    return parameter_readers(subject.model, calls, reads)
+    return parameter_readers(subject.model, calls, reads, subject.modules)
 
 
 def _report(
@@ -385,10 +389,10 @@ def _report(
     costs, diagnostics = count_costs(graph, registry)
     diagnostics = (*subject.unwrapped, *_hook_diagnostics(subject.hooks), *chain.diagnostics, *diagnostics)
     nx.set_node_attributes(graph, costs, COST)  # per-node costs stay available to exports
-    rows = build_rows(model, graph, costs, params, captured.module_outputs)
+    output_bytes = row_output_bytes(graph, captured.module_outputs)
+    rows = build_rows(model, graph, costs, params, captured.module_outputs, output_bytes, subject.modules)
     if readers is not None:
         diagnostics = (*diagnostics, *unused_parameters(rows, readers))
-    rows = with_output_bytes(rows, graph, captured.module_outputs)
     graph.graph[LIBRARY_MODULES] = subject.library
     graph.graph[CONTAINER_MODULES] = subject.containers
     graph.graph[HELD_OUTPUTS] = captured.held_outputs
@@ -423,10 +427,11 @@ def _report(
     )
 
 
-def _check_initialized(model: nn.Module) -> None:
+def _check_initialized(model: nn.Module, modules: Sequence[tuple[str, nn.Module]]) -> None:
     """An :class:`InputError` naming the first layer whose parameters or buffers are still lazy
-    (``nn.LazyLinear`` before its first forward: their shapes are not known yet)."""
-    for path, module in model.named_modules():
+    (``nn.LazyLinear`` before its first forward: their shapes are not known yet); ``modules``: the
+    model's ``named_modules()``."""
+    for path, module in modules:
         for name, tensor in (*module._parameters.items(), *module._buffers.items()):
             if tensor is not None and is_lazy(tensor):
                 raise InputError(

@@ -32,6 +32,8 @@ class _Static:
     module_path: str
     module_calls: tuple[tuple[str, int], ...]
     site: CallSite | None
+    sources: tuple[str, ...]
+    """The nodes this node reads (its data-flow edges' sources)."""
 
 
 def build_graph(
@@ -57,7 +59,7 @@ def build_graph(
             static = memo[node.name] = _static(node, root, modules)
         record = _record(node, index, static, values.get(node.name), binder)
         nodes.append((node.name, {RECORD: record}))
-        edges.extend((source.name, node.name) for source in node.all_input_nodes)
+        edges.extend((source, node.name) for source in static.sources)
     graph = nx.DiGraph()
     graph.add_nodes_from(nodes)  # fx order is topological: every edge's source is already a node
     graph.add_edges_from(edges)
@@ -75,7 +77,8 @@ def _static(node: fx.Node, root: nn.Module, modules: Mapping[str, nn.Module]) ->
         type_name = display_type(resolve_target(node))  # one name per op, whatever the spelling
     else:
         type_name = node.op
-    return _Static(type_name, module_path_of(node), _module_calls(node), call_site(node, root, modules))
+    sources = tuple(source.name for source in node.all_input_nodes)
+    return _Static(type_name, module_path_of(node), _module_calls(node), call_site(node, root, modules), sources)
 
 
 def _record(
@@ -83,14 +86,17 @@ def _record(
 ) -> NodeRecord:
     """The record of one fx node."""
     has_values = node_values is not None
+    outputs = tuple(tensor_leaves(node_values.output)) if has_values else ()
     return NodeRecord(
         name=node.name,
         op=node.op,
         index=index,
         module_path=static.module_path,
         type_name=static.type_name,
-        call=make_call(node, node_values, static.site, binder) if has_values and static.site is not None else None,
-        outputs=tuple(tensor_leaves(node_values.output)) if has_values else (),
+        call=make_call(node, node_values, static.site, binder, outputs)
+        if has_values and static.site is not None
+        else None,
+        outputs=outputs,
         stack_trace=node.stack_trace,
         storages=node_values.storages if has_values else (),
         passthrough=node_values.passthrough if has_values else False,

@@ -18,7 +18,7 @@ from torch.fx.operator_schemas import get_signature_for_torch_op
 from torchscan.graph.clone import reparametrized_names
 from torchscan.graph.shapes import NodeValues, describe
 from torchscan.graph.trace import ROOT_CALL
-from torchscan.records import OpCall, tensor_leaves
+from torchscan.records import OpCall, TensorSpec, tensor_leaves
 
 __all__ = ["ArgumentBinder", "CallSite", "call_site", "display_type", "make_call", "module_path_of", "resolve_target"]
 
@@ -242,8 +242,15 @@ def call_site(node: fx.Node, root: nn.Module, modules: Mapping[str, nn.Module] |
     return CallSite(node.op.removeprefix("call_"), target, attrs, training, path)
 
 
-def make_call(node: fx.Node, values: NodeValues, site: CallSite, binder: ArgumentBinder) -> OpCall:
-    """The :class:`OpCall` of a call node from its :class:`CallSite` and its described values."""
+def make_call(
+    node: fx.Node,
+    values: NodeValues,
+    site: CallSite,
+    binder: ArgumentBinder,
+    outputs: tuple[TensorSpec, ...] | None = None,
+) -> OpCall:
+    """The :class:`OpCall` of a call node from its :class:`CallSite` and its described values
+    (``outputs``: the specs of ``values.output``, when the caller has them already)."""
     if site.attrs is not None:
         attrs: Mapping[str, Any] = site.attrs  # OpCall freezes a copy
     elif site.kind == "function":
@@ -254,7 +261,7 @@ def make_call(node: fx.Node, values: NodeValues, site: CallSite, binder: Argumen
         kind=site.kind,  # type: ignore[arg-type]
         target=site.target,
         inputs=tuple(tensor_leaves((values.args, values.kwargs))),
-        outputs=tuple(tensor_leaves(values.output)),
+        outputs=tuple(tensor_leaves(values.output)) if outputs is None else outputs,
         attrs=attrs,
         training=site.training,
         name=node.name,

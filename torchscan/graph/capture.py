@@ -22,6 +22,7 @@ from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.calls import module_path_of
 from torchscan.graph.clone import HELD_STATE_BUDGET, fake_copy, real_copy
 from torchscan.graph.record import NeedsValues, record
+from torchscan.graph.rules import Fresh, materialize
 from torchscan.graph.script import is_scripted, record_scripted
 from torchscan.graph.shapes import NodeValues, propagate, quiet_fake_tensor_log
 from torchscan.graph.trace import FX, GRAPH_MODULE, Capture, capture
@@ -45,11 +46,12 @@ class Captured:
 
 
 def _propagate(captured: Capture, inputs: ModelInputs, device: torch.device) -> dict[str, NodeValues]:
-    paths = {node.name: module_path_of(node) for node in captured.graph.nodes}
+    memo = captured.memo
+    if not memo.paths:
+        memo.paths.update((node.name, module_path_of(node)) for node in captured.graph.nodes)
     with captured.fake_mode:
-        tensors = [_tensor(spec, device, real=False) for spec in inputs.specs]
-        plans = captured.memo.shapes
-        return propagate(captured.root, captured.graph, tensors, paths, fakes=captured.fakes, plans=plans)
+        tensors = [materialize(Fresh(spec.shape, spec.dtype, device), captured.fake_mode) for spec in inputs.specs]
+        return propagate(captured.root, captured.graph, tensors, memo.paths, fakes=captured.fakes, plans=memo.shapes)
 
 
 def same_call(first: ModelInputs, second: ModelInputs) -> bool:

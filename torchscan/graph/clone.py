@@ -18,7 +18,7 @@ import functools
 import math
 import types
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,8 +58,13 @@ class Fakes:
     """
 
     def __init__(self, model: nn.Module, fake_mode: FakeTensorMode) -> None:
-        named = (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False))
-        self._real = {id(tensor): tensor for _, tensor in named}
+        self._real = {  # every parameter and buffer, from one walk of the modules
+            id(tensor): tensor
+            for module in model.modules()
+            for tensors in (module._parameters, module._buffers)
+            for tensor in tensors.values()
+            if tensor is not None
+        }
         keys = {key: _storage_key(tensor) for key, tensor in self._real.items()}
         counts = Counter(keys.values())
         self._alone = {key for key, storage in keys.items() if counts[storage] == 1}
@@ -177,14 +182,15 @@ _GLOBAL_HOOKS = {
 """torch's process-wide module hooks (``register_module_forward_hook``…): never run on the copy either."""
 
 
-def hooks_of(model: nn.Module) -> tuple[IgnoredHook, ...]:
+def hooks_of(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | None = None) -> tuple[IgnoredHook, ...]:
     """The user hooks of ``model`` and its sub-modules that a copy drops (kept ones excluded), and
-    torch's global module hooks, which calls on the copy never run."""
+    torch's global module hooks, which calls on the copy never run (``modules``: ``model.named_modules()``
+    when the caller has it)."""
     found: list[IgnoredHook] = []
     for key, kind in _GLOBAL_HOOKS.items():
         for hook in (getattr(module_state, key, None) or {}).values():
             found.append(IgnoredHook("<global>", kind, _callable_name(hook)))
-    for path, module in model.named_modules(remove_duplicate=True):
+    for path, module in model.named_modules() if modules is None else modules:
         for key, kind in _HOOK_DICTS.items():
             for hook in (vars(module).get(key) or {}).values():
                 if not (key == "_forward_pre_hooks" and isinstance(hook, _KEPT_HOOKS)):

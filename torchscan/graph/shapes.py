@@ -28,7 +28,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torchscan.errors import CaptureError, InputError, ShapeError
 from torchscan.graph.clone import Fakes
 from torchscan.graph.routing import forward_of, run_pre_hooks
-from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
+from torchscan.graph.rules import RULES, Fresh, Pending, ShapeRules, answer
 from torchscan.ops import DEFAULT_REGISTRY, Saves
 from torchscan.records import StorageRef, TensorSpec, tensor_leaves
 
@@ -92,7 +92,7 @@ def is_passthrough(inputs: Any, result: Any) -> bool:
     """True when ``result`` is a container (tuple, namedtuple, dict…) whose tensors are all tensors
     of ``inputs``: packing computes nothing. A call returning one of its arguments as a bare
     tensor is not a passthrough: it may have modified it in place, so it needs a formula."""
-    if isinstance(result, torch.Tensor):
+    if isinstance(result, (torch.Tensor, Pending)):
         return False
     outputs = list(_tensors(result))
     if not outputs:
@@ -101,8 +101,10 @@ def is_passthrough(inputs: Any, result: Any) -> bool:
     return all(id(tensor) in given for tensor in outputs)
 
 
-def tensor_spec(tensor: torch.Tensor) -> TensorSpec:
-    """The spec of a (fake, meta or real) tensor."""
+def tensor_spec(tensor: torch.Tensor | Pending) -> TensorSpec:
+    """The spec of a (fake, meta or real) tensor, or of a :class:`Pending` one (new, contiguous)."""
+    if type(tensor) is Pending:
+        return TensorSpec(shape=tensor.shape, dtype=tensor.dtype, contiguous=True)
     try:
         contiguous = tensor.is_contiguous()
     except RuntimeError:  # sparse or exotic layouts
@@ -112,7 +114,7 @@ def tensor_spec(tensor: torch.Tensor) -> TensorSpec:
 
 def describe(value: Any) -> Any:
     """Tensors to :class:`TensorSpec`, containers recursively, plain data as is, the rest opaque."""
-    if isinstance(value, torch.Tensor):
+    if isinstance(value, (torch.Tensor, Pending)):
         return tensor_spec(value)
     if isinstance(value, torch.Size):
         return tuple(int(size) for size in value)
@@ -188,7 +190,7 @@ def quiet_fake_tensor_log() -> Iterator[None]:
 
 def _tensors(value: Any) -> Iterator[torch.Tensor]:
     """The tensors of a value in the order :func:`describe` then ``tensor_leaves`` list them."""
-    if isinstance(value, torch.Tensor):
+    if isinstance(value, (torch.Tensor, Pending)):
         yield value
     elif isinstance(value, (tuple, list)) and not isinstance(value, torch.Size):
         for item in value:
@@ -201,28 +203,73 @@ def _tensors(value: Any) -> Iterator[torch.Tensor]:
             yield from _tensors(getattr(value, name))
 
 
+def _made(value: Any) -> Any:
+    """``value`` with every :class:`Pending` tensor in it made (containers rebuilt only where one was)."""
+    if type(value) is Pending:
+        return value.fake()
+    if isinstance(value, (tuple, list)):
+        items = [_made(item) for item in value]
+        if all(item is old for item, old in zip(items, value, strict=True)):
+            return value
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    if isinstance(value, dict):
+        made = {key: _made(item) for key, item in value.items()}
+        if all(made[key] is item for key, item in value.items()):
+            return value
+        return type(value)(made)
+    if type(value) is slice:
+        parts = (_made(value.start), _made(value.stop), _made(value.step))
+        return (
+            value
+            if all(a is b for a, b in zip(parts, (value.start, value.stop, value.step), strict=True))
+            else slice(*parts)
+        )
+    return value
+
+
 class StorageIds:
     """Numbers storages in order of first sight; keeps them alive so no address is reused (the
-    shape pass and the recording fallbacks give every node's outputs their storages this way)."""
+    shape pass and the recording fallbacks give every node's outputs their storages this way). A
+    :class:`Pending` value is numbered when first seen, and its storage, once made, keeps that number."""
 
     def __init__(self) -> None:
         self._refs: dict[int, StorageRef] = {}
+        self._pending: dict[int, StorageRef] = {}
         self._alive: list[Any] = []
+        self._count = 0
 
-    def ref(self, tensor: torch.Tensor, persistent: bool = False) -> StorageRef:
+    def ref(self, tensor: torch.Tensor | Pending, persistent: bool = False) -> StorageRef:
+        if type(tensor) is Pending:
+            ref = self._pending.get(id(tensor))
+            if ref is None:
+                ref = self._pending[id(tensor)] = self._next(tensor.nbytes(), persistent)
+                self._alive.append(tensor)
+            return ref
         try:
             storage = tensor.untyped_storage()
         except (RuntimeError, NotImplementedError):  # sparse and other storage-less layouts
             return StorageRef(id=-1, nbytes=tensor.numel() * tensor.element_size())
         key = StorageWeakRef(storage).cdata
         if key not in self._refs:
-            self._refs[key] = StorageRef(id=len(self._refs), nbytes=int(storage.nbytes()), persistent=persistent)
+            self._refs[key] = self._next(int(storage.nbytes()), persistent)
             self._alive.append(storage)
         return self._refs[key]
 
     def refs(self, value: Any) -> tuple[StorageRef, ...]:
         """One :class:`StorageRef` per tensor of ``value``, in ``tensor_leaves`` order of its description."""
         return tuple(self.ref(tensor) for tensor in _tensors(value))
+
+    def made(self, pending: Pending, meta: torch.Tensor) -> None:
+        """``pending``'s storage was made: it keeps the number ``pending`` got."""
+        ref = self._pending.get(id(pending))
+        if ref is not None:
+            storage = meta.untyped_storage()
+            self._refs[StorageWeakRef(storage).cdata] = ref
+            self._alive.append(storage)
+
+    def _next(self, nbytes: int, persistent: bool) -> StorageRef:
+        self._count += 1
+        return StorageRef(id=self._count - 1, nbytes=nbytes, persistent=persistent)
 
 
 class _ShapeInterpreter(fx.Interpreter):
@@ -286,6 +333,8 @@ class _ShapeInterpreter(fx.Interpreter):
         try:
             result = self._by_rule(plan, args, kwargs)
             if result is None:
+                if plan is not None:  # dispatched: the ops get tensors
+                    args, kwargs = _made(args), _made(kwargs)
                 result = getattr(self, n.op)(n.target, args, kwargs)
         except (ShapeError, CaptureError):
             raise
@@ -334,7 +383,7 @@ class _ShapeInterpreter(fx.Interpreter):
         if plan is None or plan.rule is None or self._fake_mode is None:
             return None
         result = answer(plan.rule, plan.callee, args, kwargs)
-        return materialize(result, self._fake_mode) if isinstance(result, Fresh) else result
+        return Pending(result, self._fake_mode, self._storages.made) if type(result) is Fresh else result
 
     def _shape_error(self, n: fx.Node, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
         path = self._module_paths.get(n.name, "")

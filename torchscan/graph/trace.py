@@ -47,6 +47,8 @@ class Memo:
 
     shapes: dict[str, Any] = dataclasses.field(default_factory=dict)
     records: dict[str, Any] = dataclasses.field(default_factory=dict)
+    paths: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Each node's module path (``graph.calls.module_path_of``), for the shape pass's messages."""
 
 
 FX = "torch.fx"
@@ -140,9 +142,12 @@ class _Tracer(fx.Tracer):
             for key, value in vars(module).items():
                 if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
                     self.tensor_attrs.setdefault(value, prefix + key)
-        for kind, named in (("parameter", root.named_parameters()), ("buffer", root.named_buffers())):
-            for name, tensor in named:
-                self._tensor_paths.setdefault(id(tensor), (kind, name, tensor))
+        for kind, key in (("parameter", "_parameters"), ("buffer", "_buffers")):  # as named_parameters/_buffers
+            for module, path in self.submodule_paths.items():  # walks them, from the walk made above
+                prefix = f"{path}." if path else ""
+                for name, tensor in vars(module)[key].items():
+                    if tensor is not None:
+                        self._tensor_paths.setdefault(id(tensor), (kind, prefix + name, tensor))
         try:
             with _Interception(self, self._modules):
                 placeholders = [
@@ -219,6 +224,15 @@ class _Tracer(fx.Tracer):
         return tensor if tensor is None else self._fakes.any(tensor)
 
     def create_arg(self, a: Any) -> Any:
+        kind = type(a)
+        if kind is fx.Proxy:  # the common arguments first, as fx's create_arg returns them
+            return a.node
+        if kind in _PLAIN_ARGUMENTS or a is None:
+            return a
+        if kind is tuple:
+            return tuple([self.create_arg(item) for item in a])
+        if kind is list:
+            return [self.create_arg(item) for item in a]
         if dataclasses.is_dataclass(a) and not isinstance(a, (type, Mapping)):  # a dataclass output: by field
             return super().create_arg({f.name: getattr(a, f.name) for f in dataclasses.fields(a)})
         if isinstance(a, torch.Tensor):
@@ -303,8 +317,12 @@ class _Tracer(fx.Tracer):
             target = self._code.original(target)
         if fx_traceback.has_preserved_node_meta():  # a caller asked fx to carry node meta: fx's own path
             node = super().create_node(kind, target, args, kwargs, name, type_expr)
-        else:
-            node = self.graph.create_node(kind, target, args, kwargs, name, type_expr)
+        else:  # made bare, then given its arguments: the same node, without fx's scan of every argument
+            node = self.graph.create_node(kind, target, None, None, name, type_expr)  # for SymInts (none here)
+            if args:
+                node.args = args
+            if kwargs:
+                node.kwargs = kwargs
             self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
             if self.module_stack:
                 node.meta["nn_module_stack"] = self.module_stack.copy()
@@ -322,6 +340,9 @@ class _Tracer(fx.Tracer):
             node.stack_trace = text
         return node
 
+
+_PLAIN_ARGUMENTS = frozenset({int, float, bool, str, torch.dtype, torch.device})
+"""Argument types fx's ``create_arg`` returns as they are (constants of the graph)."""
 
 _OWN_DIR = str(Path(__file__).resolve().parent.parent) + os.sep
 """torchscan's own folder: its frames (the tracer's) are left out of the nodes' stack traces."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from torch import nn
@@ -49,13 +49,14 @@ class ParamSummary:
     buffer_bytes: int
 
 
-def collect_params(model: nn.Module) -> ParamSummary:
-    """Count each parameter and buffer tensor once, by identity, under its first owner."""
+def collect_params(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | None = None) -> ParamSummary:
+    """Count each parameter and buffer tensor once, by identity, under its first owner (``modules``:
+    ``model.named_modules()`` when the caller has it)."""
     seen: set[int] = set()
     owners: dict[int, str] = {}
     by_module: dict[str, ModuleParams] = {}
     total = trainable_total = param_bytes_total = buffer_bytes_total = 0
-    for path, module in model.named_modules():
+    for path, module in model.named_modules() if modules is None else modules:
         params = trainable = shared = param_bytes = buffer_bytes = 0
         entries: list[ParamEntry] = []
         tied: list[tuple[str, int]] = []
@@ -89,12 +90,18 @@ def collect_params(model: nn.Module) -> ParamSummary:
     return ParamSummary(by_module, total, trainable_total, param_bytes_total, buffer_bytes_total)
 
 
-def parameter_readers(model: nn.Module, calls: Iterable[str], reads: Iterable[str]) -> frozenset[str]:
+def parameter_readers(
+    model: nn.Module,
+    calls: Iterable[str],
+    reads: Iterable[str],
+    modules: Sequence[tuple[str, nn.Module]] | None = None,
+) -> frozenset[str]:
     """Paths of the modules (first owners, as :func:`collect_params` counts them) whose parameters the
     forward reads: every parameter of each called module (``calls``: module paths, sub-modules
-    included) and each parameter read as an attribute (``reads``: parameter paths)."""
+    included) and each parameter read as an attribute (``reads``: parameter paths); ``modules``:
+    ``model.named_modules()`` when the caller has it."""
     owners: dict[int, str] = {}
-    for path, module in model.named_modules():
+    for path, module in model.named_modules() if modules is None else modules:
         for tensor in module.parameters(recurse=False):
             owners.setdefault(id(tensor), path)
     found: set[str] = set()

@@ -12,7 +12,7 @@ A functional row is named by the module that made the call and the op's display 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -58,15 +58,19 @@ def build_rows(
     costs: Mapping[str, Cost | None],
     params: ParamSummary,
     module_outputs: Mapping[str, tuple[str, ...]],
+    output_bytes: Callable[[str, str, str | None], int] | None = None,
+    modules: Sequence[tuple[str, nn.Module]] | None = None,
 ) -> tuple[Row, ...]:
-    """The report rows in tree order (children by first execution; unused modules last)."""
+    """The report rows in tree order (children by first execution; unused modules last);
+    ``output_bytes(name, kind, node)`` gives each row's ``output_bytes`` (0 without it), ``modules``
+    is ``model.named_modules()`` when the caller has it."""
     ordered = node_records(graph)
     by_name = {record.name: record for record in ordered}
     leaf_calls = {record.module_path for record in ordered if record.op == "call_module"}
 
     accs: dict[str, _Acc] = {"": _Acc("", type(model).__name__, "module", "", -math.inf)}
     owner_of: dict[str, str] = {"": ""}
-    for path, module in model.named_modules():
+    for path, module in model.named_modules() if modules is None else modules:
         if not path:
             continue
         parent = _parent_path(path)
@@ -114,7 +118,7 @@ def build_rows(
     _add_costs(accs, ordered, costs, row_of)
     _roll_up(accs)
     _first_use(accs, ordered)
-    return _flatten(accs)
+    return _flatten(accs, output_bytes)
 
 
 def scoped_names(calls: Iterable[tuple[str, str, str]], taken: Iterable[str] = ()) -> dict[str, str]:
@@ -221,7 +225,7 @@ def _first_use(accs: dict[str, _Acc], ordered: list[NodeRecord]) -> None:
                 name = accs[name].parent
 
 
-def _flatten(accs: dict[str, _Acc]) -> tuple[Row, ...]:
+def _flatten(accs: dict[str, _Acc], output_bytes: Callable[[str, str, str | None], int] | None) -> tuple[Row, ...]:
     rows: list[Row] = []
     stack: list[tuple[str, int]] = [(name, 1) for name in reversed(_sorted_children(accs, ""))]
     while stack:
@@ -247,6 +251,7 @@ def _flatten(accs: dict[str, _Acc]) -> tuple[Row, ...]:
                 dmas=acc.dmas,
                 unknown_ops=acc.unknown,
                 calls=acc.calls,
+                output_bytes=output_bytes(acc.name, acc.kind, acc.node) if output_bytes is not None else 0,
             )
         )
         stack.extend((child, depth + 1) for child in reversed(_sorted_children(accs, name)))

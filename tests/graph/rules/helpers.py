@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 from hypothesis import strategies as st
+from torch._subclasses.fake_tensor import FakeTensor
 
-from torchscan.graph.rules import RULES, Fresh, answer
+from torchscan.graph.rules import RULES, Fresh, Pending, answer
 
 
 def check(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> str:
@@ -16,6 +17,7 @@ def check(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = No
     rule = RULES.rule_for(target)
     assert rule is not None
     got = answer(rule, target, args, kwargs)
+    check_pending(target, args, kwargs, got)
     try:
         expected = target(*args, **kwargs)
     except Exception:
@@ -34,6 +36,62 @@ def check(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = No
     else:
         assert got is expected
     return "answered"
+
+
+def check_pending(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], got: Any) -> None:
+    """The rule answers alike when each new contiguous fake argument is a :class:`Pending` one instead
+    (what the shape pass passes on for a rule's answer): the same answer, the same argument returned,
+    views of the same shape, strides and storage."""
+    twins: dict[int, Any] = {}
+    args_p, kwargs_p = _twin(args, twins), _twin(kwargs, twins)
+    rule = RULES.rule_for(target)
+    assert rule is not None
+    mine = answer(rule, target, args_p, kwargs_p)
+    if got is None or isinstance(got, Fresh):
+        assert mine == got
+        return
+    given = [*args, *kwargs.values()]
+    if not isinstance(got, (tuple, list)) and any(got is a for a in given):
+        position = next(i for i, a in enumerate(given) if got is a)
+        assert mine is [*args_p, *kwargs_p.values()][position]
+        return
+    storages = {id(pending): pending.meta().untyped_storage()._cdata for pending in twins.values() if pending}
+    bases = {a.untyped_storage()._cdata for a in given if isinstance(a, torch.Tensor)}
+    got_all = list(got) if isinstance(got, (tuple, list)) else [got]
+    mine_all = list(mine) if isinstance(mine, (tuple, list)) else [mine]
+    assert type(mine) is type(got) and len(mine_all) == len(got_all)
+    for theirs, ours in zip(got_all, mine_all, strict=True):
+        assert (ours.shape, ours.stride(), ours.storage_offset(), ours.dtype, ours.device) == (
+            theirs.shape,
+            theirs.stride(),
+            theirs.storage_offset(),
+            theirs.dtype,
+            theirs.device,
+        )
+        shared = theirs.untyped_storage()._cdata in bases
+        assert shared == (ours.untyped_storage()._cdata in {*storages.values(), *bases})
+
+
+def _twin(value: Any, twins: dict[int, Any]) -> Any:
+    """``value`` with each fake tensor a new contiguous tensor could be (offset 0, storage of its size,
+    no grad) replaced by its :class:`Pending` twin (one twin per tensor)."""
+    if type(value) is FakeTensor:
+        if id(value) not in twins:
+            fresh = (
+                value.layout == torch.strided
+                and value.is_contiguous()
+                and value.storage_offset() == 0
+                and not value.requires_grad
+                and value.untyped_storage().nbytes() == value.numel() * value.element_size()
+            )
+            spec = Fresh(tuple(value.shape), value.dtype, value.device)
+            twins[id(value)] = Pending(spec, value.fake_mode) if fresh else None
+        return twins[id(value)] or value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_twin(item, twins) for item in value)
+    if isinstance(value, dict):
+        return {key: _twin(item, twins) for key, item in value.items()}
+    return value
 
 
 def assert_same_views(got: Any, expected: Any, inputs: list[torch.Tensor]) -> None:

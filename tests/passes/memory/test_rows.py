@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torchvision
 
-from torchscan import crawl_module
-from torchscan.passes.memory import output_bytes
-from torchscan.records import RECORD
+from torchscan import Report, crawl_module
+from torchscan.passes.memory import output_bytes, row_output_bytes, with_output_bytes
+from torchscan.passes.params import collect_params
+from torchscan.passes.rows import build_rows
+from torchscan.records import COST, RECORD, node_records
 
 
 def test_functional_rows_read_their_node() -> None:
@@ -17,3 +19,24 @@ def test_functional_rows_read_their_node() -> None:
             assert row.output_bytes == output_bytes(report.records.nodes[row.node][RECORD])
     assert report.row("layer1.0.add").output_bytes == 64 * 16 * 16 * 4  # float32, batch 1
     assert report.row("layer4.1.add").output_bytes == 512 * 2 * 2 * 4
+
+
+def test_rows_made_with_their_bytes_equal_rows_given_them_after() -> None:
+    """``build_rows(..., output_bytes=row_output_bytes(...))`` (one Row per row, what the analysis does)
+    gives the rows :func:`with_output_bytes` gives from rows built without bytes."""
+    model = torchvision.models.mobilenet_v3_small().eval()
+    report = crawl_module(model, (3, 96, 96))
+    graph, outputs = report.records, _module_outputs(report)
+    params = collect_params(model)
+    costs = {name: data.get(COST) for name, data in graph.nodes(data=True) if COST in data}
+    plain = build_rows(model, graph, costs, params, outputs)
+    assert all(row.output_bytes == 0 for row in plain)
+    made = build_rows(model, graph, costs, params, outputs, row_output_bytes(graph, outputs))
+    assert made == with_output_bytes(plain, graph, outputs)
+    assert sum(row.output_bytes > 0 for row in made) > 50
+
+
+def _module_outputs(report: Report) -> dict[str, tuple[str, ...]]:
+    """The output node of each leaf module's call (the tracer's record of traced-through modules is not
+    kept on the report: their rows take their bytes from this mapping or get 0, alike both ways)."""
+    return {record.module_path: (record.name,) for record in node_records(report.records) if record.op == "call_module"}

@@ -7,7 +7,9 @@ activations, pools, linear, elementwise arithmetic, concatenation) in a few micr
 A rule sees the call as the interpreter makes it (the module object for a ``call_module`` node,
 else the function, a tensor method for ``call_method``; fake tensors as arguments) and answers:
 
-- :class:`Fresh`: the op returns a new contiguous tensor of that shape, dtype and device;
+- :class:`Fresh`: the op returns a new contiguous tensor of that shape, dtype and device (the shape
+  pass passes it on as a :class:`Pending` tensor, made into a fake tensor only where an op must be
+  dispatched: the next rules read a ``Pending`` argument as they read a contiguous fake);
 - a tensor of its arguments: the op returns that very tensor (in place, identity, eval dropout);
 - views (``view``, ``reshape``, ``permute``, ``transpose``, slicing, ``chunk``…): the fake tensor(s)
   made by the op's own C++ meta kernel on the argument's meta data (no FakeTensor dispatch), so
@@ -30,10 +32,32 @@ dtype, device, contiguity and the same aliasing, on random configurations and on
 from __future__ import annotations
 
 from torchscan.graph.rules import activation, attention, conv, elementwise, linear, norm, pool, shape
-from torchscan.graph.rules.table import Answer, Fresh, Rule, RuleTable, ShapeRules, answer, materialize
+from torchscan.graph.rules.table import (
+    Answer,
+    Fresh,
+    Pending,
+    Rule,
+    RuleTable,
+    ShapeRules,
+    answer,
+    is_tensor,
+    materialize,
+)
 from torchscan.ops.registry import LazyTable
 
-__all__ = ["NO_RULES", "RULES", "Answer", "Fresh", "Rule", "RuleTable", "ShapeRules", "answer", "materialize"]
+__all__ = [
+    "NO_RULES",
+    "RULES",
+    "Answer",
+    "Fresh",
+    "Pending",
+    "Rule",
+    "RuleTable",
+    "ShapeRules",
+    "answer",
+    "is_tensor",
+    "materialize",
+]
 
 
 def _load_torchvision() -> RuleTable:

@@ -8,19 +8,21 @@ from typing import Any
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
 
-from torchscan.graph.rules.table import Fresh
+from torchscan.graph.rules.table import Fresh, Pending
 
 __all__ = ["as_tuple", "broadcast", "fresh", "in_place", "like", "one_input", "plain", "strided_fake", "window_size"]
 
 
 def plain(value: Any) -> bool:
-    """A fake, dense, contiguous tensor."""
-    return strided_fake(value) and value.is_contiguous()
+    """A fake, dense, contiguous tensor (or a :class:`Pending` one)."""
+    return type(value) is Pending or (
+        type(value) is FakeTensor and value.layout == torch.strided and value.is_contiguous()
+    )
 
 
 def strided_fake(value: Any) -> bool:
-    """A fake, dense (strided) tensor, of any strides."""
-    return type(value) is FakeTensor and value.layout == torch.strided
+    """A fake, dense (strided) tensor, of any strides (or a :class:`Pending` one)."""
+    return type(value) is Pending or (type(value) is FakeTensor and value.layout == torch.strided)
 
 
 def in_place(x: torch.Tensor) -> torch.Tensor | None:

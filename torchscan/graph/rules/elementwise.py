@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from torchscan.graph.rules.common import broadcast, fresh, plain
-from torchscan.graph.rules.table import Answer, RuleTable
+from torchscan.graph.rules.table import Answer, RuleTable, is_tensor
 
 __all__ = ["TABLE"]
 
@@ -43,7 +43,7 @@ def _binary(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
     if len(args) != 2 or kwargs:
         return None
     first, second = args
-    tensors = [arg for arg in args if isinstance(arg, torch.Tensor)]
+    tensors = [arg for arg in args if is_tensor(arg)]
     if not tensors or not all(plain(tensor) for tensor in tensors):
         return None
     like = tensors[0]

@@ -12,7 +12,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._mode_utils import no_dispatch
 
 from torchscan.graph.rules.common import fresh, one_input, plain, strided_fake
-from torchscan.graph.rules.table import Answer, RuleTable
+from torchscan.graph.rules.table import Answer, Pending, RuleTable
 
 __all__ = ["TABLE"]
 
@@ -65,9 +65,10 @@ def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> An
     x = args[0]
     if not all(_plain_argument(value) for value in (*args[1:], *kwargs.values())):
         return None
+    base = x.meta() if type(x) is Pending else x
     try:
         with no_dispatch(), torch.no_grad():
-            alias = x.as_strided(x.shape, x.stride(), x.storage_offset())  # a plain meta tensor, same storage
+            alias = base.as_strided(base.shape, base.stride(), base.storage_offset())  # plain meta, same storage
             out = function(alias, *args[1:], **kwargs)
     except (RuntimeError, IndexError, TypeError, ValueError):  # torch's own error comes from the dispatch
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from torch.utils._mode_utils import no_dispatch
 
 from torchscan.ops.registry import OpLookup, OpTable
 
-__all__ = ["Answer", "Fresh", "Rule", "RuleTable", "ShapeRules", "answer", "materialize"]
+__all__ = ["Answer", "Fresh", "Pending", "Rule", "RuleTable", "ShapeRules", "answer", "is_tensor", "materialize"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,76 @@ class Fresh:
     shape: tuple[int, ...]
     dtype: torch.dtype
     device: torch.device
+
+
+class Pending:
+    """A :class:`Fresh` answer kept as a value of the shape pass without making its fake tensor: a new
+    contiguous tensor of ``shape``, ``dtype`` and ``device`` (no grad), made only where something needs
+    a tensor (an op dispatched on fake tensors, a view run by its meta kernel).
+
+    The next rules read it as they read such a fake (``shape``, ``dtype``, ``device``, ``dim()``,
+    ``numel()``, ``is_contiguous()``…); :meth:`meta` makes its storage once (``made(self, meta)``
+    is told, so the caller can number the storage as it numbered this value) and :meth:`fake` its
+    fake tensor once, on that storage: every user of the value sees the same tensor, as before.
+    """
+
+    __slots__ = ("_fake", "_made", "_meta", "device", "dtype", "fake_mode", "shape")
+
+    layout = torch.strided
+    requires_grad = False
+    is_leaf = True
+
+    def __init__(
+        self,
+        fresh: Fresh,
+        fake_mode: FakeTensorMode,
+        made: Callable[[Pending, torch.Tensor], None] | None = None,
+    ) -> None:
+        self.shape, self.dtype, self.device = fresh.shape, fresh.dtype, fresh.device
+        self.fake_mode = fake_mode
+        self._made = made
+        self._meta: torch.Tensor | None = None
+        self._fake: FakeTensor | None = None
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def dim(self) -> int:
+        return len(self.shape)
+
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def is_contiguous(self) -> bool:
+        return True
+
+    def nbytes(self) -> int:
+        """Bytes of its storage: ``numel · itemsize``."""
+        return math.prod(self.shape) * self.dtype.itemsize
+
+    def meta(self) -> torch.Tensor:
+        """Its storage as a plain meta tensor (made once)."""
+        if self._meta is None:
+            with no_dispatch():
+                self._meta = torch.empty(self.shape, dtype=self.dtype, device="meta")
+            if self._made is not None:
+                self._made(self, self._meta)
+        return self._meta
+
+    def fake(self) -> FakeTensor:
+        """Its fake tensor (made once, on :meth:`meta`'s storage)."""
+        if self._fake is None:
+            self._fake = FakeTensor(self.fake_mode, self.meta(), self.device)
+        return self._fake
+
+    def __repr__(self) -> str:
+        return f"Pending(shape={self.shape}, dtype={self.dtype}, device={self.device})"
+
+
+def is_tensor(value: Any) -> bool:
+    """A tensor, or a :class:`Pending` one."""
+    return isinstance(value, (torch.Tensor, Pending))
 
 
 Answer = Fresh | torch.Tensor | None

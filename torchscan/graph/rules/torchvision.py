@@ -16,7 +16,7 @@ import torch
 from torchvision.models import swin_transformer
 
 from torchscan.graph.rules.common import strided_fake
-from torchscan.graph.rules.table import Answer, Fresh, RuleTable
+from torchscan.graph.rules.table import Answer, Fresh, RuleTable, is_tensor
 
 __all__ = ["TABLE"]
 
@@ -29,10 +29,7 @@ _BIAS = inspect.signature(swin_transformer._get_relative_position_bias)
 def _shaped(value: Any, shape: tuple[int, ...], like: torch.Tensor) -> bool:
     """None, or a tensor of ``shape`` with ``like``'s dtype and device."""
     return value is None or (
-        isinstance(value, torch.Tensor)
-        and tuple(value.shape) == shape
-        and value.dtype == like.dtype
-        and value.device == like.device
+        is_tensor(value) and tuple(value.shape) == shape and value.dtype == like.dtype and value.device == like.device
     )
 
 
@@ -43,7 +40,7 @@ def _window_attention(function: Any, args: tuple[Any, ...], kwargs: Mapping[str,
     call = _ATTENTION.bind(*args, **kwargs).arguments
     x, qkv, proj, bias = call["input"], call["qkv_weight"], call["proj_weight"], call["relative_position_bias"]
     window, heads = call["window_size"], call["num_heads"]
-    if not all(isinstance(t, torch.Tensor) for t in (qkv, proj, bias)) or not strided_fake(x) or x.dim() != 4:
+    if not all(is_tensor(t) for t in (qkv, proj, bias)) or not strided_fake(x) or x.dim() != 4:
         return None
     channels = x.shape[-1]
     if not x.dtype.is_floating_point or any(t.dtype != x.dtype or t.device != x.device for t in (qkv, proj, bias)):
@@ -68,7 +65,7 @@ def _position_bias(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, An
     contiguous ``[1, h, A, A]``."""
     call = _BIAS.bind(*args, **kwargs).arguments
     table, index, window = call["relative_position_bias_table"], call["relative_position_index"], call["window_size"]
-    if not isinstance(table, torch.Tensor) or not isinstance(index, torch.Tensor) or len(window) != 2:
+    if not is_tensor(table) or not is_tensor(index) or len(window) != 2:
         return None
     area = int(window[0]) * int(window[1])
     rows = (2 * int(window[0]) - 1) * (2 * int(window[1]) - 1)

@@ -28,7 +28,7 @@ from torchscan.passes.memory.frames import CONTAINER_MODULES, LIBRARY_MODULES, c
 from torchscan.passes.memory.internal import CallMemory, NodeMemory, Replay
 from torchscan.passes.memory.liveness import HELD_OUTPUTS
 from torchscan.passes.memory.peak import static_peak, workspace
-from torchscan.passes.memory.rows import with_output_bytes
+from torchscan.passes.memory.rows import row_output_bytes, with_output_bytes
 from torchscan.passes.memory.saved import saved_for_backward
 from torchscan.passes.memory.storage import output_bytes
 from torchscan.passes.memory.training import OPTIMIZERS, Optimizer, training_estimates
@@ -51,6 +51,7 @@ __all__ = [
     "estimate_memory",
     "library_modules",
     "output_bytes",
+    "row_output_bytes",
     "saved_for_backward",
     "static_peak",
     "training_estimates",
