@@ -1,0 +1,177 @@
+"""Process CPU time of the analysis, for a machine too loaded for wall clocks (the figures of issue 13's rounds).
+
+    python benchmarks/cpu.py analysis resnet50 mobilenet_v3_large   # growth µs/node, then ms per model
+    python benchmarks/cpu.py ratio resnet50 mobilenet_v3_large      # analysis / a one-thread forward
+    python benchmarks/cpu.py stages mobilenet_v3_large              # (or: stages growth 1000) per stage
+    python benchmarks/cpu.py llama                                  # Llama-2-70B on meta, analysis + table
+
+Everything is ``time.process_time`` (this process's CPU time, both threads summed), medians after a
+warm-up: other processes on the machine change it little, unlike the wall clock. ``ratio`` divides by the
+CPU time of a ``torch.no_grad`` forward on **one** torch thread: not ``speed.py ratio``'s measure (the wall
+time of a two-thread forward), which it approximates only on an idle machine. Compare two checkouts by
+running the same command with each on ``PYTHONPATH``, alternating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import math
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import llama
+from speed import Block
+
+import torchscan.api as api
+from torchscan.render.table import render_table
+
+
+def _median(function: Callable[[], object], repeat: int) -> float:
+    function()
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        function()
+        times.append(time.process_time() - start)
+    return statistics.median(times)
+
+
+def _growth_model(blocks: int) -> nn.Module:
+    with torch.device("meta"):
+        return nn.Sequential(*(Block(8) for _ in range(blocks))).eval()
+
+
+def analysis(names: Sequence[str]) -> None:
+    parts = []
+    for blocks in (250, 2500):
+        model = _growth_model(blocks)
+        nodes = api.crawl_module(model, (8, 16, 16)).records.number_of_nodes()
+        seconds = _median(lambda model=model: api.crawl_module(model, (8, 16, 16)), 3 if blocks < 2000 else 1)
+        parts.append(f"growth {nodes} nodes: {seconds / nodes * 1e6:.0f} µs/node")
+    for name in names:
+        model = torchvision.models.get_model(name, weights=None).eval()
+        parts.append(f"{name}: {_median(lambda model=model: api.crawl_module(model, (3, 224, 224)), 5) * 1e3:.1f} ms")
+    print("\n".join(parts))
+
+
+def ratio(names: Sequence[str]) -> None:
+    torch.set_num_threads(1)
+    ratios = []
+    print("| Model | Analysis CPU (ms) | Forward CPU, 1 thread (ms) | Ratio |\n|---|---:|---:|---:|")
+    for name in names:
+        model = torchvision.models.get_model(name, weights=None).eval()
+        x = torch.randn(1, 3, 224, 224)
+
+        def forward(model: nn.Module = model, x: torch.Tensor = x) -> None:
+            with torch.no_grad():
+                model(x)
+
+        def analyse(model: nn.Module = model) -> None:
+            api.crawl_module(model, (3, 224, 224))
+
+        forward()
+        analyse()
+        analyses, forwards = [], []
+        for _ in range(5):  # interleaved rounds
+            start = time.process_time()
+            analyse()
+            analyses.append(time.process_time() - start)
+            start = time.process_time()
+            forward()
+            forwards.append(time.process_time() - start)
+        a, f = statistics.median(analyses), statistics.median(forwards)
+        ratios.append(a / f)
+        print(f"| {name} | {a * 1e3:.1f} | {f * 1e3:.1f} | {a / f:.2f} |", flush=True)
+    print(f"\ngeometric mean {math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f} over {len(ratios)} models")
+
+
+def stages(which: str, blocks: int) -> None:
+    """CPU time per stage: the functions ``crawl_module`` calls, wrapped here (this process only)."""
+    import torchscan.graph.capture as capture
+
+    spent: dict[str, float] = collections.defaultdict(float)
+
+    def wrap(owner: object, name: str, label: str) -> None:
+        function = getattr(owner, name)
+
+        @functools.wraps(function)
+        def timed(*args: object, **kwargs: object) -> object:
+            start = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label] += time.process_time() - start
+
+        setattr(owner, name, timed)
+
+    wrap(api, "capture_with_fallback", "capture (trace, shapes)")
+    wrap(capture, "propagate", "  shape pass")
+    for name in ("build_graph", "count_costs", "collect_params", "build_rows", "estimate_memory", "hooks_of"):
+        if hasattr(api, name):
+            wrap(api, name, name)
+    model, shape = (
+        (_growth_model(blocks), (8, 16, 16))
+        if which == "growth"
+        else (torchvision.models.get_model(which, weights=None).eval(), (3, 224, 224))
+    )
+    api.crawl_module(model, shape)
+    runs = []
+    for _ in range(3):
+        spent.clear()
+        start = time.process_time()
+        report = api.crawl_module(model, shape)
+        runs.append((time.process_time() - start, dict(spent)))
+    total, by_stage = sorted(runs, key=lambda run: run[0])[1]
+    nodes = report.records.number_of_nodes()
+    print(f"{which}: {total * 1e3:.1f} ms, {nodes} nodes, {total / nodes * 1e6:.0f} µs/node")
+    for label, seconds in by_stage.items():
+        print(f"  {label:26s} {seconds * 1e3:8.1f} ms {seconds / nodes * 1e6:6.0f} µs/node {seconds / total:6.1%}")
+
+
+def llama_cpu() -> None:
+    config = llama.CONFIGS["llama"]
+    model = llama.build(config, False)
+    times = []
+    for _ in range(3):
+        start = time.process_time()
+        render_table(api.crawl_module(model, (config.sequence,), dtype=torch.long))
+        times.append(time.process_time() - start)
+    print(f"Llama-2-70B on meta, analysis + table: {statistics.median(times):.2f} s CPU (runs {times})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("analysis").add_argument("models", nargs="*")
+    commands.add_parser("ratio").add_argument("models", nargs="+")
+    staged = commands.add_parser("stages")
+    staged.add_argument("model", help="a torchvision name, or growth")
+    staged.add_argument("blocks", nargs="?", type=int, default=1000)
+    commands.add_parser("llama")
+    args = parser.parse_args(argv)
+    if args.command == "analysis":
+        analysis(args.models)
+    elif args.command == "ratio":
+        ratio(args.models)
+    elif args.command == "stages":
+        stages(args.model, args.blocks)
+    else:
+        llama_cpu()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
