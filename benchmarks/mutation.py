@@ -25,6 +25,8 @@ Usage (from the repository root)::
     python benchmarks/mutation.py --sample 200 --seed 18 --jobs 2 --out benchmarks/mutation.md
     python benchmarks/mutation.py --only "passes/receptive/windows.py:17"   # one mutant, by id
     python benchmarks/mutation.py --rerun old.jsonl --results new.jsonl   # an earlier run's survivors again
+    python benchmarks/mutation.py --sample 40 --seed 7 --under torchscan/passes/memory/   # one folder's mutants
+    python benchmarks/mutation.py --sample 150 --seed 9 --results s.jsonl --resume   # go on after a cut
     python benchmarks/mutation.py --sample 150 --seed 1118 --set-aside torchscan/passes/memory/ \
         --set-aside-reason "being reworked"   # reported apart, outside the kill rate
 
@@ -400,6 +402,7 @@ def report(outcomes: list[Outcome], total: int, args: argparse.Namespace) -> str
         "mutation operators, the tests run per module and why a script). "
         f"Population: {total} one-token mutants; run: {len(everything)}"
         + (f" (a random sample, seed {args.seed})." if args.sample else ".")
+        + (f" Drawn only among the mutants under {', '.join(args.under)}." if args.under else "")
         + (
             f" Survivors under {args.rerun_under} of that run ({args.rerun.name}) run again with the current tests."
             if args.rerun
@@ -462,6 +465,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=0, help="run a random sample of this many mutants")
     parser.add_argument("--seed", type=int, default=18, help="seed of the sample")
     parser.add_argument("--only", nargs="*", default=(), help="mutant ids to run")
+    parser.add_argument(
+        "--under", nargs="*", default=(), help="draw the sample (or run) only among the mutants under these paths"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --results: skip the mutants already in that file (a run cut short goes on where it stopped; "
+        "the same arguments draw the same sample) and report them with the new ones",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (one copy of the tree each)")
     parser.add_argument("--out", type=Path, help="write the markdown report here")
     parser.add_argument("--results", type=Path, help="write one JSON line per mutant here")
@@ -494,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     earlier: list[Outcome] = []
     chosen = [m for m in everything if m.id in set(args.only)] if args.only else everything
+    if args.under:
+        chosen = [m for m in chosen if m.path.startswith(tuple(args.under))]
     if args.rerun:
         data = [json.loads(line) for line in args.rerun.read_text().splitlines() if line.strip()]
         earlier = [_outcome(item) for item in data]
@@ -509,6 +523,11 @@ def main(argv: list[str] | None = None) -> int:
         earlier = [o for o in earlier if o not in again] + gone
     elif args.sample:
         chosen = sorted(random.Random(args.seed).sample(chosen, min(args.sample, len(chosen))), key=lambda m: m.id)
+    if args.resume and args.results and args.results.exists():
+        data = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
+        before = {Mutant(**item["mutant"]).key: _outcome(item) for item in data}
+        earlier += [before[m.key] for m in chosen if m.key in before]
+        chosen = [m for m in chosen if m.key not in before]
     places = [_workspace() for _ in range(max(1, args.jobs))]
     free = list(places)
     for tests in sorted({tests_for(m.path) for m in chosen}):  # the unmutated tree must pass them
