@@ -60,21 +60,24 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("torchscan/ops", "torchscan/passes")
 TIMEOUT_S = 180
 
+_HOUSE = "tests/test_frozen.py"
+"""The house rule every module is held to (its dataclasses are frozen): run against every mutant."""
+
 TESTS: dict[str, tuple[str, ...]] = {
-    "torchscan/ops/": ("tests/ops", "tests/passes/test_counts.py", "tests/test_golden.py"),
-    "torchscan/ops/registry.py": ("tests/ops", "tests/passes/memory/test_families.py", "tests/graph/rules"),
-    "torchscan/passes/receptive/": ("tests/passes/receptive",),
-    "torchscan/passes/memory/": ("tests/passes/memory", "tests/measure/test_cpu.py"),
+    "torchscan/ops/": ("tests/ops", "tests/passes/test_counts.py", "tests/test_golden.py", _HOUSE),
+    "torchscan/ops/registry.py": ("tests/ops", "tests/passes/memory/test_families.py", "tests/graph/rules", _HOUSE),
+    "torchscan/passes/receptive/": ("tests/passes/receptive", _HOUSE),
+    "torchscan/passes/memory/": ("tests/passes/memory", "tests/measure/test_cpu.py", _HOUSE),
     "torchscan/passes/": (
         "tests/passes/test_counts.py",
         "tests/passes/test_params.py",
         "tests/passes/test_rows.py",
         "tests/test_golden.py",
+        _HOUSE,
     ),
 }
 """Module (or folder prefix) -> the tests run against its mutants; the longest matching key wins."""
 
-_RECORD = "a flag of a private record's @dataclass (frozen/slots): the code never assigns a field"
 _STRICT = "zip(strict=True) -> False over sequences of equal length by construction"
 _SCATTER = (
     "every registered scatter-add (index_add, scatter_add and their method and in-place spellings) takes "
@@ -86,9 +89,6 @@ _CONV = (
     "has every argument (the binder applies the defaults; a module has them as attributes)"
 )
 EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
-    ("passes/memory/eager.py", "@dataclass(frozen=True, slots=True)", "True -> False"): _RECORD,
-    ("passes/memory/storage.py", "@dataclass(frozen=True, slots=True)", "True -> False"): _RECORD,
-    ("passes/receptive/geometry.py", "@dataclass(frozen=True, slots=True)", "True -> False"): _RECORD,
     ("passes/memory/liveness.py", "@functools.lru_cache(maxsize=4096)", "4096 -> 4097"): "a cache's size",
     (
         "passes/memory/peak.py",
@@ -152,9 +152,32 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
 change. Keyed by text, not by id, so that it outlives edits elsewhere."""
 
 
+_SLOTS = (
+    "slots=True -> False on a frozen @dataclass: its instances get a __dict__ besides their slots; frozen "
+    "already refuses every assignment and no code reads __dict__ or __slots__ (only the memory footprint changes)"
+)
+
+
 def equivalent(mutant: Mutant) -> str | None:
     """Why ``mutant`` is equivalent, or None."""
-    return EQUIVALENT.get(mutant.key) or EQUIVALENT.get(mutant.key[:3])
+    return EQUIVALENT.get(mutant.key) or EQUIVALENT.get(mutant.key[:3]) or _slots(mutant)
+
+
+def _slots(mutant: Mutant) -> str | None:
+    """:data:`_SLOTS` when the mutant turns off ``slots`` of a frozen dataclass (read on the current tree)."""
+    if mutant.change != "True -> False" or "dataclass(" not in mutant.source or not (ROOT / mutant.path).exists():
+        return None
+    tree = ast.parse((ROOT / mutant.path).read_text())
+    points = list(_points(tree))
+    if mutant.index >= len(points) or getattr(points[mutant.index][0], "lineno", 0) != mutant.line:
+        return None
+    node = points[mutant.index][0]
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and any(keyword.value is node for keyword in call.keywords):
+            flags = {keyword.arg: getattr(keyword.value, "value", None) for keyword in call.keywords}
+            slots = next(keyword.arg for keyword in call.keywords if keyword.value is node) == "slots"
+            return _SLOTS if slots and flags.get("frozen") is True else None
+    return None
 
 
 _BINARY = {
