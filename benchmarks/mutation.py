@@ -88,8 +88,44 @@ _CONV = (
     "name (call.spec), so an unbound call (arguments by position only) is refused before it; a bound call "
     "has every argument (the binder applies the defaults; a module has them as attributes)"
 )
+_TRAINABLE = (
+    "the default: every module path of a call_module is in the table (collect_params walks named_modules; a "
+    "module called under two names is recorded under its first; one made inside forward is traced through, "
+    "never a call_module); the comparison > 0 -> > 1: a trainable parameter has at least 2 bytes (one fp16 "
+    "element; a one-element float8 parameter would be the exception)"
+)
+_GRADS = (
+    "the default: requires_grad gives every node of the graph a flag (node_records lists them all), and the "
+    "name looked up is always a node's"
+)
 EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
     ("passes/memory/liveness.py", "@functools.lru_cache(maxsize=4096)", "4096 -> 4097"): "a cache's size",
+    ("passes/memory/eager_names.py", "@functools.lru_cache(maxsize=4096)", "4096 -> 4097"): "a cache's size",
+    (
+        "passes/memory/backward_flops.py",
+        'weight_grad = record.op != "call_module" or trainable.get(record.module_path, 0) > 0',
+        "0 -> 1",
+    ): _TRAINABLE,
+    (
+        "passes/memory/grads.py",
+        'own = record.op == "call_module" and trainable.get(record.module_path, 0) > 0',
+        "0 -> 1",
+    ): _TRAINABLE,
+    (
+        "passes/memory/backward_flops.py",
+        "input_grad = any(grads.get(source, False) for source in context.sources[record.name])",
+        "False -> True",
+    ): _GRADS,
+    (
+        "passes/memory/internal.py",
+        "tensor.dtype.is_floating_point and source is not None and grads.get(source, False)",
+        "False -> True",
+    ): _GRADS + " (the replay's graph is the one the records were built from: checked on three models, "
+    "no node without a flag)",
+    ("passes/memory/liveness.py", "local = local_end.get(record.name, -1)", "1 -> 2"): "the default -1 -> -2 only "
+    "enters max(last_use[key], local), where last_use[key] is a node index (>= 0): both lose",
+    ("passes/memory/training.py", "own = held.get(record.name, 0)", "0 -> 1"): "the default: the loop puts every node "
+    "it reaches into held (its output's gradient) before this read, so the key is always there",
     (
         "passes/memory/peak.py",
         "odd = [d * (k - 1) % 2 for k, d in zip(weight.shape[2:], dilation, strict=True)]",
