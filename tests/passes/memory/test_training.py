@@ -3,12 +3,16 @@ against a real CPU training step (:func:`torchscan.measure.cpu.measure_training`
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import fx, nn
 
 from torchscan import crawl_module
 from torchscan.measure.cpu import measure_training, random_inputs
+from torchscan.passes.memory import training_estimates
+from torchscan.passes.params import collect_params
 
 F32 = 4
 
@@ -45,6 +49,14 @@ def test_a_wide_layer_peaks_in_the_backward_or_the_step() -> None:
     assert (momentum.peak_bytes, momentum.optimizer_state_bytes) == (P + B + P + P + 3072, P)
     assert dict(adam.phases)["step"] == 2 * P
     assert (adam.peak_bytes, adam.peak_phase) == (5 * P + B, "step")
+    assert memory.training_for("adamw") == dataclasses.replace(adam, optimizer="adamw")  # AdamW keeps what Adam does
+
+
+def test_the_estimates_without_a_precomputed_context() -> None:
+    model = _wide()
+    report = crawl_module(model, (256,))
+    estimates, saved = training_estimates(report.records, collect_params(model))
+    assert estimates == report.memory.training and saved == report.memory.saved_activation_bytes == 1024
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
@@ -100,3 +112,20 @@ def test_a_composite_call_s_gradients_live_on_into_earlier_layers() -> None:
     assert dict(sgd.phases)["backward"] == 3 * 1024 + 262_144 + 263_168
     measured = measure_training(model, random_inputs([(1, 256)]), OPTIMIZERS["sgd"]).total_bytes
     assert abs(sgd.peak_bytes / measured - 1) <= 0.01, (sgd, measured)
+
+
+class _Twice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(256, 256)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(self.a(x))
+
+
+def test_a_module_called_twice_has_its_parameter_gradients_once() -> None:
+    """Batch 1: x, h = a(x) and y = a(h), 1,024 bytes each, all kept (x and h for dL/dW, y the
+    output); the second call's backward adds y's gradient, h's and the parameters' P = 263,168:
+    P + 5·1,024, the peak; the first call's backward accumulates into the same P."""
+    sgd = crawl_module(_Twice(), (256,)).memory.training_for("sgd")
+    assert dict(sgd.phases)["backward"] == 263_168 + 5 * 1024
