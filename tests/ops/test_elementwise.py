@@ -40,6 +40,12 @@ X = spec(2, 5)
         (torch.abs, 1),
         (torch.pow, 1),
         (T.__pow__, 1),
+        (torch.reciprocal, 1),
+        (T.reciprocal, 1),
+        (torch.square, 1),
+        (T.square, 1),
+        (torch.sign, 1),
+        (T.sign, 1),
     ],
 )
 def test_unary(target: object, per_element: int) -> None:
