@@ -571,7 +571,11 @@ def main(argv: list[str] | None = None) -> int:
         data = [json.loads(line) for line in args.rerun.read_text().splitlines() if line.strip()]
         earlier = [_outcome(item) for item in data]
         recorded = {id(o): "occurrence" in item["mutant"] for o, item in zip(earlier, data, strict=True)}
-        again = [o for o in earlier if o.status == "survived" and o.mutant.path.startswith(args.rerun_under)]
+        again = [  # survivors judged equivalent since are reported as such, not run again
+            o
+            for o in earlier
+            if o.status == "survived" and o.mutant.path.startswith(args.rerun_under) and not equivalent(o.mutant)
+        ]
         found = [(o, _current(o.mutant, everything, recorded[id(o)])) for o in again]
         chosen = [current for _, current in found if current is not None]
         gone = [
