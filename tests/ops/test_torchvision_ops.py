@@ -206,6 +206,18 @@ def test_mvit_shortcut_on_any_rank() -> None:
     )
 
 
+def test_mvit_shortcut_on_the_class_token_alone() -> None:
+    """One token (the class token) without its residual: torchvision adds over ``x[:, :, 1:, :]``,
+    nothing; so 0 FLOPs and 0 DMAs."""
+    from torchvision.models.video import mvit
+
+    x = torch.zeros(2, 3, 1, 4)
+    mvit._add_shortcut(x, torch.ones(2, 3, 1, 4), False)
+    assert torch.equal(x, torch.zeros(2, 3, 1, 4))  # torch touched nothing
+    one = spec(2, 3, 1, 4)
+    assert cost(mvit._add_shortcut, (one, one), (one,), residual_with_cls_embed=False) == Cost()
+
+
 def test_mvit_add_rel_pos_with_unequal_grids() -> None:
     """q over (t, h, w) = (1, 2, 3) and k over (2, 3, 1) (Q = K = 6 tokens after the class token),
     2 heads, c = 4, k_t + k_h + k_w = 6: products 2·6·6 = 72 of length 4 (288 MACs, as FlopCounterMode
