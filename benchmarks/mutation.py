@@ -547,6 +547,17 @@ def main(argv: list[str] | None = None) -> int:
         "--set-aside", default="", help="report the mutants under this path apart, not in the kill rate"
     )
     parser.add_argument("--set-aside-reason", default="", help="why, in the report")
+    parser.add_argument(
+        "--shuffle",
+        action="store_true",
+        help="run the chosen mutants in an order drawn with --seed, not by id: a run cut short is then a "
+        "uniform random part of its sample",
+    )
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip running the tests on the unmutated tree first (with --resume: the run resumed checked it)",
+    )
     parser.add_argument("--from-results", type=Path, help="write the report of an earlier --results file, run nothing")
     args = parser.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
@@ -591,9 +602,11 @@ def main(argv: list[str] | None = None) -> int:
         before = {Mutant(**item["mutant"]).key: _outcome(item) for item in data}
         earlier += [before[m.key] for m in chosen if m.key in before]
         chosen = [m for m in chosen if m.key not in before]
+    if args.shuffle:
+        random.Random(args.seed).shuffle(chosen)
     places = [_workspace() for _ in range(max(1, args.jobs))]
     free = list(places)
-    for tests in sorted({tests_for(m.path) for m in chosen}):  # the unmutated tree must pass them
+    for tests in sorted({tests_for(m.path) for m in chosen} if not args.no_check else ()):  # must pass unmutated
         env = {**os.environ, "PYTHONPATH": str(places[0]), "HYPOTHESIS_PROFILE": "default"}
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore"]
         done = subprocess.run([*command, "--hypothesis-seed=0", *tests], cwd=places[0], env=env, capture_output=True)
