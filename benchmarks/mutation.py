@@ -179,6 +179,12 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]",
         "True -> False",
     ): _STRICT + " (the kernel and the dilation are both ints(…, dims))",
+    (
+        "passes/receptive/windows.py",
+        'pads = arg(call, "padding", 99) if call.kind == "module" else arg(call, "pad", 0)',
+        "99 -> 100",
+    ): "a position no call reaches (a pad module's padding is its attribute, always read by name): 99 and 100 "
+    "both fall back to the name",
     ("passes/receptive/windows.py", 'stride = ints(arg(call, "stride", 2), n, 1)', "1 -> 2"): _CONV,
     ("passes/receptive/windows.py", 'padding = ints(arg(call, "padding", 3), n, 0)', "0 -> 1"): _CONV,
     ("passes/receptive/windows.py", 'dilation = ints(arg(call, "dilation", 4), n, 1)', "4 -> 5"): _CONV,

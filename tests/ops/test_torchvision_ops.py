@@ -89,6 +89,22 @@ def test_swin_v2_cosine_attention_flops() -> None:
     assert v2.macs == v1.macs
 
 
+def test_window_attention_dropouts_in_training() -> None:
+    """In training, the output's dropout with p > 0 costs one FLOP per element it scales (T·C =
+    16·4 = 64); with p = 0 (and no attention dropout) training costs what eval does."""
+    x = spec(1, 4, 4, 4)
+    attrs = {**WINDOW, "shift_size": [0, 0]}
+    evaluated = shifted_window_attention(OpCall("function", None, (x,), (x,), attrs))
+    trained = {
+        (p, q): shifted_window_attention(
+            OpCall("function", None, (x,), (x,), {**attrs, "training": True, "dropout": p, "attention_dropout": q})
+        )
+        for p, q in ((0.0, 0.0), (0.1, 0.0))
+    }
+    assert trained[0.0, 0.0] == evaluated
+    assert trained[0.1, 0.0].flops - evaluated.flops == 64
+
+
 def test_relative_position_bias_gather() -> None:
     """Swin's bias for 2×2 windows and 3 heads: the (9, 3) table gathered by a 16-entry index into
     (16, 3), viewed, permuted and copied into (1, 3, 4, 4): the index read (16) and 4 reads/writes
