@@ -124,6 +124,12 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
     "no node without a flag)",
     ("passes/memory/liveness.py", "local = local_end.get(record.name, -1)", "1 -> 2"): "the default -1 -> -2 only "
     "enters max(last_use[key], local), where last_use[key] is a node index (>= 0): both lose",
+    (
+        "passes/memory/training.py",
+        "if source is None or not grads.get(source) or position >= len(call.grad_bytes):",
+        ">= -> >",
+    ): "grad_bytes and arg_sources both have one entry per tensor argument of the call (tree_leaves order), and "
+    "an empty grad_bytes is skipped before: position < len always, >= and > both false",
     ("passes/memory/training.py", "own = held.get(record.name, 0)", "0 -> 1"): "the default: the loop puts every node "
     "it reaches into held (its output's gradient) before this read, so the key is always there",
     (

@@ -55,3 +55,11 @@ class _Scaled(nn.Module):
 )
 def test_saved_bytes(model: nn.Module, expected: int) -> None:
     assert _saved(model) == expected
+
+
+def test_a_max_pool_keeps_its_input_and_int64_indices() -> None:
+    """Conv2d(1, 2, 3) → MaxPool2d(2) on 1×6×6, float32: the conv keeps its input (36·4 = 144 bytes),
+    the pool its input (the conv's 2·4·4 output, 128) and the argmax of each of its 2·2·2 outputs as
+    int64 (8·8 = 64): 336."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2))
+    assert _saved(model, (1, 6, 6)) == 144 + 128 + 64
