@@ -130,6 +130,8 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         ">= -> >",
     ): "grad_bytes and arg_sources both have one entry per tensor argument of the call (tree_leaves order), and "
     "an empty grad_bytes is skipped before: position < len always, >= and > both false",
+    ("passes/memory/training.py", "held[record.name] = 0", "0 -> 1"): "the value is never read again: a node's "
+    "held bytes are read once, in its own step of the backward, before this reset; later steps only test membership",
     ("passes/memory/training.py", "own = held.get(record.name, 0)", "0 -> 1"): "the default: the loop puts every node "
     "it reaches into held (its output's gradient) before this read, so the key is always there",
     (
