@@ -25,6 +25,8 @@ Usage (from the repository root)::
     python benchmarks/mutation.py --sample 200 --seed 18 --jobs 2 --out benchmarks/mutation.md
     python benchmarks/mutation.py --only "passes/receptive/windows.py:17"   # one mutant, by id
     python benchmarks/mutation.py --rerun old.jsonl --results new.jsonl   # an earlier run's survivors again
+    python benchmarks/mutation.py --sample 40 --seed 7 --under torchscan/passes/memory/   # one folder's mutants
+    python benchmarks/mutation.py --sample 150 --seed 9 --results s.jsonl --resume   # go on after a cut
     python benchmarks/mutation.py --sample 150 --seed 1118 --set-aside torchscan/passes/memory/ \
         --set-aside-reason "being reworked"   # reported apart, outside the kill rate
 
@@ -58,21 +60,24 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("torchscan/ops", "torchscan/passes")
 TIMEOUT_S = 180
 
+_HOUSE = "tests/test_frozen.py"
+"""The house rule every module is held to (its dataclasses are frozen): run against every mutant."""
+
 TESTS: dict[str, tuple[str, ...]] = {
-    "torchscan/ops/": ("tests/ops", "tests/passes/test_counts.py", "tests/test_golden.py"),
-    "torchscan/ops/registry.py": ("tests/ops", "tests/passes/memory/test_families.py", "tests/graph/rules"),
-    "torchscan/passes/receptive/": ("tests/passes/receptive",),
-    "torchscan/passes/memory/": ("tests/passes/memory", "tests/measure/test_cpu.py"),
+    "torchscan/ops/": ("tests/ops", "tests/passes/test_counts.py", "tests/test_golden.py", _HOUSE),
+    "torchscan/ops/registry.py": ("tests/ops", "tests/passes/memory/test_families.py", "tests/graph/rules", _HOUSE),
+    "torchscan/passes/receptive/": ("tests/passes/receptive", _HOUSE),
+    "torchscan/passes/memory/": ("tests/passes/memory", "tests/measure/test_cpu.py", _HOUSE),
     "torchscan/passes/": (
         "tests/passes/test_counts.py",
         "tests/passes/test_params.py",
         "tests/passes/test_rows.py",
         "tests/test_golden.py",
+        _HOUSE,
     ),
 }
 """Module (or folder prefix) -> the tests run against its mutants; the longest matching key wins."""
 
-_RECORD = "a flag of a private record's @dataclass (frozen/slots): the code never assigns a field"
 _STRICT = "zip(strict=True) -> False over sequences of equal length by construction"
 _SCATTER = (
     "every registered scatter-add (index_add, scatter_add and their method and in-place spellings) takes "
@@ -83,11 +88,52 @@ _CONV = (
     "name (call.spec), so an unbound call (arguments by position only) is refused before it; a bound call "
     "has every argument (the binder applies the defaults; a module has them as attributes)"
 )
+_TRAINABLE = (
+    "the default: every module path of a call_module is in the table (collect_params walks named_modules; a "
+    "module called under two names is recorded under its first; one made inside forward is traced through, "
+    "never a call_module); the comparison > 0 -> > 1: a trainable parameter has at least 2 bytes (one fp16 "
+    "element; a one-element float8 parameter would be the exception)"
+)
+_GRADS = (
+    "the default: requires_grad gives every node of the graph a flag (node_records lists them all), and the "
+    "name looked up is always a node's"
+)
 EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
-    ("passes/memory/eager.py", "@dataclass(frozen=True, slots=True)", "True -> False"): _RECORD,
-    ("passes/memory/storage.py", "@dataclass(frozen=True, slots=True)", "True -> False"): _RECORD,
-    ("passes/receptive/geometry.py", "@dataclass(frozen=True, slots=True)", "True -> False"): _RECORD,
     ("passes/memory/liveness.py", "@functools.lru_cache(maxsize=4096)", "4096 -> 4097"): "a cache's size",
+    ("passes/memory/eager_names.py", "@functools.lru_cache(maxsize=4096)", "4096 -> 4097"): "a cache's size",
+    (
+        "passes/memory/backward_flops.py",
+        'weight_grad = record.op != "call_module" or trainable.get(record.module_path, 0) > 0',
+        "0 -> 1",
+    ): _TRAINABLE,
+    (
+        "passes/memory/grads.py",
+        'own = record.op == "call_module" and trainable.get(record.module_path, 0) > 0',
+        "0 -> 1",
+    ): _TRAINABLE,
+    (
+        "passes/memory/backward_flops.py",
+        "input_grad = any(grads.get(source, False) for source in context.sources[record.name])",
+        "False -> True",
+    ): _GRADS,
+    (
+        "passes/memory/internal.py",
+        "tensor.dtype.is_floating_point and source is not None and grads.get(source, False)",
+        "False -> True",
+    ): _GRADS + " (the replay's graph is the one the records were built from: checked on three models, "
+    "no node without a flag)",
+    ("passes/memory/liveness.py", "local = local_end.get(record.name, -1)", "1 -> 2"): "the default -1 -> -2 only "
+    "enters max(last_use[key], local), where last_use[key] is a node index (>= 0): both lose",
+    (
+        "passes/memory/training.py",
+        "if source is None or not grads.get(source) or position >= len(call.grad_bytes):",
+        ">= -> >",
+    ): "grad_bytes and arg_sources both have one entry per tensor argument of the call (tree_leaves order), and "
+    "an empty grad_bytes is skipped before: position < len always, >= and > both false",
+    ("passes/memory/training.py", "held[record.name] = 0", "0 -> 1"): "the value is never read again: a node's "
+    "held bytes are read once, in its own step of the backward, before this reset; later steps only test membership",
+    ("passes/memory/training.py", "own = held.get(record.name, 0)", "0 -> 1"): "the default: the loop puts every node "
+    "it reaches into held (its output's gradient) before this read, so the key is always there",
     (
         "passes/memory/peak.py",
         "odd = [d * (k - 1) % 2 for k, d in zip(weight.shape[2:], dilation, strict=True)]",
@@ -141,6 +187,12 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]",
         "True -> False",
     ): _STRICT + " (the kernel and the dilation are both ints(…, dims))",
+    (
+        "passes/receptive/windows.py",
+        'pads = arg(call, "padding", 99) if call.kind == "module" else arg(call, "pad", 0)',
+        "99 -> 100",
+    ): "a position no call reaches (a pad module's padding is its attribute, always read by name): 99 and 100 "
+    "both fall back to the name",
     ("passes/receptive/windows.py", 'stride = ints(arg(call, "stride", 2), n, 1)', "1 -> 2"): _CONV,
     ("passes/receptive/windows.py", 'padding = ints(arg(call, "padding", 3), n, 0)', "0 -> 1"): _CONV,
     ("passes/receptive/windows.py", 'dilation = ints(arg(call, "dilation", 4), n, 1)', "4 -> 5"): _CONV,
@@ -150,9 +202,32 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
 change. Keyed by text, not by id, so that it outlives edits elsewhere."""
 
 
+_SLOTS = (
+    "slots=True -> False on a frozen @dataclass: its instances get a __dict__ besides their slots; frozen "
+    "already refuses every assignment and no code reads __dict__ or __slots__ (only the memory footprint changes)"
+)
+
+
 def equivalent(mutant: Mutant) -> str | None:
     """Why ``mutant`` is equivalent, or None."""
-    return EQUIVALENT.get(mutant.key) or EQUIVALENT.get(mutant.key[:3])
+    return EQUIVALENT.get(mutant.key) or EQUIVALENT.get(mutant.key[:3]) or _slots(mutant)
+
+
+def _slots(mutant: Mutant) -> str | None:
+    """:data:`_SLOTS` when the mutant turns off ``slots`` of a frozen dataclass (read on the current tree)."""
+    if mutant.change != "True -> False" or "dataclass(" not in mutant.source or not (ROOT / mutant.path).exists():
+        return None
+    tree = ast.parse((ROOT / mutant.path).read_text())
+    points = list(_points(tree))
+    if mutant.index >= len(points) or getattr(points[mutant.index][0], "lineno", 0) != mutant.line:
+        return None
+    node = points[mutant.index][0]
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and any(keyword.value is node for keyword in call.keywords):
+            flags = {keyword.arg: getattr(keyword.value, "value", None) for keyword in call.keywords}
+            slots = next(keyword.arg for keyword in call.keywords if keyword.value is node) == "slots"
+            return _SLOTS if slots and flags.get("frozen") is True else None
+    return None
 
 
 _BINARY = {
@@ -400,6 +475,7 @@ def report(outcomes: list[Outcome], total: int, args: argparse.Namespace) -> str
         "mutation operators, the tests run per module and why a script). "
         f"Population: {total} one-token mutants; run: {len(everything)}"
         + (f" (a random sample, seed {args.seed})." if args.sample else ".")
+        + (f" Drawn only among the mutants under {', '.join(args.under)}." if args.under else "")
         + (
             f" Survivors under {args.rerun_under} of that run ({args.rerun.name}) run again with the current tests."
             if args.rerun
@@ -462,6 +538,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=0, help="run a random sample of this many mutants")
     parser.add_argument("--seed", type=int, default=18, help="seed of the sample")
     parser.add_argument("--only", nargs="*", default=(), help="mutant ids to run")
+    parser.add_argument(
+        "--under", nargs="*", default=(), help="draw the sample (or run) only among the mutants under these paths"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --results: skip the mutants already in that file (a run cut short goes on where it stopped; "
+        "the same arguments draw the same sample) and report them with the new ones",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (one copy of the tree each)")
     parser.add_argument("--out", type=Path, help="write the markdown report here")
     parser.add_argument("--results", type=Path, help="write one JSON line per mutant here")
@@ -476,6 +561,17 @@ def main(argv: list[str] | None = None) -> int:
         "--set-aside", default="", help="report the mutants under this path apart, not in the kill rate"
     )
     parser.add_argument("--set-aside-reason", default="", help="why, in the report")
+    parser.add_argument(
+        "--shuffle",
+        action="store_true",
+        help="run the chosen mutants in an order drawn with --seed, not by id: a run cut short is then a "
+        "uniform random part of its sample",
+    )
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip running the tests on the unmutated tree first (with --resume: the run resumed checked it)",
+    )
     parser.add_argument("--from-results", type=Path, help="write the report of an earlier --results file, run nothing")
     args = parser.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
@@ -494,11 +590,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     earlier: list[Outcome] = []
     chosen = [m for m in everything if m.id in set(args.only)] if args.only else everything
+    if args.under:
+        chosen = [m for m in chosen if m.path.startswith(tuple(args.under))]
     if args.rerun:
         data = [json.loads(line) for line in args.rerun.read_text().splitlines() if line.strip()]
         earlier = [_outcome(item) for item in data]
         recorded = {id(o): "occurrence" in item["mutant"] for o, item in zip(earlier, data, strict=True)}
-        again = [o for o in earlier if o.status == "survived" and o.mutant.path.startswith(args.rerun_under)]
+        again = [  # survivors judged equivalent since are reported as such, not run again
+            o
+            for o in earlier
+            if o.status == "survived" and o.mutant.path.startswith(args.rerun_under) and not equivalent(o.mutant)
+        ]
         found = [(o, _current(o.mutant, everything, recorded[id(o)])) for o in again]
         chosen = [current for _, current in found if current is not None]
         gone = [
@@ -509,9 +611,16 @@ def main(argv: list[str] | None = None) -> int:
         earlier = [o for o in earlier if o not in again] + gone
     elif args.sample:
         chosen = sorted(random.Random(args.seed).sample(chosen, min(args.sample, len(chosen))), key=lambda m: m.id)
+    if args.resume and args.results and args.results.exists():
+        data = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
+        before = {Mutant(**item["mutant"]).key: _outcome(item) for item in data}
+        earlier += [before[m.key] for m in chosen if m.key in before]
+        chosen = [m for m in chosen if m.key not in before]
+    if args.shuffle:
+        random.Random(args.seed).shuffle(chosen)
     places = [_workspace() for _ in range(max(1, args.jobs))]
     free = list(places)
-    for tests in sorted({tests_for(m.path) for m in chosen}):  # the unmutated tree must pass them
+    for tests in sorted({tests_for(m.path) for m in chosen} if not args.no_check else ()):  # must pass unmutated
         env = {**os.environ, "PYTHONPATH": str(places[0]), "HYPOTHESIS_PROFILE": "default"}
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore"]
         done = subprocess.run([*command, "--hypothesis-seed=0", *tests], cwd=places[0], env=env, capture_output=True)

@@ -86,6 +86,8 @@ def test_aten_inplace_spellings_write_nothing(target: object, per_element: int) 
 # log-softmax: max 3, subtract 4, exp 4, sum 3, log 1, subtract 4 = 19 a row, 114. DMAs 24 + 24.
 SOFTMAX = Cost(flops=108, dmas=48)
 LOG_SOFTMAX = Cost(flops=114, dmas=48)
+# softmin = softmax of -x: one negation more per element, 22 a row, 132 in all.
+SOFTMIN = Cost(flops=132, dmas=48)
 
 
 @pytest.mark.parametrize(
@@ -100,6 +102,8 @@ LOG_SOFTMAX = Cost(flops=114, dmas=48)
         (nn.LogSoftmax, "module", {"dim": -1}, LOG_SOFTMAX),
         (F.log_softmax, "function", {"dim": -1}, LOG_SOFTMAX),
         (T.log_softmax, "method", {"args": (-1,)}, LOG_SOFTMAX),
+        (nn.Softmin, "module", {"dim": -1}, SOFTMIN),
+        (F.softmin, "function", {"dim": -1}, SOFTMIN),
         # 12 rows of 2: 1 + 2 + 2 + 1 + 2 = 8 a row
         (nn.Softmax, "module", {"dim": 0}, Cost(flops=96, dmas=48)),
     ],

@@ -356,3 +356,39 @@ def test_native_fast_path_cross_attention() -> None:
         dropout=0.0,
     )
     assert native == module
+
+
+def test_native_fast_path_returning_averaged_weights() -> None:
+    """The fast path asked for its weights (batch 2, 3 queries, 5 keys, averaged over the 2 heads:
+    a (2, 3, 5) result) counts the averaging as nn.MultiheadAttention does, on top of the 752 MACs
+    of the cross-attention above; FLOPs and DMAs grow, MACs do not."""
+    q, kv, out, averaged = spec(2, 3, 4), spec(2, 5, 4), spec(2, 3, 4), spec(2, 3, 5)
+    weights = (spec(12, 4), spec(12), spec(4, 4), spec(4))
+    native = {
+        need: cost(
+            torch.ops.aten._native_multi_head_attention.default,
+            (q, kv, kv, *weights),
+            (out, averaged if need else spec(0)),
+            embed_dim=4,
+            num_head=2,
+            qkv_bias=spec(12),
+            need_weights=need,
+            average_attn_weights=True,
+        )
+        for need in (False, True)
+    }
+    module = cost(
+        nn.MultiheadAttention,
+        (q, kv, kv),
+        (out, averaged),
+        embed_dim=4,
+        num_heads=2,
+        kdim=4,
+        vdim=4,
+        batch_first=True,
+        in_proj_bias=spec(12),
+        dropout=0.0,
+    )
+    assert native[True] == module
+    assert native[True].macs == native[False].macs == 752
+    assert native[True].flops > native[False].flops and native[True].dmas > native[False].dmas

@@ -40,10 +40,38 @@ X = spec(2, 5)
         (torch.abs, 1),
         (torch.pow, 1),
         (T.__pow__, 1),
+        (torch.reciprocal, 1),
+        (T.reciprocal, 1),
+        (torch.square, 1),
+        (T.square, 1),
+        (torch.sign, 1),
+        (T.sign, 1),
     ],
 )
 def test_unary(target: object, per_element: int) -> None:
     assert cost(target, (X,), (X,)) == Cost(flops=10 * per_element, dmas=20)
+
+
+@pytest.mark.parametrize(
+    "op",
+    [torch.exp, torch.log, T.log, torch.sqrt, torch.rsqrt, torch.neg, torch.abs, torch.reciprocal, torch.square],
+    ids=["exp", "log", "Tensor.log", "sqrt", "rsqrt", "neg", "abs", "reciprocal", "square"],
+)
+def test_unary_ops_keep_the_receptive_field(op: object) -> None:
+    """A pointwise op neither widens nor stops a receptive field: after a 3×3 conv its field is the
+    conv's (3, 3), with no receptive-field diagnostic."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return op(self.conv(x).abs() + 1)  # type: ignore[operator]
+
+    report = crawl_module(Net(), (1, 6, 6), receptive_field=True)
+    assert [d.code for d in report.diagnostics if d.code.startswith("rf-")] == []
+    assert report.rows[-1].receptive_field == report.row("conv").receptive_field == (3, 3)
 
 
 def test_clamp_counts_its_bounds() -> None:

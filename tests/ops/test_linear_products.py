@@ -67,6 +67,8 @@ def test_addbmm_table() -> None:
     bias, a, b, out = spec(3, 5), spec(2, 3, 4), spec(2, 4, 5), spec(3, 5)
     got = cost(torch.addbmm, (bias, a, b), (out,), beta=1, alpha=1)
     assert got == Cost(flops=15 * (2 * 8 - 1) + 15, macs=15 * 8, dmas=15 + 24 + 40 + 15)
+    # ``out=`` given: a fourth tensor of the call, written, not an operand
+    assert cost(torch.addbmm, (bias, a, b, out), (out,), beta=1, alpha=1, out=out) == got
 
 
 class Products(nn.Module):

@@ -347,6 +347,14 @@ def test_rms_norm() -> None:
     (648). MACs 240, DMAs 120 + 5 + 120."""
     got = cost(nn.RMSNorm, (X,), (X,), normalized_shape=(5,), weight=spec(5))
     assert got == Cost(flops=528 + 120, macs=240, dmas=245)
+    # the functional spellings by name; ATen's unbound, by position (the input first)
+    for target in (F.rms_norm, torch.rms_norm):
+        assert cost(target, (X, spec(5)), (X,), normalized_shape=[5], weight=spec(5)) == got
+    aten_rms = torch.ops.aten.rms_norm.default
+    assert cost(aten_rms, (X, spec(5)), (X,), args=(X, [5], spec(5), None), weight=spec(5)) == got
+    # over the last two dims (8 rows of 15): 4·120 + 2·8 + 120 = 616 FLOPs, weight (3, 5) read
+    wide = cost(aten_rms, (X, spec(3, 5)), (X,), args=(X, [3, 5], spec(3, 5), None), weight=spec(3, 5))
+    assert wide == Cost(flops=616, macs=240, dmas=120 + 15 + 120)
 
 
 def test_normalize() -> None:

@@ -77,3 +77,10 @@ def test_p_norm_over_a_dim(target: object) -> None:
     """The 2-norm of each of 4 rows of 6: 24 powers, 4 × 5 adds, 4 roots = 48 FLOPs; 24 read, 4 written."""
     kind = "method" if target is T.norm else "function"
     assert cost(target, (X,), (spec(4),), kind=kind, dim=1) == Cost(flops=48, dmas=28)
+
+
+def test_logsumexp() -> None:
+    """Over dim 1 of (2, 5): max 2·4 comparisons, subtract 10, exp 10, sum 2·4 adds, log 2 and add
+    back 2 = 40 FLOPs; reads 10, writes 2."""
+    for target, kind in ((torch.logsumexp, "function"), (T.logsumexp, "method")):
+        assert cost(target, (spec(2, 5),), (spec(2),), kind=kind, dim=1) == Cost(flops=40, dmas=12)

@@ -25,3 +25,20 @@ def test_fields_of_returned_structures_leave_the_totals_complete() -> None:
     report = crawl_module(_Sorts(), (4, 8))
     assert report.totals.complete and report.totals.unknown_ops == 0
     assert not [diagnostic for diagnostic in report.diagnostics if diagnostic.code == "unknown-op"]
+
+
+class _Passes(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.same = nn.Conv2d(1, 2, 3), nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.same(self.conv(x))
+        return torch.detach(y.detach()).requires_grad_()
+
+
+def test_identity_and_detach_keep_the_receptive_field() -> None:
+    """Identity, detach (both spellings) and requires_grad_ pass a 3×3 conv's field on as is."""
+    report = crawl_module(_Passes(), (1, 6, 6), receptive_field=True)
+    assert [d.code for d in report.diagnostics if d.code.startswith("rf-")] == []
+    assert {row.receptive_field for row in report.rows if row.node} == {(3, 3)}

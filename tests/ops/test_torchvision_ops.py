@@ -89,6 +89,22 @@ def test_swin_v2_cosine_attention_flops() -> None:
     assert v2.macs == v1.macs
 
 
+def test_window_attention_dropouts_in_training() -> None:
+    """In training, the output's dropout with p > 0 costs one FLOP per element it scales (T·C =
+    16·4 = 64); with p = 0 (and no attention dropout) training costs what eval does."""
+    x = spec(1, 4, 4, 4)
+    attrs = {**WINDOW, "shift_size": [0, 0]}
+    evaluated = shifted_window_attention(OpCall("function", None, (x,), (x,), attrs))
+    trained = {
+        (p, q): shifted_window_attention(
+            OpCall("function", None, (x,), (x,), {**attrs, "training": True, "dropout": p, "attention_dropout": q})
+        )
+        for p, q in ((0.0, 0.0), (0.1, 0.0))
+    }
+    assert trained[0.0, 0.0] == evaluated
+    assert trained[0.1, 0.0].flops - evaluated.flops == 64
+
+
 def test_relative_position_bias_gather() -> None:
     """Swin's bias for 2×2 windows and 3 heads: the (9, 3) table gathered by a 16-entry index into
     (16, 3), viewed, permuted and copied into (1, 3, 4, 4): the index read (16) and 4 reads/writes
@@ -204,6 +220,18 @@ def test_mvit_shortcut_on_any_rank() -> None:
     assert cost(mvit._add_shortcut, (spec(5, 8), spec(5, 8)), (spec(5, 8),), residual_with_cls_embed=True) == Cost(
         flops=40, dmas=120
     )
+
+
+def test_mvit_shortcut_on_the_class_token_alone() -> None:
+    """One token (the class token) without its residual: torchvision adds over ``x[:, :, 1:, :]``,
+    nothing; so 0 FLOPs and 0 DMAs."""
+    from torchvision.models.video import mvit
+
+    x = torch.zeros(2, 3, 1, 4)
+    mvit._add_shortcut(x, torch.ones(2, 3, 1, 4), False)
+    assert torch.equal(x, torch.zeros(2, 3, 1, 4))  # torch touched nothing
+    one = spec(2, 3, 1, 4)
+    assert cost(mvit._add_shortcut, (one, one), (one,), residual_with_cls_embed=False) == Cost()
 
 
 def test_mvit_add_rel_pos_with_unequal_grids() -> None:

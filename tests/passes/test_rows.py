@@ -200,3 +200,22 @@ def test_a_module_of_functional_calls_keeps_its_place() -> None:
     the second row (its first call places it), its calls under it, before the last conv."""
     report = crawl_module(nn.Sequential(nn.Conv2d(1, 2, 3), Doubled(), nn.Conv2d(2, 2, 3)), (1, 8, 8))
     assert [row.name for row in report.rows] == ["0", "1", "1.relu", "1.mul", "2"]
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 4)
+        self.scale = nn.Parameter(torch.ones(4, dtype=torch.float16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.lin(x)) * self.scale
+
+
+def test_parameter_bytes_per_row() -> None:
+    """The Linear holds (3·4 + 4)·4 = 64 bytes, the block's own fp16 scale 4·2 = 8 (72 under the
+    block); the relu and the product hold none."""
+    report = crawl_module(nn.Sequential(_Block()), (3,))
+    held = {row.name: row.param_bytes for row in report.rows}
+    assert held["0.lin"] == 64 and held["0"] == 72
+    assert {row.param_bytes for row in report.rows if row.kind in ("function", "method")} == {0}

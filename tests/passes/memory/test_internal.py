@@ -181,3 +181,57 @@ def test_a_dropout_in_training_saves_the_mask_its_device_kernel_makes() -> None:
     memory = crawl_module(model, args=(x,), batch_size=None).memory
     assert memory is not None
     assert memory.saved_activation_bytes == _really_saved(model, x) == (4 * 16 + 2 * 4 * 32) * 4
+
+
+def test_a_composite_call_s_training_transients() -> None:
+    """With its input requiring grad, ``_attention`` on (2, 64, 16) keeps its softmax (S = 2·64·64·4
+    bytes, the product's operand) and frees the scores (S): a transient of S past the forward. Its
+    backward, from the output's gradient: the last product makes dL/dsoftmax (S) and one gradient
+    of x (2·64·16·4); the softmax's backward then makes dL/dscores (S) while dL/dsoftmax is alive:
+    2·S + 2·64·16·4 at most."""
+    model = _Net()
+    traced = fx.symbolic_trace(model)
+    mode = FakeTensorMode()
+    with mode:
+        fake = torch.empty(2, 64, 16)
+    names = [node.name for node in traced.graph.nodes if node.target is _attention]
+    described = {node.name: TensorSpec((2, 64, 16)) for node in traced.graph.nodes}
+    grads = {node.name: node.op != "placeholder" for node in traced.graph.nodes}
+    call = record_calls(traced.graph, traced, (fake,), mode, described, names[1:2], grads)[names[1]].call
+    scores, x = 2 * 64 * 64 * 4, 2 * 64 * 16 * 4
+    assert call.train_transient == scores
+    assert call.backward_transient == 2 * scores + x
+
+
+@fx.wrap
+def _first_only(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """A composite call whose result does not depend on its second argument through autograd."""
+    return x * 2 + y.detach()
+
+
+class _Pair(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 16)
+        self.scale = nn.Parameter(torch.ones(16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _first_only(self.a(x), self.b(x)) * _first_only(self.scale, self.scale)
+
+
+def test_a_call_with_an_argument_autograd_does_not_reach() -> None:
+    """``_first_only(a(x), b(x))`` on (2, 64, 16): its backward makes dL/da(x) = 2·g (2·64·16·4 bytes)
+    and nothing for b(x) (detached); the call is still recorded for training. Its parameter read by
+    ``get_attr`` comes from a model built under the fake mode (no fakes to put in)."""
+    mode = FakeTensorMode()
+    with mode:
+        model = _Pair()
+        fake = torch.empty(2, 64, 16)
+    traced = fx.symbolic_trace(model)
+    names = [node.name for node in traced.graph.nodes if node.target is _first_only]
+    described = {node.name: None for node in traced.graph.nodes}
+    grads = {node.name: node.op != "placeholder" for node in traced.graph.nodes}
+    calls = record_calls(traced.graph, traced, (fake,), mode, described, names, grads)
+    assert list(calls) == names  # both calls run again, the one reading parameters too
+    first = calls[names[0]].call
+    assert first.trained and first.grad_bytes == (2 * 64 * 16 * 4, 0)

@@ -219,3 +219,25 @@ def test_stack_and_cat_by_name_and_by_position(case: tuple) -> None:
     assert by_position == by_name
     assert isinstance(by_name, Field)
     assert by_name.axes == ((-3, -2) if (function is torch.stack and dim == -1) else (-2, -1))
+
+
+class _Attend(nn.Module):
+    """Self-attention over the tokens of a 3×3 conv's 4×4 map, batch first or sequence first."""
+
+    def __init__(self, batch_first: bool) -> None:
+        super().__init__()
+        self.batch_first = batch_first
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.attn = nn.MultiheadAttention(4, 1, batch_first=batch_first)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.conv(x).flatten(2).transpose(1, 2)
+        tokens = tokens if self.batch_first else tokens.transpose(0, 1)
+        return self.attn(tokens, tokens, tokens, need_weights=False)[0]
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_multihead_attention_over_tokens_is_global(batch_first: bool) -> None:
+    """Each output token attends to all 16: every output depends on the whole 6×6 input."""
+    outcomes = _fields(_Attend(batch_first), (1, 6, 6))
+    assert outcomes["attn"] is Marker.GLOBAL, outcomes

@@ -1,0 +1,135 @@
+"""Training-step memory per optimizer, worked out by hand phase by phase (float32), and checked
+against a real CPU training step (:func:`torchscan.measure.cpu.measure_training`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import fx, nn
+
+from torchscan import crawl_module
+from torchscan.measure.cpu import measure_training, random_inputs
+from torchscan.passes.memory import training_estimates
+from torchscan.passes.params import collect_params
+
+F32 = 4
+
+
+def _wide() -> nn.Module:
+    model = nn.Linear(256, 256)
+    model.register_buffer("unused", torch.zeros(64))  # model memory, in every phase
+    return model
+
+
+OPTIMIZERS = {
+    "sgd": lambda params: torch.optim.SGD(params, lr=0.1, foreach=True),
+    "sgd_momentum": lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9, foreach=True),
+    "adam": lambda params: torch.optim.Adam(params, foreach=True),
+}
+
+
+def test_a_wide_layer_peaks_in_the_backward_or_the_step() -> None:
+    """Linear(256, 256), batch 1: P = (256·256 + 256)·4 = 263,168 bytes of parameters and as many
+    of gradients, B = 64·4 = 256 of buffers, x and y 1,024 each.
+
+    - forward: x and y (x is kept for dL/dW) = 2,048;
+    - backward: x, y, y's gradient (1,024) and the parameters' gradients P = P + 3,072;
+    - step: the gradients P, plus Adam's sqrt(exp_avg_sq) P (SGD: nothing);
+    - peak = P + B + state + the largest phase: SGD P + B + 0 + (P + 3,072); momentum adds a
+      buffer P; Adam's state is 2P and its step 2P is the largest phase: P + B + 2P + 2P.
+    """
+    P, B = 263_168, 256
+    memory = crawl_module(_wide(), (256,)).memory
+    assert memory.param_bytes == P and memory.buffer_bytes == B
+    sgd, momentum, adam = (memory.training_for(name) for name in ("sgd", "sgd_momentum", "adam"))
+    assert dict(sgd.phases) == {"forward": 2048, "backward": P + 3072, "step": P}
+    assert (sgd.peak_bytes, sgd.peak_phase) == (P + B + P + 3072, "backward")
+    assert (momentum.peak_bytes, momentum.optimizer_state_bytes) == (P + B + P + P + 3072, P)
+    assert dict(adam.phases)["step"] == 2 * P
+    assert (adam.peak_bytes, adam.peak_phase) == (5 * P + B, "step")
+    assert memory.training_for("adamw") == dataclasses.replace(adam, optimizer="adamw")  # AdamW keeps what Adam does
+
+
+def test_the_estimates_without_a_precomputed_context() -> None:
+    model = _wide()
+    report = crawl_module(model, (256,))
+    estimates, saved = training_estimates(report.records, collect_params(model))
+    assert estimates == report.memory.training and saved == report.memory.saved_activation_bytes == 1024
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_a_wide_layer_within_1_percent_of_a_real_step(name: str) -> None:
+    """The same, measured: a real step differs by the input and the loss (a few KiB of 1 MiB)."""
+    model = _wide()
+    estimate = crawl_module(model, (256,)).memory.training_for(name)
+    measured = measure_training(model, random_inputs([(1, 256)]), OPTIMIZERS[name]).total_bytes
+    assert abs(estimate.peak_bytes / measured - 1) <= 0.01, (estimate, measured)
+
+
+def test_a_small_mlp_phase_by_phase() -> None:
+    """Linear(8, 32) → ReLU → Linear(32, 4), batch 4: x 128 bytes, h and r (the ReLU's output)
+    512 each, y 64; parameters of the first layer 1,152, of the second 528 (P = 1,680).
+
+    - forward: at the ReLU, x (kept), h and r = 1,152;
+    - backward, from the start's x, r (kept) and y = 704: the second layer adds y's gradient (64),
+      r's (512) and its parameters' (528): 1,808; y's gradient goes (1,744); the ReLU adds h's
+      gradient (512): 2,256, then frees r's gradient and r itself (1,232); the first layer adds its
+      parameters' gradients (1,152): 2,384, the peak;
+    - step: P.
+    """
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
+    memory = crawl_module(model, (8,), batch_size=4).memory
+    sgd = memory.training_for("sgd")
+    assert dict(sgd.phases) == {"forward": 1152, "backward": 2384, "step": 1680}
+    assert sgd.peak_bytes == 1680 + 2384
+
+
+@fx.wrap
+def _mix(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """A composite call (recorded at the ATen level) reading a parameter."""
+    return (x @ w) * 2
+
+
+class _Mixer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.big = nn.Linear(256, 256)
+        self.w = nn.Parameter(torch.randn(256, 256))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _mix(self.big(x), self.w)
+
+
+def test_a_composite_call_s_gradients_live_on_into_earlier_layers() -> None:
+    """Batch 1: x, big's output h and the result y are 1,024 bytes each; W = 256·256·4 = 262,144,
+    big's parameters 263,168. The backward peaks at ``big``: x, y, h's gradient (made by the
+    composite call, held until ``big``'s backward), W's gradient (made by the call too) and big's
+    parameters' gradients = 3·1,024 + 262,144 + 263,168 = 528,384; within 1% of a real SGD step."""
+    model = _Mixer()
+    sgd = crawl_module(model, (256,)).memory.training_for("sgd")
+    assert dict(sgd.phases)["backward"] == 3 * 1024 + 262_144 + 263_168
+    measured = measure_training(model, random_inputs([(1, 256)]), OPTIMIZERS["sgd"]).total_bytes
+    assert abs(sgd.peak_bytes / measured - 1) <= 0.01, (sgd, measured)
+
+
+class _Twice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(256, 256)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(self.a(x))
+
+
+def test_a_module_called_twice_sums_its_parameter_gradients() -> None:
+    """Batch 1, P = 263,168, activations of 1,024 bytes: the forward holds x, h and y; the two calls'
+    weight gradients are summed, so the first contribution, the second and their sum live at once
+    (3P; a real step peaks there, in ``aten.add``), beside one activation's gradient; the step holds
+    the parameters' gradients once (P). Within 1% of a real SGD step."""
+    model = _Twice()
+    sgd = crawl_module(model, (256,)).memory.training_for("sgd")
+    assert dict(sgd.phases) == {"forward": 3 * 1024, "backward": 3 * 263_168 + 1024, "step": 263_168}
+    measured = measure_training(model, random_inputs([(1, 256)]), OPTIMIZERS["sgd"]).total_bytes
+    assert abs(sgd.peak_bytes / measured - 1) <= 0.01, (sgd, measured)
