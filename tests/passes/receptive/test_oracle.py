@@ -241,7 +241,7 @@ def blocks(draw: st.DrawFn, dims: int, chain_only: bool) -> nn.Module:
         return _CONVT[dims](C, C, kernel, stride, padding)
     if kind == "up":
         mode = draw(st.sampled_from(["nearest", "linear"]))
-        factor = draw(st.sampled_from([2, 3])) if mode == "nearest" else 2
+        factor = draw(st.sampled_from([2, 3]))
         return Upsample(factor, "nearest" if mode == "nearest" else _LINEAR[dims])
     if kind == "layout":
         # reshape and crops only in the fixed cases: a crop after a reshape round trip is not followed
