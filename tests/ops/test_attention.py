@@ -326,6 +326,22 @@ def test_full_transformer_is_counted_through_its_layers() -> None:
     assert report.totals.macs == flops // 2 + layer_norm_macs
 
 
+def _module_cross_attention(q: object, kv: object, outputs: tuple[object, ...]) -> object:
+    """nn.MultiheadAttention's cost on the native fast path tests' shapes (E = 4, 2 heads, batch first)."""
+    return cost(
+        nn.MultiheadAttention,
+        (q, kv, kv),
+        outputs,
+        embed_dim=4,
+        num_heads=2,
+        kdim=4,
+        vdim=4,
+        batch_first=True,
+        in_proj_bias=spec(12),
+        dropout=0.0,
+    )
+
+
 def test_native_fast_path_cross_attention() -> None:
     """``aten._native_multi_head_attention`` (the eval fast path) with 3 queries against 5 keys,
     E = 4, 2 heads, batch 2: MACs q projection 2·3·16 = 96, k and v 2·5·16 = 160 each, scores and
@@ -343,18 +359,7 @@ def test_native_fast_path_cross_attention() -> None:
         need_weights=False,
     )
     assert native.macs == 752
-    module = cost(
-        nn.MultiheadAttention,
-        (q, kv, kv),
-        (out,),
-        embed_dim=4,
-        num_heads=2,
-        kdim=4,
-        vdim=4,
-        batch_first=True,
-        in_proj_bias=spec(12),
-        dropout=0.0,
-    )
+    module = _module_cross_attention(q, kv, (out,))
     assert native == module
 
 
@@ -377,18 +382,7 @@ def test_native_fast_path_returning_averaged_weights() -> None:
         )
         for need in (False, True)
     }
-    module = cost(
-        nn.MultiheadAttention,
-        (q, kv, kv),
-        (out, averaged),
-        embed_dim=4,
-        num_heads=2,
-        kdim=4,
-        vdim=4,
-        batch_first=True,
-        in_proj_bias=spec(12),
-        dropout=0.0,
-    )
+    module = _module_cross_attention(q, kv, (out, averaged))
     assert native[True] == module
     assert native[True].macs == native[False].macs == 752
     assert native[True].flops > native[False].flops and native[True].dmas > native[False].dmas

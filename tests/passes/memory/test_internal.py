@@ -66,13 +66,17 @@ def test_static_peak_of_a_composite_call_equals_a_real_forward() -> None:
     assert memory.activation_peak_bytes > 2 * 2 * 64 * 64 * 4  # the call's scores and softmax, inside it
 
 
-def test_each_distinct_signature_is_recorded_once() -> None:
-    model = _Net()
-    traced = fx.symbolic_trace(model)
+def _traced_net() -> tuple[fx.GraphModule, FakeTensorMode, torch.Tensor, list[str]]:
+    """``_Net`` traced by fx, a fake mode with a fake (2, 64, 16) input, and the names of its attention calls."""
+    traced = fx.symbolic_trace(_Net())
     mode = FakeTensorMode()
     with mode:
         fake = torch.empty(2, 64, 16)
-    names = [node.name for node in traced.graph.nodes if node.target is _attention]
+    return traced, mode, fake, [node.name for node in traced.graph.nodes if node.target is _attention]
+
+
+def test_each_distinct_signature_is_recorded_once() -> None:
+    traced, mode, fake, names = _traced_net()
     spec = TensorSpec((2, 64, 16))
     described = {node.name: spec for node in traced.graph.nodes}
     grads = {node.name: node.op != "placeholder" for node in traced.graph.nodes}
@@ -189,12 +193,7 @@ def test_a_composite_call_s_training_transients() -> None:
     backward, from the output's gradient: the last product makes dL/dsoftmax (S) and one gradient
     of x (2·64·16·4); the softmax's backward then makes dL/dscores (S) while dL/dsoftmax is alive:
     2·S + 2·64·16·4 at most."""
-    model = _Net()
-    traced = fx.symbolic_trace(model)
-    mode = FakeTensorMode()
-    with mode:
-        fake = torch.empty(2, 64, 16)
-    names = [node.name for node in traced.graph.nodes if node.target is _attention]
+    traced, mode, fake, names = _traced_net()
     described = {node.name: TensorSpec((2, 64, 16)) for node in traced.graph.nodes}
     grads = {node.name: node.op != "placeholder" for node in traced.graph.nodes}
     call = record_calls(traced.graph, traced, (fake,), mode, described, names[1:2], grads)[names[1]].call
