@@ -127,9 +127,12 @@ class _Worker:
         return self._status[0] if self._status else None
 
     def stop(self) -> None:
-        """Kill the worker and everything it started (its process group), and release its pipes."""
+        """Kill the worker and everything it started (its process group), and release its pipes. A forked
+        worker whose exit status has come is not signalled: its pid, reaped, may belong to another process."""
+        reaped = self._process is None and bool(self._status)
         try:
-            os.killpg(self.pid, signal.SIGKILL)
+            if not reaped:
+                os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:  # gone already, or its group not made yet
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
