@@ -1,6 +1,6 @@
 """torchscan side by side with its peers: time and counts on the same models, in one process.
 
-    python benchmarks/peers.py                          # default models
+    python benchmarks/peers.py                          # default models (bert-base needs transformers)
     python benchmarks/peers.py resnet18 vit_b_16 --repeat 5
 
 Tools (each skipped when not installed; none is a dependency of torchscan — ``pip install
@@ -32,12 +32,22 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchscan import crawl_module
 
 SHAPE = (3, 224, 224)
+BERT = "bert-base"
+"""A Hugging Face BERT-base built from its default config (random init), 128 token ids."""
+BERT_TOKENS = 128
 Tool = Callable[[nn.Module, torch.Tensor], tuple[int, int | None]]
-"""(model, sample) -> (MACs, params or None)."""
+"""(model, sample) -> (MACs, params or None); ``sample`` is an image batch or a batch of token ids."""
+
+
+def _is_ids(sample: torch.Tensor) -> bool:
+    return not sample.is_floating_point()
 
 
 def _torchscan(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
-    totals = crawl_module(model, SHAPE).totals
+    if _is_ids(sample):
+        totals = crawl_module(model, (BERT_TOKENS,), dtype=torch.long).totals
+    else:
+        totals = crawl_module(model, SHAPE).totals
     return totals.macs, totals.params
 
 
@@ -59,7 +69,19 @@ def _fvcore(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
 def _ptflops(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
     from ptflops import get_model_complexity_info
 
-    macs, params = get_model_complexity_info(model, SHAPE, as_strings=False, print_per_layer_stat=False, verbose=False)
+    if _is_ids(sample):
+        macs, params = get_model_complexity_info(
+            model,
+            (BERT_TOKENS,),
+            input_constructor=lambda _: {"input_ids": sample},
+            as_strings=False,
+            print_per_layer_stat=False,
+            verbose=False,
+        )
+    else:
+        macs, params = get_model_complexity_info(
+            model, SHAPE, as_strings=False, print_per_layer_stat=False, verbose=False
+        )
     return int(macs), int(params)
 
 
@@ -87,12 +109,38 @@ TOOLS: dict[str, tuple[str | None, Tool]] = {
 
 
 def available() -> dict[str, Tool]:
-    return {name: tool for name, (module, tool) in TOOLS.items() if module is None or importlib.util.find_spec(module)}
+    return {
+        name: _guarded(tool)
+        for name, (module, tool) in TOOLS.items()
+        if module is None or importlib.util.find_spec(module)
+    }
+
+
+def _case(name: str) -> tuple[nn.Module, torch.Tensor]:
+    """The model (eval, random init) and its batch-1 sample."""
+    if name == BERT:
+        from transformers import BertConfig, BertModel
+
+        config = BertConfig()
+        return BertModel(config).eval(), torch.randint(0, config.vocab_size, (1, BERT_TOKENS))
+    return torchvision.models.get_model(name, weights=None).eval(), torch.randn(1, *SHAPE)
+
+
+def _guarded(tool: Tool) -> Tool:
+    """``tool``, with a failure turned into no counts (the row then says so)."""
+
+    def call(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
+        try:
+            return tool(model, sample)
+        except Exception as error:  # a peer's failure is a result, not a crash
+            print(f"<!-- {tool.__name__.lstrip('_')} failed: {type(error).__name__}: {str(error)[:120]} -->")
+            return -1, None
+
+    return call
 
 
 def compare(name: str, tools: dict[str, Tool], repeat: int) -> None:
-    base = torchvision.models.get_model(name, weights=None).eval()
-    sample = torch.randn(1, *SHAPE)
+    base, sample = _case(name)
     models = {tool: copy.deepcopy(base) for tool in tools}
 
     def forward() -> None:
@@ -102,6 +150,7 @@ def compare(name: str, tools: dict[str, Tool], repeat: int) -> None:
     calls: dict[str, Callable[[], object]] = {"forward": forward}
     calls.update({tool: (lambda tool=tool: tools[tool](models[tool], sample)) for tool in tools})
     counts = {tool: tools[tool](models[tool], sample) for tool in tools}  # warm-up and counts
+    tools = {tool: call for tool, call in tools.items() if counts[tool][0] >= 0}
     forward()
     times: dict[str, list[float]] = {key: [] for key in calls}
     for _ in range(repeat):
@@ -124,7 +173,11 @@ def compare(name: str, tools: dict[str, Tool], repeat: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*", default=["resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16"])
+    parser.add_argument(
+        "models",
+        nargs="*",
+        default=["resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16", "shufflenet_v2_x0_5", BERT],
+    )
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -133,7 +186,8 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, "
         f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
-        f"{torch.get_num_threads()} torch threads; batch 1, 3x224x224; medians of {args.repeat} interleaved rounds"
+        f"{torch.get_num_threads()} torch threads, load {os.getloadavg()[0]:.1f}; batch 1, 3x224x224 "
+        f"({BERT}: {BERT_TOKENS} token ids); medians of {args.repeat} interleaved rounds"
         + (f"; not installed: {', '.join(missing)}" if missing else "")
         + "\n"
     )
