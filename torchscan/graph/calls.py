@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import operator
 from collections.abc import Callable, Mapping
@@ -158,6 +159,21 @@ class ArgumentBinder:
 
 
 def _find_signatures(function: Callable[..., Any]) -> tuple[inspect.Signature, ...]:
+    """The signatures ``function`` may be called with (several for an overloaded torch op)."""
+    try:
+        return _known_signatures(function)
+    except TypeError:  # unhashable
+        return _signatures(function)
+
+
+@functools.lru_cache(maxsize=4096)
+def _known_signatures(function: Callable[..., Any]) -> tuple[inspect.Signature, ...]:
+    """:func:`_signatures`, remembered: a pure function of the callable (parsing a builtin's text
+    signature costs ~100 µs), the same answer in every analysis and thread."""
+    return _signatures(function)
+
+
+def _signatures(function: Callable[..., Any]) -> tuple[inspect.Signature, ...]:
     dispatched = boolean_dispatched.get(function)  # F.max_pool2d and friends wrap two functions
     if dispatched is not None:
         function = dispatched["if_false"]

@@ -12,7 +12,9 @@ nodes. A model that already is an fx graph (``torch.export(...).module()``) is u
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import dis
 import itertools
 import os
 import sys
@@ -107,8 +109,8 @@ class _Tracer(fx.Tracer):
         self._modules = modules
         """Every module of the copy (:attr:`ModelCopy.modules`)."""
         self._fakes = fakes
-        self._stack_traces: dict[tuple[tuple[str, int, str], ...], str] = {}
-        """Stack trace text by stack (file, line, function of each frame, outermost first)."""
+        self._stack_traces: dict[tuple[Any, ...], str] = {}
+        """Stack trace text by stack (:func:`_frames`: code object and line of each frame)."""
         self._registry = registry
         self._inputs = inputs
         self.module_outputs: dict[str, list[str]] = {}
@@ -116,7 +118,7 @@ class _Tracer(fx.Tracer):
         """The root's parameters and buffers by id: (kind, first path, tensor)."""
         self._proxies: dict[str, fx.Proxy] = {}
         """The ``get_attr`` proxy of each parameter path read so far."""
-        self._entry: tuple[Any, tuple[tuple[str, int, str], ...]] | None = None
+        self._entry: tuple[Any, tuple[Any, ...]] | None = None
         """The frame that called ``trace`` and the stack down to it (outermost first)."""
         self._leaves: dict[type, bool] = {}
         """Leaf decision by module class (everything it depends on is the class)."""
@@ -127,6 +129,10 @@ class _Tracer(fx.Tracer):
         self.held_outputs: tuple[str, ...] = ()
         """Nodes of the proxies those objects hold."""
         self._methods: dict[type, list[tuple[str, types.FunctionType]]] = {}
+        self._stack_copy: dict[str, tuple[str, type]] | None = None
+        """The copy of ``module_stack`` the nodes made since it last changed share (fx copies it per node)."""
+        self._unpacks: dict[types.CodeType, tuple[list[int], list[int | None]]] = {}
+        """Per code object: its instructions' offsets and, for each, the count it unpacks (else None)."""
 
     def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
         """The graph of one call of ``root`` (a module of our copy) on the inputs' placeholders."""
@@ -163,6 +169,28 @@ class _Tracer(fx.Tracer):
             self._entry = None
             self.submodule_paths = None
         return self.graph
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _Proxy(node, self)
+
+    def unpacked(self, frame: types.FrameType) -> int | None:
+        """How many values the instruction ``frame`` executes unpacks (``a, b = proxy``), else None:
+        fx's test in ``Proxy.__iter__``, with each code object disassembled once per trace (fx
+        disassembles the calling function at every iteration)."""
+        code = frame.f_code
+        table = self._unpacks.get(code)
+        if table is None:
+            instructions = list(dis.get_instructions(code))
+            table = self._unpacks[code] = (
+                [instruction.offset for instruction in instructions],
+                [
+                    instruction.argval if instruction.opname == "UNPACK_SEQUENCE" else None
+                    for instruction in instructions
+                ],
+            )
+        offsets, counts = table
+        index = bisect.bisect_left(offsets, frame.f_lasti)
+        return counts[index] if index < len(counts) else None
 
     def get_fresh_qualname(self, prefix: str) -> str:
         """fx's fresh attribute name, counted per tracer (fx's counter is shared by every tracer)."""
@@ -225,7 +253,7 @@ class _Tracer(fx.Tracer):
 
     def create_arg(self, a: Any) -> Any:
         kind = type(a)
-        if kind is fx.Proxy:  # the common arguments first, as fx's create_arg returns them
+        if kind is _Proxy or kind is fx.Proxy:  # the common arguments first, as fx's create_arg returns them
             return a.node
         if kind in _PLAIN_ARGUMENTS or a is None:
             return a
@@ -284,6 +312,7 @@ class _Tracer(fx.Tracer):
         calls = self.num_calls.get(path, 0)
         key = f"{path}@{calls}" if calls > 0 else path
         self.module_stack[key] = (path, type(m))
+        self._stack_copy = None
         self.num_calls[path] = calls + 1
         try:
             if self.is_leaf_module(m, path):
@@ -292,6 +321,7 @@ class _Tracer(fx.Tracer):
                 result = forward(*args, **kwargs)
         finally:
             popped, _ = self.module_stack.popitem(last=True)
+            self._stack_copy = None
             scope.module_path, scope.module_type = outer
         if popped != key:
             raise AssertionError(f"module stack out of order: {popped} left, {key} expected")
@@ -324,21 +354,36 @@ class _Tracer(fx.Tracer):
             if kwargs:
                 node.kwargs = kwargs
             self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
-            if self.module_stack:
-                node.meta["nn_module_stack"] = self.module_stack.copy()
+            if self.module_stack:  # one copy per state of the stack, shared by its nodes (read only)
+                if self._stack_copy is None:
+                    self._stack_copy = self.module_stack.copy()
+                node.meta["nn_module_stack"] = self._stack_copy
         if node.stack_trace:
             return node
         entry, outer = self._entry if self._entry is not None else (None, ())
         inner = _frames(sys._getframe(), entry)
         text = self._stack_traces.get(inner)
         if text is None:
-            stack = [frame for frame in outer + inner if not frame[0].startswith(_OWN_DIR)]
+            stack = [frame for frame in _summaries(outer + inner) if not frame[0].startswith(_OWN_DIR)]
             summary = traceback.StackSummary.from_list([traceback.FrameSummary(*frame) for frame in stack])
             user_frames = self._filter_traceback_frames(summary)
             text = self._stack_traces[inner] = "".join(user_frames.format()).strip() if user_frames else ""
         if text:
             node.stack_trace = text
         return node
+
+
+class _Proxy(fx.Proxy):
+    """fx's proxy, iterated as fx iterates it (``a, b = proxy`` gives ``proxy[0], proxy[1]``, anything
+    else asks the tracer) with the unpacking instruction looked up in the tracer's per-code table."""
+
+    tracer: _Tracer
+
+    def __iter__(self) -> Any:
+        count = self.tracer.unpacked(sys._getframe(1))
+        if count is not None:
+            return (self[index] for index in range(count))
+        return self.tracer.iter(self)
 
 
 _PLAIN_ARGUMENTS = frozenset({int, float, bool, str, torch.dtype, torch.device})
@@ -544,15 +589,21 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _frames(frame: Any, stop: Any) -> tuple[tuple[str, int, str], ...]:
-    """(file, line, function) of ``frame`` and its callers up to ``stop`` (excluded), outermost first."""
-    frames = []
+def _frames(frame: Any, stop: Any) -> tuple[Any, ...]:
+    """``frame`` and its callers up to ``stop`` (excluded), outermost first, as one flat tuple
+    (code object, line, code object, line, …): a cheap key (one tuple per walk)."""
+    found: list[Any] = []
     while frame is not None and frame is not stop:
-        code = frame.f_code
-        frames.append((code.co_filename, frame.f_lineno, code.co_name))
+        found.append(frame.f_lineno)
+        found.append(frame.f_code)
         frame = frame.f_back
-    frames.reverse()
-    return tuple(frames)
+    found.reverse()
+    return tuple(found)
+
+
+def _summaries(frames: tuple[Any, ...]) -> list[tuple[str, int, str]]:
+    """(file, line, function) of each frame of a :func:`_frames` tuple, outermost first."""
+    return [(code.co_filename, line, code.co_name) for code, line in zip(frames[::2], frames[1::2], strict=True)]
 
 
 ROOT_CALL = "torchscan_root_call"
