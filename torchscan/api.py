@@ -307,8 +307,8 @@ def _subject(model: nn.Module, formulas: Mapping[Any, Formula] | None) -> _Subje
         device=input_device(inner),
         params=collect_params(inner, modules),
         modules=modules,
-        library=library_modules(inner),
-        containers=container_modules(inner),
+        library=library_modules(inner, modules),
+        containers=container_modules(inner, modules),
     )
 
 

@@ -288,6 +288,18 @@ _ATOMIC: frozenset[type] = frozenset(
 """Types whose values the forward cannot change: shared, not copied."""
 
 
+_TENSORS, _CHILDREN, _HOOKS, _INTERNAL, _COMPILED = "tensors", "children", "hooks", "internal", "compiled"
+_STATE_KINDS: dict[str, str] = {
+    "_parameters": _TENSORS,
+    "_buffers": _TENSORS,
+    "_modules": _CHILDREN,
+    **dict.fromkeys(_HOOK_DICTS, _HOOKS),
+    **dict.fromkeys(_MODULE_INTERNALS, _INTERNAL),
+    "_compiled_call_impl": _COMPILED,
+}
+"""How :meth:`_Copier.module` copies each of ``nn.Module``'s own attributes (any other: :meth:`_Copier._held`)."""
+
+
 HELD_STATE_BUDGET = 50_000
 """Most values (other than numbers, strings and the like) visited to copy one attribute of one module
 (a model holding a trainer, a dataset…): past it the attribute is shared with the model and a
@@ -331,26 +343,30 @@ class _Copier:
             raise CaptureError(f"{cls.__name__} cannot be copied for analysis: it has no __dict__") from error
         copied: dict[str, Any] = {}
         for key, value in state.items():
-            if key == "_parameters" or key == "_buffers":
+            kind = _STATE_KINDS.get(key)
+            if kind is None:
+                if type(value) in _ATOMIC:  # most plain config values: shared as they are
+                    copied[key] = value
+                elif key == "forward" and isinstance(value, types.FunctionType):  # an instance-level forward
+                    copied[key] = self._function(value, with_globals=True)
+                else:
+                    copied[key] = self._held(cls, key, value)
+            elif kind is _INTERNAL:
+                copied[key] = value.copy()
+            elif kind is _TENSORS:
                 tensor_of = self._parameter_of if id(module) in self._registered else self.value
                 copied[key] = {name: None if tensor is None else tensor_of(tensor) for name, tensor in value.items()}
-            elif key == "_modules":
+            elif kind is _CHILDREN:
                 copied[key] = {name: None if child is None else self.module(child) for name, child in value.items()}
-            elif key in _HOOK_DICTS:
+            elif kind is _HOOKS:
                 kept = {
                     k: hook
                     for k, hook in value.items()
                     if key == "_forward_pre_hooks" and isinstance(hook, _KEPT_HOOKS)
                 }
                 copied[key] = type(value)(kept)
-            elif key in _MODULE_INTERNALS:
-                copied[key] = value.copy()
-            elif key == "_compiled_call_impl":
-                copied[key] = None  # never run a compiled kernel: the module's own forward is analysed
-            elif key == "forward" and isinstance(value, types.FunctionType):  # an instance-level forward
-                copied[key] = self._function(value, with_globals=True)
-            else:
-                copied[key] = self._held(cls, key, value)
+            else:  # _compiled_call_impl: never run a compiled kernel, the module's own forward is analysed
+                copied[key] = None
         vars(clone).update(copied)
         return clone
 

@@ -101,20 +101,28 @@ def parameter_readers(
     included) and each parameter read as an attribute (``reads``: parameter paths); ``modules``:
     ``model.named_modules()`` when the caller has it."""
     owners: dict[int, str] = {}
+    by_path: dict[str, nn.Module] = {}
     for path, module in model.named_modules() if modules is None else modules:
-        for tensor in module.parameters(recurse=False):
-            owners.setdefault(id(tensor), path)
+        by_path.setdefault(path, module)
+        for tensor in module._parameters.values():  # parameters(recurse=False), duplicates skipped below
+            if tensor is not None:
+                owners.setdefault(id(tensor), path)
+
+    def submodule(path: str) -> nn.Module:
+        found = by_path.get(path)
+        return found if found is not None else model.get_submodule(path)
+
     found: set[str] = set()
-    for path in calls:
+    for path in dict.fromkeys(calls):
         try:
-            module = model.get_submodule(path)
+            module = submodule(path)
         except AttributeError:  # not a path of the model (a bare-op model's own call)
             continue
         found.update(owners[id(tensor)] for tensor in module.parameters() if id(tensor) in owners)
     for path in reads:
         owner_path, _, name = path.rpartition(".")
         try:
-            tensor = getattr(model.get_submodule(owner_path), name, None)
+            tensor = getattr(submodule(owner_path), name, None)
         except AttributeError:
             continue
         if isinstance(tensor, nn.Parameter) and id(tensor) in owners:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -70,20 +70,21 @@ def parse_frames(stack_trace: str | None) -> tuple[Frame, ...]:
     return tuple(frames)
 
 
-def library_modules(model: nn.Module) -> frozenset[str]:
+def library_modules(model: nn.Module, modules: Iterable[tuple[str, nn.Module]] | None = None) -> frozenset[str]:
     """Paths of the modules whose ``forward`` is defined by torch itself (value of
-    :data:`LIBRARY_MODULES`)."""
+    :data:`LIBRARY_MODULES`); ``modules``: ``model.named_modules()`` when the caller has it."""
     return frozenset(
         path
-        for path, module in model.named_modules()
+        for path, module in (model.named_modules() if modules is None else modules)
         if path and getattr(getattr(type(module), "forward", None), "__module__", "").startswith("torch.")
     )
 
 
-def container_modules(model: nn.Module) -> frozenset[str]:
-    """Paths of the modules without a ``forward`` of their own (value of :data:`CONTAINER_MODULES`)."""
+def container_modules(model: nn.Module, modules: Iterable[tuple[str, nn.Module]] | None = None) -> frozenset[str]:
+    """Paths of the modules without a ``forward`` of their own (value of :data:`CONTAINER_MODULES`);
+    ``modules``: ``model.named_modules()`` when the caller has it."""
     return frozenset(
         path
-        for path, module in model.named_modules()
+        for path, module in (model.named_modules() if modules is None else modules)
         if path and getattr(type(module), "forward", None) is nn.Module.forward  # a scripted module has none
     )
