@@ -41,3 +41,29 @@ def test_binary(
             result = check(op, (a, b))
             if dtype.is_floating_point and not other_dtype and (len(first) == len(second) or min(first, second)):
                 assert result in ("answered", "rejected")
+
+
+_UNARY = ("neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "abs", "reciprocal", "square", "erf")
+
+
+@given(
+    shape=st.lists(st.integers(1, 4), max_size=4),
+    dtype=st.sampled_from([torch.float32, torch.bfloat16, torch.float64, torch.int64, torch.bool]),
+    layout=st.sampled_from(["contiguous", "transposed", "sliced"]),
+)
+def test_unary(shape: list[int], dtype: torch.dtype, layout: str) -> None:
+    """Every spelling against dispatch: a contiguous floating-point input is answered (a new contiguous
+    tensor), any other layout or dtype declined (torch lays out or promotes)."""
+    with FakeTensorMode():
+        x = torch.empty(shape, dtype=dtype)
+        if layout == "transposed" and x.dim() >= 2:
+            x = x.transpose(0, -1)
+        elif layout == "sliced" and x.dim() >= 1:
+            x = x[..., :1]
+        spellings = [getattr(torch, name) for name in _UNARY] + [getattr(torch.Tensor, name) for name in _UNARY]
+        for function in (*spellings, operator.neg, torch.Tensor.__neg__):
+            outcome = check(function, (x,))
+            if dtype.is_floating_point and x.is_contiguous():
+                assert outcome == "answered", function
+            else:
+                assert outcome in ("declined", "rejected"), function

@@ -79,3 +79,47 @@ def test_views_decline_tensor_indices(fake: FakeTensorMode) -> None:
     index = torch.zeros(2, dtype=torch.long)
     assert answer(RULES.rule_for(operator.getitem), operator.getitem, (x, index), {}) is None
     assert answer(RULES.rule_for(operator.getitem), operator.getitem, ((1, 2), 0), {}) is None
+
+
+@given(
+    shape=st.lists(st.integers(1, 4), max_size=4),
+    dtype=st.sampled_from([torch.float32, torch.float16, torch.int64]),
+    target=st.sampled_from([torch.float32, torch.bfloat16, torch.int64, torch.bool]),
+    keyword=st.booleans(),
+    transposed=st.booleans(),
+)
+def test_to_dtype(shape: list[int], dtype: torch.dtype, target: torch.dtype, keyword: bool, transposed: bool) -> None:
+    """``x.to(dtype)`` against dispatch: the tensor itself for its own dtype, else a new contiguous
+    one (a contiguous input); a strided input, a device or ``copy=True`` are torch's."""
+    with FakeTensorMode():
+        x = torch.empty(shape, dtype=dtype)
+        if transposed and x.dim() >= 2:
+            x = x.transpose(0, -1)
+        args, kwargs = ((x,), {"dtype": target}) if keyword else ((x, target), {})
+        outcome = check(torch.Tensor.to, args, kwargs)
+        assert outcome == "answered" or not x.is_contiguous()
+        assert check(torch.Tensor.to, (x, target), {"copy": True}) == "declined"
+        assert check(torch.Tensor.to, (x, "cpu"), {}) == "declined"
+
+
+@given(
+    bounds=st.lists(st.integers(-6, 6), min_size=1, max_size=3),
+    dtype=st.sampled_from([None, torch.int64, torch.int32, torch.float32, torch.float64, torch.int8, torch.float16]),
+    device=st.sampled_from(["cpu", "meta", None]),
+    as_object=st.booleans(),
+)
+def test_arange(bounds: list[int], dtype: torch.dtype | None, device: str | None, as_object: bool) -> None:
+    """``torch.arange`` against dispatch: integer bounds with a CPU or meta device are answered for
+    the dtypes that hold them exactly (a wrong-signed step and a zero step are torch's errors)."""
+    kwargs: dict[str, Any] = {}
+    if device is not None:
+        kwargs["device"] = torch.device(device) if as_object else device
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    with FakeTensorMode():
+        outcome = check(torch.arange, tuple(bounds), kwargs)
+    exact = dtype in (None, torch.int64, torch.int32, torch.float32, torch.float64)
+    if device is not None and exact:
+        assert outcome in ("answered", "rejected")
+    else:
+        assert outcome in ("declined", "rejected")

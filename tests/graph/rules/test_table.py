@@ -32,6 +32,7 @@ def test_unusual_calls_are_declined(fake: FakeTensorMode) -> None:
     assert answer(RULES.rule_for(conv), conv, (x.to(memory_format=torch.channels_last),), {}) is None
     assert answer(RULES.rule_for(conv), conv, (x.half(),), {}) is None  # weight dtype differs: torch decides
     assert answer(RULES.rule_for(operator.add), operator.add, (x, x.transpose(2, 3)), {}) is None
+    assert answer(RULES.rule_for(torch.cos), torch.cos, (x.transpose(2, 3),), {}) is None
     assert answer(RULES.rule_for(torch.add), torch.add, (x, x), {"alpha": 2}) is None
     assert RULES.rule_for(nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")) is not None
     reflect = nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")
@@ -97,6 +98,12 @@ def _plain_calls() -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     calls += [(torch.Tensor.view, (x, 8, -1), {}), (torch.Tensor.unflatten, (x, 1, (2, 2)), {})]
     calls += [(torch.Tensor.contiguous, (x,), {}), (torch.Tensor.expand, (v[:, None], 4, 3), {})]
     calls += [(torch.Tensor.__getitem__, (x, (slice(None), 0)), {}), (operator.getitem, (x, (Ellipsis, 1)), {})]
+    for name in ("neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "abs", "reciprocal", "square", "erf"):
+        calls += [(getattr(torch, name), (x,), {}), (getattr(torch.Tensor, name), (x,), {})]
+    calls += [(operator.neg, (x,), {}), (torch.Tensor.__neg__, (x,), {}), (torch.Tensor.to, (x, torch.float16), {})]
+    calls += [(torch.arange, (2, 9), {"device": "cpu"})]
+    q, kv = torch.empty(2, 4, 5, 8), torch.empty(2, 2, 6, 8)
+    calls += [(F.scaled_dot_product_attention, (q, kv, kv), {"enable_gqa": True})]
     return calls
 
 
@@ -118,7 +125,8 @@ def _values(model: nn.Module, shape: tuple[int, ...], rules: Any) -> dict[str, A
     captured = capture(model, DEFAULT_REGISTRY, inputs)
     paths = {node.name: module_path_of(node) for node in captured.graph.nodes}
     with captured.fake_mode, torch.enable_grad():
-        tensors = [torch.empty(spec.shape, dtype=spec.dtype) for spec in inputs.specs]
+        device = next(model.parameters()).device
+        tensors = [torch.empty(spec.shape, dtype=spec.dtype, device=device) for spec in inputs.specs]
         return _renumbered(propagate(captured.root, captured.graph, tensors, paths, rules, captured.fakes))
 
 
@@ -158,3 +166,35 @@ def test_every_torchvision_classifier_propagates_the_same_with_and_without_rules
     model = torchvision.models.get_model(name, weights=None).eval()
     size = 299 if name == "inception_v3" else 224
     assert _values(model, (3, size, size), RULES) == _values(model, (3, size, size), NO_RULES)
+
+
+class _RotaryAttention(nn.Module):
+    """A Llama-style attention block: rotary embeddings built in the forward (``arange``, ``cos``,
+    ``sin``, ``.to``), grouped-query causal SDPA on transposed heads, a negated half rotation."""
+
+    def __init__(self, dim: int = 16, heads: int = 4, kv_heads: int = 2) -> None:
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, dim // heads
+        self.q = nn.Linear(dim, dim, bias=False)
+        self.kv = nn.Linear(dim, 2 * kv_heads * self.head_dim, bias=False)
+        self.o = nn.Linear(dim, dim, bias=False)
+        self.register_buffer("inv_freq", torch.rand(self.head_dim // 2), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        q = self.q(x).view(batch, length, self.heads, self.head_dim).transpose(1, 2)
+        k, v = self.kv(x).view(batch, length, 2 * self.kv_heads, self.head_dim).transpose(1, 2).chunk(2, dim=1)
+        positions = torch.arange(length, device=x.device, dtype=torch.float32)
+        angles = torch.cat((positions[:, None] * self.inv_freq[None, :],) * 2, dim=-1)
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        half = self.head_dim // 2
+        q = q * cos + torch.cat((-q[..., half:], q[..., :half]), dim=-1) * sin
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        return self.o(out.transpose(1, 2).reshape(batch, length, -1)).exp().neg()
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_rotary_attention_propagates_the_same_with_and_without_rules(device: str) -> None:
+    model = _RotaryAttention().to(device)
+    for mode in (model.eval(), model.train()):
+        assert _values(mode, (5, 16), RULES) == _values(mode, (5, 16), NO_RULES)

@@ -1,4 +1,4 @@
-"""Shape rule of ``nn.MultiheadAttention`` (its autograd path)."""
+"""Shape rules of ``nn.MultiheadAttention`` (its autograd path) and ``F.scaled_dot_product_attention``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor
+from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
-from torchscan.graph.rules.common import strided_fake
+from torchscan.graph.rules.common import broadcast, plain, strided_fake
 from torchscan.graph.rules.table import Fresh, RuleTable, materialize
 
 __all__ = ["TABLE"]
@@ -63,3 +64,56 @@ def _multihead_attention(module: nn.Module, args: tuple[Any, ...], kwargs: Mappi
         return output, None
     shape = (batches, length, source) if average else (batches, module.num_heads, length, source)
     return output, materialize(Fresh(shape, query.dtype, query.device), mode)
+
+
+_SDPA_NAMES = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+_SDPA_DEVICES = frozenset({"cpu", "meta"})
+"""Devices whose kernels give a contiguous result: meta's (the math path: ``softmax(q·kᵀ)·v``) for
+any layout, CPU's for contiguous inputs (its flash kernel lays the result out as a transposed ``q``);
+CUDA's flash and memory-efficient kernels lay it out by heads: torch decides there."""
+
+
+@TABLE.register(F.scaled_dot_product_attention)
+def _scaled_dot_product_attention(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """``F.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa)``
+    on ``q (…, L, E)``, ``k (…, S, E)``, ``v (…, S, Ev)`` of one floating dtype on meta (any strides) or
+    CPU (contiguous): a new contiguous ``(…, L, Ev)`` tensor. Batch sizes equal (query heads a multiple of the
+    key/value heads with ``enable_gqa``, 4-D); a mask boolean or of the query's dtype, broadcasting to
+    ``(…, L, S)``, and not with ``is_causal``; anything else is torch's."""
+    if len(args) > len(_SDPA_NAMES) or any(name not in _SDPA_NAMES for name in kwargs):
+        return None
+    if any(name in kwargs for name in _SDPA_NAMES[: len(args)]):  # given twice: torch's error
+        return None
+    call = {**dict(zip(_SDPA_NAMES, args, strict=False)), **kwargs}
+    query, key, value, mask = call.get("query"), call.get("key"), call.get("value"), call.get("attn_mask")
+    causal, gqa, scale = call.get("is_causal", False), call.get("enable_gqa", False), call.get("scale")
+    dropout = call.get("dropout_p", 0.0)
+    if type(causal) is not bool or type(gqa) is not bool or type(dropout) not in (int, float) or not 0 <= dropout <= 1:
+        return None
+    if scale is not None and type(scale) not in (int, float):
+        return None
+    tensors = (query, key, value)
+    if not all(strided_fake(t) for t in tensors) or query.device.type not in _SDPA_DEVICES:
+        return None
+    if query.device.type == "cpu" and not all(plain(t) for t in tensors):  # CPU's flash kernel keeps q's layout
+        return None
+    if not query.dtype.is_floating_point or any(t.dtype != query.dtype or t.device != query.device for t in tensors):
+        return None
+    rank = query.dim()
+    if rank not in (3, 4) or key.dim() != rank or value.dim() != rank:
+        return None
+    if 0 in (*query.shape, *key.shape, *value.shape):
+        return None
+    if query.shape[-1] != key.shape[-1] or key.shape[:-1] != value.shape[:-1] or query.shape[0] != key.shape[0]:
+        return None
+    if rank == 4 and query.shape[1] != key.shape[1] and not (gqa and query.shape[1] % key.shape[1] == 0):
+        return None
+    if mask is not None:
+        if causal or not strided_fake(mask) or mask.device != query.device:
+            return None
+        if mask.dtype not in (torch.bool, query.dtype):
+            return None
+        scores = (*query.shape[:-1], key.shape[-2])
+        if mask.dim() > rank or broadcast([tuple(mask.shape), scores]) != scores:
+            return None
+    return Fresh((*query.shape[:-1], value.shape[-1]), query.dtype, query.device)

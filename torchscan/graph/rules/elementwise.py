@@ -1,4 +1,4 @@
-"""Shape rules of binary arithmetic (broadcast)."""
+"""Shape rules of binary arithmetic (broadcast) and pointwise functions of one tensor."""
 
 from __future__ import annotations
 
@@ -60,3 +60,21 @@ def _binary(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
     if min(first.dim(), second.dim()) == 0 and first.dim() != second.dim():  # 0-dim tensors: torch decides
         return None
     return fresh(shape, like)
+
+
+_UNARY_NAMES = ("neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "abs", "reciprocal", "square", "erf")
+"""Pointwise functions of one tensor answered by :func:`_unary`, as ``torch.<name>`` and ``Tensor.<name>``."""
+
+
+@TABLE.register(
+    operator.neg,
+    torch.Tensor.__neg__,
+    *(getattr(torch, name) for name in _UNARY_NAMES),
+    *(getattr(torch.Tensor, name) for name in _UNARY_NAMES),
+)
+def _unary(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``-x``, ``x.cos()``, ``torch.exp(x)``…: one contiguous floating-point tensor, no other argument:
+    a new contiguous tensor of its shape and dtype."""
+    if len(args) != 1 or kwargs or not plain(args[0]) or not args[0].dtype.is_floating_point:
+        return None
+    return fresh(args[0].shape, args[0])

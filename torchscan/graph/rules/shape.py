@@ -12,7 +12,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._mode_utils import no_dispatch
 
 from torchscan.graph.rules.common import fresh, one_input, plain, strided_fake
-from torchscan.graph.rules.table import Answer, Pending, RuleTable
+from torchscan.graph.rules.table import Answer, Fresh, Pending, RuleTable
 
 __all__ = ["TABLE"]
 
@@ -120,3 +120,54 @@ def _cat(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Ans
     shape = list(first.shape)
     shape[dim] = sum(int(t.shape[dim]) for t in tensors)
     return fresh(shape, first)
+
+
+@TABLE.register(torch.Tensor.to)
+def _to(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``x.to(dtype)`` / ``x.to(dtype=…)`` of a contiguous tensor: ``x`` itself when it already has that
+    dtype, else a new contiguous tensor of that dtype (a device, ``copy`` or a memory format: torch decides)."""
+    extra = dict(kwargs)
+    if len(args) == 2 and not extra:
+        dtype = args[1]
+    elif len(args) == 1 and set(extra) == {"dtype"}:
+        dtype = extra["dtype"]
+    else:
+        return None
+    x = args[0]
+    if not plain(x) or type(dtype) is not torch.dtype:
+        return None
+    return x if dtype == x.dtype else Fresh(tuple(x.shape), dtype, x.device)
+
+
+_ARANGE_DEVICES = frozenset({"cpu", "meta"})
+_ARANGE_DTYPES = {
+    torch.int64: (-(2**63), 2**63 - 1),
+    torch.int32: (-(2**31), 2**31 - 1),
+    torch.float32: (-(2**24), 2**24),
+    torch.float64: (-(2**53), 2**53),
+}
+"""The dtypes :func:`_arange` answers for, each with the bounds it represents exactly."""
+
+
+@TABLE.register(torch.arange)
+def _arange(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``torch.arange([start,] end[, step], dtype=…, device=…)`` with integer bounds and the device
+    given (CPU or meta): ``⌈(end − start) / step⌉`` values (none when negative), int64 unless ``dtype``
+    says otherwise; anything else (float bounds, no device, ``requires_grad``) is torch's."""
+    extra = dict(kwargs)
+    device, dtype = extra.pop("device", None), extra.pop("dtype", None)
+    if extra or not 1 <= len(args) <= 3 or not all(type(arg) is int for arg in args):
+        return None
+    start, end, step = (0, args[0], 1) if len(args) == 1 else (args[0], args[1], args[2] if len(args) == 3 else 1)
+    if isinstance(device, str):
+        device = torch.device(device)
+    if not isinstance(device, torch.device) or device.type not in _ARANGE_DEVICES or step == 0:
+        return None
+    if dtype is None:
+        dtype = torch.int64
+    low, high = _ARANGE_DTYPES.get(dtype, (1, 0))
+    if not low <= min(start, end) <= max(start, end) <= high:
+        return None
+    if (step > 0 and end < start) or (step < 0 and end > start):
+        return None  # torch refuses a step of the wrong sign
+    return Fresh((-(-(end - start) // step),), dtype, device)
