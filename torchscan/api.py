@@ -451,7 +451,8 @@ def _replay(
     with captured.fake_mode, torch.inference_mode(False):
         inputs = tuple(torch.empty(spec.shape, dtype=spec.dtype, device=device) for spec in specs)
     described = {name: value.output for name, value in values.items()}
-    return Replay(captured.graph, captured.root, captured.fake_mode, inputs, described, captured.fakes)
+    results = {name: value.result for name, value in values.items() if value.result is not None}
+    return Replay(captured.graph, captured.root, captured.fake_mode, inputs, described, captured.fakes, results)
 
 
 def _unwrapped(model: nn.Module) -> tuple[nn.Module, tuple[Diagnostic, ...]]:

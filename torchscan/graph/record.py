@@ -213,6 +213,7 @@ class _Recorder(TorchFunctionMode):
             described,
             storages=self.storages.refs(result),
             passthrough=is_passthrough((args, kwargs), result),
+            result=result,
         )
         if isinstance(result, torch.Tensor):
             self._bind(result, node)
@@ -226,7 +227,7 @@ class _Recorder(TorchFunctionMode):
                     item_node.meta[NN_MODULE_STACK] = outer
                     item_node.stack_trace = stack_trace
                     self.values[item_node.name] = NodeValues(
-                        (described, index), {}, describe(item), storages=self.storages.refs(item)
+                        (described, index), {}, describe(item), storages=self.storages.refs(item), result=item
                     )
                     self._bind(item, item_node)
         return node

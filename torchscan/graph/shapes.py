@@ -7,6 +7,7 @@ cost of this pass does not depend on the input resolution or the batch size.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -69,6 +70,9 @@ class NodeValues:
     output: Any
     storages: tuple[StorageRef, ...] = ()
     passthrough: bool = False
+    result: Any = dataclasses.field(default=None, compare=False, repr=False)
+    """The node's result as the shape pass made it (fake tensors, :class:`Pending` ones), where it ran:
+    the memory pass runs calls again on these (their strides and aliasing as torch made them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +356,7 @@ class _ShapeInterpreter(fx.Interpreter):
             output=describe(result),
             storages=storages,
             passthrough=n.op != "placeholder" and is_passthrough((args, kwargs), result),
+            result=result,
         )
         return result
 

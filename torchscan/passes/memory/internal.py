@@ -40,10 +40,11 @@ import torch
 from torch import fx, nn
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
+from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.graph.clone import Fakes
 from torchscan.graph.routing import forward_of, run_pre_hooks
+from torchscan.graph.rules import Pending
 from torchscan.ops import Saves
 from torchscan.passes.memory.families import family
 from torchscan.records import NodeRecord, TensorSpec
@@ -350,10 +351,11 @@ class _ModuleSignatures:
 
 
 class _Values:
-    """Fake values of graph nodes, made on demand: a node whose recorded result is one contiguous
-    tensor gets a fresh empty tensor of its spec; any other node (views, strided results,
-    structures) is run on the values of the nodes it reads, so the strides and aliasing a
-    recorded call sees are the real ones."""
+    """Fake values of graph nodes, made on demand: the shape pass's own result where it is known
+    (``results``: its fakes, a :class:`Pending` one made into its fake), else a node whose recorded
+    result is one contiguous tensor gets a fresh empty tensor of its spec and any other node (views,
+    strided results, structures) is run on the values of the nodes it reads, so the strides and
+    aliasing a recorded call sees are the real ones."""
 
     def __init__(
         self,
@@ -362,11 +364,13 @@ class _Values:
         inputs: Sequence[torch.Tensor],
         described: Mapping[str, Any],
         fakes: Fakes | None,
+        results: Mapping[str, Any] | None = None,
     ) -> None:
         self.nodes = {node.name: node for node in graph.nodes}
         self._root = root
         self._described = described
         self._fakes = fakes
+        self._results = results or {}
         self._memo: dict[str, Any] = {}
         placeholders = [node for node in graph.nodes if node.op == "placeholder"]
         for node, value in zip(placeholders, inputs, strict=False):
@@ -404,8 +408,11 @@ class _Values:
             return self._memo[name]
         node = self.nodes[name]
         described = self._described.get(name)
-        if node.op == "get_attr":
-            value: Any = self._root
+        result = self._results.get(name)
+        if result is not None and node.op != "get_attr":  # the shape pass's own: no call run again
+            value: Any = tree_map(lambda leaf: leaf.fake() if type(leaf) is Pending else leaf, result)
+        elif node.op == "get_attr":
+            value = self._root
             for part in str(node.target).split("."):
                 value = getattr(value, part)
             if self._fakes is not None and isinstance(value, torch.Tensor):
@@ -429,6 +436,7 @@ def record_calls(
     selected: Sequence[str],
     grads: Mapping[str, bool],
     fakes: Fakes | None = None,
+    results: Mapping[str, Any] | None = None,
 ) -> dict[str, NodeMemory]:
     """Node name -> its :class:`NodeMemory`, for the ``selected`` call nodes (graph order).
 
@@ -437,7 +445,7 @@ def record_calls(
     ``grads`` the graph's requires-grad flags per node. A node that cannot be run again (an error
     on fake tensors) is left out: it falls back to the registry's family.
     """
-    values = _Values(graph, root, inputs, described, fakes)
+    values = _Values(graph, root, inputs, described, fakes, results)
     modules = _ModuleSignatures()
     cache: dict[Any, CallMemory] = {}
     calls: dict[str, NodeMemory] = {}
@@ -507,6 +515,8 @@ class Replay:
     inputs: tuple[torch.Tensor, ...]
     described: Mapping[str, Any]
     fakes: Fakes | None = None
+    results: Mapping[str, Any] | None = None
+    """Each node's result as the shape pass made it (fake tensors, :class:`Pending` ones), where known."""
 
 
 def worth_recording(record: NodeRecord) -> bool:
@@ -535,5 +545,13 @@ def recorded_calls(replay: Replay, ordered: Sequence[NodeRecord], grads: Mapping
     if not selected:
         return {}
     return record_calls(
-        replay.graph, replay.root, replay.inputs, replay.fake_mode, replay.described, selected, grads, replay.fakes
+        replay.graph,
+        replay.root,
+        replay.inputs,
+        replay.fake_mode,
+        replay.described,
+        selected,
+        grads,
+        replay.fakes,
+        replay.results,
     )
