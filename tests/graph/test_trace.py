@@ -138,3 +138,28 @@ def test_reparametrized_layers_count_as_the_plain_layers(name: str, training: bo
     assert report.context.capture == "torch.fx" and report.totals.complete and not report.diagnostics
     assert (report.totals.macs, report.totals.flops) == (plain.totals.macs, plain.totals.flops)
     assert report.totals.params == sum(p.numel() for p in model.parameters())
+
+
+class _Constants(nn.Module):
+    """A tensor built in ``forward`` from constants, and a view of a tensor attribute the model holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.table = torch.ones(16, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) @ torch.eye(8) + self.table[:2]
+
+
+def test_tensors_the_forward_builds_from_constants_are_named_by_the_capture() -> None:
+    """``torch.eye(8)`` and ``self.table[:2]`` run while tracing and become constants of the graph; the
+    capture names the first (every real call makes it anew), not the view of the model's table."""
+    captured = capture(_Constants(), DEFAULT_REGISTRY, model_inputs((8,), batch_size=2))
+    shapes = {
+        node.target: tuple(getattr(captured.root, str(node.target)).shape)
+        for node in captured.graph.nodes
+        if node.op == "get_attr"
+    }
+    assert sorted(shapes.values()) == [(2, 8), (8, 8)]
+    assert [shapes[target] for target in captured.constants] == [(8, 8)]

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from tests.ops.helpers import cost, spec
+from tests.profiles import examples
 from torchscan import crawl_module
+from torchscan.ops import DEFAULT_REGISTRY
+from torchscan.ops.recurrent import MKLDNN_RNN_LAYER, mkldnn_rnn_layer_workspace, onednn_leading_dim
 
 GATES = {nn.RNN: 1, nn.LSTM: 4, nn.GRU: 3}
 
@@ -129,3 +135,139 @@ def test_training_dropout_between_layers() -> None:
     assert train.flops - evaluated.flops == 2 * 1 * 4
     assert train.macs == evaluated.macs
     torch.manual_seed(0)
+
+
+# -- oneDNN's LSTM workspace (aten.mkldnn_rnn_layer on CPU) -------------------------------------------
+_ONEDNN = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
+_DTYPES = [
+    torch.float32,
+    pytest.param(
+        torch.bfloat16,
+        marks=pytest.mark.skipif(
+            not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+            reason="no bfloat16 oneDNN kernels on this CPU",
+        ),
+    ),
+]
+_SIZES = st.one_of(st.integers(1, 300), st.sampled_from([16, 32, 63, 64, 65, 128, 192, 255, 256, 257]))
+"""Layer widths, with the edges of oneDNN's leading dimensions (64-byte rows, multiples of 256)."""
+
+
+def _layer(steps: int, batch: int, inputs: int, hidden: int, dtype: torch.dtype, **flags: bool) -> tuple[Any, ...]:
+    """Arguments of one ``aten.mkldnn_rnn_layer`` call on real (uninitialised) tensors."""
+
+    def empty(*shape: int) -> torch.Tensor:
+        return torch.zeros(shape, dtype=dtype)
+
+    weights = (empty(4 * hidden, inputs), empty(4 * hidden, hidden), empty(4 * hidden), empty(4 * hidden))
+    states = (empty(batch, hidden), empty(batch, hidden))
+    return (
+        empty(steps, batch, inputs),
+        *weights,
+        *states,
+        flags.get("reverse", False),
+        [],
+        2,  # ideep's LSTM
+        hidden,
+        1,
+        flags.get("has_biases", True),
+        flags.get("bidirectional", False),
+        flags.get("batch_first", False),
+        flags.get("train", True),
+    )
+
+
+@_ONEDNN
+@pytest.mark.parametrize("dtype", _DTYPES)
+@settings(max_examples=examples(15))
+@given(
+    steps=st.integers(1, 40),
+    batch=st.integers(1, 12),
+    inputs=_SIZES,
+    hidden=_SIZES,
+    flags=st.fixed_dictionaries(
+        {name: st.booleans() for name in ("reverse", "has_biases", "bidirectional", "batch_first", "train")}
+    ),
+)
+def test_onednn_lstm_workspace_equals_the_real_op_s(
+    dtype: torch.dtype, steps: int, batch: int, inputs: int, hidden: int, flags: dict[str, bool]
+) -> None:
+    """The closed form against the workspace the real kernel returns (torch 2.14.1, oneDNN v3.12.0
+    when written), for any flags: only the input's shape and dtype and ``hidden_size`` matter."""
+    args = _layer(steps, batch, inputs, hidden, dtype, **flags)
+    workspace = MKLDNN_RNN_LAYER(*args)[3]
+    assert workspace.dtype == torch.uint8
+    assert workspace.nbytes == mkldnn_rnn_layer_workspace(*args) > 0
+
+
+@_ONEDNN
+def test_no_workspace_without_grad() -> None:
+    args = _layer(5, 3, 8, 16, torch.float32)
+    with torch.no_grad():
+        assert MKLDNN_RNN_LAYER(*args)[3] is None  # the kernel's undefined tensor
+        assert mkldnn_rnn_layer_workspace(*args) == 0
+    assert mkldnn_rnn_layer_workspace(*args) > 0
+
+
+class _Layers(TorchDispatchMode):
+    """The workspace bytes of each ``mkldnn_rnn_layer`` a real forward runs, and the closed form's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, int]] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        result = func(*args, **(kwargs or {}))
+        if func is MKLDNN_RNN_LAYER:
+            made = result[3].nbytes if result[3] is not None else 0
+            self.seen.append((made, mkldnn_rnn_layer_workspace(*args, **(kwargs or {}))))
+        return result
+
+
+@_ONEDNN
+@settings(max_examples=examples(10))
+@given(
+    steps=st.integers(1, 12),
+    batch=st.integers(1, 5),
+    inputs=st.integers(1, 40),
+    hidden=st.integers(1, 40),
+    layers=st.integers(1, 3),
+    bidirectional=st.booleans(),
+    batch_first=st.booleans(),
+    grad=st.booleans(),
+)
+def test_every_layer_of_an_lstm_forward(
+    steps: int, batch: int, inputs: int, hidden: int, layers: int, bidirectional: bool, batch_first: bool, grad: bool
+) -> None:
+    """``nn.LSTM`` runs one ``mkldnn_rnn_layer`` per layer and direction (the layers above the first
+    read ``dirs·H`` features); each one's workspace is the closed form, none without grad."""
+    module = nn.LSTM(inputs, hidden, layers, batch_first=batch_first, bidirectional=bidirectional).train()
+    x = torch.zeros((batch, steps, inputs) if batch_first else (steps, batch, inputs))
+    mode = _Layers()
+    with torch.set_grad_enabled(grad), mode:
+        module(x)
+    assert len(mode.seen) == layers * (2 if bidirectional else 1)
+    assert all(made == expected for made, expected in mode.seen)
+    assert all((made > 0) == grad for made, _ in mode.seen)
+
+
+@_ONEDNN
+@pytest.mark.parametrize("module", [nn.GRU(8, 16), nn.RNN(8, 16), nn.LSTM(8, 16, proj_size=4), nn.LSTMCell(8, 16)])
+def test_only_the_unprojected_lstm_runs_onednn(module: nn.Module) -> None:
+    """GRU, RNN, a projected LSTM and the cells take ATen's own kernels on CPU: no hidden workspace."""
+    mode = _Layers()
+    with mode:
+        module(torch.zeros(5, 8) if isinstance(module, nn.LSTMCell) else torch.zeros(5, 3, 8))
+    assert mode.seen == []
+
+
+def test_onednn_leading_dim() -> None:
+    """Rows padded to 64 bytes, one step more at multiples of 256 elements (float32: 16, bfloat16: 32)."""
+    assert [onednn_leading_dim(n, 4) for n in (1, 16, 17, 128, 255, 256, 512)] == [16, 16, 32, 128, 272, 272, 528]
+    assert [onednn_leading_dim(n, 2) for n in (1, 32, 33, 256, 512)] == [32, 32, 64, 288, 544]
+
+
+def test_the_workspace_is_declared_with_the_op() -> None:
+    declared = DEFAULT_REGISTRY.workspace(MKLDNN_RNN_LAYER)
+    assert declared is not None and declared.output == 3 and declared.nbytes is mkldnn_rnn_layer_workspace
+    assert DEFAULT_REGISTRY.workspace(torch.ops.aten.lstm.input) is None

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchscan.ops import DEFAULT_REGISTRY, DuplicateFormulaError, FormulaTable, Registry
+from torchscan.ops import DEFAULT_REGISTRY, DuplicateFormulaError, FormulaTable, Registry, Workspace
 from torchscan.records import Cost, OpCall
 
 
@@ -64,3 +64,14 @@ def test_pointwise_is_declared_with_the_formulas_and_read_by_the_receptive_field
     table.register(torch.relu, pointwise=True)(lambda call: Cost())
     with pytest.raises(DuplicateFormulaError, match="pointwise twice"):
         table.declare(torch.relu, pointwise=True)
+
+
+def test_a_workspace_is_declared_once_and_kept_by_overrides() -> None:
+    op = torch.ops.aten.mkldnn_rnn_layer.default
+    declared = DEFAULT_REGISTRY.workspace(op)
+    assert declared is not None and DEFAULT_REGISTRY.workspace(torch.ops.aten.add.Tensor) is None
+    assert DEFAULT_REGISTRY.with_overrides({}).workspace(op) is declared
+    table = FormulaTable("test")
+    table.declare(op, workspace=Workspace(output=3, nbytes=lambda *args, **kwargs: 1))
+    with pytest.raises(DuplicateFormulaError, match="workspace of"):
+        table.declare(op, workspace=declared)

@@ -51,7 +51,15 @@ def _propagate(captured: Capture, inputs: ModelInputs, device: torch.device) -> 
         memo.paths.update((node.name, module_path_of(node)) for node in captured.graph.nodes)
     with captured.fake_mode:
         tensors = [materialize(Fresh(spec.shape, spec.dtype, device), captured.fake_mode) for spec in inputs.specs]
-        return propagate(captured.root, captured.graph, tensors, memo.paths, fakes=captured.fakes, plans=memo.shapes)
+        return propagate(
+            captured.root,
+            captured.graph,
+            tensors,
+            memo.paths,
+            fakes=captured.fakes,
+            plans=memo.shapes,
+            constants=captured.constants,
+        )
 
 
 def same_call(first: ModelInputs, second: ModelInputs) -> bool:

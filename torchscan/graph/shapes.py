@@ -282,7 +282,9 @@ class _ShapeInterpreter(fx.Interpreter):
     An op with a shape rule (:mod:`torchscan.graph.rules`) gets its fake output made directly
     from the rule's answer; the others (and calls a rule declines) are dispatched on fake tensors.
     With ``fakes``, the module holds real parameters and buffers: a dispatched module call gets
-    its fakes put in first, an attribute read its fake.
+    its fakes put in first, an attribute read its fake. A tensor read by ``get_attr`` is model
+    memory (a persistent storage) unless its target is one of ``constants`` (a tensor the forward
+    computes from constants, made anew by every call: an activation).
     """
 
     def __init__(
@@ -294,9 +296,11 @@ class _ShapeInterpreter(fx.Interpreter):
         fake_mode: FakeTensorMode | None,
         fakes: Fakes | None,
         plans: PlanCache,
+        constants: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(module, garbage_collect_values=True, graph=graph)
         self._plans = plans
+        self._constants = constants
         self.extra_traceback = False  # our errors name the node themselves: no fx graph dump appended
         self.values: dict[str, NodeValues] = {}
         self._module_paths = module_paths
@@ -310,11 +314,10 @@ class _ShapeInterpreter(fx.Interpreter):
 
     def get_attr(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         value = super().get_attr(target, args, kwargs)
-        if self._fakes is None or not isinstance(value, torch.Tensor):
+        if not isinstance(value, torch.Tensor):
             return value
-        fake = self._fakes.of(value)
-        if fake is not value:
-            self._storages.ref(fake, persistent=True)
+        fake = value if self._fakes is None else self._fakes.of(value)
+        self._storages.ref(fake, persistent=target not in self._constants)
         return fake
 
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -479,6 +482,7 @@ def propagate(
     rules: ShapeRules = RULES,
     fakes: Fakes | None = None,
     plans: PlanCache | None = None,
+    constants: frozenset[str] = frozenset(),
 ) -> dict[str, NodeValues]:
     """Run ``graph`` (a graph of a call of ``root``) on (fake) ``inputs`` and describe every node's values.
 
@@ -487,10 +491,11 @@ def propagate(
     answer the common ops without a dispatch (``NO_RULES``: dispatch every op); ``fakes`` are
     put into a module that still holds real tensors where an op is dispatched. ``plans`` memoizes
     the per-node lookups (:class:`NodePlan`) across runs of the same graph and copy (a sweep).
+    ``constants``: the ``get_attr`` targets that are activations (:attr:`Capture.constants`).
     """
     fake_mode = detect_fake_mode(list(inputs))
     plans = {} if plans is None else plans
-    interpreter = _ShapeInterpreter(root, graph, module_paths, rules, fake_mode, fakes, plans)
+    interpreter = _ShapeInterpreter(root, graph, module_paths, rules, fake_mode, fakes, plans, constants)
     # grad mode on whatever the caller's: some modules (MultiheadAttention) take another path under no_grad
     with quiet_fake_tensor_log(), torch.enable_grad():
         try:

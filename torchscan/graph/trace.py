@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 from torch import fx, nn
-from torch._subclasses.fake_tensor import FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx import traceback as fx_traceback
 
 from torchscan.errors import CaptureError
@@ -81,6 +81,9 @@ class Capture:
     """Type names of objects in the forward's output that are not data (replaced by None)."""
     held_outputs: tuple[str, ...] = ()
     """Nodes whose tensors those objects hold (:func:`held_by_objects`): alive to the end of the call."""
+    constants: frozenset[str] = frozenset()
+    """``get_attr`` targets the tracer made for tensors the forward computes from constants alone
+    (``torch.eye(n)``: real, not views): every real call makes them anew — activations, not model memory."""
     memo: Memo = dataclasses.field(default_factory=lambda: Memo())
     """Per-node lookups of the passes that depend on the graph and the copy only, kept for later
     runs of this capture on other inputs (:func:`torchscan.sweep`)."""
@@ -128,6 +131,8 @@ class _Tracer(fx.Tracer):
         """Type names of output objects that are not data (replaced by None)."""
         self.held_outputs: tuple[str, ...] = ()
         """Nodes of the proxies those objects hold."""
+        self.constants: set[str] = set()
+        """Root attributes made for tensors computed in the forward from constants (:attr:`Capture.constants`)."""
         self._methods: dict[type, list[tuple[str, types.FunctionType]]] = {}
         self._stack_copy: dict[str, tuple[str, type]] | None = None
         """The copy of ``module_stack`` the nodes made since it last changed share (fx copies it per node)."""
@@ -281,6 +286,8 @@ class _Tracer(fx.Tracer):
             qualname = self.get_fresh_qualname("_tensor_constant")
             self.tensor_attrs[a] = qualname
             setattr(self.root, qualname, a)
+            if not isinstance(a, FakeTensor) and a._base is None:  # not the copy's tensors, nor a view of one
+                self.constants.add(qualname)
         return self.create_node("get_attr", qualname, (), {})
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
@@ -671,6 +678,7 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
         shared=copied.shared,
         opaque_outputs=tracer.opaque_outputs,
         held_outputs=tracer.held_outputs,
+        constants=frozenset(tracer.constants),
     )
 
 

@@ -89,6 +89,7 @@ from torchscan.ops.registry import (
     OpTable,
     Registry,
     Saves,
+    Workspace,
 )
 
 __all__ = [
@@ -103,6 +104,7 @@ __all__ = [
     "OpTable",
     "Registry",
     "Saves",
+    "Workspace",
 ]
 
 DEFAULT_REGISTRY = Registry.from_tables(

@@ -15,15 +15,22 @@ else ``H``) and layer input size ``I`` (``input_size`` for layer 0, ``dirs·Hr``
   ``h_{t−1}`` read and ``h_t`` written per step, the LSTM cell state read and written.
 
 A cell is one step (``T = 1``) of one layer in one direction.
+
+On CPU, with grad enabled, ``nn.LSTM`` runs one ``aten.mkldnn_rnn_layer`` per layer and direction
+(oneDNN's LSTM; not GRU or RNN, not a projected LSTM, not packed sequences), whose kernel returns the
+workspace that its backward reads, a buffer the op's fake kernel returns empty; its size is
+:func:`onednn_lstm_workspace` (declared as the op's :class:`~torchscan.ops.registry.Workspace`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import torch
 from torch import nn
 
-from torchscan.ops.registry import FormulaTable
+from torchscan.ops.registry import FormulaTable, Workspace
 from torchscan.records import Cost, OpCall
 
 TABLE = FormulaTable("recurrent")
@@ -131,3 +138,68 @@ def recurrent_cell(call: OpCall, family: str) -> Cost:
         bias=bool(call.get("bias", True)),
     )
     return recurrent_layer_cost(layer)
+
+
+ONEDNN_PAGE = 4096
+"""oneDNN starts every region of an RNN workspace on a 4 KiB page (``rnn_utils::set_offsets``)."""
+
+
+def onednn_leading_dim(size: int, itemsize: int) -> int:
+    """oneDNN's padded row length of a GEMM operand (``rnn_utils::get_good_ld``): ``size`` rounded
+    up to 64 bytes, ``ld = ⌈size / s⌉·s`` with ``s = 64 / itemsize``, plus ``s`` more when ``ld`` is a
+    multiple of 256 elements (to avoid 4K aliasing)."""
+    step = 64 // itemsize
+    ld = -(-size // step) * step
+    return ld + step if ld % 256 == 0 else ld
+
+
+def onednn_lstm_workspace(steps: int, batch: int, input_size: int, hidden_size: int, itemsize: int) -> int:
+    """Bytes of the workspace of oneDNN's LSTM forward in training, for one layer in one direction
+    (as PyTorch's ``mkldnn_rnn_layer`` calls it), ``T`` steps, batch ``B``, layer input ``I``,
+    hidden ``H``, element size ``e`` (4: float32, 2: bfloat16; the accumulator is float32, 4 bytes).
+
+    With ``S = 2·(T + 1)·B`` (the states of the layer's input and output rows at steps ``0…T``),
+    ``ld_e(n)`` = :func:`onednn_leading_dim` and ``M = max(I, H)``, the regions are
+    the gates ``T·B·ld_e(4H)·e``, the hidden outputs ``T·B·ld_e(H)·e``, the states ``S·ld_e(M)·e``,
+    the cell states ``S·H·e``, the state gradients of layer and iteration ``2·S·ld_4(M)·4`` (two
+    regions) and the cell-state gradients ``S·H·4``; each region starts on a 4096-byte page and a
+    last empty region (the grid compensation, GRU-LBR only) rounds the end up too:
+    ``W = Σ_regions ⌈bytes / 4096⌉·4096``.
+
+    Region sizes and leading dimensions are oneDNN's ``rnn_utils`` (``set_workspace_sizes``,
+    ``init_conf``, ``set_offsets``); checked against the real op on torch 2.14.1 with oneDNN v3.12.0
+    (``tests/ops/test_recurrent.py``: hypothesis-drawn sizes, float32 and bfloat16)."""
+    e, t, b, h = itemsize, steps, batch, hidden_size
+    states = 2 * (t + 1) * b
+    widest = max(input_size, hidden_size)
+    regions = (
+        t * b * onednn_leading_dim(4 * h, e) * e,
+        t * b * onednn_leading_dim(h, e) * e,
+        states * onednn_leading_dim(widest, e) * e,
+        states * h * e,
+        states * onednn_leading_dim(widest, 4) * 4,
+        states * onednn_leading_dim(widest, 4) * 4,
+        states * h * 4,
+    )
+    return sum(-(-size // ONEDNN_PAGE) * ONEDNN_PAGE for size in regions)
+
+
+MKLDNN_RNN_LAYER = torch.ops.aten.mkldnn_rnn_layer.default
+_LAYER_ARGUMENTS = tuple(argument.name for argument in MKLDNN_RNN_LAYER._schema.arguments)
+
+
+def mkldnn_rnn_layer_workspace(*args: Any, **kwargs: Any) -> int:
+    """``aten.mkldnn_rnn_layer(input (T, B, I), weight0…3, hx_, cx_, reverse, batch_sizes, mode,
+    hidden_size, …)``: its kernel makes the workspace (result 3) only with grad enabled, on CPU:
+    :func:`onednn_lstm_workspace` of ``T, B, I, hidden_size`` and the input's element size, else 0.
+    ``reverse``, ``has_biases``, ``bidirectional``, ``batch_first`` and ``train`` do not change it
+    (the input is time-major whatever ``batch_first`` says)."""
+    bound = {**dict(zip(_LAYER_ARGUMENTS, args, strict=False)), **kwargs}
+    source: torch.Tensor = bound["input"]
+    if not torch.is_grad_enabled() or source.device.type != "cpu" or source.dim() != 3:
+        return 0
+    steps, batch, width = (int(size) for size in source.shape)
+    return onednn_lstm_workspace(steps, batch, width, int(bound["hidden_size"]), source.element_size())
+
+
+TABLE.declare(MKLDNN_RNN_LAYER, workspace=Workspace(output=3, nbytes=mkldnn_rnn_layer_workspace))

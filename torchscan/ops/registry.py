@@ -10,8 +10,11 @@ never mutate one. The shape rules (:mod:`torchscan.graph.rules`) and the recepti
 Where a formula is registered, the same decorator may state what other passes need to know about
 the op, so each fact is declared once, next to the op's spellings, and read back by the call's
 target object: what autograd saves for it (``saves=Saves.…``, :meth:`OpLookup.saves`, read by the
-memory pass), and whether it is pointwise (``pointwise=True``: output unit ``i`` reads unit ``i`` of
-each operand after broadcasting; :meth:`OpLookup.pointwise_targets`, read by the receptive field).
+memory pass), whether it is pointwise (``pointwise=True``: output unit ``i`` reads unit ``i`` of
+each operand after broadcasting; :meth:`OpLookup.pointwise_targets`, read by the receptive field),
+and, for an ATen op whose kernel returns a buffer of its own that its fake kernel returns empty, the
+buffer's real size (``workspace=Workspace(...)``, :meth:`OpLookup.workspace`, read by the memory
+pass where it records calls on fake tensors).
 """
 
 from __future__ import annotations
@@ -28,7 +31,17 @@ from torch import nn
 
 from torchscan.records import Cost, OpCall
 
-__all__ = ["DuplicateFormulaError", "Formula", "FormulaTable", "LazyTable", "OpLookup", "OpTable", "Registry", "Saves"]
+__all__ = [
+    "DuplicateFormulaError",
+    "Formula",
+    "FormulaTable",
+    "LazyTable",
+    "OpLookup",
+    "OpTable",
+    "Registry",
+    "Saves",
+    "Workspace",
+]
 
 Formula = Callable[[OpCall], Cost]
 V = TypeVar("V", bound=Callable[..., Any])
@@ -63,6 +76,17 @@ class Saves(enum.Enum):
     """Dropout: a bool mask in training."""
 
 
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """A buffer that an ATen op's kernel makes and returns as its result number ``output`` (e.g.
+    what it keeps for its backward), while the op's fake (meta) kernel returns it empty: fake tensors
+    never see its bytes. ``nbytes(*args, **kwargs)``, called with the op's own arguments in the
+    grad mode of the call, is the real buffer's size in bytes (0 where the kernel makes none)."""
+
+    output: int
+    nbytes: Callable[..., int]
+
+
 def _describe(target: Any) -> str:
     return getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
 
@@ -75,14 +99,20 @@ class OpTable(Generic[V]):
         self._entries: dict[Any, V] = {}
         self._saves: dict[Any, Saves] = {}
         self._pointwise: dict[Any, None] = {}
+        self._workspaces: dict[Any, Workspace] = {}
 
     def register(
-        self, *targets: Any, saves: Saves | None = None, pointwise: bool = False, **fixed: Any
+        self,
+        *targets: Any,
+        saves: Saves | None = None,
+        pointwise: bool = False,
+        workspace: Workspace | None = None,
+        **fixed: Any,
     ) -> Callable[[V], V]:
         """Register the decorated entry under ``targets``; ``fixed`` keyword arguments are bound.
 
         ``fixed`` lets one formula serve several dimensionalities, e.g. ``dims=2`` for 2-D pools;
-        ``saves`` and ``pointwise`` declare facts about these spellings (see :meth:`declare`).
+        ``saves``, ``pointwise`` and ``workspace`` declare facts about these spellings (see :meth:`declare`).
         """
 
         def decorate(entry: V) -> V:
@@ -93,15 +123,18 @@ class OpTable(Generic[V]):
                 if target in self._entries:
                     raise DuplicateFormulaError(f"{self.family}: {_describe(target)} registered twice")
                 self._entries[target] = bound  # type: ignore[assignment]
-            if saves is not None or pointwise:
-                self.declare(*targets, saves=saves, pointwise=pointwise)
+            if saves is not None or pointwise or workspace is not None:
+                self.declare(*targets, saves=saves, pointwise=pointwise, workspace=workspace)
             return entry
 
         return decorate
 
-    def declare(self, *targets: Any, saves: Saves | None = None, pointwise: bool = False) -> None:
-        """State what autograd saves for ``targets`` and whether they are pointwise (also for spellings
-        without an entry); a fact declared twice for one target is refused."""
+    def declare(
+        self, *targets: Any, saves: Saves | None = None, pointwise: bool = False, workspace: Workspace | None = None
+    ) -> None:
+        """State what autograd saves for ``targets``, whether they are pointwise and the buffer their
+        kernel makes that fake tensors do not see (also for spellings without an entry); a fact
+        declared twice for one target is refused."""
         for target in dict.fromkeys(targets):
             if saves is not None:
                 if target in self._saves:
@@ -111,6 +144,10 @@ class OpTable(Generic[V]):
                 if target in self._pointwise:
                     raise DuplicateFormulaError(f"{self.family}: {_describe(target)} declared pointwise twice")
                 self._pointwise[target] = None
+            if workspace is not None:
+                if target in self._workspaces:
+                    raise DuplicateFormulaError(f"{self.family}: workspace of {_describe(target)} declared twice")
+                self._workspaces[target] = workspace
 
     def items(self) -> tuple[tuple[Any, V], ...]:
         return tuple(self._entries.items())
@@ -120,6 +157,9 @@ class OpTable(Generic[V]):
 
     def pointwise_items(self) -> tuple[tuple[Any, None], ...]:
         return tuple(self._pointwise.items())
+
+    def workspace_items(self) -> tuple[tuple[Any, Workspace], ...]:
+        return tuple(self._workspaces.items())
 
 
 FormulaTable = OpTable[Formula]
@@ -165,21 +205,31 @@ class OpLookup(Generic[V]):
         inherit: bool = True,
         saves: Mapping[Any, Saves] | None = None,
         pointwise: Iterable[Any] = (),
+        workspaces: Mapping[Any, Workspace] | None = None,
     ) -> None:
         self._entries: Mapping[Any, V] = MappingProxyType(dict(entries))
+        self._workspaces: Mapping[Any, Workspace] = MappingProxyType(dict(workspaces or {}))
         self._saves: Mapping[Any, Saves] = MappingProxyType(dict(saves or {}))
         self._pointwise: tuple[Any, ...] = tuple(dict.fromkeys(pointwise))
         self._lazy = lazy
         self._pending = list(lazy)
         self._loaded: dict[Any, V] = {}
         self._loaded_saves: dict[Any, Saves] = {}
+        self._loaded_workspaces: dict[Any, Workspace] = {}
         self._inherit = inherit
 
     @classmethod
     def from_tables(cls, *tables: OpTable[V], lazy: tuple[LazyTable[V], ...] = (), inherit: bool = True) -> Any:
         entries = _merged(tables, OpTable.items)
         saves = _merged(tables, OpTable.saves_items)
-        return cls(entries, lazy, inherit=inherit, saves=saves, pointwise=_merged(tables, OpTable.pointwise_items))
+        return cls(
+            entries,
+            lazy,
+            inherit=inherit,
+            saves=saves,
+            pointwise=_merged(tables, OpTable.pointwise_items),
+            workspaces=_merged(tables, OpTable.workspace_items),
+        )
 
     def __contains__(self, target: Any) -> bool:
         return self.lookup(target) is not None
@@ -199,6 +249,8 @@ class OpLookup(Generic[V]):
                 self._loaded.setdefault(key, entry)
             for key, saves in table.saves_items():
                 self._loaded_saves.setdefault(key, saves)
+            for key, workspace in table.workspace_items():
+                self._loaded_workspaces.setdefault(key, workspace)
         return loaded.get(target)
 
     def _get(self, target: Any, entries: Mapping[Any, Any], loaded: Mapping[Any, Any]) -> Any:
@@ -228,10 +280,20 @@ class OpLookup(Generic[V]):
         """What autograd saves for the op ``target`` as declared with its formula (None: undeclared)."""
         return self._get(target, self._saves, self._loaded_saves)
 
+    def workspace(self, target: Any) -> Workspace | None:
+        """The kernel's own buffer of the ATen op ``target`` that fake tensors do not see (None: none declared)."""
+        return self._get(target, self._workspaces, self._loaded_workspaces)
+
 
 class Registry(OpLookup[Formula]):
     """Read-only lookup from op targets to formulas."""
 
     def with_overrides(self, overrides: Mapping[Any, Formula]) -> Registry:
         """A new registry where ``overrides`` replace or add formulas (this one is unchanged)."""
-        return Registry({**self._entries, **overrides}, self._lazy, saves=self._saves, pointwise=self._pointwise)
+        return Registry(
+            {**self._entries, **overrides},
+            self._lazy,
+            saves=self._saves,
+            pointwise=self._pointwise,
+            workspaces=self._workspaces,
+        )

@@ -10,7 +10,7 @@ import torch
 from torch import fx, nn
 
 from torchscan import crawl_module
-from torchscan.measure.cpu import measure_training, random_inputs
+from torchscan.measure.cpu import measure_inference, measure_training, random_inputs
 from torchscan.passes.memory import training_estimates
 from torchscan.passes.params import collect_params
 
@@ -133,3 +133,37 @@ def test_a_module_called_twice_sums_its_parameter_gradients() -> None:
     assert dict(sgd.phases) == {"forward": 3 * 1024, "backward": 3 * 263_168 + 1024, "step": 263_168}
     measured = measure_training(model, random_inputs([(1, 256)]), OPTIMIZERS["sgd"]).total_bytes
     assert abs(sgd.peak_bytes / measured - 1) <= 0.01, (sgd, measured)
+
+
+@fx.wrap
+def _mix(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return x @ m
+
+
+class _Eye(nn.Module):
+    """``torch.eye(256)`` built in ``forward``, passed to a wrapped function or used inline."""
+
+    def __init__(self, wrapped: bool) -> None:
+        super().__init__()
+        self.lin = nn.Linear(256, 256)
+        self.wrapped = wrapped
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lin(x)
+        return _mix(h, torch.eye(256)) if self.wrapped else h @ torch.eye(256)
+
+
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_a_tensor_built_in_forward_is_an_activation_without_a_gradient(wrapped: bool) -> None:
+    """The tracer keeps ``torch.eye(256)`` as a constant of the graph; a real call makes it anew
+    (256·256·4 = 262,144 bytes, saved by the product for dL/dh) and autograd gives it no gradient.
+    It was read as model memory that requires grad: inference -95%, SGD +47.8%."""
+    model = _Eye(wrapped).train()
+    x = random_inputs([(4, 256)])
+    memory = crawl_module(model, args=tuple(x), batch_size=None).memory
+    assert memory is not None
+    assert memory.activation_peak_bytes == measure_inference(model, x).total_bytes > 256 * 256 * F32
+    assert memory.saved_activation_bytes >= 256 * 256 * F32
+    for name, factory in (("sgd", OPTIMIZERS["sgd"]), ("adam", OPTIMIZERS["adam"])):
+        measured = measure_training(model, x, factory).total_bytes
+        assert abs(memory.training_for(name).peak_bytes / measured - 1) <= 0.03, name

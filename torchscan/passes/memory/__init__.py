@@ -12,7 +12,8 @@ Pure functions over the graph records; every result is a frozen record. One job 
   source lines through :mod:`.eager_names` and stack traces through :mod:`.frames`;
 - :mod:`.internal` — what a call allocates and saves inside itself, recorded at the ATen level
   on fake tensors once per distinct call signature (the calls worth it: composite or unknown ops,
-  in-place ops, products of strided operands);
+  in-place ops, products of strided operands); :mod:`.kernels` gives the buffers that kernels make
+  and fake kernels do not (declared workspaces) their real size there;
 - :mod:`.peak` — ``live_i = Σ live storages + Σ new at i + workspace_i``, ``peak = max_i live_i``;
 - :mod:`.families`, :mod:`.grads`, :mod:`.saved` — what autograd keeps per op family;
 - :mod:`.training` — optimizer state and a simulated backward: the training-step peak;

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import networkx as nx
 
+from torchscan.passes.memory.storage import made_by_forward
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord
 
@@ -21,8 +22,9 @@ def requires_grad(
 ) -> dict[str, bool]:
     """Which node outputs require grad: trainable parameters start it, data flow spreads it.
 
-    A ``call_module`` node with trainable parameters, and a ``get_attr`` of a floating tensor
-    when the model has trainable parameters, require grad; so does any node reading one.
+    A ``call_module`` node with trainable parameters, and a ``get_attr`` of a floating tensor the
+    model holds when it has trainable parameters (not one the forward computed from constants), require
+    grad; so does any node reading one.
     ``sources`` (what each node reads) and ``trainable`` (:func:`trainable_bytes`) when at hand.
     """
     flags: dict[str, bool] = {}
@@ -33,7 +35,8 @@ def requires_grad(
         if record.op == "placeholder":
             flags[record.name] = False
         elif record.op == "get_attr":
-            flags[record.name] = any_trainable and any(spec.dtype.is_floating_point for spec in record.outputs)
+            floating = any(spec.dtype.is_floating_point for spec in record.outputs)
+            flags[record.name] = any_trainable and floating and not made_by_forward(record)
         else:
             own = record.op == "call_module" and trainable.get(record.module_path, 0) > 0
             flows = any(flags.get(source, False) for source in sources[record.name])

@@ -8,7 +8,9 @@ strided matmul operand). This pass runs each distinct *call signature* once — 
 by its structure: class, plain attributes, parameter specs, children), the specs of its tensor
 arguments (shape, strides, offset, dtype, which require grad, which alias) and its plain
 arguments — on fake tensors, under a dispatch mode that tracks every storage an ATen op makes by a
-weak reference, so frees are seen as they happen (no arithmetic is done). Per signature
+weak reference, so frees are seen as they happen (no arithmetic is done); a buffer that a kernel
+makes and its fake kernel does not (an op's declared workspace, :mod:`.kernels`) is given its real
+size there. Per signature
 (:class:`CallMemory`):
 
 - inference (``no_grad``): ``transient = max_t live_t − outputs``, ``live_t`` the bytes made inside
@@ -47,6 +49,7 @@ from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import Pending
 from torchscan.ops import Saves
 from torchscan.passes.memory.families import family
+from torchscan.passes.memory.kernels import with_workspace
 from torchscan.records import NodeRecord, TensorSpec
 
 __all__ = ["CallMemory", "NodeMemory", "Replay", "record_calls", "recorded_calls", "worth_recording"]
@@ -117,7 +120,7 @@ class _Tracker(TorchDispatchMode):
         return total
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        result = func(*args, **(kwargs or {}))
+        result = with_workspace(func, args, kwargs or {}, func(*args, **(kwargs or {})))
         for tensor in tree_leaves(result):
             if isinstance(tensor, torch.Tensor):
                 storage = _storage(tensor)

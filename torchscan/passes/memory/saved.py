@@ -69,13 +69,19 @@ _RULES: Mapping[Saves | None, Rule] = {
 """Family -> what it keeps; :attr:`Saves.NOTHING` has no rule (and no entry in the result)."""
 
 
-def _recorded(recorded: NodeMemory, outputs: tuple[Any, ...], of_node: Mapping[str, tuple[Any, ...]]) -> Kept:
-    """What a call recorded at the ATen level saves: its saved arguments' storages, its results'
-    when it saves one, and the bytes of tensors it made and saved (``saved_extra``)."""
+def _recorded(
+    recorded: NodeMemory, record: NodeRecord, outputs: tuple[Any, ...], of_node: Mapping[str, tuple[Any, ...]]
+) -> Kept:
+    """What a call recorded at the ATen level saves: its saved arguments' storages, its saved
+    results' (by position; all of them when a result has no storage key of its own, e.g. a
+    parameter returned), and the bytes of tensors it made and saved (``saved_extra``)."""
     call = recorded.call
     sources = [recorded.arg_sources[position] for position in sorted(call.saved_args)]
     keep = tuple(key for source in sources if source is not None for key in of_node.get(source, ()))
-    keep += outputs if call.saved_outputs else ()
+    if len(outputs) == len(record.outputs):  # an LSTM saves its output, not its (h_n, c_n)
+        keep += tuple(outputs[position] for position in sorted(call.saved_outputs) if position < len(outputs))
+    elif call.saved_outputs:
+        keep += outputs
     return keep, call.saved_extra or None
 
 
@@ -114,7 +120,7 @@ def saved_for_backward(
         outputs = of_node.get(record.name, ())
         recorded = context.calls.get(record.name)
         if recorded is not None and recorded.call.trained:
-            keep, extra_bytes = _recorded(recorded, outputs, of_node)
+            keep, extra_bytes = _recorded(recorded, record, outputs, of_node)
         else:
             rule = _RULES.get(family(record))
             if rule is None:

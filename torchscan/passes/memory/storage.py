@@ -17,7 +17,7 @@ import networkx as nx
 
 from torchscan.records import NodeRecord
 
-__all__ = ["END", "Storages", "input_keys", "is_view", "output_bytes", "storage_keys"]
+__all__ = ["END", "Storages", "input_keys", "is_view", "made_by_forward", "output_bytes", "storage_keys"]
 
 END = 1 << 62
 """A node index after every node: a storage whose last use is ``END`` is held to the end."""
@@ -46,11 +46,14 @@ def storage_keys(record: NodeRecord) -> tuple[tuple[Any, int], ...]:
     """(storage key, bytes) of a node's non-persistent outputs, dtype-aware.
 
     The key is the recorded storage id, or ``(node, position)`` for an output without one. A
-    ``get_attr`` node reads what the model holds (parameters, buffers, constant tensors): persistent,
-    with or without a recorded storage.
+    ``get_attr`` node reads what the model holds (parameters, buffers, tensor attributes): persistent,
+    with or without a recorded storage — unless it reads a tensor the forward computes from
+    constants (:func:`made_by_forward`), which every call makes anew.
     """
     if record.op == "get_attr":
-        return ()
+        if not made_by_forward(record):
+            return ()
+        return tuple((ref.id, ref.nbytes) for ref in record.storages)
     keys = []
     for position, spec in enumerate(record.outputs):
         ref = record.storages[position] if position < len(record.storages) else None
@@ -59,6 +62,18 @@ def storage_keys(record: NodeRecord) -> tuple[tuple[Any, int], ...]:
         elif not ref.persistent:
             keys.append((ref.id, ref.nbytes))
     return tuple(keys)
+
+
+def made_by_forward(record: NodeRecord) -> bool:
+    """Whether a ``get_attr`` node reads a tensor the forward computed from constants alone
+    (``torch.eye(n)`` in ``forward``, kept by the tracer as a constant of the graph): its storage was
+    recorded as an activation's (not persistent). Such a tensor never requires grad."""
+    refs = record.storages
+    return (
+        record.op == "get_attr"
+        and len(refs) == len(record.outputs) > 0
+        and all(ref.id >= 0 and not ref.persistent for ref in refs)
+    )
 
 
 def input_keys(graph: nx.DiGraph, record: NodeRecord, storages: Storages) -> set[Any]:

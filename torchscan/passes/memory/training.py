@@ -93,8 +93,9 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     grad (a new storage the first time; a second gradient for the same source is summed into the
     first: transient). A call recorded at the ATen level (:mod:`~torchscan.passes.memory.internal`)
     says how big each gradient is (0: it aliases the output's, which the source then holds) and what
-    its backward holds at most (``backward_transient``); any other node makes gradients of its
-    sources' sizes (views: none), with no transient.
+    its backward holds at most (``backward_transient``, above everything live before it but the
+    tensors it made and saved, ``saved_extra``, which it frees as it goes: they are gone once it
+    returns); any other node makes gradients of its sources' sizes (views: none), with no transient.
     """
     ordered, sources, grads, live_storages = context.ordered, context.sources, context.grads, context.live
     first_saver: dict[Any, int] = {}
@@ -135,7 +136,8 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
             live += held[record.name]
         recorded = context.calls.get(record.name)
         new, during = 0, live
-        if recorded is not None and recorded.call.trained and recorded.call.grad_bytes:
+        inside = recorded is not None and recorded.call.trained and bool(recorded.call.grad_bytes)
+        if inside:
             call = recorded.call
             during = live + call.backward_transient
             for position, source in enumerate(recorded.arg_sources):
@@ -167,6 +169,9 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
                 else:  # a tied or reused parameter: this gradient and the sum, beside the first
                     during = max(during, live + new + 2 * size)
         live += new
+        # a recorded call's own saved tensors are freed inside its backward (``during`` is its peak)
+        freed_inside = extra.get(record.name, 0) if inside else 0
+        live -= freed_inside
         peak = max(peak, during, live)
         own = held.get(record.name, 0)
         if record.name in taken:  # the source holds this gradient's storage now
@@ -174,7 +179,7 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         else:
             live -= own
         held[record.name] = 0
-        live -= release.get(record.index, 0) + extra.get(record.name, 0)
+        live -= release.get(record.index, 0) + extra.get(record.name, 0) - freed_inside
     return peak
 
 
