@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from tests.graph.rules.helpers import check
@@ -25,3 +27,31 @@ def test_swin_rules_answer_what_dispatch_makes_and_decline_bad_shapes(fake: Fake
         "declined",
         "rejected",
     )
+
+
+@given(
+    shape=st.lists(st.integers(1, 3), min_size=1, max_size=4),
+    p=st.sampled_from([0.0, 0.2, 1.0, 1.5, -0.1]),
+    mode=st.sampled_from(["row", "batch", "column"]),
+    training=st.booleans(),
+    keyword=st.booleans(),
+    transposed=st.booleans(),
+)
+def test_stochastic_depth(
+    shape: list[int], p: float, mode: str, training: bool, keyword: bool, transposed: bool
+) -> None:
+    """Against dispatch: the input itself in eval mode or at p = 0, a new tensor in training; a bad
+    p or mode is torch's error (never answered)."""
+    from torchvision.ops import stochastic_depth
+
+    with FakeTensorMode():
+        x = torch.empty(shape)
+        if transposed and x.dim() >= 2:
+            x = x.transpose(0, -1)
+        args, kwargs = ((x, p, mode), {"training": training}) if keyword else ((x, p, mode, training), {})
+        outcome = check(stochastic_depth, args, kwargs)
+    valid = 0.0 <= p <= 1.0 and mode in ("row", "batch")
+    if valid and (x.is_contiguous() or not training or p == 0.0):
+        assert outcome == "answered"
+    if not valid:
+        assert outcome == "rejected"

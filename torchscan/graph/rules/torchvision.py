@@ -1,4 +1,5 @@
-"""Shape rules for torchvision's fx-wrapped functions (loaded once torchvision is imported).
+"""Shape rules for torchvision's fx-wrapped functions (loaded once torchvision is imported): Swin's
+window attention and relative position bias, ``torchvision.ops.stochastic_depth``.
 
 Swin's window attention runs ~25 ops per call on fake tensors when dispatched; its output is
 a new contiguous tensor of its input's shape, and the relative position bias a new contiguous
@@ -13,9 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torchvision import ops
 from torchvision.models import swin_transformer
 
-from torchscan.graph.rules.common import strided_fake
+from torchscan.graph.rules.common import plain, strided_fake
 from torchscan.graph.rules.table import Answer, Fresh, RuleTable, is_tensor
 
 __all__ = ["TABLE"]
@@ -74,3 +76,25 @@ def _position_bias(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, An
     if not table.dtype.is_floating_point or table.device != index.device:
         return None
     return Fresh((1, int(table.shape[1]), area, area), table.dtype, table.device)
+
+
+_DEPTH = inspect.signature(ops.stochastic_depth)
+
+
+@TABLE.register(ops.stochastic_depth)
+def _stochastic_depth(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``stochastic_depth(input, p, mode, training=True)``: ``input`` itself in eval mode or with
+    ``p = 0``; in training a new tensor of its shape (``input · noise``, the noise broadcast from
+    ``(N, 1, …)`` or ``(1, …)``) for a contiguous floating-point input; a bad ``p`` or mode is torch's."""
+    try:
+        call = _DEPTH.bind(*args, **kwargs).arguments
+    except TypeError:
+        return None
+    x, p, mode, training = call.get("input"), call.get("p"), call.get("mode"), call.get("training", True)
+    if not strided_fake(x) or type(p) not in (int, float) or not 0.0 <= p <= 1.0 or mode not in ("batch", "row"):
+        return None
+    if not training or p == 0.0:
+        return x
+    if not plain(x) or not x.dtype.is_floating_point or x.dim() == 0:
+        return None
+    return Fresh(tuple(x.shape), x.dtype, x.device)
