@@ -36,6 +36,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.clone import ModelCopy
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
+from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
 from torchscan.graph.shapes import (
     NodeValues,
     StorageIds,
@@ -108,8 +109,13 @@ NN_MODULE_STACK = "nn_module_stack"
 class _Recorder(TorchFunctionMode):
     """Appends each call made outside counted leaf modules to ``graph``."""
 
-    def __init__(self, root: nn.Module, registry: Registry) -> None:
+    def __init__(
+        self, root: nn.Module, registry: Registry, fake_mode: FakeTensorMode | None = None, rules: ShapeRules = RULES
+    ) -> None:
         super().__init__()
+        self.fake_mode = fake_mode
+        """The recording's fake mode: where shape rules answer instead of a dispatch (None: a real forward)."""
+        self.rules = rules
         self.graph = fx.Graph()
         self.root = root
         self.registry = registry
@@ -238,7 +244,9 @@ class _Recorder(TorchFunctionMode):
     ) -> Any:
         kwargs = dict(kwargs or {})
         try:
-            result = func(*args, **kwargs)
+            result = self.by_rule(func, args, kwargs)
+            if result is None:
+                result = func(*args, **kwargs)
         except (_OpFailed, *_NEEDS_VALUES):
             raise
         except Exception as error:
@@ -255,6 +263,18 @@ class _Recorder(TorchFunctionMode):
             else:
                 self._emit("call_function", func, tuple(args), kwargs, result, trace)
         return result
+
+    def by_rule(self, target: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        """What a shape rule answers for calling ``target`` (a function, a tensor method, a module) on
+        fake tensors, a new result made a fake of the recording's mode; None where no rule answers
+        (the call runs). The rules are checked against dispatch, as in the shape pass of fx captures."""
+        if self.fake_mode is None:
+            return None
+        rule = self.rules.rule_for(target)
+        if rule is None:
+            return None
+        result = answer(rule, target, tuple(args), kwargs)
+        return materialize(result, self.fake_mode) if type(result) is Fresh else result
 
     def _op_error(self, func: Any, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
         """The error of an op that rejected its arguments: the layer, the op, the input shapes and dtypes,
@@ -377,25 +397,32 @@ def record(
     mode: FakeTensorMode | contextlib.AbstractContextManager[Any],
     make_inputs: Callable[[], tuple[tuple[Any, ...], dict[str, Any], list[tuple[str, torch.Tensor]]]],
     method: str = "eager-record",
+    rules: ShapeRules = RULES,
 ) -> tuple[Capture, dict[str, NodeValues]]:
     """Record one forward of the copy of the user's model on the inputs ``make_inputs`` builds inside ``mode``.
 
     ``make_inputs`` returns the call's ``args``, ``kwargs`` and its input tensors with their
-    placeholder names, in placeholder order.
+    placeholder names, in placeholder order. On fake tensors, the calls ``rules`` answer (functions,
+    tensor methods, counted leaf modules without kept hooks) get the rule's answer instead of a
+    dispatch, as in the shape pass (``NO_RULES``: dispatch every call).
 
     The copy is fake (``mode`` is its FakeTensorMode) or, as a last resort, real (``mode`` is
     ``torch.no_grad()``). Returns the capture and every node's values, described as they were when
     the call was made (no replay needed).
     """
     clone = copied.root
-    recorder = _Recorder(clone, registry)
+    recorder = _Recorder(clone, registry, mode if isinstance(mode, FakeTensorMode) else None, rules)
 
     def slot(module: nn.Module) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
+            counted = recorder.leaf_depth == 0 and recorder.registry.lookup(type(module)) is not None
             recorder.pre_hook(module, args, kwargs)
-            # after the recorder's pre-hook, so a counted leaf's kept re-parametrization hooks run inside it
-            call_args, call_kwargs = run_pre_hooks(module, args, kwargs)
-            output = forward_of(module)(*call_args, **call_kwargs)
+            # a counted leaf without kept hooks: its shape rule's answer where there is one, else its forward
+            output = recorder.by_rule(module, args, kwargs) if counted and not module._forward_pre_hooks else None
+            if output is None:
+                # after the recorder's pre-hook, so a counted leaf's kept re-parametrization hooks run inside it
+                call_args, call_kwargs = run_pre_hooks(module, args, kwargs)
+                output = forward_of(module)(*call_args, **call_kwargs)
             recorder.post_hook(module, args, kwargs, output)
             return output
 

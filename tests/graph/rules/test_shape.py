@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from tests.graph.rules.helpers import check
+from torchscan import crawl_module
 from torchscan.graph.rules import RULES, answer
 
 
@@ -123,3 +124,31 @@ def test_arange(bounds: list[int], dtype: torch.dtype | None, device: str | None
         assert outcome in ("answered", "rejected")
     else:
         assert outcome in ("declined", "rejected")
+
+
+def test_a_view_of_a_tensor_that_requires_grad_is_dispatched() -> None:
+    """Its view is part of autograd's graph: answering it outside made a leaf that requires grad, on which
+    an in-place op (``b = w.clone(); b[4:8].zero_()``) failed, and the capture fell back to recording."""
+    with FakeTensorMode():
+        weight = torch.nn.Parameter(torch.empty(12))
+        copy = weight.clone()
+        for tensor in (weight, copy):
+            assert answer(RULES.rule_for(operator.getitem), operator.getitem, (tensor, slice(4, 8)), {}) is None
+        assert check(operator.getitem, (copy.detach(), slice(4, 8))) == "answered"
+
+
+def test_a_model_writing_a_slice_of_a_cloned_parameter_is_traced() -> None:
+    class Masked(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.zeros(12))
+            self.linear = torch.nn.Linear(4, 12)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            bias = self.bias.clone()
+            bias[4:8].zero_()
+            return self.linear(x) + bias
+
+    report = crawl_module(Masked(), (4,))
+    assert report.context.capture == "torch.fx" and not report.diagnostics
+    assert report.totals.macs == 4 * 12

@@ -58,11 +58,14 @@ _VIEW_METHODS = (
     torch.t,
 )
 def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    """A view-like op on one fake tensor with plain (int, slice, None, Ellipsis…) arguments: the
-    op run by its meta kernel without the FakeTensor dispatch, the result(s) wrapped as fakes."""
+    """A view-like op on one fake tensor that does not require grad, with plain (int, slice, None,
+    Ellipsis…) arguments: the op run by its meta kernel without the FakeTensor dispatch, the result(s)
+    wrapped as fakes (the argument itself where torch returns it)."""
     if not args or not strided_fake(args[0]):
         return None
     x = args[0]
+    if x.requires_grad:  # its view is part of autograd's graph (an in-place op on it is checked there)
+        return None
     if not all(_plain_argument(value) for value in (*args[1:], *kwargs.values())):
         return None
     base = x.meta() if type(x) is Pending else x
@@ -72,10 +75,10 @@ def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> An
             out = function(alias, *args[1:], **kwargs)
     except (RuntimeError, IndexError, TypeError, ValueError):  # torch's own error comes from the dispatch
         return None
-    if isinstance(out, torch.Tensor):
-        return FakeTensor(x.fake_mode, out, x.device)
+    if isinstance(out, torch.Tensor):  # the argument itself where torch returns it (contiguous(), flatten(1, 1))
+        return x if out is alias else FakeTensor(x.fake_mode, out, x.device)
     if isinstance(out, (tuple, list)) and all(isinstance(item, torch.Tensor) for item in out):
-        return type(out)(FakeTensor(x.fake_mode, item, x.device) for item in out)
+        return type(out)(x if item is alias else FakeTensor(x.fake_mode, item, x.device) for item in out)
     return None
 
 
