@@ -12,6 +12,7 @@ def test_eager_names_of_source_lines() -> None:
     assert root_call("x = torch.cat([x, y], 1)") == ("cat", 1)
     assert root_call("x = x + self.f(x)") == ("add", 2)
     assert root_call("a, b = f(x)") == (None, 1)
+    assert root_call("y = self.c(self.b(x))") == ("c", 0) and root_call("y = relu(block(x))") == (None, 0)
     assert root_call("not python(") == (None, 1)
 
 

@@ -81,7 +81,7 @@ def local_ends(
         chain = frames[position]
         if not chain or record.op in _NOT_BOUND or not record.outputs:
             continue
-        end = _held_until(ordered, frames, sources, tables, consumers[position], position)
+        end = _held_until(ordered, frames, sources, tables, consumers, position)
         returned = _returned_until(frames, tables, consumers[position], position)
         if returned is not None and (end is None or returned > end):
             end = returned
@@ -129,11 +129,19 @@ def _held_until(
     frames: Sequence[tuple[Frame, ...]],
     sources: Sequence[frozenset[str]],
     tables: _Frames,
-    consumers: list[int],
+    consumers_of: Sequence[list[int]],
     position: int,
 ) -> int | None:
     """The last position the name bound by the node at ``position`` holds its result, None when
-    it binds none, is read again on its own line (a temporary), or is held no longer."""
+    it binds none, is read again on its own line (a temporary), or is held no longer.
+
+    The node is its statement's value when it is the line's recognised outermost call; without
+    one (``y = relu(block(x))``: a plain name) when the line does not read its own target and no
+    later node of the line reads the node (every other node of an expression feeds its parent;
+    a line reading its target, ``y = f(y)``, feeds its next iteration, so it is not inferred).
+    A value is held until the next binding of its name (the next iteration of a loop included)
+    completes."""
+    consumers = consumers_of[position]
     chain = frames[position]
     level = len(chain) - 1
     site, _, code = chain[level]
@@ -141,8 +149,12 @@ def _held_until(
     if name is None:
         return None
     record = ordered[position]
-    bound = is_root(record, root_call(code)[0])  # the statement's value, even if a loop reads it
     extent = min(tables.frame_end[position][level], tables.owner_end[position])
+    root, reads = root_call(code)
+    if root is not None:
+        bound = is_root(record, root)  # the statement's value, even if a loop reads it
+    else:  # no recognisable outermost call: the value is the node its own line does not read on
+        bound = reads == 0 and not _read_on_site(frames, consumers, position, level, site, extent)
     rebound = _next_binding(tables, position, level, name, site, bound, extent)
     if not bound:  # an inner call of the line read on that line: a temporary, not the bound value
         for later in consumers:
@@ -151,7 +163,8 @@ def _held_until(
     if rebound is None:
         return extent if extent > position else None
     last = min(extent, tables.site_end[rebound][level])
-    return _statement_end(ordered, sources, rebound, last, record.name, frames[rebound][level][2])
+    values = _StatementValue(frames, consumers_of, level, frames[rebound][level][0], last)
+    return _statement_end(ordered, sources, rebound, last, record.name, frames[rebound][level][2], values)
 
 
 def _next_binding(
@@ -170,16 +183,50 @@ def _next_binding(
     return None
 
 
+def _read_on_site(
+    frames: Sequence[tuple[Frame, ...]], consumers: list[int], position: int, level: int, site: str, last: int
+) -> bool:
+    """Whether a node after ``position`` and up to ``last`` whose frame at ``level`` is at call
+    site ``site`` (the same source line, at any depth below it) reads the node."""
+    return any(
+        position < later <= last and len(frames[later]) > level and frames[later][level][0] == site
+        for later in consumers
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _StatementValue:
+    """Which nodes of a rebinding statement's run (call site ``site`` at ``level``, up to
+    ``last``) are a statement's value when its outermost call is not recognised: those no later
+    node of the line reads."""
+
+    frames: Sequence[tuple[Frame, ...]]
+    consumers_of: Sequence[list[int]]
+    level: int
+    site: str
+    last: int
+
+    def __call__(self, position: int) -> bool:
+        return not _read_on_site(self.frames, self.consumers_of[position], position, self.level, self.site, self.last)
+
+
 def _statement_end(
-    ordered: Sequence[NodeRecord], sources: Sequence[frozenset[str]], start: int, last: int, name: str, code: str
+    ordered: Sequence[NodeRecord],
+    sources: Sequence[frozenset[str]],
+    start: int,
+    last: int,
+    name: str,
+    code: str,
+    values: _StatementValue,
 ) -> int:
     """Position of the last node of the statement that rebinds a name, starting at ``start``
     (its nodes run to ``last`` at most).
 
     Its old value is held until the statement completes: through the last read of the name
-    (as many reads as the source has) and on to the statement's outermost call. A statement in a
-    loop runs straight into its next iteration, so without a recognisable outermost call we stop
-    at the last read.
+    (as many reads as the source has) and on to the statement's outermost call. Without a
+    recognisable outermost call, a statement that does not read its own target ends at its value
+    (the first node its line does not read on: ``values``); one that reads it may run straight into
+    its next iteration, so we stop at the last read.
     """
     root, reads = root_call(code)
     seen, end = 0, start
@@ -187,8 +234,12 @@ def _statement_end(
         if name in sources[position]:
             seen += 1
             end = position
-        if seen >= reads and (root is None or is_root(ordered[position], root)):
-            return end if root is None else position
+        if seen < reads:
+            continue
+        if root is not None and is_root(ordered[position], root):
+            return position
+        if root is None and (reads > 0 or values(position)):
+            return end if reads > 0 else position
     return end
 
 

@@ -72,7 +72,8 @@ def is_augmented(code: str) -> bool:
 @functools.lru_cache(maxsize=4096)
 def root_call(code: str) -> tuple[str | None, int]:
     """The outermost operation of an assignment's right-hand side (``cat``, ``add``, a module
-    attribute name…) and how often the assigned name is read there; (None, 1) when unparsable.
+    attribute name…) and how often the assigned name is read there (0 when it is not); (None, 1)
+    when unparsable or not a plain assignment.
 
     Cached: a graph repeats few distinct source lines (every iteration of a loop shares one)."""
     try:
@@ -91,4 +92,4 @@ def root_call(code: str) -> tuple[str | None, int]:
     elif isinstance(value, ast.Call):
         func = value.func
         root = func.attr if isinstance(func, ast.Attribute) else None
-    return root, max(reads, 1)
+    return root, reads
