@@ -76,3 +76,42 @@ def test_a_name_rebound_without_being_read_holds_its_value_until_the_statement_c
     returns. During ``c``: the input, the old ``y``, ``b``'s output and ``c``'s output = 4 activations
     (releasing the old ``y`` when the statement starts says 3)."""
     assert _peaks(_RebindWithoutReading()) == (4, 4)
+
+
+class _Nested(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c, self.d, self.e = nn.ReLU(), nn.ReLU(), nn.ReLU(), nn.ReLU(), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        y = self.c(self.d(self.b(x)))  # b's result is a temporary of the line, read by d only
+        y = self.e(y)  # the name is rebound again on another line
+        return y
+
+
+def test_a_temporary_of_a_rebinding_line_is_freed_at_its_last_read() -> None:
+    """``b``'s result is never bound to a name: eager frees it once ``d`` has read it. During ``c``:
+    the input, the old ``y`` (held until the statement completes), ``d``'s output and ``c``'s output
+    = 4 activations; holding ``b``'s result through ``c`` as if the line bound it says 5."""
+    assert _peaks(_Nested()) == (4, 4)
+
+
+class _TwoOperands(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.f = nn.ReLU(), nn.ReLU(), nn.ReLU()
+        self.c = nn.Conv2d(1, 4, 1)  # four activations out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        y = self.c(torch.add(self.b(x), self.f(x)))  # b and f: temporaries read by add only
+        return y
+
+
+def test_temporaries_read_later_on_their_line_are_freed_at_their_last_read() -> None:
+    """``b``'s result is read by ``add`` two nodes later (``f`` runs in between); neither it nor
+    ``f``'s is bound to a name, so both go once ``add`` returns. During ``c``: the input, the old ``y``
+    (held until the statement completes), the sum and ``c``'s 4-activation output = 7 (holding
+    ``b``'s result through ``c`` says 8; during ``add``: 5)."""
+    assert _peaks(_TwoOperands()) == (7, 7)
