@@ -115,3 +115,22 @@ def test_temporaries_read_later_on_their_line_are_freed_at_their_last_read() -> 
     (held until the statement completes), the sum and ``c``'s 4-activation output = 7 (holding
     ``b``'s result through ``c`` says 8; during ``add``: 5)."""
     assert _peaks(_TwoOperands()) == (7, 7)
+
+
+class _SequentialLoop(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seq = nn.Sequential(nn.ReLU(), nn.ReLU())  # traced as its children: seq.0, seq.1
+        self.head = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(3):
+            y = self.seq(x)
+        return self.head(y)
+
+
+def test_a_sequential_called_in_a_loop_releases_the_previous_value_when_it_rebinds() -> None:
+    """No node is ``seq`` itself; its last child's result is the value ``y`` holds until the next
+    iteration rebinds it. During the third ``seq.1``: the input, the second ``y``, ``seq.0``'s output and
+    the new ``y`` = 4 activations (holding every ``y`` to the frame's end says 5)."""
+    assert _peaks(_SequentialLoop()) == (4, 4)

@@ -135,10 +135,12 @@ def _held_until(
     """The last position the name bound by the node at ``position`` holds its result, None when
     it binds none, is read again on its own line (a temporary), or is held no longer.
 
-    The node is its statement's value when it is the line's recognised outermost call; without
-    one (``y = relu(block(x))``: a plain name) when the line does not read its own target and no
-    later node of the line reads the node (every other node of an expression feeds its parent;
-    a line reading its target, ``y = f(y)``, feeds its next iteration, so it is not inferred).
+    The node is its statement's value when it is the line's recognised outermost call, or when the
+    line does not read its own target and no later node of the line reads the node: every other
+    node of an expression feeds its parent, and this finds the value where the outermost call is a
+    plain name (``y = relu(block(x))``) or a container whose nodes are its children's
+    (``y = self.seq(x)``: ``seq.1``). A line reading its target (``y = f(y)``) may feed its next
+    iteration, so there it is not inferred.
     A value is held until the next binding of its name (the next iteration of a loop included)
     completes."""
     consumers = consumers_of[position]
@@ -151,10 +153,11 @@ def _held_until(
     record = ordered[position]
     extent = min(tables.frame_end[position][level], tables.owner_end[position])
     root, reads = root_call(code)
-    if root is not None:
-        bound = is_root(record, root)  # the statement's value, even if a loop reads it
-    else:  # no recognisable outermost call: the value is the node its own line does not read on
-        bound = reads == 0 and not _read_on_site(frames, consumers, position, level, site, extent)
+    # the statement's value: its outermost call (even if a loop reads it), or, on a line that does not
+    # read its target, the node no later node of the line reads (a plain-name call; a Sequential's last)
+    bound = is_root(record, root) or (
+        reads == 0 and not _read_on_site(frames, consumers, position, level, site, extent)
+    )
     rebound = _next_binding(tables, position, level, name, site, bound, extent)
     if not bound:  # an inner call of the line read on that line: a temporary, not the bound value
         for later in consumers:
@@ -223,10 +226,10 @@ def _statement_end(
     (its nodes run to ``last`` at most).
 
     Its old value is held until the statement completes: through the last read of the name
-    (as many reads as the source has) and on to the statement's outermost call. Without a
-    recognisable outermost call, a statement that does not read its own target ends at its value
-    (the first node its line does not read on: ``values``); one that reads it may run straight into
-    its next iteration, so we stop at the last read.
+    (as many reads as the source has) and on to the statement's outermost call. A statement that
+    does not read its own target ends at its value either way (the first node its line does not read
+    on: ``values``, as in :func:`_held_until`); one that reads it, without a recognisable outermost
+    call, may run straight into its next iteration, so we stop at the last read.
     """
     root, reads = root_call(code)
     seen, end = 0, start
@@ -236,10 +239,10 @@ def _statement_end(
             end = position
         if seen < reads:
             continue
-        if root is not None and is_root(ordered[position], root):
+        if is_root(ordered[position], root) or (reads == 0 and values(position)):
             return position
-        if root is None and (reads > 0 or values(position)):
-            return end if reads > 0 else position
+        if root is None and reads > 0:
+            return end
     return end
 
 
