@@ -63,3 +63,20 @@ def test_a_max_pool_keeps_its_input_and_int64_indices() -> None:
     int64 (8·8 = 64): 336."""
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2))
     assert _saved(model, (1, 6, 6)) == 144 + 128 + 64
+
+
+class _Fills(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        return h + torch.zeros_like(h) + torch.rand_like(h) + h.new_ones(h.shape) + torch.full_like(h, 2.0)
+
+
+def test_fills_of_a_tensor_that_requires_grad_keep_nothing() -> None:
+    """``zeros_like``, ``rand_like``, ``new_ones`` and ``full_like`` read a tensor that requires grad
+    (so they are recorded for training) but make results that do not: autograd keeps nothing for
+    them, nor for the adds. Only the Linear's input x is kept: 4 floats = 16 bytes."""
+    assert _saved(_Fills()) == 16
