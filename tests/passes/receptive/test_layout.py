@@ -241,3 +241,23 @@ def test_multihead_attention_over_tokens_is_global(batch_first: bool) -> None:
     """Each output token attends to all 16: every output depends on the whole 6×6 input."""
     outcomes = _fields(_Attend(batch_first), (1, 6, 6))
     assert outcomes["attn"] is Marker.GLOBAL, outcomes
+
+
+class Gather(nn.Module):
+    def __init__(self, index: Any) -> None:
+        super().__init__()
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, self.index]
+
+
+@pytest.mark.parametrize("index", [torch.tensor([0, 2, 5]), True], ids=["rows", "bool"])
+def test_indexing_with_a_tensor_or_a_bool_is_refused_as_such(index: Any) -> None:
+    """Rows picked by a tensor of positions (0, 2, 5) are not a window, and ``x[:, :, True]`` adds an
+    axis as ``None`` would but is advanced indexing: the rule refuses both for that reason, before
+    reading the index as a slice (a plain slice of rows, ``[::2]``, is a stride and is followed)."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), Gather(index))
+    report = rf_report(model, (1, 9, 8))
+    messages = [d.message for d in report.diagnostics if d.code == "rf-unsupported"]
+    assert len(messages) == 1 and "advanced (tensor or boolean) indexing" in messages[0], messages
