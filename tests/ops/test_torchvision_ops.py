@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.ops.helpers import cost, spec
+from tests.ops.helpers import cost, function_cost, spec
 from torchscan import crawl_module
 from torchscan.ops import DEFAULT_REGISTRY
 from torchscan.ops.torchvision_ops import shifted_window_attention, stochastic_depth
@@ -71,6 +71,24 @@ def test_window_attention_dmas_and_shift(
         assert got.dmas == dmas
     else:
         assert got == unshifted
+
+
+def test_window_attention_flops_are_its_linears_and_a_masked_attention() -> None:
+    """Unshifted, eval, no biases, on 1×4×4×4 (T = 16 tokens, C = 4), 2×2 windows, 2 heads: the qkv
+    Linear 4 → 12 makes 192 outputs of 2·4 − 1 = 7 FLOPs (1,344); the projection 4 → 4, 64 of 7
+    (448); the attention over W·h = 8 windows·heads of N = 4 tokens, head dim 2 (Q = 128 scores,
+    R = 32 rows): q kᵀ 128·3, the scale and the relative-position bias one each per score, the
+    softmax 5·128 − 2·32, attn·v 32·2·7 = 1,664. Total 3,456, = F.linear's formula twice plus
+    masked SDPA's on the same shapes."""
+    x = spec(1, 4, 4, 4)
+    got = shifted_window_attention(OpCall("function", None, (x,), (x,), {**WINDOW, "shift_size": [0, 0]}))
+    assert got.flops == 1344 + 448 + 128 * 3 + 128 + 128 + (5 * 128 - 2 * 32) + 32 * 2 * 7 == 3456
+    tokens = torch.zeros(16, 4)
+    qkv = function_cost(torch.nn.functional.linear, tokens, torch.zeros(12, 4))
+    proj = function_cost(torch.nn.functional.linear, tokens, torch.zeros(4, 4))
+    q = torch.zeros(8, 4, 2)
+    core = function_cost(torch.nn.functional.scaled_dot_product_attention, q, q, q, torch.zeros(8, 4, 4))
+    assert got.flops == qkv.flops + proj.flops + core.flops
 
 
 def test_swin_v2_cosine_attention_flops() -> None:
