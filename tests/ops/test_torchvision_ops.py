@@ -29,6 +29,18 @@ def test_stochastic_depth() -> None:
     assert stochastic_depth(call) == Cost(flops=48 + 4, dmas=48 + 4 + 48)
 
 
+def test_stochastic_depth_called_by_position() -> None:
+    """``stochastic_depth(x, p, mode, training)`` by position binds as by name: on 4×3×2×2 (48
+    elements) in training, mode "batch" draws one noise value (49 FLOPs, 48 + 1 + 48 DMAs), mode
+    "row" one per sample (52 FLOPs); p = 0 or eval return the input (nothing)."""
+    from torchvision.ops import stochastic_depth as function
+
+    x = torch.zeros(4, 3, 2, 2)
+    assert function_cost(function, x, 0.5, "batch", True) == Cost(flops=49, dmas=97)
+    assert function_cost(function, x, 0.5, "row", True) == Cost(flops=52, dmas=100)
+    assert function_cost(function, x, 0.0, "row", True) == function_cost(function, x, 0.5, "row", False) == Cost()
+
+
 def test_window_attention_macs() -> None:
     # 1x8x8x16 input, 4x4 windows (4 windows of 16 tokens), 2 heads, no shift
     x = spec(1, 8, 8, 16)

@@ -208,8 +208,6 @@ def einsum_cost(equation: str, shapes: Sequence[tuple[int, ...]]) -> Cost:
         current = kept
     if len(terms) == 1:  # a sum over the indices missing from the output (a diagonal is a view)
         flops = numel("".join(dict.fromkeys(current))) - numel(output)
-    elif set(current) - set(output):  # indices summed only after the last product
-        flops += numel(current) - numel(output)
     return Cost(flops=flops, macs=macs, dmas=dmas)
 
 

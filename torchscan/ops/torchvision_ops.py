@@ -51,11 +51,12 @@ def _linear(rows: int, fan_in: int, fan_out: int, bias: bool) -> Cost:
 def stochastic_depth(call: OpCall) -> Cost:
     """``torchvision.ops.stochastic_depth``: ``0 / 0 / 0`` in eval or with ``p = 0`` (returns its
     input); in training ``FLOPs = N_in + M`` (scale the ``M`` noise values, multiply),
-    ``DMAs = N_in + M + N_out`` with ``M = B`` (mode "row") or 1 (mode "batch")."""
-    if not argument(call, "training", 2, True) or not argument(call, "p", 0, 0.0):
+    ``DMAs = N_in + M + N_out`` with ``M = B`` (mode "row") or 1 (mode "batch"). Arguments are read
+    by name (a Python function's call always binds them)."""
+    if not argument(call, "training", None, True) or not argument(call, "p", None, 0.0):
         return Cost()
     n_in = call.input.numel
-    noise = call.input.shape[0] if argument(call, "mode", 1, "row") == "row" and call.input.ndim else 1
+    noise = call.input.shape[0] if argument(call, "mode", None, "row") == "row" and call.input.ndim else 1
     return Cost(flops=n_in + noise, dmas=n_in + noise + call.output.numel)
 
 

@@ -155,10 +155,6 @@ class Field:
     flat: bool = False
     statistics: bool = False
 
-    @property
-    def spatial_axes(self) -> frozenset[int]:
-        return frozenset(axis for axis in self.axes if axis is not None)
-
 
 @dataclass(frozen=True, slots=True)
 class RField:
