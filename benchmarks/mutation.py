@@ -130,6 +130,14 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         ">= -> >",
     ): "grad_bytes and arg_sources both have one entry per tensor argument of the call (tree_leaves order), and "
     "an empty grad_bytes is skipped before: position < len always, >= and > both false",
+    ("passes/memory/grads.py", "sources = graph.pred if sources is None else sources", "is -> is not"): "its "
+    "one caller (memory_graph) passes sources_of(graph), the graph's predecessors as tuples; requires_grad only "
+    "iterates them, and graph.pred yields the same names",
+    (
+        "passes/memory/grads.py",
+        "trainable = trainable_bytes(params) if trainable is None else trainable",
+        "is -> is not",
+    ): ("its one caller (memory_graph) passes trainable_bytes(params) of the same params: recomputing gives the same"),
     ("passes/memory/training.py", "held[record.name] = 0", "0 -> 1"): "the value is never read again: a node's "
     "held bytes are read once, in its own step of the backward, before this reset; later steps only test membership",
     ("passes/memory/training.py", "own = held.get(record.name, 0)", "0 -> 1"): "the default: the loop puts every node "
