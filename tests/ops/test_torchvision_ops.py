@@ -175,6 +175,16 @@ def test_nms_counts_every_pair() -> None:
         assert cost(target, (spec(10, 4), spec(10)), (spec(4, dtype=torch.int64),), iou_threshold=0.5) == expected
 
 
+@pytest.mark.parametrize(("boxes", "flops"), [(1, 0 + 3), (2, 2 * 1 + 6 + 13), (3, 3 * 2 + 9 + 13 * 3)])
+def test_nms_on_few_boxes(boxes: int, flops: int) -> None:
+    """One box: no sort, no pair (3 FLOPs for its area); two: a sort of 2·⌈log2 2⌉ = 2 comparisons, 6
+    for the areas, one pair of 13 (21); three: 3·⌈log2 3⌉ = 6, 9, three pairs (54). DMAs: 5 per box,
+    5 per pair, the kept indices (one per box at most: here all kept)."""
+    pairs = boxes * (boxes - 1) // 2
+    expected = Cost(flops=flops, dmas=5 * boxes + 5 * pairs + boxes)
+    assert cost(torchvision.ops.nms, (spec(boxes, 4), spec(boxes)), (spec(boxes, dtype=torch.int64),)) == expected
+
+
 FEATURE, ROIS, POOLED = spec(1, 4, 10, 10), spec(3, 5), spec(3, 4, 2, 2)  # N_out 48, 3 RoIs of 2×2 bins
 
 
