@@ -199,3 +199,17 @@ def test_lp_pool1d_windows_the_last_axis_only() -> None:
     field = receptive_fields(report.records).outcomes["_2"]
     assert isinstance(field, Field), field
     assert [(s.summary().size, s.summary().jump) for s in field.spans] == [(3, 1), (4, 2)]
+
+
+class _Tokens(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2)
+
+
+@pytest.mark.parametrize("window", [nn.Conv1d(2, 2, 3, padding=1), nn.MaxPool1d(2)], ids=["conv", "pool"])
+def test_a_window_over_flattened_positions_is_refused(window: nn.Module) -> None:
+    """After ``flatten(2)`` the 6×6 grid is one axis of 36 tokens, row-major: a 1-D window over it
+    mixes the end of one row with the start of the next, which no per-dim span describes."""
+    report = rf_report(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), _Tokens(), window), (1, 6, 6))
+    messages = [d.message for d in report.diagnostics if d.code == "rf-unsupported"]
+    assert len(messages) == 1 and "a window over flattened spatial positions" in messages[0], messages
