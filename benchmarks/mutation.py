@@ -138,6 +138,13 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "trainable = trainable_bytes(params) if trainable is None else trainable",
         "is -> is not",
     ): ("its one caller (memory_graph) passes trainable_bytes(params) of the same params: recomputing gives the same"),
+    ("ops/torchvision_ops.py", 'ratio = int(argument(call, "sampling_ratio", None, -1))', "-x -> x"): "the "
+    "default: every spelling binds sampling_ratio (torchvision.ops.roi_align and MultiScaleRoIAlign's function are "
+    "Python functions, bound with their default -1 applied; the torchvision ops' schemas require it; RoIAlign keeps "
+    "it as an attribute): checked by position and by name in tests/ops/test_torchvision_ops.py",
+    ("ops/norm.py", 'groups = reduced_groups(call.input, argument(call, "dim", 1, 1))', "1 -> 2"): "F.normalize, "
+    "its only spelling, is a Python function: its call always binds, defaults applied (dim=1), so neither the "
+    "position nor the default is read",
     ("passes/memory/training.py", "held[record.name] = 0", "0 -> 1"): "the value is never read again: a node's "
     "held bytes are read once, in its own step of the backward, before this reset; later steps only test membership",
     ("passes/memory/training.py", "own = held.get(record.name, 0)", "0 -> 1"): "the default: the loop puts every node "
