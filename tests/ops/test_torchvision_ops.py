@@ -203,6 +203,19 @@ def test_roi_align_samples() -> None:
     assert ps == fixed + Cost(dmas=48)
 
 
+def test_roi_align_called_by_position_binds_its_sampling_ratio() -> None:
+    """Every spelling binds ``sampling_ratio``, by position too: torchvision.ops.roi_align applies its
+    default -1 (adaptive) when it is left out, the ops' schemas require it. On a 3×10×10 map, one RoI
+    over the whole map, 2×2 bins (N_out 12): ratio 2 is S = 4 samples per bin (FLOPs 40·12 + 4·16 =
+    544); adaptive S = 25 (FLOPs 250·12 + 4·100 = 3400)."""
+    feature, rois = torch.zeros(1, 3, 10, 10), torch.tensor([[0.0, 0.0, 0.0, 9.0, 9.0]])
+    for op in (OPS.roi_align, OPS.roi_align.default):
+        assert function_cost(op, feature, rois, 1.0, 2, 2, 2, False).flops == 544
+        assert function_cost(op, feature, rois, 1.0, 2, 2, -1, False).flops == 3400
+    assert function_cost(torchvision.ops.roi_align, feature, rois, 2, 1.0, 2).flops == 544
+    assert function_cost(torchvision.ops.roi_align, feature, rois, 2).flops == 3400
+
+
 def test_roi_align_on_a_non_square_map() -> None:
     """A 6×10 map, 2×2 bins, N_out 48. Adaptive: S = ⌈6/2⌉·⌈10/2⌉ = 15 samples per bin, 180 sample
     points: FLOPs 10·15·48 + 4·180 = 7920, MACs 3·15·48 = 2160, DMAs 4·15·48 + 15 + 48 = 2943.
