@@ -219,3 +219,18 @@ def test_parameter_bytes_per_row() -> None:
     held = {row.name: row.param_bytes for row in report.rows}
     assert held["0.lin"] == 64 and held["0"] == 72
     assert {row.param_bytes for row in report.rows if row.kind in ("function", "method")} == {0}
+
+
+class _OnceAndTwice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(self.a(x)))
+
+
+def test_rows_count_the_calls_of_each_module() -> None:
+    """``a`` is called twice, ``b`` once: the rows say 2 and 1."""
+    report = crawl_module(_OnceAndTwice(), (4,))
+    assert (report.row("a").calls, report.row("b").calls) == (2, 1)
