@@ -134,3 +134,24 @@ def test_a_sequential_called_in_a_loop_releases_the_previous_value_when_it_rebin
     iteration rebinds it. During the third ``seq.1``: the input, the second ``y``, ``seq.0``'s output and
     the new ``y`` = 4 activations (holding every ``y`` to the frame's end says 5)."""
     assert _peaks(_SequentialLoop()) == (4, 4)
+
+
+class _SequentialLoopRead(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seq = nn.Sequential(nn.ReLU(), nn.ReLU())
+        self.g = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x
+        for _ in range(3):
+            y = self.seq(x)
+            out = self.g(y)  # another line reads y: still y's value, released by the next iteration
+        return out
+
+
+def test_a_value_read_on_another_line_is_still_released_when_its_name_is_rebound() -> None:
+    """During the third ``seq.1``: the input, the second ``y`` and ``out`` (each held by its name until
+    rebound), ``seq.0``'s output and the new ``y`` = 5 activations (holding every ``y`` to the frame's
+    end says 6)."""
+    assert _peaks(_SequentialLoopRead()) == (5, 5)
