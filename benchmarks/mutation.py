@@ -145,6 +145,24 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
     ("ops/norm.py", 'groups = reduced_groups(call.input, argument(call, "dim", 1, 1))', "1 -> 2"): "F.normalize, "
     "its only spelling, is a Python function: its call always binds, defaults applied (dim=1), so neither the "
     "position nor the default is read",
+    (
+        "passes/memory/eager.py",
+        "position < later <= last and len(frames[later]) > level and frames[later][level][0] == site",
+        "< -> <=",
+    ): "later == position would be a node reading its own result: the graph is acyclic",
+    (
+        "passes/memory/eager.py",
+        "position < later <= last and len(frames[later]) > level and frames[later][level][0] == site",
+        "> -> >=",
+    ): "every node up to last (at most the end of the frame's run at level) has a frame at level: "
+    "len(frames[later]) > level always",
+    (
+        "passes/memory/eager.py",
+        "if root is None and reads > 0:",
+        "0 -> 1",
+    ): "with no recognised outermost call the statement ends at a read of the held node (the first or, mutated, "
+    "the last within the line's run); every read lies within the node's plain last use, and liveness takes the "
+    "max of the two",
     ("passes/memory/training.py", "held[record.name] = 0", "0 -> 1"): "the value is never read again: a node's "
     "held bytes are read once, in its own step of the backward, before this reset; later steps only test membership",
     ("passes/memory/training.py", "own = held.get(record.name, 0)", "0 -> 1"): "the default: the loop puts every node "
@@ -165,7 +183,11 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "0 -> 1",
     ): "the default: every module path of a call_module is in the table (a module without parameters has 0 "
     "bytes); the comparison: a module with a trainable parameter has at least 2 bytes of them (one fp16 element)",
-    ("passes/params.py", "shared: int = 0", "0 -> 1"): "a field default that collect_params always overrides",
+    **{
+        ("passes/params.py", f"{field}: int = 0", "0 -> 1"): "a field default that collect_params always overrides "
+        "(ModuleParams is made in one place, every field given)"
+        for field in ("params", "trainable", "shared", "param_bytes", "buffer_bytes")
+    },
     ("passes/memory/eager.py", "for position in range(len(owners) - 1, -1, -1):", "1 -> 2", 1): "the stop -1 -> "
     "-2 leaves out position 0, always a placeholder: never bound to a name, and no later position reads the stack",
     ("ops/linear.py", "for term, shape in zip(operands, shapes, strict=True):", "True -> False"): _STRICT
