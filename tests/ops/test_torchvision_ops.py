@@ -216,6 +216,18 @@ def test_roi_align_called_by_position_binds_its_sampling_ratio() -> None:
     assert function_cost(torchvision.ops.roi_align, feature, rois, 2).flops == 3400
 
 
+def test_roi_align_into_non_square_bins() -> None:
+    """3 RoIs pooled into 2×5 bins of a 10×10 map, 4 channels (N_out 120). Adaptive:
+    S = ⌈10/2⌉·⌈10/5⌉ = 10 samples per bin, 3·2·5·10 = 300 sample points: FLOPs 10·10·120 + 4·300 =
+    13,200, MACs 3·10·120 = 3,600, DMAs 4·10·120 + 15 + 120 = 4,935. sampling_ratio 2: S = 4, 120
+    points: FLOPs 40·120 + 480 = 5,280, MACs 1,440, DMAs 1,920 + 135 = 2,055."""
+    out = spec(3, 4, 2, 5)
+    adaptive = cost(torchvision.ops.roi_align, (FEATURE, ROIS), (out,), output_size=(2, 5), sampling_ratio=-1)
+    assert adaptive == Cost(flops=13_200, macs=3600, dmas=4935)
+    two = cost(torchvision.ops.roi_align, (FEATURE, ROIS), (out,), output_size=(2, 5), sampling_ratio=2)
+    assert two == Cost(flops=5280, macs=1440, dmas=2055)
+
+
 def test_roi_align_on_a_non_square_map() -> None:
     """A 6×10 map, 2×2 bins, N_out 48. Adaptive: S = ⌈6/2⌉·⌈10/2⌉ = 15 samples per bin, 180 sample
     points: FLOPs 10·15·48 + 4·180 = 7920, MACs 3·15·48 = 2160, DMAs 4·15·48 + 15 + 48 = 2943.

@@ -157,7 +157,7 @@ def nms(call: OpCall) -> Cost:
     """NMS on ``N`` boxes (``P = N(N − 1)/2`` pairs, module docstring):
     ``FLOPs = N·⌈log2 N⌉ + 3N + 13·P``, ``MACs = 0``, ``DMAs = 5N + 5·P + N_out`` (boxes and
     scores once, then the other box's 4 coordinates and area per pair; the kept indices)."""
-    boxes = call.input.shape[0] if call.input.ndim else 0
+    boxes = call.input.shape[0]  # (N, 4): torchvision's nms takes 2-D boxes only
     pairs = boxes * (boxes - 1) // 2
     sort = boxes * math.ceil(math.log2(boxes)) if boxes > 1 else 0
     return Cost(flops=sort + 3 * boxes + 13 * pairs, dmas=5 * boxes + 5 * pairs + call.output.numel)
