@@ -266,7 +266,11 @@ def _slots(mutant: Mutant) -> str | None:
     tree = ast.parse((ROOT / mutant.path).read_text())
     points = list(_points(tree))
     if mutant.index >= len(points) or getattr(points[mutant.index][0], "lineno", 0) != mutant.line:
-        return None
+        # lines moved since the run: the current mutant of the same source line, change and occurrence
+        same = [m for m in population([mutant.path]) if m.key == mutant.key]
+        if not same:
+            return None
+        mutant = same[0]
     node = points[mutant.index][0]
     for call in ast.walk(tree):
         if isinstance(call, ast.Call) and any(keyword.value is node for keyword in call.keywords):
