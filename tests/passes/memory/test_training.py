@@ -192,3 +192,25 @@ def test_gradients_of_ops_that_save_nothing_are_made_by_their_consumers() -> Non
     measured = measure_training(model, random_inputs([(16, 4)]), OPTIMIZERS["sgd"]).total_bytes
     assert sgd.peak_bytes == 1280 + 12_548
     assert abs(sgd.peak_bytes / measured - 1) <= 0.01, (sgd, measured)
+
+
+class _FrozenTail(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(16, 64)
+        self.t = nn.PReLU().requires_grad_(False)  # a frozen module the registry has no family for
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.t(self.a(x))
+
+
+def test_a_frozen_module_on_a_trainable_input_is_recorded_for_training() -> None:
+    """A frozen PReLU after a trainable Linear still runs its backward (for the Linear's input
+    gradient): recorded at the ATen level with no parameter to differentiate, it keeps what autograd
+    keeps and makes its input's gradient. Within 1% of a real SGD step (batch 4, 32 tokens; measured
+    176,396 bytes, the estimate 176,392; without the recording, 18.6% under)."""
+    torch.manual_seed(0)
+    model = _FrozenTail()
+    sgd = crawl_module(model, (32, 16), batch_size=4).memory.training_for("sgd")
+    measured = measure_training(model, random_inputs([(4, 32, 16)]), OPTIMIZERS["sgd"]).total_bytes
+    assert abs(sgd.peak_bytes / measured - 1) <= 0.01, (sgd, measured)
