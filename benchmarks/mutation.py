@@ -163,6 +163,12 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
     ): "with no recognised outermost call the statement ends at a read of the held node (the first or, mutated, "
     "the last within the line's run); every read lies within the node's plain last use, and liveness takes the "
     "max of the two",
+    (
+        "passes/params.py",
+        "for _, tensor in module.named_buffers(recurse=False, remove_duplicate=False):",
+        "False -> True",
+    ): "the loop skips a tensor already seen by identity (seen), which is all remove_duplicate does for one "
+    "module's own buffers",
     ("passes/memory/training.py", "held[record.name] = 0", "0 -> 1"): "the value is never read again: a node's "
     "held bytes are read once, in its own step of the backward, before this reset; later steps only test membership",
     ("passes/memory/training.py", "own = held.get(record.name, 0)", "0 -> 1"): "the default: the loop puts every node "

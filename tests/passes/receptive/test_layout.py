@@ -261,3 +261,17 @@ def test_indexing_with_a_tensor_or_a_bool_is_refused_as_such(index: Any) -> None
     report = rf_report(model, (1, 9, 8))
     messages = [d.message for d in report.diagnostics if d.code == "rf-unsupported"]
     assert len(messages) == 1 and "advanced (tensor or boolean) indexing" in messages[0], messages
+
+
+class NewAxis(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, None]
+
+
+def test_a_new_axis_before_the_spatial_dims_moves_them_by_one() -> None:
+    """``x[:, :, None]`` on (1, 2, 9, 8) gives (1, 2, 1, 9, 8): the rows stay on axis −2, the columns
+    on −1, with the 3×3 conv's field."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), NewAxis())
+    field = _last(model, (1, 9, 8))
+    assert field.axes == (-2, -1) and field.sizes == (9, 8)
+    assert [span.summary().size for span in field.spans] == [3, 3]
