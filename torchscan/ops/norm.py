@@ -44,7 +44,7 @@ def batch_norm(call: OpCall) -> Cost:
     their update adds ``FLOPs += 6·C + 1 + [momentum is None]`` and ``DMAs += 1 + 2C``.
     """
     n_in = call.input.numel
-    channels = call.input.shape[1] if call.input.ndim > 1 else call.input.shape[0]
+    channels = call.input.shape[1]  # (N, C, ...): torch's batch norm rejects a 1-D input
     affine = call.spec("weight") is not None
     tracked = call.spec("running_mean") is not None
     momentum = call.attrs.get("momentum")
