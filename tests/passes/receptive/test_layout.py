@@ -275,3 +275,24 @@ def test_a_new_axis_before_the_spatial_dims_moves_them_by_one() -> None:
     field = _last(model, (1, 9, 8))
     assert field.axes == (-2, -1) and field.sizes == (9, 8)
     assert [span.summary().size for span in field.spans] == [3, 3]
+
+
+class Softmax(nn.Module):
+    def __init__(self, spelling: str) -> None:
+        super().__init__()
+        self.spelling = spelling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spelling == "method":
+            return x.softmax(1)
+        if self.spelling == "log_method":
+            return x.log_softmax(1)
+        return torch.softmax(x, 1) if self.spelling == "torch" else torch.nn.functional.softmax(x, 1)
+
+
+@pytest.mark.parametrize("spelling", ["method", "log_method", "torch", "functional"])
+def test_softmax_over_channels_by_position_keeps_the_field(spelling: str) -> None:
+    """A softmax over the channel dim, given by position in each spelling, mixes no position: the
+    3×3 conv's field stays (3, 3) on both spatial dims."""
+    field = _last(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), Softmax(spelling)), (1, 6, 6))
+    assert [span.summary().size for span in field.spans] == [3, 3]
