@@ -169,6 +169,13 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "False -> True",
     ): "the loop skips a tensor already seen by identity (seen), which is all remove_duplicate does for one "
     "module's own buffers",
+    (
+        "passes/memory/eager.py",
+        "if entry < len(bindings.positions) and bindings.positions[entry] <= extent:",
+        "<= -> <",
+    ): "a rebinding at the frame's last position: the statement end lies in [rebound, extent] = {extent}, which "
+    "is also the answer without a rebinding (extent > position); and the temporary test it bounds looks at "
+    "consumers on the node's own line, never the other line's node at extent",
     ("passes/memory/training.py", "held[record.name] = 0", "0 -> 1"): "the value is never read again: a node's "
     "held bytes are read once, in its own step of the backward, before this reset; later steps only test membership",
     ("passes/memory/training.py", "own = held.get(record.name, 0)", "0 -> 1"): "the default: the loop puts every node "

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from tests.ops.helpers import cost, spec
+from tests.ops.helpers import cost, function_cost, method_cost, spec
 from torchscan import crawl_module
 from torchscan.records import Cost
 
@@ -84,3 +84,13 @@ def test_logsumexp() -> None:
     back 2 = 40 FLOPs; reads 10, writes 2."""
     for target, kind in ((torch.logsumexp, "function"), (T.logsumexp, "method")):
         assert cost(target, (spec(2, 5),), (spec(2),), kind=kind, dim=1) == Cost(flops=40, dmas=12)
+
+
+def test_sort_without_a_dim_sorts_the_last() -> None:
+    """``x.sort()``, ``torch.sort(x)`` and ``torch.argsort(x)`` on 3×8 (24 elements) sort rows of 8:
+    ⌈log2 8⌉ = 3 comparisons per element, 72 FLOPs; DMAs 24 read + 48 written (values and indices) or
+    24 (indices only)."""
+    x = torch.randn(3, 8)
+    assert method_cost(torch.Tensor.sort, x) == Cost(flops=72, dmas=72)
+    assert function_cost(torch.sort, x) == Cost(flops=72, dmas=72)
+    assert function_cost(torch.argsort, x) == Cost(flops=72, dmas=48)

@@ -83,7 +83,7 @@ def grid_sample(call: OpCall) -> Cost:
     padding = argument(call, "padding_mode", 2, "zeros")
     padding = _GRID_PADDINGS[padding] if isinstance(padding, int) else str(padding)
     blend = interpolation_cost(mode, out.numel, max(spec.ndim - 2, 1))
-    coordinates = Cost(flops=grid.numel * (2 + _CLIP_FLOPS.get(padding, 0)), dmas=grid.numel)
+    coordinates = Cost(flops=grid.numel * (2 + _CLIP_FLOPS[padding]), dmas=grid.numel)  # torch's three modes
     return blend + coordinates
 
 

@@ -50,8 +50,8 @@ def _max_pool(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, .
 
 
 def _dropout(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
-    training = record.call is not None and bool(record.call.get("training", record.call.training))
-    if training and float(record.call.get("p", 0.5) if record.call else 0) > 0:
+    call = record.call
+    if call is not None and bool(call.get("training", call.training)) and float(call.get("p", 0.5)) > 0:
         return (), sum(spec.numel for spec in record.outputs[:1])
     return (), None
 
