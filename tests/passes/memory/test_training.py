@@ -214,3 +214,23 @@ def test_a_frozen_module_on_a_trainable_input_is_recorded_for_training() -> None
     sgd = crawl_module(model, (32, 16), batch_size=4).memory.training_for("sgd")
     measured = measure_training(model, random_inputs([(4, 32, 16)]), OPTIMIZERS["sgd"]).total_bytes
     assert abs(sgd.peak_bytes / measured - 1) <= 0.01, (sgd, measured)
+
+
+class _Scale(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(256, 256))  # read by get_attr, not through a module call
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.w
+
+
+def test_a_parameter_read_directly_gets_its_gradient_in_the_backward() -> None:
+    """Batch 1: x 1,024 bytes, w and the broadcast product y 262,144 each (P = 262,144). The backward
+    holds x, y, y's gradient and w's gradient: 1,024 + 3·262,144 = 787,456; a real SGD step measures
+    P + 787,456 (+8 bytes: the loss)."""
+    model = _Scale()
+    sgd = crawl_module(model, (256,)).memory.training_for("sgd")
+    assert dict(sgd.phases)["backward"] == 1024 + 3 * 262_144
+    measured = measure_training(model, random_inputs([(1, 256)]), OPTIMIZERS["sgd"]).total_bytes
+    assert abs(sgd.peak_bytes / measured - 1) <= 0.01, (sgd, measured)
