@@ -309,7 +309,8 @@ class _Recorder(TorchFunctionMode):
         self._keys.pop()
 
     # -- module hooks --------------------------------------------------------------------
-    def pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Enter a module call; True when it is a counted leaf recorded as one ``call_module`` node."""
         path = self.paths.get(id(module), "")
         calls = self._calls.get(path, 0)
         self._calls[path] = calls + 1
@@ -318,10 +319,12 @@ class _Recorder(TorchFunctionMode):
         if self.leaf_depth == 0 and path and self.registry.lookup(type(module)) is not None:
             self.pending.append((args, kwargs))
             self.leaf_depth += 1
-        elif self.leaf_depth:
+            return True
+        if self.leaf_depth:
             self.leaf_depth += 1
         else:
             self.pending.append(((), {}))
+        return False
 
     def post_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
         path = self.stack[-1]
@@ -415,8 +418,7 @@ def record(
 
     def slot(module: nn.Module) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
-            counted = recorder.leaf_depth == 0 and recorder.registry.lookup(type(module)) is not None
-            recorder.pre_hook(module, args, kwargs)
+            counted = recorder.pre_hook(module, args, kwargs)
             # a counted leaf without kept hooks: its shape rule's answer where there is one, else its forward
             output = recorder.by_rule(module, args, kwargs) if counted and not module._forward_pre_hooks else None
             if output is None:
