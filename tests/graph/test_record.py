@@ -32,6 +32,7 @@ def _recorded(model: nn.Module, shape: tuple[int, ...], rules: ShapeRules, dtype
         mode,
         _make_inputs(inputs, torch.device("cpu"), real=False),
         rules=rules,
+        memo=rules is not NO_RULES,  # the reference dispatches every call; the fast path has rules and the memo
     )
     nodes = tuple((node.op, str(node.target), str(node.args), str(node.kwargs)) for node in captured.graph.nodes)
     ids: dict[int, int] = {}

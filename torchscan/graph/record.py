@@ -35,6 +35,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.clone import ModelCopy
+from torchscan.graph.dispatch_memo import DispatchMemo
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
 from torchscan.graph.shapes import (
@@ -110,12 +111,19 @@ class _Recorder(TorchFunctionMode):
     """Appends each call made outside counted leaf modules to ``graph``."""
 
     def __init__(
-        self, root: nn.Module, registry: Registry, fake_mode: FakeTensorMode | None = None, rules: ShapeRules = RULES
+        self,
+        root: nn.Module,
+        registry: Registry,
+        fake_mode: FakeTensorMode | None = None,
+        rules: ShapeRules = RULES,
+        memo: bool = True,
     ) -> None:
         super().__init__()
         self.fake_mode = fake_mode
         """The recording's fake mode: where shape rules answer instead of a dispatch (None: a real forward)."""
         self.rules = rules
+        self.memo = DispatchMemo(fake_mode) if fake_mode is not None and memo else None
+        """Repeated torch calls answered from the first dispatch's output metadata."""
         self.graph = fx.Graph()
         self.root = root
         self.registry = registry
@@ -246,7 +254,12 @@ class _Recorder(TorchFunctionMode):
         try:
             result = self.by_rule(func, args, kwargs)
             if result is None:
-                result = func(*args, **kwargs)
+                key = self.memo.key("torch_function", func, tuple(args), kwargs) if self.memo is not None else None
+                result = self.memo.answer(key) if key is not None else None
+                if result is None:
+                    result = func(*args, **kwargs)
+                    if key is not None:
+                        self.memo.learn(key, tuple(args), kwargs, result)
         except (_OpFailed, *_NEEDS_VALUES):
             raise
         except Exception as error:
@@ -401,26 +414,32 @@ def record(
     make_inputs: Callable[[], tuple[tuple[Any, ...], dict[str, Any], list[tuple[str, torch.Tensor]]]],
     method: str = "eager-record",
     rules: ShapeRules = RULES,
+    memo: bool = True,
 ) -> tuple[Capture, dict[str, NodeValues]]:
     """Record one forward of the copy of the user's model on the inputs ``make_inputs`` builds inside ``mode``.
 
     ``make_inputs`` returns the call's ``args``, ``kwargs`` and its input tensors with their
     placeholder names, in placeholder order. On fake tensors, the calls ``rules`` answer (functions,
     tensor methods, counted leaf modules without kept hooks) get the rule's answer instead of a
-    dispatch, as in the shape pass (``NO_RULES``: dispatch every call).
+    dispatch, as in the shape pass (``NO_RULES``: dispatch every call), and with ``memo`` a torch
+    call repeated with the same signature its first dispatch's output metadata
+    (:mod:`~torchscan.graph.dispatch_memo`).
 
     The copy is fake (``mode`` is its FakeTensorMode) or, as a last resort, real (``mode`` is
     ``torch.no_grad()``). Returns the capture and every node's values, described as they were when
     the call was made (no replay needed).
     """
     clone = copied.root
-    recorder = _Recorder(clone, registry, mode if isinstance(mode, FakeTensorMode) else None, rules)
+    recorder = _Recorder(clone, registry, mode if isinstance(mode, FakeTensorMode) else None, rules, memo)
 
     def slot(module: nn.Module) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             counted = recorder.pre_hook(module, args, kwargs)
             # a counted leaf without kept hooks: its shape rule's answer where there is one, else its forward
-            output = recorder.by_rule(module, args, kwargs) if counted and not module._forward_pre_hooks else None
+            output = None
+            if counted and not module._forward_pre_hooks:
+                with torch._C.DisableTorchFunction():  # the rule's own tensor queries are not calls of the model
+                    output = recorder.by_rule(module, args, kwargs)
             if output is None:
                 # after the recorder's pre-hook, so a counted leaf's kept re-parametrization hooks run inside it
                 call_args, call_kwargs = run_pre_hooks(module, args, kwargs)

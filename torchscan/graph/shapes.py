@@ -28,6 +28,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 
 from torchscan.errors import CaptureError, InputError, ShapeError
 from torchscan.graph.clone import Fakes
+from torchscan.graph.dispatch_memo import DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, Pending, ShapeRules, answer
 from torchscan.ops import DEFAULT_REGISTRY, Saves
@@ -297,8 +298,10 @@ class _ShapeInterpreter(fx.Interpreter):
         fakes: Fakes | None,
         plans: PlanCache,
         constants: frozenset[str] = frozenset(),
+        memo: bool = True,
     ) -> None:
         super().__init__(module, garbage_collect_values=True, graph=graph)
+        self._memo = DispatchMemo(fake_mode) if memo and fake_mode is not None else None
         self._plans = plans
         self._constants = constants
         self.extra_traceback = False  # our errors name the node themselves: no fx graph dump appended
@@ -340,9 +343,15 @@ class _ShapeInterpreter(fx.Interpreter):
         try:
             result = self._by_rule(plan, args, kwargs)
             if result is None:
-                if plan is not None:  # dispatched: the ops get tensors
-                    args, kwargs = _made(args), _made(kwargs)
-                result = getattr(self, n.op)(n.target, args, kwargs)
+                memo = self._memo if plan is not None else None
+                key = memo.key(n.op, n.target, args, kwargs) if memo is not None else None
+                result = memo.answer(key) if memo is not None else None
+                if result is None:
+                    if plan is not None:  # dispatched: the ops get tensors
+                        args, kwargs = _made(args), _made(kwargs)
+                    result = getattr(self, n.op)(n.target, args, kwargs)
+                    if memo is not None:
+                        memo.learn(key, args, kwargs, result)
         except (ShapeError, CaptureError):
             raise
         except (DataDependentOutputException, DynamicOutputShapeException) as error:
@@ -483,6 +492,7 @@ def propagate(
     fakes: Fakes | None = None,
     plans: PlanCache | None = None,
     constants: frozenset[str] = frozenset(),
+    memo: bool = True,
 ) -> dict[str, NodeValues]:
     """Run ``graph`` (a graph of a call of ``root``) on (fake) ``inputs`` and describe every node's values.
 
@@ -492,10 +502,12 @@ def propagate(
     put into a module that still holds real tensors where an op is dispatched. ``plans`` memoizes
     the per-node lookups (:class:`NodePlan`) across runs of the same graph and copy (a sweep).
     ``constants``: the ``get_attr`` targets that are activations (:attr:`Capture.constants`).
+    ``memo``: a torch op dispatched again with the same signature gets its output from the first
+    dispatch's metadata (:mod:`~torchscan.graph.dispatch_memo`; False: dispatch every time).
     """
     fake_mode = detect_fake_mode(list(inputs))
     plans = {} if plans is None else plans
-    interpreter = _ShapeInterpreter(root, graph, module_paths, rules, fake_mode, fakes, plans, constants)
+    interpreter = _ShapeInterpreter(root, graph, module_paths, rules, fake_mode, fakes, plans, constants, memo)
     # grad mode on whatever the caller's: some modules (MultiheadAttention) take another path under no_grad
     with quiet_fake_tensor_log(), torch.enable_grad():
         try:

@@ -127,7 +127,8 @@ def _values(model: nn.Module, shape: tuple[int, ...], rules: Any) -> dict[str, A
     with captured.fake_mode, torch.enable_grad():
         device = next(model.parameters()).device
         tensors = [torch.empty(spec.shape, dtype=spec.dtype, device=device) for spec in inputs.specs]
-        return _renumbered(propagate(captured.root, captured.graph, tensors, paths, rules, captured.fakes))
+        memo = rules is not NO_RULES  # the reference dispatches every op; the fast path has rules and the memo
+        return _renumbered(propagate(captured.root, captured.graph, tensors, paths, rules, captured.fakes, memo=memo))
 
 
 def _renumbered(values: dict[str, Any]) -> dict[str, Any]:
