@@ -38,7 +38,7 @@ import math
 
 from torchscan.ops.attention import AttentionShape, attention_core
 from torchscan.ops.common import argument
-from torchscan.ops.registry import FormulaTable
+from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
 
@@ -52,7 +52,8 @@ def stochastic_depth(call: OpCall) -> Cost:
     """``torchvision.ops.stochastic_depth``: ``0 / 0 / 0`` in eval or with ``p = 0`` (returns its
     input); in training ``FLOPs = N_in + M`` (scale the ``M`` noise values, multiply),
     ``DMAs = N_in + M + N_out`` with ``M = B`` (mode "row") or 1 (mode "batch"). Arguments are read
-    by name (a Python function's call always binds them)."""
+    by name (a Python function's call always binds them). Memory family :attr:`Saves.DROPOUT`: an
+    identity in eval (nothing kept, nothing recorded), recorded at the ATen level in training."""
     if not argument(call, "training", None, True) or not argument(call, "p", None, 0.0):
         return Cost()
     n_in = call.input.numel
@@ -230,7 +231,7 @@ def load() -> FormulaTable:
 
     ops = torch.ops.torchvision
     table = FormulaTable("torchvision")
-    table.register(stochastic_depth_function)(stochastic_depth)
+    table.register(stochastic_depth_function, saves=Saves.DROPOUT)(stochastic_depth)
     table.register(swin_transformer._get_relative_position_bias)(relative_position_bias)
     table.register(swin_transformer._patch_merging_pad)(patch_merging_pad)
     table.register(swin_transformer.shifted_window_attention)(shifted_window_attention)

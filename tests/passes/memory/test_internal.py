@@ -234,3 +234,48 @@ def test_a_call_with_an_argument_autograd_does_not_reach() -> None:
     assert list(calls) == names  # both calls run again, the one reading parameters too
     first = calls[names[0]].call
     assert first.trained and first.grad_bytes == (2 * 64 * 16 * 4, 0)
+
+
+class _DropPath(nn.Module):
+    """A residual block whose branch goes through torchvision's stochastic depth (row mode)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        from torchvision.ops import StochasticDepth
+
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.drop = StochasticDepth(p, "row")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop(torch.relu(self.conv(x)))
+
+
+def test_stochastic_depth_is_recorded_only_where_it_drops() -> None:
+    """Declared a dropout (:attr:`Saves.DROPOUT`): an identity in eval or with ``p = 0`` (nothing
+    recorded, nothing allocated), recorded in training with ``p > 0`` (its noise is kept)."""
+    from torchvision.ops import stochastic_depth
+
+    spec = TensorSpec((2, 4, 8, 8))
+
+    def call(training: bool, p: float) -> NodeRecord:
+        record = _record("function", stochastic_depth, (spec,))
+        attrs = {"p": p, "mode": "row", "training": training}
+        return NodeRecord(
+            name="n",
+            op="call_function",
+            index=1,
+            module_path="",
+            type_name="x",
+            call=OpCall(kind="function", target=stochastic_depth, inputs=(spec,), outputs=(spec,), attrs=attrs),
+            outputs=record.outputs,
+        )
+
+    assert not worth_recording(call(False, 0.5)) and not worth_recording(call(True, 0.0))
+    assert worth_recording(call(True, 0.5))
+    x = random_inputs([(2, 4, 8, 8)])
+    for p, training in ((0.5, False), (0.0, True)):
+        model = _DropPath(p).train(training)
+        # by hand: input 2·4·8·8·4 = 2,048 B; conv out, relu out, sum: 3 × 2,048 live at most at once is
+        # conv + relu (the input held): 3 × 2,048 = 6,144 B — and what a real forward holds
+        static = crawl_module(model, (4, 8, 8), batch_size=2).memory.activation_peak_bytes
+        assert static == measure_inference(model, x).total_bytes == 6_144

@@ -99,7 +99,8 @@ def saved_for_backward(
     - Batch/layer/group/instance norm, GELU, SiLU, Mish, Hardswish, Hardsigmoid, ReLU6/Hardtanh,
       Softplus (:attr:`Saves.INPUT`): their input (per-row or per-channel statistics are negligible
       and not counted); run in place, a copy of their input (extra bytes ``N_out``·itemsize).
-    - Max pools: input + int64 indices (``8·N_out`` extra bytes). Dropout in training: recorded
+    - Max pools: input + int64 indices (``8·N_out`` extra bytes). Dropout (and torchvision's
+      stochastic depth) in training: recorded
       at the ATen level (the device kernel's mask); where it cannot be, a bool mask (``N_out`` extra
       bytes, CUDA's fused kernel); in eval nothing.
     - Views, add/sub, cat/stack, sum/mean, average pools, padding, interpolation: nothing.
