@@ -44,6 +44,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map
 
+from torchscan.graph.aten_views import aten_view
 from torchscan.graph.clone import Fakes
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import Pending
@@ -120,7 +121,9 @@ class _Tracker(TorchDispatchMode):
         return total
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        result = with_workspace(func, args, kwargs or {}, func(*args, **(kwargs or {})))
+        kwargs = kwargs or {}
+        view = aten_view(func, args, kwargs)  # a view by its meta kernel: FakeTensor's dispatch is slow there
+        result = with_workspace(func, args, kwargs, func(*args, **kwargs) if view is None else view)
         for tensor in tree_leaves(result):
             if isinstance(tensor, torch.Tensor):
                 storage = _storage(tensor)
