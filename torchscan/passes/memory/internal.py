@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 from torch import fx, nn
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map
@@ -98,6 +99,9 @@ def _key(tensor: torch.Tensor) -> int | None:
     return None if storage is None else StorageWeakRef(storage).cdata
 
 
+_DEVICE = torch.ops.prim.device.default
+
+
 class _Tracker(TorchDispatchMode):
     """Bytes of the storages made by ops inside the mode and still alive; ``peak`` the max after
     any op. ``held`` storages (made before, freed inside) count while alive, from the start."""
@@ -121,6 +125,9 @@ class _Tracker(TorchDispatchMode):
         return total
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        device_query = func is _DEVICE and len(args) == 1 and type(args[0]) is FakeTensor
+        if device_query and not args[0].fake_mode.in_kernel_invocation:  # ``t.device``, asked thousands of
+            return args[0].fake_device  # times by autograd: what FakeTensor answers, without its dispatch
         kwargs = kwargs or {}
         view = aten_view(func, args, kwargs)  # a view by its meta kernel: FakeTensor's dispatch is slow there
         result = with_workspace(func, args, kwargs, func(*args, **kwargs) if view is None else view)
