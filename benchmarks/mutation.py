@@ -138,6 +138,12 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "trainable = trainable_bytes(params) if trainable is None else trainable",
         "is -> is not",
     ): ("its one caller (memory_graph) passes trainable_bytes(params) of the same params: recomputing gives the same"),
+    (
+        "passes/memory/liveness.py",
+        'while depth < len(parts) and ".".join(parts[: depth + 1]) in containers:',
+        "< -> <=",
+    ): "the one extra step, at depth == len(parts), returns len(parts) + 1 instead of len(parts): the caller reads "
+    "ends[entered] only for entered < len(ends) == len(parts), so both fall back to the node's own index",
     ("ops/torchvision_ops.py", 'ratio = int(argument(call, "sampling_ratio", None, -1))', "-x -> x"): "the "
     "default: every spelling binds sampling_ratio (torchvision.ops.roi_align and MultiScaleRoIAlign's function are "
     "Python functions, bound with their default -1 applied; the torchvision ops' schemas require it; RoIAlign keeps "

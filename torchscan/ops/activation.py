@@ -64,7 +64,8 @@ def leaky_relu(call: OpCall, inplace: bool) -> Cost:
     return Cost(flops=4 * n_in, dmas=n_in + 1 + _writes(call, inplace))
 
 
-@TABLE.register(nn.ELU, F.elu, inplace=False, saves=Saves.OUTPUT, pointwise=True)
+# autograd keeps the input of ``elu`` (``elu_backward(..., is_result=False, self)``), the result of ``elu_``
+@TABLE.register(nn.ELU, F.elu, inplace=False, saves=Saves.INPUT, pointwise=True)
 @TABLE.register(F.elu_, inplace=True, saves=Saves.OUTPUT, pointwise=True)
 def elu(call: OpCall, inplace: bool) -> Cost:
     """ELU: ``FLOPs = 6·N_in``, ``DMAs = N_in + 1 + N_out·[not inplace]`` (alpha is read)."""

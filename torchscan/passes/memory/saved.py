@@ -38,7 +38,9 @@ def _product(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ..
 
 def _input(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     in_place = bool(outputs) and set(outputs) <= set(inputs)
-    return inputs, (sum(spec.nbytes for spec in record.outputs[:1]) if in_place else None)
+    if in_place:  # autograd clones the input before overwriting it and keeps the clone, not the storage
+        return (), sum(spec.nbytes for spec in record.outputs[:1])
+    return inputs, None
 
 
 def _output(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
@@ -95,10 +97,11 @@ def saved_for_backward(
     - conv / linear / bilinear: their activation input when they have trainable weights
       (needed for ``dL/dW``); matmul / bmm / einsum, and ``mul``/``div`` of two tensors: every
       activation input.
-    - ReLU, sigmoid, tanh, softmax, log-softmax, exp, sqrt, ELU: their output.
-    - Batch/layer/group/instance norm, GELU, SiLU, Mish, Hardswish, Hardsigmoid, ReLU6/Hardtanh,
+    - ReLU, sigmoid, tanh, softmax, log-softmax, exp, sqrt, ``elu_``: their output.
+    - Batch/layer/group/instance norm, ELU, GELU, SiLU, Mish, Hardswish, Hardsigmoid, ReLU6/Hardtanh,
       Softplus (:attr:`Saves.INPUT`): their input (per-row or per-channel statistics are negligible
-      and not counted); run in place, a copy of their input (extra bytes ``N_out``·itemsize).
+      and not counted); run in place, a copy of their input made before it is overwritten (extra
+      bytes ``N_out``·itemsize) instead of the input's storage (kept only if another node saves it).
     - Max pools: input + int64 indices (``8·N_out`` extra bytes). Dropout (and torchvision's
       stochastic depth) in training: recorded
       at the ATen level (the device kernel's mask); where it cannot be, a bool mask (``N_out`` extra
