@@ -40,3 +40,22 @@ def test_same_padding_with_an_odd_total_pads_a_copy_of_the_input(
     static = crawl_module(model, shape, batch_size=2).memory.activation_peak_bytes
     measured = measure_inference(model, random_inputs([(2, *shape)])).total_bytes
     assert static == measured == expected
+
+
+@pytest.mark.parametrize(
+    ("model", "shape", "expected"),
+    [
+        # input 2·5·5 (200 bytes), output 2·3·3 with ceil_mode (72) and its 18 int64 indices (144)
+        (nn.MaxPool2d(2, ceil_mode=True), (2, 5, 5), 200 + 72 + 144),
+        # at the pool: x 1·6·6 (144, held by the caller), the conv's 2·5·5 (200), the pool's 2·3·3 (72), indices 144
+        (nn.Sequential(nn.Conv2d(1, 2, 2), nn.MaxPool2d(2, ceil_mode=True)), (1, 6, 6), 144 + 200 + 72 + 144),
+        # without ceil_mode: input 2·4·4 (128), output 2·2·2 (32), 8 indices (64)
+        (nn.MaxPool2d(2), (2, 4, 4), 128 + 32 + 64),
+    ],
+    ids=["ceil", "after-conv", "floor"],
+)
+def test_a_max_pool_computes_int64_indices_inside(model: nn.Module, shape: tuple[int, ...], expected: int) -> None:
+    """The indices of a max pool are a transient of its call (8 bytes per output element)."""
+    static = crawl_module(model, shape).memory.activation_peak_bytes
+    measured = measure_inference(model, random_inputs([(1, *shape)])).total_bytes
+    assert static == measured == expected

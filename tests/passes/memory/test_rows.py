@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import torch
 import torchvision
+from torch import nn
 
 from torchscan import Report, crawl_module
 from torchscan.passes.memory import output_bytes, row_output_bytes, with_output_bytes
@@ -40,3 +42,24 @@ def _module_outputs(report: Report) -> dict[str, tuple[str, ...]]:
     """The output node of each leaf module's call (the tracer's record of traced-through modules is not
     kept on the report: their rows take their bytes from this mapping or get 0, alike both ways)."""
     return {record.module_path: (record.name,) for record in node_records(report.records) if record.op == "call_module"}
+
+
+class _Recurrent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn, self.gru = nn.LSTM(4, 8), nn.GRU(8, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        y, _ = self.gru(out)
+        return y
+
+
+def test_a_leaf_module_returning_several_tensors_counts_them_all() -> None:
+    """Input (1, 3, 4), sequence first: the LSTM returns out, h and c, each 1·3·8 floats (96 bytes):
+    its row holds 288; the GRU returns y and h_n, 1·3·6 floats each: 144. The unpacking getitems are
+    rows of their own (out 96, (h, c) 192)."""
+    report = crawl_module(_Recurrent(), (3, 4))
+    assert report.row("rnn").output_bytes == 3 * 96
+    assert report.row("gru").output_bytes == 2 * 72
+    assert [row.output_bytes for row in report.rows if row.kind == "function"][:2] == [96, 192]
