@@ -155,3 +155,22 @@ def test_a_value_read_on_another_line_is_still_released_when_its_name_is_rebound
     rebound), ``seq.0``'s output and the new ``y`` = 5 activations (holding every ``y`` to the frame's
     end says 6)."""
     assert _peaks(_SequentialLoopRead()) == (5, 5)
+
+
+class _InnerCallOfTheSameName(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        y = torch.relu(torch.relu_(x) + y)  # the inner relu_ writes the input in place
+        return y
+
+
+def test_an_inner_call_named_like_the_outermost_one_does_not_end_the_statement() -> None:
+    """``relu_`` runs first on the rebinding line and is named like its outermost call, ``relu``; the
+    statement ends when the outer one returns. During it: the input (written in place by ``relu_``), the
+    old ``y``, the sum (its argument) and the new ``y`` = 4 activations (ending the statement at the
+    inner call frees the old ``y`` after the sum: 3)."""
+    assert _peaks(_InnerCallOfTheSameName()) == (4, 4)
