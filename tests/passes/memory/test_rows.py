@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 import torchvision
-from torch import nn
+from torch import fx, nn
 
 from torchscan import Report, crawl_module
 from torchscan.passes.memory import output_bytes, row_output_bytes, with_output_bytes
@@ -63,3 +63,12 @@ def test_a_leaf_module_returning_several_tensors_counts_them_all() -> None:
     assert report.row("rnn").output_bytes == 3 * 96
     assert report.row("gru").output_bytes == 2 * 72
     assert [row.output_bytes for row in report.rows if row.kind == "function"][:2] == [96, 192]
+
+
+def test_the_rows_of_a_graph_module_read_their_leaf_calls() -> None:
+    """A ``GraphModule`` is analysed as given (no module outputs recorded by a tracer): each row reads
+    its call. Input (1, 3, 4): the Linear's and the ReLU's outputs 1·3·8 floats (96 bytes); the LSTM's
+    out, h and c 1·3·6 each (216)."""
+    graph_module = fx.symbolic_trace(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.LSTM(8, 6)))
+    report = crawl_module(graph_module, (3, 4))
+    assert [(row.name, row.output_bytes) for row in report.rows] == [("0", 96), ("1", 96), ("2", 3 * 72)]
