@@ -196,3 +196,32 @@ def test_an_inner_call_named_like_the_outermost_one_is_a_temporary() -> None:
     an inner call from the previous iteration's value of a loop (``x = x + block(x)``, whose next
     iteration reads it through a node not so named) needs more than the node order."""
     assert _peaks(_InnerCallHeld()) == (4, 4)
+
+
+class _Inner(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.ReLU(), nn.ReLU(), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.a(x)
+        u = self.b(t)
+        return self.c(u)
+
+
+class _Outer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = _Inner()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.inner(x)  # binds the name the inner forward binds, in another frame
+        return t
+
+
+def test_a_name_bound_in_an_inner_frame_is_not_rebound_by_its_caller_s_line() -> None:
+    """Both forwards are functions ``forward`` of this file and both bind ``t``: the caller's line does
+    not rebind the inner frame's ``t``, which holds its value until the inner forward returns. During
+    ``c``: the input, ``t``, ``u`` and ``c``'s output = 4 activations (3 if ``t`` were released at
+    its last read)."""
+    assert _peaks(_Outer()) == (4, 4)
