@@ -144,6 +144,11 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "< -> <=",
     ): "the one extra step, at depth == len(parts), returns len(parts) + 1 instead of len(parts): the caller reads "
     "ends[entered] only for entered < len(ends) == len(parts), so both fall back to the node's own index",
+    ("passes/memory/eager.py", "readers = [later for later in consumers if statement < later <= extent]", "<= -> <"): (
+        "a reader at extent reads the node itself, so its plain last use is at least extent; the hold this "
+        "function returns never passes extent (end <= extent at each level), so leaving that reader out can only "
+        "lower a hold the plain rule already covers"
+    ),
     ("ops/torchvision_ops.py", 'ratio = int(argument(call, "sampling_ratio", None, -1))', "-x -> x"): "the "
     "default: every spelling binds sampling_ratio (torchvision.ops.roi_align and MultiScaleRoIAlign's function are "
     "Python functions, bound with their default -1 applied; the torchvision ops' schemas require it; RoIAlign keeps "
