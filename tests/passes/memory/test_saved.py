@@ -7,7 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
+from torch import fx, nn
 
 from tests.profiles import examples
 from torchscan import crawl_module
@@ -144,32 +144,56 @@ class _Widen(nn.Module):
         return self.back(torch.cat([x, x.exp()], -1))
 
 
+@fx.wrap
+def _swish(x: torch.Tensor) -> torch.Tensor:
+    """A function the registry does not know: recorded at the ATen level."""
+    return x * torch.sigmoid(x)
+
+
+class _Composite(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _swish(x)
+
+
+class _Strided(nn.Module):
+    """A Linear over the sequence axis, of a transposed (strided) operand: recorded, its reshape may copy."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__()
+        self.mix = nn.Linear(length, length)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mix(x.transpose(-1, -2)).transpose(-1, -2)
+
+
 _BLOCKS = {
-    "linear": lambda w: nn.Linear(w, w),
-    "frozen": lambda w: nn.Linear(w, w).requires_grad_(False),
-    "relu": lambda w: nn.ReLU(),
-    "relu_": lambda w: nn.ReLU(inplace=True),
-    "relu6_": lambda w: nn.ReLU6(inplace=True),
-    "hardswish_": lambda w: nn.Hardswish(inplace=True),
-    "gelu": lambda w: nn.GELU(),
-    "silu": lambda w: nn.SiLU(),
-    "tanh": lambda w: nn.Tanh(),
-    "sigmoid": lambda w: nn.Sigmoid(),
-    "softmax": lambda w: nn.Softmax(-1),
-    "log_softmax": lambda w: nn.LogSoftmax(-1),
-    "elu": lambda w: nn.ELU(),
-    "softplus": lambda w: nn.Softplus(),
-    "mish": lambda w: nn.Mish(),
-    "max_pool": lambda w: nn.MaxPool1d(3, 1, 1),
-    "dropout": lambda w: nn.Dropout(0.5),
-    "residual": _Residual,
-    "gate": _Gate,
-    "self_product": lambda w: _SelfProduct(),
-    "scale": lambda w: _Scale(),
-    "mixing": lambda w: _Mixing(),
-    "widen": _Widen,
+    "linear": lambda w, n: nn.Linear(w, w),
+    "frozen": lambda w, n: nn.Linear(w, w).requires_grad_(False),
+    "relu": lambda w, n: nn.ReLU(),
+    "relu_": lambda w, n: nn.ReLU(inplace=True),
+    "relu6_": lambda w, n: nn.ReLU6(inplace=True),
+    "hardswish_": lambda w, n: nn.Hardswish(inplace=True),
+    "gelu": lambda w, n: nn.GELU(),
+    "silu": lambda w, n: nn.SiLU(),
+    "tanh": lambda w, n: nn.Tanh(),
+    "sigmoid": lambda w, n: nn.Sigmoid(),
+    "softmax": lambda w, n: nn.Softmax(-1),
+    "log_softmax": lambda w, n: nn.LogSoftmax(-1),
+    "elu": lambda w, n: nn.ELU(),
+    "softplus": lambda w, n: nn.Softplus(),
+    "mish": lambda w, n: nn.Mish(),
+    "max_pool": lambda w, n: nn.MaxPool1d(3, 1, 1),
+    "dropout": lambda w, n: nn.Dropout(0.5),
+    "residual": lambda w, n: _Residual(w),
+    "gate": lambda w, n: _Gate(w),
+    "self_product": lambda w, n: _SelfProduct(),
+    "scale": lambda w, n: _Scale(),
+    "mixing": lambda w, n: _Mixing(),
+    "widen": lambda w, n: _Widen(w),
+    "composite": lambda w, n: _Composite(),
+    "strided": lambda w, n: _Strided(n),
 }
-"""Blocks mapping (B, L, W) to (B, L, W), each family's rule on its own or in combination. Left out
+"""Blocks (built from W and L) mapping (B, L, W) to (B, L, W), each family's rule on its own or in combination. Left out
 where the convention departs from what autograd keeps, by choice: norms (their per-row statistics are
 not counted) and average pools (autograd keeps their input)."""
 
@@ -190,7 +214,7 @@ def test_saved_bytes_equal_what_autograd_keeps_in_a_real_forward(
     (an independent count: every family's rule, the requires-grad flags that decide who saves, and a
     storage saved by several nodes counted once)."""
     torch.manual_seed(0)
-    model = nn.Sequential(*(_BLOCKS[name](width) for name in blocks)).train(training)
+    model = nn.Sequential(*(_BLOCKS[name](width, length) for name in blocks)).train(training)
     x = torch.randn(batch, length, width)
     memory = crawl_module(model, args=(x,), batch_size=None).memory
     assert memory is not None
