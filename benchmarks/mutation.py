@@ -144,6 +144,9 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "< -> <=",
     ): "the one extra step, at depth == len(parts), returns len(parts) + 1 instead of len(parts): the caller reads "
     "ends[entered] only for entered < len(ends) == len(parts), so both fall back to the node's own index",
+    ("passes/memory/eager.py", "if returned is not None and (end is None or returned > end):", "> -> >="): (
+        "the branch sets end = returned: where returned == end it sets end to the value it has"
+    ),
     ("passes/memory/eager.py", "readers = [later for later in consumers if statement < later <= extent]", "<= -> <"): (
         "a reader at extent reads the node itself, so its plain last use is at least extent; the hold this "
         "function returns never passes extent (end <= extent at each level), so leaving that reader out can only "
