@@ -144,6 +144,10 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "< -> <=",
     ): "the one extra step, at depth == len(parts), returns len(parts) + 1 instead of len(parts): the caller reads "
     "ends[entered] only for entered < len(ends) == len(parts), so both fall back to the node's own index",
+    ("passes/memory/saved.py", "return (), sum(spec.nbytes for spec in record.outputs[:1])", "1 -> 2"): (
+        "only an activation runs in place (the norms of Saves.INPUT have no in-place spelling), and every "
+        "activation has one output: outputs[:1] == outputs[:2]"
+    ),
     ("passes/memory/eager.py", "if returned is not None and (end is None or returned > end):", "> -> >="): (
         "the branch sets end = returned: where returned == end it sets end to the value it has"
     ),
