@@ -225,3 +225,32 @@ def test_a_name_bound_in_an_inner_frame_is_not_rebound_by_its_caller_s_line() ->
     ``c``: the input, ``t``, ``u`` and ``c``'s output = 4 activations (3 if ``t`` were released at
     its last read)."""
     assert _peaks(_Outer()) == (4, 4)
+
+
+class _Unit(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.r = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.r(x)
+
+
+class _ReadInsideAndOut(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.inner2, self.c = _Unit(), _Unit(), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.inner(x)
+        z = self.inner2(y)  # read first inside another module's user code
+        w = z + y  # then by this frame's own line
+        return self.c(w)
+
+
+def test_a_returned_value_read_inside_another_call_is_held_by_its_name_to_the_end() -> None:
+    """``y`` comes back from ``inner`` into a line binding it; ``inner2``'s forward reads it first, this
+    frame's sum after. The name holds it until ``forward`` returns (the first reader's module call does
+    not bound it). During ``c``: x, y, z, w and ``c``'s output = 5 activations (4 if ``y`` were released
+    after the sum)."""
+    assert _peaks(_ReadInsideAndOut()) == (5, 5)
