@@ -254,3 +254,22 @@ def test_a_returned_value_read_inside_another_call_is_held_by_its_name_to_the_en
     not bound it). During ``c``: x, y, z, w and ``c``'s output = 5 activations (4 if ``y`` were released
     after the sum)."""
     assert _peaks(_ReadInsideAndOut()) == (5, 5)
+
+
+class _Orphan(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.b, self.c, self.d, self.e = nn.ReLU(), nn.ReLU(), nn.ReLU(), nn.ReLU()
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        y = (self.b(y), self.c(y))[1]  # b's result: no node of the line reads it
+        y = self.d(y)
+        return self.e(y) + y
+
+
+def test_a_result_no_node_of_its_line_reads_is_released_by_the_next_binding() -> None:
+    """``b``'s result is not the line's value and nothing reads it: eager Python drops it with the
+    tuple once the first line completes; the static walk holds it until the next line binding ``y``
+    completes (as for a temporary it cannot place), which stays under the peak: the sum, with the input,
+    the second ``y``, ``e``'s output and the sum = 4 activations (5 if it were held to the end)."""
+    assert _peaks(_Orphan()) == (4, 4)
