@@ -273,3 +273,32 @@ def test_a_result_no_node_of_its_line_reads_is_released_by_the_next_binding() ->
     completes (as for a temporary it cannot place), which stays under the peak: the sum, with the input,
     the second ``y``, ``e``'s output and the sum = 4 activations (5 if it were held to the end)."""
     assert _peaks(_Orphan()) == (4, 4)
+
+
+class _Gated(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.r = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.r(x)
+        return torch.sigmoid(h) * 2
+
+
+class _GatedLoop(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([_Gated() for _ in range(3)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def test_a_name_of_a_block_called_in_a_loop_is_held_until_that_block_returns() -> None:
+    """Every iteration runs the same forward from the same line (one frame id): each block's module
+    call bounds its frame. During the second or third block's product: the input, the previous ``x``
+    (its name holds it until the rebinding completes), ``h`` (held by its name until the block
+    returns), the sigmoid and the product = 5 activations (4 if ``h`` were freed at its last read)."""
+    assert _peaks(_GatedLoop()) == (5, 5)
