@@ -144,6 +144,10 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "< -> <=",
     ): "the one extra step, at depth == len(parts), returns len(parts) + 1 instead of len(parts): the caller reads "
     "ends[entered] only for entered < len(ends) == len(parts), so both fall back to the node's own index",
+    ("passes/memory/storage.py", "and len(refs) == len(record.outputs) > 0", "> -> >="): (
+        "a get_attr without outputs (a plain attribute) also passes all([]): its storage keys are the empty refs "
+        "either way, and requires_grad needs a floating output before it asks"
+    ),
     ("passes/memory/saved.py", "return (), sum(spec.nbytes for spec in record.outputs[:1])", "1 -> 2"): (
         "only an activation runs in place (the norms of Saves.INPUT have no in-place spelling), and every "
         "activation has one output: outputs[:1] == outputs[:2]"
