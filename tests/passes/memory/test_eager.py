@@ -302,3 +302,20 @@ def test_a_name_of_a_block_called_in_a_loop_is_held_until_that_block_returns() -
     (its name holds it until the rebinding completes), ``h`` (held by its name until the block
     returns), the sigmoid and the product = 5 activations (4 if ``h`` were freed at its last read)."""
     assert _peaks(_GatedLoop()) == (5, 5)
+
+
+class _WrappedCall(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.c, self.d = _Unit(), nn.ReLU(), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.c(self.inner(x))  # inner's result: an argument of c, read on this line only
+        return self.d(y) + y
+
+
+def test_a_result_returned_into_a_line_and_read_only_there_is_a_temporary() -> None:
+    """``inner``'s result comes back into a line that binds ``y`` but is read only by that line's own
+    outermost call: a temporary, freed when ``c`` returns (the name holds ``c``'s result). During the
+    sum: x, y, ``d``'s output and the sum = 4 activations (5 if ``inner``'s result were held by ``y``)."""
+    assert _peaks(_WrappedCall()) == (4, 4)
