@@ -148,6 +148,11 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "a get_attr without outputs (a plain attribute) also passes all([]): its storage keys are the empty refs "
         "either way, and requires_grad needs a floating output before it asks"
     ),
+    (
+        "passes/memory/saved.py",
+        "tensor_inputs = sum(1 for spec in record.call.inputs) if record.call is not None else 0",
+        "0 -> 1",
+    ): "the count is only compared with 2: a call-less node keeps nothing with 0 or 1",
     ("passes/memory/saved.py", "return (), sum(spec.nbytes for spec in record.outputs[:1])", "1 -> 2"): (
         "only an activation runs in place (the norms of Saves.INPUT have no in-place spelling), and every "
         "activation has one output: outputs[:1] == outputs[:2]"
