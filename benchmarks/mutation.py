@@ -153,6 +153,11 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "tensor_inputs = sum(1 for spec in record.call.inputs) if record.call is not None else 0",
         "0 -> 1",
     ): "the count is only compared with 2: a call-less node keeps nothing with 0 or 1",
+    ("passes/memory/internal.py", "not isinstance(item, (nn.Module, torch.Tensor)) for item in value", "not x -> x"): (
+        "a cache key's granularity: a tuple of plain values is then keyed by its identity (equal tuples of two "
+        "modules miss the cache and are recorded again, to the same facts: recording is deterministic, the fake "
+        "dispatch cache being off), a tuple of tensors or modules by its items' identities instead of its own"
+    ),
     ("passes/memory/saved.py", "return (), sum(spec.nbytes for spec in record.outputs[:1])", "1 -> 2"): (
         "only an activation runs in place (the norms of Saves.INPUT have no in-place spelling), and every "
         "activation has one output: outputs[:1] == outputs[:2]"
