@@ -72,3 +72,28 @@ def test_the_rows_of_a_graph_module_read_their_leaf_calls() -> None:
     graph_module = fx.symbolic_trace(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.LSTM(8, 6)))
     report = crawl_module(graph_module, (3, 4))
     assert [(row.name, row.output_bytes) for row in report.rows] == [("0", 96), ("1", 96), ("2", 3 * 72)]
+
+
+class _Uncalled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.used, self.unused = nn.Linear(4, 4), nn.Linear(4, 4)
+        self.blocks = nn.ModuleList([nn.ReLU(), nn.ReLU()])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return self.used(x)
+
+
+def test_modules_never_called_output_nothing() -> None:
+    """A module never called and a ModuleList (only its children are called) output nothing: 0 bytes;
+    each ReLU and the Linear output 4 floats (16)."""
+    report = crawl_module(_Uncalled(), (4,))
+    assert {row.name: row.output_bytes for row in report.rows} == {
+        "blocks": 0,
+        "blocks.0": 16,
+        "blocks.1": 16,
+        "used": 16,
+        "unused": 0,
+    }
