@@ -163,7 +163,9 @@ class _Strided(nn.Module):
         self.mix = nn.Linear(length, length)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mix(x.transpose(-1, -2)).transpose(-1, -2)
+        # contiguous again: a frozen Linear on a strided operand is counted with the copy its reshape makes,
+        # which autograd does not keep (left, benchmarks/mutation.md)
+        return self.mix(x.transpose(-1, -2)).transpose(-1, -2).contiguous()
 
 
 _BLOCKS = {
