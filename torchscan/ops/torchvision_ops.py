@@ -81,7 +81,7 @@ def shifted_window_attention(call: OpCall) -> Cost:
     wh, ww = argument(call, "window_size", None)
     heads = int(argument(call, "num_heads", None))
     padded_h, padded_w = -(-height // wh) * wh, -(-width // ww) * ww
-    shift = list(argument(call, "shift_size", None, (0, 0)))
+    shift = list(argument(call, "shift_size"))  # a required argument
     shift[0] = 0 if wh >= padded_h else shift[0]
     shift[1] = 0 if ww >= padded_w else shift[1]
     shifted = sum(shift) > 0
