@@ -57,7 +57,7 @@ def stochastic_depth(call: OpCall) -> Cost:
     if not argument(call, "training", None, True) or not argument(call, "p", None, 0.0):
         return Cost()
     n_in = call.input.numel
-    noise = call.input.shape[0] if argument(call, "mode", None, "row") == "row" and call.input.ndim else 1
+    noise = call.input.shape[0] if argument(call, "mode", None, "row") == "row" else 1  # "row" indexes dim 0
     return Cost(flops=n_in + noise, dmas=n_in + noise + call.output.numel)
 
 
