@@ -256,6 +256,12 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
     ("passes/receptive/windows.py", 'padding = ints(arg(call, "padding", 3), n, 0)', "0 -> 1"): _CONV,
     ("passes/receptive/windows.py", 'dilation = ints(arg(call, "dilation", 4), n, 1)', "4 -> 5"): _CONV,
     (
+        "passes/receptive/table.py",
+        "shifted = tuple(None if a is None or a in mixed else a + sum(m > a for m in mixed) for a in field.axes)",
+        "> -> >=",
+    ): "m > a and m >= a differ only for m == a, and an axis a in mixed takes the other branch (None): the "
+    "sum is reached only for an a outside mixed",
+    (
         "passes/receptive/geometry.py",
         "turns = self.period // math.gcd(a, self.period)  # a·turns is a multiple of the period",
         "// -> *",
