@@ -254,6 +254,11 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
     "size-1 dim (Field's invariant: an int index, a squeeze or a reduction that removes it sets size 1; "
     "mix() drops only axes that do not move), and reshape reads the slots of moving dims (size > 1) only",
     ("passes/receptive/windows.py", 'padding = ints(arg(call, "padding", 3), n, 0)', "0 -> 1"): _CONV,
+    (
+        "passes/receptive/windows.py",
+        'padding = _padding(arg(call, "padding", 3, 0), kernel, dilation)',
+        "3 -> 4",
+    ): _CONV,
     ("passes/receptive/windows.py", 'dilation = ints(arg(call, "dilation", 4), n, 1)', "4 -> 5"): _CONV,
     (
         "passes/receptive/table.py",
