@@ -286,7 +286,25 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
     "size-1 dim (Field's invariant: an int index, a squeeze or a reduction that removes it sets size 1; "
     "mix() drops only axes that do not move), and reshape reads the slots of moving dims (size > 1) only",
     ("passes/receptive/windows.py", 'padding = ints(arg(call, "padding", 3), n, 0)', "0 -> 1"): _CONV,
+    (
+        "passes/receptive/windows.py",
+        'padding = _padding(arg(call, "padding", 3, 0), kernel, dilation)',
+        "3 -> 4",
+    ): _CONV,
     ("passes/receptive/windows.py", 'dilation = ints(arg(call, "dilation", 4), n, 1)', "4 -> 5"): _CONV,
+    (
+        "passes/receptive/table.py",
+        "shifted = tuple(None if a is None or a in mixed else a + sum(m > a for m in mixed) for a in field.axes)",
+        "> -> >=",
+    ): "m > a and m >= a differ only for m == a, and an axis a in mixed takes the other branch (None): the "
+    "sum is reached only for an a outside mixed",
+    (
+        "passes/receptive/geometry.py",
+        "turns = self.period // math.gcd(a, self.period)  # a·turns is a multiple of the period",
+        "// -> *",
+    ): "Bound.compose tabulates the composed function over d·turns units, then reduces it: turns·gcd² is a "
+    "multiple of turns, the function is the same, and the reduction finds its smallest period either way (the "
+    "periods of a quasi-affine function are closed under gcd, so the smallest divides both tabulated lengths)",
 }
 """``(module, source line, change[, occurrence])`` -> why the mutant changes nothing observable
 (reported as equivalent, not as a survivor); without an occurrence, every mutant of that line and

@@ -233,3 +233,11 @@ def test_softmax_counts_as_the_reference(shape: list[int], data: st.DataObject) 
     assert_same(counted.output, torch.log_softmax(x, dim))
     assert module_cost(nn.LogSoftmax(dim), x) == expected(counted)
     assert function_cost(F.log_softmax, x, dim) == expected(counted)
+
+
+def test_softmax_of_a_zero_dim_tensor() -> None:
+    """One row of one element: no comparison, subtract, exp, no addition, divide (3 FLOPs);
+    log-softmax: subtract, exp, log, subtract (4). 1 read, 1 write."""
+    x = torch.tensor(2.0)
+    assert function_cost(F.softmax, x, 0) == method_cost(T.softmax, x, 0) == Cost(flops=3, dmas=2)
+    assert function_cost(F.log_softmax, x, 0) == Cost(flops=4, dmas=2)

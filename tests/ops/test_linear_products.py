@@ -61,6 +61,9 @@ def test_addmm_method_defaults() -> None:
     assert got == Cost(flops=15 * 7 + 15, macs=60, dmas=5 + 12 + 20 + 15)
     batched = cost(torch.Tensor.baddbmm, (spec(1, 3, 5), spec(1, 3, 4), spec(1, 4, 5)), (spec(1, 3, 5),), kind="method")
     assert batched == Cost(flops=15 * 7 + 15, macs=60, dmas=15 + 12 + 20 + 15)  # a (1, 3, 5) bias read
+    # addbmm sums the 2 products of the batch into one (3, 5): dot products of 2·4 = 8, one add for the bias
+    summed = cost(torch.Tensor.addbmm, (spec(3, 5), spec(2, 3, 4), spec(2, 4, 5)), (spec(3, 5),), kind="method")
+    assert summed == Cost(flops=15 * (2 * 8 - 1) + 15, macs=15 * 8, dmas=15 + 24 + 40 + 15)
 
 
 def test_addbmm_table() -> None:

@@ -214,6 +214,12 @@ def test_group_norm_counts_as_the_reference(case: tuple[nn.GroupNorm, torch.Tens
         want = expected_group_norm(counted, module.affine, module.affine)
         assert module_cost(module, x) == want
         assert function_cost(F.group_norm, x, module.num_groups, module.weight, module.bias) == want
+        # the ATen spellings a decomposed model records: R = N·group
+        aten = torch.ops.aten
+        n, c, hxw = x.shape[0], x.shape[1], x[0, 0].numel()
+        assert function_cost(aten.group_norm.default, x, module.num_groups, module.weight, module.bias) == want
+        native = (x, module.weight, module.bias, n, c, hxw, module.num_groups, module.eps)
+        assert function_cost(aten.native_group_norm.default, *native) == want
 
 
 @st.composite

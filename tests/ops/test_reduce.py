@@ -94,3 +94,15 @@ def test_sort_without_a_dim_sorts_the_last() -> None:
     assert method_cost(torch.Tensor.sort, x) == Cost(flops=72, dmas=72)
     assert function_cost(torch.sort, x) == Cost(flops=72, dmas=72)
     assert function_cost(torch.argsort, x) == Cost(flops=72, dmas=48)
+
+
+def test_cumulative_ops_of_a_zero_dim_tensor() -> None:
+    """A 0-d tensor is one row of one element: nothing to add or multiply, 1 read and 1 write."""
+    for function in (torch.cumsum, torch.cumprod):
+        assert function_cost(function, torch.tensor(2.0), 0) == Cost(dmas=2)
+
+
+def test_sort_of_a_zero_dim_tensor() -> None:
+    """One element: no comparison; sort writes a value and an index (1 + 2 DMAs), argsort an index."""
+    assert function_cost(torch.sort, torch.tensor(3.0)) == Cost(dmas=3)
+    assert function_cost(torch.argsort, torch.tensor(3.0)) == Cost(dmas=2)

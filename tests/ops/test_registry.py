@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import operator
+from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.ops.helpers import function_cost, method_cost
 from torchscan.ops import DEFAULT_REGISTRY, DuplicateFormulaError, FormulaTable, Registry, Workspace
 from torchscan.records import Cost, OpCall
 
@@ -75,3 +77,63 @@ def test_a_workspace_is_declared_once_and_kept_by_overrides() -> None:
     table.declare(op, workspace=Workspace(output=3, nbytes=lambda *args, **kwargs: 1))
     with pytest.raises(DuplicateFormulaError, match="workspace of"):
         table.declare(op, workspace=declared)
+
+
+_ARGUMENTS: dict[tuple[str, ...], tuple[Any, ...]] = {
+    ("Tensor",): (),
+    ("Tensor", "Tensor"): (torch.rand(2, 3, 4) + 0.5,),
+    ("Tensor", "number"): (2,),
+    ("Tensor", "int"): (1,),
+}
+"""The required arguments after the first tensor (2×3×4) of the ATen overloads checked below."""
+
+
+def _runs(function: Any, x: torch.Tensor, rest: tuple[Any, ...]) -> bool:
+    try:
+        function(x.clone(), *rest)
+    except Exception:  # an op that refuses these arguments is not drawn
+        return False
+    return True
+
+
+def _aten_and_torch_spellings() -> list[Any]:
+    """Each registered ATen overload whose required arguments are in :data:`_ARGUMENTS`, with its
+    registered ``torch``, ``torch.Tensor`` or ``F`` spelling of the same name, and a float (or, for
+    an op of integers, an int) 2×3×4 tensor that both accept with those arguments."""
+    found = []
+    for target in DEFAULT_REGISTRY.targets():
+        if not isinstance(target, torch._ops.OpOverload):
+            continue
+        schema = target._schema.arguments
+        required = tuple(str(a.type) for a in schema if not a.has_default_value())
+        if required not in _ARGUMENTS:
+            continue
+        rest, name = _ARGUMENTS[required], target._schema.name.split("::")[1]
+        for namespace in (torch, torch.Tensor, F):
+            spelled = getattr(namespace, name, None)
+            if spelled is None or DEFAULT_REGISTRY.lookup(spelled) is None:
+                continue
+            for x in (torch.rand(2, 3, 4) + 0.5, torch.randint(1, 5, (2, 3, 4))):
+                if _runs(target, x, rest) and _runs(spelled, x, rest):
+                    where = namespace.__name__.rsplit(".", 1)[-1]
+                    found.append(pytest.param(target, spelled, x, rest, id=f"{target}-{where}.{name}"))
+                    break
+    return found
+
+
+@pytest.mark.parametrize(("aten", "spelled", "x", "rest"), _aten_and_torch_spellings())
+def test_aten_overloads_count_as_their_torch_spellings(
+    aten: Any, spelled: Any, x: torch.Tensor, rest: tuple[Any, ...]
+) -> None:
+    """What a scripted or decomposed model records (``aten.log.default``) costs what the same call
+    spelled in Python (``torch.log``, ``Tensor.log``) costs: registered apart, checked together."""
+    method = spelled is getattr(torch.Tensor, spelled.__name__, None)
+    expected = (method_cost if method else function_cost)(spelled, x.clone(), *rest)
+    assert function_cost(aten, x.clone(), *rest) == expected
+
+
+def test_aten_spellings_are_drawn() -> None:
+    """The check above covers the registered pointwise and reduction overloads, not a handful."""
+    drawn = {str(param.values[0]) for param in _aten_and_torch_spellings()}
+    assert {"aten.log.default", "aten.sqrt.default", "aten.relu.default", "aten.mean.default"} <= drawn
+    assert len(drawn) >= 60

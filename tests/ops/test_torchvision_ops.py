@@ -148,6 +148,18 @@ def test_relative_position_bias_gather() -> None:
     assert got == Cost(dmas=16 + 4 * 48)
 
 
+def test_patch_merging_pad_copies() -> None:
+    """Swin's patch merging on a (3, 5, 2) map: the pad copies the 30 input elements into a (4, 6, 2)
+    tensor (48 written), the four strided slices are views, the cat reads their 48 elements and writes
+    the (2, 3, 8) output (48): 30 + 48 + 48 + 48 = 174 DMAs, no arithmetic."""
+    from torchvision.models import swin_transformer
+
+    out = swin_transformer._patch_merging_pad(torch.zeros(3, 5, 2))
+    assert out.shape == (2, 3, 8)
+    got = cost(swin_transformer._patch_merging_pad, (spec(3, 5, 2),), (spec(*out.shape),))
+    assert got == Cost(dmas=174)
+
+
 ZOO = ["vit_b_16", "convnext_tiny", "efficientnet_b0", "mobilenet_v3_large", "swin_t", "regnet_y_400mf", "maxvit_t"]
 
 

@@ -67,3 +67,63 @@ def test_buffer_bytes_per_module_and_in_total() -> None:
     assert [summary.by_module[path].buffer_bytes for path in ("", "0", "1", "2")] == [0, 32, 40, 0]
     assert summary.buffer_bytes == 72
     assert summary.param_bytes == 2 * 3 * 4 + 2 * 2 * 8
+
+
+class _Mixed(nn.Module):
+    """Every way a tensor can be held: fp16 and frozen parameters, a parameter registered twice on one
+    module and tied across three, a missing bias, buffers (one shared, one None, one int64)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.half = nn.Linear(3, 5).half()
+        self.frozen = nn.Linear(5, 2, bias=False).requires_grad_(False)
+        self.a, self.b, self.c = nn.Embedding(7, 3), nn.Embedding(7, 3), nn.Embedding(7, 3)
+        self.b.weight = self.a.weight
+        self.c.weight = self.a.weight
+        self.c.register_parameter("alias", self.a.weight)  # twice on c itself
+        self.norm = nn.BatchNorm1d(5).double()
+        self.norm.register_buffer("none", None)
+        self.b.register_buffer("steps", self.norm.num_batches_tracked)
+
+
+def _owned(module: nn.Module) -> list[torch.Tensor]:
+    return [t for t in module._parameters.values() if t is not None]
+
+
+def test_collect_params_counts_each_tensor_once_as_torch_does() -> None:
+    """Totals are torch's own (``parameters()`` and ``buffers()`` skip repeated tensors); per module,
+    what it holds directly is split into owned (the first holder in ``named_modules`` order) and shared."""
+    from torchscan.passes.params import collect_params
+
+    for model in (_Mixed(), torchvision.models.mobilenet_v3_small(), nn.Transformer(16, 2, 1, 1, 32)):
+        summary = collect_params(model)
+        parameters, buffers = list(model.parameters()), list(model.buffers())
+        assert summary.params == sum(p.numel() for p in parameters)
+        assert summary.trainable == sum(p.numel() for p in parameters if p.requires_grad)
+        assert summary.param_bytes == sum(p.numel() * p.element_size() for p in parameters)
+        assert summary.buffer_bytes == sum(b.numel() * b.element_size() for b in buffers)
+        seen: set[int] = set()
+        for path, module in model.named_modules():
+            held = summary.by_module[path]
+            first = [t for t in _owned(module) if id(t) not in seen and not seen.add(id(t))]  # type: ignore[func-returns-value]
+            assert held.params == sum(t.numel() for t in first)
+            assert held.params + held.shared == sum(t.numel() for t in _owned(module))
+            assert held.trainable == sum(t.numel() for t in first if t.requires_grad)
+            assert [(e.shape, e.nbytes) for e in held.entries] == [(tuple(t.shape), t.nbytes) for t in first]
+
+
+def test_collect_params_by_hand() -> None:
+    """_Mixed: the fp16 Linear 3·5 + 5 = 20 parameters (40 bytes), the frozen one 10 (40 bytes), the
+    embedding 21 (84 bytes) owned by ``a`` and shared by ``b`` (21) and ``c`` (42: twice); BatchNorm1d
+    10 float64 parameters (80 bytes) and 5·8 + 5·8 + 8 = 88 buffer bytes, of which the int64 counter
+    (8) is counted under ``b``, which holds it too and comes first in ``named_modules`` order."""
+    from torchscan.passes.params import collect_params
+
+    summary = collect_params(_Mixed())
+    assert (summary.params, summary.trainable) == (61, 51)
+    assert (summary.param_bytes, summary.buffer_bytes) == (244, 88)
+    held = summary.by_module
+    assert [(held[p].params, held[p].shared) for p in ("a", "b", "c")] == [(21, 0), (0, 21), (0, 42)]
+    assert held["b"].tied == (("a.weight", 84),) and held["c"].tied == (("a.weight", 84),)
+    assert (held["frozen"].trainable, held["half"].param_bytes) == (0, 40)
+    assert (held["b"].buffer_bytes, held["norm"].buffer_bytes, held["norm"].param_bytes) == (8, 80, 80)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torchvision
 from hypothesis import given
@@ -234,3 +235,26 @@ def test_rows_count_the_calls_of_each_module() -> None:
     """``a`` is called twice, ``b`` once: the rows say 2 and 1."""
     report = crawl_module(_OnceAndTwice(), (4,))
     assert (report.row("a").calls, report.row("b").calls) == (2, 1)
+
+
+class _Heads(nn.Module):
+    """A Linear(2, 1) trunk (3 parameters) called, and ``unused`` heads of 2 parameters never called."""
+
+    def __init__(self, unused: int) -> None:
+        super().__init__()
+        self.trunk = nn.Linear(2, 1)
+        for i in range(unused):
+            setattr(self, f"head{i}", nn.Linear(1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x)
+
+
+@pytest.mark.parametrize(("unused", "listed"), [(6, "head0, head1, head2, head3, head4, head5)"), (7, "head5, …)")])
+def test_unused_parameters_name_six_modules_at_most(unused: int, listed: str) -> None:
+    """The diagnostic's message names the first six unused modules, then ``…``; its nodes are all of them."""
+    report = crawl_module(_Heads(unused), (2,))
+    (diagnostic,) = [d for d in report.diagnostics if d.code == "unused-params"]
+    assert f"{2 * unused} parameters" in diagnostic.message
+    assert diagnostic.message.count("head") == 6 and listed in diagnostic.message
+    assert diagnostic.nodes == tuple(f"head{i}" for i in range(unused))

@@ -35,7 +35,7 @@ def linear(call: OpCall) -> Cost:
     weight = call.spec("weight")
     if weight is None:
         raise ValueError("linear without a weight")
-    k = weight.shape[-1] if weight.ndim else 1
+    k = weight.shape[-1]  # torch refuses a 0-d weight
     n_out = call.output.numel
     has_bias = call.spec("bias") is not None
     params = weight.numel + call.numel("bias")
@@ -64,7 +64,7 @@ def matmul(call: OpCall) -> Cost:
     """``[.., m, k] @ [.., k, n]`` (broadcast batch): ``MACs = batch·m·n·k = N_out·k``,
     ``FLOPs = N_out·(2k − 1)``, ``DMAs = N_a + N_b + N_out``."""
     a, b = call.inputs[:2]
-    k = a.shape[-1] if a.ndim else 1
+    k = a.shape[-1]  # torch refuses a 0-d operand
     n_out = call.output.numel
     return Cost(flops=n_out * (2 * k - 1), macs=n_out * k, dmas=a.numel + b.numel + n_out)
 
@@ -91,7 +91,7 @@ def grouped_mm(call: OpCall) -> Cost:
     last offset are counted as if used."""
     a, b = call.inputs[:2]
     n_out = call.output.numel
-    depth = a.shape[-1] if a.ndim else 1
+    depth = a.shape[-1]  # a is 2-D or 3-D
     macs = n_out // call.output.shape[0] * depth if a.ndim == 2 and b.ndim == 2 else n_out * depth
     has_bias = call.spec("bias") is not None
     return Cost(
@@ -114,7 +114,7 @@ def addmm(call: OpCall) -> Cost:
     ``DMAs = N_input·[beta ≠ 0] + N_a + N_b + N_out``."""
     bias, a, b = call.inputs[:3]
     beta, alpha = argument(call, "beta", None, 1), argument(call, "alpha", None, 1)
-    k = a.shape[-1] if a.ndim else 1
+    k = a.shape[-1]  # a is a matrix or a batch of them
     n_out = call.output.numel
     return Cost(
         flops=n_out * (2 * k - 1) + _scalings(n_out, beta, alpha),

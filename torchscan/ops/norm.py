@@ -95,7 +95,7 @@ def group_norm(call: OpCall) -> Cost:
     """GroupNorm with ``G`` groups (``R = B·G``): ``FLOPs = 6·N_in + 2·R + N_in·[weight] + N_in·[bias]``,
     ``MACs = N_in·(1 + [affine])``, ``DMAs = N_in + P + N_out``."""
     groups = argument(call, "num_groups", 0, 1)
-    batch = call.input.shape[0] if call.input.ndim else 1
+    batch = call.input.shape[0]  # torch refuses an input of fewer than 2 dims
     return _group_norm_cost(call, batch * int(groups))
 
 

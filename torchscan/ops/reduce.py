@@ -133,7 +133,7 @@ def cumulative(call: OpCall) -> Cost:
     """cumsum / cumprod along a dim of length ``L`` (``R = N_in / L`` rows):
     ``FLOPs = N_in − R``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
     n_in = call.input.numel
-    groups = reduced_groups(call.input, argument(call, "dim", 0, 0))
+    groups = reduced_groups(call.input, argument(call, "dim", 0))  # dim is required in every spelling
     return Cost(flops=n_in - groups, dmas=n_in + call.output.numel)
 
 

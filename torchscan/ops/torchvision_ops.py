@@ -57,7 +57,7 @@ def stochastic_depth(call: OpCall) -> Cost:
     if not argument(call, "training", None, True) or not argument(call, "p", None, 0.0):
         return Cost()
     n_in = call.input.numel
-    noise = call.input.shape[0] if argument(call, "mode", None, "row") == "row" and call.input.ndim else 1
+    noise = call.input.shape[0] if argument(call, "mode", None, "row") == "row" else 1  # "row" indexes dim 0
     return Cost(flops=n_in + noise, dmas=n_in + noise + call.output.numel)
 
 
@@ -81,7 +81,7 @@ def shifted_window_attention(call: OpCall) -> Cost:
     wh, ww = argument(call, "window_size", None)
     heads = int(argument(call, "num_heads", None))
     padded_h, padded_w = -(-height // wh) * wh, -(-width // ww) * ww
-    shift = list(argument(call, "shift_size", None, (0, 0)))
+    shift = list(argument(call, "shift_size"))  # a required argument
     shift[0] = 0 if wh >= padded_h else shift[0]
     shift[1] = 0 if ww >= padded_w else shift[1]
     shifted = sum(shift) > 0

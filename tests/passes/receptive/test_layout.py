@@ -194,6 +194,14 @@ def test_matmul_of_two_operands_of_one_shape_is_global() -> None:
     assert Marker.GLOBAL in outcomes.values()
 
 
+def test_matmul_with_a_vector_is_refused() -> None:
+    """A vector operand drops an axis of the other (``[.., m, k] @ [k]`` is ``[.., m]``), which the
+    field's axes do not follow: refused, whichever side the vector is on."""
+    maps, vector = torch.ones(1, 2, 5, 4), torch.ones(4)
+    assert rule_outcomes(torch.matmul, maps, vector) == ("matmul of a vector",) * 2
+    assert rule_outcomes(torch.matmul, vector, maps.transpose(2, 3)) == ("matmul of a vector",) * 2
+
+
 @pytest.mark.parametrize(("conv", "shape"), [(nn.Conv1d(1, 2, 3), (1, 7)), (nn.Conv2d(1, 2, (1, 3)), (1, 1, 7))])
 def test_flattening_one_moving_dim_into_features_is_global(conv: nn.Module, shape: tuple[int, ...]) -> None:
     """A signal of 5 positions (a 1-D one, or a 2-D one of height 1) and 2 channels flattened into

@@ -328,6 +328,20 @@ def _stem(dims: int, *layers: nn.Module) -> tuple[nn.Module, int]:
     return nn.Sequential(_CONV[dims](1, C, 1), *layers).eval(), dims
 
 
+class Call(nn.Module):
+    """One functional call, ``function(x, *args, **kwargs)``, its arguments by position where given so;
+    with ``weight`` (a shape), a parameter of that shape goes first (a convolution's kernel)."""
+
+    def __init__(self, function: Any, *args: Any, weight: tuple[int, ...] | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        self.function, self.args, self.kwargs = function, args, kwargs
+        self.weight = nn.Parameter(torch.ones(weight)) if weight is not None else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        args = self.args if self.weight is None else (self.weight, *self.args)
+        return self.function(x, *args, **self.kwargs)
+
+
 _WINDOW_CASES = {
     "dilated max pool 1d": _stem(1, nn.MaxPool1d(3, 2, 1, dilation=3)),
     "dilated max pool 2d, ceil": _stem(2, nn.MaxPool2d((3, 2), (1, 2), (1, 0), (2, 3), ceil_mode=True)),
@@ -343,6 +357,32 @@ _WINDOW_CASES = {
     "pixel unshuffle": _stem(2, nn.PixelUnshuffle(2), _CONV[2](4 * C, C, 3)),
     "nearest-exact": _stem(1, Upsample(3, "nearest-exact"), _CONV[1](C, C, 3)),
     "upsample to a size": _stem(2, Upsample(2, "size"), _CONV[2](C, C, 3)),
+    # the functional spellings, arguments by position, defaults left out
+    "F.conv2d": _stem(2, Call(F.conv2d, None, (2, 1), (1, 2), (2, 1), weight=(C, C, 3, 3))),
+    "F.conv1d same": _stem(1, Call(F.conv1d, None, 1, "same", 2, weight=(C, C, 4))),
+    "F.conv3d defaults": _stem(3, Call(F.conv3d, weight=(C, C, 3, 2, 1))),
+    "F.conv_transpose2d": _stem(2, Call(F.conv_transpose2d, None, (2, 3), (1, 0), weight=(C, C, 4, 3))),
+    "F.conv_transpose1d defaults": _stem(1, Call(F.conv_transpose1d, weight=(C, C, 3))),
+    "F.max_pool2d": _stem(2, Call(F.max_pool2d, (3, 2), (1, 2), (1, 0), (2, 1))),
+    "F.max_pool1d default stride": _stem(1, Call(F.max_pool1d, 3)),
+    "F.max_pool3d": _stem(3, Call(F.max_pool3d, 2, 1, 1, 2)),
+    "F.avg_pool1d": _stem(1, Call(F.avg_pool1d, 3, 2, 1)),
+    "F.avg_pool2d default stride": _stem(2, Call(F.avg_pool2d, (2, 3))),
+    "F.avg_pool3d": _stem(3, Call(F.avg_pool3d, (1, 2, 3), 1, (0, 1, 1))),
+    "F.lp_pool1d default stride": _stem(1, Call(F.lp_pool1d, 2.0, 3)),
+    "F.lp_pool2d": _stem(2, Call(F.lp_pool2d, 2.0, (3, 2), (1, 2))),
+    "F.interpolate bilinear": _stem(2, Call(F.interpolate, None, 2, "bilinear"), _CONV[2](C, C, 3)),
+    "F.interpolate nearest": _stem(1, Call(F.interpolate, None, 3), _CONV[1](C, C, 3)),
+    "F.pixel_shuffle": _stem(2, _CONV[2](C, 4 * C, 3), Call(F.pixel_shuffle, 2), _CONV[2](C, C, 3)),
+    "F.pixel_unshuffle": _stem(2, Call(F.pixel_unshuffle, 2), _CONV[2](4 * C, C, 3)),
+    "F.pad and crop": _stem(2, Call(F.pad, (2, -1, 0, 3)), _CONV[2](C, C, 3)),
+    "F.pad 3d": _stem(3, Call(F.pad, (1, 0, 0, 2, 3, 1)), _CONV[3](C, C, 3)),
+    # the padding modules: a window k = s = 1 with padding = the left pad, per axis
+    "ZeroPad2d": _stem(2, nn.ZeroPad2d((1, 2, 3, 0)), _CONV[2](C, C, 3)),
+    "ConstantPad1d": _stem(1, nn.ConstantPad1d((2, 1), 0.0), _CONV[1](C, C, 3)),
+    "ReflectionPad2d": _stem(2, nn.ReflectionPad2d((2, 0, 1, 1)), _CONV[2](C, C, 3)),
+    "ReplicationPad3d": _stem(3, nn.ReplicationPad3d((1, 0, 0, 1, 2, 0)), _CONV[3](C, C, 3)),
+    "CircularPad1d": _stem(1, nn.CircularPad1d((3, 1)), _CONV[1](C, C, 3)),
     **{f"layout {kind}": _stem(2, _CONV[2](C, C, 3), Layout(kind, 2), _CONV[2](C, C, 3)) for kind in Layout.KINDS},
     **{f"layout {kind} 3d": _stem(3, _CONV[3](C, C, 3), Layout(kind, 3)) for kind in Layout.KINDS},
 }
