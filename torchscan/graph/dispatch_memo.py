@@ -168,6 +168,8 @@ class DispatchMemo:
                 return None
         except TypeError:  # an unhashable target
             return None
+        if not any(_has_tensor(value) for value in (*args, *kwargs.values())):  # nothing to dispatch
+            return None
         if not _is_torch_op(op, target, args):
             if op != "call_method":  # a method's owner decides, not its name
                 self._skipped.add(target)
@@ -200,8 +202,15 @@ class DispatchMemo:
             return
         if any(type(leaf) is _Made for leaf in _leaves(template)):
             self._known[key] = template
-        elif not isinstance(result, (tuple, list)):  # a plain value (``x.dim()``): never a new tensor
+        else:  # plain values only (``x.dim()``, ``x.size()``): never a new tensor
             self._skipped.add(key[1])
+
+
+def _has_tensor(value: Any) -> bool:
+    """A tensor, or a tuple/list holding one at its top level (``torch.cat``'s operands)."""
+    if isinstance(value, (torch.Tensor, Pending)):
+        return True
+    return type(value) in (tuple, list) and any(isinstance(item, (torch.Tensor, Pending)) for item in value)
 
 
 def _storages_of(value: Any, into: set[int]) -> None:
