@@ -275,6 +275,33 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "99 -> 100",
     ): "a position no call reaches (a pad module's padding is its attribute, always read by name): 99 and 100 "
     "both fall back to the name",
+    (
+        "passes/memory/internal.py",
+        "backward_transient: int = 0",
+        "0 -> 1",
+    ): "a field default never read: training reads backward_transient only of a trained call with grad_bytes, and "
+    "the one CallMemory(...) that gives grad_bytes gives backward_transient too (the other three give neither)",
+    ("passes/memory/internal.py", "position = iter(range(1 << 30))", "30 -> 31"): "an iterator of tensor argument "
+    "positions: a call never has 2**30 tensor arguments, so 1 << 30 and 1 << 31 yield the same prefix",
+    (
+        "passes/memory/eager.py",
+        "if position < later <= extent and (rebound is None or later < rebound) and frames[later][level][0] == site:",
+        "< -> <=",
+    ): "later runs over the consumers of the node at position: later == position would be a node reading its own "
+    "result (the graph is acyclic)",
+    ("ops/recurrent.py", 'bias=bool(call.get("bias", True)),', "True -> False"): "the default: the cells are "
+    "counted only as modules (hidden_size and input_size read from attrs), and RNNCellBase keeps bias as an "
+    "attribute that module_config records (vars(module)), so the default is never used",
+    ("ops/attention.py", "masked: bool = False", "False -> True"): "a field default that both MultiheadShape(...) "
+    "constructions set explicitly (masked=len(call.inputs) > 3 and masked=call.spec('mask') is not None)",
+    (
+        "ops/torchvision_ops.py",
+        'with_cls = bool(argument(call, "residual_with_cls_embed", 1, True))',
+        "1 -> 2",
+    ): "the position: mvit._add_shortcut, the only spelling, is a Python function, so its call always binds "
+    "(residual_with_cls_embed by name, its default applied) and the positional index is never read",
+    ("ops/pool.py", "return _max(call.output.numel, 0, _adaptive_taps(call, dims))", "0 -> 1"): "_max reads its "
+    "volume only when taps is None, and _adaptive_taps always returns an int",
     ("passes/receptive/windows.py", 'stride = ints(arg(call, "stride", 2), n, 1)', "1 -> 2"): _CONV,
     ("passes/receptive/windows.py", 'stride = ints(arg(call, "stride", 2), n, 1)', "2 -> 1"): _CONV,
     ("passes/receptive/windows.py", 'padding = ints(arg(call, "padding", 3), n, 0)', "3 -> 4"): _CONV,
