@@ -195,6 +195,18 @@ def test_mha_cross_attention_oracle(heads: int, length: int, keys: int, kdim: in
     assert report.totals.macs * 2 == oracle
 
 
+@pytest.mark.parametrize(("bias_kv", "zero_attn"), [(True, False), (False, True), (True, True)])
+def test_mha_extra_keys_oracle(bias_kv: bool, zero_attn: bool) -> None:
+    """``add_bias_kv`` and ``add_zero_attn`` each append one key (and value) after the projections:
+    the scores and the weighted sum run over S + 1 (or S + 2) keys; MACs = FlopCounterMode / 2."""
+    model = CrossAttention(nn.MultiheadAttention(4, 2, add_bias_kv=bias_kv, add_zero_attn=zero_attn)).eval()
+    shapes = [(3, 2, 4), (5, 2, 4), (5, 2, 4)]
+    oracle = torch_flops(model, *(torch.randn(s) for s in shapes))
+    report = crawl_module(model, shapes, batch_size=None)
+    assert report.totals.complete
+    assert report.totals.macs * 2 == oracle
+
+
 class Attend(nn.Module):
     def __init__(self, causal: bool, gqa: bool, masked: bool) -> None:
         super().__init__()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import NamedTuple
 
 import torch
@@ -85,3 +86,18 @@ def test_unknown_ops_are_diagnosed_once_per_type_with_their_calls() -> None:
     (two,) = crawl_module(Unknowns(2), (4,)).diagnostics
     assert two.nodes == ("_unknown", "_unknown_1")
     assert two.message.startswith("no formula for _unknown (2 calls, e.g. fx node '_unknown'):")
+
+
+def test_a_failing_formula_is_diagnosed_with_its_first_call() -> None:
+    """A formula that raises leaves its calls uncounted; the one diagnostic names both calls and, as
+    its example, the first of them in graph order."""
+
+    def broken(call: object) -> None:
+        raise ValueError("no rows")
+
+    model = nn.Sequential(OrderedDict(first=nn.Linear(4, 4), act=nn.ReLU(), second=nn.Linear(4, 4)))
+    report = crawl_module(model, (4,), formulas={nn.Linear: broken})
+    assert not report.totals.complete
+    (failed,) = [d for d in report.diagnostics if d.code == "formula-error"]
+    assert failed.nodes == ("first", "second")
+    assert failed.message == "formula failed for Linear: no rows (2 calls, e.g. 'first'): not counted"
