@@ -258,3 +258,23 @@ def test_unused_parameters_name_six_modules_at_most(unused: int, listed: str) ->
     assert f"{2 * unused} parameters" in diagnostic.message
     assert diagnostic.message.count("head") == 6 and listed in diagnostic.message
     assert diagnostic.nodes == tuple(f"head{i}" for i in range(unused))
+
+
+class _OwnProjection(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.mha = nn.MultiheadAttention(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.mha(x, x, x, need_weights=False)[0]
+        return self.mha.out_proj(y)  # a child of a module counted as one op, called on its own
+
+
+def test_a_child_of_a_module_counted_as_one_op_is_counted_when_called_alone() -> None:
+    """MultiheadAttention (E = 4, one head, 3 tokens) is one row: 4 projections of 3·4·4 MACs and
+    q·kᵀ, attn·v of 3·3·4 each = 264 MACs; its out_proj called again on its own (no row of its
+    own) adds 3·4·4 = 48 MACs to the totals."""
+    report = crawl_module(_OwnProjection().eval(), (3, 1, 4), batch_size=None)
+    assert report.totals.complete
+    assert report.row("mha").macs == 264
+    assert report.totals.macs == 264 + 48
