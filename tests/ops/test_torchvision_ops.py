@@ -276,6 +276,17 @@ def test_multiscale_roi_align() -> None:
     )
     align = Cost(flops=40 * 96 + 4 * 96, macs=12 * 96, dmas=16 * 96 + 30 + 96)
     assert got == align + Cost(flops=14 * 6, dmas=9 * 6 + 10 * 6 + 3 * 96)
+    # one level: torchvision aligns on it directly (no level of each box, no scatter), only the RoI format
+    one = cost(
+        poolers._multiscale_roi_align,
+        (levels[0], *boxes),
+        (out,),
+        x_filtered=levels[:1],
+        boxes=boxes,
+        output_size=(2, 2),
+        sampling_ratio=2,
+    )
+    assert one == align + Cost(dmas=9 * 6)
 
 
 def test_mvit_helpers() -> None:

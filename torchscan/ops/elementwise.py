@@ -327,7 +327,8 @@ def diff(call: OpCall) -> Cost:
     rounds = int(argument(call, "n", 0, 1))
     dim = int(argument(call, "dim", 1, -1)) % max(len(x.shape), 1)
     extra = call.inputs[1:]
-    length = x.shape[dim] + sum(spec.shape[dim] if len(spec.shape) == len(x.shape) else 1 for spec in extra)
+    # torch refuses a prepend/append of another number of dims than the input
+    length = x.shape[dim] + sum(spec.shape[dim] for spec in extra)
     others = x.numel // x.shape[dim] if x.shape[dim] else 0
     total = others * length
     outputs = [others * max(length - k, 0) for k in range(1, rounds + 1)]
