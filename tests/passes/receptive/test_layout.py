@@ -142,6 +142,24 @@ def test_permute_dims_as_one_tuple_or_several(as_tuple: bool) -> None:
     assert [span.summary().size for span in field.spans] == [5, 5]
 
 
+class FirstTransposed(nn.Module):
+    def __init__(self, method: bool) -> None:
+        super().__init__()
+        self.method = method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[0].t() if self.method else torch.t(x[0])
+
+
+@pytest.mark.parametrize("method", [True, False])
+def test_transposing_a_matrix_moves_its_positions_first(method: bool) -> None:
+    """A 3-wide conv1d on 9 positions (2 channels), then sample 0 transposed, ``(2, 7) -> (7, 2)``:
+    the positions are now the first of two dims (axis -2), each still reading 3 inputs."""
+    field = _last(nn.Sequential(nn.Conv1d(1, 2, 3), FirstTransposed(method)), (1, 9))
+    assert field.axes == (-2,)
+    assert [span.summary().size for span in field.spans] == [3]
+
+
 class Project(nn.Module):
     """Tokens (B, HW, C) times a (C, D) parameter, back to (B, D, H, W)."""
 
