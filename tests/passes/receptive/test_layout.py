@@ -160,6 +160,24 @@ def test_transposing_a_matrix_moves_its_positions_first(method: bool) -> None:
     assert [span.summary().size for span in field.spans] == [3]
 
 
+class SumChannels(nn.Module):
+    def __init__(self, last: bool) -> None:
+        super().__init__()
+        self.last = last
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 2, 3, 1).sum(-1) if self.last else x.sum(1)
+
+
+@pytest.mark.parametrize("last", [True, False])
+def test_summing_the_channels_away_keeps_the_field_on_the_positions(last: bool) -> None:
+    """A 3×3 conv on 9×8, then its channels summed away (``x.sum(1)``, or ``.sum(-1)`` channels last,
+    which moves rows and columns from axes -3, -2 to -2, -1): each output reads a 3×3 window."""
+    field = _last(nn.Sequential(nn.Conv2d(1, 2, 3), SumChannels(last)), (1, 9, 8))
+    assert field.axes == (-2, -1)
+    assert [span.summary().size for span in field.spans] == [3, 3]
+
+
 class Project(nn.Module):
     """Tokens (B, HW, C) times a (C, D) parameter, back to (B, D, H, W)."""
 
