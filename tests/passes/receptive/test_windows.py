@@ -169,6 +169,24 @@ def test_tensor_unfold_against_the_gradient_footprint(dim: int, size: int, step:
             assert _footprint(unfold, (1, 2, 9, 8), (0, slice(None), r, c)) == _inside(field, (r, c), (9, 8))
 
 
+class UnfoldFirst(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[0].t().unfold(0, 3, 1)  # (C, L) -> (L, C) -> windows of 3 positions along dim 0
+
+
+def test_tensor_unfold_along_dim_zero() -> None:
+    """A 3-wide conv1d on 9 positions (7 out), sample 0 transposed to ``(7, 2)``, then
+    ``unfold(0, 3, 1)`` -> ``(5, 2, 3)``: window ``i`` covers conv outputs ``i … i + 2``, so inputs
+    ``i … i + 4``, on axis -3."""
+    report = rf_report(nn.Sequential(nn.Conv1d(1, 2, 3), UnfoldFirst()), (1, 9))
+    assert [d.code for d in report.diagnostics if d.code.startswith("rf-")] == []
+    node = [n for n in report.records.nodes if "unfold" in n][-1]
+    field = _field(report, node)
+    assert field.axes == (-3,) and field.sizes == (5,)
+    (span,) = field.spans
+    assert span.extent_at(0) == (0, 4) and span.extent_at(4) == (4, 8)
+
+
 def _inside(field: Field, unit: tuple[int, int], sizes: tuple[int, int]) -> list[tuple[int, int]] | None:
     """The field of ``unit`` when it lies inside the input (a dilated window clipped by the border
     would not end on a tap, so only unclipped units are compared); None otherwise."""
