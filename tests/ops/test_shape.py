@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 import torch
 from torch import nn
 
@@ -42,3 +45,30 @@ def test_identity_and_detach_keep_the_receptive_field() -> None:
     report = crawl_module(_Passes(), (1, 6, 6), receptive_field=True)
     assert [d.code for d in report.diagnostics if d.code.startswith("rf-")] == []
     assert {row.receptive_field for row in report.rows if row.node} == {(3, 3)}
+
+
+class _Casts(nn.Module):
+    def __init__(self, cast: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.first, self.second = nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 3)
+        self.cast = cast
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.cast(self.first(x)))
+
+
+@pytest.mark.parametrize(
+    "cast",
+    [
+        lambda x: x.double().float(),
+        lambda x: x.to(torch.float64).type(torch.float32),
+        lambda x: x.half().type_as(x),
+        lambda x: x.bfloat16().cpu().float(),
+    ],
+)
+def test_casts_keep_the_receptive_field(cast: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """A cast moves no element: two 3×3 convs around it still see 5×5, with no receptive-field
+    diagnostic."""
+    report = crawl_module(_Casts(cast), (1, 9, 9), receptive_field=True)
+    assert [d.code for d in report.diagnostics if d.code.startswith("rf-")] == []
+    assert report.row("second").receptive_field == (5, 5)
