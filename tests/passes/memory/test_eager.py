@@ -319,3 +319,21 @@ def test_a_result_returned_into_a_line_and_read_only_there_is_a_temporary() -> N
     outermost call: a temporary, freed when ``c`` returns (the name holds ``c``'s result). During the
     sum: x, y, ``d``'s output and the sum = 4 activations (5 if ``inner``'s result were held by ``y``)."""
     assert _peaks(_WrappedCall()) == (4, 4)
+
+
+class _AugmentedByAFunction(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        y += relu(x)  # relu allocates its result; only the add runs in place on y
+        return y
+
+
+def test_only_the_augmented_operator_of_its_line_runs_in_place() -> None:
+    """``y += relu(x)``: the traced add writes into ``y``, but ``relu(x)`` on the same line is a new
+    tensor: the input, ``y`` and relu's result = 3 activations (taking relu as in place on ``x``
+    would say 2)."""
+    assert _peaks(_AugmentedByAFunction()) == (3, 3)
