@@ -337,3 +337,23 @@ def test_only_the_augmented_operator_of_its_line_runs_in_place() -> None:
     tensor: the input, ``y`` and relu's result = 3 activations (taking relu as in place on ``x``
     would say 2)."""
     assert _peaks(_AugmentedByAFunction()) == (3, 3)
+
+
+class _UnreadElement(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c, self.d, self.e = nn.ReLU(), nn.ReLU(), nn.ReLU(), nn.ReLU(), nn.ReLU()
+        self.f = nn.Conv2d(1, 4, 1)  # four activations out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        y = (self.b(x), self.e(self.c(y)))[1]  # b's result is built into a tuple and never read
+        y = self.d(y)  # the name is rebound on another line
+        return self.f(y)
+
+
+def test_an_unread_result_of_a_binding_line_is_not_held_to_the_frame_s_end() -> None:
+    """``b``'s result is not the statement's value and no node reads it: it goes with the
+    statement's tuple. During ``f``: the input, ``y`` (``d``'s output) and ``f``'s 4-activation output
+    = 6 (holding ``b``'s result to the end of ``forward`` says 7)."""
+    assert _peaks(_UnreadElement()) == (6, 6)
