@@ -152,13 +152,13 @@ class _SelfAttention(nn.Module):
 
 
 def _really_saved(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes of the distinct non-parameter storages autograd saves in one real forward."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    """Bytes of the distinct storages (parameters and buffers left out) autograd saves in one real forward."""
+    model_storages = {tensor.untyped_storage().data_ptr() for tensor in (*model.parameters(), *model.buffers())}
     saved: dict[int, int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         storage = tensor.untyped_storage()
-        if storage.data_ptr() not in params:
+        if storage.data_ptr() not in model_storages:
             saved[storage.data_ptr()] = storage.nbytes()
         return tensor
 

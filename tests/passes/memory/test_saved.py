@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import fx, nn
 
+from tests.passes.memory.test_internal import _really_saved
 from tests.profiles import examples
 from torchscan import crawl_module
 
@@ -83,22 +84,6 @@ def test_fills_of_a_tensor_that_requires_grad_keep_nothing() -> None:
     (so they are recorded for training) but make results that do not: autograd keeps nothing for
     them, nor for the adds. Only the Linear's input x is kept: 4 floats = 16 bytes."""
     assert _saved(_Fills()) == 16
-
-
-def _really_saved(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes of the distinct storages (parameters and buffers left out) autograd saves in a real forward."""
-    model_storages = {tensor.untyped_storage().data_ptr() for tensor in (*model.parameters(), *model.buffers())}
-    saved: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in model_storages:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        model(x)
-    return sum(saved.values())
 
 
 class _Residual(nn.Module):
