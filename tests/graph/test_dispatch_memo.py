@@ -4,6 +4,7 @@ with and without it while the repeats are no longer dispatched."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import operator
 from collections.abc import Callable
@@ -210,3 +211,24 @@ def test_random_nets_propagate_the_same_with_and_without_the_memo(net: tuple[nn.
         if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.momentum is None:
             module.momentum = 0.5
     assert _values(model, shape, memo=True)[0] == _values(model, shape, memo=False)[0]
+
+
+_Outputs = collections.namedtuple("_Outputs", ["main", "aux"])
+
+
+class _TwoHeads(nn.Module):
+    """Returns its heads in a named tuple (as GoogLeNet does): a call passing rule-answered values through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.main, self.aux = nn.Linear(8, 4), nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> _Outputs:
+        return _Outputs(self.main(x), self.aux(x))
+
+
+def test_a_call_passing_its_arguments_through_is_seen_as_such_with_and_without_the_memo() -> None:
+    for memo in (True, False):
+        values, _ = _values(_TwoHeads(), (8,), memo=memo)
+        assert values["_outputs"].output == (values["main"].output, values["aux"].output)
+        assert values["_outputs"].passthrough, memo  # the fakes made for the call are its arguments

@@ -24,7 +24,7 @@ analyses.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +32,14 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._mode_utils import no_dispatch
+from torch.utils._pytree import tree_leaves
 
 from torchscan.graph.rules import Pending
 
-__all__ = ["DispatchMemo"]
+__all__ = ["Dispatch", "DispatchMemo"]
+
+Dispatch = Callable[[tuple[Any, ...], dict[str, Any]], tuple[Any, tuple[Any, ...], dict[str, Any]]]
+"""``dispatch(args, kwargs)`` -> the call's result and the arguments it ran on (pending tensors made)."""
 
 _PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
 """Plain argument types a signature holds by value (with their type: ``1``, ``1.0`` and ``True`` differ)."""
@@ -49,6 +53,11 @@ class _Made:
     stride: tuple[int, ...]
     dtype: torch.dtype
     device: torch.device
+
+
+def _storage(tensor: torch.Tensor) -> int:
+    """The identity of a tensor's storage."""
+    return StorageWeakRef(tensor.untyped_storage()).cdata
 
 
 class _Unsupported(Exception):
@@ -88,8 +97,7 @@ class _Signature:
         if isinstance(value, torch.Tensor):
             if type(value) is not FakeTensor or value.constant is not None or value.layout != torch.strided:
                 raise _Unsupported
-            storage = StorageWeakRef(value.untyped_storage()).cdata
-            alias = self._storages.setdefault(storage, len(self._storages))
+            alias = self._storages.setdefault(_storage(value), len(self._storages))
             return (
                 "T",
                 tuple(value.shape),
@@ -119,7 +127,7 @@ def _template(result: Any, inputs: set[int]) -> Any:
         if result.layout != torch.strided or result.storage_offset() != 0:
             raise _Unsupported
         storage = result.untyped_storage()
-        key = StorageWeakRef(storage).cdata
+        key = _storage(result)
         dense = _dense_bytes(tuple(result.shape), result.stride(), result.element_size())
         if key in inputs or storage.nbytes() != dense:
             raise _Unsupported
@@ -179,6 +187,24 @@ class DispatchMemo:
         except _Unsupported:
             return None
 
+    def call(
+        self,
+        op: str,
+        target: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        dispatch: Dispatch,
+    ) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        """As :data:`Dispatch`: the call's output and the arguments it ran on — a new output of the known
+        metadata (the arguments as given), else what ``dispatch`` returns, its output learned."""
+        key = self.key(op, target, args, kwargs)
+        known = self.answer(key)
+        if known is not None:
+            return known, args, kwargs
+        result, ran_args, ran_kwargs = dispatch(args, kwargs)
+        self.learn(key, ran_args, ran_kwargs, result)
+        return result, ran_args, ran_kwargs
+
     def answer(self, key: Hashable | None) -> Any:
         """A new output for a signature seen before, else None."""
         if key is None:
@@ -190,9 +216,7 @@ class DispatchMemo:
         """Keep the output metadata of a dispatched call (when its output is new dense tensors)."""
         if key is None:
             return
-        inputs: set[int] = set()
-        for value in (args, kwargs):
-            _storages_of(value, inputs)
+        inputs = {_storage(leaf) for leaf in tree_leaves((args, kwargs)) if isinstance(leaf, torch.Tensor)}
         try:
             template = _template(result, inputs)
         except _NeverTensors:
@@ -200,7 +224,7 @@ class DispatchMemo:
             return
         except _Unsupported:
             return
-        if any(type(leaf) is _Made for leaf in _leaves(template)):
+        if any(type(leaf) is _Made for leaf in tree_leaves(template)):
             self._known[key] = template
         else:  # plain values only (``x.dim()``, ``x.size()``): never a new tensor
             self._skipped.add(key[1])
@@ -211,23 +235,3 @@ def _has_tensor(value: Any) -> bool:
     if isinstance(value, (torch.Tensor, Pending)):
         return True
     return type(value) in (tuple, list) and any(isinstance(item, (torch.Tensor, Pending)) for item in value)
-
-
-def _storages_of(value: Any, into: set[int]) -> None:
-    if isinstance(value, torch.Tensor):
-        into.add(StorageWeakRef(value.untyped_storage()).cdata)
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            _storages_of(item, into)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _storages_of(item, into)
-    elif type(value) is slice:
-        for item in (value.start, value.stop, value.step):
-            _storages_of(item, into)
-
-
-def _leaves(template: Any) -> list[Any]:
-    if type(template) in (tuple, list, torch.Size):
-        return [leaf for item in template for leaf in _leaves(item)]
-    return [template]

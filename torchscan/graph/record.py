@@ -35,7 +35,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.clone import ModelCopy
-from torchscan.graph.dispatch_memo import DispatchMemo
+from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
 from torchscan.graph.shapes import (
@@ -253,13 +253,10 @@ class _Recorder(TorchFunctionMode):
         kwargs = dict(kwargs or {})
         try:
             result = self.by_rule(func, args, kwargs)
-            if result is None:
-                key = self.memo.key("torch_function", func, tuple(args), kwargs) if self.memo is not None else None
-                result = self.memo.answer(key) if key is not None else None
-                if result is None:
-                    result = func(*args, **kwargs)
-                    if key is not None:
-                        self.memo.learn(key, tuple(args), kwargs, result)
+            if result is None and self.memo is not None:
+                result = self.memo.call("torch_function", func, tuple(args), kwargs, _run(func))[0]
+            elif result is None:
+                result = func(*args, **kwargs)
         except (_OpFailed, *_NEEDS_VALUES):
             raise
         except Exception as error:
@@ -358,6 +355,11 @@ class _Recorder(TorchFunctionMode):
 
 _LIBRARY_DIRS = (os.path.dirname(torch.__file__) + os.sep, os.path.dirname(os.path.dirname(__file__)) + os.sep)
 """torch's and torchscan's folders: their frames are left out of recorded stack traces."""
+
+
+def _run(func: Any) -> Dispatch:
+    """``func`` as :meth:`DispatchMemo.call` dispatches it: its result and the arguments it ran on."""
+    return lambda args, kwargs: (func(*args, **kwargs), args, kwargs)
 
 
 def _name(func: Any) -> str:

@@ -28,7 +28,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 
 from torchscan.errors import CaptureError, InputError, ShapeError
 from torchscan.graph.clone import Fakes
-from torchscan.graph.dispatch_memo import DispatchMemo
+from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, Pending, ShapeRules, answer
 from torchscan.ops import DEFAULT_REGISTRY, Saves
@@ -342,16 +342,11 @@ class _ShapeInterpreter(fx.Interpreter):
             self._check_dtypes(n, plan, described_args, described_kwargs)
         try:
             result = self._by_rule(plan, args, kwargs)
-            if result is None:
-                memo = self._memo if plan is not None else None
-                key = memo.key(n.op, n.target, args, kwargs) if memo is not None else None
-                result = memo.answer(key) if memo is not None else None
-                if result is None:
-                    if plan is not None:  # dispatched: the ops get tensors
-                        args, kwargs = _made(args), _made(kwargs)
-                    result = getattr(self, n.op)(n.target, args, kwargs)
-                    if memo is not None:
-                        memo.learn(key, args, kwargs, result)
+            # the arguments the call ran on are kept: a result passing one through is told by identity
+            if result is None and plan is not None and self._memo is not None:
+                result, args, kwargs = self._memo.call(n.op, n.target, args, kwargs, self._dispatch(n, plan))
+            elif result is None:
+                result, args, kwargs = self._dispatch(n, plan)(args, kwargs)
         except (ShapeError, CaptureError):
             raise
         except (DataDependentOutputException, DynamicOutputShapeException) as error:
@@ -371,6 +366,16 @@ class _ShapeInterpreter(fx.Interpreter):
             result=result,
         )
         return result
+
+    def _dispatch(self, n: fx.Node, plan: NodePlan | None) -> Dispatch:
+        """Running the node as fx would (a dispatched op gets its pending tensors made first)."""
+
+        def run(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+            if plan is not None:
+                args, kwargs = _made(args), _made(kwargs)
+            return getattr(self, n.op)(n.target, args, kwargs), args, kwargs
+
+        return run
 
     def _plan(self, n: fx.Node) -> NodePlan | None:
         """The node's :class:`NodePlan` (None for placeholders, attributes and the output)."""
