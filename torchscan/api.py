@@ -41,6 +41,7 @@ from torchscan.passes.memory import (
     CONTAINER_MODULES,
     HELD_OUTPUTS,
     LIBRARY_MODULES,
+    PlanMemo,
     Replay,
     container_modules,
     estimate_memory,
@@ -197,7 +198,7 @@ class _Analyses:
 
     def __init__(self, subject: _Subject, policy: RealForward, receptive_field: bool) -> None:
         self._subject, self._policy, self._receptive_field = subject, policy, receptive_field
-        self._last: tuple[ModelInputs, Captured, frozenset[str] | None] | None = None
+        self._last: tuple[ModelInputs, Captured, frozenset[str] | None, _Memos] | None = None
 
     def reports(self, calls: Sequence[_Call]) -> list[Report]:
         """One report per call, each equal to a fresh analysis of it."""
@@ -210,8 +211,8 @@ class _Analyses:
                     chain = with_inputs(self._last[1], inputs, subject.device)
             if chain is None:
                 chain = _capture(subject, call, inputs, self._policy)
-                self._last = (inputs, chain, _readers(subject, chain))
-            reports.append(_report(subject, chain, inputs, self._receptive_field, self._last[2]))
+                self._last = (inputs, chain, _readers(subject, chain), _Memos())
+            reports.append(_report(subject, chain, inputs, self._receptive_field, self._last[2], self._last[3]))
         return reports
 
 
@@ -333,6 +334,14 @@ class _Call:
         )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Memos:
+    """What the passes keep of one capture for its analyses at other inputs (:class:`_Analyses`): the
+    parts that depend on the graph, the model's copy and the parameters only, never on shapes."""
+
+    memory: PlanMemo = dataclasses.field(default_factory=dict)
+
+
 _CALL_KEYS = frozenset(field.name for field in dataclasses.fields(_Call))
 """The input arguments of ``crawl_module`` that a :func:`sweep` item may set."""
 
@@ -357,7 +366,7 @@ def _crawl(subject: _Subject, call: _Call, receptive_field: bool, policy: RealFo
     """:func:`crawl_module` with its arguments checked."""
     inputs = call.inputs(subject.model)
     chain = _capture(subject, call, inputs, policy)
-    return _report(subject, chain, inputs, receptive_field, _readers(subject, chain))
+    return _report(subject, chain, inputs, receptive_field, _readers(subject, chain), None)
 
 
 def _readers(subject: _Subject, chain: Captured) -> frozenset[str] | None:
@@ -372,10 +381,16 @@ def _readers(subject: _Subject, chain: Captured) -> frozenset[str] | None:
 
 
 def _report(
-    subject: _Subject, chain: Captured, inputs: ModelInputs, receptive_field: bool, readers: frozenset[str] | None
+    subject: _Subject,
+    chain: Captured,
+    inputs: ModelInputs,
+    receptive_field: bool,
+    readers: frozenset[str] | None,
+    memos: _Memos | None,
 ) -> Report:
     """The report of one captured call: records, counts, rows, memory (and receptive fields);
-    ``readers`` from :func:`_readers` (the same for every input of one capture)."""
+    ``readers`` from :func:`_readers` and ``memos`` (None: nothing kept) the same for every input of
+    one capture."""
     model, registry, params = subject.model, subject.registry, subject.params
     captured, values = chain.capture, chain.values
     graph = build_graph(captured.graph, captured.root, values, captured.memo.records)
@@ -423,7 +438,13 @@ def _report(
         diagnostics=diagnostics,
         context=_context(model, inputs.specs, outputs, captured.method, subject.device),
         records=graph,
-        memory=estimate_memory(graph, params, costs, replay=_replay(captured, values, inputs.specs, subject.device)),
+        memory=estimate_memory(
+            graph,
+            params,
+            costs,
+            replay=_replay(captured, values, inputs.specs, subject.device),
+            memo=memos.memory if memos is not None else None,
+        ),
     )
 
 

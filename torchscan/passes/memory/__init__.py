@@ -24,6 +24,7 @@ Parameters and buffers (and views of them) are model memory, never activations.
 """
 
 from torchscan.passes.memory.backward_flops import backward_costs
+from torchscan.passes.memory.context import MemoryPlan, PlanMemo
 from torchscan.passes.memory.estimate import estimate_memory
 from torchscan.passes.memory.frames import CONTAINER_MODULES, LIBRARY_MODULES, container_modules, library_modules
 from torchscan.passes.memory.internal import CallMemory, NodeMemory, Replay
@@ -42,9 +43,11 @@ __all__ = [
     "OPTIMIZERS",
     "ActivationPeak",
     "CallMemory",
+    "MemoryPlan",
     "MemoryReport",
     "NodeMemory",
     "Optimizer",
+    "PlanMemo",
     "Replay",
     "TrainingEstimate",
     "backward_costs",

@@ -8,7 +8,7 @@ import networkx as nx
 
 from torchscan.ops import Saves
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
-from torchscan.passes.memory.families import family
+from torchscan.passes.memory.families import family_in
 from torchscan.passes.params import ParamSummary
 from torchscan.records import Cost
 
@@ -39,7 +39,7 @@ def backward_costs(
         cost = costs.get(record.name)
         if cost is None or not grads.get(record.name):
             continue
-        kind = family(record)
+        kind = family_in(record, context.families)
         if kind in (Saves.WEIGHTED, Saves.MATMUL):
             input_grad = any(grads.get(source, False) for source in context.sources[record.name])
             weight_grad = record.op != "call_module" or trainable.get(record.module_path, 0) > 0

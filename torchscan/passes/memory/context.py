@@ -1,4 +1,5 @@
-"""What several memory rules read, computed once per analysis."""
+"""What several memory rules read, computed once per analysis (and its shape-independent part once
+per capture: :class:`MemoryPlan`)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,44 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from torchscan.ops import Saves
+from torchscan.passes.memory.families import family
 from torchscan.passes.memory.grads import parameter_reads, requires_grad, trainable_bytes
 from torchscan.passes.memory.internal import NodeMemory, Replay, recorded_calls
-from torchscan.passes.memory.liveness import sources_of, storages
+from torchscan.passes.memory.liveness import StaticLiveness, sources_of, static_liveness, storages
 from torchscan.passes.memory.storage import Storages
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord, node_records
 
-__all__ = ["MemoryGraph", "memory_graph"]
+__all__ = ["MemoryGraph", "MemoryPlan", "PlanMemo", "memory_graph", "memory_plan", "plan_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPlan:
+    """What the memory rules read that the graph, the model's copy and the parameters decide, never
+    the shapes, strides or storages: what each node reads, the liveness facts of names, frames and
+    module calls (:class:`~torchscan.passes.memory.liveness.StaticLiveness`), trainable bytes per
+    module, the parameters each module's call reads and each node's op family. One per capture
+    (:func:`torchscan.sweep` reuses it for every input); which storages alias is never in it."""
+
+    sources: Mapping[str, tuple[str, ...]]
+    liveness: StaticLiveness
+    trainable: Mapping[str, int]
+    reads: Mapping[str, Mapping[str, int]]
+    families: Mapping[str, Saves | None]
+
+
+PlanMemo = dict[tuple[tuple[bool, bool], ...], MemoryPlan]
+"""Memory plans of one capture by :func:`plan_key` (the graph of a capture has one key in practice)."""
 
 
 @dataclass(frozen=True, slots=True)
 class MemoryGraph:
     """A graph as the memory rules read it: execution order, the nodes each node reads (in
     predecessor order), storage liveness, requires-grad flags, trainable bytes per module, the
-    trainable parameters each module's call reads (tied ones included) and the calls recorded at
+    trainable parameters each module's call reads (tied ones included), the calls recorded at
     the ATen level (:mod:`~torchscan.passes.memory.internal`; empty without a replay of the
-    capture)."""
+    capture) and each node's op family (:func:`~torchscan.passes.memory.families.family`)."""
 
     graph: nx.DiGraph
     ordered: list[NodeRecord]
@@ -34,15 +56,43 @@ class MemoryGraph:
     calls: Mapping[str, NodeMemory]
     reads: Mapping[str, Mapping[str, int]]
     """Module path -> the trainable parameters (by owner path) and their bytes a call of it reads."""
+    families: Mapping[str, Saves | None] | None = None
+    """Node -> its op's family (None: computed from the record where read)."""
 
 
-def memory_graph(graph: nx.DiGraph, params: ParamSummary, replay: Replay | None = None) -> MemoryGraph:
-    """Everything of :class:`MemoryGraph`, each computed once (``replay``: the capture, to record
-    the calls worth it at the ATen level)."""
-    ordered = node_records(graph)
+def plan_key(ordered: list[NodeRecord]) -> tuple[tuple[bool, bool], ...]:
+    """What of a graph's records, besides its structure, a :class:`MemoryPlan` reads: per node
+    (execution order) whether it has tensor outputs and a call."""
+    return tuple((bool(record.outputs), record.call is not None) for record in ordered)
+
+
+def memory_plan(graph: nx.DiGraph, ordered: list[NodeRecord], params: ParamSummary) -> MemoryPlan:
+    """The :class:`MemoryPlan` of a graph (``ordered``: its records in execution order)."""
     sources = sources_of(graph)
-    trainable = trainable_bytes(params)
-    live = storages(graph, ordered, sources)
+    return MemoryPlan(
+        sources=sources,
+        liveness=static_liveness(graph, ordered, sources),
+        trainable=trainable_bytes(params),
+        reads=parameter_reads(params),
+        families={record.name: family(record) for record in ordered},
+    )
+
+
+def memory_graph(
+    graph: nx.DiGraph, params: ParamSummary, replay: Replay | None = None, memo: PlanMemo | None = None
+) -> MemoryGraph:
+    """Everything of :class:`MemoryGraph`, each computed once (``replay``: the capture, to record
+    the calls worth it at the ATen level). ``memo`` keeps the :class:`MemoryPlan` of the graphs of
+    one capture and one model (the same parameters) across analyses of it at other inputs."""
+    ordered = node_records(graph)
+    key = plan_key(ordered) if memo is not None else None
+    plan = memo.get(key) if memo is not None and key is not None else None
+    if plan is None:
+        plan = memory_plan(graph, ordered, params)
+        if memo is not None and key is not None:
+            memo[key] = plan
+    sources, trainable = plan.sources, plan.trainable
+    live = storages(graph, ordered, sources, plan.liveness)
     grads = requires_grad(graph, ordered, params, sources, trainable)
     return MemoryGraph(
         graph=graph,
@@ -51,6 +101,7 @@ def memory_graph(graph: nx.DiGraph, params: ParamSummary, replay: Replay | None 
         live=live,
         grads=grads,
         trainable=trainable,
-        calls=recorded_calls(replay, ordered, grads) if replay is not None else {},
-        reads=parameter_reads(params),
+        calls=recorded_calls(replay, ordered, grads, plan.families) if replay is not None else {},
+        reads=plan.reads,
+        families=plan.families,
     )

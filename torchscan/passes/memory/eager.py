@@ -23,7 +23,7 @@ from torchscan.passes.memory.eager_names import AUGMENTABLE, assigned_name, is_a
 from torchscan.passes.memory.frames import Frame
 from torchscan.records import NodeRecord
 
-__all__ = ["augmented_source", "is_root", "local_ends"]
+__all__ = ["augmented_source", "is_augmentable", "is_root", "local_ends"]
 
 _NOT_BOUND = frozenset({"placeholder", "output", "get_attr"})
 
@@ -372,9 +372,18 @@ def augmented_source(
     """fx traces ``y += z`` as ``add``; eager runs it in place. For such a node (its source line is
     an augmented assignment; ``frames`` its user frames, ``sources`` what it reads, in order) the
     storage of its first operand, else None."""
-    if record.op != "call_function" or record.type_name not in AUGMENTABLE:
-        return None
-    if not frames or not is_augmented(frames[-1][2]):
+    if not is_augmentable(record, frames):
         return None
     keys = of_node.get(sources[0], ()) if sources else ()
     return keys[0] if len(keys) == 1 else None
+
+
+def is_augmentable(record: NodeRecord, frames: tuple[Frame, ...]) -> bool:
+    """Whether a node is an ``add``-like call traced from an augmented assignment (``y += z``;
+    ``frames``: its user frames): :func:`augmented_source` gives it its first operand's storage."""
+    return (
+        record.op == "call_function"
+        and record.type_name in AUGMENTABLE
+        and bool(frames)
+        and is_augmented(frames[-1][2])
+    )

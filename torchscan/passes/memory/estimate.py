@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 
 from torchscan.passes.memory.backward_flops import backward_costs
-from torchscan.passes.memory.context import memory_graph
+from torchscan.passes.memory.context import PlanMemo, memory_graph
 from torchscan.passes.memory.internal import Replay
 from torchscan.passes.memory.peak import walk
 from torchscan.passes.memory.training import OPTIMIZERS, training_estimates
@@ -23,13 +23,16 @@ def estimate_memory(
     costs: Mapping[str, Cost | None] | None = None,
     optimizers: Iterable[str] = tuple(OPTIMIZERS),
     replay: Replay | None = None,
+    memo: PlanMemo | None = None,
 ) -> MemoryReport:
     """The memory section of a report: static inference peak, training estimates, backward cost
     (the graph's order, liveness, gradient flags and the calls recorded at the ATen level from
-    ``replay`` computed once, shared by all three)."""
-    context = memory_graph(graph, params, replay)
+    ``replay`` computed once, shared by all three). ``memo`` keeps what depends on the graph, the
+    model's copy and ``params`` only (:class:`~torchscan.passes.memory.context.MemoryPlan`) across
+    analyses of one capture at other inputs (:func:`torchscan.sweep`)."""
+    context = memory_graph(graph, params, replay, memo)
     transient = {name: recorded.call.transient for name, recorded in context.calls.items()}
-    peak = walk(context.ordered, context.live, transient=transient)
+    peak = walk(context.ordered, context.live, transient=transient, families=context.families)
     training, saved_bytes = training_estimates(graph, params, optimizers, context)
     backward = backward_costs(graph, costs or {}, params, context)
     outputs = sum(spec.nbytes for record in context.ordered if record.op == "output" for spec in record.outputs)

@@ -8,12 +8,20 @@ along the MRO, a function, an operator or a ``torch.Tensor`` method — never by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from torchscan.ops import DEFAULT_REGISTRY, Saves
 from torchscan.records import NodeRecord
 
-__all__ = ["Saves", "family"]
+__all__ = ["Saves", "family", "family_in"]
 
 
 def family(record: NodeRecord) -> Saves | None:
     """The family of a node's op, None when it has none (it then saves every activation input)."""
     return DEFAULT_REGISTRY.saves(record.call.target) if record.call is not None else None
+
+
+def family_in(record: NodeRecord, families: Mapping[str, Saves | None] | None) -> Saves | None:
+    """:func:`family` of a node, read from ``families`` (node -> family, made once per capture:
+    :class:`~torchscan.passes.memory.context.MemoryPlan`) when given."""
+    return family(record) if families is None else families.get(record.name)

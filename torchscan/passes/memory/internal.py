@@ -50,7 +50,7 @@ from torchscan.graph.clone import Fakes
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import Pending
 from torchscan.ops import Saves
-from torchscan.passes.memory.families import family
+from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.kernels import with_workspace
 from torchscan.records import NodeRecord, TensorSpec
 
@@ -532,7 +532,7 @@ class Replay:
     """Each node's result as the shape pass made it (fake tensors, :class:`Pending` ones), where known."""
 
 
-def worth_recording(record: NodeRecord) -> bool:
+def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | None = None) -> bool:
     """Whether a node's call may allocate or save more than its family says: an op with no
     declared family (composite calls, modules the registry does not know), a dropout in training
     (CPU's kernel keeps an input-sized float mask, CUDA's fused one a bool mask), or a product
@@ -541,7 +541,7 @@ def worth_recording(record: NodeRecord) -> bool:
     (:mod:`~torchscan.passes.memory.saved`) and allocates only its result."""
     if record.op not in _CALLS or record.call is None or not record.outputs:
         return False
-    kind = family(record)
+    kind = family_in(record, families)
     if kind is None:
         return True
     if kind is Saves.DROPOUT:  # in training, the mask's dtype is the device kernel's (CPU: the input's)
@@ -552,9 +552,15 @@ def worth_recording(record: NodeRecord) -> bool:
     return strided and (kind is Saves.MATMUL or (kind is Saves.WEIGHTED and weight is not None and weight.ndim == 2))
 
 
-def recorded_calls(replay: Replay, ordered: Sequence[NodeRecord], grads: Mapping[str, bool]) -> dict[str, NodeMemory]:
-    """:func:`record_calls` of every node :func:`worth_recording` (none: nothing is run)."""
-    selected = [record.name for record in ordered if worth_recording(record)]
+def recorded_calls(
+    replay: Replay,
+    ordered: Sequence[NodeRecord],
+    grads: Mapping[str, bool],
+    families: Mapping[str, Saves | None] | None = None,
+) -> dict[str, NodeMemory]:
+    """:func:`record_calls` of every node :func:`worth_recording` (none: nothing is run;
+    ``families``: each node's family, when at hand)."""
+    selected = [record.name for record in ordered if worth_recording(record, families)]
     if not selected:
         return {}
     return record_calls(

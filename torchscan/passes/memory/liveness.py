@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
 
-from torchscan.passes.memory.eager import augmented_source, local_ends
-from torchscan.passes.memory.frames import CONTAINER_MODULES, LIBRARY_MODULES, frames_by_node
+from torchscan.passes.memory.eager import augmented_source, is_augmentable, local_ends
+from torchscan.passes.memory.frames import CONTAINER_MODULES, LIBRARY_MODULES, Frame, frames_by_node
 from torchscan.passes.memory.storage import END, Storages, storage_keys
 from torchscan.records import NodeRecord
 
-__all__ = ["HELD_OUTPUTS", "call_ends", "sources_of", "storages"]
+__all__ = ["HELD_OUTPUTS", "StaticLiveness", "call_ends", "sources_of", "static_liveness", "storages"]
 
 HELD_OUTPUTS = "held_outputs"
 """Graph attribute: names of the nodes whose tensors objects of the forward's output hold (a cache
@@ -35,14 +36,64 @@ def sources_of(graph: nx.DiGraph) -> dict[str, tuple[str, ...]]:
     return {name: tuple(predecessors) for name, predecessors in graph.pred.items()}
 
 
-def storages(
+@dataclass(frozen=True, slots=True)
+class StaticLiveness:
+    """What liveness reads of a graph that its node names, ops, module paths and stack traces decide
+    (never its shapes or storages): one per capture, reused for every input of a sweep.
+
+    ``reads[i]`` and ``frames[i]``: what node ``i`` (execution order) reads and its user frames;
+    ``augmented[i]``: whether it is an ``y += z`` that eager runs in place (its storage is then its
+    first operand's, decided per input); ``held``: node -> the last index its outputs are held by
+    the plain rule's readers (a module-call argument until the call returns, the output to the end)
+    and by a local name (:func:`~torchscan.passes.memory.eager.local_ends`), ``max`` of them all.
+    """
+
+    reads: list[tuple[str, ...]]
+    frames: list[tuple[Frame, ...]]
+    augmented: list[bool]
+    held: dict[str, int]
+
+
+def static_liveness(
     graph: nx.DiGraph, ordered: Sequence[NodeRecord], sources: Mapping[str, tuple[str, ...]] | None = None
-) -> Storages:
-    """Size, producer and last use of every activation storage (``ordered``: execution order;
-    ``sources``: :func:`sources_of` the graph, when already at hand)."""
+) -> StaticLiveness:
+    """The :class:`StaticLiveness` of a graph (``ordered``: execution order; ``sources``:
+    :func:`sources_of` the graph, when already at hand). Reads of the records only names, ops,
+    indices, module paths, type names, stack traces and whether a node has tensor outputs."""
     sources = sources_of(graph) if sources is None else sources
     reads = [sources[record.name] for record in ordered]
     frames = frames_by_node(ordered)
+    library = graph.graph.get(LIBRARY_MODULES, frozenset())
+    local_end = local_ends(ordered, frames, [frozenset(names) for names in reads], library)
+    call_end = call_ends(ordered)
+    containers = graph.graph.get(CONTAINER_MODULES, frozenset())
+    paths = {record.name: record.module_path for record in ordered}
+    held: dict[str, int] = dict(local_end)
+    for position, record in enumerate(ordered):
+        own, ends = record.module_path, call_end[position]
+        for source in reads[position]:
+            if record.op == "output":
+                end = END
+            else:  # an argument of a module call lives until the call returns (the caller holds it)
+                entered = _entered(_shared_depth(paths[source], own), own, containers)  # its depth, less one
+                end = ends[entered] if entered < len(ends) else record.index
+            if end > held.get(source, -1):
+                held[source] = end
+    augmented = [is_augmentable(record, frames[position]) for position, record in enumerate(ordered)]
+    return StaticLiveness(reads, frames, augmented, held)
+
+
+def storages(
+    graph: nx.DiGraph,
+    ordered: Sequence[NodeRecord],
+    sources: Mapping[str, tuple[str, ...]] | None = None,
+    static: StaticLiveness | None = None,
+) -> Storages:
+    """Size, producer and last use of every activation storage (``ordered``: execution order;
+    ``sources``: :func:`sources_of` the graph, ``static``: :func:`static_liveness` of it, when
+    already at hand: a sweep keeps it per capture)."""
+    static = static_liveness(graph, ordered, sources) if static is None else static
+    reads, frames, augmented = static.reads, static.frames, static.augmented
     size: dict[Any, int] = {}
     born: dict[Any, int] = {}
     last_use: dict[Any, int] = {}
@@ -51,7 +102,7 @@ def storages(
     remap: dict[Any, Any] = {}
     for position, record in enumerate(ordered):
         keys = tuple((remap.get(key, key), nbytes) for key, nbytes in storage_keys(record))
-        alias = augmented_source(record, frames[position], reads[position], of_node)
+        alias = augmented_source(record, frames[position], reads[position], of_node) if augmented[position] else None
         if alias is not None and len(keys) == 1:
             remap[keys[0][0]] = alias  # later views and in-place ops of the result alias it too
             keys = ((alias, size[alias]),)
@@ -67,24 +118,10 @@ def storages(
     for name in graph.graph.get(HELD_OUTPUTS, ()):
         for key in of_node.get(name, ()):
             last_use[key] = END
-    library = graph.graph.get(LIBRARY_MODULES, frozenset())
-    local_end = local_ends(ordered, frames, [frozenset(names) for names in reads], library)
-    call_end = call_ends(ordered)
-    containers = graph.graph.get(CONTAINER_MODULES, frozenset())
-    paths = {record.name: record.module_path for record in ordered}
-    for position, record in enumerate(ordered):
-        local = local_end.get(record.name, -1)
-        for key in of_node[record.name]:
-            last_use[key] = max(last_use[key], local)
-        own, ends = record.module_path, call_end[position]
-        for source in reads[position]:
-            if record.op == "output":
-                end = END
-            else:  # an argument of a module call lives until the call returns (the caller holds it)
-                entered = _entered(_shared_depth(paths[source], own), own, containers)  # its depth, less one
-                end = ends[entered] if entered < len(ends) else record.index
-            for key in of_node.get(source, ()):
-                last_use[key] = max(last_use[key], end)
+    for name, end in static.held.items():
+        for key in of_node.get(name, ()):
+            if end > last_use[key]:
+                last_use[key] = end
     return Storages(size, born, last_use, of_node, frozenset(inputs))
 
 

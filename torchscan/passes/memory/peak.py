@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 
 from torchscan.ops import Saves
-from torchscan.passes.memory.families import family
+from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.liveness import storages
 from torchscan.passes.memory.storage import END, Storages
 from torchscan.records import ActivationPeak, NodeRecord, node_records
@@ -20,13 +20,14 @@ from torchscan.records import ActivationPeak, NodeRecord, node_records
 __all__ = ["static_peak", "walk", "workspace"]
 
 
-def workspace(record: NodeRecord) -> int:
+def workspace(record: NodeRecord, families: Mapping[str, Saves | None] | None = None) -> int:
     """Transient bytes inside one op, freed when it returns: max pools compute int64 indices
     (``8·N_out``; ATen always does on CUDA, and on CPU for ``ceil_mode``; counted always); a
     convolution with ``padding="same"`` whose total padding ``d·(k − 1)`` is odd along some dim pads
     a copy of its input by one there (ATen's ``conv_padding_same``):
-    ``N·C_in·Π(L_i + [d_i·(k_i − 1) odd])`` elements of the input's size."""
-    if family(record) is Saves.MAX_POOL:
+    ``N·C_in·Π(L_i + [d_i·(k_i − 1) odd])`` elements of the input's size. ``families``: each
+    node's family, when at hand."""
+    if family_in(record, families) is Saves.MAX_POOL:
         return 8 * sum(spec.numel for spec in record.outputs[:1])
     return _same_padding_copy(record)
 
@@ -55,10 +56,12 @@ def walk(
     live_storages: Storages,
     kept: Iterable[object] = (),
     transient: Mapping[str, int] | None = None,
+    families: Mapping[str, Saves | None] | None = None,
 ) -> ActivationPeak:
     """Forward walk; storages in ``kept`` stay live to the end (saved for backward). ``transient``:
     bytes a node's call holds inside itself above its results, recorded at the ATen level
-    (:mod:`~torchscan.passes.memory.internal`), in place of its :func:`workspace`."""
+    (:mod:`~torchscan.passes.memory.internal`), in place of its :func:`workspace` (``families``:
+    each node's family, when at hand)."""
     transient = transient or {}
     kept = frozenset(kept)
     allocs: dict[int, int] = {}
@@ -80,7 +83,7 @@ def walk(
             continue
         live += allocs.get(record.index, 0)
         inside = transient.get(record.name)
-        during = live + (workspace(record) if inside is None else inside)
+        during = live + (workspace(record, families) if inside is None else inside)
         timeline.append((record.name, during))
         if during > best:
             best, best_node, best_path = during, record.name, record.module_path

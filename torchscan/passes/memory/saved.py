@@ -9,7 +9,7 @@ import networkx as nx
 
 from torchscan.ops import Saves
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
-from torchscan.passes.memory.families import family
+from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.internal import NodeMemory
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord
@@ -126,7 +126,7 @@ def saved_for_backward(
         if recorded is not None and recorded.call.trained:
             keep, extra_bytes = _recorded(recorded, record, outputs, of_node)
         else:
-            rule = _RULES.get(family(record))
+            rule = _RULES.get(family_in(record, context.families))
             if rule is None:
                 continue
             inputs = tuple(stored for source in context.sources[record.name] for stored in of_node.get(source, ()))

@@ -12,7 +12,7 @@ import networkx as nx
 
 from torchscan.ops import Saves
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
-from torchscan.passes.memory.families import family
+from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.peak import walk
 from torchscan.passes.memory.saved import saved_for_backward
 from torchscan.passes.memory.storage import is_view, output_bytes
@@ -61,7 +61,7 @@ def training_estimates(
     saved_bytes = sum(live.size[key] for key in kept) + sum(extra.values())
     # forward: saved storages stay; extras are allocated at their node and stay too
     transient = {name: recorded.call.train_transient for name, recorded in context.calls.items()}
-    forward = walk(context.ordered, live, kept, transient).bytes + sum(extra.values())
+    forward = walk(context.ordered, live, kept, transient, context.families).bytes + sum(extra.values())
     backward = _backward_peak(context, saved, extra)
     trainable = sum(entry.nbytes for held in params.by_module.values() for entry in held.entries if entry.trainable)
     estimates = []
@@ -120,7 +120,7 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         for record in ordered
         if grads.get(record.name)
         and record.op in ("call_module", "call_function", "call_method")
-        and (not is_view(record, live_storages) or family(record) is not Saves.NOTHING)
+        and (not is_view(record, live_storages) or family_in(record, context.families) is not Saves.NOTHING)
     }
     attributes = {record.name for record in ordered if record.op == "get_attr"}
     held: dict[str, int] = {}  # live gradient bytes per node output
