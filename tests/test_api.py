@@ -21,6 +21,7 @@ import torchscan
 from tests.profiles import examples
 from tests.strategies import RandomNet, random_nets
 from torchscan import InputError, ShapeError, crawl_module, summary
+from torchscan.records import RECORD
 
 
 def snapshot(model: nn.Module) -> dict:
@@ -442,6 +443,68 @@ def test_a_sweep_traces_once_and_equals_fresh_analyses_on_torchvision(
         swept = torchscan.sweep(model, items)
     assert traces[0] == 1
     _assert_equal_reports(swept, _fresh(model, as_items))
+
+
+class _Aliasing(nn.Module):
+    """Views or copies depending on the input's shape: with one channel, ``transpose`` gives a
+    contiguous tensor, so ``reshape`` is a view and ``contiguous()`` a no-op; with several, both copy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(8, 8)
+        self.drop = nn.Dropout(0.25)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.linear(x)  # (B, C, 8)
+        t = y.transpose(1, 2)
+        flat = t.reshape(t.shape[0], -1)
+        c = t.contiguous()
+        z = self.drop(flat).sum(1, keepdim=True)
+        z += 1  # eager Python runs it in place
+        return c * 2, z
+
+
+def _shares_storage(report: torchscan.Report, type_name: str) -> bool:
+    """Whether the first node of ``type_name`` lives in the storage of the tensor it reads."""
+    graph = report.records
+    name = next(node for node in graph if graph.nodes[node][RECORD].type_name == type_name)
+    (source,) = (node for node in graph.predecessors(name) if graph.nodes[node][RECORD].outputs)
+    return graph.nodes[name][RECORD].storages[0].id == graph.nodes[source][RECORD].storages[0].id
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_sweep_whose_items_change_aliasing_equals_fresh_analyses(training: bool) -> None:
+    model = _Aliasing().train(training)
+    items = [
+        {"input_shape": (3, 8), "batch_size": 2},
+        {"input_shape": (1, 8), "batch_size": 2},  # one channel: reshape a view, contiguous() a no-op
+        {"input_shape": (5, 8), "batch_size": 1},
+        {"input_shape": (1, 8), "batch_size": 1},
+    ]
+    swept = torchscan.sweep(model, items)
+    fresh = _fresh(model, items)
+    _assert_equal_reports(swept, fresh)
+    for one, other in zip(swept, fresh, strict=True):
+        assert one.memory == other.memory
+    assert [_shares_storage(report, "reshape") for report in swept] == [False, True, False, True]
+    assert [_shares_storage(report, "contiguous") for report in swept] == [False, True, False, True]
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_sweep_over_sizes_and_batches_with_skip_connections_equals_fresh_analyses(training: bool) -> None:
+    model = torchvision.models.resnet18(weights=None).train(training)
+    items = [
+        {"input_shape": (3, 64, 64)},
+        {"input_shape": (3, 64, 64), "batch_size": 3},
+        {"input_shape": (3, 97, 40), "batch_size": 2},
+        {"input_shape": (3, 33, 33)},
+    ]
+    swept = torchscan.sweep(model, items)
+    fresh = _fresh(model, items)
+    _assert_equal_reports(swept, fresh)
+    for one, other in zip(swept, fresh, strict=True):
+        assert one.memory == other.memory
+        assert one.context.training is training
 
 
 def test_a_sweep_shares_common_arguments_and_items_override_them() -> None:
