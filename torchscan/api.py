@@ -50,7 +50,7 @@ from torchscan.passes.memory import (
 )
 from torchscan.passes.params import ParamSummary, collect_params, parameter_readers
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
-from torchscan.passes.rows import build_rows, unused_parameters
+from torchscan.passes.rows import RowMemo, build_rows, unused_parameters
 from torchscan.records import COST, RECORD
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
 from torchscan.report import Context, Diagnostic, Report, Totals
@@ -340,6 +340,7 @@ class _Memos:
     parts that depend on the graph, the model's copy and the parameters only, never on shapes."""
 
     memory: PlanMemo = dataclasses.field(default_factory=dict)
+    rows: RowMemo = dataclasses.field(default_factory=dict)
 
 
 _CALL_KEYS = frozenset(field.name for field in dataclasses.fields(_Call))
@@ -405,7 +406,16 @@ def _report(
     diagnostics = (*subject.unwrapped, *_hook_diagnostics(subject.hooks), *chain.diagnostics, *diagnostics)
     nx.set_node_attributes(graph, costs, COST)  # per-node costs stay available to exports
     output_bytes = row_output_bytes(graph, captured.module_outputs)
-    rows = build_rows(model, graph, costs, params, captured.module_outputs, output_bytes, subject.modules)
+    rows = build_rows(
+        model,
+        graph,
+        costs,
+        params,
+        captured.module_outputs,
+        output_bytes,
+        subject.modules,
+        memo=memos.rows if memos is not None else None,
+    )
     if readers is not None:
         diagnostics = (*diagnostics, *unused_parameters(rows, readers))
     graph.graph[LIBRARY_MODULES] = subject.library

@@ -19,9 +19,9 @@ import networkx as nx
 from torch import nn
 
 from torchscan.passes.params import ParamSummary
-from torchscan.records import Cost, Diagnostic, NodeRecord, Row, RowKind, node_records
+from torchscan.records import RECORD, Cost, Diagnostic, NodeRecord, Row, RowKind, node_records
 
-__all__ = ["build_rows", "scoped_names", "unused_parameters"]
+__all__ = ["RowMemo", "RowPlan", "build_rows", "row_plan", "scoped_names", "unused_parameters"]
 
 
 @dataclass(slots=True)
@@ -36,6 +36,8 @@ class _Acc:
     output_shape: tuple[int, ...] | None = None
     node: str | None = None
     calls: int = 0
+    shape_node: str | None = None
+    """The node whose first output's shape is the row's (None: ``output_shape``, a parameter's)."""
     params: int = 0
     trainable: int = 0
     shared: int = 0
@@ -52,6 +54,50 @@ def _parent_path(path: str) -> str:
     return path.rpartition(".")[0]
 
 
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """One row as a :class:`RowPlan` knows it: everything but its costs, its output shape (read
+    from ``shape_node``'s first output, else ``shape``) and its output bytes."""
+
+    index: int
+    """Its position among the plan's rows in roll-up order (the costs' arrays)."""
+    name: str
+    type: str
+    kind: RowKind
+    depth: int
+    parent: str
+    is_leaf: bool
+    node: str | None
+    params: int
+    trainable: int
+    shared: int
+    param_bytes: int
+    buffer_bytes: int
+    calls: int
+    shape_node: str | None
+    shape: tuple[int, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RowPlan:
+    """The rows of a graph as its node names, ops, module paths and execution order, the model's
+    modules and the parameters decide them (never the shapes): the tree, names, order, parameter
+    counts, which row each node's cost lands on and which node gives each row its output shape.
+    One per capture (:func:`torchscan.sweep` reuses it for every input)."""
+
+    slots: tuple[_Slot, ...]
+    """In tree order (the report's)."""
+    size: int
+    cost_rows: tuple[tuple[str, int], ...]
+    """(node, the index of the row its cost lands on), in execution order."""
+    rollup: tuple[tuple[int, int], ...]
+    """(row, its parent) indices, children before their parents: each row's total is complete when added."""
+
+
+RowMemo = dict[tuple[bool, ...], RowPlan]
+"""Row plans of one capture by the key of :func:`build_rows` (per node: whether it has tensor outputs)."""
+
+
 def build_rows(
     model: nn.Module,
     graph: nx.DiGraph,
@@ -60,11 +106,32 @@ def build_rows(
     module_outputs: Mapping[str, tuple[str, ...]],
     output_bytes: Callable[[str, str, str | None], int] | None = None,
     modules: Sequence[tuple[str, nn.Module]] | None = None,
+    memo: RowMemo | None = None,
 ) -> tuple[Row, ...]:
     """The report rows in tree order (children by first execution; unused modules last);
     ``output_bytes(name, kind, node)`` gives each row's ``output_bytes`` (0 without it), ``modules``
-    is ``model.named_modules()`` when the caller has it."""
+    is ``model.named_modules()`` when the caller has it. ``memo`` keeps the :class:`RowPlan` of the
+    graphs of one capture of ``model`` (the same ``params`` and ``module_outputs``) across analyses
+    of it at other inputs."""
     ordered = node_records(graph)
+    key = tuple(bool(record.outputs) for record in ordered) if memo is not None else None
+    plan = memo.get(key) if memo is not None and key is not None else None
+    if plan is None:
+        plan = row_plan(model, ordered, params, module_outputs, modules)
+        if memo is not None and key is not None:
+            memo[key] = plan
+    return _rows(plan, graph, costs, output_bytes)
+
+
+def row_plan(
+    model: nn.Module,
+    ordered: list[NodeRecord],
+    params: ParamSummary,
+    module_outputs: Mapping[str, tuple[str, ...]],
+    modules: Sequence[tuple[str, nn.Module]] | None = None,
+) -> RowPlan:
+    """The :class:`RowPlan` of a graph's records (execution order); reads of them only names, ops,
+    indices, module paths, type names and whether a node has tensor outputs."""
     by_name = {record.name: record for record in ordered}
     leaf_calls = {record.module_path for record in ordered if record.op == "call_module"}
 
@@ -94,31 +161,96 @@ def build_rows(
             record.op.removeprefix("call_"),  # type: ignore[arg-type]
             parents[record.name],
             record.index,
-            record.outputs[0].shape,
+            shape_node=record.name,  # it has tensor outputs
             node=record.name,
             calls=1,
         )
     for path, names in module_outputs.items():
         if path in accs and names and names[0] in by_name:
             first = by_name[names[0]]
-            accs[path].output_shape = first.outputs[0].shape if first.outputs else None
+            accs[path].shape_node = names[0] if first.outputs else None
             accs[path].calls = len(names)
     for record in ordered:
         if record.op == "call_module" and record.module_path in accs:
             acc = accs[record.module_path]
             acc.calls = max(acc.calls, 1)
-            if acc.output_shape is None and record.outputs:
-                acc.output_shape = record.outputs[0].shape
+            if acc.shape_node is None and record.outputs:
+                acc.shape_node = record.name
 
     for name, acc in accs.items():
         if name:
             accs[acc.parent].children.append(name)
 
     _add_params(accs, owner_of, params)
-    _add_costs(accs, ordered, costs, row_of)
     _roll_up(accs)
     _first_use(accs, ordered)
-    return _flatten(accs, output_bytes)
+    index = {name: position for position, name in enumerate(accs)}
+    cost_rows = tuple((record.name, index[_cost_row(accs, record, row_of)]) for record in ordered)
+    rollup = tuple((index[name], index[acc.parent]) for name, acc in reversed(accs.items()) if name)
+    return RowPlan(_flatten(accs, index), len(accs), cost_rows, rollup)
+
+
+def _cost_row(accs: Mapping[str, _Acc], record: NodeRecord, row_of: Mapping[str, str]) -> str:
+    """The row a node's cost lands on: its leaf module, or its functional row."""
+    row = record.module_path if record.op == "call_module" else row_of.get(record.name, "")
+    if row not in accs or not row:
+        row = record.module_path if record.module_path in accs else ""
+    return row
+
+
+def _rows(
+    plan: RowPlan,
+    graph: nx.DiGraph,
+    costs: Mapping[str, Cost | None],
+    output_bytes: Callable[[str, str, str | None], int] | None,
+) -> tuple[Row, ...]:
+    """The rows of ``plan`` with this analysis's costs (each node's on its row, then every row's
+    total on its parent's), output shapes and output bytes."""
+    flops, macs, dmas, unknown = [0] * plan.size, [0] * plan.size, [0] * plan.size, [0] * plan.size
+    for name, row in plan.cost_rows:
+        if name not in costs:
+            continue
+        cost = costs[name]
+        if cost is None:
+            unknown[row] += 1
+        else:
+            flops[row] += cost.flops
+            macs[row] += cost.macs
+            dmas[row] += cost.dmas
+    for row, parent in plan.rollup:
+        flops[parent] += flops[row]
+        macs[parent] += macs[row]
+        dmas[parent] += dmas[row]
+        unknown[parent] += unknown[row]
+    nodes = graph.nodes
+    rows = []
+    for slot in plan.slots:
+        position = slot.index
+        shape = slot.shape if slot.shape_node is None else nodes[slot.shape_node][RECORD].outputs[0].shape
+        rows.append(
+            Row(
+                name=slot.name,
+                type=slot.type,
+                kind=slot.kind,
+                depth=slot.depth,
+                parent=slot.parent,
+                is_leaf=slot.is_leaf,
+                output_shape=shape,
+                node=slot.node,
+                params=slot.params,
+                trainable_params=slot.trainable,
+                shared_params=slot.shared,
+                param_bytes=slot.param_bytes,
+                buffer_bytes=slot.buffer_bytes,
+                flops=flops[position],
+                macs=macs[position],
+                dmas=dmas[position],
+                unknown_ops=unknown[position],
+                calls=slot.calls,
+                output_bytes=output_bytes(slot.name, slot.kind, slot.node) if output_bytes is not None else 0,
+            )
+        )
+    return tuple(rows)
 
 
 def scoped_names(calls: Iterable[tuple[str, str, str]], taken: Iterable[str] = ()) -> dict[str, str]:
@@ -167,26 +299,6 @@ def _add_params(accs: dict[str, _Acc], owner_of: Mapping[str, str], params: Para
         acc.buffer_bytes += held.buffer_bytes
 
 
-def _add_costs(
-    accs: dict[str, _Acc], ordered: list[NodeRecord], costs: Mapping[str, Cost | None], row_of: Mapping[str, str]
-) -> None:
-    """Each counted node's cost on its own row (its leaf module, or its functional row)."""
-    for record in ordered:
-        if record.name not in costs:
-            continue
-        row = record.module_path if record.op == "call_module" else row_of.get(record.name, "")
-        if row not in accs or not row:
-            row = record.module_path if record.module_path in accs else ""
-        acc = accs[row]
-        cost = costs[record.name]
-        if cost is None:
-            acc.unknown += 1
-        else:
-            acc.flops += cost.flops
-            acc.macs += cost.macs
-            acc.dmas += cost.dmas
-
-
 def _roll_up(accs: dict[str, _Acc]) -> None:
     """Every row's amounts summed into all the rows above it: children come after their parents in
     ``accs`` (modules in ``named_modules`` order, then calls and parameter rows under existing rows),
@@ -225,37 +337,36 @@ def _first_use(accs: dict[str, _Acc], ordered: list[NodeRecord]) -> None:
                 name = accs[name].parent
 
 
-def _flatten(accs: dict[str, _Acc], output_bytes: Callable[[str, str, str | None], int] | None) -> tuple[Row, ...]:
-    rows: list[Row] = []
+def _flatten(accs: dict[str, _Acc], index: Mapping[str, int]) -> tuple[_Slot, ...]:
+    """The rows in tree order (children by first use), as :class:`_Slot` (``index``: each row's
+    position in ``accs``)."""
+    slots: list[_Slot] = []
     stack: list[tuple[str, int]] = [(name, 1) for name in reversed(_sorted_children(accs, ""))]
     while stack:
         name, depth = stack.pop()
         acc = accs[name]
-        rows.append(
-            Row(
+        slots.append(
+            _Slot(
+                index=index[name],
                 name=acc.name,
                 type=acc.type,
                 kind=acc.kind,
                 depth=depth,
                 parent=acc.parent,
                 is_leaf=not acc.children,
-                output_shape=acc.output_shape,
                 node=acc.node,
                 params=acc.params,
-                trainable_params=acc.trainable,
-                shared_params=acc.shared,
+                trainable=acc.trainable,
+                shared=acc.shared,
                 param_bytes=acc.param_bytes,
                 buffer_bytes=acc.buffer_bytes,
-                flops=acc.flops,
-                macs=acc.macs,
-                dmas=acc.dmas,
-                unknown_ops=acc.unknown,
                 calls=acc.calls,
-                output_bytes=output_bytes(acc.name, acc.kind, acc.node) if output_bytes is not None else 0,
+                shape_node=acc.shape_node,
+                shape=acc.output_shape,
             )
         )
         stack.extend((child, depth + 1) for child in reversed(_sorted_children(accs, name)))
-    return tuple(rows)
+    return tuple(slots)
 
 
 def _sorted_children(accs: Mapping[str, _Acc], name: str) -> list[str]:
