@@ -12,7 +12,10 @@ from torch import nn
 from tests.gpt2 import gpt2_report
 from tests.strategies import RandomNet, random_nets
 from torchscan import Report, crawl_module
-from torchscan.passes.rows import scoped_names
+from torchscan.ops import DEFAULT_REGISTRY
+from torchscan.passes.counts import count_costs
+from torchscan.passes.params import collect_params
+from torchscan.passes.rows import RowMemo, build_rows, scoped_names
 from torchscan.records import RECORD
 
 
@@ -278,3 +281,21 @@ def test_a_child_of_a_module_counted_as_one_op_is_counted_when_called_alone() ->
     assert report.totals.complete
     assert report.row("mha").macs == 264
     assert report.totals.macs == 264 + 48
+
+
+def test_a_kept_row_plan_gives_the_rows_made_afresh() -> None:
+    model = torchvision.models.resnet18(weights=None)
+    params = collect_params(model)
+    first, second = (crawl_module(model, (3, size, size)) for size in (64, 40))
+    memo: RowMemo = {}
+    rows = {}
+    for report in (first, second):
+        costs, _ = count_costs(report.records, DEFAULT_REGISTRY)
+        rows[report is first] = (
+            build_rows(model, report.records, costs, params, {}, memo=memo),
+            build_rows(model, report.records, costs, params, {}),
+        )
+    assert len(memo) == 1
+    for kept, fresh in rows.values():
+        assert kept == fresh
+    assert rows[True][0] != rows[False][0]  # other shapes and costs
