@@ -166,9 +166,13 @@ def sweep(
 
     The torch.fx graph of the first item is reused for every later item called the same way (same
     argument structure and input names, equal non-tensor values: only shapes and dtypes differ):
-    only the shapes, counts, rows and memory are computed again. A graph that does not hold at an
-    item's shapes (a shape error), and models captured by recording a forward (Python control flow
-    fixed to one input) are captured afresh for that item, exactly as ``crawl_module`` would.
+    only the shapes, counts, rows and memory are computed again, and of those the parts that the graph's
+    names, ops, module paths, stack traces and the parameters decide (the row tree, the liveness of names
+    and module calls: :class:`~torchscan.passes.rows.RowPlan`, :class:`~torchscan.passes.memory.MemoryPlan`)
+    are kept from the first item; which tensors are views of which is found again for every item. A
+    graph that does not hold at an item's shapes (a shape error), and models captured by recording a
+    forward (Python control flow fixed to one input) are captured afresh for that item, exactly as
+    ``crawl_module`` would.
     ``crawl_module`` itself keeps no state between calls (a hidden cache could outlive an edit of
     the model); ``sweep`` is the way to analyse one model at many sizes.
     """
