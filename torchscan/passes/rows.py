@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import networkx as nx
 from torch import nn
@@ -56,26 +56,13 @@ def _parent_path(path: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Slot:
-    """One row as a :class:`RowPlan` knows it: everything but its costs, its output shape (read
-    from ``shape_node``'s first output, else ``shape``) and its output bytes."""
+    """One row as a :class:`RowPlan` knows it: ``row`` with no costs yet, its output shape read from
+    ``shape_node``'s first output where it has one (else ``row``'s own), its output bytes per input."""
 
     index: int
     """Its position among the plan's rows in roll-up order (the costs' arrays)."""
-    name: str
-    type: str
-    kind: RowKind
-    depth: int
-    parent: str
-    is_leaf: bool
-    node: str | None
-    params: int
-    trainable: int
-    shared: int
-    param_bytes: int
-    buffer_bytes: int
-    calls: int
+    row: Row
     shape_node: str | None
-    shape: tuple[int, ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,29 +212,18 @@ def _rows(
     nodes = graph.nodes
     rows = []
     for slot in plan.slots:
-        position = slot.index
-        shape = slot.shape if slot.shape_node is None else nodes[slot.shape_node][RECORD].outputs[0].shape
+        position, row = slot.index, slot.row
         rows.append(
-            Row(
-                name=slot.name,
-                type=slot.type,
-                kind=slot.kind,
-                depth=slot.depth,
-                parent=slot.parent,
-                is_leaf=slot.is_leaf,
-                output_shape=shape,
-                node=slot.node,
-                params=slot.params,
-                trainable_params=slot.trainable,
-                shared_params=slot.shared,
-                param_bytes=slot.param_bytes,
-                buffer_bytes=slot.buffer_bytes,
+            replace(
+                row,
+                output_shape=row.output_shape
+                if slot.shape_node is None
+                else nodes[slot.shape_node][RECORD].outputs[0].shape,
                 flops=flops[position],
                 macs=macs[position],
                 dmas=dmas[position],
                 unknown_ops=unknown[position],
-                calls=slot.calls,
-                output_bytes=output_bytes(slot.name, slot.kind, slot.node) if output_bytes is not None else 0,
+                output_bytes=output_bytes(row.name, row.kind, row.node) if output_bytes is not None else 0,
             )
         )
     return tuple(rows)
@@ -348,21 +324,27 @@ def _flatten(accs: dict[str, _Acc], index: Mapping[str, int]) -> tuple[_Slot, ..
         slots.append(
             _Slot(
                 index=index[name],
-                name=acc.name,
-                type=acc.type,
-                kind=acc.kind,
-                depth=depth,
-                parent=acc.parent,
-                is_leaf=not acc.children,
-                node=acc.node,
-                params=acc.params,
-                trainable=acc.trainable,
-                shared=acc.shared,
-                param_bytes=acc.param_bytes,
-                buffer_bytes=acc.buffer_bytes,
-                calls=acc.calls,
+                row=Row(
+                    name=acc.name,
+                    type=acc.type,
+                    kind=acc.kind,
+                    depth=depth,
+                    parent=acc.parent,
+                    is_leaf=not acc.children,
+                    output_shape=acc.output_shape,
+                    node=acc.node,
+                    params=acc.params,
+                    trainable_params=acc.trainable,
+                    shared_params=acc.shared,
+                    param_bytes=acc.param_bytes,
+                    buffer_bytes=acc.buffer_bytes,
+                    flops=0,
+                    macs=0,
+                    dmas=0,
+                    unknown_ops=0,
+                    calls=acc.calls,
+                ),
                 shape_node=acc.shape_node,
-                shape=acc.output_shape,
             )
         )
         stack.extend((child, depth + 1) for child in reversed(_sorted_children(accs, name)))
