@@ -32,6 +32,7 @@ from torch.fx import traceback as fx_traceback
 
 from torchscan.errors import CaptureError
 from torchscan.graph.clone import Fakes, shadow_copy
+from torchscan.graph.reuse import BlockReuse
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
 from torchscan.graph.traced_code import TracedCode, first_proxy
 from torchscan.inputs import ModelInputs
@@ -107,18 +108,27 @@ class _Tracer(fx.Tracer):
     takes and ``**kwargs`` or decorated forwards are no obstacle.
     """
 
-    def __init__(self, registry: Registry, inputs: ModelInputs, fakes: Fakes, modules: Sequence[nn.Module]) -> None:
+    def __init__(
+        self, registry: Registry, inputs: ModelInputs, fakes: Fakes, modules: Sequence[nn.Module], reuse: bool = True
+    ) -> None:
         super().__init__(autowrap_modules=(), autowrap_functions=())
+        self._reuse_blocks = reuse
+        self._reuse: BlockReuse | None = None
+        """While a trace runs, if ``reuse``: repeated blocks traced once, replayed after (:mod:`torchscan.graph.reuse`)."""
         self._modules = modules
         """Every module of the copy (:attr:`ModelCopy.modules`)."""
         self._fakes = fakes
         self._stack_traces: dict[tuple[Any, ...], str] = {}
         """Stack trace text by stack (:func:`_frames`: code object and line of each frame)."""
+        self._user_stacks: dict[tuple[tuple[str, int, str], ...], str] = {}
+        """Stack trace text by the stack's frames outside torchscan (file, line, function)."""
         self._registry = registry
         self._inputs = inputs
         self.module_outputs: dict[str, list[str]] = {}
         self._tensor_paths: dict[int, tuple[str, str, torch.Tensor]] = {}
         """The root's parameters and buffers by id: (kind, first path, tensor)."""
+        self.shared_tensors: set[int] = set()
+        """Ids of the parameters and buffers held under more than one path (tied weights)."""
         self._proxies: dict[str, fx.Proxy] = {}
         """The ``get_attr`` proxy of each parameter path read so far."""
         self._entry: tuple[Any, tuple[Any, ...]] | None = None
@@ -158,7 +168,9 @@ class _Tracer(fx.Tracer):
                 prefix = f"{path}." if path else ""
                 for name, tensor in vars(module)[key].items():
                     if tensor is not None:
-                        self._tensor_paths.setdefault(id(tensor), (kind, prefix + name, tensor))
+                        if self._tensor_paths.setdefault(id(tensor), (kind, prefix + name, tensor))[1] != prefix + name:
+                            self.shared_tensors.add(id(tensor))
+        self._reuse = BlockReuse(self) if self._reuse_blocks else None
         try:
             with _Interception(self, self._modules):
                 placeholders = [
@@ -173,6 +185,7 @@ class _Tracer(fx.Tracer):
         finally:
             self._entry = None
             self.submodule_paths = None
+            self._reuse = None  # it refers to the tracer: no cycle left
         return self.graph
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
@@ -196,6 +209,38 @@ class _Tracer(fx.Tracer):
         offsets, counts = table
         index = bisect.bisect_left(offsets, frame.f_lasti)
         return counts[index] if index < len(counts) else None
+
+    def own_tensor_path(self, tensor: torch.Tensor) -> str | None:
+        """The path under which the trace reads a parameter, buffer or tensor attribute of the copy."""
+        found = self._tensor_paths.get(id(tensor))
+        if found is not None and found[2] is tensor:
+            return found[1]
+        return self.tensor_attrs.get(tensor)
+
+    def parameter_proxies(self) -> dict[str, fx.Proxy]:
+        """The ``get_attr`` proxy of each parameter path read so far (:meth:`parameter`)."""
+        return self._proxies
+
+    def frames_from(self, frame: Any) -> tuple[Any, ...]:
+        """``frame`` and its callers down to the trace's entry, as :func:`_frames` gives them."""
+        return _frames(frame, self._entry[0] if self._entry is not None else None)
+
+    def stack_text(self, inner: tuple[Any, ...]) -> str:
+        """The stack trace fx would record for a node made from the stack ``inner`` (:func:`_frames`
+        below the trace's entry): looked up by the stack, then by its frames outside torchscan (the
+        tracer's own frames differ between a traced and a replayed block), formatted once per text."""
+        text = self._stack_traces.get(inner)
+        if text is None:
+            outer = self._entry[1] if self._entry is not None else ()
+            stack = tuple(frame for frame in _summaries(outer + inner) if not frame[0].startswith(_OWN_DIR))
+            text = self._user_stacks.get(stack)
+            if text is None:
+                summary = traceback.StackSummary.from_list([traceback.FrameSummary(*frame) for frame in stack])
+                user_frames = self._filter_traceback_frames(summary)
+                text = "".join(user_frames.format()).strip() if user_frames else ""
+                self._user_stacks[stack] = text
+            self._stack_traces[inner] = text
+        return text
 
     def get_fresh_qualname(self, prefix: str) -> str:
         """fx's fresh attribute name, counted per tracer (fx's counter is shared by every tracer)."""
@@ -321,9 +366,14 @@ class _Tracer(fx.Tracer):
         self.module_stack[key] = (path, type(m))
         self._stack_copy = None
         self.num_calls[path] = calls + 1
+        reuse = self._reuse
+        if reuse is not None and reuse.depth:
+            reuse.log.append(("call", path, None))
         try:
             if self.is_leaf_module(m, path):
                 result = self.create_proxy("call_module", path, args, kwargs)
+            elif reuse is not None and calls == 0 and path:
+                result = reuse.call(m, path, forward, args, kwargs)
             else:
                 result = forward(*args, **kwargs)
         finally:
@@ -335,6 +385,8 @@ class _Tracer(fx.Tracer):
         first = result if isinstance(result, fx.Proxy) else first_proxy(result)
         if first is not None:
             self.module_outputs.setdefault(path, []).append(first.node.name)
+            if reuse is not None and reuse.depth:
+                reuse.log.append(("output", path, first.node.name))
         return result
 
     def create_node(
@@ -367,16 +419,12 @@ class _Tracer(fx.Tracer):
                 node.meta["nn_module_stack"] = self._stack_copy
         if node.stack_trace:
             return node
-        entry, outer = self._entry if self._entry is not None else (None, ())
-        inner = _frames(sys._getframe(), entry)
-        text = self._stack_traces.get(inner)
-        if text is None:
-            stack = [frame for frame in _summaries(outer + inner) if not frame[0].startswith(_OWN_DIR)]
-            summary = traceback.StackSummary.from_list([traceback.FrameSummary(*frame) for frame in stack])
-            user_frames = self._filter_traceback_frames(summary)
-            text = self._stack_traces[inner] = "".join(user_frames.format()).strip() if user_frames else ""
+        inner = _frames(sys._getframe(), self._entry[0] if self._entry is not None else None)
+        text = self.stack_text(inner)
         if text:
             node.stack_trace = text
+        if self._reuse is not None and self._reuse.depth:
+            self._reuse.frames[node] = inner
         return node
 
 
@@ -640,8 +688,9 @@ def _leaf_root_graph(inputs: ModelInputs) -> fx.Graph:
     return graph
 
 
-def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Capture:
-    """Trace a copy of ``model`` called with ``inputs``.
+def capture(model: nn.Module, registry: Registry, inputs: ModelInputs, reuse: bool = True) -> Capture:
+    """Trace a copy of ``model`` called with ``inputs`` (``reuse``: repeated blocks traced once and
+    replayed, :mod:`torchscan.graph.reuse`; the graph is the same either way).
 
     The copy holds the model's own parameter and buffer objects until the shape pass puts
     fakes in (``Capture.fakes``): traced code gets parameters as proxies and buffers as fakes
@@ -651,7 +700,7 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs) -> Captur
     fakes = Fakes(model, fake_mode)
     copied = shadow_copy(model, fakes, lazy=True)
     clone = copied.root
-    tracer = _Tracer(registry, inputs, fakes, copied.modules)
+    tracer = _Tracer(registry, inputs, fakes, copied.modules, reuse)
     if isinstance(model, fx.GraphModule):  # already a graph (torch.export's .module(), fx's own): used as is
         return dataclasses.replace(_graph_capture(model, clone, inputs, fake_mode, fakes), shared=copied.shared)
     if tracer.is_leaf_module(clone, ""):

@@ -1,0 +1,660 @@
+"""Block reuse for the tracer: a repeated block is traced once and its sub-graph replayed.
+
+Models repeat blocks: the same class, the same configuration, called on inputs of the same
+structure (ResNet's bottlenecks, a transformer's layers). The first call of such a block is traced
+and *recorded*: the nodes it made (a contiguous run of the graph), the module calls and outputs it
+registered, the stack each node was made from. A later first call of another block with the same
+*key* replays the recording with its own paths substituted — node for node the graph a trace would
+give (same names, targets, arguments, ``nn_module_stack``, stack traces, module outputs, call
+counts), without running its forward.
+
+The key (:meth:`BlockReuse.key`) is structural and conservative: the module's class and training
+flag, every attribute it holds (numbers and strings by value, other objects by identity), its
+parameters' and buffers' names, shapes, dtypes and grad flags, its sub-modules' keys in turn; and
+the call's argument structure (proxies by which distinct node they are, every other value by
+value). A block whose key cannot be made (an instance-level ``forward``, a kept pre-hook, a tensor
+shared with another module, an argument that is neither a proxy nor a plain value) is traced as
+usual. A recording is refused — and the block's key never replayed — when the trace of the block
+reached outside it: a node reading a node that is not one of its arguments, a module or tensor
+outside its path, a constant made for the root, a change to its own attributes or to its
+argument containers, an inner module already called, an output that is not plain data.
+
+What the key cannot see is the forward's use of state outside the module (a global counter, an
+object shared by every layer changed by one of them): such a model would get the first block's
+graph for every block of the same key; :func:`torchscan.graph.trace.capture` takes ``reuse=False``.
+"""
+
+from __future__ import annotations
+
+import enum
+import operator
+import re
+import sys
+import types
+from collections import Counter
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import fx, nn
+from torch.fx import traceback as fx_traceback
+
+__all__ = ["BlockReuse", "Host"]
+
+
+class Host(Protocol):
+    """What :class:`BlockReuse` reads and writes of the tracer (:class:`torchscan.graph.trace._Tracer`)."""
+
+    graph: fx.Graph
+    num_calls: dict[str, int]
+    module_stack: Any
+    node_name_to_scope: dict[str, tuple[str, type]]
+    module_outputs: dict[str, list[str]]
+    root: nn.Module
+    submodule_paths: dict[nn.Module, str] | None
+    tensor_attrs: dict[torch.Tensor, str]
+    constants: set[str]
+    shared_tensors: set[int]
+
+    def proxy(self, node: fx.Node) -> fx.Proxy: ...
+
+    def get_fresh_qualname(self, prefix: str) -> str: ...
+
+    def own_tensor_path(self, tensor: torch.Tensor) -> str | None: ...
+
+    def parameter_proxies(self) -> dict[str, fx.Proxy]: ...
+
+    def frames_from(self, frame: Any) -> tuple[Any, ...]: ...
+
+    def stack_text(self, frames: tuple[Any, ...]) -> str: ...
+
+
+_MODULE_STATE = frozenset({*vars(nn.Module()), "_compiled_call_impl"})
+"""``nn.Module``'s own attributes: keyed apart (training, tensors, children) or not at all (hooks, the call slot)."""
+
+_VALUES = frozenset({int, bool, str, bytes, type(None), torch.dtype, torch.device, torch.layout, torch.memory_format})
+"""Value types keyed by value (floats by ``repr``: ``0.0 == -0.0``)."""
+
+_PLAIN = frozenset({*_VALUES, float, complex, tuple})
+"""Attribute types keyed together by value (:meth:`BlockReuse._own_key`'s fast path: ``0.0 == -0.0`` there)."""
+
+_NODE_META = frozenset({"nn_module_stack", "stack_trace"})
+"""The node meta our tracer writes: a node with any other was made by other means (not replayable)."""
+
+_MAX_VALUES = 2_000
+"""Most values keyed per attribute (a module holding a large structure is not keyed)."""
+
+
+class _NoKey(Exception):
+    """A value or module that cannot be keyed: the block is traced as usual."""
+
+
+class _Invalid(Exception):
+    """A recorded trace that reached outside its block: not kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Recording:
+    """One block's recorded trace, paths relative to its ``path``."""
+
+    path: str
+    nodes: tuple[fx.Node, ...]
+    """The nodes the block made, in order (they stay in the graph: a replay reads them)."""
+    arguments: tuple[fx.Node, ...]
+    """The distinct argument nodes, in the order the key numbers them."""
+    parameters: frozenset[fx.Node]
+    """``get_attr`` nodes made for the block's parameters (registered as the tracer's parameter proxies)."""
+    named: frozenset[int]
+    """Nodes whose arguments hold text naming nodes (``f"{proxy}"``: "Proxy(name)"), renamed on replay."""
+    constants: Mapping[int, torch.Tensor]
+    """``get_attr`` nodes of fake tensors the block computed from its own tensors (``self.inv_freq[None]``),
+    made root attributes by the trace: a replay puts the recorded fake under a fresh name."""
+    suffixes: tuple[tuple[Any, ...], ...]
+    """Per node, its stack below the block's call (a replay puts the new call's stack above)."""
+    stack_depth: int
+    """``len(module_stack)`` inside the block (its own entry included)."""
+    texts: dict[tuple[Any, ...], dict[int, str]]
+    """Stack trace texts of replays, by the stack above the call, then by suffix (``id``: kept alive here)."""
+    calls: tuple[tuple[str, int], ...]
+    """Inner module calls (relative path, count), in first-call order."""
+    events: tuple[tuple[str, Any, Any], ...]
+    """In order: ("call", relative path, None) and ("output", relative path, node index)."""
+    output: Any
+    """The returned value as a template: ``("node", index)``, ``("value", v)`` or ``(type, items)``."""
+
+
+class BlockReuse:
+    """Records the first call of each block key and replays it for later blocks of the same key."""
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+        self._recordings: dict[Hashable, _Recording | None] = {}
+        self._module_keys: dict[nn.Module, int | None] = {}
+        """Each module's structural key, as the number of its distinct key (None: not keyable)."""
+        self._own_keys: dict[nn.Module, tuple[Any, ...]] = {}
+        self._layouts: dict[type, tuple[tuple[str, ...], Callable[[dict[str, Any]], tuple[Any, ...]], tuple[str, ...]]] = {}
+        """Per module class: its attribute names, a reader of the values of those not ``nn.Module``'s own."""
+        self._plain_kinds: dict[tuple[type, ...], bool] = {}
+        self._counts: Counter[int] | None = None
+        self.depth = 0
+        """How many recordings are running (the tracer logs calls, outputs and frames while > 0)."""
+        self.log: list[tuple[str, Any, Any]] = []
+        """Calls, outputs and refusals of the running recordings (cleared when none runs)."""
+        self.frames: dict[fx.Node, tuple[Any, ...]] = {}
+        """Each node's stack, for nodes made while a recording runs."""
+
+    def call(self, module: nn.Module, path: str, forward: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        """The first call of the non-leaf module at ``path``: replayed, recorded or traced as usual."""
+        if self._counts is None:
+            self._counts = self._key_tree()
+        block = self._module_keys.get(module)
+        if block is None or self._counts[block] < 2 or fx_traceback.has_preserved_node_meta():
+            return forward(*args, **kwargs)  # no other block like it (or fx's own node meta asked for)
+        numbers: dict[fx.Node, int] = {}
+        try:
+            key = (block, _signature((args, kwargs), numbers))
+        except _NoKey:
+            return forward(*args, **kwargs)
+        found = self._recordings.get(key, False)
+        if found is None:  # its recording was refused
+            return forward(*args, **kwargs)
+        caller = self._host.frames_from(_caller(2))  # above the tracer's call_module
+        if found is not False:
+            result = self._replay(found, path, tuple(numbers), caller)
+            return forward(*args, **kwargs) if result is _REFUSED else result
+        return self._record(key, module, path, forward, args, kwargs, tuple(numbers), caller)
+
+    # -- keys ------------------------------------------------------------------------------------------
+
+    def _key_tree(self) -> Counter[int]:
+        """The structural key of every module of the tree (None: not keyable), made once at the
+        trace's first block call (before any block runs); and how many of the modules a trace will
+        call (:func:`_called`) share each key: a block is recorded only if another may replay it."""
+        paths = self._host.submodule_paths or {}
+        keys = self._module_keys
+        numbers: dict[Hashable, int] = {}  # each distinct key by a number: a key holds its children's numbers
+
+        def visit(module: nn.Module, path: str) -> int | None:
+            keys[module] = None  # a cycle back to it: not keyable
+            keyable = True
+            children: list[Any] = []
+            for name, child in vars(module)["_modules"].items():
+                if child is None:
+                    children.append((name, None))
+                    continue
+                where = f"{path}.{name}" if path else name
+                if paths.get(child) != where:  # a module shared with another place of the tree
+                    keyable = False
+                    continue
+                found = visit(child, where)
+                keyable = keyable and found is not None
+                children.append((name, found))
+            if not keyable or not path:
+                return None
+            try:
+                own = self._own_keys[module] = self._own_key(module, path)
+            except _NoKey:
+                return None
+            key = keys[module] = numbers.setdefault((own, tuple(children)), len(numbers))
+            return key
+
+        root = self._host.root
+        visit(root, "")
+        counts = Counter(key for key in keys.values() if key is not None)
+        return Counter(key for key in _called(root, keys, counts) if key is not None)
+
+    def _own_key(self, module: nn.Module, path: str) -> tuple[Any, ...]:
+        """Class, training flag, attributes, parameters and buffers of ``module`` (not its children).
+
+        Attributes by value where every one is a plain value or a tuple (compared as Python compares
+        them, their types at the top level included: ``1``, ``1.0`` and ``True`` differ), through the
+        attribute layout of the module's class (one read of the values); else one by one
+        (:func:`_value_key`)."""
+        state = vars(module)
+        if state.get("_forward_pre_hooks") or "forward" in state:
+            raise _NoKey
+        cls = type(module)
+        names = tuple(state)
+        layout = self._layouts.get(cls)
+        if layout is None or layout[0] != names:
+            plain = tuple(name for name in names if name not in _MODULE_STATE)
+            layout = self._layouts[cls] = (names, _getter(plain), plain)
+        values = layout[1](state)
+        kinds = tuple(map(type, values))
+        plain = self._plain_kinds.get(kinds)
+        if plain is None:
+            plain = self._plain_kinds[kinds] = all(kind in _PLAIN for kind in kinds)
+        if plain:
+            items: list[Any] = [cls, module.training, layout[2], kinds, values]
+        else:
+            items = [cls, module.training]
+            budget = [_MAX_VALUES]
+            for name, value in zip(layout[2], values, strict=True):
+                kind = type(value)
+                if kind is types.MethodType and value.__self__ is module:  # the tracer's rebinding
+                    items.append((name, kind, value.__func__))
+                elif isinstance(value, torch.Tensor):
+                    items.append((name, self._tensor_key(value, f"{path}.{name}")))
+                else:
+                    items.append((name, _value_key(value, budget)))
+        shared = self._host.shared_tensors
+        for kind_name in ("_parameters", "_buffers"):
+            for name, tensor in dict.items(state[kind_name]):
+                if tensor is None:
+                    items.append((name, None))
+                elif id(tensor) in shared:
+                    raise _NoKey
+                else:
+                    items.append((name, type(tensor), tensor.shape, tensor.dtype, tensor.device, tensor.requires_grad))
+        return tuple(items)
+
+    def _tensor_key(self, tensor: torch.Tensor, path: str) -> Hashable:
+        """A tensor the module holds at ``path``: by class, shape, dtype, device and grad flag, if that is
+        the path the trace reads it under (else it is shared with another place: not keyable)."""
+        if self._host.own_tensor_path(tensor) != path:
+            raise _NoKey
+        return (type(tensor), tensor.shape, tensor.dtype, tensor.device, tensor.requires_grad)
+
+    # -- recording -------------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        key: Hashable,
+        module: nn.Module,
+        path: str,
+        forward: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        arguments: tuple[fx.Node, ...],
+        caller: tuple[Any, ...],
+    ) -> Any:
+        host = self._host
+        graph = host.graph
+        before = _last(graph)
+        proxies_before = set(host.parameter_proxies())
+        constants, attributes = len(host.constants), len(host.tensor_attrs)
+        stack_depth = len(host.module_stack)
+        start = len(self.log)
+        self.depth += 1
+        try:
+            result = forward(*args, **kwargs)
+        except BaseException:
+            self.log.append(("refused", None, None))
+            raise
+        finally:
+            self.depth -= 1
+        try:
+            if len(host.constants) != constants:  # a real tensor made from constants: made anew by every call
+                raise _Invalid
+            made = {name: tensor for tensor, name in list(host.tensor_attrs.items())[attributes:]}
+            recording = self._check(path, before, arguments, caller, stack_depth, start, result, proxies_before, made)
+            if self._own_key(module, path) != self._own_keys[module]:  # the forward changed the module's own state
+                raise _Invalid
+            if _signature((args, kwargs), {}) != key[1]:  # the forward changed its argument containers
+                raise _Invalid
+        except (_Invalid, _NoKey):
+            recording = None
+            self.log.append(("refused", None, None))
+        self._recordings[key] = recording
+        if not self.depth:
+            self.log.clear()
+            self.frames.clear()
+        return result
+
+    def _check(
+        self,
+        path: str,
+        before: fx.Node | None,
+        arguments: tuple[fx.Node, ...],
+        caller: tuple[Any, ...],
+        stack_depth: int,
+        start: int,
+        result: Any,
+        proxies_before: set[str],
+        made_constants: Mapping[str, torch.Tensor],
+    ) -> _Recording:
+        host = self._host
+        prefix = path + "."
+        nodes = _nodes_after(host.graph, before)
+        index = {node: position for position, node in enumerate(nodes)}
+        outside = set(arguments)
+        proxies = host.parameter_proxies()
+        parameters = set()
+        suffixes: list[tuple[Any, ...]] = []
+        interned: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        size = len(caller)
+        known = {node.name for node in nodes} | {node.name for node in arguments}
+        named: set[int] = set()
+        constants: dict[int, torch.Tensor] = {}
+        for position, node in enumerate(nodes):
+            if node.op not in ("call_function", "call_method", "call_module", "get_attr"):
+                raise _Invalid
+            if node.op in ("call_module", "get_attr") and not node.target.startswith(prefix):
+                if node.op != "get_attr" or node.target not in made_constants:
+                    raise _Invalid
+                constants[position] = made_constants[node.target]
+            if not node.meta.keys() <= _NODE_META:
+                raise _Invalid
+            for used in node.all_input_nodes:
+                if used not in index and used not in outside:
+                    raise _Invalid
+            scope_path, _ = host.node_name_to_scope.get(node.name, (None, None))
+            if scope_path is None or _relative(scope_path, path) is None:
+                raise _Invalid
+            stack = node.meta.get("nn_module_stack")
+            if stack is not None:
+                entries = list(stack.items())
+                if len(entries) < stack_depth or any(
+                    _relative(key, path) is None or _relative(entry[0], path) is None
+                    for key, entry in entries[stack_depth:]
+                ):
+                    raise _Invalid
+            elif stack_depth:
+                raise _Invalid
+            frames = self.frames.get(node)
+            if frames is None or frames[:size] != caller:
+                raise _Invalid
+            suffix = frames[size:]
+            suffixes.append(interned.setdefault(suffix, suffix))
+            texts = _texts((node.args, node.kwargs))
+            if texts:
+                if not all(name in known for text in texts for name in _PROXY_NAME.findall(text)):
+                    raise _Invalid  # a node outside the block named in a constant
+                named.add(position)
+            if node.op == "get_attr" and node.target not in proxies_before:
+                proxy = proxies.get(node.target)
+                if proxy is not None and proxy.node is node:
+                    parameters.add(node)
+        calls: dict[str, int] = {}
+        events: list[tuple[str, Any, Any]] = []
+        names = {node.name: node for node in nodes}
+        for kind, where, name in self.log[start:]:
+            if kind == "refused":
+                raise _Invalid
+            relative = _relative(where, path)
+            if not relative:  # outside the block, or the block itself again
+                raise _Invalid
+            if kind == "call":
+                calls[relative] = calls.get(relative, 0) + 1
+                events.append(("call", relative, None))
+            else:
+                found = names.get(name)
+                if found is None:
+                    raise _Invalid
+                events.append(("output", relative, index[found]))
+        for relative, count in calls.items():  # every inner module called first within the block
+            if host.num_calls.get(path + relative, 0) != count:
+                raise _Invalid
+        numbers = {node: position for position, node in enumerate(arguments)}
+        return _Recording(
+            path=path,
+            nodes=tuple(nodes),
+            arguments=arguments,
+            parameters=frozenset(parameters),
+            named=frozenset(named),
+            constants=constants,
+            suffixes=tuple(suffixes),
+            stack_depth=stack_depth,
+            texts={},
+            calls=tuple(calls.items()),
+            events=tuple(events),
+            output=_template(result, index, numbers),
+        )
+
+    # -- replay ----------------------------------------------------------------------------------------
+
+    def _replay(self, recording: _Recording, path: str, arguments: tuple[fx.Node, ...], caller: tuple[Any, ...]) -> Any:
+        host = self._host
+        old = recording.path
+        proxies = host.parameter_proxies()
+        for node in recording.parameters:
+            if path + node.target[len(old) :] in proxies:  # read before the block: a trace would reuse it
+                return _REFUSED
+        for relative, _ in recording.calls:
+            if host.num_calls.get(path + relative, 0):
+                return _REFUSED
+        graph = host.graph
+        made: dict[fx.Node, fx.Node] = dict(zip(recording.arguments, arguments, strict=True))
+        texts = recording.texts.get(caller)
+        if texts is None:
+            texts = recording.texts[caller] = {}
+        stacks: dict[int, dict[str, tuple[str, type]]] = {}
+        current = list(host.module_stack.items())
+        logging = self.depth > 0
+        scopes = host.node_name_to_scope
+        create = graph.create_node
+        cut = len(old)
+        for position, (node, suffix) in enumerate(zip(recording.nodes, recording.suffixes, strict=True)):
+            op, target = node.op, node.target
+            if position in recording.constants:
+                target = host.get_fresh_qualname("_tensor_constant")
+                setattr(host.root, target, recording.constants[position])
+            elif op == "call_module" or op == "get_attr":
+                target = path + target[cut:]
+            new = create(op, target, None, None, None, node.type)
+            if position in recording.named:
+                renames = {old_node.name: new_node.name for old_node, new_node in made.items()}
+                new._update_args_kwargs(*_renamed((node.args, node.kwargs), made, renames))
+            elif node.args or node.kwargs:  # fx's setters, without Node.__setattr__'s bookkeeping (not needed for args)
+                new._update_args_kwargs(
+                    fx.node.map_arg(node.args, made.__getitem__), fx.node.map_arg(node.kwargs, made.__getitem__)
+                )
+            made[node] = new
+            scope_path, scope_type = scopes[node.name]
+            scopes[new.name] = (path + scope_path[cut:], scope_type)
+            meta = node.meta
+            stack = meta.get("nn_module_stack")
+            if stack is not None:
+                mapped = stacks.get(id(stack))
+                if mapped is None:
+                    mapped = stacks[id(stack)] = dict(current)
+                    for key, (where, kind) in list(stack.items())[recording.stack_depth :]:
+                        mapped[path + key[cut:]] = (path + where[cut:], kind)
+                new.meta["nn_module_stack"] = mapped
+            text = texts.get(id(suffix))
+            if text is None:
+                text = texts[id(suffix)] = host.stack_text(caller + suffix)
+            if text:
+                new.meta["stack_trace"] = text
+            if logging:
+                self.frames[new] = caller + suffix
+            if node in recording.parameters:
+                proxies[target] = host.proxy(new)
+        for relative, count in recording.calls:
+            host.num_calls[path + relative] = count
+        nodes = recording.nodes
+        for kind, relative, position in recording.events:
+            where = path + relative
+            if kind == "output":
+                name = made[nodes[position]].name
+                host.module_outputs.setdefault(where, []).append(name)
+                if logging:
+                    self.log.append(("output", where, name))
+            elif logging:
+                self.log.append(("call", where, None))
+        results: dict[fx.Node, fx.Proxy] = {}
+
+        def proxy_of(node: fx.Node) -> fx.Proxy:
+            found = results.get(node)
+            if found is None:
+                found = results[node] = host.proxy(node)
+            return found
+
+        return _rebuild(recording.output, [made[node] for node in nodes], list(arguments), proxy_of)
+
+
+_PROXY_NAME = re.compile(r"Proxy\(([^()]*)\)")
+"""How fx's ``Proxy.__repr__`` names a node in text."""
+
+
+def _texts(arguments: Any) -> list[str]:
+    """The strings among a node's arguments that name a node (``Proxy(name)``)."""
+    found: list[str] = []
+
+    def look(value: Any) -> Any:
+        if type(value) is str and "Proxy(" in value:
+            found.append(value)
+        return value
+
+    fx.node.map_aggregate(arguments, look)
+    return found
+
+
+def _renamed(arguments: Any, made: Mapping[fx.Node, fx.Node], renames: Mapping[str, str]) -> Any:
+    """``arguments`` with recorded nodes replaced by the replay's and node names in text renamed."""
+
+    def rename(match: re.Match[str]) -> str:
+        return f"Proxy({renames.get(match.group(1), match.group(1))})"
+
+    def replace(value: Any) -> Any:
+        if isinstance(value, fx.Node):
+            return made[value]
+        if type(value) is str and "Proxy(" in value:
+            return _PROXY_NAME.sub(rename, value)
+        return value
+
+    return fx.node.map_aggregate(arguments, replace)
+
+
+def _called(root: nn.Module, keys: Mapping[nn.Module, int | None], counts: Counter[int]) -> list[int | None]:
+    """The keys of the modules a trace calls if every repeated block is replayed: walking the tree in
+    order, a module whose key was met before is replayed, the modules below it never called."""
+    seen: set[int] = set()
+    found: list[int | None] = []
+    stack = [root]
+    while stack:
+        module = stack.pop()
+        key = keys.get(module)
+        if key is not None and counts[key] > 1:
+            if key in seen:
+                found.append(key)
+                continue
+            seen.add(key)
+        found.append(key)
+        stack.extend(child for child in reversed(vars(module)["_modules"].values()) if child is not None)
+    return found
+
+
+_REFUSED = object()
+"""What :meth:`BlockReuse._replay` returns when the block must be traced instead."""
+
+
+def _caller(depth: int) -> Any:
+    """The frame ``depth`` calls above this one."""
+    return sys._getframe(depth + 1)
+
+
+def _last(graph: fx.Graph) -> fx.Node | None:
+    return next(iter(reversed(graph.nodes)), None)
+
+
+def _nodes_after(graph: fx.Graph, before: fx.Node | None) -> list[fx.Node]:
+    """The nodes made after ``before`` (the graph's last node when the block was called), in order."""
+    found: list[fx.Node] = []
+    for node in reversed(graph.nodes):
+        if node is before:
+            break
+        found.append(node)
+    found.reverse()
+    return found
+
+
+def _relative(where: str, path: str) -> str | None:
+    """``where`` relative to ``path`` (``""`` for ``path`` itself, ``".x"`` below it), else None."""
+    if where == path:
+        return ""
+    if where.startswith(path) and where[len(path)] in ".@":
+        return where[len(path) :]
+    return None
+
+
+def _getter(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A reader of the values of ``names`` from a dict, as a tuple (``operator.itemgetter``'s, always a tuple)."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    if names:
+        name = names[0]
+        return lambda state: (state[name],)
+    return lambda state: ()
+
+
+def _value_key(value: Any, budget: list[int]) -> Hashable:
+    """A plain value by value (containers item by item), any other object by identity."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _NoKey
+    kind = type(value)
+    if kind in _VALUES:
+        return (kind, value)
+    if kind is float or kind is complex:
+        return (kind, repr(value))
+    if kind is torch.Size:
+        return (kind, tuple(value))
+    if isinstance(value, (type, enum.Enum)):
+        return value
+    if kind is tuple or kind is list or (isinstance(value, tuple) and hasattr(value, "_fields")):
+        if all(type(item) is int for item in value):  # sizes, strides, paddings: as they are
+            return (kind, "int", tuple(value))
+        return (kind, tuple(_value_key(item, budget) for item in value))
+    if kind is dict:
+        return (kind, tuple((_value_key(k, budget), _value_key(v, budget)) for k, v in value.items()))
+    if isinstance(value, torch.Tensor):  # a tensor inside a container: made a constant where it is used
+        raise _NoKey
+    return ("object", id(value))
+
+
+def _signature(value: Any, numbers: dict[fx.Node, int]) -> Hashable:
+    """The structure of a call's arguments: a proxy by which distinct node it is (``numbers`` filled
+    in order), a plain value by value, tuples, lists and dicts item by item."""
+    kind = type(value)
+    if isinstance(value, fx.Proxy):
+        if kind.__name__ != "_Proxy" and kind is not fx.Proxy:  # an attribute proxy or another kind
+            raise _NoKey
+        return ("node", numbers.setdefault(value.node, len(numbers)))
+    if kind in _VALUES:
+        return (kind, value)
+    if kind is float or kind is complex:
+        return (kind, repr(value))
+    if kind is tuple or kind is list:
+        return (kind, tuple(_signature(item, numbers) for item in value))
+    if kind is dict:
+        return (kind, tuple((_signature(k, numbers), _signature(v, numbers)) for k, v in value.items()))
+    raise _NoKey
+
+
+def _template(value: Any, index: Mapping[fx.Node, int], arguments: Mapping[fx.Node, int]) -> Any:
+    """The block's returned value with each proxy replaced by its node's place (made or argument)."""
+    kind = type(value)
+    if isinstance(value, fx.Proxy):
+        if kind.__name__ != "_Proxy" and kind is not fx.Proxy:
+            raise _Invalid
+        if value.node in index:
+            return ("node", index[value.node])
+        if value.node in arguments:
+            return ("argument", arguments[value.node])
+        raise _Invalid
+    if kind in _VALUES:
+        return ("value", value)
+    if kind is float or kind is complex:
+        return ("value", value)
+    if kind is tuple or kind is list:
+        return (kind, tuple(_template(item, index, arguments) for item in value))
+    if kind is dict and all(type(key) in _VALUES for key in value):
+        return (dict, tuple((key, _template(item, index, arguments)) for key, item in value.items()))
+    raise _Invalid
+
+
+def _rebuild(
+    template: Any, nodes: list[fx.Node], arguments: list[fx.Node], proxy_of: Callable[[fx.Node], fx.Proxy]
+) -> Any:
+    tag, item = template
+    if tag == "node":
+        return proxy_of(nodes[item])
+    if tag == "argument":
+        return proxy_of(arguments[item])
+    if tag == "value":
+        return item
+    if tag is dict:
+        return {key: _rebuild(value, nodes, arguments, proxy_of) for key, value in item}
+    return tag(_rebuild(value, nodes, arguments, proxy_of) for value in item)
