@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import fx, nn
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx import traceback as fx_traceback
 
 __all__ = ["BlockReuse", "Host"]
@@ -61,6 +62,13 @@ class Host(Protocol):
 
     def get_fresh_qualname(self, prefix: str) -> str: ...
 
+    def real_of(self, fake: torch.Tensor) -> torch.Tensor: ...
+
+    def held_fake(self, path: str) -> torch.Tensor: ...
+
+    @property
+    def fake_mode(self) -> FakeTensorMode: ...
+
     def own_tensor_path(self, tensor: torch.Tensor) -> str | None: ...
 
     def parameter_proxies(self) -> dict[str, fx.Proxy]: ...
@@ -80,10 +88,13 @@ _PLAIN = frozenset({*_VALUES, float, complex, tuple})
 """Attribute types keyed together by value (:meth:`BlockReuse._own_key`'s fast path: ``0.0 == -0.0`` there)."""
 
 _NODE_META = frozenset({"nn_module_stack", "stack_trace"})
-"""The node meta our tracer writes: a node with any other was made by other means (not replayable)."""
+"""The node meta our tracer writes (other keys are replayed only when their values are plain: ``is_wrapped``)."""
 
 _MAX_VALUES = 2_000
 """Most values keyed per attribute (a module holding a large structure is not keyed)."""
+
+
+_Reader = Callable[[dict[str, Any]], tuple[Any, ...]]
 
 
 class _NoKey(Exception):
@@ -106,10 +117,13 @@ class _Recording:
     parameters: frozenset[fx.Node]
     """``get_attr`` nodes made for the block's parameters (registered as the tracer's parameter proxies)."""
     named: frozenset[int]
+    flags: Mapping[int, tuple[tuple[str, Any], ...]]
+    """Other node meta, plain values only (fx's ``is_wrapped``), by node."""
     """Nodes whose arguments hold text naming nodes (``f"{proxy}"``: "Proxy(name)"), renamed on replay."""
-    constants: Mapping[int, torch.Tensor]
-    """``get_attr`` nodes of fake tensors the block computed from its own tensors (``self.inv_freq[None]``),
-    made root attributes by the trace: a replay puts the recorded fake under a fresh name."""
+    constants: Mapping[int, tuple[str | None, torch.Tensor]]
+    """``get_attr`` nodes of fake tensors the block computed on its own tensors outside the graph
+    (``self.inv_freq[None, :]`` on a buffer's fake), which the trace makes root attributes: by node,
+    the relative path of the block tensor it is a view of (None: its own storage) and the tensor."""
     suffixes: tuple[tuple[Any, ...], ...]
     """Per node, its stack below the block's call (a replay puts the new call's stack above)."""
     stack_depth: int
@@ -133,7 +147,7 @@ class BlockReuse:
         self._module_keys: dict[nn.Module, int | None] = {}
         """Each module's structural key, as the number of its distinct key (None: not keyable)."""
         self._own_keys: dict[nn.Module, tuple[Any, ...]] = {}
-        self._layouts: dict[type, tuple[tuple[str, ...], Callable[[dict[str, Any]], tuple[Any, ...]], tuple[str, ...]]] = {}
+        self._layouts: dict[type, tuple[tuple[str, ...], _Reader, tuple[str, ...]]] = {}
         """Per module class: its attribute names, a reader of the values of those not ``nn.Module``'s own."""
         self._plain_kinds: dict[tuple[type, ...], bool] = {}
         self._counts: Counter[int] | None = None
@@ -143,6 +157,8 @@ class BlockReuse:
         """Calls, outputs and refusals of the running recordings (cleared when none runs)."""
         self.frames: dict[fx.Node, tuple[Any, ...]] = {}
         """Each node's stack, for nodes made while a recording runs."""
+        self.replayed: list[tuple[str, str]] = []
+        """(path, path of the block recorded) of each block replayed, in order."""
 
     def call(self, module: nn.Module, path: str, forward: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         """The first call of the non-leaf module at ``path``: replayed, recorded or traced as usual."""
@@ -249,6 +265,31 @@ class BlockReuse:
                     items.append((name, type(tensor), tensor.shape, tensor.dtype, tensor.device, tensor.requires_grad))
         return tuple(items)
 
+    def _constant(self, tensor: torch.Tensor, path: str) -> tuple[str | None, torch.Tensor]:
+        """What a replay needs to make a recorded constant again: the path (relative to the block)
+        of the block's tensor it views, or None for a tensor of its own storage."""
+        if not isinstance(tensor, FakeTensor):
+            raise _Invalid
+        base = tensor._base
+        if base is None:
+            return None, tensor
+        where = self._host.own_tensor_path(self._host.real_of(base))
+        relative = _relative(where, path) if where is not None else None
+        if not relative:  # a view of a tensor outside the block
+            raise _Invalid
+        return relative, tensor
+
+    def _replayed_constant(self, relative: str | None, tensor: torch.Tensor, path: str) -> torch.Tensor:
+        """A recorded constant made for the replayed block at ``path``: the same view of the block's
+        own tensor, or a new fake of the same size, strides and dtype (as the block's trace makes)."""
+        with self._host.fake_mode:
+            if relative is None:
+                made = torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype, device=tensor.device)
+            else:
+                base = self._host.held_fake(path + relative)
+                made = base.as_strided(tensor.shape, tensor.stride(), tensor.storage_offset())
+        return made.requires_grad_(tensor.requires_grad) if tensor.requires_grad != made.requires_grad else made
+
     def _tensor_key(self, tensor: torch.Tensor, path: str) -> Hashable:
         """A tensor the module holds at ``path``: by class, shape, dtype, device and grad flag, if that is
         the path the trace reads it under (else it is shared with another place: not keyable)."""
@@ -326,16 +367,20 @@ class BlockReuse:
         size = len(caller)
         known = {node.name for node in nodes} | {node.name for node in arguments}
         named: set[int] = set()
-        constants: dict[int, torch.Tensor] = {}
+        constants: dict[int, tuple[str | None, torch.Tensor]] = {}
+        flags: dict[int, tuple[tuple[str, Any], ...]] = {}
         for position, node in enumerate(nodes):
             if node.op not in ("call_function", "call_method", "call_module", "get_attr"):
                 raise _Invalid
             if node.op in ("call_module", "get_attr") and not node.target.startswith(prefix):
                 if node.op != "get_attr" or node.target not in made_constants:
                     raise _Invalid
-                constants[position] = made_constants[node.target]
-            if not node.meta.keys() <= _NODE_META:
-                raise _Invalid
+                constants[position] = self._constant(made_constants[node.target], path)
+            extra = node.meta.keys() - _NODE_META
+            if extra:
+                if not all(type(node.meta[key]) in _VALUES for key in extra):  # only plain flags (fx's is_wrapped)
+                    raise _Invalid
+                flags[position] = tuple((key, node.meta[key]) for key in extra)
             for used in node.all_input_nodes:
                 if used not in index and used not in outside:
                     raise _Invalid
@@ -393,6 +438,7 @@ class BlockReuse:
             arguments=arguments,
             parameters=frozenset(parameters),
             named=frozenset(named),
+            flags=flags,
             constants=constants,
             suffixes=tuple(suffixes),
             stack_depth=stack_depth,
@@ -427,9 +473,9 @@ class BlockReuse:
         cut = len(old)
         for position, (node, suffix) in enumerate(zip(recording.nodes, recording.suffixes, strict=True)):
             op, target = node.op, node.target
-            if position in recording.constants:
+            if position in recording.constants:  # the same view of the new block's tensor, or a new tensor
                 target = host.get_fresh_qualname("_tensor_constant")
-                setattr(host.root, target, recording.constants[position])
+                setattr(host.root, target, self._replayed_constant(*recording.constants[position], path))
             elif op == "call_module" or op == "get_attr":
                 target = path + target[cut:]
             new = create(op, target, None, None, None, node.type)
@@ -457,12 +503,15 @@ class BlockReuse:
                 text = texts[id(suffix)] = host.stack_text(caller + suffix)
             if text:
                 new.meta["stack_trace"] = text
+            if position in recording.flags:
+                new.meta.update(recording.flags[position])
             if logging:
                 self.frames[new] = caller + suffix
             if node in recording.parameters:
                 proxies[target] = host.proxy(new)
         for relative, count in recording.calls:
             host.num_calls[path + relative] = count
+        self.replayed.append((path, old))
         nodes = recording.nodes
         for kind, relative, position in recording.events:
             where = path + relative
@@ -569,7 +618,7 @@ def _relative(where: str, path: str) -> str | None:
     return None
 
 
-def _getter(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+def _getter(names: tuple[str, ...]) -> _Reader:
     """A reader of the values of ``names`` from a dict, as a tuple (``operator.itemgetter``'s, always a tuple)."""
     if len(names) > 1:
         return operator.itemgetter(*names)

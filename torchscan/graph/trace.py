@@ -85,6 +85,9 @@ class Capture:
     constants: frozenset[str] = frozenset()
     """``get_attr`` targets the tracer made for tensors the forward computes from constants alone
     (``torch.eye(n)``: real, not views): every real call makes them anew — activations, not model memory."""
+    replayed: tuple[tuple[str, str], ...] = ()
+    """Blocks whose sub-graph was replayed from an identical block's trace (:mod:`torchscan.graph.reuse`):
+    (path, path of the block traced); the graph is the one a trace of each gives."""
     memo: Memo = dataclasses.field(default_factory=lambda: Memo())
     """Per-node lookups of the passes that depend on the graph and the copy only, kept for later
     runs of this capture on other inputs (:func:`torchscan.sweep`)."""
@@ -114,7 +117,9 @@ class _Tracer(fx.Tracer):
         super().__init__(autowrap_modules=(), autowrap_functions=())
         self._reuse_blocks = reuse
         self._reuse: BlockReuse | None = None
-        """While a trace runs, if ``reuse``: repeated blocks traced once, replayed after (:mod:`torchscan.graph.reuse`)."""
+        """While a trace runs (if ``reuse``): repeated blocks traced once, replayed after (:mod:`.reuse`)."""
+        self.replayed: tuple[tuple[str, str], ...] = ()
+        """(path, recorded path) of the blocks replayed by the last trace."""
         self._modules = modules
         """Every module of the copy (:attr:`ModelCopy.modules`)."""
         self._fakes = fakes
@@ -167,9 +172,11 @@ class _Tracer(fx.Tracer):
             for module, path in self.submodule_paths.items():  # walks them, from the walk made above
                 prefix = f"{path}." if path else ""
                 for name, tensor in vars(module)[key].items():
-                    if tensor is not None:
-                        if self._tensor_paths.setdefault(id(tensor), (kind, prefix + name, tensor))[1] != prefix + name:
-                            self.shared_tensors.add(id(tensor))
+                    if tensor is None:
+                        continue
+                    first = self._tensor_paths.setdefault(id(tensor), (kind, prefix + name, tensor))
+                    if first[1] != prefix + name:
+                        self.shared_tensors.add(id(tensor))
         self._reuse = BlockReuse(self) if self._reuse_blocks else None
         try:
             with _Interception(self, self._modules):
@@ -185,6 +192,8 @@ class _Tracer(fx.Tracer):
         finally:
             self._entry = None
             self.submodule_paths = None
+            if self._reuse is not None:
+                self.replayed = tuple(self._reuse.replayed)
             self._reuse = None  # it refers to the tracer: no cycle left
         return self.graph
 
@@ -216,6 +225,25 @@ class _Tracer(fx.Tracer):
         if found is not None and found[2] is tensor:
             return found[1]
         return self.tensor_attrs.get(tensor)
+
+    def real_of(self, fake: torch.Tensor) -> torch.Tensor:
+        """The copy's parameter or buffer behind a fake the trace handed out (else ``fake``)."""
+        return self._fakes.real_of(fake)
+
+    def held_fake(self, path: str) -> torch.Tensor:
+        """The fake the trace hands out for the tensor the copy holds at ``path`` (as :meth:`buffer`)."""
+        owner, _, name = path.rpartition(".")
+        state = vars(self.root.get_submodule(owner))
+        for kind in ("_parameters", "_buffers"):
+            tensor = dict.get(state[kind], name)  # the dict's own value (a trace's view hands out proxies)
+            if tensor is not None:
+                return self._fakes.any(tensor)
+        return self._fakes.any(state[name])  # a tensor attribute (a fake already)
+
+    @property
+    def fake_mode(self) -> FakeTensorMode:
+        """The fake mode of the trace's fakes."""
+        return self._fakes.mode
 
     def parameter_proxies(self) -> dict[str, fx.Proxy]:
         """The ``get_attr`` proxy of each parameter path read so far (:meth:`parameter`)."""
@@ -728,6 +756,7 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs, reuse: bo
         opaque_outputs=tracer.opaque_outputs,
         held_outputs=tracer.held_outputs,
         constants=frozenset(tracer.constants),
+        replayed=tracer.replayed,
     )
 
 

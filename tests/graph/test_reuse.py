@@ -1,0 +1,377 @@
+"""Block reuse in the tracer: a replayed block gives the graph its own trace gives, and blocks that
+differ (a stride, a dilation, a scale of another type, a flag, a mode) are never merged."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import fx, nn
+
+import torchscan.graph.capture as capture_module
+from tests.profiles import examples
+from torchscan import crawl_module
+from torchscan.graph.trace import Capture, capture
+from torchscan.inputs import model_inputs
+from torchscan.ops import DEFAULT_REGISTRY
+
+
+def _facts(captured: Capture) -> dict[str, Any]:
+    """Everything the passes read of a capture: every node (name, op, target, arguments by name,
+    type, meta), the module outputs and the constants (their shapes, strides, dtypes and which
+    tensor each views)."""
+    nodes = []
+    for node in captured.graph.nodes:
+        meta = dict(node.meta)
+        stack = meta.pop("nn_module_stack", None)
+        nodes.append(
+            (
+                node.name,
+                node.op,
+                node.target if isinstance(node.target, str) else repr(node.target),
+                repr(fx.node.map_arg(node.args, lambda used: f"%{used.name}")),
+                repr(fx.node.map_arg(dict(node.kwargs), lambda used: f"%{used.name}")),
+                node.type,
+                None if stack is None else tuple(stack.items()),
+                meta,
+            )
+        )
+    attributes = {}
+    for node in captured.graph.nodes:
+        if node.op == "get_attr" and node.target.startswith("_tensor_constant"):
+            tensor = getattr(captured.root, node.target)
+            attributes[node.target] = (tuple(tensor.shape), tensor.stride(), tensor.dtype, tensor._base is not None)
+    return {
+        "nodes": nodes,
+        "outputs": dict(captured.module_outputs),
+        "constants": sorted(captured.constants),
+        "attributes": attributes,
+    }
+
+
+def _both(model: nn.Module, shape: tuple[int, ...], **kwargs: Any) -> tuple[Capture, Capture]:
+    inputs = model_inputs(shape, **{"batch_size": 2, **kwargs})
+    return capture(model, DEFAULT_REGISTRY, inputs, reuse=False), capture(model, DEFAULT_REGISTRY, inputs)
+
+
+def _assert_same_graph(plain: Capture, reused: Capture) -> None:
+    one, other = _facts(plain), _facts(reused)
+    assert len(one["nodes"]) == len(other["nodes"])
+    for left, right in zip(one["nodes"], other["nodes"], strict=True):
+        assert left == right
+    assert one == other
+    assert plain.replayed == ()
+
+
+@contextlib.contextmanager
+def _without_reuse(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(capture_module, "capture", functools.partial(capture, reuse=False))
+    yield
+    monkeypatch.undo()
+
+
+def _reports_equal(model: nn.Module, shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> None:
+    reused = crawl_module(model, shape, **kwargs).to_dict()
+    with _without_reuse(monkeypatch):
+        plain = crawl_module(model, shape, **kwargs).to_dict()
+    assert reused == plain
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [
+        ("resnet50", (3, 64, 64)),
+        ("mobilenet_v3_small", (3, 64, 64)),
+        ("efficientnet_b0", (3, 64, 64)),
+        ("vit_b_16", (3, 224, 224)),  # asserts whose message formats a proxy ("got Proxy(getattr_4)")
+        ("swin_t", (3, 64, 64)),  # fx.wrap-ed functions (``is_wrapped`` node meta), masks as arguments
+    ],
+)
+@pytest.mark.parametrize("training", [False, True])
+def test_torchvision_models_get_the_graph_a_full_trace_gives(name: str, shape: tuple[int, ...], training: bool) -> None:
+    model = torchvision.models.get_model(name, weights=None).train(training)
+    plain, reused = _both(model, shape)
+    _assert_same_graph(plain, reused)
+    assert reused.replayed  # every one of them repeats a block
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vit_b_16"])
+def test_torchvision_reports_equal_full_analyses(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = torchvision.models.get_model(name, weights=None).eval()
+    _reports_equal(model, (3, 224, 224), monkeypatch)
+
+
+class Configured(nn.Module):
+    """A block whose graph depends on its configuration values only (no child differs)."""
+
+    def __init__(
+        self,
+        stride: int = 1,
+        dilation: int = 1,
+        scale: float = 1.0,
+        flag: bool = True,
+        mode: str = "add",
+        act: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(8, 8, 3, 3))
+        self.stride, self.dilation, self.scale, self.flag, self.mode = stride, dilation, scale, flag, mode
+        self.act = act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.conv2d(x, self.weight, stride=self.stride, padding=self.dilation, dilation=self.dilation)
+        y = self.act(y) * self.scale
+        if self.flag:
+            y = y + 1
+        if self.mode == "cat":
+            y = torch.cat([y, y], dim=1)[:, :8]
+        return y
+
+
+CONFIGS: list[dict[str, Any]] = [
+    {},
+    {"stride": 2},
+    {"dilation": 2},
+    {"scale": 2.0},
+    {"scale": 1},  # an int where the others hold a float: another graph argument
+    {"flag": False},
+    {"flag": 1},  # an int where the others hold a bool
+    {"mode": "cat"},
+    {"act": nn.GELU},
+]
+
+
+def test_blocks_differing_in_one_config_value_are_not_merged() -> None:
+    model = nn.Sequential(*(Configured(**config) for config in [*CONFIGS, {}, {"dilation": 2}])).eval()
+    plain, reused = _both(model, (8, 32, 32))
+    _assert_same_graph(plain, reused)
+    assert reused.replayed == (("9", "0"), ("10", "2"))  # only the two repeats
+
+
+@given(st.lists(st.integers(0, len(CONFIGS) - 1), min_size=2, max_size=7), st.booleans())
+@settings(max_examples=examples(15), deadline=None)
+def test_random_chains_of_configured_blocks(choices: list[int], training: bool) -> None:
+    model = nn.Sequential(*(Configured(**CONFIGS[choice]) for choice in choices)).train(training)
+    plain, reused = _both(model, (8, 64, 64))
+    _assert_same_graph(plain, reused)
+    first = {}
+    for position, choice in enumerate(choices):
+        first.setdefault(choice, position)
+    expected = tuple(
+        (str(position), str(first[choice])) for position, choice in enumerate(choices) if first[choice] < position
+    )
+    assert reused.replayed == expected
+
+
+class Inner(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.norm = nn.LayerNorm(8)
+
+    def forward(self, x: torch.Tensor, scale: float | None = None) -> dict[str, torch.Tensor]:
+        y = self.norm(self.fc(x))
+        if scale is not None:
+            y = y * scale
+        return {"out": y, "skip": x}
+
+
+class Outer(nn.Module):
+    """Repeated blocks holding repeated blocks, one of them called twice (``path@1`` stack keys)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = Inner()
+        self.second = Inner()
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        a = self.first(x)["out"]
+        b = self.second(a, scale=0.5)["out"]
+        c = self.first(b + y)["skip"]
+        return c, [a, b]
+
+
+class Nested(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(Outer() for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for position, block in enumerate(self.blocks):
+            x, extra = block(x, x if position % 2 else x * 2)  # the same node twice, or two nodes
+            outputs.extend(extra)
+        return x + sum(outputs)
+
+
+def test_nested_blocks_arguments_and_outputs_of_any_structure() -> None:
+    plain, reused = _both(Nested(), (8,))
+    _assert_same_graph(plain, reused)
+    assert ("blocks.2", "blocks.0") in reused.replayed
+    assert ("blocks.3", "blocks.1") in reused.replayed
+
+
+class Counting(nn.Module):
+    """A forward that changes the module's own state: each call's graph is its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.fc(x) * self.calls
+
+
+class Keeping(nn.Module):
+    """A forward that keeps a proxy on the module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.last = self.fc(x)
+        return self.last
+
+
+class Appending(nn.Module):
+    """A forward that appends to the list it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, found: list[torch.Tensor]) -> torch.Tensor:
+        found.append(x)
+        return self.fc(x)
+
+
+class Calls(nn.Module):
+    def __init__(self, cls: type[nn.Module]) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(cls() for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            if isinstance(block, Appending):
+                found: list[torch.Tensor] = []  # the same argument structure at every call
+                x = block(x, found) + found[0]
+            else:
+                x = block(x)
+        return x
+
+
+@pytest.mark.parametrize("cls", [Counting, Keeping, Appending])
+def test_a_forward_with_side_effects_is_never_replayed(cls: type[nn.Module]) -> None:
+    plain, reused = _both(Calls(cls), (4,))
+    _assert_same_graph(plain, reused)
+    assert reused.replayed == ()
+
+
+class Functional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight).relu()  # the parameter read by the traced code: a get_attr node
+
+
+class Tied(nn.Module):
+    """Blocks sharing one layer, and a parameter read before its block is called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        shared = nn.Linear(4, 4)
+        self.blocks = nn.ModuleList(nn.Sequential(shared, nn.ReLU()) for _ in range(2))
+        self.free = nn.ModuleList(Functional() for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        x = x @ self.free[2].weight  # read before free.2 runs: its trace reuses this get_attr
+        for block in self.free:
+            x = block(x)
+        return x
+
+
+def test_shared_layers_and_parameters_read_before_the_block() -> None:
+    plain, reused = _both(Tied(), (4,))
+    _assert_same_graph(plain, reused)
+    # blocks.1 holds blocks.0's layer: not keyable; free.2's weight was read before it ran: traced
+    assert reused.replayed == (("free.1", "free.0"),)
+
+
+class Rotary(nn.Module):
+    """Tensors computed outside the graph from the block's own buffer (a view, and a new tensor)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("inv_freq", torch.arange(4.0))
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        view = self.inv_freq[None, :]  # runs on the buffer's fake: a view, made a root constant
+        doubled = self.inv_freq * 2  # a new tensor
+        return self.fc(x) * view + doubled
+
+
+def test_constants_computed_from_a_block_tensor_view_the_replayed_block_tensor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = nn.Sequential(*(Rotary() for _ in range(3)))
+    plain, reused = _both(model, (4,))
+    _assert_same_graph(plain, reused)
+    assert [path for path, _ in reused.replayed] == ["1", "2"]
+    bases = [getattr(reused.root, f"_tensor_constant{n}")._base for n in (0, 2, 4)]
+    assert all(base is not None for base in bases)
+    assert len({id(base) for base in bases}) == 3  # each block's own buffer, as a trace of it gives
+    _reports_equal(model, (4,), monkeypatch)
+
+
+class Point(NamedTuple):
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+class Pointing(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> Point:
+        return Point(self.fc(x), x)
+
+
+def test_an_output_of_another_structure_is_traced_each_time() -> None:
+    model = nn.Sequential(*(Pointing() for _ in range(2)))
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for block in self.blocks:
+                x = block(x).x
+            return x
+
+    plain, reused = _both(Net(), (4,))
+    _assert_same_graph(plain, reused)
+    assert reused.replayed == ()
+
+
+def test_a_model_with_repeated_blocks_reports_as_a_full_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = nn.Sequential(*(Configured(**config) for config in [{}, {}, {"stride": 2}, {}])).train()
+    _reports_equal(model, (8, 32, 32), monkeypatch)
+    _reports_equal(Nested(), (8,), monkeypatch)
