@@ -375,3 +375,34 @@ def test_a_model_with_repeated_blocks_reports_as_a_full_analysis(monkeypatch: py
     model = nn.Sequential(*(Configured(**config) for config in [{}, {}, {"stride": 2}, {}])).train()
     _reports_equal(model, (8, 32, 32), monkeypatch)
     _reports_equal(Nested(), (8,), monkeypatch)
+
+
+class Reading(nn.Module):
+    """A block reading a value its owner changes before each call, through a reference to the owner."""
+
+    def __init__(self, owner: nn.Module) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.owner = [owner]  # held outside the tree (not a child)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) * self.owner[0].scale
+
+
+class Owner(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = 1
+        self.blocks = nn.ModuleList(Reading(self) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for position, block in enumerate(self.blocks):
+            self.scale = position + 1
+            x = block(x)
+        return x
+
+
+def test_a_block_holding_a_module_outside_its_tree_is_traced_each_time() -> None:
+    plain, reused = _both(Owner(), (4,))
+    _assert_same_graph(plain, reused)
+    assert reused.replayed == ()

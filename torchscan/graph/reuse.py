@@ -1,27 +1,31 @@
 """Block reuse for the tracer: a repeated block is traced once and its sub-graph replayed.
 
-Models repeat blocks: the same class, the same configuration, called on inputs of the same
+Models repeat blocks: the same class, the same configuration, called on arguments of the same
 structure (ResNet's bottlenecks, a transformer's layers). The first call of such a block is traced
 and *recorded*: the nodes it made (a contiguous run of the graph), the module calls and outputs it
-registered, the stack each node was made from. A later first call of another block with the same
-*key* replays the recording with its own paths substituted — node for node the graph a trace would
-give (same names, targets, arguments, ``nn_module_stack``, stack traces, module outputs, call
-counts), without running its forward.
+registered, the stack each node was made from. The first call of another block with the same *key*
+replays the recording with its own paths substituted — node for node the graph its trace gives
+(names, targets, arguments, ``nn_module_stack``, stack traces, module outputs, call counts) without
+running its forward. A block is recorded only where another block the trace will call has its key
+(:func:`_called`).
 
-The key (:meth:`BlockReuse.key`) is structural and conservative: the module's class and training
-flag, every attribute it holds (numbers and strings by value, other objects by identity), its
-parameters' and buffers' names, shapes, dtypes and grad flags, its sub-modules' keys in turn; and
-the call's argument structure (proxies by which distinct node they are, every other value by
-value). A block whose key cannot be made (an instance-level ``forward``, a kept pre-hook, a tensor
-shared with another module, an argument that is neither a proxy nor a plain value) is traced as
-usual. A recording is refused — and the block's key never replayed — when the trace of the block
-reached outside it: a node reading a node that is not one of its arguments, a module or tensor
-outside its path, a constant made for the root, a change to its own attributes or to its
-argument containers, an inner module already called, an output that is not plain data.
+The key (:meth:`BlockReuse._key_tree`, made once before the first block runs) is structural and
+conservative: the module's class and training flag, every attribute it holds (plain values by value
+and type, tuples by value, functions and other objects by identity), its parameters' and buffers'
+names, classes, shapes, dtypes, devices and grad flags, its sub-modules' keys in turn; and the call's
+argument structure (a proxy by which distinct node it is, any other value by value). A block whose
+key cannot be made (an instance-level ``forward``, a kept pre-hook, a module or tensor shared with
+another place, a module held outside the tree, an argument that is neither a proxy nor a plain
+value) is traced as usual. A recording is refused — the key is then never replayed — when the trace
+reached outside the block: a node reading a node that is neither one of the block's arguments nor
+its own, a module or tensor outside its path, a real constant for the root, a change to the
+module's own attributes or to its argument containers, an inner module already called, an output
+that is not plain data. A replay is refused where its trace would differ from the recorded one (a
+parameter of the block already read, an inner module already called).
 
-What the key cannot see is the forward's use of state outside the module (a global counter, an
-object shared by every layer changed by one of them): such a model would get the first block's
-graph for every block of the same key; :func:`torchscan.graph.trace.capture` takes ``reuse=False``.
+What no key sees is a forward's use of state outside the module that changes between blocks (a
+global counter, a mutable object shared by every layer): fx bakes such values into the graph, and
+a replay bakes the first block's. ``capture(..., reuse=False)`` traces every block.
 """
 
 from __future__ import annotations
@@ -648,7 +652,7 @@ def _value_key(value: Any, budget: list[int]) -> Hashable:
         return (kind, tuple(_value_key(item, budget) for item in value))
     if kind is dict:
         return (kind, tuple((_value_key(k, budget), _value_key(v, budget)) for k, v in value.items()))
-    if isinstance(value, torch.Tensor):  # a tensor inside a container: made a constant where it is used
+    if isinstance(value, (torch.Tensor, nn.Module)):  # a tensor made a constant where used; a module's state
         raise _NoKey
     return ("object", id(value))
 
