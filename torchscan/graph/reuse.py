@@ -191,40 +191,37 @@ class BlockReuse:
         """The structural key of every module of the tree (None: not keyable), made once at the
         trace's first block call (before any block runs); and how many of the modules a trace will
         call (:func:`_called`) share each key: a block is recorded only if another may replay it."""
-        paths = self._host.submodule_paths or {}
         keys = self._module_keys
         numbers: dict[Hashable, int] = {}  # each distinct key by a number: a key holds its children's numbers
+        root = self._host.root
 
-        def visit(module: nn.Module, path: str) -> int | None:
+        def visit(module: nn.Module) -> int | None:
             keys[module] = None  # a cycle back to it: not keyable
             keyable = True
             children: list[Any] = []
             for name, child in vars(module)["_modules"].items():
                 if child is None:
                     children.append((name, None))
-                    continue
-                where = f"{path}.{name}" if path else name
-                if paths.get(child) != where:  # a module shared with another place of the tree
+                elif child in keys:  # a module met before, at another place of the tree: not keyable
                     keyable = False
-                    continue
-                found = visit(child, where)
-                keyable = keyable and found is not None
-                children.append((name, found))
-            if not keyable or not path:
+                else:
+                    found = visit(child)
+                    keyable = keyable and found is not None
+                    children.append((name, found))
+            if not keyable or module is root:
                 return None
             try:
-                own = self._own_keys[module] = self._own_key(module, path)
+                own = self._own_keys[module] = self._own_key(module)
             except _NoKey:
                 return None
             key = keys[module] = numbers.setdefault((own, tuple(children)), len(numbers))
             return key
 
-        root = self._host.root
-        visit(root, "")
+        visit(root)
         counts = Counter(key for key in keys.values() if key is not None)
         return Counter(key for key in _called(root, keys, counts) if key is not None)
 
-    def _own_key(self, module: nn.Module, path: str) -> tuple[Any, ...]:
+    def _own_key(self, module: nn.Module) -> tuple[Any, ...]:
         """Class, training flag, attributes, parameters and buffers of ``module`` (not its children).
 
         Attributes by value where every one is a plain value or a tuple (compared as Python compares
@@ -255,7 +252,7 @@ class BlockReuse:
                 if kind is types.MethodType and value.__self__ is module:  # the tracer's rebinding
                     items.append((name, kind, value.__func__))
                 elif isinstance(value, torch.Tensor):
-                    items.append((name, self._tensor_key(value, f"{path}.{name}")))
+                    items.append((name, self._tensor_key(value, module, name)))
                 else:
                     items.append((name, _value_key(value, budget)))
         shared = self._host.shared_tensors
@@ -294,10 +291,11 @@ class BlockReuse:
                 made = base.as_strided(tensor.shape, tensor.stride(), tensor.storage_offset())
         return made.requires_grad_(tensor.requires_grad) if tensor.requires_grad != made.requires_grad else made
 
-    def _tensor_key(self, tensor: torch.Tensor, path: str) -> Hashable:
-        """A tensor the module holds at ``path``: by class, shape, dtype, device and grad flag, if that is
-        the path the trace reads it under (else it is shared with another place: not keyable)."""
-        if self._host.own_tensor_path(tensor) != path:
+    def _tensor_key(self, tensor: torch.Tensor, module: nn.Module, name: str) -> Hashable:
+        """A tensor attribute of ``module``: by class, shape, dtype, device and grad flag, if the trace
+        reads it under this attribute's path (else it is shared with another place: not keyable)."""
+        owner = (self._host.submodule_paths or {}).get(module)
+        if owner is None or self._host.own_tensor_path(tensor) != f"{owner}.{name}":
             raise _NoKey
         return (type(tensor), tensor.shape, tensor.dtype, tensor.device, tensor.requires_grad)
 
@@ -334,7 +332,7 @@ class BlockReuse:
                 raise _Invalid
             made = {name: tensor for tensor, name in list(host.tensor_attrs.items())[attributes:]}
             recording = self._check(path, before, arguments, caller, stack_depth, start, result, proxies_before, made)
-            if self._own_key(module, path) != self._own_keys[module]:  # the forward changed the module's own state
+            if self._own_key(module) != self._own_keys[module]:  # the forward changed the module's own state
                 raise _Invalid
             if _signature((args, kwargs), {}) != key[1]:  # the forward changed its argument containers
                 raise _Invalid
