@@ -142,12 +142,31 @@ class _Recording:
     """The returned value as a template: ``("node", index)``, ``("value", v)`` or ``(type, items)``."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A block's trace as it returned, its nodes not checked yet (:meth:`BlockReuse._checked`: at the
+    first replay, so a block no other block repeats costs little)."""
+
+    path: str
+    nodes: tuple[fx.Node, ...]
+    arguments: tuple[fx.Node, ...]
+    caller: tuple[Any, ...]
+    stack_depth: int
+    frames: tuple[tuple[Any, ...] | None, ...]
+    """Each node's stack (:meth:`Host.frames_from` of the frame that made it)."""
+    calls: tuple[tuple[str, int], ...]
+    events: tuple[tuple[str, str, str | None], ...]
+    """("call", relative path, None) and ("output", relative path, node name), in order."""
+    output: Any
+    made_constants: Mapping[str, torch.Tensor]
+
+
 class BlockReuse:
     """Records the first call of each block key and replays it for later blocks of the same key."""
 
     def __init__(self, host: Host) -> None:
         self._host = host
-        self._recordings: dict[Hashable, _Recording | None] = {}
+        self._recordings: dict[Hashable, _Recording | _Pending | None] = {}
         self._module_keys: dict[nn.Module, int | None] = {}
         """Each module's structural key, as the number of its distinct key (None: not keyable)."""
         self._own_keys: dict[nn.Module, tuple[Any, ...]] = {}
@@ -169,17 +188,24 @@ class BlockReuse:
         if self._counts is None:
             self._counts = self._key_tree()
         block = self._module_keys.get(module)
-        if block is None or self._counts[block] < 2 or fx_traceback.has_preserved_node_meta():
-            return forward(*args, **kwargs)  # no other block like it (or fx's own node meta asked for)
+        if block is None or fx_traceback.has_preserved_node_meta():  # not keyable (or fx's own node meta asked for)
+            return forward(*args, **kwargs)
+        left = self._counts[block] = self._counts[block] - 1  # blocks of this key still to be called
         numbers: dict[fx.Node, int] = {}
         try:
             key = (block, _signature((args, kwargs), numbers))
         except _NoKey:
             return forward(*args, **kwargs)
         found = self._recordings.get(key, False)
-        if found is None:  # its recording was refused
+        if found is None or (found is False and left < 1):  # refused before, or no later block to replay it
             return forward(*args, **kwargs)
         caller = self._host.frames_from(_caller(2))  # above the tracer's call_module
+        if isinstance(found, _Pending):  # the first replay of a recording: its nodes checked now
+            try:
+                found = self._recordings[key] = self._checked(found)
+            except (_Invalid, _NoKey):
+                self._recordings[key] = None
+                return forward(*args, **kwargs)
         if found is not False:
             result = self._replay(found, path, tuple(numbers), caller)
             return forward(*args, **kwargs) if result is _REFUSED else result
@@ -315,7 +341,6 @@ class BlockReuse:
         host = self._host
         graph = host.graph
         before = _last(graph)
-        proxies_before = set(host.parameter_proxies())
         constants, attributes = len(host.constants), len(host.tensor_attrs)
         stack_depth = len(host.module_stack)
         start = len(self.log)
@@ -330,8 +355,12 @@ class BlockReuse:
         try:
             if len(host.constants) != constants:  # a real tensor made from constants: made anew by every call
                 raise _Invalid
-            made = {name: tensor for tensor, name in list(host.tensor_attrs.items())[attributes:]}
-            recording = self._check(path, before, arguments, caller, stack_depth, start, result, proxies_before, made)
+            made = {}
+            if len(host.tensor_attrs) != attributes:  # root constants made by the block (in order: the last ones)
+                made = {name: tensor for tensor, name in list(host.tensor_attrs.items())[attributes:]}
+            recording: _Pending | None = self._capture(
+                path, before, arguments, caller, stack_depth, start, result, made
+            )
             if self._own_key(module) != self._own_keys[module]:  # the forward changed the module's own state
                 raise _Invalid
             if _signature((args, kwargs), {}) != key[1]:  # the forward changed its argument containers
@@ -345,7 +374,7 @@ class BlockReuse:
             self.frames.clear()
         return result
 
-    def _check(
+    def _capture(
         self,
         path: str,
         before: fx.Node | None,
@@ -354,24 +383,64 @@ class BlockReuse:
         stack_depth: int,
         start: int,
         result: Any,
-        proxies_before: set[str],
         made_constants: Mapping[str, torch.Tensor],
-    ) -> _Recording:
+    ) -> _Pending:
+        """What a recording needs, taken as the block returns (what later calls could change: the
+        log, call counts, the output's containers); its nodes are checked at the first replay."""
         host = self._host
+        nodes = tuple(_nodes_after(host.graph, before))
+        index = {node: position for position, node in enumerate(nodes)}
+        calls: dict[str, int] = {}
+        events: list[tuple[str, Any, Any]] = []
+        for kind, where, name in self.log[start:]:
+            if kind == "refused":
+                raise _Invalid
+            relative = _relative(where, path)
+            if not relative:  # outside the block, or the block itself again
+                raise _Invalid
+            if kind == "call":
+                calls[relative] = calls.get(relative, 0) + 1
+                events.append(("call", relative, None))
+            else:
+                events.append(("output", relative, name))
+        for relative, count in calls.items():  # every inner module called first within the block
+            if host.num_calls.get(path + relative, 0) != count:
+                raise _Invalid
+        frames = tuple(self.frames.get(node) for node in nodes)
+        numbers = {node: position for position, node in enumerate(arguments)}
+        return _Pending(
+            path=path,
+            nodes=nodes,
+            arguments=arguments,
+            caller=caller,
+            stack_depth=stack_depth,
+            frames=frames,
+            calls=tuple(calls.items()),
+            events=tuple(events),
+            output=_template(result, index, numbers),
+            made_constants=made_constants,
+        )
+
+    def _checked(self, pending: _Pending) -> _Recording:
+        """The recording of a block whose every node stayed inside it (else :class:`_Invalid`)."""
+        host = self._host
+        path, nodes, arguments, stack_depth = pending.path, pending.nodes, pending.arguments, pending.stack_depth
         prefix = path + "."
-        nodes = _nodes_after(host.graph, before)
         index = {node: position for position, node in enumerate(nodes)}
         outside = set(arguments)
         proxies = host.parameter_proxies()
         parameters = set()
         suffixes: list[tuple[Any, ...]] = []
         interned: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        caller = pending.caller
         size = len(caller)
         known = {node.name for node in nodes} | {node.name for node in arguments}
         named: set[int] = set()
+        stacks: dict[int, Any] = {}
         constants: dict[int, tuple[str | None, torch.Tensor]] = {}
         flags: dict[int, tuple[tuple[str, Any], ...]] = {}
-        for position, node in enumerate(nodes):
+        made_constants = pending.made_constants
+        for position, (node, frames) in enumerate(zip(nodes, pending.frames, strict=True)):
             if node.op not in ("call_function", "call_method", "call_module", "get_attr"):
                 raise _Invalid
             if node.op in ("call_module", "get_attr") and not node.target.startswith(prefix):
@@ -390,16 +459,17 @@ class BlockReuse:
             if scope_path is None or _relative(scope_path, path) is None:
                 raise _Invalid
             stack = node.meta.get("nn_module_stack")
-            if stack is not None:
+            if stack is None:
+                if stack_depth:
+                    raise _Invalid
+            elif id(stack) not in stacks:  # nodes made in one state of the module stack share its copy
                 entries = list(stack.items())
                 if len(entries) < stack_depth or any(
                     _relative(key, path) is None or _relative(entry[0], path) is None
                     for key, entry in entries[stack_depth:]
                 ):
                     raise _Invalid
-            elif stack_depth:
-                raise _Invalid
-            frames = self.frames.get(node)
+                stacks[id(stack)] = stack
             if frames is None or frames[:size] != caller:
                 raise _Invalid
             suffix = frames[size:]
@@ -409,34 +479,22 @@ class BlockReuse:
                 if not all(name in known for text in texts for name in _PROXY_NAME.findall(text)):
                     raise _Invalid  # a node outside the block named in a constant
                 named.add(position)
-            if node.op == "get_attr" and node.target not in proxies_before:
+            if node.op == "get_attr":  # a parameter's get_attr made in the block is the tracer's proxy for it
                 proxy = proxies.get(node.target)
                 if proxy is not None and proxy.node is node:
                     parameters.add(node)
-        calls: dict[str, int] = {}
-        events: list[tuple[str, Any, Any]] = []
-        names = {node.name: node for node in nodes}
-        for kind, where, name in self.log[start:]:
-            if kind == "refused":
-                raise _Invalid
-            relative = _relative(where, path)
-            if not relative:  # outside the block, or the block itself again
-                raise _Invalid
-            if kind == "call":
-                calls[relative] = calls.get(relative, 0) + 1
-                events.append(("call", relative, None))
-            else:
-                found = names.get(name)
-                if found is None:
+        names = {node.name: position for position, node in enumerate(nodes)}
+        events: list[tuple[str, str, int | None]] = []
+        for kind, relative, name in pending.events:
+            if kind == "output":
+                if name not in names:
                     raise _Invalid
-                events.append(("output", relative, index[found]))
-        for relative, count in calls.items():  # every inner module called first within the block
-            if host.num_calls.get(path + relative, 0) != count:
-                raise _Invalid
-        numbers = {node: position for position, node in enumerate(arguments)}
+                events.append((kind, relative, names[name]))
+            else:
+                events.append((kind, relative, None))
         return _Recording(
             path=path,
-            nodes=tuple(nodes),
+            nodes=nodes,
             arguments=arguments,
             parameters=frozenset(parameters),
             named=frozenset(named),
@@ -445,9 +503,9 @@ class BlockReuse:
             suffixes=tuple(suffixes),
             stack_depth=stack_depth,
             texts={},
-            calls=tuple(calls.items()),
+            calls=pending.calls,
             events=tuple(events),
-            output=_template(result, index, numbers),
+            output=pending.output,
         )
 
     # -- replay ----------------------------------------------------------------------------------------
@@ -539,16 +597,21 @@ _PROXY_NAME = re.compile(r"Proxy\(([^()]*)\)")
 """How fx's ``Proxy.__repr__`` names a node in text."""
 
 
-def _texts(arguments: Any) -> list[str]:
-    """The strings among a node's arguments that name a node (``Proxy(name)``)."""
-    found: list[str] = []
-
-    def look(value: Any) -> Any:
-        if type(value) is str and "Proxy(" in value:
+def _texts(value: Any, found: list[str] | None = None) -> list[str]:
+    """The strings among a node's arguments that name a node (``Proxy(name)``), at any depth."""
+    found = [] if found is None else found
+    if type(value) is str:
+        if "Proxy(" in value:
             found.append(value)
-        return value
-
-    fx.node.map_aggregate(arguments, look)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _texts(item, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _texts(item, found)
+    elif type(value) is slice:
+        for item in (value.start, value.stop, value.step):
+            _texts(item, found)
     return found
 
 
