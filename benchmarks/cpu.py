@@ -4,6 +4,7 @@
     python benchmarks/cpu.py ratio resnet50 mobilenet_v3_large      # analysis / a one-thread forward
     python benchmarks/cpu.py stages mobilenet_v3_large              # (or: stages growth 1000) per stage
     python benchmarks/cpu.py llama                                  # Llama-2-70B on meta, analysis + table
+    python benchmarks/cpu.py reuse resnet50 vit_b_16 timm:levit_128s llama   # the capture, block reuse off/on
 
 Everything is ``time.process_time`` (this process's CPU time, both threads summed), medians after a
 warm-up: other processes on the machine change it little, unlike the wall clock. ``ratio`` divides by the
@@ -151,6 +152,72 @@ def llama_cpu() -> None:
     print(f"Llama-2-70B on meta, analysis + table: {statistics.median(times):.2f} s CPU (runs {times})")
 
 
+def _reuse_case(name: str) -> tuple[nn.Module, tuple[int, ...], torch.dtype]:
+    """A torchvision name, ``timm:<name>`` (at its default resolution) or ``llama`` (the benchmark's, on meta)."""
+    if name == "llama":
+        config = llama.CONFIGS["llama"]
+        return llama.build(config, False), (config.sequence,), torch.long
+    if name.startswith("timm:"):
+        import timm
+
+        model = timm.create_model(name[5:], pretrained=False).eval()
+        return model, tuple(model.pretrained_cfg.get("input_size", (3, 224, 224))), torch.float32
+    return torchvision.models.get_model(name, weights=None).eval(), (3, 224, 224), torch.float32
+
+
+def _graph(captured: object) -> list[tuple[object, ...]]:
+    """Every node of a capture as the passes read it (name, op, target, arguments, module stack, stack trace)."""
+    return [
+        (node.name, node.op, str(node.target), str(node.args), str(node.kwargs), str(node.meta))
+        for node in captured.graph.nodes  # type: ignore[attr-defined]
+    ]
+
+
+def reuse(names: Sequence[str], repeat: int = 7) -> None:
+    """The capture (copy and trace) with every block traced, then with repeated blocks replayed
+    (``torchscan/graph/reuse.py``): process CPU time, medians of interleaved rounds, collector off as in
+    ``crawl_module``; and whether the two graphs are the same node for node."""
+    import gc
+
+    from torchscan.graph.trace import capture
+    from torchscan.inputs import model_inputs
+    from torchscan.ops import DEFAULT_REGISTRY
+
+    print(
+        "| Model | Graph nodes | Blocks replayed | Nodes replayed | Every block traced (ms) | Reuse (ms) "
+        "| Same graph |\n"
+        "|---|---:|---:|---:|---:|---:|---|"
+    )
+    for name in names:
+        model, shape, dtype = _reuse_case(name)
+        inputs = model_inputs(shape, batch_size=1, dtype=dtype)
+        runs = {
+            False: functools.partial(capture, model, DEFAULT_REGISTRY, inputs, reuse=False),
+            True: functools.partial(capture, model, DEFAULT_REGISTRY, inputs, reuse=True),
+        }
+        plain, reused = runs[False](), runs[True]()
+        replayed = {path for path, _ in reused.replayed}
+        nodes = sum(1 for node in reused.graph.nodes if replayed & node.meta.get("nn_module_stack", {}).keys())
+        times: dict[bool, list[float]] = {False: [], True: []}
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for _ in range(repeat):
+                for mode, run in runs.items():
+                    start = time.process_time()
+                    run()
+                    times[mode].append(time.process_time() - start)
+        finally:
+            if enabled:
+                gc.enable()
+        same = "yes" if _graph(plain) == _graph(reused) else "**no**"
+        print(
+            f"| {name} | {len(reused.graph.nodes)} | {len(replayed)} | {nodes} | "
+            f"{statistics.median(times[False]) * 1e3:.1f} | {statistics.median(times[True]) * 1e3:.1f} | {same} |",
+            flush=True,
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -161,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     staged.add_argument("model", help="a torchvision name, or growth")
     staged.add_argument("blocks", nargs="?", type=int, default=1000)
     commands.add_parser("llama")
+    commands.add_parser("reuse").add_argument("models", nargs="+", help="torchvision names, timm:<name>, llama")
     args = parser.parse_args(argv)
     if args.command == "analysis":
         analysis(args.models)
@@ -168,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ratio(args.models)
     elif args.command == "stages":
         stages(args.model, args.blocks)
+    elif args.command == "reuse":
+        reuse(args.models)
     else:
         llama_cpu()
     return 0

@@ -40,7 +40,7 @@ def _facts(captured: Capture) -> dict[str, Any]:
                 repr(fx.node.map_arg(node.args, lambda used: f"%{used.name}")),
                 repr(fx.node.map_arg(dict(node.kwargs), lambda used: f"%{used.name}")),
                 node.type,
-                None if stack is None else tuple(stack.items()),
+                None if stack is None else (type(stack), tuple(stack.items())),
                 meta,
             )
         )

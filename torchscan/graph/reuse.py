@@ -526,7 +526,7 @@ class BlockReuse:
         if texts is None:
             texts = recording.texts[caller] = {}
         stacks: dict[int, dict[str, tuple[str, type]]] = {}
-        current = list(host.module_stack.items())
+        current = host.module_stack  # fx's OrderedDict: each state copied as the tracer copies it
         logging = self.depth > 0
         scopes = host.node_name_to_scope
         create = graph.create_node
@@ -554,7 +554,7 @@ class BlockReuse:
             if stack is not None:
                 mapped = stacks.get(id(stack))
                 if mapped is None:
-                    mapped = stacks[id(stack)] = dict(current)
+                    mapped = stacks[id(stack)] = current.copy()
                     for key, (where, kind) in list(stack.items())[recording.stack_depth :]:
                         mapped[path + key[cut:]] = (path + where[cut:], kind)
                 new.meta["nn_module_stack"] = mapped
