@@ -306,6 +306,12 @@ HELD_STATE_BUDGET = 50_000
 ``held-state-shared`` diagnostic names it."""
 
 
+def _immutable(value: Any) -> bool:
+    """A value of an :data:`_ATOMIC` type, or a tuple of them (a kernel size, a stride): never changed."""
+    kind = type(value)
+    return kind in _ATOMIC or (kind is tuple and all(type(item) in _ATOMIC for item in value))
+
+
 class _OverBudget(Exception):
     """An attribute's held state has more than :data:`HELD_STATE_BUDGET` values."""
 
@@ -345,7 +351,7 @@ class _Copier:
         for key, value in state.items():
             kind = _STATE_KINDS.get(key)
             if kind is None:
-                if type(value) in _ATOMIC:  # most plain config values: shared as they are
+                if _immutable(value):  # most plain config values, sizes and strides: shared as they are
                     copied[key] = value
                 elif key == "forward" and isinstance(value, types.FunctionType):  # an instance-level forward
                     copied[key] = self._function(value, with_globals=True)
@@ -359,6 +365,9 @@ class _Copier:
             elif kind is _CHILDREN:
                 copied[key] = {name: None if child is None else self.module(child) for name, child in value.items()}
             elif kind is _HOOKS:
+                if not value:  # no hook: a new empty dict of the same kind
+                    copied[key] = type(value)()
+                    continue
                 kept = {
                     k: hook
                     for k, hook in value.items()
