@@ -406,3 +406,46 @@ def test_a_block_holding_a_module_outside_its_tree_is_traced_each_time() -> None
     plain, reused = _both(Owner(), (4,))
     _assert_same_graph(plain, reused)
     assert reused.replayed == ()
+
+
+class Stepping(nn.Module):
+    """A module whose forward counts its calls: its second call's graph depends on the first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.fc(x) * self.calls
+
+
+class Wrapping(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = Stepping()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+
+class CalledAgain(nn.Module):
+    """Each wrapper's inner module is called again after the wrapper: by then its count is 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(Wrapping() for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        for block in self.blocks:
+            x = block.inner(x)
+        return x
+
+
+def test_a_block_whose_inner_module_changes_its_state_is_traced_each_time() -> None:
+    plain, reused = _both(CalledAgain(), (4,))
+    _assert_same_graph(plain, reused)
+    assert reused.replayed == ()

@@ -174,6 +174,10 @@ class BlockReuse:
         """Per module class: its attribute names, a reader of the values of those not ``nn.Module``'s own."""
         self._plain_kinds: dict[tuple[type, ...], bool] = {}
         self._counts: Counter[int] | None = None
+        self._paths: dict[str, nn.Module] | None = None
+        """Each module of the tree by path (made at the first recording)."""
+        self._recorded: set[int] = set()
+        """Block keys with a recording (or a refused one), whatever the arguments."""
         self.depth = 0
         """How many recordings are running (the tracer logs calls, outputs and frames while > 0)."""
         self.log: list[tuple[str, Any, Any]] = []
@@ -191,6 +195,8 @@ class BlockReuse:
         if block is None or fx_traceback.has_preserved_node_meta():  # not keyable (or fx's own node meta asked for)
             return forward(*args, **kwargs)
         left = self._counts[block] = self._counts[block] - 1  # blocks of this key still to be called
+        if left < 1 and block not in self._recorded:  # nothing to replay, no later block to replay it
+            return forward(*args, **kwargs)
         numbers: dict[fx.Node, int] = {}
         try:
             key = (block, _signature((args, kwargs), numbers))
@@ -361,7 +367,7 @@ class BlockReuse:
             recording: _Pending | None = self._capture(
                 path, before, arguments, caller, stack_depth, start, result, made
             )
-            if self._own_key(module) != self._own_keys[module]:  # the forward changed the module's own state
+            if self._changed(module, path, recording.calls):  # the forward changed a module's own state
                 raise _Invalid
             if _signature((args, kwargs), {}) != key[1]:  # the forward changed its argument containers
                 raise _Invalid
@@ -369,10 +375,21 @@ class BlockReuse:
             recording = None
             self.log.append(("refused", None, None))
         self._recordings[key] = recording
+        self._recorded.add(key[0])
         if not self.depth:
             self.log.clear()
             self.frames.clear()
         return result
+
+    def _changed(self, module: nn.Module, path: str, calls: tuple[tuple[str, int], ...]) -> bool:
+        """Whether the block's forward changed the state of the block or of a module it called (a
+        counter, a kept value): a replay would not, and a later call of that module would see it."""
+        if self._paths is None:
+            self._paths = {where: found for found, where in (self._host.submodule_paths or {}).items()}
+        for inner in (module, *(self._paths.get(path + relative) for relative, _ in calls)):
+            if inner is None or inner not in self._own_keys or self._own_key(inner) != self._own_keys[inner]:
+                return True
+        return False
 
     def _capture(
         self,
