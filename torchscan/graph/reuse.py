@@ -223,35 +223,35 @@ class BlockReuse:
         """The structural key of every module of the tree (None: not keyable), made once at the
         trace's first block call (before any block runs); and how many of the modules a trace will
         call (:func:`_called`) share each key: a block is recorded only if another may replay it."""
-        keys = self._module_keys
-        numbers: dict[Hashable, int] = {}  # each distinct key by a number: a key holds its children's numbers
-        root = self._host.root
-
-        def visit(module: nn.Module) -> int | None:
-            keys[module] = None  # a cycle back to it: not keyable
-            keyable = True
-            children: list[Any] = []
-            for name, child in vars(module)["_modules"].items():
-                if child is None:
-                    children.append((name, None))
-                elif child in keys:  # a module met before, at another place of the tree: not keyable
-                    keyable = False
-                else:
-                    found = visit(child)
-                    keyable = keyable and found is not None
-                    children.append((name, found))
-            if not keyable or module is root:
-                return None
-            try:
-                own = self._own_keys[module] = self._own_key(module)
-            except _NoKey:
-                return None
-            key = keys[module] = numbers.setdefault((own, tuple(children)), len(numbers))
-            return key
-
-        visit(root)
+        keys, root = self._module_keys, self._host.root
+        self._visit(root, root, {})
         counts = Counter(key for key in keys.values() if key is not None)
         return Counter(key for key in _called(root, keys, counts) if key is not None)
+
+    def _visit(self, module: nn.Module, root: nn.Module, numbers: dict[Hashable, int]) -> int | None:
+        """``module``'s key, its sub-modules' first (``numbers``: each distinct key by a number, so a
+        key holds its children's numbers, not their keys)."""
+        keys = self._module_keys
+        keys[module] = None  # a cycle back to it: not keyable
+        keyable = True
+        children: list[Any] = []
+        for name, child in vars(module)["_modules"].items():
+            if child is None:
+                children.append((name, None))
+            elif child in keys:  # a module met before, at another place of the tree: not keyable
+                keyable = False
+            else:
+                found = self._visit(child, root, numbers)
+                keyable = keyable and found is not None
+                children.append((name, found))
+        if not keyable or module is root:
+            return None
+        try:
+            own = self._own_keys[module] = self._own_key(module)
+        except _NoKey:
+            return None
+        key = keys[module] = numbers.setdefault((own, tuple(children)), len(numbers))
+        return key
 
     def _own_key(self, module: nn.Module) -> tuple[Any, ...]:
         """Class, training flag, attributes, parameters and buffers of ``module`` (not its children).
