@@ -174,48 +174,66 @@ def _graph(captured: object) -> list[tuple[object, ...]]:
 
 
 def reuse(names: Sequence[str], repeat: int = 7) -> None:
-    """The capture (copy and trace) with every block traced, then with repeated blocks replayed
-    (``torchscan/graph/reuse.py``): process CPU time, medians of interleaved rounds, collector off as in
-    ``crawl_module``; and whether the two graphs are the same node for node."""
+    """The capture (copy and trace) and the whole analysis (``crawl_module``, the report's table for
+    ``llama``) with every block traced, then with repeated blocks replayed (``torchscan/graph/reuse.py``):
+    process CPU time, medians of interleaved rounds in this one process (the capture with the collector
+    off, as ``crawl_module`` runs it); and whether the two graphs are the same node for node."""
     import gc
 
+    import torchscan.graph.capture as chain
     from torchscan.graph.trace import capture
     from torchscan.inputs import model_inputs
     from torchscan.ops import DEFAULT_REGISTRY
 
     print(
-        "| Model | Graph nodes | Blocks replayed | Nodes replayed | Every block traced (ms) | Reuse (ms) "
-        "| Same graph |\n"
-        "|---|---:|---:|---:|---:|---:|---|"
+        "| Model | Graph nodes | Blocks replayed | Nodes replayed | Capture, every block traced (ms) | Capture, reuse "
+        "(ms) | Analysis, every block traced (ms) | Analysis, reuse (ms) | Same graph |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|"
     )
-    for name in names:
-        model, shape, dtype = _reuse_case(name)
-        inputs = model_inputs(shape, batch_size=1, dtype=dtype)
-        runs = {
-            False: functools.partial(capture, model, DEFAULT_REGISTRY, inputs, reuse=False),
-            True: functools.partial(capture, model, DEFAULT_REGISTRY, inputs, reuse=True),
-        }
-        plain, reused = runs[False](), runs[True]()
-        replayed = {path for path, _ in reused.replayed}
-        nodes = sum(1 for node in reused.graph.nodes if replayed & node.meta.get("nn_module_stack", {}).keys())
-        times: dict[bool, list[float]] = {False: [], True: []}
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+    original = chain.capture
+    try:
+        for name in names:
+            model, shape, dtype = _reuse_case(name)
+            inputs = model_inputs(shape, batch_size=1, dtype=dtype)
+            captures = {
+                mode: functools.partial(capture, model, DEFAULT_REGISTRY, inputs, reuse=mode) for mode in (0, 1)
+            }
+            plain, reused = captures[0](), captures[1]()
+            replayed = {path for path, _ in reused.replayed}
+            nodes = sum(1 for node in reused.graph.nodes if replayed & node.meta.get("nn_module_stack", {}).keys())
+
+            def analyse(mode: int, model: nn.Module = model, call: tuple = (shape, dtype, name == "llama")) -> None:
+                chain.capture = functools.partial(capture, reuse=bool(mode))
+                report = api.crawl_module(model, call[0], dtype=call[1])
+                if call[2]:  # the Llama benchmark's measure: the analysis and its full table
+                    render_table(report)
+
+            times: dict[tuple[str, int], list[float]] = collections.defaultdict(list)
+            for mode in (0, 1):
+                analyse(mode)
             for _ in range(repeat):
-                for mode, run in runs.items():
+                for mode in (0, 1):
+                    enabled = gc.isenabled()
+                    gc.disable()
+                    try:
+                        start = time.process_time()
+                        captures[mode]()
+                        times["capture", mode].append(time.process_time() - start)
+                    finally:
+                        if enabled:
+                            gc.enable()
                     start = time.process_time()
-                    run()
-                    times[mode].append(time.process_time() - start)
-        finally:
-            if enabled:
-                gc.enable()
-        same = "yes" if _graph(plain) == _graph(reused) else "**no**"
-        print(
-            f"| {name} | {len(reused.graph.nodes)} | {len(replayed)} | {nodes} | "
-            f"{statistics.median(times[False]) * 1e3:.1f} | {statistics.median(times[True]) * 1e3:.1f} | {same} |",
-            flush=True,
-        )
+                    analyse(mode)
+                    times["analysis", mode].append(time.process_time() - start)
+            medians = {key: statistics.median(values) * 1e3 for key, values in times.items()}
+            same = "yes" if _graph(plain) == _graph(reused) else "**no**"
+            print(
+                f"| {name} | {len(reused.graph.nodes)} | {len(replayed)} | {nodes} | {medians['capture', 0]:.1f} | "
+                f"{medians['capture', 1]:.1f} | {medians['analysis', 0]:.1f} | {medians['analysis', 1]:.1f} | {same} |",
+                flush=True,
+            )
+    finally:
+        chain.capture = original
 
 
 def main(argv: Sequence[str] | None = None) -> int:
