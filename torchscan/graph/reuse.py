@@ -19,9 +19,9 @@ another place, a module held outside the tree, an argument that is neither a pro
 value) is traced as usual. A recording is refused — the key is then never replayed — when the trace
 reached outside the block: a node reading a node that is neither one of the block's arguments nor
 its own, a module or tensor outside its path, a real constant for the root, a change to the
-module's own attributes or to its argument containers, an inner module already called, an output
-that is not plain data. A replay is refused where its trace would differ from the recorded one (a
-parameter of the block already read, an inner module already called).
+attributes of the block or of a module it called or to its argument containers, an inner module
+already called, an output that is not plain data. A replay is refused where its trace would differ
+from the recorded one (a parameter of the block already read, an inner module already called).
 
 What no key sees is a forward's use of state outside the module that changes between blocks (a
 global counter, a mutable object shared by every layer): fx bakes such values into the graph, and
