@@ -86,7 +86,7 @@ _MODULE_STATE = frozenset({*vars(nn.Module()), "_compiled_call_impl"})
 """``nn.Module``'s own attributes: keyed apart (training, tensors, children) or not at all (hooks, the call slot)."""
 
 _VALUES = frozenset({int, bool, str, bytes, type(None), torch.dtype, torch.device, torch.layout, torch.memory_format})
-"""Value types keyed by value (floats by ``repr``: ``0.0 == -0.0``)."""
+"""Value types keyed by value (inside containers, floats by ``repr``: ``0.0 == -0.0``)."""
 
 _PLAIN = frozenset({*_VALUES, float, complex, tuple})
 """Attribute types keyed together by value (:meth:`BlockReuse._own_key`'s fast path: ``0.0 == -0.0`` there)."""
@@ -121,9 +121,9 @@ class _Recording:
     parameters: frozenset[fx.Node]
     """``get_attr`` nodes made for the block's parameters (registered as the tracer's parameter proxies)."""
     named: frozenset[int]
+    """Nodes whose arguments hold text naming nodes (``f"{proxy}"``: "Proxy(name)"), renamed on replay."""
     flags: Mapping[int, tuple[tuple[str, Any], ...]]
     """Other node meta, plain values only (fx's ``is_wrapped``), by node."""
-    """Nodes whose arguments hold text naming nodes (``f"{proxy}"``: "Proxy(name)"), renamed on replay."""
     constants: Mapping[int, tuple[str | None, torch.Tensor]]
     """``get_attr`` nodes of fake tensors the block computed on its own tensors outside the graph
     (``self.inv_freq[None, :]`` on a buffer's fake), which the trace makes root attributes: by node,
