@@ -449,3 +449,22 @@ def test_a_block_whose_inner_module_changes_its_state_is_traced_each_time() -> N
     plain, reused = _both(CalledAgain(), (4,))
     _assert_same_graph(plain, reused)
     assert reused.replayed == ()
+
+
+def test_an_analysis_leaves_no_copy_of_its_blocks_to_the_collector() -> None:
+    """The copy of the model is freed when the analysis returns (reference counts), not left in a
+    reference cycle for the next collection of the user's process."""
+    import gc
+
+    model = nn.Sequential(*(Configured() for _ in range(4))).eval()
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        report = crawl_module(model, (8, 16, 16))
+        alive = [found for found in gc.get_objects() if type(found) is Configured]
+    finally:
+        if enabled:
+            gc.enable()
+    assert report.to_dict()
+    assert len(alive) == 4  # the model's own blocks only

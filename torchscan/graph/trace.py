@@ -746,7 +746,7 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs, reuse: bo
                 f"torch.fx could not trace {type(model).__name__}: {type(error).__name__}: {error}"
             ) from error
         outputs = {path: tuple(names) for path, names in tracer.module_outputs.items()}
-    return Capture(
+    captured = Capture(
         graph=graph,
         root=root,
         module_outputs=outputs,
@@ -758,6 +758,8 @@ def capture(model: nn.Module, registry: Registry, inputs: ModelInputs, reuse: bo
         constants=frozenset(tracer.constants),
         replayed=tracer.replayed,
     )
+    vars(tracer).clear()  # its proxies refer back to it: freed now, not left to the next cyclic collection
+    return captured
 
 
 GRAPH_MODULE = "fx-graph"
