@@ -408,23 +408,10 @@ def test_a_block_holding_a_module_outside_its_tree_is_traced_each_time() -> None
     assert reused.replayed == ()
 
 
-class Stepping(nn.Module):
-    """A module whose forward counts its calls: its second call's graph depends on the first."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(4, 4)
-        self.calls = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return self.fc(x) * self.calls
-
-
 class Wrapping(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.inner = Stepping()
+        self.inner = Counting()  # counts its calls: its second call's graph depends on the first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner(x)

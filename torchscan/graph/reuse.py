@@ -62,6 +62,11 @@ class Host(Protocol):
     constants: set[str]
     shared_tensors: set[int]
 
+    @property
+    def proxy_type(self) -> type[fx.Proxy]:
+        """The class of the proxies the tracer hands out (:meth:`proxy`)."""
+        ...
+
     def proxy(self, node: fx.Node) -> fx.Proxy: ...
 
     def get_fresh_qualname(self, prefix: str) -> str: ...
@@ -166,6 +171,8 @@ class BlockReuse:
 
     def __init__(self, host: Host) -> None:
         self._host = host
+        self._proxies = frozenset({fx.Proxy, host.proxy_type})
+        """Proxy classes keyed by node; any other (fx's attribute proxies, made lazily) makes a call unkeyable."""
         self._recordings: dict[Hashable, _Recording | _Pending | None] = {}
         self._module_keys: dict[nn.Module, int | None] = {}
         """Each module's structural key, as the number of its distinct key (None: not keyable)."""
@@ -199,13 +206,13 @@ class BlockReuse:
             return forward(*args, **kwargs)
         numbers: dict[fx.Node, int] = {}
         try:
-            key = (block, _signature((args, kwargs), numbers))
+            key = (block, _signature((args, kwargs), numbers, self._proxies))
         except _NoKey:
             return forward(*args, **kwargs)
         found = self._recordings.get(key, False)
         if found is None or (found is False and left < 1):  # refused before, or no later block to replay it
             return forward(*args, **kwargs)
-        caller = self._host.frames_from(_caller(2))  # above the tracer's call_module
+        caller = self._host.frames_from(sys._getframe(2))  # the frame that called the tracer's call_module
         if isinstance(found, _Pending):  # the first replay of a recording: its nodes checked now
             try:
                 found = self._recordings[key] = self._checked(found)
@@ -369,7 +376,7 @@ class BlockReuse:
             )
             if self._changed(module, path, recording.calls):  # the forward changed a module's own state
                 raise _Invalid
-            if _signature((args, kwargs), {}) != key[1]:  # the forward changed its argument containers
+            if _signature((args, kwargs), {}, self._proxies) != key[1]:  # the forward changed its argument containers
                 raise _Invalid
         except (_Invalid, _NoKey):
             recording = None
@@ -434,7 +441,7 @@ class BlockReuse:
             frames=frames,
             calls=tuple(calls.items()),
             events=tuple(events),
-            output=_template(result, index, numbers),
+            output=_template(result, index, numbers, self._proxies),
             made_constants=made_constants,
         )
 
@@ -671,11 +678,6 @@ _REFUSED = object()
 """What :meth:`BlockReuse._replay` returns when the block must be traced instead."""
 
 
-def _caller(depth: int) -> Any:
-    """The frame ``depth`` calls above this one."""
-    return sys._getframe(depth + 1)
-
-
 def _last(graph: fx.Graph) -> fx.Node | None:
     return next(iter(reversed(graph.nodes)), None)
 
@@ -735,31 +737,31 @@ def _value_key(value: Any, budget: list[int]) -> Hashable:
     return ("object", id(value))
 
 
-def _signature(value: Any, numbers: dict[fx.Node, int]) -> Hashable:
-    """The structure of a call's arguments: a proxy by which distinct node it is (``numbers`` filled
-    in order), a plain value by value, tuples, lists and dicts item by item."""
+def _signature(value: Any, numbers: dict[fx.Node, int], proxies: frozenset[type]) -> Hashable:
+    """The structure of a call's arguments: a proxy (of one of ``proxies``) by which distinct node it is
+    (``numbers`` filled in order), a plain value by value, tuples, lists and dicts item by item."""
     kind = type(value)
-    if isinstance(value, fx.Proxy):
-        if kind.__name__ != "_Proxy" and kind is not fx.Proxy:  # an attribute proxy or another kind
-            raise _NoKey
+    if kind in proxies:
         return ("node", numbers.setdefault(value.node, len(numbers)))
     if kind in _VALUES:
         return (kind, value)
     if kind is float or kind is complex:
         return (kind, repr(value))
     if kind is tuple or kind is list:
-        return (kind, tuple(_signature(item, numbers) for item in value))
+        return (kind, tuple(_signature(item, numbers, proxies) for item in value))
     if kind is dict:
-        return (kind, tuple((_signature(k, numbers), _signature(v, numbers)) for k, v in value.items()))
+        items = value.items()
+        return (kind, tuple((_signature(k, numbers, proxies), _signature(v, numbers, proxies)) for k, v in items))
     raise _NoKey
 
 
-def _template(value: Any, index: Mapping[fx.Node, int], arguments: Mapping[fx.Node, int]) -> Any:
-    """The block's returned value with each proxy replaced by its node's place (made or argument)."""
+def _template(
+    value: Any, index: Mapping[fx.Node, int], arguments: Mapping[fx.Node, int], proxies: frozenset[type]
+) -> Any:
+    """The block's returned value with each proxy (of one of ``proxies``) replaced by its node's place
+    (made or argument)."""
     kind = type(value)
-    if isinstance(value, fx.Proxy):
-        if kind.__name__ != "_Proxy" and kind is not fx.Proxy:
-            raise _Invalid
+    if kind in proxies:
         if value.node in index:
             return ("node", index[value.node])
         if value.node in arguments:
@@ -770,9 +772,9 @@ def _template(value: Any, index: Mapping[fx.Node, int], arguments: Mapping[fx.No
     if kind is float or kind is complex:
         return ("value", value)
     if kind is tuple or kind is list:
-        return (kind, tuple(_template(item, index, arguments) for item in value))
+        return (kind, tuple(_template(item, index, arguments, proxies) for item in value))
     if kind is dict and all(type(key) in _VALUES for key in value):
-        return (dict, tuple((key, _template(item, index, arguments)) for key, item in value.items()))
+        return (dict, tuple((key, _template(item, index, arguments, proxies)) for key, item in value.items()))
     raise _Invalid
 
 

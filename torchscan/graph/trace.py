@@ -197,6 +197,11 @@ class _Tracer(fx.Tracer):
             self._reuse = None  # it refers to the tracer: no cycle left
         return self.graph
 
+    @property
+    def proxy_type(self) -> type[fx.Proxy]:
+        """The class of the proxies this tracer hands out."""
+        return _Proxy
+
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return _Proxy(node, self)
 
@@ -447,7 +452,7 @@ class _Tracer(fx.Tracer):
                 node.meta["nn_module_stack"] = self._stack_copy
         if node.stack_trace:
             return node
-        inner = _frames(sys._getframe(), self._entry[0] if self._entry is not None else None)
+        inner = self.frames_from(sys._getframe())
         text = self.stack_text(inner)
         if text:
             node.stack_trace = text
