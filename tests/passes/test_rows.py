@@ -299,3 +299,20 @@ def test_a_kept_row_plan_gives_the_rows_made_afresh() -> None:
     for kept, fresh in rows.values():
         assert kept == fresh
     assert rows[True][0] != rows[False][0]  # other shapes and costs
+
+
+def test_filled_rows_keep_every_other_field_of_the_plan() -> None:
+    """``_rows`` builds each row field by field: every field it does not fill comes from the plan's row."""
+    import dataclasses
+
+    import networkx as nx
+
+    from torchscan.passes.rows import RowPlan, _rows, _Slot
+    from torchscan.records import Cost, Row
+
+    values = {field.name: f"<{field.name}>" for field in dataclasses.fields(Row)}
+    template = Row(**values)  # every field a distinct sentinel
+    plan = RowPlan(slots=(_Slot(0, template, None),), size=1, cost_rows=(("n", 0),), rollup=())
+    (row,) = _rows(plan, nx.DiGraph(), {"n": Cost(flops=3, macs=2, dmas=1)}, lambda name, kind, node: 7)
+    filled = {"flops": 3, "macs": 2, "dmas": 1, "unknown_ops": 0, "output_bytes": 7}
+    assert row == dataclasses.replace(template, **filled)

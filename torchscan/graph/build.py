@@ -49,6 +49,7 @@ def build_graph(
     binder = ArgumentBinder()
     memo = {} if memo is None else memo
     modules: dict[str, nn.Module] | None = None
+    stacks: dict[int, tuple[tuple[str, int], ...]] = {}  # the nodes of one module call share its stack
     nodes: list[tuple[str, dict[str, NodeRecord]]] = []
     edges: list[tuple[str, str]] = []
     for index, node in enumerate(traced.nodes):
@@ -56,7 +57,7 @@ def build_graph(
         if static is None:
             if modules is None:
                 modules = dict(root.named_modules(remove_duplicate=False))
-            static = memo[node.name] = _static(node, root, modules)
+            static = memo[node.name] = _static(node, root, modules, stacks)
         record = _record(node, index, static, values.get(node.name), binder)
         nodes.append((node.name, {RECORD: record}))
         edges.extend((source, node.name) for source in static.sources)
@@ -66,9 +67,15 @@ def build_graph(
     return graph
 
 
-def _static(node: fx.Node, root: nn.Module, modules: Mapping[str, nn.Module]) -> _Static:
+def _static(
+    node: fx.Node,
+    root: nn.Module,
+    modules: Mapping[str, nn.Module],
+    stacks: dict[int, tuple[tuple[str, int], ...]] | None = None,
+) -> _Static:
     """The shape-independent parts of a node's record (``modules``: the root's submodules by path,
-    duplicates included)."""
+    duplicates included; ``stacks``: :func:`_module_calls` by the identity of the module stack read,
+    for nodes that share one object)."""
     if node.op == "call_module":
         target = str(node.target)
         module = modules.get(target)
@@ -78,7 +85,14 @@ def _static(node: fx.Node, root: nn.Module, modules: Mapping[str, nn.Module]) ->
     else:
         type_name = node.op
     sources = tuple(source.name for source in node.all_input_nodes)
-    return _Static(type_name, module_path_of(node), _module_calls(node), call_site(node, root, modules), sources)
+    stack = node.meta.get("nn_module_stack")
+    if stacks is None or stack is None:
+        calls = _module_calls(node)
+    else:
+        calls = stacks.get(id(stack))
+        if calls is None:
+            calls = stacks[id(stack)] = _module_calls(node)
+    return _Static(type_name, module_path_of(node), calls, call_site(node, root, modules), sources)
 
 
 def _record(

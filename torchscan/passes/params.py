@@ -118,7 +118,8 @@ def parameter_readers(
             module = submodule(path)
         except AttributeError:  # not a path of the model (a bare-op model's own call)
             continue
-        found.update(owners[id(tensor)] for tensor in module.parameters() if id(tensor) in owners)
+        tensors = module._parameters.values() if not module._modules else module.parameters()  # a leaf: no walk
+        found.update(owners[id(tensor)] for tensor in tensors if tensor is not None and id(tensor) in owners)
     for path in reads:
         owner_path, _, name = path.rpartition(".")
         try:
