@@ -355,7 +355,8 @@ def _capture(subject: _Subject, call: _Call, inputs: ModelInputs, policy: RealFo
     """The capture chain for ``inputs``, a shape error completed with the batch-dimension hint and
     the hooks that were not run."""
     try:
-        return capture_with_fallback(subject.model, subject.registry, inputs, subject.device, policy)
+        modules = [module for _, module in subject.modules] if subject.modules else None
+        return capture_with_fallback(subject.model, subject.registry, inputs, subject.device, policy, modules)
     except ShapeError as error:
         note = _batch_hint(subject.model, call.input_shape, call.dtype, call.batch_size, error)
         if subject.hooks:

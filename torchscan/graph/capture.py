@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,12 +98,17 @@ def with_inputs(captured: Captured, inputs: ModelInputs, device: torch.device) -
 
 
 def capture_with_fallback(
-    model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device, policy: RealForward | None = None
+    model: nn.Module,
+    registry: Registry,
+    inputs: ModelInputs,
+    device: torch.device,
+    policy: RealForward | None = None,
+    modules: Sequence[nn.Module] | None = None,
 ) -> Captured:
     """:func:`capture_chain` with autograd on, whatever the caller's mode (``no_grad`` and
     ``inference_mode`` send some modules, e.g. ``nn.MultiheadAttention``, down other paths)."""
     with torch.inference_mode(False), torch.enable_grad():
-        return capture_chain(model, registry, inputs, device, policy or RealForward())
+        return capture_chain(model, registry, inputs, device, policy or RealForward(), modules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +122,16 @@ class RealForward:
 
 
 def capture_chain(
-    model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device, policy: RealForward
+    model: nn.Module,
+    registry: Registry,
+    inputs: ModelInputs,
+    device: torch.device,
+    policy: RealForward,
+    modules: Sequence[nn.Module] | None = None,
 ) -> Captured:
     """torch.fx first; else record one forward on fake tensors; else (data-dependent ops such as
-    NMS) record one real forward on a copy of the model, if ``policy`` allows it.
+    NMS) record one real forward on a copy of the model, if ``policy`` allows it (``modules``:
+    ``model.modules()`` when the caller has walked them).
 
     A shape error from a traced graph is re-checked by a recorded forward (fx graphs can be wrong
     where Python control flow depends on values): if that works its graph is used. An error found
@@ -133,7 +144,7 @@ def capture_chain(
             captured, values = record_scripted(model, registry, inputs, _make_inputs(inputs, device, real=False))
         return Captured(captured, values, (Diagnostic("scripted-module", _SCRIPTED),))
     try:
-        traced = capture(model, registry, inputs)
+        traced = capture(model, registry, inputs, modules=modules)
         return Captured(traced, _propagate(traced, inputs, device), _notes(traced))
     except CaptureError as error:
         reason = f"the torch.fx capture failed ({error})"

@@ -57,10 +57,12 @@ class Fakes:
     :meth:`any` (made at once: the copy must not share them).
     """
 
-    def __init__(self, model: nn.Module, fake_mode: FakeTensorMode) -> None:
-        self._real = {  # every parameter and buffer, from one walk of the modules
+    def __init__(
+        self, model: nn.Module, fake_mode: FakeTensorMode, modules: Sequence[nn.Module] | None = None
+    ) -> None:
+        self._real = {  # every parameter and buffer, from one walk of the modules (``modules``: its result)
             id(tensor): tensor
-            for module in model.modules()
+            for module in (model.modules() if modules is None else modules)
             for tensors in (module._parameters, module._buffers)
             for tensor in tensors.values()
             if tensor is not None
@@ -219,13 +221,15 @@ def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> ModelCopy:
     return shadow_copy(model, Fakes(model, fake_mode), lazy=False)
 
 
-def shadow_copy(model: nn.Module, fakes: Fakes, lazy: bool) -> ModelCopy:
+def shadow_copy(
+    model: nn.Module, fakes: Fakes, lazy: bool, modules: Sequence[nn.Module] | None = None
+) -> ModelCopy:
     """A structural copy of ``model`` (user hooks dropped) with fakes of its tensors (``lazy``: the
     model's own parameter and buffer objects in the modules' tensor dicts, fakes put in later by
     :meth:`Fakes.fill` and handed to traced code by the tracer; every other reference to a tensor
-    is a fake at once)."""
+    is a fake at once; ``modules``: ``model.modules()`` when the caller has walked them)."""
     keep: TensorMap = lambda tensor: tensor  # noqa: E731
-    return _copy(_Copier(keep if lazy else fakes.of, fakes.any, _registered(model)), model)
+    return _copy(_Copier(keep if lazy else fakes.of, fakes.any, _registered(model, modules)), model)
 
 
 def real_copy(model: nn.Module) -> ModelCopy:
@@ -250,8 +254,8 @@ def _copy(copier: _Copier, model: nn.Module) -> ModelCopy:
     return ModelCopy(root=root, modules=tuple(copier.modules), shared=tuple(copier.shared))
 
 
-def _registered(model: nn.Module) -> frozenset[int]:
-    return frozenset(id(module) for module in model.modules())
+def _registered(model: nn.Module, modules: Sequence[nn.Module] | None = None) -> frozenset[int]:
+    return frozenset(id(module) for module in (model.modules() if modules is None else modules))
 
 
 _ATOMIC: frozenset[type] = frozenset(

@@ -721,17 +721,24 @@ def _leaf_root_graph(inputs: ModelInputs) -> fx.Graph:
     return graph
 
 
-def capture(model: nn.Module, registry: Registry, inputs: ModelInputs, reuse: bool = True) -> Capture:
+def capture(
+    model: nn.Module,
+    registry: Registry,
+    inputs: ModelInputs,
+    reuse: bool = True,
+    modules: Sequence[nn.Module] | None = None,
+) -> Capture:
     """Trace a copy of ``model`` called with ``inputs`` (``reuse``: repeated blocks traced once and
-    replayed, :mod:`torchscan.graph.reuse`; the graph is the same either way).
+    replayed, :mod:`torchscan.graph.reuse`; the graph is the same either way; ``modules``:
+    ``model.modules()`` when the caller has walked them).
 
     The copy holds the model's own parameter and buffer objects until the shape pass puts
     fakes in (``Capture.fakes``): traced code gets parameters as proxies and buffers as fakes
     (:class:`_Interception`), never the model's own tensors.
     """
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
-    fakes = Fakes(model, fake_mode)
-    copied = shadow_copy(model, fakes, lazy=True)
+    fakes = Fakes(model, fake_mode, modules)
+    copied = shadow_copy(model, fakes, lazy=True, modules=modules)
     clone = copied.root
     tracer = _Tracer(registry, inputs, fakes, copied.modules, reuse)
     if isinstance(model, fx.GraphModule):  # already a graph (torch.export's .module(), fx's own): used as is

@@ -60,7 +60,9 @@ def collect_params(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | 
         params = trainable = shared = param_bytes = buffer_bytes = 0
         entries: list[ParamEntry] = []
         tied: list[tuple[str, int]] = []
-        for name, tensor in module.named_parameters(recurse=False, remove_duplicate=False):
+        for name, tensor in module._parameters.items():  # named_parameters(recurse=False), no generator
+            if tensor is None:
+                continue
             if id(tensor) in seen:
                 shared += tensor.numel()
                 if tensor.requires_grad and id(tensor) in owners:
@@ -75,8 +77,8 @@ def collect_params(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | 
             params += entry.numel
             trainable += entry.numel * entry.trainable
             param_bytes += entry.nbytes
-        for _, tensor in module.named_buffers(recurse=False, remove_duplicate=False):
-            if id(tensor) in seen:
+        for tensor in module._buffers.values():  # named_buffers(recurse=False)
+            if tensor is None or id(tensor) in seen:
                 continue
             seen.add(id(tensor))
             buffer_bytes += tensor.numel() * tensor.element_size()
