@@ -57,9 +57,7 @@ class Fakes:
     :meth:`any` (made at once: the copy must not share them).
     """
 
-    def __init__(
-        self, model: nn.Module, fake_mode: FakeTensorMode, modules: Sequence[nn.Module] | None = None
-    ) -> None:
+    def __init__(self, model: nn.Module, fake_mode: FakeTensorMode, modules: Sequence[nn.Module] | None = None) -> None:
         self._real = {  # every parameter and buffer, from one walk of the modules (``modules``: its result)
             id(tensor): tensor
             for module in (model.modules() if modules is None else modules)
@@ -221,9 +219,7 @@ def fake_copy(model: nn.Module, fake_mode: FakeTensorMode) -> ModelCopy:
     return shadow_copy(model, Fakes(model, fake_mode), lazy=False)
 
 
-def shadow_copy(
-    model: nn.Module, fakes: Fakes, lazy: bool, modules: Sequence[nn.Module] | None = None
-) -> ModelCopy:
+def shadow_copy(model: nn.Module, fakes: Fakes, lazy: bool, modules: Sequence[nn.Module] | None = None) -> ModelCopy:
     """A structural copy of ``model`` (user hooks dropped) with fakes of its tensors (``lazy``: the
     model's own parameter and buffer objects in the modules' tensor dicts, fakes put in later by
     :meth:`Fakes.fill` and handed to traced code by the tracer; every other reference to a tensor
