@@ -218,11 +218,6 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
         "True -> False",
     ): _STRICT + " (both have one entry per spatial dim of the weight)",
     (
-        "passes/receptive/layout.py",
-        "(0 if axis is None else inner[axis + len(shape)], n) for axis, n in zip(field.axes, field.sizes, strict=True)",
-        "True -> False",
-    ): _STRICT + " (a Field has one axis and one size per spatial dim)",
-    (
         "passes/memory/saved.py",
         "keep, extra_bytes = rule(record, inputs, outputs, trainable.get(record.module_path, 0) > 0)",
         "0 -> 1",
@@ -305,13 +300,6 @@ EQUIVALENT: dict[tuple[str, str, str] | tuple[str, str, str, int], str] = {
     ("passes/receptive/windows.py", 'stride = ints(arg(call, "stride", 2), n, 1)', "1 -> 2"): _CONV,
     ("passes/receptive/windows.py", 'stride = ints(arg(call, "stride", 2), n, 1)', "2 -> 1"): _CONV,
     ("passes/receptive/windows.py", 'padding = ints(arg(call, "padding", 3), n, 0)', "3 -> 4"): _CONV,
-    (
-        "passes/receptive/layout.py",
-        "(0 if axis is None else inner[axis + len(shape)], n) for axis, n in zip(field.axes, field.sizes, strict=True)",
-        "0 -> 1",
-    ): "the distance of a dim without an axis is never read: outside a flat field an axis is None only for a "
-    "size-1 dim (Field's invariant: an int index, a squeeze or a reduction that removes it sets size 1; "
-    "mix() drops only axes that do not move), and reshape reads the slots of moving dims (size > 1) only",
     ("passes/receptive/windows.py", 'padding = ints(arg(call, "padding", 3), n, 0)', "0 -> 1"): _CONV,
     (
         "passes/receptive/windows.py",

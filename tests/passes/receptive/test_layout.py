@@ -3,6 +3,7 @@ one tuple, matmul against a parameter — against hand-worked fields and the gra
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -10,7 +11,8 @@ import torch
 from torch import nn
 
 from tests.passes.receptive.helpers import rf_report, rule_outcomes
-from torchscan.passes.receptive import Marker, receptive_fields
+from tests.passes.receptive.test_oracle import Layout, footprint
+from torchscan.passes.receptive import Marker, RField, receptive_fields
 from torchscan.passes.receptive.geometry import Field
 
 
@@ -340,3 +342,123 @@ def test_softmax_over_channels_by_position_keeps_the_field(spelling: str) -> Non
     3×3 conv's field stays (3, 3) on both spatial dims."""
     field = _last(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), Softmax(spelling)), (1, 6, 6))
     assert [span.summary().size for span in field.spans] == [3, 3]
+
+
+# size-1 spatial dims through views ----------------------------------------------------------------
+
+
+def _same_after_a_round_trip(kind: str) -> nn.Module:
+    """The model hypothesis found: a 3-wide conv (stride 2, dilation 3) that shrinks 8 positions to
+    one, a view round trip of that size-1 dim, a 2-wide ``"same"`` conv (torch pads 0 before, 1 after)."""
+    return nn.Sequential(
+        nn.Conv1d(1, 2, 1),
+        nn.Sequential(nn.Conv1d(2, 2, 3, stride=2, dilation=3), nn.ReLU()),
+        Layout(kind, 1),
+        nn.Sequential(nn.Conv1d(2, 2, 2, padding="same"), nn.ReLU()),
+    )
+
+
+@pytest.mark.parametrize("kind", ["flatten", "reshape", "unsqueeze", "transpose", "permute"])
+def test_a_round_trip_keeps_a_size_one_dim_on_its_axis(kind: str) -> None:
+    """On 8 inputs the strided conv leaves one unit, ``L = 2i``, ``R = 2i + 6``. The round trip
+    (``flatten(2).unflatten``, ``reshape``/``view``, ``unsqueeze``/``squeeze``, or a transpose) keeps
+    that size-1 dim on its axis, so the ``"same"`` conv still widens it — unit ``i`` reads units
+    ``i, i + 1``: ``L = 2i``, ``R = 2i + 8`` (size 9, jump 2, start 0; a view used to drop the axis
+    and leave 7). On 26 inputs the footprint of the central unit 5 is ``10 … 18``."""
+    model = _same_after_a_round_trip(kind)
+    field = _last(model, (1, 8))
+    assert field.axes == (-1,) and field.sizes == (1,) and not field.flat
+    (span,) = field.spans
+    assert [span.extent_at(i) for i in range(4)] == [(0, 8), (2, 10), (4, 12), (6, 14)]
+    assert span.summary() == RField(size=9, jump=Fraction(2), start=0)
+    assert footprint(model, (1, 26)) == ([(10, 18)], (5,))
+
+
+@pytest.mark.parametrize("kind", ["flatten", "reshape", "unsqueeze"])
+@pytest.mark.parametrize("kernel", [(8, 1), (1, 8), (8, 8)], ids=["rows", "columns", "both"])
+def test_a_round_trip_of_a_grid_with_size_one_dims(kind: str, kernel: tuple[int, int]) -> None:
+    """A conv of kernel ``kernel`` on 8×8 leaves one unit along each dim of kernel 8 (field
+    ``[i, i + 7]``) and 8 along a dim of kernel 1; after the round trip a 3×3 conv (padding 1) adds
+    ``[−1, +1]`` along both dims: ``[i − 1, i + 8]`` (size 10) or ``[i − 1, i + 1]`` (size 3)."""
+    model = nn.Sequential(nn.Conv2d(1, 2, kernel), Layout(kind, 2), nn.Conv2d(2, 2, 3, padding=1))
+    field = _last(model, (1, 8, 8))
+    assert field.axes == (-2, -1) and not field.flat
+    assert field.sizes == tuple(9 - k for k in kernel)
+    assert [span.extent_at(2) for span in field.spans] == [(1, 10) if k == 8 else (1, 3) for k in kernel]
+
+
+class Squeezed(nn.Module):
+    """``x.squeeze(-1)`` (a 2-D map of width 1 to a 1-D signal) or ``x.unsqueeze(-1)`` (the reverse)."""
+
+    def __init__(self, unsqueeze: bool) -> None:
+        super().__init__()
+        self.unsqueeze = unsqueeze
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(-1) if self.unsqueeze else x.squeeze(-1)
+
+
+@pytest.mark.parametrize(("kernel", "size"), [((3, 1), 10), ((1, 3), 8)])
+def test_unsqueeze_puts_the_new_axis_where_its_dim_says(kernel: tuple[int, int], size: int) -> None:
+    """A conv of 8 on 8 inputs leaves one unit (``[i, i + 7]``); ``unsqueeze(-1)`` adds the new axis
+    after it, so the positions are the rows (axis −2) of the 2-D conv after it: a kernel (3, 1)
+    (padding (1, 0)) widens them to ``[i − 1, i + 8]``, a kernel (1, 3) (padding (0, 1)) does not —
+    though the shapes alone, (N, 2, 1) -> (N, 2, 1, 1), could put them on either size-1 axis."""
+    padding = tuple(k // 2 for k in kernel)
+    model = nn.Sequential(nn.Conv1d(1, 2, 8), Squeezed(True), nn.Conv2d(2, 2, kernel, padding=padding))
+    field = _last(model, (1, 8))
+    assert field.axes == (-2,)
+    assert field.spans[0].summary().size == size
+
+
+def test_squeeze_removes_the_axis_its_dim_names() -> None:
+    """A 8×8 conv on 8×8 leaves one unit, (N, 2, 1, 1); ``squeeze(-1)`` removes the columns' axis, so
+    the 1-D conv (3, padding 1) after it widens the rows (``[i − 1, i + 8]``, size 10) and the
+    columns keep the 8×8 conv's 8, without an axis."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 8), Squeezed(False), nn.Conv1d(2, 2, 3, padding=1))
+    field = _last(model, (1, 8, 8))
+    assert field.axes == (-1, None) and field.sizes == (1, 1)
+    assert [span.summary().size for span in field.spans] == [10, 8]
+
+
+class TokensOfARow(nn.Module):
+    """A map of height 1 flattened into tokens, then a 3-wide conv (padding 1), a crop, a pick, a
+    3-wide ``Tensor.unfold``, or a sum with the map squeezed to its columns."""
+
+    def __init__(self, then: str) -> None:
+        super().__init__()
+        self.then = then
+        self.conv = nn.Conv1d(2, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = x.flatten(2)
+        if self.then == "conv":
+            return self.conv(tokens)
+        if self.then == "unfold":
+            return tokens.unfold(-1, 3, 1)
+        if self.then == "sum":
+            return tokens + x.squeeze(2)
+        return tokens[:, :, 1:] if self.then == "crop" else tokens[:, :, 2]
+
+
+_THEN = {  # then: the columns of units 1 and 2, the number of columns
+    "conv": ([(0, 4), (1, 5)], 5),
+    "crop": ([(2, 4), (3, 5)], 4),
+    "pick": ([(2, 4), (2, 4)], 1),
+    "unfold": ([(1, 5), (2, 6)], 3),
+    "sum": ([(1, 3), (2, 4)], 5),
+}
+
+
+@pytest.mark.parametrize("then", _THEN)
+def test_tokens_of_a_row_are_its_columns(then: str) -> None:
+    """A 8×3 conv on 8×7 leaves a 1×5 map (columns ``[j, j + 2]``); its 5 tokens run along the
+    columns only, so a window (3, padding 1: ``[j − 1, j + 3]``), a crop (``[1:]``: ``[j + 1, j + 3]``),
+    a pick (``[2]``: ``[2, 4]`` for every unit) or an unfold (3: ``[j, j + 4]``) over them is one over
+    the columns, and the map squeezed to its columns adds to them unit by unit (``[j, j + 2]``);
+    the one row keeps the conv's ``[0, 7]``."""
+    columns, count = _THEN[then]
+    field = _last(nn.Sequential(nn.Conv2d(1, 2, (8, 3)), TokensOfARow(then)), (1, 8, 7))
+    assert field.sizes == (1, count)
+    assert [field.spans[1].extent_at(i) for i in (1, 2)] == columns
+    assert field.spans[0].extent_at(0) == (0, 7)

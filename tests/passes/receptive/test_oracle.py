@@ -385,6 +385,21 @@ _WINDOW_CASES = {
     "CircularPad1d": _stem(1, nn.CircularPad1d((3, 1)), _CONV[1](C, C, 3)),
     **{f"layout {kind}": _stem(2, _CONV[2](C, C, 3), Layout(kind, 2), _CONV[2](C, C, 3)) for kind in Layout.KINDS},
     **{f"layout {kind} 3d": _stem(3, _CONV[3](C, C, 3), Layout(kind, 3)) for kind in Layout.KINDS},
+    # views of a dim of size 1 (a kernel of 8 on the 8 inputs of the smallest size tried), then a window
+    # that still moves it ("same" with an even kernel: 0 before, 1 after)
+    **{
+        f"layout {kind} of a size-1 dim": _stem(
+            1, _CONV[1](C, C, 8), Layout(kind, 1), _CONV[1](C, C, 2, padding="same"), nn.ReLU()
+        )
+        for kind in ("flatten", "reshape", "transpose", "permute", "unsqueeze")
+    },
+    **{
+        f"layout {kind} of size-1 {dims}": _stem(
+            2, _CONV[2](C, C, kernel), Layout(kind, 2), _CONV[2](C, C, 3, padding=1)
+        )
+        for kind in ("flatten", "reshape", "unsqueeze")
+        for dims, kernel in (("rows", (8, 3)), ("rows and columns", 8))
+    },
 }
 
 

@@ -4,10 +4,15 @@
   unit, the hull ``[min L, max R]`` of the operands' fields (the union of the paths).
 - Views: a row-major reshape is followed from the shapes alone — a spatial dim of size ``n`` whose
   elements sit ``inner`` apart stays a dim if the output has an axis with the same ``(inner, n)``;
-  the spatial dims flattened together become one token axis (and can be split back); merged
-  with other axes (``flatten(1)`` before a classifier) the field is global; split, it is unknown.
-  ``permute``/``transpose`` move the axes; indexing crops (``x[..., a:b:s]`` is a window with
-  ``k = 1``, ``s``, ``p = −a``) or selects.
+  a dim of size 1 too, on the size-1 axis of that ``inner`` at the same place from the right
+  (a window after a round trip still moves it: ``flatten(2).unflatten(2, spatial)`` of an
+  ``n = 1`` dim, then a padded convolution); the spatial dims flattened together (size-1 dims
+  included) become one token axis (and can be split back) — a window or crop over tokens that run
+  along one dim only (the others of size 1) is one over that dim; a size-1 dim left without an
+  axis is squeezed away; merged with other axes (``flatten(1)`` before a classifier) the field
+  is global; split, it is unknown. ``squeeze``/``unsqueeze`` remove and insert the axes their
+  ``dim`` names; ``permute``/``transpose`` move the axes; indexing crops (``x[..., a:b:s]`` is a
+  window with ``k = 1``, ``s``, ``p = −a``) or selects.
 - Ops that mix every position along some axes (reductions, softmax, Linear and matmul over their
   contracted axis, attention) make the field global when those axes hold
   all the spatial dims, leave it unchanged when they hold none, and stop it otherwise.
@@ -27,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchscan.ops import DEFAULT_REGISTRY
-from torchscan.passes.receptive.geometry import Field, Marker, Unsupported
-from torchscan.passes.receptive.table import Operand, Outcome, RuleTable, arg, check_output, mix, union
+from torchscan.passes.receptive.geometry import Field, Marker, Span, Unsupported
+from torchscan.passes.receptive.table import Operand, Outcome, RuleTable, arg, check_output, mix, token_dim, union
 from torchscan.passes.receptive.windows import data_operand
 from torchscan.records import OpCall, TensorSpec
 
@@ -132,75 +137,163 @@ def getitem(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     out_ndim = call.output.ndim
     spans, sizes, axes = list(field.spans), list(field.sizes), list(field.axes)
     if field.flat:
-        target, item = placement[field.axes[0] + len(shape)] if field.axes[0] is not None else (None, slice(None))
-        if item != slice(None) and item.indices(shape[field.axes[0]]) != (0, shape[field.axes[0]], 1):
-            raise Unsupported("indexing into flattened spatial positions")
-        return replace(field, axes=(None if target is None else target - out_ndim,))
+        return _index_tokens(call, field, placement, shape)
     for j, axis in enumerate(field.axes):
         if axis is None:
             continue
         target, item = placement[axis + len(shape)]
-        n = shape[axis]
-        if isinstance(item, int):
-            position = item + n if item < 0 else item
-            spans[j] = spans[j].remap((0, position, 1), (0, position, 1))
-            sizes[j], axes[j] = 1, None
-            continue
-        start, _, step = item.indices(n)
-        spans[j] = spans[j].window(step, -start, 1)
-        sizes[j] = len(range(*item.indices(n)))
+        spans[j], sizes[j] = _indexed(spans[j], item, shape[axis])
         axes[j] = None if target is None else target - out_ndim
     result = replace(field, spans=tuple(spans), sizes=tuple(sizes), axes=tuple(axes), flat=False)
     check_output(call, result)
     return result
 
 
-def _inner(shape: tuple[int, ...]) -> list[int]:
-    """Row-major distance between neighbours along each axis: ``prod(shape[a + 1:])``."""
-    return [math.prod(shape[a + 1 :]) for a in range(len(shape))]
+def _indexed(span: Span, item: int | slice, n: int) -> tuple[Span, int]:
+    """One axis of ``n`` units indexed: an int selects unit ``q`` (``a = b = q``, size 1, the axis
+    goes); a slice ``a:b:s`` crops, a window ``k = 1``, ``s``, ``p = −a``."""
+    if isinstance(item, int):
+        position = item + n if item < 0 else item
+        return span.remap((0, position, 1), (0, position, 1)), 1
+    start, _, step = item.indices(n)
+    return span.window(step, -start, 1), len(range(*item.indices(n)))
 
 
-def _slots(field: Field, shape: tuple[int, ...]) -> list[tuple[int, int]]:
-    """``(inner, size)`` of every spatial dim in a row-major tensor of ``shape``."""
-    inner = _inner(shape)
-    if field.flat:
-        axis = field.axes[0]
-        if axis is None:
-            raise Unsupported("flattened spatial positions were dropped")
-        base = inner[axis + len(shape)]
-        return [(base * math.prod(field.sizes[j + 1 :]), n) for j, n in enumerate(field.sizes)]
-    return [
-        (0 if axis is None else inner[axis + len(shape)], n) for axis, n in zip(field.axes, field.sizes, strict=True)
-    ]
+def _index_tokens(
+    call: OpCall, field: Field, placement: dict[int, tuple[int | None, Any]], shape: tuple[int, ...]
+) -> Field:
+    """Indexing a field flattened into tokens: a slice keeping every token keeps the field (on the
+    slice's output axis); a crop or a selection is one of the dim the tokens run along
+    (:func:`~torchscan.passes.receptive.table.token_dim`: every other dim has size 1), else refused."""
+    axis = field.axes[0]
+    if axis is None:
+        return field
+    n = shape[axis]
+    target, item = placement[axis + len(shape)]
+    spans, sizes = list(field.spans), list(field.sizes)
+    if not (isinstance(item, slice) and item.indices(n) == (0, n, 1)):
+        j = token_dim(field)
+        if j is None:
+            raise Unsupported("indexing into flattened spatial positions")
+        spans[j], sizes[j] = _indexed(spans[j], item, n)
+    if target is None:  # a selected token: every dim has size 1 and no axis
+        result = replace(field, spans=tuple(spans), sizes=tuple(sizes), axes=(None,) * len(sizes), flat=False)
+    else:
+        result = replace(field, spans=tuple(spans), sizes=tuple(sizes), axes=(target - call.output.ndim,))
+    check_output(call, result)
+    return result
+
+
+def _keys(shape: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """Row-major identity of each axis of ``shape``: ``(inner, n, ones)`` — ``inner = prod(shape[a + 1:])``
+    (the distance between neighbours along it), ``n`` its size and, for a size-1 axis, ``ones`` the
+    number of size-1 axes right after it (0 for a larger axis). An axis of size ``n > 1`` is told by
+    ``(inner, n)``; size-1 axes of one ``inner`` form one run of neighbours, told apart by their place
+    from the run's right end (right-aligned, as the field's negative axes)."""
+    keys = []
+    for a, n in enumerate(shape):
+        ones = 0
+        while n == 1 and a + 1 + ones < len(shape) and shape[a + 1 + ones] == 1:
+            ones += 1
+        keys.append((math.prod(shape[a + 1 :]), n, ones))
+    return keys
+
+
+def _expanded(field: Field, shape: tuple[int, ...]) -> tuple[tuple[int, ...], list[int | None]]:
+    """The tensor's shape with a flattened token axis expanded into the spatial dims (row-major), and
+    the axis of each dim in it (None: a size-1 dim squeezed away)."""
+    if not field.flat:
+        return shape, [None if axis is None else axis + len(shape) for axis in field.axes]
+    axis = field.axes[0]
+    if axis is None:
+        raise Unsupported("flattened spatial positions were dropped")
+    a = axis + len(shape)
+    return (*shape[:a], *field.sizes, *shape[a + 1 :]), [a + j for j in range(len(field.sizes))]
+
+
+def _token_axis(keys: list[tuple[int, int, int]], where: dict[tuple[int, int, int], int]) -> int | None:
+    """The output axis holding the dims of ``keys`` flattened together, row-major: they are contiguous
+    (``inner`` of each = ``inner · n`` of the next) and an output axis has the last one's ``inner``
+    and the product of their sizes."""
+    if not keys or any(a[0] != b[0] * b[1] for a, b in itertools.pairwise(keys)):
+        return None
+    size = math.prod(key[1] for key in keys)
+    return where.get((keys[-1][0], size, keys[-1][2] if size == 1 else 0))
 
 
 @TABLE.register(
     T.view, T.reshape, T.view_as, T.reshape_as, torch.reshape, torch.flatten, T.flatten, torch.unflatten,
-    T.unflatten, torch.squeeze, T.squeeze, T.squeeze_, torch.unsqueeze, T.unsqueeze, T.unsqueeze_,
-    nn.Flatten, nn.Unflatten,
+    T.unflatten, nn.Flatten, nn.Unflatten,
 )  # fmt: skip
 def reshape(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
-    """Row-major reshapes, followed from the input and output shapes (module docstring)."""
+    """Row-major reshapes, followed from the input and output shapes (module docstring), first that
+    applies: every dim on an output axis of the same key (:func:`_keys`), size-1 dims included;
+    all of them flattened into one axis (tokens); the dims of size > 1 on their axes, the size-1
+    dims left without one squeezed away; the dims of size > 1 flattened into one axis; global when
+    a dim of size > 1 merges with other axes; else refused (a dim split)."""
     field = data_operand(call, operands)
-    source, target = call.input.shape, call.output.shape
-    slots = _slots(field, source)
-    inner = _inner(target)
-    where = {(inner[b], target[b]): b - len(target) for b in range(len(target))}
-    moving = [j for j, (_, n) in enumerate(slots) if n > 1]
-    if all(slots[j] in where for j in moving):
-        axes = tuple(where.get(slot) if slot[1] > 1 else None for slot in slots)
-        return replace(field, axes=axes, flat=False)
-    if moving:
-        last = slots[moving[-1]]
-        contiguous = all(slots[a][0] == slots[b][0] * slots[b][1] for a, b in itertools.pairwise(moving))
-        size = math.prod(slots[j][1] for j in moving)
-        if contiguous and (last[0], size) in where:
-            return replace(field, axes=(where[(last[0], size)],), flat=True)
-    for j in moving:
-        low, n = slots[j]
-        if any(inner[b] <= low and low * n <= inner[b] * target[b] for b in range(len(target))):
+    shape, placed = _expanded(field, call.input.shape)
+    target = call.output.shape
+    source_keys = _keys(shape)
+    keys = [None if a is None else source_keys[a] for a in placed]
+    where = {key: b - len(target) for b, key in enumerate(_keys(target))}
+    kept = [key for key in keys if key is not None]
+    moving = [key for key in kept if key[1] > 1]
+    if all(key in where for key in kept):
+        return replace(field, axes=tuple(None if key is None else where[key] for key in keys), flat=False)
+    token = _token_axis(kept, where)
+    if token is not None:
+        return replace(field, axes=(token,), flat=True)
+    if all(key in where for key in moving):  # size-1 dims without an axis of their own: squeezed away
+        return replace(field, axes=tuple(None if key is None else where.get(key) for key in keys), flat=False)
+    token = _token_axis(moving, where)
+    if token is not None:
+        return replace(field, axes=(token,), flat=True)
+    for low, n, _ in moving:
+        if any(inner <= low and low * n <= inner * m for inner, m, _ in where):
             return Marker.GLOBAL  # spatial positions merged into features (a classifier head)
-    raise Unsupported(f"a reshape {source} -> {target} splits a spatial dim")
+    raise Unsupported(f"a reshape {call.input.shape} -> {target} splits a spatial dim")
+
+
+def _moved(axis: int | None, removed: set[int], ndim: int) -> int | None:
+    """A negative axis of a rank-``ndim`` tensor once the (non-negative) axes ``removed`` are gone:
+    None if it is one of them, else ``axis + #{r ∈ removed : r > axis + ndim}``."""
+    if axis is None or axis + ndim in removed:
+        return None
+    return axis + sum(r > axis + ndim for r in removed)
+
+
+@TABLE.register(torch.squeeze, T.squeeze, T.squeeze_)
+def squeeze(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
+    """``squeeze(dim)``: the axes among ``dim`` of size 1 (every size-1 axis when ``dim`` is absent)
+    are removed — a spatial dim on one of them is squeezed away (no axis), the axes left of a
+    removed one move one closer to the end (:func:`_moved`)."""
+    field = data_operand(call, operands)
+    shape = call.input.shape
+    ndim = len(shape)
+    dim = arg(call, "dim", 0)
+    dims = range(ndim) if dim is None else [int(dim)] if isinstance(dim, int) else [int(d) for d in dim]
+    removed = {d % ndim for d in dims if shape[d % ndim] == 1}
+    axes = tuple(_moved(axis, removed, ndim) for axis in field.axes)
+    if field.flat and axes[0] is None:  # the token axis held one token: every dim has size 1
+        result = replace(field, axes=(None,) * len(field.sizes), flat=False)
+    else:
+        result = replace(field, axes=axes)
+    check_output(call, result)
+    return result
+
+
+@TABLE.register(torch.unsqueeze, T.unsqueeze, T.unsqueeze_)
+def unsqueeze(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
+    """``unsqueeze(dim)``: a size-1 axis inserted at output axis ``q = dim mod (ndim + 1)``; a negative
+    axis ``a`` moves to ``a − 1`` when left of it (``a + ndim < q``), else stays."""
+    field = data_operand(call, operands)
+    ndim = call.input.ndim
+    new = int(arg(call, "dim", 0)) % (ndim + 1)
+    axes = tuple(None if a is None else (a - 1 if a + ndim < new else a) for a in field.axes)
+    result = replace(field, axes=axes)
+    check_output(call, result)
+    return result
 
 
 def _permutation(call: OpCall, ndim: int) -> list[int]:

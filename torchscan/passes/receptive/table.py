@@ -18,7 +18,20 @@ from torchscan.ops.registry import OpLookup, OpTable
 from torchscan.passes.receptive.geometry import Field, Marker, Unsupported
 from torchscan.records import OpCall, TensorSpec
 
-__all__ = ["Operand", "Outcome", "Rule", "RuleLookup", "RuleTable", "arg", "check_output", "ints", "mix", "union"]
+__all__ = [
+    "Operand",
+    "Outcome",
+    "Rule",
+    "RuleLookup",
+    "RuleTable",
+    "arg",
+    "check_output",
+    "ints",
+    "mix",
+    "plain",
+    "token_dim",
+    "union",
+]
 
 Outcome = Field | Marker
 
@@ -72,11 +85,15 @@ def ints(value: Any, count: int, default: int | None = None) -> tuple[int, ...]:
 
 def union(call: OpCall, operands: Sequence[Operand]) -> Field:
     """The field of an elementwise combination (broadcast) of ``operands``: per unit the hull
-    ``[min L, max R]`` of the operands' fields; the layout must agree and match the output."""
-    first = operands[0].field
+    ``[min L, max R]`` of the operands' fields; the layout must agree and match the output (where
+    the operands lay it out differently, tokens that run along one dim count as that dim's axis,
+    :func:`plain`)."""
+    fields = [operand.field for operand in operands]
+    if len({(field.axes, field.flat) for field in fields}) > 1:
+        fields = [plain(field) for field in fields]
+    first = fields[0]
     spans = first.spans
-    for operand in operands[1:]:
-        field = operand.field
+    for field in fields[1:]:
         if field.axes != first.axes or field.flat != first.flat:
             raise Unsupported("operands hold the spatial dims on different axes")
         if field.sizes != first.sizes:
@@ -101,6 +118,26 @@ def check_output(call: OpCall, field: Field) -> None:
             continue
         if -axis > len(shape) or shape[axis] != size:
             raise Unsupported(f"output {shape} does not hold the spatial grid {field.sizes}")
+
+
+def token_dim(field: Field) -> int | None:
+    """The spatial dim a flattened token axis runs along, when it runs along one only: the one dim of
+    size > 1 (every other has size 1, so token ``t`` is unit ``t`` of that dim); the last dim when
+    all have size 1 (row-major, the tokens step along the last dim first); None when several dims
+    have size > 1 (a window or a crop over the tokens is then not one over a single dim)."""
+    moving = [j for j, n in enumerate(field.sizes) if n > 1]
+    if len(moving) > 1:
+        return None
+    return moving[0] if moving else len(field.sizes) - 1
+
+
+def plain(field: Field) -> Field:
+    """A field flattened into tokens that run along one dim only (:func:`token_dim`) as that dim on
+    the token axis, the other (size-1) dims without an axis; any other field as it is."""
+    j = token_dim(field) if field.flat else None
+    if j is None:
+        return field
+    return replace(field, axes=tuple(field.axes[0] if i == j else None for i in range(len(field.sizes))), flat=False)
 
 
 def mix(field: Field, axes: Iterable[int], ndim: int, removed: bool = False) -> Outcome:

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchscan.passes.receptive.geometry import Field, Marker, Span, Unsupported
-from torchscan.passes.receptive.table import Operand, Outcome, RuleTable, arg, ints
+from torchscan.passes.receptive.table import Operand, Outcome, RuleTable, arg, ints, token_dim
 from torchscan.records import OpCall
 
 __all__ = ["TABLE", "data_operand", "through"]
@@ -55,13 +55,23 @@ def data_operand(call: OpCall, operands: Sequence[Operand]) -> Field:
 
 
 def through(call: OpCall, field: Field, maps: Sequence[SpanMap]) -> Field:
-    """Apply ``maps[j]`` to the spatial dim on axis ``j − len(maps)`` (the windowed trailing axes)."""
+    """Apply ``maps[j]`` to the spatial dim on axis ``j − len(maps)`` (the windowed trailing axes).
+
+    A window over a flattened token axis is one over the dim the tokens run along when they run
+    along one only (:func:`~torchscan.passes.receptive.table.token_dim`: every other dim has size 1);
+    over tokens of several dims it is refused."""
     k = len(maps)
-    if field.flat and field.axes[0] is not None and field.axes[0] >= -k:
-        raise Unsupported("a window over flattened spatial positions")
     spans = list(field.spans)
     sizes = list(field.sizes)
     shape = call.output.shape
+    if field.flat and field.axes[0] is not None and field.axes[0] >= -k:
+        j = token_dim(field)
+        if j is None:
+            raise Unsupported("a window over flattened spatial positions")
+        axis = field.axes[0]
+        spans[j] = maps[axis + k](spans[j])
+        sizes[j] = shape[axis]
+        return replace(field, spans=tuple(spans), sizes=tuple(sizes))
     for j, axis in enumerate(field.axes):
         if field.flat or axis is None or axis < -k:
             continue
@@ -305,20 +315,24 @@ def unfold(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
 @TABLE.register(torch.Tensor.unfold)
 def tensor_unfold(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """``Tensor.unfold(dim, size, step)``: a window ``k = size``, ``s = step`` on ``dim``; the
-    window axis is appended last (the unit is the whole window)."""
+    window axis is appended last (the unit is the whole window). Over a flattened token axis, the
+    window is one over the dim the tokens run along, if one only (as in :func:`through`)."""
     field = data_operand(call, operands)
     ndim = call.input.ndim
     dim = int(arg(call, "dimension", 0))
     dim = dim - ndim if dim >= 0 else dim
     size, step = int(arg(call, "size", 1)), int(arg(call, "step", 2))
+    unfolded = [j for j, axis in enumerate(field.axes) if axis == dim and not field.flat]
     if field.flat and field.axes[0] == dim:
-        raise Unsupported("unfold over flattened spatial positions")
+        runner = token_dim(field)
+        if runner is None:
+            raise Unsupported("unfold over flattened spatial positions")
+        unfolded = [runner]
     spans = list(field.spans)
     sizes = list(field.sizes)
-    for j, axis in enumerate(field.axes):
-        if axis == dim and not field.flat:
-            spans[j] = spans[j].window(step, 0, size)
-            sizes[j] = call.output.shape[axis - 1]
+    for j in unfolded:
+        spans[j] = spans[j].window(step, 0, size)
+        sizes[j] = call.output.shape[dim - 1]
     axes = tuple(None if axis is None else axis - 1 for axis in field.axes)
     return replace(field, spans=tuple(spans), sizes=tuple(sizes), axes=axes)
 
