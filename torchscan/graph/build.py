@@ -71,7 +71,7 @@ def _static(
     node: fx.Node,
     root: nn.Module,
     modules: Mapping[str, nn.Module],
-    stacks: dict[int, tuple[tuple[str, int], ...]] | None = None,
+    stacks: dict[int, tuple[tuple[str, int], ...]],
 ) -> _Static:
     """The shape-independent parts of a node's record (``modules``: the root's submodules by path,
     duplicates included; ``stacks``: :func:`_module_calls` by the identity of the module stack read,
@@ -85,13 +85,10 @@ def _static(
     else:
         type_name = node.op
     sources = tuple(source.name for source in node.all_input_nodes)
-    stack = node.meta.get("nn_module_stack")
-    if stacks is None or stack is None:
-        calls = _module_calls(node)
-    else:
-        calls = stacks.get(id(stack))
-        if calls is None:
-            calls = stacks[id(stack)] = _module_calls(node)
+    key = id(node.meta.get("nn_module_stack"))  # id(None) for nodes without one: no calls either way
+    calls = stacks.get(key)
+    if calls is None:
+        calls = stacks[key] = _module_calls(node)
     return _Static(type_name, module_path_of(node), calls, call_site(node, root, modules), sources)
 
 
