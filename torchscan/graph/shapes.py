@@ -24,6 +24,7 @@ from torch._subclasses.fake_tensor import (
     DynamicOutputShapeException,
     FakeTensorMode,
 )
+from torch.fx.node import map_arg
 from torch.multiprocessing.reductions import StorageWeakRef
 
 from torchscan.errors import CaptureError, InputError, ShapeError
@@ -89,8 +90,16 @@ class NodePlan:
     weight_dtypes: tuple[torch.dtype, ...] = ()
 
 
-PlanCache = dict[str, NodePlan]
-"""Node name -> its :class:`NodePlan`, filled by the shape pass (one per capture)."""
+@dataclass(slots=True)
+class PlanCache:
+    """What the shape pass looks up once per capture and reuses on every run of it at other inputs
+    (a sweep): a :class:`NodePlan` per call node by name, the graph's steps in order (each node with
+    the nodes whose values its run is the last to read, freed after it) and the copy's submodules
+    by path. All of it depends on the graph and the copy only."""
+
+    nodes: dict[str, NodePlan] = dataclasses.field(default_factory=dict)
+    steps: tuple[tuple[fx.Node, tuple[fx.Node, ...]], ...] | None = None
+    submodules: dict[str, nn.Module] | None = None
 
 
 def is_passthrough(inputs: Any, result: Any) -> bool:
@@ -277,7 +286,7 @@ class StorageIds:
         return StorageRef(id=self._count - 1, nbytes=nbytes, persistent=persistent)
 
 
-class _ShapeInterpreter(fx.Interpreter):
+class _ShapeRunner:
     """Runs the graph on fake tensors and records every node's described arguments and result.
 
     An op with a shape rule (:mod:`torchscan.graph.rules`) gets its fake output made directly
@@ -286,6 +295,10 @@ class _ShapeInterpreter(fx.Interpreter):
     its fakes put in first, an attribute read its fake. A tensor read by ``get_attr`` is model
     memory (a persistent storage) unless its target is one of ``constants`` (a tensor the forward
     computes from constants, made anew by every call: an activation).
+
+    It runs a node as ``fx.Interpreter`` does (placeholders take the inputs in order, values freed
+    after their last reader, targets resolved against ``module``), with the graph's steps and the
+    module's submodules looked up once per capture (``plans``) instead of once per run.
     """
 
     def __init__(
@@ -300,23 +313,69 @@ class _ShapeInterpreter(fx.Interpreter):
         constants: frozenset[str] = frozenset(),
         memo: bool = True,
     ) -> None:
-        super().__init__(module, garbage_collect_values=True, graph=graph)
+        if plans.submodules is None:
+            plans.submodules = dict(module.named_modules())
+        if plans.steps is None:
+            plans.steps = _steps(graph)
+        self.module, self.graph, self.submodules = module, graph, plans.submodules
         self._memo = DispatchMemo(fake_mode) if memo and fake_mode is not None else None
-        self._plans = plans
+        self._plans = plans.nodes
+        self._steps = plans.steps
         self._constants = constants
-        self.extra_traceback = False  # our errors name the node themselves: no fx graph dump appended
         self.values: dict[str, NodeValues] = {}
         self._module_paths = module_paths
         self._rules = rules
         self._fake_mode = fake_mode
         self._fakes = fakes
         self._storages = StorageIds()
+        self._env: dict[fx.Node, Any] = {}
+        self._inputs: Iterator[Any] = iter(())
         if fakes is None:
             for tensor in (*module.parameters(), *module.buffers()):
                 self._storages.ref(tensor, persistent=True)
 
+    def run(self, *inputs: Any) -> Any:
+        """Run every node in order on ``inputs`` (one per placeholder); the output node's value."""
+        env, self._inputs = self._env, iter(inputs)
+        for node, frees in self._steps:
+            env[node] = self.run_node(node)
+            for dead in frees:
+                del env[dead]
+            if node.op == "output":
+                return env[node]
+        return None
+
+    def fetch_attr(self, target: str) -> Any:
+        """The attribute at dotted path ``target`` of the module."""
+        value = self.module
+        for position, atom in enumerate(target.split(".")):
+            if not hasattr(value, atom):
+                raise RuntimeError(f"Node referenced nonexistent target {'.'.join(target.split('.')[: position + 1])}")
+            value = getattr(value, atom)
+        return value
+
+    def placeholder(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if str(target).startswith("*"):
+            return list(self._inputs)
+        try:
+            return next(self._inputs)
+        except StopIteration:
+            if args:
+                return args[0]
+            raise RuntimeError(f"no input was given for the model's parameter {target}") from None
+
+    def output(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return args[0]
+
+    def call_function(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return target(*args, **kwargs)
+
+    def call_method(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        owner, *rest = args
+        return getattr(owner, target)(*rest, **kwargs)
+
     def get_attr(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        value = super().get_attr(target, args, kwargs)
+        value = self.fetch_attr(str(target))
         if not isinstance(value, torch.Tensor):
             return value
         fake = value if self._fakes is None else self._fakes.of(value)
@@ -335,7 +394,8 @@ class _ShapeInterpreter(fx.Interpreter):
     def run_node(self, n: fx.Node) -> Any:
         # fx's run_node also sets fx_traceback's current node (for its own error context): our
         # errors name the node themselves, and that context manager costs more than a rule
-        args, kwargs = self.fetch_args_kwargs_from_env(n)
+        env = self._env
+        args, kwargs = map_arg(n.args, env.__getitem__), map_arg(n.kwargs, env.__getitem__)
         plan = self._plan(n)
         described_args, described_kwargs = describe(args), describe(kwargs)
         if plan is not None and plan.weighted:
@@ -488,6 +548,18 @@ def _dtype_hint(target: Any, described: Any) -> str:
     return ""
 
 
+def _steps(graph: fx.Graph) -> tuple[tuple[fx.Node, tuple[fx.Node, ...]], ...]:
+    """Each node of ``graph`` in order with the nodes it is the last to read (their values are freed after it)."""
+    last: dict[fx.Node, list[fx.Node]] = {}
+    seen: set[fx.Node] = set()
+    for node in reversed(graph.nodes):
+        for source in node.all_input_nodes:
+            if source not in seen:
+                seen.add(source)
+                last.setdefault(node, []).append(source)
+    return tuple((node, tuple(last.get(node, ()))) for node in graph.nodes)
+
+
 def propagate(
     root: nn.Module,
     graph: fx.Graph,
@@ -505,14 +577,15 @@ def propagate(
     ``module_paths`` maps node names to their module path (used in error messages); ``rules``
     answer the common ops without a dispatch (``NO_RULES``: dispatch every op); ``fakes`` are
     put into a module that still holds real tensors where an op is dispatched. ``plans`` memoizes
-    the per-node lookups (:class:`NodePlan`) across runs of the same graph and copy (a sweep).
+    the lookups that depend on the graph and the copy only (:class:`PlanCache`) across runs of the
+    same capture (a sweep).
     ``constants``: the ``get_attr`` targets that are activations (:attr:`Capture.constants`).
     ``memo``: a torch op dispatched again with the same signature gets its output from the first
     dispatch's metadata (:mod:`~torchscan.graph.dispatch_memo`; False: dispatch every time).
     """
     fake_mode = detect_fake_mode(list(inputs))
-    plans = {} if plans is None else plans
-    interpreter = _ShapeInterpreter(root, graph, module_paths, rules, fake_mode, fakes, plans, constants, memo)
+    plans = PlanCache() if plans is None else plans
+    interpreter = _ShapeRunner(root, graph, module_paths, rules, fake_mode, fakes, plans, constants, memo)
     # grad mode on whatever the caller's: some modules (MultiheadAttention) take another path under no_grad
     with quiet_fake_tensor_log(), torch.enable_grad():
         try:

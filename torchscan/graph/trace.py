@@ -34,6 +34,7 @@ from torchscan.errors import CaptureError
 from torchscan.graph.clone import Fakes, shadow_copy
 from torchscan.graph.reuse import BlockReuse
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
+from torchscan.graph.shapes import PlanCache
 from torchscan.graph.traced_code import TracedCode, first_proxy
 from torchscan.inputs import ModelInputs
 from torchscan.ops import TRACE_THROUGH
@@ -44,11 +45,12 @@ __all__ = ["FX", "GRAPH_MODULE", "Capture", "Memo", "capture", "input_device", "
 
 @dataclass(slots=True)
 class Memo:
-    """Per-node lookups made once per capture: the shape pass's (``graph.shapes.NodePlan``) and the
-    node records' shape-independent parts (``graph.build``), by node name. Filled by the first run
-    over the capture; every later run on other inputs reads them (nothing in them depends on shapes)."""
+    """Lookups made once per capture: the shape pass's (:class:`~torchscan.graph.shapes.PlanCache`) and
+    the node records' shape-independent parts (``graph.build``), by node name. Filled by the first
+    run over the capture; every later run on other inputs reads them (nothing in them depends on
+    shapes)."""
 
-    shapes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    shapes: PlanCache = dataclasses.field(default_factory=PlanCache)
     records: dict[str, Any] = dataclasses.field(default_factory=dict)
     paths: dict[str, str] = dataclasses.field(default_factory=dict)
     """Each node's module path (``graph.calls.module_path_of``), for the shape pass's messages."""
