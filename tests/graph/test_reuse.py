@@ -455,3 +455,28 @@ def test_an_analysis_leaves_no_copy_of_its_blocks_to_the_collector() -> None:
             gc.enable()
     assert report.to_dict()
     assert len(alive) == 4  # the model's own blocks only
+
+
+class _Cropped(nn.Module):
+    """A conv and a crop held as a tuple of slices (which Python 3.11 cannot hash) or of a list."""
+
+    def __init__(self, index: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)[self.index]
+
+
+def test_blocks_holding_unhashable_values_in_a_tuple_are_keyed_item_by_item(monkeypatch: pytest.MonkeyPatch) -> None:
+    def crop() -> tuple[slice, ...]:  # equal values, new objects: keyed apart (by identity), never merged
+        return (slice(None), slice(None), slice(1, None), slice(None, -1))
+
+    shared = (Ellipsis, slice(None, 8), [0])  # one object held by two blocks: the same key, replayed
+    model = nn.Sequential(_Cropped(crop()), _Cropped(crop()), _Cropped(shared), _Cropped(shared)).eval()
+    plain, reused = _both(model, (4, 32, 32))
+    _assert_same_graph(plain, reused)
+    assert reused.replayed == (("3", "2"),)
+    assert crawl_module(model, (4, 32, 32)).context.capture == "torch.fx"
+    _reports_equal(model, (4, 32, 32), monkeypatch)

@@ -263,10 +263,10 @@ class BlockReuse:
     def _own_key(self, module: nn.Module) -> tuple[Any, ...]:
         """Class, training flag, attributes, parameters and buffers of ``module`` (not its children).
 
-        Attributes by value where every one is a plain value or a tuple (compared as Python compares
-        them, their types at the top level included: ``1``, ``1.0`` and ``True`` differ), through the
-        attribute layout of the module's class (one read of the values); else one by one
-        (:func:`_value_key`)."""
+        Attributes by value where every one is a plain value or a tuple of hashable values (compared
+        as Python compares them, their types at the top level included: ``1``, ``1.0`` and ``True``
+        differ), through the attribute layout of the module's class (one read of the values); else one
+        by one (:func:`_value_key`: a slice, for one, by identity)."""
         state = vars(module)
         if state.get("_forward_pre_hooks") or "forward" in state:
             raise _NoKey
@@ -281,6 +281,11 @@ class BlockReuse:
         plain = self._plain_kinds.get(kinds)
         if plain is None:
             plain = self._plain_kinds[kinds] = all(kind in _PLAIN for kind in kinds)
+        if plain and tuple in kinds:  # a tuple may hold what has no hash (a slice, a list): item by item then
+            try:
+                hash(values)
+            except TypeError:
+                plain = False
         if plain:
             items: list[Any] = [cls, module.training, layout[2], kinds, values]
         else:
