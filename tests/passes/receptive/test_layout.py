@@ -462,3 +462,37 @@ def test_tokens_of_a_row_are_its_columns(then: str) -> None:
     assert field.sizes == (1, count)
     assert [field.spans[1].extent_at(i) for i in (1, 2)] == columns
     assert field.spans[0].extent_at(0) == (0, 7)
+
+
+class _Crop(nn.Module):
+    """A crop behind Python control flow on a size when ``branch`` (torch.fx cannot trace it: the
+    forward is recorded, where indexing is ``Tensor.__getitem__`` called as a method)."""
+
+    def __init__(self, index: tuple[Any, ...], branch: bool) -> None:
+        super().__init__()
+        self.index, self.branch = index, branch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.branch and x.shape[-1] < 2:
+            return x
+        return x[self.index]
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        (slice(None), slice(None), slice(1, None), slice(None, -1)),
+        (Ellipsis, slice(2, None, 2)),
+        (Ellipsis, slice(-10, None), slice(None, None, 3)),
+    ],
+)
+def test_indexing_in_a_recorded_forward_is_followed_as_in_a_traced_one(index: tuple[Any, ...]) -> None:
+    def model(branch: bool) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(1, 2, 3), _Crop(index, branch), nn.Conv2d(2, 2, 3, padding=1))
+
+    traced, recorded = rf_report(model(False), (1, 16, 16)), rf_report(model(True), (1, 16, 16))
+    assert [d.code for d in recorded.diagnostics] == ["capture-fallback"]
+    assert [d.code for d in traced.diagnostics] == []
+    fields = [(r.name, r.receptive_field, r.effective_stride, r.effective_padding) for r in traced.rows]
+    assert [(r.name, r.receptive_field, r.effective_stride, r.effective_padding) for r in recorded.rows] == fields
+    assert None not in {row.receptive_field for row in recorded.rows}

@@ -104,11 +104,10 @@ def split(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
 def getitem(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """Indexing: a piece of a tuple keeps its field; a tensor index crops (slice) or selects (int)."""
     field = data_operand(call, operands) if len(operands) == 1 else union(call, operands)
-    source = call.attrs.get("a")
+    source, index = _indexing(call)
     if not isinstance(source, TensorSpec):
         check_output(call, field)
         return field
-    index = call.attrs.get("b")
     index = index if isinstance(index, tuple) else (index,)
     shape = source.shape
     if any(
@@ -147,6 +146,18 @@ def getitem(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     result = replace(field, spans=tuple(spans), sizes=tuple(sizes), axes=tuple(axes), flat=False)
     check_output(call, result)
     return result
+
+
+def _indexing(call: OpCall) -> tuple[Any, Any]:
+    """What a getitem call indexes and its index, in any of its spellings: ``operator.getitem(a, b)``
+    bound by name (fx), ``Tensor.__getitem__`` as a method (a recorded forward: ``self`` is the call's
+    first input, the index its first argument) or unbound (``self`` and the index as arguments)."""
+    if "a" in call.attrs:
+        return call.attrs["a"], call.attrs.get("b")
+    args = call.attrs.get("args", ())
+    if call.kind == "function":
+        return (args[0] if args else None), (args[1] if len(args) > 1 else None)
+    return (call.inputs[0] if call.inputs else None), (args[0] if args else None)
 
 
 def _indexed(span: Span, item: int | slice, n: int) -> tuple[Span, int]:
