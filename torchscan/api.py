@@ -484,8 +484,12 @@ def _replay(
     capture ran real tensors)."""
     if not isinstance(captured.fake_mode, FakeTensorMode):
         return None
-    with captured.fake_mode, torch.inference_mode(False):
-        inputs = tuple(torch.empty(spec.shape, dtype=spec.dtype, device=device) for spec in specs)
+    fake_mode = captured.fake_mode
+
+    def inputs() -> tuple[torch.Tensor, ...]:
+        with fake_mode, torch.inference_mode(False):
+            return tuple(torch.empty(spec.shape, dtype=spec.dtype, device=device) for spec in specs)
+
     described = {name: value.output for name, value in values.items()}
     results = {name: value.result for name, value in values.items() if value.result is not None}
     return Replay(captured.graph, captured.root, captured.fake_mode, inputs, described, captured.fakes, results)

@@ -126,8 +126,18 @@ def tensor_spec(tensor: torch.Tensor | Pending) -> TensorSpec:
     return TensorSpec(shape=tuple(tensor.shape), dtype=tensor.dtype, contiguous=contiguous)
 
 
+_PLAIN_TYPES = frozenset(_PLAIN)
+
+
 def describe(value: Any) -> Any:
     """Tensors to :class:`TensorSpec`, containers recursively, plain data as is, the rest opaque."""
+    kind = type(value)  # the common exact types first: this runs for every argument of every node
+    if kind is Pending:
+        return TensorSpec(shape=value.shape, dtype=value.dtype, contiguous=True)
+    if kind in _PLAIN_TYPES:
+        return value
+    if kind is tuple or kind is list:
+        return tuple([describe(item) for item in value])
     if isinstance(value, (torch.Tensor, Pending)):
         return tensor_spec(value)
     if isinstance(value, torch.Size):

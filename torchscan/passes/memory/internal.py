@@ -520,12 +520,13 @@ def _sources(node: fx.Node, values: _Values, leaves: Sequence[torch.Tensor]) -> 
 class Replay:
     """What running the graph's calls again needs, from the capture: its fx ``graph`` of a call of
     ``root`` (the fake copy), ``fake_mode``, the ``fakes`` still to put into ``root`` (None: all
-    fake), fake ``inputs`` for its placeholders and each node's ``described`` result."""
+    fake), ``inputs`` making fake tensors for its placeholders (called only when a call is
+    recorded: most graphs have none) and each node's ``described`` result."""
 
     graph: fx.Graph
     root: nn.Module
     fake_mode: Any
-    inputs: tuple[torch.Tensor, ...]
+    inputs: Callable[[], tuple[torch.Tensor, ...]]
     described: Mapping[str, Any]
     fakes: Fakes | None = None
     results: Mapping[str, Any] | None = None
@@ -566,7 +567,7 @@ def recorded_calls(
     return record_calls(
         replay.graph,
         replay.root,
-        replay.inputs,
+        replay.inputs(),
         replay.fake_mode,
         replay.described,
         selected,
