@@ -40,13 +40,14 @@ from typing import Any
 
 import torch
 from torch import fx, nn
-from torch._subclasses.fake_tensor import FakeTensor
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.graph.aten_views import aten_view
 from torchscan.graph.clone import Fakes
+from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import Pending
 from torchscan.ops import Saves
@@ -106,9 +107,10 @@ class _Tracker(TorchDispatchMode):
     """Bytes of the storages made by ops inside the mode and still alive; ``peak`` the max after
     any op. ``held`` storages (made before, freed inside) count while alive, from the start."""
 
-    def __init__(self, existing: set[int], held: Sequence[Any] = ()) -> None:
+    def __init__(self, existing: set[int], memo: DispatchMemo | None = None, held: Sequence[Any] = ()) -> None:
         super().__init__()
         self.existing = existing
+        self._memo = memo
         self.live: dict[int, tuple[StorageWeakRef, int]] = {}
         for storage in held:
             ref = StorageWeakRef(storage)
@@ -129,8 +131,12 @@ class _Tracker(TorchDispatchMode):
         if device_query and not args[0].fake_mode.in_kernel_invocation:  # ``t.device``, asked thousands of
             return args[0].fake_device  # times by autograd: what FakeTensor answers, without its dispatch
         kwargs = kwargs or {}
-        view = aten_view(func, args, kwargs)  # a view by its meta kernel: FakeTensor's dispatch is slow there
-        result = with_workspace(func, args, kwargs, func(*args, **kwargs) if view is None else view)
+        result = aten_view(func, args, kwargs)  # a view by its meta kernel: FakeTensor's dispatch is slow there
+        if result is None and self._memo is not None:  # an op seen before with these inputs: its output made anew
+            result, _, _ = self._memo.call("call_function", func, args, kwargs, _dispatch(func))
+        elif result is None:
+            result = func(*args, **kwargs)
+        result = with_workspace(func, args, kwargs, result)
         for tensor in tree_leaves(result):
             if isinstance(tensor, torch.Tensor):
                 storage = _storage(tensor)
@@ -140,6 +146,15 @@ class _Tracker(TorchDispatchMode):
                         self.live[ref.cdata] = (ref, int(storage.nbytes()))
         self.peak = max(self.peak, self.current())
         return result
+
+
+def _dispatch(func: Any) -> Dispatch:
+    """Running an ATen op as :class:`DispatchMemo` runs a call it has not seen."""
+
+    def run(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        return func(*args, **kwargs), args, kwargs
+
+    return run
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -161,11 +176,13 @@ def _record(
     kwargs: Mapping[str, Any],
     wants_grad: Sequence[bool],
     params: Sequence[torch.Tensor],
+    memo: DispatchMemo | None = None,
 ) -> tuple[CallMemory, Any]:
-    """The :class:`CallMemory` of ``function(*args, **kwargs)`` and its (inference) result."""
+    """The :class:`CallMemory` of ``function(*args, **kwargs)`` and its (inference) result (``memo``:
+    the ATen ops' outputs by signature, shared by the calls recorded in one analysis)."""
     leaves = _tensors((args, kwargs))
     existing = {key for tensor in (*leaves, *params) if (key := _key(tensor)) is not None}
-    tracker = _Tracker(existing)
+    tracker = _Tracker(existing, memo)
     with torch.no_grad(), tracker:
         result = function(*args, **kwargs)
     outputs = _new_bytes(_tensors(result), existing)
@@ -174,7 +191,7 @@ def _record(
     if not any(wants_grad) and not trainable:
         return CallMemory(transient=transient), result
     try:
-        return _record_training(function, args, kwargs, wants_grad, trainable, transient), result
+        return _record_training(function, args, kwargs, wants_grad, trainable, transient, memo), result
     except RuntimeError:  # an op without a backward, a leaf modified in place twice…: inference facts only
         return CallMemory(transient=transient), result
 
@@ -228,11 +245,12 @@ def _record_training(
     wants_grad: Sequence[bool],
     params: Sequence[torch.Tensor],
     transient: int,
+    memo: DispatchMemo | None = None,
 ) -> CallMemory:
     try:
-        return _train_once(function, args, kwargs, wants_grad, params, transient, clone=False)
+        return _train_once(function, args, kwargs, wants_grad, params, transient, False, memo)
     except RuntimeError:  # a leaf written in place: give the call clones of the leaves
-        return _train_once(function, args, kwargs, wants_grad, params, transient, clone=True)
+        return _train_once(function, args, kwargs, wants_grad, params, transient, True, memo)
 
 
 def _train_once(
@@ -243,6 +261,7 @@ def _train_once(
     params: Sequence[torch.Tensor],
     transient: int,
     clone: bool,
+    memo: DispatchMemo | None = None,
 ) -> CallMemory:
     new_args, new_kwargs, passed, grad_leaves, firsts = _with_grad_leaves(args, kwargs, wants_grad, clone)
     arg_keys = [_key(tensor) for tensor in passed]
@@ -255,7 +274,7 @@ def _train_once(
             packed.setdefault(StorageWeakRef(storage).cdata, storage)
         return tensor
 
-    tracker = _Tracker(existing)
+    tracker = _Tracker(existing, memo)
     with torch.enable_grad(), tracker, torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         result = function(*new_args, **new_kwargs)
     outputs = _tensors(result)
@@ -278,7 +297,7 @@ def _train_once(
     gradient_keys = {_key(tensor) for tensor in gradients}
     before = {key for tensor in (*passed, *grad_leaves, *params, *outputs) if (key := _key(tensor)) is not None}
     wrt = [*grad_leaves, *params]
-    backward = _Tracker(before | gradient_keys, extra)
+    backward = _Tracker(before | gradient_keys, memo, extra)
     del extra
     with backward:
         grads = torch.autograd.grad(differentiable, wrt, gradients, allow_unused=True)
@@ -462,6 +481,7 @@ def record_calls(
     modules = _ModuleSignatures()
     cache: dict[Any, CallMemory] = {}
     calls: dict[str, NodeMemory] = {}
+    memo = DispatchMemo(fake_mode) if isinstance(fake_mode, FakeTensorMode) else None
     with _uncached(fake_mode), fake_mode, torch.inference_mode(False), torch.enable_grad():  # any grad mode
         for name in selected:
             node = values.nodes[name]
@@ -481,7 +501,7 @@ def record_calls(
             if known is None:
                 params = [*module.parameters(), *module.buffers()] if module is not None else []
                 try:
-                    known, result = _record(function, args, kwargs, wants, params)
+                    known, result = _record(function, args, kwargs, wants, params, memo)
                 except Exception:
                     continue
                 cache[key] = known
