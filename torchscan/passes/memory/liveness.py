@@ -12,7 +12,6 @@ local name and alias ``y += z`` to ``y``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,13 +68,17 @@ def static_liveness(
     containers = graph.graph.get(CONTAINER_MODULES, frozenset())
     paths = {record.name: record.module_path for record in ordered}
     held: dict[str, int] = dict(local_end)
+    entered_at: dict[tuple[str, str], int] = {}  # by (source's path, reader's path): a graph has few pairs
     for position, record in enumerate(ordered):
         own, ends = record.module_path, call_end[position]
         for source in reads[position]:
             if record.op == "output":
                 end = END
             else:  # an argument of a module call lives until the call returns (the caller holds it)
-                entered = _entered(_shared_depth(paths[source], own), own, containers)  # its depth, less one
+                pair = (paths[source], own)
+                entered = entered_at.get(pair)
+                if entered is None:  # its depth, less one
+                    entered = entered_at[pair] = _entered(_common_depth(_parts(pair[0]), _parts(own)), own, containers)
                 end = ends[entered] if entered < len(ends) else record.index
             if end > held.get(source, -1):
                 held[source] = end
@@ -151,12 +154,6 @@ def _entered(depth: int, path: str, containers: frozenset[str]) -> int:
 
 def _parts(path: str) -> tuple[str, ...]:
     return tuple(path.split(".")) if path else ()
-
-
-@functools.lru_cache(maxsize=4096)
-def _shared_depth(first: str, second: str) -> int:
-    """Number of leading components two module paths share (cached: a graph has few pairs)."""
-    return _common_depth(_parts(first), _parts(second))
 
 
 def _common_depth(first: tuple[str, ...], second: tuple[str, ...]) -> int:
