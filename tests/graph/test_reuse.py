@@ -480,3 +480,28 @@ def test_blocks_holding_unhashable_values_in_a_tuple_are_keyed_item_by_item(monk
     assert reused.replayed == (("3", "2"),)
     assert crawl_module(model, (4, 32, 32)).context.capture == "torch.fx"
     _reports_equal(model, (4, 32, 32), monkeypatch)
+
+
+class _Scaled(nn.Module):
+    """A conv whose output is scaled and shifted by the items of a tuple attribute (graph constants)."""
+
+    def __init__(self, scale: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * self.scale[0] + self.scale[1]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [((1, 1), (1.0, 1.0)), ((1, 2), (True, 2)), ((0.0, 1), (-0.0, 1)), ((2, (1,)), (2, (1.0,)))],
+)
+def test_blocks_whose_tuples_are_equal_but_differ_in_item_types_are_not_merged(
+    first: tuple[Any, ...], second: tuple[Any, ...]
+) -> None:
+    model = nn.Sequential(_Scaled(first), _Scaled(second), _Scaled(first)).eval()
+    plain, reused = _both(model, (4, 8, 8))
+    _assert_same_graph(plain, reused)
+    assert reused.replayed == (("2", "0"),)

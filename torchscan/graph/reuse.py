@@ -94,7 +94,10 @@ _VALUES = frozenset({int, bool, str, bytes, type(None), torch.dtype, torch.devic
 """Value types keyed by value (inside containers, floats by ``repr``: ``0.0 == -0.0``)."""
 
 _PLAIN = frozenset({*_VALUES, float, complex, tuple})
-"""Attribute types keyed together by value (:meth:`BlockReuse._own_key`'s fast path: ``0.0 == -0.0`` there)."""
+"""Attribute types keyed together by value (:meth:`BlockReuse._own_key`'s fast path, with :func:`_exact`)."""
+
+_LOOSE = frozenset({float, complex, tuple})
+"""Plain types whose values ``==`` equates across what a trace tells apart (:func:`_exact`)."""
 
 _NODE_META = frozenset({"nn_module_stack", "stack_trace"})
 """The node meta our tracer writes (other keys are replayed only when their values are plain: ``is_wrapped``)."""
@@ -264,9 +267,10 @@ class BlockReuse:
         """Class, training flag, attributes, parameters and buffers of ``module`` (not its children).
 
         Attributes by value where every one is a plain value or a tuple of hashable values (compared
-        as Python compares them, their types at the top level included: ``1``, ``1.0`` and ``True``
-        differ), through the attribute layout of the module's class (one read of the values); else one
-        by one (:func:`_value_key`: a slice, for one, by identity)."""
+        as Python compares them, with their types at the top level and what :func:`_exact` adds: ``1``,
+        ``1.0`` and ``True`` differ, in a tuple too, and so do ``0.0`` and ``-0.0``), through the
+        attribute layout of the module's class (one read of the values); else one by one
+        (:func:`_value_key`: a slice, for one, by identity)."""
         state = vars(module)
         if state.get("_forward_pre_hooks") or "forward" in state:
             raise _NoKey
@@ -288,6 +292,9 @@ class BlockReuse:
                 plain = False
         if plain:
             items: list[Any] = [cls, module.training, layout[2], kinds, values]
+            loose = tuple(_exact(value) for value, kind in zip(values, kinds, strict=True) if kind in _LOOSE)
+            if loose:  # what == does not tell apart: (1,) == (1.0,) == (True,), 0.0 == -0.0
+                items.append(loose)
         else:
             items = [cls, module.training]
             budget = [_MAX_VALUES]
@@ -715,6 +722,17 @@ def _getter(names: tuple[str, ...]) -> _Reader:
         name = names[0]
         return lambda state: (state[name],)
     return lambda state: ()
+
+
+def _exact(value: Any) -> Hashable:
+    """What ``==`` does not see of a plain value that a trace bakes into its graph: a float's or a
+    complex's sign of zero (by ``repr``), the type of each item of a tuple (``(1, 2) == (1.0, 2.0)``)."""
+    kind = type(value)
+    if kind is float or kind is complex:
+        return repr(value)
+    if kind is tuple:
+        return tuple(_exact(item) for item in value)
+    return kind
 
 
 def _value_key(value: Any, budget: list[int]) -> Hashable:
