@@ -542,6 +542,20 @@ def test_a_sweep_never_reuses_a_graph_traced_for_other_non_tensor_values(monkeyp
     assert swept[1].totals.macs == 2 * swept[0].totals.macs
 
 
+class _Shifted(nn.Module):
+    def forward(self, x: torch.Tensor, shift: float = 0.0) -> torch.Tensor:
+        return x + shift
+
+
+def test_a_sweep_tells_a_negative_zero_from_a_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = torchscan.TensorSpec((1, 3))
+    items = [{"args": (x,), "kwargs": {"shift": 0.0}}, {"args": (x,), "kwargs": {"shift": -0.0}}]
+    with _counted_traces(monkeypatch) as traces:
+        swept = torchscan.sweep(_Shifted(), items)
+    assert traces[0] == 2  # the graph holds the constant, sign included
+    _assert_equal_reports(swept, _fresh(_Shifted(), items))
+
+
 class _Branchy(nn.Module):
     """Python control flow on a size: fx cannot trace it, a recorded forward fixes the branch."""
 

@@ -79,6 +79,8 @@ def same_call(first: ModelInputs, second: ModelInputs) -> bool:
         try:
             if a is not b and (type(a) is not type(b) or not bool(a == b)):
                 return False
+            if type(a) in (float, complex) and repr(a) != repr(b):  # 0.0 == -0.0, but a graph keeps the sign
+                return False
         except Exception:  # values that cannot be compared are not known to be equal
             return False
     return True
