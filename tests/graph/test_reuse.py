@@ -4,6 +4,7 @@ differ (a stride, a dilation, a scale of another type, a flag, a mode) are never
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -505,3 +506,54 @@ def test_blocks_whose_tuples_are_equal_but_differ_in_item_types_are_not_merged(
     plain, reused = _both(model, (4, 8, 8))
     _assert_same_graph(plain, reused)
     assert reused.replayed == (("2", "0"),)
+
+
+def _kept(x: torch.Tensor, value: Any) -> torch.Tensor:
+    """Returns ``x``: called on a block's attribute, it puts the value into the graph as an argument."""
+    return x
+
+
+torch.fx.wrap("_kept")
+
+_ATOMS = st.one_of(
+    st.integers(-2, 2),
+    st.floats(-2, 2, width=16),
+    st.sampled_from([0.0, -0.0, 1.0, float("nan"), complex(0.0, -0.0), 1j]),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["a", "b", torch.float32, torch.int64]),
+    st.builds(slice, st.none() | st.integers(0, 2), st.none() | st.integers(0, 2)),
+)
+_VALUES = st.recursive(
+    _ATOMS,
+    lambda inner: st.tuples(inner, inner) | st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from("kj"), inner),
+    max_leaves=4,
+)
+
+
+class _Valued(nn.Module):
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _kept(self.conv(x), self.value)
+
+
+@given(
+    st.lists(_VALUES, min_size=1, max_size=3),
+    st.lists(st.tuples(st.integers(0, 2), st.booleans()), min_size=2, max_size=6),
+)
+@settings(max_examples=examples(40), deadline=None)
+def test_blocks_holding_any_plain_values_get_the_graph_a_full_trace_gives(
+    pool: list[Any], picks: list[tuple[int, bool]]
+) -> None:
+    """Blocks hold values drawn from a small pool, the same object or an equal copy: whatever they
+    hold (ints, floats and complexes and their signs, NaN, bools, None, strings, dtypes, slices,
+    tuples, lists and dicts of them), a replay gives the graph a trace of each gives."""
+    values = [pool[index % len(pool)] for index, _ in picks]
+    held = [copy.deepcopy(value) if fresh else value for value, (_, fresh) in zip(values, picks, strict=True)]
+    model = nn.Sequential(*(_Valued(value) for value in held)).eval()
+    plain, reused = _both(model, (2, 4, 4))
+    _assert_same_graph(plain, reused)

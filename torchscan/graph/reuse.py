@@ -11,7 +11,8 @@ running its forward. A block is recorded only where another block the trace will
 
 The key (:meth:`BlockReuse._key_tree`, made once before the first block runs) is structural and
 conservative: the module's class and training flag, every attribute it holds (plain values by value
-and type, tuples by value, functions and other objects by identity), its parameters' and buffers'
+and type, floats by ``repr``, tuples item by item with their types, slices, functions and other objects by
+identity), its parameters' and buffers'
 names, classes, shapes, dtypes, devices and grad flags, its sub-modules' keys in turn; and the call's
 argument structure (a proxy by which distinct node it is, any other value by value). A block whose
 key cannot be made (an instance-level ``forward``, a kept pre-hook, a module or tensor shared with
