@@ -11,6 +11,11 @@ small configs (``huggingface``, when transformers is installed). Models are rand
 on the CPU; nothing is downloaded. Per model it prints the capture method, params, GMACs, GFLOPs,
 the unknown ops and the analysis time; the last line gives the share of models that got a
 report and the share with no unknown op.
+
+``--ratio`` also times, for each model that got a report, the analysis against one plain
+``torch.no_grad`` CPU forward of the same model at the same input (batch 1): wall-time medians of
+``--repeat`` interleaved rounds after one warm-up each (as ``benchmarks/speed.py ratio``), then per
+source the geometric mean of analysis/forward, the counts above 1 and 3 and the ten highest.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import argparse
 import collections
 import gc
 import json
+import math
 import re
+import statistics
 import sys
 import time
 import traceback
@@ -49,6 +56,16 @@ class Case:
 
 
 @dataclass
+class Timing:
+    """Median analysis and forward wall times of a model, or why there are none (``skipped``)."""
+
+    analysis: float = 0.0
+    forward: float = 0.0
+    ratio: float = 0.0
+    skipped: str = ""
+
+
+@dataclass
 class Result:
     source: str
     name: str
@@ -61,6 +78,7 @@ class Result:
     seconds: float = 0.0
     error: str = ""
     fallbacks: list[str] = field(default_factory=list)
+    timing: Timing | None = None
 
 
 # -- torchvision -------------------------------------------------------------------------------
@@ -280,7 +298,73 @@ def unknown_ops(report: Any) -> dict[str, int]:
     return dict(counter)
 
 
-def run(case: Case) -> Result:
+def median_times(functions: Sequence[Callable[[], object]], repeat: int) -> list[float]:
+    """Median wall time of each function over ``repeat`` interleaved rounds after one warm-up (as in
+    ``benchmarks/speed.py``)."""
+    times: list[list[float]] = [[] for _ in functions]
+    for function in functions:
+        function()
+    for _ in range(repeat):
+        for position, function in enumerate(functions):
+            start = time.perf_counter()
+            function()
+            times[position].append(time.perf_counter() - start)
+    return [statistics.median(values) for values in times]
+
+
+def _real(value: Any) -> Any:
+    """``value`` with every meta tensor replaced by a random one (floats only: integer values have a meaning)."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(_real(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _real(item) for key, item in value.items()}
+    if isinstance(value, torch.Tensor) and value.is_meta:
+        if not value.is_floating_point():
+            raise ValueError(f"meta {value.dtype} input")
+        return torch.rand(value.shape, dtype=value.dtype)
+    if type(value).__name__ == "TensorSpec":
+        raise ValueError("TensorSpec input")
+    return value
+
+
+def real_call(inputs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The positional and keyword arguments of a real batch-1 call matching ``crawl_module``'s ``inputs``
+    (``ValueError`` when there is no simple one)."""
+    if "input_shape" not in inputs:
+        return tuple(_real(inputs.get("args") or ())), _real(dict(inputs.get("kwargs") or {}))
+    shape = inputs["input_shape"]
+    shapes = shape if shape and isinstance(shape[0], (tuple, list)) else [shape]
+    dtype = inputs.get("dtype")
+    dtypes = dtype if isinstance(dtype, (tuple, list)) else [dtype or torch.float32] * len(shapes)
+    if any(not isinstance(size, int) for one in shapes for size in one):
+        raise ValueError("named or tensor input shape")
+    return tuple(
+        torch.rand(1, *one, dtype=kind) if kind.is_floating_point else torch.zeros(1, *one, dtype=kind)
+        for one, kind in zip(shapes, dtypes, strict=True)
+    ), {}
+
+
+def timing(model: nn.Module, case: Case, repeat: int) -> Timing:
+    """Median ``crawl_module`` time against one ``no_grad`` forward of the same model and input."""
+    try:
+        args, kwargs = real_call(case.inputs)
+    except ValueError as error:
+        return Timing(skipped=f"no simple real input ({error})")
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(*args, **kwargs)
+
+    try:
+        forward()
+    except Exception as error:
+        return Timing(skipped=f"forward failed: {type(error).__name__}: {str(error)[:100]}")
+    analysis, forward_time = median_times([lambda: crawl_module(model, **case.inputs), forward], repeat)
+    return Timing(analysis, forward_time, analysis / forward_time)
+
+
+def run(case: Case, repeat: int = 0) -> Result:
+    """The corpus row of ``case``; with ``repeat``, also its analysis/forward :class:`Timing`."""
     start = time.perf_counter()
     try:
         model = case.build()
@@ -291,7 +375,7 @@ def run(case: Case) -> Result:
             traceback.print_exc()
         return Result(case.source, case.name, ok=False, seconds=time.perf_counter() - start, error=message[:300])
     totals = report.totals
-    return Result(
+    result = Result(
         case.source,
         case.name,
         ok=True,
@@ -303,16 +387,24 @@ def run(case: Case) -> Result:
         seconds=time.perf_counter() - start,
         fallbacks=[d.message[:200] for d in report.diagnostics if d.code == "capture-fallback"],
     )
+    if repeat:
+        result.timing = timing(model, case, repeat)
+    return result
 
 
 def line(result: Result) -> str:
     if not result.ok:
         return f"{result.source:<14} {result.name:<44} FAILED {result.seconds:6.1f}s  {result.error}"
     unknown = ", ".join(f"{name}×{count}" for name, count in sorted(result.unknown.items())) or "-"
-    return (
+    text = (
         f"{result.source:<14} {result.name:<44} {result.capture:<14} {result.params / 1e6:9.2f}M "
         f"{result.macs / 1e9:9.3f} GMACs {result.flops / 1e9:9.3f} GFLOPs {result.seconds:6.1f}s  unknown: {unknown}"
     )
+    if (timing := result.timing) is None:
+        return text
+    if timing.skipped:
+        return f"{text}  ratio: skipped, {timing.skipped}"
+    return f"{text}  ratio: {timing.ratio:.2f} ({timing.analysis:.3f}s / {timing.forward:.3f}s)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -323,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--traceback", action="store_true", help="print the traceback of failures")
     parser.add_argument("--shard", default="0/1", help="run every N-th model from the I-th: I/N (for parallel runs)")
+    parser.add_argument("--ratio", action="store_true", help="also time the analysis against one CPU forward")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved timing rounds of --ratio (default 3)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
@@ -331,15 +425,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     for index, case in enumerate(cases(args.source, args.timm_count)):
         if (args.filter and args.filter not in case.name) or index % shards != shard:
             continue
-        result = run(case)
+        result = run(case, args.repeat if args.ratio else 0)
         results.append(result)
         print(line(result), flush=True)
         gc.collect()
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump([asdict(result) for result in results], handle, indent=1)
+            rows = [asdict(result) for result in results]
+            if not args.ratio:  # the rows as they were before --ratio
+                for row in rows:
+                    del row["timing"]
+            json.dump(rows, handle, indent=1)
     print(summary(results))
+    if args.ratio:
+        print(ratio_summary(results))
     return 0
+
+
+def ratio_summary(results: Sequence[Result]) -> str:
+    """Per source: the geometric mean of analysis/forward, the counts above 1 and 3, the ten highest."""
+    lines = [""]
+    for source in dict.fromkeys(result.source for result in results):
+        timings = [(r.name, r.timing) for r in results if r.source == source and r.timing]
+        ratios = sorted(((t.ratio, name) for name, t in timings if not t.skipped), reverse=True)
+        skipped = [f"{name} ({t.skipped})" for name, t in timings if t.skipped]
+        if ratios:
+            mean = math.exp(statistics.fmean(math.log(value) for value, _ in ratios))
+            lines.append(
+                f"RATIO {source}: geometric mean of analysis/forward {mean:.3f} over {len(ratios)} models, "
+                f"{sum(value > 1 for value, _ in ratios)} above 1, {sum(value > 3 for value, _ in ratios)} above 3"
+            )
+            lines.append("  top 10: " + ", ".join(f"{name} {value:.2f}" for value, name in ratios[:10]))
+        if skipped:
+            lines.append(f"  {source} ratio skipped: " + ", ".join(skipped))
+    return "\n".join(lines)
 
 
 def summary(results: Sequence[Result]) -> str:
