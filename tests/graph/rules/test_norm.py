@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.nn import functional as F
 
 from tests.graph.rules.helpers import check
 
@@ -40,3 +41,58 @@ def test_layer_norm_answers_a_strided_input_with_a_contiguous_result(features: i
         assert check(nn.LayerNorm(features), (x,)) == "answered"  # check(): a contiguous new storage
         rms = check(nn.RMSNorm(features), (x,))
         assert rms == ("answered" if x.is_contiguous() else "declined")  # computed op by op: not assumed
+
+
+@given(
+    shape=st.lists(st.integers(1, 3), min_size=1, max_size=4),
+    trailing=st.integers(1, 3),
+    affine=st.sampled_from(["none", "weight", "both", "wrong"]),
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.int64]),
+    spelled=st.sampled_from(["int", "list", "tuple", "by_name"]),
+    strided=st.booleans(),
+)
+def test_functional_layer_norm(
+    shape: list[int], trailing: int, affine: str, dtype: torch.dtype, spelled: str, strided: bool
+) -> None:
+    with FakeTensorMode():
+        x = torch.empty(*shape, dtype=dtype)
+        if strided and x.dim() >= 2:
+            x = x.transpose(0, -1)
+        normalized = tuple(x.shape[max(0, x.dim() - trailing) :]) if affine != "wrong" else (7,)
+        weight = torch.empty(normalized, dtype=dtype) if affine in ("weight", "both", "wrong") else None
+        bias = torch.empty(normalized, dtype=dtype) if affine == "both" else None
+        size: object = {"int": normalized[-1], "list": list(normalized), "tuple": normalized}.get(spelled, normalized)
+        if spelled == "int" and len(normalized) > 1:
+            size = normalized
+        if spelled == "by_name":
+            outcome = check(F.layer_norm, (x,), {"normalized_shape": size, "weight": weight, "bias": bias, "eps": 1e-6})
+        else:
+            outcome = check(F.layer_norm, (x, size, weight, bias))
+        if spelled == "int" and len(normalized) == 1:
+            assert outcome == "rejected"  # F.layer_norm takes a sequence (nn.LayerNorm makes one of an int)
+        elif dtype.is_floating_point and affine != "wrong":
+            assert outcome == "answered"
+
+
+@given(
+    dims=st.integers(2, 5),
+    channels=st.integers(1, 3),
+    batch=st.integers(1, 2),
+    training=st.booleans(),
+    stats=st.booleans(),
+    affine=st.booleans(),
+    dtype=st.sampled_from([torch.float32, torch.bfloat16, torch.int64]),
+    wrong=st.booleans(),
+)
+def test_functional_batch_norm(
+    dims: int, channels: int, batch: int, training: bool, stats: bool, affine: bool, dtype: torch.dtype, wrong: bool
+) -> None:
+    with FakeTensorMode():
+        x = torch.empty(batch, channels, *([2] * (dims - 2)), dtype=dtype)
+        size = channels + 1 if wrong else channels
+        mean, var = (torch.empty(size, dtype=dtype), torch.empty(size, dtype=dtype)) if stats else (None, None)
+        weight, bias = (torch.empty(size, dtype=dtype), torch.empty(size, dtype=dtype)) if affine else (None, None)
+        outcome = check(F.batch_norm, (x, mean, var, weight, bias, training))
+        assert check(F.batch_norm, (x, mean, var), {"weight": weight, "bias": bias, "training": training}) == outcome
+        if dtype.is_floating_point and not wrong and (stats or training) and (not training or x.numel() > channels):
+            assert outcome == "answered"

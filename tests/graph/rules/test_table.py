@@ -62,6 +62,8 @@ def _plain_calls() -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     calls += [(nn.Dropout().train(), (x,), {}), (nn.Dropout1d().train(), (x1,), {})]
     calls += [(nn.Dropout2d().train(), (x,), {}), (nn.Dropout3d().train(), (x3,), {})]
     calls += [(nn.Identity(), (x,), {}), (nn.LayerNorm(8), (x,), {}), (nn.RMSNorm([6, 8]), (x,), {})]
+    calls += [(F.layer_norm, (x, (8,), torch.empty(8), torch.empty(8)), {})]
+    calls += [(F.batch_norm, (x, torch.empty(4), torch.empty(4)), {"weight": torch.empty(4), "training": True})]
     calls += [(nn.Linear(8, 3), (x,), {}), (F.linear, (x, torch.empty(3, 8), torch.empty(3)), {})]
     calls += [(nn.Embedding(10, 4), (torch.zeros(2, 5, dtype=torch.long),), {})]
     for function in (F.relu, F.relu6, F.silu, F.gelu, F.hardswish, F.hardsigmoid, F.mish, F.sigmoid, F.tanh):

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import nn
+from torch.nn import functional as F
 
-from torchscan.graph.rules.common import fresh, like, one_input, strided_fake
+from torchscan.graph.rules.common import fresh, like, one_input, plain, strided_fake
 from torchscan.graph.rules.table import Answer, RuleTable
 
 __all__ = ["TABLE"]
@@ -43,3 +45,69 @@ def _trailing_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str
     if any(w is not None and (w.dtype != x.dtype or w.device != x.device) for w in weights):
         return None
     return fresh(x.shape, x) if tuple(x.shape[x.dim() - len(shape) :]) == shape and x.dim() >= len(shape) else None
+
+
+_LAYER_NORM = ("input", "normalized_shape", "weight", "bias", "eps")
+_BATCH_NORM = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+
+
+def _bound(names: tuple[str, ...], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The call's arguments by name (None when given twice, unknown or too many: torch's error)."""
+    if len(args) > len(names) or any(name not in names for name in kwargs):
+        return None
+    if any(name in kwargs for name in names[: len(args)]):
+        return None
+    return {**dict(zip(names, args, strict=False)), **kwargs}
+
+
+def _matches(tensor: Any, x: torch.Tensor, shape: tuple[int, ...]) -> bool:
+    """``tensor`` is None, or a fake of ``shape`` with ``x``'s dtype and device."""
+    return tensor is None or (
+        strided_fake(tensor) and tuple(tensor.shape) == shape and tensor.dtype == x.dtype and tensor.device == x.device
+    )
+
+
+@TABLE.register(F.layer_norm)
+def _layer_norm(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``F.layer_norm(input, normalized_shape, weight, bias, eps)``: a new contiguous tensor of the
+    input's shape (the input made contiguous first, as :func:`_trailing_norm`), its trailing dims
+    ``normalized_shape``, the weight and bias of that shape, dtype and device."""
+    call = _bound(_LAYER_NORM, args, kwargs)
+    if call is None:
+        return None
+    x, normalized = call.get("input"), call.get("normalized_shape")
+    if not strided_fake(x) or not x.dtype.is_floating_point or type(call.get("eps", 1e-5)) not in (int, float):
+        return None
+    if type(normalized) not in (tuple, list, torch.Size) or not all(type(size) is int for size in normalized):
+        return None
+    shape = tuple(normalized)
+    if not shape or x.dim() < len(shape) or tuple(x.shape[x.dim() - len(shape) :]) != shape:
+        return None
+    if not (_matches(call.get("weight"), x, shape) and _matches(call.get("bias"), x, shape)):
+        return None
+    return fresh(x.shape, x)
+
+
+@TABLE.register(F.batch_norm)
+def _functional_batch_norm(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)`` on a
+    contiguous ``(N, C, …)`` input: a new contiguous tensor of its shape; every statistic and affine
+    tensor None or ``(C,)`` of its dtype and device; in training more than one value per channel."""
+    call = _bound(_BATCH_NORM, args, kwargs)
+    if call is None:
+        return None
+    x, training = call.get("input"), call.get("training", False)
+    if not plain(x) or x.dim() < 2 or not x.dtype.is_floating_point or type(training) is not bool:
+        return None
+    if any(type(call.get(name, 0.1)) not in (int, float) for name in ("momentum", "eps")):
+        return None
+    channels = (int(x.shape[1]),)
+    if not all(_matches(call.get(name), x, channels) for name in ("running_mean", "running_var", "weight", "bias")):
+        return None
+    if (call.get("running_mean") is None) != (call.get("running_var") is None) or (
+        not training and call.get("running_mean") is None
+    ):
+        return None
+    if training and x.numel() // x.shape[1] <= 1:  # torch refuses one value per channel in training
+        return None
+    return fresh(x.shape, x)
