@@ -70,21 +70,26 @@ def test_scaled_dot_product_attention(
     dropout: float,
     scale: float | None,
 ) -> None:
-    """Against dispatch, on both devices and every layout of q, k and v (each contiguous or transposed
-    heads-first): meta answers any strides (its math path makes a contiguous result), CPU contiguous
-    inputs only (its flash kernel keeps a transposed query's layout); the everyday calls are answered."""
+    """Against dispatch, on both devices and every layout of q, k and v (each contiguous, transposed
+    heads-first, or a chunk of a fused projection: its dims in order with gaps): meta answers any
+    strides (its math path makes a contiguous result), CPU a query laid out in order (its flash kernel
+    keeps a transposed query's layout); the everyday calls are answered."""
     (query_heads, kv_heads), (length, source), (embed, value_embed) = heads, lengths, dims
 
-    def tensor(device: str, heads: int, rows: int, columns: int, swap: bool) -> torch.Tensor:
+    def tensor(device: str, heads: int, rows: int, columns: int, layout: str) -> torch.Tensor:
+        if layout == "chunk":  # q, k or v of one projection: (…, rows, 3 * columns)[..., :columns]
+            shape = (2 * heads, rows, 3 * columns) if rank == 3 else (2, heads, rows, 3 * columns)
+            return torch.empty(shape, dtype=dtype, device=device)[..., columns : 2 * columns]
         if rank == 3:
             made = torch.empty(2 * heads, rows, columns, dtype=dtype, device=device)
-            return made.transpose(0, 1).contiguous().transpose(0, 1) if swap else made
+            return made.transpose(0, 1).contiguous().transpose(0, 1) if layout == "swap" else made
         made = torch.empty(2, rows, heads, columns, dtype=dtype, device=device).transpose(1, 2)
-        return made if swap else made.contiguous()
+        return made if layout == "swap" else made.contiguous()
 
     kwargs = {"is_causal": causal, "enable_gqa": gqa, "dropout_p": dropout, "scale": scale}
+    layouts = ("plain", "swap", "chunk")
     with FakeTensorMode(allow_non_fake_inputs=True):
-        for device, transposed in itertools.product(("cpu", "meta"), itertools.product((False, True), repeat=3)):
+        for device, transposed in itertools.product(("cpu", "meta"), itertools.product(layouts, repeat=3)):
             q = tensor(device, query_heads, length, embed, transposed[0])
             k = tensor(device, kv_heads, source, embed, transposed[1])
             v = tensor(device, kv_heads, source, value_embed, transposed[2])
@@ -97,7 +102,7 @@ def test_scaled_dot_product_attention(
             outcome = check(F.scaled_dot_product_attention, (q, k, v, masks.get(mask or "")), kwargs)
             everyday = (
                 dtype.is_floating_point
-                and (device == "meta" or not any(transposed))
+                and (device == "meta" or transposed[0] != "swap")
                 and query_heads == kv_heads
                 and mask in (None, "bool")
                 and not (causal and mask)

@@ -11,8 +11,8 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
-from torchscan.graph.rules.common import broadcast, plain, strided_fake
-from torchscan.graph.rules.table import Fresh, RuleTable, materialize
+from torchscan.graph.rules.common import broadcast, strided_fake
+from torchscan.graph.rules.table import Fresh, Pending, RuleTable, materialize
 
 __all__ = ["TABLE"]
 
@@ -66,11 +66,22 @@ def _multihead_attention(module: nn.Module, args: tuple[Any, ...], kwargs: Mappi
     return output, materialize(Fresh(shape, query.dtype, query.device), mode)
 
 
+def _laid_out_in_order(tensor: Any) -> bool:
+    """Whether ``torch.empty_like(tensor)`` is contiguous (its dims laid out in order, gaps or not:
+    a chunk of a fused ``qkv`` projection), asked of a plain meta tensor of its sizes and strides."""
+    if type(tensor) is Pending:
+        return True
+    with no_dispatch():
+        return torch.empty_like(torch.empty_strided(tensor.shape, tensor.stride(), device="meta")).is_contiguous()
+
+
 _SDPA_NAMES = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
 _SDPA_DEVICES = frozenset({"cpu", "meta"})
 """Devices whose kernels give a contiguous result: meta's (the math path: ``softmax(q·kᵀ)·v``) for
-any layout, CPU's for contiguous inputs (its flash kernel lays the result out as a transposed ``q``);
-CUDA's flash and memory-efficient kernels lay it out by heads: torch decides there."""
+any layout, CPU's where ``q``'s dims are laid out in order (its flash kernel makes the result
+``empty_like(q)``: a transposed ``q`` gives a transposed result, a chunk of a fused projection a
+contiguous one; its math path a contiguous one); CUDA's flash and memory-efficient kernels lay it
+out by heads: torch decides there."""
 
 
 @TABLE.register(F.scaled_dot_product_attention)
@@ -95,7 +106,7 @@ def _scaled_dot_product_attention(function: Any, args: tuple[Any, ...], kwargs: 
     tensors = (query, key, value)
     if not all(strided_fake(t) for t in tensors) or query.device.type not in _SDPA_DEVICES:
         return None
-    if query.device.type == "cpu" and not all(plain(t) for t in tensors):  # CPU's flash kernel keeps q's layout
+    if query.device.type == "cpu" and not _laid_out_in_order(query):  # CPU's flash kernel keeps q's layout
         return None
     if not query.dtype.is_floating_point or any(t.dtype != query.dtype or t.device != query.device for t in tensors):
         return None
