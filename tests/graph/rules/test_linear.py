@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,3 +56,28 @@ def test_functional_linear_and_softmax(shape: list[int], dim: int, bias: bool) -
             assert result == "answered" if in_range else result in ("declined", "rejected")
         assert check(torch.Tensor.__radd__, (x, 2.0)) == "answered"
         assert check(torch.Tensor.__rmul__, (x, 3)) == "answered"
+
+
+@given(
+    shape=st.lists(st.integers(1, 3), min_size=1, max_size=4),
+    order=st.randoms(use_true_random=False),
+    sliced=st.booleans(),
+    bias=st.booleans(),
+    device=st.sampled_from(["cpu", "meta"]),
+    dtype=st.sampled_from([torch.float32, torch.bfloat16, torch.int64]),
+)
+def test_linear_of_an_input_of_any_layout(
+    shape: list[int], order: Any, sliced: bool, bias: bool, device: str, dtype: torch.dtype
+) -> None:
+    """A permuted (channels-last style) or sliced input: a new contiguous result, as torch gives."""
+    permutation = list(range(len(shape)))
+    order.shuffle(permutation)
+    with FakeTensorMode():
+        stored = torch.empty([shape[i] for i in permutation], dtype=dtype, device=device)
+        x = stored.permute([permutation.index(i) for i in range(len(shape))])  # ``shape``, another layout
+        if sliced:
+            x = torch.empty(*shape[:-1], 2 * shape[-1], dtype=dtype, device=device)[..., : shape[-1]]
+        module = nn.Linear(shape[-1], 5, bias=bias, dtype=dtype if dtype.is_floating_point else None, device=device)
+        expected = "answered" if dtype.is_floating_point else None
+        assert check(module, (x,)) == expected or expected is None
+        assert check(F.linear, (x, module.weight, module.bias)) == expected or expected is None

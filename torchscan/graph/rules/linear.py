@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from torchscan.graph.rules.common import broadcast, fresh, like, one_input, plain, strided_fake
+from torchscan.graph.rules.common import broadcast, fresh, one_input, strided_fake
 from torchscan.graph.rules.table import Answer, Fresh, RuleTable
 
 __all__ = ["TABLE"]
@@ -18,12 +18,20 @@ __all__ = ["TABLE"]
 TABLE = RuleTable("linear")
 
 
+def _same_kind(x: Any, *others: Any) -> bool:
+    """``x`` a fake of any strides, every other tensor None or of its dtype and device."""
+    return strided_fake(x) and all(
+        other is None or (other.dtype == x.dtype and other.device == x.device) for other in others
+    )
+
+
 @TABLE.register(nn.Linear)
 def _linear(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
-    """``nn.Linear``: ``(*, in_features) -> (*, out_features)``."""
-    x = one_input(args, kwargs)
+    """``nn.Linear``: ``(*, in_features) -> (*, out_features)``, a new contiguous tensor whatever the
+    input's strides (a permuted or sliced input: the product folds it)."""
+    x = args[0] if len(args) == 1 and not kwargs else None
     weight = module.weight
-    if x is None or x.dim() == 0 or not x.dtype.is_floating_point or not like(x, weight, module.bias):
+    if x is None or not _same_kind(x, weight, module.bias) or x.dim() == 0 or not x.dtype.is_floating_point:
         return None
     if weight.dim() != 2 or x.shape[-1] != weight.shape[1]:
         return None
@@ -32,14 +40,15 @@ def _linear(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any])
 
 @TABLE.register(F.linear)
 def _linear_function(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
-    """``F.linear(x, weight, bias=None)``: ``(*, in) -> (*, out)``."""
+    """``F.linear(x, weight, bias=None)``: ``(*, in) -> (*, out)``, a new contiguous tensor whatever the
+    input's strides."""
     extra = dict(kwargs)
     values = list(args) + [extra.pop(name) for name in ("input", "weight", "bias")[len(args) :] if name in extra]
     if extra or not 2 <= len(values) <= 3:
         return None
     x, weight = values[0], values[1]
     bias = values[2] if len(values) == 3 else None
-    if not plain(x) or x.dim() == 0 or not x.dtype.is_floating_point or not like(x, weight, bias):
+    if not _same_kind(x, weight, bias) or x.dim() == 0 or not x.dtype.is_floating_point:
         return None
     if weight.dim() != 2 or x.shape[-1] != weight.shape[1] or (bias is not None and bias.shape != weight.shape[:1]):
         return None
