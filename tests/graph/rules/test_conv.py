@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.nn import functional as F
 
 from tests.graph.rules.helpers import check, sizes
 from torchscan.graph.rules import RULES, Fresh, answer
@@ -93,3 +94,48 @@ def test_conv_of_an_input_of_any_layout(
             )
         elif got is not None:
             assert mine == got
+
+
+@given(
+    dims=st.integers(1, 3),
+    groups=st.sampled_from([1, 2]),
+    kernel=st.integers(1, 3),
+    stride=st.sampled_from([1, 2, (1, 2, 1), [2, 1, 1]]),
+    padding=st.sampled_from([0, 1, (1, 0, 1), "valid", "same", -1]),
+    dilation=st.sampled_from([1, 2, (2, 1, 1)]),
+    bias=st.sampled_from(["none", "right", "wrong"]),
+    by_name=st.booleans(),
+    channels_last=st.booleans(),
+)
+def test_functional_conv(
+    dims: int,
+    groups: int,
+    kernel: int,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    bias: str,
+    by_name: bool,
+    channels_last: bool,
+) -> None:
+    """``F.convNd`` by position and by name, with per-dim tuples and lists cut to the dims: answered
+    where torch accepts (``padding='same'`` and strided 1-D inputs are torch's), rejected alike."""
+
+    def cut(value: Any) -> Any:
+        return type(value)(value[:dims]) if isinstance(value, (tuple, list)) else value
+
+    function = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
+    stride, padding, dilation = cut(stride), cut(padding), cut(dilation)
+    with FakeTensorMode():
+        x = torch.empty(2, 2 * groups, *[5 + d for d in range(dims)])
+        if channels_last and dims == 2:
+            x = x.to(memory_format=torch.channels_last)
+        weight = torch.empty(3 * groups, 2, *[kernel] * dims)
+        vector = {"none": None, "right": torch.empty(3 * groups), "wrong": torch.empty(4)}[bias]
+        named = {"bias": vector, "stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+        if by_name:
+            outcome = check(function, (x, weight), named)
+        else:
+            outcome = check(function, (x, weight, vector, stride, padding, dilation, groups))
+    if bias != "wrong" and padding not in ("same", -1) and outcome != "rejected":
+        assert outcome == "answered"

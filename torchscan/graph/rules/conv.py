@@ -8,10 +8,11 @@ from typing import Any
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor
+from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
 from torchscan.graph.rules.common import fresh, plain, strided_fake, window_size
-from torchscan.graph.rules.table import Answer, RuleTable
+from torchscan.graph.rules.table import Answer, Pending, RuleTable
 
 __all__ = ["TABLE"]
 
@@ -22,64 +23,122 @@ TABLE = RuleTable("conv")
 def _conv(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
     """``nn.ConvNd`` (zeros padding): ``(N, C_in, *L) -> (N, C_out, *L_out)``."""
     x = args[0] if len(args) == 1 and not kwargs and strided_fake(args[0]) else None
-    weight, dims = module.weight, len(module.kernel_size)
-    if module.padding_mode != "zeros":  # reflect/replicate/circular pad first: torch checks the sizes
+    if module.padding_mode != "zeros" or x is None:  # reflect/replicate/circular pad first: torch checks the sizes
         return None
-    if x is None or x.dim() != dims + 2 or not weight.is_contiguous():
+    if x.shape[1] != module.in_channels:
         return None
-    if not all(t is None or (t.dtype == x.dtype and t.device == x.device) for t in (weight, module.bias)):
+    weight, bias = module.weight, module.bias
+    return _convolution(x, weight, bias, module.stride, module.padding, module.dilation, module.groups)
+
+
+_CONV_NAMES = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+
+
+@TABLE.register(F.conv1d, F.conv2d, F.conv3d)
+def _conv_function(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``F.convNd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1)``, as the module."""
+    if len(args) > len(_CONV_NAMES) or any(name not in _CONV_NAMES for name in kwargs):
         return None
-    if x.shape[1] != module.in_channels or module.in_channels != weight.shape[1] * module.groups:
+    if any(name in kwargs for name in _CONV_NAMES[: len(args)]):  # given twice: torch's error
         return None
-    padding = module.padding
+    call = {**dict(zip(_CONV_NAMES, args, strict=False)), **kwargs}
+    x, weight = call.get("input"), call.get("weight")
+    dims = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}[function]
+    if not strided_fake(x) or not strided_fake(weight) or weight.dim() != dims + 2:
+        return None
+    bias = call.get("bias")
+    if bias is not None and (not strided_fake(bias) or tuple(bias.shape) != (weight.shape[0],)):
+        return None
+    groups = call.get("groups", 1)
+    if type(groups) is not int or groups < 1:
+        return None
+    try:
+        stride, dilation = (_ints(call.get(name, 1), dims) for name in ("stride", "dilation"))
+        padding = call.get("padding", 0)
+        padding = padding if isinstance(padding, str) else _ints(padding, dims)
+    except TypeError:
+        return None
+    return _convolution(x, weight, bias, stride, padding, dilation, groups)
+
+
+def _ints(value: Any, count: int) -> tuple[int, ...]:
+    """An int or a sequence of ``count`` ints as a tuple (a TypeError otherwise)."""
+    if type(value) is int:
+        return (value,) * count
+    if type(value) in (tuple, list) and len(value) == count and all(type(item) is int for item in value):
+        return tuple(value)
+    raise TypeError(value)
+
+
+def _convolution(
+    x: Any,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...] | str,
+    dilation: tuple[int, ...],
+    groups: int,
+) -> Answer:
+    """A batched convolution with zeros padding: ``(N, C_in, *L) -> (N, C_out, *L_out)``, each
+    ``L_out = ⌊(L + 2p − d(k − 1) − 1)/s⌋ + 1``; a new contiguous tensor for a contiguous input, else
+    laid out as the backend torch selects would lay it out (:func:`_strided_result`)."""
+    dims = weight.dim() - 2
+    if x.dim() != dims + 2 or not weight.is_contiguous() or not x.dtype.is_floating_point:
+        return None
+    if not all(t is None or (t.dtype == x.dtype and t.device == x.device) for t in (weight, bias)):
+        return None
+    if x.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups:
+        return None
+    if any(step < 1 for step in (*stride, *dilation)) or (not isinstance(padding, str) and min(padding) < 0):
+        return None
     if isinstance(padding, str):
         if padding != "valid":  # 'same' is computed by torch (asymmetric padding for even kernels)
             return None
         padding = (0,) * dims
-    sizes = [
-        window_size(
-            x.shape[2 + dim], module.kernel_size[dim], module.stride[dim], padding[dim], module.dilation[dim], False
-        )
-        for dim in range(dims)
-    ]
+    kernel = weight.shape[2:]
+    sizes = [window_size(x.shape[2 + d], kernel[d], stride[d], padding[d], dilation[d], False) for d in range(dims)]
     if any(size <= 0 for size in sizes):
         return None
-    if not plain(x):  # a strided input (channels-last, permuted tokens): the layout is the meta kernel's
-        return _by_meta_kernel(module, x, padding)
-    return fresh((x.shape[0], weight.shape[0], *sizes), x)
+    shape = (x.shape[0], weight.shape[0], *sizes)
+    if not plain(x):  # a strided input (channels-last, permuted tokens): laid out as the backend would
+        return _strided_result(x, weight, bias, shape, stride, padding, dilation, groups)
+    return fresh(shape, x)
 
 
-def _by_meta_kernel(module: nn.Module, x: FakeTensor, padding: Any) -> FakeTensor | None:
+def _strided_result(
+    x: Any,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    shape: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> FakeTensor | None:
     """The result of a convolution of a strided 2-D or 3-D input, laid out as FakeTensor's convolution
     lays it out: in the memory format the backend torch selects for these tensors would give
     (``torch._C._select_conv_backend``, ``_conv_determine_backend_memory_format``: channels-last for a
-    channels-last input on CPU), a new fake of ``x``'s mode and device."""
-    weight, bias = module.weight, module.bias  # fakes, or the model's own (read for their metadata only)
+    channels-last input on CPU), a new fake of ``x``'s mode and device. ``weight`` and ``bias`` are
+    fakes or the model's own tensors (read for their metadata only)."""
     if type(x) is not FakeTensor or x.dim() not in (4, 5):
         return None
+    weight = weight.fake() if type(weight) is Pending else weight  # the backend reads tensors: made, if pending
+    bias = bias.fake() if type(bias) is Pending else bias
     zeros = (0,) * len(padding)  # no output padding: not transposed
     backend = torch._C._select_conv_backend(
         x,
         weight,
-        stride=module.stride,
+        stride=stride,
         padding=padding,
-        dilation=module.dilation,
+        dilation=dilation,
         transposed=False,
         output_padding=zeros,
-        groups=module.groups,
+        groups=groups,
         bias=bias,
     )
     layout = torch._C._conv_determine_backend_memory_format(x, weight, backend)
     if layout not in (torch.contiguous_format, torch.channels_last, torch.channels_last_3d):
         return None
-    shape = (
-        x.shape[0],
-        weight.shape[0],
-        *(
-            window_size(x.shape[2 + d], module.kernel_size[d], module.stride[d], padding[d], module.dilation[d], False)
-            for d in range(len(padding))
-        ),
-    )
     with no_dispatch():
         out = torch.empty(shape, dtype=x.dtype, device="meta", memory_format=layout)
     return FakeTensor(x.fake_mode, out, x.device)
