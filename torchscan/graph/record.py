@@ -134,6 +134,8 @@ class _Recorder(TorchFunctionMode):
         self.stack: list[str] = []
         self._keys: list[str] = []
         """``nn_module_stack`` key of each entry of ``stack``: the path, ``path@k`` from its second call on."""
+        self._stacks: dict[tuple[tuple[str, ...], tuple[str, ...]], OrderedDict[str, tuple[str, type]]] = {}
+        self._types: dict[str, type] = {}
         self._calls: dict[str, int] = {}
         self.leaf_depth = 0
         self.pending: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
@@ -184,11 +186,21 @@ class _Recorder(TorchFunctionMode):
         return value
 
     def _stack_meta(self) -> OrderedDict[str, tuple[str, type]]:
-        return OrderedDict(
-            (key, (path, type(self.root.get_submodule(path))))
-            for path, key in zip(self.stack, self._keys, strict=True)
-            if path
-        )
+        """The node's ``nn_module_stack``: one object shared by the nodes made under the same stack (as
+        the tracer shares its copy), each module's class looked up once."""
+        stack = (tuple(self.stack), tuple(self._keys))
+        made = self._stacks.get(stack)
+        if made is None:
+            made = self._stacks[stack] = OrderedDict(
+                (key, (path, self._type_of(path))) for path, key in zip(*stack, strict=True) if path
+            )
+        return made
+
+    def _type_of(self, path: str) -> type:
+        found = self._types.get(path)
+        if found is None:
+            found = self._types[path] = type(self.root.get_submodule(path))
+        return found
 
     def stack_trace(self) -> str | None:
         """The Python stack here as fx's ``record_stack_traces`` gives a traced node's (the same
