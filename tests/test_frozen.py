@@ -12,6 +12,7 @@ import torchscan
 
 MUTABLE = {
     "torchscan.graph.trace.Memo": "per-capture lookups filled by the first run over the capture",
+    "torchscan.graph.shapes.PlanCache": "the shape pass's part of Memo, filled by the first run over the capture",
     "torchscan.passes.rows._Acc": "a row under construction, never leaves build_rows",
 }
 """Dataclasses that are mutable on purpose, with why."""
