@@ -3,6 +3,8 @@ plain input (contiguous float, no indices) they answer whatever torch accepts.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from hypothesis import given
@@ -52,3 +54,35 @@ def test_adaptive_pool(dims: int, out: list[int | None], size: int) -> None:
         function = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d)[dims - 1]
         results.append(check(function, (x, output_size)))
     assert set(results) <= {"answered", "rejected"}, results
+
+
+@given(
+    shape=st.lists(st.integers(1, 3), max_size=4),
+    dim=st.one_of(
+        st.none(),
+        st.integers(-5, 4),
+        st.lists(st.integers(-4, 3), max_size=3).map(tuple),
+        st.lists(st.integers(-4, 3), min_size=1, max_size=2),
+    ),
+    keepdim=st.sampled_from([None, False, True, 1]),
+    dtype=st.sampled_from([torch.float32, torch.float16, torch.int64]),
+    strided=st.booleans(),
+    spelled=st.sampled_from(["function", "method", "by_name"]),
+)
+def test_mean(shape: list[int], dim: Any, keepdim: Any, dtype: torch.dtype, strided: bool, spelled: str) -> None:
+    """``mean`` over any dims, by position or name: answered for a contiguous floating input where torch
+    accepts the call (strided inputs and ``dtype`` are torch's), rejected alike."""
+    with FakeTensorMode():
+        x = torch.empty(shape, dtype=dtype)
+        if strided and x.dim() >= 2:
+            x = x.transpose(0, -1)
+        kwargs = {} if keepdim is None else {"keepdim": keepdim}
+        if spelled == "by_name":
+            outcome = check(torch.mean, (x,), {"dim": dim, **kwargs})
+        elif dim is None:
+            outcome = check(torch.mean if spelled == "function" else torch.Tensor.mean, (x,), kwargs)
+        else:
+            outcome = check(torch.mean if spelled == "function" else torch.Tensor.mean, (x, dim), kwargs)
+    everyday = dtype.is_floating_point and x.is_contiguous() and keepdim in (None, False, True) and x.dim() > 0
+    if everyday and dim not in (None, (), []) and outcome != "rejected":  # an empty dim: torch reduces all
+        assert outcome == "answered", (shape, dim, keepdim)

@@ -1,4 +1,4 @@
-"""Shape rules of pools (windows as a convolution's) and adaptive pools."""
+"""Shape rules of pools (windows as a convolution's), adaptive pools and means (a global pool over any dims)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+import torch
 from torch import nn
 from torch.nn import functional as F
 
@@ -103,3 +104,39 @@ def _adaptive_function(function: Any, args: tuple[Any, ...], kwargs: Mapping[str
         return None
     size = args[1] if len(args) == 2 else extra.pop("output_size", None)
     return None if extra or size is None else adaptive(args[0], size, _ADAPTIVE_FUNCTIONS[function])
+
+
+@TABLE.register(torch.mean, torch.Tensor.mean)
+def _mean(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``x.mean(dim=None, keepdim=False)`` of a contiguous floating-point tensor (no ``dtype``): a new
+    contiguous tensor of the shape left once the ``dim`` s are reduced (kept as size 1 with ``keepdim``);
+    ``dim`` an int or a sequence of distinct ints in range, or None (every dim: a 0-d result)."""
+    names = ("input", "dim", "keepdim")
+    if len(args) > len(names) or any(name not in names[1:] for name in kwargs):
+        return None
+    if any(name in kwargs for name in names[: len(args)]):  # given twice: torch's error
+        return None
+    call = {**dict(zip(names, args, strict=False)), **kwargs}
+    x, dim, keep = call.get("input"), call.get("dim"), call.get("keepdim", False)
+    if not plain(x) or not x.dtype.is_floating_point or type(keep) is not bool:
+        return None
+    rank = x.dim()
+    if dim is None:
+        if "keepdim" in call:  # ``mean(dim=None, keepdim=…)``: torch's overloads decide
+            return None
+        dims = set(range(rank))
+    else:
+        items = (dim,) if type(dim) is int else dim
+        if type(items) not in (tuple, list) or not items or not all(type(item) is int for item in items):
+            return None
+        if not all(-max(rank, 1) <= item < max(rank, 1) for item in items):
+            return None
+        dims = {item % max(rank, 1) for item in items}
+        if len(dims) != len(items) or rank == 0:
+            return None
+    shape = (
+        [1 if position in dims else size for position, size in enumerate(x.shape)]
+        if keep
+        else [size for position, size in enumerate(x.shape) if position not in dims]
+    )
+    return fresh(shape, x)
