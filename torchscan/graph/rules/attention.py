@@ -11,7 +11,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
-from torchscan.graph.rules.common import broadcast, strided_fake
+from torchscan.graph.rules.common import bound, broadcast, strided_fake
 from torchscan.graph.rules.table import Fresh, Pending, RuleTable, materialize
 
 __all__ = ["TABLE"]
@@ -26,11 +26,9 @@ def _multihead_attention(module: nn.Module, args: tuple[Any, ...], kwargs: Mappi
     output made as torch makes it, ``linear(…).view(L, N, E)``, transposed to ``(N, L, E)`` when
     ``batch_first``; weights ``(N, L, S)`` (averaged), ``(N, heads, L, S)``, or None."""
     names = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask", "average_attn_weights")
-    if len(args) > len(names) or any(name not in (*names, "is_causal") for name in kwargs):
+    call = bound(names, args, kwargs, keywords=("is_causal",))
+    if call is None:
         return None
-    if any(name in kwargs for name in names[: len(args)]):  # given twice: torch's error
-        return None
-    call = {**dict(zip(names, args, strict=False)), **kwargs}
     query, key, value = call.get("query"), call.get("key"), call.get("value")
     if call.get("key_padding_mask") is not None or call.get("attn_mask") is not None or call.get("is_causal", False):
         return None
@@ -91,11 +89,9 @@ def _scaled_dot_product_attention(function: Any, args: tuple[Any, ...], kwargs: 
     CPU (contiguous): a new contiguous ``(…, L, Ev)`` tensor. Batch sizes equal (query heads a multiple of the
     key/value heads with ``enable_gqa``, 4-D); a mask boolean or of the query's dtype, broadcasting to
     ``(…, L, S)``, and not with ``is_causal``; anything else is torch's."""
-    if len(args) > len(_SDPA_NAMES) or any(name not in _SDPA_NAMES for name in kwargs):
+    call = bound(_SDPA_NAMES, args, kwargs)
+    if call is None:
         return None
-    if any(name in kwargs for name in _SDPA_NAMES[: len(args)]):  # given twice: torch's error
-        return None
-    call = {**dict(zip(_SDPA_NAMES, args, strict=False)), **kwargs}
     query, key, value, mask = call.get("query"), call.get("key"), call.get("value"), call.get("attn_mask")
     causal, gqa, scale = call.get("is_causal", False), call.get("enable_gqa", False), call.get("scale")
     dropout = call.get("dropout_p", 0.0)

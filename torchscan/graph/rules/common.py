@@ -10,7 +10,18 @@ from torch._subclasses.fake_tensor import FakeTensor
 
 from torchscan.graph.rules.table import Fresh, Pending
 
-__all__ = ["as_tuple", "broadcast", "fresh", "in_place", "like", "one_input", "plain", "strided_fake", "window_size"]
+__all__ = [
+    "as_tuple",
+    "bound",
+    "broadcast",
+    "fresh",
+    "in_place",
+    "like",
+    "one_input",
+    "plain",
+    "strided_fake",
+    "window_size",
+]
 
 
 def plain(value: Any) -> bool:
@@ -45,6 +56,18 @@ def fresh(shape: Sequence[int], like: torch.Tensor) -> Fresh | None:
 def one_input(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> torch.Tensor | None:
     """The single positional tensor of a module call (``None`` if called otherwise)."""
     return args[0] if len(args) == 1 and not kwargs and plain(args[0]) else None
+
+
+def bound(
+    names: Sequence[str], args: tuple[Any, ...], kwargs: Mapping[str, Any], keywords: Sequence[str] = ()
+) -> dict[str, Any] | None:
+    """A call's arguments by parameter name (``names`` by position or keyword, in order; ``keywords`` by
+    keyword only), or None when one is unknown, given twice or one too many: torch's error to raise."""
+    if len(args) > len(names) or any(name not in names and name not in keywords for name in kwargs):
+        return None
+    if any(name in kwargs for name in names[: len(args)]):
+        return None
+    return {**dict(zip(names, args, strict=False)), **kwargs}
 
 
 def as_tuple(value: Any, dims: int) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
-from torchscan.graph.rules.common import fresh, plain, strided_fake, window_size
+from torchscan.graph.rules.common import bound, fresh, plain, strided_fake, window_size
 from torchscan.graph.rules.table import Answer, Pending, RuleTable
 
 __all__ = ["TABLE"]
@@ -37,11 +37,9 @@ _CONV_NAMES = ("input", "weight", "bias", "stride", "padding", "dilation", "grou
 @TABLE.register(F.conv1d, F.conv2d, F.conv3d)
 def _conv_function(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
     """``F.convNd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1)``, as the module."""
-    if len(args) > len(_CONV_NAMES) or any(name not in _CONV_NAMES for name in kwargs):
+    call = bound(_CONV_NAMES, args, kwargs)
+    if call is None:
         return None
-    if any(name in kwargs for name in _CONV_NAMES[: len(args)]):  # given twice: torch's error
-        return None
-    call = {**dict(zip(_CONV_NAMES, args, strict=False)), **kwargs}
     x, weight = call.get("input"), call.get("weight")
     dims = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}[function]
     if not strided_fake(x) or not strided_fake(weight) or weight.dim() != dims + 2:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from torchscan.graph.rules.common import fresh, like, one_input, plain, strided_fake
+from torchscan.graph.rules.common import bound, fresh, like, one_input, plain, strided_fake
 from torchscan.graph.rules.table import Answer, RuleTable
 
 __all__ = ["TABLE"]
@@ -51,15 +51,6 @@ _LAYER_NORM = ("input", "normalized_shape", "weight", "bias", "eps")
 _BATCH_NORM = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
 
 
-def _bound(names: tuple[str, ...], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The call's arguments by name (None when given twice, unknown or too many: torch's error)."""
-    if len(args) > len(names) or any(name not in names for name in kwargs):
-        return None
-    if any(name in kwargs for name in names[: len(args)]):
-        return None
-    return {**dict(zip(names, args, strict=False)), **kwargs}
-
-
 def _matches(tensor: Any, x: torch.Tensor, shape: tuple[int, ...]) -> bool:
     """``tensor`` is None, or a fake of ``shape`` with ``x``'s dtype and device."""
     return tensor is None or (
@@ -72,7 +63,7 @@ def _layer_norm(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any])
     """``F.layer_norm(input, normalized_shape, weight, bias, eps)``: a new contiguous tensor of the
     input's shape (the input made contiguous first, as :func:`_trailing_norm`), its trailing dims
     ``normalized_shape``, the weight and bias of that shape, dtype and device."""
-    call = _bound(_LAYER_NORM, args, kwargs)
+    call = bound(_LAYER_NORM, args, kwargs)
     if call is None:
         return None
     x, normalized = call.get("input"), call.get("normalized_shape")
@@ -93,7 +84,7 @@ def _functional_batch_norm(function: Any, args: tuple[Any, ...], kwargs: Mapping
     """``F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)`` on a
     contiguous ``(N, C, …)`` input: a new contiguous tensor of its shape; every statistic and affine
     tensor None or ``(C,)`` of its dtype and device; in training more than one value per channel."""
-    call = _bound(_BATCH_NORM, args, kwargs)
+    call = bound(_BATCH_NORM, args, kwargs)
     if call is None:
         return None
     x, training = call.get("input"), call.get("training", False)

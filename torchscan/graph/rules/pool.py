@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from torchscan.graph.rules.common import as_tuple, fresh, one_input, plain, window_size
+from torchscan.graph.rules.common import as_tuple, bound, fresh, one_input, plain, window_size
 from torchscan.graph.rules.table import Answer, RuleTable
 
 __all__ = ["TABLE"]
@@ -111,12 +111,9 @@ def _mean(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> An
     """``x.mean(dim=None, keepdim=False)`` of a contiguous floating-point tensor (no ``dtype``): a new
     contiguous tensor of the shape left once the ``dim`` s are reduced (kept as size 1 with ``keepdim``);
     ``dim`` an int or a sequence of distinct ints in range, or None (every dim: a 0-d result)."""
-    names = ("input", "dim", "keepdim")
-    if len(args) > len(names) or any(name not in names[1:] for name in kwargs):
+    call = bound(("input", "dim", "keepdim"), args, kwargs)
+    if call is None:
         return None
-    if any(name in kwargs for name in names[: len(args)]):  # given twice: torch's error
-        return None
-    call = {**dict(zip(names, args, strict=False)), **kwargs}
     x, dim, keep = call.get("input"), call.get("dim"), call.get("keepdim", False)
     if not plain(x) or not x.dtype.is_floating_point or type(keep) is not bool:
         return None
