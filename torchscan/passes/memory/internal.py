@@ -47,7 +47,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.graph.aten_views import aten_view
 from torchscan.graph.clone import Fakes
-from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
+from torchscan.graph.dispatch_memo import DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import Pending
 from torchscan.ops import Saves
@@ -132,10 +132,13 @@ class _Tracker(TorchDispatchMode):
             return args[0].fake_device  # times by autograd: what FakeTensor answers, without its dispatch
         kwargs = kwargs or {}
         result = aten_view(func, args, kwargs)  # a view by its meta kernel: FakeTensor's dispatch is slow there
-        if result is None and self._memo is not None:  # an op seen before with these inputs: its output made anew
-            result, _, _ = self._memo.call("call_function", func, args, kwargs, _dispatch(func))
-        elif result is None:
-            result = func(*args, **kwargs)
+        if result is None:  # an op seen before with these inputs: its output made anew from the first's metadata
+            key = self._memo.key("call_function", func, args, kwargs) if self._memo is not None else None
+            result = self._memo.answer(key) if key is not None else None
+            if result is None:
+                result = func(*args, **kwargs)
+                if key is not None:
+                    self._memo.learn(key, args, kwargs, result)
         result = with_workspace(func, args, kwargs, result)
         for tensor in tree_leaves(result):
             if isinstance(tensor, torch.Tensor):
@@ -146,15 +149,6 @@ class _Tracker(TorchDispatchMode):
                         self.live[ref.cdata] = (ref, int(storage.nbytes()))
         self.peak = max(self.peak, self.current())
         return result
-
-
-def _dispatch(func: Any) -> Dispatch:
-    """Running an ATen op as :class:`DispatchMemo` runs a call it has not seen."""
-
-    def run(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
-        return func(*args, **kwargs), args, kwargs
-
-    return run
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
