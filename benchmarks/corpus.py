@@ -33,6 +33,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,6 +41,9 @@ from torch import nn
 
 from torchscan import crawl_module
 from torchscan.records import RECORD
+
+sys.path.insert(0, str(Path(__file__).parent))  # the timing speed.py's ratio uses
+from speed import median_times
 
 SOURCES = ("classification", "detection", "segmentation", "video", "optical_flow", "timm", "huggingface")
 
@@ -296,20 +300,6 @@ def unknown_ops(report: Any) -> dict[str, int]:
                 record = report.records.nodes[node][RECORD]
                 counter[f"{record.op.removeprefix('call_')}:{record.type_name}"] += 1
     return dict(counter)
-
-
-def median_times(functions: Sequence[Callable[[], object]], repeat: int) -> list[float]:
-    """Median wall time of each function over ``repeat`` interleaved rounds after one warm-up (as in
-    ``benchmarks/speed.py``)."""
-    times: list[list[float]] = [[] for _ in functions]
-    for function in functions:
-        function()
-    for _ in range(repeat):
-        for position, function in enumerate(functions):
-            start = time.perf_counter()
-            function()
-            times[position].append(time.perf_counter() - start)
-    return [statistics.median(values) for values in times]
 
 
 def _real(value: Any) -> Any:
