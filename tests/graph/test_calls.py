@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import operator
+import weakref
 from typing import Any
 
 import pytest
@@ -10,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchscan.graph.calls import display_type
+from torchscan.graph.calls import ArgumentBinder, display_type
 
 T = torch.Tensor
 aten = torch.ops.aten
@@ -60,3 +62,31 @@ def test_names_never_hold_addresses() -> None:
 
     assert display_type(Scale()) == "Scale"  # no __name__: the class name, not a repr with an address
     assert display_type(lambda x: x) == "<lambda>"
+
+
+def test_binding_keeps_no_user_function_alive() -> None:
+    """Signatures of Python functions are read per analysis (the binder's own memo): nothing
+    process-wide keeps a user's function, or what its closure holds, alive after the analysis."""
+
+    def make() -> Any:
+        held = torch.empty(1 << 10)
+
+        def scale(x: Any, factor: float = 2.0) -> Any:
+            return x * factor + held.numel()
+
+        return scale
+
+    function = make()
+    binder = ArgumentBinder()
+    assert binder.bind(function, (1,), {}) == {"x": 1, "factor": 2.0}
+    gone = weakref.ref(function)
+    del function, binder
+    gc.collect()
+    assert gone() is None
+
+
+def test_builtin_signatures_bind_as_torch_documents_them() -> None:
+    binder = ArgumentBinder()
+    bound = binder.bind(torch.conv2d, (torch.empty(1, 1, 3, 3), torch.empty(1, 1, 1, 1)), {"stride": 2})
+    assert list(bound) == ["input", "weight", "bias", "stride", "padding", "dilation", "groups"]
+    assert bound["stride"] == 2 and bound["bias"] is None and bound["groups"] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import operator
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -159,17 +160,23 @@ class ArgumentBinder:
 
 
 def _find_signatures(function: Callable[..., Any]) -> tuple[inspect.Signature, ...]:
-    """The signatures ``function`` may be called with (several for an overloaded torch op)."""
+    """The signatures ``function`` may be called with (several for an overloaded torch op).
+
+    A Python function or method (user code, fx-wrapped leaf functions) is read as it is: a
+    process-wide cache would keep it, and what it holds, alive after the analysis. Only builtins
+    and torch's op objects, which live as long as the process anyway, are remembered."""
+    if isinstance(function, (types.FunctionType, types.MethodType, functools.partial)):
+        return _signatures(function)
     try:
-        return _known_signatures(function)
+        return _builtin_signatures(function)
     except TypeError:  # unhashable
         return _signatures(function)
 
 
-@functools.lru_cache(maxsize=4096)
-def _known_signatures(function: Callable[..., Any]) -> tuple[inspect.Signature, ...]:
-    """:func:`_signatures`, remembered: a pure function of the callable (parsing a builtin's text
-    signature costs ~100 µs), the same answer in every analysis and thread."""
+@functools.lru_cache(maxsize=1024)
+def _builtin_signatures(function: Callable[..., Any]) -> tuple[inspect.Signature, ...]:
+    """:func:`_signatures` of a builtin or a torch op object, remembered: a pure function of an
+    object that lives as long as the process (parsing a builtin's text signature costs ~100 µs)."""
     return _signatures(function)
 
 
