@@ -39,8 +39,9 @@ def test_layer_norm_answers_a_strided_input_with_a_contiguous_result(features: i
     with FakeTensorMode():
         x = torch.empty(rows, batch, features).transpose(0, 1)  # an attention output with batch first
         assert check(nn.LayerNorm(features), (x,)) == "answered"  # check(): a contiguous new storage
-        rms = check(nn.RMSNorm(features), (x,))
-        assert rms == ("answered" if x.is_contiguous() else "declined")  # computed op by op: not assumed
+        assert check(nn.RMSNorm(features), (x,)) == "answered"
+        y = torch.empty(2, rows + 1, batch, features).permute(0, 3, 1, 2)  # channels-last 4-D: kept so
+        assert check(nn.RMSNorm([rows + 1, batch]), (y,)) == ("answered" if y.is_contiguous() else "declined")
 
 
 @given(
@@ -71,6 +72,45 @@ def test_functional_layer_norm(
         if spelled == "int" and len(normalized) == 1:
             assert outcome == "rejected"  # F.layer_norm takes a sequence (nn.LayerNorm makes one of an int)
         elif dtype.is_floating_point and affine != "wrong":
+            assert outcome == "answered"
+
+
+@given(
+    shape=st.lists(st.integers(1, 3), min_size=1, max_size=4),
+    trailing=st.integers(1, 3),
+    weighted=st.sampled_from(["none", "same", "wrong_shape", "wrong_dtype"]),
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64]),
+    eps=st.sampled_from([None, 1e-6, 1]),
+    by_name=st.booleans(),
+    order=st.permutations(range(5)),
+    sliced=st.booleans(),
+)
+def test_functional_rms_norm(
+    shape: list[int],
+    trailing: int,
+    weighted: str,
+    dtype: torch.dtype,
+    eps: float | None,
+    by_name: bool,
+    order: list[int],
+    sliced: bool,
+) -> None:
+    """Answered for every input of at most 3 dims (any strides) and every contiguous one, as
+    dispatch lays it out; a strided 4-D/5-D input is declined (channels-last stays so)."""
+    with FakeTensorMode():
+        dims = [d for d in order if d < len(shape)]  # a random layout of the dims
+        x = torch.empty([shape[d] for d in dims], dtype=dtype).permute([dims.index(d) for d in range(len(shape))])
+        if sliced:
+            x = x[..., ::2]
+        normalized = tuple(x.shape[max(0, x.dim() - trailing) :]) if weighted != "wrong_shape" else (7,)
+        weight_dtype = torch.float32 if weighted == "wrong_dtype" and dtype != torch.float32 else dtype
+        weight = None if weighted == "none" else torch.empty(normalized, dtype=weight_dtype)
+        if by_name:
+            outcome = check(F.rms_norm, (x,), {"normalized_shape": list(normalized), "weight": weight, "eps": eps})
+        else:
+            outcome = check(F.rms_norm, (x, normalized, weight, eps))
+        known = x.is_contiguous() or x.dim() <= 3
+        if known and dtype.is_floating_point and weight_dtype == dtype and weighted != "wrong_shape":
             assert outcome == "answered"
 
 

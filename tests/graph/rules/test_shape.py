@@ -13,7 +13,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from tests.graph.rules.helpers import check
 from torchscan import crawl_module
-from torchscan.graph.rules import RULES, answer
+from torchscan.graph.rules import RULES, Fresh, Pending, answer
 
 
 @given(
@@ -27,6 +27,39 @@ def test_cat(shapes: list[list[int]], dim: int, keyword: bool) -> None:
         check(torch.cat, (tensors,), {"dim": dim}) if keyword else check(torch.cat, (tensors, dim))
         same = [torch.empty(shapes[0]) for _ in shapes]
         assert check(torch.cat, (same, 0)) == "answered" or 0 in shapes[0][:0]
+
+
+@given(
+    shape=st.lists(st.integers(1, 3), min_size=1, max_size=5),
+    count=st.integers(1, 3),
+    dim=st.integers(-5, 4),
+    layouts=st.lists(st.tuples(st.permutations(range(5)), st.booleans()), min_size=3, max_size=3),
+)
+def test_cat_of_strided_inputs(
+    shape: list[int], count: int, dim: int, layouts: list[tuple[list[int], bool]]
+) -> None:
+    """Inputs of any layout (dims in any order, sliced): answered as dispatch lays the result out for
+    up to 3 dims; a strided 4-D or 5-D input is torch's (channels-last in, channels-last out)."""
+    with FakeTensorMode():
+        tensors = []
+        for order, sliced in layouts[:count]:
+            dims = [d for d in order if d < len(shape)]
+            sizes = [shape[d] * (2 if sliced and d == len(shape) - 1 else 1) for d in dims]
+            x = torch.empty(sizes).permute([dims.index(d) for d in range(len(shape))])
+            tensors.append(x[..., ::2] if sliced else x)
+        outcome = check(torch.cat, (tensors, dim))
+        if -len(shape) <= dim < len(shape) and (len(shape) <= 3 or all(t.is_contiguous() for t in tensors)):
+            assert outcome == "answered"
+
+
+def test_items_of_sizes_and_tuples(fake: FakeTensorMode) -> None:
+    """``x.shape[1]``, ``x.shape[-2:]``, an item of a tuple of tensors: the item itself, as dispatch."""
+    x = torch.empty(2, 3, 4)
+    assert check(operator.getitem, (x.shape, 1)) == "answered"
+    assert check(operator.getitem, (x.shape, slice(-2, None))) == "answered"
+    assert check(operator.getitem, (x.chunk(2, -1), 1)) == "answered"
+    assert check(operator.getitem, (x.shape, 3)) == "rejected"
+    assert check(operator.getitem, ((1, 2), 0.5)) == "rejected"
 
 
 VIEWS = [
@@ -43,6 +76,8 @@ VIEWS = [
     (torch.Tensor.expand, (2, 2, 3, 4, 5)),
     (torch.Tensor.chunk, (2, -1)),
     (torch.Tensor.split, (2, 3)),
+    (torch.Tensor.unbind, ()),
+    (torch.Tensor.unbind, (-2,)),
     (torch.Tensor.narrow, (2, 1, 2)),
     (torch.Tensor.select, (1, 0)),
     (torch.Tensor.movedim, (1, -1)),
@@ -56,6 +91,8 @@ VIEWS = [
     (torch.unsqueeze, (-1,)),
     (torch.chunk, (3, 1)),
     (torch.split, ([1, 2], 1)),
+    (torch.unbind, (1,)),
+    (torch.unbind, (4,)),
     (torch.narrow, (3, 0, 1)),
     (torch.select, (0, -1)),
     (torch.movedim, (0, 2)),
@@ -79,7 +116,7 @@ def test_views_decline_tensor_indices(fake: FakeTensorMode) -> None:
     x = torch.empty(4, 3)
     index = torch.zeros(2, dtype=torch.long)
     assert answer(RULES.rule_for(operator.getitem), operator.getitem, (x, index), {}) is None
-    assert answer(RULES.rule_for(operator.getitem), operator.getitem, ((1, 2), 0), {}) is None
+    assert answer(RULES.rule_for(operator.getitem), operator.getitem, ({1: 2}, 1), {}) is None
 
 
 @given(
@@ -152,3 +189,52 @@ def test_a_model_writing_a_slice_of_a_cloned_parameter_is_traced() -> None:
     report = crawl_module(Masked(), (4,))
     assert report.context.capture == "torch.fx" and not report.diagnostics
     assert report.totals.macs == 4 * 12
+
+
+METADATA_CALLS = [
+    (getattr, ("shape",), {}),
+    (getattr, ("dtype",), {}),
+    (getattr, ("device",), {}),
+    (getattr, ("ndim",), {}),
+    (getattr, ("requires_grad",), {}),  # not read by the rule: declined
+    (torch.Tensor.size, (), {}),
+    (torch.Tensor.size, (0,), {}),
+    (torch.Tensor.size, (-1,), {}),
+    (torch.Tensor.size, (3,), {}),
+    (torch.Tensor.size, (), {"dim": -2}),
+    (torch.Tensor.size, (True,), {}),
+    (torch.Tensor.dim, (), {}),
+    (torch.Tensor.numel, (), {}),
+]
+
+
+@given(
+    shape=st.lists(st.integers(0, 4), max_size=4),
+    call=st.sampled_from(METADATA_CALLS),
+    layout=st.sampled_from(["contiguous", "transposed", "pending"]),
+    dtype=st.sampled_from([torch.float32, torch.int64, torch.bool]),
+)
+def test_metadata_is_what_the_tensor_says(
+    shape: list[int], call: tuple[Any, tuple[Any, ...], dict[str, Any]], layout: str, dtype: torch.dtype
+) -> None:
+    """Attributes and sizes read by a rule equal the tensor's own (value and type), for a pending
+    tensor too, which is never made for them; a call torch refuses is declined."""
+    function, rest, kwargs = call
+    with FakeTensorMode() as mode:
+        x = torch.empty(shape, dtype=dtype)
+        if layout == "transposed" and len(shape) >= 2:
+            x = x.transpose(0, -1)
+        given = Pending(Fresh(tuple(x.shape), dtype, x.device), mode) if layout == "pending" else x
+        got = answer(RULES.rule_for(function), function, (given, *rest), kwargs)
+        try:
+            expected = function(x, *rest, **kwargs)
+        except Exception:
+            assert got is None
+            return
+    if (function is getattr and rest[0] == "requires_grad") or rest[:1] == (True,):
+        assert got is None
+        return
+    assert got == expected and type(got) is type(expected)
+    if layout == "pending":
+        assert given._fake is None and given._meta is None  # read, never made
+

@@ -62,6 +62,7 @@ def _plain_calls() -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     calls += [(nn.Dropout2d().train(), (x,), {}), (nn.Dropout3d().train(), (x3,), {})]
     calls += [(nn.Identity(), (x,), {}), (nn.LayerNorm(8), (x,), {}), (nn.RMSNorm([6, 8]), (x,), {})]
     calls += [(F.layer_norm, (x, (8,), torch.empty(8), torch.empty(8)), {})]
+    calls += [(F.rms_norm, (x, (8,), torch.empty(8)), {"eps": None})]
     calls += [(F.conv2d, (x, torch.empty(6, 4, 3, 3)), {"padding": 1})]
     calls += [(torch.mean, (x, (2, 3)), {}), (torch.Tensor.mean, (x, -1), {"keepdim": True})]
     calls += [(F.conv1d, (x1, torch.empty(6, 2, 3), torch.empty(6), 2, 0, 1, 2), {})]
@@ -107,6 +108,9 @@ def _plain_calls() -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
         calls += [(getattr(torch, name), (x,), {}), (getattr(torch.Tensor, name), (x,), {})]
     calls += [(operator.neg, (x,), {}), (torch.Tensor.__neg__, (x,), {}), (torch.Tensor.to, (x, torch.float16), {})]
     calls += [(torch.arange, (2, 9), {"device": "cpu"})]
+    calls += [(torch.unbind, (x, 1), {}), (torch.Tensor.unbind, (x,), {})]
+    calls += [(getattr, (x, "shape"), {}), (torch.Tensor.size, (x, 1), {}), (torch.Tensor.dim, (x,), {})]
+    calls += [(torch.Tensor.numel, (x,), {})]
     q, kv = torch.empty(2, 4, 5, 8), torch.empty(2, 2, 6, 8)
     calls += [(F.scaled_dot_product_attention, (q, kv, kv), {"enable_gqa": True})]
     return calls
@@ -197,6 +201,26 @@ class _RotaryAttention(nn.Module):
         q = q * cos + torch.cat((-q[..., half:], q[..., :half]), dim=-1) * sin
         out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
         return self.o(out.transpose(1, 2).reshape(batch, length, -1)).exp().neg()
+
+
+class _SizeArithmetic(nn.Module):
+    """Sizes read off results of rules (``x.shape``, ``size``, ``dim``, ``numel``) and used: heads split
+    by ``unbind``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        b, c, h, w = y.shape
+        first, second = y.reshape(b, 2, c // 2, h * w).unbind(1)
+        return (first + second).flatten(y.dim() - 3) * y.size(-1) + y.numel() + x.size()[1]
+
+
+def test_size_arithmetic_propagates_the_same_with_and_without_rules() -> None:
+    model = _SizeArithmetic()
+    assert _values(model, (3, 10, 9), RULES) == _values(model, (3, 10, 9), NO_RULES)
 
 
 @pytest.mark.parametrize("device", ["cpu", "meta"])

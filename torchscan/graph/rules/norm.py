@@ -35,9 +35,9 @@ def _batch_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, A
 def _trailing_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
     """``nn.LayerNorm`` / ``nn.RMSNorm``: same shape; the trailing dims must equal ``normalized_shape``.
     Layer norm makes its input contiguous first, so a strided input (a transposed attention output,
-    ViT at batch > 1) gets a contiguous result too."""
-    x = args[0] if len(args) == 1 and not kwargs and isinstance(module, nn.LayerNorm) else one_input(args, kwargs)
-    x = x if x is not None and strided_fake(x) else None
+    ViT at batch > 1) gets a contiguous result too; RMS norm as :func:`_rms_input` says."""
+    x = args[0] if len(args) == 1 and not kwargs else None
+    x = x if x is not None and (strided_fake(x) if isinstance(module, nn.LayerNorm) else _rms_input(x)) else None
     shape = tuple(module.normalized_shape)
     weights = (module.weight, getattr(module, "bias", None))
     if x is None or not x.dtype.is_floating_point:
@@ -47,7 +47,15 @@ def _trailing_norm(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str
     return fresh(x.shape, x) if tuple(x.shape[x.dim() - len(shape) :]) == shape and x.dim() >= len(shape) else None
 
 
+def _rms_input(x: Any) -> bool:
+    """An input whose RMS norm is a new contiguous tensor: a contiguous one, or one of at most 3 dims
+    of any strides (a transposed patch embedding); a strided 4-D or 5-D input may be kept in its
+    memory format (channels-last in, channels-last out): torch decides there."""
+    return plain(x) or (strided_fake(x) and x.dim() <= 3)
+
+
 _LAYER_NORM = ("input", "normalized_shape", "weight", "bias", "eps")
+_RMS_NORM = ("input", "normalized_shape", "weight", "eps")
 _BATCH_NORM = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
 
 
@@ -58,16 +66,21 @@ def _matches(tensor: Any, x: torch.Tensor, shape: tuple[int, ...]) -> bool:
     )
 
 
-@TABLE.register(F.layer_norm)
+@TABLE.register(F.layer_norm, F.rms_norm)
 def _layer_norm(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
-    """``F.layer_norm(input, normalized_shape, weight, bias, eps)``: a new contiguous tensor of the
-    input's shape (the input made contiguous first, as :func:`_trailing_norm`), its trailing dims
-    ``normalized_shape``, the weight and bias of that shape, dtype and device."""
-    call = bound(_LAYER_NORM, args, kwargs)
+    """``F.layer_norm(input, normalized_shape, weight, bias, eps)``, ``F.rms_norm(input,
+    normalized_shape, weight, eps)``: a new contiguous tensor of the input's shape (layer norm makes
+    the input contiguous first, as :func:`_trailing_norm`; rms norm's input as :func:`_rms_input`), its
+    trailing dims ``normalized_shape``, the weight (and bias) of that shape, dtype and device;
+    ``rms_norm``'s ``eps`` may be None (the dtype's)."""
+    rms = function is F.rms_norm
+    call = bound(_RMS_NORM if rms else _LAYER_NORM, args, kwargs)
     if call is None:
         return None
-    x, normalized = call.get("input"), call.get("normalized_shape")
-    if not strided_fake(x) or not x.dtype.is_floating_point or type(call.get("eps", 1e-5)) not in (int, float):
+    x, normalized, eps = call.get("input"), call.get("normalized_shape"), call.get("eps", None if rms else 1e-5)
+    if not (_rms_input(x) if rms else strided_fake(x)) or not x.dtype.is_floating_point:
+        return None
+    if not (type(eps) in (int, float) or (rms and eps is None)):
         return None
     if type(normalized) not in (tuple, list, torch.Size) or not all(type(size) is int for size in normalized):
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +33,7 @@ _VIEW_METHODS = (
     "expand",
     "chunk",
     "split",
+    "unbind",
     "narrow",
     "select",
     "movedim",
@@ -52,6 +54,7 @@ _VIEW_METHODS = (
     torch.unsqueeze,
     torch.chunk,
     torch.split,
+    torch.unbind,
     torch.narrow,
     torch.select,
     torch.movedim,
@@ -60,8 +63,15 @@ _VIEW_METHODS = (
 def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """A view-like op on one fake tensor that does not require grad, with plain (int, slice, None,
     Ellipsis…) arguments: the op run by its meta kernel without the FakeTensor dispatch, the result(s)
-    wrapped as fakes (the argument itself where torch returns it)."""
-    if not args or not strided_fake(args[0]):
+    wrapped as fakes (the argument itself where torch returns it). ``getitem`` of a tuple, list or
+    size by an int or a slice (``b, c, h, w = x.shape``, a chunk of ``chunk``) is the item(s) itself."""
+    if not args:
+        return None
+    if function is operator.getitem and type(args[0]) in (tuple, list, torch.Size):
+        if len(args) != 2 or kwargs or type(args[1]) not in (int, slice):
+            return None
+        return args[0][args[1]]  # an index out of range raises: dispatched, Python's error
+    if not strided_fake(args[0]):
         return None
     x = args[0]
     if x.requires_grad:  # its view is part of autograd's graph (an in-place op on it is checked there)
@@ -101,7 +111,9 @@ def _identity(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any
 
 @TABLE.register(torch.cat)
 def _cat(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
-    """``torch.cat(tensors, dim=0)``: sizes add along ``dim``, every other size equal."""
+    """``torch.cat(tensors, dim=0)``: sizes add along ``dim``, every other size equal; a new contiguous
+    tensor of contiguous inputs, or of inputs of at most 3 dims with any strides (torch lays a result
+    out in its inputs' memory format only where all are channels-last, which needs 4 dims)."""
     extra = dict(kwargs)
     if not args or len(args) > 2 or (len(args) == 2 and "dim" in extra):
         return None
@@ -110,8 +122,8 @@ def _cat(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Ans
     if extra or type(dim) is not int or not isinstance(tensors, (tuple, list)) or not tensors:
         return None
     first = tensors[0]
-    if not all(plain(tensor) for tensor in tensors) or first.dim() == 0:
-        return None
+    if first.dim() == 0 or not all(plain(tensor) or (strided_fake(tensor) and first.dim() <= 3) for tensor in tensors):
+        return None  # strided 4-D/5-D inputs may give a channels-last result: torch decides
     if any(t.dtype != first.dtype or t.device != first.device or t.dim() != first.dim() for t in tensors):
         return None
     rank = first.dim()
@@ -174,3 +186,35 @@ def _arange(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
     if (step > 0 and end < start) or (step < 0 and end > start):
         return None  # torch refuses a step of the wrong sign
     return Fresh((-(-(end - start) // step),), dtype, device)
+
+
+_METADATA = frozenset({"shape", "dtype", "device", "ndim"})
+"""Tensor attributes :func:`_metadata` reads (what size arithmetic and dtype checks ask)."""
+
+
+@TABLE.register(getattr, torch.Tensor.size, torch.Tensor.dim, torch.Tensor.numel)
+def _metadata(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """``x.shape`` / ``x.dtype`` / ``x.device`` / ``x.ndim`` (fx's ``getattr`` nodes), ``x.size()``,
+    ``x.size(d)``, ``x.dim()``, ``x.numel()`` of a dense tensor: read off it, so a pending tensor is
+    never made for them. A dim out of range, or anything else, is torch's."""
+    if not args or not strided_fake(args[0]):
+        return None
+    x, rest = args[0], args[1:]
+    if function is getattr:
+        if kwargs or len(rest) != 1 or type(rest[0]) is not str or rest[0] not in _METADATA:
+            return None
+        return torch.Size(x.shape) if rest[0] == "shape" else getattr(x, rest[0])
+    if function is torch.Tensor.size:
+        extra = dict(kwargs)
+        if len(rest) > 1 or (rest and extra) or set(extra) - {"dim"}:
+            return None
+        dim = rest[0] if rest else extra.get("dim")
+        if dim is None:
+            return torch.Size(x.shape)
+        rank = len(x.shape)
+        if type(dim) is not int or not -rank <= dim < rank:
+            return None
+        return int(x.shape[dim])
+    if rest or kwargs:
+        return None
+    return len(x.shape) if function is torch.Tensor.dim else math.prod(x.shape)
