@@ -35,9 +35,7 @@ def test_cat(shapes: list[list[int]], dim: int, keyword: bool) -> None:
     dim=st.integers(-5, 4),
     layouts=st.lists(st.tuples(st.permutations(range(5)), st.booleans()), min_size=3, max_size=3),
 )
-def test_cat_of_strided_inputs(
-    shape: list[int], count: int, dim: int, layouts: list[tuple[list[int], bool]]
-) -> None:
+def test_cat_of_strided_inputs(shape: list[int], count: int, dim: int, layouts: list[tuple[list[int], bool]]) -> None:
     """Inputs of any layout (dims in any order, sliced): answered as dispatch lays the result out for
     up to 3 dims; a strided 4-D or 5-D input is torch's (channels-last in, channels-last out)."""
     with FakeTensorMode():
@@ -237,4 +235,3 @@ def test_metadata_is_what_the_tensor_says(
     assert got == expected and type(got) is type(expected)
     if layout == "pending":
         assert given._fake is None and given._meta is None  # read, never made
-
