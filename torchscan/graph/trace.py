@@ -475,6 +475,20 @@ class _Proxy(fx.Proxy):
             return (self[index] for index in range(count))
         return self.tracer.iter(self)
 
+    def __getattr__(self, k: str) -> Any:
+        return _Attribute(self, k)
+
+
+class _Attribute(fx.proxy.Attribute):
+    """fx's lazy attribute proxy (``x.shape``: a ``getattr`` node only where the value is used, a
+    method call otherwise), iterated as :class:`_Proxy` (``b, c, h, w = x.shape``): fx's own
+    ``__iter__`` disassembles the calling function at every iteration and leaves a frame cycle
+    behind for the garbage collector."""
+
+    tracer: _Tracer
+    __iter__ = _Proxy.__iter__
+    __getattr__ = _Proxy.__getattr__
+
 
 _PLAIN_ARGUMENTS = frozenset({int, float, bool, str, torch.dtype, torch.device})
 """Argument types fx's ``create_arg`` returns as they are (constants of the graph)."""
