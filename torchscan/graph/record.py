@@ -357,8 +357,10 @@ class _Recorder(TorchFunctionMode):
         call_args, call_kwargs = self.pending.pop()
         if self.leaf_depth == 1:
             self.leaf_depth = 0
-            # the module's own call in its stack, traced at its caller's line
-            self._emit("call_module", path, call_args, call_kwargs, output, self.stack_trace())
+            # the module's own call in its stack, traced at its caller's line; the recorder's own reads
+            # of the tensors (shapes, layouts, storages) are not the model's calls: not seen by this mode
+            with torch._C.DisableTorchFunction():
+                self._emit("call_module", path, call_args, call_kwargs, output, self.stack_trace())
         self._leave()
         first = _first_tensor(output)
         if path and first is not None and id(first) in self.env:
