@@ -65,7 +65,8 @@ def leaky_relu(call: OpCall, inplace: bool) -> Cost:
 
 
 # autograd keeps the input of ``elu`` (``elu_backward(..., is_result=False, self)``), the result of ``elu_``
-@TABLE.register(nn.ELU, F.elu, inplace=False, saves=Saves.INPUT, pointwise=True)
+# (``nn.ELU(inplace=True)`` and ``F.elu(..., inplace=True)`` run ``elu_``)
+@TABLE.register(nn.ELU, F.elu, inplace=False, saves=Saves.INPUT_OR_RESULT, pointwise=True)
 @TABLE.register(F.elu_, inplace=True, saves=Saves.OUTPUT, pointwise=True)
 def elu(call: OpCall, inplace: bool) -> Cost:
     """ELU: ``FLOPs = 6·N_in``, ``DMAs = N_in + 1 + N_out·[not inplace]`` (alpha is read)."""

@@ -68,6 +68,9 @@ class Saves(enum.Enum):
     statistics aside, a few bytes per row); in place, autograd saves a copy of the input first."""
     OUTPUT = "saves_output"
     """Pointwise ops whose gradient is a function of their output."""
+    INPUT_OR_RESULT = "saves_input_or_result"
+    """ELU: its input out of place; run in place (``nn.ELU(inplace=True)``, ``F.elu(..., inplace=True)``)
+    its result, which ``elu_``'s backward reads (no copy is made)."""
     NOTHING = "saves_nothing"
     """Views, metadata, and ops linear in their inputs (the gradient needs only shapes)."""
     MAX_POOL = "max_pool"

@@ -54,8 +54,25 @@ class _Scaled(nn.Module):
         # nothing requires grad before the trainable Linear: the GELU keeps nothing, the Linear its
         # input (the GELU's output, 8 floats)
         (nn.Sequential(nn.Linear(4, 8).requires_grad_(False), nn.GELU(), nn.Linear(8, 4)), 32),
+        # elu_ keeps its result, no copy: x, and the first Linear's output overwritten in place, which
+        # the second Linear keeps too (one storage); leaky_relu_ alike (recorded at the ATen level)
+        (nn.Sequential(nn.Linear(4, 4), nn.ELU(inplace=True), nn.Linear(4, 4)), 16 + 16),
+        (nn.Sequential(nn.Linear(4, 4), nn.LeakyReLU(inplace=True), nn.Linear(4, 4)), 16 + 16),
+        # out of place it keeps its input: x, the first Linear's output, the activation's output
+        (nn.Sequential(nn.Linear(4, 4), nn.LeakyReLU(), nn.Linear(4, 4)), 16 + 16 + 16),
     ],
-    ids=["linear", "dropout-eval", "dropout-train", "product", "scaled", "frozen-after", "frozen-before"],
+    ids=[
+        "linear",
+        "dropout-eval",
+        "dropout-train",
+        "product",
+        "scaled",
+        "frozen-after",
+        "frozen-before",
+        "elu-in-place",
+        "leaky-relu-in-place",
+        "leaky-relu",
+    ],
 )
 def test_saved_bytes(model: nn.Module, expected: int) -> None:
     assert _saved(model) == expected
@@ -167,6 +184,9 @@ _BLOCKS = {
     "softmax": lambda w, n: nn.Softmax(-1),
     "log_softmax": lambda w, n: nn.LogSoftmax(-1),
     "elu": lambda w, n: nn.ELU(),
+    "elu_": lambda w, n: nn.ELU(inplace=True),
+    "leaky_relu": lambda w, n: nn.LeakyReLU(0.1),
+    "leaky_relu_": lambda w, n: nn.LeakyReLU(0.1, inplace=True),
     "softplus": lambda w, n: nn.Softplus(),
     "mish": lambda w, n: nn.Mish(),
     "max_pool": lambda w, n: nn.MaxPool1d(3, 1, 1),

@@ -43,6 +43,11 @@ def _input(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...]
     return inputs, None
 
 
+def _input_or_result(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    in_place = bool(outputs) and set(outputs) <= set(inputs)
+    return (outputs if in_place else inputs), None
+
+
 def _output(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     return outputs, None
 
@@ -64,6 +69,7 @@ _RULES: Mapping[Saves | None, Rule] = {
     Saves.PRODUCT: _product,
     Saves.INPUT: _input,
     Saves.OUTPUT: _output,
+    Saves.INPUT_OR_RESULT: _input_or_result,
     Saves.MAX_POOL: _max_pool,
     Saves.DROPOUT: _dropout,
     None: _inputs,  # unknown: every activation input (conservative)
@@ -98,10 +104,11 @@ def saved_for_backward(
       (needed for ``dL/dW``); matmul / bmm / einsum, and ``mul``/``div`` of two tensors: every
       activation input.
     - ReLU, sigmoid, tanh, softmax, log-softmax, exp, sqrt, ``elu_``: their output.
-    - Batch/layer/group/instance norm, ELU, GELU, SiLU, Mish, Hardswish, Hardsigmoid, ReLU6/Hardtanh,
+    - Batch/layer/group/instance norm, GELU, SiLU, Mish, Hardswish, Hardsigmoid, ReLU6/Hardtanh,
       Softplus (:attr:`Saves.INPUT`): their input (per-row or per-channel statistics are negligible
       and not counted); run in place, a copy of their input made before it is overwritten (extra
       bytes ``N_out``·itemsize) instead of the input's storage (kept only if another node saves it).
+    - ELU (:attr:`Saves.INPUT_OR_RESULT`): its input; run in place, its result (no copy).
     - Max pools: input + int64 indices (``8·N_out`` extra bytes). Dropout (and torchvision's
       stochastic depth) in training: recorded
       at the ATen level (the device kernel's mask); where it cannot be, a bool mask (``N_out`` extra
