@@ -232,22 +232,27 @@ class _Windows(nn.Module):
 
 
 class _ShapeBranch(_Windows):
-    """A branch on a size: fx fails, the forward is recorded."""
+    """A parameter read, then a branch on a size: fx fails, the forward is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(4, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x)
+        y = self.conv(x) * self.scale
         return y.flip(-1) if y.shape[-1] > 3 else y
 
 
-def _frames_left_in_cycles(model: nn.Module, shape: tuple[int, ...]) -> list[types.FrameType]:
-    """Frames of the analysis that only the cyclic garbage collector would free."""
+def _left_in_cycles(model: nn.Module, shape: tuple[int, ...]) -> list[object]:
+    """Frames and modules (copies of the model's) of the analysis that only the cyclic garbage
+    collector would free."""
     gc.collect()
     gc.disable()
     try:
         crawl_module(model, shape)
         gc.set_debug(gc.DEBUG_SAVEALL)
         gc.collect()
-        return [found for found in gc.garbage if isinstance(found, types.FrameType)]
+        return [found for found in gc.garbage if isinstance(found, (types.FrameType, nn.Module))]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
@@ -255,9 +260,10 @@ def _frames_left_in_cycles(model: nn.Module, shape: tuple[int, ...]) -> list[typ
 
 
 @pytest.mark.parametrize("model", [_Windows(), _ShapeBranch()], ids=["fx", "recorded"])
-def test_an_analysis_leaves_no_frames_in_reference_cycles(model: nn.Module) -> None:
-    """No frame of the analysis outlives it in a reference cycle (fx's own iteration of an attribute
-    proxy makes one per ``a, b = x.shape``; an error kept for the fallback's diagnostic holds its
-    traceback): such a cycle keeps the copy of the model, the tracer and the graph until the cyclic
-    collector runs after the analysis, tens of milliseconds on a transformer."""
-    assert _frames_left_in_cycles(model, (3, 8, 6)) == []
+def test_an_analysis_leaves_no_frames_or_copies_in_reference_cycles(model: nn.Module) -> None:
+    """No frame or module copy of the analysis outlives it in a reference cycle (fx's own iteration
+    of an attribute proxy makes one per ``a, b = x.shape``; an error kept for the fallback's
+    diagnostic holds its traceback; a failed trace's proxies refer to its tracer): such a cycle keeps
+    the copy of the model, the tracer and the graph until the cyclic collector runs after the
+    analysis, tens of milliseconds on a transformer."""
+    assert _left_in_cycles(model, (3, 8, 6)) == []

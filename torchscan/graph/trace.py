@@ -768,8 +768,10 @@ def capture(
         try:
             graph = tracer.trace(clone)
         except CaptureError:
+            vars(tracer).clear()  # as below: the failed trace's copy and graph freed now
             raise
         except Exception as error:
+            vars(tracer).clear()
             raise CaptureError(
                 f"torch.fx could not trace {type(model).__name__}: {type(error).__name__}: {error}"
             ) from error
