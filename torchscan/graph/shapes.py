@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import traceback
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -261,6 +262,10 @@ class StorageIds:
         self._pending: dict[int, StorageRef] = {}
         self._alive: list[Any] = []
         self._count = 0
+        self.on_made = _OnMade(self)
+        """:meth:`made`, for a :class:`Pending` value to call: one object for all, holding these ids
+        weakly (they keep the pending values alive: a bound method per value was a reference cycle
+        per value, left to the cyclic collector)."""
 
     def ref(self, tensor: torch.Tensor | Pending, persistent: bool = False) -> StorageRef:
         if type(tensor) is Pending:
@@ -294,6 +299,21 @@ class StorageIds:
     def _next(self, nbytes: int, persistent: bool) -> StorageRef:
         self._count += 1
         return StorageRef(id=self._count - 1, nbytes=nbytes, persistent=persistent)
+
+
+class _OnMade:
+    """Calls :meth:`StorageIds.made` of the ids it was made for while they are alive (once they are
+    gone, nothing reads their numbers)."""
+
+    __slots__ = ("_ids",)
+
+    def __init__(self, ids: StorageIds) -> None:
+        self._ids = weakref.ref(ids)
+
+    def __call__(self, pending: Pending, meta: torch.Tensor) -> None:
+        ids = self._ids()
+        if ids is not None:
+            ids.made(pending, meta)
 
 
 class _ShapeRunner:
@@ -475,7 +495,7 @@ class _ShapeRunner:
         if plan is None or plan.rule is None or self._fake_mode is None:
             return None
         result = answer(plan.rule, plan.callee, args, kwargs)
-        return Pending(result, self._fake_mode, self._storages.made) if type(result) is Fresh else result
+        return Pending(result, self._fake_mode, self._storages.on_made) if type(result) is Fresh else result
 
     def _shape_error(self, n: fx.Node, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
         path = self._module_paths.get(n.name, "")
