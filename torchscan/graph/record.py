@@ -48,6 +48,7 @@ from torchscan.graph.shapes import (
     shapes_of,
     user_frame_of_stack,
 )
+from torchscan.graph.stack_text import StackTexts
 from torchscan.graph.trace import Capture, held_by_objects, output_data
 from torchscan.ops.registry import Registry
 from torchscan.records import tensor_leaves
@@ -143,6 +144,7 @@ class _Recorder(TorchFunctionMode):
         self.values: dict[str, NodeValues] = {}
         self.constants = 0
         self._traces: dict[tuple[tuple[str, int, str], ...], str] = {}
+        self._stack_texts = StackTexts()
         """Stack trace text by stack (file, line, function of each user frame, outermost first)."""
         self.storages = StorageIds()
         """Storage of every recorded tensor (views and in-place results share their base's), as the
@@ -216,8 +218,7 @@ class _Recorder(TorchFunctionMode):
         stack = tuple(reversed(frames))
         text = self._traces.get(stack)
         if text is None:
-            summary = traceback.StackSummary.from_list([traceback.FrameSummary(*entry) for entry in stack])
-            text = self._traces[stack] = "".join(summary.format()).strip()
+            text = self._traces[stack] = self._stack_texts.text(stack)
         return text or None
 
     def _emit(

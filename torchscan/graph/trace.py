@@ -35,6 +35,7 @@ from torchscan.graph.clone import Fakes, shadow_copy
 from torchscan.graph.reuse import BlockReuse
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
 from torchscan.graph.shapes import PlanCache
+from torchscan.graph.stack_text import StackTexts
 from torchscan.graph.traced_code import TracedCode, first_proxy
 from torchscan.inputs import ModelInputs
 from torchscan.ops import TRACE_THROUGH
@@ -128,6 +129,7 @@ class _Tracer(fx.Tracer):
         self._stack_traces: dict[tuple[Any, ...], str] = {}
         """Stack trace text by stack (:func:`_frames`: code object and line of each frame)."""
         self._user_stacks: dict[tuple[tuple[str, int, str], ...], str] = {}
+        self._stack_texts = StackTexts()
         """Stack trace text by the stack's frames outside torchscan (file, line, function)."""
         self._registry = registry
         self._inputs = inputs
@@ -270,9 +272,12 @@ class _Tracer(fx.Tracer):
             stack = tuple(frame for frame in _summaries(outer + inner) if not frame[0].startswith(_OWN_DIR))
             text = self._user_stacks.get(stack)
             if text is None:
-                summary = traceback.StackSummary.from_list([traceback.FrameSummary(*frame) for frame in stack])
+                summary = traceback.StackSummary.from_list(
+                    [traceback.FrameSummary(*frame, lookup_line=False) for frame in stack]  # the filter reads names
+                )
                 user_frames = self._filter_traceback_frames(summary)
-                text = "".join(user_frames.format()).strip() if user_frames else ""
+                kept = [(frame.filename, frame.lineno, frame.name) for frame in user_frames]
+                text = self._stack_texts.text(kept) if kept else ""
                 self._user_stacks[stack] = text
             self._stack_traces[inner] = text
         return text
