@@ -72,8 +72,9 @@ def test_scaled_dot_product_attention(
 ) -> None:
     """Against dispatch, on both devices and every layout of q, k and v (each contiguous, transposed
     heads-first, or a chunk of a fused projection: its dims in order with gaps): meta answers any
-    strides (its math path makes a contiguous result), CPU a query laid out in order (its flash kernel
-    keeps a transposed query's layout); the everyday calls are answered."""
+    strides (its math path makes a contiguous result), CPU a query laid out in order, and a transposed
+    query where its flash kernel runs (the result laid out as the query); the everyday calls are
+    answered."""
     (query_heads, kv_heads), (length, source), (embed, value_embed) = heads, lengths, dims
 
     def tensor(device: str, heads: int, rows: int, columns: int, layout: str) -> torch.Tensor:
@@ -100,11 +101,68 @@ def test_scaled_dot_product_attention(
                 "wide": torch.empty(3, length, source, dtype=torch.bool, device=device),
             }
             outcome = check(F.scaled_dot_product_attention, (q, k, v, masks.get(mask or "")), kwargs)
+            cpu_flash = rank == 4 and embed == value_embed and dropout == 0 and not gqa  # a transposed q too
             everyday = (
                 dtype.is_floating_point
-                and (device == "meta" or transposed[0] != "swap")
+                and (device == "meta" or transposed[0] != "swap" or cpu_flash)
                 and query_heads == kv_heads
                 and mask in (None, "bool")
                 and not (causal and mask)
             )
             assert outcome == "answered" or not everyday, (device, transposed, outcome)
+
+
+@settings(max_examples=examples(40))
+@given(
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16, torch.float16]),
+    sizes=st.tuples(st.integers(1, 2), st.sampled_from([1, 2, 4]), st.integers(1, 4), st.integers(1, 4)),
+    embeds=st.sampled_from([(4, 4), (2, 2), (4, 8)]),
+    layouts=st.tuples(*[st.sampled_from(["heads_inner", "qkv", "chunk", "plain"])] * 3),
+    mask=st.sampled_from([None, "bool", "float", "heads", "grad", "grad_2d", "three_d"]),
+    dropout=st.sampled_from([0.0, 0.2]),
+    causal=st.booleans(),
+    grads=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+)
+def test_scaled_dot_product_attention_of_a_transposed_query_on_cpu(
+    dtype: torch.dtype,
+    sizes: tuple[int, int, int, int],
+    embeds: tuple[int, int],
+    layouts: tuple[str, str, str],
+    mask: str | None,
+    dropout: float,
+    causal: bool,
+    grads: tuple[bool, bool, bool],
+) -> None:
+    """CPU, q laid out heads inner (a transposed or fused ``qkv`` projection): as dispatch lays the
+    result out — ``q``'s layout where the flash kernel runs, contiguous where a mask requiring grad
+    sends the call to the math path — or declined; the flash case is answered."""
+    batch, heads, length, source = sizes
+    embed, value_embed = embeds
+
+    def tensor(rows: int, columns: int, layout: str) -> torch.Tensor:
+        if layout == "heads_inner":
+            return torch.empty(batch, rows, heads, columns, dtype=dtype).transpose(1, 2)
+        if layout == "qkv":
+            return torch.empty(batch, rows, 3, heads, columns, dtype=dtype).permute(2, 0, 3, 1, 4)[1]
+        if layout == "chunk":
+            return torch.empty(batch, heads, rows, 3 * columns, dtype=dtype)[..., columns : 2 * columns]
+        return torch.empty(batch, heads, rows, columns, dtype=dtype)
+
+    with FakeTensorMode():
+        q = tensor(length, embed, "qkv" if layouts[0] == "qkv" else "heads_inner")
+        k, v = tensor(source, embed, layouts[1]), tensor(source, value_embed, layouts[2])
+        for t, wanted in zip((q, k, v), grads, strict=True):
+            t.requires_grad_(wanted)
+        masks = {
+            "bool": torch.empty(length, source, dtype=torch.bool),
+            "float": torch.empty(1, heads, length, source, dtype=dtype),
+            "heads": torch.empty(batch, heads, length, 1, dtype=torch.bool),
+            "grad": torch.empty(batch, 1, length, source, dtype=dtype, requires_grad=True),
+            "grad_2d": torch.empty(length, source, dtype=dtype, requires_grad=True),
+            "three_d": torch.empty(heads, length, source, dtype=dtype),
+        }
+        given_mask = masks.get(mask or "")
+        kwargs = {"dropout_p": dropout, "is_causal": causal and given_mask is None}
+        outcome = check(F.scaled_dot_product_attention, (q, k, v, given_mask), kwargs)
+    flash = embed == value_embed and dropout == 0 and mask in (None, "bool", "float", "heads")
+    assert outcome == "answered" or not flash, outcome

@@ -75,10 +75,10 @@ def _laid_out_in_order(tensor: Any) -> bool:
 
 _SDPA_NAMES = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
 _SDPA_DEVICES = frozenset({"cpu", "meta"})
-"""Devices whose kernels give a contiguous result: meta's (the math path: ``softmax(q·kᵀ)·v``) for
-any layout, CPU's where ``q``'s dims are laid out in order (its flash kernel makes the result
-``empty_like(q)``: a transposed ``q`` gives a transposed result, a chunk of a fused projection a
-contiguous one; its math path a contiguous one); CUDA's flash and memory-efficient kernels lay it
+"""Devices whose result layout the rule knows: meta's (the math path: ``softmax(q·kᵀ)·v``, contiguous)
+for any layout; CPU's, contiguous where ``q``'s dims are laid out in order (its flash kernel makes the
+result ``empty_like(q)``: a chunk of a fused projection gives a contiguous one; its math path a
+contiguous one), else as :func:`_cpu_result` says; CUDA's flash and memory-efficient kernels lay it
 out by heads: torch decides there."""
 
 
@@ -102,8 +102,7 @@ def _scaled_dot_product_attention(function: Any, args: tuple[Any, ...], kwargs: 
     tensors = (query, key, value)
     if not all(strided_fake(t) for t in tensors) or query.device.type not in _SDPA_DEVICES:
         return None
-    if query.device.type == "cpu" and not _laid_out_in_order(query):  # CPU's flash kernel keeps q's layout
-        return None
+    on_cpu_out_of_order = query.device.type == "cpu" and not _laid_out_in_order(query)
     if not query.dtype.is_floating_point or any(t.dtype != query.dtype or t.device != query.device for t in tensors):
         return None
     rank = query.dim()
@@ -123,4 +122,37 @@ def _scaled_dot_product_attention(function: Any, args: tuple[Any, ...], kwargs: 
         scores = (*query.shape[:-1], key.shape[-2])
         if mask.dim() > rank or broadcast([tuple(mask.shape), scores]) != scores:
             return None
+    if on_cpu_out_of_order:
+        return _cpu_result(query, key, value, mask, dropout, gqa)
     return Fresh((*query.shape[:-1], value.shape[-1]), query.dtype, query.device)
+
+
+_CPU_FLASH_DTYPES = frozenset({torch.float32, torch.float64, torch.bfloat16, torch.float16})
+
+
+def _cpu_result(query: Any, key: Any, value: Any, mask: Any, dropout: float, gqa: bool) -> Any:
+    """SDPA's result on CPU for a query whose dims are not laid out in order (heads inner: a transposed
+    projection), a call already checked by :func:`_scaled_dot_product_attention`. CPU's flash kernel
+    makes it ``empty_like(q)`` (dense, in q's dims order) where it runs: flash enabled, 4-D q, k, v of
+    one head size and dtype (float32/64, bfloat16, float16), last dims of stride 1, equal batch and
+    heads (no ``enable_gqa``), no dropout, a mask (if any) 2-D or 4-D broadcasting to ``(B, H, L, S)``;
+    a mask that requires grad sends it to the math path, whose result is a new contiguous tensor.
+    Anything else is torch's (None)."""
+    tensors = (query, key, value)
+    if not torch._C._get_flash_sdp_enabled() or gqa or dropout != 0 or query.dtype not in _CPU_FLASH_DTYPES:
+        return None
+    if query.dim() != 4 or len({t.shape[-1] for t in tensors}) != 1:
+        return None
+    if any(type(t) is not Pending and t.stride(-1) != 1 for t in tensors):  # a pending tensor is contiguous
+        return None
+    if query.shape[:2] != key.shape[:2] or key.shape[:2] != value.shape[:2]:
+        return None
+    if mask is not None:
+        if mask.requires_grad:
+            return Fresh(tuple(query.shape), query.dtype, query.device)
+        if mask.dim() not in (2, 4):
+            return None
+    with no_dispatch():
+        layout = torch.empty_strided(query.shape, query.stride(), dtype=query.dtype, device="meta")
+        result = torch.empty_like(layout)
+    return FakeTensor(query.fake_mode, result, query.device)
