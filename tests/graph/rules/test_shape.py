@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
+from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from tests.graph.rules.helpers import check
@@ -235,3 +237,45 @@ def test_metadata_is_what_the_tensor_says(
     assert got == expected and type(got) is type(expected)
     if layout == "pending":
         assert given._fake is None and given._meta is None  # read, never made
+
+
+@given(
+    shape=st.lists(st.integers(0, 3), min_size=1, max_size=4),
+    pads=st.lists(st.integers(-2, 2), max_size=8),
+    value=st.sampled_from([None, 0, 1.5, True]),
+    dtype=st.sampled_from([torch.float32, torch.int64, torch.bool]),
+    layout=st.sampled_from(["contiguous", "channels_last", "transposed"]),
+    mode=st.sampled_from(["constant", "constant", "reflect", "replicate"]),
+)
+def test_pad(shape: list[int], pads: list[int], value: object, dtype: torch.dtype, layout: str, mode: str) -> None:
+    """Constant padding (negative pads crop) of a contiguous tensor answered as dispatch lays it out
+    (size-1 dims that make a tensor both contiguous and channels-last included); others declined."""
+    with FakeTensorMode():
+        x = torch.empty(shape, dtype=dtype)
+        if layout == "channels_last" and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        elif layout == "transposed" and x.dim() >= 2:
+            x = x.transpose(0, -1)
+        outcome = check(F.pad, (x, pads), {"mode": mode, "value": value} if mode == "constant" else {"mode": mode})
+        grown, cropped = list(shape), True
+        for index in range(min(len(pads) // 2, len(shape))):
+            before, after = pads[2 * index], pads[2 * index + 1]
+            cropped &= grown[-1 - index] + min(before, 0) + min(after, 0) >= 0  # a crop within the dim
+            grown[-1 - index] += before + after
+        fits = len(pads) % 2 == 0 and len(pads) // 2 <= len(shape) and min(grown) >= 1 and cropped
+        if mode == "constant" and x.is_contiguous() and fits and dtype == torch.float32 and value is not True:
+            assert outcome == "answered"
+
+
+@pytest.mark.parametrize(
+    "module", [nn.Flatten(), nn.Flatten(0, 2), nn.Flatten(-2), nn.Unflatten(1, (3, 1)), nn.Unflatten(-1, (5, 1))]
+)
+@pytest.mark.parametrize("layout", ["contiguous", "permuted", "sliced"])
+def test_flatten_modules_are_what_dispatch_makes(module: nn.Module, layout: str) -> None:
+    with FakeTensorMode():
+        base = torch.empty(2, 3, 4, 5)
+        if layout == "permuted":
+            base = torch.empty(2, 4, 5, 3).permute(0, 3, 1, 2)
+        elif layout == "sliced":
+            base = torch.empty(2, 3, 4, 10)[..., ::2]
+        assert check(module, (base,)) in ("answered", "rejected")

@@ -10,9 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor
+from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
-from torchscan.graph.rules.common import fresh, one_input, plain, strided_fake
+from torchscan.graph.rules.common import bound, fresh, one_input, plain, strided_fake
 from torchscan.graph.rules.table import Answer, Fresh, Pending, RuleTable
 
 __all__ = ["TABLE"]
@@ -101,6 +102,44 @@ def _plain_argument(value: Any) -> bool:
     if type(value) in (tuple, list, torch.Size):
         return all(_plain_argument(item) for item in value)
     return False
+
+
+@TABLE.register(nn.Flatten, nn.Unflatten)
+def _flatten_module(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """``nn.Flatten(start_dim, end_dim)`` / ``nn.Unflatten(dim, sizes)`` of one input: :func:`_view` of
+    ``torch.flatten`` / ``Tensor.unflatten`` (a view where torch makes one, a copy where it cannot)."""
+    if len(args) != 1 or kwargs:
+        return None
+    if isinstance(module, nn.Flatten):
+        return _view(torch.flatten, (args[0], module.start_dim, module.end_dim), {})
+    return _view(torch.Tensor.unflatten, (args[0], module.dim, module.unflattened_size), {})
+
+
+_PAD = ("input", "pad", "mode", "value")
+
+
+@TABLE.register(F.pad)
+def _pad(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``F.pad(x, pad, mode="constant", value=None)`` of a contiguous tensor: from the last dim on, each
+    dim grows by its pair ``pad[2i] + pad[2i+1]`` (negative pads crop), a new contiguous tensor; a crop past
+    a dim's size, a result size below 1, a value other than a number, other modes: torch's."""
+    call = bound(_PAD, args, kwargs)
+    if call is None:
+        return None
+    x, pad, value = call.get("input"), call.get("pad"), call.get("value")
+    if call.get("mode", "constant") != "constant" or not plain(x) or type(pad) not in (tuple, list):
+        return None
+    if not all(type(size) is int for size in pad) or len(pad) % 2 or len(pad) // 2 > x.dim():
+        return None
+    if value is not None and type(value) not in (int, float):
+        return None
+    shape = list(x.shape)
+    for index in range(len(pad) // 2):
+        before, after = pad[2 * index], pad[2 * index + 1]
+        if shape[-1 - index] + min(before, 0) + min(after, 0) < 0:  # torch crops the input first
+            return None
+        shape[-1 - index] += before + after
+    return fresh(shape, x) if min(shape, default=1) >= 1 else None
 
 
 @TABLE.register(nn.Identity)
