@@ -279,3 +279,19 @@ def test_flatten_modules_are_what_dispatch_makes(module: nn.Module, layout: str)
         elif layout == "sliced":
             base = torch.empty(2, 3, 4, 10)[..., ::2]
         assert check(module, (base,)) in ("answered", "rejected")
+
+
+@pytest.mark.parametrize("function", [torch.Tensor.reshape_as, torch.Tensor.view_as])
+@pytest.mark.parametrize("layout", ["contiguous", "permuted", "sliced"])
+@pytest.mark.parametrize("target", [(6, 20), (2, 3, 20), (5, 4, 6), (7, 7)])
+def test_reshape_as_and_view_as(function: Any, layout: str, target: tuple[int, ...]) -> None:
+    """As ``reshape`` / ``view`` to the other tensor's shape: a view, a copy, or torch's refusal."""
+    with FakeTensorMode():
+        base = torch.empty(2, 3, 4, 5)
+        if layout == "permuted":
+            base = torch.empty(2, 4, 5, 3).permute(0, 3, 1, 2)
+        elif layout == "sliced":
+            base = torch.empty(2, 3, 4, 10)[..., ::2]
+        other = torch.empty(target, dtype=torch.int64)
+        outcome = check(function, (base, other))
+    assert outcome == "answered" or (layout != "contiguous" and function is torch.Tensor.view_as) or target == (7, 7)

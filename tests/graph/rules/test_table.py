@@ -112,6 +112,7 @@ def _plain_calls() -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     calls += [(getattr, (x, "shape"), {}), (torch.Tensor.size, (x, 1), {}), (torch.Tensor.dim, (x,), {})]
     calls += [(torch.Tensor.numel, (x,), {}), (F.pad, (x, (1, 1, 0, 2)), {})]
     calls += [(nn.Flatten(), (x,), {}), (nn.Unflatten(1, (2, 2)), (x,), {})]
+    calls += [(torch.Tensor.reshape_as, (x, x.flatten(1)), {}), (torch.Tensor.view_as, (x, x.flatten()), {})]
     q, kv = torch.empty(2, 4, 5, 8), torch.empty(2, 2, 6, 8)
     calls += [(F.scaled_dot_product_attention, (q, kv, kv), {"enable_gqa": True})]
     return calls

@@ -104,6 +104,16 @@ def _plain_argument(value: Any) -> bool:
     return False
 
 
+@TABLE.register(torch.Tensor.reshape_as, torch.Tensor.view_as)
+def _as(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """``x.reshape_as(other)`` / ``x.view_as(other)``: :func:`_view` of ``reshape`` / ``view`` to
+    ``other``'s shape."""
+    if len(args) != 2 or kwargs or not (strided_fake(args[1]) or type(args[1]) is FakeTensor):
+        return None
+    view = torch.Tensor.reshape if function is torch.Tensor.reshape_as else torch.Tensor.view
+    return _view(view, (args[0], tuple(int(size) for size in args[1].shape)), {})
+
+
 @TABLE.register(nn.Flatten, nn.Unflatten)
 def _flatten_module(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """``nn.Flatten(start_dim, end_dim)`` / ``nn.Unflatten(dim, sizes)`` of one input: :func:`_view` of
