@@ -136,3 +136,24 @@ def test_functional_batch_norm(
         assert check(F.batch_norm, (x, mean, var), {"weight": weight, "bias": bias, "training": training}) == outcome
         if dtype.is_floating_point and not wrong and (stats or training) and (not training or x.numel() > channels):
             assert outcome == "answered"
+
+
+@given(
+    shape=st.lists(st.integers(0, 3), max_size=4),
+    p=st.sampled_from([2.0, 1, 0.5, float("inf")]),
+    dim=st.integers(-4, 3),
+    dtype=st.sampled_from([torch.float32, torch.float16, torch.int64]),
+    transposed=st.booleans(),
+    by_name=st.booleans(),
+)
+def test_normalize(shape: list[int], p: float, dim: int, dtype: torch.dtype, transposed: bool, by_name: bool) -> None:
+    with FakeTensorMode():
+        x = torch.empty(shape, dtype=dtype)
+        if transposed and x.dim() >= 2:
+            x = x.transpose(0, -1)
+        if by_name:
+            outcome = check(F.normalize, (x,), {"p": p, "dim": dim, "eps": 1e-6})
+        else:
+            outcome = check(F.normalize, (x, p, dim))
+    if x.is_contiguous() and dtype.is_floating_point and x.numel() > 0 and -x.dim() <= dim < x.dim():
+        assert outcome == "answered"

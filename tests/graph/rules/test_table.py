@@ -62,7 +62,7 @@ def _plain_calls() -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     calls += [(nn.Dropout2d().train(), (x,), {}), (nn.Dropout3d().train(), (x3,), {})]
     calls += [(nn.Identity(), (x,), {}), (nn.LayerNorm(8), (x,), {}), (nn.RMSNorm([6, 8]), (x,), {})]
     calls += [(F.layer_norm, (x, (8,), torch.empty(8), torch.empty(8)), {})]
-    calls += [(F.rms_norm, (x, (8,), torch.empty(8)), {"eps": None})]
+    calls += [(F.rms_norm, (x, (8,), torch.empty(8)), {"eps": None}), (F.normalize, (x,), {"dim": -1})]
     calls += [(F.conv2d, (x, torch.empty(6, 4, 3, 3)), {"padding": 1})]
     calls += [(torch.mean, (x, (2, 3)), {}), (torch.Tensor.mean, (x, -1), {"keepdim": True})]
     calls += [(F.conv1d, (x1, torch.empty(6, 2, 3), torch.empty(6), 2, 0, 1, 2), {})]

@@ -115,3 +115,23 @@ def _functional_batch_norm(function: Any, args: tuple[Any, ...], kwargs: Mapping
     if training and x.numel() // x.shape[1] <= 1:  # torch refuses one value per channel in training
         return None
     return fresh(x.shape, x)
+
+
+_NORMALIZE = ("input", "p", "dim", "eps", "out")
+
+
+@TABLE.register(F.normalize)
+def _normalize(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``F.normalize(input, p=2.0, dim=1, eps=1e-12)`` of a contiguous floating tensor: ``input`` divided
+    by its norms along ``dim`` (broadcast back), a new contiguous tensor of its shape; a ``dim`` out of
+    range, an empty input, ``out=``, or a strided input (the division follows its layout): torch's."""
+    call = bound(_NORMALIZE, args, kwargs)
+    if call is None or call.get("out") is not None:
+        return None
+    x, p, dim, eps = call.get("input"), call.get("p", 2.0), call.get("dim", 1), call.get("eps", 1e-12)
+    if not plain(x) or not x.dtype.is_floating_point or type(p) not in (int, float) or type(eps) not in (int, float):
+        return None
+    rank = max(x.dim(), 1)
+    if type(dim) is not int or not -rank <= dim < rank or x.dim() == 0 or x.numel() == 0:
+        return None  # an empty tensor's norm may have no value (p = inf): torch decides
+    return fresh(x.shape, x)
