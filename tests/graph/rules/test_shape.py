@@ -257,7 +257,7 @@ def test_pad(shape: list[int], pads: list[int], value: object, dtype: torch.dtyp
         elif layout == "transposed" and x.dim() >= 2:
             x = x.transpose(0, -1)
         outcome = check(F.pad, (x, pads), {"mode": mode, "value": value} if mode == "constant" else {"mode": mode})
-        grown, cropped = list(shape), True
+        grown, cropped = list(x.shape), True
         for index in range(min(len(pads) // 2, len(shape))):
             before, after = pads[2 * index], pads[2 * index + 1]
             cropped &= grown[-1 - index] + min(before, 0) + min(after, 0) >= 0  # a crop within the dim
