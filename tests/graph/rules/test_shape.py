@@ -99,15 +99,20 @@ VIEWS = [
 ]
 
 
+def _base(layout: str) -> torch.Tensor:
+    """A (2, 3, 4, 5) fake: contiguous, its dims permuted in memory, or every other column of a wider one."""
+    if layout == "permuted":
+        return torch.empty(2, 4, 5, 3).permute(0, 3, 1, 2)
+    if layout == "sliced":
+        return torch.empty(2, 3, 4, 10)[..., ::2]
+    return torch.empty(2, 3, 4, 5)
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "permuted", "sliced"])
 @pytest.mark.parametrize(("function", "arguments"), VIEWS, ids=range(len(VIEWS)))
 def test_views_are_what_dispatch_makes(function: Any, arguments: tuple[Any, ...], layout: str) -> None:
     with FakeTensorMode():
-        base = torch.empty(2, 3, 4, 5)
-        if layout == "permuted":
-            base = torch.empty(2, 4, 5, 3).permute(0, 3, 1, 2)
-        elif layout == "sliced":
-            base = torch.empty(2, 3, 4, 10)[..., ::2]
+        base = _base(layout)
         result = check(function, (base, *arguments))
     assert result in ("answered", "rejected")  # a view torch refuses (non-viewable strides) is declined
 
@@ -273,11 +278,7 @@ def test_pad(shape: list[int], pads: list[int], value: object, dtype: torch.dtyp
 @pytest.mark.parametrize("layout", ["contiguous", "permuted", "sliced"])
 def test_flatten_modules_are_what_dispatch_makes(module: nn.Module, layout: str) -> None:
     with FakeTensorMode():
-        base = torch.empty(2, 3, 4, 5)
-        if layout == "permuted":
-            base = torch.empty(2, 4, 5, 3).permute(0, 3, 1, 2)
-        elif layout == "sliced":
-            base = torch.empty(2, 3, 4, 10)[..., ::2]
+        base = _base(layout)
         assert check(module, (base,)) in ("answered", "rejected")
 
 
@@ -287,11 +288,7 @@ def test_flatten_modules_are_what_dispatch_makes(module: nn.Module, layout: str)
 def test_reshape_as_and_view_as(function: Any, layout: str, target: tuple[int, ...]) -> None:
     """As ``reshape`` / ``view`` to the other tensor's shape: a view, a copy, or torch's refusal."""
     with FakeTensorMode():
-        base = torch.empty(2, 3, 4, 5)
-        if layout == "permuted":
-            base = torch.empty(2, 4, 5, 3).permute(0, 3, 1, 2)
-        elif layout == "sliced":
-            base = torch.empty(2, 3, 4, 10)[..., ::2]
+        base = _base(layout)
         other = torch.empty(target, dtype=torch.int64)
         outcome = check(function, (base, other))
     assert outcome == "answered" or (layout != "contiguous" and function is torch.Tensor.view_as) or target == (7, 7)
