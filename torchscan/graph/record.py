@@ -144,8 +144,8 @@ class _Recorder(TorchFunctionMode):
         self.values: dict[str, NodeValues] = {}
         self.constants = 0
         self._traces: dict[tuple[tuple[str, int, str], ...], str] = {}
-        self._stack_texts = StackTexts()
         """Stack trace text by stack (file, line, function of each user frame, outermost first)."""
+        self._stack_texts = StackTexts()
         self.storages = StorageIds()
         """Storage of every recorded tensor (views and in-place results share their base's), as the
         shape pass numbers them for fx captures; the model's parameters and buffers are persistent."""

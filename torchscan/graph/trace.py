@@ -764,37 +764,36 @@ def capture(
     tracer = _Tracer(registry, inputs, fakes, copied.modules, reuse)
     if isinstance(model, fx.GraphModule):  # already a graph (torch.export's .module(), fx's own): used as is
         return dataclasses.replace(_graph_capture(model, clone, inputs, fake_mode, fakes), shared=copied.shared)
-    if tracer.is_leaf_module(clone, ""):
-        root: nn.Module = _LeafRoot(clone)
-        graph = _leaf_root_graph(inputs)
-        outputs: dict[str, tuple[str, ...]] = {}
-    else:
-        root = clone
-        try:
-            graph = tracer.trace(clone)
-        except CaptureError:
-            vars(tracer).clear()  # as below: the failed trace's copy and graph freed now
-            raise
-        except Exception as error:
-            vars(tracer).clear()
-            raise CaptureError(
-                f"torch.fx could not trace {type(model).__name__}: {type(error).__name__}: {error}"
-            ) from error
-        outputs = {path: tuple(names) for path, names in tracer.module_outputs.items()}
-    captured = Capture(
-        graph=graph,
-        root=root,
-        module_outputs=outputs,
-        fake_mode=fake_mode,
-        fakes=fakes,
-        shared=copied.shared,
-        opaque_outputs=tracer.opaque_outputs,
-        held_outputs=tracer.held_outputs,
-        constants=frozenset(tracer.constants),
-        replayed=tracer.replayed,
-    )
-    vars(tracer).clear()  # its proxies refer back to it: freed now, not left to the next cyclic collection
-    return captured
+    try:
+        if tracer.is_leaf_module(clone, ""):
+            root: nn.Module = _LeafRoot(clone)
+            graph = _leaf_root_graph(inputs)
+            outputs: dict[str, tuple[str, ...]] = {}
+        else:
+            root = clone
+            try:
+                graph = tracer.trace(clone)
+            except CaptureError:
+                raise
+            except Exception as error:
+                raise CaptureError(
+                    f"torch.fx could not trace {type(model).__name__}: {type(error).__name__}: {error}"
+                ) from error
+            outputs = {path: tuple(names) for path, names in tracer.module_outputs.items()}
+        return Capture(
+            graph=graph,
+            root=root,
+            module_outputs=outputs,
+            fake_mode=fake_mode,
+            fakes=fakes,
+            shared=copied.shared,
+            opaque_outputs=tracer.opaque_outputs,
+            held_outputs=tracer.held_outputs,
+            constants=frozenset(tracer.constants),
+            replayed=tracer.replayed,
+        )
+    finally:
+        vars(tracer).clear()  # its proxies refer back to it: freed now (a failed trace's too), not by the collector
 
 
 GRAPH_MODULE = "fx-graph"
