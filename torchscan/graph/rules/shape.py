@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
 from torchscan.graph.rules.common import bound, fresh, one_input, plain, strided_fake
-from torchscan.graph.rules.table import Answer, Fresh, Pending, RuleTable
+from torchscan.graph.rules.table import Answer, Fresh, Pending, RuleTable, is_tensor
 
 __all__ = ["TABLE"]
 
@@ -108,7 +108,7 @@ def _plain_argument(value: Any) -> bool:
 def _as(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """``x.reshape_as(other)`` / ``x.view_as(other)``: :func:`_view` of ``reshape`` / ``view`` to
     ``other``'s shape."""
-    if len(args) != 2 or kwargs or not (strided_fake(args[1]) or type(args[1]) is FakeTensor):
+    if len(args) != 2 or kwargs or not is_tensor(args[1]):  # only its shape is read
         return None
     view = torch.Tensor.reshape if function is torch.Tensor.reshape_as else torch.Tensor.view
     return _view(view, (args[0], tuple(int(size) for size in args[1].shape)), {})
