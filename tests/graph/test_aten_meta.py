@@ -1,0 +1,237 @@
+"""ATen ops by their meta kernels: the same result as FakeTensor's dispatch (shape, strides, offset,
+dtype, device; a view's storage, a new tensor's storage bytes), and None wherever the shortcut does not
+apply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._mode_utils import no_dispatch
+
+from tests.profiles import examples
+from torchscan.graph.aten_meta import aten_new, aten_view
+
+aten = torch.ops.aten
+
+
+def _storage(tensor: torch.Tensor) -> int:
+    return StorageWeakRef(tensor.untyped_storage()).cdata
+
+
+def _calls(x: torch.Tensor, data: st.DataObject) -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
+    """View ops on ``x`` with arguments drawn to fit its shape."""
+    dims, shape = x.dim(), list(x.shape)
+    dim = data.draw(st.integers(-dims, dims - 1))
+    start = data.draw(st.integers(0, shape[dim]))
+    end = data.draw(st.integers(start, shape[dim]))
+    permutation = data.draw(st.permutations(range(dims)))
+    calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = [
+        (aten.view.default, (x, [x.numel()]), {}),
+        (aten._unsafe_view.default, (x, [x.numel()]), {}),
+        (aten._reshape_alias.default, (x, shape, list(x.stride())), {}),
+        (aten.permute.default, (x, permutation), {}),
+        (aten.transpose.int, (x, 0, dim), {}),
+        (aten.slice.Tensor, (x, dim, start, end, data.draw(st.integers(1, 3))), {}),
+        (aten.select.int, (x, dim, data.draw(st.integers(-shape[dim], shape[dim] - 1))), {}),
+        (aten.unsqueeze.default, (x, data.draw(st.integers(-dims - 1, dims))), {}),
+        (aten.expand.default, (x, [3, *shape]), {}),
+        (aten.split.Tensor, (x, data.draw(st.integers(1, 4)), dim), {}),
+        (aten.unbind.int, (x, dim), {}),
+        (aten.alias.default, (x,), {}),
+    ]
+    if dims > 1:
+        calls.append((aten.diagonal.default, (x,), {"dim1": 0, "dim2": dims - 1}))
+    if x.is_contiguous():
+        calls.append((aten.view.default, (x, [*shape[:-1], 1, shape[-1]]), {}))
+        calls.append((aten.view.dtype, (x, torch.int32), {}))
+    return calls
+
+
+def _strides(tensor: torch.Tensor) -> tuple[int, ...]:
+    """Strides of the dims of size > 1: a size-1 dim's stride is never used to address an element, and
+    the meta kernel (the real kernels' C++ code) and FakeTensor's Python references may set it apart."""
+    return tuple(step for size, step in zip(tensor.shape, tensor.stride(), strict=True) if size > 1)
+
+
+def _same(answered: Any, dispatched: Any) -> None:
+    if isinstance(dispatched, torch.Tensor):
+        assert type(answered) is FakeTensor and answered.fake_mode is dispatched.fake_mode
+        assert answered.shape == dispatched.shape and _strides(answered) == _strides(dispatched)
+        assert answered.storage_offset() == dispatched.storage_offset()
+        assert (answered.dtype, answered.device) == (dispatched.dtype, dispatched.device)
+        assert _storage(answered) == _storage(dispatched)  # the input's storage, as dispatch shares it
+    else:
+        assert type(answered) is type(dispatched) and len(answered) == len(dispatched)
+        for one, other in zip(answered, dispatched, strict=True):
+            _same(one, other)
+
+
+@settings(max_examples=examples(60))
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+    data=st.data(),
+    device=st.sampled_from(["cpu", "meta"]),
+)
+def test_views_equal_fake_tensor_dispatch(shape: tuple[int, ...], data: st.DataObject, device: str) -> None:
+    fake = FakeTensorMode()
+    order = data.draw(st.permutations(range(len(shape))))
+    with fake:
+        base = torch.empty([shape[i] for i in order], device=device)
+        x = base.permute([order.index(i) for i in range(len(shape))])
+        if data.draw(st.booleans()):
+            x = x[(slice(None),) * (len(shape) - 1) + (slice(0, None, 2),)]  # gaps: a non-dense view
+    for func, args, kwargs in _calls(x, data):
+        answered = aten_view(func, args, kwargs)
+        try:
+            with fake:
+                dispatched = func(*args, **kwargs)
+        except (RuntimeError, IndexError, ValueError):  # torch rejects it: the shortcut must not answer
+            assert answered is None, func
+            continue
+        if answered is None:  # declined: only where the meta kernel itself rejects it (then dispatched)
+            with no_dispatch():
+                alias = x.as_strided(x.shape, x.stride(), x.storage_offset())
+                with pytest.raises((RuntimeError, IndexError, ValueError)):
+                    func(alias, *args[1:], **kwargs)
+            continue
+        _same(answered, dispatched)
+
+
+def test_other_ops_and_inputs_are_dispatched() -> None:
+    fake = FakeTensorMode()
+    with fake:
+        x = torch.empty(2, 3)
+    assert aten_view(aten.add.Tensor, (x, x), {}) is None  # not a view
+    assert aten_view(aten.clone.default, (x,), {}) is None
+    assert aten_view(aten.view.default, (torch.empty(2, 3), [6]), {}) is None  # a real tensor
+    assert aten_view(aten.index_select.default, (x, 0, x), {}) is None
+    assert aten_view(aten.view.default, (x, [4]), {}) is None  # torch's own error comes from the dispatch
+    constant = FakeTensor(fake, torch.empty(2, device="meta"), torch.device("cpu"), constant=torch.ones(2))
+    assert aten_view(aten.view.default, (constant, [2, 1]), {}) is None  # a view of a constant stays one
+
+
+def _new_calls(x: torch.Tensor, data: st.DataObject) -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
+    """Ops making new tensors from ``x`` (any layout) and tensors drawn to fit it."""
+    dims, shape = x.dim(), list(x.shape)
+    dim = data.draw(st.integers(-dims, dims - 1))
+    other = torch.empty(shape[-1:], dtype=x.dtype, device=x.device)  # broadcast along the last dim
+    square = torch.empty(5, shape[-1], dtype=x.dtype, device=x.device).t()  # a weight laid out transposed
+    flat = x.reshape(-1, shape[-1])
+    calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = [
+        (aten.add.Tensor, (x, other), {"alpha": 2}),
+        (aten.mul.Tensor, (x, 3.0), {}),
+        (aten.sub.Tensor, (other, x), {}),
+        (aten.div.Tensor, (x, x), {}),
+        (aten.gelu.default, (x,), {"approximate": data.draw(st.sampled_from(["none", "tanh"]))}),
+        (aten.sigmoid.default, (x,), {}),
+        (aten.relu.default, (x,), {}),
+        (aten.clone.default, (x,), {"memory_format": data.draw(st.sampled_from(list(_FORMATS)))}),
+        (aten.sum.dim_IntList, (x, [dim], data.draw(st.booleans())), {}),
+        (aten.mean.dim, (x, [dim]), {}),
+        (aten.amax.default, (x, [dim]), {}),
+        (aten._softmax.default, (x, dim, False), {}),
+        (aten._log_softmax.default, (x, dim, False), {}),
+        (aten.roll.default, (x, [data.draw(st.integers(-3, 3))], [dim]), {}),
+        (aten.constant_pad_nd.default, (x, [1, 2]), {}),
+        (aten.cat.default, ([x, x], dim), {}),
+        (aten.mm.default, (flat, square), {}),
+        (aten.addmm.default, (other[:1].expand(5).contiguous(), flat, square), {}),
+        (aten.slice_backward.default, (x, [*shape[:-1], shape[-1] + 2], dims - 1, 1, shape[-1] + 1, 1), {}),
+        (aten.select_backward.default, (x, [*shape, 2], dims, 1), {}),
+        (aten._softmax_backward_data.default, (x, x, dim, x.dtype), {}),
+        (aten.masked_fill.Scalar, (x, torch.empty(shape, dtype=torch.bool, device=x.device), 0.5), {}),
+    ]
+    if dims == 3:
+        calls.append((aten.bmm.default, (x, x.transpose(1, 2)), {}))
+        calls.append((aten.baddbmm.default, (torch.empty(1, dtype=x.dtype, device=x.device), x, x.transpose(1, 2)), {}))
+    return calls
+
+
+_FORMATS = (torch.preserve_format, torch.contiguous_format)
+
+
+def _same_new(answered: Any, dispatched: Any, inputs: set[int]) -> None:
+    if isinstance(dispatched, torch.Tensor):
+        assert type(answered) is FakeTensor and answered.fake_mode is dispatched.fake_mode
+        assert answered.shape == dispatched.shape and _strides(answered) == _strides(dispatched)
+        assert answered.storage_offset() == dispatched.storage_offset()
+        assert (answered.dtype, answered.device) == (dispatched.dtype, dispatched.device)
+        assert answered.untyped_storage().nbytes() == dispatched.untyped_storage().nbytes()
+        assert _storage(answered) not in inputs  # a new storage, as the kernel makes it
+    elif dispatched is None:
+        assert answered is None
+    else:
+        assert type(answered) is type(dispatched) and len(answered) == len(dispatched)
+        for one, other in zip(answered, dispatched, strict=True):
+            _same_new(one, other, inputs)
+
+
+@settings(max_examples=examples(40))
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+    data=st.data(),
+    device=st.sampled_from(["cpu", "meta"]),
+    dtype=st.sampled_from([torch.float32, torch.float16]),
+)
+def test_new_tensors_equal_fake_tensor_dispatch(
+    shape: tuple[int, ...], data: st.DataObject, device: str, dtype: torch.dtype
+) -> None:
+    """Uncached dispatch, as the recording runs it: a cache hit skips the path the op takes."""
+    fake = FakeTensorMode()
+    fake.cache_enabled = False
+    order = data.draw(st.permutations(range(len(shape))))
+    with fake:
+        base = torch.empty([shape[i] for i in order], device=device, dtype=dtype)
+        x = base.permute([order.index(i) for i in range(len(shape))])
+        if data.draw(st.booleans()):
+            x = x[(slice(None),) * (len(shape) - 1) + (slice(0, None, 2),)]  # gaps: a non-dense view
+        calls = _new_calls(x, data)
+    for func, args, kwargs in calls:
+        inputs = {_storage(leaf) for leaf in _flat((args, kwargs))}
+        answered = aten_new(func, args, kwargs)
+        try:
+            with fake:
+                dispatched = func(*args, **kwargs)
+        except (RuntimeError, IndexError, ValueError, TypeError):  # torch rejects it: the shortcut must not answer
+            assert answered is None, func
+            continue
+        assert answered is not None, func  # every op here is one the shortcut takes
+        _same_new(answered, dispatched, inputs)
+
+
+def _flat(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [leaf for item in value for leaf in _flat(item)]
+    if isinstance(value, dict):
+        return _flat(list(value.values()))
+    return []
+
+
+def test_other_ops_and_inputs_are_dispatched_not_made() -> None:
+    fake = FakeTensorMode()
+    with fake:
+        x, y = torch.empty(2, 3), torch.empty(3, device="meta")
+    assert aten_new(aten.view.default, (x, [6]), {}) is None  # a view
+    assert aten_new(aten.add_.Tensor, (x, x), {}) is None  # in place
+    assert aten_new(aten.add.out, (x, x), {"out": x}) is None  # out=
+    assert aten_new(aten.nonzero.default, (x,), {}) is None  # data-dependent shape
+    assert aten_new(aten.empty_like.default, (x,), {}) is None  # FakeTensor's own (constructors)
+    assert aten_new(aten._to_copy.default, (x,), {"device": torch.device("meta")}) is None  # a device
+    assert aten_new(aten.add.Tensor, (x, y), {}) is None  # two devices
+    assert aten_new(aten.add.Tensor, (x, torch.empty(2, 3)), {}) is None  # a real tensor
+    constant = FakeTensor(fake, torch.empty(2, device="meta"), torch.device("cpu"), constant=torch.ones(2))
+    assert aten_new(aten.mul.Tensor, (constant, 2.0), {}) is None  # a constant's value is FakeTensor's to track
+    assert aten_new(aten.mm.default, (x, x), {}) is None  # torch's own error comes from the dispatch
+    assert aten_new(aten.sym_size.int, (x, 0), {}) is None  # not a tensor result
+    with fake:
+        weight = torch.empty(3)
+    # FakeTensor's own implementation (CPU's mean and rstd in the input's dtype, the meta kernel's in float)
+    assert aten_new(aten.native_layer_norm.default, (x, [3], weight, weight, 1e-5), {}) is None
