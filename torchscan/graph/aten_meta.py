@@ -128,22 +128,9 @@ def aten_new(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return None
 
     stand_ins: dict[int, torch.Tensor] = {}  # one meta tensor per fake one: a tensor passed twice stays one
-
-    def meta(value: Any) -> Any:
-        if type(value) is FakeTensor:
-            made = stand_ins.get(id(value))
-            if made is None:
-                elements = value.untyped_storage().nbytes() // value.element_size()
-                base = torch.empty(elements, dtype=value.dtype, device="meta")
-                made = stand_ins[id(value)] = base.as_strided(value.shape, value.stride(), value.storage_offset())
-            return made
-        if type(value) in (tuple, list):
-            return type(value)(meta(item) for item in value)
-        return value
-
     try:
         with no_dispatch():  # a fake tensor's own keys are its device's: the kernels run on meta tensors
-            out = func(*meta(args), **{key: meta(value) for key, value in kwargs.items()})
+            out = func(*_meta(args, stand_ins), **{key: _meta(value, stand_ins) for key, value in kwargs.items()})
     except (RuntimeError, IndexError, TypeError, ValueError, NotImplementedError):
         return None
     made = [out] if isinstance(out, torch.Tensor) else list(_leaves(out)) if type(out) in (tuple, list) else None
@@ -153,12 +140,28 @@ def aten_new(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         for item in made
     ):
         return None
+    return _wrapped(out, mode, device)
 
-    def wrap(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            return FakeTensor(mode, value, device)
-        if type(value) in (tuple, list):
-            return type(value)(wrap(item) for item in value)
-        return value
 
-    return wrap(out)
+def _meta(value: Any, stand_ins: dict[int, torch.Tensor]) -> Any:
+    """``value`` with each fake tensor replaced by a plain meta tensor of its metadata, one per object
+    (module-level recursion, not a closure: nothing left in a reference cycle per call)."""
+    if type(value) is FakeTensor:
+        made = stand_ins.get(id(value))
+        if made is None:
+            elements = value.untyped_storage().nbytes() // value.element_size()
+            base = torch.empty(elements, dtype=value.dtype, device="meta")
+            made = stand_ins[id(value)] = base.as_strided(value.shape, value.stride(), value.storage_offset())
+        return made
+    if type(value) in (tuple, list):
+        return type(value)(_meta(item, stand_ins) for item in value)
+    return value
+
+
+def _wrapped(value: Any, mode: Any, device: torch.device) -> Any:
+    """``value`` with each meta tensor wrapped as a fake tensor of ``mode`` on ``device``."""
+    if isinstance(value, torch.Tensor):
+        return FakeTensor(mode, value, device)
+    if type(value) in (tuple, list):
+        return type(value)(_wrapped(item, mode, device) for item in value)
+    return value
