@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
@@ -9,6 +12,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from torchscan import crawl_module
 from torchscan.measure.cpu import measure_inference, random_inputs
+from torchscan.passes.memory import internal
 from torchscan.passes.memory.internal import record_calls, worth_recording
 from torchscan.records import RECORD, NodeRecord, OpCall, TensorSpec
 
@@ -279,3 +283,51 @@ def test_stochastic_depth_is_recorded_only_where_it_drops() -> None:
         # conv + relu (the input held): 3 × 2,048 = 6,144 B — and what a real forward holds
         static = crawl_module(model, (4, 8, 8), batch_size=2).memory.activation_peak_bytes
         assert static == measure_inference(model, x).total_bytes == 6_144
+
+
+class _Window(nn.Module):
+    """Swin's block: shifted-window attention (a composite call recorded at the ATen level)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from torchvision.models.swin_transformer import SwinTransformerBlock
+
+        self.block = SwinTransformerBlock(16, 2, [4, 4], [2, 2])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
+
+
+class _Strided(nn.Module):
+    """A linear on a transposed input and an in-place LeakyReLU: both recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj, self.act = nn.Linear(8, 12), nn.LeakyReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.proj(x.transpose(1, 2)))
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize(
+    ("make", "shape"),
+    [
+        (lambda: nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), (6, 16)),
+        (_Window, (8, 8, 16)),
+        (_Net, (5, 16)),
+        (_Strided, (8, 6)),
+    ],
+)
+def test_recordings_through_meta_kernels_equal_fake_tensor_dispatch(
+    make: Any, shape: tuple[int, ...], training: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recorded calls whose ATen ops run their meta kernels (:func:`~torchscan.graph.aten_meta.aten_new`)
+    give the report FakeTensor's own dispatch of every op gives: transients, saved tensors, gradients."""
+    torch.manual_seed(0)
+    model = make().train(training)
+    fast = crawl_module(model, shape, batch_size=2)
+    assert fast.memory is not None
+    monkeypatch.setattr(internal, "aten_new", lambda func, args, kwargs: None)
+    slow = crawl_module(model, shape, batch_size=2)
+    assert fast.to_dict() == slow.to_dict()
