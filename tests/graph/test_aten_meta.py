@@ -15,7 +15,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._mode_utils import no_dispatch
 
 from tests.profiles import examples
-from torchscan.graph.aten_meta import aten_new, aten_view
+from torchscan.graph.aten_meta import aten_new, aten_pointwise, aten_view
 
 aten = torch.ops.aten
 
@@ -235,3 +235,97 @@ def test_other_ops_and_inputs_are_dispatched_not_made() -> None:
         weight = torch.empty(3)
     # FakeTensor's own implementation (CPU's mean and rstd in the input's dtype, the meta kernel's in float)
     assert aten_new(aten.native_layer_norm.default, (x, [3], weight, weight, 1e-5), {}) is None
+
+
+def _pointwise_calls(x: torch.Tensor, data: st.DataObject) -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
+    """Pointwise ops on ``x``, tensors of its shape and strides, and tensors broadcasting to it
+    (a row, a keepdim reduction's shape, a transposed copy, a gapped view)."""
+    dims = x.dim()
+    y = torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device=x.device)
+    mask = torch.empty_strided(x.shape, x.stride(), dtype=torch.bool, device=x.device)
+    half = torch.empty_strided(x.shape, x.stride(), dtype=torch.float16, device=x.device)
+    row = torch.empty(x.shape[-1:], dtype=x.dtype, device=x.device)
+    kept = torch.empty([*x.shape[:-1], 1], dtype=x.dtype, device=x.device)  # a keepdim norm's shape
+    other = torch.empty(list(reversed(x.shape)), dtype=x.dtype, device=x.device).permute(list(reversed(range(dims))))
+    gapped = torch.empty([*x.shape[:-1], 2 * x.shape[-1]], dtype=x.dtype, device=x.device)[..., ::2]
+    lead = torch.empty([1] * dims, dtype=torch.bool, device=x.device)
+    number = data.draw(st.sampled_from([2, 0.5, True]))
+    return [
+        (aten.add.Tensor, (x, y), {"alpha": number}),
+        (aten.mul.Tensor, (x, number), {}),
+        (aten.div.Tensor, (x, y), {}),
+        (aten.sub.Tensor, (x, half), {}),  # promotion: the wider float
+        (aten.where.self, (mask, x, y), {}),
+        (aten.masked_fill.Scalar, (x, mask, 0.5), {}),
+        (aten.eq.Tensor, (x, y), {}),  # a bool result
+        (aten.gelu.default, (x,), {"approximate": data.draw(st.sampled_from(["none", "tanh"]))}),
+        (aten.gelu_backward.default, (y, x), {}),
+        (aten.sigmoid.default, (x,), {}),
+        (aten.rsqrt.default, (x,), {}),
+        (aten.clamp.default, (x, None, 1.0), {}),
+        (aten.threshold_backward.default, (y, x, 0), {}),
+        (aten.pow.Tensor_Scalar, (x, number), {}),
+        (aten.logical_not.default, (mask,), {}),
+        (aten.add.Tensor, (x, row), {}),
+        (aten.mul.Tensor, (row, x), {}),
+        (aten.div.Tensor, (x, kept), {}),
+        (aten.add.Tensor, (x, other), {}),
+        (aten.mul.Tensor, (other, x), {}),
+        (aten.sub.Tensor, (gapped, x), {}),
+        (aten.where.self, (lead, x, row), {}),
+        (aten.clone.default, (x,), {}),
+        (aten.clone.default, (x,), {"memory_format": torch.contiguous_format}),
+        (aten.clone.default, (gapped,), {"memory_format": torch.preserve_format}),
+        (aten.div.Tensor, (x, kept.expand(x.shape)), {}),  # normalize: a norm expanded
+        (aten.mul.Tensor, (row.expand(x.shape), x), {}),
+    ]
+
+
+@settings(max_examples=examples(40))
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+    data=st.data(),
+    device=st.sampled_from(["cpu", "meta"]),
+    dtype=st.sampled_from([torch.float32, torch.float16, torch.float64]),
+)
+def test_pointwise_results_equal_fake_tensor_dispatch(
+    shape: tuple[int, ...], data: st.DataObject, device: str, dtype: torch.dtype
+) -> None:
+    """Same layouts, permuted ones, broadcasting, mixed and gapped operands: shape, strides, dtype,
+    device and storage bytes of FakeTensor's uncached dispatch."""
+    fake = FakeTensorMode()
+    fake.cache_enabled = False
+    order = data.draw(st.permutations(range(len(shape))))
+    with fake:
+        x = torch.empty([shape[i] for i in order], device=device, dtype=dtype).permute(
+            [order.index(i) for i in range(len(shape))]
+        )
+        calls = _pointwise_calls(x, data)
+    answers = 0
+    for func, args, kwargs in calls:
+        answered = aten_pointwise(func, args, kwargs)
+        try:
+            with fake:
+                dispatched = func(*args, **kwargs)
+        except (RuntimeError, ValueError, TypeError):  # torch rejects it (a bool alpha): the shortcut must not answer
+            assert answered is None, func
+            continue
+        if answered is not None:
+            answers += 1
+            _same_new(answered, dispatched, {_storage(leaf) for leaf in _flat((args, kwargs))})
+    assert answers >= len(calls) - 2  # masked_fill and alpha=True may be left to the dispatch
+
+
+def test_pointwise_declines_what_its_layout_rule_does_not_cover() -> None:
+    fake = FakeTensorMode()
+    with fake:
+        x, ints = torch.empty(2, 3), torch.empty(2, 3, dtype=torch.long)
+        gapped, scalar = torch.empty(2, 6)[:, ::2], torch.empty(())
+    assert aten_pointwise(aten.add.Tensor, (x, torch.empty(0, 3)), {}) is None  # a real (and empty) tensor
+    assert aten_pointwise(aten.add.Tensor, (x, torch.empty(3, device="meta")), {}) is None  # a plain meta tensor
+    assert aten_pointwise(aten.add.Tensor, (x, gapped[:, :2]), {}) is None  # no broadcast: torch's error
+    assert aten_pointwise(aten.add.Tensor, (ints, ints), {}) is None  # integer promotion and errors: dispatched
+    assert aten_pointwise(aten.add.Tensor, (x, scalar), {}) is None  # a 0-dim operand
+    assert aten_pointwise(aten.add_.Tensor, (x, x), {}) is None  # in place
+    assert aten_pointwise(aten.mm.default, (x, x.t()), {}) is None  # not pointwise
+    assert aten_pointwise(aten.add.Tensor, (x, torch.empty(2, 3)), {}) is None  # a real tensor

@@ -322,12 +322,14 @@ class _Strided(nn.Module):
 def test_recordings_through_meta_kernels_equal_fake_tensor_dispatch(
     make: Any, shape: tuple[int, ...], training: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Recorded calls whose ATen ops run their meta kernels (:func:`~torchscan.graph.aten_meta.aten_new`)
-    give the report FakeTensor's own dispatch of every op gives: transients, saved tensors, gradients."""
+    """Recorded calls whose ATen ops run their meta kernels or the pointwise layout rule
+    (:mod:`torchscan.graph.aten_meta`) give the report FakeTensor's own dispatch of every op gives:
+    transients, saved tensors, gradients."""
     torch.manual_seed(0)
     model = make().train(training)
     fast = crawl_module(model, shape, batch_size=2)
     assert fast.memory is not None
     monkeypatch.setattr(internal, "aten_new", lambda func, args, kwargs: None)
+    monkeypatch.setattr(internal, "aten_pointwise", lambda func, args, kwargs: None)
     slow = crawl_module(model, shape, batch_size=2)
     assert fast.to_dict() == slow.to_dict()

@@ -45,7 +45,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map
 
-from torchscan.graph.aten_meta import aten_new, aten_view
+from torchscan.graph.aten_meta import aten_new, aten_pointwise, aten_view
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
@@ -136,8 +136,10 @@ class _Tracker(TorchDispatchMode):
             key = self._memo.key("call_function", func, args, kwargs) if self._memo is not None else None
             result = self._memo.answer(key) if key is not None else None
             if result is None:
-                result = aten_new(func, args, kwargs)  # new tensors by the meta kernel, else FakeTensor's dispatch
+                result = aten_pointwise(func, args, kwargs)  # a pointwise op on one layout: by the layout
                 if result is None:
+                    result = aten_new(func, args, kwargs)  # new tensors by the meta kernel
+                if result is None:  # else FakeTensor's dispatch
                     result = func(*args, **kwargs)
                 if key is not None:
                     self._memo.learn(key, args, kwargs, result)
