@@ -286,3 +286,47 @@ def test_a_gradient_passed_on_by_a_composite_call_lives_until_its_source_s_backw
     assert dict(sgd.phases) == {"forward": 3 * 1024, "backward": 3 * 1024 + 263_168, "step": 263_168}
     measured = measure_training(model, random_inputs([(1, 256)]), OPTIMIZERS["sgd"]).total_bytes
     assert abs(sgd.peak_bytes / measured - 1) <= 0.01, (sgd, measured)
+
+
+class _NormAct(nn.BatchNorm2d):
+    """timm's ``BatchNormAct2d``: ``F.batch_norm``, a passthrough (its ``drop``), an in-place activation."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels)
+        self.drop, self.act = nn.Identity(), nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.momentum, self.eps
+        )
+        return self.act(self.drop(x))
+
+
+def _conv_norm_act(inputs: int, outputs: int, kernel: int, stride: int = 1) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(inputs, outputs, kernel, stride, kernel // 2, bias=False), _NormAct(outputs))
+
+
+class _DarkStage(nn.Module):
+    """A darknet stage: a strided conv, then a residual block (1x1 to half the channels, 3x3 back, add)."""
+
+    def __init__(self, inputs: int, outputs: int) -> None:
+        super().__init__()
+        self.down = _conv_norm_act(inputs, outputs, 3, 2)
+        self.conv1, self.conv2 = _conv_norm_act(outputs, outputs // 2, 1), _conv_norm_act(outputs // 2, outputs, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.down(x)
+        return self.conv2(self.conv1(x)) + x
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the backward's first step prices add's gradient as two new ones (autograd hands its own to both "
+    "inputs): 370,840 B against a measured 338,528 here; whole models peak later (resnet50 within 0.1%)",
+)
+def test_a_residual_stage_ending_in_add_within_1_percent_of_a_real_step() -> None:
+    torch.manual_seed(0)
+    model = _DarkStage(8, 16).train()
+    estimate = crawl_module(model, (8, 32, 32), batch_size=2).memory.training_for("sgd")
+    measured = measure_training(model, random_inputs([(2, 8, 32, 32)]), OPTIMIZERS["sgd"]).total_bytes
+    assert abs(estimate.peak_bytes / measured - 1) < 0.01, (estimate.peak_bytes, measured)
