@@ -204,18 +204,18 @@ def _pointwise_layout(
     A pure function of torch's op, dtypes and layout patterns: cached for the process, nothing of a
     user's."""
     values = []
-    for kind in kinds:
-        if type(kind) is tuple and len(kind) == 3:
-            dtype, sizes, ranks = kind
-            values.append(torch.empty_strided(sizes, ranks, dtype=dtype, device="meta"))
-        elif kind in _NUMBERS:
-            values.append(kind(1))
-        else:
-            values.append(kind[1])
-    positional = values[: len(values) - len(names)]
-    keywords = dict(zip(names, values[len(values) - len(names) :], strict=True))
     try:
-        with no_dispatch():
+        with no_dispatch():  # plain meta tensors, whatever mode the caller runs under
+            for kind in kinds:
+                if type(kind) is tuple and len(kind) == 3:
+                    dtype, sizes, ranks = kind
+                    values.append(torch.empty_strided(sizes, ranks, dtype=dtype, device="meta"))
+                elif kind in _NUMBERS:
+                    values.append(kind(1))
+                else:
+                    values.append(kind[1])
+            positional = values[: len(values) - len(names)]
+            keywords = dict(zip(names, values[len(values) - len(names) :], strict=True))
             out = func(*positional, **keywords)
     except (RuntimeError, IndexError, TypeError, ValueError, NotImplementedError):
         return None
