@@ -136,7 +136,7 @@ class _Tracker(TorchDispatchMode):
             key = self._memo.key("call_function", func, args, kwargs) if self._memo is not None else None
             result = self._memo.answer(key) if key is not None else None
             if result is None:
-                result = aten_pointwise(func, args, kwargs)  # a pointwise op on one layout: by the layout
+                result = aten_pointwise(func, args, kwargs)  # a pointwise op: by its operands' learned layout
                 if result is None:
                     result = aten_new(func, args, kwargs)  # new tensors by the meta kernel
                 if result is None:  # else FakeTensor's dispatch
