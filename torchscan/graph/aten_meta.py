@@ -19,8 +19,8 @@ metadata, wrapped as fake tensors of the inputs' mode and device. Measured per c
   learned once per op and pattern on meta tensors of size 2 (1 where the operand's is 1) with
   strides of that order. TensorIterator and the meta kernels decide a pointwise result's layout by
   comparing strides within each operand, by broadcasting and by which sizes are 1, so the pattern
-  decides it (a hypothesis property checks it against the dispatch): ~20 µs where an elementwise
-  op's meta kernel, a Python reference, takes 150–500;
+  decides it (a hypothesis property checks it against the dispatch): 30–40 µs a call where an
+  elementwise op's meta kernel, a Python reference, takes 150–500 (``add`` 39 / 188, ``gelu`` 31 / 480);
 - :func:`aten_new`: an op whose results are new tensors (no view, no in-place or ``out=`` write, no
   data-dependent or dynamic output shape, no special FakeTensor implementation: constructors,
   device moves, ``index``, ``nonzero``, ``item``…), every tensor argument a fake tensor of one mode
