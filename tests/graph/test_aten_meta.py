@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._mode_utils import no_dispatch
+from torch.utils._pytree import tree_leaves
 
 from tests.profiles import examples
 from torchscan.graph.aten_meta import aten_new, aten_pointwise, aten_view
@@ -116,6 +117,11 @@ def test_other_ops_and_inputs_are_dispatched() -> None:
     assert aten_view(aten.view.default, (constant, [2, 1]), {}) is None  # a view of a constant stays one
 
 
+def _storages(value: Any) -> set[int]:
+    """The storages of the tensors in ``value`` (a call's arguments)."""
+    return {_storage(leaf) for leaf in tree_leaves(value) if isinstance(leaf, torch.Tensor)}
+
+
 def _new_calls(x: torch.Tensor, data: st.DataObject) -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     """Ops making new tensors from ``x`` (any layout) and tensors drawn to fit it."""
     dims, shape = x.dim(), list(x.shape)
@@ -193,7 +199,7 @@ def test_new_tensors_equal_fake_tensor_dispatch(
             x = x[(slice(None),) * (len(shape) - 1) + (slice(0, None, 2),)]  # gaps: a non-dense view
         calls = _new_calls(x, data)
     for func, args, kwargs in calls:
-        inputs = {_storage(leaf) for leaf in _flat((args, kwargs))}
+        inputs = _storages((args, kwargs))
         answered = aten_new(func, args, kwargs)
         try:
             with fake:
@@ -203,16 +209,6 @@ def test_new_tensors_equal_fake_tensor_dispatch(
             continue
         assert answered is not None, func  # every op here is one the shortcut takes
         _same_new(answered, dispatched, inputs)
-
-
-def _flat(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [leaf for item in value for leaf in _flat(item)]
-    if isinstance(value, dict):
-        return _flat(list(value.values()))
-    return []
 
 
 def test_other_ops_and_inputs_are_dispatched_not_made() -> None:
@@ -312,7 +308,7 @@ def test_pointwise_results_equal_fake_tensor_dispatch(
             continue
         if answered is not None:
             answers += 1
-            _same_new(answered, dispatched, {_storage(leaf) for leaf in _flat((args, kwargs))})
+            _same_new(answered, dispatched, _storages((args, kwargs)))
     assert answers >= len(calls) - 2  # masked_fill and alpha=True may be left to the dispatch
 
 

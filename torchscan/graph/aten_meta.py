@@ -51,6 +51,12 @@ _ALSO = frozenset({torch.ops.aten._unsafe_view.default})
 _SPECIAL_TAGS = frozenset({torch.Tag.dynamic_output_shape, torch.Tag.data_dependent_output, torch.Tag.inplace_view})
 
 
+def _readable(fake: FakeTensor) -> bool:
+    """A fake tensor the shortcuts may read by its metadata alone: strided, not a FakeTensor
+    constant (whose value FakeTensor tracks), no symbolic size."""
+    return fake.layout == torch.strided and fake.constant is None and not fake._has_symbolic_sizes_strides
+
+
 def _plain(value: Any) -> bool:
     if value is None or type(value) in (int, bool, float, str, torch.dtype, torch.memory_format):
         return True
@@ -65,7 +71,7 @@ def aten_view(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if not (getattr(func, "is_view", False) or func in _ALSO) or not args:
         return None
     x = args[0]
-    if type(x) is not FakeTensor or x.layout != torch.strided or x.constant is not None:
+    if type(x) is not FakeTensor or not _readable(x):
         return None
     if not all(_plain(value) for value in args[1:]) or not all(_plain(value) for value in kwargs.values()):
         return None
@@ -110,6 +116,8 @@ def _makes_new(func: Any) -> bool:
 
 
 def _leaves(value: Any) -> Iterator[Any]:
+    """The items of nested tuples and lists (an ATen op's arguments hold no other structure; torch's
+    ``tree_leaves`` would cost more per op, and leave a reference cycle per call)."""
     if type(value) in (tuple, list):
         for item in value:
             yield from _leaves(item)
@@ -125,7 +133,7 @@ def aten_new(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     mode = device = None
     for value in (*_leaves(args), *_leaves(tuple(kwargs.values()))):
         if type(value) is FakeTensor:
-            if value.layout != torch.strided or value.constant is not None or value._has_symbolic_sizes_strides:
+            if not _readable(value):
                 return None
             if mode is None:
                 mode, device = value.fake_mode, value.fake_device
@@ -254,7 +262,7 @@ def aten_pointwise(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     for value in (*args, *kwargs.values()):
         kind = type(value)
         if kind is FakeTensor:
-            if value.layout != torch.strided or value.constant is not None or value._has_symbolic_sizes_strides:
+            if not _readable(value):
                 return None
             if not (value.dtype.is_floating_point or value.dtype == torch.bool) or value.dim() == 0:
                 return None  # integer promotion and errors, 0-dim operands' promotion: dispatched
