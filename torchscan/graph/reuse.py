@@ -27,6 +27,11 @@ from the recorded one (a parameter of the block already read, an inner module al
 What no key sees is a forward's use of state outside the module that changes between blocks (a
 global counter, a mutable object shared by every layer): fx bakes such values into the graph, and
 a replay bakes the first block's. ``capture(..., reuse=False)`` traces every block.
+
+Keying costs every module of the tree, a replay saves only its block's nodes: before keying, a
+cheap upper bound of what replays could skip (:func:`_replayable`, by classes and tensor shapes) is
+compared with :data:`MIN_SHARE` of the tree, and below it the trace keys nothing (every block traced,
+the same graph). ``capture(..., min_share=0)`` keys wherever a block repeats.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx import traceback as fx_traceback
 
-__all__ = ["BlockReuse", "Host"]
+__all__ = ["MIN_SHARE", "BlockReuse", "Host"]
 
 
 class Host(Protocol):
@@ -102,6 +107,13 @@ _LOOSE = frozenset({float, complex, tuple})
 
 _NODE_META = frozenset({"nn_module_stack", "stack_trace"})
 """The node meta our tracer writes (other keys are replayed only when their values are plain: ``is_wrapped``)."""
+
+MIN_SHARE = 0.8
+"""Least share of the tree's modules that replays could skip (:func:`_replayable`) for a trace to key
+its modules and record blocks at all. Keying costs every module (~7 µs), a replay saves its block's
+nodes less what recording and checking cost: measured on 17 torchvision and timm models and Llama
+(``benchmarks/speed.md``, issue 13's eleventh round), reuse paid only above ~0.8 (ViTs, Llama: 0.9 and
+more) and cost 6–34% of the capture below (ResNet, MobileNet, EfficientNet, DenseNet, RegNet: 0.45–0.78)."""
 
 _MAX_VALUES = 2_000
 """Most values keyed per attribute (a module holding a large structure is not keyed)."""
@@ -173,8 +185,10 @@ class _Pending:
 class BlockReuse:
     """Records the first call of each block key and replays it for later blocks of the same key."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, min_share: float = MIN_SHARE) -> None:
         self._host = host
+        self._min_share = min_share
+        """:data:`MIN_SHARE` (0: key and record wherever a block repeats)."""
         self._proxies = frozenset({fx.Proxy, host.proxy_type})
         """Proxy classes keyed by node; any other (fx's attribute proxies, made lazily) makes a call unkeyable."""
         self._recordings: dict[Hashable, _Recording | _Pending | None] = {}
@@ -233,8 +247,14 @@ class BlockReuse:
     def _key_tree(self) -> Counter[int]:
         """The structural key of every module of the tree (None: not keyable), made once at the
         trace's first block call (before any block runs); and how many of the modules a trace will
-        call (:func:`_called`) share each key: a block is recorded only if another may replay it."""
+        call (:func:`_called`) share each key: a block is recorded only if another may replay it.
+        None at all (an empty count) where replays could skip less than ``min_share`` of the tree's
+        modules (:func:`_replayable`)."""
         keys, root = self._module_keys, self._host.root
+        if self._min_share > 0:
+            skippable, total = _replayable(root)
+            if skippable < self._min_share * total:  # keys would cost more than replays save: none made
+                return Counter()
         self._visit(root, root, {})
         counts = Counter(key for key in keys.values() if key is not None)
         return Counter(key for key in _called(root, keys, counts) if key is not None)
@@ -666,6 +686,74 @@ def _renamed(arguments: Any, made: Mapping[fx.Node, fx.Node], renames: Mapping[s
         return value
 
     return fx.node.map_aggregate(arguments, replace)
+
+
+def _replayable(root: nn.Module) -> tuple[int, int]:
+    """At most how many of the tree's modules replays could skip, and how many modules it has.
+
+    Each module gets a *shape key*: its class, training flag, its parameters' and buffers' shapes, and
+    its children's shape keys. Blocks with equal keys (:meth:`BlockReuse._own_key`) have equal shape keys,
+    so walking the tree as :func:`_called` does — a module whose shape key was met before skips its whole
+    subtree — counts at least every module a replay skips. ~2 µs per module."""
+    shape_keys: dict[nn.Module, int] = {}
+    children_of: dict[nn.Module, list[nn.Module]] = {}
+    sizes: list[int] = []
+    _shape_key(root, {}, sizes, shape_keys, children_of)
+    counts = Counter(shape_keys.values())
+    seen: set[int] = set()
+    walked: set[nn.Module] = set()
+    skipped = 0
+    stack = [root]
+    while stack:
+        module = stack.pop()
+        if module in walked:  # a module met again (shared): counted once
+            continue
+        walked.add(module)
+        number = shape_keys[module]
+        if module is not root and counts[number] > 1:
+            if number in seen:
+                skipped += sizes[number]
+                continue
+            seen.add(number)
+        stack.extend(reversed(children_of[module]))
+    return skipped, len(shape_keys)
+
+
+def _shape_key(
+    module: nn.Module,
+    numbers: dict[tuple[Any, ...], int],
+    sizes: list[int],
+    shape_keys: dict[nn.Module, int],
+    children_of: dict[nn.Module, list[nn.Module]],
+) -> int:
+    """``module``'s shape key (:func:`_replayable`) as a number, its children's first; ``sizes``: the
+    modules in the subtree of each number (a module-level function: a recursive closure would be a
+    reference cycle holding the copy's modules until the next collection)."""
+    found = shape_keys.get(module)
+    if found is not None:  # met before (shared, or a cycle back to it)
+        return found
+    shape_keys[module] = -1
+    state = vars(module)
+    children = children_of[module] = [child for child in state["_modules"].values() if child is not None]
+    inner = tuple([_shape_key(child, numbers, sizes, shape_keys, children_of) for child in children])
+    parameters, buffers = state["_parameters"], state["_buffers"]
+    own = (
+        type(module),
+        state["training"],
+        tuple(map(_shape, parameters.values())) if parameters else (),
+        tuple(map(_shape, buffers.values())) if buffers else (),
+        inner,
+    )
+    number = numbers.get(own)
+    if number is None:
+        number = numbers[own] = len(sizes)
+        sizes.append(1 + sum([sizes[key] for key in inner if key >= 0]))
+    shape_keys[module] = number
+    return number
+
+
+def _shape(tensor: torch.Tensor | None) -> torch.Size | None:
+    return None if tensor is None else tensor.shape
 
 
 def _called(root: nn.Module, keys: Mapping[nn.Module, int | None], counts: Counter[int]) -> list[int | None]:

@@ -32,7 +32,7 @@ from torch.fx import traceback as fx_traceback
 
 from torchscan.errors import CaptureError
 from torchscan.graph.clone import Fakes, shadow_copy
-from torchscan.graph.reuse import BlockReuse
+from torchscan.graph.reuse import MIN_SHARE, BlockReuse
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
 from torchscan.graph.shapes import PlanCache
 from torchscan.graph.stack_text import StackTexts
@@ -115,10 +115,17 @@ class _Tracer(fx.Tracer):
     """
 
     def __init__(
-        self, registry: Registry, inputs: ModelInputs, fakes: Fakes, modules: Sequence[nn.Module], reuse: bool = True
+        self,
+        registry: Registry,
+        inputs: ModelInputs,
+        fakes: Fakes,
+        modules: Sequence[nn.Module],
+        reuse: bool = True,
+        min_share: float = MIN_SHARE,
     ) -> None:
         super().__init__(autowrap_modules=(), autowrap_functions=())
         self._reuse_blocks = reuse
+        self._min_share = min_share
         self._reuse: BlockReuse | None = None
         """While a trace runs (if ``reuse``): repeated blocks traced once, replayed after (:mod:`.reuse`)."""
         self.replayed: tuple[tuple[str, str], ...] = ()
@@ -181,7 +188,7 @@ class _Tracer(fx.Tracer):
                     first = self._tensor_paths.setdefault(id(tensor), (kind, prefix + name, tensor))
                     if first[1] != prefix + name:
                         self.shared_tensors.add(id(tensor))
-        self._reuse = BlockReuse(self) if self._reuse_blocks else None
+        self._reuse = BlockReuse(self, self._min_share) if self._reuse_blocks else None
         try:
             with _Interception(self, self._modules):
                 placeholders = [
@@ -748,10 +755,12 @@ def capture(
     inputs: ModelInputs,
     reuse: bool = True,
     modules: Sequence[nn.Module] | None = None,
+    min_share: float = MIN_SHARE,
 ) -> Capture:
     """Trace a copy of ``model`` called with ``inputs`` (``reuse``: repeated blocks traced once and
-    replayed, :mod:`torchscan.graph.reuse`; the graph is the same either way; ``modules``:
-    ``model.modules()`` when the caller has walked them).
+    replayed, :mod:`torchscan.graph.reuse`, where replays could skip at least ``min_share`` of the
+    modules; the graph is the same either way; ``modules``: ``model.modules()`` when the caller has
+    walked them).
 
     The copy holds the model's own parameter and buffer objects until the shape pass puts
     fakes in (``Capture.fakes``): traced code gets parameters as proxies and buffers as fakes
@@ -761,7 +770,7 @@ def capture(
     fakes = Fakes(model, fake_mode, modules)
     copied = shadow_copy(model, fakes, lazy=True, modules=modules)
     clone = copied.root
-    tracer = _Tracer(registry, inputs, fakes, copied.modules, reuse)
+    tracer = _Tracer(registry, inputs, fakes, copied.modules, reuse, min_share)
     if isinstance(model, fx.GraphModule):  # already a graph (torch.export's .module(), fx's own): used as is
         return dataclasses.replace(_graph_capture(model, clone, inputs, fake_mode, fakes), shared=copied.shared)
     try:
