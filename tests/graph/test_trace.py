@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+import torchscan.graph.trace as trace_module
 from tests.test_api import assert_same, snapshot
 from torchscan import crawl_module
 from torchscan.graph.trace import capture
@@ -163,3 +164,45 @@ def test_tensors_the_forward_builds_from_constants_are_named_by_the_capture() ->
     }
     assert sorted(shapes.values()) == [(2, 8), (8, 8)]
     assert [shapes[target] for target in captured.constants] == [(8, 8)]
+
+
+class _Inner(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.fc(x)) + x.mean()
+
+
+class _Outer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(_Inner() for _ in range(3))
+        self.head = nn.Sequential(nn.Linear(8, 4), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x) * 2
+        return self.head(x).softmax(-1)
+
+
+@pytest.mark.parametrize("min_share", [0, 1])
+def test_stacks_read_through_running_module_calls_are_the_full_walks(
+    monkeypatch: pytest.MonkeyPatch, min_share: float
+) -> None:
+    """Every stack the tracer takes (nodes' stack traces, block reuse's call sites) walked up to the
+    nearest running module call and completed from its kept callers equals a walk of every frame."""
+    seen = []
+    kept = trace_module._Tracer.frames_from
+
+    def both(tracer: trace_module._Tracer, frame: object) -> tuple[object, ...]:
+        fast = kept(tracer, frame)
+        seen.append((fast, trace_module._frames(frame, tracer._entry[0] if tracer._entry is not None else None)))
+        return fast
+
+    monkeypatch.setattr(trace_module._Tracer, "frames_from", both)
+    captured = capture(_Outer(), DEFAULT_REGISTRY, model_inputs((8,), batch_size=2), min_share=min_share)
+    assert bool(captured.replayed) is (min_share == 0)
+    assert len(seen) > 20
+    assert all(fast == full for fast, full in seen)

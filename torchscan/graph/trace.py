@@ -148,6 +148,9 @@ class _Tracer(fx.Tracer):
         self._proxies: dict[str, fx.Proxy] = {}
         """The ``get_attr`` proxy of each parameter path read so far."""
         self._entry: tuple[Any, tuple[Any, ...]] | None = None
+        self._callers: dict[Any, tuple[Any, ...]] = {}
+        """The frames of the running :meth:`call_module` calls, each with the :func:`_frames` of its
+        callers (fixed while it runs: every frame above it waits at the same line)."""
         """The frame that called ``trace`` and the stack down to it (outermost first)."""
         self._leaves: dict[type, bool] = {}
         """Leaf decision by module class (everything it depends on is the class)."""
@@ -266,8 +269,23 @@ class _Tracer(fx.Tracer):
         return self._proxies
 
     def frames_from(self, frame: Any) -> tuple[Any, ...]:
-        """``frame`` and its callers down to the trace's entry, as :func:`_frames` gives them."""
-        return _frames(frame, self._entry[0] if self._entry is not None else None)
+        """``frame`` and its callers down to the trace's entry, as :func:`_frames` gives them: walked up
+        to the nearest running :meth:`call_module` frame only, whose callers' frames are kept."""
+        stop = self._entry[0] if self._entry is not None else None
+        callers = self._callers
+        found: list[Any] = []
+        while frame is not None and frame is not stop:
+            above = callers.get(frame)
+            if above is not None:  # a running call_module: its callers are known, its own line is read now
+                found.append(frame.f_lineno)
+                found.append(frame.f_code)
+                found.reverse()
+                return above + tuple(found)
+            found.append(frame.f_lineno)
+            found.append(frame.f_code)
+            frame = frame.f_back
+        found.reverse()
+        return tuple(found)
 
     def stack_text(self, inner: tuple[Any, ...]) -> str:
         """The stack trace fx would record for a node made from the stack ``inner`` (:func:`_frames`
@@ -416,6 +434,8 @@ class _Tracer(fx.Tracer):
         reuse = self._reuse
         if reuse is not None and reuse.depth:
             reuse.log.append(("call", path, None))
+        frame = sys._getframe()
+        self._callers[frame] = self.frames_from(frame.f_back)
         try:
             if self.is_leaf_module(m, path):
                 result = self.create_proxy("call_module", path, args, kwargs)
@@ -424,6 +444,8 @@ class _Tracer(fx.Tracer):
             else:
                 result = forward(*args, **kwargs)
         finally:
+            del self._callers[frame]
+            del frame  # it refers to this frame: kept, it would hold the frame (and the copy) in a cycle
             popped, _ = self.module_stack.popitem(last=True)
             self._stack_copy = None
             scope.module_path, scope.module_type = outer
