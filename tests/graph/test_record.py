@@ -12,6 +12,7 @@ from hypothesis import given
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+import torchscan.graph.record as record_module
 from tests.strategies import random_nets
 from torchscan.graph.capture import _make_inputs
 from torchscan.graph.clone import fake_copy
@@ -69,3 +70,52 @@ def test_a_transformer_records_the_same_with_and_without_rules() -> None:
     )
     model = transformers.BertModel(config).eval()
     assert _recorded(model, (12,), RULES, torch.long) == _recorded(model, (12,), NO_RULES, torch.long)
+
+
+class _Tied(nn.Module):
+    """Nested calls, a module called twice, a parameter and a buffer held under two names each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Sequential(nn.Linear(8, 8), nn.GELU())
+        self.second = nn.Linear(8, 8)
+        self.second.weight = self.first[0].weight
+        self.register_buffer("scale", torch.ones(8))
+        self.alias = self.first[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.first(x) * self.scale
+        return self.first(self.second(y)).softmax(-1) + self.alias(x)
+
+
+def test_recorded_stacks_read_through_running_module_calls_are_the_full_walks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every stack the recorder takes, walked up to the nearest running module call and completed from
+    its kept callers, equals a walk of every frame; parameters and buffers are named as
+    ``named_parameters``/``named_buffers`` name them (first path of a shared tensor)."""
+    seen = []
+    kept = record_module._Recorder.user_frames
+
+    def both(recorder: record_module._Recorder, frame: Any) -> tuple[Any, ...]:
+        fast = kept(recorder, frame)
+        full = []
+        while frame is not None:
+            if not frame.f_code.co_filename.startswith(record_module._LIBRARY_DIRS):
+                full.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
+            frame = frame.f_back
+        seen.append((fast, tuple(reversed(full))))
+        return fast
+
+    monkeypatch.setattr(record_module._Recorder, "user_frames", both)
+    model = _Tied()
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    copied = fake_copy(model, mode)
+    recorder = record_module._Recorder(copied.root, DEFAULT_REGISTRY, mode)
+    root = copied.root
+    expected = {id(t): name for name, t in (*root.named_parameters(), *root.named_buffers())}
+    assert recorder.attrs == expected
+    assert recorder.paths == {id(module): path for path, module in root.named_modules()}
+    _recorded(model, (8,), RULES)
+    assert len(seen) > 10
+    assert all(fast == full for fast, full in seen)

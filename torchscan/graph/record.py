@@ -128,8 +128,17 @@ class _Recorder(TorchFunctionMode):
         self.graph = fx.Graph()
         self.root = root
         self.registry = registry
-        self.paths = {id(module): path for path, module in root.named_modules()}
-        self.attrs = {id(t): p for p, t in (*root.named_parameters(), *root.named_buffers())}
+        self.paths: dict[int, str] = {}
+        parameters: dict[int, tuple[str, torch.Tensor]] = {}
+        buffers: dict[int, tuple[str, torch.Tensor]] = {}
+        for path, module in root.named_modules():  # one walk: paths, then tensors as named_parameters/_buffers
+            self.paths[id(module)] = path
+            prefix = f"{path}." if path else ""
+            for found, kind in ((parameters, "_parameters"), (buffers, "_buffers")):
+                for name, tensor in vars(module)[kind].items():
+                    if tensor is not None and id(tensor) not in found:
+                        found[id(tensor)] = (prefix + name, tensor)
+        self.attrs = {key: path for key, (path, _) in (*parameters.items(), *buffers.items())}
         self.env: dict[int, fx.Node] = {}
         self.alive: list[Any] = []  # keeps recorded tensors alive so their ids stay unique
         self.stack: list[str] = []
@@ -149,8 +158,11 @@ class _Recorder(TorchFunctionMode):
         self.storages = StorageIds()
         """Storage of every recorded tensor (views and in-place results share their base's), as the
         shape pass numbers them for fx captures; the model's parameters and buffers are persistent."""
-        for tensor in (*root.parameters(), *root.buffers()):
+        for _, tensor in (*parameters.values(), *buffers.values()):
             self.storages.ref(tensor, persistent=True)
+        self.callers: dict[Any, tuple[tuple[str, int, str], ...]] = {}
+        """The frames of the running module calls (:func:`record`'s slots), each with the user frames
+        above it (fixed while it runs: every frame above it waits at the same line)."""
 
     # -- values -> nodes ---------------------------------------------------------------
     def _bind(self, tensor: torch.Tensor, node: fx.Node) -> None:
@@ -208,18 +220,28 @@ class _Recorder(TorchFunctionMode):
         """The Python stack here as fx's ``record_stack_traces`` gives a traced node's (the same
         format; torch's and torchscan's frames left out), so the eager-liveness rules read recorded
         graphs as they read traced ones; formatted once per distinct stack."""
-        frames = []
-        frame = sys._getframe(1)
-        while frame is not None:
-            code = frame.f_code
-            if not code.co_filename.startswith(_LIBRARY_DIRS):
-                frames.append((code.co_filename, frame.f_lineno, code.co_name))
-            frame = frame.f_back
-        stack = tuple(reversed(frames))
+        stack = self.user_frames(sys._getframe(1))
         text = self._traces.get(stack)
         if text is None:
             text = self._traces[stack] = self._stack_texts.text(stack)
         return text or None
+
+    def user_frames(self, frame: Any) -> tuple[tuple[str, int, str], ...]:
+        """(file, line, function) of ``frame`` and its callers outside torch and torchscan, outermost
+        first: walked up to the nearest running module call only, whose callers' are kept."""
+        frames = []
+        callers = self.callers
+        while frame is not None:
+            above = callers.get(frame)
+            if above is not None:  # a running module call (torchscan's own frame): its callers are known
+                frames.reverse()
+                return above + tuple(frames)
+            code = frame.f_code
+            if not code.co_filename.startswith(_LIBRARY_DIRS):
+                frames.append((code.co_filename, frame.f_lineno, code.co_name))
+            frame = frame.f_back
+        frames.reverse()
+        return tuple(frames)
 
     def _emit(
         self,
@@ -451,6 +473,15 @@ def record(
 
     def slot(module: nn.Module) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
+            frame = sys._getframe()
+            recorder.callers[frame] = recorder.user_frames(frame.f_back)
+            try:
+                return run(args, kwargs)
+            finally:
+                del recorder.callers[frame]
+                del frame  # it refers to this frame: kept, it would hold the frame in a cycle
+
+        def run(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             counted = recorder.pre_hook(module, args, kwargs)
             # a counted leaf without kept hooks: its shape rule's answer where there is one, else its forward
             output = None
