@@ -65,9 +65,8 @@ class Fakes:
             for tensor in tensors.values()
             if tensor is not None
         }
-        keys = {key: _storage_key(tensor) for key, tensor in self._real.items()}
-        counts = Counter(keys.values())
-        self._alone = {key for key, storage in keys.items() if counts[storage] == 1}
+        self._alone: set[int] | None = None
+        """Ids of the tensors alone in their storage (made at the first fake: most analyses make few)."""
         self.mode = fake_mode
         self._made: dict[int, torch.Tensor] = {}
         self._real_of: dict[int, torch.Tensor] = {}
@@ -81,6 +80,10 @@ class Fakes:
             return made
         if self._real.get(key) is not tensor:
             return tensor
+        if self._alone is None:
+            keys = {key: _storage_key(tensor) for key, tensor in self._real.items()}
+            counts = Counter(keys.values())
+            self._alone = {key for key, storage in keys.items() if counts[storage] == 1}
         fake = _plain_fake(tensor, self.mode) if key in self._alone else None
         if fake is None:  # views, shared storages, subclasses…: torch's own conversion
             fake = self.mode.from_tensor(tensor, static_shapes=True)

@@ -40,6 +40,10 @@ class ModuleParams:
     module owns (tied weights): the memory pass accumulates one gradient per tensor."""
 
 
+_NONE = ModuleParams()
+"""The record of a module that registers no parameter and no buffer (frozen: shared by all of them)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ParamSummary:
     by_module: Mapping[str, ModuleParams]
@@ -57,6 +61,9 @@ def collect_params(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | 
     by_module: dict[str, ModuleParams] = {}
     total = trainable_total = param_bytes_total = buffer_bytes_total = 0
     for path, module in model.named_modules() if modules is None else modules:
+        if not module._parameters and not module._buffers:  # most modules: one frozen record for all
+            by_module[path] = _NONE
+            continue
         params = trainable = shared = param_bytes = buffer_bytes = 0
         entries: list[ParamEntry] = []
         tied: list[tuple[str, int]] = []
