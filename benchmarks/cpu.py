@@ -175,7 +175,8 @@ def _graph(captured: object) -> list[tuple[object, ...]]:
 
 def reuse(names: Sequence[str], repeat: int = 7) -> None:
     """The capture (copy and trace) and the whole analysis (``crawl_module``, the report's table for
-    ``llama``) with every block traced, then with repeated blocks replayed (``torchscan/graph/reuse.py``):
+    ``llama``) with every block traced, then with repeated blocks replayed as ``crawl_module`` replays them
+    (``torchscan/graph/reuse.py``: only where replays could skip at least ``MIN_SHARE`` of the modules):
     process CPU time, medians of interleaved rounds in this one process (the capture with the collector
     off, as ``crawl_module`` runs it); and whether the two graphs are the same node for node."""
     import gc
