@@ -602,3 +602,31 @@ def test_blocks_are_keyed_only_where_replays_could_skip_most_of_the_model(name: 
     gated, plain = capture(model, DEFAULT_REGISTRY, inputs), capture(model, DEFAULT_REGISTRY, inputs, reuse=False)
     _assert_same_graph(plain, gated)
     assert bool(gated.replayed) is keyed
+
+
+class _ModeProperty(nn.Module):
+    """A module keeping its training flag out of its ``__dict__`` (a property over another attribute)."""
+
+    def __init__(self) -> None:
+        self._mode = True
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    @property  # type: ignore[override]
+    def training(self) -> bool:
+        return self._mode
+
+    @training.setter
+    def training(self, value: bool) -> None:
+        self._mode = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x).relu()
+
+
+def test_the_share_of_a_model_whose_training_flag_is_a_property() -> None:
+    model = nn.Sequential(*(_ModeProperty() for _ in range(4))).eval()
+    assert "training" not in vars(model[0])
+    assert _replayable(model) == (3 * 2, 1 + 4 * 2)
+    plain, reused = _both(model, (4,))
+    _assert_same_graph(plain, reused)

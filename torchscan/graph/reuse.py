@@ -739,7 +739,7 @@ def _shape_key(
     parameters, buffers = state["_parameters"], state["_buffers"]
     own = (
         type(module),
-        state["training"],
+        state.get("training"),  # a class that makes it a property keeps it out of __dict__
         tuple(map(_shape, parameters.values())) if parameters else (),
         tuple(map(_shape, buffers.values())) if buffers else (),
         inner,
