@@ -194,14 +194,15 @@ def test_stacks_read_through_running_module_calls_are_the_full_walks(
     """Every stack the tracer takes (nodes' stack traces, block reuse's call sites) walked up to the
     nearest running module call and completed from its kept callers equals a walk of every frame."""
     seen = []
-    kept = trace_module._Tracer.frames_from
+    kept = trace_module._Tracer._walk
 
-    def both(tracer: trace_module._Tracer, frame: object) -> tuple[object, ...]:
-        fast = kept(tracer, frame)
+    def both(tracer: trace_module._Tracer, frame: object) -> tuple[tuple[object, ...] | None, tuple[object, ...]]:
+        above, below = kept(tracer, frame)
+        fast = below if above is None else above + below
         seen.append((fast, trace_module._frames(frame, tracer._entry[0] if tracer._entry is not None else None)))
-        return fast
+        return above, below
 
-    monkeypatch.setattr(trace_module._Tracer, "frames_from", both)
+    monkeypatch.setattr(trace_module._Tracer, "_walk", both)
     captured = capture(_Outer(), DEFAULT_REGISTRY, model_inputs((8,), batch_size=2), min_share=min_share)
     assert bool(captured.replayed) is (min_share == 0)
     assert len(seen) > 20

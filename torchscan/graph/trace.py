@@ -151,6 +151,10 @@ class _Tracer(fx.Tracer):
         self._callers: dict[Any, tuple[Any, ...]] = {}
         """The frames of the running :meth:`call_module` calls, each with the :func:`_frames` of its
         callers (fixed while it runs: every frame above it waits at the same line)."""
+        self._stacks: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        """Every distinct stack of callers kept so far, by itself (one object each, alive for the trace)."""
+        self._node_texts: dict[tuple[int, tuple[Any, ...]], str] = {}
+        """A node's stack trace text by (``id`` of its kept callers' stack, the frames below them)."""
         """The frame that called ``trace`` and the stack down to it (outermost first)."""
         self._leaves: dict[type, bool] = {}
         """Leaf decision by module class (everything it depends on is the class)."""
@@ -271,6 +275,13 @@ class _Tracer(fx.Tracer):
     def frames_from(self, frame: Any) -> tuple[Any, ...]:
         """``frame`` and its callers down to the trace's entry, as :func:`_frames` gives them: walked up
         to the nearest running :meth:`call_module` frame only, whose callers' frames are kept."""
+        above, below = self._walk(frame)
+        return below if above is None else above + below
+
+    def _walk(self, frame: Any) -> tuple[tuple[Any, ...] | None, tuple[Any, ...]]:
+        """:meth:`frames_from` in two parts: the kept frames of the callers of the nearest running
+        :meth:`call_module` (one object per distinct stack; None where no call runs) and the frames
+        from that call's own down to ``frame``."""
         stop = self._entry[0] if self._entry is not None else None
         callers = self._callers
         found: list[Any] = []
@@ -280,12 +291,12 @@ class _Tracer(fx.Tracer):
                 found.append(frame.f_lineno)
                 found.append(frame.f_code)
                 found.reverse()
-                return above + tuple(found)
+                return above, tuple(found)
             found.append(frame.f_lineno)
             found.append(frame.f_code)
             frame = frame.f_back
         found.reverse()
-        return tuple(found)
+        return None, tuple(found)
 
     def stack_text(self, inner: tuple[Any, ...]) -> str:
         """The stack trace fx would record for a node made from the stack ``inner`` (:func:`_frames`
@@ -435,7 +446,8 @@ class _Tracer(fx.Tracer):
         if reuse is not None and reuse.depth:
             reuse.log.append(("call", path, None))
         frame = sys._getframe()
-        self._callers[frame] = self.frames_from(frame.f_back)
+        above = self.frames_from(frame.f_back)
+        self._callers[frame] = self._stacks.setdefault(above, above)  # equal stacks: one object, kept
         try:
             if self.is_leaf_module(m, path):
                 result = self.create_proxy("call_module", path, args, kwargs)
@@ -488,12 +500,15 @@ class _Tracer(fx.Tracer):
                 node.meta["nn_module_stack"] = self._stack_copy
         if node.stack_trace:
             return node
-        inner = self.frames_from(sys._getframe())
-        text = self.stack_text(inner)
+        above, below = self._walk(sys._getframe())
+        key = (id(above), below)  # ``above`` is one kept object per distinct stack: a short key for the text
+        text = self._node_texts.get(key)
+        if text is None:
+            text = self._node_texts[key] = self.stack_text(below if above is None else above + below)
         if text:
             node.stack_trace = text
         if self._reuse is not None and self._reuse.depth:
-            self._reuse.frames[node] = inner
+            self._reuse.frames[node] = below if above is None else above + below
         return node
 
 
