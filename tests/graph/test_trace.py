@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -207,3 +208,34 @@ def test_stacks_read_through_running_module_calls_are_the_full_walks(
     assert bool(captured.replayed) is (min_share == 0)
     assert len(seen) > 20
     assert all(fast == full for fast, full in seen)
+
+
+def test_user_frames_are_what_fx_s_filter_keeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stack trace filter on plain frames keeps what fx's ``Tracer._filter_traceback_frames`` keeps
+    of ``FrameSummary`` objects: on every stack of a capture (nested modules, functional calls, a block
+    replayed), on a stack without a ``forward`` frame and on one passing through fx's own files."""
+    import traceback
+
+    from torch.fx.experimental.symbolic_shapes import uninteresting_files
+
+    stacks = []
+    kept = trace_module._user_frames
+
+    def recorded(stack: Any) -> Any:
+        stacks.append(tuple(stack))
+        return kept(stack)
+
+    monkeypatch.setattr(trace_module, "_user_frames", recorded)
+    capture(_Outer(), DEFAULT_REGISTRY, model_inputs((8,), batch_size=2), min_share=0)
+    assert len(stacks) > 5
+    fx_file = next(iter(sorted(uninteresting_files() - {"<string>"})))
+    stacks += [
+        (("user.py", 1, "main"), ("user.py", 2, "helper")),  # no forward: nothing kept
+        (("user.py", 1, "main"), ("model.py", 5, "forward"), (fx_file, 9, "wrapper"), ("model.py", 7, "forward")),
+        (("model.py", 5, "forward"), ("<string>", 1, "forward"), ("model.py", 6, "block")),
+    ]
+    tracer = trace_module._Tracer.__new__(trace_module._Tracer)
+    for stack in stacks:
+        summary = traceback.StackSummary.from_list([traceback.FrameSummary(*f, lookup_line=False) for f in stack])
+        expected = [(f.filename, f.lineno, f.name) for f in tracer._filter_traceback_frames(summary)]
+        assert kept(stack) == expected, stack

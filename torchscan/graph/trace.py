@@ -18,7 +18,6 @@ import dis
 import itertools
 import os
 import sys
-import traceback
 import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -308,11 +307,7 @@ class _Tracer(fx.Tracer):
             stack = tuple(frame for frame in _summaries(outer + inner) if not frame[0].startswith(_OWN_DIR))
             text = self._user_stacks.get(stack)
             if text is None:
-                summary = traceback.StackSummary.from_list(
-                    [traceback.FrameSummary(*frame, lookup_line=False) for frame in stack]  # the filter reads names
-                )
-                user_frames = self._filter_traceback_frames(summary)
-                kept = [(frame.filename, frame.lineno, frame.name) for frame in user_frames]
+                kept = _user_frames(stack)
                 text = self._stack_texts.text(kept) if kept else ""
                 self._user_stacks[stack] = text
             self._stack_traces[inner] = text
@@ -752,6 +747,20 @@ def _frames(frame: Any, stop: Any) -> tuple[Any, ...]:
         frame = frame.f_back
     found.reverse()
     return tuple(found)
+
+
+def _user_frames(stack: Sequence[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+    """What fx's ``Tracer._filter_traceback_frames`` keeps of a stack (file, line, function; outermost
+    first), on plain tuples (no ``FrameSummary`` per frame): the frames from the first one named
+    ``forward`` on (none if no frame is), less those in files ``uninteresting_files()`` names (torch's
+    dynamo, fx and fake-tensor internals). Tested against fx's own filter on real stacks."""
+    first = next((position for position, frame in enumerate(stack) if frame[2] == "forward"), None)
+    if first is None:
+        return []
+    from torch.fx.experimental.symbolic_shapes import uninteresting_files  # as fx imports it, on first use
+
+    uninteresting = uninteresting_files()
+    return [frame for frame in stack[first:] if frame[0] not in uninteresting]
 
 
 def _summaries(frames: tuple[Any, ...]) -> list[tuple[str, int, str]]:
