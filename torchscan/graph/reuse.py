@@ -693,29 +693,15 @@ def _replayable(root: nn.Module) -> tuple[int, int]:
 
     Each module gets a *shape key*: its class, training flag, its parameters' and buffers' shapes, and
     its children's shape keys. Blocks with equal keys (:meth:`BlockReuse._own_key`) have equal shape keys,
-    so walking the tree as :func:`_called` does — a module whose shape key was met before skips its whole
-    subtree — counts at least every module a replay skips. ~2 µs per module."""
-    shape_keys: dict[nn.Module, int] = {}
-    children_of: dict[nn.Module, list[nn.Module]] = {}
+    so the walk :func:`_called` makes on shape keys — each repeat of a key met before replayed, its
+    subtree skipped — skips at least every module a replay skips. ~2 µs per module."""
+    shape_keys: dict[nn.Module, int | None] = {}
     sizes: list[int] = []
-    _shape_key(root, {}, sizes, shape_keys, children_of)
+    _shape_key(root, {}, sizes, shape_keys)
     counts = Counter(shape_keys.values())
-    seen: set[int] = set()
-    walked: set[nn.Module] = set()
-    skipped = 0
-    stack = [root]
-    while stack:
-        module = stack.pop()
-        if module in walked:  # a module met again (shared): counted once
-            continue
-        walked.add(module)
-        number = shape_keys[module]
-        if module is not root and counts[number] > 1:
-            if number in seen:
-                skipped += sizes[number]
-                continue
-            seen.add(number)
-        stack.extend(reversed(children_of[module]))
+    shape_keys[root] = None  # the root is never replayed
+    called = Counter(_called(root, shape_keys, counts))
+    skipped = sum((calls - 1) * sizes[key] for key, calls in called.items() if key is not None and counts[key] > 1)
     return skipped, len(shape_keys)
 
 
@@ -723,8 +709,7 @@ def _shape_key(
     module: nn.Module,
     numbers: dict[tuple[Any, ...], int],
     sizes: list[int],
-    shape_keys: dict[nn.Module, int],
-    children_of: dict[nn.Module, list[nn.Module]],
+    shape_keys: dict[nn.Module, int | None],
 ) -> int:
     """``module``'s shape key (:func:`_replayable`) as a number, its children's first; ``sizes``: the
     modules in the subtree of each number (a module-level function: a recursive closure would be a
@@ -734,8 +719,8 @@ def _shape_key(
         return found
     shape_keys[module] = -1
     state = vars(module)
-    children = children_of[module] = [child for child in state["_modules"].values() if child is not None]
-    inner = tuple([_shape_key(child, numbers, sizes, shape_keys, children_of) for child in children])
+    children = [child for child in state["_modules"].values() if child is not None]
+    inner = tuple([_shape_key(child, numbers, sizes, shape_keys) for child in children])
     parameters, buffers = state["_parameters"], state["_buffers"]
     own = (
         type(module),

@@ -147,6 +147,7 @@ class _Tracer(fx.Tracer):
         self._proxies: dict[str, fx.Proxy] = {}
         """The ``get_attr`` proxy of each parameter path read so far."""
         self._entry: tuple[Any, tuple[Any, ...]] | None = None
+        """The frame that called ``trace`` and the stack down to it (outermost first)."""
         self._callers: dict[Any, tuple[Any, ...]] = {}
         """The frames of the running :meth:`call_module` calls, each with the :func:`_frames` of its
         callers (fixed while it runs: every frame above it waits at the same line)."""
@@ -154,7 +155,6 @@ class _Tracer(fx.Tracer):
         """Every distinct stack of callers kept so far, by itself (one object each, alive for the trace)."""
         self._node_texts: dict[tuple[int, tuple[Any, ...]], str] = {}
         """A node's stack trace text by (``id`` of its kept callers' stack, the frames below them)."""
-        """The frame that called ``trace`` and the stack down to it (outermost first)."""
         self._leaves: dict[type, bool] = {}
         """Leaf decision by module class (everything it depends on is the class)."""
         self._code = TracedCode()
@@ -281,21 +281,7 @@ class _Tracer(fx.Tracer):
         """:meth:`frames_from` in two parts: the kept frames of the callers of the nearest running
         :meth:`call_module` (one object per distinct stack; None where no call runs) and the frames
         from that call's own down to ``frame``."""
-        stop = self._entry[0] if self._entry is not None else None
-        callers = self._callers
-        found: list[Any] = []
-        while frame is not None and frame is not stop:
-            above = callers.get(frame)
-            if above is not None:  # a running call_module: its callers are known, its own line is read now
-                found.append(frame.f_lineno)
-                found.append(frame.f_code)
-                found.reverse()
-                return above, tuple(found)
-            found.append(frame.f_lineno)
-            found.append(frame.f_code)
-            frame = frame.f_back
-        found.reverse()
-        return None, tuple(found)
+        return _walk(frame, self._entry[0] if self._entry is not None else None, self._callers)
 
     def stack_text(self, inner: tuple[Any, ...]) -> str:
         """The stack trace fx would record for a node made from the stack ``inner`` (:func:`_frames`
@@ -740,13 +726,26 @@ def _short(value: Any) -> str:
 def _frames(frame: Any, stop: Any) -> tuple[Any, ...]:
     """``frame`` and its callers up to ``stop`` (excluded), outermost first, as one flat tuple
     (code object, line, code object, line, …): a cheap key (one tuple per walk)."""
+    return _walk(frame, stop, {})[1]
+
+
+def _walk(
+    frame: Any, stop: Any, callers: Mapping[Any, tuple[Any, ...]]
+) -> tuple[tuple[Any, ...] | None, tuple[Any, ...]]:
+    """:func:`_frames` of ``frame`` up to the first of its callers found in ``callers`` (that frame
+    included, its line read now), with what ``callers`` keeps for it (the :func:`_frames` above it);
+    ``(None, _frames(frame, stop))`` where none is."""
     found: list[Any] = []
     while frame is not None and frame is not stop:
         found.append(frame.f_lineno)
         found.append(frame.f_code)
+        above = callers.get(frame)
+        if above is not None:  # a running call: its callers are known, its own line is read now
+            found.reverse()
+            return above, tuple(found)
         frame = frame.f_back
     found.reverse()
-    return tuple(found)
+    return None, tuple(found)
 
 
 def _user_frames(stack: Sequence[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
