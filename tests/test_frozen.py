@@ -34,3 +34,21 @@ def test_every_dataclass_is_frozen() -> None:
     found = _dataclasses()
     assert len(found) > 60  # every module was imported
     assert {name for name, cls in found.items() if not cls.__dataclass_params__.frozen} == set(MUTABLE)  # type: ignore[attr-defined]
+
+
+NO_SLOTS = {
+    "torchscan.symbolic.report.SymbolicReport": "caches its sympy symbols in a functools.cached_property",
+}
+"""Frozen dataclasses declared without ``frozen_record`` (no slots), with why."""
+
+
+def test_every_frozen_dataclass_is_a_frozen_record() -> None:
+    """One way to declare a record (``torchscan.records.frozen``): its fast ``__init__`` included."""
+    found = _dataclasses()
+    plain = {
+        name
+        for name, cls in found.items()
+        if cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+        and not cls.__init__.__code__.co_filename.startswith("<frozen_record")
+    }
+    assert plain == set(NO_SLOTS)

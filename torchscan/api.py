@@ -52,6 +52,7 @@ from torchscan.passes.params import ParamSummary, collect_params, parameter_read
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
 from torchscan.passes.rows import RowMemo, build_rows, unused_parameters
 from torchscan.records import COST, RECORD
+from torchscan.records.frozen import frozen_record
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
 from torchscan.report import Context, Diagnostic, Report, Totals
 from torchscan.symbolic import Dim, SymbolicReport, collect_dims, fit_report, has_dims, substitute
@@ -284,7 +285,7 @@ def _batch_hint(
     )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen_record
 class _Subject:
     """What an analysis knows of the model before any input (shape-independent; one per sweep)."""
 
@@ -317,7 +318,7 @@ def _subject(model: nn.Module, formulas: Mapping[Any, Formula] | None) -> _Subje
     )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen_record
 class _Call:
     """The inputs of one analysis as given (``crawl_module``'s input arguments)."""
 
@@ -338,7 +339,7 @@ class _Call:
         )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen_record
 class _Memos:
     """What the passes keep of one capture for its analyses at other inputs (:class:`_Analyses`): the
     parts that depend on the graph, the model's copy and the parameters only, never on shapes."""

@@ -26,7 +26,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -40,6 +39,7 @@ from torchscan.inputs import model_inputs
 from torchscan.loader import default_input_shapes, load_model
 from torchscan.passes.memory import OPTIMIZERS
 from torchscan.records import ROW_METRICS
+from torchscan.records.frozen import frozen_record
 from torchscan.render.diff import diff_csv, diff_json, render_diff
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
 from torchscan.render.units import parse_size
@@ -149,7 +149,7 @@ def _real_forward_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Inputs:
     """The positional inputs of one model: a shape (no batch dim) and a dtype (None: default float) each."""
 

@@ -13,7 +13,7 @@ import inspect
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from torch.utils._pytree import tree_flatten, tree_flatten_with_path, tree_map, 
 
 from torchscan.errors import InputError
 from torchscan.records import TensorSpec
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["InputSpec", "ModelInputs", "model_inputs", "normalise_inputs"]
 
@@ -30,7 +31,7 @@ _INT64_MAX = 2**63 - 1
 """torch's limit on a tensor's dims and on its storage in bytes (``numel * itemsize``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class InputSpec:
     """One tensor input: full shape (batch included), dtype, name, and the example it came from."""
 
@@ -40,7 +41,7 @@ class InputSpec:
     example: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class ModelInputs:
     """The call ``model(*args, **kwargs)`` with every tensor replaced by its :class:`InputSpec`.
 

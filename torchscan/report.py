@@ -7,12 +7,13 @@ The records it holds live in :mod:`torchscan.records`; its export methods are th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from torchscan.records import SCHEMA_VERSION, Context, Diagnostic, MemoryReport, Row, Totals
+from torchscan.records.frozen import frozen_record
 from torchscan.render.csv import to_csv
 from torchscan.render.dot import to_dot, to_svg
 from torchscan.render.graph_attrs import plain_graph
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "Context", "Diagnostic", "Report", "Row", "Totals"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Report:
     """Everything torchscan measured about one model and input."""
 

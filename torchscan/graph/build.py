@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
@@ -20,11 +19,12 @@ from torchscan.graph.calls import (
 )
 from torchscan.graph.shapes import NodeValues
 from torchscan.records import RECORD, NodeRecord, tensor_leaves
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["build_graph"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Static:
     """The parts of a node's record that depend on the graph and the copy only (one per capture)."""
 

@@ -7,7 +7,6 @@ import inspect
 import operator
 import types
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -21,6 +20,7 @@ from torchscan.graph.clone import reparametrized_names
 from torchscan.graph.shapes import NodeValues, describe
 from torchscan.graph.trace import ROOT_CALL
 from torchscan.records import OpCall, TensorSpec, tensor_leaves
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["ArgumentBinder", "CallSite", "call_site", "display_type", "make_call", "module_path_of", "resolve_target"]
 
@@ -226,7 +226,7 @@ def module_config(module: nn.Module) -> dict[str, Any]:
     return config
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class CallSite:
     """What an :class:`OpCall` of a node takes from the graph and the model's copy alone: the same
     for every input (a sweep makes it once per capture). ``attrs`` is a called module's config

@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
@@ -29,6 +28,7 @@ from torchscan.graph.trace import FX, GRAPH_MODULE, Capture, capture
 from torchscan.inputs import InputSpec, ModelInputs
 from torchscan.ops.registry import Registry
 from torchscan.records import Diagnostic
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["DEFAULT_REAL_FORWARD_LIMIT", "Captured", "RealForward", "capture_with_fallback", "same_call", "with_inputs"]
 
@@ -36,7 +36,7 @@ DEFAULT_REAL_FORWARD_LIMIT = 2 * 2**30
 """Default memory limit of the last-resort real forward (bytes; ``real_forward_limit`` raises it)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Captured:
     """A captured graph, the described values of its nodes, and what the capture had to give up."""
 
@@ -113,7 +113,7 @@ def capture_with_fallback(
         return capture_chain(model, registry, inputs, device, policy or RealForward(), modules)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class RealForward:
     """When the last-resort real forward may run: ``allowed`` at all, and only if its estimated
     memory (a real copy of the parameters and buffers, the inputs, and the tensors the fake

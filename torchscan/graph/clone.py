@@ -19,7 +19,6 @@ import math
 import types
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,6 +31,7 @@ from torch.nn.utils.weight_norm import WeightNorm
 from torch.utils._mode_utils import no_dispatch
 
 from torchscan.errors import CaptureError
+from torchscan.records.frozen import frozen_record
 
 __all__ = [
     "HELD_STATE_BUDGET",
@@ -122,7 +122,7 @@ class Fakes:
         return put
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class IgnoredHook:
     """A hook of the user's model that the analysis did not run (``kind``: e.g. ``forward pre-hook``)."""
 
@@ -206,7 +206,7 @@ def _callable_name(hook: Any) -> str:
     return f"'{name}'"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class ModelCopy:
     """A copy of a model: its ``root``, every module of it (``modules``: the tree and the modules the
     model holds elsewhere) and the attributes left shared with the model (``shared``, ``Class.name``:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -35,6 +34,7 @@ from torch.utils._mode_utils import no_dispatch
 from torch.utils._pytree import tree_leaves
 
 from torchscan.graph.rules import Pending
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["Dispatch", "DispatchMemo"]
 
@@ -45,7 +45,7 @@ _PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.me
 """Plain argument types a signature holds by value (with their type: ``1``, ``1.0`` and ``True`` differ)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Made:
     """Metadata of one new dense output tensor."""
 

@@ -43,13 +43,14 @@ import sys
 import types
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx import traceback as fx_traceback
+
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["MIN_SHARE", "BlockReuse", "Host"]
 
@@ -130,7 +131,7 @@ class _Invalid(Exception):
     """A recorded trace that reached outside its block: not kept."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Recording:
     """One block's recorded trace, paths relative to its ``path``."""
 
@@ -163,7 +164,7 @@ class _Recording:
     """The returned value as a template: ``("node", index)``, ``("value", v)`` or ``(type, items)``."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Pending:
     """A block's trace as it returned, its nodes not checked yet (:meth:`BlockReuse._checked`: at the
     first replay, so a block no other block repeats costs little)."""

@@ -35,6 +35,7 @@ from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, Pending, ShapeRules, answer
 from torchscan.ops import DEFAULT_REGISTRY, Saves
 from torchscan.records import StorageRef, TensorSpec, tensor_leaves
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["NodePlan", "NodeValues", "Opaque", "PlanCache", "StorageIds", "describe", "propagate"]
 
@@ -54,14 +55,14 @@ _PLAIN = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Opaque:
     """A value that is neither a tensor nor plain data (kept by type name only)."""
 
     type_name: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class NodeValues:
     """Described arguments and result of one node (tensors as :class:`TensorSpec`).
 
@@ -78,7 +79,7 @@ class NodeValues:
     the memory pass runs calls again on these (their strides and aliasing as torch made them)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class NodePlan:
     """What the shape pass looks up once per call node: what it calls (the module object, the
     function, or the tensor method's function), its shape rule, and for an op that computes with

@@ -39,6 +39,7 @@ from torchscan.graph.traced_code import TracedCode, first_proxy
 from torchscan.inputs import ModelInputs
 from torchscan.ops import TRACE_THROUGH
 from torchscan.ops.registry import Registry
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["FX", "GRAPH_MODULE", "Capture", "Memo", "capture", "input_device", "output_data"]
 
@@ -60,7 +61,7 @@ FX = "torch.fx"
 """The capture method named in the report's context for a model traced by torch.fx (our tracer)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Capture:
     """A traced fake copy of the model: ``graph`` is the fx graph of a call of ``root`` (the copy), its
     ``call_module`` and ``get_attr`` targets paths in ``root`` (interpreted against ``root`` itself, so

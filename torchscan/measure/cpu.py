@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,6 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from torchscan.records import CpuMeasurement, MeasuredStep, MemoryReport
+from torchscan.records.frozen import frozen_record
 
 __all__ = [
     "OPTIMIZER_FACTORIES",
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class LiveBytes:
     """A CPU measurement: ``peak_bytes`` of storages created during the run (at ``peak_op``),
     plus ``baseline_bytes`` of the storages alive before it that the run reads (inputs, state)."""

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import nn
 
+from torchscan.records.frozen import frozen_record
+
 __all__ = ["CudaMeasurement", "measure_cuda", "measure_cuda_training"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class CudaMeasurement:
     """What one real forward used on ``device`` (bytes).
 

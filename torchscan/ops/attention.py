@@ -21,7 +21,6 @@ whether eval runs the fused fast path or not: formulas work from shapes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,13 +31,14 @@ from torch.nn.modules import transformer as _transformer
 from torchscan.ops.common import argument
 from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall, TensorSpec
+from torchscan.records.frozen import frozen_record
 
 TABLE = FormulaTable("attention")
 
 aten = torch.ops.aten
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class AttentionShape:
     """One attention: ``batch`` (all leading dims, query heads included), lengths and head sizes."""
 
@@ -113,7 +113,7 @@ def _tokens(spec: TensorSpec, batch_first: bool) -> tuple[int, int]:
     return (spec.shape[0], spec.shape[1]) if batch_first else (spec.shape[1], spec.shape[0])
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class MultiheadShape:
     batch: int
     queries: int

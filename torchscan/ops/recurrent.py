@@ -24,7 +24,6 @@ workspace that its backward reads, a buffer the op's fake kernel returns empty; 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,6 +31,7 @@ from torch import nn
 
 from torchscan.ops.registry import FormulaTable, Workspace
 from torchscan.records import Cost, OpCall
+from torchscan.records.frozen import frozen_record
 
 TABLE = FormulaTable("recurrent")
 
@@ -39,7 +39,7 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 ELEMENTWISE = {"rnn_tanh": 6, "rnn_relu": 1, "lstm": 28, "gru": 19}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class RecurrentLayer:
     """One layer in one direction over a sequence."""
 

@@ -23,13 +23,13 @@ import enum
 import functools
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from torch import nn
 
 from torchscan.records import Cost, OpCall
+from torchscan.records.frozen import frozen_record
 
 __all__ = [
     "DuplicateFormulaError",
@@ -79,7 +79,7 @@ class Saves(enum.Enum):
     """Dropout: a bool mask in training."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Workspace:
     """A buffer that an ATen op's kernel makes and returns as its result number ``output`` (e.g.
     what it keeps for its backward), while the op's fake (meta) kernel returns it empty: fake tensors
@@ -169,7 +169,7 @@ FormulaTable = OpTable[Formula]
 """The formulas of one op family (``ops/<family>.py``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class LazyTable(Generic[V]):
     """A family for an optional library (e.g. torchvision's fx-wrapped functions).
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from torch import nn
+
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["ModuleParams", "ParamEntry", "ParamSummary", "collect_params", "parameter_readers"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class ParamEntry:
     """One parameter tensor owned by a module."""
 
@@ -21,7 +22,7 @@ class ParamEntry:
     nbytes: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class ModuleParams:
     """Parameters and buffers registered directly on one module.
 
@@ -44,7 +45,7 @@ _NONE = ModuleParams()
 """The record of a module that registers no parameter and no buffer (frozen: shared by all of them)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class ParamSummary:
     by_module: Mapping[str, ModuleParams]
     params: int

@@ -20,6 +20,7 @@ from torch import nn
 
 from torchscan.passes.params import ParamSummary
 from torchscan.records import RECORD, Cost, Diagnostic, NodeRecord, Row, RowKind, node_records
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["RowMemo", "RowPlan", "build_rows", "row_plan", "scoped_names", "unused_parameters"]
 
@@ -54,7 +55,7 @@ def _parent_path(path: str) -> str:
     return path.rpartition(".")[0]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Slot:
     """One row as a :class:`RowPlan` knows it: ``row`` with no costs yet, its output shape read from
     ``shape_node``'s first output where it has one (else ``row``'s own), its output bytes per input."""
@@ -65,7 +66,7 @@ class _Slot:
     shape_node: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class RowPlan:
     """The rows of a graph as its node names, ops, module paths and execution order, the model's
     modules and the parameters decide them (never the shapes): the tree, names, order, parameter

@@ -5,9 +5,9 @@ Every difference is ``B − A``: positive where the second model has more.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
+from torchscan.records.frozen import frozen_record
 from torchscan.records.rows import Context, Row, Totals
 
 __all__ = ["ROW_METRICS", "TOTAL_METRICS", "Comparison", "RowDiff", "RowStatus"]
@@ -29,7 +29,7 @@ TOTAL_METRICS: tuple[str, ...] = (
 RowStatus = Literal["both", "only_a", "only_b"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class RowDiff:
     """One row name of either report: ``a`` and ``b`` are its row in each (``None`` where absent)."""
 
@@ -95,7 +95,7 @@ class RowDiff:
         return data
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Comparison:
     """Report B against report A: totals, activation peaks, and every row of either, matched by name.
 

@@ -6,10 +6,9 @@ The graph itself is a ``networkx.DiGraph`` (one node per fx node, edges = data f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import networkx as nx
 
+from torchscan.records.frozen import frozen_record
 from torchscan.records.ops import OpCall, TensorSpec
 
 __all__ = ["COST", "RECORD", "NodeRecord", "StorageRef", "node_records"]
@@ -22,7 +21,7 @@ COST = "cost"
 (None: no formula; absent: free)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class StorageRef:
     """The storage behind one output tensor: ``id`` is unique within one propagation (views and
     in-place results share their base's id), ``nbytes`` the storage size, ``persistent`` True for
@@ -33,7 +32,7 @@ class StorageRef:
     persistent: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class NodeRecord:
     """One fx node: where it sits, what it computes, what it produced.
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
+
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["ActivationPeak", "CpuMeasurement", "MeasuredStep", "MemoryReport", "TrainingEstimate"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class ActivationPeak:
     """Static peak of live activation bytes in inference (graph inputs included).
 
@@ -23,7 +25,7 @@ class ActivationPeak:
     timeline: tuple[tuple[str, int], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class TrainingEstimate:
     """One training step's memory for one optimizer; ``peak_bytes`` is the whole step's peak.
 
@@ -49,7 +51,7 @@ class TrainingEstimate:
         return {**asdict(self), "phases": dict(self.phases)}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class MeasuredStep:
     """One real steady-state training step on CPU (``optimizer``): its measured peak (live tensor
     bytes over the step + parameters, buffers, optimizer state and inputs) beside the estimate's."""
@@ -64,7 +66,7 @@ class MeasuredStep:
         return self.static_bytes / self.measured_bytes - 1
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class CpuMeasurement:
     """Real passes on CPU (``summary(..., measure="cpu")``): the live tensor bytes of one no-grad
     forward (inputs included, like the static peak) and of one training step per optimizer;
@@ -95,7 +97,7 @@ class CpuMeasurement:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class MemoryReport:
     """The memory section of a report (bytes throughout).
 

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import MappingProxyType
 from typing import Any, Literal
 
 import torch
+
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["ZERO", "CallKind", "Cost", "OpCall", "TensorSpec", "tensor_leaves"]
 
 CallKind = Literal["module", "function", "method"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class TensorSpec:
     """Shape and dtype of a tensor (no data).
 
@@ -45,7 +47,7 @@ class TensorSpec:
         return len(self.shape)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Cost:
     """FLOPs, MACs and DMAs (element reads + writes) of one op call."""
 
@@ -67,7 +69,7 @@ def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping or {}))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class OpCall:
     """What a formula sees of one call.
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from fractions import Fraction
 from typing import Any, Literal
+
+from torchscan.records.frozen import frozen_record
 
 __all__ = [
     "FREE_DMAS_FRACTION",
@@ -23,7 +25,7 @@ SCHEMA_VERSION = 2
 RowKind = Literal["module", "function", "method", "parameter"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Row:
     """One layer of the report, aggregating everything beneath it.
 
@@ -76,7 +78,7 @@ class Row:
         return data
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Totals:
     """Whole-model numbers. ``flops``/``macs``/``dmas`` are lower bounds when not ``complete``."""
 
@@ -127,7 +129,7 @@ def is_bookkeeping(row: Row, totals: Totals) -> bool:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Diagnostic:
     """Something the report could not do exactly: ``code`` is machine-readable."""
 
@@ -139,7 +141,7 @@ class Diagnostic:
         return {"code": self.code, "message": self.message, "nodes": list(self.nodes)}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Context:
     """How the numbers were obtained."""
 

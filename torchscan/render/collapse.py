@@ -7,12 +7,12 @@ drawn graph is a DAG exactly when the model's dataflow is one.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import networkx as nx
 
 from torchscan.records import RECORD, NodeRecord, Row
+from torchscan.records.frozen import frozen_record
 from torchscan.records.rows import is_bookkeeping
 from torchscan.render.graph_attrs import leaf_row, rows_by_node
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["CollapsedNode", "collapse"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class CollapsedNode:
     """One node of the collapsed graph: a report row (its aggregated numbers), an input or the output."""
 

@@ -13,7 +13,6 @@ import difflib
 import shutil
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ import torch
 
 from torchscan.errors import InputError
 from torchscan.records import NodeRecord, OpCall, Row, node_records
+from torchscan.records.frozen import frozen_record
 from torchscan.records.rows import is_bookkeeping
 from torchscan.render.graph_attrs import leaf_row, rows_by_node
 from torchscan.render.memory import memory_lines
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["COLUMNS", "PRESETS", "Column", "parse_columns", "render_table", "wants_receptive_field"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Column:
     """A column of the table: its name (as passed to ``columns=``), header, alignment and meaning."""
 
@@ -136,7 +136,7 @@ def wants_receptive_field(spec: str | Sequence[str] | None) -> bool:
     return ("receptive_field", True) in _expand(spec)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Facts:
     """What some columns read besides the row: first input shapes and kernels by row name."""
 
@@ -253,7 +253,7 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Block:
     """One block of the table: column indices (0 is Layer) and their widths."""
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from torchscan.errors import InputError
 from torchscan.records import TensorSpec
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["Dim", "collect_dims", "grid_values", "has_dims", "substitute", "verification_values"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Dim:
     """A named input size (batch, sequence length, resolution…) that the report keeps as a symbol.
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from torchscan.records.frozen import frozen_record
 from torchscan.report import Report
 from torchscan.symbolic.dims import Dim, grid_values, verification_values
 from torchscan.symbolic.leaves import Path, is_number, leaves
@@ -47,7 +47,7 @@ FAR_STEPS = 4096
 """How far the far checks reach for a size without a ``max`` (in steps of its ``multiple_of``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Fitted:
     """What :func:`fit_report` found: the report at the first grid point, a formula per number that
     changes with the sizes, the leaves without one, and where the formulas were checked."""

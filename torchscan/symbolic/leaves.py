@@ -12,12 +12,13 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from torchscan.records.frozen import frozen_record
 from torchscan.report import Report
 
 __all__ = ["WALKED", "Path", "is_number", "leaves", "rebuild"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@frozen_record
 class NoFormula:
     """Stands where a symbolic report has no exact formula for a value (see its ``conditions``)."""
 

@@ -13,6 +13,7 @@ import networkx as nx
 import sympy
 
 from torchscan.errors import InputError
+from torchscan.records.frozen import frozen_record
 from torchscan.render.units import parse_size
 from torchscan.report import Report
 from torchscan.symbolic.dims import Dim
@@ -33,7 +34,7 @@ def parse_bytes(budget: int | str) -> int:
         raise InputError(f"cannot read {budget!r} as a memory size: {error}") from None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Fit:
     """The answer of :meth:`SymbolicReport.max_fit`: the largest ``value`` of ``name`` whose static
     estimate (``peak_bytes``, reached in ``phase``) fits ``budget_bytes``; the next admitted value

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from torchscan.records.frozen import frozen_record
 
 __all__ = [
     "DEFAULT_MEMORY_LIMIT",
@@ -36,7 +38,7 @@ TRAINING_FIELDS: Mapping[str, str] = {
 """Optimizer (a key of ``torchscan.passes.memory.OPTIMIZERS``) -> the row field holding its training peak."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class ZooInput:
     """One tensor the model is called with: its full shape (batch first), dtype name and, for a keyword
     argument, its name (``None``: positional, in order)."""
@@ -56,7 +58,7 @@ def inputs_text(inputs: tuple[ZooInput, ...]) -> str:
     return ", ".join(item.text() for item in inputs)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Job:
     """One model and the input sets to analyse it at: one worker process, one row per input set.
 
@@ -77,7 +79,7 @@ class Job:
         return dataclasses.replace(self, inputs=inputs)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Settings:
     """How every job of a sweep runs: the worker's limits and ``crawl_module``'s real-forward policy.
 
@@ -94,7 +96,7 @@ class Settings:
     warm_start: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class ZooRow:
     """One model at one input: the totals of its report, or why it failed.
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 import collections
 import html
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from torchscan.errors import InputError
+from torchscan.records.frozen import frozen_record
 from torchscan.version import __version__
 from torchscan.zoo.records import ZooRow
 
 __all__ = ["COLUMNS", "DEFAULT_COLUMNS", "parse_columns", "render_html", "render_markdown", "summarise"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Column:
     header: str
     text: Callable[[ZooRow], str]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -13,11 +12,12 @@ from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._mode_utils import no_dispatch
 
 from torchscan.ops.registry import OpLookup, OpTable
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["Answer", "Fresh", "Pending", "Rule", "RuleTable", "ShapeRules", "answer", "is_tensor", "materialize"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Fresh:
     """A new contiguous tensor."""
 

@@ -4,7 +4,6 @@ per capture: :class:`MemoryPlan`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import networkx as nx
 
@@ -16,11 +15,12 @@ from torchscan.passes.memory.liveness import StaticLiveness, sources_of, static_
 from torchscan.passes.memory.storage import Storages
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord, node_records
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["MemoryGraph", "MemoryPlan", "PlanMemo", "memory_graph", "memory_plan", "plan_key"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class MemoryPlan:
     """What the memory rules read that the graph, the model's copy and the parameters decide, never
     the shapes, strides or storages: what each node reads, the liveness facts of names, frames and
@@ -39,7 +39,7 @@ PlanMemo = dict[tuple[tuple[bool, bool], ...], MemoryPlan]
 """Memory plans of one capture by :func:`plan_key` (the graph of a capture has one key in practice)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class MemoryGraph:
     """A graph as the memory rules read it: execution order, the nodes each node reads (in
     predecessor order), storage liveness, requires-grad flags, trainable bytes per module, the

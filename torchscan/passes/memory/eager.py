@@ -16,19 +16,19 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from torchscan.passes.memory.eager_names import AUGMENTABLE, assigned_name, is_augmented, rebound_names, root_call
 from torchscan.passes.memory.frames import Frame
 from torchscan.records import NodeRecord
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["augmented_source", "is_augmentable", "is_root", "local_ends"]
 
 _NOT_BOUND = frozenset({"placeholder", "output", "get_attr"})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Bindings:
     """Positions whose source line at a frame level binds a name, with their call sites; ``skip[i]``
     is the first entry from ``i`` on at another call site than entry ``i``."""
@@ -38,7 +38,7 @@ class _Bindings:
     skip: list[int]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Frames:
     """Frame instances of an execution order, as lookup tables.
 
@@ -197,7 +197,7 @@ def _read_on_site(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _StatementValue:
     """Which nodes of a rebinding statement's run (call site ``site`` at ``level``, up to
     ``last``) are a statement's value when its outermost call is not recognised: those no later
@@ -277,7 +277,7 @@ def _tables(ordered: Sequence[NodeRecord], frames: Sequence[tuple[Frame, ...]], 
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Chain:
     """One chain of user frames: per level its frame id and call site, and the levels whose
     source line binds a name (level, name; each name of tuple targets)."""

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -54,13 +53,14 @@ from torchscan.ops import Saves
 from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.kernels import with_workspace
 from torchscan.records import NodeRecord, TensorSpec
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["CallMemory", "NodeMemory", "Replay", "record_calls", "recorded_calls", "worth_recording"]
 
 _CALLS = ("call_module", "call_function", "call_method")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class CallMemory:
     """ATen-level memory of one call (bytes), see the module docstring.
 
@@ -80,7 +80,7 @@ class CallMemory:
     """Whether the training facts were recorded (something of the call requires grad)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class NodeMemory:
     """A node's :class:`CallMemory` and the graph nodes its tensor arguments come from (same order)."""
 
@@ -534,7 +534,7 @@ def _sources(node: fx.Node, values: _Values, leaves: Sequence[torch.Tensor]) -> 
     return tuple(made.get(id(tensor)) for tensor in leaves)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Replay:
     """What running the graph's calls again needs, from the capture: its fx ``graph`` of a call of
     ``root`` (the fake copy), ``fake_mode``, the ``fakes`` still to put into ``root`` (None: all

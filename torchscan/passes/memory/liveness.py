@@ -13,7 +13,6 @@ local name and alias ``y += z`` to ``y``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
@@ -22,6 +21,7 @@ from torchscan.passes.memory.eager import augmented_source, is_augmentable, loca
 from torchscan.passes.memory.frames import CONTAINER_MODULES, LIBRARY_MODULES, Frame, frames_by_node
 from torchscan.passes.memory.storage import END, Storages, storage_keys
 from torchscan.records import NodeRecord
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["HELD_OUTPUTS", "StaticLiveness", "call_ends", "sources_of", "static_liveness", "storages"]
 
@@ -35,7 +35,7 @@ def sources_of(graph: nx.DiGraph) -> dict[str, tuple[str, ...]]:
     return {name: tuple(predecessors) for name, predecessors in graph.pred.items()}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class StaticLiveness:
     """What liveness reads of a graph that its node names, ops, module paths and stack traces decide
     (never its shapes or storages): one per capture, reused for every input of a sweep.

@@ -10,12 +10,12 @@ them) are persistent — model memory, never activations.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
 
 from torchscan.records import NodeRecord
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["END", "Storages", "input_keys", "is_view", "made_by_forward", "output_bytes", "storage_keys"]
 
@@ -23,7 +23,7 @@ END = 1 << 62
 """A node index after every node: a storage whose last use is ``END`` is held to the end."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Storages:
     """Activation storages of a graph: size, producer index and last reader index.
 

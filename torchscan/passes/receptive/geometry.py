@@ -22,8 +22,9 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
+
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["Bound", "Field", "Marker", "RField", "Span", "Unsupported"]
 
@@ -39,7 +40,7 @@ class Marker(enum.Enum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Bound:
     """Quasi-affine integer function ``f(i) = offsets[i mod q] + (i div q)·rise``, ``q = len(offsets)``."""
 
@@ -83,7 +84,7 @@ class Bound:
         return self
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Span:
     """Left and right bounds of the field of each unit along one spatial dim."""
 
@@ -137,7 +138,7 @@ def _pointwise(pick: Callable[[int, int], int], f: Bound, g: Bound) -> Bound:
     return Bound(tuple(pick(f.at(i), g.at(i)) for i in range(period)), rise)._reduced()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Field:
     """The receptive field of a tensor: one :class:`Span` per spatial dim of the model input.
 
@@ -156,7 +157,7 @@ class Field:
     statistics: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class RField:
     """Receptive field of a layer's output along one spatial dim, in model-input units.
 

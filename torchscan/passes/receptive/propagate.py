@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import MappingProxyType
 
 import networkx as nx
@@ -13,11 +13,12 @@ from torchscan.passes.receptive.geometry import Field, Marker, RField, Span, Uns
 from torchscan.passes.receptive.rules import DEFAULT_RULES
 from torchscan.passes.receptive.table import Operand, Outcome, RuleLookup
 from torchscan.records import RECORD, Diagnostic, NodeRecord
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["ReceptiveFields", "receptive_fields"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class ReceptiveFields:
     """The outcome of every node that depends on the source input (absent = constant)."""
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from torchscan.ops.registry import OpLookup, OpTable
 from torchscan.passes.receptive.geometry import Field, Marker, Unsupported
 from torchscan.records import OpCall, TensorSpec
+from torchscan.records.frozen import frozen_record
 
 __all__ = [
     "Operand",
@@ -36,7 +37,7 @@ __all__ = [
 Outcome = Field | Marker
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Operand:
     """An input of a call that depends on the model input: its field and its tensor spec."""
 

@@ -1,0 +1,71 @@
+"""The one way torchscan declares a record: a frozen dataclass with slots, built quickly.
+
+A frozen dataclass's generated ``__init__`` stores each field through ``object.__setattr__`` (its own
+``__setattr__`` refuses): about 100 ns a field, 2.4 µs for a 23-field :class:`~torchscan.records.Row`
+against 0.3 µs for the same class unfrozen. An analysis builds tens of thousands of fields' worth
+of records (MobileNetV3-Large: ~4,000 records, ~27,000 fields), so :func:`frozen_record` gives each
+class an ``__init__`` that stores through the slots' own descriptors instead (1.2 µs for that
+``Row``); the instances are the same frozen dataclass instances (assignment still raises,
+``dataclasses.replace``, equality, hashing, pickling and ``__post_init__`` unchanged).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import dataclass_transform
+
+__all__ = ["frozen_record"]
+
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, dataclasses.Field))
+def frozen_record(cls: type[_T]) -> type[_T]:
+    """``@dataclass(frozen=True, slots=True)`` with an ``__init__`` that stores fields through the
+    slots' descriptors (see the module docstring); a class whose fields are not all plain ``__init__``
+    parameters (``init=False``, keyword-only, ``InitVar``) keeps the dataclass's own."""
+    made: Any = dataclasses.dataclass(frozen=True, slots=True)(cls)
+    init = _fast_init(made)
+    if init is not None:
+        made.__init__ = init
+    return made
+
+
+def _fast_init(cls: type) -> Callable[..., None] | None:
+    """The ``__init__`` of :func:`frozen_record`, None where the dataclass's own must stay."""
+    fields = dataclasses.fields(cls)
+    if len(fields) != len(vars(cls)["__dataclass_fields__"]) or any(not f.init or f.kw_only for f in fields):
+        return None  # an InitVar or ClassVar pseudo-field, a field set elsewhere or by keyword only
+    names: dict[str, Any] = {"_MISSING": dataclasses.MISSING}
+    params, body = [], []
+    for index, field in enumerate(fields):
+        slot = next(vars(klass)[field.name] for klass in cls.__mro__ if field.name in vars(klass))
+        names[f"_set{index}"] = slot.__set__
+        value = field.name
+        if field.default is not dataclasses.MISSING:
+            names[f"_default{index}"] = field.default
+            params.append(f"{field.name}=_default{index}")
+        elif field.default_factory is not dataclasses.MISSING:
+            names[f"_factory{index}"] = field.default_factory
+            params.append(f"{field.name}=_MISSING")
+            value = f"_factory{index}() if {field.name} is _MISSING else {field.name}"
+        else:
+            params.append(field.name)
+        body.append(f"    _set{index}(self, {value})")
+    if hasattr(cls, "__post_init__"):
+        body.append("    self.__post_init__()")
+    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body or ["    pass"]) + "\n"
+    scope: dict[str, Any] = {}
+    exec(compile(source, f"<frozen_record {cls.__qualname__}>", "exec"), names, scope)  # source made of the field names
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__annotations__ = {**{field.name: field.type for field in fields}, "return": None}
+    return init
