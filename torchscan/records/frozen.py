@@ -16,14 +16,18 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+_T = TypeVar("_T")
+_F = TypeVar("_F")
+
 if sys.version_info >= (3, 11):
     from typing import dataclass_transform
-else:  # pragma: no cover - Python 3.10
-    from typing_extensions import dataclass_transform
+else:  # pragma: no cover - Python 3.10: type checkers read the 3.11 branch
+
+    def dataclass_transform(**_: Any) -> Callable[[_F], _F]:
+        return lambda function: function
+
 
 __all__ = ["frozen_record"]
-
-_T = TypeVar("_T")
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, dataclasses.Field))
