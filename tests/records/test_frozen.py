@@ -104,7 +104,7 @@ def test_missing_and_unknown_arguments_raise_type_error() -> None:
         fast_cls(1, 2, 3)
 
 
-def test_fields_not_all_plain_init_parameters_keep_the_dataclass_init() -> None:
+def test_a_class_with_fields_set_otherwise_or_its_own_init_keeps_that_init() -> None:
     @frozen_record
     class KeywordOnly:
         a: int
@@ -123,7 +123,14 @@ def test_fields_not_all_plain_init_parameters_keep_the_dataclass_init() -> None:
         def __post_init__(self, scale: int) -> None:
             object.__setattr__(self, "a", self.a * scale)
 
-    assert KeywordOnly(1, b=3).b == 3 and Derived(1).b == 0 and WithInitVar(2, 3).a == 6
+    @frozen_record
+    class OwnInit:
+        a: int
+
+        def __init__(self, text: str) -> None:
+            object.__setattr__(self, "a", len(text))
+
+    assert KeywordOnly(1, b=3).b == 3 and Derived(1).b == 0 and WithInitVar(2, 3).a == 6 and OwnInit("abc").a == 3
     for cls in (KeywordOnly, Derived, WithInitVar):
         assert not cls.__init__.__code__.co_filename.startswith("<frozen_record")
         with pytest.raises(dataclasses.FrozenInstanceError):

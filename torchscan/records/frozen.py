@@ -34,9 +34,11 @@ __all__ = ["frozen_record"]
 def frozen_record(cls: type[_T]) -> type[_T]:
     """``@dataclass(frozen=True, slots=True)`` with an ``__init__`` that stores fields through the
     slots' descriptors (see the module docstring); a class whose fields are not all plain ``__init__``
-    parameters (``init=False``, keyword-only, ``InitVar``) keeps the dataclass's own."""
+    parameters (``init=False``, keyword-only, ``InitVar``) keeps the dataclass's own, and a class that
+    defines ``__init__`` keeps that."""
+    own_init = "__init__" in vars(cls)  # the class's own, which the dataclass keeps too
     made: Any = dataclasses.dataclass(frozen=True, slots=True)(cls)
-    init = _fast_init(made)
+    init = None if own_init else _fast_init(made)
     if init is not None:
         made.__init__ = init
     return made
