@@ -152,8 +152,10 @@ class _Tracer(fx.Tracer):
         self._callers: dict[Any, tuple[Any, ...]] = {}
         """The frames of the running :meth:`call_module` calls, each with the :func:`_frames` of its
         callers (fixed while it runs: every frame above it waits at the same line)."""
-        self._stacks: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        """Every distinct stack of callers kept so far, by itself (one object each, alive for the trace)."""
+        self._stacks: dict[tuple[int, tuple[Any, ...]], tuple[Any, ...]] = {}
+        """Every distinct stack of callers kept so far (one object each, alive for the trace), by the ``id``
+        of the kept stack it continues and the frames below that (hashing a 40-frame stack of code objects
+        at every module call cost 1.7% of a CNN's analysis)."""
         self._node_texts: dict[tuple[int, tuple[Any, ...]], str] = {}
         """A node's stack trace text by (``id`` of its kept callers' stack, the frames below them)."""
         self._leaves: dict[type, bool] = {}
@@ -428,8 +430,12 @@ class _Tracer(fx.Tracer):
         if reuse is not None and reuse.depth:
             reuse.log.append(("call", path, None))
         frame = sys._getframe()
-        above = self.frames_from(frame.f_back)
-        self._callers[frame] = self._stacks.setdefault(above, above)  # equal stacks: one object, kept
+        kept, below = self._walk(frame.f_back)
+        interned = (id(kept), below)  # as node texts are keyed: the few frames below hashed, not the whole stack
+        above = self._stacks.get(interned)
+        if above is None:  # equal stacks: one object, kept
+            above = self._stacks[interned] = below if kept is None else kept + below
+        self._callers[frame] = above
         try:
             if self.is_leaf_module(m, path):
                 result = self.create_proxy("call_module", path, args, kwargs)
