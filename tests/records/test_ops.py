@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
-from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -16,41 +15,48 @@ from torchscan.records import TensorSpec, tensor_leaves
 
 _Pair = namedtuple("_Pair", "first second")
 
-specs = st.builds(
+Built = tuple[Any, list[TensorSpec]]
+"""A value and the specs placed in it, in the order they were placed (the expected leaves)."""
+
+specs: st.SearchStrategy[Built] = st.builds(
     TensorSpec,
     st.lists(st.integers(0, 8), max_size=4).map(tuple),
     st.sampled_from([torch.float32, torch.int64]),
     st.booleans(),
-)
-scalars = st.none() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=2) | st.booleans()
-values = st.recursive(
-    specs | scalars | st.just(torch.float16) | st.just(slice(1, 2)),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.lists(children, max_size=4).map(tuple)
-        | st.tuples(children, children).map(lambda pair: _Pair(*pair))
-        | st.dictionaries(st.text(max_size=2), children, max_size=3)
-        | st.dictionaries(st.text(max_size=2), children, max_size=3).map(OrderedDict)
-        | st.dictionaries(st.text(max_size=2), children, max_size=3).map(MappingProxyType)
-    ),
-    max_leaves=12,
-)
+).map(lambda spec: (spec, [spec]))
+plain: st.SearchStrategy[Built] = (
+    st.none() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=2) | st.just(slice(1, 2))
+).map(lambda value: (value, []))
 
 
-def _reference(value: Any) -> Iterator[TensorSpec]:
-    if isinstance(value, TensorSpec):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            yield from _reference(item)
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _reference(item)
+def _sequence(kind: type, items: list[Built]) -> Built:
+    return kind(value for value, _ in items), [spec for _, found in items for spec in found]
+
+
+def _mapping(kind: Any, items: list[Built]) -> Built:
+    return kind({str(position): value for position, (value, _) in enumerate(items)}), [
+        spec for _, found in items for spec in found
+    ]
+
+
+def _containers(children: st.SearchStrategy[Built]) -> st.SearchStrategy[Built]:
+    items = st.lists(children, max_size=4)
+    return (
+        items.map(lambda found: _sequence(list, found))
+        | items.map(lambda found: _sequence(tuple, found))
+        | st.tuples(children, children).map(lambda pair: (_Pair(pair[0][0], pair[1][0]), pair[0][1] + pair[1][1]))
+        | items.map(lambda found: _mapping(dict, found))
+        | items.map(lambda found: _mapping(OrderedDict, found))
+        | items.map(lambda found: _mapping(MappingProxyType, found))
+    )
+
+
+values = st.recursive(specs | plain, _containers, max_leaves=12)
 
 
 @settings(max_examples=examples(200), deadline=None)
 @given(values)
-def test_tensor_leaves_are_every_spec_in_order(value: Any) -> None:
+def test_tensor_leaves_are_every_spec_in_order(built: Built) -> None:
+    value, placed = built
     found = list(tensor_leaves(value))
-    expected = list(_reference(value))
-    assert len(found) == len(expected) and all(a is b for a, b in zip(found, expected, strict=True))
+    assert len(found) == len(placed) and all(a is b for a, b in zip(found, placed, strict=True))
