@@ -281,7 +281,7 @@ class _Tracer(fx.Tracer):
         """``frame`` and its callers down to the trace's entry, as :func:`_frames` gives them: walked up
         to the nearest running :meth:`call_module` frame only, whose callers' frames are kept."""
         above, below = self._walk(frame)
-        return below if above is None else above + below
+        return _joined(above, below)
 
     def _walk(self, frame: Any) -> tuple[tuple[Any, ...] | None, tuple[Any, ...]]:
         """:meth:`frames_from` in two parts: the kept frames of the callers of the nearest running
@@ -437,7 +437,7 @@ class _Tracer(fx.Tracer):
         interned = (id(kept), below)  # as node texts are keyed: the few frames below hashed, not the whole stack
         above = self._stacks.get(interned)
         if above is None:  # equal stacks: one object, kept
-            above = self._stacks[interned] = below if kept is None else kept + below
+            above = self._stacks[interned] = _joined(kept, below)
         self._callers[frame] = above
         try:
             if self.is_leaf_module(m, path):
@@ -495,11 +495,11 @@ class _Tracer(fx.Tracer):
         key = (id(above), below)  # ``above`` is one kept object per distinct stack: a short key for the text
         text = self._node_texts.get(key)
         if text is None:
-            text = self._node_texts[key] = self.stack_text(below if above is None else above + below)
+            text = self._node_texts[key] = self.stack_text(_joined(above, below))
         if text:
             node.stack_trace = text
         if self._reuse is not None and self._reuse.depth:
-            self._reuse.frames[node] = below if above is None else above + below
+            self._reuse.frames[node] = _joined(above, below)
         return node
 
 
@@ -742,6 +742,11 @@ def _frames(frame: Any, stop: Any) -> tuple[Any, ...]:
     """``frame`` and its callers up to ``stop`` (excluded), outermost first, as one flat tuple
     (code object, line, code object, line, …): a cheap key (one tuple per walk)."""
     return _walk(frame, stop, {})[1]
+
+
+def _joined(above: tuple[Any, ...] | None, below: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The whole stack from :func:`_walk`'s two parts."""
+    return below if above is None else above + below
 
 
 def _walk(
