@@ -400,7 +400,7 @@ def _report(
     one capture."""
     model, registry, params = subject.model, subject.registry, subject.params
     captured, values = chain.capture, chain.values
-    graph = build_graph(captured.graph, captured.root, values, captured.memo.records)
+    graph = build_graph(captured.graph, captured.root, values, captured.memo.records, captured.memo.shapes.submodules)
 
     outputs = tuple(
         spec.shape

@@ -41,14 +41,15 @@ def build_graph(
     root: nn.Module,
     values: Mapping[str, NodeValues],
     memo: dict[str, Any] | None = None,
+    modules: Mapping[str, nn.Module] | None = None,
 ) -> nx.DiGraph:
     """A DiGraph with a :class:`NodeRecord` under ``RECORD`` per node of ``traced`` and data-flow edges.
 
-    ``memo`` keeps each node's shape-independent parts across builds over the same capture (a sweep).
+    ``memo`` keeps each node's shape-independent parts across builds over the same capture (a sweep);
+    ``modules``: ``root.named_modules(remove_duplicate=False)`` as a dict, when the caller has it.
     """
     binder = ArgumentBinder()
     memo = {} if memo is None else memo
-    modules: dict[str, nn.Module] | None = None
     stacks: dict[int, tuple[tuple[str, int], ...]] = {}  # the nodes of one module call share its stack
     nodes: list[tuple[str, dict[str, NodeRecord]]] = []
     edges: list[tuple[str, str]] = []

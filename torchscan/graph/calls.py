@@ -210,7 +210,7 @@ def module_config(module: nn.Module) -> dict[str, Any]:
     config: dict[str, Any] = {
         name: value
         for name, value in vars(module).items()
-        if not name.startswith("_") and isinstance(value, _CONFIG_TYPES)
+        if name[:1] != "_" and isinstance(value, _CONFIG_TYPES)  # the slice: ``startswith``'s call costs more
     }
     config["training"] = module.training
     seen: set[int] = set()

@@ -144,14 +144,26 @@ def reparametrized_names(module: nn.Module) -> tuple[str, ...]:
     """Names of the tensors ``module`` computes from others at each call (``weight`` of a weight-,
     spectral-normed or pruned layer; any ``torch.nn.utils.parametrize`` parametrization)."""
     names: list[str] = []
-    if parametrize.is_parametrized(module):
+    state = vars(module)
+    if _may_hold_parametrizations(module, state) and parametrize.is_parametrized(module):
         names.extend(module.parametrizations.keys())
-    for hook in (vars(module).get("_forward_pre_hooks") or {}).values():
+    for hook in (state.get("_forward_pre_hooks") or {}).values():
         if isinstance(hook, (WeightNorm, SpectralNorm)):
             names.append(hook.name)
         elif isinstance(hook, prune.BasePruningMethod):
             names.append(hook._tensor_name)
     return tuple(names)
+
+
+def _may_hold_parametrizations(module: nn.Module, state: dict[str, Any]) -> bool:
+    """Whether ``module.parametrizations`` can be found at all (a registered submodule, an instance or
+    class attribute): where it cannot, ``is_parametrized``'s attribute lookup only fails, through
+    ``nn.Module.__getattr__`` and its exception (~1 µs a module)."""
+    return (
+        "parametrizations" in (state.get("_modules") or ())
+        or "parametrizations" in state
+        or hasattr(type(module), "parametrizations")
+    )
 
 
 _HOOK_DICTS = {

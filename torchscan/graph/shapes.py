@@ -102,6 +102,7 @@ class PlanCache:
     nodes: dict[str, NodePlan] = dataclasses.field(default_factory=dict)
     steps: tuple[tuple[fx.Node, tuple[fx.Node, ...]], ...] | None = None
     submodules: dict[str, nn.Module] | None = None
+    """The copy's submodules by path, a module registered at several paths under each."""
 
 
 def is_passthrough(inputs: Any, result: Any) -> bool:
@@ -345,7 +346,7 @@ class _ShapeRunner:
         memo: bool = True,
     ) -> None:
         if plans.submodules is None:
-            plans.submodules = dict(module.named_modules())
+            plans.submodules = dict(module.named_modules(remove_duplicate=False))  # every path (build_graph's too)
         if plans.steps is None:
             plans.steps = _steps(graph)
         self.module, self.graph, self.submodules = module, graph, plans.submodules
