@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import gc
 import inspect
+import itertools
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
@@ -464,13 +465,18 @@ def _report(
     )
 
 
+_EAGER_TENSORS = frozenset({nn.Parameter, torch.Tensor})
+"""The exact types of nearly every parameter and buffer: never lazy (``is_lazy``'s ``isinstance``
+goes through ``nn.Parameter``'s metaclass, six times the cost of a set lookup)."""
+
+
 def _check_initialized(model: nn.Module, modules: Sequence[tuple[str, nn.Module]]) -> None:
     """An :class:`InputError` naming the first layer whose parameters or buffers are still lazy
     (``nn.LazyLinear`` before its first forward: their shapes are not known yet); ``modules``: the
     model's ``named_modules()``."""
     for path, module in modules:
-        for name, tensor in (*module._parameters.items(), *module._buffers.items()):
-            if tensor is not None and is_lazy(tensor):
+        for name, tensor in itertools.chain(module._parameters.items(), module._buffers.items()):
+            if tensor is not None and type(tensor) not in _EAGER_TENSORS and is_lazy(tensor):
                 raise InputError(
                     f"layer '{path or type(model).__name__}' ({type(module).__name__}) has an uninitialized "
                     f"parameter or buffer '{name}' (a lazy module before its first forward): its shape is not "

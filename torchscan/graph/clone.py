@@ -206,8 +206,12 @@ def hooks_of(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | None =
         for hook in (getattr(module_state, key, None) or {}).values():
             found.append(IgnoredHook("<global>", kind, _callable_name(hook)))
     for path, module in model.named_modules() if modules is None else modules:
+        state = vars(module)
         for key, kind in _HOOK_DICTS.items():
-            for hook in (vars(module).get(key) or {}).values():
+            hooks = state.get(key)
+            if not hooks:  # most modules: four empty dicts
+                continue
+            for hook in hooks.values():
                 if not (key == "_forward_pre_hooks" and isinstance(hook, _KEPT_HOOKS)):
                     found.append(IgnoredHook(path, kind, _callable_name(hook)))
     return tuple(found)

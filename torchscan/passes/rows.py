@@ -367,7 +367,10 @@ def _flatten(accs: dict[str, _Acc], index: Mapping[str, int]) -> tuple[_Slot, ..
 
 
 def _sorted_children(accs: Mapping[str, _Acc], name: str) -> list[str]:
-    return sorted(accs[name].children, key=lambda child: accs[child].order)
+    children = accs[name].children
+    if len(children) < 2:  # most rows: nothing to order
+        return list(children)
+    return sorted(children, key=lambda child: accs[child].order)
 
 
 def unused_parameters(rows: tuple[Row, ...], read: Collection[str] = ()) -> tuple[Diagnostic, ...]:

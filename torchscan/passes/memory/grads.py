@@ -47,10 +47,13 @@ def requires_grad(
 
 def trainable_bytes(params: ParamSummary) -> dict[str, int]:
     """Module path -> bytes of the trainable parameters registered on it and below, owned there
-    (one pass over the modules and their ancestors: a lookup per node stays O(1))."""
+    (one pass over the modules and their ancestors: a lookup per node stays O(1); a path with none
+    is left out)."""
     totals: dict[str, int] = {}
     for module_path, held in params.by_module.items():
         nbytes = sum(entry.nbytes for entry in held.entries if entry.trainable)
+        if not nbytes:  # nothing to add up the tree: a path left out reads as 0 (``.get(path, 0)``)
+            continue
         path = module_path
         while True:
             totals[path] = totals.get(path, 0) + nbytes
@@ -62,9 +65,12 @@ def trainable_bytes(params: ParamSummary) -> dict[str, int]:
 
 def parameter_reads(params: ParamSummary) -> dict[str, dict[str, int]]:
     """Module path -> {parameter path (its owner's): bytes} of the trainable parameters a call of the
-    module reads: those registered on it and below, owned there or tied to another owner's."""
+    module reads: those registered on it and below, owned there or tied to another owner's (a path
+    under which no parameter is registered is left out: it reads none)."""
     reads: dict[str, dict[str, int]] = {}
     for module_path, held in params.by_module.items():
+        if not held.entries and not held.tied:  # most modules: nothing to add up the tree (read with ``.get``)
+            continue
         own = {
             f"{module_path}.{entry.name}" if module_path else entry.name: entry.nbytes
             for entry in held.entries

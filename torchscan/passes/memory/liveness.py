@@ -68,7 +68,8 @@ def static_liveness(
     containers = graph.graph.get(CONTAINER_MODULES, frozenset())
     paths = {record.name: record.module_path for record in ordered}
     held: dict[str, int] = dict(local_end)
-    entered_at: dict[tuple[str, str], int] = {}  # by (source's path, reader's path): a graph has few pairs
+    entered_at: dict[tuple[str, str], int] = {}  # by (source's path, reader's path)
+    parts: dict[str, tuple[str, ...]] = {}  # each path split once
     for position, record in enumerate(ordered):
         own, ends = record.module_path, call_end[position]
         for source in reads[position]:
@@ -78,7 +79,8 @@ def static_liveness(
                 pair = (paths[source], own)
                 entered = entered_at.get(pair)
                 if entered is None:  # its depth, less one
-                    entered = entered_at[pair] = _entered(_common_depth(_parts(pair[0]), _parts(own)), own, containers)
+                    depth = _common_depth(_split(pair[0], parts), _split(own, parts))
+                    entered = entered_at[pair] = _entered(depth, own, containers)
                 end = ends[entered] if entered < len(ends) else record.index
             if end > held.get(source, -1):
                 held[source] = end
@@ -150,6 +152,14 @@ def _entered(depth: int, path: str, containers: frozenset[str]) -> int:
     while depth < len(parts) and ".".join(parts[: depth + 1]) in containers:
         depth += 1
     return depth
+
+
+def _split(path: str, parts: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """:func:`_parts` of ``path``, kept in ``parts``."""
+    found = parts.get(path)
+    if found is None:
+        found = parts[path] = _parts(path)
+    return found
 
 
 def _parts(path: str) -> tuple[str, ...]:
