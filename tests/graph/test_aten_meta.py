@@ -16,7 +16,7 @@ from torch.utils._mode_utils import no_dispatch
 from torch.utils._pytree import tree_leaves
 
 from tests.profiles import examples
-from torchscan.graph.aten_meta import aten_new, aten_pointwise, aten_view
+from torchscan.graph.aten_meta import aten_inplace, aten_new, aten_pointwise, aten_view
 
 aten = torch.ops.aten
 
@@ -325,3 +325,79 @@ def test_pointwise_declines_what_its_layout_rule_does_not_cover() -> None:
     assert aten_pointwise(aten.add_.Tensor, (x, x), {}) is None  # in place
     assert aten_pointwise(aten.mm.default, (x, x.t()), {}) is None  # not pointwise
     assert aten_pointwise(aten.add.Tensor, (x, torch.empty(2, 3)), {}) is None  # a real tensor
+
+
+def _inplace_calls(
+    x: torch.Tensor, data: st.DataObject, fake: FakeTensorMode
+) -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
+    """In-place ops on ``x`` (any layout) with operands drawn to fit it, broadcast to it, or not."""
+    shape = list(x.shape)
+    with fake:
+        last = torch.empty(shape[-1:], dtype=x.dtype, device=x.device)  # broadcasts to x
+        wider = torch.empty([2, *shape], dtype=x.dtype, device=x.device)  # does not: x cannot grow
+        mask = torch.empty(shape, dtype=torch.bool, device=x.device)
+        # a constant on the CPU, as ``attn_mask[...] = count`` makes it (a meta tensor has no value to keep)
+        count = torch.tensor(3.0) if x.device.type == "cpu" else torch.full((), 3.0, device=x.device)
+        ints = torch.empty(shape, dtype=torch.int64, device=x.device)
+    operand = data.draw(st.sampled_from([last, wider, x]))
+    return [
+        (aten.fill_.Tensor, (x, count), {}),
+        (aten.fill_.Scalar, (x, 0.5), {}),
+        (aten.zero_.default, (x,), {}),
+        (aten.masked_fill_.Scalar, (x, mask, -100.0), {}),
+        (aten.add_.Tensor, (x, operand), {"alpha": 2}),
+        (aten.mul_.Tensor, (x, operand), {}),
+        (aten.clamp_.default, (x, 0.0, 1.0), {}),
+        (aten.relu_.default, (x,), {}),
+        (aten.add_.Tensor, (ints, x), {}),  # a float result cannot be written into integers
+    ]
+
+
+@settings(max_examples=examples(40))
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+    data=st.data(),
+    device=st.sampled_from(["cpu", "meta"]),
+)
+def test_in_place_results_equal_fake_tensor_dispatch(shape: tuple[int, ...], data: st.DataObject, device: str) -> None:
+    """The written argument itself, where FakeTensor's (uncached) dispatch returns it; None where the
+    dispatch raises (a shape that does not broadcast into it, a dtype it cannot hold)."""
+    fake = FakeTensorMode()
+    fake.cache_enabled = False
+    order = data.draw(st.permutations(range(len(shape))))
+    with fake:
+        base = torch.empty([shape[i] for i in order], device=device)
+        x = base.permute([order.index(i) for i in range(len(shape))])
+        if data.draw(st.booleans()):
+            x = x[(slice(None),) * (len(shape) - 1) + (slice(0, None, 2),)]  # gaps: a non-dense view
+    for func, args, kwargs in _inplace_calls(x, data, fake):
+        before = (args[0].shape, args[0].stride(), args[0].storage_offset(), _storage(args[0]))
+        answered = aten_inplace(func, args, kwargs)
+        try:
+            with fake:
+                dispatched = func(*args, **kwargs)
+        except (RuntimeError, IndexError, ValueError, TypeError):  # torch rejects it: the shortcut must not answer
+            assert answered is None, func
+            continue
+        assert answered is not None, func  # every op here is one the shortcut takes
+        assert answered is dispatched is args[0], func
+        assert (args[0].shape, args[0].stride(), args[0].storage_offset(), _storage(args[0])) == before
+
+
+def test_other_ops_and_inputs_are_dispatched_not_written() -> None:
+    fake = FakeTensorMode()
+    with fake:
+        x, y = torch.empty(2, 3), torch.empty(3, device="meta")
+    assert aten_inplace(aten.add.Tensor, (x, x), {}) is None  # not in place
+    assert aten_inplace(aten.add.out, (x, x), {"out": x}) is None  # out=
+    assert aten_inplace(aten.transpose_.default, (x, 0, 1), {}) is None  # changes metadata
+    assert aten_inplace(aten.resize_.default, (x, [6]), {}) is None
+    assert aten_inplace(aten.copy_.default, (x, x), {}) is None  # FakeTensor's own (devices)
+    assert aten_inplace(aten.add_.Tensor, (x, y), {}) is None  # two devices
+    assert aten_inplace(aten.add_.Tensor, (x, torch.empty(3)), {}) is None  # a real tensor
+    constant = FakeTensor(fake, torch.empty(2, device="meta"), torch.device("cpu"), constant=torch.ones(2))
+    assert aten_inplace(aten.mul_.Scalar, (constant, 2.0), {}) is None  # a write to a constant: FakeTensor's
+    assert aten_inplace(aten.add_.Tensor, (x, torch.empty(4)), {}) is None  # a real operand, not broadcastable
+    with fake:
+        wide = torch.empty(4, 2, 3)
+    assert aten_inplace(aten.add_.Tensor, (x, wide), {}) is None  # torch's own error comes from the dispatch

@@ -43,7 +43,7 @@ from torch._subclasses import fake_impls
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._mode_utils import no_dispatch
 
-__all__ = ["aten_new", "aten_pointwise", "aten_view"]
+__all__ = ["aten_inplace", "aten_new", "aten_pointwise", "aten_view"]
 
 _ALSO = frozenset({torch.ops.aten._unsafe_view.default})
 """Ops that return their input's storage without being tagged as views."""
@@ -158,6 +158,62 @@ def aten_new(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     ):
         return None
     return _wrapped(out, mode, device)
+
+
+@functools.lru_cache(maxsize=2048)
+def _writes_self(func: Any) -> bool:
+    """Whether ``func`` (an ATen op overload) is an in-place op of the plain kind: it writes its first
+    argument only, returns that argument and nothing else, changes no metadata (no ``inplace_view``:
+    ``transpose_``, ``resize_``…), has no data-dependent output, a meta kernel, and no implementation of
+    FakeTensor's own (a pure function of torch's op tables: cached for torch's op objects)."""
+    if not isinstance(func, torch._ops.OpOverload) or func.namespace != "aten" or func.is_view:
+        return False
+    schema = func._schema
+    arguments, returns = schema.arguments, schema.returns
+    if not arguments or len(returns) != 1:
+        return False
+    first, result = arguments[0].alias_info, returns[0].alias_info
+    if first is None or not first.is_write or result is None or result.before_set != first.before_set:
+        return False
+    if any(argument.alias_info is not None and argument.alias_info.is_write for argument in arguments[1:]):
+        return False  # an ``out=`` or a second written argument
+    if _SPECIAL_TAGS.intersection(func.tags) or func in _NOT_IN_PLACE:
+        return False
+    if not torch._C._dispatch_has_computed_kernel_for_dispatch_key(func.name(), "Meta"):
+        return False
+    return not any(check(func) for check, _ in fake_impls.op_implementations_checks)
+
+
+_NOT_IN_PLACE = frozenset({torch.ops.aten.set_.source_Tensor, torch.ops.aten.resize_.default})
+"""In-place ops that change their argument's size, strides or storage: FakeTensor's dispatch decides."""
+
+
+def aten_inplace(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The result of the in-place ATen op ``func`` (``fill_``, ``zero_``, ``masked_fill_``, ``copy_``,
+    ``add_``…: it writes its first argument and returns it, see :func:`_writes_self`) on fake tensors of
+    one mode and device: that argument itself, once the op's meta kernel has accepted the arguments'
+    shapes and dtypes (run on meta stand-ins, no Python dispatch); None where this does not apply.
+    The written tensor must be a plain fake (no constant value: FakeTensor tracks what a write does to
+    it); the others are only read, so a constant's value (``attn_mask[...] = count``) does not matter."""
+    if not _writes_self(func) or not args or type(args[0]) is not FakeTensor or not _readable(args[0]):
+        return None
+    target = args[0]
+    mode, device = target.fake_mode, target.fake_device
+    for value in (*_leaves(args[1:]), *_leaves(tuple(kwargs.values()))):
+        if type(value) is FakeTensor:
+            if value.layout != torch.strided or value._has_symbolic_sizes_strides:
+                return None
+            if value.fake_mode is not mode or value.fake_device != device:
+                return None
+        elif not _plain(value):
+            return None
+    stand_ins: dict[int, torch.Tensor] = {}
+    try:
+        with no_dispatch():
+            out = func(*_meta(args, stand_ins), **{key: _meta(value, stand_ins) for key, value in kwargs.items()})
+    except (RuntimeError, IndexError, TypeError, ValueError, NotImplementedError):
+        return None
+    return target if out is stand_ins.get(id(target)) else None
 
 
 def _meta(value: Any, stand_ins: dict[int, torch.Tensor]) -> Any:

@@ -44,7 +44,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map
 
-from torchscan.graph.aten_meta import aten_new, aten_pointwise, aten_view
+from torchscan.graph.aten_meta import aten_inplace, aten_new, aten_pointwise, aten_view
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
@@ -132,6 +132,8 @@ class _Tracker(TorchDispatchMode):
             return args[0].fake_device  # times by autograd: what FakeTensor answers, without its dispatch
         kwargs = kwargs or {}
         result = aten_view(func, args, kwargs)  # a view by its meta kernel: FakeTensor's dispatch is slow there
+        if result is None:
+            result = aten_inplace(func, args, kwargs)  # written in place: the argument itself, once checked
         if result is None:  # an op seen before with these inputs: its output made anew from the first's metadata
             key = self._memo.key("call_function", func, args, kwargs) if self._memo is not None else None
             result = self._memo.answer(key) if key is not None else None
@@ -144,14 +146,18 @@ class _Tracker(TorchDispatchMode):
                 if key is not None:
                     self._memo.learn(key, args, kwargs, result)
         result = with_workspace(func, args, kwargs, result)
+        added = False
         for tensor in tree_leaves(result):
             if isinstance(tensor, torch.Tensor):
                 storage = _storage(tensor)
                 if storage is not None:
                     ref = StorageWeakRef(storage)
-                    if ref.cdata not in self.existing and ref.cdata not in self.live:
+                    known = self.live.get(ref.cdata)  # an entry left from a freed storage at this address: replaced
+                    if ref.cdata not in self.existing and (known is None or known[0].expired()):
                         self.live[ref.cdata] = (ref, int(storage.nbytes()))
-        self.peak = max(self.peak, self.current())
+                        added = True
+        if added:  # else nothing was allocated: the bytes alive can only have dropped, the peak stands
+            self.peak = max(self.peak, self.current())
         return result
 
 
