@@ -16,7 +16,7 @@ from torch.utils._mode_utils import no_dispatch
 from torch.utils._pytree import tree_leaves
 
 from tests.profiles import examples
-from torchscan.graph.aten_meta import aten_inplace, aten_new, aten_pointwise, aten_view
+from torchscan.graph.aten_meta import aten_inplace, aten_new, aten_pointwise, aten_rule, aten_view
 
 aten = torch.ops.aten
 
@@ -401,3 +401,87 @@ def test_other_ops_and_inputs_are_dispatched_not_written() -> None:
     with fake:
         wide = torch.empty(4, 2, 3)
     assert aten_inplace(aten.add_.Tensor, (x, wide), {}) is None  # torch's own error comes from the dispatch
+
+
+def _ruled_calls(x: torch.Tensor, data: st.DataObject) -> list[tuple[Any, tuple[Any, ...], dict[str, Any], bool]]:
+    """Calls of the ops :func:`aten_rule` states, with arguments drawn to fit ``x`` (any layout), and
+    whether the rule must answer (True) or may decline."""
+    dims, shape = x.dim(), list(x.shape)
+    dim = data.draw(st.integers(-dims, dims - 1))
+    axes = data.draw(st.lists(st.integers(-dims, dims - 1), min_size=1, max_size=dims, unique_by=lambda d: d % dims))
+    flat = x.reshape(-1, shape[-1])
+    columns = data.draw(st.integers(1, 4))
+    right = torch.empty(columns, shape[-1], dtype=x.dtype, device=x.device).t()  # a weight laid out transposed
+    if data.draw(st.booleans()):
+        right = right.contiguous()
+    bias = torch.empty(data.draw(st.sampled_from([columns, 1])), dtype=x.dtype, device=x.device)
+    return [
+        (aten.roll.default, (x, [data.draw(st.integers(-3, 3))], [dim]), {}, True),
+        (aten.roll.default, (x, [1, 2], [dim, (dim + 1) % dims]), {}, True),
+        (aten.roll.default, (x, [1], []), {}, False),  # no dims: flattened, declined
+        (aten.addmm.default, (bias, flat, right), {"beta": data.draw(st.sampled_from([1, 0, 0.5]))}, True),
+        (aten.addmm.default, (bias, flat, right.t()), {}, False),  # the inner sizes differ (unless square)
+        (
+            aten.linalg_vector_norm.default,
+            (x, data.draw(st.sampled_from([2, 1, 0.5, float("inf")])), axes, data.draw(st.booleans())),
+            {},
+            True,
+        ),
+        (aten.linalg_vector_norm.default, (x,), {}, True),
+        (aten.linalg_vector_norm.default, (x, 2, None, False), {"dtype": torch.float64}, False),
+        (aten._softmax_backward_data.default, (x, x, dim, x.dtype), {}, True),
+        (aten._softmax_backward_data.default, (x.contiguous(), x, dim, x.dtype), {}, True),
+        (aten._softmax_backward_data.default, (x, x[..., :1], dim, x.dtype), {}, False),  # two shapes
+    ]
+
+
+@settings(max_examples=examples(40))
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+    data=st.data(),
+    device=st.sampled_from(["cpu", "meta"]),
+    dtype=st.sampled_from([torch.float32, torch.float16]),
+)
+def test_ruled_results_equal_fake_tensor_dispatch(
+    shape: tuple[int, ...], data: st.DataObject, device: str, dtype: torch.dtype
+) -> None:
+    """Uncached dispatch, as the recording runs it. Each rule answers its op's usual calls (a layout
+    of any order, gaps included) and never where the dispatch raises."""
+    fake = FakeTensorMode()
+    fake.cache_enabled = False
+    order = data.draw(st.permutations(range(len(shape))))
+    with fake:
+        base = torch.empty([shape[i] for i in order], device=device, dtype=dtype)
+        x = base.permute([order.index(i) for i in range(len(shape))])
+        if data.draw(st.booleans()):
+            x = x[(slice(None),) * (len(shape) - 1) + (slice(0, None, 2),)]  # gaps: a non-dense view
+        calls = _ruled_calls(x, data)
+    for func, args, kwargs, answers in calls:
+        inputs = _storages((args, kwargs))
+        answered = aten_rule(func, args, kwargs)
+        try:
+            with fake:
+                dispatched = func(*args, **kwargs)
+        except (RuntimeError, IndexError, ValueError, TypeError):  # torch rejects it: the rule must not answer
+            assert answered is None, func
+            continue
+        if answers:
+            assert answered is not None, func
+        if answered is not None:
+            _same_new(answered, dispatched, inputs)
+
+
+def test_ops_without_a_rule_and_other_inputs_are_not_ruled() -> None:
+    fake = FakeTensorMode()
+    with fake:
+        x, y = torch.empty(2, 3), torch.empty(3, device="meta")
+        ints = torch.empty(2, 3, dtype=torch.int64)
+    assert aten_rule(aten.add.Tensor, (x, x), {}) is None  # no rule
+    assert aten_rule(aten.roll.default, (torch.empty(2, 3), [1], [0]), {}) is None  # a real tensor
+    assert aten_rule(aten.addmm.default, (y, x, torch.empty(3, 3)), {}) is None  # two devices
+    assert aten_rule(aten.addmm.default, (torch.empty(3, 3), x, torch.empty(3, 3)), {}) is None
+    assert aten_rule(aten.linalg_vector_norm.default, (ints,), {}) is None  # integers: torch's error
+    assert aten_rule(aten.roll.default, (x, [1, 2], [0]), {}) is None  # one shift per dim, else torch's error
+    assert aten_rule(aten.roll.default, (x, [1], [2]), {}) is None  # no such dim
+    constant = FakeTensor(fake, torch.empty(2, device="meta"), torch.device("cpu"), constant=torch.ones(2))
+    assert aten_rule(aten.roll.default, (constant, [1], [0]), {}) is None  # a constant's value is FakeTensor's

@@ -24,7 +24,13 @@ metadata, wrapped as fake tensors of the inputs' mode and device. Measured per c
 - :func:`aten_new`: an op whose results are new tensors (no view, no in-place or ``out=`` write, no
   data-dependent or dynamic output shape, no special FakeTensor implementation: constructors,
   device moves, ``index``, ``nonzero``, ``item``…), every tensor argument a fake tensor of one mode
-  and device; its results on new storages, or None where a result shares an input's storage.
+  and device; its results on new storages, or None where a result shares an input's storage;
+- :func:`aten_inplace`: an op that writes its first argument and returns it (``fill_``, ``zero_``,
+  ``masked_fill_``, ``add_``…): that argument, once the meta kernel has accepted the arguments
+  (FakeTensor's uncached dispatch: ~300 µs a call; Swin's attention mask is built with them);
+- :func:`aten_rule`: an op whose meta kernel is a slow Python reference (``roll`` ~400–600 µs,
+  ``addmm`` ~300–550, ``linalg_vector_norm`` ~370–700, ``_softmax_backward_data`` ~970): its result's
+  shape, strides and dtype stated from the arguments' metadata, for the arguments its rule accepts.
 
 For use inside a ``TorchDispatchMode`` (below autograd, which then records the results as it does
 for any kernel's). Each answers None wherever it does not apply (the caller dispatches as always):
@@ -43,7 +49,7 @@ from torch._subclasses import fake_impls
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._mode_utils import no_dispatch
 
-__all__ = ["aten_inplace", "aten_new", "aten_pointwise", "aten_view"]
+__all__ = ["aten_inplace", "aten_new", "aten_pointwise", "aten_rule", "aten_view"]
 
 _ALSO = frozenset({torch.ops.aten._unsafe_view.default})
 """Ops that return their input's storage without being tagged as views."""
@@ -158,6 +164,125 @@ def aten_new(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     ):
         return None
     return _wrapped(out, mode, device)
+
+
+def _contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Row-major strides of ``shape``, as torch makes them (a size-0 or size-1 dim steps as size 1)."""
+    stride, step = [0] * len(shape), 1
+    for dim in range(len(shape) - 1, -1, -1):
+        stride[dim] = step
+        step *= max(shape[dim], 1)
+    return tuple(stride)
+
+
+def _dims(dims: Any, rank: int) -> tuple[int, ...] | None:
+    """``dims`` (ints in ``[-rank, rank)``) made non-negative; None where one is not such an int."""
+    if type(dims) not in (list, tuple) or not all(type(dim) is int and -rank <= dim < rank for dim in dims):
+        return None
+    return tuple(dim % rank for dim in dims)
+
+
+_Layout = tuple[tuple[int, ...], tuple[int, ...], torch.dtype]
+"""A new result's shape, strides and dtype."""
+
+
+def _roll(x: Any, shifts: Any, dims: Any = ()) -> _Layout | None:
+    """``roll(x, shifts, dims)`` with one shift per dim: a new row-major tensor of ``x``'s shape
+    (torch's reference makes it so whatever ``x``'s layout; an empty ``x`` is cloned instead)."""
+    if type(x) is not FakeTensor or x.dim() == 0 or x.numel() == 0:
+        return None
+    shape = tuple(x.shape)
+    axes = _dims(dims, len(shape))
+    if not axes or type(shifts) not in (list, tuple) or len(shifts) != len(axes):
+        return None
+    if not all(type(shift) is int for shift in shifts):
+        return None
+    return shape, _contiguous(shape), x.dtype
+
+
+def _addmm(bias: Any, left: Any, right: Any, *, beta: Any = 1, alpha: Any = 1) -> _Layout | None:
+    """``addmm(bias, left, right)`` with a 1-D bias (a linear layer's): a new row-major ``(n, p)``."""
+    tensors = (bias, left, right)
+    if not all(type(tensor) is FakeTensor for tensor in tensors) or type(beta) not in (int, float):
+        return None
+    if type(alpha) not in (int, float) or len({tensor.dtype for tensor in tensors}) != 1:
+        return None
+    if not bias.dtype.is_floating_point or bias.dim() != 1 or left.dim() != 2 or right.dim() != 2:
+        return None
+    (rows, inner), (depth, columns) = left.shape, right.shape
+    if inner != depth or bias.shape[0] not in (1, columns):
+        return None
+    shape = (int(rows), int(columns))
+    return shape, _contiguous(shape), bias.dtype
+
+
+def _vector_norm(x: Any, ord: Any = 2, dim: Any = None, keepdim: Any = False, *, dtype: Any = None) -> _Layout | None:
+    """``linalg_vector_norm`` of a non-empty real floating-point ``x`` in its own dtype: a new row-major
+    tensor of the reduced shape (torch's reference reduces to row-major whatever ``x``'s layout)."""
+    if type(x) is not FakeTensor or dtype is not None or type(ord) not in (int, float) or type(keepdim) is not bool:
+        return None
+    if not x.dtype.is_floating_point or x.numel() == 0:
+        return None
+    rank = x.dim()
+    axes = tuple(range(rank)) if dim is None else _dims(dim, rank) if rank else None
+    if axes is None or len(set(axes)) != len(axes) or (dim is not None and not axes):
+        return None
+    shape = tuple(1 if axis in axes else int(size) for axis, size in enumerate(x.shape) if keepdim or axis not in axes)
+    return shape, _contiguous(shape), x.dtype
+
+
+def _softmax_backward(gradient: Any, output: Any, dim: Any, input_dtype: Any) -> _Layout | None:
+    """``_softmax_backward_data`` of a gradient and the softmax's output of one shape and floating-point
+    dtype: a new row-major tensor of that shape (torch's reference makes it so whatever their layouts)."""
+    if type(gradient) is not FakeTensor or type(output) is not FakeTensor or type(dim) is not int:
+        return None
+    shape = tuple(gradient.shape)
+    if tuple(output.shape) != shape or not shape or not -len(shape) <= dim < len(shape):
+        return None
+    if not (gradient.dtype == output.dtype == input_dtype) or not gradient.dtype.is_floating_point:
+        return None
+    return shape, _contiguous(shape), gradient.dtype
+
+
+_RULES: dict[Any, Any] = {
+    torch.ops.aten.roll.default: _roll,
+    torch.ops.aten.addmm.default: _addmm,
+    torch.ops.aten.linalg_vector_norm.default: _vector_norm,
+    torch.ops.aten._softmax_backward_data.default: _softmax_backward,
+}
+"""ATen ops whose meta kernel is a Python reference slow enough (300–1,000 µs a call) that their result's
+layout is stated here, for the arguments each rule accepts (a hypothesis property checks each against
+FakeTensor's dispatch)."""
+
+
+def aten_rule(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The new tensor the ATen op ``func`` makes from fake tensors of one mode and device, by the
+    op's rule in :data:`_RULES` (shape, strides and dtype from the arguments' metadata); None where
+    there is no rule or it does not accept the arguments (the op is then run as before)."""
+    rule = _RULES.get(func)
+    if rule is None:
+        return None
+    mode = device = None
+    for value in (*_leaves(args), *_leaves(tuple(kwargs.values()))):
+        if type(value) is FakeTensor:
+            if not _readable(value):
+                return None
+            if mode is None:
+                mode, device = value.fake_mode, value.fake_device
+            elif value.fake_mode is not mode or value.fake_device != device:
+                return None
+    if mode is None:
+        return None
+    try:
+        layout = rule(*args, **kwargs)
+    except TypeError:  # arguments the op's schema does not take: the dispatch says so
+        return None
+    if layout is None:
+        return None
+    shape, stride, dtype = layout
+    with no_dispatch():
+        made = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+    return FakeTensor(mode, made, device)
 
 
 @functools.lru_cache(maxsize=2048)

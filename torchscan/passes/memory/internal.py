@@ -44,7 +44,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map
 
-from torchscan.graph.aten_meta import aten_inplace, aten_new, aten_pointwise, aten_view
+from torchscan.graph.aten_meta import aten_inplace, aten_new, aten_pointwise, aten_rule, aten_view
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
@@ -134,6 +134,8 @@ class _Tracker(TorchDispatchMode):
         result = aten_view(func, args, kwargs)  # a view by its meta kernel: FakeTensor's dispatch is slow there
         if result is None:
             result = aten_inplace(func, args, kwargs)  # written in place: the argument itself, once checked
+        if result is None:
+            result = aten_rule(func, args, kwargs)  # an op whose meta kernel is slow Python: its stated layout
         if result is None:  # an op seen before with these inputs: its output made anew from the first's metadata
             key = self._memo.key("call_function", func, args, kwargs) if self._memo is not None else None
             result = self._memo.answer(key) if key is not None else None
