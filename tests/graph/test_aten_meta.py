@@ -432,6 +432,23 @@ def _ruled_calls(x: torch.Tensor, data: st.DataObject) -> list[tuple[Any, tuple[
         (aten._softmax_backward_data.default, (x, x, dim, x.dtype), {}, True),
         (aten._softmax_backward_data.default, (x.contiguous(), x, dim, x.dtype), {}, True),
         (aten._softmax_backward_data.default, (x, x[..., :1], dim, x.dtype), {}, False),  # two shapes
+        (aten.slice_backward.default, (x, [*shape[:-1], shape[-1] + 2], dims - 1, 1, shape[-1] + 1, 1), {}, True),
+        (aten.slice_backward.default, (x, [*shape[:-1], 2 * shape[-1]], dims - 1, 0, 1 << 40, 2), {}, True),
+        (aten.slice_backward.default, (x, [*shape[:-1], shape[-1] + 2], dims - 1, 0, 1, 1), {}, False),
+        (aten.select_backward.default, (x, [*shape, 2], dims, data.draw(st.integers(-2, 1))), {}, True),
+        (aten.select_backward.default, (x, [2, *shape], 0, 1), {}, True),
+        (aten.sum.dim_IntList, (x, axes, data.draw(st.booleans())), {}, True),
+        (aten.sum.dim_IntList, (x, []), {}, False),  # every dim: not taken
+        (aten.constant_pad_nd.default, (x, data.draw(st.lists(st.integers(0, 2), min_size=2, max_size=2))), {}, False),
+        (aten.constant_pad_nd.default, (x, [0, 0]), {}, False),  # no padding: a clone in x's layout
+        (
+            aten.constant_pad_nd.default,
+            (x, [1, 1, 0, 2][: 2 * min(dims, 2)], 0.5),
+            {},
+            x.dim() not in (4, 5) or x.is_contiguous(),
+        ),
+        (aten.new_zeros.default, (x, [data.draw(st.integers(0, 3)), 2]), {}, True),
+        (aten.new_zeros.default, (x, [2]), {"dtype": torch.int64}, False),
     ]
 
 
@@ -485,3 +502,9 @@ def test_ops_without_a_rule_and_other_inputs_are_not_ruled() -> None:
     assert aten_rule(aten.roll.default, (x, [1], [2]), {}) is None  # no such dim
     constant = FakeTensor(fake, torch.empty(2, device="meta"), torch.device("cpu"), constant=torch.ones(2))
     assert aten_rule(aten.roll.default, (constant, [1], [0]), {}) is None  # a constant's value is FakeTensor's
+    assert aten_rule(aten.sum.dim_IntList, (ints, [0]), {}) is None  # integers sum to int64: not stated
+    assert aten_rule(aten.slice_backward.default, (x, [2, 9], 1, 0, 4, 1), {}) is None  # not that slice's shape
+    assert aten_rule(aten.constant_pad_nd.default, (x, [-1, 0]), {}) is None  # cropping: not taken
+    with fake:
+        channels_last = torch.empty(1, 2, 3, 4).to(memory_format=torch.channels_last)
+    assert aten_rule(aten.constant_pad_nd.default, (channels_last, [1, 1]), {}) is None  # keeps its format

@@ -244,15 +244,97 @@ def _softmax_backward(gradient: Any, output: Any, dim: Any, input_dtype: Any) ->
     return shape, _contiguous(shape), gradient.dtype
 
 
+def _sizes(value: Any) -> tuple[int, ...] | None:
+    """A list of non-negative ints as a shape, else None."""
+    if type(value) not in (list, tuple) or not all(type(size) is int and size >= 0 for size in value):
+        return None
+    return tuple(value)
+
+
+def _slice_backward(gradient: Any, input_sizes: Any, dim: Any, start: Any, end: Any, step: Any) -> _Layout | None:
+    """``slice_backward``: a new row-major tensor of ``input_sizes``, where ``gradient`` has the shape of
+    that slice (Python's slice rules: ``start`` and ``end`` clamped, ``step`` positive)."""
+    sizes = _sizes(input_sizes)
+    if type(gradient) is not FakeTensor or sizes is None or len(sizes) != gradient.dim() or not sizes:
+        return None
+    if (
+        not all(type(value) is int for value in (dim, start, end, step))
+        or step < 1
+        or not -len(sizes) <= dim < len(sizes)
+    ):
+        return None
+    dim %= len(sizes)
+    expected = list(sizes)
+    expected[dim] = len(range(*slice(start, end, step).indices(sizes[dim])))
+    if tuple(gradient.shape) != tuple(expected):
+        return None
+    return sizes, _contiguous(sizes), gradient.dtype
+
+
+def _select_backward(gradient: Any, input_sizes: Any, dim: Any, index: Any) -> _Layout | None:
+    """``select_backward``: a new row-major tensor of ``input_sizes``, where ``gradient`` has their shape
+    without ``dim`` and ``index`` is within it."""
+    sizes = _sizes(input_sizes)
+    if type(gradient) is not FakeTensor or sizes is None or len(sizes) != gradient.dim() + 1:
+        return None
+    if type(dim) is not int or type(index) is not int or not -len(sizes) <= dim < len(sizes):
+        return None
+    dim %= len(sizes)
+    if not -sizes[dim] <= index < sizes[dim] or tuple(gradient.shape) != sizes[:dim] + sizes[dim + 1 :]:
+        return None
+    return sizes, _contiguous(sizes), gradient.dtype
+
+
+def _sum(x: Any, dim: Any, keepdim: Any = False, *, dtype: Any = None) -> _Layout | None:
+    """``sum`` of a floating-point ``x`` over a non-empty list of distinct valid dims, in its own dtype:
+    a new row-major tensor of the reduced shape (an empty list would reduce every dim: not taken)."""
+    if type(x) is not FakeTensor or dtype is not None or type(keepdim) is not bool or not x.dtype.is_floating_point:
+        return None
+    axes = _dims(dim, x.dim()) if x.dim() else None
+    if not axes or len(set(axes)) != len(axes):
+        return None
+    shape = tuple(1 if axis in axes else int(size) for axis, size in enumerate(x.shape) if keepdim or axis not in axes)
+    return shape, _contiguous(shape), x.dtype
+
+
+def _constant_pad(x: Any, pad: Any, value: Any = 0) -> _Layout | None:
+    """``constant_pad_nd`` by non-negative amounts, not all 0, on the last dims: a new row-major tensor of
+    the padded shape (a 4-D or 5-D input in another layout keeps its memory format: not taken)."""
+    amounts = _sizes(pad)
+    if type(x) is not FakeTensor or amounts is None or len(amounts) % 2 or len(amounts) > 2 * x.dim():
+        return None
+    if type(value) not in (int, float, bool) or (x.dim() in (4, 5) and not x.is_contiguous()) or not any(amounts):
+        return None  # no padding at all: a clone, in the input's layout
+    shape = [int(size) for size in x.shape]
+    for position in range(len(amounts) // 2):
+        shape[-1 - position] += amounts[2 * position] + amounts[2 * position + 1]
+    return tuple(shape), _contiguous(tuple(shape)), x.dtype
+
+
+def _new_zeros(
+    x: Any, size: Any, *, dtype: Any = None, layout: Any = None, device: Any = None, pin_memory: Any = None
+) -> _Layout | None:
+    """``x.new_zeros(size)`` with no other option: a new row-major tensor of ``x``'s dtype."""
+    shape = _sizes(size)
+    if type(x) is not FakeTensor or shape is None or not (dtype is layout is device is None) or pin_memory:
+        return None
+    return shape, _contiguous(shape), x.dtype
+
+
 _RULES: dict[Any, Any] = {
     torch.ops.aten.roll.default: _roll,
     torch.ops.aten.addmm.default: _addmm,
     torch.ops.aten.linalg_vector_norm.default: _vector_norm,
     torch.ops.aten._softmax_backward_data.default: _softmax_backward,
+    torch.ops.aten.slice_backward.default: _slice_backward,
+    torch.ops.aten.select_backward.default: _select_backward,
+    torch.ops.aten.sum.dim_IntList: _sum,
+    torch.ops.aten.constant_pad_nd.default: _constant_pad,
+    torch.ops.aten.new_zeros.default: _new_zeros,
 }
-"""ATen ops whose meta kernel is a Python reference slow enough (300–1,000 µs a call) that their result's
-layout is stated here, for the arguments each rule accepts (a hypothesis property checks each against
-FakeTensor's dispatch)."""
+"""ATen ops whose meta kernel is a Python reference or decomposition slow enough (60–1,000 µs a call on
+meta tensors; ``new_zeros``: FakeTensor's constructor path, ~450) that their result's layout is stated here,
+for the arguments each rule accepts (a hypothesis property checks each against FakeTensor's dispatch)."""
 
 
 def aten_rule(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
