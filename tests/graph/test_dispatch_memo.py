@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.fx.immutable_collections import immutable_list
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -232,3 +233,14 @@ def test_a_call_passing_its_arguments_through_is_seen_as_such_with_and_without_t
         values, _ = _values(_TwoHeads(), (8,), memo=memo)
         assert values["_outputs"].output == (values["main"].output, values["aux"].output)
         assert values["_outputs"].passthrough, memo  # the fakes made for the call are its arguments
+
+
+def test_a_list_of_tensors_as_fx_passes_it_is_keyed() -> None:
+    """``torch.cat([a, b])`` in a traced forward: its operands arrive as fx's ``immutable_list``; the call
+    has a key (is answered by the memo when seen again), as with a list."""
+    mode = FakeTensorMode()
+    with mode:
+        a, b = torch.empty(2, 3), torch.empty(2, 3)
+    memo = DispatchMemo(mode)
+    assert memo.key("call_function", torch.cat, ([a, b],), {}) is not None
+    assert memo.key("call_function", torch.cat, (immutable_list([a, b]),), {}) is not None

@@ -34,6 +34,7 @@ from torch.utils._mode_utils import no_dispatch
 from torch.utils._pytree import tree_leaves
 
 from torchscan.graph.rules import Pending
+from torchscan.graph.rules.common import SEQUENCES
 from torchscan.records.frozen import frozen_record
 
 __all__ = ["Dispatch", "DispatchMemo"]
@@ -234,4 +235,4 @@ def _has_tensor(value: Any) -> bool:
     """A tensor, or a tuple/list holding one at its top level (``torch.cat``'s operands)."""
     if isinstance(value, (torch.Tensor, Pending)):
         return True
-    return type(value) in (tuple, list) and any(isinstance(item, (torch.Tensor, Pending)) for item in value)
+    return type(value) in SEQUENCES and any(isinstance(item, (torch.Tensor, Pending)) for item in value)

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.fx.immutable_collections import immutable_list
 from torch.nn import functional as F
 
 from tests.graph.rules.helpers import check, sizes
@@ -139,3 +140,15 @@ def test_functional_conv(
             outcome = check(function, (x, weight, vector, stride, padding, dilation, groups))
     if bias != "wrong" and padding not in ("same", -1) and outcome != "rejected":
         assert outcome == "answered"
+
+
+def test_sizes_given_as_fx_lists_are_read_as_lists() -> None:
+    """``F.conv2d(x, w, stride=[2, 2])`` in a traced forward: the list arrives as fx's ``immutable_list``."""
+    with FakeTensorMode():
+        x, weight = torch.empty(1, 3, 8, 8), torch.empty(4, 3, 3, 3)
+        listed = check(F.conv2d, (x, weight), {"stride": [2, 2], "padding": [1, 1]})
+        assert listed == "answered"
+        assert (
+            check(F.conv2d, (x, weight), {"stride": immutable_list([2, 2]), "padding": immutable_list([1, 1])})
+            == listed
+        )

@@ -7,10 +7,12 @@ from typing import Any
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
+from torch.fx.immutable_collections import immutable_list
 
 from torchscan.graph.rules.table import Fresh, Pending
 
 __all__ = [
+    "SEQUENCES",
     "as_tuple",
     "bound",
     "broadcast",
@@ -22,6 +24,11 @@ __all__ = [
     "strided_fake",
     "window_size",
 ]
+
+
+SEQUENCES = frozenset({tuple, list, immutable_list, torch.Size})
+"""The exact types of a sequence argument a rule reads item by item: fx hands every list of a node's
+arguments over as its ``immutable_list`` (``x.split([16, 16, 32], dim=3)``, ``torch.cat([a, b])``)."""
 
 
 def plain(value: Any) -> bool:

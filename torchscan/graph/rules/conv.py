@@ -11,7 +11,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
-from torchscan.graph.rules.common import bound, fresh, plain, strided_fake, window_size
+from torchscan.graph.rules.common import SEQUENCES, bound, fresh, plain, strided_fake, window_size
 from torchscan.graph.rules.table import Answer, Pending, RuleTable
 
 __all__ = ["TABLE"]
@@ -63,7 +63,7 @@ def _ints(value: Any, count: int) -> tuple[int, ...]:
     """An int or a sequence of ``count`` ints as a tuple (a TypeError otherwise)."""
     if type(value) is int:
         return (value,) * count
-    if type(value) in (tuple, list) and len(value) == count and all(type(item) is int for item in value):
+    if type(value) in SEQUENCES and len(value) == count and all(type(item) is int for item in value):
         return tuple(value)
     raise TypeError(value)
 

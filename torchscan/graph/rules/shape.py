@@ -13,7 +13,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
-from torchscan.graph.rules.common import bound, fresh, one_input, plain, strided_fake
+from torchscan.graph.rules.common import SEQUENCES, bound, fresh, one_input, plain, strided_fake
 from torchscan.graph.rules.table import Answer, Fresh, Pending, RuleTable, is_tensor
 
 __all__ = ["TABLE"]
@@ -68,7 +68,7 @@ def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> An
     size by an int or a slice (``b, c, h, w = x.shape``, a chunk of ``chunk``) is the item(s) itself."""
     if not args:
         return None
-    if function is operator.getitem and type(args[0]) in (tuple, list, torch.Size):
+    if function is operator.getitem and type(args[0]) in SEQUENCES:
         if len(args) != 2 or kwargs or type(args[1]) not in (int, slice):
             return None
         return args[0][args[1]]  # an index out of range raises: dispatched, Python's error
@@ -99,7 +99,7 @@ def _plain_argument(value: Any) -> bool:
         return True
     if type(value) is slice:
         return all(part is None or type(part) is int for part in (value.start, value.stop, value.step))
-    if type(value) in (tuple, list, torch.Size):
+    if type(value) in SEQUENCES:
         return all(_plain_argument(item) for item in value)
     return False
 
