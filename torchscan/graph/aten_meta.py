@@ -396,8 +396,8 @@ _NOT_IN_PLACE = frozenset({torch.ops.aten.set_.source_Tensor, torch.ops.aten.res
 
 
 def aten_inplace(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """The result of the in-place ATen op ``func`` (``fill_``, ``zero_``, ``masked_fill_``, ``copy_``,
-    ``add_``…: it writes its first argument and returns it, see :func:`_writes_self`) on fake tensors of
+    """The result of the in-place ATen op ``func`` (``fill_``, ``zero_``, ``masked_fill_``, ``add_``…: it
+    writes its first argument and returns it, see :func:`_writes_self`) on fake tensors of
     one mode and device: that argument itself, once the op's meta kernel has accepted the arguments'
     shapes and dtypes (run on meta stand-ins, no Python dispatch); None where this does not apply.
     The written tensor must be a plain fake (no constant value: FakeTensor tracks what a write does to
