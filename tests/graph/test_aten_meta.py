@@ -16,7 +16,7 @@ from torch.utils._mode_utils import no_dispatch
 from torch.utils._pytree import tree_leaves
 
 from tests.profiles import examples
-from torchscan.graph.aten_meta import FastAten, aten_inplace, aten_new, aten_pointwise, aten_rule, aten_view
+from torchscan.graph.aten_meta import aten_inplace, aten_new, aten_pointwise, aten_rule, aten_view
 
 aten = torch.ops.aten
 
@@ -508,46 +508,3 @@ def test_ops_without_a_rule_and_other_inputs_are_not_ruled() -> None:
     with fake:
         channels_last = torch.empty(1, 2, 3, 4).to(memory_format=torch.channels_last)
     assert aten_rule(aten.constant_pad_nd.default, (channels_last, [1, 1]), {}) is None  # keeps its format
-
-
-def test_fast_aten_leaves_autograd_its_views_and_checks() -> None:
-    """Under a fake mode, :class:`FastAten` sits below autograd: a view of a tensor that requires grad is
-    autograd's view (its base, a grad function), with the layout FakeTensor's dispatch gives, and an
-    in-place write to a view of a leaf that requires grad is refused as without the mode."""
-    fake = FakeTensorMode()
-    with fake:
-        weight = torch.empty(4, 6, requires_grad=True)
-        scaled = weight * 2
-        expected = (scaled.view(2, 12), scaled.t(), scaled.split([2, 4], dim=1), scaled[1:, ::2])
-        with FastAten():
-            answered = (scaled.view(2, 12), scaled.t(), scaled.split([2, 4], dim=1), scaled[1:, ::2])
-            flat = weight.view(24)
-            with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
-                flat.add_(1)
-    for mine, theirs in zip(tree_leaves(answered), tree_leaves(expected), strict=True):
-        assert type(mine) is FakeTensor and mine.fake_mode is fake
-        assert (mine.shape, mine.stride(), mine.storage_offset()) == (
-            theirs.shape,
-            theirs.stride(),
-            theirs.storage_offset(),
-        )
-        assert mine.requires_grad and mine.grad_fn is not None and mine._base is scaled
-        assert _storage(mine) == _storage(scaled)
-
-
-def test_fast_aten_passes_on_what_its_paths_do_not_take() -> None:
-    """An op none of the paths answers (a data-dependent one, a constant's arithmetic) gets FakeTensor's
-    answer; new tensors and in-place writes are what the dispatch makes."""
-    fake = FakeTensorMode()
-    with fake:
-        x = torch.empty(3, 4)
-        constant = torch.tensor([1.0, 2.0])
-        expected = constant + constant
-        with FastAten():
-            added = constant + constant  # a constant's value is FakeTensor's to track
-            summed = x.sum(1)
-            written = x.add_(1)
-    assert (added.constant is None) == (expected.constant is None)
-    assert added.constant is None or torch.equal(added.constant, expected.constant)
-    assert summed.shape == (3,) and summed.is_contiguous()
-    assert written is x

@@ -9,7 +9,6 @@ import dataclasses
 import operator
 from collections.abc import Callable
 from typing import Any
-from unittest import mock
 
 import pytest
 import torch
@@ -19,11 +18,10 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx.immutable_collections import immutable_list
 from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from tests.profiles import examples
 from tests.strategies import random_nets
-from torchscan.graph import shapes
-from torchscan.graph.aten_meta import FastAten
 from torchscan.graph.calls import module_path_of
 from torchscan.graph.dispatch_memo import DispatchMemo
 from torchscan.graph.shapes import propagate
@@ -165,14 +163,14 @@ class _Rotary(nn.Module):
         return x + q.transpose(1, 2).reshape(batch, length, -1)
 
 
-class _Dispatches(FastAten):
-    """The mode the shape pass runs a dispatched call in, counting the ATen ops it sees."""
-
-    count = 0
+class _Dispatches(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        type(self).count += 1
-        return super().__torch_dispatch__(func, types, args, kwargs)
+        self.count += 1
+        return func(*args, **(kwargs or {}))
 
 
 def _values(model: nn.Module, shape: tuple[int, ...], memo: bool) -> tuple[dict[str, Any], int]:
@@ -182,8 +180,7 @@ def _values(model: nn.Module, shape: tuple[int, ...], memo: bool) -> tuple[dict[
     device = next(model.parameters()).device
     with captured.fake_mode, torch.enable_grad():
         tensors = [torch.empty(spec.shape, dtype=spec.dtype, device=device) for spec in inputs.specs]
-        _Dispatches.count = 0
-        with mock.patch.object(shapes, "FastAten", _Dispatches):
+        with _Dispatches() as dispatches:
             values = propagate(captured.root, captured.graph, tensors, paths, fakes=captured.fakes, memo=memo)
     ids: dict[int, int] = {}  # storages numbered by first appearance (parameters are faked on first use)
     renumbered = {
@@ -192,7 +189,7 @@ def _values(model: nn.Module, shape: tuple[int, ...], memo: bool) -> tuple[dict[
         )
         for name, value in values.items()
     }
-    return renumbered, _Dispatches.count
+    return renumbered, dispatches.count
 
 
 @pytest.mark.parametrize("device", ["cpu", "meta"])

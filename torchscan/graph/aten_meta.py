@@ -33,8 +33,7 @@ metadata, wrapped as fake tensors of the inputs' mode and device. Measured per c
   shape, strides and dtype stated from the arguments' metadata, for the arguments its rule accepts.
 
 For use inside a ``TorchDispatchMode`` (below autograd, which then records the results as it does
-for any kernel's): the memory pass's recordings, and :class:`FastAten`, in which the shape pass runs a
-call no shape rule answers. Each answers None wherever it does not apply (the caller dispatches as always):
+for any kernel's). Each answers None wherever it does not apply (the caller dispatches as always):
 another kind of argument (a real or constant tensor, a device, a symbolic size), or an error, which
 the dispatch then raises as torch words it.
 """
@@ -49,9 +48,8 @@ import torch
 from torch._subclasses import fake_impls
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._mode_utils import no_dispatch
-from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["FastAten", "aten_inplace", "aten_new", "aten_pointwise", "aten_rule", "aten_view"]
+__all__ = ["aten_inplace", "aten_new", "aten_pointwise", "aten_rule", "aten_view"]
 
 _ALSO = frozenset({torch.ops.aten._unsafe_view.default})
 """Ops that return their input's storage without being tagged as views."""
@@ -563,36 +561,3 @@ def aten_pointwise(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     with no_dispatch():
         made = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
     return FakeTensor(mode, made, device)
-
-
-_DEVICE = torch.ops.prim.device.default
-
-
-def fast_aten(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """The result of the ATen op ``func`` by the first of this module's paths that applies (a view, an
-    in-place write, a stated layout, a pointwise op, new tensors), else None."""
-    for path in (aten_view, aten_inplace, aten_rule, aten_pointwise, aten_new):
-        result = path(func, args, kwargs)
-        if result is not None:
-            return result
-    return None
-
-
-class FastAten(TorchDispatchMode):
-    """A dispatch mode (inside a fake mode: below autograd, which records views, versions and grad
-    functions as for any kernel) answering the ATen ops it sees by :func:`fast_aten` and passing every
-    other op on to the fake mode: a call no shape rule answers runs its ops without FakeTensor's dispatch
-    wherever this module's paths give the same result (``t.device``, asked by autograd at every op, is
-    answered from the fake's own device)."""
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict | None = None) -> Any:
-        if (
-            func is _DEVICE
-            and len(args) == 1
-            and type(args[0]) is FakeTensor
-            and not args[0].fake_mode.in_kernel_invocation
-        ):
-            return args[0].fake_device
-        kwargs = kwargs or {}
-        result = fast_aten(func, args, kwargs)
-        return func(*args, **kwargs) if result is None else result

@@ -29,7 +29,6 @@ from torch.fx.node import map_arg
 from torch.multiprocessing.reductions import StorageWeakRef
 
 from torchscan.errors import CaptureError, InputError, ShapeError
-from torchscan.graph.aten_meta import FastAten
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
@@ -466,10 +465,7 @@ class _ShapeRunner:
         def run(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
             if plan is not None:
                 args, kwargs = _made(args), _made(kwargs)
-            if self._fake_mode is None:  # real tensors: as they run
-                return getattr(self, n.op)(n.target, args, kwargs), args, kwargs
-            with FastAten():  # its ATen ops by their meta kernels where that gives the dispatch's result
-                return getattr(self, n.op)(n.target, args, kwargs), args, kwargs
+            return getattr(self, n.op)(n.target, args, kwargs), args, kwargs
 
         return run
 
