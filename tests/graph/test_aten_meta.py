@@ -122,6 +122,22 @@ def _storages(value: Any) -> set[int]:
     return {_storage(leaf) for leaf in tree_leaves(value) if isinstance(leaf, torch.Tensor)}
 
 
+def _laid_out(
+    shape: tuple[int, ...], data: st.DataObject, device: str, dtype: torch.dtype
+) -> tuple[FakeTensorMode, torch.Tensor]:
+    """A fake mode without its dispatch cache (as recordings run it: a cache hit skips the path the op
+    takes) and a tensor of ``shape`` in it, its dims in a drawn memory order, with gaps or not."""
+    fake = FakeTensorMode()
+    fake.cache_enabled = False
+    order = data.draw(st.permutations(range(len(shape))))
+    with fake:
+        base = torch.empty([shape[i] for i in order], device=device, dtype=dtype)
+        x = base.permute([order.index(i) for i in range(len(shape))])
+        if data.draw(st.booleans()):
+            x = x[(slice(None),) * (len(shape) - 1) + (slice(0, None, 2),)]  # gaps: a non-dense view
+    return fake, x
+
+
 def _new_calls(x: torch.Tensor, data: st.DataObject) -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     """Ops making new tensors from ``x`` (any layout) and tensors drawn to fit it."""
     dims, shape = x.dim(), list(x.shape)
@@ -189,14 +205,8 @@ def test_new_tensors_equal_fake_tensor_dispatch(
     shape: tuple[int, ...], data: st.DataObject, device: str, dtype: torch.dtype
 ) -> None:
     """Uncached dispatch, as the recording runs it: a cache hit skips the path the op takes."""
-    fake = FakeTensorMode()
-    fake.cache_enabled = False
-    order = data.draw(st.permutations(range(len(shape))))
+    fake, x = _laid_out(shape, data, device, dtype)
     with fake:
-        base = torch.empty([shape[i] for i in order], device=device, dtype=dtype)
-        x = base.permute([order.index(i) for i in range(len(shape))])
-        if data.draw(st.booleans()):
-            x = x[(slice(None),) * (len(shape) - 1) + (slice(0, None, 2),)]  # gaps: a non-dense view
         calls = _new_calls(x, data)
     for func, args, kwargs in calls:
         inputs = _storages((args, kwargs))
@@ -362,14 +372,7 @@ def _inplace_calls(
 def test_in_place_results_equal_fake_tensor_dispatch(shape: tuple[int, ...], data: st.DataObject, device: str) -> None:
     """The written argument itself, where FakeTensor's (uncached) dispatch returns it; None where the
     dispatch raises (a shape that does not broadcast into it, a dtype it cannot hold)."""
-    fake = FakeTensorMode()
-    fake.cache_enabled = False
-    order = data.draw(st.permutations(range(len(shape))))
-    with fake:
-        base = torch.empty([shape[i] for i in order], device=device)
-        x = base.permute([order.index(i) for i in range(len(shape))])
-        if data.draw(st.booleans()):
-            x = x[(slice(None),) * (len(shape) - 1) + (slice(0, None, 2),)]  # gaps: a non-dense view
+    fake, x = _laid_out(shape, data, device, torch.float32)
     for func, args, kwargs in _inplace_calls(x, data, fake):
         before = (args[0].shape, args[0].stride(), args[0].storage_offset(), _storage(args[0]))
         answered = aten_inplace(func, args, kwargs)
@@ -464,14 +467,8 @@ def test_ruled_results_equal_fake_tensor_dispatch(
 ) -> None:
     """Uncached dispatch, as the recording runs it. Each rule answers its op's usual calls (a layout
     of any order, gaps included) and never where the dispatch raises."""
-    fake = FakeTensorMode()
-    fake.cache_enabled = False
-    order = data.draw(st.permutations(range(len(shape))))
+    fake, x = _laid_out(shape, data, device, dtype)
     with fake:
-        base = torch.empty([shape[i] for i in order], device=device, dtype=dtype)
-        x = base.permute([order.index(i) for i in range(len(shape))])
-        if data.draw(st.booleans()):
-            x = x[(slice(None),) * (len(shape) - 1) + (slice(0, None, 2),)]  # gaps: a non-dense view
         calls = _ruled_calls(x, data)
     for func, args, kwargs, answers in calls:
         inputs = _storages((args, kwargs))

@@ -131,11 +131,10 @@ def _leaves(value: Any) -> Iterator[Any]:
         yield value
 
 
-def aten_new(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """The result of the ATen op ``func`` (new tensors, see the module docstring) on fake tensors of
-    one mode and device, by its meta kernel; None where this does not apply."""
-    if not _makes_new(func):
-        return None
+def _one_mode(args: tuple[Any, ...], kwargs: dict[str, Any], others_plain: bool) -> tuple[Any, torch.device] | None:
+    """The fake mode and device every fake tensor among an op's arguments shares, each readable by its
+    metadata (:func:`_readable`); None where they differ, one is not readable, there is none, or (with
+    ``others_plain``) another argument is not a plain value."""
     mode = device = None
     for value in (*_leaves(args), *_leaves(tuple(kwargs.values()))):
         if type(value) is FakeTensor:
@@ -145,10 +144,20 @@ def aten_new(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
                 mode, device = value.fake_mode, value.fake_device
             elif value.fake_mode is not mode or value.fake_device != device:
                 return None
-        elif not _plain(value):
+        elif others_plain and not _plain(value):
             return None
-    if mode is None:
+    return None if mode is None else (mode, device)
+
+
+def aten_new(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The result of the ATen op ``func`` (new tensors, see the module docstring) on fake tensors of
+    one mode and device, by its meta kernel; None where this does not apply."""
+    if not _makes_new(func):
         return None
+    found = _one_mode(args, kwargs, others_plain=True)
+    if found is None:
+        return None
+    mode, device = found
 
     stand_ins: dict[int, torch.Tensor] = {}  # one meta tensor per fake one: a tensor passed twice stays one
     try:
@@ -184,6 +193,11 @@ def _dims(dims: Any, rank: int) -> tuple[int, ...] | None:
 
 _Layout = tuple[tuple[int, ...], tuple[int, ...], torch.dtype]
 """A new result's shape, strides and dtype."""
+
+
+def _reduced(shape: tuple[int, ...], axes: tuple[int, ...], keepdim: bool) -> tuple[int, ...]:
+    """``shape`` reduced over ``axes``: those dims kept as 1 with ``keepdim``, dropped otherwise."""
+    return tuple(1 if axis in axes else int(size) for axis, size in enumerate(shape) if keepdim or axis not in axes)
 
 
 def _roll(x: Any, shifts: Any, dims: Any = ()) -> _Layout | None:
@@ -227,7 +241,7 @@ def _vector_norm(x: Any, ord: Any = 2, dim: Any = None, keepdim: Any = False, *,
     axes = tuple(range(rank)) if dim is None else _dims(dim, rank) if rank else None
     if axes is None or len(set(axes)) != len(axes) or (dim is not None and not axes):
         return None
-    shape = tuple(1 if axis in axes else int(size) for axis, size in enumerate(x.shape) if keepdim or axis not in axes)
+    shape = _reduced(tuple(x.shape), axes, keepdim)
     return shape, _contiguous(shape), x.dtype
 
 
@@ -293,7 +307,7 @@ def _sum(x: Any, dim: Any, keepdim: Any = False, *, dtype: Any = None) -> _Layou
     axes = _dims(dim, x.dim()) if x.dim() else None
     if not axes or len(set(axes)) != len(axes):
         return None
-    shape = tuple(1 if axis in axes else int(size) for axis, size in enumerate(x.shape) if keepdim or axis not in axes)
+    shape = _reduced(tuple(x.shape), axes, keepdim)
     return shape, _contiguous(shape), x.dtype
 
 
@@ -344,17 +358,10 @@ def aten_rule(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     rule = _RULES.get(func)
     if rule is None:
         return None
-    mode = device = None
-    for value in (*_leaves(args), *_leaves(tuple(kwargs.values()))):
-        if type(value) is FakeTensor:
-            if not _readable(value):
-                return None
-            if mode is None:
-                mode, device = value.fake_mode, value.fake_device
-            elif value.fake_mode is not mode or value.fake_device != device:
-                return None
-    if mode is None:
+    found = _one_mode(args, kwargs, others_plain=False)
+    if found is None:
         return None
+    mode, device = found
     try:
         layout = rule(*args, **kwargs)
     except TypeError:  # arguments the op's schema does not take: the dispatch says so
