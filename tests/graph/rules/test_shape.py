@@ -12,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.fx.immutable_collections import immutable_list
 
 from tests.graph.rules.helpers import check
 from torchscan import crawl_module
@@ -298,23 +297,3 @@ def test_reshape_as_and_view_as(function: Any, layout: str, target: tuple[int, .
         other = torch.empty(target, dtype=torch.int64)
         outcome = check(function, (base, other))
     assert outcome == "answered" or (layout != "contiguous" and function is torch.Tensor.view_as) or target == (7, 7)
-
-
-def _as_fx_lists(value: Any) -> Any:
-    """``value`` with each list made fx's ``immutable_list``, as the shape pass hands a node's arguments over."""
-    if isinstance(value, list):
-        return immutable_list(_as_fx_lists(item) for item in value)
-    if isinstance(value, tuple):
-        return tuple(_as_fx_lists(item) for item in value)
-    return value
-
-
-@pytest.mark.parametrize("layout", ["contiguous", "permuted", "sliced"])
-@pytest.mark.parametrize(("function", "arguments"), VIEWS, ids=range(len(VIEWS)))
-def test_views_take_fx_argument_lists_as_lists(function: Any, arguments: tuple[Any, ...], layout: str) -> None:
-    """``x.split([16, 16, 32], dim=3)`` in a traced forward reaches the rule as an ``immutable_list``: the
-    same answer as for a list (a declined one is dispatched through FakeTensor, ~1 ms a call)."""
-    with FakeTensorMode():
-        base = _base(layout)
-        plain = check(function, (base, *arguments))
-        assert check(function, (base, *_as_fx_lists(arguments))) == plain

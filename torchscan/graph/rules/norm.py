@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from torchscan.graph.rules.common import bound, fresh, like, one_input, plain, strided_fake
+from torchscan.graph.rules.common import SEQUENCES, bound, fresh, like, one_input, plain, strided_fake
 from torchscan.graph.rules.table import Answer, RuleTable
 
 __all__ = ["TABLE"]
@@ -82,7 +82,7 @@ def _layer_norm(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any])
         return None
     if not (type(eps) in (int, float) or (rms and eps is None)):
         return None
-    if type(normalized) not in (tuple, list, torch.Size) or not all(type(size) is int for size in normalized):
+    if type(normalized) not in SEQUENCES or not all(type(size) is int for size in normalized):
         return None
     shape = tuple(normalized)
     if not shape or x.dim() < len(shape) or tuple(x.shape[x.dim() - len(shape) :]) != shape:

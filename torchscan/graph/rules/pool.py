@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from torchscan.graph.rules.common import as_tuple, bound, fresh, one_input, plain, window_size
+from torchscan.graph.rules.common import SEQUENCES, as_tuple, bound, fresh, one_input, plain, window_size
 from torchscan.graph.rules.table import Answer, RuleTable
 
 __all__ = ["TABLE"]
@@ -124,7 +124,7 @@ def _mean(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> An
         dims = set(range(rank))
     else:
         items = (dim,) if type(dim) is int else dim
-        if type(items) not in (tuple, list) or not items or not all(type(item) is int for item in items):
+        if type(items) not in SEQUENCES or not items or not all(type(item) is int for item in items):
             return None
         if not all(-max(rank, 1) <= item < max(rank, 1) for item in items):
             return None

@@ -137,7 +137,7 @@ def _pad(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Ans
     if call is None:
         return None
     x, pad, value = call.get("input"), call.get("pad"), call.get("value")
-    if call.get("mode", "constant") != "constant" or not plain(x) or type(pad) not in (tuple, list):
+    if call.get("mode", "constant") != "constant" or not plain(x) or type(pad) not in SEQUENCES:
         return None
     if not all(type(size) is int for size in pad) or len(pad) % 2 or len(pad) // 2 > x.dim():
         return None
