@@ -147,7 +147,8 @@ def test_signatures_tell_aliasing_and_plain_types_apart() -> None:
 
 
 class _Rotary(nn.Module):
-    """Rotary embedding on transposed heads: strided elementwise ops and a ``cat`` no rule answers."""
+    """Rotary embedding on transposed heads: elementwise ops on gapped slices and a ``cat`` of them,
+    which no rule answers (each block dispatches four ATen ops)."""
 
     def __init__(self, heads: int = 2, head_dim: int = 4) -> None:
         super().__init__()
@@ -202,7 +203,7 @@ def test_repeated_blocks_propagate_the_same_with_fewer_dispatches(device: str) -
         assert with_memo == without
         # each block dispatches the same ops: with the memo only the first block's are dispatched
         per_block = (dispatches - memo_dispatches) / (blocks - 1)
-        assert per_block >= 5 and dispatches - memo_dispatches == per_block * (blocks - 1)
+        assert per_block >= 4 and dispatches - memo_dispatches == per_block * (blocks - 1)
 
 
 @given(net=random_nets())

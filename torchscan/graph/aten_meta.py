@@ -49,7 +49,7 @@ from torch._subclasses import fake_impls
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._mode_utils import no_dispatch
 
-__all__ = ["aten_inplace", "aten_new", "aten_pointwise", "aten_rule", "aten_view"]
+__all__ = ["aten_inplace", "aten_new", "aten_pointwise", "aten_rule", "aten_view", "readable"]
 
 _ALSO = frozenset({torch.ops.aten._unsafe_view.default})
 """Ops that return their input's storage without being tagged as views."""
@@ -57,7 +57,7 @@ _ALSO = frozenset({torch.ops.aten._unsafe_view.default})
 _SPECIAL_TAGS = frozenset({torch.Tag.dynamic_output_shape, torch.Tag.data_dependent_output, torch.Tag.inplace_view})
 
 
-def _readable(fake: FakeTensor) -> bool:
+def readable(fake: FakeTensor) -> bool:
     """A fake tensor the shortcuts may read by its metadata alone: strided, not a FakeTensor
     constant (whose value FakeTensor tracks), no symbolic size."""
     return fake.layout == torch.strided and fake.constant is None and not fake._has_symbolic_sizes_strides
@@ -77,7 +77,7 @@ def aten_view(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if not (getattr(func, "is_view", False) or func in _ALSO) or not args:
         return None
     x = args[0]
-    if type(x) is not FakeTensor or not _readable(x):
+    if type(x) is not FakeTensor or not readable(x):
         return None
     if not all(_plain(value) for value in args[1:]) or not all(_plain(value) for value in kwargs.values()):
         return None
@@ -133,12 +133,12 @@ def _leaves(value: Any) -> Iterator[Any]:
 
 def _one_mode(args: tuple[Any, ...], kwargs: dict[str, Any], others_plain: bool) -> tuple[Any, torch.device] | None:
     """The fake mode and device every fake tensor among an op's arguments shares, each readable by its
-    metadata (:func:`_readable`); None where they differ, one is not readable, there is none, or (with
+    metadata (:func:`readable`); None where they differ, one is not readable, there is none, or (with
     ``others_plain``) another argument is not a plain value."""
     mode = device = None
     for value in (*_leaves(args), *_leaves(tuple(kwargs.values()))):
         if type(value) is FakeTensor:
-            if not _readable(value):
+            if not readable(value):
                 return None
             if mode is None:
                 mode, device = value.fake_mode, value.fake_device
@@ -409,7 +409,7 @@ def aten_inplace(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
     shapes and dtypes (run on meta stand-ins, no Python dispatch); None where this does not apply.
     The written tensor must be a plain fake (no constant value: FakeTensor tracks what a write does to
     it); the others are only read, so a constant's value (``attn_mask[...] = count``) does not matter."""
-    if not _writes_self(func) or not args or type(args[0]) is not FakeTensor or not _readable(args[0]):
+    if not _writes_self(func) or not args or type(args[0]) is not FakeTensor or not readable(args[0]):
         return None
     target = args[0]
     mode, device = target.fake_mode, target.fake_device
@@ -532,7 +532,7 @@ def aten_pointwise(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
     for value in (*args, *kwargs.values()):
         kind = type(value)
         if kind is FakeTensor:
-            if not _readable(value):
+            if not readable(value):
                 return None
             if not (value.dtype.is_floating_point or value.dtype == torch.bool) or value.dim() == 0:
                 return None  # integer promotion and errors, 0-dim operands' promotion: dispatched

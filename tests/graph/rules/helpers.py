@@ -171,3 +171,32 @@ def assert_same_views(got: Any, expected: Any, inputs: list[torch.Tensor]) -> No
 
 
 sizes = st.integers(1, 9)
+
+
+def laid_out(shape: list[int], data: st.DataObject, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A tensor of ``shape`` (made in the caller's fake mode) in a drawn layout: its dims in a drawn
+    memory order, and maybe every other element of a drawn dim (a gapped view of a wider tensor)."""
+    order = data.draw(st.permutations(range(len(shape))))
+    stored = [shape[dim] for dim in order]
+    gapped = data.draw(st.sampled_from([None, *range(len(shape))])) if shape else None
+    if gapped is not None:
+        stored[order.index(gapped)] *= 2
+    x = torch.empty(stored, dtype=dtype).permute([order.index(dim) for dim in range(len(shape))])
+    if gapped is not None:
+        index = [slice(None)] * len(shape)
+        index[gapped] = slice(None, None, 2)
+        x = x[tuple(index)]
+    assert list(x.shape) == list(shape)
+    return x
+
+
+def dense(x: torch.Tensor) -> bool:
+    """A permutation of a contiguous layout, a size-1 dim's stride too the product of the sizes inner to
+    it (what :func:`laid_out` makes unless it gaps a dim): with contiguous tensors (a size-1 dim's
+    stride aside), the layouts whose pointwise results the rules lay out."""
+    step = 1
+    for size, stride in sorted(zip(x.shape, x.stride(), strict=True), key=lambda pair: (pair[1], pair[0] != 1)):
+        if stride != step:
+            return False
+        step *= size
+    return True

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from tests.graph.rules.helpers import check
+from tests.graph.rules.helpers import check, dense, laid_out
 
 broadcastable = st.lists(st.sampled_from([1, 3, 4]), min_size=0, max_size=4)
 
@@ -43,6 +43,34 @@ def test_binary(
                 assert result in ("answered", "rejected")
 
 
+@given(
+    shapes=st.lists(st.integers(1, 4), min_size=1, max_size=4).flatmap(
+        lambda shape: st.tuples(
+            st.just(shape), st.lists(st.sampled_from([1, None]), min_size=len(shape), max_size=len(shape))
+        )
+    ),
+    op=st.sampled_from([operator.add, operator.mul, operator.truediv, torch.sub, torch.Tensor.__rmul__]),
+    dtype=st.sampled_from([torch.float32, torch.float16]),
+    swap=st.booleans(),
+    data=st.data(),
+)
+def test_binary_of_any_layouts(
+    shapes: tuple[list[int], list[int | None]], op: Any, dtype: torch.dtype, swap: bool, data: st.DataObject
+) -> None:
+    """Operands in drawn layouts (dims permuted in memory, gapped), one broadcast along drawn dims: answered
+    as dispatch lays the result out where both are dense (a layer scale times a permuted block, a
+    channels-last residual), never otherwise."""
+    shape, ones = shapes
+    other = [size if one is None else 1 for size, one in zip(shape, ones, strict=True)]
+    with FakeTensorMode():
+        a, b = laid_out(shape, data, dtype), laid_out(other, data, dtype)
+        outcome = check(op, (b, a) if swap else (a, b))
+        contiguous = a.is_contiguous() and b.is_contiguous()
+        assert outcome == "answered" if contiguous or (dense(a) and dense(b)) else outcome == "declined"
+        outcome = check(op, (a, 0.5))
+        assert outcome == "answered" if a.is_contiguous() or dense(a) else outcome == "declined"
+
+
 _UNARY = ("neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "abs", "reciprocal", "square", "erf")
 
 
@@ -52,8 +80,9 @@ _UNARY = ("neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "abs", "reciprocal
     layout=st.sampled_from(["contiguous", "transposed", "sliced"]),
 )
 def test_unary(shape: list[int], dtype: torch.dtype, layout: str) -> None:
-    """Every spelling against dispatch: a contiguous floating-point input is answered (a new contiguous
-    tensor), any other layout or dtype declined (torch lays out or promotes)."""
+    """Every spelling against dispatch: a dense floating-point input is answered, a contiguous one with a
+    new contiguous tensor, another order of its dims as the op lays it out; other dtypes declined (torch
+    promotes)."""
     with FakeTensorMode():
         x = torch.empty(shape, dtype=dtype)
         if layout == "transposed" and x.dim() >= 2:
@@ -63,7 +92,9 @@ def test_unary(shape: list[int], dtype: torch.dtype, layout: str) -> None:
         spellings = [getattr(torch, name) for name in _UNARY] + [getattr(torch.Tensor, name) for name in _UNARY]
         for function in (*spellings, operator.neg, torch.Tensor.__neg__):
             outcome = check(function, (x,))
-            if dtype.is_floating_point and x.is_contiguous():
+            if dtype.is_floating_point and (x.is_contiguous() or dense(x)):
                 assert outcome == "answered", function
+            elif dtype.is_floating_point:
+                assert outcome in ("answered", "declined"), function
             else:
                 assert outcome in ("declined", "rejected"), function

@@ -1,4 +1,4 @@
-"""Batch, layer and RMS norms (with ``nn.Linear`` on the same inputs) against FakeTensor dispatch:
+"""Batch, layer, RMS and group norms (with ``nn.Linear`` on the same inputs) against FakeTensor dispatch:
 answered whenever torch accepts the call."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.nn import functional as F
 
-from tests.graph.rules.helpers import check
+from tests.graph.rules.helpers import check, laid_out
 
 
 @given(
@@ -157,3 +157,34 @@ def test_normalize(shape: list[int], p: float, dim: int, dtype: torch.dtype, tra
             outcome = check(F.normalize, (x, p, dim))
     if x.is_contiguous() and dtype.is_floating_point and x.numel() > 0 and -x.dim() <= dim < x.dim():
         assert outcome == "answered"
+
+
+@given(
+    groups=st.integers(1, 4),
+    per_group=st.integers(1, 3),
+    extra=st.integers(0, 1),
+    shape=st.lists(st.integers(0, 3), max_size=3),
+    affine=st.sampled_from(["module", "given", "none", "wrong"]),
+    dtype=st.sampled_from([torch.float32, torch.float16]),
+    data=st.data(),
+)
+def test_group_norm(
+    groups: int, per_group: int, extra: int, shape: list[int], affine: str, dtype: torch.dtype, data: st.DataObject
+) -> None:
+    """``nn.GroupNorm`` and ``F.group_norm`` against dispatch: a contiguous input whose channels the groups
+    divide is answered (a new contiguous tensor), the rest declined or rejected as torch decides (channels
+    not divided, a weight of another size, an empty input, another layout)."""
+    channels = groups * per_group + extra
+    module = nn.GroupNorm(groups, groups * per_group, affine=affine == "module").to(dtype)  # the model's own
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        x = laid_out([2, channels, *shape], data, dtype)
+        module_outcome = check(module, (x,))
+        size = channels + (1 if affine == "wrong" else 0)
+        weights = (
+            (torch.empty(size, dtype=dtype), torch.empty(size, dtype=dtype)) if affine in ("given", "wrong") else ()
+        )
+        function_outcome = check(F.group_norm, (x, groups, *weights))
+    answerable = x.is_contiguous() and extra == 0 and 0 not in shape
+    if answerable:
+        assert module_outcome == "answered"
+        assert function_outcome == ("rejected" if affine == "wrong" else "answered")

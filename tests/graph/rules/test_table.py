@@ -30,8 +30,9 @@ def test_unusual_calls_are_declined(fake: FakeTensorMode) -> None:
     conv = nn.Conv2d(4, 4, 3)
     assert check(conv, (x.to(memory_format=torch.channels_last),)) == "answered"  # laid out as the backend does
     assert answer(RULES.rule_for(conv), conv, (x.half(),), {}) is None  # weight dtype differs: torch decides
-    assert answer(RULES.rule_for(operator.add), operator.add, (x, x.transpose(2, 3)), {}) is None
-    assert answer(RULES.rule_for(torch.cos), torch.cos, (x.transpose(2, 3),), {}) is None
+    assert check(operator.add, (x, x.transpose(2, 3))) == "answered"  # laid out as TensorIterator does
+    assert answer(RULES.rule_for(operator.add), operator.add, (x, x.double().transpose(2, 3)), {}) is None
+    assert answer(RULES.rule_for(torch.cos), torch.cos, (x.long().transpose(2, 3),), {}) is None
     assert answer(RULES.rule_for(torch.add), torch.add, (x, x), {"alpha": 2}) is None
     assert RULES.rule_for(nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")) is not None
     reflect = nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")
@@ -73,6 +74,10 @@ def _plain_calls() -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     for function in (F.relu, F.relu6, F.silu, F.gelu, F.hardswish, F.hardsigmoid, F.mish, F.sigmoid, F.tanh):
         calls.append((function, (x,), {}))
     calls += [(torch.relu, (x,), {}), (torch.sigmoid, (x,), {}), (torch.tanh, (x,), {})]
+    calls += [(method, (x,), {}) for method in (torch.Tensor.relu, torch.Tensor.sigmoid, torch.Tensor.tanh)]
+    calls += [(nn.Softmax(1), (x,), {}), (nn.GroupNorm(2, 4), (x,), {}), (F.group_norm, (x, 2), {})]
+    calls += [(F.interpolate, (x,), {"scale_factor": 2, "mode": "bilinear"}), (nn.Upsample(size=7), (x,), {})]
+    calls += [(nn.UpsamplingNearest2d(scale_factor=2), (x,), {}), (nn.UpsamplingBilinear2d(size=3), (x,), {})]
     calls += [(function, (x, -1), {}) for function in (torch.softmax, torch.Tensor.softmax)]
     calls += [(F.softmax, (x,), {"dim": 1})]
     for function in (operator.add, operator.mul, operator.sub, operator.truediv, torch.add, torch.mul, torch.sub):

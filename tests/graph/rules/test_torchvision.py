@@ -1,4 +1,5 @@
-"""The torchvision rules (swin window attention, relative position bias) against FakeTensor dispatch."""
+"""The torchvision rules (swin window attention, relative position bias, patch merging's padding,
+stochastic depth) against FakeTensor dispatch."""
 
 from __future__ import annotations
 
@@ -55,3 +56,26 @@ def test_stochastic_depth(
         assert outcome == "answered"
     if not valid:
         assert outcome == "rejected"
+
+
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=2, max_size=5),
+    layout=st.sampled_from(["contiguous", "permuted", "sliced"]),
+    dtype=st.sampled_from([torch.float32, torch.float16, torch.int64]),
+)
+def test_patch_merging_pad(shape: list[int], layout: str, dtype: torch.dtype) -> None:
+    """Swin's ``_patch_merging_pad`` of ``[..., H, W, C]`` (odd sizes padded): answered as dispatch makes it
+    for a contiguous input of three dims or more, declined for other layouts, torch's error below three."""
+    from torchvision.models import swin_transformer as swin
+
+    with FakeTensorMode():
+        x = torch.empty(shape, dtype=dtype)
+        if layout == "permuted":
+            x = x.transpose(0, -1)
+        elif layout == "sliced":
+            x = x[..., ::2, :]
+        outcome = check(swin._patch_merging_pad, (x,))
+    if layout == "contiguous" or x.is_contiguous():
+        assert outcome == ("answered" if len(shape) >= 3 else "rejected")
+    else:
+        assert outcome in ("declined", "rejected")

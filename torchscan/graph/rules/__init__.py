@@ -15,12 +15,15 @@ else the function, a tensor method for ``call_method``; fake tensors as argument
   made by the op's own C++ meta kernel on the argument's meta data (no FakeTensor dispatch), so
   sizes, strides and storage sharing are torch's own — a copying ``reshape``/``contiguous`` gets
   a new storage, a view its base's;
-- ``None``: anything unusual (non-contiguous or mixed dtypes or devices, an extra argument, a
+- a new fake tensor laid out as torch lays it out: a pointwise op (arithmetic, an activation) of
+  operands in another dense layout (permuted, channels-last), its layout learned once per pattern
+  (:func:`~torchscan.graph.rules.common.strided_pointwise`), a convolution of a strided input;
+- ``None``: anything unusual (gapped layouts, mixed dtypes or devices, an extra argument, a
   shape torch would reject): the interpreter dispatches the op on fake tensors as before, so
   torch's own checks and error messages stand.
 
 One file per op family (``conv``, ``pool``, ``norm``, ``activation``, ``elementwise``, ``linear``,
-``attention``, ``shape``; ``torchvision`` loaded once torchvision is imported), each a
+``attention``, ``shape``, ``upsample``; ``torchvision`` loaded once torchvision is imported), each a
 :class:`~torchscan.graph.rules.table.RuleTable` keyed by every spelling, merged here into one
 read-only :class:`~torchscan.graph.rules.table.ShapeRules` (a target registered twice is refused),
 the pattern of the op registry (:mod:`torchscan.ops`).
@@ -31,7 +34,7 @@ dtype, device, contiguity and the same aliasing, on random configurations and on
 
 from __future__ import annotations
 
-from torchscan.graph.rules import activation, attention, conv, elementwise, linear, norm, pool, shape
+from torchscan.graph.rules import activation, attention, conv, elementwise, linear, norm, pool, shape, upsample
 from torchscan.graph.rules.table import (
     Answer,
     Fresh,
@@ -75,6 +78,7 @@ RULES = ShapeRules.from_tables(
     linear.TABLE,
     attention.TABLE,
     shape.TABLE,
+    upsample.TABLE,
     lazy=(LazyTable("torchvision.models.swin_transformer", _load_torchvision),),
     inherit=False,
 )

@@ -78,8 +78,9 @@ def _convolution(
     groups: int,
 ) -> Answer:
     """A batched convolution with zeros padding: ``(N, C_in, *L) -> (N, C_out, *L_out)``, each
-    ``L_out = ⌊(L + 2p − d(k − 1) − 1)/s⌋ + 1``; a new contiguous tensor for a contiguous input, else
-    laid out as the backend torch selects would lay it out (:func:`_strided_result`)."""
+    ``L_out = ⌊(L + 2p − d(k − 1) − 1)/s⌋ + 1`` (``padding="same"``: ``L_out = L``, stride 1); a new
+    contiguous tensor for a contiguous input, else laid out as the backend torch selects would lay it out
+    (:func:`_strided_result`; not for ``"same"``)."""
     dims = weight.dim() - 2
     if x.dim() != dims + 2 or not weight.is_contiguous() or not x.dtype.is_floating_point:
         return None
@@ -89,11 +90,15 @@ def _convolution(
         return None
     if any(step < 1 for step in (*stride, *dilation)) or (not isinstance(padding, str) and min(padding) < 0):
         return None
+    kernel = weight.shape[2:]
+    if padding == "same":  # stride 1 (torch refuses others), d(k − 1) padding in all per dim: L_out = L
+        if any(step != 1 for step in stride) or not plain(x):  # an odd total pads the input first: its layout
+            return None
+        return fresh((x.shape[0], weight.shape[0], *x.shape[2:]), x)
     if isinstance(padding, str):
-        if padding != "valid":  # 'same' is computed by torch (asymmetric padding for even kernels)
+        if padding != "valid":
             return None
         padding = (0,) * dims
-    kernel = weight.shape[2:]
     sizes = [window_size(x.shape[2 + d], kernel[d], stride[d], padding[d], dilation[d], False) for d in range(dims)]
     if any(size <= 0 for size in sizes):
         return None

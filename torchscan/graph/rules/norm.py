@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from torchscan.graph.rules.common import SEQUENCES, bound, fresh, like, one_input, plain, strided_fake
-from torchscan.graph.rules.table import Answer, RuleTable
+from torchscan.graph.rules.table import Answer, RuleTable, is_tensor
 
 __all__ = ["TABLE"]
 
@@ -115,6 +115,47 @@ def _functional_batch_norm(function: Any, args: tuple[Any, ...], kwargs: Mapping
     if training and x.numel() // x.shape[1] <= 1:  # torch refuses one value per channel in training
         return None
     return fresh(x.shape, x)
+
+
+_GROUP_NORM = ("input", "num_groups", "weight", "bias", "eps")
+
+
+def _grouped(x: Any, groups: Any, weight: Any, bias: Any) -> Answer:
+    """A group norm of ``x`` in ``groups`` groups: a new contiguous tensor of its shape, for a contiguous
+    floating-point ``x`` of at least 2 dims, not empty, whose channels (dim 1) the groups divide, and
+    a weight and bias of ``(C,)`` or None; torch decides anything else (its channels-last kernel too)."""
+    if not plain(x) or not x.dtype.is_floating_point or x.dim() < 2 or x.numel() == 0:
+        return None
+    if type(groups) is not int or groups < 1 or x.shape[1] % groups:
+        return None
+    channels = (x.shape[1],)
+    for tensor in (weight, bias):  # the module's own tensors (real until a dispatch needs fakes) or fakes
+        if tensor is not None and not (
+            is_tensor(tensor)
+            and tuple(tensor.shape) == channels
+            and tensor.dtype == x.dtype
+            and tensor.device == x.device
+        ):
+            return None
+    return fresh(x.shape, x)
+
+
+@TABLE.register(nn.GroupNorm)
+def _group_norm_module(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``nn.GroupNorm(num_groups, num_channels)``: as :func:`_grouped`, its channels ``num_channels``."""
+    x = one_input(args, kwargs)
+    if x is None or x.dim() < 2 or x.shape[1] != module.num_channels:
+        return None
+    return _grouped(x, module.num_groups, module.weight, module.bias)
+
+
+@TABLE.register(F.group_norm)
+def _group_norm(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``F.group_norm(input, num_groups, weight=None, bias=None, eps=1e-5)``: as :func:`_grouped`."""
+    call = bound(_GROUP_NORM, args, kwargs)
+    if call is None or type(call.get("eps", 1e-5)) not in (int, float):
+        return None
+    return _grouped(call.get("input"), call.get("num_groups"), call.get("weight"), call.get("bias"))
 
 
 _NORMALIZE = ("input", "p", "dim", "eps", "out")

@@ -13,7 +13,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
-from torchscan.graph.rules.common import SEQUENCES, bound, fresh, one_input, plain, strided_fake
+from torchscan.graph.rules.common import SEQUENCES, bound, fresh, plain, strided_fake
 from torchscan.graph.rules.table import Answer, Fresh, Pending, RuleTable, is_tensor
 
 __all__ = ["TABLE"]
@@ -154,8 +154,8 @@ def _pad(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Ans
 
 @TABLE.register(nn.Identity)
 def _identity(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
-    """``nn.Identity``: its argument."""
-    return one_input(args, kwargs)
+    """``nn.Identity``: its argument, whatever its layout."""
+    return args[0] if len(args) == 1 and not kwargs and strided_fake(args[0]) else None
 
 
 @TABLE.register(torch.cat)
