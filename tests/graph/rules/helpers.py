@@ -131,6 +131,14 @@ def _holds_tensor(value: Any) -> bool:
     return isinstance(value, (torch.Tensor, Fresh, Pending))
 
 
+def _row_major(shape: torch.Size) -> tuple[int, ...]:
+    stride, step = [0] * len(shape), 1
+    for dim in range(len(shape) - 1, -1, -1):
+        stride[dim] = step
+        step *= shape[dim]
+    return tuple(stride)
+
+
 def _twin(value: Any, twins: dict[int, Any]) -> Any:
     """``value`` with each fake tensor a new contiguous tensor could be (offset 0, storage of its size,
     no grad) replaced by its :class:`Pending` twin (one twin per tensor)."""
@@ -138,7 +146,7 @@ def _twin(value: Any, twins: dict[int, Any]) -> Any:
         if id(value) not in twins:
             fresh = (
                 value.layout == torch.strided
-                and value.is_contiguous()
+                and value.stride() == _row_major(value.shape)  # a Pending's fake is torch.empty's: size-1 dims too
                 and value.storage_offset() == 0
                 and not value.requires_grad
                 and value.untyped_storage().nbytes() == value.numel() * value.element_size()

@@ -16,7 +16,7 @@ else the function, a tensor method for ``call_method``; fake tensors as argument
   sizes, strides and storage sharing are torch's own — a copying ``reshape``/``contiguous`` gets
   a new storage, a view its base's;
 - a new fake tensor laid out as torch lays it out: a pointwise op (arithmetic, an activation) of
-  operands in another dense layout (permuted, channels-last), its layout learned once per pattern
+  operands in another dense layout (permuted, channels-last), none requiring grad, its layout learned once per pattern
   (:func:`~torchscan.graph.rules.common.strided_pointwise`), a convolution of a strided input;
 - ``None``: anything unusual (gapped layouts, mixed dtypes or devices, an extra argument, a
   shape torch would reject): the interpreter dispatches the op on fake tensors as before, so

@@ -173,15 +173,20 @@ def strided_pointwise(function: Any, args: tuple[Any, ...], kwargs: Mapping[str,
     against others and memory formats, all of which such a pattern keeps. A :class:`Fresh` answer where
     the layout is row-major, else a new fake tensor of the operands' fake mode and device. Tensors are
     fakes (or :class:`Pending`) of one mode and device, floating-point or bool, at least 1-D, none
-    empty; other arguments numbers, None, strings, dtypes or memory formats; None otherwise
-    (dispatched: FakeTensor's path, ~200–600 µs a call against ~20 here)."""
+    empty, none requiring grad (with grad on: the result would require grad too, and which kernel torch
+    picks downstream may read it — ``scaled_dot_product_attention`` of a mask that requires grad does); other
+    arguments numbers, None, strings, dtypes or memory formats; None otherwise (dispatched: FakeTensor's path,
+    ~200–600 µs a call against ~40 here)."""
     mode = device = None
     kinds: list[Any] = []
     shapes = []
+    grad_enabled = torch.is_grad_enabled()
     for value in (*args, *kwargs.values()):
         kind = type(value)
         if kind is FakeTensor or kind is Pending:
-            if (kind is FakeTensor and not readable(value)) or value.dim() == 0:
+            if kind is FakeTensor and (not readable(value) or (value.requires_grad and grad_enabled)):
+                return None  # a result that requires grad is autograd's: torch's kernel choices downstream read it
+            if value.dim() == 0:
                 return None
             if not (value.dtype.is_floating_point or value.dtype == torch.bool):
                 return None
