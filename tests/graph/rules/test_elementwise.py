@@ -52,17 +52,23 @@ def test_binary(
     op=st.sampled_from([operator.add, operator.mul, operator.truediv, torch.sub, torch.Tensor.__rmul__]),
     dtype=st.sampled_from([torch.float32, torch.float16]),
     swap=st.booleans(),
+    device=st.sampled_from(["cpu", "meta"]),
     data=st.data(),
 )
 def test_binary_of_any_layouts(
-    shapes: tuple[list[int], list[int | None]], op: Any, dtype: torch.dtype, swap: bool, data: st.DataObject
+    shapes: tuple[list[int], list[int | None]],
+    op: Any,
+    dtype: torch.dtype,
+    swap: bool,
+    device: str,
+    data: st.DataObject,
 ) -> None:
     """Operands in drawn layouts (dims permuted in memory, gapped), one broadcast along drawn dims: answered
     as dispatch lays the result out where both are dense (a layer scale times a permuted block, a
     channels-last residual), never otherwise."""
     shape, ones = shapes
     other = [size if one is None else 1 for size, one in zip(shape, ones, strict=True)]
-    with FakeTensorMode():
+    with FakeTensorMode(), torch.device(device):  # the layout is learned per device
         a, b = laid_out(shape, data, dtype), laid_out(other, data, dtype)
         outcome = check(op, (b, a) if swap else (a, b))
         contiguous = a.is_contiguous() and b.is_contiguous()

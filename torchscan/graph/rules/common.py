@@ -132,12 +132,14 @@ def _memory_order(shape: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int,
 
 
 @functools.lru_cache(maxsize=4096)
-def _pointwise_layout(function: Any, kinds: tuple[Any, ...], names: tuple[str, ...]) -> tuple[Any, ...] | None:
-    """The dtype and strides of ``function``'s result, as FakeTensor's dispatch makes it, for arguments
-    of ``kinds``: a tensor's ``(dtype, memory order, sizes)`` with its sizes 1 where the operand's are and
-    2 elsewhere, laid out in that order; a number's type; any other value itself (the last
-    ``len(names)`` by keyword). None where the dispatch refuses them. A pure function of torch's op,
-    dtypes and layout patterns: cached for the process, nothing of a user's."""
+def _pointwise_layout(
+    function: Any, kinds: tuple[Any, ...], names: tuple[str, ...], device: torch.device
+) -> tuple[Any, ...] | None:
+    """The dtype and strides of ``function``'s result, as FakeTensor's dispatch makes it on ``device``, for
+    arguments of ``kinds``: a tensor's ``(dtype, memory order, sizes)`` with its sizes 1 where the operand's
+    are and 2 elsewhere, laid out in that order; a number's type; any other value itself (the last
+    ``len(names)`` by keyword). None where the dispatch refuses them. A pure function of torch's op, a
+    device, dtypes and layout patterns: cached for the process, nothing of a user's."""
     values: list[Any] = []
     try:
         with _disable_current_modes(), FakeTensorMode():  # a private mode alone, whatever the caller runs
@@ -148,7 +150,7 @@ def _pointwise_layout(function: Any, kinds: tuple[Any, ...], names: tuple[str, .
                     for dim in order:
                         stride[dim] = step
                         step *= sizes[dim]
-                    values.append(torch.empty_strided(sizes, stride, dtype=dtype))
+                    values.append(torch.empty_strided(sizes, stride, dtype=dtype, device=device))
                 elif kind in (bool, int, float):
                     values.append(kind(1))
                 else:
@@ -164,19 +166,19 @@ def _pointwise_layout(function: Any, kinds: tuple[Any, ...], names: tuple[str, .
 
 def strided_pointwise(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
     """The result of the pointwise torch function ``function`` (``operator.mul``, ``F.gelu``…) on
-    tensors laid out densely in any dim order (a convnext block's permuted output, a channels-last
-    activation): a dense tensor of the broadcast shape laid out as FakeTensor's dispatch lays out the
-    operands' pattern — which sizes are 1, each operand's dim order and dtype, the other arguments'
-    types — learned once per pattern on tensors of sizes 1 and 2 (:func:`_pointwise_layout`): the
+    tensors laid out densely in any dim order (a permuted block's output, a channels-last activation):
+    a dense tensor of the broadcast shape laid out as FakeTensor's dispatch lays out the operands'
+    pattern — which sizes are 1, each operand's dim order and dtype, the other arguments' types —
+    learned once per pattern and device on tensors of sizes 1 and 2 (:func:`_pointwise_layout`): the
     result's dims in the learned order, each stride the product of the sizes inner to it. The kernels
     (TensorIterator, the references) decide a layout by comparing strides within an operand, sizes of 1
     against others and memory formats, all of which such a pattern keeps. A :class:`Fresh` answer where
     the layout is row-major, else a new fake tensor of the operands' fake mode and device. Tensors are
     fakes (or :class:`Pending`) of one mode and device, floating-point or bool, at least 1-D, none
     empty, none requiring grad (with grad on: the result would require grad too, and which kernel torch
-    picks downstream may read it — ``scaled_dot_product_attention`` of a mask that requires grad does); other
-    arguments numbers, None, strings, dtypes or memory formats; None otherwise (dispatched: FakeTensor's path,
-    ~200–600 µs a call against ~40 here)."""
+    picks downstream may read it — ``scaled_dot_product_attention`` of a mask that requires grad does);
+    other arguments numbers, None, strings, dtypes or memory formats; None otherwise (dispatched:
+    FakeTensor's path, ~200–600 µs a call against ~40 here)."""
     mode = device = None
     kinds: list[Any] = []
     shapes = []
@@ -215,7 +217,7 @@ def strided_pointwise(function: Any, args: tuple[Any, ...], kwargs: Mapping[str,
     shape = broadcast(shapes)
     if shape is None:  # torch's own error comes from the dispatch
         return None
-    learned = _pointwise_layout(function, tuple(kinds), tuple(kwargs))
+    learned = _pointwise_layout(function, tuple(kinds), tuple(kwargs), device)
     if learned is None:
         return None
     dtype, learned_stride = learned
