@@ -49,7 +49,16 @@ from torch._subclasses import fake_impls
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._mode_utils import no_dispatch
 
-__all__ = ["aten_inplace", "aten_new", "aten_pointwise", "aten_rule", "aten_view", "readable"]
+__all__ = [
+    "aten_inplace",
+    "aten_new",
+    "aten_pointwise",
+    "aten_rule",
+    "aten_view",
+    "pattern_value",
+    "readable",
+    "value_kind",
+]
 
 _ALSO = frozenset({torch.ops.aten._unsafe_view.default})
 """Ops that return their input's storage without being tagged as views."""
@@ -457,6 +466,23 @@ def _wrapped(value: Any, mode: Any, device: torch.device) -> Any:
 _NUMBERS = (bool, int, float)
 
 
+def value_kind(value: Any) -> Any:
+    """A non-tensor argument's part of a pointwise layout pattern: a number's type, a None, string,
+    dtype or memory format as ``("value", value)``; None for anything else (not covered)."""
+    kind = type(value)
+    if kind in _NUMBERS:
+        return kind
+    if value is None or kind in (str, torch.dtype, torch.memory_format):
+        return ("value", value)
+    return None
+
+
+def pattern_value(kind: Any) -> Any:
+    """The argument a learning call passes for a non-tensor :func:`value_kind`: 1 of a number's type,
+    else the value itself."""
+    return kind(1) if kind in _NUMBERS else kind[1]
+
+
 def _ranks(stride: tuple[int, ...]) -> tuple[int, ...]:
     """Strides with the same order, ties and zeros as ``stride``, as small as can be: the layout
     comparisons of TensorIterator and of the meta kernels (which dim is outer, which is
@@ -488,10 +514,8 @@ def _pointwise_layout(
                 if type(kind) is tuple and len(kind) == 3:
                     dtype, sizes, ranks = kind
                     values.append(torch.empty_strided(sizes, ranks, dtype=dtype, device="meta"))
-                elif kind in _NUMBERS:
-                    values.append(kind(1))
                 else:
-                    values.append(kind[1])
+                    values.append(pattern_value(kind))
             positional = values[: len(values) - len(names)]
             keywords = dict(zip(names, values[len(values) - len(names) :], strict=True))
             out = func(*positional, **keywords)
@@ -545,10 +569,8 @@ def aten_pointwise(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
                 return None  # an empty operand
             shapes.append(shape)
             kinds.append((value.dtype, tuple(1 if size == 1 else 2 for size in shape), _ranks(stride)))
-        elif kind in _NUMBERS:
-            kinds.append(kind)
-        elif value is None or kind in (str, torch.dtype, torch.memory_format):
-            kinds.append(("value", value))
+        elif (described := value_kind(value)) is not None:
+            kinds.append(described)
         else:
             return None
     if mode is None:

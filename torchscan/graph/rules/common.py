@@ -13,7 +13,7 @@ from torch.fx.immutable_collections import immutable_list
 from torch.utils._mode_utils import no_dispatch
 from torch.utils._python_dispatch import _disable_current_modes
 
-from torchscan.graph.aten_meta import readable
+from torchscan.graph.aten_meta import pattern_value, readable, value_kind
 from torchscan.graph.rules.table import Answer, Fresh, Pending
 
 __all__ = [
@@ -110,12 +110,17 @@ def broadcast(shapes: Sequence[Sequence[int]]) -> tuple[int, ...] | None:
     return tuple(out)
 
 
-def _row_major(shape: Sequence[int]) -> tuple[int, ...]:
+def _strides_in(order: Sequence[int], shape: Sequence[int]) -> tuple[int, ...]:
+    """The dense strides of ``shape`` with its dims laid out in ``order`` (innermost first)."""
     stride, step = [0] * len(shape), 1
-    for dim in range(len(shape) - 1, -1, -1):
+    for dim in order:
         stride[dim] = step
         step *= shape[dim]
     return tuple(stride)
+
+
+def _row_major(shape: Sequence[int]) -> tuple[int, ...]:
+    return _strides_in(range(len(shape) - 1, -1, -1), shape)
 
 
 def _memory_order(shape: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -146,15 +151,9 @@ def _pointwise_layout(
             for kind in kinds:
                 if type(kind) is tuple and len(kind) == 3:
                     dtype, order, sizes = kind
-                    stride, step = [0] * len(sizes), 1
-                    for dim in order:
-                        stride[dim] = step
-                        step *= sizes[dim]
-                    values.append(torch.empty_strided(sizes, stride, dtype=dtype, device=device))
-                elif kind in (bool, int, float):
-                    values.append(kind(1))
+                    values.append(torch.empty_strided(sizes, _strides_in(order, sizes), dtype=dtype, device=device))
                 else:
-                    values.append(kind[1])
+                    values.append(pattern_value(kind))
             positional = values[: len(values) - len(names)]
             out = function(*positional, **dict(zip(names, values[len(positional) :], strict=True)))
     except (RuntimeError, IndexError, TypeError, ValueError, NotImplementedError):
@@ -206,10 +205,8 @@ def strided_pointwise(function: Any, args: tuple[Any, ...], kwargs: Mapping[str,
                 return None
             shapes.append(shape)
             kinds.append((value.dtype, order, tuple(1 if size == 1 else 2 for size in shape)))
-        elif kind in (bool, int, float):
-            kinds.append(kind)
-        elif value is None or kind in (str, torch.dtype, torch.memory_format):
-            kinds.append(("value", value))
+        elif (described := value_kind(value)) is not None:
+            kinds.append(described)
         else:
             return None
     if mode is None:

@@ -16,8 +16,14 @@ __all__ = ["TABLE"]
 
 TABLE = RuleTable("upsample")
 
-_MODES = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "linear": (3,), "bilinear": (4,), "bicubic": (4,)}
-_MODES["trilinear"] = (5,)
+_MODES = {
+    "nearest": (3, 4, 5),
+    "nearest-exact": (3, 4, 5),
+    "linear": (3,),
+    "bilinear": (4,),
+    "bicubic": (4,),
+    "trilinear": (5,),
+}
 """The modes answered, with the input ranks torch takes each at (``area`` is an adaptive pool)."""
 
 _INTERPOLATE = ("input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor", "antialias")
