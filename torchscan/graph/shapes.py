@@ -26,7 +26,6 @@ from torch._subclasses.fake_tensor import (
     FakeTensorMode,
 )
 from torch.fx.node import map_arg
-from torch.multiprocessing.reductions import StorageWeakRef
 
 from torchscan.errors import CaptureError, InputError, ShapeError
 from torchscan.graph.clone import Fakes
@@ -280,7 +279,7 @@ class StorageIds:
             storage = tensor.untyped_storage()
         except (RuntimeError, NotImplementedError):  # sparse and other storage-less layouts
             return StorageRef(id=-1, nbytes=tensor.numel() * tensor.element_size())
-        key = StorageWeakRef(storage).cdata
+        key = storage._cdata  # its impl's address (a weak ref's too): kept alive below, so never reused
         if key not in self._refs:
             self._refs[key] = self._next(int(storage.nbytes()), persistent)
             self._alive.append(storage)
@@ -295,7 +294,7 @@ class StorageIds:
         ref = self._pending.get(id(pending))
         if ref is not None:
             storage = meta.untyped_storage()
-            self._refs[StorageWeakRef(storage).cdata] = ref
+            self._refs[storage._cdata] = ref
             self._alive.append(storage)
 
     def _next(self, nbytes: int, persistent: bool) -> StorageRef:
@@ -352,6 +351,9 @@ class _ShapeRunner:
         self.module, self.graph, self.submodules = module, graph, plans.submodules
         self._memo = DispatchMemo(fake_mode) if memo and fake_mode is not None else None
         self._plans = plans.nodes
+        self._kinds: dict[tuple[str, Any], tuple[Any, bool, Any]] = {}
+        """(op, function or module class) -> (rule, weighted, a callee): the same for all the nodes that call it."""
+        self._function_plans: dict[tuple[str, Any], NodePlan] = {}
         self._steps = plans.steps
         self._constants = constants
         self.values: dict[str, NodeValues] = {}
@@ -482,14 +484,25 @@ class _ShapeRunner:
                 callee = target = getattr(torch.Tensor, str(n.target), None)
             else:
                 callee = target = n.target
-            weighted = n.op != "call_method" and DEFAULT_REGISTRY.saves(target) is Saves.WEIGHTED
-            weights = (
-                tuple(t.dtype for t in callee.parameters(recurse=False) if t.dtype.is_floating_point)
-                if weighted and n.op == "call_module"
-                else ()
-            )
-            rule = self._rules.rule_for(callee) if self._fake_mode is not None else None
-            plan = self._plans[n.name] = NodePlan(callee, rule, weighted, weights)
+            key = (n.op, target if _hashable(target) else id(target))
+            found = self._kinds.get(key)
+            if found is None:  # the same for every node calling the same function or module class
+                weighted = n.op != "call_method" and DEFAULT_REGISTRY.saves(target) is Saves.WEIGHTED
+                rule = self._rules.rule_for(callee) if self._fake_mode is not None else None
+                found = self._kinds[key] = (rule, weighted, callee)  # the callee: its id stays unique
+            rule, weighted = found[0], found[1]
+            if weighted and n.op == "call_module":
+                weights = tuple(
+                    t.dtype for t in callee._parameters.values() if t is not None and t.dtype.is_floating_point
+                )  # parameters(recurse=False)
+                plan = NodePlan(callee, rule, weighted, weights)
+            elif n.op == "call_module":
+                plan = NodePlan(callee, rule, weighted)
+            else:  # a function or method: one plan for all its nodes
+                plan = self._function_plans.get(key)
+                if plan is None:
+                    plan = self._function_plans[key] = NodePlan(callee, rule, weighted)
+            self._plans[n.name] = plan
         return plan
 
     def _by_rule(self, plan: NodePlan | None, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
@@ -536,6 +549,15 @@ class _ShapeRunner:
                 f"(the dtype of the model's weights), or convert the model first (model.to({_spelling(given)})) "
                 f"to analyse it in {given}{_user_frame(n)}"
             )
+
+
+def _hashable(target: Any) -> bool:
+    """Whether a node's target can key a dict (a callable object may define ``__eq__`` without ``__hash__``)."""
+    try:
+        hash(target)
+    except TypeError:
+        return False
+    return True
 
 
 def _where(n: fx.Node, path: str, op: str) -> str:

@@ -480,10 +480,8 @@ class _Tracer(fx.Tracer):
             node = super().create_node(kind, target, args, kwargs, name, type_expr)
         else:  # made bare, then given its arguments: the same node, without fx's scan of every argument
             node = self.graph.create_node(kind, target, None, None, name, type_expr)  # for SymInts (none here)
-            if args:
-                node.args = args
-            if kwargs:
-                node.kwargs = kwargs
+            if args or kwargs:  # both at once, as the setters do (arguments are not in fx's node lookup keys)
+                node._update_args_kwargs(args or (), kwargs if kwargs else node._kwargs)
             self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
             if self.module_stack:  # one copy per state of the stack, shared by its nodes (read only)
                 if self._stack_copy is None:
@@ -497,7 +495,7 @@ class _Tracer(fx.Tracer):
         if text is None:
             text = self._node_texts[key] = self.stack_text(_joined(above, below))
         if text:
-            node.stack_trace = text
+            node.meta["stack_trace"] = text  # what the property's setter does, without Node.__setattr__'s bookkeeping
         if self._reuse is not None and self._reuse.depth:
             self._reuse.frames[node] = _joined(above, below)
         return node
