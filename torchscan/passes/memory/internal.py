@@ -97,7 +97,7 @@ def _storage(tensor: torch.Tensor) -> Any:
 
 def _key(tensor: torch.Tensor) -> int | None:
     storage = _storage(tensor)
-    return None if storage is None else StorageWeakRef(storage).cdata
+    return None if storage is None else storage._cdata  # its impl's address: what a weak ref to it is keyed by
 
 
 _DEVICE = torch.ops.prim.device.default
@@ -153,10 +153,10 @@ class _Tracker(TorchDispatchMode):
             if isinstance(tensor, torch.Tensor):
                 storage = _storage(tensor)
                 if storage is not None:
-                    ref = StorageWeakRef(storage)
-                    known = self.live.get(ref.cdata)  # an entry left from a freed storage at this address: replaced
-                    if ref.cdata not in self.existing and (known is None or known[0].expired()):
-                        self.live[ref.cdata] = (ref, int(storage.nbytes()))
+                    key = storage._cdata  # its impl's address, a weak ref's key (a weak ref made only for a new one)
+                    known = self.live.get(key)  # an entry left from a freed storage at this address: replaced
+                    if key not in self.existing and (known is None or known[0].expired()):
+                        self.live[key] = (StorageWeakRef(storage), int(storage.nbytes()))
                         added = True
         if added:  # else nothing was allocated: the bytes alive can only have dropped, the peak stands
             self.peak = max(self.peak, self.current())
@@ -171,7 +171,7 @@ def _new_bytes(tensors: Sequence[torch.Tensor], existing: set[int]) -> int:
     seen: dict[int, int] = {}
     for tensor in tensors:
         storage = _storage(tensor)
-        if storage is not None and (key := StorageWeakRef(storage).cdata) not in existing:
+        if storage is not None and (key := storage._cdata) not in existing:
             seen[key] = int(storage.nbytes())
     return sum(seen.values())
 
@@ -277,7 +277,7 @@ def _train_once(
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         storage = _storage(tensor)
         if storage is not None:
-            packed.setdefault(StorageWeakRef(storage).cdata, storage)
+            packed.setdefault(storage._cdata, storage)
         return tensor
 
     tracker = _Tracker(existing, memo)
