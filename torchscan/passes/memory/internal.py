@@ -44,7 +44,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map
 
-from torchscan.graph.aten_meta import aten_inplace, aten_new, aten_pointwise, aten_rule, aten_view
+from torchscan.graph.aten_meta import aten_inplace, aten_like, aten_new, aten_pointwise, aten_rule, aten_view, detached
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
@@ -143,6 +143,8 @@ class _Tracker(TorchDispatchMode):
                 result = aten_pointwise(func, args, kwargs)  # a pointwise op: by its operands' learned layout
                 if result is None:
                     result = aten_new(func, args, kwargs)  # new tensors by the meta kernel
+                if result is None:
+                    result = aten_like(func, args, kwargs)  # a tensor laid out like another, by the meta kernel
                 if result is None:  # else FakeTensor's dispatch
                     result = func(*args, **kwargs)
                 if key is not None:
@@ -161,6 +163,12 @@ class _Tracker(TorchDispatchMode):
         if added:  # else nothing was allocated: the bytes alive can only have dropped, the peak stands
             self.peak = max(self.peak, self.current())
         return result
+
+
+def _empty_like(tensor: torch.Tensor) -> torch.Tensor:
+    """``torch.empty_like(tensor)``, by the meta kernel for a fake tensor (:func:`aten_like`)."""
+    made = aten_like(torch.ops.aten.empty_like.default, (tensor,), {})
+    return torch.empty_like(tensor) if made is None else made
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -223,11 +231,11 @@ def _with_grad_leaves(
             firsts.append(known is None)
             if known is None:
                 if wants_grad[index]:
-                    leaf = value.detach().requires_grad_(True)
+                    leaf = detached(value).requires_grad_(True)
                     grad_leaves.append(leaf)
                     known = leaf.clone(memory_format=torch.preserve_format) if clone else leaf
                 else:
-                    known = value.detach()
+                    known = detached(value)
                 made[id(value)] = known
             passed.append(known)
             return known
@@ -299,7 +307,7 @@ def _train_once(
     differentiable = [tensor for tensor in outputs if tensor.requires_grad]
     if not differentiable:
         return CallMemory(transient=transient, train_transient=train_transient, trained=True)
-    gradients = [torch.empty_like(tensor) for tensor in differentiable]
+    gradients = [_empty_like(tensor) for tensor in differentiable]
     gradient_keys = {_key(tensor) for tensor in gradients}
     before = {key for tensor in (*passed, *grad_leaves, *params, *outputs) if (key := _key(tensor)) is not None}
     wrt = [*grad_leaves, *params]
