@@ -115,6 +115,8 @@ class _Tracker(TorchDispatchMode):
         for storage in held:
             ref = StorageWeakRef(storage)
             self.live[ref.cdata] = (ref, int(storage.nbytes()))
+        self._bound = 0
+        """At least the bytes alive: the last count plus what was made since."""
         self.peak = self.current()
 
     def current(self) -> int:
@@ -124,6 +126,7 @@ class _Tracker(TorchDispatchMode):
                 del self.live[key]
             else:
                 total += nbytes
+        self._bound = total
         return total
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
@@ -150,19 +153,34 @@ class _Tracker(TorchDispatchMode):
                 if key is not None:
                     self._memo.learn(key, args, kwargs, result)
         result = with_workspace(func, args, kwargs, result)
-        added = False
-        for tensor in tree_leaves(result):
-            if isinstance(tensor, torch.Tensor):
-                storage = _storage(tensor)
-                if storage is not None:
-                    key = storage._cdata  # its impl's address, a weak ref's key (a weak ref made only for a new one)
-                    known = self.live.get(key)  # an entry left from a freed storage at this address: replaced
-                    if key not in self.existing and (known is None or known[0].expired()):
-                        self.live[key] = (StorageWeakRef(storage), int(storage.nbytes()))
-                        added = True
-        if added:  # else nothing was allocated: the bytes alive can only have dropped, the peak stands
-            self.peak = max(self.peak, self.current())
+        added = 0
+        for tensor in _result_tensors(result):
+            storage = _storage(tensor)
+            if storage is not None:
+                key = storage._cdata  # its impl's address, a weak ref's key (a weak ref made only for a new one)
+                known = self.live.get(key)  # an entry left from a freed storage at this address: replaced
+                if key not in self.existing and (known is None or known[0].expired()):
+                    nbytes = int(storage.nbytes())
+                    self.live[key] = (StorageWeakRef(storage), nbytes)
+                    added += nbytes
+        # nothing allocated: the bytes alive can only have dropped, the peak stands; else the bytes alive
+        # are at most the last count plus what was added (frees only lower it): counted again only
+        # where that bound passes the peak
+        if added:
+            self._bound += added
+            if self._bound > self.peak:
+                self.peak = max(self.peak, self.current())
         return result
+
+
+def _result_tensors(result: Any) -> list[torch.Tensor]:
+    """The tensors an ATen op returned: a tensor, or tuples (named ones too) and lists of them — the
+    shapes ATen results take (``tree_leaves``' generic walk cost more per op)."""
+    if isinstance(result, torch.Tensor):
+        return [result]
+    if isinstance(result, (tuple, list)):
+        return [leaf for item in result for leaf in _result_tensors(item)]
+    return []
 
 
 def _empty_like(tensor: torch.Tensor) -> torch.Tensor:
