@@ -16,7 +16,7 @@ from torch.utils._mode_utils import no_dispatch
 from torch.utils._pytree import tree_leaves
 
 from tests.profiles import examples
-from torchscan.graph.aten_meta import aten_inplace, aten_new, aten_pointwise, aten_rule, aten_view
+from torchscan.graph.aten_meta import aten_inplace, aten_like, aten_new, aten_pointwise, aten_rule, aten_view, detached
 
 aten = torch.ops.aten
 
@@ -219,6 +219,90 @@ def test_new_tensors_equal_fake_tensor_dispatch(
             continue
         assert answered is not None, func  # every op here is one the shortcut takes
         _same_new(answered, dispatched, inputs)
+
+
+_LIKE_KWARGS: list[dict[str, Any]] = [
+    {},
+    {"memory_format": torch.preserve_format},
+    {"memory_format": torch.contiguous_format},
+    {"dtype": torch.float64},
+    {"dtype": torch.int32, "memory_format": torch.preserve_format},
+]
+
+
+@settings(max_examples=examples(40))
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+    data=st.data(),
+    device=st.sampled_from(["cpu", "meta"]),
+    dtype=st.sampled_from([torch.float32, torch.float16]),
+    func=st.sampled_from([aten.empty_like.default, aten.zeros_like.default, aten.ones_like.default]),
+    kwargs=st.sampled_from(_LIKE_KWARGS),
+)
+def test_like_tensors_equal_fake_tensor_dispatch(
+    shape: tuple[int, ...], data: st.DataObject, device: str, dtype: torch.dtype, func: Any, kwargs: dict[str, Any]
+) -> None:
+    """``empty_like`` and kin of a row-major input: every stride (a size-1 dim's too) as FakeTensor's
+    uncached constructor path makes it, on a new storage of the same size; any other layout declined
+    (FakeTensor's reading of a size-1 dim's stride and the meta kernel's differ there: a gapped ``(1,)``
+    of stride 2 gets stride 1 from FakeTensor, 2 from the meta kernel)."""
+    fake, x = _laid_out(shape, data, device, dtype)
+    if data.draw(st.booleans()):
+        kwargs = {**kwargs, "device": torch.device(device)}  # the input's own device, asked explicitly
+    answered = aten_like(func, (x,), kwargs)
+    with fake:
+        dispatched = func(x, **kwargs)
+    row_major = torch.empty(shape, device="meta").stride()
+    if x.stride() != row_major:
+        assert answered is None
+        return
+    assert type(answered) is FakeTensor and answered.fake_mode is fake
+    assert answered.shape == dispatched.shape and answered.stride() == dispatched.stride()
+    assert answered.storage_offset() == dispatched.storage_offset()
+    assert (answered.dtype, answered.device) == (dispatched.dtype, dispatched.device)
+    assert answered.untyped_storage().nbytes() == dispatched.untyped_storage().nbytes()
+    assert _storage(answered) != _storage(x) and not answered.requires_grad
+
+
+def test_like_tensors_declined_where_the_constructor_path_decides() -> None:
+    fake = FakeTensorMode()
+    with fake:
+        x = torch.empty(2, 3)
+    constant = FakeTensor(fake, torch.empty(2, device="meta"), torch.device("cpu"), constant=torch.ones(2))
+    assert aten_like(aten.empty_like.default, (x,), {"device": torch.device("meta")}) is None  # another device
+    assert aten_like(aten.empty_like.default, (x,), {"pin_memory": True}) is None
+    assert aten_like(aten.empty_like.default, (x,), {"layout": torch.sparse_coo}) is None
+    assert aten_like(aten.empty_like.default, (torch.empty(2, 3),), {}) is None  # a real tensor
+    assert aten_like(aten.empty_like.default, (constant,), {}) is None  # a constant: FakeTensor's to track
+    assert aten_like(aten.full_like.default, (x, 1.0), {}) is None  # not one of the three
+    assert aten_like(aten.add.Tensor, (x, x), {}) is None
+    assert aten_like(aten.empty_like.default, (x.t(),), {}) is None  # not row-major
+    assert aten_like(aten.empty_like.default, (x,), {"memory_format": torch.channels_last}) is None
+
+
+@settings(max_examples=examples(30))
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+    data=st.data(),
+    device=st.sampled_from(["cpu", "meta"]),
+    grad=st.booleans(),
+)
+def test_detached_equals_detach(shape: tuple[int, ...], data: st.DataObject, device: str, grad: bool) -> None:
+    fake, x = _laid_out(shape, data, device, torch.float32)
+    if grad:
+        with fake:
+            x = x.detach().requires_grad_(True)
+    answered = detached(x)
+    with fake:
+        dispatched = x.detach()
+    assert type(answered) is FakeTensor and answered.fake_mode is fake
+    assert answered.shape == dispatched.shape and answered.stride() == dispatched.stride()
+    assert answered.storage_offset() == dispatched.storage_offset()
+    assert (answered.dtype, answered.device) == (dispatched.dtype, dispatched.device)
+    assert _storage(answered) == _storage(x)  # an alias, as detach makes
+    assert not answered.requires_grad and answered.grad_fn is None
+    real = torch.ones(2, requires_grad=True)
+    assert type(detached(real)) is torch.Tensor and not detached(real).requires_grad  # any other tensor: detach
 
 
 def test_other_ops_and_inputs_are_dispatched_not_made() -> None:

@@ -129,13 +129,18 @@ def aten_like(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     device = kwargs.get("device")
     if (device is not None and torch.device(device) != x.fake_device) or kwargs.get("pin_memory"):
         return None
-    if kwargs.get("layout") not in (None, torch.strided) or not all(_plain(value) for value in kwargs.values()):
-        return None
     given = {key: value for key, value in kwargs.items() if key != "device"}
+    if given.get("layout") not in (None, torch.strided) or not all(_plain(value) for value in given.values()):
+        return None
+    # a row-major input: every path lays the result out row-major (elsewhere FakeTensor's own reading
+    # of a size-1 dim's stride and the meta kernel's may differ)
+    if given.get("memory_format") not in (None, torch.preserve_format, torch.contiguous_format):
+        return None
+    if x.stride() != _contiguous(tuple(x.shape)):
+        return None
     try:
         with no_dispatch():
-            alias = x.as_strided(x.shape, x.stride(), x.storage_offset())  # plain meta, same layout
-            out = func(alias, **given)
+            out = torch.empty(tuple(x.shape), dtype=given.get("dtype") or x.dtype, device="meta")
     except (RuntimeError, TypeError, ValueError):
         return None
     return FakeTensor(x.fake_mode, out, x.fake_device)
