@@ -69,3 +69,19 @@ def test_float_ids_into_an_embedding_say_to_pass_long() -> None:
     assert "(Embedding, fx node" in message and "hint: this layer takes integer ids; pass dtype=torch.long" in message
     report = crawl_module(nn.Sequential(nn.Embedding(10, 4)), (7,), dtype=torch.long)
     assert report.totals.complete
+
+
+def test_each_weighted_module_checks_its_own_weights_dtype() -> None:
+    """Modules of one class share a rule, not their weights: the float64 one is the one named."""
+
+    class Two(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first = nn.Linear(4, 4)
+            self.second = nn.Linear(4, 4).double()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.second(self.first(x))
+
+    with pytest.raises(InputError, match=r"layer 'second' \(Linear, fx node 'second'\) computes in torch.float64"):
+        crawl_module(Two(), (4,))

@@ -351,8 +351,8 @@ class _ShapeRunner:
         self.module, self.graph, self.submodules = module, graph, plans.submodules
         self._memo = DispatchMemo(fake_mode) if memo and fake_mode is not None else None
         self._plans = plans.nodes
-        self._kinds: dict[tuple[str, Any], tuple[Any, bool, Any]] = {}
-        """(op, function or module class) -> (rule, weighted, a callee): the same for all the nodes that call it."""
+        self._kinds: dict[tuple[str, Any], tuple[Any, bool]] = {}
+        """(op, function or module class) -> (rule, weighted): the same for all the nodes that call it."""
         self._function_plans: dict[tuple[str, Any], NodePlan] = {}
         self._steps = plans.steps
         self._constants = constants
@@ -484,13 +484,13 @@ class _ShapeRunner:
                 callee = target = getattr(torch.Tensor, str(n.target), None)
             else:
                 callee = target = n.target
-            key = (n.op, target if _hashable(target) else id(target))
+            key = (n.op, target)  # fx's graph keys its nodes by target too: always hashable
             found = self._kinds.get(key)
             if found is None:  # the same for every node calling the same function or module class
                 weighted = n.op != "call_method" and DEFAULT_REGISTRY.saves(target) is Saves.WEIGHTED
                 rule = self._rules.rule_for(callee) if self._fake_mode is not None else None
-                found = self._kinds[key] = (rule, weighted, callee)  # the callee: its id stays unique
-            rule, weighted = found[0], found[1]
+                found = self._kinds[key] = (rule, weighted)
+            rule, weighted = found
             if weighted and n.op == "call_module":
                 weights = tuple(
                     t.dtype for t in callee._parameters.values() if t is not None and t.dtype.is_floating_point
@@ -549,15 +549,6 @@ class _ShapeRunner:
                 f"(the dtype of the model's weights), or convert the model first (model.to({_spelling(given)})) "
                 f"to analyse it in {given}{_user_frame(n)}"
             )
-
-
-def _hashable(target: Any) -> bool:
-    """Whether a node's target can key a dict (a callable object may define ``__eq__`` without ``__hash__``)."""
-    try:
-        hash(target)
-    except TypeError:
-        return False
-    return True
 
 
 def _where(n: fx.Node, path: str, op: str) -> str:
