@@ -118,11 +118,11 @@ with its dispatch cache off (as recordings run it)."""
 
 
 def aten_like(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``empty_like``/``zeros_like``/``ones_like`` of one readable fake tensor, on its device: the
-    op's meta kernel on a plain meta alias of it (the layout rules are the device's: ``preserve_format``
-    keeps a dense tensor's strides, else the suggested memory format's), wrapped as a fake of its
-    mode and device, as FakeTensor's constructor path makes it; None where this does not apply
-    (another op, another device asked, a non-strided layout, pinned memory)."""
+    """``empty_like``/``zeros_like``/``ones_like`` of one readable, row-major fake tensor, on its device:
+    a new row-major meta tensor of its shape (and the dtype asked) wrapped as a fake of its mode and
+    device, as FakeTensor's constructor path makes it; None elsewhere (another op, another device or a
+    memory format asked, a non-strided layout, pinned memory, another layout of the input: there
+    FakeTensor's reading of a size-1 dim's stride and the meta kernel's may differ)."""
     if func not in _LIKE or len(args) != 1 or type(args[0]) is not FakeTensor or not readable(args[0]):
         return None
     x = args[0]
@@ -132,17 +132,12 @@ def aten_like(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     given = {key: value for key, value in kwargs.items() if key != "device"}
     if given.get("layout") not in (None, torch.strided) or not all(_plain(value) for value in given.values()):
         return None
-    # a row-major input: every path lays the result out row-major (elsewhere FakeTensor's own reading
-    # of a size-1 dim's stride and the meta kernel's may differ)
     if given.get("memory_format") not in (None, torch.preserve_format, torch.contiguous_format):
         return None
     if x.stride() != _contiguous(tuple(x.shape)):
         return None
-    try:
-        with no_dispatch():
-            out = torch.empty(tuple(x.shape), dtype=given.get("dtype") or x.dtype, device="meta")
-    except (RuntimeError, TypeError, ValueError):
-        return None
+    with no_dispatch():
+        out = torch.empty(tuple(x.shape), dtype=given.get("dtype") or x.dtype, device="meta")
     return FakeTensor(x.fake_mode, out, x.fake_device)
 
 

@@ -351,9 +351,9 @@ class _ShapeRunner:
         self.module, self.graph, self.submodules = module, graph, plans.submodules
         self._memo = DispatchMemo(fake_mode) if memo and fake_mode is not None else None
         self._plans = plans.nodes
-        self._kinds: dict[tuple[str, Any], tuple[Any, bool]] = {}
-        """(op, function or module class) -> (rule, weighted): the same for all the nodes that call it."""
-        self._function_plans: dict[tuple[str, Any], NodePlan] = {}
+        self._shared: dict[tuple[str, Any], NodePlan] = {}
+        """(op, function or module class) -> a plan: a function's for all its nodes; a module class's rule and
+        weighted flag for all its modules' plans."""
         self._steps = plans.steps
         self._constants = constants
         self.values: dict[str, NodeValues] = {}
@@ -485,23 +485,20 @@ class _ShapeRunner:
             else:
                 callee = target = n.target
             key = (n.op, target)  # fx's graph keys its nodes by target too: always hashable
-            found = self._kinds.get(key)
-            if found is None:  # the same for every node calling the same function or module class
+            shared = self._shared.get(key)
+            if shared is None:  # the same for every node calling the same function or module class
                 weighted = n.op != "call_method" and DEFAULT_REGISTRY.saves(target) is Saves.WEIGHTED
                 rule = self._rules.rule_for(callee) if self._fake_mode is not None else None
-                found = self._kinds[key] = (rule, weighted)
-            rule, weighted = found
-            if weighted and n.op == "call_module":
+                shared = self._shared[key] = NodePlan(callee, rule, weighted)
+            if n.op != "call_module":
+                plan = shared
+            elif shared.weighted:  # its own weights' dtypes: parameters(recurse=False)
                 weights = tuple(
                     t.dtype for t in callee._parameters.values() if t is not None and t.dtype.is_floating_point
-                )  # parameters(recurse=False)
-                plan = NodePlan(callee, rule, weighted, weights)
-            elif n.op == "call_module":
-                plan = NodePlan(callee, rule, weighted)
-            else:  # a function or method: one plan for all its nodes
-                plan = self._function_plans.get(key)
-                if plan is None:
-                    plan = self._function_plans[key] = NodePlan(callee, rule, weighted)
+                )
+                plan = NodePlan(callee, shared.rule, True, weights)
+            else:
+                plan = NodePlan(callee, shared.rule, False)
             self._plans[n.name] = plan
         return plan
 

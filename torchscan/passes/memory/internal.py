@@ -157,11 +157,11 @@ class _Tracker(TorchDispatchMode):
         for tensor in _result_tensors(result):
             storage = _storage(tensor)
             if storage is not None:
-                key = storage._cdata  # its impl's address, a weak ref's key (a weak ref made only for a new one)
-                known = self.live.get(key)  # an entry left from a freed storage at this address: replaced
-                if key not in self.existing and (known is None or known[0].expired()):
+                address = storage._cdata  # a weak ref's key too (one is made only for a new storage)
+                known = self.live.get(address)  # an entry left from a freed storage at this address: replaced
+                if address not in self.existing and (known is None or known[0].expired()):
                     nbytes = int(storage.nbytes())
-                    self.live[key] = (StorageWeakRef(storage), nbytes)
+                    self.live[address] = (StorageWeakRef(storage), nbytes)
                     added += nbytes
         # nothing allocated: the bytes alive can only have dropped, the peak stands; else the bytes alive
         # are at most the last count plus what was added (frees only lower it): counted again only
