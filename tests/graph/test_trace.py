@@ -219,13 +219,13 @@ def test_user_frames_are_what_fx_s_filter_keeps(monkeypatch: pytest.MonkeyPatch)
     from torch.fx.experimental.symbolic_shapes import uninteresting_files
 
     stacks = []
-    kept = trace_module._user_frames
+    kept = trace_module.user_frames
 
     def recorded(stack: Any) -> Any:
         stacks.append(tuple(stack))
         return kept(stack)
 
-    monkeypatch.setattr(trace_module, "_user_frames", recorded)
+    monkeypatch.setattr(trace_module, "user_frames", recorded)
     capture(_Outer(), DEFAULT_REGISTRY, model_inputs((8,), batch_size=2), min_share=0)
     assert len(stacks) > 5
     fx_file = next(iter(sorted(uninteresting_files() - {"<string>"})))

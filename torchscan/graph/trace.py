@@ -35,7 +35,7 @@ from torchscan.graph.clone import Fakes, shadow_copy
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
 from torchscan.graph.shapes import PlanCache
-from torchscan.graph.stack_text import StackTexts
+from torchscan.graph.stack_text import StackTexts, user_frames
 from torchscan.graph.traced_code import TracedCode, first_proxy
 from torchscan.inputs import ModelInputs
 from torchscan.ops import TRACE_THROUGH
@@ -299,7 +299,7 @@ class _Tracer(fx.Tracer):
             stack = tuple(frame for frame in _summaries(outer + inner) if not frame[0].startswith(_OWN_DIR))
             text = self._user_stacks.get(stack)
             if text is None:
-                kept = _user_frames(stack)
+                kept = user_frames(stack)
                 text = self._stack_texts.text(kept) if kept else ""
                 self._user_stacks[stack] = text
             self._stack_traces[inner] = text
@@ -764,20 +764,6 @@ def _walk(
         frame = frame.f_back
     found.reverse()
     return None, tuple(found)
-
-
-def _user_frames(stack: Sequence[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
-    """What fx's ``Tracer._filter_traceback_frames`` keeps of a stack (file, line, function; outermost
-    first), on plain tuples (no ``FrameSummary`` per frame): the frames from the first one named
-    ``forward`` on (none if no frame is), less those in files ``uninteresting_files()`` names (torch's
-    dynamo, fx and fake-tensor internals). Tested against fx's own filter on real stacks."""
-    first = next((position for position, frame in enumerate(stack) if frame[2] == "forward"), None)
-    if first is None:
-        return []
-    from torch.fx.experimental.symbolic_shapes import uninteresting_files  # as fx imports it, on first use
-
-    uninteresting = uninteresting_files()
-    return [frame for frame in stack[first:] if frame[0] not in uninteresting]
 
 
 def _summaries(frames: tuple[Any, ...]) -> list[tuple[str, int, str]]:
