@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -333,3 +335,118 @@ def test_recordings_through_meta_kernels_equal_fake_tensor_dispatch(
     monkeypatch.setattr(internal, "aten_pointwise", lambda func, args, kwargs: None)
     slow = crawl_module(model, shape, batch_size=2)
     assert fast.to_dict() == slow.to_dict()
+
+
+class _Norm(nn.Module):
+    """A module the registry does not know (recorded): an RMS norm, as decoders write it."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
+
+
+@fx.wrap
+def _pair(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """A composite call of two tensors (recorded): given one tensor twice, or two."""
+    return torch.softmax(a @ b.transpose(-1, -2), -1) @ b
+
+
+class _Decoder(nn.Module):
+    """Repeated recorded calls of every kind: a norm's ``pow``, rotary ``cos``/``sin`` of ``arange``, a
+    composite given one tensor twice, two, a tensor and a view of it, a composite on a view, attention of
+    one tensor a rule made three times then of it and two more (not made as fakes yet), a frozen copy of a
+    trainable norm."""
+
+    def __init__(self, width: int = 8, layers: int = 3) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList(_Norm(width) for _ in range(layers))
+        self.projs = nn.ModuleList(nn.Linear(width, width) for _ in range(layers))
+        self.gates = nn.ModuleList(nn.Linear(width, width) for _ in range(layers))
+        self.qkv = nn.ModuleList(nn.Linear(width, width) for _ in range(3))
+        self.frozen = _Norm(width).requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for norm, proj, gate in zip(self.norms, self.projs, self.gates, strict=True):
+            angles = torch.arange(x.shape[1], dtype=x.dtype)[:, None] * torch.ones(x.shape[-1])
+            h, g = proj(norm(x)) * torch.cos(angles) + torch.sin(angles), gate(x)  # new tensors, not made yet
+            x = x + _pair(h, h) + _pair(h, g) + _pair(g, g.view(g.shape))
+            x = x + _attention(h.transpose(1, 2)).transpose(1, 2)
+        q, k, v = (project(x) for project in self.qkv)  # answered by rules: three tensors not made yet
+        x = x + F.scaled_dot_product_attention(q, q, q) + F.scaled_dot_product_attention(q, k, v)
+        return self.frozen(x) + self.norms[0](x)
+
+
+def _checking_keys(checked: list[str], differ: list[str]) -> Any:
+    """``internal._peeked`` that compares, for every node it is asked about, the signature, sources and
+    differentiated arguments read from the pending values with those of the made arguments (the memo of
+    made values put back after: the next node is peeked as the pass would peek it): ``checked`` and
+    ``differ`` get the node's name."""
+    peeked = internal._peeked
+
+    def check(node: fx.Node, values: Any, modules: Any, grads: Any) -> Any:
+        fast = peeked(node, values, modules, grads)
+        if fast is not None:
+            memo = dict(values._memo)
+            _, args, kwargs, module = values.call(node)
+            leaves = internal._tensors((args, kwargs))
+            sources = internal._sources(node, values, leaves)
+            wants = internal._wants(leaves, sources, grads)
+            target = modules.of(module) if module is not None else (node.op, node.target)
+            slow = ((target, internal._signature((args, kwargs), iter(wants), {})), sources, wants)
+            values._memo.clear()
+            values._memo.update(memo)
+            checked.append(node.name)
+            if fast != slow:
+                differ.append(node.name)
+        return fast
+
+    return check
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize(
+    ("make", "shape"),
+    [
+        (_Decoder, (5, 8)),
+        (lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 3), (6, 16)),
+        (_Net, (5, 16)),
+    ],
+)
+def test_a_signature_seen_before_is_found_from_the_argument_specs(
+    make: Any, shape: tuple[int, ...], training: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call whose signature was recorded before is found without making its arguments' fakes or
+    faking its module's tensors: the signature read from the shape pass's pending values equals the
+    made arguments' (every node checked), fewer calls are made, and the report is the one the
+    made arguments give."""
+    torch.manual_seed(0)
+    model = make().train(training)
+    made: list[str] = []
+    call = internal._Values.call
+
+    def counted(self: Any, node: fx.Node) -> Any:
+        made.append(node.name)
+        return call(self, node)
+
+    monkeypatch.setattr(internal._Values, "call", counted)
+    fast = crawl_module(model, shape, batch_size=2)
+    fast_made = len(made)
+    checked: list[str] = []
+    differ: list[str] = []
+    monkeypatch.setattr(internal, "_peeked", _checking_keys(checked, differ))
+    crawl_module(model, shape, batch_size=2)
+    assert len(checked) > fast_made  # every selected node's signature compared, the repeated ones too
+    assert not differ
+    monkeypatch.setattr(internal, "_peeked", lambda *args: None)
+    made.clear()
+    slow = crawl_module(model, shape, batch_size=2)
+    assert len(made) > fast_made  # the repeats made their arguments there
+    assert fast.to_dict() == slow.to_dict()
+
+
+@given(shape=st.lists(st.integers(0, 3), max_size=5))
+def test_contiguous_strides_are_torch_s(shape: list[int]) -> None:
+    assert internal.contiguous_strides(shape) == torch.empty(shape, device="meta").stride()

@@ -26,7 +26,11 @@ size there. Per signature
   parameters.
 
 Nodes are run in graph order by an interpreter over the capture's fake copy; a node whose signature
-was seen gets its value from a shape rule where one answers, else by plain dispatch. Ops declared
+was seen gets its value from a shape rule where one answers, else by plain dispatch. A signature is
+read from its arguments' specs: the shape pass's pending values (:class:`Pending`) stand for the
+fakes they would make (a new contiguous tensor, a storage of its own) and a module's tensors are not
+faked, so a call recorded before (a decoder's 80 norms, rotary ``cos``/``sin`` and attentions) makes
+nothing. Ops declared
 in the registry as views or shape-only (``Saves.NOTHING``) are not recorded: they allocate at most
 their output and save nothing.
 """
@@ -364,16 +368,37 @@ def _plain(value: Any) -> Any:
     return ("id", id(value))
 
 
+def contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    """The strides of ``torch.empty(shape)``: row-major, a dim of size 0 or 1 stepping as one of size 1."""
+    strides, step = [0] * len(shape), 1
+    for dim in range(len(shape) - 1, -1, -1):
+        strides[dim] = step
+        step *= max(shape[dim], 1)
+    return tuple(strides)
+
+
+def _pending_key(value: Pending) -> Any:
+    """The storage key of the fake a :class:`Pending` value makes: its storage's once made (a view of
+    it shares it), else the value itself (nothing can alias a storage not made yet)."""
+    made = value._fake if value._fake is not None else value._meta
+    return _key(made) if made is not None else ("pending", id(value))
+
+
 def _tensor_key(tensor: torch.Tensor, grad: bool) -> tuple[Any, ...]:
     return (tuple(tensor.shape), tuple(tensor.stride()), tensor.storage_offset(), tensor.dtype, grad)
 
 
-def _signature(value: Any, wants_grad: Iterator[bool], storages: dict[int, int]) -> Any:
-    """Hashable signature of an argument structure (tensors by spec and aliasing)."""
+def _signature(value: Any, wants_grad: Iterator[bool], storages: dict[Any, int]) -> Any:
+    """Hashable signature of an argument structure (tensors by spec and aliasing); a :class:`Pending`
+    value gets the signature of the fake it makes (a new contiguous tensor on a storage of its own)."""
     if isinstance(value, torch.Tensor):
         key = _key(value)
         alias = storages.setdefault(key, len(storages)) if key is not None else -1
         return ("T", _tensor_key(value, next(wants_grad)), alias)
+    if type(value) is Pending:
+        alias = storages.setdefault(_pending_key(value), len(storages))
+        spec = (tuple(value.shape), contiguous_strides(value.shape), 0, value.dtype, next(wants_grad))
+        return ("T", spec, alias)
     if isinstance(value, (tuple, list)):
         return (type(value).__name__, tuple(_signature(item, wants_grad, storages) for item in value))
     if isinstance(value, dict):
@@ -467,6 +492,26 @@ class _Values:
     def set(self, name: str, value: Any) -> None:
         self._memo[name] = value
 
+    def peek(self, name: str) -> Any:
+        """The node's value as :meth:`of` gives it, but the shape pass's :class:`Pending` values left
+        unmade (for a signature: :func:`_signature` reads them as the fakes they make)."""
+        if name in self._memo:
+            return self._memo[name]
+        result = self._results.get(name)
+        if result is not None and self.nodes[name].op != "get_attr":
+            return result
+        return self.of(name)
+
+    def peek_call(self, node: fx.Node) -> tuple[tuple[Any, ...], dict[str, Any], nn.Module | None] | None:
+        """The arguments and module of ``node``'s call as :meth:`call` has them, values :meth:`peek`-ed
+        and the module's tensors left as they are; None where a kept pre-hook would rewrite them."""
+        module = self._modules[str(node.target)] if node.op == "call_module" else None
+        if module is not None and vars(module).get("_forward_pre_hooks"):
+            return None
+        args = fx.node.map_arg(node.args, lambda source: self.peek(source.name))
+        kwargs = fx.node.map_arg(node.kwargs, lambda source: self.peek(source.name))
+        return tuple(args), dict(kwargs), module
+
     def of(self, name: str) -> Any:
         if name in self._memo:
             return self._memo[name]
@@ -518,28 +563,68 @@ def record_calls(
         for name in selected:
             node = values.nodes[name]
             try:
-                function, args, kwargs, module = values.call(node)
+                peeked = _peeked(node, values, modules, grads)
             except Exception:  # an input that cannot be rebuilt: the family's rule answers
                 continue
-            leaves = _tensors((args, kwargs))
-            sources = _sources(node, values, leaves)
-            wants = [
-                tensor.dtype.is_floating_point and source is not None and grads.get(source, False)
-                for tensor, source in zip(leaves, sources, strict=True)
-            ]
-            target = modules.of(module) if module is not None else (node.op, node.target)
-            key = (target, _signature((args, kwargs), iter(wants), {}))
-            known = cache.get(key)
-            if known is None:
-                params = [*module.parameters(), *module.buffers()] if module is not None else []
-                try:
-                    known, result = _record(function, args, kwargs, wants, params, memo)
-                except Exception:
+            if peeked is not None and (known := cache.get(peeked[0])) is not None:
+                calls[name] = NodeMemory(known, peeked[1])  # recorded before: no argument made, no module filled
+                continue
+            try:
+                function, args, kwargs, module = values.call(node)
+            except Exception:
+                continue
+            if peeked is None:  # a kept pre-hook rewrites the arguments: the signature of the ones it gives
+                leaves = _tensors((args, kwargs))
+                sources = _sources(node, values, leaves)
+                wants = _wants(leaves, sources, grads)
+                target = modules.of(module) if module is not None else (node.op, node.target)
+                key = (target, _signature((args, kwargs), iter(wants), {}))
+                known = cache.get(key)
+                if known is not None:
+                    calls[name] = NodeMemory(known, sources)
                     continue
-                cache[key] = known
-                values.set(name, result)
+            else:
+                key, sources, wants = peeked
+            params = [*module.parameters(), *module.buffers()] if module is not None else []
+            try:
+                known, result = _record(function, args, kwargs, wants, params, memo)
+            except Exception:
+                continue
+            cache[key] = known
+            values.set(name, result)
             calls[name] = NodeMemory(known, sources)
     return calls
+
+
+def _peeked(
+    node: fx.Node, values: _Values, modules: _ModuleSignatures, grads: Mapping[str, bool]
+) -> tuple[Any, tuple[str | None, ...], list[bool]] | None:
+    """``node``'s call signature (the cache's key), the node each tensor argument comes from and which
+    arguments are differentiated, read from the arguments' specs (:meth:`_Values.peek_call`: the shape
+    pass's pending values are not made as fakes, the module's tensors not faked): what the made
+    arguments give; None where a kept pre-hook would rewrite them."""
+    peeked = values.peek_call(node)
+    if peeked is None:
+        return None
+    args, kwargs, module = peeked
+    leaves = _arguments((args, kwargs))
+    sources = _sources(node, values, leaves, peek=True)
+    wants = _wants(leaves, sources, grads)
+    target = modules.of(module) if module is not None else (node.op, node.target)
+    return (target, _signature((args, kwargs), iter(wants), {})), sources, wants
+
+
+def _arguments(value: Any) -> list[Any]:
+    """The tensors of an argument structure, :class:`Pending` values included."""
+    return [leaf for leaf in tree_leaves(value) if isinstance(leaf, torch.Tensor) or type(leaf) is Pending]
+
+
+def _wants(leaves: Sequence[Any], sources: Sequence[str | None], grads: Mapping[str, bool]) -> list[bool]:
+    """Which tensor arguments the recording differentiates: floating ones from a node that requires grad."""
+    return [
+        tensor.dtype.is_floating_point and source is not None and grads.get(source, False)
+        for tensor, source in zip(leaves, sources, strict=True)
+    ]
 
 
 @contextlib.contextmanager
@@ -559,11 +644,12 @@ def _uncached(fake_mode: Any) -> Iterator[None]:
         fake_mode.cache_enabled = enabled
 
 
-def _sources(node: fx.Node, values: _Values, leaves: Sequence[torch.Tensor]) -> tuple[str | None, ...]:
-    """The graph node each tensor argument comes from (None: made inside the call's arguments)."""
+def _sources(node: fx.Node, values: _Values, leaves: Sequence[Any], peek: bool = False) -> tuple[str | None, ...]:
+    """The graph node each tensor argument comes from (None: made inside the call's arguments;
+    ``peek``: the values as :meth:`_Values.peek` gives them)."""
     made: dict[int, str] = {}
     for source in node.all_input_nodes:
-        for tensor in _tensors(values.of(source.name)):
+        for tensor in _arguments(values.peek(source.name)) if peek else _tensors(values.of(source.name)):
             made.setdefault(id(tensor), source.name)
     return tuple(made.get(id(tensor)) for tensor in leaves)
 
