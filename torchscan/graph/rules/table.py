@@ -87,6 +87,12 @@ class Pending:
             self._fake = FakeTensor(self.fake_mode, self.meta(), self.device)
         return self._fake
 
+    @property
+    def made(self) -> torch.Tensor | None:
+        """What was made of it so far (its fake, else its meta storage; a view of it shares that
+        storage), or None: nothing yet, so nothing can alias it."""
+        return self._fake if self._fake is not None else self._meta
+
     def __repr__(self) -> str:
         return f"Pending(shape={self.shape}, dtype={self.dtype}, device={self.device})"
 

@@ -30,9 +30,8 @@ was seen gets its value from a shape rule where one answers, else by plain dispa
 read from its arguments' specs: the shape pass's pending values (:class:`Pending`) stand for the
 fakes they would make (a new contiguous tensor, a storage of its own) and a module's tensors are not
 faked, so a call recorded before (a decoder's 80 norms, rotary ``cos``/``sin`` and attentions) makes
-nothing. Ops declared
-in the registry as views or shape-only (``Saves.NOTHING``) are not recorded: they allocate at most
-their output and save nothing.
+nothing. Ops declared in the registry as views or shape-only (``Saves.NOTHING``) are not recorded:
+they allocate at most their output and save nothing.
 """
 
 from __future__ import annotations
@@ -380,7 +379,7 @@ def contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
 def _pending_key(value: Pending) -> Any:
     """The storage key of the fake a :class:`Pending` value makes: its storage's once made (a view of
     it shares it), else the value itself (nothing can alias a storage not made yet)."""
-    made = value._fake if value._fake is not None else value._meta
+    made = value.made
     return _key(made) if made is not None else ("pending", id(value))
 
 
