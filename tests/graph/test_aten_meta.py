@@ -16,7 +16,16 @@ from torch.utils._mode_utils import no_dispatch
 from torch.utils._pytree import tree_leaves
 
 from tests.profiles import examples
-from torchscan.graph.aten_meta import aten_inplace, aten_like, aten_new, aten_pointwise, aten_rule, aten_view, detached
+from torchscan.graph.aten_meta import (
+    aten_inplace,
+    aten_like,
+    aten_new,
+    aten_pointwise,
+    aten_rule,
+    aten_view,
+    contiguous_strides,
+    detached,
+)
 
 aten = torch.ops.aten
 
@@ -587,3 +596,8 @@ def test_ops_without_a_rule_and_other_inputs_are_not_ruled() -> None:
     with fake:
         channels_last = torch.empty(1, 2, 3, 4).to(memory_format=torch.channels_last)
     assert aten_rule(aten.constant_pad_nd.default, (channels_last, [1, 1]), {}) is None  # keeps its format
+
+
+@given(shape=st.lists(st.integers(0, 3), max_size=5))
+def test_contiguous_strides_are_torch_s(shape: list[int]) -> None:
+    assert contiguous_strides(shape) == torch.empty(shape, device="meta").stride()

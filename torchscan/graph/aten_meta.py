@@ -41,7 +41,7 @@ the dispatch then raises as torch words it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -56,6 +56,7 @@ __all__ = [
     "aten_pointwise",
     "aten_rule",
     "aten_view",
+    "contiguous_strides",
     "detached",
     "pattern_value",
     "readable",
@@ -134,7 +135,7 @@ def aten_like(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return None
     if given.get("memory_format") not in (None, torch.preserve_format, torch.contiguous_format):
         return None
-    if x.stride() != _contiguous(tuple(x.shape)):
+    if x.stride() != contiguous_strides(tuple(x.shape)):
         return None
     with no_dispatch():
         out = torch.empty(tuple(x.shape), dtype=given.get("dtype") or x.dtype, device="meta")
@@ -229,8 +230,8 @@ def aten_new(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return _wrapped(out, mode, device)
 
 
-def _contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Row-major strides of ``shape``, as torch makes them (a size-0 or size-1 dim steps as size 1)."""
+def contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    """Row-major strides of ``shape``, as ``torch.empty(shape)`` has them (a size-0 or size-1 dim steps as size 1)."""
     stride, step = [0] * len(shape), 1
     for dim in range(len(shape) - 1, -1, -1):
         stride[dim] = step
@@ -265,7 +266,7 @@ def _roll(x: Any, shifts: Any, dims: Any = ()) -> _Layout | None:
         return None
     if not all(type(shift) is int for shift in shifts):
         return None
-    return shape, _contiguous(shape), x.dtype
+    return shape, contiguous_strides(shape), x.dtype
 
 
 def _addmm(bias: Any, left: Any, right: Any, *, beta: Any = 1, alpha: Any = 1) -> _Layout | None:
@@ -281,7 +282,7 @@ def _addmm(bias: Any, left: Any, right: Any, *, beta: Any = 1, alpha: Any = 1) -
     if inner != depth or bias.shape[0] not in (1, columns):
         return None
     shape = (int(rows), int(columns))
-    return shape, _contiguous(shape), bias.dtype
+    return shape, contiguous_strides(shape), bias.dtype
 
 
 def _vector_norm(x: Any, ord: Any = 2, dim: Any = None, keepdim: Any = False, *, dtype: Any = None) -> _Layout | None:
@@ -296,7 +297,7 @@ def _vector_norm(x: Any, ord: Any = 2, dim: Any = None, keepdim: Any = False, *,
     if axes is None or len(set(axes)) != len(axes) or (dim is not None and not axes):
         return None
     shape = _reduced(tuple(x.shape), axes, keepdim)
-    return shape, _contiguous(shape), x.dtype
+    return shape, contiguous_strides(shape), x.dtype
 
 
 def _softmax_backward(gradient: Any, output: Any, dim: Any, input_dtype: Any) -> _Layout | None:
@@ -309,7 +310,7 @@ def _softmax_backward(gradient: Any, output: Any, dim: Any, input_dtype: Any) ->
         return None
     if not (gradient.dtype == output.dtype == input_dtype) or not gradient.dtype.is_floating_point:
         return None
-    return shape, _contiguous(shape), gradient.dtype
+    return shape, contiguous_strides(shape), gradient.dtype
 
 
 def _sizes(value: Any) -> tuple[int, ...] | None:
@@ -336,7 +337,7 @@ def _slice_backward(gradient: Any, input_sizes: Any, dim: Any, start: Any, end: 
     expected[dim] = len(range(*slice(start, end, step).indices(sizes[dim])))
     if tuple(gradient.shape) != tuple(expected):
         return None
-    return sizes, _contiguous(sizes), gradient.dtype
+    return sizes, contiguous_strides(sizes), gradient.dtype
 
 
 def _select_backward(gradient: Any, input_sizes: Any, dim: Any, index: Any) -> _Layout | None:
@@ -350,7 +351,7 @@ def _select_backward(gradient: Any, input_sizes: Any, dim: Any, index: Any) -> _
     dim %= len(sizes)
     if not -sizes[dim] <= index < sizes[dim] or tuple(gradient.shape) != sizes[:dim] + sizes[dim + 1 :]:
         return None
-    return sizes, _contiguous(sizes), gradient.dtype
+    return sizes, contiguous_strides(sizes), gradient.dtype
 
 
 def _sum(x: Any, dim: Any, keepdim: Any = False, *, dtype: Any = None) -> _Layout | None:
@@ -362,7 +363,7 @@ def _sum(x: Any, dim: Any, keepdim: Any = False, *, dtype: Any = None) -> _Layou
     if not axes or len(set(axes)) != len(axes):
         return None
     shape = _reduced(tuple(x.shape), axes, keepdim)
-    return shape, _contiguous(shape), x.dtype
+    return shape, contiguous_strides(shape), x.dtype
 
 
 def _constant_pad(x: Any, pad: Any, value: Any = 0) -> _Layout | None:
@@ -376,7 +377,7 @@ def _constant_pad(x: Any, pad: Any, value: Any = 0) -> _Layout | None:
     shape = [int(size) for size in x.shape]
     for position in range(len(amounts) // 2):
         shape[-1 - position] += amounts[2 * position] + amounts[2 * position + 1]
-    return tuple(shape), _contiguous(tuple(shape)), x.dtype
+    return tuple(shape), contiguous_strides(tuple(shape)), x.dtype
 
 
 def _new_zeros(
@@ -386,7 +387,7 @@ def _new_zeros(
     shape = _sizes(size)
     if type(x) is not FakeTensor or shape is None or not (dtype is layout is device is None) or pin_memory:
         return None
-    return shape, _contiguous(shape), x.dtype
+    return shape, contiguous_strides(shape), x.dtype
 
 
 _RULES: dict[Any, Any] = {

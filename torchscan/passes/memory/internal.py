@@ -47,7 +47,16 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map
 
-from torchscan.graph.aten_meta import aten_inplace, aten_like, aten_new, aten_pointwise, aten_rule, aten_view, detached
+from torchscan.graph.aten_meta import (
+    aten_inplace,
+    aten_like,
+    aten_new,
+    aten_pointwise,
+    aten_rule,
+    aten_view,
+    contiguous_strides,
+    detached,
+)
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
@@ -367,15 +376,6 @@ def _plain(value: Any) -> Any:
     return ("id", id(value))
 
 
-def contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
-    """The strides of ``torch.empty(shape)``: row-major, a dim of size 0 or 1 stepping as one of size 1."""
-    strides, step = [0] * len(shape), 1
-    for dim in range(len(shape) - 1, -1, -1):
-        strides[dim] = step
-        step *= max(shape[dim], 1)
-    return tuple(strides)
-
-
 def _pending_key(value: Pending) -> Any:
     """The storage key of the fake a :class:`Pending` value makes: its storage's once made (a view of
     it shares it), else the value itself (nothing can alias a storage not made yet)."""
@@ -573,11 +573,7 @@ def record_calls(
             except Exception:
                 continue
             if peeked is None:  # a kept pre-hook rewrites the arguments: the signature of the ones it gives
-                leaves = _tensors((args, kwargs))
-                sources = _sources(node, values, leaves)
-                wants = _wants(leaves, sources, grads)
-                target = modules.of(module) if module is not None else (node.op, node.target)
-                key = (target, _signature((args, kwargs), iter(wants), {}))
+                key, sources, wants = _call_key(node, args, kwargs, module, values, modules, grads, peek=False)
                 known = cache.get(key)
                 if known is not None:
                     calls[name] = NodeMemory(known, sources)
@@ -598,16 +594,30 @@ def record_calls(
 def _peeked(
     node: fx.Node, values: _Values, modules: _ModuleSignatures, grads: Mapping[str, bool]
 ) -> tuple[Any, tuple[str | None, ...], list[bool]] | None:
-    """``node``'s call signature (the cache's key), the node each tensor argument comes from and which
-    arguments are differentiated, read from the arguments' specs (:meth:`_Values.peek_call`: the shape
-    pass's pending values are not made as fakes, the module's tensors not faked): what the made
-    arguments give; None where a kept pre-hook would rewrite them."""
+    """:func:`_call_key` read from the arguments' specs (:meth:`_Values.peek_call`: the shape pass's pending
+    values are not made as fakes, the module's tensors not faked): what the made arguments give; None where
+    a kept pre-hook would rewrite them."""
     peeked = values.peek_call(node)
     if peeked is None:
         return None
     args, kwargs, module = peeked
+    return _call_key(node, args, kwargs, module, values, modules, grads, peek=True)
+
+
+def _call_key(
+    node: fx.Node,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    module: nn.Module | None,
+    values: _Values,
+    modules: _ModuleSignatures,
+    grads: Mapping[str, bool],
+    peek: bool,
+) -> tuple[Any, tuple[str | None, ...], list[bool]]:
+    """The call's signature (the cache's key), the node each tensor argument comes from and which
+    arguments the recording differentiates (``peek``: the arguments as :meth:`_Values.peek_call` gives them)."""
     leaves = _arguments((args, kwargs))
-    sources = _sources(node, values, leaves, peek=True)
+    sources = _sources(node, values, leaves, peek)
     wants = _wants(leaves, sources, grads)
     target = modules.of(module) if module is not None else (node.op, node.target)
     return (target, _signature((args, kwargs), iter(wants), {})), sources, wants
