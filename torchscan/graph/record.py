@@ -49,7 +49,7 @@ from torchscan.graph.shapes import (
     user_frame_of_stack,
 )
 from torchscan.graph.stack_text import StackTexts
-from torchscan.graph.trace import Capture, held_by_objects, output_data
+from torchscan.graph.trace import Capture, held_by_objects, output_data, plain_node
 from torchscan.ops.registry import Registry
 from torchscan.records import tensor_leaves
 
@@ -252,9 +252,9 @@ class _Recorder(TorchFunctionMode):
         result: Any,
         stack_trace: str | None = None,
     ) -> fx.Node:
-        node = self.graph.create_node(op, target, self._arg(tuple(args)), self._arg(dict(kwargs)))
+        node = plain_node(self.graph, op, target, self._arg(tuple(args)), self._arg(dict(kwargs)))
         node.meta[NN_MODULE_STACK] = self._stack_meta()
-        node.stack_trace = stack_trace
+        node.meta["stack_trace"] = stack_trace  # the property's setter, without Node.__setattr__'s bookkeeping
         described = describe(result)
         self.values[node.name] = NodeValues(
             describe(tuple(args)),
@@ -272,9 +272,9 @@ class _Recorder(TorchFunctionMode):
                 outer.popitem(last=True)
             for index, item in enumerate(result):
                 if isinstance(item, torch.Tensor):
-                    item_node = self.graph.call_function(operator.getitem, (node, index))
+                    item_node = plain_node(self.graph, "call_function", operator.getitem, (node, index), {})
                     item_node.meta[NN_MODULE_STACK] = outer
-                    item_node.stack_trace = stack_trace
+                    item_node.meta["stack_trace"] = stack_trace
                     self.values[item_node.name] = NodeValues(
                         (described, index), {}, describe(item), storages=self.storages.refs(item), result=item
                     )
@@ -357,6 +357,8 @@ class _Recorder(TorchFunctionMode):
     def pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         """Enter a module call; True when it is a counted leaf recorded as one ``call_module`` node."""
         path = self.paths.get(id(module), "")
+        if path and path not in self._types:  # the class of the module at ``path`` (:meth:`_type_of`), known here
+            self._types[path] = type(module)
         calls = self._calls.get(path, 0)
         self._calls[path] = calls + 1
         self.stack.append(path)

@@ -42,7 +42,7 @@ from torchscan.ops import TRACE_THROUGH
 from torchscan.ops.registry import Registry
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["FX", "GRAPH_MODULE", "Capture", "Memo", "capture", "input_device", "output_data"]
+__all__ = ["FX", "GRAPH_MODULE", "Capture", "Memo", "capture", "input_device", "output_data", "plain_node"]
 
 
 @dataclass(slots=True)
@@ -478,10 +478,8 @@ class _Tracer(fx.Tracer):
             target = self._code.original(target)
         if fx_traceback.has_preserved_node_meta():  # a caller asked fx to carry node meta: fx's own path
             node = super().create_node(kind, target, args, kwargs, name, type_expr)
-        else:  # made bare, then given its arguments: the same node, without fx's scan of every argument
-            node = self.graph.create_node(kind, target, None, None, name, type_expr)  # for SymInts (none here)
-            if args or kwargs:  # both at once, as the setters do (arguments are not in fx's node lookup keys)
-                node._update_args_kwargs(args or (), kwargs if kwargs else node._kwargs)
+        else:
+            node = plain_node(self.graph, kind, target, args, kwargs, name, type_expr)
             self.node_name_to_scope[node.name] = (self.scope.module_path, self.scope.module_type)
             if self.module_stack:  # one copy per state of the stack, shared by its nodes (read only)
                 if self._stack_copy is None:
@@ -745,6 +743,24 @@ def _frames(frame: Any, stop: Any) -> tuple[Any, ...]:
 def _joined(above: tuple[Any, ...] | None, below: tuple[Any, ...]) -> tuple[Any, ...]:
     """The whole stack from :func:`_walk`'s two parts."""
     return below if above is None else above + below
+
+
+def plain_node(
+    graph: fx.Graph,
+    kind: str,
+    target: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    name: str | None = None,
+    type_expr: Any | None = None,
+) -> fx.Node:
+    """``graph.create_node(kind, target, args, kwargs, name, type_expr)``: the same node, without fx's
+    scan of every argument for SymInts (a trace or a recording on static shapes makes none). Made bare,
+    then given its arguments, both at once as fx's setters do (arguments are not in fx's node lookup keys)."""
+    node = graph.create_node(kind, target, None, None, name, type_expr)
+    if args or kwargs:
+        node._update_args_kwargs(args or (), kwargs if kwargs else node._kwargs)
+    return node
 
 
 def _walk(
