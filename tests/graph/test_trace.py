@@ -239,3 +239,66 @@ def test_user_frames_are_what_fx_s_filter_keeps(monkeypatch: pytest.MonkeyPatch)
         summary = traceback.StackSummary.from_list([traceback.FrameSummary(*f, lookup_line=False) for f in stack])
         expected = [(f.filename, f.lineno, f.name) for f in tracer._filter_traceback_frames(summary)]
         assert kept(stack) == expected, stack
+
+
+def test_a_plain_node_is_the_node_fx_makes() -> None:
+    """``plain_node`` (the tracer's and the recorder's node, made without fx's argument scan) equals
+    ``Graph.create_node``'s: name, op, target, arguments (containers made immutable alike), users
+    and inputs, over plain values, nested containers of nodes, keyword arguments, a repeated target
+    (fx's numbered names) and no arguments at all."""
+    import operator
+
+    from torch import fx
+
+    from torchscan.graph.trace import plain_node
+
+    none: Any = lambda x, y: {}  # noqa: E731
+    calls: list[tuple[str, Any, Any, Any]] = [
+        ("call_function", torch.relu, lambda x, y: (x,), none),
+        ("call_function", operator.getitem, lambda x, y: (x, slice(1, None, 2)), none),
+        ("call_function", torch.cat, lambda x, y: ([x, y, x],), lambda x, y: {"dim": -1}),
+        ("call_method", "view", lambda x, y: (x, (2, -1)), none),
+        ("call_function", torch.add, lambda x, y: (x,), lambda x, y: {"other": y, "alpha": 2}),
+        ("call_function", torch.stack, lambda x, y: ({"a": (x, [y])},), none),
+        ("call_module", "layer.conv", lambda x, y: (x,), none),
+        ("get_attr", "weight", lambda x, y: (), none),
+        ("call_function", torch.relu, lambda x, y: (y,), none),
+    ]
+
+    def build(make: Any) -> fx.Graph:
+        graph = fx.Graph()
+        x, y = graph.placeholder("x"), graph.placeholder("y")
+        for kind, target, args, kwargs in calls:
+            make(graph, kind, target, args(x, y), kwargs(x, y))
+        return graph
+
+    def fx_made(graph: fx.Graph, kind: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        graph.create_node(kind, target, args, kwargs)
+
+    def plain(graph: fx.Graph, kind: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        plain_node(graph, kind, target, args, kwargs)
+
+    def described(graph: fx.Graph) -> list[tuple[Any, ...]]:
+        def spell(value: Any) -> Any:
+            if isinstance(value, fx.Node):
+                return ("node", value.name)
+            if isinstance(value, (tuple, list)):
+                return (type(value).__name__, tuple(spell(item) for item in value))
+            if isinstance(value, dict):
+                return (type(value).__name__, tuple((key, spell(item)) for key, item in value.items()))
+            return value
+
+        return [
+            (
+                node.name,
+                node.op,
+                node.target,
+                spell(node.args),
+                spell(node.kwargs),
+                tuple(user.name for user in node.users),
+                tuple(source.name for source in node.all_input_nodes),
+            )
+            for node in graph.nodes
+        ]
+
+    assert described(build(plain)) == described(build(fx_made))
