@@ -146,6 +146,7 @@ class _Recorder(TorchFunctionMode):
         """``nn_module_stack`` key of each entry of ``stack``: the path, ``path@k`` from its second call on."""
         self._stacks: dict[tuple[tuple[str, ...], tuple[str, ...]], OrderedDict[str, tuple[str, type]]] = {}
         self._types: dict[str, type] = {}
+        """The class of the module at each path entered (every path ``stack`` holds)."""
         self._calls: dict[str, int] = {}
         self.leaf_depth = 0
         self.pending: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
@@ -201,20 +202,14 @@ class _Recorder(TorchFunctionMode):
 
     def _stack_meta(self) -> OrderedDict[str, tuple[str, type]]:
         """The node's ``nn_module_stack``: one object shared by the nodes made under the same stack (as
-        the tracer shares its copy), each module's class looked up once."""
+        the tracer shares its copy), each module named by the class its call entered with."""
         stack = (tuple(self.stack), tuple(self._keys))
         made = self._stacks.get(stack)
         if made is None:
             made = self._stacks[stack] = OrderedDict(
-                (key, (path, self._type_of(path))) for path, key in zip(*stack, strict=True) if path
+                (key, (path, self._types[path])) for path, key in zip(*stack, strict=True) if path
             )
         return made
-
-    def _type_of(self, path: str) -> type:
-        found = self._types.get(path)
-        if found is None:
-            found = self._types[path] = type(self.root.get_submodule(path))
-        return found
 
     def stack_trace(self) -> str | None:
         """The Python stack here as fx's ``record_stack_traces`` gives a traced node's (the same
@@ -357,8 +352,7 @@ class _Recorder(TorchFunctionMode):
     def pre_hook(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         """Enter a module call; True when it is a counted leaf recorded as one ``call_module`` node."""
         path = self.paths.get(id(module), "")
-        if path and path not in self._types:  # the class of the module at ``path`` (:meth:`_type_of`), known here
-            self._types[path] = type(module)
+        self._types[path] = type(module)  # what :meth:`_stack_meta` names the entries of ``stack`` by
         calls = self._calls.get(path, 0)
         self._calls[path] = calls + 1
         self.stack.append(path)
