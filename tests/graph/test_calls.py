@@ -90,3 +90,35 @@ def test_builtin_signatures_bind_as_torch_documents_them() -> None:
     bound = binder.bind(torch.conv2d, (torch.empty(1, 1, 3, 3), torch.empty(1, 1, 1, 1)), {"stride": 2})
     assert list(bound) == ["input", "weight", "bias", "stride", "padding", "dilation", "groups"]
     assert bound["stride"] == 2 and bound["bias"] is None and bound["groups"] == 1
+
+
+def test_a_property_getter_binds_its_arguments() -> None:
+    """A recorded forward reads ``x.T`` as a call of ``Tensor.T.__get__``, a method-wrapper that no weak
+    reference can point to: its arguments are bound all the same (a TypeError from torch's table of
+    boolean-dispatched functions escaped the analysis as a raw traceback)."""
+    getter = T.T.__get__
+    tensor = torch.empty(2, 3)
+    bound = ArgumentBinder().bind(getter, (tensor,), {})
+    assert tensor in tuple(bound.values()) or tensor in bound.get("args", ())
+
+
+class _Gram(nn.Module):
+    """``h @ h.T`` after a branch on a value: only a real forward can capture it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        if bool(x.sum() > -1e9):
+            h = h + 1
+        return h @ h.T
+
+
+def test_a_recorded_property_read_is_analysed() -> None:
+    from torchscan import crawl_module
+
+    report = crawl_module(_Gram(), args=(torch.rand(3, 4),), batch_size=None)
+    assert report.context.capture == "real-forward"
+    assert report.totals.macs == 3 * 4 * 4 + 3 * 3 * 4  # the Linear, then a (3, 4) @ (4, 3) product

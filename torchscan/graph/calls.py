@@ -182,7 +182,10 @@ def _builtin_signatures(function: Callable[..., Any]) -> tuple[inspect.Signature
 
 
 def _signatures(function: Callable[..., Any]) -> tuple[inspect.Signature, ...]:
-    dispatched = boolean_dispatched.get(function)  # F.max_pool2d and friends wrap two functions
+    try:
+        dispatched = boolean_dispatched.get(function)  # F.max_pool2d and friends wrap two functions
+    except TypeError:  # not weakly referable (a property's getter, ``Tensor.T.__get__``): none of them
+        dispatched = None
     if dispatched is not None:
         function = dispatched["if_false"]
     try:

@@ -388,7 +388,7 @@ class BlockReuse:
         host = self._host
         graph = host.graph
         before = _last(graph)
-        constants, attributes = len(host.constants), len(host.tensor_attrs)
+        attributes = len(host.tensor_attrs)
         stack_depth = len(host.module_stack)
         start = len(self.log)
         self.depth += 1
@@ -400,11 +400,11 @@ class BlockReuse:
         finally:
             self.depth -= 1
         try:
-            if len(host.constants) != constants:  # a real tensor made from constants: made anew by every call
-                raise _Invalid
             made = {}
             if len(host.tensor_attrs) != attributes:  # root constants made by the block (in order: the last ones)
                 made = {name: tensor for tensor, name in list(host.tensor_attrs.items())[attributes:]}
+            if any(not isinstance(tensor, FakeTensor) for tensor in made.values()):  # a real tensor: its values
+                raise _Invalid
             recording: _Pending | None = self._capture(
                 path, before, arguments, caller, stack_depth, start, result, made
             )
@@ -593,7 +593,10 @@ class BlockReuse:
             op, target = node.op, node.target
             if position in recording.constants:  # the same view of the new block's tensor, or a new tensor
                 target = host.get_fresh_qualname("_tensor_constant")
-                setattr(host.root, target, self._replayed_constant(*recording.constants[position], path))
+                relative, tensor = recording.constants[position]
+                setattr(host.root, target, self._replayed_constant(relative, tensor, path))
+                if relative is None:  # made by the forward, as the block's trace makes it: an activation
+                    host.constants.add(target)
             elif op == "call_module" or op == "get_attr":
                 target = path + target[cut:]
             new = create(op, target, None, None, None, node.type)

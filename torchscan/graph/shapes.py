@@ -281,7 +281,7 @@ class StorageIds:
             return StorageRef(id=-1, nbytes=tensor.numel() * tensor.element_size())
         key = storage._cdata  # its impl's address (a weak ref's too): kept alive below, so never reused
         if key not in self._refs:
-            self._refs[key] = self._next(int(storage.nbytes()), persistent)
+            self._refs[key] = self._next(int(storage.nbytes()), persistent, persistent and tensor.requires_grad)
             self._alive.append(storage)
         return self._refs[key]
 
@@ -297,9 +297,9 @@ class StorageIds:
             self._refs[storage._cdata] = ref
             self._alive.append(storage)
 
-    def _next(self, nbytes: int, persistent: bool) -> StorageRef:
+    def _next(self, nbytes: int, persistent: bool, trainable: bool = False) -> StorageRef:
         self._count += 1
-        return StorageRef(id=self._count - 1, nbytes=nbytes, persistent=persistent)
+        return StorageRef(id=self._count - 1, nbytes=nbytes, persistent=persistent, trainable=trainable)
 
 
 class _OnMade:

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 from torch import fx, nn
-from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx import traceback as fx_traceback
 
 from torchscan.errors import CaptureError
@@ -394,7 +394,7 @@ class _Tracer(fx.Tracer):
             qualname = self.get_fresh_qualname("_tensor_constant")
             self.tensor_attrs[a] = qualname
             setattr(self.root, qualname, a)
-            if not isinstance(a, FakeTensor) and a._base is None:  # not the copy's tensors, nor a view of one
+            if a._base is None:  # not a view of the copy's tensors (those are found above): made by the forward
                 self.constants.add(qualname)
         return self.create_node("get_attr", qualname, (), {})
 

@@ -204,11 +204,22 @@ TABLE.declare(
     operator.sub,
     operator.isub,
     torch.sub,
+    torch.subtract,
+    torch.rsub,
     T.sub,
     T.sub_,
+    T.__add__,
+    T.__radd__,
+    T.__iadd__,
+    T.__sub__,
+    T.__rsub__,
+    T.__isub__,
     saves=Saves.NOTHING,
 )
-TABLE.declare(operator.mul, torch.mul, T.mul, T.mul_, torch.div, T.div, T.div_, saves=Saves.PRODUCT)
+# every out-of-place spelling alike; in place (``mul_``, ``*=``, ``div_``, ``/=``) autograd keeps a copy of the
+# overwritten operand when the other one requires grad: recorded at the ATen level (no family)
+TABLE.declare(operator.mul, torch.mul, torch.multiply, T.mul, T.__mul__, T.__rmul__, saves=Saves.PRODUCT)
+TABLE.declare(operator.truediv, torch.div, torch.divide, torch.true_divide, T.div, T.__truediv__, saves=Saves.QUOTIENT)
 
 
 TABLE.register(torch.exp, T.exp, T.exp_, torch.exp2, torch.expm1, T.expm1, aten.exp.default)(pointwise(1))

@@ -77,6 +77,8 @@ TABLE.declare(
     torch.Tensor.matmul,
     torch.Tensor.mm,
     torch.Tensor.bmm,
+    torch.Tensor.__matmul__,
+    torch.Tensor.__rmatmul__,
     saves=Saves.MATMUL,
 )
 

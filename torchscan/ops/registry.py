@@ -60,9 +60,20 @@ class Saves(enum.Enum):
     WEIGHTED = "weighted"
     """conv / linear / bilinear: the input, for ``dL/dW``."""
     MATMUL = "matmul"
-    """Products of two activations: every input."""
+    """Matrix products (``matmul``, ``mm``, ``bmm``, ``einsum``, ``addmm``…): of two tensor operands,
+    each one when the other requires grad (``dL/da = g·bᵀ`` needs ``b``); of more, every input."""
     PRODUCT = "product"
-    """``mul`` / ``div``: the inputs when both are tensors."""
+    """``mul`` out of place: of two tensor operands, each one when the other requires grad; a product
+    with a number keeps nothing."""
+    QUOTIENT = "quotient"
+    """``div`` / ``/`` out of place: of two tensor operands, the divisor (both gradients read it) and the
+    dividend when the divisor requires grad; a tensor divided by a number keeps nothing. A number
+    divided by a tensor (``2 / x``, a reciprocal and a product inside) and a rounding division are
+    recorded at the ATen level."""
+    INDEX = "index"
+    """``x[...]``: basic indexing (integers, slices, ``None``, ``...``) is a view and keeps nothing;
+    an index holding a tensor or a list (advanced indexing: a gather that keeps its indices) is
+    recorded at the ATen level."""
     INPUT = "saves_input"
     """Pointwise ops and normalisations whose gradient needs their input (per-row or per-channel
     statistics aside, a few bytes per row); in place, autograd saves a copy of the input first."""

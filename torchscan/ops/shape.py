@@ -134,7 +134,6 @@ TABLE.declare(
     nn.Identity,
     nn.Flatten,
     nn.Unflatten,
-    operator.getitem,
     torch.flatten,
     torch.permute,
     torch.transpose,
@@ -174,6 +173,7 @@ TABLE.declare(
     getattr,
     saves=Saves.NOTHING,
 )
+TABLE.declare(operator.getitem, T.__getitem__, saves=Saves.INDEX)
 
 
 @TABLE.register(T.contiguous, torch.reshape, T.reshape, T.reshape_as, aten.reshape.default, aten.contiguous.default)

@@ -25,11 +25,13 @@ COST = "cost"
 class StorageRef:
     """The storage behind one output tensor: ``id`` is unique within one propagation (views and
     in-place results share their base's id), ``nbytes`` the storage size, ``persistent`` True for
-    storages of the model's parameters and buffers."""
+    storages of the model's parameters and buffers, ``trainable`` for those of its parameters that
+    require grad."""
 
     id: int
     nbytes: int
     persistent: bool = False
+    trainable: bool = False
 
 
 @frozen_record

@@ -14,6 +14,8 @@ from torchscan.ops import DEFAULT_REGISTRY, DuplicateFormulaError, FormulaTable,
 from torchscan.passes.memory.families import family
 from torchscan.records import Cost, NodeRecord, OpCall, TensorSpec
 
+T = torch.Tensor
+
 
 def test_families_are_found_by_target_object_along_the_mro() -> None:
     assert DEFAULT_REGISTRY.saves(nn.ReLU) is Saves.OUTPUT
@@ -56,3 +58,29 @@ def test_what_an_op_saves_is_declared_once() -> None:
     other.declare(torch.relu, saves=Saves.NOTHING)
     with pytest.raises(DuplicateFormulaError, match="already registered"):
         Registry.from_tables(table, other)
+
+
+@pytest.mark.parametrize(
+    ("spellings", "saves"),
+    [
+        ((operator.mul, torch.mul, torch.multiply, T.mul, T.__mul__, T.__rmul__), Saves.PRODUCT),
+        (
+            (operator.truediv, torch.div, torch.divide, torch.true_divide, T.div, T.__truediv__),
+            Saves.QUOTIENT,
+        ),
+        ((operator.add, torch.add, T.add, T.__add__, T.__radd__, T.__iadd__, operator.iadd), Saves.NOTHING),
+        (
+            (operator.sub, torch.sub, torch.subtract, torch.rsub, T.sub, T.__sub__, T.__rsub__, T.__isub__),
+            Saves.NOTHING,
+        ),
+        ((operator.matmul, torch.matmul, T.matmul, T.__matmul__, T.__rmatmul__), Saves.MATMUL),
+        ((operator.getitem, T.__getitem__), Saves.INDEX),
+        # in place, autograd keeps a copy of the overwritten factor: recorded at the ATen level
+        ((T.mul_, T.__imul__, operator.imul, T.div_, T.__itruediv__, operator.itruediv, T.__rtruediv__), None),
+    ],
+)
+def test_every_spelling_of_an_op_saves_alike(spellings: tuple[object, ...], saves: Saves | None) -> None:
+    """What autograd keeps does not depend on how the op was written: fx traces ``x * y`` as
+    ``operator.mul``, a recorded forward sees ``Tensor.__mul__`` (the memory estimate of one model
+    moved with the capture that read it)."""
+    assert {DEFAULT_REGISTRY.saves(target) for target in spellings} == {saves}

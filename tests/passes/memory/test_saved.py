@@ -170,6 +170,57 @@ class _Strided(nn.Module):
         return self.mix(x.transpose(-1, -2)).transpose(-1, -2).contiguous()
 
 
+class _Masked(nn.Module):
+    """Products and quotients with tensors that do not require grad (a buffer, a frozen parameter, a
+    tensor the forward makes from a buffer): autograd keeps only what the other operand's gradient reads."""
+
+    def __init__(self, width: int, op: str) -> None:
+        super().__init__()
+        self.register_buffer("mask", torch.rand(width) + 0.5)
+        self.frozen = nn.Parameter(torch.rand(width) + 0.5, requires_grad=False)
+        self.op = op
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.op == "mul":
+            return x * self.mask
+        if self.op == "frozen":
+            return torch.mul(self.frozen, x)
+        if self.op == "div":
+            return x / self.mask
+        if self.op == "rdiv":
+            return self.mask / (x.exp() + 1)
+        if self.op == "reciprocal":
+            return 2 / (x.exp() + 1)
+        if self.op == "made":
+            return x * self.mask.exp()
+        return x.__mul__(x.detach())  # a factor cut from the graph: only it is kept
+
+
+class _Mix(nn.Module):
+    """A product with a fixed matrix (a buffer) and a quotient of two activations."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.register_buffer("matrix", torch.rand(width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x @ self.matrix) / (x.exp() + 1)
+
+
+class _Gather(nn.Module):
+    """Advanced indexing keeps its indices: a tensor the forward makes (a reversed arange), a list
+    (made into a tensor inside the call), a buffer (model memory); basic indexing keeps nothing."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.register_buffer("order", torch.arange(width - 1, -1, -1))
+        self.width = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        made = torch.arange(self.width - 1, -1, -1, device=x.device) + 0
+        return x[..., made] + x[..., list(range(self.width))] + x[..., self.order] + x[:, :, : self.width]
+
+
 _BLOCKS = {
     "linear": lambda w, n: nn.Linear(w, w),
     "frozen": lambda w, n: nn.Linear(w, w).requires_grad_(False),
@@ -199,6 +250,15 @@ _BLOCKS = {
     "widen": lambda w, n: _Widen(w),
     "composite": lambda w, n: _Composite(),
     "strided": lambda w, n: _Strided(n),
+    "masked": lambda w, n: _Masked(w, "mul"),
+    "frozen_factor": lambda w, n: _Masked(w, "frozen"),
+    "divided": lambda w, n: _Masked(w, "div"),
+    "divisor": lambda w, n: _Masked(w, "rdiv"),
+    "reciprocal": lambda w, n: _Masked(w, "reciprocal"),
+    "made_factor": lambda w, n: _Masked(w, "made"),
+    "detached_factor": lambda w, n: _Masked(w, "detached"),
+    "mix": lambda w, n: _Mix(w),
+    "gather": lambda w, n: _Gather(w),
 }
 """Blocks (built from W and L) mapping (B, L, W) to (B, L, W), each family's rule on its own or in combination. Left out
 where the convention departs from what autograd keeps, by choice: norms (their per-row statistics are
@@ -212,17 +272,36 @@ not counted) and average pools (autograd keeps their input)."""
     length=st.integers(1, 5),
     width=st.integers(2, 6),
     training=st.booleans(),
+    capture=st.sampled_from(["torch.fx", "eager-record", "real-forward"]),
 )
 def test_saved_bytes_equal_what_autograd_keeps_in_a_real_forward(
-    blocks: list[str], batch: int, length: int, width: int, training: bool
+    blocks: list[str], batch: int, length: int, width: int, training: bool, capture: str
 ) -> None:
     """A chain of blocks (trainable, frozen or no parameters; in place or not; eval or training):
     the static saved bytes equal the distinct storages autograd keeps when the model runs for real
     (an independent count: every family's rule, the requires-grad flags that decide who saves, and a
-    storage saved by several nodes counted once)."""
+    storage saved by several nodes counted once), whichever way the forward is captured: traced by
+    fx, recorded on fake tensors (a branch on a size) or recorded in a real forward (a branch on a value),
+    each of which sees its own spellings of one op (``operator.mul``, ``Tensor.__mul__``…)."""
     torch.manual_seed(0)
-    model = nn.Sequential(*(_BLOCKS[name](width, length) for name in blocks)).train(training)
+    chain = nn.Sequential(*(_BLOCKS[name](width, length) for name in blocks))
+    model = (chain if capture == "torch.fx" else _Branching(chain, capture)).train(training)
     x = torch.randn(batch, length, width)
-    memory = crawl_module(model, args=(x,), batch_size=None).memory
-    assert memory is not None
-    assert memory.saved_activation_bytes == _really_saved(model, x)
+    report = crawl_module(model, args=(x,), batch_size=None)
+    assert report.context.capture == capture
+    assert report.memory is not None
+    assert report.memory.saved_activation_bytes == _really_saved(model, x)
+
+
+class _Branching(nn.Module):
+    """A chain behind a branch fx cannot trace: on a size (recorded on fake tensors) or on a value
+    (recorded in a real forward)."""
+
+    def __init__(self, chain: nn.Module, capture: str) -> None:
+        super().__init__()
+        self.chain, self.on_value = chain, capture == "real-forward"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if bool(x.abs().sum() >= 0) if self.on_value else x.shape[-1] > 0:
+            return self.chain(x)
+        return x

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 
 import networkx as nx
 
-from torchscan.passes.memory.storage import made_by_forward
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord
 
@@ -22,21 +21,19 @@ def requires_grad(
 ) -> dict[str, bool]:
     """Which node outputs require grad: trainable parameters start it, data flow spreads it.
 
-    A ``call_module`` node with trainable parameters, and a ``get_attr`` of a floating tensor the
-    model holds when it has trainable parameters (not one the forward computed from constants), require
-    grad; so does any node reading one.
+    A ``call_module`` node with trainable parameters and a ``get_attr`` of a parameter that requires
+    grad (not a buffer, a frozen parameter, a plain tensor attribute or one the forward computed from
+    constants) require grad; so does any node reading one.
     ``sources`` (what each node reads) and ``trainable`` (:func:`trainable_bytes`) when at hand.
     """
     flags: dict[str, bool] = {}
-    any_trainable = params.trainable > 0
     trainable = trainable_bytes(params) if trainable is None else trainable
     sources = graph.pred if sources is None else sources
     for record in ordered:
         if record.op == "placeholder":
             flags[record.name] = False
         elif record.op == "get_attr":
-            floating = any(spec.dtype.is_floating_point for spec in record.outputs)
-            flags[record.name] = any_trainable and floating and not made_by_forward(record)
+            flags[record.name] = any(ref.trainable for ref in record.storages)
         else:
             own = record.op == "call_module" and trainable.get(record.module_path, 0) > 0
             flows = any(flags.get(source, False) for source in sources[record.name])

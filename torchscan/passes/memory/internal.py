@@ -683,7 +683,8 @@ class Replay:
 def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | None = None) -> bool:
     """Whether a node's call may allocate or save more than its family says: an op with no
     declared family (composite calls, modules the registry does not know), a dropout in training
-    (CPU's kernel keeps an input-sized float mask, CUDA's fused one a bool mask), or a product
+    (CPU's kernel keeps an input-sized float mask, CUDA's fused one a bool mask), a number divided by
+    a tensor or a rounding division, advanced indexing, or a product
     (:attr:`Saves.MATMUL`, or :attr:`Saves.WEIGHTED` with a 2-D weight: linear) reading a strided
     operand (the ``reshape`` inside it may copy). Every other family states what the op keeps
     (:mod:`~torchscan.passes.memory.saved`) and allocates only its result."""
@@ -692,12 +693,42 @@ def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | N
     kind = family_in(record, families)
     if kind is None:
         return True
+    call = record.call
     if kind is Saves.DROPOUT:  # in training, the mask's dtype is the device kernel's (CPU: the input's)
-        call = record.call
         return bool(call.get("training", call.training)) and float(call.get("p", 0.5)) > 0
+    if kind is Saves.QUOTIENT:  # ``2 / x`` (a reciprocal inside) and rounding divisions: not a plain quotient
+        first = next(iter(call.attrs.values()), None)
+        return call.get("rounding_mode") is not None or (call.kind != "method" and not isinstance(first, TensorSpec))
+    if kind is Saves.INDEX:  # advanced indexing: a gather keeping its indices, made inside from a list
+        return _advanced(call)
     strided = not all(spec.contiguous for spec in record.call.inputs)
     weight = record.call.spec("weight")
     return strided and (kind is Saves.MATMUL or (kind is Saves.WEIGHTED and weight is not None and weight.ndim == 2))
+
+
+def _advanced(call: Any) -> bool:
+    """Whether an indexing call (``operator.getitem(x, index)``, ``x.__getitem__(index)``) indexes a
+    tensor with a tensor or a list (advanced indexing) rather than integers, slices, ``None`` and ``...``.
+
+    The call's arguments hold a list as a tuple: ``x[[0, 2]]`` reads like ``x[0, 2]``. A tuple of
+    integers, slices, ``None`` and ``...`` is basic indexing only where the result has the dims basic
+    indexing gives (one fewer per integer, one more per ``None``); any other result is advanced."""
+    if call.kind == "method":
+        args = call.get("args", ())
+        index = args[0] if args else None
+    else:
+        values = tuple(call.attrs.values())
+        if len(values) < 2 or not isinstance(values[0], TensorSpec):  # an item of a tuple, a list, a dict
+            return False
+        index = values[1]
+    items = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(item, (TensorSpec, tuple, list)) for item in items):
+        return True
+    if not isinstance(index, tuple) or not call.inputs or not call.outputs:
+        return False
+    dropped = sum(type(item) is int for item in items)
+    added = sum(item is None or type(item) is bool for item in items)
+    return call.outputs[0].ndim != call.inputs[0].ndim - dropped + added
 
 
 def recorded_calls(

@@ -12,51 +12,102 @@ from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.internal import NodeMemory
 from torchscan.passes.params import ParamSummary
-from torchscan.records import NodeRecord
+from torchscan.records import NodeRecord, TensorSpec
 
 __all__ = ["saved_for_backward"]
 
 Kept = tuple[tuple[Any, ...], int | None]
 """(storage keys kept, extra bytes kept or None)."""
 
-Rule = Callable[[NodeRecord, tuple[Any, ...], tuple[Any, ...], bool], Kept]
-"""(node, input keys, output keys, has trainable weights) -> what the node saves."""
+Operand = tuple[tuple[Any, ...], bool]
+"""One node a call reads, in argument order (first appearance): (its storage keys, whether it requires grad)."""
+
+Rule = Callable[[NodeRecord, tuple[Operand, ...], tuple[Any, ...], bool], Kept]
+"""(node, the nodes it reads, output keys, has trainable weights) -> what the node saves."""
 
 
-def _weighted(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
-    return (inputs if weights or record.op != "call_module" else ()), None
+def _keys(operands: tuple[Operand, ...]) -> tuple[Any, ...]:
+    return tuple(key for keys, _ in operands for key in keys)
 
 
-def _inputs(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
-    return inputs, None
+def _weighted(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    return (_keys(operands) if weights or record.op != "call_module" else ()), None
 
 
-def _product(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
-    tensor_inputs = sum(1 for spec in record.call.inputs) if record.call is not None else 0
-    return (inputs if tensor_inputs >= 2 else ()), None
+def _inputs(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    return _keys(operands), None
 
 
-def _input(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+def _factors(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    """A product of two tensors keeps each factor when the other requires grad (autograd saves only
+    what the gradients it will compute read: ``dL/da = g·b``); one tensor read twice (``x * x``) is
+    kept; a product with a number keeps nothing; more operands keep every input."""
+    tensors = len(record.call.inputs) if record.call is not None else 0
+    if tensors < 2:
+        return (), None
+    if len(operands) != 2 or tensors != 2:
+        return _keys(operands), None
+    (a, a_grad), (b, b_grad) = operands
+    return (a if b_grad else ()) + (b if a_grad else ()), None
+
+
+def _quotient(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    """``a / b``: the divisor (``dL/da = g / b``, ``dL/db = −g·a / b²``), the dividend when the divisor
+    requires grad; a tensor divided by a number keeps nothing. A number divided by a tensor (``2 / x``:
+    ``x.reciprocal() * 2``, recorded where the capture can be replayed) keeps the reciprocal, a new
+    tensor of the output's size."""
+    call = record.call
+    tensors = len(call.inputs) if call is not None else 0
+    if tensors == 1 and call is not None and call.kind != "method" and not _tensor_first(call):
+        return (), sum(spec.nbytes for spec in record.outputs[:1])
+    if tensors < 2:
+        return (), None
+    if len(operands) == 1:  # x / x
+        return operands[0][0], None
+    if len(operands) != 2:
+        return _keys(operands), None
+    (a, _), (b, b_grad) = operands
+    return (a if b_grad else ()) + b, None
+
+
+def _tensor_first(call: Any) -> bool:
+    """Whether a function call's first argument is a tensor."""
+    first = next(iter(call.attrs.values()), None)
+    return isinstance(first, TensorSpec)
+
+
+def _index(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    """``x[...]``: the tensors of its index (advanced indexing keeps them; basic indexing reads none).
+    An index given as a list is made into a tensor inside the call: recorded where the capture can be
+    replayed."""
+    return _keys(operands[1:]), None
+
+
+def _input(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    inputs = _keys(operands)
     in_place = bool(outputs) and set(outputs) <= set(inputs)
     if in_place:  # autograd clones the input before overwriting it and keeps the clone, not the storage
         return (), sum(spec.nbytes for spec in record.outputs[:1])
     return inputs, None
 
 
-def _input_or_result(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+def _input_or_result(
+    record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool
+) -> Kept:
+    inputs = _keys(operands)
     in_place = bool(outputs) and set(outputs) <= set(inputs)
     return (outputs if in_place else inputs), None
 
 
-def _output(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+def _output(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     return outputs, None
 
 
-def _max_pool(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
-    return inputs, 8 * sum(spec.numel for spec in record.outputs[:1])
+def _max_pool(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    return _keys(operands), 8 * sum(spec.numel for spec in record.outputs[:1])
 
 
-def _dropout(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+def _dropout(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     call = record.call
     if call is not None and bool(call.get("training", call.training)) and float(call.get("p", 0.5)) > 0:
         return (), sum(spec.numel for spec in record.outputs[:1])
@@ -65,8 +116,10 @@ def _dropout(record: NodeRecord, inputs: tuple[Any, ...], outputs: tuple[Any, ..
 
 _RULES: Mapping[Saves | None, Rule] = {
     Saves.WEIGHTED: _weighted,
-    Saves.MATMUL: _inputs,
-    Saves.PRODUCT: _product,
+    Saves.MATMUL: _factors,
+    Saves.PRODUCT: _factors,
+    Saves.QUOTIENT: _quotient,
+    Saves.INDEX: _index,
     Saves.INPUT: _input,
     Saves.OUTPUT: _output,
     Saves.INPUT_OR_RESULT: _input_or_result,
@@ -101,8 +154,11 @@ def saved_for_backward(
     Conventions per family (only for nodes whose output requires grad):
 
     - conv / linear / bilinear: their activation input when they have trainable weights
-      (needed for ``dL/dW``); matmul / bmm / einsum, and ``mul``/``div`` of two tensors: every
-      activation input.
+      (needed for ``dL/dW``).
+    - matmul / mm / bmm / einsum and ``mul`` of two tensors: each factor when the other requires
+      grad (every input for three or more); ``div`` of two tensors: the divisor, and the dividend
+      when the divisor requires grad; with a number, nothing (``2 / x``: the reciprocal it makes).
+    - ``x[...]``: the tensors of its index (advanced indexing; basic indexing is a view: nothing).
     - ReLU, sigmoid, tanh, softmax, log-softmax, exp, sqrt, ``elu_``: their output.
     - Batch/layer/group/instance norm, GELU, SiLU, Mish, Hardswish, Hardsigmoid, ReLU6/Hardtanh,
       Softplus (:attr:`Saves.INPUT`): their input (per-row or per-channel statistics are negligible
@@ -136,8 +192,10 @@ def saved_for_backward(
             rule = _RULES.get(family_in(record, context.families))
             if rule is None:
                 continue
-            inputs = tuple(stored for source in context.sources[record.name] for stored in of_node.get(source, ()))
-            keep, extra_bytes = rule(record, inputs, outputs, trainable.get(record.module_path, 0) > 0)
+            operands = tuple(
+                (of_node.get(source, ()), grads.get(source, False)) for source in context.sources[record.name]
+            )
+            keep, extra_bytes = rule(record, operands, outputs, trainable.get(record.module_path, 0) > 0)
         if extra_bytes is not None:
             extra[record.name] = extra_bytes
         saved[record.name] = tuple(dict.fromkeys(keep))

@@ -21,6 +21,9 @@ from torchscan.records import RECORD, TrainingEstimate
 
 __all__ = ["OPTIMIZERS", "Optimizer", "training_estimates"]
 
+_VIEWS = frozenset({Saves.NOTHING, Saves.INDEX})
+"""Families whose views pass their gradient on without allocating one (a basic index is a view)."""
+
 Optimizer = Literal["sgd", "sgd_momentum", "adam", "adamw"]
 
 OPTIMIZERS: Mapping[str, tuple[int, int]] = {
@@ -120,7 +123,7 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         for record in ordered
         if grads.get(record.name)
         and record.op in ("call_module", "call_function", "call_method")
-        and (not is_view(record, live_storages) or family_in(record, context.families) is not Saves.NOTHING)
+        and (not is_view(record, live_storages) or family_in(record, context.families) not in _VIEWS)
     }
     attributes = {record.name for record in ordered if record.op == "get_attr"}
     held: dict[str, int] = {}  # live gradient bytes per node output
