@@ -557,7 +557,8 @@ def test_a_sweep_tells_a_negative_zero_from_a_zero(monkeypatch: pytest.MonkeyPat
 
 
 class _Branchy(nn.Module):
-    """Python control flow on a size: fx cannot trace it, a recorded forward fixes the branch."""
+    """Python control flow on a size: the trace takes the branch the shape pass says (the graph is
+    specialized to it); a sweep traces again where the branch differs."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -567,11 +568,16 @@ class _Branchy(nn.Module):
         return self.small(x) if x.shape[1] < 4 else self.large(x).relu()
 
 
-def test_a_sweep_captures_a_recorded_model_afresh_for_every_input(monkeypatch: pytest.MonkeyPatch) -> None:
-    items = [{"input_shape": (length, 8)} for length in (2, 6, 3)]
-    swept = torchscan.sweep(_Branchy(), items)
+def test_a_sweep_traces_a_specialized_graph_again_where_its_sizes_read_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    items = [{"input_shape": (length, 8)} for length in (2, 6, 3, 1, 5)]
+    with _counted_traces(monkeypatch) as traces:
+        swept = torchscan.sweep(_Branchy(), items)
+    assert traces[0] == 4  # 2 and 6 take other branches, 3 too after 6, 1 reuses 3's graph, 5 does not
     _assert_equal_reports(swept, _fresh(_Branchy(), items))
-    assert [report.row("small").flops > 0 for report in swept] == [True, False, True]
+    assert [report.row("small").flops > 0 for report in swept] == [True, False, True, True, False]
+    assert all(report.context.capture == "torch.fx" for report in swept)
 
 
 class _FixedView(nn.Module):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import types
+from typing import ClassVar
 
 import pytest
 import torch
@@ -27,7 +28,22 @@ class Traceable(nn.Module):
 
 
 class Untraceable(Traceable):
-    """Same computation, with Python control flow on a tensor value fx cannot trace."""
+    """Same computation, looping a number of times a table keyed by a size gives: a proxy is no key
+    of the table (fx cannot trace it), a recorded forward reads the size."""
+
+    repeats: ClassVar[dict[int, int]] = {3: 1, 4: 1}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn(self.conv(x)))
+        for _ in range(self.repeats[x.shape[1]]):
+            y = y + x.mean(1, keepdim=True)
+        self.last_width = int(y.shape[-1])  # state cached during forward (must not reach the user's model)
+        return self.fc(y.mean((2, 3)))
+
+
+class SizeBranching(Traceable):
+    """Same computation, looping as many times as a size says and caching a size: traced by fx, the
+    sizes read from the shape pass as the trace goes."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.bn(self.conv(x)))
@@ -35,6 +51,22 @@ class Untraceable(Traceable):
             y = y + x.mean(1, keepdim=True)
         self.last_width = int(y.shape[-1])  # state cached during forward (must not reach the user's model)
         return self.fc(y.mean((2, 3)))
+
+
+def test_a_model_branching_on_sizes_is_traced_with_the_sizes_it_reads() -> None:
+    traced = crawl_module(Traceable().eval(), (3, 16, 16), batch_size=2)
+    model = SizeBranching().eval()
+    before = snapshot(model)
+    specialized = crawl_module(model, (3, 16, 16), batch_size=2)
+    assert_same(before, snapshot(model))
+    assert not hasattr(model, "last_width")
+    assert specialized.context.capture == "torch.fx"
+    assert specialized.totals == traced.totals
+    assert [(r.name, r.flops, r.output_shape) for r in specialized.rows if r.kind == "module"] == [
+        (r.name, r.flops, r.output_shape) for r in traced.rows if r.kind == "module"
+    ]
+    (note,) = [d for d in specialized.diagnostics if d.code == "shape-specialized"]
+    assert "read 2 value(s) computed from sizes" in note.message and "as int" in note.message
 
 
 def test_untraceable_model_gets_the_same_report_by_recording() -> None:

@@ -326,13 +326,14 @@ def test_vit_b_16_attention_is_counted(no_grad: bool) -> None:
 
 
 def test_full_transformer_is_counted_through_its_layers() -> None:
-    """nn.Transformer branches on shapes (fx cannot trace it): the recorded forward captures it and
-    its MACs equal FlopCounterMode's FLOPs / 2 plus the LayerNorm MACs (2 per element, affine)."""
+    """nn.Transformer branches on shapes: traced with the sizes it reads (the graph specialized to
+    them), its MACs equal FlopCounterMode's FLOPs / 2 plus the LayerNorm MACs (2 per element, affine)."""
     model = nn.Transformer(
         d_model=32, nhead=4, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=64, batch_first=True
     ).eval()
     report = crawl_module(model, [(10, 32), (7, 32)])
-    assert report.totals.complete and report.context.capture == "eager-record"
+    assert report.totals.complete and report.context.capture == "torch.fx"
+    assert [d.code for d in report.diagnostics] == ["shape-specialized"]
     flops = torch_flops(model, torch.randn(1, 10, 32), torch.randn(1, 7, 32))
     layer_norm_macs = 2 * 32 * (10 * (2 * 2 + 1) + 7 * (2 * 3 + 1))
     assert report.totals.macs == flops // 2 + layer_norm_macs

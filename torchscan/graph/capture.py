@@ -24,7 +24,7 @@ from torchscan.graph.record import NeedsValues, record
 from torchscan.graph.rules import Fresh, materialize
 from torchscan.graph.script import is_scripted, record_scripted
 from torchscan.graph.shapes import NodeValues, propagate, quiet_fake_tensor_log
-from torchscan.graph.trace import FX, GRAPH_MODULE, Capture, capture
+from torchscan.graph.trace import FX, GRAPH_MODULE, Capture, capture, guards_hold
 from torchscan.inputs import InputSpec, ModelInputs
 from torchscan.ops.registry import Registry
 from torchscan.records import Diagnostic
@@ -49,6 +49,9 @@ def _propagate(captured: Capture, inputs: ModelInputs, device: torch.device) -> 
     memo = captured.memo
     if not memo.paths:
         memo.paths.update((node.name, module_path_of(node)) for node in captured.graph.nodes)
+    traced, memo.traced = memo.traced, None
+    if traced is not None:  # begun during the trace, on these inputs
+        return traced.finish(memo.paths)
     with captured.fake_mode:
         tensors = [materialize(Fresh(spec.shape, spec.dtype, device), captured.fake_mode) for spec in inputs.specs]
         return propagate(
@@ -66,7 +69,7 @@ def same_call(first: ModelInputs, second: ModelInputs) -> bool:
     """Whether ``second`` calls the model like ``first`` up to its tensors' shapes and dtypes: the
     same argument structure, the same input names, equal non-tensor values. A torch.fx graph traced
     for one is then the graph of the other (fx records shapes and dtypes as graph nodes, never as
-    constants: Python control flow on them fails to trace and falls back to recording)."""
+    constants), up to the sizes the forward's Python code read (its guards, checked by :func:`with_inputs`)."""
     first_leaves, first_spec = tree_flatten((first.args, dict(first.kwargs)))
     second_leaves, second_spec = tree_flatten((second.args, dict(second.kwargs)))
     if first_spec != second_spec:
@@ -89,14 +92,19 @@ def same_call(first: ModelInputs, second: ModelInputs) -> bool:
 def with_inputs(captured: Captured, inputs: ModelInputs, device: torch.device) -> Captured | None:
     """``captured`` with the shapes of its graph for ``inputs`` instead (the capture reused: no new
     trace), or None where the capture does not carry over to other inputs: a recorded or scripted
-    forward (fixed to the input it saw), a fallback. The caller checks :func:`same_call`. A shape
+    forward (fixed to the input it saw), a fallback, a graph specialized to sizes that read otherwise
+    here (:attr:`Capture.guards`). The caller checks :func:`same_call`. A shape
     error raised here means the graph does not hold for ``inputs``; a fresh capture decides then."""
     if captured.capture.method not in _GENERIC_METHODS or any(
         note.code == "capture-fallback" for note in captured.diagnostics
     ):
         return None
     with torch.inference_mode(False), torch.enable_grad():
-        return Captured(captured.capture, _propagate(captured.capture, inputs, device), captured.diagnostics)
+        values = _propagate(captured.capture, inputs, device)
+    guards = captured.capture.guards
+    if guards and not guards_hold(guards, {name: value.result for name, value in values.items()}):
+        return None  # the forward's Python code would read other sizes here: another graph
+    return Captured(captured.capture, values, captured.diagnostics)
 
 
 def capture_with_fallback(
@@ -224,6 +232,15 @@ def _notes(captured: Capture) -> tuple[Diagnostic, ...]:
             "as None (tensors they hold are not outputs of the report)"
         )
         notes.append(Diagnostic("opaque-output", message))
+    if captured.guards:
+        first = captured.guards[0]
+        nodes = collections.Counter(guard.node for guard in captured.guards)
+        message = (
+            f"the forward's Python code read {len(captured.guards)} value(s) computed from sizes ({len(nodes)} fx "
+            f"node(s), e.g. '{first.node}' read as {first.kind}: {first.value!r}): branches, loops and sizes it "
+            "decided with them are this input's; the graph is traced again for inputs where they differ"
+        )
+        notes.append(Diagnostic("shape-specialized", message))
     return tuple(notes)
 
 

@@ -19,7 +19,8 @@ key cannot be made (an instance-level ``forward``, a kept pre-hook, a module or 
 another place, a module held outside the tree, an argument that is neither a proxy nor a plain
 value) is traced as usual. A recording is refused — the key is then never replayed — when the trace
 reached outside the block: a node reading a node that is neither one of the block's arguments nor
-its own, a module or tensor outside its path, a real constant for the root, a change to the
+its own, a module or tensor outside its path, a real constant for the root, a size read by its Python
+code (:class:`~torchscan.graph.trace.Guard`), a change to the
 attributes of the block or of a module it called or to its argument containers, an inner module
 already called, an output that is not plain data. A replay is refused where its trace would differ
 from the recorded one (a parameter of the block already read, an inner module already called).
@@ -68,6 +69,7 @@ class Host(Protocol):
     tensor_attrs: dict[torch.Tensor, str]
     constants: set[str]
     shared_tensors: set[int]
+    guards: list[Any]
 
     @property
     def proxy_type(self) -> type[fx.Proxy]:
@@ -388,7 +390,7 @@ class BlockReuse:
         host = self._host
         graph = host.graph
         before = _last(graph)
-        attributes = len(host.tensor_attrs)
+        attributes, guards = len(host.tensor_attrs), len(host.guards)
         stack_depth = len(host.module_stack)
         start = len(self.log)
         self.depth += 1
@@ -404,6 +406,8 @@ class BlockReuse:
             if len(host.tensor_attrs) != attributes:  # root constants made by the block (in order: the last ones)
                 made = {name: tensor for tensor, name in list(host.tensor_attrs.items())[attributes:]}
             if any(not isinstance(tensor, FakeTensor) for tensor in made.values()):  # a real tensor: its values
+                raise _Invalid
+            if len(host.guards) != guards:  # its Python code read sizes: another block of its key may read others
                 raise _Invalid
             recording: _Pending | None = self._capture(
                 path, before, arguments, caller, stack_depth, start, result, made

@@ -13,7 +13,7 @@ import os
 import threading
 import traceback
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from torchscan.ops import DEFAULT_REGISTRY, Saves
 from torchscan.records import StorageRef, TensorSpec, tensor_leaves
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["NodePlan", "NodeValues", "Opaque", "PlanCache", "StorageIds", "describe", "propagate"]
+__all__ = ["NodePlan", "NodeValues", "Opaque", "PlanCache", "StorageIds", "TraceShapes", "describe", "propagate"]
 
 _PLAIN = (
     int,
@@ -341,8 +341,9 @@ class _ShapeRunner:
         fake_mode: FakeTensorMode | None,
         fakes: Fakes | None,
         plans: PlanCache,
-        constants: frozenset[str] = frozenset(),
+        constants: Collection[str] = frozenset(),
         memo: bool = True,
+        fill: bool = True,
     ) -> None:
         if plans.submodules is None:
             plans.submodules = dict(module.named_modules(remove_duplicate=False))  # every path (build_graph's too)
@@ -361,6 +362,9 @@ class _ShapeRunner:
         self._rules = rules
         self._fake_mode = fake_mode
         self._fakes = fakes
+        self._fill = fill and fakes is not None
+        """Whether a dispatched module call gets the fakes put into the copy (not while it is traced: its
+        tensors are read through the tracer's views, which hand out fakes)."""
         self._storages = StorageIds()
         self._env: dict[fx.Node, Any] = {}
         self._inputs: Iterator[Any] = iter(())
@@ -419,7 +423,7 @@ class _ShapeRunner:
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The module's kept re-parametrization hooks and forward (no user or global hook runs)."""
         module = self.submodules.get(str(target)) or self.fetch_attr(str(target))
-        if self._fakes is not None:
+        if self._fill:
             for fake in self._fakes.fill(module):
                 self._storages.ref(fake, persistent=True)
         args, kwargs = run_pre_hooks(module, tuple(args), dict(kwargs))
@@ -600,6 +604,61 @@ def _steps(graph: fx.Graph) -> tuple[tuple[fx.Node, tuple[fx.Node, ...]], ...]:
                 seen.add(source)
                 last.setdefault(node, []).append(source)
     return tuple((node, tuple(last.get(node, ()))) for node in graph.nodes)
+
+
+class TraceShapes:
+    """The shape pass of a graph while it is being traced: a node's value is computed when the trace
+    first needs it (Python code branching on a size, a size used as an ``int``), with every node made
+    before it run once, in graph order, as :func:`propagate` runs them (nothing is freed: later nodes
+    are not made yet); :meth:`finish` runs the rest once the trace is done, giving what
+    :func:`propagate` gives. The copy's tensors are read as fakes through the tracer (none is put in)."""
+
+    def __init__(
+        self,
+        root: nn.Module,
+        graph: fx.Graph,
+        inputs: Sequence[Any],
+        fake_mode: FakeTensorMode,
+        fakes: Fakes | None,
+        constants: Collection[str],
+    ) -> None:
+        self._paths: dict[str, str] = {}
+        plans = PlanCache(steps=())  # run node by node: no steps of a graph not made yet
+        self._runner = _ShapeRunner(root, graph, self._paths, RULES, fake_mode, fakes, plans, constants, fill=False)
+        self._runner._inputs = iter(inputs)
+        self._graph, self._last = graph, graph._root
+        self._fake_mode = fake_mode
+
+    def value(self, node: fx.Node) -> Any:
+        """The value of ``node`` (made already), running the nodes made since the last call first. An
+        error fails the trace (the capture that follows names the layer)."""
+        env = self._runner._env
+        if node not in env:
+            self._run(node)
+        return env[node]
+
+    def finish(self, module_paths: Mapping[str, str]) -> dict[str, NodeValues]:
+        """Every node's values (:func:`propagate`'s), the nodes not run yet run now (``module_paths``:
+        each node's module path, for errors)."""
+        self._paths.update(module_paths)
+        try:
+            self._run(None)
+        except ShapeError as error:
+            raise ShapeError(
+                error.message, node=error.node, module_path=error.module_path, input_shapes=error.input_shapes
+            ) from None
+        return self._runner.values
+
+    def _run(self, until: fx.Node | None) -> None:
+        env, run_node = self._runner._env, self._runner.run_node
+        root, current = self._graph._root, self._last.next
+        with self._fake_mode, quiet_fake_tensor_log(), torch.enable_grad():
+            while current is not root:
+                env[current] = run_node(current)
+                self._last = current
+                if current is until:
+                    return
+                current = current.next
 
 
 def propagate(

@@ -16,11 +16,12 @@ import bisect
 import dataclasses
 import dis
 import itertools
+import operator
 import os
 import sys
 import types
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,14 @@ import torch
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx import traceback as fx_traceback
+from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
 from torchscan.graph.clone import Fakes, shadow_copy
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
-from torchscan.graph.shapes import PlanCache
+from torchscan.graph.rules import Fresh, Pending, materialize
+from torchscan.graph.shapes import PlanCache, TraceShapes
 from torchscan.graph.stack_text import StackTexts, user_frames
 from torchscan.graph.traced_code import TracedCode, first_proxy
 from torchscan.inputs import ModelInputs
@@ -56,6 +59,9 @@ class Memo:
     records: dict[str, Any] = dataclasses.field(default_factory=dict)
     paths: dict[str, str] = dataclasses.field(default_factory=dict)
     """Each node's module path (``graph.calls.module_path_of``), for the shape pass's messages."""
+    traced: TraceShapes | None = None
+    """The shape pass begun during the trace (:meth:`_Tracer.concrete`), on the capture's own inputs: the
+    first run finishes it instead of running every node again, and drops it."""
 
 
 FX = "torch.fx"
@@ -95,6 +101,64 @@ class Capture:
     memo: Memo = dataclasses.field(default_factory=lambda: Memo())
     """Per-node lookups of the passes that depend on the graph and the copy only, kept for later
     runs of this capture on other inputs (:func:`torchscan.sweep`)."""
+    guards: tuple[Guard, ...] = ()
+    """Values computed from sizes that the forward's Python code read (:class:`Guard`): the graph is
+    specialized to them, and holds for another input only where they read the same."""
+
+
+@frozen_record
+class Guard:
+    """A value the trace read from the shape pass to go on (Python code branching on a size, using a
+    size as an ``int``, iterating a shape): the graph holds for another input only where the same
+    reading of the same node gives the same value (:func:`guards_hold`)."""
+
+    node: str
+    kind: str
+    """How the value was read: ``bool``, ``index``, ``int``, ``float`` or ``len``."""
+    value: Any
+
+
+def _length(value: Any) -> int:
+    """``len`` of a node's value: a tensor's (or a pending one's) first size."""
+    if isinstance(value, (torch.Tensor, Pending)):
+        if not value.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return int(value.shape[0])
+    return len(value)
+
+
+_READ: Mapping[str, Callable[[Any], Any]] = {
+    "bool": bool,
+    "index": operator.index,
+    "int": int,
+    "float": float,
+    "len": _length,
+}
+"""How a :class:`Guard`'s kind reads a node's value."""
+
+
+def _not_a_number(kind: str) -> Callable[[Any, fx.Proxy], Any]:
+    def refuse(tracer: Any, proxy: fx.Proxy) -> Any:
+        raise TypeError(f"a value computed from tensor data (fx node '{proxy.node.name}') used as {kind}")
+
+    return refuse
+
+
+_REFUSED: Mapping[str, Callable[[Any, fx.Proxy], Any]] = {
+    "bool": fx.Tracer.to_bool,  # fx's TraceError: control flow on data
+    "index": _not_a_number("an index"),
+    "int": _not_a_number("an int"),
+    "float": _not_a_number("a float"),
+}
+"""What a read of a value computed from tensor data raises (as fx does; a real forward captures it)."""
+
+
+def guards_hold(guards: Sequence[Guard], results: Mapping[str, Any]) -> bool:
+    """Whether every guard reads the same value from ``results`` (a node's result by name)."""
+    try:
+        return all(_READ[guard.kind](results[guard.node]) == guard.value for guard in guards)
+    except Exception:  # a value that no longer reads so (a tensor now, a missing node)
+        return False
 
 
 class _Tracer(fx.Tracer):
@@ -123,8 +187,16 @@ class _Tracer(fx.Tracer):
         modules: Sequence[nn.Module],
         reuse: bool = True,
         min_share: float = MIN_SHARE,
+        device: torch.device | None = None,
     ) -> None:
         super().__init__(autowrap_modules=(), autowrap_functions=())
+        self._device = device or torch.device("cpu")
+        self.guards: list[Guard] = []
+        """Values the forward's Python code read from the shape pass (:meth:`concrete`)."""
+        self.shapes: TraceShapes | None = None
+        """The shape pass of the graph being traced, begun at the first value read."""
+        self.shaping = False
+        """While that shape pass runs: the copy's modules are called and read as they are, not traced."""
         self._reuse_blocks = reuse
         self._min_share = min_share
         self._reuse: BlockReuse | None = None
@@ -219,6 +291,38 @@ class _Tracer(fx.Tracer):
                 self.replayed = tuple(self._reuse.replayed)
             self._reuse = None  # it refers to the tracer: no cycle left
         return self.graph
+
+    def concrete(self, proxy: fx.Proxy, kind: str) -> Any:
+        """The value of ``proxy`` read as ``kind`` (:data:`_READ`), from the shape pass of the graph so
+        far, kept as a :class:`Guard`: where the forward's Python code needs a value computed from
+        sizes (``if H == window``, ``range(h)``, ``t[:, :n]`` on a buffer, ``int(math.sqrt(n))``), the
+        trace goes on with it, as a recorded forward would, instead of failing. A value computed from
+        tensor data is refused as fx refuses it (``TraceError``): only a real forward knows it."""
+        node = proxy.node
+        if self.shapes is None:
+            with self.fake_mode:
+                inputs = [
+                    materialize(Fresh(spec.shape, spec.dtype, self._device), self.fake_mode)
+                    for spec in self._inputs.specs
+                ]
+            self.shapes = TraceShapes(self.root, self.graph, inputs, self.fake_mode, self._fakes, self.constants)
+        self.shaping = True
+        try:
+            value = self.shapes.value(node)
+        finally:
+            self.shaping = False
+        if kind != "len" and any(isinstance(leaf, (torch.Tensor, Pending)) for leaf in tree_leaves(value)):
+            return _REFUSED[kind](self, proxy)
+        read = _READ[kind](value)
+        self.guards.append(Guard(node.name, kind, read))
+        return read
+
+    def to_bool(self, obj: fx.Proxy) -> bool:
+        return self.concrete(obj, "bool")
+
+    def iter(self, obj: fx.Proxy) -> Iterator[Any]:
+        """``for item in proxy``, ``f(*proxy)``: one ``getitem`` proxy per item, as many as the value has."""
+        return iter([obj[index] for index in range(self.concrete(obj, "len"))])
 
     @property
     def proxy_type(self) -> type[fx.Proxy]:
@@ -514,6 +618,18 @@ class _Proxy(fx.Proxy):
     def __getattr__(self, k: str) -> Any:
         return _Attribute(self, k)
 
+    def __len__(self) -> int:
+        return self.tracer.concrete(self, "len")
+
+    def __index__(self) -> int:
+        return self.tracer.concrete(self, "index")
+
+    def __int__(self) -> int:
+        return self.tracer.concrete(self, "int")
+
+    def __float__(self) -> float:
+        return self.tracer.concrete(self, "float")
+
 
 class _Attribute(fx.proxy.Attribute):
     """fx's lazy attribute proxy (``x.shape``: a ``getattr`` node only where the value is used, a
@@ -524,6 +640,10 @@ class _Attribute(fx.proxy.Attribute):
     tracer: _Tracer
     __iter__ = _Proxy.__iter__
     __getattr__ = _Proxy.__getattr__
+    __len__ = _Proxy.__len__
+    __index__ = _Proxy.__index__
+    __int__ = _Proxy.__int__
+    __float__ = _Proxy.__float__
 
 
 _NOT_TENSORS = frozenset({int, float, bool, str, tuple, list, dict, set, type(None), OrderedDict})
@@ -559,7 +679,9 @@ class _ParameterView(dict):  # type: ignore[type-arg]
 
     def __getitem__(self, name: str) -> Any:
         tensor = dict.__getitem__(self, name)
-        return tensor if tensor is None else self.tracer.parameter(tensor)
+        if tensor is None:
+            return None
+        return self.tracer.buffer(tensor) if self.tracer.shaping else self.tracer.parameter(tensor)
 
 
 class _BufferView(dict):  # type: ignore[type-arg]
@@ -631,6 +753,8 @@ class _Call:
         self._module = module
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._tracer.shaping:  # the trace's shape pass runs the module: its own call
+            return self._module._call_impl(*args, **kwargs)
         return self._tracer.module_call(self._module, args, kwargs)
 
 
@@ -835,7 +959,7 @@ def capture(
     fakes = Fakes(model, fake_mode, modules)
     copied = shadow_copy(model, fakes, lazy=True, modules=modules)
     clone = copied.root
-    tracer = _Tracer(registry, inputs, fakes, copied.modules, reuse, min_share)
+    tracer = _Tracer(registry, inputs, fakes, copied.modules, reuse, min_share, input_device(model))
     if isinstance(model, fx.GraphModule):  # already a graph (torch.export's .module(), fx's own): used as is
         return dataclasses.replace(_graph_capture(model, clone, inputs, fake_mode, fakes), shared=copied.shared)
     try:
@@ -865,6 +989,8 @@ def capture(
             held_outputs=tracer.held_outputs,
             constants=frozenset(tracer.constants),
             replayed=tracer.replayed,
+            guards=tuple(tracer.guards),
+            memo=Memo(traced=tracer.shapes),
         )
     finally:
         vars(tracer).clear()  # its proxies refer back to it: freed now (a failed trace's too), not by the collector

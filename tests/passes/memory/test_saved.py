@@ -3,6 +3,8 @@ a storage saved by several nodes counts once)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -294,14 +296,16 @@ def test_saved_bytes_equal_what_autograd_keeps_in_a_real_forward(
 
 
 class _Branching(nn.Module):
-    """A chain behind a branch fx cannot trace: on a size (recorded on fake tensors) or on a value
-    (recorded in a real forward)."""
+    """A chain behind a branch fx cannot trace: on a table keyed by a size (a proxy is no key: recorded
+    on fake tensors) or on a value (recorded in a real forward)."""
+
+    wide: ClassVar[dict[int, bool]] = {width: width > 0 for width in range(64)}
 
     def __init__(self, chain: nn.Module, capture: str) -> None:
         super().__init__()
         self.chain, self.on_value = chain, capture == "real-forward"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if bool(x.abs().sum() >= 0) if self.on_value else x.shape[-1] > 0:
+        if bool(x.abs().sum() >= 0) if self.on_value else self.wide[x.shape[-1]]:
             return self.chain(x)
         return x
