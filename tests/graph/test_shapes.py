@@ -3,11 +3,16 @@ never dump fx's graph."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
 from torch import nn
 
+from tests.profiles import examples
+from tests.strategies import random_nets
 from torchscan import crawl_module
 from torchscan.errors import InputError, ShapeError
 
@@ -85,3 +90,49 @@ def test_each_weighted_module_checks_its_own_weights_dtype() -> None:
 
     with pytest.raises(InputError, match=r"layer 'second' \(Linear, fx node 'second'\) computes in torch.float64"):
         crawl_module(Two(), (4,))
+
+
+class _SizeReading(nn.Module):
+    """A net between two sizes read by Python code: the first before any layer (the trace's shape pass
+    starts at the input), the second after every layer (it runs them all while the trace goes on); a
+    layer without a shape rule (dispatched with its parameters' fakes) runs during the trace and one after."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net, self.inside, self.after = net, nn.PReLU(), nn.PReLU()  # no shape rule: dispatched
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] > 0:
+            x = self.inside(x)
+        y = self.net(x)
+        return self.after(y * int(y.shape[0]))
+
+
+def _nodes(report: Any) -> list[tuple[str, Any]]:
+    return [(name, dict(data)) for name, data in report.records.nodes(data=True)]
+
+
+@settings(max_examples=examples(15), deadline=None)
+@given(random_nets())
+def test_the_trace_s_shape_pass_gives_the_shape_pass_s_values(case: tuple[nn.Module, tuple[int, ...]]) -> None:
+    """A graph whose trace read sizes gets its values from the shape pass begun during the trace; the
+    report equals the one a shape pass run afresh over the same graph gives (every record, storages and
+    memory included)."""
+    import torchscan.graph.capture as capture_module
+
+    net, shape = case
+    model = _SizeReading(net)
+    specialized = crawl_module(model, shape, receptive_field=True)
+    assert specialized.context.capture == "torch.fx"
+    assert "shape-specialized" in {d.code for d in specialized.diagnostics}
+    original = capture_module._propagate
+
+    def afresh(captured: Any, *args: Any) -> Any:
+        captured.memo.traced = None  # the trace's shape pass dropped: every node runs again
+        return original(captured, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(capture_module, "_propagate", afresh)
+        fresh = crawl_module(model, shape, receptive_field=True)
+    assert specialized.to_dict() == fresh.to_dict()
+    assert _nodes(specialized) == _nodes(fresh)

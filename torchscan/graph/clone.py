@@ -109,15 +109,17 @@ class Fakes:
         """The model's parameter or buffer behind a fake made by :meth:`of` (else ``tensor``)."""
         return self._real_of.get(id(tensor), tensor)
 
-    def fill(self, module: nn.Module) -> list[torch.Tensor]:
+    def fill(self, module: nn.Module, put_in: bool = True) -> list[torch.Tensor]:
         """Put fakes in place of the real tensors of ``module`` (a module of *our copy*) and its
-        sub-modules; returns the fakes put in."""
+        sub-modules; returns the fakes put in (``put_in=False``: the fakes it would put in, nothing
+        changed)."""
         put: list[torch.Tensor] = []
         for owner in module.modules():
             for tensors in (owner._parameters, owner._buffers):
                 for name, tensor in tensors.items():
                     if tensor is not None and (fake := self.of(tensor)) is not tensor:
-                        tensors[name] = fake
+                        if put_in:
+                            tensors[name] = fake
                         put.append(fake)
         return put
 

@@ -362,9 +362,9 @@ class _ShapeRunner:
         self._rules = rules
         self._fake_mode = fake_mode
         self._fakes = fakes
-        self._fill = fill and fakes is not None
+        self._fill = fill
         """Whether a dispatched module call gets the fakes put into the copy (not while it is traced: its
-        tensors are read through the tracer's views, which hand out fakes)."""
+        tensors are read through the tracer's views, which hand out the same fakes)."""
         self._storages = StorageIds()
         self._env: dict[fx.Node, Any] = {}
         self._inputs: Iterator[Any] = iter(())
@@ -423,8 +423,8 @@ class _ShapeRunner:
     def call_module(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """The module's kept re-parametrization hooks and forward (no user or global hook runs)."""
         module = self.submodules.get(str(target)) or self.fetch_attr(str(target))
-        if self._fill:
-            for fake in self._fakes.fill(module):
+        if self._fakes is not None:
+            for fake in self._fakes.fill(module, put_in=self._fill):
                 self._storages.ref(fake, persistent=True)
         args, kwargs = run_pre_hooks(module, tuple(args), dict(kwargs))
         return forward_of(module)(*args, **kwargs)
@@ -611,7 +611,8 @@ class TraceShapes:
     first needs it (Python code branching on a size, a size used as an ``int``), with every node made
     before it run once, in graph order, as :func:`propagate` runs them (nothing is freed: later nodes
     are not made yet); :meth:`finish` runs the rest once the trace is done, giving what
-    :func:`propagate` gives. The copy's tensors are read as fakes through the tracer (none is put in)."""
+    :func:`propagate` gives. While the trace runs, the copy's tensors are read as fakes through the
+    tracer (none is put in); after it, a dispatched module call gets its fakes put in, as in :func:`propagate`."""
 
     def __init__(
         self,
@@ -641,6 +642,7 @@ class TraceShapes:
         """Every node's values (:func:`propagate`'s), the nodes not run yet run now (``module_paths``:
         each node's module path, for errors)."""
         self._paths.update(module_paths)
+        self._runner._fill = True  # the trace is over: the copy is read as it is
         try:
             self._run(None)
         except ShapeError as error:
