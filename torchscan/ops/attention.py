@@ -211,8 +211,8 @@ TRACE_THROUGH: frozenset[type[nn.Module]] = frozenset(
 )
 """Built-in layers traced through rather than counted whole: their sub-modules (MultiheadAttention,
 Linear, LayerNorm, Dropout, activation) are leaves with formulas, so each gets its own row.
-(``nn.Transformer`` branches on input shapes, which fx cannot trace: such models are captured by the
-recorded forward instead.)"""
+(``nn.Transformer`` branches on input shapes: the trace reads them from its shape pass, the graph
+specialized to them.)"""
 
 
 AUTOWRAP_FUNCTIONS: tuple[Any, ...] = tuple(
