@@ -27,30 +27,29 @@ class Traceable(nn.Module):
         return self.fc(y.mean((2, 3)))
 
 
-class Untraceable(Traceable):
-    """Same computation, looping a number of times a table keyed by a size gives: a proxy is no key
-    of the table (fx cannot trace it), a recorded forward reads the size."""
-
-    repeats: ClassVar[dict[int, int]] = {3: 1, 4: 1}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.relu(self.bn(self.conv(x)))
-        for _ in range(self.repeats[x.shape[1]]):
-            y = y + x.mean(1, keepdim=True)
-        self.last_width = int(y.shape[-1])  # state cached during forward (must not reach the user's model)
-        return self.fc(y.mean((2, 3)))
-
-
 class SizeBranching(Traceable):
     """Same computation, looping as many times as a size says and caching a size: traced by fx, the
     sizes read from the shape pass as the trace goes."""
 
+    def repeats(self, channels: int) -> int:
+        return int(channels) // 3  # int() of a proxy
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.bn(self.conv(x)))
-        for _ in range(int(x.shape[1]) // 3):  # int() of a proxy
+        for _ in range(self.repeats(x.shape[1])):
             y = y + x.mean(1, keepdim=True)
         self.last_width = int(y.shape[-1])  # state cached during forward (must not reach the user's model)
         return self.fc(y.mean((2, 3)))
+
+
+class Untraceable(SizeBranching):
+    """Same computation, looping a number of times a table keyed by a size gives: a proxy is no key
+    of the table (fx cannot trace it), a recorded forward reads the size."""
+
+    table: ClassVar[dict[int, int]] = {3: 1, 4: 1}
+
+    def repeats(self, channels: int) -> int:
+        return self.table[channels]
 
 
 def test_a_model_branching_on_sizes_is_traced_with_the_sizes_it_reads() -> None:

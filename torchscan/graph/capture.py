@@ -21,9 +21,8 @@ from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.calls import module_path_of
 from torchscan.graph.clone import HELD_STATE_BUDGET, fake_copy, real_copy
 from torchscan.graph.record import NeedsValues, record
-from torchscan.graph.rules import Fresh, materialize
 from torchscan.graph.script import is_scripted, record_scripted
-from torchscan.graph.shapes import NodeValues, propagate, quiet_fake_tensor_log
+from torchscan.graph.shapes import NodeValues, fake_inputs, propagate, quiet_fake_tensor_log
 from torchscan.graph.trace import FX, GRAPH_MODULE, Capture, capture, guards_hold
 from torchscan.inputs import InputSpec, ModelInputs
 from torchscan.ops.registry import Registry
@@ -52,8 +51,8 @@ def _propagate(captured: Capture, inputs: ModelInputs, device: torch.device) -> 
     traced, memo.traced = memo.traced, None
     if traced is not None:  # begun during the trace, on these inputs
         return traced.finish(memo.paths)
+    tensors = fake_inputs(inputs.specs, device, captured.fake_mode)
     with captured.fake_mode:
-        tensors = [materialize(Fresh(spec.shape, spec.dtype, device), captured.fake_mode) for spec in inputs.specs]
         return propagate(
             captured.root,
             captured.graph,

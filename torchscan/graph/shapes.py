@@ -31,12 +31,23 @@ from torchscan.errors import CaptureError, InputError, ShapeError
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
-from torchscan.graph.rules import RULES, Fresh, Pending, ShapeRules, answer
+from torchscan.graph.rules import RULES, Fresh, Pending, ShapeRules, answer, materialize
+from torchscan.inputs import InputSpec
 from torchscan.ops import DEFAULT_REGISTRY, Saves
 from torchscan.records import StorageRef, TensorSpec, tensor_leaves
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["NodePlan", "NodeValues", "Opaque", "PlanCache", "StorageIds", "TraceShapes", "describe", "propagate"]
+__all__ = [
+    "NodePlan",
+    "NodeValues",
+    "Opaque",
+    "PlanCache",
+    "StorageIds",
+    "TraceShapes",
+    "describe",
+    "fake_inputs",
+    "propagate",
+]
 
 _PLAIN = (
     int,
@@ -606,6 +617,17 @@ def _steps(graph: fx.Graph) -> tuple[tuple[fx.Node, tuple[fx.Node, ...]], ...]:
     return tuple((node, tuple(last.get(node, ()))) for node in graph.nodes)
 
 
+def fake_inputs(specs: Sequence[InputSpec], device: torch.device, fake_mode: FakeTensorMode) -> list[Any]:
+    """One new fake tensor per input spec, on ``device``, made in ``fake_mode`` (a shape pass's inputs)."""
+    with fake_mode:
+        return [materialize(Fresh(spec.shape, spec.dtype, device), fake_mode) for spec in specs]
+
+
+def _clean(error: ShapeError) -> ShapeError:
+    """``error`` without the graph dump fx appends to an error raised inside its interpreter."""
+    return ShapeError(error.message, node=error.node, module_path=error.module_path, input_shapes=error.input_shapes)
+
+
 class TraceShapes:
     """The shape pass of a graph while it is being traced: a node's value is computed when the trace
     first needs it (Python code branching on a size, a size used as an ``int``), with every node made
@@ -646,9 +668,7 @@ class TraceShapes:
         try:
             self._run(None)
         except ShapeError as error:
-            raise ShapeError(
-                error.message, node=error.node, module_path=error.module_path, input_shapes=error.input_shapes
-            ) from None
+            raise _clean(error) from None
         return self._runner.values
 
     def _run(self, until: fx.Node | None) -> None:
@@ -694,7 +714,5 @@ def propagate(
         try:
             interpreter.run(*inputs)
         except ShapeError as error:  # fx appended its graph dump: raise ours clean, torch's error as context
-            raise ShapeError(
-                error.message, node=error.node, module_path=error.module_path, input_shapes=error.input_shapes
-            ) from None
+            raise _clean(error) from None
     return interpreter.values

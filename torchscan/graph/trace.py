@@ -36,8 +36,8 @@ from torchscan.errors import CaptureError
 from torchscan.graph.clone import Fakes, shadow_copy
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
-from torchscan.graph.rules import Fresh, Pending, materialize
-from torchscan.graph.shapes import PlanCache, TraceShapes
+from torchscan.graph.rules import Pending
+from torchscan.graph.shapes import PlanCache, TraceShapes, fake_inputs
 from torchscan.graph.stack_text import StackTexts, user_frames
 from torchscan.graph.traced_code import TracedCode, first_proxy
 from torchscan.inputs import ModelInputs
@@ -300,11 +300,7 @@ class _Tracer(fx.Tracer):
         tensor data is refused as fx refuses it (``TraceError``): only a real forward knows it."""
         node = proxy.node
         if self.shapes is None:
-            with self.fake_mode:
-                inputs = [
-                    materialize(Fresh(spec.shape, spec.dtype, self._device), self.fake_mode)
-                    for spec in self._inputs.specs
-                ]
+            inputs = fake_inputs(self._inputs.specs, self._device, self.fake_mode)
             self.shapes = TraceShapes(self.root, self.graph, inputs, self.fake_mode, self._fakes, self.constants)
         self.shaping = True
         try:

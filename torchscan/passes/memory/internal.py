@@ -67,7 +67,7 @@ from torchscan.passes.memory.kernels import with_workspace
 from torchscan.records import NodeRecord, TensorSpec
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["CallMemory", "NodeMemory", "Replay", "record_calls", "recorded_calls", "worth_recording"]
+__all__ = ["CallMemory", "NodeMemory", "Replay", "number_divided", "record_calls", "recorded_calls", "worth_recording"]
 
 _CALLS = ("call_module", "call_function", "call_method")
 
@@ -697,13 +697,18 @@ def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | N
     if kind is Saves.DROPOUT:  # in training, the mask's dtype is the device kernel's (CPU: the input's)
         return bool(call.get("training", call.training)) and float(call.get("p", 0.5)) > 0
     if kind is Saves.QUOTIENT:  # ``2 / x`` (a reciprocal inside) and rounding divisions: not a plain quotient
-        first = next(iter(call.attrs.values()), None)
-        return call.get("rounding_mode") is not None or (call.kind != "method" and not isinstance(first, TensorSpec))
+        return call.get("rounding_mode") is not None or number_divided(call)
     if kind is Saves.INDEX:  # advanced indexing: a gather keeping its indices, made inside from a list
         return _advanced(call)
     strided = not all(spec.contiguous for spec in record.call.inputs)
     weight = record.call.spec("weight")
     return strided and (kind is Saves.MATMUL or (kind is Saves.WEIGHTED and weight is not None and weight.ndim == 2))
+
+
+def number_divided(call: Any) -> bool:
+    """Whether a division call divides a number by a tensor (``operator.truediv(2, x)``): its first
+    argument is no tensor (a tensor method's ``self`` always is)."""
+    return call.kind != "method" and not isinstance(next(iter(call.attrs.values()), None), TensorSpec)
 
 
 def _advanced(call: Any) -> bool:

@@ -10,9 +10,9 @@ import networkx as nx
 from torchscan.ops import Saves
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import family_in
-from torchscan.passes.memory.internal import NodeMemory
+from torchscan.passes.memory.internal import NodeMemory, number_divided
 from torchscan.passes.params import ParamSummary
-from torchscan.records import NodeRecord, TensorSpec
+from torchscan.records import NodeRecord
 
 __all__ = ["saved_for_backward"]
 
@@ -58,7 +58,7 @@ def _quotient(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[
     tensor of the output's size."""
     call = record.call
     tensors = len(call.inputs) if call is not None else 0
-    if tensors == 1 and call is not None and call.kind != "method" and not _tensor_first(call):
+    if tensors == 1 and call is not None and number_divided(call):
         return (), sum(spec.nbytes for spec in record.outputs[:1])
     if tensors < 2:
         return (), None
@@ -68,12 +68,6 @@ def _quotient(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[
         return _keys(operands), None
     (a, _), (b, b_grad) = operands
     return (a if b_grad else ()) + b, None
-
-
-def _tensor_first(call: Any) -> bool:
-    """Whether a function call's first argument is a tensor."""
-    first = next(iter(call.attrs.values()), None)
-    return isinstance(first, TensorSpec)
 
 
 def _index(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
