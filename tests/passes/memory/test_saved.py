@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import fx, nn
 
@@ -276,6 +276,8 @@ not counted) and average pools (autograd keeps their input)."""
     training=st.booleans(),
     capture=st.sampled_from(["torch.fx", "eager-record", "real-forward"]),
 )
+# a real copy's parameter that autograd keeps (a product whose other factor requires grad) is no activation
+@example(blocks=["strided", "strided"], batch=1, length=2, width=2, training=False, capture="real-forward")
 def test_saved_bytes_equal_what_autograd_keeps_in_a_real_forward(
     blocks: list[str], batch: int, length: int, width: int, training: bool, capture: str
 ) -> None:

@@ -581,6 +581,8 @@ def record_calls(
             else:
                 key, sources, wants = peeked
             params = [*module.parameters(), *module.buffers()] if module is not None else []
+            if memo is not None:  # a real copy's tensors (a real-forward capture): the fakes the mode reads them as
+                params = [_as_read(tensor, fake_mode) for tensor in params]
             try:
                 known, result = _record(function, args, kwargs, wants, params, memo)
             except Exception:
@@ -589,6 +591,12 @@ def record_calls(
             values.set(name, result)
             calls[name] = NodeMemory(known, sources)
     return calls
+
+
+def _as_read(tensor: torch.Tensor, fake_mode: FakeTensorMode) -> torch.Tensor:
+    """``tensor`` as an op run under ``fake_mode`` reads it: itself if fake, else the fake the mode
+    converts it to (the same one every time: the storage autograd saves of a real copy's parameter)."""
+    return tensor if isinstance(tensor, FakeTensor) else fake_mode.from_tensor(tensor)
 
 
 def _peeked(
