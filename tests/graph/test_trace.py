@@ -77,6 +77,33 @@ def test_capture_fakes_parameters_only_where_an_op_is_dispatched() -> None:
     assert model[0].weight is not put[0] and type(model[0].weight) is nn.Parameter
 
 
+class ReadsSizes(nn.Module):
+    """A size read by Python code after two layers a rule answers and one it does not (PReLU is dispatched)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn, self.prelu = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.PReLU(4)
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.prelu(self.bn(self.conv(x)))
+        if y.shape[-1] == 6:  # the trace's shape pass runs the three layers here
+            y = y * 2
+        return self.fc(y)
+
+
+def test_the_trace_s_shape_pass_fakes_only_what_it_dispatches() -> None:
+    model = ReadsSizes()
+    captured = capture(model, DEFAULT_REGISTRY, model_inputs((3, 8, 8), batch_size=1))
+    assert captured.guards  # the size read went through the trace's shape pass
+    root, fakes = captured.root, captured.fakes
+    assert fakes is not None
+    for layer in (root.conv, root.bn, root.fc):  # answered by their rules: read for their shapes only
+        assert all(fakes.made(tensor) is tensor for tensor in (*layer.parameters(), *layer.buffers()))
+    assert type(fakes.made(root.prelu.weight)).__name__ == "FakeTensor"  # dispatched: its fake made first
+    assert all(type(tensor) is nn.Parameter for tensor in model.parameters())
+
+
 class Probe(nn.Module):
     """Records, while it is traced, what other threads would see of torch and math."""
 

@@ -49,6 +49,8 @@ from torch._subclasses import fake_impls
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._mode_utils import no_dispatch
 
+from torchscan.graph.fake import fake_tensor
+
 __all__ = [
     "aten_inplace",
     "aten_like",
@@ -100,9 +102,9 @@ def aten_view(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     except (RuntimeError, IndexError, TypeError, ValueError):  # torch's own error comes from the dispatch
         return None
     if isinstance(out, torch.Tensor):
-        return FakeTensor(x.fake_mode, out, x.fake_device)
+        return fake_tensor(x.fake_mode, out, x.fake_device)
     if isinstance(out, (tuple, list)) and all(isinstance(item, torch.Tensor) for item in out):
-        return type(out)(FakeTensor(x.fake_mode, item, x.fake_device) for item in out)
+        return type(out)(fake_tensor(x.fake_mode, item, x.fake_device) for item in out)
     return None
 
 
@@ -139,7 +141,7 @@ def aten_like(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return None
     with no_dispatch():
         out = torch.empty(tuple(x.shape), dtype=given.get("dtype") or x.dtype, device="meta")
-    return FakeTensor(x.fake_mode, out, x.fake_device)
+    return fake_tensor(x.fake_mode, out, x.fake_device)
 
 
 def detached(x: torch.Tensor) -> torch.Tensor:
@@ -426,7 +428,7 @@ def aten_rule(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     shape, stride, dtype = layout
     with no_dispatch():
         made = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
-    return FakeTensor(mode, made, device)
+    return fake_tensor(mode, made, device)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -503,7 +505,7 @@ def _meta(value: Any, stand_ins: dict[int, torch.Tensor]) -> Any:
 def _wrapped(value: Any, mode: Any, device: torch.device) -> Any:
     """``value`` with each meta tensor wrapped as a fake tensor of ``mode`` on ``device``."""
     if isinstance(value, torch.Tensor):
-        return FakeTensor(mode, value, device)
+        return fake_tensor(mode, value, device)
     if type(value) in (tuple, list):
         return type(value)(_wrapped(item, mode, device) for item in value)
     return value
@@ -635,4 +637,4 @@ def aten_pointwise(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
         step *= shape[dim]
     with no_dispatch():
         made = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
-    return FakeTensor(mode, made, device)
+    return fake_tensor(mode, made, device)

@@ -31,6 +31,7 @@ from torch.nn.utils.weight_norm import WeightNorm
 from torch.utils._mode_utils import no_dispatch
 
 from torchscan.errors import CaptureError
+from torchscan.graph.fake import fake_tensor
 from torchscan.records.frozen import frozen_record
 
 __all__ = [
@@ -90,6 +91,11 @@ class Fakes:
         self._made[key] = fake
         self._real_of[id(fake)] = tensor
         return fake
+
+    def made(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The fake of a parameter or buffer where one was made already (:meth:`of`), else the tensor
+        itself: what a shape rule reads of a module whose fakes are not put in (its shapes only)."""
+        return self._made.get(id(tensor), tensor)
 
     def any(self, tensor: torch.Tensor) -> torch.Tensor:
         """The fake of any tensor the model holds (a parameter's or buffer's own fake for those)."""
@@ -616,7 +622,7 @@ def _plain_fake(tensor: torch.Tensor, fake_mode: FakeTensorMode) -> FakeTensor |
         )
         if meta.untyped_storage().nbytes() != tensor.untyped_storage().nbytes():
             return None
-        fake = FakeTensor(fake_mode, meta, tensor.device)
+        fake = fake_tensor(fake_mode, meta, tensor.device)
     if type(tensor) is nn.Parameter:
         fake._is_param = True  # what from_tensor marks: isinstance(fake, nn.Parameter)
     if scalar and tensor.dtype in _MEMO_DTYPES:

@@ -33,6 +33,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._mode_utils import no_dispatch
 from torch.utils._pytree import tree_leaves
 
+from torchscan.graph.fake import fake_tensor
 from torchscan.graph.rules import Pending
 from torchscan.graph.rules.common import SEQUENCES
 from torchscan.records.frozen import frozen_record
@@ -155,7 +156,7 @@ def _made(template: Any, fake_mode: FakeTensorMode) -> Any:
     if type(template) is _Made:
         with no_dispatch():
             meta = torch.empty_strided(template.shape, template.stride, dtype=template.dtype, device="meta")
-        return FakeTensor(fake_mode, meta, template.device)
+        return fake_tensor(fake_mode, meta, template.device)
     if type(template) in (tuple, list, torch.Size):
         return type(template)(_made(item, fake_mode) for item in template)
     return template

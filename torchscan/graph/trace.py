@@ -464,6 +464,13 @@ class _Tracer(fx.Tracer):
         """What traced code gets for a buffer of the copy: its fake (``self.count += 1`` changes only that)."""
         return tensor if tensor is None else self._fakes.any(tensor)
 
+    def shaped(self, tensor: torch.Tensor | None) -> Any:
+        """What the trace's shape pass reads of a parameter or buffer of the copy: its fake where one
+        was made (a module the pass dispatched has its fakes made first, as :func:`propagate` puts them
+        in), else the tensor itself — a rule reads its shape only, and faking it would cost more than
+        the rule (no fake is made for a module the rules answer)."""
+        return tensor if tensor is None else self._fakes.made(tensor)
+
     def create_arg(self, a: Any) -> Any:
         kind = type(a)
         if kind is _Proxy or kind is fx.Proxy:  # the common arguments first, as fx's create_arg returns them
@@ -677,7 +684,7 @@ class _ParameterView(dict):  # type: ignore[type-arg]
         tensor = dict.__getitem__(self, name)
         if tensor is None:
             return None
-        return self.tracer.buffer(tensor) if self.tracer.shaping else self.tracer.parameter(tensor)
+        return self.tracer.shaped(tensor) if self.tracer.shaping else self.tracer.parameter(tensor)
 
 
 class _BufferView(dict):  # type: ignore[type-arg]
@@ -686,7 +693,8 @@ class _BufferView(dict):  # type: ignore[type-arg]
     tracer: _Tracer
 
     def __getitem__(self, name: str) -> Any:
-        return self.tracer.buffer(dict.__getitem__(self, name))
+        tensor = dict.__getitem__(self, name)
+        return self.tracer.shaped(tensor) if self.tracer.shaping else self.tracer.buffer(tensor)
 
 
 class _Interception(RoutedCalls):

@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
+from torchscan.graph.fake import fake_tensor
 from torchscan.graph.rules.common import bound, broadcast, strided_fake
 from torchscan.graph.rules.table import Fresh, Pending, RuleTable, materialize
 
@@ -56,7 +56,7 @@ def _multihead_attention(module: nn.Module, args: tuple[Any, ...], kwargs: Mappi
     if module.batch_first:
         with no_dispatch(), torch.no_grad():
             view = output.as_strided(output.shape, output.stride()).transpose(1, 0)
-        output = FakeTensor(mode, view, query.device)
+        output = fake_tensor(mode, view, query.device)
     need, average = call.get("need_weights", True), call.get("average_attn_weights", True)
     if not need:
         return output, None
@@ -155,4 +155,4 @@ def _cpu_result(query: Any, key: Any, value: Any, mask: Any, dropout: float, gqa
     with no_dispatch():
         layout = torch.empty_strided(query.shape, query.stride(), dtype=query.dtype, device="meta")
         result = torch.empty_like(layout)
-    return FakeTensor(query.fake_mode, result, query.device)
+    return fake_tensor(query.fake_mode, result, query.device)

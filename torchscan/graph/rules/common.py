@@ -14,6 +14,7 @@ from torch.utils._mode_utils import no_dispatch
 from torch.utils._python_dispatch import _disable_current_modes
 
 from torchscan.graph.aten_meta import pattern_value, readable, value_kind
+from torchscan.graph.fake import fake_tensor
 from torchscan.graph.rules.table import Answer, Fresh, Pending
 
 __all__ = [
@@ -224,4 +225,4 @@ def strided_pointwise(function: Any, args: tuple[Any, ...], kwargs: Mapping[str,
         return Fresh(shape, dtype, device)
     with no_dispatch():
         made = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
-    return FakeTensor(mode, made, device)
+    return fake_tensor(mode, made, device)

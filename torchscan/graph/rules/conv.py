@@ -11,6 +11,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
+from torchscan.graph.fake import fake_tensor
 from torchscan.graph.rules.common import SEQUENCES, bound, fresh, plain, strided_fake, window_size
 from torchscan.graph.rules.table import Answer, Pending, RuleTable
 
@@ -144,4 +145,4 @@ def _strided_result(
         return None
     with no_dispatch():
         out = torch.empty(shape, dtype=x.dtype, device="meta", memory_format=layout)
-    return FakeTensor(x.fake_mode, out, x.device)
+    return fake_tensor(x.fake_mode, out, x.device)

@@ -9,10 +9,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
+from torchscan.graph.fake import fake_tensor
 from torchscan.graph.rules.common import SEQUENCES, bound, fresh, plain, strided_fake
 from torchscan.graph.rules.table import Answer, Fresh, Pending, RuleTable, is_tensor
 
@@ -87,9 +87,9 @@ def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> An
     except (RuntimeError, IndexError, TypeError, ValueError):  # torch's own error comes from the dispatch
         return None
     if isinstance(out, torch.Tensor):  # the argument itself where torch returns it (contiguous(), flatten(1, 1))
-        return x if out is alias else FakeTensor(x.fake_mode, out, x.device)
+        return x if out is alias else fake_tensor(x.fake_mode, out, x.device)
     if isinstance(out, (tuple, list)) and all(isinstance(item, torch.Tensor) for item in out):
-        return type(out)(x if item is alias else FakeTensor(x.fake_mode, item, x.device) for item in out)
+        return type(out)(x if item is alias else fake_tensor(x.fake_mode, item, x.device) for item in out)
     return None
 
 

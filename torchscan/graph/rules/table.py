@@ -11,6 +11,7 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._mode_utils import no_dispatch
 
+from torchscan.graph.fake import fake_tensor
 from torchscan.ops.registry import OpLookup, OpTable
 from torchscan.records.frozen import frozen_record
 
@@ -84,7 +85,7 @@ class Pending:
     def fake(self) -> FakeTensor:
         """Its fake tensor (made once, on :meth:`meta`'s storage)."""
         if self._fake is None:
-            self._fake = FakeTensor(self.fake_mode, self.meta(), self.device)
+            self._fake = fake_tensor(self.fake_mode, self.meta(), self.device)
         return self._fake
 
     @property
@@ -127,7 +128,7 @@ def materialize(fresh: Fresh, fake_mode: FakeTensorMode) -> FakeTensor:
     """The fake tensor a :class:`Fresh` answer describes (a new storage of its size)."""
     with no_dispatch():
         meta = torch.empty(fresh.shape, dtype=fresh.dtype, device="meta")
-    return FakeTensor(fake_mode, meta, fresh.device)
+    return fake_tensor(fake_mode, meta, fresh.device)
 
 
 def answer(rule: Rule, target: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:

@@ -1,0 +1,57 @@
+"""Fake tensors made without the Python overhead of ``FakeTensor``'s constructor.
+
+Shape rules and recordings wrap a meta tensor as a fake thousands of times per analysis (every view,
+every new result). ``FakeTensor(mode, meta, device)`` checks its arguments, normalizes the device and
+sets each of ~20 attributes through the tensor's ``__setattr__`` and torch's memo descriptors: ~20 µs,
+where the tensor itself (``Tensor._make_subclass``) takes ~3. :func:`fake_tensor` makes the same
+object — the subclass made by the same call, the same mutable-data-pointer flag, the same instance
+state, copied in one ``dict.update`` from a fake made once by torch's own constructor — for a CPU
+fake; any other device, torch's debug mode or an export in progress goes through the constructor.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorConfig, FakeTensorMode
+from torch.utils._mode_utils import no_dispatch
+
+__all__ = ["fake_tensor"]
+
+_CPU = torch.device("cpu")
+
+
+@functools.cache
+def _state() -> Mapping[str, Any] | None:
+    """The instance state torch's constructor gives a CPU fake, less its mode (``fake_mode``): the
+    same for every fake of every mode (None where it holds anything else: the constructor is used)."""
+    mode = FakeTensorMode()
+    with no_dispatch():
+        meta = torch.empty(1, device="meta")
+    state = dict(vars(FakeTensor(mode, meta, _CPU)))
+    if state.pop("fake_mode", None) is not mode or state.get("_fake_device") != _CPU:
+        return None
+    if any(value is not None for key, value in state.items() if key != "_fake_device"):
+        return None
+    return state
+
+
+def fake_tensor(mode: FakeTensorMode, meta: torch.Tensor, device: torch.device) -> FakeTensor:
+    """``FakeTensor(mode, meta, device)``: a fake of ``mode`` on ``meta``'s storage that reports ``device``."""
+    state = _state() if device == _CPU and device.index is None else None
+    if state is None or FakeTensorConfig.debug or torch.compiler.is_exporting():
+        return FakeTensor(mode, meta, device)
+    made = torch.Tensor._make_subclass(
+        FakeTensor, meta, meta.requires_grad, dispatch_device=True, device_for_backend_keys=_CPU
+    )
+    if mode._allow_unsafe_data_ptr_access:
+        torch._C._set_warn_deprecated_on_mutable_data_ptr(made)
+    else:
+        torch._C._set_throw_on_mutable_data_ptr(made)
+    instance = vars(made)
+    instance.update(state)
+    instance["fake_mode"] = mode
+    return made
