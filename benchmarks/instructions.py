@@ -2,6 +2,7 @@
 
     python benchmarks/instructions.py mobilenet_v3_large shufflenet_v2_x0_5            # this checkout
     python benchmarks/instructions.py --rev 29c5e38 --rev . mobilenet_v3_large timm:levit_128s
+    python benchmarks/instructions.py --rev . hf:gpt2 hf:bert                           # Hugging Face, on meta
 
 On a shared 2-core machine the time of one analysis drifts by 10–50% between runs (issue 13's rounds), so
 a change worth a few percent cannot be told from noise by clocks. The number of instructions a process
@@ -45,19 +46,31 @@ def _child(name: str, repeat: int) -> None:
     torch.set_num_threads(1)
     from torchscan import crawl_module
 
+    dtype = None
     if name.startswith("timm:"):
         import timm
 
         model = timm.create_model(name[5:], pretrained=False).eval()
         shape = tuple(model.pretrained_cfg["input_size"])
+    elif name.startswith("hf:"):  # a Hugging Face model of its default config, on meta, 128 tokens
+        import transformers
+
+        model_cls, config_cls = _HF[name[3:]]
+        with torch.device("meta"):
+            model = getattr(transformers, model_cls)(getattr(transformers, config_cls)()).eval()
+        shape, dtype = (128,), torch.long
     else:
         import torchvision
 
         model = torchvision.models.get_model(name, weights=None).eval()
         shape = (3, 224, 224)
-    crawl_module(model, shape)
+    crawl_module(model, shape, dtype=dtype)
     for _ in range(repeat):
-        crawl_module(model, shape)
+        crawl_module(model, shape, dtype=dtype)
+
+
+_HF = {"gpt2": ("GPT2Model", "GPT2Config"), "bert": ("BertModel", "BertConfig"), "llama": ("LlamaModel", "LlamaConfig")}
+"""``hf:NAME`` models (built from their default configs: GPT-2 small, BERT-base, Llama-2-7B shaped)."""
 
 
 def _count(checkout: Path, name: str, repeat: int) -> int:

@@ -39,6 +39,31 @@ def test_matmul(first: list[int], second: list[int], transposed: bool) -> None:
             assert result == "answered"
 
 
+@given(
+    n=st.integers(0, 3),
+    k=st.integers(1, 3),
+    m=st.integers(1, 3),
+    bias=st.sampled_from(["row", "full", "column", "scalar", "wrong"]),
+    transposed=st.booleans(),
+    scaled=st.booleans(),
+    grad=st.booleans(),
+)
+def test_addmm(n: int, k: int, m: int, bias: str, transposed: bool, scaled: bool, grad: bool) -> None:
+    """``torch.addmm(bias, a, b)`` (GPT-2's ``Conv1D``), its matrices of any strides, its parameters
+    requiring grad or not: a new contiguous ``(n, m)`` tensor; a bias that does not broadcast, torch's error."""
+    shapes = {"row": (m,), "full": (n, m), "column": (n, 1), "scalar": (), "wrong": (m + 1,)}
+    with FakeTensorMode():
+        a = torch.empty(n, k)
+        b = torch.empty(m, k).t() if transposed else torch.empty(k, m)
+        vector = torch.empty(shapes[bias])
+        if grad:
+            b, vector = nn.Parameter(b), nn.Parameter(vector)
+        kwargs = {"beta": 0.5, "alpha": 2} if scaled else {}
+        result = check(torch.addmm, (vector, a, b), kwargs)
+        assert result in (("declined", "rejected") if bias == "wrong" else ("answered",))
+        assert check(torch.addmm, (vector, a, torch.empty(k + 1, m))) == "rejected"
+
+
 @given(shape=st.lists(st.integers(1, 3), min_size=1, max_size=4), dim=st.integers(-4, 3), bias=st.booleans())
 def test_functional_linear_and_softmax(shape: list[int], dim: int, bias: bool) -> None:
     with FakeTensorMode():

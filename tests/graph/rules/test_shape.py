@@ -173,14 +173,27 @@ def test_arange(bounds: list[int], dtype: torch.dtype | None, device: str | None
         assert outcome in ("declined", "rejected")
 
 
-def test_a_view_of_a_tensor_that_requires_grad_is_dispatched() -> None:
-    """Its view is part of autograd's graph: answering it outside made a leaf that requires grad, on which
-    an in-place op (``b = w.clone(); b[4:8].zero_()``) failed, and the capture fell back to recording."""
+def test_views_of_a_parameter_are_dispatched_views_of_a_result_that_requires_grad_are_not() -> None:
+    """A view of a parameter that requires grad is autograd's (an in-place op on it is refused: only the
+    dispatch makes that view), and so is one of several views (``split``, ``chunk``, ``unbind``). A view of
+    a result that requires grad (``w.clone()``, a product with a weight) is answered by the meta kernel,
+    without grad — the shape pass's values carry no autograd graph, as a layer's rule's never did — so
+    that one such tensor does not send every later op to FakeTensor's dispatch (GPT-2's ``Conv1D``
+    results sent every view, add and split after them there)."""
+    getitem, split = RULES.rule_for(operator.getitem), RULES.rule_for(torch.Tensor.split)
     with FakeTensorMode():
         weight = torch.nn.Parameter(torch.empty(12))
         copy = weight.clone()
-        for tensor in (weight, copy):
-            assert answer(RULES.rule_for(operator.getitem), operator.getitem, (tensor, slice(4, 8)), {}) is None
+        assert answer(getitem, operator.getitem, (weight, slice(4, 8)), {}) is None
+        assert answer(split, torch.Tensor.split, (copy, 4), {}) is None
+        view = answer(getitem, operator.getitem, (copy, slice(4, 8)), {})
+        expected = copy[4:8]
+        assert (view.shape, view.stride(), view.storage_offset()) == (
+            expected.shape,
+            expected.stride(),
+            expected.storage_offset(),
+        )
+        assert view.untyped_storage()._cdata == copy.untyped_storage()._cdata and not view.requires_grad
         assert check(operator.getitem, (copy.detach(), slice(4, 8))) == "answered"
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "plain",
     "strided_fake",
     "strided_pointwise",
+    "trained_parameter",
     "window_size",
 ]
 
@@ -48,6 +49,13 @@ def plain(value: Any) -> bool:
 def strided_fake(value: Any) -> bool:
     """A fake, dense (strided) tensor, of any strides (or a :class:`Pending` one)."""
     return type(value) is Pending or (type(value) is FakeTensor and value.layout == torch.strided)
+
+
+def trained_parameter(value: torch.Tensor) -> bool:
+    """A parameter's fake (``isinstance(fake, nn.Parameter)``, as ``FakeTensor`` marks it) that requires
+    grad. Any other tensor that requires grad is a result: rules answer for it without an autograd graph
+    (their results require no grad, as a layer's rule's never did)."""
+    return value.requires_grad and bool(getattr(value, "_is_param", False))
 
 
 def in_place(x: torch.Tensor) -> torch.Tensor | None:
@@ -175,8 +183,9 @@ def strided_pointwise(function: Any, args: tuple[Any, ...], kwargs: Mapping[str,
     against others and memory formats, all of which such a pattern keeps. A :class:`Fresh` answer where
     the layout is row-major, else a new fake tensor of the operands' fake mode and device. Tensors are
     fakes (or :class:`Pending`) of one mode and device, floating-point or bool, at least 1-D, none
-    empty, none requiring grad (with grad on: the result would require grad too, and which kernel torch
-    picks downstream may read it — ``scaled_dot_product_attention`` of a mask that requires grad does);
+    empty, none a parameter requiring grad (:func:`trained_parameter`: with grad on, its result is
+    autograd's, and which kernel torch picks downstream may read that — ``scaled_dot_product_attention``
+    of a mask that requires grad does; any other tensor's result here carries no autograd graph);
     other arguments numbers, None, strings, dtypes or memory formats; None otherwise (dispatched:
     FakeTensor's path, ~200–600 µs a call against ~40 here)."""
     mode = device = None
@@ -186,8 +195,8 @@ def strided_pointwise(function: Any, args: tuple[Any, ...], kwargs: Mapping[str,
     for value in (*args, *kwargs.values()):
         kind = type(value)
         if kind is FakeTensor or kind is Pending:
-            if kind is FakeTensor and (not readable(value) or (value.requires_grad and grad_enabled)):
-                return None  # a result that requires grad is autograd's: torch's kernel choices downstream read it
+            if kind is FakeTensor and (not readable(value) or (grad_enabled and trained_parameter(value))):
+                return None  # a parameter's result is autograd's (its grad read by kernel choices downstream)
             if value.dim() == 0:
                 return None
             if not (value.dtype.is_floating_point or value.dtype == torch.bool):

@@ -74,6 +74,26 @@ def _matmul(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
     return fresh((*batch, a.shape[-2], b.shape[-1]), a)
 
 
+@TABLE.register(torch.addmm)
+def _addmm(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``torch.addmm(input, mat1, mat2, *, beta=1, alpha=1)``: ``beta * input + alpha * mat1 @ mat2`` for
+    ``(n, k) @ (k, m)`` matrices (any strides) and an ``input`` broadcast to ``(n, m)``, all of one
+    floating dtype and device: a new contiguous ``(n, m)`` tensor."""
+    if len(args) != 3 or set(kwargs) - {"beta", "alpha"}:
+        return None
+    if not all(type(value) in (int, float) for value in kwargs.values()):
+        return None
+    bias, a, b = args
+    if not (strided_fake(bias) and _same_kind(a, bias, b)) or not a.dtype.is_floating_point:
+        return None
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0]:
+        return None
+    shape = (a.shape[0], b.shape[1])
+    if broadcast([bias.shape, shape]) != shape:
+        return None
+    return fresh(shape, a)
+
+
 @TABLE.register(nn.Embedding)
 def _embedding(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
     """``nn.Embedding`` (without ``max_norm``, which renormalises rows in place): integer ids

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
 from torchscan.graph.fake import fake_tensor
-from torchscan.graph.rules.common import SEQUENCES, bound, fresh, plain, strided_fake
+from torchscan.graph.rules.common import SEQUENCES, bound, fresh, plain, strided_fake, trained_parameter
 from torchscan.graph.rules.table import Answer, Fresh, Pending, RuleTable, is_tensor
 
 __all__ = ["TABLE"]
@@ -75,7 +75,12 @@ def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> An
     if not strided_fake(args[0]):
         return None
     x = args[0]
-    if x.requires_grad:  # its view is part of autograd's graph (an in-place op on it is checked there)
+    if x.requires_grad and (trained_parameter(x) or function in _SEVERAL):
+        # a view of a parameter that requires grad, or one of several views (``split``): autograd refuses
+        # an in-place op on it, and only the dispatch makes a view autograd knows. A view of a result that
+        # requires grad is its view by the meta kernel, without grad: the shape pass's values carry no
+        # autograd graph (a layer's rule answers without one too), so one grad tensor does not send
+        # every op after it to FakeTensor's dispatch
         return None
     if not all(_plain_argument(value) for value in (*args[1:], *kwargs.values())):
         return None
@@ -83,6 +88,8 @@ def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> An
     try:
         with no_dispatch(), torch.no_grad():
             alias = base.as_strided(base.shape, base.stride(), base.storage_offset())  # plain meta, same storage
+            if alias.requires_grad:  # a result that requires grad: its view carries no autograd graph
+                alias = alias.detach()
             out = function(alias, *args[1:], **kwargs)
     except (RuntimeError, IndexError, TypeError, ValueError):  # torch's own error comes from the dispatch
         return None
@@ -91,6 +98,19 @@ def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> An
     if isinstance(out, (tuple, list)) and all(isinstance(item, torch.Tensor) for item in out):
         return type(out)(x if item is alias else fake_tensor(x.fake_mode, item, x.device) for item in out)
     return None
+
+
+_SEVERAL = frozenset(
+    {
+        torch.Tensor.chunk,
+        torch.Tensor.split,
+        torch.Tensor.unbind,
+        torch.chunk,
+        torch.split,
+        torch.unbind,
+    }
+)
+"""Views made several at once: autograd refuses an in-place op on any of them (a multi-output view)."""
 
 
 def _plain_argument(value: Any) -> bool:
