@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from tests.test_api import assert_same, snapshot
-from torchscan import CaptureError, ShapeError, crawl_module
+from torchscan import CaptureError, Report, ShapeError, crawl_module
 
 
 class Traceable(nn.Module):
@@ -52,34 +52,32 @@ class Untraceable(SizeBranching):
         return self.table[channels]
 
 
-def test_a_model_branching_on_sizes_is_traced_with_the_sizes_it_reads() -> None:
+def _as_traceable(model: nn.Module) -> Report:
+    """The report of ``model`` (a twin of :class:`Traceable`), checked to leave the model as it was and to
+    give the traceable twin's totals and module rows."""
     traced = crawl_module(Traceable().eval(), (3, 16, 16), batch_size=2)
-    model = SizeBranching().eval()
+    assert traced.context.capture == "torch.fx"
     before = snapshot(model)
-    specialized = crawl_module(model, (3, 16, 16), batch_size=2)
+    report = crawl_module(model, (3, 16, 16), batch_size=2)
     assert_same(before, snapshot(model))
     assert not hasattr(model, "last_width")
-    assert specialized.context.capture == "torch.fx"
-    assert specialized.totals == traced.totals
-    assert [(r.name, r.flops, r.output_shape) for r in specialized.rows if r.kind == "module"] == [
+    assert report.totals == traced.totals
+    assert [(r.name, r.flops, r.output_shape) for r in report.rows if r.kind == "module"] == [
         (r.name, r.flops, r.output_shape) for r in traced.rows if r.kind == "module"
     ]
+    return report
+
+
+def test_a_model_branching_on_sizes_is_traced_with_the_sizes_it_reads() -> None:
+    specialized = _as_traceable(SizeBranching().eval())
+    assert specialized.context.capture == "torch.fx"
     (note,) = [d for d in specialized.diagnostics if d.code == "shape-specialized"]
     assert "read 2 value(s) computed from sizes" in note.message and "as int" in note.message
 
 
 def test_untraceable_model_gets_the_same_report_by_recording() -> None:
-    traced = crawl_module(Traceable().eval(), (3, 16, 16), batch_size=2)
-    model = Untraceable().eval()
-    before = snapshot(model)
-    recorded = crawl_module(model, (3, 16, 16), batch_size=2)
-    assert_same(before, snapshot(model))
-    assert not hasattr(model, "last_width")
-    assert traced.context.capture == "torch.fx" and recorded.context.capture == "eager-record"
-    assert recorded.totals == traced.totals
-    assert [(r.name, r.flops, r.output_shape) for r in recorded.rows if r.kind == "module"] == [
-        (r.name, r.flops, r.output_shape) for r in traced.rows if r.kind == "module"
-    ]
+    recorded = _as_traceable(Untraceable().eval())
+    assert recorded.context.capture == "eager-record"
     fallback = [d for d in recorded.diagnostics if d.code == "capture-fallback"]
     assert len(fallback) == 1 and "control flow is fixed" in fallback[0].message
 

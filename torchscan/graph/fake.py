@@ -41,7 +41,7 @@ def _state() -> Mapping[str, Any] | None:
 
 def fake_tensor(mode: FakeTensorMode, meta: torch.Tensor, device: torch.device) -> FakeTensor:
     """``FakeTensor(mode, meta, device)``: a fake of ``mode`` on ``meta``'s storage that reports ``device``."""
-    state = _state() if device == _CPU and device.index is None else None
+    state = _state() if device == _CPU else None  # ``cpu:0`` is another device to torch: the constructor's
     if state is None or FakeTensorConfig.debug or torch.compiler.is_exporting():
         return FakeTensor(mode, meta, device)
     made = torch.Tensor._make_subclass(

@@ -75,7 +75,7 @@ def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> An
     if not strided_fake(args[0]):
         return None
     x = args[0]
-    if x.requires_grad and (trained_parameter(x) or function in _SEVERAL):
+    if trained_parameter(x) or (x.requires_grad and function in _SEVERAL):
         # a view of a parameter that requires grad, or one of several views (``split``): autograd refuses
         # an in-place op on it, and only the dispatch makes a view autograd knows. A view of a result that
         # requires grad is its view by the meta kernel, without grad: the shape pass's values carry no

@@ -581,7 +581,7 @@ def record_calls(
             else:
                 key, sources, wants = peeked
             params = [*module.parameters(), *module.buffers()] if module is not None else []
-            if memo is not None:  # a real copy's tensors (a real-forward capture): the fakes the mode reads them as
+            if isinstance(fake_mode, FakeTensorMode):  # a real copy's tensors (real-forward): as the mode reads them
                 params = [_as_read(tensor, fake_mode) for tensor in params]
             try:
                 known, result = _record(function, args, kwargs, wants, params, memo)
