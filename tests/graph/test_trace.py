@@ -329,3 +329,29 @@ def test_a_plain_node_is_the_node_fx_makes() -> None:
         ]
 
     assert described(build(plain)) == described(build(fx_made))
+
+
+class _Unpacks(nn.Module):
+    """``a, b = proxy`` (two values) and, compiled from source, an unpacking of 300 values: its count
+    needs an ``EXTENDED_ARG`` before the ``UNPACK_SEQUENCE`` (the low byte alone says 44)."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        return a * b + _many(y).unsqueeze(1)
+
+
+_names = ", ".join(f"v{index}" for index in range(300))
+_scope: dict[str, Any] = {}
+exec(f"def _many(y):\n    {_names} = y.unbind(1)\n    return v0 + v299\n", _scope)
+_many = _scope["_many"]
+
+
+def test_a_proxy_unpacked_by_an_assignment_gives_as_many_items() -> None:
+    """Each unpacking gives one ``getitem`` per target (300 for the second), the trace needs no value:
+    a torch.fx capture with its mul and two adds (one FLOP per element of (2, 1) or (2,) each)."""
+    report = crawl_module(_Unpacks(), [(2,), (300,)], batch_size=2)
+    assert report.context.capture == "torch.fx"
+    assert report.context.output_shapes == ((2, 1),)
+    assert report.totals.flops == 3 * 2
+    getitems = [name for name in report.records if report.records.nodes[name]["record"].type_name == "getitem"]
+    assert len(getitems) == 2 + 300

@@ -12,7 +12,6 @@ nodes. A model that already is an fx graph (``torch.export(...).module()``) is u
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import dis
 import itertools
@@ -244,8 +243,8 @@ class _Tracer(fx.Tracer):
         self._methods: dict[type, list[tuple[str, types.FunctionType]]] = {}
         self._stack_copy: dict[str, tuple[str, type]] | None = None
         """The copy of ``module_stack`` the nodes made since it last changed share (fx copies it per node)."""
-        self._unpacks: dict[types.CodeType, tuple[list[int], list[int | None]]] = {}
-        """Per code object: its instructions' offsets and, for each, the count it unpacks (else None)."""
+        self._bytecode: dict[types.CodeType, bytes] = {}
+        """Per code object: its bytecode as ``co_code`` gives it (a new copy at every read)."""
 
     def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
         """The graph of one call of ``root`` (a module of our copy) on the inputs' placeholders."""
@@ -330,22 +329,14 @@ class _Tracer(fx.Tracer):
 
     def unpacked(self, frame: types.FrameType) -> int | None:
         """How many values the instruction ``frame`` executes unpacks (``a, b = proxy``), else None:
-        fx's test in ``Proxy.__iter__``, with each code object disassembled once per trace (fx
-        disassembles the calling function at every iteration)."""
+        fx's test in ``Proxy.__iter__`` (an ``UNPACK_SEQUENCE`` at ``f_lasti``), read from the code's
+        bytes at that offset with its ``EXTENDED_ARG`` prefixes (fx disassembles the whole calling
+        function at every iteration)."""
         code = frame.f_code
-        table = self._unpacks.get(code)
-        if table is None:
-            instructions = list(dis.get_instructions(code))
-            table = self._unpacks[code] = (
-                [instruction.offset for instruction in instructions],
-                [
-                    instruction.argval if instruction.opname == "UNPACK_SEQUENCE" else None
-                    for instruction in instructions
-                ],
-            )
-        offsets, counts = table
-        index = bisect.bisect_left(offsets, frame.f_lasti)
-        return counts[index] if index < len(counts) else None
+        raw = self._bytecode.get(code)
+        if raw is None:
+            raw = self._bytecode[code] = code.co_code
+        return _unpack_count(raw, frame.f_lasti)
 
     def own_tensor_path(self, tensor: torch.Tensor) -> str | None:
         """The path under which the trace reads a parameter, buffer or tensor attribute of the copy."""
@@ -908,6 +899,22 @@ def _walk(
         frame = frame.f_back
     found.reverse()
     return None, tuple(found)
+
+
+_UNPACK_SEQUENCE, _EXTENDED_ARG = dis.opmap["UNPACK_SEQUENCE"], dis.opmap["EXTENDED_ARG"]
+
+
+def _unpack_count(raw: bytes, offset: int) -> int | None:
+    """The count of the ``UNPACK_SEQUENCE`` at byte ``offset`` of the bytecode ``raw`` (2-byte code
+    units: opcode, then the argument's low byte, its higher bytes in the ``EXTENDED_ARG`` units just
+    before), else None."""
+    if not 0 <= offset < len(raw) - 1 or raw[offset] != _UNPACK_SEQUENCE:
+        return None
+    count, shift, before = raw[offset + 1], 8, offset - 2
+    while before >= 0 and raw[before] == _EXTENDED_ARG:
+        count |= raw[before + 1] << shift
+        shift, before = shift + 8, before - 2
+    return count
 
 
 def _summaries(frames: tuple[Any, ...]) -> list[tuple[str, int, str]]:

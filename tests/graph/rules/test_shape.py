@@ -137,17 +137,37 @@ def test_views_decline_tensor_indices(fake: FakeTensorMode) -> None:
     transposed=st.booleans(),
 )
 def test_to_dtype(shape: list[int], dtype: torch.dtype, target: torch.dtype, keyword: bool, transposed: bool) -> None:
-    """``x.to(dtype)`` against dispatch: the tensor itself for its own dtype, else a new contiguous
-    one (a contiguous input); a strided input, a device or ``copy=True`` are torch's."""
+    """``x.to(dtype)`` against dispatch: the tensor itself for its own dtype (of any strides), else a
+    new contiguous one (a contiguous input); a strided input cast, a device or ``copy=True`` are torch's."""
     with FakeTensorMode():
         x = torch.empty(shape, dtype=dtype)
         if transposed and x.dim() >= 2:
             x = x.transpose(0, -1)
         args, kwargs = ((x,), {"dtype": target}) if keyword else ((x, target), {})
         outcome = check(torch.Tensor.to, args, kwargs)
-        assert outcome == "answered" or not x.is_contiguous()
+        assert outcome == "answered" or (not x.is_contiguous() and target != dtype)
         assert check(torch.Tensor.to, (x, target), {"copy": True}) == "declined"
         assert check(torch.Tensor.to, (x, "cpu"), {}) == "declined"
+
+
+@given(
+    shape=st.lists(st.integers(1, 4), max_size=4),
+    dtypes=st.tuples(*[st.sampled_from([torch.float32, torch.float16, torch.int64])] * 2),
+    transposed=st.tuples(st.booleans(), st.booleans()),
+    meta=st.booleans(),
+)
+def test_type_as(
+    shape: list[int], dtypes: tuple[torch.dtype, torch.dtype], transposed: tuple[bool, bool], meta: bool
+) -> None:
+    """``x.type_as(other)`` against dispatch: ``x`` itself where ``other`` has its dtype and device (of
+    any strides either), else torch's (a cast; another device)."""
+    with FakeTensorMode():
+        made = [torch.empty(shape, dtype=dtype) for dtype in dtypes]
+        x, other = (t.mT if flip and t.dim() >= 2 else t for t, flip in zip(made, transposed, strict=True))
+        if meta:
+            other = torch.empty(shape, dtype=dtypes[1], device="meta")
+        outcome = check(torch.Tensor.type_as, (x, other))
+        assert (outcome == "answered") == (dtypes[0] == dtypes[1] and not meta)
 
 
 @given(

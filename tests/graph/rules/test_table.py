@@ -113,7 +113,7 @@ def _plain_calls() -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     for name in ("neg", "exp", "log", "sqrt", "rsqrt", "sin", "cos", "abs", "reciprocal", "square", "erf"):
         calls += [(getattr(torch, name), (x,), {}), (getattr(torch.Tensor, name), (x,), {})]
     calls += [(operator.neg, (x,), {}), (torch.Tensor.__neg__, (x,), {}), (torch.Tensor.to, (x, torch.float16), {})]
-    calls += [(torch.arange, (2, 9), {"device": "cpu"})]
+    calls += [(torch.Tensor.type_as, (x, x.mT), {}), (torch.arange, (2, 9), {"device": "cpu"})]
     calls += [(torch.unbind, (x, 1), {}), (torch.Tensor.unbind, (x,), {})]
     calls += [(getattr, (x, "shape"), {}), (torch.Tensor.size, (x, 1), {}), (torch.Tensor.dim, (x,), {})]
     calls += [(torch.Tensor.numel, (x,), {}), (F.pad, (x, (1, 1, 0, 2)), {})]

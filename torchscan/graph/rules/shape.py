@@ -208,8 +208,9 @@ def _cat(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Ans
 
 @TABLE.register(torch.Tensor.to)
 def _to(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
-    """``x.to(dtype)`` / ``x.to(dtype=…)`` of a contiguous tensor: ``x`` itself when it already has that
-    dtype, else a new contiguous tensor of that dtype (a device, ``copy`` or a memory format: torch decides)."""
+    """``x.to(dtype)`` / ``x.to(dtype=…)``: ``x`` itself when it already has that dtype (whatever its
+    strides: torch returns the tensor it was given), else, for a contiguous ``x``, a new contiguous
+    tensor of that dtype (a device, ``copy``, a memory format, a strided ``x`` cast: torch decides)."""
     extra = dict(kwargs)
     if len(args) == 2 and not extra:
         dtype = args[1]
@@ -218,9 +219,23 @@ def _to(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answ
     else:
         return None
     x = args[0]
-    if not plain(x) or type(dtype) is not torch.dtype:
+    if type(dtype) is not torch.dtype or not strided_fake(x):
         return None
-    return x if dtype == x.dtype else Fresh(tuple(x.shape), dtype, x.device)
+    if dtype == x.dtype:
+        return x
+    return Fresh(tuple(x.shape), dtype, x.device) if plain(x) else None
+
+
+@TABLE.register(torch.Tensor.type_as)
+def _type_as(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``x.type_as(other)`` where ``other`` has ``x``'s dtype and device: ``x`` itself (torch returns the
+    tensor it was given); a cast is torch's."""
+    if kwargs or len(args) != 2:
+        return None
+    x, other = args
+    if not (strided_fake(x) and strided_fake(other)):
+        return None
+    return x if x.dtype == other.dtype and x.device == other.device else None
 
 
 _ARANGE_DEVICES = frozenset({"cpu", "meta"})
