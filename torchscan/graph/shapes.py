@@ -23,6 +23,7 @@ from torch._guards import detect_fake_mode
 from torch._subclasses.fake_tensor import (
     DataDependentOutputException,
     DynamicOutputShapeException,
+    FakeTensor,
     FakeTensorMode,
 )
 from torch.fx.node import map_arg
@@ -121,7 +122,7 @@ def is_passthrough(inputs: Any, result: Any) -> bool:
     tensor is not a passthrough: it may have modified it in place, so it needs a formula."""
     if isinstance(result, (torch.Tensor, Pending)):
         return False
-    outputs = list(_tensors(result))
+    outputs = _tensors(result)
     if not outputs:
         return False
     given = {id(tensor) for tensor in _tensors(inputs)}
@@ -225,19 +226,31 @@ def quiet_fake_tensor_log() -> Iterator[None]:
         logger.removeFilter(drop)
 
 
-def _tensors(value: Any) -> Iterator[torch.Tensor]:
+def _tensors(value: Any) -> list[Any]:
     """The tensors of a value in the order :func:`describe` then ``tensor_leaves`` list them."""
+    kind = type(value)
+    if kind is FakeTensor or kind is Pending:  # the common case first: one tensor
+        return [value]
+    found: list[Any] = []
+    _collect_tensors(value, found)
+    return found
+
+
+def _collect_tensors(value: Any, found: list[Any]) -> None:
+    """:func:`_tensors` into ``found`` (one list for the whole walk, no generator per level)."""
     if isinstance(value, (torch.Tensor, Pending)):
-        yield value
+        found.append(value)
+    elif type(value) in _PLAIN_TYPES:
+        return
     elif isinstance(value, (tuple, list)) and not isinstance(value, torch.Size):
         for item in value:
-            yield from _tensors(item)
+            _collect_tensors(item, found)
     elif isinstance(value, Mapping):
         for item in value.values():
-            yield from _tensors(item)
+            _collect_tensors(item, found)
     elif hasattr(value, "__dataclass_fields__"):
         for name in value.__dataclass_fields__:
-            yield from _tensors(getattr(value, name))
+            _collect_tensors(getattr(value, name), found)
 
 
 def _made(value: Any) -> Any:

@@ -124,11 +124,34 @@ class OpCall:
 
 def tensor_leaves(value: Any) -> Iterator[TensorSpec]:
     """Every :class:`TensorSpec` inside nested tuples, lists and dicts, in order."""
-    if isinstance(value, TensorSpec):
-        yield value
+    found: list[TensorSpec] = []
+    _collect(value, found)
+    return iter(found)
+
+
+def _collect(value: Any, found: list[TensorSpec]) -> None:
+    """:func:`tensor_leaves` into ``found``: a list built in one recursive walk (a generator per level
+    cost more than the walk; every node's arguments and outputs are walked several times)."""
+    kind = type(value)
+    if kind is TensorSpec:
+        found.append(value)
+    elif kind is tuple or kind is list:
+        for item in value:
+            if type(item) is TensorSpec:
+                found.append(item)
+            elif type(item) not in _ATOMS:
+                _collect(item, found)
+    elif kind in _ATOMS:
+        return
+    elif isinstance(value, TensorSpec):
+        found.append(value)
     elif isinstance(value, (tuple, list)):
         for item in value:
-            yield from tensor_leaves(item)
+            _collect(item, found)
     elif isinstance(value, Mapping):
         for item in value.values():
-            yield from tensor_leaves(item)
+            _collect(item, found)
+
+
+_ATOMS = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device})
+"""Exact types that hold no spec: not walked further."""
