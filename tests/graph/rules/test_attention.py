@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -48,7 +48,7 @@ def test_multihead_attention(
 @settings(max_examples=examples(60))
 @given(
     dtype=st.sampled_from([torch.float32, torch.bfloat16, torch.float64, torch.int64]),
-    rank=st.sampled_from([3, 4]),
+    rank=st.sampled_from([3, 4, 5]),
     heads=st.sampled_from([(2, 2), (4, 2), (4, 3), (2, 4)]),
     lengths=st.tuples(st.integers(1, 5), st.integers(1, 5)),
     dims=st.tuples(st.sampled_from([4, 8]), st.sampled_from([4, 6, 8])),
@@ -71,20 +71,21 @@ def test_scaled_dot_product_attention(
     scale: float | None,
 ) -> None:
     """Against dispatch, on both devices and every layout of q, k and v (each contiguous, transposed
-    heads-first, or a chunk of a fused projection: its dims in order with gaps): meta answers any
-    strides (its math path makes a contiguous result), CPU a query laid out in order, and a transposed
-    query where its flash kernel runs (the result laid out as the query); the everyday calls are
-    answered."""
+    heads-first, or a chunk of a fused projection: its dims in order with gaps), with 3, 4 or 5 dims
+    (windows of heads: one more batch dim): meta answers any strides (its math path makes a contiguous
+    result), CPU a query laid out in order, a transposed 4-D query where its flash kernel runs (the result
+    laid out as the query) and a 5-D one (the math path); the everyday calls are answered."""
     (query_heads, kv_heads), (length, source), (embed, value_embed) = heads, lengths, dims
 
     def tensor(device: str, heads: int, rows: int, columns: int, layout: str) -> torch.Tensor:
         if layout == "chunk":  # q, k or v of one projection: (…, rows, 3 * columns)[..., :columns]
-            shape = (2 * heads, rows, 3 * columns) if rank == 3 else (2, heads, rows, 3 * columns)
+            shape = {3: (2 * heads, rows), 4: (2, heads, rows), 5: (2, 3, heads, rows)}[rank] + (3 * columns,)
             return torch.empty(shape, dtype=dtype, device=device)[..., columns : 2 * columns]
         if rank == 3:
             made = torch.empty(2 * heads, rows, columns, dtype=dtype, device=device)
             return made.transpose(0, 1).contiguous().transpose(0, 1) if layout == "swap" else made
-        made = torch.empty(2, rows, heads, columns, dtype=dtype, device=device).transpose(1, 2)
+        outer = (2,) if rank == 4 else (2, 3)
+        made = torch.empty(*outer, rows, heads, columns, dtype=dtype, device=device).transpose(-3, -2)
         return made if layout == "swap" else made.contiguous()
 
     kwargs = {"is_causal": causal, "enable_gqa": gqa, "dropout_p": dropout, "scale": scale}
@@ -96,7 +97,7 @@ def test_scaled_dot_product_attention(
             v = tensor(device, kv_heads, source, value_embed, transposed[2])
             masks = {
                 "bool": torch.empty(length, source, dtype=torch.bool, device=device),
-                "float": torch.empty(1, length, source, dtype=dtype, device=device),
+                "float": torch.empty(1, length, source, dtype=dtype, device=device),  # broadcast to any rank
                 "square": torch.empty(length, length, dtype=torch.bool, device=device),
                 "wide": torch.empty(3, length, source, dtype=torch.bool, device=device),
             }
@@ -104,7 +105,8 @@ def test_scaled_dot_product_attention(
             cpu_flash = rank == 4 and embed == value_embed and dropout == 0 and not gqa  # a transposed q too
             everyday = (
                 dtype.is_floating_point
-                and (device == "meta" or transposed[0] != "swap" or cpu_flash)
+                and (device == "meta" or transposed[0] != "swap" or cpu_flash or rank == 5)
+                and not (rank == 5 and gqa)
                 and query_heads == kv_heads
                 and mask in (None, "bool")
                 and not (causal and mask)
@@ -113,11 +115,21 @@ def test_scaled_dot_product_attention(
 
 
 @settings(max_examples=examples(40))
+@example(  # a projection by a 1×1 convolution, transposed (cpubone's attention): the math path
+    dtype=torch.float32,
+    sizes=(1, 2, 3, 3),
+    embeds=(4, 4),
+    layouts=("head_dim_strided",) * 3,
+    mask=None,
+    dropout=0.0,
+    causal=False,
+    grads=(False, False, False),
+)
 @given(
     dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16, torch.float16]),
     sizes=st.tuples(st.integers(1, 2), st.sampled_from([1, 2, 4]), st.integers(1, 4), st.integers(1, 4)),
     embeds=st.sampled_from([(4, 4), (2, 2), (4, 8)]),
-    layouts=st.tuples(*[st.sampled_from(["heads_inner", "qkv", "chunk", "plain"])] * 3),
+    layouts=st.tuples(*[st.sampled_from(["heads_inner", "qkv", "chunk", "plain", "head_dim_strided"])] * 3),
     mask=st.sampled_from([None, "bool", "float", "heads", "grad", "grad_2d", "three_d"]),
     dropout=st.sampled_from([0.0, 0.2]),
     causal=st.booleans(),
@@ -133,9 +145,10 @@ def test_scaled_dot_product_attention_of_a_transposed_query_on_cpu(
     causal: bool,
     grads: tuple[bool, bool, bool],
 ) -> None:
-    """CPU, q laid out heads inner (a transposed or fused ``qkv`` projection): as dispatch lays the
-    result out — ``q``'s layout where the flash kernel runs, contiguous where a mask requiring grad
-    sends the call to the math path — or declined; the flash case is answered."""
+    """CPU, q laid out heads inner (a transposed or fused ``qkv`` projection) or with its head dim strided
+    (a 1×1 convolution's output, transposed): as dispatch lays the result out — ``q``'s layout where the
+    flash kernel runs, contiguous where a mask requiring grad, value heads of another size or a strided
+    head dim send the call to the math path — or declined; both are answered."""
     batch, heads, length, source = sizes
     embed, value_embed = embeds
 
@@ -146,10 +159,12 @@ def test_scaled_dot_product_attention_of_a_transposed_query_on_cpu(
             return torch.empty(batch, rows, 3, heads, columns, dtype=dtype).permute(2, 0, 3, 1, 4)[1]
         if layout == "chunk":
             return torch.empty(batch, heads, rows, 3 * columns, dtype=dtype)[..., columns : 2 * columns]
+        if layout == "head_dim_strided":
+            return torch.empty(batch, heads, columns, rows, dtype=dtype).transpose(-1, -2)
         return torch.empty(batch, heads, rows, columns, dtype=dtype)
 
     with FakeTensorMode():
-        q = tensor(length, embed, "qkv" if layouts[0] == "qkv" else "heads_inner")
+        q = tensor(length, embed, layouts[0] if layouts[0] in ("qkv", "head_dim_strided") else "heads_inner")
         k, v = tensor(source, embed, layouts[1]), tensor(source, value_embed, layouts[2])
         for t, wanted in zip((q, k, v), grads, strict=True):
             t.requires_grad_(wanted)
@@ -164,5 +179,5 @@ def test_scaled_dot_product_attention_of_a_transposed_query_on_cpu(
         given_mask = masks.get(mask or "")
         kwargs = {"dropout_p": dropout, "is_causal": causal and given_mask is None}
         outcome = check(F.scaled_dot_product_attention, (q, k, v, given_mask), kwargs)
-    flash = embed == value_embed and dropout == 0 and mask in (None, "bool", "float", "heads")
-    assert outcome == "answered" or not flash, outcome
+    flash_or_math = dropout == 0 and mask != "three_d"  # value heads of another size: the math path
+    assert outcome == "answered" or not flash_or_math, outcome

@@ -86,8 +86,9 @@ out by heads: torch decides there."""
 def _scaled_dot_product_attention(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """``F.scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa)``
     on ``q (…, L, E)``, ``k (…, S, E)``, ``v (…, S, Ev)`` of one floating dtype on meta (any strides) or
-    CPU (contiguous): a new contiguous ``(…, L, Ev)`` tensor. Batch sizes equal (query heads a multiple of the
-    key/value heads with ``enable_gqa``, 4-D); a mask boolean or of the query's dtype, broadcasting to
+    CPU (a query laid out in order; else :func:`_cpu_result`): a new contiguous ``(…, L, Ev)`` tensor. Batch
+    sizes equal (query heads a multiple of the key/value heads with ``enable_gqa``, 4-D; more than 4 dims:
+    every batch size equal, no ``enable_gqa``); a mask boolean or of the query's dtype, broadcasting to
     ``(…, L, S)``, and not with ``is_causal``; anything else is torch's."""
     call = bound(_SDPA_NAMES, args, kwargs)
     if call is None:
@@ -106,13 +107,15 @@ def _scaled_dot_product_attention(function: Any, args: tuple[Any, ...], kwargs: 
     if not query.dtype.is_floating_point or any(t.dtype != query.dtype or t.device != query.device for t in tensors):
         return None
     rank = query.dim()
-    if rank not in (3, 4) or key.dim() != rank or value.dim() != rank:
+    if rank < 3 or key.dim() != rank or value.dim() != rank:
         return None
     if 0 in (*query.shape, *key.shape, *value.shape):
         return None
     if query.shape[-1] != key.shape[-1] or key.shape[:-1] != value.shape[:-1] or query.shape[0] != key.shape[0]:
         return None
     if rank == 4 and query.shape[1] != key.shape[1] and not (gqa and query.shape[1] % key.shape[1] == 0):
+        return None
+    if rank > 4 and (gqa or query.shape[:-2] != key.shape[:-2]):  # more batch dims: equal ones only
         return None
     if mask is not None:
         if causal or not strided_fake(mask) or mask.device != query.device:
@@ -132,26 +135,31 @@ _CPU_FLASH_DTYPES = frozenset({torch.float32, torch.float64, torch.bfloat16, tor
 
 def _cpu_result(query: Any, key: Any, value: Any, mask: Any, dropout: float, gqa: bool) -> Any:
     """SDPA's result on CPU for a query whose dims are not laid out in order (heads inner: a transposed
-    projection), a call already checked by :func:`_scaled_dot_product_attention`. CPU's flash kernel
-    makes it ``empty_like(q)`` (dense, in q's dims order) where it runs: flash enabled, 4-D q, k, v of
-    one head size and dtype (float32/64, bfloat16, float16), last dims of stride 1, equal batch and
-    heads (no ``enable_gqa``), no dropout, a mask (if any) 2-D or 4-D broadcasting to ``(B, H, L, S)``;
-    a mask that requires grad sends it to the math path, whose result is a new contiguous tensor.
-    Anything else is torch's (None)."""
+    projection; a head dim not last in memory: a projection by a 1×1 convolution), a call already checked
+    by :func:`_scaled_dot_product_attention`. CPU's flash kernel takes 4-D calls of one head size and dtype
+    (float32/64, bfloat16, float16), equal batch and heads (no ``enable_gqa``), no dropout, every last dim
+    of stride 1, a mask (if any) 2-D or 4-D that requires no grad, and makes the result ``empty_like(q)``
+    (dense, in q's dims order). Torch takes the math path — a new contiguous result — for a call of more
+    than 4 dims, and for a 4-D call otherwise fit for flash (flash enabled, the dtype, batch, heads,
+    dropout and mask as above) but for a mask that requires grad, value heads of another size or a last
+    dim of stride other than 1. Anything else is torch's (None)."""
+    math = Fresh((*query.shape[:-1], value.shape[-1]), query.dtype, query.device)
+    if not torch._C._get_math_sdp_enabled():
+        math = None
+    if query.dim() > 4:
+        return math
     tensors = (query, key, value)
     if not torch._C._get_flash_sdp_enabled() or gqa or dropout != 0 or query.dtype not in _CPU_FLASH_DTYPES:
         return None
-    if query.dim() != 4 or len({t.shape[-1] for t in tensors}) != 1:
+    if query.dim() != 4 or query.shape[:2] != key.shape[:2] or key.shape[:2] != value.shape[:2]:
         return None
+    graded = mask is not None and mask.requires_grad
+    if mask is not None and not graded and mask.dim() not in (2, 4):
+        return None
+    if graded or value.shape[-1] != query.shape[-1]:
+        return math
     if any(type(t) is not Pending and t.stride(-1) != 1 for t in tensors):  # a pending tensor is contiguous
-        return None
-    if query.shape[:2] != key.shape[:2] or key.shape[:2] != value.shape[:2]:
-        return None
-    if mask is not None:
-        if mask.requires_grad:
-            return Fresh(tuple(query.shape), query.dtype, query.device)
-        if mask.dim() not in (2, 4):
-            return None
+        return math
     with no_dispatch():
         layout = torch.empty_strided(query.shape, query.stride(), dtype=query.dtype, device="meta")
         result = torch.empty_like(layout)
