@@ -143,11 +143,8 @@ def _cpu_result(query: Any, key: Any, value: Any, mask: Any, dropout: float, gqa
     than 4 dims, and for a 4-D call otherwise fit for flash (flash enabled, the dtype, batch, heads,
     dropout and mask as above) but for a mask that requires grad, value heads of another size or a last
     dim of stride other than 1. Anything else is torch's (None)."""
-    math = Fresh((*query.shape[:-1], value.shape[-1]), query.dtype, query.device)
-    if not torch._C._get_math_sdp_enabled():
-        math = None
     if query.dim() > 4:
-        return math
+        return _math_result(query, value)
     tensors = (query, key, value)
     if not torch._C._get_flash_sdp_enabled() or gqa or dropout != 0 or query.dtype not in _CPU_FLASH_DTYPES:
         return None
@@ -157,10 +154,18 @@ def _cpu_result(query: Any, key: Any, value: Any, mask: Any, dropout: float, gqa
     if mask is not None and not graded and mask.dim() not in (2, 4):
         return None
     if graded or value.shape[-1] != query.shape[-1]:
-        return math
+        return _math_result(query, value)
     if any(type(t) is not Pending and t.stride(-1) != 1 for t in tensors):  # a pending tensor is contiguous
-        return math
+        return _math_result(query, value)
     with no_dispatch():
         layout = torch.empty_strided(query.shape, query.stride(), dtype=query.dtype, device="meta")
         result = torch.empty_like(layout)
     return fake_tensor(query.fake_mode, result, query.device)
+
+
+def _math_result(query: Any, value: Any) -> Fresh | None:
+    """What SDPA's math path (``softmax(q·kᵀ)·v``) makes: a new contiguous ``(…, L, Ev)`` tensor; None where
+    that path is disabled (torch's error then)."""
+    if not torch._C._get_math_sdp_enabled():
+        return None
+    return Fresh((*query.shape[:-1], value.shape[-1]), query.dtype, query.device)
