@@ -580,6 +580,28 @@ def test_a_sweep_traces_a_specialized_graph_again_where_its_sizes_read_otherwise
     assert all(report.context.capture == "torch.fx" for report in swept)
 
 
+class _RankBranchy(nn.Module):
+    """A branch on the input's rank: ``Linear`` takes a 3-D input too, so only the rank read tells the graphs apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x if x.ndim == 2 else x.amax(1))
+
+
+def test_a_sweep_traces_again_where_an_input_s_rank_reads_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    items = [{"input_shape": shape} for shape in ((8,), (5, 8), (3, 8), (8,))]
+    with _counted_traces(monkeypatch) as traces:
+        swept = torchscan.sweep(_RankBranchy(), items)
+    assert traces[0] == 3  # (5, 8) reads rank 3 where (8,)'s graph read 2; (3, 8) reuses it; (8,) reads 2 again
+    _assert_equal_reports(swept, _fresh(_RankBranchy(), items))
+    assert [report.totals.macs for report in swept] == [32, 32, 32, 32]
+    ops = [{record.type_name for _, record in report.records.nodes(data="record")} for report in swept]
+    assert ["amax" in found for found in ops] == [False, True, True, False]
+
+
 class _FixedView(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -630,3 +630,55 @@ def test_the_share_of_a_model_whose_training_flag_is_a_property() -> None:
     assert _replayable(model) == (3 * 2, 1 + 4 * 2)
     plain, reused = _both(model, (4,))
     _assert_same_graph(plain, reused)
+
+
+class _RankChecked(nn.Module):
+    """A block whose Python code reads ranks (timm's normalization layers check theirs) and branches on one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch._assert(x.ndim >= 2, f"expected a batch (got {x.ndim}D input)")
+        y = self.fc(x).relu()
+        return y if y.ndim == 2 else y.amax(1)
+
+
+def test_blocks_reading_ranks_are_replayed_with_their_ranks_checked() -> None:
+    model = nn.Sequential(*(_RankChecked() for _ in range(4)))
+    plain, reused = _both(model, (4,))
+    _assert_same_graph(plain, reused)
+    # a block reads its input's rank twice, its output's once
+    assert len(reused.replayed) == 3 and len(reused.checks) == 3 * 3
+    assert {(guard.kind, guard.value) for guard in reused.guards} == {("ndim", 2)}
+
+
+class _RanksApart(nn.Module):
+    """Two equal blocks given inputs of other ranks: the second replays the first's recording, read at rank 2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.one, self.two = _RankChecked(), _RankChecked()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.one(x[:, 0]).sum() + self.two(x).sum()  # the replay's graph would run: only its check tells
+
+
+def test_a_replay_whose_rank_reads_otherwise_is_traced_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _RanksApart()
+    traces = []
+    original = capture_module.capture
+
+    def counted(*args: Any, **kwargs: Any) -> Capture:
+        made = original(*args, **{**kwargs, "min_share": kwargs.get("min_share", 0)})
+        traces.append(made)
+        return made
+
+    monkeypatch.setattr(capture_module, "capture", counted)
+    report = crawl_module(model, (3, 4), batch_size=2)
+    assert [bool(made.replayed) for made in traces] == [True, False]  # the replay read rank 2 of a 3-D input
+    monkeypatch.undo()
+    plain = crawl_module(model, (3, 4), batch_size=2)
+    assert report.to_dict() == plain.to_dict() and report.context.capture == "torch.fx"
+    assert "amax" in {record.type_name for _, record in report.records.nodes(data="record")}

@@ -355,3 +355,33 @@ def test_a_proxy_unpacked_by_an_assignment_gives_as_many_items() -> None:
     assert report.totals.flops == 3 * 2
     getitems = [name for name in report.records if report.records.nodes[name]["record"].type_name == "getitem"]
     assert len(getitems) == 2 + 300
+
+
+class ChecksRank(nn.Module):
+    """A normalization layer checking its input's rank as timm's do, and branching on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn, self.fc = nn.BatchNorm1d(4), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch._assert(x.ndim in (2, 3), f"expected 2D or 3D input (got {x.ndim}D input)")
+        y = self.bn(x)
+        if y.ndim == 3:  # a sequence: pooled over its last dim
+            y = y.mean(-1)
+        return self.fc(y)
+
+
+def test_a_rank_read_by_python_code_is_an_int_of_the_trace_not_a_node() -> None:
+    model = ChecksRank().eval()
+    for shape, ranks in (((4,), [2, 2, 2]), ((4, 5), [3, 3, 3])):
+        captured = capture(model, DEFAULT_REGISTRY, model_inputs(shape, batch_size=2))
+        called = {getattr(node.target, "__name__", "") for node in captured.graph.nodes if node.op == "call_function"}
+        assert not called & {"getattr", "eq", "contains", "_assert"}  # the check ran on ints: no node for it
+        assert [(guard.kind, guard.value) for guard in captured.guards] == [("ndim", rank) for rank in ranks]
+        report = crawl_module(model, shape, batch_size=2)
+        assert "shape-specialized" not in {note.code for note in report.diagnostics}  # ranks are no sizes
+        assert report.context.output_shapes == ((2, 2),)
+        assert ("mean" in {record.type_name for _, record in report.records.nodes(data="record")}) is (len(shape) == 2)
+    with pytest.raises(Exception, match="expected 2D or 3D input"):  # the check still runs, on the trace's ints
+        capture(model, DEFAULT_REGISTRY, model_inputs((4, 5, 6), batch_size=2))

@@ -154,7 +154,11 @@ def capture_chain(
         return Captured(captured, values, (Diagnostic("scripted-module", _SCRIPTED),))
     try:
         traced = capture(model, registry, inputs, modules=modules)
-        return Captured(traced, _propagate(traced, inputs, device), _notes(traced))
+        values = _propagate(traced, inputs, device)
+        if traced.checks and not guards_hold(traced.checks, {name: value.result for name, value in values.items()}):
+            traced = capture(model, registry, inputs, reuse=False, modules=modules)  # a replay read another rank
+            values = _propagate(traced, inputs, device)
+        return Captured(traced, values, _notes(traced))
     except CaptureError as error:
         reason = f"the torch.fx capture failed ({error})"
         first_error: Exception = _detached(error)
@@ -231,11 +235,12 @@ def _notes(captured: Capture) -> tuple[Diagnostic, ...]:
             "as None (tensors they hold are not outputs of the report)"
         )
         notes.append(Diagnostic("opaque-output", message))
-    if captured.guards:
-        first = captured.guards[0]
-        nodes = collections.Counter(guard.node for guard in captured.guards)
+    sized = [guard for guard in captured.guards if guard.kind != "ndim"]  # a rank is fixed by the graph's ops
+    if sized:
+        first = sized[0]
+        nodes = collections.Counter(guard.node for guard in sized)
         message = (
-            f"the forward's Python code read {len(captured.guards)} value(s) computed from sizes ({len(nodes)} fx "
+            f"the forward's Python code read {len(sized)} value(s) computed from sizes ({len(nodes)} fx "
             f"node(s), e.g. '{first.node}' read as {first.kind}: {first.value!r}): branches, loops and sizes it "
             "decided with them are this input's; the graph is traced again for inputs where they differ"
         )

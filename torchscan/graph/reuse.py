@@ -23,7 +23,10 @@ its own, a module or tensor outside its path, a real constant for the root, a si
 code (:class:`~torchscan.graph.trace.Guard`), a change to the
 attributes of the block or of a module it called or to its argument containers, an inner module
 already called, an output that is not plain data. A replay is refused where its trace would differ
-from the recorded one (a parameter of the block already read, an inner module already called).
+from the recorded one (a parameter of the block already read, an inner module already called). A
+rank its Python code read (``x.ndim``: timm's normalization layers check theirs) does not refuse the
+recording: a replay keeps it as a guard on its own node, checked on the shape pass's values, and the
+model is traced again without reuse where one reads otherwise (``Capture.checks``).
 
 What no key sees is a forward's use of state outside the module that changes between blocks (a
 global counter, a mutable object shared by every layer): fx bakes such values into the graph, and
@@ -95,6 +98,11 @@ class Host(Protocol):
 
     def stack_text(self, frames: tuple[Any, ...]) -> str: ...
 
+    def replayed_rank(self, node: str, rank: int) -> None:
+        """A rank the recorded block read, at the replayed node ``node``: kept as a guard, checked
+        once the shape pass has the replay's values."""
+        ...
+
 
 _MODULE_STATE = frozenset({*vars(nn.Module()), "_compiled_call_impl"})
 """``nn.Module``'s own attributes: keyed apart (training, tensors, children) or not at all (hooks, the call slot)."""
@@ -164,6 +172,9 @@ class _Recording:
     """In order: ("call", relative path, None) and ("output", relative path, node index)."""
     output: Any
     """The returned value as a template: ``("node", index)``, ``("value", v)`` or ``(type, items)``."""
+    ranks: tuple[tuple[str, int, int], ...]
+    """Ranks the block's Python code read (``x.ndim``): ``("node", index, rank)`` of a node it made,
+    ``("argument", index, rank)`` of an argument; a replay's are checked after its shape pass."""
 
 
 @frozen_record
@@ -183,6 +194,8 @@ class _Pending:
     """("call", relative path, None) and ("output", relative path, node name), in order."""
     output: Any
     made_constants: Mapping[str, torch.Tensor]
+    ranks: tuple[tuple[str, int], ...]
+    """(node name, rank) of each rank the block's Python code read."""
 
 
 class BlockReuse:
@@ -407,10 +420,12 @@ class BlockReuse:
                 made = {name: tensor for tensor, name in list(host.tensor_attrs.items())[attributes:]}
             if any(not isinstance(tensor, FakeTensor) for tensor in made.values()):  # a real tensor: its values
                 raise _Invalid
-            if len(host.guards) != guards:  # its Python code read sizes: another block of its key may read others
+            read = host.guards[guards:]
+            if any(guard.kind != "ndim" for guard in read):  # sizes read: another block of its key may read others
                 raise _Invalid
+            ranks = tuple((guard.node, guard.value) for guard in read)  # ranks: checked where replayed
             recording: _Pending | None = self._capture(
-                path, before, arguments, caller, stack_depth, start, result, made
+                path, before, arguments, caller, stack_depth, start, result, made, ranks
             )
             if self._changed(module, path, recording.calls):  # the forward changed a module's own state
                 raise _Invalid
@@ -446,6 +461,7 @@ class BlockReuse:
         start: int,
         result: Any,
         made_constants: Mapping[str, torch.Tensor],
+        ranks: tuple[tuple[str, int], ...] = (),
     ) -> _Pending:
         """What a recording needs, taken as the block returns (what later calls could change: the
         log, call counts, the output's containers); its nodes are checked at the first replay."""
@@ -481,6 +497,7 @@ class BlockReuse:
             events=tuple(events),
             output=_template(result, index, numbers, self._proxies),
             made_constants=made_constants,
+            ranks=ranks,
         )
 
     def _checked(self, pending: _Pending) -> _Recording:
@@ -546,6 +563,15 @@ class BlockReuse:
                 if proxy is not None and proxy.node is node:
                     parameters.add(node)
         names = {node.name: position for position, node in enumerate(nodes)}
+        given = {node.name: position for position, node in enumerate(arguments)}
+        ranks: list[tuple[str, int, int]] = []
+        for name, rank in pending.ranks:
+            if name in names:
+                ranks.append(("node", names[name], rank))
+            elif name in given:
+                ranks.append(("argument", given[name], rank))
+            else:  # the rank of a node outside the block and its arguments
+                raise _Invalid
         events: list[tuple[str, str, int | None]] = []
         for kind, relative, name in pending.events:
             if kind == "output":
@@ -568,6 +594,7 @@ class BlockReuse:
             calls=pending.calls,
             events=tuple(events),
             output=pending.output,
+            ranks=tuple(ranks),
         )
 
     # -- replay ----------------------------------------------------------------------------------------
@@ -638,6 +665,8 @@ class BlockReuse:
             host.num_calls[path + relative] = count
         self.replayed.append((path, old))
         nodes = recording.nodes
+        for kind, position, rank in recording.ranks:
+            host.replayed_rank((made[nodes[position]] if kind == "node" else arguments[position]).name, rank)
         for kind, relative, position in recording.events:
             where = path + relative
             if kind == "output":

@@ -103,6 +103,10 @@ class Capture:
     guards: tuple[Guard, ...] = ()
     """Values computed from sizes that the forward's Python code read (:class:`Guard`): the graph is
     specialized to them, and holds for another input only where they read the same."""
+    checks: tuple[Guard, ...] = ()
+    """The guards of replayed blocks (ranks their recording read, :mod:`.reuse`), among ``guards``: read
+    on nodes the trace never ran, they hold only once checked on the shape pass's values
+    (:func:`~torchscan.graph.capture.capture_chain` traces every block where one does not)."""
 
 
 @frozen_record
@@ -113,7 +117,7 @@ class Guard:
 
     node: str
     kind: str
-    """How the value was read: ``bool``, ``index``, ``int``, ``float`` or ``len``."""
+    """How the value was read: ``bool``, ``index``, ``int``, ``float``, ``len`` or ``ndim``."""
     value: Any
 
 
@@ -132,6 +136,7 @@ _READ: Mapping[str, Callable[[Any], Any]] = {
     "int": int,
     "float": float,
     "len": _length,
+    "ndim": lambda value: len(value.shape),
 }
 """How a :class:`Guard`'s kind reads a node's value."""
 
@@ -192,6 +197,8 @@ class _Tracer(fx.Tracer):
         self._device = device or torch.device("cpu")
         self.guards: list[Guard] = []
         """Values the forward's Python code read from the shape pass (:meth:`concrete`)."""
+        self.checks: list[Guard] = []
+        """Guards of replayed blocks (:meth:`replayed_rank`), to check on the shape pass's values."""
         self.shapes: TraceShapes | None = None
         """The shape pass of the graph being traced, begun at the first value read."""
         self.shaping = False
@@ -298,19 +305,44 @@ class _Tracer(fx.Tracer):
         trace goes on with it, as a recorded forward would, instead of failing. A value computed from
         tensor data is refused as fx refuses it (``TraceError``): only a real forward knows it."""
         node = proxy.node
-        if self.shapes is None:
-            inputs = fake_inputs(self._inputs.specs, self._device, self.fake_mode)
-            self.shapes = TraceShapes(self.root, self.graph, inputs, self.fake_mode, self._fakes, self.constants)
-        self.shaping = True
-        try:
-            value = self.shapes.value(node)
-        finally:
-            self.shaping = False
+        value = self._value(node)
         if kind != "len" and any(isinstance(leaf, (torch.Tensor, Pending)) for leaf in tree_leaves(value)):
             return _REFUSED[kind](self, proxy)
         read = _READ[kind](value)
         self.guards.append(Guard(node.name, kind, read))
         return read
+
+    def rank(self, proxy: fx.Proxy) -> int | None:
+        """``proxy.ndim`` as an ``int`` where the proxy stands for a tensor (None otherwise: fx's
+        attribute proxy then), from the shape pass of the graph so far, kept as a :class:`Guard`.
+
+        A rank is fixed where the graph is (its ops are rank-specific), so reading it adds no node:
+        ``_assert(x.ndim == 4, f"got {x.ndim}D")`` — four nodes per normalization layer in timm,
+        none of them an op — runs as plain Python on the trace's ints, as torch.export's trace does.
+        """
+        value = self._value(proxy.node)
+        if not isinstance(value, (torch.Tensor, Pending)):
+            return None
+        rank = len(value.shape)
+        self.guards.append(Guard(proxy.node.name, "ndim", rank))
+        return rank
+
+    def replayed_rank(self, node: str, rank: int) -> None:
+        """A rank read by a recorded block, at a node of its replay (:meth:`rank` was not run there)."""
+        guard = Guard(node, "ndim", rank)
+        self.guards.append(guard)
+        self.checks.append(guard)
+
+    def _value(self, node: fx.Node) -> Any:
+        """The value of ``node`` from the shape pass of the graph so far (begun at the first read)."""
+        if self.shapes is None:
+            inputs = fake_inputs(self._inputs.specs, self._device, self.fake_mode)
+            self.shapes = TraceShapes(self.root, self.graph, inputs, self.fake_mode, self._fakes, self.constants)
+        self.shaping = True
+        try:
+            return self.shapes.value(node)
+        finally:
+            self.shaping = False
 
     def to_bool(self, obj: fx.Proxy) -> bool:
         return self.concrete(obj, "bool")
@@ -610,6 +642,10 @@ class _Proxy(fx.Proxy):
         return self.tracer.iter(self)
 
     def __getattr__(self, k: str) -> Any:
+        if k == "ndim":  # a tensor's rank: read off the shape pass, no node (:meth:`_Tracer.rank`)
+            rank = self.tracer.rank(self)
+            if rank is not None:
+                return rank
         return _Attribute(self, k)
 
     def __len__(self) -> int:
@@ -1001,6 +1037,7 @@ def capture(
             constants=frozenset(tracer.constants),
             replayed=tracer.replayed,
             guards=tuple(tracer.guards),
+            checks=tuple(tracer.checks),
             memo=Memo(traced=tracer.shapes),
         )
     finally:
