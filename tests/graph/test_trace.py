@@ -366,6 +366,7 @@ class ChecksRank(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         torch._assert(x.ndim in (2, 3), f"expected 2D or 3D input (got {x.ndim}D input)")
+        torch._assert(x.dim() == x.ndim, "dim() is the rank too")
         y = self.bn(x)
         if y.ndim == 3:  # a sequence: pooled over its last dim
             y = y.mean(-1)
@@ -374,10 +375,11 @@ class ChecksRank(nn.Module):
 
 def test_a_rank_read_by_python_code_is_an_int_of_the_trace_not_a_node() -> None:
     model = ChecksRank().eval()
-    for shape, ranks in (((4,), [2, 2, 2]), ((4, 5), [3, 3, 3])):
+    for shape, ranks in (((4,), [2, 2, 2, 2, 2]), ((4, 5), [3, 3, 3, 3, 3])):
         captured = capture(model, DEFAULT_REGISTRY, model_inputs(shape, batch_size=2))
         called = {getattr(node.target, "__name__", "") for node in captured.graph.nodes if node.op == "call_function"}
         assert not called & {"getattr", "eq", "contains", "_assert"}  # the check ran on ints: no node for it
+        assert "dim" not in {node.target for node in captured.graph.nodes if node.op == "call_method"}
         assert [(guard.kind, guard.value) for guard in captured.guards] == [("ndim", rank) for rank in ranks]
         report = crawl_module(model, shape, batch_size=2)
         assert "shape-specialized" not in {note.code for note in report.diagnostics}  # ranks are no sizes

@@ -313,7 +313,7 @@ class _Tracer(fx.Tracer):
         return read
 
     def rank(self, proxy: fx.Proxy) -> int | None:
-        """``proxy.ndim`` as an ``int`` where the proxy stands for a tensor (None otherwise: fx's
+        """``proxy.ndim`` (``proxy.dim()``) as an ``int`` where the proxy stands for a tensor (None otherwise: fx's
         attribute proxy then), from the shape pass of the graph so far, kept as a :class:`Guard`.
 
         A rank is fixed where the graph is (its ops are rank-specific), so reading it adds no node:
@@ -674,6 +674,17 @@ class _Attribute(fx.proxy.Attribute):
     __index__ = _Proxy.__index__
     __int__ = _Proxy.__int__
     __float__ = _Proxy.__float__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.attr in _RANK_METHODS and not args and not kwargs:  # ``x.dim()``: a rank, as ``x.ndim``
+            rank = self.tracer.rank(self.root)
+            if rank is not None:
+                return rank
+        return super().__call__(*args, **kwargs)
+
+
+_RANK_METHODS = frozenset({"dim", "ndimension"})
+"""Tensor methods that return the rank (:meth:`_Tracer.rank`)."""
 
 
 _NOT_TENSORS = frozenset({int, float, bool, str, tuple, list, dict, set, type(None), OrderedDict})
