@@ -461,7 +461,7 @@ class BlockReuse:
         start: int,
         result: Any,
         made_constants: Mapping[str, torch.Tensor],
-        ranks: tuple[tuple[str, int], ...] = (),
+        ranks: tuple[tuple[str, int], ...],
     ) -> _Pending:
         """What a recording needs, taken as the block returns (what later calls could change: the
         log, call counts, the output's containers); its nodes are checked at the first replay."""

@@ -323,7 +323,7 @@ class _Tracer(fx.Tracer):
         value = self._value(proxy.node)
         if not isinstance(value, (torch.Tensor, Pending)):
             return None
-        rank = len(value.shape)
+        rank = _READ["ndim"](value)
         self.guards.append(Guard(proxy.node.name, "ndim", rank))
         return rank
 
