@@ -602,6 +602,28 @@ def test_a_sweep_traces_again_where_an_input_s_rank_reads_otherwise(monkeypatch:
     assert ["amax" in found for found in ops] == [False, True, True, False]
 
 
+class _DtypeCast(nn.Module):
+    """Computes in its weights' dtype, answers in its input's: only the dtype reads tell the graphs apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x if x.dtype == self.fc.weight.dtype else x.to(self.fc.weight.dtype))
+        return y.clamp(min=torch.finfo(x.dtype).min).to(x.dtype)
+
+
+def test_a_sweep_traces_again_where_an_input_s_dtype_reads_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    items = [{"input_shape": (8,), "dtype": dtype} for dtype in (torch.float32, torch.float64, torch.float64)]
+    with _counted_traces(monkeypatch) as traces:
+        swept = torchscan.sweep(_DtypeCast(), items)
+    assert traces[0] == 2  # float64 reads otherwise than float32's graph; the second float64 reuses the first
+    _assert_equal_reports(swept, _fresh(_DtypeCast(), items))
+    casts = [sum(record.type_name == "to" for _, record in report.records.nodes(data="record")) for report in swept]
+    assert casts == [1, 2, 2] and all(report.context.capture == "torch.fx" for report in swept)
+
+
 class _FixedView(nn.Module):
     def __init__(self) -> None:
         super().__init__()

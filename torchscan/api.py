@@ -213,7 +213,10 @@ class _Analyses:
             inputs = call.inputs(subject.model)
             chain = None
             if self._last is not None and same_call(self._last[0], inputs):
-                with contextlib.suppress(ShapeError):  # the graph does not hold here: captured afresh below
+                # an error on the last graph (an op rejecting shapes or dtypes its Python code would have
+                # branched away from) says only that it does not hold here: captured afresh below, which
+                # raises what a fresh analysis raises
+                with contextlib.suppress(TorchscanError):
                     chain = with_inputs(self._last[1], inputs, subject.device)
             if chain is None:
                 chain = _capture(subject, call, inputs, self._policy)

@@ -633,7 +633,8 @@ def test_the_share_of_a_model_whose_training_flag_is_a_property() -> None:
 
 
 class _RankChecked(nn.Module):
-    """A block whose Python code reads ranks (timm's normalization layers check theirs) and branches on one."""
+    """A block whose Python code reads ranks (timm's normalization layers check theirs) and a dtype, and
+    branches on a rank."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -641,17 +642,17 @@ class _RankChecked(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         torch._assert(x.ndim >= 2, f"expected a batch (got {x.ndim}D input)")
-        y = self.fc(x).relu()
+        y = self.fc(x).clamp(min=torch.finfo(x.dtype).min)
         return y if y.ndim == 2 else y.amax(1)
 
 
-def test_blocks_reading_ranks_are_replayed_with_their_ranks_checked() -> None:
+def test_blocks_reading_ranks_and_dtypes_are_replayed_with_their_reads_checked() -> None:
     model = nn.Sequential(*(_RankChecked() for _ in range(4)))
     plain, reused = _both(model, (4,))
     _assert_same_graph(plain, reused)
-    # a block reads its input's rank twice, its output's once
-    assert len(reused.replayed) == 3 and len(reused.checks) == 3 * 3
-    assert {(guard.kind, guard.value) for guard in reused.guards} == {("ndim", 2)}
+    # a block reads its input's rank twice and dtype once, its output's rank once
+    assert len(reused.replayed) == 3 and len(reused.checks) == 3 * 4
+    assert {(guard.kind, guard.value) for guard in reused.guards} == {("ndim", 2), ("dtype", torch.float32)}
 
 
 class _RanksApart(nn.Module):

@@ -387,3 +387,85 @@ def test_a_rank_read_by_python_code_is_an_int_of_the_trace_not_a_node() -> None:
         assert ("mean" in {record.type_name for _, record in report.records.nodes(data="record")}) is (len(shape) == 2)
     with pytest.raises(Exception, match="expected 2D or 3D input"):  # the check still runs, on the trace's ints
         capture(model, DEFAULT_REGISTRY, model_inputs((4, 5, 6), batch_size=2))
+
+
+class ReadsDtypeAndDevice(nn.Module):
+    """EfficientViT's and Llama's patterns: an autocast region keyed by the input's device type, a mask
+    filled with its dtype's smallest value, a cast to a parameter's dtype — values fx's attribute proxy
+    cannot stand for (``torch.autocast`` rejects it, ``torch.finfo`` too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            y = self.fc(x.to(self.fc.weight.dtype))
+        floor = torch.finfo(y.dtype).min
+        if y.dtype == torch.float64:  # a branch on the dtype: fixed where the graph is
+            y = y.abs()
+        return y.clamp(min=floor).to(x.dtype)
+
+
+def test_a_dtype_or_device_read_by_python_code_is_a_value_of_the_trace_not_a_node() -> None:
+    model = ReadsDtypeAndDevice().eval()
+    captured = capture(model, DEFAULT_REGISTRY, model_inputs((4,), batch_size=2))
+    attributes = [node.args[1] for node in captured.graph.nodes if node.target is getattr]
+    assert attributes == []  # fx made a ``getattr`` node per read (and failed at ``autocast``)
+    # the input's device and dtype, the linear's output dtype (twice); the weight's is the model's: no guard
+    assert [(guard.kind, guard.value) for guard in captured.guards] == [
+        ("device", torch.device("cpu")),
+        ("dtype", torch.float32),
+        ("dtype", torch.float32),
+        ("dtype", torch.float32),
+    ]
+    assert "get_attr" not in {node.op for node in captured.graph.nodes}  # the weight read for its dtype only
+    report = crawl_module(model, (4,), batch_size=2)
+    assert report.context.capture == "torch.fx" and not report.diagnostics
+    types = [record.type_name for _, record in report.records.nodes(data="record") if record.op != "placeholder"]
+    assert types == ["to", "Linear", "clamp", "to", "output"]
+    double = crawl_module(model.double(), (4,), batch_size=2, dtype=torch.float64)
+    assert "abs" in {record.type_name for _, record in double.records.nodes(data="record")}
+
+
+class BuildsOnItsDevice(nn.Module):
+    """A positional table built on the input's device from constants alone (xcit's and edgenext's pattern)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        table = torch.arange(8, device=x.device, dtype=x.dtype) / 8
+        return self.fc(x + table)
+
+
+def test_a_device_read_on_the_cpu_or_meta_is_a_constant_of_the_trace() -> None:
+    """On the CPU and on meta, the table is a constant (made as ``torch.arange(8)`` would be): the graph
+    adds it to the input; a meta model's constant is a meta tensor, no data made."""
+    for device in ("cpu", "meta"):
+        model = BuildsOnItsDevice().to(device)
+        captured = capture(model, DEFAULT_REGISTRY, model_inputs((8,), batch_size=2))
+        assert ("device", torch.device(device)) in {(guard.kind, guard.value) for guard in captured.guards}
+        assert "arange" not in {getattr(node.target, "__name__", "") for node in captured.graph.nodes}
+        constants = [getattr(captured.root, name) for name in captured.constants]
+        assert [(tuple(t.shape), t.device.type) for t in constants] == [((8,), device)]
+        report = crawl_module(model, (8,), batch_size=2)
+        assert report.context.capture == "torch.fx" and report.totals.macs == 2 * 8 * 8
+
+
+@pytest.mark.cuda
+def test_a_device_read_on_an_accelerator_builds_nothing_there() -> None:
+    """On a GPU, a constant built on ``x.device`` would run a real kernel and hold device memory: the
+    read stays fx's attribute node, the table a node of the graph, and the analysis allocates nothing."""
+    model = BuildsOnItsDevice().cuda()
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    captured = capture(model, DEFAULT_REGISTRY, model_inputs((8,), batch_size=2))
+    assert "arange" in {getattr(node.target, "__name__", "") for node in captured.graph.nodes}
+    assert not captured.constants and "device" not in {guard.kind for guard in captured.guards}
+    report = crawl_module(model, (8,), batch_size=2)
+    assert report.totals.macs == 2 * 8 * 8
+    del captured
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() == before

@@ -20,10 +20,11 @@ from torch.utils._pytree import tree_flatten
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.calls import module_path_of
 from torchscan.graph.clone import HELD_STATE_BUDGET, fake_copy, real_copy
+from torchscan.graph.guards import METADATA, guards_hold
 from torchscan.graph.record import NeedsValues, record
 from torchscan.graph.script import is_scripted, record_scripted
 from torchscan.graph.shapes import NodeValues, fake_inputs, propagate, quiet_fake_tensor_log
-from torchscan.graph.trace import FX, GRAPH_MODULE, Capture, capture, guards_hold
+from torchscan.graph.trace import FX, GRAPH_MODULE, Capture, capture
 from torchscan.inputs import InputSpec, ModelInputs
 from torchscan.ops.registry import Registry
 from torchscan.records import Diagnostic
@@ -92,8 +93,9 @@ def with_inputs(captured: Captured, inputs: ModelInputs, device: torch.device) -
     """``captured`` with the shapes of its graph for ``inputs`` instead (the capture reused: no new
     trace), or None where the capture does not carry over to other inputs: a recorded or scripted
     forward (fixed to the input it saw), a fallback, a graph specialized to sizes that read otherwise
-    here (:attr:`Capture.guards`). The caller checks :func:`same_call`. A shape
-    error raised here means the graph does not hold for ``inputs``; a fresh capture decides then."""
+    here (:attr:`Capture.guards`). The caller checks :func:`same_call`. An error
+    raised here (a shape or dtype an op rejects) means the graph does not hold for ``inputs``; a fresh
+    capture decides then."""
     if captured.capture.method not in _GENERIC_METHODS or any(
         note.code == "capture-fallback" for note in captured.diagnostics
     ):
@@ -156,7 +158,7 @@ def capture_chain(
         traced = capture(model, registry, inputs, modules=modules)
         values = _propagate(traced, inputs, device)
         if traced.checks and not guards_hold(traced.checks, {name: value.result for name, value in values.items()}):
-            traced = capture(model, registry, inputs, reuse=False, modules=modules)  # a replay read another rank
+            traced = capture(model, registry, inputs, reuse=False, modules=modules)  # a replay read other metadata
             values = _propagate(traced, inputs, device)
         return Captured(traced, values, _notes(traced))
     except CaptureError as error:
@@ -235,7 +237,7 @@ def _notes(captured: Capture) -> tuple[Diagnostic, ...]:
             "as None (tensors they hold are not outputs of the report)"
         )
         notes.append(Diagnostic("opaque-output", message))
-    sized = [guard for guard in captured.guards if guard.kind != "ndim"]  # a rank is fixed by the graph's ops
+    sized = [guard for guard in captured.guards if guard.kind not in METADATA]  # fixed by the graph's ops
     if sized:
         first = sized[0]
         nodes = collections.Counter(guard.node for guard in sized)

@@ -20,13 +20,13 @@ another place, a module held outside the tree, an argument that is neither a pro
 value) is traced as usual. A recording is refused — the key is then never replayed — when the trace
 reached outside the block: a node reading a node that is neither one of the block's arguments nor
 its own, a module or tensor outside its path, a real constant for the root, a size read by its Python
-code (:class:`~torchscan.graph.trace.Guard`), a change to the
+code (:class:`~torchscan.graph.guards.Guard`), a change to the
 attributes of the block or of a module it called or to its argument containers, an inner module
 already called, an output that is not plain data. A replay is refused where its trace would differ
 from the recorded one (a parameter of the block already read, an inner module already called). A
-rank its Python code read (``x.ndim``: timm's normalization layers check theirs) does not refuse the
-recording: a replay keeps it as a guard on its own node, checked on the shape pass's values, and the
-model is traced again without reuse where one reads otherwise (``Capture.checks``).
+rank, dtype or device its Python code read (``x.ndim``: timm's normalization layers check theirs) does
+not refuse the recording: a replay keeps it as a guard on its own node, checked on the shape pass's
+values, and the model is traced again without reuse where one reads otherwise (``Capture.checks``).
 
 What no key sees is a forward's use of state outside the module that changes between blocks (a
 global counter, a mutable object shared by every layer): fx bakes such values into the graph, and
@@ -54,6 +54,7 @@ from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx import traceback as fx_traceback
 
+from torchscan.graph.guards import METADATA
 from torchscan.records.frozen import frozen_record
 
 __all__ = ["MIN_SHARE", "BlockReuse", "Host"]
@@ -98,9 +99,9 @@ class Host(Protocol):
 
     def stack_text(self, frames: tuple[Any, ...]) -> str: ...
 
-    def replayed_rank(self, node: str, rank: int) -> None:
-        """A rank the recorded block read, at the replayed node ``node``: kept as a guard, checked
-        once the shape pass has the replay's values."""
+    def replayed_metadata(self, node: str, kind: str, value: Any) -> None:
+        """Metadata (``kind``: rank, dtype or device) the recorded block read, at the replayed node
+        ``node``: kept as a guard, checked once the shape pass has the replay's values."""
         ...
 
 
@@ -172,9 +173,10 @@ class _Recording:
     """In order: ("call", relative path, None) and ("output", relative path, node index)."""
     output: Any
     """The returned value as a template: ``("node", index)``, ``("value", v)`` or ``(type, items)``."""
-    ranks: tuple[tuple[str, int, int], ...]
-    """Ranks the block's Python code read (``x.ndim``): ``("node", index, rank)`` of a node it made,
-    ``("argument", index, rank)`` of an argument; a replay's are checked after its shape pass."""
+    reads: tuple[tuple[str, int, str, Any], ...]
+    """Metadata the block's Python code read (``x.ndim``, ``x.dtype``, ``x.device``): ``("node", index,
+    kind, value)`` of a node it made, ``("argument", index, kind, value)`` of an argument; a replay's
+    are checked after its shape pass."""
 
 
 @frozen_record
@@ -194,8 +196,8 @@ class _Pending:
     """("call", relative path, None) and ("output", relative path, node name), in order."""
     output: Any
     made_constants: Mapping[str, torch.Tensor]
-    ranks: tuple[tuple[str, int], ...]
-    """(node name, rank) of each rank the block's Python code read."""
+    reads: tuple[tuple[str, str, Any], ...]
+    """(node name, kind, value) of each rank, dtype or device the block's Python code read."""
 
 
 class BlockReuse:
@@ -421,11 +423,11 @@ class BlockReuse:
             if any(not isinstance(tensor, FakeTensor) for tensor in made.values()):  # a real tensor: its values
                 raise _Invalid
             read = host.guards[guards:]
-            if any(guard.kind != "ndim" for guard in read):  # sizes read: another block of its key may read others
+            if any(guard.kind not in METADATA for guard in read):  # sizes read: another block may read others
                 raise _Invalid
-            ranks = tuple((guard.node, guard.value) for guard in read)  # ranks: checked where replayed
+            reads = tuple((guard.node, guard.kind, guard.value) for guard in read)  # checked where replayed
             recording: _Pending | None = self._capture(
-                path, before, arguments, caller, stack_depth, start, result, made, ranks
+                path, before, arguments, caller, stack_depth, start, result, made, reads
             )
             if self._changed(module, path, recording.calls):  # the forward changed a module's own state
                 raise _Invalid
@@ -461,7 +463,7 @@ class BlockReuse:
         start: int,
         result: Any,
         made_constants: Mapping[str, torch.Tensor],
-        ranks: tuple[tuple[str, int], ...],
+        reads: tuple[tuple[str, str, Any], ...],
     ) -> _Pending:
         """What a recording needs, taken as the block returns (what later calls could change: the
         log, call counts, the output's containers); its nodes are checked at the first replay."""
@@ -497,7 +499,7 @@ class BlockReuse:
             events=tuple(events),
             output=_template(result, index, numbers, self._proxies),
             made_constants=made_constants,
-            ranks=ranks,
+            reads=reads,
         )
 
     def _checked(self, pending: _Pending) -> _Recording:
@@ -564,13 +566,13 @@ class BlockReuse:
                     parameters.add(node)
         names = {node.name: position for position, node in enumerate(nodes)}
         given = {node.name: position for position, node in enumerate(arguments)}
-        ranks: list[tuple[str, int, int]] = []
-        for name, rank in pending.ranks:
+        reads: list[tuple[str, int, str, Any]] = []
+        for name, kind, value in pending.reads:
             if name in names:
-                ranks.append(("node", names[name], rank))
+                reads.append(("node", names[name], kind, value))
             elif name in given:
-                ranks.append(("argument", given[name], rank))
-            else:  # the rank of a node outside the block and its arguments
+                reads.append(("argument", given[name], kind, value))
+            else:  # the metadata of a node outside the block and its arguments
                 raise _Invalid
         events: list[tuple[str, str, int | None]] = []
         for kind, relative, name in pending.events:
@@ -594,7 +596,7 @@ class BlockReuse:
             calls=pending.calls,
             events=tuple(events),
             output=pending.output,
-            ranks=tuple(ranks),
+            reads=tuple(reads),
         )
 
     # -- replay ----------------------------------------------------------------------------------------
@@ -665,8 +667,9 @@ class BlockReuse:
             host.num_calls[path + relative] = count
         self.replayed.append((path, old))
         nodes = recording.nodes
-        for kind, position, rank in recording.ranks:
-            host.replayed_rank((made[nodes[position]] if kind == "node" else arguments[position]).name, rank)
+        for where, position, kind, value in recording.reads:
+            node = made[nodes[position]] if where == "node" else arguments[position]
+            host.replayed_metadata(node.name, kind, value)
         for kind, relative, position in recording.events:
             where = path + relative
             if kind == "output":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import dis
 import itertools
-import operator
 import os
 import sys
 import types
@@ -33,6 +32,7 @@ from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
 from torchscan.graph.clone import Fakes, shadow_copy
+from torchscan.graph.guards import METADATA, READ, Guard
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
 from torchscan.graph.rules import Pending
@@ -104,41 +104,9 @@ class Capture:
     """Values computed from sizes that the forward's Python code read (:class:`Guard`): the graph is
     specialized to them, and holds for another input only where they read the same."""
     checks: tuple[Guard, ...] = ()
-    """The guards of replayed blocks (ranks their recording read, :mod:`.reuse`), among ``guards``: read
+    """The guards of replayed blocks (metadata their recording read, :mod:`.reuse`), among ``guards``: read
     on nodes the trace never ran, they hold only once checked on the shape pass's values
     (:func:`~torchscan.graph.capture.capture_chain` traces every block where one does not)."""
-
-
-@frozen_record
-class Guard:
-    """A value the trace read from the shape pass to go on (Python code branching on a size, using a
-    size as an ``int``, iterating a shape): the graph holds for another input only where the same
-    reading of the same node gives the same value (:func:`guards_hold`)."""
-
-    node: str
-    kind: str
-    """How the value was read: ``bool``, ``index``, ``int``, ``float``, ``len`` or ``ndim``."""
-    value: Any
-
-
-def _length(value: Any) -> int:
-    """``len`` of a node's value: a tensor's (or a pending one's) first size."""
-    if isinstance(value, (torch.Tensor, Pending)):
-        if not value.shape:
-            raise TypeError("len() of a 0-d tensor")
-        return int(value.shape[0])
-    return len(value)
-
-
-_READ: Mapping[str, Callable[[Any], Any]] = {
-    "bool": bool,
-    "index": operator.index,
-    "int": int,
-    "float": float,
-    "len": _length,
-    "ndim": lambda value: len(value.shape),
-}
-"""How a :class:`Guard`'s kind reads a node's value."""
 
 
 def _not_a_number(kind: str) -> Callable[[Any, fx.Proxy], Any]:
@@ -155,14 +123,6 @@ _REFUSED: Mapping[str, Callable[[Any, fx.Proxy], Any]] = {
     "float": _not_a_number("a float"),
 }
 """What a read of a value computed from tensor data raises (as fx does; a real forward captures it)."""
-
-
-def guards_hold(guards: Sequence[Guard], results: Mapping[str, Any]) -> bool:
-    """Whether every guard reads the same value from ``results`` (a node's result by name)."""
-    try:
-        return all(_READ[guard.kind](results[guard.node]) == guard.value for guard in guards)
-    except Exception:  # a value that no longer reads so (a tensor now, a missing node)
-        return False
 
 
 class _Tracer(fx.Tracer):
@@ -198,7 +158,7 @@ class _Tracer(fx.Tracer):
         self.guards: list[Guard] = []
         """Values the forward's Python code read from the shape pass (:meth:`concrete`)."""
         self.checks: list[Guard] = []
-        """Guards of replayed blocks (:meth:`replayed_rank`), to check on the shape pass's values."""
+        """Guards of replayed blocks (:meth:`replayed_metadata`), to check on the shape pass's values."""
         self.shapes: TraceShapes | None = None
         """The shape pass of the graph being traced, begun at the first value read."""
         self.shaping = False
@@ -296,6 +256,7 @@ class _Tracer(fx.Tracer):
             if self._reuse is not None:
                 self.replayed = tuple(self._reuse.replayed)
             self._reuse = None  # it refers to the tracer: no cycle left
+        _drop_unread_attributes(self.graph, {guard.node for guard in self.guards})
         return self.graph
 
     def concrete(self, proxy: fx.Proxy, kind: str) -> Any:
@@ -308,28 +269,34 @@ class _Tracer(fx.Tracer):
         value = self._value(node)
         if kind != "len" and any(isinstance(leaf, (torch.Tensor, Pending)) for leaf in tree_leaves(value)):
             return _REFUSED[kind](self, proxy)
-        read = _READ[kind](value)
+        read = READ[kind](value)
         self.guards.append(Guard(node.name, kind, read))
         return read
 
-    def rank(self, proxy: fx.Proxy) -> int | None:
-        """``proxy.ndim`` (``proxy.dim()``) as an ``int`` where the proxy stands for a tensor (None otherwise: fx's
+    def metadata(self, proxy: fx.Proxy, kind: str) -> Any:
+        """``proxy.ndim`` (``proxy.dim()``), ``proxy.dtype`` or ``proxy.device`` (``kind``, one of
+        :data:`METADATA`) as a plain value where the proxy stands for a tensor (None otherwise: fx's
         attribute proxy then), from the shape pass of the graph so far, kept as a :class:`Guard`.
 
-        A rank is fixed where the graph is (its ops are rank-specific), so reading it adds no node:
-        ``_assert(x.ndim == 4, f"got {x.ndim}D")`` — four nodes per normalization layer in timm,
-        none of them an op — runs as plain Python on the trace's ints, as torch.export's trace does.
+        Such metadata is fixed where the graph is (its ops are rank-, dtype- and device-specific), so
+        reading it adds no node: ``_assert(x.ndim == 4, f"got {x.ndim}D")`` — four nodes per
+        normalization layer in timm, none of them an op — runs as plain Python on the trace's ints, as
+        torch.export's trace does; ``torch.finfo(x.dtype)`` and ``torch.autocast(x.device.type)``, which
+        fx cannot trace (an attribute proxy is no dtype or device), get the value the forward would.
         """
         value = self._value(proxy.node)
         if not isinstance(value, (torch.Tensor, Pending)):
             return None
-        rank = _READ["ndim"](value)
-        self.guards.append(Guard(proxy.node.name, "ndim", rank))
-        return rank
+        read = READ[kind](value)
+        if kind == "device" and read.type not in _CONSTANT_DEVICES:
+            return None  # ``torch.arange(n, device=x.device)`` would run a real kernel there: a node instead
+        if proxy.node.op != "get_attr":  # a parameter's or buffer's is the model's, whatever the input
+            self.guards.append(Guard(proxy.node.name, kind, read))
+        return read
 
-    def replayed_rank(self, node: str, rank: int) -> None:
-        """A rank read by a recorded block, at a node of its replay (:meth:`rank` was not run there)."""
-        guard = Guard(node, "ndim", rank)
+    def replayed_metadata(self, node: str, kind: str, value: Any) -> None:
+        """Metadata read by a recorded block, at a node of its replay (:meth:`metadata` was not run there)."""
+        guard = Guard(node, kind, value)
         self.guards.append(guard)
         self.checks.append(guard)
 
@@ -629,6 +596,14 @@ class _Tracer(fx.Tracer):
         return node
 
 
+def _drop_unread_attributes(graph: fx.Graph, guarded: set[str]) -> None:
+    """Erase the ``get_attr`` nodes nothing reads: a parameter proxy made for Python code that read
+    only its metadata (``self.fc.weight.dtype``) or compared it (``self.bias is not None``) is no op."""
+    for node in [node for node in graph.nodes if node.op == "get_attr" and not node.users]:
+        if node.name not in guarded:
+            graph.erase_node(node)
+
+
 class _Proxy(fx.Proxy):
     """fx's proxy, iterated as fx iterates it (``a, b = proxy`` gives ``proxy[0], proxy[1]``, anything
     else asks the tracer) with the unpacking instruction looked up in the tracer's per-code table."""
@@ -642,10 +617,10 @@ class _Proxy(fx.Proxy):
         return self.tracer.iter(self)
 
     def __getattr__(self, k: str) -> Any:
-        if k == "ndim":  # a tensor's rank: read off the shape pass, no node (:meth:`_Tracer.rank`)
-            rank = self.tracer.rank(self)
-            if rank is not None:
-                return rank
+        if k in METADATA:  # a tensor's rank, dtype or device: read off the shape pass (:meth:`_Tracer.metadata`)
+            read = self.tracer.metadata(self, k)
+            if read is not None:
+                return read
         return _Attribute(self, k)
 
     def __len__(self) -> int:
@@ -677,14 +652,20 @@ class _Attribute(fx.proxy.Attribute):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.attr in _RANK_METHODS and not args and not kwargs:  # ``x.dim()``: a rank, as ``x.ndim``
-            rank = self.tracer.rank(self.root)
+            rank = self.tracer.metadata(self.root, "ndim")
             if rank is not None:
                 return rank
         return super().__call__(*args, **kwargs)
 
 
+_CONSTANT_DEVICES = frozenset({"cpu", "meta"})
+"""Device types a device read is a constant of the trace on. A tensor the forward builds from constants
+alone is made as the forward makes it, a constant of the graph: on the CPU (as ``torch.arange(n)`` is)
+or on meta, never on an accelerator, where it would run a real kernel and hold device memory — there
+``x.device`` stays fx's attribute node, and what is built on it a node of the graph."""
+
 _RANK_METHODS = frozenset({"dim", "ndimension"})
-"""Tensor methods that return the rank (:meth:`_Tracer.rank`)."""
+"""Tensor methods that return the rank (:meth:`_Tracer.metadata`)."""
 
 
 _NOT_TENSORS = frozenset({int, float, bool, str, tuple, list, dict, set, type(None), OrderedDict})
