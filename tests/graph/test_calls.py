@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import operator
 import weakref
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
-from torchscan.graph.calls import ArgumentBinder, display_type
+from torchscan.graph.calls import ArgumentBinder, _signatures, display_type
 
 T = torch.Tensor
 aten = torch.ops.aten
@@ -90,6 +93,50 @@ def test_builtin_signatures_bind_as_torch_documents_them() -> None:
     bound = binder.bind(torch.conv2d, (torch.empty(1, 1, 3, 3), torch.empty(1, 1, 1, 1)), {"stride": 2})
     assert list(bound) == ["input", "weight", "bias", "stride", "padding", "dilation", "groups"]
     assert bound["stride"] == 2 and bound["bias"] is None and bound["groups"] == 1
+
+
+def _reference_bind(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What ``inspect`` binds (the first signature that takes the call), ``**kwargs`` flattened."""
+    for signature in _signatures(function):
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:
+            continue
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        for parameter in signature.parameters.values():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD and parameter.name in arguments:
+                arguments.update(arguments.pop(parameter.name))
+        return arguments
+    return {"args": tuple(args), **kwargs}
+
+
+def _everything(a: Any, b: Any = 1, /, c: Any = None, *rest: Any, d: Any, e: Any = (), **extra: Any) -> None:
+    """Every kind of parameter: positional-only, either, ``*args``, keyword-only, ``**kwargs``."""
+
+
+_BOUND = [_everything, torch.conv2d, F.layer_norm, torch.add, operator.getitem, torch.sum, T.view, F.interpolate]
+_KEYWORDS = ["a", "b", "c", "d", "e", "input", "weight", "bias", "stride", "dim", "alpha", "size", "mode", "other", "z"]
+
+
+@given(
+    function=st.sampled_from(_BOUND),
+    calls=st.lists(
+        st.tuples(st.integers(0, 5), st.lists(st.sampled_from(_KEYWORDS), max_size=4, unique=True)), max_size=6
+    ),
+)
+def test_a_planned_binding_binds_as_inspect_does(function: Any, calls: list[tuple[int, list[str]]]) -> None:
+    """The binder binds a structure (positional count, keywords) once with ``inspect`` and replays the
+    plan after: every call — repeated structures with other values included — gives ``inspect``'s dict,
+    in its order, or the unbindable fallback where no signature takes the call."""
+    binder = ArgumentBinder()
+    for round_ in range(2):  # the second round replays the plans the first made
+        for count, keywords in calls:
+            args = tuple(object() for _ in range(count))
+            kwargs = {name: (name, round_) for name in keywords}
+            bound, expected = binder.bind(function, args, kwargs), _reference_bind(function, args, kwargs)
+            assert list(bound.items()) == list(expected.items())
+            assert all(bound[name] is expected[name] for name in bound)
 
 
 def test_a_property_getter_binds_its_arguments() -> None:
