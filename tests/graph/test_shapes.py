@@ -3,6 +3,7 @@ never dump fx's graph."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -136,3 +137,54 @@ def test_the_trace_s_shape_pass_gives_the_shape_pass_s_values(case: tuple[nn.Mod
         fresh = crawl_module(model, shape, receptive_field=True)
     assert specialized.to_dict() == fresh.to_dict()
     assert _nodes(specialized) == _nodes(fresh)
+
+
+class _SizeArithmetic(nn.Module):
+    """Size arithmetic of every kind the shape pass runs as it is: sizes read off shapes, operators and
+    ``math`` on them, slices of shapes, comparisons, a tuple of sizes; and a reshape that takes them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        half = n // 2 + (n % 2) - (c > 4) * 0
+        rows = math.ceil(n / 2) * 2 - (n & 1) ** 2
+        grid = x.shape[1:]
+        y = self.fc(x).reshape(b, -n * -c // (half + rows - rows), half)
+        return y.reshape(-1, grid[0] * grid[-1]) * (b == y.shape[0])
+
+
+def test_size_arithmetic_gives_the_values_the_general_path_gives() -> None:
+    """The arithmetic path (operators and ``math`` on plain numbers, no rule, no dispatch) gives every
+    node the values the general path gives: records, storages, report."""
+    import torchscan.graph.shapes as shapes_module
+
+    model = _SizeArithmetic()
+    fast = crawl_module(model, (4, 6), batch_size=3, receptive_field=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shapes_module, "_ARITHMETIC", frozenset())
+        general = crawl_module(model, (4, 6), batch_size=3, receptive_field=True)
+    assert fast.to_dict() == general.to_dict()
+    assert _nodes(fast) == _nodes(general)
+    types = {record.type_name for _, record in fast.records.nodes(data="record")}
+    assert {"floor_divide", "remainder", "ceil", "div", "getitem", "gt", "eq", "bitwise_and", "pow", "neg"} <= types
+    ran: list[Any] = []
+    original = shapes_module._ShapeRunner._arithmetic
+
+    def counted(self: Any, n: Any, args: Any) -> Any:
+        ran.append(n)
+        return original(self, n, args)
+
+    with pytest.MonkeyPatch.context() as patch:  # the arithmetic path is the one that ran them
+        patch.setattr(shapes_module._ShapeRunner, "_arithmetic", counted)
+        crawl_module(model, (4, 6), batch_size=3)
+    assert len(ran) >= 15
+    with pytest.raises(ShapeError, match="getitem"):  # an error there names the node, as the general path's
+        crawl_module(_OutOfRange(), (4, 6))
+
+
+class _OutOfRange(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * x.shape[3]

@@ -469,3 +469,39 @@ def test_a_device_read_on_an_accelerator_builds_nothing_there() -> None:
     del captured
     torch.cuda.synchronize()
     assert torch.cuda.memory_allocated() == before
+
+
+class CallsTorchFunctions(nn.Module):
+    """Torch functions called on proxies: plain, with keywords, a parameter among the arguments, a list
+    of proxies, a tuple of them given as a keyword."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(x)
+        y = torch.nn.functional.layer_norm(y, (4,), weight=self.norm.weight, eps=1e-3)
+        y = torch.cat([x, y], dim=-1)
+        z = torch.stack(tensors=(x, y[:, :4]), dim=0)
+        return torch.flatten(z, 1).sum(-1, keepdim=True)
+
+
+def test_torch_functions_on_proxies_make_fx_s_own_nodes() -> None:
+    """The tracer's torch-function path (the tracer found among the arguments) makes the nodes fx's
+    ``symbolic_trace`` makes: the same ops, targets, names and arguments."""
+    model = CallsTorchFunctions().eval()
+    ours = capture(model, DEFAULT_REGISTRY, model_inputs((4,), batch_size=2)).graph
+    theirs = torch.fx.symbolic_trace(model).graph
+
+    def described(graph: torch.fx.Graph) -> list[tuple[Any, ...]]:
+        def name(node: torch.fx.Node) -> str:  # fx names the input after the forward's argument
+            return "input" if node.op == "placeholder" else node.name
+
+        return [
+            (node.op, node.target, node.name, str(torch.fx.node.map_arg((node.args, node.kwargs), name)))
+            for node in graph.nodes
+            if node.op != "placeholder"
+        ]
+
+    assert described(ours) == described(theirs)

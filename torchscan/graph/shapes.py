@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
+import operator
 import os
 import threading
 import traceback
@@ -64,6 +66,60 @@ _PLAIN = (
     slice,
     type(Ellipsis),
 )
+
+
+_ARITHMETIC = frozenset(
+    {
+        *(
+            getattr(operator, name)
+            for name in (
+                "add",
+                "sub",
+                "mul",
+                "floordiv",
+                "truediv",
+                "mod",
+                "pow",
+                "neg",
+                "pos",
+                "abs",
+                "eq",
+                "ne",
+                "lt",
+                "le",
+                "gt",
+                "ge",
+                "getitem",
+                "and_",
+                "or_",
+                "xor",
+                "not_",
+                "invert",
+                "lshift",
+                "rshift",
+                "index",
+                "truth",
+            )
+        ),
+        *(getattr(math, name) for name in ("ceil", "floor", "trunc", "sqrt", "isqrt", "log", "log2", "exp")),
+    }
+)
+"""Python operators and ``math`` functions: on plain numbers (sizes read off shapes, ``H // 2``), run as
+they are (:meth:`_ShapeRunner.run_node`'s arithmetic path)."""
+
+_NUMBERS = frozenset({int, float, bool, type(None), slice})
+"""The argument types of size arithmetic (``x.shape[0] // 2``, ``shape[1:]``), besides shapes themselves."""
+
+
+def _plain_numbers(args: tuple[Any, ...]) -> bool:
+    """Whether every argument is a plain number, ``None``, a slice, a ``torch.Size`` or a tuple of numbers."""
+    for arg in args:
+        kind = type(arg)
+        if kind in _NUMBERS or kind is torch.Size:
+            continue
+        if kind is not tuple or any(type(item) not in _NUMBERS for item in arg):
+            return False
+    return True
 
 
 @frozen_record
@@ -458,6 +514,8 @@ class _ShapeRunner:
         # errors name the node themselves, and that context manager costs more than a rule
         env = self._env
         args, kwargs = map_arg(n.args, env.__getitem__), map_arg(n.kwargs, env.__getitem__)
+        if n.op == "call_function" and not kwargs and n.target in _ARITHMETIC and _plain_numbers(args):
+            return self._arithmetic(n, args)
         plan = self._plan(n)
         described_args, described_kwargs = describe(args), describe(kwargs)
         if plan is not None and plan.weighted:
@@ -486,6 +544,20 @@ class _ShapeRunner:
             storages=storages,
             passthrough=n.op != "placeholder" and is_passthrough((args, kwargs), result),
             result=result,
+        )
+        return result
+
+    def _arithmetic(self, n: fx.Node, args: tuple[Any, ...]) -> Any:
+        """Size arithmetic (``x.shape[0] // 2``: an operator or ``math`` function of plain numbers and
+        shapes), run as it is: no rule, no dispatch, no tensor, so its values are its arguments and
+        result described, with no storage — what the general path gives such a node, ~4× cheaper
+        (a sixth of the nodes of timm's transformers)."""
+        try:
+            result = n.target(*args)
+        except Exception as error:
+            raise self._shape_error(n, args, {}, error) from error
+        self.values[n.name] = NodeValues(
+            args=describe(args), kwargs={}, output=describe(result), storages=(), passthrough=False, result=result
         )
         return result
 
@@ -647,7 +719,8 @@ class TraceShapes:
     before it run once, in graph order, as :func:`propagate` runs them (nothing is freed: later nodes
     are not made yet); :meth:`finish` runs the rest once the trace is done, giving what
     :func:`propagate` gives. While the trace runs, the copy's tensors are read as fakes through the
-    tracer (none is put in); after it, a dispatched module call gets its fakes put in, as in :func:`propagate`."""
+    tracer (none is put in); after it, a dispatched module call gets its fakes put in, as in :func:`propagate`.
+    ``submodules``: ``root.named_modules(remove_duplicate=False)`` as a dict, when the caller has walked it."""
 
     def __init__(
         self,
@@ -657,9 +730,10 @@ class TraceShapes:
         fake_mode: FakeTensorMode,
         fakes: Fakes | None,
         constants: Collection[str],
+        submodules: dict[str, nn.Module] | None = None,
     ) -> None:
         self._paths: dict[str, str] = {}
-        plans = PlanCache(steps=())  # run node by node: no steps of a graph not made yet
+        plans = PlanCache(steps=(), submodules=submodules)  # run node by node: no steps of a graph not made yet
         self._runner = _ShapeRunner(root, graph, self._paths, RULES, fake_mode, fakes, plans, constants, fill=False)
         self._runner._inputs = iter(inputs)
         self._graph, self._last = graph, graph._root

@@ -173,6 +173,11 @@ class _Tracer(fx.Tracer):
         """Every module of the copy (:attr:`ModelCopy.modules`)."""
         self._fakes = fakes
         self._stack_traces: dict[tuple[Any, ...], str] = {}
+        self._tensor_methods: dict[Any, bool] = {}
+        self.submodules: dict[str, nn.Module] | None = None
+        """``submodules_of.named_modules(remove_duplicate=False)`` as a dict, walked once by the caller for the
+        trace, its shape pass and the passes after (:attr:`PlanCache.submodules`)."""
+        self.submodules_of: nn.Module | None = None
         """Stack trace text by stack (:func:`_frames`: code object and line of each frame)."""
         self._user_stacks: dict[tuple[tuple[str, int, str], ...], str] = {}
         self._stack_texts = StackTexts()
@@ -219,7 +224,14 @@ class _Tracer(fx.Tracer):
         self._entry = (caller, _frames(caller, None))
         self.root = root
         self.root_module_name = root._get_name()
-        self.submodule_paths = {module: path for path, module in root.named_modules()}
+        submodules = self.submodules if root is self.submodules_of else None
+        if submodules is None:
+            submodules = dict(root.named_modules(remove_duplicate=False))
+        # each module at its first path, in the order ``named_modules()`` gives them (a module registered
+        # at several paths is met first where that walk meets it: before the walk steps into any repeat)
+        self.submodule_paths = {}
+        for path, module in submodules.items():
+            self.submodule_paths.setdefault(module, path)
         self.graph = fx.Graph(tracer_cls=type(self))
         self.tensor_attrs = {}
         for module, path in self.submodule_paths.items():
@@ -304,12 +316,25 @@ class _Tracer(fx.Tracer):
         """The value of ``node`` from the shape pass of the graph so far (begun at the first read)."""
         if self.shapes is None:
             inputs = fake_inputs(self._inputs.specs, self._device, self.fake_mode)
-            self.shapes = TraceShapes(self.root, self.graph, inputs, self.fake_mode, self._fakes, self.constants)
+            submodules = self.submodules if self.root is self.submodules_of else None
+            self.shapes = TraceShapes(
+                self.root, self.graph, inputs, self.fake_mode, self._fakes, self.constants, submodules
+            )
         self.shaping = True
         try:
             return self.shapes.value(node)
         finally:
             self.shaping = False
+
+    def is_tensor_method(self, function: Any) -> bool:
+        """``torch.overrides.is_tensor_method_or_property(function)``, remembered per function for the trace."""
+        try:
+            known = self._tensor_methods.get(function)
+        except TypeError:  # an unhashable callable
+            return torch.overrides.is_tensor_method_or_property(function)
+        if known is None:
+            known = self._tensor_methods[function] = torch.overrides.is_tensor_method_or_property(function)
+        return known
 
     def to_bool(self, obj: fx.Proxy) -> bool:
         return self.concrete(obj, "bool")
@@ -635,6 +660,44 @@ class _Proxy(fx.Proxy):
     def __float__(self) -> float:
         return self.tracer.concrete(self, "float")
 
+    @classmethod
+    def __torch_function__(
+        cls,
+        orig_method: Callable[..., Any],
+        types: tuple[type, ...],
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        """fx's node for a torch function called on proxies (``torch.relu(x)``, ``F.layer_norm(x, …)``),
+        made as fx makes it, without fx's two pytree walks to find the tracer and the warnings filter
+        pushed and popped to ask torch whether the function is a tensor method (~10 µs a call): the
+        tracer is found among the arguments (and the items of a list or tuple argument), the answer
+        remembered per function for the trace. Anything else (proxies nested deeper, several tracers,
+        a script method or a higher-order op) goes to fx's own."""
+        args = args if args else ()
+        kwargs = kwargs if kwargs else {}
+        tracer = _tracer_of(args, kwargs)
+        if tracer is None or isinstance(orig_method, (torch._C.ScriptMethod, torch._ops.HigherOrderOperator)):
+            return fx.Proxy.__torch_function__.__func__(cls, orig_method, types, args, kwargs)
+        if tracer.is_tensor_method(orig_method):
+            return tracer.create_proxy("call_method", orig_method.__name__, args, kwargs)
+        name = tracer.graph._target_to_str(orig_method.__name__)
+        return tracer.create_proxy("call_function", orig_method, args, kwargs, name=name)
+
+
+def _tracer_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> _Tracer | None:
+    """The one tracer of the proxies among ``args`` and ``kwargs``' values (and the items of a list or
+    tuple among them); None where there are none at that depth or several tracers (fx's walk decides)."""
+    found: _Tracer | None = None
+    for value in (*args, *kwargs.values()):
+        for item in value if type(value) in (list, tuple) else (value,):
+            if isinstance(item, fx.Proxy):
+                if found is None:
+                    found = item.tracer
+                elif item.tracer is not found:
+                    return None
+    return found if isinstance(found, _Tracer) else None
+
 
 class _Attribute(fx.proxy.Attribute):
     """fx's lazy attribute proxy (``x.shape``: a ``getattr`` node only where the value is used, a
@@ -649,6 +712,7 @@ class _Attribute(fx.proxy.Attribute):
     __index__ = _Proxy.__index__
     __int__ = _Proxy.__int__
     __float__ = _Proxy.__float__
+    __torch_function__ = _Proxy.__torch_function__
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.attr in _RANK_METHODS and not args and not kwargs:  # ``x.dim()``: a rank, as ``x.ndim``
@@ -999,6 +1063,7 @@ def capture(
     copied = shadow_copy(model, fakes, lazy=True, modules=modules)
     clone = copied.root
     tracer = _Tracer(registry, inputs, fakes, copied.modules, reuse, min_share, input_device(model))
+    submodules: dict[str, nn.Module] | None = None
     if isinstance(model, fx.GraphModule):  # already a graph (torch.export's .module(), fx's own): used as is
         return dataclasses.replace(_graph_capture(model, clone, inputs, fake_mode, fakes), shared=copied.shared)
     try:
@@ -1008,6 +1073,8 @@ def capture(
             outputs: dict[str, tuple[str, ...]] = {}
         else:
             root = clone
+            submodules = tracer.submodules = dict(clone.named_modules(remove_duplicate=False))  # one walk for all
+            tracer.submodules_of = clone
             try:
                 graph = tracer.trace(clone)
             except CaptureError:
@@ -1030,7 +1097,7 @@ def capture(
             replayed=tracer.replayed,
             guards=tuple(tracer.guards),
             checks=tuple(tracer.checks),
-            memo=Memo(traced=tracer.shapes),
+            memo=Memo(traced=tracer.shapes, shapes=PlanCache(submodules=submodules)),
         )
     finally:
         vars(tracer).clear()  # its proxies refer back to it: freed now (a failed trace's too), not by the collector

@@ -34,8 +34,10 @@ def workspace(record: NodeRecord, families: Mapping[str, Saves | None] | None = 
 
 def _same_padding_copy(record: NodeRecord) -> int:
     call = record.call
-    weight = call.spec("weight") if call is not None else None
-    if call is None or weight is None or call.attrs.get("padding") != "same" or not call.inputs:
+    if call is None or call.attrs.get("padding") != "same" or not call.inputs:  # most nodes: no weight looked up
+        return 0
+    weight = call.spec("weight")
+    if weight is None:
         return 0
     dims = weight.ndim - 2
     dilation = call.get("dilation", 1)
