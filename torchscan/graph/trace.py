@@ -173,12 +173,13 @@ class _Tracer(fx.Tracer):
         """Every module of the copy (:attr:`ModelCopy.modules`)."""
         self._fakes = fakes
         self._stack_traces: dict[tuple[Any, ...], str] = {}
+        """Stack trace text by stack (:func:`_frames`: code object and line of each frame)."""
         self._tensor_methods: dict[Any, bool] = {}
+        """Whether a torch function is a tensor method, by function (:meth:`is_tensor_method`)."""
         self.submodules: dict[str, nn.Module] | None = None
         """``submodules_of.named_modules(remove_duplicate=False)`` as a dict, walked once by the caller for the
         trace, its shape pass and the passes after (:attr:`PlanCache.submodules`)."""
         self.submodules_of: nn.Module | None = None
-        """Stack trace text by stack (:func:`_frames`: code object and line of each frame)."""
         self._user_stacks: dict[tuple[tuple[str, int, str], ...], str] = {}
         self._stack_texts = StackTexts()
         """Stack trace text by the stack's frames outside torchscan (file, line, function)."""
@@ -268,7 +269,7 @@ class _Tracer(fx.Tracer):
             if self._reuse is not None:
                 self.replayed = tuple(self._reuse.replayed)
             self._reuse = None  # it refers to the tracer: no cycle left
-        _drop_unread_attributes(self.graph, {guard.node for guard in self.guards})
+        _drop_unread_attributes(self.graph, {guard.node for guard in self.guards} | set(self.held_outputs))
         return self.graph
 
     def concrete(self, proxy: fx.Proxy, kind: str) -> Any:
@@ -621,11 +622,12 @@ class _Tracer(fx.Tracer):
         return node
 
 
-def _drop_unread_attributes(graph: fx.Graph, guarded: set[str]) -> None:
+def _drop_unread_attributes(graph: fx.Graph, kept: set[str]) -> None:
     """Erase the ``get_attr`` nodes nothing reads: a parameter proxy made for Python code that read
-    only its metadata (``self.fc.weight.dtype``) or compared it (``self.bias is not None``) is no op."""
+    only its metadata (``self.fc.weight.dtype``) or compared it (``self.bias is not None``) is no op.
+    ``kept``: nodes named elsewhere (a guard's, an output object's), left in."""
     for node in [node for node in graph.nodes if node.op == "get_attr" and not node.users]:
-        if node.name not in guarded:
+        if node.name not in kept:
             graph.erase_node(node)
 
 
