@@ -164,7 +164,7 @@ def test_size_arithmetic_gives_the_values_the_general_path_gives() -> None:
     model = _SizeArithmetic()
     fast = crawl_module(model, (4, 6), batch_size=3, receptive_field=True)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(shapes_module, "_ARITHMETIC", frozenset())
+        patch.setattr(shapes_module, "_ARITHMETIC_MODULES", frozenset())
         general = crawl_module(model, (4, 6), batch_size=3, receptive_field=True)
     assert fast.to_dict() == general.to_dict()
     assert _nodes(fast) == _nodes(general)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
-import operator
 import os
 import threading
 import traceback
@@ -68,56 +66,18 @@ _PLAIN = (
 )
 
 
-_ARITHMETIC = frozenset(
-    {
-        *(
-            getattr(operator, name)
-            for name in (
-                "add",
-                "sub",
-                "mul",
-                "floordiv",
-                "truediv",
-                "mod",
-                "pow",
-                "neg",
-                "pos",
-                "abs",
-                "eq",
-                "ne",
-                "lt",
-                "le",
-                "gt",
-                "ge",
-                "getitem",
-                "and_",
-                "or_",
-                "xor",
-                "not_",
-                "invert",
-                "lshift",
-                "rshift",
-                "index",
-                "truth",
-            )
-        ),
-        *(getattr(math, name) for name in ("ceil", "floor", "trunc", "sqrt", "isqrt", "log", "log2", "exp")),
-    }
-)
-"""Python operators and ``math`` functions: on plain numbers (sizes read off shapes, ``H // 2``), run as
-they are (:meth:`_ShapeRunner.run_node`'s arithmetic path)."""
-
-_NUMBERS = frozenset({int, float, bool, type(None), slice})
-"""The argument types of size arithmetic (``x.shape[0] // 2``, ``shape[1:]``), besides shapes themselves."""
+_ARITHMETIC_MODULES = frozenset({"_operator", "math"})
+"""Where Python's operators and ``math``'s functions live (``operator.floordiv.__module__``): on plain values
+(sizes read off shapes, ``H // 2``) they run as they are (:meth:`_ShapeRunner.run_node`'s arithmetic path)."""
 
 
-def _plain_numbers(args: tuple[Any, ...]) -> bool:
-    """Whether every argument is a plain number, ``None``, a slice, a ``torch.Size`` or a tuple of numbers."""
+def _plain_values(args: tuple[Any, ...]) -> bool:
+    """Whether every argument is plain data (:data:`_PLAIN`), a ``torch.Size`` or a tuple of plain data."""
     for arg in args:
         kind = type(arg)
-        if kind in _NUMBERS or kind is torch.Size:
+        if kind in _PLAIN_TYPES or kind is torch.Size:
             continue
-        if kind is not tuple or any(type(item) not in _NUMBERS for item in arg):
+        if kind is not tuple or any(type(item) not in _PLAIN_TYPES for item in arg):
             return False
     return True
 
@@ -514,7 +474,12 @@ class _ShapeRunner:
         # errors name the node themselves, and that context manager costs more than a rule
         env = self._env
         args, kwargs = map_arg(n.args, env.__getitem__), map_arg(n.kwargs, env.__getitem__)
-        if n.op == "call_function" and not kwargs and n.target in _ARITHMETIC and _plain_numbers(args):
+        if (
+            n.op == "call_function"
+            and not kwargs
+            and getattr(n.target, "__module__", None) in _ARITHMETIC_MODULES
+            and _plain_values(args)
+        ):
             return self._arithmetic(n, args)
         plan = self._plan(n)
         described_args, described_kwargs = describe(args), describe(kwargs)
@@ -548,10 +513,10 @@ class _ShapeRunner:
         return result
 
     def _arithmetic(self, n: fx.Node, args: tuple[Any, ...]) -> Any:
-        """Size arithmetic (``x.shape[0] // 2``: an operator or ``math`` function of plain numbers and
+        """Size arithmetic (``x.shape[0] // 2``: an operator or ``math`` function of plain values and
         shapes), run as it is: no rule, no dispatch, no tensor, so its values are its arguments and
         result described, with no storage — what the general path gives such a node, ~4× cheaper
-        (a sixth of the nodes of timm's transformers)."""
+        (15% of the nodes of the timm corpus are such arithmetic)."""
         try:
             result = n.target(*args)
         except Exception as error:

@@ -176,10 +176,8 @@ class _Tracer(fx.Tracer):
         """Stack trace text by stack (:func:`_frames`: code object and line of each frame)."""
         self._tensor_methods: dict[Any, bool] = {}
         """Whether a torch function is a tensor method, by function (:meth:`is_tensor_method`)."""
-        self.submodules: dict[str, nn.Module] | None = None
-        """``submodules_of.named_modules(remove_duplicate=False)`` as a dict, walked once by the caller for the
-        trace, its shape pass and the passes after (:attr:`PlanCache.submodules`)."""
-        self.submodules_of: nn.Module | None = None
+        self._walked: tuple[nn.Module, dict[str, nn.Module]] | None = None
+        """(root, its ``named_modules(remove_duplicate=False)`` as a dict): :meth:`submodules_of`."""
         self._user_stacks: dict[tuple[tuple[str, int, str], ...], str] = {}
         self._stack_texts = StackTexts()
         """Stack trace text by the stack's frames outside torchscan (file, line, function)."""
@@ -225,9 +223,7 @@ class _Tracer(fx.Tracer):
         self._entry = (caller, _frames(caller, None))
         self.root = root
         self.root_module_name = root._get_name()
-        submodules = self.submodules if root is self.submodules_of else None
-        if submodules is None:
-            submodules = dict(root.named_modules(remove_duplicate=False))
+        submodules = self.submodules_of(root)
         # each module at its first path, in the order ``named_modules()`` gives them (a module registered
         # at several paths is met first where that walk meets it: before the walk steps into any repeat)
         self.submodule_paths = {}
@@ -317,7 +313,7 @@ class _Tracer(fx.Tracer):
         """The value of ``node`` from the shape pass of the graph so far (begun at the first read)."""
         if self.shapes is None:
             inputs = fake_inputs(self._inputs.specs, self._device, self.fake_mode)
-            submodules = self.submodules if self.root is self.submodules_of else None
+            submodules = self.submodules_of(self.root)
             self.shapes = TraceShapes(
                 self.root, self.graph, inputs, self.fake_mode, self._fakes, self.constants, submodules
             )
@@ -326,6 +322,13 @@ class _Tracer(fx.Tracer):
             return self.shapes.value(node)
         finally:
             self.shaping = False
+
+    def submodules_of(self, root: nn.Module) -> dict[str, nn.Module]:
+        """``root.named_modules(remove_duplicate=False)`` as a dict, walked once for the trace, its shape
+        pass and the passes after (:attr:`PlanCache.submodules`)."""
+        if self._walked is None or self._walked[0] is not root:
+            self._walked = (root, dict(root.named_modules(remove_duplicate=False)))
+        return self._walked[1]
 
     def is_tensor_method(self, function: Any) -> bool:
         """``torch.overrides.is_tensor_method_or_property(function)``, remembered per function for the trace."""
@@ -1075,8 +1078,6 @@ def capture(
             outputs: dict[str, tuple[str, ...]] = {}
         else:
             root = clone
-            submodules = tracer.submodules = dict(clone.named_modules(remove_duplicate=False))  # one walk for all
-            tracer.submodules_of = clone
             try:
                 graph = tracer.trace(clone)
             except CaptureError:
@@ -1086,6 +1087,7 @@ def capture(
                     f"torch.fx could not trace {type(model).__name__}: {type(error).__name__}: {error}"
                 ) from error
             outputs = {path: tuple(names) for path, names in tracer.module_outputs.items()}
+            submodules = tracer.submodules_of(clone)  # the trace's walk
         return Capture(
             graph=graph,
             root=root,
