@@ -12,6 +12,7 @@ from torch import nn
 
 from tests.test_api import assert_same, snapshot
 from torchscan import CaptureError, Report, ShapeError, crawl_module
+from torchscan.records import Cost
 
 
 class Traceable(nn.Module):
@@ -296,3 +297,67 @@ def test_an_analysis_leaves_no_frames_or_copies_in_reference_cycles(model: nn.Mo
     the copy of the model, the tracer and the graph until the cyclic collector runs after the
     analysis, tens of milliseconds on a transformer."""
     assert _left_in_cycles(model, (3, 8, 6)) == []
+
+
+class Writing(nn.Module):
+    """Writes into slices of a new tensor and of an activation (``x[index] = value``: fx's proxy has no
+    ``__setitem__``), by a slice, an integer, a mask and an index tensor, then reads what it wrote."""
+
+    table: ClassVar[dict[int, int]] = {8: 1}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 4)
+        self.register_buffer("index", torch.tensor([0, 2]))
+
+    def repeats(self, channels: int) -> int:
+        return 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        z = torch.zeros_like(y)
+        for _ in range(self.repeats(y.shape[1])):
+            z[:, :4] = y[:, 4:] * 2
+        z[:, 5] = 1.0
+        z[z > 0.5] = 0.25
+        y[:, self.index] = z[:, 6:]  # into an activation that requires grad
+        return self.fc((z.relu() + y).mean((2, 3)))
+
+
+class WritingUntraceable(Writing):
+    """The same, looping a number of times a table keyed by a size gives: recorded."""
+
+    def repeats(self, channels: int) -> int:
+        return self.table[channels]
+
+
+def test_writes_into_tensors_are_traced_and_counted_as_a_recorded_forward_counts_them() -> None:
+    traced = crawl_module(Writing().train(), (3, 8, 8), batch_size=2)
+    recorded = crawl_module(WritingUntraceable().train(), (3, 8, 8), batch_size=2)
+    assert (traced.context.capture, recorded.context.capture) == ("torch.fx", "eager-record")
+    assert traced.totals == recorded.totals and traced.totals.complete
+    assert traced.memory == recorded.memory
+    writes = {n: d["cost"] for n, d in traced.records.nodes(data=True) if d["record"].type_name == "setitem"}
+    elements = 2 * 8 * 8  # batch · height · width
+    assert list(writes.values()) == [
+        Cost(dmas=2 * 4 * elements),  # z[:, :4] = …: written and read
+        Cost(dmas=elements),  # z[:, 5] = 1.0
+        Cost(dmas=2 * 8 * elements),  # z[mask] = 0.25: every element the mask covers, and the mask
+        Cost(dmas=2 * 2 * elements + 2),  # y[:, index] = z[:, 6:]: written, read, and the index
+    ]
+    relu = next(n for n, d in traced.records.nodes(data=True) if d["record"].type_name == "relu")
+    assert any(traced.records.nodes[p]["record"].type_name == "setitem" for p in traced.records.pred[relu])
+
+
+def test_a_write_of_a_value_that_does_not_fit_names_the_node_and_shapes() -> None:
+    class Misfit(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.zeros_like(x)
+            y[:, :2] = x  # three channels into two
+            return y
+
+    with pytest.raises(ShapeError) as caught:
+        crawl_module(Misfit(), (3, 8, 8))
+    assert "fx node 'setitem'" in str(caught.value) and "(1, 3, 8, 8), (1, 3, 8, 8)" in str(caught.value)
+    assert "y[:, :2] = x" in str(caught.value)  # the user's line

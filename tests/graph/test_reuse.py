@@ -683,3 +683,44 @@ def test_a_replay_whose_rank_reads_otherwise_is_traced_again(monkeypatch: pytest
     plain = crawl_module(model, (3, 4), batch_size=2)
     assert report.to_dict() == plain.to_dict() and report.context.capture == "torch.fx"
     assert "amax" in {record.type_name for _, record in report.records.nodes(data="record")}
+
+
+class WritingBlock(nn.Module):
+    """Writes into a tensor it makes and, with ``into_argument``, into its argument (``x[…] = value``)."""
+
+    def __init__(self, into_argument: bool) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.into_argument = into_argument
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        out = torch.zeros_like(y)
+        out[:, 1:] = y[:, :-1]
+        if self.into_argument:
+            x[:, 0] = y[:, 0]  # the caller's tensor from then on: its argument changed
+        return out.relu()
+
+
+class WritingBlocks(nn.Module):
+    def __init__(self, into_argument: bool) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(WritingBlock(into_argument) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = x
+        for block in self.blocks:
+            total = total + block(x)
+        return total + x
+
+
+@pytest.mark.parametrize("into_argument", [False, True])
+def test_blocks_writing_into_tensors_get_the_graph_a_full_trace_gives(
+    into_argument: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block writing into a tensor of its own is replayed; one writing into its argument (which the
+    caller then reads as the write) is traced each time."""
+    plain, reused = _both(WritingBlocks(into_argument).train(), (4,))
+    _assert_same_graph(plain, reused)
+    assert bool(reused.replayed) is not into_argument
+    _reports_equal(WritingBlocks(into_argument).train(), (4,), monkeypatch)

@@ -505,3 +505,28 @@ def test_torch_functions_on_proxies_make_fx_s_own_nodes() -> None:
         ]
 
     assert described(ours) == described(theirs)
+
+
+class _Caching(nn.Module):
+    """Keeps a table computed from the input's size in a buffer (timm's ConViT does), read back at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("table", torch.zeros(1, 1), persistent=False)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[1]
+        if self.table.shape[1] != n:
+            table = torch.zeros(1, n)
+            table[:, 0] = 1.0
+            self.table = table
+        return self.fc(x) * self.table.expand(x.shape[0], -1)
+
+
+def test_a_value_of_the_trace_stored_in_a_buffer_is_read_back_and_the_model_keeps_its_own() -> None:
+    model = _Caching()
+    report = crawl_module(model, (4,), batch_size=3)
+    assert report.context.capture == "torch.fx"
+    assert report.totals.flops == 2 * 3 * 4 * 4 + 3 * 4  # the linear's products and the product with the table
+    assert tuple(model.table.shape) == (1, 1) and "setitem" in report.records

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from tests.ops.helpers import cost, spec
+from tests.profiles import examples
 from torchscan import crawl_module
-from torchscan.records import Cost
+from torchscan.ops.shape import selected_elements
+from torchscan.records import Cost, TensorSpec
+
+T = torch.Tensor
 
 
 def test_attribute_reads_are_free() -> None:
@@ -72,3 +81,97 @@ def test_casts_keep_the_receptive_field(cast: Callable[[torch.Tensor], torch.Ten
     report = crawl_module(_Casts(cast), (1, 9, 9), receptive_field=True)
     assert [d.code for d in report.diagnostics if d.code.startswith("rf-")] == []
     assert report.row("second").receptive_field == (5, 5)
+
+
+def _index_item(data: st.DataObject, size: int, advanced: tuple[int, ...]) -> tuple[Any, int]:
+    """One item of an index for a dimension of ``size`` and the dimensions it takes: an integer, a
+    slice, ``None``, an integer tensor of shape ``advanced``, a list of integers, or a mask."""
+    kinds = ["slice", "none", "mask"] + (["int", "tensor", "list"] if size > 0 else [])
+    kind = data.draw(st.sampled_from(kinds))
+    if kind == "int":
+        return data.draw(st.integers(-size, size - 1)), 1
+    if kind == "slice":
+        bound = st.none() | st.integers(-size - 2, size + 2)
+        return slice(data.draw(bound), data.draw(bound), data.draw(st.none() | st.integers(1, 3))), 1
+    if kind == "none":
+        return None, 0
+    if kind == "mask":
+        return torch.ones(size, dtype=torch.bool), 1  # every element selected: the count the formula gives
+    values = data.draw(
+        st.lists(st.integers(-size, size - 1), min_size=math.prod(advanced), max_size=math.prod(advanced))
+    )
+    if kind == "list":
+        return values[:1] * advanced[0] if len(advanced) == 1 else values[:1], 1
+    return torch.tensor(values, dtype=torch.long).reshape(advanced), 1
+
+
+def _described(item: Any) -> Any:
+    """An index item as a described call holds it (tensors as specs, lists as tuples)."""
+    if isinstance(item, torch.Tensor):
+        return TensorSpec(tuple(item.shape), item.dtype)
+    return tuple(item) if isinstance(item, list) else item
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(data=st.data(), shape=st.lists(st.integers(0, 4), min_size=1, max_size=4))
+def test_the_elements_an_index_selects_are_what_torch_selects(data: st.DataObject, shape: list[int]) -> None:
+    """``selected_elements`` against indexing a real tensor (a mask selecting every element it covers):
+    integers, slices of any bounds and steps, ``None``, ``...``, integer tensors and lists broadcasting
+    together."""
+    advanced = tuple(data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=2)))
+    ellipsis_at = data.draw(st.none() | st.integers(0, len(shape)))
+    items: list[Any] = []
+    for position, size in enumerate(shape[: data.draw(st.integers(0, len(shape)))]):
+        if position == ellipsis_at:
+            items.append(Ellipsis)
+            break
+        item, _ = _index_item(data, size, advanced)
+        items.append(item)
+    alone = len(items) == 1 and not isinstance(items[0], list) and data.draw(st.booleans())
+    key = items[0] if alone else tuple(items)  # a list as the whole index reads as integers (documented)
+    try:
+        expected = torch.zeros(shape)[key].numel()
+    except IndexError:  # index tensors that do not broadcast together
+        assume(False)
+    described = tuple(_described(item) for item in key) if type(key) is tuple else _described(key)
+    assert selected_elements(tuple(shape), described) == expected
+
+
+def test_an_index_write_reads_the_value_and_index_and_writes_the_selection() -> None:
+    """``x[index] = value``: ``DMAs = N_sel + N_value + N_index``, no arithmetic, for both spellings."""
+    destination = spec(2, 6, 5)
+    assert cost(
+        operator.setitem,
+        (destination, spec(2, 2, 5)),
+        (destination,),
+        a=destination,
+        b=(slice(None), slice(0, 4, 2)),
+        c=spec(2, 2, 5),
+    ) == Cost(dmas=20 + 20)
+    assert cost(operator.setitem, (destination,), (destination,), a=destination, b=(0, 3), c=1.0) == Cost(dmas=5)
+    index = spec(4, dtype=torch.int64)
+    assert cost(
+        T.__setitem__, (destination, index), (destination,), kind="method", args=((Ellipsis, index), 0.0)
+    ) == Cost(dmas=2 * 6 * 4 + 4)
+    mask = spec(2, 6, dtype=torch.bool)
+    assert cost(
+        operator.setitem, (destination, mask, spec(5)), (destination,), a=destination, b=mask, c=spec(5)
+    ) == Cost(dmas=60 + 5 + 12)
+
+
+class _Writes(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.zeros_like(x)
+        y[:, 1:] = x[:, :-1] * 2
+        y[..., 0] = 1.0
+        return y
+
+
+def test_a_model_writing_slices_counts_its_writes() -> None:
+    report = crawl_module(_Writes(), (3, 4))
+    assert report.context.capture == "torch.fx" and report.totals.complete
+    by_node = {name: data["cost"] for name, data in report.records.nodes(data=True) if "setitem" in name}
+    assert by_node == {
+        "setitem": Cost(dmas=2 * 2 * 4),
+        "setitem_1": Cost(dmas=3),
+    }  # batch 1: (1, 2, 4) written and read

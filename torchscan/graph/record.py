@@ -50,6 +50,7 @@ from torchscan.graph.shapes import (
 )
 from torchscan.graph.stack_text import StackTexts
 from torchscan.graph.trace import Capture, held_by_objects, output_data, plain_node
+from torchscan.graph.writes import written
 from torchscan.ops.registry import Registry
 from torchscan.records import tensor_leaves
 
@@ -287,6 +288,7 @@ class _Recorder(TorchFunctionMode):
                 result = self.memo.call("torch_function", func, tuple(args), kwargs, _run(func))[0]
             elif result is None:
                 result = func(*args, **kwargs)
+            result = written(func, args, result)  # an index write: the tensor it wrote, recorded as its result
         except (_OpFailed, *_NEEDS_VALUES):
             raise
         except Exception as error:

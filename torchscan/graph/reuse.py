@@ -20,7 +20,7 @@ another place, a module held outside the tree, an argument that is neither a pro
 value) is traced as usual. A recording is refused — the key is then never replayed — when the trace
 reached outside the block: a node reading a node that is neither one of the block's arguments nor
 its own, a module or tensor outside its path, a real constant for the root, a size read by its Python
-code (:class:`~torchscan.graph.guards.Guard`), a change to the
+code (:class:`~torchscan.graph.guards.Guard`), a write into a tensor it did not make (``x[i] = v``), a change to the
 attributes of the block or of a module it called or to its argument containers, an inner module
 already called, an output that is not plain data. A replay is refused where its trace would differ
 from the recorded one (a parameter of the block already read, an inner module already called). A
@@ -224,7 +224,7 @@ class BlockReuse:
         self.depth = 0
         """How many recordings are running (the tracer logs calls, outputs and frames while > 0)."""
         self.log: list[tuple[str, Any, Any]] = []
-        """Calls, outputs and refusals of the running recordings (cleared when none runs)."""
+        """Calls, outputs, index writes and refusals of the running recordings (cleared when none runs)."""
         self.frames: dict[fx.Node, tuple[Any, ...]] = {}
         """Each node's stack, for nodes made while a recording runs."""
         self.replayed: list[tuple[str, str]] = []
@@ -473,8 +473,10 @@ class BlockReuse:
         calls: dict[str, int] = {}
         events: list[tuple[str, Any, Any]] = []
         for kind, where, name in self.log[start:]:
-            if kind == "refused":
+            if kind == "refused" or (kind == "write" and where not in index):  # a write into an argument
                 raise _Invalid
+            if kind == "write":
+                continue
             relative = _relative(where, path)
             if not relative:  # outside the block, or the block itself again
                 raise _Invalid

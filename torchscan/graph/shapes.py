@@ -33,6 +33,7 @@ from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, Pending, ShapeRules, answer, materialize
+from torchscan.graph.writes import written
 from torchscan.inputs import InputSpec
 from torchscan.ops import DEFAULT_REGISTRY, Saves
 from torchscan.records import StorageRef, TensorSpec, tensor_leaves
@@ -492,6 +493,7 @@ class _ShapeRunner:
                 result, args, kwargs = self._memo.call(n.op, n.target, args, kwargs, self._dispatch(n, plan))
             elif result is None:
                 result, args, kwargs = self._dispatch(n, plan)(args, kwargs)
+            result = written(n.target, args, result)  # an index write: the tensor it wrote (None from Python)
         except (ShapeError, CaptureError):
             raise
         except (DataDependentOutputException, DynamicOutputShapeException) as error:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import dis
 import itertools
+import operator
 import os
 import sys
 import types
@@ -282,6 +283,13 @@ class _Tracer(fx.Tracer):
         self.guards.append(Guard(node.name, kind, read))
         return read
 
+    def wrote(self, node: fx.Node) -> None:
+        """An index write into the value of ``node`` (whose proxy now stands for the write): told to the
+        running block recordings, which refuse a write into a node made before them."""
+        reuse = self._reuse
+        if reuse is not None and reuse.depth:
+            reuse.log.append(("write", node, None))
+
     def metadata(self, proxy: fx.Proxy, kind: str) -> Any:
         """``proxy.ndim`` (``proxy.dim()``), ``proxy.dtype`` or ``proxy.device`` (``kind``, one of
         :data:`METADATA`) as a plain value where the proxy stands for a tensor (None otherwise: fx's
@@ -480,8 +488,12 @@ class _Tracer(fx.Tracer):
         return proxy
 
     def buffer(self, tensor: torch.Tensor | None) -> Any:
-        """What traced code gets for a buffer of the copy: its fake (``self.count += 1`` changes only that)."""
-        return tensor if tensor is None else self._fakes.any(tensor)
+        """What traced code gets for a buffer of the copy: its fake (``self.count += 1`` changes only that);
+        a value of the trace the forward stored there (``self.cache = x``: timm's ConViT keeps a table it
+        computes) as it was stored."""
+        if tensor is None or isinstance(tensor, fx.Proxy):
+            return tensor
+        return self._fakes.any(tensor)
 
     def shaped(self, tensor: torch.Tensor | None) -> Any:
         """What the trace's shape pass reads of a parameter or buffer of the copy: its fake where one
@@ -655,6 +667,16 @@ class _Proxy(fx.Proxy):
 
     def __len__(self) -> int:
         return self.tracer.concrete(self, "len")
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """``x[key] = value``: fx's node for the write (``operator.setitem``, which fx's proxy lacks), and
+        ``x`` stands for that node from then on — the shape pass gives it the object written — so what
+        the forward reads of ``x`` afterwards follows the write (its data flow, whether it requires
+        grad), as in a recorded forward. A block that writes into one of its arguments so changes its
+        argument: never replayed (:mod:`~torchscan.graph.reuse`)."""
+        before = self.node
+        self.node = self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {}).node
+        self.tracer.wrote(before)
 
     def __index__(self) -> int:
         return self.tracer.concrete(self, "index")

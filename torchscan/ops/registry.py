@@ -74,6 +74,9 @@ class Saves(enum.Enum):
     """``x[...]``: basic indexing (integers, slices, ``None``, ``...``) is a view and keeps nothing;
     an index holding a tensor or a list (advanced indexing: a gather that keeps its indices) is
     recorded at the ATen level."""
+    INDEX_WRITE = "index_write"
+    """``x[index] = value``: a basic index writes through a view and keeps nothing; an index holding a
+    tensor or a list (``index_put_``: it keeps its indices) is recorded at the ATen level."""
     INPUT = "saves_input"
     """Pointwise ops and normalisations whose gradient needs their input (per-row or per-channel
     statistics aside, a few bytes per row); in place, autograd saves a copy of the input first."""

@@ -5,12 +5,14 @@ or ``reshape`` of a non-contiguous tensor, ``clone``, ``roll``, ``F.pad``, a dty
 ``DMAs = N_in + N_out`` and no FLOPs; a cast to the same dtype (or only to another device) is
 free; ``cat``/``stack`` cost ``DMAs = 2·N_out``; a tensor factory (``zeros``, ``arange``…) writes
 its output: ``DMAs = N_out``. ``meshgrid`` and ``tensor_split`` return views (free); ``one_hot``
-writes its output and reads the indices.
+writes its output and reads the indices; ``x[index] = value`` writes what the index selects.
 """
 
 from __future__ import annotations
 
+import math
 import operator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +20,7 @@ from torch import nn
 
 from torchscan.ops.common import argument
 from torchscan.ops.registry import FormulaTable, Saves
-from torchscan.records import Cost, OpCall
+from torchscan.records import Cost, OpCall, TensorSpec
 
 TABLE = FormulaTable("shape")
 
@@ -174,6 +176,99 @@ TABLE.declare(
     saves=Saves.NOTHING,
 )
 TABLE.declare(operator.getitem, T.__getitem__, saves=Saves.INDEX)
+
+
+@TABLE.register(operator.setitem, T.__setitem__)
+def index_write(call: OpCall) -> Cost:
+    """``x[index] = value`` (in place, as ``x[index].copy_(value)`` or ``index_put_``): no arithmetic,
+    ``FLOPs = MACs = 0``; ``DMAs = N_sel + N_value + N_index``: the ``N_sel`` elements of ``x`` the index
+    selects written (:func:`selected_elements`), a tensor value's elements read (a number: none), and the
+    elements of the index tensors read."""
+    destination, index, value = index_write_arguments(call)
+    if not isinstance(destination, TensorSpec):
+        raise ValueError("the indexed object is not a tensor")
+    selected = selected_elements(destination.shape, index)
+    reads = value.numel if isinstance(value, TensorSpec) else 0
+    items = index if type(index) is tuple else (index,)
+    indices = sum(item.numel for item in items if isinstance(item, TensorSpec))
+    return Cost(dmas=selected + reads + indices)
+
+
+TABLE.declare(operator.setitem, T.__setitem__, saves=Saves.INDEX_WRITE)
+
+
+def index_write_arguments(call: OpCall) -> tuple[Any, Any, Any]:
+    """``(x, index, value)`` of an index write: ``operator.setitem``'s three arguments (bound by name, or
+    positional), or the tensor method's ``self`` (the call's first input) and its two arguments; a
+    ``ValueError`` for a call of another structure."""
+    positional = tuple(call.attrs.get("args", ()))
+    if call.kind == "method":
+        arguments = (call.inputs[0] if call.inputs else None, *positional)
+    else:
+        arguments = positional if set(call.attrs) == {"args"} else tuple(call.attrs.values())
+    if len(arguments) != 3:
+        raise ValueError(f"an index write of {len(arguments)} arguments")
+    destination, index, value = arguments
+    return destination, index, value
+
+
+def selected_elements(shape: tuple[int, ...], index: Any) -> int:
+    """Elements of a tensor of ``shape`` that ``x[index]`` selects, from the described index (a tuple
+    of items, or one item): an integer takes one position of its dimension, a slice ``len(range(*
+    slice.indices(size)))``, ``None`` and ``True`` add a dimension of 1 (``False`` of 0), ``...`` the
+    dimensions no item takes; integer index tensors (and nested tuples: lists of integers) broadcast
+    together and take ``prod(broadcast shape)`` positions of the dimensions they index; a boolean mask
+    over ``k`` dimensions is the indices of its true elements, counted as every element it covers (how
+    many are true is data: an upper bound), broadcast with the others.
+    A list of integers as the whole index reads as a tuple of integers (a described call holds lists
+    as tuples): ``x[[0, 2]]`` is counted as ``x[0, 2]``."""
+    items = index if type(index) is tuple else (index,)
+    taken = sum(_dims_taken(item) for item in items if item is not Ellipsis)
+    if taken > len(shape):
+        raise ValueError(f"an index of {taken} dimensions for a tensor of shape {tuple(shape)}")
+    count, position, advanced = 1, 0, []
+    for item in items:
+        if item is Ellipsis:
+            rest = len(shape) - taken
+            count *= math.prod(shape[position : position + rest])
+            position += rest
+        elif item is None or type(item) is bool:
+            count *= 0 if item is False else 1
+        elif type(item) is int:
+            position += 1
+        elif type(item) is slice:
+            count *= len(range(*item.indices(shape[position])))
+            position += 1
+        elif isinstance(item, TensorSpec) and item.dtype in _MASKS:  # indices of its true elements, broadcast
+            advanced.append((math.prod(shape[position : position + item.ndim]),))
+            position += item.ndim
+        elif isinstance(item, (TensorSpec, tuple)):
+            advanced.append(item.shape if isinstance(item, TensorSpec) else _nested_shape(item))
+            position += 1
+        else:
+            raise ValueError(f"an index item of type {type(item).__name__}")
+    if advanced:
+        count *= math.prod(torch.broadcast_shapes(*advanced))
+    return count * math.prod(shape[position:])
+
+
+_MASKS = frozenset({torch.bool, torch.uint8})
+"""Dtypes of an index tensor that selects by mask (one index item per dimension it covers)."""
+
+
+def _dims_taken(item: Any) -> int:
+    """Dimensions of the indexed tensor one index item takes."""
+    if item is None or type(item) is bool:
+        return 0
+    if isinstance(item, TensorSpec) and item.dtype in _MASKS:
+        return item.ndim
+    return 1
+
+
+def _nested_shape(items: tuple[Any, ...]) -> tuple[int, ...]:
+    """The shape of a nested tuple of integers (a list index, as a described call holds it)."""
+    inner = _nested_shape(items[0]) if items and type(items[0]) is tuple else ()
+    return (len(items), *inner)
 
 
 @TABLE.register(T.contiguous, torch.reshape, T.reshape, T.reshape_as, aten.reshape.default, aten.contiguous.default)

@@ -498,3 +498,38 @@ def test_indexing_in_a_recorded_forward_is_followed_as_in_a_traced_one(index: tu
     fields = [(r.name, r.receptive_field, r.effective_stride, r.effective_padding) for r in traced.rows]
     assert [(r.name, r.receptive_field, r.effective_stride, r.effective_padding) for r in recorded.rows] == fields
     assert None not in {row.receptive_field for row in recorded.rows}
+
+
+class ChannelWrite(nn.Module):
+    """Writes a wider-field branch into half of the channels (``y[:, 4:] = …``), then a convolution;
+    ``crop`` writes a shifted copy into part of the rows instead."""
+
+    def __init__(self, crop: bool = False) -> None:
+        super().__init__()
+        self.crop = crop
+        self.first = nn.Conv2d(2, 8, 3, padding=1)
+        self.branch = nn.Conv2d(4, 4, 5, padding=2)
+        self.last = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.first(x)
+        if self.crop:
+            y[:, :, 1:] = y[:, :, :-1] * 2
+        else:
+            y[:, 4:] = self.branch(y[:, :4].clone())  # a copy: autograd refuses a write into what the conv keeps
+        return self.last(y)
+
+
+def test_a_write_into_channels_merges_the_fields_as_the_gradient_says() -> None:
+    """The hull of the written tensor's field (3 + 2) and the branch's (3 + 4 + 2): 9 × 9, the footprint
+    of the centre unit."""
+    field = _last(ChannelWrite(), (2, 17, 17))
+    assert [span.summary().size for span in field.spans] == [9, 9]
+    assert [span.extent_at(8) for span in field.spans] == [(4, 12), (4, 12)]
+    assert _footprint(ChannelWrite(), (2, 17, 17), (0, slice(None), 8, 8)) == [(4, 12), (4, 12)]
+
+
+def test_a_write_into_part_of_the_grid_is_refused() -> None:
+    report = rf_report(ChannelWrite(crop=True), (2, 17, 17))
+    assert [d.code for d in report.diagnostics if d.code.startswith("rf-")] == ["rf-unsupported"]
+    assert "part of the spatial grid" in next(d.message for d in report.diagnostics if d.code == "rf-unsupported")

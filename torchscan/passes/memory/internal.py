@@ -61,7 +61,9 @@ from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import Pending
+from torchscan.graph.writes import INDEX_WRITES, written
 from torchscan.ops import Saves
+from torchscan.ops.shape import index_write_arguments
 from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.kernels import with_workspace
 from torchscan.records import NodeRecord, TensorSpec
@@ -321,7 +323,7 @@ def _train_once(
     tracker = _Tracker(existing, memo)
     with torch.enable_grad(), tracker, torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         result = function(*new_args, **new_kwargs)
-    outputs = _tensors(result)
+    outputs = _tensors(written(function, passed, result))  # an index write: the tensor it wrote
     output_keys = [_key(tensor) for tensor in outputs]
     train_transient = max(0, tracker.peak - tracker.current())
     param_keys = {_key(param) for param in params}
@@ -485,6 +487,8 @@ class _Values:
             return forward_of(module), args, kwargs, module
         if node.op == "call_method":
             name = str(node.target)
+            if getattr(torch.Tensor, name, None) in INDEX_WRITES:  # ``x.__setitem__``: a write (:func:`written`)
+                return getattr(torch.Tensor, name), args, kwargs, None
             return (lambda own, *rest, **named: getattr(own, name)(*rest, **named)), args, kwargs, None
         return node.target, args, kwargs, None
 
@@ -588,7 +592,7 @@ def record_calls(
             except Exception:
                 continue
             cache[key] = known
-            values.set(name, result)
+            values.set(name, written(function, args, result))
             calls[name] = NodeMemory(known, sources)
     return calls
 
@@ -692,7 +696,8 @@ def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | N
     """Whether a node's call may allocate or save more than its family says: an op with no
     declared family (composite calls, modules the registry does not know), a dropout in training
     (CPU's kernel keeps an input-sized float mask, CUDA's fused one a bool mask), a number divided by
-    a tensor or a rounding division, advanced indexing, or a product
+    a tensor or a rounding division, advanced indexing, or a write by
+    an index holding a tensor or a list, or a product
     (:attr:`Saves.MATMUL`, or :attr:`Saves.WEIGHTED` with a 2-D weight: linear) reading a strided
     operand (the ``reshape`` inside it may copy). Every other family states what the op keeps
     (:mod:`~torchscan.passes.memory.saved`) and allocates only its result."""
@@ -708,9 +713,20 @@ def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | N
         return call.get("rounding_mode") is not None or number_divided(call)
     if kind is Saves.INDEX:  # advanced indexing: a gather keeping its indices, made inside from a list
         return _advanced(call)
+    if kind is Saves.INDEX_WRITE:  # ``x[index] = value`` by tensors or lists: ``index_put_`` keeps its indices
+        return any(isinstance(item, (TensorSpec, tuple)) for item in _index_items(call))
     strided = not all(spec.contiguous for spec in record.call.inputs)
     weight = record.call.spec("weight")
     return strided and (kind is Saves.MATMUL or (kind is Saves.WEIGHTED and weight is not None and weight.ndim == 2))
+
+
+def _index_items(call: Any) -> tuple[Any, ...]:
+    """The items of the index of a write ``x[index] = value``: a tuple index's items, else the index."""
+    try:
+        _, index, _ = index_write_arguments(call)
+    except ValueError:  # another structure: nothing read as an index
+        return ()
+    return index if isinstance(index, tuple) else (index,)
 
 
 def number_divided(call: Any) -> bool:

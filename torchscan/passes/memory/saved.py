@@ -8,11 +8,12 @@ from typing import Any
 import networkx as nx
 
 from torchscan.ops import Saves
+from torchscan.ops.shape import index_write_arguments
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.internal import NodeMemory, number_divided
 from torchscan.passes.params import ParamSummary
-from torchscan.records import NodeRecord
+from torchscan.records import NodeRecord, TensorSpec
 
 __all__ = ["saved_for_backward"]
 
@@ -77,6 +78,20 @@ def _index(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any
     return _keys(operands[1:]), None
 
 
+def _index_write(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    """``x[index] = value``: the tensors of its index (``index_put_`` keeps them), read after the written
+    tensor and before the value; a basic index (a view written) keeps nothing. An index holding a tensor
+    or a list is recorded where the capture can be replayed."""
+    if record.call is None:
+        return _keys(operands[1:]), None
+    try:
+        _, index, _ = index_write_arguments(record.call)
+    except ValueError:  # another structure: every operand but the one written (conservative)
+        return _keys(operands[1:]), None
+    items = index if isinstance(index, tuple) else (index,)
+    return _keys(operands[1 : 1 + sum(isinstance(item, TensorSpec) for item in items)]), None
+
+
 def _input(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     inputs = _keys(operands)
     in_place = bool(outputs) and set(outputs) <= set(inputs)
@@ -114,6 +129,7 @@ _RULES: Mapping[Saves | None, Rule] = {
     Saves.PRODUCT: _factors,
     Saves.QUOTIENT: _quotient,
     Saves.INDEX: _index,
+    Saves.INDEX_WRITE: _index_write,
     Saves.INPUT: _input,
     Saves.OUTPUT: _output,
     Saves.INPUT_OR_RESULT: _input_or_result,
@@ -152,7 +168,8 @@ def saved_for_backward(
     - matmul / mm / bmm / einsum and ``mul`` of two tensors: each factor when the other requires
       grad (every input for three or more); ``div`` of two tensors: the divisor, and the dividend
       when the divisor requires grad; with a number, nothing (``2 / x``: the reciprocal it makes).
-    - ``x[...]``: the tensors of its index (advanced indexing; basic indexing is a view: nothing).
+    - ``x[...]``: the tensors of its index (advanced indexing; basic indexing is a view: nothing);
+      ``x[...] = v`` likewise (``index_put_`` keeps its indices; a write through a view keeps nothing).
     - ReLU, sigmoid, tanh, softmax, log-softmax, exp, sqrt, ``elu_``: their output.
     - Batch/layer/group/instance norm, GELU, SiLU, Mish, Hardswish, Hardsigmoid, ReLU6/Hardtanh,
       Softplus (:attr:`Saves.INPUT`): their input (per-row or per-channel statistics are negligible

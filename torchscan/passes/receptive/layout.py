@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchscan.ops import DEFAULT_REGISTRY
+from torchscan.ops.shape import index_write_arguments
 from torchscan.passes.receptive.geometry import Field, Marker, Span, Unsupported
 from torchscan.passes.receptive.table import Operand, Outcome, RuleTable, arg, check_output, mix, token_dim, union
 from torchscan.passes.receptive.windows import data_operand
@@ -146,6 +147,41 @@ def getitem(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     result = replace(field, spans=tuple(spans), sizes=tuple(sizes), axes=tuple(axes), flat=False)
     check_output(call, result)
     return result
+
+
+@TABLE.register(operator.setitem, T.__setitem__)
+def index_write(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
+    """``x[index] = value``: per unit, the hull of the fields of the tensor written and of the value (a
+    merge), where the index keeps every spatial position (a write into channels, or into whole rows of
+    tokens laid out on another axis); a write into part of the spatial grid, or by tensors or masks,
+    is refused."""
+    try:
+        _, index, _ = index_write_arguments(call)
+    except ValueError as error:
+        raise Unsupported(str(error)) from error
+    items = index if isinstance(index, tuple) else (index,)
+    if any(
+        isinstance(item, bool) or not (item is None or item is Ellipsis or isinstance(item, (int, slice)))
+        for item in items
+    ):
+        raise Unsupported("an index write by tensors or masks")
+    shape = call.output.shape
+    taken = sum(isinstance(item, (int, slice)) for item in items)
+    per_axis: list[Any] = []
+    for item in items:
+        if item is Ellipsis:
+            per_axis += [slice(None)] * (len(shape) - taken)
+        elif item is not None:
+            per_axis.append(item)
+    per_axis += [slice(None)] * (len(shape) - len(per_axis))
+    for operand in operands:
+        for axis in operand.field.axes:
+            if axis is None:
+                continue
+            item, size = per_axis[axis], shape[axis]
+            if not (isinstance(item, slice) and item.indices(size) == (0, size, 1)):
+                raise Unsupported("a write into part of the spatial grid")
+    return union(call, operands)
 
 
 def _indexing(call: OpCall) -> tuple[Any, Any]:
