@@ -11,6 +11,7 @@ from torchscan import crawl_module
 from torchscan.graph.trace import capture
 from torchscan.inputs import model_inputs
 from torchscan.ops import DEFAULT_REGISTRY
+from torchscan.records import Cost
 
 HELPERS = """
 import math
@@ -78,13 +79,22 @@ class Net(nn.Module):
 
 
 def test_wrapped_functions_reached_from_methods_and_imported_torch_functions_keep_their_identity() -> None:
+    """A wrapped function the registry has a formula for (here a user's) is one node, as ``fx.wrap`` asks;
+    one it has none for is traced through, its ops counted one by one (``t``, ``contiguous``,
+    ``unsqueeze``), never an unknown node."""
     module = types.ModuleType("torchscan_test_wrapped")
     exec(compile(WRAPPED, "wrapped.py", "exec"), vars(module))
     model = module.Net()
     report = crawl_module(model, (4, 8))
-    (unknown,) = report.diagnostics  # the wrapped function has no formula: one node, named, the rest counted
-    assert unknown.code == "unknown-op" and "bias_of" in unknown.message and report.totals.unknown_ops == 1
-    targets = [node.target for node in capture(model, DEFAULT_REGISTRY, model_inputs((4, 8))).graph.nodes]
+    assert report.totals.complete and not report.diagnostics
+    assert {"t", "contiguous", "unsqueeze"} <= {row.type for row in report.rows}
+    formula = {module.bias_of: lambda call: Cost(dmas=call.output.numel)}
+    registry = DEFAULT_REGISTRY.with_overrides(formula)
+    targets = [node.target for node in capture(model, registry, model_inputs((4, 8))).graph.nodes]
     assert module.bias_of in targets  # one node, as fx.wrap asks
     assert torch.nn.functional.rms_norm in targets  # the registry's own object, not a copy
+    leaf = crawl_module(model, (4, 8), formulas=formula)
+    assert (
+        leaf.totals.dmas == report.totals.dmas - 2 * 32 + 32
+    )  # its ops' copy (read and write) for its formula's write
     assert "bias" not in vars(model) and module.rms_norm is torch.nn.functional.rms_norm

@@ -175,3 +175,20 @@ def test_a_model_writing_slices_counts_its_writes() -> None:
         "setitem": Cost(dmas=2 * 2 * 4),
         "setitem_1": Cost(dmas=3),
     }  # batch 1: (1, 2, 4) written and read
+
+
+class _Grid(nn.Module):
+    """A coordinate grid over the input's positions (timm's RoPE helpers build one): ``torch.meshgrid`` of
+    a list of traced tensors reaches torch's own ``_VF.meshgrid`` with the list."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        axes = [torch.arange(size, dtype=x.dtype) for size in x.shape[-2:]]
+        grid = torch.stack(torch.meshgrid(axes, indexing="ij"), dim=-1)
+        return x + grid.sum(-1)
+
+
+def test_a_grid_of_traced_coordinates_is_free_and_counted() -> None:
+    report = crawl_module(_Grid(), (3, 4, 5))
+    assert report.context.capture == "torch.fx" and report.totals.complete
+    assert [d.code for d in report.diagnostics] == ["shape-specialized"]  # iterating x.shape[-2:] reads its length
+    assert "meshgrid" in {row.type for row in report.rows}

@@ -137,7 +137,8 @@ class _Tracer(fx.Tracer):
     buffers are handed out by views of the copy's own tensor dicts, and the functions fx wraps
     (``fx.wrap``, ``math``, :data:`AUTOWRAP_FUNCTIONS`) are seen through per-analysis copies of the
     traced code's globals. Leaves are the modules the op registry has a formula for, plus torch's
-    own built-in modules (fx's default). Module outputs are recorded per module path.
+    own built-in modules (fx's default); an ``fx.wrap``-ed function is one node where the registry has
+    a formula for it, else traced through. Module outputs are recorded per module path.
 
     The root is called as the user's call is made: one placeholder per input tensor, every other
     value (``None``, flags, ints) concrete, so ``if mask is not None`` takes the branch the call
@@ -204,7 +205,7 @@ class _Tracer(fx.Tracer):
         """A node's stack trace text by (``id`` of its kept callers' stack, the frames below them)."""
         self._leaves: dict[type, bool] = {}
         """Leaf decision by module class (everything it depends on is the class)."""
-        self._code = TracedCode()
+        self._code = TracedCode(leaf=lambda function: registry.lookup(function) is not None)
         self._qualnames: dict[str, int] = {}
         self.opaque_outputs: tuple[str, ...] = ()
         """Type names of output objects that are not data (replaced by None)."""

@@ -25,13 +25,16 @@ __all__ = ["TracedCode", "first_proxy"]
 
 class TracedCode:
     """Functions as the tracer runs them: the same code over a copy of their module's globals in which
-    the functions fx would patch process-wide (``fx.wrap``-ed ones, ``math``'s,
+    the functions fx would patch process-wide (``fx.wrap``-ed ones the op registry knows, ``math``'s,
     :data:`AUTOWRAP_FUNCTIONS`) are wrapped to record one ``call_function`` node when given a proxy,
     and the functions it imports from other modules are seen the same way (fx patches ``math`` for
     every module: a helper elsewhere that calls ``math.ceil`` on a size must record it too). Functions
     whose globals reach none of them are used as they are."""
 
-    def __init__(self) -> None:
+    def __init__(self, leaf: Callable[[Any], bool] | None = None) -> None:
+        self._leaf = leaf
+        """Whether an ``fx.wrap``-ed function stays one node (None: every one does); one that does not is
+        traced through, as any other function (its ops counted one by one)."""
         self._wrap_ids = {id(function) for function in AUTOWRAP_FUNCTIONS}
         self._wrap_ids.update(id(value) for name, value in vars(math).items() if callable(value) and name[0] != "_")
         self._globals: dict[tuple[int, int], dict[str, Any] | None] = {}
@@ -68,7 +71,9 @@ class TracedCode:
         replaced: dict[str, Any] = {}
         for name, value in list(scope.items()):
             if isinstance(value, types.FunctionType):
-                if (id(scope), name) in wrapped or id(value) in self._wrap_ids:
+                if id(value) in self._wrap_ids or (
+                    (id(scope), name) in wrapped and (self._leaf is None or self._leaf(value))
+                ):
                     replaced[name] = _proxy_aware(value)
                 elif (
                     reach and value.__globals__ is not scope and (seen := self.function(value, reach - 1)) is not value

@@ -113,6 +113,7 @@ aten = torch.ops.aten
     T.vsplit,
     T.dsplit,
     torch.meshgrid,
+    torch._VF.meshgrid,  # what torch.meshgrid of a list calls (a list of proxies reaches it)
     aten.tensor_split.sections,
     aten.tensor_split.indices,
     aten.tensor_split.tensor_indices_or_sections,
