@@ -63,7 +63,8 @@ def _child(name: str, repeat: int) -> None:
         import torchvision
 
         model = torchvision.models.get_model(name, weights=None).eval()
-        shape = (3, 224, 224)
+        video = name in torchvision.models.list_models(module=torchvision.models.video)
+        shape = (3, 16, 224, 224) if video else (3, 224, 224)  # a video classifier: 16 frames
     crawl_module(model, shape, dtype=dtype)
     for _ in range(repeat):
         crawl_module(model, shape, dtype=dtype)

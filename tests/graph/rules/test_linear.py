@@ -13,6 +13,7 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from tests.graph.rules.helpers import check
+from torchscan.graph.rules import RULES, answer
 
 
 @given(shape=st.lists(st.integers(0, 3), max_size=3), dtype=st.sampled_from([torch.int64, torch.int32, torch.float32]))
@@ -106,3 +107,47 @@ def test_linear_of_an_input_of_any_layout(
         expected = "answered" if dtype.is_floating_point else None
         assert check(module, (x,)) == expected or expected is None
         assert check(F.linear, (x, module.weight, module.bias)) == expected or expected is None
+
+
+@given(
+    data=st.data(),
+    letters=st.lists(st.sampled_from("abcdef"), min_size=1, max_size=4, unique=True),
+    operands=st.integers(1, 3),
+    as_list=st.booleans(),
+    explicit=st.booleans(),
+)
+def test_einsum_is_what_torch_makes(
+    data: st.DataObject, letters: list[str], operands: int, as_list: bool, explicit: bool
+) -> None:
+    """Random equations over shared letters (sizes 1–3 per letter, operands contiguous or laid out in
+    reverse, given one by one or as a list, an explicit or implicit output): the rule's result has the
+    shape, dtype and strides torch's einsum gives real tensors of that layout, a storage of its own, and
+    dispatch's strides wherever a stride matters (FakeTensor's decomposition strides size-1 dims
+    otherwise); a result einsum makes as a view of its operand is left to the dispatch."""
+    sizes = {letter: data.draw(st.integers(1, 3)) for letter in letters}
+    terms = [
+        data.draw(st.lists(st.sampled_from(letters), min_size=1, max_size=3, unique=True)) for _ in range(operands)
+    ]
+    used = sorted({letter for term in terms for letter in term})
+    output = data.draw(st.permutations(used))[: data.draw(st.integers(0, len(used)))]
+    equation = ",".join("".join(term) for term in terms) + ("->" + "".join(output) if explicit else "")
+    reversed_layout = [data.draw(st.booleans()) for _ in terms]
+
+    def operand(term: list[str], reverse: bool) -> torch.Tensor:
+        tensor = torch.empty([sizes[letter] for letter in reversed(term)]).permute(*range(len(term) - 1, -1, -1))
+        return tensor if reverse else tensor.contiguous()
+
+    real = torch.einsum(equation, *[operand(t, r).normal_() for t, r in zip(terms, reversed_layout, strict=True)])
+    with FakeTensorMode():
+        tensors = [operand(t, r) for t, r in zip(terms, reversed_layout, strict=True)]
+        args = (equation, tensors) if as_list else (equation, *tensors)
+        got = answer(RULES.rule_for(torch.einsum), torch.einsum, args, {})
+        expected = torch.einsum(*args)
+    if got is None:  # a view of its operand
+        assert any(expected.untyped_storage()._cdata == t.untyped_storage()._cdata for t in tensors)
+        return
+    assert (got.shape, got.dtype, got.stride()) == (real.shape, real.dtype, real.stride())
+    assert (got.shape, got.device) == (expected.shape, expected.device)
+    moving = [d for d, n in enumerate(got.shape) if n > 1]
+    assert [got.stride(d) for d in moving] == [expected.stride(d) for d in moving]
+    assert all(got.untyped_storage()._cdata != t.untyped_storage()._cdata for t in tensors)
