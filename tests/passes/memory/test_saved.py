@@ -134,6 +134,38 @@ class _Scale(nn.Module):
         return x * 2.0 + 1.0
 
 
+class _InPlace(nn.Module):
+    """Augmented assignments eager runs in place, whose result is read afterwards: a quotient by a sum of
+    the tensor itself (ConViT's attention normalisation) and a product with a trained scale (LayerScale
+    in place): autograd keeps a copy of the tensor made before it is overwritten."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.rand(width) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.exp() + 1
+        y /= y.sum(dim=-1).unsqueeze(-1)
+        y *= self.gamma
+        return y @ y.transpose(-1, -2) @ y
+
+
+class _Written(nn.Module):
+    """Index writes into a new tensor and into an activation, by a slice and by an index tensor (which
+    ``index_put_`` keeps), read afterwards."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.register_buffer("index", torch.tensor([0, width - 1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.zeros_like(x)
+        y[..., 1:] = x[..., :-1] * x[..., 1:]
+        z = x.exp()
+        z[..., self.index] = y[..., :2].tanh()
+        return y * z
+
+
 class _Mixing(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x @ x.transpose(-1, -2)).softmax(-1) @ x
@@ -150,7 +182,7 @@ class _Widen(nn.Module):
 
 @fx.wrap
 def _swish(x: torch.Tensor) -> torch.Tensor:
-    """A function the registry does not know: recorded at the ATen level."""
+    """An ``fx.wrap``-ed function the registry has no formula for: traced through, its ops one by one."""
     return x * torch.sigmoid(x)
 
 
@@ -260,6 +292,8 @@ _BLOCKS = {
     "made_factor": lambda w, n: _Masked(w, "made"),
     "detached_factor": lambda w, n: _Masked(w, "detached"),
     "mix": lambda w, n: _Mix(w),
+    "in_place": lambda w, n: _InPlace(w),
+    "written": lambda w, n: _Written(w),
     "gather": lambda w, n: _Gather(w),
 }
 """Blocks (built from W and L) mapping (B, L, W) to (B, L, W), each family's rule on its own or in combination. Left out
@@ -278,6 +312,10 @@ not counted) and average pools (autograd keeps their input)."""
 )
 # a real copy's parameter that autograd keeps (a product whose other factor requires grad) is no activation
 @example(blocks=["strided", "strided"], batch=1, length=2, width=2, training=False, capture="real-forward")
+# writes in place, read afterwards: augmented assignments and index writes, each way of capturing
+@example(blocks=["linear", "in_place", "written"], batch=2, length=3, width=4, training=True, capture="torch.fx")
+@example(blocks=["linear", "in_place", "written"], batch=2, length=3, width=4, training=True, capture="eager-record")
+@example(blocks=["linear", "in_place", "written"], batch=2, length=3, width=4, training=True, capture="real-forward")
 def test_saved_bytes_equal_what_autograd_keeps_in_a_real_forward(
     blocks: list[str], batch: int, length: int, width: int, training: bool, capture: str
 ) -> None:

@@ -42,19 +42,33 @@ def _inputs(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[An
 def _factors(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     """A product of two tensors keeps each factor when the other requires grad (autograd saves only
     what the gradients it will compute read: ``dL/da = g·b``); one tensor read twice (``x * x``) is
-    kept; a product with a number keeps nothing; more operands keep every input."""
+    kept; a product with a number keeps nothing; more operands keep every input. In place (``x *= y``),
+    the copy of ``x`` autograd makes before overwriting it (extra bytes ``N_out``·itemsize), not ``x``'s
+    storage, which then holds the result."""
     tensors = len(record.call.inputs) if record.call is not None else 0
     if tensors < 2:
         return (), None
     if len(operands) != 2 or tensors != 2:
         return _keys(operands), None
     (a, a_grad), (b, b_grad) = operands
+    if _overwritten(outputs, a):  # ``x *= y``: autograd keeps a copy of ``x`` made before it is overwritten
+        return (b if a_grad else ()), (_output_bytes(record) if b_grad else None)
     return (a if b_grad else ()) + (b if a_grad else ()), None
+
+
+def _overwritten(outputs: tuple[Any, ...], operand: tuple[Any, ...]) -> bool:
+    """Whether the call wrote its result into ``operand``'s storage (in place: ``x *= y``, ``x /= y``)."""
+    return bool(outputs) and set(outputs) <= set(operand)
+
+
+def _output_bytes(record: NodeRecord) -> int:
+    return sum(spec.nbytes for spec in record.outputs[:1])
 
 
 def _quotient(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     """``a / b``: the divisor (``dL/da = g / b``, ``dL/db = −g·a / b²``), the dividend when the divisor
-    requires grad; a tensor divided by a number keeps nothing. A number divided by a tensor (``2 / x``:
+    requires grad (in place, ``x /= y``: a copy of the dividend made before it is overwritten, extra bytes);
+    a tensor divided by a number keeps nothing. A number divided by a tensor (``2 / x``:
     ``x.reciprocal() * 2``, recorded where the capture can be replayed) keeps the reciprocal, a new
     tensor of the output's size."""
     call = record.call
@@ -68,6 +82,8 @@ def _quotient(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[
     if len(operands) != 2:
         return _keys(operands), None
     (a, _), (b, b_grad) = operands
+    if b_grad and _overwritten(outputs, a):  # ``x /= y``: a copy of ``x`` made before it is overwritten
+        return b, _output_bytes(record)
     return (a if b_grad else ()) + b, None
 
 
