@@ -10,6 +10,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.fx.immutable_collections import immutable_list
 
 from torchscan.graph.rules import RULES, Fresh, Pending, answer
+from torchscan.graph.writes import written
 
 
 def check(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> str:
@@ -21,7 +22,7 @@ def check(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None = No
     check_pending(target, args, kwargs, got)
     check_fx_lists(target, args, kwargs, got)
     try:
-        expected = target(*args, **kwargs)
+        expected = written(target, args, target(*args, **kwargs))  # an index write: the tensor written
     except Exception:
         assert got is None, f"torch rejects this call, the rule answered {got}"
         return "rejected"

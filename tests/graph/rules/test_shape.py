@@ -330,3 +330,55 @@ def test_reshape_as_and_view_as(function: Any, layout: str, target: tuple[int, .
         other = torch.empty(target, dtype=torch.int64)
         outcome = check(function, (base, other))
     assert outcome == "answered" or (layout != "contiguous" and function is torch.Tensor.view_as) or target == (7, 7)
+
+
+@given(
+    data=st.data(),
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=4),
+    value=st.sampled_from(["number", "selection", "broadcast", "misfit"]),
+    method=st.booleans(),
+)
+def test_index_writes_are_checked_as_dispatch_checks_them(
+    data: st.DataObject, shape: list[int], value: str, method: bool
+) -> None:
+    """``x[index] = value`` by integers, slices, ``None``, ``...``, lists and integer index tensors, of a
+    number, a tensor of the selection's shape, one broadcast to it or one that does not fit: the rule
+    answers the tensor written where dispatch writes, declines nothing it could check, and answers
+    nothing where torch refuses (a value that does not fit an advanced index is what FakeTensor's own
+    ``index_put_`` lets through: the rule agrees with the dispatch, checked by ``check``)."""
+    items: list[Any] = []
+    for size in shape[: data.draw(st.integers(0, len(shape)))]:
+        kind = data.draw(st.sampled_from(["int", "slice", "none", "ellipsis", "tensor", "list"]))
+        if kind == "int":
+            items.append(data.draw(st.integers(-size, size - 1)))
+        elif kind == "slice":
+            items.append(slice(data.draw(st.integers(0, size)), None, data.draw(st.integers(1, 2))))
+        elif kind == "none":
+            items.append(None)
+        elif kind == "ellipsis" and Ellipsis not in items:
+            items.append(Ellipsis)
+        elif kind == "list":
+            items.append([0, size - 1])
+        else:
+            items.append(torch.tensor([size - 1, 0]))
+    key = tuple(items)
+    try:
+        selection = tuple(torch.zeros(shape)[key].shape)
+    except IndexError:  # index tensors that do not broadcast together
+        return
+    with FakeTensorMode() as fake:
+        destination = torch.empty(shape)
+        index = tuple(fake.from_tensor(item) if isinstance(item, torch.Tensor) else item for item in key)
+        written: Any = 0.5
+        if value == "selection":
+            written = torch.empty(selection)
+        elif value == "broadcast":
+            written = torch.empty(selection[1:])
+        elif value == "misfit":
+            written = torch.empty((*selection[:-1], selection[-1] + 2) if selection else (2,))
+        function = torch.Tensor.__setitem__ if method else operator.setitem
+        outcome = check(function, (destination, index, written))
+    if value == "misfit":  # FakeTensor's index_put_ checks no value shape: only a basic index is refused
+        assert outcome == "rejected" or any(isinstance(item, (torch.Tensor, list)) for item in key)
+    else:
+        assert outcome == "answered"

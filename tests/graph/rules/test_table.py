@@ -91,6 +91,9 @@ def _plain_calls() -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     calls += [(operator.matmul, (a, b), {}), (torch.cat, ([x, x], 1), {})]
     calls.append((torch.addmm, (torch.empty(5), torch.empty(3, 4), torch.empty(4, 5)), {}))
     calls.append((torch.einsum, ("bhwc,hkc->bhwk", torch.empty(2, 3, 4, 5), torch.empty(3, 6, 5)), {}))
+    written = torch.empty(2, 3, 4)
+    calls.append((operator.setitem, (written, (slice(None), 1), torch.empty(2, 4)), {}))
+    calls.append((torch.Tensor.__setitem__, (written, (Ellipsis, slice(0, 2)), 0.5), {}))
     attention = nn.MultiheadAttention(8, 2, batch_first=True).eval()
     calls.append((attention, (a.new_empty(2, 3, 8),) * 3, {}))
     for spelling in (torch.Tensor, torch):

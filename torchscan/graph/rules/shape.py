@@ -124,6 +124,46 @@ def _plain_argument(value: Any) -> bool:
     return False
 
 
+@TABLE.register(operator.setitem, torch.Tensor.__setitem__)
+def _setitem(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """``x[index] = value`` into a fake tensor that requires no grad, by integers, slices, ``None``, ``...``
+    and integer index tensors, of a value of its device: checked by torch's own indexing on plain meta
+    tensors of the operands' shapes and strides (~6 µs where the FakeTensor dispatch takes ~1 ms: Swin3D's
+    attention mask is 27 writes a block), its result the tensor written, as the shape pass gives any index
+    write (:func:`~torchscan.graph.writes.written`). A mask (its count is data) is left to the dispatch."""
+    if len(args) != 3 or kwargs or not strided_fake(args[0]) or args[0].requires_grad:
+        return None
+    destination, index, value = args
+    with no_dispatch(), torch.no_grad():
+        try:
+            stand_ins = [_meta_stand_in(item, destination.device) for item in (destination, index, value)]
+        except ValueError:
+            return None
+        try:
+            function(*stand_ins)
+        except (RuntimeError, IndexError, ValueError, TypeError):  # torch's own error comes from the dispatch
+            return None
+    return destination
+
+
+def _meta_stand_in(value: Any, device: torch.device) -> Any:
+    """A plain meta tensor of a fake's (or :class:`Pending`'s) shape, strides and dtype, in a tuple or list
+    item by item, anything else as is; a ``ValueError`` for a mask, a tensor of another device or one that
+    is neither."""
+    if type(value) is Pending:
+        if value.device != device:
+            raise ValueError("another device")
+        return torch.empty(value.shape, dtype=value.dtype, device="meta")
+    if isinstance(value, torch.Tensor):
+        if not strided_fake(value) or value.device != device or value.dtype in (torch.bool, torch.uint8):
+            raise ValueError("not a fake of the destination's device, or a mask")
+        return torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta")
+    if type(value) in SEQUENCES:  # a list stays a list (an index list is advanced indexing, a tuple is not)
+        items = [_meta_stand_in(item, device) for item in value]
+        return tuple(items) if type(value) is tuple else items
+    return value
+
+
 @TABLE.register(torch.Tensor.reshape_as, torch.Tensor.view_as)
 def _as(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     """``x.reshape_as(other)`` / ``x.view_as(other)``: :func:`_view` of ``reshape`` / ``view`` to
