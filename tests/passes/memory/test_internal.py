@@ -14,7 +14,7 @@ from torchscan import crawl_module
 from torchscan.measure.cpu import measure_inference, random_inputs
 from torchscan.passes.memory import internal
 from torchscan.passes.memory.internal import record_calls, worth_recording
-from torchscan.records import RECORD, NodeRecord, OpCall, TensorSpec
+from torchscan.records import RECORD, Cost, NodeRecord, OpCall, TensorSpec
 
 
 @fx.wrap
@@ -64,7 +64,7 @@ def test_worth_recording_follows_the_registry_families() -> None:
 def test_static_peak_of_a_composite_call_equals_a_real_forward() -> None:
     model = _Net().train()
     x = random_inputs([(2, 64, 16)])
-    memory = crawl_module(model, args=tuple(x), batch_size=None).memory
+    memory = crawl_module(model, args=tuple(x), batch_size=None, formulas=COMPOSITES).memory
     assert memory is not None
     assert memory.activation_peak_bytes == measure_inference(model, x).total_bytes
     assert memory.activation_peak_bytes > 2 * 2 * 64 * 64 * 4  # the call's scores and softmax, inside it
@@ -327,11 +327,11 @@ def test_recordings_through_meta_kernels_equal_fake_tensor_dispatch(
     transients, saved tensors, gradients."""
     torch.manual_seed(0)
     model = make().train(training)
-    fast = crawl_module(model, shape, batch_size=2)
+    fast = crawl_module(model, shape, batch_size=2, formulas=COMPOSITES)
     assert fast.memory is not None
     monkeypatch.setattr(internal, "aten_new", lambda func, args, kwargs: None)
     monkeypatch.setattr(internal, "aten_pointwise", lambda func, args, kwargs: None)
-    slow = crawl_module(model, shape, batch_size=2)
+    slow = crawl_module(model, shape, batch_size=2, formulas=COMPOSITES)
     assert fast.to_dict() == slow.to_dict()
 
 
@@ -350,6 +350,10 @@ class _Norm(nn.Module):
 def _pair(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """A composite call of two tensors (recorded): given one tensor twice, or two."""
     return torch.softmax(a @ b.transpose(-1, -2), -1) @ b
+
+
+COMPOSITES: dict[Any, Any] = {function: lambda call: Cost() for function in (_attention, _first_only, _pair)}
+"""Formulas that keep the composite calls one node each (a wrapped function without one is traced through)."""
 
 
 class _Decoder(nn.Module):
@@ -426,16 +430,16 @@ def test_a_signature_seen_before_is_found_from_the_argument_specs(
         return call(self, node)
 
     monkeypatch.setattr(internal._Values, "call", counted)
-    fast = crawl_module(model, shape, batch_size=2)
+    fast = crawl_module(model, shape, batch_size=2, formulas=COMPOSITES)
     fast_made = len(made)
     checked: list[str] = []
     differ: list[str] = []
     monkeypatch.setattr(internal, "_peeked", _checking_keys(checked, differ))
-    crawl_module(model, shape, batch_size=2)
+    crawl_module(model, shape, batch_size=2, formulas=COMPOSITES)
     assert len(checked) > fast_made  # every selected node's signature compared, the repeated ones too
     assert not differ
     monkeypatch.setattr(internal, "_peeked", lambda *args: None)
     made.clear()
-    slow = crawl_module(model, shape, batch_size=2)
+    slow = crawl_module(model, shape, batch_size=2, formulas=COMPOSITES)
     assert len(made) > fast_made  # the repeats made their arguments there
     assert fast.to_dict() == slow.to_dict()
