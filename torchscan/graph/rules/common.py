@@ -25,6 +25,7 @@ __all__ = [
     "fresh",
     "in_place",
     "like",
+    "meta_stand_in",
     "one_input",
     "plain",
     "strided_fake",
@@ -235,3 +236,21 @@ def strided_pointwise(function: Any, args: tuple[Any, ...], kwargs: Mapping[str,
     with no_dispatch():
         made = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
     return fake_tensor(mode, made, device)
+
+
+def meta_stand_in(value: Any, device: torch.device) -> Any:
+    """A plain meta tensor of a fake's (or :class:`Pending`'s) shape, strides and dtype, in a tuple or list
+    item by item, anything else as is; a ``ValueError`` for a mask, a tensor of another device or one that
+    is neither."""
+    if type(value) is Pending:
+        if value.device != device:
+            raise ValueError("another device")
+        return torch.empty(value.shape, dtype=value.dtype, device="meta")
+    if isinstance(value, torch.Tensor):
+        if not strided_fake(value) or value.device != device or value.dtype in (torch.bool, torch.uint8):
+            raise ValueError("not a fake of the destination's device, or a mask")
+        return torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta")
+    if type(value) in SEQUENCES:  # a list stays a list (an index list is advanced indexing, a tuple is not)
+        items = [meta_stand_in(item, device) for item in value]
+        return tuple(items) if type(value) is tuple else items
+    return value

@@ -12,8 +12,8 @@ from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
 from torchscan.graph.fake import fake_tensor
-from torchscan.graph.rules.common import SEQUENCES, broadcast, fresh, one_input, strided_fake
-from torchscan.graph.rules.table import Answer, Fresh, Pending, RuleTable
+from torchscan.graph.rules.common import SEQUENCES, broadcast, fresh, meta_stand_in, one_input, strided_fake
+from torchscan.graph.rules.table import Answer, Fresh, RuleTable
 
 __all__ = ["TABLE"]
 
@@ -93,12 +93,7 @@ def _einsum(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> 
     if not first.dtype.is_floating_point or not all(_same_kind(first, operand) for operand in operands):
         return None
     with no_dispatch(), torch.no_grad():
-        stand_ins = [
-            torch.empty(operand.shape, dtype=operand.dtype, device="meta")
-            if type(operand) is Pending
-            else torch.empty_strided(operand.shape, operand.stride(), dtype=operand.dtype, device="meta")
-            for operand in operands
-        ]
+        stand_ins = [meta_stand_in(operand, first.device) for operand in operands]
         try:
             out = function(args[0], *stand_ins)
         except (RuntimeError, ValueError, IndexError):  # torch's own error comes from the dispatch

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
 from torchscan.graph.fake import fake_tensor
-from torchscan.graph.rules.common import SEQUENCES, bound, fresh, plain, strided_fake, trained_parameter
+from torchscan.graph.rules.common import SEQUENCES, bound, fresh, meta_stand_in, plain, strided_fake, trained_parameter
 from torchscan.graph.rules.table import Answer, Fresh, Pending, RuleTable, is_tensor
 
 __all__ = ["TABLE"]
@@ -136,7 +136,7 @@ def _setitem(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) ->
     destination, index, value = args
     with no_dispatch(), torch.no_grad():
         try:
-            stand_ins = [_meta_stand_in(item, destination.device) for item in (destination, index, value)]
+            stand_ins = [meta_stand_in(item, destination.device) for item in (destination, index, value)]
         except ValueError:
             return None
         try:
@@ -144,24 +144,6 @@ def _setitem(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) ->
         except (RuntimeError, IndexError, ValueError, TypeError):  # torch's own error comes from the dispatch
             return None
     return destination
-
-
-def _meta_stand_in(value: Any, device: torch.device) -> Any:
-    """A plain meta tensor of a fake's (or :class:`Pending`'s) shape, strides and dtype, in a tuple or list
-    item by item, anything else as is; a ``ValueError`` for a mask, a tensor of another device or one that
-    is neither."""
-    if type(value) is Pending:
-        if value.device != device:
-            raise ValueError("another device")
-        return torch.empty(value.shape, dtype=value.dtype, device="meta")
-    if isinstance(value, torch.Tensor):
-        if not strided_fake(value) or value.device != device or value.dtype in (torch.bool, torch.uint8):
-            raise ValueError("not a fake of the destination's device, or a mask")
-        return torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device="meta")
-    if type(value) in SEQUENCES:  # a list stays a list (an index list is advanced indexing, a tuple is not)
-        items = [_meta_stand_in(item, device) for item in value]
-        return tuple(items) if type(value) is tuple else items
-    return value
 
 
 @TABLE.register(torch.Tensor.reshape_as, torch.Tensor.view_as)
