@@ -17,7 +17,7 @@ from torchscan.graph.calls import (
     module_path_of,
     resolve_target,
 )
-from torchscan.graph.shapes import NodeValues
+from torchscan.graph.shapes import NodeValues, SpecTable
 from torchscan.records import RECORD, NodeRecord, tensor_leaves
 from torchscan.records.frozen import frozen_record
 
@@ -51,6 +51,7 @@ def build_graph(
     binder = ArgumentBinder()
     memo = {} if memo is None else memo
     stacks: dict[int, tuple[tuple[str, int], ...]] = {}  # the nodes of one module call share its stack
+    specs: SpecTable = {}  # the modules' parameter specs, one per distinct value
     nodes: list[tuple[str, dict[str, NodeRecord]]] = []
     edges: list[tuple[str, str]] = []
     for index, node in enumerate(traced.nodes):
@@ -58,7 +59,7 @@ def build_graph(
         if static is None:
             if modules is None:
                 modules = dict(root.named_modules(remove_duplicate=False))
-            static = memo[node.name] = _static(node, root, modules, stacks)
+            static = memo[node.name] = _static(node, root, modules, stacks, specs)
         record = _record(node, index, static, values.get(node.name), binder)
         nodes.append((node.name, {RECORD: record}))
         edges.extend((source, node.name) for source in static.sources)
@@ -73,10 +74,11 @@ def _static(
     root: nn.Module,
     modules: Mapping[str, nn.Module],
     stacks: dict[int, tuple[tuple[str, int], ...]],
+    specs: SpecTable | None = None,
 ) -> _Static:
     """The shape-independent parts of a node's record (``modules``: the root's submodules by path,
     duplicates included; ``stacks``: :func:`_module_calls` by the identity of the module stack read,
-    for nodes that share one object)."""
+    for nodes that share one object; ``specs``: the build's :data:`~torchscan.graph.shapes.SpecTable`)."""
     if node.op == "call_module":
         target = str(node.target)
         module = modules.get(target)
@@ -90,7 +92,7 @@ def _static(
     calls = stacks.get(key)
     if calls is None:
         calls = stacks[key] = _module_calls(node)
-    return _Static(type_name, module_path_of(node), calls, call_site(node, root, modules), sources)
+    return _Static(type_name, module_path_of(node), calls, call_site(node, root, modules, specs), sources)
 
 
 def _record(

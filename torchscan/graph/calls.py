@@ -17,7 +17,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.operator_schemas import get_signature_for_torch_op
 
 from torchscan.graph.clone import reparametrized_names
-from torchscan.graph.shapes import NodeValues, describe
+from torchscan.graph.shapes import NodeValues, SpecTable, describe
 from torchscan.graph.trace import ROOT_CALL
 from torchscan.records import OpCall, TensorSpec, tensor_leaves
 from torchscan.records.frozen import frozen_record
@@ -269,8 +269,9 @@ def _signatures(function: Callable[..., Any]) -> tuple[inspect.Signature, ...]:
         return ()
 
 
-def module_config(module: nn.Module) -> dict[str, Any]:
-    """A module's plain configuration attributes plus specs of its own parameters and buffers."""
+def module_config(module: nn.Module, specs: SpecTable | None = None) -> dict[str, Any]:
+    """A module's plain configuration attributes plus specs of its own parameters and buffers (``specs``:
+    a :data:`~torchscan.graph.shapes.SpecTable` they are taken from)."""
     config: dict[str, Any] = {
         name: value
         for name, value in vars(module).items()
@@ -282,12 +283,12 @@ def module_config(module: nn.Module) -> dict[str, Any]:
     for name, tensor in (*module._parameters.items(), *module._buffers.items()):  # named_*(recurse=False)
         if tensor is not None and id(tensor) not in seen:
             seen.add(id(tensor))
-            config[name] = describe(tensor)
+            config[name] = describe(tensor, specs)
     for name in reparametrized_names(module):  # the weight a formula reads, as the module computes it
         with FakeTensorMode(allow_non_fake_inputs=True):  # from the copy's tensors, no arithmetic
             value = getattr(module, name, None)
         if isinstance(value, torch.Tensor):
-            config[name] = describe(value)
+            config[name] = describe(value, specs)
     return config
 
 
@@ -300,15 +301,22 @@ class CallSite:
     kind: str
     target: Any
     attrs: Mapping[str, Any] | None
+    """Read-only (a view of a dict nothing else holds), shared by the site's calls."""
     training: bool
     module_path: str
 
 
-def call_site(node: fx.Node, root: nn.Module, modules: Mapping[str, nn.Module] | None = None) -> CallSite | None:
+def call_site(
+    node: fx.Node,
+    root: nn.Module,
+    modules: Mapping[str, nn.Module] | None = None,
+    specs: SpecTable | None = None,
+) -> CallSite | None:
     """The :class:`CallSite` of a call node (None for placeholders, attributes and the output).
 
     ``root`` is the traced (fake) copy of the model: module configs and training flags come
-    from it; ``modules`` (its submodules by path, duplicates included) saves the lookups.
+    from it; ``modules`` (its submodules by path, duplicates included) saves the lookups; ``specs``:
+    the table of :func:`module_config`.
     """
     if node.op not in ("call_module", "call_function", "call_method"):
         return None
@@ -321,7 +329,7 @@ def call_site(node: fx.Node, root: nn.Module, modules: Mapping[str, nn.Module] |
         if module is None:
             module = root.get_submodule(str(node.target))
         target: Any = type(module)
-        attrs = module_config(module)
+        attrs = MappingProxyType(module_config(module, specs))  # frozen once: every OpCall of the site shares it
         training = module.training
     elif node.op == "call_function":
         target = node.target
@@ -340,7 +348,7 @@ def make_call(
     """The :class:`OpCall` of a call node from its :class:`CallSite` and its described values
     (``outputs``: the specs of ``values.output``, when the caller has them already)."""
     if site.attrs is not None:
-        attrs: Mapping[str, Any] = site.attrs  # OpCall freezes a copy
+        attrs: Mapping[str, Any] = site.attrs  # frozen already: OpCall keeps it as is
     elif site.kind == "function":
         attrs = binder.bind(site.target, values.args, values.kwargs)
     else:

@@ -40,6 +40,7 @@ from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
 from torchscan.graph.shapes import (
     NodeValues,
+    SpecTable,
     StorageIds,
     describe,
     first_line,
@@ -158,6 +159,7 @@ class _Recorder(TorchFunctionMode):
         """Stack trace text by stack (file, line, function of each user frame, outermost first)."""
         self._stack_texts = StackTexts()
         self.storages = StorageIds()
+        self._specs: SpecTable = {}
         """Storage of every recorded tensor (views and in-place results share their base's), as the
         shape pass numbers them for fx captures; the model's parameters and buffers are persistent."""
         for _, tensor in (*parameters.values(), *buffers.values()):
@@ -172,7 +174,7 @@ class _Recorder(TorchFunctionMode):
         self.alive.append(tensor)
         if node.op in ("placeholder", "get_attr"):  # a tensor the model holds is persistent
             ref = self.storages.ref(tensor, persistent=node.op == "get_attr")
-            self.values[node.name] = NodeValues((), {}, describe(tensor), storages=(ref,))
+            self.values[node.name] = NodeValues((), {}, describe(tensor, self._specs), storages=(ref,))
 
     def _node_of(self, tensor: torch.Tensor) -> fx.Node:
         node = self.env.get(id(tensor))
@@ -251,10 +253,10 @@ class _Recorder(TorchFunctionMode):
         node = plain_node(self.graph, op, target, self._arg(tuple(args)), self._arg(dict(kwargs)))
         node.meta[NN_MODULE_STACK] = self._stack_meta()
         node.meta["stack_trace"] = stack_trace  # the property's setter, without Node.__setattr__'s bookkeeping
-        described = describe(result)
+        described = describe(result, self._specs)
         self.values[node.name] = NodeValues(
-            describe(tuple(args)),
-            describe(dict(kwargs)),
+            describe(tuple(args), self._specs),
+            describe(dict(kwargs), self._specs),
             described,
             storages=self.storages.refs(result),
             passthrough=is_passthrough((args, kwargs), result),
@@ -272,7 +274,11 @@ class _Recorder(TorchFunctionMode):
                     item_node.meta[NN_MODULE_STACK] = outer
                     item_node.meta["stack_trace"] = stack_trace
                     self.values[item_node.name] = NodeValues(
-                        (described, index), {}, describe(item), storages=self.storages.refs(item), result=item
+                        (described, index),
+                        {},
+                        describe(item, self._specs),
+                        storages=self.storages.refs(item),
+                        result=item,
                     )
                     self._bind(item, item_node)
         return node
@@ -337,7 +343,7 @@ class _Recorder(TorchFunctionMode):
         """The graph's output node, returning ``output`` (its tensors keep their storages: the
         output allocates nothing)."""
         node = self.graph.output(self._arg(output))
-        described = describe(output)
+        described = describe(output, self._specs)
         self.values[node.name] = NodeValues((described,), {}, described, storages=self.storages.refs(output))
 
     def recorded_bytes(self) -> int:

@@ -44,6 +44,7 @@ __all__ = [
     "NodeValues",
     "Opaque",
     "PlanCache",
+    "SpecTable",
     "StorageIds",
     "TraceShapes",
     "describe",
@@ -146,41 +147,54 @@ def is_passthrough(inputs: Any, result: Any) -> bool:
     return all(id(tensor) in given for tensor in outputs)
 
 
-def tensor_spec(tensor: torch.Tensor | Pending) -> TensorSpec:
-    """The spec of a (fake, meta or real) tensor, or of a :class:`Pending` one (new, contiguous)."""
+SpecTable = dict[tuple[Any, ...], TensorSpec]
+"""One run's specs by value (shape, dtype, contiguous): :func:`describe` hands out one frozen spec per
+distinct value instead of one per tensor read (a deep model's nodes mostly share a few dozen), so an
+analysis leaves fewer objects for the cyclic garbage collector to walk after it."""
+
+
+def tensor_spec(tensor: torch.Tensor | Pending, specs: SpecTable | None = None) -> TensorSpec:
+    """The spec of a (fake, meta or real) tensor, or of a :class:`Pending` one (new, contiguous); with
+    ``specs``, the table's spec of that value (added where new)."""
     if type(tensor) is Pending:
-        return TensorSpec(shape=tensor.shape, dtype=tensor.dtype, contiguous=True)
-    try:
-        contiguous = tensor.is_contiguous()
-    except RuntimeError:  # sparse or exotic layouts
-        contiguous = True
-    return TensorSpec(shape=tuple(tensor.shape), dtype=tensor.dtype, contiguous=contiguous)
+        key: tuple[Any, ...] = (tensor.shape, tensor.dtype, True)
+    else:
+        try:
+            contiguous = tensor.is_contiguous()
+        except RuntimeError:  # sparse or exotic layouts
+            contiguous = True
+        key = (tuple(tensor.shape), tensor.dtype, contiguous)
+    if specs is None:
+        return TensorSpec(*key)
+    spec = specs.get(key)
+    if spec is None:
+        spec = specs[key] = TensorSpec(*key)
+    return spec
 
 
 _PLAIN_TYPES = frozenset(_PLAIN)
 
 
-def describe(value: Any) -> Any:
-    """Tensors to :class:`TensorSpec`, containers recursively, plain data as is, the rest opaque."""
+def describe(value: Any, specs: SpecTable | None = None) -> Any:
+    """Tensors to :class:`TensorSpec`, containers recursively, plain data as is, the rest opaque
+    (``specs``: one run's table, :data:`SpecTable`)."""
     kind = type(value)  # the common exact types first: this runs for every argument of every node
-    if kind is Pending:
-        return TensorSpec(shape=value.shape, dtype=value.dtype, contiguous=True)
     if kind in _PLAIN_TYPES:
         return value
     if kind is tuple or kind is list:
-        return tuple([describe(item) for item in value])
-    if isinstance(value, (torch.Tensor, Pending)):
-        return tensor_spec(value)
+        return tuple([describe(item, specs) for item in value])
+    if kind is Pending or isinstance(value, (torch.Tensor, Pending)):
+        return tensor_spec(value, specs)
     if isinstance(value, torch.Size):
         return tuple(int(size) for size in value)
     if isinstance(value, _PLAIN):
         return value
     if isinstance(value, (tuple, list)):
-        return tuple(describe(item) for item in value)
+        return tuple(describe(item, specs) for item in value)
     if isinstance(value, Mapping):
-        return {key: describe(item) for key, item in value.items()}
+        return {key: describe(item, specs) for key, item in value.items()}
     if hasattr(value, "__dataclass_fields__"):
-        return {name: describe(getattr(value, name)) for name in value.__dataclass_fields__}
+        return {name: describe(getattr(value, name), specs) for name in value.__dataclass_fields__}
     return Opaque(type(value).__name__)
 
 
@@ -407,6 +421,7 @@ class _ShapeRunner:
         """Whether a dispatched module call gets the fakes put into the copy (not while it is traced: its
         tensors are read through the tracer's views, which hand out the same fakes)."""
         self._storages = StorageIds()
+        self._specs: SpecTable = {}
         self._env: dict[fx.Node, Any] = {}
         self._inputs: Iterator[Any] = iter(())
         if fakes is None:
@@ -483,7 +498,8 @@ class _ShapeRunner:
         ):
             return self._arithmetic(n, args)
         plan = self._plan(n)
-        described_args, described_kwargs = describe(args), describe(kwargs)
+        specs = self._specs
+        described_args, described_kwargs = describe(args, specs), describe(kwargs, specs)
         if plan is not None and plan.weighted:
             self._check_dtypes(n, plan, described_args, described_kwargs)
         try:
@@ -507,7 +523,7 @@ class _ShapeRunner:
         self.values[n.name] = NodeValues(
             args=described_args,
             kwargs=described_kwargs,
-            output=describe(result),
+            output=describe(result, specs),
             storages=storages,
             passthrough=n.op != "placeholder" and is_passthrough((args, kwargs), result),
             result=result,
@@ -524,7 +540,12 @@ class _ShapeRunner:
         except Exception as error:
             raise self._shape_error(n, args, {}, error) from error
         self.values[n.name] = NodeValues(
-            args=describe(args), kwargs={}, output=describe(result), storages=(), passthrough=False, result=result
+            args=describe(args, self._specs),
+            kwargs={},
+            output=describe(result, self._specs),
+            storages=(),
+            passthrough=False,
+            result=result,
         )
         return result
 

@@ -66,6 +66,10 @@ ZERO = Cost()
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A read-only copy of ``mapping``; a read-only view is kept as it is (its maker holds the only
+    reference to the dict behind it: a call site's module configuration, shared by its calls)."""
+    if type(mapping) is MappingProxyType:
+        return mapping
     return MappingProxyType(dict(mapping or {}))
 
 
