@@ -217,10 +217,15 @@ def einsum_cost(equation: str, shapes: Sequence[tuple[int, ...]]) -> Cost:
 def einsum(call: OpCall) -> Cost:
     """einsum as its contraction (module docstring): for ``'bij,bjk->bik'`` it equals bmm:
     ``MACs = b·i·k·j``, ``FLOPs = b·i·k·(2j − 1)``, ``DMAs = N_a + N_b + N_out``."""
+    return einsum_cost(einsum_equation(call), [spec.shape for spec in call.inputs])
+
+
+def einsum_equation(call: OpCall) -> str:
+    """The equation of an einsum call, bound by name or the first positional argument."""
     equation = argument(call, "equation", None)
     if equation is None:
         equation = call.attrs["args"][0]
-    return einsum_cost(str(equation), [spec.shape for spec in call.inputs])
+    return str(equation)
 
 
 TABLE.declare(torch.einsum, saves=Saves.MATMUL)

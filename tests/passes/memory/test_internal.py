@@ -13,7 +13,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torchscan import crawl_module
 from torchscan.measure.cpu import measure_inference, random_inputs
 from torchscan.passes.memory import internal
-from torchscan.passes.memory.internal import record_calls, worth_recording
+from torchscan.passes.memory.internal import einsum_saves_its_own, record_calls, worth_recording
 from torchscan.records import RECORD, Cost, NodeRecord, OpCall, TensorSpec
 
 
@@ -59,6 +59,34 @@ def test_worth_recording_follows_the_registry_families() -> None:
     assert worth_recording(_record("module", nn.Linear, (strided,), TensorSpec((16, 16))))  # reshape may copy
     assert not worth_recording(_record("module", nn.Conv1d, (strided,), TensorSpec((16, 8, 3))))  # one ATen op
     assert worth_recording(_record("function", torch.matmul, (strided, spec)))
+
+
+def _einsum(equation: str, *shapes: tuple[int, ...]) -> NodeRecord:
+    specs = tuple(TensorSpec(shape) for shape in shapes)
+    call = OpCall(kind="function", target=torch.einsum, inputs=specs, outputs=specs[:1], attrs={"args": (equation,)})
+    return NodeRecord(
+        name="n", op="call_function", index=1, module_path="", type_name="einsum", call=call, outputs=specs[:1]
+    )
+
+
+@pytest.mark.parametrize(
+    ("equation", "shapes", "copies"),
+    [
+        # timm MViTv2's relative positions: the batch dim h between y and w, merged into one: a copy
+        ("byhwc,hkc->byhwk", ((1, 2, 7, 7, 96), (7, 7, 96)), True),
+        ("byhwc,wkc->byhwk", ((1, 2, 7, 7, 96), (7, 7, 96)), False),  # y and h merge as they lie: a view
+        ("byhwc,hkc->byhwk", ((1, 1, 7, 7, 96), (7, 7, 96)), False),  # y of size 1: any strides merge
+        ("bhqd,bhkd->bhqk", ((2, 4, 8, 16), (2, 4, 8, 16)), False),  # attention scores: views
+        ("ij,jk->ik", ((3, 4), (4, 5)), False),
+    ],
+)
+def test_an_einsum_is_recorded_where_torch_saves_a_copy_of_an_operand(
+    equation: str, shapes: tuple[tuple[int, ...], ...], copies: bool
+) -> None:
+    """What torch's einsum keeps, told apart on meta tensors: a copy it made (recorded at the ATen level,
+    the copy's bytes counted), or its operands and views of them (the matmul family's rule)."""
+    assert einsum_saves_its_own(_einsum(equation, *shapes).call) is copies
+    assert worth_recording(_einsum(equation, *shapes)) is copies
 
 
 def test_static_peak_of_a_composite_call_equals_a_real_forward() -> None:

@@ -255,6 +255,21 @@ class _Gather(nn.Module):
         return x[..., made] + x[..., list(range(self.width))] + x[..., self.order] + x[:, :, : self.width]
 
 
+class _Relative(nn.Module):
+    """An einsum whose batched layout needs a copy of an operand (timm MViTv2's relative positions,
+    ``"byhwc,hkc->byhwk"``): its batch dim ``h`` lies between the dims ``b`` and ``w`` merged into one, so
+    the reshape inside copies (where both exceed 1) and autograd keeps the copy, beside the operand
+    itself, which the product after it keeps."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.rand(length, 1, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stacked = torch.stack([x, x.exp()], -1)
+        return (torch.einsum("bhwc,hkc->bhwk", stacked, self.table) * stacked).sum(-1)
+
+
 _BLOCKS = {
     "linear": lambda w, n: nn.Linear(w, w),
     "frozen": lambda w, n: nn.Linear(w, w).requires_grad_(False),
@@ -295,6 +310,7 @@ _BLOCKS = {
     "in_place": lambda w, n: _InPlace(w),
     "written": lambda w, n: _Written(w),
     "gather": lambda w, n: _Gather(w),
+    "relative": lambda w, n: _Relative(n),
 }
 """Blocks (built from W and L) mapping (B, L, W) to (B, L, W), each family's rule on its own or in combination. Left out
 where the convention departs from what autograd keeps, by choice: norms (their per-row statistics are
@@ -316,6 +332,10 @@ not counted) and average pools (autograd keeps their input)."""
 @example(blocks=["linear", "in_place", "written"], batch=2, length=3, width=4, training=True, capture="torch.fx")
 @example(blocks=["linear", "in_place", "written"], batch=2, length=3, width=4, training=True, capture="eager-record")
 @example(blocks=["linear", "in_place", "written"], batch=2, length=3, width=4, training=True, capture="real-forward")
+# an einsum whose reshape copies an operand: the copy is kept, each way of capturing
+@example(blocks=["relative"], batch=2, length=3, width=4, training=True, capture="torch.fx")
+@example(blocks=["relative"], batch=2, length=3, width=4, training=False, capture="eager-record")
+@example(blocks=["relative", "mixing"], batch=3, length=2, width=3, training=True, capture="real-forward")
 def test_saved_bytes_equal_what_autograd_keeps_in_a_real_forward(
     blocks: list[str], batch: int, length: int, width: int, training: bool, capture: str
 ) -> None:

@@ -44,6 +44,7 @@ import torch
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._mode_utils import no_dispatch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map
 
@@ -63,13 +64,23 @@ from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import Pending
 from torchscan.graph.writes import INDEX_WRITES, written
 from torchscan.ops import Saves
+from torchscan.ops.linear import einsum_equation
 from torchscan.ops.shape import index_write_arguments
 from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.kernels import with_workspace
 from torchscan.records import NodeRecord, TensorSpec
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["CallMemory", "NodeMemory", "Replay", "number_divided", "record_calls", "recorded_calls", "worth_recording"]
+__all__ = [
+    "CallMemory",
+    "NodeMemory",
+    "Replay",
+    "einsum_saves_its_own",
+    "number_divided",
+    "record_calls",
+    "recorded_calls",
+    "worth_recording",
+]
 
 _CALLS = ("call_module", "call_function", "call_method")
 
@@ -716,8 +727,46 @@ def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | N
     if kind is Saves.INDEX_WRITE:  # ``x[index] = value`` by tensors or lists: ``index_put_`` keeps its indices
         return any(isinstance(item, (TensorSpec, tuple)) for item in _index_items(call))
     strided = not all(spec.contiguous for spec in record.call.inputs)
+    if kind is Saves.MATMUL and call.target in _EINSUMS:
+        return strided or einsum_saves_its_own(call)
     weight = record.call.spec("weight")
     return strided and (kind is Saves.MATMUL or (kind is Saves.WEIGHTED and weight is not None and weight.ndim == 2))
+
+
+_EINSUMS = frozenset({torch.einsum, torch.functional.einsum, torch._VF.einsum})
+"""einsum's spellings (:func:`einsum_saves_its_own`)."""
+
+
+def einsum_saves_its_own(call: Any) -> bool:
+    """Whether torch's einsum of contiguous operands of these shapes keeps for backward a tensor it made
+    itself rather than an operand or a view of one: an operand permuted to its batched layout whose
+    reshape copies (timm's MViTv2 relative positions, ``"byhwc,hkc->byhwk"``: the batch dim ``h`` is not
+    leading), a sum over a dim only one operand has. Told by torch's own einsum run on plain meta
+    tensors of the operands' shapes that require grad, what autograd packs compared with them (~0.1 ms;
+    no arithmetic); an einsum it cannot run there is recorded (True)."""
+    if not all(spec.dtype.is_floating_point for spec in call.inputs):
+        return False  # no gradient: nothing saved
+    made: list[bool] = []
+    with no_dispatch(), torch.enable_grad():
+        operands = [
+            torch.empty(spec.shape, dtype=spec.dtype, device="meta", requires_grad=True) for spec in call.inputs
+        ]
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            if not any(tensor is operand or tensor._base is operand for operand in operands):
+                made.append(True)
+            return tensor
+
+        try:
+            with torch.autograd.graph.saved_tensors_hooks(pack, _unpacked):
+                torch.einsum(einsum_equation(call), *operands)
+        except (RuntimeError, ValueError, IndexError, TypeError):
+            return True
+    return bool(made)
+
+
+def _unpacked(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
 
 
 def _index_items(call: Any) -> tuple[Any, ...]:
