@@ -13,7 +13,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torchscan import crawl_module
 from torchscan.measure.cpu import measure_inference, random_inputs
 from torchscan.passes.memory import internal
-from torchscan.passes.memory.internal import einsum_saves_its_own, record_calls, worth_recording
+from torchscan.passes.memory.internal import product_saves_its_own, record_calls, worth_recording
 from torchscan.records import RECORD, Cost, NodeRecord, OpCall, TensorSpec
 
 
@@ -61,9 +61,11 @@ def test_worth_recording_follows_the_registry_families() -> None:
     assert worth_recording(_record("function", torch.matmul, (strided, spec)))
 
 
-def _einsum(equation: str, *shapes: tuple[int, ...]) -> NodeRecord:
+def _product(equation: str | None, *shapes: tuple[int, ...]) -> NodeRecord:
+    """A record of ``torch.einsum(equation, ...)`` (``torch.matmul`` where ``equation`` is None)."""
     specs = tuple(TensorSpec(shape) for shape in shapes)
-    call = OpCall(kind="function", target=torch.einsum, inputs=specs, outputs=specs[:1], attrs={"args": (equation,)})
+    target, attrs = (torch.matmul, {}) if equation is None else (torch.einsum, {"args": (equation,)})
+    call = OpCall(kind="function", target=target, inputs=specs, outputs=specs[:1], attrs=attrs)
     return NodeRecord(
         name="n", op="call_function", index=1, module_path="", type_name="einsum", call=call, outputs=specs[:1]
     )
@@ -78,15 +80,22 @@ def _einsum(equation: str, *shapes: tuple[int, ...]) -> NodeRecord:
         ("byhwc,hkc->byhwk", ((1, 1, 7, 7, 96), (7, 7, 96)), False),  # y of size 1: any strides merge
         ("bhqd,bhkd->bhqk", ((2, 4, 8, 16), (2, 4, 8, 16)), False),  # attention scores: views
         ("ij,jk->ik", ((3, 4), (4, 5)), False),
+        (None, ((2, 3, 4, 5), (3, 5, 6)), True),  # matmul over broadcast batch dims: expanded, copied
+        (None, ((2, 1, 4, 5), (3, 5, 6)), True),
+        (None, ((5,), (2, 5, 6)), True),  # a vector against a batch: its reshape of the expanded copy
+        (None, ((4, 5), (2, 3, 5, 6)), True),
+        (None, ((2, 3, 4, 5), (2, 3, 5, 6)), False),  # equal batch dims: views
+        (None, ((2, 3, 4, 5), (5, 6)), False),  # by a matrix: the left folded by a view
+        (None, ((2, 3, 4, 5), (5,)), False),
     ],
 )
-def test_an_einsum_is_recorded_where_torch_saves_a_copy_of_an_operand(
-    equation: str, shapes: tuple[tuple[int, ...], ...], copies: bool
+def test_a_product_is_recorded_where_torch_saves_a_copy_of_an_operand(
+    equation: str | None, shapes: tuple[tuple[int, ...], ...], copies: bool
 ) -> None:
-    """What torch's einsum keeps, told apart on meta tensors: a copy it made (recorded at the ATen level,
-    the copy's bytes counted), or its operands and views of them (the matmul family's rule)."""
-    assert einsum_saves_its_own(_einsum(equation, *shapes).call) is copies
-    assert worth_recording(_einsum(equation, *shapes)) is copies
+    """What torch's einsum and matmul keep, told apart on meta tensors: a copy they made (recorded at the
+    ATen level, the copy's bytes counted), or their operands and views of them (the matmul family's rule)."""
+    assert product_saves_its_own(_product(equation, *shapes).call) is copies
+    assert worth_recording(_product(equation, *shapes)) is copies
 
 
 def test_static_peak_of_a_composite_call_equals_a_real_forward() -> None:

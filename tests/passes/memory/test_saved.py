@@ -270,6 +270,19 @@ class _Relative(nn.Module):
         return (torch.einsum("bhwc,hkc->bhwk", stacked, self.table) * stacked).sum(-1)
 
 
+class _Broadcast(nn.Module):
+    """A matmul over broadcast batch dims (``(B, 1, L, W) @ (2, W, W)``): torch expands both operands to
+    ``(B, 2, …)`` and reshapes them into copies, which autograd keeps, beside ``x``, which the product
+    after it keeps."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.rand(2, width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.unsqueeze(1) @ self.table).sum(1) * x
+
+
 _BLOCKS = {
     "linear": lambda w, n: nn.Linear(w, w),
     "frozen": lambda w, n: nn.Linear(w, w).requires_grad_(False),
@@ -311,6 +324,7 @@ _BLOCKS = {
     "written": lambda w, n: _Written(w),
     "gather": lambda w, n: _Gather(w),
     "relative": lambda w, n: _Relative(n),
+    "broadcast": lambda w, n: _Broadcast(w),
 }
 """Blocks (built from W and L) mapping (B, L, W) to (B, L, W), each family's rule on its own or in combination. Left out
 where the convention departs from what autograd keeps, by choice: norms (their per-row statistics are
@@ -336,6 +350,9 @@ not counted) and average pools (autograd keeps their input)."""
 @example(blocks=["relative"], batch=2, length=3, width=4, training=True, capture="torch.fx")
 @example(blocks=["relative"], batch=2, length=3, width=4, training=False, capture="eager-record")
 @example(blocks=["relative", "mixing"], batch=3, length=2, width=3, training=True, capture="real-forward")
+# a matmul over broadcast batch dims: the expanded copies are kept
+@example(blocks=["broadcast"], batch=2, length=3, width=4, training=True, capture="torch.fx")
+@example(blocks=["broadcast", "gelu"], batch=1, length=2, width=3, training=False, capture="eager-record")
 def test_saved_bytes_equal_what_autograd_keeps_in_a_real_forward(
     blocks: list[str], batch: int, length: int, width: int, training: bool, capture: str
 ) -> None:

@@ -37,6 +37,7 @@ they allocate at most their output and save nothing.
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -75,8 +76,8 @@ __all__ = [
     "CallMemory",
     "NodeMemory",
     "Replay",
-    "einsum_saves_its_own",
     "number_divided",
+    "product_saves_its_own",
     "record_calls",
     "recorded_calls",
     "worth_recording",
@@ -708,9 +709,10 @@ def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | N
     declared family (composite calls, modules the registry does not know), a dropout in training
     (CPU's kernel keeps an input-sized float mask, CUDA's fused one a bool mask), a number divided by
     a tensor or a rounding division, advanced indexing, or a write by
-    an index holding a tensor or a list, or a product
+    an index holding a tensor or a list, a product
     (:attr:`Saves.MATMUL`, or :attr:`Saves.WEIGHTED` with a 2-D weight: linear) reading a strided
-    operand (the ``reshape`` inside it may copy). Every other family states what the op keeps
+    operand (the ``reshape`` inside it may copy), or a matmul or einsum that keeps a copy of an operand
+    (:func:`product_saves_its_own`). Every other family states what the op keeps
     (:mod:`~torchscan.passes.memory.saved`) and allocates only its result."""
     if record.op not in _CALLS or record.call is None or not record.outputs:
         return False
@@ -727,30 +729,43 @@ def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | N
     if kind is Saves.INDEX_WRITE:  # ``x[index] = value`` by tensors or lists: ``index_put_`` keeps its indices
         return any(isinstance(item, (TensorSpec, tuple)) for item in _index_items(call))
     strided = not all(spec.contiguous for spec in record.call.inputs)
-    if kind is Saves.MATMUL and call.target in _EINSUMS:
-        return strided or einsum_saves_its_own(call)
+    if kind is Saves.MATMUL and call.target in _FOLDED:
+        return strided or product_saves_its_own(call)
     weight = record.call.spec("weight")
     return strided and (kind is Saves.MATMUL or (kind is Saves.WEIGHTED and weight is not None and weight.ndim == 2))
 
 
-_EINSUMS = frozenset({torch.einsum, torch.functional.einsum, torch._VF.einsum})
-"""einsum's spellings (:func:`einsum_saves_its_own`)."""
+_EINSUMS = frozenset({torch.einsum, torch._VF.einsum})
+"""einsum's spellings (:func:`product_saves_its_own`)."""
+
+_FOLDED = frozenset({*_EINSUMS, torch.matmul, torch.Tensor.matmul, operator.matmul, torch.Tensor.__matmul__})
+"""Products torch folds into ``mm``/``bmm`` by expanding, permuting and reshaping their operands (``a @ b``
+spelt as ``a``'s call: ``__rmatmul__`` is not here)."""
 
 
-def einsum_saves_its_own(call: Any) -> bool:
-    """Whether torch's einsum of contiguous operands of these shapes keeps for backward a tensor it made
-    itself rather than an operand or a view of one: an operand permuted to its batched layout whose
-    reshape copies (timm's MViTv2 relative positions, ``"byhwc,hkc->byhwk"``: the batch dim ``h`` is not
-    leading), a sum over a dim only one operand has. Told by torch's own einsum run on plain meta
-    tensors of the operands' shapes that require grad, what autograd packs compared with them (~0.1 ms;
-    no arithmetic); an einsum it cannot run there is recorded (True)."""
-    if not all(spec.dtype.is_floating_point for spec in call.inputs):
+def product_saves_its_own(call: Any) -> bool:
+    """Whether torch's matmul or einsum of contiguous operands of these shapes keeps for backward a
+    tensor it made itself rather than an operand or a view of one: a broadcast operand expanded to the
+    other's batch dims and reshaped (``(B, H, N, D) @ (H, D, M)``: a copy ``B`` times the operand's
+    size), a vector or matrix against a batch of matrices, an einsum operand permuted to its batched
+    layout whose reshape copies (timm's MViTv2 relative positions, ``"byhwc,hkc->byhwk"``: its batch dim
+    ``h`` lies between ``y`` and ``w``, merged into one), a sum over a dim only one operand has. Told by
+    torch's own op run on plain meta tensors of the operands' shapes that require grad, what autograd
+    packs compared with them (~0.05 ms; no arithmetic), except where the fold is known to keep views
+    (matrices of equal batch dims, or by a 2-D right operand); an op it cannot run there is recorded."""
+    inputs = call.inputs
+    if not all(spec.dtype.is_floating_point for spec in inputs):
         return False  # no gradient: nothing saved
+    einsum = call.target in _EINSUMS
+    if not einsum:
+        if len(inputs) != 2:
+            return True
+        a, b = inputs
+        if a.ndim >= 2 and (b.ndim == 2 or (b.ndim == a.ndim and a.shape[:-2] == b.shape[:-2])):
+            return False  # reshapes of contiguous operands, or none: views
     made: list[bool] = []
     with no_dispatch(), torch.enable_grad():
-        operands = [
-            torch.empty(spec.shape, dtype=spec.dtype, device="meta", requires_grad=True) for spec in call.inputs
-        ]
+        operands = [torch.empty(spec.shape, dtype=spec.dtype, device="meta", requires_grad=True) for spec in inputs]
 
         def pack(tensor: torch.Tensor) -> torch.Tensor:
             if not any(tensor is operand or tensor._base is operand for operand in operands):
@@ -759,7 +774,10 @@ def einsum_saves_its_own(call: Any) -> bool:
 
         try:
             with torch.autograd.graph.saved_tensors_hooks(pack, _unpacked):
-                torch.einsum(einsum_equation(call), *operands)
+                if einsum:
+                    torch.einsum(einsum_equation(call), *operands)
+                else:
+                    torch.matmul(*operands)
         except (RuntimeError, ValueError, IndexError, TypeError):
             return True
     return bool(made)

@@ -184,8 +184,9 @@ def saved_for_backward(
     - matmul / mm / bmm / einsum and ``mul`` of two tensors: each factor when the other requires
       grad (every input for three or more); ``div`` of two tensors: the divisor, and the dividend
       when the divisor requires grad; with a number, nothing (``2 / x``: the reciprocal it makes).
-      A product of a strided operand, and an einsum whose batched layout copies an operand
-      (:func:`~torchscan.passes.memory.internal.einsum_saves_its_own`), are recorded: the copy is kept.
+      A product of a strided operand, and a matmul or einsum that copies an operand to fold it into
+      ``bmm`` (broadcast batch dims, an einsum's permuted layout:
+      :func:`~torchscan.passes.memory.internal.product_saves_its_own`), are recorded: the copy is kept.
     - ``x[...]``: the tensors of its index (advanced indexing; basic indexing is a view: nothing);
       ``x[...] = v`` likewise (``index_put_`` keeps its indices; a write through a view keeps nothing).
     - ReLU, sigmoid, tanh, softmax, log-softmax, exp, sqrt, ``elu_``: their output.
