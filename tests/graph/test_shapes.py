@@ -16,6 +16,8 @@ from tests.profiles import examples
 from tests.strategies import random_nets
 from torchscan import crawl_module
 from torchscan.errors import InputError, ShapeError
+from torchscan.graph.shapes import SpecTable, describe
+from torchscan.records import RECORD, TensorSpec
 
 
 class _Net(nn.Module):
@@ -188,3 +190,20 @@ def test_size_arithmetic_gives_the_values_the_general_path_gives() -> None:
 class _OutOfRange(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * x.shape[3]
+
+
+def test_a_run_describes_equal_tensors_by_one_spec_and_unequal_ones_apart() -> None:
+    """One frozen spec per distinct (shape, dtype, contiguity) in a run: equal values share it (fewer objects
+    for the collector after an analysis), the specs compare as before, and a strided view gets its own."""
+    specs: SpecTable = {}
+    x = torch.empty(2, 3, device="meta")
+    first, second = describe((x, x.clone()), specs)
+    assert first is second and first == TensorSpec((2, 3))
+    transposed = describe(x.t(), specs)
+    assert transposed == TensorSpec((3, 2), contiguous=False) and not transposed.contiguous
+    assert describe([x.double()], specs)[0] == TensorSpec((2, 3), torch.float64)
+    assert len(specs) == 3
+    assert describe(x) == first and describe(x) is not first  # without a table: a new spec each time
+    report = crawl_module(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU()), (4,))
+    outputs = [data[RECORD].outputs[0] for _, data in report.records.nodes(data=True) if data[RECORD].outputs]
+    assert len(outputs) == 6 and all(spec is outputs[0] for spec in outputs)  # input, 4 layers, output

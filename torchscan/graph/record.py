@@ -159,9 +159,10 @@ class _Recorder(TorchFunctionMode):
         """Stack trace text by stack (file, line, function of each user frame, outermost first)."""
         self._stack_texts = StackTexts()
         self.storages = StorageIds()
-        self._specs: SpecTable = {}
         """Storage of every recorded tensor (views and in-place results share their base's), as the
         shape pass numbers them for fx captures; the model's parameters and buffers are persistent."""
+        self._specs: SpecTable = {}
+        """One spec per distinct tensor value described (:data:`~torchscan.graph.shapes.SpecTable`)."""
         for _, tensor in (*parameters.values(), *buffers.values()):
             self.storages.ref(tensor, persistent=True)
         self.callers: dict[Any, tuple[tuple[str, int, str], ...]] = {}
