@@ -773,7 +773,7 @@ def product_saves_its_own(call: Any) -> bool:
             return tensor
 
         try:
-            with torch.autograd.graph.saved_tensors_hooks(pack, _unpacked):
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
                 if einsum:
                     torch.einsum(einsum_equation(call), *operands)
                 else:
@@ -781,10 +781,6 @@ def product_saves_its_own(call: Any) -> bool:
         except (RuntimeError, ValueError, IndexError, TypeError):
             return True
     return bool(made)
-
-
-def _unpacked(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor
 
 
 def _index_items(call: Any) -> tuple[Any, ...]:
