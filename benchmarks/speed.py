@@ -4,6 +4,7 @@
     python benchmarks/speed.py ratio resnet18 vit_b_16 --sizes 224
     python benchmarks/speed.py growth --blocks 250 2500 25000
     python benchmarks/speed.py sweep resnet50 mobilenet_v3_large vit_b_16
+    python benchmarks/speed.py floors shufflenet_v2_x0_5 mobilenet_v3_large growth
 
 ``ratio``: for each torchvision classifier, the median ``crawl_module`` time over the median time of
 one ``torch.no_grad`` CPU forward of the same model (batch 1), measured in one process with the two
@@ -19,11 +20,18 @@ pass) from 1k to 100k nodes.
 sizes) against 8 fresh ``crawl_module`` calls: the cost of each extra shape as a share of a first
 analysis (issue 13's goal: at most 20%), in process CPU time (this part is for shared machines,
 where the wall clock measures the neighbours), medians of ``--repeat`` interleaved rounds.
+
+``floors``: what the building blocks of any fx-based analysis cost on the same model, per graph node of our
+capture, next to ours (process CPU time, medians of ``--repeat`` interleaved rounds): ``torch.fx.symbolic_trace``
+alone, fx's ``ShapeProp`` over that graph on a ``meta`` copy (shapes by torch's meta kernels, the cheapest shape
+propagation torch has), ``copy.deepcopy`` of the model, and a ``no_grad`` forward (of the ``meta`` copy for
+``growth``: the ``Block`` chain of the growth part, 1,000 blocks, on ``meta``). A model fx cannot trace gets "—".
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import math
 import os
@@ -35,7 +43,8 @@ from collections.abc import Callable
 
 import torch
 import torchvision
-from torch import nn
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
 
 from torchscan import crawl_module, sweep
 
@@ -156,9 +165,56 @@ def sweeps(names: list[str], repeat: int) -> None:
         )
 
 
+def floors(names: list[str], repeat: int) -> None:
+    print(
+        "| Model | Graph nodes | Ours (µs/node) | fx.symbolic_trace | + ShapeProp (meta) | deepcopy | Forward |\n"
+        "|---|---:|---:|---:|---:|---:|---:|"
+    )
+    for name in names:
+        if name == "growth":
+            with torch.device("meta"):
+                model = nn.Sequential(*(Block(8) for _ in range(1000))).eval()
+            shape: tuple[int, ...] = (8, 16, 16)
+            sample = torch.empty(1, *shape, device="meta")
+        else:
+            model = torchvision.models.get_model(name, weights=None).eval()
+            shape = (3, 224, 224)
+            sample = torch.randn(1, *shape)
+        nodes = crawl_module(model, shape).records.number_of_nodes()
+        meta = copy.deepcopy(model).to("meta")
+        meta_sample = torch.empty(sample.shape, device="meta")
+
+        def propagate(meta: nn.Module = meta, meta_sample: torch.Tensor = meta_sample) -> None:
+            ShapeProp(fx.symbolic_trace(meta)).propagate(meta_sample)
+
+        def forward(model: nn.Module = model, sample: torch.Tensor = sample) -> None:
+            with torch.no_grad():
+                model(sample)
+
+        functions: list[Callable[[], object]] = [
+            functools.partial(crawl_module, model, shape),
+            functools.partial(fx.symbolic_trace, model),
+            propagate,
+            functools.partial(copy.deepcopy, model),
+            forward,
+        ]
+        try:
+            fx.symbolic_trace(model)
+        except Exception:  # fx cannot trace it: ours, the copy and the forward only
+            functions[1] = functions[2] = lambda: None
+            traced = False
+        else:
+            traced = True
+        times = median_cpu_times(functions, repeat)
+        cells = [f"{seconds / nodes * 1e6:.0f}" for seconds in times]
+        if not traced:
+            cells[1] = cells[2] = "—"
+        print(f"| {name} | {nodes:,} | {' | '.join(cells)} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", nargs="?", choices=["ratio", "growth", "sweep", "both"], default="both")
+    parser.add_argument("part", nargs="?", choices=["ratio", "growth", "sweep", "floors", "both"], default="both")
     parser.add_argument("models", nargs="*", help="torchvision classifiers (default: all)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 1024])
     parser.add_argument("--blocks", type=int, nargs="+", default=[250, 2500, 25000])
@@ -177,6 +233,10 @@ def main() -> None:
         growth(args.blocks, args.repeat)
     if args.part == "sweep":
         sweeps(args.models or ["resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16"], args.repeat)
+    if args.part == "floors":
+        floors(
+            args.models or ["growth", "shufflenet_v2_x0_5", "mobilenet_v3_large", "resnet50", "vit_b_16"], args.repeat
+        )
 
 
 if __name__ == "__main__":

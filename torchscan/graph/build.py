@@ -92,7 +92,8 @@ def _static(
     calls = stacks.get(key)
     if calls is None:
         calls = stacks[key] = _module_calls(node)
-    return _Static(type_name, module_path_of(node), calls, call_site(node, root, modules, specs), sources)
+    path = module_path_of(node)
+    return _Static(type_name, path, calls, call_site(node, root, modules, specs, path), sources)
 
 
 def _record(

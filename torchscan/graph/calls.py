@@ -311,16 +311,18 @@ def call_site(
     root: nn.Module,
     modules: Mapping[str, nn.Module] | None = None,
     specs: SpecTable | None = None,
+    path: str | None = None,
 ) -> CallSite | None:
     """The :class:`CallSite` of a call node (None for placeholders, attributes and the output).
 
     ``root`` is the traced (fake) copy of the model: module configs and training flags come
     from it; ``modules`` (its submodules by path, duplicates included) saves the lookups; ``specs``:
-    the table of :func:`module_config`.
+    the table of :func:`module_config`; ``path``: :func:`module_path_of` the node, when the caller has it.
     """
     if node.op not in ("call_module", "call_function", "call_method"):
         return None
-    path = module_path_of(node)
+    if path is None:
+        path = module_path_of(node)
     owner = _owner_module(root, path, modules)
     training = owner.training if owner is not None else root.training
     attrs: Mapping[str, Any] | None = None

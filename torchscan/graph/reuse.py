@@ -84,6 +84,10 @@ class Host(Protocol):
 
     def get_fresh_qualname(self, prefix: str) -> str: ...
 
+    def node_candidate(self, target: Any) -> str:
+        """fx's name candidate for a call node of ``target`` (``Graph._target_to_str``), remembered."""
+        ...
+
     def real_of(self, fake: torch.Tensor) -> torch.Tensor: ...
 
     def held_fake(self, path: str) -> torch.Tensor: ...
@@ -634,7 +638,8 @@ class BlockReuse:
                     host.constants.add(target)
             elif op == "call_module" or op == "get_attr":
                 target = path + target[cut:]
-            new = create(op, target, None, None, None, node.type)
+            candidate = host.node_candidate(target) if op == "call_function" or op == "call_method" else None
+            new = create(op, target, None, None, candidate, node.type)
             if position in recording.named:
                 renames = {old_node.name: new_node.name for old_node, new_node in made.items()}
                 new._update_args_kwargs(*_renamed((node.args, node.kwargs), made, renames))

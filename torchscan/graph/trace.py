@@ -207,6 +207,9 @@ class _Tracer(fx.Tracer):
         """Leaf decision by module class (everything it depends on is the class)."""
         self._code = TracedCode(leaf=lambda function: registry.lookup(function) is not None)
         self._qualnames: dict[str, int] = {}
+        self._candidates: dict[Any, str] = {}
+        """fx's name candidate of a call's node (``Graph._target_to_str``: a regex substitution) by function or
+        method name: :meth:`node_candidate`."""
         self.opaque_outputs: tuple[str, ...] = ()
         """Type names of output objects that are not data (replaced by None)."""
         self.held_outputs: tuple[str, ...] = ()
@@ -600,6 +603,18 @@ class _Tracer(fx.Tracer):
                 reuse.log.append(("output", path, first.node.name))
         return result
 
+    def node_candidate(self, target: Any) -> str:
+        """The name fx's ``create_node`` derives for a call of ``target`` (``Graph._target_to_str``) before
+        making it unique, remembered per function or method name for the trace: passed as the node's
+        name, fx makes the same unique name from it without its regex substitution per node."""
+        try:
+            found = self._candidates.get(target)
+        except TypeError:  # an unhashable callable: fx's own derivation
+            return self.graph._target_to_str(target)
+        if found is None:
+            found = self._candidates[target] = self.graph._target_to_str(target)
+        return found
+
     def create_node(
         self,
         kind: str,
@@ -615,6 +630,8 @@ class _Tracer(fx.Tracer):
         symbolizes and formats every node's stack: ~half the tracing time of a deep model)."""
         if kind == "call_function":  # a function the traced code saw through a copy of its globals: the original
             target = self._code.original(target)
+        if name is None and (kind == "call_function" or kind == "call_method"):
+            name = self.node_candidate(target)
         if fx_traceback.has_preserved_node_meta():  # a caller asked fx to carry node meta: fx's own path
             node = super().create_node(kind, target, args, kwargs, name, type_expr)
         else:
@@ -709,8 +726,9 @@ class _Proxy(fx.Proxy):
             return fx.Proxy.__torch_function__.__func__(cls, orig_method, types, args, kwargs)
         if tracer.is_tensor_method(orig_method):
             return tracer.create_proxy("call_method", orig_method.__name__, args, kwargs)
-        name = tracer.graph._target_to_str(orig_method.__name__)
-        return tracer.create_proxy("call_function", orig_method, args, kwargs, name=name)
+        return tracer.create_proxy(
+            "call_function", orig_method, args, kwargs, name=tracer.node_candidate(orig_method.__name__)
+        )
 
 
 def _tracer_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> _Tracer | None:

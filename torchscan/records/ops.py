@@ -147,6 +147,12 @@ def _collect(value: Any, found: list[TensorSpec]) -> None:
                 _collect(item, found)
     elif kind in _ATOMS:
         return
+    elif kind is dict:  # keyword arguments: ``isinstance(value, Mapping)`` is an ABC check, slow
+        for item in value.values():
+            if type(item) is TensorSpec:
+                found.append(item)
+            elif type(item) not in _ATOMS:
+                _collect(item, found)
     elif isinstance(value, TensorSpec):
         found.append(value)
     elif isinstance(value, (tuple, list)):
@@ -157,5 +163,5 @@ def _collect(value: Any, found: list[TensorSpec]) -> None:
             _collect(item, found)
 
 
-_ATOMS = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device})
-"""Exact types that hold no spec: not walked further."""
+_ATOMS = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device, torch.Size})
+"""Exact types that hold no spec: not walked further (a ``torch.Size`` holds ints only)."""
