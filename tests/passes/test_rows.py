@@ -302,17 +302,21 @@ def test_a_kept_row_plan_gives_the_rows_made_afresh() -> None:
 
 
 def test_filled_rows_keep_every_other_field_of_the_plan() -> None:
-    """``_rows`` builds each row field by field: every field it does not fill comes from the plan's row."""
+    """``_rows`` builds each row field by field: every field it does not fill comes from the plan's slot,
+    in :data:`_KNOWN`'s order (each a distinct sentinel: a field read from the wrong position shows)."""
     import dataclasses
 
     import networkx as nx
 
-    from torchscan.passes.rows import RowPlan, _rows, _Slot
+    from torchscan.passes.rows import _KNOWN, RowPlan, _rows, _Slot
     from torchscan.records import Cost, Row
 
     values = {field.name: f"<{field.name}>" for field in dataclasses.fields(Row)}
-    template = Row(**values)  # every field a distinct sentinel
-    plan = RowPlan(slots=(_Slot(0, template, None),), size=1, cost_rows=(("n", 0),), rollup=())
+    plan = RowPlan(
+        slots=(_Slot(0, tuple(values[name] for name in _KNOWN), None),), size=1, cost_rows=(("n", 0),), rollup=()
+    )
     (row,) = _rows(plan, nx.DiGraph(), {"n": Cost(flops=3, macs=2, dmas=1)}, lambda name, kind, node: 7)
     filled = {"flops": 3, "macs": 2, "dmas": 1, "unknown_ops": 0, "output_bytes": 7}
-    assert row == dataclasses.replace(template, **filled)
+    unset = {"receptive_field": None, "effective_stride": None, "effective_padding": None}
+    assert set(_KNOWN) | set(filled) | set(unset) | {"receptive_field_statistics"} == set(values)
+    assert row == Row(**{**values, **filled, **unset, "receptive_field_statistics": False})

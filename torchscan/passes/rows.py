@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 from torch import nn
@@ -57,13 +58,35 @@ def _parent_path(path: str) -> str:
 
 @frozen_record
 class _Slot:
-    """One row as a :class:`RowPlan` knows it: ``row`` with no costs yet, its output shape read from
-    ``shape_node``'s first output where it has one (else ``row``'s own), its output bytes per input."""
+    """One row as a :class:`RowPlan` knows it: the fields of its :class:`Row` that no cost, shape or byte
+    count decides (:data:`_KNOWN`), its output shape read from ``shape_node``'s first output where it has one
+    (else ``row``'s own), its output bytes per input."""
 
     index: int
     """Its position among the plan's rows in roll-up order (the costs' arrays)."""
-    row: Row
+    row: tuple[Any, ...]
+    """The row's :data:`_KNOWN` fields, in that order (a tuple: a template ``Row`` per row and per plan cost
+    as much again as the rows themselves)."""
     shape_node: str | None
+
+
+_KNOWN = (
+    "name",
+    "type",
+    "kind",
+    "depth",
+    "parent",
+    "is_leaf",
+    "output_shape",
+    "params",
+    "trainable_params",
+    "shared_params",
+    "param_bytes",
+    "buffer_bytes",
+    "calls",
+    "node",
+)
+"""The :class:`Row` fields a :class:`RowPlan` decides, in :attr:`_Slot.row`'s order."""
 
 
 @frozen_record
@@ -213,32 +236,33 @@ def _rows(
     nodes = graph.nodes
     rows = []
     for slot in plan.slots:  # Row(...) field by field: dataclasses.replace costs 2.5x as much per row
-        position, row = slot.index, slot.row
+        position, known = slot.index, slot.row
+        name, kind, node = known[0], known[2], known[13]
         rows.append(
             Row(
-                row.name,
-                row.type,
-                row.kind,
-                row.depth,
-                row.parent,
-                row.is_leaf,
-                row.output_shape if slot.shape_node is None else nodes[slot.shape_node][RECORD].outputs[0].shape,
-                row.params,
-                row.trainable_params,
-                row.shared_params,
-                row.param_bytes,
-                row.buffer_bytes,
+                name,
+                known[1],
+                kind,
+                known[3],
+                known[4],
+                known[5],
+                known[6] if slot.shape_node is None else nodes[slot.shape_node][RECORD].outputs[0].shape,
+                known[7],
+                known[8],
+                known[9],
+                known[10],
+                known[11],
                 flops[position],
                 macs[position],
                 dmas[position],
                 unknown[position],
-                row.calls,
-                row.receptive_field,
-                row.effective_stride,
-                row.effective_padding,
-                output_bytes(row.name, row.kind, row.node) if output_bytes is not None else 0,
-                row.node,
-                row.receptive_field_statistics,
+                known[12],
+                None,  # receptive fields: filled in by with_receptive_fields when asked for
+                None,
+                None,
+                output_bytes(name, kind, node) if output_bytes is not None else 0,
+                node,
+                False,
             )
         )
     return tuple(rows)
@@ -338,28 +362,24 @@ def _flatten(accs: dict[str, _Acc], index: Mapping[str, int]) -> tuple[_Slot, ..
         acc = accs[name]
         slots.append(
             _Slot(
-                index=index[name],
-                row=Row(
-                    name=acc.name,
-                    type=acc.type,
-                    kind=acc.kind,
-                    depth=depth,
-                    parent=acc.parent,
-                    is_leaf=not acc.children,
-                    output_shape=acc.output_shape,
-                    node=acc.node,
-                    params=acc.params,
-                    trainable_params=acc.trainable,
-                    shared_params=acc.shared,
-                    param_bytes=acc.param_bytes,
-                    buffer_bytes=acc.buffer_bytes,
-                    flops=0,
-                    macs=0,
-                    dmas=0,
-                    unknown_ops=0,
-                    calls=acc.calls,
+                index[name],
+                (  # _KNOWN's order
+                    acc.name,
+                    acc.type,
+                    acc.kind,
+                    depth,
+                    acc.parent,
+                    not acc.children,
+                    acc.output_shape,
+                    acc.params,
+                    acc.trainable,
+                    acc.shared,
+                    acc.param_bytes,
+                    acc.buffer_bytes,
+                    acc.calls,
+                    acc.node,
                 ),
-                shape_node=acc.shape_node,
+                acc.shape_node,
             )
         )
         stack.extend((child, depth + 1) for child in reversed(_sorted_children(accs, name)))
