@@ -507,6 +507,28 @@ def test_torch_functions_on_proxies_make_fx_s_own_nodes() -> None:
     assert described(ours) == described(theirs)
 
 
+class _Spellings(nn.Module):
+    """One block calling each op several times under several spellings (a function, an operator, its dunder,
+    a tensor method, an in-place method): fx names every node after its target, then numbers repeats."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.add(x, x) + x
+        y = y.__add__(1).relu().relu()
+        y = torch.nn.functional.relu(y * 2) * y
+        return y[:, :2].sum(-1, keepdim=True).add_(1)
+
+
+@pytest.mark.parametrize("min_share", [0.0, 1.1])  # every repeated block replayed; none
+def test_node_names_are_fx_s_for_repeated_targets_and_replayed_blocks(min_share: float) -> None:
+    """The tracer hands fx a node's name candidate it remembered per target (in traced and replayed blocks
+    alike): fx makes the names its own ``symbolic_trace`` makes."""
+    model = nn.Sequential(*(_Spellings() for _ in range(3))).eval()
+    ours = capture(model, DEFAULT_REGISTRY, model_inputs((4,), batch_size=2), min_share=min_share).graph
+    theirs = torch.fx.symbolic_trace(model).graph
+    assert [node.name for node in ours.nodes][1:] == [node.name for node in theirs.nodes][1:]  # the input aside
+    assert len({node.name for node in ours.nodes}) == len(ours.nodes) > 30
+
+
 class _Caching(nn.Module):
     """Keeps a table computed from the input's size in a buffer (timm's ConViT does), read back at once."""
 
