@@ -60,11 +60,11 @@ def _parent_path(path: str) -> str:
 class _Slot:
     """One row as a :class:`RowPlan` knows it: the fields of its :class:`Row` that no cost, shape or byte
     count decides (:data:`_KNOWN`), its output shape read from ``shape_node``'s first output where it has one
-    (else ``row``'s own), its output bytes per input."""
+    (else the plan's), its output bytes per input."""
 
     index: int
     """Its position among the plan's rows in roll-up order (the costs' arrays)."""
-    row: tuple[Any, ...]
+    fields: tuple[Any, ...]
     """The row's :data:`_KNOWN` fields, in that order (a tuple: a template ``Row`` per row and per plan cost
     as much again as the rows themselves)."""
     shape_node: str | None
@@ -86,7 +86,7 @@ _KNOWN = (
     "calls",
     "node",
 )
-"""The :class:`Row` fields a :class:`RowPlan` decides, in :attr:`_Slot.row`'s order."""
+"""The :class:`Row` fields a :class:`RowPlan` decides, in :attr:`_Slot.fields`' order."""
 
 
 @frozen_record
@@ -235,8 +235,8 @@ def _rows(
         unknown[parent] += unknown[row]
     nodes = graph.nodes
     rows = []
-    for slot in plan.slots:  # Row(...) field by field: dataclasses.replace costs 2.5x as much per row
-        position, known = slot.index, slot.row
+    for slot in plan.slots:  # Row(...) positionally: the plan's fields, then this analysis's
+        position, known = slot.index, slot.fields
         name, kind, node = known[0], known[2], known[13]
         rows.append(
             Row(
