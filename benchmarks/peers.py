@@ -10,6 +10,12 @@ the model (thop and ptflops attach counters to modules), at batch 1 and 3x224x22
 and a plain ``torch.no_grad`` CPU forward run interleaved, ``--repeat`` rounds after a warm-up;
 times are medians. MACs: torchscan's MACs, torchinfo's ``total_mult_adds``, fvcore's total
 ("flops" that count one fused multiply-add), ptflops' and thop's MACs, FlopCounterMode's FLOPs/2.
+
+Beside the forward, one more reference row (not a tool): ``fx graph alone``, ``torch.fx.Tracer().trace``
+of the model and nothing else (no ``GraphModule``, no generated code: the graph every fx-based analysis
+starts from, before any copy, shape, count or memory), timed in the same rounds. Where fx cannot trace
+the model (BERT's Python control flow on its inputs: Hugging Face's own fx tracer is gone from
+transformers 5) the row is left out and an HTML comment says why.
 """
 
 from __future__ import annotations
@@ -92,11 +98,19 @@ def _thop(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
     return int(macs), int(params)
 
 
+def _fx_graph(model: nn.Module) -> torch.fx.Graph:
+    """The fx graph of ``model`` and nothing more: the floor of an analysis built on an fx trace."""
+    return torch.fx.Tracer().trace(model)
+
+
 def _flop_counter(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(sample)
     return counter.get_total_flops() // 2, None
 
+
+_FX = "fx graph alone"
+"""The reference row of :func:`_fx_graph` (a floor, not a tool)."""
 
 TOOLS: dict[str, tuple[str | None, Tool]] = {
     "torchscan": (None, _torchscan),
@@ -147,7 +161,16 @@ def compare(name: str, tools: dict[str, Tool], repeat: int) -> None:
         with torch.no_grad():
             base(sample)
 
+    def trace() -> None:
+        _fx_graph(base)
+
     calls: dict[str, Callable[[], object]] = {"forward": forward}
+    try:
+        trace()
+    except Exception as error:  # fx cannot trace it: no floor row
+        print(f"<!-- {_FX} failed: {type(error).__name__}: {str(error)[:120]} -->")
+    else:
+        calls[_FX] = trace
     calls.update({tool: (lambda tool=tool: tools[tool](models[tool], sample)) for tool in tools})
     counts = {tool: tools[tool](models[tool], sample) for tool in tools}  # warm-up and counts
     tools = {tool: call for tool, call in tools.items() if counts[tool][0] >= 0}
@@ -160,7 +183,13 @@ def compare(name: str, tools: dict[str, Tool], repeat: int) -> None:
             times[key].append(time.perf_counter() - start)
     medians = {key: statistics.median(values) for key, values in times.items()}
     ours = medians["torchscan"]
-    print(f"| {name} | forward | {medians['forward']:.3f} | 1.00 | {medians['forward'] / ours:.2f} | | |")
+    for reference in ("forward", _FX):
+        if reference in medians:
+            seconds = medians[reference]
+            print(
+                f"| {name} | {reference} | {seconds:.3f} | {seconds / medians['forward']:.2f} | "
+                f"{seconds / ours:.2f} | | |"
+            )
     for tool in tools:
         macs, params = counts[tool]
         params_text = f"{params / 1e6:.2f}" if params is not None else ""

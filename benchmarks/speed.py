@@ -23,7 +23,8 @@ where the wall clock measures the neighbours), medians of ``--repeat`` interleav
 
 ``floors``: what the building blocks of any fx-based analysis cost on the same model, per graph node of our
 capture, next to ours (process CPU time, medians of ``--repeat`` interleaved rounds): ``torch.fx.symbolic_trace``
-alone, fx's ``ShapeProp`` over that graph on a ``meta`` copy (shapes by torch's meta kernels, the cheapest shape
+alone, fx's graph alone (``torch.fx.Tracer().trace``: no ``GraphModule``, no generated code, as our capture makes
+none), fx's ``ShapeProp`` over that graph on a ``meta`` copy (shapes by torch's meta kernels, the cheapest shape
 propagation torch has), ``copy.deepcopy`` of the model, and a ``no_grad`` forward (of the ``meta`` copy for
 ``growth``: the ``Block`` chain of the growth part, 1,000 blocks, on ``meta``). A model fx cannot trace gets "—".
 """
@@ -167,8 +168,9 @@ def sweeps(names: list[str], repeat: int) -> None:
 
 def floors(names: list[str], repeat: int) -> None:
     print(
-        "| Model | Graph nodes | Ours (µs/node) | fx.symbolic_trace | + ShapeProp (meta) | deepcopy | Forward |\n"
-        "|---|---:|---:|---:|---:|---:|---:|"
+        "| Model | Graph nodes | Ours (µs/node) | fx.symbolic_trace | fx graph alone | + ShapeProp (meta) | deepcopy "
+        "| Forward |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     for name in names:
         if name == "growth":
@@ -194,6 +196,7 @@ def floors(names: list[str], repeat: int) -> None:
         functions: list[Callable[[], object]] = [
             functools.partial(crawl_module, model, shape),
             functools.partial(fx.symbolic_trace, model),
+            lambda model=model: fx.Tracer().trace(model),
             propagate,
             functools.partial(copy.deepcopy, model),
             forward,
@@ -201,14 +204,14 @@ def floors(names: list[str], repeat: int) -> None:
         try:
             fx.symbolic_trace(model)
         except Exception:  # fx cannot trace it: ours, the copy and the forward only
-            functions[1] = functions[2] = lambda: None
+            functions[1] = functions[2] = functions[3] = lambda: None
             traced = False
         else:
             traced = True
         times = median_cpu_times(functions, repeat)
         cells = [f"{seconds / nodes * 1e6:.0f}" for seconds in times]
         if not traced:
-            cells[1] = cells[2] = "—"
+            cells[1] = cells[2] = cells[3] = "—"
         print(f"| {name} | {nodes:,} | {' | '.join(cells)} |", flush=True)
 
 

@@ -255,6 +255,18 @@ class _Gather(nn.Module):
         return x[..., made] + x[..., list(range(self.width))] + x[..., self.order] + x[:, :, : self.width]
 
 
+class _TokenHead(nn.Module):
+    """A linear layer on the first token (ViT's head on its class token: a 2-D view of row stride ``L·W``),
+    added back to every token."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.head(x[:, 0]).unsqueeze(1)
+
+
 class _Relative(nn.Module):
     """An einsum whose batched layout needs a copy of an operand (timm MViTv2's relative positions,
     ``"byhwc,hkc->byhwk"``): its batch dim ``h`` lies between the dims ``b`` and ``w`` merged into one, so
@@ -325,6 +337,7 @@ _BLOCKS = {
     "gather": lambda w, n: _Gather(w),
     "relative": lambda w, n: _Relative(n),
     "broadcast": lambda w, n: _Broadcast(w),
+    "token_head": lambda w, n: _TokenHead(w),
 }
 """Blocks (built from W and L) mapping (B, L, W) to (B, L, W), each family's rule on its own or in combination. Left out
 where the convention departs from what autograd keeps, by choice: norms (their per-row statistics are
@@ -353,6 +366,9 @@ not counted) and average pools (autograd keeps their input)."""
 # a matmul over broadcast batch dims: the expanded copies are kept
 @example(blocks=["broadcast"], batch=2, length=3, width=4, training=True, capture="torch.fx")
 @example(blocks=["broadcast", "gelu"], batch=1, length=2, width=3, training=False, capture="eager-record")
+# a linear layer on a strided matrix (the first token of each sequence): read in place, no copy kept
+@example(blocks=["linear", "token_head"], batch=3, length=4, width=5, training=True, capture="torch.fx")
+@example(blocks=["token_head", "relu"], batch=2, length=3, width=4, training=True, capture="eager-record")
 def test_saved_bytes_equal_what_autograd_keeps_in_a_real_forward(
     blocks: list[str], batch: int, length: int, width: int, training: bool, capture: str
 ) -> None:
