@@ -248,19 +248,59 @@ class _Outer(nn.Module):
         return self.fc(x).view(256, 1) @ self.u  # an outer product: (256, 1) @ (1, 256)
 
 
-def test_the_gradient_of_a_view_is_counted_at_the_view_s_step() -> None:
+def test_the_gradient_of_a_view_is_made_by_its_reader_and_passed_on_to_its_source() -> None:
     """Batch 1: x 16 bytes, h = fc(x) 1,024, its view v (256, 1), u 1,024, the outer product y 262,144;
     fc's parameters (4·256 + 256)·4 = 5,120, P = 6,144. The product keeps v (h's storage). The backward
-    starts from x, h and y (263,184); the product makes y's gradient (262,144) and u's (1,024):
-    16 + 1,024 + 2·262,144 + 1,024 = 526,352, the peak. v's gradient (1,024, made by the product's
-    backward too) is counted by convention as h's, at the view's step, once y's gradient is gone:
-    a real SGD step measures P + 526,352 + 1,024 and a few bytes of loss, within 1%."""
+    starts from x, h and y (263,184) and y's gradient (262,144); the product's backward makes v's gradient
+    (1,024) and u's (1,024): 16 + 1,024 + 2·262,144 + 1,024 + 1,024 = 527,376, the peak. v covers all of h,
+    so at the view's step its gradient becomes h's (nothing new). A real SGD step measures P + 527,376 and
+    8 bytes of loss."""
     model = _Outer()
     sgd = crawl_module(model, (4,)).memory.training_for("sgd")
-    assert dict(sgd.phases) == {"forward": 16 + 1024 + 262_144, "backward": 526_352, "step": 6144}
-    assert sgd.peak_bytes == 6144 + 526_352
+    assert dict(sgd.phases) == {"forward": 16 + 1024 + 262_144, "backward": 527_376, "step": 6144}
+    assert sgd.peak_bytes == 6144 + 527_376
     measured = measure_training(model, random_inputs([(1, 4)]), OPTIMIZERS["sgd"]).total_bytes
-    assert abs(sgd.peak_bytes / measured - 1) <= 0.01, (sgd, measured)
+    assert 0 <= measured - sgd.peak_bytes <= 8, (sgd, measured)
+
+
+class _Parts(nn.Module):
+    """Linear layers reading parts of one activation ``h`` (B, 5, 16): its first sequence (a contiguous
+    view), its first token (a strided one), a chunk's halves, and the whole of it reshaped."""
+
+    def __init__(self, part: str) -> None:
+        super().__init__()
+        self.part = part
+        self.fc, self.head = nn.Linear(16, 16), nn.Linear(16 if part != "chunk" else 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x)
+        if self.part == "first":
+            return self.head(h[0])
+        if self.part == "token":
+            return self.head(h[:, 0])
+        if self.part == "chunk":
+            left, right = h.chunk(2, -1)
+            return self.head(left) + self.head(right)
+        return self.head(h.reshape(-1, 16))
+
+
+_CHUNK_OVER = pytest.mark.xfail(
+    strict=True,
+    reason="left: the estimate is 64 bytes above a real step at batch 1, 312 at batch 3 (before this change too)",
+)
+
+
+@pytest.mark.parametrize("part", ["first", "token", pytest.param("chunk", marks=_CHUNK_OVER), "reshape"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_part_of_an_activation_gets_a_gradient_of_its_own(part: str, batch: int) -> None:
+    """The reader of a view makes the view's gradient; an index or a chunk's piece then makes its
+    source's anew (zeros, or a ``cat`` of the pieces), beside its own, while a reshape passes its own on:
+    the SGD step's peak is a real step's, to the 8 bytes of the loss (before, a view's gradient was not
+    counted: 320 bytes short on ``first`` at batch 3, the head's input gradient)."""
+    model = _Parts(part)
+    sgd = crawl_module(model, (5, 16), batch_size=batch).memory.training_for("sgd")
+    measured = measure_training(model, random_inputs([(batch, 5, 16)]), OPTIMIZERS["sgd"]).total_bytes
+    assert 0 <= measured - sgd.peak_bytes <= 8, (sgd, measured)
 
 
 @fx.wrap

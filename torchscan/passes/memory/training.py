@@ -22,7 +22,9 @@ from torchscan.records import RECORD, TrainingEstimate
 __all__ = ["OPTIMIZERS", "Optimizer", "training_estimates"]
 
 _VIEWS = frozenset({Saves.NOTHING, Saves.INDEX})
-"""Families whose views pass their gradient on without allocating one (a basic index is a view)."""
+"""Families of views (a basic index is one): an item of a call's tuple has no gradient of its own (the
+call's); a view of a tensor has one, which becomes its source's where a view of the first family (``view``,
+``permute``…) covers the whole source, and is otherwise summed into a new one (an index's zeros)."""
 
 Optimizer = Literal["sgd", "sgd_momentum", "adam", "adamw"]
 
@@ -98,7 +100,12 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     says how big each gradient is (0: it aliases the output's, which the source then holds) and what
     its backward holds at most (``backward_transient``, above everything live before it but the
     tensors it made and saved, ``saved_extra``, which it frees as it goes: they are gone once it
-    returns); any other node makes gradients of its sources' sizes (views: none), with no transient.
+    returns); any other node makes gradients of its sources' sizes, with no transient. A view's
+    gradient is a storage of the view's size, made by its readers' backward like any other; the view's
+    own backward passes it on to its source where the view covers all of it (``view``, ``permute``,
+    ``unsqueeze``: a view of the gradient) and otherwise makes the source's gradient anew beside the
+    view's own (``x[:, 0]``, ``narrow``: a zero-filled copy). An item of a call's tuple (a ``chunk``'s
+    piece, an attention's output) has no gradient of its own: it is the call's, made at the item's step.
     """
     ordered, sources, grads, live_storages = context.ordered, context.sources, context.grads, context.live
     first_saver: dict[Any, int] = {}
@@ -118,13 +125,20 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     for key, index in first_saver.items():
         if key not in outputs and key not in live_storages.inputs:
             release[index] = release.get(index, 0) + live_storages.size[key]
-    grad_bytes = {
-        record.name: output_bytes(record)
-        for record in ordered
-        if grads.get(record.name)
-        and record.op in ("call_module", "call_function", "call_method")
-        and (not is_view(record, live_storages) or family_in(record, context.families) not in _VIEWS)
-    }
+    outputs_of = {record.name: len(record.outputs) for record in ordered}
+    grad_bytes: dict[str, int] = {}
+    whole: dict[str, str] = {}  # views whose gradient becomes their source's: they cover all of it
+    for record in ordered:
+        if not grads.get(record.name) or record.op not in ("call_module", "call_function", "call_method"):
+            continue
+        kind = family_in(record, context.families)
+        if kind in _VIEWS and is_view(record, live_storages):
+            source = sources[record.name][0] if sources[record.name] else None
+            if source is None or outputs_of[source] != 1:  # an item of a call's tuple: its gradient is the call's
+                continue
+            if kind is Saves.NOTHING and len(record.outputs) == 1 and output_bytes(record) == grad_bytes.get(source):
+                whole[record.name] = source
+        grad_bytes[record.name] = output_bytes(record)
     attributes = {record.name for record in ordered if record.op == "get_attr"}
     held: dict[str, int] = {}  # live gradient bytes per node output
     taken: dict[str, str] = {}  # node -> the source its gradient's storage passes to
@@ -156,6 +170,8 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
                     new += size
                     if size == 0 and record.name not in taken:
                         taken[record.name] = source
+        elif record.name in whole and whole[record.name] not in held:  # the source takes this gradient's storage
+            taken.setdefault(record.name, whole[record.name])
         else:
             for source in sources[record.name]:
                 if grads.get(source) and source not in held and source not in attributes:
