@@ -57,8 +57,42 @@ def test_worth_recording_follows_the_registry_families() -> None:
     assert not worth_recording(_record("function", torch.cat, (spec,)))  # Saves.NOTHING
     assert not worth_recording(_record("module", nn.Linear, (spec,), TensorSpec((16, 16))))
     assert worth_recording(_record("module", nn.Linear, (strided,), TensorSpec((16, 16))))  # reshape may copy
+    token = TensorSpec((2, 16), contiguous=False)  # ``x[:, 0]`` of (2, 8, 16): no reshape, addmm reads it in place
+    assert not worth_recording(_record("module", nn.Linear, (token,), TensorSpec((16, 16))))
+    assert not worth_recording(_record("function", F.linear, (token, TensorSpec((16, 16)))))
     assert not worth_recording(_record("module", nn.Conv1d, (strided,), TensorSpec((16, 8, 3))))  # one ATen op
     assert worth_recording(_record("function", torch.matmul, (strided, spec)))
+
+
+class _TokenHead(nn.Module):
+    """ViT's head: a linear layer on the class token, a 2-D view with a row stride of a whole sequence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm, self.head = nn.LayerNorm(16), nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(x)[:, 0])
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_linear_on_a_strided_matrix_is_left_to_its_rule(monkeypatch: pytest.MonkeyPatch, training: bool) -> None:
+    """Not recorded, since a recording finds nothing the linear family's rule does not say: the report
+    equals one where it is recorded, at several batch sizes, in inference and in training."""
+    model = _TokenHead().train(training)
+    plain = [crawl_module(model, (5, 16), batch_size=batch).to_dict() for batch in (1, 3, 7)]
+    chosen = internal.worth_recording
+    recorded: list[str] = []
+
+    def every_linear(record: NodeRecord, families: Any = None) -> bool:
+        if record.type_name == "Linear":
+            recorded.append(record.name)
+            return True
+        return chosen(record, families)
+
+    monkeypatch.setattr(internal, "worth_recording", every_linear)
+    assert [crawl_module(model, (5, 16), batch_size=batch).to_dict() for batch in (1, 3, 7)] == plain
+    assert recorded  # the head was recorded in the second run
 
 
 def _product(equation: str | None, *shapes: tuple[int, ...]) -> NodeRecord:

@@ -709,9 +709,9 @@ def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | N
     declared family (composite calls, modules the registry does not know), a dropout in training
     (CPU's kernel keeps an input-sized float mask, CUDA's fused one a bool mask), a number divided by
     a tensor or a rounding division, advanced indexing, or a write by
-    an index holding a tensor or a list, a product
-    (:attr:`Saves.MATMUL`, or :attr:`Saves.WEIGHTED` with a 2-D weight: linear) reading a strided
-    operand (the ``reshape`` inside it may copy), or a matmul or einsum that keeps a copy of an operand
+    an index holding a tensor or a list, a product reading a strided operand (:attr:`Saves.MATMUL`, or
+    :attr:`Saves.WEIGHTED` with a 2-D weight, linear, of an input with more than two dims: the
+    ``reshape`` inside it may copy), or a matmul or einsum that keeps a copy of an operand
     (:func:`product_saves_its_own`). Every other family states what the op keeps
     (:mod:`~torchscan.passes.memory.saved`) and allocates only its result."""
     if record.op not in _CALLS or record.call is None or not record.outputs:
@@ -731,8 +731,14 @@ def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | N
     strided = not all(spec.contiguous for spec in record.call.inputs)
     if kind is Saves.MATMUL and call.target in _FOLDED:
         return strided or product_saves_its_own(call)
+    if kind is Saves.MATMUL:
+        return strided
     weight = record.call.spec("weight")
-    return strided and (kind is Saves.MATMUL or (kind is Saves.WEIGHTED and weight is not None and weight.ndim == 2))
+    if kind is not Saves.WEIGHTED or weight is None or weight.ndim != 2:
+        return False
+    # linear: an input of more than two dims is reshaped to (-1, in) first (a copy where that is no view);
+    # a 2-D one goes to addmm / mm as it is (ViT's head on its class token, ``x[:, 0]``), whatever its strides
+    return any(not spec.contiguous and spec.ndim > 2 for spec in call.inputs)
 
 
 _EINSUMS = frozenset({torch.einsum, torch._VF.einsum})

@@ -22,9 +22,9 @@ from torchscan.records import RECORD, TrainingEstimate
 __all__ = ["OPTIMIZERS", "Optimizer", "training_estimates"]
 
 _VIEWS = frozenset({Saves.NOTHING, Saves.INDEX})
-"""Families of views (a basic index is one): an item of a call's tuple has no gradient of its own (the
-call's); a view of a tensor has one, which becomes its source's where a view of the first family (``view``,
-``permute``…) covers the whole source, and is otherwise summed into a new one (an index's zeros)."""
+"""Families of views (a basic index is one): an item of a call's tuple, a piece and an argument returned as it
+is have no gradient of their own; any other view has one, which becomes its source's where a view of the first
+family (``view``, ``permute``…) covers the whole source, and is otherwise summed into a new one (an index's zeros)."""
 
 Optimizer = Literal["sgd", "sgd_momentum", "adam", "adamw"]
 
@@ -105,7 +105,8 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     own backward passes it on to its source where the view covers all of it (``view``, ``permute``,
     ``unsqueeze``: a view of the gradient) and otherwise makes the source's gradient anew beside the
     view's own (``x[:, 0]``, ``narrow``: a zero-filled copy). An item of a call's tuple (a ``chunk``'s
-    piece, an attention's output) has no gradient of its own: it is the call's, made at the item's step.
+    piece, an attention's output) and an argument returned as it is (``Identity``) have no gradient of
+    their own: the source's is made at their step.
     """
     ordered, sources, grads, live_storages = context.ordered, context.sources, context.grads, context.live
     first_saver: dict[Any, int] = {}
@@ -125,7 +126,7 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     for key, index in first_saver.items():
         if key not in outputs and key not in live_storages.inputs:
             release[index] = release.get(index, 0) + live_storages.size[key]
-    outputs_of = {record.name: len(record.outputs) for record in ordered}
+    single = {record.name: record.outputs[0] for record in ordered if len(record.outputs) == 1}  # its one tensor
     grad_bytes: dict[str, int] = {}
     whole: dict[str, str] = {}  # views whose gradient becomes their source's: they cover all of it
     for record in ordered:
@@ -133,11 +134,16 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
             continue
         kind = family_in(record, context.families)
         if kind in _VIEWS and is_view(record, live_storages):
-            source = sources[record.name][0] if sources[record.name] else None
-            if source is None or outputs_of[source] != 1:  # an item of a call's tuple: its gradient is the call's
+            traced = [source for source in sources[record.name] if grads.get(source)]
+            # an item of a call's tuple (its gradient is the call's), pieces (``chunk``, ``unbind``: each piece's
+            # gradient is its own, their ``cat`` the source's), a call writing into one of several operands in
+            # place (``y += z``: its gradient reaches each of them), a call returning its argument as it is
+            # (``Identity``, ``Dropout`` in eval: no autograd node, the argument's gradient): none of its own
+            source = single.get(traced[0]) if len(traced) == 1 else None
+            if source is None or len(record.outputs) != 1 or record.outputs[0] == source:
                 continue
-            if kind is Saves.NOTHING and len(record.outputs) == 1 and output_bytes(record) == grad_bytes.get(source):
-                whole[record.name] = source
+            if kind is Saves.NOTHING and output_bytes(record) == grad_bytes.get(traced[0]):
+                whole[record.name] = traced[0]
         grad_bytes[record.name] = output_bytes(record)
     attributes = {record.name for record in ordered if record.op == "get_attr"}
     held: dict[str, int] = {}  # live gradient bytes per node output
