@@ -293,10 +293,10 @@ _CHUNK_OVER = pytest.mark.xfail(
 @pytest.mark.parametrize("part", ["first", "token", pytest.param("chunk", marks=_CHUNK_OVER), "reshape"])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_a_part_of_an_activation_gets_a_gradient_of_its_own(part: str, batch: int) -> None:
-    """The reader of a view makes the view's gradient; an index or a chunk's piece then makes its
-    source's anew (zeros, or a ``cat`` of the pieces), beside its own, while a reshape passes its own on:
-    the SGD step's peak is a real step's, to the 8 bytes of the loss (before, a view's gradient was not
-    counted: 320 bytes short on ``first`` at batch 3, the head's input gradient)."""
+    """The reader of a view makes the view's gradient; an index then makes its source's anew (zeros)
+    beside its own, while a reshape passes its own on: the SGD step's peak is a real step's, to the 8
+    bytes of the loss (before, a view's gradient was not counted: 480 bytes short on ``first`` at batch
+    3). A chunk's pieces keep no gradient of their own; that case is above a real step (xfail)."""
     model = _Parts(part)
     sgd = crawl_module(model, (5, 16), batch_size=batch).memory.training_for("sgd")
     measured = measure_training(model, random_inputs([(batch, 5, 16)]), OPTIMIZERS["sgd"]).total_bytes
