@@ -576,6 +576,22 @@ def test_ruled_results_equal_fake_tensor_dispatch(
             _same_new(answered, dispatched, inputs)
 
 
+@pytest.mark.parametrize("shape", [(1, 2, 1, 1), (2, 3, 1, 1), (1, 1, 1, 1)])
+def test_a_pad_of_a_tensor_both_contiguous_and_channels_last_takes_torch_s_layout(shape: tuple[int, ...]) -> None:
+    """Sizes of 1 can make a 4-D tensor contiguous and channels-last at once (``(1, 2, 1, 1)`` of strides
+    ``(2, 1, 2, 2)``): torch pads it into the layout its strides suggest, channels-last, so the row-major rule
+    must not answer for it (a hypothesis draw found this)."""
+    fake = FakeTensorMode()
+    with fake:
+        x = torch.empty(shape, memory_format=torch.channels_last)
+    args = (x, [1, 1, 0, 2], 0.5)
+    answered = aten_rule(aten.constant_pad_nd.default, args, {})
+    with fake:
+        dispatched = aten.constant_pad_nd.default(*args)
+    if answered is not None:
+        _same_new(answered, dispatched, _storages(args))
+
+
 def test_ops_without_a_rule_and_other_inputs_are_not_ruled() -> None:
     fake = FakeTensorMode()
     with fake:

@@ -45,6 +45,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+from torch._prims_common import suggest_memory_format
 from torch._subclasses import fake_impls
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._mode_utils import no_dispatch
@@ -370,12 +371,15 @@ def _sum(x: Any, dim: Any, keepdim: Any = False, *, dtype: Any = None) -> _Layou
 
 def _constant_pad(x: Any, pad: Any, value: Any = 0) -> _Layout | None:
     """``constant_pad_nd`` by non-negative amounts, not all 0, on the last dims: a new row-major tensor of
-    the padded shape (a 4-D or 5-D input in another layout keeps its memory format: not taken)."""
+    the padded shape (a 4-D or 5-D input whose strides torch reads as channels-last keeps that memory format,
+    ``suggest_memory_format``: not taken — a contiguous one too, where sizes of 1 make it both)."""
     amounts = _sizes(pad)
     if type(x) is not FakeTensor or amounts is None or len(amounts) % 2 or len(amounts) > 2 * x.dim():
         return None
-    if type(value) not in (int, float, bool) or (x.dim() in (4, 5) and not x.is_contiguous()) or not any(amounts):
+    if type(value) not in (int, float, bool) or not any(amounts):
         return None  # no padding at all: a clone, in the input's layout
+    if x.dim() in (4, 5) and (not x.is_contiguous() or suggest_memory_format(x) is not torch.contiguous_format):
+        return None
     shape = [int(size) for size in x.shape]
     for position in range(len(amounts) // 2):
         shape[-1 - position] += amounts[2 * position] + amounts[2 * position + 1]
