@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import importlib.util
 import os
 import platform
@@ -161,16 +162,13 @@ def compare(name: str, tools: dict[str, Tool], repeat: int) -> None:
         with torch.no_grad():
             base(sample)
 
-    def trace() -> None:
-        _fx_graph(base)
-
     calls: dict[str, Callable[[], object]] = {"forward": forward}
     try:
-        trace()
+        _fx_graph(base)
     except Exception as error:  # fx cannot trace it: no floor row
         print(f"<!-- {_FX} failed: {type(error).__name__}: {str(error)[:120]} -->")
     else:
-        calls[_FX] = trace
+        calls[_FX] = functools.partial(_fx_graph, base)
     calls.update({tool: (lambda tool=tool: tools[tool](models[tool], sample)) for tool in tools})
     counts = {tool: tools[tool](models[tool], sample) for tool in tools}  # warm-up and counts
     tools = {tool: call for tool, call in tools.items() if counts[tool][0] >= 0}

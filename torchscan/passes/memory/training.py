@@ -51,9 +51,9 @@ def training_estimates(
     With ``P`` the trainable parameter bytes, ``S`` the saved bytes (distinct storages + extras):
 
     - forward: the inference walk with saved storages kept to the end;
-    - backward: reverse execution order; the gradient of a non-view node output is live from
-      its last consumer's backward to its own; a node's saved storages are released after the
-      backward of their first saver; parameter gradients (``P`` in total) accumulate;
+    - backward: reverse execution order; the gradient of a node output (a view's too:
+      :func:`_gradients`) is live from its last consumer's backward to its own; a node's saved
+      storages are released after the backward of their first saver; parameter gradients (``P`` in total) accumulate;
     - step: ``P`` of gradients + the optimizer's transient (:data:`OPTIMIZERS`);
     - ``peak = params + buffers + state + max(forward, backward, step)``.
 
@@ -126,25 +126,7 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     for key, index in first_saver.items():
         if key not in outputs and key not in live_storages.inputs:
             release[index] = release.get(index, 0) + live_storages.size[key]
-    single = {record.name: record.outputs[0] for record in ordered if len(record.outputs) == 1}  # its one tensor
-    grad_bytes: dict[str, int] = {}
-    whole: dict[str, str] = {}  # views whose gradient becomes their source's: they cover all of it
-    for record in ordered:
-        if not grads.get(record.name) or record.op not in ("call_module", "call_function", "call_method"):
-            continue
-        kind = family_in(record, context.families)
-        if kind in _VIEWS and is_view(record, live_storages):
-            traced = [source for source in sources[record.name] if grads.get(source)]
-            # an item of a call's tuple (its gradient is the call's), pieces (``chunk``, ``unbind``: each piece's
-            # gradient is its own, their ``cat`` the source's), a call writing into one of several operands in
-            # place (``y += z``: its gradient reaches each of them), a call returning its argument as it is
-            # (``Identity``, ``Dropout`` in eval: no autograd node, the argument's gradient): none of its own
-            source = single.get(traced[0]) if len(traced) == 1 else None
-            if source is None or len(record.outputs) != 1 or record.outputs[0] == source:
-                continue
-            if kind is Saves.NOTHING and output_bytes(record) == grad_bytes.get(traced[0]):
-                whole[record.name] = traced[0]
-        grad_bytes[record.name] = output_bytes(record)
+    grad_bytes, whole = _gradients(context)
     attributes = {record.name for record in ordered if record.op == "get_attr"}
     held: dict[str, int] = {}  # live gradient bytes per node output
     taken: dict[str, str] = {}  # node -> the source its gradient's storage passes to
@@ -206,6 +188,32 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         held[record.name] = 0
         live -= release.get(record.index, 0) + extra.get(record.name, 0) - freed_inside
     return peak
+
+
+def _gradients(context: MemoryGraph) -> tuple[dict[str, int], dict[str, str]]:
+    """Bytes of the gradient each call's output gets (its logical bytes), and the views whose gradient
+    becomes their source's (they cover all of it: ``view``, ``permute``), by node name. No gradient of its
+    own for an item of a call's tuple (the call's), pieces (``chunk``, ``unbind``: each piece's gradient is
+    its own, their ``cat`` the source's), a call writing into one of several operands in place (``y += z``:
+    its gradient reaches each of them), or a call returning its argument as it is (``Identity``, ``Dropout``
+    in eval: no autograd node, the argument's gradient)."""
+    grads, sources, live = context.grads, context.sources, context.live
+    single = {record.name: record.outputs[0] for record in context.ordered if len(record.outputs) == 1}
+    grad_bytes: dict[str, int] = {}
+    whole: dict[str, str] = {}
+    for record in context.ordered:
+        if not grads.get(record.name) or record.op not in ("call_module", "call_function", "call_method"):
+            continue
+        kind = family_in(record, context.families)
+        if kind in _VIEWS and is_view(record, live):
+            traced = [source for source in sources[record.name] if grads.get(source)]
+            source = single.get(traced[0]) if len(traced) == 1 else None
+            if source is None or len(record.outputs) != 1 or record.outputs[0] == source:
+                continue
+            if kind is Saves.NOTHING and output_bytes(record) == grad_bytes.get(traced[0]):
+                whole[record.name] = traced[0]
+        grad_bytes[record.name] = output_bytes(record)
+    return grad_bytes, whole
 
 
 def _attribute_bytes(context: MemoryGraph, name: str) -> int:
