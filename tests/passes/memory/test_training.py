@@ -88,6 +88,93 @@ def test_a_small_mlp_phase_by_phase() -> None:
     assert sgd.peak_bytes == 1680 + 2384
 
 
+class _Reused(nn.Module):
+    """One linear layer read on two activations (``a(h) + a(relu(h))``), or three times in a chain."""
+
+    def __init__(self, chain: bool) -> None:
+        super().__init__()
+        self.chain = chain
+        self.h, self.a = nn.Linear(64, 64), nn.Linear(64, 64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.h(x)
+        return self.a(self.a(self.a(h))) if self.chain else self.a(h) + self.a(h.relu())
+
+
+@pytest.mark.parametrize("chain", [False, True])
+@pytest.mark.parametrize("batch", [1, 4, 16])
+def test_a_reused_module_sums_its_gradients_after_its_backward(chain: bool, batch: int) -> None:
+    """The second gradient of ``a``'s weight (16,384 bytes) is summed into the first after the call's backward
+    returns, once its output's gradient is freed: at most ``a``'s bias (256 bytes, which torch sums first)
+    above a real SGD step at every batch size (summed beside the output's gradient and the call's saved
+    input, the estimate was two activations above: 2,040 bytes at batch 4, 8,184 at 16)."""
+    model = _Reused(chain)
+    sgd = crawl_module(model, (64,), batch_size=batch).memory.training_for("sgd")
+    measured = measure_training(model, random_inputs([(batch, 64)]), OPTIMIZERS["sgd"]).total_bytes
+    assert -4 * 64 <= measured - sgd.peak_bytes <= 8, (sgd, measured)
+
+
+class _Auxiliary(nn.Module):
+    """A trunk and a head, with an auxiliary head read in training mode only (GoogLeNet's, Inception's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk, self.head, self.aux = nn.Linear(32, 64), nn.Linear(64, 10), nn.Linear(64, 1000)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        h = self.trunk(x).relu()
+        return (self.head(h), self.aux(h)) if self.training else self.head(h)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "sgd_momentum", "adam"])
+@pytest.mark.parametrize("training", [False, True])
+def test_parameters_the_forward_does_not_read_get_no_gradient_and_no_state(optimizer: str, training: bool) -> None:
+    """In eval mode the auxiliary head (65,000 bytes of 75,560) is not read: it gets no gradient and no
+    optimizer state in a real step (``.grad`` stays None, ``torch.optim`` skips it). The gradients and the
+    state count the parameters read (10,536 bytes in eval, all 75,560 in training), and the peak is a real
+    step's to the loss's 8 bytes with SGD, within 0.5% with Adam, whose step makes a few small tensors of its
+    own (280 bytes here; before, its estimate counted 3·65,000 bytes too many in eval: 60% above)."""
+    model = _Auxiliary().train(training)
+    estimate = crawl_module(model, (32,), batch_size=2).memory.training_for(optimizer)
+    read = (32 * 64 + 64 + 64 * 10 + 10 + (64 * 1000 + 1000 if training else 0)) * F32
+    assert estimate.grad_bytes == read
+    assert estimate.optimizer_state_bytes == {"sgd": 0, "sgd_momentum": read, "adam": 2 * read}[optimizer]
+    measured = measure_training(model, random_inputs([(2, 32)]), OPTIMIZERS[optimizer]).total_bytes
+    if optimizer == "adam":
+        assert abs(estimate.peak_bytes / measured - 1) < 0.005, (estimate, measured)
+    else:
+        assert 0 <= measured - estimate.peak_bytes <= 8, (estimate, measured)
+
+
+class _SharedTable(nn.Module):
+    """An encoder-decoder's shared embedding (T5's ``shared``): registered on the root, never called, and
+    read through the stacks' own embeddings, whose weight is it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared = nn.Embedding(1000, 32)
+        self.encoder, self.decoder = nn.Embedding(1000, 32), nn.Embedding(1000, 32)
+        self.encoder.weight = self.decoder.weight = self.shared.weight
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, ids: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(ids) + self.decoder(target))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_weight_read_only_through_tied_modules_gets_its_gradient(optimizer: str) -> None:
+    """The table (128,000 bytes) is owned by ``shared``, which is not called; the two calls reading it make
+    its gradient (summed into one) and the optimizer's state for it. Before, a call whose module owns none
+    of the parameters it reads did not require grad: T5's estimate left out its table's gradient and state
+    (48% under a real SGD step for a small T5, now 0.1%)."""
+    model = _SharedTable()
+    ids, target = torch.zeros(4, 8, dtype=torch.long), torch.ones(4, 8, dtype=torch.long)
+    estimate = crawl_module(model, args=(ids, target), batch_size=None).memory.training_for(optimizer)
+    assert estimate.grad_bytes == (1000 * 32 + 32 * 10 + 10) * F32
+    measured = measure_training(model, [ids, target], OPTIMIZERS[optimizer]).total_bytes
+    assert abs(estimate.peak_bytes / measured - 1) < 0.005, (estimate, measured)
+
+
 @fx.wrap
 def _mix(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """A composite call (recorded at the ATen level) reading a parameter."""
@@ -284,23 +371,21 @@ class _Parts(nn.Module):
         return self.head(h.reshape(-1, 16))
 
 
-_CHUNK_OVER = pytest.mark.xfail(
-    strict=True,
-    reason="left: the estimate is 64 bytes above a real step at batch 1, 312 at batch 3 (before this change too)",
-)
-
-
-@pytest.mark.parametrize("part", ["first", "token", pytest.param("chunk", marks=_CHUNK_OVER), "reshape"])
+@pytest.mark.parametrize("part", ["first", "token", "chunk", "reshape"])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_a_part_of_an_activation_gets_a_gradient_of_its_own(part: str, batch: int) -> None:
     """The reader of a view makes the view's gradient; an index then makes its source's anew (zeros)
     beside its own, while a reshape passes its own on: the SGD step's peak is a real step's, to the 8
     bytes of the loss (before, a view's gradient was not counted: 480 bytes short on ``first`` at batch
-    3). A chunk's pieces keep no gradient of their own; that case is above a real step (xfail)."""
+    3). A chunk's halves feed one head twice: its parameters' second gradients are summed into the first
+    once its backward returns (its output's gradient freed); the estimate may exceed a real step by the
+    head's bias gradient (40 bytes), which torch sums before making the weight's (64 bytes over at batch
+    1 and 312 at batch 3 when the sum was counted beside the backward's inputs)."""
     model = _Parts(part)
     sgd = crawl_module(model, (5, 16), batch_size=batch).memory.training_for("sgd")
     measured = measure_training(model, random_inputs([(batch, 5, 16)]), OPTIMIZERS["sgd"]).total_bytes
-    assert 0 <= measured - sgd.peak_bytes <= 8, (sgd, measured)
+    slack = 4 * model.head.bias.numel() if part == "chunk" else 0
+    assert -slack <= measured - sgd.peak_bytes <= 8, (sgd, measured)
 
 
 @fx.wrap

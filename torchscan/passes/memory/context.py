@@ -69,11 +69,12 @@ def plan_key(ordered: list[NodeRecord]) -> tuple[tuple[bool, bool], ...]:
 def memory_plan(graph: nx.DiGraph, ordered: list[NodeRecord], params: ParamSummary) -> MemoryPlan:
     """The :class:`MemoryPlan` of a graph (``ordered``: its records in execution order)."""
     sources = sources_of(graph)
+    reads = parameter_reads(params)
     return MemoryPlan(
         sources=sources,
         liveness=static_liveness(graph, ordered, sources),
-        trainable=trainable_bytes(params),
-        reads=parameter_reads(params),
+        trainable=trainable_bytes(params, reads),
+        reads=reads,
         families={record.name: family(record) for record in ordered},
     )
 

@@ -42,22 +42,13 @@ def requires_grad(
     return flags
 
 
-def trainable_bytes(params: ParamSummary) -> dict[str, int]:
-    """Module path -> bytes of the trainable parameters registered on it and below, owned there
-    (one pass over the modules and their ancestors: a lookup per node stays O(1); a path with none
-    is left out)."""
-    totals: dict[str, int] = {}
-    for module_path, held in params.by_module.items():
-        nbytes = sum(entry.nbytes for entry in held.entries if entry.trainable)
-        if not nbytes:  # nothing to add up the tree: a path left out reads as 0 (``.get(path, 0)``)
-            continue
-        path = module_path
-        while True:
-            totals[path] = totals.get(path, 0) + nbytes
-            if not path:
-                break
-            path = path.rpartition(".")[0]
-    return totals
+def trainable_bytes(params: ParamSummary, reads: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, int]:
+    """Module path -> bytes of the trainable parameters a call of the module reads: registered on it and
+    below, owned there or tied to another owner's (an embedding whose weight is the output head's: its
+    call's output requires grad); a path that reads none is left out (read as 0 with ``.get(path, 0)``).
+    ``reads``: :func:`parameter_reads` of ``params``, when at hand."""
+    reads = parameter_reads(params) if reads is None else reads
+    return {path: sum(read.values()) for path, read in reads.items() if read}
 
 
 def parameter_reads(params: ParamSummary) -> dict[str, dict[str, int]]:

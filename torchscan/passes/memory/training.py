@@ -48,12 +48,14 @@ def training_estimates(
 ) -> tuple[tuple[TrainingEstimate, ...], int]:
     """Training-step memory per optimizer, and the saved activation bytes.
 
-    With ``P`` the trainable parameter bytes, ``S`` the saved bytes (distinct storages + extras):
+    With ``P`` the bytes of the trainable parameters the forward reads (:func:`_trained_bytes`: the others
+    get no gradient and no optimizer state), ``S`` the saved bytes (distinct storages + extras):
 
     - forward: the inference walk with saved storages kept to the end;
     - backward: reverse execution order; the gradient of a node output (a view's too:
       :func:`_gradients`) is live from its last consumer's backward to its own; a node's saved
-      storages are released after the backward of their first saver; parameter gradients (``P`` in total) accumulate;
+      storages are released after the backward of their first saver; parameter gradients (``P`` in total)
+      accumulate, a reused parameter's second one summed into the first after its call's backward returns;
     - step: ``P`` of gradients + the optimizer's transient (:data:`OPTIMIZERS`);
     - ``peak = params + buffers + state + max(forward, backward, step)``.
 
@@ -68,7 +70,10 @@ def training_estimates(
     transient = {name: recorded.call.train_transient for name, recorded in context.calls.items()}
     forward = walk(context.ordered, live, kept, transient, context.families).bytes + sum(extra.values())
     backward = _backward_peak(context, saved, extra)
-    trainable = sum(entry.nbytes for held in params.by_module.values() for entry in held.entries if entry.trainable)
+    trainable = min(
+        sum(entry.nbytes for held in params.by_module.values() for entry in held.entries if entry.trainable),
+        _trained_bytes(context),
+    )
     estimates = []
     for name in optimizers:
         state_factor, transient_factor = OPTIMIZERS[name]
@@ -106,7 +111,12 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     ``unsqueeze``: a view of the gradient) and otherwise makes the source's gradient anew beside the
     view's own (``x[:, 0]``, ``narrow``: a zero-filled copy). An item of a call's tuple (a ``chunk``'s
     piece, an attention's output) and an argument returned as it is (``Identity``) have no gradient of
-    their own: the source's is made at their step.
+    their own: the source's is made at their step. A module's parameters get their gradients at its
+    call's backward; a parameter a call before made one for (a module called twice, tied weights) gets a
+    second, summed into the first once the call's backward has returned and freed its output's gradient
+    and what only it saved (autograd accumulates into the parameter's input buffer after the node runs):
+    ``live + Σ second gradients + the largest sum`` then (a bias summed first, as a 3-D ``linear``'s is,
+    leaves the bias's bytes of it unspent).
     """
     ordered, sources, grads, live_storages = context.ordered, context.sources, context.grads, context.live
     first_saver: dict[Any, int] = {}
@@ -168,13 +178,16 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
                 elif grads.get(source) and source in attributes and source not in params_done:
                     params_done.add(source)
                     new += _attribute_bytes(context, source)
+        reused, largest = 0, 0  # gradients of parameters a call before made one for: summed into it after
         if record.op == "call_module":  # its parameters' gradients: new, or summed into the first
             for parameter, size in context.reads.get(record.module_path, {}).items():
                 if parameter not in started:
                     started.add(parameter)
                     new += size
-                else:  # a tied or reused parameter: this gradient and the sum, beside the first
-                    during = max(during, live + new + 2 * size)
+                else:
+                    reused, largest = reused + size, max(largest, size)
+        if not inside:  # a recorded call's backward transient holds the gradients it makes
+            during = max(during, live + new + reused)
         live += new
         # a recorded call's own saved tensors are freed inside its backward (``during`` is its peak)
         freed_inside = extra.get(record.name, 0) if inside else 0
@@ -187,6 +200,9 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
             live -= own
         held[record.name] = 0
         live -= release.get(record.index, 0) + extra.get(record.name, 0) - freed_inside
+        # once the call's backward returns (its output's gradient and the tensors only it saved freed),
+        # each reused parameter's new gradient is summed with the first into a third tensor
+        peak = max(peak, live + reused + largest)
     return peak
 
 
@@ -214,6 +230,23 @@ def _gradients(context: MemoryGraph) -> tuple[dict[str, int], dict[str, str]]:
                 whole[record.name] = traced[0]
         grad_bytes[record.name] = output_bytes(record)
     return grad_bytes, whole
+
+
+def _trained_bytes(context: MemoryGraph) -> int:
+    """Bytes of the trainable parameters that get a gradient: those read by a module call or an attribute
+    read of the graph whose output requires grad (counted by the backward walk as it makes them). A
+    parameter the forward does not read (an auxiliary head in eval mode, a layer the forward skips) keeps
+    ``.grad`` None: no gradient and no optimizer state for it (``torch.optim`` skips it)."""
+    reads: dict[str, int] = {}
+    attributes = 0
+    for record in context.ordered:
+        if not context.grads.get(record.name):
+            continue
+        if record.op == "call_module":
+            reads.update(context.reads.get(record.module_path, {}))
+        elif record.op == "get_attr":
+            attributes += _attribute_bytes(context, record.name)
+    return sum(reads.values()) + attributes
 
 
 def _attribute_bytes(context: MemoryGraph, name: str) -> int:
