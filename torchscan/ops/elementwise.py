@@ -195,11 +195,9 @@ def binary(call: OpCall) -> Cost:
     return Cost(flops=n_out, dmas=sum(spec.numel for spec in call.inputs) + n_out)
 
 
+TABLE.declare(operator.add, torch.add, T.add, T.__add__, T.__radd__, saves=Saves.SUM)
 TABLE.declare(
-    operator.add,
     operator.iadd,
-    torch.add,
-    T.add,
     T.add_,
     operator.sub,
     operator.isub,
@@ -208,8 +206,6 @@ TABLE.declare(
     torch.rsub,
     T.sub,
     T.sub_,
-    T.__add__,
-    T.__radd__,
     T.__iadd__,
     T.__sub__,
     T.__rsub__,

@@ -87,6 +87,10 @@ class Saves(enum.Enum):
     its result, which ``elu_``'s backward reads (no copy is made)."""
     NOTHING = "saves_nothing"
     """Views, metadata, and ops linear in their inputs (the gradient needs only shapes)."""
+    SUM = "sum_of_operands"
+    """``x + y`` out of place: keeps nothing, and its backward hands its output's gradient itself (no new
+    tensor) to each operand of the output's shape and dtype when ``alpha`` is 1 (a broadcast operand gets
+    a reduced copy, another dtype a converted one)."""
     MAX_POOL = "max_pool"
     """Max pools: input + int64 indices."""
     DROPOUT = "dropout"

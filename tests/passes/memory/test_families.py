@@ -68,7 +68,8 @@ def test_what_an_op_saves_is_declared_once() -> None:
             (operator.truediv, torch.div, torch.divide, torch.true_divide, T.div, T.__truediv__),
             Saves.QUOTIENT,
         ),
-        ((operator.add, torch.add, T.add, T.__add__, T.__radd__, T.__iadd__, operator.iadd), Saves.NOTHING),
+        ((operator.add, torch.add, T.add, T.__add__, T.__radd__), Saves.SUM),  # its gradient passed on as it is
+        ((T.add_, T.__iadd__, operator.iadd), Saves.NOTHING),
         (
             (operator.sub, torch.sub, torch.subtract, torch.rsub, T.sub, T.__sub__, T.__rsub__, T.__isub__),
             Saves.NOTHING,

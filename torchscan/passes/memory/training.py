@@ -17,7 +17,7 @@ from torchscan.passes.memory.peak import walk
 from torchscan.passes.memory.saved import saved_for_backward
 from torchscan.passes.memory.storage import is_view, output_bytes
 from torchscan.passes.params import ParamSummary
-from torchscan.records import RECORD, TrainingEstimate
+from torchscan.records import RECORD, NodeRecord, TensorSpec, TrainingEstimate
 
 __all__ = ["OPTIMIZERS", "Optimizer", "training_estimates"]
 
@@ -100,8 +100,10 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     """Peak of (remaining saved + live activation grads + parameter grads) over the backward.
 
     A node's backward reads its output's gradient and makes one for each source that requires
-    grad (a new storage the first time; a second gradient for the same source is summed into the
-    first: transient). A call recorded at the ATen level (:mod:`~torchscan.passes.memory.internal`)
+    grad (a new storage the first time; another for a source that holds one already lives through the
+    node's backward, then is summed into it). A sum (``x + y``, :attr:`Saves.SUM`) makes none: its own
+    gradient goes to each operand of its shape and dtype, one storage held by the operand whose backward
+    comes last (the first made). A call recorded at the ATen level (:mod:`~torchscan.passes.memory.internal`)
     says how big each gradient is (0: it aliases the output's, which the source then holds) and what
     its backward holds at most (``backward_transient``, above everything live before it but the
     tensors it made and saved, ``saved_extra``, which it frees as it goes: they are gone once it
@@ -136,7 +138,7 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     for key, index in first_saver.items():
         if key not in outputs and key not in live_storages.inputs:
             release[index] = release.get(index, 0) + live_storages.size[key]
-    grad_bytes, whole = _gradients(context)
+    grad_bytes, whole, passed = _gradients(context)
     attributes = {record.name for record in ordered if record.op == "get_attr"}
     held: dict[str, int] = {}  # live gradient bytes per node output
     taken: dict[str, str] = {}  # node -> the source its gradient's storage passes to
@@ -150,7 +152,7 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
             held[record.name] = grad_bytes.get(record.name, 0)
             live += held[record.name]
         recorded = context.calls.get(record.name)
-        new, during = 0, live
+        new, during, second = 0, live, 0  # second: gradients for sources that hold one, summed into it after
         inside = recorded is not None and recorded.call.trained and bool(recorded.call.grad_bytes)
         if inside:
             call = recorded.call
@@ -171,10 +173,18 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         elif record.name in whole and whole[record.name] not in held:  # the source takes this gradient's storage
             taken.setdefault(record.name, whole[record.name])
         else:
+            recipients = [source for source in passed.get(record.name, ()) if source not in held]
+            if recipients:  # one storage for all: held by the one whose backward comes last, the first made
+                taken[record.name] = recipients[0]
+                held.update(dict.fromkeys(recipients[1:], 0))
             for source in sources[record.name]:
+                if source in passed.get(record.name, ()):
+                    continue
                 if grads.get(source) and source not in held and source not in attributes:
                     held[source] = grad_bytes.get(source, 0)
                     new += held[source]
+                elif grads.get(source) and source not in attributes:
+                    second += grad_bytes.get(source, 0)
                 elif grads.get(source) and source in attributes and source not in params_done:
                     params_done.add(source)
                     new += _attribute_bytes(context, source)
@@ -187,7 +197,7 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
                 else:
                     reused, largest = reused + size, max(largest, size)
         if not inside:  # a recorded call's backward transient holds the gradients it makes
-            during = max(during, live + new + reused)
+            during = max(during, live + new + reused + second)
         live += new
         # a recorded call's own saved tensors are freed inside its backward (``during`` is its peak)
         freed_inside = extra.get(record.name, 0) if inside else 0
@@ -206,21 +216,34 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     return peak
 
 
-def _gradients(context: MemoryGraph) -> tuple[dict[str, int], dict[str, str]]:
-    """Bytes of the gradient each call's output gets (its logical bytes), and the views whose gradient
-    becomes their source's (they cover all of it: ``view``, ``permute``), by node name. No gradient of its
+def _gradients(context: MemoryGraph) -> tuple[dict[str, int], dict[str, str], dict[str, tuple[str, ...]]]:
+    """Bytes of the gradient each call's output gets (its logical bytes), the views whose gradient
+    becomes their source's (they cover all of it: ``view``, ``permute``), and the sums (``x + y``,
+    :attr:`Saves.SUM`) whose gradient is their operands' own, by node name (the operands of the sum's shape
+    and dtype, distinct nodes that require grad, in execution order). No gradient of its
     own for an item of a call's tuple (the call's), pieces (``chunk``, ``unbind``: each piece's gradient is
     its own, their ``cat`` the source's), a call writing into one of several operands in place (``y += z``:
     its gradient reaches each of them), or a call returning its argument as it is (``Identity``, ``Dropout``
     in eval: no autograd node, the argument's gradient)."""
     grads, sources, live = context.grads, context.sources, context.live
     single = {record.name: record.outputs[0] for record in context.ordered if len(record.outputs) == 1}
+    position = {record.name: record.index for record in context.ordered}
+    held_by_model = {record.name for record in context.ordered if record.op == "get_attr"}  # parameters: .grad
     grad_bytes: dict[str, int] = {}
     whole: dict[str, str] = {}
+    passed: dict[str, tuple[str, ...]] = {}
     for record in context.ordered:
         if not grads.get(record.name) or record.op not in ("call_module", "call_function", "call_method"):
             continue
         kind = family_in(record, context.families)
+        if kind is Saves.SUM and len(record.outputs) == 1 and record.call is not None:
+            passed_on = [
+                source
+                for source in _passed_on(record, sources[record.name], single, grads)
+                if source not in held_by_model
+            ]
+            if passed_on:
+                passed[record.name] = tuple(sorted(passed_on, key=position.__getitem__))
         if kind in _VIEWS and is_view(record, live):
             traced = [source for source in sources[record.name] if grads.get(source)]
             source = single.get(traced[0]) if len(traced) == 1 else None
@@ -229,7 +252,26 @@ def _gradients(context: MemoryGraph) -> tuple[dict[str, int], dict[str, str]]:
             if kind is Saves.NOTHING and output_bytes(record) == grad_bytes.get(traced[0]):
                 whole[record.name] = traced[0]
         grad_bytes[record.name] = output_bytes(record)
-    return grad_bytes, whole
+    return grad_bytes, whole, passed
+
+
+def _passed_on(
+    record: NodeRecord, sources: tuple[str, ...], single: Mapping[str, TensorSpec], grads: Mapping[str, bool]
+) -> list[str]:
+    """The operands of a sum that its backward hands its output's gradient to as it is: each tensor operand
+    a distinct node of the output's shape and dtype that requires grad, with ``alpha`` 1 (none where an
+    operand is read twice, ``x + x``: autograd sums the two into a new tensor)."""
+    call, out = record.call, record.outputs[0]
+    if call is None or call.get("alpha", 1) != 1 or len(call.inputs) != len(sources):
+        return []
+    return [
+        source
+        for source in sources
+        if grads.get(source)
+        and (spec := single.get(source)) is not None
+        and spec.shape == out.shape
+        and spec.dtype == out.dtype
+    ]
 
 
 def _trained_bytes(context: MemoryGraph) -> int:
