@@ -15,13 +15,15 @@ def _meta(*shape: int, requires_grad: bool = False) -> torch.Tensor:
     return torch.empty(*shape, device="meta", requires_grad=requires_grad)
 
 
+@pytest.mark.parametrize("device", ["cpu", "meta"])
 @pytest.mark.parametrize("requires_grad", [False, True])
 @pytest.mark.parametrize("unsafe", [False, True])
-def test_a_cpu_fake_is_the_constructor_s_object(requires_grad: bool, unsafe: bool) -> None:
+def test_a_fake_is_the_constructor_s_object(device: str, requires_grad: bool, unsafe: bool) -> None:
+    """On the CPU and on ``meta`` (a model built on the meta device: its fakes report ``meta``)."""
     mode = FakeTensorMode()
-    mode._allow_unsafe_data_ptr_access = unsafe
+    mode._allow_unsafe_data_ptr_access, mode.allow_meta = unsafe, True
     meta = _meta(3, 4, requires_grad=requires_grad)
-    made, reference = fake_tensor(mode, meta, torch.device("cpu")), FakeTensor(mode, meta, torch.device("cpu"))
+    made, reference = fake_tensor(mode, meta, torch.device(device)), FakeTensor(mode, meta, torch.device(device))
     assert type(made) is FakeTensor and made.fake_mode is mode
     assert vars(made) == vars(reference)
     assert torch._C._dispatch_keys(made) == torch._C._dispatch_keys(reference)
@@ -38,7 +40,7 @@ def test_a_cpu_fake_is_the_constructor_s_object(requires_grad: bool, unsafe: boo
             assert (type(out), out.shape, out.device, out.requires_grad) == (
                 FakeTensor,
                 torch.Size([4]),
-                torch.device("cpu"),
+                torch.device(device),
                 requires_grad,
             )
     if unsafe:  # a data pointer read is allowed (torch warns once) or refused, as the mode says for its fakes
@@ -55,5 +57,9 @@ def test_other_devices_go_through_the_constructor() -> None:
     meta = _meta(2)
     made = fake_tensor(mode, meta, torch.device("cuda"))  # normalized by the constructor: an index given
     assert made.device == torch.device("cuda", 0) == FakeTensor(mode, meta, torch.device("cuda")).device
-    meta_fake = fake_tensor(mode, meta, torch.device("meta"))
-    assert meta_fake.device == FakeTensor(mode, meta, torch.device("meta")).device == torch.device("meta")
+    refusing = FakeTensorMode()  # a mode that refuses meta fakes: the constructor's error
+    refusing.allow_meta = False
+    with pytest.raises(AssertionError, match="meta"):
+        FakeTensor(refusing, meta, torch.device("meta"))
+    with pytest.raises(AssertionError, match="meta"):
+        fake_tensor(refusing, meta, torch.device("meta"))

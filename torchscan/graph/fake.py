@@ -5,8 +5,10 @@ every new result). ``FakeTensor(mode, meta, device)`` checks its arguments, norm
 sets each of ~20 attributes through the tensor's ``__setattr__`` and torch's memo descriptors: ~20 µs,
 where the tensor itself (``Tensor._make_subclass``) takes ~3. :func:`fake_tensor` makes the same
 object — the subclass made by the same call, the same mutable-data-pointer flag, the same instance
-state, copied in one ``dict.update`` from a fake made once by torch's own constructor — for a CPU
-fake; any other device, torch's debug mode or an export in progress goes through the constructor.
+state, copied in one ``dict.update`` from a fake made once per device by torch's own constructor (a
+``meta`` model's fakes too, where the mode allows them); a device the constructor would spell another
+way (``cuda`` for ``cuda:0``), one it refuses, torch's debug mode or an export in progress goes through
+the constructor.
 """
 
 from __future__ import annotations
@@ -21,18 +23,21 @@ from torch.utils._mode_utils import no_dispatch
 
 __all__ = ["fake_tensor"]
 
-_CPU = torch.device("cpu")
-
 
 @functools.cache
-def _state() -> Mapping[str, Any] | None:
-    """The instance state torch's constructor gives a CPU fake, less its mode (``fake_mode``): the
-    same for every fake of every mode (None where it holds anything else: the constructor is used)."""
+def _state(device: torch.device) -> Mapping[str, Any] | None:
+    """The instance state torch's constructor gives a fake of ``device``, less its mode (``fake_mode``):
+    the same for every fake of that device in every mode (None where it holds anything else, or where the
+    constructor normalizes or refuses the device: the constructor is used)."""
     mode = FakeTensorMode()
+    mode.allow_meta = True  # torch's config says for every mode; this one only makes the state
     with no_dispatch():
         meta = torch.empty(1, device="meta")
-    state = dict(vars(FakeTensor(mode, meta, _CPU)))
-    if state.pop("fake_mode", None) is not mode or state.get("_fake_device") != _CPU:
+    try:
+        state = dict(vars(FakeTensor(mode, meta, device)))
+    except Exception:  # a device this build cannot name (no such backend): the constructor says so
+        return None
+    if state.pop("fake_mode", None) is not mode or state.get("_fake_device") != device:
         return None
     if any(value is not None for key, value in state.items() if key != "_fake_device"):
         return None
@@ -41,11 +46,16 @@ def _state() -> Mapping[str, Any] | None:
 
 def fake_tensor(mode: FakeTensorMode, meta: torch.Tensor, device: torch.device) -> FakeTensor:
     """``FakeTensor(mode, meta, device)``: a fake of ``mode`` on ``meta``'s storage that reports ``device``."""
-    state = _state() if device == _CPU else None  # ``cpu:0`` is another device to torch: the constructor's
-    if state is None or FakeTensorConfig.debug or torch.compiler.is_exporting():
+    state = _state(device)
+    if (
+        state is None
+        or (device.type == "meta" and not mode.allow_meta)  # the constructor refuses it
+        or FakeTensorConfig.debug
+        or torch.compiler.is_exporting()
+    ):
         return FakeTensor(mode, meta, device)
     made = torch.Tensor._make_subclass(
-        FakeTensor, meta, meta.requires_grad, dispatch_device=True, device_for_backend_keys=_CPU
+        FakeTensor, meta, meta.requires_grad, dispatch_device=True, device_for_backend_keys=device
     )
     if mode._allow_unsafe_data_ptr_access:
         torch._C._set_warn_deprecated_on_mutable_data_ptr(made)
