@@ -4,6 +4,7 @@
     python benchmarks/speed.py ratio resnet18 vit_b_16 --sizes 224
     python benchmarks/speed.py growth --blocks 250 2500 25000
     python benchmarks/speed.py sweep resnet50 mobilenet_v3_large vit_b_16
+    python benchmarks/speed.py phases resnet50 mobilenet_v3_large vit_b_16
     python benchmarks/speed.py floors shufflenet_v2_x0_5 mobilenet_v3_large growth
 
 ``ratio``: for each torchvision classifier, the median ``crawl_module`` time over the median time of
@@ -21,6 +22,12 @@ sizes) against 8 fresh ``crawl_module`` calls: the cost of each extra shape as a
 analysis (issue 13's goal: at most 20%), in process CPU time (this part is for shared machines,
 where the wall clock measures the neighbours), medians of ``--repeat`` interleaved rounds.
 
+``phases``: where one sweep item's time goes — ``torchscan.sweep`` over the same 8 inputs as ``sweep``, its passes
+timed (process CPU) around their calls by wrappers installed in this benchmark process for the measurement and
+removed after (``unittest.mock.patch``): the shape pass of an item after the first (``with_inputs``; the first's is
+its capture), its records (``build_graph``), counts, rows and memory (its ATen-level recordings and its training
+estimate inside), in ms per item.
+
 ``floors``: what the building blocks of any fx-based analysis cost on the same model, per graph node of our
 capture, next to ours (process CPU time, medians of ``--repeat`` interleaved rounds): ``torch.fx.symbolic_trace``
 alone, fx's graph alone (``torch.fx.Tracer().trace``: no ``GraphModule``, no generated code, as our capture makes
@@ -32,6 +39,7 @@ propagation torch has), ``copy.deepcopy`` of the model, and a ``no_grad`` forwar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import functools
 import math
@@ -146,14 +154,8 @@ def sweeps(names: list[str], repeat: int) -> None:
     )
     for name in names:
         model = torchvision.models.get_model(name, weights=None).eval()
-        try:
-            with torch.no_grad():
-                model(torch.randn(1, 3, 160, 160))
-            items: list = [(3, size, size) for size in SWEEP_SIZES]
-            kind = "sizes"
-        except Exception:  # fixed-size models (ViT, Swin position tables): batch sizes instead
-            items = [{"input_shape": (3, 224, 224), "batch_size": batch} for batch in range(1, len(SWEEP_SIZES) + 1)]
-            kind = "batch sizes"
+        items = _sweep_items(model)
+        kind = "batch sizes" if isinstance(items[0], dict) else "sizes"
         first = items[0] if isinstance(items[0], dict) else {"input_shape": items[0]}
         one, swept = median_cpu_times(
             [functools.partial(crawl_module, model, **first), functools.partial(sweep, model, items)], repeat
@@ -164,6 +166,75 @@ def sweeps(names: list[str], repeat: int) -> None:
             f"{extra / one:.2f} |",
             flush=True,
         )
+
+
+_PHASES = (
+    ("torchscan.api", "with_inputs", "Shape pass"),
+    ("torchscan.api", "estimate_memory", "Memory"),
+    ("torchscan.passes.memory.context", "recorded_calls", "of which recordings"),
+    ("torchscan.passes.memory.estimate", "training_estimates", "of which training"),
+    ("torchscan.api", "build_graph", "Records"),
+    ("torchscan.api", "build_rows", "Rows"),
+    ("torchscan.api", "count_costs", "Counts"),
+)
+"""(module the caller looks the function up in, function, column) of ``phases``."""
+
+
+def phases(names: list[str], repeat: int) -> None:
+    import importlib
+    from unittest import mock
+
+    print(
+        "| Model | Sweep (ms) | Per item (ms) | " + " | ".join(label for _, _, label in _PHASES) + " |\n"
+        "|---|---:|---:|" + "---:|" * len(_PHASES)
+    )
+    for name in names:
+        model = torchvision.models.get_model(name, weights=None).eval()
+        items = _sweep_items(model)
+        spent = dict.fromkeys((label for _, _, label in _PHASES), 0.0)
+
+        sweep(model, items)  # warm-up
+        with contextlib.ExitStack() as stack:
+            for module, function, label in _PHASES:
+                owner = importlib.import_module(module)
+                wrapper = _timed(getattr(owner, function), label, spent)
+                stack.enter_context(mock.patch.object(owner, function, wrapper))
+            start = time.process_time()
+            for _ in range(repeat):
+                sweep(model, items)
+            total = (time.process_time() - start) / repeat
+        # the shape pass of the first item is its capture's (not timed here): the others' is per extra item
+        per = {label: value / repeat / (len(items) - (label == "Shape pass")) * 1e3 for label, value in spent.items()}
+        print(
+            f"| {name} | {total * 1e3:.1f} | {total / len(items) * 1e3:.1f} | "
+            + " | ".join(f"{per[label]:.1f}" for _, _, label in _PHASES)
+            + " |",
+            flush=True,
+        )
+
+
+def _timed(function: Callable[..., object], label: str, spent: dict[str, float]) -> Callable[..., object]:
+    """``function``, adding the process CPU time of each call to ``spent[label]``."""
+
+    @functools.wraps(function)
+    def run(*args: object, **kwargs: object) -> object:
+        start = time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[label] += time.process_time() - start
+
+    return run
+
+
+def _sweep_items(model: nn.Module) -> list:
+    """``sweep``'s inputs: 8 sizes, or 8 batch sizes at 224x224 for a model fixed at that size."""
+    try:
+        with torch.no_grad():
+            model(torch.randn(1, 3, 160, 160))
+        return [(3, size, size) for size in SWEEP_SIZES]
+    except Exception:  # fixed-size models (ViT, Swin position tables): batch sizes instead
+        return [{"input_shape": (3, 224, 224), "batch_size": batch} for batch in range(1, len(SWEEP_SIZES) + 1)]
 
 
 def floors(names: list[str], repeat: int) -> None:
@@ -217,7 +288,8 @@ def floors(names: list[str], repeat: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", nargs="?", choices=["ratio", "growth", "sweep", "floors", "both"], default="both")
+    parts = ["ratio", "growth", "sweep", "phases", "floors", "both"]
+    parser.add_argument("part", nargs="?", choices=parts, default="both")
     parser.add_argument("models", nargs="*", help="torchvision classifiers (default: all)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 1024])
     parser.add_argument("--blocks", type=int, nargs="+", default=[250, 2500, 25000])
@@ -236,6 +308,8 @@ def main() -> None:
         growth(args.blocks, args.repeat)
     if args.part == "sweep":
         sweeps(args.models or ["resnet50", "mobilenet_v3_large", "efficientnet_b0", "vit_b_16"], args.repeat)
+    if args.part == "phases":
+        phases(args.models or ["resnet50", "mobilenet_v3_large", "vit_b_16"], args.repeat)
     if args.part == "floors":
         floors(
             args.models or ["growth", "shufflenet_v2_x0_5", "mobilenet_v3_large", "resnet50", "vit_b_16"], args.repeat
