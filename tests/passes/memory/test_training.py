@@ -146,6 +146,32 @@ def test_parameters_the_forward_does_not_read_get_no_gradient_and_no_state(optim
         assert 0 <= measured - estimate.peak_bytes <= 8, (estimate, measured)
 
 
+class _Passing(nn.Module):
+    """A layer whose output goes through a call that returns it as it is (``Identity``, a dropout of
+    probability 0, a dropout in eval) to a second layer."""
+
+    def __init__(self, middle: nn.Module) -> None:
+        super().__init__()
+        self.fc, self.middle, self.head = nn.Linear(256, 256), middle, nn.Linear(256, 256)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.middle(self.fc(x)))
+
+
+@pytest.mark.parametrize(
+    ("middle", "training"), [(nn.Identity(), True), (nn.Dropout(0.0), True), (nn.Dropout(0.5), False)]
+)
+def test_a_call_returning_its_argument_passes_its_readers_gradient_on(middle: nn.Module, training: bool) -> None:
+    """Batch 512: the head's backward makes its input's gradient (524,288 bytes) beside its weight's; the
+    middle call has no autograd node, so that gradient is ``fc``'s. Before, an ``Identity``'s was made one step
+    late (at its own step: 524,296 bytes short of a real SGD step, whose peak is there), and a dropout made
+    ``fc``'s anew beside its own."""
+    model = _Passing(middle).train(training)
+    sgd = crawl_module(model, (256,), batch_size=512).memory.training_for("sgd")
+    measured = measure_training(model, random_inputs([(512, 256)]), OPTIMIZERS["sgd"]).total_bytes
+    assert 0 <= measured - sgd.peak_bytes <= 8, (sgd, measured)
+
+
 class _SharedTable(nn.Module):
     """An encoder-decoder's shared embedding (T5's ``shared``): registered on the root, never called, and
     read through the stacks' own embeddings, whose weight is it."""

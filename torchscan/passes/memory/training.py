@@ -111,14 +111,15 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     gradient is a storage of the view's size, made by its readers' backward like any other; the view's
     own backward passes it on to its source where the view covers all of it (``view``, ``permute``,
     ``unsqueeze``: a view of the gradient) and otherwise makes the source's gradient anew beside the
-    view's own (``x[:, 0]``, ``narrow``: a zero-filled copy). An item of a call's tuple (a ``chunk``'s
-    piece, an attention's output) and an argument returned as it is (``Identity``) have no gradient of
-    their own: the source's is made at their step. A module's parameters get their gradients at its
-    call's backward; a parameter a call before made one for (a module called twice, tied weights) gets a
-    second, summed into the first once the call's backward has returned and freed its output's gradient
-    and what only it saved (autograd accumulates into the parameter's input buffer after the node runs):
-    ``live + Σ second gradients + the largest sum`` then (a bias summed first, as a 3-D ``linear``'s is,
-    leaves the bias's bytes of it unspent).
+    view's own (``x[:, 0]``, ``narrow``: a zero-filled copy). A call returning its argument as it is
+    (``Identity``, a dropout in eval or of probability 0: no autograd node) is such a covering view. An
+    item of a call's tuple (a ``chunk``'s piece, an attention's output) has no gradient of its own: the
+    source's is made at its step. A module's parameters get their gradients at its call's backward; a
+    parameter a call before made one for (a module called twice, tied weights) gets a second, summed into
+    the first once the call's backward has returned and freed its output's gradient and what only it saved
+    (autograd accumulates into the parameter's input buffer after the node runs): ``live + Σ second
+    gradients + the largest sum`` then (a bias summed first, as a 3-D ``linear``'s is, leaves the bias's
+    bytes of it unspent).
     """
     ordered, sources, grads, live_storages = context.ordered, context.sources, context.grads, context.live
     first_saver: dict[Any, int] = {}
@@ -222,9 +223,10 @@ def _gradients(context: MemoryGraph) -> tuple[dict[str, int], dict[str, str], di
     :attr:`Saves.SUM`) whose gradient is their operands' own, by node name (the operands of the sum's shape
     and dtype, distinct nodes that require grad, in execution order). No gradient of its
     own for an item of a call's tuple (the call's), pieces (``chunk``, ``unbind``: each piece's gradient is
-    its own, their ``cat`` the source's), a call writing into one of several operands in place (``y += z``:
-    its gradient reaches each of them), or a call returning its argument as it is (``Identity``, ``Dropout``
-    in eval: no autograd node, the argument's gradient)."""
+    its own, their ``cat`` the source's) or a call writing into one of several operands in place (``y += z``:
+    its gradient reaches each of them). A call returning its argument as it is (``Identity``, a dropout in
+    eval or of probability 0: no autograd node) has the gradient its readers make, which is its argument's:
+    it passes to the source at its step, like a view covering its source."""
     grads, sources, live = context.grads, context.sources, context.live
     single = {record.name: record.outputs[0] for record in context.ordered if len(record.outputs) == 1}
     position = {record.name: record.index for record in context.ordered}
@@ -244,15 +246,28 @@ def _gradients(context: MemoryGraph) -> tuple[dict[str, int], dict[str, str], di
             ]
             if passed_on:
                 passed[record.name] = tuple(sorted(passed_on, key=position.__getitem__))
-        if kind in _VIEWS and is_view(record, live):
+        if (kind in _VIEWS and is_view(record, live)) or _returns_its_input(record, kind):
             traced = [source for source in sources[record.name] if grads.get(source)]
             source = single.get(traced[0]) if len(traced) == 1 else None
-            if source is None or len(record.outputs) != 1 or record.outputs[0] == source:
+            if source is None or len(record.outputs) != 1:
                 continue
-            if kind is Saves.NOTHING and output_bytes(record) == grad_bytes.get(traced[0]):
+            if (
+                record.outputs[0] == source
+                or kind is Saves.DROPOUT
+                or (kind is Saves.NOTHING and output_bytes(record) == grad_bytes.get(traced[0]))
+            ):
                 whole[record.name] = traced[0]
         grad_bytes[record.name] = output_bytes(record)
     return grad_bytes, whole, passed
+
+
+def _returns_its_input(record: NodeRecord, kind: Saves | None) -> bool:
+    """A dropout in eval mode or of probability 0: torch returns its input itself (no autograd node), so
+    the gradient its readers make is its input's."""
+    if kind is not Saves.DROPOUT or record.call is None:
+        return False
+    call = record.call
+    return not call.get("training", call.training) or float(call.get("p", 0.5)) == 0
 
 
 def _passed_on(
