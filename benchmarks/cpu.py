@@ -33,7 +33,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 
 import llama
-from speed import Block
+from speed import Block, timed
 
 import torchscan.api as api
 from torchscan.render.table import render_table
@@ -105,17 +105,7 @@ def stages(which: str, blocks: int) -> None:
     spent: dict[str, float] = collections.defaultdict(float)
 
     def wrap(owner: object, name: str, label: str) -> None:
-        function = getattr(owner, name)
-
-        @functools.wraps(function)
-        def timed(*args: object, **kwargs: object) -> object:
-            start = time.process_time()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[label] += time.process_time() - start
-
-        setattr(owner, name, timed)
+        setattr(owner, name, timed(getattr(owner, name), label, spent))
 
     wrap(api, "capture_with_fallback", "capture (trace, shapes)")
     wrap(capture, "propagate", "  shape pass")

@@ -197,7 +197,7 @@ def phases(names: list[str], repeat: int) -> None:
         with contextlib.ExitStack() as stack:
             for module, function, label in _PHASES:
                 owner = importlib.import_module(module)
-                wrapper = _timed(getattr(owner, function), label, spent)
+                wrapper = timed(getattr(owner, function), label, spent)
                 stack.enter_context(mock.patch.object(owner, function, wrapper))
             start = time.process_time()
             for _ in range(repeat):
@@ -213,7 +213,7 @@ def phases(names: list[str], repeat: int) -> None:
         )
 
 
-def _timed(function: Callable[..., object], label: str, spent: dict[str, float]) -> Callable[..., object]:
+def timed(function: Callable[..., object], label: str, spent: dict[str, float]) -> Callable[..., object]:
     """``function``, adding the process CPU time of each call to ``spent[label]``."""
 
     @functools.wraps(function)

@@ -11,6 +11,12 @@ from torchscan.records import Cost, OpCall
 TABLE = FormulaTable("dropout")
 
 
+def drops(call: OpCall) -> bool:
+    """Whether a dropout call drops: in training with ``p > 0`` (torch returns the input itself in eval or
+    with ``p = 0``, on every device: no kernel, no mask, no autograd node)."""
+    return bool(call.get("training", call.training)) and float(call.get("p", 0.5)) > 0
+
+
 @TABLE.register(
     nn.Dropout,
     nn.Dropout1d,
@@ -29,8 +35,7 @@ TABLE = FormulaTable("dropout")
 def dropout(call: OpCall) -> Cost:
     """Dropout: ``0 / 0 / 0`` in eval or with ``p = 0``; in training with ``p > 0``:
     ``FLOPs = N_in``, ``MACs = 0``, ``DMAs = N_in + 1 + N_out·[not inplace]``."""
-    training = bool(call.get("training", call.training))
-    if not training or not call.get("p", 0.5):
+    if not drops(call):
         return Cost()
     n_in = call.input.numel
     writes = 0 if call.get("inplace", False) else call.output.numel

@@ -65,6 +65,7 @@ from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import Pending
 from torchscan.graph.writes import INDEX_WRITES, written
 from torchscan.ops import Saves
+from torchscan.ops.dropout import drops
 from torchscan.ops.linear import einsum_equation
 from torchscan.ops.shape import index_write_arguments
 from torchscan.passes.memory.families import family_in
@@ -721,7 +722,7 @@ def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | N
         return True
     call = record.call
     if kind is Saves.DROPOUT:  # in training, the mask's dtype is the device kernel's (CPU: the input's)
-        return bool(call.get("training", call.training)) and float(call.get("p", 0.5)) > 0
+        return drops(call)
     if kind is Saves.QUOTIENT:  # ``2 / x`` (a reciprocal inside) and rounding divisions: not a plain quotient
         return call.get("rounding_mode") is not None or number_divided(call)
     if kind is Saves.INDEX:  # advanced indexing: a gather keeping its indices, made inside from a list

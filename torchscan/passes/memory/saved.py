@@ -8,6 +8,7 @@ from typing import Any
 import networkx as nx
 
 from torchscan.ops import Saves
+from torchscan.ops.dropout import drops
 from torchscan.ops.shape import index_write_arguments
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import family_in
@@ -134,7 +135,7 @@ def _max_pool(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[
 
 def _dropout(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     call = record.call
-    if call is not None and bool(call.get("training", call.training)) and float(call.get("p", 0.5)) > 0:
+    if call is not None and drops(call):
         return (), sum(spec.numel for spec in record.outputs[:1])
     return (), None
 

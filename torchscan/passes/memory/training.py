@@ -11,6 +11,7 @@ from typing import Any, Literal
 import networkx as nx
 
 from torchscan.ops import Saves
+from torchscan.ops.dropout import drops
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.peak import walk
@@ -174,12 +175,13 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         elif record.name in whole and whole[record.name] not in held:  # the source takes this gradient's storage
             taken.setdefault(record.name, whole[record.name])
         else:
-            recipients = [source for source in passed.get(record.name, ()) if source not in held]
+            shared = passed.get(record.name, ())
+            recipients = [source for source in shared if source not in held]
             if recipients:  # one storage for all: held by the one whose backward comes last, the first made
                 taken[record.name] = recipients[0]
                 held.update(dict.fromkeys(recipients[1:], 0))
             for source in sources[record.name]:
-                if source in passed.get(record.name, ()):
+                if source in shared:
                     continue
                 if grads.get(source) and source not in held and source not in attributes:
                     held[source] = grad_bytes.get(source, 0)
@@ -264,10 +266,7 @@ def _gradients(context: MemoryGraph) -> tuple[dict[str, int], dict[str, str], di
 def _returns_its_input(record: NodeRecord, kind: Saves | None) -> bool:
     """A dropout in eval mode or of probability 0: torch returns its input itself (no autograd node), so
     the gradient its readers make is its input's."""
-    if kind is not Saves.DROPOUT or record.call is None:
-        return False
-    call = record.call
-    return not call.get("training", call.training) or float(call.get("p", 0.5)) == 0
+    return kind is Saves.DROPOUT and record.call is not None and not drops(record.call)
 
 
 def _passed_on(
