@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 
 import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 
-from torchscan.graph.fake import fake_tensor
+from torchscan import crawl_module
+from torchscan.errors import CaptureError
+from torchscan.graph.fake import analysis_mode, fake_tensor
 
 
 def _meta(*shape: int, requires_grad: bool = False) -> torch.Tensor:
@@ -63,3 +66,46 @@ def test_other_devices_go_through_the_constructor() -> None:
         FakeTensor(refusing, meta, torch.device("meta"))
     with pytest.raises(AssertionError, match="meta"):
         fake_tensor(refusing, meta, torch.device("meta"))
+
+
+class _Probe(torch.nn.Module):
+    """Calls an ATen op that has a CPU kernel and no fake (meta) one, then a linear layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(torch.ops.aten._torchscan_test_probe(x))
+
+
+@pytest.fixture(scope="module")
+def probe_calls() -> Iterator[list[torch.device]]:
+    """An ``aten`` op defined for these tests (the namespace whose ops FakeTensor's fallback would run for
+    real: cuDNN's RNN kernels are such ops on CUDA); the devices its kernel ran on."""
+    calls: list[torch.device] = []
+    library = torch.library.Library("aten", "FRAGMENT")
+    library.define("_torchscan_test_probe(Tensor x) -> Tensor")
+
+    def kernel(x: torch.Tensor) -> torch.Tensor:
+        calls.append(x.device)
+        return x * 2
+
+    library.impl("_torchscan_test_probe", kernel, "CPU")
+    yield calls
+    library._destroy()
+
+
+def test_the_analysis_never_runs_a_real_kernel_for_an_op_without_a_fake_one(probe_calls: list[torch.device]) -> None:
+    """FakeTensor's default runs such an op's real kernel on zeros of its inputs' sizes and device (an analysis
+    of a CUDA LSTM allocated 22 MB of the GPU that way, on an H200): the analysis's modes never do. Without the
+    real forward the capture fails and says why; with it, the one real pass is the guarded one, and says so."""
+    assert analysis_mode().allow_fallback_kernels is False
+    before = len(probe_calls)
+    with pytest.raises(CaptureError, match=r"_torchscan_test_probe.*no fake \(meta\) kernel"):
+        crawl_module(_Probe(), (8,), real_forward=False)
+    assert len(probe_calls) == before
+    report = crawl_module(_Probe(), (8,))
+    assert len(probe_calls) == before + 1  # the real forward's call
+    assert report.context.capture == "real-forward"
+    assert {"capture-fallback", "real-forward"} <= {note.code for note in report.diagnostics}

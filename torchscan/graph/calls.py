@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import fx, nn
 from torch._jit_internal import boolean_dispatched
-from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.operator_schemas import get_signature_for_torch_op
 
 from torchscan.graph.clone import reparametrized_names
+from torchscan.graph.fake import analysis_mode
 from torchscan.graph.shapes import NodeValues, SpecTable, describe
 from torchscan.graph.trace import ROOT_CALL
 from torchscan.records import OpCall, TensorSpec, tensor_leaves
@@ -285,7 +285,7 @@ def module_config(module: nn.Module, specs: SpecTable | None = None) -> dict[str
             seen.add(id(tensor))
             config[name] = describe(tensor, specs)
     for name in reparametrized_names(module):  # the weight a formula reads, as the module computes it
-        with FakeTensorMode(allow_non_fake_inputs=True):  # from the copy's tensors, no arithmetic
+        with analysis_mode():  # from the copy's tensors, no arithmetic
             value = getattr(module, name, None)
         if isinstance(value, torch.Tensor):
             config[name] = describe(value, specs)

@@ -14,12 +14,12 @@ from typing import Any, TypeVar
 
 import torch
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._pytree import tree_flatten
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.calls import module_path_of
 from torchscan.graph.clone import HELD_STATE_BUDGET, fake_copy, real_copy
+from torchscan.graph.fake import analysis_mode
 from torchscan.graph.guards import METADATA, guards_hold
 from torchscan.graph.record import NeedsValues, record
 from torchscan.graph.script import is_scripted, record_scripted
@@ -330,7 +330,7 @@ def _make_inputs(
 def _record_fake(
     model: nn.Module, registry: Registry, inputs: ModelInputs, device: torch.device
 ) -> tuple[Capture, dict[str, NodeValues]]:
-    fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
+    fake_mode = analysis_mode()
     copied = fake_copy(model, fake_mode)
     with quiet_fake_tensor_log():  # a failure here is reported by the fallback's diagnostic
         return record(copied, registry, fake_mode, _make_inputs(inputs, device, real=False))

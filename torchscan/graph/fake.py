@@ -9,6 +9,8 @@ state, copied in one ``dict.update`` from a fake made once per device by torch's
 ``meta`` model's fakes too, where the mode allows them); a device the constructor would spell another
 way (``cuda`` for ``cuda:0``), one it refuses, torch's debug mode or an export in progress goes through
 the constructor.
+
+:func:`analysis_mode` makes every fake mode of an analysis: it never runs a real kernel.
 """
 
 from __future__ import annotations
@@ -21,7 +23,17 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorConfig, FakeTensorMode
 from torch.utils._mode_utils import no_dispatch
 
-__all__ = ["fake_tensor"]
+__all__ = ["analysis_mode", "fake_tensor"]
+
+
+def analysis_mode() -> FakeTensorMode:
+    """A fake mode for an analysis: real tensors of the copy may meet its fakes (``allow_non_fake_inputs``),
+    and an op without a meta kernel raises (``UnsupportedOperatorException``, ``NotImplementedError``)
+    instead of running torch's fallback: the real kernel on zero-filled real tensors of the inputs'
+    sizes and device, which allocates real memory there — on CUDA, memory of the user's GPU — and does
+    the arithmetic an analysis promises never to do (cuDNN's RNN weight flattening and backward have no
+    meta kernel). The analysis then says what it could not evaluate, as for any op that fails on fakes."""
+    return FakeTensorMode(allow_non_fake_inputs=True, allow_fallback_kernels=False)
 
 
 @functools.cache

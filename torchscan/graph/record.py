@@ -36,6 +36,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.clone import ModelCopy
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
+from torchscan.graph.fake import analysis_mode
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
 from torchscan.graph.shapes import (
@@ -541,7 +542,7 @@ def record(
             f"{first_line(error)}{frame}"
         ) from error
     outputs = {path: tuple(names) for path, names in recorder.module_outputs.items()}
-    fake_mode = mode if isinstance(mode, FakeTensorMode) else FakeTensorMode(allow_non_fake_inputs=True)
+    fake_mode = mode if isinstance(mode, FakeTensorMode) else analysis_mode()
     capture = Capture(
         graph=recorder.graph,
         root=clone,

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchscan.errors import CaptureError, ShapeError
+from torchscan.graph.fake import analysis_mode
 from torchscan.graph.record import _has_tensor, _Recorder
 from torchscan.graph.shapes import NodeValues, describe, first_line, shape_list, shapes_of
 from torchscan.graph.trace import Capture
@@ -79,7 +79,7 @@ def record_scripted(
         clone = copy.deepcopy(model)  # the interpreter may mutate attributes: never on the user's module
     except Exception as error:
         raise CaptureError(f"cannot copy the scripted {type(model).__name__}: {error}") from error
-    fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
+    fake_mode = analysis_mode()
     recorder = _Recorder(clone, registry)
     aten: _AtenRecorder | None = None
     try:

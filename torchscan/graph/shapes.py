@@ -25,6 +25,7 @@ from torch._subclasses.fake_tensor import (
     DynamicOutputShapeException,
     FakeTensor,
     FakeTensorMode,
+    UnsupportedOperatorException,
 )
 from torch.fx.node import map_arg
 
@@ -516,6 +517,11 @@ class _ShapeRunner:
             raise CaptureError(
                 f"fx node '{n.name}' ({self._op_name(n)}) has a data-dependent output shape "
                 f"({error}): fake tensors cannot say its size{_user_frame(n)}"
+            ) from error
+        except UnsupportedOperatorException as error:  # no fake kernel, and the analysis runs no real one
+            raise CaptureError(
+                f"fx node '{n.name}' ({self._op_name(n)}) calls {error.func}, which has no fake (meta) kernel on "
+                f"this device: fake tensors cannot run it, and the analysis runs no real kernel{_user_frame(n)}"
             ) from error
         except Exception as error:
             raise self._shape_error(n, args, kwargs, error) from error

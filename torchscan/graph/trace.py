@@ -33,6 +33,7 @@ from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
 from torchscan.graph.clone import Fakes, shadow_copy
+from torchscan.graph.fake import analysis_mode
 from torchscan.graph.guards import METADATA, READ, Guard
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
@@ -1104,7 +1105,7 @@ def capture(
     fakes in (``Capture.fakes``): traced code gets parameters as proxies and buffers as fakes
     (:class:`_Interception`), never the model's own tensors.
     """
-    fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
+    fake_mode = analysis_mode()
     fakes = Fakes(model, fake_mode, modules)
     copied = shadow_copy(model, fakes, lazy=True, modules=modules)
     clone = copied.root

@@ -157,7 +157,7 @@ def _pointwise_layout(
     device, dtypes and layout patterns: cached for the process, nothing of a user's."""
     values: list[Any] = []
     try:
-        with _disable_current_modes(), FakeTensorMode():  # a private mode alone, whatever the caller runs
+        with _disable_current_modes(), FakeTensorMode(allow_fallback_kernels=False):  # a private mode alone
             for kind in kinds:
                 if type(kind) is tuple and len(kind) == 3:
                     dtype, order, sizes = kind
