@@ -175,14 +175,22 @@ def test_max_fit_on_resnet50_and_a_small_llama() -> None:
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_max_fit_batch_trains_within_the_budget_on_cuda() -> None:
-    """One real steady-state Adam step of ResNet-50 at the batch size max_fit returns stays within the
-    budget (max_memory_allocated: parameters, gradients, optimizer state and activations)."""
+    """A real steady-state Adam step of ResNet-50, analysed on CUDA, at the batch size max_fit returns: its
+    tensors (live storage bytes: parameters, gradients, optimizer state, activations) stay within the budget,
+    and the allocator's peak within it plus the kernels' workspaces (cuDNN, cuBLAS: not tensors, not in the
+    estimate; 2.9% of such a step at batch 32 on an H200, ``benchmarks/memory_cuda.md``), at most 5%.
+
+    The first run on an H200 (2026-12-04, the model analysed on CPU) fitted 95 (estimate 8,552,365,448 bytes)
+    and the allocator's peak was 8,633,130,496 bytes, 0.5% over the 8 GiB budget: the workspaces."""
+    from torchscan.measure.cpu import OPTIMIZER_FACTORIES, measure_training
     from torchscan.measure.cuda import measure_cuda_training
 
     budget = 8 * 2**30
-    resnet = torchvision.models.resnet50()
+    resnet = torchvision.models.resnet50().cuda()
     fit = crawl_module(resnet, (3, 224, 224), batch_size="B").max_fit("B", memory=budget, optimizer="adam")
     assert fit.value is not None
     inputs = [torch.randn(fit.value, 3, 224, 224, device="cuda")]
+    live = measure_training(resnet, inputs, OPTIMIZER_FACTORIES["adam"]).total_bytes
+    assert live <= budget, (fit, live)
     peak = measure_cuda_training(resnet, inputs, lambda params: torch.optim.Adam(params, foreach=True))
-    assert peak <= budget, (fit, peak)
+    assert peak <= budget * 1.05, (fit, peak)
