@@ -109,6 +109,9 @@ class CaseFigures:
     analysis_allocated: int
     analysis_seconds: float
     counts_equal: bool
+    differences: tuple[str, ...]
+    """Where the counts differ: the totals, then rows (up to eight) whose FLOPs, MACs or DMAs differ or that
+    only one report has."""
     static: dict[str, int]
     live: dict[str, int]
     allocator: dict[str, int]
@@ -148,8 +151,9 @@ def case_figures(case: Case, device: torch.device, optimizers: tuple[str, ...] =
         else:
             allocated, report = 0, analyse(model, inputs, kwargs)
         seconds = time.perf_counter() - start
-        fields = ("flops", "macs", "dmas", "params")
+        fields = ("flops", "macs", "dmas", "params", "unknown_ops")
         counts_equal = all(getattr(report.totals, f) == getattr(on_host.totals, f) for f in fields)
+        differences = () if counts_equal else _differences(on_host, report, fields)
         memory = report.memory
         static = {"inference": memory.activation_peak_bytes}
         static.update({name: memory.training_for(name).peak_bytes for name in optimizers})
@@ -165,7 +169,27 @@ def case_figures(case: Case, device: torch.device, optimizers: tuple[str, ...] =
             allocator["inference"] = _inference_peak(model, inputs, kwargs, device) + input_bytes
             for name in optimizers:
                 allocator[name] = _training_peak(model, inputs, kwargs, OPTIMIZER_FACTORIES[name], device) + input_bytes
-    return CaseFigures(allocated, seconds, counts_equal, static, live, allocator)
+    return CaseFigures(allocated, seconds, counts_equal, differences, static, live, allocator)
+
+
+def _differences(host: Any, device: Any, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """What differs between the counts of the CPU analysis ``host`` and the device's ``device``."""
+    found = [
+        f"totals.{field}: CPU {getattr(host.totals, field):,}, device {getattr(device.totals, field):,}"
+        for field in fields
+        if getattr(host.totals, field) != getattr(device.totals, field)
+    ]
+    rows = {row.name: row for row in host.rows}
+    names = {row.name for row in device.rows}
+    listed = 0
+    for row in device.rows:
+        other = rows.get(row.name)
+        if listed < 8 and (other is None or (other.flops, other.macs, other.dmas) != (row.flops, row.macs, row.dmas)):
+            seen = "absent" if other is None else f"{(other.flops, other.macs, other.dmas)}"
+            found.append(f"row {row.name} ({row.type}): CPU {seen}, device {(row.flops, row.macs, row.dmas)}")
+            listed += 1
+    found += [f"row {name} ({rows[name].type}): only on CPU" for name in list(rows.keys() - names)[:8]]
+    return tuple(found)
 
 
 def _inference_peak(model: nn.Module, inputs: list[torch.Tensor], kwargs: dict[str, Any], device: torch.device) -> int:
@@ -226,6 +250,7 @@ def cases_table(device: torch.device) -> int:
     print("| " + " | ".join(columns) + " |")
     print("|---|" + "---:|" * (len(columns) - 1))
     failed = 0
+    notes: list[str] = []
     for case in (*ISSUE, *CASES):
         try:
             result = case_figures(case, device)
@@ -244,6 +269,9 @@ def cases_table(device: torch.device) -> int:
             else:
                 cells += ["—", "—"]
         print(f"| {case.name} | " + " | ".join(cells) + " |", flush=True)
+        notes += [f"- {case.name}: {difference}" for difference in result.differences]
+    if notes:
+        print("\nCounts that differ from the CPU analysis's (FLOPs, MACs, DMAs):\n" + "\n".join(notes))
     return 1 if failed else 0
 
 
