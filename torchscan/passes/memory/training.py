@@ -14,6 +14,7 @@ from torchscan.ops import Saves
 from torchscan.ops.dropout import drops
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import family_in
+from torchscan.passes.memory.liveness import HELD_OUTPUTS
 from torchscan.passes.memory.peak import walk
 from torchscan.passes.memory.saved import saved_for_backward
 from torchscan.passes.memory.storage import is_view, output_bytes
@@ -100,6 +101,9 @@ def training_estimates(
 def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], extra: Mapping[str, int]) -> int:
     """Peak of (remaining saved + live activation grads + parameter grads) over the backward.
 
+    Held throughout: the inputs, the output and the tensors the output's objects hold (a key/value cache,
+    :data:`~torchscan.passes.memory.liveness.HELD_OUTPUTS`: the caller holds them through the backward).
+
     A node's backward reads its output's gradient and makes one for each source that requires
     grad (a new storage the first time; another for a source that holds one already lives through the
     node's backward, then is summed into it). A sum (``x + y``, :attr:`Saves.SUM`) makes none: its own
@@ -128,13 +132,11 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         for key in saved.get(record.name, ()):
             first_saver.setdefault(key, record.index)
     kept = set(first_saver)
-    outputs = {
-        key
-        for record in ordered
-        if record.op == "output"
-        for source in sources[record.name]
-        for key in live_storages.of_node.get(source, ())
-    }
+    # the caller holds the output through the backward, and with it what the output's objects hold (a
+    # key/value cache: HELD_OUTPUTS), though only some of those tensors are saved for the backward
+    held_by_output = [source for record in ordered if record.op == "output" for source in sources[record.name]]
+    held_by_output += context.graph.graph.get(HELD_OUTPUTS, ())
+    outputs = {key for name in held_by_output for key in live_storages.of_node.get(name, ())}
     live = sum(live_storages.size[key] for key in kept | outputs | set(live_storages.inputs)) + sum(extra.values())
     release: dict[int, int] = {}
     for key, index in first_saver.items():
