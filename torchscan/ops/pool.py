@@ -79,11 +79,11 @@ def avg_pool(call: OpCall, dims: int) -> Cost:
     return _avg(call.output.numel, _kernel_volume(call.attrs["kernel_size"], dims), dims)
 
 
-TABLE.declare(nn.AvgPool3d, F.avg_pool3d, saves=Saves.NOTHING)
+TABLE.declare(nn.AvgPool3d, F.avg_pool3d, saves=Saves.AVG_POOL)
 
-TABLE.declare(nn.AvgPool2d, F.avg_pool2d, saves=Saves.NOTHING)
+TABLE.declare(nn.AvgPool2d, F.avg_pool2d, saves=Saves.AVG_POOL)
 
-TABLE.declare(nn.AvgPool1d, F.avg_pool1d, saves=Saves.NOTHING)
+TABLE.declare(nn.AvgPool1d, F.avg_pool1d, saves=Saves.AVG_POOL)
 
 
 @TABLE.register(nn.AdaptiveMaxPool1d, F.adaptive_max_pool1d, dims=1, saves=Saves.MAX_POOL)
@@ -97,7 +97,7 @@ def adaptive_max_pool(call: OpCall, dims: int) -> Cost:
 TABLE.declare(nn.AdaptiveMaxPool2d, F.adaptive_max_pool2d, saves=Saves.MAX_POOL)
 
 
-@TABLE.register(nn.AdaptiveAvgPool1d, F.adaptive_avg_pool1d, dims=1, saves=Saves.NOTHING)
+@TABLE.register(nn.AdaptiveAvgPool1d, F.adaptive_avg_pool1d, dims=1, saves=Saves.AVG_POOL)
 @TABLE.register(
     nn.AdaptiveAvgPool2d,
     F.adaptive_avg_pool2d,
@@ -105,10 +105,30 @@ TABLE.declare(nn.AdaptiveMaxPool2d, F.adaptive_max_pool2d, saves=Saves.MAX_POOL)
     aten._adaptive_avg_pool2d.default,
     dims=2,
 )
-@TABLE.register(nn.AdaptiveAvgPool3d, F.adaptive_avg_pool3d, dims=3, saves=Saves.NOTHING)
+@TABLE.register(nn.AdaptiveAvgPool3d, F.adaptive_avg_pool3d, dims=3, saves=Saves.AVG_POOL)
 def adaptive_avg_pool(call: OpCall, dims: int) -> Cost:
     """AdaptiveAvgPool: ``FLOPs = MACs = T − N_out + d·N_out``, ``DMAs = T + N_out`` (``T``: module docstring)."""
     return _avg(call.output.numel, 0, dims, _adaptive_taps(call, dims))
 
 
-TABLE.declare(nn.AdaptiveAvgPool2d, F.adaptive_avg_pool2d, saves=Saves.NOTHING)
+TABLE.declare(nn.AdaptiveAvgPool2d, F.adaptive_avg_pool2d, saves=Saves.AVG_POOL)
+
+
+_ADAPTIVE_AVERAGE = {
+    nn.AdaptiveAvgPool1d: 1,
+    F.adaptive_avg_pool1d: 1,
+    nn.AdaptiveAvgPool2d: 2,
+    F.adaptive_avg_pool2d: 2,
+    nn.AdaptiveAvgPool3d: 3,
+    F.adaptive_avg_pool3d: 3,
+}
+"""The adaptive average pools' spellings (their family's) by the number of dims they pool."""
+
+
+def pools_to_one(call: OpCall) -> bool:
+    """Whether ``call`` is an adaptive average pool to size 1 in every pooled dim: torch then takes the mean
+    over those dims (``adaptive_avg_pool2d``: ``input.mean((-1, -2), keepdim=True)``; the 1-D pool through the
+    2-D one, the 3-D pool likewise), whose backward keeps nothing, where any other size runs the pooling
+    kernel, whose backward keeps the input."""
+    dims = _ADAPTIVE_AVERAGE.get(call.target)
+    return dims is not None and len(call.outputs) == 1 and all(size == 1 for size in call.output.shape[-dims:])

@@ -93,6 +93,10 @@ class Saves(enum.Enum):
     a reduced copy, another dtype a converted one)."""
     MAX_POOL = "max_pool"
     """Max pools: input + int64 indices."""
+    AVG_POOL = "avg_pool"
+    """Average pools: the input (``avg_pool*d_backward`` and ``_adaptive_avg_pool*d_backward`` take it); an
+    adaptive pool to size 1 in every pooled dim runs ``mean`` instead and keeps nothing
+    (:func:`torchscan.ops.pool.pools_to_one`)."""
     DROPOUT = "dropout"
     """Dropout: a bool mask in training."""
 

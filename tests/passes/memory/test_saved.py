@@ -10,6 +10,7 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import fx, nn
+from torch.nn import functional as F
 
 from tests.passes.memory.test_internal import _really_saved
 from tests.profiles import examples
@@ -295,6 +296,13 @@ class _Broadcast(nn.Module):
         return (x.unsqueeze(1) @ self.table).sum(1) * x
 
 
+class _GlobalPool(nn.Module):
+    """An adaptive average pool to size 1 (torch runs a ``mean``: nothing kept), broadcast back by a sum."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + F.adaptive_avg_pool1d(x, 1)
+
+
 _BLOCKS = {
     "linear": lambda w, n: nn.Linear(w, w),
     "frozen": lambda w, n: nn.Linear(w, w).requires_grad_(False),
@@ -315,6 +323,9 @@ _BLOCKS = {
     "softplus": lambda w, n: nn.Softplus(),
     "mish": lambda w, n: nn.Mish(),
     "max_pool": lambda w, n: nn.MaxPool1d(3, 1, 1),
+    "avg_pool": lambda w, n: nn.AvgPool1d(3, 1, 1, count_include_pad=False),
+    "adaptive_pool": lambda w, n: nn.AdaptiveAvgPool1d(w),
+    "global_pool": lambda w, n: _GlobalPool(),
     "dropout": lambda w, n: nn.Dropout(0.5),
     "residual": lambda w, n: _Residual(w),
     "gate": lambda w, n: _Gate(w),
@@ -341,7 +352,7 @@ _BLOCKS = {
 }
 """Blocks (built from W and L) mapping (B, L, W) to (B, L, W), each family's rule on its own or in combination. Left out
 where the convention departs from what autograd keeps, by choice: norms (their per-row statistics are
-not counted) and average pools (autograd keeps their input)."""
+not counted)."""
 
 
 @settings(max_examples=examples(20))
@@ -355,6 +366,13 @@ not counted) and average pools (autograd keeps their input)."""
 )
 # a real copy's parameter that autograd keeps (a product whose other factor requires grad) is no activation
 @example(blocks=["strided", "strided"], batch=1, length=2, width=2, training=False, capture="real-forward")
+# average pools keep their input; an adaptive one to size 1 runs a mean and keeps nothing
+@example(
+    blocks=["avg_pool", "adaptive_pool", "global_pool"], batch=2, length=3, width=4, training=True, capture="torch.fx"
+)
+@example(
+    blocks=["linear", "global_pool", "avg_pool"], batch=1, length=2, width=3, training=False, capture="eager-record"
+)
 # writes in place, read afterwards: augmented assignments and index writes, each way of capturing
 @example(blocks=["linear", "in_place", "written"], batch=2, length=3, width=4, training=True, capture="torch.fx")
 @example(blocks=["linear", "in_place", "written"], batch=2, length=3, width=4, training=True, capture="eager-record")

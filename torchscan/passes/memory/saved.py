@@ -9,6 +9,7 @@ import networkx as nx
 
 from torchscan.ops import Saves
 from torchscan.ops.dropout import drops
+from torchscan.ops.pool import pools_to_one
 from torchscan.ops.shape import index_write_arguments
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import family_in
@@ -133,6 +134,13 @@ def _max_pool(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[
     return _keys(operands), 8 * sum(spec.numel for spec in record.outputs[:1])
 
 
+def _avg_pool(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    """An average pool keeps its input (its backward kernel takes it), but an adaptive one to size 1, which
+    torch runs as a ``mean`` (:func:`~torchscan.ops.pool.pools_to_one`)."""
+    call = record.call
+    return (() if call is not None and pools_to_one(call) else _keys(operands)), None
+
+
 def _dropout(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     call = record.call
     if call is not None and drops(call):
@@ -151,6 +159,7 @@ _RULES: Mapping[Saves | None, Rule] = {
     Saves.OUTPUT: _output,
     Saves.INPUT_OR_RESULT: _input_or_result,
     Saves.MAX_POOL: _max_pool,
+    Saves.AVG_POOL: _avg_pool,
     Saves.DROPOUT: _dropout,
     None: _inputs,  # unknown: every activation input (conservative)
 }
@@ -200,7 +209,9 @@ def saved_for_backward(
       stochastic depth) in training: recorded
       at the ATen level (the device kernel's mask); where it cannot be, a bool mask (``N_out`` extra
       bytes, CUDA's fused kernel); in eval nothing.
-    - Views, add/sub, cat/stack, sum/mean, average pools, padding, interpolation: nothing.
+    - Average pools (:attr:`Saves.AVG_POOL`): their input, but an adaptive pool to size 1 in every pooled
+      dim, which torch runs as a ``mean``: nothing.
+    - Views, add/sub, cat/stack, sum/mean, padding, interpolation: nothing.
     - Anything unknown: every activation input (conservative).
     - A call recorded at the ATen level (:mod:`~torchscan.passes.memory.internal`): what autograd
       saved when it ran on fake tensors — arguments, results, and tensors made inside (extras).
