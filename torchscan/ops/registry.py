@@ -93,6 +93,12 @@ class Saves(enum.Enum):
     a reduced copy, another dtype a converted one)."""
     MAX_POOL = "max_pool"
     """Max pools: input + int64 indices."""
+    PAD = "pad"
+    """``F.pad``: nothing in ``constant`` and ``circular`` modes; its input in ``reflect`` and ``replicate``
+    modes, whose backward kernels take it (:func:`torchscan.ops.shape.pad_keeps_input`)."""
+    RESAMPLE = "resample"
+    """Interpolation: nothing (its backward needs only sizes), but in ``area`` mode, an adaptive average pool:
+    the input, unless to size 1 in every dim (:func:`torchscan.ops.upsample.resample_keeps_input`)."""
     AVG_POOL = "avg_pool"
     """Average pools: the input (``avg_pool*d_backward`` and ``_adaptive_avg_pool*d_backward`` take it); an
     adaptive pool to size 1 in every pooled dim runs ``mean`` instead and keeps nothing

@@ -369,7 +369,14 @@ def copy(call: OpCall) -> Cost:
 TABLE.declare(T.clone, torch.clone, pointwise=True)
 
 
-TABLE.declare(T.clone, torch.clone, F.pad, nn.ZeroPad2d, nn.ConstantPad2d, saves=Saves.NOTHING)
+TABLE.declare(T.clone, torch.clone, nn.ZeroPad2d, nn.ConstantPad2d, saves=Saves.NOTHING)
+TABLE.declare(F.pad, saves=Saves.PAD)
+
+
+def pad_keeps_input(call: OpCall) -> bool:
+    """Whether autograd keeps the input of ``F.pad``: in ``reflect`` and ``replicate`` modes (``reflection_pad*d``
+    and ``replication_pad*d``'s backward take it), not in ``constant`` and ``circular`` ones (sizes only)."""
+    return argument(call, "mode", 1, "constant") in ("reflect", "replicate")
 
 
 @TABLE.register(

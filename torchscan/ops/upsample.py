@@ -37,7 +37,7 @@ def interpolation_cost(mode: str, n_out: int, dims: int) -> Cost:
     return Cost(flops=n_out * flops, macs=n_out * macs, dmas=n_out * taps + n_out)
 
 
-@TABLE.register(nn.Upsample, F.interpolate, F.upsample, mode=None, saves=Saves.NOTHING)
+@TABLE.register(nn.Upsample, F.interpolate, F.upsample, mode=None, saves=Saves.RESAMPLE)
 @TABLE.register(nn.UpsamplingNearest2d, F.upsample_nearest, aten.upsample_nearest2d.vec, mode="nearest")
 @TABLE.register(nn.UpsamplingBilinear2d, F.upsample_bilinear, aten.upsample_bilinear2d.vec, mode="bilinear")
 @TABLE.register(aten.upsample_bicubic2d.vec, mode="bicubic")
@@ -56,6 +56,15 @@ def interpolate(call: OpCall, mode: str | None) -> Cost:
         taps = grids * adaptive_taps(spec.shape[2:], out.shape[2:])
         return Cost(flops=taps, dmas=taps + out.numel)
     return interpolation_cost(name, out.numel, dims)
+
+
+def resample_keeps_input(call: OpCall) -> bool:
+    """Whether autograd keeps the input of ``nn.Upsample`` / ``F.interpolate``: in ``area`` mode (an adaptive
+    average pool, whose backward takes it) to a size other than 1 in some dim (to size 1 in every dim torch
+    takes a ``mean``); never in the other modes (their backward needs only sizes)."""
+    if str(argument(call, "mode", None, "nearest")) != "area" or len(call.outputs) != 1:
+        return False
+    return not all(size == 1 for size in call.output.shape[2:])
 
 
 _GRID_MODES = ("bilinear", "nearest", "bicubic")

@@ -27,7 +27,9 @@ def test_families_are_found_by_target_object_along_the_mro() -> None:
     assert DEFAULT_REGISTRY.saves(nn.GELU) is Saves.INPUT
     assert DEFAULT_REGISTRY.saves(nn.BatchNorm2d) is Saves.INPUT
     assert DEFAULT_REGISTRY.saves(nn.RMSNorm) is None  # composite: recorded at the ATen level
-    assert DEFAULT_REGISTRY.saves(nn.UpsamplingBilinear2d) is Saves.NOTHING  # nn.Upsample's forward
+    assert DEFAULT_REGISTRY.saves(nn.UpsamplingBilinear2d) is Saves.RESAMPLE  # nn.Upsample's forward
+    assert DEFAULT_REGISTRY.saves(nn.AvgPool2d) is Saves.AVG_POOL
+    assert DEFAULT_REGISTRY.saves(F.pad) is Saves.PAD
 
     class OwnForward(nn.ReLU):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

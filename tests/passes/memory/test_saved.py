@@ -303,6 +303,24 @@ class _GlobalPool(nn.Module):
         return x + F.adaptive_avg_pool1d(x, 1)
 
 
+class _Padded(nn.Module):
+    """``F.pad`` in a mode, cropped back (a view): reflect and replicate keep the input, the others nothing."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (1, 1), mode=self.mode)[..., 1:-1]
+
+
+class _Area(nn.Module):
+    """Interpolation in ``area`` mode to the same size: an adaptive average pool, which keeps its input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=x.shape[-1], mode="area")
+
+
 _BLOCKS = {
     "linear": lambda w, n: nn.Linear(w, w),
     "frozen": lambda w, n: nn.Linear(w, w).requires_grad_(False),
@@ -326,6 +344,9 @@ _BLOCKS = {
     "avg_pool": lambda w, n: nn.AvgPool1d(3, 1, 1, count_include_pad=False),
     "adaptive_pool": lambda w, n: nn.AdaptiveAvgPool1d(w),
     "global_pool": lambda w, n: _GlobalPool(),
+    "reflect_pad": lambda w, n: _Padded("reflect"),
+    "circular_pad": lambda w, n: _Padded("circular"),
+    "area": lambda w, n: _Area(),
     "dropout": lambda w, n: nn.Dropout(0.5),
     "residual": lambda w, n: _Residual(w),
     "gate": lambda w, n: _Gate(w),
@@ -368,10 +389,23 @@ not counted)."""
 @example(blocks=["strided", "strided"], batch=1, length=2, width=2, training=False, capture="real-forward")
 # average pools keep their input; an adaptive one to size 1 runs a mean and keeps nothing
 @example(
-    blocks=["avg_pool", "adaptive_pool", "global_pool"], batch=2, length=3, width=4, training=True, capture="torch.fx"
+    blocks=["linear", "avg_pool", "adaptive_pool", "global_pool"],
+    batch=2,
+    length=3,
+    width=4,
+    training=True,
+    capture="torch.fx",
 )
 @example(
     blocks=["linear", "global_pool", "avg_pool"], batch=1, length=2, width=3, training=False, capture="eager-record"
+)
+@example(
+    blocks=["linear", "reflect_pad", "circular_pad", "area"],
+    batch=2,
+    length=3,
+    width=4,
+    training=True,
+    capture="torch.fx",
 )
 # writes in place, read afterwards: augmented assignments and index writes, each way of capturing
 @example(blocks=["linear", "in_place", "written"], batch=2, length=3, width=4, training=True, capture="torch.fx")

@@ -10,7 +10,8 @@ import networkx as nx
 from torchscan.ops import Saves
 from torchscan.ops.dropout import drops
 from torchscan.ops.pool import pools_to_one
-from torchscan.ops.shape import index_write_arguments
+from torchscan.ops.shape import index_write_arguments, pad_keeps_input
+from torchscan.ops.upsample import resample_keeps_input
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.internal import NodeMemory, number_divided
@@ -141,6 +142,18 @@ def _avg_pool(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[
     return (() if call is not None and pools_to_one(call) else _keys(operands)), None
 
 
+def _pad(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    """``F.pad``: its input in ``reflect`` and ``replicate`` modes, else nothing."""
+    call = record.call
+    return (_keys(operands[:1]) if call is not None and pad_keeps_input(call) else ()), None
+
+
+def _resample(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    """Interpolation: its input in ``area`` mode to a size other than 1, else nothing."""
+    call = record.call
+    return (_keys(operands[:1]) if call is not None and resample_keeps_input(call) else ()), None
+
+
 def _dropout(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     call = record.call
     if call is not None and drops(call):
@@ -160,6 +173,8 @@ _RULES: Mapping[Saves | None, Rule] = {
     Saves.INPUT_OR_RESULT: _input_or_result,
     Saves.MAX_POOL: _max_pool,
     Saves.AVG_POOL: _avg_pool,
+    Saves.PAD: _pad,
+    Saves.RESAMPLE: _resample,
     Saves.DROPOUT: _dropout,
     None: _inputs,  # unknown: every activation input (conservative)
 }
@@ -211,7 +226,9 @@ def saved_for_backward(
       bytes, CUDA's fused kernel); in eval nothing.
     - Average pools (:attr:`Saves.AVG_POOL`): their input, but an adaptive pool to size 1 in every pooled
       dim, which torch runs as a ``mean``: nothing.
-    - Views, add/sub, cat/stack, sum/mean, padding, interpolation: nothing.
+    - ``F.pad`` (:attr:`Saves.PAD`): its input in ``reflect`` and ``replicate`` modes; interpolation
+      (:attr:`Saves.RESAMPLE`): its input in ``area`` mode to a size other than 1.
+    - Views, add/sub, cat/stack, sum/mean, constant padding, other interpolation: nothing.
     - Anything unknown: every activation input (conservative).
     - A call recorded at the ATen level (:mod:`~torchscan.passes.memory.internal`): what autograd
       saved when it ran on fake tensors — arguments, results, and tensors made inside (extras).
