@@ -31,8 +31,9 @@ def analysis_mode() -> FakeTensorMode:
     and an op without a meta kernel raises (``UnsupportedOperatorException``, ``NotImplementedError``)
     instead of running torch's fallback: the real kernel on zero-filled real tensors of the inputs'
     sizes and device, which allocates real memory there — on CUDA, memory of the user's GPU — and does
-    the arithmetic an analysis promises never to do (cuDNN's RNN weight flattening and backward have no
-    meta kernel). The analysis then says what it could not evaluate, as for any op that fails on fakes."""
+    the arithmetic an analysis promises never to do (``aten._cudnn_rnn_backward``, an LSTM's backward on
+    CUDA, has no meta kernel). Such an op fails the capture on fakes (the chain falls back to the guarded real
+    forward, which says so) or, inside a call recorded for its memory, leaves that call to its family's rule."""
     return FakeTensorMode(allow_non_fake_inputs=True, allow_fallback_kernels=False)
 
 
