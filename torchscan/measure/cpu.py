@@ -151,6 +151,13 @@ def measure_training(
     (its all-ones weights, made in the first step, are not counted, like a loss's targets).
     ``baseline_bytes`` are parameters, buffers, optimizer state and inputs, so ``total_bytes`` is the
     step's whole peak.
+
+    The measure changes what it measures in one way: while a dispatch mode is active, autograd treats every
+    tensor as a subclass and sums two gradients of one activation into a new tensor (``add``) instead of into
+    the first (``add_``), as an unobserved step does. Where such a sum falls at the peak, the measured peak
+    is one activation gradient above the real one: ResNet-18 at 224², batch 2, SGD, 132,183,080 bytes
+    measured here, 131,781,672 counted from the profiler's allocation events of an unobserved step (the
+    static estimate: 131,773,984); MobileNetV3-Large 123,370,488 against 123,001,848.
     """
     clone = copy.deepcopy(model)
     opt = optimizer(clone.parameters())
