@@ -125,10 +125,15 @@ _ADAPTIVE_AVERAGE = {
 """The adaptive average pools' spellings (their family's) by the number of dims they pool."""
 
 
+def averaged_to_one(shape: tuple[int, ...], dims: int) -> bool:
+    """Whether an adaptive average pool over the last ``dims`` dims with output ``shape`` pools to size 1 in each:
+    torch then takes the mean over those dims (``adaptive_avg_pool2d``: ``input.mean((-1, -2), keepdim=True)``;
+    the 1-D pool through the 2-D one, the 3-D pool likewise), whose backward keeps nothing, where any other
+    size runs the pooling kernel, whose backward keeps the input."""
+    return all(size == 1 for size in shape[-dims:])
+
+
 def pools_to_one(call: OpCall) -> bool:
-    """Whether ``call`` is an adaptive average pool to size 1 in every pooled dim: torch then takes the mean
-    over those dims (``adaptive_avg_pool2d``: ``input.mean((-1, -2), keepdim=True)``; the 1-D pool through the
-    2-D one, the 3-D pool likewise), whose backward keeps nothing, where any other size runs the pooling
-    kernel, whose backward keeps the input."""
+    """Whether ``call`` is an adaptive average pool to size 1 in every pooled dim (:func:`averaged_to_one`)."""
     dims = _ADAPTIVE_AVERAGE.get(call.target)
-    return dims is not None and len(call.outputs) == 1 and all(size == 1 for size in call.output.shape[-dims:])
+    return dims is not None and len(call.outputs) == 1 and averaged_to_one(call.output.shape, dims)

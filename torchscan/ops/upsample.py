@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchscan.ops.common import adaptive_taps, argument
+from torchscan.ops.pool import averaged_to_one
 from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
@@ -64,7 +65,7 @@ def resample_keeps_input(call: OpCall) -> bool:
     takes a ``mean``); never in the other modes (their backward needs only sizes)."""
     if str(argument(call, "mode", None, "nearest")) != "area" or len(call.outputs) != 1:
         return False
-    return not all(size == 1 for size in call.output.shape[2:])
+    return not averaged_to_one(call.output.shape, max(call.output.ndim - 2, 1))
 
 
 _GRID_MODES = ("bilinear", "nearest", "bicubic")
