@@ -110,6 +110,8 @@ class CaseFigures:
     analysis_seconds: float
     counts_equal: bool
     differences: tuple[str, ...]
+    capture: str
+    """How the analysis on the device captured the model, and its diagnostics' codes where it has any."""
     """Where the counts differ: the totals, then rows (up to eight) whose FLOPs, MACs or DMAs differ or that
     only one report has."""
     static: dict[str, int]
@@ -169,7 +171,9 @@ def case_figures(case: Case, device: torch.device, optimizers: tuple[str, ...] =
             allocator["inference"] = _inference_peak(model, inputs, kwargs, device) + input_bytes
             for name in optimizers:
                 allocator[name] = _training_peak(model, inputs, kwargs, OPTIMIZER_FACTORIES[name], device) + input_bytes
-    return CaseFigures(allocated, seconds, counts_equal, differences, static, live, allocator)
+    codes = sorted({note.code for note in report.diagnostics})
+    capture = report.context.capture + (f" ({', '.join(codes)})" if codes else "")
+    return CaseFigures(allocated, seconds, counts_equal, differences, capture, static, live, allocator)
 
 
 def _differences(host: Any, device: Any, fields: tuple[str, ...]) -> tuple[str, ...]:
@@ -270,8 +274,10 @@ def cases_table(device: torch.device) -> int:
                 cells += ["—", "—"]
         print(f"| {case.name} | " + " | ".join(cells) + " |", flush=True)
         notes += [f"- {case.name}: {difference}" for difference in result.differences]
+        if result.analysis_allocated or result.differences:
+            notes.append(f"- {case.name}: captured by {result.capture}")
     if notes:
-        print("\nCounts that differ from the CPU analysis's (FLOPs, MACs, DMAs):\n" + "\n".join(notes))
+        print("\nWhere the analysis allocated device memory or counted otherwise than on CPU:\n" + "\n".join(notes))
     return 1 if failed else 0
 
 
