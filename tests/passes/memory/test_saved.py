@@ -454,3 +454,37 @@ class _Branching(nn.Module):
         if bool(x.abs().sum() >= 0) if self.on_value else self.wide[x.shape[-1]]:
             return self.chain(x)
         return x
+
+
+class _Resampled(nn.Module):
+    """A linear layer, ``nn.Upsample`` in a mode, then ``F.pad`` in a mode (or none)."""
+
+    def __init__(self, mode: str, pad: str | None) -> None:
+        super().__init__()
+        self.linear, self.up, self.pad = nn.Linear(8, 8), nn.Upsample(size=(6, 6), mode=mode), pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.up(self.linear(x))
+        return F.pad(h, (1, 1, 1, 1), mode=self.pad) if self.pad else h
+
+
+@pytest.mark.parametrize(
+    ("mode", "pad"),
+    [
+        ("area", None),
+        ("nearest", None),
+        ("bilinear", None),
+        ("area", "reflect"),
+        ("nearest", "replicate"),
+        ("nearest", "circular"),
+        ("nearest", "constant"),
+    ],
+)
+def test_resampling_and_padding_modules_keep_what_autograd_keeps(mode: str, pad: str | None) -> None:
+    """``nn.Upsample`` by its module's mode (area: an adaptive average pool, which keeps its input) and ``F.pad`` by
+    its argument (reflect and replicate keep the input); the others keep nothing."""
+    model = _Resampled(mode, pad).train()
+    x = torch.randn(2, 3, 8, 8)
+    report = crawl_module(model, args=(x,), batch_size=None)
+    assert report.memory is not None
+    assert report.memory.saved_activation_bytes == _really_saved(model, x)
