@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from memory_cpu import ISSUE
 
-from tests.measure.accuracy_cases import CASES, Case
+from tests.measure.accuracy_cases import CASES, Case, analyse, instance
 from torchscan import crawl_module
 from torchscan.measure.cpu import OPTIMIZER_FACTORIES, _linear_loss, measure_inference, measure_training
 from torchscan.measure.cuda import measure_cuda, measure_cuda_training
@@ -128,18 +128,7 @@ def case_figures(case: Case, device: torch.device, optimizers: tuple[str, ...] =
     cuda = device.type == "cuda"
     with torch.random.fork_rng(devices=[device] if cuda else []):
         torch.manual_seed(0)
-        host = case.build().train()
-        kwargs = case.kwargs() if case.kwargs is not None else {}
-        inputs = [
-            torch.randn(shape) if case.dtype.is_floating_point else torch.zeros(shape, dtype=case.dtype)
-            for shape in case.shapes
-        ]
-
-        def analyse(model: nn.Module, args: list[torch.Tensor], named: dict[str, Any]) -> Any:
-            if named:
-                return crawl_module(model, kwargs=named, batch_size=None)
-            return crawl_module(model, args=tuple(args), batch_size=None)
-
+        host, inputs, kwargs = instance(case)
         on_host = analyse(host, inputs, kwargs)
         model = copy.deepcopy(host).to(device)
         inputs, kwargs = _on(inputs, device), _on(kwargs, device)
@@ -220,26 +209,10 @@ def _training_peak(
     optimizer state and activations (the loss is :func:`torchscan.measure.cpu.measure_training`'s)."""
     torch.cuda.synchronize(device)
     before = torch.cuda.memory_allocated(device)
-    clone = copy.deepcopy(model)
-    opt = optimizer(clone.parameters())
     weights: dict[int, torch.Tensor] = {}
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        out = clone(*inputs, **kwargs)
-        value = _linear_loss(out, weights)
-        value.backward()
-        del out, value
-        opt.step()
-
-    step()
-    opt.zero_grad(set_to_none=True)
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    step()
-    torch.cuda.synchronize(device)
+    peak = measure_cuda_training(model, inputs, optimizer, lambda out: _linear_loss(out, weights), kwargs)
     fixed = sum(weight.numel() * weight.element_size() for weight in weights.values())
-    return torch.cuda.max_memory_allocated(device) - before - fixed
+    return peak - before - fixed
 
 
 def cases_table(device: torch.device) -> int:

@@ -169,21 +169,31 @@ class Figures:
         return errors
 
 
+def instance(case: Case) -> tuple[nn.Module, list[torch.Tensor], dict[str, Any]]:
+    """``case``'s model in train mode, its positional inputs and its keyword tensors, drawn from the global RNG
+    (the caller seeds it)."""
+    model = case.build().train()
+    kwargs = case.kwargs() if case.kwargs is not None else {}
+    inputs = [
+        torch.randn(shape) if case.dtype.is_floating_point else torch.zeros(shape, dtype=case.dtype)
+        for shape in case.shapes
+    ]
+    return model, inputs, kwargs
+
+
+def analyse(model: nn.Module, inputs: list[torch.Tensor], kwargs: dict[str, Any]) -> Any:
+    """The report of ``model`` called on ``inputs`` and ``kwargs`` as given (no batch dim prepended)."""
+    if kwargs:
+        return crawl_module(model, kwargs=kwargs, batch_size=None)
+    return crawl_module(model, args=tuple(inputs), batch_size=None)
+
+
 def figures(case: Case, optimizers: tuple[str, ...] = ("sgd", "adam")) -> Figures:
     """Analyse and measure ``case`` (seeded: the same figures every run)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = case.build().train()
-        kwargs = case.kwargs() if case.kwargs is not None else {}
-        inputs = [
-            torch.randn(shape) if case.dtype.is_floating_point else torch.zeros(shape, dtype=case.dtype)
-            for shape in case.shapes
-        ]
-        if kwargs:
-            report = crawl_module(model, kwargs=kwargs, batch_size=None)
-        else:
-            report = crawl_module(model, args=tuple(inputs), batch_size=None)
-        memory = report.memory
+        model, inputs, kwargs = instance(case)
+        memory = analyse(model, inputs, kwargs).memory
         assert memory is not None
         inference = measure_inference(model, inputs, kwargs).total_bytes
         training = {

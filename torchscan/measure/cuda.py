@@ -9,7 +9,7 @@ update its running statistics, a CPU model must be copied to the device).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -116,10 +116,12 @@ def measure_cuda_training(
     inputs: Sequence[torch.Tensor],
     optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
     loss: Callable[[Any], torch.Tensor] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
 ) -> int:
     """``max_memory_allocated`` of a steady-state (second) training step of a CUDA copy of
     ``model`` (``zero_grad(set_to_none=True)``, forward, backward, step), all bytes included:
-    parameters, gradients, optimizer state, activations. ``inputs`` must be on CUDA."""
+    parameters, gradients, optimizer state, activations. ``inputs`` (and the tensors of ``kwargs``,
+    passed by keyword) must be on CUDA; ``loss`` defaults to the output's sum."""
     device = inputs[0].device
     clone = copy.deepcopy(model).to(device).train()
     opt = optimizer(clone.parameters())
@@ -127,7 +129,7 @@ def measure_cuda_training(
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        value = loss(clone(*inputs))
+        value = loss(clone(*inputs, **(kwargs or {})))
         value.backward()
         del value
         opt.step()
