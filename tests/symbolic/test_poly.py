@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import sympy
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.profiles import examples
-from torchscan.symbolic.poly import evaluate, grid, interpolate, to_sympy
+from torchscan.symbolic.poly import Interpolator, evaluate, grid, interpolate, to_sympy
 
 
 @st.composite
@@ -47,3 +48,48 @@ def test_a_degree_too_high_for_the_grid_is_not_recovered() -> None:
     axes = [[1, 2, 3]]
     poly = interpolate(axes, {(i,): x**3 for i, x in enumerate(axes[0])})
     assert evaluate(poly, (4,)) != 64  # a cubic through three points: the quadratic misses the fourth
+
+
+@st.composite
+def _grids(draw: st.DrawFn) -> tuple[list[list[int]], dict[tuple[int, ...], int | Fraction]]:
+    """A grid of 1 to 3 axes of 1 to 4 distinct sizes each (lengths differ), and a value per cell:
+    integers far beyond a machine word, or fractions."""
+    axes = [
+        sorted(draw(st.lists(st.integers(-20, 200), min_size=1, max_size=4, unique=True)))
+        for _ in range(draw(st.integers(1, 3)))
+    ]
+    number = st.one_of(
+        st.integers(-(10**30), 10**30), st.fractions(min_value=-(10**6), max_value=10**6, max_denominator=97)
+    )
+    return axes, {index: draw(number) for index, _ in grid(axes)}
+
+
+@given(_grids())
+@settings(max_examples=examples(60), deadline=None)
+def test_the_interpolant_passes_through_every_cell_within_the_degrees(case: tuple) -> None:
+    # the polynomial of degree < len(axis) per symbol through the grid's values is unique: passing through
+    # every cell within those degrees is the whole check, whatever the values (no reference algorithm)
+    axes, values = case
+    poly = interpolate(axes, values)
+    assert all(type(coefficient) is Fraction and coefficient for coefficient in poly.values())
+    assert all(e < len(axis) for exponents in poly for e, axis in zip(exponents, axes, strict=True))
+    assert list(poly) == sorted(poly)  # exponents in lexicographic order, as to_sympy and to_dict read them
+    for index, point in grid(axes):
+        assert evaluate(poly, point) == values[index]
+
+
+@given(_grids(), st.lists(st.integers(-50, 50), min_size=3, max_size=3))
+@settings(max_examples=examples(30), deadline=None)
+def test_one_interpolator_serves_many_value_sets_and_evaluate_is_exact(case: tuple, probe: list[int]) -> None:
+    axes, values = case
+    reused = Interpolator(axes)
+    shifted = {index: value * 3 - 7 for index, value in values.items()}
+    assert reused(values) == interpolate(axes, values)
+    assert reused(shifted) == interpolate(axes, shifted)
+    point = probe[: len(axes)]
+    poly = reused(values)
+    naive = sum(
+        (c * math.prod(Fraction(x) ** e for x, e in zip(point, exps, strict=True)) for exps, c in poly.items()),
+        Fraction(0),
+    )
+    assert evaluate(poly, point) == naive

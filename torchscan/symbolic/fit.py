@@ -14,15 +14,15 @@ size and a shape at another).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
 from torchscan.records.frozen import frozen_record
 from torchscan.report import Report
 from torchscan.symbolic.dims import Dim, grid_values, verification_values
-from torchscan.symbolic.leaves import Path, is_number, leaves
-from torchscan.symbolic.poly import evaluate, grid, interpolate
+from torchscan.symbolic.leaves import Path, flat, is_number, leaves
+from torchscan.symbolic.poly import Interpolator, evaluate, grid
 
 __all__ = ["Fitted", "Sampler", "fit_report"]
 
@@ -78,6 +78,7 @@ def fit_report(dims: Sequence[Dim], sample: Sampler, seed: int = 0) -> Fitted:
     for degree in DEGREES:
         axes = [grid_values(dim, degree + 1) for dim in dims]
         cells = grid(axes)
+        interpolate = Interpolator(axes)  # one linear map for every number fitted on this grid
         points = [dict(zip(names, point, strict=True)) for _, point in cells]
         beyond = [_after(dim, axis) for dim, axis in zip(dims, axes, strict=True)]
         drawn = [
@@ -92,16 +93,11 @@ def fit_report(dims: Sequence[Dim], sample: Sampler, seed: int = 0) -> Fitted:
         # far ones up to each size's max (fake tensors: an analysis costs the same at any size)
         checks = [*([dict(zip(names, beyond, strict=True))] if None not in beyond else []), *drawn, *far]
         reports = sample([*points, *checks])
-        found = [leaves(report) for report in reports]
-        on_grid, off_grid = found[: len(points)], found[len(points) :]
+        unfitted, columns = _columns(reports, len(points))
         formulas: dict[Path, dict[tuple[int, ...], Fraction]] = {}
-        paths = set(found[0])
-        unfitted: list[Path] = sorted({path for one in found[1:] for path in paths ^ set(one)}, key=str)
-        for path, value in on_grid[0].items():
-            if any(path not in one for one in found):  # the report's structure changes with the sizes
-                continue
-            values = [one[path] for one in on_grid]
-            checked = [one[path] for one in off_grid]
+        at = [[point[name] for name in names] for point in checks]
+        for path, values, checked in columns:
+            value = values[0]
             if all(other == value for other in values[1:]):
                 if any(other != value for other in checked):
                     unfitted.append(path)
@@ -109,10 +105,10 @@ def fit_report(dims: Sequence[Dim], sample: Sampler, seed: int = 0) -> Fitted:
             if not all(is_number(other) for other in values):
                 unfitted.append(path)
                 continue
-            formula = interpolate(axes, {index: one for (index, _), one in zip(cells, values, strict=True)})
+            formula = interpolate({index: one for (index, _), one in zip(cells, values, strict=True)})
             if all(
-                is_number(actual) and evaluate(formula, [point[name] for name in names]) == actual
-                for point, actual in zip(checks, checked, strict=True)
+                is_number(actual) and evaluate(formula, point) == actual
+                for point, actual in zip(at, checked, strict=True)
             ):
                 formulas[path] = formula
             else:
@@ -121,6 +117,31 @@ def fit_report(dims: Sequence[Dim], sample: Sampler, seed: int = 0) -> Fitted:
             return Fitted(reports[0], formulas, tuple(unfitted), tuple(points), tuple(checks), degree)
         failed = set(unfitted)
     raise AssertionError("unreachable")  # the loop returns at the last degree
+
+
+Column = tuple[Path, Sequence[Any], Sequence[Any]]
+"""A number's path, its values on the grid and its values at the checks."""
+
+
+def _columns(reports: Sequence[Report], on_grid: int) -> tuple[list[Path], Iterable[Column]]:
+    """The paths where the reports' structure differs (sorted), and a :data:`Column` per path every
+    report has, in the first report's leaf order (``on_grid``: how many reports are the grid's). Reports
+    of one structure (the usual case) are read position for position (:func:`flat`), without a path per
+    value and report."""
+    paths: list[Path] = []
+    flats = [flat(reports[0], paths), *(flat(report) for report in reports[1:])]
+    if all(one.structure == flats[0].structure for one in flats[1:]):
+        rows = zip(paths, *(one.values for one in flats), strict=True)
+        return [], ((row[0], row[1 : on_grid + 1], row[on_grid + 1 :]) for row in rows)
+    found = [leaves(report) for report in reports]
+    first = set(found[0])
+    differing = sorted({path for one in found[1:] for path in first ^ set(one)}, key=str)
+    common = (
+        (path, [one[path] for one in found[:on_grid]], [one[path] for one in found[on_grid:]])
+        for path in found[0]
+        if all(path in one for one in found)
+    )
+    return differing, common
 
 
 def _after(dim: Dim, axis: Sequence[int]) -> int | None:

@@ -9,13 +9,13 @@ is not walked (``Report.records``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from torchscan.records.frozen import frozen_record
 from torchscan.report import Report
 
-__all__ = ["WALKED", "Path", "is_number", "leaves", "rebuild"]
+__all__ = ["WALKED", "Flat", "Path", "flat", "is_number", "leaves", "rebuild"]
 
 
 @frozen_record
@@ -43,29 +43,109 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _walk(value: Any, path: Path) -> Iterator[tuple[Path, Any]]:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for field in dataclasses.fields(value):
-            yield from _walk(getattr(value, field.name), (*path, field.name))
-    elif isinstance(value, (tuple, list)):
-        yield (*path, "#len"), len(value)
-        for position, item in enumerate(value):
-            yield from _walk(item, (*path, position))
-    elif isinstance(value, Mapping):
-        yield (*path, "#keys"), tuple(value)
-        for key, item in value.items():
-            yield from _walk(item, (*path, key))
-    else:
-        yield path, value
+_FIELDS, _SEQUENCE, _MAPPING, _LEAF = "fields", "sequence", "mapping", "leaf"
+
+
+def _kind(cls: type) -> tuple[str, tuple[str, ...]]:
+    """How :func:`leaves` walks an instance of ``cls``: a dataclass by its fields (their names), a tuple
+    or list by position, a mapping by key, anything else as a leaf."""
+    if dataclasses.is_dataclass(cls):
+        return _FIELDS, tuple(field.name for field in dataclasses.fields(cls))
+    if issubclass(cls, (tuple, list)):
+        return _SEQUENCE, ()
+    if issubclass(cls, Mapping):
+        return _MAPPING, ()
+    return _LEAF, ()
+
+
+@frozen_record
+class Flat:
+    """A report's leaves without their paths (:func:`flat`): ``values`` in :func:`leaves`' order and
+    the ``structure`` they lie in (each node of the walk, depth first: a dataclass by its class, a
+    sequence by its class and length, a mapping by its class and keys, a leaf by a mark). Two reports
+    of equal ``structure`` have the same paths, position for position."""
+
+    values: list[Any]
+    structure: list[Any]
+
+
+_LEAF_MARK = object()
+
+
+def _walk(report: Report, paths: list[Path] | None) -> Flat:
+    """The walk of :func:`leaves` and :func:`flat` (``paths``: filled with each value's path, None: no
+    path made). How each class is walked is looked up once per call (a symbolic report walks ~40
+    reports of thousands of records each)."""
+    values: list[Any] = []
+    structure: list[Any] = []
+    kinds: dict[type, tuple[str, tuple[str, ...]]] = {}
+
+    def kind_of(cls: type) -> tuple[str, tuple[str, ...]]:
+        known = kinds.get(cls)
+        if known is None:
+            known = kinds[cls] = _kind(cls)
+        return known
+
+    def walk(value: Any, path: Path, kind: str, names: tuple[str, ...]) -> None:
+        """A container: its own entries, then each child (a leaf here, a container by recursion)."""
+        cls = type(value)
+        keys: Any
+        if kind is _FIELDS:
+            structure.append(cls)
+            keys, children = names, [getattr(value, name) for name in names]
+        elif kind is _SEQUENCE:
+            structure.append((cls, len(value)))
+            values.append(len(value))
+            if paths is not None:
+                paths.append((*path, "#len"))
+            keys, children = range(len(value)), value
+        else:
+            keys = tuple(value)
+            structure.append((cls, keys))
+            values.append(keys)
+            if paths is not None:
+                paths.append((*path, "#keys"))
+            children = value.values()
+        for key, child in zip(keys, children, strict=True):
+            known = kinds.get(type(child))
+            if known is None:
+                known = kinds[type(child)] = _kind(type(child))
+            inner, inner_names = known
+            if inner is _LEAF:  # most values: no call
+                structure.append(_LEAF_MARK)
+                values.append(child)
+                if paths is not None:
+                    paths.append((*path, key))
+            else:
+                walk(child, (*path, key) if paths is not None else path, inner, inner_names)
+
+    for name in WALKED:
+        field = getattr(report, name)
+        kind, names = kind_of(type(field))
+        if kind is _LEAF:  # a report without memory: ``None``
+            structure.append(_LEAF_MARK)
+            values.append(field)
+            if paths is not None:
+                paths.append((name,))
+        else:
+            walk(field, (name,), kind, names)
+    return Flat(values, structure)
 
 
 def leaves(report: Report) -> dict[Path, Any]:
     """Every leaf of the report's walked fields, with the lengths and keys of its containers
-    (``#len``, ``#keys``: a report whose structure changes with the sizes shows it there)."""
-    found: dict[Path, Any] = {}
-    for name in WALKED:
-        found.update(_walk(getattr(report, name), (name,)))
-    return found
+    (``#len``, ``#keys``: a report whose structure changes with the sizes shows it there), depth
+    first in field, position and key order."""
+    paths: list[Path] = []
+    found = _walk(report, paths)
+    return dict(zip(paths, found.values, strict=True))
+
+
+def flat(report: Report, paths: list[Path] | None = None) -> Flat:
+    """The values of :func:`leaves` in its order, with their structure, without making a path per
+    value unless ``paths`` is given (filled with them): reports of one structure are compared
+    position for position."""
+    return _walk(report, paths)
 
 
 def _rebuilt(value: Any, path: Path, leaf: Callable[[Path, Any], Any]) -> Any:
