@@ -9,6 +9,7 @@ is not walked (``Report.records``).
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -46,16 +47,25 @@ def is_number(value: Any) -> bool:
 _FIELDS, _SEQUENCE, _MAPPING, _LEAF = "fields", "sequence", "mapping", "leaf"
 
 
-def _kind(cls: type) -> tuple[str, tuple[str, ...]]:
-    """How :func:`leaves` walks an instance of ``cls``: a dataclass by its fields (their names), a tuple
-    or list by position, a mapping by key, anything else as a leaf."""
+_Kind = tuple[str, tuple[str, ...], Callable[[Any], tuple[Any, ...]] | None]
+"""How an instance of a class is walked: its kind, and for a dataclass its field names and a getter of
+their values (one C call for all: ``operator.attrgetter``)."""
+
+
+def _kind(cls: type) -> _Kind:
+    """How :func:`leaves` walks an instance of ``cls``: a dataclass by its fields, a tuple or list by
+    position, a mapping by key, anything else as a leaf."""
     if dataclasses.is_dataclass(cls):
-        return _FIELDS, tuple(field.name for field in dataclasses.fields(cls))
+        names = tuple(field.name for field in dataclasses.fields(cls))
+        getter = (
+            operator.attrgetter(*names) if len(names) > 1 else lambda value: tuple(getattr(value, n) for n in names)
+        )
+        return _FIELDS, names, getter
     if issubclass(cls, (tuple, list)):
-        return _SEQUENCE, ()
+        return _SEQUENCE, (), None
     if issubclass(cls, Mapping):
-        return _MAPPING, ()
-    return _LEAF, ()
+        return _MAPPING, (), None
+    return _LEAF, (), None
 
 
 @frozen_record
@@ -78,21 +88,22 @@ def _walk(report: Report, paths: list[Path] | None) -> Flat:
     reports of thousands of records each)."""
     values: list[Any] = []
     structure: list[Any] = []
-    kinds: dict[type, tuple[str, tuple[str, ...]]] = {}
+    kinds: dict[type, _Kind] = {}
 
-    def kind_of(cls: type) -> tuple[str, tuple[str, ...]]:
+    def kind_of(cls: type) -> _Kind:
         known = kinds.get(cls)
         if known is None:
             known = kinds[cls] = _kind(cls)
         return known
 
-    def walk(value: Any, path: Path, kind: str, names: tuple[str, ...]) -> None:
+    def walk(value: Any, path: Path, known: _Kind) -> None:
         """A container: its own entries, then each child (a leaf here, a container by recursion)."""
         cls = type(value)
+        kind, names, getter = known
         keys: Any
         if kind is _FIELDS:
             structure.append(cls)
-            keys, children = names, [getattr(value, name) for name in names]
+            keys, children = names, getter(value)  # type: ignore[misc]
         elif kind is _SEQUENCE:
             structure.append((cls, len(value)))
             values.append(len(value))
@@ -110,25 +121,24 @@ def _walk(report: Report, paths: list[Path] | None) -> Flat:
             known = kinds.get(type(child))
             if known is None:
                 known = kinds[type(child)] = _kind(type(child))
-            inner, inner_names = known
-            if inner is _LEAF:  # most values: no call
+            if known[0] is _LEAF:  # most values: no call
                 structure.append(_LEAF_MARK)
                 values.append(child)
                 if paths is not None:
                     paths.append((*path, key))
             else:
-                walk(child, (*path, key) if paths is not None else path, inner, inner_names)
+                walk(child, (*path, key) if paths is not None else path, known)
 
     for name in WALKED:
         field = getattr(report, name)
-        kind, names = kind_of(type(field))
-        if kind is _LEAF:  # a report without memory: ``None``
+        known = kind_of(type(field))
+        if known[0] is _LEAF:  # a report without memory: ``None``
             structure.append(_LEAF_MARK)
             values.append(field)
             if paths is not None:
                 paths.append((name,))
         else:
-            walk(field, (name,), kind, names)
+            walk(field, (name,), known)
     return Flat(values, structure)
 
 
