@@ -17,6 +17,7 @@ from tests.profiles import examples
 from tests.strategies import RandomNet, random_nets
 from torchscan import Dim, InputError, SymbolicReport, crawl_module
 from torchscan.symbolic import NO_FORMULA
+from torchscan.symbolic.fit import fit_report
 
 
 def _equal_at_random_sizes(report: SymbolicReport, fresh: callable, count: int, seed: int) -> None:
@@ -122,3 +123,18 @@ def test_max_fit_returns_the_largest_size_that_fits_and_the_next_does_not() -> N
     assert bounded.max_fit("B", memory="1TiB").value == 6
     with pytest.raises(InputError, match="no size named"):
         report.max_fit("L", memory="1GiB")
+
+
+def test_a_fit_analyses_each_size_once() -> None:
+    # the branch fails at degree 2, so the cubic grid is tried too: it holds the quadratic grid and the
+    # first size past it, which are not analysed again
+    asked: list[tuple[int, ...]] = []
+
+    def sample(points: list[dict[str, int]]) -> list:
+        asked.extend(tuple(point.values()) for point in points)
+        return [crawl_module(_Branches(), (point["L"], 8), batch_size=2) for point in points]
+
+    fitted = fit_report([Dim("L")], sample)
+    assert fitted.degree == 3 and ("totals", "flops") in fitted.unfitted
+    assert len(asked) == len(set(asked))
+    assert {(point["L"],) for point in (*fitted.grid, *fitted.checks)} <= set(asked)

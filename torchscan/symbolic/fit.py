@@ -74,6 +74,18 @@ def fit_report(dims: Sequence[Dim], sample: Sampler, seed: int = 0) -> Fitted:
     """
     names = [dim.name for dim in dims]
     rng = random.Random(seed)
+    done: dict[tuple[int, ...], Report] = {}
+
+    def analysed(wanted: Sequence[Mapping[str, int]]) -> list[Report]:
+        """``sample``'s reports, each point analysed once per fit: the grid of a higher degree holds the
+        lower one's (its first sizes), and its first size past that grid too."""
+        keys = [tuple(point[name] for name in names) for point in wanted]
+        missing = [(key, point) for key, point in zip(keys, wanted, strict=True) if key not in done]
+        missing = list(dict(missing).items())  # a point asked for twice: once
+        if missing:
+            done.update(zip((key for key, _ in missing), sample([point for _, point in missing]), strict=True))
+        return [done[key] for key in keys]
+
     failed: set[Path] | None = None
     for degree in DEGREES:
         axes = [grid_values(dim, degree + 1) for dim in dims]
@@ -92,7 +104,7 @@ def fit_report(dims: Sequence[Dim], sample: Sampler, seed: int = 0) -> Fitted:
         # the first sizes past the grid (where a small-size special case ends), random small ones, and
         # far ones up to each size's max (fake tensors: an analysis costs the same at any size)
         checks = [*([dict(zip(names, beyond, strict=True))] if None not in beyond else []), *drawn, *far]
-        reports = sample([*points, *checks])
+        reports = analysed([*points, *checks])
         unfitted, columns = _columns(reports, len(points))
         formulas: dict[Path, dict[tuple[int, ...], Fraction]] = {}
         at = [[point[name] for name in names] for point in checks]
