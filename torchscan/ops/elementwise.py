@@ -196,6 +196,21 @@ def binary(call: OpCall) -> Cost:
 
 
 TABLE.declare(operator.add, torch.add, T.add, T.__add__, T.__radd__, saves=Saves.SUM)
+# comparisons, logical and bitwise ops out of place: bool (or integer) results, which autograd never differentiates
+# (no backward node, whatever their operands): they keep nothing and allocate only their result (an attention
+# mask's ``positions <= limit`` and ``a & b``). In place (``&=``…) they are left to the ATen-level recording.
+TABLE.declare(
+    *(torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge, T.eq, T.ne, T.lt, T.le, T.gt, T.ge),
+    *(T.__eq__, T.__ne__, T.__lt__, T.__le__, T.__gt__, T.__ge__),
+    *(operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge),
+    *(torch.logical_and, torch.logical_or, torch.logical_xor, torch.logical_not),
+    *(T.logical_and, T.logical_or, T.logical_xor, T.logical_not),
+    *(torch.bitwise_and, torch.bitwise_or, torch.bitwise_xor, torch.bitwise_not),
+    *(T.bitwise_and, T.bitwise_or, T.bitwise_xor, T.bitwise_not),
+    *(T.__and__, T.__or__, T.__xor__, T.__rand__, T.__ror__, T.__rxor__, T.__invert__),
+    *(operator.and_, operator.or_, operator.xor, operator.invert),
+    saves=Saves.NOTHING,
+)
 TABLE.declare(
     operator.iadd,
     T.add_,

@@ -314,7 +314,9 @@ def cast(call: OpCall) -> Cost:
     return Cost(dmas=call.input.numel + call.output.numel)
 
 
-TABLE.declare(T.to, T.type_as, T.float, saves=Saves.NOTHING)
+TABLE.declare(T.to, T.type_as, T.float, T.double, T.half, T.bfloat16, T.type, saves=Saves.NOTHING)
+# the integer and bool casts too: autograd does not differentiate them (an attention mask's ``.long()``, ``.bool()``)
+TABLE.declare(T.int, T.long, T.short, T.bool, T.byte, T.char, saves=Saves.NOTHING)
 
 
 @TABLE.register(
@@ -461,6 +463,16 @@ def factory(call: OpCall) -> Cost:
     """Tensor factories and fills (``zeros``, ``arange``, ``full_like``, ``fill_``…): they write their
     output: ``FLOPs = MACs = 0``, ``DMAs = N_out``."""
     return Cost(dmas=call.output.numel)
+
+
+# new tensors out of place (a ``*_like`` reads only its argument's shape, dtype and device): nothing for a backward
+# to keep; fills in place (``zero_``, ``fill_``) are left to the ATen-level recording
+TABLE.declare(
+    *(torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, torch.linspace, torch.eye, torch.tensor),
+    *(torch.zeros_like, torch.ones_like, torch.full_like, torch.empty_like, torch.rand, torch.randn),
+    *(torch.rand_like, torch.randn_like, T.new_zeros, T.new_ones, T.new_full, T.new_empty, T.new_tensor),
+    saves=Saves.NOTHING,
+)
 
 
 @TABLE.register(F.one_hot, aten.one_hot.default)

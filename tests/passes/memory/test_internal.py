@@ -514,3 +514,39 @@ def test_a_signature_seen_before_is_found_from_the_argument_specs(
     slow = crawl_module(model, shape, batch_size=2, formulas=COMPOSITES)
     assert len(made) > fast_made  # the repeats made their arguments there
     assert fast.to_dict() == slow.to_dict()
+
+
+class _Scatter(nn.Module):
+    """RoI pooling's pattern: a result made by ``torch.zeros`` (no recording: a factory keeps nothing) and
+    written by ``result[index] = values`` (recorded: an index write by a tensor), optionally behind a branch
+    on a value, which only a real forward can take."""
+
+    def __init__(self, branch: bool) -> None:
+        super().__init__()
+        self.branch = branch
+        self.linear = nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values = self.linear(x).relu()
+        if self.branch and bool(x.sum() > -1e9):  # a value read: fx and fake tensors cannot trace it
+            values = values + 1
+        result = torch.zeros(values.shape[0], 16, 16)
+        index = torch.arange(values.shape[0] - 1, -1, -1)
+        result[index] = values.unsqueeze(-1).expand(-1, -1, 16) * 2
+        return result.sum(-1)
+
+
+def test_a_real_forward_s_values_are_not_counted_as_a_recorded_call_s_allocations() -> None:
+    # the real forward's node values are real tensors; a recorded call converted them to fakes inside its
+    # own recording, so ``result[index] = …`` counted ``torch.zeros``' 4·64·16·16 bytes as its transient
+    x = random_inputs([(64, 16)])
+    traced = crawl_module(_Scatter(branch=False), args=tuple(x), batch_size=None)
+    real = crawl_module(_Scatter(branch=True), args=tuple(x), batch_size=None)
+    assert traced.context.capture != "real-forward" and real.context.capture == "real-forward"
+    assert traced.memory is not None and real.memory is not None
+    assert not worth_recording(real.records.nodes["zeros"][RECORD]) and worth_recording(
+        real.records.nodes["setitem"][RECORD]
+    )
+    extra = 64 * 16 * 4  # the branch's ``values + 1``, alive beside ``values`` while it is made
+    assert real.memory.activation_peak_bytes <= traced.memory.activation_peak_bytes + extra
+    assert real.memory.activation_peak_bytes == measure_inference(_Scatter(branch=True), x).total_bytes

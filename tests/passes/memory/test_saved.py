@@ -321,6 +321,20 @@ class _Area(nn.Module):
         return F.interpolate(x, size=x.shape[-1], mode="area")
 
 
+class _Masks(nn.Module):
+    """A mask the way attention masks are made (factories, comparisons, logical and bitwise ops, integer and
+    bool casts: nothing autograd differentiates, so nothing kept), a comparison of the activation, and casts of
+    it there and back (kept by nothing: their backward casts the gradient); the products keep the masks."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        width = x.shape[-1]
+        positions = torch.arange(width, device=x.device)
+        limit = x.new_full((1,), width - 2).long()
+        keep = ((positions <= limit) & (positions != 1)) | positions.eq(0) | ~positions.ge(0)
+        keep = torch.logical_or(keep, torch.zeros_like(positions).bool()).int().bool()
+        return x.double().half().float() * keep * (x > 0).to(x.dtype)
+
+
 _BLOCKS = {
     "linear": lambda w, n: nn.Linear(w, w),
     "frozen": lambda w, n: nn.Linear(w, w).requires_grad_(False),
@@ -370,6 +384,7 @@ _BLOCKS = {
     "relative": lambda w, n: _Relative(n),
     "broadcast": lambda w, n: _Broadcast(w),
     "token_head": lambda w, n: _TokenHead(w),
+    "masks": lambda w, n: _Masks(),
 }
 """Blocks (built from W and L) mapping (B, L, W) to (B, L, W), each family's rule on its own or in combination. Left out
 where the convention departs from what autograd keeps, by choice: norms (their per-row statistics are
@@ -421,6 +436,8 @@ not counted)."""
 # a linear layer on a strided matrix (the first token of each sequence): read in place, no copy kept
 @example(blocks=["linear", "token_head"], batch=3, length=4, width=5, training=True, capture="torch.fx")
 @example(blocks=["token_head", "relu"], batch=2, length=3, width=4, training=True, capture="eager-record")
+@example(blocks=["linear", "masks"], batch=2, length=3, width=4, training=True, capture="torch.fx")
+@example(blocks=["masks", "gelu"], batch=1, length=2, width=3, training=False, capture="eager-record")
 def test_saved_bytes_equal_what_autograd_keeps_in_a_real_forward(
     blocks: list[str], batch: int, length: int, width: int, training: bool, capture: str
 ) -> None:

@@ -589,6 +589,8 @@ def record_calls(
                 function, args, kwargs, module = values.call(node)
             except Exception:
                 continue
+            if isinstance(fake_mode, FakeTensorMode):  # a real forward's values: the fakes the mode reads, made
+                args, kwargs = _read_by(fake_mode, (args, kwargs))  # before the call, not as its allocations
             if peeked is None:  # a kept pre-hook rewrites the arguments: the signature of the ones it gives
                 key, sources, wants = _call_key(node, args, kwargs, module, values, modules, grads, peek=False)
                 known = cache.get(key)
@@ -608,6 +610,14 @@ def record_calls(
             values.set(name, written(function, args, result))
             calls[name] = NodeMemory(known, sources)
     return calls
+
+
+def _read_by(fake_mode: FakeTensorMode, value: Any) -> Any:
+    """``value`` with each real tensor replaced by the fake ``fake_mode`` converts it to (:func:`_as_read`),
+    aliases kept (one fake storage per real one). A real forward's node values are real tensors: converted
+    inside a recorded call, they were counted as tensors the call allocated (a 15 MB ``torch.zeros`` result
+    written by a recorded ``x[index] = v`` in torchvision's RoI pooling)."""
+    return tree_map(lambda leaf: _as_read(leaf, fake_mode) if isinstance(leaf, torch.Tensor) else leaf, value)
 
 
 def _as_read(tensor: torch.Tensor, fake_mode: FakeTensorMode) -> torch.Tensor:
