@@ -1,4 +1,5 @@
-"""A report as leaves (path -> value) and a report rebuilt from a template with other leaf values.
+"""A report as leaves (path -> value, or :func:`flat`: the values and their structure, without paths) and a
+report rebuilt from a template with other leaf values.
 
 The walk covers the frozen records of a report (rows, totals, context, diagnostics, memory):
 dataclass fields, tuples and lists, dicts; an ``int`` (not a ``bool``) is a number the symbolic
