@@ -50,7 +50,8 @@ class Interpolator:
     (the monomial coefficients of its Lagrange basis, from Newton's form). Scaled by the lcm ``s`` of
     its denominators, ``C`` is an integer matrix, so a grid of integers (or of fractions over a common
     denominator ``q``) is interpolated in integers, one axis at a time, and each coefficient divided
-    once by ``q·Π s_d`` at the end: exact, and ~50× faster than fractions through every step, which
+    once by ``q·Π s_d`` at the end: exact, and ~13× faster than fractions through every step (40 against
+    515 µs on a 4×4 grid), which
     matters where a symbolic report fits thousands of numbers on one grid (:func:`~torchscan.symbolic.fit.fit_report`).
     """
 
