@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import torchscan.graph.trace as trace_module
+from tests.profiles import examples
 from tests.test_api import assert_same, snapshot
 from torchscan import crawl_module
 from torchscan.graph.trace import capture
@@ -516,6 +519,31 @@ class _Spellings(nn.Module):
         y = y.__add__(1).relu().relu()
         y = torch.nn.functional.relu(y * 2) * y
         return y[:, :2].sum(-1, keepdim=True).add_(1)
+
+
+_PATH_PARTS = st.sampled_from(
+    ["layer", "conv", "0", "12", "_x", "__init__", "Block", "bN", "input", "list", "a_1", "q_k_v", "é", "a-b", ""]
+)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.lists(st.lists(_PATH_PARTS, min_size=1, max_size=4).map(".".join), min_size=1, max_size=12))
+def test_a_module_node_s_name_candidate_gives_fx_s_names(targets: list[str]) -> None:
+    """Nodes of module paths and attributes named from :func:`path_candidate` get the names fx derives
+    itself (``_snake_case``, illegal characters, a leading digit, Python's reserved names, numbered
+    repeats), whatever the path: where the shortcut is not certain it gives None and fx derives it."""
+    from torch import fx
+
+    from torchscan.graph.trace import path_candidate
+
+    ours, theirs = fx.Graph(), fx.Graph()
+    for index, target in enumerate(targets):
+        kind = "call_module" if index % 2 else "get_attr"
+        made = ours.create_node(kind, target, name=path_candidate(target))
+        assert made.name == theirs.create_node(kind, target).name
+    assert path_candidate("features.1.block.0") == "features_1_block_0"
+    assert path_candidate("layer1.0.downsample") == "layer1_0_downsample"
+    assert path_candidate("Block.conv") is None
 
 
 @pytest.mark.parametrize("min_share", [0.0, 1.1])  # every repeated block replayed; none

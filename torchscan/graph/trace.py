@@ -17,6 +17,7 @@ import dis
 import itertools
 import operator
 import os
+import re
 import sys
 import types
 from collections import OrderedDict
@@ -633,6 +634,8 @@ class _Tracer(fx.Tracer):
             target = self._code.original(target)
         if name is None and (kind == "call_function" or kind == "call_method"):
             name = self.node_candidate(target)
+        elif name is None and (kind == "call_module" or kind == "get_attr") and type(target) is str:
+            name = path_candidate(target)
         if fx_traceback.has_preserved_node_meta():  # a caller asked fx to carry node meta: fx's own path
             node = super().create_node(kind, target, args, kwargs, name, type_expr)
         else:
@@ -654,6 +657,21 @@ class _Tracer(fx.Tracer):
         if self._reuse is not None and self._reuse.depth:
             self._reuse.frames[node] = _joined(above, below)
         return node
+
+
+_LOWER_PATH = re.compile(r"[0-9a-z_.]*").fullmatch
+"""A path of lowercase ASCII names and indices: what fx's name derivation changes only by its dots."""
+
+
+def path_candidate(target: str) -> str | None:
+    """The name fx derives for a ``call_module`` or ``get_attr`` node of ``target`` (a module path or
+    attribute) before making it unique — ``_snake_case``, then each run of characters no identifier may
+    hold made one ``_`` — found without fx's three regex passes where certain: dots become ``_``
+    (``features.1.block`` → ``features_1_block``) in a path of lowercase names and indices; None
+    (fx's own derivation) for any other target. fx's namespace adds the ``_`` before a leading digit."""
+    if _LOWER_PATH(target) is None or ".." in target or (target.startswith("__") and target.endswith("__")):
+        return None
+    return target.replace(".", "_")
 
 
 def _drop_unread_attributes(graph: fx.Graph, kept: set[str]) -> None:

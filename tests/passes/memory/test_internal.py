@@ -7,9 +7,14 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
+from tests.profiles import examples
 from torchscan import crawl_module
 from torchscan.measure.cpu import measure_inference, random_inputs
 from torchscan.passes.memory import internal
@@ -550,3 +555,163 @@ def test_a_real_forward_s_values_are_not_counted_as_a_recorded_call_s_allocation
     extra = 64 * 16 * 4  # the branch's ``values + 1``, alive beside ``values`` while it is made
     assert real.memory.activation_peak_bytes <= traced.memory.activation_peak_bytes + extra
     assert real.memory.activation_peak_bytes == measure_inference(_Scatter(branch=True), x).total_bytes
+
+
+class _StorageTrace(TorchDispatchMode):
+    """The bytes of each storage the ops inside make (``known``: storages made before), in order."""
+
+    def __init__(self, known: set[int]) -> None:
+        super().__init__()
+        self.known, self.made = known, []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_leaves(out):
+            if isinstance(tensor, torch.Tensor) and tensor.untyped_storage()._cdata not in self.known:
+                self.known.add(tensor.untyped_storage()._cdata)
+                self.made.append(tensor.untyped_storage().nbytes())
+        return out
+
+
+def _product_memory(function: Any, operands: list[tuple[tuple[int, ...], tuple[int, ...]]], wants: tuple) -> Any:
+    """What a product on meta operands of these sizes and strides makes (bytes of each new storage, in
+    order) without grad, and with grad for ``wants``: in forward, what autograd keeps (an operand's
+    storage, or the bytes of one it made) and in backward: everything its memory depends on."""
+    trace: list[Any] = []
+    for grad in (False, True):
+        tensors = [
+            torch.empty_strided(shape, stride, device="meta", requires_grad=grad and want)
+            for (shape, stride), want in zip(operands, wants, strict=True)
+        ]
+        owners = {tensor.untyped_storage()._cdata: position for position, tensor in enumerate(tensors)}
+        saved: list[Any] = []
+
+        def pack(tensor: torch.Tensor, saved: list = saved, owners: dict = owners) -> torch.Tensor:
+            storage = tensor.untyped_storage()
+            saved.append(owners.get(storage._cdata, storage.nbytes()))
+            return tensor
+
+        forward = _StorageTrace(set(owners))
+        with torch.set_grad_enabled(grad), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), forward:
+            out = function(*tensors)
+        trace.append((forward.made, saved))
+        leaves = [tensor for tensor in tensors if tensor.requires_grad]
+        if grad and leaves:
+            seed = torch.empty_like(out)
+            backward = _StorageTrace({*owners, out.untyped_storage()._cdata, seed.untyped_storage()._cdata})
+            with backward:
+                torch.autograd.grad(out, leaves, seed)
+            trace.append(backward.made)
+    return trace
+
+
+def _contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return torch.empty(shape, device="meta").stride()
+
+
+@st.composite
+def _strided_products(draw: Any) -> tuple[Any, list[tuple[tuple[int, ...], tuple[int, ...]]]]:
+    """A product of two operands, each a permutation (a transpose, heads moved…) of a contiguous tensor."""
+    function = draw(st.sampled_from([torch.matmul, torch.bmm]))
+    batch = draw(st.lists(st.integers(1, 3), min_size=1, max_size=1 if function is torch.bmm else 3))
+    n, k, m = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    left_batch = batch if function is torch.bmm else draw(st.sampled_from([batch, batch[1:], []]))
+    right_batch = batch if function is torch.bmm else draw(st.sampled_from([batch, batch[1:]]))
+    operands = []
+    for shape in ((*left_batch, n, k), (*right_batch, k, m)):
+        order = draw(st.permutations(range(len(shape))))
+        stored = [shape[axis] for axis in order]  # the tensor as stored, then permuted back to ``shape``
+        stride = _contiguous(tuple(stored))
+        operands.append((tuple(shape), tuple(stride[order.index(axis)] for axis in range(len(shape)))))
+    return function, operands
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(_strided_products(), st.tuples(st.booleans(), st.booleans()))
+def test_a_strided_product_that_keeps_no_tensor_of_its_own_uses_memory_as_a_contiguous_one(
+    product: Any, wants: tuple[bool, bool]
+) -> None:
+    """Where :func:`_strided_saves_its_own` finds no tensor the product made kept for backward (all
+    operands requiring grad) and contiguous operands keep none either, its ATen ops make, keep and free
+    in forward and backward, at every grad setting, what they do for contiguous operands of the same
+    sizes: not recorded, it gets the rule's memory, which is the contiguous operands' one."""
+    function, operands = product
+    contiguous = [(shape, _contiguous(shape)) for shape, _ in operands]
+    try:
+        strided = _product_memory(function, operands, wants)
+    except RuntimeError:  # sizes torch refuses
+        return
+    kept = internal._strided_saves_its_own(function, [(shape, stride, torch.float32) for shape, stride in operands])
+    # as :meth:`_Operands.plain_product` asks: a matmul whose contiguous operands keep a copy is recorded anyway
+    if function is torch.matmul and product_saves_its_own(_product(None, *(shape for shape, _ in operands)).call):
+        return
+    if not kept:
+        assert strided == _product_memory(function, contiguous, wants)
+
+
+class _Scores(nn.Module):
+    """Attention scores ``q @ k.transpose(-2, -1)``, heads split by ``view`` (``permuted``: from a fused
+    projection as timm's attention splits them, heads moved by ``permute``)."""
+
+    def __init__(self, permuted: bool) -> None:
+        super().__init__()
+        self.q, self.k, self.qk = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 32)
+        self.permuted = permuted
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        if self.permuted:  # (b, 4 heads, n, 4) with n between b and the heads: they fold by a view only if b == 1
+            q, k = self.qk(x).view(b, n, 2, 4, 4).permute(2, 0, 3, 1, 4).unbind(0)
+        else:  # contiguous heads: the transposed k folds by a view
+            q, k = self.q(x).view(b, 4, n, 4), self.k(x).view(b, 4, n, 4)
+        return (q @ k.transpose(-2, -1)).softmax(-1)
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("permuted", [False, True])
+def test_a_strided_product_is_recorded_only_where_its_strides_make_a_copy(
+    monkeypatch: pytest.MonkeyPatch, training: bool, permuted: bool
+) -> None:
+    """``q @ k.transpose(-2, -1)`` whose batch dims fold by views is left to the rule, with the report a
+    recording gives, in inference and training; where they cannot fold (heads permuted from a fused
+    projection, batch > 1) its reshape copies: recorded."""
+    model = _Scores(permuted).train(training)
+    recorded: list[str] = []
+    chosen = internal.record_calls
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        recorded.extend(name for name in args[5] if name.startswith("matmul"))
+        return chosen(*args, **kwargs)
+
+    monkeypatch.setattr(internal, "record_calls", spy)
+    ours = []
+    for batch in (1, 3):
+        recorded.clear()
+        ours.append(crawl_module(model, (5, 16), batch_size=batch).to_dict())
+        assert bool(recorded) is (permuted and batch > 1)
+    monkeypatch.setattr(internal._Operands, "plain_product", lambda self, record, families: False)
+    recorded.clear()
+    assert [crawl_module(model, (5, 16), batch_size=batch).to_dict() for batch in (1, 3)] == ours
+    assert len(recorded) == 2  # every strided product recorded: the same reports
+
+
+class _Tokens(nn.Module):
+    """A linear layer on tokens ``x.flatten(2).transpose(1, 2)`` of a feature map (LeViT's, PVT's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 8, 3), nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).flatten(2).transpose(1, 2))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_linear_layer_on_strided_tokens_stays_recorded(batch: int) -> None:
+    """Tokens of one sample fold by a view, yet torch adds the bias to a new tensor on a strided input:
+    the layer stays recorded (not :meth:`_Operands.plain_product`'s), its peak what a real forward measures."""
+    model = _Tokens().eval()
+    x = random_inputs([(batch, 3, 6, 6)])
+    memory = crawl_module(model, args=tuple(x), batch_size=None).memory
+    assert memory is not None
+    assert memory.activation_peak_bytes == measure_inference(model, x).total_bytes

@@ -800,6 +800,81 @@ def product_saves_its_own(call: Any) -> bool:
     return bool(made)
 
 
+_PRODUCTS = frozenset(
+    {torch.matmul, torch.Tensor.matmul, operator.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm}
+)
+"""Products of two tensors whose memory a strided operand may leave as contiguous operands give it
+(:meth:`_Operands.plain_product`): torch's matmul folds them by views where the strides allow."""
+
+
+class _Operands:
+    """The operands of the graph's products as the shape pass made them (their strides, which a
+    record's specs do not hold), to tell a strided product that needs no recording."""
+
+    def __init__(self, graph: fx.Graph, results: Mapping[str, Any]) -> None:
+        self._nodes: dict[str, fx.Node] | None = None
+        self._graph, self._results = graph, results
+        self._known: dict[tuple[Any, ...], bool] = {}
+
+    def plain_product(self, record: NodeRecord, families: Mapping[str, Saves | None] | None) -> bool:
+        """Whether ``record`` is a product of two tensors recorded only because an operand is strided
+        (:func:`worth_recording`) that keeps no tensor of its own for backward with these strides
+        (:func:`_strided_saves_its_own`): its ``reshape`` folds the strided operand by a view
+        (``q @ k.transpose(-2, -1)``), so its ATen ops make, keep and free what they do for contiguous
+        operands of the same sizes, and its family's rule answers, as for those. Not a linear layer:
+        on a strided input (tokens ``x.transpose(1, 2)``) torch adds its bias to a new tensor, which
+        the rule does not say, even where the reshape folds by a view."""
+        call = record.call
+        if call is None or call.target not in _PRODUCTS or family_in(record, families) is not Saves.MATMUL:
+            return False
+        if call.target in _FOLDED and product_saves_its_own(call):
+            return False
+        if self._nodes is None:
+            self._nodes = {node.name: node for node in self._graph.nodes}
+        node = self._nodes.get(record.name)
+        if node is None or node.kwargs or len(node.args) != 2 or not all(type(a) is fx.Node for a in node.args):
+            return False
+        values = [self._results.get(arg.name) for arg in node.args]
+        if not all(isinstance(value, torch.Tensor) and value.layout == torch.strided for value in values):
+            return False
+        operands = tuple((tuple(value.shape), value.stride(), value.dtype) for value in values)
+        key = (call.target, operands)
+        plain = self._known.get(key)
+        if plain is None:
+            plain = self._known[key] = not _strided_saves_its_own(call.target, operands)
+        return plain
+
+
+def _strided_saves_its_own(
+    function: Callable[..., Any], operands: Sequence[tuple[tuple[int, ...], tuple[int, ...], torch.dtype]]
+) -> bool:
+    """Whether ``function`` on floating operands of these sizes and strides, all requiring grad, keeps for
+    backward a tensor it made itself (a ``reshape`` that copies a strided operand: a tensor made for the
+    product is always kept by it), told as :func:`product_saves_its_own` tells it, on meta tensors of
+    the operands' strides (~0.05 ms, no arithmetic); True where torch refuses or an operand is not floating."""
+    if not all(dtype.is_floating_point for _, _, dtype in operands):
+        return True  # nothing is kept without a gradient: a copy would go unseen
+    made: list[bool] = []
+    with no_dispatch(), torch.enable_grad():
+        tensors = [
+            torch.empty_strided(shape, stride, dtype=dtype, device="meta", requires_grad=True)
+            for shape, stride, dtype in operands
+        ]
+        storages = {tensor.untyped_storage()._cdata for tensor in tensors}
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            if tensor.untyped_storage()._cdata not in storages:
+                made.append(True)
+            return tensor
+
+        try:
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+                function(*tensors)
+        except (RuntimeError, ValueError, IndexError, TypeError):
+            return True
+    return bool(made)
+
+
 def _index_items(call: Any) -> tuple[Any, ...]:
     """The items of the index of a write ``x[index] = value``: a tuple index's items, else the index."""
     try:
@@ -847,8 +922,13 @@ def recorded_calls(
     families: Mapping[str, Saves | None] | None = None,
 ) -> dict[str, NodeMemory]:
     """:func:`record_calls` of every node :func:`worth_recording` (none: nothing is run;
-    ``families``: each node's family, when at hand)."""
-    selected = [record.name for record in ordered if worth_recording(record, families)]
+    ``families``: each node's family, when at hand), except a product whose strided operand folds by a
+    view (:meth:`_Operands.plain_product`, read from the shape pass's values: a record holds no strides)."""
+    chosen = [record for record in ordered if worth_recording(record, families)]
+    if chosen and replay.results is not None:
+        operands = _Operands(replay.graph, replay.results)
+        chosen = [record for record in chosen if not operands.plain_product(record, families)]
+    selected = [record.name for record in chosen]
     if not selected:
         return {}
     return record_calls(
