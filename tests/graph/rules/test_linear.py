@@ -121,9 +121,9 @@ def test_einsum_is_what_torch_makes(
 ) -> None:
     """Random equations over shared letters (sizes 1–3 per letter, operands contiguous or laid out in
     reverse, given one by one or as a list, an explicit or implicit output): the rule's result has the
-    shape, dtype and strides torch's einsum gives real tensors of that layout, a storage of its own, and
-    dispatch's strides wherever a stride matters (FakeTensor's decomposition strides size-1 dims
-    otherwise); a result einsum makes as a view of its operand is left to the dispatch."""
+    shape and dtype torch's einsum gives real tensors of that layout, their strides and dispatch's on
+    every dim of size > 1, and a storage of its own; a result einsum makes as a view of its operand is
+    left to the dispatch."""
     sizes = {letter: data.draw(st.integers(1, 3)) for letter in letters}
     terms = [
         data.draw(st.lists(st.sampled_from(letters), min_size=1, max_size=3, unique=True)) for _ in range(operands)
@@ -146,8 +146,12 @@ def test_einsum_is_what_torch_makes(
     if got is None:  # a view of its operand
         assert any(expected.untyped_storage()._cdata == t.untyped_storage()._cdata for t in tensors)
         return
-    assert (got.shape, got.dtype, got.stride()) == (real.shape, real.dtype, real.stride())
-    assert (got.shape, got.device) == (expected.shape, expected.device)
+    # a size-1 dim's stride is read by no layout question (contiguity, views, storage size), and torch's CPU
+    # and meta kernels disagree on it (``"ad,abc->ab"`` at a=2, b=c=d=1: CPU (1, 1), meta (1, 2)): compared
+    # on the dims that move, as with the dispatch
     moving = [d for d, n in enumerate(got.shape) if n > 1]
+    assert (got.shape, got.dtype) == (real.shape, real.dtype)
+    assert [got.stride(d) for d in moving] == [real.stride(d) for d in moving]
+    assert (got.shape, got.device) == (expected.shape, expected.device)
     assert [got.stride(d) for d in moving] == [expected.stride(d) for d in moving]
     assert all(got.untyped_storage()._cdata != t.untyped_storage()._cdata for t in tensors)
