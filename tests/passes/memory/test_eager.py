@@ -357,3 +357,39 @@ def test_an_unread_result_of_a_binding_line_is_not_held_to_the_frame_s_end() -> 
     statement's tuple. During ``f``: the input, ``y`` (``d``'s output) and ``f``'s 4-activation output
     = 6 (holding ``b``'s result to the end of ``forward`` says 7)."""
     assert _peaks(_UnreadElement()) == (6, 6)
+
+
+class _Pair(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Conv2d(1, 1, 1), nn.Conv2d(1, 1, 1), nn.Conv2d(1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p, q = self.a(x).relu(), self.b(x)
+        return self.c(p + q)
+
+
+def test_tuple_targets_of_as_many_items_hold_each_item_s_value() -> None:
+    """``p, q = a(x).relu(), b(x)``: ``p`` holds the ``relu``, ``q`` the second conv, both to the frame's
+    end. During ``c``: the input, ``p``, ``q``, the sum and ``c``'s output = 5 activations (freeing ``p`` and
+    ``q`` at their last read, as before tuple targets bound values, says 3)."""
+    assert _peaks(_Pair()) == (5, 5)
+
+
+class _PairLoop(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Conv2d(1, 1, 1) for _ in range(3)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            p, q = block(x), block(x).relu()
+            x = p + q
+        return x
+
+
+def test_tuple_items_bound_in_a_loop_are_released_by_the_next_iteration() -> None:
+    """Each iteration rebinds ``p`` and ``q`` once both items are made: during the third's ``relu``, the
+    input (the caller's), ``x`` (the second sum), the second iteration's ``p`` and ``q``, the new ``p``, the
+    second conv and its ``relu`` = 7 activations (releasing the old items when the line starts says 5)."""
+    assert _peaks(_PairLoop()) == (7, 7)

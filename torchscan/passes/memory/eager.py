@@ -18,7 +18,14 @@ import bisect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchscan.passes.memory.eager_names import AUGMENTABLE, assigned_name, is_augmented, rebound_names, root_call
+from torchscan.passes.memory.eager_names import (
+    AUGMENTABLE,
+    assigned_name,
+    is_augmented,
+    paired_names,
+    rebound_names,
+    root_call,
+)
 from torchscan.passes.memory.frames import Frame
 from torchscan.records import NodeRecord
 from torchscan.records.frozen import frozen_record
@@ -148,17 +155,23 @@ def _held_until(
     level = len(chain) - 1
     site, _, code = chain[level]
     name = assigned_name(code)
-    if name is None:
-        return None
     record = ordered[position]
     extent = min(tables.frame_end[position][level], tables.owner_end[position])
-    root, reads = root_call(code)
-    # the statement's value: its outermost call (even if a loop reads it), or, on a line that does not
-    # read its target, the node no later node of the line reads (a plain-name call; a Sequential's last)
-    bound = is_root(record, root) or (
-        reads == 0 and not _read_on_site(frames, consumers, position, level, site, extent)
-    )
-    rebound = _next_binding(tables, position, level, name, site, bound, extent)
+    after = position  # where the next binding of the name is looked for: past the statement's run, for items
+    if name is None:  # ``q, k = self.q(x), self.k(x)``: each name holds its item's value
+        paired = _paired_name(ordered, frames, tables, consumers_of, position, level, paired_names(code))
+        if paired is None:
+            return None
+        name, after = paired
+        bound = True
+    else:
+        root, reads = root_call(code)
+        # the statement's value: its outermost call (even if a loop reads it), or, on a line that does not
+        # read its target, the node no later node of the line reads (a plain-name call; a Sequential's last)
+        bound = is_root(record, root) or (
+            reads == 0 and not _read_on_site(frames, consumers, position, level, site, extent)
+        )
+    rebound = _next_binding(tables, after, level, name, site, bound, extent)
     if not bound:  # an inner call of the line read on that line: a temporary, not the bound value
         for later in consumers:
             if position < later <= extent and (rebound is None or later < rebound) and frames[later][level][0] == site:
@@ -166,8 +179,48 @@ def _held_until(
     if rebound is None:
         return extent if extent > position else None
     last = min(extent, tables.site_end[rebound][level])
+    if paired_names(frames[rebound][level][2]):  # ``p, q = f(x), g(x)``: every item is made before any name is rebound
+        return last
     values = _StatementValue(frames, consumers_of, level, frames[rebound][level][0], last)
     return _statement_end(ordered, sources, rebound, last, record.name, frames[rebound][level][2], values)
+
+
+def _paired_name(
+    ordered: Sequence[NodeRecord],
+    frames: Sequence[tuple[Frame, ...]],
+    tables: _Frames,
+    consumers_of: Sequence[list[int]],
+    position: int,
+    level: int,
+    names: tuple[str, ...],
+) -> tuple[str, int] | None:
+    """The name of tuple targets bound item by item (:func:`~torchscan.passes.memory.eager_names.paired_names`)
+    that holds the node at ``position``, and the last position of the statement's run (its contiguous nodes
+    at that call site, in that frame): the items' values are the run's nodes that no later node of the line
+    reads, in order — one per name, else (a loop running the line again, an item that made no node) none
+    is bound."""
+    if not names:
+        return None
+    site, frame = frames[position][level][0], tables.level_ids[position][level]
+
+    def same(index: int) -> bool:
+        return (
+            len(frames[index]) > level and frames[index][level][0] == site and tables.level_ids[index][level] == frame
+        )
+
+    start, last = position, tables.site_end[position][level]
+    while start > 0 and same(start - 1):
+        start -= 1
+    values = [
+        index
+        for index in range(start, last + 1)
+        if ordered[index].outputs
+        and ordered[index].op not in _NOT_BOUND
+        and not _read_on_site(frames, consumers_of[index], index, level, site, last)
+    ]
+    if len(values) != len(names) or position not in values:
+        return None
+    return names[values.index(position)], last
 
 
 def _next_binding(

@@ -12,9 +12,10 @@ concatenation stays bound to a name); with these rules it is exact there.
 Limits: one statement per source line (the line fx recorded, stripped: a multi-line statement is
 read from its first line); tuple targets (``a, b = f(x)``) rebind each of their names (the old
 values are freed when the statement completes) but bind no node's value (which item goes where is
-not read); attribute/subscript targets, walrus and ``del`` are not seen (``None``/no binding: those
-values fall back to the plain rule); names are matched textually, so shadowing across frames is not
-modelled.
+not read), except a tuple of as many expressions (``q, k = self.q(x), self.k(x)``), whose values are
+the line's nodes no later node of it reads, in order; attribute/subscript targets, walrus and ``del``
+are not seen (``None``/no binding: those values fall back to the plain rule); names are matched
+textually, so shadowing across frames is not modelled.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 from torchscan.graph.calls import display_type
 
-__all__ = ["AUGMENTABLE", "assigned_name", "is_augmented", "rebound_names", "root_call"]
+__all__ = ["AUGMENTABLE", "assigned_name", "is_augmented", "paired_names", "rebound_names", "root_call"]
 
 _ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=[^=]")
 _UNPACK = re.compile(r"^\(?\s*(\*?[A-Za-z_]\w*(?:\s*,\s*\*?[A-Za-z_]\w*)*)\s*,?\s*\)?\s*=[^=]")
@@ -62,6 +63,31 @@ def rebound_names(code: str) -> tuple[str, ...]:
     if match is None:
         return ()
     return tuple(_NAME.fullmatch(part.strip()).group(1) for part in match.group(1).split(","))  # type: ignore[union-attr]
+
+
+@functools.lru_cache(maxsize=4096)
+def paired_names(code: str) -> tuple[str, ...]:
+    """The names of tuple targets bound item by item to a tuple of as many expressions
+    (``q, k = self.q(x), self.k(x)``): each name holds its own expression's value; () for any other
+    line (one target, a starred target, an unpacked call ``a, b = f(x)``, a name read on its own line,
+    unparsable)."""
+    try:
+        statement = ast.parse(code).body[0]
+    except (SyntaxError, IndexError):
+        return ()
+    if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
+        return ()
+    target, value = statement.targets[0], statement.value
+    if not isinstance(target, ast.Tuple) or not isinstance(value, ast.Tuple) or len(target.elts) != len(value.elts):
+        return ()
+    if len(target.elts) < 2 or not all(isinstance(item, ast.Name) for item in target.elts):
+        return ()
+    names = tuple(item.id for item in target.elts)  # type: ignore[attr-defined]
+    if len(set(names)) != len(names) or any(
+        isinstance(node, ast.Name) and node.id in names for node in ast.walk(value)
+    ):
+        return ()  # a name given twice, or read on its own line (it may feed the next iteration)
+    return names
 
 
 def is_augmented(code: str) -> bool:
