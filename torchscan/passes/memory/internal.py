@@ -780,21 +780,41 @@ def product_saves_its_own(call: Any) -> bool:
         a, b = inputs
         if a.ndim >= 2 and (b.ndim == 2 or (b.ndim == a.ndim and a.shape[:-2] == b.shape[:-2])):
             return False  # reshapes of contiguous operands, or none: views
+    if einsum:
+        equation = einsum_equation(call)
+        return _keeps_its_own(lambda *operands: torch.einsum(equation, *operands), _layouts(inputs))
+    return _keeps_its_own(torch.matmul, _layouts(inputs))
+
+
+Layout = tuple[tuple[int, ...], tuple[int, ...] | None, torch.dtype]
+"""An operand's sizes, strides (None: contiguous) and dtype."""
+
+
+def _layouts(specs: Sequence[TensorSpec]) -> list[Layout]:
+    return [(spec.shape, None, spec.dtype) for spec in specs]
+
+
+def _keeps_its_own(function: Callable[..., Any], operands: Sequence[Layout]) -> bool:
+    """Whether ``function`` on plain meta operands of these layouts, all requiring grad, keeps for backward
+    a tensor it made itself rather than an operand or a view of one (what autograd packs, through
+    ``saved_tensors_hooks``; ~0.05 ms, no arithmetic); True where torch refuses to run it."""
     made: list[bool] = []
     with no_dispatch(), torch.enable_grad():
-        operands = [torch.empty(spec.shape, dtype=spec.dtype, device="meta", requires_grad=True) for spec in inputs]
+        tensors = [
+            torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)
+            if stride is None
+            else torch.empty_strided(shape, stride, dtype=dtype, device="meta", requires_grad=True)
+            for shape, stride, dtype in operands
+        ]
 
         def pack(tensor: torch.Tensor) -> torch.Tensor:
-            if not any(tensor is operand or tensor._base is operand for operand in operands):
+            if not any(tensor is operand or tensor._base is operand for operand in tensors):
                 made.append(True)
             return tensor
 
         try:
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-                if einsum:
-                    torch.einsum(einsum_equation(call), *operands)
-                else:
-                    torch.matmul(*operands)
+                function(*tensors)
         except (RuntimeError, ValueError, IndexError, TypeError):
             return True
     return bool(made)
@@ -845,34 +865,12 @@ class _Operands:
         return plain
 
 
-def _strided_saves_its_own(
-    function: Callable[..., Any], operands: Sequence[tuple[tuple[int, ...], tuple[int, ...], torch.dtype]]
-) -> bool:
-    """Whether ``function`` on floating operands of these sizes and strides, all requiring grad, keeps for
-    backward a tensor it made itself (a ``reshape`` that copies a strided operand: a tensor made for the
-    product is always kept by it), told as :func:`product_saves_its_own` tells it, on meta tensors of
-    the operands' strides (~0.05 ms, no arithmetic); True where torch refuses or an operand is not floating."""
-    if not all(dtype.is_floating_point for _, _, dtype in operands):
-        return True  # nothing is kept without a gradient: a copy would go unseen
-    made: list[bool] = []
-    with no_dispatch(), torch.enable_grad():
-        tensors = [
-            torch.empty_strided(shape, stride, dtype=dtype, device="meta", requires_grad=True)
-            for shape, stride, dtype in operands
-        ]
-        storages = {tensor.untyped_storage()._cdata for tensor in tensors}
-
-        def pack(tensor: torch.Tensor) -> torch.Tensor:
-            if tensor.untyped_storage()._cdata not in storages:
-                made.append(True)
-            return tensor
-
-        try:
-            with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-                function(*tensors)
-        except (RuntimeError, ValueError, IndexError, TypeError):
-            return True
-    return bool(made)
+def _strided_saves_its_own(function: Callable[..., Any], operands: Sequence[Layout]) -> bool:
+    """Whether ``function`` on floating operands of these layouts keeps a tensor it made itself for
+    backward (:func:`_keeps_its_own`: a ``reshape`` that copies a strided operand makes a tensor the
+    product always keeps); True where an operand is not floating (nothing is kept without a gradient:
+    a copy would go unseen)."""
+    return not all(dtype.is_floating_point for _, _, dtype in operands) or _keeps_its_own(function, operands)
 
 
 def _index_items(call: Any) -> tuple[Any, ...]:
