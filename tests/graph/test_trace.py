@@ -230,7 +230,8 @@ def test_stacks_read_through_running_module_calls_are_the_full_walks(
     def both(tracer: trace_module._Tracer, frame: object) -> tuple[tuple[object, ...] | None, tuple[object, ...]]:
         above, below = kept(tracer, frame)
         fast = below if above is None else above + below
-        seen.append((fast, trace_module._frames(frame, tracer._entry[0] if tracer._entry is not None else None)))
+        stop = tracer._entry[0] if tracer._entry is not None else None
+        seen.append((fast, trace_module._frames(frame, stop, tracer._codes)))
         return above, below
 
     monkeypatch.setattr(trace_module._Tracer, "_walk", both)

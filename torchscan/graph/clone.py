@@ -336,7 +336,7 @@ HELD_STATE_BUDGET = 50_000
 def _immutable(value: Any) -> bool:
     """A value of an :data:`_ATOMIC` type, or a tuple of them (a kernel size, a stride): never changed."""
     kind = type(value)
-    return kind in _ATOMIC or (kind is tuple and all(type(item) in _ATOMIC for item in value))
+    return kind in _ATOMIC or (kind is tuple and _ATOMIC.issuperset(map(type, value)))
 
 
 class _OverBudget(Exception):

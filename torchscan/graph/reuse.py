@@ -335,7 +335,7 @@ class BlockReuse:
                 plain = False
         if plain:
             items: list[Any] = [cls, module.training, layout[2], kinds, values]
-            loose = tuple(_exact(value) for value, kind in zip(values, kinds, strict=True) if kind in _LOOSE)
+            loose = tuple([_exact(value) for value, kind in zip(values, kinds, strict=True) if kind in _LOOSE])
             if loose:  # what == does not tell apart: (1,) == (1.0,) == (True,), 0.0 == -0.0
                 items.append(loose)
         else:
@@ -852,7 +852,10 @@ def _exact(value: Any) -> Hashable:
     if kind is float or kind is complex:
         return repr(value)
     if kind is tuple:
-        return tuple(_exact(item) for item in value)
+        kinds = tuple(map(type, value))
+        if float in kinds or complex in kinds or tuple in kinds:
+            return tuple([_exact(item) for item in value])
+        return kinds  # no item to look into (sizes, strides, paddings): the items' types are their keys
     return kind
 
 

@@ -86,10 +86,10 @@ def _view(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> An
         return None
     base = x.meta() if type(x) is Pending else x
     try:
-        with no_dispatch(), torch.no_grad():
-            alias = base.as_strided(base.shape, base.stride(), base.storage_offset())  # plain meta, same storage
-            if alias.requires_grad:  # a result that requires grad: its view carries no autograd graph
-                alias = alias.detach()
+        with no_dispatch():
+            # a plain meta alias of the same storage, sizes and strides, without grad: its views carry no
+            # autograd graph, so no ``no_grad`` is needed (a third of the rule's time)
+            alias = base.detach()
             out = function(alias, *args[1:], **kwargs)
     except (RuntimeError, IndexError, TypeError, ValueError):  # torch's own error comes from the dispatch
         return None
