@@ -27,6 +27,7 @@ from torch._subclasses.fake_tensor import (
     FakeTensorMode,
     UnsupportedOperatorException,
 )
+from torch.fx.immutable_collections import immutable_dict
 from torch.fx.node import map_arg
 
 from torchscan.errors import CaptureError, InputError, ShapeError
@@ -184,6 +185,8 @@ def describe(value: Any, specs: SpecTable | None = None) -> Any:
         return value
     if kind is tuple or kind is list:
         return tuple([describe(item, specs) for item in value])
+    if kind is immutable_dict or kind is dict:  # a node's keyword arguments (most often none): before the ABC test
+        return {key: describe(item, specs) for key, item in value.items()} if value else {}
     if kind is Pending or isinstance(value, (torch.Tensor, Pending)):
         return tensor_spec(value, specs)
     if isinstance(value, torch.Size):
