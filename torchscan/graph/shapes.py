@@ -186,7 +186,7 @@ def describe(value: Any, specs: SpecTable | None = None) -> Any:
     if kind is tuple or kind is list:
         return tuple([describe(item, specs) for item in value])
     if kind is immutable_dict or kind is dict:  # a node's keyword arguments (most often none): before the ABC test
-        return {key: describe(item, specs) for key, item in value.items()} if value else {}
+        return {key: describe(item, specs) for key, item in value.items()}
     if kind is Pending or isinstance(value, (torch.Tensor, Pending)):
         return tensor_spec(value, specs)
     if isinstance(value, torch.Size):

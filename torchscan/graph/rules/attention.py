@@ -54,8 +54,8 @@ def _multihead_attention(module: nn.Module, args: tuple[Any, ...], kwargs: Mappi
     mode = query.fake_mode
     output = materialize(Fresh((length, batches, embed), query.dtype, query.device), mode)
     if module.batch_first:
-        with no_dispatch(), torch.no_grad():
-            view = output.as_strided(output.shape, output.stride()).transpose(1, 0)
+        with no_dispatch():  # a plain meta alias of the output, as the view rules take one (``shape._view``)
+            view = output.detach().transpose(1, 0)
         output = fake_tensor(mode, view, query.device)
     need, average = call.get("need_weights", True), call.get("average_attn_weights", True)
     if not need:
