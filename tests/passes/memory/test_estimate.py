@@ -131,7 +131,8 @@ def test_training_table_conventions() -> None:
     memory = crawl_module(model, (8,), batch_size=4).memory
     params = (8 * 32 + 32 + 32 * 4 + 4) * F32
     states = {t.optimizer: t.optimizer_state_bytes for t in memory.training}
-    assert states == {"sgd": 0, "sgd_momentum": params, "adam": 2 * params, "adamw": 2 * params}
+    counters = 4 * 4  # Adam's step counter: a float32 scalar per parameter tensor (two weights, two biases)
+    assert states == {"sgd": 0, "sgd_momentum": params, "adam": 2 * params + counters, "adamw": 2 * params + counters}
     # saved: first Linear's input (weight grad), ReLU's output (= second Linear's input), once
     assert memory.saved_activation_bytes == (4 * 8 + 4 * 32) * F32
     peaks = [t.peak_bytes for t in memory.training]

@@ -6,9 +6,11 @@ Steady state is assumed: the second step, ``zero_grad(set_to_none=True)``, forea
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, Literal
 
 import networkx as nx
+import torch
 
 from torchscan.ops import Saves
 from torchscan.ops.dropout import drops
@@ -20,8 +22,9 @@ from torchscan.passes.memory.saved import saved_for_backward
 from torchscan.passes.memory.storage import is_view, output_bytes
 from torchscan.passes.params import ParamSummary
 from torchscan.records import RECORD, NodeRecord, TensorSpec, TrainingEstimate
+from torchscan.records.frozen import frozen_record
 
-__all__ = ["OPTIMIZERS", "Optimizer", "training_estimates"]
+__all__ = ["OPTIMIZERS", "Optimizer", "OptimizerMemory", "counter_bytes", "training_estimates"]
 
 _VIEWS = frozenset({Saves.NOTHING, Saves.INDEX})
 """Families of views (a basic index is one): an item of a call's tuple, a piece and an argument returned as it
@@ -30,16 +33,41 @@ family (``view``, ``permute``…) covers the whole source, and is otherwise summ
 
 Optimizer = Literal["sgd", "sgd_momentum", "adam", "adamw"]
 
-OPTIMIZERS: Mapping[str, tuple[int, int]] = {
-    "sgd": (0, 0),
-    "sgd_momentum": (1, 0),
-    "adam": (2, 1),
-    "adamw": (2, 1),
-}
-"""Optimizer -> (state, step transient) in multiples of the trainable parameter bytes ``P``.
 
-SGD keeps nothing; momentum one buffer (``P``); Adam/AdamW ``exp_avg`` + ``exp_avg_sq`` (``2P``).
-The foreach step of Adam/AdamW materialises ``sqrt(exp_avg_sq)`` (one transient ``P``)."""
+@frozen_record
+class OptimizerMemory:
+    """What one optimizer's step holds beyond the gradients, per trainable parameter tensor that gets one.
+
+    ``state`` and ``transient``: multiples of the trainable parameter bytes ``P`` (kept between steps; made
+    and freed inside the step). ``counters``: scalar tensors kept per parameter tensor, each of the scalar
+    dtype (:func:`counter_bytes`)."""
+
+    state: int
+    transient: int
+    counters: int = 0
+
+
+OPTIMIZERS: Mapping[str, OptimizerMemory] = MappingProxyType(
+    {
+        "sgd": OptimizerMemory(0, 0),
+        "sgd_momentum": OptimizerMemory(1, 0),
+        "adam": OptimizerMemory(2, 1, 1),
+        "adamw": OptimizerMemory(2, 1, 1),
+    }
+)
+"""Optimizer -> what its foreach step keeps and makes (:class:`OptimizerMemory`).
+
+SGD keeps nothing; momentum one buffer (``P``); Adam/AdamW ``exp_avg`` + ``exp_avg_sq`` (``2P``) and a
+``step`` counter per parameter tensor (a 0-dim tensor, :func:`counter_bytes`); the foreach step of Adam/AdamW
+materialises ``sqrt(exp_avg_sq)`` (one transient ``P``)."""
+
+
+def counter_bytes() -> int:
+    """Bytes of one optimizer step counter: ``torch.optim``'s scalar dtype, float64 where the default dtype
+    is float64, else float32. Without ``capturable`` or ``fused`` torch keeps the counters on the CPU
+    whatever the parameters' device (so on a CUDA model they are host memory: at most 4 B per
+    parameter tensor counted above the device's use)."""
+    return 8 if torch.get_default_dtype() == torch.float64 else 4
 
 
 def training_estimates(
@@ -50,15 +78,18 @@ def training_estimates(
 ) -> tuple[tuple[TrainingEstimate, ...], int]:
     """Training-step memory per optimizer, and the saved activation bytes.
 
-    With ``P`` the bytes of the trainable parameters the forward reads (:func:`_trained_bytes`: the others
-    get no gradient and no optimizer state), ``S`` the saved bytes (distinct storages + extras):
+    With ``P`` the bytes of the trainable parameters the forward reads and ``T`` their number of tensors
+    (:func:`_trained`: the others get no gradient and no optimizer state), ``S`` the saved bytes (distinct
+    storages + extras), ``I`` the graph inputs' bytes:
 
     - forward: the inference walk with saved storages kept to the end;
     - backward: reverse execution order; the gradient of a node output (a view's too:
       :func:`_gradients`) is live from its last consumer's backward to its own; a node's saved
       storages are released after the backward of their first saver; parameter gradients (``P`` in total)
       accumulate, a reused parameter's second one summed into the first after its call's backward returns;
-    - step: ``P`` of gradients + the optimizer's transient (:data:`OPTIMIZERS`);
+    - step: ``I`` (the caller holds its batch through ``step()``) + ``P`` of gradients + the optimizer's
+      transient (:data:`OPTIMIZERS`);
+    - state: the optimizer's multiple of ``P`` + ``T`` step counters (Adam, AdamW: ``T·4`` bytes);
     - ``peak = params + buffers + state + max(forward, backward, step)``.
 
     ``context``: :func:`~torchscan.passes.memory.context.memory_graph` of the graph, when at hand.
@@ -72,15 +103,21 @@ def training_estimates(
     transient = {name: recorded.call.train_transient for name, recorded in context.calls.items()}
     forward = walk(context.ordered, live, kept, transient, context.families).bytes + sum(extra.values())
     backward = _backward_peak(context, saved, extra)
+    read, tensors = _trained(context)
     trainable = min(
-        sum(entry.nbytes for held in params.by_module.values() for entry in held.entries if entry.trainable),
-        _trained_bytes(context),
+        sum(entry.nbytes for held in params.by_module.values() for entry in held.entries if entry.trainable), read
     )
+    held_inputs = sum(live.size[key] for key in live.inputs)  # the caller's batch, held through the step
+    counter = counter_bytes()
     estimates = []
     for name in optimizers:
-        state_factor, transient_factor = OPTIMIZERS[name]
-        state = state_factor * trainable
-        phases = {"forward": forward, "backward": backward, "step": trainable + transient_factor * trainable}
+        kind = OPTIMIZERS[name]
+        state = kind.state * trainable + kind.counters * (tensors if trainable else 0) * counter
+        phases = {
+            "forward": forward,
+            "backward": backward,
+            "step": held_inputs + trainable + kind.transient * trainable,
+        }
         phase = max(phases, key=lambda key: phases[key])
         estimates.append(
             TrainingEstimate(
@@ -290,21 +327,21 @@ def _passed_on(
     ]
 
 
-def _trained_bytes(context: MemoryGraph) -> int:
-    """Bytes of the trainable parameters that get a gradient: those read by a module call or an attribute
-    read of the graph whose output requires grad (counted by the backward walk as it makes them). A
-    parameter the forward does not read (an auxiliary head in eval mode, a layer the forward skips) keeps
-    ``.grad`` None: no gradient and no optimizer state for it (``torch.optim`` skips it)."""
+def _trained(context: MemoryGraph) -> tuple[int, int]:
+    """Bytes and number of the trainable parameter tensors that get a gradient: those read by a module call
+    or an attribute read of the graph whose output requires grad (counted by the backward walk as it makes
+    them). A parameter the forward does not read (an auxiliary head in eval mode, a layer the forward skips)
+    keeps ``.grad`` None: no gradient and no optimizer state for it (``torch.optim`` skips it)."""
     reads: dict[str, int] = {}
-    attributes = 0
+    attributes = []
     for record in context.ordered:
         if not context.grads.get(record.name):
             continue
         if record.op == "call_module":
             reads.update(context.reads.get(record.module_path, {}))
         elif record.op == "get_attr":
-            attributes += _attribute_bytes(context, record.name)
-    return sum(reads.values()) + attributes
+            attributes.append(_attribute_bytes(context, record.name))
+    return sum(reads.values()) + sum(attributes), len(reads) + len(attributes)
 
 
 def _attribute_bytes(context: MemoryGraph, name: str) -> int:
