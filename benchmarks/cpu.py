@@ -2,7 +2,7 @@
 
     python benchmarks/cpu.py analysis resnet50 mobilenet_v3_large   # growth µs/node, then ms per model
     python benchmarks/cpu.py ratio resnet50 mobilenet_v3_large      # analysis / a one-thread forward
-    python benchmarks/cpu.py stages mobilenet_v3_large              # (or: stages growth 1000) per stage
+    python benchmarks/cpu.py stages mobilenet_v3_large              # (or: growth 1000, timm:<name>, llama) per stage
     python benchmarks/cpu.py llama                                  # Llama-2-70B on meta, analysis + table
     python benchmarks/cpu.py reuse resnet50 vit_b_16 timm:levit_128s llama   # the capture, block reuse off/on
 
@@ -112,17 +112,14 @@ def stages(which: str, blocks: int) -> None:
     for name in ("build_graph", "count_costs", "collect_params", "build_rows", "estimate_memory", "hooks_of"):
         if hasattr(api, name):
             wrap(api, name, name)
-    model, shape = (
-        (_growth_model(blocks), (8, 16, 16))
-        if which == "growth"
-        else (torchvision.models.get_model(which, weights=None).eval(), (3, 224, 224))
-    )
-    api.crawl_module(model, shape)
+    growth = (_growth_model(blocks), (8, 16, 16), torch.float32) if which == "growth" else None
+    model, shape, dtype = growth or _reuse_case(which)
+    api.crawl_module(model, shape, dtype=dtype)
     runs = []
     for _ in range(3):
         spent.clear()
         start = time.process_time()
-        report = api.crawl_module(model, shape)
+        report = api.crawl_module(model, shape, dtype=dtype)
         runs.append((time.process_time() - start, dict(spent)))
     total, by_stage = sorted(runs, key=lambda run: run[0])[1]
     nodes = report.records.number_of_nodes()

@@ -37,6 +37,7 @@ they allocate at most their output and save nothing.
 from __future__ import annotations
 
 import contextlib
+import math
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -81,6 +82,7 @@ __all__ = [
     "product_saves_its_own",
     "record_calls",
     "recorded_calls",
+    "tensor_index_memory",
     "worth_recording",
 ]
 
@@ -253,6 +255,50 @@ def _record(
         return _record_training(function, args, kwargs, wants_grad, trainable, transient, memo), result
     except RuntimeError:  # an op without a backward, a leaf modified in place twice…: inference facts only
         return CallMemory(transient=transient), result
+
+
+def tensor_index_memory(
+    function: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], wants_grad: Sequence[bool]
+) -> CallMemory | None:
+    """What recording ``x[index]`` on fake tensors finds, in closed form, where ``index`` holds int64 tensors
+    of one dim or more on ``x``'s device besides whole slices (``:``) and at most one ``...`` (a
+    relative-position table read through a buffer of indices: ``table[:, idx]``); None for any other call
+    (recorded; a 0-dim index is an integer to Python's indexing: a view).
+
+    ``aten.index`` makes its result only (``transient = 0``). Where ``x`` requires grad, autograd's
+    ``IndexBackward`` keeps the index tensors (``saved_args``: every index position, ``x`` at 0) and its
+    backward makes ``x``'s gradient by an out-of-place ``index_put`` with accumulation into zeros of ``x``'s
+    shape (autograd's path for tensor subclasses, which fake tensors are): the zeros and the result, ``2·|x|``
+    at once (``backward_transient``), then the gradient ``|x| = x.numel()·itemsize`` (``grad_bytes``).
+    ``tests/passes/memory/test_internal.py`` checks it against :func:`_record` over drawn shapes."""
+    if function is not operator.getitem or kwargs or len(args) != 2:
+        return None
+    x, index = args
+    if not (isinstance(x, torch.Tensor) or type(x) is Pending):
+        return None
+    items = index if type(index) is tuple else (index,)
+    tensors = [item for item in items if isinstance(item, torch.Tensor) or type(item) is Pending]
+    whole = sum(1 for item in items if type(item) is slice and item == slice(None))
+    ellipses = sum(1 for item in items if item is Ellipsis)
+    if (
+        not tensors
+        or len(tensors) + whole + ellipses != len(items)
+        or ellipses > 1
+        or len(items) - ellipses > len(x.shape)
+        or any(item.dtype != torch.int64 or item.device != x.device or not item.shape for item in tensors)
+        or len(wants_grad) != 1 + len(tensors)
+    ):
+        return None
+    if not wants_grad[0]:
+        return CallMemory(transient=0)
+    size = math.prod(x.shape) * x.dtype.itemsize
+    return CallMemory(
+        transient=0,
+        saved_args=frozenset(range(1, len(wants_grad))),
+        backward_transient=2 * size,
+        grad_bytes=(size, *(0 for _ in tensors)),
+        trained=True,
+    )
 
 
 def _with_grad_leaves(
@@ -602,12 +648,14 @@ def record_calls(
             params = [*module.parameters(), *module.buffers()] if module is not None else []
             if isinstance(fake_mode, FakeTensorMode):  # a real copy's tensors (real-forward): as the mode reads them
                 params = [_as_read(tensor, fake_mode) for tensor in params]
-            try:
-                known, result = _record(function, args, kwargs, wants, params, memo)
-            except Exception:
-                continue
+            known = tensor_index_memory(function, args, kwargs, wants) if module is None else None
+            if known is None:
+                try:
+                    known, result = _record(function, args, kwargs, wants, params, memo)
+                except Exception:
+                    continue
+                values.set(name, written(function, args, result))
             cache[key] = known
-            values.set(name, written(function, args, result))
             calls[name] = NodeMemory(known, sources)
     return calls
 
@@ -854,15 +902,24 @@ class _Operands:
         node = self._nodes.get(record.name)
         if node is None or node.kwargs or len(node.args) != 2 or not all(type(a) is fx.Node for a in node.args):
             return False
-        values = [self._results.get(arg.name) for arg in node.args]
-        if not all(isinstance(value, torch.Tensor) and value.layout == torch.strided for value in values):
+        operands = tuple(_layout(self._results.get(arg.name)) for arg in node.args)
+        if None in operands:
             return False
-        operands = tuple((tuple(value.shape), value.stride(), value.dtype) for value in values)
         key = (call.target, operands)
         plain = self._known.get(key)
         if plain is None:
             plain = self._known[key] = not _strided_saves_its_own(call.target, operands)
         return plain
+
+
+def _layout(value: Any) -> Layout | None:
+    """A strided tensor's shape, strides and dtype; a :class:`Pending` value's as the fake it makes (a new
+    contiguous tensor: a softmax's result, ``attn @ v``); None for anything else."""
+    if type(value) is Pending:
+        return tuple(value.shape), contiguous_strides(value.shape), value.dtype
+    if isinstance(value, torch.Tensor) and value.layout == torch.strided:
+        return tuple(value.shape), value.stride(), value.dtype
+    return None
 
 
 def _strided_saves_its_own(function: Callable[..., Any], operands: Sequence[Layout]) -> bool:
