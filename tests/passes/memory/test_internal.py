@@ -649,6 +649,36 @@ def test_a_strided_product_that_keeps_no_tensor_of_its_own_uses_memory_as_a_cont
         assert strided == _product_memory(function, contiguous, wants)
 
 
+@st.composite
+def _strided_linears(draw: Any) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """``F.linear(x, w)`` without a bias: ``x`` of 3 or 4 dims a permutation of a contiguous tensor, ``w``
+    contiguous or transposed."""
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=3, max_size=4)))
+    order = draw(st.permutations(range(len(shape))))
+    stride = _contiguous(tuple(shape[axis] for axis in order))
+    weight = (draw(st.integers(1, 4)), shape[-1])
+    weight_stride = (1, weight[0]) if draw(st.booleans()) else _contiguous(weight)
+    return [(shape, tuple(stride[order.index(axis)] for axis in range(len(shape)))), (weight, weight_stride)]
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(_strided_linears(), st.tuples(st.booleans(), st.booleans()))
+def test_a_strided_linear_without_bias_that_keeps_nothing_of_its_own_uses_memory_as_a_contiguous_one(
+    operands: list[tuple[tuple[int, ...], tuple[int, ...]]], wants: tuple[bool, bool]
+) -> None:
+    """As for products: where the probe finds nothing ``F.linear`` made kept for backward, a strided input
+    makes, keeps and frees what a contiguous one of its sizes does (a linear layer without a bias is left
+    to its rule there: :meth:`internal._Operands.plain_product`)."""
+    import torch.nn.functional as F
+
+    (shape, _), weight = operands
+    layouts = [(size, stride, torch.float32) for size, stride in operands]
+    if not internal._strided_saves_its_own(F.linear, layouts):
+        assert _product_memory(F.linear, operands, wants) == _product_memory(
+            F.linear, [(shape, _contiguous(shape)), weight], wants
+        )
+
+
 class _Scores(nn.Module):
     """Attention scores ``q @ k.transpose(-2, -1)``, heads split by ``view`` (``permuted``: from a fused
     projection as timm's attention splits them, heads moved by ``permute``)."""
@@ -744,6 +774,45 @@ class _Tokens(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.conv(x).flatten(2).transpose(1, 2))
+
+
+class _UnbiasedTokens(nn.Module):
+    """Tokens of a feature map into a linear layer without a bias (LeViT's ``LinearNorm``), as a module
+    and as ``F.linear``."""
+
+    def __init__(self, functional: bool) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 8, 3), nn.Linear(8, 8, bias=False)
+        self.functional = functional
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.conv(x).flatten(2).transpose(1, 2)
+        return F.linear(tokens, self.fc.weight) if self.functional else self.fc(tokens)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+@pytest.mark.parametrize("training", [False, True])
+def test_a_linear_layer_without_bias_on_tokens_that_fold_is_left_to_the_rule(
+    monkeypatch: pytest.MonkeyPatch, training: bool, functional: bool
+) -> None:
+    """Without a bias, a linear layer on tokens of one sample (they fold by a view) is not recorded, with
+    the reports a recording gives; at batch 3 the reshape copies: recorded."""
+    model = _UnbiasedTokens(functional).train(training)
+    recorded: list[str] = []
+    chosen = internal.record_calls
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        recorded.extend(args[5])
+        return chosen(*args, **kwargs)
+
+    monkeypatch.setattr(internal, "record_calls", spy)
+    ours = []
+    for batch in (1, 3):
+        recorded.clear()
+        ours.append(crawl_module(model, (3, 6, 6), batch_size=batch).to_dict())
+        assert bool(recorded) is (batch > 1), recorded
+    monkeypatch.setattr(internal._Operands, "plain_product", lambda self, record, families: False)
+    assert [crawl_module(model, (3, 6, 6), batch_size=batch).to_dict() for batch in (1, 3)] == ours
 
 
 @pytest.mark.parametrize("batch", [1, 3])

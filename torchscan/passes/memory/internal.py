@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.multiprocessing.reductions import StorageWeakRef
@@ -868,6 +869,9 @@ def _keeps_its_own(function: Callable[..., Any], operands: Sequence[Layout]) -> 
     return bool(made)
 
 
+_LINEAR = frozenset({F.linear, torch._C._nn.linear})
+"""The functional spellings of a linear layer (:meth:`_Operands._unbiased_linear`)."""
+
 _PRODUCTS = frozenset(
     {torch.matmul, torch.Tensor.matmul, operator.matmul, torch.Tensor.__matmul__, torch.bmm, torch.Tensor.bmm}
 )
@@ -889,27 +893,54 @@ class _Operands:
         (:func:`worth_recording`) that keeps no tensor of its own for backward with these strides
         (:func:`_strided_saves_its_own`): its ``reshape`` folds the strided operand by a view
         (``q @ k.transpose(-2, -1)``), so its ATen ops make, keep and free what they do for contiguous
-        operands of the same sizes, and its family's rule answers, as for those. Not a linear layer:
-        on a strided input (tokens ``x.transpose(1, 2)``) torch adds its bias to a new tensor, which
-        the rule does not say, even where the reshape folds by a view."""
+        operands of the same sizes, and its family's rule answers, as for those; an operand the shape pass
+        keeps pending is the contiguous tensor it makes. A linear layer too, but only without a bias
+        (:meth:`_unbiased_linear`): on a strided input (tokens ``x.transpose(1, 2)``) torch adds its bias
+        to a new tensor, which the rule does not say, even where the reshape folds by a view."""
         call = record.call
-        if call is None or call.target not in _PRODUCTS or family_in(record, families) is not Saves.MATMUL:
-            return False
-        if call.target in _FOLDED and product_saves_its_own(call):
+        if call is None:
             return False
         if self._nodes is None:
             self._nodes = {node.name: node for node in self._graph.nodes}
         node = self._nodes.get(record.name)
-        if node is None or node.kwargs or len(node.args) != 2 or not all(type(a) is fx.Node for a in node.args):
+        if node is None or node.kwargs or not all(type(a) is fx.Node for a in node.args):
             return False
-        operands = tuple(_layout(self._results.get(arg.name)) for arg in node.args)
-        if None in operands:
+        family = family_in(record, families)
+        if family is Saves.WEIGHTED:
+            function, operands = self._unbiased_linear(record, node)
+        elif call.target in _PRODUCTS and family is Saves.MATMUL and len(node.args) == 2:
+            if call.target in _FOLDED and product_saves_its_own(call):
+                return False
+            function, operands = call.target, tuple(_layout(self._results.get(arg.name)) for arg in node.args)
+        else:
             return False
-        key = (call.target, operands)
+        if function is None or None in operands:
+            return False
+        key = (function, operands)
         plain = self._known.get(key)
         if plain is None:
-            plain = self._known[key] = not _strided_saves_its_own(call.target, operands)
+            plain = self._known[key] = not _strided_saves_its_own(function, operands)
         return plain
+
+    def _unbiased_linear(self, record: NodeRecord, node: fx.Node) -> tuple[Any, tuple[Layout | None, ...]]:
+        """``F.linear`` and the layouts of its input and weight where ``record`` is a linear layer without a
+        bias (``nn.Linear``'s own forward, or ``F.linear(x, w)``): torch's linear folds a strided input by
+        a view where its strides allow, and without a bias to add it then makes what it makes for a
+        contiguous input (``tests/passes/memory/test_internal.py`` compares their storage traces); else
+        ``(None, ())``."""
+        call = record.call
+        assert call is not None
+        if call.get("bias") is not None:
+            return None, ()
+        if isinstance(call.target, type) and getattr(call.target, "forward", None) is nn.Linear.forward:
+            weight = call.spec("weight")
+            if len(node.args) != 1 or weight is None or not weight.contiguous:
+                return None, ()
+            weight_layout = (weight.shape, contiguous_strides(weight.shape), weight.dtype)
+            return F.linear, (_layout(self._results.get(node.args[0].name)), weight_layout)
+        if call.target in _LINEAR and len(node.args) == 2:
+            return F.linear, tuple(_layout(self._results.get(arg.name)) for arg in node.args)
+        return None, ()
 
 
 def _layout(value: Any) -> Layout | None:
