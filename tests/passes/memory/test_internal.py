@@ -884,3 +884,55 @@ def test_other_indexings_are_recorded() -> None:
             (slice(None), slice(None)),
         ):
             assert internal.tensor_index_memory(operator.getitem, (x, index), {}, [True, False]) is None, index
+
+
+@st.composite
+def _attentions(draw: Any) -> tuple[Any, ...]:
+    """``q``, ``k``, ``v`` of 3 or 4 dims (contiguous, heads moved by a transpose, or slices of one fused
+    projection), head dims equal or not, a dtype, causal or not, a scale, which inputs require grad."""
+    heads = draw(st.sampled_from([None, 1, 3]))
+    batch, lq, lk = draw(st.integers(1, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    e = draw(st.integers(1, 8))
+    ev = e if draw(st.booleans()) else draw(st.integers(1, 8))
+    layout = draw(st.sampled_from(["contiguous", "transposed", "fused"]))
+    dtype = draw(st.sampled_from([torch.float32, torch.bfloat16, torch.float16, torch.float64]))
+    causal = draw(st.booleans())
+    scale = draw(st.sampled_from([None, 0.5]))
+    wants = draw(st.tuples(st.booleans(), st.booleans(), st.booleans()))
+    return heads, batch, lq, lk, e, ev, layout, dtype, causal, scale, wants
+
+
+def _attention_inputs(heads: Any, batch: int, lq: int, lk: int, e: int, ev: int, layout: str, dtype: Any) -> list:
+    def one(length: int, dim: int) -> torch.Tensor:
+        if heads is None:
+            return torch.empty(batch, length, dim, dtype=dtype)
+        if layout == "transposed":
+            return torch.empty(batch, length, heads, dim, dtype=dtype).transpose(1, 2)
+        return torch.empty(batch, heads, length, dim, dtype=dtype)
+
+    if layout == "fused" and heads is not None and lq == lk and e == ev:
+        fused = torch.empty(batch, lq, 3, heads, e, dtype=dtype).permute(2, 0, 3, 1, 4)
+        return list(fused.unbind(0))
+    return [one(lq, e), one(lk, e), one(lk, ev)]
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(_attentions())
+def test_an_attention_in_closed_form_is_what_its_recording_finds(case: Any) -> None:
+    """``F.scaled_dot_product_attention``: where torch runs its CPU flash kernel,
+    :func:`internal.attention_memory` gives the :class:`CallMemory` a recording on fake tensors gives;
+    elsewhere (unequal head dims: the math path) it gives none."""
+    *shape, causal, scale, wants = case
+    function = F.scaled_dot_product_attention
+    with FakeTensorMode(), torch.enable_grad():
+        query, key, value = _attention_inputs(*shape)
+        kwargs = {"is_causal": causal, "scale": scale}
+        closed = internal.attention_memory(function, (query, key, value), kwargs, list(wants))
+        try:
+            recorded, _ = internal._record(function, (query, key, value), kwargs, list(wants), [], None)
+        except RuntimeError:  # sizes torch refuses
+            assert closed is None
+            return
+    assert closed is None or closed == recorded, (closed, recorded)
+    if shape[4] != shape[5]:  # no flash kernel for unequal head dims
+        assert closed is None
