@@ -845,7 +845,7 @@ def _tensor_indexings(draw: Any) -> tuple[tuple[int, ...], tuple[Any, ...], torc
     return shape, tuple(items), dtype, draw(st.booleans()) and len(shape) > 1, draw(st.booleans())
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(_tensor_indexings())
 def test_a_tensor_index_in_closed_form_is_what_its_recording_finds(case: Any) -> None:
     """``x[..., idx, :]`` with int64 index tensors: :func:`internal.tensor_index_memory` gives the
