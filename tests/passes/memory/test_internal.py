@@ -936,3 +936,35 @@ def test_an_attention_in_closed_form_is_what_its_recording_finds(case: Any) -> N
     assert closed is None or closed == recorded, (closed, recorded)
     if shape[4] != shape[5]:  # no flash kernel for unequal head dims
         assert closed is None
+
+
+@st.composite
+def _biased_linears(draw: Any) -> tuple[Any, ...]:
+    """An ``nn.Linear`` with a bias on a strided input of 3 or 4 dims (a permutation of a contiguous tensor),
+    its dtype, which of input, weight and bias require grad."""
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=3, max_size=4)))
+    order = draw(st.permutations(range(len(shape))))
+    stride = _contiguous(tuple(shape[axis] for axis in order))
+    out = draw(st.integers(1, 5))
+    dtype = draw(st.sampled_from([torch.float32, torch.bfloat16, torch.float64]))
+    grads = draw(st.tuples(st.booleans(), st.booleans(), st.booleans()))
+    return shape, tuple(stride[order.index(axis)] for axis in range(len(shape))), out, dtype, grads
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(_biased_linears())
+def test_a_biased_linear_on_a_folding_strided_input_in_closed_form_is_what_its_recording_finds(case: Any) -> None:
+    """:func:`internal.biased_linear_memory` gives what recording the layer on fake tensors gives, wherever it
+    answers (a strided input that folds to rows by a view); none for a contiguous input."""
+    shape, stride, out, dtype, (x_grad, w_grad, b_grad) = case
+    with FakeTensorMode(), torch.enable_grad():
+        layer = nn.Linear(shape[-1], out, dtype=dtype)
+        layer.weight.requires_grad_(w_grad)
+        layer.bias.requires_grad_(b_grad)
+        x = torch.empty_strided(shape, stride, dtype=dtype)
+        params = [layer.weight, layer.bias]
+        closed = internal.biased_linear_memory(layer, (x,), {}, [x_grad], params)
+        recorded, _ = internal._record(layer.forward, (x,), {}, [x_grad], params, None)
+    assert closed is None or closed == recorded, (closed, recorded)
+    if x.is_contiguous():
+        assert closed is None

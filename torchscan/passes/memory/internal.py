@@ -80,6 +80,7 @@ __all__ = [
     "NodeMemory",
     "Replay",
     "attention_memory",
+    "biased_linear_memory",
     "number_divided",
     "product_saves_its_own",
     "record_calls",
@@ -299,6 +300,53 @@ def tensor_index_memory(
         saved_args=frozenset(range(1, len(wants_grad))),
         backward_transient=2 * size,
         grad_bytes=(size, *(0 for _ in tensors)),
+        trained=True,
+    )
+
+
+def biased_linear_memory(
+    module: nn.Module,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    wants_grad: Sequence[bool],
+    params: Sequence[torch.Tensor],
+) -> CallMemory | None:
+    """What recording an ``nn.Linear`` with a bias (its own forward) on a strided input of three dims or more
+    finds, in closed form, where the input folds to rows by a view (tokens of one sample,
+    ``x.flatten(2).transpose(1, 2)``; :func:`_strided_saves_its_own` on ``F.linear``); None for any other call.
+
+    torch multiplies, then adds the bias to a new tensor: the product, ``|out|`` bytes, is the call's transient
+    in inference and in training. Autograd keeps the input where the weight is trained (``saved_args = {0}``),
+    and a copy of a frozen weight (``|W|``, ``saved_extra``) where only the input's gradient is asked; the
+    backward makes the input's gradient ``|x|`` where asked and the trained parameters' (``|W|``, ``|b|``)
+    at once (``backward_transient``); sizes are logical bytes. ``tests/passes/memory/test_internal.py`` checks
+    it against :func:`_record` over drawn layers."""
+    if type(module).forward is not nn.Linear.forward or kwargs or len(args) != 1 or len(wants_grad) != 1:
+        return None
+    x = args[0]
+    if module.bias is None or len(params) != 2 or not isinstance(x, FakeTensor) or x.dim() < 3 or x.is_contiguous():
+        return None
+    weight, bias = params  # as the recording reads them (``nn.Linear`` registers the weight, then the bias)
+    if not weight.is_contiguous() or weight.dim() != 2:
+        return None
+    layouts = [(tuple(x.shape), x.stride(), x.dtype), (tuple(weight.shape), weight.stride(), weight.dtype)]
+    if _strided_saves_its_own(F.linear, layouts):
+        return None
+    out = math.prod(x.shape[:-1]) * weight.shape[0] * x.dtype.itemsize
+    trained = [tensor for tensor in (weight, bias) if tensor.requires_grad and tensor.dtype.is_floating_point]
+    if not wants_grad[0] and not trained:
+        return CallMemory(transient=out)
+    size = math.prod(x.shape) * x.dtype.itemsize
+    params_bytes = sum(math.prod(tensor.shape) * tensor.dtype.itemsize for tensor in trained)
+    weight_trained = any(tensor is weight for tensor in trained)
+    return CallMemory(
+        transient=out,
+        train_transient=out,
+        saved_args=frozenset({0}) if weight_trained else frozenset(),
+        saved_extra=math.prod(weight.shape) * weight.dtype.itemsize if wants_grad[0] and not weight_trained else 0,
+        backward_transient=(size if wants_grad[0] else 0) + params_bytes,
+        grad_bytes=(size if wants_grad[0] else 0,),
+        param_grad_bytes=params_bytes,
         trained=True,
     )
 
@@ -719,11 +767,12 @@ def record_calls(
             params = [*module.parameters(), *module.buffers()] if module is not None else []
             if isinstance(fake_mode, FakeTensorMode):  # a real copy's tensors (real-forward): as the mode reads them
                 params = [_as_read(tensor, fake_mode) for tensor in params]
-            known = None
             if module is None:
                 known = tensor_index_memory(function, args, kwargs, wants) or attention_memory(
                     function, args, kwargs, wants
                 )
+            else:
+                known = biased_linear_memory(module, args, kwargs, wants, params)
             if known is None:
                 try:
                     known, result = _record(function, args, kwargs, wants, params, memo)
