@@ -31,7 +31,10 @@ read from its arguments' specs: the shape pass's pending values (:class:`Pending
 fakes they would make (a new contiguous tensor, a storage of its own) and a module's tensors are not
 faked, so a call recorded before (a decoder's 80 norms, rotary ``cos``/``sin`` and attentions) makes
 nothing. Ops declared in the registry as views or shape-only (``Saves.NOTHING``) are not recorded:
-they allocate at most their output and save nothing.
+they allocate at most their output and save nothing. Three calls get what their recording finds in closed
+form instead, each checked equal to :func:`_record` by a property test: an index by int64 tensors
+(:func:`tensor_index_memory`), an attention torch runs as its CPU flash kernel (:func:`attention_memory`)
+and a biased linear layer on a strided input that folds by a view (:func:`biased_linear_memory`).
 """
 
 from __future__ import annotations
