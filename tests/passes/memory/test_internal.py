@@ -679,6 +679,20 @@ def test_a_strided_linear_without_bias_that_keeps_nothing_of_its_own_uses_memory
         )
 
 
+def _recorded_nodes(monkeypatch: pytest.MonkeyPatch, prefix: str = "") -> list[str]:
+    """The names of the nodes :func:`internal.record_calls` is asked to record from now on (those starting
+    with ``prefix``), appended as analyses run."""
+    recorded: list[str] = []
+    chosen = internal.record_calls
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        recorded.extend(name for name in args[5] if name.startswith(prefix))
+        return chosen(*args, **kwargs)
+
+    monkeypatch.setattr(internal, "record_calls", spy)
+    return recorded
+
+
 class _Scores(nn.Module):
     """Attention scores ``q @ k.transpose(-2, -1)``, heads split by ``view`` (``permuted``: from a fused
     projection as timm's attention splits them, heads moved by ``permute``)."""
@@ -706,14 +720,7 @@ def test_a_strided_product_is_recorded_only_where_its_strides_make_a_copy(
     recording gives, in inference and training; where they cannot fold (heads permuted from a fused
     projection, batch > 1) its reshape copies: recorded."""
     model = _Scores(permuted).train(training)
-    recorded: list[str] = []
-    chosen = internal.record_calls
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        recorded.extend(name for name in args[5] if name.startswith("matmul"))
-        return chosen(*args, **kwargs)
-
-    monkeypatch.setattr(internal, "record_calls", spy)
+    recorded = _recorded_nodes(monkeypatch, "matmul")
     ours = []
     for batch in (1, 3):
         recorded.clear()
@@ -748,14 +755,7 @@ def test_a_product_of_a_pending_result_and_a_strided_slice_is_left_to_the_rule(
     while a pending operand was not read as the contiguous tensor it is), at batch 3 ``v``'s reshape copies:
     recorded; the reports those of recording every strided product."""
     model = _Weighted().train(training)
-    recorded: list[str] = []
-    chosen = internal.record_calls
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        recorded.extend(name for name in args[5] if name.startswith("matmul"))
-        return chosen(*args, **kwargs)
-
-    monkeypatch.setattr(internal, "record_calls", spy)
+    recorded = _recorded_nodes(monkeypatch, "matmul")
     ours = []
     for batch, expected in ((1, []), (3, ["matmul", "matmul_1"])):
         recorded.clear()
@@ -798,14 +798,7 @@ def test_a_linear_layer_without_bias_on_tokens_that_fold_is_left_to_the_rule(
     """Without a bias, a linear layer on tokens of one sample (they fold by a view) is not recorded, with
     the reports a recording gives; at batch 3 the reshape copies: recorded."""
     model = _UnbiasedTokens(functional).train(training)
-    recorded: list[str] = []
-    chosen = internal.record_calls
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        recorded.extend(args[5])
-        return chosen(*args, **kwargs)
-
-    monkeypatch.setattr(internal, "record_calls", spy)
+    recorded = _recorded_nodes(monkeypatch)
     ours = []
     for batch in (1, 3):
         recorded.clear()
