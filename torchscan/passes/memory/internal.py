@@ -279,11 +279,11 @@ def tensor_index_memory(
     ``tests/passes/memory/test_internal.py`` checks it against :func:`_record` over drawn shapes."""
     if function is not operator.getitem or kwargs or len(args) != 2:
         return None
-    x, index = args
-    if not (isinstance(x, torch.Tensor) or type(x) is Pending):
+    x, index = args  # made values (record_calls runs a call on fakes, pending ones made)
+    if not isinstance(x, torch.Tensor):
         return None
     items = index if type(index) is tuple else (index,)
-    tensors = [item for item in items if isinstance(item, torch.Tensor) or type(item) is Pending]
+    tensors = [item for item in items if isinstance(item, torch.Tensor)]
     whole = sum(1 for item in items if type(item) is slice and item == slice(None))
     ellipses = sum(1 for item in items if item is Ellipsis)
     if (
@@ -332,8 +332,8 @@ def biased_linear_memory(
     weight, bias = params  # as the recording reads them (``nn.Linear`` registers the weight, then the bias)
     if not weight.is_contiguous() or weight.dim() != 2:
         return None
-    layouts = [(tuple(x.shape), x.stride(), x.dtype), (tuple(weight.shape), weight.stride(), weight.dtype)]
-    if _strided_saves_its_own(F.linear, layouts):
+    x_layout, weight_layout = _layout(x), _layout(weight)
+    if x_layout is None or weight_layout is None or _strided_saves_its_own(F.linear, (x_layout, weight_layout)):
         return None
     out = math.prod(x.shape[:-1]) * weight.shape[0] * x.dtype.itemsize
     trained = [tensor for tensor in (weight, bias) if tensor.requires_grad and tensor.dtype.is_floating_point]
