@@ -12,7 +12,7 @@ from torch import nn
 
 from tests.ops.helpers import function_cost, method_cost
 from torchscan.ops import DEFAULT_REGISTRY, DuplicateFormulaError, FormulaTable, Registry, Workspace
-from torchscan.records import Cost, OpCall
+from torchscan.records import Cost, OpCall, TensorSpec
 
 
 def test_subclass_inherits_formula_unless_forward_overridden() -> None:
@@ -77,6 +77,26 @@ def test_a_workspace_is_declared_once_and_kept_by_overrides() -> None:
     table.declare(op, workspace=Workspace(output=3, nbytes=lambda *args, **kwargs: 1))
     with pytest.raises(DuplicateFormulaError, match="workspace of"):
         table.declare(op, workspace=declared)
+
+
+def test_what_a_kernel_keeps_is_declared_once_bound_like_the_formula_and_inherited() -> None:
+    """A normalisation's statistics are declared with its formula: the ``fixed`` arguments of the formula
+    are bound in it too (an InstanceNorm1d's ``dims``), a subclass that keeps ``forward`` inherits it."""
+
+    class MyNorm(nn.InstanceNorm1d):
+        pass
+
+    declared = DEFAULT_REGISTRY.saves_extra(nn.InstanceNorm1d)
+    assert declared is not None and DEFAULT_REGISTRY.saves_extra(MyNorm) is declared
+    assert DEFAULT_REGISTRY.saves_extra(nn.ReLU) is None and DEFAULT_REGISTRY.saves_extra(nn.RMSNorm) is None
+    assert DEFAULT_REGISTRY.with_overrides({}).saves_extra(nn.InstanceNorm1d) is declared
+    spec = TensorSpec((5, 10), torch.float32)  # unbatched: 5 instances of one sample (dims=1 bound)
+    call = OpCall(target=nn.InstanceNorm1d, kind="module", inputs=(spec,), outputs=(spec,), attrs={"training": True})
+    assert declared(call) == 2 * 5 * 4
+    table = FormulaTable("test")
+    table.register(nn.LayerNorm, saves_extra=lambda call: 1)(lambda call: Cost())
+    with pytest.raises(DuplicateFormulaError, match="keeps is declared twice"):
+        table.declare(nn.LayerNorm, saves_extra=lambda call: 2)
 
 
 _ARGUMENTS: dict[tuple[str, ...], tuple[Any, ...]] = {

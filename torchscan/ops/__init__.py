@@ -88,6 +88,7 @@ from torchscan.ops.registry import (
     OpLookup,
     OpTable,
     Registry,
+    SavedExtra,
     Saves,
     Workspace,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "OpLookup",
     "OpTable",
     "Registry",
+    "SavedExtra",
     "Saves",
     "Workspace",
 ]

@@ -21,6 +21,54 @@ TABLE = FormulaTable("norm")
 aten = torch.ops.aten
 
 
+def _statistics(call: OpCall, count: int) -> int:
+    """Bytes of ``count`` statistics a kernel makes for the backward. An ATen spelling that returns them
+    (``native_batch_norm``, ``native_layer_norm``, ``native_group_norm``: results of its node) makes none
+    besides; the others keep them in the input's dtype (CPU's kernels, measured; CUDA's keep float32 for
+    half inputs: not measured here)."""
+    return 0 if len(call.outputs) > 1 else count * call.input.dtype.itemsize
+
+
+def _uses_batch_statistics(call: OpCall) -> bool:
+    return bool(call.get("training", call.training)) or call.spec("running_mean") is None
+
+
+def batch_norm_statistics(call: OpCall) -> int:
+    """What a BatchNorm's kernel keeps for its backward: on batch statistics (training, or no running
+    ones), the mean and inverse standard deviation of each of its ``C`` channels, ``2·C`` values; on
+    running statistics (eval) nothing."""
+    return _statistics(call, 2 * call.input.shape[1]) if _uses_batch_statistics(call) else 0
+
+
+def layer_norm_statistics(call: OpCall) -> int:
+    """What a LayerNorm's kernel keeps for its backward: the mean and inverse standard deviation of each
+    of its ``R`` rows, ``2·R`` values."""
+    normalized = argument(call, "normalized_shape", 0, ())
+    size = math.prod((normalized,) if isinstance(normalized, int) else normalized)
+    return _statistics(call, 2 * (call.input.numel // max(size, 1)))
+
+
+def group_norm_statistics(call: OpCall) -> int:
+    """What a GroupNorm's kernel keeps for its backward: the mean and inverse standard deviation of each
+    group of each sample, ``2·B·G`` values."""
+    return _statistics(call, 2 * call.input.shape[0] * int(argument(call, "num_groups", 0, 1)))
+
+
+def instance_norm_statistics(call: OpCall, dims: int) -> int:
+    """What an InstanceNorm keeps for its backward: torch runs a BatchNorm over a ``(1, B·C, …)`` view
+    with its weight and running statistics repeated ``B`` times, and that BatchNorm keeps the repeated
+    weight (``B·C`` values, affine) and running statistics (``2·B·C``, tracked), and on batch statistics
+    the mean and inverse standard deviation of each of the ``B·C`` instances (``2·B·C``)."""
+    spec = call.input
+    spatial_dims = dims or max(spec.ndim - 2, 0)
+    instances = spec.numel // max(math.prod(spec.shape[spec.ndim - spatial_dims :]), 1)
+    training = bool(call.get("training", call.training))
+    tracked = call.spec("running_mean") is not None
+    batch = call.attrs.get("use_input_stats", training or not call.get("track_running_stats", False))
+    repeated = (call.spec("weight") is not None) + 2 * tracked
+    return _statistics(call, instances * (repeated + 2 * bool(batch)))
+
+
 @TABLE.register(
     nn.BatchNorm1d,
     nn.BatchNorm2d,
@@ -31,6 +79,7 @@ aten = torch.ops.aten
     aten._native_batch_norm_legit_no_training.default,
     aten.native_batch_norm.default,
     saves=Saves.INPUT,
+    saves_extra=batch_norm_statistics,
 )
 def batch_norm(call: OpCall) -> Cost:
     """BatchNorm over ``C`` channels.
@@ -80,6 +129,7 @@ def _group_norm_cost(call: OpCall, groups: int) -> Cost:
     aten.layer_norm.default,
     aten.native_layer_norm.default,
     saves=Saves.INPUT,
+    saves_extra=layer_norm_statistics,
 )
 def layer_norm(call: OpCall) -> Cost:
     """LayerNorm over the trailing ``normalized_shape`` (``R = N_in / prod(normalized_shape)``):
@@ -90,7 +140,14 @@ def layer_norm(call: OpCall) -> Cost:
     return _group_norm_cost(call, call.input.numel // max(size, 1))
 
 
-@TABLE.register(nn.GroupNorm, F.group_norm, torch.group_norm, aten.group_norm.default, saves=Saves.INPUT)
+@TABLE.register(
+    nn.GroupNorm,
+    F.group_norm,
+    torch.group_norm,
+    aten.group_norm.default,
+    saves=Saves.INPUT,
+    saves_extra=group_norm_statistics,
+)
 def group_norm(call: OpCall) -> Cost:
     """GroupNorm with ``G`` groups (``R = B·G``): ``FLOPs = 6·N_in + 2·R + N_in·[weight] + N_in·[bias]``,
     ``MACs = N_in·(1 + [affine])``, ``DMAs = N_in + P + N_out``."""
@@ -107,10 +164,12 @@ def native_group_norm(call: OpCall) -> Cost:
     return _group_norm_cost(call, batch * int(argument(call, "group", 5, 1)))
 
 
-@TABLE.register(nn.InstanceNorm1d, dims=1, saves=Saves.INPUT)
-@TABLE.register(nn.InstanceNorm2d, dims=2, saves=Saves.INPUT)
-@TABLE.register(nn.InstanceNorm3d, dims=3, saves=Saves.INPUT)
-@TABLE.register(F.instance_norm, aten.instance_norm.default, dims=0, saves=Saves.INPUT)
+@TABLE.register(nn.InstanceNorm1d, dims=1, saves=Saves.INPUT, saves_extra=instance_norm_statistics)
+@TABLE.register(nn.InstanceNorm2d, dims=2, saves=Saves.INPUT, saves_extra=instance_norm_statistics)
+@TABLE.register(nn.InstanceNorm3d, dims=3, saves=Saves.INPUT, saves_extra=instance_norm_statistics)
+@TABLE.register(
+    F.instance_norm, aten.instance_norm.default, dims=0, saves=Saves.INPUT, saves_extra=instance_norm_statistics
+)
 def instance_norm(call: OpCall, dims: int) -> Cost:
     """InstanceNorm over the ``d`` spatial dims of each ``(b, c)`` (``R = N_in / prod(spatial)``):
     ``FLOPs = 6·N_in + 2·R + N_in·[weight] + N_in·[bias]``, ``MACs = N_in·(1 + [affine])``,

@@ -14,7 +14,9 @@ memory pass), whether it is pointwise (``pointwise=True``: output unit ``i`` rea
 each operand after broadcasting; :meth:`OpLookup.pointwise_targets`, read by the receptive field),
 and, for an ATen op whose kernel returns a buffer of its own that its fake kernel returns empty, the
 buffer's real size (``workspace=Workspace(...)``, :meth:`OpLookup.workspace`, read by the memory
-pass where it records calls on fake tensors).
+pass where it records calls on fake tensors), and the bytes of what the op's kernel makes and autograd
+keeps for its backward besides the tensors its family names (``saves_extra=f``, ``f(call) -> bytes``: a
+normalisation's statistics; :meth:`OpLookup.saves_extra`, read by the memory pass's training estimate).
 """
 
 from __future__ import annotations
@@ -39,11 +41,14 @@ __all__ = [
     "OpLookup",
     "OpTable",
     "Registry",
+    "SavedExtra",
     "Saves",
     "Workspace",
 ]
 
 Formula = Callable[[OpCall], Cost]
+SavedExtra = Callable[[OpCall], int]
+"""Bytes of the tensors an op's kernel makes and autograd keeps for its backward, beyond its family's."""
 V = TypeVar("V", bound=Callable[..., Any])
 
 
@@ -78,8 +83,9 @@ class Saves(enum.Enum):
     """``x[index] = value``: a basic index writes through a view and keeps nothing; an index holding a
     tensor or a list (``index_put_``: it keeps its indices) is recorded at the ATen level."""
     INPUT = "saves_input"
-    """Pointwise ops and normalisations whose gradient needs their input (per-row or per-channel
-    statistics aside, a few bytes per row); in place, autograd saves a copy of the input first."""
+    """Pointwise ops and normalisations whose gradient needs their input (a normalisation's per-row or
+    per-channel statistics besides, declared with ``saves_extra``); in place, autograd saves a copy of the
+    input first."""
     OUTPUT = "saves_output"
     """Pointwise ops whose gradient is a function of their output."""
     INPUT_OR_RESULT = "saves_input_or_result"
@@ -131,6 +137,7 @@ class OpTable(Generic[V]):
         self._saves: dict[Any, Saves] = {}
         self._pointwise: dict[Any, None] = {}
         self._workspaces: dict[Any, Workspace] = {}
+        self._saved_extras: dict[Any, SavedExtra] = {}
 
     def register(
         self,
@@ -138,12 +145,14 @@ class OpTable(Generic[V]):
         saves: Saves | None = None,
         pointwise: bool = False,
         workspace: Workspace | None = None,
+        saves_extra: SavedExtra | None = None,
         **fixed: Any,
     ) -> Callable[[V], V]:
         """Register the decorated entry under ``targets``; ``fixed`` keyword arguments are bound.
 
-        ``fixed`` lets one formula serve several dimensionalities, e.g. ``dims=2`` for 2-D pools;
-        ``saves``, ``pointwise`` and ``workspace`` declare facts about these spellings (see :meth:`declare`).
+        ``fixed`` lets one formula serve several dimensionalities, e.g. ``dims=2`` for 2-D pools (bound in
+        ``saves_extra`` too); ``saves``, ``pointwise``, ``workspace`` and ``saves_extra`` declare facts about
+        these spellings (see :meth:`declare`).
         """
 
         def decorate(entry: V) -> V:
@@ -154,19 +163,29 @@ class OpTable(Generic[V]):
                 if target in self._entries:
                     raise DuplicateFormulaError(f"{self.family}: {_describe(target)} registered twice")
                 self._entries[target] = bound  # type: ignore[assignment]
-            if saves is not None or pointwise or workspace is not None:
-                self.declare(*targets, saves=saves, pointwise=pointwise, workspace=workspace)
+            extra = functools.partial(saves_extra, **fixed) if fixed and saves_extra is not None else saves_extra
+            if saves is not None or pointwise or workspace is not None or extra is not None:
+                self.declare(*targets, saves=saves, pointwise=pointwise, workspace=workspace, saves_extra=extra)
             return entry
 
         return decorate
 
     def declare(
-        self, *targets: Any, saves: Saves | None = None, pointwise: bool = False, workspace: Workspace | None = None
+        self,
+        *targets: Any,
+        saves: Saves | None = None,
+        pointwise: bool = False,
+        workspace: Workspace | None = None,
+        saves_extra: SavedExtra | None = None,
     ) -> None:
-        """State what autograd saves for ``targets``, whether they are pointwise and the buffer their
-        kernel makes that fake tensors do not see (also for spellings without an entry); a fact
-        declared twice for one target is refused."""
+        """State what autograd saves for ``targets`` (its family, and the bytes of what the kernel makes and
+        keeps besides), whether they are pointwise and the buffer their kernel makes that fake tensors do
+        not see (also for spellings without an entry); a fact declared twice for one target is refused."""
         for target in dict.fromkeys(targets):
+            if saves_extra is not None:
+                if target in self._saved_extras:
+                    raise DuplicateFormulaError(f"{self.family}: what {_describe(target)} keeps is declared twice")
+                self._saved_extras[target] = saves_extra
             if saves is not None:
                 if target in self._saves:
                     raise DuplicateFormulaError(f"{self.family}: what {_describe(target)} saves is declared twice")
@@ -191,6 +210,9 @@ class OpTable(Generic[V]):
 
     def workspace_items(self) -> tuple[tuple[Any, Workspace], ...]:
         return tuple(self._workspaces.items())
+
+    def saved_extra_items(self) -> tuple[tuple[Any, SavedExtra], ...]:
+        return tuple(self._saved_extras.items())
 
 
 FormulaTable = OpTable[Formula]
@@ -237,8 +259,10 @@ class OpLookup(Generic[V]):
         saves: Mapping[Any, Saves] | None = None,
         pointwise: Iterable[Any] = (),
         workspaces: Mapping[Any, Workspace] | None = None,
+        saved_extras: Mapping[Any, SavedExtra] | None = None,
     ) -> None:
         self._entries: Mapping[Any, V] = MappingProxyType(dict(entries))
+        self._saved_extras: Mapping[Any, SavedExtra] = MappingProxyType(dict(saved_extras or {}))
         self._workspaces: Mapping[Any, Workspace] = MappingProxyType(dict(workspaces or {}))
         self._saves: Mapping[Any, Saves] = MappingProxyType(dict(saves or {}))
         self._pointwise: tuple[Any, ...] = tuple(dict.fromkeys(pointwise))
@@ -247,6 +271,7 @@ class OpLookup(Generic[V]):
         self._loaded: dict[Any, V] = {}
         self._loaded_saves: dict[Any, Saves] = {}
         self._loaded_workspaces: dict[Any, Workspace] = {}
+        self._loaded_saved_extras: dict[Any, SavedExtra] = {}
         self._inherit = inherit
 
     @classmethod
@@ -260,6 +285,7 @@ class OpLookup(Generic[V]):
             saves=saves,
             pointwise=_merged(tables, OpTable.pointwise_items),
             workspaces=_merged(tables, OpTable.workspace_items),
+            saved_extras=_merged(tables, OpTable.saved_extra_items),
         )
 
     def __contains__(self, target: Any) -> bool:
@@ -282,6 +308,8 @@ class OpLookup(Generic[V]):
                 self._loaded_saves.setdefault(key, saves)
             for key, workspace in table.workspace_items():
                 self._loaded_workspaces.setdefault(key, workspace)
+            for key, extra in table.saved_extra_items():
+                self._loaded_saved_extras.setdefault(key, extra)
         return loaded.get(target)
 
     def _get(self, target: Any, entries: Mapping[Any, Any], loaded: Mapping[Any, Any]) -> Any:
@@ -315,6 +343,11 @@ class OpLookup(Generic[V]):
         """The kernel's own buffer of the ATen op ``target`` that fake tensors do not see (None: none declared)."""
         return self._get(target, self._workspaces, self._loaded_workspaces)
 
+    def saves_extra(self, target: Any) -> SavedExtra | None:
+        """The bytes of what the op ``target``'s kernel makes and autograd keeps for its backward besides its
+        family's tensors, as declared with its formula (None: nothing declared)."""
+        return self._get(target, self._saved_extras, self._loaded_saved_extras)
+
 
 class Registry(OpLookup[Formula]):
     """Read-only lookup from op targets to formulas."""
@@ -327,4 +360,5 @@ class Registry(OpLookup[Formula]):
             saves=self._saves,
             pointwise=self._pointwise,
             workspaces=self._workspaces,
+            saved_extras=self._saved_extras,
         )

@@ -180,8 +180,8 @@ def test_in_place_activation_saves_a_copy_of_its_input() -> None:
     memory = crawl_module(model, args=tuple(x), batch_size=None).memory
     assert memory is not None
     copy = 2 * 8 * 14 * 14 * 4
-    inputs, conv, bn = 2 * 3 * 16 * 16 * 4, copy, copy
-    assert memory.saved_activation_bytes == inputs + conv + bn + copy  # ReLU6's clone besides its result
+    inputs, conv, bn, statistics = 2 * 3 * 16 * 16 * 4, copy, copy, 2 * 8 * 4  # BN's batch mean and inverse std
+    assert memory.saved_activation_bytes == inputs + conv + bn + statistics + copy  # ReLU6's clone besides its result
 
 
 def test_parameters_read_by_get_attr_are_model_memory() -> None:

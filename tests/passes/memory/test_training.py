@@ -87,6 +87,49 @@ def test_every_optimizer_to_the_loss_of_a_real_step(optimizer: str, layers: int,
     assert estimate.peak_phase == ("step" if optimizer.startswith("adam") and batch < 32 else "backward")
 
 
+def _norm_nets() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
+    """Each normalisation between layers whose backward runs after it (its statistics live at the peak)."""
+    conv = (3, 12, 12)
+
+    def between(norm: nn.Module, relu: bool = True) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(3, 8, 3), norm, *([nn.ReLU()] if relu else []), nn.Conv2d(8, 8, 3))
+
+    return {
+        "batch_norm": (between(nn.BatchNorm2d(8)), conv),
+        "batch_norm_eval": (between(nn.BatchNorm2d(8)).eval(), conv),
+        "batch_norm_untracked": (between(nn.BatchNorm2d(8, track_running_stats=False)), conv),
+        "batch_norm_1d": (nn.Sequential(nn.Linear(16, 32), nn.BatchNorm1d(32), nn.Linear(32, 32)), (16,)),
+        "layer_norm": (nn.Sequential(nn.Linear(16, 32), nn.LayerNorm(32), nn.GELU(), nn.Linear(32, 32)), (10, 16)),
+        "layer_norm_two_dims": (nn.Sequential(nn.Linear(16, 32), nn.LayerNorm((10, 32)), nn.Linear(32, 32)), (10, 16)),
+        "group_norm": (between(nn.GroupNorm(2, 8)), conv),
+        "group_norm_plain": (between(nn.GroupNorm(4, 8, affine=False)), conv),
+        "instance_norm": (between(nn.InstanceNorm2d(8, affine=True)), conv),
+        "instance_norm_plain": (between(nn.InstanceNorm2d(8)), conv),
+        "instance_norm_tracked": (between(nn.InstanceNorm2d(8, affine=True, track_running_stats=True)), conv),
+        "instance_norm_tracked_eval": (
+            between(nn.InstanceNorm2d(8, affine=True, track_running_stats=True)).eval(),
+            conv,
+        ),
+        "instance_norm_1d": (
+            nn.Sequential(nn.Conv1d(4, 8, 3), nn.InstanceNorm1d(8, affine=True), nn.Conv1d(8, 8, 3)),
+            (4, 10),
+        ),
+    }
+
+
+@pytest.mark.parametrize("batch", [2, 3])
+@pytest.mark.parametrize("name", list(_norm_nets()))
+def test_norm_statistics_to_the_loss_of_a_real_step(name: str, batch: int) -> None:
+    """What a normalisation keeps besides its input (a mean and an inverse standard deviation per channel,
+    row, group or instance; an InstanceNorm's weight and running statistics repeated per sample), against a
+    real SGD step: the estimate is short by the loss's 8 bytes only (it was short by the statistics, e.g.
+    ``2·C·4`` bytes per BatchNorm in training, ``2·rows·4`` per LayerNorm)."""
+    model, shape = _norm_nets()[name]
+    estimate = crawl_module(model, shape, batch_size=batch).memory.training_for("sgd")
+    measured = measure_training(model, random_inputs([(batch, *shape)]), OPTIMIZER_FACTORIES["sgd"]).total_bytes
+    assert (estimate.peak_phase, measured - estimate.peak_bytes) == ("backward", 8), (estimate, measured)
+
+
 def test_step_counters_take_the_optimizer_scalar_dtype() -> None:
     """Under a float64 default dtype ``torch.optim`` keeps Adam's counters as float64 scalars (8 bytes)."""
     model = nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 16)).double()

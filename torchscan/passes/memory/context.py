@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 import networkx as nx
 
-from torchscan.ops import Saves
-from torchscan.passes.memory.families import family
+from torchscan.ops import SavedExtra, Saves
+from torchscan.passes.memory.families import family, saved_extra
 from torchscan.passes.memory.grads import parameter_reads, requires_grad, trainable_bytes
 from torchscan.passes.memory.internal import NodeMemory, Replay, recorded_calls
 from torchscan.passes.memory.liveness import StaticLiveness, sources_of, static_liveness, storages
@@ -25,7 +25,8 @@ class MemoryPlan:
     """What the memory rules read that the graph, the model's copy and the parameters decide, never
     the shapes, strides or storages: what each node reads, the liveness facts of names, frames and
     module calls (:class:`~torchscan.passes.memory.liveness.StaticLiveness`), trainable bytes per
-    module, the parameters each module's call reads and each node's op family. One per capture
+    module, the parameters each module's call reads, each node's op family and what its op declares it keeps
+    besides (:func:`~torchscan.passes.memory.families.saved_extra`, nodes that declare it). One per capture
     (:func:`torchscan.sweep` reuses it for every input); which storages alias is never in it."""
 
     sources: Mapping[str, tuple[str, ...]]
@@ -33,6 +34,7 @@ class MemoryPlan:
     trainable: Mapping[str, int]
     reads: Mapping[str, Mapping[str, int]]
     families: Mapping[str, Saves | None]
+    saved_extras: Mapping[str, SavedExtra]
 
 
 PlanMemo = dict[tuple[tuple[bool, bool], ...], MemoryPlan]
@@ -58,6 +60,8 @@ class MemoryGraph:
     """Module path -> the trainable parameters (by owner path) and their bytes a call of it reads."""
     families: Mapping[str, Saves | None] | None = None
     """Node -> its op's family (None: computed from the record where read)."""
+    saved_extras: Mapping[str, SavedExtra] | None = None
+    """Node -> what its op declares it keeps besides its family's tensors (None: looked up where read)."""
 
 
 def plan_key(ordered: list[NodeRecord]) -> tuple[tuple[bool, bool], ...]:
@@ -70,12 +74,14 @@ def memory_plan(graph: nx.DiGraph, ordered: list[NodeRecord], params: ParamSumma
     """The :class:`MemoryPlan` of a graph (``ordered``: its records in execution order)."""
     sources = sources_of(graph)
     reads = parameter_reads(params)
+    declared = {record.name: saved_extra(record) for record in ordered}
     return MemoryPlan(
         sources=sources,
         liveness=static_liveness(graph, ordered, sources),
         trainable=trainable_bytes(params, reads),
         reads=reads,
         families={record.name: family(record) for record in ordered},
+        saved_extras={name: extra for name, extra in declared.items() if extra is not None},
     )
 
 
@@ -105,4 +111,5 @@ def memory_graph(
         calls=recorded_calls(replay, ordered, grads, plan.families) if replay is not None else {},
         reads=plan.reads,
         families=plan.families,
+        saved_extras=plan.saved_extras,
     )

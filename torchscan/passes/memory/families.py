@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from torchscan.ops import DEFAULT_REGISTRY, Saves
+from torchscan.ops import DEFAULT_REGISTRY, SavedExtra, Saves
 from torchscan.records import NodeRecord
 
-__all__ = ["Saves", "family", "family_in"]
+__all__ = ["Saves", "family", "family_in", "saved_extra"]
 
 
 def family(record: NodeRecord) -> Saves | None:
@@ -25,3 +25,9 @@ def family_in(record: NodeRecord, families: Mapping[str, Saves | None] | None) -
     """:func:`family` of a node, read from ``families`` (node -> family, made once per capture:
     :class:`~torchscan.passes.memory.context.MemoryPlan`) when given."""
     return family(record) if families is None else families.get(record.name)
+
+
+def saved_extra(record: NodeRecord) -> SavedExtra | None:
+    """What a node's op declares its kernel makes and autograd keeps besides its family's tensors (a
+    normalisation's statistics), None when nothing is declared."""
+    return DEFAULT_REGISTRY.saves_extra(record.call.target) if record.call is not None else None

@@ -13,7 +13,7 @@ from torchscan.ops.pool import pools_to_one
 from torchscan.ops.shape import index_write_arguments, pad_keeps_input
 from torchscan.ops.upsample import resample_keeps_input
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
-from torchscan.passes.memory.families import family_in
+from torchscan.passes.memory.families import family_in, saved_extra
 from torchscan.passes.memory.internal import NodeMemory, number_divided
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord, TensorSpec
@@ -216,9 +216,13 @@ def saved_for_backward(
       ``x[...] = v`` likewise (``index_put_`` keeps its indices; a write through a view keeps nothing).
     - ReLU, sigmoid, tanh, softmax, log-softmax, exp, sqrt, ``elu_``: their output.
     - Batch/layer/group/instance norm, GELU, SiLU, Mish, Hardswish, Hardsigmoid, ReLU6/Hardtanh,
-      Softplus (:attr:`Saves.INPUT`): their input (per-row or per-channel statistics are negligible
-      and not counted); run in place, a copy of their input made before it is overwritten (extra
-      bytes ``N_out``·itemsize) instead of the input's storage (kept only if another node saves it).
+      Softplus (:attr:`Saves.INPUT`): their input; run in place, a copy of their input made before it
+      is overwritten (extra bytes ``N_out``·itemsize) instead of the input's storage (kept only if
+      another node saves it).
+    - What an op declares its kernel makes and keeps besides (``saves_extra`` with its formula: a
+      normalisation's per-row, per-group or per-channel statistics, an InstanceNorm's repeated weight
+      and running statistics): extra bytes; an ATen spelling that returns them keeps its results
+      after the first.
     - ELU (:attr:`Saves.INPUT_OR_RESULT`): its input; run in place, its result (no copy).
     - Max pools: input + int64 indices (``8·N_out`` extra bytes). Dropout (and torchvision's
       stochastic depth) in training: recorded
@@ -238,6 +242,7 @@ def saved_for_backward(
     """
     context = memory_graph(graph, params) if context is None else context
     of_node, grads, trainable = context.live.of_node, context.grads, context.trainable
+    declared_extras = context.saved_extras
     saved: dict[str, tuple[Any, ...]] = {}
     extra: dict[str, int] = {}
     for record in context.ordered:
@@ -255,6 +260,11 @@ def saved_for_backward(
                 (of_node.get(source, ()), grads.get(source, False)) for source in context.sources[record.name]
             )
             keep, extra_bytes = rule(record, operands, outputs, trainable.get(record.module_path, 0) > 0)
+            declared = declared_extras.get(record.name) if declared_extras is not None else saved_extra(record)
+            if declared is not None and record.call is not None:
+                if len(outputs) > 1 and len(outputs) == len(record.outputs):  # ATen's spelling returns them
+                    keep += outputs[1:]
+                extra_bytes = (extra_bytes or 0) + declared(record.call)
         if extra_bytes is not None:
             extra[record.name] = extra_bytes
         saved[record.name] = tuple(dict.fromkeys(keep))
