@@ -961,3 +961,17 @@ def test_a_biased_linear_on_a_folding_strided_input_in_closed_form_is_what_its_r
     assert closed is None or closed == recorded, (closed, recorded)
     if x.is_contiguous():
         assert closed is None
+
+
+@pytest.mark.parametrize("shape", [(2, 10, 32), (3, 7, 16)])
+def test_a_backward_of_several_nodes_frees_its_output_gradient_once_read(shape: tuple[int, ...]) -> None:
+    """``nn.RMSNorm``'s backward (six autograd nodes): with its output's gradient held by nothing else, its peak
+    is that gradient's bytes lower (read by the weight's product first, freed before the input's gradient is
+    made); a softmax's backward is one node, the gradient alive while it runs: one figure."""
+    norm, x = nn.RMSNorm(shape[-1]), torch.randn(shape)
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        fake = mode.from_tensor(x)
+        memory, _ = internal._record(norm, (fake,), {}, [True], list(norm.parameters()))
+        softmax, _ = internal._record(nn.Softmax(-1), (fake,), {}, [True], [])
+    assert memory.backward_released == memory.backward_transient - x.numel() * 4
+    assert softmax.backward_released is None and softmax.backward_transient == x.numel() * 4

@@ -18,12 +18,14 @@ size there. Per signature
 - training: the forward with autograd, whose ``saved_tensors_hooks`` name what autograd keeps —
   arguments (by position), results, or tensors made inside (``saved_extra`` bytes) — and
   ``train_transient = max_t live_t − live_end``; then the call's backward (``torch.autograd.grad``
-  with empty gradients of its results): ``backward_transient = max_t (new_t + extra_t) −
-  saved_extra`` (``new_t``: bytes made by the backward and alive, ``extra_t``: ``saved_extra``
-  still held), and per argument the bytes of its gradient when it is a new storage (0 when it
-  aliases a result's gradient, e.g. ``add``, or repeats a tensor object passed before: one object
-  passed several times stays one, as the call sees it), and the gradients of the module's own
-  parameters.
+  from a scalar whose backward makes empty gradients of its results, ``G`` bytes):
+  ``backward_transient = max_t (new_t + extra_t) − saved_extra − G`` with those gradients counted to
+  the end (held by whatever else reads them), ``backward_released`` the same with each counted until
+  autograd's engine frees it once read (``new_t``: bytes made by the backward and alive, the
+  gradients among them, ``extra_t``: ``saved_extra`` still held), and per argument the bytes of its
+  gradient when it is a new storage (0 when it aliases a result's gradient, e.g. ``add``, or repeats a
+  tensor object passed before: one object passed several times stays one, as the call sees it), and the
+  gradients of the module's own parameters.
 
 Nodes are run in graph order by an interpreter over the capture's fake copy; a node whose signature
 was seen gets its value from a shape rule where one answers, else by plain dispatch. A signature is
@@ -109,6 +111,11 @@ class CallMemory:
     saved_outputs: frozenset[int] = frozenset()
     saved_extra: int = 0
     backward_transient: int = 0
+    backward_released: int | None = None
+    """The backward's peak above what was live before it where its results' gradients are held by nothing
+    else, so autograd's engine frees each once its first reader has run (a normalisation written as several
+    ops: its output's gradient is gone before its input's is made); None where that is ``backward_transient``
+    (whatever holds them, e.g. a backward of one autograd node)."""
     grad_bytes: tuple[int, ...] = ()
     param_grad_bytes: int = 0
     trained: bool = False
@@ -140,7 +147,9 @@ _DEVICE = torch.ops.prim.device.default
 
 class _Tracker(TorchDispatchMode):
     """Bytes of the storages made by ops inside the mode and still alive; ``peak`` the max after
-    any op. ``held`` storages (made before, freed inside) count while alive, from the start."""
+    any op. ``held`` storages (made before, freed inside) count while alive, from the start.
+    ``peak_pinned``: the same max where the storages :meth:`pin` names count from their making to the
+    end, freed or not."""
 
     def __init__(self, existing: set[int], memo: DispatchMemo | None = None, held: Sequence[Any] = ()) -> None:
         super().__init__()
@@ -152,13 +161,28 @@ class _Tracker(TorchDispatchMode):
             self.live[ref.cdata] = (ref, int(storage.nbytes()))
         self._bound = 0
         """At least the bytes alive: the last count plus what was made since."""
+        self._pinned: set[int] = set()
+        self._gone = 0
+        """Bytes of pinned storages seen freed."""
         self.peak = self.current()
+        self.peak_pinned = self.peak
+
+    def pin(self, tensor: torch.Tensor) -> int:
+        """Count ``tensor``'s storage, made inside the mode, in :attr:`peak_pinned` to the end; its bytes."""
+        storage = _storage(tensor)
+        if storage is None or storage._cdata not in self.live:
+            return 0
+        self._pinned.add(storage._cdata)
+        return self.live[storage._cdata][1]
 
     def current(self) -> int:
         total = 0
         for key, (ref, nbytes) in list(self.live.items()):
             if ref.expired():
                 del self.live[key]
+                if key in self._pinned:
+                    self._pinned.discard(key)
+                    self._gone += nbytes
             else:
                 total += nbytes
         self._bound = total
@@ -203,8 +227,10 @@ class _Tracker(TorchDispatchMode):
         # where that bound passes the peak
         if added:
             self._bound += added
-            if self._bound > self.peak:
-                self.peak = max(self.peak, self.current())
+            if self._bound > self.peak or self._bound + self._gone > self.peak_pinned:
+                current = self.current()
+                self.peak = max(self.peak, current)
+                self.peak_pinned = max(self.peak_pinned, current + self._gone)
         return result
 
 
@@ -465,6 +491,38 @@ def _with_grad_leaves(
     return new_args, new_kwargs, passed, grad_leaves, firsts
 
 
+class _Seeded:
+    """What :class:`_Seed` made: weak references to the results' gradients and their bytes."""
+
+    def __init__(self, tracker: _Tracker) -> None:
+        self.tracker = tracker
+        self.refs: list[StorageWeakRef] = []
+        self.nbytes = 0
+
+
+class _Seed(torch.autograd.Function):
+    """A scalar whose backward makes an empty gradient for each of a call's results, inside the tracked
+    backward: held by nothing but autograd's engine, each is freed once read, as in a real backward
+    (gradients given to ``torch.autograd.grad`` stay held by the caller throughout)."""
+
+    @staticmethod
+    def forward(ctx: Any, seeded: _Seeded, *results: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.seeded, ctx.results = seeded, results
+        return results[0].new_empty(())
+
+    @staticmethod
+    def backward(ctx: Any, *grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        seeded, results = ctx.seeded, ctx.results
+        del ctx.results
+        made = tuple(torch.empty_like(result) for result in results)  # dispatched: the tracker sees them
+        for tensor in made:
+            seeded.nbytes += seeded.tracker.pin(tensor)
+            storage = _storage(tensor)
+            if storage is not None:
+                seeded.refs.append(StorageWeakRef(storage))
+        return (None, *made)
+
+
 def _record_training(
     function: Callable[..., Any],
     args: tuple[Any, ...],
@@ -520,19 +578,24 @@ def _train_once(
     differentiable = [tensor for tensor in outputs if tensor.requires_grad]
     if not differentiable:
         return CallMemory(transient=transient, train_transient=train_transient, trained=True)
-    gradients = [_empty_like(tensor) for tensor in differentiable]
-    gradient_keys = {_key(tensor) for tensor in gradients}
     before = {key for tensor in (*passed, *grad_leaves, *params, *outputs) if (key := _key(tensor)) is not None}
     wrt = [*grad_leaves, *params]
-    backward = _Tracker(before | gradient_keys, memo, extra)
+    backward = _Tracker(before, memo, extra)
     del extra
+    seeded = _Seeded(backward)
+    with torch.enable_grad():
+        seed = _Seed.apply(seeded, *differentiable)
+    one = _empty_like(seed)
+    backward.existing.add(_key(one))
     with backward:
-        grads = torch.autograd.grad(differentiable, wrt, gradients, allow_unused=True)
-    backward_transient = max(0, backward.peak - saved_extra)
-    sizes = [
-        0 if grad is None or _key(grad) in gradient_keys else _new_bytes([grad], before | gradient_keys)
-        for grad in grads
-    ]
+        grads = torch.autograd.grad(seed, wrt, one, allow_unused=True)
+    del seed
+    # the results' gradients count from their making: held to the end (as given to ``autograd.grad``) or
+    # freed by the engine once read
+    backward_transient = max(0, backward.peak_pinned - saved_extra - seeded.nbytes)
+    released = max(0, backward.peak - saved_extra - seeded.nbytes)
+    alive = {ref.cdata for ref in seeded.refs if not ref.expired()}  # a gradient passed on as it is
+    sizes = [0 if grad is None or _key(grad) in alive else _new_bytes([grad], before | alive) for grad in grads]
     leaf_sizes = iter(sizes[: len(grad_leaves)])
     grad_bytes = tuple(
         next(leaf_sizes) if wanted and first else 0 for wanted, first in zip(wants_grad, firsts, strict=True)
@@ -544,6 +607,7 @@ def _train_once(
         saved_outputs=saved_outputs,
         saved_extra=saved_extra,
         backward_transient=backward_transient,
+        backward_released=released if released != backward_transient else None,
         grad_bytes=grad_bytes,
         param_grad_bytes=sum(sizes[len(grad_leaves) :]),
         trained=True,

@@ -149,9 +149,11 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     says how big each gradient is (0: it aliases the output's, which the source then holds) and what
     its backward holds at most (``backward_transient``, above everything live before it but the
     tensors it made and saved, ``saved_extra``, which it frees as it goes: they are gone once it
-    returns); any other node makes gradients of its sources' sizes, with no transient. A view's
-    gradient is a storage of the view's size, made by its readers' backward like any other; the view's
-    own backward passes it on to its source where the view covers all of it (``view``, ``permute``,
+    returns; ``backward_released`` where this node holds its output's gradient, which nothing then
+    holds past the call's first backward op, e.g. a normalisation written as several ops); any other
+    node makes gradients of its sources' sizes, with no transient. A view's gradient is a storage of the
+    view's size, made by its readers' backward like any other; the view's own backward passes it on to its
+    source where the view covers all of it (``view``, ``permute``,
     ``unsqueeze``: a view of the gradient) and otherwise makes the source's gradient anew beside the
     view's own (``x[:, 0]``, ``narrow``: a zero-filled copy). A call returning its argument as it is
     (``Identity``, a dropout in eval or of probability 0: no autograd node) is such a covering view. An
@@ -197,7 +199,8 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         inside = recorded is not None and recorded.call.trained and bool(recorded.call.grad_bytes)
         if inside:
             call = recorded.call
-            during = live + call.backward_transient
+            released = call.backward_released is not None and held.get(record.name, 0) > 0
+            during = live + (call.backward_released if released else call.backward_transient)
             for position, source in enumerate(recorded.arg_sources):
                 if source is None or not grads.get(source) or position >= len(call.grad_bytes):
                     continue
