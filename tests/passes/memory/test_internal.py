@@ -975,3 +975,32 @@ def test_a_backward_of_several_nodes_frees_its_output_gradient_once_read(shape: 
         softmax, _ = internal._record(nn.Softmax(-1), (fake,), {}, [True], [])
     assert memory.backward_released == memory.backward_transient - x.numel() * 4
     assert softmax.backward_released is None and softmax.backward_transient == x.numel() * 4
+
+
+@st.composite
+def _normalizations(draw: Any) -> tuple[Any, ...]:
+    """``F.normalize`` on a tensor of 1–4 dims in any layout (permuted, sliced with a step), ``p`` of 1, 2 or
+    others, a dim, a dtype, given by position or keyword, requiring grad or not."""
+    shape = tuple(draw(st.lists(st.integers(1, 6), min_size=1, max_size=4)))
+    order = draw(st.permutations(range(len(shape))))
+    step = draw(st.sampled_from([1, 1, 2]))
+    p = draw(st.sampled_from([1, 2, 1.0, 2.0, 3.0, float("inf")]))
+    dim = draw(st.integers(-len(shape), len(shape) - 1))
+    dtype = draw(st.sampled_from([torch.float32, torch.float64, torch.bfloat16, torch.float16]))
+    positional, grad = draw(st.booleans()), draw(st.booleans())
+    return shape, order, step, p, dim, dtype, positional, grad
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(_normalizations())
+def test_a_normalization_in_closed_form_is_what_its_recording_finds(case: Any) -> None:
+    """:func:`internal.normalize_memory` gives the :class:`CallMemory` recording ``F.normalize`` on fake tensors
+    gives wherever it answers (``p`` 1 or 2), and answers for every layout of those."""
+    shape, order, step, p, dim, dtype, positional, grad = case
+    with FakeTensorMode(), torch.enable_grad():
+        x = torch.empty(shape, dtype=dtype).permute(*order)[..., ::step]
+        args, kwargs = ((x, p, dim), {}) if positional else ((x,), {"p": p, "dim": dim})
+        closed = internal.normalize_memory(F.normalize, args, kwargs, [grad])
+        recorded, _ = internal._record(F.normalize, args, kwargs, [grad], [], None)
+    assert (closed is not None) == (p in (1, 2)), (closed, p)
+    assert closed is None or closed == recorded, (closed, recorded)

@@ -33,10 +33,11 @@ read from its arguments' specs: the shape pass's pending values (:class:`Pending
 fakes they would make (a new contiguous tensor, a storage of its own) and a module's tensors are not
 faked, so a call recorded before (a decoder's 80 norms, rotary ``cos``/``sin`` and attentions) makes
 nothing. Ops declared in the registry as views or shape-only (``Saves.NOTHING``) are not recorded:
-they allocate at most their output and save nothing. Three calls get what their recording finds in closed
+they allocate at most their output and save nothing. Four calls get what their recording finds in closed
 form instead, each checked equal to :func:`_record` by a property test: an index by int64 tensors
-(:func:`tensor_index_memory`), an attention torch runs as its CPU flash kernel (:func:`attention_memory`)
-and a biased linear layer on a strided input that folds by a view (:func:`biased_linear_memory`).
+(:func:`tensor_index_memory`), an attention torch runs as its CPU flash kernel (:func:`attention_memory`),
+a biased linear layer on a strided input that folds by a view (:func:`biased_linear_memory`) and
+``F.normalize`` with ``p`` 1 or 2 (:func:`normalize_memory`).
 """
 
 from __future__ import annotations
@@ -449,6 +450,50 @@ def attention_memory(
     )
 
 
+_NORMALIZE_PARAMETERS = ("input", "p", "dim", "eps", "out")
+
+
+def normalize_memory(
+    function: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], wants_grad: Sequence[bool]
+) -> CallMemory | None:
+    """What recording ``F.normalize(x, p, dim)`` on fake tensors finds, in closed form, for ``p`` 1 or 2 on a
+    floating ``x`` of any layout (a strided query of cross-covariance attention); None for any other call
+    (recorded).
+
+    torch divides ``x`` by ``norm(x, p, dim).clamp_min(eps)`` expanded: the call's transient is one row-wise
+    tensor, ``R·s`` bytes (``R = numel(x) / size(x, dim)`` rows, ``s`` its itemsize). Where ``x`` requires grad
+    autograd keeps ``x`` and two row-wise tensors (the norm and its clamp, ``saved_extra = 2·R·s``), and the
+    backward holds ``4·|x|`` at most (``|x| = numel(x)·s``) and makes ``x``'s gradient, ``|x|``.
+    ``tests/passes/memory/test_internal.py`` checks it against :func:`_record` over drawn calls."""
+    if function is not F.normalize or len(wants_grad) != 1 or len(args) > len(_NORMALIZE_PARAMETERS):
+        return None
+    bound = dict(zip(_NORMALIZE_PARAMETERS[: len(args)], args, strict=True))
+    if any(key in bound or key not in _NORMALIZE_PARAMETERS for key in kwargs):
+        return None
+    bound.update(kwargs)
+    x, p, dim = bound.get("input"), bound.get("p", 2.0), bound.get("dim", 1)
+    if not isinstance(x, FakeTensor) or not x.dtype.is_floating_point or bound.get("out") is not None:
+        return None
+    if type(p) not in (int, float) or p not in (1, 2) or type(dim) is not int or not -x.dim() <= dim < x.dim():
+        return None
+    size = x.shape[dim]
+    if not all(type(extent) is int for extent in x.shape) or not size or not math.prod(x.shape):
+        return None
+    itemsize = x.dtype.itemsize
+    whole = math.prod(x.shape) * itemsize
+    rows = whole // size
+    if not wants_grad[0]:
+        return CallMemory(transient=rows)
+    return CallMemory(
+        transient=rows,
+        saved_args=frozenset({0}),
+        saved_extra=2 * rows,
+        backward_transient=4 * whole,
+        grad_bytes=(whole,),
+        trained=True,
+    )
+
+
 def _with_grad_leaves(
     args: tuple[Any, ...], kwargs: Mapping[str, Any], wants_grad: Sequence[bool], clone: bool
 ) -> tuple[tuple[Any, ...], dict[str, Any], list[torch.Tensor], list[torch.Tensor], list[bool]]:
@@ -835,8 +880,10 @@ def record_calls(
             if isinstance(fake_mode, FakeTensorMode):  # a real copy's tensors (real-forward): as the mode reads them
                 params = [_as_read(tensor, fake_mode) for tensor in params]
             if module is None:
-                known = tensor_index_memory(function, args, kwargs, wants) or attention_memory(
-                    function, args, kwargs, wants
+                known = (
+                    tensor_index_memory(function, args, kwargs, wants)
+                    or attention_memory(function, args, kwargs, wants)
+                    or normalize_memory(function, args, kwargs, wants)
                 )
             else:
                 known = biased_linear_memory(module, args, kwargs, wants, params)
