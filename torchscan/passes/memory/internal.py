@@ -479,17 +479,16 @@ def normalize_memory(
     size = x.shape[dim]
     if not all(type(extent) is int for extent in x.shape) or not size or not math.prod(x.shape):
         return None
-    itemsize = x.dtype.itemsize
-    whole = math.prod(x.shape) * itemsize
-    rows = whole // size
+    x_bytes = math.prod(x.shape) * x.dtype.itemsize
+    row_bytes = x_bytes // size  # one value per row
     if not wants_grad[0]:
-        return CallMemory(transient=rows)
+        return CallMemory(transient=row_bytes)
     return CallMemory(
-        transient=rows,
+        transient=row_bytes,
         saved_args=frozenset({0}),
-        saved_extra=2 * rows,
-        backward_transient=4 * whole,
-        grad_bytes=(whole,),
+        saved_extra=2 * row_bytes,
+        backward_transient=4 * x_bytes,
+        grad_bytes=(x_bytes,),
         trained=True,
     )
 
