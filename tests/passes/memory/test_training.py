@@ -136,7 +136,7 @@ class _RMSNet(nn.Module):
     def __init__(self, topology: str) -> None:
         super().__init__()
         self.topology = topology
-        self.a, self.b = nn.Linear(16, 32), nn.Linear(32, 32)
+        self.a, self.b, self.c = nn.Linear(16, 32), nn.Linear(32, 32), nn.Linear(32, 32)
         self.norm, self.other = nn.RMSNorm(32), nn.RMSNorm(32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,6 +150,8 @@ class _RMSNet(nn.Module):
             return self.b(y) + y
         if self.topology == "two_norms_summed":
             return self.b(self.norm(h) + self.other(h))
+        if self.topology == "pre_norm_block":  # a Llama block's shape
+            return self.c(h + self.b(self.norm(h)))
         return self.b(h + self.norm(h))  # "residual"
 
 
@@ -162,11 +164,16 @@ class _RMSNet(nn.Module):
         "read_twice",
         "two_norms_summed",
         pytest.param(
+            "pre_norm_block",
+            marks=pytest.mark.xfail(strict=True, reason="as the residual case: the norm's input holds a gradient"),
+        ),
+        pytest.param(
             "residual",
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="one |h| over a real step, not explained yet: the recorded norm in a residual branch "
-                "(a GELU, LayerNorm, Linear or softmax there is exact)",
+                reason="one |h| over a real step: h holds the residual's gradient already, and autograd's engine "
+                "sums each partial input gradient the norm's backward makes into it at once; the recording holds "
+                "the partials apart until its backward ends (a GELU, LayerNorm, Linear or softmax there is exact)",
             ),
         ),
     ],
