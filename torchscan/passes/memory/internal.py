@@ -69,6 +69,7 @@ from torchscan.graph.aten_meta import (
 )
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import DispatchMemo
+from torchscan.graph.fake import fake_tensor
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import Pending
 from torchscan.graph.writes import INDEX_WRITES, written
@@ -552,7 +553,12 @@ class _Seed(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, seeded: _Seeded, *results: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.seeded, ctx.results = seeded, results
-        return results[0].new_empty(())
+        first = results[0]
+        if type(first) is FakeTensor:  # by the meta kernel: FakeTensor's own dispatch costs ~0.1 ms here
+            with no_dispatch():
+                scalar = torch.empty((), dtype=first.dtype, device="meta")
+            return fake_tensor(first.fake_mode, scalar, first.fake_device)
+        return first.new_empty(())
 
     @staticmethod
     def backward(ctx: Any, *grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
