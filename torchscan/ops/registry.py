@@ -299,6 +299,8 @@ class OpLookup(Generic[V]):
 
     def _late(self, target: Any, loaded: Mapping[Any, Any]) -> Any:
         """``loaded[target]`` after loading the lazy tables whose library is imported by now."""
+        if not self._pending:  # every lazy table loaded: most misses of a lookup (one per base of a module class)
+            return loaded.get(target)
         for lazy in [lazy for lazy in self._pending if lazy.module in sys.modules]:
             self._pending.remove(lazy)
             table = lazy.load()
