@@ -377,7 +377,9 @@ class _Copier:
         copied: dict[str, Any] = {}
         for key, value in state.items():
             kind = _STATE_KINDS.get(key)
-            if kind is None:
+            if kind is _HOOKS and not value:  # most of a module's state: hook dicts, empty; a new one each
+                copied[key] = type(value)()
+            elif kind is None:
                 if _immutable(value):  # most plain config values, sizes and strides: shared as they are
                     copied[key] = value
                 elif key == "forward" and isinstance(value, types.FunctionType):  # an instance-level forward
@@ -391,10 +393,7 @@ class _Copier:
                 copied[key] = {name: None if tensor is None else tensor_of(tensor) for name, tensor in value.items()}
             elif kind is _CHILDREN:
                 copied[key] = {name: None if child is None else self.module(child) for name, child in value.items()}
-            elif kind is _HOOKS:
-                if not value:  # no hook: a new empty dict of the same kind
-                    copied[key] = type(value)()
-                    continue
+            elif kind is _HOOKS:  # hooks registered: those the analysis keeps
                 kept = {
                     k: hook
                     for k, hook in value.items()
