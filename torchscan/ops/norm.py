@@ -24,8 +24,8 @@ aten = torch.ops.aten
 def _statistics(call: OpCall, count: int) -> int:
     """Bytes of ``count`` statistics a kernel makes for the backward. An ATen spelling that returns them
     (``native_batch_norm``, ``native_layer_norm``, ``native_group_norm``: results of its node) makes none
-    besides; the others keep them in the input's dtype (CPU's kernels, measured; CUDA's keep float32 for
-    half inputs: not measured here)."""
+    besides; the others keep them in the input's dtype (CPU's kernels, measured; CUDA's likely keep float32,
+    the accumulate type, for half inputs: not measured here)."""
     return 0 if len(call.outputs) > 1 else count * call.input.dtype.itemsize
 
 
