@@ -22,15 +22,39 @@ aten = torch.ops.aten
 
 
 def _statistics(call: OpCall, count: int) -> int:
-    """Bytes of ``count`` statistics a kernel makes for the backward. An ATen spelling that returns them
-    (``native_batch_norm``, ``native_layer_norm``, ``native_group_norm``: results of its node) makes none
-    besides; the others keep them in the input's dtype (CPU's kernels, measured; CUDA's likely keep float32,
-    the accumulate type, for half inputs: not measured here)."""
-    return 0 if len(call.outputs) > 1 else count * call.input.dtype.itemsize
+    """Bytes of ``count`` statistics a kernel keeps for the backward, in the input's dtype (CPU's kernels,
+    measured; CUDA's likely keep float32, the accumulate type, for half inputs: not measured here). An ATen
+    spelling that returns them (``native_layer_norm``…) keeps its results instead: the memory pass's rule."""
+    return count * call.input.dtype.itemsize
 
 
 def _uses_batch_statistics(call: OpCall) -> bool:
+    """A BatchNorm normalises by batch statistics: in training, or without running ones."""
     return bool(call.get("training", call.training)) or call.spec("running_mean") is None
+
+
+def _rows(call: OpCall) -> int:
+    """``R = N_in / prod(normalized_shape)``: the rows a LayerNorm or an RMSNorm normalises."""
+    normalized = argument(call, "normalized_shape", 0, ())
+    return call.input.numel // max(math.prod((normalized,) if isinstance(normalized, int) else normalized), 1)
+
+
+def _groups(call: OpCall) -> int:
+    """``B·G``: the groups a GroupNorm normalises (torch refuses an input of fewer than 2 dims)."""
+    return call.input.shape[0] * int(argument(call, "num_groups", 0, 1))
+
+
+def _instances(call: OpCall, dims: int) -> int:
+    """``B·C``: the instances an InstanceNorm over ``dims`` spatial dims normalises (0: all but two)."""
+    spec = call.input
+    spatial_dims = dims or max(spec.ndim - 2, 0)
+    return spec.numel // max(math.prod(spec.shape[spec.ndim - spatial_dims :]), 1)
+
+
+def _instance_batch_statistics(call: OpCall) -> bool:
+    """An InstanceNorm normalises by each instance's statistics: unless in eval with running ones."""
+    training = bool(call.get("training", call.training))
+    return bool(call.attrs.get("use_input_stats", training or not call.get("track_running_stats", False)))
 
 
 def batch_norm_statistics(call: OpCall) -> int:
@@ -43,15 +67,13 @@ def batch_norm_statistics(call: OpCall) -> int:
 def layer_norm_statistics(call: OpCall) -> int:
     """What a LayerNorm's kernel keeps for its backward: the mean and inverse standard deviation of each
     of its ``R`` rows, ``2·R`` values."""
-    normalized = argument(call, "normalized_shape", 0, ())
-    size = math.prod((normalized,) if isinstance(normalized, int) else normalized)
-    return _statistics(call, 2 * (call.input.numel // max(size, 1)))
+    return _statistics(call, 2 * _rows(call))
 
 
 def group_norm_statistics(call: OpCall) -> int:
     """What a GroupNorm's kernel keeps for its backward: the mean and inverse standard deviation of each
     group of each sample, ``2·B·G`` values."""
-    return _statistics(call, 2 * call.input.shape[0] * int(argument(call, "num_groups", 0, 1)))
+    return _statistics(call, 2 * _groups(call))
 
 
 def instance_norm_statistics(call: OpCall, dims: int) -> int:
@@ -59,14 +81,8 @@ def instance_norm_statistics(call: OpCall, dims: int) -> int:
     with its weight and running statistics repeated ``B`` times, and that BatchNorm keeps the repeated
     weight (``B·C`` values, affine) and running statistics (``2·B·C``, tracked), and on batch statistics
     the mean and inverse standard deviation of each of the ``B·C`` instances (``2·B·C``)."""
-    spec = call.input
-    spatial_dims = dims or max(spec.ndim - 2, 0)
-    instances = spec.numel // max(math.prod(spec.shape[spec.ndim - spatial_dims :]), 1)
-    training = bool(call.get("training", call.training))
-    tracked = call.spec("running_mean") is not None
-    batch = call.attrs.get("use_input_stats", training or not call.get("track_running_stats", False))
-    repeated = (call.spec("weight") is not None) + 2 * tracked
-    return _statistics(call, instances * (repeated + 2 * bool(batch)))
+    repeated = (call.spec("weight") is not None) + 2 * (call.spec("running_mean") is not None)
+    return _statistics(call, _instances(call, dims) * (repeated + 2 * _instance_batch_statistics(call)))
 
 
 @TABLE.register(
@@ -97,7 +113,7 @@ def batch_norm(call: OpCall) -> Cost:
     affine = call.spec("weight") is not None
     tracked = call.spec("running_mean") is not None
     momentum = call.attrs.get("momentum")
-    training = bool(call.get("training", call.training)) or not tracked
+    training = _uses_batch_statistics(call)
     flops = 2 * channels + 2 * n_in + 2 * n_in * affine
     macs = n_in * (1 + affine)
     dmas = n_in + 1 + 2 * channels * tracked + 2 * channels * affine + bool(momentum) + call.output.numel
@@ -135,9 +151,7 @@ def layer_norm(call: OpCall) -> Cost:
     """LayerNorm over the trailing ``normalized_shape`` (``R = N_in / prod(normalized_shape)``):
     ``FLOPs = 6·N_in + 2·R + N_in·[weight] + N_in·[bias]``, ``MACs = N_in·(1 + [affine])``,
     ``DMAs = N_in + P + N_out``."""
-    normalized = argument(call, "normalized_shape", 0, ())
-    size = math.prod((normalized,) if isinstance(normalized, int) else normalized)
-    return _group_norm_cost(call, call.input.numel // max(size, 1))
+    return _group_norm_cost(call, _rows(call))
 
 
 @TABLE.register(
@@ -151,9 +165,7 @@ def layer_norm(call: OpCall) -> Cost:
 def group_norm(call: OpCall) -> Cost:
     """GroupNorm with ``G`` groups (``R = B·G``): ``FLOPs = 6·N_in + 2·R + N_in·[weight] + N_in·[bias]``,
     ``MACs = N_in·(1 + [affine])``, ``DMAs = N_in + P + N_out``."""
-    groups = argument(call, "num_groups", 0, 1)
-    batch = call.input.shape[0]  # torch refuses an input of fewer than 2 dims
-    return _group_norm_cost(call, batch * int(groups))
+    return _group_norm_cost(call, _groups(call))
 
 
 @TABLE.register(aten.native_group_norm.default, saves=Saves.INPUT)
@@ -175,14 +187,9 @@ def instance_norm(call: OpCall, dims: int) -> Cost:
     ``FLOPs = 6·N_in + 2·R + N_in·[weight] + N_in·[bias]``, ``MACs = N_in·(1 + [affine])``,
     ``DMAs = N_in + P + N_out``. Normalised with running statistics (eval with
     ``track_running_stats``) it is a BatchNorm in eval."""
-    training = bool(call.get("training", call.training))
-    use_input_stats = call.attrs.get("use_input_stats", training or not call.get("track_running_stats", False))
-    if not use_input_stats:
+    if not _instance_batch_statistics(call):
         return batch_norm(call)
-    spec = call.input
-    spatial_dims = dims or max(spec.ndim - 2, 0)
-    spatial = math.prod(spec.shape[spec.ndim - spatial_dims :])
-    return _group_norm_cost(call, spec.numel // max(spatial, 1))
+    return _group_norm_cost(call, _instances(call, dims))
 
 
 @TABLE.register(nn.RMSNorm, F.rms_norm, torch.rms_norm, aten.rms_norm.default)
@@ -190,9 +197,7 @@ def rms_norm(call: OpCall) -> Cost:
     """RMSNorm ``x / sqrt(mean(x²) + eps) · w`` (square, sum, mean division, scale; eps add and
     sqrt per group): ``FLOPs = 4·N_in + 2·R + N_in·[weight]``, ``MACs = N_in·(1 + [weight])``,
     ``DMAs = N_in + P + N_out``."""
-    normalized = argument(call, "normalized_shape", 0, ())
-    size = math.prod((normalized,) if isinstance(normalized, int) else normalized)
-    groups = call.input.numel // max(size, 1)
+    groups = _rows(call)
     n_in = call.input.numel
     has_weight = call.spec("weight") is not None
     return Cost(

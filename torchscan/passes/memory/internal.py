@@ -88,6 +88,7 @@ __all__ = [
     "Replay",
     "attention_memory",
     "biased_linear_memory",
+    "normalize_memory",
     "number_divided",
     "product_saves_its_own",
     "record_calls",
@@ -477,11 +478,10 @@ def normalize_memory(
         return None
     if type(p) not in (int, float) or p not in (1, 2) or type(dim) is not int or not -x.dim() <= dim < x.dim():
         return None
-    size = x.shape[dim]
-    if not all(type(extent) is int for extent in x.shape) or not size or not math.prod(x.shape):
+    if not all(type(extent) is int for extent in x.shape) or not math.prod(x.shape):  # sizes, none empty
         return None
     x_bytes = math.prod(x.shape) * x.dtype.itemsize
-    row_bytes = x_bytes // size  # one value per row
+    row_bytes = x_bytes // x.shape[dim]  # one value per row
     if not wants_grad[0]:
         return CallMemory(transient=row_bytes)
     return CallMemory(

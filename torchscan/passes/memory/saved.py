@@ -264,7 +264,8 @@ def saved_for_backward(
             if declared is not None and record.call is not None:
                 if len(outputs) > 1 and len(outputs) == len(record.outputs):  # ATen's spelling returns them
                     keep += outputs[1:]
-                extra_bytes = (extra_bytes or 0) + declared(record.call)
+                else:
+                    extra_bytes = (extra_bytes or 0) + declared(record.call)
         if extra_bytes is not None:
             extra[record.name] = extra_bytes
         saved[record.name] = tuple(dict.fromkeys(keep))
