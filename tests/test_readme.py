@@ -35,3 +35,20 @@ def test_python_blocks_run_and_the_shown_table_is_true(tmp_path: Path, monkeypat
     for line in shown.strip().splitlines():
         assert line in first, line
     assert (tmp_path / "resnet18.html").exists()
+
+
+def test_the_shown_end_of_a_measured_summary_is_true(capsys: pytest.CaptureFixture[str]) -> None:
+    """The end the README shows for ``torchscan resnet18 --max-depth 1 --measure`` on a machine without CUDA
+    is what the command prints (its memory lines: the training estimate's figures move with the memory model)."""
+    import torch
+
+    from torchscan.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("the shown end is the one printed without CUDA")
+    marker = "`torchscan resnet18 --max-depth 1 --measure` on a machine without CUDA ends with"
+    shown = README.split(marker, 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    assert main(["resnet18", "--max-depth", "1", "--measure"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    for line in shown.strip().splitlines():
+        assert line in printed, line
