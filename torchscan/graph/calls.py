@@ -17,7 +17,7 @@ from torch.fx.operator_schemas import get_signature_for_torch_op
 
 from torchscan.graph.clone import reparametrized_names
 from torchscan.graph.fake import analysis_mode
-from torchscan.graph.shapes import NodeValues, SpecTable, describe
+from torchscan.graph.shapes import NodeValues, SpecTable, describe, tensor_spec
 from torchscan.graph.trace import ROOT_CALL
 from torchscan.records import OpCall, TensorSpec, tensor_leaves
 from torchscan.records.frozen import frozen_record
@@ -269,21 +269,30 @@ def _signatures(function: Callable[..., Any]) -> tuple[inspect.Signature, ...]:
         return ()
 
 
+@functools.lru_cache(maxsize=1024)
+def _public(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The names of an attribute layout that do not start with ``_`` (a module's ``__dict__`` keys: mostly
+    ``nn.Module``'s private state; one layout per class, nearly always)."""
+    return tuple(name for name in names if name[:1] != "_")
+
+
 def module_config(module: nn.Module, specs: SpecTable | None = None) -> dict[str, Any]:
     """A module's plain configuration attributes plus specs of its own parameters and buffers (``specs``:
     a :data:`~torchscan.graph.shapes.SpecTable` they are taken from)."""
-    config: dict[str, Any] = {
-        name: value
-        for name, value in vars(module).items()
-        # the slice: ``startswith``'s call costs more; the exact types first: ``isinstance`` of a tuple costs more
-        if name[:1] != "_" and (type(value) in _CONFIG_EXACT or isinstance(value, _CONFIG_TYPES))
-    }
+    state = vars(module)
+    config: dict[str, Any] = {}
+    for name in _public(tuple(state)):
+        value = state[name]
+        if type(value) in _CONFIG_EXACT or isinstance(value, _CONFIG_TYPES):  # exact types first: cheaper
+            config[name] = value
     config["training"] = module.training
-    seen: set[int] = set()
-    for name, tensor in (*module._parameters.items(), *module._buffers.items()):  # named_*(recurse=False)
-        if tensor is not None and id(tensor) not in seen:
-            seen.add(id(tensor))
-            config[name] = describe(tensor, specs)
+    parameters, buffers = state["_parameters"], state["_buffers"]
+    if parameters or buffers:
+        seen: set[int] = set()
+        for name, tensor in (*parameters.items(), *buffers.items()):  # named_*(recurse=False)
+            if tensor is not None and id(tensor) not in seen:
+                seen.add(id(tensor))
+                config[name] = tensor_spec(tensor, specs)
     for name in reparametrized_names(module):  # the weight a formula reads, as the module computes it
         with analysis_mode():  # from the copy's tensors, no arithmetic
             value = getattr(module, name, None)

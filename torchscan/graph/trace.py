@@ -1050,10 +1050,12 @@ class _Code:
     its constants, names, local names and line table at every lookup (0.1–0.8 µs each, a few µs for the
     key of a node's stack); one per code object per trace (:data:`Codes`), so equal stacks stay equal."""
 
-    __slots__ = ("code",)
+    __slots__ = ("code", "lines")
 
     def __init__(self, code: types.CodeType) -> None:
         self.code = code
+        self.lines: dict[int, int] = {}
+        """The line of each instruction offset met (``f_lineno`` scans the code's line table at each read)."""
 
 
 Codes = dict[int, _Code]
@@ -1069,11 +1071,14 @@ def _walk(
     ``(None, _frames(frame, stop))`` where none is. ``codes``: the trace's :class:`_Code` tokens."""
     found: list[Any] = []
     while frame is not None and frame is not stop:
-        found.append(frame.f_lineno)
         code = frame.f_code
         token = codes.get(id(code))
         if token is None or token.code is not code:
             token = codes[id(code)] = _Code(code)
+        line = token.lines.get(frame.f_lasti)
+        if line is None:  # a line is a function of the code and the instruction (a debugger's jump aside)
+            line = token.lines[frame.f_lasti] = frame.f_lineno
+        found.append(line)
         found.append(token)
         above = callers.get(frame)
         if above is not None:  # a running call: its callers are known, its own line is read now

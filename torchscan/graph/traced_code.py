@@ -41,7 +41,6 @@ class TracedCode:
         self._functions: dict[tuple[int, int], types.FunctionType] = {}
         self._originals: dict[int, types.FunctionType] = {}
         """The function each copy was made from, by the copy's id (nodes name the original)."""
-        self._math: Any = None
 
     def original(self, function: Any) -> Any:
         """The function a copy made here was made from (any other object as is)."""
@@ -67,28 +66,29 @@ class TracedCode:
         if key in self._globals:
             return self._globals[key]
         self._globals[key] = None  # while it is looked at (a cycle back to it sees it as is)
-        wrapped = _symbolic_trace._wrapped_fns_to_patch
+        owner = id(scope)
+        wrapped = {name for where, name in _symbolic_trace._wrapped_fns_to_patch if where == owner}  # fx.wrap's
+        wrap_ids, leaf = self._wrap_ids, self._leaf
         replaced: dict[str, Any] = {}
-        for name, value in list(scope.items()):
-            if isinstance(value, types.FunctionType):
-                if id(value) in self._wrap_ids or (
-                    (id(scope), name) in wrapped and (self._leaf is None or self._leaf(value))
-                ):
+        own: list[tuple[str, types.FunctionType]] = []  # the module's own functions
+        for name, value in list(scope.items()):  # a module's globals: hundreds of names, most of them skipped
+            if type(value) is types.FunctionType:  # (FunctionType cannot be subclassed)
+                if id(value) in wrap_ids or (name in wrapped and (leaf is None or leaf(value))):
                     replaced[name] = _proxy_aware(value)
-                elif (
-                    reach and value.__globals__ is not scope and (seen := self.function(value, reach - 1)) is not value
-                ):
+                elif value.__globals__ is scope:
+                    own.append((name, value))
+                elif reach and (seen := self.function(value, reach - 1)) is not value:
                     replaced[name] = seen
             elif value is math:
-                replaced[name] = self._math_shim()
-            elif callable(value) and id(value) in self._wrap_ids:
+                replaced[name] = _math_shim()
+            elif id(value) in wrap_ids and callable(value):
                 replaced[name] = _proxy_aware(value)
         made: dict[str, Any] | None = None
         if replaced:
             made = dict(scope)
             made.update(replaced)
-            for name, value in scope.items():  # the module's own helpers see the same globals
-                if isinstance(value, types.FunctionType) and value.__globals__ is scope and name not in replaced:
+            for name, value in own:  # the module's own helpers see the same globals
+                if name not in replaced:
                     made[name] = self._functions[(id(value), reach)] = self._rebound(value, made)
         self._globals[key] = made
         return made
@@ -98,14 +98,15 @@ class TracedCode:
         self._originals[id(made)] = function
         return made
 
-    def _math_shim(self) -> Any:
-        if self._math is None:
-            entries = {
-                name: _proxy_aware(value) if callable(value) and name[0] != "_" else value
-                for name, value in vars(math).items()
-            }
-            self._math = types.SimpleNamespace(**entries)
-        return self._math
+
+@functools.cache
+def _math_shim() -> types.SimpleNamespace:
+    """``math`` as traced code sees it: each public function :func:`_proxy_aware` (one node when given a
+    proxy, the function itself otherwise). Made once: it holds nothing of a trace or of a user's."""
+    entries = vars(math).items()
+    return types.SimpleNamespace(
+        **{name: _proxy_aware(value) if callable(value) and name[0] != "_" else value for name, value in entries}
+    )
 
 
 def _with_globals(function: types.FunctionType, scope: dict[str, Any]) -> types.FunctionType:
