@@ -124,6 +124,9 @@ def _module_calls(node: fx.Node) -> tuple[tuple[str, int], ...]:
     by its path and the ``k``-th by ``path@k``."""
     calls = []
     for key, (path, _) in (node.meta.get("nn_module_stack") or {}).items():
+        if key == path:  # a first call (most entries)
+            calls.append((str(path), 0))
+            continue
         suffix = key[len(path) + 1 :] if key.startswith(f"{path}@") else ""
         calls.append((str(path), int(suffix) if suffix.isdigit() else 0))
     return tuple(calls)

@@ -187,10 +187,12 @@ def describe(value: Any, specs: SpecTable | None = None) -> Any:
         return tuple([describe(item, specs) for item in value])
     if kind is immutable_dict or kind is dict:  # a node's keyword arguments (most often none): before the ABC test
         return {key: describe(item, specs) for key, item in value.items()}
+    if kind is torch.Size:  # a size read by the forward (``x.size()``, ``x.shape``): before the tensor test
+        return tuple([int(size) for size in value])
     if kind is Pending or isinstance(value, (torch.Tensor, Pending)):
         return tensor_spec(value, specs)
     if isinstance(value, torch.Size):
-        return tuple(int(size) for size in value)
+        return tuple([int(size) for size in value])
     if isinstance(value, _PLAIN):
         return value
     if isinstance(value, (tuple, list)):
