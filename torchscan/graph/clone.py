@@ -380,7 +380,7 @@ class _Copier:
             if kind is _HOOKS and not value:  # most of a module's state: hook dicts, empty; a new one each
                 copied[key] = type(value)()
             elif kind is None:
-                if _immutable(value):  # most plain config values, sizes and strides: shared as they are
+                if type(value) in _ATOMIC or _immutable(value):  # plain config values, sizes, strides: shared
                     copied[key] = value
                 elif key == "forward" and isinstance(value, types.FunctionType):  # an instance-level forward
                     copied[key] = self._function(value, with_globals=True)
