@@ -25,7 +25,14 @@ size there. Per signature
   gradients among them, ``extra_t``: ``saved_extra`` still held), and per argument the bytes of its
   gradient when it is a new storage (0 when it aliases a result's gradient, e.g. ``add``, or repeats a
   tensor object passed before: one object passed several times stays one, as the call sees it), and the
-  gradients of the module's own parameters.
+  gradients of the module's own parameters;
+- training, where an argument already holds a gradient when the call's backward runs (a later reader of it,
+  ``h + norm(h)``, a pre-norm block, ran its backward first: :class:`_LaterReaders` reads that from the
+  graph): the backward once more with a gradient made for each such argument by the scalar's backward, so
+  that it waits in the argument's input buffer before any of the call's backward ops run. Autograd's engine
+  sums each partial gradient into it as soon as it is made (out of place under a dispatch mode, as when
+  measured); with nothing waiting the first partial is kept to the end. The two peaks, above the waiting
+  gradients too, are :class:`WaitingMemory` (one more forward and backward, ~3–10 ms, for those calls only).
 
 Nodes are run in graph order by an interpreter over the capture's fake copy; a node whose signature
 was seen gets its value from a shape rule where one answers, else by plain dispatch. A signature is
@@ -43,6 +50,7 @@ a biased linear layer on a strided input that folds by a view (:func:`biased_lin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -86,6 +94,7 @@ __all__ = [
     "CallMemory",
     "NodeMemory",
     "Replay",
+    "WaitingMemory",
     "attention_memory",
     "biased_linear_memory",
     "normalize_memory",
@@ -98,6 +107,23 @@ __all__ = [
 ]
 
 _CALLS = ("call_module", "call_function", "call_method")
+
+
+@frozen_record
+class WaitingMemory:
+    """A call's backward where the tensor arguments at ``positions`` (as :attr:`CallMemory.grad_bytes`
+    counts them) already hold a gradient in autograd's input buffer when it runs (another reader's backward
+    made it: ``h + norm(h)``, or ``norm(h)`` with ``h`` read by a later layer too). Autograd's engine sums each
+    partial gradient the call's backward makes for such an argument into what waits there as soon as it is
+    made (a new tensor, the old one and the partial freed), where a recording with nothing waiting keeps its
+    first partial as the argument's gradient to the end. ``transient`` and ``released`` are
+    :attr:`CallMemory.backward_transient` and :attr:`CallMemory.backward_released` (None: equal to
+    ``transient``) of that backward, above everything live before it, the waiting gradients included (each
+    such argument holds one gradient of its size throughout: the one waiting, then each sum)."""
+
+    positions: frozenset[int]
+    transient: int
+    released: int | None = None
 
 
 @frozen_record
@@ -123,6 +149,9 @@ class CallMemory:
     param_grad_bytes: int = 0
     trained: bool = False
     """Whether the training facts were recorded (something of the call requires grad)."""
+    waiting: WaitingMemory | None = None
+    """The backward recorded again with gradients already waiting for some of its arguments, as
+    :func:`record_calls` reads the graph (None: not recorded, the call's sources hold none then)."""
 
 
 @frozen_record
@@ -537,18 +566,25 @@ def _with_grad_leaves(
 
 
 class _Seeded:
-    """What :class:`_Seed` made: weak references to the results' gradients and their bytes."""
+    """What :class:`_Seed` made: weak references to the results' gradients and their bytes (the first
+    ``results`` tensors it is given), and the bytes of the gradients it made for the others (arguments whose
+    gradient waits in autograd's input buffer before the call's backward runs)."""
 
-    def __init__(self, tracker: _Tracker) -> None:
+    def __init__(self, tracker: _Tracker, results: int) -> None:
         self.tracker = tracker
+        self.results = results
         self.refs: list[StorageWeakRef] = []
         self.nbytes = 0
+        self.waiting = 0
 
 
 class _Seed(torch.autograd.Function):
     """A scalar whose backward makes an empty gradient for each of a call's results, inside the tracked
     backward: held by nothing but autograd's engine, each is freed once read, as in a real backward
-    (gradients given to ``torch.autograd.grad`` stay held by the caller throughout)."""
+    (gradients given to ``torch.autograd.grad`` stay held by the caller throughout). Given arguments of the
+    call after its results, it makes one for each of them too: the engine puts it into the argument's input
+    buffer before any node of the call's backward runs (they all wait on this one), where the call's partial
+    gradients for it are then summed in."""
 
     @staticmethod
     def forward(ctx: Any, seeded: _Seeded, *results: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -564,12 +600,13 @@ class _Seed(torch.autograd.Function):
     def backward(ctx: Any, *grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         seeded, results = ctx.seeded, ctx.results
         del ctx.results
-        made = tuple(torch.empty_like(result) for result in results)  # dispatched: the tracker sees them
-        for tensor in made:
+        made = tuple(torch.empty_like(tensor) for tensor in results)  # dispatched: the tracker sees them
+        for tensor in made[: seeded.results]:
             seeded.nbytes += seeded.tracker.pin(tensor)
             storage = _storage(tensor)
             if storage is not None:
                 seeded.refs.append(StorageWeakRef(storage))
+        seeded.waiting += _new_bytes(made[seeded.results :], set())
         return (None, *made)
 
 
@@ -588,6 +625,32 @@ def _record_training(
         return _train_once(function, args, kwargs, wants_grad, params, transient, True, memo)
 
 
+def _with_waiting(
+    known: CallMemory,
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    wants_grad: Sequence[bool],
+    params: Sequence[torch.Tensor],
+    waiting: frozenset[int],
+    memo: DispatchMemo | None = None,
+) -> CallMemory:
+    """``known`` with its :class:`WaitingMemory` for the tensor arguments at ``waiting`` (each requiring
+    grad, the first of its object): the call trained once more, its backward run with a gradient already in
+    each one's input buffer (:class:`_Seed`). Unchanged where nothing waits, the call has no backward, it
+    writes an argument in place (its recording gives it clones: a gradient given to a clone after the call
+    would reach the write's node, not the buffer the call's backward sums into) or cannot be run again."""
+    if not waiting or not known.trained or not known.grad_bytes:
+        return known
+    trainable = [param for param in params if param.requires_grad and param.dtype.is_floating_point]
+    try:
+        again = _train_once(function, args, kwargs, wants_grad, trainable, known.transient, False, memo, waiting)
+    except Exception:  # a leaf written in place, an op fake tensors refuse: the facts with nothing waiting
+        return known
+    memory = WaitingMemory(waiting, again.backward_transient, again.backward_released)
+    return dataclasses.replace(known, waiting=memory)
+
+
 def _train_once(
     function: Callable[..., Any],
     args: tuple[Any, ...],
@@ -597,7 +660,10 @@ def _train_once(
     transient: int,
     clone: bool,
     memo: DispatchMemo | None = None,
+    waiting: frozenset[int] = frozenset(),
 ) -> CallMemory:
+    """The call's :class:`CallMemory` (``waiting``: the tensor arguments given a gradient before the call's
+    backward runs, :class:`_Seed`; the backward's peaks then stand above them too)."""
     new_args, new_kwargs, passed, grad_leaves, firsts = _with_grad_leaves(args, kwargs, wants_grad, clone)
     arg_keys = [_key(tensor) for tensor in passed]
     existing = {key for tensor in (*passed, *grad_leaves, *params) if (key := _key(tensor)) is not None}
@@ -632,9 +698,11 @@ def _train_once(
     wrt = [*grad_leaves, *params]
     backward = _Tracker(before, memo, extra)
     del extra
-    seeded = _Seeded(backward)
+    seeded = _Seeded(backward, len(differentiable))
+    waits = [passed[position] for position in sorted(waiting) if wants_grad[position] and firsts[position]]
     with torch.enable_grad():
-        seed = _Seed.apply(seeded, *differentiable)
+        seed = _Seed.apply(seeded, *differentiable, *waits)
+    del waits
     one = _empty_like(seed)
     backward.existing.add(_key(one))
     with backward:
@@ -642,8 +710,8 @@ def _train_once(
     del seed
     # the results' gradients count from their making: held to the end (as given to ``autograd.grad``) or
     # freed by the engine once read
-    backward_transient = max(0, backward.peak_pinned - saved_extra - seeded.nbytes)
-    released = max(0, backward.peak - saved_extra - seeded.nbytes)
+    backward_transient = max(0, backward.peak_pinned - saved_extra - seeded.nbytes - seeded.waiting)
+    released = max(0, backward.peak - saved_extra - seeded.nbytes - seeded.waiting)
     alive = {ref.cdata for ref in seeded.refs if not ref.expired()}  # a gradient passed on as it is
     sizes = [0 if grad is None or _key(grad) in alive else _new_bytes([grad], before | alive) for grad in grads]
     leaf_sizes = iter(sizes[: len(grad_leaves)])
@@ -854,6 +922,7 @@ def record_calls(
     """
     values = _Values(graph, root, inputs, described, fakes, results)
     modules = _ModuleSignatures()
+    later = _LaterReaders(graph, grads)
     cache: dict[Any, CallMemory] = {}
     calls: dict[str, NodeMemory] = {}
     memo = DispatchMemo(fake_mode) if isinstance(fake_mode, FakeTensorMode) else None
@@ -864,9 +933,11 @@ def record_calls(
                 peeked = _peeked(node, values, modules, grads)
             except Exception:  # an input that cannot be rebuilt: the family's rule answers
                 continue
-            if peeked is not None and (known := cache.get(peeked[0])) is not None:
-                calls[name] = NodeMemory(known, peeked[1])  # recorded before: no argument made, no module filled
-                continue
+            if peeked is not None:
+                waiting = later.waiting(node, peeked[1], peeked[2])
+                if (known := cache.get((peeked[0], waiting))) is not None:
+                    calls[name] = NodeMemory(known, peeked[1])  # recorded before: no argument made, no module filled
+                    continue
             try:
                 function, args, kwargs, module = values.call(node)
             except Exception:
@@ -875,7 +946,8 @@ def record_calls(
                 args, kwargs = _read_by(fake_mode, (args, kwargs))  # before the call, not as its allocations
             if peeked is None:  # a kept pre-hook rewrites the arguments: the signature of the ones it gives
                 key, sources, wants = _call_key(node, args, kwargs, module, values, modules, grads, peek=False)
-                known = cache.get(key)
+                waiting = later.waiting(node, sources, wants)
+                known = cache.get((key, waiting))
                 if known is not None:
                     calls[name] = NodeMemory(known, sources)
                     continue
@@ -884,23 +956,67 @@ def record_calls(
             params = [*module.parameters(), *module.buffers()] if module is not None else []
             if isinstance(fake_mode, FakeTensorMode):  # a real copy's tensors (real-forward): as the mode reads them
                 params = [_as_read(tensor, fake_mode) for tensor in params]
-            if module is None:
-                known = (
-                    tensor_index_memory(function, args, kwargs, wants)
-                    or attention_memory(function, args, kwargs, wants)
-                    or normalize_memory(function, args, kwargs, wants)
-                )
-            else:
-                known = biased_linear_memory(module, args, kwargs, wants, params)
+            known = cache.get((key, frozenset())) if waiting else None  # recorded before, with nothing waiting
             if known is None:
-                try:
-                    known, result = _record(function, args, kwargs, wants, params, memo)
-                except Exception:
-                    continue
-                values.set(name, written(function, args, result))
-            cache[key] = known
+                if module is None:
+                    known = (
+                        tensor_index_memory(function, args, kwargs, wants)
+                        or attention_memory(function, args, kwargs, wants)
+                        or normalize_memory(function, args, kwargs, wants)
+                    )
+                else:
+                    known = biased_linear_memory(module, args, kwargs, wants, params)
+                if known is None:
+                    try:
+                        known, result = _record(function, args, kwargs, wants, params, memo)
+                    except Exception:
+                        continue
+                    values.set(name, written(function, args, result))
+                cache[(key, frozenset())] = known
+            if waiting:
+                known = _with_waiting(known, function, args, kwargs, wants, params, waiting, memo)
+                cache[(key, waiting)] = known
             calls[name] = NodeMemory(known, sources)
     return calls
+
+
+class _LaterReaders:
+    """Which arguments of a call may hold a gradient when its backward runs: those read again later in the
+    graph (the training walk runs the calls' backwards in reverse order of the graph's nodes, so a later
+    reader's backward has made one for them before)."""
+
+    def __init__(self, graph: fx.Graph, grads: Mapping[str, bool]) -> None:
+        self._graph, self._grads = graph, grads
+        self._order: dict[str, int] | None = None
+
+    def waiting(self, node: fx.Node, sources: Sequence[str | None], wants: Sequence[bool]) -> frozenset[int]:
+        """The positions of ``node``'s tensor arguments (``sources``: the node each comes from) that the call
+        differentiates (``wants``), each its source's first, whose source a call after ``node`` that requires
+        grad reads too: that call's backward has given it a gradient when ``node``'s runs. Empty for most
+        calls (an argument read once)."""
+        positions: list[int] = []
+        seen: set[str] = set()
+        for position, (source, wanted) in enumerate(zip(sources, wants, strict=True)):
+            if source is None or source in seen:
+                continue
+            seen.add(source)
+            if wanted and self._read_later(node, source):
+                positions.append(position)
+        return frozenset(positions)
+
+    def _read_later(self, node: fx.Node, source: str) -> bool:
+        """Whether a call after ``node`` that requires grad reads ``source`` (one of ``node``'s inputs)."""
+        if self._order is None:
+            self._order = {each.name: index for index, each in enumerate(self._graph.nodes)}
+        order = self._order
+        origin = next((each for each in node.all_input_nodes if each.name == source), None)
+        if origin is None:
+            return False
+        after = order[node.name]
+        return any(
+            order[user.name] > after and user.op in _CALLS and self._grads.get(user.name, False)
+            for user in origin.users
+        )
 
 
 def _read_by(fake_mode: FakeTensorMode, value: Any) -> Any:

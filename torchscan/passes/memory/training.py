@@ -16,6 +16,7 @@ from torchscan.ops import Saves
 from torchscan.ops.dropout import drops
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import family_in
+from torchscan.passes.memory.internal import NodeMemory
 from torchscan.passes.memory.liveness import HELD_OUTPUTS
 from torchscan.passes.memory.peak import walk
 from torchscan.passes.memory.saved import saved_for_backward
@@ -150,7 +151,11 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     its backward holds at most (``backward_transient``, above everything live before it but the
     tensors it made and saved, ``saved_extra``, which it frees as it goes: they are gone once it
     returns; ``backward_released`` where this node holds its output's gradient, which nothing then
-    holds past the call's first backward op, e.g. a normalisation written as several ops); any other
+    holds past the call's first backward op, e.g. a normalisation written as several ops; where the
+    arguments it records so hold a gradient already, made by a later reader's backward, ``h + norm(h)`` or
+    a pre-norm block, the two peaks of its backward recorded with gradients waiting for exactly those
+    arguments, :class:`~torchscan.passes.memory.internal.WaitingMemory`: autograd sums each partial gradient
+    into the waiting one at once, where with none waiting the first is kept to the end); any other
     node makes gradients of its sources' sizes, with no transient. A view's gradient is a storage of the
     view's size, made by its readers' backward like any other; the view's own backward passes it on to its
     source where the view covers all of it (``view``, ``permute``,
@@ -199,8 +204,9 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         inside = recorded is not None and recorded.call.trained and bool(recorded.call.grad_bytes)
         if inside:
             call = recorded.call
-            released = call.backward_released is not None and held.get(record.name, 0) > 0
-            during = live + (call.backward_released if released else call.backward_transient)
+            transient, released_peak = _recorded_peaks(recorded, held, grads, attributes)
+            released = released_peak is not None and held.get(record.name, 0) > 0
+            during = live + (released_peak if released else transient)
             for position, source in enumerate(recorded.arg_sources):
                 if source is None or not grads.get(source) or position >= len(call.grad_bytes):
                     continue
@@ -259,6 +265,37 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         # each reused parameter's new gradient is summed with the first into a third tensor
         peak = max(peak, live + reused + largest)
     return peak
+
+
+def _recorded_peaks(
+    recorded: NodeMemory, held: Mapping[str, int], grads: Mapping[str, bool], attributes: set[str]
+) -> tuple[int, int | None]:
+    """A recorded call's ``backward_transient`` and ``backward_released`` as the walk finds its sources: those
+    of its recording with gradients already waiting (:class:`~torchscan.passes.memory.internal.WaitingMemory`)
+    where exactly the arguments it gave one hold one now (:func:`_holding`), else those of its recording with
+    none waiting."""
+    call = recorded.call
+    waiting = call.waiting
+    if waiting is not None and waiting.positions == _holding(recorded, held, grads, attributes):
+        return waiting.transient, waiting.released
+    return call.backward_transient, call.backward_released
+
+
+def _holding(
+    recorded: NodeMemory, held: Mapping[str, int], grads: Mapping[str, bool], attributes: set[str]
+) -> frozenset[int]:
+    """The positions of a recorded call's tensor arguments, each its source's first, whose source requires
+    grad, is no parameter read by ``get_attr`` and holds a gradient of its own already (``held`` above 0: made
+    by the backward of a later reader)."""
+    positions: list[int] = []
+    seen: set[str] = set()
+    for position, source in enumerate(recorded.arg_sources[: len(recorded.call.grad_bytes)]):
+        if source is None or source in seen:
+            continue
+        seen.add(source)
+        if grads.get(source) and source not in attributes and held.get(source, 0) > 0:
+            positions.append(position)
+    return frozenset(positions)
 
 
 def _gradients(context: MemoryGraph) -> tuple[dict[str, int], dict[str, str], dict[str, tuple[str, ...]]]:
