@@ -241,6 +241,47 @@ def test_stacks_read_through_running_module_calls_are_the_full_walks(
     assert all(fast == full for fast, full in seen)
 
 
+class _Lines(nn.Module):
+    """Ops made from several lines of one function, one of them in a loop, and one helper called from two lines:
+    the same code object at different instruction offsets."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(x)  # line +1
+        for _ in range(2):
+            y = y + x  # line +3, twice
+        y = self.helper(y)  # line +4
+        return self.helper(y * 2)  # line +5
+
+    @staticmethod
+    def helper(y: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(y)  # the helper's line
+
+
+def test_each_node_s_stack_names_the_line_that_made_it() -> None:
+    """The stack walks read each frame's line by (code, instruction offset), once per trace: every node's stack
+    trace names the line of its own call in each frame, a loop's line every time, a helper called from two lines
+    each caller's line (a line cached by code alone, or by a stale offset, would give one line to all)."""
+    import inspect
+
+    start = inspect.getsourcelines(_Lines.forward)[1]
+    helper = inspect.getsourcelines(_Lines.helper)[1] + 2
+    graph = capture(_Lines(), DEFAULT_REGISTRY, model_inputs((4,), batch_size=2)).graph
+    here = f'File "{__file__}", line '
+    lines = {
+        node.name: [int(entry.split(here)[1].split(",")[0]) for entry in node.stack_trace.split("\n") if here in entry]
+        for node in graph.nodes
+        if node.op == "call_function"
+    }
+    assert lines == {
+        "relu": [start + 1],
+        "add": [start + 3],
+        "add_1": [start + 3],
+        "sigmoid": [start + 4, helper],
+        "mul": [start + 5],
+        "sigmoid_1": [start + 5, helper],
+    }, lines
+
+
 def test_user_frames_are_what_fx_s_filter_keeps(monkeypatch: pytest.MonkeyPatch) -> None:
     """The stack trace filter on plain frames keeps what fx's ``Tracer._filter_traceback_frames`` keeps
     of ``FrameSummary`` objects: on every stack of a capture (nested modules, functional calls, a block
