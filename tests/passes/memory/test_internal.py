@@ -1004,3 +1004,20 @@ def test_a_normalization_in_closed_form_is_what_its_recording_finds(case: Any) -
         recorded, _ = internal._record(F.normalize, args, kwargs, [grad], [], None)
     assert (closed is not None) == (p in (1, 2)), (closed, p)
     assert closed is None or closed == recorded, (closed, recorded)
+
+
+@pytest.mark.parametrize("shape", [(2, 10, 32), (3, 7, 16)])
+def test_an_argument_kept_by_the_call_alone_is_freed_inside_its_backward(shape: tuple[int, ...]) -> None:
+    """``tanh(x) * g + x`` keeps ``g`` (the product's) and ``tanh(x)``, not ``x``: the recording tells the
+    backward's peaks where ``g`` is held by nothing else, so freed once the product's backward has run; its
+    peak comes after that (``tanh``'s backward making ``x``'s gradient), ``|g|`` lower."""
+
+    def keep_second(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x) * g + x
+
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        x, g = mode.from_tensor(torch.randn(shape)), mode.from_tensor(torch.randn(shape))
+        memory, _ = internal._record(keep_second, (x, g), {}, [True, True], [])
+    size = g.numel() * 4
+    assert memory.saved_args == frozenset({1})
+    assert memory.freed == (internal.FreedMemory(1, size, memory.backward_transient - size),), memory

@@ -203,6 +203,13 @@ def _gate_keeping(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 
 @fx.wrap
+def _keep_second(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """A composite call keeping its second input alone for its backward (``tanh(x) * g``: ``tanh`` keeps its
+    result, not ``x``)."""
+    return torch.tanh(x) * g + x
+
+
+@fx.wrap
 def _outer(x: torch.Tensor) -> torch.Tensor:
     """A composite call whose backward peaks late: its output's gradient is read by its first node, the outer
     product's gradients (``x``'s size times its last dim) are made after."""
@@ -210,7 +217,7 @@ def _outer(x: torch.Tensor) -> torch.Tensor:
 
 
 _WAITING_COMPOSITES: dict[Any, Any] = {
-    function: lambda call: Cost() for function in (_squash, _outer, _gate, _gate_keeping)
+    function: lambda call: Cost() for function in (_squash, _outer, _gate, _gate_keeping, _keep_second)
 }
 """Formulas that keep these composite calls one node each (recorded)."""
 
@@ -247,6 +254,8 @@ class _Waiting(nn.Module):
         if self.topology == "an_argument_freed_inside":
             g = self.b(h)
             return self.c(h + _gate_keeping(h, g))
+        if self.topology == "an_argument_freed_inside_nothing_waiting":  # g * 3, kept by the call alone
+            return self.c(_keep_second(h, self.b(h) * 3))
         if self.topology == "attention":
             return self.b(h + self.attention(h, h, h, need_weights=False)[0])
         h = h + self.b(self.norm(h))  # "two_blocks": two pre-norm blocks in a chain
@@ -265,15 +274,8 @@ class _Waiting(nn.Module):
         "wrapped_read_by_a_layer",
         "two_inputs_waiting",
         "one_of_two_waiting",
-        pytest.param(
-            "an_argument_freed_inside",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="|g| over a real step: g, kept by the call alone, is freed inside its backward once the "
-                "op that kept it has run (the walk frees it after the call's whole backward, the recording holds "
-                "its arguments throughout); exact where g lives on (a later reader keeping it, or an output)",
-            ),
-        ),
+        "an_argument_freed_inside",
+        "an_argument_freed_inside_nothing_waiting",
         "attention",
         "two_blocks",
     ],
@@ -282,7 +284,9 @@ def test_a_recorded_call_sums_its_partial_gradients_into_one_waiting(topology: s
     """Where a recorded call's input holds a gradient in autograd's input buffer when the call's backward runs,
     the engine sums each partial gradient the call makes for it into that one as soon as it is made; the
     estimate follows (the call's backward recorded again with a gradient waiting there, chosen where the walk
-    finds the input's gradient made): the loss's 8 bytes under a real SGD step."""
+    finds the input's gradient made): the loss's 8 bytes under a real SGD step. An argument the call alone keeps
+    (``g`` of ``_gate_keeping(h, g)``, ``g * 3`` of ``_keep_second``) is freed inside the call's backward once
+    the op that saved it has run, and the estimate frees it there too."""
     model = _Waiting(topology)
     report = crawl_module(model, (10, 16), batch_size=batch, formulas=_WAITING_COMPOSITES)
     estimate = report.memory.training_for("sgd")

@@ -25,7 +25,10 @@ size there. Per signature
   gradients among them, ``extra_t``: ``saved_extra`` still held), and per argument the bytes of its
   gradient when it is a new storage (0 when it aliases a result's gradient, e.g. ``add``, or repeats a
   tensor object passed before: one object passed several times stays one, as the call sees it), and the
-  gradients of the module's own parameters;
+  gradients of the module's own parameters; per argument the call saves (neither a result nor a parameter)
+  the two peaks where its bytes count only until autograd's engine frees what it saved of it (each saved
+  tensor on its storage packed in a :class:`_Saved` holder, whose end is noted by a weak reference: the peak
+  then, or a later one less those bytes, :class:`FreedMemory`; no count more);
 - training, where an argument already holds a gradient when the call's backward runs (a later reader of it,
   ``h + norm(h)``, a pre-norm block, ran its backward first: :class:`_LaterReaders` reads that from the
   graph): the backward once more with a gradient made for each such argument by the scalar's backward, so
@@ -53,6 +56,7 @@ import contextlib
 import dataclasses
 import math
 import operator
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -92,6 +96,7 @@ from torchscan.records.frozen import frozen_record
 
 __all__ = [
     "CallMemory",
+    "FreedMemory",
     "NodeMemory",
     "Replay",
     "WaitingMemory",
@@ -110,6 +115,23 @@ _CALLS = ("call_module", "call_function", "call_method")
 
 
 @frozen_record
+class FreedMemory:
+    """A call's backward where its tensor argument at ``position`` (its object's first, as
+    :attr:`CallMemory.grad_bytes` counts them), a storage of ``nbytes`` that the call saves for its backward, is
+    held by nothing but what autograd saved inside the call: autograd's engine frees it once the last of the
+    call's backward ops that saved it has run, partway through the call's backward (``g`` in
+    ``x * sigmoid(g) + g * tanh(x)``). ``transient`` and ``released`` are the call's backward peaks
+    (:attr:`CallMemory.backward_transient`, :attr:`CallMemory.backward_released`; None: equal to ``transient``)
+    above everything live before it, the argument's bytes included, less those bytes from the moment they
+    are freed."""
+
+    position: int
+    nbytes: int
+    transient: int
+    released: int | None = None
+
+
+@frozen_record
 class WaitingMemory:
     """A call's backward where the tensor arguments at ``positions`` (as :attr:`CallMemory.grad_bytes`
     counts them) already hold a gradient in autograd's input buffer when it runs (another reader's backward
@@ -124,6 +146,8 @@ class WaitingMemory:
     positions: frozenset[int]
     transient: int
     released: int | None = None
+    freed: tuple[FreedMemory, ...] = ()
+    """The same peaks where one argument the call saves is freed inside its backward (:class:`FreedMemory`)."""
 
 
 @frozen_record
@@ -149,6 +173,10 @@ class CallMemory:
     param_grad_bytes: int = 0
     trained: bool = False
     """Whether the training facts were recorded (something of the call requires grad)."""
+    freed: tuple[FreedMemory, ...] = ()
+    """The backward's peaks where one argument the call saves is held by nothing else, so that autograd's
+    engine frees it inside the call's backward (:class:`FreedMemory`), one per such argument: an argument
+    that is not a result of the call, not a parameter and whose storage the call saves."""
     waiting: WaitingMemory | None = None
     """The backward recorded again with gradients already waiting for some of its arguments, as
     :func:`record_calls` reads the graph (None: not recorded, the call's sources hold none then)."""
@@ -198,6 +226,36 @@ class _Tracker(TorchDispatchMode):
         """Bytes of pinned storages seen freed."""
         self.peak = self.current()
         self.peak_pinned = self.peak
+        self._holders: dict[int, list[weakref.ref[_Saved]]] = {}
+        """Per watched storage (:meth:`watch`): weak references to its holders still alive."""
+        self._freed_at: dict[int, tuple[int, int]] = {}
+        """Per watched storage whose holders are all gone: :attr:`peak` and :attr:`peak_pinned` then."""
+
+    def watch(self, key: int, holders: Sequence[weakref.ref[_Saved]]) -> None:
+        """Note when the last of ``holders`` (what autograd keeps of storage ``key``, made before) is gone, for
+        :meth:`freed_peaks`."""
+        alive = [holder for ref in holders if (holder := ref()) is not None]
+        if not alive:
+            self._freed_at[key] = (self.peak, self.peak_pinned)
+            return
+
+        def gone(ref: weakref.ref[_Saved], key: int = key) -> None:
+            refs = self._holders[key]
+            refs.remove(ref)
+            if not refs:
+                self._freed_at[key] = (self.peak, self.peak_pinned)
+
+        self._holders[key] = [weakref.ref(holder, gone) for holder in alive]
+
+    def freed_peaks(self, key: int, nbytes: int) -> tuple[int, int]:
+        """:attr:`peak` and :attr:`peak_pinned` where watched storage ``key``'s ``nbytes`` count from the start
+        until its last holder is gone: the peak then, or a later one less those bytes (a peak reached after
+        the free is the highest count after it, exactly; none reached, every later count is below the one
+        then)."""
+        at = self._freed_at.get(key)
+        if at is None:
+            return self.peak, self.peak_pinned
+        return max(at[0], self.peak - nbytes), max(at[1], self.peak_pinned - nbytes)
 
     def pin(self, tensor: torch.Tensor) -> int:
         """Count ``tensor``'s storage, made inside the mode, in :attr:`peak_pinned` to the end; its bytes."""
@@ -264,6 +322,21 @@ class _Tracker(TorchDispatchMode):
                 self.peak = max(self.peak, current)
                 self.peak_pinned = max(self.peak_pinned, current + self._gone)
         return result
+
+
+class _Saved:
+    """What autograd keeps, through ``saved_tensors_hooks``, of a tensor on a call's argument's storage: the
+    tensor, held until autograd's engine releases the node that saved it (once its backward has run)."""
+
+    __slots__ = ("__weakref__", "tensor")
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor = tensor
+
+
+def _unpack(value: Any) -> Any:
+    """The tensor a saved value stands for (a :class:`_Saved` holder's, else the value)."""
+    return value.tensor if type(value) is _Saved else value
 
 
 def _result_tensors(result: Any) -> list[torch.Tensor]:
@@ -647,7 +720,7 @@ def _with_waiting(
         again = _train_once(function, args, kwargs, wants_grad, trainable, known.transient, False, memo, waiting)
     except Exception:  # a leaf written in place, an op fake tensors refuse: the facts with nothing waiting
         return known
-    memory = WaitingMemory(waiting, again.backward_transient, again.backward_released)
+    memory = WaitingMemory(waiting, again.backward_transient, again.backward_released, again.freed)
     return dataclasses.replace(known, waiting=memory)
 
 
@@ -668,15 +741,23 @@ def _train_once(
     arg_keys = [_key(tensor) for tensor in passed]
     existing = {key for tensor in (*passed, *grad_leaves, *params) if (key := _key(tensor)) is not None}
     packed: dict[int, Any] = {}
+    arg_set = {key for key in arg_keys if key is not None}
+    holders: dict[int, list[weakref.ref[_Saved]]] = {}  # per argument storage: what autograd keeps of it
 
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
+    def pack(tensor: torch.Tensor) -> Any:
         storage = _storage(tensor)
-        if storage is not None:
-            packed.setdefault(storage._cdata, storage)
-        return tensor
+        if storage is None:
+            return tensor
+        key = storage._cdata
+        packed.setdefault(key, storage)
+        if key not in arg_set:
+            return tensor
+        holder = _Saved(tensor)
+        holders.setdefault(key, []).append(weakref.ref(holder))
+        return holder
 
     tracker = _Tracker(existing, memo)
-    with torch.enable_grad(), tracker, torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+    with torch.enable_grad(), tracker, torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
         result = function(*new_args, **new_kwargs)
     outputs = _tensors(written(function, passed, result))  # an index write: the tensor it wrote
     output_keys = [_key(tensor) for tensor in outputs]
@@ -705,6 +786,16 @@ def _train_once(
     del waits
     one = _empty_like(seed)
     backward.existing.add(_key(one))
+    # arguments the call saves, no result's storage and no parameter: their bytes counted until autograd
+    # frees what it saved of them (a first position per storage)
+    watched: dict[int, tuple[int, int]] = {}
+    for position, (key, tensor) in enumerate(zip(arg_keys, passed, strict=True)):
+        if key in holders and key not in output_keys and key not in param_keys and key not in watched:
+            storage = _storage(tensor)
+            assert storage is not None
+            watched[key] = (position, int(storage.nbytes()))
+            backward.watch(key, holders[key])
+    holders.clear()
     with backward:
         grads = torch.autograd.grad(seed, wrt, one, allow_unused=True)
     del seed
@@ -712,6 +803,14 @@ def _train_once(
     # freed by the engine once read
     backward_transient = max(0, backward.peak_pinned - saved_extra - seeded.nbytes - seeded.waiting)
     released = max(0, backward.peak - saved_extra - seeded.nbytes - seeded.waiting)
+    below = saved_extra + seeded.nbytes + seeded.waiting
+    freed: list[FreedMemory] = []
+    for key, (position, nbytes) in watched.items():
+        peak, pinned = backward.freed_peaks(key, nbytes)
+        freed_transient, freed_released = max(0, pinned - below), max(0, peak - below)
+        if freed_transient != backward_transient or freed_released != released:  # else nothing to tell
+            kept = freed_released if freed_released != freed_transient else None
+            freed.append(FreedMemory(position, nbytes, freed_transient, kept))
     alive = {ref.cdata for ref in seeded.refs if not ref.expired()}  # a gradient passed on as it is
     sizes = [0 if grad is None or _key(grad) in alive else _new_bytes([grad], before | alive) for grad in grads]
     leaf_sizes = iter(sizes[: len(grad_leaves)])
@@ -729,6 +828,7 @@ def _train_once(
         grad_bytes=grad_bytes,
         param_grad_bytes=sum(sizes[len(grad_leaves) :]),
         trained=True,
+        freed=tuple(freed),
     )
 
 

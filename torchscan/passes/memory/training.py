@@ -155,7 +155,10 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     arguments it records so hold a gradient already, made by a later reader's backward, ``h + norm(h)`` or
     a pre-norm block, the two peaks of its backward recorded with gradients waiting for exactly those
     arguments, :class:`~torchscan.passes.memory.internal.WaitingMemory`: autograd sums each partial gradient
-    into the waiting one at once, where with none waiting the first is kept to the end); any other
+    into the waiting one at once, where with none waiting the first is kept to the end; where one argument it
+    saves is held by nothing else, a storage this node saves first, no input and not held by the output, which
+    the walk frees after the node, autograd's engine frees it inside the call's backward once the op that saved
+    it has run: the peaks recorded so, :class:`~torchscan.passes.memory.internal.FreedMemory`); any other
     node makes gradients of its sources' sizes, with no transient. A view's gradient is a storage of the
     view's size, made by its readers' backward like any other; the view's own backward passes it on to its
     source where the view covers all of it (``view``, ``permute``,
@@ -204,7 +207,8 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         inside = recorded is not None and recorded.call.trained and bool(recorded.call.grad_bytes)
         if inside:
             call = recorded.call
-            transient, released_peak = _recorded_peaks(recorded, held, grads, attributes)
+            freeable = _freeable(recorded, record.index, first_saver, outputs, context)
+            transient, released_peak = _recorded_peaks(recorded, held, grads, attributes, freeable)
             released = released_peak is not None and held.get(record.name, 0) > 0
             during = live + (released_peak if released else transient)
             for position, source in enumerate(recorded.arg_sources):
@@ -268,17 +272,56 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
 
 
 def _recorded_peaks(
-    recorded: NodeMemory, held: Mapping[str, int], grads: Mapping[str, bool], attributes: set[str]
+    recorded: NodeMemory,
+    held: Mapping[str, int],
+    grads: Mapping[str, bool],
+    attributes: set[str],
+    freeable: Mapping[int, int],
 ) -> tuple[int, int | None]:
     """A recorded call's ``backward_transient`` and ``backward_released`` as the walk finds its sources: those
     of its recording with gradients already waiting (:class:`~torchscan.passes.memory.internal.WaitingMemory`)
     where exactly the arguments it gave one hold one now (:func:`_holding`), else those of its recording with
-    none waiting."""
+    none waiting; of either, where one argument it saves is held by nothing else (``freeable``, :func:`_freeable`)
+    and its recording tells the peaks with that argument freed inside the backward
+    (:class:`~torchscan.passes.memory.internal.FreedMemory`), those."""
     call = recorded.call
     waiting = call.waiting
     if waiting is not None and waiting.positions == _holding(recorded, held, grads, attributes):
-        return waiting.transient, waiting.released
-    return call.backward_transient, call.backward_released
+        transient, released, freed = waiting.transient, waiting.released, waiting.freed
+    else:
+        transient, released, freed = call.backward_transient, call.backward_released, call.freed
+    found = [memory for memory in freed if freeable.get(memory.position) == memory.nbytes]
+    if len(found) == 1:  # two or more freed at once: not recorded, the peaks with none freed
+        return found[0].transient, found[0].released
+    return transient, released
+
+
+def _freeable(
+    recorded: NodeMemory,
+    index: int,
+    first_saver: Mapping[Any, int],
+    outputs: set[Any],
+    context: MemoryGraph,
+) -> dict[int, int]:
+    """The positions of a recorded call's tensor arguments (each its source's first) whose storage nothing but
+    this call keeps through the backward, and that storage's bytes: one storage, saved first by this call
+    (none run later in the backward saves it), neither an input nor held by the output — the storages the
+    walk frees once this call's backward has returned, autograd's engine once the call's op that saved it
+    has run."""
+    live = context.live
+    found: dict[int, int] = {}
+    seen: set[str] = set()
+    for position, source in enumerate(recorded.arg_sources[: len(recorded.call.grad_bytes)]):
+        if source is None or source in seen:
+            continue
+        seen.add(source)
+        keys = live.of_node.get(source, ())
+        if len(keys) != 1:
+            continue
+        key = keys[0]
+        if first_saver.get(key) == index and key not in outputs and key not in live.inputs:
+            found[position] = live.size[key]
+    return found
 
 
 def _holding(
