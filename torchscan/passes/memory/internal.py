@@ -102,6 +102,7 @@ __all__ = [
     "WaitingMemory",
     "attention_memory",
     "biased_linear_memory",
+    "first_sources",
     "normalize_memory",
     "number_divided",
     "product_saves_its_own",
@@ -1080,6 +1081,16 @@ def record_calls(
     return calls
 
 
+def first_sources(sources: Sequence[str | None]) -> Iterator[tuple[int, str]]:
+    """``(position, source)`` of a call's tensor arguments (``sources``: the node each comes from, None for
+    none), each source at its first position only (an object passed twice is one argument to autograd)."""
+    seen: set[str] = set()
+    for position, source in enumerate(sources):
+        if source is not None and source not in seen:
+            seen.add(source)
+            yield position, source
+
+
 class _LaterReaders:
     """Which arguments of a call may hold a gradient when its backward runs: those read again later in the
     graph (the training walk runs the calls' backwards in reverse order of the graph's nodes, so a later
@@ -1094,15 +1105,11 @@ class _LaterReaders:
         differentiates (``wants``), each its source's first, whose source a call after ``node`` that requires
         grad reads too: that call's backward has given it a gradient when ``node``'s runs. Empty for most
         calls (an argument read once)."""
-        positions: list[int] = []
-        seen: set[str] = set()
-        for position, (source, wanted) in enumerate(zip(sources, wants, strict=True)):
-            if source is None or source in seen:
-                continue
-            seen.add(source)
-            if wanted and self._read_later(node, source):
-                positions.append(position)
-        return frozenset(positions)
+        return frozenset(
+            position
+            for position, source in first_sources(sources)
+            if wants[position] and self._read_later(node, source)
+        )
 
     def _read_later(self, node: fx.Node, source: str) -> bool:
         """Whether a call after ``node`` that requires grad reads ``source`` (one of ``node``'s inputs)."""

@@ -16,7 +16,7 @@ from torchscan.ops import Saves
 from torchscan.ops.dropout import drops
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import family_in
-from torchscan.passes.memory.internal import NodeMemory
+from torchscan.passes.memory.internal import NodeMemory, first_sources
 from torchscan.passes.memory.liveness import HELD_OUTPUTS
 from torchscan.passes.memory.peak import walk
 from torchscan.passes.memory.saved import saved_for_backward
@@ -310,11 +310,7 @@ def _freeable(
     has run."""
     live = context.live
     found: dict[int, int] = {}
-    seen: set[str] = set()
-    for position, source in enumerate(recorded.arg_sources[: len(recorded.call.grad_bytes)]):
-        if source is None or source in seen:
-            continue
-        seen.add(source)
+    for position, source in first_sources(recorded.arg_sources[: len(recorded.call.grad_bytes)]):
         keys = live.of_node.get(source, ())
         if len(keys) != 1:
             continue
@@ -330,15 +326,11 @@ def _holding(
     """The positions of a recorded call's tensor arguments, each its source's first, whose source requires
     grad, is no parameter read by ``get_attr`` and holds a gradient of its own already (``held`` above 0: made
     by the backward of a later reader)."""
-    positions: list[int] = []
-    seen: set[str] = set()
-    for position, source in enumerate(recorded.arg_sources[: len(recorded.call.grad_bytes)]):
-        if source is None or source in seen:
-            continue
-        seen.add(source)
-        if grads.get(source) and source not in attributes and held.get(source, 0) > 0:
-            positions.append(position)
-    return frozenset(positions)
+    return frozenset(
+        position
+        for position, source in first_sources(recorded.arg_sources[: len(recorded.call.grad_bytes)])
+        if grads.get(source) and source not in attributes and held.get(source, 0) > 0
+    )
 
 
 def _gradients(context: MemoryGraph) -> tuple[dict[str, int], dict[str, str], dict[str, tuple[str, ...]]]:
