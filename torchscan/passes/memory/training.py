@@ -5,7 +5,8 @@ Steady state is assumed: the second step, ``zero_grad(set_to_none=True)``, forea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -207,7 +208,7 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         inside = recorded is not None and recorded.call.trained and bool(recorded.call.grad_bytes)
         if inside:
             call = recorded.call
-            freeable = _freeable(recorded, record.index, first_saver, outputs, context)
+            freeable = functools.partial(_freeable, recorded, record.index, first_saver, outputs, context)
             transient, released_peak = _recorded_peaks(recorded, held, grads, attributes, freeable)
             released = released_peak is not None and held.get(record.name, 0) > 0
             during = live + (released_peak if released else transient)
@@ -276,12 +277,13 @@ def _recorded_peaks(
     held: Mapping[str, int],
     grads: Mapping[str, bool],
     attributes: set[str],
-    freeable: Mapping[int, int],
+    freeable: Callable[[], Mapping[int, int]],
 ) -> tuple[int, int | None]:
     """A recorded call's ``backward_transient`` and ``backward_released`` as the walk finds its sources: those
     of its recording with gradients already waiting (:class:`~torchscan.passes.memory.internal.WaitingMemory`)
     where exactly the arguments it gave one hold one now (:func:`_holding`), else those of its recording with
-    none waiting; of either, where one argument it saves is held by nothing else (``freeable``, :func:`_freeable`)
+    none waiting; of either, where one argument it saves is held by nothing else (``freeable``: :func:`_freeable`,
+    asked only where the recording tells such peaks)
     and its recording tells the peaks with that argument freed inside the backward
     (:class:`~torchscan.passes.memory.internal.FreedMemory`), those."""
     call = recorded.call
@@ -290,7 +292,10 @@ def _recorded_peaks(
         transient, released, freed = waiting.transient, waiting.released, waiting.freed
     else:
         transient, released, freed = call.backward_transient, call.backward_released, call.freed
-    found = [memory for memory in freed if freeable.get(memory.position) == memory.nbytes]
+    if not freed:  # most recorded calls: no argument they save is freed inside their backward
+        return transient, released
+    sizes = freeable()
+    found = [memory for memory in freed if sizes.get(memory.position) == memory.nbytes]
     if len(found) == 1:  # two or more freed at once: not recorded, the peaks with none freed
         return found[0].transient, found[0].released
     return transient, released
