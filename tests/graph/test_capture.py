@@ -361,3 +361,46 @@ def test_a_write_of_a_value_that_does_not_fit_names_the_node_and_shapes() -> Non
         crawl_module(Misfit(), (3, 8, 8))
     assert "fx node 'setitem'" in str(caught.value) and "(1, 3, 8, 8), (1, 3, 8, 8)" in str(caught.value)
     assert "y[:, :2] = x" in str(caught.value)  # the user's line
+
+
+class FourierPositions(nn.Module):
+    """A positional code the forward builds from constants alone (``arange`` on the input's device, then
+    arithmetic on it), added to the input: fx makes the code once, a constant of the graph."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps = torch.arange(16, dtype=torch.float32, device=x.device)
+        code = 10000 ** (2 * (steps // 2) / 16)
+        return self.proj(x + code) + code
+
+
+def test_tensors_made_from_constants_alone_are_named_as_not_counted() -> None:
+    report = crawl_module(FourierPositions(), (4, 16))
+    (note,) = [d for d in report.diagnostics if d.code == "folded-constants"]
+    assert "1 tensor(s)" in note.message and "float32[16]" in note.message and "not counted" in note.message
+    # one constant, read by two nodes of the graph: each named
+    assert len(note.nodes) == 2 and all(name in report.records for name in note.nodes)
+    assert report.records.nodes[note.nodes[0]]["record"].op == "get_attr"
+    assert not [d for d in crawl_module(Traceable(), (3, 8, 8)).diagnostics if d.code == "folded-constants"]
+
+
+class HeldTable(nn.Module):
+    """A table held in a plain list (not a buffer), read as it is or scaled in the forward."""
+
+    def __init__(self, scaled: bool) -> None:
+        super().__init__()
+        self.tables = [torch.ones(16)]
+        self.scaled = scaled
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        table = self.tables[0] * 2 if self.scaled else self.tables[0]
+        return x + table
+
+
+def test_a_held_tensor_read_as_it_is_is_not_taken_for_one_the_forward_computes() -> None:
+    assert not [d for d in crawl_module(HeldTable(scaled=False), (16,)).diagnostics if d.code == "folded-constants"]
+    (note,) = [d for d in crawl_module(HeldTable(scaled=True), (16,)).diagnostics if d.code == "folded-constants"]
+    assert "1 tensor(s)" in note.message and "float32[16]" in note.message

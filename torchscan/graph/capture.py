@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -27,7 +27,7 @@ from torchscan.graph.shapes import NodeValues, fake_inputs, propagate, quiet_fak
 from torchscan.graph.trace import FX, GRAPH_MODULE, Capture, capture
 from torchscan.inputs import InputSpec, ModelInputs
 from torchscan.ops.registry import Registry
-from torchscan.records import Diagnostic
+from torchscan.records import Diagnostic, TensorSpec
 from torchscan.records.frozen import frozen_record
 
 __all__ = ["DEFAULT_REAL_FORWARD_LIMIT", "Captured", "RealForward", "capture_with_fallback", "same_call", "with_inputs"]
@@ -160,7 +160,7 @@ def capture_chain(
         if traced.checks and not guards_hold(traced.checks, {name: value.result for name, value in values.items()}):
             traced = capture(model, registry, inputs, reuse=False, modules=modules)  # a replay read other metadata
             values = _propagate(traced, inputs, device)
-        return Captured(traced, values, _notes(traced))
+        return Captured(traced, values, _notes(traced, values))
     except CaptureError as error:
         reason = f"the torch.fx capture failed ({error})"
         first_error: Exception = _detached(error)
@@ -170,7 +170,7 @@ def capture_chain(
     try:
         captured, values = _record_fake(model, registry, inputs, device)
         fallback = Diagnostic("capture-fallback", f"{reason}; {_RECORDED}")
-        return Captured(captured, values, (fallback, *_notes(captured)))
+        return Captured(captured, values, (fallback, *_notes(captured, values)))
     except ShapeError as error:  # found by running the forward on fake tensors: final (fx's names its node)
         raise (first_error if isinstance(first_error, ShapeError) else error) from None
     except NeedsValues as error:
@@ -194,7 +194,7 @@ def capture_chain(
         "real_forward=False, CLI --no-real-forward)"
     )
     diagnostics = (Diagnostic("capture-fallback", fallback), Diagnostic("real-forward", real))
-    return Captured(captured, values, (*diagnostics, *_notes(captured)))
+    return Captured(captured, values, (*diagnostics, *_notes(captured, values)))
 
 
 ErrorT = TypeVar("ErrorT", bound=BaseException)
@@ -219,8 +219,10 @@ def _detached(error: ErrorT) -> ErrorT:
     return error
 
 
-def _notes(captured: Capture) -> tuple[Diagnostic, ...]:
-    """What the capture left out: attributes too large to copy, output objects that are not data."""
+def _notes(captured: Capture, values: Mapping[str, NodeValues]) -> tuple[Diagnostic, ...]:
+    """What the capture left out: attributes too large to copy, output objects that are not data, the ops
+    that made tensors the forward computes from constants alone, sizes its Python code read (``values``: the
+    shape pass's, for the tensors' shapes)."""
     notes = []
     if captured.shared:
         names = ", ".join(sorted(set(captured.shared)))
@@ -237,6 +239,17 @@ def _notes(captured: Capture) -> tuple[Diagnostic, ...]:
             "as None (tensors they hold are not outputs of the report)"
         )
         notes.append(Diagnostic("opaque-output", message))
+    folded = [node for node in captured.graph.nodes if node.op == "get_attr" and node.target in captured.folded]
+    if folded:
+        specs = {str(node.target): _described(values, node.name) for node in folded}
+        listed = ", ".join(f"{target} {spec}" for target, spec in list(specs.items())[:3])
+        more = f" and {len(specs) - 3} more" if len(specs) > 3 else ""
+        message = (
+            f"the forward computes {len(specs)} tensor(s) from constants alone ({listed}{more}): the trace made "
+            "them once, as constants of the graph, so the ops that made them (run again by every real forward) "
+            "are not in the graph and their FLOPs and MACs are not counted"
+        )
+        notes.append(Diagnostic("folded-constants", message, tuple(node.name for node in folded)))
     sized = [guard for guard in captured.guards if guard.kind not in METADATA]  # fixed by the graph's ops
     if sized:
         first = sized[0]
@@ -248,6 +261,14 @@ def _notes(captured: Capture) -> tuple[Diagnostic, ...]:
         )
         notes.append(Diagnostic("shape-specialized", message))
     return tuple(notes)
+
+
+def _described(values: Mapping[str, NodeValues], name: str) -> str:
+    """``float32[2, 32]``: the dtype and shape of node ``name``'s tensor (as the shape pass found it)."""
+    spec = values[name].output
+    if not isinstance(spec, TensorSpec):
+        return ""
+    return f"{str(spec.dtype).removeprefix('torch.')}{list(spec.shape)}"
 
 
 def _check_real_forward(

@@ -72,6 +72,7 @@ class Fakes:
         self._made: dict[int, torch.Tensor] = {}
         self._real_of: dict[int, torch.Tensor] = {}
         self._held: list[torch.Tensor] = []  # tensors faked by any(): alive, so their ids stay unique
+        self._held_fakes: set[int] = set()  # ids of their fakes (alive in ``_made``)
 
     def of(self, tensor: torch.Tensor) -> torch.Tensor:
         """The fake of a parameter or buffer of the model; any other tensor as is."""
@@ -109,7 +110,13 @@ class Fakes:
                 raise CaptureError(f"cannot fake a {type(tensor).__name__} the model holds: {error}") from error
             self._made[id(tensor)] = made
             self._held.append(tensor)
+            self._held_fakes.add(id(made))
         return made
+
+    def holds(self, tensor: torch.Tensor) -> bool:
+        """Whether ``tensor`` is the fake :meth:`any` made of a tensor the model holds outside its parameters
+        and buffers (a tensor in a plain list or object): state the forward reads, not one it computes."""
+        return id(tensor) in self._held_fakes
 
     def real_of(self, tensor: torch.Tensor) -> torch.Tensor:
         """The model's parameter or buffer behind a fake made by :meth:`of` (else ``tensor``)."""

@@ -72,6 +72,7 @@ class Host(Protocol):
     submodule_paths: dict[nn.Module, str] | None
     tensor_attrs: dict[torch.Tensor, str]
     constants: set[str]
+    folded: set[str]
     shared_tensors: set[int]
     guards: list[Any]
 
@@ -636,6 +637,8 @@ class BlockReuse:
                 setattr(host.root, target, self._replayed_constant(relative, tensor, path))
                 if relative is None:  # made by the forward, as the block's trace makes it: an activation
                     host.constants.add(target)
+                    if node.target in host.folded:
+                        host.folded.add(target)
             elif op == "call_module" or op == "get_attr":
                 target = path + target[cut:]
             candidate = host.node_candidate(target) if op == "call_function" or op == "call_method" else None

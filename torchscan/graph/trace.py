@@ -97,6 +97,9 @@ class Capture:
     constants: frozenset[str] = frozenset()
     """``get_attr`` targets the tracer made for tensors the forward computes from constants alone
     (``torch.eye(n)``: real, not views): every real call makes them anew — activations, not model memory."""
+    folded: frozenset[str] = frozenset()
+    """Those of :attr:`constants` the forward computed (not a tensor the model holds in a plain list or
+    object): the torch calls that made them ran once, while tracing, and are not nodes of the graph."""
     replayed: tuple[tuple[str, str], ...] = ()
     """Blocks whose sub-graph was replayed from an identical block's trace (:mod:`torchscan.graph.reuse`):
     (path, path of the block traced); the graph is the one a trace of each gives."""
@@ -218,6 +221,8 @@ class _Tracer(fx.Tracer):
         """Nodes of the proxies those objects hold."""
         self.constants: set[str] = set()
         """Root attributes made for tensors computed in the forward from constants (:attr:`Capture.constants`)."""
+        self.folded: set[str] = set()
+        """Those of them the forward computed, not a tensor the model holds (:attr:`Capture.folded`)."""
         self._methods: dict[type, list[tuple[str, types.FunctionType]]] = {}
         self._stack_copy: dict[str, tuple[str, type]] | None = None
         """The copy of ``module_stack`` the nodes made since it last changed share (fx copies it per node)."""
@@ -545,6 +550,8 @@ class _Tracer(fx.Tracer):
             setattr(self.root, qualname, a)
             if a._base is None:  # not a view of the copy's tensors (those are found above): made by the forward
                 self.constants.add(qualname)
+                if not self._fakes.holds(a):  # computed by ops the graph does not hold
+                    self.folded.add(qualname)
         return self.create_node("get_attr", qualname, (), {})
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
@@ -1192,6 +1199,7 @@ def capture(
             opaque_outputs=tracer.opaque_outputs,
             held_outputs=tracer.held_outputs,
             constants=frozenset(tracer.constants),
+            folded=frozenset(tracer.folded),
             replayed=tracer.replayed,
             guards=tuple(tracer.guards),
             checks=tuple(tracer.checks),
