@@ -283,6 +283,56 @@ def test_a_forward_with_side_effects_is_never_replayed(cls: type[nn.Module]) -> 
     assert reused.replayed == ()
 
 
+class Tally:
+    """A plain object (not a module) every block holds: what one block's forward changes in it, the next reads."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seen: list[int] = []
+
+
+class SharedState(nn.Module):
+    """A block whose graph depends on a :class:`Tally` it shares with the others: ``count`` bumps an int in
+    it, ``append`` appends to its list, ``read`` only reads it (as a layer reads a shared config)."""
+
+    def __init__(self, tally: Tally, how: str) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.tally, self.how = tally, how
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.how == "count":
+            self.tally.calls += 1
+        elif self.how == "append":
+            self.tally.seen.append(1)
+        if (self.tally.calls + len(self.tally.seen)) % 2:
+            return self.fc(x) * 2
+        return torch.relu(self.fc(x))
+
+
+class SharingBlocks(nn.Module):
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        tally = Tally()
+        self.blocks = nn.Sequential(*(SharedState(tally, how) for _ in range(4)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+@pytest.mark.parametrize("how", ["count", "append"])
+def test_blocks_changing_an_object_they_share_are_never_replayed(how: str) -> None:
+    plain, reused = _both(SharingBlocks(how), (4,))
+    _assert_same_graph(plain, reused)  # relu and mul in turn, as a full trace makes them
+    assert reused.replayed == ()
+
+
+def test_blocks_reading_an_object_they_share_are_replayed() -> None:
+    plain, reused = _both(SharingBlocks("read"), (4,))
+    _assert_same_graph(plain, reused)
+    assert len(reused.replayed) == 3
+
+
 class Functional(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -12,7 +12,7 @@ running its forward. A block is recorded only where another block the trace will
 The key (:meth:`BlockReuse._key_tree`, made once before the first block runs) is structural and
 conservative: the module's class and training flag, every attribute it holds (plain values by value
 and type, floats by ``repr``, tuples item by item with their types, slices, functions and other objects by
-identity), its parameters' and buffers'
+identity and their own attributes one level down), its parameters' and buffers'
 names, classes, shapes, dtypes, devices and grad flags, its sub-modules' keys in turn; and the call's
 argument structure (a proxy by which distinct node it is, any other value by value). A block whose
 key cannot be made (an instance-level ``forward``, a kept pre-hook, a module or tensor shared with
@@ -28,9 +28,12 @@ rank, dtype or device its Python code read (``x.ndim``: timm's normalization lay
 not refuse the recording: a replay keeps it as a guard on its own node, checked on the shape pass's
 values, and the model is traced again without reuse where one reads otherwise (``Capture.checks``).
 
-What no key sees is a forward's use of state outside the module that changes between blocks (a
-global counter, a mutable object shared by every layer): fx bakes such values into the graph, and
-a replay bakes the first block's. ``capture(..., reuse=False)`` traces every block.
+An object the blocks share (a counter object, a config every layer holds) is in each block's key with its
+attributes: a block's forward that changes them (``self.shared.calls += 1``, an append to a list it holds)
+changes its key, and its recording is refused (the blocks after read the object as changed). What no key
+sees is state the module does not hold, or a change deeper down (a global counter; an item of a list the
+object holds, set in place): fx bakes such values into the graph, and a replay bakes the first block's.
+``capture(..., reuse=False)`` traces every block.
 
 Keying costs every module of the tree, a replay saves only its block's nodes: before keying, a
 cheap upper bound of what replays could skip (:func:`_replayable`, by classes and tensor shapes) is
@@ -218,6 +221,8 @@ class BlockReuse:
         self._module_keys: dict[nn.Module, int | None] = {}
         """Each module's structural key, as the number of its distinct key (None: not keyable)."""
         self._own_keys: dict[nn.Module, tuple[Any, ...]] = {}
+        self._states: dict[int, Hashable] = {}
+        """The attributes of each plain object an attribute holds (:func:`_state_of`), made once per keying pass."""
         self._layouts: dict[type, tuple[tuple[str, ...], _Reader, tuple[str, ...]]] = {}
         """Per module class: its attribute names, a reader of the values of those not ``nn.Module``'s own."""
         self._plain_kinds: dict[tuple[type, ...], bool] = {}
@@ -274,6 +279,7 @@ class BlockReuse:
         None at all (an empty count) where replays could skip less than ``min_share`` of the tree's
         modules (:func:`_replayable`)."""
         keys, root = self._module_keys, self._host.root
+        self._states = {}
         if self._min_share > 0:
             skippable, total = _replayable(root)
             if skippable < self._min_share * total:  # keys would cost more than replays save: none made
@@ -349,7 +355,7 @@ class BlockReuse:
                 elif isinstance(value, torch.Tensor):
                     items.append((name, self._tensor_key(value, module, name)))
                 else:
-                    items.append((name, _value_key(value, budget)))
+                    items.append((name, _value_key(value, budget, self._states)))
         shared = self._host.shared_tensors
         for kind_name in ("_parameters", "_buffers"):
             for name, tensor in dict.items(state[kind_name]):
@@ -453,6 +459,7 @@ class BlockReuse:
         counter, a kept value): a replay would not, and a later call of that module would see it."""
         if self._paths is None:
             self._paths = {where: found for found, where in (self._host.submodule_paths or {}).items()}
+        self._states = {}  # the held objects as the forward left them
         for inner in (module, *(self._paths.get(path + relative) for relative, _ in calls)):
             if inner is None or inner not in self._own_keys or self._own_key(inner) != self._own_keys[inner]:
                 return True
@@ -862,8 +869,9 @@ def _exact(value: Any) -> Hashable:
     return kind
 
 
-def _value_key(value: Any, budget: list[int]) -> Hashable:
-    """A plain value by value (containers item by item), any other object by identity."""
+def _value_key(value: Any, budget: list[int], states: dict[int, Hashable]) -> Hashable:
+    """A plain value by value (containers item by item), any other object by identity and its own
+    attributes one level down (:func:`_state_of`, ``states``: those made in this pass, by the object's id)."""
     budget[0] -= 1
     if budget[0] < 0:
         raise _NoKey
@@ -879,12 +887,48 @@ def _value_key(value: Any, budget: list[int]) -> Hashable:
     if kind is tuple or kind is list or (isinstance(value, tuple) and hasattr(value, "_fields")):
         if all(type(item) is int for item in value):  # sizes, strides, paddings: as they are
             return (kind, "int", tuple(value))
-        return (kind, tuple(_value_key(item, budget) for item in value))
+        return (kind, tuple(_value_key(item, budget, states) for item in value))
     if kind is dict:
-        return (kind, tuple((_value_key(k, budget), _value_key(v, budget)) for k, v in value.items()))
+        return (kind, tuple((_value_key(k, budget, states), _value_key(v, budget, states)) for k, v in value.items()))
     if isinstance(value, (torch.Tensor, nn.Module)):  # a tensor made a constant where used; a module's state
         raise _NoKey
-    return ("object", id(value))
+    state = states.get(id(value))
+    if state is None:
+        state = states[id(value)] = _state_of(value)
+    return ("object", id(value), state)
+
+
+_MAX_STATE = 1_000
+"""Attributes of a held object past which it is not keyable (:func:`_state_of`)."""
+
+
+def _state_of(value: Any) -> Hashable:
+    """The own attributes (``__dict__``) of an object a module holds, one level down: plain values by value,
+    containers by identity and length, anything else by identity (what one block's forward changes in an
+    object that other blocks share, ``self.shared.calls += 1`` or an append to a list it holds, makes the
+    block's key differ after its forward: the recording is refused). () for an object without a
+    ``__dict__``; not keyable past :data:`_MAX_STATE` attributes."""
+    try:
+        state = object.__getattribute__(value, "__dict__")
+    except AttributeError:
+        return ()
+    if type(state) is not dict:  # a class's mappingproxy, an exotic namespace
+        return ()
+    if len(state) > _MAX_STATE:
+        raise _NoKey
+    return tuple((name, _shallow(item)) for name, item in state.items())
+
+
+def _shallow(value: Any) -> Hashable:
+    """One attribute of a held object in :func:`_state_of`."""
+    kind = type(value)
+    if kind in _VALUES:
+        return (kind, value)
+    if kind is float or kind is complex:
+        return (kind, repr(value))
+    if kind is list or kind is dict or kind is set or kind is tuple:
+        return (kind, id(value), len(value))
+    return (kind, id(value))
 
 
 def _signature(value: Any, numbers: dict[fx.Node, int], proxies: frozenset[type]) -> Hashable:
