@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import inspect
 import itertools
+import random
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
@@ -114,7 +115,7 @@ def crawl_module(
     if has_dims(input_shape, args, kwargs, batch_size):
         return _symbolic(model, _Call(input_shape, args, kwargs, dtype, batch_size), formulas, receptive_field, policy)
     call = _Call(input_shape, args, kwargs, dtype, batch_size)
-    with _collector_paused(), _caller_modes_set_aside():
+    with _process_set_aside():
         return _crawl(_subject(model, formulas), call, receptive_field, policy)
 
 
@@ -128,7 +129,7 @@ def _symbolic(
     """The :class:`~torchscan.symbolic.SymbolicReport` of a call whose shapes hold named sizes: formulas
     derived from concrete analyses at a grid of sizes (one capture, reused), checked off the grid."""
     dims = collect_dims(call.input_shape, call.args, call.kwargs, call.batch_size)
-    with _collector_paused(), _caller_modes_set_aside():
+    with _process_set_aside():
         analyses = _Analyses(_subject(model, formulas), policy, receptive_field)
 
     def sample(points: Sequence[Mapping[str, int]]) -> list[Report]:
@@ -142,7 +143,7 @@ def _symbolic(
             )
             for point in points
         ]
-        with _collector_paused(), _caller_modes_set_aside():
+        with _process_set_aside():
             return analyses.reports(calls)
 
     return SymbolicReport(dims, fit_report(dims, sample), sample)
@@ -192,7 +193,7 @@ def sweep(
             extra = ", ".join(sorted(set(given) - _CALL_KEYS))
             raise InputError(f"a sweep item may set {', '.join(sorted(_CALL_KEYS))}; got {extra}")
         calls.append(_Call(**{**common, **given}))
-    with _collector_paused(), _caller_modes_set_aside():
+    with _process_set_aside():
         return _Analyses(_subject(model, formulas), policy, receptive_field).reports(calls)
 
 
@@ -223,6 +224,34 @@ class _Analyses:
                 self._last = (inputs, chain, _readers(subject, chain), _Memos())
             reports.append(_report(subject, chain, inputs, self._receptive_field, self._last[2], self._last[3]))
         return reports
+
+
+@contextlib.contextmanager
+def _process_set_aside() -> Iterator[None]:
+    """What an analysis sets aside and puts back as found: the cyclic collector (paused), the caller's torch
+    modes, Python's and NumPy's global random generators."""
+    with _collector_paused(), _caller_modes_set_aside(), _host_generators_kept():
+        yield
+
+
+@contextlib.contextmanager
+def _host_generators_kept() -> Iterator[None]:
+    """Python's ``random`` and NumPy's global generator (where NumPy is imported) put back as found.
+
+    A forward may draw from them (a layer skipped when ``random.random() < p``, a NumPy-drawn mask): it draws
+    once while it is traced, recorded or run. torch's own generator needs nothing here: fake tensors draw
+    nothing from it, and the last-resort real forward forks it. Like torch's ``fork_rng``, this restores a
+    process-wide state: another thread drawing from the same generator while the analysis runs draws again
+    what it drew (its draws are not lost, they repeat)."""
+    python = random.getstate()
+    numpy = sys.modules.get("numpy")
+    numpy_state = numpy.random.get_state() if numpy is not None else None
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        if numpy is not None:
+            numpy.random.set_state(numpy_state)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import os
+import random
 import re
 import resource
 import subprocess
@@ -28,7 +29,7 @@ from torch import nn
 from torch.nn.utils import parametrizations
 
 from tests.reliability.snapshot import describe_changes, restore_globals, snapshot_globals, snapshot_model
-from torchscan import crawl_module
+from torchscan import crawl_module, sweep
 from torchscan.errors import InputError, ShapeError, TorchscanError
 from torchscan.report import Diagnostic, Report
 
@@ -424,6 +425,41 @@ def test_rng_state_unchanged_after_failed_analysis() -> None:
     outcome = crawl_checked(model, (3, 8, 8))
     assert isinstance(outcome, TorchscanError), outcome
     assert torch.equal(torch.get_rng_state(), state)
+
+
+class HostDraws(nn.Module):
+    """A forward that draws from Python's ``random`` and NumPy's global generator (a layer skipped at random),
+    captured by fx (``branch="traceable"``), by one real forward (``"value_branch"``) or failing (``"mismatch"``)."""
+
+    def __init__(self, branch: str) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3 if branch != "mismatch" else 4)
+        self.skip = nn.Linear(3, 3)
+        self.branch = branch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import numpy
+
+        y = self.fc(x) if random.random() < 2.0 and numpy.random.rand() < 2.0 else x
+        if self.branch == "value_branch" and x.sum() > 0:
+            y = y * 2
+        return self.skip(y)
+
+
+@pytest.mark.parametrize("branch", ["traceable", "value_branch", "mismatch"])
+def test_python_and_numpy_generators_unchanged(branch: str) -> None:
+    """Python's and NumPy's global random states are the same after an analysis whose forward draws from
+    them, however it is captured, and after one that fails."""
+    numpy = pytest.importorskip("numpy")
+    model = HostDraws(branch)
+    python_state, numpy_state = random.getstate(), numpy.random.get_state()
+    outcome = crawl_checked(model, (3,), batch_size=2)
+    assert isinstance(outcome, TorchscanError) == (branch == "mismatch"), outcome
+    if branch == "traceable":  # a sweep too (the capture reused)
+        sweep(model, [{"batch_size": 1}, {"batch_size": 3}], input_shape=(3,))
+    assert random.getstate() == python_state
+    after = numpy.random.get_state()
+    assert after[0] == numpy_state[0] and (after[1] == numpy_state[1]).all() and after[2:] == numpy_state[2:]
 
 
 def test_value_branch_reports_identical_over_20_calls() -> None:
