@@ -21,6 +21,7 @@ from torchscan.graph.calls import module_path_of
 from torchscan.graph.clone import HELD_STATE_BUDGET, fake_copy, real_copy
 from torchscan.graph.fake import analysis_mode
 from torchscan.graph.guards import METADATA, guards_hold
+from torchscan.graph.namespaces import KeptNamespaces
 from torchscan.graph.record import NeedsValues, record
 from torchscan.graph.script import is_scripted, record_scripted
 from torchscan.graph.shapes import NodeValues, fake_inputs, propagate, quiet_fake_tensor_log
@@ -148,16 +149,39 @@ def capture_chain(
     where Python control flow depends on values): if that works its graph is used. An error found
     by running the forward on fake tensors (an op rejecting its shapes or dtypes) is final: no real
     forward follows, and it is raised rather than fx's "cannot trace". A TorchScript module is
-    recorded at the ATen level.
+    recorded at the ATen level. Globals the model's code binds while it runs are put back after, and
+    before each capture tried (:class:`~torchscan.graph.namespaces.KeptNamespaces`); a trace whose
+    forward binds one is made again with every block traced.
     """
     if is_scripted(model):
         with quiet_fake_tensor_log():
             captured, values = record_scripted(model, registry, inputs, _make_inputs(inputs, device, real=False))
         return Captured(captured, values, (Diagnostic("scripted-module", _SCRIPTED),))
+    namespaces = KeptNamespaces(model.modules() if modules is None else modules)
+    try:
+        return _captured(model, registry, inputs, device, policy, modules, namespaces)
+    finally:
+        namespaces.restore()  # what the forward bound in its modules' globals: as found
+
+
+def _captured(
+    model: nn.Module,
+    registry: Registry,
+    inputs: ModelInputs,
+    device: torch.device,
+    policy: RealForward,
+    modules: Sequence[nn.Module] | None,
+    namespaces: KeptNamespaces,
+) -> Captured:
+    """:func:`capture_chain` of a model that is not scripted (``namespaces``: its code's globals, as found)."""
     try:
         traced = capture(model, registry, inputs, modules=modules)
+        if traced.replayed and namespaces.written():  # the forward binds globals: what a block read, the next may not
+            namespaces.restore()
+            traced = capture(model, registry, inputs, reuse=False, modules=modules)
         values = _propagate(traced, inputs, device)
         if traced.checks and not guards_hold(traced.checks, {name: value.result for name, value in values.items()}):
+            namespaces.restore()  # each capture starts from the globals as found
             traced = capture(model, registry, inputs, reuse=False, modules=modules)  # a replay read other metadata
             values = _propagate(traced, inputs, device)
         return Captured(traced, values, _notes(traced, values))
@@ -167,6 +191,7 @@ def capture_chain(
     except ShapeError as error:
         reason = f"the torch.fx graph failed shape propagation ({error.message.splitlines()[0]})"
         first_error = _detached(error)
+    namespaces.restore()
     try:
         captured, values = _record_fake(model, registry, inputs, device)
         fallback = Diagnostic("capture-fallback", f"{reason}; {_RECORDED}")
@@ -181,6 +206,7 @@ def capture_chain(
     if device.type == "meta":
         raise first_error from None
     _check_real_forward(model, inputs, policy, fake_error, first_error)
+    namespaces.restore()
     try:
         captured, values = _record_real(model, registry, inputs, device)
     except ShapeError:

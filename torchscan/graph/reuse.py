@@ -30,10 +30,11 @@ values, and the model is traced again without reuse where one reads otherwise (`
 
 An object the blocks share (a counter object, a config every layer holds) is in each block's key with its
 attributes: a block's forward that changes them (``self.shared.calls += 1``, an append to a list it holds)
-changes its key, and its recording is refused (the blocks after read the object as changed). What no key
-sees is state the module does not hold, or a change deeper down (a global counter; an item of a list the
-object holds, set in place): fx bakes such values into the graph, and a replay bakes the first block's.
-``capture(..., reuse=False)`` traces every block.
+changes its key, and its recording is refused (the blocks after read the object as changed). A global the
+model's code binds (``global CALLS; CALLS += 1``) is seen after the trace: the capture chain traces again
+with every block traced (:class:`~torchscan.graph.namespaces.KeptNamespaces`). What is seen by neither is a
+change deeper down (an item of a list an object or a global holds, set in place): fx bakes such values
+into the graph, and a replay bakes the first block's. ``capture(..., reuse=False)`` traces every block.
 
 Keying costs every module of the tree, a replay saves only its block's nodes: before keying, a
 cheap upper bound of what replays could skip (:func:`_replayable`, by classes and tensor shapes) is

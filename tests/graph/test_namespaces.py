@@ -1,0 +1,75 @@
+"""Globals the model's code binds while a capture runs it: put back, and never replayed across blocks."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+from torch import nn
+
+from torchscan import crawl_module
+from torchscan.graph.namespaces import KeptNamespaces
+
+_SOURCE = '''
+import torch
+from torch import nn
+
+CALLS = 0
+
+
+class Counted(nn.Module):
+    """Bumps a module-level counter and branches on its parity (``value_branch``: and on the input's values)."""
+
+    def __init__(self, value_branch=False):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.value_branch = value_branch
+
+    def forward(self, x):
+        global CALLS
+        CALLS += 1
+        if self.value_branch and x.sum() > 0:
+            x = x + 1
+        if CALLS % 2:
+            return torch.relu(self.fc(x))
+        return self.fc(x) * 3
+'''
+
+
+def _namespace() -> types.ModuleType:
+    """A fresh module holding ``Counted`` and its counter (each test its own)."""
+    module = types.ModuleType("counted_blocks")
+    exec(compile(_SOURCE, "counted_blocks.py", "exec"), module.__dict__)
+    return module
+
+
+def test_what_a_capture_binds_is_named_and_put_back() -> None:
+    module = _namespace()
+    kept = KeptNamespaces([module.Counted()])
+    assert kept.written() == []
+    module.CALLS, module.NEW = 5, 1
+    del module.torch
+    assert kept.written() == ["counted_blocks.CALLS", "counted_blocks.NEW", "counted_blocks.torch"]
+    kept.restore()
+    assert (module.CALLS, hasattr(module, "NEW"), module.torch) == (0, False, torch)
+    assert kept.written() == []
+
+
+def test_torch_s_own_classes_are_not_watched() -> None:
+    assert KeptNamespaces([nn.Linear(2, 2), nn.Sequential()])._found == []
+
+
+@pytest.mark.parametrize("value_branch", [False, True])
+def test_blocks_binding_a_global_get_the_graph_of_a_real_forward_and_leave_it_as_found(value_branch: bool) -> None:
+    """Six blocks alternate their branch through a global counter: the graph holds three of each branch
+    (block reuse would replay the first block's), and the counter is 0 after, whether fx traces the model
+    or (a branch on values) one real forward runs it."""
+    module = _namespace()
+    model = nn.Sequential(*(module.Counted(value_branch) for _ in range(6)))
+    report = crawl_module(model, (8,), batch_size=2)
+    kinds = [report.records.nodes[name]["record"].type_name for name in report.records]
+    assert kinds.count("mul") == 3 and kinds.count("relu") == 3
+    assert module.CALLS == 0
+    model(torch.ones(2, 8))  # the user's own forward binds it as it always did
+    assert module.CALLS == 6
