@@ -229,26 +229,30 @@ class _Analyses:
 @contextlib.contextmanager
 def _process_set_aside() -> Iterator[None]:
     """What an analysis sets aside and puts back as found: the cyclic collector (paused), the caller's torch
-    modes, Python's and NumPy's global random generators."""
-    with _collector_paused(), _caller_modes_set_aside(), _host_generators_kept():
+    modes, the random generators and the default dtype (:func:`_generators_kept`)."""
+    with _collector_paused(), _caller_modes_set_aside(), _generators_kept():
         yield
 
 
 @contextlib.contextmanager
-def _host_generators_kept() -> Iterator[None]:
-    """Python's ``random`` and NumPy's global generator (where NumPy is imported) put back as found.
+def _generators_kept() -> Iterator[None]:
+    """torch's CPU generator, Python's ``random``, NumPy's global generator (where NumPy is imported) and the
+    default dtype, put back as found.
 
-    A forward may draw from them (a layer skipped when ``random.random() < p``, a NumPy-drawn mask): it draws
-    once while it is traced, recorded or run. torch's own generator needs nothing here: fake tensors draw
-    nothing from it, and the last-resort real forward forks it. Like torch's ``fork_rng``, this restores a
-    process-wide state: another thread drawing from the same generator while the analysis runs draws again
-    what it drew (its draws are not lost, they repeat)."""
-    python = random.getstate()
+    A forward may draw from the generators (a layer skipped when ``random.random() < p``, a NumPy-drawn
+    mask, ``torch.rand(3)``: a tensor built from constants alone is made for real by the trace) or set the
+    default dtype: it does so once while it is traced, recorded or run. Like torch's ``fork_rng`` (which
+    the last-resort real forward uses, CUDA's generators too), this restores process-wide state: another
+    thread drawing from the same generator while the analysis runs draws again what it drew (its draws are
+    not lost, they repeat)."""
+    torch_state, dtype, python = torch.get_rng_state(), torch.get_default_dtype(), random.getstate()
     numpy = sys.modules.get("numpy")
     numpy_state = numpy.random.get_state() if numpy is not None else None
     try:
         yield
     finally:
+        torch.set_rng_state(torch_state)
+        torch.set_default_dtype(dtype)
         random.setstate(python)
         if numpy is not None:
             numpy.random.set_state(numpy_state)

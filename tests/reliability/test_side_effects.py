@@ -462,6 +462,34 @@ def test_python_and_numpy_generators_unchanged(branch: str) -> None:
     assert after[0] == numpy_state[0] and (after[1] == numpy_state[1]).all() and after[2:] == numpy_state[2:]
 
 
+class TorchGlobals(nn.Module):
+    """A forward that draws ``torch.rand(3)`` (built from constants alone: the trace makes it for real),
+    reseeds torch's generator or sets the default dtype."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+        self.how = how
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.how == "rand":
+            x = x + torch.rand(3)
+        elif self.how == "seed":
+            torch.manual_seed(123)
+        else:
+            torch.set_default_dtype(torch.float64)
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("how", ["rand", "seed", "dtype"])
+def test_torch_generator_and_default_dtype_unchanged_by_what_the_forward_does(how: str) -> None:
+    torch.manual_seed(0)
+    model, state = TorchGlobals(how), torch.get_rng_state()
+    report_of(crawl_checked(model, (3,), batch_size=2))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.get_default_dtype() == torch.float32
+
+
 def test_value_branch_reports_identical_over_20_calls() -> None:
     """Twenty analyses of a model with ``if x.sum() > 0`` give identical totals, rows and output shapes."""
     torch.manual_seed(0)
