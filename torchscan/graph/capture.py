@@ -265,7 +265,11 @@ def _notes(captured: Capture, values: Mapping[str, NodeValues]) -> tuple[Diagnos
             "as None (tensors they hold are not outputs of the report)"
         )
         notes.append(Diagnostic("opaque-output", message))
-    folded = [node for node in captured.graph.nodes if node.op == "get_attr" and node.target in captured.folded]
+    folded = [  # empty ones aside (a cache's first keys): nothing could have been computed for them
+        node
+        for node in captured.graph.nodes
+        if node.op == "get_attr" and node.target in captured.folded and _elements(values, node.name)
+    ]
     if folded:
         specs = {str(node.target): _described(values, node.name) for node in folded}
         listed = ", ".join(f"{target} {spec}" for target, spec in list(specs.items())[:3])
@@ -287,6 +291,12 @@ def _notes(captured: Capture, values: Mapping[str, NodeValues]) -> tuple[Diagnos
         )
         notes.append(Diagnostic("shape-specialized", message))
     return tuple(notes)
+
+
+def _elements(values: Mapping[str, NodeValues], name: str) -> int:
+    """How many elements node ``name``'s tensor has (as the shape pass found it; 1 where it is not one)."""
+    spec = values[name].output
+    return math.prod(spec.shape) if isinstance(spec, TensorSpec) else 1
 
 
 def _described(values: Mapping[str, NodeValues], name: str) -> str:
