@@ -7,7 +7,6 @@ import dataclasses
 import gc
 import inspect
 import itertools
-import random
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
@@ -228,34 +227,11 @@ class _Analyses:
 
 @contextlib.contextmanager
 def _process_set_aside() -> Iterator[None]:
-    """What an analysis sets aside and puts back as found: the cyclic collector (paused), the caller's torch
-    modes, the random generators and the default dtype (:func:`_generators_kept`)."""
-    with _collector_paused(), _caller_modes_set_aside(), _generators_kept():
+    """What an analysis sets aside and puts back as found: the cyclic collector (paused) and the caller's
+    torch modes (what the model's own code changes is put back by the capture chain:
+    :class:`~torchscan.graph.kept.KeptState`)."""
+    with _collector_paused(), _caller_modes_set_aside():
         yield
-
-
-@contextlib.contextmanager
-def _generators_kept() -> Iterator[None]:
-    """torch's CPU generator, Python's ``random``, NumPy's global generator (where NumPy is imported) and the
-    default dtype, put back as found.
-
-    A forward may draw from the generators (a layer skipped when ``random.random() < p``, a NumPy-drawn
-    mask, ``torch.rand(3)``: a tensor built from constants alone is made for real by the trace) or set the
-    default dtype: it does so once while it is traced, recorded or run. Like torch's ``fork_rng`` (which
-    the last-resort real forward uses, CUDA's generators too), this restores process-wide state: another
-    thread drawing from the same generator while the analysis runs draws again what it drew (its draws are
-    not lost, they repeat)."""
-    torch_state, dtype, python = torch.get_rng_state(), torch.get_default_dtype(), random.getstate()
-    numpy = sys.modules.get("numpy")
-    numpy_state = numpy.random.get_state() if numpy is not None else None
-    try:
-        yield
-    finally:
-        torch.set_rng_state(torch_state)
-        torch.set_default_dtype(dtype)
-        random.setstate(python)
-        if numpy is not None:
-            numpy.random.set_state(numpy_state)
 
 
 @contextlib.contextmanager

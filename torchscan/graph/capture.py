@@ -21,7 +21,7 @@ from torchscan.graph.calls import module_path_of
 from torchscan.graph.clone import HELD_STATE_BUDGET, fake_copy, real_copy
 from torchscan.graph.fake import analysis_mode
 from torchscan.graph.guards import METADATA, guards_hold
-from torchscan.graph.namespaces import KeptNamespaces
+from torchscan.graph.kept import KeptState
 from torchscan.graph.record import NeedsValues, record
 from torchscan.graph.script import is_scripted, record_scripted
 from torchscan.graph.shapes import NodeValues, fake_inputs, propagate, quiet_fake_tensor_log
@@ -149,19 +149,20 @@ def capture_chain(
     where Python control flow depends on values): if that works its graph is used. An error found
     by running the forward on fake tensors (an op rejecting its shapes or dtypes) is final: no real
     forward follows, and it is raised rather than fx's "cannot trace". A TorchScript module is
-    recorded at the ATen level. Globals the model's code binds while it runs are put back after, and
-    before each capture tried (:class:`~torchscan.graph.namespaces.KeptNamespaces`); a trace whose
-    forward binds one is made again with every block traced.
+    recorded at the ATen level. What the model's code changes in the process while it runs (globals it
+    binds, draws from the generators it reaches, the default dtype) is put back after, and before each
+    capture tried (:class:`~torchscan.graph.kept.KeptState`); a trace whose forward binds a global is made
+    again with every block traced.
     """
     if is_scripted(model):
         with quiet_fake_tensor_log():
             captured, values = record_scripted(model, registry, inputs, _make_inputs(inputs, device, real=False))
         return Captured(captured, values, (Diagnostic("scripted-module", _SCRIPTED),))
-    namespaces = KeptNamespaces(model.modules() if modules is None else modules)
+    kept = KeptState(model.modules() if modules is None else modules)
     try:
-        return _captured(model, registry, inputs, device, policy, modules, namespaces)
+        return _captured(model, registry, inputs, device, policy, modules, kept)
     finally:
-        namespaces.restore()  # what the forward bound in its modules' globals: as found
+        kept.restore()  # what the forward changed in the process: as found
 
 
 def _captured(
@@ -171,17 +172,17 @@ def _captured(
     device: torch.device,
     policy: RealForward,
     modules: Sequence[nn.Module] | None,
-    namespaces: KeptNamespaces,
+    kept: KeptState,
 ) -> Captured:
-    """:func:`capture_chain` of a model that is not scripted (``namespaces``: its code's globals, as found)."""
+    """:func:`capture_chain` of a model that is not scripted (``kept``: what its code may change, as found)."""
     try:
         traced = capture(model, registry, inputs, modules=modules)
-        if traced.replayed and namespaces.written():  # the forward binds globals: what a block read, the next may not
-            namespaces.restore()
+        if traced.replayed and kept.written():  # the forward binds globals: what a block read, the next may not
+            kept.restore()
             traced = capture(model, registry, inputs, reuse=False, modules=modules)
         values = _propagate(traced, inputs, device)
         if traced.checks and not guards_hold(traced.checks, {name: value.result for name, value in values.items()}):
-            namespaces.restore()  # each capture starts from the globals as found
+            kept.restore()  # each capture starts from the globals as found
             traced = capture(model, registry, inputs, reuse=False, modules=modules)  # a replay read other metadata
             values = _propagate(traced, inputs, device)
         return Captured(traced, values, _notes(traced, values))
@@ -191,7 +192,7 @@ def _captured(
     except ShapeError as error:
         reason = f"the torch.fx graph failed shape propagation ({error.message.splitlines()[0]})"
         first_error = _detached(error)
-    namespaces.restore()
+    kept.restore()
     try:
         captured, values = _record_fake(model, registry, inputs, device)
         fallback = Diagnostic("capture-fallback", f"{reason}; {_RECORDED}")
@@ -206,7 +207,7 @@ def _captured(
     if device.type == "meta":
         raise first_error from None
     _check_real_forward(model, inputs, policy, fake_error, first_error)
-    namespaces.restore()
+    kept.restore()
     try:
         captured, values = _record_real(model, registry, inputs, device)
     except ShapeError:

@@ -32,7 +32,7 @@ An object the blocks share (a counter object, a config every layer holds) is in 
 attributes: a block's forward that changes them (``self.shared.calls += 1``, an append to a list it holds)
 changes its key, and its recording is refused (the blocks after read the object as changed). A global the
 model's code binds (``global CALLS; CALLS += 1``) is seen after the trace: the capture chain traces again
-with every block traced (:class:`~torchscan.graph.namespaces.KeptNamespaces`). What is seen by neither is a
+with every block traced (:class:`~torchscan.graph.kept.KeptState`). What is seen by neither is a
 change deeper down (an item of a list an object or a global holds, set in place): fx bakes such values
 into the graph, and a replay bakes the first block's. ``capture(..., reuse=False)`` traces every block.
 

@@ -1,7 +1,9 @@
-"""Globals the model's code binds while a capture runs it: put back, and never replayed across blocks."""
+"""What the model's code changes in the process while a capture runs it: put back, and globals never
+replayed across blocks."""
 
 from __future__ import annotations
 
+import random
 import types
 
 import pytest
@@ -9,7 +11,7 @@ import torch
 from torch import nn
 
 from torchscan import crawl_module
-from torchscan.graph.namespaces import KeptNamespaces
+from torchscan.graph.kept import KeptState
 
 _SOURCE = '''
 import torch
@@ -46,7 +48,7 @@ def _namespace() -> types.ModuleType:
 
 def test_what_a_capture_binds_is_named_and_put_back() -> None:
     module = _namespace()
-    kept = KeptNamespaces([module.Counted()])
+    kept = KeptState([module.Counted()])
     assert kept.written() == []
     module.CALLS, module.NEW = 5, 1
     del module.torch
@@ -57,7 +59,7 @@ def test_what_a_capture_binds_is_named_and_put_back() -> None:
 
 
 def test_torch_s_own_classes_are_not_watched() -> None:
-    assert KeptNamespaces([nn.Linear(2, 2), nn.Sequential()])._found == []
+    assert KeptState([nn.Linear(2, 2), nn.Sequential()])._found == []
 
 
 @pytest.mark.parametrize("value_branch", [False, True])
@@ -73,3 +75,21 @@ def test_blocks_binding_a_global_get_the_graph_of_a_real_forward_and_leave_it_as
     assert module.CALLS == 0
     model(torch.ones(2, 8))  # the user's own forward binds it as it always did
     assert module.CALLS == 6
+
+
+def test_a_generator_is_put_back_only_where_the_model_s_code_reaches_it() -> None:
+    """A draw while the analysis runs (the forward's, or another thread's) is undone where the model's code
+    reaches Python's generator (``import random``, ``from random import random``), never elsewhere: another
+    thread drawing meanwhile keeps its draws when the model could not have drawn."""
+    plain, reaching = _namespace(), _namespace()
+    exec("import random", reaching.__dict__)
+    for module, undone in ((plain, False), (reaching, True)):
+        kept, state = KeptState([module.Counted()]), random.getstate()
+        random.random()
+        kept.restore()
+        assert (random.getstate() == state) == undone
+    exec("from random import random as draw", plain.__dict__)  # a function bound to the global generator
+    kept, state = KeptState([plain.Counted()]), random.getstate()
+    random.random()
+    kept.restore()
+    assert random.getstate() == state

@@ -1,0 +1,104 @@
+"""What the model's own code may change in the process while a capture runs it, put back as found.
+
+A forward may bind a global (``global CALLS; CALLS += 1``, a module-level cache replaced), draw from Python's
+or NumPy's global random generator (a layer skipped when ``random.random() < p``) or set torch's default
+dtype: the capture runs the forward (traced, recorded or for real), so without care the analysis would leave
+these changes in the user's process, and a block replayed from another's trace (:mod:`torchscan.graph.reuse`)
+would bake in the value the first block read. :class:`KeptState` notes, before the capture, the globals of
+every function the model's classes define (outside torch itself), the state of the global generators those
+globals reach, and the default dtype; it tells which globals the capture bound, and puts everything back.
+A change inside an object a global holds (an append to a module-level list, an ``lru_cache`` filled) is not
+seen, nor a draw from torch's own generator (:data:`torch.rand` of constants alone, which the trace makes
+for real: fake tensors draw nothing, so an analysis leaves torch's generator alone, for the other threads'
+sake).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import types
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["KeptState"]
+
+
+class KeptState:
+    """The globals of the functions the classes of ``modules`` define (below ``nn.Module``, torch's own
+    classes left out), the state of Python's ``random`` and NumPy's global generator where those globals
+    reach them, and the default dtype, as they are now: :meth:`written` names the globals bound since,
+    :meth:`restore` puts everything back. Like torch's ``fork_rng``, this restores process-wide state:
+    another thread binding one of these globals, or drawing from a generator the model's code reaches,
+    while the analysis runs sees its change undone (a generator's draws repeat)."""
+
+    def __init__(self, modules: Iterable[nn.Module]) -> None:
+        scopes: dict[int, dict[str, Any]] = {}
+        for cls in {type(module) for module in modules}:
+            for owner in cls.__mro__:
+                if owner is nn.Module or owner.__module__.startswith("torch."):
+                    continue
+                for value in vars(owner).values():
+                    function = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
+                    if isinstance(function, types.FunctionType):
+                        scopes.setdefault(id(function.__globals__), function.__globals__)
+        self._found = [(scope, dict(scope)) for scope in scopes.values()]
+        python, numpy = _generators(scopes.values())
+        self._python = random.getstate() if python else None
+        self._numpy = numpy.get_state() if numpy is not None else None
+        self._numpy_generator = numpy
+        self._dtype = torch.get_default_dtype()
+
+    def written(self) -> list[str]:
+        """``module.name`` of each global bound, rebound or deleted since (sorted)."""
+        names = []
+        for scope, found in self._found:
+            if len(scope) == len(found) and all(scope.get(name, found) is value for name, value in found.items()):
+                continue
+            module = found.get("__name__", "?")
+            changed = {name for name, value in found.items() if scope.get(name, found) is not value}
+            names += [f"{module}.{name}" for name in sorted(changed | (scope.keys() - found.keys()))]
+        return sorted(names)
+
+    def restore(self) -> None:
+        """Every global as found (rebound ones bound again to their value, new ones deleted, deleted ones
+        back), and the generators and the default dtype where they changed."""
+        for scope, found in self._found:
+            for name in scope.keys() - found.keys():
+                del scope[name]
+            for name, value in found.items():
+                if scope.get(name, found) is not value:
+                    scope[name] = value
+        if self._python is not None and random.getstate() != self._python:
+            random.setstate(self._python)
+        if self._numpy is not None and self._numpy_generator is not None:
+            now = self._numpy_generator.get_state()
+            if now[0] != self._numpy[0] or (now[1] != self._numpy[1]).any() or now[2:] != self._numpy[2:]:
+                self._numpy_generator.set_state(self._numpy)
+        if torch.get_default_dtype() != self._dtype:
+            torch.set_default_dtype(self._dtype)
+
+
+def _generators(scopes: Iterable[dict[str, Any]]) -> tuple[bool, Any]:
+    """Whether the globals reach Python's ``random`` (the module, or a function bound to its global
+    generator: ``from random import random``), and NumPy's global generator where they reach it (``numpy``,
+    ``numpy.random`` or one of its functions; None: not reached, or NumPy not imported)."""
+    numpy = sys.modules.get("numpy")
+    numpy_random = getattr(numpy, "random", None) if numpy is not None else None
+    numpy_state = getattr(getattr(numpy_random, "mtrand", None), "_rand", None)
+    python_state = getattr(random, "_inst", None)
+    python = reaches_numpy = False
+    for scope in scopes:
+        for value in scope.values():
+            if value is random or (python_state is not None and getattr(value, "__self__", None) is python_state):
+                python = True
+            elif numpy is not None and (
+                value is numpy
+                or value is numpy_random
+                or (numpy_state is not None and getattr(value, "__self__", None) is numpy_state)
+            ):
+                reaches_numpy = True
+    return python, (numpy_random if reaches_numpy else None)
