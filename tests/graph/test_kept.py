@@ -93,3 +93,33 @@ def test_a_generator_is_put_back_only_where_the_model_s_code_reaches_it() -> Non
     random.random()
     kept.restore()
     assert random.getstate() == state
+
+
+def test_a_decorated_forward_is_read_through_to_its_own_code() -> None:
+    """A forward wrapped by a library's decorator (``functools.wraps``) whose module imports ``random`` for
+    its own use does not reach the generator; the forward's own module does where it imports it."""
+    library = types.ModuleType("decorating_library")
+    exec(
+        "import functools, random\n"
+        "def decorated(function):\n"
+        "    @functools.wraps(function)\n"
+        "    def wrapper(*args, **kwargs):\n"
+        "        return function(*args, **kwargs)\n"
+        "    return wrapper\n",
+        library.__dict__,
+    )
+    for imports, reached in (("", False), ("import random\n", True)):
+        module = types.ModuleType("decorated_model")
+        module.__dict__["decorated"] = library.decorated
+        exec(
+            f"{imports}from torch import nn\n"
+            "class Decorated(nn.Module):\n"
+            "    @decorated\n"
+            "    def forward(self, x):\n"
+            "        return x\n",
+            module.__dict__,
+        )
+        kept, state = KeptState([module.Decorated()]), random.getstate()
+        random.random()
+        kept.restore()
+        assert (random.getstate() == state) == reached

@@ -5,8 +5,8 @@ or NumPy's global random generator (a layer skipped when ``random.random() < p``
 dtype: the capture runs the forward (traced, recorded or for real), so without care the analysis would leave
 these changes in the user's process, and a block replayed from another's trace (:mod:`torchscan.graph.reuse`)
 would bake in the value the first block read. :class:`KeptState` notes, before the capture, the globals of
-every function the model's classes define (outside torch itself), the state of the global generators those
-globals reach, and the default dtype; it tells which globals the capture bound, and puts everything back.
+every function the model's classes define (outside torch itself), the state of the global generators their
+forwards' globals reach, and the default dtype; it tells which globals the capture bound, and puts everything back.
 A change inside an object a global holds (an append to a module-level list, an ``lru_cache`` filled) is not
 seen, nor a draw from torch's own generator (:data:`torch.rand` of constants alone, which the trace makes
 for real: fake tensors draw nothing, so an analysis leaves torch's generator alone, for the other threads'
@@ -15,6 +15,7 @@ sake).
 
 from __future__ import annotations
 
+import inspect
 import random
 import sys
 import types
@@ -29,24 +30,32 @@ __all__ = ["KeptState"]
 
 class KeptState:
     """The globals of the functions the classes of ``modules`` define (below ``nn.Module``, torch's own
-    classes left out), the state of Python's ``random`` and NumPy's global generator where those globals
-    reach them, and the default dtype, as they are now: :meth:`written` names the globals bound since,
-    :meth:`restore` puts everything back. Like torch's ``fork_rng``, this restores process-wide state:
-    another thread binding one of these globals, or drawing from a generator the model's code reaches,
-    while the analysis runs sees its change undone (a generator's draws repeat)."""
+    classes left out), the state of Python's ``random`` and NumPy's global generator where the globals of
+    their ``forward`` methods reach them (a decorated forward's own code: a library's decorators and helpers
+    elsewhere that import ``random`` for other uses do not count), and the default dtype, as they are now:
+    :meth:`written` names the globals bound since, :meth:`restore` puts everything back. Like torch's
+    ``fork_rng``, this restores process-wide state: another thread binding one of these globals, or drawing
+    from a generator the model's code reaches, while the analysis runs sees its change undone (a
+    generator's draws repeat)."""
 
     def __init__(self, modules: Iterable[nn.Module]) -> None:
         scopes: dict[int, dict[str, Any]] = {}
+        forwards: dict[int, dict[str, Any]] = {}  # the globals of the forwards: where a draw would be made
         for cls in {type(module) for module in modules}:
             for owner in cls.__mro__:
                 if owner is nn.Module or owner.__module__.startswith("torch."):
                     continue
-                for value in vars(owner).values():
+                for name, value in vars(owner).items():
                     function = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
-                    if isinstance(function, types.FunctionType):
-                        scopes.setdefault(id(function.__globals__), function.__globals__)
+                    if not isinstance(function, types.FunctionType):
+                        continue
+                    inner = inspect.unwrap(function)  # a decorated method's own code (functools.wraps)
+                    for made in (function, inner) if isinstance(inner, types.FunctionType) else (function,):
+                        scopes.setdefault(id(made.__globals__), made.__globals__)
+                    if name == "forward" and isinstance(inner, types.FunctionType):
+                        forwards.setdefault(id(inner.__globals__), inner.__globals__)
         self._found = [(scope, dict(scope)) for scope in scopes.values()]
-        python, numpy = _generators(scopes.values())
+        python, numpy = _generators(forwards.values())
         self._python = random.getstate() if python else None
         self._numpy = numpy.get_state() if numpy is not None else None
         self._numpy_generator = numpy
