@@ -43,13 +43,16 @@ class KeptState:
         forwards: dict[int, dict[str, Any]] = {}  # the globals of the forwards: where a draw would be made
         for cls in {type(module) for module in modules}:
             for owner in cls.__mro__:
-                if owner is nn.Module or owner.__module__.startswith("torch."):
+                if owner is nn.Module or str(getattr(owner, "__module__", "")).startswith("torch."):
                     continue
                 for name, value in vars(owner).items():
                     function = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
                     if not isinstance(function, types.FunctionType):
                         continue
-                    inner = inspect.unwrap(function)  # a decorated method's own code (functools.wraps)
+                    try:
+                        inner = inspect.unwrap(function)  # a decorated method's own code (functools.wraps)
+                    except ValueError:  # a cycle of ``__wrapped__``
+                        inner = function
                     for made in (function, inner) if isinstance(inner, types.FunctionType) else (function,):
                         scopes.setdefault(id(made.__globals__), made.__globals__)
                     if name == "forward" and isinstance(inner, types.FunctionType):
