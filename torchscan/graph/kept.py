@@ -16,6 +16,7 @@ sake).
 from __future__ import annotations
 
 import inspect
+import operator
 import random
 import sys
 import types
@@ -41,23 +42,23 @@ class KeptState:
     def __init__(self, modules: Iterable[nn.Module]) -> None:
         scopes: dict[int, dict[str, Any]] = {}
         forwards: dict[int, dict[str, Any]] = {}  # the globals of the forwards: where a draw would be made
+        owners: set[type] = set()  # classes read already (a library's base class is in every model class's MRO)
         for cls in {type(module) for module in modules}:
             for owner in cls.__mro__:
-                if owner is nn.Module or str(getattr(owner, "__module__", "")).startswith("torch."):
+                if owner in owners or owner is nn.Module or str(getattr(owner, "__module__", "")).startswith("torch."):
                     continue
+                owners.add(owner)
                 for name, value in vars(owner).items():
                     function = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
-                    if not isinstance(function, types.FunctionType):
+                    if type(function) is not types.FunctionType:
                         continue
-                    try:
-                        inner = inspect.unwrap(function)  # a decorated method's own code (functools.wraps)
-                    except ValueError:  # a cycle of ``__wrapped__``
-                        inner = function
-                    for made in (function, inner) if isinstance(inner, types.FunctionType) else (function,):
-                        scopes.setdefault(id(made.__globals__), made.__globals__)
-                    if name == "forward" and isinstance(inner, types.FunctionType):
+                    scopes.setdefault(id(function.__globals__), function.__globals__)
+                    inner = _unwrapped(function) if "__wrapped__" in function.__dict__ else function
+                    if inner is not function:
+                        scopes.setdefault(id(inner.__globals__), inner.__globals__)
+                    if name == "forward":
                         forwards.setdefault(id(inner.__globals__), inner.__globals__)
-        self._found = [(scope, dict(scope)) for scope in scopes.values()]
+        self._found = [(scope, tuple(scope), tuple(scope.values())) for scope in scopes.values()]
         python, numpy = _generators(forwards.values())
         self._python = random.getstate() if python else None
         self._numpy = numpy.get_state() if numpy is not None else None
@@ -67,9 +68,10 @@ class KeptState:
     def written(self) -> list[str]:
         """``module.name`` of each global bound, rebound or deleted since (sorted)."""
         names = []
-        for scope, found in self._found:
-            if len(scope) == len(found) and all(scope.get(name, found) is value for name, value in found.items()):
+        for scope, keys, values in self._found:
+            if _unchanged(scope, keys, values):
                 continue
+            found = dict(zip(keys, values, strict=True))
             module = found.get("__name__", "?")
             changed = {name for name, value in found.items() if scope.get(name, found) is not value}
             names += [f"{module}.{name}" for name in sorted(changed | (scope.keys() - found.keys()))]
@@ -78,7 +80,10 @@ class KeptState:
     def restore(self) -> None:
         """Every global as found (rebound ones bound again to their value, new ones deleted, deleted ones
         back), and the generators and the default dtype where they changed."""
-        for scope, found in self._found:
+        for scope, keys, values in self._found:
+            if _unchanged(scope, keys, values):  # nearly always: read at C speed
+                continue
+            found = dict(zip(keys, values, strict=True))
             for name in scope.keys() - found.keys():
                 del scope[name]
             for name, value in found.items():
@@ -92,6 +97,20 @@ class KeptState:
                 self._numpy_generator.set_state(self._numpy)
         if torch.get_default_dtype() != self._dtype:
             torch.set_default_dtype(self._dtype)
+
+
+def _unwrapped(function: types.FunctionType) -> types.FunctionType:
+    """A decorated function's own code (``functools.wraps``' ``__wrapped__`` chain), else ``function``."""
+    try:
+        inner = inspect.unwrap(function)
+    except ValueError:  # a cycle of ``__wrapped__``
+        return function
+    return inner if type(inner) is types.FunctionType else function
+
+
+def _unchanged(scope: dict[str, Any], keys: tuple[str, ...], values: tuple[Any, ...]) -> bool:
+    """Whether ``scope`` holds exactly ``keys`` bound to ``values`` (the same objects), in order."""
+    return len(scope) == len(keys) and all(map(operator.is_, scope.values(), values)) and tuple(scope) == keys
 
 
 def _generators(scopes: Iterable[dict[str, Any]]) -> tuple[bool, Any]:
