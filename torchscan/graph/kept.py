@@ -8,9 +8,9 @@ would bake in the value the first block read. :class:`KeptState` notes, before t
 every function the model's classes define (outside torch itself), the state of the global generators their
 forwards' globals reach, and the default dtype; it tells which globals the capture bound, and puts everything back.
 A change inside an object a global holds (an append to a module-level list, an ``lru_cache`` filled) is not
-seen, nor a draw from torch's own generator (:data:`torch.rand` of constants alone, which the trace makes
-for real: fake tensors draw nothing, so an analysis leaves torch's generator alone, for the other threads'
-sake).
+seen. torch's own generator is left alone, for the other threads' sake: fake tensors draw nothing from it,
+and a random tensor the forward builds from constants alone (``torch.rand(3)``, made for real by the trace)
+is drawn as the forward draws it.
 """
 
 from __future__ import annotations
