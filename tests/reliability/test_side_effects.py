@@ -466,21 +466,43 @@ def test_python_and_numpy_generators_unchanged(branch: str) -> None:
     assert after[0] == numpy_state[0] and (after[1] == numpy_state[1]).all() and after[2:] == numpy_state[2:]
 
 
-class DefaultDtype(nn.Module):
-    """A forward that sets torch's default dtype."""
+class SettingForward(nn.Module):
+    """A forward that sets one of torch's process-wide settings."""
 
-    def __init__(self) -> None:
+    def __init__(self, setting: str) -> None:
         super().__init__()
         self.fc = nn.Linear(3, 3)
+        self.setting = setting
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        torch.set_default_dtype(torch.float64)
+        if self.setting == "dtype":
+            torch.set_default_dtype(torch.float64)
+        elif self.setting == "threads":
+            torch.set_num_threads(torch.get_num_threads() + 1)
+        elif self.setting == "deterministic":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        else:
+            torch.set_float32_matmul_precision("medium")
         return self.fc(x)
 
 
-def test_default_dtype_unchanged_by_a_forward_that_sets_it() -> None:
-    report_of(crawl_checked(DefaultDtype(), (3,), batch_size=2))
-    assert torch.get_default_dtype() == torch.float32
+def _torch_settings() -> tuple[object, ...]:
+    return (
+        torch.get_default_dtype(),
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.get_float32_matmul_precision(),
+    )
+
+
+@pytest.mark.parametrize("setting", ["dtype", "threads", "deterministic", "precision"])
+def test_torch_settings_unchanged_by_a_forward_that_sets_them(setting: str) -> None:
+    """The default dtype, the thread count, deterministic algorithms and the matmul precision are as found
+    after analysing a model whose forward sets one of them."""
+    found = _torch_settings()
+    report_of(crawl_checked(SettingForward(setting), (3,), batch_size=2))
+    assert _torch_settings() == found
 
 
 def test_value_branch_reports_identical_over_20_calls() -> None:

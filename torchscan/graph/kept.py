@@ -1,16 +1,17 @@
 """What the model's own code may change in the process while a capture runs it, put back as found.
 
 A forward may bind a global (``global CALLS; CALLS += 1``, a module-level cache replaced), draw from Python's
-or NumPy's global random generator (a layer skipped when ``random.random() < p``) or set torch's default
-dtype: the capture runs the forward (traced, recorded or for real), so without care the analysis would leave
-these changes in the user's process, and a block replayed from another's trace (:mod:`torchscan.graph.reuse`)
+or NumPy's global random generator (a layer skipped when ``random.random() < p``) or set one of torch's
+process-wide settings (the default dtype, the thread count, deterministic algorithms, the matmul precision).
+The capture runs the forward (traced, recorded or for real), so without care the analysis would leave these
+changes in the user's process, and a block replayed from another's trace (:mod:`torchscan.graph.reuse`)
 would bake in the value the first block read. :class:`KeptState` notes, before the capture, the globals of
 every function the model's classes define (outside torch itself), the state of the global generators their
-forwards' globals reach, and the default dtype; it tells which globals the capture bound, and puts everything back.
-A change inside an object a global holds (an append to a module-level list, an ``lru_cache`` filled) is not
-seen. torch's own generator is left alone, for the other threads' sake: fake tensors draw nothing from it,
-and a random tensor the forward builds from constants alone (``torch.rand(3)``, made for real by the trace)
-is drawn as the forward draws it.
+forwards' globals reach, and those settings; it tells which globals the capture bound, and puts everything
+back. A change inside an object a global holds (an append to a module-level list, an ``lru_cache`` filled)
+is not seen. torch's own generator is left alone, for the other threads' sake: fake tensors draw nothing
+from it, and a random tensor the forward builds from constants alone (``torch.rand(3)``, made for real by
+the trace) is drawn as the forward draws it.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ class KeptState:
     """The globals of the functions the classes of ``modules`` define (below ``nn.Module``, torch's own
     classes left out), the state of Python's ``random`` and NumPy's global generator where the globals of
     their ``forward`` methods reach them (a decorated forward's own code: a library's decorators and helpers
-    elsewhere that import ``random`` for other uses do not count), and the default dtype, as they are now:
-    :meth:`written` names the globals bound since, :meth:`restore` puts everything back. Like torch's
-    ``fork_rng``, this restores process-wide state: another thread binding one of these globals, or drawing
-    from a generator the model's code reaches, while the analysis runs sees its change undone (a
-    generator's draws repeat)."""
+    elsewhere that import ``random`` for other uses do not count), and torch's settings (:func:`_settings`),
+    as they are now: :meth:`written` names the globals bound since, :meth:`restore` puts everything back.
+    Like torch's ``fork_rng``, this restores process-wide state: another thread binding one of these
+    globals, drawing from a generator the model's code reaches or changing a setting while the analysis runs
+    sees its change undone (a generator's draws repeat)."""
 
     def __init__(self, modules: Iterable[nn.Module]) -> None:
         scopes: dict[int, dict[str, Any]] = {}
@@ -63,7 +64,7 @@ class KeptState:
         self._python = random.getstate() if python else None
         self._numpy = numpy.get_state() if numpy is not None else None
         self._numpy_generator = numpy
-        self._dtype = torch.get_default_dtype()
+        self._settings = _settings()
 
     def written(self) -> list[str]:
         """``module.name`` of each global bound, rebound or deleted since (sorted)."""
@@ -79,7 +80,7 @@ class KeptState:
 
     def restore(self) -> None:
         """Every global as found (rebound ones bound again to their value, new ones deleted, deleted ones
-        back), and the generators and the default dtype where they changed."""
+        back), and the generators and torch's settings where they changed."""
         for scope, keys, values in self._found:
             if _unchanged(scope, keys, values):  # nearly always: read at C speed
                 continue
@@ -95,8 +96,36 @@ class KeptState:
             now = self._numpy_generator.get_state()
             if now[0] != self._numpy[0] or (now[1] != self._numpy[1]).any() or now[2:] != self._numpy[2:]:
                 self._numpy_generator.set_state(self._numpy)
-        if torch.get_default_dtype() != self._dtype:
-            torch.set_default_dtype(self._dtype)
+        if _settings() != self._settings:
+            _apply(self._settings)
+
+
+def _settings() -> tuple[Any, ...]:
+    """torch's process-wide settings a forward may set: the default dtype, the number of intra-op threads,
+    deterministic algorithms (and their warn-only flag), the float32 matmul precision."""
+    return (
+        torch.get_default_dtype(),
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.get_float32_matmul_precision(),
+    )
+
+
+def _apply(settings: tuple[Any, ...]) -> None:
+    """Set what :func:`_settings` read, each only where it differs now."""
+    dtype, threads, deterministic, warn_only, precision = settings
+    if torch.get_default_dtype() != dtype:
+        torch.set_default_dtype(dtype)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    if (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) != (
+        deterministic,
+        warn_only,
+    ):
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+    if torch.get_float32_matmul_precision() != precision:
+        torch.set_float32_matmul_precision(precision)
 
 
 def _unwrapped(function: types.FunctionType) -> types.FunctionType:
