@@ -29,6 +29,7 @@ from torchscan.graph.capture import (
     with_inputs,
 )
 from torchscan.graph.clone import IgnoredHook, hooks_of
+from torchscan.graph.kept import KeptState, kept_as_found
 from torchscan.graph.routing import wrapped_module
 from torchscan.graph.script import SCRIPTED
 from torchscan.graph.shapes import NodeValues
@@ -209,19 +210,20 @@ class _Analyses:
     def reports(self, calls: Sequence[_Call]) -> list[Report]:
         """One report per call, each equal to a fresh analysis of it."""
         subject, reports = self._subject, []
-        for call in calls:
-            inputs = call.inputs(subject.model)
-            chain = None
-            if self._last is not None and same_call(self._last[0], inputs):
-                # an error on the last graph (an op rejecting shapes or dtypes its Python code would have
-                # branched away from) says only that it does not hold here: captured afresh below, which
-                # raises what a fresh analysis raises
-                with contextlib.suppress(TorchscanError):
-                    chain = with_inputs(self._last[1], inputs, subject.device)
-            if chain is None:
-                chain = _capture(subject, call, inputs, self._policy)
-                self._last = (inputs, chain, _readers(subject, chain), _Memos())
-            reports.append(_report(subject, chain, inputs, self._receptive_field, self._last[2], self._last[3]))
+        with kept_as_found(_modules(subject) or subject.model.modules()) as kept:  # the model's code runs here
+            for call in calls:
+                inputs = call.inputs(subject.model)
+                chain = None
+                if self._last is not None and same_call(self._last[0], inputs):
+                    # an error on the last graph (an op rejecting shapes or dtypes its Python code would have
+                    # branched away from) says only that it does not hold here: captured afresh below, which
+                    # raises what a fresh analysis raises
+                    with contextlib.suppress(TorchscanError):
+                        chain = with_inputs(self._last[1], inputs, subject.device)
+                if chain is None:
+                    chain = _capture(subject, call, inputs, self._policy, kept)
+                    self._last = (inputs, chain, _readers(subject, chain), _Memos())
+                reports.append(_report(subject, chain, inputs, self._receptive_field, self._last[2], self._last[3]))
         return reports
 
 
@@ -365,12 +367,14 @@ _CALL_KEYS = frozenset(field.name for field in dataclasses.fields(_Call))
 """The input arguments of ``crawl_module`` that a :func:`sweep` item may set."""
 
 
-def _capture(subject: _Subject, call: _Call, inputs: ModelInputs, policy: RealForward) -> Captured:
+def _capture(
+    subject: _Subject, call: _Call, inputs: ModelInputs, policy: RealForward, kept: KeptState | None = None
+) -> Captured:
     """The capture chain for ``inputs``, a shape error completed with the batch-dimension hint and
-    the hooks that were not run."""
+    the hooks that were not run (``kept``: what the model's code may change, as the analysis found it)."""
     try:
-        modules = [module for _, module in subject.modules] if subject.modules else None
-        return capture_with_fallback(subject.model, subject.registry, inputs, subject.device, policy, modules)
+        modules = _modules(subject)
+        return capture_with_fallback(subject.model, subject.registry, inputs, subject.device, policy, modules, kept)
     except ShapeError as error:
         note = _batch_hint(subject.model, call.input_shape, call.dtype, call.batch_size, error)
         if subject.hooks:
@@ -382,11 +386,18 @@ def _capture(subject: _Subject, call: _Call, inputs: ModelInputs, policy: RealFo
         ) from None
 
 
+def _modules(subject: _Subject) -> list[nn.Module] | None:
+    """The model's modules as walked (None: not walked)."""
+    return [module for _, module in subject.modules] if subject.modules else None
+
+
 def _crawl(subject: _Subject, call: _Call, receptive_field: bool, policy: RealForward) -> Report:
-    """:func:`crawl_module` with its arguments checked."""
+    """:func:`crawl_module` with its arguments checked. The model's code runs in the capture and in later
+    passes (a leaf call the memory pass records): what it changes in the process is put back at the end."""
     inputs = call.inputs(subject.model)
-    chain = _capture(subject, call, inputs, policy)
-    return _report(subject, chain, inputs, receptive_field, _readers(subject, chain), None)
+    with kept_as_found(_modules(subject) or subject.model.modules()) as kept:
+        chain = _capture(subject, call, inputs, policy, kept)
+        return _report(subject, chain, inputs, receptive_field, _readers(subject, chain), None)
 
 
 def _readers(subject: _Subject, chain: Captured) -> frozenset[str] | None:

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from torchscan import crawl_module
-from torchscan.graph.kept import KeptState
+from torchscan import crawl_module, sweep
+from torchscan.graph.kept import KeptState, kept_as_found
 
 _SOURCE = '''
 import torch
@@ -123,3 +123,201 @@ def test_a_decorated_forward_is_read_through_to_its_own_code() -> None:
         random.random()
         kept.restore()
         assert (random.getstate() == state) == reached
+
+
+_CACHES = '''
+import functools
+import torch
+from torch import nn
+
+STEPS = {8: 2}
+TABLES = {}
+SHAPES = []
+SEEN = set()
+
+
+@functools.lru_cache(maxsize=4)
+def table(n):
+    return torch.ones((n, n))
+
+
+def cached_wrapper(function):
+    """A decorator holding its ``lru_cache`` in its wrapper's closure (Hugging Face's method caches)."""
+    cached = functools.lru_cache(maxsize=1)(function)
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        return cached(*args, **kwargs)
+
+    return wrapper
+
+
+@cached_wrapper
+def ramp(n):
+    return torch.arange(n)
+
+
+class Caching(nn.Module):
+    """Fills every kind of cache its forward may reach: a global dict, list and set, a class-level dict,
+    an ``lru_cache`` bound to a global, one held in a decorator's closure, and one on a static method."""
+
+    per_size = {}
+
+    def __init__(self, memo=True):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.memo = memo
+
+    @staticmethod
+    @functools.lru_cache(maxsize=2)
+    def offsets(n):
+        return torch.zeros(n)
+
+    def forward(self, x):
+        n = x.shape[-1]
+        SHAPES.append(n)
+        SEEN.add(n)
+        x = x @ table(n) + ramp(n) + self.offsets(n)
+        if self.memo:  # a table keyed by a size (a proxy is no key: fx cannot trace it, a recording can)
+            x = x * STEPS[n]
+            if n not in TABLES:
+                TABLES[n] = torch.ones(n)
+            if n not in Caching.per_size:
+                Caching.per_size[n] = torch.zeros(n)
+            x = x + TABLES[n] + Caching.per_size[n]
+        return self.fc(x)
+'''
+
+
+def _caching() -> types.ModuleType:
+    """A fresh module holding ``Caching`` and its caches (each test its own)."""
+    module = types.ModuleType("caching_model")
+    exec(compile(_CACHES, "caching_model.py", "exec"), module.__dict__)
+    return module
+
+
+def _cache_sizes(module: types.ModuleType) -> tuple[int, ...]:
+    closure = module.ramp.__closure__
+    assert closure is not None
+    held = next(cell.cell_contents for cell in closure if hasattr(cell.cell_contents, "cache_info"))
+    return tuple(cache.cache_info().currsize for cache in (module.table, held, module.Caching.offsets))
+
+
+def test_containers_are_put_back_in_place_and_named() -> None:
+    """The containers a global or a class attribute holds get their items back (the same objects, the
+    containers themselves never replaced), and :meth:`KeptState.written` names them meanwhile."""
+    module = _caching()
+    first, kept_value = torch.ones(1), object()
+    module.TABLES[1], module.Caching.per_size[2] = first, kept_value
+    tables, shapes, seen, per_size = module.TABLES, module.SHAPES, module.SEEN, module.Caching.per_size
+    kept = KeptState([module.Caching()])
+    module.TABLES[1] = torch.zeros(1)  # an item replaced: an identity differs, not an equality
+    module.TABLES[5] = torch.ones(5)
+    module.SHAPES.append(5)
+    module.SEEN.add(5)
+    del module.Caching.per_size[2]
+    assert kept.written() == [
+        "Caching.per_size",
+        "caching_model.SEEN",
+        "caching_model.SHAPES",
+        "caching_model.TABLES",
+    ]
+    kept.restore()
+    assert dict(module.TABLES) == {1: first}
+    assert dict(module.Caching.per_size) == {2: kept_value}
+    assert not module.SHAPES and not module.SEEN
+    assert module.TABLES[1] is first
+    assert module.TABLES is tables and module.SHAPES is shapes and module.SEEN is seen
+    assert module.Caching.per_size is per_size
+    assert kept.written() == []
+
+
+def test_an_lru_cache_that_missed_is_emptied_one_only_read_is_not() -> None:
+    """A cache bound to a global, held in a decorator's closure or on a static method that made a value while
+    the state was kept is emptied (the value could be the analysis's fake tensor); one that only hit keeps
+    its entries."""
+    module = _caching()
+    module.table(3)
+    kept = KeptState([module.Caching()])
+    module.table(3)  # a hit: the user's own value handed back
+    kept.restore()
+    assert _cache_sizes(module) == (1, 0, 0)
+    kept = KeptState([module.Caching()])
+    module.table(4), module.ramp(4), module.Caching.offsets(4)
+    assert _cache_sizes(module) == (2, 1, 1)
+    kept.restore()
+    assert _cache_sizes(module) == (0, 0, 0)
+
+
+def test_kept_as_found_restores_however_the_block_ends() -> None:
+    module = _caching()
+    with pytest.raises(RuntimeError), kept_as_found([module.Caching()]):
+        module.SHAPES.append(1)
+        module.table(2)
+        raise RuntimeError
+    assert module.SHAPES == [] and _cache_sizes(module) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("how", ["traced", "recorded", "sweep", "training"])
+def test_an_analysis_leaves_no_value_of_its_own_in_the_model_s_caches(how: str) -> None:
+    """After an analysis (traced; recorded, where ``STEPS[n]`` on a traced size makes fx's trace fail;
+    a sweep; in training mode) every cache the forward filled is as found, and the user's next real forward
+    runs on real tensors and gives what it gave before: without the restore the recorded capture left a fake
+    tensor in ``TABLES`` and the forward returned a fake tensor (the traced one left proxies)."""
+    module = _caching()
+    model = module.Caching(memo=how != "traced").train(how == "training")
+    x = torch.randn(2, 5, 8)
+    expected = model(x)
+    for cache in (module.TABLES, module.SHAPES, module.SEEN, module.Caching.per_size):
+        cache.clear()
+    for function in (module.table, module.Caching.offsets):
+        function.cache_clear()
+    closure = module.ramp.__closure__
+    assert closure is not None
+    next(cell.cell_contents for cell in closure if hasattr(cell.cell_contents, "cache_clear")).cache_clear()
+    found = (dict(module.TABLES), dict(module.Caching.per_size), _cache_sizes(module))
+    if how == "sweep":
+        reports = sweep(model, [(5, 8), (6, 8)])
+        diagnostics = reports[0].diagnostics
+    else:
+        diagnostics = crawl_module(model, (5, 8)).diagnostics
+    fallback = any(diagnostic.code == "capture-fallback" for diagnostic in diagnostics)
+    assert fallback == (how != "traced")
+    assert not module.SHAPES and not module.SEEN
+    assert (module.TABLES, module.Caching.per_size, _cache_sizes(module)) == found
+    assert all(type(value) is torch.Tensor for value in (*module.TABLES.values(), *module.Caching.per_size.values()))
+    again = model(x)
+    assert type(again) is torch.Tensor and torch.equal(again, expected)
+
+
+_APPENDING = '''
+import torch
+from torch import nn
+
+ORDER = []
+
+
+class Appending(nn.Module):
+    """Appends to a module-level list and branches on its length's parity."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        ORDER.append(len(ORDER))
+        if len(ORDER) % 2:
+            return torch.relu(self.fc(x))
+        return self.fc(x) * 3
+'''
+
+
+def test_blocks_filling_a_global_list_are_all_traced_and_the_list_left_as_found() -> None:
+    """Six blocks branching on the length of a global list they append to: the graph holds three of each
+    branch (a replay would bake the first block's) and the list is empty after."""
+    module = types.ModuleType("appending_blocks")
+    exec(compile(_APPENDING, "appending_blocks.py", "exec"), module.__dict__)
+    report = crawl_module(nn.Sequential(*(module.Appending() for _ in range(6))), (8,), batch_size=2)
+    kinds = [report.records.nodes[name]["record"].type_name for name in report.records]
+    assert kinds.count("mul") == 3 and kinds.count("relu") == 3
+    assert module.ORDER == []

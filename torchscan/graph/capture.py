@@ -116,11 +116,12 @@ def capture_with_fallback(
     device: torch.device,
     policy: RealForward | None = None,
     modules: Sequence[nn.Module] | None = None,
+    kept: KeptState | None = None,
 ) -> Captured:
     """:func:`capture_chain` with autograd on, whatever the caller's mode (``no_grad`` and
     ``inference_mode`` send some modules, e.g. ``nn.MultiheadAttention``, down other paths)."""
     with torch.inference_mode(False), torch.enable_grad():
-        return capture_chain(model, registry, inputs, device, policy or RealForward(), modules)
+        return capture_chain(model, registry, inputs, device, policy or RealForward(), modules, kept)
 
 
 @frozen_record
@@ -140,6 +141,7 @@ def capture_chain(
     device: torch.device,
     policy: RealForward,
     modules: Sequence[nn.Module] | None = None,
+    kept: KeptState | None = None,
 ) -> Captured:
     """torch.fx first; else record one forward on fake tensors; else (data-dependent ops such as
     NMS) record one real forward on a copy of the model, if ``policy`` allows it (``modules``:
@@ -150,15 +152,17 @@ def capture_chain(
     by running the forward on fake tensors (an op rejecting its shapes or dtypes) is final: no real
     forward follows, and it is raised rather than fx's "cannot trace". A TorchScript module is
     recorded at the ATen level. What the model's code changes in the process while it runs (globals it
-    binds, draws from the generators it reaches, the default dtype) is put back after, and before each
-    capture tried (:class:`~torchscan.graph.kept.KeptState`); a trace whose forward binds a global is made
-    again with every block traced.
+    binds, caches it fills, draws from the generators it reaches, the default dtype) is put back after, and
+    before each capture tried (:class:`~torchscan.graph.kept.KeptState`; ``kept``: the caller's, noted before
+    the model's code ran at all, else one of its own); a trace whose forward binds a global is made again with
+    every block traced.
     """
     if is_scripted(model):
         with quiet_fake_tensor_log():
             captured, values = record_scripted(model, registry, inputs, _make_inputs(inputs, device, real=False))
         return Captured(captured, values, (Diagnostic("scripted-module", _SCRIPTED),))
-    kept = KeptState(model.modules() if modules is None else modules)
+    if kept is None:
+        kept = KeptState(model.modules() if modules is None else modules)
     try:
         return _captured(model, registry, inputs, device, policy, modules, kept)
     finally:

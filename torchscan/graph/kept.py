@@ -8,42 +8,62 @@ changes in the user's process, and a block replayed from another's trace (:mod:`
 would bake in the value the first block read. :class:`KeptState` notes, before the capture, the globals of
 every function the model's classes define (outside torch itself), the state of the global generators their
 forwards' globals reach, and those settings; it tells which globals the capture bound, and puts everything
-back. A change inside an object a global holds (an append to a module-level list, an ``lru_cache`` filled)
-is not seen. torch's own generator is left alone, for the other threads' sake: fake tensors draw nothing
-from it, and a random tensor the forward builds from constants alone (``torch.rand(3)``, made for real by
-the trace) is drawn as the forward draws it.
+back.
+
+A forward may also fill a cache the model's code holds: an ``functools.lru_cache`` of positional codes
+(Hugging Face's DETR, DINOv3, BEiT), a module-level or class-level dict, list or set. Run on fake tensors or
+traced, it would leave there a fake tensor or a trace's proxy: a later real forward of the user's model would
+get the fake from the cache (its output a fake tensor), and the proxy would hold the analysis's graph alive.
+So the containers the globals and the model's classes hold are noted item by item (one level: an item changed
+inside a container already there is not seen) and put back in place; an ``lru_cache`` (bound to a global, a
+class attribute, or held in the closure of one: a decorator's wrapper) that missed while the analysis ran
+holds a value the analysis made and is emptied (its entries cannot be read one by one: the ones it held
+before go too, and its statistics). torch's own generator is left alone, for the other threads' sake: fake
+tensors draw nothing from it, and a random tensor the forward builds from constants alone (``torch.rand(3)``,
+made for real by the trace) is drawn as the forward draws it.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import functools
 import inspect
 import operator
 import random
 import sys
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["KeptState"]
+__all__ = ["KeptState", "kept_as_found"]
+
+_LRU_CACHE = type(functools.lru_cache(maxsize=None)(lambda: None))
+"""``functools._lru_cache_wrapper``: what ``@lru_cache`` and ``@cache`` make."""
+
+_CONTAINERS = (dict, list, set, collections.deque)
+"""Containers a cache is kept in (their subclasses too: ``OrderedDict``, ``defaultdict``), noted item by item."""
 
 
 class KeptState:
     """The globals of the functions the classes of ``modules`` define (below ``nn.Module``, torch's own
-    classes left out), the state of Python's ``random`` and NumPy's global generator where the globals of
-    their ``forward`` methods reach them (a decorated forward's own code: a library's decorators and helpers
-    elsewhere that import ``random`` for other uses do not count), and torch's settings (:func:`_settings`),
-    as they are now: :meth:`written` names the globals bound since, :meth:`restore` puts everything back.
-    Like torch's ``fork_rng``, this restores process-wide state: another thread binding one of these
-    globals, drawing from a generator the model's code reaches or changing a setting while the analysis runs
-    sees its change undone (a generator's draws repeat)."""
+    classes left out), the containers and ``lru_cache`` objects those globals and the classes hold, the state
+    of Python's ``random`` and NumPy's global generator where the globals of their ``forward`` methods reach
+    them (a decorated forward's own code: a library's decorators and helpers elsewhere that import ``random``
+    for other uses do not count), and torch's settings (:func:`_settings`), as they are now: :meth:`written`
+    names the globals bound since, :meth:`restore` puts everything back. Like torch's ``fork_rng``, this
+    restores process-wide state: another thread binding one of these globals, filling one of these
+    containers, drawing from a generator the model's code reaches or changing a setting while the analysis
+    runs sees its change undone (a generator's draws repeat; a cache is emptied)."""
 
     def __init__(self, modules: Iterable[nn.Module]) -> None:
         scopes: dict[int, dict[str, Any]] = {}
         forwards: dict[int, dict[str, Any]] = {}  # the globals of the forwards: where a draw would be made
         owners: set[type] = set()  # classes read already (a library's base class is in every model class's MRO)
+        held: list[tuple[str, Any]] = []  # the classes' attributes and the globals' values, named: caches among them
         for cls in {type(module) for module in modules}:
             for owner in cls.__mro__:
                 if owner in owners or owner is nn.Module or str(getattr(owner, "__module__", "")).startswith("torch."):
@@ -52,7 +72,10 @@ class KeptState:
                 for name, value in vars(owner).items():
                     function = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
                     if type(function) is not types.FunctionType:
+                        if not name.startswith("__"):
+                            held.append((f"{owner.__qualname__}.{name}", function))
                         continue
+                    held.append((f"{owner.__qualname__}.{name}", function))
                     scopes.setdefault(id(function.__globals__), function.__globals__)
                     inner = _unwrapped(function) if "__wrapped__" in function.__dict__ else function
                     if inner is not function:
@@ -60,6 +83,10 @@ class KeptState:
                     if name == "forward":
                         forwards.setdefault(id(inner.__globals__), inner.__globals__)
         self._found = [(scope, tuple(scope), tuple(scope.values())) for scope in scopes.values()]
+        for scope in scopes.values():
+            module = scope.get("__name__", "?")
+            held += [(f"{module}.{name}", value) for name, value in scope.items() if not name.startswith("__")]
+        self._caches, self._containers = _caches_and_containers(held)
         python, numpy = _generators(forwards.values())
         self._python = random.getstate() if python else None
         self._numpy = numpy.get_state() if numpy is not None else None
@@ -67,8 +94,9 @@ class KeptState:
         self._settings = _settings()
 
     def written(self) -> list[str]:
-        """``module.name`` of each global bound, rebound or deleted since (sorted)."""
-        names = []
+        """``module.name`` of each global bound, rebound or deleted since, and the name of each container
+        held by a global or a class attribute whose items changed since (sorted)."""
+        names = [name for name, container, items in self._containers if not _holds(container, items)]
         for scope, keys, values in self._found:
             if _unchanged(scope, keys, values):
                 continue
@@ -80,7 +108,18 @@ class KeptState:
 
     def restore(self) -> None:
         """Every global as found (rebound ones bound again to their value, new ones deleted, deleted ones
-        back), and the generators and torch's settings where they changed."""
+        back), the containers they and the classes hold as found (in place), the ``lru_cache`` objects that
+        missed since emptied, and the generators and torch's settings where they changed."""
+        caches = []
+        for cache, misses in self._caches:
+            if cache.cache_info().misses != misses:  # it made and kept a value while the analysis ran
+                cache.cache_clear()
+                misses = 0
+            caches.append((cache, misses))
+        self._caches = caches
+        for _, container, items in self._containers:
+            if not _holds(container, items):
+                _put_back(container, items)
         for scope, keys, values in self._found:
             if _unchanged(scope, keys, values):  # nearly always: read at C speed
                 continue
@@ -98,6 +137,76 @@ class KeptState:
                 self._numpy_generator.set_state(self._numpy)
         if _settings() != self._settings:
             _apply(self._settings)
+
+
+@contextlib.contextmanager
+def kept_as_found(modules: Iterable[nn.Module]) -> Iterator[KeptState]:
+    """A :class:`KeptState` of ``modules`` for the block, restored when it ends (how it ends aside): an
+    analysis runs the model's code in its capture, and again in later passes (a leaf call recorded by the
+    memory pass, a module a sweep's shape pass dispatches)."""
+    kept = KeptState(modules)
+    try:
+        yield kept
+    finally:
+        kept.restore()
+
+
+def _caches_and_containers(
+    held: Iterable[tuple[str, Any]],
+) -> tuple[list[tuple[Any, int]], list[tuple[str, Any, tuple[Any, ...]]]]:
+    """The ``lru_cache`` objects among the ``(name, value)`` pairs ``held`` and in the closures of its
+    functions (a decorator's wrapper holding one), each with its count of misses, and the containers among
+    them (:data:`_CONTAINERS`), each named, with its items (:func:`_items`): each object once."""
+    caches: dict[int, tuple[Any, int]] = {}
+    containers: dict[int, tuple[str, Any, tuple[Any, ...]]] = {}
+    for name, value in held:
+        kind = type(value)
+        if kind is types.FunctionType:
+            for cell in value.__closure__ or ():
+                with contextlib.suppress(ValueError):  # an empty cell
+                    inner = cell.cell_contents
+                    if type(inner) is _LRU_CACHE and id(inner) not in caches:
+                        caches[id(inner)] = (inner, inner.cache_info().misses)
+        elif kind is _LRU_CACHE:
+            if id(value) not in caches:
+                caches[id(value)] = (value, value.cache_info().misses)
+        elif isinstance(value, _CONTAINERS) and id(value) not in containers:
+            containers[id(value)] = (name, value, _items(value))
+    return list(caches.values()), list(containers.values())
+
+
+def _items(container: Any) -> tuple[Any, ...]:
+    """A container's items as they are: a dict's ``(keys, values)``, another's in iteration order."""
+    if isinstance(container, dict):
+        return (tuple(container), tuple(dict.values(container)))
+    return tuple(container)
+
+
+def _holds(container: Any, items: tuple[Any, ...]) -> bool:
+    """Whether ``container`` holds exactly ``items`` (:func:`_items`), the same objects in the same order
+    (compared by identity: no item's ``==`` runs)."""
+    if isinstance(container, dict):
+        keys, values = items
+        return (
+            len(container) == len(keys)
+            and all(map(operator.is_, dict.values(container), values))
+            and all(map(operator.is_, container, keys))
+        )
+    return len(container) == len(items) and all(map(operator.is_, container, items))
+
+
+def _put_back(container: Any, items: tuple[Any, ...]) -> None:
+    """``container`` holding ``items`` (:func:`_items`) again, in place."""
+    if isinstance(container, dict):
+        keys, values = items
+        dict.clear(container)
+        dict.update(container, zip(keys, values, strict=True))
+        return
+    container.clear()
+    if isinstance(container, set):
+        container.update(items)
+    else:
+        container.extend(items)
 
 
 def _settings() -> tuple[Any, ...]:
