@@ -8,7 +8,8 @@ import types
 
 import pytest
 import torch
-from torch import nn
+from torch import fx, nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from torchscan import crawl_module, sweep
 from torchscan.graph.kept import KeptState, kept_as_found
@@ -203,33 +204,73 @@ def _cache_sizes(module: types.ModuleType) -> tuple[int, ...]:
     return tuple(cache.cache_info().currsize for cache in (module.table, held, module.Caching.offsets))
 
 
-def test_containers_are_put_back_in_place_and_named() -> None:
-    """The containers a global or a class attribute holds get their items back (the same objects, the
-    containers themselves never replaced), and :meth:`KeptState.written` names them meanwhile."""
+def test_containers_holding_what_an_analysis_makes_are_put_back_in_place() -> None:
+    """A container a global, a class attribute or a closure cell holds that gained a fake tensor, a trace's
+    proxy (as a key too), a module of a copy, or a tuple holding one, gets its items back (the same objects,
+    the container itself never replaced); one that gained real values only (a size logged, a tensor built
+    from constants) is left as changed (a real forward would change it so; another thread's changes are not
+    undone). :meth:`KeptState.written` names every container changed."""
     module = _caching()
     first, kept_value = torch.ones(1), object()
     module.TABLES[1], module.Caching.per_size[2] = first, kept_value
     tables, shapes, seen, per_size = module.TABLES, module.SHAPES, module.SEEN, module.Caching.per_size
+    with FakeTensorMode() as mode:
+        fake = torch.empty(3)
+    proxy = fx.Tracer().trace(nn.Linear(2, 2)).nodes.__iter__().__next__()  # a node: proxies wrap one
+    made = {
+        "TABLES": lambda: module.TABLES.__setitem__(1, fake),  # an item replaced by a fake
+        "SHAPES": lambda: module.SHAPES.append((4, fx.Proxy(proxy))),  # a proxy inside a tuple
+        "SEEN": lambda: module.SEEN.add(nn.Linear(2, 2)),  # a module not the model's
+        "per_size": lambda: module.Caching.per_size.__setitem__(fx.Proxy(proxy), 1),  # a proxy as a key
+    }
     kept = KeptState([module.Caching()])
-    module.TABLES[1] = torch.zeros(1)  # an item replaced: an identity differs, not an equality
-    module.TABLES[5] = torch.ones(5)
-    module.SHAPES.append(5)
-    module.SEEN.add(5)
-    del module.Caching.per_size[2]
-    assert kept.written() == [
-        "Caching.per_size",
-        "caching_model.SEEN",
-        "caching_model.SHAPES",
-        "caching_model.TABLES",
-    ]
+    for make in made.values():
+        make()
+    assert kept.written() == ["Caching.per_size", "caching_model.SEEN", "caching_model.SHAPES", "caching_model.TABLES"]
     kept.restore()
-    assert dict(module.TABLES) == {1: first}
+    assert dict(module.TABLES) == {1: first} and module.TABLES[1] is first
     assert dict(module.Caching.per_size) == {2: kept_value}
     assert not module.SHAPES and not module.SEEN
-    assert module.TABLES[1] is first
     assert module.TABLES is tables and module.SHAPES is shapes and module.SEEN is seen
     assert module.Caching.per_size is per_size
     assert kept.written() == []
+    assert mode is not None
+    module.SHAPES.append(5)
+    module.TABLES[5] = torch.ones(5)
+    kept.restore()  # real values only: left as changed
+    assert module.SHAPES == [5] and set(module.TABLES) == {1, 5}
+    assert kept.written() == ["caching_model.SHAPES", "caching_model.TABLES"]
+
+
+def test_a_container_in_a_closure_cell_is_noted() -> None:
+    """A cache a decorator keeps in its wrapper's closure (a dict, not an ``lru_cache``) is put back too."""
+    module = types.ModuleType("closure_cache")
+    exec(
+        "from torch import nn\n"
+        "def memoized(function):\n"
+        "    memo = {}\n"
+        "    def wrapper(n):\n"
+        "        if n not in memo:\n"
+        "            memo[n] = function(n)\n"
+        "        return memo[n]\n"
+        "    return wrapper\n"
+        "@memoized\n"
+        "def table(n):\n"
+        "    return n\n"
+        "class Model(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return x * table(x.shape[-1])\n",
+        module.__dict__,
+    )
+    closure = module.table.__closure__
+    assert closure is not None
+    memo = next(cell.cell_contents for cell in closure if isinstance(cell.cell_contents, dict))
+    kept = KeptState([module.Model()])
+    with FakeTensorMode():
+        memo[3] = torch.empty(3)
+    assert kept.written() == ["closure_cache.table (closure)"]
+    kept.restore()
+    assert memo == {}
 
 
 def test_an_lru_cache_that_missed_is_emptied_one_only_read_is_not() -> None:
@@ -251,11 +292,13 @@ def test_an_lru_cache_that_missed_is_emptied_one_only_read_is_not() -> None:
 
 def test_kept_as_found_restores_however_the_block_ends() -> None:
     module = _caching()
+    with FakeTensorMode():
+        fake = torch.empty(1)
     with pytest.raises(RuntimeError), kept_as_found([module.Caching()]):
-        module.SHAPES.append(1)
+        module.SHAPES.append(fake)
         module.table(2)
         raise RuntimeError
-    assert module.SHAPES == [] and _cache_sizes(module) == (0, 0, 0)
+    assert not module.SHAPES and _cache_sizes(module) == (0, 0, 0)
 
 
 @pytest.mark.parametrize("how", ["traced", "recorded", "sweep", "training"])
@@ -263,7 +306,7 @@ def test_an_analysis_leaves_no_value_of_its_own_in_the_model_s_caches(how: str) 
     """After an analysis (traced; recorded, where ``STEPS[n]`` on a traced size makes fx's trace fail;
     a sweep; in training mode) every cache the forward filled is as found, and the user's next real forward
     runs on real tensors and gives what it gave before: without the restore the recorded capture left a fake
-    tensor in ``TABLES`` and the forward returned a fake tensor (the traced one left proxies)."""
+    tensor in ``TABLES`` and the forward returned a fake tensor (the traced one left proxies in ``SHAPES``)."""
     module = _caching()
     model = module.Caching(memo=how != "traced").train(how == "training")
     x = torch.randn(2, 5, 8)
@@ -283,7 +326,9 @@ def test_an_analysis_leaves_no_value_of_its_own_in_the_model_s_caches(how: str) 
         diagnostics = crawl_module(model, (5, 8)).diagnostics
     fallback = any(diagnostic.code == "capture-fallback" for diagnostic in diagnostics)
     assert fallback == (how != "traced")
-    assert not module.SHAPES and not module.SEEN
+    # the sizes logged: proxies where traced (put back), real ints where recorded (left, as a real forward)
+    assert ([] if how == "traced" else [8] * len(module.SHAPES)) == module.SHAPES
+    assert (set() if how == "traced" else {8}) == module.SEEN
     assert (module.TABLES, module.Caching.per_size, _cache_sizes(module)) == found
     assert all(type(value) is torch.Tensor for value in (*module.TABLES.values(), *module.Caching.per_size.values()))
     again = model(x)
@@ -314,10 +359,11 @@ class Appending(nn.Module):
 
 def test_blocks_filling_a_global_list_are_all_traced_and_the_list_left_as_found() -> None:
     """Six blocks branching on the length of a global list they append to: the graph holds three of each
-    branch (a replay would bake the first block's) and the list is empty after."""
+    branch (a replay would bake the first block's; the trace made again without reuse starts from the list as
+    found), and the list holds what one real forward appends (real values: left as the forward leaves them)."""
     module = types.ModuleType("appending_blocks")
     exec(compile(_APPENDING, "appending_blocks.py", "exec"), module.__dict__)
     report = crawl_module(nn.Sequential(*(module.Appending() for _ in range(6))), (8,), batch_size=2)
     kinds = [report.records.nodes[name]["record"].type_name for name in report.records]
     assert kinds.count("mul") == 3 and kinds.count("relu") == 3
-    assert module.ORDER == []
+    assert module.ORDER == [0, 1, 2, 3, 4, 5]

@@ -182,11 +182,11 @@ def _captured(
     try:
         traced = capture(model, registry, inputs, modules=modules)
         if traced.replayed and kept.written():  # the forward binds globals: what a block read, the next may not
-            kept.restore()
+            kept.restore(every_container=True)
             traced = capture(model, registry, inputs, reuse=False, modules=modules)
         values = _propagate(traced, inputs, device)
         if traced.checks and not guards_hold(traced.checks, {name: value.result for name, value in values.items()}):
-            kept.restore()  # each capture starts from the globals as found
+            kept.restore(every_container=True)  # each capture starts from the globals as found
             traced = capture(model, registry, inputs, reuse=False, modules=modules)  # a replay read other metadata
             values = _propagate(traced, inputs, device)
         return Captured(traced, values, _notes(traced, values))
@@ -196,7 +196,7 @@ def _captured(
     except ShapeError as error:
         reason = f"the torch.fx graph failed shape propagation ({error.message.splitlines()[0]})"
         first_error = _detached(error)
-    kept.restore()
+    kept.restore(every_container=True)
     try:
         captured, values = _record_fake(model, registry, inputs, device)
         fallback = Diagnostic("capture-fallback", f"{reason}; {_RECORDED}")
@@ -211,7 +211,7 @@ def _captured(
     if device.type == "meta":
         raise first_error from None
     _check_real_forward(model, inputs, policy, fake_error, first_error)
-    kept.restore()
+    kept.restore(every_container=True)
     try:
         captured, values = _record_real(model, registry, inputs, device)
     except ShapeError:

@@ -11,16 +11,22 @@ forwards' globals reach, and those settings; it tells which globals the capture 
 back.
 
 A forward may also fill a cache the model's code holds: an ``functools.lru_cache`` of positional codes
-(Hugging Face's DETR, DINOv3, BEiT), a module-level or class-level dict, list or set. Run on fake tensors or
-traced, it would leave there a fake tensor or a trace's proxy: a later real forward of the user's model would
-get the fake from the cache (its output a fake tensor), and the proxy would hold the analysis's graph alive.
-So the containers the globals and the model's classes hold are noted item by item (one level: an item changed
-inside a container already there is not seen) and put back in place; an ``lru_cache`` (bound to a global, a
-class attribute, or held in the closure of one: a decorator's wrapper) that missed while the analysis ran
-holds a value the analysis made and is emptied (its entries cannot be read one by one: the ones it held
-before go too, and its statistics). torch's own generator is left alone, for the other threads' sake: fake
-tensors draw nothing from it, and a random tensor the forward builds from constants alone (``torch.rand(3)``,
-made for real by the trace) is drawn as the forward draws it.
+(Hugging Face's DETR, DINOv3, BEiT), a dict, list, set or deque held by a global, a class attribute or a
+closure cell of one. Run on fake tensors or traced, it would leave there a fake tensor or a trace's proxy: a
+later real forward of the user's model would get the fake from the cache (its output a fake tensor), and the
+proxy would hold the analysis's graph alive. So those containers are noted item by item, and one that holds
+afterwards something the analysis made (a fake tensor, a proxy, a module of its copy, or a tuple, list or dict
+holding one, two levels down) is put back in place, as found; one that only gained real values (a size the
+forward logged, a table built from constants) is left as the forward left it, as a real forward would, so that
+another thread's changes to it are not undone. Before a further capture (a trace again without block reuse, a
+recording after a failed trace) every container is put back, so that each capture starts from the state the
+user's forward would. An ``lru_cache`` (bound to a global or a class attribute,
+or held in a closure cell of one: a decorator's wrapper) that missed while the analysis ran may hold a value
+the analysis made, and is emptied (its entries cannot be read one by one: the ones it held before go too,
+with its statistics). A change deeper down (an item inside a container a container holds, an attribute of
+an object a global holds) is not seen. torch's own generator is left alone, for the other threads' sake:
+fake tensors draw nothing from it, and a random tensor the forward builds from constants alone
+(``torch.rand(3)``, made for real by the trace) is drawn as the forward draws it.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
+from torch._subclasses.fake_tensor import FakeTensor
 
 __all__ = ["KeptState", "kept_as_found"]
 
@@ -54,12 +61,14 @@ class KeptState:
     of Python's ``random`` and NumPy's global generator where the globals of their ``forward`` methods reach
     them (a decorated forward's own code: a library's decorators and helpers elsewhere that import ``random``
     for other uses do not count), and torch's settings (:func:`_settings`), as they are now: :meth:`written`
-    names the globals bound since, :meth:`restore` puts everything back. Like torch's ``fork_rng``, this
-    restores process-wide state: another thread binding one of these globals, filling one of these
-    containers, drawing from a generator the model's code reaches or changing a setting while the analysis
-    runs sees its change undone (a generator's draws repeat; a cache is emptied)."""
+    names the globals bound and the containers changed since, :meth:`restore` puts everything back. Like
+    torch's ``fork_rng``, this restores process-wide state: another thread binding one of these globals,
+    drawing from a generator the model's code reaches or changing a setting while the analysis runs sees its
+    change undone (a generator's draws repeat), and an ``lru_cache`` it fills meanwhile is emptied; its
+    changes to a container are undone only where the analysis left one of its own values there too."""
 
     def __init__(self, modules: Iterable[nn.Module]) -> None:
+        modules = list(modules)
         scopes: dict[int, dict[str, Any]] = {}
         forwards: dict[int, dict[str, Any]] = {}  # the globals of the forwards: where a draw would be made
         owners: set[type] = set()  # classes read already (a library's base class is in every model class's MRO)
@@ -87,6 +96,7 @@ class KeptState:
             module = scope.get("__name__", "?")
             held += [(f"{module}.{name}", value) for name, value in scope.items() if not name.startswith("__")]
         self._caches, self._containers = _caches_and_containers(held)
+        self._modules = {id(module) for module in modules} if self._containers else set()
         python, numpy = _generators(forwards.values())
         self._python = random.getstate() if python else None
         self._numpy = numpy.get_state() if numpy is not None else None
@@ -106,10 +116,12 @@ class KeptState:
             names += [f"{module}.{name}" for name in sorted(changed | (scope.keys() - found.keys()))]
         return sorted(names)
 
-    def restore(self) -> None:
+    def restore(self, *, every_container: bool = False) -> None:
         """Every global as found (rebound ones bound again to their value, new ones deleted, deleted ones
-        back), the containers they and the classes hold as found (in place), the ``lru_cache`` objects that
-        missed since emptied, and the generators and torch's settings where they changed."""
+        back), the containers they, the classes and their closures hold as found (in place) where they hold
+        something the analysis made (``every_container``: wherever they changed, as before a further capture,
+        which must start from the state the user's forward would), the ``lru_cache`` objects that missed
+        since emptied, and the generators and torch's settings where they changed."""
         caches = []
         for cache, misses in self._caches:
             if cache.cache_info().misses != misses:  # it made and kept a value while the analysis ran
@@ -118,7 +130,7 @@ class KeptState:
             caches.append((cache, misses))
         self._caches = caches
         for _, container, items in self._containers:
-            if not _holds(container, items):
+            if not _holds(container, items) and (every_container or _holds_made(container, items, self._modules)):
                 _put_back(container, items)
         for scope, keys, values in self._found:
             if _unchanged(scope, keys, values):  # nearly always: read at C speed
@@ -154,9 +166,10 @@ def kept_as_found(modules: Iterable[nn.Module]) -> Iterator[KeptState]:
 def _caches_and_containers(
     held: Iterable[tuple[str, Any]],
 ) -> tuple[list[tuple[Any, int]], list[tuple[str, Any, tuple[Any, ...]]]]:
-    """The ``lru_cache`` objects among the ``(name, value)`` pairs ``held`` and in the closures of its
+    """The ``lru_cache`` objects among the ``(name, value)`` pairs ``held`` and in the closure cells of its
     functions (a decorator's wrapper holding one), each with its count of misses, and the containers among
-    them (:data:`_CONTAINERS`), each named, with its items (:func:`_items`): each object once."""
+    them and in those cells (:data:`_CONTAINERS`), each named, with its items (:func:`_items`): each object
+    once."""
     caches: dict[int, tuple[Any, int]] = {}
     containers: dict[int, tuple[str, Any, tuple[Any, ...]]] = {}
     for name, value in held:
@@ -167,6 +180,8 @@ def _caches_and_containers(
                     inner = cell.cell_contents
                     if type(inner) is _LRU_CACHE and id(inner) not in caches:
                         caches[id(inner)] = (inner, inner.cache_info().misses)
+                    elif isinstance(inner, _CONTAINERS) and id(inner) not in containers:
+                        containers[id(inner)] = (f"{name} (closure)", inner, _items(inner))
         elif kind is _LRU_CACHE:
             if id(value) not in caches:
                 caches[id(value)] = (value, value.cache_info().misses)
@@ -193,6 +208,34 @@ def _holds(container: Any, items: tuple[Any, ...]) -> bool:
             and all(map(operator.is_, container, keys))
         )
     return len(container) == len(items) and all(map(operator.is_, container, items))
+
+
+def _holds_made(container: Any, items: tuple[Any, ...], modules: set[int]) -> bool:
+    """Whether what ``container`` holds now that it did not hold as ``items`` (:func:`_items`) is, or holds
+    (two levels down), something an analysis makes: a fake tensor, a trace's proxy, a module of its copy (one
+    not in ``modules``, the model's own)."""
+    if isinstance(container, dict):
+        keys, values = items
+        old = {id(item) for item in (*keys, *values)}
+        new = [item for pair in dict.items(container) for item in pair if id(item) not in old]
+    else:
+        old = {id(item) for item in items}
+        new = [item for item in container if id(item) not in old]
+    return any(_made(item, modules, 2) for item in new)
+
+
+def _made(value: Any, modules: set[int], depth: int) -> bool:
+    """Whether ``value`` is, or holds ``depth`` levels down, a fake tensor, a trace's proxy or a module not in
+    ``modules``."""
+    if isinstance(value, (FakeTensor, fx.Proxy)):
+        return True
+    if isinstance(value, nn.Module):
+        return id(value) not in modules
+    if depth and isinstance(value, (tuple, list, set, frozenset, collections.deque)):
+        return any(_made(item, modules, depth - 1) for item in value)
+    if depth and isinstance(value, dict):
+        return any(_made(item, modules, depth - 1) for pair in dict.items(value) for item in pair)
+    return False
 
 
 def _put_back(container: Any, items: tuple[Any, ...]) -> None:
