@@ -367,3 +367,35 @@ def test_blocks_filling_a_global_list_are_all_traced_and_the_list_left_as_found(
     kinds = [report.records.nodes[name]["record"].type_name for name in report.records]
     assert kinds.count("mul") == 3 and kinds.count("relu") == 3
     assert module.ORDER == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_class_attribute_the_forward_binds_is_put_back() -> None:
+    """Blocks counting their calls in a class attribute (``type(self).calls += 1``) and branching on its
+    parity: three of each branch, and the class attribute as found after (an attribute the forward added to
+    the class deleted)."""
+    module = types.ModuleType("class_counted")
+    exec(
+        "import torch\n"
+        "from torch import nn\n"
+        "class Counted(nn.Module):\n"
+        "    calls = 0\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(8, 8)\n"
+        "    def forward(self, x):\n"
+        "        type(self).calls += 1\n"
+        "        type(self).last = x\n"
+        "        if type(self).calls % 2:\n"
+        "            return torch.relu(self.fc(x))\n"
+        "        return self.fc(x) * 3\n",
+        module.__dict__,
+    )
+    kept = KeptState([module.Counted()])
+    module.Counted.calls = 3
+    assert kept.written() == ["Counted.calls"]
+    kept.restore()
+    assert module.Counted.calls == 0 and kept.written() == []
+    report = crawl_module(nn.Sequential(*(module.Counted() for _ in range(6))), (8,), batch_size=2)
+    kinds = [report.records.nodes[name]["record"].type_name for name in report.records]
+    assert kinds.count("mul") == 3 and kinds.count("relu") == 3
+    assert module.Counted.calls == 0 and not hasattr(module.Counted, "last")

@@ -154,15 +154,16 @@ def capture_chain(
     recorded at the ATen level. What the model's code changes in the process while it runs (globals it
     binds, caches it fills, draws from the generators it reaches, the default dtype) is put back after, and
     before each capture tried (:class:`~torchscan.graph.kept.KeptState`; ``kept``: the caller's, noted before
-    the model's code ran at all, else one of its own); a trace whose forward binds a global is made again with
-    every block traced.
+    the model's code ran at all and put back by the caller when its analysis ends, else one of its own); a trace
+    whose forward binds a global is made again with every block traced.
     """
     if is_scripted(model):
         with quiet_fake_tensor_log():
             captured, values = record_scripted(model, registry, inputs, _make_inputs(inputs, device, real=False))
         return Captured(captured, values, (Diagnostic("scripted-module", _SCRIPTED),))
-    if kept is None:
-        kept = KeptState(model.modules() if modules is None else modules)
+    if kept is not None:  # the caller's: put back when its analysis ends
+        return _captured(model, registry, inputs, device, policy, modules, kept)
+    kept = KeptState(model.modules() if modules is None else modules)
     try:
         return _captured(model, registry, inputs, device, policy, modules, kept)
     finally:

@@ -1,6 +1,7 @@
 """What the model's own code may change in the process while a capture runs it, put back as found.
 
-A forward may bind a global (``global CALLS; CALLS += 1``, a module-level cache replaced), draw from Python's
+A forward may bind a global (``global CALLS; CALLS += 1``, a module-level cache replaced) or an attribute of its
+class (``type(self).calls += 1``), draw from Python's
 or NumPy's global random generator (a layer skipped when ``random.random() < p``) or set one of torch's
 process-wide settings (the default dtype, the thread count, deterministic algorithms, the matmul precision).
 The capture runs the forward (traced, recorded or for real), so without care the analysis would leave these
@@ -39,7 +40,7 @@ import operator
 import random
 import sys
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -57,34 +58,32 @@ _CONTAINERS = (dict, list, set, collections.deque)
 
 class KeptState:
     """The globals of the functions the classes of ``modules`` define (below ``nn.Module``, torch's own
-    classes left out), the containers and ``lru_cache`` objects those globals and the classes hold, the state
-    of Python's ``random`` and NumPy's global generator where the globals of their ``forward`` methods reach
-    them (a decorated forward's own code: a library's decorators and helpers elsewhere that import ``random``
-    for other uses do not count), and torch's settings (:func:`_settings`), as they are now: :meth:`written`
-    names the globals bound and the containers changed since, :meth:`restore` puts everything back. Like
-    torch's ``fork_rng``, this restores process-wide state: another thread binding one of these globals,
-    drawing from a generator the model's code reaches or changing a setting while the analysis runs sees its
-    change undone (a generator's draws repeat), and an ``lru_cache`` it fills meanwhile is emptied; its
-    changes to a container are undone only where the analysis left one of its own values there too."""
+    classes left out), those classes' own attributes, the containers and ``lru_cache`` objects the globals
+    and the classes hold, the state of Python's ``random`` and NumPy's global generator where the globals of
+    their ``forward`` methods reach them (a decorated forward's own code: a library's decorators and helpers
+    elsewhere that import ``random`` for other uses do not count), and torch's settings (:func:`_settings`),
+    as they are now: :meth:`written` names the globals and class attributes bound and the containers changed
+    since, :meth:`restore` puts everything back. Like torch's ``fork_rng``, this restores process-wide state:
+    another thread binding one of these globals or class attributes, drawing from a generator the model's
+    code reaches or changing a setting while the analysis runs sees its change undone (a generator's draws
+    repeat), and an ``lru_cache`` it fills meanwhile is emptied; its changes to a container are undone only
+    where the analysis left one of its own values there too."""
 
     def __init__(self, modules: Iterable[nn.Module]) -> None:
         modules = list(modules)
         scopes: dict[int, dict[str, Any]] = {}
         forwards: dict[int, dict[str, Any]] = {}  # the globals of the forwards: where a draw would be made
         owners: set[type] = set()  # classes read already (a library's base class is in every model class's MRO)
-        held: list[tuple[str, Any]] = []  # the classes' attributes and the globals' values, named: caches among them
         for cls in {type(module) for module in modules}:
             for owner in cls.__mro__:
-                if owner in owners or owner is nn.Module or str(getattr(owner, "__module__", "")).startswith("torch."):
+                where = str(getattr(owner, "__module__", ""))
+                if owner in owners or owner is nn.Module or where.startswith("torch.") or where == "builtins":
                     continue
                 owners.add(owner)
                 for name, value in vars(owner).items():
                     function = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
                     if type(function) is not types.FunctionType:
-                        if not name.startswith("__"):
-                            held.append((f"{owner.__qualname__}.{name}", function))
                         continue
-                    held.append((f"{owner.__qualname__}.{name}", function))
                     scopes.setdefault(id(function.__globals__), function.__globals__)
                     inner = _unwrapped(function) if "__wrapped__" in function.__dict__ else function
                     if inner is not function:
@@ -92,10 +91,10 @@ class KeptState:
                     if name == "forward":
                         forwards.setdefault(id(inner.__globals__), inner.__globals__)
         self._found = [(scope, tuple(scope), tuple(scope.values())) for scope in scopes.values()]
-        for scope in scopes.values():
-            module = scope.get("__name__", "?")
-            held += [(f"{module}.{name}", value) for name, value in scope.items() if not name.startswith("__")]
-        self._caches, self._containers = _caches_and_containers(held)
+        self._classes = [(owner, tuple(vars(owner)), tuple(vars(owner).values())) for owner in owners]
+        named = [(str(scope.get("__name__", "?")), scope) for scope in scopes.values()]
+        named += [(owner.__qualname__, vars(owner)) for owner in owners]
+        self._caches, self._containers = _caches_and_containers(named)
         self._modules = {id(module) for module in modules} if self._containers else set()
         python, numpy = _generators(forwards.values())
         self._python = random.getstate() if python else None
@@ -104,9 +103,16 @@ class KeptState:
         self._settings = _settings()
 
     def written(self) -> list[str]:
-        """``module.name`` of each global bound, rebound or deleted since, and the name of each container
-        held by a global or a class attribute whose items changed since (sorted)."""
+        """``module.name`` of each global and ``Class.name`` of each class attribute bound, rebound or deleted
+        since, and the name of each container held by a global or a class attribute whose items changed since
+        (sorted)."""
         names = [name for name, container, items in self._containers if not _holds(container, items)]
+        for owner, keys, values in self._classes:
+            state = vars(owner)
+            if not _unchanged(state, keys, values):
+                found = dict(zip(keys, values, strict=True))
+                changed = {name for name, value in found.items() if state.get(name, found) is not value}
+                names += [f"{owner.__qualname__}.{name}" for name in changed | (state.keys() - found.keys())]
         for scope, keys, values in self._found:
             if _unchanged(scope, keys, values):
                 continue
@@ -117,8 +123,8 @@ class KeptState:
         return sorted(names)
 
     def restore(self, *, every_container: bool = False) -> None:
-        """Every global as found (rebound ones bound again to their value, new ones deleted, deleted ones
-        back), the containers they, the classes and their closures hold as found (in place) where they hold
+        """Every global and class attribute as found (rebound ones bound again to their value, new ones deleted,
+        deleted ones back), the containers they, the classes and their closures hold as found (in place) where they hold
         something the analysis made (``every_container``: wherever they changed, as before a further capture,
         which must start from the state the user's forward would), the ``lru_cache`` objects that missed
         since emptied, and the generators and torch's settings where they changed."""
@@ -132,6 +138,16 @@ class KeptState:
         for _, container, items in self._containers:
             if not _holds(container, items) and (every_container or _holds_made(container, items, self._modules)):
                 _put_back(container, items)
+        for owner, keys, values in self._classes:
+            state = vars(owner)
+            if _unchanged(state, keys, values):
+                continue
+            found = dict(zip(keys, values, strict=True))
+            for name in state.keys() - found.keys():
+                delattr(owner, name)
+            for name, value in found.items():
+                if state.get(name, found) is not value:
+                    setattr(owner, name, value)
         for scope, keys, values in self._found:
             if _unchanged(scope, keys, values):  # nearly always: read at C speed
                 continue
@@ -164,29 +180,33 @@ def kept_as_found(modules: Iterable[nn.Module]) -> Iterator[KeptState]:
 
 
 def _caches_and_containers(
-    held: Iterable[tuple[str, Any]],
+    namespaces: Iterable[tuple[str, Mapping[str, Any]]],
 ) -> tuple[list[tuple[Any, int]], list[tuple[str, Any, tuple[Any, ...]]]]:
-    """The ``lru_cache`` objects among the ``(name, value)`` pairs ``held`` and in the closure cells of its
-    functions (a decorator's wrapper holding one), each with its count of misses, and the containers among
-    them and in those cells (:data:`_CONTAINERS`), each named, with its items (:func:`_items`): each object
-    once."""
+    """The ``lru_cache`` objects the ``(name, namespace)`` pairs hold (a module's globals, a class's attributes;
+    names with two leading underscores left out) and those held in the closure cells of their functions (a
+    decorator's wrapper holding one), each with its count of misses, and the containers among them and in
+    those cells (:data:`_CONTAINERS`), each named, with its items (:func:`_items`): each object once."""
     caches: dict[int, tuple[Any, int]] = {}
     containers: dict[int, tuple[str, Any, tuple[Any, ...]]] = {}
-    for name, value in held:
-        kind = type(value)
-        if kind is types.FunctionType:
-            for cell in value.__closure__ or ():
-                with contextlib.suppress(ValueError):  # an empty cell
-                    inner = cell.cell_contents
-                    if type(inner) is _LRU_CACHE and id(inner) not in caches:
-                        caches[id(inner)] = (inner, inner.cache_info().misses)
-                    elif isinstance(inner, _CONTAINERS) and id(inner) not in containers:
-                        containers[id(inner)] = (f"{name} (closure)", inner, _items(inner))
-        elif kind is _LRU_CACHE:
-            if id(value) not in caches:
-                caches[id(value)] = (value, value.cache_info().misses)
-        elif isinstance(value, _CONTAINERS) and id(value) not in containers:
-            containers[id(value)] = (name, value, _items(value))
+    for where, namespace in namespaces:
+        for name, value in namespace.items():
+            kind = type(value)
+            if kind is staticmethod or kind is classmethod:
+                value = value.__func__
+                kind = type(value)
+            if kind is types.FunctionType:
+                for cell in value.__closure__ or ():
+                    with contextlib.suppress(ValueError):  # an empty cell
+                        inner = cell.cell_contents
+                        if type(inner) is _LRU_CACHE and id(inner) not in caches:
+                            caches[id(inner)] = (inner, inner.cache_info().misses)
+                        elif isinstance(inner, _CONTAINERS) and id(inner) not in containers:
+                            containers[id(inner)] = (f"{where}.{name} (closure)", inner, _items(inner))
+            elif kind is _LRU_CACHE:
+                if id(value) not in caches:
+                    caches[id(value)] = (value, value.cache_info().misses)
+            elif isinstance(value, _CONTAINERS) and id(value) not in containers and not name.startswith("__"):
+                containers[id(value)] = (f"{where}.{name}", value, _items(value))
     return list(caches.values()), list(containers.values())
 
 
