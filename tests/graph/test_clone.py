@@ -4,6 +4,7 @@ the user's model untouched."""
 from __future__ import annotations
 
 import collections
+import functools
 import types
 
 import pytest
@@ -123,6 +124,44 @@ def test_held_state_is_copied_at_any_depth(copier: str) -> None:
     )
     assert int(model.norms[0].num_batches_tracked) == 0
     assert_same(before, snapshot(model))
+
+
+class Cached(nn.Module):
+    """A module holding ``lru_cache`` objects of its own: of a plain function and of one of its methods."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.table = functools.lru_cache(maxsize=4)(torch.ones)
+        self.scaled = functools.lru_cache(maxsize=4)(self.scale)
+
+    def scale(self, n: int) -> torch.Tensor:
+        return self.fc.weight.new_ones(n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = int(x.shape[-1])
+        return self.fc(x + self.table(n) + self.scaled(n))
+
+
+@pytest.mark.parametrize("copier", ["fake", "real"])
+def test_a_held_lru_cache_is_the_copy_s_own(copier: str) -> None:
+    """A copy gets empty caches of its own (the same parameters, the method bound to the copy): the model's
+    caches never hold the analysis's values (they held the copy's fake tensors, which the user's next real
+    forward returned), and their statistics stay as found."""
+    model = Cached()
+    x = torch.randn(2, 8)
+    expected = model(x)
+    found = (model.table.cache_info(), model.scaled.cache_info())
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    clone = (fake_copy(model, mode) if copier == "fake" else real_copy(model)).root
+    assert clone.table is not model.table and clone.scaled is not model.scaled
+    assert clone.table.cache_parameters() == model.table.cache_parameters()
+    assert clone.scaled.__wrapped__.__self__ is clone
+    assert clone.table.cache_info().currsize == 0
+    crawl_module(model, (8,), batch_size=2)
+    assert (model.table.cache_info(), model.scaled.cache_info()) == found
+    again = model(x)
+    assert type(again) is torch.Tensor and torch.equal(again, expected)
 
 
 def test_instance_forwards_are_rebound_to_the_copy() -> None:

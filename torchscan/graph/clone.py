@@ -334,6 +334,9 @@ _STATE_KINDS: dict[str, str] = {
 """How :meth:`_Copier.module` copies each of ``nn.Module``'s own attributes (any other: :meth:`_Copier._held`)."""
 
 
+_LRU_CACHE = type(functools.lru_cache(maxsize=None)(lambda: None))
+"""``functools._lru_cache_wrapper``: what ``@lru_cache`` and ``@cache`` make."""
+
 HELD_STATE_BUDGET = 50_000
 """Most values (other than numbers, strings and the like) visited to copy one attribute of one module
 (a model holding a trainer, a dataset…): past it the attribute is shared with the model and a
@@ -484,6 +487,10 @@ class _Copier:
         if isinstance(value, functools.partial):
             func, args, keywords = self.value(value.func), self.value(value.args), self.value(value.keywords)
             return self._remember(value, functools.partial(func, *args, **keywords))
+        if cls is _LRU_CACHE:  # a cache the module holds: the copy gets an empty one of its own, never the model's
+            parameters = value.cache_parameters()
+            cache = functools.lru_cache(maxsize=parameters["maxsize"], typed=parameters["typed"])
+            return self._remember(value, cache(self.value(value.__wrapped__)))
         if callable(value) and not hasattr(value, "__dict__"):
             return value  # builtins, ops, C functions: nothing the forward can change
         return self._object(value)
