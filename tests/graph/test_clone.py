@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import functools
 import types
+import weakref
 
 import pytest
 import torch
@@ -162,6 +163,47 @@ def test_a_held_lru_cache_is_the_copy_s_own(copier: str) -> None:
     assert (model.table.cache_info(), model.scaled.cache_info()) == found
     again = model(x)
     assert type(again) is torch.Tensor and torch.equal(again, expected)
+
+
+class TiedHead(nn.Module):
+    """Reads a tied embedding through a weak reference to its module, and counts the calls there."""
+
+    def __init__(self, embedding: nn.Embedding) -> None:
+        super().__init__()
+        self.owner = weakref.ref(embedding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        embedding = self.owner()
+        assert embedding is not None
+        embedding.reads = getattr(embedding, "reads", 0) + 1
+        return x @ embedding.weight.t()
+
+
+class Tied(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(10, 8)
+        self.head = TiedHead(self.embedding)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embedding(ids))
+
+
+@pytest.mark.parametrize("copier", ["fake", "real"])
+def test_a_weak_reference_to_a_module_reaches_the_copy_s(copier: str) -> None:
+    """A weak reference to a module of the tree is one to the copy's module: the forward's write there (and
+    its read of the weight) never reaches the model (it set ``reads`` on the user's embedding, and the
+    user's real weight was a constant of the graph)."""
+    model = Tied()
+    before = snapshot(model)
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    clone = (fake_copy(model, mode) if copier == "fake" else real_copy(model)).root
+    assert clone.head.owner() is clone.embedding
+    report = crawl_module(model, (5,), dtype=torch.long)
+    assert not hasattr(model.embedding, "reads")
+    kinds = [report.records.nodes[name]["record"].type_name for name in report.records]
+    assert "t" in kinds and "_tensor_constant0" not in report.records  # the weight read as the copy's parameter
+    assert_same(before, snapshot(model))
 
 
 def test_instance_forwards_are_rebound_to_the_copy() -> None:

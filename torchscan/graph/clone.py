@@ -17,6 +17,7 @@ import enum
 import functools
 import math
 import types
+import weakref
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -487,6 +488,11 @@ class _Copier:
         if isinstance(value, functools.partial):
             func, args, keywords = self.value(value.func), self.value(value.args), self.value(value.keywords)
             return self._remember(value, functools.partial(func, *args, **keywords))
+        if cls is weakref.ReferenceType:  # a reference to a module or tensor (a tied weight's owner): to its copy
+            target = value()
+            if isinstance(target, (nn.Module, torch.Tensor)):  # kept alive by the copy (its modules, its fakes)
+                return self._remember(value, weakref.ref(self.value(target)))
+            return value  # dead, or a plain object: shared
         if cls is _LRU_CACHE:  # a cache the module holds: the copy gets an empty one of its own, never the model's
             parameters = value.cache_parameters()
             cache = functools.lru_cache(maxsize=parameters["maxsize"], typed=parameters["typed"])
