@@ -649,14 +649,16 @@ def with_measurement(report: Report, model: nn.Module, device: str = "cuda", lim
     """``report`` with real passes of ``model`` on its input shapes and dtypes in ``memory.measured``:
     one CUDA forward (:func:`torchscan.measure.cuda.measure_cuda`; without CUDA it says so), or with
     ``device="cpu"`` a forward and a training step per optimizer on CPU within ``limit`` bytes
-    (:func:`torchscan.measure.cpu.measure_cpu`)."""
+    (:func:`torchscan.measure.cpu.measure_cpu`). What the model's code changes in the process while they run
+    is put back as by an analysis (:class:`~torchscan.graph.kept.KeptState`)."""
     if report.memory is None:
         return report
     dtypes = [getattr(torch, name) for name in report.context.dtypes]
     shapes = report.context.input_shapes
-    if device == "cpu":
-        limit = DEFAULT_REAL_FORWARD_LIMIT if limit is None else int(limit)
-        measured: Any = measure_cpu(model, shapes, dtypes, report.memory, limit)
-    else:
-        measured = measure_cuda(model, shapes, dtypes, report.memory.activation_peak_bytes)
+    with kept_as_found((wrapped_module(model) or model).modules()):  # the real passes run the model's code too
+        if device == "cpu":
+            limit = DEFAULT_REAL_FORWARD_LIMIT if limit is None else int(limit)
+            measured: Any = measure_cpu(model, shapes, dtypes, report.memory, limit)
+        else:
+            measured = measure_cuda(model, shapes, dtypes, report.memory.activation_peak_bytes)
     return dataclasses.replace(report, memory=dataclasses.replace(report.memory, measured=measured))

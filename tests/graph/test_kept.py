@@ -3,6 +3,7 @@ replayed across blocks."""
 
 from __future__ import annotations
 
+import io
 import random
 import types
 
@@ -11,7 +12,7 @@ import torch
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from torchscan import crawl_module, sweep
+from torchscan import crawl_module, summary, sweep
 from torchscan.graph.kept import KeptState, kept_as_found
 
 _SOURCE = '''
@@ -399,3 +400,12 @@ def test_a_class_attribute_the_forward_binds_is_put_back() -> None:
     kinds = [report.records.nodes[name]["record"].type_name for name in report.records]
     assert kinds.count("mul") == 3 and kinds.count("relu") == 3
     assert module.Counted.calls == 0 and not hasattr(module.Counted, "last")
+
+
+def test_the_real_passes_of_a_measurement_leave_the_globals_as_found() -> None:
+    """``summary(..., measure="cpu")`` runs the model's forward for real (a forward and training steps on a
+    copy): a global it binds is put back as after an analysis."""
+    module = _namespace()
+    report = summary(nn.Sequential(module.Counted(), module.Counted()), (8,), measure="cpu", file=io.StringIO())
+    assert report.memory is not None and report.memory.measured is not None and report.memory.measured.available
+    assert module.CALLS == 0
