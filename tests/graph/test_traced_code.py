@@ -7,7 +7,7 @@ import types
 
 import torch
 
-from torchscan import crawl_module
+from torchscan import crawl_module, sweep
 from torchscan.graph.trace import capture
 from torchscan.inputs import model_inputs
 from torchscan.ops import DEFAULT_REGISTRY
@@ -98,3 +98,52 @@ def test_wrapped_functions_reached_from_methods_and_imported_torch_functions_kee
         leaf.totals.dmas == report.totals.dmas - 2 * 32 + 32
     )  # its ops' copy (read and write) for its formula's write
     assert "bias" not in vars(model) and module.rms_norm is torch.nn.functional.rms_norm
+
+
+SIZED = """
+import torch
+from torch import nn
+from torch import zeros as blank
+
+
+def noise(x):
+    b, n = x.shape
+    return torch.randn(b, n) * 0 + blank(b, n)
+
+
+class Sized(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        n = x.shape[-1]
+        mask = torch.ones(n, n).tril()  # sizes given one by one, the first a traced size
+        return self.fc(x @ mask + torch.empty(x.shape[0], n).fill_(1) + noise(x))
+"""
+
+
+def test_torch_factories_of_separate_traced_sizes_are_traced() -> None:
+    """``torch.ones(n, n)``, ``torch.empty(b, n)``, ``torch.randn(b, n)`` and ``zeros`` imported by another
+    name, with traced sizes, in a forward and in a module-level helper: torch's argument parser takes a
+    proxy first among separate sizes for the size sequence and raises before fx sees the call, so the
+    capture fell back to recording (a fixed graph, no sweep reuse). Each is one node of its size tuple now,
+    the sizes follow the input, and torch itself is unchanged."""
+    module = types.ModuleType("sized_model")
+    exec(compile(SIZED, "sized_model.py", "exec"), module.__dict__)
+    model = module.Sized().eval()
+    report = crawl_module(model, (8,), batch_size=3)
+    assert report.context.capture == "torch.fx"
+    kinds = [report.records.nodes[name]["record"].type_name for name in report.records]
+    assert {"ones", "empty", "randn", "zeros"} <= set(kinds)
+    outputs = {
+        report.records.nodes[name]["record"].type_name: report.records.nodes[name]["record"].outputs[0].shape
+        for name in report.records
+        if report.records.nodes[name]["record"].type_name in ("ones", "empty", "randn", "zeros")
+    }
+    assert outputs == {"ones": (8, 8), "empty": (3, 8), "randn": (3, 8), "zeros": (3, 8)}
+    assert torch.ones is torch._C._VariableFunctions.ones and module.torch is torch
+    swept = sweep(model, [{"input_shape": (8,), "batch_size": batch} for batch in (1, 4)])
+    assert [item.to_dict() for item in swept] == [
+        crawl_module(model, (8,), batch_size=batch).to_dict() for batch in (1, 4)
+    ]

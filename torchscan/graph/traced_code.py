@@ -14,6 +14,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import fx
 from torch.fx import _symbolic_trace
 from torch.utils._pytree import tree_leaves
@@ -26,7 +27,8 @@ __all__ = ["TracedCode", "first_proxy"]
 class TracedCode:
     """Functions as the tracer runs them: the same code over a copy of their module's globals in which
     the functions fx would patch process-wide (``fx.wrap``-ed ones the op registry knows, ``math``'s,
-    :data:`AUTOWRAP_FUNCTIONS`) are wrapped to record one ``call_function`` node when given a proxy,
+    :data:`AUTOWRAP_FUNCTIONS`) are wrapped to record one ``call_function`` node when given a proxy
+    (and ``torch``'s factories of separate sizes take a proxy among them: :class:`_TorchShim`),
     and the functions it imports from other modules are seen the same way (fx patches ``math`` for
     every module: a helper elsewhere that calls ``math.ceil`` on a size must record it too). Functions
     whose globals reach none of them are used as they are."""
@@ -41,6 +43,10 @@ class TracedCode:
         self._functions: dict[tuple[int, int], types.FunctionType] = {}
         self._originals: dict[int, types.FunctionType] = {}
         """The function each copy was made from, by the copy's id (nodes name the original)."""
+        self._torch: types.ModuleType | None = None
+        """``torch`` as traced code sees it (:func:`_torch_shim`), made at the first function that needs it."""
+        self._sized: dict[types.CodeType, bool] = {}
+        """Whether a code object reads a name of :data:`_SIZED` (``torch.zeros``…), by code object."""
 
     def original(self, function: Any) -> Any:
         """The function a copy made here was made from (any other object as is)."""
@@ -52,17 +58,23 @@ class TracedCode:
         following every module a library reaches would be paid by every analysis)."""
         if not isinstance(function, types.FunctionType):
             return function
-        key = (id(function), reach)
+        sized = self._sized.get(function.__code__)
+        if sized is None:
+            sized = self._sized[function.__code__] = _reads_sized(function.__code__)
+        key = (id(function), reach, sized)
         made = self._functions.get(key)
         if made is None:
             self._functions[key] = function  # while its module is looked at (cycles): as is
-            scope = self._scope(function.__globals__, reach)
+            scope = self._scope(function.__globals__, reach, sized)
             made = function if scope is None else self._rebound(function, scope)
             self._functions[key] = made
         return made
 
-    def _scope(self, scope: dict[str, Any], reach: int) -> dict[str, Any] | None:
-        key = (id(scope), reach)
+    def _scope(self, scope: dict[str, Any], reach: int, sized: bool = False) -> dict[str, Any] | None:
+        """``scope`` (a module's globals) as traced code sees it, or None where nothing in it is replaced
+        (``sized``: the function run over it names one of torch's factories of separate sizes, as may the
+        module's own functions: ``torch`` is then :class:`_TorchShim`)."""
+        key = (id(scope), reach, sized)
         if key in self._globals:
             return self._globals[key]
         self._globals[key] = None  # while it is looked at (a cycle back to it sees it as is)
@@ -71,6 +83,7 @@ class TracedCode:
         wrap_ids, leaf = self._wrap_ids, self._leaf
         replaced: dict[str, Any] = {}
         own: list[tuple[str, types.FunctionType]] = []  # the module's own functions
+        torch_name = None  # the name the module imports torch as
         for name, value in list(scope.items()):  # a module's globals: hundreds of names, most of them skipped
             if type(value) is types.FunctionType:  # (FunctionType cannot be subclassed)
                 if id(value) in wrap_ids or (name in wrapped and (leaf is None or leaf(value))):
@@ -81,15 +94,23 @@ class TracedCode:
                     replaced[name] = seen
             elif value is math:
                 replaced[name] = _math_shim()
+            elif value is torch:
+                torch_name = name
             elif id(value) in wrap_ids and callable(value):
                 replaced[name] = _proxy_aware(value)
+            elif id(value) in _SIZED_IDS:  # ``from torch import zeros``
+                replaced[name] = _sizes_packed(value)
+        if torch_name is not None and (sized or any(_reads_sized(value.__code__) for _, value in own)):
+            if self._torch is None:
+                self._torch = _torch_shim()
+            replaced[torch_name] = self._torch
         made: dict[str, Any] | None = None
         if replaced:
             made = dict(scope)
             made.update(replaced)
             for name, value in own:  # the module's own helpers see the same globals
                 if name not in replaced:
-                    made[name] = self._functions[(id(value), reach)] = self._rebound(value, made)
+                    made[name] = self._functions[(id(value), reach, sized)] = self._rebound(value, made)
         self._globals[key] = made
         return made
 
@@ -107,6 +128,53 @@ def _math_shim() -> types.SimpleNamespace:
     return types.SimpleNamespace(
         **{name: _proxy_aware(value) if callable(value) and name[0] != "_" else value for name, value in entries}
     )
+
+
+_SIZED: tuple[Callable[..., Any], ...] = (torch.ones, torch.zeros, torch.empty, torch.rand, torch.randn)
+"""torch's factories that take their size as separate ints too (``torch.zeros(b, c)``)."""
+
+_SIZED_IDS = frozenset(id(function) for function in _SIZED)
+_SIZED_NAMES = frozenset(function.__name__ for function in _SIZED)
+
+
+def _reads_sized(code: types.CodeType) -> bool:
+    """Whether a code object, or code nested in it, names one of :data:`_SIZED` (a global or an attribute)."""
+    if not _SIZED_NAMES.isdisjoint(code.co_names):
+        return True
+    return any(type(const) is types.CodeType and _reads_sized(const) for const in code.co_consts)
+
+
+class _TorchShim(types.ModuleType):
+    """``torch`` as traced code sees it: torch's own namespace (a copy made once, anything else read
+    from ``torch`` itself) with the factories of :data:`_SIZED` given their sizes as one tuple when a
+    proxy is among them: ``torch.zeros(b, c)`` with ``b`` a traced size. torch's argument parser takes a
+    proxy first among separate sizes for the ``size`` sequence and raises a ``TypeError`` before any
+    ``__torch_function__`` can see it (so fx cannot trace ``torch.ones(n, n)``); given the tuple, the call
+    reaches the proxy and records one node, ``torch.ones((n, n))``, which runs as the original does."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)  # a name torch made after the copy (a submodule it loads lazily)
+
+
+def _torch_shim() -> types.ModuleType:
+    """A :class:`_TorchShim` of ``torch`` as it is now (one per trace: a name torch rebinds later is seen by
+    the next)."""
+    shim = _TorchShim(torch.__name__, torch.__doc__)
+    vars(shim).update(vars(torch))
+    vars(shim).update({function.__name__: _sizes_packed(function) for function in _SIZED})
+    return shim
+
+
+def _sizes_packed(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` given its separate sizes as one tuple where a proxy is among them."""
+
+    @functools.wraps(function)
+    def packed(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > 1 and any(isinstance(arg, fx.Proxy) for arg in args):
+            return function(args, **kwargs)
+        return function(*args, **kwargs)
+
+    return packed
 
 
 def _with_globals(function: types.FunctionType, scope: dict[str, Any]) -> types.FunctionType:
