@@ -146,7 +146,7 @@ FAST = [
     ("regnet_x_400mf", "classification", "torch.fx"),
     ("lraspp_mobilenet_v3_large", "segmentation", "torch.fx"),
     ("r3d_18", "video", "torch.fx"),
-    ("raft_small", "optical flow", "eager-record"),
+    ("raft_small", "optical flow", "torch.fx"),
     ("fasterrcnn_mobilenet_v3_large_320_fpn", "detection", "real-forward"),
 ]
 

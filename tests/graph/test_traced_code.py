@@ -147,3 +147,31 @@ def test_torch_factories_of_separate_traced_sizes_are_traced() -> None:
     assert [item.to_dict() for item in swept] == [
         crawl_module(model, (8,), batch_size=batch).to_dict() for batch in (1, 4)
     ]
+
+
+class ScaledAttention(torch.nn.Module):
+    """Scales by ``torch.sqrt(torch.tensor(d))`` (RAFT's correlation volume, many attention layers) and builds
+    a tensor from a list holding a size (``torch.as_tensor([h, w])``)."""
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        h, d = q.shape[-2:]
+        scale = torch.sqrt(torch.tensor(d, dtype=q.dtype))
+        return (q @ q.transpose(-1, -2)) / scale + torch.as_tensor([h, d]).sum()
+
+
+def test_tensors_made_from_traced_sizes_are_traced() -> None:
+    """``torch.tensor(d)`` of a traced size could not be traced (torch takes the proxy for an array: a
+    ``TypeError`` about ``__cuda_array_interface__``) and the capture fell back to recording. The sizes are
+    read as a forward reads them (guards: a sweep traces again where they differ), the tensor is a constant of
+    the graph, and the report equals the recorded one's but for the constant's own ops (named by the
+    ``folded-constants`` diagnostic)."""
+    model = ScaledAttention()
+    report = crawl_module(model, (5, 16), batch_size=2)
+    assert report.context.capture == "torch.fx"
+    codes = {diagnostic.code for diagnostic in report.diagnostics}
+    assert {"shape-specialized", "folded-constants"} <= codes
+    kinds = [report.records.nodes[name]["record"].type_name for name in report.records]
+    assert kinds.count("matmul") == 1 and "sqrt" not in kinds  # the scale is a constant: its sqrt not counted
+    shapes = [(5, 16), (5, 32), (7, 16)]
+    swept = sweep(model, shapes)
+    assert [item.to_dict() for item in swept] == [crawl_module(model, shape).to_dict() for shape in shapes]

@@ -364,6 +364,14 @@ class _Tracer(fx.Tracer):
     def to_bool(self, obj: fx.Proxy) -> bool:
         return self.concrete(obj, "bool")
 
+    def number(self, proxy: fx.Proxy) -> Any:
+        """The plain number a proxy stands for (``torch.tensor(num_channels)``, a size or a value computed
+        from sizes), read as :meth:`concrete` reads one: as a bool, an int or a float, by its value's type
+        (a value computed from tensor data is refused, as ever)."""
+        value = self._value(proxy.node)
+        kind = "bool" if type(value) is bool else "float" if isinstance(value, float) else "int"
+        return self.concrete(proxy, kind)
+
     def iter(self, obj: fx.Proxy) -> Iterator[Any]:
         """``for item in proxy``, ``f(*proxy)``: one ``getitem`` proxy per item, as many as the value has."""
         return iter([obj[index] for index in range(self.concrete(obj, "len"))])

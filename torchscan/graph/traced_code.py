@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import fx
 from torch.fx import _symbolic_trace
-from torch.utils._pytree import tree_leaves
+from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.ops import AUTOWRAP_FUNCTIONS
 
@@ -100,6 +100,8 @@ class TracedCode:
                 replaced[name] = _proxy_aware(value)
             elif id(value) in _SIZED_IDS:  # ``from torch import zeros``
                 replaced[name] = _sizes_packed(value)
+            elif id(value) in _FROM_DATA_IDS:  # ``from torch import tensor``
+                replaced[name] = _numbers_read(value)
         if torch_name is not None and (sized or any(_reads_sized(value.__code__) for _, value in own)):
             if self._torch is None:
                 self._torch = _torch_shim()
@@ -133,8 +135,12 @@ def _math_shim() -> types.SimpleNamespace:
 _SIZED: tuple[Callable[..., Any], ...] = (torch.ones, torch.zeros, torch.empty, torch.rand, torch.randn)
 """torch's factories that take their size as separate ints too (``torch.zeros(b, c)``)."""
 
+_FROM_DATA: tuple[Callable[..., Any], ...] = (torch.tensor, torch.as_tensor)
+"""torch's factories of a tensor from Python data (``torch.tensor(num_channels)``)."""
+
 _SIZED_IDS = frozenset(id(function) for function in _SIZED)
-_SIZED_NAMES = frozenset(function.__name__ for function in _SIZED)
+_FROM_DATA_IDS = frozenset(id(function) for function in _FROM_DATA)
+_SIZED_NAMES = frozenset(function.__name__ for function in (*_SIZED, *_FROM_DATA))
 
 
 def _reads_sized(code: types.CodeType) -> bool:
@@ -145,10 +151,12 @@ def _reads_sized(code: types.CodeType) -> bool:
 
 
 class _TorchShim(types.ModuleType):
-    """``torch`` as traced code sees it: torch's own namespace (a copy made once, anything else read
-    from ``torch`` itself) with the factories of :data:`_SIZED` given their sizes as one tuple when a
-    proxy is among them: ``torch.zeros(b, c)`` with ``b`` a traced size. torch's argument parser takes a
-    proxy first among separate sizes for the ``size`` sequence and raises a ``TypeError`` before any
+    """``torch`` as traced code sees it: torch's own namespace (a copy made per trace, anything else read
+    from ``torch`` itself) with the factories of :data:`_FROM_DATA` given the numbers their data's proxies
+    stand for (read as sizes are: ``torch.tensor(num_channels)``, where a proxy is no array), and those of
+    :data:`_SIZED` given their sizes as one tuple when a proxy is among them (``torch.zeros(b, c)`` with
+    ``b`` a traced size). torch's argument parser takes a proxy first among separate sizes for the ``size``
+    sequence, and a proxy in ``torch.tensor``'s data for an array, and raises a ``TypeError`` before any
     ``__torch_function__`` can see it (so fx cannot trace ``torch.ones(n, n)``); given the tuple, the call
     reaches the proxy and records one node, ``torch.ones((n, n))``, which runs as the original does."""
 
@@ -162,6 +170,7 @@ def _torch_shim() -> types.ModuleType:
     shim = _TorchShim(torch.__name__, torch.__doc__)
     vars(shim).update(vars(torch))
     vars(shim).update({function.__name__: _sizes_packed(function) for function in _SIZED})
+    vars(shim).update({function.__name__: _numbers_read(function) for function in _FROM_DATA})
     return shim
 
 
@@ -175,6 +184,19 @@ def _sizes_packed(function: Callable[..., Any]) -> Callable[..., Any]:
         return function(*args, **kwargs)
 
     return packed
+
+
+def _numbers_read(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (``torch.tensor``, ``torch.as_tensor``) given the numbers its data's proxies stand for, read
+    by the tracer as a forward reads a size (a guard: the graph holds for inputs where they read the same)."""
+
+    @functools.wraps(function)
+    def made(data: Any, *args: Any, **kwargs: Any) -> Any:
+        if first_proxy(data) is not None:
+            data = tree_map(lambda value: value.tracer.number(value) if isinstance(value, fx.Proxy) else value, data)
+        return function(data, *args, **kwargs)
+
+    return made
 
 
 def _with_globals(function: types.FunctionType, scope: dict[str, Any]) -> types.FunctionType:
