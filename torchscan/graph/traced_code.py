@@ -60,7 +60,7 @@ class TracedCode:
             return function
         sized = self._sized.get(function.__code__)
         if sized is None:
-            sized = self._sized[function.__code__] = _reads_sized(function.__code__)
+            sized = self._sized[function.__code__] = _calls_sized(function)
         key = (id(function), reach, sized)
         made = self._functions.get(key)
         if made is None:
@@ -72,8 +72,9 @@ class TracedCode:
 
     def _scope(self, scope: dict[str, Any], reach: int, sized: bool = False) -> dict[str, Any] | None:
         """``scope`` (a module's globals) as traced code sees it, or None where nothing in it is replaced
-        (``sized``: the function run over it names one of torch's factories of separate sizes, as may the
-        module's own functions: ``torch`` is then :class:`_TorchShim`)."""
+        (``sized``: the function run over it, or a function of its module it calls, names one of the factories
+        of :class:`_TorchShim`, which then stands for ``torch``; only then, as a copy of a module's globals and
+        of its functions costs ~0.1–0.5 ms and library modules name ``torch.zeros`` for their own uses)."""
         key = (id(scope), reach, sized)
         if key in self._globals:
             return self._globals[key]
@@ -102,7 +103,7 @@ class TracedCode:
                 replaced[name] = _sizes_packed(value)
             elif id(value) in _FROM_DATA_IDS:  # ``from torch import tensor``
                 replaced[name] = _numbers_read(value)
-        if torch_name is not None and (sized or any(_reads_sized(value.__code__) for _, value in own)):
+        if sized and torch_name is not None:
             if self._torch is None:
                 self._torch = _torch_shim()
             replaced[torch_name] = self._torch
@@ -141,6 +142,20 @@ _FROM_DATA: tuple[Callable[..., Any], ...] = (torch.tensor, torch.as_tensor)
 _SIZED_IDS = frozenset(id(function) for function in _SIZED)
 _FROM_DATA_IDS = frozenset(id(function) for function in _FROM_DATA)
 _SIZED_NAMES = frozenset(function.__name__ for function in (*_SIZED, *_FROM_DATA))
+
+
+def _calls_sized(function: types.FunctionType) -> bool:
+    """Whether ``function``, or a function of its own module it names (a helper it calls), names one of
+    :data:`_SIZED` or :data:`_FROM_DATA`."""
+    code = function.__code__
+    if _reads_sized(code):
+        return True
+    scope = function.__globals__
+    for name in code.co_names:
+        helper = scope.get(name)
+        if type(helper) is types.FunctionType and helper.__globals__ is scope and _reads_sized(helper.__code__):
+            return True
+    return False
 
 
 def _reads_sized(code: types.CodeType) -> bool:
