@@ -58,9 +58,11 @@ class TracedCode:
         following every module a library reaches would be paid by every analysis)."""
         if not isinstance(function, types.FunctionType):
             return function
-        sized = self._sized.get(function.__code__)
-        if sized is None:
-            sized = self._sized[function.__code__] = _calls_sized(function)
+        sized = False  # helpers of other modules (``reach`` 0) see torch as it is: most never run in a forward
+        if reach:
+            sized = self._sized.get(function.__code__)
+            if sized is None:
+                sized = self._sized[function.__code__] = _calls_sized(function)
         key = (id(function), reach, sized)
         made = self._functions.get(key)
         if made is None:
@@ -99,10 +101,11 @@ class TracedCode:
                 torch_name = name
             elif id(value) in wrap_ids and callable(value):
                 replaced[name] = _proxy_aware(value)
-            elif id(value) in _SIZED_IDS:  # ``from torch import zeros``
-                replaced[name] = _sizes_packed(value)
-            elif id(value) in _FROM_DATA_IDS:  # ``from torch import tensor``
-                replaced[name] = _numbers_read(value)
+            elif sized and type(value) is types.BuiltinFunctionType:  # ``from torch import zeros, tensor``
+                if id(value) in _SIZED_IDS:
+                    replaced[name] = _sizes_packed(value)
+                elif id(value) in _FROM_DATA_IDS:
+                    replaced[name] = _numbers_read(value)
         if sized and torch_name is not None:
             if self._torch is None:
                 self._torch = _torch_shim()
@@ -146,14 +149,17 @@ _SIZED_NAMES = frozenset(function.__name__ for function in (*_SIZED, *_FROM_DATA
 
 def _calls_sized(function: types.FunctionType) -> bool:
     """Whether ``function``, or a function of its own module it names (a helper it calls), names one of
-    :data:`_SIZED` or :data:`_FROM_DATA`."""
+    :data:`_SIZED` or :data:`_FROM_DATA` (as ``torch``'s attribute, or a global bound to one)."""
     code = function.__code__
     if _reads_sized(code):
         return True
     scope = function.__globals__
     for name in code.co_names:
-        helper = scope.get(name)
-        if type(helper) is types.FunctionType and helper.__globals__ is scope and _reads_sized(helper.__code__):
+        value = scope.get(name)
+        kind = type(value)
+        if kind is types.BuiltinFunctionType and (id(value) in _SIZED_IDS or id(value) in _FROM_DATA_IDS):
+            return True  # ``from torch import zeros as blank``
+        if kind is types.FunctionType and value.__globals__ is scope and _reads_sized(value.__code__):
             return True
     return False
 
