@@ -137,17 +137,19 @@ class KeptState:
         self._caches = caches
         for _, container, items in self._containers:
             if not _holds(container, items) and (every_container or _holds_made(container, items, self._modules)):
-                _put_back(container, items)
+                with contextlib.suppress(Exception):  # a container subclass that refuses: left (never an error here)
+                    _put_back(container, items)
         for owner, keys, values in self._classes:
             state = vars(owner)
             if _unchanged(state, keys, values):
                 continue
             found = dict(zip(keys, values, strict=True))
-            for name in state.keys() - found.keys():
-                delattr(owner, name)
-            for name, value in found.items():
-                if state.get(name, found) is not value:
-                    setattr(owner, name, value)
+            with contextlib.suppress(AttributeError, TypeError):  # a metaclass that refuses: left as it is
+                for name in state.keys() - found.keys():
+                    delattr(owner, name)
+                for name, value in found.items():
+                    if state.get(name, found) is not value:
+                        setattr(owner, name, value)
         for scope, keys, values in self._found:
             if _unchanged(scope, keys, values):  # nearly always: read at C speed
                 continue
