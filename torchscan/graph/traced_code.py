@@ -40,13 +40,13 @@ class TracedCode:
         self._wrap_ids = {id(function) for function in AUTOWRAP_FUNCTIONS}
         self._wrap_ids.update(id(value) for name, value in vars(math).items() if callable(value) and name[0] != "_")
         self._globals: dict[tuple[int, int], dict[str, Any] | None] = {}
-        self._functions: dict[tuple[int, int], types.FunctionType] = {}
+        self._functions: dict[tuple[int, int, bool], types.FunctionType] = {}
         self._originals: dict[int, types.FunctionType] = {}
         """The function each copy was made from, by the copy's id (nodes name the original)."""
         self._torch: types.ModuleType | None = None
         """``torch`` as traced code sees it (:func:`_torch_shim`), made at the first function that needs it."""
         self._sized: dict[types.CodeType, bool] = {}
-        """Whether a code object reads a name of :data:`_SIZED` (``torch.zeros``…), by code object."""
+        """:func:`_calls_sized` of a function, by its code object."""
 
     def original(self, function: Any) -> Any:
         """The function a copy made here was made from (any other object as is)."""
