@@ -11,7 +11,7 @@ import torchvision
 from torch import nn
 
 from tests.test_api import assert_same, snapshot
-from torchscan import crawl_module
+from torchscan import TensorSpec, crawl_module, sweep
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 
@@ -157,3 +157,51 @@ def test_torchvision_detector_gets_a_report() -> None:
     assert report.totals.params == sum(p.numel() for p in model.parameters())
     assert report.totals.macs > 10**8
     assert any(d.code == "capture-fallback" for d in report.diagnostics)
+
+
+class KeyValueCache:
+    """A cache object the caller passes and the forward fills (Hugging Face's ``DynamicCache`` as
+    ``past_key_values``)."""
+
+    def __init__(self) -> None:
+        self.keys: list[torch.Tensor] = []
+
+    def update(self, key: torch.Tensor) -> torch.Tensor:
+        self.keys.append(key)
+        return torch.cat(self.keys, dim=1)
+
+
+class FillsArguments(nn.Module):
+    """Fills the cache it is given (twice); ``branch_on_values`` makes fx's trace fail (a recorded forward, then a
+    real one, captures it)."""
+
+    def __init__(self, branch_on_values: bool = False) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.branch_on_values = branch_on_values
+
+    def forward(self, x: torch.Tensor, cache: KeyValueCache, other: KeyValueCache) -> torch.Tensor:
+        if other is not cache:  # the caller passed one object twice: it stays one object in the copy
+            raise RuntimeError("the same cache passed twice became two")
+        keys = cache.update(self.fc(x))
+        if self.branch_on_values and keys.sum() > 0:
+            keys = keys * 2
+        return keys
+
+
+@pytest.mark.parametrize("branch_on_values", [False, True])
+def test_objects_passed_to_the_forward_are_copied_for_it(branch_on_values: bool) -> None:
+    """A cache object the caller passes, which the forward fills: each capture gets a copy of its own (one
+    object passed twice stays one), so the caller's cache is as it was after the analysis and a sweep, and
+    the user's next real forward works. A traced forward left its proxies in the cache, and the next real
+    forward failed inside the analysis's tracer."""
+    model = FillsArguments(branch_on_values).eval()
+    cache = KeyValueCache()
+    spec = {"x": TensorSpec((2, 3, 8), torch.float32), "cache": cache, "other": cache}
+    report = crawl_module(model, kwargs=spec)
+    assert report.context.capture == ("real-forward" if branch_on_values else "torch.fx")
+    if not branch_on_values:
+        sweep(model, [{"kwargs": {**spec, "x": TensorSpec((batch, 3, 8), torch.float32)}} for batch in (1, 4)])
+    assert cache.keys == []
+    out = model(torch.ones(2, 3, 8), cache, cache)
+    assert type(out) is torch.Tensor and len(cache.keys) == 1

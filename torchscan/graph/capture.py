@@ -18,7 +18,7 @@ from torch.utils._pytree import tree_flatten
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.calls import module_path_of
-from torchscan.graph.clone import HELD_STATE_BUDGET, fake_copy, real_copy
+from torchscan.graph.clone import HELD_STATE_BUDGET, fake_copy, private_arguments, real_copy
 from torchscan.graph.fake import analysis_mode
 from torchscan.graph.guards import METADATA, guards_hold
 from torchscan.graph.kept import KeptState
@@ -384,6 +384,7 @@ def _make_inputs(
     def make() -> tuple[tuple[Any, ...], dict[str, Any], list[tuple[str, torch.Tensor]]]:
         generator = torch.Generator(device=device).manual_seed(_SEED) if real else None
         args, kwargs, tensors = inputs.build(lambda spec: _tensor(spec, device, real, generator))
+        args, kwargs = private_arguments((args, kwargs))  # the user's objects (a cache the forward fills): copied
         names = [spec.name or "input" for spec in inputs.specs]
         return args, kwargs, list(zip(names, tensors, strict=True))
 

@@ -23,13 +23,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.nn.modules import module as module_state
 from torch.nn.utils import parametrize, prune
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 from torch.utils._mode_utils import no_dispatch
+from torch.utils._pytree import tree_map
 
 from torchscan.errors import CaptureError
 from torchscan.graph.fake import fake_tensor
@@ -42,6 +43,7 @@ __all__ = [
     "ModelCopy",
     "fake_copy",
     "hooks_of",
+    "private_arguments",
     "real_copy",
     "reparametrized_names",
     "shadow_copy",
@@ -283,6 +285,24 @@ def real_copy(model: nn.Module) -> ModelCopy:
 def _copy(copier: _Copier, model: nn.Module) -> ModelCopy:
     root = copier.module(model)
     return ModelCopy(root=root, modules=tuple(copier.modules), shared=tuple(copier.shared))
+
+
+def private_arguments(arguments: Any) -> Any:
+    """A call's ``arguments`` (``(args, kwargs)``, their containers rebuilt) with each value the forward could
+    change in place copied for this call: a list, a dict, a plain object (a Hugging Face ``DynamicCache`` given
+    as ``past_key_values``, which the forward fills), as the model's held state is copied (objects shared
+    among them stay shared; one past :data:`HELD_STATE_BUDGET` values is shared). Tensors, proxies, graph nodes
+    and plain values are as they are. Without it, a traced forward left its proxies in the user's cache, and the
+    user's next real forward failed inside the analysis's tracer."""
+    keep: TensorMap = lambda tensor: tensor  # noqa: E731
+    copier = _Copier(keep, keep, frozenset())
+
+    def one(value: Any) -> Any:
+        if type(value) in _ATOMIC or isinstance(value, (torch.Tensor, fx.Proxy, fx.Node)) or _immutable(value):
+            return value
+        return copier._held(type(value), "argument", value)
+
+    return tree_map(one, arguments)
 
 
 def _registered(model: nn.Module, modules: Sequence[nn.Module] | None = None) -> frozenset[int]:

@@ -33,7 +33,7 @@ from torch.fx import traceback as fx_traceback
 from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
-from torchscan.graph.clone import Fakes, shadow_copy
+from torchscan.graph.clone import Fakes, private_arguments, shadow_copy
 from torchscan.graph.fake import analysis_mode
 from torchscan.graph.guards import METADATA, READ, Guard
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse
@@ -267,7 +267,7 @@ class _Tracer(fx.Tracer):
                 placeholders = [
                     self.create_proxy("placeholder", spec.name or "input", (), {}) for spec in self._inputs.specs
                 ]
-                args, kwargs = self._inputs.rebuild(placeholders)
+                args, kwargs = private_arguments(self._inputs.rebuild(placeholders))  # the user's objects: copied
                 returned = self.forward_of(root)(*args, **kwargs)
                 output, self.opaque_outputs = output_data(returned)
                 held = held_by_objects(returned) if self.opaque_outputs else ()
@@ -1148,7 +1148,7 @@ def _leaf_root_graph(inputs: ModelInputs) -> fx.Graph:
     """placeholders (one per input tensor) -> call_module ``model`` (the user's call) -> output."""
     graph = fx.Graph()
     placeholders = [graph.placeholder(spec.name or "input") for spec in inputs.specs]
-    args, kwargs = inputs.rebuild(placeholders)
+    args, kwargs = private_arguments(inputs.rebuild(placeholders))
     call = graph.call_module("model", args, kwargs)
     call.meta[ROOT_CALL] = True
     graph.output(call)
