@@ -38,6 +38,7 @@ from torchscan.records.frozen import frozen_record
 
 __all__ = [
     "HELD_STATE_BUDGET",
+    "LRU_CACHE",
     "Fakes",
     "IgnoredHook",
     "ModelCopy",
@@ -355,7 +356,7 @@ _STATE_KINDS: dict[str, str] = {
 """How :meth:`_Copier.module` copies each of ``nn.Module``'s own attributes (any other: :meth:`_Copier._held`)."""
 
 
-_LRU_CACHE = type(functools.lru_cache(maxsize=None)(lambda: None))
+LRU_CACHE = type(functools.lru_cache(maxsize=None)(lambda: None))
 """``functools._lru_cache_wrapper``: what ``@lru_cache`` and ``@cache`` make."""
 
 HELD_STATE_BUDGET = 50_000
@@ -513,7 +514,7 @@ class _Copier:
             if isinstance(target, (nn.Module, torch.Tensor)):  # kept alive by the copy (its modules, its fakes)
                 return self._remember(value, weakref.ref(self.value(target)))
             return value  # dead, or a plain object: shared
-        if cls is _LRU_CACHE:  # a cache the module holds: the copy gets an empty one of its own, never the model's
+        if cls is LRU_CACHE:  # a cache the module holds: the copy gets an empty one of its own, never the model's
             parameters = value.cache_parameters()
             cache = functools.lru_cache(maxsize=parameters["maxsize"], typed=parameters["typed"])
             return self._remember(value, cache(self.value(value.__wrapped__)))

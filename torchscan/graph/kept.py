@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import inspect
 import operator
 import random
@@ -47,10 +46,9 @@ import torch
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensor
 
-__all__ = ["KeptState", "kept_as_found"]
+from torchscan.graph.clone import LRU_CACHE
 
-_LRU_CACHE = type(functools.lru_cache(maxsize=None)(lambda: None))
-"""``functools._lru_cache_wrapper``: what ``@lru_cache`` and ``@cache`` make."""
+__all__ = ["KeptState", "kept_as_found"]
 
 _CONTAINERS = (dict, list, set, collections.deque)
 """Containers a cache is kept in (their subclasses too: ``OrderedDict``, ``defaultdict``), noted item by item."""
@@ -108,26 +106,17 @@ class KeptState:
         (sorted)."""
         names = [name for name, container, items in self._containers if not _holds(container, items)]
         for owner, keys, values in self._classes:
-            state = vars(owner)
-            if not _unchanged(state, keys, values):
-                found = dict(zip(keys, values, strict=True))
-                changed = {name for name, value in found.items() if state.get(name, found) is not value}
-                names += [f"{owner.__qualname__}.{name}" for name in changed | (state.keys() - found.keys())]
+            names += [f"{owner.__qualname__}.{name}" for name in _rebound(vars(owner), keys, values)]
         for scope, keys, values in self._found:
-            if _unchanged(scope, keys, values):
-                continue
-            found = dict(zip(keys, values, strict=True))
-            module = found.get("__name__", "?")
-            changed = {name for name, value in found.items() if scope.get(name, found) is not value}
-            names += [f"{module}.{name}" for name in sorted(changed | (scope.keys() - found.keys()))]
+            names += [f"{scope.get('__name__', '?')}.{name}" for name in _rebound(scope, keys, values)]
         return sorted(names)
 
     def restore(self, *, every_container: bool = False) -> None:
         """Every global and class attribute as found (rebound ones bound again to their value, new ones deleted,
-        deleted ones back), the containers they, the classes and their closures hold as found (in place) where they hold
-        something the analysis made (``every_container``: wherever they changed, as before a further capture,
-        which must start from the state the user's forward would), the ``lru_cache`` objects that missed
-        since emptied, and the generators and torch's settings where they changed."""
+        deleted ones back), the containers they, the classes and their closures hold as found (in place) where
+        they hold something the analysis made (``every_container``: wherever they changed, as before a further
+        capture, which must start from the state the user's forward would), the ``lru_cache`` objects that
+        missed since emptied, and the generators and torch's settings where they changed."""
         caches = []
         for cache, misses in self._caches:
             if cache.cache_info().misses != misses:  # it made and kept a value while the analysis ran
@@ -140,25 +129,24 @@ class KeptState:
                 with contextlib.suppress(Exception):  # a container subclass that refuses: left (never an error here)
                     _put_back(container, items)
         for owner, keys, values in self._classes:
-            state = vars(owner)
-            if _unchanged(state, keys, values):
-                continue
-            found = dict(zip(keys, values, strict=True))
-            with contextlib.suppress(AttributeError, TypeError):  # a metaclass that refuses: left as it is
-                for name in state.keys() - found.keys():
-                    delattr(owner, name)
-                for name, value in found.items():
-                    if state.get(name, found) is not value:
-                        setattr(owner, name, value)
+            changed = _rebound(vars(owner), keys, values)
+            if changed:
+                found = dict(zip(keys, values, strict=True))
+                with contextlib.suppress(AttributeError, TypeError):  # a metaclass that refuses: left as it is
+                    for name in changed:
+                        if name in found:
+                            setattr(owner, name, found[name])
+                        else:
+                            delattr(owner, name)
         for scope, keys, values in self._found:
-            if _unchanged(scope, keys, values):  # nearly always: read at C speed
-                continue
-            found = dict(zip(keys, values, strict=True))
-            for name in scope.keys() - found.keys():
-                del scope[name]
-            for name, value in found.items():
-                if scope.get(name, found) is not value:
-                    scope[name] = value
+            changed = _rebound(scope, keys, values)
+            if changed:
+                found = dict(zip(keys, values, strict=True))
+                for name in changed:
+                    if name in found:
+                        scope[name] = found[name]
+                    else:
+                        del scope[name]
         if self._python is not None and random.getstate() != self._python:
             random.setstate(self._python)
         if self._numpy is not None and self._numpy_generator is not None:
@@ -200,11 +188,11 @@ def _caches_and_containers(
                 for cell in value.__closure__ or ():
                     with contextlib.suppress(ValueError):  # an empty cell
                         inner = cell.cell_contents
-                        if type(inner) is _LRU_CACHE and id(inner) not in caches:
+                        if type(inner) is LRU_CACHE and id(inner) not in caches:
                             caches[id(inner)] = (inner, inner.cache_info().misses)
                         elif isinstance(inner, _CONTAINERS) and id(inner) not in containers:
                             containers[id(inner)] = (f"{where}.{name} (closure)", inner, _items(inner))
-            elif kind is _LRU_CACHE:
+            elif kind is LRU_CACHE:
                 if id(value) not in caches:
                     caches[id(value)] = (value, value.cache_info().misses)
             elif isinstance(value, _CONTAINERS) and id(value) not in containers and not name.startswith("__"):
@@ -311,7 +299,17 @@ def _unwrapped(function: types.FunctionType) -> types.FunctionType:
     return inner if type(inner) is types.FunctionType else function
 
 
-def _unchanged(scope: dict[str, Any], keys: tuple[str, ...], values: tuple[Any, ...]) -> bool:
+def _rebound(state: Mapping[str, Any], keys: tuple[str, ...], values: tuple[Any, ...]) -> set[str]:
+    """The names of ``state`` (a module's globals, a class's attributes) bound, rebound or deleted since it held
+    ``keys`` bound to ``values`` (nearly always none: told at C speed by :func:`_unchanged`)."""
+    if _unchanged(state, keys, values):
+        return set()
+    found = dict(zip(keys, values, strict=True))
+    changed = {name for name, value in found.items() if state.get(name, found) is not value}
+    return changed | (state.keys() - found.keys())
+
+
+def _unchanged(scope: Mapping[str, Any], keys: tuple[str, ...], values: tuple[Any, ...]) -> bool:
     """Whether ``scope`` holds exactly ``keys`` bound to ``values`` (the same objects), in order."""
     return len(scope) == len(keys) and all(map(operator.is_, scope.values(), values)) and tuple(scope) == keys
 
