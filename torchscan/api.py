@@ -19,6 +19,7 @@ from torch.nn.parameter import is_lazy
 from torch.utils._python_dispatch import _disable_current_modes
 
 from torchscan.errors import InputError, ShapeError, TorchscanError
+from torchscan.graph import autocast
 from torchscan.graph.build import build_graph
 from torchscan.graph.capture import (
     DEFAULT_REAL_FORWARD_LIMIT,
@@ -113,8 +114,9 @@ def crawl_module(
     limit = DEFAULT_REAL_FORWARD_LIMIT if real_forward_limit is None else int(real_forward_limit)
     policy = RealForward(allowed=bool(real_forward), limit=limit)
     if has_dims(input_shape, args, kwargs, batch_size):
-        return _symbolic(model, _Call(input_shape, args, kwargs, dtype, batch_size), formulas, receptive_field, policy)
-    call = _Call(input_shape, args, kwargs, dtype, batch_size)
+        call = _Call(input_shape, args, kwargs, dtype, batch_size, autocast.current())
+        return _symbolic(model, call, formulas, receptive_field, policy)
+    call = _Call(input_shape, args, kwargs, dtype, batch_size, autocast.current())
     with _process_set_aside():
         return _crawl(_subject(model, formulas), call, receptive_field, policy)
 
@@ -140,6 +142,7 @@ def _symbolic(
                 substitute(call.kwargs, point),
                 call.dtype,
                 substitute(call.batch_size, point, shape=True),
+                call.autocast,
             )
             for point in points
         ]
@@ -192,7 +195,7 @@ def sweep(
         if set(given) - _CALL_KEYS:
             extra = ", ".join(sorted(set(given) - _CALL_KEYS))
             raise InputError(f"a sweep item may set {', '.join(sorted(_CALL_KEYS))}; got {extra}")
-        calls.append(_Call(**{**common, **given}))
+        calls.append(_Call(**{**common, **given}, autocast=autocast.current()))
     with _process_set_aside():
         return _Analyses(_subject(model, formulas), policy, receptive_field).reports(calls)
 
@@ -229,10 +232,10 @@ class _Analyses:
 
 @contextlib.contextmanager
 def _process_set_aside() -> Iterator[None]:
-    """What an analysis sets aside and puts back as found: the cyclic collector (paused) and the caller's
-    torch modes (what the model's own code changes is put back by the capture chain:
-    :class:`~torchscan.graph.kept.KeptState`)."""
-    with _collector_paused(), _caller_modes_set_aside():
+    """What an analysis sets aside and puts back as found: the cyclic collector (paused), the caller's
+    torch modes and ``torch.autocast`` state (the call carries the latter: :mod:`~torchscan.graph.autocast`;
+    what the model's own code changes is put back by the capture chain: :class:`~torchscan.graph.kept.KeptState`)."""
+    with _collector_paused(), _caller_modes_set_aside(), autocast.applied(()):
         yield
 
 
@@ -342,9 +345,11 @@ class _Call:
     kwargs: Mapping[str, Any] | None = None
     dtype: torch.dtype | Sequence[torch.dtype] | None = None
     batch_size: int | None = 1
+    autocast: autocast.Autocast = ()
+    """The caller's ``torch.autocast`` state (read as the call is made, not an argument)."""
 
     def inputs(self, model: nn.Module) -> ModelInputs:
-        return model_inputs(
+        inputs = model_inputs(
             self.input_shape,
             args=self.args,
             kwargs=self.kwargs,
@@ -352,6 +357,7 @@ class _Call:
             batch_size=self.batch_size,
             signature=_signature(model),
         )
+        return dataclasses.replace(inputs, autocast=self.autocast) if self.autocast else inputs
 
 
 @frozen_record
@@ -363,7 +369,7 @@ class _Memos:
     rows: RowMemo = dataclasses.field(default_factory=dict)
 
 
-_CALL_KEYS = frozenset(field.name for field in dataclasses.fields(_Call))
+_CALL_KEYS = frozenset(field.name for field in dataclasses.fields(_Call)) - {"autocast"}
 """The input arguments of ``crawl_module`` that a :func:`sweep` item may set."""
 
 

@@ -51,6 +51,8 @@ class ModelInputs:
     args: tuple[Any, ...]
     kwargs: Mapping[str, Any]
     specs: tuple[InputSpec, ...]
+    autocast: tuple[tuple[str, torch.dtype], ...] = ()
+    """The caller's ``torch.autocast`` state, the call runs under (:mod:`torchscan.graph.autocast`)."""
 
     @property
     def positional_only(self) -> bool:

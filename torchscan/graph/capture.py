@@ -17,6 +17,8 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 from torchscan.errors import CaptureError, ShapeError
+from torchscan.graph import autocast
+from torchscan.graph.autocast import AUTOCAST
 from torchscan.graph.calls import module_path_of
 from torchscan.graph.clone import HELD_STATE_BUDGET, fake_copy, private_arguments, real_copy
 from torchscan.graph.fake import analysis_mode
@@ -70,7 +72,10 @@ def same_call(first: ModelInputs, second: ModelInputs) -> bool:
     """Whether ``second`` calls the model like ``first`` up to its tensors' shapes and dtypes: the
     same argument structure, the same input names, equal non-tensor values. A torch.fx graph traced
     for one is then the graph of the other (fx records shapes and dtypes as graph nodes, never as
-    constants), up to the sizes the forward's Python code read (its guards, checked by :func:`with_inputs`)."""
+    constants), up to the sizes the forward's Python code read (its guards, checked by :func:`with_inputs`),
+    under the same ``torch.autocast`` state."""
+    if first.autocast != second.autocast:
+        return False
     first_leaves, first_spec = tree_flatten((first.args, dict(first.kwargs)))
     second_leaves, second_spec = tree_flatten((second.args, dict(second.kwargs)))
     if first_spec != second_spec:
@@ -286,6 +291,15 @@ def _notes(captured: Capture, values: Mapping[str, NodeValues]) -> tuple[Diagnos
             "are not in the graph and their FLOPs and MACs are not counted"
         )
         notes.append(Diagnostic("folded-constants", message, tuple(node.name for node in folded)))
+    cast = [node for node in captured.graph.nodes if AUTOCAST in node.meta]
+    if cast:
+        states = ", ".join(dict.fromkeys(autocast.describe(node.meta[AUTOCAST]) for node in cast))
+        message = (
+            f"{len(cast)} op(s) run under torch.autocast ({states}): their results have the dtypes autocast gives "
+            "them; the casts it makes inside a call are in the memory figures, not rows of their own, and their "
+            "FLOPs, MACs and DMAs are the op's on the tensors it is given"
+        )
+        notes.append(Diagnostic("autocast", message, tuple(node.name for node in cast)))
     sized = [guard for guard in captured.guards if guard.kind not in METADATA]  # fixed by the graph's ops
     if sized:
         first = sized[0]
@@ -397,7 +411,9 @@ def _record_fake(
     fake_mode = analysis_mode()
     copied = fake_copy(model, fake_mode)
     with quiet_fake_tensor_log():  # a failure here is reported by the fallback's diagnostic
-        return record(copied, registry, fake_mode, _make_inputs(inputs, device, real=False))
+        return record(
+            copied, registry, fake_mode, _make_inputs(inputs, device, real=False), autocast_state=inputs.autocast
+        )
 
 
 def _record_real(
@@ -409,4 +425,11 @@ def _record_real(
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, device_type="cuda"):
         torch.manual_seed(_SEED)
-        return record(copied, registry, torch.no_grad(), _make_inputs(inputs, device, real=True), "real-forward")
+        return record(
+            copied,
+            registry,
+            torch.no_grad(),
+            _make_inputs(inputs, device, real=True),
+            "real-forward",
+            autocast_state=inputs.autocast,
+        )

@@ -34,6 +34,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.errors import CaptureError, ShapeError
+from torchscan.graph import autocast
+from torchscan.graph.autocast import AUTOCAST
 from torchscan.graph.clone import ModelCopy
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.fake import analysis_mode
@@ -255,6 +257,8 @@ class _Recorder(TorchFunctionMode):
         node = plain_node(self.graph, op, target, self._arg(tuple(args)), self._arg(dict(kwargs)))
         node.meta[NN_MODULE_STACK] = self._stack_meta()
         node.meta["stack_trace"] = stack_trace  # the property's setter, without Node.__setattr__'s bookkeeping
+        if autocast.enabled():  # the call ran under torch.autocast: its state, for the passes that run it again
+            node.meta[AUTOCAST] = autocast.current()
         described = describe(result, self._specs)
         self.values[node.name] = NodeValues(
             describe(tuple(args), self._specs),
@@ -292,7 +296,7 @@ class _Recorder(TorchFunctionMode):
         kwargs = dict(kwargs or {})
         try:
             result = self.by_rule(func, args, kwargs)
-            if result is None and self.memo is not None:
+            if result is None and self.memo is not None and not autocast.enabled():
                 result = self.memo.call("torch_function", func, tuple(args), kwargs, _run(func))[0]
             elif result is None:
                 result = func(*args, **kwargs)
@@ -317,8 +321,9 @@ class _Recorder(TorchFunctionMode):
     def by_rule(self, target: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         """What a shape rule answers for calling ``target`` (a function, a tensor method, a module) on
         fake tensors, a new result made a fake of the recording's mode; None where no rule answers
-        (the call runs). The rules are checked against dispatch, as in the shape pass of fx captures."""
-        if self.fake_mode is None:
+        (the call runs). The rules are checked against dispatch, as in the shape pass of fx captures. Under
+        ``torch.autocast`` the call runs (rules know nothing of its casts)."""
+        if self.fake_mode is None or autocast.enabled():
             return None
         rule = self.rules.rule_for(target)
         if rule is None:
@@ -460,6 +465,7 @@ def record(
     method: str = "eager-record",
     rules: ShapeRules = RULES,
     memo: bool = True,
+    autocast_state: autocast.Autocast = (),
 ) -> tuple[Capture, dict[str, NodeValues]]:
     """Record one forward of the copy of the user's model on the inputs ``make_inputs`` builds inside ``mode``.
 
@@ -468,7 +474,8 @@ def record(
     tensor methods, counted leaf modules without kept hooks) get the rule's answer instead of a
     dispatch, as in the shape pass (``NO_RULES``: dispatch every call), and with ``memo`` a torch
     call repeated with the same signature its first dispatch's output metadata
-    (:mod:`~torchscan.graph.dispatch_memo`).
+    (:mod:`~torchscan.graph.dispatch_memo`). The forward runs under ``autocast_state`` (the caller's
+    ``torch.autocast``); a call made under autocast runs (no rule, no memo) and its node carries the state.
 
     The copy is fake (``mode`` is its FakeTensorMode) or, as a last resort, real (``mode`` is
     ``torch.no_grad()``). Returns the capture and every node's values, described as they were when
@@ -508,7 +515,7 @@ def record(
             args, kwargs, tensors = make_inputs()
             for name, tensor in tensors:
                 recorder._bind(tensor, recorder.graph.placeholder(name))
-            with recorder, RoutedCalls(copied.modules, slot):
+            with recorder, RoutedCalls(copied.modules, slot), autocast.applied(autocast_state):
                 returned = clone(*args, **kwargs)
                 output, opaque = output_data(returned)
             held = held_by_objects(returned) if opaque else ()

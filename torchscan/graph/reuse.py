@@ -58,6 +58,7 @@ from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx import traceback as fx_traceback
 
+from torchscan.graph import autocast
 from torchscan.graph.guards import METADATA
 from torchscan.records.frozen import frozen_record
 
@@ -247,6 +248,8 @@ class BlockReuse:
             self._counts = self._key_tree()
         block = self._module_keys.get(module)
         if block is None or fx_traceback.has_preserved_node_meta():  # not keyable (or fx's own node meta asked for)
+            return forward(*args, **kwargs)
+        if autocast.enabled():  # its ops' state is not in the key: neither recorded nor replayed
             return forward(*args, **kwargs)
         left = self._counts[block] = self._counts[block] - 1  # blocks of this key still to be called
         if left < 1 and block not in self._recorded:  # nothing to replay, no later block to replay it

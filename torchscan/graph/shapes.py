@@ -31,6 +31,8 @@ from torch.fx.immutable_collections import immutable_dict
 from torch.fx.node import map_arg
 
 from torchscan.errors import CaptureError, InputError, ShapeError
+from torchscan.graph import autocast
+from torchscan.graph.autocast import AUTOCAST
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.routing import forward_of, run_pre_hooks
@@ -492,6 +494,17 @@ class _ShapeRunner:
         return forward_of(module)(*args, **kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
+        """The node's value, its :class:`NodeValues` kept; run under the ``torch.autocast`` state its op
+        ran under (:mod:`~torchscan.graph.autocast`: autocast off for the others, whatever the thread's)."""
+        state = n.meta.get(AUTOCAST)
+        if state is None and not autocast.enabled():
+            return self._run_node(n, cast=False)
+        with autocast.applied(state or ()):
+            return self._run_node(n, cast=state is not None)
+
+    def _run_node(self, n: fx.Node, cast: bool) -> Any:
+        """:meth:`run_node` (``cast``: under autocast, where neither rules nor the dispatch memo answer,
+        and the op takes tensors of other dtypes than its weights': autocast casts them)."""
         # fx's run_node also sets fx_traceback's current node (for its own error context): our
         # errors name the node themselves, and that context manager costs more than a rule
         env = self._env
@@ -506,12 +519,12 @@ class _ShapeRunner:
         plan = self._plan(n)
         specs = self._specs
         described_args, described_kwargs = describe(args, specs), describe(kwargs, specs)
-        if plan is not None and plan.weighted:
+        if plan is not None and plan.weighted and not cast:
             self._check_dtypes(n, plan, described_args, described_kwargs)
         try:
-            result = self._by_rule(plan, args, kwargs)
+            result = None if cast else self._by_rule(plan, args, kwargs)
             # the arguments the call ran on are kept: a result passing one through is told by identity
-            if result is None and plan is not None and self._memo is not None:
+            if result is None and plan is not None and self._memo is not None and not cast:
                 result, args, kwargs = self._memo.call(n.op, n.target, args, kwargs, self._dispatch(n, plan))
             elif result is None:
                 result, args, kwargs = self._dispatch(n, plan)(args, kwargs)

@@ -12,6 +12,7 @@ nodes. A model that already is an fx graph (``torch.export(...).module()``) is u
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import dis
 import itertools
@@ -33,6 +34,8 @@ from torch.fx import traceback as fx_traceback
 from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
+from torchscan.graph import autocast
+from torchscan.graph.autocast import AUTOCAST
 from torchscan.graph.clone import Fakes, private_arguments, shadow_copy
 from torchscan.graph.fake import analysis_mode
 from torchscan.graph.guards import METADATA, READ, Guard
@@ -268,7 +271,8 @@ class _Tracer(fx.Tracer):
                     self.create_proxy("placeholder", spec.name or "input", (), {}) for spec in self._inputs.specs
                 ]
                 args, kwargs = private_arguments(self._inputs.rebuild(placeholders))  # the user's objects: copied
-                returned = self.forward_of(root)(*args, **kwargs)
+                with autocast.applied(self._inputs.autocast) if self._inputs.autocast else contextlib.nullcontext():
+                    returned = self.forward_of(root)(*args, **kwargs)
                 output, self.opaque_outputs = output_data(returned)
                 held = held_by_objects(returned) if self.opaque_outputs else ()
                 self.held_outputs = tuple(proxy.node.name for proxy in held if isinstance(proxy, fx.Proxy))
@@ -665,6 +669,8 @@ class _Tracer(fx.Tracer):
                 if self._stack_copy is None:
                     self._stack_copy = self.module_stack.copy()
                 node.meta["nn_module_stack"] = self._stack_copy
+        if autocast.enabled() and kind in _CALLS:  # the op runs under torch.autocast: its state, for the passes
+            node.meta[AUTOCAST] = autocast.current()
         if node.stack_trace:
             return node
         above, below = self._walk(sys._getframe())
@@ -806,6 +812,9 @@ class _Attribute(fx.proxy.Attribute):
                 return rank
         return super().__call__(*args, **kwargs)
 
+
+_CALLS = frozenset({"call_function", "call_method", "call_module"})
+"""The kinds of node that run an op (and so may run it under ``torch.autocast``)."""
 
 _CONSTANT_DEVICES = frozenset({"cpu", "meta"})
 """Device types a device read is a constant of the trace on. A tensor the forward builds from constants
@@ -1151,6 +1160,8 @@ def _leaf_root_graph(inputs: ModelInputs) -> fx.Graph:
     args, kwargs = private_arguments(inputs.rebuild(placeholders))
     call = graph.call_module("model", args, kwargs)
     call.meta[ROOT_CALL] = True
+    if inputs.autocast:
+        call.meta[AUTOCAST] = inputs.autocast
     graph.output(call)
     return graph
 

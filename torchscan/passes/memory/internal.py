@@ -69,6 +69,7 @@ from torch.utils._mode_utils import no_dispatch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map
 
+from torchscan.graph import autocast
 from torchscan.graph.aten_meta import (
     aten_inplace,
     aten_like,
@@ -79,6 +80,7 @@ from torchscan.graph.aten_meta import (
     contiguous_strides,
     detached,
 )
+from torchscan.graph.autocast import AUTOCAST
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import DispatchMemo
 from torchscan.graph.fake import fake_tensor
@@ -997,7 +999,7 @@ class _Values:
             value = torch.empty(described.shape, dtype=described.dtype)
         else:
             function, args, kwargs, _ = self.call(node)
-            with torch.no_grad():
+            with torch.no_grad(), _autocast_of(node.meta.get(AUTOCAST)):
                 value = function(*args, **kwargs)
         self._memo[name] = value
         return value
@@ -1054,12 +1056,15 @@ def record_calls(
                     continue
             else:
                 key, sources, wants = peeked
+            state = node.meta.get(AUTOCAST)
             params = [*module.parameters(), *module.buffers()] if module is not None else []
             if isinstance(fake_mode, FakeTensorMode):  # a real copy's tensors (real-forward): as the mode reads them
                 params = [_as_read(tensor, fake_mode) for tensor in params]
             known = cache.get((key, frozenset())) if waiting else None  # recorded before, with nothing waiting
             if known is None:
-                if module is None:
+                if state is not None:  # under torch.autocast: the closed forms know nothing of its casts
+                    known = None
+                elif module is None:
                     known = (
                         tensor_index_memory(function, args, kwargs, wants)
                         or attention_memory(function, args, kwargs, wants)
@@ -1069,16 +1074,24 @@ def record_calls(
                     known = biased_linear_memory(module, args, kwargs, wants, params)
                 if known is None:
                     try:
-                        known, result = _record(function, args, kwargs, wants, params, memo)
+                        with _autocast_of(state):
+                            known, result = _record(function, args, kwargs, wants, params, memo)
                     except Exception:
                         continue
                     values.set(name, written(function, args, result))
                 cache[(key, frozenset())] = known
             if waiting:
-                known = _with_waiting(known, function, args, kwargs, wants, params, waiting, memo)
+                with _autocast_of(state):
+                    known = _with_waiting(known, function, args, kwargs, wants, params, waiting, memo)
                 cache[(key, waiting)] = known
             calls[name] = NodeMemory(known, sources)
     return calls
+
+
+def _autocast_of(state: autocast.Autocast | None) -> contextlib.AbstractContextManager[Any]:
+    """The ``torch.autocast`` state a node ran under, set (none: nothing changed: the analysis runs with
+    autocast off)."""
+    return contextlib.nullcontext() if state is None else autocast.applied(state)
 
 
 def first_sources(sources: Sequence[str | None]) -> Iterator[tuple[int, str]]:
@@ -1169,6 +1182,9 @@ def _call_key(
     sources = _sources(node, values, leaves, peek)
     wants = _wants(leaves, sources, grads)
     target = modules.of(module) if module is not None else (node.op, node.target)
+    state = node.meta.get(AUTOCAST)  # the same call under torch.autocast is another call
+    if state is not None:
+        target = (target, state)
     return (target, _signature((args, kwargs), iter(wants), {})), sources, wants
 
 
@@ -1239,7 +1255,7 @@ def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | N
     ``reshape`` inside it may copy), or a matmul or einsum that keeps a copy of an operand
     (:func:`product_saves_its_own`). Every other family states what the op keeps
     (:mod:`~torchscan.passes.memory.saved`) and allocates only its result."""
-    if record.op not in _CALLS or record.call is None or not record.outputs:
+    if not _runs(record):
         return False
     kind = family_in(record, families)
     if kind is None:
@@ -1272,6 +1288,11 @@ _EINSUMS = frozenset({torch.einsum, torch._VF.einsum})
 _FOLDED = frozenset({*_EINSUMS, torch.matmul, torch.Tensor.matmul, operator.matmul, torch.Tensor.__matmul__})
 """Products torch folds into ``mm``/``bmm`` by expanding, permuting and reshaping their operands (``a @ b``
 spelt as ``a``'s call: ``__rmatmul__`` is not here)."""
+
+
+def _runs(record: NodeRecord) -> bool:
+    """A call node with a counted call and outputs: one a recording can run."""
+    return record.op in _CALLS and record.call is not None and bool(record.outputs)
 
 
 def product_saves_its_own(call: Any) -> bool:
@@ -1475,10 +1496,13 @@ def recorded_calls(
     """:func:`record_calls` of every node :func:`worth_recording` (none: nothing is run;
     ``families``: each node's family, when at hand), except a product whose strided operand folds by a
     view (:meth:`_Operands.plain_product`, read from the shape pass's values: a record holds no strides)."""
-    chosen = [record for record in ordered if worth_recording(record, families)]
+    cast = {node.name for node in replay.graph.nodes if AUTOCAST in node.meta}  # its casts: only a recording sees them
+    chosen = [
+        record for record in ordered if (record.name in cast and _runs(record)) or worth_recording(record, families)
+    ]
     if chosen and replay.results is not None:
         operands = _Operands(replay.graph, replay.results)
-        chosen = [record for record in chosen if not operands.plain_product(record, families)]
+        chosen = [record for record in chosen if record.name in cast or not operands.plain_product(record, families)]
     selected = [record.name for record in chosen]
     if not selected:
         return {}
