@@ -8,6 +8,7 @@ Shared by ``tests/measure/test_cpu.py`` and ``benchmarks/memory_cpu.py``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,6 +168,25 @@ class Figures:
         for name, measured in self.measured_training.items():
             errors[name] = self.static_training[name] / measured - 1
         return errors
+
+
+class Autocast(nn.Module):
+    """``model`` with its forward under ``torch.autocast`` (PyTorch's mixed-precision recipe: the forward in the
+    region, the backward and the step outside)."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> None:
+        super().__init__()
+        self.model, self.dtype = model, dtype
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        with torch.autocast("cpu", dtype=self.dtype):
+            return self.model(*args, **kwargs)
+
+
+def under_autocast(case: Case, dtype: torch.dtype = torch.bfloat16) -> Case:
+    """``case`` with its model's forward under ``torch.autocast`` (:class:`Autocast`)."""
+    build = case.build
+    return dataclasses.replace(case, name=f"{case.name} (autocast)", build=lambda: Autocast(build(), dtype))
 
 
 def instance(case: Case) -> tuple[nn.Module, list[torch.Tensor], dict[str, Any]]:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from tests.measure.accuracy_cases import CASES, Case, Figures, figures
+from tests.measure.accuracy_cases import CASES, Case, Figures, figures, under_autocast
 from tests.profiles import examples
 from tests.strategies import random_nets
 from torchscan import crawl_module, summary
@@ -118,6 +118,20 @@ def test_adam_step_adds_exactly_its_state(case: Case) -> None:
     result = _figures(case.name)
     off = {name: result.measured_training[name] - result.static_training[name] for name in ("sgd", "adam")}
     assert off["adam"] in (0, off["sgd"]), off
+
+
+@pytest.mark.parametrize("case", _accuracy_params({}))
+def test_under_autocast_inference_within_half_a_percent_and_training_within_2(case: Case) -> None:
+    """The forward under ``torch.autocast`` (bfloat16; the backward and the step outside, as PyTorch's recipe
+    has it): the ops' dtypes, the casts inside each call, and the low-precision copies of the parameters that
+    autocast's cache keeps to the region's end (:mod:`torchscan.passes.memory.casts`). Without those copies the
+    inference peak was 79% under on ResNet-18, 32% on the small ViT, 14% on GPT-2, 6% on the UNet; measured
+    here: exact on eleven of the twelve, the LSTM 0.28% under, and every SGD step within 0.8%."""
+    if case.needs:
+        pytest.importorskip(case.needs)
+    result = figures(under_autocast(case), ("sgd",))
+    errors = result.errors()
+    assert abs(errors["inference"]) <= 0.005 and abs(errors["sgd"]) <= 0.02, result
 
 
 class _Recurrent(nn.Module):

@@ -21,11 +21,27 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+from torch import fx
 
-__all__ = ["AUTOCAST", "DEVICE_TYPES", "Autocast", "applied", "current", "describe", "enabled"]
+__all__ = [
+    "AUTOCAST",
+    "DEPTH",
+    "DEVICE_TYPES",
+    "Autocast",
+    "applied",
+    "current",
+    "describe",
+    "enabled",
+    "mark",
+    "nesting",
+]
 
 AUTOCAST = "torchscan_autocast"
 """fx node meta key: the node's :data:`Autocast` state, where not empty."""
+
+DEPTH = "torchscan_autocast_depth"
+"""fx node meta key: how many autocast regions (enabled or not) the thread was in when the node was made, on the
+nodes made since the capture first met autocast enabled (its cast cache lives until the outermost one exits)."""
 
 Autocast = tuple[tuple[str, torch.dtype], ...]
 """``(device type, dtype)`` of each device type autocast is enabled for, in :data:`DEVICE_TYPES` order
@@ -59,6 +75,26 @@ def current() -> Autocast:
         for device_type in DEVICE_TYPES
         if torch.is_autocast_enabled(device_type)
     )
+
+
+def nesting() -> int:
+    """How many autocast regions this thread is in (entered and not exited, enabled or not)."""
+    depth = torch.autocast_increment_nesting()
+    torch.autocast_decrement_nesting()  # back as it was: the cache is cleared by a region's exit, not here
+    return depth - 1
+
+
+def mark(node: fx.Node, seen: bool) -> bool:
+    """Note on a node just made for an op the thread's autocast state (:data:`AUTOCAST`, where enabled) and region
+    depth (:data:`DEPTH`), once the capture has met autocast enabled (``seen``: before this node); whether it has
+    now. Nothing is read of a capture that never meets it but one C call per node."""
+    if not seen and not torch._C._is_any_autocast_enabled():
+        return False
+    state = current()
+    if state:
+        node.meta[AUTOCAST] = state
+    node.meta[DEPTH] = nesting()
+    return True
 
 
 @contextlib.contextmanager

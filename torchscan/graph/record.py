@@ -35,7 +35,6 @@ from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph import autocast
-from torchscan.graph.autocast import AUTOCAST
 from torchscan.graph.clone import ModelCopy
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.fake import analysis_mode
@@ -129,6 +128,8 @@ class _Recorder(TorchFunctionMode):
         """The recording's fake mode: where shape rules answer instead of a dispatch (None: a real forward)."""
         self.rules = rules
         self.memo = DispatchMemo(fake_mode) if fake_mode is not None and memo else None
+        self._autocast_seen = False
+        """Whether a call was made under torch.autocast (:func:`~torchscan.graph.autocast.mark`)."""
         """Repeated torch calls answered from the first dispatch's output metadata."""
         self.graph = fx.Graph()
         self.root = root
@@ -257,8 +258,7 @@ class _Recorder(TorchFunctionMode):
         node = plain_node(self.graph, op, target, self._arg(tuple(args)), self._arg(dict(kwargs)))
         node.meta[NN_MODULE_STACK] = self._stack_meta()
         node.meta["stack_trace"] = stack_trace  # the property's setter, without Node.__setattr__'s bookkeeping
-        if autocast.enabled():  # the call ran under torch.autocast: its state, for the passes that run it again
-            node.meta[AUTOCAST] = autocast.current()
+        self._autocast_seen = autocast.mark(node, self._autocast_seen)  # its torch.autocast state, for the passes
         described = describe(result, self._specs)
         self.values[node.name] = NodeValues(
             describe(tuple(args), self._specs),
@@ -279,6 +279,7 @@ class _Recorder(TorchFunctionMode):
                     item_node = plain_node(self.graph, "call_function", operator.getitem, (node, index), {})
                     item_node.meta[NN_MODULE_STACK] = outer
                     item_node.meta["stack_trace"] = stack_trace
+                    self._autocast_seen = autocast.mark(item_node, self._autocast_seen)
                     self.values[item_node.name] = NodeValues(
                         (described, index),
                         {},

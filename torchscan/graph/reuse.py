@@ -69,6 +69,7 @@ class Host(Protocol):
     """What :class:`BlockReuse` reads and writes of the tracer (:class:`torchscan.graph.trace._Tracer`)."""
 
     graph: fx.Graph
+    autocast_seen: bool
     num_calls: dict[str, int]
     module_stack: Any
     node_name_to_scope: dict[str, tuple[str, type]]
@@ -249,7 +250,7 @@ class BlockReuse:
         block = self._module_keys.get(module)
         if block is None or fx_traceback.has_preserved_node_meta():  # not keyable (or fx's own node meta asked for)
             return forward(*args, **kwargs)
-        if autocast.enabled():  # its ops' state is not in the key: neither recorded nor replayed
+        if self._host.autocast_seen or autocast.enabled():  # its nodes' autocast state and depth are in no key
             return forward(*args, **kwargs)
         left = self._counts[block] = self._counts[block] - 1  # blocks of this key still to be called
         if left < 1 and block not in self._recorded:  # nothing to replay, no later block to replay it

@@ -35,7 +35,7 @@ from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
 from torchscan.graph import autocast
-from torchscan.graph.autocast import AUTOCAST
+from torchscan.graph.autocast import AUTOCAST, DEPTH
 from torchscan.graph.clone import Fakes, private_arguments, shadow_copy
 from torchscan.graph.fake import analysis_mode
 from torchscan.graph.guards import METADATA, READ, Guard
@@ -228,6 +228,8 @@ class _Tracer(fx.Tracer):
         """Those of them the forward computed, not a tensor the model holds (:attr:`Capture.folded`)."""
         self._methods: dict[type, list[tuple[str, types.FunctionType]]] = {}
         self._stack_copy: dict[str, tuple[str, type]] | None = None
+        self.autocast_seen = False
+        """Whether a node was made under torch.autocast (later nodes note their region depth: :func:`autocast.mark`)."""
         """The copy of ``module_stack`` the nodes made since it last changed share (fx copies it per node)."""
         self._bytecode: dict[types.CodeType, bytes] = {}
         """Per code object: its bytecode as ``co_code`` gives it (a new copy at every read)."""
@@ -669,8 +671,8 @@ class _Tracer(fx.Tracer):
                 if self._stack_copy is None:
                     self._stack_copy = self.module_stack.copy()
                 node.meta["nn_module_stack"] = self._stack_copy
-        if autocast.enabled() and kind in _CALLS:  # the op runs under torch.autocast: its state, for the passes
-            node.meta[AUTOCAST] = autocast.current()
+        if kind in _CALLS:  # an op run under torch.autocast: its state, for the passes
+            self.autocast_seen = autocast.mark(node, self.autocast_seen)
         if node.stack_trace:
             return node
         above, below = self._walk(sys._getframe())
@@ -1162,6 +1164,7 @@ def _leaf_root_graph(inputs: ModelInputs) -> fx.Graph:
     call.meta[ROOT_CALL] = True
     if inputs.autocast:
         call.meta[AUTOCAST] = inputs.autocast
+        call.meta[DEPTH] = autocast.nesting()
     graph.output(call)
     return graph
 

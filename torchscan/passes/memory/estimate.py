@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 
 from torchscan.passes.memory.backward_flops import backward_costs
+from torchscan.passes.memory.casts import CachedCasts, cached_casts
 from torchscan.passes.memory.context import PlanMemo, memory_graph
 from torchscan.passes.memory.internal import Replay
 from torchscan.passes.memory.peak import walk
@@ -32,7 +33,10 @@ def estimate_memory(
     analyses of one capture at other inputs (:func:`torchscan.sweep`)."""
     context = memory_graph(graph, params, replay, memo)
     transient = {name: recorded.call.transient for name, recorded in context.calls.items()}
-    peak = walk(context.ordered, context.live, transient=transient, families=context.families)
+    casts = cached_casts(replay.graph, context.ordered, context.calls) if replay is not None else CachedCasts()
+    for name, nbytes in casts.found.items():
+        transient[name] = max(0, transient[name] - nbytes)
+    peak = walk(context.ordered, context.live, transient=transient, families=context.families, held=casts.held)
     training, saved_bytes = training_estimates(graph, params, optimizers, context)
     backward = backward_costs(graph, costs or {}, params, context)
     outputs = sum(spec.nbytes for record in context.ordered if record.op == "output" for spec in record.outputs)

@@ -183,6 +183,11 @@ class CallMemory:
     waiting: WaitingMemory | None = None
     """The backward recorded again with gradients already waiting for some of its arguments, as
     :func:`record_calls` reads the graph (None: not recorded, the call's sources hold none then)."""
+    cached: tuple[tuple[int, int], ...] = ()
+    """``(position, bytes)`` of each cast that ``torch.autocast``'s cache keeps (a call run under autocast): the
+    low-precision copy of a float32 leaf that requires grad (a parameter), which the thread's cache holds until
+    the outermost autocast region exits (:mod:`~torchscan.passes.memory.casts`). ``position`` counts the call's
+    tensor arguments (``tree_leaves`` order), then the module's parameters and buffers."""
 
 
 @frozen_record
@@ -206,6 +211,9 @@ def _key(tensor: torch.Tensor) -> int | None:
 
 
 _DEVICE = torch.ops.prim.device.default
+_TO_COPY = torch.ops.aten._to_copy.default
+_REDUCED = frozenset({torch.bfloat16, torch.float16})
+"""The dtypes autocast casts down to (the only casts its cache keeps)."""
 
 
 class _Tracker(TorchDispatchMode):
@@ -214,10 +222,20 @@ class _Tracker(TorchDispatchMode):
     ``peak_pinned``: the same max where the storages :meth:`pin` names count from their making to the
     end, freed or not."""
 
-    def __init__(self, existing: set[int], memo: DispatchMemo | None = None, held: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        existing: set[int],
+        memo: DispatchMemo | None = None,
+        held: Sequence[Any] = (),
+        cacheable: Mapping[int, int] | None = None,
+    ) -> None:
         super().__init__()
         self.existing = existing
         self._memo = memo
+        self._cacheable = cacheable
+        """Storage key -> position of the tensors whose casts autocast's cache would keep (:attr:`cached`)."""
+        self.cached: dict[int, int] = {}
+        """Position -> bytes of the low-precision copy an op made of a :attr:`_cacheable` tensor."""
         self.live: dict[int, tuple[StorageWeakRef, int]] = {}
         for storage in held:
             ref = StorageWeakRef(storage)
@@ -305,6 +323,10 @@ class _Tracker(TorchDispatchMode):
                 if key is not None:
                     self._memo.learn(key, args, kwargs, result)
         result = with_workspace(func, args, kwargs, result)
+        if self._cacheable and func is _TO_COPY and type(result) is FakeTensor and result.dtype in _REDUCED:
+            position = self._cacheable.get(_key(args[0]))  # autocast's cast of a parameter: its cache keeps it
+            if position is not None:
+                self.cached.setdefault(position, int(result.untyped_storage().nbytes()))
         added = 0
         for tensor in _result_tensors(result):
             storage = _storage(tensor)
@@ -383,18 +405,32 @@ def _record(
     the ATen ops' outputs by signature, shared by the calls recorded in one analysis)."""
     leaves = _tensors((args, kwargs))
     existing = {key for tensor in (*leaves, *params) if (key := _key(tensor)) is not None}
-    tracker = _Tracker(existing, memo)
+    tracker = _Tracker(existing, memo, cacheable=_cacheable((*leaves, *params)) if autocast.enabled() else None)
     with torch.no_grad(), tracker:
         result = function(*args, **kwargs)
     outputs = _new_bytes(_tensors(result), existing)
     transient = max(0, tracker.peak - outputs)
+    cached = tuple(sorted(tracker.cached.items()))
     trainable = [param for param in params if param.requires_grad and param.dtype.is_floating_point]
     if not any(wants_grad) and not trainable:
-        return CallMemory(transient=transient), result
+        return CallMemory(transient=transient, cached=cached), result
     try:
-        return _record_training(function, args, kwargs, wants_grad, trainable, transient, memo), result
+        memory = _record_training(function, args, kwargs, wants_grad, trainable, transient, memo)
     except RuntimeError:  # an op without a backward, a leaf modified in place twice…: inference facts only
-        return CallMemory(transient=transient), result
+        memory = CallMemory(transient=transient)
+    return (dataclasses.replace(memory, cached=cached) if cached else memory), result
+
+
+def _cacheable(tensors: Sequence[torch.Tensor]) -> dict[int, int]:
+    """Storage key -> position of the tensors whose casts autocast's cache keeps: float32 leaves that require
+    grad and are no view (a parameter; ATen's ``cached_cast`` tests the same)."""
+    found = {}
+    for position, tensor in enumerate(tensors):
+        if tensor.dtype == torch.float32 and tensor.requires_grad and tensor.is_leaf and not tensor._is_view():
+            key = _key(tensor)
+            if key is not None:
+                found.setdefault(key, position)
+    return found
 
 
 def tensor_index_memory(

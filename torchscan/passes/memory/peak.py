@@ -59,15 +59,22 @@ def walk(
     kept: Iterable[object] = (),
     transient: Mapping[str, int] | None = None,
     families: Mapping[str, Saves | None] | None = None,
+    held: Iterable[tuple[int, int, int]] = (),
 ) -> ActivationPeak:
     """Forward walk; storages in ``kept`` stay live to the end (saved for backward). ``transient``:
     bytes a node's call holds inside itself above its results, recorded at the ATen level
     (:mod:`~torchscan.passes.memory.internal`), in place of its :func:`workspace` (``families``:
-    each node's family, when at hand)."""
+    each node's family, when at hand). ``held``: ``(index, end, bytes)`` made inside the call at ``index``
+    (in its transient there) and kept after it until the node at ``end`` has run (autocast's cached casts,
+    :func:`~torchscan.passes.memory.casts.cached_casts`)."""
     transient = transient or {}
     kept = frozenset(kept)
     allocs: dict[int, int] = {}
     frees: dict[int, int] = {}
+    after: dict[int, int] = {}
+    for index, end, nbytes in held:
+        after[index] = after.get(index, 0) + nbytes
+        frees[end] = frees.get(end, 0) + nbytes
     live = 0
     for key, nbytes in live_storages.size.items():
         if key in live_storages.inputs:
@@ -89,6 +96,7 @@ def walk(
         timeline.append((record.name, during))
         if during > best:
             best, best_node, best_path = during, record.name, record.module_path
+        live += after.get(record.index, 0)
         live -= frees.get(record.index, 0)
     return ActivationPeak(best, input_bytes, best_node, best_path, tuple(timeline))
 
