@@ -190,6 +190,48 @@ def add_to_first(model: HeldState, y: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def momentum_update(model: HeldState, y: torch.Tensor) -> torch.Tensor:
+    """A momentum encoder's update (MoCo, BYOL, DINO's teacher): every parameter moved in place under no_grad."""
+    with torch.no_grad():
+        for parameter in model.fc.parameters():
+            parameter.mul_(0.5).add_(1)
+    return y
+
+
+def buffers_zeroed(model: HeldState, y: torch.Tensor) -> torch.Tensor:
+    for buffer in model.buffers():
+        buffer.zero_()
+    return y
+
+
+def state_dict_written(model: HeldState, y: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        for value in model.state_dict().values():
+            value.fill_(7)
+    return y
+
+
+def parameters_read(model: HeldState, y: torch.Tensor) -> torch.Tensor:
+    """What Hugging Face's ``self.dtype`` does: the first floating parameter's dtype, read off ``parameters()``."""
+    first = next(parameter for parameter in model.parameters() if parameter.is_floating_point())
+    return y.to(device=first.device, dtype=first.dtype)
+
+
+@pytest.mark.parametrize("branch", BRANCHES)
+@pytest.mark.parametrize("mutate", [momentum_update, buffers_zeroed, state_dict_written, parameters_read])
+def test_tensors_reached_through_parameters_buffers_and_state_dict_unchanged(branch: str, mutate: Mutate) -> None:
+    """The traced copy holds the model's own parameters and buffers (fakes are made only where an op runs on
+    them); a read by name gets the trace's proxy, but a walk of the tensor dicts (``parameters()``,
+    ``buffers()``, ``state_dict()``) got the user's tensors, and an in-place update through it (a momentum
+    encoder's EMA in the forward) changed the user's weights. Every walk now gets fakes."""
+    torch.manual_seed(0)
+    model = HeldState(branch, torch.zeros(3), mutate).train()
+    model.register_buffer("count", torch.ones(3))
+    report = report_of(crawl_checked(model, (3,), batch_size=2))  # no tensor of the model changed
+    assert report.context.output_shapes == ((2, 3),)
+    assert torch.equal(model.count, torch.ones(3))
+
+
 @pytest.mark.parametrize("branch", BRANCHES)
 def test_held_list_tensor_unchanged(branch: str) -> None:
     """``self.state = [t]``, ``self.state[0].add_(1)`` in forward: ``t`` unchanged."""

@@ -289,7 +289,7 @@ def module_config(module: nn.Module, specs: SpecTable | None = None) -> dict[str
     parameters, buffers = state["_parameters"], state["_buffers"]
     if parameters or buffers:
         seen: set[int] = set()
-        for name, tensor in (*parameters.items(), *buffers.items()):  # named_*(recurse=False)
+        for name, tensor in (*dict.items(parameters), *dict.items(buffers)):  # named_*(recurse=False), raw
             if tensor is not None and id(tensor) not in seen:
                 seen.add(id(tensor))
                 config[name] = tensor_spec(tensor, specs)

@@ -67,7 +67,7 @@ class Fakes:
             id(tensor): tensor
             for module in (model.modules() if modules is None else modules)
             for tensors in (module._parameters, module._buffers)
-            for tensor in tensors.values()
+            for tensor in dict.values(tensors)
             if tensor is not None
         }
         self._alone: set[int] | None = None
@@ -133,7 +133,7 @@ class Fakes:
         put: list[torch.Tensor] = []
         for owner in module.modules():
             for tensors in (owner._parameters, owner._buffers):
-                for name, tensor in tensors.items():
+                for name, tensor in dict.items(tensors):  # the copy's own (a trace's view hands out fakes)
                     if tensor is not None and (fake := self.of(tensor)) is not tensor:
                         if put_in:
                             tensors[name] = fake

@@ -787,8 +787,8 @@ def _shape_key(
     own = (
         type(module),
         state.get("training"),  # a class that makes it a property keeps it out of __dict__
-        tuple(map(_shape, parameters.values())) if parameters else (),
-        tuple(map(_shape, buffers.values())) if buffers else (),
+        tuple(map(_shape, dict.values(parameters))) if parameters else (),  # the copy's own (a trace's view
+        tuple(map(_shape, dict.values(buffers))) if buffers else (),  # hands traced code fakes)
         inner,
     )
     number = numbers.get(own)

@@ -606,7 +606,7 @@ class _ShapeRunner:
                 plan = shared
             elif shared.weighted:  # its own weights' dtypes: parameters(recurse=False)
                 weights = tuple(
-                    t.dtype for t in callee._parameters.values() if t is not None and t.dtype.is_floating_point
+                    t.dtype for t in dict.values(callee._parameters) if t is not None and t.dtype.is_floating_point
                 )
                 plan = NodePlan(callee, shared.rule, True, weights)
             else:

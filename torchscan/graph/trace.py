@@ -854,26 +854,50 @@ def _never_called(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("a leaf module's forward is not traced")
 
 
-class _ParameterView(dict):  # type: ignore[type-arg]
-    """A module's ``_parameters`` while it is traced: reads give the tracer's proxies."""
+class _TensorView(dict):  # type: ignore[type-arg]
+    """A module's tensor dict while it is traced: no read hands traced code the copy's own tensor (the user's
+    parameter or buffer itself, which the lazy copy holds: :func:`~torchscan.graph.clone.shadow_copy`).
+    A read by name (``self.weight``) gives :meth:`_named`; a walk of the dict (``parameters()``,
+    ``buffers()``, ``state_dict()``, ``.get``, ``.values()``, ``.items()``) gives the tensors' fakes: a forward
+    updating a parameter in place through ``parameters()`` (a momentum encoder's EMA under ``no_grad``)
+    changed the user's model before, and one reading their dtypes or devices reads them off the fakes."""
 
     tracer: _Tracer
 
     def __getitem__(self, name: str) -> Any:
         tensor = dict.__getitem__(self, name)
-        if tensor is None:
-            return None
-        return self.tracer.shaped(tensor) if self.tracer.shaping else self.tracer.parameter(tensor)
+        if tensor is None or isinstance(tensor, fx.Proxy):
+            return tensor
+        return self.tracer.shaped(tensor) if self.tracer.shaping else self._named(tensor)
 
+    def _named(self, tensor: torch.Tensor) -> Any:
+        return self.tracer.buffer(tensor)
 
-class _BufferView(dict):  # type: ignore[type-arg]
-    """A module's ``_buffers`` while it is traced: reads give fakes."""
-
-    tracer: _Tracer
-
-    def __getitem__(self, name: str) -> Any:
-        tensor = dict.__getitem__(self, name)
+    def _walked(self, tensor: Any) -> Any:
+        if tensor is None or isinstance(tensor, fx.Proxy):
+            return tensor
         return self.tracer.shaped(tensor) if self.tracer.shaping else self.tracer.buffer(tensor)
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return self[name] if dict.__contains__(self, name) else default
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return [self._walked(tensor) for tensor in dict.values(self)]
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return [(name, self._walked(tensor)) for name, tensor in dict.items(self)]
+
+
+class _ParameterView(_TensorView):
+    """A module's ``_parameters`` while it is traced: a read by name gives the tracer's proxy (a ``get_attr``
+    node), a walk the fakes (which an op of the graph reads as that ``get_attr``: :meth:`_Tracer.create_arg`)."""
+
+    def _named(self, tensor: torch.Tensor) -> Any:
+        return self.tracer.parameter(tensor)
+
+
+class _BufferView(_TensorView):
+    """A module's ``_buffers`` while it is traced: reads give fakes."""
 
 
 class _Interception(RoutedCalls):
