@@ -17,6 +17,7 @@ from torchscan.graph.calls import (
     module_path_of,
     resolve_target,
 )
+from torchscan.graph.grad_mode import NO_GRAD, NO_GRAD_NODES
 from torchscan.graph.shapes import NodeValues, SpecTable
 from torchscan.records import RECORD, NodeRecord, tensor_leaves
 from torchscan.records.frozen import frozen_record
@@ -43,7 +44,8 @@ def build_graph(
     memo: dict[str, Any] | None = None,
     modules: Mapping[str, nn.Module] | None = None,
 ) -> nx.DiGraph:
-    """A DiGraph with a :class:`NodeRecord` under ``RECORD`` per node of ``traced`` and data-flow edges.
+    """A DiGraph with a :class:`NodeRecord` under ``RECORD`` per node of ``traced`` and data-flow edges (the
+    nodes made with grad mode disabled under :data:`~torchscan.graph.grad_mode.NO_GRAD_NODES`).
 
     ``memo`` keeps each node's shape-independent parts across builds over the same capture (a sweep);
     ``modules``: ``root.named_modules(remove_duplicate=False)`` as a dict, when the caller has it.
@@ -54,6 +56,7 @@ def build_graph(
     specs: SpecTable = {}  # the modules' parameter specs, one per distinct value
     nodes: list[tuple[str, dict[str, NodeRecord]]] = []
     edges: list[tuple[str, str]] = []
+    no_grad: list[str] = []
     for index, node in enumerate(traced.nodes):
         static = memo.get(node.name)
         if static is None:
@@ -63,7 +66,11 @@ def build_graph(
         record = _record(node, index, static, values.get(node.name), binder)
         nodes.append((node.name, {RECORD: record}))
         edges.extend((source, node.name) for source in static.sources)
+        if NO_GRAD in node.meta:
+            no_grad.append(node.name)
     graph = nx.DiGraph()
+    if no_grad:
+        graph.graph[NO_GRAD_NODES] = frozenset(no_grad)
     graph.add_nodes_from(nodes)  # fx order is topological: every edge's source is already a node
     graph.add_edges_from(edges)
     return graph

@@ -250,7 +250,7 @@ class BlockReuse:
         block = self._module_keys.get(module)
         if block is None or fx_traceback.has_preserved_node_meta():  # not keyable (or fx's own node meta asked for)
             return forward(*args, **kwargs)
-        if self._host.autocast_seen or autocast.enabled():  # its nodes' autocast state and depth are in no key
+        if self._host.autocast_seen or autocast.enabled() or not torch.is_grad_enabled():  # states in no key
             return forward(*args, **kwargs)
         left = self._counts[block] = self._counts[block] - 1  # blocks of this key still to be called
         if left < 1 and block not in self._recorded:  # nothing to replay, no later block to replay it

@@ -35,6 +35,7 @@ from torchscan.graph import autocast
 from torchscan.graph.autocast import AUTOCAST
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
+from torchscan.graph.grad_mode import NO_GRAD
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, Pending, ShapeRules, answer, materialize
 from torchscan.graph.writes import written
@@ -494,9 +495,15 @@ class _ShapeRunner:
         return forward_of(module)(*args, **kwargs)
 
     def run_node(self, n: fx.Node) -> Any:
-        """The node's value, its :class:`NodeValues` kept; run under the ``torch.autocast`` state its op
-        ran under (:mod:`~torchscan.graph.autocast`: autocast off for the others, whatever the thread's)."""
-        state = n.meta.get(AUTOCAST)
+        """The node's value, its :class:`NodeValues` kept; run under the ``torch.autocast`` state and the grad
+        mode its op ran under (:mod:`~torchscan.graph.autocast`, :mod:`~torchscan.graph.grad_mode`: autocast off
+        and grad on for the others, whatever the thread's: the trace's shape pass runs inside the forward)."""
+        meta = n.meta
+        state = meta.get(AUTOCAST)
+        grad = NO_GRAD not in meta
+        if torch.is_grad_enabled() is not grad:
+            with torch.set_grad_enabled(grad):
+                return self.run_node(n)
         if state is None and not autocast.enabled():
             return self._run_node(n, cast=False)
         with autocast.applied(state or ()):

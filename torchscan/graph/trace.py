@@ -34,7 +34,7 @@ from torch.fx import traceback as fx_traceback
 from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
-from torchscan.graph import autocast
+from torchscan.graph import autocast, grad_mode
 from torchscan.graph.autocast import AUTOCAST, DEPTH
 from torchscan.graph.clone import Fakes, private_arguments, shadow_copy
 from torchscan.graph.fake import analysis_mode
@@ -671,8 +671,9 @@ class _Tracer(fx.Tracer):
                 if self._stack_copy is None:
                     self._stack_copy = self.module_stack.copy()
                 node.meta["nn_module_stack"] = self._stack_copy
-        if kind in _CALLS:  # an op run under torch.autocast: its state, for the passes
+        if kind in _CALLS:  # an op run under torch.autocast or with grad disabled: its state, for the passes
             self.autocast_seen = autocast.mark(node, self.autocast_seen)
+            grad_mode.mark(node)
         if node.stack_trace:
             return node
         above, below = self._walk(sys._getframe())

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import networkx as nx
 
+from torchscan.graph.grad_mode import NO_GRAD_NODES
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord
 
@@ -23,17 +24,26 @@ def requires_grad(
 
     A ``call_module`` node with trainable parameters and a ``get_attr`` of a parameter that requires
     grad (not a buffer, a frozen parameter, a plain tensor attribute or one the forward computed from
-    constants) require grad; so does any node reading one.
+    constants) require grad; so does any node reading one. A node whose op ran with grad mode disabled
+    (:data:`~torchscan.graph.grad_mode.NO_GRAD_NODES`: a frozen backbone under ``no_grad``) requires none, and a
+    parameter only such nodes read gets no gradient.
     ``sources`` (what each node reads) and ``trainable`` (:func:`trainable_bytes`) when at hand.
     """
     flags: dict[str, bool] = {}
     trainable = trainable_bytes(params) if trainable is None else trainable
     sources = graph.pred if sources is None else sources
+    no_grad = graph.graph.get(NO_GRAD_NODES, frozenset())
+    read_with_grad = (
+        {source for record in ordered if record.name not in no_grad for source in sources[record.name]}
+        if no_grad
+        else None
+    )
     for record in ordered:
-        if record.op == "placeholder":
+        if record.op == "placeholder" or record.name in no_grad:
             flags[record.name] = False
         elif record.op == "get_attr":
-            flags[record.name] = any(ref.trainable for ref in record.storages)
+            read = read_with_grad is None or record.name in read_with_grad
+            flags[record.name] = read and any(ref.trainable for ref in record.storages)
         else:
             own = record.op == "call_module" and trainable.get(record.module_path, 0) > 0
             flows = any(flags.get(source, False) for source in sources[record.name])

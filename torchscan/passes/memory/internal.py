@@ -84,6 +84,7 @@ from torchscan.graph.autocast import AUTOCAST
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import DispatchMemo
 from torchscan.graph.fake import fake_tensor
+from torchscan.graph.grad_mode import NO_GRAD
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import Pending
 from torchscan.graph.writes import INDEX_WRITES, written
@@ -400,9 +401,11 @@ def _record(
     wants_grad: Sequence[bool],
     params: Sequence[torch.Tensor],
     memo: DispatchMemo | None = None,
+    train: bool = True,
 ) -> tuple[CallMemory, Any]:
     """The :class:`CallMemory` of ``function(*args, **kwargs)`` and its (inference) result (``memo``:
-    the ATen ops' outputs by signature, shared by the calls recorded in one analysis)."""
+    the ATen ops' outputs by signature, shared by the calls recorded in one analysis; ``train``: False for a
+    call run with grad mode disabled, whose training facts are its inference ones)."""
     leaves = _tensors((args, kwargs))
     existing = {key for tensor in (*leaves, *params) if (key := _key(tensor)) is not None}
     tracker = _Tracker(existing, memo, cacheable=_cacheable((*leaves, *params)) if autocast.enabled() else None)
@@ -412,7 +415,7 @@ def _record(
     transient = max(0, tracker.peak - outputs)
     cached = tuple(sorted(tracker.cached.items()))
     trainable = [param for param in params if param.requires_grad and param.dtype.is_floating_point]
-    if not any(wants_grad) and not trainable:
+    if not train or (not any(wants_grad) and not trainable):
         return CallMemory(transient=transient, cached=cached), result
     try:
         memory = _record_training(function, args, kwargs, wants_grad, trainable, transient, memo)
@@ -1093,12 +1096,13 @@ def record_calls(
             else:
                 key, sources, wants = peeked
             state = node.meta.get(AUTOCAST)
+            train = NO_GRAD not in node.meta  # with grad disabled, the call's training is its inference
             params = [*module.parameters(), *module.buffers()] if module is not None else []
             if isinstance(fake_mode, FakeTensorMode):  # a real copy's tensors (real-forward): as the mode reads them
                 params = [_as_read(tensor, fake_mode) for tensor in params]
             known = cache.get((key, frozenset())) if waiting else None  # recorded before, with nothing waiting
             if known is None:
-                if state is not None:  # under torch.autocast: the closed forms know nothing of its casts
+                if state is not None or not train:  # the closed forms know nothing of autocast's casts or no_grad
                     known = None
                 elif module is None:
                     known = (
@@ -1111,7 +1115,7 @@ def record_calls(
                 if known is None:
                     try:
                         with _autocast_of(state):
-                            known, result = _record(function, args, kwargs, wants, params, memo)
+                            known, result = _record(function, args, kwargs, wants, params, memo, train)
                     except Exception:
                         continue
                     values.set(name, written(function, args, result))
@@ -1216,8 +1220,10 @@ def _call_key(
     arguments the recording differentiates (``peek``: the arguments as :meth:`_Values.peek_call` gives them)."""
     leaves = _arguments((args, kwargs))
     sources = _sources(node, values, leaves, peek)
-    wants = _wants(leaves, sources, grads)
+    wants = _wants(leaves, sources, grads) if NO_GRAD not in node.meta else [False] * len(leaves)
     target = modules.of(module) if module is not None else (node.op, node.target)
+    if NO_GRAD in node.meta:  # run with grad mode disabled: no autograd graph, whatever requires grad
+        target = (target, NO_GRAD)
     state = node.meta.get(AUTOCAST)  # the same call under torch.autocast is another call
     if state is not None:
         target = (target, state)

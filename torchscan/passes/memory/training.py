@@ -102,7 +102,11 @@ def training_estimates(
     kept = {key for keys in saved.values() for key in keys}
     saved_bytes = sum(live.size[key] for key in kept) + sum(extra.values())
     # forward: saved storages stay; extras are allocated at their node and stay too
-    transient = {name: recorded.call.train_transient for name, recorded in context.calls.items()}
+    transient = {  # a call recorded without training facts (nothing of it requires grad, or grad disabled) runs as
+        # in inference
+        name: recorded.call.train_transient if recorded.call.trained else recorded.call.transient
+        for name, recorded in context.calls.items()
+    }
     forward = walk(context.ordered, live, kept, transient, context.families).bytes + sum(extra.values())
     backward = _backward_peak(context, saved, extra)
     read, tensors = _trained(context)

@@ -1,0 +1,106 @@
+"""Grad mode regions of a forward (``torchscan/graph/grad_mode.py``): the nodes made with grad disabled are
+marked whatever the caller's mode, the shape pass runs them so, and block reuse replays none of another mode."""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import pytest
+import torch
+from torch import nn
+
+import torchscan.graph.capture as capture_module
+from torchscan import crawl_module
+from torchscan.graph.grad_mode import NO_GRAD_NODES
+from torchscan.graph.trace import capture
+
+
+class _Regions(nn.Module):
+    """Ops under ``no_grad``, ``inference_mode`` and ``set_grad_enabled(False)``, and ops outside them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c, self.d = (nn.Linear(8, 8) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a(x)
+        with torch.no_grad():
+            x = self.b(x)
+        with torch.inference_mode():
+            y = self.c(x.clone())
+        with torch.set_grad_enabled(False):
+            z = torch.relu(y)
+        return self.d(x) + z
+
+
+def _no_grad_nodes(report: object) -> frozenset[str]:
+    return report.records.graph.get(NO_GRAD_NODES, frozenset())  # type: ignore[attr-defined]
+
+
+def test_nodes_made_with_grad_disabled_are_marked_whatever_the_callers_mode() -> None:
+    expected = {"b", "clone", "c", "relu"}
+    assert _no_grad_nodes(crawl_module(_Regions(), (8,))) == expected
+    with torch.no_grad():  # the capture runs the forward with grad on: only the forward's own regions count
+        assert _no_grad_nodes(crawl_module(_Regions(), (8,))) == expected
+    with torch.inference_mode():
+        assert _no_grad_nodes(crawl_module(_Regions(), (8,))) == expected
+    assert not _no_grad_nodes(crawl_module(nn.Sequential(nn.Linear(8, 8), nn.ReLU()), (8,)))
+
+
+class _Momentum(nn.Module):
+    """A momentum encoder's update by attribute (``self.key.weight.mul_``) under ``no_grad``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query, self.key = nn.Linear(16, 16), nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            self.key.weight.mul_(0.9).add_(self.query.weight, alpha=0.1)
+            key = self.key(x)
+        return self.query(x), key
+
+
+def test_a_parameter_updated_in_place_under_no_grad_is_traced() -> None:
+    """Before, the shape pass ran ``mul_`` on the parameter's fake with grad on: torch refuses an in-place op on a
+    leaf that requires grad, and the capture fell back to recording a forward."""
+    model = _Momentum().train()
+    weights = [parameter.detach().clone() for parameter in model.parameters()]
+    report = crawl_module(model, (16,))
+    assert report.context.capture == "torch.fx"
+    assert not [d for d in report.diagnostics if d.code == "capture-fallback"]
+    assert {"mul_", "add_", "key"} <= _no_grad_nodes(report)
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters(), strict=True))
+
+
+class _TeacherStudent(nn.Module):
+    """A student and its teacher of the same blocks (one reuse key), the teacher under ``no_grad``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.student = nn.Sequential(*(nn.Sequential(nn.Linear(16, 16), nn.GELU()) for _ in range(3)))
+        self.teacher = copy.deepcopy(self.student)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = self.teacher(x)
+        return self.student(x) - target
+
+
+def test_blocks_replay_nothing_of_another_grad_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The teacher's blocks have the student's key: replayed, their nodes would not be marked (the replay of a
+    block traced with grad on) and the teacher would train."""
+    model = _TeacherStudent().train()
+    with monkeypatch.context() as patched:
+        patched.setattr(capture_module, "capture", functools.partial(capture, min_share=0))
+        reused = crawl_module(model, (16,))
+    with monkeypatch.context() as patched:
+        patched.setattr(capture_module, "capture", functools.partial(capture, reuse=False))
+        plain = crawl_module(model, (16,))
+    assert reused.to_dict() == plain.to_dict()
+    assert len(_no_grad_nodes(reused)) == 6  # the teacher's three linear layers and three GELUs
+    memory = reused.memory
+    assert memory is not None
+    student = sum(parameter.numel() * 4 for parameter in model.student.parameters())
+    assert memory.training_for("sgd").grad_bytes == student
