@@ -89,7 +89,7 @@ class SymbolicReport:
         def leaf(path: Path, value: Any) -> Any:
             return NO_FORMULA if path in unfitted else formulas.get(path, value)
 
-        return rebuild(self.fitted.template, leaf, records=nx.DiGraph())
+        return _peaks_from_phases(rebuild(self.fitted.template, leaf, records=nx.DiGraph()))
 
     @property
     def totals(self) -> Any:
@@ -186,7 +186,7 @@ class SymbolicReport:
                 return value_at(formulas[path], ordered)
             return fill.get(path, value) if path in self.fitted.unfitted else value
 
-        return rebuild(self.fitted.template, leaf, records=nx.DiGraph())
+        return _peaks_from_phases(rebuild(self.fitted.template, leaf, records=nx.DiGraph()))
 
     def max_fit(self, name: str, memory: int | str, optimizer: str | None = None, **fixed: int) -> Fit:
         """The largest admitted value of size ``name`` whose static memory estimate fits ``memory`` bytes
@@ -312,6 +312,30 @@ def _search(peak: Callable[[int], int], budget: int, low: int, step: int, last: 
         recent = (recent[1], guess)
         slow = slow + 1 if 2 * (high - low) > width else 0
     return low, high
+
+
+def _peaks_from_phases(report: Report) -> Report:
+    """``report`` with each training estimate's peak made from its phases as the training pass makes it:
+    ``params + buffers + state + max(phases)``, the phase the first of equal maxima (a formula, sympy's ``Max``,
+    where a phase has one). A peak fitted on its own is one phase's polynomial wherever that phase wins on the
+    grid and at the checks, and wrong where another wins elsewhere (the forward over the backward at ``B=10,
+    S=5`` on a random net, 112 bytes under); the phases' own formulas hold wherever they were fitted."""
+    memory = report.memory
+    if memory is None or not memory.training:
+        return report
+    training = []
+    for estimate in memory.training:
+        parts = (estimate.param_bytes, estimate.buffer_bytes, estimate.optimizer_state_bytes)
+        phases = dict(estimate.phases)
+        values = [*parts, *phases.values()]
+        if not phases or any(isinstance(value, NoFormula) for value in values):
+            training.append(estimate)
+        elif all(isinstance(value, int) for value in values):
+            phase = max(phases, key=lambda name: phases[name])
+            training.append(dataclasses.replace(estimate, peak_bytes=sum(parts) + phases[phase], peak_phase=phase))
+        else:
+            training.append(dataclasses.replace(estimate, peak_bytes=sympy.Add(*parts, sympy.Max(*phases.values()))))
+    return dataclasses.replace(report, memory=dataclasses.replace(memory, training=tuple(training)))
 
 
 def _peak(report: Report, optimizer: str | None) -> tuple[int, str]:
