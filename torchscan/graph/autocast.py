@@ -61,9 +61,9 @@ DEVICE_TYPES: tuple[str, ...] = tuple(device_type for device_type in _KNOWN if _
 """The device types this torch has an autocast state for."""
 
 
-def enabled() -> bool:
-    """Whether autocast is enabled for any device type in this thread (one C call)."""
-    return torch._C._is_any_autocast_enabled()
+enabled = torch._C._is_any_autocast_enabled
+"""``enabled()``: whether autocast is enabled for any device type in this thread (torch's C function itself: it is
+asked once per node)."""
 
 
 def current() -> Autocast:

@@ -499,6 +499,8 @@ class _ShapeRunner:
         mode its op ran under (:mod:`~torchscan.graph.autocast`, :mod:`~torchscan.graph.grad_mode`: autocast off
         and grad on for the others, whatever the thread's: the trace's shape pass runs inside the forward)."""
         meta = n.meta
+        if AUTOCAST not in meta and NO_GRAD not in meta and torch.is_grad_enabled() and not autocast.enabled():
+            return self._run_node(n, cast=False)  # most nodes, most of the time
         state = meta.get(AUTOCAST)
         grad = NO_GRAD not in meta
         if torch.is_grad_enabled() is not grad:

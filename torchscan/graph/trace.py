@@ -34,10 +34,11 @@ from torch.fx import traceback as fx_traceback
 from torch.utils._pytree import tree_leaves
 
 from torchscan.errors import CaptureError
-from torchscan.graph import autocast, grad_mode
+from torchscan.graph import autocast
 from torchscan.graph.autocast import AUTOCAST, DEPTH
 from torchscan.graph.clone import Fakes, private_arguments, shadow_copy
 from torchscan.graph.fake import analysis_mode
+from torchscan.graph.grad_mode import NO_GRAD
 from torchscan.graph.guards import METADATA, READ, Guard
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
@@ -672,8 +673,10 @@ class _Tracer(fx.Tracer):
                     self._stack_copy = self.module_stack.copy()
                 node.meta["nn_module_stack"] = self._stack_copy
         if kind in _CALLS:  # an op run under torch.autocast or with grad disabled: its state, for the passes
-            self.autocast_seen = autocast.mark(node, self.autocast_seen)
-            grad_mode.mark(node)
+            if self.autocast_seen or autocast.enabled():
+                self.autocast_seen = autocast.mark(node, True)
+            if not torch.is_grad_enabled():
+                node.meta[NO_GRAD] = True
         if node.stack_trace:
             return node
         above, below = self._walk(sys._getframe())
