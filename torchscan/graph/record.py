@@ -34,10 +34,11 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.errors import CaptureError, ShapeError
-from torchscan.graph import autocast, grad_mode
+from torchscan.graph import autocast
 from torchscan.graph.clone import ModelCopy
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.fake import analysis_mode
+from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
 from torchscan.graph.shapes import (
@@ -130,9 +131,9 @@ class _Recorder(TorchFunctionMode):
         self.memo = DispatchMemo(fake_mode) if fake_mode is not None and memo else None
         self._autocast_seen = False
         """Whether a call was made under torch.autocast (:func:`~torchscan.graph.autocast.mark`)."""
-        self.grad_marks = fake_mode is not None
-        """Whether nodes note a disabled grad mode (:func:`~torchscan.graph.grad_mode.mark`): on fake tensors, where
-        the forward runs with grad enabled; a real forward runs under ``no_grad`` throughout."""
+        self.grad_marks = GradMarks() if fake_mode is not None else None
+        """What notes a node made with grad mode disabled (:class:`~torchscan.graph.grad_mode.GradMarks`): on fake
+        tensors, where the forward runs with grad enabled (a real forward runs under ``no_grad`` throughout)."""
         """Repeated torch calls answered from the first dispatch's output metadata."""
         self.graph = fx.Graph()
         self.root = root
@@ -262,8 +263,8 @@ class _Recorder(TorchFunctionMode):
         node.meta[NN_MODULE_STACK] = self._stack_meta()
         node.meta["stack_trace"] = stack_trace  # the property's setter, without Node.__setattr__'s bookkeeping
         self._autocast_seen = autocast.mark(node, self._autocast_seen)  # its torch.autocast state, for the passes
-        if self.grad_marks:
-            grad_mode.mark(node)
+        if self.grad_marks is not None:
+            self.grad_marks.mark(node)
         described = describe(result, self._specs)
         self.values[node.name] = NodeValues(
             describe(tuple(args), self._specs),
@@ -285,8 +286,8 @@ class _Recorder(TorchFunctionMode):
                     item_node.meta[NN_MODULE_STACK] = outer
                     item_node.meta["stack_trace"] = stack_trace
                     self._autocast_seen = autocast.mark(item_node, self._autocast_seen)
-                    if self.grad_marks:
-                        grad_mode.mark(item_node)
+                    if self.grad_marks is not None:
+                        self.grad_marks.mark(item_node)
                     self.values[item_node.name] = NodeValues(
                         (described, index),
                         {},

@@ -38,7 +38,7 @@ from torchscan.graph import autocast
 from torchscan.graph.autocast import AUTOCAST, DEPTH
 from torchscan.graph.clone import Fakes, private_arguments, shadow_copy
 from torchscan.graph.fake import analysis_mode
-from torchscan.graph.grad_mode import NO_GRAD
+from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.guards import METADATA, READ, Guard
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
@@ -230,6 +230,7 @@ class _Tracer(fx.Tracer):
         self._methods: dict[type, list[tuple[str, types.FunctionType]]] = {}
         self._stack_copy: dict[str, tuple[str, type]] | None = None
         self.autocast_seen = False
+        self._grad_marks = GradMarks()
         """Whether a node was made under torch.autocast (later nodes note their region depth: :func:`autocast.mark`)."""
         """The copy of ``module_stack`` the nodes made since it last changed share (fx copies it per node)."""
         self._bytecode: dict[types.CodeType, bytes] = {}
@@ -676,7 +677,7 @@ class _Tracer(fx.Tracer):
             if self.autocast_seen or autocast.enabled():
                 self.autocast_seen = autocast.mark(node, True)
             if not torch.is_grad_enabled():
-                node.meta[NO_GRAD] = True
+                self._grad_marks.mark(node)
         if node.stack_trace:
             return node
         above, below = self._walk(sys._getframe())
