@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import torchscan.graph.capture as capture_module
-from torchscan import crawl_module
+from torchscan import crawl_module, sweep
 from torchscan.graph.grad_mode import NO_GRAD_NODES
 from torchscan.graph.trace import capture
 
@@ -159,3 +159,12 @@ def test_an_autograd_functions_forward_is_no_region_of_the_forward(build: type[n
     memory = report.memory
     assert memory is not None
     assert memory.training_for("sgd").grad_bytes == sum(parameter.numel() * 4 for parameter in model.parameters())
+
+
+@pytest.mark.parametrize("build", [_Regions, _Momentum, _TeacherStudent])
+def test_a_sweep_over_batch_sizes_equals_fresh_analyses(build: type[nn.Module]) -> None:
+    model, width = build().train(), 8 if build is _Regions else 16
+    sizes = (1, 3, 8)
+    swept = sweep(model, [{"batch_size": size} for size in sizes], input_shape=(width,))
+    fresh = [crawl_module(model, (width,), batch_size=size) for size in sizes]
+    assert [report.to_dict() for report in swept] == [report.to_dict() for report in fresh]

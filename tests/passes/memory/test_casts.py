@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from torchscan import crawl_module
+from torchscan import crawl_module, sweep
 from torchscan.measure.cpu import measure_inference
 
 BF16 = torch.bfloat16
@@ -132,3 +132,11 @@ def test_a_recorded_forward_keeps_the_copies_too() -> None:
     assert report.context.capture != "torch.fx"
     assert report.memory is not None
     assert report.memory.activation_peak_bytes == measure_inference(model, [torch.randn(2, 64)]).total_bytes
+
+
+def test_a_sweep_keeps_the_copies_as_fresh_analyses_do() -> None:
+    model = _Nested().eval()
+    swept = sweep(model, [{"batch_size": size} for size in (1, 4, 16)], input_shape=(256,))
+    assert [report.to_dict() for report in swept] == [
+        crawl_module(model, (256,), batch_size=size).to_dict() for size in (1, 4, 16)
+    ]
