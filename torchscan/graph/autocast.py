@@ -25,6 +25,7 @@ from torch import fx
 
 __all__ = [
     "AUTOCAST",
+    "AUTOCAST_NODES",
     "DEPTH",
     "DEVICE_TYPES",
     "Autocast",
@@ -38,6 +39,9 @@ __all__ = [
 
 AUTOCAST = "torchscan_autocast"
 """fx node meta key: the node's :data:`Autocast` state, where not empty."""
+
+AUTOCAST_NODES = "autocast_nodes"
+"""Records graph attribute: the names of the nodes made under autocast (a frozenset; absent: none)."""
 
 DEPTH = "torchscan_autocast_depth"
 """fx node meta key: how many autocast regions (enabled or not) the thread was in when the node was made, on the
@@ -68,7 +72,7 @@ asked once per node)."""
 
 def current() -> Autocast:
     """This thread's autocast state."""
-    if not torch._C._is_any_autocast_enabled():
+    if not enabled():
         return ()
     return tuple(
         (device_type, torch.get_autocast_dtype(device_type))
@@ -88,7 +92,7 @@ def mark(node: fx.Node, seen: bool) -> bool:
     """Note on a node just made for an op the thread's autocast state (:data:`AUTOCAST`, where enabled) and region
     depth (:data:`DEPTH`), once the capture has met autocast enabled (``seen``: before this node); whether it has
     now. Nothing is read of a capture that never meets it but one C call per node."""
-    if not seen and not torch._C._is_any_autocast_enabled():
+    if not seen and not enabled():
         return False
     state = current()
     if state:

@@ -8,6 +8,7 @@ from typing import Any
 import networkx as nx
 from torch import fx, nn
 
+from torchscan.graph.autocast import AUTOCAST, AUTOCAST_NODES
 from torchscan.graph.calls import (
     ArgumentBinder,
     CallSite,
@@ -45,7 +46,8 @@ def build_graph(
     modules: Mapping[str, nn.Module] | None = None,
 ) -> nx.DiGraph:
     """A DiGraph with a :class:`NodeRecord` under ``RECORD`` per node of ``traced`` and data-flow edges (the
-    nodes made with grad mode disabled under :data:`~torchscan.graph.grad_mode.NO_GRAD_NODES`).
+    nodes made with grad mode disabled under :data:`~torchscan.graph.grad_mode.NO_GRAD_NODES`, those made under
+    autocast under :data:`~torchscan.graph.autocast.AUTOCAST_NODES`).
 
     ``memo`` keeps each node's shape-independent parts across builds over the same capture (a sweep);
     ``modules``: ``root.named_modules(remove_duplicate=False)`` as a dict, when the caller has it.
@@ -57,6 +59,7 @@ def build_graph(
     nodes: list[tuple[str, dict[str, NodeRecord]]] = []
     edges: list[tuple[str, str]] = []
     no_grad: list[str] = []
+    cast: list[str] = []
     for index, node in enumerate(traced.nodes):
         static = memo.get(node.name)
         if static is None:
@@ -66,11 +69,16 @@ def build_graph(
         record = _record(node, index, static, values.get(node.name), binder)
         nodes.append((node.name, {RECORD: record}))
         edges.extend((source, node.name) for source in static.sources)
-        if NO_GRAD in node.meta:
+        meta = node.meta
+        if NO_GRAD in meta:
             no_grad.append(node.name)
+        if AUTOCAST in meta:
+            cast.append(node.name)
     graph = nx.DiGraph()
     if no_grad:
         graph.graph[NO_GRAD_NODES] = frozenset(no_grad)
+    if cast:
+        graph.graph[AUTOCAST_NODES] = frozenset(cast)
     graph.add_nodes_from(nodes)  # fx order is topological: every edge's source is already a node
     graph.add_edges_from(edges)
     return graph

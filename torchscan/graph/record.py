@@ -129,12 +129,12 @@ class _Recorder(TorchFunctionMode):
         """The recording's fake mode: where shape rules answer instead of a dispatch (None: a real forward)."""
         self.rules = rules
         self.memo = DispatchMemo(fake_mode) if fake_mode is not None and memo else None
+        """Repeated torch calls answered from the first dispatch's output metadata."""
         self._autocast_seen = False
         """Whether a call was made under torch.autocast (:func:`~torchscan.graph.autocast.mark`)."""
         self.grad_marks = GradMarks() if fake_mode is not None else None
         """What notes a node made with grad mode disabled (:class:`~torchscan.graph.grad_mode.GradMarks`): on fake
         tensors, where the forward runs with grad enabled (a real forward runs under ``no_grad`` throughout)."""
-        """Repeated torch calls answered from the first dispatch's output metadata."""
         self.graph = fx.Graph()
         self.root = root
         self.registry = registry

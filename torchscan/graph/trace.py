@@ -229,10 +229,11 @@ class _Tracer(fx.Tracer):
         """Those of them the forward computed, not a tensor the model holds (:attr:`Capture.folded`)."""
         self._methods: dict[type, list[tuple[str, types.FunctionType]]] = {}
         self._stack_copy: dict[str, tuple[str, type]] | None = None
-        self.autocast_seen = False
-        self._grad_marks = GradMarks()
-        """Whether a node was made under torch.autocast (later nodes note their region depth: :func:`autocast.mark`)."""
         """The copy of ``module_stack`` the nodes made since it last changed share (fx copies it per node)."""
+        self.autocast_seen = False
+        """Whether a node was made under torch.autocast (later nodes note their region depth: :func:`autocast.mark`)."""
+        self._grad_marks = GradMarks()
+        """What notes the nodes made with grad mode disabled by the forward's code."""
         self._bytecode: dict[types.CodeType, bytes] = {}
         """Per code object: its bytecode as ``co_code`` gives it (a new copy at every read)."""
         self._codes: Codes = {}
@@ -869,36 +870,34 @@ class _TensorView(dict):  # type: ignore[type-arg]
 
     tracer: _Tracer
 
+    by_name = False
+    """Whether a read by name gives the tracer's proxy (parameters) rather than the fake (buffers)."""
+
     def __getitem__(self, name: str) -> Any:
-        tensor = dict.__getitem__(self, name)
+        return self._handed(dict.__getitem__(self, name), self.by_name)
+
+    def _handed(self, tensor: Any, by_name: bool = False) -> Any:
         if tensor is None or isinstance(tensor, fx.Proxy):
             return tensor
-        return self.tracer.shaped(tensor) if self.tracer.shaping else self._named(tensor)
-
-    def _named(self, tensor: torch.Tensor) -> Any:
-        return self.tracer.buffer(tensor)
-
-    def _walked(self, tensor: Any) -> Any:
-        if tensor is None or isinstance(tensor, fx.Proxy):
-            return tensor
-        return self.tracer.shaped(tensor) if self.tracer.shaping else self.tracer.buffer(tensor)
+        if self.tracer.shaping:
+            return self.tracer.shaped(tensor)
+        return self.tracer.parameter(tensor) if by_name else self.tracer.buffer(tensor)
 
     def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
         return self[name] if dict.__contains__(self, name) else default
 
     def values(self) -> list[Any]:  # type: ignore[override]
-        return [self._walked(tensor) for tensor in dict.values(self)]
+        return [self._handed(tensor) for tensor in dict.values(self)]
 
     def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
-        return [(name, self._walked(tensor)) for name, tensor in dict.items(self)]
+        return [(name, self._handed(tensor)) for name, tensor in dict.items(self)]
 
 
 class _ParameterView(_TensorView):
     """A module's ``_parameters`` while it is traced: a read by name gives the tracer's proxy (a ``get_attr``
     node), a walk the fakes (which an op of the graph reads as that ``get_attr``: :meth:`_Tracer.create_arg`)."""
 
-    def _named(self, tensor: torch.Tensor) -> Any:
-        return self.tracer.parameter(tensor)
+    by_name = True
 
 
 class _BufferView(_TensorView):

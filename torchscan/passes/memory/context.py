@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import networkx as nx
 
+from torchscan.graph.autocast import AUTOCAST_NODES
 from torchscan.ops import SavedExtra, Saves
 from torchscan.passes.memory.families import family, saved_extra
 from torchscan.passes.memory.grads import parameter_reads, requires_grad, trainable_bytes
@@ -108,7 +109,9 @@ def memory_graph(
         live=live,
         grads=grads,
         trainable=trainable,
-        calls=recorded_calls(replay, ordered, grads, plan.families) if replay is not None else {},
+        calls=recorded_calls(replay, ordered, grads, plan.families, graph.graph.get(AUTOCAST_NODES, frozenset()))
+        if replay is not None
+        else {},
         reads=plan.reads,
         families=plan.families,
         saved_extras=plan.saved_extras,

@@ -57,7 +57,7 @@ import dataclasses
 import math
 import operator
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -1534,11 +1534,13 @@ def recorded_calls(
     ordered: Sequence[NodeRecord],
     grads: Mapping[str, bool],
     families: Mapping[str, Saves | None] | None = None,
+    cast: Collection[str] = frozenset(),
 ) -> dict[str, NodeMemory]:
     """:func:`record_calls` of every node :func:`worth_recording` (none: nothing is run;
     ``families``: each node's family, when at hand), except a product whose strided operand folds by a
-    view (:meth:`_Operands.plain_product`, read from the shape pass's values: a record holds no strides)."""
-    cast = {node.name for node in replay.graph.nodes if AUTOCAST in node.meta}  # its casts: only a recording sees them
+    view (:meth:`_Operands.plain_product`, read from the shape pass's values: a record holds no strides); and of
+    every call node in ``cast`` (made under autocast: only a recording sees its casts,
+    :data:`~torchscan.graph.autocast.AUTOCAST_NODES`)."""
     chosen = [
         record for record in ordered if (record.name in cast and _runs(record)) or worth_recording(record, families)
     ]
