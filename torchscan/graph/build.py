@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import networkx as nx
 from torch import fx, nn
 
 from torchscan.graph.autocast import AUTOCAST, AUTOCAST_NODES
+from torchscan.graph.checkpoint import CHECKPOINT, CHECKPOINT_NODES, Region
 from torchscan.graph.calls import (
     ArgumentBinder,
     CallSite,
@@ -47,7 +49,8 @@ def build_graph(
 ) -> nx.DiGraph:
     """A DiGraph with a :class:`NodeRecord` under ``RECORD`` per node of ``traced`` and data-flow edges (the
     nodes made with grad mode disabled under :data:`~torchscan.graph.grad_mode.NO_GRAD_NODES`, those made under
-    autocast under :data:`~torchscan.graph.autocast.AUTOCAST_NODES`).
+    autocast under :data:`~torchscan.graph.autocast.AUTOCAST_NODES`, those made inside a checkpointed call under
+    :data:`~torchscan.graph.checkpoint.CHECKPOINT_NODES`).
 
     ``memo`` keeps each node's shape-independent parts across builds over the same capture (a sweep);
     ``modules``: ``root.named_modules(remove_duplicate=False)`` as a dict, when the caller has it.
@@ -60,6 +63,7 @@ def build_graph(
     edges: list[tuple[str, str]] = []
     no_grad: list[str] = []
     cast: list[str] = []
+    checkpointed: dict[str, Region] = {}
     for index, node in enumerate(traced.nodes):
         static = memo.get(node.name)
         if static is None:
@@ -74,11 +78,15 @@ def build_graph(
             no_grad.append(node.name)
         if AUTOCAST in meta:
             cast.append(node.name)
+        if CHECKPOINT in meta:
+            checkpointed[node.name] = meta[CHECKPOINT]
     graph = nx.DiGraph()
     if no_grad:
         graph.graph[NO_GRAD_NODES] = frozenset(no_grad)
     if cast:
         graph.graph[AUTOCAST_NODES] = frozenset(cast)
+    if checkpointed:
+        graph.graph[CHECKPOINT_NODES] = MappingProxyType(checkpointed)
     graph.add_nodes_from(nodes)  # fx order is topological: every edge's source is already a node
     graph.add_edges_from(edges)
     return graph

@@ -35,6 +35,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph import autocast
+from torchscan.graph.checkpoint import CheckpointMarks
 from torchscan.graph.clone import ModelCopy
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.fake import analysis_mode
@@ -135,6 +136,8 @@ class _Recorder(TorchFunctionMode):
         self.grad_marks = GradMarks() if fake_mode is not None else None
         """What notes a node made with grad mode disabled (:class:`~torchscan.graph.grad_mode.GradMarks`): on fake
         tensors, where the forward runs with grad enabled (a real forward runs under ``no_grad`` throughout)."""
+        self.checkpoints = CheckpointMarks() if fake_mode is not None else None
+        """The checkpointed calls met (:mod:`~torchscan.graph.checkpoint`): on fake tensors, as grad mode."""
         self.graph = fx.Graph()
         self.root = root
         self.registry = registry
@@ -265,6 +268,9 @@ class _Recorder(TorchFunctionMode):
         self._autocast_seen = autocast.mark(node, self._autocast_seen)  # its torch.autocast state, for the passes
         if self.grad_marks is not None:
             self.grad_marks.mark(node)
+        region = self.checkpoints.region(sys._getframe()) if self.checkpoints is not None else None
+        if region is not None:
+            self.checkpoints.mark(node, region)
         described = describe(result, self._specs)
         self.values[node.name] = NodeValues(
             describe(tuple(args), self._specs),
@@ -288,6 +294,8 @@ class _Recorder(TorchFunctionMode):
                     self._autocast_seen = autocast.mark(item_node, self._autocast_seen)
                     if self.grad_marks is not None:
                         self.grad_marks.mark(item_node)
+                    if region is not None:
+                        self.checkpoints.mark(item_node, region)
                     self.values[item_node.name] = NodeValues(
                         (described, index),
                         {},
@@ -557,6 +565,9 @@ def record(
             f"recording a forward of {type(clone).__name__} ({method}) failed: {type(error).__name__}: "
             f"{first_line(error)}{frame}"
         ) from error
+    finally:
+        if recorder.checkpoints is not None:
+            recorder.checkpoints.close()  # the frames it kept hold the forward's locals
     outputs = {path: tuple(names) for path, names in recorder.module_outputs.items()}
     fake_mode = mode if isinstance(mode, FakeTensorMode) else analysis_mode()
     capture = Capture(

@@ -70,6 +70,8 @@ class Host(Protocol):
 
     graph: fx.Graph
     autocast_seen: bool
+    region: Any
+    """The checkpointed call running (:class:`~torchscan.graph.checkpoint.Region`; None: none)."""
     num_calls: dict[str, int]
     module_stack: Any
     node_name_to_scope: dict[str, tuple[str, type]]
@@ -250,8 +252,9 @@ class BlockReuse:
         block = self._module_keys.get(module)
         if block is None or fx_traceback.has_preserved_node_meta():  # not keyable (or fx's own node meta asked for)
             return forward(*args, **kwargs)
-        if self._host.autocast_seen or autocast.enabled() or not torch.is_grad_enabled():  # states in no key
-            return forward(*args, **kwargs)
+        host = self._host
+        if host.autocast_seen or autocast.enabled() or not torch.is_grad_enabled() or host.region is not None:
+            return forward(*args, **kwargs)  # states in no key (a checkpointed call's: its nodes carry it)
         left = self._counts[block] = self._counts[block] - 1  # blocks of this key still to be called
         if left < 1 and block not in self._recorded:  # nothing to replay, no later block to replay it
             return forward(*args, **kwargs)

@@ -38,6 +38,7 @@ from torchscan.graph import autocast
 from torchscan.graph.autocast import AUTOCAST, DEPTH
 from torchscan.graph.clone import Fakes, private_arguments, shadow_copy
 from torchscan.graph.fake import analysis_mode
+from torchscan.graph.checkpoint import CHECKPOINT_CODES, CheckpointMarks, Region
 from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.guards import METADATA, READ, Guard
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse
@@ -234,6 +235,10 @@ class _Tracer(fx.Tracer):
         """Whether a node was made under torch.autocast (later nodes note their region depth: :func:`autocast.mark`)."""
         self._grad_marks = GradMarks()
         """What notes the nodes made with grad mode disabled by the forward's code."""
+        self._checkpoints = CheckpointMarks()
+        """The checkpointed calls met (:mod:`~torchscan.graph.checkpoint`)."""
+        self.region: Region | None = None
+        """The checkpointed call the innermost running :meth:`call_module` runs in (None: none)."""
         self._bytecode: dict[types.CodeType, bytes] = {}
         """Per code object: its bytecode as ``co_code`` gives it (a new copy at every read)."""
         self._codes: Codes = {}
@@ -285,6 +290,7 @@ class _Tracer(fx.Tracer):
         finally:
             self._entry = None
             self.submodule_paths = None
+            self._checkpoints.close()
             if self._reuse is not None:
                 self.replayed = tuple(self._reuse.replayed)
             self._reuse = None  # it refers to the tracer: no cycle left
@@ -612,6 +618,9 @@ class _Tracer(fx.Tracer):
         if above is None:  # equal stacks: one object, kept
             above = self._stacks[interned] = _joined(kept, below)
         self._callers[frame] = above
+        region = self.region
+        if region is None and _checkpointed(below):  # called inside a checkpointed call: its nodes are in it
+            self.region = self._checkpoints.region(frame.f_back)
         try:
             if self.is_leaf_module(m, path):
                 result = self.create_proxy("call_module", path, args, kwargs)
@@ -621,6 +630,7 @@ class _Tracer(fx.Tracer):
                 result = forward(*args, **kwargs)
         finally:
             del self._callers[frame]
+            self.region = region
             del frame  # it refers to this frame: kept, it would hold the frame (and the copy) in a cycle
             popped, _ = self.module_stack.popitem(last=True)
             self._stack_copy = None
@@ -680,8 +690,15 @@ class _Tracer(fx.Tracer):
             if not torch.is_grad_enabled():
                 self._grad_marks.mark(node)
         if node.stack_trace:
+            if kind in _CALLS:  # fx's own path (node meta preserved): a walk of the whole stack
+                self._checkpoints.mark(node, self.region or self._checkpoints.region(sys._getframe()))
             return node
         above, below = self._walk(sys._getframe())
+        if kind in _CALLS:  # inside a checkpointed call: the running module call's, or one called below it
+            region = self.region
+            self._checkpoints.mark(
+                node, region if region is not None or not _checkpointed(below) else self._checkpoints.region(sys._getframe())
+            )
         key = (id(above), below)  # ``above`` is one kept object per distinct stack: a short key for the text
         text = self._node_texts.get(key)
         if text is None:
@@ -1099,15 +1116,22 @@ def plain_node(
 
 
 @final
+def _checkpointed(frames: tuple[Any, ...]) -> bool:
+    """Whether a stack tuple of :func:`_walk` (tokens at even positions) holds a frame of torch's checkpoint."""
+    return any(token.checkpoint for token in frames[::2])
+
+
 class _Code:
     """A code object in a stack tuple of :func:`_walk`, hashed and compared by identity: a code object hashes
     its constants, names, local names and line table at every lookup (0.1–0.8 µs each, a few µs for the
     key of a node's stack); one per code object per trace (:data:`Codes`), so equal stacks stay equal."""
 
-    __slots__ = ("code", "lines")
+    __slots__ = ("checkpoint", "code", "lines")
 
     def __init__(self, code: types.CodeType) -> None:
         self.code = code
+        self.checkpoint = code in CHECKPOINT_CODES
+        """Whether it is torch's checkpoint (:data:`~torchscan.graph.checkpoint.CHECKPOINT_CODES`)."""
         self.lines: dict[int, int] = {}
         """The line of each instruction offset met (``f_lineno`` scans the code's line table at each read)."""
 

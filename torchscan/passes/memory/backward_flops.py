@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import networkx as nx
 
@@ -20,6 +20,7 @@ def backward_costs(
     costs: Mapping[str, Cost | None],
     params: ParamSummary,
     context: MemoryGraph | None = None,
+    recomputed: Iterable[str] = (),
 ) -> dict[str, Cost]:
     """Backward cost per node whose output requires grad.
 
@@ -29,6 +30,9 @@ def backward_costs(
     - every other op: ``1×`` its forward FLOPs (one pass over the gradient); views and
       ``add``-like ops therefore cost what their forward costs (mostly 0).
     - unknown ops (no forward cost): 0, like their forward.
+
+    - a node a checkpointed call runs again in the backward (``recomputed``:
+      :mod:`~torchscan.passes.memory.recompute`): its forward cost on top.
 
     ``context``: :func:`~torchscan.passes.memory.context.memory_graph` of the graph, when at hand.
     """
@@ -47,4 +51,11 @@ def backward_costs(
             result[record.name] = Cost(flops=cost.flops * factor, macs=cost.macs * factor, dmas=cost.dmas * factor)
         else:
             result[record.name] = Cost(flops=cost.flops, macs=cost.macs, dmas=cost.dmas)
+    for name in recomputed:
+        cost = costs.get(name)
+        if cost is not None:
+            before = result.get(name, Cost(flops=0, macs=0, dmas=0))
+            result[name] = Cost(
+                flops=before.flops + cost.flops, macs=before.macs + cost.macs, dmas=before.dmas + cost.dmas
+            )
     return result

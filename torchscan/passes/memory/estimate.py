@@ -11,7 +11,7 @@ from torchscan.passes.memory.casts import CachedCasts, cached_casts
 from torchscan.passes.memory.context import PlanMemo, memory_graph
 from torchscan.passes.memory.internal import Replay
 from torchscan.passes.memory.peak import walk
-from torchscan.passes.memory.training import OPTIMIZERS, training_estimates
+from torchscan.passes.memory.training import OPTIMIZERS, training_step
 from torchscan.passes.params import ParamSummary
 from torchscan.records import Cost, MemoryReport
 
@@ -37,8 +37,9 @@ def estimate_memory(
     for name, nbytes in casts.found.items():
         transient[name] = max(0, transient[name] - nbytes)
     peak = walk(context.ordered, context.live, transient=transient, families=context.families, held=casts.held)
-    training, saved_bytes = training_estimates(graph, params, optimizers, context)
-    backward = backward_costs(graph, costs or {}, params, context)
+    training, saved_bytes, checkpointed = training_step(graph, params, optimizers, context)
+    recomputed = [name for call in checkpointed.calls for name in call.ran] if checkpointed is not None else ()
+    backward = backward_costs(graph, costs or {}, params, context, recomputed)
     outputs = sum(spec.nbytes for record in context.ordered if record.op == "output" for spec in record.outputs)
     return MemoryReport(
         param_bytes=params.param_bytes,

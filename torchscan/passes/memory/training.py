@@ -6,6 +6,7 @@ Steady state is assumed: the second step, ``zero_grad(set_to_none=True)``, forea
 from __future__ import annotations
 
 import functools
+from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal
@@ -20,13 +21,14 @@ from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.internal import NodeMemory, first_sources
 from torchscan.passes.memory.liveness import HELD_OUTPUTS
 from torchscan.passes.memory.peak import walk
+from torchscan.passes.memory.recompute import Checkpointing, Recomputation, checkpointing
 from torchscan.passes.memory.saved import saved_for_backward
 from torchscan.passes.memory.storage import is_view, output_bytes
 from torchscan.passes.params import ParamSummary
 from torchscan.records import RECORD, NodeRecord, TensorSpec, TrainingEstimate
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["OPTIMIZERS", "Optimizer", "OptimizerMemory", "counter_bytes", "training_estimates"]
+__all__ = ["OPTIMIZERS", "Optimizer", "OptimizerMemory", "counter_bytes", "training_estimates", "training_step"]
 
 _VIEWS = frozenset({Saves.NOTHING, Saves.INDEX})
 """Families of views (a basic index is one): an item of a call's tuple, a piece and an argument returned as it
@@ -96,19 +98,38 @@ def training_estimates(
 
     ``context``: :func:`~torchscan.passes.memory.context.memory_graph` of the graph, when at hand.
     """
+    estimates, saved_bytes, _ = training_step(graph, params, optimizers, context)
+    return estimates, saved_bytes
+
+
+def training_step(
+    graph: nx.DiGraph,
+    params: ParamSummary,
+    optimizers: Iterable[str] = tuple(OPTIMIZERS),
+    context: MemoryGraph | None = None,
+) -> tuple[tuple[TrainingEstimate, ...], int, Checkpointing | None]:
+    """:func:`training_estimates`, with the graph's checkpointed calls as the step runs them
+    (:func:`~torchscan.passes.memory.recompute.checkpointing`; None: none)."""
     context = memory_graph(graph, params) if context is None else context
     live = context.live
     saved, extra, _ = saved_for_backward(graph, params, context)
-    kept = {key for keys in saved.values() for key in keys}
-    saved_bytes = sum(live.size[key] for key in kept) + sum(extra.values())
-    # forward: saved storages stay; extras are allocated at their node and stay too
     transient = {  # a call recorded without training facts (nothing of it requires grad, or grad disabled) runs as
         # in inference
         name: recorded.call.train_transient if recorded.call.trained else recorded.call.transient
         for name, recorded in context.calls.items()
     }
-    forward = walk(context.ordered, live, kept, transient, context.families).bytes + sum(extra.values())
-    backward = _backward_peak(context, saved, extra)
+    plan = checkpointing(context, saved, extra, transient)
+    if plan is None:
+        kept = {key for keys in saved.values() for key in keys}
+        kept_extra = sum(extra.values())
+    else:  # a checkpointed call keeps its inputs, not what its ops save
+        remade = plan.of_node
+        kept = {key for name, keys in saved.items() if name not in remade for key in keys} | set(plan.held)
+        kept_extra = sum(nbytes for name, nbytes in extra.items() if name not in remade)
+    saved_bytes = sum(live.size[key] for key in kept) + kept_extra
+    # forward: saved storages stay; extras are allocated at their node and stay too
+    forward = walk(context.ordered, live, kept, transient, context.families).bytes + kept_extra
+    backward = _backward_peak(context, saved, extra, plan)
     read, tensors = _trained(context)
     trainable = min(
         sum(entry.nbytes for held in params.by_module.values() for entry in held.entries if entry.trainable), read
@@ -138,10 +159,15 @@ def training_estimates(
                 phases=tuple(phases.items()),
             )
         )
-    return tuple(estimates), saved_bytes
+    return tuple(estimates), saved_bytes, plan
 
 
-def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], extra: Mapping[str, int]) -> int:
+def _backward_peak(
+    context: MemoryGraph,
+    saved: Mapping[str, tuple[Any, ...]],
+    extra: Mapping[str, int],
+    plan: Checkpointing | None = None,
+) -> int:
     """Peak of (remaining saved + live activation grads + parameter grads) over the backward.
 
     Held throughout: the inputs, the output and the tensors the output's objects hold (a key/value cache,
@@ -179,21 +205,33 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
     bytes of it unspent).
     """
     ordered, sources, grads, live_storages = context.ordered, context.sources, context.grads, context.live
+    remade: Mapping[str, Recomputation] = plan.of_node if plan is not None else {}
     first_saver: dict[Any, int] = {}
     for record in ordered:
+        if record.name in remade:  # a checkpointed call's: remade in the backward (its copies, below)
+            continue
         for key in saved.get(record.name, ()):
             first_saver.setdefault(key, record.index)
+    if plan is not None:  # a checkpointed call's inputs, kept to its backward
+        for key, index in plan.held.items():
+            if first_saver.get(key, index) >= index:
+                first_saver[key] = index
     kept = set(first_saver)
     # the caller holds the output through the backward, and with it what the output's objects hold (a
     # key/value cache: HELD_OUTPUTS), though only some of those tensors are saved for the backward
     held_by_output = [source for record in ordered if record.op == "output" for source in sources[record.name]]
     held_by_output += context.graph.graph.get(HELD_OUTPUTS, ())
     outputs = {key for name in held_by_output for key in live_storages.of_node.get(name, ())}
-    live = sum(live_storages.size[key] for key in kept | outputs | set(live_storages.inputs)) + sum(extra.values())
+    live = sum(live_storages.size[key] for key in kept | outputs | set(live_storages.inputs))
+    live += sum(nbytes for name, nbytes in extra.items() if name not in remade)
     release: dict[int, int] = {}
     for key, index in first_saver.items():
         if key not in outputs and key not in live_storages.inputs:
             release[index] = release.get(index, 0) + live_storages.size[key]
+    for call in plan.calls if plan is not None else ():  # a checkpointed call's copies, freed as their backward goes
+        for key, index in call.copies.items():
+            release[index] = release.get(index, 0) + live_storages.size[key]
+    recomputed: set[int] = set()
     grad_bytes, whole, passed = _gradients(context)
     attributes = {record.name for record in ordered if record.op == "get_attr"}
     held: dict[str, int] = {}  # live gradient bytes per node output
@@ -207,12 +245,18 @@ def _backward_peak(context: MemoryGraph, saved: Mapping[str, tuple[Any, ...]], e
         if record.name not in held:  # the gradient of the loss/output
             held[record.name] = grad_bytes.get(record.name, 0)
             live += held[record.name]
+        call_remade = remade.get(record.name)
+        if call_remade is not None and call_remade.start not in recomputed:  # its forward runs again
+            recomputed.add(call_remade.start)
+            peak = max(peak, live + call_remade.peak)
+            live += call_remade.made
         recorded = context.calls.get(record.name)
         new, during, second = 0, live, 0  # second: gradients for sources that hold one, summed into it after
         inside = recorded is not None and recorded.call.trained and bool(recorded.call.grad_bytes)
         if inside:
             call = recorded.call
-            freeable = functools.partial(_freeable, recorded, record.index, first_saver, outputs, context)
+            savers = first_saver if call_remade is None else ChainMap(call_remade.copies, first_saver)
+            freeable = functools.partial(_freeable, recorded, record.index, savers, outputs, context)
             transient, released_peak = _recorded_peaks(recorded, held, grads, attributes, freeable)
             released = released_peak is not None and held.get(record.name, 0) > 0
             during = live + (released_peak if released else transient)
