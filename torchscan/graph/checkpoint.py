@@ -22,7 +22,7 @@ from torchscan.records.frozen import frozen_record
 __all__ = ["CHECKPOINT", "CHECKPOINT_CODES", "CHECKPOINT_NODES", "CheckpointMarks", "Region"]
 
 CHECKPOINT = "torchscan_checkpoint"
-"""fx node meta key: the :class:`Region` of the checkpointed call the node's op ran in."""
+"""fx node meta key: the :class:`Region` of the innermost checkpointed call the node's op ran in."""
 
 CHECKPOINT_NODES = "checkpoint_nodes"
 """Records graph attribute: node name -> :class:`Region`, for the nodes made inside a checkpointed call (absent:
@@ -31,7 +31,7 @@ none)."""
 
 @frozen_record
 class Region:
-    """One checkpointed call of a forward (the outermost, where checkpoints nest)."""
+    """One checkpointed call of a forward."""
 
     number: int
     """Its order among the capture's checkpointed calls (0 for the first)."""
@@ -41,6 +41,8 @@ class Region:
     (``early_stop``)."""
     early_stop: bool = True
     """Non-reentrant only: whether the recomputation stops once every saved tensor is remade."""
+    parent: Region | None = None
+    """The checkpointed call it runs in (None: it is outermost)."""
 
 
 def _codes(functions: Iterable[object]) -> frozenset[types.CodeType]:
@@ -68,27 +70,30 @@ class CheckpointMarks:
         self._regions: dict[types.FrameType, Region] = {}
 
     def region(self, frame: types.FrameType | None) -> Region | None:
-        """The region of the outermost checkpointed call running at ``frame`` (None: none), made at its first
-        node (a walk of the whole stack: asked only where a frame below the nearest module call is one)."""
-        outer: types.FrameType | None = None
-        settings: types.FrameType | None = None
+        """The region of the innermost checkpointed call running at ``frame`` (None: none), made at its first
+        node with those it runs in (a walk of the whole stack: asked only where a frame below the nearest module
+        call is torch's checkpoint)."""
+        calls: list[tuple[types.FrameType, types.FrameType]] = []  # (the call's frame, its settings'), inner first
         while frame is not None:
             if frame.f_code in CHECKPOINT_CODES:
-                if outer is None or outer.f_back is not frame:  # a new call (not checkpoint calling _checkpoint_impl)
-                    settings = frame
-                outer = frame
+                if calls and calls[-1][0].f_back is frame:  # the same call: checkpoint calling _checkpoint_impl
+                    calls[-1] = (frame, calls[-1][1])
+                else:
+                    calls.append((frame, frame))
             frame = frame.f_back
-        if outer is None:
-            return None
-        region = self._regions.get(outer)
-        if region is None:
-            local = settings.f_locals if settings is not None else {}
-            reentrant = local.get("use_reentrant")
-            region = self._regions[outer] = Region(
-                number=len(self._regions),
-                reentrant=True if reentrant is None else bool(reentrant),
-                early_stop=bool(local.get("early_stop", True)),
-            )
+        region = None
+        for outer, settings in reversed(calls):
+            found = self._regions.get(outer)
+            if found is None:
+                local = settings.f_locals
+                reentrant = local.get("use_reentrant")
+                found = self._regions[outer] = Region(
+                    number=len(self._regions),
+                    reentrant=True if reentrant is None else bool(reentrant),
+                    early_stop=bool(local.get("early_stop", True)),
+                    parent=region,
+                )
+            region = found
         return region
 
     def mark(self, node: fx.Node, region: Region | None) -> None:

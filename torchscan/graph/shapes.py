@@ -36,6 +36,7 @@ from torchscan.graph.autocast import AUTOCAST
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.grad_mode import NO_GRAD
+from torchscan.graph.graded import GradFlow
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, Pending, ShapeRules, answer, materialize
 from torchscan.graph.writes import written
@@ -430,6 +431,8 @@ class _ShapeRunner:
         """Whether a dispatched module call gets the fakes put into the copy (not while it is traced: its
         tensors are read through the tracer's views, which hand out the same fakes)."""
         self._storages = StorageIds()
+        self._grads = GradFlow(self.values, self.submodules)
+        """``x.requires_grad`` read by the forward's code: as a training forward's tensors carry it."""
         self._specs: SpecTable = {}
         self._env: dict[fx.Node, Any] = {}
         self._inputs: Iterator[Any] = iter(())
@@ -525,6 +528,8 @@ class _ShapeRunner:
             and _plain_values(args)
         ):
             return self._arithmetic(n, args)
+        if n.target is getattr and n.op == "call_function" and args[1:] == ("requires_grad",) and not kwargs:
+            return self._answered(n, args, self._grads.requires_grad(n.args[0]))
         plan = self._plan(n)
         specs = self._specs
         described_args, described_kwargs = describe(args, specs), describe(kwargs, specs)
@@ -559,6 +564,19 @@ class _ShapeRunner:
             output=describe(result, specs),
             storages=storages,
             passthrough=n.op != "placeholder" and is_passthrough((args, kwargs), result),
+            result=result,
+        )
+        return result
+
+    def _answered(self, n: fx.Node, args: tuple[Any, ...], result: Any) -> Any:
+        """A node answered without a rule or a dispatch: its values are its arguments and result described,
+        with no storage."""
+        self.values[n.name] = NodeValues(
+            args=describe(args, self._specs),
+            kwargs={},
+            output=describe(result, self._specs),
+            storages=(),
+            passthrough=False,
             result=result,
         )
         return result

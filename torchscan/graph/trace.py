@@ -619,7 +619,7 @@ class _Tracer(fx.Tracer):
             above = self._stacks[interned] = _joined(kept, below)
         self._callers[frame] = above
         region = self.region
-        if region is None and _checkpointed(below):  # called inside a checkpointed call: its nodes are in it
+        if _checkpointed(below):  # called inside a checkpointed call: its nodes are in it
             self.region = self._checkpoints.region(frame.f_back)
         try:
             if self.is_leaf_module(m, path):
@@ -691,13 +691,12 @@ class _Tracer(fx.Tracer):
                 self._grad_marks.mark(node)
         if node.stack_trace:
             if kind in _CALLS:  # fx's own path (node meta preserved): a walk of the whole stack
-                self._checkpoints.mark(node, self.region or self._checkpoints.region(sys._getframe()))
+                self._checkpoints.mark(node, self._checkpoints.region(sys._getframe()))
             return node
         above, below = self._walk(sys._getframe())
         if kind in _CALLS:  # inside a checkpointed call: the running module call's, or one called below it
-            region = self.region
             self._checkpoints.mark(
-                node, region if region is not None or not _checkpointed(below) else self._checkpoints.region(sys._getframe())
+                node, self._checkpoints.region(sys._getframe()) if _checkpointed(below) else self.region
             )
         key = (id(above), below)  # ``above`` is one kept object per distinct stack: a short key for the text
         text = self._node_texts.get(key)

@@ -21,6 +21,7 @@ from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.internal import NodeMemory, first_sources
 from torchscan.passes.memory.liveness import HELD_OUTPUTS
 from torchscan.passes.memory.peak import walk
+from torchscan.graph.checkpoint import Region
 from torchscan.passes.memory.recompute import Checkpointing, Recomputation, checkpointing
 from torchscan.passes.memory.saved import saved_for_backward
 from torchscan.passes.memory.storage import is_view, output_bytes
@@ -205,7 +206,7 @@ def _backward_peak(
     bytes of it unspent).
     """
     ordered, sources, grads, live_storages = context.ordered, context.sources, context.grads, context.live
-    remade: Mapping[str, Recomputation] = plan.of_node if plan is not None else {}
+    remade: Mapping[str, tuple[Recomputation, ...]] = plan.of_node if plan is not None else {}
     first_saver: dict[Any, int] = {}
     for record in ordered:
         if record.name in remade:  # a checkpointed call's: remade in the backward (its copies, below)
@@ -231,7 +232,7 @@ def _backward_peak(
     for call in plan.calls if plan is not None else ():  # a checkpointed call's copies, freed as their backward goes
         for key, index in call.copies.items():
             release[index] = release.get(index, 0) + live_storages.size[key]
-    recomputed: set[int] = set()
+    recomputed: set[Region] = set()
     grad_bytes, whole, passed = _gradients(context)
     attributes = {record.name for record in ordered if record.op == "get_attr"}
     held: dict[str, int] = {}  # live gradient bytes per node output
@@ -245,17 +246,18 @@ def _backward_peak(
         if record.name not in held:  # the gradient of the loss/output
             held[record.name] = grad_bytes.get(record.name, 0)
             live += held[record.name]
-        call_remade = remade.get(record.name)
-        if call_remade is not None and call_remade.start not in recomputed:  # its forward runs again
-            recomputed.add(call_remade.start)
-            peak = max(peak, live + call_remade.peak)
-            live += call_remade.made
+        chain = remade.get(record.name, ())
+        for call_remade in chain:  # checkpointed calls reached: their forwards run again, outermost first
+            if call_remade.region not in recomputed:
+                recomputed.add(call_remade.region)
+                peak = max(peak, live + call_remade.peak)
+                live += call_remade.made
         recorded = context.calls.get(record.name)
         new, during, second = 0, live, 0  # second: gradients for sources that hold one, summed into it after
         inside = recorded is not None and recorded.call.trained and bool(recorded.call.grad_bytes)
         if inside:
             call = recorded.call
-            savers = first_saver if call_remade is None else ChainMap(call_remade.copies, first_saver)
+            savers = ChainMap(chain[-1].copies, first_saver) if chain else first_saver
             freeable = functools.partial(_freeable, recorded, record.index, savers, outputs, context)
             transient, released_peak = _recorded_peaks(recorded, held, grads, attributes, freeable)
             released = released_peak is not None and held.get(record.name, 0) > 0
