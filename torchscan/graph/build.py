@@ -10,7 +10,6 @@ import networkx as nx
 from torch import fx, nn
 
 from torchscan.graph.autocast import AUTOCAST, AUTOCAST_NODES
-from torchscan.graph.checkpoint import CHECKPOINT, CHECKPOINT_NODES, Region
 from torchscan.graph.calls import (
     ArgumentBinder,
     CallSite,
@@ -20,6 +19,7 @@ from torchscan.graph.calls import (
     module_path_of,
     resolve_target,
 )
+from torchscan.graph.checkpoint import CHECKPOINT, CHECKPOINT_NODES, Region
 from torchscan.graph.grad_mode import NO_GRAD, NO_GRAD_NODES
 from torchscan.graph.shapes import NodeValues, SpecTable
 from torchscan.records import RECORD, NodeRecord, tensor_leaves

@@ -36,9 +36,9 @@ from torch.utils._pytree import tree_leaves
 from torchscan.errors import CaptureError
 from torchscan.graph import autocast
 from torchscan.graph.autocast import AUTOCAST, DEPTH
+from torchscan.graph.checkpoint import CHECKPOINT_CODES, CheckpointMarks, Region
 from torchscan.graph.clone import Fakes, private_arguments, shadow_copy
 from torchscan.graph.fake import analysis_mode
-from torchscan.graph.checkpoint import CHECKPOINT_CODES, CheckpointMarks, Region
 from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.guards import METADATA, READ, Guard
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse

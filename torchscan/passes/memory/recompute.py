@@ -134,7 +134,8 @@ def checkpointing(
         # keeps only its inputs (autograd saves them before the kernel runs, its results after); a call inside
         # it keeps its inputs before its first op
         keeping = {
-            record.index: bool(extra.get(record.name)) or bool(set(saved[record.name]) & set(live.of_node.get(record.name, ())))
+            record.index: bool(extra.get(record.name))
+            or bool(set(saved[record.name]) & set(live.of_node.get(record.name, ())))
             for record in own.get(region, ())
             if saved.get(record.name) or extra.get(record.name)
         }

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import networkx as nx
 import torch
 
+from torchscan.graph.checkpoint import Region
 from torchscan.ops import Saves
 from torchscan.ops.dropout import drops
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
@@ -21,7 +22,6 @@ from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.internal import NodeMemory, first_sources
 from torchscan.passes.memory.liveness import HELD_OUTPUTS
 from torchscan.passes.memory.peak import walk
-from torchscan.graph.checkpoint import Region
 from torchscan.passes.memory.recompute import Checkpointing, Recomputation, checkpointing
 from torchscan.passes.memory.saved import saved_for_backward
 from torchscan.passes.memory.storage import is_view, output_bytes

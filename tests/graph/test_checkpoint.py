@@ -1,0 +1,104 @@
+"""Checkpointed calls marked on the nodes made inside them (graph/checkpoint.py)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint, checkpoint_sequential
+
+from torchscan import crawl_module
+from torchscan.graph.checkpoint import CHECKPOINT_NODES, Region
+
+
+class Block(nn.Module):
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        self.inner = nn.Linear(width, 2 * width)
+        self.outer = nn.Linear(2 * width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.outer(torch.relu(self.inner(x)))
+
+
+class Stack(nn.Module):
+    def __init__(self, reentrant: bool | None, count: int = 3) -> None:
+        super().__init__()
+        self.stem = nn.Linear(16, 16)
+        self.blocks = nn.ModuleList(Block() for _ in range(count))
+        self.reentrant = reentrant
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for block in self.blocks:
+            x = checkpoint(block, x, use_reentrant=self.reentrant) if self.reentrant is not None else block(x)
+        return x
+
+
+def _regions(model: nn.Module, shape: tuple[int, ...] = (8, 16)) -> dict[str, Region]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = crawl_module(model.train(), shape, batch_size=2)
+    return dict(report.records.graph.get(CHECKPOINT_NODES, {}))
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_each_checkpointed_call_is_one_region(reentrant: bool) -> None:
+    regions = _regions(Stack(reentrant))
+    assert "stem" not in regions
+    by_block = {}
+    for name, region in regions.items():
+        assert region.reentrant is reentrant and region.parent is None
+        by_block.setdefault(region.number, set()).add(name)
+    assert sorted(by_block) == [0, 1, 2]
+    assert by_block[0] == {"blocks_0_inner", "relu", "blocks_0_outer", "add"}
+
+
+def test_no_checkpoint_no_regions() -> None:
+    assert _regions(Stack(None)) == {}
+
+
+def test_checkpoint_sequential_leaves_its_last_segment_out() -> None:
+    class Sequential(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(*(nn.Linear(16, 16) for _ in range(6)))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return checkpoint_sequential(self.body, 3, x, use_reentrant=False)
+
+    regions = _regions(Sequential())
+    assert set(regions) == {"body_0", "body_1", "body_2", "body_3"}  # torch runs the last segment plainly
+    assert {regions["body_0"].number, regions["body_2"].number} == {0, 1}
+    assert regions["body_0"] == regions["body_1"] != regions["body_2"]
+
+
+def test_nested_calls_and_ops_made_directly_in_a_checkpointed_function() -> None:
+    class Nested(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 16)
+
+        def inner(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(self.a(x))
+
+        def outer(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(checkpoint(self.inner, x, use_reentrant=False)) * 2
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return checkpoint(self.outer, x, use_reentrant=False).sigmoid()
+
+    regions = _regions(Nested())
+    outer, inner = regions["b"], regions["a"]
+    assert inner.parent == outer and outer.parent is None
+    assert regions["tanh"] == inner and regions["mul"] == outer
+    assert "sigmoid" not in regions
+
+
+def test_blocks_repeated_inside_checkpoints_are_marked_like_the_first() -> None:
+    """Block reuse replays nothing inside a checkpointed call: each block's nodes carry its own region."""
+    regions = _regions(Stack(False, count=6))
+    assert len({region.number for region in regions.values()}) == 6
+    assert len(regions) == 24
