@@ -87,7 +87,7 @@ CASES = (
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_training_peak_equals_a_real_step(case: Case) -> None:
     """Each within 0.01% of a real SGD and Adam step (the loss's bytes aside); without the model, they were
-    33–76% over (the checkpointed calls' saved tensors counted as kept)."""
+    7–76% over on SGD (the checkpointed calls' saved tensors counted as kept)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = figures(case)
