@@ -71,11 +71,28 @@ class Nested(nn.Module):
         return checkpoint(self.outer, x * 2, use_reentrant=False).sum()
 
 
+class FirstOnInput(nn.Module):
+    """A block checkpointed on the model's input (which needs no grad), then a plain one."""
+
+    def __init__(self, reentrant: bool) -> None:
+        super().__init__()
+        self.first, self.rest = Block(64), Block(64)
+        self.reentrant = reentrant
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rest(checkpoint(self.first, x, use_reentrant=self.reentrant))
+
+
 CASES = (
     Case("non-reentrant blocks", lambda: Transformer("non-reentrant"), ((8, 32, 64),)),
     Case("reentrant blocks", lambda: Transformer("reentrant"), ((8, 32, 64),)),
     Case("checkpoint_sequential", Segments, ((4, 3, 32, 32),)),
     Case("nested, dropout, batch norm", Nested, ((4, 32, 64),)),
+    # torch's reentrant checkpoint is an autograd.Function of its tensor inputs: on an input needing no grad, its
+    # result needs none and the block's parameters get no gradient (nor optimizer state); the non-reentrant one
+    # trains them
+    Case("reentrant on the input", lambda: FirstOnInput(True), ((8, 32, 64),)),
+    Case("non-reentrant on the input", lambda: FirstOnInput(False), ((8, 32, 64),)),
     Case(
         "DenseNet-121 memory_efficient 64², batch 2",
         lambda: torchvision.models.densenet121(weights=None, memory_efficient=True),
@@ -86,14 +103,14 @@ CASES = (
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_training_peak_equals_a_real_step(case: Case) -> None:
-    """Each within 0.01% of a real SGD and Adam step (the loss's bytes aside); without the model, they were
+    """Each within 0.02% of a real SGD and Adam step (a bias gradient's bytes at most); without the model, they were
     7–76% over on SGD (the checkpointed calls' saved tensors counted as kept)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = figures(case)
     for name in ("sgd", "adam"):
         assert (
-            abs(result.static_training[name] - result.measured_training[name]) <= 1e-4 * result.measured_training[name]
+            abs(result.static_training[name] - result.measured_training[name]) <= 2e-4 * result.measured_training[name]
         ), (name, result.static_training, result.measured_training)
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import networkx as nx
 
+from torchscan.graph.checkpoint import CHECKPOINT_NODES, Region
 from torchscan.graph.grad_mode import NO_GRAD_NODES
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord
@@ -26,7 +27,8 @@ def requires_grad(
     grad (not a buffer, a frozen parameter, a plain tensor attribute or one the forward computed from
     constants) require grad; so does any node reading one. A node whose op ran with grad mode disabled
     (:data:`~torchscan.graph.grad_mode.NO_GRAD_NODES`: a frozen backbone under ``no_grad``) requires none, and a
-    parameter only such nodes read gets no gradient.
+    parameter only such nodes read gets no gradient. Nor does a node of a reentrant checkpointed call none of whose
+    inputs requires grad (:class:`_CutRegions`).
     ``sources`` (what each node reads) and ``trainable`` (:func:`trainable_bytes`) when at hand.
     """
     flags: dict[str, bool] = {}
@@ -38,8 +40,9 @@ def requires_grad(
         if no_grad
         else None
     )
+    cut = _cut_regions(graph, ordered, sources)
     for record in ordered:
-        if record.op == "placeholder" or record.name in no_grad:
+        if record.op == "placeholder" or record.name in no_grad or (cut and cut.cut(record.name, flags)):
             flags[record.name] = False
         elif record.op == "get_attr":
             read = read_with_grad is None or record.name in read_with_grad
@@ -50,6 +53,54 @@ def requires_grad(
             floating = any(spec.dtype.is_floating_point for spec in record.outputs)
             flags[record.name] = (own or flows) and floating
     return flags
+
+
+class _CutRegions:
+    """The reentrant checkpointed calls of a graph (:mod:`~torchscan.graph.checkpoint`), for :func:`requires_grad`:
+    torch's reentrant checkpoint is an ``autograd.Function`` of its tensor inputs, so where none of them requires
+    grad its result requires none and its parameters get no gradient (torch warns: ``None of the inputs have
+    requires_grad=True``)."""
+
+    def __init__(self, chains: Mapping[str, tuple[Region, ...]], inputs: Mapping[Region, tuple[str, ...]]) -> None:
+        self.nodes = chains
+        self._inputs = inputs
+        self._cut: dict[Region, bool] = {}
+
+    def cut(self, name: str, flags: Mapping[str, bool]) -> bool:
+        """Whether the node runs in a reentrant call none of whose inputs requires grad (``flags``: those so far)."""
+        for region in self.nodes.get(name, ()):
+            found = self._cut.get(region)
+            if found is None:
+                found = self._cut[region] = not any(flags.get(source, False) for source in self._inputs[region])
+            if found:
+                return True
+        return False
+
+
+def _cut_regions(
+    graph: nx.DiGraph, ordered: list[NodeRecord], sources: Mapping[str, Iterable[str]]
+) -> _CutRegions | None:
+    """The reentrant checkpointed calls of ``graph`` with what each reads from outside it (None: none)."""
+    regions: Mapping[str, Region] | None = graph.graph.get(CHECKPOINT_NODES)
+    if not regions or not any(region.reentrant for region in regions.values()):
+        return None
+    chains: dict[str, tuple[Region, ...]] = {}
+    members: dict[Region, set[str]] = {}
+    for record in ordered:
+        region = regions.get(record.name)
+        chain: list[Region] = []
+        while region is not None:
+            if region.reentrant:
+                chain.append(region)
+                members.setdefault(region, set()).add(record.name)
+            region = region.parent
+        if chain:
+            chains[record.name] = tuple(reversed(chain))
+    inputs = {
+        region: tuple(dict.fromkeys(source for name in names for source in sources[name] if source not in names))
+        for region, names in members.items()
+    }
+    return _CutRegions(chains, inputs)
 
 
 def trainable_bytes(params: ParamSummary, reads: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, int]:
