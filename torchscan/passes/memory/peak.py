@@ -17,7 +17,7 @@ from torchscan.passes.memory.liveness import storages
 from torchscan.passes.memory.storage import END, Storages
 from torchscan.records import ActivationPeak, NodeRecord, node_records
 
-__all__ = ["static_peak", "walk", "workspace"]
+__all__ = ["same_padding_copy", "static_peak", "walk", "workspace"]
 
 
 def workspace(record: NodeRecord, families: Mapping[str, Saves | None] | None = None) -> int:
@@ -29,10 +29,12 @@ def workspace(record: NodeRecord, families: Mapping[str, Saves | None] | None = 
     node's family, when at hand."""
     if family_in(record, families) is Saves.MAX_POOL:
         return 8 * sum(spec.numel for spec in record.outputs[:1])
-    return _same_padding_copy(record)
+    return same_padding_copy(record)
 
 
-def _same_padding_copy(record: NodeRecord) -> int:
+def same_padding_copy(record: NodeRecord) -> int:
+    """Bytes of the padded copy of its input a convolution with ``padding="same"`` makes where its total
+    padding ``d·(k − 1)`` is odd along some dim (ATen's ``conv_padding_same``); 0 for any other node."""
     call = record.call
     if call is None or call.attrs.get("padding") != "same" or not call.inputs:  # most nodes: no weight looked up
         return 0
@@ -60,13 +62,16 @@ def walk(
     transient: Mapping[str, int] | None = None,
     families: Mapping[str, Saves | None] | None = None,
     held: Iterable[tuple[int, int, int]] = (),
+    made: Iterable[tuple[int, int, int]] = (),
 ) -> ActivationPeak:
     """Forward walk; storages in ``kept`` stay live to the end (saved for backward). ``transient``:
     bytes a node's call holds inside itself above its results, recorded at the ATen level
     (:mod:`~torchscan.passes.memory.internal`), in place of its :func:`workspace` (``families``:
     each node's family, when at hand). ``held``: ``(index, end, bytes)`` made inside the call at ``index``
     (in its transient there) and kept after it until the node at ``end`` has run (autocast's cached casts,
-    :func:`~torchscan.passes.memory.casts.cached_casts`)."""
+    :func:`~torchscan.passes.memory.casts.cached_casts`). ``made``: ``(index, end, bytes)`` made by the node at
+    ``index`` (live at its step) and kept until the node at ``end`` has run (what a training forward's ops keep
+    besides their tensors' storages: masks, statistics, copies of what an in-place op overwrites)."""
     transient = transient or {}
     kept = frozenset(kept)
     allocs: dict[int, int] = {}
@@ -74,6 +79,9 @@ def walk(
     after: dict[int, int] = {}
     for index, end, nbytes in held:
         after[index] = after.get(index, 0) + nbytes
+        frees[end] = frees.get(end, 0) + nbytes
+    for index, end, nbytes in made:
+        allocs[index] = allocs.get(index, 0) + nbytes
         frees[end] = frees.get(end, 0) + nbytes
     live = 0
     for key, nbytes in live_storages.size.items():

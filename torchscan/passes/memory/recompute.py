@@ -81,6 +81,7 @@ def checkpointing(
     own: dict[Region, list[NodeRecord]] = {}  # its nodes outside the calls inside it
     chains: dict[Region, list[Region]] = {}
     at: dict[int, list[Region]] = {}
+    live, grads, sources = context.live, context.grads, context.sources
     for record in context.ordered:
         region = regions.get(record.name)
         if region is None:
@@ -92,7 +93,12 @@ def checkpointing(
         at[record.index] = chain
         for outer in chain:
             members.setdefault(outer, []).append(record)
-    live, grads, sources = context.live, context.grads, context.sources
+    # a call none of whose ops requires grad builds no autograd graph: it keeps nothing and remakes nothing
+    members = {region: records for region, records in members.items() if any(grads.get(r.name) for r in records)}
+    if not members:
+        return None
+    at = {index: [region for region in chain if region in members] for index, chain in at.items()}
+    at = {index: chain for index, chain in at.items() if chain}
     made_in: dict[Region, set[Any]] = {region: set() for region in members}
     for key, born in live.born.items():
         if key not in live.inputs:

@@ -15,6 +15,7 @@ from torchscan.ops.upsample import resample_keeps_input
 from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import family_in, saved_extra
 from torchscan.passes.memory.internal import NodeMemory, number_divided
+from torchscan.passes.memory.peak import same_padding_copy
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord, TensorSpec
 
@@ -35,7 +36,15 @@ def _keys(operands: tuple[Operand, ...]) -> tuple[Any, ...]:
 
 
 def _weighted(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
-    return (_keys(operands) if weights or record.op != "call_module" else ()), None
+    """Its activation input where its weights are trained (``dL/dW`` reads it); a convolution with
+    ``padding="same"`` whose total padding is odd along some dim runs on a padded copy of its input
+    (:func:`~torchscan.passes.memory.peak.same_padding_copy`), which it keeps instead (extra bytes)."""
+    if not weights and record.op == "call_module":
+        return (), None
+    copy = same_padding_copy(record)
+    if copy:
+        return (), copy
+    return _keys(operands), None
 
 
 def _inputs(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:

@@ -21,10 +21,10 @@ from torchscan.passes.memory.context import MemoryGraph, memory_graph
 from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.internal import NodeMemory, first_sources
 from torchscan.passes.memory.liveness import HELD_OUTPUTS
-from torchscan.passes.memory.peak import walk
+from torchscan.passes.memory.peak import same_padding_copy, walk, workspace
 from torchscan.passes.memory.recompute import Checkpointing, Recomputation, checkpointing
 from torchscan.passes.memory.saved import saved_for_backward
-from torchscan.passes.memory.storage import is_view, output_bytes
+from torchscan.passes.memory.storage import END, is_view, output_bytes
 from torchscan.passes.params import ParamSummary
 from torchscan.records import RECORD, NodeRecord, TensorSpec, TrainingEstimate
 from torchscan.records.frozen import frozen_record
@@ -119,17 +119,28 @@ def training_step(
         name: recorded.call.train_transient if recorded.call.trained else recorded.call.transient
         for name, recorded in context.calls.items()
     }
-    plan = checkpointing(context, saved, extra, transient)
+    # what an op's workspace holds and its backward keeps (a max pool's indices, a convolution's padded input copy)
+    # is made once: counted as kept, not besides as its workspace
+    padded = {
+        record.name: 0
+        for record in context.ordered
+        if record.name in extra and record.name not in transient and workspace(record, context.families)
+    }
+    plan = checkpointing(context, saved, extra, {**transient, **padded} if padded else transient)
     if plan is None:
         kept = {key for keys in saved.values() for key in keys}
-        kept_extra = sum(extra.values())
+        kept_extra = dict(extra)
     else:  # a checkpointed call keeps its inputs, not what its ops save
         remade = plan.of_node
         kept = {key for name, keys in saved.items() if name not in remade for key in keys} | set(plan.held)
-        kept_extra = sum(nbytes for name, nbytes in extra.items() if name not in remade)
-    saved_bytes = sum(live.size[key] for key in kept) + kept_extra
-    # forward: saved storages stay; extras are allocated at their node and stay too
-    forward = walk(context.ordered, live, kept, transient, context.families).bytes + kept_extra
+        kept_extra = {name: nbytes for name, nbytes in extra.items() if name not in remade}
+    saved_bytes = sum(live.size[key] for key in kept) + sum(kept_extra.values())
+    # forward: saved storages stay; extras are made by their node's call and stay too
+    index = {record.name: record.index for record in context.ordered} if kept_extra else {}
+    made = [(index[name], END, nbytes) for name, nbytes in kept_extra.items()]
+    if padded:  # those kept by the forward (a checkpointed call's keeps nothing there)
+        transient = {**transient, **{name: 0 for name in padded if name in kept_extra}}
+    forward = walk(context.ordered, live, kept, transient, context.families, made=made).bytes
     backward = _backward_peak(context, saved, extra, plan)
     read, tensors = _trained(context)
     trainable = min(
@@ -283,14 +294,18 @@ def _backward_peak(
             if recipients:  # one storage for all: held by the one whose backward comes last, the first made
                 taken[record.name] = recipients[0]
                 held.update(dict.fromkeys(recipients[1:], 0))
-            for source in sources[record.name]:
+            # a convolution run on a padded copy of its input makes the copy's gradient; the pad's gives its
+            # source a view of it
+            padded = same_padding_copy(record)
+            for position, source in enumerate(sources[record.name]):
                 if source in shared:
                     continue
+                size = padded if padded and position == 0 else grad_bytes.get(source, 0)
                 if grads.get(source) and source not in held and source not in attributes:
-                    held[source] = grad_bytes.get(source, 0)
+                    held[source] = size
                     new += held[source]
                 elif grads.get(source) and source not in attributes:
-                    second += grad_bytes.get(source, 0)
+                    second += size
                 elif grads.get(source) and source in attributes and source not in params_done:
                     params_done.add(source)
                     new += _attribute_bytes(context, source)
