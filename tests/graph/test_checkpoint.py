@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import pytest
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint, checkpoint_sequential
+from torch.utils.checkpoint import (
+    CheckpointPolicy,
+    checkpoint,
+    checkpoint_sequential,
+    create_selective_checkpoint_contexts,
+)
 
 from torchscan import crawl_module
 from torchscan.graph.checkpoint import CHECKPOINT_NODES, Region
@@ -102,3 +108,32 @@ def test_blocks_repeated_inside_checkpoints_are_marked_like_the_first() -> None:
     regions = _regions(Stack(False, count=6))
     assert len({region.number for region in regions.values()}) == 6
     assert len(regions) == 24
+
+
+def test_a_diagnostic_names_the_checkpointed_ops_and_a_selective_policy() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = crawl_module(Stack(False).train(), (8, 16), batch_size=2)
+    (note,) = [d for d in report.diagnostics if d.code == "checkpoint"]
+    assert note.message.startswith("12 op(s) run in 3 checkpointed call(s) (non-reentrant)")
+    assert "context_fn" not in note.message
+    assert set(note.nodes) == set(_regions(Stack(False)))
+
+    class Selective(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = Block()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            def policy(ctx: object, op: object, *args: object, **kwargs: object) -> CheckpointPolicy:
+                return (
+                    CheckpointPolicy.MUST_SAVE if op == torch.ops.aten.mm.default else CheckpointPolicy.PREFER_RECOMPUTE
+                )
+
+            context = functools.partial(create_selective_checkpoint_contexts, policy)
+            return checkpoint(self.block, x, use_reentrant=False, context_fn=context)
+
+    report = crawl_module(Selective().train(), (8, 16), batch_size=2)
+    (note,) = [d for d in report.diagnostics if d.code == "checkpoint"]
+    assert "context_fn (selective checkpointing) is not modelled" in note.message
+    assert not [d for d in crawl_module(Stack(None), (8, 16), batch_size=2).diagnostics if d.code == "checkpoint"]

@@ -17,9 +17,10 @@ from torch import nn
 from torch.utils._pytree import tree_flatten
 
 from torchscan.errors import CaptureError, ShapeError
-from torchscan.graph import autocast
+from torchscan.graph import autocast, checkpoint
 from torchscan.graph.autocast import AUTOCAST
 from torchscan.graph.calls import module_path_of
+from torchscan.graph.checkpoint import CHECKPOINT
 from torchscan.graph.clone import HELD_STATE_BUDGET, fake_copy, private_arguments, real_copy
 from torchscan.graph.fake import analysis_mode
 from torchscan.graph.guards import METADATA, guards_hold
@@ -300,6 +301,17 @@ def _notes(captured: Capture, values: Mapping[str, NodeValues]) -> tuple[Diagnos
             "FLOPs, MACs and DMAs are the op's on the tensors it is given"
         )
         notes.append(Diagnostic("autocast", message, tuple(node.name for node in cast)))
+    checkpointed = [node for node in captured.graph.nodes if CHECKPOINT in node.meta]
+    if checkpointed:
+        regions = [node.meta[CHECKPOINT] for node in checkpointed]
+        message = (
+            f"{len(checkpointed)} op(s) run in {checkpoint.describe(regions)} (torch.utils.checkpoint): the "
+            "training estimate keeps each call's inputs, not what its ops save, and remakes that in the backward "
+            "(its FLOPs in the backward's)"
+        )
+        if any(region.selective for region in regions):
+            message += "; a context_fn (selective checkpointing) is not modelled: taken as remaking everything"
+        notes.append(Diagnostic("checkpoint", message, tuple(node.name for node in checkpointed)))
     sized = [guard for guard in captured.guards if guard.kind not in METADATA]  # fixed by the graph's ops
     if sized:
         first = sized[0]

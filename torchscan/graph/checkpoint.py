@@ -19,7 +19,7 @@ from torch import fx
 
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["CHECKPOINT", "CHECKPOINT_CODES", "CHECKPOINT_NODES", "CheckpointMarks", "Region"]
+__all__ = ["CHECKPOINT", "CHECKPOINT_CODES", "CHECKPOINT_NODES", "CheckpointMarks", "Region", "describe"]
 
 CHECKPOINT = "torchscan_checkpoint"
 """fx node meta key: the :class:`Region` of the innermost checkpointed call the node's op ran in."""
@@ -43,6 +43,9 @@ class Region:
     """Non-reentrant only: whether the recomputation stops once every saved tensor is remade."""
     parent: Region | None = None
     """The checkpointed call it runs in (None: it is outermost)."""
+    selective: bool = False
+    """Given a ``context_fn`` (selective checkpointing: a policy that saves some ops' results): not modelled, taken
+    as remaking everything."""
 
 
 def _codes(functions: Iterable[object]) -> frozenset[types.CodeType]:
@@ -60,6 +63,17 @@ CHECKPOINT_CODES: frozenset[types.CodeType] = _codes(
 """The code of torch's checkpoint entry points: a frame of one of them on the stack is a checkpointed call
 (``checkpoint`` alone where torch has no ``_checkpoint_impl``; where both run, the outer frame of the two is the
 region's, its ``use_reentrant`` read from the inner)."""
+
+
+_NO_CONTEXT = getattr(torch.utils.checkpoint, "noop_context_fn", None)
+"""torch's default ``context_fn`` (no selective checkpointing)."""
+
+
+def describe(regions: Iterable[Region]) -> str:
+    """``3 checkpointed call(s) (non-reentrant)``: how many distinct calls, and their kinds."""
+    found = set(regions)
+    kinds = sorted({"reentrant" if region.reentrant else "non-reentrant" for region in found})
+    return f"{len(found)} checkpointed call(s) ({', '.join(kinds)})"
 
 
 class CheckpointMarks:
@@ -92,6 +106,7 @@ class CheckpointMarks:
                     reentrant=True if reentrant is None else bool(reentrant),
                     early_stop=bool(local.get("early_stop", True)),
                     parent=region,
+                    selective=local.get("context_fn", _NO_CONTEXT) is not _NO_CONTEXT,
                 )
             region = found
         return region

@@ -214,7 +214,8 @@ def saved_for_backward(
     Conventions per family (only for nodes whose output requires grad):
 
     - conv / linear / bilinear: their activation input when they have trainable weights
-      (needed for ``dL/dW``).
+      (needed for ``dL/dW``); a convolution with ``padding="same"`` whose total padding is odd along some
+      dim runs on a padded copy of its input and keeps that copy instead (extra bytes).
     - matmul / mm / bmm / einsum and ``mul`` of two tensors: each factor when the other requires
       grad (every input for three or more); ``div`` of two tensors: the divisor, and the dividend
       when the divisor requires grad; with a number, nothing (``2 / x``: the reciprocal it makes).
