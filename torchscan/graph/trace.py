@@ -241,7 +241,7 @@ class _Tracer(fx.Tracer):
         """The checkpointed call the innermost running :meth:`call_module` runs in (None: none)."""
         self._bytecode: dict[types.CodeType, bytes] = {}
         """Per code object: its bytecode as ``co_code`` gives it (a new copy at every read)."""
-        self._codes: Codes = {}
+        self._codes = Codes()
         """The :class:`_Code` of each code object the stack walks met (stack tuples hash by identity)."""
 
     def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
@@ -619,7 +619,7 @@ class _Tracer(fx.Tracer):
             above = self._stacks[interned] = _joined(kept, below)
         self._callers[frame] = above
         region = self.region
-        if _checkpointed(below):  # called inside a checkpointed call: its nodes are in it
+        if self._codes.checkpoint and _checkpointed(below):  # called inside a checkpointed call: its nodes are in it
             self.region = self._checkpoints.region(frame.f_back)
         try:
             if self.is_leaf_module(m, path):
@@ -696,7 +696,10 @@ class _Tracer(fx.Tracer):
         above, below = self._walk(sys._getframe())
         if kind in _CALLS:  # inside a checkpointed call: the running module call's, or one called below it
             self._checkpoints.mark(
-                node, self._checkpoints.region(sys._getframe()) if _checkpointed(below) else self.region
+                node,
+                self._checkpoints.region(sys._getframe())
+                if self._codes.checkpoint and _checkpointed(below)
+                else self.region,
             )
         key = (id(above), below)  # ``above`` is one kept object per distinct stack: a short key for the text
         text = self._node_texts.get(key)
@@ -1135,9 +1138,12 @@ class _Code:
         """The line of each instruction offset met (``f_lineno`` scans the code's line table at each read)."""
 
 
-Codes = dict[int, _Code]
-"""The :class:`_Code` of each code object a trace's walks met, by ``id`` (the token holds its code: the id
-stays that code's while the table lives)."""
+class Codes(dict[int, _Code]):
+    """The :class:`_Code` of each code object a trace's walks met, by ``id`` (the token holds its code: the id
+    stays that code's while the table lives)."""
+
+    checkpoint = False
+    """Whether one of them is torch's checkpoint (until then no stack is looked at for one)."""
 
 
 def _walk(
@@ -1152,6 +1158,8 @@ def _walk(
         token = codes.get(id(code))
         if token is None or token.code is not code:
             token = codes[id(code)] = _Code(code)
+            if token.checkpoint:
+                codes.checkpoint = True
         line = token.lines.get(frame.f_lasti)
         if line is None:  # a line is a function of the code and the instruction (a debugger's jump aside)
             line = token.lines[frame.f_lasti] = frame.f_lineno

@@ -265,6 +265,7 @@ def _backward_peak(
                 live += call_remade.made
         recorded = context.calls.get(record.name)
         new, during, second = 0, live, 0  # second: gradients for sources that hold one, summed into it after
+        padded = 0  # a padded input copy's gradient, made and freed inside this backward
         inside = recorded is not None and recorded.call.trained and bool(recorded.call.grad_bytes)
         if inside:
             call = recorded.call
@@ -294,18 +295,17 @@ def _backward_peak(
             if recipients:  # one storage for all: held by the one whose backward comes last, the first made
                 taken[record.name] = recipients[0]
                 held.update(dict.fromkeys(recipients[1:], 0))
-            # a convolution run on a padded copy of its input makes the copy's gradient; the pad's gives its
-            # source a view of it
-            padded = same_padding_copy(record)
-            for position, source in enumerate(sources[record.name]):
+            # a convolution run on a padded copy of its input makes the copy's gradient, from which the pad's
+            # backward copies its source's: both live at once, then the first is freed
+            padded = same_padding_copy(record) if sources[record.name] and grads.get(sources[record.name][0]) else 0
+            for source in sources[record.name]:
                 if source in shared:
                     continue
-                size = padded if padded and position == 0 else grad_bytes.get(source, 0)
                 if grads.get(source) and source not in held and source not in attributes:
-                    held[source] = size
+                    held[source] = grad_bytes.get(source, 0)
                     new += held[source]
                 elif grads.get(source) and source not in attributes:
-                    second += size
+                    second += grad_bytes.get(source, 0)
                 elif grads.get(source) and source in attributes and source not in params_done:
                     params_done.add(source)
                     new += _attribute_bytes(context, source)
@@ -319,6 +319,14 @@ def _backward_peak(
                     reused, largest = reused + size, max(largest, size)
         if not inside:  # a recorded call's backward transient holds the gradients it makes
             during = max(during, live + new + reused + second)
+        if padded:  # the convolution's kernel makes the copy's gradient; the pad's backward, once the convolution
+            # has freed the copy it kept, copies its source's gradient out of it
+            made = grad_bytes.get(sources[record.name][0], 0)
+            during = max(
+                during,
+                live + new - made + padded + reused + second,
+                live - extra.get(record.name, 0) + new + padded + reused + second,
+            )
         live += new
         # a recorded call's own saved tensors are freed inside its backward (``during`` is its peak)
         freed_inside = extra.get(record.name, 0) if inside else 0
