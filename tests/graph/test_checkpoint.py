@@ -8,6 +8,7 @@ import warnings
 import pytest
 import torch
 from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.checkpoint import (
     CheckpointPolicy,
     checkpoint,
@@ -16,7 +17,12 @@ from torch.utils.checkpoint import (
 )
 
 from torchscan import crawl_module
-from torchscan.graph.checkpoint import CHECKPOINT_NODES, Region
+from torchscan.graph.capture import _make_inputs
+from torchscan.graph.checkpoint import CHECKPOINT, CHECKPOINT_NODES, Region
+from torchscan.graph.clone import fake_copy
+from torchscan.graph.record import record
+from torchscan.inputs import model_inputs
+from torchscan.ops import DEFAULT_REGISTRY
 
 
 class Block(nn.Module):
@@ -137,3 +143,50 @@ def test_a_diagnostic_names_the_checkpointed_ops_and_a_selective_policy() -> Non
     (note,) = [d for d in report.diagnostics if d.code == "checkpoint"]
     assert "context_fn (selective checkpointing) is not modelled" in note.message
     assert not [d for d in crawl_module(Stack(None), (8, 16), batch_size=2).diagnostics if d.code == "checkpoint"]
+
+
+def _recorded_regions(model: nn.Module, shape: tuple[int, ...]) -> list[tuple[str, int, int | None]]:
+    """(op target, region number, parent number) per call node of a forward recorded on fake tensors (the capture
+    where fx cannot trace)."""
+    inputs = model_inputs(shape, args=None, kwargs=None, dtype=None, batch_size=2, signature=None)
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        captured, _ = record(
+            fake_copy(model.train(), mode),
+            DEFAULT_REGISTRY,
+            mode,
+            _make_inputs(inputs, torch.device("cpu"), real=False),
+        )
+    found = []
+    for node in captured.graph.nodes:
+        region = node.meta.get(CHECKPOINT)
+        if region is not None:
+            found.append((str(node.target), region.number, region.parent.number if region.parent else None))
+    return found
+
+
+def test_a_recorded_forward_marks_the_same_regions() -> None:
+    recorded = _recorded_regions(Stack(False), (8, 16))
+    assert [number for _, number, _ in recorded] == [0] * 4 + [1] * 4 + [2] * 4
+    assert all(parent is None for _, _, parent in recorded)
+
+    class Nested(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 16)
+
+        def inner(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(self.a(x))
+
+        def outer(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(checkpoint(self.inner, x, use_reentrant=False)) * 2
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return checkpoint(self.outer, x, use_reentrant=False).sigmoid()
+
+    recorded = _recorded_regions(Nested(), (16,))
+    inner = [(number, parent) for target, number, parent in recorded if target in ("a", "tanh") or "tanh" in target]
+    outer = [(number, parent) for target, number, parent in recorded if target == "b" or "mul" in target]
+    assert inner and outer and {parent for _, parent in inner} == {outer[0][0]} and {p for _, p in outer} == {None}
+    assert not _recorded_regions(Stack(None), (8, 16))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch.utils.checkpoint
 from torch import fx
@@ -65,6 +65,8 @@ CHECKPOINT_CODES: frozenset[types.CodeType] = _codes(
 region's, its ``use_reentrant`` read from the inner)."""
 
 
+_NAMES = frozenset(code.co_name for code in CHECKPOINT_CODES)
+
 _NO_CONTEXT = getattr(torch.utils.checkpoint, "noop_context_fn", None)
 """torch's default ``context_fn`` (no selective checkpointing)."""
 
@@ -82,6 +84,19 @@ class CheckpointMarks:
 
     def __init__(self) -> None:
         self._regions: dict[types.FrameType, Region] = {}
+
+    def near(self, frame: types.FrameType | None, calls: Mapping[types.FrameType, Region | None]) -> Region | None:
+        """:meth:`region` of ``frame``, where ``calls`` holds the frames of the running module calls with theirs:
+        the stack is walked up to the nearest of them only, unless a frame below it is torch's checkpoint."""
+        start = frame
+        while frame is not None:
+            if frame in calls:
+                return calls[frame]
+            code = frame.f_code
+            if code.co_name in _NAMES and code in CHECKPOINT_CODES:  # a name first: a code object hashes slowly
+                return self.region(start)
+            frame = frame.f_back
+        return None
 
     def region(self, frame: types.FrameType | None) -> Region | None:
         """The region of the innermost checkpointed call running at ``frame`` (None: none), made at its first

@@ -35,7 +35,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph import autocast
-from torchscan.graph.checkpoint import CheckpointMarks
+from torchscan.graph.checkpoint import CheckpointMarks, Region
 from torchscan.graph.clone import ModelCopy
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.fake import analysis_mode
@@ -138,6 +138,9 @@ class _Recorder(TorchFunctionMode):
         tensors, where the forward runs with grad enabled (a real forward runs under ``no_grad`` throughout)."""
         self.checkpoints = CheckpointMarks() if fake_mode is not None else None
         """The checkpointed calls met (:mod:`~torchscan.graph.checkpoint`): on fake tensors, as grad mode."""
+        self.regions: dict[Any, Region | None] = {}
+        """The frames of the running module calls, each with the checkpointed call it runs in
+        (:meth:`~torchscan.graph.checkpoint.CheckpointMarks.near`)."""
         self.graph = fx.Graph()
         self.root = root
         self.registry = registry
@@ -268,7 +271,7 @@ class _Recorder(TorchFunctionMode):
         self._autocast_seen = autocast.mark(node, self._autocast_seen)  # its torch.autocast state, for the passes
         if self.grad_marks is not None:
             self.grad_marks.mark(node)
-        region = self.checkpoints.region(sys._getframe()) if self.checkpoints is not None else None
+        region = self.checkpoints.near(sys._getframe(), self.regions) if self.checkpoints is not None else None
         if region is not None:
             self.checkpoints.mark(node, region)
         described = describe(result, self._specs)
@@ -505,10 +508,13 @@ def record(
         def call(*args: Any, **kwargs: Any) -> Any:
             frame = sys._getframe()
             recorder.callers[frame] = recorder.user_frames(frame.f_back)
+            if recorder.checkpoints is not None:
+                recorder.regions[frame] = recorder.checkpoints.near(frame.f_back, recorder.regions)
             try:
                 return run(args, kwargs)
             finally:
                 del recorder.callers[frame]
+                recorder.regions.pop(frame, None)
                 del frame  # it refers to this frame: kept, it would hold the frame in a cycle
 
         def run(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
