@@ -694,12 +694,10 @@ class _Tracer(fx.Tracer):
                 self._checkpoints.mark(node, self._checkpoints.region(sys._getframe()))
             return node
         above, below = self._walk(sys._getframe())
-        if kind in _CALLS:  # inside a checkpointed call: the running module call's, or one called below it
+        if kind in _CALLS and self._codes.checkpoint:  # inside a checkpointed call: the running module call's, or
+            # one called below it (none before a frame of torch's checkpoint was met)
             self._checkpoints.mark(
-                node,
-                self._checkpoints.region(sys._getframe())
-                if self._codes.checkpoint and _checkpointed(below)
-                else self.region,
+                node, self._checkpoints.region(sys._getframe()) if _checkpointed(below) else self.region
             )
         key = (id(above), below)  # ``above`` is one kept object per distinct stack: a short key for the text
         text = self._node_texts.get(key)

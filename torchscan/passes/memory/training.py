@@ -297,7 +297,10 @@ def _backward_peak(
                 held.update(dict.fromkeys(recipients[1:], 0))
             # a convolution run on a padded copy of its input makes the copy's gradient, from which the pad's
             # backward copies its source's: both live at once, then the first is freed
-            padded = same_padding_copy(record) if sources[record.name] and grads.get(sources[record.name][0]) else 0
+            call = record.call
+            first = sources[record.name][:1]
+            if call is not None and call.attrs.get("padding") == "same" and first and grads.get(first[0]):
+                padded = same_padding_copy(record)
             for source in sources[record.name]:
                 if source in shared:
                     continue
