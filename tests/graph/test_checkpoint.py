@@ -49,6 +49,23 @@ class Stack(nn.Module):
         return x
 
 
+class Nested(nn.Module):
+    """A checkpointed call inside another (``outer`` runs ``inner`` checkpointed), ops made in both directly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 16)
+
+    def inner(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.a(x))
+
+    def outer(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(checkpoint(self.inner, x, use_reentrant=False)) * 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return checkpoint(self.outer, x, use_reentrant=False).sigmoid()
+
+
 def _regions(model: nn.Module, shape: tuple[int, ...] = (8, 16)) -> dict[str, Region]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -88,20 +105,6 @@ def test_checkpoint_sequential_leaves_its_last_segment_out() -> None:
 
 
 def test_nested_calls_and_ops_made_directly_in_a_checkpointed_function() -> None:
-    class Nested(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 16)
-
-        def inner(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.tanh(self.a(x))
-
-        def outer(self, x: torch.Tensor) -> torch.Tensor:
-            return self.b(checkpoint(self.inner, x, use_reentrant=False)) * 2
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return checkpoint(self.outer, x, use_reentrant=False).sigmoid()
-
     regions = _regions(Nested())
     outer, inner = regions["b"], regions["a"]
     assert inner.parent == outer and outer.parent is None
@@ -170,20 +173,6 @@ def test_a_recorded_forward_marks_the_same_regions() -> None:
     recorded = _recorded_regions(Stack(False), (8, 16))
     assert [number for _, number, _ in recorded] == [0] * 4 + [1] * 4 + [2] * 4
     assert all(parent is None for _, _, parent in recorded)
-
-    class Nested(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 16)
-
-        def inner(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.tanh(self.a(x))
-
-        def outer(self, x: torch.Tensor) -> torch.Tensor:
-            return self.b(checkpoint(self.inner, x, use_reentrant=False)) * 2
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return checkpoint(self.outer, x, use_reentrant=False).sigmoid()
 
     recorded = _recorded_regions(Nested(), (16,))
     inner = [(number, parent) for target, number, parent in recorded if target in ("a", "tanh") or "tanh" in target]

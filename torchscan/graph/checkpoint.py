@@ -47,6 +47,13 @@ class Region:
     """Given a ``context_fn`` (selective checkpointing: a policy that saves some ops' results): not modelled, taken
     as remaking everything."""
 
+    def chain(self) -> tuple[Region, ...]:
+        """This call and those it runs in, outermost first."""
+        found = [self]
+        while found[-1].parent is not None:
+            found.append(found[-1].parent)
+        return tuple(reversed(found))
+
 
 def _codes(functions: Iterable[object]) -> frozenset[types.CodeType]:
     found = set()

@@ -590,15 +590,7 @@ class _ShapeRunner:
             result = n.target(*args)
         except Exception as error:
             raise self._shape_error(n, args, {}, error) from error
-        self.values[n.name] = NodeValues(
-            args=describe(args, self._specs),
-            kwargs={},
-            output=describe(result, self._specs),
-            storages=(),
-            passthrough=False,
-            result=result,
-        )
-        return result
+        return self._answered(n, args, result)
 
     def _dispatch(self, n: fx.Node, plan: NodePlan | None) -> Dispatch:
         """Running the node as fx would (a dispatched op gets its pending tensors made first)."""

@@ -1115,12 +1115,12 @@ def plain_node(
     return node
 
 
-@final
 def _checkpointed(frames: tuple[Any, ...]) -> bool:
     """Whether a stack tuple of :func:`_walk` (tokens at even positions) holds a frame of torch's checkpoint."""
     return any(token.checkpoint for token in frames[::2])
 
 
+@final
 class _Code:
     """A code object in a stack tuple of :func:`_walk`, hashed and compared by identity: a code object hashes
     its constants, names, local names and line table at every lookup (0.1–0.8 µs each, a few µs for the

@@ -54,8 +54,5 @@ def backward_costs(
     for name in recomputed:
         cost = costs.get(name)
         if cost is not None:
-            before = result.get(name, Cost(flops=0, macs=0, dmas=0))
-            result[name] = Cost(
-                flops=before.flops + cost.flops, macs=before.macs + cost.macs, dmas=before.dmas + cost.dmas
-            )
+            result[name] = result[name] + cost if name in result else cost
     return result

@@ -88,14 +88,11 @@ def _cut_regions(
     members: dict[Region, set[str]] = {}
     for record in ordered:
         region = regions.get(record.name)
-        chain: list[Region] = []
-        while region is not None:
-            if region.reentrant:
-                chain.append(region)
-                members.setdefault(region, set()).add(record.name)
-            region = region.parent
+        chain = tuple(outer for outer in region.chain() if outer.reentrant) if region is not None else ()
+        for outer in chain:
+            members.setdefault(outer, set()).add(record.name)
         if chain:
-            chains[record.name] = tuple(reversed(chain))
+            chains[record.name] = chain
     inputs = {
         region: tuple(dict.fromkeys(source for name in names for source in sources[name] if source not in names))
         for region, names in members.items()

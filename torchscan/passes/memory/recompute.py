@@ -11,7 +11,7 @@ one's recomputation keeps its inputs, and its own remakes what its ops save when
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torchscan.graph.checkpoint import CHECKPOINT_NODES, Region
@@ -57,14 +57,6 @@ class Checkpointing:
     its first node (the smallest index where one is the input of several)."""
 
 
-def _chain(region: Region) -> list[Region]:
-    """``region`` and the regions it runs in, outermost first."""
-    found = [region]
-    while found[-1].parent is not None:
-        found.append(found[-1].parent)
-    return found[::-1]
-
-
 def checkpointing(
     context: MemoryGraph,
     saved: Mapping[str, tuple[Any, ...]],
@@ -79,8 +71,8 @@ def checkpointing(
         return None
     members: dict[Region, list[NodeRecord]] = {}  # its nodes and those of the calls inside it
     own: dict[Region, list[NodeRecord]] = {}  # its nodes outside the calls inside it
-    chains: dict[Region, list[Region]] = {}
-    at: dict[int, list[Region]] = {}
+    chains: dict[Region, tuple[Region, ...]] = {}
+    at: dict[int, Sequence[Region]] = {}
     live, grads, sources = context.live, context.grads, context.sources
     for record in context.ordered:
         region = regions.get(record.name)
@@ -89,7 +81,7 @@ def checkpointing(
         own.setdefault(region, []).append(record)
         chain = chains.get(region)
         if chain is None:
-            chain = chains[region] = _chain(region)
+            chain = chains[region] = region.chain()
         at[record.index] = chain
         for outer in chain:
             members.setdefault(outer, []).append(record)

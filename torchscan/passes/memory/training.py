@@ -121,12 +121,12 @@ def training_step(
     }
     # what an op's workspace holds and its backward keeps (a max pool's indices, a convolution's padded input copy)
     # is made once: counted as kept, not besides as its workspace
-    padded = {
-        record.name: 0
+    in_workspace = [
+        record.name
         for record in context.ordered
         if record.name in extra and record.name not in transient and workspace(record, context.families)
-    }
-    plan = checkpointing(context, saved, extra, {**transient, **padded} if padded else transient)
+    ]
+    plan = checkpointing(context, saved, extra, {**transient, **dict.fromkeys(in_workspace, 0)})
     if plan is None:
         kept = {key for keys in saved.values() for key in keys}
         kept_extra = dict(extra)
@@ -135,11 +135,10 @@ def training_step(
         kept = {key for name, keys in saved.items() if name not in remade for key in keys} | set(plan.held)
         kept_extra = {name: nbytes for name, nbytes in extra.items() if name not in remade}
     saved_bytes = sum(live.size[key] for key in kept) + sum(kept_extra.values())
-    # forward: saved storages stay; extras are made by their node's call and stay too
-    index = {record.name: record.index for record in context.ordered} if kept_extra else {}
-    made = [(index[name], END, nbytes) for name, nbytes in kept_extra.items()]
-    if padded:  # those kept by the forward (a checkpointed call's keeps nothing there)
-        transient = {**transient, **{name: 0 for name in padded if name in kept_extra}}
+    # forward: saved storages stay; extras are made by their node's call and stay too (a checkpointed call's are
+    # not kept there: their workspace is)
+    made = [(record.index, END, kept_extra[record.name]) for record in context.ordered if record.name in kept_extra]
+    transient.update((name, 0) for name in in_workspace if name in kept_extra)
     forward = walk(context.ordered, live, kept, transient, context.families, made=made).bytes
     backward = _backward_peak(context, saved, extra, plan)
     read, tensors = _trained(context)
