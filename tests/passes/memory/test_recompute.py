@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 import torchvision
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.utils.checkpoint import checkpoint, checkpoint_sequential
@@ -194,8 +194,11 @@ def test_checkpointing_random_blocks_adds_no_error(
     (:func:`~torchscan.measure.cpu.measure_training`)."""
     net, shape = case
     net.train()
-    count = len(net.kinds)
-    chosen = frozenset(data.draw(st.sets(st.integers(0, count - 1), min_size=1), label="checkpointed blocks"))
+    # a block that reads its input twice (a concatenation) is not checkpointed: the measure's dispatch mode sums
+    # the input's two gradients into a new tensor, which moves the real peak from run to run (a flaky bound)
+    singles = [position for position, kind in enumerate(net.kinds) if kind != "concat"]
+    assume(singles)
+    chosen = frozenset(data.draw(st.sets(st.sampled_from(singles), min_size=1), label="checkpointed blocks"))
     plain = Checkpointed(net, frozenset(), reentrant=False)
     kept = Checkpointed(net, chosen, reentrant=False)
     static_plain, real_plain = _error(plain, shape)
