@@ -172,7 +172,7 @@ _PHASES = (
     ("torchscan.api", "with_inputs", "Shape pass"),
     ("torchscan.api", "estimate_memory", "Memory"),
     ("torchscan.passes.memory.context", "recorded_calls", "of which recordings"),
-    ("torchscan.passes.memory.estimate", "training_estimates", "of which training"),
+    ("torchscan.passes.memory.estimate", "training_step", "of which training"),
     ("torchscan.api", "build_graph", "Records"),
     ("torchscan.api", "build_rows", "Rows"),
     ("torchscan.api", "count_costs", "Counts"),
