@@ -243,6 +243,19 @@ def test_containers_holding_what_an_analysis_makes_are_put_back_in_place() -> No
     assert kept.written() == ["caching_model.SHAPES", "caching_model.TABLES"]
 
 
+def test_a_module_made_after_the_model_is_dropped_is_not_taken_for_the_models() -> None:
+    """The state pins the modules it was given: a module the model's code makes later can never take the
+    id of one of them (CPython reuses a freed object's address for the next of its size) and pass for the
+    model's own, so a container holding it is put back (the test above failed once that way)."""
+    module = _caching()
+    kept = KeptState([module.Caching() for _ in range(8)])  # the state holds the only references
+    made = [module.Caching() for _ in range(8)]  # where the freed ones were, were they freed
+    for item in made:  # one at a time: a container is put back when any item it gained is the analysis's
+        module.SEEN.add(item)
+        kept.restore()
+        assert not module.SEEN
+
+
 def test_a_container_in_a_closure_cell_is_noted() -> None:
     """A cache a decorator keeps in its wrapper's closure (a dict, not an ``lru_cache``) is put back too."""
     module = types.ModuleType("closure_cache")

@@ -94,6 +94,7 @@ class KeptState:
         named += [(owner.__qualname__, vars(owner)) for owner in owners]
         self._caches, self._containers = _caches_and_containers(named)
         self._modules = {id(module) for module in modules} if self._containers else set()
+        self._pinned = modules if self._containers else []  # their ids stay theirs while this state lives
         python, numpy = _generators(forwards.values())
         self._python = random.getstate() if python else None
         self._numpy = numpy.get_state() if numpy is not None else None
