@@ -393,3 +393,30 @@ def test_tuple_items_bound_in_a_loop_are_released_by_the_next_iteration() -> Non
     input (the caller's), ``x`` (the second sum), the second iteration's ``p`` and ``q``, the new ``p``, the
     second conv and its ``relu`` = 7 activations (releasing the old items when the line starts says 5)."""
     assert _peaks(_PairLoop()) == (7, 7)
+
+
+class _OneLineBodies(nn.Module):
+    """``_Rebind`` and ``_Loop`` with their statements in the bodies of one-line compound statements."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.ReLU(), nn.ReLU(), nn.ReLU()
+        self.blocks = nn.ModuleList([nn.Conv2d(1, 1, 1) for _ in range(3)])
+        self.rebind = True
+
+    # fmt: off
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks: y = relu(block(x))  # noqa: E701
+        if self.rebind: y = self.c(self.b(y))  # noqa: E701, SIM108
+        else: y = self.a(y)  # noqa: E701
+        return self.head(y)
+
+    def head(self, y: torch.Tensor) -> torch.Tensor: return self.a(y)
+    # fmt: on
+
+
+def test_statements_in_the_bodies_of_one_line_compound_statements_bind_as_on_their_own_lines() -> None:
+    """Each line is read as the statement its body runs: the loop's ``y`` is released by the next iteration
+    (4 activations during the third), the old ``y`` is held until ``c`` rebinds it (4 during ``c``); read
+    as lines that bind nothing, each ``y`` would be freed at its last read (3)."""
+    assert _peaks(_OneLineBodies()) == (4, 4)

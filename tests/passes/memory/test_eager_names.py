@@ -33,3 +33,16 @@ def test_paired_names_of_tuple_targets_bound_item_by_item() -> None:
     assert paired_names("a, b = b, a") == ()  # names read on their own line (a swap, a loop's feed)
     assert paired_names("x = f(x)") == () and paired_names("self.a, b = f(x), g(x)") == ()
     assert paired_names("a, b = f(x), g(x), h(x)") == () and paired_names("a, b = (") == ()
+
+
+def test_one_statement_of_one_line_compound_statements() -> None:
+    from torchscan.passes.memory.eager_names import one_statement
+
+    assert one_statement("if c: x = f(x)") == "x = f(x)" and one_statement("else: y = g(y)") == "y = g(y)"
+    assert one_statement("for b in self.blocks: x = b(x)") == "x = b(x)"
+    assert one_statement("elif a[:, 0].sum() > 0: y = {1: 2}[k]") == "y = {1: 2}[k]"
+    assert one_statement("with torch.no_grad(): t = self.teacher(x)") == "t = self.teacher(x)"
+    assert one_statement("def block(self, t): return self.f(t)") == "return self.f(t)"
+    assert one_statement("if c: a = f(x); b = g(a)") == "if c: a = f(x); b = g(a)"  # several: left as it is
+    assert one_statement("if c:") == "if c:" and one_statement("iffy = f(x)") == "iffy = f(x)"
+    assert one_statement("x = f(x)") == "x = f(x)"

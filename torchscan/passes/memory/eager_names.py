@@ -10,7 +10,7 @@ the measured peak of DenseNet-121 (1.41 vs 1.66 MiB at 64×64, batch 2: each den
 concatenation stays bound to a name); with these rules it is exact there.
 
 Limits: one statement per source line (the line fx recorded, stripped: a multi-line statement is
-read from its first line); tuple targets (``a, b = f(x)``) rebind each of their names (the old
+read from its first line, a one-line compound statement as its body, :func:`one_statement`); tuple targets (``a, b = f(x)``) rebind each of their names (the old
 values are freed when the statement completes) but bind no node's value (which item goes where is
 not read), except a tuple of as many expressions (``q, k = self.q(x), self.k(x)``), whose values are
 the line's nodes no later node of it reads, in order; attribute/subscript targets, walrus and ``del``
@@ -29,12 +29,23 @@ from typing import Any
 
 from torchscan.graph.calls import display_type
 
-__all__ = ["AUGMENTABLE", "assigned_name", "is_augmented", "paired_names", "rebound_names", "root_call"]
+__all__ = [
+    "AUGMENTABLE",
+    "assigned_name",
+    "is_augmented",
+    "one_statement",
+    "paired_names",
+    "rebound_names",
+    "root_call",
+]
 
 _ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=[^=]")
 _UNPACK = re.compile(r"^\(?\s*(\*?[A-Za-z_]\w*(?:\s*,\s*\*?[A-Za-z_]\w*)*)\s*,?\s*\)?\s*=[^=]")
 _NAME = re.compile(r"\*?([A-Za-z_]\w*)")
 _AUGMENTED = re.compile(r"^[\w.\[\]]+\s*(\+|-|\*|/|@)=")
+_COMPOUND = re.compile(r"^(?:if|elif|else|for|while|with|try|finally|def|async)\b")
+_BLOCK = re.compile(r"^(?:else|try|finally)\s*:")
+_HEADERS = (ast.If, ast.For, ast.While, ast.With, ast.FunctionDef, ast.AsyncFor, ast.AsyncWith, ast.AsyncFunctionDef)
 
 _BINOPS: Mapping[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
@@ -47,6 +58,25 @@ _BINOPS: Mapping[type[ast.operator], Callable[[Any, Any], Any]] = {
 
 AUGMENTABLE = frozenset(display_type(target) for target in _BINOPS.values())
 """Recorded names of the ops an augmented assignment (``+=``, ``-=``, ``*=``, ``/=``, ``@=``) traces to."""
+
+
+@functools.lru_cache(maxsize=4096)
+def one_statement(line: str) -> str:
+    """The simple statement a stripped source line runs: the line itself, or the body of a compound
+    statement written on one line (``if c: x = f(x)``, ``for b in bs: x = b(x)``, ``else: y = g(y)``,
+    ``def block(self, t): return self.f(t)``), so that it binds as the same body on a line of its own
+    would; a line whose body holds several statements (``if c: a = f(x); b = g(a)``) is left as it is."""
+    if _COMPOUND.match(line) is None:
+        return line
+    text = line[2:] if line.startswith("elif") else _BLOCK.sub("if True:", line, count=1)
+    try:
+        body = ast.parse(text).body
+    except SyntaxError:
+        return line
+    if len(body) != 1 or not isinstance(body[0], _HEADERS) or len(body[0].body) != 1:
+        return line
+    inner = ast.get_source_segment(text, body[0].body[0])
+    return line if inner is None else one_statement(inner)
 
 
 def assigned_name(code: str) -> str | None:

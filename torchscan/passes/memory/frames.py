@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
+from torchscan.passes.memory.eager_names import one_statement
 from torchscan.records import NodeRecord
 
 __all__ = [
@@ -32,7 +33,8 @@ CONTAINER_MODULES = "container_modules"
 ``ModuleDict``); the calls of their children are separate calls."""
 
 Frame = tuple[str, str, str]
-"""``(file:line, file:function, code)`` of one frame: its call site, its function, its source line."""
+"""``(file:line, file:function, code)`` of one frame: its call site, its function, the statement its source
+line runs (:func:`~torchscan.passes.memory.eager_names.one_statement`)."""
 
 _LIBRARY_DIRS = tuple(
     os.path.dirname(module.__file__ or "") + os.sep for module in (torch, importlib.import_module("torchscan"))
@@ -65,7 +67,7 @@ def parse_frames(stack_trace: str | None) -> tuple[Frame, ...]:
     for position, line in enumerate(lines):
         match = _FRAME.match(line) if 'File "' in line else None
         if match and not match.group(1).startswith(_LIBRARY_DIRS):
-            code = lines[position + 1].strip() if position + 1 < len(lines) else ""
+            code = one_statement(lines[position + 1].strip()) if position + 1 < len(lines) else ""
             frames.append((f"{match.group(1)}:{match.group(2)}", f"{match.group(1)}:{match.group(3)}", code))
     return tuple(frames)
 
