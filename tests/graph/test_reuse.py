@@ -774,3 +774,33 @@ def test_blocks_writing_into_tensors_get_the_graph_a_full_trace_gives(
     _assert_same_graph(plain, reused)
     assert bool(reused.replayed) is not into_argument
     _reports_equal(WritingBlocks(into_argument).train(), (4,), monkeypatch)
+
+
+class _LoopedHelper(nn.Module):
+    """A block whose forward calls a method of its own from one line in a loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def step(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.lin(t))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(2):
+            x = self.step(x)
+        return x
+
+
+def test_a_replayed_block_counts_the_runs_of_its_lines_as_its_trace_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replay's nodes carry the runs of the lines above its own call and, below it, its recording's: as a trace
+    of the block would (node meta compared, then the reports, memory included)."""
+    model = nn.Sequential(*(_LoopedHelper() for _ in range(3)))
+    plain, reused = _both(model, (8,))
+    assert reused.replayed
+    assert [node.meta.get("torchscan_executions") for node in reused.graph.nodes if node.op == "call_module"] == [
+        (1, 1),
+        (2, 1),
+    ] * 3
+    _assert_same_graph(plain, reused)
+    _reports_equal(model, (8,), monkeypatch)

@@ -20,6 +20,7 @@ from torchscan.graph.calls import (
     resolve_target,
 )
 from torchscan.graph.checkpoint import CHECKPOINT, CHECKPOINT_NODES, Region
+from torchscan.graph.executions import EXECUTIONS
 from torchscan.graph.grad_mode import NO_GRAD, NO_GRAD_NODES
 from torchscan.graph.shapes import NodeValues, SpecTable
 from torchscan.records import RECORD, NodeRecord, tensor_leaves
@@ -139,6 +140,7 @@ def _record(
         storages=node_values.storages if has_values else (),
         passthrough=node_values.passthrough if has_values else False,
         module_calls=static.module_calls,
+        executions=node.meta.get(EXECUTIONS, ()),
     )
 
 

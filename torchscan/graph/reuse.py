@@ -59,6 +59,7 @@ from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx import traceback as fx_traceback
 
 from torchscan.graph import autocast
+from torchscan.graph.executions import EXECUTIONS
 from torchscan.graph.guards import METADATA
 from torchscan.records.frozen import frozen_record
 
@@ -112,6 +113,11 @@ class Host(Protocol):
 
     def stack_text(self, frames: tuple[Any, ...]) -> str: ...
 
+    def runs_above(self) -> tuple[int, ...]:
+        """The runs of the lines of the user frames above the innermost running module call
+        (:class:`~torchscan.graph.executions.Executions`)."""
+        ...
+
     def replayed_metadata(self, node: str, kind: str, value: Any) -> None:
         """Metadata (``kind``: rank, dtype or device) the recorded block read, at the replayed node
         ``node``: kept as a guard, checked once the shape pass has the replay's values."""
@@ -130,7 +136,7 @@ _PLAIN = frozenset({*_VALUES, float, complex, tuple})
 _LOOSE = frozenset({float, complex, tuple})
 """Plain types whose values ``==`` equates across what a trace tells apart (:func:`_exact`)."""
 
-_NODE_META = frozenset({"nn_module_stack", "stack_trace"})
+_NODE_META = frozenset({"nn_module_stack", "stack_trace", EXECUTIONS})
 """The node meta our tracer writes (other keys are replayed only when their values are plain: ``is_wrapped``)."""
 
 MIN_SHARE = 0.8
@@ -190,6 +196,9 @@ class _Recording:
     """Metadata the block's Python code read (``x.ndim``, ``x.dtype``, ``x.device``): ``("node", index,
     kind, value)`` of a node it made, ``("argument", index, kind, value)`` of an argument; a replay's
     are checked after its shape pass."""
+    runs: tuple[tuple[int, ...] | None, ...] = ()
+    """Per node, the runs of its user frames' lines below the block's call (a replay puts the new call's
+    above; None: the node's runs are not known)."""
 
 
 @frozen_record
@@ -211,6 +220,8 @@ class _Pending:
     made_constants: Mapping[str, torch.Tensor]
     reads: tuple[tuple[str, str, Any], ...]
     """(node name, kind, value) of each rank, dtype or device the block's Python code read."""
+    runs_above: tuple[int, ...] = ()
+    """The runs of the lines of the user frames above the block's call."""
 
 
 class BlockReuse:
@@ -427,6 +438,7 @@ class BlockReuse:
         attributes, guards = len(host.tensor_attrs), len(host.guards)
         stack_depth = len(host.module_stack)
         start = len(self.log)
+        runs_above = host.runs_above()
         self.depth += 1
         try:
             result = forward(*args, **kwargs)
@@ -446,7 +458,7 @@ class BlockReuse:
                 raise _Invalid
             reads = tuple((guard.node, guard.kind, guard.value) for guard in read)  # checked where replayed
             recording: _Pending | None = self._capture(
-                path, before, arguments, caller, stack_depth, start, result, made, reads
+                path, before, arguments, caller, stack_depth, start, result, made, reads, runs_above
             )
             if self._changed(module, path, recording.calls):  # the forward changed a module's own state
                 raise _Invalid
@@ -484,6 +496,7 @@ class BlockReuse:
         result: Any,
         made_constants: Mapping[str, torch.Tensor],
         reads: tuple[tuple[str, str, Any], ...],
+        runs_above: tuple[int, ...],
     ) -> _Pending:
         """What a recording needs, taken as the block returns (what later calls could change: the
         log, call counts, the output's containers); its nodes are checked at the first replay."""
@@ -522,6 +535,7 @@ class BlockReuse:
             output=_template(result, index, numbers, self._proxies),
             made_constants=made_constants,
             reads=reads,
+            runs_above=runs_above,
         )
 
     def _checked(self, pending: _Pending) -> _Recording:
@@ -542,6 +556,8 @@ class BlockReuse:
         stacks: dict[int, Any] = {}
         constants: dict[int, tuple[str | None, torch.Tensor]] = {}
         flags: dict[int, tuple[tuple[str, Any], ...]] = {}
+        runs: list[tuple[int, ...] | None] = []
+        above = pending.runs_above
         made_constants = pending.made_constants
         for position, (node, frames) in enumerate(zip(nodes, pending.frames, strict=True)):
             if node.op not in ("call_function", "call_method", "call_module", "get_attr"):
@@ -577,6 +593,8 @@ class BlockReuse:
                 raise _Invalid
             suffix = frames[size:]
             suffixes.append(interned.setdefault(suffix, suffix))
+            own = node.meta.get(EXECUTIONS)
+            runs.append(own[len(above) :] if own is not None and own[: len(above)] == above else None)
             texts = _texts((node.args, node.kwargs))
             if texts:
                 if not all(name in known for text in texts for name in _PROXY_NAME.findall(text)):
@@ -619,6 +637,7 @@ class BlockReuse:
             events=tuple(events),
             output=pending.output,
             reads=tuple(reads),
+            runs=tuple(runs),
         )
 
     # -- replay ----------------------------------------------------------------------------------------
@@ -642,6 +661,7 @@ class BlockReuse:
         current = host.module_stack  # fx's OrderedDict: each state copied as the tracer copies it
         logging = self.depth > 0
         scopes = host.node_name_to_scope
+        above = host.runs_above()
         create = graph.create_node
         cut = len(old)
         for position, (node, suffix) in enumerate(zip(recording.nodes, recording.suffixes, strict=True)):
@@ -682,6 +702,9 @@ class BlockReuse:
                 text = texts[id(suffix)] = host.stack_text(caller + suffix)
             if text:
                 new.meta["stack_trace"] = text
+            runs = recording.runs[position] if recording.runs else None
+            if runs is not None and (above or runs):
+                new.meta[EXECUTIONS] = above + runs
             if position in recording.flags:
                 new.meta.update(recording.flags[position])
             if logging:

@@ -38,6 +38,7 @@ from torchscan.graph import autocast
 from torchscan.graph.autocast import AUTOCAST, DEPTH
 from torchscan.graph.checkpoint import CHECKPOINT_CODES, CheckpointMarks, Region
 from torchscan.graph.clone import Fakes, private_arguments, shadow_copy
+from torchscan.graph.executions import EXECUTIONS, Executions
 from torchscan.graph.fake import analysis_mode
 from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.guards import METADATA, READ, Guard
@@ -243,11 +244,14 @@ class _Tracer(fx.Tracer):
         """Per code object: its bytecode as ``co_code`` gives it (a new copy at every read)."""
         self._codes = Codes()
         """The :class:`_Code` of each code object the stack walks met (stack tuples hash by identity)."""
+        self._executions = Executions()
+        """The runs of the lines of the user frames met (:mod:`~torchscan.graph.executions`)."""
 
     def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
         """The graph of one call of ``root`` (a module of our copy) on the inputs' placeholders."""
         caller = sys._getframe(1)
         self._entry = (caller, _frames(caller, None, self._codes))
+        self._executions.start(caller)
         self.root = root
         self.root_module_name = root._get_name()
         submodules = self.submodules_of(root)
@@ -291,6 +295,7 @@ class _Tracer(fx.Tracer):
             self._entry = None
             self.submodule_paths = None
             self._checkpoints.close()
+            self._executions.close()
             if self._reuse is not None:
                 self.replayed = tuple(self._reuse.replayed)
             self._reuse = None  # it refers to the tracer: no cycle left
@@ -468,6 +473,10 @@ class _Tracer(fx.Tracer):
             self._stack_traces[inner] = text
         return text
 
+    def runs_above(self) -> tuple[int, ...]:
+        """The runs of the lines of the user frames above the innermost running module call."""
+        return self._executions.current()
+
     def get_fresh_qualname(self, prefix: str) -> str:
         """fx's fresh attribute name, counted per tracer (fx's counter is shared by every tracer)."""
         index = self._qualnames.get(prefix, 0)
@@ -618,6 +627,7 @@ class _Tracer(fx.Tracer):
         if above is None:  # equal stacks: one object, kept
             above = self._stacks[interned] = _joined(kept, below)
         self._callers[frame] = above
+        self._executions.enter(frame, frame.f_back)
         region = self.region
         if self._codes.checkpoint and _checkpointed(below):  # called inside a checkpointed call: its nodes are in it
             self.region = self._checkpoints.region(frame.f_back)
@@ -630,6 +640,7 @@ class _Tracer(fx.Tracer):
                 result = forward(*args, **kwargs)
         finally:
             del self._callers[frame]
+            self._executions.leave(frame)
             self.region = region
             del frame  # it refers to this frame: kept, it would hold the frame (and the copy) in a cycle
             popped, _ = self.module_stack.popitem(last=True)
@@ -705,6 +716,9 @@ class _Tracer(fx.Tracer):
             text = self._node_texts[key] = self.stack_text(_joined(above, below))
         if text:
             node.meta["stack_trace"] = text  # what the property's setter does, without Node.__setattr__'s bookkeeping
+            runs = self._executions.of(sys._getframe())
+            if runs:
+                node.meta[EXECUTIONS] = runs
         if self._reuse is not None and self._reuse.depth:
             self._reuse.frames[node] = _joined(above, below)
         return node

@@ -57,6 +57,9 @@ class NodeRecord:
     module_calls: tuple[tuple[str, int], ...] = ()
     """The module calls the node was made in, outermost first: ``(path, k)`` for the ``k``-th call
     (from 0) of the module at ``path``; a ``call_module`` node's own module last."""
+    executions: tuple[int, ...] = ()
+    """Per user frame of ``stack_trace`` (the innermost ones, outermost first), which run of its line the node
+    was made in (:mod:`~torchscan.graph.executions`; () where the capture did not say: read as unknown)."""
 
     @property
     def produces_tensor(self) -> bool:

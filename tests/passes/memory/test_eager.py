@@ -420,3 +420,25 @@ def test_statements_in_the_bodies_of_one_line_compound_statements_bind_as_on_the
     (4 activations during the third), the old ``y`` is held until ``c`` rebinds it (4 during ``c``); read
     as lines that bind nothing, each ``y`` would be freed at its last read (3)."""
     assert _peaks(_OneLineBodies()) == (4, 4)
+
+
+class _HelperInLoop(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(1, 1, 1) for _ in range(3))
+
+    def block(self, conv: nn.Module, t: torch.Tensor) -> torch.Tensor:
+        return relu(conv(t))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            x = self.block(conv, x)
+        return x
+
+
+def test_a_value_a_function_returns_in_a_loop_is_held_until_the_next_run_rebinds_it() -> None:
+    """Every run of the loop's line calls ``block`` from the same line: a stack trace's text is the same for all
+    of them, so only the capture's count of the line's runs tells that the second call reads what the first
+    returned into ``x``. During the second ``relu``: the input, the first result (held by ``x`` until the line
+    rebinds it), the convolution's output and the ``relu``'s = 4 activations (freed at its last read: 3)."""
+    assert _peaks(_HelperInLoop()) == (4, 4)

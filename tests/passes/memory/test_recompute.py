@@ -88,6 +88,25 @@ class FirstOnInput(nn.Module):
         return self.rest(checkpoint(self.first, x, use_reentrant=self.reentrant))
 
 
+class HelperLoop(nn.Module):
+    """A method of the model (no module of its own) checkpointed in a loop, its result bound to the loop's name:
+    the name holds each result until the next run of the line rebinds it."""
+
+    def __init__(self, reentrant: bool) -> None:
+        super().__init__()
+        self.embed, self.up, self.down = nn.Linear(64, 64), nn.Linear(64, 256), nn.Linear(256, 64)
+        self.reentrant = reentrant
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.down(torch.relu(self.up(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
+        for _ in range(3):
+            x = checkpoint(self.step, x, use_reentrant=self.reentrant)
+        return x
+
+
 CASES = (
     Case("non-reentrant blocks", lambda: Transformer("non-reentrant"), ((8, 32, 64),)),
     Case("reentrant blocks", lambda: Transformer("reentrant"), ((8, 32, 64),)),
@@ -98,6 +117,8 @@ CASES = (
     # trains them
     Case("reentrant on the input", lambda: FirstOnInput(True), ((8, 32, 64),)),
     Case("non-reentrant on the input", lambda: FirstOnInput(False), ((8, 32, 64),)),
+    Case("a method in a loop, non-reentrant", lambda: HelperLoop(False), ((8, 32, 64),)),
+    Case("a method in a loop, reentrant", lambda: HelperLoop(True), ((8, 32, 64),)),
     Case(
         "DenseNet-121 memory_efficient 64², batch 2",
         lambda: torchvision.models.densenet121(weights=None, memory_efficient=True),

@@ -7,6 +7,11 @@ parsing is :mod:`~torchscan.passes.memory.eager_names`, which states what is mod
   (:func:`local_ends`), and so is a result returned out of a call into a line that binds it;
 - ``y += z`` traced as ``add`` runs in place: its result aliases ``y`` (:func:`augmented_source`).
 
+A stack trace's text is the same for every run of a line a loop repeats; where the capture counted the runs
+(:attr:`~torchscan.records.NodeRecord.executions`, :mod:`~torchscan.graph.executions`), a run of a line that
+calls a user function is one statement, and two calls made by two runs are two frames
+(``for _ in range(n): x = self.block(x)``: ``x`` holds each result until the next run rebinds it).
+
 Everything here is linear in the number of nodes (times the depth of user frames): frame
 extents, the next rebinding of a name and the end of a statement are looked up in tables built
 in one sweep, never found by scanning ahead from every node.
@@ -52,6 +57,9 @@ class _Frames:
     ``level_ids[q][l]`` identifies node ``q``'s frame at level ``l`` (its outer call sites and
     function); ``frame_end[q][l]`` and ``site_end[q][l]`` are the last position of the contiguous
     run of nodes, from ``q`` on, with the same frame, resp. the same call site, at level ``l``;
+    ``run_end[q][l]`` the same within one run of that line (a loop's iterations apart, where the capture
+    said which run a node was made in: :attr:`~torchscan.records.NodeRecord.executions`), ``runs[q][l]`` that
+    run (None: not known);
     ``owner_end[q]`` the last of the run whose caller module starts with ``q``'s; ``bindings``
     the positions binding a name, per (frame, name).
     """
@@ -59,6 +67,8 @@ class _Frames:
     level_ids: list[list[int]]
     frame_end: list[list[int]]
     site_end: list[list[int]]
+    run_end: list[list[int]]
+    runs: list[tuple[int | None, ...]]
     owner_end: list[int]
     bindings: Mapping[tuple[int, str], _Bindings]
 
@@ -111,12 +121,13 @@ def _returned_until(
         names = rebound_names(chain[level][2])
         if not names:
             continue
-        statement, extent = tables.site_end[position][level], tables.frame_end[position][level]
+        statement, extent = tables.run_end[position][level], tables.frame_end[position][level]
         readers = [later for later in consumers if statement < later <= extent]
         if not readers:
             continue
-        # a loop calling one function from one line gives its iterations one frame id: the frame's
-        # module (the owner of a reader running its own code, else of the first reader) bounds it
+        # a loop calling one function from one line gives its iterations one frame id where the capture did not
+        # count the line's runs (a recorded forward): the frame's module (the owner of a reader running its own
+        # code, else of the first reader) bounds it
         own = [later for later in readers if len(frames[later]) == level + 1]
         end = extent = min(extent, tables.owner_end[(own or readers)[0]])
         frame = tables.level_ids[position][level]
@@ -126,7 +137,7 @@ def _returned_until(
                 continue
             entry = bisect.bisect_right(bindings.positions, statement)
             if entry < len(bindings.positions) and bindings.positions[entry] <= extent:
-                end = min(end, tables.site_end[bindings.positions[entry]][level])
+                end = min(end, tables.run_end[bindings.positions[entry]][level])
         best = end if best is None else max(best, end)
     return best
 
@@ -178,11 +189,20 @@ def _held_until(
                 return None
     if rebound is None:
         return extent if extent > position else None
-    last = min(extent, tables.site_end[rebound][level])
-    if paired_names(frames[rebound][level][2]):  # ``p, q = f(x), g(x)``: every item is made before any name is rebound
+    runs = _called(frames, rebound, level, tables)
+    last = min(extent, tables.run_end[rebound][level] if runs else tables.site_end[rebound][level])
+    if paired_names(frames[rebound][level][2]) or runs:
+        # ``p, q = f(x), g(x)``: every item is made before any name is rebound; a run of a line that calls a
+        # function of the user's: the statement completes with the run
         return last
     values = _StatementValue(frames, consumers_of, level, frames[rebound][level][0], last)
     return _statement_end(ordered, sources, rebound, last, record.name, frames[rebound][level][2], values)
+
+
+def _called(frames: Sequence[tuple[Frame, ...]], position: int, level: int, tables: _Frames) -> bool:
+    """Whether the node at ``position`` is made inside a user function called by its line at ``level``, in a
+    run of that line the capture counted (its runs then tell the line's runs apart)."""
+    return len(frames[position]) > level + 1 and tables.runs[position][level] is not None
 
 
 def _paired_name(
@@ -311,20 +331,23 @@ def is_root(record: NodeRecord, root: str | None) -> bool:
 def _tables(ordered: Sequence[NodeRecord], frames: Sequence[tuple[Frame, ...]], library: frozenset[str]) -> _Frames:
     """The lookup tables of :class:`_Frames`, in one sweep each (a chain of frames shared by
     several nodes, e.g. every iteration of a loop, is read once)."""
-    chains: dict[tuple[Frame, ...], _Chain] = {}
-    prefixes: dict[tuple[int, str], int] = {}
+    chains: dict[tuple[tuple[Frame, ...], tuple[int | None, ...]], _Chain] = {}
+    prefixes: dict[tuple[int, str, int | None], int] = {}
     functions: dict[tuple[int, str], int] = {}
     per_node = []
-    for chain in frames:
-        known = chains.get(chain)
+    for chain, record in zip(frames, ordered, strict=True):
+        runs = _aligned(len(chain), record.executions)
+        known = chains.get((chain, runs))
         if known is None:
-            known = chains[chain] = _read_chain(chain, prefixes, functions)
+            known = chains[chain, runs] = _read_chain(chain, runs, prefixes, functions)
         per_node.append(known)
     level_ids = [known.level_ids for known in per_node]
     return _Frames(
         level_ids=level_ids,
         frame_end=_run_ends(level_ids),
         site_end=_run_ends([known.sites for known in per_node]),
+        run_end=_run_ends([known.runs for known in per_node]),
+        runs=[tuple(run for _, run in known.runs) for known in per_node],
         owner_end=_owner_ends(_owners(ordered, library)),
         bindings=_bindings(per_node),
     )
@@ -338,19 +361,34 @@ class _Chain:
     level_ids: list[int]
     sites: list[str]
     binds: list[tuple[int, str]]
+    runs: list[Any]
+    """Per level its call site, with the run of its line where known (:func:`_aligned`)."""
 
 
 def _read_chain(
-    chain: tuple[Frame, ...], prefixes: dict[tuple[int, str], int], functions: dict[tuple[int, str], int]
+    chain: tuple[Frame, ...],
+    runs: tuple[int | None, ...],
+    prefixes: dict[tuple[int, str, int | None], int],
+    functions: dict[tuple[int, str], int],
 ) -> _Chain:
-    """A chain's frame ids — (the call sites of the outer levels, the level's function), interned
-    in ``prefixes`` and ``functions`` — its sites and what its lines bind."""
+    """A chain's frame ids — (the call sites of the outer levels with the runs of their lines, the level's
+    function), interned in ``prefixes`` and ``functions``: two calls made by two runs of one line are two
+    frames — its sites and what its lines bind."""
     prefix, level_ids, binds = 0, [], []
     for level, (site, function, code) in enumerate(chain):
         level_ids.append(functions.setdefault((prefix, function), len(functions)))
-        prefix = prefixes.setdefault((prefix, site), len(prefixes) + 1)
+        prefix = prefixes.setdefault((prefix, site, runs[level]), len(prefixes) + 1)
         binds.extend((level, name) for name in rebound_names(code))
-    return _Chain(level_ids, [site for site, _, _ in chain], binds)
+    sites = [site for site, _, _ in chain]
+    return _Chain(level_ids, sites, binds, [(site, run) for site, run in zip(sites, runs, strict=True)])
+
+
+def _aligned(levels: int, executions: tuple[int, ...]) -> tuple[int | None, ...]:
+    """A node's runs (:attr:`~torchscan.records.NodeRecord.executions`: its innermost user frames', outermost
+    first) per level of its ``levels`` parsed frames; None where not known."""
+    offset = len(executions) - levels
+    size = len(executions)
+    return tuple(executions[level + offset] if 0 <= level + offset < size else None for level in range(levels))
 
 
 def _run_ends(keys: Sequence[Sequence[Any]]) -> list[list[int]]:

@@ -243,6 +243,10 @@ def _backward_peak(
         for key, index in call.copies.items():
             release[index] = release.get(index, 0) + live_storages.size[key]
     recomputed: set[Region] = set()
+    # a reentrant call's backward is a Python function given its outputs' gradients: it holds them until it
+    # returns (its first node's backward), where autograd would free each once read
+    until = _reentrant_outputs(context, plan) if plan is not None else {}
+    deferred: dict[int, int] = {}
     grad_bytes, whole, passed = _gradients(context)
     attributes = {record.name for record in ordered if record.op == "get_attr"}
     held: dict[str, int] = {}  # live gradient bytes per node output
@@ -337,14 +341,29 @@ def _backward_peak(
         own = held.get(record.name, 0)
         if record.name in taken:  # the source holds this gradient's storage now
             held[taken[record.name]] = own
+        elif record.name in until:
+            deferred[until[record.name]] = deferred.get(until[record.name], 0) + own
         else:
             live -= own
         held[record.name] = 0
-        live -= release.get(record.index, 0) + extra.get(record.name, 0) - freed_inside
+        live -= release.get(record.index, 0) + extra.get(record.name, 0) - freed_inside + deferred.pop(record.index, 0)
         # once the call's backward returns (its output's gradient and the tensors only it saved freed),
         # each reused parameter's new gradient is summed with the first into a third tensor
         peak = max(peak, live + reused + largest)
     return peak
+
+
+def _reentrant_outputs(context: MemoryGraph, plan: Checkpointing) -> dict[str, int]:
+    """Node -> the index of its reentrant checkpointed call's first node, for the nodes of such a call read
+    outside it (or returned): their gradients are held until that node's backward has run."""
+    found: dict[str, int] = {}
+    succ = context.graph.succ
+    for call in plan.calls:
+        if call.region.reentrant:
+            for name in call.nodes:
+                if any(reader not in call.nodes for reader in succ[name]):
+                    found[name] = call.start
+    return found
 
 
 def _recorded_peaks(

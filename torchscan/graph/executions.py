@@ -1,0 +1,117 @@
+"""Which run of its current line each user frame of a node's stack is in, as a trace makes the node.
+
+A stack trace names a frame's function and line, never which call of the function, nor which run of a
+line a loop repeats. For most of what the memory pass reads from the lines the text is enough; not to
+tell where one run of a line ends and the next begins: ``for _ in range(n): x = self.block(x)`` runs one
+line, from one frame, calling ``block`` once per run, and the text of every node made inside is the same
+for every run. Eager Python holds the value ``block`` returned in ``x`` until the next run rebinds it.
+
+Per user frame (a file outside torch and torchscan, as the stack traces' readers keep them), this counts
+the runs of the frame's current line: a new run starts when the frame's instruction goes back (a loop's
+next iteration) or when the same instruction calls a new frame (the same call made again). The frames are
+held while the trace runs, so that no new frame can take the address of one seen; :meth:`Executions.close`
+lets them go. Nothing here reads or changes what the frames hold.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["EXECUTIONS", "LIBRARY_DIRS", "Executions", "is_user_file"]
+
+EXECUTIONS = "torchscan_executions"
+"""Node meta key: per user frame of the node's stack, outermost first, the run of its line the node was
+made in (:class:`Executions`; the innermost frames when the stack trace keeps fewer)."""
+
+LIBRARY_DIRS = (str(Path(torch.__file__).parent) + os.sep, str(Path(__file__).resolve().parent.parent) + os.sep)
+"""torch's and torchscan's folders: frames of their files are no user frames."""
+
+
+def is_user_file(filename: str) -> bool:
+    """Whether a frame of ``filename`` runs user code (outside :data:`LIBRARY_DIRS`)."""
+    return not filename.startswith(LIBRARY_DIRS)
+
+
+class Executions:
+    """The runs of the lines of the user frames a trace meets (one per trace: :meth:`close` at its end)."""
+
+    def __init__(self) -> None:
+        self._states: dict[int, list[Any]] = {}
+        """By ``id`` of a frame: [frame, its last instruction, the user frame it last called, its run]."""
+        self._users: dict[Any, bool] = {}
+        """Whether a code object runs user code (:func:`is_user_file`), by code object."""
+        self._calls: dict[Any, tuple[int, ...]] = {}
+        """The runs of the user frames above each running module call (:meth:`enter`), by its frame."""
+        self._entered: list[tuple[int, ...]] = []
+        """The same, innermost call last."""
+
+    def start(self, entry: Any) -> None:
+        """A trace begins below the frame ``entry``: no frame above it is read."""
+        self._calls[entry] = ()
+
+    def enter(self, frame: Any, caller: Any) -> None:
+        """A module call entered: ``frame`` runs it, called from ``caller``; the nodes made inside see the
+        runs of the user frames above it as they are now."""
+        runs = self._calls[frame] = self.of(caller, frame)
+        self._entered.append(runs)
+
+    def leave(self, frame: Any) -> None:
+        """The module call run by ``frame`` returned."""
+        del self._calls[frame]
+        self._entered.pop()
+
+    def current(self) -> tuple[int, ...]:
+        """The runs of the user frames above the innermost running module call (() outside any)."""
+        return self._entered[-1] if self._entered else ()
+
+    def of(self, frame: Any, call: Any = None) -> tuple[int, ...]:
+        """The runs of the user frames from ``frame`` up to the nearest module call entered (or the trace's
+        entry), outermost first, each frame's run updated by this event: its instruction now, the frame it
+        calls now (the next user frame down; for the innermost, ``call``: the frame of a module call being
+        entered, None for a node it made itself)."""
+        calls, users = self._calls, self._users
+        inner: list[Any] = []
+        above: tuple[int, ...] = ()
+        while frame is not None:
+            found = calls.get(frame)
+            if found is not None:
+                above = found
+                break
+            code = frame.f_code
+            user = users.get(code)
+            if user is None:
+                user = users[code] = is_user_file(code.co_filename)
+            if user:
+                inner.append(frame)
+            frame = frame.f_back
+        if not inner:
+            return above
+        runs = []
+        callee = call
+        for user_frame in inner:  # innermost first: each calls the one before it
+            runs.append(self._run(user_frame, callee))
+            callee = user_frame
+        runs.reverse()
+        return above + tuple(runs)
+
+    def _run(self, frame: Any, callee: Any) -> int:
+        """The run of ``frame``'s current line, now that it is at its current instruction calling ``callee``."""
+        lasti = frame.f_lasti
+        state = self._states.get(id(frame))
+        if state is None or state[0] is not frame:
+            self._states[id(frame)] = [frame, lasti, callee, 1]
+            return 1
+        if lasti < state[1] or (lasti == state[1] and callee is not None and callee is not state[2]):
+            state[3] += 1
+        state[1], state[2] = lasti, callee
+        return state[3]
+
+    def close(self) -> None:
+        """Let every frame go (the trace ended)."""
+        self._states.clear()
+        self._calls.clear()
+        self._entered.clear()
