@@ -35,7 +35,7 @@ class _Loops(nn.Module):
         for block in self.blocks:
             x = block(x)  # a module called by two runs of one line
         for _ in range(2):
-            x = torch.tanh(x)  # a line calling no function of the user's: one run as far as counted
+            x = torch.tanh(x)  # a line calling no function of the user's
         return x
 
 
@@ -52,8 +52,8 @@ def test_runs_of_a_line_tell_a_loop_s_iterations_apart() -> None:
     assert runs["lin_2"] == runs["lin_3"] == (2, 1)
     # a module called by a loop: each call is a new run (a frame counts its runs: a later line goes on counting)
     assert runs["blocks_0"] == (2,) and runs["blocks_1"] == (3,)
-    # an op made by the same instruction again, with no call of the user's below it: not counted as a new run
-    assert runs["tanh"] == runs["tanh_1"] == (3,)
+    # an op made by the same instruction again: its call into torch is a new frame, so a new run too
+    assert runs["tanh"] == (3,) and runs["tanh_1"] == (4,)
     assert runs["x"] == () and runs["output"] == ()
 
 
@@ -70,3 +70,18 @@ def test_user_files_and_a_fresh_state() -> None:
     executions = Executions()
     assert executions.current() == ()
     executions.close()
+
+
+class _Sequenced(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def test_a_call_into_torch_that_runs_several_modules_is_one_run() -> None:
+    """``nn.Sequential``'s own loop calls each child: the user's line called ``body`` once."""
+    records = crawl_module(_Sequenced(), (4,)).records
+    assert {records.nodes[name]["record"].executions for name in ("body_0", "body_1")} == {(1,)}

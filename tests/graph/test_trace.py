@@ -227,8 +227,10 @@ def test_stacks_read_through_running_module_calls_are_the_full_walks(
     seen = []
     kept = trace_module._Tracer._walk
 
-    def both(tracer: trace_module._Tracer, frame: object) -> tuple[tuple[object, ...] | None, tuple[object, ...]]:
-        above, below = kept(tracer, frame)
+    def both(
+        tracer: trace_module._Tracer, frame: object, users: list | None = None
+    ) -> tuple[tuple[object, ...] | None, tuple[object, ...]]:
+        above, below = kept(tracer, frame, users)
         fast = below if above is None else above + below
         stop = tracer._entry[0] if tracer._entry is not None else None
         seen.append((fast, trace_module._frames(frame, stop, tracer._codes)))

@@ -8,7 +8,8 @@ for every run. Eager Python holds the value ``block`` returned in ``x`` until th
 
 Per user frame (a file outside torch and torchscan, as the stack traces' readers keep them), this counts
 the runs of the frame's current line: a new run starts when the frame's instruction goes back (a loop's
-next iteration) or when the same instruction calls a new frame (the same call made again). The frames are
+next iteration) or when the same instruction calls a new frame (the same call made again; the frame just
+below it: a call into torch that runs several blocks, ``nn.Sequential``'s, is one call). The frames are
 held while the trace runs, so that no new frame can take the address of one seen; :meth:`Executions.close`
 lets them go. Nothing here reads or changes what the frames hold.
 """
@@ -37,66 +38,43 @@ def is_user_file(filename: str) -> bool:
 
 
 class Executions:
-    """The runs of the lines of the user frames a trace meets (one per trace: :meth:`close` at its end)."""
+    """The runs of the lines of the user frames a trace meets (one per trace: :meth:`close` at its end).
+
+    The tracer's own walk of a node's stack, up to the nearest running module call, hands over the user frames
+    it met (:meth:`runs`); the runs of the frames above that call were read when it was entered (:meth:`enter`).
+    """
 
     def __init__(self) -> None:
         self._states: dict[int, list[Any]] = {}
-        """By ``id`` of a frame: [frame, its last instruction, the user frame it last called, its run]."""
-        self._users: dict[Any, bool] = {}
-        """Whether a code object runs user code (:func:`is_user_file`), by code object."""
-        self._calls: dict[Any, tuple[int, ...]] = {}
-        """The runs of the user frames above each running module call (:meth:`enter`), by its frame."""
+        """By ``id`` of a frame: [frame, its last instruction, the frame it last called, its run]."""
         self._entered: list[tuple[int, ...]] = []
-        """The same, innermost call last."""
+        """The runs of the user frames above each running module call, innermost call last."""
 
-    def start(self, entry: Any) -> None:
-        """A trace begins below the frame ``entry``: no frame above it is read."""
-        self._calls[entry] = ()
+    def runs(self, users: list[tuple[Any, Any]], call: Any = None) -> tuple[int, ...]:
+        """The runs of the user frames above the innermost running module call, then of ``users`` — the user
+        frames met walking up from a node (or a module call) to that call, innermost first, each with the
+        frame just below it (None for the frame the walk began at: ``call`` is below it) — each updated by
+        this event: a new run where its instruction went back, or where the same instruction calls a new frame
+        (the same call made again)."""
+        above = self._entered[-1] if self._entered else ()
+        if not users:
+            return above
+        runs = [self._run(frame, call if child is None else child) for frame, child in users]
+        runs.reverse()
+        return above + tuple(runs)
 
-    def enter(self, frame: Any, caller: Any) -> None:
-        """A module call entered: ``frame`` runs it, called from ``caller``; the nodes made inside see the
-        runs of the user frames above it as they are now."""
-        runs = self._calls[frame] = self.of(caller, frame)
-        self._entered.append(runs)
+    def enter(self, users: list[tuple[Any, Any]], call: Any) -> None:
+        """A module call entered, run by the frame ``call``; ``users`` as for :meth:`runs`, walked from its
+        caller: the nodes made inside see the runs of the user frames above it as they are now."""
+        self._entered.append(self.runs(users, call))
 
-    def leave(self, frame: Any) -> None:
-        """The module call run by ``frame`` returned."""
-        del self._calls[frame]
+    def leave(self) -> None:
+        """The innermost running module call returned."""
         self._entered.pop()
 
     def current(self) -> tuple[int, ...]:
         """The runs of the user frames above the innermost running module call (() outside any)."""
         return self._entered[-1] if self._entered else ()
-
-    def of(self, frame: Any, call: Any = None) -> tuple[int, ...]:
-        """The runs of the user frames from ``frame`` up to the nearest module call entered (or the trace's
-        entry), outermost first, each frame's run updated by this event: its instruction now, the frame it
-        calls now (the next user frame down; for the innermost, ``call``: the frame of a module call being
-        entered, None for a node it made itself)."""
-        calls, users = self._calls, self._users
-        inner: list[Any] = []
-        above: tuple[int, ...] = ()
-        while frame is not None:
-            found = calls.get(frame)
-            if found is not None:
-                above = found
-                break
-            code = frame.f_code
-            user = users.get(code)
-            if user is None:
-                user = users[code] = is_user_file(code.co_filename)
-            if user:
-                inner.append(frame)
-            frame = frame.f_back
-        if not inner:
-            return above
-        runs = []
-        callee = call
-        for user_frame in inner:  # innermost first: each calls the one before it
-            runs.append(self._run(user_frame, callee))
-            callee = user_frame
-        runs.reverse()
-        return above + tuple(runs)
 
     def _run(self, frame: Any, callee: Any) -> int:
         """The run of ``frame``'s current line, now that it is at its current instruction calling ``callee``."""
@@ -105,7 +83,7 @@ class Executions:
         if state is None or state[0] is not frame:
             self._states[id(frame)] = [frame, lasti, callee, 1]
             return 1
-        if lasti < state[1] or (lasti == state[1] and callee is not None and callee is not state[2]):
+        if lasti < state[1] or (lasti == state[1] and callee is not state[2]):
             state[3] += 1
         state[1], state[2] = lasti, callee
         return state[3]
@@ -113,5 +91,4 @@ class Executions:
     def close(self) -> None:
         """Let every frame go (the trace ended)."""
         self._states.clear()
-        self._calls.clear()
         self._entered.clear()

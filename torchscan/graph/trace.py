@@ -38,7 +38,7 @@ from torchscan.graph import autocast
 from torchscan.graph.autocast import AUTOCAST, DEPTH
 from torchscan.graph.checkpoint import CHECKPOINT_CODES, CheckpointMarks, Region
 from torchscan.graph.clone import Fakes, private_arguments, shadow_copy
-from torchscan.graph.executions import EXECUTIONS, Executions
+from torchscan.graph.executions import EXECUTIONS, Executions, is_user_file
 from torchscan.graph.fake import analysis_mode
 from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.guards import METADATA, READ, Guard
@@ -251,7 +251,6 @@ class _Tracer(fx.Tracer):
         """The graph of one call of ``root`` (a module of our copy) on the inputs' placeholders."""
         caller = sys._getframe(1)
         self._entry = (caller, _frames(caller, None, self._codes))
-        self._executions.start(caller)
         self.root = root
         self.root_module_name = root._get_name()
         submodules = self.submodules_of(root)
@@ -451,11 +450,13 @@ class _Tracer(fx.Tracer):
         above, below = self._walk(frame)
         return _joined(above, below)
 
-    def _walk(self, frame: Any) -> tuple[tuple[Any, ...] | None, tuple[Any, ...]]:
+    def _walk(
+        self, frame: Any, users: list[tuple[Any, Any]] | None = None
+    ) -> tuple[tuple[Any, ...] | None, tuple[Any, ...]]:
         """:meth:`frames_from` in two parts: the kept frames of the callers of the nearest running
         :meth:`call_module` (one object per distinct stack; None where no call runs) and the frames
-        from that call's own down to ``frame``."""
-        return _walk(frame, self._entry[0] if self._entry is not None else None, self._callers, self._codes)
+        from that call's own down to ``frame`` (``users``: the user frames met, as :func:`_walk` gives them)."""
+        return _walk(frame, self._entry[0] if self._entry is not None else None, self._callers, self._codes, users)
 
     def stack_text(self, inner: tuple[Any, ...]) -> str:
         """The stack trace fx would record for a node made from the stack ``inner`` (:func:`_frames`
@@ -621,13 +622,15 @@ class _Tracer(fx.Tracer):
         if reuse is not None and reuse.depth:
             reuse.log.append(("call", path, None))
         frame = sys._getframe()
-        kept, below = self._walk(frame.f_back)
+        users: list[tuple[Any, Any]] = []
+        kept, below = self._walk(frame.f_back, users)
         interned = (id(kept), below)  # as node texts are keyed: the few frames below hashed, not the whole stack
         above = self._stacks.get(interned)
         if above is None:  # equal stacks: one object, kept
             above = self._stacks[interned] = _joined(kept, below)
         self._callers[frame] = above
-        self._executions.enter(frame, frame.f_back)
+        self._executions.enter(users, frame)
+        del users  # it holds frames: the running call's own is not kept past its return
         region = self.region
         if self._codes.checkpoint and _checkpointed(below):  # called inside a checkpointed call: its nodes are in it
             self.region = self._checkpoints.region(frame.f_back)
@@ -640,7 +643,7 @@ class _Tracer(fx.Tracer):
                 result = forward(*args, **kwargs)
         finally:
             del self._callers[frame]
-            self._executions.leave(frame)
+            self._executions.leave()
             self.region = region
             del frame  # it refers to this frame: kept, it would hold the frame (and the copy) in a cycle
             popped, _ = self.module_stack.popitem(last=True)
@@ -704,7 +707,8 @@ class _Tracer(fx.Tracer):
             if kind in _CALLS:  # fx's own path (node meta preserved): a walk of the whole stack
                 self._checkpoints.mark(node, self._checkpoints.region(sys._getframe()))
             return node
-        above, below = self._walk(sys._getframe())
+        users: list[tuple[Any, Any]] = []
+        above, below = self._walk(sys._getframe(), users)
         if kind in _CALLS and self._codes.checkpoint:  # inside a checkpointed call: the running module call's, or
             # one called below it (none before a frame of torch's checkpoint was met)
             self._checkpoints.mark(
@@ -716,7 +720,7 @@ class _Tracer(fx.Tracer):
             text = self._node_texts[key] = self.stack_text(_joined(above, below))
         if text:
             node.meta["stack_trace"] = text  # what the property's setter does, without Node.__setattr__'s bookkeeping
-            runs = self._executions.of(sys._getframe())
+            runs = self._executions.runs(users)
             if runs:
                 node.meta[EXECUTIONS] = runs
         if self._reuse is not None and self._reuse.depth:
@@ -1140,12 +1144,14 @@ class _Code:
     its constants, names, local names and line table at every lookup (0.1–0.8 µs each, a few µs for the
     key of a node's stack); one per code object per trace (:data:`Codes`), so equal stacks stay equal."""
 
-    __slots__ = ("checkpoint", "code", "lines")
+    __slots__ = ("checkpoint", "code", "lines", "user")
 
     def __init__(self, code: types.CodeType) -> None:
         self.code = code
         self.checkpoint = code in CHECKPOINT_CODES
         """Whether it is torch's checkpoint (:data:`~torchscan.graph.checkpoint.CHECKPOINT_CODES`)."""
+        self.user = is_user_file(code.co_filename)
+        """Whether it runs user code (:func:`~torchscan.graph.executions.is_user_file`)."""
         self.lines: dict[int, int] = {}
         """The line of each instruction offset met (``f_lineno`` scans the code's line table at each read)."""
 
@@ -1159,12 +1165,19 @@ class Codes(dict[int, _Code]):
 
 
 def _walk(
-    frame: Any, stop: Any, callers: Mapping[Any, tuple[Any, ...]], codes: Codes
+    frame: Any,
+    stop: Any,
+    callers: Mapping[Any, tuple[Any, ...]],
+    codes: Codes,
+    users: list[tuple[Any, Any]] | None = None,
 ) -> tuple[tuple[Any, ...] | None, tuple[Any, ...]]:
     """:func:`_frames` of ``frame`` up to the first of its callers found in ``callers`` (that frame
     included, its line read now), with what ``callers`` keeps for it (the :func:`_frames` above it);
-    ``(None, _frames(frame, stop))`` where none is. ``codes``: the trace's :class:`_Code` tokens."""
+    ``(None, _frames(frame, stop))`` where none is. ``codes``: the trace's :class:`_Code` tokens; ``users``
+    (if given) gets each user frame met below that caller, innermost first, with the frame just below it
+    (None for ``frame`` itself): :meth:`~torchscan.graph.executions.Executions.runs`."""
     found: list[Any] = []
+    child = None
     while frame is not None and frame is not stop:
         code = frame.f_code
         token = codes.get(id(code))
@@ -1181,6 +1194,9 @@ def _walk(
         if above is not None:  # a running call: its callers are known, its own line is read now
             found.reverse()
             return above, tuple(found)
+        if users is not None and token.user:
+            users.append((frame, child))
+        child = frame
         frame = frame.f_back
     found.reverse()
     return None, tuple(found)

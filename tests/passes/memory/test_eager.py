@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
-from torch.nn.functional import relu
+from torch.nn.functional import adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, relu
 
+from tests.profiles import examples
+from tests.strategies import RandomNet, random_nets
 from torchscan import crawl_module
 from torchscan.measure.cpu import measure_inference, random_inputs
 
@@ -442,3 +446,43 @@ def test_a_value_a_function_returns_in_a_loop_is_held_until_the_next_run_rebinds
     returned into ``x``. During the second ``relu``: the input, the first result (held by ``x`` until the line
     rebinds it), the convolution's output and the ``relu``'s = 4 activations (freed at its last read: 3)."""
     assert _peaks(_HelperInLoop()) == (4, 4)
+
+
+class _Stepped(nn.Module):
+    """A :class:`~tests.strategies.RandomNet` whose forward runs each block through a method of its own, called
+    from one line of a loop: the same tensors held by the same names as the net's own forward, one frame down."""
+
+    def __init__(self, net: RandomNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def step(self, kind: str, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if kind == "residual":
+            return x + block(x)
+        if kind == "concat":
+            return torch.cat([block[0](x), relu(block[1](x))], dim=1)
+        return block(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        for kind, block in zip(net.kinds, net.blocks, strict=True):
+            x = self.step(kind, block, x)
+        x = {1: adaptive_avg_pool1d, 2: adaptive_avg_pool2d, 3: adaptive_avg_pool3d}[net.dims](x, 1)
+        return net.head(torch.flatten(x, 1))
+
+
+@settings(max_examples=examples(20), deadline=None)
+@given(random_nets(), st.booleans())
+def test_blocks_run_through_a_method_in_a_loop_are_estimated_as_written_inline(
+    case: tuple[RandomNet, tuple[int, ...]], train: bool
+) -> None:
+    """Eager Python holds the same tensors in both writings (a block's input in the loop's name until the line
+    rebinds it, the method's argument besides): the inference peak and every training peak are the same. Without
+    the runs of the loop's line counted, the method's result was freed at its last read (up to one activation
+    under)."""
+    net, shape = case
+    net.train(train)
+    inline, stepped = (crawl_module(model, shape, batch_size=2).memory for model in (net, _Stepped(net)))
+    assert inline is not None and stepped is not None
+    assert stepped.activation_peak_bytes == inline.activation_peak_bytes
+    assert [t.peak_bytes for t in stepped.training] == [t.peak_bytes for t in inline.training]

@@ -125,9 +125,9 @@ def _returned_until(
         readers = [later for later in consumers if statement < later <= extent]
         if not readers:
             continue
-        # a loop calling one function from one line gives its iterations one frame id where the capture did not
-        # count the line's runs (a recorded forward): the frame's module (the owner of a reader running its own
-        # code, else of the first reader) bounds it
+        # calls of one function made where no user frame tells them apart (a library's loop: ``nn.Sequential``;
+        # a recorded forward, whose runs are not counted) have one frame id: the frame's module call (the owner of
+        # a reader running its own code, else of the first reader) bounds it
         own = [later for later in readers if len(frames[later]) == level + 1]
         end = extent = min(extent, tables.owner_end[(own or readers)[0]])
         frame = tables.level_ids[position][level]
@@ -407,31 +407,35 @@ def _run_ends(keys: Sequence[Sequence[Any]]) -> list[list[int]]:
     return ends
 
 
-def _owners(ordered: Sequence[NodeRecord], library: frozenset[str]) -> list[str]:
-    """Per node, the nearest enclosing module whose forward is user code."""
-    cache: dict[str, str] = {}
+def _owners(ordered: Sequence[NodeRecord], library: frozenset[str]) -> list[tuple[tuple[str, int], ...]]:
+    """Per node, the module calls down to the innermost one whose forward is user code and ran the node's
+    line (:attr:`~torchscan.records.NodeRecord.module_calls`; a ``call_module`` node's own call is not its
+    caller; a module whose forward is torch's, ``nn.Sequential``, runs no user line): the call whose frame made
+    it. Calls, not paths: two calls of one module are two owners, and a forward calling a grandchild's module
+    directly is that call's owner, not the child's."""
+    found: dict[tuple[int, bool], tuple[tuple[str, int], ...]] = {}
+    owners = []
+    for record in ordered:
+        calls, own = record.module_calls, record.op == "call_module"
+        key = (id(calls), own)
+        owner = found.get(key)
+        if owner is None:
+            depth = len(calls) - 1 if own and calls else len(calls)
+            while depth and calls[depth - 1][0] in library:
+                depth -= 1
+            owner = found[key] = calls[:depth]
+        owners.append(owner)
+    return owners
 
-    def caller(path: str) -> str:
-        if path not in cache:
-            found = path
-            while found and found in library:
-                found = found.rpartition(".")[0]
-            cache[path] = found
-        return cache[path]
 
-    return [
-        caller(record.module_path.rpartition(".")[0] if record.op == "call_module" else record.module_path)
-        for record in ordered
-    ]
-
-
-def _owner_ends(owners: Sequence[str]) -> list[int]:
-    """``ends[q]``: the last position of the run from ``q`` on whose owners all start with ``q``'s
-    (a monotonic stack: a position dominated by a later start is never the first to leave)."""
+def _owner_ends(owners: Sequence[tuple[tuple[str, int], ...]]) -> list[int]:
+    """``ends[q]``: the last position of the run from ``q`` on whose owners are all within ``q``'s call (a
+    monotonic stack: a position dominated by a later start is never the first to leave)."""
     ends = [0] * len(owners)
     stack: list[int] = []
     for position in range(len(owners) - 1, -1, -1):
-        while stack and owners[stack[-1]].startswith(owners[position]):
+        own = owners[position]
+        while stack and owners[stack[-1]][: len(own)] == own:
             stack.pop()
         ends[position] = (stack[-1] if stack else len(owners)) - 1
         stack.append(position)

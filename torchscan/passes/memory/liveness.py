@@ -1,13 +1,14 @@
 """Liveness of activation storages in inference: when each is allocated and when freed.
 
-The plain rule: a storage is live from the node that first produces it to the last node that
-reads any tensor aliasing it; graph inputs are held by the caller for the whole forward, graph
-outputs until the end; an argument of a module call lives until that call returns (the caller
-holds it) — the call of the outermost module entered, a container (``ModuleList``, never called)
-skipped: each of its children's calls returns on its own. Tensors that objects of the output hold
-(a cache object's keys and values, :data:`HELD_OUTPUTS`) are held to the end like the outputs. On
-top, the eager-Python rules of :mod:`~torchscan.passes.memory.eager` extend a storage bound to a
-local name and alias ``y += z`` to ``y``.
+The plain rule: a storage is live from the node that first produces it to the last node that reads any
+tensor aliasing it; graph inputs are held by the caller for the whole forward, graph outputs until the
+end; an argument of a module call lives until that call returns (the caller holds it) — the outermost
+call the reader runs in that its source was not made in, read from the calls each node was made in
+(:attr:`~torchscan.records.NodeRecord.module_calls`: a module called twice is two calls, a forward
+calling a grandchild's module directly enters no call of the child). Tensors that objects of the output
+hold (a cache object's keys and values, :data:`HELD_OUTPUTS`) are held to the end like the outputs. On
+top, the eager-Python rules of :mod:`~torchscan.passes.memory.eager` extend a storage bound to a local
+name and alias ``y += z`` to ``y``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import networkx as nx
 
 from torchscan.passes.memory.eager import augmented_source, is_augmentable, local_ends
-from torchscan.passes.memory.frames import CONTAINER_MODULES, LIBRARY_MODULES, Frame, frames_by_node
+from torchscan.passes.memory.frames import LIBRARY_MODULES, Frame, frames_by_node
 from torchscan.passes.memory.storage import END, Storages, storage_keys
 from torchscan.records import NodeRecord
 from torchscan.records.frozen import frozen_record
@@ -65,22 +66,20 @@ def static_liveness(
     library = graph.graph.get(LIBRARY_MODULES, frozenset())
     local_end = local_ends(ordered, frames, [frozenset(names) for names in reads], library)
     call_end = call_ends(ordered)
-    containers = graph.graph.get(CONTAINER_MODULES, frozenset())
-    paths = {record.name: record.module_path for record in ordered}
+    calls = {record.name: record.module_calls for record in ordered}
     held: dict[str, int] = dict(local_end)
-    entered_at: dict[tuple[str, str], int] = {}  # by (source's path, reader's path)
-    parts: dict[str, tuple[str, ...]] = {}  # each path split once
+    entered_at: dict[tuple[int, int], int] = {}  # by the ids of (source's calls, reader's calls): shared tuples
     for position, record in enumerate(ordered):
-        own, ends = record.module_path, call_end[position]
+        own, ends = record.module_calls, call_end[position]
         for source in reads[position]:
             if record.op == "output":
                 end = END
             else:  # an argument of a module call lives until the call returns (the caller holds it)
-                pair = (paths[source], own)
+                theirs = calls[source]
+                pair = (id(theirs), id(own))
                 entered = entered_at.get(pair)
-                if entered is None:  # its depth, less one
-                    depth = _common_depth(_split(pair[0], parts), _split(own, parts))
-                    entered = entered_at[pair] = _entered(depth, own, containers)
+                if entered is None:  # the number of calls both were made in: the reader's next is the one entered
+                    entered = entered_at[pair] = _common_depth(theirs, own)
                 end = ends[entered] if entered < len(ends) else record.index
             if end > held.get(source, -1):
                 held[source] = end
@@ -131,11 +130,11 @@ def storages(
 
 
 def call_ends(ordered: Sequence[NodeRecord]) -> list[list[int]]:
-    """``ends[i][d - 1]``: the last index of the run of nodes, from node ``i`` on, inside the same
-    depth-``d`` module as node ``i`` — the end of that module call (``d`` up to node ``i``'s depth)."""
-    parts = [_parts(record.module_path) for record in ordered]
+    """``ends[i][d]``: the last index of the run of nodes, from node ``i`` on, made in the same call as node
+    ``i``'s ``d``-th (outermost first, :attr:`~torchscan.records.NodeRecord.module_calls`) — the end of that call."""
+    parts = [record.module_calls for record in ordered]
     ends: list[list[int]] = [[] for _ in ordered]
-    following: tuple[str, ...] = ()
+    following: tuple[Any, ...] = ()
     after: list[int] = []
     for position in range(len(ordered) - 1, -1, -1):
         own, index = parts[position], ordered[position].index
@@ -145,29 +144,8 @@ def call_ends(ordered: Sequence[NodeRecord]) -> list[list[int]]:
     return ends
 
 
-def _entered(depth: int, path: str, containers: frozenset[str]) -> int:
-    """The depth (less one) of the module call entered from ``depth`` down to ``path``: the first
-    module below the shared ``depth`` levels that is not a container (``depth`` itself if none is)."""
-    parts = _parts(path)
-    while depth < len(parts) and ".".join(parts[: depth + 1]) in containers:
-        depth += 1
-    return depth
-
-
-def _split(path: str, parts: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """:func:`_parts` of ``path``, kept in ``parts``."""
-    found = parts.get(path)
-    if found is None:
-        found = parts[path] = _parts(path)
-    return found
-
-
-def _parts(path: str) -> tuple[str, ...]:
-    return tuple(path.split(".")) if path else ()
-
-
-def _common_depth(first: tuple[str, ...], second: tuple[str, ...]) -> int:
-    """Number of leading components two split module paths share."""
+def _common_depth(first: tuple[Any, ...], second: tuple[Any, ...]) -> int:
+    """Number of leading items two sequences share (module calls, parts of paths)."""
     depth = 0
     for a, b in zip(first, second, strict=False):
         if a != b:
