@@ -486,3 +486,31 @@ def test_blocks_run_through_a_method_in_a_loop_are_estimated_as_written_inline(
     assert inline is not None and stepped is not None
     assert stepped.activation_peak_bytes == inline.activation_peak_bytes
     assert [t.peak_bytes for t in stepped.training] == [t.peak_bytes for t in inline.training]
+
+
+class _TwoRelus(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.ReLU(), nn.ReLU()
+
+
+class _Grandchild(nn.Module):
+    """A forward calling its child's modules directly (the child's own forward never runs), and one module twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.c = _TwoRelus(), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.inner.a(x * 2)
+        y = self.inner.b(y)
+        return self.c(self.c(y * 2))
+
+
+def test_an_argument_is_held_until_the_call_it_was_given_to_returns() -> None:
+    """``x * 2`` is an argument of ``inner.a``'s call only, ``y * 2`` of the first call of ``c`` only: each is
+    freed when that call returns. Read from module paths, ``inner`` looked called once around both of its
+    modules and ``c`` once around its two calls: each argument held one call longer. The peak, during ``c``'s
+    second call: the input, ``y`` (held by its name), that call's argument and its result = 4 activations (5 with
+    ``y * 2`` held through it)."""
+    assert _peaks(_Grandchild()) == (4, 4)
