@@ -514,3 +514,24 @@ def test_an_argument_is_held_until_the_call_it_was_given_to_returns() -> None:
     second call: the input, ``y`` (held by its name), that call's argument and its result = 4 activations (5 with
     ``y * 2`` held through it)."""
     assert _peaks(_Grandchild()) == (4, 4)
+
+
+class _Listed(nn.Module):
+    """Branches appended to a list, concatenated, then more work in the same frame: the list still holds them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(1, 1, 1) for _ in range(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for conv in self.convs:
+            outs.append(conv(x))
+        y = torch.cat(outs, dim=1)
+        return relu(y * 2)
+
+
+def test_values_appended_to_a_list_are_held_until_the_frame_returns() -> None:
+    """During the ``relu``: the input, the two branches (held by ``outs``), ``y`` (two activations), ``y * 2``
+    (two) and the ``relu``'s result (two) = 9 activations; freed at the ``cat``, the branches would leave 7."""
+    assert _peaks(_Listed()) == (9, 9)

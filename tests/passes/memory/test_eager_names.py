@@ -46,3 +46,10 @@ def test_one_statement_of_one_line_compound_statements() -> None:
     assert one_statement("if c: a = f(x); b = g(a)") == "if c: a = f(x); b = g(a)"  # several: left as it is
     assert one_statement("if c:") == "if c:" and one_statement("iffy = f(x)") == "iffy = f(x)"
     assert one_statement("x = f(x)") == "x = f(x)"
+
+
+def test_appended_name_of_lines_adding_to_a_list() -> None:
+    from torchscan.passes.memory.eager_names import appended_name
+
+    assert appended_name("outs.append(conv(x))") == "outs" and appended_name("feats.extend([a(x), b(x)])") == "feats"
+    assert appended_name("self.outs.append(x)") is None and appended_name("y = outs.append(x)") is None

@@ -25,6 +25,7 @@ from typing import Any
 
 from torchscan.passes.memory.eager_names import (
     AUGMENTABLE,
+    appended_name,
     assigned_name,
     is_augmented,
     paired_names,
@@ -60,7 +61,9 @@ class _Frames:
     ``run_end[q][l]`` the same within one run of that line (a loop's iterations apart, where the capture
     said which run a node was made in: :attr:`~torchscan.records.NodeRecord.executions`), ``runs[q][l]`` that
     run (None: not known);
-    ``owner_end[q]`` the last of the run whose caller module starts with ``q``'s; ``bindings``
+    ``owner_end[q]`` the last of the run whose caller module starts with ``q``'s (``owners[q]``: the module
+    calls down to the one whose frame made node ``q``; ``call_end[q][d]``: the last of the run made in node
+    ``q``'s ``d``-th module call); ``bindings``
     the positions binding a name, per (frame, name).
     """
 
@@ -70,6 +73,8 @@ class _Frames:
     run_end: list[list[int]]
     runs: list[tuple[int | None, ...]]
     owner_end: list[int]
+    owners: list[tuple[tuple[str, int], ...]]
+    call_end: list[list[int]]
     bindings: Mapping[tuple[int, str], _Bindings]
 
 
@@ -129,7 +134,7 @@ def _returned_until(
         # a recorded forward, whose runs are not counted) have one frame id: the frame's module call (the owner of
         # a reader running its own code, else of the first reader) bounds it
         own = [later for later in readers if len(frames[later]) == level + 1]
-        end = extent = min(extent, tables.owner_end[(own or readers)[0]])
+        end = extent = min(extent, _shared_call_end(tables, position, (own or readers)[0]))
         frame = tables.level_ids[position][level]
         for name in names:
             bindings = tables.bindings.get((frame, name))
@@ -160,7 +165,8 @@ def _held_until(
     (``y = self.seq(x)``: ``seq.1``). A line reading its target (``y = f(y)``) may feed its next
     iteration, so there it is not inferred.
     A value is held until the next binding of its name (the next iteration of a loop included)
-    completes."""
+    completes. A value a line adds to a list bound to a name (``outs.append(conv(x))``: the node no later node
+    of the line reads) is held by the list until the frame returns or a line binds the name again."""
     consumers = consumers_of[position]
     chain = frames[position]
     level = len(chain) - 1
@@ -169,6 +175,13 @@ def _held_until(
     record = ordered[position]
     extent = min(tables.frame_end[position][level], tables.owner_end[position])
     after = position  # where the next binding of the name is looked for: past the statement's run, for items
+    listed = appended_name(code) if name is None else None
+    if listed is not None:
+        if _read_on_site(frames, consumers, position, level, site, extent):
+            return None  # an inner call of the line: the list gets what reads it
+        rebound = _next_binding(tables, position, level, listed, site, True, extent)
+        end = extent if rebound is None else min(extent, tables.site_end[rebound][level])
+        return end if end > position else None
     if name is None:  # ``q, k = self.q(x), self.k(x)``: each name holds its item's value
         paired = _paired_name(ordered, frames, tables, consumers_of, position, level, paired_names(code))
         if paired is None:
@@ -342,13 +355,16 @@ def _tables(ordered: Sequence[NodeRecord], frames: Sequence[tuple[Frame, ...]], 
             known = chains[chain, runs] = _read_chain(chain, runs, prefixes, functions)
         per_node.append(known)
     level_ids = [known.level_ids for known in per_node]
+    owners = _owners(ordered, library)
     return _Frames(
         level_ids=level_ids,
         frame_end=_run_ends(level_ids),
         site_end=_run_ends([known.sites for known in per_node]),
         run_end=_run_ends([known.runs for known in per_node]),
         runs=[tuple(run for _, run in known.runs) for known in per_node],
-        owner_end=_owner_ends(_owners(ordered, library)),
+        owner_end=_owner_ends(owners),
+        owners=owners,
+        call_end=_run_ends([record.module_calls for record in ordered]),
         bindings=_bindings(per_node),
     )
 
@@ -426,6 +442,19 @@ def _owners(ordered: Sequence[NodeRecord], library: frozenset[str]) -> list[tupl
             owner = found[key] = calls[:depth]
         owners.append(owner)
     return owners
+
+
+def _shared_call_end(tables: _Frames, position: int, reader: int) -> int:
+    """The last position of the innermost module call whose frames made both the node at ``position`` and a
+    later ``reader`` of it (the end of the graph where they share none): a frame that made both runs no
+    longer than that call."""
+    mine, theirs = tables.owners[position], tables.owners[reader]
+    shared = 0
+    for a, b in zip(mine, theirs, strict=False):
+        if a != b:
+            break
+        shared += 1
+    return tables.call_end[reader][shared - 1] if shared else len(tables.owners) - 1
 
 
 def _owner_ends(owners: Sequence[tuple[tuple[str, int], ...]]) -> list[int]:

@@ -31,6 +31,7 @@ from torchscan.graph.calls import display_type
 
 __all__ = [
     "AUGMENTABLE",
+    "appended_name",
     "assigned_name",
     "is_augmented",
     "one_statement",
@@ -43,6 +44,7 @@ _ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=[^=]")
 _UNPACK = re.compile(r"^\(?\s*(\*?[A-Za-z_]\w*(?:\s*,\s*\*?[A-Za-z_]\w*)*)\s*,?\s*\)?\s*=[^=]")
 _NAME = re.compile(r"\*?([A-Za-z_]\w*)")
 _AUGMENTED = re.compile(r"^[\w.\[\]]+\s*(\+|-|\*|/|@)=")
+_APPEND = re.compile(r"^([A-Za-z_]\w*)\.(?:append|extend|insert)\(")
 _COMPOUND = re.compile(r"^(?:if|elif|else|for|while|with|try|finally|def|async)\b")
 _BLOCK = re.compile(r"^(?:else|try|finally)\s*:")
 _HEADERS = (ast.If, ast.For, ast.While, ast.With, ast.FunctionDef, ast.AsyncFor, ast.AsyncWith, ast.AsyncFunctionDef)
@@ -77,6 +79,12 @@ def one_statement(line: str) -> str:
         return line
     inner = ast.get_source_segment(text, body[0].body[0])
     return line if inner is None else one_statement(inner)
+
+
+def appended_name(code: str) -> str | None:
+    """The name of the list a line adds to (``outs.append(f(x))``, ``.extend``, ``.insert``), else None."""
+    match = _APPEND.match(code)
+    return match.group(1) if match is not None else None
 
 
 def assigned_name(code: str) -> str | None:
