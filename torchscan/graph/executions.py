@@ -59,6 +59,9 @@ class Executions:
         above = self._entered[-1] if self._entered else ()
         if not users:
             return above
+        if len(users) == 1:  # most nodes: made by the one user frame below the running call
+            frame, child = users[0]
+            return (*above, self._run(frame, call if child is None else child))
         runs = [self._run(frame, call if child is None else child) for frame, child in users]
         runs.reverse()
         return above + tuple(runs)

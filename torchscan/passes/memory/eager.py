@@ -83,6 +83,7 @@ def local_ends(
     frames: Sequence[tuple[Frame, ...]],
     sources: Sequence[frozenset[str]],
     library: frozenset[str],
+    call_end: list[list[int]] | None = None,
 ) -> dict[str, int]:
     """Eager Python keeps a result bound to a local name (``y = f(x)``) until the frame returns or
     rebinds the name, even after its last use. Node -> last index it is held that way.
@@ -90,9 +91,12 @@ def local_ends(
     ``frames`` and ``sources`` are each node's user frames and the names of the nodes it reads.
     A frame instance is the chain of outer call sites plus the innermost function, within one
     caller module (a module in ``library`` runs no user code: its caller's counts); its extent is
-    the contiguous run of nodes traced inside it.
+    the contiguous run of nodes traced inside it. ``call_end``: ``call_ends`` of ``ordered``
+    (:func:`~torchscan.passes.memory.liveness.call_ends`, whose indices are positions here), when at hand.
     """
-    tables = _tables(ordered, frames, library)
+    if ordered and ordered[-1].index != len(ordered) - 1:  # indices that are not positions: made again here
+        call_end = None
+    tables = _tables(ordered, frames, library, call_end)
     consumers: list[list[int]] = [[] for _ in ordered]
     position_of = {record.name: position for position, record in enumerate(ordered)}
     for position, names in enumerate(sources):
@@ -341,30 +345,39 @@ def is_root(record: NodeRecord, root: str | None) -> bool:
     return record.type_name.lower().rstrip("_") == root.lower() or path == root or path.endswith(f".{root}")
 
 
-def _tables(ordered: Sequence[NodeRecord], frames: Sequence[tuple[Frame, ...]], library: frozenset[str]) -> _Frames:
+def _tables(
+    ordered: Sequence[NodeRecord],
+    frames: Sequence[tuple[Frame, ...]],
+    library: frozenset[str],
+    call_end: list[list[int]] | None = None,
+) -> _Frames:
     """The lookup tables of :class:`_Frames`, in one sweep each (a chain of frames shared by
     several nodes, e.g. every iteration of a loop, is read once)."""
     chains: dict[tuple[tuple[Frame, ...], tuple[int | None, ...]], _Chain] = {}
     prefixes: dict[tuple[int, str, int | None], int] = {}
     functions: dict[tuple[int, str], int] = {}
     per_node = []
+    counted = False  # whether any node's runs are known: else a run of a line is its call site's run
     for chain, record in zip(frames, ordered, strict=True):
-        runs = _aligned(len(chain), record.executions)
+        executions = record.executions
+        counted = counted or bool(executions)
+        runs = executions if len(executions) == len(chain) else _aligned(len(chain), executions)
         known = chains.get((chain, runs))
         if known is None:
             known = chains[chain, runs] = _read_chain(chain, runs, prefixes, functions)
         per_node.append(known)
     level_ids = [known.level_ids for known in per_node]
     owners = _owners(ordered, library)
+    site_end = _run_ends([known.sites for known in per_node])
     return _Frames(
         level_ids=level_ids,
         frame_end=_run_ends(level_ids),
-        site_end=_run_ends([known.sites for known in per_node]),
-        run_end=_run_ends([known.runs for known in per_node]),
+        site_end=site_end,
+        run_end=_run_ends([known.runs for known in per_node]) if counted else site_end,
         runs=[tuple(run for _, run in known.runs) for known in per_node],
         owner_end=_owner_ends(owners),
         owners=owners,
-        call_end=_run_ends([record.module_calls for record in ordered]),
+        call_end=_run_ends([record.module_calls for record in ordered]) if call_end is None else call_end,
         bindings=_bindings(per_node),
     )
 

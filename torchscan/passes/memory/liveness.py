@@ -64,8 +64,8 @@ def static_liveness(
     reads = [sources[record.name] for record in ordered]
     frames = frames_by_node(ordered)
     library = graph.graph.get(LIBRARY_MODULES, frozenset())
-    local_end = local_ends(ordered, frames, [frozenset(names) for names in reads], library)
     call_end = call_ends(ordered)
+    local_end = local_ends(ordered, frames, [frozenset(names) for names in reads], library, call_end)
     calls = {record.name: record.module_calls for record in ordered}
     held: dict[str, int] = dict(local_end)
     entered_at: dict[tuple[int, int], int] = {}  # by the ids of (source's calls, reader's calls): shared tuples
