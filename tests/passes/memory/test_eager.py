@@ -535,3 +535,28 @@ def test_values_appended_to_a_list_are_held_until_the_frame_returns() -> None:
     """During the ``relu``: the input, the two branches (held by ``outs``), ``y`` (two activations), ``y * 2``
     (two) and the ``relu``'s result (two) = 9 activations; freed at the ``cat``, the branches would leave 7."""
     assert _peaks(_Listed()) == (9, 9)
+
+
+class _Aggregated(nn.Module):
+    """An aggregation block (HGNet, VoVNet): each layer's output appended from its name, then concatenated, then
+    more work while the list still holds them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Conv2d(1, 1, 1) for _ in range(2))
+        self.aggregation = nn.Conv2d(3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output = [x]
+        for layer in self.layers:
+            x = layer(x)
+            output.append(x)
+        x = torch.cat(output, dim=1)
+        return relu(self.aggregation(x))
+
+
+def test_what_a_call_reads_through_a_list_s_name_is_held_until_the_frame_returns() -> None:
+    """During the ``relu``: the input, the two layers' outputs (held by ``output``), the concatenation (three
+    activations, held by ``x``), the aggregation's output and the ``relu``'s = 8 activations; the layers' outputs
+    freed at the ``cat`` would leave 6."""
+    assert _peaks(_Aggregated()) == (8, 8)

@@ -53,3 +53,12 @@ def test_appended_name_of_lines_adding_to_a_list() -> None:
 
     assert appended_name("outs.append(conv(x))") == "outs" and appended_name("feats.extend([a(x), b(x)])") == "feats"
     assert appended_name("self.outs.append(x)") is None and appended_name("y = outs.append(x)") is None
+
+
+def test_listed_name_of_a_call_on_a_bare_name() -> None:
+    from torchscan.passes.memory.eager_names import listed_name
+
+    assert listed_name("x = torch.cat(output, dim=1)") == ("cat", "output")
+    assert listed_name("return torch.stack(feats, 0)") == ("stack", "feats")
+    assert listed_name("x = torch.cat([a, b], 1)") is None and listed_name("x = torch.cat(outs + [y], 1)") is None
+    assert listed_name("y = f(x)") is None and listed_name("x = x.flatten(2)") is None

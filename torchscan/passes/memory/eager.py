@@ -28,6 +28,7 @@ from torchscan.passes.memory.eager_names import (
     appended_name,
     assigned_name,
     is_augmented,
+    listed_name,
     paired_names,
     rebound_names,
     root_call,
@@ -113,7 +114,32 @@ def local_ends(
             end = returned
         if end is not None:
             ends[record.name] = ordered[end].index
+    for position, record in enumerate(ordered):  # what a call reads through a name (a list's items)
+        chain = frames[position]
+        if chain and record.op not in _NOT_BOUND:
+            held = _held_by_name(ordered, frames, tables, position)
+            if held is not None:
+                for name in sources[position]:
+                    if held > position and ordered[held].index > ends.get(name, -1):
+                        ends[name] = ordered[held].index
     return ends
+
+
+def _held_by_name(
+    ordered: Sequence[NodeRecord], frames: Sequence[tuple[Frame, ...]], tables: _Frames, position: int
+) -> int | None:
+    """Where the node at ``position`` is the call its line makes on a bare name (``torch.cat(outs, dim=1)``,
+    :func:`~torchscan.passes.memory.eager_names.listed_name`), the last position that name holds what the call
+    read: until a line binds it again or its frame returns; else None."""
+    chain = frames[position]
+    level = len(chain) - 1
+    site, _, code = chain[level]
+    found = listed_name(code)
+    if found is None or found[1] in rebound_names(code) or not is_root(ordered[position], found[0]):
+        return None  # ``x = f(x)``: the line's own binding releases it
+    extent = min(tables.frame_end[position][level], tables.owner_end[position])
+    rebound = _next_binding(tables, position, level, found[1], site, True, extent)
+    return extent if rebound is None else min(extent, tables.site_end[rebound][level])
 
 
 def _returned_until(

@@ -34,6 +34,7 @@ __all__ = [
     "appended_name",
     "assigned_name",
     "is_augmented",
+    "listed_name",
     "one_statement",
     "paired_names",
     "rebound_names",
@@ -85,6 +86,24 @@ def appended_name(code: str) -> str | None:
     """The name of the list a line adds to (``outs.append(f(x))``, ``.extend``, ``.insert``), else None."""
     match = _APPEND.match(code)
     return match.group(1) if match is not None else None
+
+
+@functools.lru_cache(maxsize=4096)
+def listed_name(code: str) -> tuple[str, str] | None:
+    """(the call, the name) where the value of a line (``y = torch.cat(outs, dim=1)``, or an expression) is a call
+    whose one tensor argument is a bare name (its other arguments constants): ``("cat", "outs")``; else None.
+    The name holds what the call reads (a list's items) until it is bound again or its frame returns."""
+    try:
+        statement = ast.parse(code).body[0]
+    except (SyntaxError, IndexError):
+        return None
+    value = statement.value if isinstance(statement, (ast.Assign, ast.Expr, ast.Return)) else None
+    if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Attribute) or len(value.args) < 1:
+        return None
+    first, rest = value.args[0], [*value.args[1:], *(keyword.value for keyword in value.keywords)]
+    if not isinstance(first, ast.Name) or not all(isinstance(item, ast.Constant) for item in rest):
+        return None
+    return value.func.attr, first.id
 
 
 def assigned_name(code: str) -> str | None:
