@@ -56,7 +56,7 @@ class Executions:
         frame just below it (None for the frame the walk began at: ``call`` is below it) — each updated by
         this event: a new run where its instruction went back, or where the same instruction calls a new frame
         (the same call made again)."""
-        above = self._entered[-1] if self._entered else ()
+        above = self.current()
         if not users:
             return above
         if len(users) == 1:  # most nodes: made by the one user frame below the running call

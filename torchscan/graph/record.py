@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import operator
-import os
 import sys
 import traceback
 from collections import OrderedDict
@@ -38,6 +37,7 @@ from torchscan.graph import autocast
 from torchscan.graph.checkpoint import CheckpointMarks, Region
 from torchscan.graph.clone import ModelCopy
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
+from torchscan.graph.executions import LIBRARY_DIRS as _LIBRARY_DIRS  # their frames: no user frames
 from torchscan.graph.fake import analysis_mode
 from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
@@ -419,10 +419,6 @@ class _Recorder(TorchFunctionMode):
         first = _first_tensor(output)
         if path and first is not None and id(first) in self.env:
             self.module_outputs.setdefault(path, []).append(self.env[id(first)].name)
-
-
-_LIBRARY_DIRS = (os.path.dirname(torch.__file__) + os.sep, os.path.dirname(os.path.dirname(__file__)) + os.sep)
-"""torch's and torchscan's folders: their frames are left out of recorded stack traces."""
 
 
 def _run(func: Any) -> Dispatch:

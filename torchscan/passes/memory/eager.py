@@ -37,7 +37,7 @@ from torchscan.passes.memory.frames import Frame
 from torchscan.records import NodeRecord
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["augmented_source", "is_augmentable", "is_root", "local_ends"]
+__all__ = ["augmented_source", "common_depth", "is_augmentable", "is_root", "local_ends"]
 
 _NOT_BOUND = frozenset({"placeholder", "output", "get_attr"})
 
@@ -137,8 +137,14 @@ def _held_by_name(
     found = listed_name(code)
     if found is None or found[1] in rebound_names(code) or not is_root(ordered[position], found[0]):
         return None  # ``x = f(x)``: the line's own binding releases it
+    return _held_by(tables, position, level, found[1], site)
+
+
+def _held_by(tables: _Frames, position: int, level: int, name: str, site: str) -> int:
+    """The last position ``name``, in the frame at ``level`` of the node at ``position`` (its line at ``site``),
+    holds what it holds now: until a line of that frame binds it again, or the frame returns."""
     extent = min(tables.frame_end[position][level], tables.owner_end[position])
-    rebound = _next_binding(tables, position, level, found[1], site, True, extent)
+    rebound = _next_binding(tables, position, level, name, site, True, extent)
     return extent if rebound is None else min(extent, tables.site_end[rebound][level])
 
 
@@ -209,8 +215,7 @@ def _held_until(
     if listed is not None:
         if _read_on_site(frames, consumers, position, level, site, extent):
             return None  # an inner call of the line: the list gets what reads it
-        rebound = _next_binding(tables, position, level, listed, site, True, extent)
-        end = extent if rebound is None else min(extent, tables.site_end[rebound][level])
+        end = _held_by(tables, position, level, listed, site)
         return end if end > position else None
     if name is None:  # ``q, k = self.q(x), self.k(x)``: each name holds its item's value
         paired = _paired_name(ordered, frames, tables, consumers_of, position, level, paired_names(code))
@@ -487,13 +492,18 @@ def _shared_call_end(tables: _Frames, position: int, reader: int) -> int:
     """The last position of the innermost module call whose frames made both the node at ``position`` and a
     later ``reader`` of it (the end of the graph where they share none): a frame that made both runs no
     longer than that call."""
-    mine, theirs = tables.owners[position], tables.owners[reader]
-    shared = 0
-    for a, b in zip(mine, theirs, strict=False):
+    shared = common_depth(tables.owners[position], tables.owners[reader])
+    return tables.call_end[reader][shared - 1] if shared else len(tables.owners) - 1
+
+
+def common_depth(first: Sequence[Any], second: Sequence[Any]) -> int:
+    """Number of leading items two sequences share (module calls, parts of paths)."""
+    depth = 0
+    for a, b in zip(first, second, strict=False):
         if a != b:
             break
-        shared += 1
-    return tables.call_end[reader][shared - 1] if shared else len(tables.owners) - 1
+        depth += 1
+    return depth
 
 
 def _owner_ends(owners: Sequence[tuple[tuple[str, int], ...]]) -> list[int]:

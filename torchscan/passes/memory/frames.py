@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import os
 import re
 from collections.abc import Iterable, Sequence
 
-import torch
 from torch import nn
 
+from torchscan.graph.executions import is_user_file
 from torchscan.passes.memory.eager_names import one_statement
 from torchscan.records import NodeRecord
 
@@ -36,9 +34,7 @@ Frame = tuple[str, str, str]
 """``(file:line, file:function, code)`` of one frame: its call site, its function, the statement its source
 line runs (:func:`~torchscan.passes.memory.eager_names.one_statement`)."""
 
-_LIBRARY_DIRS = tuple(
-    os.path.dirname(module.__file__ or "") + os.sep for module in (torch, importlib.import_module("torchscan"))
-)
+
 _FRAME = re.compile(r'\s*File "([^"]+)", line (\d+), in (\S+)')
 
 
@@ -66,7 +62,7 @@ def parse_frames(stack_trace: str | None) -> tuple[Frame, ...]:
     frames = []
     for position, line in enumerate(lines):
         match = _FRAME.match(line) if 'File "' in line else None
-        if match and not match.group(1).startswith(_LIBRARY_DIRS):
+        if match and is_user_file(match.group(1)):
             code = one_statement(lines[position + 1].strip()) if position + 1 < len(lines) else ""
             frames.append((f"{match.group(1)}:{match.group(2)}", f"{match.group(1)}:{match.group(3)}", code))
     return tuple(frames)

@@ -18,7 +18,7 @@ from typing import Any
 
 import networkx as nx
 
-from torchscan.passes.memory.eager import augmented_source, is_augmentable, local_ends
+from torchscan.passes.memory.eager import augmented_source, common_depth, is_augmentable, local_ends
 from torchscan.passes.memory.frames import LIBRARY_MODULES, Frame, frames_by_node
 from torchscan.passes.memory.storage import END, Storages, storage_keys
 from torchscan.records import NodeRecord
@@ -79,7 +79,7 @@ def static_liveness(
                 pair = (id(theirs), id(own))
                 entered = entered_at.get(pair)
                 if entered is None:  # the number of calls both were made in: the reader's next is the one entered
-                    entered = entered_at[pair] = _common_depth(theirs, own)
+                    entered = entered_at[pair] = common_depth(theirs, own)
                 end = ends[entered] if entered < len(ends) else record.index
             if end > held.get(source, -1):
                 held[source] = end
@@ -138,17 +138,7 @@ def call_ends(ordered: Sequence[NodeRecord]) -> list[list[int]]:
     after: list[int] = []
     for position in range(len(ordered) - 1, -1, -1):
         own, index = parts[position], ordered[position].index
-        common = _common_depth(own, following)
+        common = common_depth(own, following)
         ends[position] = after = [after[depth] if depth < common else index for depth in range(len(own))]
         following = own
     return ends
-
-
-def _common_depth(first: tuple[Any, ...], second: tuple[Any, ...]) -> int:
-    """Number of leading items two sequences share (module calls, parts of paths)."""
-    depth = 0
-    for a, b in zip(first, second, strict=False):
-        if a != b:
-            break
-        depth += 1
-    return depth
