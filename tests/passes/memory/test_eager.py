@@ -560,3 +560,59 @@ def test_what_a_call_reads_through_a_list_s_name_is_held_until_the_frame_returns
     activations, held by ``x``), the aggregation's output and the ``relu``'s = 8 activations; the layers' outputs
     freed at the ``cat`` would leave 6."""
     assert _peaks(_Aggregated()) == (8, 8)
+
+
+class _AppendingTo(nn.Module):
+    """Appends each layer's output to the list it is given, then concatenates it (VoVNet's ``SequentialAppendList``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Conv2d(1, 1, 1) for _ in range(2))
+
+    def forward(self, x: torch.Tensor, concat_list: list[torch.Tensor]) -> torch.Tensor:
+        for layer in self.layers:
+            concat_list.append(layer(concat_list[-1]))
+        return torch.cat(concat_list, dim=1)
+
+
+class _CallerHeldList(nn.Module):
+    """VoVNet's ``OsaBlock``: the caller's list, handed to a module that appends to it, still holds what it got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mid = _AppendingTo()
+        self.concat = nn.Conv2d(3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output = [x]
+        x = self.mid(x, output)
+        x = self.concat(x)
+        return relu(x) + output[0]
+
+
+def test_a_list_handed_to_a_call_holds_what_the_call_appended_until_the_caller_returns() -> None:
+    """During ``concat``: the input (also held by ``output``), the two layers' outputs (held by the caller's
+    ``output`` after ``mid`` returned), the concatenation (three activations) and ``concat``'s output = 7
+    activations; the layers' outputs freed when ``mid`` returns would leave 6 (5 at ``concat``, 6 at the sum)."""
+    assert _peaks(_CallerHeldList()) == (7, 7)
+
+
+class _Chained(nn.Module):
+    """Each layer reads the last item of the list it appends to, on one line a loop runs again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Conv2d(1, 1, 1) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [x]
+        for layer in self.layers:
+            outs.append(layer(outs[-1]))
+        return relu(torch.cat(outs, dim=1) * 2)
+
+
+def test_an_item_read_by_the_next_run_of_its_line_is_still_held_by_the_list() -> None:
+    """During the ``relu``: the input, the three layers' outputs (held by ``outs``), the concatenation's double and
+    the ``relu``'s result (four activations each) = 12 activations; the first two layers' outputs freed at their
+    read by the next run of the line would leave 10."""
+    assert _peaks(_Chained()) == (12, 12)

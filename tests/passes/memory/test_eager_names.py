@@ -62,3 +62,44 @@ def test_listed_name_of_a_call_on_a_bare_name() -> None:
     assert listed_name("return torch.stack(feats, 0)") == ("stack", "feats")
     assert listed_name("x = torch.cat([a, b], 1)") is None and listed_name("x = torch.cat(outs + [y], 1)") is None
     assert listed_name("y = f(x)") is None and listed_name("x = x.flatten(2)") is None
+
+
+def _helper(x: object, concat_list: list[object], *, scale: float = 1.0) -> object:
+    return (x, concat_list, scale)  # line read by test_parameter_names_read_from_the_def
+
+
+class _Owner:
+    def forward(
+        self,
+        x: object,
+        outs: list[object],
+    ) -> object:
+        return (x, outs)  # line read by test_parameter_names_read_from_the_def
+
+
+def test_parameter_names_read_from_the_def() -> None:
+    import inspect
+
+    from torchscan.passes.memory.eager_names import parameter_names
+
+    file = __file__
+    helper_line = inspect.getsourcelines(_helper)[1] + 1
+    method_line = inspect.getsourcelines(_Owner.forward)[1] + 5
+    assert parameter_names(file, helper_line, "_helper") == ("x", "concat_list", "*", "scale")
+    assert parameter_names(file, method_line, "forward") == ("self", "x", "outs")  # a header over several lines
+    assert parameter_names(file, helper_line, "forward") is None  # no such function around the line
+    assert parameter_names("<no such file>", 3, "forward") is None and parameter_names(file, 10**6, "f") is None
+
+
+def test_passed_name_maps_a_parameter_to_the_call_s_argument() -> None:
+    from torchscan.passes.memory.eager_names import passed_name
+
+    method, function = ("self", "x", "concat_list"), ("x", "concat_list", "*", "scale")
+    assert passed_name("x = self.conv_mid(x, output)", method, "concat_list") == "output"
+    assert passed_name("y = helper(x, feats)", function, "concat_list") == "feats"
+    assert passed_name("y = helper(x, concat_list=feats)", function, "concat_list") == "feats"
+    assert passed_name("y = helper(x, feats, scale=s)", function, "scale") == "s"  # keyword-only: by keyword
+    assert passed_name("y = helper(x, feats)", function, "scale") is None  # not given: none passed
+    assert passed_name("x = self.mid(x, [x])", method, "concat_list") is None  # a list made on the line
+    assert passed_name("x = self.mid(*args)", method, "concat_list") is None
+    assert passed_name("x = y", method, "x") is None

@@ -30,6 +30,8 @@ from torchscan.passes.memory.eager_names import (
     is_augmented,
     listed_name,
     paired_names,
+    parameter_names,
+    passed_name,
     rebound_names,
     root_call,
 )
@@ -137,15 +139,48 @@ def _held_by_name(
     found = listed_name(code)
     if found is None or found[1] in rebound_names(code) or not is_root(ordered[position], found[0]):
         return None  # ``x = f(x)``: the line's own binding releases it
-    return _held_by(tables, position, level, found[1], site)
+    end = _held_by(tables, position, level, found[1], site)
+    caller = _caller_list(frames, tables, position, level, found[1])
+    return end if caller is None else max(end, caller)
 
 
-def _held_by(tables: _Frames, position: int, level: int, name: str, site: str) -> int:
+def _held_by(tables: _Frames, position: int, level: int, name: str, site: str, extent: int | None = None) -> int:
     """The last position ``name``, in the frame at ``level`` of the node at ``position`` (its line at ``site``),
-    holds what it holds now: until a line of that frame binds it again, or the frame returns."""
-    extent = min(tables.frame_end[position][level], tables.owner_end[position])
+    holds what it holds now: until a line of that frame binds it again, or the frame returns (``extent``: the
+    frame's last position where it is not the node's innermost module call's)."""
+    if extent is None:
+        extent = min(tables.frame_end[position][level], tables.owner_end[position])
     rebound = _next_binding(tables, position, level, name, site, True, extent)
     return extent if rebound is None else min(extent, tables.site_end[rebound][level])
+
+
+def _caller_list(
+    frames: Sequence[tuple[Frame, ...]], tables: _Frames, position: int, level: int, listed: str
+) -> int | None:
+    """Where the list the node at ``position`` is added to (``concat_list.append(conv(x))``, at ``level``) is a
+    parameter of its function, and the line calling that function passes a bare name for it (VoVNet's
+    ``x = self.conv_mid(x, output)``, ``output = [x]`` in the caller), the last position that name holds the
+    list's items: until a line of the caller's frame binds it again or that frame returns; else None. The caller's
+    frame runs in the module call above the node's where the function is a module's ``forward``, else in the
+    same one."""
+    if level == 0:
+        return None
+    site, function, _ = frames[position][level]
+    file, _, line = site.rpartition(":")
+    parameters = parameter_names(file, int(line), function.rpartition(":")[2]) if line.isdigit() else None
+    if not parameters or listed not in parameters:
+        return None
+    caller_site, _, caller_code = frames[position][level - 1]
+    name = passed_name(caller_code, parameters, listed)
+    if name is None or name in rebound_names(caller_code):
+        return None  # ``x = block(x)``: the calling line's own binding releases it as the call returns
+    owners = tables.owners[position]
+    if function.endswith(":forward"):  # a module's forward: its caller's frame is in the call above
+        call = len(owners) - 2
+        last = tables.call_end[position][call] if call >= 0 else len(tables.owners) - 1
+    else:
+        last = tables.owner_end[position]
+    return _held_by(tables, position, level - 1, name, caller_site, min(tables.frame_end[position][level - 1], last))
 
 
 def _returned_until(
@@ -213,9 +248,15 @@ def _held_until(
     after = position  # where the next binding of the name is looked for: past the statement's run, for items
     listed = appended_name(code) if name is None else None
     if listed is not None:
-        if _read_on_site(frames, consumers, position, level, site, extent):
-            return None  # an inner call of the line: the list gets what reads it
+        # an inner call of the line (of this run of it, where the runs are known: ``outs.append(f(outs[-1]))`` in a
+        # loop reads the last run's item): the list gets what reads it
+        statement = tables.run_end[position][level] if tables.runs[position][level] is not None else extent
+        if _read_on_site(frames, consumers, position, level, site, statement):
+            return None
         end = _held_by(tables, position, level, listed, site)
+        caller = _caller_list(frames, tables, position, level, listed)
+        if caller is not None:  # the caller's list, handed in: its name holds the items after this frame returns
+            end = max(end, caller)
         return end if end > position else None
     if name is None:  # ``q, k = self.q(x), self.k(x)``: each name holds its item's value
         paired = _paired_name(ordered, frames, tables, consumers_of, position, level, paired_names(code))

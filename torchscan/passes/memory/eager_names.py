@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import ast
 import functools
+import linecache
 import operator
 import re
+import textwrap
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,6 +39,8 @@ __all__ = [
     "listed_name",
     "one_statement",
     "paired_names",
+    "parameter_names",
+    "passed_name",
     "rebound_names",
     "root_call",
 ]
@@ -104,6 +108,66 @@ def listed_name(code: str) -> tuple[str, str] | None:
     if not isinstance(first, ast.Name) or not all(isinstance(item, ast.Constant) for item in rest):
         return None
     return value.func.attr, first.id
+
+
+_DEF = r"^(\s*)(?:async\s+)?def\s+{}\s*\("
+_HEADER_LINES = 30
+"""Most lines a ``def`` header (its parameters) is read over."""
+
+
+@functools.lru_cache(maxsize=1024)
+def parameter_names(file: str, line: int, function: str) -> tuple[str, ...] | None:
+    """The parameters of the function named ``function`` whose body holds line ``line`` of ``file``: positional
+    ones in order, then ``"*"`` and the keyword-only ones where it has any. Read from its ``def`` in the source
+    (:mod:`linecache`, as stack traces read it); None where it is not found (no source, a lambda, a ``def`` spelled
+    over more than :data:`_HEADER_LINES` lines)."""
+    lines = linecache.getlines(file)
+    if not 0 < line <= len(lines):
+        return None
+    body = lines[line - 1]
+    indent = len(body) - len(body.lstrip())
+    pattern = re.compile(_DEF.format(re.escape(function)))
+    for start in range(line - 2, -1, -1):
+        match = pattern.match(lines[start])
+        if match is None or len(match.group(1)) >= indent:
+            continue
+        for end in range(start + 1, min(start + _HEADER_LINES, len(lines)) + 1):
+            try:
+                tree = ast.parse(textwrap.dedent("".join(lines[start:end])) + "\n    pass\n")
+            except SyntaxError:
+                continue
+            definition = tree.body[0]
+            if not isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                return None
+            arguments = definition.args
+            positional = tuple(item.arg for item in (*arguments.posonlyargs, *arguments.args))
+            keyword_only = tuple(item.arg for item in arguments.kwonlyargs)
+            return (*positional, "*", *keyword_only) if keyword_only else positional
+        return None
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def passed_name(code: str, parameters: tuple[str, ...], parameter: str) -> str | None:
+    """The bare name a line's outermost call passes as ``parameter`` of a function of ``parameters``
+    (:func:`parameter_names`): ``x = self.mid(x, output)`` calling ``forward(self, x, concat_list)`` passes
+    ``output`` as ``concat_list`` (a method's ``self`` is the call's receiver); None where it passes no bare
+    name there (an expression, a starred argument before it, unparsable)."""
+    try:
+        statement = ast.parse(code).body[0]
+    except (SyntaxError, IndexError):
+        return None
+    value = statement.value if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Return)) else None
+    if not isinstance(value, ast.Call) or parameter not in parameters or parameter == "*":
+        return None
+    passed = next((keyword.value for keyword in value.keywords if keyword.arg == parameter), None)
+    positional = parameters[: parameters.index("*")] if "*" in parameters else parameters
+    if passed is None and parameter in positional:
+        index = positional.index(parameter) - (1 if positional[0] == "self" else 0)  # positional holds it
+        if not 0 <= index < len(value.args) or any(isinstance(item, ast.Starred) for item in value.args[: index + 1]):
+            return None
+        passed = value.args[index]
+    return passed.id if isinstance(passed, ast.Name) else None
 
 
 def assigned_name(code: str) -> str | None:
