@@ -616,3 +616,62 @@ def test_an_item_read_by_the_next_run_of_its_line_is_still_held_by_the_list() ->
     the ``relu``'s result (four activations each) = 12 activations; the first two layers' outputs freed at their
     read by the next run of the line would leave 10."""
     assert _peaks(_Chained()) == (12, 12)
+
+
+class _Branches(nn.Module):
+    """Two branches on the block's argument, concatenated (Inception's mixed blocks, DPN's paths)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(channels, 1, 1), nn.Conv2d(channels, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x0 = self.a(x)
+        x1 = self.b(x)
+        return torch.cat((x0, x1), 1)
+
+
+class _SequencedBranches(nn.Module):
+    """The blocks called by ``nn.Sequential``'s loop: the root's ``x`` is not what its line passes to each block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(_Branches(1), _Branches(2), _Branches(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def test_a_name_the_caller_passes_through_torch_s_forward_holds_nothing_of_the_callee() -> None:
+    """A block called by ``nn.Sequential`` gets the previous block's output, not the root's ``x``: the root's name
+    holds nothing a block reads. Peak 7 activations, at the last block's ``cat``: the root's input, the loop's (the
+    second block's output, two), the two branches and the concatenation (two); the second block's input held to
+    the end by the root's ``x`` would say 9."""
+    assert _peaks(_SequencedBranches()) == (7, 7)
+
+
+class _Rebinding(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = relu(x)
+        return self.conv(x)
+
+
+class _CallsRebinding(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block, self.tail = _Rebinding(), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(x)
+        return self.tail(y) * 2
+
+
+def test_a_parameter_bound_again_is_the_callee_s_own_value() -> None:
+    """``x = relu(x)`` in the block: what ``self.conv(x)`` reads is the block's own value, gone when the block
+    returns, not the caller's ``x``. Peak 4 activations, at the product: the input, ``y``, the ``tail``'s output and
+    the product; the ``relu``'s output held by the caller's ``x`` would say 5."""
+    assert _peaks(_CallsRebinding()) == (4, 4)

@@ -79,6 +79,8 @@ class _Frames:
     owners: list[tuple[tuple[str, int], ...]]
     call_end: list[list[int]]
     bindings: Mapping[tuple[int, str], _Bindings]
+    library: frozenset[str] = frozenset()
+    """Paths of the modules whose forward is torch's (they run no user line)."""
 
 
 def local_ends(
@@ -168,8 +170,8 @@ def _caller_list(
     site, function, _ = frames[position][level]
     file, _, line = site.rpartition(":")
     parameters = parameter_names(file, int(line), function.rpartition(":")[2]) if line.isdigit() else None
-    if not parameters or listed not in parameters:
-        return None
+    if not parameters or listed not in parameters or _bound_before(tables, position, level, listed):
+        return None  # not a parameter, or bound again in this frame before: no longer what the caller passed
     caller_site, _, caller_code = frames[position][level - 1]
     name = passed_name(caller_code, parameters, listed)
     if name is None or name in rebound_names(caller_code):
@@ -177,10 +179,24 @@ def _caller_list(
     owners = tables.owners[position]
     if function.endswith(":forward"):  # a module's forward: its caller's frame is in the call above
         call = len(owners) - 2
+        if call >= 0 and owners[call][0] in tables.library:
+            return None  # called by torch's forward (``nn.Sequential``'s loop), not by the caller's line
         last = tables.call_end[position][call] if call >= 0 else len(tables.owners) - 1
     else:
         last = tables.owner_end[position]
     return _held_by(tables, position, level - 1, name, caller_site, min(tables.frame_end[position][level - 1], last))
+
+
+def _bound_before(tables: _Frames, position: int, level: int, name: str) -> bool:
+    """Whether a line of the frame at ``level`` of the node at ``position`` bound ``name`` before that node."""
+    bindings = tables.bindings.get((tables.level_ids[position][level], name))
+    if bindings is None:
+        return False
+    entry = bisect.bisect_left(bindings.positions, position) - 1
+    if entry < 0:
+        return False
+    bound = bindings.positions[entry]
+    return min(tables.frame_end[bound][level], tables.owner_end[bound]) >= position
 
 
 def _returned_until(
@@ -451,6 +467,7 @@ def _tables(
         owners=owners,
         call_end=_run_ends([record.module_calls for record in ordered]) if call_end is None else call_end,
         bindings=_bindings(per_node),
+        library=library,
     )
 
 
