@@ -451,6 +451,7 @@ def _report(
         output_bytes,
         subject.modules,
         memo=memos.rows if memos is not None else None,
+        passed_through=captured.passed_through,
     )
     if readers is not None:
         diagnostics = (*diagnostics, *unused_parameters(rows, readers))

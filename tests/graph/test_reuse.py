@@ -54,6 +54,7 @@ def _facts(captured: Capture) -> dict[str, Any]:
     return {
         "nodes": nodes,
         "outputs": dict(captured.module_outputs),
+        "passed_through": dict(captured.passed_through),
         "constants": sorted(captured.constants),
         "attributes": attributes,
     }
@@ -804,3 +805,24 @@ def test_a_replayed_block_counts_the_runs_of_its_lines_as_its_trace_does(monkeyp
     ] * 3
     _assert_same_graph(plain, reused)
     _reports_equal(model, (8,), monkeypatch)
+
+
+class _Skipping(nn.Module):
+    """A block whose first and last calls return their argument (timm's shortcut and ``drop_path`` as
+    ``nn.Identity``): no node, the first on the block's own argument."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shortcut, self.fc, self.drop_path = nn.Identity(), nn.Linear(8, 8), nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.shortcut(x)
+        return self.drop_path(self.fc(x)) + shortcut
+
+
+def test_blocks_passing_their_argument_through_a_call_are_replayed() -> None:
+    model = nn.Sequential(_Skipping(), _Skipping(), _Skipping()).eval()
+    plain, reused = _both(model, (8,))
+    _assert_same_graph(plain, reused)
+    assert reused.replayed == (("1", "0"), ("2", "0"))
+    assert reused.passed_through["2.shortcut"] == plain.passed_through["2.shortcut"]

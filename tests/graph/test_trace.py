@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -624,3 +624,84 @@ def test_a_value_of_the_trace_stored_in_a_buffer_is_read_back_and_the_model_keep
     assert report.context.capture == "torch.fx"
     assert report.totals.flops == 2 * 3 * 4 * 4 + 3 * 4  # the linear's products and the product with the table
     assert tuple(model.table.shape) == (1, 1) and "setitem" in report.records
+
+
+class _PassingThrough(nn.Module):
+    """Calls that return their argument itself: a shortcut ``Identity`` on the block's input, a ``drop_path``
+    after the block's ops, a dropout, an ``Identity`` called twice and one as the block's last call."""
+
+    def __init__(self, channels: int = 4, p: float = 0.1) -> None:
+        super().__init__()
+        self.shortcut, self.drop_path = nn.Identity(), nn.Identity()
+        self.twice, self.last = nn.Identity(), nn.Identity()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.drop = nn.Dropout(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.shortcut(x)
+        y = self.drop(torch.relu(self.conv(x)))
+        y = self.twice(self.twice(y))
+        return self.last(self.drop_path(y) + shortcut)
+
+
+def _kept_formulas() -> dict[Any, Any]:
+    """The registry's own formulas for the calls that return their argument: given as overrides, they make the
+    trace keep a node for each call (:meth:`Registry.with_overrides` drops ``returns_input`` for them)."""
+    return {kind: DEFAULT_REGISTRY.lookup(kind) for kind in (nn.Identity, nn.Dropout)}
+
+
+def test_calls_returning_their_argument_make_no_node() -> None:
+    model = nn.Sequential(_PassingThrough(), _PassingThrough()).eval()
+    captured = capture(model, DEFAULT_REGISTRY, model_inputs((4, 8, 8), batch_size=2))
+    called = [node.target for node in captured.graph.nodes if node.op == "call_module"]
+    assert called == ["0.conv", "1.conv"]
+    assert captured.module_outputs["0.shortcut"] == ("input_0",) and len(captured.module_outputs["0.twice"]) == 2
+    assert [place for _, place in captured.passed_through["0.twice"]] == [1, 2]  # after the dropout's, in order
+    training = capture(model.train(), DEFAULT_REGISTRY, model_inputs((4, 8, 8), batch_size=2))
+    assert [node.target for node in training.graph.nodes if node.op == "call_module"] == [
+        "0.conv",
+        "0.drop",
+        "1.conv",
+        "1.drop",
+    ]  # a dropout that drops is an op
+    unchanged = nn.Sequential(_PassingThrough(p=0.0)).train()  # p = 0: it returns its input in training too
+    captured = capture(unchanged, DEFAULT_REGISTRY, model_inputs((4, 8, 8), batch_size=2))
+    assert [node.target for node in captured.graph.nodes if node.op == "call_module"] == ["0.conv"]
+    kept = capture(model.eval(), DEFAULT_REGISTRY.with_overrides(_kept_formulas()), model_inputs((4, 8, 8)))
+    assert sum(node.op == "call_module" for node in kept.graph.nodes) == 14  # a user's formula is called
+
+
+@given(
+    st.lists(st.sampled_from(["conv", "relu", "identity", "dropout", "shortcut", "block"]), min_size=1, max_size=8),
+    st.booleans(),
+)
+@example(["conv", "block", "block", "identity", "identity", "block"], False)  # a replay's calls placed after others
+@settings(max_examples=examples(20), deadline=None)
+def test_a_report_without_nodes_for_calls_returning_their_argument_is_the_report_with_them(
+    layers: list[str], training: bool
+) -> None:
+    """Rows (names, order, calls, shapes, output bytes), totals, memory and receptive fields equal whether the calls
+    that return their argument are nodes or not, wherever they are: first, last, twice in a row, on the input, in
+    repeated blocks (replayed)."""
+    made = {
+        "conv": lambda: nn.Conv2d(4, 4, 3, padding=1),
+        "relu": nn.ReLU,
+        "identity": nn.Identity,
+        "dropout": lambda: nn.Dropout(0.0 if training else 0.2),
+        "shortcut": _Shortcut,
+        "block": _PassingThrough,
+    }
+    model = nn.Sequential(*(made[layer]() for layer in layers)).train(training)
+    elided = crawl_module(model, (4, 8, 8), receptive_field=True)
+    kept = crawl_module(model, (4, 8, 8), receptive_field=True, formulas=_kept_formulas())
+    assert elided.to_dict() == kept.to_dict()
+    assert elided.records.number_of_nodes() <= kept.records.number_of_nodes()
+
+
+class _Shortcut(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.skip, self.relu = nn.Identity(), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(x) + self.skip(x)

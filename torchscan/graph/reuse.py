@@ -118,6 +118,10 @@ class Host(Protocol):
         (:class:`~torchscan.graph.executions.Executions`)."""
         ...
 
+    def note_passed(self, path: str, after: fx.Node) -> None:
+        """A call of the module at ``path`` that made no node (it returned its argument), after the node
+        ``after``."""
+
     def replayed_metadata(self, node: str, kind: str, value: Any) -> None:
         """Metadata (``kind``: rank, dtype or device) the recorded block read, at the replayed node
         ``node``: kept as a guard, checked once the shape pass has the replay's values."""
@@ -189,7 +193,9 @@ class _Recording:
     calls: tuple[tuple[str, int], ...]
     """Inner module calls (relative path, count), in first-call order."""
     events: tuple[tuple[str, Any, Any], ...]
-    """In order: ("call", relative path, None) and ("output", relative path, node index)."""
+    """In order: ("call", relative path, None), ("output", relative path, ("node" or "argument", index)) and
+    ("passed", relative path, index of the node made before the call, None: the one before the block), the last
+    for a call that returned its argument itself."""
     output: Any
     """The returned value as a template: ``("node", index)``, ``("value", v)`` or ``(type, items)``."""
     reads: tuple[tuple[str, int, str, Any], ...]
@@ -214,8 +220,9 @@ class _Pending:
     frames: tuple[tuple[Any, ...] | None, ...]
     """Each node's stack (:meth:`Host.frames_from` of the frame that made it)."""
     calls: tuple[tuple[str, int], ...]
-    events: tuple[tuple[str, str, str | None], ...]
-    """("call", relative path, None) and ("output", relative path, node name), in order."""
+    events: tuple[tuple[str, str, Any], ...]
+    """("call", relative path, None), ("output", relative path, node name) and ("passed", relative path, the
+    name of the node made before the call, None: the one before the block), in order."""
     output: Any
     made_constants: Mapping[str, torch.Tensor]
     reads: tuple[tuple[str, str, Any], ...]
@@ -516,6 +523,10 @@ class BlockReuse:
             if kind == "call":
                 calls[relative] = calls.get(relative, 0) + 1
                 events.append(("call", relative, None))
+            elif kind == "passed":  # a call that returned its argument itself, after the node ``name``
+                if name is not before and name not in index:
+                    raise _Invalid
+                events.append(("passed", relative, None if name is before else name.name))
             else:
                 events.append(("output", relative, name))
         for relative, count in calls.items():  # every inner module called first within the block
@@ -614,12 +625,17 @@ class BlockReuse:
                 reads.append(("argument", given[name], kind, value))
             else:  # the metadata of a node outside the block and its arguments
                 raise _Invalid
-        events: list[tuple[str, str, int | None]] = []
+        events: list[tuple[str, str, Any]] = []
         for kind, relative, name in pending.events:
-            if kind == "output":
-                if name not in names:
+            if kind == "output":  # a node of the block, or an argument a call returned as it was
+                if name in names:
+                    events.append((kind, relative, ("node", names[name])))
+                elif name in given:
+                    events.append((kind, relative, ("argument", given[name])))
+                else:
                     raise _Invalid
-                events.append((kind, relative, names[name]))
+            elif kind == "passed":
+                events.append((kind, relative, None if name is None else names[name]))
             else:
                 events.append((kind, relative, None))
         return _Recording(
@@ -653,6 +669,7 @@ class BlockReuse:
             if host.num_calls.get(path + relative, 0):
                 return _REFUSED
         graph = host.graph
+        before = _last(graph)  # the node a call the block passed through before making any follows
         made: dict[fx.Node, fx.Node] = dict(zip(recording.arguments, arguments, strict=True))
         texts = recording.texts.get(caller)
         if texts is None:
@@ -718,13 +735,19 @@ class BlockReuse:
         for where, position, kind, value in recording.reads:
             node = made[nodes[position]] if where == "node" else arguments[position]
             host.replayed_metadata(node.name, kind, value)
-        for kind, relative, position in recording.events:
+        for kind, relative, value in recording.events:
             where = path + relative
             if kind == "output":
-                name = made[nodes[position]].name
+                which, position = value
+                name = (made[nodes[position]] if which == "node" else arguments[position]).name
                 host.module_outputs.setdefault(where, []).append(name)
                 if logging:
                     self.log.append(("output", where, name))
+            elif kind == "passed":  # placed by the host as a trace places it: the replay's events come in call order
+                after = before if value is None else made[nodes[value]]
+                host.note_passed(where, after)  # type: ignore[arg-type]
+                if logging:
+                    self.log.append(("passed", where, after))
             elif logging:
                 self.log.append(("call", where, None))
         results: dict[fx.Node, fx.Proxy] = {}

@@ -115,6 +115,10 @@ class Capture:
     guards: tuple[Guard, ...] = ()
     """Values computed from sizes that the forward's Python code read (:class:`Guard`): the graph is
     specialized to them, and holds for another input only where they read the same."""
+    passed_through: Mapping[str, tuple[tuple[str, int], ...]] = dataclasses.field(default_factory=dict)
+    """Module calls that returned their argument itself, made no node (``nn.Identity``, a dropout in eval:
+    :meth:`~torchscan.ops.registry.OpLookup.returns_input`; their outputs are in :attr:`module_outputs`): per
+    module path, per call, the node made just before it and its place among the calls passed after that node."""
     checks: tuple[Guard, ...] = ()
     """The guards of replayed blocks (metadata their recording read, :mod:`.reuse`), among ``guards``: read
     on nodes the trace never ran, they hold only once checked on the shape pass's values
@@ -197,6 +201,13 @@ class _Tracer(fx.Tracer):
         self._registry = registry
         self._inputs = inputs
         self.module_outputs: dict[str, list[str]] = {}
+        self.passed_through: dict[str, list[tuple[str, int]]] = {}
+        """Per module path, its calls that returned their argument itself: (the node made before, the call's
+        place among those passed after it) — :attr:`Capture.passed_through`."""
+        self._passed: tuple[fx.Node | None, int] = (None, 0)
+        """The node the last such call followed, and how many followed it."""
+        self._returning: dict[type, Any] = {}
+        """The registry's ``returns_input`` of each leaf module class called (None: none declared)."""
         self._tensor_paths: dict[int, tuple[str, str, torch.Tensor]] = {}
         """The root's parameters and buffers by id: (kind, first path, tensor)."""
         self.shared_tensors: set[int] = set()
@@ -516,11 +527,42 @@ class _Tracer(fx.Tracer):
         or its kept pre-hooks and its forward traced through."""
         path = self.submodule_paths.get(module)
         if path is not None and self.is_leaf_module(module, path):
+            if len(args) == 1 and not kwargs and type(args[0]) is _Proxy:
+                cls = type(module)
+                returns_input = self._returning.get(cls, _UNKNOWN)
+                if returns_input is _UNKNOWN:
+                    returns_input = self._returning[cls] = self._registry.returns_input(cls)
+                if returns_input is not None and returns_input(module):
+                    return self._passed_through(path, args[0])
             return self.call_module(module, _never_called, args, kwargs)
         args, kwargs = run_pre_hooks(module, args, kwargs)
         if path is None:  # a module the model holds outside its tree
             return self.forward_of(module)(*args, **kwargs)
         return self.call_module(module, self.forward_of(module), args, kwargs)
+
+    def _passed_through(self, path: str, value: fx.Proxy) -> fx.Proxy:
+        """A leaf call that returns its argument itself (``nn.Identity``, a dropout in eval:
+        :meth:`~torchscan.ops.registry.OpLookup.returns_input`): no node, no op — counted as a call of the module,
+        its output the argument's node (:attr:`module_outputs`), its place in the order of calls kept
+        (:attr:`passed_through`: the report's rows stay in call order)."""
+        self.num_calls[path] = self.num_calls.get(path, 0) + 1
+        after = next(iter(reversed(self.graph.nodes)))
+        self.module_outputs.setdefault(path, []).append(value.node.name)
+        self.note_passed(path, after)
+        reuse = self._reuse
+        if reuse is not None and reuse.depth:
+            reuse.log.append(("call", path, None))
+            reuse.log.append(("output", path, value.node.name))
+            reuse.log.append(("passed", path, after))
+        return value
+
+    def note_passed(self, path: str, after: fx.Node) -> None:
+        """A call of the module at ``path`` that made no node, made after the node ``after`` (a trace's or a
+        replay's, in call order): its place among the calls passed after that node."""
+        last, count = self._passed
+        place = count + 1 if last is after else 0
+        self._passed = (after, place)
+        self.passed_through.setdefault(path, []).append((after.name, place))
 
     def parameter(self, tensor: torch.Tensor) -> Any:
         """What traced code gets for a parameter of the copy: the proxy of its first path."""
@@ -1226,6 +1268,9 @@ def _summaries(frames: tuple[Any, ...]) -> list[tuple[str, int, str]]:
     ]
 
 
+_UNKNOWN = object()
+"""A class not looked up yet (:attr:`_Tracer._returning`)."""
+
 ROOT_CALL = "torchscan_root_call"
 """Meta key marking the call of a model that is itself one op (e.g. a bare ``nn.Conv2d``)."""
 
@@ -1286,6 +1331,7 @@ def capture(
             root: nn.Module = _LeafRoot(clone)
             graph = _leaf_root_graph(inputs)
             outputs: dict[str, tuple[str, ...]] = {}
+            passed: dict[str, tuple[tuple[str, int], ...]] = {}
         else:
             root = clone
             try:
@@ -1297,6 +1343,7 @@ def capture(
                     f"torch.fx could not trace {type(model).__name__}: {type(error).__name__}: {error}"
                 ) from error
             outputs = {path: tuple(names) for path, names in tracer.module_outputs.items()}
+            passed = {path: tuple(calls) for path, calls in tracer.passed_through.items()}
             submodules = tracer.submodules_of(clone)  # the trace's walk
         return Capture(
             graph=graph,
@@ -1312,6 +1359,7 @@ def capture(
             replayed=tracer.replayed,
             guards=tuple(tracer.guards),
             checks=tuple(tracer.checks),
+            passed_through=passed,
             memo=Memo(traced=tracer.shapes, shapes=PlanCache(submodules=submodules)),
         )
     finally:

@@ -55,3 +55,12 @@ TABLE.declare(
     F.alpha_dropout,
     saves=Saves.DROPOUT,
 )
+
+
+def returns_input(module: nn.Module) -> bool:
+    """Whether an ``nn.Dropout`` returns its input itself: in eval or with ``p = 0`` (ATen's dropout returns the
+    tensor it was given, in place or not; the 1-D/2-D/3-D variants may return a view of it, and are not declared)."""
+    return not module.training or module.p == 0
+
+
+TABLE.declare(nn.Dropout, returns_input=returns_input)

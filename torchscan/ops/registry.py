@@ -48,6 +48,8 @@ __all__ = [
 
 Formula = Callable[[OpCall], Cost]
 SavedExtra = Callable[[OpCall], int]
+ReturnsInput = Callable[[nn.Module], bool]
+"""Whether a call of a module (given) returns its one argument itself (:meth:`OpTable.declare`)."""
 """Bytes of the tensors an op's kernel makes and autograd keeps for its backward, beyond its family's."""
 V = TypeVar("V", bound=Callable[..., Any])
 
@@ -138,6 +140,7 @@ class OpTable(Generic[V]):
         self._pointwise: dict[Any, None] = {}
         self._workspaces: dict[Any, Workspace] = {}
         self._saved_extras: dict[Any, SavedExtra] = {}
+        self._returns_input: dict[Any, ReturnsInput] = {}
 
     def register(
         self,
@@ -177,11 +180,18 @@ class OpTable(Generic[V]):
         pointwise: bool = False,
         workspace: Workspace | None = None,
         saves_extra: SavedExtra | None = None,
+        returns_input: ReturnsInput | None = None,
     ) -> None:
         """State what autograd saves for ``targets`` (its family, and the bytes of what the kernel makes and
-        keeps besides), whether they are pointwise and the buffer their kernel makes that fake tensors do
-        not see (also for spellings without an entry); a fact declared twice for one target is refused."""
+        keeps besides), whether they are pointwise, the buffer their kernel makes that fake tensors do
+        not see (also for spellings without an entry), and for module classes when a call returns its one
+        argument itself (``returns_input(module)``: ``nn.Identity``, a dropout in eval: the trace makes no node
+        of such a call); a fact declared twice for one target is refused."""
         for target in dict.fromkeys(targets):
+            if returns_input is not None:
+                if target in self._returns_input:
+                    raise DuplicateFormulaError(f"{self.family}: what {_describe(target)} returns is declared twice")
+                self._returns_input[target] = returns_input
             if saves_extra is not None:
                 if target in self._saved_extras:
                     raise DuplicateFormulaError(f"{self.family}: what {_describe(target)} keeps is declared twice")
@@ -213,6 +223,9 @@ class OpTable(Generic[V]):
 
     def saved_extra_items(self) -> tuple[tuple[Any, SavedExtra], ...]:
         return tuple(self._saved_extras.items())
+
+    def returns_input_items(self) -> tuple[tuple[Any, ReturnsInput], ...]:
+        return tuple(self._returns_input.items())
 
 
 FormulaTable = OpTable[Formula]
@@ -260,8 +273,10 @@ class OpLookup(Generic[V]):
         pointwise: Iterable[Any] = (),
         workspaces: Mapping[Any, Workspace] | None = None,
         saved_extras: Mapping[Any, SavedExtra] | None = None,
+        returns_input: Mapping[Any, ReturnsInput] | None = None,
     ) -> None:
         self._entries: Mapping[Any, V] = MappingProxyType(dict(entries))
+        self._returns_input: Mapping[Any, ReturnsInput] = MappingProxyType(dict(returns_input or {}))
         self._saved_extras: Mapping[Any, SavedExtra] = MappingProxyType(dict(saved_extras or {}))
         self._workspaces: Mapping[Any, Workspace] = MappingProxyType(dict(workspaces or {}))
         self._saves: Mapping[Any, Saves] = MappingProxyType(dict(saves or {}))
@@ -286,6 +301,7 @@ class OpLookup(Generic[V]):
             pointwise=_merged(tables, OpTable.pointwise_items),
             workspaces=_merged(tables, OpTable.workspace_items),
             saved_extras=_merged(tables, OpTable.saved_extra_items),
+            returns_input=_merged(tables, OpTable.returns_input_items),
         )
 
     def __contains__(self, target: Any) -> bool:
@@ -350,6 +366,12 @@ class OpLookup(Generic[V]):
         family's tensors, as declared with its formula (None: nothing declared)."""
         return self._get(target, self._saved_extras, self._loaded_saved_extras)
 
+    def returns_input(self, cls: type) -> ReturnsInput | None:
+        """Of a module class, whether a call of a module returns its one argument itself (the predicate declared
+        ``returns_input``, None: none; a class that overrides ``forward`` declares nothing): a trace makes no
+        node of such a call."""
+        return self._get(cls, self._returns_input, {})
+
 
 class Registry(OpLookup[Formula]):
     """Read-only lookup from op targets to formulas."""
@@ -363,4 +385,5 @@ class Registry(OpLookup[Formula]):
             pointwise=self._pointwise,
             workspaces=self._workspaces,
             saved_extras=self._saved_extras,
+            returns_input={target: fact for target, fact in self._returns_input.items() if target not in overrides},
         )

@@ -131,6 +131,7 @@ def view(call: OpCall) -> Cost:
 
 
 TABLE.declare(nn.Identity, T.detach, torch.detach, T.requires_grad_, pointwise=True)
+TABLE.declare(nn.Identity, returns_input=lambda module: True)  # ``forward`` returns its argument, whatever it is
 
 
 TABLE.declare(

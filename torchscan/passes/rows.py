@@ -118,17 +118,19 @@ def build_rows(
     output_bytes: Callable[[str, str, str | None], int] | None = None,
     modules: Sequence[tuple[str, nn.Module]] | None = None,
     memo: RowMemo | None = None,
+    passed_through: Mapping[str, tuple[tuple[str, int], ...]] | None = None,
 ) -> tuple[Row, ...]:
     """The report rows in tree order (children by first execution; unused modules last);
     ``output_bytes(name, kind, node)`` gives each row's ``output_bytes`` (0 without it), ``modules``
     is ``model.named_modules()`` when the caller has it. ``memo`` keeps the :class:`RowPlan` of the
     graphs of one capture of ``model`` (the same ``params`` and ``module_outputs``) across analyses
-    of it at other inputs."""
+    of it at other inputs. ``passed_through``: the module calls that made no node
+    (:attr:`~torchscan.graph.trace.Capture.passed_through`), placed in the order of calls."""
     ordered = node_records(graph)
     key = tuple(bool(record.outputs) for record in ordered) if memo is not None else None
     plan = memo.get(key) if memo is not None and key is not None else None
     if plan is None:
-        plan = row_plan(model, ordered, params, module_outputs, modules)
+        plan = row_plan(model, ordered, params, module_outputs, modules, passed_through)
         if memo is not None and key is not None:
             memo[key] = plan
     return _rows(plan, graph, costs, output_bytes)
@@ -140,9 +142,11 @@ def row_plan(
     params: ParamSummary,
     module_outputs: Mapping[str, tuple[str, ...]],
     modules: Sequence[tuple[str, nn.Module]] | None = None,
+    passed_through: Mapping[str, tuple[tuple[str, int], ...]] | None = None,
 ) -> RowPlan:
     """The :class:`RowPlan` of a graph's records (execution order); reads of them only names, ops,
-    indices, module paths, type names and whether a node has tensor outputs."""
+    indices, module paths, type names and whether a node has tensor outputs (``passed_through``: as
+    :func:`build_rows`)."""
     by_name = {record.name: record for record in ordered}
     leaf_calls = {record.module_path for record in ordered if record.op == "call_module"}
 
@@ -194,7 +198,7 @@ def row_plan(
 
     _add_params(accs, owner_of, params)
     _roll_up(accs)
-    _first_use(accs, ordered)
+    _first_use(accs, ordered, by_name, passed_through or {})
     index = {name: position for position, name in enumerate(accs)}
     cost_rows = tuple((record.name, index[_cost_row(accs, record, row_of)]) for record in ordered)
     rollup = tuple((index[name], index[acc.parent]) for name, acc in reversed(accs.items()) if name)
@@ -333,16 +337,28 @@ def _roll_up(accs: dict[str, _Acc]) -> None:
         parent.unknown += acc.unknown
 
 
-def _first_use(accs: dict[str, _Acc], ordered: list[NodeRecord]) -> None:
-    for record in ordered:
-        if record.op != "call_module" or record.module_path not in accs:
+def _first_use(
+    accs: dict[str, _Acc],
+    ordered: list[NodeRecord],
+    by_name: Mapping[str, NodeRecord],
+    passed_through: Mapping[str, tuple[tuple[str, int], ...]],
+) -> None:
+    """Each row's order: its module's first call (a leaf's node; a call that made no node, between the node
+    made before it and the next, in call order), pulled up to the rows above it."""
+    calls = [(record.module_path, record.index) for record in ordered if record.op == "call_module"]
+    for path, passed in passed_through.items():
+        for after, place in passed:
+            if after in by_name:  # the k-th such call after a node: index + 1/2, 2/3, 3/4…
+                calls.append((path, by_name[after].index + 1 - 1 / (place + 2)))
+    for path, index in calls:
+        if path not in accs:
             continue
-        name = record.module_path
+        name = path
         while name:
             acc = accs[name]
-            if acc.order <= record.index:
+            if acc.order <= index:
                 break
-            acc.order = record.index
+            acc.order = index
             name = acc.parent
     for acc in accs.values():  # functional rows pull their modules' first use forward too
         if acc.kind in ("function", "method"):
