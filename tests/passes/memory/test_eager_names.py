@@ -95,11 +95,12 @@ def test_passed_name_maps_a_parameter_to_the_call_s_argument() -> None:
     from torchscan.passes.memory.eager_names import passed_name
 
     method, function = ("self", "x", "concat_list"), ("x", "concat_list", "*", "scale")
-    assert passed_name("x = self.conv_mid(x, output)", method, "concat_list") == "output"
-    assert passed_name("y = helper(x, feats)", function, "concat_list") == "feats"
-    assert passed_name("y = helper(x, concat_list=feats)", function, "concat_list") == "feats"
-    assert passed_name("y = helper(x, feats, scale=s)", function, "scale") == "s"  # keyword-only: by keyword
-    assert passed_name("y = helper(x, feats)", function, "scale") is None  # not given: none passed
-    assert passed_name("x = self.mid(x, [x])", method, "concat_list") is None  # a list made on the line
-    assert passed_name("x = self.mid(*args)", method, "concat_list") is None
-    assert passed_name("x = y", method, "x") is None
+    assert passed_name("x = self.conv_mid(x, output)", "conv_mid", method, "concat_list") == "output"
+    assert passed_name("y = helper(x, feats)", "helper", function, "concat_list") == "feats"
+    assert passed_name("y = helper(x, concat_list=feats)", "helper", function, "concat_list") == "feats"
+    assert passed_name("y = helper(x, feats, scale=s)", "helper", function, "scale") == "s"  # keyword-only: by keyword
+    assert passed_name("y = helper(x, feats)", "helper", function, "scale") is None  # not given: none passed
+    assert passed_name("x = self.mid(x, [x])", "mid", method, "concat_list") is None  # a list made on the line
+    assert passed_name("x = self.mid(*args)", "mid", method, "concat_list") is None
+    assert passed_name("x = y", "mid", method, "x") is None
+    assert passed_name("x = checkpoint(self.mid, x, outs)", "mid", method, "concat_list") is None  # another callee

@@ -159,12 +159,13 @@ def _held_by(tables: _Frames, position: int, level: int, name: str, site: str, e
 def _caller_list(
     frames: Sequence[tuple[Frame, ...]], tables: _Frames, position: int, level: int, listed: str
 ) -> int | None:
-    """Where the list the node at ``position`` is added to (``concat_list.append(conv(x))``, at ``level``) is a
-    parameter of its function, and the line calling that function passes a bare name for it (VoVNet's
-    ``x = self.conv_mid(x, output)``, ``output = [x]`` in the caller), the last position that name holds the
-    list's items: until a line of the caller's frame binds it again or that frame returns; else None. The caller's
-    frame runs in the module call above the node's where the function is a module's ``forward``, else in the
-    same one."""
+    """Where the name ``listed`` a node's line adds to (``concat_list.append(conv(x))``, at ``level``) or reads through
+    (``torch.cat(concat_list, 1)``) is a parameter of its function, not bound again before, and the line calling
+    that function itself passes a bare name for it (VoVNet's ``x = self.conv_mid(x, output)``, ``output = [x]`` in
+    the caller), the last position that name holds what it holds (the list's items): until a line of the caller's
+    frame binds it again or that frame returns; else None. The caller's frame runs in the module call above the
+    node's where the function is a module's ``forward`` (called by the caller's line, not by torch's forward:
+    ``nn.Sequential``'s loop), else in the same one."""
     if level == 0:
         return None
     site, function, _ = frames[position][level]
@@ -172,18 +173,20 @@ def _caller_list(
     parameters = parameter_names(file, int(line), function.rpartition(":")[2]) if line.isdigit() else None
     if not parameters or listed not in parameters or _bound_before(tables, position, level, listed):
         return None  # not a parameter, or bound again in this frame before: no longer what the caller passed
-    caller_site, _, caller_code = frames[position][level - 1]
-    name = passed_name(caller_code, parameters, listed)
-    if name is None or name in rebound_names(caller_code):
-        return None  # ``x = block(x)``: the calling line's own binding releases it as the call returns
     owners = tables.owners[position]
-    if function.endswith(":forward"):  # a module's forward: its caller's frame is in the call above
+    if function.endswith(":forward") and owners:  # a module's forward: its caller's frame is in the call above
         call = len(owners) - 2
         if call >= 0 and owners[call][0] in tables.library:
             return None  # called by torch's forward (``nn.Sequential``'s loop), not by the caller's line
+        callee = owners[-1][0].rpartition(".")[2]  # ``self.conv_mid(…)`` calls the module at ``….conv_mid``
         last = tables.call_end[position][call] if call >= 0 else len(tables.owners) - 1
     else:
+        callee = function.rpartition(":")[2]
         last = tables.owner_end[position]
+    caller_site, _, caller_code = frames[position][level - 1]
+    name = passed_name(caller_code, callee, parameters, listed)
+    if name is None or name in rebound_names(caller_code):
+        return None  # ``x = block(x)``: the calling line's own binding releases it as the call returns
     return _held_by(tables, position, level - 1, name, caller_site, min(tables.frame_end[position][level - 1], last))
 
 

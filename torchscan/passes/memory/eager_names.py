@@ -148,17 +148,21 @@ def parameter_names(file: str, line: int, function: str) -> tuple[str, ...] | No
 
 
 @functools.lru_cache(maxsize=4096)
-def passed_name(code: str, parameters: tuple[str, ...], parameter: str) -> str | None:
-    """The bare name a line's outermost call passes as ``parameter`` of a function of ``parameters``
-    (:func:`parameter_names`): ``x = self.mid(x, output)`` calling ``forward(self, x, concat_list)`` passes
-    ``output`` as ``concat_list`` (a method's ``self`` is the call's receiver); None where it passes no bare
-    name there (an expression, a starred argument before it, unparsable)."""
+def passed_name(code: str, callee: str, parameters: tuple[str, ...], parameter: str) -> str | None:
+    """The bare name a line's outermost call, of ``callee`` (``self.mid(…)``, ``mid(…)``: the attribute or name
+    called), passes as ``parameter`` of a function of ``parameters`` (:func:`parameter_names`):
+    ``x = self.mid(x, output)`` calling ``forward(self, x, concat_list)`` passes ``output`` as ``concat_list`` (a
+    method's ``self`` is the call's receiver); None where the line calls something else (``checkpoint(self.mid,
+    …)``) or passes no bare name there (an expression, a starred argument before it, unparsable)."""
     try:
         statement = ast.parse(code).body[0]
     except (SyntaxError, IndexError):
         return None
     value = statement.value if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Return)) else None
     if not isinstance(value, ast.Call) or parameter not in parameters or parameter == "*":
+        return None
+    called = value.func.attr if isinstance(value.func, ast.Attribute) else getattr(value.func, "id", None)
+    if called != callee:
         return None
     passed = next((keyword.value for keyword in value.keywords if keyword.arg == parameter), None)
     positional = parameters[: parameters.index("*")] if "*" in parameters else parameters
