@@ -452,7 +452,17 @@ class _ShapeRunner:
         return None
 
     def fetch_attr(self, target: str) -> Any:
-        """The attribute at dotted path ``target`` of the module."""
+        """The attribute at dotted path ``target`` of the module: a parameter or buffer registered on a module of
+        :attr:`submodules` read from its dict (what ``nn.Module.__getattr__`` reads, without a lookup per part of
+        the path), anything else part by part."""
+        owner_path, _, name = target.rpartition(".")
+        owner = self.submodules.get(owner_path) if owner_path else self.module
+        if owner is not None:
+            state = vars(owner)
+            if name not in state and not hasattr(type(owner), name):  # no attribute that ``getattr`` reads first
+                for tensors in (state.get("_parameters"), state.get("_buffers")):
+                    if tensors is not None and name in tensors:
+                        return tensors[name]
         value = self.module
         for position, atom in enumerate(target.split(".")):
             if not hasattr(value, atom):
