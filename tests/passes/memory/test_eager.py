@@ -675,3 +675,29 @@ def test_a_parameter_bound_again_is_the_callee_s_own_value() -> None:
     returns, not the caller's ``x``. Peak 4 activations, at the product: the input, ``y``, the ``tail``'s output and
     the product; the ``relu``'s output held by the caller's ``x`` would say 5."""
     assert _peaks(_CallsRebinding()) == (4, 4)
+
+
+class _Helped(nn.Module):
+    """Swin's block: ``x + self._attn(self.norm1(x))``, a method given a value its caller's line made."""
+
+    def __init__(self, rebinds: bool) -> None:
+        super().__init__()
+        self.norm, self.conv, self.rebinds = nn.ReLU(), nn.Conv2d(1, 1, 1), rebinds
+
+    def _attn(self, y: torch.Tensor) -> torch.Tensor:
+        if self.rebinds:
+            y = relu(y)
+            return self.conv(y) * 2
+        z = relu(y)
+        return self.conv(z) * 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self._attn(self.norm(x))
+
+
+@pytest.mark.parametrize(("rebinds", "peak"), [(False, 5), (True, 4)])
+def test_a_value_passed_to_a_method_is_held_by_its_parameter_until_it_returns(rebinds: bool, peak: int) -> None:
+    """During the product: the input, the ``norm``'s output (held by ``y`` until ``_attn`` returns), ``z``, the
+    conv's output and the product = 5 activations; where ``_attn`` binds ``y`` again, the ``norm``'s output goes
+    then: 4."""
+    assert _peaks(_Helped(rebinds)) == (peak, peak)

@@ -116,6 +116,9 @@ def local_ends(
         returned = _returned_until(frames, tables, consumers[position], position)
         if returned is not None and (end is None or returned > end):
             end = returned
+        passed = _passed_in(frames, tables, consumers[position], position)
+        if passed is not None and (end is None or passed > end):
+            end = passed
         if end is not None:
             ends[record.name] = ordered[end].index
     for position, record in enumerate(ordered):  # what a call reads through a name (a list's items)
@@ -188,6 +191,45 @@ def _caller_list(
     if name is None or name in rebound_names(caller_code):
         return None  # ``x = block(x)``: the calling line's own binding releases it as the call returns
     return _held_by(tables, position, level - 1, name, caller_site, min(tables.frame_end[position][level - 1], last))
+
+
+def _passed_in(frames: Sequence[tuple[Frame, ...]], tables: _Frames, consumers: list[int], position: int) -> int | None:
+    """A value its line passes to a function of the user's (a method: ``x + self._attn(self.norm1(x))``, Swin's
+    block) is held by the function's parameter until the function returns: the last position of the function's
+    frame, where a node inside it reads the value, or until the first line binding one of its parameters again
+    completes (which of them holds the value is not read); None where no node inside it reads the value, or where
+    the function is a module's forward (the module-call rule: :func:`~torchscan.passes.memory.liveness.call_ends`)."""
+    chain = frames[position]
+    level = len(chain) - 1
+    site, frame = chain[level][0], tables.level_ids[position][level]
+    run, owner = tables.runs[position][level], tables.owners[position]
+    best: int | None = None
+    for reader in consumers:
+        inner = frames[reader]
+        if (
+            len(inner) <= level + 1
+            or inner[level][0] != site
+            or tables.level_ids[reader][level] != frame
+            or tables.runs[reader][level] != run
+            or tables.owners[reader] != owner  # a module's forward: its call's own rule
+        ):
+            continue
+        callee_site, function, _ = inner[level + 1]
+        file, _, line = callee_site.rpartition(":")
+        parameters = parameter_names(file, int(line), function.rpartition(":")[2]) if line.isdigit() else None
+        if not parameters:
+            continue
+        end = min(tables.frame_end[reader][level + 1], tables.owner_end[reader])
+        callee = tables.level_ids[reader][level + 1]
+        for name in parameters:  # until the first line binding a parameter again completes (``x = roll(…)``)
+            bindings = tables.bindings.get((callee, name)) if name not in ("self", "*") else None
+            for bound in bindings.positions if bindings is not None else ():
+                if position < bound <= end:
+                    end = min(end, tables.site_end[bound][level + 1])
+                    break
+        if best is None or end > best:
+            best = end
+    return best
 
 
 def _bound_before(tables: _Frames, position: int, level: int, name: str) -> bool:
