@@ -441,7 +441,7 @@ class BlockReuse:
     ) -> Any:
         host = self._host
         graph = host.graph
-        before = _last(graph)
+        before = last_node(graph)
         attributes, guards = len(host.tensor_attrs), len(host.guards)
         stack_depth = len(host.module_stack)
         start = len(self.log)
@@ -669,7 +669,7 @@ class BlockReuse:
             if host.num_calls.get(path + relative, 0):
                 return _REFUSED
         graph = host.graph
-        before = _last(graph)  # the node a call the block passed through before making any follows
+        before = last_node(graph)  # the node a call the block passed through before making any follows
         made: dict[fx.Node, fx.Node] = dict(zip(recording.arguments, arguments, strict=True))
         texts = recording.texts.get(caller)
         if texts is None:
@@ -875,7 +875,8 @@ _REFUSED = object()
 """What :meth:`BlockReuse._replay` returns when the block must be traced instead."""
 
 
-def _last(graph: fx.Graph) -> fx.Node | None:
+def last_node(graph: fx.Graph) -> fx.Node | None:
+    """The graph's last node (None: empty)."""
     return next(iter(reversed(graph.nodes)), None)
 
 

@@ -42,7 +42,7 @@ from torchscan.graph.executions import EXECUTIONS, Executions, is_user_file
 from torchscan.graph.fake import analysis_mode
 from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.guards import METADATA, READ, Guard
-from torchscan.graph.reuse import MIN_SHARE, BlockReuse
+from torchscan.graph.reuse import MIN_SHARE, BlockReuse, last_node
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
 from torchscan.graph.rules import Pending
 from torchscan.graph.shapes import PlanCache, TraceShapes, fake_inputs
@@ -546,7 +546,7 @@ class _Tracer(fx.Tracer):
         its output the argument's node (:attr:`module_outputs`), its place in the order of calls kept
         (:attr:`passed_through`: the report's rows stay in call order)."""
         self.num_calls[path] = self.num_calls.get(path, 0) + 1
-        after = next(iter(reversed(self.graph.nodes)))
+        after = last_node(self.graph) or value.node  # never empty: the argument's node is in it
         self.module_outputs.setdefault(path, []).append(value.node.name)
         self.note_passed(path, after)
         reuse = self._reuse

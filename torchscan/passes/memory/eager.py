@@ -172,8 +172,7 @@ def _caller_list(
     if level == 0:
         return None
     site, function, _ = frames[position][level]
-    file, _, line = site.rpartition(":")
-    parameters = parameter_names(file, int(line), function.rpartition(":")[2]) if line.isdigit() else None
+    parameters = _parameters(site, function)
     if not parameters or listed not in parameters or _bound_before(tables, position, level, listed):
         return None  # not a parameter, or bound again in this frame before: no longer what the caller passed
     owners = tables.owners[position]
@@ -214,9 +213,7 @@ def _passed_in(frames: Sequence[tuple[Frame, ...]], tables: _Frames, consumers: 
             or tables.owners[reader] != owner  # a module's forward: its call's own rule
         ):
             continue
-        callee_site, function, _ = inner[level + 1]
-        file, _, line = callee_site.rpartition(":")
-        parameters = parameter_names(file, int(line), function.rpartition(":")[2]) if line.isdigit() else None
+        parameters = _parameters(*inner[level + 1][:2])
         if not parameters:
             continue
         end = min(tables.frame_end[reader][level + 1], tables.owner_end[reader])
@@ -230,6 +227,13 @@ def _passed_in(frames: Sequence[tuple[Frame, ...]], tables: _Frames, consumers: 
         if best is None or end > best:
             best = end
     return best
+
+
+def _parameters(site: str, function: str) -> tuple[str, ...] | None:
+    """:func:`~torchscan.passes.memory.eager_names.parameter_names` of a frame's function (a :data:`Frame`'s site,
+    ``file:line``, and function, ``file:name``)."""
+    file, _, line = site.rpartition(":")
+    return parameter_names(file, int(line), function.rpartition(":")[2]) if line.isdigit() else None
 
 
 def _bound_before(tables: _Frames, position: int, level: int, name: str) -> bool:
