@@ -457,7 +457,7 @@ def _report(
         diagnostics = (*diagnostics, *unused_parameters(rows, readers))
     graph.graph[LIBRARY_MODULES] = subject.library
     graph.graph[CONTAINER_MODULES] = subject.containers
-    graph.graph[HELD_OUTPUTS] = captured.held_outputs
+    graph.graph[HELD_OUTPUTS] = captured.held_outputs + captured.held_state
     if receptive_field:
         fields = receptive_fields(graph)
         rows = with_receptive_fields(rows, fields, captured.module_outputs)

@@ -40,6 +40,7 @@ from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.executions import LIBRARY_DIRS as _LIBRARY_DIRS  # their frames: no user frames
 from torchscan.graph.fake import analysis_mode
 from torchscan.graph.grad_mode import GradMarks
+from torchscan.graph.held import held_by_objects, held_by_state
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
 from torchscan.graph.shapes import (
@@ -54,7 +55,7 @@ from torchscan.graph.shapes import (
     user_frame_of_stack,
 )
 from torchscan.graph.stack_text import StackTexts
-from torchscan.graph.trace import Capture, held_by_objects, output_data, plain_node
+from torchscan.graph.trace import Capture, output_data, plain_node
 from torchscan.graph.writes import written
 from torchscan.ops.registry import Registry
 from torchscan.records import tensor_leaves
@@ -545,6 +546,15 @@ def record(
                     if isinstance(tensor, torch.Tensor) and id(tensor) in recorder.env
                 )
             )
+            held_state = tuple(
+                dict.fromkeys(
+                    node.name
+                    for tensor in held_by_state(copied.modules, buffers=True)  # a replaced buffer's: the graph's
+                    if isinstance(tensor, torch.Tensor)
+                    and (node := recorder.env.get(id(tensor))) is not None
+                    and node.op not in ("get_attr", "placeholder")
+                )
+            )
             recorder.finish(output)
     except _OpFailed as failed:
         raise failed.error from None
@@ -581,5 +591,6 @@ def record(
         shared=copied.shared,
         opaque_outputs=opaque,
         held_outputs=held_outputs,
+        held_state=held_state,
     )
     return capture, recorder.values

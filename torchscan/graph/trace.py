@@ -29,7 +29,7 @@ from typing import Any, final
 
 import torch
 from torch import fx, nn
-from torch._subclasses.fake_tensor import FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx import traceback as fx_traceback
 from torch.utils._pytree import tree_leaves
 
@@ -42,6 +42,7 @@ from torchscan.graph.executions import EXECUTIONS, Executions, is_user_file
 from torchscan.graph.fake import analysis_mode
 from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.guards import METADATA, READ, Guard
+from torchscan.graph.held import DATA_TYPES, held_by_objects, held_by_state
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse, last_node
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
 from torchscan.graph.rules import Pending
@@ -99,7 +100,11 @@ class Capture:
     opaque_outputs: tuple[str, ...] = ()
     """Type names of objects in the forward's output that are not data (replaced by None)."""
     held_outputs: tuple[str, ...] = ()
-    """Nodes whose tensors those objects hold (:func:`held_by_objects`): alive to the end of the call."""
+    """Nodes whose tensors those objects hold (:func:`~torchscan.graph.held.held_by_objects`): alive to the end
+    of the call."""
+    held_state: tuple[str, ...] = ()
+    """Nodes whose tensors the model's own state holds once the forward has run (a table a module computes at
+    its first call and keeps: :func:`~torchscan.graph.held.held_by_state`): alive to the end of the call too."""
     constants: frozenset[str] = frozenset()
     """``get_attr`` targets the tracer made for tensors the forward computes from constants alone
     (``torch.eye(n)``: real, not views): every real call makes them anew — activations, not model memory."""
@@ -236,6 +241,8 @@ class _Tracer(fx.Tracer):
         """Type names of output objects that are not data (replaced by None)."""
         self.held_outputs: tuple[str, ...] = ()
         """Nodes of the proxies those objects hold."""
+        self.held_state: tuple[str, ...] = ()
+        """Nodes of the proxies the copy's modules hold once the forward has run (:attr:`Capture.held_state`)."""
         self.constants: set[str] = set()
         """Root attributes made for tensors computed in the forward from constants (:attr:`Capture.constants`)."""
         self.folded: set[str] = set()
@@ -290,7 +297,7 @@ class _Tracer(fx.Tracer):
                         self.shared_tensors.add(id(tensor))
         self._reuse = BlockReuse(self, self._min_share) if self._reuse_blocks else None
         try:
-            with _Interception(self, self._modules):
+            with _Interception(self, self._modules) as interception:
                 placeholders = [
                     self.create_proxy("placeholder", spec.name or "input", (), {}) for spec in self._inputs.specs
                 ]
@@ -301,6 +308,9 @@ class _Tracer(fx.Tracer):
                 held = held_by_objects(returned) if self.opaque_outputs else ()
                 self.held_outputs = tuple(proxy.node.name for proxy in held if isinstance(proxy, fx.Proxy))
                 self.create_node("output", "output", (self.create_arg(output),), {})
+            # once the trace's views of the tensor dicts are gone; the root's constants are the tracer's
+            state = held_by_state(self._modules, ignore={root: frozenset(self.tensor_attrs.values())})
+            self.held_state = self._computed((*interception.stored, *state))
         finally:
             self._entry = None
             self.submodule_paths = None
@@ -311,6 +321,31 @@ class _Tracer(fx.Tracer):
             self._reuse = None  # it refers to the tracer: no cycle left
         _drop_unread_attributes(self.graph, {guard.node for guard in self.guards} | set(self.held_outputs))
         return self.graph
+
+    def _computed(self, held: Sequence[Any]) -> tuple[str, ...]:
+        """The nodes of the values among ``held`` (what the copy's state holds after the forward) that the forward
+        computed: a proxy's (not a parameter's or buffer's ``get_attr``, not an input: those are alive after
+        the call anyway), and the ``get_attr`` nodes of a tensor it computed outside the graph from sizes alone
+        (ConViT's table of relative positions): a fake of :attr:`folded`, or a real tensor (the copy holds
+        fakes of the model's own tensors; a real one is new) whose fake the graph reads."""
+        names = [
+            value.node.name
+            for value in held
+            if isinstance(value, fx.Proxy) and value.node.op not in ("get_attr", "placeholder")
+        ]
+        targets = set()
+        for value in held:
+            if isinstance(value, FakeTensor):
+                target = self.tensor_attrs.get(value)
+                if target in self.folded:
+                    targets.add(target)
+            elif isinstance(value, torch.Tensor):
+                target = self.tensor_attrs.get(self._fakes.made(value))
+                if target in self.constants:
+                    targets.add(target)
+        if targets:
+            names += [node.name for node in self.graph.nodes if node.op == "get_attr" and node.target in targets]
+        return tuple(dict.fromkeys(names))
 
     def concrete(self, proxy: fx.Proxy, kind: str) -> Any:
         """The value of ``proxy`` read as ``kind`` (:data:`_READ`), from the shape pass of the graph so
@@ -997,6 +1032,9 @@ class _Interception(RoutedCalls):
         self._saved: list[tuple[nn.Module, dict[str, Any]]] = []
         self._methods: list[tuple[nn.Module, list[str]]] = []
         self._dicts: list[tuple[dict[str, Any], Any, Any]] = []
+        self.stored: list[Any] = []
+        """The values the forward stored in place of a buffer (``self.table = ...`` where ``table`` is one), found
+        on exit: the trace's writes are not kept, but a real forward's are, and the model holds them after it."""
 
     def __enter__(self) -> _Interception:
         super().__enter__()
@@ -1021,6 +1059,9 @@ class _Interception(RoutedCalls):
     def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
         for state, parameters, buffers in self._dicts:  # the dicts as they were (a trace's writes are not kept)
+            for name, value in dict.items(state["_buffers"]):
+                if value is not None and value is not dict.get(buffers, name):
+                    self.stored.append(value)
             state["_parameters"], state["_buffers"] = parameters, buffers
         for module, names in self._methods:
             for name in names:
@@ -1046,9 +1087,6 @@ class _Call:
         return self._tracer.module_call(self._module, args, kwargs)
 
 
-_DATA_TYPES = (fx.Proxy, torch.Tensor, int, float, bool, complex, str, type(None), torch.dtype, torch.device, slice)
-
-
 def output_data(output: Any) -> tuple[Any, tuple[str, ...]]:
     """The forward's output as data: tensors and plain values kept, containers rebuilt (dataclasses
     and mappings as dicts), any other object (a cache object, a generator) replaced by None; and the
@@ -1060,7 +1098,7 @@ def output_data(output: Any) -> tuple[Any, tuple[str, ...]]:
         if isinstance(value, (fx.Proxy, torch.Tensor)):
             found[0] = True
             return value
-        if isinstance(value, _DATA_TYPES):
+        if isinstance(value, DATA_TYPES):
             return value
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             return {field.name: walk(getattr(value, field.name)) for field in dataclasses.fields(value)}
@@ -1086,59 +1124,6 @@ def output_data(output: Any) -> tuple[Any, tuple[str, ...]]:
             "tensors, possibly in tuples, lists, dicts or dataclasses"
         )
     return data, tuple(opaque)
-
-
-_HELD_DEPTH = 8
-"""How deep :func:`held_by_objects` looks inside an output object (attributes, items)."""
-
-_HELD_OBJECTS = 10_000
-"""How many objects :func:`held_by_objects` visits at most (an output object may reference much)."""
-
-
-def held_by_objects(output: Any) -> tuple[Any, ...]:
-    """The tensors (or proxies) that objects of the forward's output which are not data hold (a cache
-    object's keys and values): :func:`output_data` replaces such objects by None, yet the caller keeps
-    them, and the tensors they reference, alive. Found through attributes, sequences and mappings, at
-    most :data:`_HELD_DEPTH` levels down and :data:`_HELD_OBJECTS` objects; modules (the model's own
-    state) are not entered."""
-    found: dict[int, Any] = {}
-    seen: set[int] = set()
-
-    def inside(value: Any, depth: int) -> None:
-        if isinstance(value, (fx.Proxy, torch.Tensor)):
-            found.setdefault(id(value), value)
-            return
-        if depth > _HELD_DEPTH or len(seen) >= _HELD_OBJECTS or id(value) in seen:
-            return
-        if isinstance(value, (nn.Module, type, *_DATA_TYPES)):
-            return
-        seen.add(id(value))
-        if isinstance(value, Mapping):
-            items: Any = list(value.values())
-        elif isinstance(value, (tuple, list, set, frozenset)):
-            items = list(value)
-        else:
-            items = list(getattr(value, "__dict__", {}).values())
-        for item in items:
-            inside(item, depth + 1)
-
-    def outer(value: Any) -> None:  # the data part, as output_data walks it
-        if isinstance(value, _DATA_TYPES):
-            return
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            for field in dataclasses.fields(value):
-                outer(getattr(value, field.name))
-        elif isinstance(value, Mapping):
-            for item in value.values():
-                outer(item)
-        elif isinstance(value, (tuple, list)):
-            for item in value:
-                outer(item)
-        else:
-            inside(value, 0)
-
-    outer(output)
-    return tuple(found.values())
 
 
 def _short(value: Any) -> str:
@@ -1354,6 +1339,7 @@ def capture(
             shared=copied.shared,
             opaque_outputs=tracer.opaque_outputs,
             held_outputs=tracer.held_outputs,
+            held_state=tracer.held_state,
             constants=frozenset(tracer.constants),
             folded=frozenset(tracer.folded),
             replayed=tracer.replayed,

@@ -6,6 +6,9 @@ are worked out by hand from what eager Python holds, and checked against a real 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+import pytest
 import torch
 from torch import nn
 
@@ -141,3 +144,69 @@ class _Caching(nn.Module):
 def test_tensors_held_by_an_output_object_live_to_the_end() -> None:
     # x, the cached sigmoid, the old and the new h = 4A (the cached tensor freed at once gave 3A)
     assert _peaks(_Caching()) == (4, 4)
+
+
+class _DictCache(nn.Module):
+    """LeViT's attention-bias cache: a table computed from a parameter at the first call, kept in a dict the
+    module holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, 1, 16, 16))
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if "table" not in self.cache:
+            self.cache["table"] = torch.exp(self.bias)
+        h = torch.exp(x * self.cache["table"])
+        return torch.exp(h)
+
+
+class _BufferTable(nn.Module):
+    """ConViT's relative positions: a buffer the first call replaces by a table built from sizes alone (the
+    trace computes it outside the graph: a constant of the graph)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("table", torch.zeros(1, 1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = int(x.shape[-1])
+        if self.table.shape[-1] != size:
+            self.table = torch.ones(1, 1, size, size)
+        h = torch.exp(x * self.table)
+        return torch.exp(h)
+
+
+class _KeepsLast(nn.Module):
+    """Keeps an activation in a plain attribute (a feature a loss reads later)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.exp(x)
+        self.last = h
+        h = torch.exp(h)
+        return torch.exp(h)
+
+
+class _KeepsLastUntraceable(_KeepsLast):
+    """The same, looping a number of times a table keyed by a size gives (a proxy is no key of it): recorded."""
+
+    repeats: ClassVar[dict[int, int]] = {1: 1}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.repeats[x.shape[1]]):
+            x = torch.exp(x)
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("model", [_DictCache, _BufferTable, _KeepsLast], ids=lambda cls: cls.__name__)
+def test_a_tensor_the_forward_keeps_in_the_model_lives_to_the_end(model: type[nn.Module]) -> None:
+    # x, the kept tensor, h and the output at the end = 4A; freed at its last read, the kept tensor made it 3A
+    assert _peaks(model().eval()) == (4, 4)
+
+
+def test_a_recorded_forward_keeps_what_the_model_keeps() -> None:
+    model = _KeepsLastUntraceable().eval()
+    assert crawl_module(model, (1, 16, 16)).context.capture == "eager-record"
+    # x, exp(x) (the caller's and the loop's names), the kept tensor, h and the output = 5A (4A freed at its read)
+    assert _peaks(model) == (5, 5)

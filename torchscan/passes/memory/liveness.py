@@ -6,7 +6,8 @@ end; an argument of a module call lives until that call returns (the caller hold
 call the reader runs in that its source was not made in, read from the calls each node was made in
 (:attr:`~torchscan.records.NodeRecord.module_calls`: a module called twice is two calls, a forward
 calling a grandchild's module directly enters no call of the child). Tensors that objects of the output
-hold (a cache object's keys and values, :data:`HELD_OUTPUTS`) are held to the end like the outputs. On
+hold (a cache object's keys and values) and those the forward leaves in the model's own state (a table a
+module computes at its first call and keeps) are held to the end like the outputs (:data:`HELD_OUTPUTS`). On
 top, the eager-Python rules of :mod:`~torchscan.passes.memory.eager` extend a storage bound to a local
 name and alias ``y += z`` to ``y``.
 """
@@ -27,8 +28,10 @@ from torchscan.records.frozen import frozen_record
 __all__ = ["HELD_OUTPUTS", "StaticLiveness", "call_ends", "sources_of", "static_liveness", "storages"]
 
 HELD_OUTPUTS = "held_outputs"
-"""Graph attribute: names of the nodes whose tensors objects of the forward's output hold (a cache
-object, replaced by None in the output's data): the caller keeps them alive to the end."""
+"""Graph attribute: names of the nodes whose tensors the caller keeps alive to the end, as the output:
+those that objects of the forward's output hold (a cache object, replaced by None in the output's data)
+and those the model's own state holds once the forward has run (a table a module computes at its first
+call and keeps: :mod:`~torchscan.graph.held`)."""
 
 
 def sources_of(graph: nx.DiGraph) -> dict[str, tuple[str, ...]]:
