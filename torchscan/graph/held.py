@@ -31,6 +31,10 @@ a forward computes."""
 _PLAIN = frozenset({int, float, bool, complex, str, bytes, type(None), torch.dtype, torch.device, torch.Size})
 """Exact types of module attributes that hold no tensor (configuration): skipped without a walk."""
 
+_SEQUENCES = frozenset({tuple, list})
+"""Exact types of module attributes skipped without a walk when every item is of a :data:`_PLAIN` type (a kernel
+size, a stride, a padding list)."""
+
 
 class _Walk:
     """Finds the tensors (or proxies) inside objects: through attributes, sequences and mappings, at most
@@ -98,18 +102,34 @@ def held_by_state(
 ) -> tuple[Any, ...]:
     """The tensors (or proxies) the modules' own attributes hold once the forward has run (not their
     parameters, buffers or sub-modules): a value the forward stored there (``self.cache = x``, an item of a
-    dict the module holds) stays alive after it returns, as long as the model does. ``ignore``: attributes
-    of a module not to look at (a tracer's constants); ``buffers``: the buffers too (a forward may replace
-    one: ``self.table = ...``). The caller filters out what the model held before the forward."""
+    dict the module holds) stays alive after it returns, as long as the model does. The attributes of
+    ``torch.nn``'s own layer classes are not looked at: their forwards keep nothing they compute (the buffers
+    a batch norm updates are updated in place). ``ignore``: attributes of a module not to look at (a tracer's
+    constants); ``buffers``: the buffers too (a forward may replace one: ``self.table = ...``). The caller
+    filters out what the model held before the forward."""
     walk = _Walk()
+    torch_own: dict[type, bool] = {}
     for module in modules:
+        state = vars(module)
         if buffers:
-            for tensor in dict.values(vars(module)["_buffers"]):
+            for tensor in dict.values(state["_buffers"]):
                 if tensor is not None:
                     walk.found.setdefault(id(tensor), tensor)
+        kind = type(module)
+        own = torch_own.get(kind)
+        if own is None:
+            own = torch_own[kind] = kind.__module__.startswith("torch.nn.")
+        if own:  # torch.nn's own layers (most modules of a model) keep nothing their forward computes
+            continue
         skipped = ignore.get(module, ()) if ignore else ()
-        for key, value in vars(module).items():
-            if key in _MODULE_OWN or type(value) in _PLAIN or key in skipped:
+        for key, value in state.items():
+            kind = type(value)
+            if (
+                kind in _PLAIN
+                or key in _MODULE_OWN
+                or key in skipped
+                or (kind in _SEQUENCES and _PLAIN.issuperset(map(type, value)))
+            ):
                 continue
             if isinstance(value, (fx.Proxy, torch.Tensor)):
                 walk.found.setdefault(id(value), value)
