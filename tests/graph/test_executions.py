@@ -57,6 +57,31 @@ def test_runs_of_a_line_tell_a_loop_s_iterations_apart() -> None:
     assert runs["x"] == () and runs["output"] == ()
 
 
+class _Switching(nn.Module):
+    """One line of a loop calls a block through a helper in one run and directly in the others."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(nn.Linear(4, 4) for _ in range(4))
+
+    def helper(self, block: nn.Module, t: torch.Tensor) -> torch.Tensor:
+        return block(t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for position, block in enumerate(self.blocks):
+            x = self.helper(block, x) if position == 1 else block(x)
+        return x
+
+
+def test_a_run_that_takes_the_line_s_other_call_is_a_new_run() -> None:
+    """The third run calls from an instruction after the second run's (the conditional expression's other
+    branch), which no run reaches from there without the loop's jump back: a new run, not the second's."""
+    records = crawl_module(_Switching(), (4,)).records
+    runs = {name: records.nodes[name]["record"].executions for name in records}
+    assert runs["blocks_0"] == (1,) and runs["blocks_1"] == (2, 1)
+    assert runs["blocks_2"] == (3,) and runs["blocks_3"] == (4,)
+
+
 def test_the_frames_a_trace_met_are_let_go_when_it_ends() -> None:
     """Frames are held while the trace runs (no new frame can take a seen one's address), not after: what they
     held is freed once the analysis returns (no cycle left for the collector)."""

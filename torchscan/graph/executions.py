@@ -8,15 +8,21 @@ for every run. Eager Python holds the value ``block`` returned in ``x`` until th
 
 Per user frame (a file outside torch and torchscan, as the stack traces' readers keep them), this counts
 the runs of the frame's current line: a new run starts when the frame's instruction goes back (a loop's
-next iteration) or when the same instruction calls a new frame (the same call made again; the frame just
-below it: a call into torch that runs several blocks, ``nn.Sequential``'s, is one call). The frames are
-held while the trace runs, so that no new frame can take the address of one seen; :meth:`Executions.close`
-lets them go. Nothing here reads or changes what the frames hold.
+next iteration), when the same instruction calls a new frame (the same call made again; the frame just
+below it: a call into torch that runs several blocks, ``nn.Sequential``'s, is one call), or when, on the
+same line, it moves on to an instruction that cannot follow the last one without a jump back (the other
+branch of ``x = checkpoint(block, x) if i in chosen else block(x)`` in the loop's next iteration: read from
+the code's forward jumps, :class:`_Flow`). The frames are held while the trace runs, so that no new frame can
+take the address of one seen; :meth:`Executions.close` lets them go. Nothing here reads or changes what the
+frames hold.
 """
 
 from __future__ import annotations
 
+import bisect
+import dis
 import os
+import types
 from pathlib import Path
 from typing import Any
 
@@ -46,27 +52,30 @@ class Executions:
 
     def __init__(self) -> None:
         self._states: dict[int, list[Any]] = {}
-        """By ``id`` of a frame: [frame, its last instruction, the frame it last called, its run]."""
+        """By ``id`` of a frame: [frame, its last instruction, the frame it last called, its run, its line]."""
         self._entered: list[tuple[int, ...]] = []
         """The runs of the user frames above each running module call, innermost call last."""
+        self._flows: dict[types.CodeType, _Flow] = {}
+        """The forward jumps of each code object a line of which moved on to a later call (made when first needed)."""
 
-    def runs(self, users: list[tuple[Any, Any]], call: Any = None) -> tuple[int, ...]:
+    def runs(self, users: list[tuple[Any, Any, int]], call: Any = None) -> tuple[int, ...]:
         """The runs of the user frames above the innermost running module call, then of ``users`` — the user
         frames met walking up from a node (or a module call) to that call, innermost first, each with the
-        frame just below it (None for the frame the walk began at: ``call`` is below it) — each updated by
-        this event: a new run where its instruction went back, or where the same instruction calls a new frame
-        (the same call made again)."""
+        frame just below it (None for the frame the walk began at: ``call`` is below it) and its line — each
+        updated by this event: a new run where its instruction went back, where the same instruction calls a
+        new frame (the same call made again), or where on the same line it moved on to an instruction that
+        cannot follow the last one without a jump back."""
         above = self.current()
         if not users:
             return above
         if len(users) == 1:  # most nodes: made by the one user frame below the running call
-            frame, child = users[0]
-            return (*above, self._run(frame, call if child is None else child))
-        runs = [self._run(frame, call if child is None else child) for frame, child in users]
+            frame, child, line = users[0]
+            return (*above, self._run(frame, call if child is None else child, line))
+        runs = [self._run(frame, call if child is None else child, line) for frame, child, line in users]
         runs.reverse()
         return above + tuple(runs)
 
-    def enter(self, users: list[tuple[Any, Any]], call: Any) -> None:
+    def enter(self, users: list[tuple[Any, Any, int]], call: Any) -> None:
         """A module call entered, run by the frame ``call``; ``users`` as for :meth:`runs`, walked from its
         caller: the nodes made inside see the runs of the user frames above it as they are now."""
         self._entered.append(self.runs(users, call))
@@ -79,19 +88,88 @@ class Executions:
         """The runs of the user frames above the innermost running module call (() outside any)."""
         return self._entered[-1] if self._entered else ()
 
-    def _run(self, frame: Any, callee: Any) -> int:
-        """The run of ``frame``'s current line, now that it is at its current instruction calling ``callee``."""
+    def _run(self, frame: Any, callee: Any, line: int) -> int:
+        """The run of ``frame``'s current ``line``, now that it is at its current instruction calling ``callee``."""
         lasti = frame.f_lasti
         state = self._states.get(id(frame))
         if state is None or state[0] is not frame:
-            self._states[id(frame)] = [frame, lasti, callee, 1]
+            self._states[id(frame)] = [frame, lasti, callee, 1, line]
             return 1
-        if lasti < state[1] or (lasti == state[1] and callee is not state[2]):
+        last = state[1]
+        if (
+            lasti < last
+            or (lasti == last and callee is not state[2])
+            or (lasti > last and line == state[4] and not self._flow(frame.f_code).follows(last, lasti))
+        ):
             state[3] += 1
-        state[1], state[2] = lasti, callee
+        state[1], state[2], state[4] = lasti, callee, line
         return state[3]
+
+    def _flow(self, code: types.CodeType) -> _Flow:
+        flow = self._flows.get(code)
+        if flow is None:
+            flow = self._flows[code] = _Flow(code)
+        return flow
 
     def close(self) -> None:
         """Let every frame go (the trace ended)."""
         self._states.clear()
         self._entered.clear()
+        self._flows.clear()
+
+
+_UNCONDITIONAL = frozenset({"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP_ABSOLUTE"})
+"""Jumps that never fall through to the next instruction."""
+
+_TERMINAL = frozenset({"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE"})
+"""Instructions after which the frame runs no next instruction."""
+
+_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+
+
+class _Flow:
+    """The forward control flow of one code object: which instruction may run after which without a jump back
+    (a loop's next iteration). Exception handlers are taken as reachable from every instruction they cover."""
+
+    def __init__(self, code: types.CodeType) -> None:
+        instructions = list(dis.get_instructions(code))
+        self._offsets = [instruction.offset for instruction in instructions]
+        self._steps: list[tuple[bool, int | None]] = [
+            (
+                instruction.opname not in _UNCONDITIONAL and instruction.opname not in _TERMINAL,
+                instruction.argval if instruction.opcode in _JUMPS and isinstance(instruction.argval, int) else None,
+            )
+            for instruction in instructions
+        ]
+        self._handlers = [
+            (entry.start, entry.end, entry.target) for entry in getattr(dis.Bytecode(code), "exception_entries", ())
+        ]
+        self._follows: dict[tuple[int, int], bool] = {}
+
+    def follows(self, start: int, end: int) -> bool:
+        """Whether the instruction at byte offset ``end`` can run after the one at ``start`` (``start < end``)
+        without a jump back. A frame's ``f_lasti`` may point into an instruction's inline caches (a call's):
+        the instruction is the one it is in."""
+        found = self._follows.get((start, end))
+        if found is None:
+            found = self._follows[(start, end)] = self._reaches(start, end)
+        return found
+
+    def _reaches(self, start: int, end: int) -> bool:
+        offsets, steps = self._offsets, self._steps
+        first = max(bisect.bisect_right(offsets, start) - 1, 0)
+        last = offsets[max(bisect.bisect_right(offsets, end) - 1, 0)]
+        reached = {offsets[first]}
+        for index in range(first, len(offsets)):
+            offset = offsets[index]
+            if offset >= last:
+                break
+            if offset not in reached:
+                continue
+            falls, target = steps[index]
+            if falls and index + 1 < len(offsets):
+                reached.add(offsets[index + 1])
+            if target is not None and target > offset:
+                reached.add(target)
+            reached.update(handler for begin, stop, handler in self._handlers if begin <= offset < stop)
+        return last in reached

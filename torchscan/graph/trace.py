@@ -497,7 +497,7 @@ class _Tracer(fx.Tracer):
         return _joined(above, below)
 
     def _walk(
-        self, frame: Any, users: list[tuple[Any, Any]] | None = None
+        self, frame: Any, users: list[tuple[Any, Any, int]] | None = None
     ) -> tuple[tuple[Any, ...] | None, tuple[Any, ...]]:
         """:meth:`frames_from` in two parts: the kept frames of the callers of the nearest running
         :meth:`call_module` (one object per distinct stack; None where no call runs) and the frames
@@ -699,7 +699,7 @@ class _Tracer(fx.Tracer):
         if reuse is not None and reuse.depth:
             reuse.log.append(("call", path, None))
         frame = sys._getframe()
-        users: list[tuple[Any, Any]] = []
+        users: list[tuple[Any, Any, int]] = []
         kept, below = self._walk(frame.f_back, users)
         interned = (id(kept), below)  # as node texts are keyed: the few frames below hashed, not the whole stack
         above = self._stacks.get(interned)
@@ -784,7 +784,7 @@ class _Tracer(fx.Tracer):
             if kind in _CALLS:  # fx's own path (node meta preserved): a walk of the whole stack
                 self._checkpoints.mark(node, self._checkpoints.region(sys._getframe()))
             return node
-        users: list[tuple[Any, Any]] = []
+        users: list[tuple[Any, Any, int]] = []
         above, below = self._walk(sys._getframe(), users)
         if kind in _CALLS and self._codes.checkpoint:  # inside a checkpointed call: the running module call's, or
             # one called below it (none before a frame of torch's checkpoint was met)
@@ -1196,13 +1196,13 @@ def _walk(
     stop: Any,
     callers: Mapping[Any, tuple[Any, ...]],
     codes: Codes,
-    users: list[tuple[Any, Any]] | None = None,
+    users: list[tuple[Any, Any, int]] | None = None,
 ) -> tuple[tuple[Any, ...] | None, tuple[Any, ...]]:
     """:func:`_frames` of ``frame`` up to the first of its callers found in ``callers`` (that frame
     included, its line read now), with what ``callers`` keeps for it (the :func:`_frames` above it);
     ``(None, _frames(frame, stop))`` where none is. ``codes``: the trace's :class:`_Code` tokens; ``users``
     (if given) gets each user frame met below that caller, innermost first, with the frame just below it
-    (None for ``frame`` itself): :meth:`~torchscan.graph.executions.Executions.runs`."""
+    (None for ``frame`` itself) and its line: :meth:`~torchscan.graph.executions.Executions.runs`."""
     found: list[Any] = []
     child = None
     while frame is not None and frame is not stop:
@@ -1222,7 +1222,7 @@ def _walk(
             found.reverse()
             return above, tuple(found)
         if users is not None and token.user:
-            users.append((frame, child))
+            users.append((frame, child, line))
         child = frame
         frame = frame.f_back
     found.reverse()
