@@ -127,35 +127,48 @@ _TERMINAL = frozenset({"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE
 _JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
 
 
+_BREAKS = frozenset({*_JUMPS, *(dis.opmap[name] for name in (*_UNCONDITIONAL, *_TERMINAL) if name in dis.opmap)})
+"""Opcodes after which the next instruction in the code may not be the next to run."""
+
+
 class _Flow:
     """The forward control flow of one code object: which instruction may run after which without a jump back
     (a loop's next iteration). Exception handlers are taken as reachable from every instruction they cover."""
 
     def __init__(self, code: types.CodeType) -> None:
-        instructions = list(dis.get_instructions(code))
-        self._offsets = [instruction.offset for instruction in instructions]
-        self._steps: list[tuple[bool, int | None]] = [
-            (
-                instruction.opname not in _UNCONDITIONAL and instruction.opname not in _TERMINAL,
-                instruction.argval if instruction.opcode in _JUMPS and isinstance(instruction.argval, int) else None,
-            )
-            for instruction in instructions
-        ]
-        self._handlers = [
-            (entry.start, entry.end, entry.target) for entry in getattr(dis.Bytecode(code), "exception_entries", ())
-        ]
+        self._code = code
+        self._raw = code.co_code  # a new copy at every read: read once
         self._follows: dict[tuple[int, int], bool] = {}
+        self._offsets: list[int] = []
+        self._steps: list[tuple[bool, int | None]] = []
+        self._handlers: list[tuple[int, int, int]] = []
 
     def follows(self, start: int, end: int) -> bool:
         """Whether the instruction at byte offset ``end`` can run after the one at ``start`` (``start < end``)
-        without a jump back. A frame's ``f_lasti`` may point into an instruction's inline caches (a call's):
-        the instruction is the one it is in."""
+        without a jump back: at once where no instruction between them jumps or ends the frame (nested calls on
+        one line, ``f(g(x))``), else from the code's instructions. A frame's ``f_lasti`` may point into an
+        instruction's inline caches (a call's): the instruction is the one it is in."""
         found = self._follows.get((start, end))
         if found is None:
-            found = self._follows[(start, end)] = self._reaches(start, end)
+            straight = _BREAKS.isdisjoint(self._raw[start:end:2])  # 2-byte code units: opcode, argument
+            found = self._follows[(start, end)] = straight or self._reaches(start, end)
         return found
 
     def _reaches(self, start: int, end: int) -> bool:
+        if not self._offsets:
+            instructions = list(dis.get_instructions(self._code))
+            self._offsets = [instruction.offset for instruction in instructions]
+            self._steps = [
+                (
+                    instruction.opname not in _UNCONDITIONAL and instruction.opname not in _TERMINAL,
+                    instruction.argval
+                    if instruction.opcode in _JUMPS and isinstance(instruction.argval, int)
+                    else None,
+                )
+                for instruction in instructions
+            ]
+            entries = getattr(dis.Bytecode(self._code), "exception_entries", ())
+            self._handlers = [(entry.start, entry.end, entry.target) for entry in entries]
         offsets, steps = self._offsets, self._steps
         first = max(bisect.bisect_right(offsets, start) - 1, 0)
         last = offsets[max(bisect.bisect_right(offsets, end) - 1, 0)]
