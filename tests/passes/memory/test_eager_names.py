@@ -35,6 +35,18 @@ def test_paired_names_of_tuple_targets_bound_item_by_item() -> None:
     assert paired_names("a, b = f(x), g(x), h(x)") == () and paired_names("a, b = (") == ()
 
 
+def test_unpacked_names_of_tuple_targets_bound_to_one_value_s_items() -> None:
+    from torchscan.passes.memory.eager_names import unpacked_names
+
+    assert unpacked_names("k, v = self.kv(x).view(B, 4, -1).split([8, 8], dim=2)") == ("k", "v")
+    assert unpacked_names("q, k, v = qkv.unbind(0)") == ("q", "k", "v") and unpacked_names("a, b = t") == ("a", "b")
+    assert unpacked_names("q, k = self.q(x), self.k(x)") == ()  # a tuple of expressions: paired_names
+    assert unpacked_names("a, *b = f(x)") == () and unpacked_names("a, a = f(x)") == ()
+    assert unpacked_names("x, y = f(x)") == ()  # a name read on its own line
+    assert unpacked_names("x = f(x)") == () and unpacked_names("self.a, b = f(x)") == ()
+    assert unpacked_names("a, b = [f(x), g(x)]") == () and unpacked_names("a, b = (") == ()
+
+
 def test_one_statement_of_one_line_compound_statements() -> None:
     from torchscan.passes.memory.eager_names import one_statement
 

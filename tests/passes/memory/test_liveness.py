@@ -210,3 +210,18 @@ def test_a_recorded_forward_keeps_what_the_model_keeps() -> None:
     assert crawl_module(model, (1, 16, 16)).context.capture == "eager-record"
     # x, exp(x) (the caller's and the loop's names), the kept tensor, h and the output = 5A (4A freed at its read)
     assert _peaks(model) == (5, 5)
+
+
+class _Unpacked(nn.Module):
+    """Tuple targets bound to the items of one call (LeViT's ``k, v = self.kv(x).view(…).split(…)``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, v = torch.exp(torch.cat([x, x], 1)).split(1, 1)  # views of one 2A tensor: held until the frame returns
+        h = torch.exp(k * v)
+        return torch.cat([h, h, h], 1)
+
+
+def test_names_unpacking_one_call_s_items_hold_them_until_the_frame_returns() -> None:
+    # at the end: x, the split tensor (2A, held by k and v), h and the 3A concatenation = 7A; freed after k * v,
+    # it made 5A
+    assert _peaks(_Unpacked().eval()) == (7, 7)

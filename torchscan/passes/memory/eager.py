@@ -34,6 +34,7 @@ from torchscan.passes.memory.eager_names import (
     passed_name,
     rebound_names,
     root_call,
+    unpacked_names,
 )
 from torchscan.passes.memory.frames import Frame
 from torchscan.records import NodeRecord
@@ -323,8 +324,9 @@ def _held_until(
         if caller is not None:  # the caller's list, handed in: its name holds the items after this frame returns
             end = max(end, caller)
         return end if end > position else None
-    if name is None:  # ``q, k = self.q(x), self.k(x)``: each name holds its item's value
-        paired = _paired_name(ordered, frames, tables, consumers_of, position, level, paired_names(code))
+    if name is None:  # ``q, k = self.q(x), self.k(x)``, ``k, v = kv.split(…)``: each name holds its item's value
+        names = paired_names(code) or unpacked_names(code)
+        paired = _paired_name(ordered, frames, tables, consumers_of, position, level, names)
         if paired is None:
             return None
         name, after = paired

@@ -43,6 +43,7 @@ __all__ = [
     "passed_name",
     "rebound_names",
     "root_call",
+    "unpacked_names",
 ]
 
 _ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=[^=]")
@@ -204,6 +205,31 @@ def paired_names(code: str) -> tuple[str, ...]:
         return ()
     target, value = statement.targets[0], statement.value
     if not isinstance(target, ast.Tuple) or not isinstance(value, ast.Tuple) or len(target.elts) != len(value.elts):
+        return ()
+    if len(target.elts) < 2 or not all(isinstance(item, ast.Name) for item in target.elts):
+        return ()
+    names = tuple(item.id for item in target.elts)  # type: ignore[attr-defined]
+    if len(set(names)) != len(names) or any(
+        isinstance(node, ast.Name) and node.id in names for node in ast.walk(value)
+    ):
+        return ()  # a name given twice, or read on its own line (it may feed the next iteration)
+    return names
+
+
+@functools.lru_cache(maxsize=4096)
+def unpacked_names(code: str) -> tuple[str, ...]:
+    """The names of tuple targets bound to the items of one value that is no tuple of expressions (``k, v =
+    kv.split([8, 8], dim=2)``, ``q, k, v = qkv.unbind(0)``): each name holds one item; () for any other line (one
+    target, a starred target, a tuple of expressions: :func:`paired_names`, a name read on its own line,
+    unparsable)."""
+    try:
+        statement = ast.parse(code).body[0]
+    except (SyntaxError, IndexError):
+        return ()
+    if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
+        return ()
+    target, value = statement.targets[0], statement.value
+    if not isinstance(target, ast.Tuple) or isinstance(value, (ast.Tuple, ast.List)):
         return ()
     if len(target.elts) < 2 or not all(isinstance(item, ast.Name) for item in target.elts):
         return ()
