@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from torchscan.passes.memory.eager_names import assigned_name, is_augmented, rebound_names, root_call
 
 
@@ -45,6 +47,16 @@ def test_unpacked_names_of_tuple_targets_bound_to_one_value_s_items() -> None:
     assert unpacked_names("x, y = f(x)") == ()  # a name read on its own line
     assert unpacked_names("x = f(x)") == () and unpacked_names("self.a, b = f(x)") == ()
     assert unpacked_names("a, b = [f(x), g(x)]") == () and unpacked_names("a, b = (") == ()
+
+
+def test_statement_text_of_a_statement_spelled_over_several_lines() -> None:
+    from torchscan.passes.memory.eager_names import statement_text, unpacked_names
+
+    file = str(Path(__file__).with_name("_multiline_source.py"))
+    whole = statement_text(file, 3)
+    assert whole is not None and unpacked_names(whole) == ("k", "v")
+    assert statement_text(file, 5) is None  # a statement of one line
+    assert statement_text(file, 99) is None and statement_text("/no/such/file.py", 1) is None
 
 
 def test_one_statement_of_one_line_compound_statements() -> None:

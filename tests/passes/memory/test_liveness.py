@@ -225,3 +225,19 @@ def test_names_unpacking_one_call_s_items_hold_them_until_the_frame_returns() ->
     # at the end: x, the split tensor (2A, held by k and v), h and the 3A concatenation = 7A; freed after k * v,
     # it made 5A
     assert _peaks(_Unpacked().eval()) == (7, 7)
+
+
+class _UnpackedOverLines(nn.Module):
+    """The same, its statement spelled over two lines (LeViT's attention: ``q, k, v = self.qkv(x).view(`` and
+    the split on the next line)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, v = torch.exp(torch.cat([x, x], 1)).view(
+            1, 2, 16, 16).split(1, 1)  # fmt: skip
+        h = torch.exp(k * v)
+        return torch.cat([h, h, h], 1)
+
+
+def test_names_unpacking_items_over_several_lines_hold_them_too() -> None:
+    # as above: 7A (5A where the first line, which does not parse alone, was all that was read)
+    assert _peaks(_UnpackedOverLines().eval()) == (7, 7)

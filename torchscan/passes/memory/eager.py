@@ -34,6 +34,7 @@ from torchscan.passes.memory.eager_names import (
     passed_name,
     rebound_names,
     root_call,
+    statement_text,
     unpacked_names,
 )
 from torchscan.passes.memory.frames import Frame
@@ -230,6 +231,12 @@ def _passed_in(frames: Sequence[tuple[Frame, ...]], tables: _Frames, consumers: 
     return best
 
 
+def _statement(site: str) -> str | None:
+    """:func:`~torchscan.passes.memory.eager_names.statement_text` at a frame's site (``file:line``)."""
+    file, _, line = site.rpartition(":")
+    return statement_text(file, int(line)) if line.isdigit() else None
+
+
 def _parameters(site: str, function: str) -> tuple[str, ...] | None:
     """:func:`~torchscan.passes.memory.eager_names.parameter_names` of a frame's function (a :data:`Frame`'s site,
     ``file:line``, and function, ``file:name``)."""
@@ -325,8 +332,9 @@ def _held_until(
             end = max(end, caller)
         return end if end > position else None
     if name is None:  # ``q, k = self.q(x), self.k(x)``, ``k, v = kv.split(…)``: each name holds its item's value
-        names = paired_names(code) or unpacked_names(code)
-        paired = _paired_name(ordered, frames, tables, consumers_of, position, level, names)
+        names = paired_names(code)
+        unpacked = () if names else unpacked_names(code) or unpacked_names(_statement(site) or "")
+        paired = _paired_name(ordered, frames, tables, consumers_of, position, level, names or unpacked, bool(unpacked))
         if paired is None:
             return None
         name, after = paired
@@ -369,12 +377,16 @@ def _paired_name(
     position: int,
     level: int,
     names: tuple[str, ...],
+    unpacked: bool = False,
 ) -> tuple[str, int] | None:
     """The name of tuple targets bound item by item (:func:`~torchscan.passes.memory.eager_names.paired_names`)
     that holds the node at ``position``, and the last position of the statement's run (its contiguous nodes
     at that call site, in that frame): the items' values are the run's nodes that no later node of the line
     reads, in order — one per name, else (a loop running the line again, an item that made no node) none
-    is bound."""
+    is bound. ``unpacked``: the names unpack one value
+    (:func:`~torchscan.passes.memory.eager_names.unpacked_names`), whose items the trace makes as ``getitem``
+    nodes: only those are items (a statement spelled over several lines makes its other calls at its other
+    lines, which this line's nodes feed)."""
     if not names:
         return None
     site, frame = frames[position][level][0], tables.level_ids[position][level]
@@ -392,6 +404,7 @@ def _paired_name(
         for index in range(start, last + 1)
         if ordered[index].outputs
         and ordered[index].op not in _NOT_BOUND
+        and (not unpacked or ordered[index].type_name == "getitem")
         and not _read_on_site(frames, consumers_of[index], index, level, site, last)
     ]
     if len(values) != len(names) or position not in values:

@@ -43,6 +43,7 @@ __all__ = [
     "passed_name",
     "rebound_names",
     "root_call",
+    "statement_text",
     "unpacked_names",
 ]
 
@@ -239,6 +240,28 @@ def unpacked_names(code: str) -> tuple[str, ...]:
     ):
         return ()  # a name given twice, or read on its own line (it may feed the next iteration)
     return names
+
+
+_STATEMENT_LINES = 10
+"""Most lines a statement spelled over several lines is read over (:func:`statement_text`)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def statement_text(file: str, line: int) -> str | None:
+    """The whole statement that starts at line ``line`` of ``file`` where it is spelled over several lines
+    (``q, k, v = self.qkv(x).view(\n    B, …).split(…)``), dedented; None where that line is a statement of its
+    own, or none parses within :data:`_STATEMENT_LINES` lines (:mod:`linecache`, as stack traces read it)."""
+    lines = linecache.getlines(file)
+    if not 0 < line <= len(lines):
+        return None
+    for end in range(line, min(line - 1 + _STATEMENT_LINES, len(lines)) + 1):
+        text = textwrap.dedent("".join(lines[line - 1 : end]))
+        try:
+            ast.parse(text)
+        except SyntaxError:
+            continue
+        return text if end > line else None
+    return None
 
 
 def is_augmented(code: str) -> bool:
