@@ -192,29 +192,36 @@ def rebound_names(code: str) -> tuple[str, ...]:
     return tuple(_NAME.fullmatch(part.strip()).group(1) for part in match.group(1).split(","))  # type: ignore[union-attr]
 
 
+def _tuple_targets(code: str) -> tuple[tuple[str, ...], ast.expr] | None:
+    """The names of a line's tuple targets (two or more plain names, each once) and the value they are bound to,
+    where no name is read by that value (it may feed the next iteration: a swap, a loop's feed); None for any
+    other line (one target, a starred or attribute target, unparsable)."""
+    try:
+        statement = ast.parse(code).body[0]
+    except (SyntaxError, IndexError):
+        return None
+    if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
+        return None
+    target, value = statement.targets[0], statement.value
+    if not isinstance(target, ast.Tuple) or len(target.elts) < 2:
+        return None
+    if not all(isinstance(item, ast.Name) for item in target.elts):
+        return None
+    names = tuple(item.id for item in target.elts)  # type: ignore[attr-defined]
+    read = any(isinstance(node, ast.Name) and node.id in names for node in ast.walk(value))
+    return None if read or len(set(names)) != len(names) else (names, value)
+
+
 @functools.lru_cache(maxsize=4096)
 def paired_names(code: str) -> tuple[str, ...]:
     """The names of tuple targets bound item by item to a tuple of as many expressions
     (``q, k = self.q(x), self.k(x)``): each name holds its own expression's value; () for any other
     line (one target, a starred target, an unpacked call ``a, b = f(x)``, a name read on its own line,
     unparsable)."""
-    try:
-        statement = ast.parse(code).body[0]
-    except (SyntaxError, IndexError):
+    found = _tuple_targets(code)
+    if found is None or not isinstance(found[1], ast.Tuple) or len(found[1].elts) != len(found[0]):
         return ()
-    if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
-        return ()
-    target, value = statement.targets[0], statement.value
-    if not isinstance(target, ast.Tuple) or not isinstance(value, ast.Tuple) or len(target.elts) != len(value.elts):
-        return ()
-    if len(target.elts) < 2 or not all(isinstance(item, ast.Name) for item in target.elts):
-        return ()
-    names = tuple(item.id for item in target.elts)  # type: ignore[attr-defined]
-    if len(set(names)) != len(names) or any(
-        isinstance(node, ast.Name) and node.id in names for node in ast.walk(value)
-    ):
-        return ()  # a name given twice, or read on its own line (it may feed the next iteration)
-    return names
+    return found[0]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -223,23 +230,10 @@ def unpacked_names(code: str) -> tuple[str, ...]:
     kv.split([8, 8], dim=2)``, ``q, k, v = qkv.unbind(0)``): each name holds one item; () for any other line (one
     target, a starred target, a tuple of expressions: :func:`paired_names`, a name read on its own line,
     unparsable)."""
-    try:
-        statement = ast.parse(code).body[0]
-    except (SyntaxError, IndexError):
+    found = _tuple_targets(code)
+    if found is None or isinstance(found[1], (ast.Tuple, ast.List)):
         return ()
-    if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
-        return ()
-    target, value = statement.targets[0], statement.value
-    if not isinstance(target, ast.Tuple) or isinstance(value, (ast.Tuple, ast.List)):
-        return ()
-    if len(target.elts) < 2 or not all(isinstance(item, ast.Name) for item in target.elts):
-        return ()
-    names = tuple(item.id for item in target.elts)  # type: ignore[attr-defined]
-    if len(set(names)) != len(names) or any(
-        isinstance(node, ast.Name) and node.id in names for node in ast.walk(value)
-    ):
-        return ()  # a name given twice, or read on its own line (it may feed the next iteration)
-    return names
+    return found[0]
 
 
 _STATEMENT_LINES = 10
