@@ -115,10 +115,10 @@ def held_by_state(
             for tensor in dict.values(state["_buffers"]):
                 if tensor is not None:
                     walk.found.setdefault(id(tensor), tensor)
-        kind = type(module)
-        own = torch_own.get(kind)
+        cls = type(module)
+        own = torch_own.get(cls)
         if own is None:
-            own = torch_own[kind] = kind.__module__.startswith("torch.nn.")
+            own = torch_own[cls] = cls.__module__.startswith("torch.nn.")
         if own:  # torch.nn's own layers (most modules of a model) keep nothing their forward computes
             continue
         skipped = ignore.get(module, ()) if ignore else ()

@@ -333,7 +333,9 @@ def _held_until(
         return end if end > position else None
     if name is None:  # ``q, k = self.q(x), self.k(x)``, ``k, v = kv.split(…)``: each name holds its item's value
         names = paired_names(code)
-        unpacked = () if names else unpacked_names(code) or unpacked_names(_statement(site) or "")
+        unpacked = () if names else unpacked_names(code)
+        if not names and not unpacked and len(rebound_names(code)) > 1:  # tuple targets of a statement over lines
+            unpacked = unpacked_names(_statement(site) or "")
         paired = _paired_name(ordered, frames, tables, consumers_of, position, level, names or unpacked, bool(unpacked))
         if paired is None:
             return None
