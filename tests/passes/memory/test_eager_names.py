@@ -25,6 +25,17 @@ def test_rebound_names_of_plain_and_tuple_targets() -> None:
     assert rebound_names("x == y") == () and rebound_names("self.a, b = f()") == () and rebound_names("x += 1") == ()
 
 
+def test_annotated_assignments_bind_their_name() -> None:
+    from torchscan.passes.memory.eager_names import assigned_name, root_call
+
+    code = "inputs_embeds: torch.Tensor = self.embed_tokens(input_ids)"  # Hugging Face's Llama
+    assert assigned_name(code) == "inputs_embeds" and rebound_names(code) == ("inputs_embeds",)
+    assert root_call(code) == ("embed_tokens", 0)
+    assert root_call("x: Optional[Tensor] = torch.cat([x, y], 1)") == ("cat", 1)
+    assert assigned_name("x: int") is None and rebound_names("x: int") == () and root_call("x: int") == (None, 1)
+    assert assigned_name("x: int == 3") is None
+
+
 def test_paired_names_of_tuple_targets_bound_item_by_item() -> None:
     from torchscan.passes.memory.eager_names import paired_names
 

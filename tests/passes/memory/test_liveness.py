@@ -125,6 +125,19 @@ def test_a_result_returned_into_a_binding_line_is_held_by_its_names() -> None:
     assert _peaks(_KeepsReturned()) == (5, 5)
 
 
+class _KeepsAnnotated(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h: torch.Tensor = torch.exp(x)  # an annotated local (Hugging Face's Llama: ``inputs_embeds: torch.Tensor = …``)
+        y = h  # read from here on through another name, which is rebound
+        y = torch.sigmoid(y)
+        return torch.cat([y, y], 1)
+
+
+def test_an_annotated_local_holds_its_value_until_the_frame_returns() -> None:
+    # x, h (held by its name), y and the 2A concatenation = 5A (h freed at its last read gave 4A)
+    assert _peaks(_KeepsAnnotated()) == (5, 5)
+
+
 class _Cache:
     """An object of the output that is not data: it holds tensors (as a model's key/value cache)."""
 

@@ -47,7 +47,8 @@ __all__ = [
     "unpacked_names",
 ]
 
-_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=[^=]")
+_ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*(?::[^=]+)?=[^=]")
+"""``name = …``, or annotated, ``name: T = …``."""
 _UNPACK = re.compile(r"^\(?\s*(\*?[A-Za-z_]\w*(?:\s*,\s*\*?[A-Za-z_]\w*)*)\s*,?\s*\)?\s*=[^=]")
 _NAME = re.compile(r"\*?([A-Za-z_]\w*)")
 _AUGMENTED = re.compile(r"^[\w.\[\]]+\s*(\+|-|\*|/|@)=")
@@ -177,18 +178,19 @@ def passed_name(code: str, callee: str, parameters: tuple[str, ...], parameter: 
 
 
 def assigned_name(code: str) -> str | None:
-    """The name a plain assignment ``name = …`` binds, else None."""
+    """The name a plain assignment ``name = …`` (or ``name: T = …``) binds, else None."""
     match = _ASSIGN.match(code)
     return match.group(1) if match is not None else None
 
 
 @functools.lru_cache(maxsize=4096)
 def rebound_names(code: str) -> tuple[str, ...]:
-    """The names an assignment binds: ``name = …`` one, tuple targets ``a, b, *c = …`` each of them
-    (their old values are released when the statement completes), else none."""
+    """The names an assignment binds: ``name = …`` (or ``name: T = …``) one, tuple targets ``a, b, *c = …``
+    each of them (their old values are released when the statement completes), else none."""
     match = _UNPACK.match(code)
     if match is None:
-        return ()
+        name = assigned_name(code)
+        return () if name is None else (name,)
     return tuple(_NAME.fullmatch(part.strip()).group(1) for part in match.group(1).split(","))  # type: ignore[union-attr]
 
 
@@ -274,10 +276,15 @@ def root_call(code: str) -> tuple[str | None, int]:
         statement = ast.parse(code).body[0]
     except (SyntaxError, IndexError):
         return None, 1
-    if not isinstance(statement, ast.Assign) or not isinstance(statement.targets[0], ast.Name):
+    if isinstance(statement, ast.AnnAssign) and statement.value is not None:
+        target, value = statement.target, statement.value
+    elif isinstance(statement, ast.Assign):
+        target, value = statement.targets[0], statement.value
+    else:
         return None, 1
-    name = statement.targets[0].id
-    value = statement.value
+    if not isinstance(target, ast.Name):
+        return None, 1
+    name = target.id
     reads = sum(isinstance(node, ast.Name) and node.id == name for node in ast.walk(value))
     root: str | None = None
     if isinstance(value, ast.BinOp):
