@@ -22,6 +22,7 @@ from torchscan.graph.calls import (
 from torchscan.graph.checkpoint import CHECKPOINT, CHECKPOINT_NODES, Region
 from torchscan.graph.executions import EXECUTIONS
 from torchscan.graph.grad_mode import NO_GRAD, NO_GRAD_NODES
+from torchscan.graph.returned import RETURNED
 from torchscan.graph.shapes import NodeValues, SpecTable
 from torchscan.records import RECORD, NodeRecord, tensor_leaves
 from torchscan.records.frozen import frozen_record
@@ -141,6 +142,7 @@ def _record(
         passthrough=node_values.passthrough if has_values else False,
         module_calls=static.module_calls,
         executions=node.meta.get(EXECUTIONS, ()),
+        returned=node.meta.get(RETURNED, ()),
     )
 
 

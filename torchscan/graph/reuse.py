@@ -61,6 +61,7 @@ from torch.fx import traceback as fx_traceback
 from torchscan.graph import autocast
 from torchscan.graph.executions import EXECUTIONS
 from torchscan.graph.guards import METADATA
+from torchscan.graph.returned import ReturnSites
 from torchscan.records.frozen import frozen_record
 
 __all__ = ["MIN_SHARE", "BlockReuse", "Host"]
@@ -84,6 +85,8 @@ class Host(Protocol):
     folded: set[str]
     shared_tensors: set[int]
     guards: list[Any]
+    returned: ReturnSites
+    """The user lines receiving module call results (:mod:`~torchscan.graph.returned`)."""
 
     @property
     def proxy_type(self) -> type[fx.Proxy]:
@@ -703,6 +706,7 @@ class BlockReuse:
                     fx.node.map_arg(node.args, made.__getitem__), fx.node.map_arg(node.kwargs, made.__getitem__)
                 )
             made[node] = new
+            host.returned.copy(node, new)
             scope_path, scope_type = scopes[node.name]
             scopes[new.name] = (path + scope_path[cut:], scope_type)
             meta = node.meta

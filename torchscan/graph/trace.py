@@ -43,6 +43,7 @@ from torchscan.graph.fake import analysis_mode
 from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.guards import METADATA, READ, Guard
 from torchscan.graph.held import DATA_TYPES, held_by_objects, held_by_state
+from torchscan.graph.returned import ReturnSites
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse, last_node
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
 from torchscan.graph.rules import Pending
@@ -264,6 +265,8 @@ class _Tracer(fx.Tracer):
         """The :class:`_Code` of each code object the stack walks met (stack tuples hash by identity)."""
         self._executions = Executions()
         """The runs of the lines of the user frames met (:mod:`~torchscan.graph.executions`)."""
+        self.returned = ReturnSites()
+        """The user lines receiving the results of the module calls traced through (:mod:`.returned`)."""
 
     def trace(self, root: Any, concrete_args: Any = None) -> fx.Graph:
         """The graph of one call of ``root`` (a module of our copy) on the inputs' placeholders."""
@@ -316,6 +319,7 @@ class _Tracer(fx.Tracer):
             self.submodule_paths = None
             self._checkpoints.close()
             self._executions.close()
+            self.returned.close()
             if self._reuse is not None:
                 self.replayed = tuple(self._reuse.replayed)
             self._reuse = None  # it refers to the tracer: no cycle left
@@ -711,13 +715,17 @@ class _Tracer(fx.Tracer):
         region = self.region
         if self._codes.checkpoint and _checkpointed(below):  # called inside a checkpointed call: its nodes are in it
             self.region = self._checkpoints.region(frame.f_back)
+        leaf = self.is_leaf_module(m, path)
+        receivers = () if leaf else self.returned.receivers(frame.f_back, len(self.module_stack) - 1)
         try:
-            if self.is_leaf_module(m, path):
+            if leaf:
                 result = self.create_proxy("call_module", path, args, kwargs)
             elif reuse is not None and calls == 0 and path:
                 result = reuse.call(m, path, forward, args, kwargs)
             else:
                 result = forward(*args, **kwargs)
+            if receivers:
+                self.returned.mark(result, receivers)
         finally:
             del self._callers[frame]
             self._executions.leave()

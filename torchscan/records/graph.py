@@ -60,6 +60,11 @@ class NodeRecord:
     executions: tuple[int, ...] = ()
     """Per user frame of ``stack_trace`` (the innermost ones, outermost first), which run of its line the node
     was made in (:mod:`~torchscan.graph.executions`; () where the capture did not say: read as unknown)."""
+    returned: tuple[tuple[str, int, int, int], ...] = ()
+    """The user lines that received it as (part of) a module call's result, as ``(file:line, depth, item,
+    items)``: the site its stack trace names, how many module calls that frame runs in, and which of a tuple
+    result's ``items`` held it (-1: the result itself) (:data:`~torchscan.graph.returned.Receiver`; () where none
+    did, or the capture did not say)."""
 
     @property
     def produces_tensor(self) -> bool:

@@ -6,7 +6,7 @@ are worked out by hand from what eager Python holds, and checked against a real 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -136,6 +136,54 @@ class _KeepsAnnotated(nn.Module):
 def test_an_annotated_local_holds_its_value_until_the_frame_returns() -> None:
     # x, h (held by its name), y and the 2A concatenation = 5A (h freed at its last read gave 4A)
     assert _peaks(_KeepsAnnotated()) == (5, 5)
+
+
+class _Weighted(nn.Module):
+    """Returns its output and its weights, as an attention module returns its probabilities."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        w = torch.sigmoid(x)
+        return x * w, w
+
+
+class _KeepsWeights(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = _Weighted()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.attn(x)  # ``_`` holds the weights until the frame returns; ``h`` is bound again below
+        h = torch.exp(h)
+        return torch.cat([h, h], 1)
+
+
+class _CalledThrough(_Weighted):
+    """A class whose own ``__call__`` returns the call (Hugging Face's ``GradientCheckpointingLayer``)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return super().__call__(*args, **kwargs)
+
+
+class _KeepsWeightsCalledThrough(_KeepsWeights):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = _CalledThrough()
+
+
+class _IndexesWeights(_KeepsWeights):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.attn(x)[0]  # the weights are dropped with the tuple
+        h = torch.exp(h)
+        return torch.cat([h, h], 1)
+
+
+@pytest.mark.parametrize(
+    ("model", "peaks"), [(_KeepsWeights, (5, 5)), (_KeepsWeightsCalledThrough, (5, 5)), (_IndexesWeights, (4, 4))]
+)
+def test_a_call_s_result_unpacked_into_names_is_held_item_by_item(model: type[nn.Module], peaks: tuple) -> None:
+    # at the end: x, the weights (held by ``_``, never read again), exp(h) and the 2A concatenation = 5A (4A when
+    # the weights were freed at their last read, as they are where the line indexes the result)
+    assert _peaks(model()) == peaks
 
 
 class _Cache:

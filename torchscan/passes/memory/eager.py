@@ -115,7 +115,7 @@ def local_ends(
         if not chain or record.op in _NOT_BOUND or not record.outputs:
             continue
         end = _held_until(ordered, frames, sources, tables, consumers, position)
-        returned = _returned_until(frames, tables, consumers[position], position)
+        returned = _returned_until(frames, tables, consumers[position], position, record.returned)
         if returned is not None and (end is None or returned > end):
             end = returned
         passed = _passed_in(frames, tables, consumers[position], position)
@@ -257,13 +257,20 @@ def _bound_before(tables: _Frames, position: int, level: int, name: str) -> bool
 
 
 def _returned_until(
-    frames: Sequence[tuple[Frame, ...]], tables: _Frames, consumers: list[int], position: int
+    frames: Sequence[tuple[Frame, ...]],
+    tables: _Frames,
+    consumers: list[int],
+    position: int,
+    receivers: tuple[tuple[str, int, int, int], ...] = (),
 ) -> int | None:
     """A result returned out of a call into an outer frame whose line binds names (``y =
     self.block(x)``, ``out, _ = self.attn(x)``) is held by them until that frame returns or the
     statement that next rebinds one of them completes: the last such position, None when no outer
-    line binds it. A result counts as returned to a level when a node after the call's statement, in
-    that frame, reads it (which of tuple targets' names holds it is not read: the first rebound)."""
+    line binds it. A result counts as returned to a level when the capture said that line received it
+    (``receivers``: :attr:`~torchscan.records.NodeRecord.returned`, a module call's result, read or not), or
+    when a node after the call's statement, in that frame, reads it. The name that holds it: a tuple target
+    as many as the result's items, the one of its item, where the capture said which (``out, _ =
+    self.attn(x)``: ``_`` holds the second); else the first of them rebound."""
     chain = frames[position]
     best: int | None = None
     for level in range(len(chain) - 1):
@@ -272,13 +279,21 @@ def _returned_until(
             continue
         statement, extent = tables.run_end[position][level], tables.frame_end[position][level]
         readers = [later for later in consumers if statement < later <= extent]
-        if not readers:
+        receiver = next((mark for mark in receivers if mark[0] == chain[level][0]), None) if receivers else None
+        if not readers and receiver is None:
             continue
-        # calls of one function made where no user frame tells them apart (a library's loop: ``nn.Sequential``;
-        # a recorded forward, whose runs are not counted) have one frame id: the frame's module call (the owner of
-        # a reader running its own code, else of the first reader) bounds it
-        own = [later for later in readers if len(frames[later]) == level + 1]
-        end = extent = min(extent, _shared_call_end(tables, position, (own or readers)[0]))
+        if receiver is not None and 0 <= receiver[2] < receiver[3] == len(names):
+            names = (names[receiver[2]],)
+        if readers:
+            # calls of one function made where no user frame tells them apart (a library's loop: ``nn.Sequential``;
+            # a recorded forward, whose runs are not counted) have one frame id: the frame's module call (the owner
+            # of a reader running its own code, else of the first reader) bounds it
+            own = [later for later in readers if len(frames[later]) == level + 1]
+            end = extent = min(extent, _shared_call_end(tables, position, (own or readers)[0]))
+        else:  # received and never read: the frame runs no longer than the module call it runs in
+            call_end, depth = tables.call_end[position], receiver[1]  # type: ignore[index]
+            bound = call_end[depth - 1] if 0 < depth <= len(call_end) else len(tables.owners) - 1
+            end = extent = min(extent, bound)
         frame = tables.level_ids[position][level]
         for name in names:
             bindings = tables.bindings.get((frame, name))
