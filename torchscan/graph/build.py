@@ -21,6 +21,7 @@ from torchscan.graph.calls import (
 )
 from torchscan.graph.checkpoint import CHECKPOINT, CHECKPOINT_NODES, Region
 from torchscan.graph.executions import EXECUTIONS
+from torchscan.graph.functions import FUNCTION, FUNCTION_NODES, FunctionCall
 from torchscan.graph.grad_mode import NO_GRAD, NO_GRAD_NODES
 from torchscan.graph.returned import RETURNED
 from torchscan.graph.shapes import NodeValues, SpecTable
@@ -52,7 +53,8 @@ def build_graph(
     """A DiGraph with a :class:`NodeRecord` under ``RECORD`` per node of ``traced`` and data-flow edges (the
     nodes made with grad mode disabled under :data:`~torchscan.graph.grad_mode.NO_GRAD_NODES`, those made under
     autocast under :data:`~torchscan.graph.autocast.AUTOCAST_NODES`, those made inside a checkpointed call under
-    :data:`~torchscan.graph.checkpoint.CHECKPOINT_NODES`).
+    :data:`~torchscan.graph.checkpoint.CHECKPOINT_NODES`, those made in a custom ``torch.autograd.Function``'s
+    forward under :data:`~torchscan.graph.functions.FUNCTION_NODES`).
 
     ``memo`` keeps each node's shape-independent parts across builds over the same capture (a sweep);
     ``modules``: ``root.named_modules(remove_duplicate=False)`` as a dict, when the caller has it.
@@ -66,6 +68,7 @@ def build_graph(
     no_grad: list[str] = []
     cast: list[str] = []
     checkpointed: dict[str, Region] = {}
+    functions: dict[str, FunctionCall] = {}
     for index, node in enumerate(traced.nodes):
         static = memo.get(node.name)
         if static is None:
@@ -82,6 +85,8 @@ def build_graph(
             cast.append(node.name)
         if CHECKPOINT in meta:
             checkpointed[node.name] = meta[CHECKPOINT]
+        if FUNCTION in meta:
+            functions[node.name] = meta[FUNCTION]
     graph = nx.DiGraph()
     if no_grad:
         graph.graph[NO_GRAD_NODES] = frozenset(no_grad)
@@ -89,6 +94,8 @@ def build_graph(
         graph.graph[AUTOCAST_NODES] = frozenset(cast)
     if checkpointed:
         graph.graph[CHECKPOINT_NODES] = MappingProxyType(checkpointed)
+    if functions:
+        graph.graph[FUNCTION_NODES] = MappingProxyType(functions)
     graph.add_nodes_from(nodes)  # fx order is topological: every edge's source is already a node
     graph.add_edges_from(edges)
     return graph

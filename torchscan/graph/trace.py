@@ -40,6 +40,7 @@ from torchscan.graph.checkpoint import CHECKPOINT_CODES, CheckpointMarks, Region
 from torchscan.graph.clone import Fakes, private_arguments, shadow_copy
 from torchscan.graph.executions import EXECUTIONS, Executions, is_user_file
 from torchscan.graph.fake import analysis_mode
+from torchscan.graph.functions import FUNCTION, FunctionMarks, is_function_forward
 from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.guards import METADATA, READ, Guard
 from torchscan.graph.held import DATA_TYPES, held_by_objects, held_by_state
@@ -265,6 +266,8 @@ class _Tracer(fx.Tracer):
         """The :class:`_Code` of each code object the stack walks met (stack tuples hash by identity)."""
         self._executions = Executions()
         """The runs of the lines of the user frames met (:mod:`~torchscan.graph.executions`)."""
+        self._functions = FunctionMarks()
+        """The calls of the user's ``torch.autograd.Function`` subclasses met (:mod:`~torchscan.graph.functions`)."""
         self.returned = ReturnSites()
         """The user lines receiving the results of the module calls traced through (:mod:`.returned`)."""
 
@@ -320,6 +323,7 @@ class _Tracer(fx.Tracer):
             self._checkpoints.close()
             self._executions.close()
             self.returned.close()
+            self._functions.close()
             if self._reuse is not None:
                 self.replayed = tuple(self._reuse.replayed)
             self._reuse = None  # it refers to the tracer: no cycle left
@@ -794,6 +798,11 @@ class _Tracer(fx.Tracer):
             return node
         users: list[tuple[Any, Any, int]] = []
         above, below = self._walk(sys._getframe(), users)
+        if kind in _CALLS and self._codes.function:  # made in a custom Function's forward: its call
+            codes = self._codes
+            call = self._functions.call(users, [codes[id(frame.f_code)].function for frame, _, _ in users])
+            if call is not None:
+                node.meta[FUNCTION] = call
         if kind in _CALLS and self._codes.checkpoint:  # inside a checkpointed call: the running module call's, or
             # one called below it (none before a frame of torch's checkpoint was met)
             self._checkpoints.mark(
@@ -1179,10 +1188,12 @@ class _Code:
     its constants, names, local names and line table at every lookup (0.1–0.8 µs each, a few µs for the
     key of a node's stack); one per code object per trace (:data:`Codes`), so equal stacks stay equal."""
 
-    __slots__ = ("checkpoint", "code", "lines", "user")
+    __slots__ = ("checkpoint", "code", "function", "lines", "user")
 
     def __init__(self, code: types.CodeType) -> None:
         self.code = code
+        self.function = False
+        """Whether it is the ``forward`` of a user's ``torch.autograd.Function`` (:mod:`~torchscan.graph.functions`)."""
         self.checkpoint = code in CHECKPOINT_CODES
         """Whether it is torch's checkpoint (:data:`~torchscan.graph.checkpoint.CHECKPOINT_CODES`)."""
         self.user = is_user_file(code.co_filename)
@@ -1197,6 +1208,8 @@ class Codes(dict[int, _Code]):
 
     checkpoint = False
     """Whether one of them is torch's checkpoint (until then no stack is looked at for one)."""
+    function = False
+    """Whether one of them is a user's ``torch.autograd.Function`` forward (likewise)."""
 
 
 def _walk(
@@ -1220,6 +1233,8 @@ def _walk(
             token = codes[id(code)] = _Code(code)
             if token.checkpoint:
                 codes.checkpoint = True
+            if token.user and code.co_name == "forward" and is_function_forward(frame):
+                token.function = codes.function = True
         line = token.lines.get(frame.f_lasti)
         if line is None:  # a line is a function of the code and the instruction (a debugger's jump aside)
             line = token.lines[frame.f_lasti] = frame.f_lineno

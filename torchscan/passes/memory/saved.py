@@ -7,6 +7,7 @@ from typing import Any
 
 import networkx as nx
 
+from torchscan.graph.functions import FUNCTION_NODES, FunctionCall
 from torchscan.ops import Saves
 from torchscan.ops.dropout import drops
 from torchscan.ops.pool import pools_to_one
@@ -18,6 +19,7 @@ from torchscan.passes.memory.internal import NodeMemory, number_divided
 from torchscan.passes.memory.peak import same_padding_copy
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord, TensorSpec
+from torchscan.records.frozen import frozen_record
 
 __all__ = ["saved_for_backward"]
 
@@ -246,6 +248,10 @@ def saved_for_backward(
     - Anything unknown: every activation input (conservative).
     - A call recorded at the ATen level (:mod:`~torchscan.passes.memory.internal`): what autograd
       saved when it ran on fake tensors — arguments, results, and tensors made inside (extras).
+    - The ops of a custom ``torch.autograd.Function``'s forward (:mod:`~torchscan.graph.functions`): nothing
+      (it runs with grad disabled); the call keeps its activation inputs, what ``ctx.save_for_backward`` is
+      most often given (which tensors it is given is not read), as saved by its first op that requires grad (its
+      backward, one autograd node, is the last of the call's to run).
 
     A storage saved by several nodes counts once. ``context``: :func:`memory_graph` of the
     graph, when already at hand.
@@ -255,11 +261,17 @@ def saved_for_backward(
     declared_extras = context.saved_extras
     saved: dict[str, tuple[Any, ...]] = {}
     extra: dict[str, int] = {}
+    functions = _function_savers(context, graph.graph.get(FUNCTION_NODES))
     for record in context.ordered:
         if record.op not in ("call_module", "call_function", "call_method") or not grads.get(record.name):
             continue
         outputs = of_node.get(record.name, ())
         recorded = context.calls.get(record.name)
+        if functions is not None and record.name in functions.members:  # a custom Function's forward: no grad
+            inputs = functions.savers.get(record.name)
+            if inputs is not None:
+                saved[record.name] = tuple(dict.fromkeys(key for source in inputs for key in of_node.get(source, ())))
+            continue
         if recorded is not None and recorded.call.trained:
             keep, extra_bytes = _recorded(recorded, record, outputs, of_node)
         else:
@@ -280,3 +292,34 @@ def saved_for_backward(
             extra[record.name] = extra_bytes
         saved[record.name] = tuple(dict.fromkeys(keep))
     return saved, extra, grads
+
+
+@frozen_record
+class _FunctionSavers:
+    """The nodes made in custom Function calls (``members``), and per call its saver — the first of its nodes that
+    requires grad — with the nodes the call reads from outside it (``savers``)."""
+
+    members: frozenset[str]
+    savers: Mapping[str, tuple[str, ...]]
+
+
+def _function_savers(context: MemoryGraph, calls: Mapping[str, FunctionCall] | None) -> _FunctionSavers | None:
+    """:class:`_FunctionSavers` of a graph's custom Function calls (``calls``: its
+    :data:`~torchscan.graph.functions.FUNCTION_NODES`; None: none)."""
+    if not calls:
+        return None
+    grads = context.grads
+    members: dict[FunctionCall, list[str]] = {}
+    for record in context.ordered:
+        call = calls.get(record.name)
+        if call is not None:
+            members.setdefault(call, []).append(record.name)
+    savers: dict[str, tuple[str, ...]] = {}
+    for names in members.values():
+        inside = set(names)
+        saver = next((name for name in names if grads.get(name)), None)
+        if saver is not None:
+            savers[saver] = tuple(
+                dict.fromkeys(source for name in names for source in context.sources[name] if source not in inside)
+            )
+    return _FunctionSavers(frozenset(calls), savers)
