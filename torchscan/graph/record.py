@@ -39,8 +39,10 @@ from torchscan.graph.clone import ModelCopy
 from torchscan.graph.dispatch_memo import Dispatch, DispatchMemo
 from torchscan.graph.executions import LIBRARY_DIRS as _LIBRARY_DIRS  # their frames: no user frames
 from torchscan.graph.fake import analysis_mode
+from torchscan.graph.functions import FUNCTION, FunctionCall, FunctionMarks, is_function_forward
 from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.held import held_by_objects, held_by_state
+from torchscan.graph.returned import ReturnSites
 from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
 from torchscan.graph.shapes import (
@@ -180,6 +182,12 @@ class _Recorder(TorchFunctionMode):
         """One spec per distinct tensor value described (:data:`~torchscan.graph.shapes.SpecTable`)."""
         for _, tensor in (*parameters.values(), *buffers.values()):
             self.storages.ref(tensor, persistent=True)
+        self.returned = ReturnSites()
+        """The user lines receiving the results of module calls (:mod:`~torchscan.graph.returned`)."""
+        self.functions = FunctionMarks()
+        """The calls of the user's ``torch.autograd.Function`` subclasses (:mod:`~torchscan.graph.functions`)."""
+        self._forwards: dict[Any, bool] = {}
+        """Whether a code object is a user's Function ``forward`` (:func:`.functions.is_function_forward`)."""
         self.callers: dict[Any, tuple[tuple[str, int, str], ...]] = {}
         """The frames of the running module calls (:func:`record`'s slots), each with the user frames
         above it (fixed while it runs: every frame above it waits at the same line)."""
@@ -206,6 +214,26 @@ class _Recorder(TorchFunctionMode):
         node.stack_trace = self.stack_trace()
         self._bind(tensor, node)
         return node
+
+    def node_of(self, value: Any) -> fx.Node | None:
+        """The node of a recorded tensor (None: not a recorded tensor)."""
+        return self.env.get(id(value)) if isinstance(value, torch.Tensor) else None
+
+    def function_call(self, frame: Any) -> FunctionCall | None:
+        """The call of the outermost user ``torch.autograd.Function`` forward running at ``frame``, below the nearest
+        running module call (:mod:`~torchscan.graph.functions`)."""
+        found: list[tuple[Any, Any, int]] = []
+        forwards = self._forwards
+        while frame is not None and frame not in self.callers:
+            code = frame.f_code
+            if code.co_name == "forward":
+                forward = forwards.get(code)
+                if forward is None:
+                    forward = forwards[code] = is_function_forward(frame)
+                if forward:
+                    found.append((frame, None, 0))
+            frame = frame.f_back
+        return self.functions.call(found, [True] * len(found)) if found else None
 
     def _arg(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor):
@@ -275,6 +303,9 @@ class _Recorder(TorchFunctionMode):
         region = self.checkpoints.near(sys._getframe(), self.regions) if self.checkpoints is not None else None
         if region is not None:
             self.checkpoints.mark(node, region)
+        call = self.function_call(sys._getframe())
+        if call is not None:
+            node.meta[FUNCTION] = call
         described = describe(result, self._specs)
         self.values[node.name] = NodeValues(
             describe(tuple(args), self._specs),
@@ -507,8 +538,14 @@ def record(
             recorder.callers[frame] = recorder.user_frames(frame.f_back)
             if recorder.checkpoints is not None:
                 recorder.regions[frame] = recorder.checkpoints.near(frame.f_back, recorder.regions)
+            # the root's caller is not the forward's: nothing of the graph receives the root's result
+            depth = sum(1 for path in recorder.stack if path)  # the module calls the caller runs in (the root aside)
+            receivers = recorder.returned.receivers(frame.f_back, depth) if recorder.stack else ()
             try:
-                return run(args, kwargs)
+                output = run(args, kwargs)
+                if receivers:
+                    recorder.returned.mark(output, receivers, recorder.node_of)
+                return output
             finally:
                 del recorder.callers[frame]
                 recorder.regions.pop(frame, None)
@@ -580,6 +617,8 @@ def record(
     finally:
         if recorder.checkpoints is not None:
             recorder.checkpoints.close()  # the frames it kept hold the forward's locals
+        recorder.functions.close()
+        recorder.returned.close()
     outputs = {path: tuple(names) for path, names in recorder.module_outputs.items()}
     fake_mode = mode if isinstance(mode, FakeTensorMode) else analysis_mode()
     capture = Capture(

@@ -16,7 +16,7 @@ import bisect
 import dis
 import os
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -76,22 +76,27 @@ class ReturnSites:
             table = self._codes[code] = _Then(code)
         return table.after(offset)
 
-    def mark(self, result: Any, receivers: Iterable[tuple[str, int]]) -> None:
-        """Note ``receivers`` (:meth:`receivers`) on the node of each proxy of a call's ``result``."""
+    def mark(
+        self,
+        result: Any,
+        receivers: Iterable[tuple[str, int]],
+        node_of: Callable[[Any], fx.Node | None] = lambda leaf: leaf.node if isinstance(leaf, fx.Proxy) else None,
+    ) -> None:
+        """Note ``receivers`` (:meth:`receivers`) on the node of each value of a call's ``result`` (``node_of``: a
+        leaf's node, None for a leaf that is none: a traced proxy's; a recorded forward maps its tensors)."""
         receivers = tuple(receivers)
         if not receivers:
             return
-        if isinstance(result, fx.Proxy):
-            items: Iterable[tuple[int, Any]] = ((-1, result),)
-            count = 0
-        elif type(result) in (tuple, list):  # ``out, weights = …`` binds item by item
-            items, count = enumerate(result), len(result)
+        if type(result) in (tuple, list):  # ``out, weights = …`` binds item by item
+            items: Iterable[tuple[int, Any]] = enumerate(result)
+            count = len(result)
         else:
             items, count = ((-1, result),), 0
         for item, value in items:
-            for leaf in (value,) if isinstance(value, fx.Proxy) else tree_leaves(value):
-                if isinstance(leaf, fx.Proxy):
-                    marks = self._marks.setdefault(leaf.node, [])
+            for leaf in (value,) if node_of(value) is not None else tree_leaves(value):
+                node = node_of(leaf)
+                if node is not None:
+                    marks = self._marks.setdefault(node, [])
                     marks.extend(mark for site, depth in receivers if (mark := (site, depth, item, count)) not in marks)
 
     def copy(self, old: fx.Node, new: fx.Node) -> None:

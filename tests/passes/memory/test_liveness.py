@@ -177,12 +177,32 @@ class _IndexesWeights(_KeepsWeights):
         return torch.cat([h, h], 1)
 
 
+class _KeepsWeightsUntraceable(_KeepsWeights):
+    """The same, behind a loop a table keyed by a size counts (a proxy is no key of it): recorded."""
+
+    repeats: ClassVar[dict[int, int]] = {1: 1}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.repeats[x.shape[1]]):
+            x = torch.relu(x)
+        return super().forward(x)
+
+
 @pytest.mark.parametrize(
-    ("model", "peaks"), [(_KeepsWeights, (5, 5)), (_KeepsWeightsCalledThrough, (5, 5)), (_IndexesWeights, (4, 4))]
+    ("model", "peaks"),
+    [
+        (_KeepsWeights, (5, 5)),
+        (_KeepsWeightsCalledThrough, (5, 5)),
+        (_IndexesWeights, (4, 4)),
+        (_KeepsWeightsUntraceable, (6, 6)),
+    ],
 )
 def test_a_call_s_result_unpacked_into_names_is_held_item_by_item(model: type[nn.Module], peaks: tuple) -> None:
     # at the end: x, the weights (held by ``_``, never read again), exp(h) and the 2A concatenation = 5A (4A when
-    # the weights were freed at their last read, as they are where the line indexes the result)
+    # the weights were freed at their last read, as they are where the line indexes the result); recorded, the
+    # relu's output besides (held by the outer forward's ``x``) = 6A
+    if model is _KeepsWeightsUntraceable:
+        assert crawl_module(model(), (1, 16, 16)).context.capture == "eager-record"
     assert _peaks(model()) == peaks
 
 
