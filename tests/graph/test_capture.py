@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import types
 from typing import ClassVar
 
@@ -170,7 +171,8 @@ def test_a_shape_error_on_fake_tensors_is_final_and_beats_the_fx_error() -> None
 
 
 class Experts(nn.Module):
-    """An op whose fake kernel rejects float32 (its meta kernel wants bf16) while the CPU kernel accepts it."""
+    """An op whose fake kernel rejects float32 (its meta kernel wants bf16) while the CPU kernel accepts it: the
+    ATen spelling of ``grouped_mm``, which no shape rule answers (``torch._grouped_mm``'s rule does)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -178,7 +180,7 @@ class Experts(nn.Module):
         self.register_buffer("offs", torch.tensor([2, 4, 6, 8], dtype=torch.int32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch._grouped_mm(x, self.w, offs=self.offs)
+        return torch.ops.aten._grouped_mm.default(x, self.w, self.offs)
 
 
 def test_an_op_whose_fake_kernel_disagrees_with_the_real_one_gets_the_real_forward() -> None:
@@ -405,3 +407,30 @@ def test_a_held_tensor_read_as_it_is_is_not_taken_for_one_the_forward_computes()
     assert not [d for d in crawl_module(HeldTable(scaled=False), (16,)).diagnostics if d.code == "folded-constants"]
     (note,) = [d for d in crawl_module(HeldTable(scaled=True), (16,)).diagnostics if d.code == "folded-constants"]
     assert "1 tensor(s)" in note.message and "float32[16]" in note.message
+
+
+class _Experts(nn.Module):
+    """Mixture-of-experts experts as Hugging Face's ``grouped_mm`` implementation runs them on the CPU: tokens
+    sorted by expert, one grouped matmul over float32 weights held transposed."""
+
+    def __init__(self, experts: int = 4, hidden: int = 16, inner: int = 32) -> None:
+        super().__init__()
+        self.up = nn.Parameter(torch.randn(experts, inner, hidden))
+        self.experts = experts
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = x.reshape(-1, x.shape[-1])
+        chosen = torch.arange(tokens.shape[0], device=x.device) % self.experts
+        order = torch.argsort(chosen)
+        counts = torch.histc(chosen.float(), bins=self.experts, min=0, max=self.experts - 1)  # a static size
+        offsets = torch.cumsum(counts, dim=0, dtype=torch.int32)
+        return torch.nn.functional.grouped_mm(tokens[order], self.up.transpose(-2, -1), offs=offsets)
+
+
+def test_a_float32_grouped_matmul_is_traced_on_fake_tensors(caplog: pytest.LogCaptureFixture) -> None:
+    """torch's meta kernel of ``grouped_mm`` refuses float32 (the CPU kernel runs it): the shape rule answers, so
+    the capture neither falls back to a real forward nor lets FakeTensor log the refusal."""
+    with caplog.at_level(logging.ERROR, logger="torch._subclasses.fake_tensor"):
+        report = crawl_module(_Experts(), (8, 16), batch_size=2)
+    assert report.context.capture == "torch.fx" and not caplog.records
+    assert report.records.graph is not None and report.totals.macs == 16 * 32 * 16  # N_out·K (ops/linear.py)

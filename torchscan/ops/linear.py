@@ -81,6 +81,7 @@ TABLE.declare(
     torch.Tensor.__rmatmul__,
     saves=Saves.MATMUL,
 )
+TABLE.declare(torch._grouped_mm, F.grouped_mm, aten._grouped_mm.default, saves=Saves.MATMUL)
 
 
 @TABLE.register(torch._grouped_mm, F.grouped_mm, aten._grouped_mm.default)

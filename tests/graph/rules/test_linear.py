@@ -155,3 +155,58 @@ def test_einsum_is_what_torch_makes(
     assert (got.shape, got.device) == (expected.shape, expected.device)
     assert [got.stride(d) for d in moving] == [expected.stride(d) for d in moving]
     assert all(got.untyped_storage()._cdata != t.untyped_storage()._cdata for t in tensors)
+
+
+_GROUPED = ("2d-3d", "3d-2d", "2d-2d", "3d-3d")
+
+
+def _grouped_operands(layout: str, groups: int, m: int, k: int, n: int, transposed: bool, dtype: Any) -> tuple:
+    """``grouped_mm``'s operands for a layout (``transposed``: ``b`` a transposed view, as Hugging Face's experts
+    hold their weights)."""
+
+    def matrix(*shape: int) -> torch.Tensor:
+        made = torch.empty(*shape[:-2], shape[-1], shape[-2], dtype=dtype) if transposed else None
+        return made.transpose(-2, -1) if made is not None else torch.empty(*shape, dtype=dtype)
+
+    offs = torch.empty(groups, dtype=torch.int32)
+    a, b = {
+        "2d-3d": (torch.empty(m, k, dtype=dtype), matrix(groups, k, n)),
+        "3d-2d": (torch.empty(groups, m, k, dtype=dtype), matrix(k, n)),
+        "2d-2d": (torch.empty(m, k, dtype=dtype), matrix(k, n)),
+        "3d-3d": (torch.empty(groups, m, k, dtype=dtype), matrix(groups, k, n)),
+    }[layout]
+    return a, b, None if layout == "3d-3d" else offs
+
+
+@given(
+    layout=st.sampled_from(_GROUPED),
+    groups=st.integers(1, 4),
+    sizes=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
+    transposed=st.booleans(),
+)
+def test_grouped_mm_is_what_torch_makes(layout: str, groups: int, sizes: tuple, transposed: bool) -> None:
+    """``grouped_mm`` (mixture-of-experts layers) in its four layouts: in bfloat16 what torch's meta kernel makes;
+    in float32, which the meta kernel refuses and the CPU kernel runs, the CPU kernel's shape."""
+    m, k, n = (8 * size for size in sizes)  # the kernels' 16-byte alignment of rows
+    with FakeTensorMode():
+        a, b, offs = _grouped_operands(layout, groups, m, k, n, transposed, torch.bfloat16)
+        for function in (torch._grouped_mm, F.grouped_mm):
+            assert check(function, (a, b), {"offs": offs}) == "answered"
+        assert check(torch._grouped_mm, (a, b, offs)) == "answered"
+        a, b, offs = _grouped_operands(layout, groups, m, k, n, transposed, torch.float32)
+        got = answer(RULES.rule_for(torch._grouped_mm), torch._grouped_mm, (a, b), {"offs": offs})
+    a, b, offs = _grouped_operands(layout, groups, m, k, n, transposed, torch.float32)
+    if offs is not None:  # even groups, the last ending at the size of the dimension they split
+        split = {"2d-2d": k, "2d-3d": m, "3d-2d": n}[layout]
+        offs = torch.arange(1, groups + 1, dtype=torch.int32) * (split // groups)
+        offs[-1] = split
+    real = torch._grouped_mm(a.normal_(), b.normal_(), offs=offs)
+    assert got is not None and (got.shape, got.dtype) == (tuple(real.shape), real.dtype)
+
+
+def test_grouped_mm_with_a_bias_or_another_output_dtype_is_left_to_torch() -> None:
+    with FakeTensorMode():
+        a, b, offs = _grouped_operands("2d-3d", 2, 8, 8, 8, False, torch.bfloat16)
+        rule = RULES.rule_for(torch._grouped_mm)
+        assert answer(rule, torch._grouped_mm, (a, b), {"offs": offs, "bias": torch.empty(2, 8)}) is None
+        assert answer(rule, torch._grouped_mm, (a, b), {"offs": offs, "out_dtype": torch.float32}) is None

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from torch.utils._mode_utils import no_dispatch
 
 from torchscan.graph.fake import fake_tensor
-from torchscan.graph.rules.common import SEQUENCES, broadcast, fresh, meta_stand_in, one_input, strided_fake
+from torchscan.graph.rules.common import SEQUENCES, bound, broadcast, fresh, meta_stand_in, one_input, strided_fake
 from torchscan.graph.rules.table import Answer, Fresh, RuleTable
 
 __all__ = ["TABLE"]
@@ -123,6 +123,36 @@ def _addmm(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> A
     if broadcast([bias.shape, shape]) != shape:
         return None
     return fresh(shape, a)
+
+
+@TABLE.register(torch._grouped_mm, F.grouped_mm)
+def _grouped_mm(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """``grouped_mm(a, b, offs=None)`` (mixture-of-experts layers), one floating dtype and device, ``G`` groups:
+    2-D ``(m, k)`` × 3-D ``(G, k, n)`` with ``G`` offsets -> ``(m, n)``; 3-D ``(G, m, k)`` × 2-D ``(k, n)`` ->
+    ``(m, n)``; 2-D ``(m, K)`` × 2-D ``(K, n)`` with ``G`` offsets -> ``(G, m, n)``; 3-D × 3-D (no offsets) ->
+    ``(G, m, n)``: a new tensor of ``a``'s dtype (torch's meta kernel admits bfloat16 and float16 only, as the CUDA
+    kernel does, where the CPU kernel runs float32 too: the rule answers for every floating dtype). A bias or
+    another output dtype: not answered."""
+    found = bound(("mat_a", "mat_b", "offs", "bias", "out_dtype"), args, kwargs)
+    if found is None or "mat_a" not in found or "mat_b" not in found or found.get("bias") is not None:
+        return None
+    a, b, offs = found["mat_a"], found["mat_b"], found.get("offs")
+    if found.get("out_dtype") not in (None, a.dtype):
+        return None
+    if not _same_kind(a, b) or not a.dtype.is_floating_point or a.dim() not in (2, 3) or b.dim() not in (2, 3):
+        return None
+    if a.dim() == 3 and b.dim() == 3:
+        if offs is not None or a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
+            return None
+        return fresh((a.shape[0], a.shape[1], b.shape[2]), a)
+    if not strided_fake(offs) or offs.dim() != 1 or offs.dtype != torch.int32 or offs.device != a.device:
+        return None
+    groups = offs.shape[0]
+    if a.dim() == 2 and b.dim() == 2:
+        return fresh((groups, a.shape[0], b.shape[1]), a) if a.shape[1] == b.shape[0] else None
+    if a.dim() == 2:  # b: (G, k, n)
+        return fresh((a.shape[0], b.shape[2]), a) if b.shape[0] == groups and a.shape[1] == b.shape[1] else None
+    return fresh((a.shape[1], b.shape[1]), a) if a.shape[0] == groups and a.shape[2] == b.shape[0] else None
 
 
 @TABLE.register(nn.Embedding)

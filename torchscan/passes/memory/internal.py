@@ -1297,7 +1297,7 @@ def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | N
     ``reshape`` inside it may copy), or a matmul or einsum that keeps a copy of an operand
     (:func:`product_saves_its_own`). Every other family states what the op keeps
     (:mod:`~torchscan.passes.memory.saved`) and allocates only its result."""
-    if not _runs(record):
+    if not _runs(record) or record.call is None or record.call.target in _NOT_RECORDED:
         return False
     kind = family_in(record, families)
     if kind is None:
@@ -1323,6 +1323,10 @@ def worth_recording(record: NodeRecord, families: Mapping[str, Saves | None] | N
     # a 2-D one goes to addmm / mm as it is (ViT's head on its class token, ``x[:, 0]``), whatever its strides
     return any(not spec.contiguous and spec.ndim > 2 for spec in call.inputs)
 
+
+_NOT_RECORDED = frozenset({torch._grouped_mm, torch.nn.functional.grouped_mm, torch.ops.aten._grouped_mm.default})
+"""Ops whose meta kernel refuses what the device kernels run (grouped matmul: bfloat16 and float16 only, where the
+CPU kernel runs float32 too; FakeTensor logs the refusal): their family's rule states what they keep."""
 
 _EINSUMS = frozenset({torch.einsum, torch._VF.einsum})
 """einsum's spellings (:func:`product_saves_its_own`)."""
