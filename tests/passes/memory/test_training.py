@@ -804,3 +804,55 @@ def test_a_custom_function_keeps_its_input_not_what_its_ops_would_save(model: ty
     static = report.memory.training_for("sgd").peak_bytes
     measured = measure_training(model, random_inputs([(8, 16)]), OPTIMIZERS["sgd"]).total_bytes
     assert abs(static / measured - 1) < 0.10
+
+
+class _SplitAttention(nn.Module):
+    """LeViT's attention in small: ``k, v = self.kv(x).view(…).split([2, 8], dim=2)``; ``v`` read only by the last
+    product, so its gradient is made early in the backward and waits for ``k``'s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kv, self.proj = nn.Conv2d(8, 40, 1), nn.Conv2d(32, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        k, v = self.kv(x).view(batch, 4, -1, height * width).split([2, 8], dim=2)
+        attn = (k.transpose(-2, -1) @ k).softmax(-1)
+        return self.proj((v @ attn).reshape(batch, 32, height, width))
+
+
+class _GatedChunks(nn.Module):
+    """A gated MLP whose projection is chunked (Phi-3's ``gate_up_proj``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down = nn.Linear(16, 128), nn.Linear(64, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.up(x).chunk(2, dim=-1)
+        return self.down(up * torch.sigmoid(gate))
+
+
+class _Unbound(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv, self.out = nn.Linear(16, 48), nn.Linear(16, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).view(*x.shape[:-1], 3, 16).unbind(-2)
+        return self.out(torch.softmax(q @ k.transpose(-2, -1), -1) @ v)
+
+
+@pytest.mark.parametrize(
+    ("model", "shape"),
+    [(_SplitAttention, (8, 16, 16)), (_GatedChunks, (32, 16)), (_Unbound, (32, 16))],
+    ids=["split", "chunk", "unbind"],
+)
+def test_pieces_hold_their_own_gradients_until_their_split_s_backward(model: type[nn.Module], shape: tuple) -> None:
+    """Each piece of a ``split``, ``chunk`` or ``unbind`` gets a gradient of its own, held until the split's
+    backward concatenates them into its source's: the estimate is a real SGD step's to the loss's 8 bytes (the
+    split attention was one ``v``-sized gradient under, 65,536 bytes, and the chunked MLP 24,576, before)."""
+    net = model()
+    estimate = crawl_module(net, shape, batch_size=2).memory.training_for("sgd")
+    measured = measure_training(net, random_inputs([(2, *shape)]), OPTIMIZERS["sgd"]).total_bytes
+    assert measured - estimate.peak_bytes == 8, (estimate, measured)

@@ -9,7 +9,8 @@ trace; this module parses that line. The plain producer → last-consumer rule a
 the measured peak of DenseNet-121 (1.41 vs 1.66 MiB at 64×64, batch 2: each dense layer's
 concatenation stays bound to a name); with these rules it is exact there.
 
-Annotated assignments (``h: Tensor = f(x)``) bind their name as plain ones do. Limits: one statement per source line (the line fx recorded, stripped: a multi-line statement is read from its first
+Annotated assignments (``h: Tensor = f(x)``) bind their name as plain ones do. Limits: one statement per source
+line (the line fx recorded, stripped: a multi-line statement is read from its first
 line, a one-line compound statement as its body, :func:`one_statement`); tuple targets (``a, b = f(x)``) rebind each
 of their names (the old values are freed when the statement completes) but bind no node's value (which item goes
 where is not read), except a tuple of as many expressions (``q, k = self.q(x), self.k(x)``), whose values are the

@@ -247,7 +247,7 @@ def _backward_peak(
     # returns (its first node's backward), where autograd would free each once read
     until = _reentrant_outputs(context, plan) if plan is not None else {}
     deferred: dict[int, int] = {}
-    grad_bytes, whole, passed = _gradients(context)
+    grad_bytes, whole, passed, pieces = _gradients(context)
     attributes = {record.name for record in ordered if record.op == "get_attr"}
     held: dict[str, int] = {}  # live gradient bytes per node output
     taken: dict[str, str] = {}  # node -> the source its gradient's storage passes to
@@ -292,6 +292,8 @@ def _backward_peak(
                         taken[record.name] = source
         elif record.name in whole and whole[record.name] not in held:  # the source takes this gradient's storage
             taken.setdefault(record.name, whole[record.name])
+        elif record.name in pieces:  # its call holds the piece's gradient to its own step (their ``cat`` there)
+            pass
         else:
             shared = passed.get(record.name, ())
             recipients = [source for source in shared if source not in held]
@@ -339,7 +341,9 @@ def _backward_peak(
         live -= freed_inside
         peak = max(peak, during, live)
         own = held.get(record.name, 0)
-        if record.name in taken:  # the source holds this gradient's storage now
+        if record.name in pieces:  # one more piece's gradient its call holds
+            held[pieces[record.name]] = held.get(pieces[record.name], 0) + own
+        elif record.name in taken:  # the source holds this gradient's storage now
             held[taken[record.name]] = own
         elif record.name in until:
             deferred[until[record.name]] = deferred.get(until[record.name], 0) + own
@@ -432,16 +436,20 @@ def _holding(
     )
 
 
-def _gradients(context: MemoryGraph) -> tuple[dict[str, int], dict[str, str], dict[str, tuple[str, ...]]]:
+def _gradients(
+    context: MemoryGraph,
+) -> tuple[dict[str, int], dict[str, str], dict[str, tuple[str, ...]], dict[str, str]]:
     """Bytes of the gradient each call's output gets (its logical bytes), the views whose gradient
     becomes their source's (they cover all of it: ``view``, ``permute``), and the sums (``x + y``,
     :attr:`Saves.SUM`) whose gradient is their operands' own, by node name (the operands of the sum's shape
-    and dtype, distinct nodes that require grad, in execution order). No gradient of its
-    own for an item of a call's tuple (the call's), pieces (``chunk``, ``unbind``: each piece's gradient is
-    its own, their ``cat`` the source's) or a call writing into one of several operands in place (``y += z``:
-    its gradient reaches each of them). A call returning its argument as it is (``Identity``, a dropout in
-    eval or of probability 0: no autograd node) has the gradient its readers make, which is its argument's:
-    it passes to the source at its step, like a view covering its source."""
+    and dtype, distinct nodes that require grad, in execution order). No gradient of its own for an item of a
+    call's tuple (the call's) or a call writing into one of several operands in place (``y += z``: its gradient
+    reaches each of them). A call returning its argument as it is (``Identity``, a dropout in eval or of
+    probability 0: no autograd node) has the gradient its readers make, which is its argument's: it passes to
+    the source at its step, like a view covering its source. The pieces of a view call that returns several
+    (``split``, ``chunk``, ``unbind``) each get a gradient of their own, which their call holds from the piece's
+    step to its own (the fourth mapping: piece -> its call), where their ``cat`` (or ``stack``) makes the
+    source's."""
     grads, sources, live = context.grads, context.sources, context.live
     single = {record.name: record.outputs[0] for record in context.ordered if len(record.outputs) == 1}
     position = {record.name: record.index for record in context.ordered}
@@ -449,10 +457,17 @@ def _gradients(context: MemoryGraph) -> tuple[dict[str, int], dict[str, str], di
     grad_bytes: dict[str, int] = {}
     whole: dict[str, str] = {}
     passed: dict[str, tuple[str, ...]] = {}
+    pieces: dict[str, str] = {}
+    records = {record.name: record for record in context.ordered}
     for record in context.ordered:
         if not grads.get(record.name) or record.op not in ("call_module", "call_function", "call_method"):
             continue
         kind = family_in(record, context.families)
+        piece_of = _piece_of(record, kind, sources[record.name], records, context)
+        if piece_of is not None:
+            pieces[record.name] = piece_of
+            grad_bytes[record.name] = output_bytes(record)
+            continue
         if kind is Saves.SUM and len(record.outputs) == 1 and record.call is not None:
             passed_on = [
                 source
@@ -473,7 +488,26 @@ def _gradients(context: MemoryGraph) -> tuple[dict[str, int], dict[str, str], di
             ):
                 whole[record.name] = traced[0]
         grad_bytes[record.name] = output_bytes(record)
-    return grad_bytes, whole, passed
+    return grad_bytes, whole, passed, pieces
+
+
+def _piece_of(
+    record: NodeRecord,
+    kind: Saves | None,
+    sources: tuple[str, ...],
+    records: Mapping[str, NodeRecord],
+    context: MemoryGraph,
+) -> str | None:
+    """The view call that returned several tensors (``split``, ``chunk``, ``unbind``) whose item ``record`` is,
+    else None."""
+    if kind not in _VIEWS or len(sources) != 1 or len(record.outputs) != 1:
+        return None
+    call = records.get(sources[0])
+    if call is None or len(call.outputs) < 2 or not context.grads.get(call.name):
+        return None
+    if family_in(call, context.families) not in _VIEWS or not is_view(record, context.live):
+        return None
+    return call.name
 
 
 def _returns_its_input(record: NodeRecord, kind: Saves | None) -> bool:
