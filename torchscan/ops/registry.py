@@ -95,6 +95,10 @@ class Saves(enum.Enum):
     its result, which ``elu_``'s backward reads (no copy is made)."""
     NOTHING = "saves_nothing"
     """Views, metadata, and ops linear in their inputs (the gradient needs only shapes)."""
+    NEW = "new_tensor"
+    """A new tensor made from sizes, or from another tensor's shape, dtype and device only (factories,
+    ``zeros_like``, ``x.new_empty``): keeps nothing, and its output requires no grad whatever it read (DropPath's
+    mask, ``x.new_empty(shape).bernoulli_(p)``, makes ``x * mask`` keep the mask, not ``x``)."""
     SUM = "sum_of_operands"
     """``x + y`` out of place: keeps nothing, and its backward hands its output's gradient itself (no new
     tensor) to each operand of the output's shape and dtype when ``alpha`` is 1 (a broadcast operand gets

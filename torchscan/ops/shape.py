@@ -467,12 +467,12 @@ def factory(call: OpCall) -> Cost:
 
 
 # new tensors out of place (a ``*_like`` reads only its argument's shape, dtype and device): nothing for a backward
-# to keep; fills in place (``zero_``, ``fill_``) are left to the ATen-level recording
+# to keep, and no grad; fills in place (``zero_``, ``fill_``) are left to the ATen-level recording
 TABLE.declare(
     *(torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, torch.linspace, torch.eye, torch.tensor),
     *(torch.zeros_like, torch.ones_like, torch.full_like, torch.empty_like, torch.rand, torch.randn),
     *(torch.rand_like, torch.randn_like, T.new_zeros, T.new_ones, T.new_full, T.new_empty, T.new_tensor),
-    saves=Saves.NOTHING,
+    saves=Saves.NEW,
 )
 
 

@@ -8,6 +8,8 @@ import networkx as nx
 
 from torchscan.graph.checkpoint import CHECKPOINT_NODES, Region
 from torchscan.graph.grad_mode import NO_GRAD_NODES
+from torchscan.ops import Saves
+from torchscan.passes.memory.families import family
 from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord
 
@@ -25,7 +27,9 @@ def requires_grad(
 
     A ``call_module`` node with trainable parameters and a ``get_attr`` of a parameter that requires
     grad (not a buffer, a frozen parameter, a plain tensor attribute or one the forward computed from
-    constants) require grad; so does any node reading one. A node whose op ran with grad mode disabled
+    constants) require grad; so does any node reading one, but a new tensor made from another's shape, dtype and
+    device (:attr:`~torchscan.ops.registry.Saves.NEW`: ``x.new_empty(…)``, ``zeros_like(x)``). A node whose op
+    ran with grad mode disabled
     (:data:`~torchscan.graph.grad_mode.NO_GRAD_NODES`: a frozen backbone under ``no_grad``) requires none, and a
     parameter only such nodes read gets no gradient. Nor does a node of a reentrant checkpointed call none of whose
     inputs requires grad (:class:`_CutRegions`).
@@ -51,7 +55,9 @@ def requires_grad(
             own = record.op == "call_module" and trainable.get(record.module_path, 0) > 0
             flows = any(flags.get(source, False) for source in sources[record.name])
             floating = any(spec.dtype.is_floating_point for spec in record.outputs)
-            flags[record.name] = (own or flows) and floating
+            # a new tensor made from another's shape (``x.new_empty(…)``, ``zeros_like(x)``) requires no grad
+            made = flows and not own and record.call is not None and record.call.get("requires_grad") is not True
+            flags[record.name] = (own or flows) and floating and not (made and family(record) is Saves.NEW)
     return flags
 
 
