@@ -177,15 +177,33 @@ class _IndexesWeights(_KeepsWeights):
         return torch.cat([h, h], 1)
 
 
-class _KeepsWeightsUntraceable(_KeepsWeights):
-    """The same, behind a loop a table keyed by a size counts (a proxy is no key of it): recorded."""
+class _Block(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x)
 
-    repeats: ClassVar[dict[int, int]] = {1: 1}
+
+class _BlocksUntraceable(nn.Module):
+    """Blocks called in a loop, ``x = blk(x)``, behind a table keyed by a size (a proxy is no key of it): recorded,
+    where the runs of the loop's line are not counted."""
+
+    repeats: ClassVar[dict[int, int]] = {1: 4}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([_Block() for _ in range(4)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for _ in range(self.repeats[x.shape[1]]):
-            x = torch.relu(x)
-        return super().forward(x)
+        for blk in self.blocks[: self.repeats[x.shape[1]]]:
+            x = blk(x)
+        return torch.cat([x, x], 1)
+
+
+def test_a_recorded_loop_s_results_are_not_held_by_its_line() -> None:
+    # x, the last block's output and the 2A concatenation = 4A: the line that receives each block's result binds
+    # ``x`` again at every run; a recorded forward does not tell the runs apart, so its receiving line holds none
+    # (holding each result to the frame's end gave 7A; timm's gemma4_vit on meta +14.8%)
+    assert crawl_module(_BlocksUntraceable(), (1, 16, 16)).context.capture == "eager-record"
+    assert _peaks(_BlocksUntraceable()) == (4, 4)
 
 
 @pytest.mark.parametrize(
@@ -194,15 +212,11 @@ class _KeepsWeightsUntraceable(_KeepsWeights):
         (_KeepsWeights, (5, 5)),
         (_KeepsWeightsCalledThrough, (5, 5)),
         (_IndexesWeights, (4, 4)),
-        (_KeepsWeightsUntraceable, (6, 6)),
     ],
 )
 def test_a_call_s_result_unpacked_into_names_is_held_item_by_item(model: type[nn.Module], peaks: tuple) -> None:
     # at the end: x, the weights (held by ``_``, never read again), exp(h) and the 2A concatenation = 5A (4A when
-    # the weights were freed at their last read, as they are where the line indexes the result); recorded, the
-    # relu's output besides (held by the outer forward's ``x``) = 6A
-    if model is _KeepsWeightsUntraceable:
-        assert crawl_module(model(), (1, 16, 16)).context.capture == "eager-record"
+    # the weights were freed at their last read, as they are where the line indexes the result)
     assert _peaks(model()) == peaks
 
 

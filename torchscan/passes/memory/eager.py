@@ -267,10 +267,10 @@ def _returned_until(
     self.block(x)``, ``out, _ = self.attn(x)``) is held by them until that frame returns or the
     statement that next rebinds one of them completes: the last such position, None when no outer
     line binds it. A result counts as returned to a level when the capture said that line received it
-    (``receivers``: :attr:`~torchscan.records.NodeRecord.returned`, a module call's result, read or not), or
-    when a node after the call's statement, in that frame, reads it. The name that holds it: a tuple target
-    as many as the result's items, the one of its item, where the capture said which (``out, _ =
-    self.attn(x)``: ``_`` holds the second); else the first of them rebound."""
+    (``receivers``: :attr:`~torchscan.records.NodeRecord.returned`, a module call's result, read or not, where
+    the capture counted the line's runs), or when a node after the call's statement, in that frame, reads it.
+    The name that holds it: a tuple target as many as the result's items, the one of its item, where the capture
+    said which (``out, _ = self.attn(x)``: ``_`` holds the second); else the first of them rebound."""
     chain = frames[position]
     best: int | None = None
     for level in range(len(chain) - 1):
@@ -280,7 +280,9 @@ def _returned_until(
         statement, extent = tables.run_end[position][level], tables.frame_end[position][level]
         readers = [later for later in consumers if statement < later <= extent]
         receiver = next((mark for mark in receivers if mark[0] == chain[level][0]), None) if receivers else None
-        if not readers and receiver is None:
+        if not readers and (receiver is None or tables.runs[position][level] is None):
+            # no reader, and no receiving line, or one whose runs are not told apart (a recorded forward's
+            # ``x = blk(x)`` in a loop would hold every block's result)
             continue
         if receiver is not None and 0 <= receiver[2] < receiver[3] == len(names):
             names = (names[receiver[2]],)
