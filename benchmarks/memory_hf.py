@@ -26,32 +26,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.measure.accuracy_cases import Case, figures  # noqa: E402
+from tests.measure.accuracy_cases import Case, figures, hf_model, text_inputs  # noqa: E402
 
 VOCAB, TOKENS = 1000, 64
 
 
-def _hf(model: str, config: str, **settings: Any) -> Callable[[], torch.nn.Module]:
-    def build() -> torch.nn.Module:
-        import transformers
-
-        return getattr(transformers, model)(getattr(transformers, config)(**settings))
-
-    return build
-
-
 def _text(decoder: int = 0, mask: bool = True) -> Callable[[], dict[str, Any]]:
-    def make() -> dict[str, Any]:
-        ids = torch.zeros(2, TOKENS, dtype=torch.long)
-        found: dict[str, Any] = {"input_ids": ids}
-        if mask:  # the second sequence padded
-            found["attention_mask"] = torch.ones_like(ids)
-            found["attention_mask"][1, -(TOKENS // 4) :] = 0
-        if decoder:
-            found["decoder_input_ids"] = torch.zeros(2, decoder, dtype=torch.long)
-        return found
-
-    return make
+    return text_inputs(TOKENS, decoder, mask)
 
 
 def _pixels() -> dict[str, Any]:
@@ -86,7 +67,7 @@ CASES: dict[str, Case] = {
     for case in (
         Case(
             "gpt2",
-            _hf(
+            hf_model(
                 "GPT2Model",
                 "GPT2Config",
                 vocab_size=VOCAB,
@@ -101,20 +82,22 @@ CASES: dict[str, Case] = {
             ),
             kwargs=_DECODER,
         ),
-        Case("llama", _hf("LlamaModel", "LlamaConfig", **_LLAMA), kwargs=_DECODER),
-        Case("mistral", _hf("MistralModel", "MistralConfig", **_LLAMA), kwargs=_DECODER),
-        Case("qwen2", _hf("Qwen2Model", "Qwen2Config", **_LLAMA), kwargs=_DECODER),
-        Case("qwen3", _hf("Qwen3Model", "Qwen3Config", head_dim=16, **_LLAMA), kwargs=_DECODER),
+        Case("llama", hf_model("LlamaModel", "LlamaConfig", **_LLAMA), kwargs=_DECODER),
+        Case("mistral", hf_model("MistralModel", "MistralConfig", **_LLAMA), kwargs=_DECODER),
+        Case("qwen2", hf_model("Qwen2Model", "Qwen2Config", **_LLAMA), kwargs=_DECODER),
+        Case("qwen3", hf_model("Qwen3Model", "Qwen3Config", head_dim=16, **_LLAMA), kwargs=_DECODER),
         Case(
             "phi3",
-            _hf("Phi3Model", "Phi3Config", resid_pdrop=0.0, embd_pdrop=0.0, pad_token_id=0, **_LLAMA),
+            hf_model("Phi3Model", "Phi3Config", resid_pdrop=0.0, embd_pdrop=0.0, pad_token_id=0, **_LLAMA),
             kwargs=_DECODER,
         ),
-        Case("gemma", _hf("GemmaModel", "GemmaConfig", head_dim=16, **_LLAMA), kwargs=_DECODER),
-        Case("gemma2", _hf("Gemma2Model", "Gemma2Config", head_dim=16, sliding_window=32, **_LLAMA), kwargs=_DECODER),
+        Case("gemma", hf_model("GemmaModel", "GemmaConfig", head_dim=16, **_LLAMA), kwargs=_DECODER),
+        Case(
+            "gemma2", hf_model("Gemma2Model", "Gemma2Config", head_dim=16, sliding_window=32, **_LLAMA), kwargs=_DECODER
+        ),
         Case(
             "mixtral",
-            _hf(
+            hf_model(
                 "MixtralModel",
                 "MixtralConfig",
                 num_local_experts=4,
@@ -126,7 +109,7 @@ CASES: dict[str, Case] = {
         ),
         Case(
             "gpt_neox",
-            _hf(
+            hf_model(
                 "GPTNeoXModel",
                 "GPTNeoXConfig",
                 vocab_size=VOCAB,
@@ -141,7 +124,7 @@ CASES: dict[str, Case] = {
         ),
         Case(
             "falcon",
-            _hf(
+            hf_model(
                 "FalconModel",
                 "FalconConfig",
                 vocab_size=VOCAB,
@@ -154,7 +137,7 @@ CASES: dict[str, Case] = {
         ),
         Case(
             "bloom",
-            _hf(
+            hf_model(
                 "BloomModel",
                 "BloomConfig",
                 vocab_size=VOCAB,
@@ -169,7 +152,7 @@ CASES: dict[str, Case] = {
         ),
         Case(
             "opt",
-            _hf(
+            hf_model(
                 "OPTModel",
                 "OPTConfig",
                 vocab_size=VOCAB,
@@ -186,7 +169,7 @@ CASES: dict[str, Case] = {
         ),
         Case(
             "t5",
-            _hf(
+            hf_model(
                 "T5Model",
                 "T5Config",
                 vocab_size=VOCAB,
@@ -202,7 +185,7 @@ CASES: dict[str, Case] = {
         ),
         Case(
             "bart",
-            _hf(
+            hf_model(
                 "BartModel",
                 "BartConfig",
                 vocab_size=VOCAB,
@@ -223,10 +206,12 @@ CASES: dict[str, Case] = {
             ),
             kwargs=_text(decoder=16),
         ),
-        Case("roberta", _hf("RobertaModel", "RobertaConfig", max_position_embeddings=130, **_BERT), kwargs=_text()),
+        Case(
+            "roberta", hf_model("RobertaModel", "RobertaConfig", max_position_embeddings=130, **_BERT), kwargs=_text()
+        ),
         Case(
             "distilbert",
-            _hf(
+            hf_model(
                 "DistilBertModel",
                 "DistilBertConfig",
                 vocab_size=VOCAB,
@@ -240,16 +225,16 @@ CASES: dict[str, Case] = {
             ),
             kwargs=_text(),
         ),
-        Case("albert", _hf("AlbertModel", "AlbertConfig", embedding_size=32, **_BERT), kwargs=_text()),
-        Case("electra", _hf("ElectraModel", "ElectraConfig", embedding_size=32, **_BERT), kwargs=_text()),
+        Case("albert", hf_model("AlbertModel", "AlbertConfig", embedding_size=32, **_BERT), kwargs=_text()),
+        Case("electra", hf_model("ElectraModel", "ElectraConfig", embedding_size=32, **_BERT), kwargs=_text()),
         Case(
             "deberta-v2",
-            _hf("DebertaV2Model", "DebertaV2Config", max_position_embeddings=128, **_BERT),
+            hf_model("DebertaV2Model", "DebertaV2Config", max_position_embeddings=128, **_BERT),
             kwargs=_text(),
         ),
         Case(
             "vit",
-            _hf(
+            hf_model(
                 "ViTModel",
                 "ViTConfig",
                 image_size=32,
@@ -260,7 +245,7 @@ CASES: dict[str, Case] = {
         ),
         Case(
             "clip-vision",
-            _hf(
+            hf_model(
                 "CLIPVisionModel",
                 "CLIPVisionConfig",
                 image_size=32,
@@ -273,7 +258,7 @@ CASES: dict[str, Case] = {
         ),
         Case(
             "whisper-encoder",
-            _hf(
+            hf_model(
                 "WhisperForAudioClassification",
                 "WhisperConfig",
                 d_model=64,
@@ -296,7 +281,7 @@ CASES: dict[str, Case] = {
         ),
         Case(
             "wav2vec2",
-            _hf(
+            hf_model(
                 "Wav2Vec2Model",
                 "Wav2Vec2Config",
                 vocab_size=32,

@@ -80,7 +80,7 @@ class LSTMTagger(nn.Module):
         return self.head(out)
 
 
-def _hf(model: str, config: str, **settings: Any) -> Callable[[], nn.Module]:
+def hf_model(model: str, config: str, **settings: Any) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
         import transformers
 
@@ -89,7 +89,7 @@ def _hf(model: str, config: str, **settings: Any) -> Callable[[], nn.Module]:
     return build
 
 
-def _text(tokens: int, decoder: int = 0, mask: bool = True) -> Callable[[], dict[str, Any]]:
+def text_inputs(tokens: int, decoder: int = 0, mask: bool = True) -> Callable[[], dict[str, Any]]:
     def make() -> dict[str, Any]:
         ids = torch.zeros(2, tokens, dtype=torch.long)
         kwargs: dict[str, Any] = {"input_ids": ids}
@@ -127,16 +127,21 @@ CASES: tuple[Case, ...] = (
     ),
     Case("unet", UNet, ((2, 3, 64, 64),)),
     Case("lstm", LSTMTagger, ((2, 32),), dtype=torch.long),
-    Case("bert", _hf("BertModel", "BertConfig", vocab_size=1000, **_SMALL), kwargs=_text(64), needs="transformers"),
+    Case(
+        "bert",
+        hf_model("BertModel", "BertConfig", vocab_size=1000, **_SMALL),
+        kwargs=text_inputs(64),
+        needs="transformers",
+    ),
     Case(
         "gpt2",
-        _hf("GPT2LMHeadModel", "GPT2Config", vocab_size=1000, n_embd=64, n_layer=2, n_head=4, n_positions=128),
-        kwargs=_text(64, mask=False),
+        hf_model("GPT2LMHeadModel", "GPT2Config", vocab_size=1000, n_embd=64, n_layer=2, n_head=4, n_positions=128),
+        kwargs=text_inputs(64, mask=False),
         needs="transformers",
     ),
     Case(
         "t5",
-        _hf(
+        hf_model(
             "T5ForConditionalGeneration",
             "T5Config",
             vocab_size=1000,
@@ -147,7 +152,7 @@ CASES: tuple[Case, ...] = (
             d_kv=16,
             use_cache=False,
         ),
-        kwargs=_text(64, decoder=16),
+        kwargs=text_inputs(64, decoder=16),
         needs="transformers",
     ),
 )
