@@ -303,7 +303,8 @@ class _Recorder(TorchFunctionMode):
         region = self.checkpoints.near(sys._getframe(), self.regions) if self.checkpoints is not None else None
         if region is not None:
             self.checkpoints.mark(node, region)
-        call = self.function_call(sys._getframe())
+        # a Function's forward runs with grad disabled: only then is the stack walked for one (one C call else)
+        call = None if torch.is_grad_enabled() else self.function_call(sys._getframe())
         if call is not None:
             node.meta[FUNCTION] = call
         described = describe(result, self._specs)

@@ -458,12 +458,11 @@ def _gradients(
     whole: dict[str, str] = {}
     passed: dict[str, tuple[str, ...]] = {}
     pieces: dict[str, str] = {}
-    records = {record.name: record for record in context.ordered}
     for record in context.ordered:
         if not grads.get(record.name) or record.op not in ("call_module", "call_function", "call_method"):
             continue
         kind = family_in(record, context.families)
-        piece_of = _piece_of(record, kind, sources[record.name], records, context)
+        piece_of = _piece_of(record, kind, sources[record.name], context)
         if piece_of is not None:
             pieces[record.name] = piece_of
             grad_bytes[record.name] = output_bytes(record)
@@ -495,15 +494,14 @@ def _piece_of(
     record: NodeRecord,
     kind: Saves | None,
     sources: tuple[str, ...],
-    records: Mapping[str, NodeRecord],
     context: MemoryGraph,
 ) -> str | None:
     """The view call that returned several tensors (``split``, ``chunk``, ``unbind``) whose item ``record`` is,
     else None."""
-    if kind not in _VIEWS or len(sources) != 1 or len(record.outputs) != 1:
+    if kind not in _VIEWS or len(sources) != 1 or len(record.outputs) != 1 or not context.grads.get(sources[0]):
         return None
-    call = records.get(sources[0])
-    if call is None or len(call.outputs) < 2 or not context.grads.get(call.name):
+    call: NodeRecord = context.graph.nodes[sources[0]][RECORD]
+    if len(call.outputs) < 2:
         return None
     if family_in(call, context.families) not in _VIEWS or not is_view(record, context.live):
         return None
