@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from tests.test_api import assert_same, snapshot
-from torchscan import CaptureError, Report, ShapeError, crawl_module
+from torchscan import CaptureError, Report, ShapeError, crawl_module, sweep
 from torchscan.records import Cost
 
 
@@ -434,3 +434,41 @@ def test_a_float32_grouped_matmul_is_traced_on_fake_tensors(caplog: pytest.LogCa
         report = crawl_module(_Experts(), (8, 16), batch_size=2)
     assert report.context.capture == "torch.fx" and not caplog.records
     assert report.records.graph is not None and report.totals.macs == 16 * 32 * 16  # N_out·K (ops/linear.py)
+
+
+class ExpandedIds(nn.Module):
+    """Hugging Face's BERT without ``token_type_ids``: a buffer of ids expanded to the batch, ``buffer.expand(b,
+    -1)``. torch's argument parser refuses a proxy among a method's separate sizes (a ``TypeError`` before any
+    ``__torch_function__`` sees it), so a trace handing traced code the buffer's fake failed there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("ids", torch.zeros(1, 16, dtype=torch.long))
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+        self.embed = nn.Embedding(10, 8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.add_(1)  # an in-place write into a buffer, as a traced node now
+        ids = self.ids[:, : x.shape[1]].expand(x.shape[0], -1)
+        return self.fc(self.embed(x) + self.embed(ids))
+
+
+def test_a_buffer_method_given_traced_sizes_is_traced_with_buffers_as_proxies() -> None:
+    """The trace runs again with buffers read by name as their ``get_attr`` proxies (fx's
+    ``proxy_buffer_attributes``): the graph follows the batch size (a sweep reuses it), and the model's buffers
+    are as found. Before, the capture fell back to recording one forward (a graph fixed to its input)."""
+    model = ExpandedIds().eval()
+    before = snapshot(model)
+    inputs = [torch.zeros(batch, 12, dtype=torch.long) for batch in (2, 5)]
+    reports = [crawl_module(model, args=(x,)) for x in inputs]
+    assert [report.context.capture for report in reports] == ["torch.fx", "torch.fx"]
+    assert not [d for report in reports for d in report.diagnostics if d.code == "capture-fallback"]
+    for report, batch in zip(reports, (2, 5), strict=True):
+        records = [report.records.nodes[name]["record"] for name in report.records]
+        assert [record.outputs[0].shape for record in records if record.type_name == "expand"] == [(batch, 12)]
+        assert report.totals.macs == batch * 12 * 8 * 4  # the projection; embeddings and the expand cost none
+    assert_same(before, snapshot(model))
+    assert int(model.calls) == 0
+    swept = sweep(model, [{"args": (x,)} for x in inputs])
+    assert [item.to_dict() for item in swept] == [report.to_dict() for report in reports]

@@ -287,6 +287,43 @@ def test_a_container_in_a_closure_cell_is_noted() -> None:
     assert memo == {}
 
 
+def test_a_closure_cell_a_method_rebinds_is_named_and_put_back() -> None:
+    """A decorator's wrapper counting calls in a ``nonlocal`` (or one the model binds late, an empty cell
+    before) rebinds its cell at each call the capture makes: the cell is named and holds its value again."""
+    module = types.ModuleType("closure_counter")
+    exec(
+        "from torch import nn\n"
+        "def counted(function):\n"
+        "    calls = 0\n"
+        "    def wrapper(self, x):\n"
+        "        nonlocal calls, last\n"
+        "        calls += 1\n"
+        "        last = x.shape\n"
+        "        return function(self, x)\n"
+        "    return wrapper\n"
+        "    last = None\n"
+        "class Model(nn.Module):\n"
+        "    @counted\n"
+        "    def forward(self, x):\n"
+        "        return x * 2\n",
+        module.__dict__,
+    )
+    model = module.Model()
+    kept = KeptState([model])
+    model(torch.zeros(2))
+    assert kept.written() == ["Model.forward (closure: calls)", "Model.forward (closure: last)"]
+    kept.restore()
+    assert kept.written() == []
+    wrapper = module.Model.forward
+    cells = dict(zip(wrapper.__code__.co_freevars, wrapper.__closure__, strict=True))
+    calls, last = cells["calls"], cells["last"]
+    assert calls.cell_contents == 0
+    with pytest.raises(ValueError):
+        last.cell_contents  # noqa: B018 (empty again, as found)
+    crawl_module(model, (3,))
+    assert calls.cell_contents == 0
+
+
 def test_an_lru_cache_that_missed_is_emptied_one_only_read_is_not() -> None:
     """A cache bound to a global, held in a decorator's closure or on a static method that made a value while
     the state was kept is emptied (the value could be the analysis's fake tensor); one that only hit keeps

@@ -175,3 +175,54 @@ def test_tensors_made_from_traced_sizes_are_traced() -> None:
     shapes = [(5, 16), (5, 32), (7, 16)]
     swept = sweep(model, shapes)
     assert [item.to_dict() for item in swept] == [crawl_module(model, shape).to_dict() for shape in shapes]
+
+
+DECORATED = """
+import functools
+
+import torch
+from torch import nn
+
+
+def returns_tuple(function):  # a decorator: the wrapper calls the forward through its closure
+    calls = 0
+
+    @functools.wraps(function)
+    def wrapper(self, *args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return (function(self, *args, **kwargs), calls)
+
+    return wrapper
+
+
+class Decorated(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    @returns_tuple
+    def forward(self, x):
+        mask = torch.ones(x.shape[0], x.shape[1])  # separate traced sizes, in the wrapped forward
+        return self.fc(x) * mask
+"""
+
+
+def test_a_decorated_forward_sees_torch_as_traced_code_does() -> None:
+    """A forward behind a decorator (Hugging Face's ``can_return_tuple`` on BART's decoder) is reached through the
+    wrapper's closure, which the tracer did not follow: ``torch.ones(b, n)`` of traced sizes raised in torch's
+    argument parser and the capture fell back to recording. The closure's function is seen as traced code sees
+    any other now, and the wrapper's ``nonlocal`` counter, which the trace's call moved, is as found after."""
+    module = types.ModuleType("decorated_model")
+    exec(compile(DECORATED, "decorated_model.py", "exec"), module.__dict__)
+    model = module.Decorated().eval()
+    report = crawl_module(model, (8,), batch_size=3)
+    assert report.context.capture == "torch.fx"
+    assert not [d for d in report.diagnostics if d.code == "capture-fallback"]
+    records = [report.records.nodes[name]["record"] for name in report.records]
+    assert [record.outputs[0].shape for record in records if record.type_name == "ones"] == [(3, 8)]
+    assert model(torch.zeros(2, 8))[1] == 1  # the analyses' calls are not counted
+    swept = sweep(model, [{"input_shape": (8,), "batch_size": batch} for batch in (1, 4)])
+    assert [item.to_dict() for item in swept] == [
+        crawl_module(model, (8,), batch_size=batch).to_dict() for batch in (1, 4)
+    ]

@@ -187,16 +187,16 @@ def _captured(
 ) -> Captured:
     """:func:`capture_chain` of a model that is not scripted (``kept``: what its code may change, as found)."""
     try:
-        traced = capture(model, registry, inputs, modules=modules)
-        if traced.replayed and kept.written():  # the forward binds globals: what a block read, the next may not
+        try:
+            return _traced(model, registry, inputs, device, modules, kept)
+        except CaptureError as error:
+            if not isinstance(error.__cause__, TypeError):
+                raise
             kept.restore(every_container=True)
-            traced = capture(model, registry, inputs, reuse=False, modules=modules)
-        values = _propagate(traced, inputs, device)
-        if traced.checks and not guards_hold(traced.checks, {name: value.result for name, value in values.items()}):
-            kept.restore(every_container=True)  # each capture starts from the globals as found
-            traced = capture(model, registry, inputs, reuse=False, modules=modules)  # a replay read other metadata
-            values = _propagate(traced, inputs, device)
-        return Captured(traced, values, _notes(traced, values))
+            try:  # a size refused by torch's argument parser: again with buffers as proxies, as fx can
+                return _traced(model, registry, inputs, device, modules, kept, proxy_buffers=True)
+            except (CaptureError, ShapeError):
+                raise error from error.__cause__  # the first trace's error is the one to report
     except CaptureError as error:
         reason = f"the torch.fx capture failed ({error})"
         first_error: Exception = _detached(error)
@@ -233,6 +233,31 @@ def _captured(
     )
     diagnostics = (Diagnostic("capture-fallback", fallback), Diagnostic("real-forward", real))
     return Captured(captured, values, (*diagnostics, *_notes(captured, values)))
+
+
+def _traced(
+    model: nn.Module,
+    registry: Registry,
+    inputs: ModelInputs,
+    device: torch.device,
+    modules: Sequence[nn.Module] | None,
+    kept: KeptState,
+    proxy_buffers: bool = False,
+) -> Captured:
+    """The fx capture of :func:`capture_chain` with its shapes, traced again with every block traced where a
+    replay cannot stand (the forward binds globals, or a replay read other metadata); ``proxy_buffers``: as
+    :func:`~torchscan.graph.trace.capture`'s (a retry of a trace that a size refused by torch's argument parser
+    stopped: ``buffer.expand(batch, -1)``, a proxy among the separate sizes of a method)."""
+    traced = capture(model, registry, inputs, modules=modules, proxy_buffers=proxy_buffers)
+    if traced.replayed and kept.written():  # the forward binds globals: what a block read, the next may not
+        kept.restore(every_container=True)
+        traced = capture(model, registry, inputs, reuse=False, modules=modules, proxy_buffers=proxy_buffers)
+    values = _propagate(traced, inputs, device)
+    if traced.checks and not guards_hold(traced.checks, {name: value.result for name, value in values.items()}):
+        kept.restore(every_container=True)  # each capture starts from the globals as found
+        traced = capture(model, registry, inputs, reuse=False, modules=modules, proxy_buffers=proxy_buffers)
+        values = _propagate(traced, inputs, device)
+    return Captured(traced, values, _notes(traced, values))
 
 
 ErrorT = TypeVar("ErrorT", bound=BaseException)

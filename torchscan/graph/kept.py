@@ -1,15 +1,14 @@
 """What the model's own code may change in the process while a capture runs it, put back as found.
 
-A forward may bind a global (``global CALLS; CALLS += 1``, a module-level cache replaced) or an attribute of its
-class (``type(self).calls += 1``), draw from Python's
-or NumPy's global random generator (a layer skipped when ``random.random() < p``) or set one of torch's
-process-wide settings (the default dtype, the thread count, deterministic algorithms, the matmul precision).
-The capture runs the forward (traced, recorded or for real), so without care the analysis would leave these
-changes in the user's process, and a block replayed from another's trace (:mod:`torchscan.graph.reuse`)
-would bake in the value the first block read. :class:`KeptState` notes, before the capture, the globals of
-every function the model's classes define (outside torch itself), the state of the global generators their
-forwards' globals reach, and those settings; it tells which globals the capture bound, and puts everything
-back.
+A forward may bind a global (``global CALLS; CALLS += 1``, a module-level cache replaced), an attribute of its class
+(``type(self).calls += 1``) or a closure cell of a method (a decorator's ``nonlocal calls``), draw from Python's or
+NumPy's global random generator (a layer skipped when ``random.random() < p``) or set one of torch's process-wide
+settings (the default dtype, the thread count, deterministic algorithms, the matmul precision). The capture runs the
+forward (traced, recorded or for real), so without care the analysis would leave these changes in the user's
+process, and a block replayed from another's trace (:mod:`torchscan.graph.reuse`) would bake in the value the first
+block read. :class:`KeptState` notes, before the capture, the globals of every function the model's classes define
+(outside torch itself) and those functions' closure cells, the state of the global generators their forwards'
+globals reach, and those settings; it tells which globals the capture bound, and puts everything back.
 
 A forward may also fill a cache the model's code holds: an ``functools.lru_cache`` of positional codes
 (Hugging Face's DETR, DINOv3, BEiT), a dict, list, set or deque held by a global, a class attribute or a
@@ -55,23 +54,24 @@ _CONTAINERS = (dict, list, set, collections.deque)
 
 
 class KeptState:
-    """The globals of the functions the classes of ``modules`` define (below ``nn.Module``, torch's own
-    classes left out), those classes' own attributes, the containers and ``lru_cache`` objects the globals
-    and the classes hold, the state of Python's ``random`` and NumPy's global generator where the globals of
-    their ``forward`` methods reach them (a decorated forward's own code: a library's decorators and helpers
-    elsewhere that import ``random`` for other uses do not count), and torch's settings (:func:`_settings`),
-    as they are now: :meth:`written` names the globals and class attributes bound and the containers changed
-    since, :meth:`restore` puts everything back. Like torch's ``fork_rng``, this restores process-wide state:
-    another thread binding one of these globals or class attributes, drawing from a generator the model's
-    code reaches or changing a setting while the analysis runs sees its change undone (a generator's draws
-    repeat), and an ``lru_cache`` it fills meanwhile is emptied; its changes to a container are undone only
-    where the analysis left one of its own values there too."""
+    """The globals of the functions the classes of ``modules`` define (below ``nn.Module``, torch's own classes left
+    out), those classes' own attributes, the containers and ``lru_cache`` objects the globals and the classes
+    hold, the state of Python's ``random`` and NumPy's global generator where the globals of their ``forward``
+    methods reach them (a decorated forward's own code: a library's decorators and helpers elsewhere that import
+    ``random`` for other uses do not count), and torch's settings (:func:`_settings`), as they are now, and the
+    closure cells of those classes' functions: :meth:`written` names the globals, class attributes and cells
+    bound and the containers changed since, :meth:`restore` puts everything back. Like torch's ``fork_rng``,
+    this restores process-wide state: another thread binding one of these globals or class attributes, drawing
+    from a generator the model's code reaches or changing a setting while the analysis runs sees its change
+    undone (a generator's draws repeat), and an ``lru_cache`` it fills meanwhile is emptied; its changes to a
+    container are undone only where the analysis left one of its own values there too."""
 
     def __init__(self, modules: Iterable[nn.Module]) -> None:
         modules = list(modules)
         scopes: dict[int, dict[str, Any]] = {}
         forwards: dict[int, dict[str, Any]] = {}  # the globals of the forwards: where a draw would be made
         owners: set[type] = set()  # classes read already (a library's base class is in every model class's MRO)
+        cells: dict[int, tuple[str, types.CellType]] = {}  # the closure cells of their functions (decorators')
         for cls in {type(module) for module in modules}:
             for owner in cls.__mro__:
                 where = str(getattr(owner, "__module__", ""))
@@ -83,6 +83,8 @@ class KeptState:
                     if type(function) is not types.FunctionType:
                         continue
                     scopes.setdefault(id(function.__globals__), function.__globals__)
+                    for variable, cell in zip(function.__code__.co_freevars, function.__closure__ or (), strict=True):
+                        cells.setdefault(id(cell), (f"{owner.__qualname__}.{name} (closure: {variable})", cell))
                     inner = _unwrapped(function) if "__wrapped__" in function.__dict__ else function
                     if inner is not function:
                         scopes.setdefault(id(inner.__globals__), inner.__globals__)
@@ -90,6 +92,7 @@ class KeptState:
                         forwards.setdefault(id(inner.__globals__), inner.__globals__)
         self._found = [(scope, tuple(scope), tuple(scope.values())) for scope in scopes.values()]
         self._classes = [(owner, tuple(vars(owner)), tuple(vars(owner).values())) for owner in owners]
+        self._cells = [(name, cell, _content(cell)) for name, cell in cells.values()]
         named = [(str(scope.get("__name__", "?")), scope) for scope in scopes.values()]
         named += [(owner.__qualname__, vars(owner)) for owner in owners]
         self._caches, self._containers = _caches_and_containers(named)
@@ -110,6 +113,7 @@ class KeptState:
             names += [f"{owner.__qualname__}.{name}" for name in _rebound(vars(owner), keys, values)]
         for scope, keys, values in self._found:
             names += [f"{scope.get('__name__', '?')}.{name}" for name in _rebound(scope, keys, values)]
+        names += [name for name, cell, value in self._cells if _content(cell) is not value]
         return sorted(names)
 
     def restore(self, *, every_container: bool = False) -> None:
@@ -148,6 +152,12 @@ class KeptState:
                         scope[name] = found[name]
                     else:
                         del scope[name]
+        for _, cell, value in self._cells:
+            if _content(cell) is not value:  # a ``nonlocal`` the model's code rebound (a decorator's call counter)
+                if value is _EMPTY:
+                    del cell.cell_contents
+                else:
+                    cell.cell_contents = value
         if self._python is not None and random.getstate() != self._python:
             random.setstate(self._python)
         if self._numpy is not None and self._numpy_generator is not None:
@@ -298,6 +308,18 @@ def _unwrapped(function: types.FunctionType) -> types.FunctionType:
     except ValueError:  # a cycle of ``__wrapped__``
         return function
     return inner if type(inner) is types.FunctionType else function
+
+
+_EMPTY = object()
+"""What :func:`_content` gives for an empty closure cell (a name its scope has not bound yet)."""
+
+
+def _content(cell: types.CellType) -> Any:
+    """What a closure cell holds (:data:`_EMPTY` for an empty one)."""
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return _EMPTY
 
 
 def _rebound(state: Mapping[str, Any], keys: tuple[str, ...], values: tuple[Any, ...]) -> set[str]:

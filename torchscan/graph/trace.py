@@ -176,9 +176,13 @@ class _Tracer(fx.Tracer):
         reuse: bool = True,
         min_share: float = MIN_SHARE,
         device: torch.device | None = None,
+        proxy_buffers: bool = False,
     ) -> None:
         super().__init__(autowrap_modules=(), autowrap_functions=())
         self._device = device or torch.device("cpu")
+        self.proxy_buffers = proxy_buffers
+        """Whether a buffer read by name gives traced code its ``get_attr`` proxy, as a parameter's does (fx's
+        ``proxy_buffer_attributes``), rather than its fake: :func:`capture`'s ``proxy_buffers``."""
         self.guards: list[Guard] = []
         """Values the forward's Python code read from the shape pass (:meth:`concrete`)."""
         self.checks: list[Guard] = []
@@ -608,9 +612,10 @@ class _Tracer(fx.Tracer):
         self.passed_through.setdefault(path, []).append((after.name, place))
 
     def parameter(self, tensor: torch.Tensor) -> Any:
-        """What traced code gets for a parameter of the copy: the proxy of its first path."""
+        """What traced code gets for a parameter of the copy (a buffer too, with :attr:`proxy_buffers`): the
+        proxy of its first path."""
         found = self._tensor_paths.get(id(tensor))
-        if found is None or found[0] != "parameter":
+        if found is None or (found[0] != "parameter" and not self.proxy_buffers):
             return self._fakes.any(tensor)
         path = found[1]
         proxy = self._proxies.get(path)
@@ -1003,7 +1008,7 @@ class _TensorView(dict):  # type: ignore[type-arg]
     """Whether a read by name gives the tracer's proxy (parameters) rather than the fake (buffers)."""
 
     def __getitem__(self, name: str) -> Any:
-        return self._handed(dict.__getitem__(self, name), self.by_name)
+        return self._handed(dict.__getitem__(self, name), self.by_name or self.tracer.proxy_buffers)
 
     def _handed(self, tensor: Any, by_name: bool = False) -> Any:
         if tensor is None or isinstance(tensor, fx.Proxy):
@@ -1316,11 +1321,14 @@ def capture(
     reuse: bool = True,
     modules: Sequence[nn.Module] | None = None,
     min_share: float = MIN_SHARE,
+    proxy_buffers: bool = False,
 ) -> Capture:
     """Trace a copy of ``model`` called with ``inputs`` (``reuse``: repeated blocks traced once and
     replayed, :mod:`torchscan.graph.reuse`, where replays could skip at least ``min_share`` of the
     modules; the graph is the same either way; ``modules``: ``model.modules()`` when the caller has
-    walked them).
+    walked them; ``proxy_buffers``: traced code gets a buffer read by name as its ``get_attr`` proxy, as it
+    gets a parameter, instead of its fake — fx's ``proxy_buffer_attributes``, for a forward that hands a
+    buffer's method a traced size where torch's argument parser refuses a proxy, ``self.ids.expand(n, -1)``).
 
     The copy holds the model's own parameter and buffer objects until the shape pass puts
     fakes in (``Capture.fakes``): traced code gets parameters as proxies and buffers as fakes
@@ -1330,7 +1338,7 @@ def capture(
     fakes = Fakes(model, fake_mode, modules)
     copied = shadow_copy(model, fakes, lazy=True, modules=modules)
     clone = copied.root
-    tracer = _Tracer(registry, inputs, fakes, copied.modules, reuse, min_share, input_device(model))
+    tracer = _Tracer(registry, inputs, fakes, copied.modules, reuse, min_share, input_device(model), proxy_buffers)
     submodules: dict[str, nn.Module] | None = None
     if isinstance(model, fx.GraphModule):  # already a graph (torch.export's .module(), fx's own): used as is
         return dataclasses.replace(_graph_capture(model, clone, inputs, fake_mode, fakes), shared=copied.shared)

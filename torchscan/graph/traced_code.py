@@ -68,9 +68,33 @@ class TracedCode:
         if made is None:
             self._functions[key] = function  # while its module is looked at (cycles): as is
             scope = self._scope(function.__globals__, reach, sized)
-            made = function if scope is None else self._rebound(function, scope)
+            closure = self._closure(function.__closure__, reach) if function.__closure__ else None
+            if scope is None and closure is None:
+                made = function
+            else:
+                made = self._rebound(function, function.__globals__ if scope is None else scope, closure)
             self._functions[key] = made
         return made
+
+    def _closure(self, closure: tuple[types.CellType, ...], reach: int) -> tuple[types.CellType, ...] | None:
+        """``closure`` with each cell holding a function replaced by a new cell holding that function as traced
+        code runs it (a decorator's wrapper calls the forward it wraps through its closure: Hugging Face's
+        ``can_return_tuple``), or None where no cell's function changes. Other cells are kept as they are
+        (shared with the original: a ``nonlocal`` counter stays one counter)."""
+        cells: list[types.CellType] | None = None
+        for index, cell in enumerate(closure):
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell (a name bound later)
+                continue
+            if type(value) is not types.FunctionType:
+                continue
+            seen = self.function(value, reach)
+            if seen is not value:
+                if cells is None:
+                    cells = list(closure)
+                cells[index] = types.CellType(seen)
+        return None if cells is None else tuple(cells)
 
     def _scope(self, scope: dict[str, Any], reach: int, sized: bool = False) -> dict[str, Any] | None:
         """``scope`` (a module's globals) as traced code sees it, or None where nothing in it is replaced
@@ -120,8 +144,13 @@ class TracedCode:
         self._globals[key] = made
         return made
 
-    def _rebound(self, function: types.FunctionType, scope: dict[str, Any]) -> types.FunctionType:
-        made = _with_globals(function, scope)
+    def _rebound(
+        self,
+        function: types.FunctionType,
+        scope: dict[str, Any],
+        closure: tuple[types.CellType, ...] | None = None,
+    ) -> types.FunctionType:
+        made = _with_globals(function, scope, closure)
         self._originals[id(made)] = function
         return made
 
@@ -220,9 +249,12 @@ def _numbers_read(function: Callable[..., Any]) -> Callable[..., Any]:
     return made
 
 
-def _with_globals(function: types.FunctionType, scope: dict[str, Any]) -> types.FunctionType:
-    """``function``'s code, defaults and closure over the globals ``scope``."""
-    made = types.FunctionType(function.__code__, scope, function.__name__, function.__defaults__, function.__closure__)
+def _with_globals(
+    function: types.FunctionType, scope: dict[str, Any], closure: tuple[types.CellType, ...] | None = None
+) -> types.FunctionType:
+    """``function``'s code and defaults over the globals ``scope``, with its own closure or ``closure``."""
+    cells = function.__closure__ if closure is None else closure
+    made = types.FunctionType(function.__code__, scope, function.__name__, function.__defaults__, cells)
     made.__kwdefaults__ = function.__kwdefaults__
     made.__qualname__, made.__module__, made.__doc__ = function.__qualname__, function.__module__, function.__doc__
     made.__dict__.update(function.__dict__)
