@@ -56,6 +56,9 @@ def specs(*values: Any) -> tuple[TensorSpec, ...]:
 
 
 def _described(value: Any) -> Any:
+    """An argument as a described call holds it: tensors as specs, also inside tuples (``index_put``'s indices)."""
+    if isinstance(value, tuple):
+        return tuple(_described(item) for item in value)
     return TensorSpec(tuple(value.shape), value.dtype) if isinstance(value, torch.Tensor) else value
 
 

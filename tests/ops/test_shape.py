@@ -192,3 +192,82 @@ def test_a_grid_of_traced_coordinates_is_free_and_counted() -> None:
     assert report.context.capture == "torch.fx" and report.totals.complete
     assert [d.code for d in report.diagnostics] == ["shape-specialized"]  # iterating x.shape[-2:] reads its length
     assert "meshgrid" in {row.type for row in report.rows}
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(data=st.data(), shape=st.lists(st.integers(1, 4), min_size=1, max_size=3))
+def test_scatters_and_index_writes_count_the_elements_torch_writes(data: st.DataObject, shape: list[int]) -> None:
+    """Each write formula's ``N_sel`` against the elements a real call writes (distinct indices: a write
+    counted once is one element set): ``scatter`` and ``index_copy`` of ones into zeros, ``index_fill`` of
+    one, ``index_put`` of ones; the formulas' closed forms from those counts, through the graph's binding of
+    the call (:func:`function_cost`, :func:`method_cost`)."""
+    from tests.ops.helpers import function_cost, method_cost
+
+    dim = data.draw(st.integers(0, len(shape) - 1))
+    x = torch.zeros(shape)
+    copy = 2 * x.numel()  # an out-of-place write copies its destination first: N_self read, N_out written
+    # scatter: an index no larger than x along every dim, distinct along ``dim`` per column
+    index_shape = [data.draw(st.integers(1, size)) for size in shape]
+    picks = torch.stack(
+        [torch.randperm(shape[dim])[: index_shape[dim]] for _ in range(math.prod(index_shape) // index_shape[dim])]
+    )
+    index = picks.reshape(*index_shape[:dim], *index_shape[dim + 1 :], index_shape[dim]).movedim(-1, dim)
+    source = torch.ones(index_shape)
+    written = int(x.scatter(dim, index, source).sum())
+    assert written == index.numel()
+    assert function_cost(torch.scatter, x, dim, index, source) == Cost(dmas=3 * written + copy)
+    assert method_cost(T.scatter, x, dim, index, 1.0) == Cost(dmas=2 * written + copy)
+    assert method_cost(T.scatter_, x.clone(), dim, index, source) == Cost(dmas=3 * written)
+    reduced = method_cost(T.scatter_reduce, x, dim, index, source, "mean")
+    assert reduced == Cost(flops=written + x.numel(), dmas=4 * written + copy)
+    # index_copy / index_fill: distinct positions along ``dim``
+    count = data.draw(st.integers(1, shape[dim]))
+    positions = torch.randperm(shape[dim])[:count]
+    slices = [*shape[:dim], count, *shape[dim + 1 :]]
+    copied = int(x.index_copy(dim, positions, torch.ones(slices)).sum())
+    assert method_cost(T.index_copy, x, dim, positions, torch.ones(slices)) == Cost(dmas=count + 2 * copied + copy)
+    filled = int(x.index_fill(dim, positions, 1.0).sum())
+    assert copied == filled
+    assert method_cost(T.index_fill, x, dim, positions, 1.0) == Cost(dmas=count + filled + copy)
+    assert method_cost(T.index_fill_, x.clone(), dim, positions, 1.0) == Cost(dmas=count + filled)
+    # index_put: distinct positions of the first dims
+    depth = data.draw(st.integers(1, len(shape)))
+    flat = torch.randperm(math.prod(shape[:depth]))[: data.draw(st.integers(1, math.prod(shape[:depth])))]
+    indices = tuple(torch.unravel_index(flat, tuple(shape[:depth])))
+    value = torch.ones(shape[depth:])
+    put = int(x.index_put(indices, value).sum())
+    index_reads = sum(item.numel() for item in indices)
+    assert method_cost(T.index_put, x, indices, value) == Cost(dmas=put + value.numel() + index_reads + copy)
+    assert method_cost(T.index_put_, x.clone(), indices, value, True) == Cost(
+        flops=put, dmas=2 * put + value.numel() + index_reads
+    )
+
+
+def test_a_masked_scatter_counts_every_element_the_mask_covers() -> None:
+    """How many mask elements are true is data: every one is counted (an upper bound, as a boolean index)."""
+    from tests.ops.helpers import method_cost
+
+    x, mask = torch.zeros(3, 4), torch.zeros(4, dtype=torch.bool)
+    assert method_cost(T.masked_scatter, x, mask, torch.ones(12)) == Cost(dmas=4 + 2 * 12 + 2 * 12)
+    assert method_cost(T.masked_scatter_, x, mask, torch.ones(12)) == Cost(dmas=4 + 2 * 12)
+
+
+class _ScatterWrites(nn.Module):
+    def forward(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        rows = index[0]
+        return (
+            x.scatter(1, index, x)
+            + torch.zeros_like(x).scatter_(1, index, 1.0)
+            + x.scatter_reduce(1, index, x, "amax")
+            + x.index_copy(1, rows, x)
+            + x.index_fill(1, rows, 0.0)
+            + x.masked_scatter(x > 0, x)
+            + x.index_put((rows[:2],), x[0])
+        )
+
+
+def test_scatters_and_index_writes_leave_the_totals_complete() -> None:
+    """Before, ``scatter`` (deepseek_v3's and PhiMoE's routers), ``scatter_reduce``, ``index_copy``, ``index_fill``,
+    ``masked_scatter`` and ``index_put`` were unknown ops: partial totals."""
+    report = crawl_module(_ScatterWrites(), args=(torch.randn(2, 8), torch.zeros(2, 8, dtype=torch.long)))
+    assert report.totals.complete and report.totals.unknown_ops == 0

@@ -54,6 +54,9 @@ Counting conventions (the single place they are stated in code; the README repea
 - ATen spellings (scripted models) count as their torch spelling: ``aten.native_batch_norm`` as
   BatchNorm, ``aten.max_pool2d_with_indices`` as MaxPool (indices not counted), ``aten.add_.Scalar``
   as an elementwise add.
+- Random draws (``x.uniform_()``, ``torch.bernoulli(p)``, ``multinomial``, ``randint``…) count no arithmetic, as
+  ``torch.rand`` does not: they write their output and read their tensor parameters (an in-place fill does not
+  read the tensor it overwrites).
 - Scatter-adds (``index_add``, ``scatter_add``) cost one add per source element; DMAs read the
   index and source, read and write each destination element, and copy the destination first when
   not in place.
@@ -76,6 +79,7 @@ from torchscan.ops import (
     pool,
     recurrent,
     reduce,
+    sampling,
     shape,
     torchvision_ops,
     upsample,
@@ -123,6 +127,7 @@ DEFAULT_REGISTRY = Registry.from_tables(
     recurrent.TABLE,
     embedding.TABLE,
     upsample.TABLE,
+    sampling.TABLE,
     lazy=(LazyTable("torchvision", torchvision_ops.load),),
 )
 

@@ -425,6 +425,87 @@ def scatter_add(call: OpCall) -> Cost:
 _IN_PLACE_SCATTERS = frozenset({T.index_add_, T.scatter_add_})
 
 
+def _copied(call: OpCall, inplace: bool) -> int:
+    """The DMAs of an out-of-place write's first copy of its destination: ``N_self + N_out`` (0 in place)."""
+    return 0 if inplace else call.inputs[0].numel + call.output.numel
+
+
+@TABLE.register(torch.scatter, T.scatter, aten.scatter.src, aten.scatter.value, inplace=False)
+@TABLE.register(T.scatter_, aten.scatter_.src, aten.scatter_.value, inplace=True)
+def scatter(call: OpCall, inplace: bool) -> Cost:
+    """``x.scatter(dim, index, src)`` (or a number ``value``): one destination element written per index element,
+    read from ``src``: ``FLOPs = MACs = 0``, ``DMAs = N_index·(2 + [src a tensor]) + (N_self + N_out)·[not in
+    place]`` (the index read, each element written; an out-of-place scatter copies its destination first). With
+    the legacy ``reduce=`` (``"add"``, ``"multiply"``) each write combines with the destination: ``FLOPs =
+    N_index`` and the destination element read too (one more DMA per index element)."""
+    index = call.inputs[1].numel if len(call.inputs) > 1 else 0
+    source = index if len(call.inputs) > 2 else 0
+    reduced = argument(call, "reduce", 3) is not None
+    return Cost(flops=index if reduced else 0, dmas=2 * index + source + index * reduced + _copied(call, inplace))
+
+
+@TABLE.register(torch.scatter_reduce, T.scatter_reduce, aten.scatter_reduce.two, inplace=False)
+@TABLE.register(T.scatter_reduce_, aten.scatter_reduce_.two, inplace=True)
+def scatter_reduce(call: OpCall, inplace: bool) -> Cost:
+    """``x.scatter_reduce(dim, index, src, reduce)``: one combine (``sum``, ``prod``, ``amax``, ``amin``: an add,
+    multiply or comparison) per index element, and for ``mean`` one divide per output element: ``FLOPs =
+    N_index + N_out·[mean]``, ``MACs = 0``, ``DMAs = 4·N_index + (N_self + N_out)·[not in place]`` (index and
+    source read, each destination element read and written, as :func:`scatter_add`)."""
+    index = call.inputs[1].numel
+    mean = argument(call, "reduce", 3) == "mean"
+    return Cost(flops=index + call.output.numel * mean, dmas=4 * index + _copied(call, inplace))
+
+
+@TABLE.register(torch.index_copy, T.index_copy, aten.index_copy.default, inplace=False)
+@TABLE.register(T.index_copy_, aten.index_copy_.default, inplace=True)
+def index_copy(call: OpCall, inplace: bool) -> Cost:
+    """``x.index_copy(dim, index, source)``: the source's slices copied to the indexed positions: ``FLOPs = MACs =
+    0``, ``DMAs = N_index + 2·N_source + (N_self + N_out)·[not in place]``."""
+    _, index, source = call.inputs[:3]
+    return Cost(dmas=index.numel + 2 * source.numel + _copied(call, inplace))
+
+
+@TABLE.register(torch.index_fill, T.index_fill, aten.index_fill.int_Scalar, aten.index_fill.int_Tensor, inplace=False)
+@TABLE.register(T.index_fill_, aten.index_fill_.int_Scalar, aten.index_fill_.int_Tensor, inplace=True)
+def index_fill(call: OpCall, inplace: bool) -> Cost:
+    """``x.index_fill(dim, index, value)``: the indexed slices of ``x`` along ``dim`` written, ``N_sel =
+    N_self / size(dim) · N_index``: ``FLOPs = MACs = 0``, ``DMAs = N_index + N_sel + [value a tensor] + (N_self
+    + N_out)·[not in place]``."""
+    x, index, *value = call.inputs
+    dim = int(argument(call, "dim", 0, 0)) % max(len(x.shape), 1)
+    size = x.shape[dim] if x.shape else 1
+    selected = x.numel // size * index.numel if size else 0
+    return Cost(dmas=index.numel + selected + len(value) + _copied(call, inplace))
+
+
+@TABLE.register(torch.masked_scatter, T.masked_scatter, aten.masked_scatter.default, inplace=False)
+@TABLE.register(T.masked_scatter_, aten.masked_scatter_.default, inplace=True)
+def masked_scatter(call: OpCall, inplace: bool) -> Cost:
+    """``x.masked_scatter(mask, source)``: source elements copied, in order, to where the mask is true; how many are
+    is data, so every element of ``x`` is counted as selected (an upper bound, as a boolean index is):
+    ``FLOPs = MACs = 0``, ``DMAs = N_mask + 2·N_self + (N_self + N_out)·[not in place]``."""
+    x, mask = call.inputs[:2]
+    return Cost(dmas=mask.numel + 2 * x.numel + _copied(call, inplace))
+
+
+@TABLE.register(torch.index_put, T.index_put, aten.index_put.default, inplace=False)
+@TABLE.register(T.index_put_, aten.index_put_.default, inplace=True)
+def index_put(call: OpCall, inplace: bool) -> Cost:
+    """``x.index_put(indices, values, accumulate)``, ``x[indices] = values`` spelled as a call: the ``N_sel``
+    elements the index tensors select (:func:`selected_elements`) written, the values and the indices read;
+    with ``accumulate`` each is added to the destination, read too: ``FLOPs = N_sel·[accumulate]``, ``MACs = 0``,
+    ``DMAs = N_sel·(1 + [accumulate]) + N_values + N_indices + (N_self + N_out)·[not in place]``."""
+    x = call.inputs[0]
+    indices = tuple(argument(call, "indices", 0, ()))
+    values = argument(call, "values", 1)
+    accumulate = bool(argument(call, "accumulate", 2, False))
+    selected = selected_elements(x.shape, indices)
+    reads = (values.numel if isinstance(values, TensorSpec) else 0) + sum(
+        item.numel for item in indices if isinstance(item, TensorSpec)
+    )
+    return Cost(flops=selected * accumulate, dmas=selected * (1 + accumulate) + reads + _copied(call, inplace))
+
+
 @TABLE.register(
     torch.zeros,
     torch.ones,
