@@ -161,6 +161,31 @@ def test_token_ids_and_a_mask(models: Path, capsys: pytest.CaptureFixture[str]) 
     assert data["context"]["output_shapes"] == [[1, 128, 32]] and data["totals"]["complete"]
 
 
+_BERT = "hf:bert,num_hidden_layers=2,hidden_size=64,num_attention_heads=4,intermediate_size=128"
+_T5 = "hf:t5,num_layers=1,d_model=64,d_ff=128,num_heads=4,d_kv=16"
+
+
+def test_a_hugging_face_architecture_gets_its_token_ids_by_keyword(capsys: pytest.CaptureFixture[str]) -> None:
+    """``hf:MODEL_TYPE[,key=value...]`` (as the zoo spells it): the architecture from its configuration, nothing
+    downloaded, called with its inputs by keyword: 128 int64 token ids by default, ``--input-shape`` in the
+    order of its inputs (an encoder-decoder's ``decoder_input_ids`` second)."""
+    pytest.importorskip("transformers")
+    data = _json(capsys, _BERT)
+    assert data["context"]["model"] == "BertModel" and data["totals"]["complete"]
+    assert data["context"]["input_shapes"] == [[1, 128]] and data["context"]["dtypes"] == ["int64"]
+    assert data["context"]["capture"] == "torch.fx"
+    longer = _json(capsys, _BERT, "--input-shape", "256", "--batch-size", "2")
+    assert longer["context"]["input_shapes"] == [[2, 256]] and longer["totals"]["macs"] > 4 * data["totals"]["macs"]
+    pair = _json(capsys, _T5, "--input-shape", "32", "--input-shape", "8", "--batch-size", "2")
+    assert pair["context"]["input_shapes"] == [[2, 32], [2, 8]] and pair["context"]["output_shapes"][0] == [2, 8, 64]
+    status, _, err = _run(capsys, _BERT, "--input-shape", "8", "--input-shape", "8", "-q")
+    assert status == 2 and "2 --input-shape for hf:bert" in err and "takes 1 input(s): input_ids" in err
+    status, _, err = _run(capsys, _T5, "--measure", "cpu", "-q")
+    assert status == 2 and "takes input_ids, decoder_input_ids by keyword" in err
+    status, _, err = _run(capsys, "hf:no_such_type", "-q")
+    assert status == 2 and "hf:no_such_type" in err
+
+
 def test_dtype_count_must_fit_the_inputs(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--input-shape", "3", "8", "8", "--input-shape", "7", "-q"]
     status, _, err = _run(

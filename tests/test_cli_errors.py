@@ -253,10 +253,10 @@ def _recording_crawl(seen: dict[str, Any]) -> Any:
     """A crawl_module that takes the real-forward keywords, records them and analyses without them."""
     real = torchscan.cli.crawl_module
 
-    def crawl(model: Any, shape: Any, *, real_forward: Any = _UNSET, real_forward_limit: Any = _UNSET, **kw: Any):
+    def crawl(model: Any, *args: Any, real_forward: Any = _UNSET, real_forward_limit: Any = _UNSET, **kw: Any):
         given = {"real_forward": real_forward, "real_forward_limit": real_forward_limit}
         seen.update({key: value for key, value in given.items() if value is not _UNSET})
-        return real(model, shape, **kw)
+        return real(model, *args, **kw)
 
     return crawl
 

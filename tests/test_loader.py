@@ -15,7 +15,13 @@ from torch import nn
 
 from torchscan.cli import main
 from torchscan.errors import TorchscanError
-from torchscan.loader import default_input_shapes, load_model, meta_weights, torchvision_builder_arguments
+from torchscan.loader import (
+    default_input_shapes,
+    default_inputs,
+    load_model,
+    meta_weights,
+    torchvision_builder_arguments,
+)
 
 torchvision = pytest.importorskip("torchvision")
 models = torchvision.models
@@ -172,3 +178,17 @@ def test_every_torchvision_model_offline(name: str, offline: None, capsys: pytes
     data = _analysed(capsys, name, "--real-forward-limit", "4GiB")
     assert data["totals"]["params"] > 0 and data["totals"]["flops"] > 0
     assert data["totals"]["complete"], [d["message"] for d in data["diagnostics"]]
+
+
+def test_a_hugging_face_architecture_is_built_offline_on_meta_weights(offline: None) -> None:
+    """``hf:MODEL_TYPE,key=value``: the configuration's architecture, nothing fetched (the socket is blocked), its
+    weights on meta; its default inputs by keyword (token ids; an encoder-decoder's decoder ids second)."""
+    pytest.importorskip("transformers")
+    model = load_model("hf:gpt2,n_layer=1,n_embd=32,n_head=2")
+    assert type(model).__name__ == "GPT2Model" and not model.training
+    assert {tensor.device.type for tensor in model.parameters()} == {"meta"}
+    assert default_inputs("hf:gpt2") == (("input_ids", (128,), "int64"),)
+    assert [name for name, _, _ in default_inputs("hf:t5,num_layers=1")] == ["input_ids", "decoder_input_ids"]
+    assert default_inputs("resnet18") == ((None, (3, 224, 224), None),)
+    with pytest.raises(TorchscanError, match="hf:no_such_type"):
+        load_model("hf:no_such_type")

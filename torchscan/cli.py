@@ -36,9 +36,9 @@ from torchscan.api import crawl_module, with_measurement
 from torchscan.comparison import compare
 from torchscan.errors import CaptureError, TorchscanError
 from torchscan.inputs import model_inputs
-from torchscan.loader import default_input_shapes, load_model
+from torchscan.loader import default_inputs, load_model
 from torchscan.passes.memory import OPTIMIZERS
-from torchscan.records import ROW_METRICS
+from torchscan.records import ROW_METRICS, TensorSpec
 from torchscan.records.frozen import frozen_record
 from torchscan.render.diff import diff_csv, diff_json, render_diff
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
@@ -151,10 +151,24 @@ def _real_forward_options(args: argparse.Namespace) -> dict[str, Any]:
 
 @frozen_record
 class _Inputs:
-    """The positional inputs of one model: a shape (no batch dim) and a dtype (None: default float) each."""
+    """The inputs of one model: a shape (no batch dim) and a dtype (None: default float) each, and the keyword
+    each is passed by (a Hugging Face model's ``input_ids``…; ``names`` empty: every input positional)."""
 
     shapes: tuple[tuple[int, ...], ...]
     dtypes: tuple[torch.dtype | None, ...]
+    names: tuple[str, ...] = ()
+
+    def call(self, batch_size: Any) -> dict[str, Any]:
+        """``crawl_module``'s input keywords for ``batch_size``: ``input_shape``, ``dtype`` and ``batch_size``
+        for positional inputs, else ``kwargs`` of one :class:`TensorSpec` (the batch dim first) per keyword."""
+        if not self.names:
+            return {"input_shape": self.input_shape, "dtype": self.dtype, "batch_size": batch_size}
+        default = torch.get_default_dtype()
+        specs = {
+            name: TensorSpec((batch_size, *shape), dtype or default)
+            for name, shape, dtype in zip(self.names, self.shapes, self.dtypes, strict=True)
+        }
+        return {"kwargs": specs}
 
     @property
     def input_shape(self) -> tuple[int, ...] | list[tuple[int, ...]]:
@@ -179,15 +193,24 @@ class _Inputs:
 
 def _inputs(args: argparse.Namespace, spec: str) -> _Inputs:
     """The inputs for model ``spec``: ``--input-shape`` (one per input; default: the model's, see
-    :func:`torchscan.loader.default_input_shapes`) and ``--dtype`` (one for all, or one per input).
+    :func:`torchscan.loader.default_inputs`) and ``--dtype`` (one for all, or one per input; default: the
+    model's, the default float dtype but for a Hugging Face model's token ids). A Hugging Face model takes its
+    inputs by keyword (``input_ids``, then ``decoder_input_ids`` for an encoder-decoder…): ``--input-shape``
+    gives their shapes in that order.
 
     Raises :class:`TorchscanError` on a dtype count that fits neither, on several float dtypes (the
     model is cast to one), and :class:`~torchscan.errors.InputError` on a bad shape: before any work."""
+    defaults = default_inputs(spec)
+    keywords = tuple(keyword for keyword, _, _ in defaults if keyword is not None)
     shapes = (
         tuple(tuple(dim for part in given for dim in part) for given in args.input_shape)
         if args.input_shape
-        else default_input_shapes(spec)
+        else tuple(shape for _, shape, _ in defaults)
     )
+    if keywords and len(shapes) > len(keywords):
+        raise TorchscanError(
+            f"{len(shapes)} --input-shape for {spec}, which takes {len(keywords)} input(s): {', '.join(keywords)}"
+        )
     names = args.dtype or []
     if len(names) > 1 and len(names) != len(shapes):
         raise TorchscanError(
@@ -195,19 +218,21 @@ def _inputs(args: argparse.Namespace, spec: str) -> _Inputs:
         )
     dtypes: tuple[torch.dtype | None, ...]
     if not names:
-        dtypes = (None,) * len(shapes)
+        dtypes = tuple(None if dtype is None else _DTYPES[dtype] for _, _, dtype in defaults[: len(shapes)])
+        dtypes += (None,) * (len(shapes) - len(dtypes))
     elif len(names) == 1:
         dtypes = (_DTYPES[names[0]],) * len(shapes)
     else:
         dtypes = tuple(_DTYPES[name] for name in names)
-    inputs = _Inputs(shapes, dtypes)
+    inputs = _Inputs(shapes, dtypes, keywords[: len(shapes)])
     floats = {dtype for dtype in dtypes if dtype is not None and dtype.is_floating_point}
     if len(floats) > 1:
         names_given = ", ".join(sorted(str(dtype).removeprefix("torch.") for dtype in floats))
         raise TorchscanError(f"--dtype: one float dtype per model (the model is cast to it), got {names_given}")
     first = {dim.name: dim.first for dim in collect_dims(inputs.input_shape, None, None, args.batch_size)}
     shape, batch = substitute(inputs.input_shape, first, shape=True), substitute(args.batch_size, first, shape=True)
-    model_inputs(shape, dtype=inputs.dtype, batch_size=batch)  # raises InputError
+    concrete = _Inputs(tuple(shape) if len(inputs.shapes) > 1 else (shape,), inputs.dtypes, inputs.names)
+    model_inputs(**concrete.call(batch))  # raises InputError
     return inputs
 
 
@@ -293,17 +318,17 @@ def _analyse(
     model = _built(spec, inputs, meta=not real_weights)
     progress.stage(f"analysing {spec}")
     receptive = getattr(args, "receptive_field", False) or wants_receptive_field(getattr(args, "columns", None))
-    options = {"dtype": inputs.dtype, "batch_size": args.batch_size, "receptive_field": receptive}
+    options = {**inputs.call(args.batch_size), "receptive_field": receptive}
     options |= _real_forward_options(args)
     try:
-        return crawl_module(model, inputs.input_shape, **options), model
+        return crawl_module(model, **options), model
     except CaptureError:
         if not _on_meta(model):
             raise
     progress.stage(f"building {spec} with real weights (only a real forward can capture it)", extra=2)
     model = _built(spec, inputs, meta=False)
     progress.stage(f"analysing {spec} with a real forward")
-    return crawl_module(model, inputs.input_shape, **options), model
+    return crawl_module(model, **options), model
 
 
 _FORMATS = ("table", "csv", "json", "dot", "svg", "html")
@@ -349,6 +374,7 @@ examples:
   torchscan resnet50 --max-depth 0                   totals only
   torchscan vit_b_16 --columns all                   every column (or cost, memory, or names: flops,macs)
   torchscan timm:convnext_tiny --input-shape 3,288,288 --batch-size 8
+  torchscan hf:bert --input-shape 256               a Hugging Face architecture from its config (256 token ids)
   torchscan resnet50 --dtype float16                 an fp16 model: weights and inputs cast
   torchscan lm.py:make --input-shape 128 --dtype long                      token ids
   torchscan two.py:make --input-shape 3,224,224 --input-shape 77 --dtype float32 --dtype long
@@ -356,7 +382,7 @@ examples:
   torchscan resnet50 --format html -o resnet50.html  a self-contained HTML report
   torchscan diff resnet18 resnet34 --max-depth 1     compare two models (torchscan diff --help)
 
-Nothing is downloaded: torchvision and timm models get random weights, on the meta device unless a
+Nothing is downloaded: torchvision, timm and hf: models get random weights, on the meta device unless a
 real forward is needed. Video models default to 16 frames, optical-flow models to two images."""
 
 _DIFF_EXAMPLES = """\
@@ -427,7 +453,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "model",
-        help="a torchvision model name (resnet50), timm:NAME, path/to/file.py:factory or package.module:factory",
+        help="a torchvision model name (resnet50), timm:NAME, hf:MODEL_TYPE[,key=value...], path/to/file.py:factory or "
+        "package.module:factory",
     )
     _add_input_options(parser)
     parser.add_argument(
@@ -598,6 +625,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         progress.stage(f"building {args.model}")  # torchvision's import (and torch._dynamo's) is in there
         inputs = _inputs(args, args.model)
+        if args.measure and len(inputs.names) > 1:
+            raise TorchscanError(
+                f"--measure runs the model with its inputs positional; {args.model} takes "
+                f"{', '.join(inputs.names)} by keyword"
+            )
         report, model = _analyse(args.model, inputs, args, progress, real_weights=real_weights)
         if isinstance(report, SymbolicReport):
             progress.stage(f"rendering {args.format}")

@@ -15,10 +15,9 @@ from torch import nn
 
 from torchscan.api import crawl_module, sweep
 from torchscan.errors import CaptureError
-from torchscan.loader import load_model
+from torchscan.loader import huggingface, load_model
 from torchscan.records import TensorSpec
 from torchscan.report import Report
-from torchscan.zoo import huggingface
 from torchscan.zoo.records import TRAINING_FIELDS, Job, Settings, ZooInput, ZooRow, inputs_text
 
 __all__ = ["analyse_job", "build_model", "failed_row", "memory_refused", "one_line", "row_from_report"]

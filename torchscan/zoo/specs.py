@@ -2,7 +2,7 @@
 the sizes and batch sizes to sweep.
 
 A spec is anything :func:`torchscan.loader.load_model` builds (``resnet50``, ``timm:NAME``,
-``file.py:factory``, ``package.module:factory``) or ``hf:MODEL_TYPE`` (:mod:`torchscan.zoo.huggingface`),
+``file.py:factory``, ``package.module:factory``) or ``hf:MODEL_TYPE`` (:mod:`torchscan.loader.huggingface`),
 optionally followed by its inputs (``model.py:make 3x32x32``, ``lm.py:make 128:int64``). Patterns
 (``*``, ``?``, ``[...]``) expand to every matching name: ``resnet*`` over torchvision's
 ``list_models()``, ``timm:resnet*`` and ``timm:*`` over ``timm.list_models()``, ``hf:bert*`` over
@@ -13,7 +13,7 @@ An input is ``[keyword=]DIMS[:dtype]`` without the batch dim: ``3x224x224`` (or 
 ``input_ids=128:int64``. A model's default: torchvision's as the ``torchscan`` command takes it (one
 ``3x224x224`` image; 16 frames for video models, two images for optical flow) except Inception v3 at
 299² (torchvision's documented input size), timm's ``pretrained_cfg["input_size"]``, Hugging Face's
-from the configuration (:func:`torchscan.zoo.huggingface.default_inputs`), ``3x224x224`` else.
+from the configuration (:func:`torchscan.loader.huggingface.default_inputs`), ``3x224x224`` else.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from torchscan.errors import InputError, TorchscanError
-from torchscan.loader import DEFAULT_INPUT_SHAPE, default_input_shapes
-from torchscan.zoo import huggingface
+from torchscan.loader import DEFAULT_INPUT_SHAPE, default_input_shapes, huggingface
 from torchscan.zoo.records import Job, ZooInput
 
 __all__ = ["DTYPES", "expand", "jobs", "parse_input", "parse_line"]

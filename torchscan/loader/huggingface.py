@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from torchscan.errors import TorchscanError
-from torchscan.loader import meta_weights
+from torchscan.loader.weights import meta_weights
 
 __all__ = ["PREFIX", "build", "default_inputs", "model_types"]
 

@@ -1,6 +1,7 @@
 """Models named on the command line, built without downloading anything.
 
-A spec is a torchvision name (``resnet50``), ``timm:NAME``, ``path/to/file.py:factory`` or
+A spec is a torchvision name (``resnet50``), ``timm:NAME``, ``hf:MODEL_TYPE[,key=value...]`` (a Hugging Face
+architecture from its configuration: :mod:`torchscan.loader.huggingface`), ``path/to/file.py:factory`` or
 ``package.module:factory``. Every pretrained-weights argument a torchvision builder takes (each
 parameter of its signature whose name holds ``weights``: ``weights``, ``weights_backbone``…) is
 ``None`` and timm's ``pretrained`` is ``False``, so no file is fetched.
@@ -13,7 +14,6 @@ measurement needs real weights: ``meta=False`` gives them (random, as the builde
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import importlib
 import importlib.util
@@ -23,25 +23,23 @@ import re
 import sys
 import sysconfig
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
 import torch
 from torch import nn
-from torch.nn.modules.module import (
-    register_module_buffer_registration_hook,
-    register_module_parameter_registration_hook,
-)
-from torch.nn.parameter import UninitializedTensorMixin
 
 from torchscan.errors import TorchscanError
+from torchscan.loader import huggingface
+from torchscan.loader.weights import meta_weights
 
 __all__ = [
     "DEFAULT_INPUT_SHAPE",
     "call_user_code",
     "default_input_shapes",
+    "default_inputs",
     "load_model",
     "meta_weights",
     "torchvision_builder_arguments",
@@ -94,43 +92,6 @@ def call_user_code(what: str, function: Callable[[], _T]) -> _T:
         raise
     except Exception as error:  # anything the user's code raises
         raise user_code_error(what, error) from error
-
-
-def _meta_parameter(module: nn.Module, name: str, parameter: nn.Parameter | None) -> nn.Parameter | None:
-    if type(parameter) is not nn.Parameter or parameter.device.type == "meta":  # None, lazy, subclasses: as is
-        return None
-    return nn.Parameter(parameter.detach().to("meta"), requires_grad=parameter.requires_grad)
-
-
-def _meta_buffer(module: nn.Module, name: str, buffer: torch.Tensor | None) -> torch.Tensor | None:
-    if (
-        type(buffer) is not torch.Tensor
-        or isinstance(buffer, UninitializedTensorMixin)
-        or buffer.device.type == "meta"
-        or buffer.is_quantized
-    ):
-        return None
-    return buffer.to("meta")
-
-
-@contextlib.contextmanager
-def meta_weights() -> Iterator[None]:
-    """Every parameter and buffer a module registers while this is open is moved to the ``meta`` device.
-
-    torch's registration hooks (``register_module_parameter_registration_hook``, ``…_buffer_…``)
-    replace each one as it is registered, so the initialisation that follows (``reset_parameters``)
-    runs on meta tensors: no memory, no arithmetic. Unlike ``with torch.device("meta")``, a builder
-    that computes its configuration with tensors (torchvision's RegNets: ``torch.arange(...).tolist()``)
-    still works. The hooks are process-wide while open: a module registered by another thread then
-    gets meta weights too; this is for the command line, one model at a time.
-    """
-    parameters = register_module_parameter_registration_hook(_meta_parameter)
-    buffers = register_module_buffer_registration_hook(_meta_buffer)
-    try:
-        yield
-    finally:
-        parameters.remove()
-        buffers.remove()
 
 
 def _mentions_meta(error: BaseException) -> bool:
@@ -254,18 +215,23 @@ def load_model(spec: str, *, meta: bool = True) -> nn.Module:
     """The model ``spec`` names, in eval mode; nothing is downloaded.
 
     ``resnet50`` (any ``torchvision.models.list_models()`` name) and ``timm:NAME`` build a randomly
-    initialised model, every pretrained-weights argument off; ``file.py:factory`` and
+    initialised model, every pretrained-weights argument off; ``hf:MODEL_TYPE`` the Hugging Face architecture
+    of that configuration (its overrides applied), randomly initialised; ``file.py:factory`` and
     ``package.module:factory`` import the file or module and call ``factory()`` with no arguments (an
     ``nn.Module`` attribute is used as is). With ``meta`` (the default) the parameters and buffers the
     builder registers are meta tensors (:func:`meta_weights`); a builder that fails on them (one that
     reads their values) is called again for real weights. An unknown torchvision or timm name raises a
     :class:`TorchscanError` naming the closest known names.
     """
+    if spec.startswith(huggingface.PREFIX):
+        return huggingface.build(spec, meta=meta)
     source, _, attribute = spec.rpartition(":")
     if ":" not in spec:
         model: object = _torchvision_model(spec, meta)
     elif not source or not attribute:
-        raise TorchscanError(f"'{spec}': expected timm:NAME, path/to/file.py:factory or package.module:factory")
+        raise TorchscanError(
+            f"'{spec}': expected timm:NAME, hf:MODEL_TYPE, path/to/file.py:factory or package.module:factory"
+        )
     elif source == "timm":
         model = _timm_model(attribute, meta)
     else:
@@ -273,6 +239,16 @@ def load_model(spec: str, *, meta: bool = True) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TorchscanError(f"'{spec}' gave a {type(model).__name__}, not a torch.nn.Module")
     return model.eval()
+
+
+def default_inputs(spec: str) -> tuple[tuple[str | None, tuple[int, ...], str | None], ...]:
+    """``(keyword or None, shape without the batch dim, dtype name or None)`` of each input ``spec``'s model is
+    called with when the user gives none: a Hugging Face architecture's by keyword
+    (:func:`~torchscan.loader.huggingface.default_inputs`: ``input_ids`` of 128 int64 tokens…), every other
+    model's positional (:func:`default_input_shapes`, the default float dtype)."""
+    if spec.startswith(huggingface.PREFIX):
+        return huggingface.default_inputs(spec)
+    return tuple((None, shape, None) for shape in default_input_shapes(spec))
 
 
 def default_input_shapes(spec: str) -> tuple[tuple[int, ...], ...]:

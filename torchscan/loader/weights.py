@@ -1,0 +1,53 @@
+"""Module weights made on the ``meta`` device as a builder registers them (:func:`meta_weights`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torch.nn.modules.module import (
+    register_module_buffer_registration_hook,
+    register_module_parameter_registration_hook,
+)
+from torch.nn.parameter import UninitializedTensorMixin
+
+__all__ = ["meta_weights"]
+
+
+def _meta_parameter(module: nn.Module, name: str, parameter: nn.Parameter | None) -> nn.Parameter | None:
+    if type(parameter) is not nn.Parameter or parameter.device.type == "meta":  # None, lazy, subclasses: as is
+        return None
+    return nn.Parameter(parameter.detach().to("meta"), requires_grad=parameter.requires_grad)
+
+
+def _meta_buffer(module: nn.Module, name: str, buffer: torch.Tensor | None) -> torch.Tensor | None:
+    if (
+        type(buffer) is not torch.Tensor
+        or isinstance(buffer, UninitializedTensorMixin)
+        or buffer.device.type == "meta"
+        or buffer.is_quantized
+    ):
+        return None
+    return buffer.to("meta")
+
+
+@contextlib.contextmanager
+def meta_weights() -> Iterator[None]:
+    """Every parameter and buffer a module registers while this is open is moved to the ``meta`` device.
+
+    torch's registration hooks (``register_module_parameter_registration_hook``, ``…_buffer_…``)
+    replace each one as it is registered, so the initialisation that follows (``reset_parameters``)
+    runs on meta tensors: no memory, no arithmetic. Unlike ``with torch.device("meta")``, a builder
+    that computes its configuration with tensors (torchvision's RegNets: ``torch.arange(...).tolist()``)
+    still works. The hooks are process-wide while open: a module registered by another thread then
+    gets meta weights too; this is for the command line, one model at a time.
+    """
+    parameters = register_module_parameter_registration_hook(_meta_parameter)
+    buffers = register_module_buffer_registration_hook(_meta_buffer)
+    try:
+        yield
+    finally:
+        parameters.remove()
+        buffers.remove()
