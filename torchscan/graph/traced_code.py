@@ -30,8 +30,9 @@ class TracedCode:
     :data:`AUTOWRAP_FUNCTIONS`) are wrapped to record one ``call_function`` node when given a proxy
     (and ``torch``'s factories of separate sizes take a proxy among them: :class:`_TorchShim`),
     and the functions it imports from other modules are seen the same way (fx patches ``math`` for
-    every module: a helper elsewhere that calls ``math.ceil`` on a size must record it too). Functions
-    whose globals reach none of them are used as they are."""
+    every module: a helper elsewhere that calls ``math.ceil`` on a size must record it too), and so are the
+    functions a closure holds (a decorator's wrapper calls the forward it wraps through its closure). Functions
+    whose globals and closures reach none of them are used as they are."""
 
     def __init__(self, leaf: Callable[[Any], bool] | None = None) -> None:
         self._leaf = leaf
