@@ -26,6 +26,24 @@ def small():
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
 
 
+class Selecting(nn.Module):
+    '''Keeps the positive features: an output size only data decides (a real forward captures it).'''
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 64)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return y[y > 0].sum()
+
+
+def selecting():
+    with open(__file__ + ".built", "a") as built:  # one line per build (the file is imported again for each)
+        built.write("built\\n")
+    return Selecting()
+
+
 class ImageAndText(nn.Module):
     def __init__(self):
         super().__init__()
@@ -180,6 +198,10 @@ def test_a_hugging_face_architecture_gets_its_token_ids_by_keyword(capsys: pytes
     assert pair["context"]["input_shapes"] == [[2, 32], [2, 8]] and pair["context"]["output_shapes"][0] == [2, 8, 64]
     status, _, err = _run(capsys, _BERT, "--input-shape", "8", "--input-shape", "8", "-q")
     assert status == 2 and "2 --input-shape for hf:bert" in err and "takes 1 input(s): input_ids" in err
+    small = '{"num_hidden_layers":1,"hidden_size":32,"intermediate_size":64,"num_attention_heads":2'
+    clip = f'hf:clip,text_config={small}}},vision_config={small},"image_size":32,"patch_size":8}},projection_dim=16'
+    both = _json(capsys, clip)  # two modalities: token ids (77: CLIP's positions) and an image, by keyword
+    assert both["context"]["input_shapes"] == [[1, 77], [1, 3, 32, 32]] and both["context"]["capture"] == "torch.fx"
     status, _, err = _run(capsys, _T5, "--measure", "cpu", "-q")
     assert status == 2 and "takes input_ids, decoder_input_ids by keyword" in err
     status, _, err = _run(capsys, "hf:no_such_type", "-q")
@@ -322,6 +344,26 @@ def test_models_are_analysed_on_meta_weights(monkeypatch: pytest.MonkeyPatch, ca
     monkeypatch.setattr(torchscan.cli, "crawl_module", crawl)
     assert _json(capsys, "resnet50")["context"]["device"] == "meta"
     assert devices == [{"meta"}]
+
+
+def test_a_real_forward_the_policy_refuses_builds_no_real_weights(models: Path, capsys) -> None:
+    """A model only a real forward captures is built again with real weights, unless the real forward would be
+    refused whatever else: forbidden (``--no-real-forward``), or its weights alone above ``--real-forward-limit``
+    (a 7 B-parameter LLaVA was built in 26 GiB before its forward was refused). The error says why."""
+    built = Path(f"{models}.built")
+
+    def builds() -> int:
+        count = len(built.read_text().splitlines())
+        built.unlink()
+        return count
+
+    status, out, err = _run(capsys, f"{models}:selecting", "--input-shape", "64", "-q")
+    assert status == 0 and "real-forward" in out and builds() == 2  # allowed: built again, a real forward
+    status, _, err = _run(capsys, f"{models}:selecting", "--input-shape", "64", "--real-forward-limit", "10KiB", "-q")
+    assert status == 2 and "parameters and buffers alone take 16.2 KiB" in err and "nothing was built" in err
+    assert builds() == 1
+    status, _, err = _run(capsys, f"{models}:selecting", "--input-shape", "64", "--no-real-forward", "-q")
+    assert status == 2 and "--no-real-forward forbids it" in err and builds() == 1
 
 
 class _Terminal(io.StringIO):

@@ -190,5 +190,8 @@ def test_a_hugging_face_architecture_is_built_offline_on_meta_weights(offline: N
     assert default_inputs("hf:gpt2") == (("input_ids", (128,), "int64"),)
     assert [name for name, _, _ in default_inputs("hf:t5,num_layers=1")] == ["input_ids", "decoder_input_ids"]
     assert default_inputs("resnet18") == ((None, (3, 224, 224), None),)
+    # two modalities: the other one's input too, text no longer than the text configuration's positions
+    assert default_inputs("hf:clip") == (("input_ids", (77,), "int64"), ("pixel_values", (3, 224, 224), "float32"))
+    assert default_inputs('hf:clip,vision_config={"image_size":64}')[1] == ("pixel_values", (3, 64, 64), "float32")
     with pytest.raises(TorchscanError, match="hf:no_such_type"):
         load_model("hf:no_such_type")

@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 import torch
 from torch import nn
 
-from torchscan.api import crawl_module, with_measurement
+from torchscan.api import DEFAULT_REAL_FORWARD_LIMIT, crawl_module, with_measurement
 from torchscan.comparison import compare
 from torchscan.errors import CaptureError, TorchscanError
 from torchscan.inputs import model_inputs
@@ -42,7 +42,7 @@ from torchscan.records import ROW_METRICS, TensorSpec
 from torchscan.records.frozen import frozen_record
 from torchscan.render.diff import diff_csv, diff_json, render_diff
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
-from torchscan.render.units import parse_size
+from torchscan.render.units import format_bytes, parse_size
 from torchscan.report import Report
 from torchscan.symbolic import Dim, SymbolicReport, collect_dims, substitute
 from torchscan.version import __version__
@@ -313,7 +313,8 @@ def _analyse(
     A model on meta weights that cannot be captured on fake tensors (detection models: only a real
     forward gets past NMS) is built again with real random weights and analysed once more: the
     real-forward policy (``--no-real-forward``, ``--real-forward-limit``) then decides, and its error
-    says what to change."""
+    says what to change. Where that policy would refuse the real forward whatever the rest (forbidden, or the
+    weights alone above the limit: a Hugging Face LLaVA's 7 B parameters), nothing is built."""
     progress.stage(f"building {spec}", same=True)
     model = _built(spec, inputs, meta=not real_weights)
     progress.stage(f"analysing {spec}")
@@ -322,13 +323,32 @@ def _analyse(
     options |= _real_forward_options(args)
     try:
         return crawl_module(model, **options), model
-    except CaptureError:
+    except CaptureError as error:
         if not _on_meta(model):
             raise
+        _check_real_weights(spec, model, args, error)
     progress.stage(f"building {spec} with real weights (only a real forward can capture it)", extra=2)
     model = _built(spec, inputs, meta=False)
     progress.stage(f"analysing {spec} with a real forward")
     return crawl_module(model, **options), model
+
+
+def _check_real_weights(spec: str, model: nn.Module, args: argparse.Namespace, error: CaptureError) -> None:
+    """Raise ``error`` told what stops the real forward where the policy refuses it before any weight is built:
+    ``--no-real-forward``, or real weights (the model's, and the forward's private copy of them) alone above
+    ``--real-forward-limit`` (building them would take that memory first)."""
+    if args.no_real_forward:
+        raise CaptureError(
+            f"{error}. Only a real forward pass could capture {spec}, and --no-real-forward forbids it"
+        ) from None
+    weights = sum(tensor.numel() * tensor.element_size() for tensor in (*model.parameters(), *model.buffers()))
+    limit = DEFAULT_REAL_FORWARD_LIMIT if args.real_forward_limit is None else args.real_forward_limit
+    if weights > limit:
+        raise CaptureError(
+            f"{error}. Only a real forward pass could capture {spec}; its parameters and buffers alone take "
+            f"{format_bytes(weights)} (a copy of them more for the forward), above the limit of "
+            f"{format_bytes(limit)}: nothing was built (raise it with --real-forward-limit)"
+        ) from None
 
 
 _FORMATS = ("table", "csv", "json", "dot", "svg", "html")

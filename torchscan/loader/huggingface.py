@@ -3,13 +3,15 @@
 ``hf:gpt2`` is ``AutoModel.from_config(AutoConfig.for_model("gpt2"))``: the architecture at its
 configuration's defaults (GPT-2 small, BERT base, Llama 7B…), randomly initialised, weights on the
 ``meta`` device like every other spec; ``hf:gpt2,n_layer=2,n_embd=64`` overrides configuration fields
-(values read as JSON: numbers, ``true``/``false``, quoted strings, else the text). ``transformers`` is
+(values read as JSON: numbers, ``true``/``false``, quoted strings, objects for a sub-configuration such as
+``vision_config={"image_size":64,"patch_size":8}``, else the text). ``transformers`` is
 imported only here, and only for ``hf:`` specs: it stays optional.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import json
 from typing import Any
 
@@ -61,9 +63,29 @@ def _value(text: str) -> Any:
         return text
 
 
+def _items(text: str) -> list[str]:
+    """``text`` split at its commas outside brackets, braces and quotes: a JSON value may hold commas
+    (``vision_config={"image_size":64,"patch_size":8}``)."""
+    items, depth, quote, start = [], 0, "", 0
+    for index, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote and text[index - 1] != "\\" else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            items.append(text[start:index])
+            start = index + 1
+    items.append(text[start:])
+    return items
+
+
 def _config(spec: str) -> Any:
     """The configuration ``spec`` names, its overrides applied."""
-    model_type, *overrides = spec.removeprefix(PREFIX).split(",")
+    model_type, *overrides = _items(spec.removeprefix(PREFIX))
     options: dict[str, Any] = {}
     for item in overrides:
         key, equals, value = item.partition("=")
@@ -98,24 +120,44 @@ def build(spec: str, meta: bool = True) -> nn.Module:
 def default_inputs(spec: str) -> tuple[tuple[str, tuple[int, ...], str], ...]:
     """``(keyword, shape without the batch dim, dtype)`` of each input the model is called with.
 
-    By the architecture's ``main_input_name``: ``input_ids`` ``(128,)`` int64 (and ``decoder_input_ids``
-    alike for an encoder-decoder), ``pixel_values`` ``(channels, image_size, image_size)``,
-    ``input_values`` one second of 16 kHz audio, ``input_features`` ``(num_mel_bins, 3000)``.
+    By the architecture's ``main_input_name``: ``input_ids`` ``(128,)`` int64, fewer where the text configuration
+    has fewer positions (CLIP's 77), and ``decoder_input_ids`` alike for an encoder-decoder; ``pixel_values``
+    ``(channels, image_size, image_size)``; ``input_values`` one second of 16 kHz audio; ``input_features``
+    ``(num_mel_bins, 3000)``. A model of two modalities (its configuration holds a ``vision_config`` or an
+    ``image_config``, or a ``text_config``, and its ``forward`` takes the other modality's input: CLIP, SigLIP,
+    BLIP-2, FLAVA…) gets that input too, the image at its vision configuration's size.
     """
     config = _config(spec)
-    name = getattr(_model_class(config), "main_input_name", "input_ids")
+    model_class = _model_class(config)
+    name = getattr(model_class, "main_input_name", "input_ids")
     if name == "pixel_values":
-        size = getattr(config, "image_size", 224)
-        height, width = (size, size) if isinstance(size, int) else tuple(size)
-        return ((name, (getattr(config, "num_channels", 3), height, width), "float32"),)
-    if name == "input_values":
-        return ((name, (_AUDIO_SAMPLES,), "float32"),)
-    if name == "input_features":
-        inputs: tuple[tuple[str, tuple[int, ...], str], ...] = (
-            (name, (getattr(config, "num_mel_bins", 80), _WHISPER_FRAMES), "float32"),
-        )
+        inputs: tuple[tuple[str, tuple[int, ...], str], ...] = (_image(config),)
+    elif name == "input_values":
+        inputs = ((name, (_AUDIO_SAMPLES,), "float32"),)
+    elif name == "input_features":
+        inputs = ((name, (getattr(config, "num_mel_bins", 80), _WHISPER_FRAMES), "float32"),)
     else:
-        inputs = ((name, (DEFAULT_SEQUENCE,), "int64"),)
+        inputs = ((name, (_tokens(config),), "int64"),)
+    parameters = inspect.signature(model_class.forward).parameters
+    vision = getattr(config, "vision_config", None) or getattr(config, "image_config", None)
+    if name != "pixel_values" and "pixel_values" in parameters and vision is not None:
+        inputs += (_image(vision),)
+    if name != "input_ids" and "input_ids" in parameters and getattr(config, "text_config", None) is not None:
+        inputs += (("input_ids", (_tokens(config),), "int64"),)
     if getattr(config, "is_encoder_decoder", False):
-        inputs += (("decoder_input_ids", (DEFAULT_SEQUENCE,), "int64"),)
+        inputs += (("decoder_input_ids", (_tokens(config),), "int64"),)
     return inputs
+
+
+def _image(config: Any) -> tuple[str, tuple[int, ...], str]:
+    """``pixel_values`` of one image at ``config``'s ``image_size`` (224 where it has none) and ``num_channels``."""
+    size = getattr(config, "image_size", 224)
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    return ("pixel_values", (getattr(config, "num_channels", 3), height, width), "float32")
+
+
+def _tokens(config: Any) -> int:
+    """Token ids of a text input: :data:`DEFAULT_SEQUENCE`, or the text configuration's positions where fewer."""
+    text = getattr(config, "text_config", None) or config
+    positions = getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None)
+    return min(DEFAULT_SEQUENCE, positions) if isinstance(positions, int) and positions > 0 else DEFAULT_SEQUENCE
