@@ -271,3 +271,21 @@ def test_scatters_and_index_writes_leave_the_totals_complete() -> None:
     ``masked_scatter`` and ``index_put`` were unknown ops: partial totals."""
     report = crawl_module(_ScatterWrites(), args=(torch.randn(2, 8), torch.zeros(2, 8, dtype=torch.long)))
     assert report.totals.complete and report.totals.unknown_ops == 0
+
+
+def test_scatters_read_the_source_where_the_index_points_and_reduce_in_place() -> None:
+    """A source larger than the index is read only where the index points (``N_index`` elements); in-place
+    spellings copy nothing; the legacy ``reduce=`` (keyword-only) combines with the destination:
+    one FLOP and one more read per index element."""
+    from tests.ops.helpers import method_cost
+
+    x, index, source = torch.zeros(4, 6), torch.zeros(2, 3, dtype=torch.long), torch.ones(4, 6)
+    copy = 2 * 24
+    assert method_cost(T.scatter, x, 1, index, source) == Cost(dmas=3 * 6 + copy)
+    assert method_cost(T.scatter, x, 1, index, source, reduce="add") == Cost(flops=6, dmas=4 * 6 + copy)
+    assert method_cost(T.scatter_, x.clone(), 1, index, source, reduce="multiply") == Cost(flops=6, dmas=4 * 6)
+    assert method_cost(T.scatter_reduce, x, 1, index, source, "sum") == Cost(flops=6, dmas=4 * 6 + copy)
+    assert method_cost(T.scatter_reduce_, x.clone(), 1, index, source, "amax") == Cost(flops=6, dmas=4 * 6)
+    assert method_cost(T.index_copy_, x.clone(), 0, torch.tensor([2, 0]), torch.ones(2, 6)) == Cost(dmas=2 + 24)
+    # index_fill with a 0-d tensor value reads it once: two rows of 6 written, 2 indices read, 1 value read
+    assert method_cost(T.index_fill, x, 0, torch.tensor([2, 0]), torch.tensor(1.0)) == Cost(dmas=2 + 12 + 1 + copy)
