@@ -20,6 +20,7 @@ from torchscan.graph.calls import (
     resolve_target,
 )
 from torchscan.graph.checkpoint import CHECKPOINT, CHECKPOINT_NODES, Region
+from torchscan.graph.clone import reparametrized_names
 from torchscan.graph.executions import EXECUTIONS
 from torchscan.graph.functions import FUNCTION, FUNCTION_NODES, FunctionCall
 from torchscan.graph.grad_mode import NO_GRAD, NO_GRAD_NODES
@@ -28,7 +29,12 @@ from torchscan.graph.shapes import NodeValues, SpecTable
 from torchscan.records import RECORD, NodeRecord, tensor_leaves
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["build_graph"]
+__all__ = ["REPARAMETRIZED_NODES", "build_graph"]
+
+REPARAMETRIZED_NODES = "reparametrized_nodes"
+"""Graph attribute: the ``call_module`` nodes of modules that compute a tensor of their own from others at each call
+(weight norm, spectral norm, pruning, any ``torch.nn.utils.parametrize`` parametrization: the computed weight is an
+allocation of the call, which their op's family does not state), a frozenset of names."""
 
 
 @frozen_record
@@ -41,6 +47,8 @@ class _Static:
     site: CallSite | None
     sources: tuple[str, ...]
     """The nodes this node reads (its data-flow edges' sources)."""
+    reparametrized: bool = False
+    """A call of a module that computes tensors of its own from others at each call (:func:`reparametrized_names`)."""
 
 
 def build_graph(
@@ -54,7 +62,8 @@ def build_graph(
     nodes made with grad mode disabled under :data:`~torchscan.graph.grad_mode.NO_GRAD_NODES`, those made under
     autocast under :data:`~torchscan.graph.autocast.AUTOCAST_NODES`, those made inside a checkpointed call under
     :data:`~torchscan.graph.checkpoint.CHECKPOINT_NODES`, those made in a custom ``torch.autograd.Function``'s
-    forward under :data:`~torchscan.graph.functions.FUNCTION_NODES`).
+    forward under :data:`~torchscan.graph.functions.FUNCTION_NODES`, the calls of modules that compute a weight from
+    others at each call under :data:`REPARAMETRIZED_NODES`).
 
     ``memo`` keeps each node's shape-independent parts across builds over the same capture (a sweep);
     ``modules``: ``root.named_modules(remove_duplicate=False)`` as a dict, when the caller has it.
@@ -69,6 +78,7 @@ def build_graph(
     cast: list[str] = []
     checkpointed: dict[str, Region] = {}
     functions: dict[str, FunctionCall] = {}
+    reparametrized: list[str] = []
     for index, node in enumerate(traced.nodes):
         static = memo.get(node.name)
         if static is None:
@@ -87,6 +97,8 @@ def build_graph(
             checkpointed[node.name] = meta[CHECKPOINT]
         if FUNCTION in meta:
             functions[node.name] = meta[FUNCTION]
+        if static.reparametrized:
+            reparametrized.append(node.name)
     graph = nx.DiGraph()
     if no_grad:
         graph.graph[NO_GRAD_NODES] = frozenset(no_grad)
@@ -96,6 +108,8 @@ def build_graph(
         graph.graph[CHECKPOINT_NODES] = MappingProxyType(checkpointed)
     if functions:
         graph.graph[FUNCTION_NODES] = MappingProxyType(functions)
+    if reparametrized:
+        graph.graph[REPARAMETRIZED_NODES] = frozenset(reparametrized)
     graph.add_nodes_from(nodes)  # fx order is topological: every edge's source is already a node
     graph.add_edges_from(edges)
     return graph
@@ -111,10 +125,14 @@ def _static(
     """The shape-independent parts of a node's record (``modules``: the root's submodules by path,
     duplicates included; ``stacks``: :func:`_module_calls` by the identity of the module stack read,
     for nodes that share one object; ``specs``: the build's :data:`~torchscan.graph.shapes.SpecTable`)."""
+    reparametrized = False
     if node.op == "call_module":
         target = str(node.target)
         module = modules.get(target)
-        type_name = type(module if module is not None else root.get_submodule(target)).__name__
+        if module is None:
+            module = root.get_submodule(target)
+        type_name = type(module).__name__
+        reparametrized = bool(reparametrized_names(module))
     elif node.op in ("call_function", "call_method"):
         type_name = display_type(resolve_target(node))  # one name per op, whatever the spelling
     else:
@@ -125,7 +143,7 @@ def _static(
     if calls is None:
         calls = stacks[key] = _module_calls(node)
     path = module_path_of(node)
-    return _Static(type_name, path, calls, call_site(node, root, modules, specs, path), sources)
+    return _Static(type_name, path, calls, call_site(node, root, modules, specs, path), sources, reparametrized)
 
 
 def _record(

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import networkx as nx
 
 from torchscan.graph.autocast import AUTOCAST_NODES
+from torchscan.graph.build import REPARAMETRIZED_NODES
 from torchscan.ops import SavedExtra, Saves
 from torchscan.passes.memory.families import family, saved_extra
 from torchscan.passes.memory.grads import parameter_reads, requires_grad, trainable_bytes
@@ -109,7 +110,13 @@ def memory_graph(
         live=live,
         grads=grads,
         trainable=trainable,
-        calls=recorded_calls(replay, ordered, grads, plan.families, graph.graph.get(AUTOCAST_NODES, frozenset()))
+        calls=recorded_calls(
+            replay,
+            ordered,
+            grads,
+            plan.families,
+            graph.graph.get(AUTOCAST_NODES, frozenset()) | graph.graph.get(REPARAMETRIZED_NODES, frozenset()),
+        )
         if replay is not None
         else {},
         reads=plan.reads,

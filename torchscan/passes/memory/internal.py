@@ -1538,19 +1538,21 @@ def recorded_calls(
     ordered: Sequence[NodeRecord],
     grads: Mapping[str, bool],
     families: Mapping[str, Saves | None] | None = None,
-    cast: Collection[str] = frozenset(),
+    always: Collection[str] = frozenset(),
 ) -> dict[str, NodeMemory]:
     """:func:`record_calls` of every node :func:`worth_recording` (none: nothing is run;
     ``families``: each node's family, when at hand), except a product whose strided operand folds by a
     view (:meth:`_Operands.plain_product`, read from the shape pass's values: a record holds no strides); and of
-    every call node in ``cast`` (made under autocast: only a recording sees its casts,
-    :data:`~torchscan.graph.autocast.AUTOCAST_NODES`)."""
+    every call node in ``always``, whatever its family: made under autocast (only a recording sees its casts,
+    :data:`~torchscan.graph.autocast.AUTOCAST_NODES`), or a call of a module that computes its weight from others
+    (:data:`~torchscan.graph.build.REPARAMETRIZED_NODES`: the weight is an allocation of the call, saved for the
+    backward, with a gradient of its own)."""
     chosen = [
-        record for record in ordered if (record.name in cast and _runs(record)) or worth_recording(record, families)
+        record for record in ordered if (record.name in always and _runs(record)) or worth_recording(record, families)
     ]
     if chosen and replay.results is not None:
         operands = _Operands(replay.graph, replay.results)
-        chosen = [record for record in chosen if record.name in cast or not operands.plain_product(record, families)]
+        chosen = [record for record in chosen if record.name in always or not operands.plain_product(record, families)]
     selected = [record.name for record in chosen]
     if not selected:
         return {}
