@@ -472,3 +472,42 @@ def test_a_buffer_method_given_traced_sizes_is_traced_with_buffers_as_proxies() 
     assert int(model.calls) == 0
     swept = sweep(model, [{"args": (x,)} for x in inputs])
     assert [item.to_dict() for item in swept] == [report.to_dict() for report in reports]
+
+
+@pytest.mark.parametrize(
+    ("model", "config", "decoder"),
+    [
+        (
+            "BertModel",
+            {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64},
+            0,
+        ),
+        (
+            "BartModel",
+            {
+                "d_model": 32,
+                "encoder_layers": 1,
+                "decoder_layers": 1,
+                "encoder_attention_heads": 2,
+                "decoder_attention_heads": 2,
+                "encoder_ffn_dim": 64,
+                "decoder_ffn_dim": 64,
+            },
+            8,
+        ),
+    ],
+)
+def test_hugging_face_models_called_without_their_optional_inputs_are_traced(
+    model: str, config: dict, decoder: int
+) -> None:
+    """BERT without ``token_type_ids`` (its buffer expanded to the batch: the buffer-proxy retry) and BART without
+    ``attention_mask`` (``torch.ones(batch, n)`` in a forward behind ``can_return_tuple``: the wrapper's closure
+    followed) were recorded on fake tensors (a fixed graph, a capture-fallback diagnostic); both are traced now."""
+    transformers = pytest.importorskip("transformers")
+    built = getattr(transformers, model)(getattr(transformers, model.replace("Model", "Config"))(**config)).eval()
+    kwargs = {"input_ids": torch.zeros(2, 16, dtype=torch.long)}
+    if decoder:
+        kwargs["decoder_input_ids"] = torch.zeros(2, decoder, dtype=torch.long)
+    report = crawl_module(built, kwargs=kwargs)
+    assert report.context.capture == "torch.fx" and report.totals.complete
+    assert not [d for d in report.diagnostics if d.code == "capture-fallback"]
