@@ -35,6 +35,7 @@ from torch import nn
 from torchscan.api import DEFAULT_REAL_FORWARD_LIMIT, crawl_module, with_measurement
 from torchscan.comparison import compare
 from torchscan.errors import CaptureError, TorchscanError
+from torchscan.graph.capture import state_bytes
 from torchscan.inputs import model_inputs
 from torchscan.loader import default_inputs, load_model
 from torchscan.passes.memory import OPTIMIZERS
@@ -341,7 +342,7 @@ def _check_real_weights(spec: str, model: nn.Module, args: argparse.Namespace, e
         raise CaptureError(
             f"{error}. Only a real forward pass could capture {spec}, and --no-real-forward forbids it"
         ) from None
-    weights = sum(tensor.numel() * tensor.element_size() for tensor in (*model.parameters(), *model.buffers()))
+    weights = state_bytes(model)
     limit = DEFAULT_REAL_FORWARD_LIMIT if args.real_forward_limit is None else args.real_forward_limit
     if weights > limit:
         raise CaptureError(

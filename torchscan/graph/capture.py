@@ -34,7 +34,15 @@ from torchscan.ops.registry import Registry
 from torchscan.records import Diagnostic, TensorSpec
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["DEFAULT_REAL_FORWARD_LIMIT", "Captured", "RealForward", "capture_with_fallback", "same_call", "with_inputs"]
+__all__ = [
+    "DEFAULT_REAL_FORWARD_LIMIT",
+    "Captured",
+    "RealForward",
+    "capture_with_fallback",
+    "same_call",
+    "state_bytes",
+    "with_inputs",
+]
 
 DEFAULT_REAL_FORWARD_LIMIT = 2 * 2**30
 """Default memory limit of the last-resort real forward (bytes; ``real_forward_limit`` raises it)."""
@@ -373,7 +381,7 @@ def _check_real_forward(
             f"{first_error}; on fake tensors: {fake_error}. Only a real forward pass could capture this model, "
             "and real_forward=False (CLI: --no-real-forward) forbids it"
         ) from None
-    state = sum(tensor.numel() * tensor.element_size() for tensor in (*model.parameters(), *model.buffers()))
+    state = state_bytes(model)
     given = sum(math.prod(spec.shape) * spec.dtype.itemsize for spec in inputs.specs)
     made = getattr(fake_error, "recorded_bytes", 0)
     estimate = state + given + made
@@ -385,6 +393,11 @@ def _check_real_forward(
             f"{_size(made)}), above the limit of {_size(policy.limit)} "
             "(raise it with real_forward_limit=… or the CLI's --real-forward-limit)"
         ) from None
+
+
+def state_bytes(model: nn.Module) -> int:
+    """Bytes of ``model``'s parameters and buffers (what a real copy of it takes; on meta: what it would)."""
+    return sum(tensor.numel() * tensor.element_size() for tensor in (*model.parameters(), *model.buffers()))
 
 
 def _size(count: int) -> str:

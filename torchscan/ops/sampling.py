@@ -57,7 +57,6 @@ def fill(call: OpCall) -> Cost:
     torch.multinomial,
     T.multinomial,
     torch.randint,
-    torch.randint_like,
     torch.randperm,
     aten.bernoulli.default,
     aten.bernoulli.p,
@@ -73,7 +72,6 @@ def fill(call: OpCall) -> Cost:
 def draw(call: OpCall) -> Cost:
     """A draw into a new tensor (``torch.bernoulli(p)``, ``torch.normal(mean, std)``, ``torch.poisson(rates)``,
     ``torch.multinomial(weights, n)``, ``randint``, ``randperm``): its tensor parameters read, its output
-    written: ``FLOPs = MACs = 0``, ``DMAs = N_params + N_out`` (``randint_like`` reads only its argument's shape:
-    ``N_params = 0``)."""
-    reads = 0 if call.target is torch.randint_like else sum(spec.numel for spec in call.inputs)
-    return Cost(dmas=reads + sum(spec.numel for spec in call.outputs))
+    written: ``FLOPs = MACs = 0``, ``DMAs = N_params + N_out`` (``randint_like``, which reads only its argument's
+    shape, is a factory as ``rand_like``: :func:`torchscan.ops.shape.factory`)."""
+    return Cost(dmas=sum(spec.numel for spec in (*call.inputs, *call.outputs)))

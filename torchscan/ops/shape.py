@@ -402,27 +402,17 @@ def gather(call: OpCall) -> Cost:
     return Cost(dmas=2 * call.output.numel + index)
 
 
-@TABLE.register(
-    torch.index_add,
-    T.index_add,
-    T.index_add_,
-    torch.scatter_add,
-    T.scatter_add,
-    T.scatter_add_,
-)
-def scatter_add(call: OpCall) -> Cost:
+@TABLE.register(torch.index_add, T.index_add, torch.scatter_add, T.scatter_add, inplace=False)
+@TABLE.register(T.index_add_, T.scatter_add_, inplace=True)
+def scatter_add(call: OpCall, inplace: bool) -> Cost:
     """Scatter-adds (``index_add``, ``scatter_add``; ``_`` spellings in place): one add per source
     element, ``FLOPs = N_src``, ``MACs = 0``; ``DMAs = N_index + N_src + 2·N_src`` (each source
     element read, its destination read and written) ``+ N_self + N_out`` when not in place (the
     destination is copied first). The source is the last tensor argument."""
-    destination, *rest = call.inputs
+    rest = call.inputs[1:]
     source = rest[-1].numel if rest else 0
     index = sum(spec.numel for spec in rest[:-1])
-    copy_cost = 0 if call.target in _IN_PLACE_SCATTERS else destination.numel + call.output.numel
-    return Cost(flops=source, dmas=index + 3 * source + copy_cost)
-
-
-_IN_PLACE_SCATTERS = frozenset({T.index_add_, T.scatter_add_})
+    return Cost(flops=source, dmas=index + 3 * source + _copied(call, inplace))
 
 
 def _copied(call: OpCall, inplace: bool) -> int:
@@ -522,6 +512,7 @@ def index_put(call: OpCall, inplace: bool) -> Cost:
     torch.randn,
     torch.rand_like,
     torch.randn_like,
+    torch.randint_like,
     torch.tensor,
     torch.as_tensor,
     T.new_zeros,
@@ -552,7 +543,8 @@ def factory(call: OpCall) -> Cost:
 TABLE.declare(
     *(torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, torch.linspace, torch.eye, torch.tensor),
     *(torch.zeros_like, torch.ones_like, torch.full_like, torch.empty_like, torch.rand, torch.randn),
-    *(torch.rand_like, torch.randn_like, T.new_zeros, T.new_ones, T.new_full, T.new_empty, T.new_tensor),
+    *(torch.rand_like, torch.randn_like, torch.randint_like),
+    *(T.new_zeros, T.new_ones, T.new_full, T.new_empty, T.new_tensor),
     saves=Saves.NEW,
 )
 
