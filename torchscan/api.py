@@ -18,7 +18,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.nn.parameter import is_lazy
 from torch.utils._python_dispatch import _disable_current_modes
 
-from torchscan.errors import InputError, ShapeError, TorchscanError
+from torchscan.errors import CaptureError, InputError, ShapeError, TorchscanError
 from torchscan.graph import autocast
 from torchscan.graph.build import build_graph
 from torchscan.graph.capture import (
@@ -390,6 +390,10 @@ def _capture(
         raise ShapeError(
             error.message + note, node=error.node, module_path=error.module_path, input_shapes=error.input_shapes
         ) from None
+    except CaptureError as error:
+        if not subject.hooks:
+            raise
+        raise CaptureError(f"{error}\n  note: {_HOOKS_NOT_RUN}: {_hook_list(subject.hooks)}") from None
 
 
 def _modules(subject: _Subject) -> list[nn.Module] | None:
@@ -554,12 +558,22 @@ def _hook_list(hooks: Sequence[IgnoredHook]) -> str:
     return shown + (f" and {len(hooks) - 8} more" if len(hooks) > 8 else "")
 
 
+_HOOKS_NOT_RUN = (
+    "the model's hooks were not run (no hook found on the model sees an analysis call; hooks its code registers "
+    "as the analysis runs it do run): a forward that reads what one collects fails or returns less without it "
+    "(transformers' output capture, registered at a model's first call asking for hidden states or attentions: "
+    "analyse the model before that call)"
+)
+
+
 def _hook_diagnostics(hooks: Sequence[IgnoredHook]) -> tuple[Diagnostic, ...]:
     if not hooks:
         return ()
     message = (
         f"{len(hooks)} user hook(s) were not run (user callbacks never see analysis calls): {_hook_list(hooks)}; "
-        "if a hook changes inputs or outputs, the report describes the model without it"
+        "if a hook changes inputs or outputs, or collects outputs the forward returns (transformers' "
+        "hidden_states and attentions, once the model has been called asking for them), the report describes "
+        "the model without it"
     )
     return (Diagnostic("hooks-ignored", message),)
 

@@ -511,3 +511,48 @@ def test_hugging_face_models_called_without_their_optional_inputs_are_traced(
     report = crawl_module(built, kwargs=kwargs)
     assert report.context.capture == "torch.fx" and report.totals.complete
     assert not [d for d in report.diagnostics if d.code == "capture-fallback"]
+
+
+def _tiny_llava() -> nn.Module:
+    transformers = pytest.importorskip("transformers")
+    text = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2}
+    text |= {"num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000}
+    vision = {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2}
+    vision |= {"num_attention_heads": 4, "image_size": 64, "patch_size": 16}
+    config = transformers.LlavaConfig(text_config=text, vision_config=vision, image_seq_length=16, image_token_id=999)
+    return transformers.LlavaModel(config).eval()
+
+
+def test_hugging_face_output_capture_runs_on_the_copy() -> None:
+    """Transformers collects ``hidden_states`` and ``attentions`` by forward hooks its decorators register at a
+    model's first call asking for them. LLaVA asks its vision tower for them inside its forward and reads one
+    (``hidden_states[-2]``), and checks its image tokens with ``torch._check`` on data: it failed (``IndexError``
+    on fake tensors, no real forward on meta) and is traced by fx now, its outputs and MACs a real forward's
+    (FlopCounterMode's with SDPA decomposed, the kernel it counts on CPU). BERT's ``output_hidden_states=True``
+    returned no hidden state; it returns the real forward's. Once the model has been called so, the hooks are
+    the model's, never run: the error says so."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = _tiny_llava()
+    ids = torch.randint(0, 990, (1, 24))
+    ids[0, 2:18] = 999  # the image's 16 tokens
+    inputs = {"input_ids": ids, "pixel_values": torch.randn(1, 3, 64, 64)}
+    report = crawl_module(model, kwargs=inputs)
+    assert report.context.capture == "torch.fx" and report.totals.complete
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        output = model(**inputs)
+    leaves = [leaf for leaf in torch.utils._pytree.tree_leaves(dict(output)) if torch.is_tensor(leaf)]
+    assert report.context.output_shapes == tuple(tuple(leaf.shape) for leaf in leaves)
+    norms = sum(row.macs for row in report.rows if row.kind == "module" and row.type == "LayerNorm")
+    assert report.totals.macs - norms == counter.get_total_flops() // 2
+    with pytest.raises(CaptureError, match=r"hooks were not run.*install_output_capuring_hook"):
+        crawl_module(model, kwargs=inputs)
+
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64)
+    bert = transformers.BertModel(config).eval()
+    asked = {"input_ids": torch.zeros(2, 8, dtype=torch.long), "output_hidden_states": True}
+    report = crawl_module(bert, kwargs=asked)
+    assert report.context.output_shapes == ((2, 8, 32), (2, 32), *[(2, 8, 32)] * 4)
+    assert len(bert(**asked).hidden_states) == 4

@@ -1,13 +1,18 @@
-"""Calls on the copy run through each module's own call slot: no hook runs, not even torch's global ones."""
+"""Calls on the copy run through each module's own call slot: no hook of the user's runs, not even torch's global
+ones; hooks the model's own code registers on the copy as it runs do."""
 
 from __future__ import annotations
 
+import contextvars
+import copy
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
+from torch.utils._pytree import tree_leaves
 
 from tests.graph.test_capture import ValueBranch
 from torchscan import crawl_module
@@ -52,3 +57,82 @@ def test_distributed_data_parallel_is_seen_through() -> None:
     # in a process of its own: a process group is process-wide state
     done = subprocess.run([sys.executable, "-c", DDP], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+_COLLECTED: contextvars.ContextVar[list[torch.Tensor] | None] = contextvars.ContextVar("collected", default=None)
+"""What the hooks of :class:`Collecting` append to while its forward runs (Hugging Face's output capture)."""
+
+
+def _collect(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
+    found = _COLLECTED.get()
+    if found is not None:
+        found.append(output)
+
+
+class _Layer(nn.Module):
+    def __init__(self, table: dict[int, int] | None = None) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+        self.table = table
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.table is not None:  # a proxy is no key: fx cannot trace it, a recorded forward reads the size
+            x = x * self.table[x.shape[-1]]
+        return torch.relu(self.lin(x)) + x
+
+
+LAYERS = 12
+"""Identical layers of :class:`Collecting`: replays skip 22 of its 26 modules, enough for block reuse."""
+
+
+class Collecting(nn.Module):
+    """Registers forward hooks on its layers (and, with ``leaves``, on their linear layers) at its first call,
+    and returns what they collected while its forward ran — as ``transformers`` collects ``hidden_states``."""
+
+    def __init__(self, leaves: bool = False, untraceable: bool = False) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(_Layer({8: 2} if untraceable else None) for _ in range(LAYERS))
+        self.leaves = leaves
+        self.installed = False
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        if not self.installed:
+            for layer in self.layers:
+                layer.register_forward_hook(_collect)
+                if self.leaves:
+                    layer.lin.register_forward_hook(_collect)
+            self.installed = True
+        collected: list[torch.Tensor] = []
+        token = _COLLECTED.set(collected)
+        try:
+            for layer in self.layers:
+                x = layer(x)
+        finally:
+            _COLLECTED.reset(token)
+        return x, tuple(collected)
+
+
+@pytest.mark.parametrize(("leaves", "untraceable"), [(False, False), (True, False), (True, True)])
+def test_hooks_the_model_registers_as_it_runs_are_run(leaves: bool, untraceable: bool) -> None:
+    """The copy starts with none of the user's hooks: the ones it holds were registered by the model's own code as
+    the analysis ran it, and are part of its forward. The identical layers are one block, replayed;
+    with hooks on their inner linears too, the replays would run none of them: traced again, every block traced.
+    A forward fx cannot trace is recorded on fake tensors, hooks run as well. The user's model gets no hook."""
+    model = Collecting(leaves, untraceable)
+    report = crawl_module(model, (8,), batch_size=2)
+    expected = copy.deepcopy(model)(torch.randn(2, 8))
+    assert report.context.output_shapes == tuple(tuple(t.shape) for t in tree_leaves(expected))
+    assert len(report.context.output_shapes) == 1 + LAYERS * (1 + leaves)
+    assert report.context.capture == ("eager-record" if untraceable else "torch.fx")
+    assert report.totals.macs == LAYERS * 2 * 8 * 8
+    assert not model.installed and not any(module._forward_hooks for module in model.modules())
+
+
+def test_hooks_of_the_user_are_still_not_run() -> None:
+    model = Collecting()
+    calls: list[str] = []
+    model.layers[0].register_forward_hook(lambda module, args, output: calls.append("user"))
+    report = crawl_module(model, (8,), batch_size=2)
+    assert calls == [] and len(report.context.output_shapes) == 1 + LAYERS
+    (ignored,) = [d for d in report.diagnostics if d.code == "hooks-ignored"]
+    assert "layers.0" in ignored.message

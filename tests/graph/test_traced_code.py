@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import types
 
+import pytest
 import torch
 
 from torchscan import crawl_module, sweep
@@ -226,3 +227,61 @@ def test_a_decorated_forward_sees_torch_as_traced_code_does() -> None:
     assert [item.to_dict() for item in swept] == [
         crawl_module(model, (8,), batch_size=batch).to_dict() for batch in (1, 4)
     ]
+
+
+CHECKS = """
+def check_matches(cond, message):  # as transformers' torch_compilable_check: torch imported where it is used
+    import torch
+
+    if callable(cond):
+        cond = cond()
+    if isinstance(cond, torch.Tensor):
+        torch._check_tensor_all_with(ValueError, cond, lambda: message)
+    else:
+        torch._check_with(ValueError, cond, lambda: message)
+"""
+
+SCATTERED = """
+import torch
+from torch import nn
+
+IMAGE = 7
+
+
+class Scattered(nn.Module):
+    \"\"\"Image features put at the image tokens' places, once their count is checked (LLaVA's).\"\"\"
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(16, 8)
+
+    def forward(self, ids, features):
+        mask = ids == IMAGE
+        check_matches(mask.sum() * features.shape[-1] == features.numel(), "image tokens do not match the features")
+        torch._check_tensor_all(mask.sum() > 0)  # in the model's own code too
+        return self.embed(ids).masked_scatter(mask.unsqueeze(-1), features)
+"""
+
+
+def test_assertions_on_traced_data_are_taken_as_holding() -> None:
+    """``torch._check(cond)`` on data (the number of image tokens of LLaVA's ids) asserts what a valid input is:
+    a trace cannot decide it, and nothing the report counts depends on it. torch's own refuse a proxy (``cond must
+    be a bool``), and ``callable(proxy)`` is True (fx's ``Proxy`` defines ``__call__``): the capture fell back to
+    recording on fake tensors, which needs the data too. Traced code now sees them take a traced condition as
+    holding, in the model's code and in a helper of another module that imports torch in its body; a condition
+    of plain values is still checked."""
+    helpers = types.ModuleType("torchscan_test_checks")
+    exec(compile(CHECKS, "checks.py", "exec"), vars(helpers))
+    models = types.ModuleType("torchscan_test_scattered")
+    models.check_matches = helpers.check_matches  # type: ignore[attr-defined]  # `from checks import ...`
+    exec(compile(SCATTERED, "scattered.py", "exec"), vars(models))
+    model = models.Scattered().eval()
+    ids, features = torch.tensor([[1, 7, 7, 2]]), torch.randn(2, 8)
+    assert model(ids, features).shape == (1, 4, 8)  # valid data: eager passes its checks
+    report = crawl_module(model, args=(ids, features))
+    assert report.context.capture == "torch.fx" and report.totals.complete
+    assert not [d for d in report.diagnostics if d.code == "capture-fallback"]
+    assert report.context.output_shapes == ((1, 4, 8),)
+    with pytest.raises(ValueError, match="do not match"):  # plain values: checked as torch checks them
+        helpers.check_matches(False, "image tokens do not match the features")
+    assert "torch" not in vars(helpers) and vars(helpers)["__builtins__"] is not None

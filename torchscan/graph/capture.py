@@ -253,11 +253,13 @@ def _traced(
     proxy_buffers: bool = False,
 ) -> Captured:
     """The fx capture of :func:`capture_chain` with its shapes, traced again with every block traced where a
-    replay cannot stand (the forward binds globals, or a replay read other metadata); ``proxy_buffers``: as
-    :func:`~torchscan.graph.trace.capture`'s (a retry of a trace that a size refused by torch's argument parser
-    stopped: ``buffer.expand(batch, -1)``, a proxy among the separate sizes of a method)."""
+    replay cannot stand (the forward binds globals or registers hooks, or a replay read other metadata);
+    ``proxy_buffers``: as :func:`~torchscan.graph.trace.capture`'s (a retry of a trace that a size refused by torch's
+    argument parser stopped: ``buffer.expand(batch, -1)``, a proxy among the separate sizes of a method)."""
     traced = capture(model, registry, inputs, modules=modules, proxy_buffers=proxy_buffers)
-    if traced.replayed and kept.written():  # the forward binds globals: what a block read, the next may not
+    # the forward binds globals (what a block read, the next may not), or registered hooks (a replayed block's
+    # inner modules ran none)
+    if traced.replayed and (traced.hooked or kept.written()):
         kept.restore(every_container=True)
         traced = capture(model, registry, inputs, reuse=False, modules=modules, proxy_buffers=proxy_buffers)
     values = _propagate(traced, inputs, device)

@@ -43,7 +43,7 @@ from torchscan.graph.functions import FUNCTION, FunctionCall, FunctionMarks, is_
 from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.held import held_by_objects, held_by_state
 from torchscan.graph.returned import ReturnSites
-from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks
+from torchscan.graph.routing import RoutedCalls, forward_of, run_forward_hooks, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
 from torchscan.graph.shapes import (
     NodeValues,
@@ -563,6 +563,9 @@ def record(
                 # after the recorder's pre-hook, so a counted leaf's kept re-parametrization hooks run inside it
                 call_args, call_kwargs = run_pre_hooks(module, args, kwargs)
                 output = forward_of(module)(*call_args, **call_kwargs)
+            else:
+                call_args, call_kwargs = args, kwargs
+            output = run_forward_hooks(module, call_args, call_kwargs, output)  # the model's own, if any
             recorder.post_hook(module, args, kwargs, output)
             return output
 

@@ -4,7 +4,15 @@
 setting it on the copy's modules (and only there) routes every module call to the capture without
 patching anything process-wide, and without running the module's hooks or torch's global ones.
 Every capture (tracer, recorder, shape pass) runs a module the same way: its kept
-re-parametrization pre-hooks (:func:`run_pre_hooks`), then :func:`forward_of` it.
+re-parametrization pre-hooks (:func:`run_pre_hooks`), then :func:`forward_of` it, then the forward hooks
+the copy holds (:func:`run_forward_hooks`).
+
+A copy starts with no hook of the user's (:func:`~torchscan.graph.clone.hooks_of` names them, and they never
+see an analysis call): the hooks it holds besides the kept pre-hooks were registered by the model's own code
+while the analysis ran it, and are part of what its forward computes. Hugging Face's ``transformers``
+collects ``hidden_states`` and ``attentions`` so: its decorators register forward hooks at a model's first
+call that asks for them, and read what they collected before returning (LLaVA reads its vision tower's
+hidden states inside its forward).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["RoutedCalls", "forward_of", "run_pre_hooks", "wrapped_module"]
+__all__ = ["RoutedCalls", "forward_of", "has_forward_hooks", "run_forward_hooks", "run_pre_hooks", "wrapped_module"]
 
 
 class RoutedCalls:
@@ -71,6 +79,27 @@ def run_pre_hooks(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, An
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
     return args, kwargs
+
+
+def has_forward_hooks(module: nn.Module) -> bool:
+    """Whether ``module`` (of a copy) holds forward hooks: registered by the model's own code as the analysis
+    ran it (a copy starts without any)."""
+    return bool(vars(module).get("_forward_hooks"))
+
+
+def run_forward_hooks(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
+    """Run the forward hooks ``module`` holds as ``__call__`` would, in order, on the arguments its forward got
+    (``args``, ``kwargs``: after its pre-hooks); the output, or what the last hook returning a value returned."""
+    state = vars(module)
+    hooks = state.get("_forward_hooks")
+    if not hooks:
+        return output
+    with_kwargs = state.get("_forward_hooks_with_kwargs") or {}
+    for key, hook in list(hooks.items()):
+        result = hook(module, args, kwargs, output) if key in with_kwargs else hook(module, args, output)
+        if result is not None:
+            output = result
+    return output
 
 
 def wrapped_module(module: nn.Module) -> nn.Module | None:

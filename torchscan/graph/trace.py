@@ -46,7 +46,14 @@ from torchscan.graph.guards import METADATA, READ, Guard
 from torchscan.graph.held import DATA_TYPES, held_by_objects, held_by_state
 from torchscan.graph.returned import ReturnSites
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse, last_node
-from torchscan.graph.routing import RoutedCalls, forward_of, run_pre_hooks, wrapped_module
+from torchscan.graph.routing import (
+    RoutedCalls,
+    forward_of,
+    has_forward_hooks,
+    run_forward_hooks,
+    run_pre_hooks,
+    wrapped_module,
+)
 from torchscan.graph.rules import Pending
 from torchscan.graph.shapes import PlanCache, TraceShapes, fake_inputs
 from torchscan.graph.stack_text import StackTexts, user_frames
@@ -130,6 +137,10 @@ class Capture:
     """The guards of replayed blocks (metadata their recording read, :mod:`.reuse`), among ``guards``: read
     on nodes the trace never ran, they hold only once checked on the shape pass's values
     (:func:`~torchscan.graph.capture.capture_chain` traces every block where one does not)."""
+    hooked: bool = False
+    """The model's code registered forward hooks on the copy as the trace ran it (Hugging Face's output capture:
+    :mod:`~torchscan.graph.routing`): each ran where its module was called, but a replayed block's inner modules
+    were not called (:func:`~torchscan.graph.capture.capture_chain` traces every block where blocks were replayed)."""
 
 
 def _not_a_number(kind: str) -> Callable[[Any, fx.Proxy], Any]:
@@ -197,6 +208,8 @@ class _Tracer(fx.Tracer):
         """While a trace runs (if ``reuse``): repeated blocks traced once, replayed after (:mod:`.reuse`)."""
         self.replayed: tuple[tuple[str, str], ...] = ()
         """(path, recorded path) of the blocks replayed by the last trace."""
+        self.hooked = False
+        """Whether a module of the copy held forward hooks when the last trace ended (:attr:`Capture.hooked`)."""
         self._modules = modules
         """Every module of the copy (:attr:`ModelCopy.modules`)."""
         self._fakes = fakes
@@ -318,6 +331,7 @@ class _Tracer(fx.Tracer):
                 held = held_by_objects(returned) if self.opaque_outputs else ()
                 self.held_outputs = tuple(proxy.node.name for proxy in held if isinstance(proxy, fx.Proxy))
                 self.create_node("output", "output", (self.create_arg(output),), {})
+            self.hooked = interception.hooked
             # once the trace's views of the tensor dicts are gone; the root's constants are the tracer's
             state = held_by_state(self._modules, ignore={root: frozenset(self.tensor_attrs.values())})
             self.held_state = self._computed((*interception.stored, *state))
@@ -574,7 +588,7 @@ class _Tracer(fx.Tracer):
         or its kept pre-hooks and its forward traced through."""
         path = self.submodule_paths.get(module)
         if path is not None and self.is_leaf_module(module, path):
-            if len(args) == 1 and not kwargs and type(args[0]) is _Proxy:
+            if len(args) == 1 and not kwargs and type(args[0]) is _Proxy and not has_forward_hooks(module):
                 cls = type(module)
                 returns_input = self._returning.get(cls, _UNKNOWN)
                 if returns_input is _UNKNOWN:
@@ -584,7 +598,7 @@ class _Tracer(fx.Tracer):
             return self.call_module(module, _never_called, args, kwargs)
         args, kwargs = run_pre_hooks(module, args, kwargs)
         if path is None:  # a module the model holds outside its tree
-            return self.forward_of(module)(*args, **kwargs)
+            return run_forward_hooks(module, args, kwargs, self.forward_of(module)(*args, **kwargs))
         return self.call_module(module, self.forward_of(module), args, kwargs)
 
     def _passed_through(self, path: str, value: fx.Proxy) -> fx.Proxy:
@@ -733,6 +747,8 @@ class _Tracer(fx.Tracer):
                 result = reuse.call(m, path, forward, args, kwargs)
             else:
                 result = forward(*args, **kwargs)
+            if has_forward_hooks(m):  # the model's own, traced where they run: in the call, after its forward
+                result = run_forward_hooks(m, args, kwargs, result)
             if receivers:
                 self.returned.mark(result, receivers)
         finally:
@@ -1057,6 +1073,8 @@ class _Interception(RoutedCalls):
         self.stored: list[Any] = []
         """The values the forward stored in place of a buffer (``self.table = ...`` where ``table`` is one), found
         on exit: the trace's writes are not kept, but a real forward's are, and the model holds them after it."""
+        self.hooked = False
+        """Whether a module held forward hooks on exit (registered by the model's code during the trace)."""
 
     def __enter__(self) -> _Interception:
         super().__enter__()
@@ -1081,6 +1099,8 @@ class _Interception(RoutedCalls):
     def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)
         for state, parameters, buffers in self._dicts:  # the dicts as they were (a trace's writes are not kept)
+            if state.get("_forward_hooks"):
+                self.hooked = True
             for name, value in dict.items(state["_buffers"]):
                 if value is not None and value is not dict.get(buffers, name):
                     self.stored.append(value)
@@ -1374,6 +1394,7 @@ def capture(
             constants=frozenset(tracer.constants),
             folded=frozenset(tracer.folded),
             replayed=tracer.replayed,
+            hooked=tracer.hooked,
             guards=tuple(tracer.guards),
             checks=tuple(tracer.checks),
             passed_through=passed,

@@ -8,6 +8,7 @@ tracer runs functions over *copies* of their globals in which those names are wr
 
 from __future__ import annotations
 
+import builtins
 import functools
 import math
 import types
@@ -46,8 +47,11 @@ class TracedCode:
         """The function each copy was made from, by the copy's id (nodes name the original)."""
         self._torch: types.ModuleType | None = None
         """``torch`` as traced code sees it (:func:`_torch_shim`), made at the first function that needs it."""
-        self._sized: dict[types.CodeType, bool] = {}
-        """:func:`_calls_sized` of a function, by its code object."""
+        self._builtins: dict[str, Any] = {}
+        """The builtins of traced code that sees :attr:`_torch` (:func:`_importing`)."""
+        self._sized: dict[tuple[types.CodeType, bool], bool] = {}
+        """Whether a function sees ``torch`` as :class:`_TorchShim`, by its code object and whether it is the
+        model's code or a helper of another module (:func:`_calls_sized`, :func:`_names_checks`)."""
 
     def original(self, function: Any) -> Any:
         """The function a copy made here was made from (any other object as is)."""
@@ -59,11 +63,12 @@ class TracedCode:
         following every module a library reaches would be paid by every analysis)."""
         if not isinstance(function, types.FunctionType):
             return function
-        sized = False  # helpers of other modules (``reach`` 0) see torch as it is: most never run in a forward
-        if reach:
-            sized = self._sized.get(function.__code__)
-            if sized is None:
-                sized = self._sized[function.__code__] = _calls_sized(function)
+        # helpers of other modules (``reach`` 0) see torch as it is unless they name its checks (a library's
+        # assertion helper, ``transformers``' ``torch_compilable_check``): most never run in a forward
+        code = function.__code__
+        sized = self._sized.get((code, reach > 0))
+        if sized is None:
+            sized = self._sized[(code, reach > 0)] = _calls_sized(function) if reach else _names_checks(code)
         key = (id(function), reach, sized)
         made = self._functions.get(key)
         if made is None:
@@ -131,10 +136,13 @@ class TracedCode:
                     replaced[name] = _sizes_packed(value)
                 elif id(value) in _FROM_DATA_IDS:
                     replaced[name] = _numbers_read(value)
-        if sized and torch_name is not None:
+        if sized:  # torch as a global, and as the function imports it (``import torch`` in its body)
             if self._torch is None:
                 self._torch = _torch_shim()
-            replaced[torch_name] = self._torch
+                self._builtins = _importing(self._torch)
+            replaced["__builtins__"] = self._builtins
+            if torch_name is not None:
+                replaced[torch_name] = self._torch
         made: dict[str, Any] | None = None
         if replaced:
             made = dict(scope)
@@ -172,9 +180,18 @@ _SIZED: tuple[Callable[..., Any], ...] = (torch.ones, torch.zeros, torch.empty, 
 _FROM_DATA: tuple[Callable[..., Any], ...] = (torch.tensor, torch.as_tensor)
 """torch's factories of a tensor from Python data (``torch.tensor(num_channels)``)."""
 
+_CHECKS: tuple[Callable[..., Any], ...] = (
+    torch._check,
+    torch._check_with,
+    torch._check_tensor_all,
+    torch._check_tensor_all_with,
+)
+"""torch's assertions (``torch._check(cond)``), which refuse a condition that is not a bool or a tensor."""
+
 _SIZED_IDS = frozenset(id(function) for function in _SIZED)
 _FROM_DATA_IDS = frozenset(id(function) for function in _FROM_DATA)
-_SIZED_NAMES = frozenset(function.__name__ for function in (*_SIZED, *_FROM_DATA))
+_CHECK_NAMES = frozenset(function.__name__ for function in _CHECKS)
+_SIZED_NAMES = frozenset(function.__name__ for function in (*_SIZED, *_FROM_DATA)) | _CHECK_NAMES
 
 
 def _calls_sized(function: types.FunctionType) -> bool:
@@ -194,6 +211,13 @@ def _calls_sized(function: types.FunctionType) -> bool:
     return False
 
 
+def _names_checks(code: types.CodeType) -> bool:
+    """Whether a code object, or code nested in it, names one of :data:`_CHECKS`."""
+    if not _CHECK_NAMES.isdisjoint(code.co_names):
+        return True
+    return any(type(const) is types.CodeType and _names_checks(const) for const in code.co_consts)
+
+
 def _reads_sized(code: types.CodeType) -> bool:
     """Whether a code object, or code nested in it, names one of :data:`_SIZED` (a global or an attribute)."""
     if not _SIZED_NAMES.isdisjoint(code.co_names):
@@ -209,7 +233,12 @@ class _TorchShim(types.ModuleType):
     ``b`` a traced size). torch's argument parser takes a proxy first among separate sizes for the ``size``
     sequence, and a proxy in ``torch.tensor``'s data for an array, and raises a ``TypeError`` before any
     ``__torch_function__`` can see it (so fx cannot trace ``torch.ones(n, n)``); given the tuple, the call
-    reaches the proxy and records one node, ``torch.ones((n, n))``, which runs as the original does."""
+    reaches the proxy and records one node, ``torch.ones((n, n))``, which runs as the original does.
+
+    Its assertions (:data:`_CHECKS`) take a traced condition as holding: ``torch._check(n_tokens * d ==
+    features.numel())`` asserts what the data must be (image tokens matching image features), which a trace
+    cannot decide and which no shape or count depends on — the analysis assumes a valid input, as it assumes the
+    input's values are whatever they must be. torch's own refuse a proxy (``cond must be a bool``)."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(torch, name)  # a name torch made after the copy (a submodule it loads lazily)
@@ -222,7 +251,43 @@ def _torch_shim() -> types.ModuleType:
     vars(shim).update(vars(torch))
     vars(shim).update({function.__name__: _sizes_packed(function) for function in _SIZED})
     vars(shim).update({function.__name__: _numbers_read(function) for function in _FROM_DATA})
+    vars(shim).update({function.__name__: _traced_holds(function) for function in _CHECKS})
     return shim
+
+
+def _traced_holds(function: Callable[..., Any]) -> Callable[..., Any]:
+    """An assertion of :data:`_CHECKS` that takes a condition of traced values as holding (nothing recorded)."""
+
+    @functools.wraps(function)
+    def check(*args: Any, **kwargs: Any) -> None:
+        if first_proxy((args, kwargs)) is None:
+            function(*args, **kwargs)
+
+    return check
+
+
+def _importing(shim: types.ModuleType) -> dict[str, Any]:
+    """Python's builtins whose ``__import__`` gives ``shim`` for ``import torch`` (a helper importing torch in its
+    body, as an optional dependency is imported), and anything else as Python's own does."""
+    original = builtins.__import__
+
+    def imported(
+        name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+    ) -> types.ModuleType:
+        if name == "torch" and level == 0:
+            return shim
+        return original(name, globals, locals, fromlist, level)
+
+    made = dict(vars(builtins))
+    made["__import__"] = imported
+    made["callable"] = _callable
+    return made
+
+
+def _callable(value: Any) -> bool:
+    """Python's ``callable``, False for a proxy: it stands for a value of the trace (a tensor, a size), which
+    eager code would not find callable (fx's ``Proxy`` defines ``__call__`` for every value)."""
+    return not isinstance(value, fx.Proxy) and callable(value)
 
 
 def _sizes_packed(function: Callable[..., Any]) -> Callable[..., Any]:
