@@ -186,7 +186,7 @@ _T5 = "hf:t5,num_layers=1,d_model=64,d_ff=128,num_heads=4,d_kv=16"
 def test_a_hugging_face_architecture_gets_its_token_ids_by_keyword(capsys: pytest.CaptureFixture[str]) -> None:
     """``hf:MODEL_TYPE[,key=value...]`` (as the zoo spells it): the architecture from its configuration, nothing
     downloaded, called with its inputs by keyword: 128 int64 token ids by default, ``--input-shape`` in the
-    order of its inputs (an encoder-decoder's ``decoder_input_ids`` second)."""
+    order of its inputs (an encoder-decoder's ``decoder_input_ids`` second); ``--measure`` calls it so too."""
     pytest.importorskip("transformers")
     data = _json(capsys, _BERT)
     assert data["context"]["model"] == "BertModel" and data["totals"]["complete"]
@@ -202,8 +202,9 @@ def test_a_hugging_face_architecture_gets_its_token_ids_by_keyword(capsys: pytes
     clip = f'hf:clip,text_config={small}}},vision_config={small},"image_size":32,"patch_size":8}},projection_dim=16'
     both = _json(capsys, clip)  # two modalities: token ids (77: CLIP's positions) and an image, by keyword
     assert both["context"]["input_shapes"] == [[1, 77], [1, 3, 32, 32]] and both["context"]["capture"] == "torch.fx"
-    status, _, err = _run(capsys, _T5, "--measure", "cpu", "-q")
-    assert status == 2 and "takes input_ids, decoder_input_ids by keyword" in err
+    measured = _json(capsys, _T5, "--measure", "cpu")["memory"]["measured"]  # refused before: called by keyword now
+    assert measured["available"] and measured["activation_peak_bytes"] == measured["static_activation_peak_bytes"]
+    assert all(abs(step["measured_bytes"] - step["static_bytes"]) == 8 for step in measured["training"])  # the loss
     status, _, err = _run(capsys, "hf:no_such_type", "-q")
     assert status == 2 and "hf:no_such_type" in err
 

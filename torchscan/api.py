@@ -657,29 +657,53 @@ def summary(
     if isinstance(report, SymbolicReport):  # formulas: their own text (no per-layer table of formulas)
         print(report, file=file or sys.stdout)
         return report
-    if measure == "cpu" and args is None and kwargs is None:  # positional inputs only
-        report = with_measurement(report, model, "cpu", real_forward_limit)
-    elif (measure or str(device or "").startswith("cuda")) and args is None and kwargs is None:
-        report = with_measurement(report, model)
+    if measure or str(device or "").startswith("cuda"):
+        inputs = _Call(input_shape, args, kwargs, dtype, batch_size).inputs(model)  # the call the report analysed
+        if measure == "cpu":
+            report = _measured(report, model, "cpu", real_forward_limit, inputs)
+        else:
+            report = _measured(report, model, "cuda", None, inputs)
     table = render_table(report, max_depth=max_depth, columns=columns, width=width, show_free=show_free)
     print(table, file=file or sys.stdout)
     return report
 
 
-def with_measurement(report: Report, model: nn.Module, device: str = "cuda", limit: int | None = None) -> Report:
+def with_measurement(
+    report: Report,
+    model: nn.Module,
+    device: str = "cuda",
+    limit: int | None = None,
+    *,
+    args: Any = None,
+    kwargs: Mapping[str, Any] | None = None,
+) -> Report:
     """``report`` with real passes of ``model`` on its input shapes and dtypes in ``memory.measured``:
     one CUDA forward (:func:`torchscan.measure.cuda.measure_cuda`; without CUDA it says so), or with
     ``device="cpu"`` a forward and a training step per optimizer on CPU within ``limit`` bytes
-    (:func:`torchscan.measure.cpu.measure_cpu`). What the model's code changes in the process while they run
-    is put back as by an analysis (:class:`~torchscan.graph.kept.KeptState`)."""
+    (:func:`torchscan.measure.cpu.measure_cpu`). The model is called with its inputs positional, or as
+    ``args``/``kwargs`` give the call (``crawl_module``'s: tensors or ``TensorSpec`` at any depth, other values
+    as is; each tensor a seeded random one of its shape and dtype). What the model's code changes in the process
+    while they run is put back as by an analysis (:class:`~torchscan.graph.kept.KeptState`)."""
+    if args is None and kwargs is None:
+        return _measured(report, model, device, limit, None)
+    return _measured(report, model, device, limit, model_inputs(args=args, kwargs=kwargs, signature=_signature(model)))
+
+
+def _measured(report: Report, model: nn.Module, device: str, limit: int | None, inputs: ModelInputs | None) -> Report:
+    """:func:`with_measurement` of the call ``inputs`` describes (None: the report's inputs, positional)."""
     if report.memory is None:
         return report
-    dtypes = [getattr(torch, name) for name in report.context.dtypes]
-    shapes = report.context.input_shapes
+    call = None
+    if inputs is None or inputs.positional_only:
+        dtypes = [getattr(torch, name) for name in report.context.dtypes]
+        shapes: Sequence[tuple[int, ...]] = report.context.input_shapes
+    else:
+        shapes, dtypes = [spec.shape for spec in inputs.specs], [spec.dtype for spec in inputs.specs]
+        call = inputs.rebuild
     with kept_as_found((wrapped_module(model) or model).modules()):  # the real passes run the model's code too
         if device == "cpu":
             limit = DEFAULT_REAL_FORWARD_LIMIT if limit is None else int(limit)
-            measured: Any = measure_cpu(model, shapes, dtypes, report.memory, limit)
+            measured: Any = measure_cpu(model, shapes, dtypes, report.memory, limit, call=call)
         else:
-            measured = measure_cuda(model, shapes, dtypes, report.memory.activation_peak_bytes)
+            measured = measure_cuda(model, shapes, dtypes, report.memory.activation_peak_bytes, call=call)
     return dataclasses.replace(report, memory=dataclasses.replace(report.memory, measured=measured))

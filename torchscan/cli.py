@@ -646,11 +646,6 @@ def _run(args: argparse.Namespace) -> int:
     try:
         progress.stage(f"building {args.model}")  # torchvision's import (and torch._dynamo's) is in there
         inputs = _inputs(args, args.model)
-        if args.measure and len(inputs.names) > 1:
-            raise TorchscanError(
-                f"--measure runs the model with its inputs positional; {args.model} takes "
-                f"{', '.join(inputs.names)} by keyword"
-            )
         report, model = _analyse(args.model, inputs, args, progress, real_weights=real_weights)
         if isinstance(report, SymbolicReport):
             progress.stage(f"rendering {args.format}")
@@ -660,7 +655,8 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         if args.measure:
             progress.stage(f"measuring on {args.measure.upper()}")
-            report = with_measurement(report, model, args.measure, args.real_forward_limit)
+            call = inputs.call(args.batch_size)  # keyword inputs (a Hugging Face model's) passed by keyword
+            report = with_measurement(report, model, args.measure, args.real_forward_limit, kwargs=call.get("kwargs"))
         progress.stage(f"rendering {args.format}")
         text = _render(report, args)
     finally:

@@ -271,3 +271,34 @@ def test_summary_measure_cpu_prints_the_measured_line() -> None:
     assert isinstance(report.memory.measured, CpuMeasurement)
     assert "Measured on cpu (live tensor bytes): activation peak" in out.getvalue()
     assert report.to_dict()["memory"]["measured"]["device"] == "cpu"
+
+
+class _Keyword(nn.Module):
+    """Token ids by keyword, an image positional, a flag by keyword (a multimodal model's call)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.conv = nn.Embedding(32, 8), nn.Conv2d(3, 8, 3)
+
+    def forward(self, image: torch.Tensor, *, ids: torch.Tensor, pooled: bool = False) -> torch.Tensor:
+        x = self.conv(image).flatten(2).transpose(1, 2)  # (B, 36, 8)
+        y = torch.cat([self.embed(ids), x], dim=1)
+        return y.mean(1) if pooled else y
+
+
+def test_a_model_called_by_keyword_is_measured_as_it_was_analysed() -> None:
+    """``summary(..., kwargs=..., measure="cpu")`` skipped the measurement without a word (it called models with
+    their inputs positional only); ``with_measurement`` takes the call as ``crawl_module`` does, tensors or
+    ``TensorSpec`` at any depth and other values as they are."""
+    from torchscan import TensorSpec
+    from torchscan.api import with_measurement
+
+    model = _Keyword()
+    call = {"args": (TensorSpec((2, 3, 8, 8)),), "kwargs": {"ids": TensorSpec((2, 5), torch.long), "pooled": True}}
+    report = summary(model, **call, measure="cpu", file=io.StringIO())
+    measured = report.memory.measured
+    assert isinstance(measured, CpuMeasurement) and measured.available, measured
+    assert measured.activation_peak_bytes == report.memory.activation_peak_bytes
+    assert all(abs(step.relative_error) < 0.01 for step in measured.training), measured  # 64 of ~8,800 bytes
+    again = with_measurement(crawl_module(model, **call), model, "cpu", **call).memory.measured
+    assert again == measured

@@ -125,7 +125,7 @@ def measure_inference(
     ``total_bytes`` compares with the static peak, which includes inputs.
     """
     clone = copy.deepcopy(model)
-    given = [*inputs, *_tensors(kwargs)]
+    given = _tensors((inputs, kwargs))
     existing = [*clone.parameters(), *clone.buffers(), *given]
     with torch.no_grad():
         tracker = LiveTensorTracker(existing)
@@ -175,7 +175,7 @@ def measure_training(
     step()
     opt.zero_grad(set_to_none=True)
     state = [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
-    existing = [*clone.parameters(), *clone.buffers(), *state, *inputs, *_tensors(kwargs)]
+    existing = [*clone.parameters(), *clone.buffers(), *state, *_tensors((inputs, kwargs))]
     baseline = _bytes(existing)
     tracker = LiveTensorTracker([*existing, *weights.values()])
     with tracker:
@@ -223,10 +223,12 @@ def measure_cpu(
     memory: MemoryReport,
     limit: int,
     optimizers: Sequence[str] = ("sgd", "adam"),
+    call: Callable[[Sequence[torch.Tensor]], tuple[tuple[Any, ...], dict[str, Any]]] | None = None,
 ) -> CpuMeasurement:
     """One no-grad forward and one steady-state training step per optimizer (in the model's own
     mode) of a private copy of ``model`` on CPU, with seeded random inputs of ``shapes``; their
-    live-bytes peaks beside the static ``memory`` figures.
+    live-bytes peaks beside the static ``memory`` figures. ``call`` makes the model's arguments and keyword
+    arguments of those inputs (:meth:`~torchscan.inputs.ModelInputs.rebuild`; None: the inputs positional).
 
     Not run (``available`` False, the note says why) when the model holds tensors off the CPU
     (meta weights included), or when the largest static estimate of the steps (the copy, its
@@ -246,9 +248,12 @@ def measure_cpu(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_SEED)  # dropout and other random ops are deterministic
         inputs = random_inputs(shapes, dtypes, torch.Generator().manual_seed(_SEED))
-        inference = measure_inference(model, inputs).total_bytes
+        args, kwargs = call(inputs) if call is not None else (tuple(inputs), {})
+        inference = measure_inference(model, args, kwargs).total_bytes
         steps = tuple(
-            MeasuredStep(name, measure_training(model, inputs, OPTIMIZER_FACTORIES[name]).total_bytes, estimate)
+            MeasuredStep(
+                name, measure_training(model, args, OPTIMIZER_FACTORIES[name], kwargs=kwargs).total_bytes, estimate
+            )
             for name, estimate in zip(optimizers, estimates, strict=True)
         )
     return CpuMeasurement(

@@ -68,8 +68,10 @@ def measure_cuda(
     shapes: Sequence[Sequence[int]],
     dtypes: Sequence[torch.dtype],
     static_activation_peak: int,
+    call: Callable[[Sequence[torch.Tensor]], tuple[tuple[Any, ...], dict[str, Any]]] | None = None,
 ) -> CudaMeasurement:
-    """Run one no-grad forward with random inputs of ``shapes`` on CUDA and measure it."""
+    """Run one no-grad forward with random inputs of ``shapes`` on CUDA and measure it (``call`` makes the model's
+    arguments and keyword arguments of those inputs; None: the inputs positional)."""
     if not torch.cuda.is_available():
         return CudaMeasurement(available=False, note="no CUDA device: memory not measured (static estimates only)")
     own = _first_device(model)
@@ -88,7 +90,9 @@ def measure_cuda(
         torch.cuda.reset_peak_memory_stats()
         with torch.no_grad(), torch.random.fork_rng(devices=[device], device_type="cuda"):
             torch.manual_seed(0)  # ops that draw (dropout) are deterministic; the caller's RNG is restored
-            output = runner(*inputs)
+            args, kwargs = call(inputs) if call is not None else (tuple(inputs), {})
+            output = runner(*args, **kwargs)
+            del args, kwargs
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - before
         allocated_peak = torch.cuda.max_memory_allocated()
