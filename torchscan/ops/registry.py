@@ -103,6 +103,11 @@ class Saves(enum.Enum):
     """``x + y`` out of place: keeps nothing, and its backward hands its output's gradient itself (no new
     tensor) to each operand of the output's shape and dtype when ``alpha`` is 1 (a broadcast operand gets
     a reduced copy, another dtype a converted one)."""
+    CONCAT = "concatenation"
+    """``torch.cat`` / ``torch.stack``: keeps nothing, and its backward hands each operand a piece of its output's
+    gradient, a view (``narrow``, ``select``: no new tensor), so that gradient lives until the last piece's
+    reader has run; a piece of a dim after the first (of non-unit leading dims) is strided, and a reader that
+    reshapes its gradient (a linear layer on more than two dims) copies it first."""
     MAX_POOL = "max_pool"
     """Max pools: input + int64 indices."""
     PAD = "pad"

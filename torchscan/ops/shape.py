@@ -302,7 +302,7 @@ def concatenate(call: OpCall) -> Cost:
     return Cost(dmas=2 * call.output.numel)
 
 
-TABLE.declare(torch.cat, torch.concat, torch.concatenate, torch.stack, saves=Saves.NOTHING)
+TABLE.declare(torch.cat, torch.concat, torch.concatenate, torch.stack, saves=Saves.CONCAT)
 
 
 @TABLE.register(T.to, T.type, T.type_as, T.float, T.double, T.half, T.bfloat16, T.cpu, T.cuda, pointwise=True)

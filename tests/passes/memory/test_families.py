@@ -22,7 +22,7 @@ def test_families_are_found_by_target_object_along_the_mro() -> None:
     assert DEFAULT_REGISTRY.saves(F.relu_) is Saves.OUTPUT
     assert DEFAULT_REGISTRY.saves(torch.Tensor.relu) is Saves.OUTPUT
     assert DEFAULT_REGISTRY.saves(operator.matmul) is Saves.MATMUL
-    assert DEFAULT_REGISTRY.saves(torch.cat) is Saves.NOTHING
+    assert DEFAULT_REGISTRY.saves(torch.cat) is Saves.CONCAT
     assert DEFAULT_REGISTRY.saves(nn.MaxPool2d) is Saves.MAX_POOL
     assert DEFAULT_REGISTRY.saves(nn.GELU) is Saves.INPUT
     assert DEFAULT_REGISTRY.saves(nn.BatchNorm2d) is Saves.INPUT

@@ -6,6 +6,8 @@ Steady state is assumed: the second step, ``zero_grad(set_to_none=True)``, forea
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
@@ -248,6 +250,7 @@ def _backward_peak(
     until = _reentrant_outputs(context, plan) if plan is not None else {}
     deferred: dict[int, int] = {}
     grad_bytes, whole, passed, pieces = _gradients(context)
+    copied = _reshaped_pieces(context, passed)
     attributes = {record.name for record in ordered if record.op == "get_attr"}
     held: dict[str, int] = {}  # live gradient bytes per node output
     taken: dict[str, str] = {}  # node -> the source its gradient's storage passes to
@@ -325,7 +328,12 @@ def _backward_peak(
                     new += size
                 else:
                     reused, largest = reused + size, max(largest, size)
-        if not inside:  # a recorded call's backward transient holds the gradients it makes
+        copy = copied.get(record.name, 0)
+        if copy and not inside:  # its gradient (a strided piece) copied first: the piece, if the last, freed then
+            early = held.get(record.name, 0)
+            during = max(during, live + copy, live - early + copy + new + reused + second)
+            live, held[record.name] = live - early, 0
+        elif not inside:  # a recorded call's backward transient holds the gradients it makes
             during = max(during, live + new + reused + second)
         if padded:  # the convolution's kernel makes the copy's gradient; the pad's backward, once the convolution
             # has freed the copy it kept, copies its source's gradient out of it
@@ -467,12 +475,10 @@ def _gradients(
             pieces[record.name] = piece_of
             grad_bytes[record.name] = output_bytes(record)
             continue
-        if kind is Saves.SUM and len(record.outputs) == 1 and record.call is not None:
-            passed_on = [
-                source
-                for source in _passed_on(record, sources[record.name], single, grads)
-                if source not in held_by_model
-            ]
+        if kind in (Saves.SUM, Saves.CONCAT) and len(record.outputs) == 1 and record.call is not None:
+            operands = _passed_on if kind is Saves.SUM else _pieces_to
+            found = operands(record, sources[record.name], single, grads)
+            passed_on = [source for source in found if source not in held_by_model]
             if passed_on:
                 passed[record.name] = tuple(sorted(passed_on, key=position.__getitem__))
         if (kind in _VIEWS and is_view(record, live)) or _returns_its_input(record, kind):
@@ -530,6 +536,64 @@ def _passed_on(
         and (spec := single.get(source)) is not None
         and spec.shape == out.shape
         and spec.dtype == out.dtype
+    ]
+
+
+def _reshaped_pieces(context: MemoryGraph, passed: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
+    """The nodes whose gradient is a piece of a concatenation's that no view makes rows of, and whose backward
+    needs rows, which copies it first: a linear layer on more than two dims (``x.view(-1, in)`` inside it;
+    a piece of tokens concatenated along the tokens) — node -> the copy's bytes (its output's), alive through
+    its backward."""
+    found: dict[str, int] = {}
+    for name, recipients in passed.items():
+        record: NodeRecord = context.graph.nodes[name][RECORD]
+        if family_in(record, context.families) is not Saves.CONCAT or record.call is None:
+            continue
+        shape = record.outputs[0].shape
+        dim = record.call.get("dim", 0)
+        if type(dim) is not int or not -len(shape) <= dim < len(shape):
+            continue
+        strides = [math.prod(shape[position + 1 :]) for position in range(len(shape))]  # the output is contiguous
+        others = strides[: dim % len(shape)] + strides[dim % len(shape) + 1 :]
+        for recipient in recipients:
+            reader: NodeRecord = context.graph.nodes[recipient][RECORD]
+            call = reader.call
+            weight = call.spec("weight") if call is not None else None
+            if (
+                family_in(reader, context.families) is not Saves.WEIGHTED
+                or weight is None
+                or weight.ndim != 2
+                or not any(spec.ndim > 2 for spec in call.inputs[:1])
+                or len(reader.outputs) != 1
+            ):
+                continue
+            piece = reader.outputs[0].shape  # cat: the output's strides; stack: those of its other dims
+            steps = strides if len(piece) == len(shape) else others
+            if len(steps) == len(piece) and not _rows_view(piece, steps):
+                found[recipient] = output_bytes(reader)
+    return found
+
+
+def _rows_view(shape: tuple[int, ...], strides: list[int]) -> bool:
+    """Whether a tensor of ``shape`` and ``strides`` has a view of shape ``(-1, shape[-1])``: its leading dims
+    (unit ones aside) each as far apart as the next one's extent."""
+    kept = [(size, stride) for size, stride in zip(shape[:-1], strides[:-1], strict=True) if size != 1]
+    return all(outer[1] == inner[1] * inner[0] for outer, inner in itertools.pairwise(kept))
+
+
+def _pieces_to(
+    record: NodeRecord, sources: tuple[str, ...], single: Mapping[str, TensorSpec], grads: Mapping[str, bool]
+) -> list[str]:
+    """The operands of a concatenation that its backward hands a piece of its output's gradient (a view of it):
+    each tensor operand a distinct node that requires grad, of the output's dtype (none where an operand is read
+    twice, ``cat([x, x])``: autograd sums its two pieces into a new tensor)."""
+    call, out = record.call, record.outputs[0]
+    if call is None or len(call.inputs) != len(sources):
+        return []
+    return [
+        source
+        for source in sources
+        if grads.get(source) and (spec := single.get(source)) is not None and spec.dtype == out.dtype
     ]
 
 
