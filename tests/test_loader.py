@@ -86,6 +86,19 @@ def test_a_builder_that_computes_with_tensors_still_gets_meta_weights(offline: N
     assert {t.device.type for t in (*model.parameters(), *model.buffers())} == {"meta"}
 
 
+def test_a_layer_too_large_for_the_machine_is_built_on_meta_weights() -> None:
+    """A layer allocates its weights with ``torch.empty`` before registering them: a 64 GiB embedding (a
+    4M-token vocabulary of 4,096 dims) failed to allocate, before its registration could move it to meta
+    (84 Hugging Face architectures at their default configurations under the zoo's memory limit: Cohere,
+    DeepSeek-V3, Gemma-3n…). ``torch.empty`` makes meta tensors while the weights are made; other factories
+    are as they are (a builder computing its configuration with them still works)."""
+    with meta_weights():
+        embedding = nn.Embedding(2**22, 2**12)
+        schedule = torch.linspace(0, 0.1, 4).tolist()  # a drop-path schedule, read as numbers
+    assert embedding.weight.device.type == "meta" and schedule[-1] == pytest.approx(0.1)
+    assert torch.empty(2).device.type == "cpu"
+
+
 def test_meta_weights_hooks_are_removed_after() -> None:
     with meta_weights():
         inside = nn.Linear(2, 3)

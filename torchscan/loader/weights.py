@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -12,6 +13,7 @@ from torch.nn.modules.module import (
     register_module_parameter_registration_hook,
 )
 from torch.nn.parameter import UninitializedTensorMixin
+from torch.overrides import TorchFunctionMode
 
 __all__ = ["meta_weights"]
 
@@ -33,6 +35,16 @@ def _meta_buffer(module: nn.Module, name: str, buffer: torch.Tensor | None) -> t
     return buffer.to("meta")
 
 
+class _EmptyOnMeta(TorchFunctionMode):
+    """``torch.empty`` on the ``meta`` device, whatever device it is asked for: the allocation torch's layers make
+    their weights with before registering them (``nn.Linear``, ``nn.Embedding``), and nothing else's values."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if func is torch.empty:
+            kwargs = {**(kwargs or {}), "device": "meta"}
+        return func(*args, **(kwargs or {}))
+
+
 @contextlib.contextmanager
 def meta_weights() -> Iterator[None]:
     """Every parameter and buffer a module registers while this is open is moved to the ``meta`` device.
@@ -41,13 +53,17 @@ def meta_weights() -> Iterator[None]:
     replace each one as it is registered, so the initialisation that follows (``reset_parameters``)
     runs on meta tensors: no memory, no arithmetic. Unlike ``with torch.device("meta")``, a builder
     that computes its configuration with tensors (torchvision's RegNets: ``torch.arange(...).tolist()``)
-    still works. The hooks are process-wide while open: a module registered by another thread then
+    still works. ``torch.empty``, which torch's layers allocate their weights with before registering them,
+    makes meta tensors too (in this thread): a layer's weights never take memory, not even for a moment (a
+    256,000-token embedding of 8,192 dims would take 8 GiB; ``hf:cohere`` failed so under the zoo's memory
+    limit). The hooks are process-wide while open: a module registered by another thread then
     gets meta weights too; this is for the command line, one model at a time.
     """
     parameters = register_module_parameter_registration_hook(_meta_parameter)
     buffers = register_module_buffer_registration_hook(_meta_buffer)
     try:
-        yield
+        with _EmptyOnMeta():
+            yield
     finally:
         parameters.remove()
         buffers.remove()
