@@ -129,6 +129,7 @@ def test_hooks_the_model_registers_as_it_runs_are_run(leaves: bool, untraceable:
 
 
 def test_hooks_of_the_user_are_still_not_run() -> None:
+    """Not in a trace, nor in a recording, nor in the last-resort real forward (a forward branching on values)."""
     model = Collecting()
     calls: list[str] = []
     model.layers[0].register_forward_hook(lambda module, args, output: calls.append("user"))
@@ -136,3 +137,8 @@ def test_hooks_of_the_user_are_still_not_run() -> None:
     assert calls == [] and len(report.context.output_shapes) == 1 + LAYERS
     (ignored,) = [d for d in report.diagnostics if d.code == "hooks-ignored"]
     assert "layers.0" in ignored.message
+    for model in (Collecting(untraceable=True), ValueBranch()):
+        first = model.layers[0] if isinstance(model, Collecting) else model.fc
+        first.register_forward_hook(lambda module, args, output: calls.append("user"))
+        report = crawl_module(model, (8,) if isinstance(model, Collecting) else (4,), batch_size=2)
+        assert calls == [] and report.context.capture in ("eager-record", "real-forward")
