@@ -123,3 +123,24 @@ def test_a_hand_worked_matrix_vector_product() -> None:
     """(3 × 5) @ (5,): 3 dot products of length 5, 5 MACs and 5 multiplies + 4 adds each:
     15 MACs, 27 FLOPs; 15 + 5 elements read, 3 written: 23 DMAs."""
     assert function_cost(torch.mv, randn(0, 3, 5), randn(1, 5)) == Cost(flops=27, macs=15, dmas=23)
+
+
+@st.composite
+def triangular_systems(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor, dict[str, bool]]:
+    n, others = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    batch = draw(st.lists(st.integers(1, 2), max_size=2))
+    flags = {name: draw(st.booleans()) for name in ("upper", "left", "unitriangular")}
+    seed = draw(st.integers(0, 2**31))
+    a = randn(seed, *batch, n, n) + 4 * torch.eye(n, dtype=torch.float64)  # well conditioned
+    a = a.triu() if flags["upper"] else a.tril()
+    b = randn(seed + 1, *batch, *((n, others) if flags["left"] else (others, n)))
+    return a, b, flags
+
+
+@given(triangular_systems())
+def test_triangular_solves_count_as_substitution(case: tuple[torch.Tensor, torch.Tensor, dict[str, bool]]) -> None:
+    """Qwen3-Next's gated delta rule solves triangular systems: an unknown op before (its totals a lower bound)."""
+    a, b, flags = case
+    counted = reference.solve_triangular(a, b, **flags)
+    assert_same(counted.output, torch.linalg.solve_triangular(a, b, **flags))
+    assert function_cost(torch.linalg.solve_triangular, a, b, **flags) == expected(counted, "A", "B")

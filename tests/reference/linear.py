@@ -51,3 +51,31 @@ def matmul(a: torch.Tensor, b: torch.Tensor) -> Counted:
             )
             out[(*lead, *((i,) if a.ndim > 1 else ()), *((j,) if b.ndim > 1 else ()))] = acc
     return Counted(out.tensor(), tally)
+
+
+def solve_triangular(a: torch.Tensor, b: torch.Tensor, upper: bool, left: bool, unitriangular: bool) -> Counted:
+    """``torch.linalg.solve_triangular`` by substitution (batch dims broadcast): for ``left``, column by column of
+    ``X`` in ``A X = B``, ``xᵢ = (bᵢ − Σ aᵢₚ·xₚ) / aᵢᵢ`` over the solved ``p`` (``p < i`` for lower, ``p > i``
+    for upper); else row by row of ``X`` in ``X A = B`` (the transposed system)."""
+    tally = Tally()
+    coefficients, rhs = Source("A", a, tally), Source("B", b, tally)
+    n = a.shape[-1]
+    batch = tuple(torch.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    others = b.shape[-1] if left else b.shape[-2]
+    out = Sink("output", (*batch, *((n, others) if left else (others, n))), tally)
+    order = range(n - 1, -1, -1) if upper == left else range(n)  # X A = B: Aᵀ's triangle is the other one
+    for lead in indices(batch):
+        a_lead, b_lead = _broadcast_index(lead, tuple(a.shape[:-2])), _broadcast_index(lead, tuple(b.shape[:-2]))
+        for j in range(others):
+            solved: dict[int, object] = {}
+            for i in order:
+                row = [(*a_lead, i, p) if left else (*a_lead, p, i) for p in range(n)]  # A's entries eq. i reads
+                known = (*b_lead, i, j) if left else (*b_lead, j, i)
+                value = rhs[known]
+                if solved:
+                    value = value - dot((coefficients[row[p]], x) for p, x in solved.items())
+                if not unitriangular:
+                    value = value / coefficients[row[i]]
+                solved[i] = value
+                out[(*lead, i, j) if left else (*lead, j, i)] = value
+    return Counted(out.tensor(), tally)

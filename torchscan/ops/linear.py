@@ -6,7 +6,9 @@ per output for each scaling that is not 1. ``einsum`` is counted as its pairwise
 left to right: a step over index set ``S`` (``k`` = product of the sizes of the indices summed
 in that step) costs ``MACs = prod(S)``, ``FLOPs = N_step·(2k − 1)``; a one-operand sum costs
 ``N_in − N_out`` adds. A grouped matmul (``torch._grouped_mm``, MoE experts) is one dot product
-per output element over its group's inner dim.
+per output element over its group's inner dim. A triangular solve (``torch.linalg.solve_triangular``) is a
+substitution: a dot product of ``i`` terms, a subtraction and a division for the ``i``-th element of each solved
+column.
 """
 
 from __future__ import annotations
@@ -82,6 +84,22 @@ TABLE.declare(
     saves=Saves.MATMUL,
 )
 TABLE.declare(torch._grouped_mm, F.grouped_mm, aten._grouped_mm.default, saves=Saves.MATMUL)
+
+
+@TABLE.register(torch.linalg.solve_triangular, aten.linalg_solve_triangular.default)
+def solve_triangular(call: OpCall) -> Cost:
+    """``A X = B`` (``left``) or ``X A = B``, ``A`` triangular ``n × n``: each column (row) of ``X`` by
+    substitution, ``xᵢ = (bᵢ − Σ_{p<i} aᵢₚ·xₚ) / aᵢᵢ``: ``MACs = N_out·(n − 1)/2``, ``FLOPs = N_out·n`` (a dot
+    product of ``i`` terms, a subtraction and a division per element; ``N_out·(n − 1)`` with ``unitriangular``:
+    no division), ``DMAs = M·n(n ± 1)/2 + N_B + N_out`` (the triangle each of the ``M = N_A/n²`` matrices is read
+    in: its diagonal too unless ``unitriangular``)."""
+    a, b = call.inputs[:2]
+    n = a.shape[-1]  # torch refuses an A of fewer than two dims
+    n_out = call.output.numel  # a multiple of n: N_out·(n − 1) is even
+    unit = bool(call.get("unitriangular", False))
+    triangle = n * (n - 1 if unit else n + 1) // 2
+    dmas = a.numel // (n * n) * triangle + b.numel + n_out if n else b.numel + n_out
+    return Cost(flops=n_out * (n - 1 if unit else n), macs=n_out * (n - 1) // 2, dmas=dmas)
 
 
 @TABLE.register(torch._grouped_mm, F.grouped_mm, aten._grouped_mm.default)
