@@ -161,6 +161,7 @@ ACTIVATIONS: dict[str, tuple[Callable[[], nn.Module], Callable[..., torch.Tensor
     "mish": (nn.Mish, F.mish, {}, _none),
     "hardswish": (nn.Hardswish, F.hardswish, {}, _none),
     "hardsigmoid": (nn.Hardsigmoid, F.hardsigmoid, {}, _none),
+    "logsigmoid": (nn.LogSigmoid, F.logsigmoid, {}, _none),
 }
 
 
@@ -241,3 +242,33 @@ def test_softmax_of_a_zero_dim_tensor() -> None:
     x = torch.tensor(2.0)
     assert function_cost(F.softmax, x, 0) == method_cost(T.softmax, x, 0) == Cost(flops=3, dmas=2)
     assert function_cost(F.log_softmax, x, 0) == Cost(flops=4, dmas=2)
+
+
+@pytest.mark.parametrize("slopes", [1, 3])
+def test_prelu_is_a_leaky_relu_reading_its_slopes(slopes: int) -> None:
+    """``max(x, 0) + a·min(x, 0)`` (4 a element) with ``a`` a learned slope per channel (or one): an unknown op
+    before (Hugging Face's DAB-DETR). x (2, 3, 4): 96 FLOPs, DMAs 24 read + the slopes + 24 written."""
+    module, x = nn.PReLU(slopes, dtype=torch.float64), randn(0, 2, 3, 4)
+    want = Cost(flops=4 * 24, dmas=48 + slopes)
+    with torch.no_grad():
+        assert module_cost(module, x) == want
+        assert function_cost(F.prelu, x, module.weight) == want
+        assert crawled_cost(module, x) == want
+        slope = float(module.weight[0])
+        counted = reference.pointwise(lambda v: reference.leaky_relu(v, slope), x)
+        assert_same(counted.output, module(x))
+        assert counted.tally.flops == want.flops
+
+
+@pytest.mark.parametrize("dim", [-1, 1])
+def test_glu_gates_one_half_by_the_sigmoid_of_the_other(dim: int) -> None:
+    """``a·sigmoid(b)`` over the halves along ``dim`` (Wav2Vec2-Conformer's convolution module: an unknown op
+    before): 5 FLOPs an output element, each input element read once."""
+    x = randn(0, 2, 4, 6)
+    a, b = x.chunk(2, dim)
+    counted = reference.glu_halves(a, b)
+    assert_same(counted.output, F.glu(x, dim))
+    want = Cost(flops=counted.tally.flops, dmas=x.numel() + a.numel())
+    assert want.flops == 5 * a.numel()
+    assert module_cost(nn.GLU(dim), x) == want
+    assert function_cost(F.glu, x, dim) == want

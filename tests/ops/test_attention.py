@@ -131,6 +131,39 @@ def test_multihead_attention_counts_as_its_parts(case: tuple[nn.MultiheadAttenti
         assert module_cost(module, query, key, value, need_weights=False) == expected(counted)
 
 
+@given(multihead(), st.booleans())
+def test_mha_functional_path_equals_the_module_path(
+    case: tuple[nn.MultiheadAttention, tuple[torch.Tensor, ...]], need_weights: bool
+) -> None:
+    """``F.multi_head_attention_forward`` called directly (WavLM does) was an unknown op; the module's formula."""
+    module, inputs = case
+    first = [t.transpose(0, 1) for t in inputs] if module.batch_first else list(inputs)  # the function's layout
+    weights = (module.q_proj_weight, module.k_proj_weight, module.v_proj_weight)
+    with torch.no_grad():
+        by_module = module_cost(module, *inputs, need_weights=need_weights)
+        by_function = function_cost(
+            F.multi_head_attention_forward,
+            *first,
+            module.embed_dim,
+            module.num_heads,
+            module.in_proj_weight,
+            module.in_proj_bias,
+            module.bias_k,
+            module.bias_v,
+            module.add_zero_attn,
+            module.dropout,
+            module.out_proj.weight,
+            module.out_proj.bias,
+            training=False,
+            need_weights=need_weights,
+            use_separate_proj_weight=not module._qkv_same_embed_dim,
+            q_proj_weight=weights[0],
+            k_proj_weight=weights[1],
+            v_proj_weight=weights[2],
+        )
+    assert by_function == by_module
+
+
 def test_mha_returned_weights_are_averaged_over_heads() -> None:
     """Returned weights (3, 5, 5) averaged over 2 heads: 1 add and 1 division each (150 FLOPs) and
     written (75); per head (3, 2, 5, 5): written only (150)."""

@@ -204,3 +204,18 @@ def test_broadcast_product_end_to_end() -> None:
     assert (counted.tally.reads["b"], counted.tally.distinct("b")) == (6, 3)
     assert crawled_cost(Broadcast(), x, y) == Cost(flops=counted.tally.flops, dmas=counted.tally.dmas(once=["a", "b"]))
     assert crawled_cost(Broadcast(), x, y) == Cost(flops=6, dmas=15)
+
+
+@pytest.mark.parametrize(
+    "function",
+    [torch.tan, torch.asin, torch.acos, torch.atan, torch.sinh, torch.cosh, torch.asinh, torch.atanh, torch.arccos],
+)
+def test_trigonometric_and_hyperbolic_functions_are_one_flop(function: object) -> None:
+    """As sin and cos: one transcendental per element (YOSO's ``acos`` was an unknown op)."""
+    x = randn(0, 2, 3).clamp(-0.5, 0.5)
+    assert function_cost(function, x) == Cost(flops=6, dmas=12)
+
+
+def test_empty_strided_is_a_factory() -> None:
+    """T5Gemma2 makes a buffer by ``torch.empty_strided`` (an unknown op before): it writes its output."""
+    assert function_cost(torch.empty_strided, (2, 3), (3, 1)) == Cost(dmas=6)

@@ -99,6 +99,22 @@ def hardsigmoid(x: Num) -> Num:
     return minimum(maximum(x + 3.0, 0.0), 6.0) / 6.0
 
 
+def glu_halves(a: torch.Tensor, b: torch.Tensor) -> Counted:
+    """GLU on its two halves: ``a·sigmoid(b)`` element by element (sigmoid 4, a product)."""
+    tally = Tally()
+    first, second = Source("a", a, tally), Source("b", b, tally)
+    out = Sink("output", a.shape, tally)
+    for index in indices(a.shape):
+        out[index] = first[index] * _sigmoid(second[index])
+    return Counted(out.tensor(), tally)
+
+
+def logsigmoid(x: Num) -> Num:
+    """``log(sigmoid(x))`` computed stably, ``min(x, 0) − log(1 + e^{−|x|})`` (``−|x| = min(x, −x)``):
+    a comparison, a negation and a comparison, exp, add, log, subtract = 7."""
+    return minimum(x, 0.0) - log(1.0 + exp(minimum(x, -x)))
+
+
 ACTIVATIONS: dict[str, Callable[[Num], Num]] = {
     "relu": relu,
     "relu6": relu6,
@@ -114,6 +130,7 @@ ACTIVATIONS: dict[str, Callable[[Num], Num]] = {
     "mish": mish,
     "hardswish": hardswish,
     "hardsigmoid": hardsigmoid,
+    "logsigmoid": logsigmoid,
 }
 """Every activation of the reference by name (the names of ``torch.nn.functional``, ``gelu_tanh``
 for ``gelu(approximate="tanh")``)."""

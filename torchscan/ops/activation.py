@@ -64,6 +64,33 @@ def leaky_relu(call: OpCall, inplace: bool) -> Cost:
     return Cost(flops=4 * n_in, dmas=n_in + 1 + _writes(call, inplace))
 
 
+@TABLE.register(nn.PReLU, F.prelu, torch.prelu, aten.prelu.default, aten._prelu_kernel.default)
+def prelu(call: OpCall) -> Cost:
+    """PReLU, LeakyReLU with a learned slope per channel (or one for all): ``FLOPs = 4·N_in``,
+    ``DMAs = N_in + P + N_out`` (the slopes are read)."""
+    n_in = call.input.numel
+    slopes = sum(spec.numel for spec in call.inputs[1:2]) if len(call.inputs) > 1 else call.numel("weight")
+    return Cost(flops=4 * n_in, dmas=n_in + slopes + call.output.numel)
+
+
+@TABLE.register(nn.GLU, F.glu, aten.glu.default)
+def glu(call: OpCall) -> Cost:
+    """GLU ``a·sigmoid(b)``, ``a`` and ``b`` the two halves of the input along ``dim``: ``FLOPs = 5·N_out`` (a sigmoid
+    of 4 and a product), ``DMAs = N_in + N_out``."""
+    n_out = call.output.numel
+    return Cost(flops=5 * n_out, dmas=call.input.numel + n_out)
+
+
+@TABLE.register(nn.LogSigmoid, F.logsigmoid, aten.log_sigmoid_forward.default)
+def log_sigmoid(call: OpCall) -> Cost:
+    """LogSigmoid ``−softplus(−x)`` computed stably, ``min(x, 0) − log(1 + exp(−|x|))`` (min, abs, neg, exp, add,
+    log, sub): ``FLOPs = 7·N_in``, ``DMAs = N_in + N_out``."""
+    return _unary(call, 7, inplace=False)
+
+
+TABLE.declare(nn.LogSigmoid, F.logsigmoid, pointwise=True)
+
+
 # autograd keeps the input of ``elu`` (``elu_backward(..., is_result=False, self)``), the result of ``elu_``
 # (``nn.ELU(inplace=True)`` and ``F.elu(..., inplace=True)`` run ``elu_``)
 @TABLE.register(nn.ELU, F.elu, inplace=False, saves=Saves.INPUT_OR_RESULT, pointwise=True)

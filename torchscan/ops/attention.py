@@ -176,6 +176,34 @@ def multihead_attention(call: OpCall) -> Cost:
     return multihead_attention_cost(shape, weights, averaged=weights is not None and weights.ndim == query.ndim)
 
 
+@TABLE.register(F.multi_head_attention_forward)
+def multi_head_attention_forward(call: OpCall) -> Cost:
+    """``F.multi_head_attention_forward`` (nn.MultiheadAttention's forward, called directly: WavLM's gated
+    relative-position attention), sequence first: as nn.MultiheadAttention, ``kdim``/``vdim`` the key's and the
+    value's features; given keys and values (``static_k``/``static_v``) are declined."""
+    if call.spec("static_k") is not None or call.spec("static_v") is not None:
+        raise ValueError("multi_head_attention_forward with static keys or values")
+    query, key, value = call.inputs[:3]
+    batch, queries = _tokens(query, False)
+    _, keys = _tokens(key, False)
+    embed_dim = int(argument(call, "embed_dim_to_check", 3))
+    shape = MultiheadShape(
+        batch=batch,
+        queries=queries,
+        keys=keys,
+        embed_dim=embed_dim,
+        kdim=key.shape[-1],
+        vdim=value.shape[-1],
+        heads=int(argument(call, "num_heads", 4)),
+        bias=call.spec("in_proj_bias") is not None,
+        extra_keys=(call.spec("bias_k") is not None) + bool(argument(call, "add_zero_attn", 9, False)),
+        masked=call.spec("key_padding_mask") is not None or call.spec("attn_mask") is not None,
+        dropout=bool(call.get("training", True)) and float(argument(call, "dropout_p", 10, 0.0)) > 0,
+    )
+    weights = call.outputs[1] if len(call.outputs) > 1 else None
+    return multihead_attention_cost(shape, weights, averaged=weights is not None and weights.ndim == query.ndim)
+
+
 @TABLE.register(aten._native_multi_head_attention.default)
 def native_multi_head_attention(call: OpCall) -> Cost:
     """``aten._native_multi_head_attention`` (the eval fast path, batch first): as

@@ -264,6 +264,12 @@ TABLE.register(torch.reciprocal, T.reciprocal, T.reciprocal_, torch.square, T.sq
 
 TABLE.declare(torch.reciprocal, T.reciprocal, torch.square, T.square, torch.sign, pointwise=True)
 TABLE.register(torch.sin, T.sin, torch.cos, T.cos, torch.erf, T.erf, torch.erfinv, T.erfinv)(pointwise(1))
+TABLE.register(
+    *(torch.tan, T.tan, torch.asin, torch.arcsin, T.asin, torch.acos, torch.arccos, T.acos),
+    *(torch.atan, torch.arctan, T.atan, torch.sinh, T.sinh, torch.cosh, T.cosh),
+    *(torch.asinh, torch.arcsinh, T.asinh, torch.acosh, torch.arccosh, T.acosh, torch.atanh, torch.arctanh, T.atanh),
+)(pointwise(1))
+TABLE.declare(torch.tan, torch.asin, torch.acos, torch.atan, torch.sinh, torch.cosh, pointwise=True)
 
 TABLE.declare(torch.sin, T.sin, torch.cos, T.cos, torch.erf, pointwise=True)
 TABLE.register(torch.floor, T.floor, torch.ceil, T.ceil, torch.round, T.round, torch.trunc, T.trunc)(pointwise(1))

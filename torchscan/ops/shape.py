@@ -508,6 +508,7 @@ def index_put(call: OpCall, inplace: bool) -> Cost:
     torch.ones_like,
     torch.full_like,
     torch.empty_like,
+    torch.empty_strided,
     torch.rand,
     torch.randn,
     torch.rand_like,
@@ -526,6 +527,7 @@ def index_put(call: OpCall, inplace: bool) -> Cost:
     aten.ones.default,
     aten.full.default,
     aten.empty.memory_format,
+    aten.empty_strided.default,
     aten.arange.default,
     aten.arange.start,
     aten.zeros_like.default,
@@ -542,7 +544,8 @@ def factory(call: OpCall) -> Cost:
 # to keep, and no grad; fills in place (``zero_``, ``fill_``) are left to the ATen-level recording
 TABLE.declare(
     *(torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, torch.linspace, torch.eye, torch.tensor),
-    *(torch.zeros_like, torch.ones_like, torch.full_like, torch.empty_like, torch.rand, torch.randn),
+    *(torch.zeros_like, torch.ones_like, torch.full_like, torch.empty_like, torch.empty_strided, torch.rand),
+    torch.randn,
     *(torch.rand_like, torch.randn_like, torch.randint_like),
     *(T.new_zeros, T.new_ones, T.new_full, T.new_empty, T.new_tensor),
     saves=Saves.NEW,
