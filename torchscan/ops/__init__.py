@@ -19,7 +19,8 @@ Counting conventions (the single place they are stated in code; the README repea
 - Transcendentals (exp, log, sqrt, erf, pow) count 1 FLOP per element; sigmoid 4, tanh 6,
   SiLU 5, GELU 5 (erf) or 14 (tanh approximation), Mish 10, Hardswish 5, Hardsigmoid 4,
   Softplus 6, LogSigmoid 7, PReLU 4 (its slopes read), GLU 5 per output; a triangular solve is a
-  substitution (``N_out·(n − 1)/2`` MACs, ``N_out·n`` FLOPs); softmax is numerically stable: ``5·N − 2·R`` (``R`` rows), log-softmax ``5·N − R``.
+  substitution (``N_out·(n − 1)/2`` MACs, ``N_out·n`` FLOPs); softmax is numerically stable:
+  ``5·N − 2·R`` (``R`` rows), log-softmax ``5·N − R``.
 - Norms over ``R`` groups: ``6·N + 2·R + N·[weight] + N·[bias]`` FLOPs (LayerNorm, GroupNorm,
   InstanceNorm), RMSNorm ``4·N + 2·R + N·[weight]``; MACs ``N·(1 + [affine])``.
 - Attention is counted from shapes (eval fast path or not): ``q kᵀ`` and ``attn v`` in full
