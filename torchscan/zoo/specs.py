@@ -172,13 +172,19 @@ def jobs(
     folder: Path | None = None,
 ) -> list[Job]:
     """One :class:`Job` per model: its input sets are its inputs (those its spec line gives, else
-    ``inputs``, else its default) at every size of ``sizes`` (none: as they are) and every batch size."""
+    ``inputs``, else its default) at every size of ``sizes`` (none: as they are) and every batch size. A model
+    whose default inputs cannot be worked out (its configuration or its class refuses) gets one empty input set:
+    its row says why, the other models' rows are made (a pattern such as ``hf:*`` meets a few)."""
     common = tuple(parse_input(item) if isinstance(item, str) else item for item in inputs or ())
     if any(size <= 0 for size in sizes or ()) or not batch_sizes or any(batch <= 0 for batch in batch_sizes):
         raise InputError("sizes and batch sizes must be positive integers")
     found: dict[str, tuple[str, list[tuple[ZooInput, ...]]]] = {}
     for spec, target, given in expand(specs, folder):
-        base = given or common or default_inputs(spec)
+        try:
+            base = given or common or default_inputs(spec)
+        except Exception:  # its configuration or class refuses: no input set to try, the worker's build says why
+            found.setdefault(spec, (target, [()]))
+            continue
         variants = [tuple(_resized(item, size) for item in base) for size in sizes] if sizes else [base]
         sets = found.setdefault(spec, (target, []))[1]
         for variant in variants:
