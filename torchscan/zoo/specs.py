@@ -182,6 +182,8 @@ def jobs(
     for spec, target, given in expand(specs, folder):
         try:
             base = given or common or default_inputs(spec)
+        except TorchscanError:  # the spec as given is wrong (its syntax, a name): said before any work
+            raise
         except Exception:  # its configuration or class refuses: no input set to try, the worker's build says why
             found.setdefault(spec, (target, [()]))
             continue
