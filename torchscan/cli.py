@@ -35,15 +35,14 @@ from torch import nn
 from torchscan.api import DEFAULT_REAL_FORWARD_LIMIT, crawl_module, with_measurement
 from torchscan.comparison import compare
 from torchscan.errors import CaptureError, TorchscanError
-from torchscan.graph.capture import state_bytes
 from torchscan.inputs import model_inputs
-from torchscan.loader import default_inputs, load_model
+from torchscan.loader import default_inputs, load_model, real_weights_refusal
 from torchscan.passes.memory import OPTIMIZERS
 from torchscan.records import ROW_METRICS, TensorSpec
 from torchscan.records.frozen import frozen_record
 from torchscan.render.diff import diff_csv, diff_json, render_diff
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
-from torchscan.render.units import format_bytes, parse_size
+from torchscan.render.units import parse_size
 from torchscan.report import Report
 from torchscan.symbolic import Dim, SymbolicReport, collect_dims, substitute
 from torchscan.version import __version__
@@ -335,21 +334,12 @@ def _analyse(
 
 
 def _check_real_weights(spec: str, model: nn.Module, args: argparse.Namespace, error: CaptureError) -> None:
-    """Raise ``error`` told what stops the real forward where the policy refuses it before any weight is built:
-    ``--no-real-forward``, or real weights (the model's, and the forward's private copy of them) alone above
-    ``--real-forward-limit`` (building them would take that memory first)."""
-    if args.no_real_forward:
-        raise CaptureError(
-            f"{error}. Only a real forward pass could capture {spec}, and --no-real-forward forbids it"
-        ) from None
-    weights = state_bytes(model)
+    """Raise ``error`` told what stops the real forward where the policy refuses it before any weight is built
+    (:func:`~torchscan.loader.real_weights_refusal`)."""
     limit = DEFAULT_REAL_FORWARD_LIMIT if args.real_forward_limit is None else args.real_forward_limit
-    if weights > limit:
-        raise CaptureError(
-            f"{error}. Only a real forward pass could capture {spec}; its parameters and buffers alone take "
-            f"{format_bytes(weights)} (a copy of them more for the forward), above the limit of "
-            f"{format_bytes(limit)}: nothing was built (raise it with --real-forward-limit)"
-        ) from None
+    refusal = real_weights_refusal(model, not args.no_real_forward, limit)
+    if refusal is not None:
+        raise CaptureError(f"{error}. Only a real forward pass could capture {spec}; {refusal}") from None
 
 
 _FORMATS = ("table", "csv", "json", "dot", "svg", "html")

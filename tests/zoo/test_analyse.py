@@ -80,3 +80,34 @@ def test_several_sizes_share_one_sweep_with_the_rows_of_separate_analyses() -> N
     assert len(together) == 6 and all(row.ok for row in together)
     assert together == apart  # every field but the timings
     assert len({row.analysis_seconds for row in together}) == 1  # the sweep's time, shared
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        (Settings(real_forward=False), "--no-real-forward forbids it"),
+        (Settings(real_forward_limit=64), "nothing was built"),
+    ],
+)
+def test_a_real_forward_the_policy_refuses_builds_no_real_weights(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, reason: str
+) -> None:
+    """As the command line: a model only a real forward captures was built again with real random weights whatever
+    the policy (84 Hugging Face vision-language models hit the zoo's memory limit so, a 72 B Qwen2.5-VL among
+    them); the row now says why nothing was built."""
+    import torchscan.zoo.analyse as analyse
+
+    built: list[bool] = []
+    real = analyse.build_model
+
+    def build(target: str, meta: bool = True) -> torch.nn.Module:
+        built.append(meta)
+        return real(target, meta=meta)
+
+    monkeypatch.setattr(analyse, "build_model", build)
+    (job,) = jobs([f"{spec('value_branch')} 8"])
+    (row,) = analyse_job(job, settings)
+    assert (row.status, row.error_type) == ("failed", "CaptureError") and reason in (row.error or "")
+    assert built == [True]
+    (row,) = analyse_job(job, Settings())
+    assert row.status == "ok" and row.capture == "real-forward" and built == [True, True, False]

@@ -33,7 +33,7 @@ from torch import nn
 
 from torchscan.errors import TorchscanError
 from torchscan.loader import huggingface
-from torchscan.loader.weights import meta_weights
+from torchscan.loader.weights import meta_weights, real_weights_refusal
 
 __all__ = [
     "DEFAULT_INPUT_SHAPE",
@@ -42,6 +42,7 @@ __all__ = [
     "default_inputs",
     "load_model",
     "meta_weights",
+    "real_weights_refusal",
     "torchvision_builder_arguments",
     "user_code_error",
 ]

@@ -15,7 +15,10 @@ from torch.nn.modules.module import (
 from torch.nn.parameter import UninitializedTensorMixin
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["meta_weights"]
+from torchscan.graph.capture import state_bytes
+from torchscan.render.units import format_bytes
+
+__all__ = ["meta_weights", "real_weights_refusal"]
 
 
 def _meta_parameter(module: nn.Module, name: str, parameter: nn.Parameter | None) -> nn.Parameter | None:
@@ -67,3 +70,19 @@ def meta_weights() -> Iterator[None]:
     finally:
         parameters.remove()
         buffers.remove()
+
+
+def real_weights_refusal(model: nn.Module, allowed: bool, limit: int) -> str | None:
+    """Why a real forward of ``model`` (on meta weights here) would be refused before its real weights are built
+    (``allowed``, ``limit``: the real-forward policy), or None where it may run: building them would take that
+    memory first, and a refused forward would leave them unused (``hf:llava``'s 25.8 GiB were built, then killed by
+    the OOM killer, before the command line said no)."""
+    if not allowed:
+        return "--no-real-forward forbids it"
+    weights = state_bytes(model)
+    if weights > limit:
+        return (
+            f"its parameters and buffers alone take {format_bytes(weights)} (a copy of them more for the forward), "
+            f"above the limit of {format_bytes(limit)}: nothing was built (raise it with --real-forward-limit)"
+        )
+    return None
