@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils._pytree import tree_leaves
 
 from tests.graph.test_capture import ValueBranch
-from torchscan import crawl_module
+from torchscan import crawl_module, sweep
 
 
 @pytest.mark.parametrize("model", [nn.Sequential(nn.Linear(4, 4), nn.ReLU()), ValueBranch()], ids=["fx", "real"])
@@ -39,7 +39,7 @@ DDP = """
 import sys, tempfile
 import torch.distributed as dist
 from torch import nn
-from torchscan import crawl_module
+from torchscan import crawl_module, sweep
 
 dist.init_process_group("gloo", init_method=f"file://{tempfile.mktemp()}", rank=0, world_size=1)
 try:
@@ -126,6 +126,15 @@ def test_hooks_the_model_registers_as_it_runs_are_run(leaves: bool, untraceable:
     assert report.context.capture == ("eager-record" if untraceable else "torch.fx")
     assert report.totals.macs == LAYERS * 2 * 8 * 8
     assert not model.installed and not any(module._forward_hooks for module in model.modules())
+
+
+def test_a_sweep_of_a_model_running_its_own_hooks_equals_fresh_analyses() -> None:
+    model = Collecting(leaves=True)
+    swept = sweep(model, [{"input_shape": (8,), "batch_size": batch} for batch in (1, 3)])
+    assert [item.to_dict() for item in swept] == [
+        crawl_module(model, (8,), batch_size=batch).to_dict() for batch in (1, 3)
+    ]
+    assert not any(module._forward_hooks for module in model.modules())
 
 
 def test_hooks_of_the_user_are_still_not_run() -> None:
