@@ -190,8 +190,10 @@ def _backward_peak(
     grad (a new storage the first time; another for a source that holds one already lives through the
     node's backward, then is summed into it). A sum (``x + y``, :attr:`Saves.SUM`) makes none: its own
     gradient goes to each operand of its shape and dtype, one storage held by the operand whose backward
-    comes last (the first made). A call recorded at the ATen level (:mod:`~torchscan.passes.memory.internal`)
-    says how big each gradient is (0: it aliases the output's, which the source then holds) and what
+    comes last (the first made); a concatenation (``cat``, ``stack``: :attr:`Saves.CONCAT`) hands each operand a
+    piece of its gradient, a view of that one storage, held alike (a linear layer on tokens copies a piece it
+    cannot view as rows first, and frees the storage then if its piece was the last). A call recorded at the
+    ATen level (:mod:`~torchscan.passes.memory.internal`) says how big each gradient is (0: it aliases the output's, which the source then holds) and what
     its backward holds at most (``backward_transient``, above everything live before it but the
     tensors it made and saved, ``saved_extra``, which it frees as it goes: they are gone once it
     returns; ``backward_released`` where this node holds its output's gradient, which nothing then
