@@ -193,8 +193,9 @@ def _backward_peak(
     comes last (the first made); a concatenation (``cat``, ``stack``: :attr:`Saves.CONCAT`) hands each operand a
     piece of its gradient, a view of that one storage, held alike (a linear layer on tokens copies a piece it
     cannot view as rows first, and frees the storage then if its piece was the last). A call recorded at the
-    ATen level (:mod:`~torchscan.passes.memory.internal`) says how big each gradient is (0: it aliases the output's, which the source then holds) and what
-    its backward holds at most (``backward_transient``, above everything live before it but the
+    ATen level (:mod:`~torchscan.passes.memory.internal`) says how big each gradient is (0: it aliases the
+    output's, which the source then holds) and what its backward holds at most (``backward_transient``, above
+    everything live before it but the
     tensors it made and saved, ``saved_extra``, which it frees as it goes: they are gone once it
     returns; ``backward_released`` where this node holds its output's gradient, which nothing then
     holds past the call's first backward op, e.g. a normalisation written as several ops; where the
