@@ -149,20 +149,24 @@ def multihead_attention_cost(shape: MultiheadShape, weights: TensorSpec | None, 
     return cost
 
 
+def _sequences(query: TensorSpec, key: TensorSpec, batch_first: bool, **fields: Any) -> MultiheadShape:
+    """The :class:`MultiheadShape` of a call on ``query`` and ``key`` (batch, query and key lengths read from
+    them), its other ``fields`` as given."""
+    batch, queries = _tokens(query, batch_first)
+    return MultiheadShape(batch=batch, queries=queries, keys=_tokens(key, batch_first)[1], **fields)
+
+
 @TABLE.register(nn.MultiheadAttention)
 def multihead_attention(call: OpCall) -> Cost:
     """nn.MultiheadAttention (module docstring): ``MACs = B·L·E² + B·S·kdim·E + B·S·vdim·E
     + 2·B·L·S'·E + B·L·E²``; FLOPs and DMAs are the Linear formulas of the four projections plus
     the SDPA formula on ``B·H`` heads, plus ``B·L·S'·H`` FLOPs for head-averaged weights."""
     query, key = call.inputs[0], call.inputs[1] if len(call.inputs) > 1 else call.inputs[0]
-    batch_first = bool(call.get("batch_first", False))
-    batch, queries = _tokens(query, batch_first)
-    _, keys = _tokens(key, batch_first)
     embed_dim = int(call.attrs["embed_dim"])
-    shape = MultiheadShape(
-        batch=batch,
-        queries=queries,
-        keys=keys,
+    shape = _sequences(
+        query,
+        key,
+        bool(call.get("batch_first", False)),
         embed_dim=embed_dim,
         kdim=int(call.get("kdim", embed_dim)),
         vdim=int(call.get("vdim", embed_dim)),
@@ -184,14 +188,11 @@ def multi_head_attention_forward(call: OpCall) -> Cost:
     if call.spec("static_k") is not None or call.spec("static_v") is not None:
         raise ValueError("multi_head_attention_forward with static keys or values")
     query, key, value = call.inputs[:3]
-    batch, queries = _tokens(query, False)
-    _, keys = _tokens(key, False)
-    embed_dim = int(argument(call, "embed_dim_to_check", 3))
-    shape = MultiheadShape(
-        batch=batch,
-        queries=queries,
-        keys=keys,
-        embed_dim=embed_dim,
+    shape = _sequences(
+        query,
+        key,
+        False,
+        embed_dim=int(argument(call, "embed_dim_to_check", 3)),
         kdim=key.shape[-1],
         vdim=value.shape[-1],
         heads=int(argument(call, "num_heads", 4)),
@@ -208,14 +209,11 @@ def multi_head_attention_forward(call: OpCall) -> Cost:
 def native_multi_head_attention(call: OpCall) -> Cost:
     """``aten._native_multi_head_attention`` (the eval fast path, batch first): as
     nn.MultiheadAttention with ``kdim = vdim = E``."""
-    query, key = call.inputs[0], call.inputs[1]
-    batch, queries = _tokens(query, True)
-    _, keys = _tokens(key, True)
     embed_dim = int(argument(call, "embed_dim", 2))
-    shape = MultiheadShape(
-        batch=batch,
-        queries=queries,
-        keys=keys,
+    shape = _sequences(
+        call.inputs[0],
+        call.inputs[1],
+        True,
         embed_dim=embed_dim,
         kdim=embed_dim,
         vdim=embed_dim,
