@@ -32,11 +32,11 @@ from typing import Any, NoReturn
 import torch
 from torch import nn
 
-from torchscan.api import DEFAULT_REAL_FORWARD_LIMIT, crawl_module, with_measurement
+from torchscan.api import crawl_module, with_measurement
 from torchscan.comparison import compare
 from torchscan.errors import CaptureError, TorchscanError
 from torchscan.inputs import model_inputs
-from torchscan.loader import default_inputs, load_model, real_weights_refusal
+from torchscan.loader import default_inputs, load_model, real_forward_refused
 from torchscan.passes.memory import OPTIMIZERS
 from torchscan.records import ROW_METRICS, TensorSpec
 from torchscan.records.frozen import frozen_record
@@ -335,11 +335,10 @@ def _analyse(
 
 def _check_real_weights(spec: str, model: nn.Module, args: argparse.Namespace, error: CaptureError) -> None:
     """Raise ``error`` told what stops the real forward where the policy refuses it before any weight is built
-    (:func:`~torchscan.loader.real_weights_refusal`)."""
-    limit = DEFAULT_REAL_FORWARD_LIMIT if args.real_forward_limit is None else args.real_forward_limit
-    refusal = real_weights_refusal(model, not args.no_real_forward, limit)
-    if refusal is not None:
-        raise CaptureError(f"{error}. Only a real forward pass could capture {spec}; {refusal}") from None
+    (:func:`~torchscan.loader.real_forward_refused`)."""
+    refused = real_forward_refused(error, spec, model, not args.no_real_forward, args.real_forward_limit)
+    if refused is not None:
+        raise refused from None
 
 
 _FORMATS = ("table", "csv", "json", "dot", "svg", "html")

@@ -51,7 +51,7 @@ class TracedCode:
         """The builtins of traced code that sees :attr:`_torch` (:func:`_importing`)."""
         self._sized: dict[tuple[types.CodeType, bool], bool] = {}
         """Whether a function sees ``torch`` as :class:`_TorchShim`, by its code object and whether it is the
-        model's code or a helper of another module (:func:`_calls_sized`, :func:`_names_checks`)."""
+        model's code (:func:`_calls_sized`) or a helper of another module (whether it names :data:`_CHECKS`)."""
 
     def original(self, function: Any) -> Any:
         """The function a copy made here was made from (any other object as is)."""
@@ -68,7 +68,7 @@ class TracedCode:
         code = function.__code__
         sized = self._sized.get((code, reach > 0))
         if sized is None:
-            sized = self._sized[(code, reach > 0)] = _calls_sized(function) if reach else _names_checks(code)
+            sized = self._sized[(code, reach > 0)] = _calls_sized(function) if reach else _names(code, _CHECK_NAMES)
         key = (id(function), reach, sized)
         made = self._functions.get(key)
         if made is None:
@@ -211,18 +211,17 @@ def _calls_sized(function: types.FunctionType) -> bool:
     return False
 
 
-def _names_checks(code: types.CodeType) -> bool:
-    """Whether a code object, or code nested in it, names one of :data:`_CHECKS`."""
-    if not _CHECK_NAMES.isdisjoint(code.co_names):
+def _names(code: types.CodeType, names: frozenset[str]) -> bool:
+    """Whether a code object, or code nested in it, names one of ``names`` (a global or an attribute)."""
+    if not names.isdisjoint(code.co_names):
         return True
-    return any(type(const) is types.CodeType and _names_checks(const) for const in code.co_consts)
+    return any(type(const) is types.CodeType and _names(const, names) for const in code.co_consts)
 
 
 def _reads_sized(code: types.CodeType) -> bool:
-    """Whether a code object, or code nested in it, names one of :data:`_SIZED` (a global or an attribute)."""
-    if not _SIZED_NAMES.isdisjoint(code.co_names):
-        return True
-    return any(type(const) is types.CodeType and _reads_sized(const) for const in code.co_consts)
+    """Whether a code object, or code nested in it, names one of :data:`_SIZED`, :data:`_FROM_DATA` or
+    :data:`_CHECKS`."""
+    return _names(code, _SIZED_NAMES)
 
 
 class _TorchShim(types.ModuleType):

@@ -33,7 +33,7 @@ from torch import nn
 
 from torchscan.errors import TorchscanError
 from torchscan.loader import huggingface
-from torchscan.loader.weights import meta_weights, real_weights_refusal
+from torchscan.loader.weights import meta_weights, real_forward_refused
 
 __all__ = [
     "DEFAULT_INPUT_SHAPE",
@@ -42,7 +42,7 @@ __all__ = [
     "default_inputs",
     "load_model",
     "meta_weights",
-    "real_weights_refusal",
+    "real_forward_refused",
     "torchvision_builder_arguments",
     "user_code_error",
 ]

@@ -15,10 +15,11 @@ from torch.nn.modules.module import (
 from torch.nn.parameter import UninitializedTensorMixin
 from torch.overrides import TorchFunctionMode
 
-from torchscan.graph.capture import state_bytes
+from torchscan.errors import CaptureError
+from torchscan.graph.capture import DEFAULT_REAL_FORWARD_LIMIT, state_bytes
 from torchscan.render.units import format_bytes
 
-__all__ = ["meta_weights", "real_weights_refusal"]
+__all__ = ["meta_weights", "real_forward_refused"]
 
 
 def _meta_parameter(module: nn.Module, name: str, parameter: nn.Parameter | None) -> nn.Parameter | None:
@@ -72,17 +73,23 @@ def meta_weights() -> Iterator[None]:
         buffers.remove()
 
 
-def real_weights_refusal(model: nn.Module, allowed: bool, limit: int) -> str | None:
-    """Why a real forward of ``model`` (on meta weights here) would be refused before its real weights are built
-    (``allowed``, ``limit``: the real-forward policy), or None where it may run: building them would take that
-    memory first, and a refused forward would leave them unused (``hf:llava``'s 25.8 GiB were built, then killed by
-    the OOM killer, before the command line said no)."""
+def real_forward_refused(
+    error: Exception, spec: str, model: nn.Module, allowed: bool, limit: int | None
+) -> CaptureError | None:
+    """``error`` (a capture on meta weights that only a real forward could make) told why that real forward would
+    be refused before real weights are built (``allowed``, ``limit``: the real-forward policy; None: the analysis's
+    default limit), or None where it may run: building them would take that memory first, and a refused forward
+    would leave them unused (``hf:llava``'s 25.8 GiB were built, then killed by the OOM killer, before the command
+    line said no)."""
     if not allowed:
-        return "--no-real-forward forbids it"
-    weights = state_bytes(model)
-    if weights > limit:
-        return (
+        refusal = "--no-real-forward forbids it"
+    else:
+        limit = DEFAULT_REAL_FORWARD_LIMIT if limit is None else int(limit)
+        weights = state_bytes(model)
+        if weights <= limit:
+            return None
+        refusal = (
             f"its parameters and buffers alone take {format_bytes(weights)} (a copy of them more for the forward), "
             f"above the limit of {format_bytes(limit)}: nothing was built (raise it with --real-forward-limit)"
         )
-    return None
+    return CaptureError(f"{error}. Only a real forward pass could capture {spec}; {refusal}")

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from torchscan.api import DEFAULT_REAL_FORWARD_LIMIT, crawl_module, sweep
+from torchscan.api import crawl_module, sweep
 from torchscan.errors import CaptureError
-from torchscan.loader import huggingface, load_model, real_weights_refusal
+from torchscan.loader import huggingface, load_model, real_forward_refused
 from torchscan.records import TensorSpec
 from torchscan.report import Report
 from torchscan.zoo.records import TRAINING_FIELDS, Job, Settings, ZooInput, ZooRow, inputs_text
@@ -106,11 +106,6 @@ def _on_meta(model: nn.Module) -> bool:
     return any(tensor.device.type == "meta" for tensor in (*model.parameters(), *model.buffers()))
 
 
-def _limit(settings: Settings) -> int:
-    """The real-forward limit of ``settings`` (the analysis's default where none is given)."""
-    return DEFAULT_REAL_FORWARD_LIMIT if settings.real_forward_limit is None else int(settings.real_forward_limit)
-
-
 def analyse_job(job: Job, settings: Settings, together: bool = True) -> Iterator[ZooRow]:
     """One row per input set of ``job``, in order. The model is built once on meta weights; an input set
     that only a real forward can capture (:class:`CaptureError` on meta weights) gets a model with real
@@ -163,9 +158,10 @@ def analyse_job(job: Job, settings: Settings, together: bool = True) -> Iterator
             except CaptureError as error:
                 if not _on_meta(model):
                     raise
-                refusal = real_weights_refusal(model, settings.real_forward, _limit(settings))
-                if refusal is not None:  # no real weights built for a real forward that would be refused anyway
-                    raise CaptureError(f"{error}. Only a real forward pass could capture it; {refusal}") from None
+                policy = (settings.real_forward, settings.real_forward_limit)
+                refused = real_forward_refused(error, job.spec, model, *policy)
+                if refused is not None:  # no real weights built for a real forward that would be refused anyway
+                    raise refused from None
                 report = crawl_module(model_for(False, dtype), args=args, kwargs=kwargs, **options)
         except Exception as error:  # anything the analysis raised: that row failed, the job goes on
             yield _error_row(job.spec, inputs, error, settings)
