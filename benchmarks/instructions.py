@@ -18,7 +18,9 @@ Each ``--rev`` is a git revision (checked out in a temporary worktree, removed a
 working tree, uncommitted changes included); with none, this working tree alone. Under valgrind a process
 runs ~50× slower: importing torch takes about two minutes, so each model costs a few minutes per revision
 (``--jobs`` processes run at once, default: the CPU count). Skipped with a message where valgrind is not
-installed (it is not a dependency).
+installed (it is not a dependency). Each report's memory section is read (a report makes it on its first read
+since the forty-seventh session; ``crawl_module`` did before), so revisions on either side compare the same
+work; ``--unread`` leaves it unread (what a reader of the counts alone pays, at a revision that defers it).
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
-def _child(name: str, repeat: int) -> None:
-    """Build ``name`` (random init), analyse it once, then ``repeat`` more times (run under valgrind)."""
+def _child(name: str, repeat: int, read: bool = True) -> None:
+    """Build ``name`` (random init), analyse it once, then ``repeat`` more times (run under valgrind); ``read``:
+    each report's memory section read (made on its first read)."""
     warnings.filterwarnings("ignore")
     import torch
 
@@ -65,16 +68,17 @@ def _child(name: str, repeat: int) -> None:
         model = torchvision.models.get_model(name, weights=None).eval()
         video = name in torchvision.models.list_models(module=torchvision.models.video)
         shape = (3, 16, 224, 224) if video else (3, 224, 224)  # a video classifier: 16 frames
-    crawl_module(model, shape, dtype=dtype)
-    for _ in range(repeat):
-        crawl_module(model, shape, dtype=dtype)
+    for _ in range(repeat + 1):  # the warm-up, then the counted ones
+        report = crawl_module(model, shape, dtype=dtype)
+        if read:
+            report.memory  # noqa: B018 (made on this first read; by crawl_module before the forty-seventh session)
 
 
 _HF = {"gpt2": ("GPT2Model", "GPT2Config"), "bert": ("BertModel", "BertConfig"), "llama": ("LlamaModel", "LlamaConfig")}
 """``hf:NAME`` models (built from their default configs: GPT-2 small, BERT-base, Llama-2-7B shaped)."""
 
 
-def _count(checkout: Path, name: str, repeat: int) -> int:
+def _count(checkout: Path, name: str, repeat: int, read: bool = True) -> int:
     """Instructions executed by one child process (``repeat`` analyses after the warm-up)."""
     env = {
         **os.environ,
@@ -93,6 +97,7 @@ def _count(checkout: Path, name: str, repeat: int) -> int:
         "--child",
         name,
         str(repeat),
+        *(() if read else ("--unread",)),
     ]
     done = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True, check=False)
     found = _REFS.search(done.stderr)
@@ -126,10 +131,15 @@ def main() -> None:
     parser.add_argument("--rev", action="append", default=[], help="a git revision, or . (this working tree)")
     parser.add_argument("--repeat", type=int, default=5, help="analyses counted after the warm-up (default 5)")
     parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument(
+        "--unread",
+        action="store_true",
+        help="leave each report's memory section unread (made on its first read, since the forty-seventh session)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "REPEAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child[0], int(args.child[1]))
+        _child(args.child[0], int(args.child[1]), read=not args.unread)
         return
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: nothing to count (apt install valgrind)")
@@ -144,13 +154,14 @@ def main() -> None:
                 for repeat in (0, args.repeat)
             ]
             with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-                counts = list(pool.map(lambda run: _count(run[1], run[2], run[3]), runs))
+                counts = list(pool.map(lambda run: _count(run[1], run[2], run[3], not args.unread), runs))
         finally:
             for label, path in checkouts:
                 if label != ".":
                     subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
     found = {(run[0], run[2], run[3]): count for run, count in zip(runs, counts, strict=True)}
-    print(f"valgrind cachegrind: {args.repeat} analyses after a warm-up, one torch thread\n")
+    read = "left unread" if args.unread else "read"
+    print(f"valgrind cachegrind: {args.repeat} analyses after a warm-up, one torch thread, memory sections {read}\n")
     print("| Model | Revision | Instructions per analysis (M) | × first revision |")
     print("|---|---|---:|---:|")
     for name in args.models:

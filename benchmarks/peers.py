@@ -11,6 +11,11 @@ and a plain ``torch.no_grad`` CPU forward run interleaved, ``--repeat`` rounds a
 times are medians. MACs: torchscan's MACs, torchinfo's ``total_mult_adds``, fvcore's total
 ("flops" that count one fused multiply-add), ptflops' and thop's MACs, FlopCounterMode's FLOPs/2.
 
+torchscan has two rows: ``torchscan`` is ``crawl_module`` as called, its totals read (the counts, rows and
+records the peers give; its report makes its memory section on the first read of it), and ``torchscan + memory``
+the same with the memory section read too (inference peak, training estimates, backward cost: what no peer
+gives). The ``× torchscan`` column divides by the first.
+
 Beside the forward, one more reference row (not a tool): ``fx graph alone``, ``torch.fx.Tracer().trace``
 of the model and nothing else (no ``GraphModule``, no generated code: the graph every fx-based analysis
 starts from, before any copy, shape, count or memory), timed in the same rounds. Where fx cannot trace
@@ -50,12 +55,16 @@ def _is_ids(sample: torch.Tensor) -> bool:
     return not sample.is_floating_point()
 
 
-def _torchscan(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
-    if _is_ids(sample):
-        totals = crawl_module(model, (BERT_TOKENS,), dtype=torch.long).totals
-    else:
-        totals = crawl_module(model, SHAPE).totals
-    return totals.macs, totals.params
+def _torchscan(model: nn.Module, sample: torch.Tensor, memory: bool = False) -> tuple[int, int | None]:
+    shape, dtype = ((BERT_TOKENS,), torch.long) if _is_ids(sample) else (SHAPE, None)
+    report = crawl_module(model, shape, dtype=dtype)
+    if memory and report.memory is None:  # made on this first read
+        raise RuntimeError("the report has no memory section")
+    return report.totals.macs, report.totals.params
+
+
+def _torchscan_memory(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
+    return _torchscan(model, sample, memory=True)
 
 
 def _torchinfo(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
@@ -115,6 +124,7 @@ _FX = "fx graph alone"
 
 TOOLS: dict[str, tuple[str | None, Tool]] = {
     "torchscan": (None, _torchscan),
+    "torchscan + memory": (None, _torchscan_memory),
     "torchinfo": ("torchinfo", _torchinfo),
     "fvcore": ("fvcore", _fvcore),
     "ptflops": ("ptflops", _ptflops),

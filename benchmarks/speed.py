@@ -9,18 +9,20 @@
 
 ``ratio``: for each torchvision classifier, the median ``crawl_module`` time over the median time of
 one ``torch.no_grad`` CPU forward of the same model (batch 1), measured in one process with the two
-interleaved; then the geometric mean over the models, at 224x224 and 1024x1024 (goals: < 1 and
-< 0.1, issue 7). Models that cannot take the size (inception_v3 below 299, the ViTs and MaxViT
-fixed at 224 positions) are skipped at that size.
+interleaved, and the same with the report's memory section read (made on its first read); then the
+geometric mean over the models, at 224x224 and 1024x1024 (goals: < 1 and < 0.1, issue 7). Models that
+cannot take the size (inception_v3 below 299, the ViTs and MaxViT fixed at 224 positions) are skipped at
+that size.
 
 ``growth``: an ``nn.Sequential`` of N blocks (conv-bn-relu and a residual add: 4 graph nodes
-each) on a 16x16 input: the analysis time per graph node at each N must stay flat (no quadratic
-pass) from 1k to 100k nodes.
+each) on a 16x16 input: the analysis time (its memory section read) per graph node at each N must stay
+flat (no quadratic pass) from 1k to 100k nodes.
 
 ``sweep``: ``torchscan.sweep`` over 8 input shapes (the model's 224x224 and other sizes or batch
-sizes) against 8 fresh ``crawl_module`` calls: the cost of each extra shape as a share of a first
+sizes) against one ``crawl_module`` call: the cost of each extra shape as a share of a first
 analysis (issue 13's goal: at most 20%), in process CPU time (this part is for shared machines,
-where the wall clock measures the neighbours), medians of ``--repeat`` interleaved rounds.
+where the wall clock measures the neighbours), medians of ``--repeat`` interleaved rounds; once as
+called (a report makes its memory section on its first read) and once with every report's memory read.
 
 ``phases``: where one sweep item's time goes — ``torchscan.sweep`` over the same 8 inputs as ``sweep``, its passes
 timed (process CPU) around their calls by wrappers installed in this benchmark process for the measurement and
@@ -72,8 +74,12 @@ def median_times(functions: list[Callable[[], object]], repeat: int) -> list[flo
 
 
 def ratios(names: list[str], sizes: list[int], repeat: int) -> None:
-    print("| Model | Size | Analysis (s) | Forward (s) | Ratio |\n|---|---:|---:|---:|---:|")
+    print(
+        "| Model | Size | Analysis (s) | Forward (s) | Ratio | With memory (s) | Ratio with memory |\n"
+        "|---|---:|---:|---:|---:|---:|---:|"
+    )
     by_size: dict[int, list[float]] = {size: [] for size in sizes}
+    with_memory: dict[int, list[float]] = {size: [] for size in sizes}
     for name in names:
         model = torchvision.models.get_model(name, weights=None).eval()
         for size in sizes:
@@ -91,15 +97,31 @@ def ratios(names: list[str], sizes: list[int], repeat: int) -> None:
             def analyse(model: nn.Module = model, size: int = size) -> None:
                 crawl_module(model, (3, size, size))
 
-            analysis, forward_time = median_times([analyse, forward], repeat)
+            def analyse_memory(model: nn.Module = model, size: int = size) -> None:
+                _read_memory(crawl_module(model, (3, size, size)))
+
+            analysis, forward_time, full = median_times([analyse, forward, analyse_memory], repeat)
             by_size[size].append(analysis / forward_time)
+            with_memory[size].append(full / forward_time)
             print(
-                f"| {name} | {size} | {analysis:.3f} | {forward_time:.3f} | {analysis / forward_time:.2f} |", flush=True
+                f"| {name} | {size} | {analysis:.3f} | {forward_time:.3f} | {analysis / forward_time:.2f} | "
+                f"{full:.3f} | {full / forward_time:.2f} |",
+                flush=True,
             )
     for size, values in by_size.items():
         if values:
             mean = math.exp(statistics.fmean(math.log(value) for value in values))
-            print(f"\ngeometric mean of analysis/forward at {size}x{size}: {mean:.3f} over {len(values)} models")
+            full_mean = math.exp(statistics.fmean(math.log(value) for value in with_memory[size]))
+            print(
+                f"\ngeometric mean of analysis/forward at {size}x{size}: {mean:.3f} ({full_mean:.3f} with the memory "
+                f"section read) over {len(values)} models"
+            )
+
+
+def _read_memory(report: object) -> None:
+    """Read a report's memory section (made on its first read)."""
+    if getattr(report, "memory", None) is None:
+        raise RuntimeError("the report has no memory section")
 
 
 class Block(nn.Module):
@@ -124,7 +146,9 @@ def growth(blocks: list[int], repeat: int) -> None:
 
         def analyse(model: nn.Module = model) -> None:
             nonlocal nodes
-            nodes = crawl_module(model, (8, 16, 16)).records.number_of_nodes()
+            report = crawl_module(model, (8, 16, 16))
+            _read_memory(report)  # end to end: the memory section too
+            nodes = report.records.number_of_nodes()
 
         (seconds,) = median_times([analyse], repeat if count < 10_000 else 1)
         print(f"| {count:,} | {nodes:,} | {seconds:.2f} | {seconds / nodes * 1e6:.0f} |", flush=True)
@@ -149,21 +173,37 @@ def median_cpu_times(functions: list[Callable[[], object]], repeat: int) -> list
 
 def sweeps(names: list[str], repeat: int) -> None:
     print(
-        "| Model | Items | One analysis (ms) | Sweep (ms) | Per extra item (ms) | Extra / first |\n"
-        "|---|---|---:|---:|---:|---:|"
+        "| Model | Items | One analysis (ms) | Sweep (ms) | Per extra item (ms) | Extra / first | "
+        "Extra / first, memory read |\n"
+        "|---|---|---:|---:|---:|---:|---:|"
     )
     for name in names:
         model = torchvision.models.get_model(name, weights=None).eval()
         items = _sweep_items(model)
         kind = "batch sizes" if isinstance(items[0], dict) else "sizes"
         first = items[0] if isinstance(items[0], dict) else {"input_shape": items[0]}
-        one, swept = median_cpu_times(
-            [functools.partial(crawl_module, model, **first), functools.partial(sweep, model, items)], repeat
+
+        def one_read(first: dict = first, model: nn.Module = model) -> None:
+            _read_memory(crawl_module(model, **first))
+
+        def swept_read(items: list = items, model: nn.Module = model) -> None:
+            for report in sweep(model, items):
+                _read_memory(report)
+
+        one, swept, one_full, swept_full = median_cpu_times(
+            [
+                functools.partial(crawl_module, model, **first),
+                functools.partial(sweep, model, items),
+                one_read,
+                swept_read,
+            ],
+            repeat,
         )
         extra = (swept - one) / (len(items) - 1)
+        extra_full = (swept_full - one_full) / (len(items) - 1)
         print(
             f"| {name} | {len(items)} {kind} | {one * 1e3:.1f} | {swept * 1e3:.1f} | {extra * 1e3:.1f} | "
-            f"{extra / one:.2f} |",
+            f"{extra / one:.2f} | {extra_full / one_full:.2f} |",
             flush=True,
         )
 

@@ -7,6 +7,8 @@ import gc
 import io
 import re
 import sys
+import threading
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -20,7 +22,7 @@ from torch import nn
 import torchscan
 from tests.profiles import examples
 from tests.strategies import RandomNet, random_nets
-from torchscan import InputError, ShapeError, crawl_module, summary
+from torchscan import InputError, ShapeError, crawl_module, summary, sweep
 from torchscan.records import RECORD
 
 
@@ -83,6 +85,74 @@ def test_model_left_exactly_as_found_in_training_mode() -> None:
     assert report.totals.flops > 0
     assert_same(before, snapshot(model))
     assert calls == []  # user hooks never see analysis calls
+
+
+class _CountedAttention(nn.Module):
+    """Attention (a call the memory pass records on the copy) whose forward counts its runs in a global list."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _RUNS.append(1)
+        return self.head(self.attention(x, x, x, need_weights=False)[0].relu())
+
+
+_RUNS: list[int] = []
+
+
+def test_the_memory_section_is_made_on_first_read_from_plain_records() -> None:
+    """The memory section is made when first read, equal to the one read at once: the model may have changed
+    or be gone by then, its code does not run again, and until then the report holds neither it nor a tensor."""
+    model = _CountedAttention().train()
+    at_once = crawl_module(model, (5, 16), batch_size=3)
+    expected = at_once.memory
+    held = [weakref.ref(tensor) for tensor in (*model.parameters(), *model.buffers())]
+    report = crawl_module(model, (5, 16), batch_size=3)
+    runs = len(_RUNS)
+    with torch.no_grad():
+        model.head = nn.Linear(16, 400)  # an edit after the analysis: the report answers for the model as it was
+    model.eval()
+    del model
+    gc.collect()
+    assert all(ref() is None for ref in held)  # not one parameter held by the unread report
+    assert report.memory == expected and report.to_dict() == at_once.to_dict()
+    assert len(_RUNS) == runs  # no forward ran for the memory section
+    assert report.memory is report.memory  # made once
+
+
+def test_an_analysis_makes_no_memory_section_until_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[int] = []
+    estimate = torchscan.api.estimate_memory
+    monkeypatch.setattr(
+        torchscan.api, "estimate_memory", lambda *args, **kwargs: made.append(1) or estimate(*args, **kwargs)
+    )
+    report = crawl_module(torchvision.models.resnet18(num_classes=10).eval(), (3, 32, 32))
+    assert report.totals.macs > 0 and report.rows and made == []
+    assert report.memory.activation_peak_bytes > 0 and report.memory.training
+    assert made == [1]
+
+
+def test_memory_sections_of_a_sweep_read_from_threads_equal_fresh_analyses() -> None:
+    model = torchvision.models.resnet18(num_classes=10).train()
+    sizes = [(3, size, size) for size in (64, 96, 128, 80)]
+    fresh = [crawl_module(model, size).memory for size in sizes]
+    reports = sweep(model, sizes)
+    start = threading.Barrier(len(reports))
+    read: dict[int, object] = {}
+
+    def memory(position: int) -> None:
+        start.wait()
+        read[position] = reports[position].memory
+
+    threads = [threading.Thread(target=memory, args=(position,)) for position in range(len(reports))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [read[position] for position in range(len(reports))] == fresh
 
 
 def test_model_left_as_found_when_analysis_raises() -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import inspect
 import itertools
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
@@ -44,8 +46,10 @@ from torchscan.passes.memory import (
     CONTAINER_MODULES,
     HELD_OUTPUTS,
     LIBRARY_MODULES,
+    CapturedMemory,
     PlanMemo,
     Replay,
+    captured_memory,
     container_modules,
     estimate_memory,
     library_modules,
@@ -54,7 +58,8 @@ from torchscan.passes.memory import (
 from torchscan.passes.params import ParamSummary, collect_params, parameter_readers
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
 from torchscan.passes.rows import RowMemo, build_rows, unused_parameters
-from torchscan.records import COST, RECORD
+from torchscan.records import COST, RECORD, Cost, MemoryReport
+from torchscan.records.deferred import Deferred
 from torchscan.records.frozen import frozen_record
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
 from torchscan.report import Context, Diagnostic, Report, Totals
@@ -365,8 +370,10 @@ class _Memos:
     """What the passes keep of one capture for its analyses at other inputs (:class:`_Analyses`): the
     parts that depend on the graph, the model's copy and the parameters only, never on shapes."""
 
-    memory: PlanMemo = dataclasses.field(default_factory=dict)
+    memory: PlanMemo = dataclasses.field(default_factory=PlanMemo)
     rows: RowMemo = dataclasses.field(default_factory=dict)
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, compare=False)
+    """Held while a report of the capture makes its memory section (which reads and fills ``memory``)."""
 
 
 _CALL_KEYS = frozenset(field.name for field in dataclasses.fields(_Call)) - {"autocast"}
@@ -469,6 +476,9 @@ def _report(
             graph, {name: dict(zip(_RF_KEYS, row_values(fields.of(name)), strict=True)) for name in graph}
         )
         diagnostics = (*diagnostics, *fields.diagnostics)
+    memo = memos.memory if memos is not None else None
+    # what of the memory section only the capture answers, made now; the rest on the section's first read
+    held = captured_memory(graph, params, _replay(captured, values, inputs.specs, subject.device), memo)
     known = [cost for cost in costs.values() if cost is not None]
     unknown = sum(cost is None for cost in costs.values())
     totals = Totals(
@@ -489,14 +499,25 @@ def _report(
         diagnostics=diagnostics,
         context=_context(model, inputs.specs, outputs, captured.method, subject.device),
         records=graph,
-        memory=estimate_memory(
-            graph,
-            params,
-            costs,
-            replay=_replay(captured, values, inputs.specs, subject.device),
-            memo=memos.memory if memos is not None else None,
+        memory=Deferred(
+            functools.partial(_memory, graph, params, costs, held, memo),
+            lock=memos.lock if memos is not None else None,
         ),
     )
+
+
+def _memory(
+    graph: nx.DiGraph,
+    params: ParamSummary,
+    costs: Mapping[str, Cost | None],
+    captured: CapturedMemory,
+    memo: PlanMemo | None,
+) -> MemoryReport:
+    """A report's memory section, made on its first read (:class:`~torchscan.records.deferred.Deferred`): from
+    plain records only (``captured``: what the capture answered, made while the analysis held it), so the model's
+    code does not run and the report holds neither the model nor its copy; the collector paused, as in an analysis."""
+    with _collector_paused():
+        return estimate_memory(graph, params, costs, captured=captured, memo=memo)
 
 
 _EAGER_TENSORS = frozenset({nn.Parameter, torch.Tensor})

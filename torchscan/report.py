@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from torchscan.records import SCHEMA_VERSION, Context, Diagnostic, MemoryReport, Row, Totals
+from torchscan.records.deferred import deferred_field
 from torchscan.records.frozen import frozen_record
 from torchscan.render.csv import to_csv
 from torchscan.render.dot import to_dot, to_svg
@@ -42,8 +43,13 @@ class Report:
     context: Context
     records: nx.DiGraph = field(compare=False, repr=False, default_factory=nx.DiGraph)
     """The pipeline's graph: a frozen ``NodeRecord`` (and ``Cost``) per fx node, read by the passes."""
-    memory: MemoryReport | None = field(default=None, compare=False)
-    """Static inference peak, training estimates, and a real measurement when asked for."""
+    memory: MemoryReport | None = deferred_field(
+        "Static inference peak, training estimates, and a real measurement when asked for. A report made by an "
+        "analysis makes it on its first read, from plain records (a fifth to a quarter of the analysis's time, "
+        "which a reader of the counts alone does not pay): the same values whenever it is read.",
+        default=None,
+        compare=False,
+    )
 
     def __repr__(self) -> str:
         """One line: model, params, FLOPs, MACs and whether the counts are complete."""

@@ -45,11 +45,13 @@ Outcome = Report | TorchscanError
 
 def crawl_checked(model: nn.Module, *args: Any, **kwargs: Any) -> Outcome:
     """``crawl_module(model, *args, **kwargs)``: the report or the ``TorchscanError`` raised, after
-    asserting that the model and the process's global state are unchanged."""
+    asserting that the model and the process's global state are unchanged (the report's memory section,
+    made on its first read, read too)."""
     model_before, globals_before = snapshot_model(model), snapshot_globals()
     try:
         try:
             outcome: Outcome = crawl_module(model, *args, **kwargs)
+            getattr(outcome, "memory", None)  # made on this read
         except TorchscanError as error:
             outcome = error
         changes = [

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from torchscan.records.deferred import DEFERRED, resolving
+
 _T = TypeVar("_T")
 _F = TypeVar("_F")
 
@@ -35,12 +37,16 @@ def frozen_record(cls: type[_T]) -> type[_T]:
     """``@dataclass(frozen=True, slots=True)`` with an ``__init__`` that stores fields through the
     slots' descriptors (see the module docstring); a class whose fields are not all plain ``__init__``
     parameters (``init=False``, keyword-only, ``InitVar``) keeps the dataclass's own, and a class that
-    defines ``__init__`` keeps that."""
+    defines ``__init__`` keeps that. A field declared with :func:`~torchscan.records.deferred.deferred_field`
+    may hold a :class:`~torchscan.records.deferred.Deferred`: reading it gives the value (computed then)."""
     own_init = "__init__" in vars(cls)  # the class's own, which the dataclass keeps too
     made: Any = dataclasses.dataclass(frozen=True, slots=True)(cls)
     init = None if own_init else _fast_init(made)
     if init is not None:
         made.__init__ = init
+    for field in dataclasses.fields(made):  # after the __init__, which stores through the slots themselves
+        if field.metadata.get(DEFERRED):
+            setattr(made, field.name, resolving(vars(made)[field.name], field.metadata[DEFERRED]))
     return made
 
 

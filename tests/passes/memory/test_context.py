@@ -15,11 +15,12 @@ def test_a_kept_plan_gives_the_memory_graph_made_afresh() -> None:
     model = torchvision.models.resnet18(weights=None).train()
     params = collect_params(model)
     first, second = (crawl_module(model, (3, size, size)).records for size in (64, 33))
-    memo: PlanMemo = {}
+    memo = PlanMemo()
     memory_graph(first, params, memo=memo)
-    (kept,) = memo.values()
+    (kept,), (liveness,) = memo.plans.values(), memo.liveness.values()
     reused, fresh = memory_graph(second, params, memo=memo), memory_graph(second, params)
-    assert list(memo.values()) == [kept]  # the same key: the plan was reused, not remade
+    assert list(memo.plans.values()) == [kept]  # the same key: the plan was reused, not remade
+    assert list(memo.liveness.values()) == [liveness]
     assert reused.live == fresh.live
     assert reused.grads == fresh.grads
     assert reused.sources == fresh.sources

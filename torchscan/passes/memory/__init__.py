@@ -24,7 +24,7 @@ Parameters and buffers (and views of them) are model memory, never activations.
 """
 
 from torchscan.passes.memory.backward_flops import backward_costs
-from torchscan.passes.memory.context import MemoryPlan, PlanMemo
+from torchscan.passes.memory.context import CapturedMemory, MemoryPlan, PlanMemo, captured_memory
 from torchscan.passes.memory.estimate import estimate_memory
 from torchscan.passes.memory.frames import CONTAINER_MODULES, LIBRARY_MODULES, container_modules, library_modules
 from torchscan.passes.memory.internal import CallMemory, NodeMemory, Replay
@@ -43,6 +43,7 @@ __all__ = [
     "OPTIMIZERS",
     "ActivationPeak",
     "CallMemory",
+    "CapturedMemory",
     "MemoryPlan",
     "MemoryReport",
     "NodeMemory",
@@ -51,6 +52,7 @@ __all__ = [
     "Replay",
     "TrainingEstimate",
     "backward_costs",
+    "captured_memory",
     "container_modules",
     "estimate_memory",
     "library_modules",

@@ -1,8 +1,9 @@
 """What several memory rules read, computed once per analysis (and its shape-independent part once
-per capture: :class:`MemoryPlan`)."""
+per capture: :class:`MemoryPlan`); the part only the capture answers made apart (:class:`CapturedMemory`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import networkx as nx
@@ -10,6 +11,7 @@ import networkx as nx
 from torchscan.graph.autocast import AUTOCAST_NODES
 from torchscan.graph.build import REPARAMETRIZED_NODES
 from torchscan.ops import SavedExtra, Saves
+from torchscan.passes.memory.casts import CachedCasts, cached_casts
 from torchscan.passes.memory.families import family, saved_extra
 from torchscan.passes.memory.grads import parameter_reads, requires_grad, trainable_bytes
 from torchscan.passes.memory.internal import NodeMemory, Replay, recorded_calls
@@ -19,28 +21,66 @@ from torchscan.passes.params import ParamSummary
 from torchscan.records import NodeRecord, node_records
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["MemoryGraph", "MemoryPlan", "PlanMemo", "memory_graph", "memory_plan", "plan_key"]
+__all__ = [
+    "CapturedMemory",
+    "MemoryGraph",
+    "MemoryPlan",
+    "PlanMemo",
+    "captured_memory",
+    "memory_graph",
+    "memory_plan",
+    "plan_key",
+]
 
 
 @frozen_record
 class MemoryPlan:
     """What the memory rules read that the graph, the model's copy and the parameters decide, never
-    the shapes, strides or storages: what each node reads, the liveness facts of names, frames and
-    module calls (:class:`~torchscan.passes.memory.liveness.StaticLiveness`), trainable bytes per
-    module, the parameters each module's call reads, each node's op family and what its op declares it keeps
-    besides (:func:`~torchscan.passes.memory.families.saved_extra`, nodes that declare it). One per capture
-    (:func:`torchscan.sweep` reuses it for every input); which storages alias is never in it."""
+    the shapes, strides or storages: what each node reads, trainable bytes per module, the parameters each
+    module's call reads, each node's op family and what its op declares it keeps besides
+    (:func:`~torchscan.passes.memory.families.saved_extra`, nodes that declare it). One per capture
+    (:func:`torchscan.sweep` reuses it for every input); which storages alias is never in it. The liveness
+    facts of names, frames and module calls (:class:`~torchscan.passes.memory.liveness.StaticLiveness`), decided
+    the same way, are kept beside it (:class:`PlanMemo`): they are made where the memory section is, which
+    may be later (:class:`CapturedMemory`)."""
 
     sources: Mapping[str, tuple[str, ...]]
-    liveness: StaticLiveness
     trainable: Mapping[str, int]
     reads: Mapping[str, Mapping[str, int]]
     families: Mapping[str, Saves | None]
     saved_extras: Mapping[str, SavedExtra]
 
 
-PlanMemo = dict[tuple[tuple[bool, bool], ...], MemoryPlan]
-"""Memory plans of one capture by :func:`plan_key` (the graph of a capture has one key in practice)."""
+PlanKey = tuple[tuple[bool, bool], ...]
+"""What of a graph's records a plan reads besides its structure (:func:`plan_key`)."""
+
+
+@frozen_record
+class PlanMemo:
+    """The :class:`MemoryPlan` and the :class:`~torchscan.passes.memory.liveness.StaticLiveness` of the graphs of one
+    capture by :func:`plan_key` (the graph of a capture has one key in practice), filled as made: kept across its
+    analyses at other inputs (:func:`torchscan.sweep`)."""
+
+    plans: dict[PlanKey, MemoryPlan] = dataclasses.field(default_factory=dict)
+    liveness: dict[PlanKey, StaticLiveness] = dataclasses.field(default_factory=dict)
+
+
+@frozen_record
+class CapturedMemory:
+    """What the memory rules read that only the capture answers, made while the analysis holds it: the
+    requires-grad flags, the calls recorded at the ATen level on the capture's fake copy
+    (:mod:`~torchscan.passes.memory.internal`; none without a replay of the capture) and the copies
+    autocast's cache keeps (:mod:`~torchscan.passes.memory.casts`). With the graph and the parameters, it is
+    all the rest of the memory section reads: plain records, which hold neither the model, its copy nor a
+    tensor, so a report can make that section when it is first read (:class:`~torchscan.records.deferred.Deferred`)."""
+
+    ordered: list[NodeRecord]
+    key: PlanKey | None
+    """:func:`plan_key` of ``ordered`` (None: no memo was given)."""
+    plan: MemoryPlan
+    grads: Mapping[str, bool]
+    calls: Mapping[str, NodeMemory]
+    casts: CachedCasts
 
 
 @frozen_record
@@ -64,9 +104,11 @@ class MemoryGraph:
     """Node -> its op's family (None: computed from the record where read)."""
     saved_extras: Mapping[str, SavedExtra] | None = None
     """Node -> what its op declares it keeps besides its family's tensors (None: looked up where read)."""
+    casts: CachedCasts = CachedCasts()
+    """The copies autocast's cache keeps (:func:`~torchscan.passes.memory.casts.cached_casts`)."""
 
 
-def plan_key(ordered: list[NodeRecord]) -> tuple[tuple[bool, bool], ...]:
+def plan_key(ordered: list[NodeRecord]) -> PlanKey:
     """What of a graph's records, besides its structure, a :class:`MemoryPlan` reads: per node
     (execution order) whether it has tensor outputs and a call."""
     return tuple((bool(record.outputs), record.call is not None) for record in ordered)
@@ -74,12 +116,10 @@ def plan_key(ordered: list[NodeRecord]) -> tuple[tuple[bool, bool], ...]:
 
 def memory_plan(graph: nx.DiGraph, ordered: list[NodeRecord], params: ParamSummary) -> MemoryPlan:
     """The :class:`MemoryPlan` of a graph (``ordered``: its records in execution order)."""
-    sources = sources_of(graph)
     reads = parameter_reads(params)
     declared = {record.name: saved_extra(record) for record in ordered}
     return MemoryPlan(
-        sources=sources,
-        liveness=static_liveness(graph, ordered, sources),
+        sources=sources_of(graph),
         trainable=trainable_bytes(params, reads),
         reads=reads,
         families={record.name: family(record) for record in ordered},
@@ -87,39 +127,55 @@ def memory_plan(graph: nx.DiGraph, ordered: list[NodeRecord], params: ParamSumma
     )
 
 
-def memory_graph(
+def captured_memory(
     graph: nx.DiGraph, params: ParamSummary, replay: Replay | None = None, memo: PlanMemo | None = None
-) -> MemoryGraph:
-    """Everything of :class:`MemoryGraph`, each computed once (``replay``: the capture, to record
-    the calls worth it at the ATen level). ``memo`` keeps the :class:`MemoryPlan` of the graphs of
-    one capture and one model (the same parameters) across analyses of it at other inputs."""
+) -> CapturedMemory:
+    """The :class:`CapturedMemory` of a graph (``replay``: the capture, to record the calls worth it at the
+    ATen level). ``memo`` keeps the :class:`MemoryPlan` of the graphs of one capture and one model (the same
+    parameters) across analyses of it at other inputs."""
     ordered = node_records(graph)
     key = plan_key(ordered) if memo is not None else None
-    plan = memo.get(key) if memo is not None and key is not None else None
+    plan = memo.plans.get(key) if memo is not None and key is not None else None
     if plan is None:
         plan = memory_plan(graph, ordered, params)
         if memo is not None and key is not None:
-            memo[key] = plan
-    sources, trainable = plan.sources, plan.trainable
-    live = storages(graph, ordered, sources, plan.liveness)
-    grads = requires_grad(graph, ordered, params, sources, trainable)
+            memo.plans[key] = plan
+    grads = requires_grad(graph, ordered, params, plan.sources, plan.trainable)
+    if replay is None:
+        return CapturedMemory(ordered, key, plan, grads, {}, CachedCasts())
+    marked = graph.graph.get(AUTOCAST_NODES, frozenset()) | graph.graph.get(REPARAMETRIZED_NODES, frozenset())
+    calls = recorded_calls(replay, ordered, grads, plan.families, marked)
+    return CapturedMemory(ordered, key, plan, grads, calls, cached_casts(replay.graph, ordered, calls))
+
+
+def memory_graph(
+    graph: nx.DiGraph,
+    params: ParamSummary,
+    replay: Replay | None = None,
+    memo: PlanMemo | None = None,
+    captured: CapturedMemory | None = None,
+) -> MemoryGraph:
+    """Everything of :class:`MemoryGraph`, each computed once: from ``captured`` (:func:`captured_memory`
+    of the graph, made when the capture was at hand), else made now from ``replay`` (the capture, to record
+    the calls worth it at the ATen level). ``memo``: as for :func:`captured_memory`, the liveness facts too."""
+    if captured is None:
+        captured = captured_memory(graph, params, replay, memo)
+    ordered, plan, key = captured.ordered, captured.plan, captured.key
+    liveness = memo.liveness.get(key) if memo is not None and key is not None else None
+    if liveness is None:
+        liveness = static_liveness(graph, ordered, plan.sources)
+        if memo is not None and key is not None:
+            memo.liveness[key] = liveness
     return MemoryGraph(
         graph=graph,
         ordered=ordered,
-        sources=sources,
-        live=live,
-        grads=grads,
-        trainable=trainable,
-        calls=recorded_calls(
-            replay,
-            ordered,
-            grads,
-            plan.families,
-            graph.graph.get(AUTOCAST_NODES, frozenset()) | graph.graph.get(REPARAMETRIZED_NODES, frozenset()),
-        )
-        if replay is not None
-        else {},
+        sources=plan.sources,
+        live=storages(graph, ordered, plan.sources, liveness),
+        grads=captured.grads,
+        trainable=plan.trainable,
+        calls=captured.calls,
         reads=plan.reads,
         families=plan.families,
         saved_extras=plan.saved_extras,
+        casts=captured.casts,
     )

@@ -7,8 +7,7 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 
 from torchscan.passes.memory.backward_flops import backward_costs
-from torchscan.passes.memory.casts import CachedCasts, cached_casts
-from torchscan.passes.memory.context import PlanMemo, memory_graph
+from torchscan.passes.memory.context import CapturedMemory, PlanMemo, memory_graph
 from torchscan.passes.memory.internal import Replay
 from torchscan.passes.memory.peak import walk
 from torchscan.passes.memory.training import OPTIMIZERS, training_step
@@ -25,15 +24,18 @@ def estimate_memory(
     optimizers: Iterable[str] = tuple(OPTIMIZERS),
     replay: Replay | None = None,
     memo: PlanMemo | None = None,
+    captured: CapturedMemory | None = None,
 ) -> MemoryReport:
     """The memory section of a report: static inference peak, training estimates, backward cost
     (the graph's order, liveness, gradient flags and the calls recorded at the ATen level from
     ``replay`` computed once, shared by all three). ``memo`` keeps what depends on the graph, the
     model's copy and ``params`` only (:class:`~torchscan.passes.memory.context.MemoryPlan`) across
-    analyses of one capture at other inputs (:func:`torchscan.sweep`)."""
-    context = memory_graph(graph, params, replay, memo)
+    analyses of one capture at other inputs (:func:`torchscan.sweep`). ``captured``: what of it
+    only the capture answers, made while it was at hand (:func:`~torchscan.passes.memory.context.captured_memory`):
+    then ``replay`` is not read, and nothing here runs the model's code or reads a tensor."""
+    context = memory_graph(graph, params, replay, memo, captured)
     transient = {name: recorded.call.transient for name, recorded in context.calls.items()}
-    casts = cached_casts(replay.graph, context.ordered, context.calls) if replay is not None else CachedCasts()
+    casts = context.casts
     for name, nbytes in casts.found.items():
         transient[name] = max(0, transient[name] - nbytes)
     peak = walk(context.ordered, context.live, transient=transient, families=context.families, held=casts.held)
