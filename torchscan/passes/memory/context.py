@@ -14,7 +14,7 @@ from torchscan.ops import SavedExtra, Saves
 from torchscan.passes.memory.casts import CachedCasts, cached_casts
 from torchscan.passes.memory.families import family, saved_extra
 from torchscan.passes.memory.grads import parameter_reads, requires_grad, trainable_bytes
-from torchscan.passes.memory.internal import NodeMemory, Replay, recorded_calls
+from torchscan.passes.memory.internal import NodeMemory, Replay, calls_to_record, recorded_calls
 from torchscan.passes.memory.liveness import StaticLiveness, sources_of, static_liveness, storages
 from torchscan.passes.memory.storage import Storages
 from torchscan.passes.params import ParamSummary
@@ -77,10 +77,14 @@ class CapturedMemory:
     ordered: list[NodeRecord]
     key: PlanKey | None
     """:func:`plan_key` of ``ordered`` (None: no memo was given)."""
-    plan: MemoryPlan
-    grads: Mapping[str, bool]
+    plan: MemoryPlan | None
+    """None: not needed yet (no call recorded), made with the rest."""
+    grads: Mapping[str, bool] | None
+    """None: not needed yet (no call recorded), made with the rest."""
     calls: Mapping[str, NodeMemory]
     casts: CachedCasts
+    families: Mapping[str, Saves | None] | None = None
+    """Each node's family, where made without the plan."""
 
 
 @frozen_record
@@ -114,15 +118,21 @@ def plan_key(ordered: list[NodeRecord]) -> PlanKey:
     return tuple((bool(record.outputs), record.call is not None) for record in ordered)
 
 
-def memory_plan(graph: nx.DiGraph, ordered: list[NodeRecord], params: ParamSummary) -> MemoryPlan:
-    """The :class:`MemoryPlan` of a graph (``ordered``: its records in execution order)."""
+def memory_plan(
+    graph: nx.DiGraph,
+    ordered: list[NodeRecord],
+    params: ParamSummary,
+    families: Mapping[str, Saves | None] | None = None,
+) -> MemoryPlan:
+    """The :class:`MemoryPlan` of a graph (``ordered``: its records in execution order; ``families``: each node's
+    family, when at hand)."""
     reads = parameter_reads(params)
     declared = {record.name: saved_extra(record) for record in ordered}
     return MemoryPlan(
         sources=sources_of(graph),
         trainable=trainable_bytes(params, reads),
         reads=reads,
-        families={record.name: family(record) for record in ordered},
+        families={record.name: family(record) for record in ordered} if families is None else families,
         saved_extras={name: extra for name, extra in declared.items() if extra is not None},
     )
 
@@ -132,20 +142,39 @@ def captured_memory(
 ) -> CapturedMemory:
     """The :class:`CapturedMemory` of a graph (``replay``: the capture, to record the calls worth it at the
     ATen level). ``memo`` keeps the :class:`MemoryPlan` of the graphs of one capture and one model (the same
-    parameters) across analyses of it at other inputs."""
+    parameters) across analyses of it at other inputs. Where no call is worth recording (most models of
+    common layers) neither the plan nor the grad flags are made here: :func:`memory_graph` makes them."""
     ordered = node_records(graph)
     key = plan_key(ordered) if memo is not None else None
     plan = memo.plans.get(key) if memo is not None and key is not None else None
+    if replay is None:
+        return CapturedMemory(ordered, key, plan, None, {}, CachedCasts())
+    families = plan.families if plan is not None else {record.name: family(record) for record in ordered}
+    marked = graph.graph.get(AUTOCAST_NODES, frozenset()) | graph.graph.get(REPARAMETRIZED_NODES, frozenset())
+    selected = calls_to_record(replay, ordered, families, marked)
+    if not selected:
+        return CapturedMemory(ordered, key, plan, None, {}, CachedCasts(), families)
+    plan = _plan(graph, ordered, params, memo, key, plan, families)
+    grads = requires_grad(graph, ordered, params, plan.sources, plan.trainable)
+    calls = recorded_calls(replay, ordered, grads, plan.families, marked, selected)
+    return CapturedMemory(ordered, key, plan, grads, calls, cached_casts(replay.graph, ordered, calls))
+
+
+def _plan(
+    graph: nx.DiGraph,
+    ordered: list[NodeRecord],
+    params: ParamSummary,
+    memo: PlanMemo | None,
+    key: PlanKey | None,
+    plan: MemoryPlan | None,
+    families: Mapping[str, Saves | None] | None = None,
+) -> MemoryPlan:
+    """``plan``, else the graph's :class:`MemoryPlan` made now and kept in ``memo``."""
     if plan is None:
-        plan = memory_plan(graph, ordered, params)
+        plan = memory_plan(graph, ordered, params, families)
         if memo is not None and key is not None:
             memo.plans[key] = plan
-    grads = requires_grad(graph, ordered, params, plan.sources, plan.trainable)
-    if replay is None:
-        return CapturedMemory(ordered, key, plan, grads, {}, CachedCasts())
-    marked = graph.graph.get(AUTOCAST_NODES, frozenset()) | graph.graph.get(REPARAMETRIZED_NODES, frozenset())
-    calls = recorded_calls(replay, ordered, grads, plan.families, marked)
-    return CapturedMemory(ordered, key, plan, grads, calls, cached_casts(replay.graph, ordered, calls))
+    return plan
 
 
 def memory_graph(
@@ -160,7 +189,14 @@ def memory_graph(
     the calls worth it at the ATen level). ``memo``: as for :func:`captured_memory`, the liveness facts too."""
     if captured is None:
         captured = captured_memory(graph, params, replay, memo)
-    ordered, plan, key = captured.ordered, captured.plan, captured.key
+    ordered, key = captured.ordered, captured.key
+    plan = captured.plan
+    if plan is None and memo is not None and key is not None:
+        plan = memo.plans.get(key)  # made meanwhile, by another report of the capture
+    plan = _plan(graph, ordered, params, memo, key, plan, captured.families)
+    grads = captured.grads
+    if grads is None:
+        grads = requires_grad(graph, ordered, params, plan.sources, plan.trainable)
     liveness = memo.liveness.get(key) if memo is not None and key is not None else None
     if liveness is None:
         liveness = static_liveness(graph, ordered, plan.sources)
@@ -171,7 +207,7 @@ def memory_graph(
         ordered=ordered,
         sources=plan.sources,
         live=storages(graph, ordered, plan.sources, liveness),
-        grads=captured.grads,
+        grads=grads,
         trainable=plan.trainable,
         calls=captured.calls,
         reads=plan.reads,

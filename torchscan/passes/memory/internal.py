@@ -105,6 +105,7 @@ __all__ = [
     "WaitingMemory",
     "attention_memory",
     "biased_linear_memory",
+    "calls_to_record",
     "first_sources",
     "normalize_memory",
     "number_divided",
@@ -1533,17 +1534,16 @@ def _advanced(call: Any) -> bool:
     return call.outputs[0].ndim != call.inputs[0].ndim - dropped + added
 
 
-def recorded_calls(
+def calls_to_record(
     replay: Replay,
     ordered: Sequence[NodeRecord],
-    grads: Mapping[str, bool],
     families: Mapping[str, Saves | None] | None = None,
     always: Collection[str] = frozenset(),
-) -> dict[str, NodeMemory]:
-    """:func:`record_calls` of every node :func:`worth_recording` (none: nothing is run;
-    ``families``: each node's family, when at hand), except a product whose strided operand folds by a
-    view (:meth:`_Operands.plain_product`, read from the shape pass's values: a record holds no strides); and of
-    every call node in ``always``, whatever its family: made under autocast (only a recording sees its casts,
+) -> list[str]:
+    """The nodes :func:`recorded_calls` records: every node :func:`worth_recording` (``families``: each node's
+    family, when at hand), except a product whose strided operand folds by a view
+    (:meth:`_Operands.plain_product`, read from the shape pass's values: a record holds no strides); and every
+    call node in ``always``, whatever its family: made under autocast (only a recording sees its casts,
     :data:`~torchscan.graph.autocast.AUTOCAST_NODES`), or a call of a module that computes its weight from others
     (:data:`~torchscan.graph.build.REPARAMETRIZED_NODES`: the weight is an allocation of the call, saved for the
     backward, with a gradient of its own)."""
@@ -1553,7 +1553,21 @@ def recorded_calls(
     if chosen and replay.results is not None:
         operands = _Operands(replay.graph, replay.results)
         chosen = [record for record in chosen if record.name in always or not operands.plain_product(record, families)]
-    selected = [record.name for record in chosen]
+    return [record.name for record in chosen]
+
+
+def recorded_calls(
+    replay: Replay,
+    ordered: Sequence[NodeRecord],
+    grads: Mapping[str, bool],
+    families: Mapping[str, Saves | None] | None = None,
+    always: Collection[str] = frozenset(),
+    selected: Sequence[str] | None = None,
+) -> dict[str, NodeMemory]:
+    """:func:`record_calls` of the nodes :func:`calls_to_record` chooses (``selected``: its answer, when at
+    hand; none: nothing is run)."""
+    if selected is None:
+        selected = calls_to_record(replay, ordered, families, always)
     if not selected:
         return {}
     return record_calls(
