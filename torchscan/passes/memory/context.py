@@ -63,6 +63,8 @@ class PlanMemo:
 
     plans: dict[PlanKey, MemoryPlan] = dataclasses.field(default_factory=dict)
     liveness: dict[PlanKey, StaticLiveness] = dataclasses.field(default_factory=dict)
+    families: dict[PlanKey, Mapping[str, Saves | None]] = dataclasses.field(default_factory=dict)
+    """Each node's family, where made before the plan (to choose the calls to record)."""
 
 
 @frozen_record
@@ -149,7 +151,13 @@ def captured_memory(
     plan = memo.plans.get(key) if memo is not None and key is not None else None
     if replay is None:
         return CapturedMemory(ordered, key, plan, None, {}, CachedCasts())
-    families = plan.families if plan is not None else {record.name: family(record) for record in ordered}
+    families = plan.families if plan is not None else None
+    if families is None and memo is not None and key is not None:
+        families = memo.families.get(key)  # made by an earlier input of the capture
+    if families is None:
+        families = {record.name: family(record) for record in ordered}
+        if memo is not None and key is not None:
+            memo.families[key] = families
     marked = graph.graph.get(AUTOCAST_NODES, frozenset()) | graph.graph.get(REPARAMETRIZED_NODES, frozenset())
     selected = calls_to_record(replay, ordered, families, marked)
     if not selected:
