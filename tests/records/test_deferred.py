@@ -66,6 +66,22 @@ def test_an_error_is_raised_again_on_every_read_and_computed_once() -> None:
     assert len(calls) == 1
 
 
+def test_an_interrupt_leaves_the_value_to_the_next_read() -> None:
+    calls = []
+
+    def interrupted_once() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return 4
+
+    deferred = Deferred(interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        deferred.get()
+    assert deferred.get() == 4 and deferred.get() == 4
+    assert len(calls) == 2
+
+
 def test_the_function_is_dropped_once_computed() -> None:
     function = _Counted(3)
     gone = weakref.ref(function)

@@ -38,16 +38,17 @@ class Deferred(Generic[_T]):
         self._error: BaseException | None = None
 
     def get(self) -> _T:
-        """The value: computed now if no thread has yet (an exception it raised is raised again on every read)."""
+        """The value: computed now if no thread has yet (an exception it raised is raised again on every read; an
+        interrupt while computing leaves it to the next read)."""
         if not self._done:
             with self._lock:
                 if not self._done:
-                    compute, self._compute = self._compute, None
                     try:
-                        self._value = compute()  # type: ignore[misc]
-                    except BaseException as error:
+                        self._value = self._compute()  # type: ignore[misc]
+                    except Exception as error:
                         self._error = error
-                    self._done = True
+                    # an interrupt (KeyboardInterrupt, SystemExit) propagates: the next read computes again
+                    self._compute, self._done = None, True
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]
