@@ -101,6 +101,8 @@ def crawl_module(
     garbage collector is paused during the analysis and restored after (:func:`_collector_paused`).
     ``formulas`` adds or overrides op formulas for this call only. ``receptive_field`` adds each
     row's receptive field, effective stride and padding per spatial dim (w.r.t. the first input).
+    The report's memory section is made on the first read of ``report.memory`` (``to_dict()``, the
+    table), from what the analysis kept of the capture: the same values whenever it is read.
 
     Only where no capture on fake tensors can answer (values read by Python control flow,
     data-dependent output sizes) does one real forward run, on a private copy with seeded inputs
