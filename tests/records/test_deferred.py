@@ -113,6 +113,18 @@ def test_a_copy_holds_the_value(duplicate: object) -> None:
     assert pickle.loads(pickle.dumps(Deferred(_Counted(6)))).get() == 6
 
 
+@frozen_record
+class _Derived(_Holder):
+    extra: int = 0
+
+
+def test_a_derived_record_reads_the_field_as_its_base_does() -> None:
+    function = _Counted(8)
+    derived = _Derived("a", Deferred(function), 1)
+    assert derived.value == 8 and derived.value == 8 and derived.extra == 1
+    assert function.calls == 1
+
+
 def test_the_field_reads_as_a_documented_property() -> None:
     assert isinstance(vars(_Holder)["value"], property) and _Holder.value.__doc__ == "A number."
 

@@ -46,7 +46,9 @@ def frozen_record(cls: type[_T]) -> type[_T]:
         made.__init__ = init
     for field in dataclasses.fields(made):  # after the __init__, which stores through the slots themselves
         if field.metadata.get(DEFERRED):
-            setattr(made, field.name, resolving(vars(made)[field.name], field.metadata[DEFERRED]))
+            slot = next(vars(klass)[field.name] for klass in made.__mro__ if field.name in vars(klass))
+            if not isinstance(slot, property):  # a base class's field is wrapped there already
+                setattr(made, field.name, resolving(slot, field.metadata[DEFERRED]))
     return made
 
 
