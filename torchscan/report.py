@@ -43,13 +43,10 @@ class Report:
     context: Context
     records: nx.DiGraph = field(compare=False, repr=False, default_factory=nx.DiGraph)
     """The pipeline's graph: a frozen ``NodeRecord`` (and ``Cost``) per fx node, read by the passes."""
-    memory: MemoryReport | None = deferred_field(
-        "Static inference peak, training estimates, and a real measurement when asked for. A report made by an "
-        "analysis makes it on its first read, from plain records (a fifth to a quarter of the analysis's time, "
-        "which a reader of the counts alone does not pay): the same values whenever it is read.",
-        default=None,
-        compare=False,
-    )
+    memory: MemoryReport | None = deferred_field(default=None, compare=False)
+    """Static inference peak, training estimates, and a real measurement when asked for. A report made by an
+    analysis makes it on its first read, from plain records (a fifth to a quarter of the analysis's time, which a
+    reader of the counts alone does not pay): the same values whenever it is read."""
 
     def __repr__(self) -> str:
         """One line: model, params, FLOPs, MACs and whether the counts are complete."""

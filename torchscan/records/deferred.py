@@ -67,16 +67,19 @@ def _known(value: _T) -> Deferred[_T]:
     return deferred
 
 
-def deferred_field(doc: str, **kwargs: Any) -> Any:
-    """``dataclasses.field(**kwargs)`` for a field that may hold a :class:`Deferred`; ``doc``: the field's
-    docstring (its property's, :func:`resolving`)."""
-    return dataclasses.field(metadata={DEFERRED: doc}, **kwargs)
+def deferred_field(doc: str = "", **kwargs: Any) -> Any:
+    """``dataclasses.field(**kwargs)`` for a field that may hold a :class:`Deferred`; ``doc``: its property's
+    docstring (:func:`resolving`; the API reference reads the field's own docstring in the class body)."""
+    return dataclasses.field(metadata={DEFERRED: doc or _DOC}, **kwargs)
 
 
-def resolving(slot: Any, doc: str) -> property:
+_DOC = "The field's value, made on its first read where it was given deferred (:class:`Deferred`)."
+
+
+def resolving(slot: Any, doc: str, owner: type, name: str) -> property:
     """A property over a slot's descriptor, documented ``doc``: the value it holds, a :class:`Deferred` one's
     computed (and the slot set to it). Setting it (``object.__setattr__``: the record's ``__init__``,
-    unpickling) sets the slot."""
+    unpickling) sets the slot. Its functions are named as ``owner``'s own (the API reference lists it there)."""
 
     def get(record: Any) -> Any:
         value = slot.__get__(record, type(record))
@@ -88,4 +91,7 @@ def resolving(slot: Any, doc: str) -> property:
     def put(record: Any, value: Any) -> None:
         slot.__set__(record, value)
 
+    for function in (get, put):
+        function.__module__, function.__name__ = owner.__module__, name
+        function.__qualname__ = f"{owner.__qualname__}.{name}"
     return property(get, put, doc=doc)
