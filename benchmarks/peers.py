@@ -195,14 +195,14 @@ def compare(name: str, tools: dict[str, Tool], repeat: int) -> None:
         if reference in medians:
             seconds = medians[reference]
             print(
-                f"| {name} | {reference} | {seconds:.3f} | {seconds / medians['forward']:.2f} | "
+                f"| {name} | {reference} | {seconds:.4f} | {seconds / medians['forward']:.2f} | "
                 f"{seconds / ours:.2f} | | |"
             )
     for tool in tools:
         macs, params = counts[tool]
         params_text = f"{params / 1e6:.2f}" if params is not None else ""
         print(
-            f"| {name} | {tool} | {medians[tool]:.3f} | {medians[tool] / medians['forward']:.2f} | "
+            f"| {name} | {tool} | {medians[tool]:.4f} | {medians[tool] / medians['forward']:.2f} | "
             f"{medians[tool] / ours:.2f} | {macs / 1e9:.3f} | {params_text} |",
             flush=True,
         )
