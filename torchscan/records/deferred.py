@@ -76,10 +76,10 @@ def deferred_field(doc: str = "", **kwargs: Any) -> Any:
 _DOC = "The field's value, made on its first read where it was given deferred (:class:`Deferred`)."
 
 
-def resolving(slot: Any, doc: str, owner: type, name: str) -> property:
+def resolving(slot: Any, doc: str) -> property:
     """A property over a slot's descriptor, documented ``doc``: the value it holds, a :class:`Deferred` one's
     computed (and the slot set to it). Setting it (``object.__setattr__``: the record's ``__init__``,
-    unpickling) sets the slot. Its functions are named as ``owner``'s own (the API reference lists it there)."""
+    unpickling) sets the slot."""
 
     def get(record: Any) -> Any:
         value = slot.__get__(record, type(record))
@@ -91,7 +91,4 @@ def resolving(slot: Any, doc: str, owner: type, name: str) -> property:
     def put(record: Any, value: Any) -> None:
         slot.__set__(record, value)
 
-    for function in (get, put):
-        function.__module__, function.__name__ = owner.__module__, name
-        function.__qualname__ = f"{owner.__qualname__}.{name}"
     return property(get, put, doc=doc)

@@ -48,7 +48,7 @@ def frozen_record(cls: type[_T]) -> type[_T]:
         if field.metadata.get(DEFERRED):
             slot = next(vars(klass)[field.name] for klass in made.__mro__ if field.name in vars(klass))
             if not isinstance(slot, property):  # a base class's field is wrapped there already
-                setattr(made, field.name, resolving(slot, field.metadata[DEFERRED], made, field.name))
+                setattr(made, field.name, resolving(slot, field.metadata[DEFERRED]))
     return made
 
 

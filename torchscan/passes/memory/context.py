@@ -80,7 +80,7 @@ class CapturedMemory:
     key: PlanKey | None
     """:func:`plan_key` of ``ordered`` (None: no memo was given)."""
     plan: MemoryPlan | None
-    """None: not needed yet (no call recorded), made with the rest."""
+    """None: not needed yet (no call recorded), made with the rest (or found in the memo then)."""
     grads: Mapping[str, bool] | None
     """None: not needed yet (no call recorded), made with the rest."""
     calls: Mapping[str, NodeMemory]
@@ -148,24 +148,27 @@ def captured_memory(
     common layers) neither the plan nor the grad flags are made here: :func:`memory_graph` makes them."""
     ordered = node_records(graph)
     key = plan_key(ordered) if memo is not None else None
-    plan = memo.plans.get(key) if memo is not None and key is not None else None
     if replay is None:
-        return CapturedMemory(ordered, key, plan, None, {}, CachedCasts())
-    families = plan.families if plan is not None else None
-    if families is None and memo is not None and key is not None:
-        families = memo.families.get(key)  # made by an earlier input of the capture
-    if families is None:
-        families = {record.name: family(record) for record in ordered}
-        if memo is not None and key is not None:
-            memo.families[key] = families
+        return CapturedMemory(ordered, key, None, None, {}, CachedCasts())
+    families = _families(ordered, memo, key)
     marked = graph.graph.get(AUTOCAST_NODES, frozenset()) | graph.graph.get(REPARAMETRIZED_NODES, frozenset())
     selected = calls_to_record(replay, ordered, families, marked)
     if not selected:
-        return CapturedMemory(ordered, key, plan, None, {}, CachedCasts(), families)
-    plan = _plan(graph, ordered, params, memo, key, plan, families)
+        return CapturedMemory(ordered, key, None, None, {}, CachedCasts(), families)
+    plan = _plan(graph, ordered, params, memo, key, families)
     grads = requires_grad(graph, ordered, params, plan.sources, plan.trainable)
     calls = recorded_calls(replay, ordered, grads, plan.families, marked, selected)
     return CapturedMemory(ordered, key, plan, grads, calls, cached_casts(replay.graph, ordered, calls))
+
+
+def _families(ordered: list[NodeRecord], memo: PlanMemo | None, key: PlanKey | None) -> Mapping[str, Saves | None]:
+    """Each node's family: kept in ``memo`` by an earlier input of the capture, else made now and kept."""
+    found = memo.families.get(key) if memo is not None and key is not None else None
+    if found is None:
+        found = {record.name: family(record) for record in ordered}
+        if memo is not None and key is not None:
+            memo.families[key] = found
+    return found
 
 
 def _plan(
@@ -174,10 +177,10 @@ def _plan(
     params: ParamSummary,
     memo: PlanMemo | None,
     key: PlanKey | None,
-    plan: MemoryPlan | None,
     families: Mapping[str, Saves | None] | None = None,
 ) -> MemoryPlan:
-    """``plan``, else the graph's :class:`MemoryPlan` made now and kept in ``memo``."""
+    """The graph's :class:`MemoryPlan`: kept in ``memo``, else made now and kept."""
+    plan = memo.plans.get(key) if memo is not None and key is not None else None
     if plan is None:
         plan = memory_plan(graph, ordered, params, families)
         if memo is not None and key is not None:
@@ -198,10 +201,7 @@ def memory_graph(
     if captured is None:
         captured = captured_memory(graph, params, replay, memo)
     ordered, key = captured.ordered, captured.key
-    plan = captured.plan
-    if plan is None and memo is not None and key is not None:
-        plan = memo.plans.get(key)  # made meanwhile, by another report of the capture
-    plan = _plan(graph, ordered, params, memo, key, plan, captured.families)
+    plan = captured.plan or _plan(graph, ordered, params, memo, key, captured.families)
     grads = captured.grads
     if grads is None:
         grads = requires_grad(graph, ordered, params, plan.sources, plan.trainable)
