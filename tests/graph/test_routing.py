@@ -151,3 +151,116 @@ def test_hooks_of_the_user_are_still_not_run() -> None:
         first.register_forward_hook(lambda module, args, output: calls.append("user"))
         report = crawl_module(model, (8,) if isinstance(model, Collecting) else (4,), batch_size=2)
         assert calls == [] and report.context.capture in ("eager-record", "real-forward")
+
+
+class _Router(nn.Module):
+    """Casts its classifier to ``dtype`` inside its forward, as Hugging Face's NLLB-MoE and SwitchTransformers
+    routers do (``self.classifier = self.classifier.to(self.dtype)``)."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.classifier = nn.Linear(8, 4)
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.classifier = self.classifier.to(self.dtype)
+        return self.classifier(x.to(self.dtype)).float()
+
+
+class _Routed(nn.Module):
+    def __init__(self, dtype: torch.dtype, layers: int = 1) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Sequential(nn.Linear(8, 8), nn.ReLU()) for _ in range(layers))
+        self.router = _Router(dtype)
+        self.norm = nn.LayerNorm(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        self.norm.float()  # a cast of the dtype it has: nothing to do
+        return self.router(self.norm(x))
+
+
+class _RoutedByHand(_Routed):
+    """:class:`_Routed` with its router's casts written as tensor ops: what the casting forward computes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        classifier, dtype = self.router.classifier, self.router.dtype
+        cast = nn.functional.linear(self.norm(x).to(dtype), classifier.weight.to(dtype), classifier.bias.to(dtype))
+        return cast.float()
+
+
+def _snapshot(model: nn.Module) -> list[tuple[str, int, torch.dtype, torch.Tensor, tuple[str, ...]]]:
+    return [(name, id(t), t.dtype, t.detach().clone(), ()) for name, t in model.state_dict(keep_vars=True).items()] + [
+        (name, id(module), torch.float32, torch.empty(0), tuple(vars(module))) for name, module in model.named_modules()
+    ]
+
+
+def _same(before: list[Any], after: list[Any]) -> bool:
+    return len(before) == len(after) and all(
+        a[:3] == b[:3] and torch.equal(a[3], b[3]) and a[4] == b[4] for a, b in zip(before, after, strict=True)
+    )
+
+
+def test_a_forward_casting_its_own_module_to_the_dtype_it_has_is_traced() -> None:
+    """``Module._apply`` swaps a fake parameter in place, and a fake refuses the swap: such a forward fell back to a
+    real forward. The copy's modules run their own ``_apply``: a cast that changes nothing leaves the fake."""
+    model = _Routed(torch.float32, layers=3).eval()
+    before = _snapshot(model)
+    report = crawl_module(model, (8,), batch_size=2, real_forward=False)
+    assert report.context.capture == "torch.fx"
+    assert not [d for d in report.diagnostics if d.code in ("capture-fallback", "real-forward")]
+    plain = crawl_module(_RoutedByHand(torch.float32, layers=3).eval(), (8,), batch_size=2)
+    assert (report.totals.flops, report.totals.macs, report.totals.dmas) == (
+        plain.totals.flops,
+        plain.totals.macs,
+        plain.totals.dmas,
+    )
+    assert _same(before, _snapshot(model))
+    assert model.router.classifier.weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_a_forward_casting_its_own_module_to_another_dtype_is_recorded_on_fakes(dtype: torch.dtype) -> None:
+    """A cast that changes a parameter's dtype cannot sit in an fx graph (it changes the module, not a value): the
+    forward is recorded on fake tensors, and counts what the same casts written as tensor ops count. No real
+    forward runs; the user's model keeps its dtype, its tensors and its attributes."""
+    model = _Routed(dtype, layers=2).eval()
+    before = _snapshot(model)
+    report = crawl_module(model, (8,), batch_size=2, real_forward=False)
+    by_hand = crawl_module(_RoutedByHand(dtype, layers=2).eval(), (8,), batch_size=2, real_forward=False)
+    assert report.context.capture == "eager-record"
+    (fallback,) = [d for d in report.diagnostics if d.code == "capture-fallback"]
+    assert "casts Linear.weight (torch.float32, cpu) to " + str(dtype) in fallback.message
+    assert not [d for d in report.diagnostics if d.code == "real-forward"]
+    assert report.totals.complete
+    assert (report.totals.flops, report.totals.macs, report.totals.dmas) == (
+        by_hand.totals.flops,
+        by_hand.totals.macs,
+        by_hand.totals.dmas,
+    )
+    assert _same(before, _snapshot(model))
+
+
+def test_a_sweep_of_a_forward_casting_its_modules_equals_fresh_analyses() -> None:
+    """Repeated blocks whose forward casts their module (``self.float()``) are replayed: the copy's ``_apply``
+    is set while calls are routed, and is not state a block's key reads."""
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.float().lin(x))
+
+    model = nn.Sequential(*(Block() for _ in range(12))).eval()
+    shapes = [{"input_shape": (8,), "batch_size": batch} for batch in (1, 3)]
+    swept = sweep(model, shapes)
+    assert swept[0].context.capture == "torch.fx" and swept[0].totals.macs == 12 * 8 * 8
+    assert [item.to_dict() for item in swept] == [
+        crawl_module(model, (8,), batch_size=batch).to_dict() for batch in (1, 3)
+    ]
+    assert all("_apply" not in vars(module) for module in model.modules())

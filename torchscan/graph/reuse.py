@@ -62,6 +62,7 @@ from torchscan.graph import autocast
 from torchscan.graph.executions import EXECUTIONS
 from torchscan.graph.guards import METADATA
 from torchscan.graph.returned import ReturnSites
+from torchscan.graph.routing import ROUTED_STATE
 from torchscan.records.frozen import frozen_record
 
 __all__ = ["MIN_SHARE", "BlockReuse", "Host"]
@@ -131,7 +132,7 @@ class Host(Protocol):
         ...
 
 
-_MODULE_STATE = frozenset({*vars(nn.Module()), "_compiled_call_impl"})
+_MODULE_STATE = frozenset({*vars(nn.Module()), *ROUTED_STATE})
 """``nn.Module``'s own attributes: keyed apart (training, tensors, children) or not at all (hooks, the call slot)."""
 
 _VALUES = frozenset({int, bool, str, bytes, type(None), torch.dtype, torch.device, torch.layout, torch.memory_format})

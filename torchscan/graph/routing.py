@@ -7,6 +7,13 @@ Every capture (tracer, recorder, shape pass) runs a module the same way: its kep
 re-parametrization pre-hooks (:func:`run_pre_hooks`), then :func:`forward_of` it, then the forward hooks
 the copy holds (:func:`run_forward_hooks`).
 
+A module's ``.to(dtype)``, ``.float()`` or ``.half()`` called inside a forward (a router casting its classifier)
+runs on the copy too: ``nn.Module._apply`` swaps each parameter in place whenever it is a ``FakeTensor``, and
+a fake refuses the swap (torch holds a weak reference to it). While calls are routed, each module of the copy
+whose class keeps ``nn.Module``'s own ``_apply`` runs :func:`apply_on_copy` instead, per instance: the cast
+tensors replace the old ones in the copy's dicts, nothing is swapped, and a cast that changes nothing
+(``.to`` of the dtype a tensor has) leaves the tensor as it was.
+
 A copy starts with no hook of the user's (:func:`~torchscan.graph.clone.hooks_of` names them, and they never
 see an analysis call): the hooks it holds besides the kept pre-hooks were registered by the model's own code
 while the analysis ran it, and are part of what its forward computes. Hugging Face's ``transformers``
@@ -22,9 +29,63 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
-__all__ = ["RoutedCalls", "forward_of", "has_forward_hooks", "run_forward_hooks", "run_pre_hooks", "wrapped_module"]
+__all__ = [
+    "ROUTED_STATE",
+    "CastInForward",
+    "RoutedCalls",
+    "apply_on_copy",
+    "forward_of",
+    "has_forward_hooks",
+    "run_forward_hooks",
+    "run_pre_hooks",
+    "wrapped_module",
+]
+
+_CALL_SLOT, _APPLY = "_compiled_call_impl", "_apply"
+
+ROUTED_STATE = frozenset({_CALL_SLOT, _APPLY})
+"""The attributes :class:`RoutedCalls` sets on the copy's modules: not state of the model."""
+
+_MODULE_APPLY = nn.Module._apply
+
+
+def apply_on_copy(
+    module: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True, *, replace: bool = True
+) -> nn.Module:
+    """``nn.Module._apply`` as a module of the copy runs it (``.to``, ``.float()``, ``.half()``, ``.type``): each
+    child's in turn, then each parameter cast by ``fn`` and put in the parameter dict as a new parameter (its
+    ``requires_grad`` kept) where the cast made a new tensor, each buffer likewise replaced by its cast. Nothing is
+    swapped or set in place: the tensors the copy held before are left as they were (a fake refuses a swap; a real
+    one may be the user's). ``replace=False`` (a trace, whose graph cannot hold a tensor made outside it): a cast
+    that would make a new tensor raises :class:`CastInForward` instead."""
+    if recurse:
+        for child in module.children():
+            child._apply(fn)
+    for tensors in (module._parameters, module._buffers):
+        for key, tensor in list(tensors.items()):
+            if tensor is None:
+                continue
+            with torch.no_grad():
+                cast = fn(tensor)
+            if cast is tensor:
+                continue
+            if not replace:
+                raise CastInForward(
+                    f"the forward casts {type(module).__name__}.{key} ({tensor.dtype}, {tensor.device}) to "
+                    f"{cast.dtype}, {cast.device} (a module's .to, .float() or .half()): a graph cannot hold it"
+                )
+            if tensors is module._parameters:  # made as torch makes it, unseen by a recording (not an op)
+                with torch._C.DisableTorchFunction():
+                    cast = nn.Parameter(cast, requires_grad=tensor.requires_grad)
+            tensors[key] = cast
+    return module
+
+
+class CastInForward(RuntimeError):
+    """A forward cast a module's tensors to another dtype or device while it was traced."""
 
 
 class RoutedCalls:
@@ -38,14 +99,28 @@ class RoutedCalls:
         self._modules = modules
         self._make_slot = make_slot
 
+    apply = staticmethod(apply_on_copy)
+    """What a module's ``_apply`` runs while calls are routed, bound to the module."""
+
     def __enter__(self) -> RoutedCalls:
+        apply = self.apply
+        owns_apply: dict[type, bool] = {}
         for module in self._modules:
-            vars(module)["_compiled_call_impl"] = self._make_slot(module)
+            state = vars(module)
+            state[_CALL_SLOT] = self._make_slot(module)
+            cls = type(module)
+            plain = owns_apply.get(cls)
+            if plain is None:
+                plain = owns_apply[cls] = cls._apply is _MODULE_APPLY
+            if plain:  # a class's own ``_apply`` (moving tensors it holds elsewhere) is left to run as written
+                state[_APPLY] = types.MethodType(apply, module)
         return self
 
     def __exit__(self, *exc: object) -> None:
         for module in self._modules:
-            vars(module)["_compiled_call_impl"] = None
+            state = vars(module)
+            state[_CALL_SLOT] = None
+            state.pop(_APPLY, None)
 
 
 def forward_of(module: nn.Module, rebind: Callable[[Any], Any] = lambda function: function) -> Callable[..., Any]:

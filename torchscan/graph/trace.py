@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import dis
+import functools
 import itertools
 import operator
 import os
@@ -48,6 +49,7 @@ from torchscan.graph.returned import ReturnSites
 from torchscan.graph.reuse import MIN_SHARE, BlockReuse, last_node
 from torchscan.graph.routing import (
     RoutedCalls,
+    apply_on_copy,
     forward_of,
     has_forward_hooks,
     run_forward_hooks,
@@ -1064,6 +1066,9 @@ class _Interception(RoutedCalls):
     re-parametrization hooks that set a module attribute during the trace have it restored.
     """
 
+    apply = staticmethod(functools.partial(apply_on_copy, replace=False))
+    """A module's cast that makes new tensors stops the trace (the recording that follows holds it)."""
+
     def __init__(self, tracer: _Tracer, modules: Sequence[nn.Module]) -> None:
         super().__init__(modules, lambda module: _Call(tracer, module))
         self._tracer = tracer
@@ -1110,6 +1115,7 @@ class _Interception(RoutedCalls):
                 vars(module).pop(name, None)
         for module, saved in self._saved:
             saved["_compiled_call_impl"] = None
+            saved.pop("_apply", None)
             vars(module).clear()
             vars(module).update(saved)
 
