@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -106,3 +107,35 @@ def test_sort_of_a_zero_dim_tensor() -> None:
     """One element: no comparison; sort writes a value and an index (1 + 2 DMAs), argsort an index."""
     assert function_cost(torch.sort, torch.tensor(3.0)) == Cost(dmas=3)
     assert function_cost(torch.argsort, torch.tensor(3.0)) == Cost(dmas=2)
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (lambda x: function_cost(torch.nonzero, x), Cost(flops=24, dmas=24 + 5 * 2)),
+        (lambda x: function_cost(torch.nonzero, x, as_tuple=True), Cost(flops=24, dmas=24 + 5 * 2)),
+        (lambda x: function_cost(torch.argwhere, x), Cost(flops=24, dmas=24 + 5 * 2)),
+        (lambda x: method_cost(T.nonzero, x), Cost(flops=24, dmas=24 + 5 * 2)),
+        (lambda x: function_cost(torch.ops.aten.nonzero.default, x), Cost(flops=24, dmas=24 + 5 * 2)),
+    ],
+)
+def test_nonzero_compares_each_element_and_writes_the_indices_found(call: Any, expected: Cost) -> None:
+    """5 nonzero elements of 4×6: 24 comparisons, 24 reads and 5 index pairs written (K depends on the values: a
+    real forward's count)."""
+    x = torch.zeros(4, 6)
+    x[0, 1] = x[1, 2] = x[2, 3] = x[3, 4] = x[3, 5] = 1.0
+    assert call(x) == expected
+
+
+def test_a_forward_selecting_by_nonzero_is_counted_in_full_by_its_real_forward() -> None:
+    """``nonzero``'s size depends on the values: the capture falls back to one real forward (on a private copy),
+    whose report is complete (MoE routers: ``torch.greater(counts, 0).nonzero()``)."""
+
+    class Routed(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            hit = torch.greater(x.sum(dim=-1), 0).nonzero()
+            return x[hit[:, 0]] * 2
+
+    report = crawl_module(Routed(), (6,), batch_size=4)
+    assert report.context.capture == "real-forward" and report.totals.complete
+    assert not [d for d in report.diagnostics if d.code == "unknown-op"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import operator
+import re
+import types
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from torch import nn
 
 from tests.ops.helpers import function_cost, method_cost
 from torchscan.ops import DEFAULT_REGISTRY, DuplicateFormulaError, FormulaTable, Registry, Workspace
+from torchscan.ops.registry import ALIASES
 from torchscan.records import Cost, OpCall, TensorSpec
 
 
@@ -157,3 +160,79 @@ def test_aten_spellings_are_drawn() -> None:
     drawn = {str(param.values[0]) for param in _aten_and_torch_spellings()}
     assert {"aten.log.default", "aten.sqrt.default", "aten.relu.default", "aten.mean.default"} <= drawn
     assert len(drawn) >= 60
+
+
+def _aliased_names(function: Any) -> set[str]:
+    doc = " ".join((function.__doc__ or "").split())
+    return {name.rsplit(".", 1)[-1] for name in re.findall(r"Alias (?:for|of) :(?:func|meth):`([\w.]+)`", doc)}
+
+
+def test_each_alias_is_one_torch_documents() -> None:
+    """The alias table is torch's: of each ``torch``, ``torch.special`` or ``torch.linalg`` alias and the op it maps
+    to, one's docstring says it is an alias of the other ("Alias for :func:`torch.gt`"); a ``Tensor`` method's
+    alias maps to the method of that op's name."""
+    checked = 0
+    for alias, op in ALIASES.items():
+        if isinstance(alias, (types.MethodDescriptorType, types.WrapperDescriptorType)):
+            assert alias.__name__.rstrip("_") in dir(torch) and op.__name__ in dir(torch.Tensor)
+            continue
+        name = alias.__name__.removeprefix("special_").removeprefix("linalg_")
+        assert op.__name__ in _aliased_names(alias) or name in _aliased_names(op), (alias, op)
+        checked += 1
+    assert checked >= 40
+
+
+def test_an_alias_is_looked_up_as_its_op_in_every_table() -> None:
+    """Formulas, what autograd saves, pointwise (the receptive field), shape rules: an alias gets all of them."""
+    from torchscan.graph.rules import RULES
+    from torchscan.passes.receptive import DEFAULT_RULES
+
+    pointwise = set(DEFAULT_REGISTRY.pointwise_targets())
+    for alias, op in ALIASES.items():
+        assert DEFAULT_REGISTRY.lookup(alias) is DEFAULT_REGISTRY.lookup(op), alias
+        assert DEFAULT_REGISTRY.saves(alias) is DEFAULT_REGISTRY.saves(op), alias
+        assert (alias in pointwise) is (op in pointwise), alias
+        assert RULES.lookup(alias) is RULES.lookup(op), alias
+        assert DEFAULT_RULES.lookup(alias) is DEFAULT_RULES.lookup(op), alias
+    assert DEFAULT_REGISTRY.lookup(torch.greater) is not None and torch.greater is not torch.gt
+    assert torch.Tensor.multiply_ in pointwise and RULES.lookup(torch.swapdims) is not None
+
+
+def test_an_override_of_an_op_reaches_its_aliases_unless_they_are_overridden() -> None:
+    def free(call: OpCall) -> Cost:
+        return Cost()
+
+    def other(call: OpCall) -> Cost:
+        return Cost(flops=1)
+
+    custom = DEFAULT_REGISTRY.with_overrides({torch.gt: free, torch.Tensor.mul: free, torch.Tensor.multiply: other})
+    assert custom.lookup(torch.greater) is free and custom.lookup(torch.Tensor.multiply) is other
+    assert DEFAULT_REGISTRY.lookup(torch.greater) is not free
+
+
+class _Canonical(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.clamp(x.mul(2.0), -1.0, 1.0) - torch.sigmoid(x)
+        mask = torch.gt(y, 0.0) | torch.le(x, 0.5)
+        parts = [torch.transpose(y, 1, 2), torch.movedim(torch.where(mask, y, x), 1, 2)]
+        return torch.cat(parts, dim=1).sub(x.mT.repeat(1, 2, 1))
+
+
+class _Aliased(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.clip(x.multiply(2.0), -1.0, 1.0) - torch.special.expit(x)
+        mask = torch.greater(y, 0.0) | torch.less_equal(x, 0.5)
+        parts = [torch.swapdims(y, 1, 2), torch.moveaxis(torch.where(mask, y, x), 1, 2)]
+        return torch.concat(parts, dim=1).subtract(x.mT.repeat(1, 2, 1))
+
+
+def test_a_model_spelled_with_aliases_counts_as_the_same_model_spelled_with_the_ops() -> None:
+    """No alias is an unknown op: totals, and each row's costs and shapes, equal the canonical spelling's."""
+    from torchscan import crawl_module
+
+    aliased, canonical = (crawl_module(model, (4, 4), batch_size=2) for model in (_Aliased(), _Canonical()))
+    assert aliased.totals == canonical.totals and aliased.totals.complete and aliased.totals.flops > 0
+    assert [(row.flops, row.macs, row.dmas, row.output_shape) for row in aliased.rows] == [
+        (row.flops, row.macs, row.dmas, row.output_shape) for row in canonical.rows
+    ]
+    assert aliased.memory.activation_peak_bytes == canonical.memory.activation_peak_bytes

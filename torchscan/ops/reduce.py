@@ -157,6 +157,19 @@ def sort(call: OpCall, dim: int | None) -> Cost:
     return Cost(flops=spec.numel * math.ceil(math.log2(max(length, 1))), dmas=spec.numel + _outputs(call))
 
 
+@TABLE.register(torch.nonzero, T.nonzero, torch.argwhere, T.argwhere, aten.nonzero.default)
+def nonzero(call: OpCall) -> Cost:
+    """nonzero / argwhere: each element compared with zero, the indices of the ``K`` nonzero ones written
+    (``K × ndim``, or ``ndim`` tensors of ``K`` with ``as_tuple``): ``FLOPs = N_in``, ``MACs = 0``,
+    ``DMAs = N_in + output elements``. ``K`` depends on the values: only a real forward knows it."""
+    n_in = call.input.numel
+    return Cost(flops=n_in, dmas=n_in + _outputs(call))
+
+
+# integer indices: autograd never differentiates them, nothing is kept
+TABLE.declare(torch.nonzero, T.nonzero, torch.argwhere, T.argwhere, saves=Saves.NOTHING)
+
+
 def _slices(call: OpCall) -> tuple[int, int]:
     """``(n, s)``: the length of the ``dim`` argument (all elements when None) and ``s = N_in / n``."""
     spec = call.input

@@ -28,12 +28,14 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
+import torch
 from torch import nn
 
 from torchscan.records import Cost, OpCall
 from torchscan.records.frozen import frozen_record
 
 __all__ = [
+    "ALIASES",
     "DuplicateFormulaError",
     "Formula",
     "FormulaTable",
@@ -254,6 +256,89 @@ class LazyTable(Generic[V]):
     load: Callable[[], OpTable[V]]
 
 
+_ALIAS_NAMES: dict[str, str] = {
+    "absolute": "abs",
+    "arccos": "acos",
+    "arccosh": "acosh",
+    "arcsin": "asin",
+    "arcsinh": "asinh",
+    "arctan": "atan",
+    "arctan2": "atan2",
+    "arctanh": "atanh",
+    "clip": "clamp",
+    "concat": "cat",
+    "concatenate": "cat",
+    "divide": "div",
+    "fix": "trunc",
+    "ger": "outer",
+    "greater": "gt",
+    "greater_equal": "ge",
+    "less": "lt",
+    "less_equal": "le",
+    "moveaxis": "movedim",
+    "multiply": "mul",
+    "negative": "neg",
+    "not_equal": "ne",
+    "row_stack": "vstack",
+    "subtract": "sub",
+    "swapaxes": "transpose",
+    "swapdims": "transpose",
+    "true_divide": "div",
+}
+"""torch's aliases (documented "Alias for :func:`torch.gt`" on one side or the other), by name: each in ``torch``
+and as a ``Tensor`` method, in place too (``multiply_``) where torch has both spellings."""
+
+_SPECIAL_ALIASES: dict[str, str] = {
+    "digamma": "digamma",
+    "erf": "erf",
+    "erfc": "erfc",
+    "erfinv": "erfinv",
+    "exp2": "exp2",
+    "expit": "sigmoid",
+    "expm1": "expm1",
+    "i0": "i0",
+    "log1p": "log1p",
+    "logit": "logit",
+    "logsumexp": "logsumexp",
+    "multigammaln": "mvlgamma",
+    "psi": "digamma",
+    "round": "round",
+    "sinc": "sinc",
+    "xlogy": "xlogy",
+}
+"""``torch.special``'s aliases of ``torch`` functions (documented as such on one side: ``torch.sigmoid`` is "Alias for
+:func:`torch.special.expit`", ``torch.special.round`` for :func:`torch.round`)."""
+
+
+def _aliases() -> dict[Any, Any]:
+    pairs: dict[Any, Any] = {}
+    for alias, op in _ALIAS_NAMES.items():
+        for owner, suffix in ((torch, ""), (torch.Tensor, ""), (torch.Tensor, "_")):
+            spelled, named = getattr(owner, alias + suffix, None), getattr(owner, op + suffix, None)
+            if spelled is not None and named is not None and spelled is not named:
+                pairs[spelled] = named
+    for alias, op in _SPECIAL_ALIASES.items():
+        spelled, named = getattr(torch.special, alias, None), getattr(torch, op, None)
+        if spelled is not None and named is not None and spelled is not named:
+            pairs[spelled] = named
+    pairs[torch.linalg.matmul] = torch.matmul
+    return pairs
+
+
+ALIASES: Mapping[Any, Any] = MappingProxyType(_aliases())
+"""Each alias torch documents (``torch.greater``, ``Tensor.multiply_``, ``torch.special.expit``), to the op it names:
+every table (formulas, shape rules, receptive-field rules) gives an alias what it gives the op, unless it
+registers the alias itself."""
+
+
+def _with_aliases(merged: dict[Any, Any]) -> dict[Any, Any]:
+    """``merged`` with each alias of a target it holds mapped to that target's value (an alias it holds: kept)."""
+    for alias, op in ALIASES.items():
+        if alias not in merged and op in merged:
+            merged[alias] = merged[op]
+    return merged
+
+
 def _merged(tables: Iterable[OpTable[Any]], pairs: Callable[[OpTable[Any]], Iterable[tuple[Any, Any]]]) -> dict:
     merged: dict[Any, Any] = {}
     for table in tables:
@@ -261,7 +346,7 @@ def _merged(tables: Iterable[OpTable[Any]], pairs: Callable[[OpTable[Any]], Iter
             if target in merged:
                 raise DuplicateFormulaError(f"{table.family}: {_describe(target)} already registered")
             merged[target] = value
-    return merged
+    return _with_aliases(merged)
 
 
 class OpLookup(Generic[V]):
@@ -387,8 +472,11 @@ class Registry(OpLookup[Formula]):
 
     def with_overrides(self, overrides: Mapping[Any, Formula]) -> Registry:
         """A new registry where ``overrides`` replace or add formulas (this one is unchanged)."""
+        overridden = {
+            alias: overrides[op] for alias, op in ALIASES.items() if op in overrides and alias not in overrides
+        }
         return Registry(
-            {**self._entries, **overrides},
+            {**self._entries, **overridden, **overrides},
             self._lazy,
             saves=self._saves,
             pointwise=self._pointwise,

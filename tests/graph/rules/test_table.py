@@ -23,6 +23,7 @@ from torchscan.graph.shapes import propagate
 from torchscan.graph.trace import capture
 from torchscan.inputs import model_inputs
 from torchscan.ops import DEFAULT_REGISTRY
+from torchscan.ops.registry import ALIASES
 
 
 def test_unusual_calls_are_declined(fake: FakeTensorMode) -> None:
@@ -128,6 +129,8 @@ def _plain_calls() -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     tokens, experts = torch.empty(16, 8, dtype=torch.bfloat16), torch.empty(2, 8, 16, dtype=torch.bfloat16)
     offsets = torch.empty(2, dtype=torch.int32)  # bfloat16: what torch's meta kernel admits
     calls += [(grouped, (tokens, experts), {"offs": offsets}) for grouped in (torch._grouped_mm, F.grouped_mm)]
+    # each alias torch documents (torch.swapdims, Tensor.multiply) answered as its op's call is
+    calls += [(alias, args, kwargs) for target, args, kwargs in calls for alias, op in ALIASES.items() if op is target]
     return calls
 
 
