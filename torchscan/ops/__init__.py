@@ -59,6 +59,9 @@ Counting conventions (the single place they are stated in code; the README repea
 - Random draws (``x.uniform_()``, ``torch.bernoulli(p)``, ``multinomial``, ``randint``…) count no arithmetic, as
   ``torch.rand`` does not: they write their output and read their tensor parameters (an in-place fill does not
   read the tensor it overwrites).
+- Discrete Fourier transforms as FFTW rates them: ``5·P·log2 n`` FLOPs for a complex transform of ``n`` points
+  (``P`` points in all, a batch), ``2.5·P·log2 n`` for a real one (``rfft*``, ``irfft*``, ``hfft*``), plus
+  ``N_out`` where the direction is normalised; ``MACs = 0``.
 - Scatter-adds (``index_add``, ``scatter_add``) cost one add per source element; DMAs read the
   index and source, read and write each destination element, and copy the destination first when
   not in place.
@@ -83,6 +86,7 @@ from torchscan.ops import (
     reduce,
     sampling,
     shape,
+    spectral,
     torchvision_ops,
     upsample,
 )
@@ -130,6 +134,7 @@ DEFAULT_REGISTRY = Registry.from_tables(
     embedding.TABLE,
     upsample.TABLE,
     sampling.TABLE,
+    spectral.TABLE,
     lazy=(LazyTable("torchvision", torchvision_ops.load),),
 )
 

@@ -119,14 +119,19 @@ aten = torch.ops.aten
     aten.tensor_split.tensor_indices_or_sections,
     aten.meshgrid.default,
     aten.meshgrid.indexing,
+    torch.view_as_real,
+    torch.view_as_complex,
+    aten.view_as_real.default,
+    aten.view_as_complex.default,
     getattr,
 )
 def view(call: OpCall) -> Cost:
     """Views and metadata: ``0 / 0 / 0``. ``tensor_split``/``hsplit`` return views; ``meshgrid``
-    returns expanded (stride-0) views of its inputs, so it is free too: the op that materialises
-    them (``reshape``/``contiguous`` of the non-contiguous view, an arithmetic op) pays the
-    ``N_out`` reads and writes. ``getattr`` (fx's node for ``x.T``, ``torch.sort(x).values``, a
-    field of a returned structure) reads an attribute: a view or an element of the structure."""
+        returns expanded (stride-0) views of its inputs, so it is free too (``view_as_real`` and ``view_as_complex``
+    reinterpret a complex tensor's storage): the op that materialises
+        them (``reshape``/``contiguous`` of the non-contiguous view, an arithmetic op) pays the
+        ``N_out`` reads and writes. ``getattr`` (fx's node for ``x.T``, ``torch.sort(x).values``, a
+        field of a returned structure) reads an attribute: a view or an element of the structure."""
     return Cost()
 
 
@@ -174,6 +179,8 @@ TABLE.declare(
     T.numel,
     T.detach,
     torch.detach,
+    torch.view_as_real,
+    torch.view_as_complex,
     getattr,
     saves=Saves.NOTHING,
 )

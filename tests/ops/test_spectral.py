@@ -1,0 +1,116 @@
+"""Discrete Fourier transforms: FFTW's rates (``5·P·log2 n`` complex, ``2.5·P·log2 n`` real) on literal
+calls, the identities they imply on drawn ones, and whole models."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from tests.ops.helpers import function_cost
+from tests.profiles import examples
+from torchscan import crawl_module
+from torchscan.records import Cost
+
+fft = torch.fft
+aten = torch.ops.aten
+X = torch.randn(2, 8, 8, 4)
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        # 512 points, 4 per transform: 5·512·2; the forward direction is not normalised by default
+        (lambda: function_cost(fft.fft, X), Cost(flops=5 * 512 * 2, dmas=512 + 512)),
+        # the inverse is (1/n): one FLOP per output element more
+        (lambda: function_cost(fft.ifft, X), Cost(flops=5 * 512 * 2 + 512, dmas=1024)),
+        (lambda: function_cost(fft.fft, X, norm="forward"), Cost(flops=5 * 512 * 2 + 512, dmas=1024)),
+        (lambda: function_cost(fft.ifft, X, norm="forward"), Cost(flops=5 * 512 * 2, dmas=1024)),
+        # padded to 16 points along dim 1: 2·16·8·4 = 1024 output points
+        (lambda: function_cost(fft.fft, X, 16, 1), Cost(flops=5 * 1024 * 4, dmas=512 + 1024)),
+        (lambda: function_cost(fft.fft2, X, dim=(1, 2)), Cost(flops=5 * 512 * 6, dmas=1024)),
+        (lambda: function_cost(fft.fftn, X), Cost(flops=5 * 512 * 9, dmas=1024)),
+        # s names the last len(s) dims: the last (4) padded to 8, 2·8·8·8 output points, 64 per transform
+        (lambda: function_cost(fft.fftn, X, s=(8, 8)), Cost(flops=5 * 1024 * 6, dmas=512 + 1024)),
+        # real: 512 real points, an 8×5 half spectrum per sample and channel (320 outputs)
+        (lambda: function_cost(fft.rfft2, X, dim=(1, 2)), Cost(flops=round(2.5 * 512 * 6), dmas=512 + 320)),
+        (lambda: function_cost(fft.rfft2, X, dim=(1, 2), norm="ortho"), Cost(flops=7680 + 320, dmas=832)),
+        (lambda: function_cost(fft.rfft, X), Cost(flops=round(2.5 * 512 * 2), dmas=512 + 2 * 8 * 8 * 3)),
+        # rfftn halves the last dim it is given (dim 1 here): 2·5·8·4 outputs
+        (lambda: function_cost(fft.rfftn, X, dim=(2, 1)), Cost(flops=7680, dmas=512 + 320)),
+        (lambda: function_cost(fft.ihfft, X), Cost(flops=round(2.5 * 512 * 2) + 384, dmas=512 + 384)),
+    ],
+)
+def test_transforms_on_literal_calls(call: Any, expected: Cost) -> None:
+    assert call() == expected
+
+
+def test_complex_to_real_transforms_count_their_real_output() -> None:
+    spectrum = fft.rfft2(X, dim=(1, 2))  # (2, 8, 5, 4)
+    assert function_cost(fft.irfft2, spectrum, s=(8, 8), dim=(1, 2)) == Cost(flops=7680 + 512, dmas=320 + 512)
+    assert function_cost(fft.irfft, spectrum, 8, 2) == Cost(flops=round(2.5 * 512 * 3) + 512, dmas=320 + 512)
+    assert function_cost(fft.hfft, spectrum, 8, 2) == Cost(flops=round(2.5 * 512 * 3), dmas=320 + 512)
+
+
+def test_a_transform_of_a_single_point_does_no_arithmetic() -> None:
+    assert function_cost(fft.fft, torch.randn(3, 1)) == Cost(flops=0, dmas=6)
+
+
+def test_aten_spellings_count_as_the_torch_transforms_they_run() -> None:
+    """A scripted or recorded model's ``_fft_r2c``/``_fft_c2c``/``_fft_c2r`` (normalisation 0: none)."""
+    assert function_cost(aten._fft_r2c.default, X, [1, 2], 0, True) == function_cost(fft.rfft2, X, dim=(1, 2))
+    complex_x = X.to(torch.complex64)
+    assert function_cost(aten._fft_c2c.default, complex_x, [1, 2], 0, True) == function_cost(
+        fft.fft2, complex_x, dim=(1, 2)
+    )
+    spectrum = fft.rfft2(X, dim=(1, 2))
+    assert function_cost(aten._fft_c2r.default, spectrum, [1, 2], 2, 8) == function_cost(
+        fft.irfft2, spectrum, s=(8, 8), dim=(1, 2)
+    )
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(
+    st.lists(st.integers(1, 6), min_size=1, max_size=3),
+    st.integers(1, 4),
+    st.sampled_from([fft.fftn, fft.rfftn, fft.ifftn]),
+)
+def test_a_batch_of_transforms_costs_each_transform_once(signal: list[int], batch: int, function: Any) -> None:
+    """FFTW's rate is per transform: ``batch`` signals cost ``batch`` times one (reads and writes too)."""
+    one = function_cost(function, torch.randn(*signal))
+    many = function_cost(function, torch.randn(batch, *signal), dim=tuple(range(1, len(signal) + 1)))
+    assert many.flops == pytest.approx(batch * one.flops, abs=batch) and many.dmas == batch * one.dmas
+    points = math.prod(signal)
+    expected = (5 if function is not fft.rfftn else 2.5) * points * math.log2(points) if points > 1 else 0
+    scale = points if function is fft.ifftn else 0
+    assert one.flops == round(expected) + scale
+
+
+class _GlobalFilter(nn.Module):
+    """GFNet's global filter layer: a learned filter applied in the frequency domain of the tokens."""
+
+    def __init__(self, size: int, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(size, size // 2 + 1, channels, 2) * 0.02)
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spectrum = fft.rfft2(x, dim=(1, 2), norm="ortho") * torch.view_as_complex(self.weight)
+        return fft.irfft2(spectrum, s=(self.size, self.size), dim=(1, 2), norm="ortho")
+
+
+def test_a_global_filter_model_is_complete_and_linear_in_its_batch() -> None:
+    """The transforms are counted (no unknown op), and every count grows by the same step per sample (the
+    parameters are read once whatever the batch)."""
+    model = nn.Sequential(nn.LayerNorm(6), _GlobalFilter(8, 6), nn.Linear(6, 6)).eval()
+    one, two, three = (crawl_module(model, (8, 8, 6), batch_size=batch) for batch in (1, 2, 3))
+    assert one.totals.complete and not [d for d in one.diagnostics if d.code == "unknown-op"]
+    transforms = [row for row in one.rows if row.type in ("fft_rfft2", "fft_irfft2")]
+    assert [row.flops for row in transforms] == [round(2.5 * 384 * 6) + 8 * 5 * 6, round(2.5 * 384 * 6) + 384]
+    assert three.totals.flops == 3 * one.totals.flops
+    assert three.totals.dmas - two.totals.dmas == two.totals.dmas - one.totals.dmas

@@ -1,0 +1,142 @@
+"""Discrete Fourier transforms (``torch.fft``): counted as FFTW counts them.
+
+FFTW's benchmarks rate a transform of ``n`` points by ``5·n·log2 n`` FLOPs when it is complex and by
+``2.5·n·log2 n`` when it is real (half the work: the input or the output is real, the other half of the
+spectrum is implied), whatever algorithm runs (https://www.fftw.org/speed/method.html). A batch of
+``R`` transforms is ``R`` times one, and a transform over several dims of sizes ``n_1…n_k`` has
+``n = n_1·…·n_k`` points. So, with ``P`` the points transformed in all (``R·n``: the complex output's
+elements for a complex transform, the real side's elements for a real one):
+
+- complex to complex (``fft``, ``ifft``, ``fft2``, ``ifft2``, ``fftn``, ``ifftn``): ``FLOPs = 5·P·log2 n``;
+- real to complex and complex to real (``rfft*``, ``irfft*``, ``hfft*``, ``ihfft*``): ``FLOPs = 2.5·P·log2 n``;
+- a normalised direction (``norm="ortho"`` both, the default ``"backward"`` the inverse, ``"forward"`` the forward)
+  scales each output element: ``N_out`` FLOPs more;
+- rounded to the nearest integer; ``MACs = 0`` (the butterflies' multiplies and adds are FLOPs);
+  ``DMAs = N_in + N_out`` (elements, complex ones counted once).
+
+The real side's sizes are the signal sizes (``n``/``s``, else the input's along the dims; for ``irfft*`` and
+``hfft*`` the output's). ATen's spellings (``_fft_c2c``, ``_fft_r2c``, ``_fft_c2r``: scripted and recorded
+models) name their dims and normalisation (0 none, else a scale).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from torchscan.ops.common import argument
+from torchscan.ops.registry import FormulaTable
+from torchscan.records import Cost, OpCall, TensorSpec
+
+__all__ = ["TABLE"]
+
+TABLE = FormulaTable("spectral")
+
+fft = torch.fft
+aten = torch.ops.aten
+
+_COMPLEX, _REAL = 5.0, 2.5
+"""FFTW's FLOPs per point per ``log2 n``: complex transforms, and real ones (either side real)."""
+
+
+def _cost(coefficient: float, points: int, sizes: Sequence[int], scaled: bool, call: OpCall) -> Cost:
+    n = math.prod(sizes)
+    flops = round(coefficient * points * math.log2(n)) if n > 1 else 0
+    n_out = sum(spec.numel for spec in call.outputs)
+    return Cost(flops=flops + (n_out if scaled else 0), dmas=call.input.numel + n_out)
+
+
+def _scaled(call: OpCall, inverse: bool) -> bool:
+    """Whether the transform multiplies its output by a normalisation (``norm``: None is ``"backward"``)."""
+    norm = argument(call, "norm", 2, None)
+    return norm == "ortho" or (norm == "forward" and not inverse) or (norm in (None, "backward") and inverse)
+
+
+def _axes(dim: int | Sequence[int], ndim: int) -> tuple[int, ...]:
+    """``dim`` non-negative, in its order (the last one given is the one a real transform halves)."""
+    return tuple(axis % ndim for axis in ((dim,) if isinstance(dim, int) else dim))
+
+
+def _dims(call: OpCall, dims: int | None, spec: TensorSpec) -> tuple[int, ...]:
+    """The transformed dims of a ``torch.fft`` call (``fn(input, n or s, dim, norm)``): ``dim`` for one dim
+    (``dims=1``, default the last), ``dim`` for two (default the last two), ``dim`` else the last ``len(s)``
+    dims else all of them for ``*fftn``."""
+    if dims == 1:
+        return _axes(argument(call, "dim", 1, -1), spec.ndim)
+    dim = argument(call, "dim", 1, None)
+    if dim is None and dims == 2:
+        dim = (-2, -1)
+    if dim is None:
+        sizes = argument(call, "s", 0, None)
+        return tuple(range(spec.ndim - len(sizes), spec.ndim)) if sizes is not None else tuple(range(spec.ndim))
+    return _axes(dim, spec.ndim)
+
+
+def _signal_sizes(call: OpCall, dims: int | None, axes: tuple[int, ...]) -> tuple[int, ...]:
+    """The real side's sizes along ``axes`` of a real-to-complex call: ``n`` / ``s``, else the input's."""
+    given = argument(call, "n" if dims == 1 else "s", 0, None)
+    if given is None:
+        return tuple(call.input.shape[axis] for axis in axes)
+    sizes = (given,) if dims == 1 else tuple(given)
+    return tuple(size if size != -1 else call.input.shape[axis] for size, axis in zip(sizes, axes, strict=True))
+
+
+@TABLE.register(fft.fft, fft.ifft, dims=1)
+@TABLE.register(fft.fft2, fft.ifft2, dims=2)
+@TABLE.register(fft.fftn, fft.ifftn, dims=None)
+def complex_transform(call: OpCall, dims: int | None) -> Cost:
+    """A complex transform (a real input is made complex first): ``FLOPs = 5·N_out·log2 n + [scaled]·N_out``
+    (``n``: the output's points per transform), ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    output = call.output
+    axes = _dims(call, dims, output)
+    sizes = [output.shape[axis] for axis in axes]
+    inverse = call.target in (fft.ifft, fft.ifft2, fft.ifftn)
+    return _cost(_COMPLEX, output.numel, sizes, _scaled(call, inverse), call)
+
+
+@TABLE.register(fft.rfft, fft.ihfft, dims=1)
+@TABLE.register(fft.rfft2, fft.ihfft2, dims=2)
+@TABLE.register(fft.rfftn, fft.ihfftn, dims=None)
+def real_to_complex(call: OpCall, dims: int | None) -> Cost:
+    """A real input's half spectrum (``rfft*``; ``ihfft*``, the inverse): ``n`` real points per transform
+    (``n``/``s``, else the input's sizes), ``P = N_out / (⌊n_last/2⌋ + 1) · n_last`` real points in all:
+    ``FLOPs = 2.5·P·log2 n + [scaled]·N_out``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    output = call.output
+    axes = _dims(call, dims, call.input)
+    sizes = _signal_sizes(call, dims, axes)
+    last = output.shape[axes[-1]]
+    points = output.numel // last * sizes[-1] if last else 0
+    inverse = call.target in (fft.ihfft, fft.ihfft2, fft.ihfftn)
+    return _cost(_REAL, points, sizes, _scaled(call, inverse), call)
+
+
+@TABLE.register(fft.irfft, fft.hfft, dims=1)
+@TABLE.register(fft.irfft2, fft.hfft2, dims=2)
+@TABLE.register(fft.irfftn, fft.hfftn, dims=None)
+def complex_to_real(call: OpCall, dims: int | None) -> Cost:
+    """A real signal from its half spectrum (``irfft*``; ``hfft*``, the forward of a Hermitian signal): ``n``
+    real points per transform, the output's sizes: ``FLOPs = 2.5·N_out·log2 n + [scaled]·N_out``, ``MACs = 0``,
+    ``DMAs = N_in + N_out``."""
+    output = call.output
+    axes = _dims(call, dims, output)
+    sizes = [output.shape[axis] for axis in axes]
+    inverse = call.target in (fft.irfft, fft.irfft2, fft.irfftn)
+    return _cost(_REAL, output.numel, sizes, _scaled(call, inverse), call)
+
+
+@TABLE.register(aten._fft_c2c.default, aten._fft_r2c.default, aten._fft_c2r.default)
+def aten_transform(call: OpCall) -> Cost:
+    """ATen's transforms over their ``dim`` list, ``normalization`` 0 (none) or a scale of the output:
+    ``_fft_c2c`` as a complex transform (``5·N_out·log2 n``), ``_fft_r2c`` (``n``: the input's sizes; ``P``
+    its elements) and ``_fft_c2r`` (the output's) as real ones (``2.5·P·log2 n``); ``+ N_out`` where
+    scaled; ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    scaled = argument(call, "normalization", 1, 0) != 0
+    if call.target is aten._fft_r2c.default:
+        axes = _axes(argument(call, "dim", 0, ()), call.input.ndim)
+        return _cost(_REAL, call.input.numel, [call.input.shape[axis] for axis in axes], scaled, call)
+    output = call.output
+    axes = _axes(argument(call, "dim", 0, ()), output.ndim)
+    coefficient = _COMPLEX if call.target is aten._fft_c2c.default else _REAL
+    return _cost(coefficient, output.numel, [output.shape[axis] for axis in axes], scaled, call)
