@@ -219,3 +219,47 @@ def test_trigonometric_and_hyperbolic_functions_are_one_flop(function: object) -
 def test_empty_strided_is_a_factory() -> None:
     """T5Gemma2 makes a buffer by ``torch.empty_strided`` (an unknown op before): it writes its output."""
     assert function_cost(torch.empty_strided, (2, 3), (3, 1)) == Cost(dmas=6)
+
+
+_SPECIAL = [
+    *((name, 1, 1) for name in ("erfc", "digamma", "lgamma", "i0", "sgn", "deg2rad", "rad2deg", "nan_to_num")),
+    *((name, 1, 2) for name in ("atan2", "copysign", "heaviside", "nextafter")),
+    ("frac", 2, 1),
+    ("xlogy", 2, 2),
+    ("sinc", 3, 1),
+    ("logit", 3, 1),
+    ("hypot", 4, 2),
+]
+"""``(name, FLOPs per element, tensor operands)`` of the special and less common elementwise functions."""
+
+
+@pytest.mark.parametrize(("name", "flops", "operands"), _SPECIAL, ids=[name for name, _, _ in _SPECIAL])
+def test_special_elementwise_functions_in_every_spelling(name: str, flops: int, operands: int) -> None:
+    """``torch.<name>`` and ``Tensor.<name>``: ``flops`` per element, every operand read, the output written;
+    ``Tensor.<name>_`` the same FLOPs, its output written over the input (one write less)."""
+    x, other = torch.rand(3, 4) + 0.1, torch.rand(3, 4) + 0.1
+    args = (other,) if operands == 2 else ()
+    expected = Cost(flops=flops * 12, dmas=12 * operands + 12)
+    assert function_cost(getattr(torch, name), x, *args) == expected
+    assert method_cost(getattr(T, name), x, *args) == expected
+    assert method_cost(getattr(T, name + "_"), x.clone(), *args) == Cost(flops=flops * 12, dmas=12 * operands)
+
+
+_IN_PLACE = (
+    "sin cos tan asin acos atan sinh cosh asinh acosh atanh erf erfinv floor ceil round trunc expm1 log2 log10 log1p "
+    "sign square exp2 gt ge lt le eq ne"
+)
+
+
+@pytest.mark.parametrize("name", _IN_PLACE.split())
+def test_in_place_spellings_count_as_their_op_without_the_separate_write(name: str) -> None:
+    x = torch.rand(3, 4) * 0.5 + 0.25
+    args = (0.5,) if name in ("gt", "ge", "lt", "le", "eq", "ne") else ()
+    plain = method_cost(getattr(T, name), x, *args)
+    assert method_cost(getattr(T, name + "_"), x.clone(), *args) == Cost(flops=plain.flops, dmas=plain.dmas - 12)
+
+
+def test_an_outer_product_multiplies_once_per_output() -> None:
+    a, b = torch.rand(3), torch.rand(5)
+    assert function_cost(torch.outer, a, b) == method_cost(T.outer, a, b) == Cost(flops=15, dmas=3 + 5 + 15)
+    assert function_cost(torch.ger, a, b) == Cost(flops=15, dmas=23)  # its alias

@@ -1,7 +1,9 @@
 """Elementwise arithmetic in every spelling: ``x + y``, ``torch.add``, ``Tensor.add_``, ``torch.exp``…
 
 Unary math is a table of FLOPs per element (``pointwise(k)``): exp, log, sqrt, neg, abs… count
-1; ``rsqrt`` 2 (root and reciprocal); ``clamp`` one comparison per bound. Logical and bitwise ops
+1; ``rsqrt`` 2 (root and reciprocal); ``clamp`` one comparison per bound; special functions (``digamma``,
+``lgamma``, ``i0``, ``erfc``, ``atan2``) 1, as transcendentals; ``frac`` and ``xlogy`` 2, ``sinc`` and ``logit`` 3,
+``hypot`` 4; an in-place spelling as its op, its output written over the input. Logical and bitwise ops
 (``&``, ``|``, ``^``, ``~``, ``logical_not``…) count one elementary op per output element, like a
 comparison, whatever the dtype. Selections
 (``torch.where``, ``masked_fill``) move data and do no arithmetic.
@@ -233,7 +235,7 @@ TABLE.declare(operator.mul, torch.mul, torch.multiply, T.mul, T.__mul__, T.__rmu
 TABLE.declare(operator.truediv, torch.div, torch.divide, torch.true_divide, T.div, T.__truediv__, saves=Saves.QUOTIENT)
 
 
-TABLE.register(torch.exp, T.exp, T.exp_, torch.exp2, torch.expm1, T.expm1, aten.exp.default)(pointwise(1))
+TABLE.register(torch.exp, T.exp, T.exp_, torch.exp2, T.exp2, torch.expm1, T.expm1, aten.exp.default)(pointwise(1))
 
 TABLE.declare(torch.exp, T.exp, pointwise=True)
 
@@ -362,3 +364,32 @@ def diff(call: OpCall) -> Cost:
     outputs = [others * max(length - k, 0) for k in range(1, rounds + 1)]
     copy = 2 * total if extra else 0
     return Cost(flops=sum(outputs), dmas=copy + 3 * sum(outputs))
+
+
+# special functions (digamma, lgamma, polygamma, i0, erfc, atan2) count 1 FLOP per element, as transcendentals do;
+# a sign, a degree/radian scale, a copysign, a step, nextafter and nan_to_num's replacement 1; frac (x − trunc x)
+# 2; xlogy (x·log y) 2; sinc (sin πx / πx) 3; logit (log(p / (1 − p))) 3; hypot (√(a² + b²)) 4
+_UNARY_1 = ("erfc", "digamma", "lgamma", "i0", "sgn", "deg2rad", "rad2deg", "nan_to_num")
+_BINARY_1 = ("atan2", "copysign", "heaviside", "nextafter")
+_BY_FLOPS = {1: (*_UNARY_1, *_BINARY_1), 2: ("frac", "xlogy"), 3: ("sinc", "logit"), 4: ("hypot",)}
+for _flops, _names in _BY_FLOPS.items():
+    _out_of_place = [getattr(owner, name) for name in _names for owner in (torch, T)]
+    TABLE.register(*_out_of_place)(pointwise(_flops))
+    TABLE.register(*(getattr(T, name + "_") for name in _names))(pointwise(_flops, inplace=True))
+    TABLE.declare(*_out_of_place, pointwise=True)
+TABLE.register(torch.polygamma, T.polygamma)(pointwise(1))
+TABLE.register(T.polygamma_)(pointwise(1, inplace=True))
+TABLE.declare(torch.polygamma, T.polygamma, pointwise=True)
+# in place, as their out-of-place ops count (the result written over the input: no separate write)
+TABLE.register(
+    *(T.sin_, T.cos_, T.tan_, T.asin_, T.acos_, T.atan_, T.sinh_, T.cosh_, T.asinh_, T.acosh_, T.atanh_),
+    *(T.erf_, T.erfinv_, T.floor_, T.ceil_, T.round_, T.trunc_, T.expm1_, T.log2_, T.log10_, T.log1p_),
+    *(T.exp2_, T.sign_, T.square_, T.gt_, T.ge_, T.lt_, T.le_, T.eq_, T.ne_),
+)(pointwise(1, inplace=True))
+
+
+@TABLE.register(torch.outer, T.outer)
+def outer(call: OpCall) -> Cost:
+    """The outer product of two vectors (``a_i·b_j``): one multiply per output element, ``FLOPs = N_out``,
+    ``MACs = 0`` (nothing is summed), ``DMAs = N_a + N_b + N_out``."""
+    return Cost(flops=call.output.numel, dmas=sum(spec.numel for spec in call.inputs) + call.output.numel)

@@ -121,6 +121,7 @@ aten = torch.ops.aten
     aten.meshgrid.indexing,
     torch.view_as_real,
     torch.view_as_complex,
+    T.transpose_,
     aten.view_as_real.default,
     aten.view_as_complex.default,
     getattr,
