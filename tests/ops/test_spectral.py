@@ -114,3 +114,32 @@ def test_a_global_filter_model_is_complete_and_linear_in_its_batch() -> None:
     assert [row.flops for row in transforms] == [round(2.5 * 384 * 6) + 8 * 5 * 6, round(2.5 * 384 * 6) + 384]
     assert three.totals.flops == 3 * one.totals.flops
     assert three.totals.dmas - two.totals.dmas == two.totals.dmas - one.totals.dmas
+
+
+class _SpectralNet(nn.Module):
+    """A patch stem, a global filter over the token grid, a 1×1 head; with ``channels_only`` a transform over the
+    channels alone instead of the filter."""
+
+    def __init__(self, channels_only: bool) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 6, 4, stride=4)
+        self.filter = _GlobalFilter(8, 6)
+        self.head = nn.Conv2d(6, 6, 1)
+        self.channels_only = channels_only
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.stem(x)
+        if self.channels_only:
+            return self.head(fft.fft(y, dim=1).real)
+        return self.head(self.filter(y.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+
+
+def test_a_transform_over_the_spatial_dims_sees_the_whole_input_and_one_over_channels_keeps_the_field() -> None:
+    """Receptive field: ``rfft2`` over the token grid mixes every position (global, and so is all that follows);
+    ``fft`` over the channels mixes none (the stem's 4×4 field is kept)."""
+    spatial = crawl_module(_SpectralNet(channels_only=False), (3, 32, 32), receptive_field=True)
+    assert spatial.row("filter.fft_rfft2").receptive_field == "global"
+    assert spatial.row("head").receptive_field == "global"
+    channels = crawl_module(_SpectralNet(channels_only=True), (3, 32, 32), receptive_field=True)
+    assert channels.row("fft_fft").receptive_field == (4, 4) and channels.row("head").receptive_field == (4, 4)
+    assert not [d for d in (*spatial.diagnostics, *channels.diagnostics) if d.code.startswith("rf-")]

@@ -30,7 +30,7 @@ from torchscan.ops.common import argument
 from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall, TensorSpec
 
-__all__ = ["TABLE"]
+__all__ = ["TABLE", "transformed_dims"]
 
 TABLE = FormulaTable("spectral")
 
@@ -72,6 +72,24 @@ def _dims(call: OpCall, dims: int | None, spec: TensorSpec) -> tuple[int, ...]:
         sizes = argument(call, "s", 0, None)
         return tuple(range(spec.ndim - len(sizes), spec.ndim)) if sizes is not None else tuple(range(spec.ndim))
     return _axes(dim, spec.ndim)
+
+
+_RANKS: dict[object, int | None] = {
+    **dict.fromkeys((fft.fft, fft.ifft, fft.rfft, fft.irfft, fft.hfft, fft.ihfft), 1),
+    **dict.fromkeys((fft.fft2, fft.ifft2, fft.rfft2, fft.irfft2, fft.hfft2, fft.ihfft2), 2),
+    **dict.fromkeys((fft.fftn, fft.ifftn, fft.rfftn, fft.irfftn, fft.hfftn, fft.ihfftn), None),
+}
+"""How many dims each ``torch.fft`` function transforms by default: one, two, or as given (``*n``)."""
+
+_ATEN = (aten._fft_c2c.default, aten._fft_r2c.default, aten._fft_c2r.default)
+
+
+def transformed_dims(call: OpCall) -> tuple[int, ...]:
+    """The dims (non-negative, in the order given) a ``torch.fft`` or ATen transform call transforms, as
+    indices of its input (the receptive field's rule reads them too)."""
+    if call.target in _ATEN:
+        return _axes(argument(call, "dim", 0, ()), call.input.ndim)
+    return _dims(call, _RANKS[call.target], call.input)
 
 
 def _signal_sizes(call: OpCall, dims: int | None, axes: tuple[int, ...]) -> tuple[int, ...]:

@@ -12,8 +12,11 @@ from torch import nn
 
 from tests.passes.receptive.helpers import rf_report, rule_outcomes
 from tests.passes.receptive.test_oracle import Layout, footprint
-from torchscan.passes.receptive import Marker, RField, receptive_fields
-from torchscan.passes.receptive.geometry import Field
+from torchscan.passes.receptive import DEFAULT_RULES, Marker, RField, receptive_fields
+from torchscan.passes.receptive.geometry import Field, Unsupported
+from torchscan.passes.receptive.propagate import _identity
+from torchscan.passes.receptive.table import Operand
+from torchscan.records import OpCall, TensorSpec
 
 
 def _fields(model: nn.Module, shape: tuple[int, ...]) -> dict[str, Any]:
@@ -533,3 +536,46 @@ def test_a_write_into_part_of_the_grid_is_refused() -> None:
     report = rf_report(ChannelWrite(crop=True), (2, 17, 17))
     assert [d.code for d in report.diagnostics if d.code.startswith("rf-")] == ["rf-unsupported"]
     assert "part of the spatial grid" in next(d.message for d in report.diagnostics if d.code == "rf-unsupported")
+
+
+class _Attribute(nn.Module):
+    """A 3×3 conv on an 8×6 map, then its positions swapped by an attribute (``.mT``, ``.T`` of sample 0) or by
+    ``transpose`` (``spelled=False``), or the map read through ``.data`` / a complex spectrum's ``.real``."""
+
+    def __init__(self, name: str, spelled: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.name, self.spelled = name, spelled
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        if self.name == "mT":
+            return y.mT if self.spelled else y.transpose(-1, -2)
+        if self.name == "T":
+            return y[0].T if self.spelled else y[0].permute(2, 1, 0)
+        if self.name == "real":
+            spectrum = torch.fft.fft(y, dim=1)  # over the channels: every position kept
+            return spectrum.real if self.spelled else spectrum
+        return y.data if self.spelled else y
+
+
+@pytest.mark.parametrize("name", ["mT", "T", "real", "data"])
+def test_an_attribute_read_moves_positions_as_the_op_it_spells(name: str) -> None:
+    """fx's ``getattr`` node of ``.mT`` / ``.T`` has the field of the transpose or permute it is; ``.real`` and
+    ``.data`` keep every position."""
+    attribute, spelled = (_last(_Attribute(name, spelled), (1, 8, 6)) for spelled in (True, False))
+    assert attribute.axes == spelled.axes and attribute.spans == spelled.spans
+
+
+def test_an_attribute_of_another_kind_is_not_followed() -> None:
+    """fx records ``getattr`` unbound (``{"args": (x, name)}``); a name other than a view's is refused."""
+    rule = DEFAULT_RULES.lookup(getattr)
+    x = TensorSpec((1, 2, 5, 5), torch.float32)
+    operands = (Operand(_identity((5, 5)), x),)
+    for name, kept in (("real", True), ("grad", False), ("values", False)):
+        call = OpCall("function", getattr, (x,), (x,), {"args": (x, name)})
+        if kept:
+            assert rule(call, operands) == operands[0].field
+        else:
+            with pytest.raises(Unsupported, match=repr(name)):
+                rule(call, operands)

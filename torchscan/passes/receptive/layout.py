@@ -33,6 +33,8 @@ from torch import nn
 
 from torchscan.ops import DEFAULT_REGISTRY
 from torchscan.ops.shape import index_write_arguments
+from torchscan.ops.spectral import TABLE as SPECTRAL
+from torchscan.ops.spectral import transformed_dims
 from torchscan.passes.receptive.geometry import Field, Marker, Span, Unsupported
 from torchscan.passes.receptive.table import Operand, Outcome, RuleTable, arg, check_output, mix, token_dim, union
 from torchscan.passes.receptive.windows import data_operand
@@ -375,6 +377,26 @@ def permute(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     return result
 
 
+_SAME_POSITIONS = frozenset({"real", "imag", "data"})
+"""Attributes of a tensor that are views of it element for element (a complex tensor's parts, ``.data``)."""
+
+
+@TABLE.register(getattr)
+def attribute(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
+    """An attribute read of a tensor (fx's ``getattr`` node): ``.real``, ``.imag`` and ``.data`` keep every
+    position, ``.T`` reverses the dims and ``.mT`` (``.mH``) swaps the last two; any other is not followed."""
+    name = arg(call, "name", 0)
+    field = data_operand(call, operands)
+    ndim = call.input.ndim
+    if name in _SAME_POSITIONS:
+        return _checked(call, field)
+    if name in ("T", "mT", "H", "mH") and ndim >= 2:
+        order = list(reversed(range(ndim))) if name in ("T", "H") else [*range(ndim - 2), ndim - 1, ndim - 2]
+        axes = tuple(None if a is None else order.index(a + ndim) - ndim for a in field.axes)
+        return _checked(call, replace(field, axes=axes))
+    raise Unsupported(f"an attribute {name!r} of a tensor")
+
+
 def _dims(value: Any, ndim: int) -> list[int]:
     if value is None or value == () or value == []:
         return list(range(ndim))
@@ -472,6 +494,14 @@ def matmul(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     if len({(o.field.axes, o.field.flat) for o in outcomes}) > 1:
         return Marker.GLOBAL  # all pairs of positions (attention scores ``q @ kᵀ``)
     return union(call, outcomes)
+
+
+@TABLE.register(*(target for target, _ in SPECTRAL.items()))
+def fourier(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
+    """A discrete Fourier transform mixes every position along the dims it transforms: global where those
+    are the spatial dims (a global filter over a token grid), kept where they are others (channels)."""
+    field = data_operand(call, operands)
+    return _checked(call, mix(field, transformed_dims(call), call.input.ndim))
 
 
 @TABLE.register(F.scaled_dot_product_attention)
