@@ -263,3 +263,23 @@ def test_an_outer_product_multiplies_once_per_output() -> None:
     a, b = torch.rand(3), torch.rand(5)
     assert function_cost(torch.outer, a, b) == method_cost(T.outer, a, b) == Cost(flops=15, dmas=3 + 5 + 15)
     assert function_cost(torch.ger, a, b) == Cost(flops=15, dmas=23)  # its alias
+
+
+def test_function_forms_of_in_place_methods_count_as_the_methods() -> None:
+    """``torch.sigmoid_(x)`` is ``x.sigmoid_()``, ``torch.arccos_(x)`` is ``x.acos_()``: each function form of an
+    in-place method counts as the method (a recorded call binds it as a function: the same inputs)."""
+    x = torch.rand(3, 4) * 0.5 + 0.25
+    for name in ("sigmoid_", "exp_", "sqrt_", "tanh_", "arccos_", "fix_", "xlogy_", "clamp_min_"):
+        args = (0.5,) if name in ("xlogy_", "clamp_min_") else ()
+        assert function_cost(getattr(torch, name), x.clone(), *args) == method_cost(
+            getattr(T, name), x.clone(), *args
+        ), name
+
+
+def test_method_spellings_and_in_place_forms_of_counted_functions() -> None:
+    x, y = torch.rand(3, 4) + 0.5, torch.rand(3, 4) + 0.5
+    assert method_cost(T.fmax, x, y) == function_cost(torch.fmax, x, y) == Cost(flops=12, dmas=36)
+    assert method_cost(T.float_power, x, 2) == function_cost(torch.float_power, x, 2)
+    assert method_cost(T.lerp_, x.clone(), y, 0.5) == Cost(flops=24, dmas=24)
+    assert method_cost(T.addcmul_, x.clone(), y, y) == Cost(flops=36, dmas=36)
+    assert method_cost(T.cumprod_, x.clone(), 1) == method_cost(T.cumprod, x, 1)

@@ -170,9 +170,15 @@ def _aliased_names(function: Any) -> set[str]:
 def test_each_alias_is_one_torch_documents() -> None:
     """The alias table is torch's: of each ``torch``, ``torch.special`` or ``torch.linalg`` alias and the op it maps
     to, one's docstring says it is an alias of the other ("Alias for :func:`torch.gt`"); a ``Tensor`` method's
-    alias maps to the method of that op's name."""
+    alias maps to the method of that op's name; ``torch.relu_`` (a function form of an in-place method) to
+    ``Tensor.relu_``."""
     checked = 0
     for alias, op in ALIASES.items():
+        if alias.__name__.endswith("_") and getattr(torch, alias.__name__, None) is alias:  # ``torch.relu_``
+            assert (
+                op is getattr(torch.Tensor, alias.__name__) or ALIASES.get(getattr(torch.Tensor, alias.__name__)) is op
+            )
+            continue
         if isinstance(alias, (types.MethodDescriptorType, types.WrapperDescriptorType)):
             assert alias.__name__.rstrip("_") in dir(torch) and op.__name__ in dir(torch.Tensor)
             continue

@@ -64,7 +64,7 @@ def leaky_relu(call: OpCall, inplace: bool) -> Cost:
     return Cost(flops=4 * n_in, dmas=n_in + 1 + _writes(call, inplace))
 
 
-@TABLE.register(nn.PReLU, F.prelu, torch.prelu, aten.prelu.default, aten._prelu_kernel.default)
+@TABLE.register(nn.PReLU, F.prelu, torch.prelu, torch.Tensor.prelu, aten.prelu.default, aten._prelu_kernel.default)
 def prelu(call: OpCall) -> Cost:
     """PReLU, LeakyReLU with a learned slope per channel (or one for all): ``FLOPs = 4·N_in``,
     ``DMAs = N_in + P + N_out`` (the slopes are read)."""

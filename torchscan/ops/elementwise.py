@@ -70,6 +70,8 @@ aten = torch.ops.aten
 @TABLE.register(
     torch.fmax,
     torch.fmin,
+    T.fmax,
+    T.fmin,
     T.maximum,
     T.minimum,
     torch.floor_divide,
@@ -285,6 +287,7 @@ TABLE.register(
     operator.pow,
     operator.ipow,
     torch.float_power,
+    T.float_power,
     aten.pow.Tensor_Scalar,
     aten.pow.Tensor_Tensor,
 )(pointwise(1))
@@ -304,7 +307,9 @@ TABLE.register(
     aten.logical_not.default,
 )(pointwise(1))
 TABLE.register(torch.lerp, T.lerp)(pointwise(2))
+TABLE.register(T.lerp_)(pointwise(2, inplace=True))
 TABLE.register(torch.addcmul, T.addcmul, torch.addcdiv, T.addcdiv)(pointwise(3))
+TABLE.register(T.addcmul_, T.addcdiv_)(pointwise(3, inplace=True))
 
 
 @TABLE.register(torch.clamp, torch.clip, T.clamp, T.clip, aten.clamp.default, inplace=False)
@@ -384,7 +389,7 @@ TABLE.declare(torch.polygamma, T.polygamma, pointwise=True)
 TABLE.register(
     *(T.sin_, T.cos_, T.tan_, T.asin_, T.acos_, T.atan_, T.sinh_, T.cosh_, T.asinh_, T.acosh_, T.atanh_),
     *(T.erf_, T.erfinv_, T.floor_, T.ceil_, T.round_, T.trunc_, T.expm1_, T.log2_, T.log10_, T.log1p_),
-    *(T.exp2_, T.sign_, T.square_, T.gt_, T.ge_, T.lt_, T.le_, T.eq_, T.ne_),
+    *(T.exp2_, T.float_power_, T.sign_, T.square_, T.gt_, T.ge_, T.lt_, T.le_, T.eq_, T.ne_),
 )(pointwise(1, inplace=True))
 
 

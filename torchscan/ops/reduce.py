@@ -96,6 +96,7 @@ def reduce_var(call: OpCall, sqrt: bool) -> Cost:
     T.argmax,
     T.argmin,
     torch.aminmax,
+    T.aminmax,
     aten.amax.default,
     aten.amin.default,
     aten.argmax.default,
@@ -128,7 +129,9 @@ def reduce_logsumexp(call: OpCall) -> Cost:
     return Cost(flops=4 * n_in, dmas=n_in + call.output.numel)
 
 
-@TABLE.register(torch.cumsum, T.cumsum, T.cumsum_, torch.cumprod, T.cumprod, aten.cumsum.default, aten.cumprod.default)
+@TABLE.register(
+    torch.cumsum, T.cumsum, T.cumsum_, torch.cumprod, T.cumprod, T.cumprod_, aten.cumsum.default, aten.cumprod.default
+)
 def cumulative(call: OpCall) -> Cost:
     """cumsum / cumprod along a dim of length ``L`` (``R = N_in / L`` rows):
     ``FLOPs = N_in − R``, ``MACs = 0``, ``DMAs = N_in + N_out``."""

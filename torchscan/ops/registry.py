@@ -322,11 +322,17 @@ def _aliases() -> dict[Any, Any]:
         if spelled is not None and named is not None and spelled is not named:
             pairs[spelled] = named
     pairs[torch.linalg.matmul] = torch.matmul
+    for name in dir(torch):  # ``torch.relu_(x)`` is ``x.relu_()``: the function form of an in-place method
+        if name.endswith("_") and not name.startswith("_"):
+            function, method = getattr(torch, name), getattr(torch.Tensor, name, None)
+            if method is not None and callable(function) and function is not method:
+                pairs.setdefault(function, pairs.get(method, method))
     return pairs
 
 
 ALIASES: Mapping[Any, Any] = MappingProxyType(_aliases())
-"""Each alias torch documents (``torch.greater``, ``Tensor.multiply_``, ``torch.special.expit``), to the op it names:
+"""Each alias torch documents (``torch.greater``, ``Tensor.multiply_``, ``torch.special.expit``), and each function
+form of an in-place method (``torch.relu_(x)``, ``x.relu_()``), to the op it names:
 every table (formulas, shape rules, receptive-field rules) gives an alias what it gives the op, unless it
 registers the alias itself."""
 
