@@ -283,3 +283,12 @@ def test_method_spellings_and_in_place_forms_of_counted_functions() -> None:
     assert method_cost(T.lerp_, x.clone(), y, 0.5) == Cost(flops=24, dmas=24)
     assert method_cost(T.addcmul_, x.clone(), y, y) == Cost(flops=36, dmas=36)
     assert method_cost(T.cumprod_, x.clone(), 1) == method_cost(T.cumprod, x, 1)
+
+
+@pytest.mark.parametrize("p", [1, 3])
+def test_the_multivariate_log_gamma_is_p_shifted_log_gammas_summed(p: int) -> None:
+    x = torch.rand(3, 4) + p
+    expected = Cost(flops=3 * p * 12, dmas=24)
+    assert function_cost(torch.mvlgamma, x, p) == method_cost(T.mvlgamma, x, p) == expected
+    assert function_cost(torch.special.multigammaln, x, p) == expected  # its alias
+    assert method_cost(T.mvlgamma_, x.clone(), p) == Cost(flops=3 * p * 12, dmas=12)

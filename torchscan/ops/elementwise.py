@@ -398,3 +398,15 @@ def outer(call: OpCall) -> Cost:
     """The outer product of two vectors (``a_i·b_j``): one multiply per output element, ``FLOPs = N_out``,
     ``MACs = 0`` (nothing is summed), ``DMAs = N_a + N_b + N_out``."""
     return Cost(flops=call.output.numel, dmas=sum(spec.numel for spec in call.inputs) + call.output.numel)
+
+
+@TABLE.register(torch.mvlgamma, T.mvlgamma, inplace=False)
+@TABLE.register(T.mvlgamma_, inplace=True)
+def mvlgamma(call: OpCall, inplace: bool) -> Cost:
+    """The multivariate log-gamma of dimension ``p``, ``Σ_{i<p} lgamma(x − i/2) + c``: per element ``p`` shifts,
+    ``p`` log-gammas and ``p`` adds, ``FLOPs = 3·p·N_out``, ``MACs = 0``, ``DMAs = N_in + N_out·[not inplace]``."""
+    p = int(argument(call, "p", 0, 1))
+    return Cost(flops=3 * p * call.output.numel, dmas=call.input.numel + unary_writes(call, inplace))
+
+
+TABLE.declare(torch.mvlgamma, T.mvlgamma, pointwise=True)
