@@ -264,3 +264,22 @@ def test_a_sweep_of_a_forward_casting_its_modules_equals_fresh_analyses() -> Non
         crawl_module(model, (8,), batch_size=batch).to_dict() for batch in (1, 3)
     ]
     assert all("_apply" not in vars(module) for module in model.modules())
+
+
+def test_a_forward_changing_its_module_s_memory_format_is_recorded_and_leaves_the_model_s_layout() -> None:
+    class ChannelsLast(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.conv.to(memory_format=torch.channels_last)
+            return self.conv(x)
+
+    model = ChannelsLast().eval()
+    report = crawl_module(model, (3, 8, 8), real_forward=False)
+    plain = crawl_module(nn.Sequential(nn.Conv2d(3, 4, 3)).eval(), (3, 8, 8))
+    assert report.context.capture == "eager-record" and report.totals.macs == plain.totals.macs
+    (fallback,) = [d for d in report.diagnostics if d.code == "capture-fallback"]
+    assert "Conv2d.weight (torch.float32, cpu) to another layout (strides (27, 1, 9, 3))" in fallback.message
+    assert model.conv.weight.is_contiguous()

@@ -73,9 +73,14 @@ def apply_on_copy(
             if cast is tensor:
                 continue
             if not replace:
+                made = (
+                    f"{cast.dtype}, {cast.device}"
+                    if (cast.dtype, cast.device) != (tensor.dtype, tensor.device)
+                    else f"another layout (strides {tuple(cast.stride())})"
+                )
                 raise CastInForward(
-                    f"the forward casts {type(module).__name__}.{key} ({tensor.dtype}, {tensor.device}) to "
-                    f"{cast.dtype}, {cast.device} (a module's .to, .float() or .half()): a graph cannot hold it"
+                    f"the forward casts {type(module).__name__}.{key} ({tensor.dtype}, {tensor.device}) to {made} "
+                    "(a module's .to, .float() or .half()): a graph cannot hold it"
                 )
             if tensors is module._parameters:  # made as torch makes it, unseen by a recording (not an op)
                 with torch._C.DisableTorchFunction():
