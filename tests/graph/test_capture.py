@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import types
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from torch import nn
 
 from tests.test_api import assert_same, snapshot
 from torchscan import CaptureError, Report, ShapeError, crawl_module, sweep
+from torchscan.graph.traced_code import TracedCode
 from torchscan.records import Cost
 
 
@@ -472,6 +474,34 @@ def test_a_buffer_method_given_traced_sizes_is_traced_with_buffers_as_proxies() 
     assert int(model.calls) == 0
     swept = sweep(model, [{"args": (x,)} for x in inputs])
     assert [item.to_dict() for item in swept] == [report.to_dict() for report in reports]
+
+
+class _Helped(ExpandedIds):
+    """:class:`ExpandedIds` whose forward calls a method of its own that reaches ``math`` (seen through the traced
+    code's functions)."""
+
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        return x * math.sqrt(x.shape[-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale(super().forward(x))
+
+
+def test_the_traces_of_one_capture_share_their_traced_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trace stopped by the buffer's expand and the one made again share one table of traced functions: a
+    method of the model's class is made once for both (it was made again by each trace)."""
+    made: list[type] = []
+    methods = TracedCode.methods
+
+    def counted(self: TracedCode, cls: type, stop: Any) -> Any:
+        if cls not in self._methods:
+            made.append(cls)
+        return methods(self, cls, stop)
+
+    monkeypatch.setattr(TracedCode, "methods", counted)
+    report = crawl_module(_Helped().eval(), args=(torch.zeros(2, 12, dtype=torch.long),))
+    assert report.context.capture == "torch.fx" and report.totals.macs == 2 * 12 * 8 * 4
+    assert made.count(_Helped) == 1
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,8 @@ from torchscan.graph.kept import KeptState
 from torchscan.graph.record import NeedsValues, record
 from torchscan.graph.script import is_scripted, record_scripted
 from torchscan.graph.shapes import NodeValues, fake_inputs, propagate, quiet_fake_tensor_log
-from torchscan.graph.trace import FX, GRAPH_MODULE, Capture, capture
+from torchscan.graph.trace import FX, GRAPH_MODULE, Capture, capture, traced_code
+from torchscan.graph.traced_code import TracedCode
 from torchscan.inputs import InputSpec, ModelInputs
 from torchscan.ops.registry import Registry
 from torchscan.records import Diagnostic, TensorSpec
@@ -194,15 +195,16 @@ def _captured(
     kept: KeptState,
 ) -> Captured:
     """:func:`capture_chain` of a model that is not scripted (``kept``: what its code may change, as found)."""
+    code = traced_code(registry)  # the functions of traced code, made once for every trace of this capture
     try:
         try:
-            return _traced(model, registry, inputs, device, modules, kept)
+            return _traced(model, registry, inputs, device, modules, kept, code=code)
         except CaptureError as error:
             if not isinstance(error.__cause__, TypeError):
                 raise
             kept.restore(every_container=True)
             try:  # a size refused by torch's argument parser: again with buffers as proxies, as fx can
-                return _traced(model, registry, inputs, device, modules, kept, proxy_buffers=True)
+                return _traced(model, registry, inputs, device, modules, kept, proxy_buffers=True, code=code)
             except (CaptureError, ShapeError):
                 raise error from error.__cause__  # the first trace's error is the one to report
     except CaptureError as error:
@@ -251,21 +253,23 @@ def _traced(
     modules: Sequence[nn.Module] | None,
     kept: KeptState,
     proxy_buffers: bool = False,
+    code: TracedCode | None = None,
 ) -> Captured:
     """The fx capture of :func:`capture_chain` with its shapes, traced again with every block traced where a
     replay cannot stand (the forward binds globals or registers hooks, or a replay read other metadata);
     ``proxy_buffers``: as :func:`~torchscan.graph.trace.capture`'s (a retry of a trace that a size refused by torch's
-    argument parser stopped: ``buffer.expand(batch, -1)``, a proxy among the separate sizes of a method)."""
-    traced = capture(model, registry, inputs, modules=modules, proxy_buffers=proxy_buffers)
+    argument parser stopped: ``buffer.expand(batch, -1)``, a proxy among the separate sizes of a method); ``code``: the
+    traced functions every trace of the capture shares (:func:`~torchscan.graph.trace.traced_code`)."""
+    traced = capture(model, registry, inputs, modules=modules, proxy_buffers=proxy_buffers, code=code)
     # the forward binds globals (what a block read, the next may not), or registered hooks (a replayed block's
     # inner modules ran none)
     if traced.replayed and (traced.hooked or kept.written()):
         kept.restore(every_container=True)
-        traced = capture(model, registry, inputs, reuse=False, modules=modules, proxy_buffers=proxy_buffers)
+        traced = capture(model, registry, inputs, reuse=False, modules=modules, proxy_buffers=proxy_buffers, code=code)
     values = _propagate(traced, inputs, device)
     if traced.checks and not guards_hold(traced.checks, {name: value.result for name, value in values.items()}):
         kept.restore(every_container=True)  # each capture starts from the globals as found
-        traced = capture(model, registry, inputs, reuse=False, modules=modules, proxy_buffers=proxy_buffers)
+        traced = capture(model, registry, inputs, reuse=False, modules=modules, proxy_buffers=proxy_buffers, code=code)
         values = _propagate(traced, inputs, device)
     return Captured(traced, values, _notes(traced, values))
 

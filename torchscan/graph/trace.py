@@ -65,7 +65,17 @@ from torchscan.ops import TRACE_THROUGH
 from torchscan.ops.registry import Registry
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["FX", "GRAPH_MODULE", "Capture", "Memo", "capture", "input_device", "output_data", "plain_node"]
+__all__ = [
+    "FX",
+    "GRAPH_MODULE",
+    "Capture",
+    "Memo",
+    "capture",
+    "input_device",
+    "output_data",
+    "plain_node",
+    "traced_code",
+]
 
 
 @dataclass(slots=True)
@@ -190,6 +200,7 @@ class _Tracer(fx.Tracer):
         min_share: float = MIN_SHARE,
         device: torch.device | None = None,
         proxy_buffers: bool = False,
+        code: TracedCode | None = None,
     ) -> None:
         super().__init__(autowrap_modules=(), autowrap_functions=())
         self._device = device or torch.device("cpu")
@@ -253,7 +264,7 @@ class _Tracer(fx.Tracer):
         """A node's stack trace text by (``id`` of its kept callers' stack, the frames below them)."""
         self._leaves: dict[type, bool] = {}
         """Leaf decision by module class (everything it depends on is the class)."""
-        self._code = TracedCode(leaf=lambda function: registry.lookup(function) is not None)
+        self._code = code if code is not None else traced_code(registry)
         self._qualnames: dict[str, int] = {}
         self._candidates: dict[Any, str] = {}
         """fx's name candidate of a call's node (``Graph._target_to_str``: a regex substitution) by function or
@@ -268,7 +279,6 @@ class _Tracer(fx.Tracer):
         """Root attributes made for tensors computed in the forward from constants (:attr:`Capture.constants`)."""
         self.folded: set[str] = set()
         """Those of them the forward computed, not a tensor the model holds (:attr:`Capture.folded`)."""
-        self._methods: dict[type, list[tuple[str, types.FunctionType]]] = {}
         self._stack_copy: dict[str, tuple[str, type]] | None = None
         """The copy of ``module_stack`` the nodes made since it last changed share (fx copies it per node)."""
         self.autocast_seen = False
@@ -567,22 +577,7 @@ class _Tracer(fx.Tracer):
     def methods_of(self, cls: type) -> list[tuple[str, types.FunctionType]]:
         """The plain methods of ``cls`` (below ``nn.Module``; ``forward`` and dunders aside) that the
         traced code must see through :class:`TracedCode`, with the functions to bind."""
-        found = self._methods.get(cls)
-        if found is None:
-            found, seen = [], set()
-            for owner in cls.__mro__:
-                if owner in _TORCH_NN_CLASSES:  # torch.nn's own classes: nothing fx would wrap
-                    break
-                for name, value in vars(owner).items():
-                    if name in seen:
-                        continue
-                    seen.add(name)
-                    if isinstance(value, types.FunctionType) and name != "forward" and not name.startswith("__"):
-                        made = self._code.function(value)
-                        if made is not value:
-                            found.append((name, made))
-            self._methods[cls] = found
-        return found
+        return self._code.methods(cls, _TORCH_NN_CLASSES)  # torch.nn's own classes: nothing fx would wrap
 
     def module_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A call of a module of the copy: a ``call_module`` node (a leaf: the weight its kept
@@ -1340,6 +1335,12 @@ def _leaf_root_graph(inputs: ModelInputs) -> fx.Graph:
     return graph
 
 
+def traced_code(registry: Registry) -> TracedCode:
+    """The functions of traced code for a capture with ``registry`` (an ``fx.wrap``-ed function it counts stays one
+    node): one table may serve every trace of one capture (it holds no trace's state)."""
+    return TracedCode(leaf=lambda function: registry.lookup(function) is not None)
+
+
 def capture(
     model: nn.Module,
     registry: Registry,
@@ -1348,13 +1349,15 @@ def capture(
     modules: Sequence[nn.Module] | None = None,
     min_share: float = MIN_SHARE,
     proxy_buffers: bool = False,
+    code: TracedCode | None = None,
 ) -> Capture:
     """Trace a copy of ``model`` called with ``inputs`` (``reuse``: repeated blocks traced once and
     replayed, :mod:`torchscan.graph.reuse`, where replays could skip at least ``min_share`` of the
     modules; the graph is the same either way; ``modules``: ``model.modules()`` when the caller has
     walked them; ``proxy_buffers``: traced code gets a buffer read by name as its ``get_attr`` proxy, as it
     gets a parameter, instead of its fake — fx's ``proxy_buffer_attributes``, for a forward that hands a
-    buffer's method a traced size where torch's argument parser refuses a proxy, ``self.ids.expand(n, -1)``).
+    buffer's method a traced size where torch's argument parser refuses a proxy, ``self.ids.expand(n, -1)``;
+    ``code``: the traced functions of an earlier trace of the same capture (:func:`traced_code`), reused).
 
     The copy holds the model's own parameter and buffer objects until the shape pass puts
     fakes in (``Capture.fakes``): traced code gets parameters as proxies and buffers as fakes
@@ -1364,7 +1367,8 @@ def capture(
     fakes = Fakes(model, fake_mode, modules)
     copied = shadow_copy(model, fakes, lazy=True, modules=modules)
     clone = copied.root
-    tracer = _Tracer(registry, inputs, fakes, copied.modules, reuse, min_share, input_device(model), proxy_buffers)
+    device = input_device(model)
+    tracer = _Tracer(registry, inputs, fakes, copied.modules, reuse, min_share, device, proxy_buffers, code)
     submodules: dict[str, nn.Module] | None = None
     if isinstance(model, fx.GraphModule):  # already a graph (torch.export's .module(), fx's own): used as is
         return dataclasses.replace(_graph_capture(model, clone, inputs, fake_mode, fakes), shared=copied.shared)

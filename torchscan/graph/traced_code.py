@@ -12,7 +12,7 @@ import builtins
 import functools
 import math
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import torch
@@ -49,9 +49,33 @@ class TracedCode:
         """``torch`` as traced code sees it (:func:`_torch_shim`), made at the first function that needs it."""
         self._builtins: dict[str, Any] = {}
         """The builtins of traced code that sees :attr:`_torch` (:func:`_importing`)."""
+        self._methods: dict[type, list[tuple[str, types.FunctionType]]] = {}
+        """:meth:`methods` by class."""
         self._sized: dict[tuple[types.CodeType, bool], bool] = {}
         """Whether a function sees ``torch`` as :class:`_TorchShim`, by its code object and whether it is the
         model's code (:func:`_calls_sized`) or a helper of another module (whether it names :data:`_CHECKS`)."""
+
+    def methods(self, cls: type, stop: Collection[type]) -> list[tuple[str, types.FunctionType]]:
+        """The plain methods of ``cls`` (its MRO up to the first class in ``stop``; ``forward`` and dunders aside)
+        that traced code must see through this table, with the functions to bind: a module's ``self.helper()``
+        reaching an ``fx.wrap``-ed function or ``math``. Made once per class for every trace this table serves
+        (a trace made again after a failed one, or with every block traced)."""
+        found = self._methods.get(cls)
+        if found is None:
+            found, seen = [], set()
+            for owner in cls.__mro__:
+                if owner in stop:
+                    break
+                for name, value in vars(owner).items():
+                    if name in seen:
+                        continue
+                    seen.add(name)
+                    if isinstance(value, types.FunctionType) and name != "forward" and not name.startswith("__"):
+                        made = self.function(value)
+                        if made is not value:
+                            found.append((name, made))
+            self._methods[cls] = found
+        return found
 
     def original(self, function: Any) -> Any:
         """The function a copy made here was made from (any other object as is)."""
