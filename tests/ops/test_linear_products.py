@@ -8,7 +8,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from torch import nn
 
-from tests.ops.helpers import cost, spec, torch_flops
+from tests.ops.helpers import cost, method_cost, spec, torch_flops
 from torchscan import crawl_module
 from torchscan.ops.linear import einsum_cost
 from torchscan.records import Cost
@@ -104,3 +104,19 @@ def test_oracle(op: str, batch: int, m: int, k: int, n: int) -> None:
     report = crawl_module(model, shapes, batch_size=None)
     assert report.totals.complete
     assert report.totals.macs * 2 == expected
+
+
+def test_in_place_products_count_as_their_op_without_the_separate_write() -> None:
+    """``addmm_``, ``baddbmm_``, ``addbmm_`` and ``addmv_`` write ``beta·self + alpha·(a @ b)`` over ``self``: the
+    product's FLOPs and MACs, every operand read, no separate write (as every in-place op)."""
+    m, a, b, v = torch.rand(3, 5), torch.rand(3, 4), torch.rand(4, 5), torch.rand(4)
+    batch, left, right = torch.rand(2, 3, 5), torch.rand(2, 3, 4), torch.rand(2, 4, 5)
+    for method, args in (
+        (torch.Tensor.addmm, (m, a, b)),
+        (torch.Tensor.baddbmm, (batch, left, right)),
+        (torch.Tensor.addbmm, (m, left, right)),
+        (torch.Tensor.addmv, (torch.rand(3), a, v)),
+    ):
+        plain = method_cost(method, args[0], *args[1:])
+        in_place = method_cost(getattr(torch.Tensor, method.__name__ + "_"), args[0].clone(), *args[1:])
+        assert in_place == Cost(flops=plain.flops, macs=plain.macs, dmas=plain.dmas - args[0].numel()), method
