@@ -169,3 +169,17 @@ def test_pools_end_to_end(ceil_mode: bool) -> None:
     module = nn.AvgPool2d((3, 2), (2, 2), (1, 0), ceil_mode=ceil_mode)
     assert crawled_cost(module, x) == expected_avg(reference.avg_pool(x, (3, 2), (2, 2), (1, 0), ceil_mode), 2)
     assert crawled_cost(nn.AdaptiveAvgPool2d((7, 2)), x) == expected_avg(reference.adaptive_avg_pool(x, (7, 2)), 2)
+
+
+def test_torch_s_own_max_pool_functions_count_as_the_functional_ones() -> None:
+    """``torch.max_pool2d`` (what ``F.max_pool2d`` calls; its default stride is ``[]``, the kernel's) and its 1-D
+    and 3-D forms, ``torch.adaptive_max_pool1d``: counted as ``F``'s spellings."""
+    x1, x2, x3 = torch.rand(1, 2, 9), torch.rand(1, 2, 8, 8), torch.rand(1, 2, 4, 6, 6)
+    assert function_cost(torch.max_pool1d, x1, 3) == function_cost(F.max_pool1d, x1, 3)
+    assert (
+        function_cost(torch.max_pool2d, x2, 2)
+        == function_cost(F.max_pool2d, x2, 2)
+        == Cost(flops=96, macs=96, dmas=160)
+    )
+    assert function_cost(torch.max_pool3d, x3, 2, 1) == function_cost(F.max_pool3d, x3, 2, 1)
+    assert function_cost(torch.adaptive_max_pool1d, x1, 4) == function_cost(F.adaptive_max_pool1d, x1, 4)

@@ -56,19 +56,26 @@ def _avg(n_out: int, volume: int, dims: int, taps: int | None = None) -> Cost:
     return Cost(flops=ops, macs=ops, dmas=taps + n_out)
 
 
-@TABLE.register(nn.MaxPool1d, F.max_pool1d, aten.max_pool1d.default, aten.max_pool1d_with_indices.default, dims=1)
-@TABLE.register(nn.MaxPool2d, F.max_pool2d, aten.max_pool2d.default, aten.max_pool2d_with_indices.default, dims=2)
-@TABLE.register(nn.MaxPool3d, F.max_pool3d, aten.max_pool3d.default, aten.max_pool3d_with_indices.default, dims=3)
+@TABLE.register(
+    nn.MaxPool1d, F.max_pool1d, torch.max_pool1d, aten.max_pool1d.default, aten.max_pool1d_with_indices.default, dims=1
+)
+@TABLE.register(
+    nn.MaxPool2d, F.max_pool2d, torch.max_pool2d, aten.max_pool2d.default, aten.max_pool2d_with_indices.default, dims=2
+)
+@TABLE.register(
+    nn.MaxPool3d, F.max_pool3d, torch.max_pool3d, aten.max_pool3d.default, aten.max_pool3d_with_indices.default, dims=3
+)
 def max_pool(call: OpCall, dims: int) -> Cost:
-    """MaxPool: ``FLOPs = MACs = N_out·(K − 1)`` comparisons, ``DMAs = N_out·K + N_out``."""
+    """MaxPool: ``FLOPs = MACs = N_out·(K − 1)`` comparisons, ``DMAs = N_out·K + N_out`` (``torch.max_pool2d``, the
+    function ``F.max_pool2d`` calls, too: its ``stride=[]`` is the kernel's, and the count reads no stride)."""
     return _max(call.output.numel, _kernel_volume(call.attrs["kernel_size"], dims))
 
 
-TABLE.declare(nn.MaxPool3d, F.max_pool3d, saves=Saves.MAX_POOL)
+TABLE.declare(nn.MaxPool3d, F.max_pool3d, torch.max_pool3d, saves=Saves.MAX_POOL)
 
-TABLE.declare(nn.MaxPool2d, F.max_pool2d, saves=Saves.MAX_POOL)
+TABLE.declare(nn.MaxPool2d, F.max_pool2d, torch.max_pool2d, saves=Saves.MAX_POOL)
 
-TABLE.declare(nn.MaxPool1d, F.max_pool1d, saves=Saves.MAX_POOL)
+TABLE.declare(nn.MaxPool1d, F.max_pool1d, torch.max_pool1d, saves=Saves.MAX_POOL)
 
 
 @TABLE.register(nn.AvgPool1d, F.avg_pool1d, aten.avg_pool1d.default, dims=1)
@@ -86,7 +93,7 @@ TABLE.declare(nn.AvgPool2d, F.avg_pool2d, saves=Saves.AVG_POOL)
 TABLE.declare(nn.AvgPool1d, F.avg_pool1d, saves=Saves.AVG_POOL)
 
 
-@TABLE.register(nn.AdaptiveMaxPool1d, F.adaptive_max_pool1d, dims=1, saves=Saves.MAX_POOL)
+@TABLE.register(nn.AdaptiveMaxPool1d, F.adaptive_max_pool1d, torch.adaptive_max_pool1d, dims=1, saves=Saves.MAX_POOL)
 @TABLE.register(nn.AdaptiveMaxPool2d, F.adaptive_max_pool2d, aten.adaptive_max_pool2d.default, dims=2)
 @TABLE.register(nn.AdaptiveMaxPool3d, F.adaptive_max_pool3d, dims=3, saves=Saves.MAX_POOL)
 def adaptive_max_pool(call: OpCall, dims: int) -> Cost:
