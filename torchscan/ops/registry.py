@@ -477,7 +477,8 @@ class Registry(OpLookup[Formula]):
     """Read-only lookup from op targets to formulas."""
 
     def with_overrides(self, overrides: Mapping[Any, Formula]) -> Registry:
-        """A new registry where ``overrides`` replace or add formulas (this one is unchanged)."""
+        """A new registry where ``overrides`` replace or add formulas (this one is unchanged); an op's override is
+        its aliases' too (:data:`ALIASES`), unless they have their own."""
         overridden = {
             alias: overrides[op] for alias, op in ALIASES.items() if op in overrides and alias not in overrides
         }
