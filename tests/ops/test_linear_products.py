@@ -106,9 +106,9 @@ def test_oracle(op: str, batch: int, m: int, k: int, n: int) -> None:
     assert report.totals.macs * 2 == expected
 
 
-def test_in_place_products_count_as_their_op_without_the_separate_write() -> None:
+def test_in_place_products_cost_what_their_op_costs() -> None:
     """``addmm_``, ``baddbmm_``, ``addbmm_`` and ``addmv_`` write ``beta·self + alpha·(a @ b)`` over ``self``: the
-    product's FLOPs and MACs, every operand read, no separate write (as every in-place op)."""
+    product's FLOPs and MACs, every operand read, the results written (as ``add_``)."""
     m, a, b, v = torch.rand(3, 5), torch.rand(3, 4), torch.rand(4, 5), torch.rand(4)
     batch, left, right = torch.rand(2, 3, 5), torch.rand(2, 3, 4), torch.rand(2, 4, 5)
     for method, args in (
@@ -119,4 +119,4 @@ def test_in_place_products_count_as_their_op_without_the_separate_write() -> Non
     ):
         plain = method_cost(method, args[0], *args[1:])
         in_place = method_cost(getattr(torch.Tensor, method.__name__ + "_"), args[0].clone(), *args[1:])
-        assert in_place == Cost(flops=plain.flops, macs=plain.macs, dmas=plain.dmas - args[0].numel()), method
+        assert in_place == plain, method

@@ -13,6 +13,9 @@ Counting conventions (the single place they are stated in code; the README repea
 - An op without a formula is **unknown**: totals are partial (a lower bound) and a diagnostic
   names it — never a silent zero.
 - Counts are for the forward pass in the model's current mode (``train``/``eval``).
+- An in-place spelling (``x.add_(y)``, ``x.exp_()``, ``x.addmm_(a, b)``) costs what its op costs: its results,
+  written over an input, are still written. The activations' and dropout's, ``clamp_`` and ``masked_fill_`` are
+  the exception: ``N_out·[not inplace]``, as the published table counts ``relu_``.
 - Comparisons (max, clamp, sort, topk) are FLOPs; selections (``where``, ``masked_fill``, gathers)
   and copies (pad, roll, casts to another dtype, pixel shuffle) are DMAs only; a cast to the
   same dtype is free; tensor factories write their output (``DMAs = N_out``).

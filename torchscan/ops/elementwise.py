@@ -3,7 +3,7 @@
 Unary math is a table of FLOPs per element (``pointwise(k)``): exp, log, sqrt, neg, abs… count
 1; ``rsqrt`` 2 (root and reciprocal); ``clamp`` one comparison per bound; special functions (``digamma``,
 ``lgamma``, ``i0``, ``erfc``, ``atan2``) 1, as transcendentals; ``frac`` and ``xlogy`` 2, ``sinc`` and ``logit`` 3,
-``hypot`` 4; an in-place spelling as its op, its output written over the input. Logical and bitwise ops
+``hypot`` 4; an in-place spelling as its op (its results still written). Logical and bitwise ops
 (``&``, ``|``, ``^``, ``~``, ``logical_not``…) count one elementary op per output element, like a
 comparison, whatever the dtype. Selections
 (``torch.where``, ``masked_fill``) move data and do no arithmetic.
@@ -147,6 +147,12 @@ aten = torch.ops.aten
     T.fmod_,
     T.floor_divide,
     T.floor_divide_,
+    T.gt_,
+    T.ge_,
+    T.lt_,
+    T.le_,
+    T.eq_,
+    T.ne_,
     T.__rfloordiv__,
     T.__ifloordiv__,
     operator.and_,
@@ -306,10 +312,8 @@ TABLE.register(
     aten.bitwise_not.default,
     aten.logical_not.default,
 )(pointwise(1))
-TABLE.register(torch.lerp, T.lerp)(pointwise(2))
-TABLE.register(T.lerp_)(pointwise(2, inplace=True))
-TABLE.register(torch.addcmul, T.addcmul, torch.addcdiv, T.addcdiv)(pointwise(3))
-TABLE.register(T.addcmul_, T.addcdiv_)(pointwise(3, inplace=True))
+TABLE.register(torch.lerp, T.lerp, T.lerp_)(pointwise(2))
+TABLE.register(torch.addcmul, T.addcmul, T.addcmul_, torch.addcdiv, T.addcdiv, T.addcdiv_)(pointwise(3))
 
 
 @TABLE.register(torch.clamp, torch.clip, T.clamp, T.clip, aten.clamp.default, inplace=False)
@@ -379,18 +383,18 @@ _BINARY_1 = ("atan2", "copysign", "heaviside", "nextafter")
 _BY_FLOPS = {1: (*_UNARY_1, *_BINARY_1), 2: ("frac", "xlogy"), 3: ("sinc", "logit"), 4: ("hypot",)}
 for _flops, _names in _BY_FLOPS.items():
     _out_of_place = [getattr(owner, name) for name in _names for owner in (torch, T)]
-    TABLE.register(*_out_of_place)(pointwise(_flops))
-    TABLE.register(*(getattr(T, name + "_") for name in _names))(pointwise(_flops, inplace=True))
+    TABLE.register(*_out_of_place, *(getattr(T, name + "_") for name in _names))(pointwise(_flops))
     TABLE.declare(*_out_of_place, pointwise=True)
-TABLE.register(torch.polygamma, T.polygamma)(pointwise(1))
-TABLE.register(T.polygamma_)(pointwise(1, inplace=True))
+TABLE.register(torch.polygamma, T.polygamma, T.polygamma_)(pointwise(1))
 TABLE.declare(torch.polygamma, T.polygamma, pointwise=True)
-# in place, as their out-of-place ops count (the result written over the input: no separate write)
+# in place, as their out-of-place ops count: the results are written over the input, still written (as ``exp_`` and
+# ``add_``; only the activations, ``clamp_`` and ``masked_fill_`` drop the write, as the published table counts
+# ``relu_``); the comparisons in place (``gt_``…) are counted with the binary arithmetic
 TABLE.register(
     *(T.sin_, T.cos_, T.tan_, T.asin_, T.acos_, T.atan_, T.sinh_, T.cosh_, T.asinh_, T.acosh_, T.atanh_),
     *(T.erf_, T.erfinv_, T.floor_, T.ceil_, T.round_, T.trunc_, T.expm1_, T.log2_, T.log10_, T.log1p_),
-    *(T.exp2_, T.float_power_, T.sign_, T.square_, T.gt_, T.ge_, T.lt_, T.le_, T.eq_, T.ne_),
-)(pointwise(1, inplace=True))
+    *(T.exp2_, T.float_power_, T.sign_, T.square_),
+)(pointwise(1))
 
 
 @TABLE.register(torch.outer, T.outer)
@@ -400,13 +404,12 @@ def outer(call: OpCall) -> Cost:
     return Cost(flops=call.output.numel, dmas=sum(spec.numel for spec in call.inputs) + call.output.numel)
 
 
-@TABLE.register(torch.mvlgamma, T.mvlgamma, inplace=False)
-@TABLE.register(T.mvlgamma_, inplace=True)
-def mvlgamma(call: OpCall, inplace: bool) -> Cost:
+@TABLE.register(torch.mvlgamma, T.mvlgamma, T.mvlgamma_)
+def mvlgamma(call: OpCall) -> Cost:
     """The multivariate log-gamma of dimension ``p``, ``Σ_{i<p} lgamma(x − i/2) + c``: per element ``p`` shifts,
-    ``p`` log-gammas and ``p`` adds, ``FLOPs = 3·p·N_out``, ``MACs = 0``, ``DMAs = N_in + N_out·[not inplace]``."""
+    ``p`` log-gammas and ``p`` adds, ``FLOPs = 3·p·N_out``, ``MACs = 0``, ``DMAs = N_in + N_out`` (in place too)."""
     p = int(argument(call, "p", 0, 1))
-    return Cost(flops=3 * p * call.output.numel, dmas=call.input.numel + unary_writes(call, inplace))
+    return Cost(flops=3 * p * call.output.numel, dmas=call.input.numel + call.output.numel)
 
 
 TABLE.declare(torch.mvlgamma, T.mvlgamma, pointwise=True)

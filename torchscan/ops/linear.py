@@ -127,13 +127,12 @@ def _scalings(n_out: int, beta: float, alpha: float) -> int:
     return n_out * ((beta != 0) + (alpha != 1) + (beta not in (0, 1)))
 
 
-@TABLE.register(torch.addmm, torch.Tensor.addmm, aten.addmm.default, inplace=False)
-@TABLE.register(torch.baddbmm, torch.Tensor.baddbmm, aten.baddbmm.default, inplace=False)
-@TABLE.register(torch.Tensor.addmm_, torch.Tensor.baddbmm_, inplace=True)
-def addmm(call: OpCall, inplace: bool) -> Cost:
+@TABLE.register(torch.addmm, torch.Tensor.addmm, torch.Tensor.addmm_, aten.addmm.default)
+@TABLE.register(torch.baddbmm, torch.Tensor.baddbmm, torch.Tensor.baddbmm_, aten.baddbmm.default)
+def addmm(call: OpCall) -> Cost:
     """addmm / baddbmm ``beta·input + alpha·(a @ b)``: ``MACs = N_out·k``,
     ``FLOPs = N_out·(2k − 1) + N_out·([beta ≠ 0] + [alpha ≠ 1] + [beta ∉ {0, 1}])``,
-    ``DMAs = N_input·[beta ≠ 0] + N_a + N_b + N_out·[not inplace]`` (``addmm_``: written over the input)."""
+    ``DMAs = N_input·[beta ≠ 0] + N_a + N_b + N_out`` (``addmm_`` writes its results over the input)."""
     bias, a, b = call.inputs[:3]
     beta, alpha = argument(call, "beta", None, 1), argument(call, "alpha", None, 1)
     k = a.shape[-1]  # a is a matrix or a batch of them
@@ -141,7 +140,7 @@ def addmm(call: OpCall, inplace: bool) -> Cost:
     return Cost(
         flops=n_out * (2 * k - 1) + _scalings(n_out, beta, alpha),
         macs=n_out * k,
-        dmas=bias.numel * (beta != 0) + a.numel + b.numel + n_out * (not inplace),
+        dmas=bias.numel * (beta != 0) + a.numel + b.numel + n_out,
     )
 
 
@@ -150,12 +149,11 @@ TABLE.declare(torch.baddbmm, torch.Tensor.baddbmm, saves=Saves.MATMUL)
 TABLE.declare(torch.addmm, torch.Tensor.addmm, saves=Saves.MATMUL)
 
 
-@TABLE.register(torch.addbmm, torch.Tensor.addbmm, aten.addbmm.default, inplace=False)
-@TABLE.register(torch.Tensor.addbmm_, inplace=True)
-def addbmm(call: OpCall, inplace: bool) -> Cost:
+@TABLE.register(torch.addbmm, torch.Tensor.addbmm, torch.Tensor.addbmm_, aten.addbmm.default)
+def addbmm(call: OpCall) -> Cost:
     """addbmm ``beta·input + alpha·sum_b(a_b @ b_b)`` over ``B`` batches: ``MACs = N_out·B·k``,
     ``FLOPs = N_out·(2·B·k − 1) + N_out·([beta ≠ 0] + [alpha ≠ 1] + [beta ∉ {0, 1}])``,
-    ``DMAs = N_input·[beta ≠ 0] + N_a + N_b + N_out·[not inplace]``."""
+    ``DMAs = N_input·[beta ≠ 0] + N_a + N_b + N_out``."""
     bias, a, b = call.inputs[:3]
     beta, alpha = argument(call, "beta", None, 1), argument(call, "alpha", None, 1)
     depth = a.shape[0] * a.shape[-1]
@@ -163,20 +161,20 @@ def addbmm(call: OpCall, inplace: bool) -> Cost:
     return Cost(
         flops=n_out * (2 * depth - 1) + _scalings(n_out, beta, alpha),
         macs=n_out * depth,
-        dmas=bias.numel * (beta != 0) + a.numel + b.numel + n_out * (not inplace),
+        dmas=bias.numel * (beta != 0) + a.numel + b.numel + n_out,
     )
 
 
-@TABLE.register(torch.addmv, torch.Tensor.addmv, torch.mv, torch.Tensor.mv, torch.dot, torch.Tensor.dot, inplace=False)
-@TABLE.register(torch.Tensor.addmv_, inplace=True)
-def matvec(call: OpCall, inplace: bool) -> Cost:
+@TABLE.register(
+    torch.addmv, torch.Tensor.addmv, torch.Tensor.addmv_, torch.mv, torch.Tensor.mv, torch.dot, torch.Tensor.dot
+)
+def matvec(call: OpCall) -> Cost:
     """mv / dot / addmv (``k`` = the contracted length): ``MACs = N_out·k``,
-    ``FLOPs = N_out·(2k − 1) (+ N_out for the added term of addmv)``, ``DMAs = N_inputs + N_out·[not inplace]``."""
+    ``FLOPs = N_out·(2k − 1) (+ N_out for the added term of addmv)``, ``DMAs = N_inputs + N_out``."""
     k = call.inputs[-1].shape[0]  # the vector (torch takes 1-D vectors only)
     n_out = call.output.numel
     added = n_out if len(call.inputs) == 3 else 0
-    writes = n_out * (not inplace)
-    return Cost(flops=n_out * (2 * k - 1) + added, macs=n_out * k, dmas=sum(s.numel for s in call.inputs) + writes)
+    return Cost(flops=n_out * (2 * k - 1) + added, macs=n_out * k, dmas=sum(s.numel for s in call.inputs) + n_out)
 
 
 def _einsum_terms(equation: str, shapes: Sequence[tuple[int, ...]]) -> tuple[list[str], str, dict[str, int]]:
