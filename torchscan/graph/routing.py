@@ -41,6 +41,7 @@ __all__ = [
     "has_forward_hooks",
     "run_forward_hooks",
     "run_pre_hooks",
+    "unrouted",
     "wrapped_module",
 ]
 
@@ -123,9 +124,13 @@ class RoutedCalls:
 
     def __exit__(self, *exc: object) -> None:
         for module in self._modules:
-            state = vars(module)
-            state[_CALL_SLOT] = None
-            state.pop(_APPLY, None)
+            unrouted(vars(module))
+
+
+def unrouted(state: dict[str, Any]) -> None:
+    """A module's attribute dict as it was before calls were routed (:data:`ROUTED_STATE` cleared)."""
+    state[_CALL_SLOT] = None
+    state.pop(_APPLY, None)
 
 
 def forward_of(module: nn.Module, rebind: Callable[[Any], Any] = lambda function: function) -> Callable[..., Any]:

@@ -54,6 +54,7 @@ from torchscan.graph.routing import (
     has_forward_hooks,
     run_forward_hooks,
     run_pre_hooks,
+    unrouted,
     wrapped_module,
 )
 from torchscan.graph.rules import Pending
@@ -1109,8 +1110,7 @@ class _Interception(RoutedCalls):
             for name in names:
                 vars(module).pop(name, None)
         for module, saved in self._saved:
-            saved["_compiled_call_impl"] = None
-            saved.pop("_apply", None)
+            unrouted(saved)
             vars(module).clear()
             vars(module).update(saved)
 

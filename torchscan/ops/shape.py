@@ -135,11 +135,12 @@ aten = torch.ops.aten
 )
 def view(call: OpCall) -> Cost:
     """Views and metadata: ``0 / 0 / 0``. ``tensor_split``/``hsplit`` return views; ``meshgrid``
-        returns expanded (stride-0) views of its inputs, so it is free too (``view_as_real`` and ``view_as_complex``
-    reinterpret a complex tensor's storage): the op that materialises
-        them (``reshape``/``contiguous`` of the non-contiguous view, an arithmetic op) pays the
-        ``N_out`` reads and writes. ``getattr`` (fx's node for ``x.T``, ``torch.sort(x).values``, a
-        field of a returned structure) reads an attribute: a view or an element of the structure."""
+    returns expanded (stride-0) views of its inputs, so it is free too: the op that materialises
+    them (``reshape``/``contiguous`` of the non-contiguous view, an arithmetic op) pays the
+    ``N_out`` reads and writes. ``view_as_real`` and ``view_as_complex`` reinterpret a complex tensor's
+    storage; ``transpose_``, ``squeeze_``… change a tensor's view of its storage in place. ``getattr`` (fx's
+    node for ``x.T``, ``torch.sort(x).values``, a field of a returned structure) reads an attribute: a view or
+    an element of the structure."""
     return Cost()
 
 

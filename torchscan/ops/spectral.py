@@ -28,7 +28,7 @@ import torch
 
 from torchscan.ops.common import argument
 from torchscan.ops.registry import FormulaTable
-from torchscan.records import Cost, OpCall, TensorSpec
+from torchscan.records import Cost, OpCall
 
 __all__ = ["TABLE", "transformed_dims"]
 
@@ -59,21 +59,6 @@ def _axes(dim: int | Sequence[int], ndim: int) -> tuple[int, ...]:
     return tuple(axis % ndim for axis in ((dim,) if isinstance(dim, int) else dim))
 
 
-def _dims(call: OpCall, dims: int | None, spec: TensorSpec) -> tuple[int, ...]:
-    """The transformed dims of a ``torch.fft`` call (``fn(input, n or s, dim, norm)``): ``dim`` for one dim
-    (``dims=1``, default the last), ``dim`` for two (default the last two), ``dim`` else the last ``len(s)``
-    dims else all of them for ``*fftn``."""
-    if dims == 1:
-        return _axes(argument(call, "dim", 1, -1), spec.ndim)
-    dim = argument(call, "dim", 1, None)
-    if dim is None and dims == 2:
-        dim = (-2, -1)
-    if dim is None:
-        sizes = argument(call, "s", 0, None)
-        return tuple(range(spec.ndim - len(sizes), spec.ndim)) if sizes is not None else tuple(range(spec.ndim))
-    return _axes(dim, spec.ndim)
-
-
 _RANKS: dict[object, int | None] = {
     **dict.fromkeys((fft.fft, fft.ifft, fft.rfft, fft.irfft, fft.hfft, fft.ihfft), 1),
     **dict.fromkeys((fft.fft2, fft.ifft2, fft.rfft2, fft.irfft2, fft.hfft2, fft.ihfft2), 2),
@@ -81,80 +66,86 @@ _RANKS: dict[object, int | None] = {
 }
 """How many dims each ``torch.fft`` function transforms by default: one, two, or as given (``*n``)."""
 
+_INVERSE = frozenset(
+    {fft.ifft, fft.ifft2, fft.ifftn, fft.irfft, fft.irfft2, fft.irfftn, fft.ihfft, fft.ihfft2, fft.ihfftn}
+)
+"""The inverse transforms: normalised by default (``norm="backward"``)."""
+
 _ATEN = (aten._fft_c2c.default, aten._fft_r2c.default, aten._fft_c2r.default)
 
 
 def transformed_dims(call: OpCall) -> tuple[int, ...]:
-    """The dims (non-negative, in the order given) a ``torch.fft`` or ATen transform call transforms, as
-    indices of its input (the receptive field's rule reads them too)."""
+    """The dims (non-negative, in the order given) a ``torch.fft`` or ATen transform call transforms, as indices
+    of its input (the receptive field's rule reads them too). A ``torch.fft`` call is ``fn(input, n or s, dim,
+    norm)``: ``dim`` for a one-dim transform (default the last), ``dim`` for a two-dim one (default the last two),
+    ``dim`` else the last ``len(s)`` dims else all of them for ``*fftn``; ATen's name their ``dim`` list."""
+    ndim = call.input.ndim
     if call.target in _ATEN:
-        return _axes(argument(call, "dim", 0, ()), call.input.ndim)
-    return _dims(call, _RANKS[call.target], call.input)
+        return _axes(argument(call, "dim", 0, ()), ndim)
+    rank = _RANKS[call.target]
+    if rank == 1:
+        return _axes(argument(call, "dim", 1, -1), ndim)
+    dim = argument(call, "dim", 1, None)
+    if dim is None and rank == 2:
+        dim = (-2, -1)
+    if dim is None:
+        sizes = argument(call, "s", 0, None)
+        return tuple(range(ndim - len(sizes), ndim)) if sizes is not None else tuple(range(ndim))
+    return _axes(dim, ndim)
 
 
-def _signal_sizes(call: OpCall, dims: int | None, axes: tuple[int, ...]) -> tuple[int, ...]:
+def _signal_sizes(call: OpCall, axes: tuple[int, ...]) -> tuple[int, ...]:
     """The real side's sizes along ``axes`` of a real-to-complex call: ``n`` / ``s``, else the input's."""
-    given = argument(call, "n" if dims == 1 else "s", 0, None)
+    one = _RANKS[call.target] == 1
+    given = argument(call, "n" if one else "s", 0, None)
     if given is None:
         return tuple(call.input.shape[axis] for axis in axes)
-    sizes = (given,) if dims == 1 else tuple(given)
+    sizes = (given,) if one else tuple(given)
     return tuple(size if size != -1 else call.input.shape[axis] for size, axis in zip(sizes, axes, strict=True))
 
 
-@TABLE.register(fft.fft, fft.ifft, dims=1)
-@TABLE.register(fft.fft2, fft.ifft2, dims=2)
-@TABLE.register(fft.fftn, fft.ifftn, dims=None)
-def complex_transform(call: OpCall, dims: int | None) -> Cost:
+@TABLE.register(fft.fft, fft.ifft, fft.fft2, fft.ifft2, fft.fftn, fft.ifftn)
+def complex_transform(call: OpCall) -> Cost:
     """A complex transform (a real input is made complex first): ``FLOPs = 5·N_out·log2 n + [scaled]·N_out``
     (``n``: the output's points per transform), ``MACs = 0``, ``DMAs = N_in + N_out``."""
     output = call.output
-    axes = _dims(call, dims, output)
-    sizes = [output.shape[axis] for axis in axes]
-    inverse = call.target in (fft.ifft, fft.ifft2, fft.ifftn)
-    return _cost(_COMPLEX, output.numel, sizes, _scaled(call, inverse), call)
+    sizes = [output.shape[axis] for axis in transformed_dims(call)]
+    return _cost(_COMPLEX, output.numel, sizes, _scaled(call, call.target in _INVERSE), call)
 
 
-@TABLE.register(fft.rfft, fft.ihfft, dims=1)
-@TABLE.register(fft.rfft2, fft.ihfft2, dims=2)
-@TABLE.register(fft.rfftn, fft.ihfftn, dims=None)
-def real_to_complex(call: OpCall, dims: int | None) -> Cost:
+@TABLE.register(fft.rfft, fft.ihfft, fft.rfft2, fft.ihfft2, fft.rfftn, fft.ihfftn)
+def real_to_complex(call: OpCall) -> Cost:
     """A real input's half spectrum (``rfft*``; ``ihfft*``, the inverse): ``n`` real points per transform
     (``n``/``s``, else the input's sizes), ``P = N_out / (⌊n_last/2⌋ + 1) · n_last`` real points in all:
     ``FLOPs = 2.5·P·log2 n + [scaled]·N_out``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
     output = call.output
-    axes = _dims(call, dims, call.input)
-    sizes = _signal_sizes(call, dims, axes)
+    axes = transformed_dims(call)
+    sizes = _signal_sizes(call, axes)
     last = output.shape[axes[-1]]
     points = output.numel // last * sizes[-1] if last else 0
-    inverse = call.target in (fft.ihfft, fft.ihfft2, fft.ihfftn)
-    return _cost(_REAL, points, sizes, _scaled(call, inverse), call)
+    return _cost(_REAL, points, sizes, _scaled(call, call.target in _INVERSE), call)
 
 
-@TABLE.register(fft.irfft, fft.hfft, dims=1)
-@TABLE.register(fft.irfft2, fft.hfft2, dims=2)
-@TABLE.register(fft.irfftn, fft.hfftn, dims=None)
-def complex_to_real(call: OpCall, dims: int | None) -> Cost:
+@TABLE.register(fft.irfft, fft.hfft, fft.irfft2, fft.hfft2, fft.irfftn, fft.hfftn)
+def complex_to_real(call: OpCall) -> Cost:
     """A real signal from its half spectrum (``irfft*``; ``hfft*``, the forward of a Hermitian signal): ``n``
     real points per transform, the output's sizes: ``FLOPs = 2.5·N_out·log2 n + [scaled]·N_out``, ``MACs = 0``,
     ``DMAs = N_in + N_out``."""
     output = call.output
-    axes = _dims(call, dims, output)
-    sizes = [output.shape[axis] for axis in axes]
-    inverse = call.target in (fft.irfft, fft.irfft2, fft.irfftn)
-    return _cost(_REAL, output.numel, sizes, _scaled(call, inverse), call)
+    sizes = [output.shape[axis] for axis in transformed_dims(call)]
+    return _cost(_REAL, output.numel, sizes, _scaled(call, call.target in _INVERSE), call)
 
 
-@TABLE.register(aten._fft_c2c.default, aten._fft_r2c.default, aten._fft_c2r.default)
+@TABLE.register(*_ATEN)
 def aten_transform(call: OpCall) -> Cost:
     """ATen's transforms over their ``dim`` list, ``normalization`` 0 (none) or a scale of the output:
     ``_fft_c2c`` as a complex transform (``5·N_out·log2 n``), ``_fft_r2c`` (``n``: the input's sizes; ``P``
     its elements) and ``_fft_c2r`` (the output's) as real ones (``2.5·P·log2 n``); ``+ N_out`` where
     scaled; ``MACs = 0``, ``DMAs = N_in + N_out``."""
     scaled = argument(call, "normalization", 1, 0) != 0
+    axes = transformed_dims(call)
     if call.target is aten._fft_r2c.default:
-        axes = _axes(argument(call, "dim", 0, ()), call.input.ndim)
         return _cost(_REAL, call.input.numel, [call.input.shape[axis] for axis in axes], scaled, call)
     output = call.output
-    axes = _axes(argument(call, "dim", 0, ()), output.ndim)
     coefficient = _COMPLEX if call.target is aten._fft_c2c.default else _REAL
     return _cost(coefficient, output.numel, [output.shape[axis] for axis in axes], scaled, call)

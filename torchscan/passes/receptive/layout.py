@@ -368,11 +368,14 @@ def _permutation(call: OpCall, ndim: int) -> list[int]:
 )  # fmt: skip
 def permute(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """``permute``/``transpose``: each spatial dim moves to its new axis."""
-    field = data_operand(call, operands)
-    ndim = call.input.ndim
-    order = _permutation(call, ndim)
-    axes = tuple(None if a is None else order.index(a + ndim) - ndim for a in field.axes)
-    result = replace(field, axes=axes)
+    return _permuted(call, data_operand(call, operands), _permutation(call, call.input.ndim))
+
+
+def _permuted(call: OpCall, field: Field, order: list[int]) -> Field:
+    """``field`` of a rank-``n`` input whose dims move as ``order`` says (output dim ``j`` is input dim
+    ``order[j]``), checked against the call's output."""
+    ndim = len(order)
+    result = replace(field, axes=tuple(None if a is None else order.index(a + ndim) - ndim for a in field.axes))
     check_output(call, result)
     return result
 
@@ -392,8 +395,7 @@ def attribute(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
         return _checked(call, field)
     if name in ("T", "mT", "H", "mH") and ndim >= 2:
         order = list(reversed(range(ndim))) if name in ("T", "H") else [*range(ndim - 2), ndim - 1, ndim - 2]
-        axes = tuple(None if a is None else order.index(a + ndim) - ndim for a in field.axes)
-        return _checked(call, replace(field, axes=axes))
+        return _permuted(call, field, order)
     raise Unsupported(f"an attribute {name!r} of a tensor")
 
 
