@@ -583,9 +583,8 @@ def _hook_list(hooks: Sequence[IgnoredHook]) -> str:
 
 _HOOKS_NOT_RUN = (
     "the model's hooks were not run (no hook found on the model sees an analysis call; hooks its code registers "
-    "as the analysis runs it do run): a forward that reads what one collects fails or returns less without it "
-    "(transformers' output capture, registered at a model's first call asking for hidden states or attentions: "
-    "analyse the model before that call)"
+    "as the analysis runs it do run, and so do transformers' output-capture hooks): a forward that reads what "
+    "one collects fails or returns less without it"
 )
 
 
@@ -594,8 +593,7 @@ def _hook_diagnostics(hooks: Sequence[IgnoredHook]) -> tuple[Diagnostic, ...]:
         return ()
     message = (
         f"{len(hooks)} user hook(s) were not run (user callbacks never see analysis calls): {_hook_list(hooks)}; "
-        "if a hook changes inputs or outputs, or collects outputs the forward returns (transformers' "
-        "hidden_states and attentions, once the model has been called asking for them), the report describes "
+        "if a hook changes inputs or outputs, or collects outputs the forward returns, the report describes "
         "the model without it"
     )
     return (Diagnostic("hooks-ignored", message),)

@@ -559,8 +559,9 @@ def test_hugging_face_output_capture_runs_on_the_copy() -> None:
     (``hidden_states[-2]``), and checks its image tokens with ``torch._check`` on data: it failed (``IndexError``
     on fake tensors, no real forward on meta) and is traced by fx now, its outputs and MACs a real forward's
     (FlopCounterMode's with SDPA decomposed, the kernel it counts on CPU). BERT's ``output_hidden_states=True``
-    returned no hidden state; it returns the real forward's. Once the model has been called so, the hooks are
-    the model's, never run: the error says so."""
+    returned no hidden state; it returns the real forward's. Once the model has been called so, it holds the hooks
+    (and a flag that keeps its forward from registering them again): the copy keeps them, and the reports are the
+    ones made before that call (LLaVA failed then, BERT returned no hidden state)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -576,8 +577,8 @@ def test_hugging_face_output_capture_runs_on_the_copy() -> None:
     assert report.context.output_shapes == tuple(tuple(leaf.shape) for leaf in leaves)
     norms = sum(row.macs for row in report.rows if row.kind == "module" and row.type == "LayerNorm")
     assert report.totals.macs - norms == counter.get_total_flops() // 2
-    with pytest.raises(CaptureError, match=r"hooks were not run.*install_output_capuring_hook"):
-        crawl_module(model, kwargs=inputs)
+    assert any(module._forward_hooks for module in model.modules())
+    assert crawl_module(model, kwargs=inputs).to_dict() == report.to_dict()
 
     transformers = pytest.importorskip("transformers")
     config = transformers.BertConfig(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64)
@@ -586,3 +587,11 @@ def test_hugging_face_output_capture_runs_on_the_copy() -> None:
     report = crawl_module(bert, kwargs=asked)
     assert report.context.output_shapes == ((2, 8, 32), (2, 32), *[(2, 8, 32)] * 4)
     assert len(bert(**asked).hidden_states) == 4
+    assert crawl_module(bert, kwargs=asked).to_dict() == report.to_dict()
+    assert not [d for d in crawl_module(bert, kwargs=asked).diagnostics if d.code == "hooks-ignored"]
+    calls: list[str] = []
+    bert.encoder.layer[0].register_forward_hook(lambda module, args, output: calls.append("user"))
+    again = crawl_module(bert, kwargs=asked)
+    assert calls == [] and again.context.output_shapes == report.context.output_shapes
+    (ignored,) = [d for d in again.diagnostics if d.code == "hooks-ignored"]
+    assert ignored.message.startswith("1 user hook(s)") and "encoder.layer.0" in ignored.message

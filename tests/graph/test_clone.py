@@ -15,7 +15,7 @@ from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 
 from tests.test_api import assert_same, snapshot
 from torchscan import crawl_module
-from torchscan.graph.clone import _plain_fake, fake_copy, hooks_of, real_copy
+from torchscan.graph.clone import _plain_fake, fake_copy, hooks_of, kept_hook, real_copy
 
 TENSORS = [
     torch.randn(4, 3),
@@ -230,6 +230,26 @@ def test_user_hooks_are_dropped_and_named_kept_reparametrizations_run() -> None:
         ("", "forward pre-hook"),
         ("1", "forward hook"),
     ]
+
+
+def test_library_output_hooks_are_kept_by_the_function_that_made_them() -> None:
+    """A forward hook made by a library's output-capture installer (Hugging Face's) is part of what the model
+    computes: kept on the copy (its closure copied) and not named; a hook of the same name and code made
+    elsewhere is the user's, dropped and named."""
+    output_capturing = pytest.importorskip("transformers.utils.output_capturing")
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    output_capturing.install_output_capuring_hook(model[0], "hidden_states", 0)
+
+    def output_capturing_hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        return None
+
+    model[1].register_forward_hook(output_capturing_hook)
+    (library,) = model[0]._forward_hooks.values()
+    assert kept_hook("_forward_hooks", library) and not kept_hook("_forward_hooks", output_capturing_hook)
+    assert not kept_hook("_forward_pre_hooks", library) and not kept_hook("_backward_hooks", library)
+    clone = real_copy(model).root
+    assert list(clone[0]._forward_hooks.values()) == [library] and not clone[1]._forward_hooks
+    assert [(hook.module_path, hook.kind) for hook in hooks_of(model)] == [("1", "forward hook")]
 
 
 class HoldsADataset(nn.Module):

@@ -5,9 +5,10 @@ are fakes (no storage) or, for the last-resort real forward, private real copies
 else the model holds is copied too (containers at any depth, plain objects, closures and bound
 methods that refer to the model, generators' states), so a forward that appends to a list, bumps
 a counter in a plain object, changes a held tensor in place or keeps its last output reaches only
-the copy. User hooks are dropped from the copy (and named, :func:`hooks_of`); torch's own
-weight re-parametrization hooks (weight norm, spectral norm, pruning) are kept: they only touch
-the module they are given, which is the copy's.
+the copy. User hooks are dropped from the copy (and named, :func:`hooks_of`); hooks that are part of what
+the model computes are kept (:func:`kept_hook`): torch's own weight re-parametrization hooks (weight norm,
+spectral norm, pruning), which only touch the module they are given (the copy's), and the forward hooks a model
+library registers for its own outputs (Hugging Face's output capture).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import copy
 import enum
 import functools
 import math
+import sys
 import types
 import weakref
 from collections import Counter, OrderedDict, defaultdict, deque
@@ -44,6 +46,7 @@ __all__ = [
     "ModelCopy",
     "fake_copy",
     "hooks_of",
+    "kept_hook",
     "private_arguments",
     "real_copy",
     "reparametrized_names",
@@ -158,6 +161,38 @@ _KEPT_HOOKS = (WeightNorm, SpectralNorm, prune.BasePruningMethod)
 """torch's own forward pre-hooks that recompute a re-parametrized weight from the module they are
 given (the copy's): run on the copy, since the forward reads the weight they set."""
 
+_HOOK_INSTALLERS: tuple[tuple[str, str], ...] = (
+    ("transformers.utils.output_capturing", "install_output_capuring_hook"),
+)
+"""(module, function) of the library functions that register forward hooks which are part of what a model's
+forward computes: Hugging Face's output capture (``hidden_states``, ``attentions``), registered at a model's first
+call asking for them, with a flag on the model saying so — a model called so before its analysis holds them, and
+its forward (the copy's too) does not register them again. Looked up only where the library is imported."""
+
+
+def _installed_hook_codes() -> frozenset[types.CodeType]:
+    """The code of the functions that :data:`_HOOK_INSTALLERS` define and register as hooks (nested in them)."""
+    codes: set[types.CodeType] = set()
+    for module_name, name in _HOOK_INSTALLERS:
+        code = getattr(getattr(sys.modules.get(module_name), name, None), "__code__", None)
+        if code is not None:
+            codes.update(const for const in code.co_consts if isinstance(const, types.CodeType))
+    return frozenset(codes)
+
+
+def kept_hook(key: str, hook: Any) -> bool:
+    """Whether a copy keeps ``hook``, held in a module's hook dict ``key`` (``_forward_pre_hooks``…): part of what
+    the model computes, as its own code would have it — a pre-hook of :data:`_KEPT_HOOKS`, or a forward hook made
+    by one of :data:`_HOOK_INSTALLERS` (run where its module is called:
+    :func:`~torchscan.graph.routing.run_forward_hooks`).
+    Any other hook is the user's (a callback, a monitoring tool's): never run on the copy."""
+    if key == "_forward_pre_hooks":
+        return isinstance(hook, _KEPT_HOOKS)
+    if key == "_forward_hooks":
+        code = getattr(hook, "__code__", None)
+        return isinstance(code, types.CodeType) and code in _installed_hook_codes()
+    return False
+
 
 def reparametrized_names(module: nn.Module) -> tuple[str, ...]:
     """Names of the tensors ``module`` computes from others at each call (``weight`` of a weight-,
@@ -231,7 +266,7 @@ def hooks_of(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | None =
             if not hooks:  # most modules: four empty dicts
                 continue
             for hook in hooks.values():
-                if not (key == "_forward_pre_hooks" and isinstance(hook, _KEPT_HOOKS)):
+                if not kept_hook(key, hook):
                     found.append(IgnoredHook(path, kind, _callable_name(hook)))
     return tuple(found)
 
@@ -425,12 +460,10 @@ class _Copier:
                 copied[key] = {name: None if tensor is None else tensor_of(tensor) for name, tensor in value.items()}
             elif kind is _CHILDREN:
                 copied[key] = {name: None if child is None else self.module(child) for name, child in value.items()}
-            elif kind is _HOOKS:  # hooks registered: those the analysis keeps
-                kept = {
-                    k: hook
-                    for k, hook in value.items()
-                    if key == "_forward_pre_hooks" and isinstance(hook, _KEPT_HOOKS)
-                }
+            elif kind is _HOOKS:  # hooks registered: those the analysis keeps (a forward hook's closure copied)
+                kept = {k: hook for k, hook in value.items() if kept_hook(key, hook)}
+                if key == "_forward_hooks":
+                    kept = {k: self.value(hook) for k, hook in kept.items()}
                 copied[key] = type(value)(kept)
             else:  # _compiled_call_impl: never run a compiled kernel, the module's own forward is analysed
                 copied[key] = None

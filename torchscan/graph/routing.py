@@ -15,11 +15,11 @@ tensors replace the old ones in the copy's dicts, nothing is swapped, and a cast
 (``.to`` of the dtype a tensor has) leaves the tensor as it was.
 
 A copy starts with no hook of the user's (:func:`~torchscan.graph.clone.hooks_of` names them, and they never
-see an analysis call): the hooks it holds besides the kept pre-hooks were registered by the model's own code
-while the analysis ran it, and are part of what its forward computes. Hugging Face's ``transformers``
-collects ``hidden_states`` and ``attentions`` so: its decorators register forward hooks at a model's first
-call that asks for them, and read what they collected before returning (LLaVA reads its vision tower's
-hidden states inside its forward).
+see an analysis call): the hooks it holds are part of what its forward computes — registered by the model's own
+code while the analysis ran it, or kept from the model (:func:`~torchscan.graph.clone.kept_hook`). Hugging Face's
+``transformers`` collects ``hidden_states`` and ``attentions`` so: its decorators register forward hooks at a
+model's first call that asks for them, and read what they collected before returning (LLaVA reads its vision
+tower's hidden states inside its forward); a model called so before its analysis holds them, and the copy keeps them.
 """
 
 from __future__ import annotations

@@ -74,6 +74,29 @@ def test_positional_arguments_that_stop_the_field(case: tuple) -> None:
     assert by_position == by_name
 
 
+TORCH_SPELLINGS = {
+    "max_pool1d": ((F.max_pool1d, X1, 3, 2, 1, 2), (torch.max_pool1d, X1, 3, 2, 1, 2)),
+    "max_pool1d, stride []": ((F.max_pool1d, X1, 3), (torch.max_pool1d, X1, 3, [])),
+    "max_pool2d": (
+        (F.max_pool2d, X2, (3, 2), (2, 1), (1, 0), (2, 3)),
+        (torch.max_pool2d, X2, (3, 2), (2, 1), (1, 0), (2, 3)),
+    ),
+    "max_pool2d, stride []": ((F.max_pool2d, X2, 2, None, 1), (torch.max_pool2d, X2, 2, [], 1)),
+    "max_pool3d": ((F.max_pool3d, X3, 2, 1, 1, (1, 2, 2)), (torch.max_pool3d, X3, 2, 1, 1, (1, 2, 2))),
+    "max_pool3d, stride []": ((F.max_pool3d, X3, 2), (torch.max_pool3d, X3, 2)),
+    "adaptive_max_pool1d": ((F.adaptive_max_pool1d, X1, 4), (torch.adaptive_max_pool1d, X1, 4)),
+}
+
+
+@pytest.mark.parametrize(("functional", "own"), TORCH_SPELLINGS.values(), ids=TORCH_SPELLINGS.keys())
+def test_torch_own_pool_functions_window_as_their_functional_spellings(functional: tuple, own: tuple) -> None:
+    """``torch.max_pool2d`` (what ``F.max_pool2d`` calls; its ``stride=[]`` is the kernel's) and the others: the
+    field of ``F``'s spelling, by name and by position (an unknown op before)."""
+    expected, _ = rule_outcomes(*functional)
+    assert isinstance(expected, Field), expected
+    assert rule_outcomes(*own) == (expected, expected)
+
+
 def test_pixel_unshuffle_positional_factor() -> None:
     by_name, by_position = rule_outcomes(F.pixel_unshuffle, torch.ones(1, 2, 6, 4), 2)
     assert by_position == by_name

@@ -145,21 +145,21 @@ def _pool(call: OpCall, operands: tuple[Operand, ...], dims: int, dilated: bool,
     return through(call, field, _window_maps(stride, padding, extent))
 
 
-@TABLE.register(nn.MaxPool1d, F.max_pool1d)
+@TABLE.register(nn.MaxPool1d, F.max_pool1d, torch.max_pool1d)  # torch's: what F's call
 def max_pool1d(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
-    """MaxPool1d: window ``k``, ``s`` (default ``k``), ``p``, ``d``."""
+    """MaxPool1d: window ``k``, ``s`` (default ``k``: ``torch.max_pool1d``'s ``stride=[]`` too), ``p``, ``d``."""
     return _pool(call, operands, 1, dilated=True)
 
 
-@TABLE.register(nn.MaxPool2d, F.max_pool2d)
+@TABLE.register(nn.MaxPool2d, F.max_pool2d, torch.max_pool2d)  # torch's: what F's call
 def max_pool2d(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
-    """MaxPool2d: window ``k``, ``s`` (default ``k``), ``p``, ``d``."""
+    """MaxPool2d: window ``k``, ``s`` (default ``k``: ``torch.max_pool2d``'s ``stride=[]`` too), ``p``, ``d``."""
     return _pool(call, operands, 2, dilated=True)
 
 
-@TABLE.register(nn.MaxPool3d, F.max_pool3d)
+@TABLE.register(nn.MaxPool3d, F.max_pool3d, torch.max_pool3d)  # torch's: what F's call
 def max_pool3d(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
-    """MaxPool3d: window ``k``, ``s`` (default ``k``), ``p``, ``d``."""
+    """MaxPool3d: window ``k``, ``s`` (default ``k``: ``torch.max_pool3d``'s ``stride=[]`` too), ``p``, ``d``."""
     return _pool(call, operands, 3, dilated=True)
 
 
@@ -216,7 +216,9 @@ def _adaptive(call: OpCall, operands: tuple[Operand, ...], dims: int) -> Outcome
     return through(call, field, _adaptive_maps(call, dims))
 
 
-@TABLE.register(nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d, F.adaptive_avg_pool1d, F.adaptive_max_pool1d)
+@TABLE.register(
+    nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d, F.adaptive_avg_pool1d, F.adaptive_max_pool1d, torch.adaptive_max_pool1d
+)
 def adaptive_pool1d(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """AdaptivePool1d: bins ``floor(i·n/m) … ceil((i + 1)·n/m) − 1``; global at output size 1."""
     return _adaptive(call, operands, 1)
