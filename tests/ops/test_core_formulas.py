@@ -301,3 +301,36 @@ def test_every_core_op_is_registered_in_all_spellings() -> None:
 )
 def test_scatter_add(target: object, expected: Cost) -> None:
     assert cost(target, (spec(4, 3), spec(2), spec(2, 3)), (spec(4, 3),)) == expected
+
+
+@pytest.mark.parametrize(
+    ("own", "functional"),
+    [
+        (torch.dropout, F.dropout),
+        (torch.alpha_dropout, F.alpha_dropout),
+        (torch.feature_alpha_dropout, F.feature_alpha_dropout),
+    ],
+)
+@pytest.mark.parametrize(("p", "train"), [(0.5, True), (0.5, False), (0.0, True)])
+def test_torch_own_dropout_functions_count_as_f(own: object, functional: object, p: float, train: bool) -> None:
+    """``torch.dropout(input, p, train)`` and the alpha dropouts (what ``F``'s call; the flag named ``train``) cost
+    what ``F``'s spellings cost: free in eval or at ``p = 0``, a draw and a multiply per element in training."""
+    from tests.ops.helpers import function_cost
+
+    x = torch.randn(2, 3, 4)
+    expected = function_cost(functional, x, p, train)
+    assert function_cost(own, x, p, train) == expected
+    assert (expected == Cost()) is (not train or p == 0)
+
+
+def test_aten_spellings_of_copies_and_factories() -> None:
+    """A recorded model's ``repeat`` (a copy: ``N_in + N_out``), ``arange(start, end, step)`` and ``empty_like``
+    (written: ``N_out``)."""
+    from tests.ops.helpers import function_cost
+
+    aten = torch.ops.aten
+    x = torch.randn(2, 3)
+    assert function_cost(aten.repeat.default, x, [2, 2]) == function_cost(torch.Tensor.repeat, x, 2, 2)
+    assert function_cost(aten.repeat.default, x, [2, 2]) == Cost(dmas=6 + 24)
+    assert function_cost(aten.arange.start_step, 0, 10, 2) == Cost(dmas=5)
+    assert function_cost(aten.empty_like.default, x) == Cost(dmas=6)

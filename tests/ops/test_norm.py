@@ -378,3 +378,50 @@ def test_aten_batch_norm_spelling() -> None:
     attrs = {"weight": spec(4), "bias": spec(4), "running_mean": spec(4), "running_var": spec(4), "momentum": 0.1}
     got = cost(aten._native_batch_norm_legit_no_training.default, (X,), (X,), **attrs)
     assert got == Cost(flops=488, macs=240, dmas=258)
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("affine", [False, True])
+def test_torch_own_norm_functions_count_as_f(training: bool, affine: bool) -> None:
+    """``torch.batch_norm`` and ``torch.instance_norm`` (what ``F``'s call; their own order, weight first, and a
+    ``cudnn_enabled`` flag) cost what ``F.batch_norm`` and ``F.instance_norm`` cost: every argument is read by
+    name (unknown ops before)."""
+    x, channels = randn(0, 2, 3, 5).float(), 3
+    weight, bias = (torch.rand(channels), torch.rand(channels)) if affine else (None, None)
+    mean, var = torch.zeros(channels), torch.ones(channels)
+    expected = function_cost(F.batch_norm, x, mean, var, weight, bias, training, 0.1, 1e-5)
+    assert function_cost(torch.batch_norm, x, weight, bias, mean, var, training, 0.1, 1e-5, False) == expected
+    expected = function_cost(F.instance_norm, x, None, None, weight, bias, True, 0.1, 1e-5)
+    assert function_cost(torch.instance_norm, x, weight, bias, None, None, True, 0.1, 1e-5, False) == expected
+    expected = function_cost(F.instance_norm, x, mean, var, weight, bias, training, 0.1, 1e-5)
+    assert function_cost(torch.instance_norm, x, weight, bias, mean, var, training, 0.1, 1e-5, False) == expected
+
+
+class _Spelled(nn.Module):
+    """conv, batch norm, instance norm, dropout and alpha dropout, spelled with ``F``'s functions or torch's own."""
+
+    def __init__(self, own: bool, training: bool) -> None:
+        super().__init__()
+        self.conv, self.bn, self.own, self.batch_statistics = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), own, training
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, bn, train = self.conv(x), self.bn, self.batch_statistics
+        if self.own:
+            y = torch.batch_norm(y, bn.weight, bn.bias, bn.running_mean, bn.running_var, train, 0.1, 1e-5, False)
+            y = torch.instance_norm(y, None, None, None, None, True, 0.1, 1e-5, False)
+            return torch.alpha_dropout(torch.dropout(y, 0.2, train), 0.1, train)
+        y = F.batch_norm(y, bn.running_mean, bn.running_var, bn.weight, bn.bias, train, 0.1, 1e-5)
+        y = F.instance_norm(y, None, None, None, None, True, 0.1, 1e-5)
+        return F.alpha_dropout(F.dropout(y, 0.2, train), 0.1, train)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_model_spelled_with_torch_own_functions_reports_as_with_f(training: bool) -> None:
+    """Counts, receptive fields and memory: the whole report, node names included (fx names both spellings alike)."""
+    from torchscan import crawl_module
+
+    reports = [
+        crawl_module(_Spelled(own, training).eval(), (3, 12, 12), receptive_field=True).to_dict()
+        for own in (False, True)
+    ]
+    assert reports[0]["totals"]["complete"] and reports[1] == reports[0]

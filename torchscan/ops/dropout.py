@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -13,8 +14,9 @@ TABLE = FormulaTable("dropout")
 
 def drops(call: OpCall) -> bool:
     """Whether a dropout call drops: in training with ``p > 0`` (torch returns the input itself in eval or
-    with ``p = 0``, on every device: no kernel, no mask, no autograd node)."""
-    return bool(call.get("training", call.training)) and float(call.get("p", 0.5)) > 0
+    with ``p = 0``, on every device: no kernel, no mask, no autograd node). ``torch.dropout(input, p, train)``
+    names the flag ``train``."""
+    return bool(call.get("training", call.get("train", call.training))) and float(call.get("p", 0.5)) > 0
 
 
 @TABLE.register(
@@ -30,6 +32,9 @@ def drops(call: OpCall) -> bool:
     F.dropout3d,
     F.alpha_dropout,
     F.feature_alpha_dropout,
+    torch.dropout,
+    torch.alpha_dropout,
+    torch.feature_alpha_dropout,
     pointwise=True,
 )
 def dropout(call: OpCall) -> Cost:
@@ -53,6 +58,8 @@ TABLE.declare(
     F.dropout2d,
     F.dropout3d,
     F.alpha_dropout,
+    torch.dropout,
+    torch.alpha_dropout,
     saves=Saves.DROPOUT,
 )
 

@@ -91,6 +91,7 @@ def instance_norm_statistics(call: OpCall, dims: int) -> int:
     nn.BatchNorm3d,
     nn.SyncBatchNorm,
     F.batch_norm,
+    torch.batch_norm,  # (input, weight, bias, running_mean, running_var, training, …): read by name, as ATen's
     aten.batch_norm.default,
     aten._native_batch_norm_legit_no_training.default,
     aten.native_batch_norm.default,
@@ -180,7 +181,12 @@ def native_group_norm(call: OpCall) -> Cost:
 @TABLE.register(nn.InstanceNorm2d, dims=2, saves=Saves.INPUT, saves_extra=instance_norm_statistics)
 @TABLE.register(nn.InstanceNorm3d, dims=3, saves=Saves.INPUT, saves_extra=instance_norm_statistics)
 @TABLE.register(
-    F.instance_norm, aten.instance_norm.default, dims=0, saves=Saves.INPUT, saves_extra=instance_norm_statistics
+    F.instance_norm,
+    torch.instance_norm,  # (input, weight, bias, running_mean, running_var, use_input_stats, …): by name
+    aten.instance_norm.default,
+    dims=0,
+    saves=Saves.INPUT,
+    saves_extra=instance_norm_statistics,
 )
 def instance_norm(call: OpCall, dims: int) -> Cost:
     """InstanceNorm over the ``d`` spatial dims of each ``(b, c)`` (``R = N_in / prod(spatial)``):

@@ -374,6 +374,7 @@ TABLE.declare(T.int, T.long, T.short, T.bool, T.byte, T.char, saves=Saves.NOTHIN
     nn.CircularPad3d,
     aten.clone.default,
     aten.copy.default,
+    aten.repeat.default,
     aten.constant_pad_nd.default,
     aten.pad.default,
     aten.roll.default,
@@ -546,7 +547,9 @@ def index_put(call: OpCall, inplace: bool) -> Cost:
     aten.empty_strided.default,
     aten.arange.default,
     aten.arange.start,
+    aten.arange.start_step,
     aten.zeros_like.default,
+    aten.empty_like.default,
     aten.ones_like.default,
     aten.full_like.default,
 )

@@ -437,9 +437,13 @@ def softmax(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     return _checked(call, mix(field, [int(dim)], call.input.ndim))
 
 
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, F.batch_norm, torch.batch_norm)
+"""Batch norm's spellings (``torch.batch_norm``, what ``F.batch_norm`` calls: its arguments read by name)."""
+
+
 @TABLE.register(
-    nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, F.batch_norm, nn.InstanceNorm1d,
-    nn.InstanceNorm2d, nn.InstanceNorm3d, F.instance_norm, nn.GroupNorm, F.group_norm, nn.LayerNorm, F.layer_norm,
+    *_BATCH_NORMS, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, F.instance_norm, torch.instance_norm,
+    nn.GroupNorm, F.group_norm, nn.LayerNorm, F.layer_norm,
     *((nn.RMSNorm, F.rms_norm) if hasattr(nn, "RMSNorm") else ()),
 )  # fmt: skip
 def normalization(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
@@ -454,7 +458,7 @@ def normalization(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
 
 def _statistics_over_positions(call: OpCall, field: Field) -> bool:
     target = call.target
-    if target in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, F.batch_norm):
+    if target in _BATCH_NORMS:
         running = call.attrs.get("running_mean") is not None or call.attrs.get("track_running_stats", False)
         return bool(arg(call, "training", 4, call.training)) or not running
     if target in (nn.LayerNorm, F.layer_norm, *((nn.RMSNorm, F.rms_norm) if hasattr(nn, "RMSNorm") else ())):
