@@ -162,6 +162,8 @@ ACTIVATIONS: dict[str, tuple[Callable[[], nn.Module], Callable[..., torch.Tensor
     "hardswish": (nn.Hardswish, F.hardswish, {}, _none),
     "hardsigmoid": (nn.Hardsigmoid, F.hardsigmoid, {}, _none),
     "logsigmoid": (nn.LogSigmoid, F.logsigmoid, {}, _none),
+    "softsign": (nn.Softsign, F.softsign, {}, _none),
+    "tanhshrink": (nn.Tanhshrink, F.tanhshrink, {}, _twice),
 }
 
 

@@ -11,7 +11,20 @@ from collections.abc import Callable
 
 import torch
 
-from tests.reference.counting import Counted, Num, Sink, Source, Tally, erf, exp, indices, log, maximum, minimum
+from tests.reference.counting import (
+    Counted,
+    Num,
+    Sink,
+    Source,
+    Tally,
+    absolute,
+    erf,
+    exp,
+    indices,
+    log,
+    maximum,
+    minimum,
+)
 from tests.reference.counting import sigmoid as _sigmoid
 from tests.reference.counting import tanh as _tanh
 
@@ -115,6 +128,16 @@ def logsigmoid(x: Num) -> Num:
     return minimum(x, 0.0) - log(1.0 + exp(minimum(x, -x)))
 
 
+def softsign(x: Num) -> Num:
+    """``x / (1 + |x|)``: abs, add, divide = 3."""
+    return x / (1.0 + absolute(x))
+
+
+def tanhshrink(x: Num) -> Num:
+    """``x − tanh(x)``: tanh's 6 and a subtraction = 7."""
+    return x - _tanh(x)
+
+
 ACTIVATIONS: dict[str, Callable[[Num], Num]] = {
     "relu": relu,
     "relu6": relu6,
@@ -131,6 +154,8 @@ ACTIVATIONS: dict[str, Callable[[Num], Num]] = {
     "hardswish": hardswish,
     "hardsigmoid": hardsigmoid,
     "logsigmoid": logsigmoid,
+    "softsign": softsign,
+    "tanhshrink": tanhshrink,
 }
 """Every activation of the reference by name (the names of ``torch.nn.functional``, ``gelu_tanh``
 for ``gelu(approximate="tanh")``)."""

@@ -185,6 +185,11 @@ def sigmoid(x: Num) -> Num:
     return 1.0 / (1.0 + exp(-x))
 
 
+def absolute(x: Num) -> Num:
+    """``|x|``: one operation (the sign bit cleared), as ``torch.abs`` counts."""
+    return _transcendental("abs", x, abs(x.value))
+
+
 def maximum(a: Num, b: Num | float) -> Num:
     """One comparison."""
     return a if a > b else (b if isinstance(b, Num) else Num(b, a.tally))

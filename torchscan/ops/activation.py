@@ -56,8 +56,8 @@ TABLE.declare(F.hardtanh_, pointwise=True)
 TABLE.declare(nn.ReLU6, nn.Hardtanh, F.relu6, F.hardtanh, pointwise=True)
 
 
-@TABLE.register(nn.LeakyReLU, F.leaky_relu, inplace=False, pointwise=True)
-@TABLE.register(F.leaky_relu_, inplace=True, pointwise=True)
+@TABLE.register(nn.LeakyReLU, F.leaky_relu, aten.leaky_relu.default, inplace=False, pointwise=True)
+@TABLE.register(F.leaky_relu_, aten.leaky_relu_.default, inplace=True, pointwise=True)
 def leaky_relu(call: OpCall, inplace: bool) -> Cost:
     """LeakyReLU: ``FLOPs = 4·N_in``, ``DMAs = N_in + 1 + N_out·[not inplace]`` (the slope is read)."""
     n_in = call.input.numel
@@ -93,8 +93,8 @@ TABLE.declare(nn.LogSigmoid, F.logsigmoid, pointwise=True)
 
 # autograd keeps the input of ``elu`` (``elu_backward(..., is_result=False, self)``), the result of ``elu_``
 # (``nn.ELU(inplace=True)`` and ``F.elu(..., inplace=True)`` run ``elu_``)
-@TABLE.register(nn.ELU, F.elu, inplace=False, saves=Saves.INPUT_OR_RESULT, pointwise=True)
-@TABLE.register(F.elu_, inplace=True, saves=Saves.OUTPUT, pointwise=True)
+@TABLE.register(nn.ELU, F.elu, aten.elu.default, inplace=False, saves=Saves.INPUT_OR_RESULT, pointwise=True)
+@TABLE.register(F.elu_, aten.elu_.default, inplace=True, saves=Saves.OUTPUT, pointwise=True)
 def elu(call: OpCall, inplace: bool) -> Cost:
     """ELU: ``FLOPs = 6·N_in``, ``DMAs = N_in + 1 + N_out·[not inplace]`` (alpha is read)."""
     n_in = call.input.numel
@@ -125,6 +125,21 @@ TABLE.declare(nn.Tanh, torch.tanh, F.tanh, T.tanh, T.tanh_, pointwise=True)
 
 
 TABLE.declare(nn.Tanh, torch.tanh, F.tanh, T.tanh, T.tanh_, saves=Saves.OUTPUT)
+
+
+@TABLE.register(nn.Softsign, F.softsign, saves=Saves.INPUT, pointwise=True)
+def softsign(call: OpCall) -> Cost:
+    """Softsign ``x / (1 + |x|)`` (abs, add, divide): ``FLOPs = 3·N_in``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    n_in = call.input.numel
+    return Cost(flops=3 * n_in, dmas=n_in + call.output.numel)
+
+
+@TABLE.register(nn.Tanhshrink, F.tanhshrink, saves=Saves.INPUT, pointwise=True)
+def tanhshrink(call: OpCall) -> Cost:
+    """Tanhshrink ``x − tanh(x)``: tanh's count and a subtraction, ``FLOPs = 7·N_in``, ``MACs = 0``,
+    ``DMAs = 2·N_in + N_out`` (tanh's)."""
+    n_in = call.input.numel
+    return Cost(flops=7 * n_in, dmas=2 * n_in + call.output.numel)
 
 
 def _unary(call: OpCall, per_element: int, inplace: bool) -> Cost:

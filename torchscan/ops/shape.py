@@ -379,6 +379,7 @@ TABLE.declare(T.int, T.long, T.short, T.bool, T.byte, T.char, saves=Saves.NOTHIN
     aten.pad.default,
     aten.roll.default,
     aten.flip.default,
+    *(getattr(aten, f"{kind}_pad{d}d").default for kind in ("reflection", "replication") for d in (1, 2, 3)),
 )
 def copy(call: OpCall) -> Cost:
     """Copies and padding (``clone``, ``roll``, ``flip``, ``triu``, ``repeat``, ``F.pad`` in every

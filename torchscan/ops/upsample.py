@@ -39,9 +39,27 @@ def interpolation_cost(mode: str, n_out: int, dims: int) -> Cost:
 
 
 @TABLE.register(nn.Upsample, F.interpolate, F.upsample, mode=None, saves=Saves.RESAMPLE)
-@TABLE.register(nn.UpsamplingNearest2d, F.upsample_nearest, aten.upsample_nearest2d.vec, mode="nearest")
-@TABLE.register(nn.UpsamplingBilinear2d, F.upsample_bilinear, aten.upsample_bilinear2d.vec, mode="bilinear")
-@TABLE.register(aten.upsample_bicubic2d.vec, mode="bicubic")
+@TABLE.register(
+    nn.UpsamplingNearest2d,
+    F.upsample_nearest,
+    aten.upsample_nearest1d.default,
+    aten.upsample_nearest1d.vec,
+    aten.upsample_nearest2d.default,
+    aten.upsample_nearest2d.vec,
+    aten.upsample_nearest3d.default,
+    aten.upsample_nearest3d.vec,
+    mode="nearest",
+)
+@TABLE.register(aten.upsample_linear1d.default, aten.upsample_linear1d.vec, mode="linear")
+@TABLE.register(
+    nn.UpsamplingBilinear2d,
+    F.upsample_bilinear,
+    aten.upsample_bilinear2d.default,
+    aten.upsample_bilinear2d.vec,
+    mode="bilinear",
+)
+@TABLE.register(aten.upsample_trilinear3d.default, aten.upsample_trilinear3d.vec, mode="trilinear")
+@TABLE.register(aten.upsample_bicubic2d.default, aten.upsample_bicubic2d.vec, mode="bicubic")
 def interpolate(call: OpCall, mode: str | None) -> Cost:
     """Upsample / interpolate (``taps`` per output, module docstring):
     nearest ``FLOPs = MACs = 0``; linear family ``FLOPs = 3·(2^d − 1)·N_out``,
@@ -106,6 +124,8 @@ def grid_sample(call: OpCall) -> Cost:
     aten.pixel_unshuffle.default,
     nn.ChannelShuffle,
     F.channel_shuffle,
+    aten.channel_shuffle.default,
+    aten.native_channel_shuffle.default,
 )
 def pixel_shuffle(call: OpCall) -> Cost:
     """PixelShuffle / PixelUnshuffle / ChannelShuffle (a permuting copy): ``FLOPs = MACs = 0``,
@@ -113,14 +133,14 @@ def pixel_shuffle(call: OpCall) -> Cost:
     return Cost(dmas=call.input.numel + call.output.numel)
 
 
-@TABLE.register(nn.Unfold, F.unfold)
+@TABLE.register(nn.Unfold, F.unfold, aten.im2col.default)
 def unfold(call: OpCall) -> Cost:
     """Unfold (im2col, each output element copied from one input element or padding):
     ``FLOPs = MACs = 0``, ``DMAs = 2·N_out``."""
     return Cost(dmas=2 * call.output.numel)
 
 
-@TABLE.register(nn.Fold, F.fold)
+@TABLE.register(nn.Fold, F.fold, aten.col2im.default)
 def fold(call: OpCall) -> Cost:
     """Fold (col2im, overlapping blocks summed): ``FLOPs = N_in − N_out`` (at most; counted as
     every input added into its output), ``MACs = 0``, ``DMAs = N_in + N_out``."""
