@@ -604,6 +604,16 @@ def _signature(model: nn.Module) -> inspect.Signature | None:
         return inspect.signature(model.forward)
     except (TypeError, ValueError):
         return None
+    except AttributeError:  # no forward (a scripted nn.LSTM keeps only its overloads): not callable
+        raise InputError(
+            f"{type(model).__name__} has no forward method: the model cannot be called, so it cannot be analysed"
+            + (
+                " (TorchScript keeps no forward for a module whose forward is overloaded, as nn.LSTM's: analyse the "
+                "module unscripted, or a scripted module that calls it)"
+                if isinstance(model, torch.jit.ScriptModule)
+                else ""
+            )
+        ) from None
 
 
 def _context(

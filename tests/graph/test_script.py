@@ -64,3 +64,81 @@ def test_a_scripted_layer_counts_as_the_layer(layer: nn.Module, shape: tuple[int
     assert plain.totals.complete and report.totals.complete, [d.message for d in report.diagnostics]
     counts = (report.totals.flops, report.totals.macs, report.totals.dmas)
     assert counts == (plain.totals.flops, plain.totals.macs, plain.totals.dmas)
+
+
+class _Recurrent(nn.Module):
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)[0]
+
+
+RECURRENT = {
+    "lstm": nn.LSTM(8, 6, batch_first=True),
+    "lstm, 2 layers, bidirectional": nn.LSTM(8, 6, num_layers=2, bidirectional=True),
+    "lstm without biases": nn.LSTM(8, 6, bias=False),
+    "lstm with a projection": nn.LSTM(8, 6, proj_size=3),
+    "gru": nn.GRU(8, 6, batch_first=True),
+    "rnn": nn.RNN(8, 6),
+}
+
+
+@pytest.mark.parametrize("layer", RECURRENT.values(), ids=RECURRENT.keys())
+def test_a_scripted_recurrent_layer_is_complete(layer: nn.Module) -> None:
+    """An LSTM runs one ``mkldnn_rnn_layer`` per layer and direction on CPU: its FLOPs and MACs are the module's.
+    A GRU, an RNN or a projected LSTM runs step by step (``unsafe_split`` of the gates, ``sigmoid_``, ``tanh_``):
+    every op counted, the MACs the module's (its elementwise FLOPs and reads as ATen's ops do them)."""
+    model = _Recurrent(layer).eval()
+    plain = crawl_module(model, (5, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.script is deprecated
+        report = crawl_module(torch.jit.script(model), (5, 8))
+    assert report.totals.complete, [d.message for d in report.diagnostics]
+    assert report.totals.macs == plain.totals.macs
+    if isinstance(layer, nn.LSTM) and not layer.proj_size:
+        assert report.totals.flops == plain.totals.flops
+
+
+def test_a_scripted_module_without_forward_is_refused_with_a_reason() -> None:
+    """TorchScript keeps no ``forward`` for ``nn.LSTM`` (its forward is overloaded): the user's own call fails too.
+    The analysis says so and what to do, instead of an ``AttributeError`` from inside TorchScript."""
+    from torchscan import InputError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.script(nn.LSTM(8, 6))
+    with pytest.raises(InputError, match=r"has no forward method.*analyse the module unscripted"):
+        crawl_module(scripted, (5, 8))
+
+
+@pytest.mark.parametrize("kind", ["script", "trace"])
+@pytest.mark.parametrize("name", ["shufflenet_v2_x0_5", "convnext_tiny", "resnet18"])
+def test_scripted_and_traced_classifiers_count_as_the_model(name: str, kind: str) -> None:
+    """A traced ShuffleNet divides its channel counts on tensors (``floor_divide``), ConvNeXt sets a view's strides in
+    place (``as_strided_``): unknown ops before. The counts are the plain model's up to what ATen decomposes (a global
+    average pool runs as ``mean``: its divisions and MACs by the reduction's convention), under 0.1%."""
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.get_model(name, weights=None).eval()
+    plain = crawl_module(model, (3, 64, 64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated; tracing warns of its own Python reads
+        scripted = torch.jit.script(model) if kind == "script" else torch.jit.trace(model, torch.randn(1, 3, 64, 64))
+    report = crawl_module(scripted, (3, 64, 64))
+    assert report.totals.complete, [d.message for d in report.diagnostics]
+    for field in ("flops", "macs", "dmas"):
+        assert getattr(report.totals, field) == pytest.approx(getattr(plain.totals, field), rel=1e-3)
+
+
+@pytest.mark.slow
+def test_a_scripted_swin_is_complete() -> None:
+    """Swin's shifted windows: ``new_zeros`` of the attention mask, its ``copy_`` into slices (unknown before)."""
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.get_model("swin_t", weights=None).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        report = crawl_module(torch.jit.script(model), (3, 224, 224))
+    plain = crawl_module(model, (3, 224, 224))
+    assert report.totals.complete
+    assert report.totals.macs == pytest.approx(plain.totals.macs, rel=1e-4)  # its norms' MACs as ATen's ops

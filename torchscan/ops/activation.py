@@ -101,7 +101,9 @@ def elu(call: OpCall, inplace: bool) -> Cost:
     return Cost(flops=6 * n_in, dmas=n_in + 1 + _writes(call, inplace))
 
 
-@TABLE.register(nn.Sigmoid, torch.sigmoid, F.sigmoid, T.sigmoid, T.sigmoid_, aten.sigmoid.default)
+@TABLE.register(
+    nn.Sigmoid, torch.sigmoid, F.sigmoid, T.sigmoid, T.sigmoid_, aten.sigmoid.default, aten.sigmoid_.default
+)
 def sigmoid(call: OpCall) -> Cost:
     """Sigmoid ``1 / (1 + exp(-x))``: ``FLOPs = 4·N_in``, ``DMAs = N_in + N_out``."""
     n_in = call.input.numel
@@ -114,7 +116,7 @@ TABLE.declare(nn.Sigmoid, torch.sigmoid, F.sigmoid, T.sigmoid, T.sigmoid_, point
 TABLE.declare(nn.Sigmoid, torch.sigmoid, F.sigmoid, T.sigmoid, T.sigmoid_, saves=Saves.OUTPUT)
 
 
-@TABLE.register(nn.Tanh, torch.tanh, F.tanh, T.tanh, T.tanh_, aten.tanh.default)
+@TABLE.register(nn.Tanh, torch.tanh, F.tanh, T.tanh, T.tanh_, aten.tanh.default, aten.tanh_.default)
 def tanh(call: OpCall) -> Cost:
     """Tanh: ``FLOPs = 6·N_in``, ``DMAs = 2·N_in + N_out``."""
     n_in = call.input.numel

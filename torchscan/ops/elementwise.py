@@ -127,6 +127,8 @@ aten = torch.ops.aten
     aten.div_.Scalar,
     aten.remainder.Tensor,
     aten.remainder.Scalar,
+    aten.floor_divide.default,  # a traced model's size arithmetic (``channels // groups`` on tensors)
+    aten.floor_divide.Scalar,
     aten.eq.Tensor,
     aten.eq.Scalar,
     aten.ne.Tensor,

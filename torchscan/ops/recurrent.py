@@ -140,6 +140,24 @@ def recurrent_cell(call: OpCall, family: str) -> Cost:
     return recurrent_layer_cost(layer)
 
 
+@TABLE.register(torch.ops.aten.mkldnn_rnn_layer.default)
+def mkldnn_rnn_layer(call: OpCall) -> Cost:
+    """``aten.mkldnn_rnn_layer`` (what ``nn.LSTM`` runs on CPU per layer and direction; a TorchScript model's
+    recording meets it): one LSTM layer in one direction over a time-major ``(T, B, I)`` input, ``hidden_size``
+    ``H`` and ``has_biases`` its arguments: the module's per-layer cost (module docstring)."""
+    steps, batch, width = call.input.shape
+    layer = RecurrentLayer(
+        kind="lstm",
+        steps=steps,
+        batch=batch,
+        input_size=width,
+        hidden_size=int(call.attrs["hidden_size"]),
+        recurrent_size=int(call.attrs["hidden_size"]),
+        bias=bool(call.attrs["has_biases"]),
+    )
+    return recurrent_layer_cost(layer)
+
+
 ONEDNN_PAGE = 4096
 """oneDNN starts every region of an RNN workspace on a 4 KiB page (``rnn_utils::set_offsets``)."""
 

@@ -131,6 +131,15 @@ aten = torch.ops.aten
     torch.get_device,
     aten.view_as_real.default,
     aten.view_as_complex.default,
+    aten.unsafe_split.Tensor,  # a TorchScript GRU's gates, split without the views' version checks
+    aten.unsafe_split_with_sizes.default,
+    aten.unsafe_chunk.default,
+    aten.transpose_.default,
+    aten.t_.default,
+    aten.unsqueeze_.default,
+    aten.squeeze_.dim,
+    aten.detach_.default,
+    aten.as_strided_.default,
     getattr,
 )
 def view(call: OpCall) -> Cost:
@@ -379,6 +388,7 @@ TABLE.declare(T.int, T.long, T.short, T.bool, T.byte, T.char, saves=Saves.NOTHIN
     aten.pad.default,
     aten.roll.default,
     aten.flip.default,
+    aten.copy_.default,
     *(getattr(aten, f"{kind}_pad{d}d").default for kind in ("reflection", "replication") for d in (1, 2, 3)),
 )
 def copy(call: OpCall) -> Cost:
@@ -551,6 +561,10 @@ def index_put(call: OpCall, inplace: bool) -> Cost:
     aten.arange.start_step,
     aten.zeros_like.default,
     aten.empty_like.default,
+    aten.new_zeros.default,
+    aten.new_ones.default,
+    aten.new_full.default,
+    aten.new_empty.default,
     aten.ones_like.default,
     aten.full_like.default,
 )
