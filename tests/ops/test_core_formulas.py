@@ -334,3 +334,20 @@ def test_aten_spellings_of_copies_and_factories() -> None:
     assert function_cost(aten.repeat.default, x, [2, 2]) == Cost(dmas=6 + 24)
     assert function_cost(aten.arange.start_step, 0, 10, 2) == Cost(dmas=5)
     assert function_cost(aten.empty_like.default, x) == Cost(dmas=6)
+
+
+def test_torch_in_place_dropouts_and_fill() -> None:
+    """``torch.dropout_(x, p, train)`` costs ``torch.dropout``'s without its writes (the activations' and dropout's
+    in-place convention); ``torch.fill(x, v)`` writes a new tensor: ``DMAs = N_out``."""
+    from tests.ops.helpers import function_cost
+
+    x = torch.randn(2, 3)
+    for out_of_place, in_place in (
+        (torch.dropout, torch.dropout_),
+        (torch.alpha_dropout, torch.alpha_dropout_),
+        (torch.feature_alpha_dropout, torch.feature_alpha_dropout_),
+    ):
+        written = function_cost(out_of_place, x, 0.5, True)
+        assert function_cost(in_place, x.clone(), 0.5, True) == Cost(flops=written.flops, dmas=written.dmas - 6)
+        assert function_cost(in_place, x.clone(), 0.5, False) == Cost()
+    assert function_cost(torch.fill, x, 2.0) == Cost(dmas=6)

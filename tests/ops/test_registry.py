@@ -242,3 +242,38 @@ def test_a_model_spelled_with_aliases_counts_as_the_same_model_spelled_with_the_
         (row.flops, row.macs, row.dmas, row.output_shape) for row in canonical.rows
     ]
     assert aliased.memory.activation_peak_bytes == canonical.memory.activation_peak_bytes
+
+
+def _counted_names() -> set[str]:
+    """The names (a trailing ``_`` dropped) of the counted functions of ``torch``, ``torch.Tensor``, ``F``,
+    ``torch.special``, ``torch.linalg`` and ``torch.fft``."""
+    namespaces = (torch, torch.Tensor, F, torch.special, torch.linalg, torch.fft)
+    names = set()
+    for target in DEFAULT_REGISTRY.targets():
+        name = getattr(target, "__name__", None)
+        if (
+            isinstance(name, str)
+            and not isinstance(target, type)
+            and any(getattr(namespace, name, None) is target for namespace in namespaces)
+        ):
+            names.add(name.rstrip("_"))
+    return names
+
+
+def test_every_spelling_of_a_counted_function_is_counted() -> None:
+    """An op counted in one of ``torch``, ``torch.Tensor`` and ``F`` is counted in the others that have it, out of
+    place and in place (``F.dropout``: ``torch.dropout``, ``torch.dropout_``; ``Tensor.fill_``: ``torch.fill``):
+    a model spelling it otherwise is not reported incomplete. Its arguments are read by name (an alias's table
+    entry, or a registration of its own where torch orders them otherwise)."""
+    names = _counted_names()
+    assert len(names) > 300
+    missing = [
+        f"{label}.{spelled}"
+        for name in sorted(names)
+        for namespace, label in ((torch, "torch"), (torch.Tensor, "Tensor"), (F, "F"))
+        for spelled in (name, f"{name}_")
+        if callable(function := getattr(namespace, spelled, None))
+        and not isinstance(function, type)
+        and DEFAULT_REGISTRY.lookup(function) is None
+    ]
+    assert missing == []

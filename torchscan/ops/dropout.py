@@ -37,13 +37,15 @@ def drops(call: OpCall) -> bool:
     torch.feature_alpha_dropout,
     pointwise=True,
 )
-def dropout(call: OpCall) -> Cost:
+@TABLE.register(torch.dropout_, torch.alpha_dropout_, torch.feature_alpha_dropout_, inplace=True, pointwise=True)
+def dropout(call: OpCall, inplace: bool = False) -> Cost:
     """Dropout: ``0 / 0 / 0`` in eval or with ``p = 0``; in training with ``p > 0``:
-    ``FLOPs = N_in``, ``MACs = 0``, ``DMAs = N_in + 1 + N_out·[not inplace]``."""
+    ``FLOPs = N_in``, ``MACs = 0``, ``DMAs = N_in + 1 + N_out·[not inplace]`` (``torch.dropout_(x, p, train)``
+    and the alpha dropouts' in-place forms: in place)."""
     if not drops(call):
         return Cost()
     n_in = call.input.numel
-    writes = 0 if call.get("inplace", False) else call.output.numel
+    writes = 0 if inplace or call.get("inplace", False) else call.output.numel
     return Cost(flops=n_in, dmas=n_in + 1 + writes)
 
 

@@ -551,6 +551,7 @@ def index_put(call: OpCall, inplace: bool) -> Cost:
     T.new_tensor,
     T.zero_,
     T.fill_,
+    torch.fill,  # a new tensor of the input's shape, filled
     aten.zeros.default,
     aten.ones.default,
     aten.full.default,
