@@ -208,3 +208,57 @@ def test_a_hugging_face_architecture_is_built_offline_on_meta_weights(offline: N
     assert default_inputs('hf:clip,vision_config={"image_size":64}')[1] == ("pixel_values", (3, 64, 64), "float32")
     with pytest.raises(TorchscanError, match="hf:no_such_type"):
         load_model("hf:no_such_type")
+
+
+class _Saved(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(4))
+        self.head = nn.Linear(8 * 4 * 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).flatten(1))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated
+@pytest.mark.parametrize("kind", ["script", "trace", "export"])
+def test_a_saved_model_file_is_loaded_and_analysed(
+    kind: str, tmp_path: Path, offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``torchscan model.pt``: a TorchScript archive (scripted or traced) or an exported program, told by the
+    archive's entries whatever the suffix, analysed with the file's own weights as the plain model is."""
+    model, sample = _Saved().eval(), torch.randn(1, 3, 16, 16)
+    path = tmp_path / ("model.pt2" if kind == "export" else "model.pt")
+    if kind == "export":
+        torch.export.save(torch.export.export(model, (sample,)), path)
+    else:
+        torch.jit.save(torch.jit.script(model) if kind == "script" else torch.jit.trace(model, sample), path)
+    loaded = load_model(str(path))
+    assert not isinstance(loaded, _Saved)
+    assert [tensor.device.type for tensor in loaded.parameters()] == ["cpu"] * 6
+    status = main([str(path), "--input-shape", "3", "16", "16", "--format", "json", "-q"])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0
+    from torchscan import crawl_module
+
+    plain = crawl_module(model, (3, 16, 16)).totals
+    counts = ("params", "flops", "macs", "dmas")
+    assert [report["totals"][name] for name in counts] == [getattr(plain, name) for name in counts]
+
+
+def test_a_file_that_holds_no_model_is_refused_with_what_to_pass(tmp_path: Path) -> None:
+    """A state dict holds no architecture; loading a pickled module would run code from the file (never done); a
+    file that is no archive, or no file at all: each a :class:`TorchscanError` that says so."""
+    model = _Saved()
+    torch.save(model.state_dict(), tmp_path / "weights.pth")
+    torch.save(model, tmp_path / "pickled.pth")
+    (tmp_path / "notes.pt").write_text("not a model", encoding="utf-8")
+    cases = {
+        "weights.pth": r"holds a state dict \(weights without an architecture\).*file\.py:factory",
+        "pickled.pth": r"pickled object.*would run code from the file.*torch\.jit\.save or torch\.export\.save",
+        "notes.pt": r"not a saved model \(not a zip archive",
+        "missing.pt": r"no such file",
+    }
+    for name, message in cases.items():
+        with pytest.raises(TorchscanError, match=message):
+            load_model(str(tmp_path / name))

@@ -463,8 +463,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "model",
-        help="a torchvision model name (resnet50), timm:NAME, hf:MODEL_TYPE[,key=value...], path/to/file.py:factory or "
-        "package.module:factory",
+        help="a torchvision model name (resnet50), timm:NAME, hf:MODEL_TYPE[,key=value...], path/to/file.py:factory, "
+        "package.module:factory, or a saved model file (model.pt: torch.jit.save or torch.export.save)",
     )
     _add_input_options(parser)
     parser.add_argument(

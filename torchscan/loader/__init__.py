@@ -1,10 +1,12 @@
 """Models named on the command line, built without downloading anything.
 
 A spec is a torchvision name (``resnet50``), ``timm:NAME``, ``hf:MODEL_TYPE[,key=value...]`` (a Hugging Face
-architecture from its configuration: :mod:`torchscan.loader.huggingface`), ``path/to/file.py:factory`` or
-``package.module:factory``. Every pretrained-weights argument a torchvision builder takes (each
-parameter of its signature whose name holds ``weights``: ``weights``, ``weights_backbone``…) is
-``None`` and timm's ``pretrained`` is ``False``, so no file is fetched.
+architecture from its configuration: :mod:`torchscan.loader.huggingface`), ``path/to/file.py:factory``,
+``package.module:factory``, or a saved model file (``model.pt``: a TorchScript archive of ``torch.jit.save``, or
+an exported program of ``torch.export.save``; its weights are the file's, loaded on the CPU). Every
+pretrained-weights argument a torchvision builder takes (each parameter of its signature whose name holds
+``weights``: ``weights``, ``weights_backbone``…) is ``None`` and timm's ``pretrained`` is ``False``, so no file
+is fetched.
 
 By default the model's parameters and buffers are made on the ``meta`` device (shapes and dtypes, no
 storage, no initialisation cost): enough for the analysis, which never reads a weight. A model whose
@@ -23,6 +25,7 @@ import re
 import sys
 import sysconfig
 import traceback
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -40,9 +43,11 @@ __all__ = [
     "call_user_code",
     "default_input_shapes",
     "default_inputs",
+    "is_saved_model",
     "load_model",
     "meta_weights",
     "real_forward_refused",
+    "saved_model",
     "torchvision_builder_arguments",
     "user_code_error",
 ]
@@ -212,6 +217,50 @@ def _factory_model(spec: str, source: str, attribute: str, meta: bool) -> object
     return _built(f"factory {spec}", factory, meta)
 
 
+SAVED_SUFFIXES = (".pt", ".pt2", ".pth", ".ts", ".ptl", ".jit")
+"""The suffixes of a saved model file (:func:`saved_model`); a path to any existing file is read as one too."""
+
+
+def is_saved_model(spec: str) -> bool:
+    """Whether ``spec`` names a saved model file rather than a builder: a path ending in one of
+    :data:`SAVED_SUFFIXES`, or any existing file (``:`` aside: ``file.py:factory`` is a builder)."""
+    return ":" not in spec and (spec.lower().endswith(SAVED_SUFFIXES) or Path(spec).is_file())
+
+
+def saved_model(path: Path) -> nn.Module:
+    """The model saved at ``path``, on the CPU, told by the archive's entries: a TorchScript archive
+    (``torch.jit.save``, its ``code/`` and ``constants.pkl``: ``torch.jit.load``) or an exported program
+    (``torch.export.save``, its ``archive_format``: its ``module()``). A ``torch.save`` file is refused, saying
+    what to pass: a state dict holds weights without an architecture, and loading a pickled module would run code
+    from the file."""
+    if not path.is_file():
+        raise TorchscanError(f"no such file: {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = {name.partition("/")[2] for name in archive.namelist()}
+    except (zipfile.BadZipFile, OSError) as error:
+        raise TorchscanError(f"{path} is not a saved model (not a zip archive: {error})") from None
+    if "archive_format" in entries:
+        return call_user_code(f"loading the exported program {path}", lambda: torch.export.load(str(path)).module())
+    if "constants.pkl" in entries or any(entry.startswith("code/") for entry in entries):
+        return call_user_code(f"loading the TorchScript archive {path}", lambda: torch.jit.load(path, "cpu"))
+    if "data.pkl" not in entries:
+        raise TorchscanError(f"{path} is not a saved model: neither TorchScript, an exported program, nor torch.save's")
+    try:
+        held = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # weights_only refuses what is not plain data: a pickled module or object
+        raise TorchscanError(
+            f"{path} holds a pickled object (torch.save of a module?): loading it would run code from the file, which "
+            "torchscan does not do; save the model with torch.jit.save or torch.export.save, or pass "
+            "path/to/file.py:factory that builds it"
+        ) from None
+    kind = "a state dict (weights without an architecture)" if isinstance(held, dict) else type(held).__name__
+    raise TorchscanError(
+        f"{path} holds {kind}, not a model: pass path/to/file.py:factory that builds the model (the analysis reads "
+        "no weight)"
+    )
+
+
 def load_model(spec: str, *, meta: bool = True) -> nn.Module:
     """The model ``spec`` names, in eval mode; nothing is downloaded.
 
@@ -219,13 +268,17 @@ def load_model(spec: str, *, meta: bool = True) -> nn.Module:
     initialised model, every pretrained-weights argument off; ``hf:MODEL_TYPE`` the Hugging Face architecture
     of that configuration (its overrides applied), randomly initialised; ``file.py:factory`` and
     ``package.module:factory`` import the file or module and call ``factory()`` with no arguments (an
-    ``nn.Module`` attribute is used as is). With ``meta`` (the default) the parameters and buffers the
+    ``nn.Module`` attribute is used as is); a saved model file is loaded (:func:`saved_model`, its own weights).
+    With ``meta`` (the default) the parameters and buffers the
     builder registers are meta tensors (:func:`meta_weights`); a builder that fails on them (one that
     reads their values) is called again for real weights. An unknown torchvision or timm name raises a
     :class:`TorchscanError` naming the closest known names.
     """
     if spec.startswith(huggingface.PREFIX):
         return huggingface.build(spec, meta=meta)
+    if is_saved_model(spec):
+        loaded = saved_model(Path(spec))  # as saved: an exported program's module refuses ``eval()``
+        return loaded.eval() if isinstance(loaded, torch.jit.ScriptModule) else loaded
     source, _, attribute = spec.rpartition(":")
     if ":" not in spec:
         model: object = _torchvision_model(spec, meta)
