@@ -18,6 +18,7 @@ from torchscan.errors import TorchscanError
 from torchscan.loader import (
     default_input_shapes,
     default_inputs,
+    is_saved_model,
     load_model,
     meta_weights,
     torchvision_builder_arguments,
@@ -262,3 +263,5 @@ def test_a_file_that_holds_no_model_is_refused_with_what_to_pass(tmp_path: Path)
     for name, message in cases.items():
         with pytest.raises(TorchscanError, match=message):
             load_model(str(tmp_path / name))
+    assert is_saved_model(str(tmp_path / "notes.pt")) and is_saved_model("model.pt2")
+    assert not is_saved_model("resnet50") and not is_saved_model(f"{tmp_path / 'models.py'}:build")

@@ -218,13 +218,17 @@ def _factory_model(spec: str, source: str, attribute: str, meta: bool) -> object
 
 
 SAVED_SUFFIXES = (".pt", ".pt2", ".pth", ".ts", ".ptl", ".jit")
-"""The suffixes of a saved model file (:func:`saved_model`); a path to any existing file is read as one too."""
+"""The suffixes of a saved model file (:func:`saved_model`); a path to an existing file is read as one too."""
 
 
 def is_saved_model(spec: str) -> bool:
-    """Whether ``spec`` names a saved model file rather than a builder: a path ending in one of
-    :data:`SAVED_SUFFIXES`, or any existing file (``:`` aside: ``file.py:factory`` is a builder)."""
-    return ":" not in spec and (spec.lower().endswith(SAVED_SUFFIXES) or Path(spec).is_file())
+    """Whether ``spec`` names a saved model file rather than a builder: a name ending in one of
+    :data:`SAVED_SUFFIXES`, or a path (with a directory separator) to an existing file; ``file.py:factory`` is a
+    builder, and so is a bare name (``resnet50``), whatever the current directory holds."""
+    if ":" in spec:
+        return False
+    path = Path(spec)
+    return spec.lower().endswith(SAVED_SUFFIXES) or (len(path.parts) > 1 and path.is_file())
 
 
 def saved_model(path: Path) -> nn.Module:
