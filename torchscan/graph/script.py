@@ -16,7 +16,9 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map
 
 from torchscan.errors import CaptureError, ShapeError
 from torchscan.graph.fake import analysis_mode
@@ -34,6 +36,9 @@ SCRIPTED = "torchscript-aten"
 _SKIPPED = {torch.ops.aten.detach.default, torch.ops.aten.lift_fresh.default}
 """Ops the interpreter inserts that are not part of the model's computation."""
 
+_REAL = (torch.Tensor, nn.Parameter)
+"""The types of the real parameters and buffers the interpreter hands to the ops (a fake is neither)."""
+
 
 def is_scripted(model: nn.Module) -> bool:
     """True for ``torch.jit.script``/``torch.jit.trace`` results (their forward is TorchScript)."""
@@ -41,20 +46,37 @@ def is_scripted(model: nn.Module) -> bool:
 
 
 class _AtenRecorder(TorchDispatchMode):
-    """Appends every ATen op that makes a tensor to the graph of ``recorder`` (no module stack)."""
+    """Appends every ATen op that makes a tensor to the graph of ``recorder`` (no module stack).
 
-    def __init__(self, recorder: _Recorder) -> None:
+    The interpreter hands the module's real parameters and buffers to the ops: each is given to the op as its fake
+    (one per tensor, made by ``fake_mode``), whose storage is numbered as the parameter's, so a view of a parameter
+    (``linear``'s ``t`` of its weight) shares the parameter's storage instead of counting as a new activation."""
+
+    def __init__(self, recorder: _Recorder, fake_mode: FakeTensorMode) -> None:
         super().__init__()
         self.recorder = recorder
+        self.fake_mode = fake_mode
         self.failed: ShapeError | None = None
         """The error of the op that failed (the TorchScript interpreter re-raises it as its own)."""
+        self._fakes: dict[int, torch.Tensor] = {}
+        """The fake of each parameter and buffer met, by the real tensor's id (the clone holds the real tensors)."""
+
+    def _fake(self, value: Any) -> Any:
+        """A parameter's or buffer's fake, its storage numbered as the tensor's; any other value as is."""
+        if type(value) not in _REAL or id(value) not in self.recorder.attrs:
+            return value
+        fake = self._fakes.get(id(value))
+        if fake is None:
+            fake = self._fakes[id(value)] = self.fake_mode.from_tensor(value, static_shapes=True)
+            self.recorder.storages.alias(fake, value)
+        return fake
 
     def __torch_dispatch__(
         self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
     ) -> Any:
         kwargs = dict(kwargs or {})
         try:
-            result = func(*args, **kwargs)
+            result = func(*tree_map(self._fake, tuple(args)), **tree_map(self._fake, kwargs))
         except Exception as error:
             shapes = shapes_of(describe((tuple(args), kwargs)))
             message = f"the scripted model's op {func} rejected input shapes {shape_list(shapes)}: {first_line(error)}"
@@ -87,7 +109,7 @@ def record_scripted(
             args, kwargs, tensors = make()
             for name, tensor in tensors:
                 recorder._bind(tensor, recorder.graph.placeholder(name))
-            aten = _AtenRecorder(recorder)
+            aten = _AtenRecorder(recorder, fake_mode)
             with aten:
                 output = clone(*args, **kwargs)
             recorder.finish(output)

@@ -350,6 +350,14 @@ class StorageIds:
             self._alive.append(storage)
         return self._refs[key]
 
+    def alias(self, tensor: torch.Tensor, of: torch.Tensor) -> None:
+        """``tensor``'s storage is ``of``'s (the fake a fake mode made of a real tensor): the same number, so views of
+        either are views of one storage. Nothing where ``tensor``'s storage is numbered already."""
+        key = tensor.untyped_storage()._cdata
+        if key not in self._refs:
+            self._refs[key] = self.ref(of)
+            self._alive.append(tensor.untyped_storage())
+
     def refs(self, value: Any) -> tuple[StorageRef, ...]:
         """One :class:`StorageRef` per tensor of ``value``, in ``tensor_leaves`` order of its description."""
         return tuple(self.ref(tensor) for tensor in _tensors(value))

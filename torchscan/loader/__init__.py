@@ -3,7 +3,7 @@
 A spec is a torchvision name (``resnet50``), ``timm:NAME``, ``hf:MODEL_TYPE[,key=value...]`` (a Hugging Face
 architecture from its configuration: :mod:`torchscan.loader.huggingface`), ``path/to/file.py:factory``,
 ``package.module:factory``, or a saved model file (``model.pt``: a TorchScript archive of ``torch.jit.save``, or
-an exported program of ``torch.export.save``; its weights are the file's, loaded on the CPU). Every
+an exported program of ``torch.export.save``; the file's weights, a TorchScript archive's on ``meta`` too). Every
 pretrained-weights argument a torchvision builder takes (each parameter of its signature whose name holds
 ``weights``: ``weights``, ``weights_backbone``…) is ``None`` and timm's ``pretrained`` is ``False``, so no file
 is fetched.
@@ -231,12 +231,13 @@ def is_saved_model(spec: str) -> bool:
     return spec.lower().endswith(SAVED_SUFFIXES) or (len(path.parts) > 1 and path.is_file())
 
 
-def saved_model(path: Path) -> nn.Module:
-    """The model saved at ``path``, on the CPU, told by the archive's entries: a TorchScript archive
-    (``torch.jit.save``, its ``code/`` and ``constants.pkl``: ``torch.jit.load``) or an exported program
-    (``torch.export.save``, its ``archive_format``: its ``module()``). A ``torch.save`` file is refused, saying
-    what to pass: a state dict holds weights without an architecture, and loading a pickled module would run code
-    from the file."""
+def saved_model(path: Path, meta: bool = True) -> nn.Module:
+    """The model saved at ``path``, told by the archive's entries: a TorchScript archive (``torch.jit.save``, its
+    ``code/`` and ``constants.pkl``: ``torch.jit.load``, its weights on the ``meta`` device with ``meta``, which the
+    analysis needs no more than a built model's, else on the CPU) or an exported program (``torch.export.save``, its
+    ``archive_format``: its ``module()``, on the CPU: ``torch.export.load`` maps no device). A ``torch.save`` file is
+    refused, saying what to pass: a state dict holds weights without an architecture, and loading a pickled module
+    would run code from the file."""
     if not path.is_file():
         raise TorchscanError(f"no such file: {path}")
     try:
@@ -247,7 +248,8 @@ def saved_model(path: Path) -> nn.Module:
     if "archive_format" in entries:
         return call_user_code(f"loading the exported program {path}", lambda: torch.export.load(str(path)).module())
     if "constants.pkl" in entries or any(entry.startswith("code/") for entry in entries):
-        return call_user_code(f"loading the TorchScript archive {path}", lambda: torch.jit.load(path, "cpu"))
+        device = "meta" if meta else "cpu"
+        return call_user_code(f"loading the TorchScript archive {path}", lambda: torch.jit.load(path, device))
     if "data.pkl" not in entries:
         raise TorchscanError(f"{path} is not a saved model: neither TorchScript, an exported program, nor torch.save's")
     try:
@@ -272,7 +274,8 @@ def load_model(spec: str, *, meta: bool = True) -> nn.Module:
     initialised model, every pretrained-weights argument off; ``hf:MODEL_TYPE`` the Hugging Face architecture
     of that configuration (its overrides applied), randomly initialised; ``file.py:factory`` and
     ``package.module:factory`` import the file or module and call ``factory()`` with no arguments (an
-    ``nn.Module`` attribute is used as is); a saved model file is loaded (:func:`saved_model`, its own weights).
+    ``nn.Module`` attribute is used as is); a saved model file is loaded (:func:`saved_model`, its own weights,
+    a TorchScript archive's on ``meta`` with ``meta``).
     With ``meta`` (the default) the parameters and buffers the
     builder registers are meta tensors (:func:`meta_weights`); a builder that fails on them (one that
     reads their values) is called again for real weights. An unknown torchvision or timm name raises a
@@ -281,7 +284,7 @@ def load_model(spec: str, *, meta: bool = True) -> nn.Module:
     if spec.startswith(huggingface.PREFIX):
         return huggingface.build(spec, meta=meta)
     if is_saved_model(spec):
-        loaded = saved_model(Path(spec))  # as saved: an exported program's module refuses ``eval()``
+        loaded = saved_model(Path(spec), meta)  # as saved: an exported program's module refuses ``eval()``
         return loaded.eval() if isinstance(loaded, torch.jit.ScriptModule) else loaded
     source, _, attribute = spec.rpartition(":")
     if ":" not in spec:

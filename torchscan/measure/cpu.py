@@ -14,7 +14,6 @@ restored), only when the static estimate of the largest step fits a memory limit
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from torchscan.measure import private_copy
 from torchscan.records import CpuMeasurement, MeasuredStep, MemoryReport
 from torchscan.records.frozen import frozen_record
 
@@ -124,7 +124,7 @@ def measure_inference(
     ``baseline_bytes`` are the inputs' bytes (held by the caller throughout), so
     ``total_bytes`` compares with the static peak, which includes inputs.
     """
-    clone = copy.deepcopy(model)
+    clone = private_copy(model)
     given = _tensors((inputs, kwargs))
     existing = [*clone.parameters(), *clone.buffers(), *given]
     with torch.no_grad():
@@ -159,7 +159,7 @@ def measure_training(
     measured here, 131,781,672 counted from the profiler's allocation events of an unobserved step (the
     static estimate: 131,773,984); MobileNetV3-Large 123,370,488 against 123,001,848.
     """
-    clone = copy.deepcopy(model)
+    clone = private_copy(model)
     opt = optimizer(clone.parameters())
     weights: dict[int, torch.Tensor] = {}
     loss = loss or (lambda out: _linear_loss(out, weights))

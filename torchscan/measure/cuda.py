@@ -8,7 +8,6 @@ update its running statistics, a CPU model must be copied to the device).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchscan.measure import private_copy
 from torchscan.records.frozen import frozen_record
 
 __all__ = ["CudaMeasurement", "measure_cuda", "measure_cuda_training"]
@@ -82,7 +82,7 @@ def measure_cuda(
         device = own if own is not None and own.type == "cuda" else torch.device("cuda")
         if own is not None and own.type == "cuda":
             notes.append("train mode: a copy was run so BatchNorm statistics are not updated")
-        runner = copy.deepcopy(model).to(device)
+        runner = private_copy(model).to(device)
     with torch.cuda.device(device):
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
@@ -127,7 +127,7 @@ def measure_cuda_training(
     parameters, gradients, optimizer state, activations. ``inputs`` (and the tensors of ``kwargs``,
     passed by keyword) must be on CUDA; ``loss`` defaults to the output's sum."""
     device = inputs[0].device
-    clone = copy.deepcopy(model).to(device).train()
+    clone = private_copy(model).to(device).train()
     opt = optimizer(clone.parameters())
     loss = loss or (lambda out: out.float().sum())
 
