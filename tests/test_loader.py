@@ -250,7 +250,9 @@ def test_a_saved_model_file_is_loaded_and_analysed(
     assert [report["totals"][name] for name in counts] == [getattr(plain, name) for name in counts]
 
 
-def test_a_file_that_holds_no_model_is_refused_with_what_to_pass(tmp_path: Path) -> None:
+def test_a_file_that_holds_no_model_is_refused_with_what_to_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A state dict holds no architecture; loading a pickled module would run code from the file (never done); a
     file that is no archive, or no file at all: each a :class:`TorchscanError` that says so."""
     model = _Saved()
@@ -267,4 +269,11 @@ def test_a_file_that_holds_no_model_is_refused_with_what_to_pass(tmp_path: Path)
         with pytest.raises(TorchscanError, match=message):
             load_model(str(tmp_path / name))
     assert is_saved_model(str(tmp_path / "notes.pt")) and is_saved_model("model.pt2")
+    import torchscan.loader as loader
+
+    def no_torchvision() -> NoReturn:
+        raise TorchscanError("torchvision is not installed")
+
+    monkeypatch.setattr(loader, "_torchvision", no_torchvision)  # a saved model needs no torchvision
+    assert default_input_shapes("model.pt2") == ((3, 224, 224),)
     assert not is_saved_model("resnet50") and not is_saved_model(f"{tmp_path / 'models.py'}:build")

@@ -25,6 +25,7 @@ import re
 import sys
 import sysconfig
 import traceback
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -218,7 +219,8 @@ def _factory_model(spec: str, source: str, attribute: str, meta: bool) -> object
 
 
 SAVED_SUFFIXES = (".pt", ".pt2", ".pth", ".ts", ".ptl", ".jit")
-"""The suffixes of a saved model file (:func:`saved_model`); a path to an existing file is read as one too."""
+"""The suffixes of a saved model file (:func:`saved_model`); a path to an existing file is read as one too
+(:func:`is_saved_model`)."""
 
 
 def is_saved_model(spec: str) -> bool:
@@ -249,7 +251,9 @@ def saved_model(path: Path, meta: bool = True) -> nn.Module:
         return call_user_code(f"loading the exported program {path}", lambda: torch.export.load(str(path)).module())
     if "constants.pkl" in entries or any(entry.startswith("code/") for entry in entries):
         device = "meta" if meta else "cpu"
-        return call_user_code(f"loading the TorchScript archive {path}", lambda: torch.jit.load(path, device))
+        with warnings.catch_warnings():  # torch.jit's deprecation is torch's to tell the file's author, not this user
+            warnings.simplefilter("ignore", FutureWarning)
+            return call_user_code(f"loading the TorchScript archive {path}", lambda: torch.jit.load(path, device))
     if "data.pkl" not in entries:
         raise TorchscanError(f"{path} is not a saved model: neither TorchScript, an exported program, nor torch.save's")
     try:
@@ -275,8 +279,7 @@ def load_model(spec: str, *, meta: bool = True) -> nn.Module:
     of that configuration (its overrides applied), randomly initialised; ``file.py:factory`` and
     ``package.module:factory`` import the file or module and call ``factory()`` with no arguments (an
     ``nn.Module`` attribute is used as is); a saved model file is loaded (:func:`saved_model`, its own weights,
-    a TorchScript archive's on ``meta`` with ``meta``).
-    With ``meta`` (the default) the parameters and buffers the
+    a TorchScript archive's on ``meta`` with ``meta``). With ``meta`` (the default) the parameters and buffers the
     builder registers are meta tensors (:func:`meta_weights`); a builder that fails on them (one that
     reads their values) is called again for real weights. An unknown torchvision or timm name raises a
     :class:`TorchscanError` naming the closest known names.
@@ -316,10 +319,10 @@ def default_input_shapes(spec: str) -> tuple[tuple[int, ...], ...]:
     """One sample per positional input (no batch dim) for ``spec`` when the user gives none.
 
     torchvision's video models: ``(3, 16, H, W)``, 16 frames of their weights' crop size;
-    optical-flow models: two images ``(3, 224, 224)``; everything else one ``(3, 224, 224)``.
-    The families are torchvision's own model modules (``list_models(module=...)``).
+    optical-flow models: two images ``(3, 224, 224)``; everything else one ``(3, 224, 224)`` (a saved model file's
+    too, torchvision not asked). The families are torchvision's own model modules (``list_models(module=...)``).
     """
-    if ":" in spec:
+    if ":" in spec or is_saved_model(spec):
         return (DEFAULT_INPUT_SHAPE,)
     models = _torchvision().models
     if spec in models.list_models(module=models.video):
