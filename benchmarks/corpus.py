@@ -43,7 +43,7 @@ from torchscan import crawl_module
 from torchscan.records import RECORD
 
 sys.path.insert(0, str(Path(__file__).parent))  # the timing speed.py's ratio uses
-from speed import median_times
+from speed import median_times, read_whole
 
 SOURCES = ("classification", "detection", "segmentation", "video", "optical_flow", "timm", "huggingface")
 
@@ -62,7 +62,8 @@ class Case:
 @dataclass
 class Timing:
     """Median analysis and forward wall times of a model, or why there are none (``skipped``); ``full``: the
-    analysis with its report's memory section read (made on its first read), ``full_ratio`` its ratio."""
+    analysis with its whole report read (rows, diagnostics, memory section: each made on its first read), ``full_ratio``
+    its ratio."""
 
     analysis: float = 0.0
     forward: float = 0.0
@@ -354,8 +355,7 @@ def timing(model: nn.Module, case: Case, repeat: int) -> Timing:
         return Timing(skipped=f"forward failed: {type(error).__name__}: {str(error)[:100]}")
 
     def full() -> None:
-        if crawl_module(model, **case.inputs).memory is None:  # made on this first read
-            raise RuntimeError("no memory section")
+        read_whole(crawl_module(model, **case.inputs))
 
     analysis, forward_time, whole = median_times([lambda: crawl_module(model, **case.inputs), forward, full], repeat)
     return Timing(analysis, forward_time, analysis / forward_time, full=whole, full_ratio=whole / forward_time)
@@ -367,8 +367,7 @@ def run(case: Case, repeat: int = 0) -> Result:
     try:
         model = case.build()
         report = crawl_module(model, **case.inputs)
-        if report.memory is None:  # made on its first read: a failure there is the model's row too
-            raise RuntimeError("the report has no memory section")
+        read_whole(report)  # rows, diagnostics, memory made on their first read: a failure there is the model's row too
     except Exception as error:
         message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         if "--traceback" in sys.argv:
@@ -451,7 +450,7 @@ def ratio_summary(results: Sequence[Result]) -> str:
     for source in dict.fromkeys(result.source for result in results):
         timings = [(r.name, r.timing) for r in results if r.source == source and r.timing]
         skipped = [f"{name} ({t.skipped})" for name, t in timings if t.skipped]
-        for label, ratio_of in (("", lambda t: t.ratio), (" with the memory section read", lambda t: t.full_ratio)):
+        for label, ratio_of in (("", lambda t: t.ratio), (" with the whole report read", lambda t: t.full_ratio)):
             ratios = sorted(((ratio_of(t), name) for name, t in timings if not t.skipped), reverse=True)
             if not ratios:
                 continue

@@ -10,9 +10,10 @@ Everything is ``time.process_time`` (this process's CPU time, both threads summe
 warm-up: other processes on the machine change it little, unlike the wall clock. ``ratio`` divides by the
 CPU time of a ``torch.no_grad`` forward on **one** torch thread: not ``speed.py ratio``'s measure (the wall
 time of a two-thread forward), which it approximates only on an idle machine. Compare two checkouts by
-running the same command with each on ``PYTHONPATH``, alternating. Every analysis here reads its report's
-memory section (made on its first read since the forty-seventh session; before, by ``crawl_module``), so
-checkouts on either side of that change are compared on the same work.
+running the same command with each on ``PYTHONPATH``, alternating. Every analysis here reads its whole report
+(``speed.read_whole``: rows and diagnostics made on their first read since the fiftieth session, the memory
+section since the forty-seventh; before, by ``crawl_module``), so checkouts on either side of those changes are
+compared on the same work.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).parent))
 
 import llama
-from speed import Block, timed
+from speed import Block, read_whole, timed
 
 import torchscan.api as api
 from torchscan.render.table import render_table
@@ -61,12 +62,14 @@ def analysis(names: Sequence[str]) -> None:
     for blocks in (250, 2500):
         model = _growth_model(blocks)
         nodes = api.crawl_module(model, (8, 16, 16)).records.number_of_nodes()
-        seconds = _median(lambda model=model: api.crawl_module(model, (8, 16, 16)).memory, 3 if blocks < 2000 else 1)
+        seconds = _median(
+            lambda model=model: read_whole(api.crawl_module(model, (8, 16, 16))), 3 if blocks < 2000 else 1
+        )
         parts.append(f"growth {nodes} nodes: {seconds / nodes * 1e6:.0f} µs/node")
     for name in names:
         model = torchvision.models.get_model(name, weights=None).eval()
         parts.append(
-            f"{name}: {_median(lambda model=model: api.crawl_module(model, (3, 224, 224)).memory, 5) * 1e3:.1f} ms"
+            f"{name}: {_median(lambda model=model: read_whole(api.crawl_module(model, (3, 224, 224))), 5) * 1e3:.1f} ms"
         )
     print("\n".join(parts))
 
@@ -84,7 +87,7 @@ def ratio(names: Sequence[str]) -> None:
                 model(x)
 
         def analyse(model: nn.Module = model) -> None:
-            api.crawl_module(model, (3, 224, 224)).memory  # noqa: B018 (made on this first read)
+            read_whole(api.crawl_module(model, (3, 224, 224)))
 
         forward()
         analyse()
@@ -124,7 +127,7 @@ def stages(which: str, blocks: int) -> None:
         spent.clear()
         start = time.process_time()
         report = api.crawl_module(model, shape, dtype=dtype)
-        report.memory  # noqa: B018 (made on this first read)
+        read_whole(report)
         runs.append((time.process_time() - start, dict(spent)))
     total, by_stage = sorted(runs, key=lambda run: run[0])[1]
     nodes = report.records.number_of_nodes()

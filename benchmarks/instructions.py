@@ -18,9 +18,10 @@ Each ``--rev`` is a git revision (checked out in a temporary worktree, removed a
 working tree, uncommitted changes included); with none, this working tree alone. Under valgrind a process
 runs ~50× slower: importing torch takes about two minutes, so each model costs a few minutes per revision
 (``--jobs`` processes run at once, default: the CPU count). Skipped with a message where valgrind is not
-installed (it is not a dependency). Each report's memory section is read (a report makes it on its first read
-since the forty-seventh session; ``crawl_module`` did before), so revisions on either side compare the same
-work; ``--unread`` leaves it unread (what a reader of the counts alone pays, at a revision that defers it).
+installed (it is not a dependency). Each report is read whole: its rows, diagnostics and memory section (a report
+makes them on their first read since the fiftieth and forty-seventh sessions; ``crawl_module`` did before), so
+revisions on either side compare the same work; ``--unread`` leaves them unread (what a reader of the totals alone
+pays, at a revision that defers them).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 def _child(name: str, repeat: int, read: bool = True) -> None:
     """Build ``name`` (random init), analyse it once, then ``repeat`` more times (run under valgrind); ``read``:
-    each report's memory section read (made on its first read)."""
+    each report read whole (its rows, diagnostics and memory section made on their first read)."""
     warnings.filterwarnings("ignore")
     import torch
 
@@ -71,7 +72,8 @@ def _child(name: str, repeat: int, read: bool = True) -> None:
     for _ in range(repeat + 1):  # the warm-up, then the counted ones
         report = crawl_module(model, shape, dtype=dtype)
         if read:
-            report.memory  # noqa: B018 (made on this first read; by crawl_module before the forty-seventh session)
+            report.rows, report.diagnostics, report.memory  # noqa: B018 (made on their first read since the fiftieth and
+            # forty-seventh sessions; by crawl_module before)
 
 
 _HF = {"gpt2": ("GPT2Model", "GPT2Config"), "bert": ("BertModel", "BertConfig"), "llama": ("LlamaModel", "LlamaConfig")}
@@ -134,7 +136,7 @@ def main() -> None:
     parser.add_argument(
         "--unread",
         action="store_true",
-        help="leave each report's memory section unread (made on its first read, since the forty-seventh session)",
+        help="leave each report's rows, diagnostics and memory section unread (made on their first read)",
     )
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "REPEAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -161,7 +163,10 @@ def main() -> None:
                     subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
     found = {(run[0], run[2], run[3]): count for run, count in zip(runs, counts, strict=True)}
     read = "left unread" if args.unread else "read"
-    print(f"valgrind cachegrind: {args.repeat} analyses after a warm-up, one torch thread, memory sections {read}\n")
+    print(
+        f"valgrind cachegrind: {args.repeat} analyses after a warm-up, one torch thread, rows, diagnostics and "
+        f"memory sections {read}\n"
+    )
     print("| Model | Revision | Instructions per analysis (M) | × first revision |")
     print("|---|---|---:|---:|")
     for name in args.models:

@@ -11,10 +11,12 @@ and a plain ``torch.no_grad`` CPU forward run interleaved, ``--repeat`` rounds a
 times are medians. MACs: torchscan's MACs, torchinfo's ``total_mult_adds``, fvcore's total
 ("flops" that count one fused multiply-add), ptflops' and thop's MACs, FlopCounterMode's FLOPs/2.
 
-torchscan has two rows: ``torchscan`` is ``crawl_module`` as called, its totals read (the counts, rows and
-records the peers give; its report makes its memory section on the first read of it), and ``torchscan + memory``
-the same with the memory section read too (inference peak, training estimates, backward cost: what no peer
-gives). The ``× torchscan`` column divides by the first.
+torchscan has three rows: ``torchscan`` is ``crawl_module`` as called, its totals read (the counts and the per-node
+records; its report makes its rows, diagnostics and memory section on their first read, since the fiftieth and
+forty-seventh sessions), ``torchscan + rows`` the same with the rows and diagnostics read too (the per-layer table
+torchinfo gives), and ``torchscan + memory`` the whole report read (rows, diagnostics and the memory section:
+inference peak, training estimates, backward cost, what no peer gives). The ``× torchscan`` column divides by the
+first.
 
 Beside the forward, one more reference row (not a tool): ``fx graph alone``, ``torch.fx.Tracer().trace``
 of the model and nothing else (no ``GraphModule``, no generated code: the graph every fx-based analysis
@@ -38,6 +40,7 @@ from collections.abc import Callable
 
 import torch
 import torchvision
+from speed import read_whole
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -55,16 +58,23 @@ def _is_ids(sample: torch.Tensor) -> bool:
     return not sample.is_floating_point()
 
 
-def _torchscan(model: nn.Module, sample: torch.Tensor, memory: bool = False) -> tuple[int, int | None]:
+def _torchscan(model: nn.Module, sample: torch.Tensor, read: str = "") -> tuple[int, int | None]:
+    """``read``: ``"rows"`` (the rows and diagnostics read too), ``"whole"`` (the memory section too), else totals."""
     shape, dtype = ((BERT_TOKENS,), torch.long) if _is_ids(sample) else (SHAPE, None)
     report = crawl_module(model, shape, dtype=dtype)
-    if memory and report.memory is None:  # made on this first read
-        raise RuntimeError("the report has no memory section")
+    if read == "rows" and not (isinstance(report.rows, tuple) and isinstance(report.diagnostics, tuple)):
+        raise RuntimeError("the report has no rows")  # made on this first read
+    if read == "whole":
+        read_whole(report)
     return report.totals.macs, report.totals.params
 
 
+def _torchscan_rows(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
+    return _torchscan(model, sample, read="rows")
+
+
 def _torchscan_memory(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
-    return _torchscan(model, sample, memory=True)
+    return _torchscan(model, sample, read="whole")
 
 
 def _torchinfo(model: nn.Module, sample: torch.Tensor) -> tuple[int, int | None]:
@@ -124,6 +134,7 @@ _FX = "fx graph alone"
 
 TOOLS: dict[str, tuple[str | None, Tool]] = {
     "torchscan": (None, _torchscan),
+    "torchscan + rows": (None, _torchscan_rows),
     "torchscan + memory": (None, _torchscan_memory),
     "torchinfo": ("torchinfo", _torchinfo),
     "fvcore": ("fvcore", _fvcore),

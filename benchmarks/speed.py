@@ -9,20 +9,21 @@
 
 ``ratio``: for each torchvision classifier, the median ``crawl_module`` time over the median time of
 one ``torch.no_grad`` CPU forward of the same model (batch 1), measured in one process with the two
-interleaved, and the same with the report's memory section read (made on its first read); then the
+interleaved, and the same with the whole report read (rows, diagnostics, memory: each made on its first read); then the
 geometric mean over the models, at 224x224 and 1024x1024 (goals: < 1 and < 0.1, issue 7). Models that
 cannot take the size (inception_v3 below 299, the ViTs and MaxViT fixed at 224 positions) are skipped at
 that size.
 
 ``growth``: an ``nn.Sequential`` of N blocks (conv-bn-relu and a residual add: 4 graph nodes
-each) on a 16x16 input: the analysis time (its memory section read) per graph node at each N must stay
+each) on a 16x16 input: the analysis time (the whole report read) per graph node at each N must stay
 flat (no quadratic pass) from 1k to 100k nodes.
 
 ``sweep``: ``torchscan.sweep`` over 8 input shapes (the model's 224x224 and other sizes or batch
 sizes) against one ``crawl_module`` call: the cost of each extra shape as a share of a first
 analysis (issue 13's goal: at most 20%), in process CPU time (this part is for shared machines,
 where the wall clock measures the neighbours), medians of ``--repeat`` interleaved rounds; once as
-called (a report makes its memory section on its first read) and once with every report's memory read.
+called (a report makes its rows, diagnostics and memory section on their first read) and once with every report
+read whole.
 
 ``phases``: where one sweep item's time goes — ``torchscan.sweep`` over the same 8 inputs as ``sweep``, its passes
 timed (process CPU) around their calls by wrappers installed in this benchmark process for the measurement and
@@ -57,7 +58,7 @@ import torchvision
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from torchscan import crawl_module, sweep
+from torchscan import Report, crawl_module, sweep
 
 
 def median_times(functions: list[Callable[[], object]], repeat: int) -> list[float]:
@@ -75,11 +76,11 @@ def median_times(functions: list[Callable[[], object]], repeat: int) -> list[flo
 
 def ratios(names: list[str], sizes: list[int], repeat: int) -> None:
     print(
-        "| Model | Size | Analysis (s) | Forward (s) | Ratio | With memory (s) | Ratio with memory |\n"
+        "| Model | Size | Analysis (s) | Forward (s) | Ratio | Read whole (s) | Ratio read whole |\n"
         "|---|---:|---:|---:|---:|---:|---:|"
     )
     by_size: dict[int, list[float]] = {size: [] for size in sizes}
-    with_memory: dict[int, list[float]] = {size: [] for size in sizes}
+    read_whole_ratios: dict[int, list[float]] = {size: [] for size in sizes}
     for name in names:
         model = torchvision.models.get_model(name, weights=None).eval()
         for size in sizes:
@@ -97,12 +98,12 @@ def ratios(names: list[str], sizes: list[int], repeat: int) -> None:
             def analyse(model: nn.Module = model, size: int = size) -> None:
                 crawl_module(model, (3, size, size))
 
-            def analyse_memory(model: nn.Module = model, size: int = size) -> None:
-                _read_memory(crawl_module(model, (3, size, size)))
+            def analyse_whole(model: nn.Module = model, size: int = size) -> None:
+                read_whole(crawl_module(model, (3, size, size)))
 
-            analysis, forward_time, full = median_times([analyse, forward, analyse_memory], repeat)
+            analysis, forward_time, full = median_times([analyse, forward, analyse_whole], repeat)
             by_size[size].append(analysis / forward_time)
-            with_memory[size].append(full / forward_time)
+            read_whole_ratios[size].append(full / forward_time)
             print(
                 f"| {name} | {size} | {analysis:.3f} | {forward_time:.3f} | {analysis / forward_time:.2f} | "
                 f"{full:.3f} | {full / forward_time:.2f} |",
@@ -111,16 +112,19 @@ def ratios(names: list[str], sizes: list[int], repeat: int) -> None:
     for size, values in by_size.items():
         if values:
             mean = math.exp(statistics.fmean(math.log(value) for value in values))
-            full_mean = math.exp(statistics.fmean(math.log(value) for value in with_memory[size]))
+            full_mean = math.exp(statistics.fmean(math.log(value) for value in read_whole_ratios[size]))
             print(
-                f"\ngeometric mean of analysis/forward at {size}x{size}: {mean:.3f} ({full_mean:.3f} with the memory "
-                f"section read) over {len(values)} models"
+                f"\ngeometric mean of analysis/forward at {size}x{size}: {mean:.3f} ({full_mean:.3f} with the whole "
+                f"report read) over {len(values)} models"
             )
 
 
-def _read_memory(report: object) -> None:
-    """Read a report's memory section (made on its first read)."""
-    if getattr(report, "memory", None) is None:
+def read_whole(report: Report) -> None:
+    """Read every part of a report made on its first read: its rows, its diagnostics (since the fiftieth session)
+    and its memory section (since the forty-seventh); at a revision that made them eagerly, only reads them."""
+    if not isinstance(report.rows, tuple) or not isinstance(report.diagnostics, tuple):
+        raise RuntimeError("the report has no rows or no diagnostics")
+    if report.memory is None:
         raise RuntimeError("the report has no memory section")
 
 
@@ -147,7 +151,7 @@ def growth(blocks: list[int], repeat: int) -> None:
         def analyse(model: nn.Module = model) -> None:
             nonlocal nodes
             report = crawl_module(model, (8, 16, 16))
-            _read_memory(report)  # end to end: the memory section too
+            read_whole(report)  # end to end: rows and memory section too
             nodes = report.records.number_of_nodes()
 
         (seconds,) = median_times([analyse], repeat if count < 10_000 else 1)
@@ -174,7 +178,7 @@ def median_cpu_times(functions: list[Callable[[], object]], repeat: int) -> list
 def sweeps(names: list[str], repeat: int) -> None:
     print(
         "| Model | Items | One analysis (ms) | Sweep (ms) | Per extra item (ms) | Extra / first | "
-        "Extra / first, memory read |\n"
+        "Extra / first, read whole |\n"
         "|---|---|---:|---:|---:|---:|---:|"
     )
     for name in names:
@@ -184,11 +188,11 @@ def sweeps(names: list[str], repeat: int) -> None:
         first = items[0] if isinstance(items[0], dict) else {"input_shape": items[0]}
 
         def one_read(first: dict = first, model: nn.Module = model) -> None:
-            _read_memory(crawl_module(model, **first))
+            read_whole(crawl_module(model, **first))
 
         def swept_read(items: list = items, model: nn.Module = model) -> None:
             for report in sweep(model, items):
-                _read_memory(report)
+                read_whole(report)
 
         one, swept, one_full, swept_full = median_cpu_times(
             [

@@ -135,6 +135,78 @@ def test_an_analysis_makes_no_memory_section_until_read(monkeypatch: pytest.Monk
     assert made == [1]
 
 
+class _WithUnusedHead(nn.Module):
+    """A block whose auxiliary head is never called (an ``unused-params`` diagnostic) and whose forward counts its
+    runs in a global list."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+        self.aux = nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _RUNS.append(1)
+        return self.body(x).mean((2, 3))
+
+
+def test_the_rows_and_diagnostics_are_made_on_first_read_from_plain_records() -> None:
+    """Rows and diagnostics are made when first read, equal to those read at once: the model may have changed or
+    be gone by then, its code does not run again, and until then the report holds neither it nor a tensor."""
+    model = _WithUnusedHead().train()
+    at_once = crawl_module(model, (3, 12, 12), batch_size=2)
+    expected = (at_once.diagnostics, at_once.rows)
+    assert [diagnostic.code for diagnostic in expected[0]] == ["unused-params"]
+    held = [weakref.ref(tensor) for tensor in (*model.parameters(), *model.buffers())]
+    report = crawl_module(model, (3, 12, 12), batch_size=2)
+    runs = len(_RUNS)
+    model.aux = nn.Linear(8, 400)  # an edit after the analysis: the report answers for the model as it was
+    model.body.insert(0, nn.Identity())
+    del model
+    gc.collect()
+    assert all(ref() is None for ref in held)  # not one parameter held by the unread report
+    assert (report.diagnostics, report.rows) == expected  # the diagnostics first: they read the rows
+    assert report.to_dict() == at_once.to_dict()
+    assert len(_RUNS) == runs  # no forward ran for the rows
+    assert report.rows is report.rows  # made once
+
+
+def test_an_analysis_makes_no_rows_until_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[int] = []
+    build = torchscan.api.build_rows
+    monkeypatch.setattr(torchscan.api, "build_rows", lambda *args, **kwargs: made.append(1) or build(*args, **kwargs))
+    report = crawl_module(torchvision.models.resnet18(num_classes=10).eval(), (3, 32, 32))
+    assert report.totals.macs > 0 and made == []
+    assert report.diagnostics == () and made == [1]  # the unused-parameters diagnostic reads the rows
+    assert report.row("layer1.0.conv1").macs > 0 and sum(row.macs for row in report.rows_at_depth(1)) == (
+        report.totals.macs
+    )
+    assert made == [1]  # the rows the diagnostics read, kept
+    fields = crawl_module(torchvision.models.resnet18(num_classes=10).eval(), (3, 32, 32), receptive_field=True)
+    assert made == [1, 1]  # receptive fields are written on the rows: made with them
+    assert fields.row("layer1").receptive_field is not None
+
+
+@pytest.mark.parametrize("part", ["rows", "diagnostics", "memory"])
+def test_deferred_parts_of_a_sweep_read_from_threads_equal_fresh_analyses(part: str) -> None:
+    model = _WithUnusedHead().train()
+    sizes = [(3, size, size) for size in (12, 16, 20, 14)]
+    fresh = [getattr(crawl_module(model, size), part) for size in sizes]
+    reports = sweep(model, sizes)
+    start = threading.Barrier(len(reports))
+    read: dict[int, object] = {}
+
+    def read_part(position: int) -> None:
+        start.wait()
+        read[position] = getattr(reports[position], part)
+
+    threads = [threading.Thread(target=read_part, args=(position,)) for position in range(len(reports))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [read[position] for position in range(len(reports))] == fresh
+
+
 def test_memory_sections_of_a_sweep_read_from_threads_equal_fresh_analyses() -> None:
     model = torchvision.models.resnet18(num_classes=10).train()
     sizes = [(3, size, size) for size in (64, 96, 128, 80)]

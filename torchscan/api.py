@@ -57,8 +57,8 @@ from torchscan.passes.memory import (
 )
 from torchscan.passes.params import ParamSummary, collect_params, parameter_readers
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
-from torchscan.passes.rows import RowMemo, build_rows, unused_parameters
-from torchscan.records import COST, RECORD, Cost, MemoryReport
+from torchscan.passes.rows import ModuleTypes, RowMemo, build_rows, module_types, unused_parameters
+from torchscan.records import COST, RECORD, Cost, MemoryReport, Row
 from torchscan.records.deferred import Deferred
 from torchscan.records.frozen import frozen_record
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
@@ -324,6 +324,8 @@ class _Subject:
     containers: frozenset[str]
     modules: tuple[tuple[str, nn.Module], ...] = ()
     """``model.named_modules()``, walked once."""
+    types: ModuleTypes = ()
+    """What the rows read of the modules (:func:`~torchscan.passes.rows.module_types`)."""
 
 
 def _subject(model: nn.Module, formulas: Mapping[Any, Formula] | None) -> _Subject:
@@ -338,6 +340,7 @@ def _subject(model: nn.Module, formulas: Mapping[Any, Formula] | None) -> _Subje
         device=input_device(inner),
         params=collect_params(inner, modules),
         modules=modules,
+        types=module_types(inner, modules),
         library=library_modules(inner, modules),
         containers=container_modules(inner, modules),
     )
@@ -454,30 +457,34 @@ def _report(
     costs, diagnostics = count_costs(graph, registry)
     diagnostics = (*subject.unwrapped, *_hook_diagnostics(subject.hooks), *chain.diagnostics, *diagnostics)
     nx.set_node_attributes(graph, costs, COST)  # per-node costs stay available to exports
-    output_bytes = row_output_bytes(graph, captured.module_outputs)
-    rows = build_rows(
-        model,
-        graph,
-        costs,
-        params,
-        captured.module_outputs,
-        output_bytes,
-        subject.modules,
-        memo=memos.rows if memos is not None else None,
-        passed_through=captured.passed_through,
-    )
-    if readers is not None:
-        diagnostics = (*diagnostics, *unused_parameters(rows, readers))
     graph.graph[LIBRARY_MODULES] = subject.library
     graph.graph[CONTAINER_MODULES] = subject.containers
     graph.graph[HELD_OUTPUTS] = captured.held_outputs + captured.held_state
-    if receptive_field:
+    # the rows (and the diagnostic that reads them) made on their first read: a reader of the totals alone does not
+    # pay for them; what they read is plain records, never the model or its copy
+    deferred_rows = Deferred(
+        functools.partial(
+            _rows,
+            subject.types,
+            graph,
+            costs,
+            params,
+            captured.module_outputs,
+            captured.passed_through,
+            memos.rows if memos is not None else None,
+        )
+    )
+    rows: tuple[Row, ...] | Deferred[tuple[Row, ...]] = deferred_rows
+    made: tuple[Diagnostic, ...] | Deferred[tuple[Diagnostic, ...]] = diagnostics
+    if readers is not None:
+        made = Deferred(functools.partial(_with_unused_parameters, diagnostics, deferred_rows, readers))
+    if receptive_field:  # the fields' rows made now
         fields = receptive_fields(graph)
-        rows = with_receptive_fields(rows, fields, captured.module_outputs)
+        rows = with_receptive_fields(deferred_rows.get(), fields, captured.module_outputs)
         nx.set_node_attributes(
             graph, {name: dict(zip(_RF_KEYS, row_values(fields.of(name)), strict=True)) for name in graph}
         )
-        diagnostics = (*diagnostics, *fields.diagnostics)
+        made = (*(made.get() if isinstance(made, Deferred) else made), *fields.diagnostics)
     memo = memos.memory if memos is not None else None
     # what of the memory section only the capture answers, made now; the rest on the section's first read
     held = captured_memory(graph, params, _replay(captured, values, inputs.specs, subject.device), memo)
@@ -498,7 +505,7 @@ def _report(
     return Report(
         rows=rows,
         totals=totals,
-        diagnostics=diagnostics,
+        diagnostics=made,
         context=_context(model, inputs.specs, outputs, captured.method, subject.device),
         records=graph,
         memory=Deferred(
@@ -506,6 +513,29 @@ def _report(
             lock=memos.lock if memos is not None else None,
         ),
     )
+
+
+def _rows(
+    types: ModuleTypes,
+    graph: nx.DiGraph,
+    costs: Mapping[str, Cost | None],
+    params: ParamSummary,
+    module_outputs: Mapping[str, tuple[str, ...]],
+    passed_through: Mapping[str, tuple[tuple[str, int], ...]],
+    memo: RowMemo | None,
+) -> tuple[Row, ...]:
+    """A report's rows, made on their first read (:class:`~torchscan.records.deferred.Deferred`) from plain records:
+    the collector paused, as in an analysis."""
+    with _collector_paused():
+        output_bytes = row_output_bytes(graph, module_outputs)
+        return build_rows(types, graph, costs, params, module_outputs, output_bytes, memo, passed_through)
+
+
+def _with_unused_parameters(
+    diagnostics: tuple[Diagnostic, ...], rows: Deferred[tuple[Row, ...]], readers: frozenset[str]
+) -> tuple[Diagnostic, ...]:
+    """``diagnostics`` and the one that names modules holding parameters the forward never read (it reads the rows)."""
+    return (*diagnostics, *unused_parameters(rows.get(), readers))
 
 
 def _memory(

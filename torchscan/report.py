@@ -37,9 +37,13 @@ __all__ = ["SCHEMA_VERSION", "Context", "Diagnostic", "Report", "Row", "Totals"]
 class Report:
     """Everything torchscan measured about one model and input."""
 
-    rows: tuple[Row, ...]
+    rows: tuple[Row, ...] = deferred_field()
+    """One row per module and functional call in tree order. A report made by an analysis makes them on their first
+    read, from plain records (a reader of the totals alone does not pay for them): the same rows whenever read."""
     totals: Totals
-    diagnostics: tuple[Diagnostic, ...]
+    diagnostics: tuple[Diagnostic, ...] = deferred_field()
+    """What the analysis noticed (unknown ops, fallbacks, hooks not run, unused parameters…); the one naming unused
+    parameters reads the rows, so a report made by an analysis makes them on their first read too."""
     context: Context
     records: nx.DiGraph = field(compare=False, repr=False, default_factory=nx.DiGraph)
     """The pipeline's graph: a frozen ``NodeRecord`` (and ``Cost``) per fx node, read by the passes."""

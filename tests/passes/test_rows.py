@@ -15,7 +15,7 @@ from torchscan import Report, crawl_module
 from torchscan.ops import DEFAULT_REGISTRY
 from torchscan.passes.counts import count_costs
 from torchscan.passes.params import collect_params
-from torchscan.passes.rows import RowMemo, build_rows, scoped_names
+from torchscan.passes.rows import RowMemo, build_rows, module_types, scoped_names
 from torchscan.records import RECORD
 
 
@@ -292,8 +292,8 @@ def test_a_kept_row_plan_gives_the_rows_made_afresh() -> None:
     for report in (first, second):
         costs, _ = count_costs(report.records, DEFAULT_REGISTRY)
         rows[report is first] = (
-            build_rows(model, report.records, costs, params, {}, memo=memo),
-            build_rows(model, report.records, costs, params, {}),
+            build_rows(module_types(model), report.records, costs, params, {}, memo=memo),
+            build_rows(module_types(model), report.records, costs, params, {}),
         )
     assert len(memo) == 1
     for kept, fresh in rows.values():

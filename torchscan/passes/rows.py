@@ -12,7 +12,7 @@ A functional row is named by the module that made the call and the op's display 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,16 @@ from torchscan.passes.params import ParamSummary
 from torchscan.records import RECORD, Cost, Diagnostic, NodeRecord, Row, RowKind, node_records
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["RowMemo", "RowPlan", "build_rows", "row_plan", "scoped_names", "unused_parameters"]
+__all__ = [
+    "ModuleTypes",
+    "RowMemo",
+    "RowPlan",
+    "build_rows",
+    "module_types",
+    "row_plan",
+    "scoped_names",
+    "unused_parameters",
+]
 
 
 @dataclass(slots=True)
@@ -105,54 +114,61 @@ class RowPlan:
     """(row, its parent) indices, children before their parents: each row's total is complete when added."""
 
 
+ModuleTypes = tuple[tuple[str, str], ...]
+"""``(path, class name)`` per module of a model in ``named_modules()`` order, the root first (path ``""``): what
+the rows read of the model (:func:`module_types`), so that rows can be made without holding it."""
+
 RowMemo = dict[tuple[bool, ...], RowPlan]
 """Row plans of one capture by the key of :func:`build_rows` (per node: whether it has tensor outputs)."""
 
 
+def module_types(model: nn.Module, modules: Iterable[tuple[str, nn.Module]] | None = None) -> ModuleTypes:
+    """The :data:`ModuleTypes` of ``model`` (``modules``: ``model.named_modules()`` when the caller has it)."""
+    walked = model.named_modules() if modules is None else modules
+    return (("", type(model).__name__), *((path, type(module).__name__) for path, module in walked if path))
+
+
 def build_rows(
-    model: nn.Module,
+    types: ModuleTypes,
     graph: nx.DiGraph,
     costs: Mapping[str, Cost | None],
     params: ParamSummary,
     module_outputs: Mapping[str, tuple[str, ...]],
     output_bytes: Callable[[str, str, str | None], int] | None = None,
-    modules: Sequence[tuple[str, nn.Module]] | None = None,
     memo: RowMemo | None = None,
     passed_through: Mapping[str, tuple[tuple[str, int], ...]] | None = None,
 ) -> tuple[Row, ...]:
-    """The report rows in tree order (children by first execution; unused modules last);
-    ``output_bytes(name, kind, node)`` gives each row's ``output_bytes`` (0 without it), ``modules``
-    is ``model.named_modules()`` when the caller has it. ``memo`` keeps the :class:`RowPlan` of the
-    graphs of one capture of ``model`` (the same ``params`` and ``module_outputs``) across analyses
-    of it at other inputs. ``passed_through``: the module calls that made no node
-    (:attr:`~torchscan.graph.trace.Capture.passed_through`), placed in the order of calls."""
+    """The report rows in tree order (children by first execution; unused modules last) of a model whose modules
+    are ``types`` (:func:`module_types`); ``output_bytes(name, kind, node)`` gives each row's ``output_bytes`` (0
+    without it). ``memo`` keeps the :class:`RowPlan` of the graphs of one capture of the model (the same
+    ``params`` and ``module_outputs``) across analyses of it at other inputs. ``passed_through``: the module calls
+    that made no node (:attr:`~torchscan.graph.trace.Capture.passed_through`), placed in the order of calls."""
     ordered = node_records(graph)
     key = tuple(bool(record.outputs) for record in ordered) if memo is not None else None
     plan = memo.get(key) if memo is not None and key is not None else None
     if plan is None:
-        plan = row_plan(model, ordered, params, module_outputs, modules, passed_through)
+        plan = row_plan(types, ordered, params, module_outputs, passed_through)
         if memo is not None and key is not None:
             memo[key] = plan
     return _rows(plan, graph, costs, output_bytes)
 
 
 def row_plan(
-    model: nn.Module,
+    types: ModuleTypes,
     ordered: list[NodeRecord],
     params: ParamSummary,
     module_outputs: Mapping[str, tuple[str, ...]],
-    modules: Sequence[tuple[str, nn.Module]] | None = None,
     passed_through: Mapping[str, tuple[tuple[str, int], ...]] | None = None,
 ) -> RowPlan:
     """The :class:`RowPlan` of a graph's records (execution order); reads of them only names, ops,
-    indices, module paths, type names and whether a node has tensor outputs (``passed_through``: as
-    :func:`build_rows`)."""
+    indices, module paths, type names and whether a node has tensor outputs (``types`` and
+    ``passed_through``: as :func:`build_rows`)."""
     by_name = {record.name: record for record in ordered}
     leaf_calls = {record.module_path for record in ordered if record.op == "call_module"}
 
-    accs: dict[str, _Acc] = {"": _Acc("", type(model).__name__, "module", "", -math.inf)}
+    accs: dict[str, _Acc] = {"": _Acc("", types[0][1], "module", "", -math.inf)}
     owner_of: dict[str, str] = {"": ""}
-    for path, module in model.named_modules() if modules is None else modules:
+    for path, type_name in types:
         if not path:
             continue
         parent = _parent_path(path)
@@ -160,7 +176,7 @@ def row_plan(
             owner_of[path] = owner_of[parent]
             continue
         owner_of[path] = path
-        accs[path] = _Acc(path, type(module).__name__, "module", parent, math.inf)
+        accs[path] = _Acc(path, type_name, "module", parent, math.inf)
 
     functional = [r for r in ordered if r.op in ("call_function", "call_method") and r.produces_tensor]
     parents = {record.name: record.module_path if record.module_path in accs else "" for record in functional}

@@ -9,7 +9,7 @@ from torch import fx, nn
 from torchscan import Report, crawl_module
 from torchscan.passes.memory import output_bytes, row_output_bytes, with_output_bytes
 from torchscan.passes.params import collect_params
-from torchscan.passes.rows import build_rows
+from torchscan.passes.rows import build_rows, module_types
 from torchscan.records import COST, RECORD, node_records
 
 
@@ -31,9 +31,9 @@ def test_rows_made_with_their_bytes_equal_rows_given_them_after() -> None:
     graph, outputs = report.records, _module_outputs(report)
     params = collect_params(model)
     costs = {name: data.get(COST) for name, data in graph.nodes(data=True) if COST in data}
-    plain = build_rows(model, graph, costs, params, outputs)
+    plain = build_rows(module_types(model), graph, costs, params, outputs)
     assert all(row.output_bytes == 0 for row in plain)
-    made = build_rows(model, graph, costs, params, outputs, row_output_bytes(graph, outputs))
+    made = build_rows(module_types(model), graph, costs, params, outputs, row_output_bytes(graph, outputs))
     assert made == with_output_bytes(plain, graph, outputs)
     assert sum(row.output_bytes > 0 for row in made) > 50
 
