@@ -405,7 +405,7 @@ def line(result: Result) -> str:
         return f"{text}  ratio: skipped, {timing.skipped}"
     return (
         f"{text}  ratio: {timing.ratio:.2f} ({timing.analysis:.3f}s / {timing.forward:.3f}s), "
-        f"with memory {timing.full_ratio:.2f}"
+        f"read whole {timing.full_ratio:.2f}"
     )
 
 
