@@ -144,6 +144,24 @@ def test_a_scripted_swin_is_complete() -> None:
     assert report.totals.macs == pytest.approx(plain.totals.macs, rel=1e-4)  # its norms' MACs as ATen's ops
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["swin_t", "maxvit_t"])
+def test_traced_swin_and_maxvit_count_as_the_model(name: str) -> None:
+    """The TorchScript interpreter computes on a traced program's own constants: Swin's ``aten::equal`` of two head
+    counts (wrapped numbers, which reach a dispatch mode as Python ints), MaxViT's ``item()`` of a constant tensor;
+    both failed as a fake op (a ``ShapeError``) before. Swin's mask fills (``aten::fill_``) were unknown."""
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.get_model(name, weights=None).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated; tracing warns of its own Python reads
+        traced = torch.jit.trace(model, torch.randn(1, 3, 224, 224), check_trace=False)
+    report = crawl_module(traced, (3, 224, 224))
+    plain = crawl_module(model, (3, 224, 224))
+    assert report.totals.complete, [d.message for d in report.diagnostics]
+    assert report.totals.params == plain.totals.params
+    assert report.totals.macs == pytest.approx(plain.totals.macs, rel=1e-3)  # its pools and norms as ATen's ops
+
+
 def test_a_view_of_a_parameter_shares_the_parameter_storage() -> None:
     """ATen runs ``linear`` as ``addmm(bias, x, t(weight))``: the interpreter hands the real weight to ``t``, whose
     result is a view of the weight, not an activation. The static peak was the plain model's plus every transposed

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_map
 
 from torchscan.errors import CaptureError, ShapeError
@@ -76,7 +76,15 @@ class _AtenRecorder(TorchDispatchMode):
     ) -> Any:
         kwargs = dict(kwargs or {})
         try:
-            result = func(*tree_map(self._fake, tuple(args)), **tree_map(self._fake, kwargs))
+            given, named = tree_map(self._fake, tuple(args)), tree_map(self._fake, kwargs)
+            if _constants_only(func, given, named):
+                # an op of the traced program's own constants (numbers, small tensors it holds; no input, parameter
+                # or buffer reaches it): computed as the interpreter computes it, on those constants alone, so that a
+                # value read from it (Swin's ``aten::equal`` of two head counts, MaxViT's ``item()``) is known
+                with _disable_current_modes():
+                    result = func(*_numbers_as_tensors(func, given), **named)
+            else:
+                result = func(*_numbers_as_tensors(func, given), **named)
         except Exception as error:
             shapes = shapes_of(describe((tuple(args), kwargs)))
             message = f"the scripted model's op {func} rejected input shapes {shape_list(shapes)}: {first_line(error)}"
@@ -85,6 +93,55 @@ class _AtenRecorder(TorchDispatchMode):
         if func not in _SKIPPED and _has_tensor(result):
             self.recorder._emit("call_function", func, tuple(args), kwargs, result)
         return result
+
+
+_NUMBERS = (int, float, bool)
+
+
+def _numbers_as_tensors(func: Any, args: tuple[Any, ...], check: bool = False) -> Any:
+    """``args`` with each Python number given where ``func``'s schema takes a tensor made a 0-dim tensor again (``args``
+    itself where there is none; with ``check``, only whether there is one): the interpreter passes numbers as
+    wrapped-number tensors (a traced model's constants: Swin's ``aten::equal`` of two head counts), which reach a
+    dispatch mode as Python numbers, and the op refuses them."""
+    if not any(type(value) in _NUMBERS for value in args):
+        return False if check else args
+    schema = func._schema.arguments
+    wrapped = [
+        type(value) in _NUMBERS and position < len(schema) and isinstance(schema[position].type, torch.TensorType)
+        for position, value in enumerate(args)
+    ]
+    if check:
+        return any(wrapped)
+    return tuple(
+        torch.scalar_tensor(value, dtype=_WRAPPED[type(value)]) if number else value
+        for number, value in zip(wrapped, args, strict=True)
+    )
+
+
+_WRAPPED = {int: torch.int64, float: torch.float64, bool: torch.bool}
+"""The dtype of a wrapped-number tensor of each Python number type (torch's)."""
+
+_SMALL = 64
+"""The most elements a real constant tensor of the traced program may hold for an op on constants alone to be computed
+(a traced model's sizes and head counts are 0-dim): a larger one stays the fake mode's to answer."""
+
+
+def _constants_only(func: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
+    """Whether an op's tensor arguments are all constants of the traced program (after parameters and buffers were
+    made fakes): Python numbers where the schema takes a tensor, real tensors of at most :data:`_SMALL` elements;
+    with at least one of them and no fake; never an op that writes one of its arguments (the program's constants are
+    shared with the user's module: an in-place op stays the fake mode's, which writes a fake of the constant)."""
+    if func._schema.is_mutable:
+        return False
+    found = False
+    for value in (*args, *kwargs.values()):
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for item in values:
+            if isinstance(item, torch.Tensor):
+                if isinstance(item, FakeTensor) or type(item) not in _REAL or item.numel() > _SMALL:
+                    return False
+                found = True
+    return found or bool(_numbers_as_tensors(func, args, check=True))
 
 
 def record_scripted(

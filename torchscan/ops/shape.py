@@ -568,6 +568,11 @@ def index_put(call: OpCall, inplace: bool) -> Cost:
     aten.new_empty.default,
     aten.ones_like.default,
     aten.full_like.default,
+    aten.fill.Scalar,
+    aten.fill.Tensor,
+    aten.fill_.Scalar,
+    aten.fill_.Tensor,
+    aten.zero_.default,
 )
 def factory(call: OpCall) -> Cost:
     """Tensor factories and fills (``zeros``, ``arange``, ``full_like``, ``fill_``…): they write their
