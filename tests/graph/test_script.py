@@ -162,6 +162,29 @@ def test_traced_swin_and_maxvit_count_as_the_model(name: str) -> None:
     assert report.totals.macs == pytest.approx(plain.totals.macs, rel=1e-3)  # its pools and norms as ATen's ops
 
 
+def test_only_ops_of_a_programs_small_constants_are_computed() -> None:
+    """What the recording computes for real: an op whose tensor arguments are all the program's own constants (Python
+    numbers where a tensor is taken, real tensors of at most 64 elements); never a fake, a large tensor, an op that
+    writes its argument (a constant the user's module shares) or a random one (the process's generator)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from torchscan.graph.script import _constants_only
+
+    aten = torch.ops.aten
+    small = torch.tensor(3.0)
+    assert _constants_only(aten.equal.default, (12, 24), {})  # wrapped numbers, as the interpreter passes them
+    assert _constants_only(aten.mul.Tensor, (small, small), {})
+    assert _constants_only(aten.cat.default, ([small.reshape(1), small.reshape(1)],), {})
+    assert not _constants_only(aten.mul.Tensor, (torch.ones(65), small), {})
+    assert not _constants_only(aten.add_.Tensor, (small, small), {})
+    assert not _constants_only(aten.bernoulli.default, (small,), {})
+    assert _constants_only(aten.add.Scalar, (small, 2), {})  # a number where the schema takes a number
+    with FakeTensorMode():
+        fake = torch.ones(2)
+    assert not _constants_only(aten.mul.Tensor, (fake, small), {})
+    assert not _constants_only(aten.zeros.default, ([2, 3],), {})  # a factory: no constant among its arguments
+
+
 def test_a_view_of_a_parameter_shares_the_parameter_storage() -> None:
     """ATen runs ``linear`` as ``addmm(bias, x, t(weight))``: the interpreter hands the real weight to ``t``, whose
     result is a view of the weight, not an activation. The static peak was the plain model's plus every transposed

@@ -130,8 +130,9 @@ def _constants_only(func: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any])
     """Whether an op's tensor arguments are all constants of the traced program (after parameters and buffers were
     made fakes): Python numbers where the schema takes a tensor, real tensors of at most :data:`_SMALL` elements;
     with at least one of them and no fake; never an op that writes one of its arguments (the program's constants are
-    shared with the user's module: an in-place op stays the fake mode's, which writes a fake of the constant)."""
-    if func._schema.is_mutable:
+    shared with the user's module: an in-place op stays the fake mode's, which writes a fake of the constant), never a
+    random one (it would draw from the process's generator)."""
+    if func._schema.is_mutable or torch.Tag.nondeterministic_seeded in func.tags:
         return False
     found = False
     for value in (*args, *kwargs.values()):
