@@ -16,6 +16,7 @@ from torch import nn
 from torchscan.cli import main
 from torchscan.errors import TorchscanError
 from torchscan.loader import (
+    default_batch_size,
     default_input_shapes,
     default_inputs,
     is_saved_model,
@@ -248,6 +249,32 @@ def test_a_saved_model_file_is_loaded_and_analysed(
     plain = crawl_module(model, (3, 16, 16)).totals
     counts = ("params", "flops", "macs", "dmas")
     assert [report["totals"][name] for name in counts] == [getattr(plain, name) for name in counts]
+
+
+def test_an_exported_program_is_analysed_at_its_own_inputs_by_default(
+    tmp_path: Path, offline: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An exported program's shapes are fixed (another fails its guards): without ``--input-shape`` and
+    ``--batch-size`` the command line takes the program's own, batch and dtype included (the default 3×224×224 at
+    batch 1 failed with the program's guard)."""
+    model = _Saved().eval()
+    path = tmp_path / "model.pt2"
+    torch.export.save(torch.export.export(model, (torch.randn(2, 3, 16, 16),)), path)
+    assert default_inputs(str(path)) == ((None, (3, 16, 16), None),) and default_batch_size(str(path)) == 2
+    status = main([str(path), "--format", "json", "-q"])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert report["context"]["input_shapes"] == [[2, 3, 16, 16]]
+    from torchscan import crawl_module
+
+    plain = crawl_module(model, (3, 16, 16), batch_size=2).totals
+    counts = ("params", "flops", "macs", "dmas")
+    assert [report["totals"][name] for name in counts] == [getattr(plain, name) for name in counts]
+    tokens = tmp_path / "tokens.pt2"
+    embedding = torch.nn.Embedding(10, 4)
+    torch.export.save(torch.export.export(embedding, (torch.zeros(3, 5, dtype=torch.long),)), tokens)
+    assert default_inputs(str(tokens)) == ((None, (5,), "int64"),) and default_batch_size(str(tokens)) == 3
+    assert default_batch_size("resnet50") == 1 and default_batch_size(str(tmp_path / "missing.pt2")) == 1
 
 
 def test_a_file_that_holds_no_model_is_refused_with_what_to_pass(

@@ -36,7 +36,7 @@ from torchscan.api import crawl_module, with_measurement
 from torchscan.comparison import compare
 from torchscan.errors import CaptureError, TorchscanError
 from torchscan.inputs import model_inputs
-from torchscan.loader import default_inputs, load_model, real_forward_refused
+from torchscan.loader import default_batch_size, default_inputs, load_model, real_forward_refused
 from torchscan.passes.memory import OPTIMIZERS
 from torchscan.records import ROW_METRICS, TensorSpec
 from torchscan.records.frozen import frozen_record
@@ -413,11 +413,15 @@ def _add_input_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="DIM",
         help="shape of one input sample without the batch dim: 3 224 224 or 3,224,224; repeat it for each "
-        "positional input (default: 3 224 224; 3 16 H W for video models, two images for optical flow). A named "
+        "positional input (default: 3 224 224; 3 16 H W for video models, two images for optical flow, an exported "
+        "program's own). A named "
         "size (3 H%%32 W%%32: multiples of 32) gives formulas in it",
     )
     parser.add_argument(
-        "--batch-size", type=_batch_argument, default=1, help="batch size, or a name (B) for formulas (default: 1)"
+        "--batch-size",
+        type=_batch_argument,
+        default=None,
+        help="batch size, or a name (B) for formulas (default: 1, an exported program's own batch)",
     )
     parser.add_argument(
         "--dtype",
@@ -634,6 +638,8 @@ def _run(args: argparse.Namespace) -> int:
     progress = _Progress(_progress_shown(args), stages=3 + bool(args.measure))
     try:
         progress.stage(f"building {args.model}")  # torchvision's import (and torch._dynamo's) is in there
+        if args.batch_size is None:
+            args.batch_size = default_batch_size(args.model) if not args.input_shape else 1
         inputs = _inputs(args, args.model)
         report, model = _analyse(args.model, inputs, args, progress, real_weights=real_weights)
         if isinstance(report, SymbolicReport):
@@ -690,6 +696,8 @@ def _symbolic_text(report: SymbolicReport, args: argparse.Namespace) -> str:
 def _run_diff(args: argparse.Namespace) -> int:
     """``torchscan diff``: both models analysed with the same options, B compared against A."""
     start = time.perf_counter()
+    if args.batch_size is None:
+        args.batch_size = 1
     output = check_output_path(args.output) if args.output is not None else None
     metrics = tuple(name.strip() for name in args.metrics.split(",") if name.strip())
     unknown = [name for name in metrics if name not in ROW_METRICS]

@@ -17,6 +17,7 @@ measurement needs real weights: ``meta=False`` gives them (random, as the builde
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -42,6 +43,7 @@ from torchscan.loader.weights import meta_weights, real_forward_refused
 __all__ = [
     "DEFAULT_INPUT_SHAPE",
     "call_user_code",
+    "default_batch_size",
     "default_input_shapes",
     "default_inputs",
     "is_saved_model",
@@ -308,11 +310,68 @@ def load_model(spec: str, *, meta: bool = True) -> nn.Module:
 def default_inputs(spec: str) -> tuple[tuple[str | None, tuple[int, ...], str | None], ...]:
     """``(keyword or None, shape without the batch dim, dtype name or None)`` of each input ``spec``'s model is
     called with when the user gives none: a Hugging Face architecture's by keyword
-    (:func:`~torchscan.loader.huggingface.default_inputs`: ``input_ids`` of 128 int64 tokens…), every other
-    model's positional (:func:`default_input_shapes`, the default float dtype)."""
+    (:func:`~torchscan.loader.huggingface.default_inputs`: ``input_ids`` of 128 int64 tokens…), an exported
+    program's as it was exported (:func:`default_batch_size` gives its batch), every other model's positional
+    (:func:`default_input_shapes`, the default float dtype)."""
     if spec.startswith(huggingface.PREFIX):
         return huggingface.default_inputs(spec)
+    exported = _exported_inputs(spec)
+    if exported is not None:
+        return tuple((None, shape[1:], _DTYPE_NAMES.get(dtype)) for shape, dtype in exported)
     return tuple((None, shape, None) for shape in default_input_shapes(spec))
+
+
+def default_batch_size(spec: str) -> int:
+    """The batch size ``spec``'s model is analysed at when the user gives none: an exported program's first input's
+    first dim as it was exported (its shapes are fixed: another fails its guards), else 1."""
+    exported = _exported_inputs(spec)
+    return exported[0][0][0] if exported else 1
+
+
+_DTYPE_NAMES = {
+    torch.float16: "float16",
+    torch.bfloat16: "bfloat16",
+    torch.float64: "float64",
+    torch.int64: "int64",
+    torch.int32: "int32",
+    torch.bool: "bool",
+}
+"""The command line's name of each input dtype an exported program may take (float32, the default, has none)."""
+
+
+def _exported_inputs(spec: str) -> tuple[tuple[tuple[int, ...], torch.dtype], ...] | None:
+    """Each input's full shape and dtype as the exported program saved at ``spec`` was exported with (None: no such
+    file, or an input that is not a tensor of static shape)."""
+    path = Path(spec)
+    if not is_saved_model(spec) or not path.is_file():
+        return None
+    stat = path.stat()
+    return _program_inputs(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _program_inputs(path: str, _mtime: int, _size: int) -> tuple[tuple[tuple[int, ...], torch.dtype], ...] | None:
+    """:func:`_exported_inputs` of the file at ``path`` as it is at that time and size (read once per version)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if not any(name.partition("/")[2] == "archive_format" for name in archive.namelist()):
+                return None
+    except (zipfile.BadZipFile, OSError):
+        return None
+    program = call_user_code(f"loading the exported program {path}", lambda: torch.export.load(path))
+    users = [
+        spec.arg.name
+        for spec in program.graph_signature.input_specs
+        if spec.kind == torch.export.graph_signature.InputKind.USER_INPUT
+    ]
+    values = {node.name: node.meta.get("val") for node in program.graph.nodes if node.op == "placeholder"}
+    found = []
+    for name in users:
+        value = values.get(name)
+        if not isinstance(value, torch.Tensor) or value.ndim == 0 or not all(type(size) is int for size in value.shape):
+            return None
+        found.append((tuple(value.shape), value.dtype))
+    return tuple(found) or None
 
 
 def default_input_shapes(spec: str) -> tuple[tuple[int, ...], ...]:
@@ -320,7 +379,8 @@ def default_input_shapes(spec: str) -> tuple[tuple[int, ...], ...]:
 
     torchvision's video models: ``(3, 16, H, W)``, 16 frames of their weights' crop size;
     optical-flow models: two images ``(3, 224, 224)``; everything else one ``(3, 224, 224)`` (a saved model file's
-    too, torchvision not asked). The families are torchvision's own model modules (``list_models(module=...)``).
+    too, torchvision not asked: :func:`default_inputs` reads an exported program's own). The families are
+    torchvision's own model modules (``list_models(module=...)``).
     """
     if ":" in spec or is_saved_model(spec):
         return (DEFAULT_INPUT_SHAPE,)
