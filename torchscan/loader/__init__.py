@@ -17,7 +17,6 @@ measurement needs real weights: ``meta=False`` gives them (random, as the builde
 from __future__ import annotations
 
 import difflib
-import functools
 import importlib
 import importlib.util
 import inspect
@@ -341,28 +340,21 @@ _DTYPE_NAMES = {
 
 def _exported_inputs(spec: str) -> tuple[tuple[tuple[int, ...], torch.dtype], ...] | None:
     """Each input's full shape and dtype as the exported program saved at ``spec`` was exported with (None: no such
-    file, or an input that is not a tensor of static shape)."""
+    file, or an input that is not a tensor of static shape). The program is loaded to read them (no cache is kept)."""
     path = Path(spec)
     if not is_saved_model(spec) or not path.is_file():
         return None
-    stat = path.stat()
-    return _program_inputs(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=4)
-def _program_inputs(path: str, _mtime: int, _size: int) -> tuple[tuple[tuple[int, ...], torch.dtype], ...] | None:
-    """:func:`_exported_inputs` of the file at ``path`` as it is at that time and size (read once per version)."""
     try:
         with zipfile.ZipFile(path) as archive:
             if not any(name.partition("/")[2] == "archive_format" for name in archive.namelist()):
                 return None
     except (zipfile.BadZipFile, OSError):
         return None
-    program = call_user_code(f"loading the exported program {path}", lambda: torch.export.load(path))
+    program = call_user_code(f"loading the exported program {path}", lambda: torch.export.load(str(path)))
     users = [
-        spec.arg.name
-        for spec in program.graph_signature.input_specs
-        if spec.kind == torch.export.graph_signature.InputKind.USER_INPUT
+        entry.arg.name
+        for entry in program.graph_signature.input_specs
+        if entry.kind == torch.export.graph_signature.InputKind.USER_INPUT
     ]
     values = {node.name: node.meta.get("val") for node in program.graph.nodes if node.op == "placeholder"}
     found = []
