@@ -10,8 +10,8 @@ import inspect
 import itertools
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TextIO, TypeVar
 
 import networkx as nx
 import torch
@@ -46,7 +46,6 @@ from torchscan.passes.memory import (
     CONTAINER_MODULES,
     HELD_OUTPUTS,
     LIBRARY_MODULES,
-    CapturedMemory,
     PlanMemo,
     Replay,
     captured_memory,
@@ -58,7 +57,7 @@ from torchscan.passes.memory import (
 from torchscan.passes.params import ParamSummary, collect_params, parameter_readers
 from torchscan.passes.receptive import receptive_fields, row_values, with_receptive_fields
 from torchscan.passes.rows import ModuleTypes, RowMemo, build_rows, module_types, unused_parameters
-from torchscan.records import COST, RECORD, Cost, MemoryReport, Row
+from torchscan.records import COST, RECORD, Row
 from torchscan.records.deferred import Deferred
 from torchscan.records.frozen import frozen_record
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
@@ -70,6 +69,8 @@ __all__ = ["DEFAULT_REAL_FORWARD_LIMIT", "crawl_module", "summary", "sweep"]
 InputShape = Sequence[int | str | Dim] | Sequence[Sequence[int | str | Dim]] | torch.Tensor | Sequence[torch.Tensor]
 """A shape without the batch dim, one per positional input, or example tensors (full shapes); a
 size may be named (``"H"``, ``Dim("H", multiple_of=32)``): the report is then symbolic."""
+
+_R = TypeVar("_R")
 
 _RF_KEYS = ("receptive_field", "effective_stride", "effective_padding")
 """Per-node receptive-field attributes kept on the report graph (for exports), like the rows' columns."""
@@ -462,16 +463,19 @@ def _report(
     graph.graph[HELD_OUTPUTS] = captured.held_outputs + captured.held_state
     # the rows (and the diagnostic that reads them) made on their first read: a reader of the totals alone does not
     # pay for them; what they read is plain records, never the model or its copy
+    outputs_of = captured.module_outputs
     deferred_rows = Deferred(
         functools.partial(
-            _rows,
+            _paused,
+            build_rows,
             subject.types,
             graph,
             costs,
             params,
-            captured.module_outputs,
-            captured.passed_through,
+            outputs_of,
+            row_output_bytes(graph, outputs_of),
             memos.rows if memos is not None else None,
+            captured.passed_through,
         )
     )
     rows: tuple[Row, ...] | Deferred[tuple[Row, ...]] = deferred_rows
@@ -509,26 +513,17 @@ def _report(
         context=_context(model, inputs.specs, outputs, captured.method, subject.device),
         records=graph,
         memory=Deferred(
-            functools.partial(_memory, graph, params, costs, held, memo),
+            functools.partial(_paused, estimate_memory, graph, params, costs, captured=held, memo=memo),
             lock=memos.lock if memos is not None else None,
         ),
     )
 
 
-def _rows(
-    types: ModuleTypes,
-    graph: nx.DiGraph,
-    costs: Mapping[str, Cost | None],
-    params: ParamSummary,
-    module_outputs: Mapping[str, tuple[str, ...]],
-    passed_through: Mapping[str, tuple[tuple[str, int], ...]],
-    memo: RowMemo | None,
-) -> tuple[Row, ...]:
-    """A report's rows, made on their first read (:class:`~torchscan.records.deferred.Deferred`) from plain records:
-    the collector paused, as in an analysis."""
+def _paused(function: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
+    """``function(*args, **kwargs)`` with the collector paused, as in an analysis: what a report makes on a first read
+    (:class:`~torchscan.records.deferred.Deferred`: its rows, its memory section) from plain records."""
     with _collector_paused():
-        output_bytes = row_output_bytes(graph, module_outputs)
-        return build_rows(types, graph, costs, params, module_outputs, output_bytes, memo, passed_through)
+        return function(*args, **kwargs)
 
 
 def _with_unused_parameters(
@@ -536,20 +531,6 @@ def _with_unused_parameters(
 ) -> tuple[Diagnostic, ...]:
     """``diagnostics`` and the one that names modules holding parameters the forward never read (it reads the rows)."""
     return (*diagnostics, *unused_parameters(rows.get(), readers))
-
-
-def _memory(
-    graph: nx.DiGraph,
-    params: ParamSummary,
-    costs: Mapping[str, Cost | None],
-    captured: CapturedMemory,
-    memo: PlanMemo | None,
-) -> MemoryReport:
-    """A report's memory section, made on its first read (:class:`~torchscan.records.deferred.Deferred`): from
-    plain records only (``captured``: what the capture answered, made while the analysis held it), so the model's
-    code does not run and the report holds neither the model nor its copy; the collector paused, as in an analysis."""
-    with _collector_paused():
-        return estimate_memory(graph, params, costs, captured=captured, memo=memo)
 
 
 _EAGER_TENSORS = frozenset({nn.Parameter, torch.Tensor})
