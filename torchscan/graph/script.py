@@ -97,27 +97,6 @@ class _AtenRecorder(TorchDispatchMode):
 
 _NUMBERS = (int, float, bool)
 
-
-def _numbers_as_tensors(func: Any, args: tuple[Any, ...], check: bool = False) -> Any:
-    """``args`` with each Python number given where ``func``'s schema takes a tensor made a 0-dim tensor again (``args``
-    itself where there is none; with ``check``, only whether there is one): the interpreter passes numbers as
-    wrapped-number tensors (a traced model's constants: Swin's ``aten::equal`` of two head counts), which reach a
-    dispatch mode as Python numbers, and the op refuses them."""
-    if not any(type(value) in _NUMBERS for value in args):
-        return False if check else args
-    schema = func._schema.arguments
-    wrapped = [
-        type(value) in _NUMBERS and position < len(schema) and isinstance(schema[position].type, torch.TensorType)
-        for position, value in enumerate(args)
-    ]
-    if check:
-        return any(wrapped)
-    return tuple(
-        torch.scalar_tensor(value, dtype=_WRAPPED[type(value)]) if number else value
-        for number, value in zip(wrapped, args, strict=True)
-    )
-
-
 _WRAPPED = {int: torch.int64, float: torch.float64, bool: torch.bool}
 """The dtype of a wrapped-number tensor of each Python number type (torch's)."""
 
@@ -126,23 +105,47 @@ _SMALL = 64
 (a traced model's sizes and head counts are 0-dim): a larger one stays the fake mode's to answer."""
 
 
+def _numbers_for_tensors(func: Any, args: tuple[Any, ...]) -> tuple[bool, ...]:
+    """Per positional argument, whether it is a Python number where ``func``'s schema takes a tensor (empty where no
+    argument is a number): the interpreter passes numbers as wrapped-number tensors (a traced model's constants:
+    Swin's ``aten::equal`` of two head counts), which reach a dispatch mode as Python numbers, and the op refuses
+    them."""
+    if not any(type(value) in _NUMBERS for value in args):
+        return ()
+    schema = func._schema.arguments
+    return tuple(
+        type(value) in _NUMBERS and position < len(schema) and isinstance(schema[position].type, torch.TensorType)
+        for position, value in enumerate(args)
+    )
+
+
+def _numbers_as_tensors(func: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``args`` with each number of :func:`_numbers_for_tensors` made a 0-dim tensor again, as the op takes it."""
+    numbers = _numbers_for_tensors(func, args)
+    if not any(numbers):
+        return args
+    return tuple(
+        torch.scalar_tensor(value, dtype=_WRAPPED[type(value)]) if number else value
+        for number, value in zip(numbers, args, strict=True)
+    )
+
+
 def _constants_only(func: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bool:
     """Whether an op's tensor arguments are all constants of the traced program (after parameters and buffers were
     made fakes): Python numbers where the schema takes a tensor, real tensors of at most :data:`_SMALL` elements;
     with at least one of them and no fake; never an op that writes one of its arguments (the program's constants are
     shared with the user's module: an in-place op stays the fake mode's, which writes a fake of the constant), never a
     random one (it would draw from the process's generator)."""
-    if func._schema.is_mutable or torch.Tag.nondeterministic_seeded in func.tags:
-        return False
     found = False
     for value in (*args, *kwargs.values()):
-        values = value if isinstance(value, (tuple, list)) else (value,)
-        for item in values:
-            if isinstance(item, torch.Tensor):
+        for item in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(item, torch.Tensor):  # a fake (most ops: the first exit) or a large tensor ends it
                 if isinstance(item, FakeTensor) or type(item) not in _REAL or item.numel() > _SMALL:
                     return False
                 found = True
-    return found or bool(_numbers_as_tensors(func, args, check=True))
+    if not found and not any(_numbers_for_tensors(func, args)):
+        return False
+    return not func._schema.is_mutable and torch.Tag.nondeterministic_seeded not in func.tags
 
 
 def record_scripted(
