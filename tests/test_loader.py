@@ -16,7 +16,7 @@ from torch import nn
 from torchscan.cli import main
 from torchscan.errors import TorchscanError
 from torchscan.loader import (
-    default_batch_size,
+    default_call,
     default_input_shapes,
     default_inputs,
     is_saved_model,
@@ -260,7 +260,7 @@ def test_an_exported_program_is_analysed_at_its_own_inputs_by_default(
     model = _Saved().eval()
     path = tmp_path / "model.pt2"
     torch.export.save(torch.export.export(model, (torch.randn(2, 3, 16, 16),)), path)
-    assert default_inputs(str(path)) == ((None, (3, 16, 16), None),) and default_batch_size(str(path)) == 2
+    assert default_call(str(path)) == (((None, (3, 16, 16), None),), 2) == (default_inputs(str(path)), 2)
     status = main([str(path), "--format", "json", "-q"])
     report = json.loads(capsys.readouterr().out)
     assert status == 0
@@ -273,8 +273,8 @@ def test_an_exported_program_is_analysed_at_its_own_inputs_by_default(
     tokens = tmp_path / "tokens.pt2"
     embedding = torch.nn.Embedding(10, 4)
     torch.export.save(torch.export.export(embedding, (torch.zeros(3, 5, dtype=torch.long),)), tokens)
-    assert default_inputs(str(tokens)) == ((None, (5,), "int64"),) and default_batch_size(str(tokens)) == 3
-    assert default_batch_size("resnet50") == 1 and default_batch_size(str(tmp_path / "missing.pt2")) == 1
+    assert default_call(str(tokens)) == (((None, (5,), "int64"),), 3)
+    assert default_call("resnet50")[1] == 1 and default_call(str(tmp_path / "missing.pt2"))[1] == 1
 
 
 def test_a_file_that_holds_no_model_is_refused_with_what_to_pass(

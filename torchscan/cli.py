@@ -36,7 +36,7 @@ from torchscan.api import crawl_module, with_measurement
 from torchscan.comparison import compare
 from torchscan.errors import CaptureError, TorchscanError
 from torchscan.inputs import model_inputs
-from torchscan.loader import default_batch_size, default_inputs, load_model, real_forward_refused
+from torchscan.loader import default_call, default_inputs, load_model, real_forward_refused
 from torchscan.passes.memory import OPTIMIZERS
 from torchscan.records import ROW_METRICS, TensorSpec
 from torchscan.records.frozen import frozen_record
@@ -191,16 +191,20 @@ class _Inputs:
         return next(iter(floats)) if len(floats) == 1 else None
 
 
-def _inputs(args: argparse.Namespace, spec: str) -> _Inputs:
-    """The inputs for model ``spec``: ``--input-shape`` (one per input; default: the model's, see
-    :func:`torchscan.loader.default_inputs`) and ``--dtype`` (one for all, or one per input; default: the
-    model's, the default float dtype but for a Hugging Face model's token ids). A Hugging Face model takes its
-    inputs by keyword (``input_ids``, then ``decoder_input_ids`` for an encoder-decoder…): ``--input-shape``
-    gives their shapes in that order.
+def _inputs(
+    args: argparse.Namespace,
+    spec: str,
+    defaults: tuple[tuple[str | None, tuple[int, ...], str | None], ...] | None = None,
+) -> _Inputs:
+    """The inputs for model ``spec``: ``--input-shape`` (one per input; default: the model's, ``defaults`` when the
+    caller has them, see :func:`torchscan.loader.default_inputs`) and ``--dtype`` (one for all, or one per input;
+    default: the model's, the default float dtype but for a Hugging Face model's token ids). A Hugging Face model
+    takes its inputs by keyword (``input_ids``, then ``decoder_input_ids`` for an encoder-decoder…):
+    ``--input-shape`` gives their shapes in that order.
 
     Raises :class:`TorchscanError` on a dtype count that fits neither, on several float dtypes (the
     model is cast to one), and :class:`~torchscan.errors.InputError` on a bad shape: before any work."""
-    defaults = default_inputs(spec)
+    defaults = default_inputs(spec) if defaults is None else defaults
     keywords = tuple(keyword for keyword, _, _ in defaults if keyword is not None)
     shapes = (
         tuple(tuple(dim for part in given for dim in part) for given in args.input_shape)
@@ -638,9 +642,10 @@ def _run(args: argparse.Namespace) -> int:
     progress = _Progress(_progress_shown(args), stages=3 + bool(args.measure))
     try:
         progress.stage(f"building {args.model}")  # torchvision's import (and torch._dynamo's) is in there
+        defaults, batch = default_call(args.model)
         if args.batch_size is None:
-            args.batch_size = default_batch_size(args.model) if not args.input_shape else 1
-        inputs = _inputs(args, args.model)
+            args.batch_size = batch if not args.input_shape else 1
+        inputs = _inputs(args, args.model, defaults)
         report, model = _analyse(args.model, inputs, args, progress, real_weights=real_weights)
         if isinstance(report, SymbolicReport):
             progress.stage(f"rendering {args.format}")

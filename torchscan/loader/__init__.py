@@ -42,7 +42,7 @@ from torchscan.loader.weights import meta_weights, real_forward_refused
 __all__ = [
     "DEFAULT_INPUT_SHAPE",
     "call_user_code",
-    "default_batch_size",
+    "default_call",
     "default_input_shapes",
     "default_inputs",
     "is_saved_model",
@@ -308,23 +308,22 @@ def load_model(spec: str, *, meta: bool = True) -> nn.Module:
 
 def default_inputs(spec: str) -> tuple[tuple[str | None, tuple[int, ...], str | None], ...]:
     """``(keyword or None, shape without the batch dim, dtype name or None)`` of each input ``spec``'s model is
-    called with when the user gives none: a Hugging Face architecture's by keyword
-    (:func:`~torchscan.loader.huggingface.default_inputs`: ``input_ids`` of 128 int64 tokens…), an exported
-    program's as it was exported (:func:`default_batch_size` gives its batch), every other model's positional
-    (:func:`default_input_shapes`, the default float dtype)."""
+    called with when the user gives none: :func:`default_call`'s inputs."""
+    return default_call(spec)[0]
+
+
+def default_call(spec: str) -> tuple[tuple[tuple[str | None, tuple[int, ...], str | None], ...], int]:
+    """The inputs (as :func:`default_inputs` gives them) and the batch size ``spec``'s model is analysed at when the
+    user gives none: a Hugging Face architecture's by keyword (:func:`~torchscan.loader.huggingface.default_inputs`:
+    ``input_ids`` of 128 int64 tokens…), an exported program's as it was exported, its batch included (its shapes
+    are fixed: others fail its guards; the program read once for both), every other model's positional
+    (:func:`default_input_shapes`, the default float dtype) at batch 1."""
     if spec.startswith(huggingface.PREFIX):
-        return huggingface.default_inputs(spec)
+        return huggingface.default_inputs(spec), 1
     exported = _exported_inputs(spec)
     if exported is not None:
-        return tuple((None, shape[1:], _DTYPE_NAMES.get(dtype)) for shape, dtype in exported)
-    return tuple((None, shape, None) for shape in default_input_shapes(spec))
-
-
-def default_batch_size(spec: str) -> int:
-    """The batch size ``spec``'s model is analysed at when the user gives none: an exported program's first input's
-    first dim as it was exported (its shapes are fixed: another fails its guards), else 1."""
-    exported = _exported_inputs(spec)
-    return exported[0][0][0] if exported else 1
+        return tuple((None, shape[1:], _DTYPE_NAMES.get(dtype)) for shape, dtype in exported), exported[0][0][0]
+    return tuple((None, shape, None) for shape in default_input_shapes(spec)), 1
 
 
 _DTYPE_NAMES = {
