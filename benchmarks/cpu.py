@@ -116,7 +116,15 @@ def stages(which: str, blocks: int) -> None:
 
     wrap(api, "capture_with_fallback", "capture (trace, shapes)")
     wrap(capture, "propagate", "  shape pass")
-    for name in ("build_graph", "count_costs", "collect_params", "build_rows", "estimate_memory", "hooks_of"):
+    for name in (
+        "build_graph",
+        "count_costs",
+        "collect_params",
+        "build_rows",
+        "captured_memory",
+        "estimate_memory",
+        "hooks_of",
+    ):
         if hasattr(api, name):
             wrap(api, name, name)
     growth = (_growth_model(blocks), (8, 16, 16), torch.float32) if which == "growth" else None

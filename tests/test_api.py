@@ -781,3 +781,16 @@ def test_a_lazy_module_is_a_clear_input_error() -> None:
     model = nn.Sequential(nn.Linear(3, 4), nn.LazyLinear(5))
     with pytest.raises(InputError, match=r"layer '1' \(LazyLinear\) has an uninitialized parameter"):
         crawl_module(model, (3,))
+
+
+def test_an_analysis_where_the_caller_disabled_saved_tensor_hooks_equals_one_where_they_are_allowed() -> None:
+    """``torch.autograd.graph.disable_saved_tensors_hooks`` (per thread; ``torch.func``'s transforms set it): a
+    recording for the memory section keeps what autograd saves through such hooks, and failed there, leaving the
+    attention to its family's rule (another memory section). Allowed while the analysis runs, the caller's setting
+    put back after."""
+    layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, batch_first=True).train()
+    expected = crawl_module(layer, (5, 16), batch_size=2)
+    with torch.autograd.graph.disable_saved_tensors_hooks("the caller's message"):
+        report = crawl_module(layer, (5, 16), batch_size=2)
+        assert torch._C._autograd._saved_tensors_hooks_get_disabled_error_message() == "the caller's message"
+    assert report.memory == expected.memory and report.to_dict() == expected.to_dict()

@@ -19,7 +19,7 @@ import torchscan
 PACKAGE = Path(torchscan.__file__).parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("torchscan.errors", "torchscan.version", "torchscan.records"),
+    ("torchscan.errors", "torchscan.version", "torchscan.uncompiled", "torchscan.records"),
     ("torchscan.ops",),
     ("torchscan.inputs",),
     ("torchscan.graph",),

@@ -63,6 +63,7 @@ from torchscan.records.frozen import frozen_record
 from torchscan.render.table import parse_columns, render_table, wants_receptive_field
 from torchscan.report import Context, Diagnostic, Report, Totals
 from torchscan.symbolic import Dim, SymbolicReport, collect_dims, fit_report, has_dims, substitute
+from torchscan.uncompiled import never_compiled
 
 __all__ = ["DEFAULT_REAL_FORWARD_LIMIT", "crawl_module", "summary", "sweep"]
 
@@ -76,6 +77,7 @@ _RF_KEYS = ("receptive_field", "effective_stride", "effective_padding")
 """Per-node receptive-field attributes kept on the report graph (for exports), like the rows' columns."""
 
 
+@never_compiled
 def crawl_module(
     model: nn.Module,
     input_shape: InputShape | None = None,
@@ -160,6 +162,7 @@ def _symbolic(
     return SymbolicReport(dims, fit_report(dims, sample), sample)
 
 
+@never_compiled
 def sweep(
     model: nn.Module,
     inputs: Iterable[InputShape | Mapping[str, Any]],
@@ -241,10 +244,27 @@ class _Analyses:
 @contextlib.contextmanager
 def _process_set_aside() -> Iterator[None]:
     """What an analysis sets aside and puts back as found: the cyclic collector (paused), the caller's
-    torch modes and ``torch.autocast`` state (the call carries the latter: :mod:`~torchscan.graph.autocast`;
-    what the model's own code changes is put back by the capture chain: :class:`~torchscan.graph.kept.KeptState`)."""
-    with _collector_paused(), _caller_modes_set_aside(), autocast.applied(()):
+    torch modes, a disabling of saved-tensor hooks and ``torch.autocast`` state (the call carries the latter:
+    :mod:`~torchscan.graph.autocast`; what the model's own code changes is put back by the capture chain:
+    :class:`~torchscan.graph.kept.KeptState`)."""
+    with _collector_paused(), _caller_modes_set_aside(), _saved_tensor_hooks_allowed(), autocast.applied(()):
         yield
+
+
+@contextlib.contextmanager
+def _saved_tensor_hooks_allowed() -> Iterator[None]:
+    """Saved-tensor hooks allowed in this thread while the analysis runs, as the caller's setting was put back after:
+    a recording for the memory section keeps what autograd saves through them, and a caller may have disabled them
+    (``torch.autograd.graph.disable_saved_tensors_hooks``, as ``torch.func``'s transforms do; a per-thread setting)."""
+    message = torch._C._autograd._saved_tensors_hooks_get_disabled_error_message()
+    if message is None:
+        yield
+        return
+    torch._C._autograd._saved_tensors_hooks_enable()
+    try:
+        yield
+    finally:
+        torch._C._autograd._saved_tensors_hooks_disable(message)
 
 
 @contextlib.contextmanager
@@ -519,6 +539,7 @@ def _report(
     )
 
 
+@never_compiled
 def _paused(function: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
     """``function(*args, **kwargs)`` with the collector paused, as in an analysis: what a report makes on a first read
     (:class:`~torchscan.records.deferred.Deferred`: its rows, its memory section) from plain records."""
@@ -646,6 +667,7 @@ def _context(
     )
 
 
+@never_compiled
 def summary(
     model: nn.Module,
     input_shape: InputShape | None = None,

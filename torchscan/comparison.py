@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from torchscan.records import Comparison, Row, RowDiff
+from torchscan.uncompiled import never_compiled
 
 if TYPE_CHECKING:
     from torchscan.report import Report
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["compare"]
 
 
+@never_compiled
 def compare(a: Report, b: Report, *, labels: tuple[str, str] | None = None) -> Comparison:
     """Report ``b`` against report ``a``: every row of either, matched by name, and both totals.
 

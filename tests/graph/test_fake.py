@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -109,3 +110,29 @@ def test_the_analysis_never_runs_a_real_kernel_for_an_op_without_a_fake_one(prob
     assert len(probe_calls) == before + 1  # the real forward's call
     assert report.context.capture == "real-forward"
     assert {"capture-fallback", "real-forward"} <= {note.code for note in report.diagnostics}
+
+
+def test_the_analysis_s_dispatch_modes_run_their_dispatch_as_written() -> None:
+    """torch wraps a dispatch mode's ``__torch_dispatch__`` to keep dynamo out of it; the analysis's modes (which
+    run only inside entry points that keep dynamo out already) are left unwrapped: ~1 µs less on every ATen op a
+    recording dispatches."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from torchscan.graph.fake import AnalysisDispatchMode
+    from torchscan.graph.script import _AtenRecorder
+    from torchscan.passes.memory.internal import _FirstOp, _Tracker
+
+    class Plain(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+            return func(*args, **(kwargs or {}))
+
+    class Ours(AnalysisDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+            return func(*args, **(kwargs or {}))
+
+    assert hasattr(Plain.__dict__["__torch_dispatch__"], "__wrapped__")  # torch's wrapper, where it applies
+    for mode in (Ours, _Tracker, _FirstOp, _AtenRecorder):
+        assert not hasattr(mode.__dict__["__torch_dispatch__"], "__wrapped__"), mode
+    x = torch.ones(2, 3)
+    with Ours():
+        assert torch.equal(x.t().sum(0), torch.full((2,), 3.0))

@@ -22,8 +22,22 @@ from typing import Any
 import torch
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorConfig, FakeTensorMode
 from torch.utils._mode_utils import no_dispatch
+from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["analysis_mode", "fake_tensor"]
+__all__ = ["AnalysisDispatchMode", "analysis_mode", "fake_tensor"]
+
+
+class AnalysisDispatchMode(TorchDispatchMode):
+    """A dispatch mode of the analysis (a recording's tracker, the TorchScript recorder): its
+    ``__torch_dispatch__`` runs as written. torch wraps a mode's ``__torch_dispatch__`` in
+    ``torch._disable_dynamo`` (so that dynamo compiles none of the mode's frames), ~1 µs on each of the
+    thousands of ATen ops a recording dispatches; an analysis's modes run only inside its entry points,
+    which run with dynamo off already (:func:`~torchscan.uncompiled.never_compiled`), so the wrapper is left
+    off (``_should_skip_dynamo``, read by ``TorchDispatchMode.__init_subclass__``)."""
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False
 
 
 def analysis_mode() -> FakeTensorMode:

@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
-from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_map
 
 from torchscan.errors import CaptureError, ShapeError
-from torchscan.graph.fake import analysis_mode
+from torchscan.graph.fake import AnalysisDispatchMode, analysis_mode
 from torchscan.graph.record import _has_tensor, _Recorder
 from torchscan.graph.shapes import NodeValues, describe, first_line, shape_list, shapes_of
 from torchscan.graph.trace import Capture
@@ -45,7 +45,7 @@ def is_scripted(model: nn.Module) -> bool:
     return isinstance(model, torch.jit.ScriptModule)
 
 
-class _AtenRecorder(TorchDispatchMode):
+class _AtenRecorder(AnalysisDispatchMode):
     """Appends every ATen op that makes a tensor to the graph of ``recorder`` (no module stack).
 
     The interpreter hands the module's real parameters and buffers to the ops: each is given to the op as its fake

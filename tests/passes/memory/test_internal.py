@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -1021,3 +1022,19 @@ def test_an_argument_kept_by_the_call_alone_is_freed_inside_its_backward(shape: 
     size = g.numel() * 4
     assert memory.saved_args == frozenset({1})
     assert memory.freed == (internal.FreedMemory(1, size, memory.backward_transient - size),), memory
+
+
+@pytest.mark.parametrize("check_nan", [True, False])
+def test_a_recording_under_the_caller_s_anomaly_mode_finds_what_it_finds_without_it(check_nan: bool) -> None:
+    """Autograd's anomaly mode (a debugging setting left on) checks each backward node's outputs for NaN: on fake
+    tensors that check's ``item()`` failed, so the attention's recordings (its gradients waiting: the residual reads
+    its input too) fell back to the family's rule, with a different memory section and a warning per node. The
+    recorded call now finds what it finds without the mode, the check's tensors not counted, and nothing is said."""
+    layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, batch_first=True).train()
+    expected = crawl_module(layer, (5, 16), batch_size=2)
+    with torch.autograd.detect_anomaly(check_nan=check_nan), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = crawl_module(layer, (5, 16), batch_size=2)
+    assert report.memory == expected.memory and report.to_dict() == expected.to_dict()
+    assert not [warning for warning in caught if "Error detected" in str(warning.message)]
+    assert not torch.is_anomaly_enabled()  # as found

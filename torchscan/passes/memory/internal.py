@@ -66,7 +66,6 @@ from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._mode_utils import no_dispatch
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map
 
 from torchscan.graph import autocast
@@ -83,7 +82,7 @@ from torchscan.graph.aten_meta import (
 from torchscan.graph.autocast import AUTOCAST
 from torchscan.graph.clone import Fakes
 from torchscan.graph.dispatch_memo import DispatchMemo
-from torchscan.graph.fake import fake_tensor
+from torchscan.graph.fake import AnalysisDispatchMode, fake_tensor
 from torchscan.graph.grad_mode import NO_GRAD
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import Pending
@@ -213,12 +212,17 @@ def _key(tensor: torch.Tensor) -> int | None:
 
 
 _DEVICE = torch.ops.prim.device.default
+_NAN_CHECK = frozenset(
+    {torch.ops.aten.isnan.default, torch.ops.aten._is_any_true.default, torch.ops.aten._local_scalar_dense.default}
+)
+"""The ops of autograd's anomaly-mode check of each backward node's outputs (``isnan(out)._is_any_true().item()``,
+run by the engine once the node's function has returned)."""
 _TO_COPY = torch.ops.aten._to_copy.default
 _REDUCED = frozenset({torch.bfloat16, torch.float16})
 """The dtypes autocast casts down to (the only casts its cache keeps)."""
 
 
-class _Tracker(TorchDispatchMode):
+class _Tracker(AnalysisDispatchMode):
     """Bytes of the storages made by ops inside the mode and still alive; ``peak`` the max after
     any op. ``held`` storages (made before, freed inside) count while alive, from the start.
     ``peak_pinned``: the same max where the storages :meth:`pin` names count from their making to the
@@ -253,6 +257,9 @@ class _Tracker(TorchDispatchMode):
         """Per watched storage (:meth:`watch`): weak references to its holders still alive."""
         self._freed_at: dict[int, tuple[int, int]] = {}
         """Per watched storage whose holders are all gone: :attr:`peak` and :attr:`peak_pinned` then."""
+        self._nan_checked = torch.is_anomaly_enabled() and torch.is_anomaly_check_nan_enabled()
+        """Whether autograd's engine checks each backward node's outputs for NaN (the caller's anomaly mode, a
+        process-wide setting the analysis leaves as found): :meth:`_nan_check`."""
 
     def watch(self, key: int, holders: Sequence[weakref.ref[_Saved]]) -> None:
         """Note when the last of ``holders`` (what autograd keeps of storage ``key``, made before) is gone, for
@@ -306,6 +313,8 @@ class _Tracker(TorchDispatchMode):
         if device_query and not args[0].fake_mode.in_kernel_invocation:  # ``t.device``, asked thousands of
             return args[0].fake_device  # times by autograd: what FakeTensor answers, without its dispatch
         kwargs = kwargs or {}
+        if self._nan_checked and func in _NAN_CHECK and torch._C._current_autograd_node() is not None:
+            return self._nan_check(func, args, kwargs)
         result = aten_view(func, args, kwargs)  # a view by its meta kernel: FakeTensor's dispatch is slow there
         if result is None:
             result = aten_inplace(func, args, kwargs)  # written in place: the argument itself, once checked
@@ -349,6 +358,16 @@ class _Tracker(TorchDispatchMode):
                 self.peak = max(self.peak, current)
                 self.peak_pinned = max(self.peak_pinned, current + self._gone)
         return result
+
+    @staticmethod
+    def _nan_check(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """An op of the anomaly mode's check of a backward node's outputs, run by autograd's engine inside the
+        recorded backward: a fake holds no NaN (the check's ``item()`` is False, where a fake's would fail as
+        data-dependent and leave the call unrecorded), and the check's tensors are not the call's memory (they
+        are not counted: a recording finds what it finds without the anomaly mode)."""
+        if func is torch.ops.aten._local_scalar_dense.default and type(args[0]) is FakeTensor:
+            return False
+        return func(*args, **kwargs)
 
 
 class _Saved:
@@ -532,7 +551,7 @@ class _Stop(Exception):
     """Raised by :class:`_FirstOp` once it has seen the call's first ATen op."""
 
 
-class _FirstOp(TorchDispatchMode):
+class _FirstOp(AnalysisDispatchMode):
     """Notes the first ATen op a call dispatches (device queries aside) and stops the call there."""
 
     def __init__(self) -> None:
