@@ -185,14 +185,15 @@ def reuse(names: Sequence[str], repeat: int = 7) -> None:
     import gc
 
     import torchscan.graph.capture as chain
+    from torchscan.graph.reuse import _replayable
     from torchscan.graph.trace import capture
     from torchscan.inputs import model_inputs
     from torchscan.ops import DEFAULT_REGISTRY
 
     print(
-        "| Model | Graph nodes | Blocks replayed | Nodes replayed | Capture, every block traced (ms) | Capture, reuse "
-        "(ms) | Analysis, every block traced (ms) | Analysis, reuse (ms) | Same graph |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+        "| Model | Graph nodes | Skippable share | Blocks replayed | Nodes replayed | Capture, every block traced "
+        "(ms) | Capture, reuse (ms) | Analysis, every block traced (ms) | Analysis, reuse (ms) | Same graph |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     )
     original = chain.capture
     try:
@@ -231,8 +232,10 @@ def reuse(names: Sequence[str], repeat: int = 7) -> None:
                     times["analysis", mode].append(time.process_time() - start)
             medians = {key: statistics.median(values) * 1e3 for key, values in times.items()}
             same = "yes" if _graph(plain) == _graph(reused) else "**no**"
+            skippable, modules = _replayable(model)  # the bound MIN_SHARE is compared with
             print(
-                f"| {name} | {len(reused.graph.nodes)} | {len(replayed)} | {nodes} | {medians['capture', 0]:.1f} | "
+                f"| {name} | {len(reused.graph.nodes)} | {skippable / modules:.2f} | {len(replayed)} | {nodes} | "
+                f"{medians['capture', 0]:.1f} | "
                 f"{medians['capture', 1]:.1f} | {medians['analysis', 0]:.1f} | {medians['analysis', 1]:.1f} | {same} |",
                 flush=True,
             )

@@ -81,8 +81,9 @@ class _Layer(nn.Module):
         return torch.relu(self.lin(x)) + x
 
 
-LAYERS = 12
-"""Identical layers of :class:`Collecting`: replays skip 22 of its 26 modules, enough for block reuse."""
+LAYERS = 24
+"""Identical layers of :class:`Collecting`: replays skip 46 of its 50 modules, enough for block reuse
+(:data:`~torchscan.graph.reuse.MIN_SHARE`)."""
 
 
 class Collecting(nn.Module):
@@ -256,10 +257,10 @@ def test_a_sweep_of_a_forward_casting_its_modules_equals_fresh_analyses() -> Non
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.relu(self.float().lin(x))
 
-    model = nn.Sequential(*(Block() for _ in range(12))).eval()
+    model = nn.Sequential(*(Block() for _ in range(24))).eval()  # replays skip 46 of 49 modules: reused
     shapes = [{"input_shape": (8,), "batch_size": batch} for batch in (1, 3)]
     swept = sweep(model, shapes)
-    assert swept[0].context.capture == "torch.fx" and swept[0].totals.macs == 12 * 8 * 8
+    assert swept[0].context.capture == "torch.fx" and swept[0].totals.macs == 24 * 8 * 8
     assert [item.to_dict() for item in swept] == [
         crawl_module(model, (8,), batch_size=batch).to_dict() for batch in (1, 3)
     ]

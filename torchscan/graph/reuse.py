@@ -147,12 +147,15 @@ _LOOSE = frozenset({float, complex, tuple})
 _NODE_META = frozenset({"nn_module_stack", "stack_trace", EXECUTIONS})
 """The node meta our tracer writes (other keys are replayed only when their values are plain: ``is_wrapped``)."""
 
-MIN_SHARE = 0.8
+MIN_SHARE = 0.9
 """Least share of the tree's modules that replays could skip (:func:`_replayable`) for a trace to key
-its modules and record blocks at all. Keying costs every module (~7 µs), a replay saves its block's
-nodes less what recording and checking cost: measured on 17 torchvision and timm models and Llama
-(``benchmarks/speed.md``, issue 13's eleventh round), reuse paid only above ~0.8 (ViTs, Llama: 0.9 and
-more) and cost 6–34% of the capture below (ResNet, MobileNet, EfficientNet, DenseNet, RegNet: 0.45–0.78)."""
+its modules and record blocks at all. Keying costs every module (~7 µs), a replay saves its block's trace
+less what recording and checking cost, and a trace of a block that calls leaf modules only is cheap: a replay
+pays where the block's code reads sizes and ranks (a transformer's attention and window code, whose reads the
+trace answers by propagating shapes as it goes). Measured per model, capture with and without reuse
+(``benchmarks/speed.md``, issue 13's eleventh round and fifty-first session): ViTs, BEiT, CaiT, TNT, DeiT (0.90–0.96)
+and Llama (0.99) paid, the CNNs between 0.8 and 0.9 lost 6–30% of their capture (ResNet-101/152, ResNeXt-101,
+RegNetY-1.6GF, EfficientNet-B7/V2-S, ShuffleNetV2 0.81–0.89), Swin-S/V2-S (0.84–0.85) gained 15–17%."""
 
 _MAX_VALUES = 2_000
 """Most values keyed per attribute (a module holding a large structure is not keyed)."""
