@@ -253,8 +253,8 @@ def _process_set_aside() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _saved_tensor_hooks_allowed() -> Iterator[None]:
-    """Saved-tensor hooks allowed in this thread while the analysis runs, as the caller's setting was put back after:
-    a recording for the memory section keeps what autograd saves through them, and a caller may have disabled them
+    """Saved-tensor hooks allowed in this thread while the analysis runs, the caller's setting put back after: a
+    recording for the memory section keeps what autograd saves through them, and a caller may have disabled them
     (``torch.autograd.graph.disable_saved_tensors_hooks``, as ``torch.func``'s transforms do; a per-thread setting)."""
     message = torch._C._autograd._saved_tensors_hooks_get_disabled_error_message()
     if message is None:

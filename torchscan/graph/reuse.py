@@ -155,7 +155,8 @@ pays where the block's code reads sizes and ranks (a transformer's attention and
 trace answers by propagating shapes as it goes). Measured per model, capture with and without reuse
 (``benchmarks/speed.md``, issue 13's eleventh round and fifty-first session): ViTs, BEiT, CaiT, TNT, DeiT (0.90–0.96)
 and Llama (0.99) paid, the CNNs between 0.8 and 0.9 lost 6–30% of their capture (ResNet-101/152, ResNeXt-101,
-RegNetY-1.6GF, EfficientNet-B7/V2-S, ShuffleNetV2 0.81–0.89), Swin-S/V2-S (0.84–0.85) gained 15–17%."""
+RegNetY-1.6GF, EfficientNet-B7/V2-S, ShuffleNetV2 0.81–0.89); Swin-S/V2-S (0.84–0.85), traced block by block
+now, gave up a 15–17% gain (2–3% of their analyses, which their memory recordings dominate)."""
 
 _MAX_VALUES = 2_000
 """Most values keyed per attribute (a module holding a large structure is not keyed)."""
