@@ -9,20 +9,9 @@ import torch
 import torchvision
 from torch import nn
 
+from tests.test_api import _CountedAttention  # attention: its memory section records a call on fake tensors
 from torchscan import compare, crawl_module, summary, sweep
 from torchscan.uncompiled import never_compiled
-
-
-class _Attention(nn.Module):
-    """A self-attention layer: its memory section records the attention's call on fake tensors."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.attention = nn.MultiheadAttention(16, 2, batch_first=True)
-        self.head = nn.Linear(16, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.attention(x, x, x, need_weights=False)[0])
 
 
 def _compiled(function: Any) -> Any:
@@ -34,7 +23,7 @@ def _compiled(function: Any) -> Any:
 def test_an_analysis_inside_a_compiled_function_equals_one_outside() -> None:
     """``crawl_module``, ``sweep``, ``summary`` and ``compare`` called in a compiled function (a frozen record's
     ``__init__`` failed inside dynamo before), the memory section read there too: what they give outside."""
-    model = _Attention().train()
+    model = _CountedAttention().train()
     resnet = torchvision.models.resnet18(num_classes=10).eval()
 
     def analyse(x: torch.Tensor) -> tuple[torch.Tensor, Any]:
@@ -54,7 +43,7 @@ def test_an_analysis_inside_a_compiled_function_equals_one_outside() -> None:
 
 def test_a_deferred_part_read_inside_a_compiled_function_equals_one_read_outside() -> None:
     """A report made outside, its rows and memory section first read in a compiled function."""
-    model = _Attention().train()
+    model = _CountedAttention().train()
     report, fresh = crawl_module(model, (5, 16)), crawl_module(model, (5, 16))
 
     def read(x: torch.Tensor) -> tuple[torch.Tensor, Any]:
