@@ -19,7 +19,7 @@ import torchscan
 PACKAGE = Path(torchscan.__file__).parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("torchscan.errors", "torchscan.version", "torchscan.uncompiled", "torchscan.records"),
+    ("torchscan.errors", "torchscan.version", "torchscan.uncompiled", "torchscan.collector", "torchscan.records"),
     ("torchscan.ops",),
     ("torchscan.inputs",),
     ("torchscan.graph",),
@@ -31,7 +31,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("torchscan.api",),
     ("torchscan.loader",),
     ("torchscan.zoo",),
-    ("torchscan.cli", "torchscan.zoo.command", "torchscan.__main__"),
+    ("torchscan.cli", "torchscan.zoo.command"),
+    ("torchscan.console", "torchscan.__main__"),
     ("torchscan",),
 )
 """Bottom to top: a module imports from its own layer or the layers below it, never above."""

@@ -3,15 +3,49 @@
 Give it a model and an input shape; it reports, per layer and in total, output shapes,
 parameters, FLOPs, MACs and memory accesses (DMAs) — computed on a torch.fx graph with fake
 tensors, so the model is never run and never changed.
+
+The names below are imported from their modules on first use (PEP 562): ``import torchscan`` alone
+imports neither torch nor the analysis, so that the command (:mod:`torchscan.console`) decides how
+its process imports them.
 """
 
-from torchscan.api import crawl_module, summary, sweep
-from torchscan.comparison import compare
-from torchscan.errors import CaptureError, InputError, ShapeError, TorchscanError
-from torchscan.records import Cost, OpCall, TensorSpec
-from torchscan.report import Context, Diagnostic, Report, Row, Totals
-from torchscan.symbolic import Dim, Fit, SymbolicReport
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from torchscan.version import __version__ as __version__
+
+if TYPE_CHECKING:
+    from torchscan.api import crawl_module, summary, sweep
+    from torchscan.comparison import compare
+    from torchscan.errors import CaptureError, InputError, ShapeError, TorchscanError
+    from torchscan.records import Cost, OpCall, TensorSpec
+    from torchscan.report import Context, Diagnostic, Report, Row, Totals
+    from torchscan.symbolic import Dim, Fit, SymbolicReport
+
+_HOMES = {
+    "CaptureError": "torchscan.errors",
+    "Context": "torchscan.report",
+    "Cost": "torchscan.records",
+    "Diagnostic": "torchscan.report",
+    "Dim": "torchscan.symbolic",
+    "Fit": "torchscan.symbolic",
+    "InputError": "torchscan.errors",
+    "OpCall": "torchscan.records",
+    "Report": "torchscan.report",
+    "Row": "torchscan.report",
+    "ShapeError": "torchscan.errors",
+    "SymbolicReport": "torchscan.symbolic",
+    "TensorSpec": "torchscan.records",
+    "TorchscanError": "torchscan.errors",
+    "Totals": "torchscan.report",
+    "compare": "torchscan.comparison",
+    "crawl_module": "torchscan.api",
+    "summary": "torchscan.api",
+    "sweep": "torchscan.api",
+}
+"""The module each public name is defined in."""
 
 __all__ = [
     "CaptureError",
@@ -34,3 +68,15 @@ __all__ = [
     "summary",
     "sweep",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, from its module (imported now if it was not)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'torchscan' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})

@@ -2,6 +2,6 @@
 
 import sys
 
-from torchscan.cli import main
+from torchscan.console import main
 
 sys.exit(main())

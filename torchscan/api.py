@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import gc
 import inspect
 import itertools
 import sys
@@ -20,6 +19,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.nn.parameter import is_lazy
 from torch.utils._python_dispatch import _disable_current_modes
 
+from torchscan import collector
 from torchscan.errors import CaptureError, InputError, ShapeError, TorchscanError
 from torchscan.graph import autocast
 from torchscan.graph.build import build_graph
@@ -101,7 +101,7 @@ def crawl_module(
 
     The model is left exactly as found: a fake copy (no storage) is traced and run on fake
     tensors, so no arithmetic is done and a model on the ``meta`` device works. Python's cyclic
-    garbage collector is paused during the analysis and restored after (:func:`_collector_paused`).
+    garbage collector is paused during the analysis and restored after (:func:`torchscan.collector.paused`).
     ``formulas`` adds or overrides op formulas for this call only. ``receptive_field`` adds each
     row's receptive field, effective stride and padding per spatial dim (w.r.t. the first input).
     The report's memory section is made on the first read of ``report.memory`` (``to_dict()``, the
@@ -247,7 +247,7 @@ def _process_set_aside() -> Iterator[None]:
     torch modes, a disabling of saved-tensor hooks and ``torch.autocast`` state (the call carries the latter:
     :mod:`~torchscan.graph.autocast`; what the model's own code changes is put back by the capture chain:
     :class:`~torchscan.graph.kept.KeptState`)."""
-    with _collector_paused(), _caller_modes_set_aside(), _saved_tensor_hooks_allowed(), autocast.applied(()):
+    with collector.paused(), _caller_modes_set_aside(), _saved_tensor_hooks_allowed(), autocast.applied(()):
         yield
 
 
@@ -279,28 +279,6 @@ def _caller_modes_set_aside() -> Iterator[None]:
     finally:
         for mode in reversed(function_modes):
             torch.overrides._push_mode(mode)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector, restoring its state after.
-
-    The analysis allocates many small objects; each time they trip the collector's thresholds it
-    may scan the whole heap (with torch imported, ~400k objects: one full collection took 0.27 s
-    of a 0.52 s DenseNet-121 analysis). Nothing the analysis makes needs a cycle collected before
-    it returns; the next collection after it takes what it left. The collector is process-wide:
-    other threads' cyclic garbage waits for the analysis to end too (nothing else changes for them;
-    torch itself may run a daemon thread, so "no other thread" is not a usable test). Concurrent
-    analyses leave it as the first found it: only one that found it enabled enables it again.
-    """
-    enabled = gc.isenabled()
-    if enabled:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _batch_hint(
@@ -543,7 +521,7 @@ def _report(
 def _paused(function: Callable[..., _R], *args: Any, **kwargs: Any) -> _R:
     """``function(*args, **kwargs)`` with the collector paused, as in an analysis: what a report makes on a first read
     (:class:`~torchscan.records.deferred.Deferred`: its rows, its memory section) from plain records."""
-    with _collector_paused():
+    with collector.paused():
         return function(*args, **kwargs)
 
 

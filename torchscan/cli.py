@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from torchscan.api import crawl_module, with_measurement
+from torchscan.collector import frozen_after
 from torchscan.comparison import compare
 from torchscan.errors import CaptureError, TorchscanError
 from torchscan.inputs import model_inputs
@@ -302,11 +303,19 @@ def _on_meta(model: nn.Module) -> bool:
     return any(tensor.device.type == "meta" for tensor in (*model.parameters(), *model.buffers()))
 
 
-def _built(spec: str, inputs: _Inputs, meta: bool) -> nn.Module:
+def _setup(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+    """Where the command imports a model's library and builds the model: in the command's own process, with the
+    collector off and what it made frozen after (:func:`~torchscan.collector.frozen_after`: it lives until the
+    process exits); otherwise as it is."""
+    return frozen_after() if getattr(args, "own_process", False) else contextlib.nullcontext()
+
+
+def _built(spec: str, inputs: _Inputs, meta: bool, args: argparse.Namespace) -> nn.Module:
     """Model ``spec``, cast to the float dtype of ``inputs`` (if any): an fp16 model for ``--dtype float16``."""
-    model = load_model(spec, meta=meta)
-    dtype = inputs.model_dtype
-    return model if dtype is None else model.to(dtype)
+    with _setup(args):
+        model = load_model(spec, meta=meta)
+        dtype = inputs.model_dtype
+        return model if dtype is None else model.to(dtype)
 
 
 def _analyse(
@@ -320,7 +329,7 @@ def _analyse(
     says what to change. Where that policy would refuse the real forward whatever the rest (forbidden, or the
     weights alone above the limit: a Hugging Face LLaVA's 7 B parameters), nothing is built."""
     progress.stage(f"building {spec}", same=True)
-    model = _built(spec, inputs, meta=not real_weights)
+    model = _built(spec, inputs, meta=not real_weights, args=args)
     progress.stage(f"analysing {spec}")
     receptive = getattr(args, "receptive_field", False) or wants_receptive_field(getattr(args, "columns", None))
     options = {**inputs.call(args.batch_size), "receptive_field": receptive}
@@ -332,7 +341,7 @@ def _analyse(
             raise
         _check_real_weights(spec, model, args, error)
     progress.stage(f"building {spec} with real weights (only a real forward can capture it)", extra=2)
-    model = _built(spec, inputs, meta=False)
+    model = _built(spec, inputs, meta=False, args=args)
     progress.stage(f"analysing {spec} with a real forward")
     return crawl_module(model, **options), model
 
@@ -563,8 +572,10 @@ def _zoo_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``torchscan`` command; returns the exit status (0, 2: user error, 1: bug)."""
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+    """The ``torchscan`` command; returns the exit status (0, 2: user error, 1: bug). ``own_process``: the
+    process is the command's (:mod:`torchscan.console`), and what it builds before analysing is frozen out of
+    the collector's passes (:func:`_setup`); from Python the caller's collector is left as found."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["zoo"]:  # torchscan zoo: torchscan.zoo.command
         from torchscan.zoo.command import run_command
@@ -574,6 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     diff = argv[:1] == ["diff"]
     parser = _diff_parser() if diff else _parser()
     args = parser.parse_args(argv[1:] if diff else argv)
+    args.own_process = own_process
     if args.max_depth is not None and args.max_depth < 0:
         parser.error("--max-depth must be 0 (totals only) or more")
     if not diff and args.columns is not None and args.format != "table":
@@ -642,7 +654,8 @@ def _run(args: argparse.Namespace) -> int:
     progress = _Progress(_progress_shown(args), stages=3 + bool(args.measure))
     try:
         progress.stage(f"building {args.model}")  # torchvision's import (and torch._dynamo's) is in there
-        defaults, batch = default_call(args.model)
+        with _setup(args):
+            defaults, batch = default_call(args.model)
         if args.batch_size is None:
             args.batch_size = batch if not args.input_shape else 1
         inputs = _inputs(args, args.model, defaults)
@@ -711,7 +724,8 @@ def _run_diff(args: argparse.Namespace) -> int:
     progress = _Progress(_progress_shown(args), stages=5)
     try:
         progress.stage(f"building {args.model_a}")
-        inputs = (_inputs(args, args.model_a), _inputs(args, args.model_b))
+        with _setup(args):
+            inputs = (_inputs(args, args.model_a), _inputs(args, args.model_b))
         report_a, _ = _analyse(args.model_a, inputs[0], args, progress)
         report_b, _ = _analyse(args.model_b, inputs[1], args, progress)
         progress.stage("comparing")
