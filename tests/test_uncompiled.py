@@ -62,3 +62,28 @@ def test_an_entry_point_keeps_its_signature_and_docstring() -> None:
     assert inspect.signature(wrapped) == inspect.signature(entry) and wrapped.__doc__ == entry.__doc__
     assert wrapped(nn.Identity(), depth=3) == 3
     assert inspect.signature(crawl_module).parameters["input_shape"].default is None
+
+
+def test_a_process_without_dynamo_imports_it_inside_the_analysis_with_the_collector_paused() -> None:
+    """Nothing compiles before ``torch._dynamo`` is imported: the entry point calls the analysis as it is, and the
+    fake mode imports dynamo inside it, with the collector paused (it was imported before the pause, 0.2 s more)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import builtins, gc, sys\n"
+        "import torch\n"
+        "from torch import nn\n"
+        "assert 'torch._dynamo' not in sys.modules\n"
+        "seen, original = [], builtins.__import__\n"
+        "def spy(name, *args, **kwargs):\n"
+        "    if name.startswith('torch._dynamo') and 'torch._dynamo' not in sys.modules:\n"
+        "        seen.append(gc.isenabled())\n"
+        "    return original(name, *args, **kwargs)\n"
+        "builtins.__import__ = spy\n"
+        "import torchscan\n"
+        "report = torchscan.crawl_module(nn.Linear(3, 3), (3,))\n"
+        "print(seen[:1], report.totals.macs, gc.isenabled())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.split() == ["[False]", "9", "True"]

@@ -16,11 +16,34 @@ command: ``torchscan zoo``). The modules, one job each:
 - ``command``: the ``torchscan zoo`` command.
 """
 
-from torchscan.zoo.driver import iter_rows, run
-from torchscan.zoo.output import RowWriter, read_rows
-from torchscan.zoo.records import Job, Settings, ZooInput, ZooRow
-from torchscan.zoo.specs import jobs
-from torchscan.zoo.table import render_html, render_markdown, summarise
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torchscan.zoo.driver import iter_rows, run
+    from torchscan.zoo.output import RowWriter, read_rows
+    from torchscan.zoo.records import Job, Settings, ZooInput, ZooRow
+    from torchscan.zoo.specs import jobs
+    from torchscan.zoo.table import render_html, render_markdown, summarise
+
+_HOMES = {
+    "Job": "torchscan.zoo.records",
+    "RowWriter": "torchscan.zoo.output",
+    "Settings": "torchscan.zoo.records",
+    "ZooInput": "torchscan.zoo.records",
+    "ZooRow": "torchscan.zoo.records",
+    "iter_rows": "torchscan.zoo.driver",
+    "jobs": "torchscan.zoo.specs",
+    "read_rows": "torchscan.zoo.output",
+    "render_html": "torchscan.zoo.table",
+    "render_markdown": "torchscan.zoo.table",
+    "run": "torchscan.zoo.driver",
+    "summarise": "torchscan.zoo.table",
+}
+"""The module each public name is defined in: imported on first use (PEP 562), so that a worker process
+(``child``, ``zygote``) imports torch where it decides (:func:`torchscan.collector.frozen_after`)."""
 
 __all__ = [
     "Job",
@@ -36,3 +59,15 @@ __all__ = [
     "run",
     "summarise",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, from its module (imported now if it was not)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'torchscan.zoo' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})

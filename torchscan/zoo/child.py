@@ -18,6 +18,8 @@ import sys
 import threading
 from typing import BinaryIO, TextIO
 
+from torchscan.collector import frozen_after
+
 __all__ = ["limit_memory", "main", "serve"]
 
 
@@ -51,9 +53,10 @@ def serve(reader: BinaryIO, channel: TextIO) -> int:
     job, settings, together = pickle.load(reader)
     threading.Thread(target=_exit_with_parent, args=(reader,), name="torchscan-zoo-parent", daemon=True).start()
 
-    import torch
+    with frozen_after():  # the job's own process: what it imports lives until it exits, walked by no collection
+        import torch
 
-    from torchscan.zoo.analyse import analyse_job
+        from torchscan.zoo.analyse import analyse_job
 
     torch.set_num_threads(1)  # jobs run side by side: one core each
     limit_memory(settings.memory_limit)

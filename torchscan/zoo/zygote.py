@@ -32,6 +32,8 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from torchscan.collector import frozen_after
+
 __all__ = ["EXIT_KEY", "Zygote", "available", "environment", "main", "modules_for"]
 
 EXIT_KEY = "exit"
@@ -158,10 +160,11 @@ def main(argv: Sequence[str]) -> int:
     """``python -m torchscan.zoo.zygote CONTROL_FD [MODULE...]``: import, then fork on request."""
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     control = socket.socket(fileno=int(argv[0]))
-    for name in (*argv[1:], "torchvision"):  # torchvision: the analysis imports it on a first model
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
-    import torchscan.zoo.analyse  # noqa: F401 - torch, torch.fx, FakeTensor and the analysis, imported once
+    with frozen_after():  # imported once for every child: frozen (``gc.freeze``), no child's collection walks them
+        for name in (*argv[1:], "torchvision"):  # torchvision: the analysis imports it on a first model
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+        import torchscan.zoo.analyse  # noqa: F401 - torch, torch.fx, FakeTensor and the analysis, imported once
 
     children: dict[int, socket.socket] = {}
     try:
