@@ -11,8 +11,9 @@ other work on a shared machine than the wall), its peak resident memory and its 
 shows its last stderr line). A ``--before`` revision is exported with ``git archive`` to a temporary
 folder and run from there (``PYTHONPATH``), alternating with this checkout run for run.
 
-The ``floor`` row is ``python -c "import torch, torch._dynamo"``: every analysis imports both
-(``FakeTensorMode`` imports ``torch._dynamo``), so no command can be faster than it on the machine.
+The ``floor`` row imports torch and ``torch._dynamo`` as the command's process does (the collector off, then
+what they made frozen: ``torchscan/console.py``): every analysis imports both (``FakeTensorMode`` imports
+``torch._dynamo``), so no command can be faster than it on the machine.
 The load average is printed before and after: compare walls only from quiet runs.
 """
 
@@ -68,7 +69,7 @@ def run_once(argv: list[str], source: Path) -> Run:
 
 def command(case: str) -> list[str]:
     if case == FLOOR:
-        return [sys.executable, "-c", "import torch, torch._dynamo"]
+        return [sys.executable, "-c", "import gc; gc.disable(); import torch, torch._dynamo; gc.freeze(); gc.enable()"]
     return [sys.executable, "-m", "torchscan", case, "--max-depth", "1", "-q"]
 
 
@@ -110,7 +111,11 @@ def main() -> None:
                     continue  # the same imports for every version
                 failed = [run for run in results if run.status != 0]
                 status = "ok" if not failed else f"exit {failed[0].status}: {failed[0].last_error[:80]}"
-                name = "import torch, torch._dynamo" if case == FLOOR else f"torchscan {case} --max-depth 1"
+                name = (
+                    "import torch, torch._dynamo (collector off, frozen)"
+                    if case == FLOOR
+                    else f"torchscan {case} --max-depth 1"
+                )
                 wall = statistics.median(run.wall for run in results)
                 cpu = statistics.median(run.cpu for run in results)
                 rss = max(run.rss_mib for run in results)
