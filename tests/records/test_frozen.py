@@ -154,3 +154,28 @@ def test_a_record_pickles_and_keeps_its_signature() -> None:
             )
         )
     )
+
+
+def test_a_frozen_dict_reads_as_a_dict_refuses_writes_and_pickles_as_itself() -> None:
+    import copy
+
+    from torchscan.records.frozen import FrozenDict
+
+    frozen = FrozenDict({"stride": (2, 2), "groups": 1})
+    assert frozen == {"stride": (2, 2), "groups": 1} and frozen.get("groups") == 1 and dict(frozen) == frozen
+    for write in (
+        lambda: frozen.__setitem__("groups", 2),
+        lambda: frozen.__delitem__("groups"),
+        lambda: frozen.update(groups=2),
+        lambda: frozen.pop("groups"),
+        lambda: frozen.popitem(),
+        lambda: frozen.setdefault("bias", None),
+        frozen.clear,
+    ):
+        with pytest.raises(TypeError, match="read-only"):
+            write()
+    with pytest.raises(TypeError, match="read-only"):
+        frozen |= {"groups": 2}
+    for again in (pickle.loads(pickle.dumps(frozen)), copy.deepcopy(frozen), copy.copy(frozen)):
+        assert type(again) is FrozenDict and again == frozen
+    assert repr(frozen) == "FrozenDict({'stride': (2, 2), 'groups': 1})"

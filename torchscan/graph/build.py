@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 import networkx as nx
@@ -27,7 +26,7 @@ from torchscan.graph.grad_mode import NO_GRAD, NO_GRAD_NODES
 from torchscan.graph.returned import RETURNED
 from torchscan.graph.shapes import NodeValues, SpecTable
 from torchscan.records import RECORD, NodeRecord, tensor_leaves
-from torchscan.records.frozen import frozen_record
+from torchscan.records.frozen import FrozenDict, frozen_record
 
 __all__ = ["REPARAMETRIZED_NODES", "build_graph"]
 
@@ -105,9 +104,9 @@ def build_graph(
     if cast:
         graph.graph[AUTOCAST_NODES] = frozenset(cast)
     if checkpointed:
-        graph.graph[CHECKPOINT_NODES] = MappingProxyType(checkpointed)
+        graph.graph[CHECKPOINT_NODES] = FrozenDict(checkpointed)
     if functions:
-        graph.graph[FUNCTION_NODES] = MappingProxyType(functions)
+        graph.graph[FUNCTION_NODES] = FrozenDict(functions)
     if reparametrized:
         graph.graph[REPARAMETRIZED_NODES] = frozenset(reparametrized)
     graph.add_nodes_from(nodes)  # fx order is topological: every edge's source is already a node

@@ -20,7 +20,7 @@ from torchscan.graph.fake import analysis_mode
 from torchscan.graph.shapes import NodeValues, SpecTable, describe, tensor_spec
 from torchscan.graph.trace import ROOT_CALL
 from torchscan.records import OpCall, TensorSpec, tensor_leaves
-from torchscan.records.frozen import frozen_record
+from torchscan.records.frozen import FrozenDict, frozen_record
 
 __all__ = ["ArgumentBinder", "CallSite", "call_site", "display_type", "make_call", "module_path_of", "resolve_target"]
 
@@ -340,7 +340,7 @@ def call_site(
         if module is None:
             module = root.get_submodule(str(node.target))
         target: Any = type(module)
-        attrs = MappingProxyType(module_config(module, specs))  # frozen once: every OpCall of the site shares it
+        attrs = FrozenDict(module_config(module, specs))  # frozen once: every OpCall of the site shares it
         training = module.training
     elif node.op == "call_function":
         target = node.target

@@ -83,3 +83,26 @@ def _fast_init(cls: type) -> Callable[..., None] | None:
     init.__module__ = cls.__module__
     init.__annotations__ = {**{field.name: field.type for field in fields}, "return": None}
     return init
+
+
+class FrozenDict(dict):  # type: ignore[type-arg]
+    """A dict that refuses writes: the read-only mappings records hold (a call's normalised arguments, a graph's
+    node tables). Read at a dict's speed; pickled, copied and deep-copied as itself (``types.MappingProxyType``,
+    used before, cannot be pickled: a report could not be sent to another process or deep-copied)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(f"{type(self).__name__} is read-only")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (dict(self),)
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict.__repr__(self)})"

@@ -9,12 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import field
-from types import MappingProxyType
 from typing import Any, Literal
 
 import torch
 
-from torchscan.records.frozen import frozen_record
+from torchscan.records.frozen import FrozenDict, frozen_record
 
 __all__ = ["ZERO", "CallKind", "Cost", "OpCall", "TensorSpec", "tensor_leaves"]
 
@@ -66,11 +65,11 @@ ZERO = Cost()
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """A read-only copy of ``mapping``; a read-only view is kept as it is (its maker holds the only
-    reference to the dict behind it: a call site's module configuration, shared by its calls)."""
-    if type(mapping) is MappingProxyType:
+    """A read-only copy of ``mapping``; a read-only one is kept as it is (a call site's module configuration,
+    shared by its calls)."""
+    if type(mapping) is FrozenDict:
         return mapping
-    return MappingProxyType(dict(mapping or {}))
+    return FrozenDict(mapping or {})
 
 
 @frozen_record

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import field
-from types import MappingProxyType
 
 import networkx as nx
 
@@ -13,7 +12,7 @@ from torchscan.passes.receptive.geometry import Field, Marker, RField, Span, Uns
 from torchscan.passes.receptive.rules import DEFAULT_RULES
 from torchscan.passes.receptive.table import Operand, Outcome, RuleLookup
 from torchscan.records import RECORD, Diagnostic, NodeRecord
-from torchscan.records.frozen import frozen_record
+from torchscan.records.frozen import FrozenDict, frozen_record
 
 __all__ = ["ReceptiveFields", "receptive_fields"]
 
@@ -27,7 +26,7 @@ class ReceptiveFields:
     diagnostics: tuple[Diagnostic, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "outcomes", MappingProxyType(dict(self.outcomes)))
+        object.__setattr__(self, "outcomes", FrozenDict(self.outcomes))
 
     def statistics(self, node: str) -> bool:
         """Whether statistics over positions lie on the way to the node (:attr:`Field.statistics`)."""
