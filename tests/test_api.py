@@ -794,3 +794,29 @@ def test_an_analysis_where_the_caller_disabled_saved_tensor_hooks_equals_one_whe
         report = crawl_module(layer, (5, 16), batch_size=2)
         assert torch._C._autograd._saved_tensors_hooks_get_disabled_error_message() == "the caller's message"
     assert report.memory == expected.memory and report.to_dict() == expected.to_dict()
+
+
+class _WithScriptedLayer(nn.Module):
+    """A Python model holding a TorchScript layer (scripted or traced)."""
+
+    def __init__(self, traced: bool) -> None:
+        super().__init__()
+        inner = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+        self.body = torch.jit.trace(inner, torch.zeros(1, 8)) if traced else torch.jit.script(inner)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("traced", [False, True])
+def test_a_torchscript_layer_inside_a_python_model_is_named_in_a_clear_error(traced: bool) -> None:
+    """The copy failed with a raw ``TypeError`` (a scripted module's parameters are no dict); the error names the
+    layer and what to do, and the model scripted as a whole is analysed."""
+    model = _WithScriptedLayer(traced)
+    expected = r"layer 'body' \(\w+\) is a TorchScript module .* script the whole"
+    with pytest.raises(torchscan.CaptureError, match=expected):
+        torchscan.crawl_module(model, (8,))
+    report = torchscan.crawl_module(torch.jit.script(model), (8,))
+    assert report.totals.macs == 8 * 8 + 8 * 4

@@ -34,7 +34,7 @@ from torchscan.graph.capture import (
 from torchscan.graph.clone import IgnoredHook, hooks_of
 from torchscan.graph.kept import KeptState, kept_as_found
 from torchscan.graph.routing import wrapped_module
-from torchscan.graph.script import SCRIPTED
+from torchscan.graph.script import SCRIPTED, is_scripted
 from torchscan.graph.shapes import NodeValues
 from torchscan.graph.trace import Capture, input_device
 from torchscan.inputs import InputSpec, ModelInputs, model_inputs
@@ -539,9 +539,18 @@ goes through ``nn.Parameter``'s metaclass, six times the cost of a set lookup)."
 
 def _check_initialized(model: nn.Module, modules: Sequence[tuple[str, nn.Module]]) -> None:
     """An :class:`InputError` naming the first layer whose parameters or buffers are still lazy
-    (``nn.LazyLinear`` before its first forward: their shapes are not known yet); ``modules``: the
-    model's ``named_modules()``."""
+    (``nn.LazyLinear`` before its first forward: their shapes are not known yet), a :class:`CaptureError` naming a
+    TorchScript layer inside a Python model (the analysis copies a Python model module by module; a scripted model
+    as a whole is recorded from its TorchScript graph instead); ``modules``: the model's ``named_modules()``."""
+    scripted = is_scripted(model)
     for path, module in modules:
+        if path and not scripted and is_scripted(module):
+            raise CaptureError(
+                f"layer '{path}' ({type(module).__name__}) is a TorchScript module (torch.jit.script or "
+                f"torch.jit.trace) inside the Python model {type(model).__name__}: torchscan cannot copy it for "
+                "analysis. Analyse the model built with that layer before scripting it, or script the whole model "
+                "(a scripted model is analysed from its TorchScript graph)"
+            )
         for name, tensor in itertools.chain(module._parameters.items(), module._buffers.items()):
             if tensor is not None and type(tensor) not in _EAGER_TENSORS and is_lazy(tensor):
                 raise InputError(
