@@ -50,10 +50,10 @@ def _exit_with_parent(reader: BinaryIO) -> None:
 
 def serve(reader: BinaryIO, channel: TextIO) -> int:
     """Read the job from ``reader``, write its rows on ``channel``; end the process if ``reader`` closes."""
-    job, settings, together = pickle.load(reader)
-    threading.Thread(target=_exit_with_parent, args=(reader,), name="torchscan-zoo-parent", daemon=True).start()
-
     with frozen_after():  # the job's own process: what it imports lives until it exits, walked by no collection
+        job, settings, together = pickle.load(reader)  # the zoo's records: torch is imported here
+        threading.Thread(target=_exit_with_parent, args=(reader,), name="torchscan-zoo-parent", daemon=True).start()
+
         import torch
 
         from torchscan.zoo.analyse import analyse_job
