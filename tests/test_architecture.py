@@ -19,7 +19,14 @@ import torchscan
 PACKAGE = Path(torchscan.__file__).parent
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("torchscan.errors", "torchscan.version", "torchscan.uncompiled", "torchscan.collector", "torchscan.records"),
+    (
+        "torchscan.errors",
+        "torchscan.version",
+        "torchscan.uncompiled",
+        "torchscan.collector",
+        "torchscan.lazy",
+        "torchscan.records",
+    ),
     ("torchscan.ops",),
     ("torchscan.inputs",),
     ("torchscan.graph",),

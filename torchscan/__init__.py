@@ -4,16 +4,15 @@ Give it a model and an input shape; it reports, per layer and in total, output s
 parameters, FLOPs, MACs and memory accesses (DMAs) — computed on a torch.fx graph with fake
 tensors, so the model is never run and never changed.
 
-The names below are imported from their modules on first use (PEP 562): ``import torchscan`` alone
-imports neither torch nor the analysis, so that the command (:mod:`torchscan.console`) decides how
-its process imports them.
+The names below are imported from their modules on first use (:mod:`torchscan.lazy`): ``import
+torchscan`` alone imports neither torch nor the analysis.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from torchscan.lazy import exports
 from torchscan.version import __version__ as __version__
 
 if TYPE_CHECKING:
@@ -70,13 +69,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, from its module (imported now if it was not)."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'torchscan' has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+__getattr__, __dir__ = exports(__name__, _HOMES)

@@ -18,8 +18,9 @@ command: ``torchscan zoo``). The modules, one job each:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from torchscan.lazy import exports
 
 if TYPE_CHECKING:
     from torchscan.zoo.driver import iter_rows, run
@@ -42,8 +43,8 @@ _HOMES = {
     "run": "torchscan.zoo.driver",
     "summarise": "torchscan.zoo.table",
 }
-"""The module each public name is defined in: imported on first use (PEP 562), so that a worker process
-(``child``, ``zygote``) imports torch where it decides (:func:`torchscan.collector.frozen_after`)."""
+"""The module each public name is defined in: imported on first use (:mod:`torchscan.lazy`), so that a worker
+process (``child``, ``zygote``) imports torch where it decides (:func:`torchscan.collector.frozen_after`)."""
 
 __all__ = [
     "Job",
@@ -61,13 +62,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, from its module (imported now if it was not)."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'torchscan.zoo' has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOMES})
+__getattr__, __dir__ = exports(__name__, _HOMES)
