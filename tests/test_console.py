@@ -1,4 +1,4 @@
-"""The command's entry point (torchscan.console) and the package's names imported on first use."""
+"""The command's entry point (torchscan.console): its process's collector, and the caller's from Python."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import torchscan
 from torchscan.cli import main
 
 _MODEL = """
@@ -27,19 +26,6 @@ def spec(tmp_path: Path) -> str:
     path = tmp_path / "console_model.py"
     path.write_text(_MODEL, encoding="utf-8")
     return f"{path}:small"
-
-
-def test_every_public_name_is_its_module_s_object() -> None:
-    import importlib
-
-    for name in torchscan.__all__:
-        assert getattr(torchscan, name) is getattr(importlib.import_module(torchscan._HOMES[name]), name)
-    assert set(torchscan.__all__) <= set(dir(torchscan))
-    with pytest.raises(AttributeError, match="no attribute 'crawl'"):
-        _ = torchscan.crawl  # type: ignore[attr-defined]
-    from torchscan import Report, crawl_module  # from-imports through the module's __getattr__
-
-    assert (Report, crawl_module) == (torchscan.report.Report, torchscan.api.crawl_module)
 
 
 def test_the_command_called_from_python_leaves_the_caller_s_collector_as_found(

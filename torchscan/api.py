@@ -330,7 +330,7 @@ class _Subject:
 def _subject(model: nn.Module, formulas: Mapping[Any, Formula] | None) -> _Subject:
     inner, unwrapped = _unwrapped(model)
     modules = tuple(inner.named_modules())  # one walk, read by every pass that needs the modules
-    _check_initialized(inner, modules)
+    _check_modules(inner, modules)
     return _Subject(
         model=inner,
         unwrapped=unwrapped,
@@ -537,7 +537,7 @@ _EAGER_TENSORS = frozenset({nn.Parameter, torch.Tensor})
 goes through ``nn.Parameter``'s metaclass, six times the cost of a set lookup)."""
 
 
-def _check_initialized(model: nn.Module, modules: Sequence[tuple[str, nn.Module]]) -> None:
+def _check_modules(model: nn.Module, modules: Sequence[tuple[str, nn.Module]]) -> None:
     """An :class:`InputError` naming the first layer whose parameters or buffers are still lazy
     (``nn.LazyLinear`` before its first forward: their shapes are not known yet), a :class:`CaptureError` naming a
     TorchScript layer inside a Python model (the analysis copies a Python model module by module; a scripted model
