@@ -43,6 +43,23 @@ class Projection(nn.Module):
 
 def wrong_width():
     return Projection()
+
+
+class Checked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(8, 2)
+
+    def forward(self, x):
+        if x.shape[-1] != 8:
+            raise ValueError(f"Checked needs 8 features, got {x.shape[-1]}")
+        return self.linear(x)
+
+
+def checked():
+    with Path(__file__).with_name("checked_built").open("a") as built:
+        built.write("built\\n")  # one line per model built: the test counts them
+    return Checked()
 """
 
 
@@ -126,6 +143,16 @@ def test_bad_input_shapes_stop_before_the_model_is_built(shape: list[str], match
 def test_a_shape_the_model_rejects_is_one_line(models: Path, capsys) -> None:
     line = _error(capsys, f"{models}:wrong_width", "--input-shape", "3")  # ShapeError's message has 3 lines
     assert "rejected input shapes" in line and " | at File " in line and "x @ self.weight" in line
+
+
+def test_a_check_of_the_models_code_is_one_line_and_builds_no_real_weights(models: Path, capsys) -> None:
+    """The model's own check rejects the input on meta weights as it would on real ones: the command says so
+    (exit status 2) without building the model again with real weights for a real forward (it did: a large model
+    cost its whole size in memory to report its own error)."""
+    line = _error(capsys, f"{models}:checked", "--input-shape", "5")
+    assert line.startswith("torchscan: error: Checked rejected the input (x (1, 5) float32)")
+    assert "ValueError: Checked needs 8 features, got 5 | at File " in line
+    assert models.with_name("checked_built").read_text().splitlines() == ["built"]
 
 
 def test_output_into_a_missing_folder(models: Path, tmp_path: Path, capsys) -> None:

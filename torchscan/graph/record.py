@@ -42,6 +42,7 @@ from torchscan.graph.fake import analysis_mode
 from torchscan.graph.functions import FUNCTION, FunctionCall, FunctionMarks, is_function_forward
 from torchscan.graph.grad_mode import GradMarks
 from torchscan.graph.held import held_by_objects, held_by_state
+from torchscan.graph.rejected import CHECK_FUNCTIONS, RejectedInput, model_caller, own_check, rejected_input
 from torchscan.graph.returned import ReturnSites
 from torchscan.graph.routing import RoutedCalls, forward_of, run_forward_hooks, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
@@ -354,9 +355,11 @@ class _Recorder(TorchFunctionMode):
             elif result is None:
                 result = func(*args, **kwargs)
             result = written(func, args, result)  # an index write: the tensor it wrote, recorded as its result
-        except (_OpFailed, *_NEEDS_VALUES):
+        except (_OpFailed, RejectedInput, *_NEEDS_VALUES):
             raise
         except Exception as error:
+            if func in CHECK_FUNCTIONS and (caller := model_caller()) is not None:  # ``torch._assert`` failed
+                raise RejectedInput(error, caller) from error
             if func in _READS_VALUES:
                 raise
             if _real_kernel_accepts(func, args, kwargs):
@@ -383,6 +386,11 @@ class _Recorder(TorchFunctionMode):
             return None
         result = answer(rule, target, tuple(args), kwargs)
         return materialize(result, self.fake_mode) if type(result) is Fresh else result
+
+    def layer(self) -> tuple[str, str] | None:
+        """The path and class name of the innermost module call running (None where only the root's runs)."""
+        path = next((path for path in reversed(self.stack) if path), "")
+        return (path, self._types[path].__name__) if path else None
 
     def _op_error(self, func: Any, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
         """The error of an op that rejected its arguments: the layer, the op, the input shapes and dtypes,
@@ -571,6 +579,7 @@ def record(
 
         return call
 
+    tensors: list[tuple[str, torch.Tensor]] = []
     try:
         with mode, torch.enable_grad() if isinstance(mode, FakeTensorMode) else contextlib.nullcontext():
             args, kwargs, tensors = make_inputs()
@@ -599,6 +608,8 @@ def record(
             recorder.finish(output)
     except _OpFailed as failed:
         raise failed.error from None
+    except RejectedInput as rejected:  # ``torch._assert`` of the model's code: its check, as a real forward fails it
+        raise rejected_input(rejected.error, rejected.frame, type(clone).__name__, recorder.layer(), tensors) from None
     except _NEEDS_VALUES as error:
         frame = user_frame_of_stack(traceback.extract_tb(error.__traceback__))
         why = (
@@ -613,6 +624,9 @@ def record(
     except CaptureError:
         raise
     except Exception as error:
+        check = own_check(error)
+        if check is not None:  # the model's own check rejected its input: a real forward fails it the same way
+            raise rejected_input(error, check, type(clone).__name__, recorder.layer(), tensors) from None
         frame = user_frame_of_stack(traceback.extract_tb(error.__traceback__))
         raise CaptureError(
             f"recording a forward of {type(clone).__name__} ({method}) failed: {type(error).__name__}: "

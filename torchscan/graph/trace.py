@@ -400,6 +400,14 @@ class _Tracer(fx.Tracer):
         self.guards.append(Guard(node.name, kind, read))
         return read
 
+    def sized_bool(self, proxy: fx.Proxy) -> bool | None:
+        """``proxy`` read as a bool where its value is computed from sizes (as :meth:`concrete` reads it: a
+        guard), None where it is computed from tensor data (a condition the trace cannot decide)."""
+        value = self._value(proxy.node)
+        if any(isinstance(leaf, (torch.Tensor, Pending)) for leaf in tree_leaves(value)):
+            return None
+        return self.concrete(proxy, "bool")
+
     def wrote(self, node: fx.Node) -> None:
         """An index write into the value of ``node`` (whose proxy now stands for the write): told to the
         running block recordings, which refuse a write into a node made before them."""

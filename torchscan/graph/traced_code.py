@@ -258,10 +258,11 @@ class _TorchShim(types.ModuleType):
     ``__torch_function__`` can see it (so fx cannot trace ``torch.ones(n, n)``); given the tuple, the call
     reaches the proxy and records one node, ``torch.ones((n, n))``, which runs as the original does.
 
-    Its assertions (:data:`_CHECKS`) take a traced condition as holding: ``torch._check(n_tokens * d ==
-    features.numel())`` asserts what the data must be (image tokens matching image features), which a trace
+    Its assertions (:data:`_CHECKS`) take a condition computed from tensor data as holding: ``torch._check(n_tokens
+    * d == features.numel())`` asserts what the data must be (image tokens matching image features), which a trace
     cannot decide and which no shape or count depends on — the analysis assumes a valid input, as it assumes the
-    input's values are whatever they must be. torch's own refuse a proxy (``cond must be a bool``)."""
+    input's values are whatever they must be. A condition computed from sizes alone is decided (as an ``if`` on
+    sizes is), so a check the input fails fails the trace. torch's own refuse a proxy (``cond must be a bool``)."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(torch, name)  # a name torch made after the copy (a submodule it loads lazily)
@@ -278,13 +279,29 @@ def _torch_shim() -> types.ModuleType:
     return shim
 
 
+_CONDITIONS: dict[Callable[..., Any], int] = {torch._check: 0, torch._check_with: 1}
+"""The position of the bool condition of the assertions of :data:`_CHECKS` that take one (the others take a
+tensor of conditions: its data)."""
+
+
 def _traced_holds(function: Callable[..., Any]) -> Callable[..., Any]:
-    """An assertion of :data:`_CHECKS` that takes a condition of traced values as holding (nothing recorded)."""
+    """An assertion of :data:`_CHECKS` that takes a condition of traced values as holding (nothing recorded),
+    unless the condition is a bool computed from sizes alone (``torch._check(x.shape[1] == 3)``): the trace
+    reads it as an ``if`` reads one (a guard, :meth:`~torchscan.graph.trace._Tracer.sized_bool`) and the
+    assertion runs on it, failing where the forward fails."""
+    position = _CONDITIONS.get(function)
 
     @functools.wraps(function)
     def check(*args: Any, **kwargs: Any) -> None:
         if first_proxy((args, kwargs)) is None:
             function(*args, **kwargs)
+            return
+        if position is None or position >= len(args) or not isinstance(args[position], fx.Proxy):
+            return
+        read = getattr(args[position].tracer, "sized_bool", None)
+        condition = read(args[position]) if read is not None else None
+        if condition is not None:
+            function(*args[:position], condition, *args[position + 1 :], **kwargs)
 
     return check
 
