@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from torchscan import InputError, TensorSpec
+from torchscan import InputError, TensorSpec, crawl_module
 from torchscan.inputs import InputSpec, model_inputs, normalise_inputs
 
 
@@ -134,3 +134,46 @@ def test_crawl_module_names_the_input_that_overflows() -> None:
         crawl_module(nn.Flatten(), (3, 10**9, 10**9))  # Flatten.forward(input)
     with pytest.raises(InputError, match=r"input 1 \(mask\) of shape \(2, 1000000000000, 1000000000000\)"):
         crawl_module(Two(), ((3, 4), (10**12, 10**12)), batch_size=2)
+
+
+class _TwoInputs(torch.nn.Module):
+    def forward(self, x, y, *, scale: float = 1.0):
+        return (x + y) * scale
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            {"input_shape": (3,)},
+            r"_TwoInputs.forward\(x, y, \*, scale: 'float' = 1.0\) cannot take the inputs given "
+            r"\(\(1, 3\) float32\): missing a required argument: 'y'",
+        ),
+        (
+            {"input_shape": [(3,), (3,), (3,)]},
+            r"given \(\(1, 3\) float32, \(1, 3\) float32, \(1, 3\) float32\): too many",
+        ),
+        ({"args": (torch.zeros(1, 3), torch.zeros(1, 3)), "kwargs": {"shift": 2}}, r"shift=int\): got an unexpected"),
+    ],
+)
+def test_inputs_the_forward_cannot_take_are_an_input_error_before_any_capture(
+    call: dict, match: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing, extra or unknown input was a ``TypeError`` inside the capture, which then ran a real forward to
+    fail the same way (``recording a forward of ... (real-forward) failed``)."""
+    import torchscan.graph.capture as capture
+
+    monkeypatch.setattr(capture, "capture_with_fallback", None)  # nothing is captured
+    with pytest.raises(InputError, match=match):
+        crawl_module(_TwoInputs(), **call)
+
+
+def test_a_call_of_its_own_may_supply_the_inputs() -> None:
+    """A class's own ``__call__`` may hand the forward other arguments: no check."""
+
+    class Called(_TwoInputs):
+        def __call__(self, x):
+            return super().__call__(x, x)
+
+    assert crawl_module(Called(), (3,)).context.output_shapes == ((1, 3),)
+    assert crawl_module(_TwoInputs(), [(3,), (3,)], batch_size=2).context.output_shapes == ((2, 3),)

@@ -37,7 +37,7 @@ from torchscan.graph.routing import wrapped_module
 from torchscan.graph.script import SCRIPTED, is_scripted
 from torchscan.graph.shapes import NodeValues
 from torchscan.graph.trace import Capture, input_device
-from torchscan.inputs import InputSpec, ModelInputs, model_inputs
+from torchscan.inputs import InputSpec, ModelInputs, check_binds, model_inputs
 from torchscan.measure.cpu import measure_cpu
 from torchscan.measure.cuda import measure_cuda
 from torchscan.ops import DEFAULT_REGISTRY, Formula, Registry
@@ -358,14 +358,17 @@ class _Call:
     """The caller's ``torch.autocast`` state (read as the call is made, not an argument)."""
 
     def inputs(self, model: nn.Module) -> ModelInputs:
+        signature = _signature(model)
         inputs = model_inputs(
             self.input_shape,
             args=self.args,
             kwargs=self.kwargs,
             dtype=self.dtype,
             batch_size=self.batch_size,
-            signature=_signature(model),
+            signature=signature,
         )
+        if not _rewrites_arguments(model):
+            check_binds(inputs, signature, type(model).__name__)
         return dataclasses.replace(inputs, autocast=self.autocast) if self.autocast else inputs
 
 
@@ -616,6 +619,12 @@ def _hook_diagnostics(hooks: Sequence[IgnoredHook]) -> tuple[Diagnostic, ...]:
         "the model without it"
     )
     return (Diagnostic("hooks-ignored", message),)
+
+
+def _rewrites_arguments(model: nn.Module) -> bool:
+    """Whether the arguments of the call may reach the forward changed: by a ``__call__`` of the model's class's
+    own, or a TorchScript module's (the model's hooks are not run by an analysis: its forward gets them as given)."""
+    return type(model).__call__ is not nn.Module.__call__ or is_scripted(model)
 
 
 def _signature(model: nn.Module) -> inspect.Signature | None:

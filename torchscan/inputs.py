@@ -23,7 +23,7 @@ from torchscan.errors import InputError
 from torchscan.records import TensorSpec
 from torchscan.records.frozen import frozen_record
 
-__all__ = ["InputSpec", "ModelInputs", "model_inputs", "normalise_inputs"]
+__all__ = ["InputSpec", "ModelInputs", "check_binds", "model_inputs", "normalise_inputs"]
 
 ShapeLike = Sequence[int]
 
@@ -244,6 +244,30 @@ def model_inputs(
     for index, spec in enumerate(specs):
         _check_size(spec, index)
     return ModelInputs(tuple(call_args), dict(call_kwargs), specs)
+
+
+def check_binds(inputs: ModelInputs, signature: inspect.Signature | None, owner: str) -> None:
+    """Raise an :class:`InputError` where a forward of ``signature`` (``owner``: its class's name) cannot take
+    ``inputs`` (an input missing, one too many, a keyword it has no parameter for): said before anything runs,
+    with the forward's parameters and the inputs given, instead of a ``TypeError`` from inside the capture."""
+    if signature is None:
+        return
+    try:
+        signature.bind(*inputs.args, **inputs.kwargs)
+    except TypeError as error:
+        given = [_given(value) for value in inputs.args] + [
+            f"{key}={_given(value)}" for key, value in inputs.kwargs.items()
+        ]
+        raise InputError(
+            f"{owner}.forward{signature} cannot take the inputs given ({', '.join(given) or 'none'}): {error}"
+        ) from None
+
+
+def _given(value: Any) -> str:
+    """An input as :func:`check_binds` lists it: a tensor's shape and dtype, anything else its type."""
+    if isinstance(value, InputSpec):
+        return f"{tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}"
+    return type(value).__name__
 
 
 def _parameter_names(signature: inspect.Signature | None, count: int) -> list[str]:
