@@ -33,6 +33,7 @@ from torchscan.graph.capture import (
 )
 from torchscan.graph.clone import IgnoredHook, hooks_of
 from torchscan.graph.kept import KeptState, kept_as_found
+from torchscan.graph.rejected import RejectedByModel
 from torchscan.graph.routing import wrapped_module
 from torchscan.graph.script import SCRIPTED, is_scripted
 from torchscan.graph.shapes import NodeValues
@@ -286,10 +287,10 @@ def _batch_hint(
     input_shape: InputShape | None,
     dtype: torch.dtype | Sequence[torch.dtype] | None,
     batch_size: int | None,
-    error: ShapeError,
+    error: ShapeError | RejectedByModel,
 ) -> str:
-    """A hint when the failing op got a model input whose given shape starts with 1 and the model
-    takes that input without it: the batch dimension given by mistake (``input_shape`` excludes it).
+    """A hint when the failing op (or the model's own check) got a model input whose given shape starts with 1 and
+    the model takes that input without it: the batch dimension given by mistake (``input_shape`` excludes it).
     Checked by capturing again without the leading 1 (on the error path only, no real forward)."""
     if batch_size is None or not input_shape or isinstance(input_shape, torch.Tensor):
         return ""
@@ -404,6 +405,11 @@ def _capture(
         raise ShapeError(
             error.message + note, node=error.node, module_path=error.module_path, input_shapes=error.input_shapes
         ) from None
+    except RejectedByModel as error:  # the model's own check: the same hint where the batch dim was given too
+        note = _batch_hint(subject.model, call.input_shape, call.dtype, call.batch_size, error)
+        if not note:
+            raise
+        raise RejectedByModel(str(error) + note, error.input_shapes) from None
     except CaptureError as error:
         if not subject.hooks:
             raise

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 import torchscan.graph.capture as capture
 from torchscan import crawl_module
 from torchscan.errors import InputError
-from torchscan.graph.rejected import own_check
+from torchscan.graph.rejected import RejectedByModel, own_check
 
 MODELS = """
 import torch
@@ -58,6 +59,12 @@ class TorchAssert(nn.Module):
         n, c = x.shape
         torch._assert(c == 3, f"three channels, got {c}")
         return x * 2
+
+
+class Unpacked(nn.Module):
+    def forward(self, x):
+        b, c, h, w = x.shape
+        return x.reshape(b, c * h * w)
 
 
 class OnValues(nn.Module):
@@ -147,6 +154,7 @@ def no_real_forward(monkeypatch: pytest.MonkeyPatch) -> None:
         ("Asserted", (4,), "Asserted rejected", "AssertionError"),
         ("Checked", (4,), "Checked rejected", "RuntimeError: three channels, got 4"),
         ("TorchAssert", (4,), "TorchAssert rejected", "AssertionError: three channels, got 4"),
+        ("Unpacked", (4,), "Unpacked rejected", "ValueError: not enough values to unpack (expected 4, got 2)"),
     ],
 )
 def test_a_check_of_the_models_code_is_the_error(
@@ -168,7 +176,13 @@ def test_a_check_of_the_models_code_is_the_error(
 
 def test_the_same_checks_pass_a_good_input(models: types.ModuleType, no_real_forward: None) -> None:
     """Each check decided on the input's sizes: a good input gets its report from the trace."""
-    for name, shape in [("Features", (5,)), ("Outer", (5,)), ("Asserted", (2, 2)), ("Checked", (3,))]:
+    for name, shape in [
+        ("Features", (5,)),
+        ("Outer", (5,)),
+        ("Asserted", (2, 2)),
+        ("Checked", (3,)),
+        ("Unpacked", (2, 2, 2)),
+    ]:
         report = crawl_module(getattr(models, name)(), shape)
         assert report.context.capture == "torch.fx" and report.totals.complete, name
 
@@ -186,3 +200,23 @@ def test_a_sized_torch_check_is_decided_by_the_trace(models: types.ModuleType) -
     it is decided as an ``if`` on sizes is, a guard of the graph."""
     report = crawl_module(models.Checked(), (3,))
     assert "shape-specialized" in {d.code for d in report.diagnostics}
+
+
+def test_the_batch_dimension_given_too_gets_the_hint(no_real_forward: None) -> None:
+    """torchvision's ViT given (1, 3, H, W) as ``input_shape``: its ``n, c, h, w = x.shape`` rejects the 5-d input
+    (a real forward ran before, to fail the same way), and the error says what the model takes."""
+    model = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=16, num_layers=1, num_heads=2, hidden_dim=8, mlp_dim=16
+    ).eval()
+    with pytest.raises(RejectedByModel) as caught:
+        crawl_module(model, (1, 3, 32, 32))
+    message = str(caught.value)
+    assert message.startswith("VisionTransformer rejected the input (x (1, 1, 3, 32, 32) float32)")
+    assert "ValueError: too many values to unpack (expected 4)" in message and "n, c, h, w = x.shape" in message
+    assert message.endswith(
+        "hint: input_shape excludes the batch dimension (batch_size=1 is prepended): the model takes (3, 32, 32)"
+    )
+    assert caught.value.input_shapes == ((1, 1, 3, 32, 32),)
+    with pytest.raises(RejectedByModel, match="Wrong image height! Expected 32 but got 48!") as caught:
+        crawl_module(model, (3, 48, 32))
+    assert "hint" not in str(caught.value)

@@ -23,7 +23,7 @@ from torchscan.errors import InputError
 from torchscan.graph.executions import is_user_file
 from torchscan.graph.shapes import first_line
 
-__all__ = ["CHECK_FUNCTIONS", "RejectedInput", "model_caller", "own_check", "rejected_input"]
+__all__ = ["CHECK_FUNCTIONS", "RejectedByModel", "RejectedInput", "model_caller", "own_check", "rejected_input"]
 
 CHECK_FUNCTIONS = frozenset({torch._assert})
 """torch's check functions that a ``TorchFunctionMode`` sees called (a recording's op): their failure is the
@@ -57,6 +57,19 @@ _PACKAGES = tuple({sysconfig.get_paths()[key] + os.sep for key in ("purelib", "p
 _RAISE = dis.opmap["RAISE_VARARGS"]
 """The instruction of a ``raise`` statement and of a failed ``assert``."""
 
+_UNPACKS = frozenset(dis.opmap[name] for name in ("UNPACK_SEQUENCE", "UNPACK_EX"))
+"""The instructions of an unpacking (``n, c, h, w = x.shape``): its ``ValueError`` (too many or too few values)
+depends on lengths alone, a tensor's its first size, which fake tensors have as real ones do."""
+
+
+class RejectedByModel(InputError):
+    """A check of the model's own code rejected its input (:func:`rejected_input`): an
+    :class:`~torchscan.errors.InputError` with the model's input shapes (``input_shapes``)."""
+
+    def __init__(self, message: str, input_shapes: tuple[tuple[int, ...], ...]) -> None:
+        super().__init__(message)
+        self.input_shapes = input_shapes
+
 
 class RejectedInput(Exception):
     """A check of the model's own code failed (``error``) at the user frame ``frame``: raised out of a recording,
@@ -71,8 +84,9 @@ class RejectedInput(Exception):
 def own_check(error: BaseException) -> traceback.FrameSummary | None:
     """The frame of the model's own code whose check raised ``error``, or None where something else did.
 
-    A check is a ``raise`` statement or a failed ``assert`` in a user file (outside torch and torchscan: the
-    innermost frame of the traceback, at its raise instruction), or a call of one of torch's check functions
+    A check is a ``raise`` statement, a failed ``assert`` or an unpacking of the wrong length (``n, c, h, w =
+    x.shape`` on a 5-dimensional input) in a user file (outside torch and torchscan: the innermost frame of the
+    traceback, at that instruction), or a call of one of torch's check functions
     (``torch._assert``, ``torch._check``…) made from a user file. An exception raised while another was being
     handled (``except KeyError: raise ValueError(...)``) translates that one, whatever it was: not a check.
     """
@@ -98,9 +112,12 @@ def own_check(error: BaseException) -> traceback.FrameSummary | None:
     if not _in_model_code(code.co_filename):
         return None
     raw = code.co_code
-    if not 0 <= innermost.tb_lasti < len(raw) or raw[innermost.tb_lasti] != _RAISE:
-        return None  # raised by an operation of the line (a C method, an index…), not by the model's statement
-    return _summary(innermost)
+    if not 0 <= innermost.tb_lasti < len(raw):
+        return None
+    instruction = raw[innermost.tb_lasti]
+    if instruction == _RAISE or (instruction in _UNPACKS and type(error) is ValueError):
+        return _summary(innermost)
+    return None  # raised by another operation of the line (a C method, an index…), not by the model's statement
 
 
 def model_caller() -> traceback.FrameSummary | None:
@@ -128,7 +145,7 @@ def rejected_input(
     model: str,
     layer: tuple[str, str] | None,
     inputs: Sequence[tuple[str, torch.Tensor]],
-) -> InputError:
+) -> RejectedByModel:
     """The error for a check of the model's own code that rejected its input: the model (its class name
     ``model``), the layer whose code ran it (``(path, class name)``, None for the model's own forward), the
     model's input tensors (``(name, tensor)``), the check's exception and its line."""
@@ -139,7 +156,8 @@ def rejected_input(
     code = (frame.line or "").strip()
     at = f'\n  at File "{frame.filename}", line {frame.lineno}, in {frame.name}' + (f"\n    {code}" if code else "")
     reason = f"{type(error).__name__}: {first_line(error)}" if str(error).strip() else type(error).__name__
-    return InputError(
+    return RejectedByModel(
         f"{where} rejected the input ({given or 'no tensors'}) in a check of the model's own code "
-        f"(a real forward fails the same way: none was run): {reason}{at}"
+        f"(a real forward fails the same way: none was run): {reason}{at}",
+        tuple(tuple(tensor.shape) for _, tensor in inputs),
     )
