@@ -783,6 +783,24 @@ def test_a_lazy_module_is_a_clear_input_error() -> None:
         crawl_module(model, (3,))
 
 
+class _NotInitialized(nn.Module):
+    def __init__(self) -> None:  # no super().__init__(): none of a module's state
+        self.width = 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_a_module_never_initialised_is_a_clear_input_error() -> None:
+    """A subclass whose ``__init__`` skips ``super().__init__()`` failed with torch's raw ``AttributeError: ... has
+    no attribute '_modules'`` (the command's "bug" exit status); the error names the layer and what to do."""
+    with pytest.raises(InputError, match=r"^_NotInitialized was never initialised as a torch.nn.Module: its __init__"):
+        crawl_module(_NotInitialized(), (3,))
+    model = nn.Sequential(nn.Linear(3, 3), nn.Sequential(nn.ReLU(), _NotInitialized()))
+    with pytest.raises(InputError, match=r"^layer '1.1' \(_NotInitialized\) was never initialised .* super"):
+        crawl_module(model, (3,))
+
+
 def test_an_analysis_where_the_caller_disabled_saved_tensor_hooks_equals_one_where_they_are_allowed() -> None:
     """``torch.autograd.graph.disable_saved_tensors_hooks`` (per thread; ``torch.func``'s transforms set it): a
     recording for the memory section keeps what autograd saves through such hooks, and failed there, leaving the

@@ -330,7 +330,11 @@ class _Subject:
 
 def _subject(model: nn.Module, formulas: Mapping[Any, Formula] | None) -> _Subject:
     inner, unwrapped = _unwrapped(model)
-    modules = tuple(inner.named_modules())  # one walk, read by every pass that needs the modules
+    try:
+        modules = tuple(inner.named_modules())  # one walk, read by every pass that needs the modules
+    except AttributeError:
+        _check_initialized(inner)
+        raise
     _check_modules(inner, modules)
     return _Subject(
         model=inner,
@@ -544,6 +548,26 @@ def _with_unused_parameters(
 _EAGER_TENSORS = frozenset({nn.Parameter, torch.Tensor})
 """The exact types of nearly every parameter and buffer: never lazy (``is_lazy``'s ``isinstance``
 goes through ``nn.Parameter``'s metaclass, six times the cost of a set lookup)."""
+
+
+def _check_initialized(model: nn.Module) -> None:
+    """An :class:`InputError` naming the first module (depth first) that ``nn.Module.__init__`` never ran on: a
+    subclass whose ``__init__`` does not call ``super().__init__()`` holds none of a module's state."""
+    pending: list[tuple[str, nn.Module]] = [("", model)]
+    while pending:
+        path, module = pending.pop()
+        state = vars(module)
+        if "_modules" not in state or "_parameters" not in state:
+            where = f"layer '{path}' ({type(module).__name__})" if path else type(module).__name__
+            raise InputError(
+                f"{where} was never initialised as a torch.nn.Module: its __init__ does not call "
+                "super().__init__(), so it holds none of a module's state (its layers, parameters, buffers); call it "
+                "first in __init__"
+            )
+        prefix = f"{path}." if path else ""
+        pending.extend(
+            (prefix + name, child) for name, child in reversed(state["_modules"].items()) if child is not None
+        )
 
 
 def _check_modules(model: nn.Module, modules: Sequence[tuple[str, nn.Module]]) -> None:
