@@ -70,6 +70,41 @@ def test_long_input_into_a_conv_net_says_to_leave_the_dtype_float() -> None:
     assert "num_users" not in message
 
 
+class _Untraceable(nn.Module):
+    """A linear layer behind a check a trace cannot pass (a proxy's shape is no ``torch.Size``): recorded on fakes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x.shape, torch.Size):
+            raise TypeError("a tensor is needed")
+        return self.linear(x)
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.int64, torch.bool])
+@pytest.mark.parametrize("model", [nn.Sequential(nn.Linear(3, 3)), _Untraceable()], ids=["traced", "recorded"])
+def test_integer_or_bool_input_into_a_linear_is_refused_as_eager_refuses_it(
+    dtype: torch.dtype, model: nn.Module
+) -> None:
+    """Fake tensors' linear takes any dtypes (the report was that of a model eager PyTorch refuses to run: ``mat1
+    and mat2 must have the same dtype``); a trace's shape pass and a recording on fakes both refuse it."""
+    with pytest.raises(RuntimeError, match="same dtype"):
+        model(torch.zeros(1, 3, dtype=dtype))
+    with pytest.raises(ShapeError, match=f"the layer computes in torch.float32 but gets a {dtype} tensor"):
+        crawl_module(model, (3,), dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.complex64])
+@pytest.mark.parametrize("model", [nn.Sequential(nn.Linear(3, 3)), _Untraceable()], ids=["traced", "recorded"])
+def test_another_floating_input_dtype_is_an_input_error_traced_or_recorded(
+    dtype: torch.dtype, model: nn.Module
+) -> None:
+    with pytest.raises(InputError, match=f"computes in torch.float32 but gets {dtype} input"):
+        crawl_module(model, (3,), dtype=dtype)
+
+
 def test_float_ids_into_an_embedding_say_to_pass_long() -> None:
     with pytest.raises(ShapeError) as caught:
         crawl_module(nn.Sequential(nn.Embedding(10, 4)), (7,))

@@ -32,7 +32,7 @@ from torch._subclasses.fake_tensor import (
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves, tree_map
 
-from torchscan.errors import CaptureError, ShapeError
+from torchscan.errors import CaptureError, InputError, ShapeError
 from torchscan.graph import autocast
 from torchscan.graph.checkpoint import CheckpointMarks, Region
 from torchscan.graph.clone import ModelCopy
@@ -51,8 +51,11 @@ from torchscan.graph.shapes import (
     SpecTable,
     StorageIds,
     describe,
+    dtype_conflict,
     first_line,
     is_passthrough,
+    mixed_dtypes_error,
+    mixed_dtypes_reason,
     shape_list,
     shapes_of,
     user_frame_of_stack,
@@ -60,7 +63,7 @@ from torchscan.graph.shapes import (
 from torchscan.graph.stack_text import StackTexts
 from torchscan.graph.trace import Capture, output_data, plain_node
 from torchscan.graph.writes import written
-from torchscan.ops.registry import Registry
+from torchscan.ops.registry import Registry, Saves
 from torchscan.records import tensor_leaves
 
 __all__ = ["NeedsValues", "record"]
@@ -348,6 +351,9 @@ class _Recorder(TorchFunctionMode):
         self, func: Callable[..., Any], types: Any, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
     ) -> Any:
         kwargs = dict(kwargs or {})
+        if self.registry.saves(func) is Saves.WEIGHTED and not autocast.enabled():  # mixed dtypes: eager refuses
+            # them (fake kernels do not), unless autocast casts them
+            self._check_dtypes(func, args, kwargs)
         try:
             result = self.by_rule(func, args, kwargs)
             if result is None and self.memo is not None and not autocast.enabled():
@@ -386,6 +392,20 @@ class _Recorder(TorchFunctionMode):
             return None
         result = answer(rule, target, tuple(args), kwargs)
         return materialize(result, self.fake_mode) if type(result) is Fresh else result
+
+    def _check_dtypes(self, func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Raise what eager PyTorch raises where a weighted function (``F.linear``, ``F.conv2d``…) gets tensors
+        of mixed dtypes (:func:`~torchscan.graph.shapes.dtype_conflict`), as the shape pass of a trace does."""
+        leaves = [leaf for leaf in tree_leaves((tuple(args), kwargs)) if isinstance(leaf, torch.Tensor)]
+        conflict = dtype_conflict([leaf.dtype for leaf in leaves], ())
+        if conflict is None:
+            return
+        found, given = conflict
+        if given.is_floating_point or given.is_complex:
+            path = next((path for path in reversed(self.stack) if path), "")
+            where = f"layer '{path}' ({_name(func)})" if path else f"({_name(func)})"
+            raise mixed_dtypes_error(where, found, given, user_frame_of_stack(traceback.extract_stack()))
+        raise _OpFailed(self._op_error(func, args, kwargs, RuntimeError(mixed_dtypes_reason(found, given))))
 
     def layer(self) -> tuple[str, str] | None:
         """The path and class name of the innermost module call running (None where only the root's runs)."""
@@ -621,7 +641,7 @@ def record(
             f"recording a forward of {type(clone).__name__} ({method}) stopped where {why}{frame}",
             recorder.recorded_bytes(),
         ) from error
-    except CaptureError:
+    except (CaptureError, InputError):
         raise
     except Exception as error:
         check = own_check(error)

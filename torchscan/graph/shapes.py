@@ -643,7 +643,9 @@ class _ShapeRunner:
                 plan = shared
             elif shared.weighted:  # its own weights' dtypes: parameters(recurse=False)
                 weights = tuple(
-                    t.dtype for t in dict.values(callee._parameters) if t is not None and t.dtype.is_floating_point
+                    t.dtype
+                    for t in dict.values(callee._parameters)
+                    if t is not None and (t.dtype.is_floating_point or t.dtype.is_complex)
                 )
                 plan = NodePlan(callee, shared.rule, True, weights)
             else:
@@ -659,12 +661,15 @@ class _ShapeRunner:
         return Pending(result, self._fake_mode, self._storages.on_made) if type(result) is Fresh else result
 
     def _shape_error(self, n: fx.Node, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
+        return self._rejected(n, describe((tuple(args), dict(kwargs))), first_line(error))
+
+    def _rejected(self, n: fx.Node, described: Any, reason: str) -> ShapeError:
+        """The :class:`ShapeError` of node ``n`` refusing its arguments (``described``) for ``reason``."""
         path = self._module_paths.get(n.name, "")
-        described = describe((tuple(args), dict(kwargs)))
         shapes = shapes_of(described)
         message = (
             f"{_where(n, path, self._op_name(n))} rejected input shapes {shape_list(shapes)}"
-            f"{_dtype_list(described)}: {first_line(error)}{_user_frame(n)}{_dtype_hint(self._target(n), described)}"
+            f"{_dtype_list(described)}: {reason}{_user_frame(n)}{_dtype_hint(self._target(n), described)}"
         )
         return ShapeError(message, node=n.name, module_path=path, input_shapes=shapes)
 
@@ -681,20 +686,49 @@ class _ShapeRunner:
         return target.__name__ if isinstance(target, type) else getattr(target, "__name__", str(target))
 
     def _check_dtypes(self, n: fx.Node, plan: NodePlan, args: Any, kwargs: Any) -> None:
-        """A weighted op (conv, linear…) whose floating-point tensors differ in dtype fails in eager
-        PyTorch (``Input type (Half) and bias type (float) should be the same``) but not on fake
-        tensors: raise it as the model would, saying what to pass (``args``, ``kwargs`` described)."""
-        inputs = [t.dtype for t in tensor_leaves((args, kwargs)) if t.dtype.is_floating_point]
-        weights = list(plan.weight_dtypes)
-        if len(set(inputs + weights)) > 1:
-            found = weights[0] if weights else inputs[-1]
-            given = next(dtype for dtype in inputs if dtype != found)
-            raise InputError(
-                f"{_where(n, self._module_paths.get(n.name, ''), self._op_name(n))} computes in {found} "
-                f"but gets {given} input: the model would fail the same way. Pass dtype={_spelling(found)} "
-                f"(the dtype of the model's weights), or convert the model first (model.to({_spelling(given)})) "
-                f"to analyse it in {given}{_user_frame(n)}"
-            )
+        """A weighted op (conv, linear…) whose tensors differ in dtype fails in eager PyTorch (``Input type (Half)
+        and bias type (float) should be the same``, ``mat1 and mat2 must have the same dtype, but got Long and
+        Float``) but not on fake tensors: raise it as the model would, saying what to pass (``args``, ``kwargs``
+        described)."""
+        conflict = dtype_conflict([t.dtype for t in tensor_leaves((args, kwargs))], plan.weight_dtypes)
+        if conflict is None:
+            return
+        found, given = conflict
+        if not (given.is_floating_point or given.is_complex):  # integers or bools: the dtype given by mistake
+            raise self._rejected(n, (args, kwargs), mixed_dtypes_reason(found, given))
+        raise mixed_dtypes_error(
+            _where(n, self._module_paths.get(n.name, ""), self._op_name(n)), found, given, _user_frame(n)
+        )
+
+
+def dtype_conflict(
+    inputs: Sequence[torch.dtype], weights: Sequence[torch.dtype]
+) -> tuple[torch.dtype, torch.dtype] | None:
+    """The dtype a weighted op (conv, linear…) computes in and another dtype it is given, or None where its
+    tensors agree: eager PyTorch refuses them mixed (``mat1 and mat2 must have the same dtype``, ``Input type
+    (Half) and bias type (float) should be the same``), fake tensors do not. ``inputs``: the dtypes of its tensor
+    arguments, ``weights``: those of the module's own floating-point parameters (empty for a function, whose
+    weights are arguments). It computes in its weights' dtype, else in its last floating-point argument's."""
+    computing = [dtype for dtype in (*inputs, *weights) if dtype.is_floating_point or dtype.is_complex]
+    if not computing:
+        return None
+    found = weights[0] if weights else computing[-1]
+    given = next((dtype for dtype in (*inputs, *weights) if dtype != found), None)
+    return None if given is None else (found, given)
+
+
+def mixed_dtypes_error(where: str, found: torch.dtype, given: torch.dtype, frame: str) -> InputError:
+    """The error of a weighted op (``where``) computing in ``found`` given a tensor of another floating dtype."""
+    return InputError(
+        f"{where} computes in {found} but gets {given} input: the model would fail the same way. Pass "
+        f"dtype={_spelling(found)} (the dtype of the model's weights), or convert the model first "
+        f"(model.to({_spelling(given)})) to analyse it in {given}{frame}"
+    )
+
+
+def mixed_dtypes_reason(found: torch.dtype, given: torch.dtype) -> str:
+    """Why a weighted op computing in ``found`` refuses a tensor of the integer or bool dtype ``given``."""
+    return f"the layer computes in {found} but gets a {given} tensor: eager PyTorch refuses mixed dtypes"
 
 
 def _where(n: fx.Node, path: str, op: str) -> str:
