@@ -271,3 +271,31 @@ def test_the_workspace_is_declared_with_the_op() -> None:
     declared = DEFAULT_REGISTRY.workspace(MKLDNN_RNN_LAYER)
     assert declared is not None and declared.output == 3 and declared.nbytes is mkldnn_rnn_layer_workspace
     assert DEFAULT_REGISTRY.workspace(torch.ops.aten.lstm.input) is None
+
+
+class _Packed(nn.Module):
+    """An LSTM over padded sequences of given lengths, packed then padded again (the usual variable-length batch)."""
+
+    def __init__(self, cls: type = nn.LSTM) -> None:
+        super().__init__()
+        self.rnn = cls(4, 8, batch_first=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True)[0]
+
+
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.GRU, nn.RNN])
+def test_packed_sequences_count_their_valid_steps_only(cls: type) -> None:
+    """The recording of a forward taking a ``PackedSequence`` failed (``'Node' object has no attribute 'device'``:
+    the named tuple rebuilt around graph nodes checks its fields as tensors); packing and padding had no formula.
+    The lengths are data: one real forward. The recurrent layer counts the 5 + 3 + 2 valid steps (its closed form
+    at 10 steps of batch 1), packing and padding copy what they read: complete."""
+    report = crawl_module(_Packed(cls), args=(torch.zeros(3, 5, 4), torch.tensor([5, 3, 2])))
+    assert report.context.capture == "real-forward" and report.totals.complete
+    rows = {row.name: row for row in report.rows}
+    assert rows["rnn"].macs == closed_form(cls, 10, 1, 4, 8, 1, 1)
+    assert rows["_pack_padded_sequence"].dmas == 2 * 10 * 4 + 3 + 5  # data copied, lengths read, batch sizes
+    assert rows["_pad_packed_sequence"].dmas == 10 * 8 + 5 + 3 * 5 * 8 + 3  # data, batch sizes; padded, lengths
+    assert rows["_pack_padded_sequence"].flops == rows["_pad_packed_sequence"].flops == 0

@@ -244,7 +244,12 @@ class _Recorder(TorchFunctionMode):
             return self._node_of(value)
         if isinstance(value, (tuple, list)):
             items = [self._arg(item) for item in value]
-            return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+            if not hasattr(value, "_fields"):
+                return type(value)(items)
+            try:
+                return type(value)(*items)
+            except Exception:  # a named tuple whose ``__new__`` reads its fields as tensors (``PackedSequence``
+                return tuple(items)  # reads their devices) cannot hold nodes: fx maps its arguments as a tuple
         if isinstance(value, Mapping):
             return {key: self._arg(item) for key, item in value.items()}
         if dataclasses.is_dataclass(value) and not isinstance(value, type):  # e.g. a ModelOutput: by field

@@ -430,6 +430,24 @@ def gather(call: OpCall) -> Cost:
     return Cost(dmas=2 * call.output.numel + index)
 
 
+@TABLE.register(torch._pack_padded_sequence)
+def pack_padded_sequence(call: OpCall) -> Cost:
+    """``nn.utils.rnn.pack_padded_sequence``'s op: the ``N_data`` elements of the sequences' valid steps copied
+    out of the padded input (its padding never read), and the ``T`` batch sizes written from the ``B`` lengths:
+    ``FLOPs = MACs = 0``, ``DMAs = 2·N_data + B + T``."""
+    written = [spec.numel for spec in call.outputs[:2]]  # the data, then the batch sizes
+    lengths = call.inputs[1].numel if len(call.inputs) > 1 else 0
+    return Cost(dmas=2 * written[0] + lengths + sum(written[1:]) if written else lengths)
+
+
+@TABLE.register(torch._pad_packed_sequence)
+def pad_packed_sequence(call: OpCall) -> Cost:
+    """``nn.utils.rnn.pad_packed_sequence``'s op: the ``N_data`` packed elements and ``T`` batch sizes read, the
+    padded output (``N_out`` elements, its padding filled) and the ``B`` lengths written: ``FLOPs = MACs = 0``,
+    ``DMAs = N_data + T + N_out + B``."""
+    return Cost(dmas=sum(spec.numel for spec in call.inputs) + sum(spec.numel for spec in call.outputs))
+
+
 @TABLE.register(torch.index_add, T.index_add, torch.scatter_add, T.scatter_add, inplace=False)
 @TABLE.register(T.index_add_, T.scatter_add_, inplace=True)
 def scatter_add(call: OpCall, inplace: bool) -> Cost:
