@@ -277,6 +277,22 @@ def test_an_exported_program_is_analysed_at_its_own_inputs_by_default(
     assert default_call("resnet50")[1] == 1 and default_call(str(tmp_path / "missing.pt2"))[1] == 1
 
 
+def test_an_exported_programs_own_hooks_are_no_ignored_user_hooks_and_its_guards_say_what_to_do() -> None:
+    """``ExportedProgram.module()`` registers torch.export's own hooks (module-typed inputs' bookkeeping, an input
+    check the graph's ``_guards_fn`` makes too): they were reported as 3 user hooks not run, a warning that the
+    report may differ; a user's hook on that module still is. A shape the guards refuse says what to do."""
+    from torchscan import ShapeError, crawl_module
+
+    module = torch.export.export(_Saved().eval(), (torch.randn(1, 3, 16, 16),)).module()
+    report = crawl_module(module, (3, 16, 16))
+    assert "hooks-ignored" not in {note.code for note in report.diagnostics}
+    module.register_forward_hook(lambda *args: None)
+    notes = [note.message for note in crawl_module(module, (3, 16, 16)).diagnostics if note.code == "hooks-ignored"]
+    assert len(notes) == 1 and notes[0].startswith("1 user hook(s) were not run")
+    with pytest.raises(ShapeError, match=r"Guard failed.*\n  hint: an exported program holds for the input shapes"):
+        crawl_module(module, (3, 8, 8))
+
+
 def test_a_file_that_holds_no_model_is_refused_with_what_to_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

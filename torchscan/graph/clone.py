@@ -170,12 +170,33 @@ call asking for them, with a flag on the model saying so — a model called so b
 its forward (the copy's too) does not register them again. Looked up only where the library is imported."""
 
 
+_EXPORT_HOOKS: tuple[tuple[str, str], ...] = (
+    ("torch.export._unlift", "_create_stateful_graph_module"),
+    ("torch.export._unlift", "_check_input_constraints_pre_hook"),
+)
+"""(module, function) of the hooks ``torch.export``'s ``ExportedProgram.module()`` registers on the module it makes
+(the functions, or the hooks nested in them): its bookkeeping of module-typed graph inputs, and its check of the
+input against the exported shapes, which the graph itself checks too (its ``_guards_fn`` node). Torch's own: no
+user callback, run or not (not reported as ignored). Looked up only where torch.export is imported."""
+
+
 def _installed_hook_codes() -> frozenset[types.CodeType]:
     """The code of the functions that :data:`_HOOK_INSTALLERS` define and register as hooks (nested in them)."""
+    return _codes_of(_HOOK_INSTALLERS)
+
+
+def _export_hook_codes() -> frozenset[types.CodeType]:
+    """The code of the hooks of :data:`_EXPORT_HOOKS`."""
+    return _codes_of(_EXPORT_HOOKS)
+
+
+def _codes_of(functions: Sequence[tuple[str, str]]) -> frozenset[types.CodeType]:
+    """The code of each of ``functions`` (module, name) that is imported, and the code nested in it."""
     codes: set[types.CodeType] = set()
-    for module_name, name in _HOOK_INSTALLERS:
+    for module_name, name in functions:
         code = getattr(getattr(sys.modules.get(module_name), name, None), "__code__", None)
         if code is not None:
+            codes.add(code)
             codes.update(const for const in code.co_consts if isinstance(const, types.CodeType))
     return frozenset(codes)
 
@@ -266,7 +287,7 @@ def hooks_of(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | None =
             if not hooks:  # most modules: four empty dicts
                 continue
             for hook in hooks.values():
-                if not kept_hook(key, hook):
+                if not kept_hook(key, hook) and getattr(hook, "__code__", None) not in _export_hook_codes():
                     found.append(IgnoredHook(path, kind, _callable_name(hook)))
     return tuple(found)
 

@@ -369,7 +369,7 @@ class _Recorder(TorchFunctionMode):
         except (_OpFailed, RejectedInput, *_NEEDS_VALUES):
             raise
         except Exception as error:
-            if func in CHECK_FUNCTIONS and (caller := model_caller()) is not None:  # ``torch._assert`` failed
+            if func in CHECK_FUNCTIONS and (caller := model_caller(func)) is not None:  # ``torch._assert`` failed
                 raise RejectedInput(error, caller) from error
             if func in _READS_VALUES:
                 raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dis
 import os
+import sys
 import sysconfig
 import traceback
 import types
@@ -120,10 +121,17 @@ def own_check(error: BaseException) -> traceback.FrameSummary | None:
     return None  # raised by another operation of the line (a C method, an index…), not by the model's statement
 
 
-def model_caller() -> traceback.FrameSummary | None:
-    """The innermost frame of the model's code on the current stack: where a check function the recording saw
-    called (:data:`CHECK_FUNCTIONS`) was called from."""
-    return next((frame for frame in reversed(traceback.extract_stack()) if _in_model_code(frame.filename)), None)
+def model_caller(function: types.FunctionType) -> traceback.FrameSummary | None:
+    """The frame that made the innermost running call of ``function`` (a check function the recording saw called,
+    :data:`CHECK_FUNCTIONS`), where it runs the model's code; None where torch's own code made the call (an op's
+    internal check: the op's error, not the model's)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code is not function.__code__:
+        frame = frame.f_back
+    caller = frame.f_back if frame is not None else None
+    if caller is None or not _in_model_code(caller.f_code.co_filename):
+        return None
+    return traceback.FrameSummary(caller.f_code.co_filename, caller.f_lineno, caller.f_code.co_name)
 
 
 def _in_model_code(filename: str) -> bool:

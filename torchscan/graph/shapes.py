@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import sys
 import threading
 import traceback
 import weakref
@@ -670,6 +671,7 @@ class _ShapeRunner:
         message = (
             f"{_where(n, path, self._op_name(n))} rejected input shapes {shape_list(shapes)}"
             f"{_dtype_list(described)}: {reason}{_user_frame(n)}{_dtype_hint(self._target(n), described)}"
+            f"{_guards_hint(self._target(n))}"
         )
         return ShapeError(message, node=n.name, module_path=path, input_shapes=shapes)
 
@@ -750,6 +752,18 @@ _ID_OPS = frozenset(
     {torch.nn.Embedding, torch.nn.EmbeddingBag, torch.nn.functional.embedding, torch.nn.functional.embedding_bag}
 )
 """Ops whose first input is integer ids (token ids, indices)."""
+
+
+def _guards_hint(target: Any) -> str:
+    """What to do when the guards of a program ``torch.export`` made (its ``GuardsFn`` module, found only where
+    torch.export is imported) refuse the input: it holds for the shapes it was exported with."""
+    guards = getattr(sys.modules.get("torch.export._unlift"), "GuardsFn", None)
+    if guards is None or target is not guards:
+        return ""
+    return (
+        "\n  hint: an exported program holds for the input shapes it was exported with (its guards): give no input "
+        "shape to analyse it at its own, or export it with dynamic_shapes for others"
+    )
 
 
 def _dtype_hint(target: Any, described: Any) -> str:
