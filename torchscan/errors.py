@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["CaptureError", "InputError", "ShapeError", "TorchscanError"]
 
 
 class TorchscanError(Exception):
-    """Base class of torchscan's errors."""
+    """Base class of torchscan's errors. Each pickles and copies as itself, with its attributes (a process pool
+    sends a worker's error back pickled: a class whose ``__init__`` takes more than the message did not unpickle,
+    and ``concurrent.futures`` then broke the whole pool)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _remade, (type(self), self.args, dict(vars(self)))
+
+
+def _remade(cls: type[TorchscanError], args: tuple[Any, ...], state: dict[str, Any]) -> TorchscanError:
+    """An error of ``cls`` with ``args`` and the attributes ``state``, made without its ``__init__``."""
+    error = cls.__new__(cls)
+    error.args = args
+    vars(error).update(state)
+    return error
 
 
 class InputError(TorchscanError, ValueError):
