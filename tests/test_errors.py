@@ -61,3 +61,13 @@ def test_a_process_pool_gets_the_error_of_one_item_and_the_others_results() -> N
             bad.result(timeout=120)
         assert caught.value.input_shapes == ((1, 4, 8, 8),) and caught.value.module_path == "0"
         assert again.result(timeout=120) == 4 * 3 * 9 * 16
+
+
+@pytest.mark.parametrize("error", EXAMPLES, ids=lambda error: type(error).__name__)
+def test_context_said_first_keeps_the_class_and_attributes(error: TorchscanError) -> None:
+    told = error.said_first("at N=1: ")
+    assert type(told) is type(error) and str(told) == "at N=1: " + str(error)
+    assert {key: value for key, value in vars(told).items() if key != "message"} == {
+        key: value for key, value in vars(error).items() if key != "message"
+    }
+    assert getattr(told, "message", str(told)) == str(told)

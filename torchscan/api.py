@@ -157,10 +157,20 @@ def _symbolic(
             )
             for point in points
         ]
-        with _process_set_aside():
-            return analyses.reports(calls)
+        with _process_set_aside():  # an error at a size the caller never wrote says where, and what to change
+            return analyses.reports(calls, lambda index: _sampled_at(dims, points[index]))
 
     return SymbolicReport(dims, fit_report(dims, sample), sample)
+
+
+def _sampled_at(dims: Sequence[Dim], point: Mapping[str, int]) -> str:
+    """Where an analysis of a symbolic report failed: at ``point``, one of the sizes it samples."""
+    names = ", ".join(dim.name for dim in dims)
+    at = ", ".join(f"{name}={value}" for name, value in point.items())
+    return (
+        f"analysing at {at}, one of the sizes the formulas in {names} are derived from (give each size the values "
+        "the model admits: Dim(name, min=…, max=…, multiple_of=…); on the command line H%32 for multiples of 32): "
+    )
 
 
 @never_compiled
@@ -222,24 +232,35 @@ class _Analyses:
         self._subject, self._policy, self._receptive_field = subject, policy, receptive_field
         self._last: tuple[ModelInputs, Captured, frozenset[str] | None, _Memos] | None = None
 
-    def reports(self, calls: Sequence[_Call]) -> list[Report]:
-        """One report per call, each equal to a fresh analysis of it."""
+    def reports(self, calls: Sequence[_Call], where: Callable[[int], str] | None = None) -> list[Report]:
+        """One report per call, each equal to a fresh analysis of it (``where``: the context an error of the
+        ``i``-th call is told with, else it is raised as a fresh analysis raises it)."""
         subject, reports = self._subject, []
         with kept_as_found(_modules(subject) or subject.model.modules()) as kept:  # the model's code runs here
-            for call in calls:
-                inputs = call.inputs(subject.model)
-                chain = None
-                if self._last is not None and same_call(self._last[0], inputs):
-                    # an error on the last graph (an op rejecting shapes or dtypes its Python code would have
-                    # branched away from) says only that it does not hold here: captured afresh below, which
-                    # raises what a fresh analysis raises
-                    with contextlib.suppress(TorchscanError):
-                        chain = with_inputs(self._last[1], inputs, subject.device)
-                if chain is None:
-                    chain = _capture(subject, call, inputs, self._policy, kept)
-                    self._last = (inputs, chain, _readers(subject, chain), _Memos())
-                reports.append(_report(subject, chain, inputs, self._receptive_field, self._last[2], self._last[3]))
+            for index, call in enumerate(calls):
+                try:
+                    reports.append(self._report(call, kept))
+                except TorchscanError as error:
+                    if where is None:
+                        raise
+                    raise error.said_first(where(index)) from error
         return reports
+
+    def _report(self, call: _Call, kept: KeptState) -> Report:
+        """:meth:`reports` of one call."""
+        subject = self._subject
+        inputs = call.inputs(subject.model)
+        chain = None
+        if self._last is not None and same_call(self._last[0], inputs):
+            # an error on the last graph (an op rejecting shapes or dtypes its Python code would have
+            # branched away from) says only that it does not hold here: captured afresh below, which
+            # raises what a fresh analysis raises
+            with contextlib.suppress(TorchscanError):
+                chain = with_inputs(self._last[1], inputs, subject.device)
+        if chain is None:
+            chain = _capture(subject, call, inputs, self._policy, kept)
+            self._last = (inputs, chain, _readers(subject, chain), _Memos())
+        return _report(subject, chain, inputs, self._receptive_field, self._last[2], self._last[3])
 
 
 @contextlib.contextmanager

@@ -15,6 +15,14 @@ class TorchscanError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         return _remade, (type(self), self.args, dict(vars(self)))
 
+    def said_first(self, context: str) -> TorchscanError:
+        """This error, of its class and with its attributes, its message preceded by ``context``."""
+        state = dict(vars(self))
+        if isinstance(state.get("message"), str):
+            state["message"] = context + state["message"]
+        head = context + str(self.args[0]) if self.args else context
+        return _remade(type(self), (head, *self.args[1:]), state)
+
 
 def _remade(cls: type[TorchscanError], args: tuple[Any, ...], state: dict[str, Any]) -> TorchscanError:
     """An error of ``cls`` with ``args`` and the attributes ``state``, made without its ``__init__``."""

@@ -14,6 +14,8 @@ import torch
 import torchvision
 from torch import nn
 
+import torchscan
+import torchscan.graph.rejected
 from torchscan import Dim, SymbolicReport, TensorSpec, crawl_module
 from torchscan.symbolic import substitute
 
@@ -194,3 +196,34 @@ def test_max_fit_batch_trains_within_the_budget_on_cuda() -> None:
     assert live <= budget, (fit, live)
     peak = measure_cuda_training(resnet, inputs, lambda params: torch.optim.Adam(params, foreach=True))
     assert peak <= budget * 1.05, (fit, peak)
+
+
+class _Wide(nn.Module):
+    """A linear layer behind a check of its own: at least 4 features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] < 4:
+            raise ValueError(f"at least 4 features, got {x.shape[-1]}")
+        return self.linear(x[..., :4])
+
+
+def test_an_error_at_a_sampled_size_says_where_and_what_to_give() -> None:
+    """The formulas are derived from analyses at sizes the caller never wrote (``H=1``): an error there said
+    ``got 1`` with nothing about where the 1 came from. It is now told first, with how to admit sizes; the error's
+    class and attributes are kept."""
+    prefix = "analysing at N=1, one of the sizes the formulas in N are derived from (give each size the values"
+    with pytest.raises(torchscan.InputError) as caught:
+        crawl_module(_Wide(), ("N",))
+    assert str(caught.value).startswith(prefix) and "ValueError: at least 4 features, got 1" in str(caught.value)
+    assert isinstance(caught.value, torchscan.graph.rejected.RejectedByModel)
+    assert caught.value.input_shapes == ((1, 1),)
+    report = crawl_module(_Wide(), (Dim("N", min=4),))
+    assert report.at(N=6).totals.macs == crawl_module(_Wide(), (6,)).totals.macs
+    with pytest.raises(torchscan.ShapeError) as shape_error:
+        crawl_module(nn.Conv2d(3, 4, 3), (3, "H", "H"))
+    assert str(shape_error.value).startswith("analysing at H=1, one of the sizes the formulas in H are derived from")
+    assert shape_error.value.message == str(shape_error.value) and shape_error.value.node == "model"
