@@ -595,3 +595,32 @@ def test_hugging_face_output_capture_runs_on_the_copy() -> None:
     assert calls == [] and again.context.output_shapes == report.context.output_shapes
     (ignored,) = [d for d in again.diagnostics if d.code == "hooks-ignored"]
     assert ignored.message.startswith("1 user hook(s)") and "encoder.layer.0" in ignored.message
+
+
+class _Derivatives(nn.Module):
+    """A physics-informed network: its output and the output's derivative with respect to the input."""
+
+    def __init__(self, method: bool) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1))
+        self.method = method
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.detach().requires_grad_(True)
+        u = self.net(x)
+        if self.method:
+            u.sum().backward(create_graph=True)
+            return u, x.grad
+        (du,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+        return u, du
+
+
+@pytest.mark.parametrize("method", [False, True])
+def test_a_backward_pass_inside_the_forward_is_said_unsupported(method: bool) -> None:
+    """``torch.autograd.grad`` (or ``.backward()``) in a forward failed with torch's 'element 0 of tensors does not
+    require grad', as if the model were wrong: the analysis keeps no autograd graph of the forward's values."""
+    model = _Derivatives(method)
+    assert model(torch.zeros(4, 2))[1].shape == (4, 2)  # eager runs it
+    with pytest.raises(CaptureError, match=r"runs a backward pass inside the forward .*: not supported") as caught:
+        crawl_module(model, (2,), batch_size=4)
+    assert "test_capture.py" in str(caught.value)

@@ -47,9 +47,11 @@ from torchscan.graph.returned import ReturnSites
 from torchscan.graph.routing import RoutedCalls, forward_of, run_forward_hooks, run_pre_hooks
 from torchscan.graph.rules import RULES, Fresh, ShapeRules, answer, materialize
 from torchscan.graph.shapes import (
+    BACKWARD_IN_FORWARD,
     NodeValues,
     SpecTable,
     StorageIds,
+    backward_in_forward,
     describe,
     dtype_conflict,
     first_line,
@@ -371,6 +373,10 @@ class _Recorder(TorchFunctionMode):
         except Exception as error:
             if func in CHECK_FUNCTIONS and (caller := model_caller(func)) is not None:  # ``torch._assert`` failed
                 raise RejectedInput(error, caller) from error
+            if func in BACKWARD_IN_FORWARD:
+                path = next((path for path in reversed(self.stack) if path), "")
+                where = f"layer '{path}' ({_name(func)})" if path else f"the model's call of {_name(func)}"
+                raise backward_in_forward(where, user_frame_of_stack(traceback.extract_stack())) from error
             if func in _READS_VALUES:
                 raise
             if _real_kernel_accepts(func, args, kwargs):

@@ -575,6 +575,9 @@ class _ShapeRunner:
                 f"this device: fake tensors cannot run it, and the analysis runs no real kernel{_user_frame(n)}"
             ) from error
         except Exception as error:
+            if n.target in BACKWARD_IN_FORWARD:
+                where = _where(n, self._module_paths.get(n.name, ""), self._op_name(n))
+                raise backward_in_forward(where, _user_frame(n)) from error
             raise self._shape_error(n, args, kwargs, error) from error
         storages = self._storages.refs(result)
         self.values[n.name] = NodeValues(
@@ -701,6 +704,22 @@ class _ShapeRunner:
         raise mixed_dtypes_error(
             _where(n, self._module_paths.get(n.name, ""), self._op_name(n)), found, given, _user_frame(n)
         )
+
+
+BACKWARD_IN_FORWARD = frozenset({torch.autograd.grad, torch.autograd.backward, torch.Tensor.backward, "backward"})
+"""Calls that run a backward pass inside the forward (a physics-informed net's derivatives of its output, a
+gradient penalty): ``torch.autograd.grad``, ``torch.autograd.backward``, ``Tensor.backward`` (a method node's
+target is its name)."""
+
+
+def backward_in_forward(where: str, frame: str) -> CaptureError:
+    """The error of a call of :data:`BACKWARD_IN_FORWARD` (``where``: the node or layer; ``frame``: the user's line,
+    as an error's suffix)."""
+    return CaptureError(
+        f"{where} runs a backward pass inside the forward (torch.autograd.grad or .backward(), as a physics-informed "
+        "network or a gradient penalty does): not supported, the analysis keeps no autograd graph of the forward's "
+        f"values (shape rules make none, a real forward runs under no_grad){frame}"
+    )
 
 
 def dtype_conflict(
