@@ -433,6 +433,8 @@ not counted)."""
 # a matmul over broadcast batch dims: the expanded copies are kept
 @example(blocks=["broadcast"], batch=2, length=3, width=4, training=True, capture="torch.fx")
 @example(blocks=["broadcast", "gelu"], batch=1, length=2, width=3, training=False, capture="eager-record")
+# a frozen linear layer on a strided input: autograd keeps its weight itself, the model's (a copy was counted)
+@example(blocks=["broadcast", "reflect_pad", "frozen"], batch=1, length=2, width=2, training=False, capture="torch.fx")
 # a linear layer on a strided matrix (the first token of each sequence): read in place, no copy kept
 @example(blocks=["linear", "token_head"], batch=3, length=4, width=5, training=True, capture="torch.fx")
 @example(blocks=["token_head", "relu"], batch=2, length=3, width=4, training=True, capture="eager-record")

@@ -438,7 +438,8 @@ def _record(
     if not train or (not any(wants_grad) and not trainable):
         return CallMemory(transient=transient, cached=cached), result
     try:
-        memory = _record_training(function, args, kwargs, wants_grad, trainable, transient, memo)
+        frozen = [param for param in params if not any(param is kept for kept in trainable)]
+        memory = _record_training(function, args, kwargs, wants_grad, trainable, transient, memo, frozen)
     except RuntimeError:  # an op without a backward, a leaf modified in place twice…: inference facts only
         memory = CallMemory(transient=transient)
     return (dataclasses.replace(memory, cached=cached) if cached else memory), result
@@ -513,7 +514,7 @@ def biased_linear_memory(
 
     torch multiplies, then adds the bias to a new tensor: the product, ``|out|`` bytes, is the call's transient
     in inference and in training. Autograd keeps the input where the weight is trained (``saved_args = {0}``),
-    and a copy of a frozen weight (``|W|``, ``saved_extra``) where only the input's gradient is asked; the
+    and the weight itself where the input's gradient is asked (the model's: no bytes of the call's); the
     backward makes the input's gradient ``|x|`` where asked and the trained parameters' (``|W|``, ``|b|``)
     at once (``backward_transient``); sizes are logical bytes. ``tests/passes/memory/test_internal.py`` checks
     it against :func:`_record` over drawn layers."""
@@ -539,7 +540,6 @@ def biased_linear_memory(
         transient=out,
         train_transient=out,
         saved_args=frozenset({0}) if weight_trained else frozenset(),
-        saved_extra=math.prod(weight.shape) * weight.dtype.itemsize if wants_grad[0] and not weight_trained else 0,
         backward_transient=(size if wants_grad[0] else 0) + params_bytes,
         grad_bytes=(size if wants_grad[0] else 0,),
         param_grad_bytes=params_bytes,
@@ -753,11 +753,12 @@ def _record_training(
     params: Sequence[torch.Tensor],
     transient: int,
     memo: DispatchMemo | None = None,
+    frozen: Sequence[torch.Tensor] = (),
 ) -> CallMemory:
     try:
-        return _train_once(function, args, kwargs, wants_grad, params, transient, False, memo)
+        return _train_once(function, args, kwargs, wants_grad, params, transient, False, memo, frozen=frozen)
     except RuntimeError:  # a leaf written in place: give the call clones of the leaves
-        return _train_once(function, args, kwargs, wants_grad, params, transient, True, memo)
+        return _train_once(function, args, kwargs, wants_grad, params, transient, True, memo, frozen=frozen)
 
 
 def _with_waiting(
@@ -778,8 +779,11 @@ def _with_waiting(
     if not waiting or not known.trained or not known.grad_bytes:
         return known
     trainable = [param for param in params if param.requires_grad and param.dtype.is_floating_point]
+    frozen = [param for param in params if not any(param is kept for kept in trainable)]
     try:
-        again = _train_once(function, args, kwargs, wants_grad, trainable, known.transient, False, memo, waiting)
+        again = _train_once(
+            function, args, kwargs, wants_grad, trainable, known.transient, False, memo, waiting, frozen=frozen
+        )
     except Exception:  # a leaf written in place, an op fake tensors refuse: the facts with nothing waiting
         return known
     memory = WaitingMemory(waiting, again.backward_transient, again.backward_released, again.freed)
@@ -796,12 +800,15 @@ def _train_once(
     clone: bool,
     memo: DispatchMemo | None = None,
     waiting: frozenset[int] = frozenset(),
+    frozen: Sequence[torch.Tensor] = (),
 ) -> CallMemory:
     """The call's :class:`CallMemory` (``waiting``: the tensor arguments given a gradient before the call's
-    backward runs, :class:`_Seed`; the backward's peaks then stand above them too)."""
+    backward runs, :class:`_Seed`; the backward's peaks then stand above them too; ``frozen``: the module's
+    parameters and buffers that get no gradient — what autograd keeps of them is the model's, not bytes the call
+    made, as for the trained ``params``)."""
     new_args, new_kwargs, passed, grad_leaves, firsts = _with_grad_leaves(args, kwargs, wants_grad, clone)
     arg_keys = [_key(tensor) for tensor in passed]
-    existing = {key for tensor in (*passed, *grad_leaves, *params) if (key := _key(tensor)) is not None}
+    existing = {key for tensor in (*passed, *grad_leaves, *params, *frozen) if (key := _key(tensor)) is not None}
     packed: dict[int, Any] = {}
     arg_set = {key for key in arg_keys if key is not None}
     holders: dict[int, list[weakref.ref[_Saved]]] = {}  # per argument storage: what autograd keeps of it
@@ -824,7 +831,7 @@ def _train_once(
     outputs = _tensors(written(function, passed, result))  # an index write: the tensor it wrote
     output_keys = [_key(tensor) for tensor in outputs]
     train_transient = max(0, tracker.peak - tracker.current())
-    param_keys = {_key(param) for param in params}
+    param_keys = {_key(param) for param in (*params, *frozen)}
     saved_args = frozenset(i for i, key in enumerate(arg_keys) if key in packed)
     saved_outputs = frozenset(i for i, key in enumerate(output_keys) if key in packed)
     extra = [
@@ -837,7 +844,9 @@ def _train_once(
     differentiable = [tensor for tensor in outputs if tensor.requires_grad]
     if not differentiable:
         return CallMemory(transient=transient, train_transient=train_transient, trained=True)
-    before = {key for tensor in (*passed, *grad_leaves, *params, *outputs) if (key := _key(tensor)) is not None}
+    before = {
+        key for tensor in (*passed, *grad_leaves, *params, *frozen, *outputs) if (key := _key(tensor)) is not None
+    }
     wrt = [*grad_leaves, *params]
     backward = _Tracker(before, memo, extra)
     del extra
