@@ -443,6 +443,9 @@ def test_diff_options(models: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     status, _, err = _run(capsys, "diff", "resnet18", "resnt34", "-q")
     assert status == 2 and "Did you mean resnet34" in err
     assert "the following arguments are required: MODEL_B" in _usage_error(capsys, "diff", "resnet18")
+    for sizes in (["--input-shape", "3", "H", "W"], ["--batch-size", "B"]):  # an internal error before (exit 1)
+        status, _, err = _run(capsys, "diff", f"{models}:small", f"{models}:slow", *sizes, "-q")
+        assert status == 2 and "torchscan diff compares two models at one size: give numbers, not the named" in err
 
 
 def test_the_readmes_diff_example_is_what_the_command_prints(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ import pytest
 from torch import nn
 
 import torchscan
-from torchscan import crawl_module
+from torchscan import InputError, compare, crawl_module
 from torchscan.records import ROW_METRICS, TOTAL_METRICS, Comparison
 from torchscan.report import Report
 
@@ -132,3 +132,17 @@ def test_to_dict_is_plain_json(comparison: Comparison) -> None:
     assert all(row["depth"] <= 1 for row in data["rows"]) and data["complete"] is True
     layer1 = next(row for row in data["rows"] if row["name"] == "layer1")
     assert layer1["params_delta"] == layer1["params_b"] - layer1["params_a"] == 73_984
+
+
+def test_compare_takes_reports_and_says_so_otherwise() -> None:
+    """``compare(model_a, model_b)`` failed with ``AttributeError: 'Linear' object has no attribute 'context'``; a
+    report with named sizes compared as if it had numbers."""
+    linear = nn.Linear(2, 2)
+    report = crawl_module(linear, (2,))
+    for a, b, what in [
+        (linear, report, "the model Linear as a"),
+        (report, 3, "int as b"),
+        (crawl_module(linear, (2,), batch_size="B"), report, "SymbolicReport as a"),
+    ]:
+        with pytest.raises(InputError, match=rf"compare\(\) takes two reports, got {what}: analyse each model first"):
+            compare(a, b)

@@ -726,6 +726,12 @@ def _run_diff(args: argparse.Namespace) -> int:
         progress.stage(f"building {args.model_a}")
         with _setup(args):
             inputs = (_inputs(args, args.model_a), _inputs(args, args.model_b))
+        named = [dim.name for dim in collect_dims(inputs[0].input_shape, None, None, args.batch_size)]
+        if named:  # formulas on both sides: no numbers to subtract (it failed inside as a bug of ours)
+            raise TorchscanError(
+                f"torchscan diff compares two models at one size: give numbers, not the named sizes {', '.join(named)} "
+                "(torchscan MODEL --input-shape with names gives one model's formulas)"
+            )
         report_a, _ = _analyse(args.model_a, inputs[0], args, progress)
         report_b, _ = _analyse(args.model_b, inputs[1], args, progress)
         progress.stage("comparing")

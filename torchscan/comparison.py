@@ -7,13 +7,10 @@ The result is a frozen :class:`~torchscan.records.Comparison`; :mod:`torchscan.r
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from torchscan.errors import InputError
 from torchscan.records import Comparison, Row, RowDiff
+from torchscan.report import Report
 from torchscan.uncompiled import never_compiled
-
-if TYPE_CHECKING:
-    from torchscan.report import Report
 
 __all__ = ["compare"]
 
@@ -27,6 +24,14 @@ def compare(a: Report, b: Report, *, labels: tuple[str, str] | None = None) -> C
     order of ``b``, each row only ``a`` has placed after the row that precedes it in ``a``.
     ``labels`` name the two sides (default: each report's model class, or ``A``/``B`` when those are equal).
     """
+    for side, value in (("a", a), ("b", b)):
+        if not isinstance(value, Report):
+            what = f"the model {type(value).__name__}" if hasattr(value, "forward") else type(value).__name__
+            raise InputError(
+                f"compare() takes two reports, got {what} as {side}: analyse each model first, "
+                "compare(crawl_module(model_a, shape), crawl_module(model_b, shape)) (a report with named sizes: "
+                "its report at one size, report.at(...))"
+            )
     if labels is None:
         names = (a.context.model, b.context.model)
         labels = names if names[0] != names[1] else ("A", "B")
