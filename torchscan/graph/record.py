@@ -374,7 +374,7 @@ class _Recorder(TorchFunctionMode):
             if func in CHECK_FUNCTIONS and (caller := model_caller(func)) is not None:  # ``torch._assert`` failed
                 raise RejectedInput(error, caller) from error
             if func in BACKWARD_IN_FORWARD:
-                path = next((path for path in reversed(self.stack) if path), "")
+                path = self.innermost_path()
                 where = f"layer '{path}' ({_name(func)})" if path else f"the model's call of {_name(func)}"
                 raise backward_in_forward(where, user_frame_of_stack(traceback.extract_stack())) from error
             if func in _READS_VALUES:
@@ -413,20 +413,24 @@ class _Recorder(TorchFunctionMode):
             return
         found, given = conflict
         if given.is_floating_point or given.is_complex:
-            path = next((path for path in reversed(self.stack) if path), "")
+            path = self.innermost_path()
             where = f"layer '{path}' ({_name(func)})" if path else f"({_name(func)})"
             raise mixed_dtypes_error(where, found, given, user_frame_of_stack(traceback.extract_stack()))
         raise _OpFailed(self._op_error(func, args, kwargs, RuntimeError(mixed_dtypes_reason(found, given))))
 
+    def innermost_path(self) -> str:
+        """The path of the innermost module call running ("" where only the root's runs)."""
+        return next((path for path in reversed(self.stack) if path), "")
+
     def layer(self) -> tuple[str, str] | None:
         """The path and class name of the innermost module call running (None where only the root's runs)."""
-        path = next((path for path in reversed(self.stack) if path), "")
+        path = self.innermost_path()
         return (path, self._types[path].__name__) if path else None
 
     def _op_error(self, func: Any, args: Sequence[Any], kwargs: Mapping[str, Any], error: Exception) -> ShapeError:
         """The error of an op that rejected its arguments: the layer, the op, the input shapes and dtypes,
         torch's reason and the user's line."""
-        path = next((path for path in reversed(self.stack) if path), "")
+        path = self.innermost_path()
         described = describe((tuple(args), dict(kwargs)))
         shapes = shapes_of(described)
         dtypes = sorted({str(spec.dtype).removeprefix("torch.") for spec in tensor_leaves(described)})

@@ -434,11 +434,10 @@ def _record(
     outputs = _new_bytes(_tensors(result), existing)
     transient = max(0, tracker.peak - outputs)
     cached = tuple(sorted(tracker.cached.items()))
-    trainable = [param for param in params if param.requires_grad and param.dtype.is_floating_point]
+    trainable, frozen = _trained_and_frozen(params)
     if not train or (not any(wants_grad) and not trainable):
         return CallMemory(transient=transient, cached=cached), result
     try:
-        frozen = [param for param in params if not any(param is kept for kept in trainable)]
         memory = _record_training(function, args, kwargs, wants_grad, trainable, transient, memo, frozen)
     except RuntimeError:  # an op without a backward, a leaf modified in place twice…: inference facts only
         memory = CallMemory(transient=transient)
@@ -745,6 +744,16 @@ class _Seed(torch.autograd.Function):
         return (None, *made)
 
 
+def _trained_and_frozen(params: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """A call's parameters and buffers split into those that get a gradient (floating point, requiring grad) and
+    the others."""
+    trained: list[torch.Tensor] = []
+    frozen: list[torch.Tensor] = []
+    for param in params:
+        (trained if param.requires_grad and param.dtype.is_floating_point else frozen).append(param)
+    return trained, frozen
+
+
 def _record_training(
     function: Callable[..., Any],
     args: tuple[Any, ...],
@@ -778,8 +787,7 @@ def _with_waiting(
     would reach the write's node, not the buffer the call's backward sums into) or cannot be run again."""
     if not waiting or not known.trained or not known.grad_bytes:
         return known
-    trainable = [param for param in params if param.requires_grad and param.dtype.is_floating_point]
-    frozen = [param for param in params if not any(param is kept for kept in trainable)]
+    trainable, frozen = _trained_and_frozen(params)
     try:
         again = _train_once(
             function, args, kwargs, wants_grad, trainable, known.transient, False, memo, waiting, frozen=frozen
