@@ -164,6 +164,12 @@ ACTIVATIONS: dict[str, tuple[Callable[[], nn.Module], Callable[..., torch.Tensor
     "logsigmoid": (nn.LogSigmoid, F.logsigmoid, {}, _none),
     "softsign": (nn.Softsign, F.softsign, {}, _none),
     "tanhshrink": (nn.Tanhshrink, F.tanhshrink, {}, _twice),
+    "selu": (nn.SELU, F.selu, {}, _none),
+    "celu": (nn.CELU, F.celu, {}, _scalar),
+    "threshold": (lambda: nn.Threshold(0.1, 20.0), F.threshold, {"threshold": 0.1, "value": 20.0}, _none),
+    "hardshrink": (nn.Hardshrink, F.hardshrink, {}, _none),
+    "softshrink": (nn.Softshrink, F.softshrink, {}, _scalar),
+    "rrelu_eval": (lambda: nn.RReLU().eval(), F.rrelu, {}, _scalar),
 }
 
 
@@ -274,3 +280,47 @@ def test_glu_gates_one_half_by_the_sigmoid_of_the_other(dim: int) -> None:
     assert want.flops == 5 * a.numel()
     assert module_cost(nn.GLU(dim), x) == want
     assert function_cost(F.glu, x, dim) == want
+
+
+def test_rrelu_in_training_reads_both_bounds() -> None:
+    """RReLU in training draws a slope per element in ``[lower, upper]``: 4 FLOPs an element as in eval (a
+    LeakyReLU of the mean slope), both bounds read (24 + 2 + 24); in place nothing written; ``F.rrelu``'s
+    ``training`` defaults to False, ``aten.rrelu_with_noise`` takes it fifth (its noise buffer second)."""
+    assert cost(nn.RReLU, (X,), (X,), training=True) == Cost(flops=96, dmas=50)
+    assert cost(nn.RReLU, (X,), (X,), training=False) == Cost(flops=96, dmas=49)
+    assert cost(nn.RReLU, (X,), (X,), training=True, inplace=True) == Cost(flops=96, dmas=26)
+    assert cost(F.rrelu, (X,), (X,)) == Cost(flops=96, dmas=49)
+    with torch.random.fork_rng():
+        assert function_cost(F.rrelu, randn(0, 2, 3, 4), training=True) == Cost(flops=96, dmas=50)
+    assert cost(aten.rrelu_with_noise.default, (X, X), (X,), args=(X, X, 0.1, 0.3, True)) == Cost(flops=96, dmas=50)
+
+
+def test_rrelu_in_training_is_analysed_without_drawing() -> None:
+    """An RReLU in training is counted from shapes: the global generator is left as found."""
+    model = nn.Sequential(nn.Linear(4, 6), nn.RReLU()).train()
+    before = torch.get_rng_state()
+    report = crawl_module(model, (4,))
+    assert torch.equal(before, torch.get_rng_state())
+    assert report.totals.complete
+    assert report.row("1").flops == 4 * 6
+    assert report.row("1").dmas == 6 + 2 + 6
+
+
+@pytest.mark.parametrize(
+    ("target", "per_element", "reads"),
+    [(F.selu_, 7, 0), (torch.selu_, 7, 0), (F.celu_, 7, 1), (F.threshold_, 1, 0), (torch.threshold_, 1, 0)],
+)
+def test_inplace_spellings_of_the_newer_activations_write_nothing(target: object, per_element: int, reads: int) -> None:
+    assert cost(target, (X,), (X,)) == Cost(flops=per_element * 24, dmas=24 + reads)
+
+
+def test_aten_elu_counts_the_scales_selu_and_celu_run_it_with() -> None:
+    """SELU and CELU decompose to ``aten.elu(x, alpha, scale, input_scale)`` at the ATen level (a scripted model's
+    recording): a scale other than 1 is one more multiply an element, so a scripted SELU or CELU counts 7 FLOPs an
+    element as the eager module does, and a plain ELU 6."""
+    assert cost(aten.elu.default, (X,), (X,)) == Cost(flops=6 * 24, dmas=49)
+    assert cost(aten.elu.default, (X,), (X,), args=(X, 1.67, 1.05, 1.0)) == Cost(flops=7 * 24, dmas=49)
+    assert cost(aten.elu.default, (X,), (X,), args=(X, 2.0, 1.0, 0.5)) == Cost(flops=7 * 24, dmas=49)
+    scripted = crawl_module(torch.jit.script(nn.Sequential(nn.SELU(), nn.CELU(2.0))), (2, 3), batch_size=None)
+    eager = crawl_module(nn.Sequential(nn.SELU(), nn.CELU(2.0)), (2, 3), batch_size=None)
+    assert scripted.totals.flops == eager.totals.flops == 2 * 7 * 6

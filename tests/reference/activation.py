@@ -138,6 +138,41 @@ def tanhshrink(x: Num) -> Num:
     return x - _tanh(x)
 
 
+def selu(x: Num) -> Num:
+    """``λ·(max(x, 0) + min(α·(eˣ − 1), 0))`` with torch's constants: ELU's 6 and a multiply = 7."""
+    alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+    return scale * (maximum(x, 0.0) + minimum(alpha * (exp(x) - 1.0), 0.0))
+
+
+def celu(x: Num, alpha: float = 1.0) -> Num:
+    """``max(x, 0) + min(α·(e^{x/α} − 1), 0)``: divide, exp, subtract, multiply, 2 comparisons, add = 7."""
+    return maximum(x, 0.0) + minimum(alpha * (exp(x / alpha) - 1.0), 0.0)
+
+
+def threshold(x: Num, limit: float = 0.1, value: float = 20.0) -> Num:
+    """``x if x > threshold else value``: 1 comparison (``nn.Threshold(0.1, 20)``, the reference's instance)."""
+    return x if x > limit else Num(value, x.tally)
+
+
+def hardshrink(x: Num, lambd: float = 0.5) -> Num:
+    """``x if x > λ or x < −λ else 0``, both comparisons made: 2."""
+    above, below = x > lambd, x < -lambd
+    return x if above or below else Num(0.0, x.tally)
+
+
+def softshrink(x: Num, lambd: float = 0.5) -> Num:
+    """``x − λ if x > λ, x + λ if x < −λ, else 0``, branch-free (both sides computed): 2 comparisons, a
+    subtraction and an addition = 4."""
+    above, below = x > lambd, x < -lambd
+    down, up = x - lambd, x + lambd
+    return down if above else (up if below else Num(0.0, x.tally))
+
+
+def rrelu_eval(x: Num, lower: float = 1 / 8, upper: float = 1 / 3) -> Num:
+    """RReLU in eval: LeakyReLU of slope ``(lower + upper)/2`` = 4."""
+    return leaky_relu(x, (lower + upper) / 2)
+
+
 ACTIVATIONS: dict[str, Callable[[Num], Num]] = {
     "relu": relu,
     "relu6": relu6,
@@ -156,9 +191,15 @@ ACTIVATIONS: dict[str, Callable[[Num], Num]] = {
     "logsigmoid": logsigmoid,
     "softsign": softsign,
     "tanhshrink": tanhshrink,
+    "selu": selu,
+    "celu": celu,
+    "threshold": threshold,
+    "hardshrink": hardshrink,
+    "softshrink": softshrink,
+    "rrelu_eval": rrelu_eval,
 }
 """Every activation of the reference by name (the names of ``torch.nn.functional``, ``gelu_tanh``
-for ``gelu(approximate="tanh")``)."""
+for ``gelu(approximate="tanh")``, ``rrelu_eval`` for RReLU in eval)."""
 
 
 def pointwise(function: Callable[[Num], Num], x: torch.Tensor) -> Counted:

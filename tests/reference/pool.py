@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import torch
 
-from tests.reference.counting import Counted, Num, Sink, Source, Tally, indices, maximum
+from tests.reference.counting import Counted, Num, Sink, Source, Tally, indices, maximum, power
 
-__all__ = ["adaptive_avg_pool", "adaptive_max_pool", "avg_pool", "max_pool", "pool_size"]
+__all__ = ["adaptive_avg_pool", "adaptive_max_pool", "avg_pool", "lp_pool", "max_pool", "pool_size"]
 
 
 def _per_dim(value: int | Sequence[int], dims: int) -> tuple[int, ...]:
@@ -145,4 +145,29 @@ def adaptive_avg_pool(x: torch.Tensor, output_size: Sequence[int]) -> Counted:
                 total = value if total is None else total + value
             assert total is not None
             out[(*lead, *position)] = total / math.prod(len(r) for r in windows)
+    return Counted(out.tensor(), tally)
+
+
+def lp_pool(
+    x: torch.Tensor, norm_type: float, kernel: int | Sequence[int], stride: int | Sequence[int] | None = None
+) -> Counted:
+    """``y = (Σ_window x^p)^{1/p}`` in torch's two passes: ``x^p`` of every input element (one power and one read
+    each, written to ``powered``), then per output the window's ``K`` taps of ``powered`` read, ``K − 1`` adds and
+    a root (one power). No padding, no ``ceil_mode`` (a partial window's sum torch rescales)."""
+    tally = Tally()
+    kernel_, stride_, _, _, out_size = _windows(x, kernel, stride, 0, 1, False)
+    source = Source("input", x, tally)
+    powered = Sink("powered", x.shape, tally)
+    for index in indices(x.shape):
+        powered[index] = power(source[index], norm_type)
+    taps = Source("powered", powered.tensor(), tally)
+    out = Sink("output", (*x.shape[:2], *out_size), tally)
+    for lead in indices(x.shape[:2]):
+        for position in indices(out_size):
+            total: Num | None = None
+            for tap in indices(kernel_):
+                value = taps[(*lead, *(p * s + t for p, s, t in zip(position, stride_, tap, strict=True)))]
+                total = value if total is None else total + value
+            assert total is not None
+            out[(*lead, *position)] = power(total, 1 / norm_type)
     return Counted(out.tensor(), tally)

@@ -21,9 +21,16 @@ Counting conventions (the single place they are stated in code; the README repea
   same dtype is free; tensor factories write their output (``DMAs = N_out``).
 - Transcendentals (exp, log, sqrt, erf, pow) count 1 FLOP per element; sigmoid 4, tanh 6,
   SiLU 5, GELU 5 (erf) or 14 (tanh approximation), Mish 10, Hardswish 5, Hardsigmoid 4,
-  Softplus 6, LogSigmoid 7, PReLU 4 (its slopes read), GLU 5 per output; a triangular solve is a
+  Softplus 6, LogSigmoid 7, PReLU 4 (its slopes read), GLU 5 per output, SELU 7, CELU 7, Threshold 1,
+  Hardshrink 2, Softshrink 4, RReLU 4 (a scalar hyperparameter in their arithmetic, a slope, ``α``, ``λ``, is
+  one element read; constants compared or selected are not; RReLU in training reads both bounds, its drawn
+  slopes not counted, as Dropout's mask); a triangular solve is a
   substitution (``N_out·(n − 1)/2`` MACs, ``N_out·n`` FLOPs); softmax is numerically stable:
   ``5·N − 2·R`` (``R`` rows), log-softmax ``5·N − R``.
+- Pools: a max ``N_out·(K − 1)`` comparisons (FractionalMaxPool's too, its random steps not counted), an average
+  ``N_out·(K − 1 + d)``, both counted as MACs too; LPPool ``(Σ x^p)^{1/p}`` a power per input element, ``K − 1``
+  adds (MACs) and a root per output; MaxUnpool is a scatter (``3·N_in + N_out`` DMAs); the ``*_with_indices``
+  spellings count as the plain pools.
 - Norms over ``R`` groups: ``6·N + 2·R + N·[weight] + N·[bias]`` FLOPs (LayerNorm, GroupNorm,
   InstanceNorm), RMSNorm ``4·N + 2·R + N·[weight]``; MACs ``N·(1 + [affine])``.
 - Attention is counted from shapes (eval fast path or not): ``q kᵀ`` and ``attn v`` in full

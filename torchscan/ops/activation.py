@@ -96,9 +96,86 @@ TABLE.declare(nn.LogSigmoid, F.logsigmoid, pointwise=True)
 @TABLE.register(nn.ELU, F.elu, aten.elu.default, inplace=False, saves=Saves.INPUT_OR_RESULT, pointwise=True)
 @TABLE.register(F.elu_, aten.elu_.default, inplace=True, saves=Saves.OUTPUT, pointwise=True)
 def elu(call: OpCall, inplace: bool) -> Cost:
-    """ELU: ``FLOPs = 6·N_in``, ``DMAs = N_in + 1 + N_out·[not inplace]`` (alpha is read)."""
+    """ELU: ``FLOPs = (6 + [scale ≠ 1] + [input_scale ≠ 1])·N_in``, ``DMAs = N_in + 1 + N_out·[not inplace]``
+    (alpha is read). ``scale`` and ``input_scale`` are ATen's (``aten.elu``, where SELU and CELU go: a
+    multiply of the result by ``scale``, of the input by ``input_scale``); ``nn.ELU`` has neither."""
     n_in = call.input.numel
-    return Cost(flops=6 * n_in, dmas=n_in + 1 + _writes(call, inplace))
+    scales = sum(argument(call, name, index, 1.0) != 1 for name, index in (("scale", 1), ("input_scale", 2)))
+    return Cost(flops=(6 + scales) * n_in, dmas=n_in + 1 + _writes(call, inplace))
+
+
+# SELU and CELU run ``elu`` (``elu_`` in place): as ELU, autograd keeps the input, or the result of an in-place call
+@TABLE.register(nn.SELU, F.selu, inplace=False, saves=Saves.INPUT_OR_RESULT, pointwise=True)
+@TABLE.register(torch.selu, aten.selu.default, inplace=False, saves=Saves.INPUT, pointwise=True)
+@TABLE.register(F.selu_, torch.selu_, aten.selu_.default, inplace=True, saves=Saves.OUTPUT, pointwise=True)
+def selu(call: OpCall, inplace: bool) -> Cost:
+    """SELU ``λ·(max(x, 0) + min(α·(eˣ − 1), 0))`` (ELU's 6 and the multiply by ``λ``; ``α`` and ``λ`` are
+    fixed constants, not read): ``FLOPs = 7·N_in``, ``DMAs = N_in + N_out·[not inplace]``."""
+    return _unary(call, 7, inplace)
+
+
+@TABLE.register(nn.CELU, F.celu, inplace=False, saves=Saves.INPUT_OR_RESULT, pointwise=True)
+@TABLE.register(torch.celu, aten.celu.default, inplace=False, saves=Saves.INPUT, pointwise=True)
+@TABLE.register(F.celu_, torch.celu_, aten.celu_.default, inplace=True, saves=Saves.OUTPUT, pointwise=True)
+def celu(call: OpCall, inplace: bool) -> Cost:
+    """CELU ``max(x, 0) + min(α·(exp(x/α) − 1), 0)`` (divide, exp, subtract, multiply, 2 comparisons, add):
+    ``FLOPs = 7·N_in``, ``DMAs = N_in + 1 + N_out·[not inplace]`` (``α`` is read, as ELU's)."""
+    n_in = call.input.numel
+    return Cost(flops=7 * n_in, dmas=n_in + 1 + _writes(call, inplace))
+
+
+@TABLE.register(nn.Threshold, F.threshold, torch.threshold, aten.threshold.default, inplace=False, pointwise=True)
+@TABLE.register(F.threshold_, torch.threshold_, aten.threshold_.default, inplace=True, pointwise=True)
+def threshold(call: OpCall, inplace: bool) -> Cost:
+    """Threshold ``x if x > threshold else value`` (one comparison; both constants compared or selected, as
+    ReLU's 0): ``FLOPs = N_in``, ``DMAs = N_in + N_out·[not inplace]`` (``Threshold(0, 0)`` counts as ReLU)."""
+    return _unary(call, 1, inplace)
+
+
+# ``threshold_``'s backward reads the input as it was: in place, autograd keeps a copy of it first
+TABLE.declare(nn.Threshold, F.threshold, torch.threshold, F.threshold_, torch.threshold_, saves=Saves.INPUT)
+
+
+@TABLE.register(nn.Hardshrink, F.hardshrink, torch.hardshrink, T.hardshrink, aten.hardshrink.default)
+def hardshrink(call: OpCall) -> Cost:
+    """Hardshrink ``x if x > λ or x < −λ else 0`` (2 comparisons against constants, as Hardtanh's):
+    ``FLOPs = 2·N_in``, ``DMAs = N_in + N_out``."""
+    return _unary(call, 2, inplace=False)
+
+
+TABLE.declare(nn.Hardshrink, F.hardshrink, torch.hardshrink, T.hardshrink, saves=Saves.INPUT, pointwise=True)
+
+
+@TABLE.register(nn.Softshrink, F.softshrink, aten.softshrink.default, saves=Saves.INPUT, pointwise=True)
+def softshrink(call: OpCall) -> Cost:
+    """Softshrink ``x − λ if x > λ, x + λ if x < −λ, else 0``, branch-free (2 comparisons, a subtraction, an
+    addition): ``FLOPs = 4·N_in``, ``DMAs = N_in + 1 + N_out`` (``λ`` is read, as LeakyReLU's slope)."""
+    n_in = call.input.numel
+    return Cost(flops=4 * n_in, dmas=n_in + 1 + call.output.numel)
+
+
+def _rrelu_training(call: OpCall) -> bool:
+    """Whether an RReLU call draws its slopes: a module in training, a function told ``training=True``
+    (``F.rrelu``'s default is False; ``aten.rrelu_with_noise``'s ``training`` is its fourth argument)."""
+    if call.kind == "module":
+        return bool(call.get("training", call.training))
+    return bool(argument(call, "training", 3 if call.target in _RRELU_ATEN else 2, False))
+
+
+@TABLE.register(nn.RReLU, F.rrelu, torch.rrelu, aten.rrelu_with_noise.default, inplace=False, pointwise=True)
+@TABLE.register(F.rrelu_, torch.rrelu_, aten.rrelu_with_noise_.default, inplace=True, pointwise=True)
+def rrelu(call: OpCall, inplace: bool) -> Cost:
+    """RReLU. In eval a LeakyReLU of slope ``(lower + upper)/2``: ``FLOPs = 4·N_in``, ``DMAs = N_in + 1 +
+    N_out·[not inplace]``. In training a slope drawn per element in ``[lower, upper]``, ``lower + (upper −
+    lower)·u`` (a multiply and an add on the draw, counted for every element as a branch-free kernel would),
+    then a comparison and the product: ``FLOPs = 4·N_in``, ``DMAs = N_in + 2 + N_out·[not inplace]`` (both
+    bounds read; the slopes drawn are not counted, as Dropout's mask)."""
+    n_in = call.input.numel
+    reads = 2 if _rrelu_training(call) else 1
+    return Cost(flops=4 * n_in, dmas=n_in + reads + _writes(call, inplace))
+
+
+_RRELU_ATEN = frozenset({aten.rrelu_with_noise.default, aten.rrelu_with_noise_.default})
 
 
 @TABLE.register(

@@ -354,6 +354,15 @@ _BLOCKS = {
     "leaky_relu_": lambda w, n: nn.LeakyReLU(0.1, inplace=True),
     "softplus": lambda w, n: nn.Softplus(),
     "mish": lambda w, n: nn.Mish(),
+    "selu": lambda w, n: nn.SELU(),
+    "selu_": lambda w, n: nn.SELU(inplace=True),
+    "celu": lambda w, n: nn.CELU(0.5),
+    "threshold": lambda w, n: nn.Threshold(0.1, 2.0),
+    "threshold_": lambda w, n: nn.Threshold(0.1, 2.0, inplace=True),
+    "hardshrink": lambda w, n: nn.Hardshrink(),
+    "softshrink": lambda w, n: nn.Softshrink(),
+    "rrelu": lambda w, n: nn.RReLU(),
+    "lp_pool": lambda w, n: nn.LPPool1d(2, 1),
     "max_pool": lambda w, n: nn.MaxPool1d(3, 1, 1),
     "avg_pool": lambda w, n: nn.AvgPool1d(3, 1, 1, count_include_pad=False),
     "adaptive_pool": lambda w, n: nn.AdaptiveAvgPool1d(w),
@@ -399,6 +408,11 @@ not counted)."""
     width=st.integers(2, 6),
     training=st.booleans(),
     capture=st.sampled_from(["torch.fx", "eager-record", "real-forward"]),
+)
+# an in-place SELU keeps its result (it runs ``elu_``), an in-place Threshold a copy of its input
+@example(blocks=["broadcast", "selu_", "adaptive_pool"], batch=1, length=1, width=2, training=False, capture="torch.fx")
+@example(
+    blocks=["broadcast", "threshold_", "adaptive_pool"], batch=1, length=1, width=2, training=False, capture="torch.fx"
 )
 # a real copy's parameter that autograd keeps (a product whose other factor requires grad) is no activation
 @example(blocks=["strided", "strided"], batch=1, length=2, width=2, training=False, capture="real-forward")

@@ -48,8 +48,7 @@ T = torch.Tensor
 
 
 _NO_FORMULA_POINTWISE = (
-    nn.PReLU, nn.RReLU, nn.SELU, nn.CELU, nn.Hardshrink, nn.Softshrink, nn.Softsign, nn.Tanhshrink, nn.Threshold,
-    nn.LogSigmoid, nn.GLU, F.selu, F.celu, F.softsign, F.logsigmoid, F.prelu, F.rrelu, F.threshold, F.glu,
+    nn.PReLU, nn.Softsign, nn.Tanhshrink, nn.LogSigmoid, nn.GLU, F.softsign, F.logsigmoid, F.prelu, F.glu,
 )  # fmt: skip
 """Pointwise ops the op registry has no formula for yet (their cost is reported unknown): listed here
 until their formulas declare them."""

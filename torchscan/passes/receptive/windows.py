@@ -145,19 +145,21 @@ def _pool(call: OpCall, operands: tuple[Operand, ...], dims: int, dilated: bool,
     return through(call, field, _window_maps(stride, padding, extent))
 
 
-@TABLE.register(nn.MaxPool1d, F.max_pool1d, torch.max_pool1d)  # torch's: what F's call
+@TABLE.register(
+    nn.MaxPool1d, F.max_pool1d, torch.max_pool1d, F.max_pool1d_with_indices, torch.max_pool1d_with_indices
+)  # torch's: what F's call
 def max_pool1d(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """MaxPool1d: window ``k``, ``s`` (default ``k``: ``torch.max_pool1d``'s ``stride=[]`` too), ``p``, ``d``."""
     return _pool(call, operands, 1, dilated=True)
 
 
-@TABLE.register(nn.MaxPool2d, F.max_pool2d, torch.max_pool2d)  # torch's: what F's call
+@TABLE.register(nn.MaxPool2d, F.max_pool2d, torch.max_pool2d, F.max_pool2d_with_indices)  # torch's: what F's call
 def max_pool2d(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """MaxPool2d: window ``k``, ``s`` (default ``k``: ``torch.max_pool2d``'s ``stride=[]`` too), ``p``, ``d``."""
     return _pool(call, operands, 2, dilated=True)
 
 
-@TABLE.register(nn.MaxPool3d, F.max_pool3d, torch.max_pool3d)  # torch's: what F's call
+@TABLE.register(nn.MaxPool3d, F.max_pool3d, torch.max_pool3d, F.max_pool3d_with_indices)  # torch's: what F's call
 def max_pool3d(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """MaxPool3d: window ``k``, ``s`` (default ``k``: ``torch.max_pool3d``'s ``stride=[]`` too), ``p``, ``d``."""
     return _pool(call, operands, 3, dilated=True)
@@ -193,6 +195,12 @@ def lp_pool2d(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     return _lp_pool(call, operands, 2)
 
 
+@TABLE.register(nn.LPPool3d, F.lp_pool3d)
+def lp_pool3d(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
+    """LPPool3d: window ``k``, ``s`` (default ``k``), no padding."""
+    return _lp_pool(call, operands, 3)
+
+
 def _lp_pool(call: OpCall, operands: tuple[Operand, ...], dims: int) -> Outcome:
     field = data_operand(call, operands)
     kernel = ints(arg(call, "kernel_size", 1), dims)
@@ -217,20 +225,37 @@ def _adaptive(call: OpCall, operands: tuple[Operand, ...], dims: int) -> Outcome
 
 
 @TABLE.register(
-    nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d, F.adaptive_avg_pool1d, F.adaptive_max_pool1d, torch.adaptive_max_pool1d
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveMaxPool1d,
+    F.adaptive_avg_pool1d,
+    F.adaptive_max_pool1d,
+    torch.adaptive_max_pool1d,
+    F.adaptive_max_pool1d_with_indices,
 )
 def adaptive_pool1d(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """AdaptivePool1d: bins ``floor(i·n/m) … ceil((i + 1)·n/m) − 1``; global at output size 1."""
     return _adaptive(call, operands, 1)
 
 
-@TABLE.register(nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d)
+@TABLE.register(
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_max_pool2d,
+    F.adaptive_max_pool2d_with_indices,
+)
 def adaptive_pool2d(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """AdaptivePool2d: bins ``floor(i·n/m) … ceil((i + 1)·n/m) − 1`` per dim; global at output 1x1."""
     return _adaptive(call, operands, 2)
 
 
-@TABLE.register(nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool3d, F.adaptive_avg_pool3d, F.adaptive_max_pool3d)
+@TABLE.register(
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool3d,
+    F.adaptive_avg_pool3d,
+    F.adaptive_max_pool3d,
+    F.adaptive_max_pool3d_with_indices,
+)
 def adaptive_pool3d(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """AdaptivePool3d: bins ``floor(i·n/m) … ceil((i + 1)·n/m) − 1`` per dim; global at output 1x1x1."""
     return _adaptive(call, operands, 3)
