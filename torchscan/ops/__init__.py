@@ -37,6 +37,10 @@ Counting conventions (the single place they are stated in code; the README repea
   (causal too, as FlopCounterMode), scale, mask, softmax FLOPs; DMAs as a fused kernel (scores not
   materialised). nn.MultiheadAttention = its four projections (Linear formulas) + that core;
   nn.Transformer{Encoder,Decoder}{,Layer} are traced through (``TRACE_THROUGH``).
+- Bilinear is counted in torch's order (``x1`` with the weight first: ``N_out·k2·(k1 + 1)`` MACs); distances
+  (``PairwiseDistance``, ``pdist``, ``cdist``) are a subtraction per element pair and a norm, ``cdist`` by matrix
+  products where torch computes it so (``p = 2`` past 25 rows); ``CosineSimilarity`` normalises each operand first,
+  as torch does (``8·N + R`` FLOPs, ``N`` MACs); their inputs are read once.
 - einsum is its pairwise contraction left to right; ``add*mm`` add ``N_out`` FLOPs for the
   added term and one per output per non-unit scaling.
 - RNN/LSTM/GRU: ``MACs = T·B·gates·H·(I + H)`` per layer and direction; both biases counted as
@@ -86,6 +90,7 @@ from torchscan.ops import (
     activation,
     attention,
     conv,
+    distance,
     dropout,
     elementwise,
     embedding,
@@ -145,6 +150,7 @@ DEFAULT_REGISTRY = Registry.from_tables(
     upsample.TABLE,
     sampling.TABLE,
     spectral.TABLE,
+    distance.TABLE,
     lazy=(LazyTable("torchvision", torchvision_ops.load),),
 )
 

@@ -252,4 +252,21 @@ def einsum_equation(call: OpCall) -> str:
 TABLE.declare(torch.einsum, saves=Saves.MATMUL)
 
 
-TABLE.declare(nn.Bilinear, F.bilinear, saves=Saves.WEIGHTED)  # no formula yet: counted as unknown
+@TABLE.register(nn.Bilinear, F.bilinear, aten.bilinear.default)
+def bilinear(call: OpCall) -> Cost:
+    """Bilinear ``y_k = x1ᵀ·W_k·x2 + b_k`` (``W``: ``out × k1 × k2``), in torch's order (``aten._trilinear``):
+    ``x1`` contracted with ``W`` first (``k1·k2`` MACs per output), then with ``x2`` (``k2``):
+    ``MACs = N_out·k2·(k1 + 1)``, ``FLOPs = N_out·(k2·(2·k1 − 1) + 2·k2 − 1 + [bias])``,
+    ``DMAs = N_in1 + N_in2 + P + N_out`` (as Linear's)."""
+    weight = call.spec("weight")
+    if weight is None or weight.ndim != 3:
+        raise ValueError("bilinear without a 3-D weight")
+    _, k1, k2 = weight.shape
+    n_out = call.output.numel
+    has_bias = call.spec("bias") is not None
+    inputs = call.inputs[0].numel + (call.inputs[1].numel if len(call.inputs) > 1 else 0)
+    return Cost(
+        flops=n_out * (k2 * (2 * k1 - 1) + 2 * k2 - 1 + has_bias),
+        macs=n_out * k2 * (k1 + 1),
+        dmas=inputs + weight.numel + call.numel("bias") + n_out,
+    )

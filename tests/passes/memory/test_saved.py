@@ -125,6 +125,17 @@ class _Gate(nn.Module):
         return torch.sigmoid(self.a(x)) * self.b(x)
 
 
+class _Bilinear(nn.Module):
+    """A bilinear layer of a tensor and its sigmoid (both inputs kept when either requires grad)."""
+
+    def __init__(self, width: int, frozen: bool) -> None:
+        super().__init__()
+        self.layer = nn.Bilinear(width, width, width).requires_grad_(not frozen)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x, x.sigmoid())
+
+
 class _SelfProduct(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * x.tanh()
@@ -363,6 +374,8 @@ _BLOCKS = {
     "softshrink": lambda w, n: nn.Softshrink(),
     "rrelu": lambda w, n: nn.RReLU(),
     "lp_pool": lambda w, n: nn.LPPool1d(2, 1),
+    "bilinear": lambda w, n: _Bilinear(w, frozen=False),
+    "frozen_bilinear": lambda w, n: _Bilinear(w, frozen=True),
     "max_pool": lambda w, n: nn.MaxPool1d(3, 1, 1),
     "avg_pool": lambda w, n: nn.AvgPool1d(3, 1, 1, count_include_pad=False),
     "adaptive_pool": lambda w, n: nn.AdaptiveAvgPool1d(w),
@@ -415,6 +428,8 @@ not counted)."""
     blocks=["broadcast", "threshold_", "adaptive_pool"], batch=1, length=1, width=2, training=False, capture="torch.fx"
 )
 # a real copy's parameter that autograd keeps (a product whose other factor requires grad) is no activation
+# (a recorded module's too: the second bilinear layer keeps its weight for its input's gradient)
+@example(blocks=["bilinear", "bilinear"], batch=1, length=1, width=2, training=False, capture="real-forward")
 @example(blocks=["strided", "strided"], batch=1, length=2, width=2, training=False, capture="real-forward")
 # average pools keep their input; an adaptive one to size 1 runs a mean and keeps nothing
 @example(

@@ -1137,6 +1137,8 @@ def record_calls(
             params = [*module.parameters(), *module.buffers()] if module is not None else []
             if isinstance(fake_mode, FakeTensorMode):  # a real copy's tensors (real-forward): as the mode reads them
                 params = [_as_read(tensor, fake_mode) for tensor in params]
+                if module is not None:
+                    function = _on_fakes(function, module, fake_mode)
             known = cache.get((key, frozenset())) if waiting else None  # recorded before, with nothing waiting
             if known is None:
                 if state is not None or not train:  # the closed forms know nothing of autocast's casts or no_grad
@@ -1222,6 +1224,34 @@ def _read_by(fake_mode: FakeTensorMode, value: Any) -> Any:
     inside a recorded call, they were counted as tensors the call allocated (a 15 MB ``torch.zeros`` result
     written by a recorded ``x[index] = v`` in torchvision's RoI pooling)."""
     return tree_map(lambda leaf: _as_read(leaf, fake_mode) if isinstance(leaf, torch.Tensor) else leaf, value)
+
+
+def _on_fakes(function: Callable[..., Any], module: nn.Module, fake_mode: FakeTensorMode) -> Callable[..., Any]:
+    """``function`` (``module``'s forward, of a real forward's copy) run with the module's real parameters and
+    buffers, its sub-modules' too, swapped for the fakes ``fake_mode`` reads them as (:func:`_as_read`), then put
+    back. Autograd sees an op's arguments before the fake mode converts them: on the real tensors it would keep a
+    real weight (a bilinear layer's, for its input's gradient) and differentiate it, where the call's recording
+    counts and differentiates the fakes it is given as the module's parameters."""
+    slots = [
+        (table, name, tensor)
+        for owner in module.modules()
+        for table in (owner._parameters, owner._buffers)
+        for name, tensor in table.items()
+        if tensor is not None and not isinstance(tensor, FakeTensor)
+    ]
+    if not slots:
+        return function
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        for table, name, tensor in slots:
+            table[name] = _as_read(tensor, fake_mode)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            for table, name, tensor in slots:
+                table[name] = tensor
+
+    return run
 
 
 def _as_read(tensor: torch.Tensor, fake_mode: FakeTensorMode) -> torch.Tensor:
