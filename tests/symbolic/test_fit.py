@@ -13,6 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.nn import functional as F
 
 from tests.profiles import examples
 from tests.strategies import RandomNet, random_nets
@@ -51,6 +52,43 @@ def test_at_equals_a_fresh_analysis_on_random_nets(case: tuple[RandomNet, tuple[
     b = report.symbols["B"]
     assert sympy.degree(report.totals.flops, b) <= 1  # batch-linear
     assert report.totals.params == crawl_module(net, (channels, first, *rest)).totals.params
+
+
+class _Shrinking(nn.Module):
+    """Two stride-2 pointwise convolutions, batch norms without running statistics, a residual block: the training
+    step's backward peak is reached at one node for batches up to 4 at the smallest length, at another past it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = nn.Sequential(
+            nn.Conv1d(1, 3, 1, 2, bias=False),
+            nn.BatchNorm1d(3, track_running_stats=False),
+            nn.ReLU6(inplace=True),
+            nn.Conv1d(3, 1, 1, 2, bias=False),
+            nn.BatchNorm1d(1, track_running_stats=False),
+            nn.ReLU6(inplace=True),
+        )
+        self.residual = nn.Sequential(
+            nn.Conv1d(1, 1, 1, padding="same", bias=False), nn.BatchNorm1d(1, track_running_stats=False), nn.ReLU()
+        )
+        self.head = nn.Linear(1, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.down(x)
+        x = x + self.residual(x)
+        return self.head(torch.flatten(F.adaptive_avg_pool1d(x, 1), 1))
+
+
+def test_a_peak_that_moves_at_an_edge_of_the_sizes_is_not_given_a_formula() -> None:
+    """A memory peak is the largest of several polynomials: fitted on the grid (batches 1–4) and checked at random
+    sizes, the backward phase here took one node's polynomial, 24 bytes short at batch 10 and length 8 (the
+    smallest). The fit checks the edges of the sizes' box too (batch far, length first): the phase has no formula,
+    and ``at()`` answers by an analysis at the size asked, equal to a fresh one everywhere."""
+    net = _Shrinking()
+    report = crawl_module(net, (1, Dim("S", min=8, multiple_of=4)), batch_size=Dim("B"))
+    assert "memory.training[0].phases[1][1]" in report.unfitted
+    for batch, size in ((10, 8), (1, 8), (10, 12), (4097, 8)):
+        assert report.at(B=batch, S=size).to_dict() == crawl_module(net, (1, size), batch_size=batch).to_dict()
 
 
 def test_formulas_of_a_small_cnn_are_the_closed_forms() -> None:
