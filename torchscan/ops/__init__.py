@@ -41,6 +41,9 @@ Counting conventions (the single place they are stated in code; the README repea
   (``PairwiseDistance``, ``pdist``, ``cdist``) are a subtraction per element pair and a norm, ``cdist`` by matrix
   products where torch computes it so (``p = 2`` past 25 rows); ``CosineSimilarity`` normalises each operand first,
   as torch does (``8·N + R`` FLOPs, ``N`` MACs); their inputs are read once.
+- Losses are their elementwise terms as torch computes them (L1 2, MSE 2, SmoothL1 and Huber 7, BCE 9,
+  BCEWithLogits 10, KLDiv 3 per element; cross-entropy a log-softmax and an NLL pick) plus the reduction:
+  ``mean`` ``N`` FLOPs (``N − 1`` adds and a division), ``sum`` ``N − 1``, ``none`` 0.
 - einsum is its pairwise contraction left to right; ``add*mm`` add ``N_out`` FLOPs for the
   added term and one per output per non-unit scaling.
 - RNN/LSTM/GRU: ``MACs = T·B·gates·H·(I + H)`` per layer and direction; both biases counted as
@@ -95,6 +98,7 @@ from torchscan.ops import (
     elementwise,
     embedding,
     linear,
+    loss,
     norm,
     pool,
     recurrent,
@@ -151,6 +155,7 @@ DEFAULT_REGISTRY = Registry.from_tables(
     sampling.TABLE,
     spectral.TABLE,
     distance.TABLE,
+    loss.TABLE,
     lazy=(LazyTable("torchvision", torchvision_ops.load),),
 )
 

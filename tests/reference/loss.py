@@ -1,0 +1,248 @@
+"""Losses computed the way torch computes them, element by element, then reduced.
+
+An elementwise loss maps each (input, target) pair to a term (:data:`TERMS`), optionally times a weight, then
+:func:`reduce` sums (``N − 1`` adds) and, for a mean, divides. Class-indexed losses (cross-entropy, NLL) work per
+sample over the ``C`` classes of dim 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from tests.reference.activation import logsigmoid
+from tests.reference.counting import Counted, Num, Sink, Source, Tally, absolute, exp, indices, log, maximum
+
+__all__ = ["TERMS", "bce_with_logits", "cross_entropy", "elementwise", "kl_div", "nll", "reduce"]
+
+
+def l1(x: Num, y: Num) -> Num:
+    """``|x − y|``: 2."""
+    return absolute(x - y)
+
+
+def mse(x: Num, y: Num) -> Num:
+    """``(x − y)²``: 2."""
+    difference = x - y
+    return difference * difference
+
+
+def smooth_l1(x: Num, y: Num, beta: float = 1.0) -> Num:
+    """``z = |x − y|``; ``0.5·z²/β if z < β else z − 0.5·β``, both sides computed: 7."""
+    z = absolute(x - y)
+    small = z < beta
+    quadratic, linear = z * z * 0.5 / beta, z - 0.5 * beta
+    return quadratic if small else linear
+
+
+def huber(x: Num, y: Num, delta: float = 1.0) -> Num:
+    """``z = |x − y|``; ``0.5·z² if z < δ else δ·(z − 0.5·δ)``, both sides computed: 7."""
+    z = absolute(x - y)
+    small = z < delta
+    quadratic, linear = z * z * 0.5, delta * (z - 0.5 * delta)
+    return quadratic if small else linear
+
+
+def bce(x: Num, y: Num) -> Num:
+    """torch's kernel: ``(y − 1)·max(log(1 − x), −100) − y·max(log x, −100)``: 9."""
+    return (y - 1.0) * maximum(log(1.0 - x), -100.0) - y * maximum(log(x), -100.0)
+
+
+TERMS: dict[str, Callable[[Num, Num], Num]] = {"l1": l1, "mse": mse, "smooth_l1": smooth_l1, "huber": huber, "bce": bce}
+"""Elementwise loss terms by name."""
+
+
+def reduce(terms: list[Num], reduction: str, divisor: Num | float | None = None) -> list[Num]:
+    """``none``: the terms; ``sum``: their sum; ``mean``: the sum divided by ``divisor`` (their count)."""
+    if reduction == "none":
+        return terms
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    if reduction == "sum":
+        return [total]
+    return [total / (len(terms) if divisor is None else divisor)]
+
+
+def _written(values: list[Num], shape: Sequence[int], tally: Tally) -> torch.Tensor:
+    out = Sink("output", shape, tally)
+    for index, value in zip(indices(shape), values, strict=True):
+        out[index] = value
+    return out.tensor()
+
+
+def elementwise(
+    term: Callable[[Num, Num], Num],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    reduction: str,
+    weight: torch.Tensor | None = None,
+    mean_by_weights: bool = False,
+) -> Counted:
+    """``term(x, y)`` per element (inputs of one shape), times ``weight`` (of that shape too), reduced; a weighted
+    mean divided by the sum of the weights where ``mean_by_weights`` (``F.l1_loss``'s, ``F.mse_loss``'s)."""
+    tally = Tally()
+    a, b = Source("input", x, tally), Source("target", y, tally)
+    w = Source("weight", weight, tally) if weight is not None else None
+    weights = [w[i] for i in indices(x.shape)] if w is not None else None
+    terms = [term(a[i], b[i]) for i in indices(x.shape)]
+    if weights is not None:
+        terms = [value * factor for value, factor in zip(terms, weights, strict=True)]
+    divisor = None
+    if weights is not None and mean_by_weights and reduction == "mean":
+        divisor = weights[0]
+        for factor in weights[1:]:
+            divisor = divisor + factor
+    reduced = reduce(terms, reduction, divisor=divisor)
+    return Counted(_written(reduced, x.shape if reduction == "none" else (), tally), tally)
+
+
+def bce_with_logits(
+    x: torch.Tensor, y: torch.Tensor, reduction: str, pos_weight: torch.Tensor | None = None
+) -> Counted:
+    """``(1 − y)·x − w_p·logsigmoid(x)``, ``w_p = (p − 1)·y + 1`` with a ``pos_weight`` ``p`` of the last dim's size
+    (``p − 1`` once per class)."""
+    tally = Tally()
+    a, b = Source("input", x, tally), Source("target", y, tally)
+    shifted = None
+    if pos_weight is not None:
+        p = Source("pos_weight", pos_weight, tally)
+        shifted = [p[(c,)] - 1.0 for c in range(pos_weight.shape[0])]
+    terms = []
+    for index in indices(x.shape):
+        value, target = a[index], b[index]
+        log_sigmoid = logsigmoid(value)
+        if shifted is not None:
+            log_sigmoid = (shifted[index[-1]] * target + 1.0) * log_sigmoid
+        terms.append((1.0 - target) * value - log_sigmoid)
+    reduced = reduce(terms, reduction)
+    return Counted(_written(reduced, x.shape if reduction == "none" else (), tally), tally)
+
+
+def kl_div(x: torch.Tensor, y: torch.Tensor, reduction: str, log_target: bool = False) -> Counted:
+    """``y·(log y − x)``, or ``exp(y)·(y − x)`` for a log-target; ``batchmean`` divides the sum by the batch."""
+    tally = Tally()
+    a, b = Source("input", x, tally), Source("target", y, tally)
+    terms = []
+    for index in indices(x.shape):
+        value, target = a[index], b[index]
+        terms.append(exp(target) * (target - value) if log_target else target * (log(target) - value))
+    divisor = float(x.shape[0]) if reduction == "batchmean" else None
+    reduced = reduce(terms, "mean" if reduction == "batchmean" else reduction, divisor=divisor)
+    return Counted(_written(reduced, x.shape if reduction == "none" else (), tally), tally)
+
+
+def _log_softmax(row: list[Num]) -> list[Num]:
+    """Stable: max (``C − 1``), subtract, exp, sum (``C − 1``), log, subtract: ``5·C − 1``."""
+    top = row[0]
+    for value in row[1:]:
+        top = maximum(top, value)
+    shifted = [value - top for value in row]
+    total = exp(shifted[0])
+    for value in shifted[1:]:
+        total = total + exp(value)
+    norm = log(total)
+    return [value - norm for value in shifted]
+
+
+def _picked(
+    values: list[Num], classes: list[int], reduction: str, weights: list[Num] | None
+) -> tuple[list[Num], Num | None]:
+    """NLL terms ``−w_y·x_y`` of each sample's picked value, and for a weighted mean the sum of the weights used."""
+    terms = [-value * weights[c] if weights is not None else -value for value, c in zip(values, classes, strict=True)]
+    return terms, _used(classes, reduction, weights)
+
+
+def _used(classes: list[int], reduction: str, weights: list[Num] | None) -> Num | None:
+    """The sum of the weights of the classes picked, what a weighted mean divides by (None: no weighted mean)."""
+    if weights is None or reduction != "mean":
+        return None
+    used = weights[classes[0]]
+    for c in classes[1:]:
+        used = used + weights[c]
+    return used
+
+
+def _samples(x: torch.Tensor) -> list[tuple[int, ...]]:
+    """The index of each sample's class vector: ``(n,)`` of an ``(N, C)`` input."""
+    return list(indices((x.shape[0], *x.shape[2:])))
+
+
+def _row(source: Source, sample: tuple[int, ...], classes: int) -> list[Num]:
+    return [source[(sample[0], c, *sample[1:])] for c in range(classes)]
+
+
+def nll(x: torch.Tensor, target: torch.Tensor, reduction: str, weight: torch.Tensor | None = None) -> Counted:
+    """``−w_y·x[y]`` per sample (only the picked elements read)."""
+    tally = Tally()
+    a, t = Source("input", x, tally), Source("target", target.double(), tally)
+    w = Source("weight", weight, tally) if weight is not None else None
+    samples = _samples(x)
+    classes = [int(t[sample].value) for sample in samples]
+    picked = [a[(sample[0], c, *sample[1:])] for sample, c in zip(samples, classes, strict=True)]
+    weights = [w[(c,)] for c in range(x.shape[1])] if w is not None else None
+    terms, used = _picked(picked, classes, reduction, weights)
+    reduced = reduce(terms, reduction, divisor=used)
+    return Counted(_written(reduced, target.shape if reduction == "none" else (), tally), tally)
+
+
+def cross_entropy(
+    x: torch.Tensor,
+    target: torch.Tensor,
+    reduction: str,
+    weight: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+) -> Counted:
+    """torch's order: log-softmax per sample, then NLL of class indices (and, smoothing, ``−Σ_c w_c·log p_c``
+    reduced alike, mixed in as ``(1 − ε)·a + (ε/C)·b``), or ``−Σ w·y·log p`` of class probabilities (the target
+    smoothed to ``y·(1 − ε) + ε/C`` first)."""
+    tally = Tally()
+    a = Source("input", x, tally)
+    w = Source("weight", weight, tally) if weight is not None else None
+    classes = x.shape[1]
+    samples = _samples(x)
+    rows = [_log_softmax(_row(a, sample, classes)) for sample in samples]
+    weights = [w[(c,)] for c in range(classes)] if w is not None else None
+    if target.dtype.is_floating_point:
+        t = Source("target", target, tally)
+        products = []
+        for sample, row in zip(samples, rows, strict=True):
+            targets = _row(t, sample, classes)
+            if label_smoothing:
+                targets = [value * (1 - label_smoothing) + label_smoothing / classes for value in targets]
+            scaled = [value * weights[c] for c, value in enumerate(row)] if weights is not None else row
+            products.append([value * target_value for value, target_value in zip(scaled, targets, strict=True)])
+        if reduction == "none":
+            sums = []
+            for terms in products:
+                total = terms[0]
+                for term in terms[1:]:
+                    total = total + term
+                sums.append(-total)
+            return Counted(_written(sums, (x.shape[0], *x.shape[2:]), tally), tally)
+        flat = [term for terms in products for term in terms]
+        total = flat[0]
+        for term in flat[1:]:
+            total = total + term
+        result = -total if reduction == "sum" else -total / float(len(samples))
+        return Counted(_written([result], (), tally), tally)
+    t = Source("target", target.double(), tally)
+    picks = [int(t[sample].value) for sample in samples]
+    terms, used = _picked([row[c] for row, c in zip(rows, picks, strict=True)], picks, reduction, weights)
+    reduced = reduce(terms, reduction, divisor=used)
+    if label_smoothing:
+        smooth_terms = []
+        for row in rows:
+            scaled = [value * weights[c] for c, value in enumerate(row)] if weights is not None else row
+            total = scaled[0]
+            for value in scaled[1:]:
+                total = total + value
+            smooth_terms.append(-total)
+        # torch sums the weights used again for this term
+        smooth = reduce(smooth_terms, reduction, divisor=_used(picks, reduction, weights))
+        reduced = [
+            nll_part * (1 - label_smoothing) + smooth_part * (label_smoothing / classes)
+            for nll_part, smooth_part in zip(reduced, smooth, strict=True)
+        ]
+    return Counted(_written(reduced, target.shape if reduction == "none" else (), tally), tally)
