@@ -192,3 +192,114 @@ def test_a_model_returning_its_loss_is_complete() -> None:
     report = crawl_module(_Classifier(), args=(x, labels), batch_size=None)
     assert report.totals.complete, report.diagnostics
     assert report.row("loss").flops == (5 * 20 - 4) + (4 + 4) + (20 + 4 + 3)
+
+
+@given(_cases(), REDUCTIONS, st.integers(0, 2**31))
+def test_soft_margin_and_hinge_embedding_count_as_the_reference(
+    shape: tuple[int, ...], reduction: str, seed: int
+) -> None:
+    x = randn(seed, *shape)
+    y = torch.where(randn(seed + 1, *shape) > 0, 1.0, -1.0).double()
+    for module, function, term in (
+        (nn.SoftMarginLoss, F.soft_margin_loss, reference.soft_margin),
+        (nn.HingeEmbeddingLoss, F.hinge_embedding_loss, reference.hinge_embedding),
+    ):
+        counted = reference.elementwise(term, x, y, reduction)
+        assert_same(counted.output, function(x, y, reduction=reduction))
+        want = expected(counted, "input", "target")
+        assert module_cost(module(reduction=reduction), x, y) == want
+        assert function_cost(function, x, y, reduction=reduction) == want
+
+
+@given(_cases(), REDUCTIONS, st.booleans(), st.booleans(), st.integers(0, 2**31))
+def test_poisson_nll_counts_as_the_reference(
+    shape: tuple[int, ...], reduction: str, log_input: bool, full: bool, seed: int
+) -> None:
+    x = randn(seed, *shape) if log_input else randn(seed, *shape).abs() + 0.1
+    y = 3 * randn(seed + 1, *shape).abs()
+    counted = reference.elementwise(reference.poisson_nll(log_input, full), x, y, reduction)
+    kwargs = {"log_input": log_input, "full": full, "reduction": reduction}
+    assert_same(counted.output, F.poisson_nll_loss(x, y, **kwargs))
+    want = expected(counted, "input", "target")
+    assert module_cost(nn.PoissonNLLLoss(**kwargs), x, y) == want
+    assert function_cost(F.poisson_nll_loss, x, y, **kwargs) == want
+
+
+@given(_cases(), REDUCTIONS, st.booleans(), st.integers(0, 2**31))
+def test_gaussian_nll_counts_as_the_reference(shape: tuple[int, ...], reduction: str, full: bool, seed: int) -> None:
+    x, y, var = randn(seed, *shape), randn(seed + 1, *shape), randn(seed + 2, *shape).abs()
+    counted = reference.gaussian_nll(x, y, var, reduction, full)
+    assert_same(counted.output, F.gaussian_nll_loss(x, y, var, full=full, reduction=reduction))
+    want = expected(counted, "input", "target", "var")
+    assert module_cost(nn.GaussianNLLLoss(full=full, reduction=reduction), x, y, var) == want
+    assert function_cost(F.gaussian_nll_loss, x, y, var, full=full, reduction=reduction) == want
+
+
+@given(_cases(), REDUCTIONS, st.integers(0, 2**31))
+def test_margin_ranking_counts_as_the_reference(shape: tuple[int, ...], reduction: str, seed: int) -> None:
+    x1, x2 = randn(seed, *shape), randn(seed + 1, *shape)
+    y = torch.where(randn(seed + 2, *shape) > 0, 1.0, -1.0).double()
+    counted = reference.margin_ranking(x1, x2, y, reduction, 0.5)
+    assert_same(counted.output, F.margin_ranking_loss(x1, x2, y, margin=0.5, reduction=reduction))
+    want = expected(counted, "input1", "input2", "target")
+    assert module_cost(nn.MarginRankingLoss(0.5, reduction=reduction), x1, x2, y) == want
+    assert function_cost(F.margin_ranking_loss, x1, x2, y, margin=0.5, reduction=reduction) == want
+
+
+@given(st.integers(1, 3), st.integers(1, 4), REDUCTIONS, st.integers(0, 2**31))
+def test_multilabel_soft_margin_counts_as_the_reference(batch: int, classes: int, reduction: str, seed: int) -> None:
+    x, y = randn(seed, batch, classes), (randn(seed + 1, batch, classes) > 0).double()
+    counted = reference.multilabel_soft_margin(x, y, reduction)
+    assert_same(counted.output, F.multilabel_soft_margin_loss(x, y, reduction=reduction))
+    want = expected(counted, "input", "target")
+    assert module_cost(nn.MultiLabelSoftMarginLoss(reduction=reduction), x, y) == want
+    assert function_cost(F.multilabel_soft_margin_loss, x, y, reduction=reduction) == want
+
+
+@given(st.integers(1, 3), st.integers(2, 5), REDUCTIONS, st.sampled_from([1, 2]), st.integers(0, 2**31))
+def test_multi_margin_counts_as_the_reference(batch: int, classes: int, reduction: str, p: int, seed: int) -> None:
+    x = randn(seed, batch, classes)
+    target = torch.randint(0, classes, (batch,), generator=torch.Generator().manual_seed(seed))
+    counted = reference.multi_margin(x, target, reduction, p, 1.0)
+    assert_same(counted.output, F.multi_margin_loss(x, target, p=p, reduction=reduction))
+    want = expected(counted, "input", "target")
+    assert module_cost(nn.MultiMarginLoss(p=p, reduction=reduction), x, target) == want
+    assert function_cost(F.multi_margin_loss, x, target, p=p, reduction=reduction) == want
+
+
+def test_cosine_embedding_and_triplet_margin_are_their_parts() -> None:
+    """CosineEmbeddingLoss of 3 vectors of 4: the dot products (2·12 − 3), the squared norms with ε (2·(2·12 − 3
+    + 3)), their product and root (6), a division (3), ``1 − cos`` (3), ``max(cos − margin, 0)`` (6), the two
+    comparisons (6) and the sum (3): 6·12 + 8·3 = 96 FLOPs, a mean of 3 more. TripletMarginLoss: two
+    PairwiseDistances (4·12 each), ``margin + d_p − d_n`` clamped (3·3), a mean (3); ``swap`` a third distance and
+    the smaller (3 more)."""
+    a, b = randn(0, 3, 4), randn(1, 3, 4)
+    y = torch.tensor([1.0, -1.0, 1.0], dtype=torch.float64)
+    assert module_cost(nn.CosineEmbeddingLoss(), a, b, y) == Cost(flops=96 + 3, dmas=12 + 12 + 3 + 1)
+    distance = 4 * 12
+    negative = randn(2, 3, 4)
+    assert module_cost(nn.TripletMarginLoss(), a, b, negative) == Cost(flops=2 * distance + 9 + 3, dmas=37)
+    swapped = nn.TripletMarginLoss(swap=True)
+    assert module_cost(swapped, a, b, negative) == Cost(flops=3 * distance + 3 + 9 + 3, dmas=37)
+    assert function_cost(F.triplet_margin_loss, a, b, negative, swap=True) == module_cost(swapped, a, b, negative)
+
+
+def test_torch_s_own_loss_functions_take_aten_s_reduction_numbers() -> None:
+    """``torch.hinge_embedding_loss(x, y, margin, reduction)`` and its kin take the reduction by number (0 none,
+    1 mean, 2 sum), after their other arguments: counted as ``F``'s spelling with that reduction."""
+    x, b = randn(0, 2, 3), randn(1, 2, 3)
+    y = torch.where(randn(2, 2, 3) > 0, 1.0, -1.0).double()
+    for number, name in enumerate(("none", "mean", "sum")):
+        assert function_cost(torch.hinge_embedding_loss, x, y, 1.0, number) == function_cost(
+            F.hinge_embedding_loss, x, y, reduction=name
+        )
+        assert function_cost(torch.margin_ranking_loss, x, b, y, 0.5, number) == function_cost(
+            F.margin_ranking_loss, x, b, y, margin=0.5, reduction=name
+        )
+        assert function_cost(torch.poisson_nll_loss, x, b.abs(), True, False, 1e-8, number) == function_cost(
+            F.poisson_nll_loss, x, b.abs(), reduction=name
+        )
+    rows = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    assert function_cost(torch.cosine_embedding_loss, x, b, rows, 0.0, 2) == function_cost(
+        F.cosine_embedding_loss, x, b, rows, reduction="sum"
+    )

@@ -29,6 +29,7 @@ __all__ = [
     "indices",
     "lerp",
     "log",
+    "log1p",
     "mac",
     "maximum",
     "minimum",
@@ -159,6 +160,11 @@ def exp(x: Num) -> Num:
 
 def log(x: Num) -> Num:
     return _transcendental("log", x, math.log(x.value))
+
+
+def log1p(x: Num) -> Num:
+    """``log(1 + x)`` in one instruction (``torch.log1p``): one transcendental."""
+    return _transcendental("log1p", x, math.log1p(x.value))
 
 
 def sqrt(x: Num) -> Num:

@@ -7,14 +7,30 @@ sample over the ``C`` classes of dim 1.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
 
 from tests.reference.activation import logsigmoid
-from tests.reference.counting import Counted, Num, Sink, Source, Tally, absolute, exp, indices, log, maximum
+from tests.reference.counting import Counted, Num, Sink, Source, Tally, absolute, exp, indices, log, log1p, maximum
 
-__all__ = ["TERMS", "bce_with_logits", "cross_entropy", "elementwise", "kl_div", "nll", "reduce"]
+__all__ = [
+    "TERMS",
+    "bce_with_logits",
+    "cross_entropy",
+    "elementwise",
+    "gaussian_nll",
+    "hinge_embedding",
+    "kl_div",
+    "margin_ranking",
+    "multi_margin",
+    "multilabel_soft_margin",
+    "nll",
+    "poisson_nll",
+    "reduce",
+    "soft_margin",
+]
 
 
 def l1(x: Num, y: Num) -> Num:
@@ -246,3 +262,107 @@ def cross_entropy(
             for nll_part, smooth_part in zip(reduced, smooth, strict=True)
         ]
     return Counted(_written(reduced, target.shape if reduction == "none" else (), tally), tally)
+
+
+def soft_margin(x: Num, y: Num) -> Num:
+    """``log1p(exp(−x·y))``: a negation, a product, an exp, a ``log1p`` (one transcendental): 4."""
+    return log1p(exp(-x * y))
+
+
+def hinge_embedding(x: Num, y: Num, margin: float = 1.0) -> Num:
+    """``where(y ≠ 1, max(margin − x, 0), 0) + where(y ≠ −1, x, 0)``, both comparisons made: 5."""
+    clamped = maximum(margin - x, 0.0)
+    not_positive, not_negative = _differs(y, 1.0), _differs(y, -1.0)
+    zero = Num(0.0, x.tally)
+    return (clamped if not_positive else zero) + (x if not_negative else zero)
+
+
+def _differs(value: Num, other: float) -> bool:
+    """``value ≠ other``: one comparison."""
+    value.tally.ops["cmp"] += 1
+    return value.value != other
+
+
+def poisson_nll(log_input: bool, full: bool, eps: float = 1e-8) -> Callable[[Num, Num], Num]:
+    """``exp(x) − y·x`` (a log-rate) or ``x − y·log(x + ε)``; ``full``: ``+ y·log y − y + 0.5·log(2π·y)`` where
+    ``y > 1`` (computed everywhere, a comparison chooses)."""
+
+    def term(x: Num, y: Num) -> Num:
+        loss = exp(x) - y * x if log_input else x - y * log(x + eps)
+        if not full:
+            return loss
+        stirling = y * log(y) - y + log(2 * math.pi * y) * 0.5
+        large = y > 1.0
+        return loss + (stirling if large else Num(0.0, x.tally))
+
+    return term
+
+
+def gaussian_nll(x: torch.Tensor, y: torch.Tensor, var: torch.Tensor, reduction: str, full: bool) -> Counted:
+    """``0.5·(log(max(σ², ε)) + (x − y)²/max(σ², ε))`` (``+ 0.5·log 2π`` where ``full``), ``σ²`` of the input's
+    shape, clamped and logged once per element of its own."""
+    tally = Tally()
+    a, b, v = Source("input", x, tally), Source("target", y, tally), Source("var", var, tally)
+    terms = []
+    for index in indices(x.shape):
+        clamped = maximum(v[index], 1e-6)
+        difference = a[index] - b[index]
+        loss = (log(clamped) + difference * difference / clamped) * 0.5
+        terms.append(loss + 0.5 * math.log(2 * math.pi) if full else loss)
+    reduced = reduce(terms, reduction)
+    return Counted(_written(reduced, x.shape if reduction == "none" else (), tally), tally)
+
+
+def margin_ranking(x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor, reduction: str, margin: float) -> Counted:
+    """``max(−y·(x1 − x2) + margin, 0)``: 5 per element."""
+    tally = Tally()
+    a, b, t = Source("input1", x1, tally), Source("input2", x2, tally), Source("target", y, tally)
+    terms = [maximum(-t[i] * (a[i] - b[i]) + margin, 0.0) for i in indices(x1.shape)]
+    reduced = reduce(terms, reduction)
+    return Counted(_written(reduced, x1.shape if reduction == "none" else (), tally), tally)
+
+
+def multilabel_soft_margin(x: torch.Tensor, y: torch.Tensor, reduction: str) -> Counted:
+    """``−(y·logsigmoid(x) + (1 − y)·logsigmoid(−x))``, summed over the classes of the last dim and divided by
+    their number, then reduced over the samples."""
+    tally = Tally()
+    a, b = Source("input", x, tally), Source("target", y, tally)
+    classes = x.shape[-1]
+    per_sample = []
+    for lead in indices(x.shape[:-1]):
+        terms = []
+        for c in range(classes):
+            value, target = a[(*lead, c)], b[(*lead, c)]
+            terms.append(-(target * logsigmoid(value) + (1.0 - target) * logsigmoid(-value)))
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        per_sample.append(total / float(classes))
+    reduced = reduce(per_sample, reduction)
+    return Counted(_written(reduced, x.shape[:-1] if reduction == "none" else (), tally), tally)
+
+
+def multi_margin(x: torch.Tensor, target: torch.Tensor, reduction: str, p: int, margin: float) -> Counted:
+    """torch's kernel per sample of ``C`` classes: ``Σ_{i≠y} max(0, margin − x_y + x_i)^p / C`` (a subtraction, an
+    addition, a comparison per other class, a square for ``p = 2``; ``C − 2`` adds and a division)."""
+    tally = Tally()
+    a, t = Source("input", x, tally), Source("target", target.double(), tally)
+    rows, classes = x.shape
+    per_sample = []
+    for row in range(rows):
+        picked = int(t[(row,)].value)
+        chosen = a[(row, picked)]
+        terms = []
+        for c in range(classes):
+            if c == picked:
+                continue
+            z = margin - chosen + a[(row, c)]
+            positive = z > 0.0
+            hinge = z if positive else Num(0.0, tally)
+            terms.append(hinge * hinge if p == 2 else hinge)  # the square counted whichever side
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
+        per_sample.append(total / float(classes))
+    reduced = reduce(per_sample, reduction)
+    return Counted(_written(reduced, (rows,) if reduction == "none" else (), tally), tally)

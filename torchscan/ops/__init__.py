@@ -42,8 +42,10 @@ Counting conventions (the single place they are stated in code; the README repea
   products where torch computes it so (``p = 2`` past 25 rows); ``CosineSimilarity`` normalises each operand first,
   as torch does (``8·N + R`` FLOPs, ``N`` MACs); their inputs are read once.
 - Losses are their elementwise terms as torch computes them (L1 2, MSE 2, SmoothL1 and Huber 7, BCE 9,
-  BCEWithLogits 10, KLDiv 3 per element; cross-entropy a log-softmax and an NLL pick) plus the reduction:
-  ``mean`` ``N`` FLOPs (``N − 1`` adds and a division), ``sum`` ``N − 1``, ``none`` 0.
+  BCEWithLogits 10, KLDiv 3, SoftMargin 4, HingeEmbedding and MarginRanking 5 per element; cross-entropy a
+  log-softmax and an NLL pick; the embedding and triplet losses their similarities and distances) plus the
+  reduction: ``mean`` ``N`` FLOPs (``N − 1`` adds and a division), ``sum`` ``N − 1``, ``none`` 0. Not counted
+  (unknown): CTC, MultiLabelMargin (their work depends on the targets' values), a custom triplet distance.
 - einsum is its pairwise contraction left to right; ``add*mm`` add ``N_out`` FLOPs for the
   added term and one per output per non-unit scaling.
 - RNN/LSTM/GRU: ``MACs = T·B·gates·H·(I + H)`` per layer and direction; both biases counted as

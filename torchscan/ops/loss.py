@@ -1,4 +1,6 @@
-"""Loss functions: regression (L1, MSE, smooth L1, Huber), binary and multi-class cross-entropy, NLL, KL divergence.
+"""Loss functions: regression (L1, MSE, smooth L1, Huber, Poisson and Gaussian NLL), binary and multi-class
+cross-entropy, NLL, KL divergence, margin and embedding losses (soft margin, hinge, ranking, cosine, multi-margin,
+triplet).
 
 ``N`` is the number of elements the loss compares (the input's, broadcast with the target's), ``R`` the number
 of samples of a class-indexed loss (the input's elements over its ``C`` classes). Each loss is an elementwise
@@ -31,15 +33,23 @@ def reduction_of(call: OpCall, default: str = "mean") -> str:
     size_average, reduce = call.get("size_average"), call.get("reduce")
     if size_average is not None or reduce is not None:
         return _reduction.legacy_get_string(size_average, reduce, emit_warning=False)
-    value = argument(call, "reduction", 1 if call.target in _NUMBERED else None, default)
+    value = argument(call, "reduction", _NUMBERED.get(call.target), default)
     return _ENUM.get(value, "mean") if isinstance(value, int) else str(value)
 
 
 _ENUM = {0: "none", 1: "mean", 2: "sum"}
 """ATen's reduction numbers (``torch.kl_div(x, y, 2)``)."""
 
-_NUMBERED = frozenset({torch.kl_div, torch.ops.aten.kl_div.default})
-"""Spellings that take the reduction by number, third (after the input and the target)."""
+_NUMBERED = {
+    torch.kl_div: 1,
+    torch.ops.aten.kl_div.default: 1,
+    torch.poisson_nll_loss: 4,
+    torch.triplet_margin_loss: 6,
+    torch.hinge_embedding_loss: 2,
+    torch.margin_ranking_loss: 3,
+    torch.cosine_embedding_loss: 3,
+}
+"""Spellings that take the reduction by number, and where (counted after the first tensor)."""
 
 
 def reduced(terms: int, reduction: str) -> int:
@@ -204,3 +214,119 @@ def kl_div(call: OpCall) -> Cost:
     reduction = reduction_of(call, "none" if call.target is torch.kl_div else "mean")
     flops = 3 * terms + reduced(terms, "mean" if reduction == "batchmean" else reduction)
     return Cost(flops=flops, dmas=x.numel + y.numel + call.output.numel)
+
+
+@TABLE.register(nn.SoftMarginLoss, F.soft_margin_loss)
+def soft_margin_loss(call: OpCall) -> Cost:
+    """SoftMarginLoss as torch computes it, ``log1p(exp(−x·y))`` (a negation, a product, an exp, a ``log1p``):
+    ``FLOPs = 4·N + reduction``."""
+    return _elementwise(call, 4)
+
+
+@TABLE.register(nn.MultiLabelSoftMarginLoss, F.multilabel_soft_margin_loss)
+def multilabel_soft_margin_loss(call: OpCall) -> Cost:
+    """MultiLabelSoftMarginLoss, ``−(y·logsigmoid(x) + (1 − y)·logsigmoid(−x))`` averaged over the ``C`` classes of
+    the last dim (two LogSigmoids of 7, ``−x``, ``1 − y``, two products, a sum, a negation: 20 per element, one
+    more with a weight; ``N − R`` adds and ``R`` divisions over the classes), then reduced over the ``R`` samples:
+    ``FLOPs = 20·N (+ N) + N + reduction(R)``."""
+    x, y = _operands(call)
+    terms = _pairs(call)
+    samples = terms // x.shape[-1] if x.ndim and x.shape[-1] else terms
+    weight = call.spec("weight")
+    flops = 20 * terms + (terms if weight is not None else 0) + terms + reduced(samples, reduction_of(call))
+    weights = weight.numel if weight is not None else 0
+    return Cost(flops=flops, dmas=x.numel + y.numel + weights + call.output.numel)
+
+
+@TABLE.register(nn.HingeEmbeddingLoss, F.hinge_embedding_loss, torch.hinge_embedding_loss)
+def hinge_embedding_loss(call: OpCall) -> Cost:
+    """HingeEmbeddingLoss as torch computes it, ``where(y ≠ 1, max(margin − x, 0), 0) + where(y ≠ −1, x, 0)`` (a
+    subtraction, a clamp, two comparisons, an addition; the selections move data): ``FLOPs = 5·N + reduction``."""
+    return _elementwise(call, 5)
+
+
+@TABLE.register(nn.MarginRankingLoss, F.margin_ranking_loss, torch.margin_ranking_loss)
+def margin_ranking_loss(call: OpCall) -> Cost:
+    """MarginRankingLoss, ``max(−y·(x1 − x2) + margin, 0)`` (a negation, a subtraction, a product, an addition, a
+    clamp): ``FLOPs = 5·N + reduction``, ``DMAs = N_x1 + N_x2 + N_y + N_out``."""
+    inputs = call.inputs[:3]
+    terms = 1
+    for size in torch.broadcast_shapes(*(spec.shape for spec in inputs)):
+        terms *= size
+    flops = 5 * terms + reduced(terms, reduction_of(call))
+    return Cost(flops=flops, dmas=sum(spec.numel for spec in inputs) + call.output.numel)
+
+
+@TABLE.register(nn.CosineEmbeddingLoss, F.cosine_embedding_loss, torch.cosine_embedding_loss)
+def cosine_embedding_loss(call: OpCall) -> Cost:
+    """CosineEmbeddingLoss as torch computes it over vectors of the last dim (``R`` of them, ``N`` elements each
+    operand): ``cos = Σ x1·x2 / √((Σx1² + ε)·(Σx2² + ε))`` (``2·N − R`` and twice ``2·N``, a product, a root, a
+    division), then ``1 − cos`` where ``y = 1`` and ``max(cos − margin, 0)`` where ``y = −1`` (5 with the two
+    comparisons) and their sum: ``FLOPs = 6·N + 8·R + reduction(R)``, ``DMAs = 2·N + N_y + N_out``."""
+    x1, x2 = _operands(call)
+    terms = x1.numel
+    samples = terms // x1.shape[-1] if x1.ndim and x1.shape[-1] else terms
+    flops = 6 * terms + 8 * samples + reduced(samples, reduction_of(call))
+    target = call.inputs[2].numel if len(call.inputs) > 2 else samples
+    return Cost(flops=flops, dmas=x1.numel + x2.numel + target + call.output.numel)
+
+
+@TABLE.register(nn.GaussianNLLLoss, F.gaussian_nll_loss)
+def gaussian_nll_loss(call: OpCall) -> Cost:
+    """GaussianNLLLoss as torch computes it, ``0.5·(log(max(σ², ε)) + (x − y)²/max(σ², ε))`` (the variance's
+    ``N_v`` elements clamped and logged, then a subtraction, a square, a division, an addition and a halving per
+    element; the constant ``0.5·log 2π`` added where ``full``): ``FLOPs = 5·N + 2·N_v (+ N) + reduction``
+    (``N_v = N`` for a number)."""
+    x, y = _operands(call)
+    terms = _pairs(call)
+    variance = call.inputs[2].numel if len(call.inputs) > 2 else terms
+    full = bool(argument(call, "full", None, False))
+    flops = 5 * terms + 2 * variance + (terms if full else 0) + reduced(terms, reduction_of(call))
+    return Cost(flops=flops, dmas=x.numel + y.numel + variance + call.output.numel)
+
+
+@TABLE.register(nn.PoissonNLLLoss, F.poisson_nll_loss, torch.poisson_nll_loss)
+def poisson_nll_loss(call: OpCall) -> Cost:
+    """PoissonNLLLoss as torch computes it: ``exp(x) − y·x`` of a log-rate (3 per element), ``x − y·log(x + ε)``
+    of a rate (4); ``full`` adds Stirling's ``y·log y − y + 0.5·log(2π·y)`` where ``y > 1`` (a log, a product, a
+    subtraction, a product, a log, a halving, a comparison, two additions: 9): ``FLOPs = (3 | 4)·N (+ 9·N) +
+    reduction``."""
+    log_input = bool(argument(call, "log_input", 1, True))
+    full = bool(argument(call, "full", 2, False))
+    return _elementwise(call, (3 if log_input else 4) + (9 if full else 0))
+
+
+@TABLE.register(nn.MultiMarginLoss, F.multi_margin_loss)
+def multi_margin_loss(call: OpCall) -> Cost:
+    """MultiMarginLoss as torch's kernel computes it, per sample of ``C`` classes: ``Σ_{i≠y} max(0, margin − x_y +
+    x_i)^p·w_y / C`` (a subtraction, an addition and a comparison per other class, a square for ``p = 2``, a
+    product with a weight; ``C − 2`` adds and a division): ``FLOPs = R·((C − 1)·(3 + [p = 2] + [weight]) + C − 1)
+    + reduction(R)``, ``DMAs = N + R + C_w + N_out``."""
+    x, y = _operands(call)
+    classes = x.shape[-1] if x.ndim else 1
+    samples = x.numel // classes if classes else 0
+    square = int(argument(call, "p", None, 1)) == 2
+    weight = call.spec("weight")
+    per_sample = (classes - 1) * (3 + square + (weight is not None)) + max(classes - 2, 0) + 1
+    flops = samples * per_sample + reduced(samples, reduction_of(call))
+    weights = weight.numel if weight is not None else 0
+    return Cost(flops=flops, dmas=x.numel + y.numel + weights + call.output.numel)
+
+
+@TABLE.register(nn.TripletMarginLoss, F.triplet_margin_loss, torch.triplet_margin_loss)
+def triplet_margin_loss(call: OpCall) -> Cost:
+    """TripletMarginLoss as torch computes it: the pairwise distances anchor–positive and anchor–negative (and,
+    with ``swap``, positive–negative and the smaller of the two negatives' distances), then ``max(margin + d_p −
+    d_n, 0)``: ``FLOPs = 4·N·(2 + [swap]) + [swap]·R + 3·R + reduction(R)`` (PairwiseDistance's ``4·N`` each),
+    ``DMAs = N_a + N_p + N_n + N_out``."""
+    inputs = call.inputs[:3]
+    if len(inputs) < 3:
+        raise ValueError("a triplet margin loss takes an anchor, a positive and a negative")
+    terms = 1
+    for size in torch.broadcast_shapes(*(spec.shape for spec in inputs)):
+        terms *= size
+    width = inputs[0].shape[-1] if inputs[0].ndim else 1
+    samples = terms // width if width else 0
+    swap = bool(argument(call, "swap", None, False))
+    flops = 4 * terms * (2 + swap) + swap * samples + 3 * samples + reduced(samples, reduction_of(call))
+    return Cost(flops=flops, dmas=sum(spec.numel for spec in inputs) + call.output.numel)
