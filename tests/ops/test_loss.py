@@ -303,3 +303,60 @@ def test_torch_s_own_loss_functions_take_aten_s_reduction_numbers() -> None:
     assert function_cost(torch.cosine_embedding_loss, x, b, rows, 0.0, 2) == function_cost(
         F.cosine_embedding_loss, x, b, rows, reduction="sum"
     )
+
+
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(2, 4), st.booleans(), st.sampled_from([0.0, 0.1]), REDUCTIONS)
+def test_linear_cross_entropy_is_a_linear_layer_then_cross_entropy(
+    batch: int, features: int, classes: int, bias: bool, smoothing: float, reduction: str
+) -> None:
+    """``F.linear_cross_entropy`` (torch computes it in chunks, or not) counts as the linear layer and the
+    cross-entropy it stands for; ``nn.LinearCrossEntropyLoss`` in a model as the two modules it replaces."""
+    x, weight = randn(0, batch, features), randn(1, classes, features)
+    target = torch.randint(0, classes, (batch,), generator=torch.Generator().manual_seed(batch))
+    linear_bias = randn(2, classes) if bias else None
+    logits = F.linear(x, weight, linear_bias)
+    parts = function_cost(F.linear, x, weight, linear_bias) + function_cost(
+        F.cross_entropy, logits, target, reduction=reduction, label_smoothing=smoothing
+    )
+    fused = function_cost(
+        F.linear_cross_entropy,
+        x,
+        weight,
+        target,
+        linear_bias=linear_bias,
+        reduction=reduction,
+        label_smoothing=smoothing,
+    )
+    assert fused == parts
+
+
+class _Fused(nn.Module):
+    def __init__(self, bias: bool) -> None:
+        super().__init__()
+        self.loss = nn.LinearCrossEntropyLoss(8, 5, bias=bias, label_smoothing=0.1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.loss(x, labels)
+
+
+class _Unfused(nn.Module):
+    def __init__(self, bias: bool) -> None:
+        super().__init__()
+        self.head, self.loss = nn.Linear(8, 5, bias=bias), nn.CrossEntropyLoss(label_smoothing=0.1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.loss(self.head(x), labels)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_a_fused_linear_cross_entropy_loss_counts_as_its_two_layers(bias: bool) -> None:
+    args = (torch.randn(4, 8), torch.randint(0, 5, (4,)))
+    fused = crawl_module(_Fused(bias), args=args, batch_size=None).totals
+    unfused = crawl_module(_Unfused(bias), args=args, batch_size=None).totals
+    assert fused.complete
+    assert (fused.flops, fused.macs, fused.dmas, fused.params) == (
+        unfused.flops,
+        unfused.macs,
+        unfused.dmas,
+        unfused.params,
+    )

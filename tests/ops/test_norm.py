@@ -275,6 +275,15 @@ def test_local_response_norm_counts_as_the_reference(channels: int, length: int,
     assert module_cost(module, x) == Cost(flops=counted.tally.flops, dmas=counted.tally.dmas(once=["input"]))
 
 
+def test_cross_map_lrn_counts_as_local_response_norm() -> None:
+    """``nn.CrossMapLRN2d``, LocalResponseNorm's legacy form on 4-D inputs, takes the same steps: ``N·(n + 4)``
+    FLOPs, its input read once, in a whole analysis too."""
+    x = randn(0, 2, 5, 3, 4)
+    want = module_cost(nn.LocalResponseNorm(3, 1e-4, 0.75, 1.0), x)
+    assert module_cost(nn.CrossMapLRN2d(3, 1e-4, 0.75, 1.0), x) == want == Cost(flops=120 * 7, dmas=240)
+    assert crawled_cost(nn.CrossMapLRN2d(3), x) == want
+
+
 @pytest.mark.parametrize("training", [False, True])
 def test_norms_end_to_end(training: bool) -> None:
     x = randn(0, 2, 4, 3, 5)

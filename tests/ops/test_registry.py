@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.ops.helpers import function_cost, method_cost
-from torchscan.ops import DEFAULT_REGISTRY, DuplicateFormulaError, FormulaTable, Registry, Workspace
+from torchscan import crawl_module
+from torchscan.ops import DEFAULT_REGISTRY, TRACE_THROUGH, DuplicateFormulaError, FormulaTable, Registry, Workspace
 from torchscan.ops.registry import ALIASES
 from torchscan.records import Cost, OpCall, TensorSpec
 
@@ -281,3 +282,107 @@ def test_every_spelling_of_a_counted_function_is_counted() -> None:
         and DEFAULT_REGISTRY.lookup(function) is None
     ]
     assert missing == []
+
+
+_NOT_COUNTED: dict[type[nn.Module], str] = {
+    nn.CTCLoss: "a dynamic programme over the targets' lengths, which are values",
+    nn.MultiLabelMarginLoss: "its pairs are the target classes listed before a -1 in each row: values",
+    nn.TripletMarginWithDistanceLoss: "its distance is any callable the user gives",
+}
+"""torch.nn layers reported as unknown ops (partial totals and a diagnostic), and why."""
+
+_NOT_LAYERS: dict[type[nn.Module], str] = {
+    nn.Module: "the base class",
+    nn.Sequential: "a container: its layers are counted",
+    nn.ModuleList: "a container",
+    nn.ModuleDict: "a container",
+    nn.ParameterList: "a container of parameters",
+    nn.ParameterDict: "a container of parameters",
+    nn.Container: "a deprecated container",
+    nn.RNNBase: "the base class of RNN, LSTM and GRU",
+    nn.RNNCellBase: "the base class of the RNN cells",
+    nn.AdaptiveLogSoftmaxWithLoss: "traced through: its linear heads, log-softmaxes and gathers are counted",
+    **dict.fromkeys(
+        (
+            nn.LazyBatchNorm1d,
+            nn.LazyBatchNorm2d,
+            nn.LazyBatchNorm3d,
+            nn.LazyInstanceNorm1d,
+            nn.LazyInstanceNorm2d,
+            nn.LazyInstanceNorm3d,
+        ),
+        "a lazy layer: refused before its first forward, its concrete class after it",
+    ),
+}
+"""torch.nn classes that are no layer of their own."""
+
+
+def test_every_torch_nn_layer_is_counted() -> None:
+    """Each ``torch.nn`` module class has a formula, is traced through (``TRACE_THROUGH``: its parts are counted),
+    or is listed above with the reason it is not (a container, a base class, a loss whose work depends on the
+    targets' values): a layer torch adds is noticed here, not in a user's partial totals."""
+    found = {
+        cls
+        for name in dir(nn)
+        if isinstance(cls := getattr(nn, name), type)
+        and issubclass(cls, nn.Module)
+        and cls.__module__.startswith("torch.nn.modules")
+    }
+    missing = sorted(
+        cls.__name__
+        for cls in found
+        if DEFAULT_REGISTRY.lookup(cls) is None
+        and cls not in TRACE_THROUGH
+        and cls not in _NOT_COUNTED
+        and cls not in _NOT_LAYERS
+    )
+    assert missing == []
+    assert len(found) > 150
+
+
+def test_a_layer_traced_through_is_complete() -> None:
+    """``nn.AdaptiveLogSoftmaxWithLoss.log_prob`` in a model: its heads are linear layers, the rest log-softmaxes,
+    additions and copies: complete."""
+
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.AdaptiveLogSoftmaxWithLoss(16, 100, [10, 50])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head.log_prob(x)
+
+    assert crawl_module(Head(), (16,), batch_size=4).totals.complete
+
+
+class _Scored(nn.Module):
+    """A linear layer's scores into a loss module, with the loss's other arguments as made by ``extra``."""
+
+    def __init__(self, loss: nn.Module, extra: Any) -> None:
+        super().__init__()
+        self.linear, self.loss, self.extra = nn.Linear(4, 6), loss, extra
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.loss(*self.extra(self.linear(x)))
+
+
+_UNCOUNTED_CASES = {
+    nn.CTCLoss: lambda y: (
+        y.log_softmax(-1).unsqueeze(1).expand(-1, 2, -1),
+        torch.ones(2, 3, dtype=torch.long),
+        torch.full((2,), y.shape[0], dtype=torch.long),
+        torch.full((2,), 3, dtype=torch.long),
+    ),
+    nn.MultiLabelMarginLoss: lambda y: (y, torch.zeros_like(y, dtype=torch.long)),
+    nn.TripletMarginWithDistanceLoss: lambda y: (y, y * 2, y * 3),
+}
+
+
+@pytest.mark.parametrize("cls", sorted(_NOT_COUNTED, key=lambda cls: cls.__name__))
+def test_a_layer_not_counted_is_reported_unknown(cls: type[nn.Module]) -> None:
+    """Its call is an unknown op: the totals partial (the linear layer's, a lower bound) and a diagnostic naming it."""
+    report = crawl_module(_Scored(cls(), _UNCOUNTED_CASES[cls]), (4,), batch_size=5)
+    assert not report.totals.complete
+    assert report.totals.macs == 5 * 4 * 6
+    named = cls.__name__.lower()  # the module, or the function a real forward recorded (ctc_loss)
+    assert any(d.code == "unknown-op" and named in d.message.replace("_", "").lower() for d in report.diagnostics)

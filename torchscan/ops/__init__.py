@@ -161,7 +161,7 @@ DEFAULT_REGISTRY = Registry.from_tables(
     lazy=(LazyTable("torchvision", torchvision_ops.load),),
 )
 
-TRACE_THROUGH = attention.TRACE_THROUGH
+TRACE_THROUGH = attention.TRACE_THROUGH | loss.TRACE_THROUGH
 """torch.nn built-in modules the tracer enters instead of keeping as leaves (no formula of their own)."""
 
 AUTOWRAP_FUNCTIONS = attention.AUTOWRAP_FUNCTIONS

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import _reduction
 
 from torchscan.ops.common import argument
+from torchscan.ops.linear import linear
 from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall, TensorSpec
 
@@ -330,3 +331,42 @@ def triplet_margin_loss(call: OpCall) -> Cost:
     swap = bool(argument(call, "swap", None, False))
     flops = 4 * terms * (2 + swap) + swap * samples + 3 * samples + reduced(samples, reduction_of(call))
     return Cost(flops=flops, dmas=sum(spec.numel for spec in inputs) + call.output.numel)
+
+
+@TABLE.register(F.linear_cross_entropy)
+def linear_cross_entropy(call: OpCall) -> Cost:
+    """``F.linear_cross_entropy``, the logits of a linear layer (``C`` classes, times any ``out_features``) and their
+    cross-entropy, counted as the two calls it stands for (:func:`~torchscan.ops.linear.linear` on ``k`` input
+    features, then :func:`cross_entropy`), whether or not torch computes it in chunks; ``nn.LinearCrossEntropyLoss``
+    is traced through to it."""
+    if len(call.inputs) < 3:
+        raise ValueError("linear_cross_entropy takes an input, a weight and a target")
+    x, weight, target = call.inputs[:3]
+    bias = call.spec("linear_bias")
+    features = weight.shape[-1]
+    classes = weight.numel // features if features else 0
+    rows = x.numel // features if features else 0
+    logits = TensorSpec((rows, weight.shape[0], *weight.shape[1:-1]), x.dtype)
+    product = linear(
+        OpCall(
+            kind="function",
+            target=F.linear,
+            inputs=(x, weight) if bias is None else (x, weight, bias),
+            outputs=(logits,),
+            attrs={"weight": TensorSpec((classes, features), weight.dtype), "bias": bias},
+        )
+    )
+    loss = cross_entropy(
+        OpCall(
+            kind="function",
+            target=F.cross_entropy,
+            inputs=(logits, target),
+            outputs=call.outputs,
+            attrs={name: call.attrs[name] for name in ("weight", "reduction", "label_smoothing") if name in call.attrs},
+        )
+    )
+    return product + loss
+
+
+TRACE_THROUGH: frozenset[type[nn.Module]] = frozenset({nn.LinearCrossEntropyLoss})
+"""Loss modules the tracer enters (their forward reshapes a held layer's weights for the function counted here)."""

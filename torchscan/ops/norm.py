@@ -223,10 +223,11 @@ def normalize(call: OpCall) -> Cost:
     return Cost(flops=3 * n_in + 2 * groups, dmas=n_in + call.output.numel)
 
 
-@TABLE.register(nn.LocalResponseNorm, F.local_response_norm, pointwise=True)
+@TABLE.register(nn.LocalResponseNorm, F.local_response_norm, nn.CrossMapLRN2d, pointwise=True)
 def local_response_norm(call: OpCall) -> Cost:
     """LocalResponseNorm over ``n = size`` channels: square, window sum (``n − 1`` adds), scale,
-    add ``k``, power, divide: ``FLOPs = N_in·(n + 4)``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    add ``k``, power, divide: ``FLOPs = N_in·(n + 4)``, ``MACs = 0``, ``DMAs = N_in + N_out``
+    (``nn.CrossMapLRN2d``, its legacy form, the same steps)."""
     size = int(argument(call, "size", 0, 1))
     n_in = call.input.numel
     return Cost(flops=n_in * (size + 4), dmas=n_in + call.output.numel)
