@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from tests.ops.helpers import cost, spec
+from tests.ops.helpers import cost, function_cost, spec
 from tests.profiles import examples
 from torchscan import crawl_module
 from torchscan.ops.shape import selected_elements
@@ -289,3 +289,27 @@ def test_scatters_read_the_source_where_the_index_points_and_reduce_in_place() -
     assert method_cost(T.index_copy_, x.clone(), 0, torch.tensor([2, 0]), torch.ones(2, 6)) == Cost(dmas=2 + 24)
     # index_fill with a 0-d tensor value reads it once: two rows of 6 written, 2 indices read, 1 value read
     assert method_cost(T.index_fill, x, 0, torch.tensor([2, 0]), torch.tensor(1.0)) == Cost(dmas=2 + 12 + 1 + copy)
+
+
+@pytest.mark.parametrize(
+    ("factory", "per_element"),
+    [
+        (torch.hann_window, 4),
+        (torch.hamming_window, 4),
+        (torch.bartlett_window, 4),
+        (torch.blackman_window, 8),
+        (torch.kaiser_window, 8),
+    ],
+)
+def test_window_functions_evaluate_each_element(factory: Any, per_element: int) -> None:
+    """A window of 10 evaluates its function at each index (a cosine or two, a Bessel function for Kaiser's) and
+    writes it: ``c·10`` FLOPs, 10 DMAs; ``logspace`` one power an element; the index factories (``tril_indices``,
+    ``range``) only write."""
+    assert function_cost(factory, 10) == Cost(flops=per_element * 10, dmas=10)
+
+
+def test_factories_of_indices_and_powers() -> None:
+    assert function_cost(torch.logspace, 0, 2, 7) == Cost(flops=7, dmas=7)
+    assert function_cost(torch.tril_indices, 4, 4) == Cost(dmas=2 * 10)
+    # vander: 3 elements to 5 powers, x^0 and x^1 free, x^2..x^4 one product each
+    assert function_cost(torch.vander, torch.arange(3.0), 5) == Cost(flops=9, dmas=3 + 15)

@@ -143,3 +143,58 @@ def test_a_transform_over_the_spatial_dims_sees_the_whole_input_and_one_over_cha
     channels = crawl_module(_SpectralNet(channels_only=True), (3, 32, 32), receptive_field=True)
     assert channels.row("fft_fft").receptive_field == (4, 4) and channels.row("head").receptive_field == (4, 4)
     assert not [d for d in (*spatial.diagnostics, *channels.diagnostics) if d.code.startswith("rf-")]
+
+
+@given(
+    length=st.integers(64, 200),
+    n_fft=st.sampled_from([16, 32, 64]),
+    hop_divisor=st.sampled_from([1, 2, 4]),
+    batch=st.integers(1, 3),
+    windowed=st.booleans(),
+    center=st.booleans(),
+    onesided=st.booleans(),
+    normalized=st.booleans(),
+)
+@settings(max_examples=examples(20))
+def test_stft_is_its_frames_transforms(
+    length: int,
+    n_fft: int,
+    hop_divisor: int,
+    batch: int,
+    windowed: bool,
+    center: bool,
+    onesided: bool,
+    normalized: bool,
+) -> None:
+    """``torch.stft`` counts the transforms of its frames as ``fft.rfft`` (one-sided) or ``fft.fft`` counts the
+    framed signal (``F`` frames of ``n_fft``, reflect-padded by ``⌊n_fft/2⌋`` where ``center``), plus a product per
+    framed point with a window, an output element more where ``normalized``; DMAs: the padding's copy, the frames
+    read (overlapping), the window, the output."""
+    hop = n_fft // hop_divisor
+    x = torch.randn(batch, length)
+    window = torch.hann_window(n_fft) if windowed else None
+    kwargs = {"hop_length": hop, "window": window, "center": center, "onesided": onesided, "normalized": normalized}
+    spectrum = torch.stft(x, n_fft, **kwargs, return_complex=True)
+    padded = nn.functional.pad(x[:, None], (n_fft // 2, n_fft // 2), mode="reflect")[:, 0] if center else x
+    frames = padded.unfold(-1, n_fft, hop)
+    assert frames.shape[1] == spectrum.shape[-1]
+    transform = function_cost(fft.rfft if onesided else fft.fft, frames)
+    points, n_out = frames.numel(), spectrum.numel()
+    copy = batch * length + padded.numel() if center else 0
+    want = Cost(
+        flops=transform.flops + (points if windowed else 0) + (n_out if normalized else 0),
+        dmas=copy + points + (n_fft if windowed else 0) + n_out,
+    )
+    assert function_cost(torch.stft, x, n_fft, **kwargs, return_complex=True) == want
+
+
+def test_istft_on_a_literal_call() -> None:
+    """Two spectra of 33 frequencies × 63 frames (n_fft 64, hop 16, a Hann window) back to 992 samples each: the
+    frames' inverse real transforms (2.5·P·6, P = 2·63·64 = 8,064), the window's products and the overlap-add's
+    additions (P each), the window's squared envelope (2·63·64, once) and a division per output sample (1,984);
+    DMAs: the spectra (4,158), the window (64), the signals (1,984)."""
+    window = torch.hann_window(64)
+    spectrum = torch.stft(torch.randn(2, 1000), 64, 16, window=window, return_complex=True)
+    points = 2 * 63 * 64
+    want = Cost(flops=round(2.5 * points * 6) + 2 * points + 2 * 63 * 64 + 1984, dmas=4158 + 64 + 1984)
+    assert function_cost(torch.istft, spectrum, 64, 16, window=window) == want

@@ -81,6 +81,9 @@ Counting conventions (the single place they are stated in code; the README repea
 - Discrete Fourier transforms as FFTW rates them: ``5·P·log2 n`` FLOPs for a complex transform of ``n`` points
   (``P`` points in all, a batch), ``2.5·P·log2 n`` for a real one (``rfft*``, ``irfft*``, ``hfft*``), plus
   ``N_out`` where the direction is normalised; ``MACs = 0``.
+- A short-time Fourier transform is its frames' transforms at those rates (``P = R·F·n_fft`` points), a product
+  per point with a window, and the centre padding's copy; its inverse adds the window, the overlap-add and the
+  envelope's division. A window function evaluates its formula per element (Hann 4 FLOPs, Blackman 8).
 - Scatter-adds (``index_add``, ``scatter_add``) cost one add per source element; DMAs read the
   index and source, read and write each destination element, and copy the destination first when
   not in place.

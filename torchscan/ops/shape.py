@@ -598,6 +598,44 @@ def factory(call: OpCall) -> Cost:
     return Cost(dmas=call.output.numel)
 
 
+TABLE.register(torch.range, torch.tril_indices, torch.triu_indices, torch.scalar_tensor)(factory)
+
+
+_WINDOW_FLOPS = {
+    torch.hann_window: 4,
+    torch.hamming_window: 4,
+    torch.bartlett_window: 4,
+    torch.blackman_window: 8,
+    torch.kaiser_window: 8,
+    torch.logspace: 1,
+}
+"""FLOPs per element of the factories that evaluate a function of the element's index (the index's own arithmetic,
+as ``arange``'s, not counted): Hann and Hamming ``α − β·cos(2πk/N)`` (a scale, a cosine, a product, a subtraction),
+Bartlett ``1 − |2k/N − 1|`` (4), Blackman ``0.42 − 0.5·cos(2πk/N) + 0.08·cos(4πk/N)`` (two scales, two cosines,
+two products, a subtraction, an addition), Kaiser ``I0(β·√(1 − (2k/N − 1)²))/I0(β)`` (8), logspace ``b^(a + k·s)``
+(a power)."""
+
+
+@TABLE.register(*_WINDOW_FLOPS)
+def evaluated_factory(call: OpCall) -> Cost:
+    """Window functions (``hann_window``…) and ``logspace``: a function of each element's index, ``FLOPs = c·N_out``
+    (``c`` of :data:`_WINDOW_FLOPS`: 4 Hann, Hamming and Bartlett, 8 Blackman and Kaiser, 1 logspace), ``MACs = 0``,
+    ``DMAs = N_out`` (a factory's)."""
+    return Cost(flops=_WINDOW_FLOPS[call.target] * call.output.numel, dmas=call.output.numel)
+
+
+@TABLE.register(torch.vander)
+def vander(call: OpCall) -> Cost:
+    """``torch.vander(x, N)``, the powers ``x^0 … x^(N−1)`` of each element, each from the one before (one product
+    per output element past the first two columns): ``FLOPs = N_in·max(N − 2, 0)``, ``MACs = 0``,
+    ``DMAs = N_in + N_out``."""
+    columns = call.output.shape[-1] if call.output.ndim else 1
+    return Cost(flops=call.input.numel * max(columns - 2, 0), dmas=call.input.numel + call.output.numel)
+
+
+TABLE.declare(*_WINDOW_FLOPS, torch.range, torch.tril_indices, torch.triu_indices, torch.scalar_tensor, saves=Saves.NEW)
+
+
 # new tensors out of place (a ``*_like`` reads only its argument's shape, dtype and device): nothing for a backward
 # to keep, and no grad; fills in place (``zero_``, ``fill_``) are left to the ATen-level recording
 TABLE.declare(

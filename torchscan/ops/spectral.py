@@ -149,3 +149,66 @@ def aten_transform(call: OpCall) -> Cost:
     output = call.output
     coefficient = _COMPLEX if call.target is aten._fft_c2c.default else _REAL
     return _cost(coefficient, output.numel, [output.shape[axis] for axis in axes], scaled, call)
+
+
+def _frames(call: OpCall) -> tuple[int, int, int]:
+    """``(R, F, n_fft)`` of a short-time transform: the signals (batch), frames per signal and the frame length;
+    the frames and frequencies read from the spectrum (``(…, n_freq, F)``, or ``(…, n_freq, F, 2)`` as real pairs)."""
+    n_fft = int(argument(call, "n_fft", 0, 0))
+    spectrum = call.output if call.target in _FORWARD_STFT else call.input
+    complex_pairs = not spectrum.dtype.is_complex and spectrum.ndim >= 3
+    frames = spectrum.shape[-2] if complex_pairs else spectrum.shape[-1]
+    per_signal = spectrum.shape[-3] * frames * 2 if complex_pairs else spectrum.shape[-2] * frames
+    signals = spectrum.numel // per_signal if per_signal else 0
+    return signals, frames, n_fft
+
+
+def _one_sided(call: OpCall, signal: torch.dtype) -> bool:
+    """Whether the frames' transform is real (half spectrum): ``onesided``, by default for a real signal."""
+    return bool(argument(call, "onesided", 7, not signal.is_complex))
+
+
+@TABLE.register(torch.stft, torch.Tensor.stft)
+def stft(call: OpCall) -> Cost:
+    """Short-time Fourier transform of ``R`` signals of length ``L`` into ``F`` frames of ``n_fft`` points: with
+    ``center`` the signal padded by ``⌊n_fft/2⌋`` each side first (a copy: ``R·L`` read, ``R·L_pad`` written), each
+    frame times the window (``R·F·n_fft`` FLOPs, its ``win_length`` elements read once), then each frame's
+    transform as FFTW rates it (real, the default for a real signal: ``2.5·P·log2 n_fft``; complex
+    ``5·P·log2 n_fft``; ``P = R·F·n_fft``), ``N_out`` more where ``normalized``: ``MACs = 0``, ``DMAs = [center]·(R·L
+    + R·L_pad) + P + [window]·win_length + N_out`` (the frames read, overlapping)."""
+    signals, frames, n_fft = _frames(call)
+    points = signals * frames * n_fft
+    coefficient = _REAL if _one_sided(call, call.input.dtype) else _COMPLEX
+    flops = round(coefficient * points * math.log2(n_fft)) if n_fft > 1 else 0
+    window = call.spec("window")
+    if window is not None:
+        flops += points
+    n_out = call.output.numel // (1 if call.output.dtype.is_complex else 2)
+    if argument(call, "normalized", 6, False):
+        flops += n_out
+    dmas = points + (window.numel if window is not None else 0) + n_out
+    if argument(call, "center", 4, True):
+        length = call.input.shape[-1] if call.input.ndim else 1
+        dmas += signals * length + signals * (length + 2 * (n_fft // 2))
+    return Cost(flops=flops, dmas=dmas)
+
+
+@TABLE.register(torch.istft, torch.Tensor.istft)
+def istft(call: OpCall) -> Cost:
+    """Inverse short-time Fourier transform of ``R`` spectra of ``F`` frames: each frame's inverse transform
+    (real for a one-sided spectrum, ``2.5·P·log2 n_fft``, else ``5·P·log2 n_fft``; ``P = R·F·n_fft``), times the
+    window (``P``), added into the signal where the frames overlap (``P``), the window's squared envelope
+    (``2·F·n_fft``, once for the batch) dividing each of the ``N_out`` output samples; ``N_in`` more where
+    ``normalized``: ``MACs = 0``, ``DMAs = N_in + [window]·win_length + N_out``."""
+    signals, frames, n_fft = _frames(call)
+    points = signals * frames * n_fft
+    coefficient = _REAL if _one_sided(call, torch.float32) else _COMPLEX
+    flops = round(coefficient * points * math.log2(n_fft)) if n_fft > 1 else 0
+    flops += 2 * points + 2 * frames * n_fft + call.output.numel
+    if argument(call, "normalized", 6, False):
+        flops += call.input.numel
+    window = call.spec("window")
+    return Cost(flops=flops, dmas=call.input.numel + (window.numel if window is not None else 0) + call.output.numel)
+
+
+_FORWARD_STFT = frozenset({torch.stft, torch.Tensor.stft})

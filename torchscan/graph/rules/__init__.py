@@ -23,7 +23,7 @@ else the function, a tensor method for ``call_method``; fake tensors as argument
   torch's own checks and error messages stand.
 
 One file per op family (``conv``, ``pool``, ``norm``, ``activation``, ``elementwise``, ``linear``,
-``attention``, ``shape``, ``upsample``; ``torchvision`` loaded once torchvision is imported), each a
+``attention``, ``shape``, ``upsample``, ``spectral``; ``torchvision`` loaded once torchvision is imported), each a
 :class:`~torchscan.graph.rules.table.RuleTable` keyed by every spelling, merged here into one
 read-only :class:`~torchscan.graph.rules.table.ShapeRules` (a target registered twice is refused),
 the pattern of the op registry (:mod:`torchscan.ops`).
@@ -34,7 +34,18 @@ dtype, device, contiguity and the same aliasing, on random configurations and on
 
 from __future__ import annotations
 
-from torchscan.graph.rules import activation, attention, conv, elementwise, linear, norm, pool, shape, upsample
+from torchscan.graph.rules import (
+    activation,
+    attention,
+    conv,
+    elementwise,
+    linear,
+    norm,
+    pool,
+    shape,
+    spectral,
+    upsample,
+)
 from torchscan.graph.rules.table import (
     Answer,
     Fresh,
@@ -79,6 +90,7 @@ RULES = ShapeRules.from_tables(
     attention.TABLE,
     shape.TABLE,
     upsample.TABLE,
+    spectral.TABLE,
     lazy=(LazyTable("torchvision.models.swin_transformer", _load_torchvision),),
     inherit=False,
 )
