@@ -10,6 +10,7 @@ output element); DMAs read each element of each tensor operand once and write ea
 from __future__ import annotations
 
 import operator
+from typing import Any
 
 import pytest
 import torch
@@ -300,3 +301,32 @@ def test_the_multivariate_log_gamma_is_p_shifted_log_gammas_summed(p: int) -> No
     assert function_cost(torch.mvlgamma, x, p) == method_cost(T.mvlgamma, x, p) == expected
     assert function_cost(torch.special.multigammaln, x, p) == expected  # its alias
     assert method_cost(T.mvlgamma_, x.clone(), p) == expected
+
+
+@pytest.mark.parametrize(
+    ("function", "per_element", "operands"),
+    [
+        (torch.isnan, 1, 1),
+        (torch.Tensor.isposinf, 1, 1),
+        (torch.isneginf, 1, 1),
+        (torch.signbit, 1, 1),
+        (torch.angle, 1, 1),
+        (torch.isinf, 2, 1),
+        (torch.Tensor.isfinite, 4, 1),
+        (torch.conj_physical, 1, 1),
+        (torch.logaddexp, 7, 2),
+        (torch.Tensor.logaddexp2, 7, 2),
+        (torch.isclose, 6, 2),
+    ],
+)
+def test_tests_and_stable_log_sums_count_per_element(function: Any, per_element: int, operands: int) -> None:
+    """``isnan`` (x ≠ x), ``isinf`` (|x| = ∞), ``isfinite`` (both, and an and), ``logaddexp`` computed stably
+    (``max(a, b) + log1p(exp(−|a − b|))``: 7), ``isclose`` (|a − b| ≤ atol + rtol·|b|: 6): ``k·N_out`` FLOPs, the
+    operands read, the output written."""
+    args = [torch.randn(2, 3, 4) for _ in range(operands)]
+    assert function_cost(function, *args) == Cost(flops=per_element * 24, dmas=24 * operands + 24)
+
+
+def test_ldexp_is_a_power_and_a_product() -> None:
+    x, e = torch.randn(2, 3), torch.randint(-2, 3, (2, 3))
+    assert function_cost(torch.ldexp, x, e) == Cost(flops=12, dmas=6 + 6 + 6)

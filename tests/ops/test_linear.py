@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from tests.ops.helpers import assert_same, crawled_cost, function_cost, method_cost, module_cost, randn
+from tests.ops.helpers import assert_same, crawled_cost, function_cost, method_cost, module_cost, randn, torch_flops
 from tests.reference import linear as reference
 from tests.reference.counting import Counted
 from torchscan.records import Cost
@@ -144,3 +144,32 @@ def test_triangular_solves_count_as_substitution(case: tuple[torch.Tensor, torch
     counted = reference.solve_triangular(a, b, **flags)
     assert_same(counted.output, torch.linalg.solve_triangular(a, b, **flags))
     assert function_cost(torch.linalg.solve_triangular, a, b, **flags) == expected(counted, "A", "B")
+
+
+def test_inner_products_count_as_pytorch_s_counter_does() -> None:
+    """``inner`` contracts the last dims (a dot product of ``k`` per output element): its MACs are half of what
+    PyTorch's FlopCounterMode counts for it (it runs a matrix product); ``vdot`` is one dot product."""
+    a, b = torch.randn(3, 5), torch.randn(4, 5)
+
+    class Inner(nn.Module):
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return torch.inner(x, y)
+
+    got = function_cost(torch.inner, a, b)
+    assert got == Cost(flops=12 * 9, macs=12 * 5, dmas=15 + 20 + 12)
+    assert 2 * got.macs == torch_flops(Inner(), a, b)
+    assert function_cost(torch.vdot, torch.randn(6), torch.randn(6)) == Cost(flops=11, macs=6, dmas=13)
+    assert function_cost(torch.inner, a, torch.tensor(2.0)) == Cost(flops=15, dmas=15 + 1 + 15)
+
+
+def test_outer_style_products() -> None:
+    """``kron`` of 2×3 and 4×5: 480 products; ``addr`` of a 3×4 matrix and the outer product of a 3- and a
+    4-vector: 12 products and 12 adds, one scaling more per output for ``alpha ≠ 1``; ``cross`` of 5 3-vectors:
+    6 products and 3 subtractions each (3 per output element)."""
+    assert function_cost(torch.kron, torch.randn(2, 3), torch.randn(4, 5)) == Cost(flops=120, dmas=6 + 20 + 120)
+    m, u, v = torch.randn(3, 4), torch.randn(3), torch.randn(4)
+    assert function_cost(torch.addr, m, u, v) == Cost(flops=24, dmas=12 + 3 + 4 + 12)
+    assert function_cost(torch.addr, m, u, v, alpha=2.0) == Cost(flops=36, dmas=31)
+    assert function_cost(torch.addr, m, u, v, beta=0) == Cost(flops=12, dmas=31)
+    a, b = torch.randn(5, 3), torch.randn(5, 3)
+    assert function_cost(torch.cross, a, b, dim=1) == function_cost(torch.linalg.cross, a, b) == Cost(45, 0, 45)

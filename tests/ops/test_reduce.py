@@ -139,3 +139,11 @@ def test_a_forward_selecting_by_nonzero_is_counted_in_full_by_its_real_forward()
     report = crawl_module(Routed(), (6,), batch_size=4)
     assert report.context.capture == "real-forward" and report.totals.complete
     assert not [d for d in report.diagnostics if d.code == "unknown-op"]
+
+
+def test_trace_dist_and_count_nonzero() -> None:
+    """``trace`` of a 3×5 matrix: its 3 diagonal elements summed (2 adds); ``dist`` of two 2×4 tensors: 8
+    subtractions and the norm (16); ``count_nonzero`` over dim 1 of a 2×4 tensor: 8 comparisons, 6 adds."""
+    assert function_cost(torch.trace, torch.randn(3, 5)) == Cost(flops=2, dmas=4)
+    assert function_cost(torch.dist, torch.randn(2, 4), torch.randn(2, 4)) == Cost(flops=24, dmas=17)
+    assert function_cost(torch.count_nonzero, torch.randn(2, 4), 1) == Cost(flops=14, dmas=8 + 2)

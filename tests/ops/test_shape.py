@@ -313,3 +313,32 @@ def test_factories_of_indices_and_powers() -> None:
     assert function_cost(torch.tril_indices, 4, 4) == Cost(dmas=2 * 10)
     # vander: 3 elements to 5 powers, x^0 and x^1 free, x^2..x^4 one product each
     assert function_cost(torch.vander, torch.arange(3.0), 5) == Cost(flops=9, dmas=3 + 15)
+
+
+def test_diagonals_real_parts_and_conjugates_are_views() -> None:
+    """``diagonal``, ``adjoint``, ``real``/``imag`` of a complex tensor, the lazy ``conj`` and ``positive`` return
+    views: free; ``ravel`` is free on a contiguous input and a copy of a strided one (as ``reshape``)."""
+    x, z = torch.randn(3, 4, 4), torch.randn(3, 4, dtype=torch.complex64)
+    for function, arg in ((torch.diagonal, x), (torch.adjoint, x), (torch.real, z), (torch.imag, z)):
+        assert function_cost(function, arg) == Cost()
+    assert function_cost(torch.conj, z) == function_cost(torch.positive, x) == Cost()
+    assert function_cost(torch.ravel, x) == Cost()
+    strided = TensorSpec((3, 4, 4), torch.float32, contiguous=False)
+    assert cost(torch.ravel, (strided,), (spec(48),)) == Cost(dmas=2 * 48)
+
+
+def test_flips_rotations_and_stacks_copy() -> None:
+    x = torch.randn(3, 4)
+    for function in (torch.fliplr, torch.flipud, torch.rot90):
+        assert function_cost(function, x) == Cost(dmas=24)
+    assert function_cost(torch.column_stack, [x, x]) == function_cost(torch.dstack, [x, x]) == Cost(dmas=2 * 24)
+
+
+def test_diagonal_matrices_and_take() -> None:
+    """A vector of 4 into a 4×4 diagonal matrix (zeros written too: 4 + 16), a batch of 2 vectors by ``diag_embed``
+    (8 + 32); a matrix's diagonal copied out (2·3); ``take`` of 5 elements (index, element, output: 3·5)."""
+    v, m = torch.randn(4), torch.randn(3, 5)
+    assert function_cost(torch.diag, v) == function_cost(torch.diagflat, v) == Cost(dmas=4 + 16)
+    assert function_cost(torch.diag_embed, torch.randn(2, 4)) == Cost(dmas=8 + 32)
+    assert function_cost(torch.diag, m) == Cost(dmas=2 * 3)
+    assert function_cost(torch.take, m, torch.tensor([0, 3, 5, 7, 14])) == Cost(dmas=15)

@@ -84,6 +84,10 @@ Counting conventions (the single place they are stated in code; the README repea
 - A short-time Fourier transform is its frames' transforms at those rates (``P = R·F·n_fft`` points), a product
   per point with a window, and the centre padding's copy; its inverse adds the window, the overlap-add and the
   envelope's division. A window function evaluates its formula per element (Hann 4 FLOPs, Blackman 8).
+- Tests count as comparisons (``isnan`` 1, ``isinf`` 2, ``isfinite`` 4, ``isclose`` 6), ``logaddexp`` is computed
+  stably (7); ``diagonal``, ``adjoint``, ``real``/``imag`` and the lazy ``conj`` are views, flips and rotations
+  copies; ``inner``/``vdot`` are dot products (MACs), ``kron``/``addr``/``outer`` products without sums, a cross
+  product 3 FLOPs per output element.
 - Scatter-adds (``index_add``, ``scatter_add``) cost one add per source element; DMAs read the
   index and source, read and write each destination element, and copy the destination first when
   not in place.

@@ -415,3 +415,25 @@ def mvlgamma(call: OpCall) -> Cost:
 
 
 TABLE.declare(torch.mvlgamma, T.mvlgamma, pointwise=True)
+
+
+# tests and bit reads (``isnan`` x ≠ x, ``isposinf``, ``isneginf``, ``signbit``, ``isreal``: one comparison; ``isinf``
+# |x| = ∞: 2; ``isfinite`` x = x and |x| ≠ ∞: 4), ``angle`` (a comparison of a real input, an atan2 of a complex one),
+# ``conj_physical`` (the imaginary parts negated), ``ldexp`` (x·2^e: a power and a product), ``logaddexp`` and
+# ``logaddexp2`` computed stably, ``max(a, b) + log1p(exp(−|a − b|))`` (7), ``isclose`` |a − b| ≤ atol + rtol·|b| (a
+# subtraction, two abs, a product, an addition, a comparison: 6)
+_TESTS = {
+    1: ("isnan", "isposinf", "isneginf", "signbit", "isreal", "angle"),
+    2: ("isinf", "ldexp"),
+    4: ("isfinite",),
+    6: ("isclose",),
+    7: ("logaddexp", "logaddexp2"),
+}
+for _flops, _names in _TESTS.items():
+    _spellings = [getattr(owner, name) for name in _names for owner in (torch, T)]
+    TABLE.register(*_spellings, *(getattr(T, f"{name}_") for name in _names if hasattr(T, f"{name}_")))(
+        pointwise(_flops)
+    )
+    TABLE.declare(*_spellings, pointwise=True)
+TABLE.register(torch.conj_physical, T.conj_physical, T.conj_physical_)(pointwise(1))
+TABLE.declare(torch.conj_physical, T.conj_physical, pointwise=True)

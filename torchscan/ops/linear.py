@@ -28,6 +28,7 @@ from torchscan.records import Cost, OpCall
 TABLE = FormulaTable("linear")
 
 aten = torch.ops.aten
+T = torch.Tensor
 
 
 @TABLE.register(nn.Linear, F.linear, aten.linear.default)
@@ -270,3 +271,42 @@ def bilinear(call: OpCall) -> Cost:
         macs=n_out * k2 * (k1 + 1),
         dmas=inputs + weight.numel + call.numel("bias") + n_out,
     )
+
+
+@TABLE.register(torch.vdot, T.vdot, torch.inner, T.inner)
+def inner_product(call: OpCall) -> Cost:
+    """``vdot`` (two vectors of ``k``) and ``inner`` (the last dims of two tensors, ``k`` each, contracted: a dot
+    product per output element; a number operand: a product per element): ``MACs = N_out·k``,
+    ``FLOPs = N_out·(2k − 1)``, ``DMAs = N_a + N_b + N_out``."""
+    a, b = call.inputs[0], call.inputs[1]
+    n_out = call.output.numel
+    dmas = a.numel + b.numel + n_out
+    if a.ndim == 0 or b.ndim == 0:
+        return Cost(flops=n_out, dmas=dmas)
+    k = a.shape[-1]
+    return Cost(flops=n_out * (2 * k - 1), macs=n_out * k, dmas=dmas)
+
+
+@TABLE.register(torch.kron, T.kron)
+def kron(call: OpCall) -> Cost:
+    """Kronecker product, every element of one times every element of the other: ``FLOPs = N_out``, ``MACs = 0``
+    (nothing is summed), ``DMAs = N_a + N_b + N_out``."""
+    return Cost(flops=call.output.numel, dmas=sum(spec.numel for spec in call.inputs) + call.output.numel)
+
+
+@TABLE.register(torch.addr, T.addr, T.addr_)
+def addr(call: OpCall) -> Cost:
+    """``addr(M, u, v, beta, alpha)``, ``β·M + α·(u ⊗ v)``: the outer product (``N_out`` products), the added term
+    (``N_out`` where ``β ≠ 0``) and one per output for each scaling that is not 1 (as ``addmm``'s):
+    ``MACs = 0``, ``DMAs = N_M + N_u + N_v + N_out``."""
+    n_out = call.output.numel
+    beta, alpha = argument(call, "beta", None, 1), argument(call, "alpha", None, 1)
+    flops = n_out + (n_out if beta != 0 else 0) + n_out * ((alpha != 1) + (beta not in (0, 1)))
+    return Cost(flops=flops, dmas=sum(spec.numel for spec in call.inputs) + n_out)
+
+
+@TABLE.register(torch.cross, T.cross, torch.linalg.cross)
+def cross(call: OpCall) -> Cost:
+    """Cross products of 3-vectors, ``a × b`` (six products and three subtractions a vector): ``FLOPs = 3·N_out``,
+    ``MACs = 0``, ``DMAs = N_a + N_b + N_out``."""
+    return Cost(flops=3 * call.output.numel, dmas=sum(spec.numel for spec in call.inputs[:2]) + call.output.numel)

@@ -216,3 +216,28 @@ def histc(call: OpCall) -> Cost:
         flops=6 * n_in + 2 * max(n_in - 1, 0) * data_range,
         dmas=n_in * (1 + data_range) + call.output.numel,
     )
+
+
+@TABLE.register(torch.trace, T.trace)
+def trace(call: OpCall) -> Cost:
+    """The sum of a matrix's diagonal, ``n = min(rows, columns)`` elements: ``FLOPs = n − 1``, ``MACs = 0``,
+    ``DMAs = n + 1``."""
+    length = min(call.input.shape) if call.input.ndim == 2 else 0
+    return Cost(flops=max(length - 1, 0), dmas=length + 1)
+
+
+@TABLE.register(torch.dist, T.dist)
+def dist(call: OpCall) -> Cost:
+    """``dist(a, b, p)``, the ``p``-norm of ``a − b`` (``N`` elements, broadcast): a subtraction per element and the
+    norm (``2·N``, :func:`reduce_norm`'s): ``FLOPs = 3·N``, ``MACs = 0``, ``DMAs = N_a + N_b + 1``."""
+    a, b = call.inputs[0], call.inputs[1]
+    pairs = math.prod(torch.broadcast_shapes(a.shape, b.shape))
+    return Cost(flops=3 * pairs, dmas=a.numel + b.numel + 1)
+
+
+@TABLE.register(torch.count_nonzero, T.count_nonzero)
+def count_nonzero(call: OpCall) -> Cost:
+    """Non-zero elements counted over dims (``R`` counts): a comparison per element, ``N_in − R`` adds:
+    ``FLOPs = 2·N_in − R``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
+    n_in, n_out = call.input.numel, call.output.numel
+    return Cost(flops=2 * n_in - n_out if n_in else 0, dmas=n_in + n_out)

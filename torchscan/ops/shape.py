@@ -142,8 +142,13 @@ aten = torch.ops.aten
     aten.as_strided_.default,
     getattr,
 )
+@TABLE.register(
+    *(torch.diagonal, T.diagonal, torch.adjoint, T.adjoint, torch.real, torch.imag, torch.conj, T.conj),
+    *(torch.resolve_conj, T.resolve_conj, torch.resolve_neg, T.resolve_neg, torch.positive, T.positive),
+)
 def view(call: OpCall) -> Cost:
-    """Views and metadata: ``0 / 0 / 0``. ``tensor_split``/``hsplit`` return views; ``meshgrid``
+    """Views and metadata: ``0 / 0 / 0`` (``diagonal``, ``adjoint``, ``real``/``imag`` of a complex tensor, the lazy
+    conjugation ``conj`` and ``positive`` too). ``tensor_split``/``hsplit`` return views; ``meshgrid``
     returns expanded (stride-0) views of its inputs, so it is free too: the op that materialises
     them (``reshape``/``contiguous`` of the non-contiguous view, an arithmetic op) pays the
     ``N_out`` reads and writes. ``view_as_real`` and ``view_as_complex`` reinterpret a complex tensor's
@@ -319,6 +324,8 @@ TABLE.declare(T.contiguous, torch.reshape, T.reshape, T.reshape_as, saves=Saves.
     torch.stack,
     torch.hstack,
     torch.vstack,
+    torch.dstack,
+    torch.column_stack,
     aten.cat.default,
     aten.stack.default,
 )
@@ -353,6 +360,14 @@ TABLE.declare(T.int, T.long, T.short, T.bool, T.byte, T.char, saves=Saves.NOTHIN
     T.roll,
     torch.flip,
     T.flip,
+    torch.fliplr,
+    T.fliplr,
+    torch.flipud,
+    T.flipud,
+    torch.rot90,
+    T.rot90,
+    torch.ravel,
+    T.ravel,
     torch.triu,
     T.triu,
     torch.tril,
@@ -392,8 +407,11 @@ TABLE.declare(T.int, T.long, T.short, T.bool, T.byte, T.char, saves=Saves.NOTHIN
     *(getattr(aten, f"{kind}_pad{d}d").default for kind in ("reflection", "replication") for d in (1, 2, 3)),
 )
 def copy(call: OpCall) -> Cost:
-    """Copies and padding (``clone``, ``roll``, ``flip``, ``triu``, ``repeat``, ``F.pad`` in every
-    mode and the ``*Pad*d`` modules): ``FLOPs = MACs = 0``, ``DMAs = N_in + N_out``."""
+    """Copies and padding (``clone``, ``roll``, ``flip``, ``rot90``, ``triu``, ``repeat``, ``F.pad`` in every
+    mode and the ``*Pad*d`` modules; ``ravel``, a copy of a strided input and free for a contiguous one, as
+    ``reshape``): ``FLOPs = MACs = 0``, ``DMAs = N_in + N_out`` (0 for ``ravel`` of a contiguous input)."""
+    if call.target in (torch.ravel, T.ravel) and call.input.contiguous:
+        return Cost()
     return Cost(dmas=call.input.numel + call.output.numel)
 
 
@@ -656,3 +674,20 @@ def one_hot(call: OpCall) -> Cost:
     n_in = call.input.numel
     inferred = int(argument(call, "num_classes", 0, -1)) < 0
     return Cost(flops=max(n_in - 1, 0) * inferred, dmas=n_in * (1 + inferred) + call.output.numel)
+
+
+@TABLE.register(torch.diag, T.diag, torch.diag_embed, T.diag_embed, torch.diagflat, T.diagflat)
+def diagonal_matrix(call: OpCall) -> Cost:
+    """``diag`` / ``diag_embed`` / ``diagflat``: a matrix of zeros with its diagonal written from the input (a vector
+    to a matrix, ``N_out`` written and ``N_in`` read) or a matrix's diagonal copied out (``diag`` of a matrix:
+    ``N_out`` read and written): ``FLOPs = MACs = 0``, ``DMAs = N_in + N_out`` (a vector in) or ``2·N_out``."""
+    if call.output.ndim < call.input.ndim or (call.target in (torch.diag, T.diag) and call.input.ndim == 2):
+        return Cost(dmas=2 * call.output.numel)
+    return Cost(dmas=call.input.numel + call.output.numel)
+
+
+@TABLE.register(torch.take, T.take)
+def take(call: OpCall) -> Cost:
+    """``take(x, index)``, a gather from the flattened input: the index and the elements it selects read, the
+    output written: ``FLOPs = MACs = 0``, ``DMAs = 3·N_out``."""
+    return Cost(dmas=3 * call.output.numel)
