@@ -156,7 +156,7 @@ def softshrink(call: OpCall) -> Cost:
 
 def _rrelu_training(call: OpCall) -> bool:
     """Whether an RReLU call draws its slopes: a module in training, a function told ``training=True``
-    (``F.rrelu``'s default is False; ``aten.rrelu_with_noise``'s ``training`` is its fourth argument)."""
+    (``F.rrelu``'s default is False; ``aten.rrelu_with_noise`` takes it after its noise buffer and bounds)."""
     if call.kind == "module":
         return bool(call.get("training", call.training))
     return bool(argument(call, "training", 3 if call.target in _RRELU_ATEN else 2, False))

@@ -7,7 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import field
 
 import networkx as nx
+import torch
 
+from torchscan.ops import DEFAULT_REGISTRY, Saves
 from torchscan.passes.receptive.geometry import Field, Marker, RField, Span, Unsupported
 from torchscan.passes.receptive.rules import DEFAULT_RULES
 from torchscan.passes.receptive.table import Operand, Outcome, RuleLookup
@@ -54,7 +56,7 @@ def receptive_fields(graph: nx.DiGraph, rules: RuleLookup = DEFAULT_RULES) -> Re
                 source = name
                 outcomes[name] = _identity(record.outputs[0].shape[2:])
             continue
-        if record.call is None or not record.produces_tensor:
+        if record.call is None or not record.produces_tensor or _made_from_sizes(record):
             continue
         operands = _operands(graph, name, outcomes)
         if not operands:
@@ -75,6 +77,18 @@ def receptive_fields(graph: nx.DiGraph, rules: RuleLookup = DEFAULT_RULES) -> Re
             reason = str(error) if isinstance(error, Unsupported) else f"{type(error).__name__}: {error}"
             stopped[f"{record.type_name}: {reason}"].append(name)
     return ReceptiveFields(outcomes, source, _diagnostics(graph, source, unknown_ops, stopped))
+
+
+def _made_from_sizes(record: NodeRecord) -> bool:
+    """Whether the node makes a new tensor from sizes, or from another tensor's shape, dtype and device only
+    (``zeros_like``, ``x.new_ones``, ``randn_like``: the op registry's :attr:`~torchscan.ops.Saves.NEW`): no value of
+    the input reaches it, so it is a constant to the receptive field, as a factory of literal sizes is. Not
+    ``torch.tensor``, ``torch.as_tensor`` and ``x.new_tensor``, which copy the values of a tensor given."""
+    target = record.call.target if record.call is not None else None
+    return target not in _COPIES_DATA and DEFAULT_REGISTRY.saves(target) is Saves.NEW
+
+
+_COPIES_DATA = frozenset({torch.tensor, torch.as_tensor, torch.Tensor.new_tensor})
 
 
 def _identity(spatial: Sequence[int]) -> Field:
