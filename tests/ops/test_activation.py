@@ -324,3 +324,28 @@ def test_aten_elu_counts_the_scales_selu_and_celu_run_it_with() -> None:
     scripted = crawl_module(torch.jit.script(nn.Sequential(nn.SELU(), nn.CELU(2.0))), (2, 3), batch_size=None)
     eager = crawl_module(nn.Sequential(nn.SELU(), nn.CELU(2.0)), (2, 3), batch_size=None)
     assert scripted.totals.flops == eager.totals.flops == 2 * 7 * 6
+
+
+@pytest.mark.parametrize(("hard", "flops", "dmas"), [(False, 9 * 24 - 6, 72), (True, 9 * 24 - 6 + 72 - 3, 120)])
+def test_gumbel_softmax_counts_its_noise_and_softmax(hard: bool, flops: int, dmas: int) -> None:
+    """3 rows of 8 logits: the noise's log and negation, the addition and the division by τ (4·24), the softmax
+    (5·24 − 2·3); ``hard`` the rows' maxima (24 − 3) and the straight-through sum (2·24). Analysed from shapes: the
+    global generator is left as found (a real call draws from it)."""
+    logits = torch.randn(3, 8)
+    with torch.random.fork_rng():
+        assert function_cost(F.gumbel_softmax, logits, tau=0.5, hard=hard) == Cost(flops=flops, dmas=dmas)
+
+    class Discrete(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.logits = nn.Linear(4, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.gumbel_softmax(self.logits(x), tau=0.5, hard=hard)
+
+    model = Discrete()
+    before = torch.get_rng_state()
+    report = crawl_module(model, (4,), batch_size=3)
+    assert torch.equal(before, torch.get_rng_state())
+    assert report.totals.complete
+    assert report.row("gumbel_softmax").flops == flops

@@ -147,3 +147,17 @@ def test_trace_dist_and_count_nonzero() -> None:
     assert function_cost(torch.trace, torch.randn(3, 5)) == Cost(flops=2, dmas=4)
     assert function_cost(torch.dist, torch.randn(2, 4), torch.randn(2, 4)) == Cost(flops=24, dmas=17)
     assert function_cost(torch.count_nonzero, torch.randn(2, 4), 1) == Cost(flops=14, dmas=8 + 2)
+
+
+def test_selections_sorts_and_running_extremes() -> None:
+    """On 3 rows of 8: a median or k-th value by quickselect (2 comparisons an element expected: 48), the mode by a
+    sort and a scan (24·3 + 24), a quantile by a sort and a lerp per output (72 + 9), the running maximum (21
+    comparisons, values and indices written), the running log-sum-exp (7 per element after each row's first)."""
+    x = torch.randn(3, 8)
+    assert function_cost(torch.median, x, -1) == function_cost(torch.kthvalue, x, 2, -1) == Cost(48, 0, 24 + 6)
+    assert function_cost(torch.median, x) == Cost(flops=48, dmas=25)
+    assert function_cost(torch.mode, x, -1) == Cost(flops=96, dmas=30)
+    assert function_cost(torch.quantile, x, 0.5, -1) == Cost(flops=81, dmas=27)
+    assert function_cost(torch.quantile, x, torch.tensor([0.25, 0.75]), -1) == Cost(flops=72 + 18, dmas=24 + 2 + 6)
+    assert function_cost(torch.cummax, x, -1) == function_cost(torch.cummin, x, 1) == Cost(flops=21, dmas=72)
+    assert function_cost(torch.logcumsumexp, x, -1) == Cost(flops=147, dmas=48)

@@ -88,6 +88,9 @@ Counting conventions (the single place they are stated in code; the README repea
   stably (7); ``diagonal``, ``adjoint``, ``real``/``imag`` and the lazy ``conj`` are views, flips and rotations
   copies; ``inner``/``vdot`` are dot products (MACs), ``kron``/``addr``/``outer`` products without sums, a cross
   product 3 FLOPs per output element.
+- Selections (``median``, ``kthvalue``) are a quickselect, 2 comparisons an element; ``mode`` and ``quantile`` sort
+  (``N·⌈log2 L⌉``) first; ``logcumsumexp`` is a running stable ``logaddexp`` (7); Gumbel-softmax its noise (the
+  draw's log and negation), scaling and softmax.
 - Scatter-adds (``index_add``, ``scatter_add``) cost one add per source element; DMAs read the
   index and source, read and write each destination element, and copy the destination first when
   not in place.

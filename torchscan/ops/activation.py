@@ -338,3 +338,17 @@ def log_softmax(call: OpCall) -> Cost:
 
 
 TABLE.declare(nn.LogSoftmax, F.log_softmax, torch.log_softmax, T.log_softmax, saves=Saves.OUTPUT)
+
+
+@TABLE.register(F.gumbel_softmax)
+def gumbel_softmax(call: OpCall) -> Cost:
+    """Gumbel-softmax as torch computes it, over ``dim`` (``R`` rows): noise ``−log(e)`` of an exponential draw
+    (a draw counts no arithmetic; the log and the negation do), added to the logits and divided by ``τ`` (4 an
+    element), then a softmax (``5·N − 2·R``); ``hard`` makes the one-hot of each row's maximum (``N − R``
+    comparisons) and ``y_hard − y_soft + y_soft`` (``2·N``): ``FLOPs = 9·N − 2·R (+ 3·N − R)``, ``MACs = 0``,
+    ``DMAs = N_in + N (the draw) + N_out (+ 2·N: the one-hot written and read)``."""
+    n = call.input.numel
+    rows = reduced_groups(call.input, int(argument(call, "dim", None, -1))) if call.input.ndim else 1
+    hard = bool(argument(call, "hard", None, False))
+    flops = 9 * n - 2 * rows + ((3 * n - rows) if hard else 0)
+    return Cost(flops=flops, dmas=2 * n + call.output.numel + (2 * n if hard else 0))

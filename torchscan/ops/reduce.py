@@ -241,3 +241,59 @@ def count_nonzero(call: OpCall) -> Cost:
     ``FLOPs = 2·N_in − R``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
     n_in, n_out = call.input.numel, call.output.numel
     return Cost(flops=2 * n_in - n_out if n_in else 0, dmas=n_in + n_out)
+
+
+def _rows(call: OpCall, index: int = 0, default: int | None = None) -> tuple[int, int]:
+    """``(R, L)``: the rows a row-wise op (``dim`` at ``index`` after the input; every element when absent) makes
+    of its input, and their length."""
+    spec = call.input
+    dim = argument(call, "dim", index, default)
+    rows = reduced_groups(spec, dim) if dim is not None else 1
+    return rows, (spec.numel // rows if rows else 0)
+
+
+@TABLE.register(torch.median, T.median, torch.nanmedian, T.nanmedian, torch.kthvalue, T.kthvalue)
+def select(call: OpCall) -> Cost:
+    """median / nanmedian / kthvalue, a selection in each row (``R`` rows of ``L``; the whole input without a
+    ``dim``), as torch's quickselect: ``2·L`` comparisons a row expected, ``FLOPs = 2·N_in``, ``MACs = 0``,
+    ``DMAs = N_in + output elements`` (values and indices)."""
+    return Cost(flops=2 * call.input.numel, dmas=call.input.numel + _outputs(call))
+
+
+@TABLE.register(torch.mode, T.mode)
+def mode(call: OpCall) -> Cost:
+    """mode, each row (``dim``, default the last) sorted then scanned for its longest run: ``N_in·⌈log2 L⌉ + N_in``
+    comparisons, ``MACs = 0``, ``DMAs = N_in + output elements``."""
+    _, length = _rows(call, 0, -1)
+    n_in = call.input.numel
+    return Cost(flops=n_in * math.ceil(math.log2(max(length, 1))) + n_in, dmas=n_in + _outputs(call))
+
+
+@TABLE.register(torch.quantile, T.quantile, torch.nanquantile, T.nanquantile)
+def quantile(call: OpCall) -> Cost:
+    """quantile / nanquantile, each row (``dim``; the whole input without one) sorted, then each of the ``N_out``
+    quantiles interpolated between two neighbours (a lerp: 3): ``FLOPs = N_in·⌈log2 L⌉ + 3·N_out``, ``MACs = 0``,
+    ``DMAs = N_in + N_q + N_out``."""
+    _, length = _rows(call, 1)
+    n_in, n_out = call.input.numel, call.output.numel
+    levels = call.inputs[1].numel if len(call.inputs) > 1 else 0
+    return Cost(flops=n_in * math.ceil(math.log2(max(length, 1))) + 3 * n_out, dmas=n_in + levels + n_out)
+
+
+@TABLE.register(torch.cummax, T.cummax, torch.cummin, T.cummin)
+def cumulative_extreme(call: OpCall) -> Cost:
+    """cummax / cummin along a dim (``R`` rows): ``FLOPs = N_in − R`` comparisons, ``MACs = 0``,
+    ``DMAs = N_in + 2·N_in`` (values and indices)."""
+    rows, _ = _rows(call, 0)
+    n_in = call.input.numel
+    return Cost(flops=n_in - rows, dmas=n_in + _outputs(call))
+
+
+@TABLE.register(torch.logcumsumexp, T.logcumsumexp)
+def logcumsumexp(call: OpCall) -> Cost:
+    """logcumsumexp along a dim (``R`` rows), each element after a row's first added to the running value by a
+    stable ``logaddexp`` (``max(a, b) + log1p(exp(−|a − b|))``: 7): ``FLOPs = 7·(N_in − R)``, ``MACs = 0``,
+    ``DMAs = N_in + N_out``."""
+    rows, _ = _rows(call, 0)
+    n_in = call.input.numel
+    return Cost(flops=7 * (n_in - rows), dmas=n_in + call.output.numel)
