@@ -242,3 +242,24 @@ def test_a_run_describes_equal_tensors_by_one_spec_and_unequal_ones_apart() -> N
     report = crawl_module(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU()), (4,))
     outputs = [data[RECORD].outputs[0] for _, data in report.records.nodes(data=True) if data[RECORD].outputs]
     assert len(outputs) == 6 and all(spec is outputs[0] for spec in outputs)  # input, 4 layers, output
+
+
+class _ReadsAKey(nn.Module):
+    """A forward that reads its input by key (a batch dict), as data loaders' collated dicts are read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 2)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.linear(batch["x"])
+
+
+def test_a_tensor_read_by_a_string_key_says_to_give_a_mapping() -> None:
+    """Given a tensor, ``batch["x"]`` fails inside torch (``new(): invalid data type 'str'``); the error names the
+    node and the user's line, and says what to pass; given the dict, the model is analysed."""
+    with pytest.raises(ShapeError, match=r"hint: the forward reads a tensor by the key 'x': it takes a mapping"):
+        crawl_module(_ReadsAKey(), (4,))
+    report = crawl_module(_ReadsAKey(), args=({"x": torch.randn(2, 4)},), batch_size=None)
+    assert report.totals.complete
+    assert report.totals.macs == 2 * 4 * 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import operator
 import os
 import sys
 import threading
@@ -674,7 +675,7 @@ class _ShapeRunner:
         message = (
             f"{_where(n, path, self._op_name(n))} rejected input shapes {shape_list(shapes)}"
             f"{_dtype_list(described)}: {reason}{_user_frame(n)}{_dtype_hint(self._target(n), described)}"
-            f"{_guards_hint(self._target(n))}"
+            f"{_guards_hint(self._target(n))}{_key_hint(self._target(n), described)}"
         )
         return ShapeError(message, node=n.name, module_path=path, input_shapes=shapes)
 
@@ -782,6 +783,20 @@ def _guards_hint(target: Any) -> str:
     return (
         "\n  hint: an exported program holds for the input shapes it was exported with (its guards): give no input "
         "shape to analyse it at its own, or export it with dynamic_shapes for others"
+    )
+
+
+def _key_hint(target: Any, described: Any) -> str:
+    """What to give a forward that reads its input by a string key (``batch["x"]``) but got a tensor: a mapping."""
+    if target not in (operator.getitem, torch.Tensor.__getitem__):
+        return ""
+    args = described[0] if isinstance(described, tuple) and described and isinstance(described[0], tuple) else ()
+    key = args[1] if len(args) > 1 else None
+    if not isinstance(key, str):
+        return ""
+    return (
+        f"\n  hint: the forward reads a tensor by the key {key!r}: it takes a mapping of tensors (a dict), not a "
+        f"tensor; give the call as made: crawl_module(model, args=({{{key!r}: torch.randn(...)}},), batch_size=None)"
     )
 
 
