@@ -91,6 +91,9 @@ Counting conventions (the single place they are stated in code; the README repea
 - Selections (``median``, ``kthvalue``) are a quickselect, 2 comparisons an element; ``mode`` and ``quantile`` sort
   (``N·⌈log2 L⌉``) first; ``logcumsumexp`` is a running stable ``logaddexp`` (7); Gumbel-softmax its noise (the
   draw's log and negation), scaling and softmax.
+- Determinants, inverses, solves and Cholesky are the textbook algorithms counted exactly (an LU with partial
+  pivoting ``2n³/3`` leading; torch's inverse a solve with the identity, ``8n³/3``; Cholesky ``n³/3``); eigen- and
+  singular-value decompositions are iterative and left unknown.
 - Scatter-adds (``index_add``, ``scatter_add``) cost one add per source element; DMAs read the
   index and source, read and write each destination element, and copy the destination first when
   not in place.
@@ -105,6 +108,7 @@ from torchscan.ops import (
     activation,
     attention,
     conv,
+    decompose,
     distance,
     dropout,
     elementwise,
@@ -167,6 +171,7 @@ DEFAULT_REGISTRY = Registry.from_tables(
     sampling.TABLE,
     spectral.TABLE,
     distance.TABLE,
+    decompose.TABLE,
     loss.TABLE,
     lazy=(LazyTable("torchvision", torchvision_ops.load),),
 )
