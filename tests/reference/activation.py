@@ -24,6 +24,7 @@ from tests.reference.counting import (
     log,
     maximum,
     minimum,
+    total,
 )
 from tests.reference.counting import sigmoid as _sigmoid
 from tests.reference.counting import tanh as _tanh
@@ -225,13 +226,6 @@ def _max(values: list[Num]) -> Num:
     return best
 
 
-def _sum(values: list[Num]) -> Num:
-    total = values[0]
-    for value in values[1:]:
-        total = total + value
-    return total
-
-
 def softmax(x: torch.Tensor, dim: int) -> Counted:
     """Numerically stable, per row of length ``L``: max (``L − 1`` comparisons), ``x − max`` (``L``),
     exp (``L``), sum (``L − 1``), divide (``L``): ``5L − 2``."""
@@ -241,9 +235,9 @@ def softmax(x: torch.Tensor, dim: int) -> Counted:
     for row in _rows(tuple(x.shape), dim):
         top = _max([source[index] for index in row])
         powers = [exp(source[index] - top) for index in row]
-        total = _sum(powers)
+        summed = total(powers)
         for index, power in zip(row, powers, strict=True):
-            out[index] = power / total
+            out[index] = power / summed
     return Counted(out.tensor(), tally)
 
 
@@ -256,7 +250,7 @@ def log_softmax(x: torch.Tensor, dim: int) -> Counted:
     for row in _rows(tuple(x.shape), dim):
         top = _max([source[index] for index in row])
         shifted = [source[index] - top for index in row]
-        log_total = log(_sum([exp(z) for z in shifted]))
+        log_total = log(total([exp(z) for z in shifted]))
         for index, z in zip(row, shifted, strict=True):
             out[index] = z - log_total
     return Counted(out.tensor(), tally)

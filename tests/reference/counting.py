@@ -37,6 +37,7 @@ __all__ = [
     "sigmoid",
     "sqrt",
     "tanh",
+    "total",
 ]
 
 Index = tuple[int, ...]
@@ -222,6 +223,15 @@ def dot(pairs: Iterable[tuple[Num, Num | float]]) -> Num:
     if acc is None:
         raise ValueError("an empty dot product")
     return acc
+
+
+def total(values: Iterable[Num]) -> Num:
+    """``Σ v`` of ``k`` values left to right: ``k − 1`` adds."""
+    values = list(values)
+    result = values[0]
+    for value in values[1:]:
+        result = result + value
+    return result
 
 
 def lerp(a: Num, b: Num, weight: float) -> Num:

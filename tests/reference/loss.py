@@ -13,7 +13,20 @@ from collections.abc import Callable, Sequence
 import torch
 
 from tests.reference.activation import logsigmoid
-from tests.reference.counting import Counted, Num, Sink, Source, Tally, absolute, exp, indices, log, log1p, maximum
+from tests.reference.counting import (
+    Counted,
+    Num,
+    Sink,
+    Source,
+    Tally,
+    absolute,
+    exp,
+    indices,
+    log,
+    log1p,
+    maximum,
+    total,
+)
 
 __all__ = [
     "TERMS",
@@ -73,12 +86,10 @@ def reduce(terms: list[Num], reduction: str, divisor: Num | float | None = None)
     """``none``: the terms; ``sum``: their sum; ``mean``: the sum divided by ``divisor`` (their count)."""
     if reduction == "none":
         return terms
-    total = terms[0]
-    for term in terms[1:]:
-        total = total + term
+    summed = total(terms)
     if reduction == "sum":
-        return [total]
-    return [total / (len(terms) if divisor is None else divisor)]
+        return [summed]
+    return [summed / (len(terms) if divisor is None else divisor)]
 
 
 def _written(values: list[Num], shape: Sequence[int], tally: Tally) -> torch.Tensor:
@@ -107,9 +118,7 @@ def elementwise(
         terms = [value * factor for value, factor in zip(terms, weights, strict=True)]
     divisor = None
     if weights is not None and mean_by_weights and reduction == "mean":
-        divisor = weights[0]
-        for factor in weights[1:]:
-            divisor = divisor + factor
+        divisor = total(weights)
     reduced = reduce(terms, reduction, divisor=divisor)
     return Counted(_written(reduced, x.shape if reduction == "none" else (), tally), tally)
 
@@ -155,10 +164,7 @@ def _log_softmax(row: list[Num]) -> list[Num]:
     for value in row[1:]:
         top = maximum(top, value)
     shifted = [value - top for value in row]
-    total = exp(shifted[0])
-    for value in shifted[1:]:
-        total = total + exp(value)
-    norm = log(total)
+    norm = log(total(exp(value) for value in shifted))
     return [value - norm for value in shifted]
 
 
@@ -174,10 +180,7 @@ def _used(classes: list[int], reduction: str, weights: list[Num] | None) -> Num 
     """The sum of the weights of the classes picked, what a weighted mean divides by (None: no weighted mean)."""
     if weights is None or reduction != "mean":
         return None
-    used = weights[classes[0]]
-    for c in classes[1:]:
-        used = used + weights[c]
-    return used
+    return total(weights[c] for c in classes)
 
 
 def _samples(x: torch.Tensor) -> list[tuple[int, ...]]:
@@ -232,16 +235,11 @@ def cross_entropy(
         if reduction == "none":
             sums = []
             for terms in products:
-                total = terms[0]
-                for term in terms[1:]:
-                    total = total + term
-                sums.append(-total)
+                sums.append(-total(terms))
             return Counted(_written(sums, (x.shape[0], *x.shape[2:]), tally), tally)
         flat = [term for terms in products for term in terms]
-        total = flat[0]
-        for term in flat[1:]:
-            total = total + term
-        result = -total if reduction == "sum" else -total / float(len(samples))
+        summed = total(flat)
+        result = -summed if reduction == "sum" else -summed / float(len(samples))
         return Counted(_written([result], (), tally), tally)
     t = Source("target", target.double(), tally)
     picks = [int(t[sample].value) for sample in samples]
@@ -251,10 +249,7 @@ def cross_entropy(
         smooth_terms = []
         for row in rows:
             scaled = [value * weights[c] for c, value in enumerate(row)] if weights is not None else row
-            total = scaled[0]
-            for value in scaled[1:]:
-                total = total + value
-            smooth_terms.append(-total)
+            smooth_terms.append(-total(scaled))
         # torch sums the weights used again for this term
         smooth = reduce(smooth_terms, reduction, divisor=_used(picks, reduction, weights))
         reduced = [
@@ -334,10 +329,7 @@ def multilabel_soft_margin(x: torch.Tensor, y: torch.Tensor, reduction: str) -> 
         for c in range(classes):
             value, target = a[(*lead, c)], b[(*lead, c)]
             terms.append(-(target * logsigmoid(value) + (1.0 - target) * logsigmoid(-value)))
-        total = terms[0]
-        for term in terms[1:]:
-            total = total + term
-        per_sample.append(total / float(classes))
+        per_sample.append(total(terms) / float(classes))
     reduced = reduce(per_sample, reduction)
     return Counted(_written(reduced, x.shape[:-1] if reduction == "none" else (), tally), tally)
 
@@ -360,9 +352,6 @@ def multi_margin(x: torch.Tensor, target: torch.Tensor, reduction: str, p: int, 
             positive = z > 0.0
             hinge = z if positive else Num(0.0, tally)
             terms.append(hinge * hinge if p == 2 else hinge)  # the square counted whichever side
-        total = terms[0]
-        for term in terms[1:]:
-            total = total + term
-        per_sample.append(total / float(classes))
+        per_sample.append(total(terms) / float(classes))
     reduced = reduce(per_sample, reduction)
     return Counted(_written(reduced, (rows,) if reduction == "none" else (), tally), tally)

@@ -12,12 +12,16 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
+
 from torchscan.records import Cost, OpCall, TensorSpec
 
 __all__ = [
     "adaptive_taps",
     "argument",
+    "broadcast_elements",
     "normalise_dims",
+    "output_elements",
     "pointwise",
     "reduced_groups",
     "unary_writes",
@@ -39,6 +43,16 @@ def argument(call: OpCall, name: str, index: int | None = None, default: Any = N
         if 0 <= index + offset < len(positional):
             value = positional[index + offset]
     return default if value is _MISSING or value is None else value
+
+
+def broadcast_elements(*specs: TensorSpec) -> int:
+    """Elements of the operands' broadcast shape (the element pairs a binary op compares)."""
+    return math.prod(torch.broadcast_shapes(*(spec.shape for spec in specs)))
+
+
+def output_elements(call: OpCall) -> int:
+    """Elements of every output of a call (values and indices alike)."""
+    return sum(spec.numel for spec in call.outputs)
 
 
 def normalise_dims(dims: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from torchscan.ops.common import output_elements
 from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall, TensorSpec
 
@@ -42,10 +43,6 @@ def lu_flops(n: int) -> tuple[int, int]:
     return n * (n - 1) + 2 * macs, macs
 
 
-def _written(call: OpCall) -> int:
-    return sum(spec.numel for spec in call.outputs)
-
-
 @TABLE.register(torch.det, T.det, torch.linalg.det, extra=1)
 @TABLE.register(torch.slogdet, T.slogdet, torch.linalg.slogdet, extra=3)
 @TABLE.register(torch.logdet, T.logdet, extra=3)
@@ -55,7 +52,7 @@ def determinant(call: OpCall, extra: int) -> Cost:
     ``logdet``): ``FLOPs = B·(L(n) + c·n)``, ``MACs = B·n(n − 1)(2n − 1)/6``, ``DMAs = N_in + N_out``."""
     batch, n = _matrices(call.input)
     flops, macs = lu_flops(n)
-    return Cost(flops=batch * (flops + extra * n), macs=batch * macs, dmas=call.input.numel + _written(call))
+    return Cost(flops=batch * (flops + extra * n), macs=batch * macs, dmas=call.input.numel + output_elements(call))
 
 
 @TABLE.register(torch.inverse, T.inverse, torch.linalg.inv)
@@ -69,7 +66,7 @@ def inverse(call: OpCall) -> Cost:
     return Cost(
         flops=batch * (flops + n * (2 * n * n - n)),
         macs=batch * (macs + n * n * (n - 1)),
-        dmas=call.input.numel + _written(call),
+        dmas=call.input.numel + output_elements(call),
     )
 
 
@@ -96,4 +93,4 @@ def cholesky(call: OpCall) -> Cost:
     batch, n = _matrices(call.input)
     flops = sum((n - j + 1) * (2 * j - 1) for j in range(1, n + 1))
     macs = sum((n - j + 1) * (j - 1) for j in range(1, n + 1))
-    return Cost(flops=batch * flops, macs=batch * macs, dmas=call.input.numel + _written(call))
+    return Cost(flops=batch * flops, macs=batch * macs, dmas=call.input.numel + output_elements(call))

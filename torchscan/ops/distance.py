@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torchscan.ops.common import argument
+from torchscan.ops.common import argument, broadcast_elements
 from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall, TensorSpec
 
@@ -34,8 +34,7 @@ def pairwise_distance(call: OpCall) -> Cost:
     """PairwiseDistance ``‖x1 − x2 + ε‖_p`` over the last dim: a subtraction and the ``ε`` added per pair of
     elements, then the norm (``2·N``): ``FLOPs = 4·N``, ``MACs = 0``, ``DMAs = N_x1 + N_x2 + N_out``."""
     x1, x2 = _operands(call)
-    pairs = math.prod(torch.broadcast_shapes(x1.shape, x2.shape))
-    return Cost(flops=4 * pairs, dmas=x1.numel + x2.numel + call.output.numel)
+    return Cost(flops=4 * broadcast_elements(x1, x2), dmas=x1.numel + x2.numel + call.output.numel)
 
 
 def _rows(spec: TensorSpec, dim: int, ndim: int) -> int:

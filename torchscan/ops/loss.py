@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn import _reduction
 
-from torchscan.ops.common import argument
+from torchscan.ops.common import argument, broadcast_elements
 from torchscan.ops.linear import linear
 from torchscan.ops.registry import FormulaTable
 from torchscan.records import Cost, OpCall, TensorSpec
@@ -68,12 +68,7 @@ def _operands(call: OpCall) -> tuple[TensorSpec, TensorSpec]:
 
 
 def _pairs(call: OpCall) -> int:
-    x, y = _operands(call)
-    shape = torch.broadcast_shapes(x.shape, y.shape)
-    count = 1
-    for size in shape:
-        count *= size
-    return count
+    return broadcast_elements(*_operands(call))
 
 
 def _elementwise(call: OpCall, per_element: int, weighted_mean_by_weights: bool = False) -> Cost:
@@ -251,9 +246,7 @@ def margin_ranking_loss(call: OpCall) -> Cost:
     """MarginRankingLoss, ``max(−y·(x1 − x2) + margin, 0)`` (a negation, a subtraction, a product, an addition, a
     clamp): ``FLOPs = 5·N + reduction``, ``DMAs = N_x1 + N_x2 + N_y + N_out``."""
     inputs = call.inputs[:3]
-    terms = 1
-    for size in torch.broadcast_shapes(*(spec.shape for spec in inputs)):
-        terms *= size
+    terms = broadcast_elements(*inputs)
     flops = 5 * terms + reduced(terms, reduction_of(call))
     return Cost(flops=flops, dmas=sum(spec.numel for spec in inputs) + call.output.numel)
 
@@ -323,9 +316,7 @@ def triplet_margin_loss(call: OpCall) -> Cost:
     inputs = call.inputs[:3]
     if len(inputs) < 3:
         raise ValueError("a triplet margin loss takes an anchor, a positive and a negative")
-    terms = 1
-    for size in torch.broadcast_shapes(*(spec.shape for spec in inputs)):
-        terms *= size
+    terms = broadcast_elements(*inputs)
     width = inputs[0].shape[-1] if inputs[0].ndim else 1
     samples = terms // width if width else 0
     swap = bool(argument(call, "swap", None, False))

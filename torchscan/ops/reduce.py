@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from torchscan.ops.common import argument, normalise_dims, reduced_groups
+from torchscan.ops.common import argument, broadcast_elements, normalise_dims, output_elements, reduced_groups
 from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall
 
@@ -19,10 +19,6 @@ TABLE = FormulaTable("reduce")
 
 T = torch.Tensor
 aten = torch.ops.aten
-
-
-def _outputs(call: OpCall) -> int:
-    return sum(spec.numel for spec in call.outputs)
 
 
 @TABLE.register(torch.sum, T.sum, torch.nansum, T.nansum, aten.sum.dim_IntList, aten.sum.default)
@@ -79,7 +75,7 @@ def reduce_var(call: OpCall, sqrt: bool) -> Cost:
     ``DMAs = N_in + (output elements: 2·R for var_mean / std_mean)``."""
     n_in = call.input.numel
     groups = call.output.numel
-    return Cost(flops=4 * n_in + groups * sqrt, dmas=n_in + _outputs(call))
+    return Cost(flops=4 * n_in + groups * sqrt, dmas=n_in + output_elements(call))
 
 
 @TABLE.register(
@@ -110,7 +106,7 @@ def reduce_extremum(call: OpCall) -> Cost:
         n_out = call.output.numel
         return Cost(flops=n_out, dmas=sum(spec.numel for spec in call.inputs) + n_out)
     n_in = call.input.numel
-    return Cost(flops=n_in - call.output.numel, dmas=n_in + _outputs(call))
+    return Cost(flops=n_in - call.output.numel, dmas=n_in + output_elements(call))
 
 
 @TABLE.register(torch.norm, T.norm, torch.linalg.vector_norm, torch.linalg.norm, aten.linalg_vector_norm.default)
@@ -146,7 +142,7 @@ def topk(call: OpCall) -> Cost:
     ``FLOPs = N_in·⌈log2(k + 1)⌉`` comparisons, ``MACs = 0``, ``DMAs = N_in + 2·R·k`` (values and indices)."""
     k = int(argument(call, "k", 0, 1))
     n_in = call.input.numel
-    return Cost(flops=n_in * max(math.ceil(math.log2(k + 1)), 1), dmas=n_in + _outputs(call))
+    return Cost(flops=n_in * max(math.ceil(math.log2(k + 1)), 1), dmas=n_in + output_elements(call))
 
 
 @TABLE.register(torch.sort, T.sort, torch.argsort, T.argsort, aten.sort.default, dim=None)
@@ -157,7 +153,7 @@ def sort(call: OpCall, dim: int | None) -> Cost:
     spec = call.input
     axis = normalise_dims(argument(call, "dim", 0, -1) if dim is None else dim, spec.ndim)
     length = spec.shape[axis[0]] if spec.ndim else 1
-    return Cost(flops=spec.numel * math.ceil(math.log2(max(length, 1))), dmas=spec.numel + _outputs(call))
+    return Cost(flops=spec.numel * math.ceil(math.log2(max(length, 1))), dmas=spec.numel + output_elements(call))
 
 
 @TABLE.register(torch.nonzero, T.nonzero, torch.argwhere, T.argwhere, aten.nonzero.default)
@@ -166,7 +162,7 @@ def nonzero(call: OpCall) -> Cost:
     (``K × ndim``, or ``ndim`` tensors of ``K`` with ``as_tuple``): ``FLOPs = N_in``, ``MACs = 0``,
     ``DMAs = N_in + output elements``. ``K`` depends on the values: only a real forward knows it."""
     n_in = call.input.numel
-    return Cost(flops=n_in, dmas=n_in + _outputs(call))
+    return Cost(flops=n_in, dmas=n_in + output_elements(call))
 
 
 # integer indices: autograd never differentiates them, nothing is kept
@@ -192,7 +188,7 @@ def unique(call: OpCall) -> Cost:
     length, slices = _slices(call)
     n_in = call.input.numel
     comparisons = n_in * math.ceil(math.log2(max(length, 1))) + n_in - slices
-    return Cost(flops=comparisons, dmas=n_in + _outputs(call))
+    return Cost(flops=comparisons, dmas=n_in + output_elements(call))
 
 
 @TABLE.register(torch.unique_consecutive, T.unique_consecutive, aten.unique_consecutive.default)
@@ -201,7 +197,7 @@ def unique_consecutive(call: OpCall) -> Cost:
     ``MACs = 0``, ``DMAs = N_in + output elements``."""
     _, slices = _slices(call)
     n_in = call.input.numel
-    return Cost(flops=n_in - slices, dmas=n_in + _outputs(call))
+    return Cost(flops=n_in - slices, dmas=n_in + output_elements(call))
 
 
 @TABLE.register(torch.histc, T.histc, aten.histc.default)
@@ -231,8 +227,7 @@ def dist(call: OpCall) -> Cost:
     """``dist(a, b, p)``, the ``p``-norm of ``a − b`` (``N`` elements, broadcast): a subtraction per element and the
     norm (``2·N``, :func:`reduce_norm`'s): ``FLOPs = 3·N``, ``MACs = 0``, ``DMAs = N_a + N_b + 1``."""
     a, b = call.inputs[0], call.inputs[1]
-    pairs = math.prod(torch.broadcast_shapes(a.shape, b.shape))
-    return Cost(flops=3 * pairs, dmas=a.numel + b.numel + 1)
+    return Cost(flops=3 * broadcast_elements(a, b), dmas=a.numel + b.numel + 1)
 
 
 @TABLE.register(torch.count_nonzero, T.count_nonzero)
@@ -257,7 +252,7 @@ def select(call: OpCall) -> Cost:
     """median / nanmedian / kthvalue, a selection in each row (``R`` rows of ``L``; the whole input without a
     ``dim``), as torch's quickselect: ``2·L`` comparisons a row expected, ``FLOPs = 2·N_in``, ``MACs = 0``,
     ``DMAs = N_in + output elements`` (values and indices)."""
-    return Cost(flops=2 * call.input.numel, dmas=call.input.numel + _outputs(call))
+    return Cost(flops=2 * call.input.numel, dmas=call.input.numel + output_elements(call))
 
 
 @TABLE.register(torch.mode, T.mode)
@@ -266,7 +261,7 @@ def mode(call: OpCall) -> Cost:
     comparisons, ``MACs = 0``, ``DMAs = N_in + output elements``."""
     _, length = _rows(call, 0, -1)
     n_in = call.input.numel
-    return Cost(flops=n_in * math.ceil(math.log2(max(length, 1))) + n_in, dmas=n_in + _outputs(call))
+    return Cost(flops=n_in * math.ceil(math.log2(max(length, 1))) + n_in, dmas=n_in + output_elements(call))
 
 
 @TABLE.register(torch.quantile, T.quantile, torch.nanquantile, T.nanquantile)
@@ -286,7 +281,7 @@ def cumulative_extreme(call: OpCall) -> Cost:
     ``DMAs = N_in + 2·N_in`` (values and indices)."""
     rows, _ = _rows(call, 0)
     n_in = call.input.numel
-    return Cost(flops=n_in - rows, dmas=n_in + _outputs(call))
+    return Cost(flops=n_in - rows, dmas=n_in + output_elements(call))
 
 
 @TABLE.register(torch.logcumsumexp, T.logcumsumexp)
