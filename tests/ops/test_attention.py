@@ -12,12 +12,17 @@ attention on ``H`` heads, each part's output written and read by the next.
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
+from torch.nn.attention import flex_attention as flex
+from torch.utils.flop_counter import sdpa_flop_count
 
 from tests.ops.helpers import assert_same, cost, function_cost, module_cost, randn, spec, torch_flops
 from tests.reference import attention as reference
@@ -432,3 +437,48 @@ def test_native_fast_path_returning_averaged_weights() -> None:
     assert native[True] == module
     assert native[True].macs == native[False].macs == 752
     assert native[True].flops > native[False].flops and native[True].dmas > native[False].dmas
+
+
+def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    """The real ``flex_attention`` (CPU, no grad: eager runs it outside ``torch.compile``, warning once)."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        return flex.flex_attention(q, k, v, **kwargs)
+
+
+@given(attention_inputs())
+def test_flex_attention_counts_as_sdpa(case: dict) -> None:
+    """Dense, no modification: the reference's SDPA (same output, same counts); its MACs are PyTorch's
+    flex-attention formula's (``sdpa_flop_count`` / 2). A causal block mask counts as SDPA's causal call (one
+    FLOP a score, and the same output); a ``score_mod`` adding a bias as SDPA's float mask of that bias."""
+    q, k, v, gqa = (case[key] for key in ("q", "k", "v", "gqa"))
+    counted = reference.scaled_dot_product_attention(q, k, v, enable_gqa=gqa)
+    assert_same(counted.output, _flex(q, k, v, enable_gqa=gqa))
+    got = function_cost(flex.flex_attention, q, k, v, enable_gqa=gqa)
+    assert got == expected(counted)
+    assert 2 * got.macs == sdpa_flop_count(q.shape, k.shape, v.shape)
+    length, keys = q.shape[-2], k.shape[-2]
+    if length == keys:  # a causal block mask: torch's is the top-left square, as SDPA's is_causal
+        mask = flex.create_block_mask(lambda b, h, i, j: i >= j, None, None, length, keys, device="cpu", _compile=False)
+        causal = reference.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+        assert_same(causal.output, _flex(q, k, v, block_mask=mask, enable_gqa=gqa))
+        masked = function_cost(flex.flex_attention, q, k, v, block_mask=mask, enable_gqa=gqa)
+        assert (masked.flops, masked.macs, masked.dmas) == (expected(causal).flops, got.macs, got.dmas)
+    bias = torch.arange(length)[:, None] - torch.arange(keys)[None, :]
+    biased = reference.scaled_dot_product_attention(q, k, v, bias.to(q.dtype), enable_gqa=gqa)
+
+    def shifted(score: torch.Tensor, b: torch.Tensor, h: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> Any:
+        return score + (i - j)
+
+    assert_same(biased.output, _flex(q, k, v, score_mod=shifted, enable_gqa=gqa))
+    modified = function_cost(flex.flex_attention, q, k, v, score_mod=shifted, enable_gqa=gqa)
+    assert (modified.flops, modified.macs, modified.dmas) == (expected(biased).flops, got.macs, got.dmas)
+
+
+def test_a_hand_worked_flex_attention() -> None:
+    """q (1, 2, 3, 4) against k, v (1, 2, 5, 4), the log-sum-exp returned: 30 scores of 4-product dots (7 FLOPs, 4
+    MACs): 210; scale 30; softmax 6 rows of 5: 6·(5·5 − 2) = 138; outputs 24 dots of 5 (9 FLOPs, 5 MACs): 216.
+    FLOPs 594, MACs 120 + 120 = 240; DMAs q 24 + k 40 + v 40 + output 24 + log-sum-exp 6 = 134."""
+    q, kv = spec(1, 2, 3, 4), spec(1, 2, 5, 4)
+    got = cost(flex.flex_attention, (q, kv, kv), (q, spec(1, 2, 3)), return_lse=True)
+    assert got == Cost(flops=594, macs=240, dmas=134)

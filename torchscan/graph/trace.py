@@ -252,6 +252,8 @@ class _Tracer(fx.Tracer):
         """Ids of the parameters and buffers held under more than one path (tied weights)."""
         self._proxies: dict[str, fx.Proxy] = {}
         """The ``get_attr`` proxy of each parameter path read so far."""
+        self._opaque: dict[int, tuple[Any, str]] = {}
+        """Values fx has no argument form for, by id: (the value, its root attribute): :meth:`_opaque_arg`."""
         self._entry: tuple[Any, tuple[Any, ...]] | None = None
         """The frame that called ``trace`` and the stack down to it (outermost first)."""
         self._callers: dict[Any, tuple[Any, ...]] = {}
@@ -675,7 +677,22 @@ class _Tracer(fx.Tracer):
             return super().create_arg({f.name: getattr(a, f.name) for f in dataclasses.fields(a)})
         if isinstance(a, torch.Tensor):
             return self._tensor_arg(a)
-        return super().create_arg(a)
+        try:
+            return super().create_arg(a)
+        except NotImplementedError:  # a value fx has no argument form for
+            if not callable(a) and type(a).__module__.split(".", 1)[0] != "torch":
+                raise
+            return self._opaque_arg(a)
+
+    def _opaque_arg(self, a: Any) -> fx.Node:
+        """A value fx has no argument form for, given to a call recorded whole — a function (``flex_attention``'s
+        ``score_mod``, a callback) or an object of torch's (a ``BlockMask``) — as a ``get_attr`` of a constant of
+        the root holding it (one per value): the shape pass hands the call the value itself."""
+        found = self._opaque.get(id(a))
+        if found is None or found[0] is not a:
+            found = self._opaque[id(a)] = (a, self.get_fresh_qualname("_opaque_constant"))
+            setattr(self.root, found[1], a)
+        return self.create_node("get_attr", found[1], (), {})
 
     def _tensor_arg(self, a: torch.Tensor) -> fx.Node:
         """A concrete tensor argument: ``get_attr`` of its path if it is (the fake of) a parameter or

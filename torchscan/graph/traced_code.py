@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import functools
 import math
+import sys
 import types
 from collections.abc import Callable, Collection
 from typing import Any
@@ -40,6 +41,13 @@ class TracedCode:
         """Whether an ``fx.wrap``-ed function stays one node (None: every one does); one that does not is
         traced through, as any other function (its ops counted one by one)."""
         self._wrap_ids = {id(function) for function in AUTOWRAP_FUNCTIONS}
+        self._wrap_modules: dict[int, types.ModuleType | None] = {
+            id(module): None
+            for module in (sys.modules.get(function.__module__) for function in AUTOWRAP_FUNCTIONS)
+            if module is not None
+        }
+        """The modules holding :data:`AUTOWRAP_FUNCTIONS`, by id, each with its view (:meth:`_module_view`, made at
+        first use): ``fa.flex_attention(...)`` on a module imported as ``fa`` records one call too."""
         self._wrap_ids.update(id(value) for name, value in vars(math).items() if callable(value) and name[0] != "_")
         self._globals: dict[tuple[int, int], dict[str, Any] | None] = {}
         self._functions: dict[tuple[int, int, bool], types.FunctionType] = {}
@@ -119,7 +127,8 @@ class TracedCode:
                 continue
             if type(value) is not types.FunctionType:
                 continue
-            seen = self.function(value, reach)
+            # a function recorded as one call, held by a closure (imported inside the enclosing function)
+            seen = _proxy_aware(value) if id(value) in self._wrap_ids else self.function(value, reach)
             if seen is not value:
                 if cells is None:
                     cells = list(closure)
@@ -153,6 +162,8 @@ class TracedCode:
                 replaced[name] = _math_shim()
             elif value is torch:
                 torch_name = name
+            elif type(value) is types.ModuleType and id(value) in self._wrap_modules:
+                replaced[name] = self._module_view(value)
             elif id(value) in wrap_ids and callable(value):
                 replaced[name] = _proxy_aware(value)
             elif sized and type(value) is types.BuiltinFunctionType:  # ``from torch import zeros, tensor``
@@ -173,9 +184,23 @@ class TracedCode:
             made.update(replaced)
             for name, value in own:  # the module's own helpers see the same globals
                 if name not in replaced:
-                    made[name] = self._functions[(id(value), reach, sized)] = self._rebound(value, made)
+                    closure = self._closure(value.__closure__, reach) if value.__closure__ else None
+                    made[name] = self._functions[(id(value), reach, sized)] = self._rebound(value, made, closure)
         self._globals[key] = made
         return made
+
+    def _module_view(self, module: types.ModuleType) -> types.ModuleType:
+        """A module object standing for ``module`` in traced code's globals: its names, the functions of
+        :data:`AUTOWRAP_FUNCTIONS` among them recorded as one call when given a proxy (made once per table)."""
+        view = self._wrap_modules.get(id(module))
+        if view is None:
+            view = types.ModuleType(module.__name__, module.__doc__)
+            vars(view).update(vars(module))
+            for name, value in vars(module).items():
+                if id(value) in self._wrap_ids and callable(value):
+                    setattr(view, name, _proxy_aware(value))
+            self._wrap_modules[id(module)] = view
+        return view
 
     def _rebound(
         self,

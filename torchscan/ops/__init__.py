@@ -36,7 +36,8 @@ Counting conventions (the single place they are stated in code; the README repea
 - Attention is counted from shapes (eval fast path or not): ``q kᵀ`` and ``attn v`` in full
   (causal too, as FlopCounterMode), scale, mask, softmax FLOPs; DMAs as a fused kernel (scores not
   materialised). nn.MultiheadAttention = its four projections (Linear formulas) + that core;
-  nn.Transformer{Encoder,Decoder}{,Layer} are traced through (``TRACE_THROUGH``).
+  nn.Transformer{Encoder,Decoder}{,Layer} are traced through (``TRACE_THROUGH``). ``flex_attention`` is one call
+  (``AUTOWRAP_FUNCTIONS``): that core, dense, its ``score_mod`` and block mask one FLOP a score each.
 - Bilinear is counted in torch's order (``x1`` with the weight first: ``N_out·k2·(k1 + 1)`` MACs); distances
   (``PairwiseDistance``, ``pdist``, ``cdist``) are a subtraction per element pair and a norm, ``cdist`` by matrix
   products where torch computes it so (``p = 2`` past 25 rows); ``CosineSimilarity`` normalises each operand first,

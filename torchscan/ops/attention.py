@@ -26,10 +26,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import flex_attention as _flex
 from torch.nn.modules import transformer as _transformer
 
 from torchscan.ops.common import argument
-from torchscan.ops.registry import FormulaTable
+from torchscan.ops.registry import FormulaTable, Saves
 from torchscan.records import Cost, OpCall, TensorSpec
 from torchscan.records.frozen import frozen_record
 
@@ -97,6 +98,45 @@ def scaled_dot_product_attention(call: OpCall) -> Cost:
     )
     reads = query.numel + key.numel + value.numel + (mask.numel if mask is not None else 0)
     return attention_core(shape) + Cost(dmas=reads + call.output.numel)
+
+
+_EMPTY_MASK_BYTES = 16
+"""The block mask ``flex_attention`` makes when given none: one block, four int32 index tensors of one element."""
+
+
+def flex_statistics(call: OpCall) -> int:
+    """Bytes ``flex_attention``'s kernel makes beside its result and keeps for the backward (in inference, frees as
+    it returns): the float32 log-sum-exp and max score of each of its ``R = B·Hq·L`` query rows, ``8·R``, plus
+    ``16`` for the one-block mask it makes where given no block mask. A log-sum-exp it returns is another tensor
+    (the kernels' statistics are base 2, scaled on return), counted as a result."""
+    rows = math.prod(call.inputs[0].shape[:-1])
+    return 8 * rows + _EMPTY_MASK_BYTES * (argument(call, "block_mask", 4) is None)
+
+
+@TABLE.register(_flex.flex_attention, saves=Saves.ATTENTION, saves_extra=flex_statistics)
+def flex_attention(call: OpCall) -> Cost:
+    """``flex_attention(q, k, v, score_mod, block_mask, …)`` on ``q [B, Hq, L, E]``, ``k [B, Hkv, S, E]``,
+    ``v [B, Hkv, S, Ev]``: the SDPA formula, dense (every block, as SDPA's causal calls and FlopCounterMode
+    count it), with ``Q = B·Hq·L·S`` and ``R = B·Hq·L``: ``MACs = Q·(E + Ev)``; ``FLOPs = Q·(2E − 1) + Q (scale)
+    + Q·[score_mod] + Q·[block_mask] + 5·Q − 2·R + B·Hq·L·Ev·(2S − 1)``; ``DMAs = N_q + N_k + N_v + N_out``
+    (``N_out``: every tensor it returns, the log-sum-exp and max scores when asked for). A ``score_mod`` and a
+    block mask's ``mask_mod`` are user functions of each score: one FLOP a score each (their own ops are not
+    read); the block mask's index tensors are not counted."""
+    query, key, value = call.inputs[:3]
+    score_mod = argument(call, "score_mod", 3) is not None
+    block_mask = argument(call, "block_mask", 4) is not None
+    shape = AttentionShape(
+        batch=math.prod(query.shape[:-2]),
+        queries=query.shape[-2],
+        keys=key.shape[-2],
+        head_dim=query.shape[-1],
+        value_dim=value.shape[-1],
+        masked=score_mod,
+    )
+    written = sum(spec.numel for spec in call.outputs)
+    return attention_core(shape) + Cost(
+        flops=shape.scores * block_mask, dmas=query.numel + key.numel + value.numel + written
+    )
 
 
 def _linear(rows: int, fan_in: int, fan_out: int, bias: bool) -> Cost:
@@ -242,7 +282,8 @@ specialized to them.)"""
 
 
 AUTOWRAP_FUNCTIONS: tuple[Any, ...] = tuple(
-    function for function in (getattr(_transformer, "_get_seq_len", None),) if function is not None
+    function for function in (getattr(_transformer, "_get_seq_len", None), _flex.flex_attention) if function is not None
 )
-"""Helpers fx records as one call instead of tracing into (``_get_seq_len`` branches on
-``src.is_nested``); they return sizes, which are free."""
+"""Functions fx records as one call instead of tracing into: ``_get_seq_len`` (branches on ``src.is_nested``;
+returns sizes, which are free) and ``flex_attention`` (a Python function that reads its arguments' metadata and
+compiles its kernel: counted whole)."""

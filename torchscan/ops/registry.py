@@ -124,6 +124,10 @@ class Saves(enum.Enum):
     (:func:`torchscan.ops.pool.pools_to_one`)."""
     DROPOUT = "dropout"
     """Dropout: a bool mask in training."""
+    ATTENTION = "attention"
+    """``flex_attention``: its query, key and value, its result, and what its kernel makes beside
+    (:func:`torchscan.ops.attention.flex_statistics`): the float32 log-sum-exp and max score of each query row
+    and, given no block mask, the one-block mask it makes."""
 
 
 @frozen_record

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import warnings
+from typing import Any
 
 import torch
 from hypothesis import example, given, settings
@@ -11,7 +13,7 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.nn import functional as F
 
-from tests.graph.rules.helpers import assert_same_views, check
+from tests.graph.rules.helpers import assert_same_views, check, laid_out
 from tests.profiles import examples
 from torchscan.graph.rules import RULES, answer
 
@@ -181,3 +183,97 @@ def test_scaled_dot_product_attention_of_a_transposed_query_on_cpu(
         outcome = check(F.scaled_dot_product_attention, (q, k, v, given_mask), kwargs)
     flash_or_math = dropout == 0 and mask != "three_d"  # value heads of another size: the math path
     assert outcome == "answered" or not flash_or_math, outcome
+
+
+def _shifted(score: torch.Tensor, batch: torch.Tensor, head: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> Any:
+    """An ALiBi-like ``score_mod``: a bias of the distance, per head."""
+    return score + (q - k) * (head + 1)
+
+
+def _causal(batch: torch.Tensor, head: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> Any:
+    return q >= k
+
+
+@settings(max_examples=examples(12), deadline=None)
+@given(
+    heads=st.sampled_from([(2, 2), (4, 2), (4, 1)]),
+    lengths=st.tuples(st.integers(1, 20), st.integers(1, 20)),
+    dims=st.sampled_from([(8, 8), (8, 4)]),
+    returns=st.sampled_from(["out", "lse", "aux"]),
+    score_mod=st.booleans(),
+    masked=st.booleans(),
+    data=st.data(),
+)
+def test_flex_attention_answers_as_the_op_runs(
+    heads: tuple[int, int],
+    lengths: tuple[int, int],
+    dims: tuple[int, int],
+    returns: str,
+    score_mod: bool,
+    masked: bool,
+    data: st.DataObject,
+) -> None:
+    """Against the op itself (CPU, no grad: what eager runs): the result's shape and strides for every layout of
+    the query (the result laid out in its dims order, the last innermost), grouped-query heads, the log-sum-exp and
+    max scores where asked (``return_lse``, ``return_aux``), with and without a ``score_mod`` and a block mask."""
+    from torch.nn.attention import flex_attention as flex
+
+    (query_heads, kv_heads), (length, source), (embed, value_embed) = heads, lengths, dims
+    q = laid_out([2, query_heads, length, embed], data).normal_()
+    k, v = torch.randn(2, kv_heads, source, embed), torch.randn(2, kv_heads, source, value_embed)
+    kwargs: dict[str, Any] = {"enable_gqa": query_heads != kv_heads}
+    kwargs |= {"score_mod": _shifted} if score_mod else {}
+    kwargs |= (
+        {"block_mask": flex.create_block_mask(_causal, None, None, length, source, device="cpu")} if masked else {}
+    )
+    kwargs |= {
+        "out": {},
+        "lse": {"return_lse": True},
+        "aux": {"return_aux": flex.AuxRequest(lse=True)},
+    }[returns]
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # run outside torch.compile, and return_lse's deprecation
+        expected = flex.flex_attention(q, k, v, **kwargs)
+    mode = FakeTensorMode()
+    fakes = [mode.from_tensor(t) for t in (q, k, v)]
+    rule = RULES.rule_for(flex.flex_attention)
+    assert rule is not None
+    got = answer(rule, flex.flex_attention, tuple(fakes), kwargs)
+    assert got is not None
+    got_all = got if isinstance(got, tuple) else (got,)
+    expected_all = expected if isinstance(expected, tuple) else (expected,)
+    assert isinstance(got, tuple) == isinstance(expected, tuple) and len(got_all) == len(expected_all)
+    for mine, theirs in zip(got_all, expected_all, strict=True):
+        if isinstance(theirs, tuple):  # AuxOutput
+            assert type(mine) is type(theirs)
+            for a, b in zip(mine, theirs, strict=True):
+                assert (a is None) == (b is None)
+                assert a is None or (a.shape, a.dtype) == (b.shape, b.dtype)
+            continue
+        assert (mine.shape, mine.stride(), mine.dtype) == (theirs.shape, theirs.stride(), theirs.dtype)
+
+
+def test_flex_attention_declines_what_torch_refuses() -> None:
+    """Heads that do not group (no ``enable_gqa``, or not a multiple), other batch sizes without a block mask, a
+    block mask made for other lengths, mixed dtypes, 3-D tensors, max scores on CPU: declined (torch's error then)."""
+    from torch.nn.attention import flex_attention as flex
+
+    mode = FakeTensorMode()
+    with mode:
+        q, kv = torch.empty(2, 4, 8, 8), torch.empty(2, 2, 8, 8)
+        other = torch.empty(3, 4, 8, 8)
+        mask = flex.create_block_mask(_causal, None, None, 16, 16, device="cpu", _compile=False)
+    rule = RULES.rule_for(flex.flex_attention)
+    assert rule is not None
+    declined = [
+        ((q, kv, kv), {}),
+        ((q, kv[:, :1].expand(2, 3, 8, 8), kv[:, :1].expand(2, 3, 8, 8)), {"enable_gqa": True}),
+        ((q, other, other), {}),
+        ((q, q, q), {"block_mask": mask}),
+        ((q, q.half(), q), {}),
+        ((q[0], q[0], q[0]), {}),
+        ((q, q, q), {"return_lse": True, "return_aux": flex.AuxRequest(lse=True)}),
+        ((q, q, q), {"return_aux": flex.AuxRequest(max_scores=True)}),  # CPU refuses max scores
+    ]
+    for args, kwargs in declined:
+        assert answer(rule, flex.flex_attention, args, kwargs) is None, kwargs

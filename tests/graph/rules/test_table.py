@@ -14,6 +14,7 @@ import torchvision
 from hypothesis import given
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.nn.attention.flex_attention import flex_attention
 
 from tests.graph.rules.helpers import check
 from tests.strategies import random_nets
@@ -126,6 +127,7 @@ def _plain_calls() -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     calls += [(torch.Tensor.reshape_as, (x, x.flatten(1)), {}), (torch.Tensor.view_as, (x, x.flatten()), {})]
     q, kv = torch.empty(2, 4, 5, 8), torch.empty(2, 2, 6, 8)
     calls += [(F.scaled_dot_product_attention, (q, kv, kv), {"enable_gqa": True})]
+    calls += [(flex_attention, (q, kv, kv), {"enable_gqa": True})]
     tokens, experts = torch.empty(16, 8, dtype=torch.bfloat16), torch.empty(2, 8, 16, dtype=torch.bfloat16)
     offsets = torch.empty(2, dtype=torch.int32)  # bfloat16: what torch's meta kernel admits
     calls += [(grouped, (tokens, experts), {"offs": offsets}) for grouped in (torch._grouped_mm, F.grouped_mm)]

@@ -1,4 +1,5 @@
-"""Shape rules of ``nn.MultiheadAttention`` (its autograd path) and ``F.scaled_dot_product_attention``."""
+"""Shape rules of ``nn.MultiheadAttention`` (its autograd path), ``F.scaled_dot_product_attention`` and
+``flex_attention``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.attention import flex_attention as _flex
 from torch.utils._mode_utils import no_dispatch
 
 from torchscan.graph.fake import fake_tensor
@@ -169,3 +171,97 @@ def _math_result(query: Any, value: Any) -> Fresh | None:
     if not torch._C._get_math_sdp_enabled():
         return None
     return Fresh((*query.shape[:-1], value.shape[-1]), query.dtype, query.device)
+
+
+_FLEX_NAMES = (
+    "query",
+    "key",
+    "value",
+    "score_mod",
+    "block_mask",
+    "scale",
+    "enable_gqa",
+    "return_lse",
+    "kernel_options",
+)
+
+
+@TABLE.register(_flex.flex_attention)
+def _flex_attention(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """``flex_attention(q, k, v, score_mod, block_mask, scale, enable_gqa, return_lse, kernel_options, *,
+    return_aux)`` on 4-D ``q [B, Hq, L, E]``, ``k [B, Hkv, S, E]``, ``v [B, Hkv, S, Ev]`` of one floating dtype and
+    device (``Hkv = Hq``, or a divisor of it with ``enable_gqa``); a block mask (if any) made for ``L`` queries and
+    ``S`` keys: its result ``[B, Hq, L, Ev]`` laid out in ``q``'s dims order (the last dim innermost), as the
+    kernels lay it out, with the float32 log-sum-exp (and max scores) ``[B, Hq, L]`` it returns where asked
+    (``return_lse``, ``return_aux``; max scores not on CPU, which refuses them). Answered from shapes: the function
+    itself compiles its kernel and warns once per process when run outside ``torch.compile``. Inputs that require
+    grad are answered too (CPU's eager path refuses a backward, the kernels a model with it is written for run one).
+    Anything else is torch's."""
+    call = bound(_FLEX_NAMES, args, kwargs, keywords=("return_aux",))
+    if call is None:
+        return None
+    query, key, value = call.get("query"), call.get("key"), call.get("value")
+    gqa, lse, aux = call.get("enable_gqa", False), call.get("return_lse", False), call.get("return_aux")
+    scale, score_mod, block_mask = call.get("scale"), call.get("score_mod"), call.get("block_mask")
+    if type(gqa) is not bool or type(lse) is not bool or (lse and aux is not None):
+        return None
+    if (aux is not None and type(aux) is not _flex.AuxRequest) or (
+        scale is not None and type(scale) not in (int, float)
+    ):
+        return None
+    if aux is not None and aux.max_scores and query.device.type == "cpu":  # refused there
+        return None
+    if score_mod is not None and not callable(score_mod):
+        return None
+    tensors = (query, key, value)
+    if not all(strided_fake(t) and t.dim() == 4 for t in tensors) or not query.dtype.is_floating_point:
+        return None
+    if any(t.dtype != query.dtype or t.device != query.device for t in tensors):
+        return None
+    (batch, heads, length, dim), (_, kv_heads, source, _) = query.shape, key.shape
+    if 0 in (*query.shape, *key.shape, *value.shape) or key.shape[-1] != dim or key.shape[:-1] != value.shape[:-1]:
+        return None
+    if key.shape[0] != batch or (kv_heads != heads and not (gqa and heads % kv_heads == 0)):
+        return None
+    if block_mask is not None and not _fits(block_mask, query, length, source):
+        return None
+    shape = (*query.shape[:-1], value.shape[-1])
+    if type(query) is Pending:  # new, contiguous: so is the result
+        out = materialize(Fresh(shape, query.dtype, query.device), query.fake_mode)
+    else:
+        with no_dispatch():
+            made = torch.empty_strided(shape, _fill_strides(shape, query.stride()), dtype=query.dtype, device="meta")
+        out = fake_tensor(query.fake_mode, made, query.device)
+    stats = (batch, heads, length)
+    if lse:
+        return out, materialize(Fresh(stats, torch.float32, query.device), query.fake_mode)
+    if aux is not None:
+        made = [
+            materialize(Fresh(stats, torch.float32, query.device), query.fake_mode) if asked else None for asked in aux
+        ]
+        return out, _flex.AuxOutput(*made)
+    return out
+
+
+def _fits(block_mask: Any, query: Any, length: int, source: int) -> bool:
+    """Whether ``block_mask`` is a :class:`BlockMask` on the query's device made for ``length`` queries and ``source``
+    keys (its own sizes), for the query's batch or for every batch (1): what torch checks of it."""
+    if type(block_mask) is not _flex.BlockMask or tuple(block_mask.seq_lengths) != (length, source):
+        return False
+    blocks = block_mask.kv_num_blocks
+    return blocks.device == query.device and blocks.dim() == 3 and blocks.shape[0] in (1, query.shape[0])
+
+
+def _fill_strides(shape: tuple[int, ...], like: tuple[int, ...]) -> tuple[int, ...]:
+    """Contiguous strides of ``shape`` with its dims laid out in the order of ``like``'s strides (the smallest
+    innermost, ties by position), the last dim moved innermost where it is not: the attention kernels' layout
+    (``torch._higher_order_ops.flex_attention._permute_strides``)."""
+    order = sorted(range(len(shape)), key=lambda dim: (like[dim], -dim))  # innermost first
+    if order[0] != len(shape) - 1:
+        order.remove(len(shape) - 1)
+        order.insert(0, len(shape) - 1)
+    strides, size = [0] * len(shape), 1
+    for dim in order:
+        strides[dim] = size
+        size *= shape[dim]
+    return tuple(strides)

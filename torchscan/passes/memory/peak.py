@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 
 from torchscan.ops import Saves
+from torchscan.ops.attention import flex_statistics
 from torchscan.passes.memory.families import family_in
 from torchscan.passes.memory.liveness import storages
 from torchscan.passes.memory.storage import END, Storages
@@ -25,10 +26,14 @@ def workspace(record: NodeRecord, families: Mapping[str, Saves | None] | None = 
     (``8·N_out``; ATen always does on CUDA, and on CPU for ``ceil_mode``; counted always); a
     convolution with ``padding="same"`` whose total padding ``d·(k − 1)`` is odd along some dim pads
     a copy of its input by one there (ATen's ``conv_padding_same``):
-    ``N·C_in·Π(L_i + [d_i·(k_i − 1) odd])`` elements of the input's size. ``families``: each
+    ``N·C_in·Π(L_i + [d_i·(k_i − 1) odd])`` elements of the input's size; ``flex_attention`` makes the
+    statistics of its rows (:func:`~torchscan.ops.attention.flex_statistics`). ``families``: each
     node's family, when at hand."""
-    if family_in(record, families) is Saves.MAX_POOL:
+    kind = family_in(record, families)
+    if kind is Saves.MAX_POOL:
         return 8 * sum(spec.numel for spec in record.outputs[:1])
+    if kind is Saves.ATTENTION and record.call is not None:  # its statistics (and mask), freed as it returns
+        return flex_statistics(record.call)
     return same_padding_copy(record)
 
 

@@ -142,6 +142,12 @@ def _output(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[An
     return outputs, None
 
 
+def _attention(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
+    """``flex_attention``: its query, key and value and its result (a log-sum-exp it returns aside: the kernel
+    keeps its own, declared with ``saves_extra``)."""
+    return _keys(operands) + outputs[:1], None
+
+
 def _max_pool(record: NodeRecord, operands: tuple[Operand, ...], outputs: tuple[Any, ...], weights: bool) -> Kept:
     return _keys(operands), 8 * sum(spec.numel for spec in record.outputs[:1])
 
@@ -187,6 +193,7 @@ _RULES: Mapping[Saves | None, Rule] = {
     Saves.PAD: _pad,
     Saves.RESAMPLE: _resample,
     Saves.DROPOUT: _dropout,
+    Saves.ATTENTION: _attention,
     None: _inputs,  # unknown: every activation input (conservative)
 }
 """Family -> what it keeps; :attr:`Saves.NOTHING` has no rule (and no entry in the result)."""

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.flex_attention import flex_attention
 
 from torchscan.ops import DEFAULT_REGISTRY
 from torchscan.ops.shape import index_write_arguments
@@ -509,7 +510,7 @@ def fourier(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     return _checked(call, mix(field, transformed_dims(call), call.input.ndim))
 
 
-@TABLE.register(F.scaled_dot_product_attention)
+@TABLE.register(F.scaled_dot_product_attention, flex_attention)
 def attention(call: OpCall, operands: tuple[Operand, ...]) -> Outcome:
     """Attention mixes every position along the sequence axis (``-2``) of keys and values."""
     return _attend(call, operands, sequence=-2)
