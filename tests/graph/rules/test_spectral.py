@@ -4,7 +4,7 @@ value), and a model round-tripping a spectrogram traced without a real forward."
 from __future__ import annotations
 
 import torch
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -22,6 +22,7 @@ from torchscan.graph.rules import RULES, Fresh, answer
     given_length=st.booleans(),
     return_complex=st.booleans(),
     method=st.booleans(),
+    hann=st.booleans(),
 )
 def test_istft_rule_gives_the_real_op_s_shape_and_dtype(
     n_fft: int,
@@ -32,9 +33,12 @@ def test_istft_rule_gives_the_real_op_s_shape_and_dtype(
     given_length: bool,
     return_complex: bool,
     method: bool,
+    hann: bool,
 ) -> None:
+    """A Hamming window (no zero: torch refuses no call) or a Hann window, whose zeros make torch refuse a call where
+    its overlap-added squares vanish (no overlap, or an edge not centred): such a call has no shape to compare."""
     hop = max(n_fft // hop_divisor, 1)
-    window = torch.hann_window(n_fft)
+    window = torch.hann_window(n_fft) if hann else torch.hamming_window(n_fft)
     signal = torch.randn(2, length) if batched else torch.randn(length)
     onesided = not return_complex  # a complex signal comes from a two-sided spectrum
     spectrum = torch.stft(signal, n_fft, hop, window=window, center=center, onesided=onesided, return_complex=True)
@@ -44,7 +48,8 @@ def test_istft_rule_gives_the_real_op_s_shape_and_dtype(
     try:
         expected = target(spectrum, n_fft, **kwargs)
     except RuntimeError:  # the window's overlap-added envelope has a zero (a value: the rule cannot see it)
-        assume(False)
+        assert hann
+        return
     with FakeTensorMode(allow_non_fake_inputs=True) as mode:
         fake_spectrum, fake_window = mode.from_tensor(spectrum), mode.from_tensor(window)
         got = answer(RULES.rule_for(target), target, (fake_spectrum, n_fft), kwargs | {"window": fake_window})
