@@ -1038,3 +1038,23 @@ def test_a_recording_under_the_caller_s_anomaly_mode_finds_what_it_finds_without
     assert report.memory == expected.memory and report.to_dict() == expected.to_dict()
     assert not [warning for warning in caught if "Error detected" in str(warning.message)]
     assert not torch.is_anomaly_enabled()  # as found
+
+
+class _LowerRightCausal(nn.Module):
+    """SDPA with a lower-right causal bias (a tensor subclass): its recording fails inside FakeTensor's meta kernel."""
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        from torch.nn.attention.bias import causal_lower_right
+
+        keys = q[:, :, :20]
+        return F.scaled_dot_product_attention(q, keys, keys, attn_mask=causal_lower_right(32, 20))
+
+
+def test_a_recording_that_fails_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    """A call whose recording fails takes its family's rule: FakeTensor's error log of the failing meta kernel
+    (a traceback on stderr, ERROR level) is not printed (it was, before the report)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's own: a lower-right bias over fewer keys than queries
+        report = crawl_module(_LowerRightCausal(), (4, 32, 16))
+    assert report.totals.complete
+    assert "failed while attempting to run meta" not in capfd.readouterr().err

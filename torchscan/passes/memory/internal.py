@@ -86,6 +86,7 @@ from torchscan.graph.fake import AnalysisDispatchMode, fake_tensor
 from torchscan.graph.grad_mode import NO_GRAD
 from torchscan.graph.routing import forward_of, run_pre_hooks
 from torchscan.graph.rules import Pending
+from torchscan.graph.shapes import quiet_fake_tensor_log
 from torchscan.graph.writes import INDEX_WRITES, written
 from torchscan.ops import Saves
 from torchscan.ops.dropout import drops
@@ -1636,14 +1637,15 @@ def recorded_calls(
         selected = calls_to_record(replay, ordered, families, always)
     if not selected:
         return {}
-    return record_calls(
-        replay.graph,
-        replay.root,
-        replay.inputs(),
-        replay.fake_mode,
-        replay.described,
-        selected,
-        grads,
-        replay.fakes,
-        replay.results,
-    )
+    with quiet_fake_tensor_log():  # a call its recording fails on takes its family's rule: nothing to print
+        return record_calls(
+            replay.graph,
+            replay.root,
+            replay.inputs(),
+            replay.fake_mode,
+            replay.described,
+            selected,
+            grads,
+            replay.fakes,
+            replay.results,
+        )
