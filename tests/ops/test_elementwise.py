@@ -330,3 +330,28 @@ def test_tests_and_stable_log_sums_count_per_element(function: Any, per_element:
 def test_ldexp_is_a_power_and_a_product() -> None:
     x, e = torch.randn(2, 3), torch.randint(-2, 3, (2, 3))
     assert function_cost(torch.ldexp, x, e) == Cost(flops=12, dmas=6 + 6 + 6)
+
+
+def test_polar_and_complex_from_parts() -> None:
+    """``polar`` of 6 magnitudes and angles: a cosine, a sine and two products each (24 FLOPs), 12 reads and 6 writes;
+    ``complex(real, imag)`` writes the pairs (no arithmetic): the same result, 18 DMAs."""
+    magnitude, angle = torch.rand(2, 3), torch.rand(2, 3)
+    assert function_cost(torch.polar, magnitude, angle) == Cost(flops=24, dmas=18)
+    assert function_cost(torch.complex, magnitude * angle.cos(), magnitude * angle.sin()) == Cost(dmas=18)
+    torch.testing.assert_close(
+        torch.polar(magnitude, angle), torch.complex(magnitude * angle.cos(), magnitude * angle.sin())
+    )
+
+
+def test_rotary_embeddings_by_polar_are_complete() -> None:
+    """Meta's Llama reference makes its rotary table with ``torch.polar`` (was an unknown op)."""
+
+    class Rotary(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            freqs = torch.outer(torch.arange(x.shape[1]), 1.0 / (10000 ** (torch.arange(0, 8, 2) / 8)))
+            table = torch.polar(torch.ones_like(freqs), freqs)
+            pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+            return torch.view_as_real(pairs * table).flatten(-2)
+
+    report = crawl_module(Rotary(), (6, 8))
+    assert report.totals.complete

@@ -161,3 +161,55 @@ def test_selections_sorts_and_running_extremes() -> None:
     assert function_cost(torch.quantile, x, torch.tensor([0.25, 0.75]), -1) == Cost(flops=72 + 18, dmas=24 + 2 + 6)
     assert function_cost(torch.cummax, x, -1) == function_cost(torch.cummin, x, 1) == Cost(flops=21, dmas=72)
     assert function_cost(torch.logcumsumexp, x, -1) == Cost(flops=147, dmas=48)
+
+
+def test_truth_checks_count_as_all_and_any() -> None:
+    """``_is_all_true`` / ``_is_any_true`` of 12 booleans (torch.distributions' validation runs them): 11
+    and-s / or-s, 12 reads, 1 write, as ``all`` / ``any`` of the same tensor."""
+    x = torch.rand(3, 4) > 0.5
+    for check, reduction in ((torch._is_all_true, torch.all), (torch._is_any_true, torch.any)):
+        assert function_cost(check, x) == function_cost(reduction, x) == Cost(flops=11, dmas=13)
+    assert method_cost(torch.Tensor._is_all_true, x) == Cost(flops=11, dmas=13)
+
+
+@pytest.mark.parametrize(
+    ("order", "flops"),
+    [("fro", 2 * 24), (1, 2 * 24 - 2), (-1, 2 * 24 - 2), (math.inf, 2 * 24 - 2), (-math.inf, 2 * 24 - 2)],
+)
+def test_matrix_norms(order: Any, flops: int) -> None:
+    """Two 3 × 4 matrices: Frobenius, the 2-norm of the 24 elements (``|x|²`` and the sum, 48 FLOPs; as
+    ``vector_norm``); ±1 / ±inf: 24 absolute values, the column (row) sums 24 − 8 (− 6), their extremum 2·3 (2·2):
+    46 FLOPs; 24 reads and 2 writes."""
+    x = torch.randn(2, 3, 4)
+    assert function_cost(torch.linalg.matrix_norm, x, ord=order) == Cost(flops=flops, dmas=26)
+    if order == "fro":
+        assert function_cost(torch.linalg.matrix_norm, x) == function_cost(torch.linalg.vector_norm, x, dim=(-2, -1))
+
+
+def test_a_nuclear_norm_is_not_counted() -> None:
+    """Singular values: the formula refuses (the op is reported unknown, never a silent 0)."""
+    report = crawl_module(_Model(lambda x: torch.linalg.matrix_norm(x, ord="nuc")), (3, 4))
+    assert not report.totals.complete
+    assert [note.code for note in report.diagnostics] == ["formula-error"]
+
+
+class _Model(torch.nn.Module):
+    def __init__(self, function: Any) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.function(x)
+
+
+@pytest.mark.parametrize("right", [False, True])
+def test_binary_searches(right: bool) -> None:
+    """5 values in 7 sorted boundaries (one row): ⌈log2 8⌉ = 3 comparisons each, 15 FLOPs; 15 boundary reads, 5
+    values read, 5 indices written: 25 DMAs. ``bucketize`` is ``searchsorted`` with its operands swapped; a row of
+    sorted values per row of queries (2 × 7 against 2 × 5) takes the row's length, not all of them."""
+    boundaries, values = torch.arange(7.0), torch.rand(5) * 7
+    expected = Cost(flops=15, dmas=25)
+    assert function_cost(torch.searchsorted, boundaries, values, right=right) == expected
+    assert function_cost(torch.bucketize, values, boundaries, right=right) == expected
+    rows = function_cost(torch.searchsorted, torch.arange(14.0).view(2, 7), torch.rand(2, 5) * 14, right=right)
+    assert rows == Cost(flops=30, dmas=50)

@@ -342,3 +342,11 @@ def test_diagonal_matrices_and_take() -> None:
     assert function_cost(torch.diag_embed, torch.randn(2, 4)) == Cost(dmas=8 + 32)
     assert function_cost(torch.diag, m) == Cost(dmas=2 * 3)
     assert function_cost(torch.take, m, torch.tensor([0, 3, 5, 7, 14])) == Cost(dmas=15)
+
+
+def test_broadcast_tensors_are_views() -> None:
+    """``broadcast_tensors`` returns expanded views of its operands (stride 0 where broadcast): free, as ``expand``
+    (``torch.distributions`` broadcasts its parameters so)."""
+    a, b = torch.randn(3, 1), torch.randn(1, 4)
+    assert function_cost(torch.broadcast_tensors, a, b) == Cost()
+    assert all(out._base is not None for out in torch.broadcast_tensors(a, b))

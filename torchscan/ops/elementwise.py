@@ -406,6 +406,25 @@ def outer(call: OpCall) -> Cost:
     return Cost(flops=call.output.numel, dmas=sum(spec.numel for spec in call.inputs) + call.output.numel)
 
 
+@TABLE.register(torch.polar, aten.polar.default)
+def polar(call: OpCall) -> Cost:
+    """``polar(abs, angle)``, the complex ``abs·cos(angle) + i·abs·sin(angle)`` (rotary position embeddings' table):
+    a cosine, a sine and two products per element, ``FLOPs = 4·N_out``, ``MACs = 0``, ``DMAs = N_abs + N_angle +
+    N_out``."""
+    n_out = call.output.numel
+    return Cost(flops=4 * n_out, dmas=sum(spec.numel for spec in call.inputs) + n_out)
+
+
+@TABLE.register(torch.complex, aten.complex.default)
+def complex_from_parts(call: OpCall) -> Cost:
+    """``complex(real, imag)``: each pair written as one complex element, no arithmetic, ``FLOPs = MACs = 0``,
+    ``DMAs = N_real + N_imag + N_out``."""
+    return Cost(dmas=sum(spec.numel for spec in call.inputs) + call.output.numel)
+
+
+TABLE.declare(torch.complex, saves=Saves.NOTHING)  # linear in its parts: the gradient needs no value
+
+
 @TABLE.register(torch.mvlgamma, T.mvlgamma, T.mvlgamma_)
 def mvlgamma(call: OpCall) -> Cost:
     """The multivariate log-gamma of dimension ``p``, ``Σ_{i<p} lgamma(x − i/2) + c``: per element ``p`` shifts,

@@ -54,6 +54,24 @@ def reduce_logical(call: OpCall) -> Cost:
     return reduce_sum(call)
 
 
+@TABLE.register(
+    torch._is_all_true,
+    T._is_all_true,
+    torch._is_any_true,
+    T._is_any_true,
+    aten._is_all_true.default,
+    aten._is_any_true.default,
+)
+def reduce_truth(call: OpCall) -> Cost:
+    """``_is_all_true`` / ``_is_any_true`` of a boolean tensor (what torch's own checks run, ``torch.distributions``'
+    validation of its arguments): as all / any over every element, ``FLOPs = N_in − 1``, ``MACs = 0``,
+    ``DMAs = N_in + 1``."""
+    return reduce_sum(call)
+
+
+TABLE.declare(torch._is_all_true, T._is_all_true, torch._is_any_true, T._is_any_true, saves=Saves.NOTHING)
+
+
 @TABLE.register(torch.mean, T.mean, torch.nanmean, T.nanmean, aten.mean.dim, aten.mean.default)
 def reduce_mean(call: OpCall) -> Cost:
     """mean: ``FLOPs = N_in`` (``N_in − N_out`` adds, ``N_out`` divisions), ``MACs = 0``,
@@ -115,6 +133,57 @@ def reduce_norm(call: OpCall) -> Cost:
     ``FLOPs = 2·N_in``, ``MACs = 0``, ``DMAs = N_in + N_out``."""
     n_in = call.input.numel
     return Cost(flops=2 * n_in, dmas=n_in + call.output.numel)
+
+
+@TABLE.register(torch.linalg.matrix_norm, aten.linalg_matrix_norm.default, aten.linalg_matrix_norm.str_ord)
+def matrix_norm(call: OpCall) -> Cost:
+    """``linalg.matrix_norm`` of ``B`` matrices: Frobenius (``ord="fro"``, the default) as the 2-norm of their
+    elements, ``FLOPs = 2·N_in``; ``ord`` ±1 / ±inf (the largest or smallest sum of absolute values of a column /
+    a row): ``|x|`` (``N_in``), the sums (``N_in − B·n``), their extremum (``B·(n − 1)``), ``FLOPs = 2·N_in − B``;
+    ``MACs = 0``, ``DMAs = N_in + N_out``. ``"nuc"`` and ±2 take singular values (an iterative algorithm): not
+    counted (the op is reported unknown)."""
+    order = argument(call, "ord", 0, "fro")
+    n_in = call.input.numel
+    if order == "fro":
+        return Cost(flops=2 * n_in, dmas=n_in + call.output.numel)
+    if order in (1, -1, math.inf, -math.inf):
+        return Cost(flops=2 * n_in - call.output.numel, dmas=n_in + call.output.numel)
+    raise ValueError(f"a matrix norm of order {order!r} takes singular values")
+
+
+TABLE.declare(torch.linalg.matrix_norm, saves=Saves.INPUT)
+
+
+def _search_steps(length: int) -> int:
+    """The comparisons a binary search over ``length`` sorted values takes at most: ``⌈log2(length + 1)⌉``."""
+    return math.ceil(math.log2(length + 1))
+
+
+@TABLE.register(torch.searchsorted, aten.searchsorted.Tensor, aten.searchsorted.Scalar)
+def searchsorted(call: OpCall) -> Cost:
+    """``searchsorted(sorted, values)``: a binary search of each of the ``N_out`` values in its sorted row of ``n``,
+    ``⌈log2(n + 1)⌉`` comparisons each (the most one takes: the count a value's position decides is not read):
+    ``FLOPs = N_out·⌈log2(n + 1)⌉``, ``MACs = 0``, ``DMAs`` each compared value read, the values read and the
+    indices written: ``N_out·⌈log2(n + 1)⌉ + N_values + N_out``."""
+    rows = call.inputs[0]
+    steps = _search_steps(rows.shape[-1] if rows.ndim else 1)
+    n_out = call.output.numel
+    values = sum(spec.numel for spec in call.inputs[1:2])
+    return Cost(flops=n_out * steps, dmas=n_out * steps + values + n_out)
+
+
+@TABLE.register(torch.bucketize, aten.bucketize.Tensor, aten.bucketize.Scalar)
+def bucketize(call: OpCall) -> Cost:
+    """``bucketize(input, boundaries)``: ``searchsorted`` of each of the ``N_out`` elements in the ``n`` boundaries:
+    ``FLOPs = N_out·⌈log2(n + 1)⌉``, ``MACs = 0``, ``DMAs = N_out·⌈log2(n + 1)⌉ + N_input + N_out``."""
+    boundaries = call.inputs[-1]
+    steps = _search_steps(boundaries.numel)
+    n_out = call.output.numel
+    given = sum(spec.numel for spec in call.inputs[:-1])
+    return Cost(flops=n_out * steps, dmas=n_out * steps + given + n_out)
+
+
+TABLE.declare(torch.searchsorted, torch.bucketize, saves=Saves.NOTHING)
 
 
 @TABLE.register(torch.logsumexp, T.logsumexp)

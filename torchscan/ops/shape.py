@@ -144,13 +144,14 @@ aten = torch.ops.aten
 )
 @TABLE.register(
     *(torch.diagonal, T.diagonal, torch.adjoint, T.adjoint, torch.real, torch.imag, torch.conj, T.conj),
+    *(torch.broadcast_tensors, aten.broadcast_tensors.default),
     *(torch.resolve_conj, T.resolve_conj, torch.resolve_neg, T.resolve_neg, torch.positive, T.positive),
 )
 def view(call: OpCall) -> Cost:
     """Views and metadata: ``0 / 0 / 0`` (``diagonal``, ``adjoint``, ``real``/``imag`` of a complex tensor, the lazy
-    conjugation ``conj`` and ``positive`` too). ``tensor_split``/``hsplit`` return views; ``meshgrid``
-    returns expanded (stride-0) views of its inputs, so it is free too: the op that materialises
-    them (``reshape``/``contiguous`` of the non-contiguous view, an arithmetic op) pays the
+    conjugation ``conj``, ``positive``, ``broadcast_tensors``' expanded views too). ``tensor_split``/``hsplit``
+    return views; ``meshgrid`` returns expanded (stride-0) views of its inputs, so it is free too: the op that
+    materialises them (``reshape``/``contiguous`` of the non-contiguous view, an arithmetic op) pays the
     ``N_out`` reads and writes. ``view_as_real`` and ``view_as_complex`` reinterpret a complex tensor's
     storage; ``transpose_``, ``squeeze_``… change a tensor's view of its storage in place. ``getattr`` (fx's
     node for ``x.T``, ``torch.sort(x).values``, a field of a returned structure) reads an attribute: a view or
@@ -158,6 +159,7 @@ def view(call: OpCall) -> Cost:
     return Cost()
 
 
+TABLE.declare(torch.broadcast_tensors, saves=Saves.NOTHING)  # expanded views: the gradient needs shapes only
 TABLE.declare(nn.Identity, T.detach, torch.detach, T.requires_grad_, pointwise=True)
 TABLE.declare(nn.Identity, returns_input=lambda module: True)  # ``forward`` returns its argument, whatever it is
 
