@@ -6,6 +6,7 @@ import functools
 import math
 from typing import Any
 
+import networkx as nx
 import pytest
 import torch
 from hypothesis import example, given, settings
@@ -16,7 +17,7 @@ import torchscan.graph.capture as capture_module
 import torchscan.graph.trace as trace_module
 from tests.profiles import examples
 from tests.test_api import assert_same, snapshot
-from torchscan import crawl_module
+from torchscan import crawl_module, sweep
 from torchscan.graph.trace import capture
 from torchscan.inputs import model_inputs
 from torchscan.ops import DEFAULT_REGISTRY
@@ -709,3 +710,139 @@ class _Shortcut(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(x) + self.skip(x)
+
+
+class _Reparametrized(nn.Module):
+    """A VAE's sampling step: ``Normal(mu, sigma).rsample()`` (the distribution validates its parameters, ``if not
+    torch._is_all_true(constraint.check(value)): raise``; asked here, whatever the process's default, which a
+    library may have turned off) and a categorical draw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encode = nn.Linear(8, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu, log_sigma = self.encode(x).chunk(2, -1)
+        z = torch.distributions.Normal(mu, log_sigma.exp(), validate_args=True).rsample()
+        picked = torch.distributions.Categorical(logits=z, validate_args=True).sample()
+        return z + picked.unsqueeze(-1)
+
+
+def test_checks_of_tensor_data_hold_in_the_trace() -> None:
+    """A value of tensor data read as a bool by torch's own checks (``_is_all_true``) is taken as true: the model is
+    traced (was a real forward: fx refused the branch), its checks counted as ``all`` over their elements."""
+    report = crawl_module(_Reparametrized(), (8,))
+    assert report.totals.complete and report.context.capture == "torch.fx"
+    assert not {"capture-fallback", "real-forward"} & {note.code for note in report.diagnostics}
+    records = [report.records.nodes[name]["record"] for name in report.records]
+    checks = [record for record in records if record.type_name == "_is_all_true"]
+    costs = [report.records.nodes[record.name]["cost"] for record in checks]
+    assert checks and None not in costs and sum(cost.flops for cost in costs) > 0
+
+
+def test_a_branch_on_tensor_data_is_still_refused() -> None:
+    """Only torch's checks hold: ``if x.sum() > 0`` in the model's own code is decided by values (a real forward)."""
+
+    class Branching(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.exp() if torch._is_any_true(x > 0) else x
+
+    report = crawl_module(Branching(), (8,))
+    assert report.context.capture != "torch.fx"
+
+
+class _Cached(nn.Module):
+    """A key/value cache kept in a plain tensor attribute the forward rebinds (``self.cache = self.cache.to(x)``, as
+    Meta's Llama reference does) and writes into, then reads back."""
+
+    def __init__(self, rebind: bool) -> None:
+        super().__init__()
+        self.rebind = rebind
+        self.project = nn.Linear(8, 8)
+        self.cache = torch.zeros(2, 16, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.rebind:
+            self.cache = self.cache.to(x)
+        n = x.shape[1]
+        self.cache[: x.shape[0], :n] = self.project(x)
+        return self.cache[: x.shape[0], :n].softmax(-1) * x
+
+
+def test_an_attribute_the_forward_rebinds_reads_as_found() -> None:
+    """Its ``get_attr`` node stands for the tensor the trace found there: the shape pass (during the trace, after it,
+    and at a sweep's other inputs) and the memory recordings read that one, not the trace's value the copy holds
+    afterwards (the shape pass read a proxy there: a RecursionError, and a recorded forward instead of the graph)."""
+    report = crawl_module(_Cached(rebind=True), (5, 8))
+    plain = crawl_module(_Cached(rebind=False), (5, 8))
+    assert report.context.capture == "torch.fx"
+    assert not {"capture-fallback", "real-forward"} & {note.code for note in report.diagnostics}
+    assert report.totals == plain.totals
+    assert report.to_dict()["memory"] == plain.to_dict()["memory"]
+    shapes = [(5, 8), (7, 8)]
+    fresh = [crawl_module(_Cached(rebind=True), shape).to_dict() for shape in shapes]
+    assert [item.to_dict() for item in sweep(_Cached(rebind=True), shapes)] == fresh
+
+
+class _Written(nn.Module):
+    """A traced value written into a tensor of the model's (a buffer, or a plain attribute), then read back by name
+    and computed on alone (a softmax of the cached rows): every op on it is the model's, none a constant."""
+
+    def __init__(self, buffer: bool) -> None:
+        super().__init__()
+        self.project = nn.Linear(8, 8)
+        if buffer:
+            self.register_buffer("cache", torch.zeros(2, 16, 8), persistent=False)
+        else:
+            self.cache = torch.zeros(2, 16, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[1]
+        self.cache[: x.shape[0], :n] = self.project(x)
+        return self.cache[: x.shape[0], :n].softmax(-1) * x
+
+
+@pytest.mark.parametrize("buffer", [True, False])
+def test_a_tensor_written_with_a_traced_value_stands_for_the_write(buffer: bool) -> None:
+    """Read again by name, the tensor is the write's node: the softmax of the cached rows is counted (1·5·8 rows of 8:
+    190 FLOPs) and reads the write, where it was computed once while tracing, a constant of the graph (a
+    ``folded-constants`` diagnostic and 190 FLOPs missing); the report equals the one of a rebinding forward's."""
+    report = crawl_module(_Written(buffer), (5, 8))
+    assert not report.diagnostics
+    rebinding = crawl_module(_Cached(rebind=True), (5, 8)).totals
+    assert (report.totals.flops, report.totals.macs, report.totals.dmas) == (
+        rebinding.flops,
+        rebinding.macs,
+        rebinding.dmas,
+    )
+    records = report.records
+    softmax = next(name for name in records if records.nodes[name]["record"].type_name == "softmax")
+    assert records.nodes[softmax]["cost"].flops == 190
+    assert "setitem" in nx.ancestors(records, softmax)
+
+
+class _KeyValueCache(nn.Module):
+    """gpt-fast's cache: its buffers bound to local names, written at the given positions, returned and attended to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv, self.out = nn.Linear(32, 96), nn.Linear(32, 32)
+        self.register_buffer("k_cache", torch.zeros(1, 4, 16, 8))
+        self.register_buffer("v_cache", torch.zeros(1, 4, 16, 8))
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        b, s, _ = x.shape
+        q, k, v = (t.view(b, s, 4, 8).transpose(1, 2) for t in self.qkv(x).split(32, -1))
+        k_out, v_out = self.k_cache, self.v_cache
+        k_out[:, :, positions] = k
+        v_out[:, :, positions] = v
+        y = torch.nn.functional.scaled_dot_product_attention(q, k_out, v_out)
+        return self.out(y.transpose(1, 2).contiguous().view(b, s, 32))
+
+
+def test_a_cache_bound_to_a_local_name_reads_its_writes() -> None:
+    """The attention reads the two writes (its data flow), not the buffers as they were."""
+    report = crawl_module(_KeyValueCache(), args=(torch.randn(1, 5, 32), torch.arange(5)))
+    records = report.records
+    attention = next(n for n in records if records.nodes[n]["record"].type_name == "scaled_dot_product_attention")
+    assert {"setitem", "setitem_1"} <= set(records.predecessors(attention))

@@ -140,6 +140,10 @@ class PlanCache:
     steps: tuple[tuple[fx.Node, tuple[fx.Node, ...]], ...] | None = None
     submodules: dict[str, nn.Module] | None = None
     """The copy's submodules by path, a module registered at several paths under each."""
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The plain tensor attributes of the copy's modules as the trace found them, by path: a ``get_attr`` node reads
+    the tensor it was made for, where the forward rebinds the attribute later (``self.cache = self.cache.to(x)``:
+    the copy then holds the trace's value there)."""
 
 
 def is_passthrough(inputs: Any, result: Any) -> bool:
@@ -431,6 +435,7 @@ class _ShapeRunner:
         """(op, function or module class) -> a plan: a function's for all its nodes; a module class's rule and
         weighted flag for all its modules' plans."""
         self._steps = plans.steps
+        self._attributes = plans.attributes
         self._constants = constants
         self.values: dict[str, NodeValues] = {}
         self._module_paths = module_paths
@@ -501,7 +506,9 @@ class _ShapeRunner:
         return getattr(owner, target)(*rest, **kwargs)
 
     def get_attr(self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        value = self.fetch_attr(str(target))
+        value = self._attributes.get(target)
+        if value is None:
+            value = self.fetch_attr(str(target))
         if not isinstance(value, torch.Tensor):
             return value
         fake = value if self._fakes is None else self._fakes.of(value)
@@ -851,7 +858,8 @@ class TraceShapes:
     are not made yet); :meth:`finish` runs the rest once the trace is done, giving what
     :func:`propagate` gives. While the trace runs, the copy's tensors are read as fakes through the
     tracer (none is put in); after it, a dispatched module call gets its fakes put in, as in :func:`propagate`.
-    ``submodules``: ``root.named_modules(remove_duplicate=False)`` as a dict, when the caller has walked it."""
+    ``submodules``: ``root.named_modules(remove_duplicate=False)`` as a dict, when the caller has walked it;
+    ``attributes``: :attr:`PlanCache.attributes`."""
 
     def __init__(
         self,
@@ -862,9 +870,11 @@ class TraceShapes:
         fakes: Fakes | None,
         constants: Collection[str],
         submodules: dict[str, nn.Module] | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> None:
         self._paths: dict[str, str] = {}
-        plans = PlanCache(steps=(), submodules=submodules)  # run node by node: no steps of a graph not made yet
+        attributes = {} if attributes is None else attributes
+        plans = PlanCache(steps=(), submodules=submodules, attributes=attributes)  # node by node: no steps yet
         self._runner = _ShapeRunner(root, graph, self._paths, RULES, fake_mode, fakes, plans, constants, fill=False)
         self._runner._inputs = iter(inputs)
         self._graph, self._last = graph, graph._root

@@ -172,6 +172,19 @@ _REFUSED: Mapping[str, Callable[[Any, fx.Proxy], Any]] = {
 """What a read of a value computed from tensor data raises (as fx does; a real forward captures it)."""
 
 
+_ASSERTIONS = frozenset({torch._is_all_true, torch.Tensor._is_all_true})
+"""What torch's own checks of tensor data test (``torch.distributions`` validating its parameters and samples, ``if
+not torch._is_all_true(constraint.check(value)): raise``): read as a bool, such a value is taken as true. The
+analysis assumes a valid input, whatever its values must be, as it takes ``torch._check`` of data as holding
+(:mod:`~torchscan.graph.traced_code`); the call stays a node, counted as an ``all``."""
+
+
+def _asserted(node: fx.Node) -> bool:
+    """Whether ``node`` is a call of :data:`_ASSERTIONS` (a method node's target is its name)."""
+    target = getattr(torch.Tensor, node.target, None) if node.op == "call_method" else node.target
+    return node.op in ("call_function", "call_method") and target in _ASSERTIONS
+
+
 class _Tracer(fx.Tracer):
     """fx tracer that patches nothing: it intercepts module calls on the copy's own objects.
 
@@ -252,6 +265,11 @@ class _Tracer(fx.Tracer):
         """Ids of the parameters and buffers held under more than one path (tied weights)."""
         self._proxies: dict[str, fx.Proxy] = {}
         """The ``get_attr`` proxy of each parameter path read so far."""
+        self.attribute_values: dict[str, torch.Tensor] = {}
+        """The plain tensor attributes as the trace found them, by path (made by :meth:`trace`;
+        :attr:`~torchscan.graph.shapes.PlanCache.attributes`)."""
+        self._written: dict[int, tuple[torch.Tensor, fx.Proxy]] = {}
+        """Tensors of the copy a traced value was written into, by id: (tensor, its write), :meth:`wrote_into`."""
         self._opaque: dict[int, tuple[Any, str]] = {}
         """Values fx has no argument form for, by id: (the value, its root attribute): :meth:`_opaque_arg`."""
         self._entry: tuple[Any, tuple[Any, ...]] | None = None
@@ -324,6 +342,7 @@ class _Tracer(fx.Tracer):
                     continue
                 if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
                     self.tensor_attrs.setdefault(value, prefix + key)
+        self.attribute_values = {path: tensor for tensor, path in self.tensor_attrs.items()}
         for kind, key in (("parameter", "_parameters"), ("buffer", "_buffers")):  # as named_parameters/_buffers
             for module, path in self.submodule_paths.items():  # walks them, from the walk made above
                 prefix = f"{path}." if path else ""
@@ -397,6 +416,8 @@ class _Tracer(fx.Tracer):
         node = proxy.node
         value = self._value(node)
         if kind != "len" and any(isinstance(leaf, (torch.Tensor, Pending)) for leaf in tree_leaves(value)):
+            if kind == "bool" and _asserted(node):  # a check of the data: holds, as the analysis assumes
+                return True
             return _REFUSED[kind](self, proxy)
         read = READ[kind](value)
         self.guards.append(Guard(node.name, kind, read))
@@ -450,7 +471,14 @@ class _Tracer(fx.Tracer):
             inputs = fake_inputs(self._inputs.specs, self._device, self.fake_mode)
             submodules = self.submodules_of(self.root)
             self.shapes = TraceShapes(
-                self.root, self.graph, inputs, self.fake_mode, self._fakes, self.constants, submodules
+                self.root,
+                self.graph,
+                inputs,
+                self.fake_mode,
+                self._fakes,
+                self.constants,
+                submodules,
+                self.attribute_values,
             )
         self.shaping = True
         try:
@@ -651,7 +679,27 @@ class _Tracer(fx.Tracer):
         computes) as it was stored."""
         if tensor is None or isinstance(tensor, fx.Proxy):
             return tensor
-        return self._fakes.any(tensor)
+        fake = self._fakes.any(tensor)
+        written = self._written.get(id(fake))
+        return written[1] if written is not None and written[0] is fake else fake
+
+    def wrote_into(self, tensor: torch.Tensor, proxy: fx.Proxy) -> None:
+        """``tensor[index] = value`` of a traced value into a tensor of the copy's (a buffer's fake, a plain tensor
+        attribute: a key/value cache written at each call): ``proxy`` (the write's node) stands for it from then on,
+        as a proxy written into stands for its write (:meth:`_Proxy.__setitem__`) — read by name again (``self.cache``)
+        the module hands out the write, so what the forward reads of it follows the write, where it read the
+        tensor as it was (a constant of the graph, the ops on it folded). A block writing so is traced, never
+        replayed (the copy's state changes outside its graph)."""
+        self._written[id(tensor)] = (tensor, proxy)
+        path = self.tensor_attrs.get(tensor)
+        if path is not None:  # a plain attribute: the module's dict holds the write (``get_attr`` reads the original)
+            owner, _, name = path.rpartition(".")
+            module = self.root.get_submodule(owner) if owner else self.root
+            if vars(module).get(name) is tensor:
+                vars(module)[name] = proxy
+        reuse = self._reuse
+        if reuse is not None and reuse.depth:
+            reuse.log.append(("refused", None, None))
 
     def shaped(self, tensor: torch.Tensor | None) -> Any:
         """What the trace's shape pass reads of a parameter or buffer of the copy: its fake where one
@@ -696,7 +744,12 @@ class _Tracer(fx.Tracer):
 
     def _tensor_arg(self, a: torch.Tensor) -> fx.Node:
         """A concrete tensor argument: ``get_attr`` of its path if it is (the fake of) a parameter or
-        buffer of the copy or a tensor attribute of one of its modules, else a new constant of the root."""
+        buffer of the copy or a tensor attribute of one of its modules, else a new constant of the root; a tensor of
+        the copy a traced value was written into, that write (:meth:`wrote_into`: a local name still holding the
+        tensor, ``k_out = self.k_cache; k_out[:, :, pos] = k``)."""
+        written = self._written.get(id(a))
+        if written is not None and written[0] is a:
+            return written[1].node
         real = self._fakes.real_of(a)
         found = self._tensor_paths.get(id(real))
         if found is not None and found[2] is real:
@@ -951,10 +1004,16 @@ class _Proxy(fx.Proxy):
         if tracer is None or isinstance(orig_method, (torch._C.ScriptMethod, torch._ops.HigherOrderOperator)):
             return fx.Proxy.__torch_function__.__func__(cls, orig_method, types, args, kwargs)
         if tracer.is_tensor_method(orig_method):
-            return tracer.create_proxy("call_method", orig_method.__name__, args, kwargs)
+            made = tracer.create_proxy("call_method", orig_method.__name__, args, kwargs)
+            if orig_method is _SET_ITEM and args and type(args[0]) is not _Proxy and isinstance(args[0], torch.Tensor):
+                tracer.wrote_into(args[0], made)  # a traced value written into a tensor of the copy
+            return made
         return tracer.create_proxy(
             "call_function", orig_method, args, kwargs, name=tracer.node_candidate(orig_method.__name__)
         )
+
+
+_SET_ITEM = torch.Tensor.__setitem__
 
 
 def _tracer_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> _Tracer | None:
@@ -1433,7 +1492,9 @@ def capture(
             guards=tuple(tracer.guards),
             checks=tuple(tracer.checks),
             passed_through=passed,
-            memo=Memo(traced=tracer.shapes, shapes=PlanCache(submodules=submodules)),
+            memo=Memo(
+                traced=tracer.shapes, shapes=PlanCache(submodules=submodules, attributes=tracer.attribute_values)
+            ),
         )
     finally:
         vars(tracer).clear()  # its proxies refer back to it: freed now (a failed trace's too), not by the collector

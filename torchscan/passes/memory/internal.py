@@ -1070,7 +1070,9 @@ class _Values:
             value = self._root
             for part in str(node.target).split("."):
                 value = getattr(value, part)
-            if self._fakes is not None and isinstance(value, torch.Tensor):
+            if isinstance(value, fx.Proxy):  # an attribute the forward rebound: the shape pass's value of the node
+                value = result
+            elif self._fakes is not None and isinstance(value, torch.Tensor):
                 value = self._fakes.of(value)
         elif isinstance(described, TensorSpec) and described.contiguous:
             value = torch.empty(described.shape, dtype=described.dtype)
