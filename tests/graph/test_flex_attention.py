@@ -115,3 +115,37 @@ def test_memory_counts_what_the_kernel_keeps() -> None:
     rows = heads * length
     projections = 4 * (length * width + length * 3 * width + length * width)  # x, qkv's output, out's input
     assert report.memory.saved_activation_bytes == projections + 8 * rows + 16
+
+
+class _Documents(nn.Module):
+    """Document masking: a block mask made in the forward from the traced sizes, its ``mask_mod`` reading the
+    forward's document ids (a tensor of the trace)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(64, 192)
+
+    def forward(self, x: torch.Tensor, documents: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, 4, c // 4).permute(2, 0, 3, 1, 4)
+
+        def same_document(batch: torch.Tensor, head: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> Any:
+            return (documents[batch, i] == documents[batch, j]) & (i >= j)
+
+        mask = create_block_mask(same_document, b, None, n, n, device=x.device)
+        return flex_attention(q, k, v, block_mask=mask)
+
+
+def test_a_block_mask_made_in_the_forward() -> None:
+    """Traced (was no report: the sizes traced, the mask compiled), the mask made from shapes and counted (``2N``
+    FLOPs for ``N = 2·256·256`` positions), the attention reading it (its mask FLOP a score); nothing said."""
+    length = 256
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = crawl_module(_Documents(), args=(torch.randn(2, length, 64), torch.zeros(2, length, dtype=torch.long)))
+    assert not caught and not report.diagnostics and report.totals.complete
+    records = report.records
+    made = next(n for n in records if records.nodes[n]["record"].type_name == "create_block_mask")
+    attention = next(n for n in records if records.nodes[n]["record"].type_name == "flex_attention")
+    assert records.nodes[made]["cost"].flops == 2 * 2 * length * length
+    assert made in set(records.predecessors(attention))

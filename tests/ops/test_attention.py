@@ -482,3 +482,12 @@ def test_a_hand_worked_flex_attention() -> None:
     q, kv = spec(1, 2, 3, 4), spec(1, 2, 5, 4)
     got = cost(flex.flex_attention, (q, kv, kv), (q, spec(1, 2, 3)), return_lse=True)
     assert got == Cost(flops=594, macs=240, dmas=134)
+
+
+def test_a_hand_worked_block_mask() -> None:
+    """``create_block_mask`` for 2 batches, every head (1), 200 queries and 300 keys in blocks of 128: 120,000
+    positions (the ``mask_mod`` at each, then summed per block: 240,000 FLOPs), 2 × 3 blocks; written: block counts
+    and indices of the partial and full blocks, by query blocks (2 + 2·3) and by key blocks (3 + 3·2), twice (full
+    blocks apart), per batch: 2·2·(2 + 3 + 2·6) = 68 elements; read and written densely 240,000."""
+    attrs = {"mask_mod": None, "B": 2, "H": None, "Q_LEN": 200, "KV_LEN": 300}
+    assert cost(flex.create_block_mask, (), (), **attrs) == Cost(flops=240_000, dmas=240_068)

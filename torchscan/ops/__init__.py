@@ -142,6 +142,7 @@ from torchscan.ops.registry import (
 __all__ = [
     "AUTOWRAP_FUNCTIONS",
     "DEFAULT_REGISTRY",
+    "OBJECT_RESULTS",
     "TRACE_THROUGH",
     "DuplicateFormulaError",
     "Formula",
@@ -182,3 +183,6 @@ TRACE_THROUGH = attention.TRACE_THROUGH | loss.TRACE_THROUGH
 
 AUTOWRAP_FUNCTIONS = attention.AUTOWRAP_FUNCTIONS
 """Functions the tracer records as single calls so that it can enter the ``TRACE_THROUGH`` modules."""
+
+OBJECT_RESULTS = attention.OBJECT_RESULTS
+"""Calls counted though their result is an object, not a tensor (``create_block_mask``'s ``BlockMask``)."""

@@ -281,9 +281,37 @@ Linear, LayerNorm, Dropout, activation) are leaves with formulas, so each gets i
 specialized to them.)"""
 
 
+def block_mask_shape(call: OpCall) -> tuple[int, int, int, int, int, int]:
+    """``(B', H', L, S, Q-blocks, KV-blocks)`` of a ``create_block_mask`` call (``B``, ``H`` None: 1)."""
+    batch, heads = argument(call, "B", 1) or 1, argument(call, "H", 2) or 1
+    length, source = int(argument(call, "Q_LEN", 3)), int(argument(call, "KV_LEN", 4))
+    block = argument(call, "BLOCK_SIZE", 6, 128)
+    q_block, kv_block = (block, block) if isinstance(block, int) else tuple(block)
+    return int(batch), int(heads), length, source, -(-length // q_block), -(-source // kv_block)
+
+
+@TABLE.register(_flex.create_block_mask)
+def create_block_mask(call: OpCall) -> Cost:
+    """``create_block_mask(mask_mod, B, H, L, S)``, as its eager path computes it: the ``mask_mod`` at each of the
+    ``N = B'·H'·L·S`` positions (one FLOP each: a user function, not read), the dense mask reduced per block (``N``
+    adds and comparisons), the block indices written: ``FLOPs = 2N``, ``MACs = 0``, ``DMAs = 2N + I`` with ``I =
+    (1 + [separate full blocks])·B'·H'·(n_q + n_kv + 2·n_q·n_kv)`` index elements (``n_q``, ``n_kv`` blocks)."""
+    batch, heads, length, source, q_blocks, kv_blocks = block_mask_shape(call)
+    positions = batch * heads * length * source
+    separate = bool(argument(call, "separate_full_blocks", 8, True))
+    indices = (1 + separate) * batch * heads * (q_blocks + kv_blocks + 2 * q_blocks * kv_blocks)
+    return Cost(flops=2 * positions, dmas=2 * positions + indices)
+
+
 AUTOWRAP_FUNCTIONS: tuple[Any, ...] = tuple(
-    function for function in (getattr(_transformer, "_get_seq_len", None), _flex.flex_attention) if function is not None
+    function
+    for function in (getattr(_transformer, "_get_seq_len", None), _flex.flex_attention, _flex.create_block_mask)
+    if function is not None
 )
 """Functions fx records as one call instead of tracing into: ``_get_seq_len`` (branches on ``src.is_nested``;
-returns sizes, which are free) and ``flex_attention`` (a Python function that reads its arguments' metadata and
-compiles its kernel: counted whole)."""
+returns sizes, which are free), ``flex_attention`` (a Python function that reads its arguments' metadata and
+compiles its kernel: counted whole) and ``create_block_mask`` (runs its ``mask_mod`` over every position)."""
+
+OBJECT_RESULTS: frozenset[Any] = frozenset({_flex.create_block_mask})
+"""Calls whose result is an object holding tensors (a ``BlockMask``), not a tensor: counted all the same (a call
+returning no tensor is otherwise Python bookkeeping, free)."""

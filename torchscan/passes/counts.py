@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import networkx as nx
 
+from torchscan.ops import OBJECT_RESULTS
 from torchscan.ops.registry import Registry
 from torchscan.records import RECORD, Cost, Diagnostic, NodeRecord
 
@@ -19,14 +20,15 @@ NodeCosts = Mapping[str, Cost | None]
 def count_costs(graph: nx.DiGraph, registry: Registry) -> tuple[dict[str, Cost | None], tuple[Diagnostic, ...]]:
     """Cost of every node that computes tensors, and one diagnostic per uncounted op type.
 
-    Nodes that only handle Python values (``x.size(1)``, shape arithmetic) are free and absent.
+    Nodes that only handle Python values (``x.size(1)``, shape arithmetic) are free and absent; a call of
+    :data:`~torchscan.ops.OBJECT_RESULTS` (its result an object holding tensors) is counted.
     """
     costs: dict[str, Cost | None] = {}
     unknown: dict[str, list[str]] = defaultdict(list)
     failed: dict[str, list[str]] = defaultdict(list)
     for _, data in graph.nodes(data=True):
         record: NodeRecord = data[RECORD]
-        if record.call is None or not record.produces_tensor:
+        if record.call is None or (not record.produces_tensor and record.call.target not in OBJECT_RESULTS):
             continue
         formula = registry.lookup(record.call.target)
         if formula is None and record.passthrough:  # returns its arguments as they are: computes nothing

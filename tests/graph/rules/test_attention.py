@@ -277,3 +277,37 @@ def test_flex_attention_declines_what_torch_refuses() -> None:
     ]
     for args, kwargs in declined:
         assert answer(rule, flex.flex_attention, args, kwargs) is None, kwargs
+
+
+@settings(max_examples=examples(12), deadline=None)
+@given(
+    batch=st.sampled_from([None, 1, 2]),
+    heads=st.sampled_from([None, 3]),
+    lengths=st.tuples(st.integers(1, 300), st.integers(1, 300)),
+    block=st.sampled_from([128, 64, (32, 64)]),
+    separate=st.booleans(),
+)
+def test_create_block_mask_answers_as_the_function_makes_its_mask(
+    batch: int | None, heads: int | None, lengths: tuple[int, int], block: Any, separate: bool
+) -> None:
+    """Against ``create_block_mask`` itself (CPU): every tensor of the mask of the same shape and dtype, the same
+    lengths, block sizes and ``mask_mod``; the rule never calls the ``mask_mod``."""
+    from torch.nn.attention import flex_attention as flex
+
+    length, source = lengths
+    kwargs = {"device": "cpu", "BLOCK_SIZE": block, "separate_full_blocks": separate}
+    expected = flex.create_block_mask(_causal, batch, heads, length, source, **kwargs)
+
+    def never(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> Any:
+        raise AssertionError("the rule called the mask_mod")
+
+    rule = RULES.rule_for(flex.create_block_mask)
+    assert rule is not None
+    with FakeTensorMode():
+        got = answer(rule, flex.create_block_mask, (never, batch, heads, length, source), kwargs)
+    assert type(got) is flex.BlockMask and got.mask_mod is never
+    for mine, theirs in zip(got.as_tuple()[:-1], expected.as_tuple()[:-1], strict=True):
+        if isinstance(theirs, torch.Tensor):
+            assert (mine.shape, mine.dtype, mine.device) == (theirs.shape, theirs.dtype, theirs.device)
+        else:
+            assert mine == theirs

@@ -14,7 +14,7 @@ import torchvision
 from hypothesis import given
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.nn.attention.flex_attention import flex_attention
+from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
 from tests.graph.rules.helpers import check
 from tests.strategies import random_nets
@@ -136,9 +136,10 @@ def _plain_calls() -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     return calls
 
 
-_NOT_DISPATCHABLE = frozenset({torch.istft, torch.Tensor.istft})
+_NOT_DISPATCHABLE = frozenset({torch.istft, torch.Tensor.istft, create_block_mask})
 """Rules of ops whose fake kernel cannot run (``istft`` checks its window by value): checked against the real op in
-``tests/graph/rules/test_spectral.py``."""
+``tests/graph/rules/test_spectral.py``; and ``create_block_mask``, whose result is an object (a ``BlockMask``, no
+tensor to compare): checked against the function in ``tests/graph/rules/test_attention.py``."""
 
 
 def test_every_rule_answers_its_plain_calls(fake: FakeTensorMode) -> None:

@@ -1,5 +1,5 @@
-"""Shape rules of ``nn.MultiheadAttention`` (its autograd path), ``F.scaled_dot_product_attention`` and
-``flex_attention``."""
+"""Shape rules of ``nn.MultiheadAttention`` (its autograd path), ``F.scaled_dot_product_attention``,
+``flex_attention`` and ``create_block_mask``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch._guards import detect_fake_mode
 from torch.nn import functional as F
 from torch.nn.attention import flex_attention as _flex
 from torch.utils._mode_utils import no_dispatch
@@ -265,3 +266,62 @@ def _fill_strides(shape: tuple[int, ...], like: tuple[int, ...]) -> tuple[int, .
         strides[dim] = size
         size *= shape[dim]
     return tuple(strides)
+
+
+_BLOCK_MASK_NAMES = (
+    "mask_mod",
+    "B",
+    "H",
+    "Q_LEN",
+    "KV_LEN",
+    "device",
+    "BLOCK_SIZE",
+    "_compile",
+    "separate_full_blocks",
+    "compute_dq_write_order",
+    "dq_kv_order",
+)
+
+
+@TABLE.register(_flex.create_block_mask)
+def _create_block_mask(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """``create_block_mask(mask_mod, B, H, Q_LEN, KV_LEN, device, BLOCK_SIZE, …)``: the :class:`BlockMask` it makes,
+    its block counts and indices fake int32 tensors of its shapes (``[B', H', n_q]``, ``[B', H', n_q, n_kv]``, the
+    full blocks' alike unless ``separate_full_blocks=False``; ``B``, ``H`` None: 1), made as torch makes the mask
+    from them (``BlockMask.from_kv_blocks``). The ``mask_mod`` is never called (it may read tensors of the trace: a
+    document mask's ids), nor compiled (``_compile``). A write order asked for (``compute_dq_write_order``) is
+    torch's."""
+    call = bound(_BLOCK_MASK_NAMES, args, kwargs)
+    if call is None or call.get("compute_dq_write_order", False) or not callable(call.get("mask_mod")):
+        return None
+    sizes = [call.get(name) for name in ("B", "H", "Q_LEN", "KV_LEN")]
+    if any(size is not None and type(size) is not int for size in sizes) or None in sizes[2:]:
+        return None
+    block = call.get("BLOCK_SIZE", 128)
+    blocks = (block, block) if type(block) is int else tuple(block)
+    if len(blocks) != 2 or any(type(size) is not int or size < 1 for size in blocks):
+        return None
+    mode = detect_fake_mode()
+    if mode is None:
+        return None
+    batch, heads, length, source = sizes[0] or 1, sizes[1] or 1, sizes[2], sizes[3]
+    device = torch.device(call.get("device") or torch.accelerator.current_accelerator() or "cpu")
+    q_blocks, kv_blocks = -(-length // blocks[0]), -(-source // blocks[1])
+
+    def indices(*shape: int) -> Any:
+        with no_dispatch():
+            made = torch.empty(shape, dtype=torch.int32, device="meta")
+        return fake_tensor(mode, made, device)
+
+    full = bool(call.get("separate_full_blocks", True))
+    counts, positions = indices(batch, heads, q_blocks), indices(batch, heads, q_blocks, kv_blocks)
+    with mode:
+        return _flex.BlockMask.from_kv_blocks(
+            counts,
+            positions,
+            indices(batch, heads, q_blocks) if full else None,
+            indices(batch, heads, q_blocks, kv_blocks) if full else None,
+            BLOCK_SIZE=blocks,
+            mask_mod=call.get("mask_mod"),
+            seq_lengths=(length, source),
+        )
