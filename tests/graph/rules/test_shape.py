@@ -382,3 +382,33 @@ def test_index_writes_are_checked_as_dispatch_checks_them(
         assert outcome == "rejected" or any(isinstance(item, (torch.Tensor, list)) for item in key)
     else:
         assert outcome == "answered"
+
+
+class _Hooked(nn.Module):
+    """Grad-CAM's pattern: the forward registers a hook on an activation to keep its gradient."""
+
+    def __init__(self, hooked: bool) -> None:
+        super().__init__()
+        self.hooked = hooked
+        self.layer = nn.Linear(8, 8)
+        self.gradients: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.layer(x)
+        if self.hooked:
+            y.register_hook(self.gradients.append)
+        return y.relu()
+
+
+def test_a_gradient_hook_registered_in_the_forward_is_inert() -> None:
+    """``y.register_hook(fn)`` gets an inert handle (the analysis runs no backward; the rule's result requires no
+    grad, so torch refused the hook: a shape error of a valid model); the report is the hook-free model's."""
+    hooked = crawl_module(_Hooked(hooked=True).train(), (8,))
+    plain = crawl_module(_Hooked(hooked=False).train(), (8,))
+    assert hooked.totals == plain.totals
+    assert hooked.to_dict()["memory"] == plain.to_dict()["memory"]
+    with FakeTensorMode():
+        x = torch.empty(2, 8)
+    handle = answer(RULES.rule_for(torch.Tensor.register_hook), torch.Tensor.register_hook, (x, print), {})
+    assert isinstance(handle, torch.utils.hooks.RemovableHandle)
+    handle.remove()

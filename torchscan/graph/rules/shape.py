@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import operator
 from collections.abc import Mapping
@@ -324,3 +325,14 @@ def _metadata(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -
     if rest or kwargs:
         return None
     return len(x.shape) if function is torch.Tensor.dim else math.prod(x.shape)
+
+
+@TABLE.register(torch.Tensor.register_hook)
+def _register_hook(method: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    """``x.register_hook(hook)`` (a gradient hook a forward registers: Grad-CAM keeping an activation's gradient):
+    an inert handle, nothing registered — the analysis runs no backward of the forward's values, and the tensors a
+    rule answers require no grad (torch would refuse the hook there, where the model's own forward takes it)."""
+    call = bound(("self", "hook"), args, kwargs)
+    if call is None or not is_tensor(call.get("self")) or not callable(call.get("hook")):
+        return None
+    return torch.utils.hooks.RemovableHandle(collections.OrderedDict())  # of no dict: remove() does nothing
