@@ -71,6 +71,22 @@ def _training(call: OpCall) -> bool:
     return bool(call.get("training", call.training))
 
 
+def _heads(
+    query: TensorSpec, key: TensorSpec, value: TensorSpec, masked: bool, dropout: bool = False
+) -> AttentionShape:
+    """The :class:`AttentionShape` of ``q [.., L, E]``, ``k [.., S, E]``, ``v [.., S, Ev]`` (every leading dim of
+    the query a batch)."""
+    return AttentionShape(
+        batch=math.prod(query.shape[:-2]),
+        queries=query.shape[-2],
+        keys=key.shape[-2],
+        head_dim=query.shape[-1],
+        value_dim=value.shape[-1],
+        masked=masked,
+        dropout=dropout,
+    )
+
+
 @TABLE.register(
     F.scaled_dot_product_attention,
     aten.scaled_dot_product_attention.default,
@@ -87,15 +103,8 @@ def scaled_dot_product_attention(call: OpCall) -> Cost:
     query, key, value = call.inputs[:3]
     mask = call.inputs[3] if len(call.inputs) > 3 else None
     dropout = float(argument(call, "dropout_p", None, 0.0)) > 0
-    shape = AttentionShape(
-        batch=math.prod(query.shape[:-2]),
-        queries=query.shape[-2],
-        keys=key.shape[-2],
-        head_dim=query.shape[-1],
-        value_dim=value.shape[-1],
-        masked=mask is not None or bool(argument(call, "is_causal", None, False)),
-        dropout=dropout,
-    )
+    masked = mask is not None or bool(argument(call, "is_causal", None, False))
+    shape = _heads(query, key, value, masked, dropout)
     reads = query.numel + key.numel + value.numel + (mask.numel if mask is not None else 0)
     return attention_core(shape) + Cost(dmas=reads + call.output.numel)
 
@@ -125,14 +134,7 @@ def flex_attention(call: OpCall) -> Cost:
     query, key, value = call.inputs[:3]
     score_mod = argument(call, "score_mod", 3) is not None
     block_mask = argument(call, "block_mask", 4) is not None
-    shape = AttentionShape(
-        batch=math.prod(query.shape[:-2]),
-        queries=query.shape[-2],
-        keys=key.shape[-2],
-        head_dim=query.shape[-1],
-        value_dim=value.shape[-1],
-        masked=score_mod,
-    )
+    shape = _heads(query, key, value, masked=score_mod)
     written = sum(spec.numel for spec in call.outputs)
     return attention_core(shape) + Cost(
         flops=shape.scores * block_mask, dmas=query.numel + key.numel + value.numel + written
