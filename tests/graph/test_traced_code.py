@@ -7,6 +7,7 @@ import types
 
 import pytest
 import torch
+from torch import cond, nn
 
 from torchscan import crawl_module, sweep
 from torchscan.graph.trace import capture
@@ -285,3 +286,113 @@ def test_assertions_on_traced_data_are_taken_as_holding() -> None:
     with pytest.raises(ValueError, match="do not match"):  # plain values: checked as torch checks them
         helpers.check_matches(False, "image tokens do not match the features")
     assert "torch" not in vars(helpers) and vars(helpers)["__builtins__"] is not None
+
+
+class _Either(nn.Module):
+    """A branch on the input's data (``torch.cond``): a 3×3 convolution, or a padded 5×5 one and a ReLU; then a
+    1×1 convolution of either."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3)
+        self.b = nn.Conv2d(3, 8, 5, padding=1)
+        self.c = nn.Conv2d(8, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(torch.cond(x.mean() > 0, self.a, lambda t: self.b(t).relu(), (x,)))
+
+
+class _Taken(_Either):
+    """:class:`_Either` with its predicate computed and its true branch taken in plain Python."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x.mean() > 0  # noqa: B015 (computed as the branching model computes it)
+        return self.c(self.a(x))
+
+
+def test_a_branch_on_data_traces_and_counts_both_branches() -> None:
+    """``torch.cond`` on data gave no report: fx's trace handed it a proxy for its predicate (refused), and
+    recordings ran it under a dispatch mode, where its own ``torch.compile`` cannot capture it. Traced code now runs
+    it without torch's compiler: both branches traced and counted (an upper bound, said by a ``conditional``
+    diagnostic naming their nodes), the true branch's result read on. The report is the true branch's plain
+    model's plus the false branch's rows, each as analysed alone."""
+    counters = {key: dict(value) for key, value in torch._dynamo.utils.counters.items()}
+    model = _Either().eval()
+    report = crawl_module(model, (3, 16, 16))
+    assert {key: dict(value) for key, value in torch._dynamo.utils.counters.items()} == counters  # no compile
+    assert report.context.capture == "torch.fx" and report.totals.complete
+    assert report.context.output_shapes == (tuple(model(torch.randn(1, 3, 16, 16)).shape),)
+    (note,) = [d for d in report.diagnostics if d.code == "conditional"]
+    assert note.nodes == ("a", "b", "relu")
+    assert "1 node(s) in the true branch, 2 in the false one" in note.message
+    taken = crawl_module(_Taken().eval(), (3, 16, 16)).totals
+    alone_b = crawl_module(model.b, (3, 16, 16)).totals
+    relu = report.row("relu")
+    assert report.row("b").flops == alone_b.flops and relu.flops == 8 * 14 * 14
+    assert report.totals.flops == taken.flops + alone_b.flops + relu.flops
+    assert report.totals.macs == taken.macs + alone_b.macs
+    assert report.totals.params == taken.params  # the model's, both branches' modules
+
+
+class _Sized(nn.Module):
+    """A branch on the input's width (``from torch import cond``, operands as a list): a 3×3 convolution on wide
+    inputs, a padded 5×5 one on narrow ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3)
+        self.b = nn.Conv2d(3, 8, 5, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return cond(x.shape[-1] > 12, lambda t: self.a(t), self.b, [x])
+
+
+class _Direct(_Sized):
+    """:class:`_Sized`'s branch taken by an ``if`` on the same size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x) if x.shape[-1] > 12 else self.b(x)
+
+
+@pytest.mark.parametrize("width", [8, 16])
+def test_a_branch_on_sizes_is_decided_as_an_if(width: int) -> None:
+    """A predicate computed from sizes is decided by the trace (a guard, as an ``if`` on sizes is): only the branch
+    the input takes is traced, and the report is the one of the model taking it by an ``if``; a sweep across the
+    decision equals fresh analyses (the graph traced again where the guard reads otherwise)."""
+    report = crawl_module(_Sized().eval(), (3, width, width))
+    direct = crawl_module(_Direct().eval(), (3, width, width))
+    assert report.context.capture == "torch.fx"
+    assert not [d for d in report.diagnostics if d.code == "conditional"]
+    assert report.totals == direct.totals
+    assert [(row.name, row.flops) for row in report.rows] == [(row.name, row.flops) for row in direct.rows]
+    items = [(3, 8, 8), (3, 16, 16), (3, 10, 10), (3, 14, 14)]
+    for swept, shape in zip(sweep(_Sized().eval(), items), items, strict=True):
+        assert swept.to_dict() == crawl_module(_Sized().eval(), shape).to_dict()
+
+
+class _Flagged(nn.Module):
+    """``torch.cond`` on a Python bool (torch's eager ``cond`` runs the branch) and on a buffer (data)."""
+
+    def __init__(self, flag: bool) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.b = nn.Linear(8, 4)
+        self.flag = flag
+        self.register_buffer("held", torch.tensor(flag))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        plain = torch.cond(self.flag, lambda t: self.a(t)[..., :4], self.b, (x,))
+        held = torch.cond(self.held, lambda t: self.a(t)[..., :4], self.b, (x,))
+        return plain, held
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_bool_picks_its_branch_and_a_buffer_is_data(flag: bool) -> None:
+    """A Python bool picks its branch, as torch's eager ``cond`` does; a buffer's value is data the trace does not
+    read (its fake): both branches, as for any predicate on data."""
+    report = crawl_module(_Flagged(flag).eval(), (8,))
+    (note,) = [d for d in report.diagnostics if d.code == "conditional"]
+    assert "1 torch.cond call(s)" in note.message
+    linear_a, linear_b = 8 * (2 * 8 - 1 + 1), 4 * (2 * 8 - 1 + 1)
+    plain = linear_a if flag else linear_b
+    assert report.totals.flops == plain + linear_a + linear_b

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import torch
-from torch import nn
+from torch import fx, nn
 from torch.utils._pytree import tree_flatten
 
 from torchscan.errors import CaptureError, ShapeError
@@ -28,7 +28,7 @@ from torchscan.graph.kept import KeptState
 from torchscan.graph.record import NeedsValues, record
 from torchscan.graph.script import is_scripted, record_scripted
 from torchscan.graph.shapes import NodeValues, fake_inputs, propagate, quiet_fake_tensor_log
-from torchscan.graph.trace import FX, GRAPH_MODULE, Capture, capture, traced_code
+from torchscan.graph.trace import BRANCH, FX, GRAPH_MODULE, Capture, capture, traced_code
 from torchscan.graph.traced_code import TracedCode
 from torchscan.inputs import InputSpec, ModelInputs
 from torchscan.ops.registry import Registry
@@ -351,6 +351,9 @@ def _notes(captured: Capture, values: Mapping[str, NodeValues]) -> tuple[Diagnos
         if any(region.selective for region in regions):
             message += "; a context_fn (selective checkpointing) is not modelled: taken as remaking everything"
         notes.append(Diagnostic("checkpoint", message, tuple(node.name for node in checkpointed)))
+    branched = [node for node in captured.graph.nodes if BRANCH in node.meta]
+    if branched:
+        notes.append(_conditional(branched))
     sized = [guard for guard in captured.guards if guard.kind not in METADATA]  # fixed by the graph's ops
     if sized:
         first = sized[0]
@@ -362,6 +365,24 @@ def _notes(captured: Capture, values: Mapping[str, NodeValues]) -> tuple[Diagnos
         )
         notes.append(Diagnostic("shape-specialized", message))
     return tuple(notes)
+
+
+def _conditional(branched: Sequence[fx.Node]) -> Diagnostic:
+    """The ``conditional`` diagnostic of the nodes the branches of ``torch.cond`` calls on tensor data made
+    (:meth:`~torchscan.graph.trace._Tracer.both_branches`)."""
+    calls = collections.Counter(node.meta[BRANCH] for node in branched)
+    count = len({call for call, _ in calls})
+    sizes = "; ".join(
+        f"{calls[(call, 0)]} node(s) in the true branch, {calls[(call, 1)]} in the false one"
+        for call in sorted({call for call, _ in calls})[:3]
+    )
+    message = (
+        f"{count} torch.cond call(s) decide on tensor data ({sizes}): which branch runs depends on the input's "
+        "values, so both branches are traced and counted (the totals, rows and memory figures are an upper bound "
+        "of one forward's; each branch's rows show its own cost), and the call's result is the true branch's (the "
+        "receptive field after it too)"
+    )
+    return Diagnostic("conditional", message, tuple(node.name for node in branched))
 
 
 def _elements(values: Mapping[str, NodeValues], name: str) -> int:

@@ -67,6 +67,7 @@ from torchscan.ops.registry import Registry
 from torchscan.records.frozen import frozen_record
 
 __all__ = [
+    "BRANCH",
     "FX",
     "GRAPH_MODULE",
     "Capture",
@@ -271,6 +272,8 @@ class _Tracer(fx.Tracer):
         self._written: dict[int, tuple[torch.Tensor, fx.Proxy]] = {}
         """Tensors of the copy a traced value was written into, by id: (tensor, its write), :meth:`wrote_into`."""
         self._opaque: dict[int, tuple[Any, str]] = {}
+        self._branches = 0
+        """The ``torch.cond`` calls on tensor data traced so far (:meth:`both_branches`)."""
         """Values fx has no argument form for, by id: (the value, its root attribute): :meth:`_opaque_arg`."""
         self._entry: tuple[Any, tuple[Any, ...]] | None = None
         """The frame that called ``trace`` and the stack down to it (outermost first)."""
@@ -430,6 +433,23 @@ class _Tracer(fx.Tracer):
         if any(isinstance(leaf, (torch.Tensor, Pending)) for leaf in tree_leaves(value)):
             return None
         return self.concrete(proxy, "bool")
+
+    def both_branches(self, true_fn: Callable[..., Any], false_fn: Callable[..., Any], operands: Any) -> Any:
+        """``torch.cond`` on tensor data (:func:`~torchscan.graph.traced_code._traced_cond`): which branch runs
+        depends on the input's values, which the analysis does not have, so both are traced, the true branch
+        first, and every node each makes is marked :data:`BRANCH` (the call's number, then 0 for the true branch,
+        1 for the false one; the ``conditional`` diagnostic reads them). The result is the true branch's (torch
+        requires both to return tensors of one shape, dtype and layout)."""
+        index, self._branches = self._branches, self._branches + 1
+        results = []
+        for branch, function in enumerate((true_fn, false_fn)):
+            last = next(reversed(self.graph.nodes))  # the placeholders at least: never empty here
+            results.append(function(*operands))
+            node = last.next
+            while node.op != "root":
+                node.meta[BRANCH] = (index, branch)
+                node = node.next
+        return results[0]
 
     def wrote(self, node: fx.Node) -> None:
         """An index write into the value of ``node`` (whose proxy now stands for the write): told to the
@@ -1388,6 +1408,10 @@ def _summaries(frames: tuple[Any, ...]) -> list[tuple[str, int, str]]:
 
 _UNKNOWN = object()
 """A class not looked up yet (:attr:`_Tracer._returning`)."""
+
+BRANCH = "torchscan_branch"
+"""Meta key of a node made by a branch of ``torch.cond`` on tensor data: ``(call, branch)``, the call's number in
+the trace and 0 for the true branch, 1 for the false one (:meth:`_Tracer.both_branches`)."""
 
 ROOT_CALL = "torchscan_root_call"
 """Meta key marking the call of a model that is itself one op (e.g. a bare ``nn.Conv2d``)."""

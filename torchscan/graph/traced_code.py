@@ -152,7 +152,9 @@ class TracedCode:
         torch_name = None  # the name the module imports torch as
         for name, value in list(scope.items()):  # a module's globals: hundreds of names, most of them skipped
             if type(value) is types.FunctionType:  # (FunctionType cannot be subclassed)
-                if id(value) in wrap_ids or (name in wrapped and (leaf is None or leaf(value))):
+                if sized and value in _CONDITIONALS:  # ``from torch import cond``
+                    replaced[name] = _traced_cond(value)
+                elif id(value) in wrap_ids or (name in wrapped and (leaf is None or leaf(value))):
                     replaced[name] = _proxy_aware(value)
                 elif value.__globals__ is scope:
                     own.append((name, value))
@@ -237,10 +239,18 @@ _CHECKS: tuple[Callable[..., Any], ...] = (
 )
 """torch's assertions (``torch._check(cond)``), which refuse a condition that is not a bool or a tensor."""
 
+_CONDITIONALS: tuple[Callable[..., Any], ...] = tuple(
+    function for function in (getattr(torch, "cond", None),) if function is not None
+)
+"""torch's data-dependent branch (``torch.cond(pred, true_fn, false_fn, operands)``), which compiles itself with
+dynamo in eager code and refuses a proxy as its predicate."""
+
 _SIZED_IDS = frozenset(id(function) for function in _SIZED)
 _FROM_DATA_IDS = frozenset(id(function) for function in _FROM_DATA)
 _CHECK_NAMES = frozenset(function.__name__ for function in _CHECKS)
-_SIZED_NAMES = frozenset(function.__name__ for function in (*_SIZED, *_FROM_DATA)) | _CHECK_NAMES
+_SIZED_NAMES = (
+    frozenset(function.__name__ for function in (*_SIZED, *_FROM_DATA, *_CONDITIONALS)) | _CHECK_NAMES
+)
 
 
 def _calls_sized(function: types.FunctionType) -> bool:
@@ -301,6 +311,7 @@ def _torch_shim() -> types.ModuleType:
     vars(shim).update({function.__name__: _sizes_packed(function) for function in _SIZED})
     vars(shim).update({function.__name__: _numbers_read(function) for function in _FROM_DATA})
     vars(shim).update({function.__name__: _traced_holds(function) for function in _CHECKS})
+    vars(shim).update({function.__name__: _traced_cond(function) for function in _CONDITIONALS})
     return shim
 
 
@@ -329,6 +340,49 @@ def _traced_holds(function: Callable[..., Any]) -> Callable[..., Any]:
             function(*args[:position], condition, *args[position + 1 :], **kwargs)
 
     return check
+
+
+def _traced_cond(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.cond`` as traced code runs it. A predicate the trace can decide picks its branch, which is traced
+    as an ``if`` would be: a Python bool or number (torch's eager ``cond`` does the same), a condition computed from
+    sizes (a guard, :meth:`~torchscan.graph.trace._Tracer.sized_bool`), a tensor holding values (a constant the
+    forward made, read as the forward reads it). A predicate computed from tensor data (a buffer's, whose fake the
+    trace holds, included) cannot be decided from shapes:
+    both branches are traced, one after the other, and the call's result is the true branch's
+    (:meth:`~torchscan.graph.trace._Tracer.both_branches`). torch's own ``cond`` would compile itself with dynamo
+    (process-wide state the analysis must not touch) and refuses a proxy."""
+
+    @functools.wraps(function)
+    def cond(pred: Any, true_fn: Any, false_fn: Any, operands: Any = ()) -> Any:
+        proxy = first_proxy((pred, operands))
+        decided = _decided(pred)
+        if decided is not None:
+            return (true_fn if decided else false_fn)(*operands)
+        if proxy is None or not callable(true_fn) or not callable(false_fn):  # nothing traced: torch's own
+            return function(pred, true_fn, false_fn, operands)
+        both = getattr(proxy.tracer, "both_branches", None)
+        if both is None:
+            return function(pred, true_fn, false_fn, operands)
+        return both(true_fn, false_fn, operands)
+
+    return cond
+
+
+def _decided(pred: Any) -> bool | None:
+    """The branch ``torch.cond`` takes where the trace knows it (:func:`_traced_cond`), else None."""
+    if isinstance(pred, (bool, int, float)):
+        return bool(pred)
+    if isinstance(pred, fx.Proxy):
+        read = getattr(pred.tracer, "sized_bool", None)
+        return read(pred) if read is not None else None
+    if isinstance(pred, torch.Tensor) and pred.numel() == 1 and _holds_data(pred):
+        return bool(pred.item())
+    return None
+
+
+def _holds_data(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor`` holds values (no fake tensor, no ``meta`` tensor)."""
+    return tensor.device.type != "meta" and not isinstance(tensor, torch._subclasses.fake_tensor.FakeTensor)
 
 
 def _importing(shim: types.ModuleType) -> dict[str, Any]:
