@@ -13,12 +13,15 @@ reference's literal counts too.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from tests.ops.helpers import assert_same, cost, crawled_cost, function_cost, module_cost, randn, spec
 from tests.reference import pool as pool_reference
@@ -138,3 +141,58 @@ def test_a_hand_worked_area_upsampling() -> None:
     assert expected_area(pool_reference.adaptive_avg_pool(x, (6,))) == Cost(flops=6, dmas=12)
     x = randn(0, 1, 1, 10)
     assert function_cost(F.interpolate, x, size=3, mode="area") == Cost(flops=12, dmas=15)
+
+
+def _literal_affine_grid(theta: torch.Tensor, size: tuple[int, ...], align: bool) -> torch.Tensor:
+    """ATen's ``affine_grid_generator``, step by step: a line of coordinates per spatial dim (a 0 for a size of
+    one), scaled unless ``align_corners``; the base grid of homogeneous coordinates (x along the last dim); its
+    product with θᵀ per batch."""
+
+    def line(steps: int) -> torch.Tensor:
+        if steps <= 1:
+            return torch.zeros(1, dtype=theta.dtype)
+        points = torch.linspace(-1, 1, steps, dtype=theta.dtype)
+        return points if align else points * (steps - 1) / steps
+
+    batch, dims, spatial = theta.shape[0], theta.shape[1], size[2:]
+    axes = torch.meshgrid(*[line(steps) for steps in spatial], indexing="ij")
+    base = torch.stack([*reversed(axes), torch.ones_like(axes[0])], -1).expand(batch, *spatial, dims + 1)
+    return base.reshape(batch, -1, dims + 1).bmm(theta.transpose(1, 2)).view(batch, *spatial, dims)
+
+
+def test_a_hand_worked_affine_grid() -> None:
+    """θ of 2 × 2 × 3, a grid of 5 × 7 points: N_out = 140; the base grid B = 2·35·3 = 210 elements, the lines
+    7 + 5 = 12 elements, each scaled (2 FLOPs, 4 DMAs an element) unless ``align_corners``; the product 3 MACs and
+    5 FLOPs a grid value: 700 + 24 FLOPs, 420 MACs, 24 + 48 + 210 + (210 + 12 + 140) DMAs."""
+    theta = torch.randn(2, 2, 3)
+    assert function_cost(F.affine_grid, theta, (2, 3, 5, 7), align_corners=False) == Cost(724, 420, 644)
+    assert function_cost(F.affine_grid, theta, (2, 3, 5, 7), align_corners=True) == Cost(700, 420, 596)
+
+
+@given(
+    batch=st.integers(1, 3),
+    spatial=st.lists(st.integers(1, 6), min_size=2, max_size=3),
+    align=st.booleans(),
+)
+def test_affine_grid_counts_aten_s_algorithm(batch: int, spatial: list[int], align: bool) -> None:
+    """The algorithm the formula counts is ATen's (the literal one's values are ``F.affine_grid``'s); its MACs are
+    FlopCounterMode's of that product (FlopCounterMode counts ``affine_grid_generator`` itself as 0); the analysis
+    of a module calling it reports the closed form."""
+    dims = len(spatial)
+    size = (batch, 3, *spatial)
+    theta = torch.randn(batch, dims, dims + 1, dtype=torch.float64)
+    with FlopCounterMode(display=False) as counter:
+        literal = _literal_affine_grid(theta, size, align)
+    assert_same(literal, F.affine_grid(theta, size, align_corners=align))
+
+    class Grid(nn.Module):
+        def forward(self, theta: torch.Tensor) -> torch.Tensor:
+            return F.affine_grid(theta, size, align_corners=align)
+
+    totals = crawl_module(Grid(), args=(theta,)).totals
+    points, lines = batch * math.prod(spatial), sum(steps if steps > 1 else 1 for steps in spatial)
+    scaled = 0 if align else sum(steps for steps in spatial if steps > 1)
+    n_out, base = points * dims, points * (dims + 1)
+    assert totals.complete and totals.macs == n_out * (dims + 1) == counter.get_total_flops() // 2
+    assert totals.flops == n_out * (2 * dims + 1) + 2 * scaled
+    assert totals.dmas == 2 * lines + 4 * scaled + 2 * base + theta.numel() + n_out

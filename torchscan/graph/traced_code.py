@@ -248,9 +248,7 @@ dynamo in eager code and refuses a proxy as its predicate."""
 _SIZED_IDS = frozenset(id(function) for function in _SIZED)
 _FROM_DATA_IDS = frozenset(id(function) for function in _FROM_DATA)
 _CHECK_NAMES = frozenset(function.__name__ for function in _CHECKS)
-_SIZED_NAMES = (
-    frozenset(function.__name__ for function in (*_SIZED, *_FROM_DATA, *_CONDITIONALS)) | _CHECK_NAMES
-)
+_SIZED_NAMES = frozenset(function.__name__ for function in (*_SIZED, *_FROM_DATA, *_CONDITIONALS)) | _CHECK_NAMES
 
 
 def _calls_sized(function: types.FunctionType) -> bool:

@@ -5,7 +5,8 @@ element and blends them: nearest reads 1 and does no arithmetic; (bi/tri)linear 
 does ``2^d − 1`` lerps ``a + w·(b − a)`` (3 FLOPs, 1 MAC each); bicubic (2-D) reads 16 and does
 5 four-tap cubic blends (7 FLOPs, 4 MACs each); area is an adaptive average pool.
 ``grid_sample`` blends the same taps at the grid's points, plus the grid coordinates' own
-unnormalising and clipping (once per point, shared by the channels).
+unnormalising and clipping (once per point, shared by the channels). ``affine_grid`` makes the grid
+grid_sample reads as ATen does: a base grid of homogeneous coordinates times each batch's affine matrix.
 """
 
 from __future__ import annotations
@@ -113,6 +114,30 @@ def grid_sample(call: OpCall) -> Cost:
     blend = interpolation_cost(mode, out.numel, max(spec.ndim - 2, 1))
     coordinates = Cost(flops=grid.numel * (2 + _CLIP_FLOPS[padding]), dmas=grid.numel)  # torch's three modes
     return blend + coordinates
+
+
+@TABLE.register(F.affine_grid, torch.affine_grid_generator, aten.affine_grid_generator.default)
+def affine_grid(call: OpCall) -> Cost:
+    """affine_grid (``θ`` of ``N × d × (d + 1)``, a grid of ``P`` points per batch over ``d`` spatial dims of sizes
+    ``s_i``, ``N_out = N·P·d``), as ATen computes it: a line of coordinates per spatial dim (``linspace(-1, 1,
+    s_i)``, ``ℓ_i = s_i`` elements, one where ``s_i ≤ 1``), each scaled by ``(s_i − 1)/s_i`` (a product and a
+    division an element) unless ``align_corners`` or ``s_i ≤ 1``; a base grid of ``B = N·P·(d + 1)`` homogeneous
+    coordinates written from them; its product with ``θᵀ`` per batch (bmm, ``k = d + 1``).
+    ``L = Σ ℓ_i``, ``S = Σ ℓ_i`` over the scaled lines: ``FLOPs = N_out·(2d + 1) + 2S``, ``MACs = N_out·(d + 1)``,
+    ``DMAs = 2L + 4S + B + (B + N_θ + N_out)`` (the lines written and read, each scaling reading and writing its
+    line, the base grid written, the product's operands read and its result written)."""
+    theta, out = call.input, call.output
+    dims = out.shape[-1]
+    sizes = out.shape[1:-1]
+    align = bool(argument(call, "align_corners", 2, False))
+    lines = sum(size if size > 1 else 1 for size in sizes)
+    scaled = 0 if align else sum(size for size in sizes if size > 1)
+    base = out.numel // max(dims, 1) * (dims + 1)
+    return Cost(
+        flops=out.numel * (2 * dims + 1) + 2 * scaled,
+        macs=out.numel * (dims + 1),
+        dmas=2 * lines + 4 * scaled + base + base + theta.numel + out.numel,
+    )
 
 
 @TABLE.register(
