@@ -9,6 +9,7 @@ where the reference's dot products read each input element once per output colum
 
 from __future__ import annotations
 
+import math
 import operator
 
 import torch
@@ -20,6 +21,7 @@ from torch import nn
 from tests.ops.helpers import assert_same, crawled_cost, function_cost, method_cost, module_cost, randn, torch_flops
 from tests.reference import linear as reference
 from tests.reference.counting import Counted
+from torchscan import crawl_module
 from torchscan.records import Cost
 
 
@@ -173,3 +175,28 @@ def test_outer_style_products() -> None:
     assert function_cost(torch.addr, m, u, v, beta=0) == Cost(flops=12, dmas=31)
     a, b = torch.randn(5, 3), torch.randn(5, 3)
     assert function_cost(torch.cross, a, b, dim=1) == function_cost(torch.linalg.cross, a, b) == Cost(45, 0, 45)
+
+
+@given(
+    batch=st.lists(st.integers(1, 3), min_size=1, max_size=2),
+    features=st.integers(1, 8),
+    out=st.integers(1, 8),
+    bias=st.booleans(),
+    dtype=st.sampled_from([torch.qint8, torch.float16]),
+)
+def test_dynamic_quantized_linear_counts_the_float_product_and_the_quantization(
+    batch: list[int], features: int, out: int, bias: bool, dtype: torch.dtype
+) -> None:
+    """torch.ao's dynamically quantized ``Linear`` is traced (its kernel has no fake one: the analysis ran a real
+    forward and reported the layer unknown) and counted as the float layer (``N_out·k`` MACs, the bias) plus, with an
+    int8 weight, the input's quantization (7 FLOPs an element) and the sums' dequantization (3 each)."""
+    layer = torch.ao.nn.quantized.dynamic.Linear(features, out, bias_=bias, dtype=dtype)
+    report = crawl_module(layer, (*batch[1:], features), batch_size=batch[0])
+    n_in, n_out = math.prod(batch) * features, math.prod(batch) * out
+    quantized = dtype == torch.qint8
+    assert report.context.capture == "torch.fx" and report.totals.complete
+    assert not [d for d in report.diagnostics if d.code == "real-forward"]
+    assert report.totals.macs == n_out * features
+    assert report.totals.flops == n_out * (2 * features - 1 + bias) + quantized * (7 * n_in + 3 * n_out)
+    assert report.totals.dmas == n_in + features * out + bias * out + n_out
+    assert report.context.output_shapes == (tuple(layer(torch.randn(*batch, features)).shape),)

@@ -127,3 +127,33 @@ def test_collect_params_by_hand() -> None:
     assert held["b"].tied == (("a.weight", 84),) and held["c"].tied == (("a.weight", 84),)
     assert (held["frozen"].trainable, held["half"].param_bytes) == (0, 40)
     assert (held["b"].buffer_bytes, held["norm"].buffer_bytes, held["norm"].param_bytes) == (8, 80, 80)
+
+
+def test_packed_weights_are_parameters_that_get_no_gradient() -> None:
+    """torch.ao's quantized layers pack their weight and bias (neither parameter nor buffer): a dynamically quantized
+    MLP reported 0 parameters and 0 bytes. Unpacked, they count as torch's layers hold them (an int8 weight, a float32
+    bias), none trainable, and a called layer's packed weights are read (no ``unused-params`` diagnostic)."""
+    float_mlp = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))
+    quantized = torch.ao.quantization.quantize_dynamic(float_mlp, {nn.Linear}, dtype=torch.qint8)
+    report = crawl_module(quantized, (16,))
+    weights, biases = 16 * 32 + 32 * 4, 32 + 4
+    assert report.totals.params == report.totals.non_trainable_params == weights + biases
+    assert report.totals.trainable_params == 0
+    assert report.totals.param_bytes == weights * 1 + biases * 4
+    assert report.row("0").params == 16 * 32 + 32
+    assert not [d for d in report.diagnostics if d.code == "unused-params"]
+    unused = crawl_module(_Unused(quantized), (16,))  # a packed layer nothing calls: unused
+    (note,) = [d for d in unused.diagnostics if d.code == "unused-params"]
+    assert note.message.startswith(f"{4 * 4 + 4} parameters") and note.nodes == ("spare",)
+
+
+class _Unused(nn.Module):
+    """A quantized MLP called, and one of its layers held but never called."""
+
+    def __init__(self, mlp: nn.Module) -> None:
+        super().__init__()
+        self.mlp = mlp
+        self.spare = torch.ao.nn.quantized.dynamic.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x)

@@ -27,6 +27,10 @@ __all__ = ["ArgumentBinder", "CallSite", "call_site", "display_type", "make_call
 _CONFIG_TYPES = (int, float, bool, str, type(None), tuple, list)
 _CONFIG_EXACT = frozenset(_CONFIG_TYPES)
 
+_PACKED_LAYERS: frozenset[type] = frozenset({torch.ao.nn.quantized.dynamic.Linear})
+"""Layers with a formula whose weight and bias are packed (neither parameter nor buffer: torch.ao's dynamically
+quantized ``Linear``), read through the layers' own ``weight()`` and ``bias()`` (:func:`module_config`)."""
+
 
 def module_path_of(node: fx.Node) -> str:
     """The path of the module a node belongs to: the called module, or the innermost caller."""
@@ -292,6 +296,11 @@ def module_config(module: nn.Module, specs: SpecTable | None = None) -> dict[str
         for name, tensor in (*dict.items(parameters), *dict.items(buffers)):  # named_*(recurse=False), raw
             if tensor is not None and id(tensor) not in seen:
                 seen.add(id(tensor))
+                config[name] = tensor_spec(tensor, specs)
+    if type(module) in _PACKED_LAYERS:  # the int8 (or float16) weight and float bias it packs
+        for name in ("weight", "bias"):
+            tensor = getattr(module, name)()
+            if isinstance(tensor, torch.Tensor):
                 config[name] = tensor_spec(tensor, specs)
     for name in reparametrized_names(module):  # the weight a formula reads, as the module computes it
         with analysis_mode():  # from the copy's tensors, no arithmetic

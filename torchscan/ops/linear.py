@@ -48,6 +48,30 @@ def linear(call: OpCall) -> Cost:
 TABLE.declare(nn.Linear, F.linear, saves=Saves.WEIGHTED)
 
 
+@TABLE.register(torch.ao.nn.quantized.dynamic.Linear)
+def dynamic_linear(call: OpCall) -> Cost:
+    """torch.ao's dynamically quantized Linear (``k`` in features; a packed weight and a float bias): the float
+    layer's product and bias, ``N_out·(2k − 1 + [bias])`` FLOPs and ``N_out·k`` MACs (int8 products summed in
+    int32, or float16 weights read as float32). With an int8 weight the input is quantized at each call, as ATen's
+    reference formulas state it: its range found (a min and a max: 2 comparisons an element), then ``q = clamp(round(x
+    / s) + z)`` (5 an element); each int32 sum dequantized, ``(acc − z·Σw)·s_x·s_w`` (3): ``+ 7·N_in + 3·N_out``
+    FLOPs. ``DMAs = N_in + P + N_out`` (``P``: the weight's and bias's elements)."""
+    weight = call.spec("weight")
+    if weight is None or weight.ndim != 2:
+        raise ValueError("a quantized linear without its weight")
+    k, n_out, n_in = weight.shape[1], call.output.numel, call.input.numel
+    bias = call.spec("bias")
+    flops = n_out * (2 * k - 1 + (bias is not None))
+    if weight.dtype in _QUANTIZED_INTS:
+        flops += 7 * n_in + 3 * n_out
+    params = weight.numel + (bias.numel if bias is not None else 0)
+    return Cost(flops=flops, macs=n_out * k, dmas=n_in + params + n_out)
+
+
+_QUANTIZED_INTS = frozenset({torch.qint8, torch.quint8, torch.qint32, torch.int8, torch.uint8})
+"""Integer weight dtypes of quantized layers (the input quantized at each call)."""
+
+
 @TABLE.register(
     torch.matmul,
     torch.mm,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+import torch
 from torch import nn
+from torch.utils._pytree import tree_leaves
 
 from torchscan.records.frozen import frozen_record
 
@@ -60,14 +62,24 @@ def collect_params(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | 
     seen: set[int] = set()
     owners: dict[int, str] = {}
     by_module: dict[str, ModuleParams] = {}
+    layouts: dict[type, tuple[str, ...]] = {}  # packed attributes by class (the first instance's: set in __init__)
     total = trainable_total = param_bytes_total = buffer_bytes_total = 0
     for path, module in model.named_modules() if modules is None else modules:
-        if not module._parameters and not module._buffers:  # most modules: one frozen record for all
+        kind = type(module)
+        packed_names = layouts.get(kind)
+        if packed_names is None:
+            packed_names = layouts[kind] = _packed_names(module)
+        if not module._parameters and not module._buffers and not packed_names:  # most modules: one record for all
             by_module[path] = _NONE
             continue
         params = trainable = shared = param_bytes = buffer_bytes = 0
         entries: list[ParamEntry] = []
         tied: list[tuple[str, int]] = []
+        for name, tensor in _packed(module, packed_names, seen):
+            entry = ParamEntry(name, tuple(tensor.shape), tensor.numel(), False, tensor.numel() * tensor.element_size())
+            entries.append(entry)
+            params += entry.numel
+            param_bytes += entry.nbytes
         for name, tensor in module._parameters.items():  # named_parameters(recurse=False), no generator
             if tensor is None:
                 continue
@@ -100,6 +112,32 @@ def collect_params(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | 
     return ParamSummary(by_module, total, trainable_total, param_bytes_total, buffer_bytes_total)
 
 
+def _packed_names(module: nn.Module) -> tuple[str, ...]:
+    """The attributes of ``module`` holding packed weights: a torch script object with an ``unpack`` method
+    (``torch.ao``'s quantized linear, convolution and embedding layers keep their int8 weight and float bias so,
+    as neither parameter nor buffer)."""
+    return tuple(
+        name
+        for name, value in vars(module).items()
+        if isinstance(value, torch.ScriptObject) and value._has_method("unpack")
+    )
+
+
+def _packed(module: nn.Module, names: tuple[str, ...], seen: set[int]) -> list[tuple[str, torch.Tensor]]:
+    """The tensors the packed weights of ``module`` at ``names`` hold, unpacked (each object once, by identity):
+    ``name.weight`` and ``name.bias`` (torch's layers unpack to ``(weight, bias)``; an embedding to its weight),
+    counted as parameters that get no gradient (no optimizer sees them)."""
+    found: list[tuple[str, torch.Tensor]] = []
+    for name in names:
+        value = vars(module).get(name)
+        if not isinstance(value, torch.ScriptObject) or id(value) in seen:
+            continue
+        seen.add(id(value))
+        tensors = [leaf for leaf in tree_leaves(value.unpack()) if isinstance(leaf, torch.Tensor)]
+        found.extend((f"{name}.{part}", tensor) for part, tensor in zip(("weight", "bias"), tensors, strict=False))
+    return found
+
+
 def parameter_readers(
     model: nn.Module,
     calls: Iterable[str],
@@ -112,11 +150,19 @@ def parameter_readers(
     ``model.named_modules()`` when the caller has it."""
     owners: dict[int, str] = {}
     by_path: dict[str, nn.Module] = {}
+    layouts: dict[type, tuple[str, ...]] = {}
+    packing: list[str] = []  # the modules holding packed weights (:func:`_packed_names`), read where called
     for path, module in model.named_modules() if modules is None else modules:
         by_path.setdefault(path, module)
         for tensor in module._parameters.values():  # parameters(recurse=False), duplicates skipped below
             if tensor is not None:
                 owners.setdefault(id(tensor), path)
+        kind = type(module)
+        packed_names = layouts.get(kind)
+        if packed_names is None:
+            packed_names = layouts[kind] = _packed_names(module)
+        if packed_names:
+            packing.append(path)
 
     def submodule(path: str) -> nn.Module:
         found = by_path.get(path)
@@ -130,6 +176,7 @@ def parameter_readers(
             continue
         tensors = module._parameters.values() if not module._modules else module.parameters()  # a leaf: no walk
         found.update(owners[id(tensor)] for tensor in tensors if tensor is not None and id(tensor) in owners)
+        found.update(owner for owner in packing if not path or owner == path or owner.startswith(f"{path}."))
     for path in reads:
         owner_path, _, name = path.rpartition(".")
         try:

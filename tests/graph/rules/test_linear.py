@@ -210,3 +210,29 @@ def test_grouped_mm_with_a_bias_or_another_output_dtype_is_left_to_torch() -> No
         rule = RULES.rule_for(torch._grouped_mm)
         assert answer(rule, torch._grouped_mm, (a, b), {"offs": offs, "bias": torch.empty(2, 8)}) is None
         assert answer(rule, torch._grouped_mm, (a, b), {"offs": offs, "out_dtype": torch.float32}) is None
+
+
+@given(
+    batch=st.lists(st.integers(0, 3), min_size=1, max_size=3),
+    features=st.integers(1, 6),
+    out=st.integers(1, 6),
+    bias=st.booleans(),
+    dtype=st.sampled_from([torch.qint8, torch.float16]),
+)
+def test_dynamic_quantized_linear_gives_the_real_layer_s_shape(
+    batch: list[int], features: int, out: int, bias: bool, dtype: torch.dtype
+) -> None:
+    """torch.ao's dynamically quantized ``Linear`` has no fake kernel: its rule answers the real layer's shape and
+    dtype (an int8 or float16 packed weight, float32 in and out); it declines another input dtype or width, and a
+    1-D input (the layer refuses one)."""
+    layer = torch.ao.nn.quantized.dynamic.Linear(features, out, bias_=bias, dtype=dtype)
+    x = torch.randn(*batch, features)
+    expected = layer(x)
+    rule = RULES.rule_for(type(layer))
+    with FakeTensorMode() as mode:
+        fake = mode.from_tensor(x)
+        got = answer(rule, layer, (fake,), {})
+        assert answer(rule, layer, (fake.double(),), {}) is None
+        assert answer(rule, layer, (torch.empty(*batch, features + 1),), {}) is None
+        assert answer(rule, layer, (torch.empty(features),), {}) is None
+    assert got is not None and (tuple(got.shape), got.dtype) == (tuple(expected.shape), expected.dtype)

@@ -136,11 +136,21 @@ def _plain_calls() -> list[tuple[Any, tuple[Any, ...], dict[str, Any]]]:
     return calls
 
 
-_NOT_DISPATCHABLE = frozenset({torch.istft, torch.Tensor.istft, create_block_mask, torch.Tensor.register_hook})
+_NOT_DISPATCHABLE = frozenset(
+    {
+        torch.istft,
+        torch.Tensor.istft,
+        create_block_mask,
+        torch.Tensor.register_hook,
+        torch.ao.nn.quantized.dynamic.Linear,
+    }
+)
 """Rules of ops whose fake kernel cannot run (``istft`` checks its window by value): checked against the real op in
 ``tests/graph/rules/test_spectral.py``; ``create_block_mask``, whose result is an object (a ``BlockMask``, no
 tensor to compare): checked against the function in ``tests/graph/rules/test_attention.py``; ``register_hook``,
-answered where torch refuses a tensor no grad reaches (a rule's result): ``tests/graph/rules/test_shape.py``."""
+answered where torch refuses a tensor no grad reaches (a rule's result): ``tests/graph/rules/test_shape.py``;
+torch.ao's dynamically quantized ``Linear`` (no fake kernel): against the real layer in
+``tests/graph/rules/test_linear.py``."""
 
 
 def test_every_rule_answers_its_plain_calls(fake: FakeTensorMode) -> None:

@@ -40,6 +40,19 @@ def _linear(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any])
     return fresh((*x.shape[:-1], weight.shape[0]), x)
 
 
+@TABLE.register(torch.ao.nn.quantized.dynamic.Linear)
+def _dynamic_linear(module: nn.Module, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
+    """torch.ao's dynamically quantized ``Linear`` (a packed int8 or float16 weight; float32 in and out):
+    ``(*, in_features) -> (*, out_features)``, a new contiguous float32 tensor (its kernels have no fake one); its
+    kernels refuse an input of fewer than two dims."""
+    x = args[0] if len(args) == 1 and not kwargs else None
+    if x is None or not strided_fake(x) or x.dim() < 2 or x.dtype != torch.float32 or x.device.type != "cpu":
+        return None
+    if x.shape[-1] != module.in_features:
+        return None
+    return fresh((*x.shape[:-1], module.out_features), x)
+
+
 @TABLE.register(F.linear)
 def _linear_function(function: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Answer:
     """``F.linear(x, weight, bias=None)``: ``(*, in) -> (*, out)``, a new contiguous tensor whatever the
