@@ -463,7 +463,7 @@ def _readers(subject: _Subject, chain: Captured) -> frozenset[str] | None:
         return None
     calls = [str(node.target) for node in captured.graph.nodes if node.op == "call_module"]
     reads = [str(node.target) for node in captured.graph.nodes if node.op == "get_attr"]
-    return parameter_readers(subject.model, calls, reads, subject.modules)
+    return parameter_readers(subject.model, calls, reads, subject.modules, subject.params.packing)
 
 
 def _report(

@@ -54,6 +54,8 @@ class ParamSummary:
     trainable: int
     param_bytes: int
     buffer_bytes: int
+    packing: tuple[str, ...] = ()
+    """Paths of the modules holding packed weights (:func:`_packed_names`), for :func:`parameter_readers`."""
 
 
 def collect_params(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | None = None) -> ParamSummary:
@@ -63,6 +65,7 @@ def collect_params(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | 
     owners: dict[int, str] = {}
     by_module: dict[str, ModuleParams] = {}
     layouts: dict[type, tuple[str, ...]] = {}  # packed attributes by class (the first instance's: set in __init__)
+    packing: list[str] = []
     total = trainable_total = param_bytes_total = buffer_bytes_total = 0
     for path, module in model.named_modules() if modules is None else modules:
         kind = type(module)
@@ -75,6 +78,8 @@ def collect_params(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | 
         params = trainable = shared = param_bytes = buffer_bytes = 0
         entries: list[ParamEntry] = []
         tied: list[tuple[str, int]] = []
+        if packed_names:
+            packing.append(path)
         for name, tensor in _packed(module, packed_names, seen):
             entry = ParamEntry(name, tuple(tensor.shape), tensor.numel(), False, tensor.numel() * tensor.element_size())
             entries.append(entry)
@@ -109,7 +114,7 @@ def collect_params(model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | 
         trainable_total += trainable
         param_bytes_total += param_bytes
         buffer_bytes_total += buffer_bytes
-    return ParamSummary(by_module, total, trainable_total, param_bytes_total, buffer_bytes_total)
+    return ParamSummary(by_module, total, trainable_total, param_bytes_total, buffer_bytes_total, tuple(packing))
 
 
 def _packed_names(module: nn.Module) -> tuple[str, ...]:
@@ -143,26 +148,20 @@ def parameter_readers(
     calls: Iterable[str],
     reads: Iterable[str],
     modules: Sequence[tuple[str, nn.Module]] | None = None,
+    packing: Sequence[str] = (),
 ) -> frozenset[str]:
     """Paths of the modules (first owners, as :func:`collect_params` counts them) whose parameters the
     forward reads: every parameter of each called module (``calls``: module paths, sub-modules
     included) and each parameter read as an attribute (``reads``: parameter paths); ``modules``:
-    ``model.named_modules()`` when the caller has it."""
+    ``model.named_modules()`` when the caller has it; ``packing``: :attr:`ParamSummary.packing` (the modules
+    holding packed weights, read where they or a module above them is called)."""
     owners: dict[int, str] = {}
     by_path: dict[str, nn.Module] = {}
-    layouts: dict[type, tuple[str, ...]] = {}
-    packing: list[str] = []  # the modules holding packed weights (:func:`_packed_names`), read where called
     for path, module in model.named_modules() if modules is None else modules:
         by_path.setdefault(path, module)
         for tensor in module._parameters.values():  # parameters(recurse=False), duplicates skipped below
             if tensor is not None:
                 owners.setdefault(id(tensor), path)
-        kind = type(module)
-        packed_names = layouts.get(kind)
-        if packed_names is None:
-            packed_names = layouts[kind] = _packed_names(module)
-        if packed_names:
-            packing.append(path)
 
     def submodule(path: str) -> nn.Module:
         found = by_path.get(path)
@@ -176,7 +175,8 @@ def parameter_readers(
             continue
         tensors = module._parameters.values() if not module._modules else module.parameters()  # a leaf: no walk
         found.update(owners[id(tensor)] for tensor in tensors if tensor is not None and id(tensor) in owners)
-        found.update(owner for owner in packing if not path or owner == path or owner.startswith(f"{path}."))
+        if packing:  # packed weights (quantized layers): read where their holder or a module above it is called
+            found.update(owner for owner in packing if not path or owner == path or owner.startswith(f"{path}."))
     for path in reads:
         owner_path, _, name = path.rpartition(".")
         try:
