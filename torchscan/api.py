@@ -23,6 +23,7 @@ from torchscan import collector
 from torchscan.errors import CaptureError, InputError, ShapeError, TorchscanError
 from torchscan.graph import autocast
 from torchscan.graph.build import build_graph
+from torchscan.graph.calls import module_path_of
 from torchscan.graph.capture import (
     DEFAULT_REAL_FORWARD_LIMIT,
     Captured,
@@ -463,7 +464,9 @@ def _readers(subject: _Subject, chain: Captured) -> frozenset[str] | None:
         return None
     calls = [str(node.target) for node in captured.graph.nodes if node.op == "call_module"]
     reads = [str(node.target) for node in captured.graph.nodes if node.op == "get_attr"]
-    return parameter_readers(subject.model, calls, reads, subject.modules, subject.params.packing)
+    packing = subject.params.packing
+    ran = {module_path_of(node) for node in captured.graph.nodes} if packing else set()  # where ops ran: recordings
+    return parameter_readers(subject.model, calls, reads, subject.modules, packing, ran)
 
 
 def _report(

@@ -157,3 +157,36 @@ class _Unused(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp(x)
+
+
+class _Static(nn.Module):
+    """A statically quantized CNN's float model (torch.ao's eager quantization: stubs around a conv and a linear)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quant = torch.ao.quantization.QuantStub()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(8 * 6 * 6, 10)
+        self.dequant = torch.ao.quantization.DeQuantStub()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dequant(self.fc(self.relu(self.conv(self.quant(x))).flatten(1)))
+
+
+def test_a_statically_quantized_model_gets_a_report_with_its_packed_weights() -> None:
+    """Quantized activations have no fake tensor: the analysis falls back to a real forward (as before), whose memory
+    recording then raised FakeTensor's ``quantized nyi in meta tensors`` from deep inside torch (no report). Now a
+    call no fake can stand for takes its family's rule; the packed weights (the conv's on the layer itself, the
+    linear's in a child) are its parameters, read where the layers' ops ran."""
+    model = _Static().eval()
+    model.qconfig = torch.ao.quantization.get_default_qconfig("x86")
+    prepared = torch.ao.quantization.prepare(model)
+    prepared(torch.randn(4, 3, 8, 8))
+    quantized = torch.ao.quantization.convert(prepared)
+    report = crawl_module(quantized, (3, 8, 8))
+    assert {"capture-fallback", "real-forward"} <= {d.code for d in report.diagnostics}
+    assert not [d for d in report.diagnostics if d.code == "unused-params"]
+    packed = [quantized.conv.weight(), quantized.conv.bias(), quantized.fc.weight(), quantized.fc.bias()]
+    assert report.totals.params == report.totals.non_trainable_params == sum(tensor.numel() for tensor in packed)
+    assert report.memory.activation_peak_bytes > 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -149,12 +149,14 @@ def parameter_readers(
     reads: Iterable[str],
     modules: Sequence[tuple[str, nn.Module]] | None = None,
     packing: Sequence[str] = (),
+    ran: Collection[str] = (),
 ) -> frozenset[str]:
     """Paths of the modules (first owners, as :func:`collect_params` counts them) whose parameters the
     forward reads: every parameter of each called module (``calls``: module paths, sub-modules
     included) and each parameter read as an attribute (``reads``: parameter paths); ``modules``:
     ``model.named_modules()`` when the caller has it; ``packing``: :attr:`ParamSummary.packing` (the modules
-    holding packed weights, read where they or a module above them is called)."""
+    holding packed weights, read where they or a module above them is called, or where ops of theirs or of their
+    parent's ran: ``ran``, the module paths of the graph's nodes, for a recorded forward whose layers are ops)."""
     owners: dict[int, str] = {}
     by_path: dict[str, nn.Module] = {}
     for path, module in model.named_modules() if modules is None else modules:
@@ -177,6 +179,7 @@ def parameter_readers(
         found.update(owners[id(tensor)] for tensor in tensors if tensor is not None and id(tensor) in owners)
         if packing:  # packed weights (quantized layers): read where their holder or a module above it is called
             found.update(owner for owner in packing if not path or owner == path or owner.startswith(f"{path}."))
+    found.update(owner for owner in packing if owner in ran or owner.rpartition(".")[0] in ran)
     for path in reads:
         owner_path, _, name = path.rpartition(".")
         try:

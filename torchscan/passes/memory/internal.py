@@ -1125,7 +1125,10 @@ def record_calls(
             except Exception:
                 continue
             if isinstance(fake_mode, FakeTensorMode):  # a real forward's values: the fakes the mode reads, made
-                args, kwargs = _read_by(fake_mode, (args, kwargs))  # before the call, not as its allocations
+                try:  # before the call, not as its allocations
+                    args, kwargs = _read_by(fake_mode, (args, kwargs))
+                except Exception:  # a tensor no fake can stand for (a quantized one): the family's rule answers
+                    continue
             if peeked is None:  # a kept pre-hook rewrites the arguments: the signature of the ones it gives
                 key, sources, wants = _call_key(node, args, kwargs, module, values, modules, grads, peek=False)
                 waiting = later.waiting(node, sources, wants)
@@ -1139,7 +1142,10 @@ def record_calls(
             train = NO_GRAD not in node.meta  # with grad disabled, the call's training is its inference
             params = [*module.parameters(), *module.buffers()] if module is not None else []
             if isinstance(fake_mode, FakeTensorMode):  # a real copy's tensors (real-forward): as the mode reads them
-                params = [_as_read(tensor, fake_mode) for tensor in params]
+                try:
+                    params = [_as_read(tensor, fake_mode) for tensor in params]
+                except Exception:  # as for the arguments
+                    continue
                 if module is not None:
                     function = _on_fakes(function, module, fake_mode)
             known = cache.get((key, frozenset())) if waiting else None  # recorded before, with nothing waiting
